@@ -1,0 +1,117 @@
+//! # strata-catalog
+//!
+//! Strata's metadata database. It owns
+//!
+//! - the data model of migration jobs ([`model`]): a job per (source, destination) pair,
+//!   its plan of files, each file's progress, and the chunks whose copy has been verified;
+//! - the [`Catalog`] trait, the one interface the mover and the CLI use, written so that a
+//!   PostgreSQL engine can implement it for multi-node runs;
+//! - the embedded SQLite engine, [`SqliteCatalog`]: its file location
+//!   ([`default_catalog_path`]), its numbered schema migrations (`migrations/`, embedded in
+//!   the binary), and its durability settings;
+//! - errors that name the database file and say what to do ([`CatalogError`]).
+//!
+//! It does not own what the rows mean for a migration (the mover decides when a chunk is
+//! verified or a plan replaced), nor the manifests stored beside the data, from which a
+//! lost catalog can be rebuilt.
+
+pub mod error;
+mod location;
+pub mod model;
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use error::CatalogError;
+pub use location::{default_catalog_path, CATALOG_ENV};
+pub use model::{
+    FileRecord, FileState, FileUpdate, JobId, JobSpec, JobState, JobSummary, PlannedFile,
+    UnknownState, VerifiedChunk,
+};
+pub use sqlite::SqliteCatalog;
+
+/// The catalog's operations, implemented once per database engine.
+///
+/// Contract every engine keeps (and the shared behaviour suite in `tests/` checks):
+///
+/// - **Atomicity**: each call is one transaction; a call that returns an error has changed
+///   nothing.
+/// - **Durability**: a call that returned `Ok` is durable to the extent of the engine's sync
+///   setting (see [`SqliteCatalog`] for SQLite's). The mover tolerates losing the last
+///   commits after a power loss, since it redoes unrecorded chunks, but never a corrupted
+///   catalog.
+/// - **Idempotence**: [`Catalog::record_verified_chunks`] is an upsert; recording the same
+///   chunk again (in the same call or a later one) leaves one row with the last value.
+/// - **Identity**: a job is identified by its (source, destination) pair, unique in the
+///   catalog; ids are never reused.
+/// - **Missing jobs**: every call that takes a [`JobId`] of a job that does not exist fails
+///   with [`CatalogError::JobNotFound`], except [`Catalog::job`], which returns `None`.
+/// - **Progress time**: every write to a job or its files and chunks sets the job's
+///   `updated_at`, so a stalled job can be told from a running one.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// The job migrating `source` to `destination`, if there is one.
+    async fn find_job(
+        &self,
+        source: &str,
+        destination: &str,
+    ) -> Result<Option<JobSummary>, CatalogError>;
+
+    /// Creates a job in state [`JobState::Planned`] with an empty plan. Fails with
+    /// [`CatalogError::JobExists`] if the (source, destination) pair already has one, and
+    /// with [`CatalogError::InvalidInput`] if the chunk size is 0 or above `i64::MAX` or
+    /// the options are not JSON.
+    async fn create_job(&self, spec: &JobSpec) -> Result<JobId, CatalogError>;
+
+    /// The job with this id, if there is one.
+    async fn job(&self, id: JobId) -> Result<Option<JobSummary>, CatalogError>;
+
+    /// The options JSON the job was created with.
+    async fn job_options(&self, id: JobId) -> Result<String, CatalogError>;
+
+    /// Replaces the job's plan with `files`, dropping the old files and their verified
+    /// chunks, in one transaction. Indexes must be exactly `0..files.len()` (any order) and
+    /// sizes at most `i64::MAX`, else [`CatalogError::InvalidInput`]. Built for millions of
+    /// files. Does not change the job's state.
+    async fn replace_plan(&self, id: JobId, files: &[PlannedFile]) -> Result<(), CatalogError>;
+
+    /// The job's plan with each file's progress, ordered by index.
+    async fn load_files(&self, id: JobId) -> Result<Vec<FileRecord>, CatalogError>;
+
+    /// Applies `updates` in order, in one transaction (a later update of the same index
+    /// wins). Fails with [`CatalogError::UnknownFile`], changing nothing, if an index is
+    /// not in the plan.
+    async fn update_files(&self, id: JobId, updates: &[FileUpdate]) -> Result<(), CatalogError>;
+
+    /// Records chunks as verified, in one transaction; idempotent (an upsert: the last
+    /// value given for a (file, chunk) wins). Fails with [`CatalogError::UnknownFile`],
+    /// changing nothing, if a file index is not in the plan.
+    async fn record_verified_chunks(
+        &self,
+        id: JobId,
+        chunks: &[VerifiedChunk],
+    ) -> Result<(), CatalogError>;
+
+    /// Every verified chunk of the job, ordered by (file index, chunk index).
+    async fn verified_chunks(&self, id: JobId) -> Result<Vec<VerifiedChunk>, CatalogError>;
+
+    /// Forgets the verified chunks of one file, when its staged copy is discarded.
+    /// Forgetting a file without chunks does nothing.
+    async fn forget_chunks(&self, id: JobId, file_index: u32) -> Result<(), CatalogError>;
+
+    /// Sets the job's state, last error and root hash to exactly these values (`None`
+    /// clears).
+    async fn set_job_state(
+        &self,
+        id: JobId,
+        state: JobState,
+        last_error: Option<&str>,
+        root_hash: Option<&str>,
+    ) -> Result<(), CatalogError>;
+
+    /// Every job, newest first.
+    async fn list_jobs(&self) -> Result<Vec<JobSummary>, CatalogError>;
+
+    /// Deletes the job with its plan and chunks.
+    async fn delete_job(&self, id: JobId) -> Result<(), CatalogError>;
+}

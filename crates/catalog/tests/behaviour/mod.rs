@@ -1,0 +1,498 @@
+//! The catalog behaviour suite: the [`Catalog`] contract, checked through `&dyn Catalog`
+//! only, so that every engine (SQLite now, PostgreSQL later) runs the same tests. Each
+//! check expects a fresh, empty catalog.
+//!
+//! An engine's test file includes this module and expands [`behaviour_suite!`] with an
+//! async expression that opens a fresh catalog.
+
+use strata_catalog::{
+    Catalog, CatalogError, FileState, FileUpdate, JobSpec, JobState, PlannedFile, VerifiedChunk,
+};
+
+/// One `#[tokio::test]` per check, each on a fresh catalog from `$open` (an async block
+/// returning `(guard, catalog)`; the guard, e.g. a temporary directory, lives as long as
+/// the test).
+#[macro_export]
+macro_rules! behaviour_suite {
+    ($open:expr) => {
+        $crate::behaviour_suite!(@tests $open;
+            create_and_find, uniqueness_and_input_checks, plan_replace, file_updates,
+            chunk_upserts_are_idempotent, listing_order_and_progress, state_round_trip,
+            missing_jobs_are_reported, delete_job_removes_everything, large_plan);
+    };
+    (@tests $open:expr; $($check:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let (_guard, catalog) = $open.await;
+                behaviour::$check(&catalog).await;
+            }
+        )*
+    };
+}
+
+pub fn spec(source: &str, destination: &str) -> JobSpec {
+    JobSpec {
+        source: source.into(),
+        destination: destination.into(),
+        chunk_size: 4,
+        options_json: r#"{"verify":true}"#.into(),
+    }
+}
+
+pub fn file(index: u32, size: u64) -> PlannedFile {
+    PlannedFile {
+        index,
+        path: format!("dir/file-{index}.dat"),
+        size,
+        mtime_ns: Some(1_700_000_000_000_000_000 + i64::from(index)),
+        mode: Some(0o644),
+    }
+}
+
+pub fn chunk(file_index: u32, chunk_index: u64, fill: u8) -> VerifiedChunk {
+    VerifiedChunk {
+        file_index,
+        chunk_index,
+        chaining_value: [fill; 32],
+    }
+}
+
+pub fn update(index: u32, state: FileState, fill: Option<u8>, error: Option<&str>) -> FileUpdate {
+    FileUpdate {
+        index,
+        state,
+        hash: fill.map(|fill| [fill; 32]),
+        error: error.map(str::to_owned),
+    }
+}
+
+pub async fn create_and_find(catalog: &dyn Catalog) {
+    let id = catalog
+        .create_job(&spec("file:///a", "s3://b/c"))
+        .await
+        .unwrap();
+    let found = catalog
+        .find_job("file:///a", "s3://b/c")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, id);
+    assert_eq!(found.source, "file:///a");
+    assert_eq!(found.destination, "s3://b/c");
+    assert_eq!(found.state, JobState::Planned);
+    assert_eq!(found.chunk_size, 4);
+    assert_eq!(
+        (found.files_total, found.files_done, found.files_failed),
+        (0, 0, 0)
+    );
+    assert_eq!((found.bytes_total, found.bytes_done), (0, 0));
+    assert!(found.created_at > 1_600_000_000);
+    assert!(found.updated_at >= found.created_at);
+    assert_eq!(
+        (found.root_hash.as_deref(), found.last_error.as_deref()),
+        (None, None)
+    );
+    assert_eq!(catalog.job(id).await.unwrap(), Some(found));
+    assert_eq!(catalog.job_options(id).await.unwrap(), r#"{"verify":true}"#);
+
+    assert_eq!(
+        catalog.find_job("s3://b/c", "file:///a").await.unwrap(),
+        None
+    );
+    assert_eq!(catalog.find_job("file:///a", "s3://b").await.unwrap(), None);
+    assert_eq!(catalog.job(id + 1000).await.unwrap(), None);
+}
+
+pub async fn uniqueness_and_input_checks(catalog: &dyn Catalog) {
+    let first = catalog.create_job(&spec("src", "dst")).await.unwrap();
+    match catalog.create_job(&spec("src", "dst")).await {
+        Err(CatalogError::JobExists {
+            id,
+            source_uri,
+            destination_uri,
+        }) => {
+            assert_eq!(
+                (id, source_uri.as_str(), destination_uri.as_str()),
+                (first, "src", "dst")
+            );
+        }
+        other => panic!("expected JobExists, got {other:?}"),
+    }
+    let second = catalog.create_job(&spec("src", "dst2")).await.unwrap();
+    assert_ne!(first, second);
+
+    let mut zero_chunks = spec("x", "y");
+    zero_chunks.chunk_size = 0;
+    let huge_chunks = JobSpec {
+        chunk_size: u64::MAX,
+        ..spec("x", "y")
+    };
+    let not_json = JobSpec {
+        options_json: "verify=true".into(),
+        ..spec("x", "y")
+    };
+    for bad in [zero_chunks, huge_chunks, not_json] {
+        let err = catalog.create_job(&bad).await.unwrap_err();
+        assert!(matches!(err, CatalogError::InvalidInput(_)), "{err:?}");
+    }
+    assert_eq!(catalog.find_job("x", "y").await.unwrap(), None);
+
+    // Ids are never reused, even after a delete.
+    catalog.delete_job(second).await.unwrap();
+    let third = catalog.create_job(&spec("src", "dst2")).await.unwrap();
+    assert!(third > second, "{third} reuses a deleted id {second}");
+}
+
+pub async fn plan_replace(catalog: &dyn Catalog) {
+    let id = catalog.create_job(&spec("a", "b")).await.unwrap();
+    // Any order in, index order out.
+    catalog
+        .replace_plan(id, &[file(2, 30), file(0, 10), file(1, 20)])
+        .await
+        .unwrap();
+    let files = catalog.load_files(id).await.unwrap();
+    assert_eq!(
+        files.iter().map(|f| f.planned.clone()).collect::<Vec<_>>(),
+        vec![file(0, 10), file(1, 20), file(2, 30)]
+    );
+    assert!(files
+        .iter()
+        .all(|f| f.state == FileState::Pending && f.hash.is_none() && f.error.is_none()));
+    let optional_unset = PlannedFile {
+        mtime_ns: None,
+        mode: None,
+        ..file(0, 0)
+    };
+
+    catalog
+        .update_files(id, &[update(0, FileState::Done, Some(1), None)])
+        .await
+        .unwrap();
+    catalog
+        .record_verified_chunks(id, &[chunk(1, 0, 7), chunk(2, 3, 7)])
+        .await
+        .unwrap();
+
+    // A replacement drops the old files and every chunk verified against them.
+    catalog
+        .replace_plan(id, &[file(1, 5), optional_unset.clone()])
+        .await
+        .unwrap();
+    let files = catalog.load_files(id).await.unwrap();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0].planned, optional_unset);
+    assert_eq!(files[1].planned, file(1, 5));
+    assert!(files
+        .iter()
+        .all(|f| f.state == FileState::Pending && f.hash.is_none()));
+    assert!(catalog.verified_chunks(id).await.unwrap().is_empty());
+
+    // Plans that are not exactly 0..n, or that cannot be stored, change nothing.
+    let bad_plans = [
+        vec![file(0, 1), file(2, 1)],
+        vec![file(0, 1), file(0, 2)],
+        vec![file(1, 1)],
+        vec![file(0, u64::MAX)],
+    ];
+    for bad in &bad_plans {
+        let err = catalog.replace_plan(id, bad).await.unwrap_err();
+        assert!(matches!(err, CatalogError::InvalidInput(_)), "{err:?}");
+    }
+    assert_eq!(catalog.load_files(id).await.unwrap(), files);
+
+    catalog.replace_plan(id, &[]).await.unwrap();
+    assert!(catalog.load_files(id).await.unwrap().is_empty());
+}
+
+pub async fn file_updates(catalog: &dyn Catalog) {
+    let id = catalog.create_job(&spec("a", "b")).await.unwrap();
+    catalog
+        .replace_plan(id, &[file(0, 1), file(1, 1), file(2, 1), file(3, 1)])
+        .await
+        .unwrap();
+    catalog
+        .update_files(
+            id,
+            &[
+                update(0, FileState::Done, Some(0xaa), None),
+                update(1, FileState::Failed, None, Some("permission denied")),
+                update(2, FileState::Done, Some(1), None),
+                // A later update of the same file wins.
+                update(2, FileState::Skipped, Some(2), None),
+            ],
+        )
+        .await
+        .unwrap();
+    let files = catalog.load_files(id).await.unwrap();
+    let got: Vec<_> = files
+        .iter()
+        .map(|f| (f.state, f.hash, f.error.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (FileState::Done, Some([0xaa; 32]), None),
+            (FileState::Failed, None, Some("permission denied")),
+            (FileState::Skipped, Some([2; 32]), None),
+            (FileState::Pending, None, None),
+        ]
+    );
+
+    // Back to pending clears hash and error.
+    catalog
+        .update_files(id, &[update(1, FileState::Pending, None, None)])
+        .await
+        .unwrap();
+    let files = catalog.load_files(id).await.unwrap();
+    assert_eq!(
+        (files[1].state, files[1].error.as_deref()),
+        (FileState::Pending, None)
+    );
+
+    // An unknown index fails the whole batch.
+    let err = catalog
+        .update_files(
+            id,
+            &[
+                update(3, FileState::Done, Some(3), None),
+                update(4, FileState::Done, None, None),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CatalogError::UnknownFile { id: e, index: 4 } if e == id),
+        "{err:?}"
+    );
+    assert_eq!(
+        catalog.load_files(id).await.unwrap()[3].state,
+        FileState::Pending
+    );
+
+    catalog.update_files(id, &[]).await.unwrap();
+}
+
+pub async fn chunk_upserts_are_idempotent(catalog: &dyn Catalog) {
+    let id = catalog.create_job(&spec("a", "b")).await.unwrap();
+    catalog
+        .replace_plan(id, &[file(0, 100), file(1, 100)])
+        .await
+        .unwrap();
+    let batch = [
+        chunk(1, 2, 12),
+        chunk(0, 1, 1),
+        chunk(0, 0, 0),
+        chunk(1, 0, 10),
+    ];
+    catalog.record_verified_chunks(id, &batch).await.unwrap();
+    catalog.record_verified_chunks(id, &batch).await.unwrap();
+    let expected = vec![
+        chunk(0, 0, 0),
+        chunk(0, 1, 1),
+        chunk(1, 0, 10),
+        chunk(1, 2, 12),
+    ];
+    assert_eq!(catalog.verified_chunks(id).await.unwrap(), expected);
+
+    // A new value replaces the old one, and within one call the last value wins.
+    catalog
+        .record_verified_chunks(id, &[chunk(0, 1, 50), chunk(0, 1, 51), chunk(0, 2, 2)])
+        .await
+        .unwrap();
+    let expected = vec![
+        chunk(0, 0, 0),
+        chunk(0, 1, 51),
+        chunk(0, 2, 2),
+        chunk(1, 0, 10),
+        chunk(1, 2, 12),
+    ];
+    assert_eq!(catalog.verified_chunks(id).await.unwrap(), expected);
+
+    // A chunk of a file outside the plan fails the whole batch.
+    let err = catalog
+        .record_verified_chunks(id, &[chunk(0, 9, 9), chunk(7, 0, 7)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CatalogError::UnknownFile { index: 7, .. }),
+        "{err:?}"
+    );
+    assert_eq!(catalog.verified_chunks(id).await.unwrap(), expected);
+
+    // Forgetting one file's chunks leaves the others'.
+    catalog.forget_chunks(id, 0).await.unwrap();
+    catalog.forget_chunks(id, 0).await.unwrap();
+    assert_eq!(
+        catalog.verified_chunks(id).await.unwrap(),
+        vec![chunk(1, 0, 10), chunk(1, 2, 12)]
+    );
+    catalog.record_verified_chunks(id, &[]).await.unwrap();
+
+    // Chunks belong to their job only.
+    let other = catalog.create_job(&spec("a", "c")).await.unwrap();
+    catalog.replace_plan(other, &[file(0, 4)]).await.unwrap();
+    catalog
+        .record_verified_chunks(other, &[chunk(0, 0, 99)])
+        .await
+        .unwrap();
+    assert_eq!(catalog.verified_chunks(id).await.unwrap().len(), 2);
+    assert_eq!(
+        catalog.verified_chunks(other).await.unwrap(),
+        vec![chunk(0, 0, 99)]
+    );
+}
+
+pub async fn listing_order_and_progress(catalog: &dyn Catalog) {
+    let first = catalog.create_job(&spec("one", "x")).await.unwrap();
+    let second = catalog.create_job(&spec("two", "x")).await.unwrap();
+    let third = catalog.create_job(&spec("three", "x")).await.unwrap();
+    let ids: Vec<_> = catalog
+        .list_jobs()
+        .await
+        .unwrap()
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(ids, vec![third, second, first]);
+
+    // Chunk size 4. Sizes: done 10, skipped 5, failed 7, pending 10 with chunks 0 and 2
+    // verified (4 bytes, and the 2-byte tail), pending 3 with nothing verified.
+    catalog
+        .replace_plan(
+            second,
+            &[file(0, 10), file(1, 5), file(2, 7), file(3, 10), file(4, 3)],
+        )
+        .await
+        .unwrap();
+    catalog
+        .update_files(
+            second,
+            &[
+                update(0, FileState::Done, Some(0), None),
+                update(1, FileState::Skipped, Some(1), None),
+                update(2, FileState::Failed, None, Some("gone")),
+            ],
+        )
+        .await
+        .unwrap();
+    catalog
+        .record_verified_chunks(
+            second,
+            &[
+                chunk(3, 0, 0),
+                chunk(3, 2, 2),
+                chunk(2, 0, 0),
+                chunk(0, 1, 0),
+            ],
+        )
+        .await
+        .unwrap();
+    let job = catalog.job(second).await.unwrap().unwrap();
+    assert_eq!(
+        (job.files_total, job.files_done, job.files_failed),
+        (5, 2, 1)
+    );
+    assert_eq!(job.bytes_total, 35);
+    assert_eq!(job.bytes_done, 10 + 5 + 4 + 2);
+    let listed = catalog.list_jobs().await.unwrap();
+    assert_eq!(listed[1], job);
+    assert_eq!(listed[0].files_total, 0);
+}
+
+pub async fn state_round_trip(catalog: &dyn Catalog) {
+    let id = catalog.create_job(&spec("a", "b")).await.unwrap();
+    for state in JobState::ALL {
+        catalog.set_job_state(id, state, None, None).await.unwrap();
+        assert_eq!(catalog.job(id).await.unwrap().unwrap().state, state);
+    }
+    catalog
+        .set_job_state(id, JobState::Failed, Some("destination full"), None)
+        .await
+        .unwrap();
+    let job = catalog.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.last_error.as_deref()),
+        (JobState::Failed, Some("destination full"))
+    );
+    catalog
+        .set_job_state(id, JobState::Done, None, Some("af1349b9f5f9a1a6"))
+        .await
+        .unwrap();
+    let job = catalog.job(id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Done);
+    assert_eq!(job.last_error, None, "None clears the last error");
+    assert_eq!(job.root_hash.as_deref(), Some("af1349b9f5f9a1a6"));
+}
+
+pub async fn missing_jobs_are_reported(catalog: &dyn Catalog) {
+    let missing = 4242;
+    let not_found = |result: Result<(), CatalogError>| {
+        assert!(
+            matches!(result, Err(CatalogError::JobNotFound { id, .. }) if id == missing),
+            "{result:?}"
+        );
+    };
+    assert_eq!(catalog.job(missing).await.unwrap(), None);
+    not_found(catalog.job_options(missing).await.map(drop));
+    not_found(catalog.replace_plan(missing, &[file(0, 1)]).await);
+    not_found(catalog.load_files(missing).await.map(drop));
+    not_found(catalog.update_files(missing, &[]).await);
+    not_found(catalog.record_verified_chunks(missing, &[]).await);
+    not_found(catalog.verified_chunks(missing).await.map(drop));
+    not_found(catalog.forget_chunks(missing, 0).await);
+    not_found(
+        catalog
+            .set_job_state(missing, JobState::Done, None, None)
+            .await,
+    );
+    not_found(catalog.delete_job(missing).await);
+    let message = catalog.delete_job(missing).await.unwrap_err().to_string();
+    assert!(message.contains("no job 4242"), "{message}");
+}
+
+pub async fn delete_job_removes_everything(catalog: &dyn Catalog) {
+    let keep = catalog.create_job(&spec("keep", "x")).await.unwrap();
+    let gone = catalog.create_job(&spec("gone", "x")).await.unwrap();
+    for id in [keep, gone] {
+        catalog
+            .replace_plan(id, &[file(0, 8), file(1, 8)])
+            .await
+            .unwrap();
+        catalog
+            .record_verified_chunks(id, &[chunk(0, 0, 1), chunk(1, 1, 1)])
+            .await
+            .unwrap();
+    }
+    catalog.delete_job(gone).await.unwrap();
+    assert_eq!(catalog.find_job("gone", "x").await.unwrap(), None);
+    assert!(matches!(
+        catalog.load_files(gone).await,
+        Err(CatalogError::JobNotFound { .. })
+    ));
+    assert_eq!(catalog.load_files(keep).await.unwrap().len(), 2);
+    assert_eq!(catalog.verified_chunks(keep).await.unwrap().len(), 2);
+    assert_eq!(catalog.list_jobs().await.unwrap().len(), 1);
+    // The pair is free again.
+    catalog.create_job(&spec("gone", "x")).await.unwrap();
+}
+
+pub async fn large_plan(catalog: &dyn Catalog) {
+    const FILES: u32 = 100_000;
+    let id = catalog.create_job(&spec("big", "x")).await.unwrap();
+    let plan: Vec<_> = (0..FILES).map(|i| file(i, u64::from(i % 1000))).collect();
+    catalog.replace_plan(id, &plan).await.unwrap();
+    let files = catalog.load_files(id).await.unwrap();
+    assert_eq!(files.len(), plan.len());
+    assert_eq!(files[77_777].planned, plan[77_777]);
+    let job = catalog.job(id).await.unwrap().unwrap();
+    assert_eq!(job.files_total, u64::from(FILES));
+    assert_eq!(job.bytes_total, plan.iter().map(|f| f.size).sum::<u64>());
+
+    let updates: Vec<_> = (0..FILES / 2)
+        .map(|i| update(i, FileState::Done, Some(1), None))
+        .collect();
+    catalog.update_files(id, &updates).await.unwrap();
+    let job = catalog.job(id).await.unwrap().unwrap();
+    assert_eq!(job.files_done, u64::from(FILES / 2));
+}

@@ -1,0 +1,126 @@
+//! `strata migrate SRC DST`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use strata_mover::{migrate, MigrateOptions, MigrationReport, Progress};
+
+use super::Context;
+use crate::output;
+use crate::units::parse_size;
+
+/// Arguments of `strata migrate`.
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// Source: a directory, file:///path, s3://bucket/prefix or memory://.
+    pub source: String,
+    /// Destination: a directory, file:///path, s3://bucket/prefix or memory://.
+    pub destination: String,
+    /// Print the plan (files, bytes, chunks) and move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Chunk tasks in flight at once.
+    #[arg(long, short = 'j', default_value_t = 8)]
+    pub jobs: usize,
+    /// Chunk size: a power of two of at least 1K (binary units: 4M is 4 MiB).
+    #[arg(long, default_value = "4M", value_parser = parse_size)]
+    pub chunk_size: u64,
+    /// Replace destination files whose content differs from the source.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Skip reading staged chunks back before publishing (hashes are still computed).
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// Run the command.
+pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let source = context.store(&args.source).await?;
+    let destination = context.store(&args.destination).await?;
+    let catalog = context.catalog().await?;
+    let options = MigrateOptions {
+        chunk_size: args.chunk_size,
+        jobs: args.jobs,
+        dry_run: args.dry_run,
+        overwrite: args.overwrite,
+        verify: !args.no_verify,
+    };
+    let progress = Arc::new(Progress::default());
+    let show_bar = !context.json && !args.dry_run && std::io::stderr().is_terminal();
+    let bar = show_bar.then(|| spawn_bar(progress.clone()));
+    let result = migrate(catalog, &source, &destination, &options, progress.clone()).await;
+    if let Some((bar, task)) = bar {
+        task.abort();
+        bar.finish_and_clear();
+    }
+    let report = result?;
+    if !context.json {
+        for line in progress.take_messages() {
+            eprintln!("{line}");
+        }
+    }
+    print_report(context.json, &report);
+    Ok(if report.is_complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn spawn_bar(progress: Arc<Progress>) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let handle = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            loop {
+                bar.set_length(Progress::get(&progress.bytes_total));
+                bar.set_position(Progress::get(&progress.bytes_done));
+                bar.set_message(format!(
+                    "files {}/{}",
+                    Progress::get(&progress.files_done),
+                    Progress::get(&progress.files_total)
+                ));
+                for line in progress.take_messages() {
+                    bar.println(line);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    (bar, handle)
+}
+
+fn print_report(json: bool, report: &MigrationReport) {
+    if json {
+        output::print_json(report);
+        return;
+    }
+    for entry in &report.skipped_entries {
+        eprintln!("warning: skipped {}: {}", entry.path, entry.error);
+    }
+    for entry in &report.unreadable_entries {
+        eprintln!("error: cannot read {}: {}", entry.path, entry.error);
+    }
+    if report.dry_run {
+        println!(
+            "plan for job {}: {} files, {} ({} bytes), {} chunks; nothing moved (dry run)",
+            report.job,
+            report.files,
+            crate::units::human_bytes(report.bytes),
+            report.bytes,
+            report.chunks
+        );
+        return;
+    }
+    println!("{}", output::migration_summary(report));
+}

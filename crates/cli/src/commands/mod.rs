@@ -1,0 +1,62 @@
+//! One module per subcommand, and what they share: the catalog, the stores, S3 settings.
+
+pub mod migrate;
+pub mod status;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use strata_catalog::{default_catalog_path, Catalog, SqliteCatalog};
+use strata_store::{S3Options, Store, StoreUri};
+
+/// What every command gets from the global flags.
+pub struct Context {
+    /// `--catalog` or `$STRATA_CATALOG`.
+    pub catalog_path: Option<PathBuf>,
+    /// `--json`.
+    pub json: bool,
+    /// S3 settings from flags and the environment.
+    pub s3: S3Options,
+}
+
+impl Context {
+    /// Open the catalog (creating it on first use).
+    pub async fn catalog(&self) -> anyhow::Result<Arc<dyn Catalog>> {
+        let path = match &self.catalog_path {
+            Some(path) => path.clone(),
+            None => default_catalog_path()?,
+        };
+        let catalog = SqliteCatalog::open(&path).await?;
+        Ok(Arc::new(catalog))
+    }
+
+    /// Parse and open a store URI or path.
+    pub async fn store(&self, text: &str) -> anyhow::Result<Store> {
+        let uri = StoreUri::parse(text)?;
+        let store = Store::open(&uri, &self.s3)
+            .await
+            .with_context(|| format!("cannot open {text}"))?;
+        Ok(store)
+    }
+}
+
+/// S3 options: flags override the environment.
+pub fn s3_options(
+    endpoint: &Option<String>,
+    region: &Option<String>,
+    path_style: Option<bool>,
+) -> S3Options {
+    let mut options = S3Options::from_env();
+    if endpoint.is_some() {
+        options.endpoint = endpoint.clone();
+    }
+    if region.is_some() {
+        options.region = region.clone();
+    }
+    if path_style.is_some() {
+        options.path_style = path_style;
+    }
+    options
+}

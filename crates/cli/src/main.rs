@@ -1,0 +1,114 @@
+//! # strata (the command-line tool)
+//!
+//! Parses the command line (clap), opens the catalog and the stores, runs the command from
+//! the crates below, and presents the result: a progress bar on a terminal, text or
+//! `--json` at the end, and an exit status scripts can rely on:
+//!
+//! - `0`: everything was done and verified;
+//! - `1`: the command ran but something is not right (files failed, damage found);
+//! - `2`: the command could not run (bad input, unreachable store, catalog problem).
+
+mod commands;
+mod output;
+mod units;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Strata keeps data in the right place and moves it there safely.
+#[derive(Parser, Debug)]
+#[command(name = "strata", version, about, long_about = None)]
+struct Cli {
+    /// Catalog database (default: $STRATA_CATALOG, else ~/.local/share/strata/catalog.db).
+    #[arg(long, global = true, env = "STRATA_CATALOG")]
+    catalog: Option<PathBuf>,
+    /// Print a machine-readable JSON result instead of text and progress bars.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(flatten)]
+    s3: S3Args,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// S3 connection settings; credentials come only from the standard AWS environment
+/// variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+#[derive(Args, Debug, Clone)]
+struct S3Args {
+    /// S3 endpoint URL (default: $AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, global = true)]
+    s3_endpoint: Option<String>,
+    /// S3 region (default: $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, global = true)]
+    s3_region: Option<String>,
+    /// Use path-style S3 addressing (the default when an endpoint is given).
+    #[arg(long, global = true)]
+    s3_path_style: Option<bool>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Copy a dataset from SRC to DST, verify every byte, write a manifest; resumable.
+    Migrate(commands::migrate::MigrateArgs),
+    /// Re-read a migrated dataset and check every file against its manifest.
+    Verify(commands::verify::VerifyArgs),
+    /// List migration jobs and their progress from the catalog.
+    Status(commands::status::StatusArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let context = commands::Context {
+        catalog_path: cli.catalog.clone(),
+        json: cli.json,
+        s3: commands::s3_options(&cli.s3.s3_endpoint, &cli.s3.s3_region, cli.s3.s3_path_style),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Migrate(args) => commands::migrate::run(&context, args).await,
+            Command::Verify(args) => commands::verify::run(&context, args).await,
+            Command::Status(args) => commands::status::run(&context, args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            if cli.json {
+                println!("{}", serde_json::json!({ "error": format!("{error:#}") }));
+            } else {
+                eprintln!("error: {error:#}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,strata=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

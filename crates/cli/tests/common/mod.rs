@@ -1,0 +1,145 @@
+//! Helpers shared by the end-to-end tests: they run the real `strata` binary.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use rand::{Rng, RngCore, SeedableRng};
+
+/// A scratch area with its own catalog, so tests never share state.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn catalog(&self) -> PathBuf {
+        self.path("catalog.db")
+    }
+
+    /// `strata` with this sandbox's catalog and no S3 environment leaking in.
+    pub fn strata(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.env("STRATA_CATALOG", self.catalog())
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("STRATA_LOG");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.strata().args(args).output().expect("run strata")
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            stdout(out),
+            stderr(out)
+        )
+    })
+}
+
+/// Write `len` pseudo-random bytes.
+pub fn random_file(path: &Path, len: usize, seed: u64) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut data = vec![0u8; len];
+    rng.fill_bytes(&mut data);
+    fs::write(path, data).unwrap();
+}
+
+/// A tree with nested folders, an empty file, sizes around the 64 KiB chunk boundary,
+/// multi-chunk files and many small files.
+pub fn sample_tree(root: &Path) -> Vec<(String, usize)> {
+    let mut files = vec![
+        ("empty".to_string(), 0usize),
+        ("one-byte".into(), 1),
+        ("a/b/c/deep.bin".into(), 5000),
+        ("edge/below".into(), 65535),
+        ("edge/exact".into(), 65536),
+        ("edge/above".into(), 65537),
+        ("big/three-chunks-and-a-bit".into(), 3 * 65536 + 17),
+        ("big/many".into(), 1_000_000),
+        ("name with spaces.txt".into(), 300),
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for i in 0..40 {
+        files.push((format!("small/f{i:03}"), rng.random_range(1..9000)));
+    }
+    for (i, (path, len)) in files.iter().enumerate() {
+        random_file(&root.join(path), *len, i as u64);
+    }
+    files
+}
+
+/// Assert every file of `files` is byte-identical under both roots.
+pub fn assert_same_files(src: &Path, dst: &Path, files: &[(String, usize)]) {
+    for (path, _) in files {
+        let a = fs::read(src.join(path)).unwrap();
+        let b = fs::read(dst.join(path))
+            .unwrap_or_else(|e| panic!("{path} missing at destination: {e}"));
+        assert!(a == b, "{path} differs");
+    }
+}
+
+/// What the reference `b3sum` prints for a file.
+pub fn b3sum(path: &Path) -> String {
+    let out = Command::new("b3sum")
+        .arg("--no-names")
+        .arg(path)
+        .output()
+        .expect("b3sum is required by the tests: run scripts/install-test-deps.sh");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// All regular files under `root`, relative, sorted, excluding `.strata`.
+pub fn list_files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if rel == ".strata" {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    if root.exists() {
+        walk(root, root, &mut out);
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,111 @@
+//! Whole-chunk entry points: probe, select and encode in one call, and the per-chunk
+//! report that `strata inspect` prints.
+
+use std::time::{Duration, Instant};
+
+use super::format::{sniff_format, Format, FormatInfo, SNIFF_LEN};
+use super::probe::probe;
+use super::select::{select, Choice, Objective};
+use crate::compress::{encode_frame, read_header, Codec, Filter, FRAME_HEADER_LEN};
+
+/// A chunk encoded as a frame, with the decision behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedChunk {
+    /// The frame (see [`crate::compress::frame`]).
+    pub frame: Vec<u8>,
+    /// The selector's decision.
+    pub choice: Choice,
+    /// Byte entropy of the probe's sample.
+    pub entropy: f64,
+}
+
+/// Probe, select and encode one chunk that starts at `offset` in a file of `format`.
+pub fn encode_chunk(
+    chunk: &[u8],
+    offset: u64,
+    format: &FormatInfo,
+    objective: &Objective,
+) -> EncodedChunk {
+    let p = probe(chunk, offset, format, objective);
+    let choice = select(&p, objective);
+    let frame = encode_frame(chunk, choice.codec, choice.filter);
+    EncodedChunk {
+        frame,
+        choice,
+        entropy: p.entropy,
+    }
+}
+
+/// What happened to one chunk: the facts `strata inspect` prints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkReport {
+    /// Offset of the chunk in the file.
+    pub offset: u64,
+    /// Raw length.
+    pub len: u64,
+    /// Format of the file.
+    pub format: Format,
+    /// Byte entropy of the sample, bits/byte.
+    pub entropy: f64,
+    /// Codec the selector chose.
+    pub codec: Codec,
+    /// Filter the selector chose.
+    pub filter: Filter,
+    /// Codec actually stored in the frame (none when compressing did not shrink it).
+    pub stored_codec: Codec,
+    /// Predicted ratio.
+    pub predicted_ratio: f64,
+    /// Actual ratio: raw length / frame length (header included).
+    pub actual_ratio: f64,
+    /// Frame length in bytes.
+    pub frame_len: u64,
+    /// Time to probe, select and encode.
+    pub elapsed: Duration,
+    /// Why this codec and filter.
+    pub reason: String,
+}
+
+/// Cut `data` (a whole file) into `chunk_size` chunks, encode each as the mover would,
+/// and report on each. `path_hint` helps format detection (Zarr chunks, `.nc` files).
+/// A `chunk_size` of 0 is taken as one chunk for the whole file.
+pub fn analyze_file_chunks(
+    data: &[u8],
+    path_hint: Option<&str>,
+    chunk_size: usize,
+    objective: &Objective,
+) -> Vec<ChunkReport> {
+    let format = sniff_format(&data[..data.len().min(SNIFF_LEN.max(4 << 20))], path_hint);
+    let size = if chunk_size == 0 {
+        data.len().max(1)
+    } else {
+        chunk_size
+    };
+    let mut reports = Vec::new();
+    let mut offset = 0usize;
+    loop {
+        let chunk = &data[offset..(offset + size).min(data.len())];
+        let start = Instant::now();
+        let enc = encode_chunk(chunk, offset as u64, &format, objective);
+        let elapsed = start.elapsed();
+        let stored = read_header(&enc.frame).map_or(Codec::None, |h| h.codec);
+        reports.push(ChunkReport {
+            offset: offset as u64,
+            len: chunk.len() as u64,
+            format: format.format,
+            entropy: enc.entropy,
+            codec: enc.choice.codec,
+            filter: enc.choice.filter,
+            stored_codec: stored,
+            predicted_ratio: enc.choice.predicted_ratio,
+            actual_ratio: chunk.len() as f64 / enc.frame.len().max(FRAME_HEADER_LEN) as f64,
+            frame_len: enc.frame.len() as u64,
+            elapsed,
+            reason: enc.choice.reason,
+        });
+        offset += chunk.len();
+        if offset >= data.len() {
+            break;
+        }
+    }
+    reports
+}

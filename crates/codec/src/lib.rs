@@ -1,0 +1,24 @@
+//! # strata-codec
+//!
+//! The pure, synchronous heart of Strata: everything that turns bytes into other bytes or
+//! into facts about bytes, with no I/O and no async. It owns
+//!
+//! - [`hash`]: BLAKE3 chunk hashing at an offset and the merge of chunk chaining values
+//!   into the standard file hash (the value `b3sum` prints), so that a file's hash can be
+//!   computed chunk by chunk, in any order, on any worker;
+//! - [`manifest`]: the versioned dataset manifest written beside migrated data, with its
+//!   root hash over the whole dataset.
+//!
+//! Everything here is deterministic and cheap to test exhaustively; the crates above
+//! (store, mover, cli) bring the I/O.
+
+pub mod analyze;
+pub mod compress;
+pub mod hash;
+pub mod manifest;
+
+pub use hash::{ChunkLayout, ChunkValue, FileHashError, Hash32};
+pub use manifest::{
+    DatasetManifest, ManifestError, ManifestFile, B3SUMS_PATH, MANIFEST_FORMAT, MANIFEST_PATH,
+    MANIFEST_VERSION,
+};

@@ -1,0 +1,57 @@
+//! Errors of the mover, written for the operator: what went wrong, where, what to do.
+
+use strata_catalog::CatalogError;
+use strata_codec::ManifestError;
+use strata_store::StoreError;
+
+/// Why a migration or a verification could not run (per-file failures are reported in the
+/// [`crate::MigrationReport`] instead, and the rest of the job goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum MoverError {
+    /// A store call failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The destination lies inside the source tree.
+    #[error("destination {destination} is inside source {source_root}: the copy would copy itself; choose a destination outside the source tree")]
+    DestinationInsideSource {
+        /// Source root.
+        source_root: String,
+        /// Destination root.
+        destination: String,
+    },
+    /// A bug: an internal task failed.
+    #[error("internal error: {0}; please report it, then re-run the same command to resume")]
+    Internal(String),
+    /// Invalid options.
+    #[error("{0}")]
+    InvalidOptions(String),
+    /// The destination has no readable manifest.
+    #[error("no Strata manifest at {location}: {reason}")]
+    Manifest {
+        /// Where the manifest was looked for.
+        location: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The job stopped on an error that affects every file (full disk, lost endpoint, ...).
+    #[error("job {job} stopped: {source}; progress is saved, re-run the same command to resume")]
+    Stopped {
+        /// Job id.
+        job: i64,
+        /// The error that stopped it.
+        source: StoreError,
+    },
+}
+
+impl MoverError {
+    /// Wrap a manifest parse error with the location it was read from.
+    pub fn manifest(location: impl Into<String>, error: ManifestError) -> Self {
+        MoverError::Manifest {
+            location: location.into(),
+            reason: error.to_string(),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! # strata-mover
+//!
+//! Jobs that move data: plan first, then execute, then prove. It owns
+//!
+//! - [`plan`]: listing the source, refusing unsafe source/destination pairs, turning the
+//!   listing into a durable plan of files and chunk tasks in the catalog, and deciding
+//!   what a re-run of the same job can keep;
+//! - [`migrate`]: executing a plan with bounded concurrency (chunk-parallel for large
+//!   files, file-parallel for small ones), hashing as bytes stream, verifying the staged
+//!   copy, publishing each file only once verified, and writing the dataset manifest last;
+//! - [`verify`]: re-reading a destination and checking every file and chunk against its
+//!   manifest;
+//! - [`progress`]: counters the CLI renders as a progress bar, and the final report.
+//!
+//! A job is identified by its (source, destination) pair. Every verified chunk and every
+//! finished file is recorded in the catalog, so a job killed at any moment is finished by
+//! running the same command again, redoing only what was not yet verified.
+
+pub mod error;
+pub mod migrate;
+pub mod plan;
+pub mod progress;
+mod recorder;
+mod retry;
+pub mod verify;
+
+pub use error::MoverError;
+pub use migrate::{migrate, MigrateOptions};
+pub use plan::{Plan, PlanSummary};
+pub use progress::{MigrationReport, Progress};
+pub use verify::{verify_dataset, VerifyReport};

@@ -1,0 +1,698 @@
+//! Executing a migration plan.
+//!
+//! Work is a stream of chunk tasks in plan order, run at most `jobs` at a time: a large
+//! file's chunks run side by side (chunk-parallel), small files are one chunk each and so
+//! run side by side too (file-parallel). Memory stays bounded by `jobs` chunk buffers
+//! whatever the dataset size, because tasks are produced lazily as slots free up.
+//!
+//! Each chunk is read from the source, hashed as it passes, written into the file's staged
+//! copy at the destination, read back and hashed again (unless `verify` is off), and only
+//! then recorded as verified. When a file's last chunk is verified its hash is merged from
+//! the chunk values and the staged copy is published under its final name. The dataset
+//! manifest is written last, once every file is in place.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use strata_catalog::{Catalog, FileRecord, FileState, FileUpdate, JobState, VerifiedChunk};
+use strata_codec::hash::{to_hex, ChunkValue};
+use strata_codec::{ChunkLayout, DatasetManifest, ManifestFile, B3SUMS_PATH, MANIFEST_PATH};
+use strata_store::{Store, StoreError, Upload};
+use tokio::sync::mpsc;
+
+use crate::plan::{layout, make_plan, Plan};
+use crate::progress::{FileFailure, MigrationReport, Progress};
+use crate::recorder::{Record, Recorder};
+use crate::retry::with_backoff;
+use crate::verify::hash_stored_file;
+use crate::MoverError;
+
+/// Rewrites of a chunk whose staged copy does not verify, before the file is failed.
+const WRITE_ATTEMPTS: u32 = 3;
+
+/// How a migration runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MigrateOptions {
+    /// Chunk size in bytes (a power of two, at least 1 KiB).
+    pub chunk_size: u64,
+    /// Chunk tasks in flight at once.
+    pub jobs: usize,
+    /// Plan and report, move nothing.
+    pub dry_run: bool,
+    /// Replace destination files that differ from the source.
+    pub overwrite: bool,
+    /// Read every staged chunk back and check its hash before publishing.
+    pub verify: bool,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        Self {
+            chunk_size: 4 << 20,
+            jobs: 8,
+            dry_run: false,
+            overwrite: false,
+            verify: true,
+        }
+    }
+}
+
+/// Plan (or reload) the job for `source` → `destination`, then run it to the end.
+///
+/// Per-file failures are in the report; an `Err` means the job could not run or was stopped
+/// by an error that affects every file (its progress is saved for a re-run).
+pub async fn migrate(
+    catalog: Arc<dyn Catalog>,
+    source: &Store,
+    destination: &Store,
+    options: &MigrateOptions,
+    progress: Arc<Progress>,
+) -> Result<MigrationReport, MoverError> {
+    if options.jobs == 0 {
+        return Err(MoverError::InvalidOptions(
+            "--jobs must be at least 1".into(),
+        ));
+    }
+    let started = Instant::now();
+    let options_json = serde_json::to_string(options).unwrap_or_default();
+    let plan = make_plan(
+        &*catalog,
+        source,
+        destination,
+        options.chunk_size,
+        &options_json,
+    )
+    .await?;
+    let summary = plan.summary();
+    Progress::add(&progress.files_total, summary.files);
+    Progress::add(&progress.bytes_total, summary.bytes);
+    let mut report = MigrationReport {
+        job: plan.job,
+        source: source.display(),
+        destination: destination.display(),
+        dry_run: options.dry_run,
+        files: summary.files,
+        bytes: summary.bytes,
+        chunks: summary.chunks,
+        files_copied: 0,
+        files_skipped: 0,
+        files_resumed: 0,
+        bytes_sent: 0,
+        chunks_resent: 0,
+        seconds: 0.0,
+        root_hash: None,
+        failed: Vec::new(),
+        skipped_entries: plan.skipped_entries.clone(),
+        unreadable_entries: plan.unreadable_entries.clone(),
+    };
+    if options.dry_run {
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+    destination.ensure_root().await?;
+    destination.check_reachable().await?;
+    catalog
+        .set_job_state(plan.job, JobState::Copying, None, None)
+        .await?;
+
+    let recorder = Recorder::start(catalog.clone(), plan.job);
+    let run = Run {
+        source: source.clone(),
+        destination: destination.clone(),
+        options: options.clone(),
+        progress: progress.clone(),
+        records: recorder.sender(),
+        stop: Arc::new(AtomicBool::new(false)),
+        fatal: Arc::new(Mutex::new(None)),
+        chunks_resent: Arc::new(AtomicU64::new(0)),
+    };
+    let outcomes = execute(&run, &plan).await;
+    drop(run.records.clone());
+    let Run {
+        records,
+        fatal,
+        chunks_resent,
+        ..
+    } = run;
+    drop(records);
+    recorder.finish().await?;
+
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Copied => report.files_copied += 1,
+            Outcome::Skipped => report.files_skipped += 1,
+            Outcome::AlreadyDone => report.files_resumed += 1,
+            Outcome::Failed(failure) => report.failed.push(failure),
+            Outcome::NotAttempted => {}
+        }
+    }
+    report.bytes_sent = Progress::get(&progress.bytes_sent);
+    report.chunks_resent = chunks_resent.load(Ordering::Relaxed);
+
+    let fatal = fatal.lock().ok().and_then(|mut f| f.take());
+    if let Some(error) = fatal {
+        let message = error.to_string();
+        catalog
+            .set_job_state(plan.job, JobState::Failed, Some(&message), None)
+            .await?;
+        return Err(MoverError::Stopped {
+            job: plan.job,
+            source: error,
+        });
+    }
+    if report.failed.is_empty() && report.unreadable_entries.is_empty() {
+        let manifest = build_manifest(&*catalog, plan.job, plan.chunk_size).await?;
+        write_manifest(destination, &manifest).await?;
+        catalog
+            .set_job_state(plan.job, JobState::Done, None, Some(&manifest.root_hash))
+            .await?;
+        report.root_hash = Some(manifest.root_hash);
+    } else {
+        let message = format!(
+            "{} file(s) failed, {} unreadable",
+            report.failed.len(),
+            report.unreadable_entries.len()
+        );
+        catalog
+            .set_job_state(plan.job, JobState::Failed, Some(&message), None)
+            .await?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Shared state of one run.
+#[derive(Clone)]
+struct Run {
+    source: Store,
+    destination: Store,
+    options: MigrateOptions,
+    progress: Arc<Progress>,
+    records: mpsc::Sender<Record>,
+    stop: Arc<AtomicBool>,
+    fatal: Arc<Mutex<Option<StoreError>>>,
+    chunks_resent: Arc<AtomicU64>,
+}
+
+/// What happened to one file.
+enum Outcome {
+    Copied,
+    Skipped,
+    AlreadyDone,
+    Failed(FileFailure),
+    NotAttempted,
+}
+
+/// A file being copied: its staged upload and the values of its chunks so far.
+struct FileCopy {
+    record: FileRecord,
+    layout: ChunkLayout,
+    upload: Mutex<Option<Arc<Upload>>>,
+    values: Mutex<Vec<Option<ChunkValue>>>,
+    remaining: AtomicU64,
+    error: Mutex<Option<String>>,
+}
+
+/// One unit of work in the stream.
+enum Work {
+    /// Copy (or, when `known` is set, re-check) one chunk.
+    Chunk {
+        file: Arc<FileCopy>,
+        index: u64,
+        known: Option<ChunkValue>,
+    },
+    /// The destination already has a file of the same size: compare before touching it.
+    Compare(FileRecord),
+    /// Nothing to do for this file.
+    Done(Outcome),
+}
+
+async fn execute(run: &Run, plan: &Plan) -> Vec<Outcome> {
+    let verified = Arc::new(plan.verified.clone());
+    let files = plan.files.clone();
+    let chunk_size = plan.chunk_size;
+    let producer = {
+        let run = run.clone();
+        stream::iter(files)
+            .then(move |record| {
+                let run = run.clone();
+                let verified = verified.clone();
+                async move { prepare_file(&run, record, chunk_size, &verified).await }
+            })
+            .flat_map(stream::iter)
+    };
+    producer
+        .map(|work| {
+            let run = run.clone();
+            async move {
+                match work {
+                    Work::Chunk { file, index, known } => {
+                        copy_chunk(&run, file, index, known).await
+                    }
+                    Work::Compare(record) => compare_or_replace(&run, record, chunk_size).await,
+                    Work::Done(outcome) => Some(outcome),
+                }
+            }
+        })
+        .buffer_unordered(run.options.jobs)
+        .filter_map(|outcome| async move { outcome })
+        .collect()
+        .await
+}
+
+/// Decide what a file needs and turn it into work items.
+async fn prepare_file(
+    run: &Run,
+    record: FileRecord,
+    chunk_size: u64,
+    verified: &HashMap<u32, HashMap<u64, ChunkValue>>,
+) -> Vec<Work> {
+    if matches!(record.state, FileState::Done | FileState::Skipped) {
+        Progress::add(&run.progress.files_done, 1);
+        Progress::add(&run.progress.bytes_done, record.planned.size);
+        return vec![Work::Done(Outcome::AlreadyDone)];
+    }
+    if run.stop.load(Ordering::Relaxed) {
+        return vec![Work::Done(Outcome::NotAttempted)];
+    }
+    let layout = layout(chunk_size, record.planned.size);
+    let known = verified.get(&record.planned.index);
+    let path = record.planned.path.clone();
+    if known.is_none() {
+        match with_backoff(|| run.destination.stat(&path)).await {
+            Ok(Some(existing)) if existing.size == record.planned.size => {
+                return vec![Work::Compare(record)]
+            }
+            Ok(Some(_)) if !run.options.overwrite => {
+                return vec![fail(run, &record, exists_message(&run.destination, &path))];
+            }
+            Ok(_) => {}
+            Err(error) => return vec![store_failure(run, &record, error)],
+        }
+    }
+    let upload = match run
+        .destination
+        .begin_upload(&path, record.planned.size, known.is_some())
+        .await
+    {
+        Ok(upload) => upload,
+        Err(error) => return vec![store_failure(run, &record, error)],
+    };
+    // Recorded chunks count only if their staged bytes survived; they are re-checked below.
+    let trust_known = upload.resumed() && upload.supports_read_back();
+    let count = layout.chunk_count();
+    let file = Arc::new(FileCopy {
+        record,
+        layout,
+        upload: Mutex::new(Some(Arc::new(upload))),
+        values: Mutex::new(vec![None; count as usize]),
+        remaining: AtomicU64::new(count),
+        error: Mutex::new(None),
+    });
+    (0..count)
+        .map(|index| Work::Chunk {
+            file: file.clone(),
+            index,
+            known: if trust_known {
+                known.and_then(|k| k.get(&index).copied())
+            } else {
+                None
+            },
+        })
+        .collect()
+}
+
+fn exists_message(destination: &Store, path: &str) -> String {
+    format!(
+        "destination {}/{path} already exists with different content; pass --overwrite to replace it",
+        destination.display().trim_end_matches('/')
+    )
+}
+
+fn fail(run: &Run, record: &FileRecord, error: String) -> Work {
+    Work::Done(record_failure(run, record, error))
+}
+
+fn record_failure(run: &Run, record: &FileRecord, error: String) -> Outcome {
+    Progress::add(&run.progress.files_failed, 1);
+    run.progress
+        .message(format!("error: {}: {error}", record.planned.path));
+    let update = FileUpdate {
+        index: record.planned.index,
+        state: FileState::Failed,
+        hash: None,
+        error: Some(error.clone()),
+    };
+    let _ = run.records.try_send(Record::File(update));
+    Outcome::Failed(FileFailure {
+        path: record.planned.path.clone(),
+        error,
+    })
+}
+
+/// A store error for one file: fatal ones stop the whole run (progress kept), others fail
+/// only this file.
+fn store_failure(run: &Run, record: &FileRecord, error: StoreError) -> Work {
+    Work::Done(store_outcome(run, record, error))
+}
+
+fn store_outcome(run: &Run, record: &FileRecord, error: StoreError) -> Outcome {
+    if is_fatal(&error) {
+        if !run.stop.swap(true, Ordering::SeqCst) {
+            if let Ok(mut fatal) = run.fatal.lock() {
+                *fatal = Some(error);
+            }
+        }
+        return Outcome::NotAttempted;
+    }
+    record_failure(run, record, error.to_string())
+}
+
+/// Errors that will hit every file alike: stop instead of failing file after file.
+fn is_fatal(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::NoSpace { .. } | StoreError::Unreachable { .. } | StoreError::Auth { .. }
+    )
+}
+
+async fn read_chunk(store: &Store, path: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    with_backoff(|| store.read_range(path, offset, len)).await
+}
+
+async fn hash_chunk(layout: ChunkLayout, index: u64, data: Bytes) -> ChunkValue {
+    tokio::task::spawn_blocking(move || layout.chunk_value(index, &data))
+        .await
+        .unwrap_or([0; 32])
+}
+
+/// Copy or re-check one chunk; returns the file's outcome when this was its last chunk.
+async fn copy_chunk(
+    run: &Run,
+    file: Arc<FileCopy>,
+    index: u64,
+    known: Option<ChunkValue>,
+) -> Option<Outcome> {
+    let result = if run.stop.load(Ordering::Relaxed) {
+        Err(ChunkError::Stopped)
+    } else if file.error.lock().map(|e| e.is_some()).unwrap_or(true) {
+        Err(ChunkError::FileFailed)
+    } else {
+        transfer_chunk(run, &file, index, known).await
+    };
+    match result {
+        Ok(value) => {
+            if let Ok(mut values) = file.values.lock() {
+                values[index as usize] = Some(value);
+            }
+        }
+        Err(ChunkError::Store(error)) if is_fatal(&error) => {
+            store_outcome(run, &file.record, error);
+        }
+        Err(ChunkError::Store(error)) => set_file_error(&file, error.to_string()),
+        Err(ChunkError::Mismatch) => set_file_error(
+            &file,
+            format!(
+                "chunk {index} did not verify after {WRITE_ATTEMPTS} writes; the destination may be failing, check it and re-run"
+            ),
+        ),
+        Err(ChunkError::Stopped | ChunkError::FileFailed) => {}
+    }
+    if file.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+        return None;
+    }
+    Some(finish_file(run, &file).await)
+}
+
+fn set_file_error(file: &FileCopy, error: String) {
+    if let Ok(mut slot) = file.error.lock() {
+        slot.get_or_insert(error);
+    }
+}
+
+enum ChunkError {
+    Store(StoreError),
+    Mismatch,
+    Stopped,
+    FileFailed,
+}
+
+impl From<StoreError> for ChunkError {
+    fn from(error: StoreError) -> Self {
+        ChunkError::Store(error)
+    }
+}
+
+async fn transfer_chunk(
+    run: &Run,
+    file: &FileCopy,
+    index: u64,
+    known: Option<ChunkValue>,
+) -> Result<ChunkValue, ChunkError> {
+    let upload = file
+        .upload
+        .lock()
+        .ok()
+        .and_then(|u| u.clone())
+        .ok_or(ChunkError::FileFailed)?;
+    let (offset, len) = file.layout.chunk_range(index);
+    if let Some(expected) = known {
+        // Resumed: the staged bytes were verified before the crash; check they survived.
+        let staged = with_backoff(|| upload.read_back(offset, len)).await;
+        if let Ok(staged) = staged {
+            if staged.len() as u64 == len
+                && hash_chunk(file.layout, index, staged).await == expected
+            {
+                Progress::add(&run.progress.bytes_done, len);
+                return Ok(expected);
+            }
+        }
+    }
+    let path = &file.record.planned.path;
+    let data = read_chunk(&run.source, path, offset, len).await?;
+    if data.len() as u64 != len {
+        return Err(StoreError::Backend {
+            path: path.clone(),
+            detail: format!("source returned {} bytes for a {len}-byte chunk; the file changed during the copy, re-run", data.len()),
+            retryable: false,
+        }
+        .into());
+    }
+    let value = hash_chunk(file.layout, index, data.clone()).await;
+    let mut attempt = 1;
+    loop {
+        with_backoff(|| upload.write_at(offset, data.clone())).await?;
+        Progress::add(&run.progress.bytes_sent, len);
+        if !run.options.verify || !upload.supports_read_back() {
+            break;
+        }
+        let staged = with_backoff(|| upload.read_back(offset, len)).await?;
+        if hash_chunk(file.layout, index, staged).await == value {
+            break;
+        }
+        run.chunks_resent.fetch_add(1, Ordering::Relaxed);
+        if attempt >= WRITE_ATTEMPTS {
+            return Err(ChunkError::Mismatch);
+        }
+        attempt += 1;
+    }
+    if !file.layout.is_single_chunk() {
+        let record = VerifiedChunk {
+            file_index: file.record.planned.index,
+            chunk_index: index,
+            chaining_value: value,
+        };
+        let _ = run.records.send(Record::Chunk(record)).await;
+    }
+    Progress::add(&run.progress.bytes_done, len);
+    Ok(value)
+}
+
+/// After the last chunk of a file: merge its hash and publish, or clean up.
+async fn finish_file(run: &Run, file: &FileCopy) -> Outcome {
+    let upload = file.upload.lock().ok().and_then(|mut u| u.take());
+    let upload = upload.and_then(|u| Arc::try_unwrap(u).ok());
+    if run.stop.load(Ordering::Relaxed) {
+        // Keep the staged copy: a re-run resumes from it.
+        return Outcome::NotAttempted;
+    }
+    let error = file.error.lock().ok().and_then(|e| e.clone());
+    if let Some(error) = error {
+        if let Some(upload) = upload {
+            let _ = upload.abort().await;
+        }
+        return record_failure(run, &file.record, error);
+    }
+    let values: Option<Vec<ChunkValue>> = file
+        .values
+        .lock()
+        .ok()
+        .and_then(|v| v.iter().copied().collect());
+    let hash = match values.map(|v| file.layout.merge(&v)) {
+        Some(Ok(hash)) => hash,
+        _ => {
+            return record_failure(
+                run,
+                &file.record,
+                "internal error: missing chunk values; re-run".into(),
+            )
+        }
+    };
+    let Some(upload) = upload else {
+        return record_failure(
+            run,
+            &file.record,
+            "internal error: upload lost; re-run".into(),
+        );
+    };
+    let mtime = file
+        .record
+        .planned
+        .mtime_ns
+        .and_then(|ns| u64::try_from(ns).ok())
+        .map(|ns| UNIX_EPOCH + Duration::from_nanos(ns));
+    if let Err(error) = upload.publish(mtime, file.record.planned.mode).await {
+        return store_outcome(run, &file.record, error);
+    }
+    let update = FileUpdate {
+        index: file.record.planned.index,
+        state: FileState::Done,
+        hash: Some(hash),
+        error: None,
+    };
+    let _ = run.records.send(Record::File(update)).await;
+    Progress::add(&run.progress.files_done, 1);
+    Outcome::Copied
+}
+
+/// The destination holds a file of the same size: leave it if identical, replace it with
+/// `--overwrite`, otherwise refuse.
+async fn compare_or_replace(run: &Run, record: FileRecord, chunk_size: u64) -> Option<Outcome> {
+    let layout = layout(chunk_size, record.planned.size);
+    let path = record.planned.path.clone();
+    let source = match hash_stored_file(&run.source, &path, layout).await {
+        Ok(hashed) => hashed,
+        Err(error) => return Some(store_outcome(run, &record, error)),
+    };
+    let existing = match hash_stored_file(&run.destination, &path, layout).await {
+        Ok(hashed) => hashed,
+        Err(error) => return Some(store_outcome(run, &record, error)),
+    };
+    if source.0 == existing.0 {
+        if !layout.is_single_chunk() {
+            for (index, value) in source.1.iter().enumerate() {
+                let chunk = VerifiedChunk {
+                    file_index: record.planned.index,
+                    chunk_index: index as u64,
+                    chaining_value: *value,
+                };
+                let _ = run.records.send(Record::Chunk(chunk)).await;
+            }
+        }
+        let update = FileUpdate {
+            index: record.planned.index,
+            state: FileState::Skipped,
+            hash: Some(source.0),
+            error: None,
+        };
+        let _ = run.records.send(Record::File(update)).await;
+        Progress::add(&run.progress.files_done, 1);
+        Progress::add(&run.progress.bytes_done, record.planned.size);
+        return Some(Outcome::Skipped);
+    }
+    if !run.options.overwrite {
+        return Some(record_failure(
+            run,
+            &record,
+            exists_message(&run.destination, &path),
+        ));
+    }
+    // Replace: copy this file's chunks one after another inside this task.
+    let upload = match run
+        .destination
+        .begin_upload(&path, record.planned.size, false)
+        .await
+    {
+        Ok(upload) => upload,
+        Err(error) => return Some(store_outcome(run, &record, error)),
+    };
+    let count = layout.chunk_count();
+    let file = Arc::new(FileCopy {
+        record,
+        layout,
+        upload: Mutex::new(Some(Arc::new(upload))),
+        values: Mutex::new(vec![None; count as usize]),
+        remaining: AtomicU64::new(count),
+        error: Mutex::new(None),
+    });
+    let mut outcome = None;
+    for index in 0..count {
+        outcome = copy_chunk(run, file.clone(), index, None).await;
+    }
+    outcome
+}
+
+/// Build the dataset manifest from what the catalog recorded.
+async fn build_manifest(
+    catalog: &dyn Catalog,
+    job: i64,
+    chunk_size: u64,
+) -> Result<DatasetManifest, MoverError> {
+    let files = catalog.load_files(job).await?;
+    let mut chunks: HashMap<u32, Vec<(u64, ChunkValue)>> = HashMap::new();
+    for chunk in catalog.verified_chunks(job).await? {
+        chunks
+            .entry(chunk.file_index)
+            .or_default()
+            .push((chunk.chunk_index, chunk.chaining_value));
+    }
+    let mut entries = Vec::with_capacity(files.len());
+    for file in files {
+        let Some(hash) = file.hash else { continue };
+        let layout = layout(chunk_size, file.planned.size);
+        let mut values = chunks.remove(&file.planned.index).unwrap_or_default();
+        values.sort_by_key(|(i, _)| *i);
+        let complete = !layout.is_single_chunk()
+            && values.len() as u64 == layout.chunk_count()
+            && values
+                .iter()
+                .enumerate()
+                .all(|(i, (ci, _))| *ci == i as u64);
+        let chunk_list = if complete {
+            let list: Vec<ChunkValue> = values.iter().map(|(_, v)| *v).collect();
+            // Only publish chunk values that merge to the file hash.
+            if layout.merge(&list).ok() == Some(hash) {
+                list.iter().map(to_hex).collect()
+            } else {
+                Vec::new()
+            }
+        } else {
+            Vec::new()
+        };
+        entries.push(ManifestFile {
+            path: file.planned.path,
+            size: file.planned.size,
+            blake3: to_hex(&hash),
+            mtime_ns: file.planned.mtime_ns,
+            mode: file.planned.mode,
+            chunks: chunk_list,
+        });
+    }
+    Ok(DatasetManifest::new(chunk_size, entries))
+}
+
+/// Write the manifest and the `b3sum --check` listing at the destination.
+async fn write_manifest(destination: &Store, manifest: &DatasetManifest) -> Result<(), MoverError> {
+    let json = Bytes::from(manifest.to_json());
+    with_backoff(|| destination.write_atomic(MANIFEST_PATH, json.clone())).await?;
+    let sums = Bytes::from(manifest.b3sums_text().into_bytes());
+    with_backoff(|| destination.write_atomic(B3SUMS_PATH, sums.clone())).await?;
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Planning: list the source, check the pair is safe, and record the plan in the catalog.
+//!
+//! A job is keyed by its (source, destination) display URIs. Planning again for a known job
+//! keeps its recorded progress when the source listing is unchanged (same paths, sizes and
+//! modification times); otherwise the old plan is replaced and the job starts over, which
+//! is safe because files already published at the destination are recognised as identical
+//! and skipped.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::Serialize;
+use strata_catalog::{Catalog, FileRecord, JobId, JobSpec, JobState, PlannedFile, VerifiedChunk};
+use strata_codec::hash::ChunkValue;
+use strata_codec::ChunkLayout;
+use strata_store::{Entry, ListWarning, ListWarningKind, Store};
+
+use crate::progress::FileFailure;
+use crate::MoverError;
+
+/// What the plan amounts to, as `--dry-run` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    /// Files to move.
+    pub files: u64,
+    /// Bytes to move.
+    pub bytes: u64,
+    /// Chunk tasks.
+    pub chunks: u64,
+    /// Chunk size in bytes.
+    pub chunk_size: u64,
+}
+
+/// A job's plan, loaded from the catalog, with what earlier runs already finished.
+#[derive(Debug)]
+pub struct Plan {
+    /// Catalog job id.
+    pub job: JobId,
+    /// Chunk size of the plan.
+    pub chunk_size: u64,
+    /// Every file of the plan, in index order.
+    pub files: Vec<FileRecord>,
+    /// Chunk values already verified, by file index then chunk index.
+    pub verified: HashMap<u32, HashMap<u64, ChunkValue>>,
+    /// Entries skipped while listing (special files, loops): warnings.
+    pub skipped_entries: Vec<FileFailure>,
+    /// Entries that could not be read while listing: failures.
+    pub unreadable_entries: Vec<FileFailure>,
+    /// True when progress from an earlier run was kept.
+    pub resumed: bool,
+}
+
+impl Plan {
+    /// Totals for display.
+    pub fn summary(&self) -> PlanSummary {
+        let chunks = self
+            .files
+            .iter()
+            .map(|f| layout(self.chunk_size, f.planned.size).chunk_count())
+            .sum();
+        PlanSummary {
+            files: self.files.len() as u64,
+            bytes: self.files.iter().map(|f| f.planned.size).sum(),
+            chunks,
+            chunk_size: self.chunk_size,
+        }
+    }
+}
+
+/// The chunk layout of a file (chunk sizes are validated before planning).
+pub(crate) fn layout(chunk_size: u64, size: u64) -> ChunkLayout {
+    ChunkLayout::new(chunk_size, size).unwrap_or_else(|_| {
+        ChunkLayout::new(strata_codec::hash::MIN_CHUNK_SIZE, size)
+            .expect("minimum chunk size is valid")
+    })
+}
+
+/// List the source and make (or reload) the job's plan.
+pub async fn make_plan(
+    catalog: &dyn Catalog,
+    source: &Store,
+    destination: &Store,
+    chunk_size: u64,
+    options_json: &str,
+) -> Result<Plan, MoverError> {
+    ChunkLayout::new(chunk_size, 0).map_err(|e| MoverError::InvalidOptions(e.to_string()))?;
+    refuse_nested(source, destination)?;
+    source.check_reachable().await?;
+
+    let mut skipped_entries = Vec::new();
+    let mut unreadable_entries = Vec::new();
+    let mut on_warning = |warning: ListWarning| {
+        let failure = FileFailure {
+            path: warning.path.clone(),
+            error: warning.message.clone(),
+        };
+        match warning.kind {
+            ListWarningKind::Unreadable | ListWarningKind::InvalidName => {
+                unreadable_entries.push(failure)
+            }
+            ListWarningKind::SymlinkLoop | ListWarningKind::SpecialFile => {
+                skipped_entries.push(failure)
+            }
+        }
+    };
+    let entries = source.list(&mut on_warning).await?;
+    let planned: Vec<PlannedFile> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| planned_file(i, e))
+        .collect();
+
+    let source_uri = source.display();
+    let destination_uri = destination.display();
+    let existing = catalog.find_job(&source_uri, &destination_uri).await?;
+    let (job, resumed) = match existing {
+        Some(job) => {
+            let old = catalog.load_files(job.id).await?;
+            let same_listing = job.chunk_size == chunk_size
+                && old.len() == planned.len()
+                && old.iter().zip(&planned).all(|(o, p)| &o.planned == p);
+            if same_listing {
+                (job.id, true)
+            } else {
+                catalog.replace_plan(job.id, &planned).await?;
+                catalog
+                    .set_job_state(job.id, JobState::Planned, None, None)
+                    .await?;
+                (job.id, false)
+            }
+        }
+        None => {
+            let spec = JobSpec {
+                source: source_uri,
+                destination: destination_uri,
+                chunk_size,
+                options_json: options_json.to_string(),
+            };
+            let id = catalog.create_job(&spec).await?;
+            catalog.replace_plan(id, &planned).await?;
+            (id, false)
+        }
+    };
+
+    let files = catalog.load_files(job).await?;
+    let mut verified: HashMap<u32, HashMap<u64, ChunkValue>> = HashMap::new();
+    if resumed {
+        for VerifiedChunk {
+            file_index,
+            chunk_index,
+            chaining_value,
+        } in catalog.verified_chunks(job).await?
+        {
+            verified
+                .entry(file_index)
+                .or_default()
+                .insert(chunk_index, chaining_value);
+        }
+    }
+    Ok(Plan {
+        job,
+        chunk_size,
+        files,
+        verified,
+        skipped_entries,
+        unreadable_entries,
+        resumed,
+    })
+}
+
+fn planned_file(index: usize, entry: &Entry) -> PlannedFile {
+    PlannedFile {
+        index: index as u32,
+        path: entry.path.clone(),
+        size: entry.size,
+        mtime_ns: entry.mtime.and_then(|t| {
+            t.duration_since(UNIX_EPOCH)
+                .ok()
+                .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        }),
+        mode: entry.mode,
+    }
+}
+
+/// Refuse a destination inside the source (it would copy itself, forever on a re-run).
+fn refuse_nested(source: &Store, destination: &Store) -> Result<(), MoverError> {
+    let nested = match (source.local_root(), destination.local_root()) {
+        (Some(src), Some(dst)) => {
+            let src = canonical_or_self(src);
+            let dst = canonical_prefix(dst);
+            dst.starts_with(&src)
+        }
+        (None, None) => {
+            let src = source.display();
+            let dst = destination.display();
+            let src = src.trim_end_matches('/');
+            dst == src || dst.starts_with(&format!("{src}/"))
+        }
+        _ => false,
+    };
+    if nested {
+        return Err(MoverError::DestinationInsideSource {
+            source_root: source.display(),
+            destination: destination.display(),
+        });
+    }
+    Ok(())
+}
+
+fn canonical_or_self(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Canonicalise the longest existing ancestor and re-attach the rest (the destination may
+/// not exist yet).
+fn canonical_prefix(path: &Path) -> PathBuf {
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_os_string());
+                existing = parent.to_path_buf();
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+    let mut out = canonical_or_self(&existing);
+    for name in rest.into_iter().rev() {
+        out.push(name);
+    }
+    out
+}

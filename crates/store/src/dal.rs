@@ -1,0 +1,376 @@
+//! Object stores over Apache OpenDAL: S3-compatible servers and in-process memory.
+//!
+//! Each store has two operators over the same service: `op` (timeouts, bounded retries:
+//! data traffic) and `probe` (short timeouts, no retry: [`DalStore::check_reachable`], so a
+//! dead endpoint is reported in seconds).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::Operator;
+
+use crate::error::{from_dal, is_timeout, DalContext, StoreError};
+use crate::options::S3Options;
+use crate::uri::{StoreScheme, StoreUri};
+use crate::{relpath, Entry, ListWarning};
+
+/// Smallest part size of S3 multipart uploads (S3's minimum is 5 MiB; larger parts cost
+/// fewer requests). See [`part_size_for`].
+pub(crate) const S3_PART_SIZE: usize = 8 * 1024 * 1024;
+/// S3 allows at most 10,000 parts; stay clear of the limit.
+const S3_MAX_PARTS: u64 = 9_000;
+
+/// The part size for a file of `size` bytes: 8 MiB, or more (whole MiB) when the file
+/// would otherwise need more than 9,000 parts (files over about 70 GiB).
+pub(crate) fn part_size_for(size: u64) -> usize {
+    const MIB: u64 = 1024 * 1024;
+    let needed = size
+        .div_ceil(S3_MAX_PARTS)
+        .div_ceil(MIB)
+        .saturating_mul(MIB);
+    usize::try_from(needed.max(S3_PART_SIZE as u64)).unwrap_or(usize::MAX)
+}
+/// Parts of one file uploaded at once.
+pub(crate) const S3_PART_CONCURRENCY: usize = 4;
+
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
+const IO_TIMEOUT: Duration = Duration::from_secs(120);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+const RETRY_TIMES: usize = 3;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Gives the operator its own HTTP client (OpenDAL has no process-wide default here), with
+/// a bounded connect time so a black-holed endpoint fails instead of hanging. Proxies from
+/// the environment (`HTTPS_PROXY`, ...) apply, except to a loopback endpoint.
+fn with_http_client(
+    op: Operator,
+    connect_timeout: Duration,
+    endpoint: &str,
+) -> Result<Operator, StoreError> {
+    let mut builder = reqwest::Client::builder().connect_timeout(connect_timeout);
+    if is_loopback(endpoint) {
+        builder = builder.no_proxy();
+    }
+    let client = builder.build().map_err(|e| StoreError::Backend {
+        path: "HTTP client".into(),
+        detail: format!("cannot create the HTTP client: {e}"),
+        retryable: false,
+    })?;
+    let transport = opendal::HttpTransporter::new(
+        opendal_http_transport_reqwest::ReqwestTransport::new(client),
+    );
+    let ctx = op.base_context().with_http_transport(transport);
+    Ok(op.with_context(ctx))
+}
+
+fn is_loopback(endpoint: &str) -> bool {
+    let Ok(url) = url::Url::parse(endpoint) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// An OpenDAL-backed store.
+pub(crate) struct DalStore {
+    op: Operator,
+    probe: Operator,
+    /// Key prefix applied by Strata (memory stores, which share one operator per name);
+    /// `""` or ends with `/`. S3 prefixes are the operator's root instead.
+    key_prefix: String,
+    scheme: StoreScheme,
+    /// The store URI as shown to users (no credentials).
+    pub(crate) shown: String,
+    /// The endpoint as shown in errors.
+    pub(crate) endpoint: String,
+}
+
+/// Shows the URI only: the operators hold the signer, which is nobody's business.
+impl std::fmt::Debug for DalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DalStore")
+            .field("uri", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Memory stores by name: `memory://a` opened twice is the same store.
+fn memory_operator(name: &str) -> Result<Operator, opendal::Error> {
+    static STORES: OnceLock<Mutex<HashMap<String, Operator>>> = OnceLock::new();
+    let mut stores = STORES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(op) = stores.get(name) {
+        return Ok(op.clone());
+    }
+    let op = Operator::new(opendal::services::Memory::default())?;
+    stores.insert(name.to_string(), op.clone());
+    Ok(op)
+}
+
+impl DalStore {
+    pub(crate) fn open(uri: &StoreUri, s3: &S3Options) -> Result<DalStore, StoreError> {
+        let shown = uri.to_string();
+        let config_error = |err: opendal::Error| StoreError::InvalidUri {
+            uri: shown.clone(),
+            reason: format!("the store cannot be configured: {}", err.message()),
+        };
+        match uri.scheme() {
+            StoreScheme::Memory => {
+                let base =
+                    memory_operator(uri.memory_name().unwrap_or_default()).map_err(config_error)?;
+                let key_prefix = match uri.prefix() {
+                    "" => String::new(),
+                    p => format!("{p}/"),
+                };
+                Ok(DalStore {
+                    op: base.clone(),
+                    probe: base,
+                    key_prefix,
+                    scheme: StoreScheme::Memory,
+                    endpoint: shown.clone(),
+                    shown,
+                })
+            }
+            StoreScheme::S3 => {
+                let (builder, endpoint) = s3_builder(uri, s3)?;
+                let base = Operator::new(builder).map_err(config_error)?;
+                let op = with_http_client(base.clone(), CONNECT_TIMEOUT, &endpoint)?
+                    .layer(
+                        TimeoutLayer::new()
+                            .with_timeout(CONTROL_TIMEOUT)
+                            .with_io_timeout(IO_TIMEOUT),
+                    )
+                    .layer(RetryLayer::new().with_max_times(RETRY_TIMES).with_jitter());
+                let probe = with_http_client(base, PROBE_TIMEOUT, &endpoint)?.layer(
+                    TimeoutLayer::new()
+                        .with_timeout(PROBE_TIMEOUT)
+                        .with_io_timeout(PROBE_TIMEOUT),
+                );
+                Ok(DalStore {
+                    op,
+                    probe,
+                    key_prefix: String::new(),
+                    scheme: StoreScheme::S3,
+                    endpoint,
+                    shown,
+                })
+            }
+            StoreScheme::File => Err(StoreError::InvalidUri {
+                uri: shown.clone(),
+                reason: "local stores do not go through OpenDAL".into(),
+            }),
+        }
+    }
+
+    pub(crate) fn operator(&self) -> &Operator {
+        &self.op
+    }
+
+    pub(crate) fn is_s3(&self) -> bool {
+        self.scheme == StoreScheme::S3
+    }
+
+    /// The operator key of a validated relative path.
+    pub(crate) fn key(&self, rel: &str) -> Result<String, StoreError> {
+        relpath::check(rel)?;
+        Ok(format!("{}{rel}", self.key_prefix))
+    }
+
+    /// Maps an OpenDAL error on relative path `rel` (`""` for the store itself).
+    pub(crate) fn error(&self, rel: &str, err: opendal::Error) -> StoreError {
+        let ctx = DalContext {
+            uri: &self.shown,
+            endpoint: &self.endpoint,
+        };
+        from_dal(&ctx, rel, err)
+    }
+
+    pub(crate) async fn check_reachable(&self) -> Result<(), StoreError> {
+        let root = if self.key_prefix.is_empty() {
+            "/"
+        } else {
+            &self.key_prefix
+        };
+        let result = async {
+            let mut lister = self.probe.lister_with(root).limit(1).await?;
+            use futures::TryStreamExt;
+            lister.try_next().await.map(|_| ())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == opendal::ErrorKind::NotFound && !self.is_s3() => Ok(()),
+            Err(err) if is_timeout(&err) => Err(StoreError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                detail: format!("no answer within {} seconds", PROBE_TIMEOUT.as_secs()),
+            }),
+            Err(err) => Err(self.error("", err)),
+        }
+    }
+
+    pub(crate) async fn list(
+        &self,
+        warn: &mut (dyn FnMut(ListWarning) + Send),
+    ) -> Result<Vec<Entry>, StoreError> {
+        crate::list::list_dal(&self.op, &self.key_prefix, |e| self.error("", e), warn).await
+    }
+
+    pub(crate) async fn stat(&self, rel: &str) -> Result<Option<Entry>, StoreError> {
+        let key = self.key(rel)?;
+        match self.op.stat(&key).await {
+            Ok(meta) if meta.is_dir() => Err(StoreError::permanent(
+                self.shown_path(rel),
+                "is a directory, not a file",
+            )),
+            Ok(meta) => Ok(Some(Entry {
+                path: rel.to_string(),
+                size: meta.content_length(),
+                mtime: meta.last_modified().map(Into::into),
+                mode: None,
+            })),
+            Err(err) if err.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(self.error(rel, err)),
+        }
+    }
+
+    pub(crate) async fn read_range(
+        &self,
+        rel: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Bytes, StoreError> {
+        let key = self.key(rel)?;
+        let len_usize = crate::local::checked_len(&self.shown_path(rel), offset, len)?;
+        let end = offset.saturating_add(len);
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let buf = self
+            .op
+            .read_with(&key)
+            .range(offset..end)
+            .await
+            .map_err(|e| self.error(rel, e))?;
+        if buf.len() as u64 != len {
+            return Err(crate::local::short_read(
+                &self.shown_path(rel),
+                offset,
+                len_usize,
+            ));
+        }
+        Ok(buf.to_bytes())
+    }
+
+    pub(crate) async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError> {
+        let key = self.key(rel)?;
+        let size = self
+            .op
+            .stat(&key)
+            .await
+            .map_err(|e| self.error(rel, e))?
+            .content_length();
+        if size > crate::local::MAX_READ {
+            return Err(crate::local::too_large(&self.shown_path(rel), size));
+        }
+        let buf = self.op.read(&key).await.map_err(|e| self.error(rel, e))?;
+        Ok(buf.to_bytes())
+    }
+
+    pub(crate) async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
+        let key = self.key(rel)?;
+        self.op
+            .write(&key, data)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(rel, e))
+    }
+
+    pub(crate) async fn delete(&self, rel: &str) -> Result<(), StoreError> {
+        let key = self.key(rel)?;
+        match self.op.delete(&key).await {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == opendal::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(self.error(rel, err)),
+        }
+    }
+
+    pub(crate) fn shown_path(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.shown.trim_end_matches('/'))
+    }
+}
+
+/// Builds the S3 service from the URI and options; URI query parameters win.
+/// Returns the builder and the endpoint as shown in errors.
+fn s3_builder(
+    uri: &StoreUri,
+    s3: &S3Options,
+) -> Result<(opendal::services::S3, String), StoreError> {
+    let shown = uri.to_string();
+    let bucket = uri.bucket().unwrap_or_default();
+    let endpoint =
+        match uri.endpoint() {
+            Some(e) => Some(e.to_string()),
+            None => match &s3.endpoint {
+                Some(e) => Some(crate::uri::validate_endpoint(e).map_err(|reason| {
+                    StoreError::InvalidUri {
+                        uri: "AWS_ENDPOINT_URL".into(),
+                        reason: format!("the endpoint from the environment is invalid: {reason}"),
+                    }
+                })?),
+                None => None,
+            },
+        };
+    let region = uri
+        .region()
+        .map(str::to_string)
+        .or_else(|| s3.region.clone())
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let path_style = uri
+        .path_style()
+        .or(s3.path_style)
+        .unwrap_or(endpoint.is_some());
+    let root = match uri.prefix() {
+        "" => "/".to_string(),
+        p => format!("/{p}/"),
+    };
+
+    let mut builder = opendal::services::S3::default()
+        .bucket(bucket)
+        .root(&root)
+        .region(&region)
+        .disable_config_load()
+        .disable_ec2_metadata();
+    if let Some(e) = &endpoint {
+        builder = builder.endpoint(e);
+    }
+    if !path_style {
+        builder = builder.enable_virtual_host_style();
+    }
+    builder = match (&s3.access_key_id, &s3.secret_access_key) {
+        (Some(ak), Some(sk)) => {
+            let b = builder.access_key_id(ak).secret_access_key(sk);
+            match &s3.session_token {
+                Some(token) => b.session_token(token),
+                None => b,
+            }
+        }
+        (None, None) => builder.skip_signature(),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(StoreError::Auth {
+                uri: shown,
+                detail: "only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is set".into(),
+            })
+        }
+    };
+    let shown_endpoint = endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    Ok((builder, shown_endpoint))
+}

@@ -1,0 +1,364 @@
+//! [`StoreError`]: what went wrong in a store, on which path, and what the operator can do.
+//!
+//! Rules every variant follows:
+//! - one line, naming the path, key, URI or endpoint it concerns;
+//! - says what to do next;
+//! - never contains a credential (URIs are redacted before they get here, OpenDAL request
+//!   contexts, which hold full request URLs and headers, are left out);
+//! - answers [`StoreError::is_retryable`], so retry lives in one place in the caller.
+
+use std::error::Error as _;
+use std::io;
+
+/// Everything a store operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store URI could not be parsed or is not supported.
+    #[error(
+        "invalid store URI `{uri}`: {reason}; accepted: a local path, file:///abs/path, \
+         s3://bucket[/prefix][?endpoint=URL&region=NAME&path_style=true|false] \
+         (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), memory://[name[/prefix]]"
+    )]
+    InvalidUri {
+        /// The URI as given, with anything that looks like a credential replaced by `***`.
+        uri: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A relative path handed to a store is not usable as a key or file name.
+    #[error(
+        "invalid path `{path}` inside the store: {reason}; paths must be relative, '/'-separated, \
+         without empty, '.' or '..' segments or NUL bytes"
+    )]
+    InvalidPath {
+        /// The offending path.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The file, object, directory or bucket does not exist.
+    #[error(
+        "{path} does not exist; check the path or URI (and that the bucket exists), then re-run"
+    )]
+    NotFound {
+        /// What was looked for.
+        path: String,
+    },
+
+    /// The operating system refused access to a local path.
+    #[error(
+        "permission denied on {path}; fix its ownership or mode (or run as a user that can \
+         access it), then re-run"
+    )]
+    PermissionDenied {
+        /// The path access was refused to.
+        path: String,
+    },
+
+    /// The destination file system is full or over quota (ENOSPC, EDQUOT).
+    #[error(
+        "destination disk is full while writing {path}; free space and re-run the same command \
+         to resume"
+    )]
+    NoSpace {
+        /// The file being written.
+        path: String,
+    },
+
+    /// The store's server could not be reached at all (connection refused, DNS, timeout).
+    #[error(
+        "cannot reach the store at {endpoint}: {detail}; check that the server is running and \
+         the endpoint (AWS_ENDPOINT_URL or ?endpoint=) is right, then re-run"
+    )]
+    Unreachable {
+        /// The endpoint that was tried.
+        endpoint: String,
+        /// What the network layer said.
+        detail: String,
+    },
+
+    /// The store rejected the credentials (HTTP 403, unknown key, bad signature, expired token).
+    #[error(
+        "the store refused access to {uri}: {detail}; check AWS_ACCESS_KEY_ID, \
+         AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) and the bucket policy"
+    )]
+    Auth {
+        /// The store URI (no credentials in it).
+        uri: String,
+        /// What the server said (error code and message).
+        detail: String,
+    },
+
+    /// A directory was expected but something else is there (e.g. the source is a file).
+    #[error(
+        "{path} is not a directory; give a directory (migrate copies directories and bucket \
+         prefixes, not single files), or move the file that is in the way"
+    )]
+    NotADirectory {
+        /// The path that is not a directory.
+        path: String,
+    },
+
+    /// Any other local I/O error.
+    #[error("I/O error on {path}: {source}; check the disk and the file, then re-run")]
+    Io {
+        /// The file or directory concerned.
+        path: String,
+        /// The operating system error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Any other error from a store backend.
+    #[error("store error on {path}: {detail}; {}", backend_advice(*.retryable))]
+    Backend {
+        /// The key, path or URI concerned.
+        path: String,
+        /// What went wrong, one line.
+        detail: String,
+        /// Whether trying again later may succeed (server errors, throttling, timeouts).
+        retryable: bool,
+    },
+}
+
+fn backend_advice(retryable: bool) -> &'static str {
+    if retryable {
+        "this is usually transient: re-run the same command to resume"
+    } else {
+        "check the store's configuration and the path, then re-run"
+    }
+}
+
+impl StoreError {
+    /// Whether trying the same operation again later may succeed.
+    ///
+    /// Yes for unreachable servers, timeouts, throttling (429) and server errors (5xx);
+    /// no for missing files, refused credentials, a full disk and invalid input.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } => true,
+            StoreError::Backend { retryable, .. } => *retryable,
+            StoreError::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ),
+            StoreError::InvalidUri { .. }
+            | StoreError::InvalidPath { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::PermissionDenied { .. }
+            | StoreError::NoSpace { .. }
+            | StoreError::Auth { .. }
+            | StoreError::NotADirectory { .. } => false,
+        }
+    }
+
+    /// Shorthand for a non-retryable [`StoreError::Backend`].
+    pub(crate) fn permanent(path: impl Into<String>, detail: impl Into<String>) -> Self {
+        StoreError::Backend {
+            path: path.into(),
+            detail: one_line(&detail.into()),
+            retryable: false,
+        }
+    }
+
+    /// Maps a local I/O error on `path` to the most specific variant.
+    pub(crate) fn from_io(path: impl Into<String>, err: io::Error) -> Self {
+        let path = path.into();
+        if let Some(code) = err.raw_os_error() {
+            if code == libc::ENOSPC || code == libc::EDQUOT {
+                return StoreError::NoSpace { path };
+            }
+            if code == libc::ENOTDIR {
+                return StoreError::NotADirectory { path };
+            }
+        }
+        match err.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound { path },
+            io::ErrorKind::PermissionDenied => StoreError::PermissionDenied { path },
+            _ => StoreError::Io { path, source: err },
+        }
+    }
+
+    /// Maps a failed `spawn_blocking` join (the task panicked or was cancelled).
+    pub(crate) fn from_join(path: impl Into<String>, err: tokio::task::JoinError) -> Self {
+        StoreError::Backend {
+            path: path.into(),
+            detail: format!("background I/O task did not complete: {err}"),
+            retryable: false,
+        }
+    }
+}
+
+/// Where an OpenDAL error happened, for messages.
+pub(crate) struct DalContext<'a> {
+    /// The store URI as displayed (no credentials).
+    pub uri: &'a str,
+    /// The endpoint the store talks to (or the URI for in-process stores).
+    pub endpoint: &'a str,
+}
+
+/// Maps an OpenDAL error on `path` (a key relative to the store, or the store URI).
+pub(crate) fn from_dal(ctx: &DalContext<'_>, path: &str, err: opendal::Error) -> StoreError {
+    use opendal::ErrorKind;
+
+    let detail = dal_detail(&err);
+    if is_connect_failure(&err) {
+        return StoreError::Unreachable {
+            endpoint: ctx.endpoint.to_string(),
+            detail,
+        };
+    }
+    let message = err.message();
+    let code = s3_code(message);
+    match err.kind() {
+        ErrorKind::NotFound => StoreError::NotFound {
+            path: display_path(ctx, path),
+        },
+        ErrorKind::PermissionDenied => StoreError::Auth {
+            uri: ctx.uri.to_string(),
+            detail,
+        },
+        ErrorKind::ConfigInvalid if code.as_deref() == Some("NoSuchBucket") => {
+            StoreError::NotFound {
+                path: format!("the bucket of {}", ctx.uri),
+            }
+        }
+        _ if matches!(
+            code.as_deref(),
+            Some(
+                "InvalidAccessKeyId"
+                    | "SignatureDoesNotMatch"
+                    | "AccessDenied"
+                    | "ExpiredToken"
+                    | "InvalidToken"
+                    | "AuthorizationHeaderMalformed"
+            )
+        ) =>
+        {
+            StoreError::Auth {
+                uri: ctx.uri.to_string(),
+                detail,
+            }
+        }
+        ErrorKind::RateLimited => StoreError::Backend {
+            path: display_path(ctx, path),
+            detail,
+            retryable: true,
+        },
+        _ => StoreError::Backend {
+            path: display_path(ctx, path),
+            detail,
+            retryable: err.is_temporary() || is_timeout(&err),
+        },
+    }
+}
+
+fn display_path(ctx: &DalContext<'_>, path: &str) -> String {
+    if path.is_empty() {
+        ctx.uri.to_string()
+    } else {
+        format!("{}/{}", ctx.uri.trim_end_matches('/'), path)
+    }
+}
+
+/// True when OpenDAL gave up because its timeout layer fired.
+pub(crate) fn is_timeout(err: &opendal::Error) -> bool {
+    err.message().contains("timeout reached")
+}
+
+/// True when the request never reached a server: connection refused, DNS failure, no route.
+pub(crate) fn is_connect_failure(err: &opendal::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = err.source();
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::NotConnected
+                    | io::ErrorKind::AddrNotAvailable
+                    | io::ErrorKind::HostUnreachable
+                    | io::ErrorKind::NetworkUnreachable
+            ) {
+                return true;
+            }
+        }
+        let text = e.to_string().to_ascii_lowercase();
+        if [
+            "connection refused",
+            "dns error",
+            "failed to lookup address",
+            "tcp connect error",
+            "client error (connect)",
+            "no route to host",
+            "network is unreachable",
+        ]
+        .iter()
+        .any(|needle| text.contains(needle))
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// A one-line summary of an OpenDAL error without its context (which holds request URLs
+/// and response headers): kind, the server's error code and message, and the root cause.
+fn dal_detail(err: &opendal::Error) -> String {
+    let message = err.message();
+    let mut out = match (s3_code(message), s3_field(message, "message")) {
+        (Some(code), Some(msg)) if !msg.is_empty() => format!("{code}: {msg}"),
+        (Some(code), _) => code,
+        _ if message.is_empty() => err.kind().to_string(),
+        _ => format!("{}: {message}", err.kind()),
+    };
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = err.source();
+    let mut root = None;
+    while let Some(e) = cur {
+        root = Some(e.to_string());
+        cur = e.source();
+    }
+    if let Some(root) = root {
+        if !out.contains(&root) {
+            out.push_str(" (");
+            out.push_str(&root);
+            out.push(')');
+        }
+    }
+    one_line(&out)
+}
+
+/// Extracts `code` from OpenDAL's S3 message (`S3Error { code: "NoSuchBucket", ... }`).
+fn s3_code(message: &str) -> Option<String> {
+    s3_field(message, "code").filter(|c| !c.is_empty())
+}
+
+fn s3_field(message: &str, field: &str) -> Option<String> {
+    let needle = format!("{field}: \"");
+    let start = message.find(&needle)? + needle.len();
+    let rest = message.get(start..)?;
+    let end = rest.find('"')?;
+    rest.get(..end).map(str::to_string)
+}
+
+/// Collapses newlines and bounds the length, so every message stays on one line.
+pub(crate) fn one_line(s: &str) -> String {
+    const MAX: usize = 400;
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if out.len() > MAX {
+        let mut cut = MAX;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    out
+}

@@ -1,0 +1,187 @@
+//! [`Store`]: one opened store, local or OpenDAL-backed, behind one interface.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::dal::DalStore;
+use crate::error::StoreError;
+use crate::local::LocalStore;
+use crate::options::S3Options;
+use crate::upload::{begin_dal, begin_local, Upload};
+use crate::uri::{StoreScheme, StoreUri};
+use crate::{Entry, ListWarning};
+
+/// An opened store. Cheap to clone (shared state behind an `Arc`); safe to use from many
+/// tasks at once.
+///
+/// Paths given to its methods are relative to the store root, `/`-separated, without
+/// empty, `.` or `..` segments (anything else is [`StoreError::InvalidPath`]).
+#[derive(Clone)]
+pub struct Store {
+    uri: StoreUri,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Local(Arc<LocalStore>),
+    Dal(Arc<DalStore>),
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("uri", &self.display())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store a URI names. Cheap: no I/O (use [`Store::check_reachable`] to find
+    /// out early whether it works). S3 settings come from `s3`, overridden by the URI's
+    /// query parameters; nothing else is read from the environment.
+    pub async fn open(uri: &StoreUri, s3: &S3Options) -> Result<Store, StoreError> {
+        let backend = match uri.scheme() {
+            StoreScheme::File => {
+                let root = uri.local_path().ok_or_else(|| StoreError::InvalidUri {
+                    uri: uri.to_string(),
+                    reason: "a file URI without a path".into(),
+                })?;
+                Backend::Local(Arc::new(LocalStore::new(root.to_path_buf())))
+            }
+            StoreScheme::S3 | StoreScheme::Memory => {
+                Backend::Dal(Arc::new(DalStore::open(uri, s3)?))
+            }
+        };
+        let store = Store {
+            uri: uri.clone(),
+            backend,
+        };
+        tracing::debug!(store = %store.display(), "store opened");
+        Ok(store)
+    }
+
+    /// The URI this store was opened from.
+    pub fn uri(&self) -> &StoreUri {
+        &self.uri
+    }
+
+    /// A one-line description for users and logs: the URI, plus the endpoint actually used
+    /// for S3. Never contains credentials.
+    pub fn display(&self) -> String {
+        match &self.backend {
+            Backend::Dal(d) if d.is_s3() && self.uri.endpoint().is_none() => {
+                format!("{} (endpoint {})", d.shown, d.endpoint)
+            }
+            Backend::Dal(d) => d.shown.clone(),
+            Backend::Local(_) => self.uri.to_string(),
+        }
+    }
+
+    /// The root directory of a local store.
+    pub fn local_root(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Local(l) => Some(l.root()),
+            Backend::Dal(_) => None,
+        }
+    }
+
+    /// A cheap call that proves the store answers: local, the root is a readable
+    /// directory; S3, one list request of at most one key, with a 5-second timeout and no
+    /// retry. Errors are [`StoreError::Unreachable`] (nothing answers), [`StoreError::Auth`]
+    /// (credentials refused), [`StoreError::NotFound`] (no such bucket or directory).
+    pub async fn check_reachable(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.check_reachable().await,
+            Backend::Dal(d) => d.check_reachable().await,
+        }
+    }
+
+    /// Creates the root directory of a local store if it is missing (for destinations);
+    /// nothing to do on object stores, where prefixes need no creation.
+    pub async fn ensure_root(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.ensure_root().await,
+            Backend::Dal(_) => Ok(()),
+        }
+    }
+
+    /// Every regular file under the root, recursively, sorted by path, without the
+    /// top-level `.strata/` directory. Skipped oddities (symlink loops, FIFOs, sockets,
+    /// devices, unreadable files, unusable names) are passed to `warn`.
+    ///
+    /// A local root that is missing is [`StoreError::NotFound`]; one that is a file is
+    /// [`StoreError::NotADirectory`]. An S3 prefix with no objects lists as empty.
+    pub async fn list(
+        &self,
+        warn: &mut (dyn FnMut(ListWarning) + Send),
+    ) -> Result<Vec<Entry>, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => crate::list::list_local(l.root(), warn).await,
+            Backend::Dal(d) => d.list(warn).await,
+        }
+    }
+
+    /// The file at `rel`, or `None` if there is none.
+    pub async fn stat(&self, rel: &str) -> Result<Option<Entry>, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.stat(rel).await,
+            Backend::Dal(d) => d.stat(rel).await,
+        }
+    }
+
+    /// Exactly `len` bytes of `rel` from `offset`. A file shorter than that is an error (it
+    /// changed since it was listed).
+    pub async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.read_range(rel, offset, len).await,
+            Backend::Dal(d) => d.read_range(rel, offset, len).await,
+        }
+    }
+
+    /// The whole content of `rel` (for small files such as manifests).
+    pub async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.read_all(rel).await,
+            Backend::Dal(d) => d.read_all(rel).await,
+        }
+    }
+
+    /// Replaces `rel` with `data` atomically (small metadata files): readers see the old
+    /// content or the new one. Local: temp file, fsync, rename, fsync directory; object
+    /// stores: one PUT.
+    pub async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.write_atomic(rel, data).await,
+            Backend::Dal(d) => d.write_atomic(rel, data).await,
+        }
+    }
+
+    /// Removes `rel`; removing a file that does not exist succeeds.
+    pub async fn delete(&self, rel: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.delete(rel).await,
+            Backend::Dal(d) => d.delete(rel).await,
+        }
+    }
+
+    /// Starts writing `rel` (`size` bytes) under a temporary name; see [`Upload`].
+    ///
+    /// With `resume`, a local staging file left by an interrupted run with the same size is
+    /// reopened without truncation ([`Upload::resumed`] is then true). Object stores always
+    /// start over. Only one upload per path may be in flight at a time.
+    pub async fn begin_upload(
+        &self,
+        rel: &str,
+        size: u64,
+        resume: bool,
+    ) -> Result<Upload, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => begin_local(l, rel, size, resume).await,
+            Backend::Dal(d) => begin_dal(d, rel, size).await,
+        }
+    }
+}

@@ -1,0 +1,512 @@
+//! [`Upload`]: one destination file written under a temporary name, then published
+//! atomically, so a partially written file never appears under its final name.
+//!
+//! - Local: the bytes go to `<root>/.strata/staging/<blake3(rel)[..32]>.part` with
+//!   positional writes; publish fsyncs, sets mode and mtime, renames onto the final path and
+//!   fsyncs the directory. The staging file survives a crash, and `begin_upload(resume)`
+//!   reopens it.
+//! - OpenDAL stores: one sequential `opendal::Writer` (an S3 multipart upload, parts sent
+//!   concurrently); chunks that arrive ahead of their turn wait in memory until the gap
+//!   before them is filled. Publishing completes the upload; the object appears then.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use crate::dal::{part_size_for, DalStore, S3_PART_CONCURRENCY};
+use crate::error::StoreError;
+use crate::local::{blocking, create_parent, read_exact_at, sync_dir, LocalStore};
+
+/// One destination file being written. Owned and `Send`; [`Upload::write_at`] takes `&self`
+/// so several tasks can write chunks of the same file at once (share it in an `Arc`).
+///
+/// Finish with [`Upload::publish`] or [`Upload::abort`]. Dropping a local upload keeps its
+/// staging file for a later resume; dropping an object-store upload abandons it.
+pub struct Upload {
+    inner: Inner,
+}
+
+enum Inner {
+    Local(LocalUpload),
+    Dal(DalUpload),
+}
+
+impl fmt::Debug for Upload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (kind, path, size) = match &self.inner {
+            Inner::Local(u) => ("local", &u.shown, u.size),
+            Inner::Dal(u) => ("object", &u.shown, u.size),
+        };
+        f.debug_struct("Upload")
+            .field("kind", &kind)
+            .field("path", path)
+            .field("size", &size)
+            .finish()
+    }
+}
+
+impl Upload {
+    /// Writes `data` at `offset` of the destination file. Callable concurrently; chunks may
+    /// arrive in any order (object stores hold early chunks until the gap before them is
+    /// filled, so send them in roughly increasing order). Writing past the size given to
+    /// `begin_upload` is an error.
+    pub async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
+        let len = data.len() as u64;
+        let size = match &self.inner {
+            Inner::Local(u) => u.size,
+            Inner::Dal(u) => u.size,
+        };
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(StoreError::permanent(
+                self.shown(),
+                format!("write of {len} bytes at offset {offset} goes past the file size {size}"),
+            ));
+        }
+        match &self.inner {
+            Inner::Local(u) => u.write_at(offset, data).await,
+            Inner::Dal(u) => u.write_at(offset, data).await,
+        }
+    }
+
+    /// Whether [`Upload::read_back`] works (local stores).
+    pub fn supports_read_back(&self) -> bool {
+        matches!(self.inner, Inner::Local(_))
+    }
+
+    /// Reads staged bytes back (local stores), to verify them before publishing.
+    pub async fn read_back(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        match &self.inner {
+            Inner::Local(u) => u.read_back(offset, len).await,
+            Inner::Dal(u) => Err(StoreError::permanent(
+                &u.shown,
+                "this store cannot read an upload back before it is published; verify with \
+                 read_range after publish",
+            )),
+        }
+    }
+
+    /// Whether an existing staging file was reopened (local, `resume = true`, staging file
+    /// present with the right length). Its earlier bytes are there, but only the ones made
+    /// durable by [`Upload::sync`] (or verified with [`Upload::read_back`]) can be trusted.
+    pub fn resumed(&self) -> bool {
+        match &self.inner {
+            Inner::Local(u) => u.resumed,
+            Inner::Dal(_) => false,
+        }
+    }
+
+    /// Makes the bytes written so far durable (local: `fsync` of the staging file and its
+    /// directory). Call before recording chunks as done, so a resume after a crash can
+    /// trust them. A no-op on object stores, which only keep completed uploads.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        match &self.inner {
+            Inner::Local(u) => u.sync().await,
+            Inner::Dal(_) => Ok(()),
+        }
+    }
+
+    /// Makes the file visible under its final name, atomically. Local: fsync, set `mode`
+    /// (permission bits; without one, `0o666` less the umask: the staging file itself is
+    /// owner-only) and `mtime`, create parent directories, rename, fsync the directory. Object stores: complete the upload (`mode` and `mtime` are not kept);
+    /// fails if bytes are missing.
+    pub async fn publish(
+        self,
+        mtime: Option<SystemTime>,
+        mode: Option<u32>,
+    ) -> Result<(), StoreError> {
+        match self.inner {
+            Inner::Local(u) => u.publish(mtime, mode).await,
+            Inner::Dal(u) => u.publish().await,
+        }
+    }
+
+    /// Gives up: removes the staging file or aborts the multipart upload. Nothing appears
+    /// under the final name.
+    pub async fn abort(self) -> Result<(), StoreError> {
+        match self.inner {
+            Inner::Local(u) => u.abort().await,
+            Inner::Dal(u) => u.abort().await,
+        }
+    }
+
+    fn shown(&self) -> &str {
+        match &self.inner {
+            Inner::Local(u) => &u.shown,
+            Inner::Dal(u) => &u.shown,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Local uploads
+
+struct LocalUpload {
+    /// Final path, for messages.
+    shown: String,
+    final_path: PathBuf,
+    staging: PathBuf,
+    size: u64,
+    resumed: bool,
+    /// `None` once published or aborted: a late write cannot touch a published file.
+    file: Arc<RwLock<Option<File>>>,
+}
+
+/// Starts (or resumes) a local upload of `rel`.
+pub(crate) async fn begin_local(
+    store: &LocalStore,
+    rel: &str,
+    size: u64,
+    resume: bool,
+) -> Result<Upload, StoreError> {
+    let final_path = store.path_of(rel)?;
+    let staging = store.staging_path(rel);
+    let shown = final_path.display().to_string();
+    let (file, resumed) = {
+        let staging = staging.clone();
+        let shown = shown.clone();
+        blocking("begin upload", move || {
+            open_staging(&staging, &shown, size, resume)
+        })
+        .await?
+    };
+    Ok(Upload {
+        inner: Inner::Local(LocalUpload {
+            shown,
+            final_path,
+            staging,
+            size,
+            resumed,
+            file: Arc::new(RwLock::new(Some(file))),
+        }),
+    })
+}
+
+fn open_staging(
+    staging: &std::path::Path,
+    shown: &str,
+    size: u64,
+    resume: bool,
+) -> Result<(File, bool), StoreError> {
+    let staging_shown = staging.display().to_string();
+    create_parent(staging)?;
+    if resume {
+        match OpenOptions::new().read(true).write(true).open(staging) {
+            Ok(file) => {
+                let meta = file
+                    .metadata()
+                    .map_err(|e| StoreError::from_io(&staging_shown, e))?;
+                if meta.is_file() && meta.len() == size {
+                    return Ok((file, true));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::from_io(&staging_shown, e)),
+        }
+    }
+    // Owner-only until published: the source may be private.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .create(true)
+        .truncate(true)
+        .open(staging)
+        .map_err(|e| StoreError::from_io(&staging_shown, e))?;
+    file.set_len(size)
+        .map_err(|e| StoreError::from_io(shown, e))?;
+    Ok((file, false))
+}
+
+/// The mode a new file gets without Strata (`0o666` less the process umask), for files
+/// published without a mode. Read from `/proc/self/status`: calling `umask(2)` to read it
+/// would change it for a moment under other threads.
+fn default_file_mode() -> u32 {
+    static MODE: OnceLock<u32> = OnceLock::new();
+    *MODE.get_or_init(|| {
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o022);
+        0o666 & !umask
+    })
+}
+
+fn finished(shown: &str) -> StoreError {
+    StoreError::permanent(shown, "the upload was already published or aborted")
+}
+
+impl LocalUpload {
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
+        let file = Arc::clone(&self.file);
+        let shown = self.shown.clone();
+        blocking("write", move || {
+            let guard = file.read().unwrap_or_else(|p| p.into_inner());
+            let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
+            file.write_all_at(&data, offset)
+                .map_err(|e| StoreError::from_io(&shown, e))
+        })
+        .await
+    }
+
+    async fn read_back(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        let len_usize = crate::local::checked_len(&self.shown, offset, len)?;
+        if offset.saturating_add(len) > self.size {
+            return Err(StoreError::permanent(
+                &self.shown,
+                format!(
+                    "read-back of {len} bytes at {offset} goes past the file size {}",
+                    self.size
+                ),
+            ));
+        }
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let file = Arc::clone(&self.file);
+        let shown = self.shown.clone();
+        blocking("read back", move || {
+            let guard = file.read().unwrap_or_else(|p| p.into_inner());
+            let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
+            read_exact_at(file, &shown, offset, len_usize)
+        })
+        .await
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        let file = Arc::clone(&self.file);
+        let shown = self.shown.clone();
+        let staging = self.staging.clone();
+        blocking("sync", move || {
+            {
+                let guard = file.read().unwrap_or_else(|p| p.into_inner());
+                let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
+                file.sync_all()
+                    .map_err(|e| StoreError::from_io(&shown, e))?;
+            }
+            match staging.parent() {
+                Some(dir) => sync_dir(dir),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn publish(self, mtime: Option<SystemTime>, mode: Option<u32>) -> Result<(), StoreError> {
+        let LocalUpload {
+            shown,
+            final_path,
+            staging,
+            file,
+            ..
+        } = self;
+        blocking("publish", move || {
+            let file = file
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .ok_or_else(|| finished(&shown))?;
+            let io_err = |e| StoreError::from_io(&shown, e);
+            let mode = mode.unwrap_or_else(default_file_mode);
+            file.set_permissions(Permissions::from_mode(mode & 0o7777))
+                .map_err(io_err)?;
+            if let Some(mtime) = mtime {
+                file.set_times(FileTimes::new().set_modified(mtime))
+                    .map_err(io_err)?;
+            }
+            file.sync_all().map_err(io_err)?;
+            drop(file);
+            let parent = create_parent(&final_path)?;
+            if fs::symlink_metadata(&final_path).is_ok_and(|m| m.is_dir()) {
+                return Err(StoreError::permanent(
+                    &shown,
+                    "a directory is in the way of this file; remove or rename it",
+                ));
+            }
+            fs::rename(&staging, &final_path).map_err(io_err)?;
+            sync_dir(parent)
+        })
+        .await
+    }
+
+    async fn abort(self) -> Result<(), StoreError> {
+        let LocalUpload {
+            shown,
+            staging,
+            file,
+            ..
+        } = self;
+        blocking("abort", move || {
+            drop(file.write().unwrap_or_else(|p| p.into_inner()).take());
+            match fs::remove_file(&staging) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StoreError::from_io(&shown, e)),
+            }
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// OpenDAL uploads
+
+struct DalUpload {
+    store: Arc<DalStore>,
+    rel: String,
+    shown: String,
+    size: u64,
+    state: tokio::sync::Mutex<Sequencer>,
+}
+
+/// Feeds a sequential writer from chunks that may arrive out of order.
+struct Sequencer {
+    writer: Option<opendal::Writer>,
+    /// Bytes `[0, next)` have been handed to the writer.
+    next: u64,
+    /// Chunks ahead of `next`, by offset.
+    pending: BTreeMap<u64, Bytes>,
+    /// Set after a failed write: the writer cannot be trusted any more.
+    failed: Option<String>,
+}
+
+/// Starts an object-store upload of `rel` (never resumed: incomplete uploads are not kept).
+pub(crate) async fn begin_dal(
+    store: &Arc<DalStore>,
+    rel: &str,
+    size: u64,
+) -> Result<Upload, StoreError> {
+    let key = store.key(rel)?;
+    let op = store.operator();
+    let writer = if store.is_s3() {
+        op.writer_with(&key)
+            .chunk(part_size_for(size))
+            .concurrent(S3_PART_CONCURRENCY)
+            .await
+    } else {
+        op.writer(&key).await
+    }
+    .map_err(|e| store.error(rel, e))?;
+    Ok(Upload {
+        inner: Inner::Dal(DalUpload {
+            store: Arc::clone(store),
+            rel: rel.to_string(),
+            shown: store.shown_path(rel),
+            size,
+            state: tokio::sync::Mutex::new(Sequencer {
+                writer: Some(writer),
+                next: 0,
+                pending: BTreeMap::new(),
+                failed: None,
+            }),
+        }),
+    })
+}
+
+impl DalUpload {
+    fn usable<'a>(&self, state: &'a mut Sequencer) -> Result<&'a mut opendal::Writer, StoreError> {
+        if let Some(why) = &state.failed {
+            return Err(StoreError::permanent(
+                &self.shown,
+                format!("an earlier write of this upload failed ({why}); start it again"),
+            ));
+        }
+        state.writer.as_mut().ok_or_else(|| finished(&self.shown))
+    }
+
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
+        let mut state = self.state.lock().await;
+        self.usable(&mut state)?;
+        if offset.saturating_add(data.len() as u64) <= state.next {
+            return Ok(()); // already written (a retried chunk)
+        }
+        // Keep the longer chunk if one is already waiting at this offset.
+        let keep_old = state
+            .pending
+            .get(&offset)
+            .is_some_and(|old| old.len() >= data.len());
+        if !keep_old {
+            state.pending.insert(offset, data);
+        }
+        self.drain(&mut state).await
+    }
+
+    /// Writes every waiting chunk that starts at or before `next`.
+    async fn drain(&self, state: &mut Sequencer) -> Result<(), StoreError> {
+        loop {
+            let Some((&offset, _)) = state.pending.first_key_value() else {
+                return Ok(());
+            };
+            if offset > state.next {
+                return Ok(());
+            }
+            let Some(data) = state.pending.remove(&offset) else {
+                return Ok(());
+            };
+            let skip = state.next - offset;
+            if skip >= data.len() as u64 {
+                continue;
+            }
+            let data = data.slice(usize::try_from(skip).unwrap_or(usize::MAX)..);
+            let len = data.len() as u64;
+            let writer = self.usable(state)?;
+            if let Err(err) = writer.write(data).await {
+                let mapped = self.store.error(&self.rel, err);
+                state.failed = Some(mapped.to_string());
+                return Err(mapped);
+            }
+            state.next += len;
+        }
+    }
+
+    async fn publish(self) -> Result<(), StoreError> {
+        let mut state = self.state.lock().await;
+        let complete = state.next == self.size && state.pending.is_empty();
+        let written = state.next;
+        let outcome = match self.usable(&mut state) {
+            Err(err) => Err(err),
+            Ok(writer) if complete => {
+                return writer
+                    .close()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.store.error(&self.rel, e));
+            }
+            Ok(_) => Err(StoreError::permanent(
+                &self.shown,
+                format!(
+                    "upload is incomplete: {written} of {} bytes were written in sequence; \
+                     nothing was published",
+                    self.size
+                ),
+            )),
+        };
+        if let Some(mut writer) = state.writer.take() {
+            let _ = writer.abort().await;
+        }
+        outcome
+    }
+
+    async fn abort(self) -> Result<(), StoreError> {
+        let mut state = self.state.lock().await;
+        match state.writer.take() {
+            Some(mut writer) => writer
+                .abort()
+                .await
+                .map_err(|e| self.store.error(&self.rel, e)),
+            None => Ok(()),
+        }
+    }
+}

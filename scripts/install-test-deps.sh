@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what the test suite needs, only where it is missing:
+#  - b3sum (Debian package): tests compare Strata's hashes with the reference tool;
+#  - moto_server (PyPI, moto[server]): a real S3-compatible server the tests start on
+#    loopback (chosen over s3s-fs because it installs in seconds from a wheel, where s3s-fs
+#    would add minutes of compilation to every fresh CI machine, and it implements the
+#    multipart, listing and error behaviour of S3 that Strata relies on).
+set -euo pipefail
+
+need_apt=()
+command -v b3sum >/dev/null 2>&1 || need_apt+=(b3sum)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "installing ${need_apt[*]} (apt)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# moto_server on PATH, or installed into target/moto-venv (works where pip may not install
+# system-wide, PEP 668); the tests look in both places.
+"$(dirname "$0")/s3-server.sh" install

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run every test of the project on a fresh Debian machine with the Rust toolchain.
+# Installs what the tests need (b3sum, moto_server for a real loopback S3), then runs
+# formatting and lint checks and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
