@@ -53,6 +53,28 @@ fn sigkill_at_random_points_then_rerun_finishes_byte_identical() {
         "--json",
     ];
 
+    // Calibrate: how long does an uninterrupted run of the same dataset take here?
+    let calibration_dst = sb.path("calibration");
+    let started = std::time::Instant::now();
+    let out = sb
+        .strata()
+        .env("STRATA_CATALOG", sb.path("calibration.db"))
+        .args([
+            "migrate",
+            src.to_str().unwrap(),
+            calibration_dst.to_str().unwrap(),
+            "--chunk-size",
+            "256K",
+            "--jobs",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let full_run = started.elapsed();
+    eprintln!("an uninterrupted run takes {full_run:?}");
+    fs::remove_dir_all(&calibration_dst).unwrap();
+
     let mut kills = 0;
     let mut progress_seen = 0u64;
     for round in 0..6 {
@@ -63,7 +85,11 @@ fn sigkill_at_random_points_then_rerun_finishes_byte_identical() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let delay = Duration::from_millis(rng.random_range(20..600));
+        // Kill anywhere in what an uninterrupted run needs: process start,
+        // planning, mid-copy and publishing are all hit across rounds and seeds.
+        let delay = full_run
+            .mul_f64(rng.random_range(0.05..0.9))
+            .max(Duration::from_millis(5));
         std::thread::sleep(delay);
         let finished = child.try_wait().unwrap().is_some();
         if !finished {

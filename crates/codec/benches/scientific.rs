@@ -385,7 +385,9 @@ fn calibrate(paths: &[PathBuf], chunk: usize) {
     );
     println!(
         "  blake3      {:>8.1} MB/s",
-        time(&|c| drop(blake3::hash(c)))
+        time(&|c| {
+            std::hint::black_box(blake3::hash(c));
+        })
     );
     println!(
         "  shuffle4    {:>8.1} MB/s",

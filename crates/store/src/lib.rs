@@ -37,6 +37,8 @@ mod local;
 mod options;
 mod relpath;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod upload;
 mod uri;
 

@@ -62,6 +62,8 @@ pub struct ConcurrencyTuner {
     prev_throughput: Option<f64>,
     last: Move,
     hold: u32,
+    /// Until the first failed probe or back-off, probes add half the slots.
+    climbing: bool,
 }
 
 /// Smallest epoch.
@@ -90,6 +92,7 @@ impl ConcurrencyTuner {
             prev_throughput: None,
             last: Move::None,
             hold: 0,
+            climbing: true,
         }
     }
 
@@ -116,6 +119,7 @@ impl ConcurrencyTuner {
         self.last = Move::None;
         self.prev_throughput = None;
         self.hold = 2;
+        self.climbing = false;
         self.epoch_congested = true;
     }
 
@@ -155,6 +159,7 @@ impl ConcurrencyTuner {
                 self.n = from.clamp(self.cfg.min, self.cfg.max);
                 self.last = Move::None;
                 self.hold = 3;
+                self.climbing = false;
                 return;
             }
         }
@@ -165,7 +170,8 @@ impl ConcurrencyTuner {
         }
         if slot_frac >= 0.3 && self.n < self.cfg.max {
             let from = self.n;
-            self.n = (self.n + (self.n / 4).max(1)).min(self.cfg.max);
+            let step = if self.climbing { self.n / 2 } else { self.n / 4 };
+            self.n = (self.n + step.max(1)).min(self.cfg.max);
             self.last = Move::Up { from };
         }
     }

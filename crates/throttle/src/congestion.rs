@@ -180,7 +180,8 @@ pub struct Controller {
     rate: f64,
     phase: Phase,
     base: VecDeque<(u64, Duration)>,
-    recent: VecDeque<Duration>,
+    recent: VecDeque<(Duration, Duration)>,
+    mean_bytes: Option<f64>,
     srtt: Option<f64>,
     mean_duration: Option<f64>,
     last_control: Duration,
@@ -225,6 +226,7 @@ impl Controller {
             phase: Phase::SlowStart,
             base: VecDeque::new(),
             recent: VecDeque::new(),
+            mean_bytes: None,
             srtt: None,
             mean_duration: None,
             last_control: now,
@@ -254,6 +256,7 @@ impl Controller {
         } else {
             self.rate
         };
+        let r = r.max(self.min_rate());
         Rate::bytes_per_sec(r as u64).min(self.cap)
     }
 
@@ -300,7 +303,9 @@ impl Controller {
         {
             self.next_slowdown = now + self.cfg.slowdown_interval;
             // Worth it only when a queue might hide the base delay.
-            if self.queuing_delay() > self.cfg.target_delay / 4 {
+            if self.queuing_delay() > self.cfg.target_delay / 4
+                && self.rate / 4.0 > self.min_rate()
+            {
                 self.phase = Phase::Slowdown;
                 self.saved_rate = self.rate;
                 self.slowdown_end = now + secs(2.0 * self.rtt()).max(Duration::from_millis(100));
@@ -315,6 +320,7 @@ impl Controller {
         let now = s.finish;
         let duration = s.finish.saturating_sub(s.start).as_secs_f64();
         self.mean_duration = Some(ewma(self.mean_duration, duration, 0.125));
+        self.mean_bytes = Some(ewma(self.mean_bytes, s.bytes as f64, 0.125));
         let fresh = self.last_decrease.is_none_or(|d| s.start >= d);
         match s.outcome {
             Outcome::Ok => {
@@ -323,7 +329,7 @@ impl Controller {
                 self.record_delay(now, s.delay());
                 self.record_delivery(now, s.bytes);
                 self.tuner.on_success(s.bytes);
-                self.control(now, fresh);
+                self.control(now, s.bytes, fresh);
             }
             Outcome::Throttled { retry_after } => {
                 self.pushbacks += 1;
@@ -354,7 +360,7 @@ impl Controller {
     }
 
     /// The delay and rate control step after a successful sample.
-    fn control(&mut self, now: Duration, fresh: bool) {
+    fn control(&mut self, now: Duration, bytes: u64, fresh: bool) {
         let dt = now.saturating_sub(self.last_control).as_secs_f64().min(0.5);
         self.last_control = now;
         if matches!(self.phase, Phase::Paused | Phase::Slowdown) || self.recent.is_empty() {
@@ -366,11 +372,14 @@ impl Controller {
         let limited = self
             .token_limited_at
             .is_some_and(|t| now.saturating_sub(t).as_secs_f64() <= (2.0 * rtt).max(0.25));
+        // Rate validation (RFC 7661's spirit): never more than twice the recent peak.
+        let ceiling = (2.0 * self.reference_rate(now)).max(self.cfg.initial_rate as f64);
         if self.phase == Phase::SlowStart {
             if q < 0.75 * target {
                 if limited {
-                    self.rate *= (dt / rtt).min(1.0).exp2();
-                    self.rate = clamp_rate(self.rate, self.min_rate(), self.cap);
+                    // ACK-clocked: one sample's bytes per round trip, doubling per RTT.
+                    self.rate += bytes as f64 / rtt;
+                    self.rate = clamp_rate(self.rate.min(ceiling), self.min_rate(), self.cap);
                 }
                 return;
             }
@@ -386,7 +395,7 @@ impl Controller {
             let off_target = (target - q) / target;
             let step = (self.cfg.increase_fraction * self.reference_rate(now))
                 .max(self.cfg.min_increase as f64);
-            self.rate += off_target * step * dt;
+            self.rate = (self.rate + off_target * step * dt).min(ceiling.max(self.rate));
             self.rate = clamp_rate(self.rate, self.min_rate(), self.cap);
         }
     }
@@ -410,7 +419,17 @@ impl Controller {
         if self.recent.len() == CURRENT_FILTER {
             self.recent.pop_front();
         }
-        self.recent.push_back(d);
+        self.recent.push_back((now, d));
+        // Old samples leave the filter, so a sparse lane reacts to its newest sample.
+        let horizon = secs(2.0 * self.rtt()).max(Duration::from_millis(100));
+        while self.recent.len() > 1
+            && self
+                .recent
+                .front()
+                .is_some_and(|(t, _)| now.saturating_sub(*t) > horizon)
+        {
+            self.recent.pop_front();
+        }
         let bucket_len = self.cfg.base_bucket.as_secs_f64().max(1e-3);
         let idx = (now.as_secs_f64() / bucket_len) as u64;
         match self.base.back_mut() {
@@ -452,7 +471,7 @@ impl Controller {
 
     /// Filtered current delay minus the base delay.
     fn queuing_delay(&self) -> Duration {
-        match (self.recent.iter().min(), self.base_delay()) {
+        match (self.recent.iter().map(|(_, d)| *d).min(), self.base_delay()) {
             (Some(cur), Some(base)) => cur.saturating_sub(base),
             _ => Duration::ZERO,
         }
@@ -462,8 +481,15 @@ impl Controller {
         self.srtt.unwrap_or(DEFAULT_RTT).max(1e-3)
     }
 
+    /// The rate floor: the configured minimum, or half a request per round trip if that is
+    /// more (LEDBAT's minimum window of two packets, in requests), so that a lane that has
+    /// yielded still gets samples and notices when the path clears.
     fn min_rate(&self) -> f64 {
-        self.cfg.min_rate.max(1) as f64
+        let configured = self.cfg.min_rate.max(1) as f64;
+        match (self.mean_bytes, self.mean_duration) {
+            (Some(b), Some(d)) if d > 0.0 => configured.max(0.5 * b / d.max(1e-3)),
+            _ => configured,
+        }
     }
 
     /// What the controller is doing now.

@@ -9,6 +9,7 @@ mod governor;
 mod rate;
 mod schedule;
 mod share;
+pub mod sim;
 
 pub use bucket::{TokenBucket, DEFAULT_BURST_TIME};
 pub use clock::{Clock, MonotonicClock, SimClock};

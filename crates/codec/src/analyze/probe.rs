@@ -134,6 +134,7 @@ pub fn candidates(objective: &Objective) -> Vec<Codec> {
         Objective::Fixed { codec, .. } => vec![codec],
         Objective::MaxRatio => vec![z(19), Codec::Bzip2 { level: 9 }, Codec::Xz { level: 6 }],
         Objective::LinkRate { .. } => vec![
+            z(-3),
             Codec::Lz4,
             z(1),
             z(3),
@@ -273,7 +274,9 @@ pub fn probe_with(
         _ => false,
     };
     let mut best_rate = 0.0f64;
-    for codec in candidates(objective) {
+    let mut order = candidates(objective);
+    order.sort_by(|a, b| speeds.codec_mbps(*b).total_cmp(&speeds.codec_mbps(*a)));
+    for codec in order {
         if let Objective::LinkRate {
             bytes_per_sec,
             workers,

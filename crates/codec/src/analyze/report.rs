@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::format::{sniff_format, Format, FormatInfo, SNIFF_LEN};
-use super::probe::probe;
+use super::probe::{probe, Trial};
 use super::select::{select, Choice, Objective};
 use crate::compress::{encode_frame, read_header, Codec, Filter, FRAME_HEADER_LEN};
 
@@ -27,14 +27,57 @@ pub fn encode_chunk(
     objective: &Objective,
 ) -> EncodedChunk {
     let p = probe(chunk, offset, format, objective);
-    let choice = select(&p, objective);
-    let frame = encode_frame(chunk, choice.codec, choice.filter);
+    let mut choice = select(&p, objective);
+    let mut frame = encode_frame(chunk, choice.codec, choice.filter);
+    if *objective == Objective::MaxRatio && choice.codec != Codec::None {
+        // Space above all: a 64 KiB sample ranks strong codecs only roughly (bzip2 and
+        // xz see far more context in a whole chunk), so the close finalists are encoded
+        // in full and the smallest frame is kept.
+        let mut finalists: Vec<&Trial> = p
+            .trials
+            .iter()
+            .filter(|t| t.ratio >= choice.predicted_ratio * MAX_FINALIST_MARGIN)
+            .filter(|t| (t.codec, t.filter) != (choice.codec, choice.filter))
+            .collect();
+        finalists.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
+        let mut tried = vec![format!(
+            "{}+{} {}",
+            choice.codec,
+            choice.filter,
+            frame.len()
+        )];
+        for t in finalists.into_iter().take(MAX_FINALISTS - 1) {
+            let other = encode_frame(chunk, t.codec, t.filter);
+            tried.push(format!("{}+{} {}", t.codec, t.filter, other.len()));
+            if other.len() < frame.len() {
+                frame = other;
+                choice.codec = t.codec;
+                choice.filter = t.filter;
+                choice.predicted_ratio = t.ratio;
+            }
+        }
+        if tried.len() > 1 {
+            choice.reason = format!(
+                "{}; kept {}+{}, the smallest of full encodings ({} bytes)",
+                choice.reason,
+                choice.codec,
+                choice.filter,
+                tried.join(", ")
+            );
+        }
+    }
     EncodedChunk {
         frame,
         choice,
         entropy: p.entropy,
     }
 }
+
+/// Under [`Objective::MaxRatio`], candidates predicted within this factor of the best
+/// are encoded in full too.
+pub const MAX_FINALIST_MARGIN: f64 = 0.85;
+/// Under [`Objective::MaxRatio`], at most this many full encodings per chunk.
+pub const MAX_FINALISTS: usize = 3;
 
 /// What happened to one chunk: the facts `strata inspect` prints.
 #[derive(Debug, Clone, PartialEq)]

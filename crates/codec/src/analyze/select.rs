@@ -93,22 +93,22 @@ impl Default for SpeedTable {
         let z = |level| Codec::Zstd { level, long: false };
         SpeedTable {
             entries: vec![
-                (Codec::Lz4, 700.0),
-                (z(-3), 600.0),
-                (z(1), 460.0),
-                (z(3), 230.0),
+                (Codec::Lz4, 920.0),
+                (z(-3), 1000.0),
+                (z(1), 600.0),
+                (z(3), 250.0),
                 (z(6), 110.0),
-                (z(9), 65.0),
-                (z(12), 35.0),
-                (z(15), 12.0),
-                (z(19), 3.6),
+                (z(9), 72.0),
+                (z(12), 24.0),
+                (z(15), 8.4),
+                (z(19), 3.5),
                 (z(22), 2.5),
-                (Codec::Gzip { level: 6 }, 48.0),
-                (Codec::Bzip2 { level: 9 }, 13.0),
+                (Codec::Gzip { level: 6 }, 54.0),
+                (Codec::Bzip2 { level: 9 }, 12.3),
                 (Codec::Xz { level: 6 }, 2.6),
             ],
-            hash_mbps: 2500.0,
-            shuffle_mbps: 2500.0,
+            hash_mbps: 3700.0,
+            shuffle_mbps: 4000.0,
         }
     }
 }
