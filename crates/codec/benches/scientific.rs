@@ -12,7 +12,8 @@
 //! single-core MB/s (probe + select + encode). The modes:
 //!
 //! - `auto`: link-rate objective, 1 GB/s assumed, workers = cores of this machine;
-//! - `auto125`: the same on a 125 MB/s (1 Gbit/s) link;
+//! - `auto125`: the same on a 125 MB/s (1 Gbit/s) link; `auto@MBPS` (not run by default)
+//!   at any link rate, e.g. `auto@250`;
 //! - `max`: best predicted ratio;
 //! - `zstd3`, `zstd19`, `xz6`: fixed codecs without filter, per chunk;
 //! - `zstd3-file`, `xz6-file`: the same on whole files (one chunk per file), which is
@@ -66,6 +67,32 @@ impl Tally {
     fn e2e(&self, workers: f64, link: f64) -> f64 {
         let t = (self.secs / workers).max(self.stored as f64 / link);
         self.raw as f64 / t.max(1e-9) / 1e6
+    }
+}
+
+/// Random bytes (an incompressible stream) through `auto`: throughput and growth.
+fn random_pass(chunk: usize, workers: u32) {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..64usize << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect();
+    for (name, obj) in [
+        ("auto", Objective::link_rate(1e9, workers)),
+        ("auto125", Objective::link_rate(125e6, workers)),
+        ("max", Objective::MaxRatio),
+    ] {
+        let t = run_objective(&data, "random.bin", chunk, &obj);
+        println!(
+            "random 64 MiB, {name:<8} {:>7.0} MB/s per core, grew by {} bytes ({} chunks x 64-byte header)",
+            t.mbps(),
+            -t.saved(),
+            data.len().div_ceil(chunk)
+        );
     }
 }
 
@@ -176,11 +203,17 @@ fn main() {
         inspect(&dir, &paths, &args[1..], chunk, workers);
         return;
     }
-    let modes: Vec<&str> = all
+    let mut modes: Vec<&str> = all
         .iter()
         .copied()
         .filter(|m| args.is_empty() || args.iter().any(|a| a == m))
         .collect();
+    // `auto@MBPS` (e.g. auto@250): the link-rate objective at any link rate, in MB/s.
+    modes.extend(
+        args.iter()
+            .map(String::as_str)
+            .filter(|a| a.starts_with("auto@")),
+    );
     let links = [1e9, 125e6];
     let mut cols: Vec<String> = modes.iter().map(|m| m.to_string()).collect();
     if modes.contains(&"oracle") {
@@ -220,6 +253,15 @@ fn main() {
                     run_objective(&data, &hint, chunk, &Objective::link_rate(125e6, workers))
                 }
                 "max" => run_objective(&data, &hint, chunk, &Objective::MaxRatio),
+                m if m.starts_with("auto@") => {
+                    let mbps: f64 = m[5..].parse().expect("auto@MBPS takes a number");
+                    run_objective(
+                        &data,
+                        &hint,
+                        chunk,
+                        &Objective::link_rate(mbps * 1e6, workers),
+                    )
+                }
                 "zstd3" => run_fixed(
                     &data,
                     chunk,
@@ -306,7 +348,12 @@ fn main() {
     for t in &totals {
         print!(" {:>9.0} {:>9.1}", t.saved() as f64 / 1e3, t.mbps());
     }
-    println!("\n\nTotals (saved bytes, single-core MB/s, end-to-end MB/s with {workers} workers):");
+    println!();
+    if modes.contains(&"auto") {
+        println!();
+        random_pass(chunk, workers);
+    }
+    println!("\nTotals (saved bytes, single-core MB/s, end-to-end MB/s with {workers} workers):");
     for (c, t) in cols.iter().zip(&totals) {
         println!(
             "  {c:<18} saved {:>10} B ({:>5.1}%)  {:>8.1} MB/s/core  e2e@1GB/s {:>7.1}  e2e@125MB/s {:>6.1}",

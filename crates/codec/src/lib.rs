@@ -7,7 +7,11 @@
 //!   into the standard file hash (the value `b3sum` prints), so that a file's hash can be
 //!   computed chunk by chunk, in any order, on any worker;
 //! - [`manifest`]: the versioned dataset manifest written beside migrated data, with its
-//!   root hash over the whole dataset.
+//!   root hash over the whole dataset;
+//! - [`compress`]: the codec suite (none, lz4, zstd, gzip, bzip2, xz), the byte-shuffle
+//!   filter and the self-describing chunk frame;
+//! - [`analyze`]: format sniffing (HDF5, NetCDF, FITS, GRIB, BAM, ...), entropy, the
+//!   per-chunk probe and the codec selector that maximises the end-to-end rate.
 //!
 //! Everything here is deterministic and cheap to test exhaustively; the crates above
 //! (store, mover, cli) bring the I/O.

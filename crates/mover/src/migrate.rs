@@ -119,8 +119,10 @@ pub async fn migrate(
         .set_job_state(plan.job, JobState::Copying, None, None)
         .await?;
 
+    let existing = Arc::new(list_existing(destination).await?);
     let recorder = Recorder::start(catalog.clone(), plan.job);
     let run = Run {
+        existing,
         source: source.clone(),
         destination: destination.clone(),
         options: options.clone(),
@@ -188,6 +190,9 @@ pub async fn migrate(
 /// Shared state of one run.
 #[derive(Clone)]
 struct Run {
+    /// Sizes of the files already at the destination, listed once at the start (one
+    /// listing instead of a stat, or an S3 HEAD, per file).
+    existing: Arc<HashMap<String, u64>>,
     source: Store,
     destination: Store,
     options: MigrateOptions,
@@ -282,17 +287,14 @@ async fn prepare_file(
     let layout = layout(chunk_size, record.planned.size);
     let known = verified.get(&record.planned.index);
     let path = record.planned.path.clone();
-    if known.is_none() {
-        match with_backoff(|| run.destination.stat(&path)).await {
-            Ok(Some(existing)) if existing.size == record.planned.size => {
-                return vec![Work::Compare(record)]
-            }
-            Ok(Some(_)) if !run.options.overwrite => {
-                return vec![fail(run, &record, exists_message(&run.destination, &path))];
-            }
-            Ok(_) => {}
-            Err(error) => return vec![store_failure(run, &record, error)],
+    // A file already under its final name (another copy, or ours published just before a
+    // crash) is compared, never blindly replaced.
+    match run.existing.get(&path) {
+        Some(&size) if size == record.planned.size => return vec![Work::Compare(record)],
+        Some(_) if !run.options.overwrite => {
+            return vec![fail(run, &record, exists_message(&run.destination, &path))];
         }
+        _ => {}
     }
     let upload = match run
         .destination
@@ -387,7 +389,14 @@ async fn read_chunk(store: &Store, path: &str, offset: u64, len: u64) -> Result<
     with_backoff(|| store.read_range(path, offset, len)).await
 }
 
+/// Chunks up to this size are hashed on the async worker itself (tens of microseconds);
+/// larger ones on a blocking thread so they never stall the runtime.
+const INLINE_HASH_MAX: usize = 256 << 10;
+
 async fn hash_chunk(layout: ChunkLayout, index: u64, data: Bytes) -> ChunkValue {
+    if data.len() <= INLINE_HASH_MAX {
+        return layout.chunk_value(index, &data);
+    }
     tokio::task::spawn_blocking(move || layout.chunk_value(index, &data))
         .await
         .unwrap_or([0; 32])
@@ -637,6 +646,16 @@ async fn compare_or_replace(run: &Run, record: FileRecord, chunk_size: u64) -> O
         outcome = copy_chunk(run, file.clone(), index, None).await;
     }
     outcome
+}
+
+/// Paths and sizes already at the destination (empty when it does not exist yet).
+async fn list_existing(destination: &Store) -> Result<HashMap<String, u64>, MoverError> {
+    let mut ignore = |_warning: strata_store::ListWarning| {};
+    match destination.list(&mut ignore).await {
+        Ok(entries) => Ok(entries.into_iter().map(|e| (e.path, e.size)).collect()),
+        Err(StoreError::NotFound { .. }) => Ok(HashMap::new()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Build the dataset manifest from what the catalog recorded.

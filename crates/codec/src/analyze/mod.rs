@@ -2,17 +2,17 @@
 //!
 //! This module owns every decision of adaptive compression; [`crate::compress`] only
 //! carries them out. Per file, [`sniff_format`] reads the header once (format, typed
-//! regions, element widths). Per chunk, [`probe`] measures the entropy of a sample, finds
+//! regions, element widths). Per chunk, [`probe()`](fn@probe) measures the entropy of a sample, finds
 //! the shuffle width, and trial-compresses the sample with each candidate the objective
-//! could pick; [`select`] turns that into a [`Choice`] with a human-readable reason, under
+//! could pick; [`select()`](fn@select) turns that into a [`Choice`] with a human-readable reason, under
 //! an [`Objective`]: the best end-to-end rate for a link rate, the best ratio, or a fixed
 //! codec. [`encode_chunk`] does all three and encodes the frame; [`analyze_file_chunks`]
 //! does it for a whole file and reports on every chunk, for `strata inspect`.
 //!
 //! - [`entropy`]: byte entropy and spread samples;
-//! - [`format`]: format detection and typed regions; `headers` parses the headers;
-//! - [`probe`]: the per-chunk probe and its trials;
-//! - [`select`]: the end-to-end rate model, the speed table, the choice;
+//! - [`format`](mod@format): format detection and typed regions; `headers` parses the headers;
+//! - [`probe`](mod@probe): the per-chunk probe and its trials;
+//! - [`select`](mod@select): the end-to-end rate model, the speed table, the choice;
 //! - [`report`]: whole-chunk and whole-file entry points.
 
 pub mod entropy;
