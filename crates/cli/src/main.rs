@@ -59,13 +59,19 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// List migration jobs and their progress from the catalog.
     Status(commands::status::StatusArgs),
+    /// Show each file's format, entropy, chosen codec and filter, and the ratio it gets.
+    Inspect(commands::inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    limit_allocator_arenas();
+    // Blocking I/O threads are bounded: each is a file read or write in flight, and each
+    // idle one keeps memory in its allocator arena.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(64)
         .build()
     {
         Ok(runtime) => runtime,
@@ -84,6 +90,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => commands::migrate::run(&context, args).await,
             Command::Verify(args) => commands::verify::run(&context, args).await,
             Command::Status(args) => commands::status::run(&context, args).await,
+            Command::Inspect(args) => commands::inspect::run(&context, args).await,
         }
     });
     match result {
@@ -96,6 +103,16 @@ fn main() -> ExitCode {
             }
             ExitCode::from(2)
         }
+    }
+}
+
+/// glibc gives every thread that allocates its own arena and keeps freed chunk buffers
+/// there; with many I/O threads that multiplies resident memory. A few arenas are plenty.
+fn limit_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator tuning; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

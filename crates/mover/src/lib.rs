@@ -20,6 +20,7 @@ pub mod error;
 pub mod migrate;
 pub mod plan;
 pub mod progress;
+mod publisher;
 mod recorder;
 mod retry;
 pub mod verify;

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::plan::{layout, make_plan, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
+use crate::publisher::{done_update, Publisher, Publishing};
 use crate::recorder::{Record, Recorder};
 use crate::retry::with_backoff;
 use crate::verify::hash_stored_file;
@@ -123,6 +124,7 @@ pub async fn migrate(
     let recorder = Recorder::start(catalog.clone(), plan.job);
     let run = Run {
         existing,
+        publisher: None,
         source: source.clone(),
         destination: destination.clone(),
         options: options.clone(),
@@ -132,8 +134,13 @@ pub async fn migrate(
         fatal: Arc::new(Mutex::new(None)),
         chunks_resent: Arc::new(AtomicU64::new(0)),
     };
-    let outcomes = execute(&run, &plan).await;
-    drop(run.records.clone());
+    let publisher = Publisher::start(run.clone());
+    let mut run = run;
+    run.publisher = Some(publisher.sender());
+    let mut outcomes = execute(&run, &plan).await;
+    // Every sender must be gone before the publisher can finish.
+    run.publisher = None;
+    outcomes.extend(publisher.finish().await);
     let Run {
         records,
         fatal,
@@ -149,7 +156,7 @@ pub async fn migrate(
             Outcome::Skipped => report.files_skipped += 1,
             Outcome::AlreadyDone => report.files_resumed += 1,
             Outcome::Failed(failure) => report.failed.push(failure),
-            Outcome::NotAttempted => {}
+            Outcome::NotAttempted | Outcome::Queued => {}
         }
     }
     report.bytes_sent = Progress::get(&progress.bytes_sent);
@@ -189,7 +196,9 @@ pub async fn migrate(
 
 /// Shared state of one run.
 #[derive(Clone)]
-struct Run {
+pub(crate) struct Run {
+    /// Where finished small files go for group commit (`None` inside the publisher).
+    publisher: Option<mpsc::Sender<Publishing>>,
     /// Sizes of the files already at the destination, listed once at the start (one
     /// listing instead of a stat, or an S3 HEAD, per file).
     existing: Arc<HashMap<String, u64>>,
@@ -204,7 +213,9 @@ struct Run {
 }
 
 /// What happened to one file.
-enum Outcome {
+pub(crate) enum Outcome {
+    /// Handed to the publisher, which reports the file's outcome.
+    Queued,
     Copied,
     Skipped,
     AlreadyDone,
@@ -567,18 +578,43 @@ async fn finish_file(run: &Run, file: &FileCopy) -> Outcome {
         .mtime_ns
         .and_then(|ns| u64::try_from(ns).ok())
         .map(|ns| UNIX_EPOCH + Duration::from_nanos(ns));
+    if let (true, Some(publisher)) = (file.layout.is_single_chunk(), &run.publisher) {
+        let publishing = Publishing {
+            upload,
+            record: file.record.clone(),
+            hash,
+            mtime,
+        };
+        if publisher.send(publishing).await.is_ok() {
+            return Outcome::Queued;
+        }
+        return record_failure(
+            run,
+            &file.record,
+            "internal error: publisher stopped; re-run".into(),
+        );
+    }
     if let Err(error) = upload.publish(mtime, file.record.planned.mode).await {
         return store_outcome(run, &file.record, error);
     }
-    let update = FileUpdate {
-        index: file.record.planned.index,
-        state: FileState::Done,
-        hash: Some(hash),
-        error: None,
-    };
-    let _ = run.records.send(Record::File(update)).await;
+    record_done(run, &file.record, hash).await
+}
+
+/// Record a published file as done.
+pub(crate) async fn record_done(run: &Run, record: &FileRecord, hash: ChunkValue) -> Outcome {
+    let _ = run
+        .records
+        .send(Record::File(done_update(record, hash)))
+        .await;
     Progress::add(&run.progress.files_done, 1);
     Outcome::Copied
+}
+
+impl Run {
+    /// See [`store_outcome`].
+    pub(crate) fn store_outcome(&self, record: &FileRecord, error: StoreError) -> Outcome {
+        store_outcome(self, record, error)
+    }
 }
 
 /// The destination holds a file of the same size: leave it if identical, replace it with

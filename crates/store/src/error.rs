@@ -155,6 +155,47 @@ impl StoreError {
     }
 
     /// Shorthand for a non-retryable [`StoreError::Backend`].
+    /// A copy of this error, for reporting one failure against several files (I/O sources
+    /// are not `Clone`: their kind and message are kept).
+    pub(crate) fn clone_for_group(&self) -> StoreError {
+        use StoreError::*;
+        match self {
+            InvalidUri { uri, reason } => InvalidUri {
+                uri: uri.clone(),
+                reason: reason.clone(),
+            },
+            InvalidPath { path, reason } => InvalidPath {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            NotFound { path } => NotFound { path: path.clone() },
+            PermissionDenied { path } => PermissionDenied { path: path.clone() },
+            NoSpace { path } => NoSpace { path: path.clone() },
+            Unreachable { endpoint, detail } => Unreachable {
+                endpoint: endpoint.clone(),
+                detail: detail.clone(),
+            },
+            Auth { uri, detail } => Auth {
+                uri: uri.clone(),
+                detail: detail.clone(),
+            },
+            NotADirectory { path } => NotADirectory { path: path.clone() },
+            Io { path, source } => Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Backend {
+                path,
+                detail,
+                retryable,
+            } => Backend {
+                path: path.clone(),
+                detail: detail.clone(),
+                retryable: *retryable,
+            },
+        }
+    }
+
     pub(crate) fn permanent(path: impl Into<String>, detail: impl Into<String>) -> Self {
         StoreError::Backend {
             path: path.into(),

@@ -45,7 +45,7 @@ mod uri;
 pub use error::StoreError;
 pub use options::S3Options;
 pub use store::Store;
-pub use upload::Upload;
+pub use upload::{PendingPublish, Upload};
 pub use uri::{StoreScheme, StoreUri, DEFAULT_MEMORY_NAME};
 
 use std::time::SystemTime;

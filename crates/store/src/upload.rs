@@ -128,6 +128,40 @@ impl Upload {
         }
     }
 
+    /// Group commit: publishes many finished uploads of one store with a single data flush
+    /// for all of them instead of two `fsync`s each (local: set modes and mtimes, one
+    /// `syncfs` of the destination file system, rename each, fsync each parent directory
+    /// once). Same guarantees as [`Upload::publish`] for every file; many small files go
+    /// several times faster. Results are in the order of `items`.
+    pub async fn publish_group(items: Vec<PendingPublish>) -> Vec<Result<(), StoreError>> {
+        let mut local = Vec::new();
+        let mut results: Vec<Option<Result<(), StoreError>>> = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            match item.upload.inner {
+                Inner::Local(u) => {
+                    local.push((index, u, item.mtime, item.mode));
+                    results.push(None);
+                }
+                Inner::Dal(u) => results.push(Some(u.publish().await)),
+            }
+        }
+        if !local.is_empty() {
+            let indices: Vec<usize> = local.iter().map(|(i, ..)| *i).collect();
+            let items: Vec<_> = local.into_iter().map(|(_, u, t, m)| (u, t, m)).collect();
+            let count = items.len();
+            let outcomes = blocking("publish group", move || Ok(publish_local_group(items)))
+                .await
+                .unwrap_or_else(|e| (0..count).map(|_| Err(e.clone_for_group())).collect());
+            for (index, outcome) in indices.into_iter().zip(outcomes) {
+                results[index] = Some(outcome);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::permanent("", "upload not published"))))
+            .collect()
+    }
+
     /// Gives up: removes the staging file or aborts the multipart upload. Nothing appears
     /// under the final name.
     pub async fn abort(self) -> Result<(), StoreError> {
@@ -143,6 +177,85 @@ impl Upload {
             Inner::Dal(u) => &u.shown,
         }
     }
+}
+
+/// A finished upload waiting for [`Upload::publish_group`].
+pub struct PendingPublish {
+    /// The upload, every byte written.
+    pub upload: Upload,
+    /// Modification time to set (local stores).
+    pub mtime: Option<SystemTime>,
+    /// Permission bits to set (local stores).
+    pub mode: Option<u32>,
+}
+
+/// The blocking half of a local group commit.
+fn publish_local_group(
+    items: Vec<(LocalUpload, Option<SystemTime>, Option<u32>)>,
+) -> Vec<Result<(), StoreError>> {
+    // 1. Metadata on every staged file; keep the open files for the flush.
+    let mut prepared: Vec<Result<(LocalUpload, File), StoreError>> = items
+        .into_iter()
+        .map(|(upload, mtime, mode)| {
+            let file = upload
+                .file
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .ok_or_else(|| finished(&upload.shown))?;
+            let io_err = |e| StoreError::from_io(&upload.shown, e);
+            let mode = mode.unwrap_or_else(default_file_mode);
+            file.set_permissions(Permissions::from_mode(mode & 0o7777))
+                .map_err(io_err)?;
+            if let Some(mtime) = mtime {
+                file.set_times(FileTimes::new().set_modified(mtime))
+                    .map_err(io_err)?;
+            }
+            Ok((upload, file))
+        })
+        .collect();
+    // 2. One flush of the file system makes every staged file's data durable.
+    if let Some((upload, file)) = prepared.iter().find_map(|p| p.as_ref().ok()) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: syncfs only reads the descriptor, which `file` keeps open.
+        if unsafe { libc::syncfs(file.as_raw_fd()) } != 0 {
+            let error = StoreError::from_io(&upload.shown, io::Error::last_os_error());
+            return prepared
+                .into_iter()
+                .map(|p| p.and_then(|_| Err(error.clone_for_group())))
+                .collect();
+        }
+    }
+    // 3. Rename each into place, then make the directory entries durable.
+    let mut parents = std::collections::BTreeSet::new();
+    let results: Vec<Result<(), StoreError>> = prepared
+        .iter_mut()
+        .map(|p| match p {
+            Ok((upload, _)) => {
+                let parent = create_parent(&upload.final_path)?.to_path_buf();
+                if fs::symlink_metadata(&upload.final_path).is_ok_and(|m| m.is_dir()) {
+                    return Err(StoreError::permanent(
+                        &upload.shown,
+                        "a directory is in the way of this file; remove or rename it",
+                    ));
+                }
+                fs::rename(&upload.staging, &upload.final_path)
+                    .map_err(|e| StoreError::from_io(&upload.shown, e))?;
+                parents.insert(parent);
+                Ok(())
+            }
+            Err(e) => Err(e.clone_for_group()),
+        })
+        .collect();
+    for parent in parents {
+        if let Err(error) = sync_dir(&parent) {
+            return results
+                .into_iter()
+                .map(|r| r.and_then(|()| Err(error.clone_for_group())))
+                .collect();
+        }
+    }
+    results
 }
 
 // ---------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@
 //! - it only probes upward when the slots were the binding constraint for at least 30 % of
 //!   the epoch (work was waiting with tokens available): when the rate limit or the
 //!   congestion controller is what binds, more slots cannot help;
-//! - a probe adds `max(1, n/4)` slots; if the next epoch's throughput did not rise by at
+//! - a probe adds `max(1, n/2)` slots until the first failed probe or back-off, then
+//!   `max(1, n/4)`; if the next epoch's throughput did not rise by at
 //!   least half of the proportional gain, the probe is undone and probing pauses for three
 //!   epochs (the plateau: FTS3's "no improvement, step back");
 //! - explicit pushback (429/503) halves the slots at once, a loss-triggered back-off takes a
@@ -136,8 +137,10 @@ impl ConcurrencyTuner {
         }
         let secs = elapsed.as_secs_f64();
         let throughput = self.epoch_bytes as f64 / secs;
-        let slot_frac =
-            slot_bound.saturating_sub(self.epoch_slot_bound_start).as_secs_f64() / secs;
+        let slot_frac = slot_bound
+            .saturating_sub(self.epoch_slot_bound_start)
+            .as_secs_f64()
+            / secs;
         self.decide(throughput, slot_frac);
         self.epoch_start = now;
         self.epoch_bytes = 0;
@@ -170,7 +173,11 @@ impl ConcurrencyTuner {
         }
         if slot_frac >= 0.3 && self.n < self.cfg.max {
             let from = self.n;
-            let step = if self.climbing { self.n / 2 } else { self.n / 4 };
+            let step = if self.climbing {
+                self.n / 2
+            } else {
+                self.n / 4
+            };
             self.n = (self.n + step.max(1)).min(self.cfg.max);
             self.last = Move::Up { from };
         }

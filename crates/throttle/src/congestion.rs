@@ -1,28 +1,19 @@
 //! The congestion controller: how fast one lane may go so that it yields.
 //!
-//! This module owns the *target rate* and, through [`ConcurrencyTuner`], the *target number
-//! of requests in flight* of one lane (one direction to one store). Its inputs are one
-//! [`Sample`] per finished request and the scheduler's [`Pressure`]; its outputs feed the
-//! lane's token bucket and request slots. The scheme, and why, is described in the crate
-//! documentation; in short it is LEDBAT++ adapted to request-level samples and a paced rate:
+//! This module owns the *target rate* and, through [`ConcurrencyTuner`] capped by Little's
+//! law, the *target number of requests in flight* of one lane (one direction to one store).
+//! Its inputs are one [`Sample`] per finished request and the scheduler's [`Pressure`]; its
+//! outputs feed the lane's token bucket and request slots. The scheme (LEDBAT++ delay
+//! control adapted to request samples and a paced rate, error control with a loss
+//! threshold and Retry-After, rate validation, a sampling floor) and its parameters are
+//! described in the crate documentation, which is the reference; the code below follows
+//! it step by step:
 //!
-//! - **delay control** (RFC 6817, draft-irtf-iccrg-ledbat-plus-plus): queueing delay is the
-//!   filtered delay (minimum of the last 4 samples) minus the base delay (minimum over ten
-//!   one-minute buckets). Below the target the rate grows additively, in proportion to how
-//!   far below target it is; above it the rate is cut multiplicatively, in proportion to
-//!   how far above (at most halved), once per round trip;
-//! - **slow start** until the delay first reaches 3/4 of the target (LEDBAT++);
-//! - **periodic slowdown** (LEDBAT++): every 30 s the rate drops to a quarter for two round
-//!   trips so the queue drains and the base delay is re-measured; skipped when the queue is
-//!   already near empty;
-//! - **error control**: 429/503 (`Throttled`) halves the rate and the slots and pauses the
-//!   lane until Retry-After; timeouts, resets and other errors count as congestion only
-//!   when their rate over about the last 128 requests exceeds 5 %, or 4 fail in a row, so
-//!   random loss on a lossy path does not collapse the rate (BBRv2's loss threshold idea);
-//! - only one decrease per round trip: a decrease needs a sample from a request admitted
-//!   after the previous decrease (TCP's one reduction per window);
-//! - rate validation: the rate only grows while it is the binding constraint (work waited
-//!   for tokens recently), so an idle or slot-bound lane does not bank a huge rate.
+//! - [`Controller::on_sample`] updates the estimators (delay filter, base-delay history,
+//!   delivery rate, error EWMA) and applies error control;
+//! - `control` applies slow start or the delay law after each successful sample;
+//! - [`Controller::tick`] handles time: Retry-After expiry, the periodic slowdown, the slot
+//!   tuner's epochs.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -95,7 +86,8 @@ pub struct ControllerConfig {
     pub pushback_factor: f64,
     /// Rate factor when errors exceed the loss threshold.
     pub loss_factor: f64,
-    /// Error fraction (EWMA over ~128 requests) above which errors mean congestion.
+    /// Error fraction (EWMA over ~128 requests) above which errors mean congestion
+    /// (default 10 %: 2 % random loss stays far below it even on short windows).
     pub loss_threshold: f64,
     /// This many failures in a row mean congestion regardless of the fraction.
     pub consecutive_failures: u32,
@@ -120,7 +112,7 @@ impl Default for ControllerConfig {
             max_decrease: 0.5,
             pushback_factor: 0.5,
             loss_factor: 0.7,
-            loss_threshold: 0.05,
+            loss_threshold: 0.10,
             consecutive_failures: 4,
             max_retry_after: Duration::from_secs(300),
             slowdown_interval: Duration::from_secs(30),
@@ -190,6 +182,7 @@ pub struct Controller {
     pushbacks: u64,
     loss_ewma: f64,
     failures_in_row: u32,
+    samples_since_loss_cut: u64,
     paused_until: Duration,
     delivered: VecDeque<(Duration, u64)>,
     delivered_sum: u64,
@@ -209,6 +202,8 @@ const CURRENT_FILTER: usize = 4;
 const BASE_HISTORY: usize = 10;
 /// EWMA weight of one sample in the error fraction.
 const LOSS_ALPHA: f64 = 1.0 / 128.0;
+/// Samples between two loss-triggered cuts.
+const LOSS_WINDOW: u64 = 128;
 /// Highest rate the controller ever targets without a cap (1 PiB/s).
 const MAX_RATE: f64 = (1u64 << 50) as f64;
 /// Round trip assumed before the first sample.
@@ -235,6 +230,7 @@ impl Controller {
             pushbacks: 0,
             loss_ewma: 0.0,
             failures_in_row: 0,
+            samples_since_loss_cut: u64::MAX,
             paused_until: Duration::ZERO,
             delivered: VecDeque::new(),
             delivered_sum: 0,
@@ -242,7 +238,7 @@ impl Controller {
             rate_ref_at: now,
             pressure: Pressure::default(),
             token_limited_at: None,
-            next_slowdown: now + cfg.slowdown_interval,
+            next_slowdown: now.saturating_add(cfg.slowdown_interval),
             slowdown_end: Duration::ZERO,
             saved_rate: rate,
             tuner: ConcurrencyTuner::new(cfg.concurrency, now),
@@ -262,7 +258,28 @@ impl Controller {
 
     /// Requests the lane may have in flight.
     pub fn target_in_flight(&self) -> usize {
-        self.tuner.target()
+        self.tuner
+            .target()
+            .min(self.little_cap())
+            .max(self.cfg.concurrency.min.max(1))
+    }
+
+    /// Little's law: the requests in flight the target rate needs at the base delay, doubled,
+    /// plus one. More slots than this only queue; this bound makes the slots follow the rate
+    /// down under congestion and back up when it clears.
+    fn little_cap(&self) -> usize {
+        match (self.mean_bytes, self.base_delay()) {
+            (Some(b), Some(base)) if b >= 1.0 => {
+                let rate = self.target_rate().as_bytes_per_sec().unwrap_or(u64::MAX) as f64;
+                let n = 2.0 * rate * base.as_secs_f64() / b + 1.0;
+                if n.is_finite() && n < usize::MAX as f64 {
+                    n.ceil() as usize
+                } else {
+                    usize::MAX
+                }
+            }
+            _ => usize::MAX,
+        }
     }
 
     /// Admissions must wait until this clock time (Retry-After); zero when not paused.
@@ -301,14 +318,14 @@ impl Controller {
             && !self.cfg.slowdown_interval.is_zero()
             && now >= self.next_slowdown
         {
-            self.next_slowdown = now + self.cfg.slowdown_interval;
+            self.next_slowdown = now.saturating_add(self.cfg.slowdown_interval);
             // Worth it only when a queue might hide the base delay.
-            if self.queuing_delay() > self.cfg.target_delay / 4
-                && self.rate / 4.0 > self.min_rate()
+            if self.queuing_delay() > self.cfg.target_delay / 4 && self.rate / 4.0 > self.min_rate()
             {
                 self.phase = Phase::Slowdown;
                 self.saved_rate = self.rate;
-                self.slowdown_end = now + secs(2.0 * self.rtt()).max(Duration::from_millis(100));
+                self.slowdown_end =
+                    now.saturating_add(secs(2.0 * self.rtt()).max(Duration::from_millis(100)));
             }
         }
         let mean = self.mean_duration.unwrap_or(DEFAULT_RTT);
@@ -321,7 +338,13 @@ impl Controller {
         let duration = s.finish.saturating_sub(s.start).as_secs_f64();
         self.mean_duration = Some(ewma(self.mean_duration, duration, 0.125));
         self.mean_bytes = Some(ewma(self.mean_bytes, s.bytes as f64, 0.125));
-        let fresh = self.last_decrease.is_none_or(|d| s.start >= d);
+        self.samples_since_loss_cut = self.samples_since_loss_cut.saturating_add(1);
+        // One decrease per round trip: the request must have started a round trip after the
+        // last decrease, so that it saw the queue that decrease left behind.
+        let gap = secs(0.5 * self.rtt());
+        let fresh = self
+            .last_decrease
+            .is_none_or(|d| s.start >= d.saturating_add(gap));
         match s.outcome {
             Outcome::Ok => {
                 self.failures_in_row = 0;
@@ -334,7 +357,7 @@ impl Controller {
             Outcome::Throttled { retry_after } => {
                 self.pushbacks += 1;
                 if let Some(wait) = retry_after {
-                    let until = now + wait.min(self.cfg.max_retry_after);
+                    let until = now.saturating_add(wait.min(self.cfg.max_retry_after));
                     self.paused_until = self.paused_until.max(until);
                     if self.paused_until > now {
                         self.phase = Phase::Paused;
@@ -350,7 +373,11 @@ impl Controller {
                 self.loss_ewma = self.loss_ewma * (1.0 - LOSS_ALPHA) + LOSS_ALPHA;
                 let persistent = self.loss_ewma > self.cfg.loss_threshold
                     || self.failures_in_row >= self.cfg.consecutive_failures.max(1);
-                if persistent && fresh {
+                // At most one loss cut per loss window (~128 requests), as BBRv2 reacts at
+                // most once per round: the error fraction needs that long to mean anything.
+                let window_done = self.samples_since_loss_cut >= LOSS_WINDOW;
+                if persistent && fresh && window_done {
+                    self.samples_since_loss_cut = 0;
                     self.decrease(now, self.cfg.loss_factor);
                     self.tuner.back_off(0.75);
                 }
@@ -366,7 +393,7 @@ impl Controller {
         if matches!(self.phase, Phase::Paused | Phase::Slowdown) || self.recent.is_empty() {
             return;
         }
-        let target = self.cfg.target_delay.as_secs_f64().max(1e-3);
+        let target = self.effective_target();
         let q = self.queuing_delay().as_secs_f64();
         let rtt = self.rtt();
         let limited = self
@@ -402,8 +429,21 @@ impl Controller {
 
     /// A multiplicative decrease by `factor` and a back-off event.
     fn decrease(&mut self, now: Duration, factor: f64) {
-        let factor = if factor.is_nan() { 0.5 } else { factor.clamp(0.0, 1.0) };
-        self.rate = clamp_rate(self.rate * factor, self.min_rate(), self.cap);
+        let factor = if factor.is_nan() {
+            0.5
+        } else {
+            factor.clamp(0.0, 1.0)
+        };
+        let before = self.rate;
+        // Cut from what is really flowing when the rate was not the binding limit (as TCP
+        // cuts its flight, not an unused window).
+        let delivered = self.delivered_sum as f64;
+        let from = if delivered > 0.0 {
+            self.rate.min(delivered)
+        } else {
+            self.rate
+        };
+        self.rate = clamp_rate(from * factor, self.min_rate(), self.cap);
         if self.phase == Phase::SlowStart {
             self.phase = Phase::Steady;
         }
@@ -411,7 +451,10 @@ impl Controller {
             self.phase = Phase::Steady;
         }
         self.last_decrease = Some(now);
-        self.backoffs += 1;
+        // Count real cuts only, not repeated ones at the floor.
+        if self.rate < before * 0.99 {
+            self.backoffs += 1;
+        }
     }
 
     fn record_delay(&mut self, now: Duration, d: Duration) {
@@ -421,7 +464,7 @@ impl Controller {
         }
         self.recent.push_back((now, d));
         // Old samples leave the filter, so a sparse lane reacts to its newest sample.
-        let horizon = secs(2.0 * self.rtt()).max(Duration::from_millis(100));
+        let horizon = secs(8.0 * self.rtt()).max(Duration::from_millis(500));
         while self.recent.len() > 1
             && self
                 .recent
@@ -465,6 +508,11 @@ impl Controller {
         self.rate_ref * (-age / 60.0).exp()
     }
 
+    /// The target queueing delay in seconds.
+    fn effective_target(&self) -> f64 {
+        self.cfg.target_delay.as_secs_f64().max(1e-3)
+    }
+
     fn base_delay(&self) -> Option<Duration> {
         self.base.iter().map(|(_, d)| *d).min()
     }
@@ -481,13 +529,15 @@ impl Controller {
         self.srtt.unwrap_or(DEFAULT_RTT).max(1e-3)
     }
 
-    /// The rate floor: the configured minimum, or half a request per round trip if that is
-    /// more (LEDBAT's minimum window of two packets, in requests), so that a lane that has
-    /// yielded still gets samples and notices when the path clears.
+    /// The rate floor: the configured minimum, or one mean request per four mean request
+    /// durations (at least a second) if that is more. LEDBAT keeps a minimum window of two
+    /// packets for the same reason: a lane that has yielded must still get samples to
+    /// notice when the path clears; with requests of megabytes, a byte-rate floor alone
+    /// would leave it blind for minutes.
     fn min_rate(&self) -> f64 {
         let configured = self.cfg.min_rate.max(1) as f64;
         match (self.mean_bytes, self.mean_duration) {
-            (Some(b), Some(d)) if d > 0.0 => configured.max(0.5 * b / d.max(1e-3)),
+            (Some(b), Some(d)) => configured.max(b / (4.0 * d).max(1.0)),
             _ => configured,
         }
     }
@@ -503,7 +553,7 @@ impl Controller {
             target_delay: self.cfg.target_delay,
             backoff_events: self.backoffs,
             pushback_events: self.pushbacks,
-            in_flight_target: self.tuner.target(),
+            in_flight_target: self.target_in_flight(),
             loss_rate: self.loss_ewma,
             phase: self.phase,
             paused_until: self.paused_until,

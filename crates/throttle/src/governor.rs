@@ -187,9 +187,12 @@ impl<C: Clock + Clone> Governor<C> {
         for dir in Direction::ALL {
             let lane = &mut self.lanes[dir.index()];
             self.scratch.clear();
-            let w = lane
-                .sched
-                .poll(&mut lane.bucket, self.shared.as_mut(), now, &mut self.scratch);
+            let w = lane.sched.poll(
+                &mut lane.bucket,
+                self.shared.as_mut(),
+                now,
+                &mut self.scratch,
+            );
             for &(ticket, class, bytes, holds_slot) in &self.scratch {
                 let grant = Grant {
                     ticket,
@@ -217,6 +220,11 @@ impl<C: Clock + Clone> Governor<C> {
     /// Takes the grant of `ticket` if it was admitted.
     pub fn take_grant(&mut self, ticket: Ticket) -> Option<Grant> {
         self.grants.remove(&ticket)
+    }
+
+    /// Grants admitted but not yet taken.
+    pub fn untaken_grants(&self) -> usize {
+        self.grants.len()
     }
 
     /// Takes every grant not yet taken (for drivers that track tickets themselves).
@@ -254,7 +262,13 @@ impl<C: Clock + Clone> Governor<C> {
     /// Reports how a granted request ended: frees its slot and feeds the controller.
     /// `bytes` is what it actually moved (it may differ from the grant, e.g. with
     /// [`Governor::enqueue`] pacing calls in between).
-    pub fn finish(&mut self, grant: &Grant, bytes: u64, outcome: Outcome, latency: Option<Duration>) {
+    pub fn finish(
+        &mut self,
+        grant: &Grant,
+        bytes: u64,
+        outcome: Outcome,
+        latency: Option<Duration>,
+    ) {
         self.release(grant);
         let sample = Sample {
             bytes,
@@ -294,7 +308,10 @@ impl<C: Clock + Clone> Governor<C> {
         let lane = &mut self.lanes[direction.index()];
         let (rate, slots) = if self.cfg.congestion_control {
             lane.sched.pause_until(lane.ctrl.paused_until());
-            (lane.ctrl.target_rate().min(cap), lane.ctrl.target_in_flight())
+            (
+                lane.ctrl.target_rate().min(cap),
+                lane.ctrl.target_in_flight(),
+            )
         } else {
             (cap, self.cfg.controller.concurrency.max)
         };

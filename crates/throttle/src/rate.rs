@@ -70,7 +70,9 @@ impl Rate {
             reason,
         };
         if t.is_empty() {
-            return Err(err("the rate is empty; expected e.g. `20M`, `512K` or `off`".into()));
+            return Err(err(
+                "the rate is empty; expected e.g. `20M`, `512K` or `off`".into(),
+            ));
         }
         if t.eq_ignore_ascii_case("off") {
             return Ok(Rate::Unlimited);
@@ -97,7 +99,9 @@ impl Rate {
         })?;
         let bytes = value * multiplier;
         if !bytes.is_finite() || bytes >= 9.0e18 {
-            return Err(err("the rate is too large (the limit is about 7 EiB/s)".into()));
+            return Err(err(
+                "the rate is too large (the limit is about 7 EiB/s)".into()
+            ));
         }
         if value == 0.0 {
             return Err(err(
@@ -148,8 +152,8 @@ impl FromStr for Rate {
 }
 
 impl fmt::Display for Rate {
-    /// Writes the rate the way it parses back: `off`, `20M`, `1.5K` is never produced;
-    /// exact binary multiples get a suffix, anything else is written in bytes (`1000B`).
+    /// Writes the rate so that it parses back to the same value: `off`, a whole number with
+    /// the largest exact binary suffix (`20M`), or bytes (`1000B`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = match self {
             Rate::Unlimited => return f.write_str("off"),
@@ -295,7 +299,9 @@ mod tests {
 
     #[test]
     fn malformed_rates_say_what_is_expected() {
-        for bad in ["", "M", "10X", "10MB", "1..5M", "-1M", "0", "0.0K", "0.1B", "1e3M"] {
+        for bad in [
+            "", "M", "10X", "10MB", "1..5M", "-1M", "0", "0.0K", "0.1B", "1e3M",
+        ] {
             let e = Rate::parse(bad).unwrap_err();
             assert_eq!(e.input, bad);
             assert!(!e.reason.is_empty());
@@ -316,8 +322,14 @@ mod tests {
     #[test]
     fn bwlimit_is_write_colon_read() {
         let l = BwLimit::parse("10M:100M").unwrap();
-        assert_eq!(l.for_direction(Direction::Write), Rate::parse("10M").unwrap());
-        assert_eq!(l.for_direction(Direction::Read), Rate::parse("100M").unwrap());
+        assert_eq!(
+            l.for_direction(Direction::Write),
+            Rate::parse("10M").unwrap()
+        );
+        assert_eq!(
+            l.for_direction(Direction::Read),
+            Rate::parse("100M").unwrap()
+        );
         assert!(!l.is_shared());
         let l = BwLimit::parse("10M:off").unwrap();
         assert_eq!(l.for_direction(Direction::Read), Rate::Unlimited);

@@ -245,7 +245,8 @@ fn parse_entry(token: &str) -> Result<(Option<Weekday>, u32, BwLimit), ScheduleE
 /// `HH:MM` to minutes since midnight.
 fn parse_hhmm(text: &str) -> Option<u32> {
     let (h, m) = text.split_once(':')?;
-    let all_digits = |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit());
+    let all_digits =
+        |s: &str| !s.is_empty() && s.len() <= 2 && s.bytes().all(|b| b.is_ascii_digit());
     if !all_digits(h) || m.len() != 2 || !all_digits(m) {
         return None;
     }
@@ -323,20 +324,35 @@ mod tests {
     fn constant_and_split_limits() {
         let s = Schedule::parse("10M").unwrap();
         assert_eq!(s.rate_at(Sun, hm(3, 3)), lim("10M"));
-        assert_eq!(s.minutes_to_next_change(WeekTime { weekday: Sun, minute: 5 }), None);
+        assert_eq!(
+            s.minutes_to_next_change(WeekTime {
+                weekday: Sun,
+                minute: 5
+            }),
+            None
+        );
         let s = Schedule::parse("Mon-08:00,10M:off 18:00,1M:2M").unwrap();
         assert_eq!(
             s.rate_at(Mon, hm(9, 0)),
-            BwLimit::Split { write: Rate::parse("10M").unwrap(), read: Rate::Unlimited }
+            BwLimit::Split {
+                write: Rate::parse("10M").unwrap(),
+                read: Rate::Unlimited
+            }
         );
     }
 
     #[test]
     fn next_change_wraps() {
         let s = Schedule::parse("Mon-08:00,20M Sat-00:00,1G").unwrap();
-        let at = WeekTime { weekday: Mon, minute: hm(7, 0) };
+        let at = WeekTime {
+            weekday: Mon,
+            minute: hm(7, 0),
+        };
         assert_eq!(s.minutes_to_next_change(at), Some(60));
-        let at = WeekTime { weekday: Sun, minute: hm(23, 0) };
+        let at = WeekTime {
+            weekday: Sun,
+            minute: hm(23, 0),
+        };
         assert_eq!(s.minutes_to_next_change(at), Some(60 + hm(8, 0)));
     }
 
@@ -358,18 +374,39 @@ mod tests {
         for (input, token) in cases {
             let e = Schedule::parse(input).unwrap_err();
             assert_eq!(e.token, token, "{input}: {e}");
-            assert!(e.to_string().contains("expected") || e.reason.contains("already"), "{e}");
+            assert!(
+                e.to_string().contains("expected") || e.reason.contains("already"),
+                "{e}"
+            );
         }
     }
 
     #[test]
     fn week_time_from_unix() {
         // 1970-01-01 00:00 UTC was a Thursday.
-        assert_eq!(WeekTime::from_unix(0, 0), WeekTime { weekday: Thu, minute: 0 });
+        assert_eq!(
+            WeekTime::from_unix(0, 0),
+            WeekTime {
+                weekday: Thu,
+                minute: 0
+            }
+        );
         // 2024-01-01 (a Monday) 08:30 UTC, seen from UTC+2.
         let t = WeekTime::from_unix(1_704_097_800, 7200);
-        assert_eq!(t, WeekTime { weekday: Mon, minute: hm(10, 30) });
-        assert_eq!(WeekTime::from_unix(-60, 0), WeekTime { weekday: Wed, minute: hm(23, 59) });
+        assert_eq!(
+            t,
+            WeekTime {
+                weekday: Mon,
+                minute: hm(10, 30)
+            }
+        );
+        assert_eq!(
+            WeekTime::from_unix(-60, 0),
+            WeekTime {
+                weekday: Wed,
+                minute: hm(23, 59)
+            }
+        );
         let _ = WeekTime::from_unix(i64::MIN, i32::MIN);
         let _ = WeekTime::from_unix(i64::MAX, i32::MAX);
     }

@@ -314,7 +314,10 @@ mod tests {
         for (i, w) in [8.0, 4.0, 2.0, 1.0].iter().enumerate() {
             let share = got[i] as f64 / total as f64;
             let want = w / 15.0;
-            assert!((share / want - 1.0).abs() < 0.05, "class {i}: {share} vs {want}");
+            assert!(
+                (share / want - 1.0).abs() < 0.05,
+                "class {i}: {share} vs {want}"
+            );
         }
     }
 

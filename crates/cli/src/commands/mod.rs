@@ -1,5 +1,7 @@
 //! One module per subcommand, and what they share: the catalog, the stores, S3 settings.
 
+pub mod codec_args;
+pub mod inspect;
 pub mod migrate;
 pub mod status;
 pub mod verify;

@@ -193,10 +193,12 @@ impl Bottleneck {
                 budget = 0.0;
             }
         }
-        if self.queue.is_empty() {
-            self.queued = 0.0;
-        }
         self.ours_served += result.ours_served;
+        if self.queue.is_empty() {
+            // Resynchronise the float sums: everything sent has been served.
+            self.queued = 0.0;
+            self.ours_served = self.ours_sent;
+        }
         result
     }
 }

@@ -23,7 +23,7 @@ pub mod link;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::clock::{Clock, SimClock};
+use crate::clock::{secs, Clock, SimClock};
 use crate::congestion::Outcome;
 use crate::governor::{Governor, GovernorConfig, Grant, LaneSnapshot};
 use crate::rate::{BwLimit, Direction};
@@ -81,7 +81,7 @@ impl LinkConfig {
 }
 
 fn step_at<T: Copy>(steps: &[(Duration, T)], t: Duration) -> Option<T> {
-    steps.iter().filter(|(at, _)| *at <= t).next_back().map(|(_, v)| *v)
+    steps.iter().rfind(|(at, _)| *at <= t).map(|(_, v)| *v)
 }
 
 /// A stream of work in one priority class.
@@ -146,6 +146,10 @@ pub struct SimConfig {
     pub seed: u64,
     /// Interval between recorded lane snapshots.
     pub snapshot_every: Duration,
+    /// Report each request's response latency (time from its last byte to its response,
+    /// as a store layer measures a PUT's final response or a GET's time to first byte) in
+    /// its sample. False leaves it `None`, so the controller uses whole durations.
+    pub report_latency: bool,
 }
 
 impl Default for SimConfig {
@@ -161,6 +165,7 @@ impl Default for SimConfig {
             tick: Duration::from_millis(1),
             seed: 1,
             snapshot_every: Duration::from_millis(50),
+            report_latency: true,
         }
     }
 }
@@ -192,7 +197,10 @@ impl SimReport {
 
     /// Mean rate (per second) of `series` over `[from, to)`.
     pub fn rate(&self, series: &[f64], from: Duration, to: Duration) -> f64 {
-        let (a, b) = (self.index(from).min(series.len()), self.index(to).min(series.len()));
+        let (a, b) = (
+            self.index(from).min(series.len()),
+            self.index(to).min(series.len()),
+        );
         if b <= a {
             return 0.0;
         }
@@ -208,7 +216,10 @@ impl SimReport {
         to: Duration,
     ) -> Vec<f64> {
         let w = self.index(window).max(1);
-        let (a, b) = (self.index(from).min(series.len()), self.index(to).min(series.len()));
+        let (a, b) = (
+            self.index(from).min(series.len()),
+            self.index(to).min(series.len()),
+        );
         if b < a + w {
             return Vec::new();
         }
@@ -230,7 +241,10 @@ impl SimReport {
 
     /// The first snapshot at or after `t`.
     pub fn snapshot_at(&self, t: Duration) -> Option<&LaneSnapshot> {
-        self.snapshots.iter().find(|(at, _)| *at >= t).map(|(_, s)| s)
+        self.snapshots
+            .iter()
+            .find(|(at, _)| *at >= t)
+            .map(|(_, s)| s)
     }
 }
 
@@ -240,6 +254,7 @@ struct Transfer {
     job: usize,
     remaining: f64,
     last_byte: Option<f64>,
+    last_byte_at: Duration,
     done_at: Option<Duration>,
 }
 
@@ -288,10 +303,10 @@ pub fn run(cfg: &SimConfig) -> SimReport {
             if transfers[i].done_at.is_some_and(|d| d <= now) {
                 let t = transfers.swap_remove(i);
                 let outcome = outcome_at(cfg, now, &mut rng);
-                gov.finish(&t.grant, t.grant.bytes, outcome, None);
-                if std::env::var("SIM_TRACE").is_ok() && now > Duration::from_secs(19) {
-                    eprintln!("{:?} done adm={:?} dur={:?} q={:.3} cap_rate={:?}", now, t.grant.admitted_at, now - t.grant.admitted_at, neck.delay(cfg.link.capacity_at(now)), gov.snapshot(Direction::Write).bucket_rate);
-                }
+                let latency = cfg
+                    .report_latency
+                    .then(|| now.saturating_sub(t.last_byte_at));
+                gov.finish(&t.grant, t.grant.bytes, outcome, latency);
                 if outcome == Outcome::Ok {
                     if let Some(g) = report.goodput[t.job].last_mut() {
                         *g += t.grant.bytes as f64;
@@ -322,7 +337,9 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         // Admissions.
         gov.poll();
         let grants = gov.drain_grants();
-        report.admissions.push(u32::try_from(grants.len()).unwrap_or(u32::MAX));
+        report
+            .admissions
+            .push(u32::try_from(grants.len()).unwrap_or(u32::MAX));
         for grant in grants {
             let Some(job) = ticket_job.remove(&grant.ticket) else {
                 gov.release(&grant);
@@ -334,6 +351,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 job,
                 remaining: grant.bytes as f64,
                 last_byte: None,
+                last_byte_at: Duration::ZERO,
                 done_at: None,
             });
         }
@@ -349,9 +367,6 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         let offered: f64 = offers.iter().sum();
         let buffer = cfg.link.buffer;
         let r = neck.tick(now, dt, capacity, buffer, rtt, offered, &mut cross);
-        if std::env::var("SIM_TRACE").is_ok() && now > Duration::from_secs(44) && now < Duration::from_millis(47000) && offered > 0.0 {
-            eprintln!("{:?} offered={offered:.0} acc={:.4} q={:.3} ours_served={:.0} cross={:.0} n={}", now, r.accepted, neck.delay(capacity), r.ours_served, r.cross_served, transfers.len());
-        }
         for (t, o) in transfers.iter_mut().zip(&offers) {
             if t.last_byte.is_none() {
                 t.remaining -= o * r.accepted;
@@ -359,14 +374,20 @@ pub fn run(cfg: &SimConfig) -> SimReport {
                 if t.remaining < 1460.0 {
                     t.remaining = 0.0;
                     t.last_byte = Some(neck.ours_sent);
+                    t.last_byte_at = now;
                 }
             }
         }
-        let served = neck.ours_served + 1e-6;
+        let served = neck.ours_served + 1.0;
         for t in &mut transfers {
             if t.done_at.is_none() && t.last_byte.is_some_and(|b| b <= served) {
-                let jitter = cfg.link.jitter.mul_f64(rng.next_f64());
-                t.done_at = Some(now + cfg.tick + one_way * 2 + cfg.link.server_time + jitter);
+                let jitter = secs(cfg.link.jitter.as_secs_f64() * rng.next_f64());
+                let response = cfg
+                    .tick
+                    .saturating_add(one_way.saturating_mul(2))
+                    .saturating_add(cfg.link.server_time)
+                    .saturating_add(jitter);
+                t.done_at = Some(now.saturating_add(response));
             }
         }
         report.wire.push(r.ours_served);
@@ -374,7 +395,7 @@ pub fn run(cfg: &SimConfig) -> SimReport {
         report.capacity.push(capacity * dt);
         if now >= next_snapshot {
             report.snapshots.push((now, gov.snapshot(Direction::Write)));
-            next_snapshot = now + cfg.snapshot_every;
+            next_snapshot = now.saturating_add(cfg.snapshot_every);
         }
         clock.advance(cfg.tick);
     }
@@ -392,18 +413,5 @@ fn outcome_at(cfg: &SimConfig, now: Duration, rng: &mut XorShift) -> Outcome {
         Outcome::Reset
     } else {
         Outcome::Ok
-    }
-}
-#[cfg(test)]
-mod debug_tests {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn trace_cross() {
-        let mut cfg = SimConfig::default();
-        cfg.cross.push(CrossTraffic::Aimd { start: Duration::from_secs(20), stop: Duration::from_secs(40), increase_per_rtt: 65536.0 });
-        cfg.duration = Duration::from_secs(50);
-        std::env::set_var("SIM_TRACE", "1");
-        let _ = run(&cfg);
     }
 }

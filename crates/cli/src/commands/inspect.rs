@@ -1,0 +1,252 @@
+//! `strata inspect PATH`: what Strata sees in each file and what it would do with each
+//! chunk: format, entropy, chosen codec and filter, predicted and actual ratio, and why.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde::Serialize;
+use strata_codec::analyze::{encode_chunk, sniff_format, Objective, SNIFF_LEN};
+use strata_codec::compress::{read_header, Codec};
+use strata_store::Store;
+
+use super::codec_args::CodecArgs;
+use super::Context;
+use crate::output;
+use crate::units::{human_bytes, parse_size};
+
+/// Arguments of `strata inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// A file or a directory (local path or store URI).
+    pub path: String,
+    /// Also print one line per chunk.
+    #[arg(long)]
+    pub chunks: bool,
+    /// Chunk size (binary units).
+    #[arg(long, default_value = "4M", value_parser = parse_size)]
+    pub chunk_size: u64,
+    #[command(flatten)]
+    pub codec: CodecArgs,
+}
+
+/// One chunk's analysis.
+#[derive(Debug, Serialize)]
+pub struct ChunkLine {
+    offset: u64,
+    len: u64,
+    entropy: f64,
+    codec: String,
+    filter: String,
+    stored_codec: String,
+    predicted_ratio: f64,
+    actual_ratio: f64,
+    reason: String,
+}
+
+/// One file's analysis.
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    path: String,
+    size: u64,
+    format: String,
+    detail: String,
+    entropy: f64,
+    codec: String,
+    filter: String,
+    predicted_ratio: f64,
+    actual_ratio: f64,
+    stored_bytes: u64,
+    reason: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    chunks: Vec<ChunkLine>,
+}
+
+/// Run the command.
+pub async fn run(context: &Context, args: InspectArgs) -> anyhow::Result<ExitCode> {
+    let objective = args.codec.objective()?;
+    if !args.chunk_size.is_power_of_two() || args.chunk_size < 1024 {
+        anyhow::bail!(
+            "--chunk-size {} must be a power of two of at least 1K",
+            args.chunk_size
+        );
+    }
+    let local = Path::new(&args.path);
+    let (store, files) = if local.is_file() {
+        let parent = local
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = local
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| anyhow::anyhow!("{} has no file name", args.path))?;
+        let store = context.store(&parent.to_string_lossy()).await?;
+        let size = local.metadata()?.len();
+        (store, vec![(name, size)])
+    } else {
+        let store = context.store(&args.path).await?;
+        let mut warn =
+            |w: strata_store::ListWarning| eprintln!("warning: skipped {}: {}", w.path, w.message);
+        let entries = store.list(&mut warn).await?;
+        let files = entries.into_iter().map(|e| (e.path, e.size)).collect();
+        (store, files)
+    };
+    let mut reports = Vec::new();
+    for (path, size) in files {
+        let report = inspect_file(
+            &store,
+            &path,
+            size,
+            args.chunk_size,
+            &objective,
+            args.chunks,
+        )
+        .await?;
+        if !context.json {
+            print_file(&report);
+        }
+        reports.push(report);
+    }
+    if context.json {
+        output::print_json(&reports);
+    } else if reports.len() > 1 {
+        let raw: u64 = reports.iter().map(|r| r.size).sum();
+        let stored: u64 = reports.iter().map(|r| r.stored_bytes).sum();
+        println!(
+            "total: {} files, {} -> {} ({:.1}% saved)",
+            reports.len(),
+            human_bytes(raw),
+            human_bytes(stored),
+            if raw > 0 {
+                100.0 * (1.0 - stored as f64 / raw as f64)
+            } else {
+                0.0
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn inspect_file(
+    store: &Store,
+    path: &str,
+    size: u64,
+    chunk_size: u64,
+    objective: &Objective,
+    keep_chunks: bool,
+) -> anyhow::Result<FileReport> {
+    let head_len = size.min(SNIFF_LEN.max(4 << 20) as u64);
+    let head = if head_len == 0 {
+        Default::default()
+    } else {
+        store.read_range(path, 0, head_len).await?
+    };
+    let format = sniff_format(&head, Some(path));
+    let mut chunks = Vec::new();
+    let (mut stored_bytes, mut predicted_weighted, mut entropy_weighted) = (0u64, 0.0, 0.0);
+    let mut tally: Vec<((Codec, String), u64)> = Vec::new();
+    let mut first_reason = String::new();
+    let mut offset = 0;
+    loop {
+        let len = chunk_size.min(size - offset);
+        let data = if len == 0 {
+            Default::default()
+        } else {
+            store.read_range(path, offset, len).await?
+        };
+        let (objective, format) = (*objective, format.clone());
+        let encoded =
+            tokio::task::spawn_blocking(move || encode_chunk(&data, offset, &format, &objective))
+                .await?;
+        let stored_codec = read_header(&encoded.frame).map_or(Codec::None, |h| h.codec);
+        let frame_len = encoded.frame.len() as u64;
+        stored_bytes += frame_len;
+        predicted_weighted += encoded.choice.predicted_ratio * len as f64;
+        entropy_weighted += encoded.entropy * len as f64;
+        let key = (encoded.choice.codec, encoded.choice.filter.to_string());
+        match tally.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, bytes)) => *bytes += len,
+            None => tally.push((key, len)),
+        }
+        if first_reason.is_empty() {
+            first_reason = encoded.choice.reason.clone();
+        }
+        if keep_chunks {
+            chunks.push(ChunkLine {
+                offset,
+                len,
+                entropy: encoded.entropy,
+                codec: encoded.choice.codec.to_string(),
+                filter: encoded.choice.filter.to_string(),
+                stored_codec: stored_codec.to_string(),
+                predicted_ratio: encoded.choice.predicted_ratio,
+                actual_ratio: len as f64 / frame_len as f64,
+                reason: encoded.choice.reason,
+            });
+        }
+        offset += len;
+        if offset >= size {
+            break;
+        }
+    }
+    let weight = size.max(1) as f64;
+    let ((codec, filter), _) = tally
+        .into_iter()
+        .max_by_key(|(_, bytes)| *bytes)
+        .unwrap_or(((Codec::None, "none".into()), 0));
+    Ok(FileReport {
+        path: path.to_string(),
+        size,
+        format: format.format.to_string(),
+        detail: format.detail.clone(),
+        entropy: entropy_weighted / weight,
+        codec: codec.to_string(),
+        filter,
+        predicted_ratio: if size == 0 {
+            1.0
+        } else {
+            predicted_weighted / weight
+        },
+        actual_ratio: size as f64 / stored_bytes.max(1) as f64,
+        stored_bytes,
+        reason: first_reason,
+        chunks,
+    })
+}
+
+fn print_file(report: &FileReport) {
+    let detail = if report.detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", report.detail)
+    };
+    println!(
+        "{}: {}{detail}, {}, entropy {:.2} bits/byte; {}+{}: predicted {:.2}x, actual {:.2}x ({} -> {})",
+        report.path,
+        report.format,
+        human_bytes(report.size),
+        report.entropy,
+        report.codec,
+        report.filter,
+        report.predicted_ratio,
+        report.actual_ratio,
+        human_bytes(report.size),
+        human_bytes(report.stored_bytes),
+    );
+    println!("  why: {}", report.reason);
+    for chunk in &report.chunks {
+        println!(
+            "  chunk @{} +{}: entropy {:.2}, {}+{} (stored {}), predicted {:.2}x, actual {:.2}x: {}",
+            chunk.offset,
+            chunk.len,
+            chunk.entropy,
+            chunk.codec,
+            chunk.filter,
+            chunk.stored_codec,
+            chunk.predicted_ratio,
+            chunk.actual_ratio,
+            chunk.reason
+        );
+    }
+}
