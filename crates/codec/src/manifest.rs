@@ -84,6 +84,13 @@ pub struct DatasetManifest {
     pub total_bytes: u64,
     /// Root hash over the dataset, hex.
     pub root_hash: String,
+    /// `packed` for Strata's packed layout; absent for plain files (added in version 1
+    /// without a version bump: older readers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
+    /// For the packed layout: the index of this dataset version, relative to the root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
     /// The files, sorted by path.
     pub files: Vec<ManifestFile>,
 }
@@ -115,6 +122,8 @@ impl DatasetManifest {
             file_count: files.len() as u64,
             total_bytes: files.iter().map(|f| f.size).sum(),
             root_hash,
+            layout: None,
+            index: None,
             files,
         }
     }

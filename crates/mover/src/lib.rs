@@ -18,15 +18,19 @@
 
 pub mod error;
 pub mod migrate;
+pub mod packed;
 pub mod plan;
 pub mod progress;
 mod publisher;
 mod recorder;
 mod retry;
+pub mod source;
 pub mod verify;
 
 pub use error::MoverError;
 pub use migrate::{migrate, MigrateOptions};
+pub use packed::write::migrate_packed;
 pub use plan::{Plan, PlanSummary};
 pub use progress::{MigrationReport, Progress};
+pub use source::DatasetSource;
 pub use verify::{verify_dataset, VerifyReport};

@@ -29,6 +29,7 @@ use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::publisher::{done_update, Publisher, Publishing};
 use crate::recorder::{Record, Recorder};
 use crate::retry::with_backoff;
+use crate::source::{DatasetSource, RangeRead};
 use crate::verify::hash_stored_file;
 use crate::MoverError;
 
@@ -68,11 +69,17 @@ impl Default for MigrateOptions {
 /// by an error that affects every file (its progress is saved for a re-run).
 pub async fn migrate(
     catalog: Arc<dyn Catalog>,
-    source: &Store,
+    source: &DatasetSource,
     destination: &Store,
     options: &MigrateOptions,
     progress: Arc<Progress>,
 ) -> Result<MigrationReport, MoverError> {
+    let mut options = options.clone();
+    if let Some(chunk_size) = source.fixed_chunk_size() {
+        // Reads of a packed source are cheapest chunk by chunk.
+        options.chunk_size = chunk_size;
+    }
+    let options = &options;
     if options.jobs == 0 {
         return Err(MoverError::InvalidOptions(
             "--jobs must be at least 1".into(),
@@ -91,25 +98,7 @@ pub async fn migrate(
     let summary = plan.summary();
     Progress::add(&progress.files_total, summary.files);
     Progress::add(&progress.bytes_total, summary.bytes);
-    let mut report = MigrationReport {
-        job: plan.job,
-        source: source.display(),
-        destination: destination.display(),
-        dry_run: options.dry_run,
-        files: summary.files,
-        bytes: summary.bytes,
-        chunks: summary.chunks,
-        files_copied: 0,
-        files_skipped: 0,
-        files_resumed: 0,
-        bytes_sent: 0,
-        chunks_resent: 0,
-        seconds: 0.0,
-        root_hash: None,
-        failed: Vec::new(),
-        skipped_entries: plan.skipped_entries.clone(),
-        unreadable_entries: plan.unreadable_entries.clone(),
-    };
+    let mut report = MigrationReport::empty(&plan, source, destination, options.dry_run);
     if options.dry_run {
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
@@ -202,7 +191,7 @@ pub(crate) struct Run {
     /// Sizes of the files already at the destination, listed once at the start (one
     /// listing instead of a stat, or an S3 HEAD, per file).
     existing: Arc<HashMap<String, u64>>,
-    source: Store,
+    source: DatasetSource,
     destination: Store,
     options: MigrateOptions,
     progress: Arc<Progress>,
@@ -393,7 +382,12 @@ fn is_fatal(error: &StoreError) -> bool {
     )
 }
 
-async fn read_chunk(store: &Store, path: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+async fn read_chunk(
+    store: &DatasetSource,
+    path: &str,
+    offset: u64,
+    len: u64,
+) -> Result<Bytes, StoreError> {
     if len == 0 {
         return Ok(Bytes::new());
     }

@@ -16,6 +16,8 @@ use strata_codec::hash::ChunkValue;
 use strata_codec::ChunkLayout;
 use strata_store::{Entry, ListWarning, ListWarningKind, Store};
 
+use crate::source::DatasetSource;
+
 use crate::progress::FileFailure;
 use crate::MoverError;
 
@@ -79,7 +81,7 @@ pub(crate) fn layout(chunk_size: u64, size: u64) -> ChunkLayout {
 /// List the source and make (or reload) the job's plan.
 pub async fn make_plan(
     catalog: &dyn Catalog,
-    source: &Store,
+    source: &DatasetSource,
     destination: &Store,
     chunk_size: u64,
     options_json: &str,
@@ -184,7 +186,7 @@ fn planned_file(index: usize, entry: &Entry) -> PlannedFile {
 }
 
 /// Refuse a destination inside the source (it would copy itself, forever on a re-run).
-fn refuse_nested(source: &Store, destination: &Store) -> Result<(), MoverError> {
+fn refuse_nested(source: &DatasetSource, destination: &Store) -> Result<(), MoverError> {
     let nested = match (source.local_root(), destination.local_root()) {
         (Some(src), Some(dst)) => {
             let src = canonical_or_self(src);
@@ -231,4 +233,35 @@ fn canonical_prefix(path: &Path) -> PathBuf {
         out.push(name);
     }
     out
+}
+
+impl crate::progress::MigrationReport {
+    /// A report for `plan` with nothing done yet.
+    pub(crate) fn empty(
+        plan: &Plan,
+        source: &DatasetSource,
+        destination: &Store,
+        dry_run: bool,
+    ) -> Self {
+        let summary = plan.summary();
+        Self {
+            job: plan.job,
+            source: source.display(),
+            destination: destination.display(),
+            dry_run,
+            files: summary.files,
+            bytes: summary.bytes,
+            chunks: summary.chunks,
+            files_copied: 0,
+            files_skipped: 0,
+            files_resumed: 0,
+            bytes_sent: 0,
+            chunks_resent: 0,
+            seconds: 0.0,
+            root_hash: None,
+            failed: Vec::new(),
+            skipped_entries: plan.skipped_entries.clone(),
+            unreadable_entries: plan.unreadable_entries.clone(),
+        }
+    }
 }

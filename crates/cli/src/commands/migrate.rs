@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_mover::{migrate, MigrateOptions, MigrationReport, Progress};
+use strata_mover::{
+    migrate, migrate_packed, DatasetSource, MigrateOptions, MigrationReport, Progress,
+};
 
+use super::codec_args::CodecArgs;
 use super::Context;
 use crate::output;
 use crate::units::parse_size;
@@ -35,12 +38,19 @@ pub struct MigrateArgs {
     /// Skip reading staged chunks back before publishing (hashes are still computed).
     #[arg(long)]
     pub no_verify: bool,
+    /// Destination layout: `plain` (files stay files) or `packed` (compressed,
+    /// content-addressed chunks and packs; restore with `strata migrate PACKED PLAIN`).
+    #[arg(long, default_value = "plain", value_parser = ["plain", "packed"])]
+    pub layout: String,
+    #[command(flatten)]
+    pub codec: CodecArgs,
 }
 
 /// Run the command.
 pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCode> {
-    let source = context.store(&args.source).await?;
+    let source = DatasetSource::open(context.store(&args.source).await?).await?;
     let destination = context.store(&args.destination).await?;
+    let objective = args.codec.objective()?;
     let catalog = context.catalog().await?;
     let options = MigrateOptions {
         chunk_size: args.chunk_size,
@@ -52,7 +62,17 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
     let progress = Arc::new(Progress::default());
     let show_bar = !context.json && !args.dry_run && std::io::stderr().is_terminal();
     let bar = show_bar.then(|| spawn_bar(progress.clone()));
-    let result = migrate(catalog, &source, &destination, &options, progress.clone()).await;
+    let result = match (args.layout.as_str(), &source) {
+        ("packed", DatasetSource::Plain(store)) => {
+            migrate_packed(catalog, store, &destination, &options, objective, progress.clone()).await
+        }
+        ("packed", DatasetSource::Packed(_)) => anyhow::bail!(
+            "{} is already a packed store; restore it to plain files first (strata migrate {} PLAIN_DIR)",
+            args.source,
+            args.source
+        ),
+        _ => migrate(catalog, &source, &destination, &options, progress.clone()).await,
+    };
     if let Some((bar, task)) = bar {
         task.abort();
         bar.finish_and_clear();

@@ -1,0 +1,450 @@
+//! Writing a dataset into the packed layout (`strata migrate SRC DST --layout packed`).
+//!
+//! Work units run at most `jobs` at a time: one unit per chunk of a large file, one per
+//! pack of small files (assigned in plan order, so a re-run builds identical packs). Each
+//! unit reads from the source, hashes (chunk value for the file hash, raw hash for the
+//! object key), lets the codec selector pick codec and filter, frames the result, and
+//! writes the object unless the destination already has it. The index and then the
+//! manifest are written last.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use strata_catalog::{Catalog, FileRecord, FileState, FileUpdate, JobState};
+use strata_codec::analyze::{encode_chunk, sniff_format, FormatInfo, Objective, SNIFF_LEN};
+use strata_codec::hash::{to_hex, ChunkValue};
+use strata_codec::{DatasetManifest, ManifestFile, MANIFEST_PATH};
+use strata_store::{Store, StoreError};
+
+use super::format::{
+    chunk_key, pack_key, ChunkLocator, IndexedFile, LayoutMarker, PackedIndex, INDEX_DIR,
+    LAYOUT_PATH,
+};
+use super::{PACK_TARGET, SMALL_FILE_MAX};
+use crate::migrate::MigrateOptions;
+use crate::plan::{layout, make_plan};
+use crate::progress::{FileFailure, MigrationReport, Progress};
+use crate::retry::with_backoff;
+use crate::source::DatasetSource;
+use crate::MoverError;
+
+/// One unit of work.
+enum Unit {
+    Chunk {
+        file: FileRecord,
+        index: u64,
+        format: Arc<FormatInfo>,
+    },
+    Pack(Vec<FileRecord>),
+    Failed(FileRecord, StoreError),
+}
+
+/// What a unit produced: per file and chunk, its value and where its frame is.
+type Placed = Vec<(u32, u64, ChunkValue, ChunkLocator)>;
+
+/// Migrate `source` into the packed layout at `destination`.
+pub async fn migrate_packed(
+    catalog: Arc<dyn Catalog>,
+    source: &Store,
+    destination: &Store,
+    options: &MigrateOptions,
+    objective: Objective,
+    progress: Arc<Progress>,
+) -> Result<MigrationReport, MoverError> {
+    let started = Instant::now();
+    let options_json = serde_json::to_string(options).unwrap_or_default();
+    let dataset = DatasetSource::Plain(source.clone());
+    let plan = make_plan(
+        &*catalog,
+        &dataset,
+        destination,
+        options.chunk_size,
+        &options_json,
+    )
+    .await?;
+    let summary = plan.summary();
+    Progress::add(&progress.files_total, summary.files);
+    Progress::add(&progress.bytes_total, summary.bytes);
+    let mut report = MigrationReport::empty(&plan, &dataset, destination, options.dry_run);
+    if options.dry_run {
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+    destination.ensure_root().await?;
+    destination.check_reachable().await?;
+    if destination.stat(LAYOUT_PATH).await?.is_none() {
+        let marker =
+            serde_json::to_vec_pretty(&LayoutMarker::packed(plan.chunk_size)).unwrap_or_default();
+        with_backoff(|| destination.write_atomic(LAYOUT_PATH, Bytes::from(marker.clone()))).await?;
+    }
+    catalog
+        .set_job_state(plan.job, JobState::Copying, None, None)
+        .await?;
+    let mut ignore = |_w: strata_store::ListWarning| {};
+    let existing: HashSet<String> = match destination.list(&mut ignore).await {
+        Ok(entries) => entries.into_iter().map(|e| e.path).collect(),
+        Err(StoreError::NotFound { .. }) => HashSet::new(),
+        Err(error) => return Err(error.into()),
+    };
+    let existing = Arc::new(std::sync::Mutex::new(existing));
+
+    let chunk_size = plan.chunk_size;
+    let files = plan.files.clone();
+    let units = stream::iter(group_units(files, chunk_size))
+        .then(|group| async move {
+            match group {
+                Grouped::Large(file) => large_file_units(source, file, chunk_size).await,
+                Grouped::Pack(files) => vec![Unit::Pack(files)],
+            }
+        })
+        .flat_map(stream::iter);
+    let results: Vec<Result<Placed, (Vec<FileRecord>, StoreError)>> = units
+        .map(|unit| {
+            let (existing, progress) = (existing.clone(), progress.clone());
+            async move {
+                run_unit(
+                    source,
+                    destination,
+                    unit,
+                    chunk_size,
+                    objective,
+                    &existing,
+                    &progress,
+                )
+                .await
+            }
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
+
+    let mut placed: HashMap<u32, Vec<(u64, ChunkValue, ChunkLocator)>> = HashMap::new();
+    let mut failed: HashMap<u32, String> = HashMap::new();
+    for result in results {
+        match result {
+            Ok(list) => {
+                for (file, chunk, value, locator) in list {
+                    placed
+                        .entry(file)
+                        .or_default()
+                        .push((chunk, value, locator));
+                }
+            }
+            Err((files, error)) => {
+                if matches!(
+                    error,
+                    StoreError::NoSpace { .. }
+                        | StoreError::Unreachable { .. }
+                        | StoreError::Auth { .. }
+                ) {
+                    catalog
+                        .set_job_state(plan.job, JobState::Failed, Some(&error.to_string()), None)
+                        .await?;
+                    return Err(MoverError::Stopped {
+                        job: plan.job,
+                        source: error,
+                    });
+                }
+                for file in files {
+                    failed.insert(file.planned.index, error.to_string());
+                }
+            }
+        }
+    }
+
+    let mut index_files = Vec::new();
+    let mut manifest_files = Vec::new();
+    let mut updates = Vec::new();
+    for file in &plan.files {
+        let planned = &file.planned;
+        let layout = layout(chunk_size, planned.size);
+        let mut chunks = placed.remove(&planned.index).unwrap_or_default();
+        chunks.sort_by_key(|(i, ..)| *i);
+        let complete = chunks.len() as u64 == layout.chunk_count();
+        let hash = complete
+            .then(|| {
+                layout
+                    .merge(&chunks.iter().map(|(_, v, _)| *v).collect::<Vec<_>>())
+                    .ok()
+            })
+            .flatten();
+        let Some(hash) = hash else {
+            let error = failed
+                .remove(&planned.index)
+                .unwrap_or_else(|| "not all chunks were stored; re-run".into());
+            report.failed.push(FileFailure {
+                path: planned.path.clone(),
+                error: error.clone(),
+            });
+            updates.push(FileUpdate {
+                index: planned.index,
+                state: FileState::Failed,
+                hash: None,
+                error: Some(error),
+            });
+            continue;
+        };
+        manifest_files.push(ManifestFile {
+            path: planned.path.clone(),
+            size: planned.size,
+            blake3: to_hex(&hash),
+            mtime_ns: planned.mtime_ns,
+            mode: planned.mode,
+            chunks: if layout.is_single_chunk() {
+                vec![]
+            } else {
+                chunks.iter().map(|(_, v, _)| to_hex(v)).collect()
+            },
+        });
+        index_files.push(IndexedFile {
+            path: planned.path.clone(),
+            size: planned.size,
+            blake3: to_hex(&hash),
+            mtime_ns: planned.mtime_ns,
+            mode: planned.mode,
+            chunks: chunks.into_iter().map(|(_, _, l)| l).collect(),
+        });
+        updates.push(FileUpdate {
+            index: planned.index,
+            state: FileState::Done,
+            hash: Some(hash),
+            error: None,
+        });
+        report.files_copied += 1;
+    }
+    catalog.update_files(plan.job, &updates).await?;
+    report.bytes_sent = Progress::get(&progress.bytes_sent);
+
+    if report.failed.is_empty() && report.unreadable_entries.is_empty() {
+        let mut manifest = DatasetManifest::new(chunk_size, manifest_files);
+        let index_path = format!("{INDEX_DIR}/{}.json", manifest.root_hash);
+        index_files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        let index = PackedIndex {
+            format: "strata-packed-index".into(),
+            version: 1,
+            chunk_size,
+            root_hash: manifest.root_hash.clone(),
+            files: index_files,
+        };
+        let index_json = Bytes::from(serde_json::to_vec(&index).unwrap_or_default());
+        with_backoff(|| destination.write_atomic(&index_path, index_json.clone())).await?;
+        manifest.layout = Some("packed".into());
+        manifest.index = Some(index_path);
+        let manifest_json = Bytes::from(manifest.to_json());
+        with_backoff(|| destination.write_atomic(MANIFEST_PATH, manifest_json.clone())).await?;
+        catalog
+            .set_job_state(plan.job, JobState::Done, None, Some(&manifest.root_hash))
+            .await?;
+        report.root_hash = Some(manifest.root_hash);
+    } else {
+        let message = format!(
+            "{} file(s) failed",
+            report.failed.len() + report.unreadable_entries.len()
+        );
+        catalog
+            .set_job_state(plan.job, JobState::Failed, Some(&message), None)
+            .await?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+enum Grouped {
+    Large(FileRecord),
+    Pack(Vec<FileRecord>),
+}
+
+/// Small files into packs of about [`PACK_TARGET`] bytes in plan order; large files alone.
+fn group_units(files: Vec<FileRecord>, chunk_size: u64) -> Vec<Grouped> {
+    let small_max = SMALL_FILE_MAX.min(chunk_size);
+    let mut out = Vec::new();
+    let mut pack: Vec<FileRecord> = Vec::new();
+    let mut pack_bytes = 0;
+    for file in files {
+        if file.planned.size > small_max {
+            out.push(Grouped::Large(file));
+            continue;
+        }
+        pack_bytes += file.planned.size;
+        pack.push(file);
+        if pack_bytes >= PACK_TARGET {
+            out.push(Grouped::Pack(std::mem::take(&mut pack)));
+            pack_bytes = 0;
+        }
+    }
+    if !pack.is_empty() {
+        out.push(Grouped::Pack(pack));
+    }
+    out
+}
+
+async fn large_file_units(source: &Store, file: FileRecord, chunk_size: u64) -> Vec<Unit> {
+    let head_len = file.planned.size.min(SNIFF_LEN as u64);
+    let head = match with_backoff(|| source.read_range(&file.planned.path, 0, head_len)).await {
+        Ok(head) => head,
+        Err(error) => return vec![Unit::Failed(file, error)],
+    };
+    let format = Arc::new(sniff_format(&head, Some(&file.planned.path)));
+    let count = layout(chunk_size, file.planned.size).chunk_count();
+    (0..count)
+        .map(|index| Unit::Chunk {
+            file: file.clone(),
+            index,
+            format: format.clone(),
+        })
+        .collect()
+}
+
+/// Encode one chunk: (chunk value, raw-hash hex, frame, codec label).
+fn encode(
+    data: &[u8],
+    chunk_size: u64,
+    size: u64,
+    index: u64,
+    format: &FormatInfo,
+    objective: &Objective,
+) -> (ChunkValue, String, Vec<u8>, String) {
+    let value = layout(chunk_size, size).chunk_value(index, data);
+    let raw = blake3::hash(data).to_hex().to_string();
+    let encoded = encode_chunk(data, index * chunk_size, format, objective);
+    let label = format!("{}+{}", encoded.choice.codec, encoded.choice.filter);
+    (value, raw, encoded.frame, label)
+}
+
+async fn put_object(
+    destination: &Store,
+    key: &str,
+    frame: Bytes,
+    existing: &std::sync::Mutex<HashSet<String>>,
+    progress: &Progress,
+) -> Result<(), StoreError> {
+    if existing.lock().map(|e| e.contains(key)).unwrap_or(false) {
+        return Ok(());
+    }
+    let len = frame.len() as u64;
+    with_backoff(|| destination.write_atomic(key, frame.clone())).await?;
+    Progress::add(&progress.bytes_sent, len);
+    if let Ok(mut e) = existing.lock() {
+        e.insert(key.to_string());
+    }
+    Ok(())
+}
+
+async fn run_unit(
+    source: &Store,
+    destination: &Store,
+    unit: Unit,
+    chunk_size: u64,
+    objective: Objective,
+    existing: &std::sync::Mutex<HashSet<String>>,
+    progress: &Progress,
+) -> Result<Placed, (Vec<FileRecord>, StoreError)> {
+    match unit {
+        Unit::Failed(file, error) => Err((vec![file], error)),
+        Unit::Chunk {
+            file,
+            index,
+            format,
+        } => {
+            let (offset, len) = layout(chunk_size, file.planned.size).chunk_range(index);
+            let path = file.planned.path.clone();
+            let data = with_backoff(|| source.read_range(&path, offset, len))
+                .await
+                .map_err(|e| (vec![file.clone()], e))?;
+            let size = file.planned.size;
+            let (value, raw, frame, label) = tokio::task::spawn_blocking(move || {
+                encode(&data, chunk_size, size, index, &format, &objective)
+            })
+            .await
+            .map_err(|e| {
+                (
+                    vec![file.clone()],
+                    StoreError::Backend {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                        retryable: false,
+                    },
+                )
+            })?;
+            let key = chunk_key(&raw);
+            let frame_len = frame.len() as u64;
+            put_object(destination, &key, Bytes::from(frame), existing, progress)
+                .await
+                .map_err(|e| (vec![file.clone()], e))?;
+            Progress::add(&progress.bytes_done, len);
+            let locator = ChunkLocator {
+                object: key,
+                offset: 0,
+                len: frame_len,
+                codec: label,
+            };
+            Ok(vec![(file.planned.index, index, value, locator)])
+        }
+        Unit::Pack(files) => {
+            let mut pack = Vec::new();
+            let mut entries = Vec::new();
+            for file in &files {
+                let size = file.planned.size;
+                let data = if size == 0 {
+                    Bytes::new()
+                } else {
+                    with_backoff(|| source.read_range(&file.planned.path, 0, size))
+                        .await
+                        .map_err(|e| (files.clone(), e))?
+                };
+                let hint = file.planned.path.clone();
+                let (value, _raw, frame, label) = tokio::task::spawn_blocking(move || {
+                    let format = sniff_format(&data, Some(&hint));
+                    encode(&data, chunk_size, size, 0, &format, &objective)
+                })
+                .await
+                .map_err(|e| {
+                    (
+                        files.clone(),
+                        StoreError::Backend {
+                            path: file.planned.path.clone(),
+                            detail: e.to_string(),
+                            retryable: false,
+                        },
+                    )
+                })?;
+                entries.push((
+                    file.planned.index,
+                    value,
+                    pack.len() as u64,
+                    frame.len() as u64,
+                    label,
+                ));
+                pack.extend_from_slice(&frame);
+            }
+            let key = pack_key(&blake3::hash(&pack).to_hex());
+            put_object(destination, &key, Bytes::from(pack), existing, progress)
+                .await
+                .map_err(|e| (files.clone(), e))?;
+            Progress::add(
+                &progress.bytes_done,
+                files.iter().map(|f| f.planned.size).sum(),
+            );
+            Progress::add(&progress.files_done, files.len() as u64);
+            Ok(entries
+                .into_iter()
+                .map(|(file, value, offset, len, codec)| {
+                    (
+                        file,
+                        0,
+                        value,
+                        ChunkLocator {
+                            object: key.clone(),
+                            offset,
+                            len,
+                            codec,
+                        },
+                    )
+                })
+                .collect())
+        }
+    }
+}

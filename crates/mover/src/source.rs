@@ -1,0 +1,109 @@
+//! Where a migration reads from: a plain store (files are files) or a packed dataset
+//! (files are decoded from chunk frames), behind one small interface.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strata_store::{Entry, ListWarning, Store, StoreError};
+
+use crate::packed::read::PackedSource;
+use crate::MoverError;
+
+/// Anything files can be read from by byte range.
+pub trait RangeRead: Sync {
+    /// Bytes `[offset, offset + len)` of `path`.
+    fn read_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = Result<Bytes, StoreError>> + Send;
+}
+
+impl RangeRead for Store {
+    fn read_range(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = Result<Bytes, StoreError>> + Send {
+        Store::read_range(self, path, offset, len)
+    }
+}
+
+/// The source of a migration.
+#[derive(Clone)]
+pub enum DatasetSource {
+    /// Plain files.
+    Plain(Store),
+    /// A packed dataset written by `strata migrate --layout packed`.
+    Packed(Arc<PackedSource>),
+}
+
+impl DatasetSource {
+    /// Open `store` as a source: packed if it carries Strata's packed layout marker.
+    pub async fn open(store: Store) -> Result<DatasetSource, MoverError> {
+        Ok(match PackedSource::open(&store).await? {
+            Some(packed) => DatasetSource::Packed(Arc::new(packed)),
+            None => DatasetSource::Plain(store),
+        })
+    }
+
+    fn store(&self) -> &Store {
+        match self {
+            DatasetSource::Plain(store) => store,
+            DatasetSource::Packed(packed) => packed.store(),
+        }
+    }
+
+    /// Display URI (no secrets).
+    pub fn display(&self) -> String {
+        self.store().display()
+    }
+
+    /// Local root, for local stores.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.store().local_root()
+    }
+
+    /// Chunk size a packed source imposes on the plan.
+    pub fn fixed_chunk_size(&self) -> Option<u64> {
+        match self {
+            DatasetSource::Plain(_) => None,
+            DatasetSource::Packed(packed) => Some(packed.chunk_size()),
+        }
+    }
+
+    /// Fail fast when the store cannot be reached.
+    pub async fn check_reachable(&self) -> Result<(), StoreError> {
+        self.store().check_reachable().await
+    }
+
+    /// Every file of the dataset, sorted by path.
+    pub async fn list(
+        &self,
+        warn: &mut (dyn FnMut(ListWarning) + Send),
+    ) -> Result<Vec<Entry>, StoreError> {
+        match self {
+            DatasetSource::Plain(store) => store.list(warn).await,
+            DatasetSource::Packed(packed) => Ok(packed.entries()),
+        }
+    }
+}
+
+impl RangeRead for DatasetSource {
+    async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        match self {
+            DatasetSource::Plain(store) => store.read_range(path, offset, len).await,
+            DatasetSource::Packed(packed) => packed.read_range(path, offset, len).await,
+        }
+    }
+}
+
+impl RangeRead for PackedSource {
+    async fn read_range(&self, path: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        PackedSource::read_range(self, path, offset, len).await
+    }
+}
