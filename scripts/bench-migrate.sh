@@ -38,7 +38,7 @@ run() {
     local dst="$WORK/dst-$set-$name"
     rm -rf "$dst" "$WORK/catalog-$set-$name.db"*
     drop_caches
-    local bytes; bytes=$(du -sb "$WORK/src-$set" | cut -f1)
+    local bytes; bytes=$(du -sbl "$WORK/src-$set" | cut -f1)
     local start end
     start=$(date +%s.%N)
     /usr/bin/time -f "%M" -o "$WORK/rss" "$@" >/dev/null 2>"$WORK/err" || { echo "$name failed: $(tail -3 "$WORK/err")"; return 0; }

@@ -2,6 +2,8 @@
 # Local-to-S3 benchmark for docs/BENCHMARKS.md: Strata against `rclone copy` (and
 # `rclone copy --checksum`) into the same loopback S3-compatible server (moto), in one run.
 # Datasets: (a) one 1 GiB random file, (b) 2,000 files of 4 to 64 KiB.
+# (AWS_CA_BUNDLE, when the environment sets one, is removed for rclone: its AWS SDK
+# refuses a custom CA bundle together with its own HTTP transport.)
 # Usage: scripts/bench-s3.sh [WORKDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,8 +52,8 @@ for set in big small; do
         n=$((n + 1)); bucket="bench-$n-$(date +%s)"
         scripts/s3-server.sh mkbucket "$PORT" "$bucket" >/dev/null
         case "$tool" in
-            rclone) run "rclone copy" "$set" rclone copy "$WORK/src-$set" "moto:$bucket/ds" ;;
-            "rclone --checksum") run "rclone copy --checksum" "$set" rclone copy --checksum "$WORK/src-$set" "moto:$bucket/ds" ;;
+            rclone) run "rclone copy" "$set" env -u AWS_CA_BUNDLE rclone copy "$WORK/src-$set" "moto:$bucket/ds" ;;
+            "rclone --checksum") run "rclone copy --checksum" "$set" env -u AWS_CA_BUNDLE rclone copy --checksum "$WORK/src-$set" "moto:$bucket/ds" ;;
             strata) run "strata migrate" "$set" env STRATA_CATALOG="$WORK/catalog-$n.db" "$STRATA" migrate --s3-endpoint "http://127.0.0.1:$PORT" "$WORK/src-$set" "s3://$bucket/ds" ;;
         esac
     done
