@@ -155,3 +155,75 @@ fn sigkill_at_random_points_then_rerun_finishes_byte_identical() {
     let leftovers = fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
     assert_eq!(leftovers, 0, "staging files left behind in {staging:?}");
 }
+
+#[test]
+fn resume_redoes_only_chunks_not_yet_verified() {
+    let sb = Sandbox::new();
+    let (src, dst) = (sb.path("src"), sb.path("dst"));
+    let size: u64 = 192 << 20;
+    random_file(&src.join("large.bin"), size as usize, 11);
+    let args = [
+        "migrate",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+        "--chunk-size",
+        "256K",
+        "--jobs",
+        "1",
+        "--json",
+    ];
+    let mut child = sb
+        .strata()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once the catalog records a good part of the file as verified.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut recorded = 0;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let status = sb.run(&["status", "--json"]);
+        if status.status.success() {
+            recorded = json(&status)[0]["bytes_done"].as_u64().unwrap_or(0);
+            if recorded >= size / 4 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the copy finished before it could be killed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // What the catalog holds after the kill (the recorder may have committed more).
+    let recorded_after = json(&sb.run(&["status", "--json"]))[0]["bytes_done"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        recorded_after >= recorded && recorded_after < size,
+        "{recorded_after}"
+    );
+    assert!(
+        !dst.join("large.bin").exists(),
+        "no partial file under the final name"
+    );
+
+    let out = sb.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sent = json(&out)["bytes_sent"].as_u64().unwrap();
+    eprintln!("recorded {recorded_after} of {size} before the kill; the re-run sent {sent}");
+    assert!(
+        sent <= size - recorded_after,
+        "re-run sent {sent}, but {recorded_after} bytes were already verified"
+    );
+    assert_eq!(
+        fs::read(dst.join("large.bin")).unwrap(),
+        fs::read(src.join("large.bin")).unwrap()
+    );
+}
