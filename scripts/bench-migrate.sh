@@ -36,7 +36,7 @@ PY
 run() {
     local name="$1" set="$2"; shift 2
     local dst="$WORK/dst-$set-$name"
-    rm -rf "$dst" "$WORK/catalog-$set-$name.db"*
+    rm -rf "$WORK/dst-$set-"* "$WORK/catalog-$set-$name.db"*
     drop_caches
     local bytes; bytes=$(du -sbl "$WORK/src-$set" | cut -f1)
     local start end
@@ -46,7 +46,7 @@ run() {
     end=$(date +%s.%N)
     local secs; secs=$(echo "$end - $start" | bc -l)
     printf "| %s | %s | %.2f | %.0f | %.0f |\n" "$set" "$name" "$secs" "$(echo "$bytes / $secs / 1000000" | bc -l)" "$(echo "$(cat "$WORK/rss") / 1024" | bc -l)"
-    rm -rf "$dst"
+    rm -rf "$WORK/dst-$set-"*
 }
 
 make_data

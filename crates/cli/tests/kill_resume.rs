@@ -11,8 +11,12 @@ use std::time::Duration;
 use common::*;
 use rand::{Rng, SeedableRng};
 
+/// The tests here time real processes against each other; run them one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn sigkill_at_random_points_then_rerun_finishes_byte_identical() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let seed: u64 = std::env::var("STRATA_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -158,6 +162,7 @@ fn sigkill_at_random_points_then_rerun_finishes_byte_identical() {
 
 #[test]
 fn resume_redoes_only_chunks_not_yet_verified() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let sb = Sandbox::new();
     let (src, dst) = (sb.path("src"), sb.path("dst"));
     let size: u64 = 192 << 20;
