@@ -1,19 +1,9 @@
 #!/usr/bin/env bash
-# Build Strata and run its main job on embedded defaults: migrate the sample scientific
-# dataset (../shared/data/scientific, or $STRATA_SAMPLE_DATA) into ./strata-data, verify
-# the copy, and list the job. The catalog goes to ./strata-data/catalog.db unless
-# STRATA_CATALOG is set.
+# Build Strata and run its main job on embedded defaults: the tiering service
+# (`strata serve`) with an embedded SQLite catalog and three local tiers (hot, warm, cold)
+# under ./strata-data, listening on 127.0.0.1:7070. Stop it with Ctrl-C.
+# Extra arguments go to `strata serve` (e.g. --listen 127.0.0.1:8080 --data-dir /srv/strata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p strata-cli
-SRC="${STRATA_SAMPLE_DATA:-../shared/data/scientific}"
-DST="./strata-data/scientific"
-export STRATA_CATALOG="${STRATA_CATALOG:-$PWD/strata-data/catalog.db}"
-mkdir -p strata-data
-if [ ! -d "$SRC" ]; then
-    echo "sample data $SRC not found; set STRATA_SAMPLE_DATA to a directory to migrate" >&2
-    exit 2
-fi
-./target/release/strata migrate "$SRC" "$DST"
-./target/release/strata verify "$DST"
-./target/release/strata status
+exec ./target/release/strata serve "$@"

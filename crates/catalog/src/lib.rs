@@ -19,6 +19,7 @@ pub mod error;
 mod location;
 pub mod model;
 mod sqlite;
+pub mod tiering;
 
 use async_trait::async_trait;
 
@@ -29,6 +30,11 @@ pub use model::{
     UnknownState, VerifiedChunk,
 };
 pub use sqlite::SqliteCatalog;
+pub use tiering::{
+    CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveId, MoveJob, MoveSpec, MoveState,
+    ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove, SwitchOutcome,
+    TieringCatalog, WriteIntent,
+};
 
 /// The catalog's operations, implemented once per database engine.
 ///

@@ -57,10 +57,38 @@ enum Command {
     Migrate(commands::migrate::MigrateArgs),
     /// Re-read a migrated dataset and check every file against its manifest.
     Verify(commands::verify::VerifyArgs),
+    /// Rebuild damaged or missing data from parity or from a copy (--from); exit 1 when
+    /// something could not be repaired.
+    Repair(commands::repair::RepairArgs),
     /// List migration jobs and their progress from the catalog.
     Status(commands::status::StatusArgs),
     /// Show each file's format, entropy, chosen codec and filter, and the ratio it gets.
     Inspect(commands::inspect::InspectArgs),
+    /// Run the tiering service: objects on tiers, access tracking, reactive and periodic
+    /// moves (copy, verify, switch, retire), the HTTP API.
+    Serve(commands::serve::ServeArgs),
+    /// Store a file as an object (service).
+    Put(commands::objects::PutArgs),
+    /// Read an object to standard output or --output FILE, verified (service).
+    Get(commands::objects::GetArgs),
+    /// List objects by prefix (service).
+    Ls(commands::objects::ListArgs),
+    /// Delete objects (service).
+    Rm(commands::objects::RmArgs),
+    /// Report simulated accesses to an object (service).
+    Access(commands::objects::AccessArgs),
+    /// Objects with their tier, class and recent accesses (service).
+    Objects(commands::objects::ListArgs),
+    /// Tiers with their usage and cost (service).
+    Tiers(commands::objects::ServiceArgs),
+    /// Move jobs between tiers; cancel or retry one (service).
+    Migrations(commands::objects::MigrationsArgs),
+    /// What a planning pass would do, or run one with --run (service).
+    Plan(commands::objects::PlanArgs),
+    /// The service's Prometheus metrics (service).
+    Metrics(commands::objects::ServiceArgs),
+    /// Why an object is on its tier (service).
+    Explain(commands::objects::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,8 +117,21 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Migrate(args) => commands::migrate::run(&context, args).await,
             Command::Verify(args) => commands::verify::run(&context, args).await,
+            Command::Repair(args) => commands::repair::run(&context, args).await,
             Command::Status(args) => commands::status::run(&context, args).await,
             Command::Inspect(args) => commands::inspect::run(&context, args).await,
+            Command::Serve(args) => commands::serve::run(&context, args).await,
+            Command::Put(args) => commands::objects::put(&context, args).await,
+            Command::Get(args) => commands::objects::get(&context, args).await,
+            Command::Ls(args) => commands::objects::ls(&context, args).await,
+            Command::Rm(args) => commands::objects::rm(&context, args).await,
+            Command::Access(args) => commands::objects::access(&context, args).await,
+            Command::Objects(args) => commands::objects::objects(&context, args).await,
+            Command::Tiers(args) => commands::objects::tiers(&context, args).await,
+            Command::Migrations(args) => commands::objects::migrations(&context, args).await,
+            Command::Plan(args) => commands::objects::plan(&context, args).await,
+            Command::Metrics(args) => commands::objects::metrics(&context, args).await,
+            Command::Explain(args) => commands::objects::explain(&context, args).await,
         }
     });
     match result {

@@ -93,7 +93,14 @@ fn a_tampered_manifest_is_refused() {
     let (_, dst) = migrated(&sb);
     let path = dst.join(".strata/manifest.json");
     let text = fs::read_to_string(&path).unwrap();
-    fs::write(&path, text.replacen("\"size\": 5000", "\"size\": 5001", 1)).unwrap();
+    let tampered = text.replacen("\"size\": 5000", "\"size\": 5001", 1);
+    fs::write(&path, &tampered).unwrap();
+    // The copy stands in, and the damaged primary is reported.
+    let out = sb.run(&["verify", dst.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("inconsistent"), "{}", stdout(&out));
+    // With the copy tampered too, nothing trustworthy is left.
+    fs::write(dst.join(".strata/manifest.copy.json"), &tampered).unwrap();
     let out = sb.run(&["verify", dst.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("inconsistent"), "{}", stderr(&out));

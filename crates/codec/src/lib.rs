@@ -8,6 +8,8 @@
 //!   computed chunk by chunk, in any order, on any worker;
 //! - [`manifest`]: the versioned dataset manifest written beside migrated data, with its
 //!   root hash over the whole dataset;
+//! - [`parity`]: Reed-Solomon parity over groups of shards (`--parity 10%`, `ec:K+M`) and
+//!   the rebuild of lost shards;
 //! - [`compress`]: the codec suite (none, lz4, zstd, gzip, bzip2, xz), the byte-shuffle
 //!   filter and the self-describing chunk frame;
 //! - [`analyze`]: format sniffing (HDF5, NetCDF, FITS, GRIB, BAM, ...), entropy, the
@@ -20,9 +22,10 @@ pub mod analyze;
 pub mod compress;
 pub mod hash;
 pub mod manifest;
+pub mod parity;
 
 pub use hash::{ChunkLayout, ChunkValue, FileHashError, Hash32};
 pub use manifest::{
-    DatasetManifest, ManifestError, ManifestFile, B3SUMS_PATH, MANIFEST_FORMAT, MANIFEST_PATH,
-    MANIFEST_VERSION,
+    DatasetManifest, ManifestError, ManifestFile, B3SUMS_PATH, MANIFEST_COPY_PATH, MANIFEST_FORMAT,
+    MANIFEST_PATH, MANIFEST_VERSION,
 };

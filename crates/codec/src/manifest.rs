@@ -31,6 +31,15 @@
 //!   little-endian, the path bytes, the size as u64 little-endian, and the 32 hash bytes.
 //!   It changes if any file is added, removed, renamed, resized or altered.
 //!
+//! - `self_hash` (optional, written since the integrity release) is BLAKE3, lower-case
+//!   hex, of the manifest's canonical form without it: the JSON object with its
+//!   `self_hash` member removed, written with no whitespace, object members sorted by the
+//!   bytes of their keys at every level, arrays in order, strings and numbers as
+//!   `serde_json` writes them (see [`canonical_json`]). Readers check it when present, so
+//!   any change to the file, even one that keeps it consistent, is detected. A manifest
+//!   with a self-hash has a second copy at [`MANIFEST_COPY_PATH`]; readers fall back to
+//!   it when the primary is missing or fails its checks.
+//!
 //! Readers accept any version up to [`MANIFEST_VERSION`] and refuse newer ones with a
 //! message asking for a newer Strata.
 
@@ -44,6 +53,8 @@ pub const MANIFEST_FORMAT: &str = "strata-dataset-manifest";
 pub const MANIFEST_VERSION: u32 = 1;
 /// Where the manifest lives, relative to the dataset root.
 pub const MANIFEST_PATH: &str = ".strata/manifest.json";
+/// The second copy of the manifest (same bytes), relative to the dataset root.
+pub const MANIFEST_COPY_PATH: &str = ".strata/manifest.copy.json";
 /// Where the `b3sum --check` listing lives, relative to the dataset root.
 pub const B3SUMS_PATH: &str = ".strata/b3sums";
 
@@ -93,6 +104,10 @@ pub struct DatasetManifest {
     pub index: Option<String>,
     /// The files, sorted by path.
     pub files: Vec<ManifestFile>,
+    /// BLAKE3 of the manifest's canonical form without this field (see the module docs);
+    /// set by [`DatasetManifest::to_json`], checked by [`DatasetManifest::from_json`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_hash: Option<String>,
 }
 
 /// Why a manifest could not be read or built.
@@ -107,6 +122,9 @@ pub enum ManifestError {
     /// The manifest's own facts disagree with each other.
     #[error("manifest is inconsistent: {0}; it was altered or damaged")]
     Inconsistent(String),
+    /// The bytes do not have the self-hash they record.
+    #[error("manifest self-hash mismatch: the file was altered or damaged; `strata repair` restores it from its copy")]
+    SelfHash,
 }
 
 impl DatasetManifest {
@@ -125,17 +143,23 @@ impl DatasetManifest {
             layout: None,
             index: None,
             files,
+            self_hash: None,
         }
     }
 
-    /// Serialise to pretty JSON (stable field order).
+    /// Serialise to pretty JSON (stable field order), with a freshly computed `self_hash`.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).expect("manifest serialises");
+        let mut sealed = self.clone();
+        sealed.self_hash = None;
+        let value = serde_json::to_value(&sealed).expect("manifest serialises");
+        sealed.self_hash = Some(self_hash_of(&value));
+        let mut out = serde_json::to_vec_pretty(&sealed).expect("manifest serialises");
         out.push(b'\n');
         out
     }
 
-    /// Parse and check a manifest: format, version, totals, root hash, chunk lists.
+    /// Parse and check a manifest: format, version, totals, root hash, chunk lists, and
+    /// the self-hash when there is one.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
         let probe: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
@@ -147,9 +171,18 @@ impl DatasetManifest {
                 return Err(ManifestError::TooNew(v as u32));
             }
         }
+        let mut without = probe.clone();
+        let recorded = without
+            .as_object_mut()
+            .and_then(|object| object.remove("self_hash"));
         let manifest: Self =
             serde_json::from_value(probe).map_err(|e| ManifestError::Malformed(e.to_string()))?;
         manifest.check()?;
+        if let Some(recorded) = recorded {
+            if recorded.as_str() != Some(self_hash_of(&without).as_str()) {
+                return Err(ManifestError::SelfHash);
+            }
+        }
         Ok(manifest)
     }
 
@@ -228,6 +261,47 @@ pub fn root_hash(files: &[ManifestFile]) -> Hash32 {
     *hasher.finalize().as_bytes()
 }
 
+/// BLAKE3 hex of the canonical form of `value` (see [`canonical_json`]).
+fn self_hash_of(value: &serde_json::Value) -> String {
+    let mut out = Vec::new();
+    canonical_json(value, &mut out);
+    blake3::hash(&out).to_hex().to_string()
+}
+
+/// The canonical JSON form the manifest's `self_hash` covers: no whitespace, object
+/// members sorted by the bytes of their keys at every level, arrays in order, strings and
+/// numbers as `serde_json` writes them. Independent of the order members appear in the
+/// file, so a reader that keeps members in file order and one that sorts them agree.
+pub fn canonical_json(value: &serde_json::Value, out: &mut Vec<u8>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut members: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+            members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (key, member)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key).expect("strings serialise");
+                out.push(b':');
+                canonical_json(member, out);
+            }
+            out.push(b'}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("scalars serialise"),
+    }
+}
+
 /// Whether `path` is a relative `/`-separated path with no empty, `.` or `..` components and
 /// no NUL: safe to join under a destination root.
 pub fn is_safe_relative_path(path: &str) -> bool {
@@ -258,7 +332,14 @@ mod tests {
         let m = DatasetManifest::new(4096, vec![file("z", b"zz"), file("a/b", b"ab")]);
         assert_eq!(m.files[0].path, "a/b");
         let back = DatasetManifest::from_json(&m.to_json()).unwrap();
-        assert_eq!(back, m);
+        assert!(back.self_hash.is_some());
+        assert_eq!(
+            DatasetManifest {
+                self_hash: None,
+                ..back
+            },
+            m
+        );
         assert_eq!(back.total_bytes, 4);
     }
 
@@ -317,6 +398,31 @@ mod tests {
         f.chunks.swap(0, 1);
         let bad = DatasetManifest::new(1024, vec![f]);
         assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn self_hash_detects_consistent_edits_and_ignores_member_order() {
+        let m = DatasetManifest::new(4096, vec![file("a", b"1")]);
+        let text = String::from_utf8(m.to_json()).unwrap();
+        assert!(text.contains("\"self_hash\""));
+        // An edit that keeps every other check happy is still caught.
+        let edited = text.replace("\"created_by\": \"strata", "\"created_by\": \"other");
+        assert!(matches!(
+            DatasetManifest::from_json(edited.as_bytes()),
+            Err(ManifestError::SelfHash)
+        ));
+        let flipped = text.replacen("\"chunk_size\": 4096", "\"chunk_size\": 4097", 1);
+        assert!(DatasetManifest::from_json(flipped.as_bytes()).is_err());
+        // Member order and whitespace are not part of the hash.
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut canonical = Vec::new();
+        canonical_json(&value, &mut canonical);
+        assert!(DatasetManifest::from_json(&canonical).is_ok());
+        // Manifests from before self-hashes still load.
+        let mut old: serde_json::Value = value.clone();
+        old.as_object_mut().unwrap().remove("self_hash");
+        let old = serde_json::to_vec(&old).unwrap();
+        assert_eq!(DatasetManifest::from_json(&old).unwrap().self_hash, None);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!   files, file-parallel for small ones), hashing as bytes stream, verifying the staged
 //!   copy, publishing each file only once verified, and writing the dataset manifest last;
 //! - [`verify`]: re-reading a destination and checking every file and chunk against its
-//!   manifest;
+//!   manifest (or, fast, presence and sizes);
+//! - [`packed`]: the packed layout, its parity (`--parity`) and `strata repair`;
 //! - [`progress`]: counters the CLI renders as a progress bar, and the final report.
 //!
 //! A job is identified by its (source, destination) pair. Every verified chunk and every
@@ -29,8 +30,10 @@ pub mod verify;
 
 pub use error::MoverError;
 pub use migrate::{migrate, MigrateOptions};
+pub use packed::parity::{write_parity, ParityReport};
+pub use packed::repair::{repair, RepairReport};
 pub use packed::write::migrate_packed;
 pub use plan::{Plan, PlanSummary};
 pub use progress::{MigrationReport, Progress};
 pub use source::DatasetSource;
-pub use verify::{verify_dataset, VerifyReport};
+pub use verify::{verify_dataset, verify_dataset_mode, VerifyMode, VerifyReport};

@@ -20,7 +20,9 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use strata_catalog::{Catalog, FileRecord, FileState, FileUpdate, JobState, VerifiedChunk};
 use strata_codec::hash::{to_hex, ChunkValue};
-use strata_codec::{ChunkLayout, DatasetManifest, ManifestFile, B3SUMS_PATH, MANIFEST_PATH};
+use strata_codec::{
+    ChunkLayout, DatasetManifest, ManifestFile, B3SUMS_PATH, MANIFEST_COPY_PATH, MANIFEST_PATH,
+};
 use strata_store::{Store, StoreError, Upload};
 use tokio::sync::mpsc;
 
@@ -150,6 +152,7 @@ pub async fn migrate(
     }
     report.bytes_sent = Progress::get(&progress.bytes_sent);
     report.chunks_resent = chunks_resent.load(Ordering::Relaxed);
+    report.bytes_resent = Progress::get(&progress.bytes_resent);
 
     let fatal = fatal.lock().ok().and_then(|mut f| f.take());
     if let Some(error) = fatal {
@@ -500,6 +503,7 @@ async fn transfer_chunk(
         .into());
     }
     let value = hash_chunk(file.layout, index, data.clone()).await;
+    let mut data = data;
     let mut attempt = 1;
     loop {
         with_backoff(|| upload.write_at(offset, data.clone())).await?;
@@ -511,9 +515,22 @@ async fn transfer_chunk(
         if hash_chunk(file.layout, index, staged).await == value {
             break;
         }
+        // The staged copy is wrong: fetch this chunk again from the source (not from
+        // memory, which may be what went bad) and send it again, after a pause.
         run.chunks_resent.fetch_add(1, Ordering::Relaxed);
+        Progress::add(&run.progress.bytes_resent, len);
         if attempt >= WRITE_ATTEMPTS {
             return Err(ChunkError::Mismatch);
+        }
+        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+        data = read_chunk(&run.source, path, offset, len).await?;
+        if hash_chunk(file.layout, index, data.clone()).await != value {
+            return Err(StoreError::Backend {
+                path: path.clone(),
+                detail: format!("chunk {index} changed at the source during the copy; re-run"),
+                retryable: false,
+            }
+            .into());
         }
         attempt += 1;
     }
@@ -741,6 +758,8 @@ async fn build_manifest(
 async fn write_manifest(destination: &Store, manifest: &DatasetManifest) -> Result<(), MoverError> {
     let json = Bytes::from(manifest.to_json());
     with_backoff(|| destination.write_atomic(MANIFEST_PATH, json.clone())).await?;
+    // The second copy: readers fall back to it when the primary is lost or damaged.
+    with_backoff(|| destination.write_atomic(MANIFEST_COPY_PATH, json.clone())).await?;
     let sums = Bytes::from(manifest.b3sums_text().into_bytes());
     with_backoff(|| destination.write_atomic(B3SUMS_PATH, sums.clone())).await?;
     Ok(())

@@ -257,6 +257,7 @@ impl crate::progress::MigrationReport {
             files_resumed: 0,
             bytes_sent: 0,
             chunks_resent: 0,
+            bytes_resent: 0,
             seconds: 0.0,
             root_hash: None,
             failed: Vec::new(),

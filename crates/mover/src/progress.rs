@@ -18,6 +18,8 @@ pub struct Progress {
     pub bytes_done: AtomicU64,
     /// Bytes actually sent to the destination in this run.
     pub bytes_sent: AtomicU64,
+    /// Bytes sent again because their staged copy failed verification.
+    pub bytes_resent: AtomicU64,
     /// Files that failed.
     pub files_failed: AtomicU64,
     messages: Mutex<Vec<String>>,
@@ -84,8 +86,10 @@ pub struct MigrationReport {
     pub files_resumed: u64,
     /// Bytes sent to the destination in this run.
     pub bytes_sent: u64,
-    /// Chunks whose staged copy failed verification and were sent again.
+    /// Chunks whose staged copy failed verification and were fetched and sent again.
     pub chunks_resent: u64,
+    /// Bytes of those chunks.
+    pub bytes_resent: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Dataset root hash (hex), when every file made it.

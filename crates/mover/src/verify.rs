@@ -1,8 +1,14 @@
 //! Verification of a destination against its dataset manifest.
 //!
-//! Every file listed in `DST/.strata/manifest.json` is re-read chunk by chunk and hashed;
-//! the chunk values are compared with the manifest's so a damaged file is reported with
-//! the byte ranges that changed, and the merged hash with the file's `b3sum` hash.
+//! Deep mode (the default): every file listed in `DST/.strata/manifest.json` is re-read
+//! chunk by chunk and hashed; the chunk values are compared with the manifest's so a
+//! damaged file is reported with the byte ranges that changed, and the merged hash with
+//! the file's `b3sum` hash. Fast mode checks presence and sizes only (plain files, or the
+//! objects a packed file's chunks live in).
+//!
+//! Beyond the files: the manifest is read from its primary or, when that is missing or
+//! fails its checks, from its copy, and either problem is reported; a packed store's
+//! parity shards and parity map are checked too ([`crate::packed::parity`]).
 
 use std::time::Instant;
 
@@ -10,7 +16,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use strata_codec::hash::{from_hex, ChunkValue, Hash32};
-use strata_codec::{ChunkLayout, DatasetManifest, ManifestFile, MANIFEST_PATH};
+use strata_codec::{ChunkLayout, DatasetManifest, ManifestFile, MANIFEST_COPY_PATH, MANIFEST_PATH};
 use strata_store::{Store, StoreError};
 
 use crate::packed::read::PackedSource;
@@ -35,11 +41,34 @@ pub struct DamagedFile {
     pub ranges: Vec<(u64, u64)>,
 }
 
+/// A problem outside the files themselves: a manifest copy, a parity shard, a parity map.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreIssue {
+    /// The object or metadata file, relative to the store root.
+    pub object: String,
+    /// What is wrong: `missing`, `size`, `content` or `stale`.
+    pub problem: String,
+    /// Details for the operator.
+    pub detail: String,
+}
+
+/// How thoroughly `strata verify` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// Presence and sizes against the manifest (and the parity map), nothing read.
+    Fast,
+    /// Every byte re-read and hashed.
+    Deep,
+}
+
 /// The outcome of `strata verify`.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
     /// The destination checked.
     pub destination: String,
+    /// `fast` or `deep`.
+    pub mode: VerifyMode,
     /// Root hash recorded in the manifest.
     pub root_hash: String,
     /// Files in the manifest.
@@ -50,14 +79,16 @@ pub struct VerifyReport {
     pub files_ok: u64,
     /// Files missing or damaged.
     pub damaged: Vec<DamagedFile>,
+    /// Problems outside the files (manifest copies, parity); the data may still be intact.
+    pub issues: Vec<StoreIssue>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
 
 impl VerifyReport {
-    /// True when every file matched.
+    /// True when every file matched and nothing else is wrong.
     pub fn is_ok(&self) -> bool {
-        self.damaged.is_empty()
+        self.damaged.is_empty() && self.issues.is_empty()
     }
 }
 
@@ -100,64 +131,201 @@ pub async fn hash_stored_file(
     Ok((hash, values))
 }
 
-/// Load and check the manifest of a dataset.
+/// Load and check the manifest of a dataset, from its copy when the primary is missing or
+/// damaged (logged as a warning; [`load_manifest_checked`] says what it found).
 pub async fn load_manifest(store: &Store) -> Result<DatasetManifest, MoverError> {
-    let location = format!("{}/{MANIFEST_PATH}", store.display().trim_end_matches('/'));
-    let bytes = match store.read_all(MANIFEST_PATH).await {
-        Ok(bytes) => bytes,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(MoverError::Manifest {
-                location,
-                reason: "not found; verify takes the destination of a finished `strata migrate`"
-                    .into(),
-            })
-        }
-        Err(error) => return Err(error.into()),
-    };
-    DatasetManifest::from_json(&bytes).map_err(|e| MoverError::manifest(location, e))
+    let loaded = load_manifest_checked(store).await?;
+    for issue in &loaded.issues {
+        tracing::warn!(object = %issue.object, "{}", issue.detail);
+    }
+    Ok(loaded.manifest)
 }
 
-/// Check every file of the dataset at `store` against its manifest, `jobs` files at a time.
+/// A manifest as loaded, with the state of both copies.
+#[derive(Debug, Clone)]
+pub struct LoadedManifest {
+    /// The manifest used.
+    pub manifest: DatasetManifest,
+    /// Its exact bytes (what a repair writes back over a bad copy).
+    pub bytes: Bytes,
+    /// True when it came from the copy because the primary is missing or damaged.
+    pub from_copy: bool,
+    /// Whether the primary is intact.
+    pub primary_ok: bool,
+    /// Whether the copy is intact and equal to the manifest used (false too when a
+    /// manifest written before copies existed has none: then `copy_expected` is false).
+    pub copy_ok: bool,
+    /// Whether the manifest promises a copy (it carries a self-hash).
+    pub copy_expected: bool,
+    /// What is wrong with either copy.
+    pub issues: Vec<StoreIssue>,
+}
+
+enum Read {
+    Good(DatasetManifest, Bytes),
+    Missing,
+    Bad(MoverError),
+}
+
+async fn read_manifest_at(store: &Store, path: &str) -> Read {
+    let location = format!("{}/{path}", store.display().trim_end_matches('/'));
+    match with_backoff(|| store.read_all(path)).await {
+        Ok(bytes) => match DatasetManifest::from_json(&bytes) {
+            Ok(manifest) => Read::Good(manifest, bytes),
+            Err(error) => Read::Bad(MoverError::manifest(location, error)),
+        },
+        Err(StoreError::NotFound { .. }) => Read::Missing,
+        Err(error) => Read::Bad(error.into()),
+    }
+}
+
+/// Load the manifest, falling back to its copy, and report the state of both.
+pub async fn load_manifest_checked(store: &Store) -> Result<LoadedManifest, MoverError> {
+    let primary = read_manifest_at(store, MANIFEST_PATH).await;
+    let copy = read_manifest_at(store, MANIFEST_COPY_PATH).await;
+    let issue = |object: &str, problem: &str, detail: String| StoreIssue {
+        object: object.into(),
+        problem: problem.into(),
+        detail,
+    };
+    let mut issues = Vec::new();
+    match (primary, copy) {
+        (Read::Good(manifest, bytes), copy) => {
+            let copy_expected = manifest.self_hash.is_some();
+            let copy_ok = match &copy {
+                Read::Good(_, copy_bytes) => *copy_bytes == bytes,
+                _ => false,
+            };
+            if copy_expected && !copy_ok {
+                issues.push(match copy {
+                    Read::Good(..) => issue(
+                        MANIFEST_COPY_PATH,
+                        "stale",
+                        "the manifest copy differs from the primary; `strata repair` rewrites it"
+                            .into(),
+                    ),
+                    Read::Missing => issue(
+                        MANIFEST_COPY_PATH,
+                        "missing",
+                        "the manifest copy is missing; `strata repair` rewrites it".into(),
+                    ),
+                    Read::Bad(error) => issue(
+                        MANIFEST_COPY_PATH,
+                        "content",
+                        format!(
+                            "the manifest copy is damaged ({error}); `strata repair` rewrites it"
+                        ),
+                    ),
+                });
+            }
+            Ok(LoadedManifest {
+                manifest,
+                bytes,
+                from_copy: false,
+                primary_ok: true,
+                copy_ok,
+                copy_expected,
+                issues,
+            })
+        }
+        (primary, Read::Good(manifest, bytes)) => {
+            issues.push(match primary {
+                Read::Missing => issue(
+                    MANIFEST_PATH,
+                    "missing",
+                    "the manifest is missing; read its copy instead; `strata repair` rewrites it"
+                        .into(),
+                ),
+                Read::Bad(error) => issue(
+                    MANIFEST_PATH,
+                    "content",
+                    format!("the manifest is damaged ({error}); read its copy instead; `strata repair` rewrites it"),
+                ),
+                Read::Good(..) => unreachable!("handled above"),
+            });
+            Ok(LoadedManifest {
+                manifest,
+                bytes,
+                from_copy: true,
+                primary_ok: false,
+                copy_ok: true,
+                copy_expected: true,
+                issues,
+            })
+        }
+        (Read::Missing, Read::Missing) => Err(MoverError::Manifest {
+            location: format!("{}/{MANIFEST_PATH}", store.display().trim_end_matches('/')),
+            reason: "not found; verify takes the destination of a finished `strata migrate`".into(),
+        }),
+        (Read::Bad(error), _) | (Read::Missing, Read::Bad(error)) => Err(error),
+    }
+}
+
+/// Check every file of the dataset at `store` against its manifest, `jobs` files at a time,
+/// reading every byte.
 pub async fn verify_dataset(store: &Store, jobs: usize) -> Result<VerifyReport, MoverError> {
+    verify_dataset_mode(store, jobs, VerifyMode::Deep).await
+}
+
+/// [`verify_dataset`] in the given mode.
+pub async fn verify_dataset_mode(
+    store: &Store,
+    jobs: usize,
+    mode: VerifyMode,
+) -> Result<VerifyReport, MoverError> {
     let started = Instant::now();
     store.check_reachable().await?;
-    let manifest = load_manifest(store).await?;
+    let loaded = load_manifest_checked(store).await?;
+    let mut issues = loaded.issues;
+    let manifest = loaded.manifest;
     let chunk_size = manifest.chunk_size;
+    let deep = mode == VerifyMode::Deep;
     let packed = if manifest.layout.as_deref() == Some("packed") {
         PackedSource::open(store).await?
     } else {
         None
     };
     let results: Vec<Option<DamagedFile>> = match &packed {
-        Some(packed) => {
+        Some(packed) if deep => {
             stream::iter(manifest.files.iter())
                 .map(|file| check_packed_file(packed, file, chunk_size))
                 .buffer_unordered(jobs.max(1))
                 .collect()
                 .await
         }
+        Some(packed) => crate::packed::parity::fast_check_files(packed, jobs).await,
         None => {
             stream::iter(manifest.files.iter())
-                .map(|file| check_file(store, file, chunk_size))
+                .map(|file| check_file(store, file, chunk_size, deep))
                 .buffer_unordered(jobs.max(1))
                 .collect()
                 .await
         }
     };
+    if let Some(packed) = &packed {
+        issues.extend(crate::packed::parity::check_parity(packed, deep, jobs).await?);
+    }
     let mut damaged: Vec<DamagedFile> = results.into_iter().flatten().collect();
     damaged.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(VerifyReport {
         destination: store.display(),
+        mode,
         root_hash: manifest.root_hash.clone(),
         files: manifest.file_count,
         bytes: manifest.total_bytes,
         files_ok: manifest.file_count - damaged.len() as u64,
         damaged,
+        issues,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-async fn check_file(store: &Store, file: &ManifestFile, chunk_size: u64) -> Option<DamagedFile> {
+async fn check_file(
+    store: &Store,
+    file: &ManifestFile,
+    chunk_size: u64,
+    deep: bool,
+) -> Option<DamagedFile> {
     let damaged = |problem: &str, detail: String, ranges| {
         Some(DamagedFile {
             path: file.path.clone(),
@@ -177,6 +345,9 @@ async fn check_file(store: &Store, file: &ManifestFile, chunk_size: u64) -> Opti
         }
         Ok(Some(_)) => {}
         Err(error) => return damaged("unreadable", error.to_string(), vec![]),
+    }
+    if !deep {
+        return None;
     }
     let layout = layout(chunk_size, file.size);
     let (hash, values) = match hash_stored_file(store, &file.path, layout).await {
@@ -274,7 +445,7 @@ async fn check_packed_file(
 }
 
 /// Join adjacent ranges.
-fn merge_ranges(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
+pub(crate) fn merge_ranges(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     for (start, end) in ranges {
         match out.last_mut() {

@@ -175,6 +175,18 @@ impl DalStore {
         &self.op
     }
 
+    /// The same store with `layer` on its data operator (the probe stays unlayered).
+    pub(crate) fn with_layer(&self, layer: impl opendal::raw::Layer) -> DalStore {
+        DalStore {
+            op: self.op.clone().layer(layer),
+            probe: self.probe.clone(),
+            key_prefix: self.key_prefix.clone(),
+            scheme: self.scheme,
+            shown: self.shown.clone(),
+            endpoint: self.endpoint.clone(),
+        }
+    }
+
     pub(crate) fn is_s3(&self) -> bool {
         self.scheme == StoreScheme::S3
     }

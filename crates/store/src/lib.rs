@@ -12,6 +12,10 @@
 //!   a multipart upload) and [`Upload::publish`] makes it visible atomically, so a partial
 //!   file never appears under its final name; [`Store::write_atomic`] does the same for
 //!   small metadata files;
+//! - **bandwidth control**: [`Store::with_throttle`] puts every data transfer under a
+//!   `strata_throttle::Throttle` (caps, timetables, priority classes, congestion control):
+//!   admission before each call, samples from a [`ThrottleLayer`] on S3's HTTP transport,
+//!   state as [`ThrottleStatus`] (see [`throttled`]);
 //! - **errors for operators**: [`StoreError`] says what failed, where, what to do, and
 //!   whether a retry can help.
 //!
@@ -39,12 +43,14 @@ mod relpath;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttled;
 mod upload;
 mod uri;
 
 pub use error::StoreError;
 pub use options::S3Options;
 pub use store::Store;
+pub use throttled::{LaneStatus, ThrottleLayer, ThrottleStatus};
 pub use upload::{PendingPublish, Upload};
 pub use uri::{StoreScheme, StoreUri, DEFAULT_MEMORY_NAME};
 

@@ -5,11 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use strata_throttle::{Direction, Priority, Throttle};
 
 use crate::dal::DalStore;
 use crate::error::StoreError;
 use crate::local::LocalStore;
 use crate::options::S3Options;
+use crate::throttled::{gated, Gate, ThrottleLayer, ThrottleStatus};
 use crate::upload::{begin_dal, begin_local, Upload};
 use crate::uri::{StoreScheme, StoreUri};
 use crate::{Entry, ListWarning};
@@ -23,6 +25,11 @@ use crate::{Entry, ListWarning};
 pub struct Store {
     uri: StoreUri,
     backend: Backend,
+    /// The backend as opened, without a throttle layer ([`Store::with_throttle`] starts
+    /// from it, so throttling twice replaces instead of stacking).
+    plain: Backend,
+    /// Admission of data calls, when throttled.
+    gate: Option<Gate>,
 }
 
 #[derive(Clone)]
@@ -58,10 +65,43 @@ impl Store {
         };
         let store = Store {
             uri: uri.clone(),
+            plain: backend.clone(),
             backend,
+            gate: None,
         };
         tracing::debug!(store = %store.display(), "store opened");
         Ok(store)
+    }
+
+    /// Puts this store's data transfers under `throttle`, in priority class `class`
+    /// (replacing an earlier throttle). Every `read_range`, `read_all`, `write_atomic` and
+    /// [`Upload::write_at`] then waits for the throttle's admission; S3 stores also get a
+    /// [`ThrottleLayer`] that feeds the congestion controller one sample per HTTP request.
+    /// See [`crate::throttled`] for why admission is here and sensing in the layer.
+    ///
+    /// Share one `Throttle` between every store (and every job) of a process that uses the
+    /// same path, giving each its class: the classes then share the rate by weight.
+    pub fn with_throttle(mut self, throttle: Throttle, class: Priority) -> Store {
+        let (backend, gate_samples) = match &self.plain {
+            Backend::Dal(d) if d.is_s3() => {
+                let layered = d.with_layer(ThrottleLayer::new(throttle.clone(), class));
+                (Backend::Dal(Arc::new(layered)), false)
+            }
+            other => (other.clone(), true),
+        };
+        self.backend = backend;
+        self.gate = Some(Gate::new(throttle, class, gate_samples));
+        self
+    }
+
+    /// The throttle this store's transfers go through, and their class.
+    pub fn throttle(&self) -> Option<(&Throttle, Priority)> {
+        self.gate.as_ref().map(|g| (g.throttle(), g.class()))
+    }
+
+    /// The state of this store's throttle, for progress lines and `strata status`.
+    pub fn throttle_status(&self) -> Option<ThrottleStatus> {
+        self.gate.as_ref().map(|g| ThrottleStatus::of(g.throttle()))
     }
 
     /// The URI this store was opened from.
@@ -136,17 +176,26 @@ impl Store {
     /// Exactly `len` bytes of `rel` from `offset`. A file shorter than that is an error (it
     /// changed since it was listed).
     pub async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        match &self.backend {
-            Backend::Local(l) => l.read_range(rel, offset, len).await,
-            Backend::Dal(d) => d.read_range(rel, offset, len).await,
-        }
+        let call = async {
+            match &self.backend {
+                Backend::Local(l) => l.read_range(rel, offset, len).await,
+                Backend::Dal(d) => d.read_range(rel, offset, len).await,
+            }
+        };
+        gated(self.gate.as_ref(), Direction::Read, len, call).await
     }
 
     /// The whole content of `rel` (for small files such as manifests).
     pub async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError> {
-        match &self.backend {
-            Backend::Local(l) => l.read_all(rel).await,
-            Backend::Dal(d) => d.read_all(rel).await,
+        let call = async {
+            match &self.backend {
+                Backend::Local(l) => l.read_all(rel).await,
+                Backend::Dal(d) => d.read_all(rel).await,
+            }
+        };
+        match &self.gate {
+            Some(gate) => gate.admit_read_unsized(call).await,
+            None => call.await,
         }
     }
 
@@ -154,10 +203,14 @@ impl Store {
     /// content or the new one. Local: temp file, fsync, rename, fsync directory; object
     /// stores: one PUT.
     pub async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Local(l) => l.write_atomic(rel, data).await,
-            Backend::Dal(d) => d.write_atomic(rel, data).await,
-        }
+        let len = data.len() as u64;
+        let call = async {
+            match &self.backend {
+                Backend::Local(l) => l.write_atomic(rel, data).await,
+                Backend::Dal(d) => d.write_atomic(rel, data).await,
+            }
+        };
+        gated(self.gate.as_ref(), Direction::Write, len, call).await
     }
 
     /// Removes `rel`; removing a file that does not exist succeeds.
@@ -179,9 +232,10 @@ impl Store {
         size: u64,
         resume: bool,
     ) -> Result<Upload, StoreError> {
-        match &self.backend {
+        let upload = match &self.backend {
             Backend::Local(l) => begin_local(l, rel, size, resume).await,
             Backend::Dal(d) => begin_dal(d, rel, size).await,
-        }
+        }?;
+        Ok(upload.with_gate(self.gate.clone()))
     }
 }

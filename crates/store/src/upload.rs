@@ -20,10 +20,12 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use strata_throttle::Direction;
 
 use crate::dal::{part_size_for, DalStore, S3_PART_CONCURRENCY};
 use crate::error::StoreError;
 use crate::local::{blocking, create_parent, read_exact_at, sync_dir, LocalStore};
+use crate::throttled::{gated, Gate};
 
 /// One destination file being written. Owned and `Send`; [`Upload::write_at`] takes `&self`
 /// so several tasks can write chunks of the same file at once (share it in an `Arc`).
@@ -32,6 +34,8 @@ use crate::local::{blocking, create_parent, read_exact_at, sync_dir, LocalStore}
 /// staging file for a later resume; dropping an object-store upload abandons it.
 pub struct Upload {
     inner: Inner,
+    /// The store's throttle admission for [`Upload::write_at`], if any.
+    gate: Option<Gate>,
 }
 
 enum Inner {
@@ -70,10 +74,20 @@ impl Upload {
                 format!("write of {len} bytes at offset {offset} goes past the file size {size}"),
             ));
         }
-        match &self.inner {
-            Inner::Local(u) => u.write_at(offset, data).await,
-            Inner::Dal(u) => u.write_at(offset, data).await,
-        }
+        // Admitted before the call, outside OpenDAL's timeouts (see `crate::throttled`).
+        let call = async {
+            match &self.inner {
+                Inner::Local(u) => u.write_at(offset, data).await,
+                Inner::Dal(u) => u.write_at(offset, data).await,
+            }
+        };
+        gated(self.gate.as_ref(), Direction::Write, len, call).await
+    }
+
+    /// Puts [`Upload::write_at`] under the store's throttle (set by `Store::begin_upload`).
+    pub(crate) fn with_gate(mut self, gate: Option<Gate>) -> Upload {
+        self.gate = gate;
+        self
     }
 
     /// Whether [`Upload::read_back`] works (local stores).
@@ -291,6 +305,7 @@ pub(crate) async fn begin_local(
         .await?
     };
     Ok(Upload {
+        gate: None,
         inner: Inner::Local(LocalUpload {
             shown,
             final_path,
@@ -513,6 +528,7 @@ pub(crate) async fn begin_dal(
     }
     .map_err(|e| store.error(rel, e))?;
     Ok(Upload {
+        gate: None,
         inner: Inner::Dal(DalUpload {
             store: Arc::clone(store),
             rel: rel.to_string(),

@@ -142,6 +142,11 @@ impl<C: Clock + Clone> Governor<C> {
         self.cfg.limit
     }
 
+    /// The configuration in force (its `limit` follows [`Governor::set_limit`]).
+    pub fn config(&self) -> &GovernorConfig {
+        &self.cfg
+    }
+
     /// Changes the operator's cap now (control file, SIGHUP, timetable tick, API). Later
     /// admissions use it at once; transfers already admitted are not recalled.
     pub fn set_limit(&mut self, limit: BwLimit) {
@@ -176,6 +181,15 @@ impl<C: Clock + Clone> Governor<C> {
         self.lanes[direction.index()]
             .sched
             .enqueue(t, class, bytes, needs_slot);
+        t
+    }
+
+    /// Queues a new request that needs a request slot but no tokens, because its bytes were
+    /// paced elsewhere (see [`Scheduler::enqueue_slot`]); it holds the slot until finished.
+    pub fn enqueue_slot(&mut self, direction: Direction, class: Priority) -> Ticket {
+        self.next_ticket += 1;
+        let t = Ticket(self.next_ticket);
+        self.lanes[direction.index()].sched.enqueue_slot(t, class);
         t
     }
 
@@ -283,7 +297,15 @@ impl<C: Clock + Clone> Governor<C> {
     /// Feeds one sample to a lane's controller (for callers that track requests themselves).
     pub fn record(&mut self, direction: Direction, sample: &Sample) {
         if self.cfg.congestion_control {
-            self.lanes[direction.index()].ctrl.on_sample(sample);
+            let lane = &mut self.lanes[direction.index()];
+            // Transfers still waiting for tokens since the last poll: the lane is token-bound
+            // now. Drivers that poll only when a waiter wakes (the async adapter) would
+            // otherwise show the controller a stale "not limited" and stop its growth.
+            if lane.sched.waiting_for_tokens() {
+                let now = self.clock.now();
+                lane.ctrl.on_pressure(now, lane.sched.pressure(), true);
+            }
+            lane.ctrl.on_sample(sample);
         }
         self.sync(direction);
     }

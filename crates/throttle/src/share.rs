@@ -120,6 +120,11 @@ pub struct Scheduler {
     blocked: Blocked,
     blocked_since: Duration,
     pressure: Pressure,
+    /// Requests that only need a slot, their bytes paced elsewhere (see
+    /// [`Scheduler::enqueue_slot`]), oldest first.
+    slot_only: VecDeque<(Ticket, Priority)>,
+    /// Since when the first of them has been waiting for a slot.
+    slot_only_blocked_since: Option<Duration>,
 }
 
 impl Scheduler {
@@ -137,6 +142,8 @@ impl Scheduler {
             blocked: Blocked::Nothing,
             blocked_since: Duration::ZERO,
             pressure: Pressure::default(),
+            slot_only: VecDeque::new(),
+            slot_only_blocked_since: None,
         }
     }
 
@@ -155,8 +162,21 @@ impl Scheduler {
         });
     }
 
+    /// Queues a request that needs a slot but no tokens: its bytes were paced elsewhere
+    /// (a store paces bytes before handing them to a client library, whose HTTP requests
+    /// then take the slots). Such requests are admitted first come, first served, whenever
+    /// a slot is free and the lane is not paused, without waiting behind transfers that
+    /// wait for tokens; waiting for them counts as slot-bound time.
+    pub fn enqueue_slot(&mut self, ticket: Ticket, class: Priority) {
+        self.slot_only.push_back((ticket, class));
+    }
+
     /// Removes a queued transfer (its caller gave up); true if it was queued.
     pub fn cancel(&mut self, ticket: Ticket) -> bool {
+        if let Some(i) = self.slot_only.iter().position(|(t, _)| *t == ticket) {
+            self.slot_only.remove(i);
+            return true;
+        }
         for q in &mut self.queues {
             if let Some(i) = q.iter().position(|w| w.ticket == ticket) {
                 q.remove(i);
@@ -193,7 +213,8 @@ impl Scheduler {
 
     /// Transfers waiting in `class`.
     pub fn queued(&self, class: Priority) -> usize {
-        self.queues[class.index()].len()
+        let slot_only = self.slot_only.iter().filter(|(_, c)| *c == class).count();
+        self.queues[class.index()].len() + slot_only
     }
 
     /// Bytes admitted so far in each class, indexed by [`Priority::index`].
@@ -222,6 +243,18 @@ impl Scheduler {
         now: Duration,
         out: &mut Vec<(Ticket, Priority, u64, bool)>,
     ) -> Option<Duration> {
+        let paused = now < self.paused_until;
+        if !paused {
+            while self.in_flight < self.max_in_flight {
+                let Some((ticket, class)) = self.slot_only.pop_front() else {
+                    break;
+                };
+                self.in_flight += 1;
+                out.push((ticket, class, 0, true));
+            }
+        }
+        let slot_only_wake =
+            (paused && !self.slot_only.is_empty()).then(|| self.paused_until - now);
         let (state, wake) = loop {
             if self.queues.iter().all(VecDeque::is_empty) {
                 break (Blocked::Nothing, None);
@@ -260,7 +293,22 @@ impl Scheduler {
             out.push((w.ticket, Priority::ALL[c], w.bytes, w.needs_slot));
         };
         self.account(now, state);
-        wake
+        self.account_slot_only(now, !paused && !self.slot_only.is_empty());
+        match (wake, slot_only_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Slot-bound time of slot-only requests (not counted twice while the byte queues are
+    /// slot-bound too).
+    fn account_slot_only(&mut self, now: Duration, blocked: bool) {
+        if let Some(since) = self.slot_only_blocked_since {
+            if self.blocked != Blocked::Slots {
+                self.pressure.slot_bound += now.saturating_sub(since);
+            }
+        }
+        self.slot_only_blocked_since = blocked.then_some(now);
     }
 
     /// Charges the time since the last poll to the cause of waiting then.

@@ -107,7 +107,7 @@ impl Throttle {
     /// (which holds one request slot until finished or dropped). Cancel-safe: dropping the
     /// future gives the place back.
     pub async fn acquire(&self, direction: Direction, class: Priority, bytes: u64) -> Permit {
-        let grant = self.wait(direction, class, bytes, true).await;
+        let grant = self.wait(direction, Admission::Request(class, bytes)).await;
         Permit {
             inner: self.inner.clone(),
             grant,
@@ -118,7 +118,21 @@ impl Throttle {
 
     /// Waits until `bytes` more of a request that already holds a permit may be sent.
     pub async fn pace(&self, direction: Direction, class: Priority, bytes: u64) {
-        let _ = self.wait(direction, class, bytes, false).await;
+        let _ = self.wait(direction, Admission::Pace(class, bytes)).await;
+    }
+
+    /// Waits for a request slot only, for a request whose bytes were already paced with
+    /// [`Throttle::pace`] (e.g. a store paces the bytes it hands to a client library, and
+    /// the library's HTTP requests take the slots). Slot-only requests do not wait behind
+    /// transfers waiting for tokens. Report the request's bytes with [`Permit::add_bytes`].
+    pub async fn acquire_slot(&self, direction: Direction, class: Priority) -> Permit {
+        let grant = self.wait(direction, Admission::Slot(class)).await;
+        Permit {
+            inner: self.inner.clone(),
+            grant,
+            bytes: 0,
+            finished: false,
+        }
     }
 
     /// Feeds a sample measured outside of a [`Permit`].
@@ -138,6 +152,11 @@ impl Throttle {
         self.inner.lock().limit()
     }
 
+    /// The configuration in force (its `limit` follows [`Throttle::set_limit`]).
+    pub fn config(&self) -> GovernorConfig {
+        *self.inner.lock().config()
+    }
+
     /// A lane's state for metrics and `strata status`.
     pub fn snapshot(&self, direction: Direction) -> LaneSnapshot {
         self.inner.lock().snapshot(direction)
@@ -148,8 +167,15 @@ impl Throttle {
         self.inner.lock().now()
     }
 
-    async fn wait(&self, direction: Direction, class: Priority, bytes: u64, slot: bool) -> Grant {
-        let ticket = self.inner.lock().enqueue(direction, class, bytes, slot);
+    async fn wait(&self, direction: Direction, admission: Admission) -> Grant {
+        let ticket = {
+            let mut gov = self.inner.lock();
+            match admission {
+                Admission::Request(class, bytes) => gov.enqueue(direction, class, bytes, true),
+                Admission::Pace(class, bytes) => gov.enqueue(direction, class, bytes, false),
+                Admission::Slot(class) => gov.enqueue_slot(direction, class),
+            }
+        };
         let mut pending = Pending {
             inner: &self.inner,
             direction,
@@ -184,6 +210,17 @@ impl Throttle {
             let _ = tokio::time::timeout(sleep, notified).await;
         }
     }
+}
+
+/// What a waiter asks for.
+#[derive(Clone, Copy)]
+enum Admission {
+    /// Tokens and a slot: a new request.
+    Request(Priority, u64),
+    /// Tokens only: more bytes of a request.
+    Pace(Priority, u64),
+    /// A slot only: a request whose bytes were paced.
+    Slot(Priority),
 }
 
 /// Withdraws a queued transfer whose waiting future was dropped.

@@ -155,3 +155,67 @@ fn nonsense_samples_do_not_panic() {
     g.set_limit(BwLimit::OFF);
     let _ = g.poll();
 }
+
+#[test]
+fn slot_only_requests_skip_the_token_queue_but_respect_slots_and_pauses() {
+    let clock = SimClock::new();
+    let mut g = Governor::new(
+        clock.clone(),
+        GovernorConfig {
+            limit: BwLimit::parse("1M").unwrap(),
+            congestion_control: false,
+            controller: strata_throttle::ControllerConfig {
+                concurrency: strata_throttle::ConcurrencyConfig {
+                    initial: 2,
+                    min: 1,
+                    max: 2,
+                },
+                ..Default::default()
+            },
+            ..GovernorConfig::default()
+        },
+    );
+    // Put the bucket deep in debt with paced bytes (no slot), and queue more behind them.
+    let paced = g.enqueue(Direction::Write, Priority::Normal, 8 << 20, false);
+    g.poll();
+    assert!(g.take_grant(paced).is_some());
+    let waiting = g.enqueue(Direction::Write, Priority::Normal, 1 << 20, false);
+    // Slot-only requests go at once, without tokens, up to the slot limit.
+    let a = g.enqueue_slot(Direction::Write, Priority::Normal);
+    let b = g.enqueue_slot(Direction::Write, Priority::Normal);
+    let c = g.enqueue_slot(Direction::Write, Priority::Normal);
+    g.poll();
+    let ga = g.take_grant(a).expect("first slot");
+    assert!(g.take_grant(b).is_some(), "second slot");
+    assert!(g.take_grant(c).is_none(), "only two slots");
+    assert!(
+        g.take_grant(waiting).is_none(),
+        "paced bytes still wait for tokens"
+    );
+    // Finishing one frees its slot for the third.
+    g.finish(&ga, 4 << 20, Outcome::Ok, None);
+    g.poll();
+    assert!(g.take_grant(c).is_some());
+    assert_eq!(g.snapshot(Direction::Write).admitted_bytes[1], 8 << 20);
+    // Cancelling a queued slot-only request removes it.
+    let d = g.enqueue_slot(Direction::Write, Priority::Low);
+    assert_eq!(g.snapshot(Direction::Write).queued[2], 1);
+    g.cancel(Direction::Write, d);
+    assert_eq!(g.snapshot(Direction::Write).queued[2], 0);
+
+    // A Retry-After pause holds slot-only requests too.
+    let (clock, mut g) = gov("off", true);
+    let t = g.enqueue_slot(Direction::Read, Priority::Normal);
+    g.poll();
+    let grant = g.take_grant(t).unwrap();
+    clock.advance(Duration::from_millis(50));
+    let retry_after = Some(Duration::from_secs(2));
+    g.finish(&grant, 0, Outcome::Throttled { retry_after }, None);
+    let t = g.enqueue_slot(Direction::Read, Priority::Normal);
+    let wake = g.poll().expect("a wake-up at the end of the pause");
+    assert!(g.take_grant(t).is_none());
+    assert!(wake <= Duration::from_secs(2) && wake > Duration::from_millis(1500));
+    clock.advance(wake);
+    g.poll();
+    assert!(g.take_grant(t).is_some());
+}

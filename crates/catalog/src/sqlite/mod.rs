@@ -5,6 +5,7 @@
 
 mod queries;
 mod rows;
+mod tiering;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use strata_codec::parity::ParitySpec;
 use strata_mover::{
-    migrate, migrate_packed, DatasetSource, MigrateOptions, MigrationReport, Progress,
+    migrate, migrate_packed, write_parity, DatasetSource, MigrateOptions, MigrationReport, Progress,
 };
 
 use super::codec_args::CodecArgs;
@@ -44,6 +45,11 @@ pub struct MigrateArgs {
     pub layout: String,
     #[command(flatten)]
     pub codec: CodecArgs,
+    /// Reed-Solomon parity for a packed destination, written after the data: `10%`
+    /// (groups of 20 objects + 2 parity shards) or `ec:K+M` (any M of K+M may be lost);
+    /// `strata repair` rebuilds from it.
+    #[arg(long)]
+    pub parity: Option<String>,
 }
 
 /// Run the command.
@@ -51,6 +57,13 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
     let source = DatasetSource::open(context.store(&args.source).await?).await?;
     let destination = context.store(&args.destination).await?;
     let objective = args.codec.objective()?;
+    let parity = match &args.parity {
+        Some(_) if args.layout != "packed" => {
+            anyhow::bail!("--parity needs --layout packed: parity covers packed objects")
+        }
+        Some(text) => Some(ParitySpec::parse(text).map_err(|e| anyhow::anyhow!("--parity: {e}"))?),
+        None => None,
+    };
     let catalog = context.catalog().await?;
     let options = MigrateOptions {
         chunk_size: args.chunk_size,
@@ -78,12 +91,31 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         bar.finish_and_clear();
     }
     let report = result?;
+    let parity = match parity {
+        Some(spec) if report.root_hash.is_some() && !args.dry_run => {
+            Some(write_parity(&destination, spec, args.jobs).await?)
+        }
+        _ => None,
+    };
     if !context.json {
         for line in progress.take_messages() {
             eprintln!("{line}");
         }
     }
-    print_report(context.json, &report);
+    match &parity {
+        Some(parity) if context.json => {
+            let mut value = serde_json::to_value(&report)?;
+            value["parity"] = serde_json::to_value(parity)?;
+            output::print_json(&value);
+        }
+        _ => print_report(context.json, &report),
+    }
+    if let (Some(p), false) = (&parity, context.json) {
+        println!(
+            "parity {}: {} groups over {} objects, {} parity bytes for {} data bytes ({} groups written) in {:.1}s",
+            p.spec, p.groups, p.objects, p.parity_bytes, p.data_bytes, p.groups_written, p.seconds
+        );
+    }
     Ok(if report.is_complete() {
         ExitCode::SUCCESS
     } else {

@@ -3,7 +3,11 @@
 pub mod codec_args;
 pub mod inspect;
 pub mod migrate;
+pub mod objects;
+pub mod repair;
+pub mod serve;
 pub mod status;
+pub mod throttle_args;
 pub mod verify;
 
 use std::path::PathBuf;

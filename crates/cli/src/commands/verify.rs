@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use strata_mover::verify_dataset;
+use strata_mover::{verify_dataset_mode, VerifyMode};
 
 use super::Context;
 use crate::output;
@@ -16,12 +16,21 @@ pub struct VerifyArgs {
     /// Files checked at once.
     #[arg(long, short = 'j', default_value_t = 4)]
     pub jobs: usize,
+    /// Check presence and sizes only (against the manifest, the index and the parity
+    /// map); the default re-reads and hashes every byte.
+    #[arg(long)]
+    pub fast: bool,
 }
 
 /// Run the command.
 pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let store = context.store(&args.destination).await?;
-    let report = verify_dataset(&store, args.jobs).await?;
+    let mode = if args.fast {
+        VerifyMode::Fast
+    } else {
+        VerifyMode::Deep
+    };
+    let report = verify_dataset_mode(&store, args.jobs, mode).await?;
     if context.json {
         output::print_json(&report);
     } else {
@@ -43,13 +52,29 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode
                 );
             }
         }
+        for issue in &report.issues {
+            println!(
+                "DAMAGED {}: {} ({})",
+                issue.object, issue.problem, issue.detail
+            );
+        }
         println!(
-            "{}: {} of {} files intact, {} damaged or missing; root {}",
+            "{}: {} of {} files intact, {} damaged or missing{}; root {}{}",
             if report.is_ok() { "OK" } else { "FAILED" },
             report.files_ok,
             report.files,
             report.damaged.len(),
-            report.root_hash
+            if report.issues.is_empty() {
+                String::new()
+            } else {
+                format!(", {} other problem(s)", report.issues.len())
+            },
+            report.root_hash,
+            if args.fast {
+                " (fast: presence and sizes only)"
+            } else {
+                ""
+            }
         );
     }
     Ok(if report.is_ok() {

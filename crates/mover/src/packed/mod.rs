@@ -8,6 +8,8 @@
 //!   .strata/index/<root-hash>.json   PackedIndex: where every chunk of every file is
 //!   chunks/<aa>/<blake3-of-raw>      one frame: a chunk of a large file
 //!   packs/<aa>/<blake3-of-pack>      frames of many small files, back to back
+//!   parity/<group-id>/<i>            Reed-Solomon parity shard i of a group of objects
+//!   .strata/parity/<root-hash>.json  ParityMap: the groups (and a .copy.json beside it)
 //! ```
 //!
 //! - Every object is content-addressed: a chunk object is named by the BLAKE3 of its raw
@@ -19,11 +21,15 @@
 //!   [`PACK_TARGET`] raw bytes, assigned in plan order, so a re-run builds the same packs.
 //! - Each run writes a new index named by the dataset root hash and then points the
 //!   manifest at it: earlier versions stay readable.
+//! - Parity (`--parity`, [`parity`]) covers the objects of a version in groups; `strata
+//!   repair` ([`repair`]) rebuilds damaged objects from it or from the source.
 //! - Resume: a re-run recomputes chunk keys from the source (a local read and compression,
 //!   no transfer) and sends only objects the destination does not have yet.
 
 pub mod format;
+pub mod parity;
 pub mod read;
+pub mod repair;
 pub mod write;
 
 pub use format::{ChunkLocator, IndexedFile, LayoutMarker, PackedIndex};

@@ -67,6 +67,11 @@ impl PackedSource {
         &self.manifest
     }
 
+    /// The index: where every chunk of every file is.
+    pub fn index(&self) -> &PackedIndex {
+        &self.index
+    }
+
     /// Chunk size of the stored chunks.
     pub fn chunk_size(&self) -> u64 {
         self.index.chunk_size

@@ -16,7 +16,7 @@ use futures::stream::{self, StreamExt};
 use strata_catalog::{Catalog, FileRecord, FileState, FileUpdate, JobState};
 use strata_codec::analyze::{encode_chunk, sniff_format, FormatInfo, Objective, SNIFF_LEN};
 use strata_codec::hash::{to_hex, ChunkValue};
-use strata_codec::{DatasetManifest, ManifestFile, MANIFEST_PATH};
+use strata_codec::{DatasetManifest, ManifestFile, MANIFEST_COPY_PATH, MANIFEST_PATH};
 use strata_store::{Store, StoreError};
 
 use super::format::{
@@ -235,6 +235,8 @@ pub async fn migrate_packed(
         manifest.index = Some(index_path);
         let manifest_json = Bytes::from(manifest.to_json());
         with_backoff(|| destination.write_atomic(MANIFEST_PATH, manifest_json.clone())).await?;
+        with_backoff(|| destination.write_atomic(MANIFEST_COPY_PATH, manifest_json.clone()))
+            .await?;
         catalog
             .set_job_state(plan.job, JobState::Done, None, Some(&manifest.root_hash))
             .await?;

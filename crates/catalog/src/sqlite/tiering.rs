@@ -1,0 +1,923 @@
+//! [`TieringCatalog`] for SQLite.
+//!
+//! Same house rules as [`super::queries`]: portable SQL (`ON CONFLICT`, `RETURNING`, partial
+//! indexes that PostgreSQL also has), writes in `BEGIN IMMEDIATE` transactions, stored
+//! values checked on the way out.
+
+use async_trait::async_trait;
+use futures::TryStreamExt;
+use sqlx::error::ErrorKind;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+
+use super::SqliteCatalog;
+use crate::error::CatalogError;
+use crate::tiering::{
+    CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveId, MoveJob, MoveSpec, MoveState,
+    ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove, SwitchOutcome,
+    TieringCatalog, WriteIntent,
+};
+
+/// Rows per multi-row statement (at most 4 parameters each).
+const ROW_BATCH: usize = 1000;
+
+/// The unfinished states, as SQL text (kept in step with [`MoveState::is_active`] and the
+/// partial index `move_jobs_one_active`).
+const ACTIVE_STATES: &str = "('planned', 'copying', 'verifying', 'switching', 'retiring')";
+
+/// `SELECT` of a move job's columns, in the order [`SqliteCatalog::move_from_row`] reads them.
+macro_rules! select_moves {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, idempotency_key, key, from_tier, to_tier, generation, size, state, ",
+            "reason, explanation, inputs_json, after_json, attempts, last_error, created_ms, ",
+            "updated_ms, finished_ms FROM move_jobs ",
+            $rest
+        )
+    };
+}
+
+/// `SELECT` of an object with its current placement.
+macro_rules! select_placed {
+    ($rest:literal) => {
+        concat!(
+            "SELECT o.key, o.size, o.hash, o.mtime_ms, o.generation, o.created_ms, p.tier, ",
+            "p.placed_ms FROM objects o JOIN placements p ",
+            "ON p.key = o.key AND p.state = 'current' ",
+            $rest
+        )
+    };
+}
+
+fn to_signed(value: u64, what: &str) -> Result<i64, CatalogError> {
+    i64::try_from(value)
+        .map_err(|_| CatalogError::InvalidInput(format!("{what} {value} is above {}", i64::MAX)))
+}
+
+impl SqliteCatalog {
+    async fn begin_tiering_write(
+        &self,
+        op: &'static str,
+    ) -> Result<Transaction<'static, Sqlite>, CatalogError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.error(op))
+    }
+
+    fn placed_from_row(&self, row: &SqliteRow) -> Result<PlacedObject, CatalogError> {
+        let op = "read objects";
+        let size: i64 = row.try_get(1).map_err(self.error(op))?;
+        let hash = self
+            .hash(row.try_get(2).map_err(self.error(op))?, "an object hash")?
+            .unwrap_or_default();
+        Ok(PlacedObject {
+            object: ObjectRecord {
+                key: row.try_get(0).map_err(self.error(op))?,
+                size: self.unsigned(size, "object size")?,
+                hash,
+                mtime_ms: row.try_get(3).map_err(self.error(op))?,
+                generation: row.try_get(4).map_err(self.error(op))?,
+                created_ms: row.try_get(5).map_err(self.error(op))?,
+            },
+            tier: row.try_get(6).map_err(self.error(op))?,
+            placed_ms: row.try_get(7).map_err(self.error(op))?,
+        })
+    }
+
+    fn placement_from_row(&self, row: &SqliteRow) -> Result<Placement, CatalogError> {
+        let op = "read placements";
+        let state: String = row.try_get(2).map_err(self.error(op))?;
+        Ok(Placement {
+            key: row.try_get(0).map_err(self.error(op))?,
+            tier: row.try_get(1).map_err(self.error(op))?,
+            state: state
+                .parse()
+                .map_err(|err| self.invalid_data(format!("{err}")))?,
+            generation: row.try_get(3).map_err(self.error(op))?,
+            job_id: row.try_get(4).map_err(self.error(op))?,
+            placed_ms: row.try_get(5).map_err(self.error(op))?,
+        })
+    }
+
+    fn move_from_row(&self, row: &SqliteRow) -> Result<MoveJob, CatalogError> {
+        let op = "read move jobs";
+        let id: i64 = row.try_get(0).map_err(self.error(op))?;
+        let size: i64 = row.try_get(6).map_err(self.error(op))?;
+        let state: String = row.try_get(7).map_err(self.error(op))?;
+        let after_json: String = row.try_get(11).map_err(self.error(op))?;
+        let attempts: i64 = row.try_get(12).map_err(self.error(op))?;
+        let after: Vec<MoveId> = serde_json::from_str(&after_json)
+            .map_err(|err| self.invalid_data(format!("move job {id} after list: {err}")))?;
+        Ok(MoveJob {
+            id,
+            idempotency_key: row.try_get(1).map_err(self.error(op))?,
+            key: row.try_get(2).map_err(self.error(op))?,
+            from_tier: row.try_get(3).map_err(self.error(op))?,
+            to_tier: row.try_get(4).map_err(self.error(op))?,
+            generation: row.try_get(5).map_err(self.error(op))?,
+            size: self.unsigned(size, "move size")?,
+            state: state
+                .parse()
+                .map_err(|err| self.invalid_data(format!("move job {id}: {err}")))?,
+            reason: row.try_get(8).map_err(self.error(op))?,
+            explanation: row.try_get(9).map_err(self.error(op))?,
+            inputs_json: row.try_get(10).map_err(self.error(op))?,
+            after,
+            attempts: u32::try_from(attempts)
+                .map_err(|_| self.invalid_data(format!("move job {id} attempts {attempts}")))?,
+            last_error: row.try_get(13).map_err(self.error(op))?,
+            created_ms: row.try_get(14).map_err(self.error(op))?,
+            updated_ms: row.try_get(15).map_err(self.error(op))?,
+            finished_ms: row.try_get(16).map_err(self.error(op))?,
+        })
+    }
+
+    async fn move_in(
+        &self,
+        conn: &mut SqliteConnection,
+        id: MoveId,
+        op: &'static str,
+    ) -> Result<Option<MoveJob>, CatalogError> {
+        let row = sqlx::query(select_moves!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(self.error(op))?;
+        row.map(|row| self.move_from_row(&row)).transpose()
+    }
+
+    async fn move_required(
+        &self,
+        conn: &mut SqliteConnection,
+        id: MoveId,
+        op: &'static str,
+    ) -> Result<MoveJob, CatalogError> {
+        self.move_in(conn, id, op)
+            .await?
+            .ok_or_else(|| CatalogError::InvalidInput(format!("there is no move job {id}")))
+    }
+
+    async fn placed_in(
+        &self,
+        conn: &mut SqliteConnection,
+        key: &str,
+        op: &'static str,
+    ) -> Result<Option<PlacedObject>, CatalogError> {
+        let row = sqlx::query(select_placed!("WHERE o.key = ?"))
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(self.error(op))?;
+        row.map(|row| self.placed_from_row(&row)).transpose()
+    }
+
+    async fn placement_in(
+        &self,
+        conn: &mut SqliteConnection,
+        key: &str,
+        tier: &str,
+        op: &'static str,
+    ) -> Result<Option<Placement>, CatalogError> {
+        let row = sqlx::query(
+            "SELECT key, tier, state, generation, job_id, placed_ms FROM placements
+             WHERE key = ? AND tier = ?",
+        )
+        .bind(key)
+        .bind(tier)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(self.error(op))?;
+        row.map(|row| self.placement_from_row(&row)).transpose()
+    }
+
+    async fn set_state_in(
+        &self,
+        conn: &mut SqliteConnection,
+        id: MoveId,
+        state: MoveState,
+        last_error: Option<&str>,
+        now_ms: i64,
+        op: &'static str,
+    ) -> Result<(), CatalogError> {
+        let finished = (!state.is_active()).then_some(now_ms);
+        sqlx::query(
+            "UPDATE move_jobs SET state = ?, last_error = ?, updated_ms = ?, finished_ms = ?
+             WHERE id = ?",
+        )
+        .bind(state.as_str())
+        .bind(last_error)
+        .bind(now_ms)
+        .bind(finished)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(self.error(op))?;
+        Ok(())
+    }
+
+    async fn active_move_of(
+        &self,
+        conn: &mut SqliteConnection,
+        key: &str,
+        op: &'static str,
+    ) -> Result<Option<MoveJob>, CatalogError> {
+        let query = format!(
+            "{} WHERE key = ? AND state IN {ACTIVE_STATES}",
+            select_moves!("")
+        );
+        let row = sqlx::query(&query)
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(self.error(op))?;
+        row.map(|row| self.move_from_row(&row)).transpose()
+    }
+}
+
+#[async_trait]
+impl TieringCatalog for SqliteCatalog {
+    async fn placed_objects(&self) -> Result<Vec<PlacedObject>, CatalogError> {
+        let op = "read objects";
+        let mut conn = self.pool.acquire().await.map_err(self.error(op))?;
+        let mut rows = sqlx::query(select_placed!("ORDER BY o.key")).fetch(&mut *conn);
+        let mut out = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(self.error(op))? {
+            out.push(self.placed_from_row(&row)?);
+        }
+        Ok(out)
+    }
+
+    async fn placed_object(&self, key: &str) -> Result<Option<PlacedObject>, CatalogError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(self.error("read objects"))?;
+        self.placed_in(&mut conn, key, "read objects").await
+    }
+
+    async fn placements(&self, key: &str) -> Result<Vec<Placement>, CatalogError> {
+        let op = "read placements";
+        let rows = sqlx::query(
+            "SELECT key, tier, state, generation, job_id, placed_ms FROM placements
+             WHERE key = ? ORDER BY tier",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error(op))?;
+        rows.iter()
+            .map(|row| self.placement_from_row(row))
+            .collect()
+    }
+
+    async fn placements_in_flight(&self) -> Result<Vec<Placement>, CatalogError> {
+        let op = "read placements";
+        let rows = sqlx::query(
+            "SELECT key, tier, state, generation, job_id, placed_ms FROM placements
+             WHERE state <> 'current' ORDER BY key, tier",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error(op))?;
+        rows.iter()
+            .map(|row| self.placement_from_row(row))
+            .collect()
+    }
+
+    async fn begin_write(&self, key: &str, tier: &str, now_ms: i64) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO write_intents (key, tier, started_ms) VALUES (?, ?, ?)
+             ON CONFLICT (key, tier) DO UPDATE SET started_ms = excluded.started_ms",
+        )
+        .bind(key)
+        .bind(tier)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(self.error("record write intent"))?;
+        Ok(())
+    }
+
+    async fn commit_write(&self, write: &ObjectWrite) -> Result<PlacedObject, CatalogError> {
+        let op = "record object write";
+        let size = to_signed(write.size, "object size")?;
+        let mut tx = self.begin_tiering_write(op).await?;
+        let existing = self.placed_in(&mut tx, &write.key, op).await?;
+        if let Some(existing) = &existing {
+            if existing.tier != write.tier {
+                return Err(CatalogError::InvalidInput(format!(
+                    "object {:?} is current on tier {:?}, not {:?}",
+                    write.key, existing.tier, write.tier
+                )));
+            }
+        } else if let Some(other) = self
+            .placement_in(&mut tx, &write.key, &write.tier, op)
+            .await?
+        {
+            return Err(CatalogError::InvalidInput(format!(
+                "tier {:?} has a {} copy of {:?}; it must be cleaned up before a new write",
+                write.tier, other.state, write.key
+            )));
+        }
+        let generation = existing
+            .as_ref()
+            .map_or(1, |placed| placed.object.generation + 1);
+        let created_ms = existing
+            .as_ref()
+            .map_or(write.now_ms, |placed| placed.object.created_ms);
+        sqlx::query(
+            "INSERT INTO objects (key, size, hash, mtime_ms, generation, created_ms)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET size = excluded.size, hash = excluded.hash,
+                 mtime_ms = excluded.mtime_ms, generation = excluded.generation",
+        )
+        .bind(&write.key)
+        .bind(size)
+        .bind(write.hash.as_slice())
+        .bind(write.now_ms)
+        .bind(generation)
+        .bind(created_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
+        let placed_ms = existing
+            .as_ref()
+            .map_or(write.now_ms, |placed| placed.placed_ms);
+        sqlx::query(
+            "INSERT INTO placements (key, tier, state, generation, job_id, placed_ms)
+             VALUES (?, ?, 'current', ?, NULL, ?)
+             ON CONFLICT (key, tier) DO UPDATE SET generation = excluded.generation",
+        )
+        .bind(&write.key)
+        .bind(&write.tier)
+        .bind(generation)
+        .bind(placed_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
+        sqlx::query("DELETE FROM write_intents WHERE key = ? AND tier = ?")
+            .bind(&write.key)
+            .bind(&write.tier)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error(op))?;
+        tx.commit().await.map_err(self.error(op))?;
+        Ok(PlacedObject {
+            object: ObjectRecord {
+                key: write.key.clone(),
+                size: write.size,
+                hash: write.hash,
+                mtime_ms: write.now_ms,
+                generation,
+                created_ms,
+            },
+            tier: write.tier.clone(),
+            placed_ms,
+        })
+    }
+
+    async fn abandon_write(&self, key: &str, tier: &str) -> Result<(), CatalogError> {
+        sqlx::query("DELETE FROM write_intents WHERE key = ? AND tier = ?")
+            .bind(key)
+            .bind(tier)
+            .execute(&self.pool)
+            .await
+            .map_err(self.error("drop write intent"))?;
+        Ok(())
+    }
+
+    async fn write_intents(&self) -> Result<Vec<WriteIntent>, CatalogError> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT key, tier, started_ms FROM write_intents ORDER BY key, tier")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.error("read write intents"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, tier, started_ms)| WriteIntent {
+                key,
+                tier,
+                started_ms,
+            })
+            .collect())
+    }
+
+    async fn delete_object(
+        &self,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<Vec<Placement>>, CatalogError> {
+        let op = "delete object";
+        let mut tx = self.begin_tiering_write(op).await?;
+        let deleted = sqlx::query("DELETE FROM objects WHERE key = ?")
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error(op))?;
+        if deleted.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let query = format!(
+            "UPDATE move_jobs SET state = 'cancelled', updated_ms = ?, finished_ms = ?,
+                 last_error = 'object_deleted: the object was deleted during its move'
+             WHERE key = ? AND state IN {ACTIVE_STATES}"
+        );
+        sqlx::query(&query)
+            .bind(now_ms)
+            .bind(now_ms)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error(op))?;
+        let rows = sqlx::query(
+            "UPDATE placements SET state = 'retiring', placed_ms = ? WHERE key = ?
+             RETURNING key, tier, state, generation, job_id, placed_ms",
+        )
+        .bind(now_ms)
+        .bind(key)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
+        let placements = rows
+            .iter()
+            .map(|row| self.placement_from_row(row))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await.map_err(self.error(op))?;
+        Ok(Some(placements))
+    }
+
+    async fn remove_placement(
+        &self,
+        key: &str,
+        tier: &str,
+        state: PlacementState,
+    ) -> Result<bool, CatalogError> {
+        let removed =
+            sqlx::query("DELETE FROM placements WHERE key = ? AND tier = ? AND state = ?")
+                .bind(key)
+                .bind(tier)
+                .bind(state.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(self.error("remove placement"))?;
+        Ok(removed.rows_affected() > 0)
+    }
+
+    async fn save_access_stats(
+        &self,
+        upserts: &[(&str, &str)],
+        removed: &[&str],
+        now_ms: i64,
+    ) -> Result<(), CatalogError> {
+        let op = "save access statistics";
+        if upserts.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_tiering_write(op).await?;
+        for batch in upserts.chunks(ROW_BATCH) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO access_stats (key, stats_json, updated_ms) ",
+            );
+            insert.push_values(batch, |mut row, (key, json)| {
+                row.push_bind(*key).push_bind(*json).push_bind(now_ms);
+            });
+            insert.push(
+                " ON CONFLICT (key) DO UPDATE SET stats_json = excluded.stats_json, \
+                 updated_ms = excluded.updated_ms",
+            );
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(self.error(op))?;
+        }
+        for batch in removed.chunks(ROW_BATCH) {
+            let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM access_stats WHERE key IN (");
+            let mut list = delete.separated(", ");
+            for key in batch {
+                list.push_bind(*key);
+            }
+            delete.push(")");
+            delete
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(self.error(op))?;
+        }
+        tx.commit().await.map_err(self.error(op))
+    }
+
+    async fn access_stats(&self) -> Result<Vec<(String, String)>, CatalogError> {
+        sqlx::query_as("SELECT key, stats_json FROM access_stats ORDER BY key")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.error("read access statistics"))
+    }
+
+    async fn create_move(&self, spec: &MoveSpec, now_ms: i64) -> Result<CreatedMove, CatalogError> {
+        let op = "create move job";
+        let size = to_signed(spec.size, "move size")?;
+        if serde_json::from_str::<serde_json::Value>(&spec.inputs_json).is_err() {
+            return Err(CatalogError::InvalidInput(
+                "move inputs are not JSON".to_string(),
+            ));
+        }
+        let after = serde_json::to_string(&spec.after).unwrap_or_else(|_| "[]".to_string());
+        let mut tx = self.begin_tiering_write(op).await?;
+        let existing = sqlx::query(select_moves!("WHERE idempotency_key = ?"))
+            .bind(&spec.idempotency_key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.error(op))?;
+        if let Some(row) = existing {
+            return Ok(CreatedMove::Existing(self.move_from_row(&row)?));
+        }
+        if let Some(active) = self.active_move_of(&mut tx, &spec.key, op).await? {
+            return Ok(CreatedMove::ObjectBusy(active));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO move_jobs (idempotency_key, key, from_tier, to_tier, generation, size,
+                 state, reason, explanation, inputs_json, after_json, created_ms, updated_ms)
+             VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&spec.idempotency_key)
+        .bind(&spec.key)
+        .bind(&spec.from_tier)
+        .bind(&spec.to_tier)
+        .bind(spec.generation)
+        .bind(size)
+        .bind(&spec.reason)
+        .bind(&spec.explanation)
+        .bind(&spec.inputs_json)
+        .bind(&after)
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_one(&mut *tx)
+        .await;
+        let id: i64 = match inserted {
+            Ok(row) => row.try_get(0).map_err(self.error(op))?,
+            Err(sqlx::Error::Database(db)) if db.kind() == ErrorKind::UniqueViolation => {
+                return Err(CatalogError::InvalidInput(format!(
+                    "move of {:?} conflicts with another job",
+                    spec.key
+                )))
+            }
+            Err(err) => return Err(self.error(op)(err)),
+        };
+        let job = self.move_required(&mut tx, id, op).await?;
+        tx.commit().await.map_err(self.error(op))?;
+        Ok(CreatedMove::Created(job))
+    }
+
+    async fn move_job(&self, id: MoveId) -> Result<Option<MoveJob>, CatalogError> {
+        let op = "read move jobs";
+        let mut conn = self.pool.acquire().await.map_err(self.error(op))?;
+        self.move_in(&mut conn, id, op).await
+    }
+
+    async fn move_jobs(&self, filter: &MoveFilter) -> Result<Vec<MoveJob>, CatalogError> {
+        let op = "read move jobs";
+        let mut query = QueryBuilder::<Sqlite>::new(select_moves!("WHERE 1 = 1"));
+        if let Some(state) = filter.state {
+            query.push(" AND state = ").push_bind(state.as_str());
+        }
+        if filter.active_only {
+            query.push(" AND state IN ").push(ACTIVE_STATES);
+        }
+        if let Some(key) = &filter.key {
+            query.push(" AND key = ").push_bind(key.clone());
+        }
+        query.push(" ORDER BY id DESC");
+        if let Some(limit) = filter.limit {
+            query.push(" LIMIT ").push_bind(i64::from(limit));
+        }
+        let rows = query
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.error(op))?;
+        rows.iter().map(|row| self.move_from_row(row)).collect()
+    }
+
+    async fn move_counts(&self) -> Result<Vec<(MoveState, u64)>, CatalogError> {
+        let op = "count move jobs";
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM move_jobs GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(self.error(op))?;
+        rows.into_iter()
+            .map(|(state, count)| {
+                let state = state
+                    .parse()
+                    .map_err(|err| self.invalid_data(format!("{err}")))?;
+                Ok((state, self.unsigned(count, "job count")?))
+            })
+            .collect()
+    }
+
+    async fn start_copy(&self, id: MoveId, now_ms: i64) -> Result<CopyStart, CatalogError> {
+        let op = "start move copy";
+        let mut tx = self.begin_tiering_write(op).await?;
+        let job = self.move_required(&mut tx, id, op).await?;
+        if !matches!(
+            job.state,
+            MoveState::Planned | MoveState::Copying | MoveState::Verifying | MoveState::Switching
+        ) {
+            return Ok(CopyStart::NotStartable(job.state));
+        }
+        let Some(placed) = self.placed_in(&mut tx, &job.key, op).await? else {
+            return Ok(CopyStart::ObjectGone);
+        };
+        if placed.object.generation != job.generation {
+            return Ok(CopyStart::ObjectChanged(placed.object.generation));
+        }
+        if placed.tier != job.from_tier {
+            return Ok(CopyStart::Moved(placed.tier));
+        }
+        match self
+            .placement_in(&mut tx, &job.key, &job.to_tier, op)
+            .await?
+        {
+            None => {
+                sqlx::query(
+                    "INSERT INTO placements (key, tier, state, generation, job_id, placed_ms)
+                     VALUES (?, ?, 'copying', ?, ?, ?)",
+                )
+                .bind(&job.key)
+                .bind(&job.to_tier)
+                .bind(job.generation)
+                .bind(id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(self.error(op))?;
+            }
+            Some(p) if p.state == PlacementState::Copying && p.job_id == Some(id) => {}
+            Some(p) => {
+                return Err(CatalogError::InvalidInput(format!(
+                    "tier {:?} already has a {} copy of {:?} (job {:?}); clean it up first",
+                    p.tier, p.state, p.key, p.job_id
+                )))
+            }
+        }
+        sqlx::query(
+            "UPDATE move_jobs SET state = 'copying', attempts = attempts + 1, last_error = NULL,
+                 updated_ms = ? WHERE id = ?",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
+        let job = self.move_required(&mut tx, id, op).await?;
+        tx.commit().await.map_err(self.error(op))?;
+        Ok(CopyStart::Started(Box::new(job)))
+    }
+
+    async fn set_move_state(
+        &self,
+        id: MoveId,
+        state: MoveState,
+        last_error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), CatalogError> {
+        let op = "set move state";
+        let mut tx = self.begin_tiering_write(op).await?;
+        self.move_required(&mut tx, id, op).await?;
+        self.set_state_in(&mut tx, id, state, last_error, now_ms, op)
+            .await?;
+        tx.commit().await.map_err(self.error(op))
+    }
+
+    async fn switch_placement(
+        &self,
+        id: MoveId,
+        now_ms: i64,
+    ) -> Result<SwitchOutcome, CatalogError> {
+        let op = "switch placement";
+        let mut tx = self.begin_tiering_write(op).await?;
+        let job = self.move_required(&mut tx, id, op).await?;
+        let Some(placed) = self.placed_in(&mut tx, &job.key, op).await? else {
+            return Ok(SwitchOutcome::ObjectGone);
+        };
+        if placed.object.generation != job.generation {
+            return Ok(SwitchOutcome::ObjectChanged(placed.object.generation));
+        }
+        if placed.tier != job.from_tier {
+            return Ok(SwitchOutcome::Inconsistent(format!(
+                "the object is current on {:?}, not on the job's source {:?}",
+                placed.tier, job.from_tier
+            )));
+        }
+        match self
+            .placement_in(&mut tx, &job.key, &job.to_tier, op)
+            .await?
+        {
+            Some(p) if p.state == PlacementState::Copying && p.job_id == Some(id) => {}
+            other => {
+                return Ok(SwitchOutcome::Inconsistent(format!(
+                    "the job's copy on {:?} is not recorded as copying ({other:?})",
+                    job.to_tier
+                )))
+            }
+        }
+        // The old copy first: the unique index allows one current placement per key.
+        sqlx::query(
+            "UPDATE placements SET state = 'retiring', job_id = ?, placed_ms = ?
+             WHERE key = ? AND tier = ?",
+        )
+        .bind(id)
+        .bind(now_ms)
+        .bind(&job.key)
+        .bind(&job.from_tier)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
+        sqlx::query(
+            "UPDATE placements SET state = 'current', placed_ms = ? WHERE key = ? AND tier = ?",
+        )
+        .bind(now_ms)
+        .bind(&job.key)
+        .bind(&job.to_tier)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
+        self.set_state_in(&mut tx, id, MoveState::Retiring, None, now_ms, op)
+            .await?;
+        tx.commit().await.map_err(self.error(op))?;
+        Ok(SwitchOutcome::Switched)
+    }
+
+    async fn finish_move(&self, id: MoveId, now_ms: i64) -> Result<(), CatalogError> {
+        let op = "finish move";
+        let mut tx = self.begin_tiering_write(op).await?;
+        let job = self.move_required(&mut tx, id, op).await?;
+        sqlx::query(
+            "DELETE FROM placements WHERE key = ? AND tier = ? AND state = 'retiring'
+                 AND job_id = ?",
+        )
+        .bind(&job.key)
+        .bind(&job.from_tier)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
+        self.set_state_in(&mut tx, id, MoveState::Done, None, now_ms, op)
+            .await?;
+        tx.commit().await.map_err(self.error(op))
+    }
+
+    async fn end_move(
+        &self,
+        id: MoveId,
+        state: MoveState,
+        last_error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), CatalogError> {
+        let op = "end move";
+        if !matches!(
+            state,
+            MoveState::Planned | MoveState::Failed | MoveState::Cancelled | MoveState::Skipped
+        ) {
+            return Err(CatalogError::InvalidInput(format!(
+                "a move that did not switch cannot end {state}"
+            )));
+        }
+        let mut tx = self.begin_tiering_write(op).await?;
+        let job = self.move_required(&mut tx, id, op).await?;
+        sqlx::query(
+            "DELETE FROM placements WHERE key = ? AND tier = ? AND state = 'copying'
+                 AND job_id = ?",
+        )
+        .bind(&job.key)
+        .bind(&job.to_tier)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
+        self.set_state_in(&mut tx, id, state, last_error, now_ms, op)
+            .await?;
+        tx.commit().await.map_err(self.error(op))
+    }
+
+    async fn retry_move(&self, id: MoveId, now_ms: i64) -> Result<RetriedMove, CatalogError> {
+        let op = "retry move";
+        let mut tx = self.begin_tiering_write(op).await?;
+        let job = self.move_required(&mut tx, id, op).await?;
+        if !matches!(
+            job.state,
+            MoveState::Failed | MoveState::Cancelled | MoveState::Skipped
+        ) {
+            return Ok(RetriedMove::NotRetryable(job.state));
+        }
+        if let Some(active) = self.active_move_of(&mut tx, &job.key, op).await? {
+            return Ok(RetriedMove::ObjectBusy(active.id));
+        }
+        sqlx::query(
+            "UPDATE move_jobs SET state = 'planned', updated_ms = ?, finished_ms = NULL
+             WHERE id = ?",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
+        let job = self.move_required(&mut tx, id, op).await?;
+        tx.commit().await.map_err(self.error(op))?;
+        Ok(RetriedMove::Retried(Box::new(job)))
+    }
+
+    async fn record_decisions(&self, decisions: &[DecisionRecord]) -> Result<(), CatalogError> {
+        let op = "record decisions";
+        if decisions.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_tiering_write(op).await?;
+        for batch in decisions.chunks(ROW_BATCH / 2) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO decisions (key, ts_ms, class, reason, action, explanation, \
+                 inputs_json, job_id) ",
+            );
+            insert.push_values(batch, |mut row, d| {
+                row.push_bind(d.key.as_str())
+                    .push_bind(d.ts_ms)
+                    .push_bind(d.class.as_str())
+                    .push_bind(d.reason.as_str())
+                    .push_bind(d.action.as_str())
+                    .push_bind(d.explanation.as_str())
+                    .push_bind(d.inputs_json.as_str())
+                    .push_bind(d.job_id);
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(self.error(op))?;
+        }
+        tx.commit().await.map_err(self.error(op))
+    }
+
+    async fn decisions(&self, key: &str, limit: u32) -> Result<Vec<DecisionRecord>, CatalogError> {
+        let rows: Vec<(
+            String,
+            i64,
+            String,
+            String,
+            String,
+            String,
+            String,
+            Option<i64>,
+        )> = sqlx::query_as(
+            "SELECT key, ts_ms, class, reason, action, explanation, inputs_json, job_id
+                 FROM decisions WHERE key = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(key)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("read decisions"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(key, ts_ms, class, reason, action, explanation, inputs_json, job_id)| {
+                    DecisionRecord {
+                        key,
+                        ts_ms,
+                        class,
+                        reason,
+                        action,
+                        explanation,
+                        inputs_json,
+                        job_id,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn prune_decisions(&self, keep: u32) -> Result<u64, CatalogError> {
+        let op = "prune decisions";
+        let mut tx = self.begin_tiering_write(op).await?;
+        let gone = sqlx::query("DELETE FROM decisions WHERE key NOT IN (SELECT key FROM objects)")
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error(op))?
+            .rows_affected();
+        // Keep the newest `keep` per key: a row goes when `keep` newer rows of its key exist.
+        let old = sqlx::query(
+            "DELETE FROM decisions WHERE id IN (
+                 SELECT d.id FROM decisions d
+                 WHERE (SELECT COUNT(*) FROM decisions n WHERE n.key = d.key AND n.id > d.id) >= ?)",
+        )
+        .bind(i64::from(keep))
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error(op))?
+        .rows_affected();
+        tx.commit().await.map_err(self.error(op))?;
+        Ok(gone + old)
+    }
+}

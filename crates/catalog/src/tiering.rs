@@ -1,0 +1,520 @@
+//! The tiering state of `strata serve`: objects, their placements on tiers, writes in
+//! flight, access statistics, move jobs and decisions, behind the [`TieringCatalog`] trait.
+//!
+//! What is stored and why:
+//!
+//! - **objects** ([`ObjectRecord`]): key, size, BLAKE3 hash, modification time and a
+//!   generation that grows on every write, so a move can tell that the bytes it copied are
+//!   still the object's;
+//! - **placements** ([`Placement`]): the copies of an object on tiers, each `current`,
+//!   `copying` or `retiring` ([`PlacementState`]). Exactly one is current per live object
+//!   (a unique index enforces it);
+//! - **write intents** ([`WriteIntent`]): a write about to replace an object's bytes,
+//!   recorded before the bytes, so a crash between the bytes and the catalog is noticed;
+//! - **access statistics**: strata-heat's persisted form, as text, written in batches;
+//! - **move jobs** ([`MoveJob`]): copy, verify, switch, retire, each state durable, with an
+//!   idempotency key;
+//! - **decisions** ([`DecisionRecord`]): each class decision or placement action with its
+//!   reason and inputs, for `strata explain`.
+//!
+//! The rule every caller keeps, and recovery relies on: a row naming bytes on a tier is
+//! written *before* the bytes and removed *after* them. Every byte on a tier is then
+//! accounted for by a row: a current placement, a `copying` placement (a move's copy), a
+//! `retiring` placement (a copy being deleted) or a write intent.
+//!
+//! Times are milliseconds since the Unix epoch, passed in by the caller.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CatalogError;
+use crate::model::UnknownState;
+
+/// A move job's id, assigned by the catalog and never reused.
+pub type MoveId = i64;
+
+/// One object the service holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    /// The object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the content.
+    pub hash: [u8; 32],
+    /// When the content was last written.
+    pub mtime_ms: i64,
+    /// 1 for the first write, one more for each later write.
+    pub generation: i64,
+    /// When the object was first written.
+    pub created_ms: i64,
+}
+
+/// An object with its current placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacedObject {
+    /// The object.
+    pub object: ObjectRecord,
+    /// The tier its current copy is on.
+    pub tier: String,
+    /// When the current copy became current.
+    pub placed_ms: i64,
+}
+
+/// What a placement is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementState {
+    /// Reads are served from it.
+    Current,
+    /// A move is writing it; not yet readable.
+    Copying,
+    /// Its bytes are being deleted.
+    Retiring,
+}
+
+impl PlacementState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlacementState::Current => "current",
+            PlacementState::Copying => "copying",
+            PlacementState::Retiring => "retiring",
+        }
+    }
+}
+
+impl fmt::Display for PlacementState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PlacementState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            PlacementState::Current,
+            PlacementState::Copying,
+            PlacementState::Retiring,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+        .ok_or_else(|| UnknownState {
+            kind: "placement",
+            value: s.to_owned(),
+        })
+    }
+}
+
+/// A copy of an object on a tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The object key.
+    pub key: String,
+    /// The tier.
+    pub tier: String,
+    /// What it is doing.
+    pub state: PlacementState,
+    /// The object generation whose bytes it holds (or is being given).
+    pub generation: i64,
+    /// The move job that made it copying or retiring, if one did.
+    pub job_id: Option<MoveId>,
+    /// When it got its state.
+    pub placed_ms: i64,
+}
+
+/// A write in flight: the bytes of `key` on `tier` may be half-replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteIntent {
+    /// The object key.
+    pub key: String,
+    /// The tier written to.
+    pub tier: String,
+    /// When the write began.
+    pub started_ms: i64,
+}
+
+/// A finished write, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectWrite {
+    /// The object key.
+    pub key: String,
+    /// The tier the bytes were written to (the object's current tier, or the default tier
+    /// for a new object).
+    pub tier: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the bytes.
+    pub hash: [u8; 32],
+    /// The write's time.
+    pub now_ms: i64,
+}
+
+/// Where a move job is in its life. Stored as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MoveState {
+    /// Recorded; nothing written yet.
+    Planned,
+    /// The copy on the target tier is being written.
+    Copying,
+    /// The copy is being read back and hashed.
+    Verifying,
+    /// About to switch the object's placement (one transaction).
+    Switching,
+    /// Switched; the old copy is being deleted.
+    Retiring,
+    /// The object is on the target tier and the old copy is gone.
+    Done,
+    /// Stopped on an error; `retry` plans it again.
+    Failed,
+    /// Stopped by an operator (or because the object was deleted).
+    Cancelled,
+    /// Not done on purpose (e.g. `object_changing`: the object was written during the move).
+    Skipped,
+}
+
+impl MoveState {
+    /// Every state, in life order.
+    pub const ALL: [MoveState; 9] = [
+        MoveState::Planned,
+        MoveState::Copying,
+        MoveState::Verifying,
+        MoveState::Switching,
+        MoveState::Retiring,
+        MoveState::Done,
+        MoveState::Failed,
+        MoveState::Cancelled,
+        MoveState::Skipped,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoveState::Planned => "planned",
+            MoveState::Copying => "copying",
+            MoveState::Verifying => "verifying",
+            MoveState::Switching => "switching",
+            MoveState::Retiring => "retiring",
+            MoveState::Done => "done",
+            MoveState::Failed => "failed",
+            MoveState::Cancelled => "cancelled",
+            MoveState::Skipped => "skipped",
+        }
+    }
+
+    /// Whether the job still has work to do (at most one such job per object).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            MoveState::Planned
+                | MoveState::Copying
+                | MoveState::Verifying
+                | MoveState::Switching
+                | MoveState::Retiring
+        )
+    }
+}
+
+impl fmt::Display for MoveState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MoveState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MoveState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownState {
+                kind: "move job",
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// A move to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveSpec {
+    /// Names the move; a second spec with the same key finds the first job.
+    pub idempotency_key: String,
+    /// The object key.
+    pub key: String,
+    /// Tier it leaves.
+    pub from_tier: String,
+    /// Tier it goes to.
+    pub to_tier: String,
+    /// The object generation the move was planned for.
+    pub generation: i64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Stable reason code (e.g. `reactive_access_spike`).
+    pub reason: String,
+    /// One sentence for `strata explain`.
+    pub explanation: String,
+    /// The numbers it was planned from (JSON).
+    pub inputs_json: String,
+    /// Jobs that must be done before this one starts (they free the room it uses).
+    pub after: Vec<MoveId>,
+}
+
+/// A move job as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveJob {
+    /// Its id.
+    pub id: MoveId,
+    /// Names the move.
+    pub idempotency_key: String,
+    /// The object key.
+    pub key: String,
+    /// Tier it leaves.
+    pub from_tier: String,
+    /// Tier it goes to.
+    pub to_tier: String,
+    /// The object generation the move is for.
+    pub generation: i64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where it is.
+    pub state: MoveState,
+    /// Why it was planned.
+    pub reason: String,
+    /// One sentence for `strata explain`.
+    pub explanation: String,
+    /// The numbers it was planned from (JSON).
+    pub inputs_json: String,
+    /// Jobs that must be done first.
+    pub after: Vec<MoveId>,
+    /// Copies started so far.
+    pub attempts: u32,
+    /// Why it last failed, was skipped or cancelled.
+    pub last_error: Option<String>,
+    /// When it was recorded.
+    pub created_ms: i64,
+    /// When its state last changed.
+    pub updated_ms: i64,
+    /// When it reached a final state.
+    pub finished_ms: Option<i64>,
+}
+
+/// What [`TieringCatalog::create_move`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreatedMove {
+    /// A new job.
+    Created(MoveJob),
+    /// A job with the same idempotency key already existed; nothing was written.
+    Existing(MoveJob),
+    /// The object already has an unfinished job (this one); nothing was written.
+    ObjectBusy(MoveJob),
+}
+
+/// What [`TieringCatalog::start_copy`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyStart {
+    /// The `copying` placement is recorded; write the bytes.
+    Started(Box<MoveJob>),
+    /// The object is gone.
+    ObjectGone,
+    /// The object was written since the move was planned (its generation now).
+    ObjectChanged(i64),
+    /// The object is no longer current on the job's source tier (where it is now).
+    Moved(String),
+    /// The job is not in a state that can start copying.
+    NotStartable(MoveState),
+}
+
+/// What [`TieringCatalog::switch_placement`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchOutcome {
+    /// The copy is current, the old one retiring, the job retiring.
+    Switched,
+    /// Nothing changed: the object is gone.
+    ObjectGone,
+    /// Nothing changed: the object was written since the copy (its generation now).
+    ObjectChanged(i64),
+    /// Nothing changed: the job's copy is not there or the source is not current.
+    Inconsistent(String),
+}
+
+/// What [`TieringCatalog::retry_move`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetriedMove {
+    /// The job is planned again.
+    Retried(Box<MoveJob>),
+    /// The job is not failed, cancelled or skipped (its state).
+    NotRetryable(MoveState),
+    /// The object has another unfinished job.
+    ObjectBusy(MoveId),
+}
+
+/// Which move jobs to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MoveFilter {
+    /// Only jobs in this state.
+    pub state: Option<MoveState>,
+    /// Only unfinished jobs.
+    pub active_only: bool,
+    /// Only jobs of this object.
+    pub key: Option<String>,
+    /// At most this many, newest first (`None`: all).
+    pub limit: Option<u32>,
+}
+
+/// A decision as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// The object key.
+    pub key: String,
+    /// When it was made.
+    pub ts_ms: i64,
+    /// `hot`, `warm` or `cold`.
+    pub class: String,
+    /// Stable reason code.
+    pub reason: String,
+    /// What was done: `place:TIER`, `move:FROM->TO`, `wait:TIER`, `stay:TIER`.
+    pub action: String,
+    /// One sentence for `strata explain`.
+    pub explanation: String,
+    /// The numbers it was made from (JSON).
+    pub inputs_json: String,
+    /// The move job it started, if any.
+    pub job_id: Option<MoveId>,
+}
+
+/// The tiering operations, implemented once per database engine.
+///
+/// Every call is one transaction: a call that fails has changed nothing. Objects and keys
+/// that do not exist are reported in the return value, never as errors.
+#[async_trait]
+pub trait TieringCatalog: Send + Sync {
+    /// Every live object with its current placement, ordered by key.
+    async fn placed_objects(&self) -> Result<Vec<PlacedObject>, CatalogError>;
+
+    /// One object with its current placement.
+    async fn placed_object(&self, key: &str) -> Result<Option<PlacedObject>, CatalogError>;
+
+    /// Every placement of an object, in any state.
+    async fn placements(&self, key: &str) -> Result<Vec<Placement>, CatalogError>;
+
+    /// Every placement that is copying or retiring.
+    async fn placements_in_flight(&self) -> Result<Vec<Placement>, CatalogError>;
+
+    /// Records that the bytes of `key` on `tier` are about to be written. Recording an
+    /// intent that exists already refreshes its time.
+    async fn begin_write(&self, key: &str, tier: &str, now_ms: i64) -> Result<(), CatalogError>;
+
+    /// Records a finished write: creates the object (generation 1, current on `tier`) or
+    /// replaces its content (generation + 1, same current tier), and drops the write
+    /// intent. Fails with [`CatalogError::InvalidInput`] if the object is current on
+    /// another tier, or if `tier` has a copying or retiring placement of it.
+    async fn commit_write(&self, write: &ObjectWrite) -> Result<PlacedObject, CatalogError>;
+
+    /// Drops a write intent (the write failed and its bytes are known not to be there).
+    async fn abandon_write(&self, key: &str, tier: &str) -> Result<(), CatalogError>;
+
+    /// Every write intent.
+    async fn write_intents(&self) -> Result<Vec<WriteIntent>, CatalogError>;
+
+    /// Deletes an object: its row goes and all its placements become retiring (their bytes
+    /// are the caller's to delete, then [`TieringCatalog::remove_placement`]). Unfinished
+    /// move jobs of the object are cancelled. Returns the retiring placements, or `None`
+    /// if there was no such object.
+    async fn delete_object(
+        &self,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<Vec<Placement>>, CatalogError>;
+
+    /// Removes the placement of `key` on `tier` if it is in `state` (after its bytes were
+    /// deleted). Returns whether a row was removed.
+    async fn remove_placement(
+        &self,
+        key: &str,
+        tier: &str,
+        state: PlacementState,
+    ) -> Result<bool, CatalogError>;
+
+    /// Writes access statistics rows and removes the rows of `removed`, in one transaction.
+    async fn save_access_stats(
+        &self,
+        upserts: &[(&str, &str)],
+        removed: &[&str],
+        now_ms: i64,
+    ) -> Result<(), CatalogError>;
+
+    /// Every access statistics row, as (key, stats JSON).
+    async fn access_stats(&self) -> Result<Vec<(String, String)>, CatalogError>;
+
+    /// Records a move in state planned, unless a job with the same idempotency key exists
+    /// or the object has another unfinished job.
+    async fn create_move(&self, spec: &MoveSpec, now_ms: i64) -> Result<CreatedMove, CatalogError>;
+
+    /// One job.
+    async fn move_job(&self, id: MoveId) -> Result<Option<MoveJob>, CatalogError>;
+
+    /// Jobs, newest first.
+    async fn move_jobs(&self, filter: &MoveFilter) -> Result<Vec<MoveJob>, CatalogError>;
+
+    /// Counts of jobs by state.
+    async fn move_counts(&self) -> Result<Vec<(MoveState, u64)>, CatalogError>;
+
+    /// Starts (or restarts) the copy of a planned, copying, verifying or switching job: checks
+    /// that the object is still current on the source tier with the job's generation,
+    /// records (or keeps) the `copying` placement on the target tier, sets the job copying
+    /// and counts an attempt.
+    async fn start_copy(&self, id: MoveId, now_ms: i64) -> Result<CopyStart, CatalogError>;
+
+    /// Sets an unfinished job's state (copying → verifying → switching) and last error.
+    async fn set_move_state(
+        &self,
+        id: MoveId,
+        state: MoveState,
+        last_error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), CatalogError>;
+
+    /// The switch, in one transaction: if the object still has the job's generation and is
+    /// current on the source tier, and the job's copy is there, the copy becomes current
+    /// (placed now), the old copy retiring, and the job retiring.
+    async fn switch_placement(
+        &self,
+        id: MoveId,
+        now_ms: i64,
+    ) -> Result<SwitchOutcome, CatalogError>;
+
+    /// After the old copy's bytes are deleted: removes its retiring placement and marks the
+    /// job done.
+    async fn finish_move(&self, id: MoveId, now_ms: i64) -> Result<(), CatalogError>;
+
+    /// Ends a job that did not switch, in `state` (planned again, failed, cancelled or
+    /// skipped) with `last_error`, and removes its copying placement (whose bytes the
+    /// caller deleted first).
+    async fn end_move(
+        &self,
+        id: MoveId,
+        state: MoveState,
+        last_error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), CatalogError>;
+
+    /// Plans a failed, cancelled or skipped job again.
+    async fn retry_move(&self, id: MoveId, now_ms: i64) -> Result<RetriedMove, CatalogError>;
+
+    /// Records decisions, in one transaction.
+    async fn record_decisions(&self, decisions: &[DecisionRecord]) -> Result<(), CatalogError>;
+
+    /// An object's decisions, newest first.
+    async fn decisions(&self, key: &str, limit: u32) -> Result<Vec<DecisionRecord>, CatalogError>;
+
+    /// Keeps the newest `keep` decisions of each object and of objects that no longer
+    /// exist none; returns how many were removed.
+    async fn prune_decisions(&self, keep: u32) -> Result<u64, CatalogError>;
+}

@@ -1,0 +1,709 @@
+//! Commands against a running `strata serve`: `put`, `get`, `ls`, `rm`, `access`,
+//! `objects`, `tiers`, `migrations`, `plan`, `metrics`, `explain`. The service is found by
+//! `--server URL` or `$STRATA_SERVER` (default `http://127.0.0.1:7070`).
+//!
+//! Transfers are checked end to end: `put` sends the file's BLAKE3 (`X-Strata-Hash`) so the
+//! service refuses a damaged upload, and `get` hashes what it receives against the
+//! object's recorded hash before the output file appears.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context as _};
+use clap::Args;
+use serde_json::Value;
+
+use super::Context;
+use crate::output;
+
+/// Where the service is.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// The service's URL.
+    #[arg(
+        long,
+        env = "STRATA_SERVER",
+        default_value = "http://127.0.0.1:7070",
+        value_name = "URL"
+    )]
+    pub server: String,
+}
+
+/// A client of the service.
+struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Percent-encodes a key for a URL path, keeping `/` between segments.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `12s ago`, `3h ago`.
+fn ago(ms: Option<i64>) -> String {
+    let Some(ms) = ms else {
+        return "never".to_string();
+    };
+    let seconds = (now_ms() - ms).max(0) / 1000;
+    match seconds {
+        0..=119 => format!("{seconds}s ago"),
+        120..=7199 => format!("{}m ago", seconds / 60),
+        7200..=172_799 => format!("{}h ago", seconds / 3600),
+        _ => format!("{}d ago", seconds / 86_400),
+    }
+}
+
+impl Client {
+    fn new(args: &ServerArgs) -> Self {
+        Client {
+            base: args.server.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn object_url(&self, key: &str) -> anyhow::Result<String> {
+        strata_server::objects::check_key(key).map_err(|err| anyhow!("{}", err.message))?;
+        Ok(self.url(&format!("/v1/objects/{}", encode(key))))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        request.send().await.map_err(|err| {
+            anyhow!(
+                "cannot reach the Strata service at {}: {err}; start it with `strata serve`, \
+                 or point --server / STRATA_SERVER at it",
+                self.base
+            )
+        })
+    }
+
+    /// The error a failed answer carries (`message (code)`).
+    async fn failure(response: reqwest::Response) -> anyhow::Error {
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(json) if json["error"]["message"].is_string() => anyhow!(
+                "{} ({})",
+                json["error"]["message"].as_str().unwrap_or_default(),
+                json["error"]["code"].as_str().unwrap_or_default()
+            ),
+            _ => anyhow!(
+                "the service answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            ),
+        }
+    }
+
+    async fn json(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = self.send(request).await?;
+        if !response.status().is_success() {
+            return Err(Self::failure(response).await);
+        }
+        let body = response.bytes().await?;
+        serde_json::from_slice(&body).context("the service answered something that is not JSON")
+    }
+
+    async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        self.json(self.http.get(self.url(path))).await
+    }
+}
+
+/// Arguments of `strata put`.
+#[derive(Args, Debug)]
+pub struct PutArgs {
+    /// The file to store.
+    file: PathBuf,
+    /// The object key (default: the file's name).
+    key: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// `strata put FILE [KEY]`.
+pub async fn put(context: &Context, args: PutArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server);
+    let key = match args.key {
+        Some(key) => key,
+        None => args
+            .file
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .ok_or_else(|| anyhow!("{} has no file name; give a KEY", args.file.display()))?,
+    };
+    let data = tokio::fs::read(&args.file)
+        .await
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let hash = blake3::hash(&data).to_hex().to_string();
+    let request = client
+        .http
+        .put(client.object_url(&key)?)
+        .header("x-strata-hash", &hash)
+        .body(data);
+    let object = client.json(request).await?;
+    if context.json {
+        output::print_json(&object);
+    } else {
+        println!(
+            "put {} ({} bytes, tier {}, generation {}, blake3 {})",
+            key,
+            object["size"].as_u64().unwrap_or(0),
+            object["tier"].as_str().unwrap_or_default(),
+            object["generation"].as_i64().unwrap_or(0),
+            hash
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `strata get`.
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// The object key.
+    key: String,
+    /// Write to this file instead of standard output (created only once verified).
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// `strata get KEY [--output FILE]`.
+pub async fn get(context: &Context, args: GetArgs) -> anyhow::Result<ExitCode> {
+    if context.json && args.output.is_none() {
+        bail!("--json describes the download, so it needs --output FILE (the bytes would go to standard output)");
+    }
+    let client = Client::new(&args.server);
+    let mut response = client
+        .send(client.http.get(client.object_url(&args.key)?))
+        .await?;
+    if !response.status().is_success() {
+        return Err(Client::failure(response).await);
+    }
+    let expected = response
+        .headers()
+        .get("x-strata-hash")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let tier = response
+        .headers()
+        .get("x-strata-tier")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut hasher = blake3::Hasher::new();
+    let mut size = 0u64;
+    match &args.output {
+        Some(path) => {
+            let staged = staging_path(path);
+            let result = async {
+                let mut file = std::fs::File::create(&staged)
+                    .with_context(|| format!("cannot create {}", staged.display()))?;
+                while let Some(chunk) = response.chunk().await? {
+                    hasher.update(&chunk);
+                    size += chunk.len() as u64;
+                    file.write_all(&chunk)?;
+                }
+                file.sync_all()?;
+                check_hash(&hasher, &expected, &args.key)?;
+                std::fs::rename(&staged, path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                anyhow::Ok(())
+            }
+            .await;
+            if let Err(err) = result {
+                let _ = std::fs::remove_file(&staged);
+                return Err(err);
+            }
+            if context.json {
+                output::print_json(&serde_json::json!({
+                    "key": args.key, "size": size, "tier": tier, "hash": expected,
+                    "output": path,
+                }));
+            } else {
+                println!(
+                    "got {} ({size} bytes from tier {tier}) into {}",
+                    args.key,
+                    path.display()
+                );
+            }
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            while let Some(chunk) = response.chunk().await? {
+                hasher.update(&chunk);
+                out.write_all(&chunk)?;
+            }
+            out.flush()?;
+            check_hash(&hasher, &expected, &args.key)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn staging_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.strata-get.{}", std::process::id()))
+}
+
+fn check_hash(hasher: &blake3::Hasher, expected: &str, key: &str) -> anyhow::Result<()> {
+    let got = hasher.finalize().to_hex();
+    if !expected.is_empty() && got.as_str() != expected {
+        bail!("{key}: received bytes hash to {got}, the object's BLAKE3 is {expected}; the transfer was damaged, get it again");
+    }
+    Ok(())
+}
+
+/// Arguments of `strata ls` and `strata objects`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only keys starting with this.
+    prefix: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+async fn list_all(client: &Client, prefix: &str, heat: bool) -> anyhow::Result<Vec<Value>> {
+    let mut objects = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!(
+            "/v1/objects?limit=10000&heat={heat}&prefix={}",
+            encode(prefix)
+        );
+        if let Some(after) = &after {
+            path.push_str(&format!("&start_after={}", encode(after)));
+        }
+        let page = client.get_json(&path).await?;
+        objects.extend(page["objects"].as_array().cloned().unwrap_or_default());
+        match page["next_start_after"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => return Ok(objects),
+        }
+    }
+}
+
+/// `strata ls [PREFIX]`.
+pub async fn ls(context: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server);
+    let objects = list_all(&client, args.prefix.as_deref().unwrap_or(""), false).await?;
+    if context.json {
+        output::print_json(&objects);
+    } else {
+        for object in &objects {
+            println!(
+                "{:>12}  {:<6}  {}",
+                object["size"].as_u64().unwrap_or(0),
+                object["tier"].as_str().unwrap_or_default(),
+                object["key"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `strata objects [PREFIX]`: objects with their tier, class and accesses.
+pub async fn objects(context: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server);
+    let objects = list_all(&client, args.prefix.as_deref().unwrap_or(""), true).await?;
+    if context.json {
+        output::print_json(&objects);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<6} {:<5} {:>12} {:>6} {:>7} {:>10}  KEY",
+        "TIER", "CLASS", "SIZE", "1H", "24H", "LAST"
+    );
+    for object in &objects {
+        println!(
+            "{:<6} {:<5} {:>12} {:>6} {:>7} {:>10}  {}",
+            object["tier"].as_str().unwrap_or_default(),
+            object["class"].as_str().unwrap_or_default(),
+            object["size"].as_u64().unwrap_or(0),
+            object["access"]["count_1h"].as_u64().unwrap_or(0),
+            object["access"]["count_24h"].as_u64().unwrap_or(0),
+            ago(object["access"]["last_access_ms"].as_i64()),
+            object["key"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `strata rm`.
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Object keys.
+    #[arg(required = true)]
+    keys: Vec<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// `strata rm KEY...`.
+pub async fn rm(context: &Context, args: RmArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server);
+    let mut removed = Vec::new();
+    let mut failed = Vec::new();
+    for key in &args.keys {
+        let response = client
+            .send(client.http.delete(client.object_url(key)?))
+            .await?;
+        if response.status().is_success() {
+            removed.push(key.clone());
+            if !context.json {
+                println!("removed {key}");
+            }
+        } else {
+            let err = Client::failure(response).await;
+            if !context.json {
+                eprintln!("error: {key}: {err}");
+            }
+            failed.push(serde_json::json!({ "key": key, "error": err.to_string() }));
+        }
+    }
+    if context.json {
+        output::print_json(&serde_json::json!({ "removed": removed, "failed": failed }));
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Arguments of `strata access`.
+#[derive(Args, Debug)]
+pub struct AccessArgs {
+    /// The object key.
+    key: String,
+    /// How many accesses to report.
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// Kind of access: read, write or delete.
+    #[arg(long, default_value = "read")]
+    op: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// `strata access KEY --count N`: reports N simulated accesses, stamped now, through the
+/// batch endpoint (a spike promotes the object at once).
+pub async fn access(context: &Context, args: AccessArgs) -> anyhow::Result<ExitCode> {
+    if !["read", "write", "delete"].contains(&args.op.as_str()) {
+        bail!("--op must be read, write or delete, not {:?}", args.op);
+    }
+    strata_server::objects::check_key(&args.key).map_err(|err| anyhow!("{}", err.message))?;
+    let client = Client::new(&args.server);
+    let line = serde_json::json!({ "key": args.key, "op": args.op, "ts": now_ms() }).to_string();
+    let (mut accepted, mut spikes) = (0u64, 0u64);
+    let mut left = args.count;
+    while left > 0 {
+        let batch = left.min(100_000);
+        let mut body = String::with_capacity((line.len() + 1) * batch as usize);
+        for _ in 0..batch {
+            body.push_str(&line);
+            body.push('\n');
+        }
+        let report = client
+            .json(client.http.post(client.url("/v1/access-events")).body(body))
+            .await?;
+        accepted += report["accepted"].as_u64().unwrap_or(0);
+        spikes += report["spikes"].as_u64().unwrap_or(0);
+        left -= batch;
+    }
+    if context.json {
+        output::print_json(&serde_json::json!({
+            "key": args.key, "accepted": accepted, "spikes": spikes,
+        }));
+    } else if spikes > 0 {
+        println!(
+            "{accepted} {}s of {} recorded: a spike, promoted at once",
+            args.op, args.key
+        );
+    } else {
+        println!("{accepted} {}s of {} recorded", args.op, args.key);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `strata migrations`.
+#[derive(Args, Debug)]
+pub struct MigrationsArgs {
+    /// Only jobs in this state (planned, copying, verifying, switching, retiring, done,
+    /// failed, cancelled, skipped).
+    #[arg(long)]
+    state: Option<String>,
+    /// Only jobs of this object.
+    #[arg(long)]
+    key: Option<String>,
+    /// Only unfinished jobs.
+    #[arg(long)]
+    active: bool,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Cancel this job (one that has not switched yet).
+    #[arg(long, value_name = "ID", conflicts_with = "retry")]
+    cancel: Option<i64>,
+    /// Plan this failed, cancelled or skipped job again.
+    #[arg(long, value_name = "ID")]
+    retry: Option<i64>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+fn job_line(job: &Value) -> String {
+    let mut line = format!(
+        "{:>6}  {:<9}  {} → {}  {:<22}  {}",
+        job["id"].as_i64().unwrap_or(0),
+        job["state"].as_str().unwrap_or_default(),
+        job["from_tier"].as_str().unwrap_or_default(),
+        job["to_tier"].as_str().unwrap_or_default(),
+        job["reason"].as_str().unwrap_or_default(),
+        job["key"].as_str().unwrap_or_default(),
+    );
+    if let Some(error) = job["last_error"].as_str() {
+        line.push_str(&format!("  ({error})"));
+    }
+    line
+}
+
+/// `strata migrations`: the move jobs of the tiering service.
+pub async fn migrations(context: &Context, args: MigrationsArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server);
+    if let Some((id, action)) = args
+        .cancel
+        .map(|id| (id, "cancel"))
+        .or(args.retry.map(|id| (id, "retry")))
+    {
+        let job = client
+            .json(
+                client
+                    .http
+                    .post(client.url(&format!("/v1/jobs/{id}/{action}"))),
+            )
+            .await?;
+        if context.json {
+            output::print_json(&job);
+        } else {
+            println!("{}", job_line(&job));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut path = format!("/v1/jobs?limit={}&active={}", args.limit, args.active);
+    if let Some(state) = &args.state {
+        path.push_str(&format!("&state={}", encode(state)));
+    }
+    if let Some(key) = &args.key {
+        path.push_str(&format!("&key={}", encode(key)));
+    }
+    let jobs = client.get_json(&path).await?;
+    let jobs = jobs["jobs"].as_array().cloned().unwrap_or_default();
+    if context.json {
+        output::print_json(&jobs);
+    } else if jobs.is_empty() {
+        println!("no moves yet");
+    } else {
+        for job in &jobs {
+            println!("{}", job_line(job));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of commands that only need the service.
+#[derive(Args, Debug)]
+pub struct ServiceArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// `strata tiers`: tiers with usage and cost.
+pub async fn tiers(context: &Context, args: ServiceArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server);
+    let tiers = client.get_json("/v1/tiers").await?;
+    if context.json {
+        output::print_json(&tiers);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<8} {:>8} {:>14} {:>14} {:>12}  STORE",
+        "TIER", "OBJECTS", "USED", "CAPACITY", "COST/MONTH"
+    );
+    for tier in tiers["tiers"].as_array().cloned().unwrap_or_default() {
+        let capacity = tier["capacity_bytes"]
+            .as_u64()
+            .map_or("unlimited".to_string(), |c| c.to_string());
+        println!(
+            "{:<8} {:>8} {:>14} {:>14} {:>12.4}  {}{}",
+            tier["name"].as_str().unwrap_or_default(),
+            tier["objects"].as_u64().unwrap_or(0),
+            tier["used_bytes"].as_u64().unwrap_or(0),
+            capacity,
+            tier["monthly_cost"].as_f64().unwrap_or(0.0),
+            tier["store"].as_str().unwrap_or_default(),
+            if tier["default"] == true {
+                "  (default)"
+            } else {
+                ""
+            },
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `strata metrics`: the service's Prometheus metrics (`--json`: name → value).
+pub async fn metrics(context: &Context, args: ServiceArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server);
+    let response = client.send(client.http.get(client.url("/metrics"))).await?;
+    if !response.status().is_success() {
+        return Err(Client::failure(response).await);
+    }
+    let text = response.text().await?;
+    if context.json {
+        let mut samples = serde_json::Map::new();
+        for line in text.lines().filter(|line| !line.starts_with('#')) {
+            if let Some((name, value)) = line.rsplit_once(' ') {
+                if let Ok(value) = value.parse::<f64>() {
+                    samples.insert(name.to_string(), serde_json::json!(value));
+                }
+            }
+        }
+        output::print_json(&samples);
+    } else {
+        print!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `strata explain`.
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// The object key.
+    key: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// `strata explain KEY`: why an object is where it is.
+pub async fn explain(context: &Context, args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server);
+    strata_server::objects::check_key(&args.key).map_err(|err| anyhow!("{}", err.message))?;
+    let explanation = client
+        .get_json(&format!("/v1/explain/{}", encode(&args.key)))
+        .await?;
+    if context.json {
+        output::print_json(&explanation);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", args.key);
+    for line in explanation["lines"].as_array().cloned().unwrap_or_default() {
+        println!("  {}", line.as_str().unwrap_or_default());
+    }
+    let decisions = explanation["decisions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !decisions.is_empty() {
+        println!("decisions, newest first:");
+        for decision in decisions.iter().take(10) {
+            println!(
+                "  {:>9}  {:<22} {:<18} {}",
+                ago(decision["ts_ms"].as_i64()),
+                decision["reason"].as_str().unwrap_or_default(),
+                decision["action"].as_str().unwrap_or_default(),
+                decision["explanation"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `strata plan`.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Run the pass now and queue its moves (default: a dry run).
+    #[arg(long)]
+    run: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// `strata plan [--run]`: what a planning pass would do (or does, with `--run`).
+pub async fn plan(context: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.server);
+    let url = client.url("/v1/plan");
+    let request = if args.run {
+        client.http.post(url)
+    } else {
+        client.http.get(url)
+    };
+    let result = client.json(request).await?;
+    if context.json {
+        output::print_json(&result);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let plan = &result["plan"];
+    let moves = plan["moves"].as_array().cloned().unwrap_or_default();
+    let waits = plan["waits"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{} moves, {} waits, {} in place{}",
+        moves.len(),
+        waits.len(),
+        plan["in_place"],
+        if args.run { "" } else { " (dry run)" }
+    );
+    for planned in &moves {
+        println!(
+            "  move {} {} → {}: {}",
+            planned["key"].as_str().unwrap_or_default(),
+            planned["from"].as_str().unwrap_or_default(),
+            planned["to"].as_str().unwrap_or_default(),
+            planned["explanation"].as_str().unwrap_or_default()
+        );
+    }
+    for wait in &waits {
+        println!(
+            "  wait {} on {}: {}",
+            wait["key"].as_str().unwrap_or_default(),
+            wait["on"].as_str().unwrap_or_default(),
+            wait["explanation"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_encoded_segment_by_segment() {
+        assert_eq!(encode("a/b c/ü.nc"), "a/b%20c/%C3%BC.nc");
+        assert_eq!(encode("x?y#z%"), "x%3Fy%23z%25");
+    }
+}

@@ -1,0 +1,221 @@
+//! `strata serve`: the tiering service (strata-server) until SIGINT or SIGTERM.
+//!
+//! With no `--config` (nor `$STRATA_CONFIG`), it runs on an embedded SQLite catalog and
+//! three local tiers (hot, warm, cold) under `--data-dir` (default `./strata-data`). The
+//! catalog is always `<data dir>/catalog.db`: the service's state lives with its data, not
+//! in the migration catalog of `--catalog`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use strata_heat::config::DEFAULT_DATA_DIR;
+use strata_heat::units::{parse_duration_ms, parse_size};
+use strata_heat::TieringConfig;
+use strata_server::{Limits, ServeOptions};
+
+use super::Context;
+
+/// Arguments of `strata serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on, HOST:PORT (default: the config's [server] listen, else
+    /// 127.0.0.1:7070; port 0 picks a free port, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory for the catalog and the default local tiers (default: the config's
+    /// [server] data_dir, else ./strata-data).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The tiering configuration, strata.toml (tiers, rules, classes, tracking).
+    #[arg(long, env = "STRATA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// How often the periodic planning pass runs, e.g. 30s or 1h (default: the config's
+    /// [rules] demotion_interval).
+    #[arg(long, value_name = "DURATION")]
+    plan_interval: Option<String>,
+    /// Move jobs run at once at most.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    move_concurrency: usize,
+    /// Largest object a PUT accepts, e.g. 256M (objects are held in memory while written).
+    #[arg(long, default_value = "256M", value_name = "SIZE")]
+    max_object_size: String,
+    /// Largest access-event batch, e.g. 64M.
+    #[arg(long, default_value = "64M", value_name = "SIZE")]
+    max_batch_size: String,
+}
+
+/// The configuration `args` describe.
+fn load_config(args: &ServeArgs) -> anyhow::Result<TieringConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let mut config = TieringConfig::load(path)?;
+            if let Some(dir) = &args.data_dir {
+                strata_server::rebase_data_dir(&mut config, dir);
+            }
+            config
+        }
+        None => TieringConfig::default_local(
+            args.data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        ),
+    };
+    if let Some(listen) = &args.listen {
+        config.server.listen = listen.clone();
+    }
+    strata_server::check_servable(&config)?;
+    Ok(config)
+}
+
+/// Run the command.
+pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args)?;
+    let size = |text: &str, flag: &str| {
+        parse_size(text).map_err(|reason| anyhow::anyhow!("{flag}: {reason}"))
+    };
+    let limits = Limits {
+        max_object_size: size(&args.max_object_size, "--max-object-size")?,
+        max_batch_bytes: usize::try_from(size(&args.max_batch_size, "--max-batch-size")?)
+            .unwrap_or(usize::MAX),
+    };
+    let plan_interval = args
+        .plan_interval
+        .as_deref()
+        .map(|text| {
+            parse_duration_ms(text)
+                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+                .map_err(|reason| anyhow::anyhow!("--plan-interval: {reason}"))
+        })
+        .transpose()?;
+    let data_dir = config.server.data_dir.clone();
+    let options = ServeOptions {
+        s3: context.s3.clone(),
+        limits,
+        plan_interval,
+        move_concurrency: args.move_concurrency,
+        catalog_path: None,
+        config,
+    };
+    let tiers: Vec<serde_json::Value> = options
+        .config
+        .tiers
+        .iter()
+        .map(|tier| serde_json::json!({ "name": tier.name, "store": tier.store }))
+        .collect();
+    let default_tier = options.config.default_tier.clone();
+    let server = strata_server::start(options)
+        .await
+        .context("cannot start the service")?;
+    let url = format!("http://{}", server.addr);
+    if context.json {
+        // One line, so that a supervisor or a test can read the address from it.
+        println!(
+            "{}",
+            serde_json::json!({
+                "listening": url,
+                "data_dir": data_dir,
+                "catalog": server.catalog_path(),
+                "tiers": tiers,
+                "default_tier": default_tier,
+                "recovery": server.recovery,
+            })
+        );
+    } else {
+        println!("strata serve: listening on {url}");
+        println!(
+            "  data dir {}, catalog {}",
+            data_dir.display(),
+            server.catalog_path().display()
+        );
+        for tier in &tiers {
+            println!(
+                "  tier {:<8} {}",
+                tier["name"].as_str().unwrap_or_default(),
+                tier["store"].as_str().unwrap_or_default()
+            );
+        }
+        println!("  new objects land on {default_tier}; API described at {url}/openapi.json");
+        let r = &server.recovery;
+        if r.writes_adopted + r.writes_dropped + r.copies_removed + r.jobs_resumed > 0 {
+            println!(
+                "  recovered: {} interrupted writes ({} adopted), {} leftover copies removed, \
+                 {} moves resumed",
+                r.writes_adopted + r.writes_dropped,
+                r.writes_adopted,
+                r.copies_removed,
+                r.jobs_resumed
+            );
+        }
+    }
+    let _ = std::io::stdout().flush();
+    server.run_until(shutdown_signal()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>, data_dir: Option<&str>) -> ServeArgs {
+        ServeArgs {
+            listen: None,
+            data_dir: data_dir.map(PathBuf::from),
+            config,
+            plan_interval: None,
+            move_concurrency: 4,
+            max_object_size: "256M".into(),
+            max_batch_size: "64M".into(),
+        }
+    }
+
+    #[test]
+    fn no_config_means_three_local_tiers_under_the_data_dir() {
+        let config = load_config(&args(None, None)).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:7070");
+        assert_eq!(config.server.data_dir, PathBuf::from("./strata-data"));
+        let names: Vec<&str> = config.tiers.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["hot", "warm", "cold"]);
+        assert_eq!(config.default_tier, "warm");
+        let config = load_config(&args(None, Some("/srv/x"))).unwrap();
+        assert_eq!(config.tiers[0].store, "/srv/x/tiers/hot");
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.toml");
+        std::fs::write(&path, "[[tier]]\nname = \"a\"\ncapacity = \"12X\"\n").unwrap();
+        let err = load_config(&args(Some(path.clone()), None)).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("tier[0].capacity"), "{text}");
+
+        std::fs::write(
+            &path,
+            "default_tier = \"a\"\n[[tier]]\nname = \"a\"\nlayout = \"packed\"\n",
+        )
+        .unwrap();
+        let err = load_config(&args(Some(path), None)).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("tier[0].layout"), "{text}");
+    }
+}

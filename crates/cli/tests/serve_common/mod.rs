@@ -1,0 +1,383 @@
+//! The real `strata serve` as a child process, and a small HTTP client, for the service's
+//! end-to-end tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_store::testing::{moto, TEST_KEY_ID, TEST_SECRET};
+
+/// A `strata.toml` for tests: hot and warm on local disk under the data dir, cold on S3
+/// (`cold_store`), no residency, recency-only classes with short windows, a periodic pass
+/// every `pass` and a flush every second.
+pub fn config(
+    data_dir: &Path,
+    cold_store: &str,
+    hot_within: &str,
+    warm_within: &str,
+    pass: &str,
+) -> String {
+    format!(
+        r#"default_tier = "warm"
+
+[server]
+listen = "127.0.0.1:0"
+data_dir = {data_dir:?}
+
+[[tier]]
+name = "hot"
+cost_per_gb_month = 0.20
+
+[[tier]]
+name = "warm"
+cost_per_gb_month = 0.05
+
+[[tier]]
+name = "cold"
+store = {cold_store:?}
+cost_per_gb_month = 0.004
+
+[rules]
+hot_per_day = 1000000000
+warm_per_day = 1000000000
+hot_within = {hot_within:?}
+warm_within = {warm_within:?}
+spike_factor = 8
+spike_min_events = 20
+demotion_interval = {pass:?}
+
+[tracking]
+flush_interval = "1s"
+"#,
+        data_dir = data_dir.display().to_string(),
+    )
+}
+
+/// An S3 store URI on the shared moto server.
+pub fn s3_store(bucket: &str) -> String {
+    format!(
+        "s3://{bucket}/tiers/cold?endpoint={}&region=us-east-1",
+        moto().endpoint()
+    )
+}
+
+/// A running `strata serve`.
+pub struct Service {
+    pub child: Child,
+    /// Kept open: the service must not get SIGPIPE if it prints more.
+    stdout: BufReader<std::process::ChildStdout>,
+    pub url: String,
+    pub config: PathBuf,
+    pub data_dir: PathBuf,
+    /// The start-up line (`listening`, `tiers`, `recovery`, ...).
+    pub started: serde_json::Value,
+}
+
+/// `strata` with S3 credentials for moto and nothing else leaking in.
+pub fn strata() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    cmd.env("AWS_ACCESS_KEY_ID", TEST_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("STRATA_CONFIG")
+        .env_remove("STRATA_SERVER")
+        .env_remove("STRATA_LOG");
+    cmd
+}
+
+impl Service {
+    /// Starts `strata serve --config CONFIG` and waits until it listens.
+    pub fn start(config: &Path, data_dir: &Path, extra: &[&str]) -> Service {
+        let mut child = strata()
+            .args(["--json", "serve", "--config"])
+            .arg(config)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start strata serve");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        if line.is_empty() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "strata serve did not start: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let started: serde_json::Value = serde_json::from_str(&line).unwrap();
+        Service {
+            child,
+            stdout,
+            url: started["listening"]
+                .as_str()
+                .unwrap_or_else(|| panic!("strata serve did not start: {line}"))
+                .to_string(),
+            config: config.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            started,
+        }
+    }
+
+    /// `strata ARGS --server URL`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        strata()
+            .args(args)
+            .args(["--server", &self.url])
+            .output()
+            .unwrap()
+    }
+
+    /// `strata --json ARGS --server URL`, which must succeed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = strata()
+            .arg("--json")
+            .args(args)
+            .args(["--server", &self.url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "strata {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// SIGKILL: no shutdown, no final flush.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    pub fn stop(mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "strata serve exited with {status}");
+    }
+
+    pub fn tier_dir(&self, tier: &str) -> PathBuf {
+        self.data_dir.join("tiers").join(tier)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Every regular file under `<tier dir>/objects`, relative, sorted (temporary files too).
+pub fn files_on(tier_dir: &Path) -> Vec<String> {
+    let root = tier_dir.join("objects");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(&root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Keys of the objects under `objects/` in an S3 bucket prefix (moto), sorted.
+pub fn s3_keys(bucket: &str, prefix: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let uri = strata_store::StoreUri::parse(&format!(
+            "s3://{bucket}/{prefix}?endpoint={}&region=us-east-1",
+            moto().endpoint()
+        ))
+        .unwrap();
+        let s3 = strata_store::S3Options {
+            access_key_id: Some(TEST_KEY_ID.into()),
+            secret_access_key: Some(TEST_SECRET.into()),
+            ..strata_store::S3Options::default()
+        };
+        let store = strata_store::Store::open(&uri, &s3).await.unwrap();
+        let mut warn = |_| {};
+        let mut keys: Vec<String> = store
+            .list(&mut warn)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|entry| entry.path.strip_prefix("objects/").map(str::to_string))
+            .collect();
+        keys.sort();
+        keys
+    })
+}
+
+/// An HTTP answer: status, lower-cased headers, body.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// One HTTP/1.1 request on a fresh connection.
+pub fn http(base: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<Answer> {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok((status, headers, response[split + 4..].to_vec()))
+}
+
+/// GET `path` as JSON.
+pub fn get_json(base: &str, path: &str) -> serde_json::Value {
+    let (status, _, body) = http(base, "GET", path, b"").unwrap();
+    assert_eq!(
+        status,
+        200,
+        "GET {path}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Jobs (done, unfinished) as the service reports them.
+pub fn job_counts(base: &str) -> (usize, usize) {
+    let jobs = get_json(base, "/v1/jobs?limit=10000");
+    let jobs = jobs["jobs"].as_array().unwrap();
+    let done = jobs.iter().filter(|j| j["state"] == "done").count();
+    let active = jobs
+        .iter()
+        .filter(|j| {
+            ["planned", "copying", "verifying", "switching", "retiring"]
+                .contains(&j["state"].as_str().unwrap())
+        })
+        .count();
+    (done, active)
+}
+
+/// With the service stopped: the catalog holds exactly `keys`, each with exactly one
+/// placement, current; nothing copying, retiring or half-written; and the tiers hold
+/// exactly the current copies (local hot and warm, S3 cold), no temporary files.
+pub fn check_consistency(data_dir: &Path, bucket: &str, keys: &[String]) {
+    use strata_catalog::{PlacementState, SqliteCatalog, TieringCatalog};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (placed, in_flight, intents, per_key) = runtime.block_on(async {
+        let catalog = SqliteCatalog::open(&data_dir.join("catalog.db"))
+            .await
+            .unwrap();
+        let placed = catalog.placed_objects().await.unwrap();
+        let in_flight = catalog.placements_in_flight().await.unwrap();
+        let intents = catalog.write_intents().await.unwrap();
+        let mut per_key = Vec::new();
+        for key in keys {
+            per_key.push((key.clone(), catalog.placements(key).await.unwrap()));
+        }
+        catalog.close().await;
+        (placed, in_flight, intents, per_key)
+    });
+    let mut held: Vec<String> = placed.iter().map(|p| p.object.key.clone()).collect();
+    held.sort();
+    let mut wanted = keys.to_vec();
+    wanted.sort();
+    assert_eq!(held, wanted, "objects lost or gained");
+    for (key, placements) in per_key {
+        assert_eq!(placements.len(), 1, "{key}: {placements:?}");
+        assert_eq!(placements[0].state, PlacementState::Current, "{key}");
+    }
+    assert!(in_flight.is_empty(), "copies left in flight: {in_flight:?}");
+    assert!(intents.is_empty(), "writes left half-done: {intents:?}");
+    for tier in ["hot", "warm"] {
+        let mut on_tier: Vec<String> = placed
+            .iter()
+            .filter(|p| p.tier == tier)
+            .map(|p| p.object.key.clone())
+            .collect();
+        on_tier.sort();
+        assert_eq!(
+            files_on(&data_dir.join("tiers").join(tier)),
+            on_tier,
+            "files on {tier} do not match its current copies"
+        );
+    }
+    let mut on_cold: Vec<String> = placed
+        .iter()
+        .filter(|p| p.tier == "cold")
+        .map(|p| p.object.key.clone())
+        .collect();
+    on_cold.sort();
+    assert_eq!(
+        s3_keys(bucket, "tiers/cold"),
+        on_cold,
+        "S3 objects do not match the cold copies"
+    );
+}

@@ -1,0 +1,851 @@
+//! Parity for packed stores: Reed-Solomon over the stored objects of a dataset version.
+//!
+//! ```text
+//! DST/
+//!   parity/<group-id>/<i>                  parity shard i (0..M) of a group
+//!   .strata/parity/<root-hash>.json        ParityMap: k, m and every group
+//!   .strata/parity/<root-hash>.copy.json   the same bytes, read when the primary is bad
+//! ```
+//!
+//! - **Shards.** The objects the index of a version points at (chunk objects and packs),
+//!   each taken whole, in order of first appearance in the index (files sorted by path,
+//!   chunks in order). Consecutive runs of K objects form a group (the last may be
+//!   shorter); each group gets M parity shards computed over its objects zero-padded to the
+//!   longest (`strata_codec::parity`).
+//! - **Names.** A group's id is BLAKE3 over K, M, the shard length and each member's key,
+//!   length and BLAKE3: its parity objects are named by what they protect, so a re-run
+//!   over the same objects names (and skips) the same shards, and new parity never
+//!   overwrites shards an older map still points at.
+//! - **Detection.** The map records every member's and every parity shard's length and
+//!   BLAKE3, so a damaged shard is found by hashing it, without decoding. Objects not
+//!   covered (no map) are checked by their content address instead: a pack's bytes hash
+//!   to its name, a chunk object's frame decodes and its raw bytes hash to its name.
+//! - **Placement.** Shard `i` of a group (members first, then parity) belongs to location
+//!   `i mod L` ([`strata_codec::parity::location_of`]); losing one location then loses at
+//!   most ⌈(K+M)/L⌉ shards of any group, which parity covers when L ≥ ⌈(K+M)/M⌉. A store
+//!   is one location today (`locations: 1` in the map): parity covers lost and damaged
+//!   objects, not the loss of the whole store; spreading shards over several stores is
+//!   the next step and needs no format change.
+//! - **Order.** Parity objects are written before the map; the map (primary, then copy)
+//!   last. A crash leaves at worst unreferenced parity objects.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use strata_codec::compress::{decode_frame, read_header};
+use strata_codec::manifest::canonical_json;
+use strata_codec::parity::{encode_group, shard_len_for, ParitySpec};
+use strata_store::{Store, StoreError};
+
+use super::format::PackedIndex;
+use super::read::PackedSource;
+use crate::plan::layout;
+use crate::retry::with_backoff;
+use crate::verify::{merge_ranges, DamagedFile, StoreIssue};
+use crate::MoverError;
+
+/// Folder of the parity maps, one per dataset version.
+pub const PARITY_DIR: &str = ".strata/parity";
+/// The `format` marker of a parity map.
+pub const PARITY_MAP_FORMAT: &str = "strata-parity-map";
+/// Groups encoded at once (each holds K objects in memory).
+const GROUPS_IN_FLIGHT: usize = 2;
+
+/// One shard of a group: an object key, its length and BLAKE3 (hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRef {
+    /// Object key relative to the store root.
+    pub key: String,
+    /// Length in bytes.
+    pub len: u64,
+    /// BLAKE3 of the object's bytes, hex.
+    pub blake3: String,
+}
+
+/// K (or fewer) data objects and their M parity shards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParityGroup {
+    /// BLAKE3 over K, M, the shard length and the members (see the module docs), hex.
+    pub id: String,
+    /// Length of every parity shard: the longest member rounded up to even.
+    pub shard_len: u64,
+    /// The data objects, in order.
+    pub members: Vec<ShardRef>,
+    /// The parity shards, in order.
+    pub parity: Vec<ShardRef>,
+}
+
+/// `.strata/parity/<root-hash>.json`: the parity of one dataset version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParityMap {
+    /// Always [`PARITY_MAP_FORMAT`].
+    pub format: String,
+    /// Format version (1).
+    pub version: u32,
+    /// The dataset version (root hash) whose objects are covered.
+    pub root_hash: String,
+    /// Data shards per group.
+    pub k: usize,
+    /// Parity shards per group.
+    pub m: usize,
+    /// Storage locations the shards are spread over (1: one store).
+    pub locations: usize,
+    /// The groups, in index order.
+    pub groups: Vec<ParityGroup>,
+    /// BLAKE3 of the map's canonical JSON without this field (as for the manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_hash: Option<String>,
+}
+
+impl ParityMap {
+    /// Serialise with a fresh self-hash.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut sealed = self.clone();
+        sealed.self_hash = None;
+        let value = serde_json::to_value(&sealed).expect("parity map serialises");
+        let mut canonical = Vec::new();
+        canonical_json(&value, &mut canonical);
+        sealed.self_hash = Some(blake3::hash(&canonical).to_hex().to_string());
+        let mut out = serde_json::to_vec_pretty(&sealed).expect("parity map serialises");
+        out.push(b'\n');
+        out
+    }
+
+    /// Parse and check a map: format, version, self-hash, group shapes.
+    pub fn from_json(bytes: &[u8]) -> Result<ParityMap, String> {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+        let recorded = value
+            .as_object_mut()
+            .and_then(|o| o.remove("self_hash"))
+            .and_then(|v| v.as_str().map(str::to_string));
+        let mut canonical = Vec::new();
+        canonical_json(&value, &mut canonical);
+        let map: ParityMap = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        if map.format != PARITY_MAP_FORMAT {
+            return Err("not a Strata parity map".into());
+        }
+        if map.version > 1 {
+            return Err(format!(
+                "parity map version {} is newer than this Strata understands; upgrade strata",
+                map.version
+            ));
+        }
+        if recorded.as_deref() != Some(blake3::hash(&canonical).to_hex().as_str()) {
+            return Err("self-hash mismatch: the map was altered or damaged".into());
+        }
+        for group in &map.groups {
+            let shard_len = shard_len_for(group.members.iter().map(|s| s.len as usize)) as u64;
+            if group.members.is_empty()
+                || group.members.len() > map.k
+                || group.parity.len() != map.m
+                || group.shard_len != shard_len
+                || group.parity.iter().any(|p| p.len != shard_len)
+            {
+                return Err(format!("group {} is malformed", group.id));
+            }
+        }
+        Ok(ParityMap {
+            self_hash: recorded,
+            ..map
+        })
+    }
+
+    /// The spec the map was written with.
+    pub fn spec(&self) -> ParitySpec {
+        ParitySpec {
+            k: self.k,
+            m: self.m,
+        }
+    }
+}
+
+/// Where the parity map of dataset version `root` lives.
+pub fn map_path(root: &str) -> String {
+    format!("{PARITY_DIR}/{root}.json")
+}
+
+/// Where the copy of the parity map of version `root` lives.
+pub fn map_copy_path(root: &str) -> String {
+    format!("{PARITY_DIR}/{root}.copy.json")
+}
+
+/// A parity map as loaded, with the state of both copies.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedParityMap {
+    /// The map, when a good copy was found.
+    pub map: Option<ParityMap>,
+    /// Its exact bytes.
+    pub bytes: Option<Bytes>,
+    /// Whether the primary is intact.
+    pub primary_ok: bool,
+    /// Whether the copy is intact and equal to the primary.
+    pub copy_ok: bool,
+    /// What is wrong with either copy.
+    pub issues: Vec<StoreIssue>,
+}
+
+enum MapRead {
+    Good(ParityMap, Bytes),
+    Missing,
+    Bad(String),
+}
+
+async fn read_map_at(store: &Store, path: &str) -> Result<MapRead, MoverError> {
+    match with_backoff(|| store.read_all(path)).await {
+        Ok(bytes) => Ok(match ParityMap::from_json(&bytes) {
+            Ok(map) => MapRead::Good(map, bytes),
+            Err(reason) => MapRead::Bad(reason),
+        }),
+        Err(StoreError::NotFound { .. }) => Ok(MapRead::Missing),
+        Err(error) if !error.is_retryable() => Ok(MapRead::Bad(error.to_string())),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Load the parity map of version `root` (none when the store has no parity).
+pub async fn load_parity_map(store: &Store, root: &str) -> Result<LoadedParityMap, MoverError> {
+    let (primary_path, copy_path) = (map_path(root), map_copy_path(root));
+    let primary = read_map_at(store, &primary_path).await?;
+    let copy = read_map_at(store, &copy_path).await?;
+    let issue = |object: &str, problem: &str, detail: String| StoreIssue {
+        object: object.into(),
+        problem: problem.into(),
+        detail,
+    };
+    let describe = |read: &MapRead| match read {
+        MapRead::Missing => ("missing", "is missing".to_string()),
+        MapRead::Bad(reason) => ("content", format!("is damaged ({reason})")),
+        MapRead::Good(..) => ("stale", "differs from the primary".to_string()),
+    };
+    let mut loaded = LoadedParityMap::default();
+    match (primary, copy) {
+        (MapRead::Good(map, bytes), copy) => {
+            loaded.copy_ok = matches!(&copy, MapRead::Good(_, b) if *b == bytes);
+            if !loaded.copy_ok {
+                let (problem, what) = describe(&copy);
+                loaded.issues.push(issue(
+                    &copy_path,
+                    problem,
+                    format!("the parity map copy {what}; `strata repair` rewrites it"),
+                ));
+            }
+            loaded.primary_ok = true;
+            loaded.map = Some(map);
+            loaded.bytes = Some(bytes);
+        }
+        (MapRead::Missing, MapRead::Missing) => {}
+        (primary, MapRead::Good(map, bytes)) => {
+            let (problem, what) = describe(&primary);
+            loaded.issues.push(issue(
+                &primary_path,
+                problem,
+                format!(
+                    "the parity map {what}; read its copy instead; `strata repair` rewrites it"
+                ),
+            ));
+            loaded.copy_ok = true;
+            loaded.map = Some(map);
+            loaded.bytes = Some(bytes);
+        }
+        (primary, copy) => {
+            let (problem, what) = describe(&primary);
+            let (_, copy_what) = describe(&copy);
+            loaded.issues.push(issue(
+                &primary_path,
+                problem,
+                format!(
+                    "the parity map {what} and its copy {copy_what}: parity cannot be used; \
+                     the data is still checked by its hashes"
+                ),
+            ));
+        }
+    }
+    Ok(loaded)
+}
+
+/// Where one chunk frame inside a stored object is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectUse {
+    /// Index of the file in the packed index.
+    pub file: usize,
+    /// Chunk number in the file.
+    pub chunk: usize,
+    /// Offset of the frame in the object.
+    pub offset: u64,
+    /// Length of the frame.
+    pub len: u64,
+}
+
+/// One object of a packed version and every chunk that lives in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Object key.
+    pub key: String,
+    /// Expected length: the end of its last frame.
+    pub len: u64,
+    /// The chunks stored in it.
+    pub uses: Vec<ObjectUse>,
+}
+
+/// The objects of an index, in order of first appearance.
+pub fn objects_of(index: &PackedIndex) -> Vec<StoredObject> {
+    let mut order: Vec<StoredObject> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for (file_no, file) in index.files.iter().enumerate() {
+        for (chunk_no, locator) in file.chunks.iter().enumerate() {
+            let slot = *at.entry(locator.object.as_str()).or_insert_with(|| {
+                order.push(StoredObject {
+                    key: locator.object.clone(),
+                    len: 0,
+                    uses: Vec::new(),
+                });
+                order.len() - 1
+            });
+            let object = &mut order[slot];
+            object.len = object.len.max(locator.offset + locator.len);
+            object.uses.push(ObjectUse {
+                file: file_no,
+                chunk: chunk_no,
+                offset: locator.offset,
+                len: locator.len,
+            });
+        }
+    }
+    order
+}
+
+/// The paths of the files that have a chunk in `object`, sorted, without duplicates.
+pub fn files_using(index: &PackedIndex, object: &StoredObject) -> Vec<String> {
+    let mut paths: Vec<String> = object
+        .uses
+        .iter()
+        .map(|u| index.files[u.file].path.clone())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// Check an object's bytes: its length; then its recorded BLAKE3 when a parity map gives
+/// one (enough: the map was written from verified bytes); otherwise its content address
+/// (a pack's bytes hash to its name; every frame of a chunk object decodes, which checks
+/// its raw hash, and that raw hash is the object's name).
+pub fn check_object(
+    bytes: &[u8],
+    object: &StoredObject,
+    recorded: Option<&str>,
+) -> Result<(), String> {
+    if bytes.len() as u64 != object.len {
+        return Err(format!(
+            "{} bytes, expected {} (truncated, torn or replaced)",
+            bytes.len(),
+            object.len
+        ));
+    }
+    if let Some(recorded) = recorded {
+        return if blake3::hash(bytes).to_hex().as_str() == recorded {
+            Ok(())
+        } else {
+            Err("content hash differs from the one recorded in the parity map".into())
+        };
+    }
+    let name = object.key.rsplit('/').next().unwrap_or_default();
+    if object.key.starts_with("packs/") {
+        return if blake3::hash(bytes).to_hex().as_str() == name {
+            Ok(())
+        } else {
+            Err("pack bytes do not hash to the pack's name".into())
+        };
+    }
+    let mut seen = HashSet::new();
+    for frame in &object.uses {
+        if !seen.insert((frame.offset, frame.len)) {
+            continue;
+        }
+        let slice = &bytes[frame.offset as usize..(frame.offset + frame.len) as usize];
+        decode_frame(slice).map_err(|e| format!("frame at offset {}: {e}", frame.offset))?;
+        let header = read_header(slice).map_err(|e| e.to_string())?;
+        if hex::encode(header.raw_hash) != name {
+            return Err("the frame holds another chunk than the object's name says".into());
+        }
+    }
+    Ok(())
+}
+
+/// What [`write_parity`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParityReport {
+    /// `ec:K+M`.
+    pub spec: String,
+    /// Groups in the map.
+    pub groups: usize,
+    /// Groups whose parity was computed now (the others were already in place).
+    pub groups_written: usize,
+    /// Data objects covered.
+    pub objects: usize,
+    /// Bytes of the data objects.
+    pub data_bytes: u64,
+    /// Bytes of parity shards.
+    pub parity_bytes: u64,
+    /// The map written.
+    pub map: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Compute parity for the current version of the packed store at `store` and write the
+/// shards and the map. Objects are checked before they are encoded: parity is never
+/// computed over damaged bytes (run `strata repair` first). Groups the existing map
+/// already covers with intact-looking shards are kept as they are.
+pub async fn write_parity(
+    store: &Store,
+    spec: ParitySpec,
+    jobs: usize,
+) -> Result<ParityReport, MoverError> {
+    spec.check().map_err(MoverError::InvalidOptions)?;
+    let packed = PackedSource::open(store)
+        .await?
+        .ok_or_else(|| MoverError::InvalidOptions(format!(
+            "{} is not a packed store: parity covers the packed layout (strata migrate --layout packed)",
+            store.display()
+        )))?;
+    let root = packed.manifest().root_hash.clone();
+    let previous = load_parity_map(store, &root).await?.map;
+    build_parity(
+        store,
+        packed.index(),
+        &root,
+        spec,
+        previous.as_ref(),
+        &HashSet::new(),
+        jobs,
+    )
+    .await
+}
+
+/// Compute (or keep) every group of `index` and write the map. Groups of `previous` with
+/// the same members and none of `force` among them are kept when their shards are present
+/// with the right sizes.
+pub(crate) async fn build_parity(
+    store: &Store,
+    index: &PackedIndex,
+    root: &str,
+    spec: ParitySpec,
+    previous: Option<&ParityMap>,
+    force: &HashSet<String>,
+    jobs: usize,
+) -> Result<ParityReport, MoverError> {
+    let started = Instant::now();
+    let objects = objects_of(index);
+    let reusable: HashMap<Vec<(String, u64)>, &ParityGroup> = previous
+        .filter(|p| p.k == spec.k && p.m == spec.m)
+        .map(|p| {
+            p.groups
+                .iter()
+                .map(|g| {
+                    (
+                        g.members.iter().map(|s| (s.key.clone(), s.len)).collect(),
+                        g,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let results: Vec<(ParityGroup, bool)> = stream::iter(objects.chunks(spec.k))
+        .map(|members| {
+            let reusable = &reusable;
+            async move {
+                let signature: Vec<(String, u64)> =
+                    members.iter().map(|o| (o.key.clone(), o.len)).collect();
+                if let Some(group) = reusable.get(&signature) {
+                    if !members.iter().any(|o| force.contains(&o.key))
+                        && shards_present(store, &group.parity).await?
+                    {
+                        return Ok(((*group).clone(), false));
+                    }
+                }
+                encode_and_write(store, members, spec, jobs)
+                    .await
+                    .map(|g| (g, true))
+            }
+        })
+        .buffered(GROUPS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let groups_written = results.iter().filter(|(_, written)| *written).count();
+    let groups: Vec<ParityGroup> = results.into_iter().map(|(g, _)| g).collect();
+    let map = ParityMap {
+        format: PARITY_MAP_FORMAT.into(),
+        version: 1,
+        root_hash: root.to_string(),
+        k: spec.k,
+        m: spec.m,
+        locations: 1,
+        groups,
+        self_hash: None,
+    };
+    write_map(store, &map).await?;
+    if let Some(previous) = previous {
+        let kept: HashSet<&str> = map
+            .groups
+            .iter()
+            .flat_map(|g| g.parity.iter().map(|p| p.key.as_str()))
+            .collect();
+        for shard in previous.groups.iter().flat_map(|g| &g.parity) {
+            if !kept.contains(shard.key.as_str()) {
+                // Unreferenced now; a failure only leaves garbage behind.
+                let _ = store.delete(&shard.key).await;
+            }
+        }
+    }
+    Ok(ParityReport {
+        spec: spec.to_string(),
+        groups: map.groups.len(),
+        groups_written,
+        objects: objects.len(),
+        data_bytes: objects.iter().map(|o| o.len).sum(),
+        parity_bytes: map
+            .groups
+            .iter()
+            .map(|g| g.shard_len * g.parity.len() as u64)
+            .sum(),
+        map: map_path(root),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Write the map, primary then copy.
+pub(crate) async fn write_map(store: &Store, map: &ParityMap) -> Result<(), MoverError> {
+    let json = Bytes::from(map.to_json());
+    for path in [map_path(&map.root_hash), map_copy_path(&map.root_hash)] {
+        with_backoff(|| store.write_atomic(&path, json.clone())).await?;
+    }
+    Ok(())
+}
+
+async fn shards_present(store: &Store, shards: &[ShardRef]) -> Result<bool, MoverError> {
+    for shard in shards {
+        match with_backoff(|| store.stat(&shard.key)).await? {
+            Some(entry) if entry.size == shard.len => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// The id of a group (see the module docs).
+pub fn group_id(spec: ParitySpec, shard_len: u64, members: &[ShardRef]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"strata-parity-group/1");
+    for n in [spec.k as u64, spec.m as u64, shard_len] {
+        h.update(&n.to_le_bytes());
+    }
+    for s in members {
+        h.update(&(s.key.len() as u64).to_le_bytes());
+        h.update(s.key.as_bytes());
+        h.update(&s.len.to_le_bytes());
+        h.update(s.blake3.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// The key of parity shard `i` of group `id`.
+pub fn parity_key(id: &str, i: usize) -> String {
+    format!("parity/{id}/{i}")
+}
+
+/// Read a group's members, check them, encode parity and write it.
+async fn encode_and_write(
+    store: &Store,
+    members: &[StoredObject],
+    spec: ParitySpec,
+    jobs: usize,
+) -> Result<ParityGroup, MoverError> {
+    let datas: Vec<Bytes> = stream::iter(members)
+        .map(|o| with_backoff(move || store.read_all(&o.key)))
+        .buffered(jobs.clamp(1, 8))
+        .try_collect()
+        .await?;
+    let members = members.to_vec();
+    let (group, parity) = tokio::task::spawn_blocking(move || {
+        let mut refs = Vec::with_capacity(members.len());
+        for (object, data) in members.iter().zip(&datas) {
+            check_object(data, object, None).map_err(|detail| StoreError::Backend {
+                path: object.key.clone(),
+                detail: format!(
+                    "object is damaged ({detail}); parity is never computed over damaged \
+                     data: run `strata repair` first"
+                ),
+                retryable: false,
+            })?;
+            refs.push(ShardRef {
+                key: object.key.clone(),
+                len: data.len() as u64,
+                blake3: blake3::hash(data).to_hex().to_string(),
+            });
+        }
+        let slices: Vec<&[u8]> = datas.iter().map(|d| d.as_ref()).collect();
+        let parity = encode_group(&slices, spec.m).map_err(|e| StoreError::Backend {
+            path: refs[0].key.clone(),
+            detail: e.to_string(),
+            retryable: false,
+        })?;
+        let shard_len = parity[0].len() as u64;
+        let id = group_id(spec, shard_len, &refs);
+        let parity_refs = parity
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ShardRef {
+                key: parity_key(&id, i),
+                len: p.len() as u64,
+                blake3: blake3::hash(p).to_hex().to_string(),
+            })
+            .collect();
+        Ok::<_, StoreError>((
+            ParityGroup {
+                id,
+                shard_len,
+                members: refs,
+                parity: parity_refs,
+            },
+            parity,
+        ))
+    })
+    .await
+    .map_err(|e| MoverError::Internal(e.to_string()))??;
+    for (shard, bytes) in group.parity.iter().zip(parity) {
+        let bytes = Bytes::from(bytes);
+        with_backoff(|| store.write_atomic(&shard.key, bytes.clone())).await?;
+    }
+    Ok(group)
+}
+
+/// `strata verify --fast` on a packed store: every object a file's chunks live in is
+/// present and long enough (a chunk object exactly as long as its frame).
+pub async fn fast_check_files(packed: &PackedSource, jobs: usize) -> Vec<Option<DamagedFile>> {
+    let index = packed.index();
+    let store = packed.store();
+    let objects = objects_of(index);
+    let sizes: HashMap<String, Result<Option<u64>, String>> = stream::iter(objects.iter())
+        .map(|o| async move {
+            let size = with_backoff(|| store.stat(&o.key))
+                .await
+                .map(|e| e.map(|e| e.size))
+                .map_err(|e| e.to_string());
+            (o.key.clone(), size)
+        })
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await;
+    let expected: HashMap<&str, u64> = objects.iter().map(|o| (o.key.as_str(), o.len)).collect();
+    index
+        .files
+        .iter()
+        .map(|file| {
+            let layout = layout(index.chunk_size, file.size);
+            let mut bad = Vec::new();
+            let mut details = Vec::new();
+            let mut missing = false;
+            for (chunk, locator) in file.chunks.iter().enumerate() {
+                let end = locator.offset + locator.len;
+                let problem = match sizes.get(&locator.object) {
+                    Some(Ok(None)) | None => {
+                        missing = true;
+                        Some(format!("object {} does not exist", locator.object))
+                    }
+                    Some(Err(error)) => Some(format!("object {}: {error}", locator.object)),
+                    Some(Ok(Some(size))) if *size < end => Some(format!(
+                        "object {} is {size} bytes, chunk {chunk} ends at {end}",
+                        locator.object
+                    )),
+                    Some(Ok(Some(size)))
+                        if locator.object.starts_with("chunks/")
+                            && Some(size) != expected.get(locator.object.as_str()) =>
+                    {
+                        Some(format!(
+                            "object {} is {size} bytes, its frame is {}",
+                            locator.object, locator.len
+                        ))
+                    }
+                    Some(Ok(Some(_))) => None,
+                };
+                if let Some(problem) = problem {
+                    let (offset, len) = layout.chunk_range(chunk as u64);
+                    bad.push((offset, offset + len));
+                    details.push(problem);
+                }
+            }
+            if file.chunks.len() as u64 != layout.chunk_count() {
+                bad.push((0, file.size));
+                details.push("the index lists the wrong number of chunks".into());
+            }
+            (!details.is_empty()).then(|| DamagedFile {
+                path: file.path.clone(),
+                problem: if missing { "missing" } else { "size" }.into(),
+                detail: details.join("; "),
+                ranges: merge_ranges(bad.into_iter()),
+            })
+        })
+        .collect()
+}
+
+/// Check a packed store's parity: the map (both copies), that it covers the current
+/// objects, and every parity shard (deep: hashed; fast: present with the right size).
+pub async fn check_parity(
+    packed: &PackedSource,
+    deep: bool,
+    jobs: usize,
+) -> Result<Vec<StoreIssue>, MoverError> {
+    let store = packed.store();
+    let root = &packed.manifest().root_hash;
+    let loaded = load_parity_map(store, root).await?;
+    let mut issues = loaded.issues;
+    let Some(map) = loaded.map else {
+        return Ok(issues);
+    };
+    let objects = objects_of(packed.index());
+    let current: Vec<(&str, u64)> = objects.iter().map(|o| (o.key.as_str(), o.len)).collect();
+    let covered: Vec<(&str, u64)> = map
+        .groups
+        .iter()
+        .flat_map(|g| g.members.iter().map(|s| (s.key.as_str(), s.len)))
+        .collect();
+    if current != covered {
+        issues.push(StoreIssue {
+            object: map_path(root),
+            problem: "stale".into(),
+            detail:
+                "the parity map does not cover the current objects; `strata repair` recomputes it"
+                    .into(),
+        });
+    }
+    let shards: Vec<&ShardRef> = map.groups.iter().flat_map(|g| &g.parity).collect();
+    let found: Vec<Option<StoreIssue>> = stream::iter(shards)
+        .map(|shard| async move {
+            let issue = |problem: &str, detail: String| {
+                Some(StoreIssue {
+                    object: shard.key.clone(),
+                    problem: problem.into(),
+                    detail,
+                })
+            };
+            if deep {
+                match with_backoff(|| store.read_all(&shard.key)).await {
+                    Err(StoreError::NotFound { .. }) => {
+                        issue("missing", "parity shard is missing".into())
+                    }
+                    Err(error) => issue("unreadable", error.to_string()),
+                    Ok(bytes) if bytes.len() as u64 != shard.len => issue(
+                        "size",
+                        format!(
+                            "parity shard is {} bytes, expected {}",
+                            bytes.len(),
+                            shard.len
+                        ),
+                    ),
+                    Ok(bytes) => {
+                        let hash = tokio::task::spawn_blocking(move || {
+                            blake3::hash(&bytes).to_hex().to_string()
+                        })
+                        .await
+                        .unwrap_or_default();
+                        if hash == shard.blake3 {
+                            None
+                        } else {
+                            issue("content", "parity shard is damaged (hash mismatch)".into())
+                        }
+                    }
+                }
+            } else {
+                match with_backoff(|| store.stat(&shard.key)).await {
+                    Ok(None) => issue("missing", "parity shard is missing".into()),
+                    Ok(Some(entry)) if entry.size != shard.len => issue(
+                        "size",
+                        format!(
+                            "parity shard is {} bytes, expected {}",
+                            entry.size, shard.len
+                        ),
+                    ),
+                    Ok(Some(_)) => None,
+                    Err(error) => issue("unreadable", error.to_string()),
+                }
+            }
+        })
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await;
+    let mut found: Vec<StoreIssue> = found.into_iter().flatten().collect();
+    found.sort_by(|a, b| a.object.cmp(&b.object));
+    issues.extend(found);
+    Ok(issues)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map() -> ParityMap {
+        let members = vec![ShardRef {
+            key: "chunks/ab/abcd".into(),
+            len: 11,
+            blake3: "00".repeat(32),
+        }];
+        ParityMap {
+            format: PARITY_MAP_FORMAT.into(),
+            version: 1,
+            root_hash: "r".into(),
+            k: 2,
+            m: 1,
+            locations: 1,
+            groups: vec![ParityGroup {
+                id: "g".into(),
+                shard_len: 12,
+                members,
+                parity: vec![ShardRef {
+                    key: parity_key("g", 0),
+                    len: 12,
+                    blake3: "11".repeat(32),
+                }],
+            }],
+            self_hash: None,
+        }
+    }
+
+    #[test]
+    fn map_round_trips_and_detects_edits() {
+        let m = map();
+        let json = m.to_json();
+        let back = ParityMap::from_json(&json).unwrap();
+        assert_eq!(
+            ParityMap {
+                self_hash: None,
+                ..back
+            },
+            m
+        );
+        let text = String::from_utf8(json).unwrap();
+        let edited = text.replace("\"len\": 11", "\"len\": 10");
+        assert!(ParityMap::from_json(edited.as_bytes()).is_err());
+        let newer = text.replace("\"version\": 1", "\"version\": 9");
+        assert!(ParityMap::from_json(newer.as_bytes()).is_err());
+        let mut bad = m.clone();
+        bad.groups[0].shard_len = 14;
+        assert!(ParityMap::from_json(&bad.to_json()).is_err());
+    }
+
+    #[test]
+    fn group_ids_depend_on_every_member_fact() {
+        let spec = ParitySpec { k: 2, m: 1 };
+        let base = map().groups[0].members.clone();
+        let id = group_id(spec, 12, &base);
+        let mut other = base.clone();
+        other[0].blake3 = "22".repeat(32);
+        assert_ne!(group_id(spec, 12, &other), id);
+        assert_ne!(group_id(ParitySpec { k: 3, m: 1 }, 12, &base), id);
+        assert_ne!(group_id(spec, 14, &base), id);
+    }
+}

@@ -1,0 +1,170 @@
+//! Access events: the NDJSON batch endpoint (`POST /v1/access-events`) and the flush that
+//! writes changed statistics (and queued decisions) to the catalog.
+//!
+//! Ingest parses and records a batch under one lock of the tracker (strata-heat's
+//! `ingest_ndjson`: no allocation for keys already known), so a batch of tens of thousands
+//! of events costs one lock. Spikes found during ingest wake the reactive planner at once.
+//!
+//! The flush runs every `tracking.flush_interval`: it takes the dirty rows, encodes them
+//! outside the lock, and writes them in one transaction. A failed write puts the rows back
+//! (their newest values are written next time), so a restart loses at most one interval of
+//! counts, and every row in the catalog is a complete statistics record.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use strata_heat::AccessStats;
+use tokio::sync::watch;
+
+use crate::error::ApiError;
+use crate::objects::body_error;
+use crate::state::{lock, now_ms, AppState};
+
+/// `POST /v1/access-events`: an NDJSON batch.
+pub async fn ingest(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| body_error(r, state.limits.max_batch_bytes as u64, "batch"))?;
+    let now = now_ms();
+    let (outcome, report) = lock(&state.tracker).ingest_ndjson(now, &body);
+    let metrics = &state.metrics;
+    metrics
+        .events_accepted
+        .fetch_add(report.accepted as u64, Ordering::Relaxed);
+    metrics
+        .events_rejected
+        .fetch_add(report.rejected as u64, Ordering::Relaxed);
+    if outcome.spikes > 0 {
+        metrics
+            .spikes
+            .fetch_add(outcome.spikes as u64, Ordering::Relaxed);
+        state.planner_wake.notify_one();
+    }
+    let status = if report.accepted == 0 && report.rejected > 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut body = serde_json::json!({
+        "accepted": report.accepted,
+        "rejected": report.rejected,
+        "clamped": outcome.clamped,
+        "new_keys": outcome.new_keys,
+        "spikes": outcome.spikes,
+        "errors": report.errors,
+    });
+    if status == StatusCode::BAD_REQUEST {
+        body["error"] = serde_json::json!({
+            "code": "invalid_events",
+            "message": format!(
+                "none of the {} lines is a valid access event; send one JSON object per line \
+                 like {{\"key\": \"a/b\", \"op\": \"read\", \"ts\": 1767225600000}}",
+                report.rejected
+            ),
+        });
+    }
+    Ok((status, Json(body)).into_response())
+}
+
+/// Writes changed statistics and queued decisions; returns the rows written.
+pub async fn flush(state: &AppState) -> Result<usize, String> {
+    let (batch, decay) = {
+        let mut tracker = lock(&state.tracker);
+        (tracker.take_dirty(), *tracker.decay())
+    };
+    let mut written = 0;
+    if !batch.is_empty() {
+        let encoded: Vec<(Arc<str>, String)> = batch
+            .upserts
+            .iter()
+            .map(|(key, stats): &(Arc<str>, AccessStats)| {
+                (Arc::clone(key), stats.encode_json(&decay))
+            })
+            .collect();
+        let upserts: Vec<(&str, &str)> = encoded
+            .iter()
+            .map(|(key, json)| (&**key, json.as_str()))
+            .collect();
+        let removed: Vec<&str> = batch.removed.iter().map(|key| &**key).collect();
+        match state
+            .catalog
+            .save_access_stats(&upserts, &removed, now_ms())
+            .await
+        {
+            Ok(()) => {
+                written = upserts.len() + removed.len();
+                state.metrics.flushes.fetch_add(1, Ordering::Relaxed);
+                state
+                    .metrics
+                    .flushed_rows
+                    .fetch_add(written as u64, Ordering::Relaxed);
+            }
+            Err(err) => {
+                lock(&state.tracker).requeue(&batch);
+                state.metrics.flush_errors.fetch_add(1, Ordering::Relaxed);
+                return Err(err.to_string());
+            }
+        }
+    }
+    let decisions = lock(&state.decisions).take();
+    if !decisions.is_empty() {
+        if let Err(err) = state.catalog.record_decisions(&decisions).await {
+            lock(&state.decisions).requeue(decisions);
+            return Err(err.to_string());
+        }
+    }
+    Ok(written)
+}
+
+/// Flushes every `interval` until `shutdown`, then once more.
+pub async fn flush_loop(
+    state: Arc<AppState>,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(100)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        if let Err(err) = flush(&state).await {
+            tracing::warn!(%err, "access statistics flush failed; retrying at the next one");
+        }
+    }
+    if let Err(err) = flush(&state).await {
+        tracing::warn!(%err, "final access statistics flush failed");
+    }
+}
+
+/// Loads the catalog's statistics into the tracker (before ingest starts). Rows that
+/// cannot be read are skipped and logged: one damaged row costs one object's history.
+pub async fn load_stats(state: &AppState) -> Result<usize, String> {
+    let rows = state
+        .catalog
+        .access_stats()
+        .await
+        .map_err(|err| err.to_string())?;
+    let mut tracker = lock(&state.tracker);
+    let decay = *tracker.decay();
+    let mut loaded = 0;
+    for (key, json) in rows {
+        match AccessStats::decode_json(&json, &decay) {
+            Ok(stats) => {
+                tracker.load(&key, stats);
+                loaded += 1;
+            }
+            Err(err) => tracing::warn!(%key, %err, "skipping unreadable access statistics"),
+        }
+    }
+    Ok(loaded)
+}

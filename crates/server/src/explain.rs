@@ -1,0 +1,178 @@
+//! `GET /v1/explain/{key}`: why an object is where it is, what it is now, and what the next
+//! pass would do with it, from the recorded decisions and jobs and the live statistics.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use strata_catalog::{DecisionRecord, MoveFilter, MoveState};
+use strata_heat::units::human_duration_ms;
+use strata_heat::{AccessSummary, ObjectState};
+
+use crate::error::ApiError;
+use crate::objects::{ObjectKey, ObjectView};
+use crate::state::{lock, now_ms, AppState};
+
+/// What the next periodic pass would do with the object, on its own.
+#[derive(Debug, Serialize)]
+pub struct Outlook {
+    /// `stay`, `move` or `wait`.
+    pub action: &'static str,
+    /// Target tier, for a move or a wait.
+    pub to: Option<String>,
+    /// Reason code.
+    pub reason: String,
+    /// One sentence.
+    pub explanation: String,
+}
+
+fn decision_json(decision: &DecisionRecord) -> serde_json::Value {
+    serde_json::json!({
+        "ts_ms": decision.ts_ms,
+        "class": decision.class,
+        "reason": decision.reason,
+        "action": decision.action,
+        "explanation": decision.explanation,
+        "job_id": decision.job_id,
+        "inputs": serde_json::from_str::<serde_json::Value>(&decision.inputs_json)
+            .unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// `GET /v1/explain/{key}`.
+pub async fn explain(
+    State(state): State<Arc<AppState>>,
+    ObjectKey(key): ObjectKey,
+) -> Result<Response, ApiError> {
+    let entry = state
+        .index
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(format!("no object {key:?}")))?;
+    let now = now_ms();
+    let tier = state.tiers[entry.tier].name().to_string();
+    let summary = lock(&state.tracker)
+        .summary(&key, now)
+        .unwrap_or(AccessSummary::never_accessed(now));
+    let decision = state.config.classification_rules().classify(&summary);
+
+    let usage = state.index.usage();
+    let outlook = match state.config.planner(|name| {
+        state
+            .tier(name)
+            .map_or(0, |t| usage[t.index].bytes + usage[t.index].incoming_bytes)
+    }) {
+        Ok(planner) => {
+            let plan = planner.plan(
+                now,
+                &[ObjectState {
+                    key: key.clone(),
+                    size: entry.size,
+                    tier: tier.clone(),
+                    placed_at_ms: entry.placed_ms,
+                    decision,
+                }],
+            );
+            if let Some(planned) = plan.moves.iter().find(|m| m.key == key) {
+                Outlook {
+                    action: "move",
+                    to: Some(planned.to.clone()),
+                    reason: planned.reason.code().to_string(),
+                    explanation: planned.explanation.clone(),
+                }
+            } else if let Some(wait) = plan.waits.iter().find(|w| w.key == key) {
+                Outlook {
+                    action: "wait",
+                    to: Some(wait.wanted.clone()),
+                    reason: wait.reason.code().to_string(),
+                    explanation: wait.explanation.clone(),
+                }
+            } else {
+                Outlook {
+                    action: "stay",
+                    to: None,
+                    reason: decision.reason.code().to_string(),
+                    explanation: format!(
+                        "stays on {tier}: a {} object belongs there",
+                        decision.class
+                    ),
+                }
+            }
+        }
+        Err(err) => Outlook {
+            action: "stay",
+            to: None,
+            reason: "no_planner".to_string(),
+            explanation: err.to_string(),
+        },
+    };
+
+    let jobs = state
+        .catalog
+        .move_jobs(&MoveFilter {
+            key: Some(key.clone()),
+            limit: Some(20),
+            ..MoveFilter::default()
+        })
+        .await?;
+    let mut decisions: Vec<DecisionRecord> = lock(&state.decisions).pending_for(&key);
+    decisions.reverse();
+    decisions.extend(state.catalog.decisions(&key, 20).await?);
+
+    let since = human_duration_ms(now - entry.placed_ms);
+    let arrived_by = jobs
+        .iter()
+        .find(|job| job.state == MoveState::Done && job.to_tier == tier);
+    let why_here = match arrived_by {
+        Some(job) => format!(
+            "on {tier} for {since}: moved from {} by job {} ({}): {}",
+            job.from_tier, job.id, job.reason, job.explanation
+        ),
+        None => format!(
+            "on {tier} for {since}: written there (new objects land on the default tier {})",
+            state.config.default_tier
+        ),
+    };
+    let mut lines = vec![why_here.clone(), format!("now: {}", decision.explain())];
+    if let Some(active) = jobs.iter().find(|job| job.state.is_active()) {
+        lines.push(format!(
+            "moving: job {} is {} ({} → {}, {})",
+            active.id, active.state, active.from_tier, active.to_tier, active.reason
+        ));
+    } else {
+        lines.push(format!("next pass: {}", outlook.explanation));
+    }
+
+    let jobs_json: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|job| {
+            serde_json::json!({
+                "id": job.id,
+                "state": job.state,
+                "from_tier": job.from_tier,
+                "to_tier": job.to_tier,
+                "reason": job.reason,
+                "explanation": job.explanation,
+                "last_error": job.last_error,
+                "created_ms": job.created_ms,
+                "finished_ms": job.finished_ms,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "object": ObjectView::new(&state, &key, &entry),
+        "tier": tier,
+        "class": decision.class,
+        "reason": decision.reason,
+        "explanation": decision.explain(),
+        "why_here": why_here,
+        "lines": lines,
+        "outlook": outlook,
+        "access": summary,
+        "decision_inputs": decision.inputs,
+        "jobs": jobs_json,
+        "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}

@@ -1,0 +1,338 @@
+//! The in-memory view of the catalog's objects, and the per-key locks that order reads,
+//! writes and placement switches.
+//!
+//! The catalog is the record; [`ObjectIndex`] mirrors its objects and current placements
+//! so that the read path, listings and planning never query the database. Only this
+//! process writes the catalog, and every change is written to the catalog first, then to
+//! the index, so the index never shows what is not durable.
+//!
+//! [`KeyLocks`] are striped async read-write locks. A read holds its key's read lock from
+//! the lookup until its last byte is read, so a write (which replaces the bytes) and a
+//! move's switch (after which the old copy is deleted) wait for reads in progress, and a
+//! read never sees bytes that do not match the metadata it looked up. Nobody holds two
+//! stripes at once, so the locks cannot deadlock.
+
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::ops::Bound;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard};
+
+/// Lock stripes: enough that unrelated keys rarely share one.
+const STRIPES: usize = 4096;
+
+/// One object as the service sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectEntry {
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the content.
+    pub hash: [u8; 32],
+    /// Last write.
+    pub mtime_ms: i64,
+    /// Grows on every write.
+    pub generation: i64,
+    /// First write.
+    pub created_ms: i64,
+    /// Index of the tier of its current copy.
+    pub tier: usize,
+    /// When that copy became current.
+    pub placed_ms: i64,
+}
+
+/// Bytes and objects on a tier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TierUsage {
+    /// Bytes of current copies.
+    pub bytes: u64,
+    /// Current copies.
+    pub objects: u64,
+    /// Bytes of moves running into the tier.
+    pub incoming_bytes: u64,
+}
+
+#[derive(Debug)]
+struct Inner {
+    objects: BTreeMap<String, ObjectEntry>,
+    usage: Vec<TierUsage>,
+}
+
+/// Objects by key, with per-tier usage.
+#[derive(Debug)]
+pub struct ObjectIndex {
+    inner: RwLock<Inner>,
+}
+
+impl ObjectIndex {
+    /// An empty index for `tiers` tiers.
+    pub fn new(tiers: usize) -> Self {
+        ObjectIndex {
+            inner: RwLock::new(Inner {
+                objects: BTreeMap::new(),
+                usage: vec![TierUsage::default(); tiers],
+            }),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An object.
+    pub fn get(&self, key: &str) -> Option<ObjectEntry> {
+        self.read().objects.get(key).cloned()
+    }
+
+    /// Whether an object exists.
+    pub fn contains(&self, key: &str) -> bool {
+        self.read().objects.contains_key(key)
+    }
+
+    /// An existing key that `key` cannot live beside on a file-system tier: one that is a
+    /// folder of `key` (`a` for `a/b`) or has `key` as a folder (`a/b` for `a`).
+    pub fn conflicting_key(&self, key: &str) -> Option<String> {
+        let inner = self.read();
+        let mut folder = key;
+        while let Some((parent, _)) = folder.rsplit_once('/') {
+            if inner.objects.contains_key(parent) {
+                return Some(parent.to_string());
+            }
+            folder = parent;
+        }
+        let below = format!("{key}/");
+        inner
+            .objects
+            .range(below.clone()..)
+            .next()
+            .filter(|(other, _)| other.starts_with(&below))
+            .map(|(other, _)| other.clone())
+    }
+
+    /// Objects held.
+    pub fn len(&self) -> usize {
+        self.read().objects.len()
+    }
+
+    /// No object held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds or replaces an object.
+    pub fn upsert(&self, key: &str, entry: ObjectEntry) {
+        let mut inner = self.write();
+        let Inner { objects, usage } = &mut *inner;
+        if let Some(old) = objects.get(key) {
+            let tier = &mut usage[old.tier];
+            tier.bytes = tier.bytes.saturating_sub(old.size);
+            tier.objects = tier.objects.saturating_sub(1);
+        }
+        if let Some(tier) = usage.get_mut(entry.tier) {
+            tier.bytes = tier.bytes.saturating_add(entry.size);
+            tier.objects += 1;
+        }
+        objects.insert(key.to_string(), entry);
+    }
+
+    /// Removes an object.
+    pub fn remove(&self, key: &str) -> Option<ObjectEntry> {
+        let mut inner = self.write();
+        let old = inner.objects.remove(key)?;
+        if let Some(tier) = inner.usage.get_mut(old.tier) {
+            tier.bytes = tier.bytes.saturating_sub(old.size);
+            tier.objects = tier.objects.saturating_sub(1);
+        }
+        Some(old)
+    }
+
+    /// Moves an object's current copy to another tier.
+    pub fn set_tier(&self, key: &str, tier: usize, placed_ms: i64) {
+        let mut inner = self.write();
+        let Inner { objects, usage } = &mut *inner;
+        let Some(entry) = objects.get_mut(key) else {
+            return;
+        };
+        let old = &mut usage[entry.tier];
+        old.bytes = old.bytes.saturating_sub(entry.size);
+        old.objects = old.objects.saturating_sub(1);
+        let new = &mut usage[tier];
+        new.bytes = new.bytes.saturating_add(entry.size);
+        new.objects += 1;
+        entry.tier = tier;
+        entry.placed_ms = placed_ms;
+    }
+
+    /// Counts bytes of a move running into `tier` (`add` false: the move ended).
+    pub fn incoming(&self, tier: usize, bytes: u64, add: bool) {
+        let mut inner = self.write();
+        if let Some(usage) = inner.usage.get_mut(tier) {
+            usage.incoming_bytes = if add {
+                usage.incoming_bytes.saturating_add(bytes)
+            } else {
+                usage.incoming_bytes.saturating_sub(bytes)
+            };
+        }
+    }
+
+    /// Usage of every tier, in tier order.
+    pub fn usage(&self) -> Vec<TierUsage> {
+        self.read().usage.clone()
+    }
+
+    /// Up to `limit` objects whose key starts with `prefix` and sorts after `start_after`,
+    /// in key order, and whether more follow.
+    pub fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<(String, ObjectEntry)>, bool) {
+        let inner = self.read();
+        let lower = match start_after {
+            Some(after) if after >= prefix => Bound::Excluded(after.to_string()),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        for (key, entry) in inner.objects.range((lower, Bound::Unbounded)) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            out.push((key.clone(), entry.clone()));
+        }
+        (out, more)
+    }
+
+    /// Every object, in key order (for a planning pass).
+    pub fn snapshot(&self) -> Vec<(String, ObjectEntry)> {
+        self.read()
+            .objects
+            .iter()
+            .map(|(key, entry)| (key.clone(), entry.clone()))
+            .collect()
+    }
+
+    /// The objects whose current copy is on `tier`.
+    pub fn on_tier(&self, tier: usize) -> Vec<(String, ObjectEntry)> {
+        self.read()
+            .objects
+            .iter()
+            .filter(|(_, entry)| entry.tier == tier)
+            .map(|(key, entry)| (key.clone(), entry.clone()))
+            .collect()
+    }
+}
+
+/// Striped async read-write locks keyed by object key.
+#[derive(Debug)]
+pub struct KeyLocks {
+    stripes: Box<[Arc<tokio::sync::RwLock<()>>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Default for KeyLocks {
+    fn default() -> Self {
+        KeyLocks {
+            stripes: (0..STRIPES)
+                .map(|_| Arc::new(tokio::sync::RwLock::new(())))
+                .collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+}
+
+impl KeyLocks {
+    fn stripe(&self, key: &str) -> Arc<tokio::sync::RwLock<()>> {
+        let slot = (self.hasher.hash_one(key) as usize) % self.stripes.len();
+        Arc::clone(&self.stripes[slot])
+    }
+
+    /// Shared: reads of the key's bytes.
+    pub async fn read(&self, key: &str) -> OwnedRwLockReadGuard<()> {
+        self.stripe(key).read_owned().await
+    }
+
+    /// Exclusive: replacing the key's bytes, deleting it, switching its placement.
+    pub async fn write(&self, key: &str) -> OwnedRwLockWriteGuard<()> {
+        self.stripe(key).write_owned().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(size: u64, tier: usize) -> ObjectEntry {
+        ObjectEntry {
+            size,
+            hash: [0; 32],
+            mtime_ms: 0,
+            generation: 1,
+            created_ms: 0,
+            tier,
+            placed_ms: 0,
+        }
+    }
+
+    #[test]
+    fn usage_follows_writes_moves_and_deletes() {
+        let index = ObjectIndex::new(3);
+        index.upsert("a", entry(10, 1));
+        index.upsert("b", entry(5, 1));
+        index.upsert("a", entry(20, 1));
+        assert_eq!(index.usage()[1].bytes, 25);
+        index.set_tier("a", 0, 7);
+        assert_eq!((index.usage()[0].bytes, index.usage()[1].bytes), (20, 5));
+        assert_eq!(index.get("a").unwrap().placed_ms, 7);
+        index.remove("b");
+        assert_eq!(index.usage()[1], TierUsage::default());
+    }
+
+    #[test]
+    fn listing_by_prefix_pages_in_key_order() {
+        let index = ObjectIndex::new(1);
+        for key in ["a/1", "a/2", "a/3", "b/1", "a"] {
+            index.upsert(key, entry(1, 0));
+        }
+        let (page, more) = index.list("a/", None, 2);
+        assert_eq!(
+            page.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["a/1", "a/2"]
+        );
+        assert!(more);
+        let (page, more) = index.list("a/", Some("a/2"), 2);
+        assert_eq!(page.len(), 1);
+        assert!(!more);
+        let (all, _) = index.list("", None, 100);
+        assert_eq!(all.len(), 5);
+    }
+
+    #[test]
+    fn a_key_cannot_be_an_object_and_a_folder() {
+        let index = ObjectIndex::new(1);
+        for key in ["a/1", "b/1/2", "c"] {
+            index.upsert(key, entry(1, 0));
+        }
+        assert_eq!(index.conflicting_key("a/1/x").as_deref(), Some("a/1"));
+        assert_eq!(index.conflicting_key("b").as_deref(), Some("b/1/2"));
+        assert_eq!(index.conflicting_key("b/1").as_deref(), Some("b/1/2"));
+        assert_eq!(index.conflicting_key("c/d/e").as_deref(), Some("c"));
+        assert_eq!(index.conflicting_key("a/2"), None);
+        assert_eq!(index.conflicting_key("a/1"), None, "itself is no conflict");
+        assert_eq!(index.conflicting_key("a1"), None);
+    }
+}

@@ -1,0 +1,292 @@
+//! # strata-server: the tiering service behind `strata serve`
+//!
+//! It owns
+//!
+//! - the HTTP API (axum), described by the OpenAPI document it serves at `/openapi.json`:
+//!   objects (PUT, GET with ranges, HEAD, DELETE, LIST by prefix), access events as NDJSON
+//!   batches, tiers with usage and cost, move jobs (list, get, cancel, retry), a dry-run
+//!   plan, `explain`, Prometheus `/metrics`, `/healthz`, and server-sent events for job
+//!   transitions ([`routes`]); every error is JSON with a code and a message;
+//! - the object read and write paths over the tiers' stores, with per-key locks so a read
+//!   never sees bytes that do not match its metadata ([`objects`], [`index`]);
+//! - access tracking: the read and write paths and the batch endpoint feed strata-heat's
+//!   tracker; changed statistics are flushed to the catalog every few seconds ([`access`]);
+//! - decisions: the reactive pass (spikes promoted at once) and the periodic pass
+//!   (promotions and demotions, minimum residency, capacities), each move recorded with its
+//!   reason and inputs ([`planning`], [`explain`]);
+//! - safe moves: copy, verify (BLAKE3), switch in one transaction, retire, every state in
+//!   the catalog, retried with backoff, resumed after a restart ([`mover`], [`recovery`],
+//!   [`retry`]).
+//!
+//! It does not own the rules, the statistics or the placement arithmetic (strata-heat), the
+//! stores (strata-store) or the tables (strata-catalog's tiering module).
+//!
+//! Start it with [`start`]; the CLI's `strata serve` does that and waits for a signal.
+
+pub mod access;
+pub mod error;
+pub mod explain;
+pub mod index;
+pub mod jobs;
+pub mod metrics;
+pub mod mover;
+pub mod objects;
+pub mod planning;
+pub mod recovery;
+pub mod retry;
+pub mod routes;
+pub mod state;
+pub mod tiers;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strata_catalog::{SqliteCatalog, TieringCatalog};
+use strata_heat::{AccessTracker, TieringConfig};
+use strata_store::S3Options;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch, Notify};
+use tokio::task::JoinHandle;
+
+pub use error::{ApiError, ServeError};
+pub use recovery::RecoveryReport;
+pub use routes::{OPENAPI, ROUTES};
+pub use state::Limits;
+pub use tiers::{check_servable, rebase_data_dir};
+
+use crate::index::{KeyLocks, ObjectIndex};
+use crate::metrics::Metrics;
+use crate::mover::Mover;
+use crate::objects::entry_of;
+use crate::retry::Backoff;
+use crate::state::{AppState, DecisionLog};
+
+/// How often leftover copies are swept and old decisions pruned.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Decisions kept per object.
+const DECISIONS_KEPT: u32 = 100;
+
+/// How long a graceful shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Everything [`start`] needs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The configuration (`strata.toml`, or [`TieringConfig::default_local`]).
+    pub config: TieringConfig,
+    /// S3 settings for S3 tiers (credentials from the environment only).
+    pub s3: S3Options,
+    /// Request bounds.
+    pub limits: Limits,
+    /// Periodic planning interval; `None`: `rules.demotion_interval`.
+    pub plan_interval: Option<Duration>,
+    /// Move jobs run at once at most.
+    pub move_concurrency: usize,
+    /// Catalog file; `None`: `<data_dir>/catalog.db`.
+    pub catalog_path: Option<PathBuf>,
+}
+
+impl ServeOptions {
+    /// Options with defaults around `config`.
+    pub fn new(config: TieringConfig) -> Self {
+        ServeOptions {
+            config,
+            s3: S3Options::default(),
+            limits: Limits::default(),
+            plan_interval: None,
+            move_concurrency: 4,
+            catalog_path: None,
+        }
+    }
+}
+
+/// A started service.
+pub struct RunningServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// What start-up recovery did.
+    pub recovery: RecoveryReport,
+    state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// The catalog file.
+    pub fn catalog_path(&self) -> PathBuf {
+        self.state.sqlite.path().to_path_buf()
+    }
+
+    /// Holds (or releases) queued move jobs; running jobs finish.
+    pub fn set_moves_paused(&self, paused: bool) {
+        self.state.mover.set_paused(paused);
+    }
+
+    /// Stops accepting requests, lets those in flight finish (up to 10 s), flushes the
+    /// access statistics and closes the catalog. Move jobs stop where they are; their
+    /// state is in the catalog and the next start resumes them.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still running after the shutdown grace period");
+        }
+        for task in self.tasks {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
+        }
+        self.state.sqlite.close().await;
+    }
+
+    /// Runs until `signal` completes, then shuts down.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) {
+        signal.await;
+        self.shutdown().await;
+    }
+}
+
+/// Opens the tiers and the catalog, recovers from any crash, and starts serving.
+pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
+    let config = options.config;
+    let tiers = tiers::open_tiers(&config, &options.s3).await?;
+    let catalog_path = options
+        .catalog_path
+        .unwrap_or_else(|| config.server.data_dir.join("catalog.db"));
+    let sqlite = SqliteCatalog::open(&catalog_path).await?;
+    let catalog: Arc<dyn TieringCatalog> = Arc::new(sqlite.clone());
+
+    let index = ObjectIndex::new(tiers.len());
+    let placed = catalog.placed_objects().await?;
+    let mut unknown: std::collections::BTreeMap<String, usize> = Default::default();
+    for object in &placed {
+        match tiers.iter().find(|tier| tier.name() == object.tier) {
+            Some(tier) => index.upsert(&object.object.key, entry_of(object, tier.index)),
+            None => *unknown.entry(object.tier.clone()).or_default() += 1,
+        }
+    }
+    if let Some((tier, count)) = unknown.into_iter().next() {
+        sqlite.close().await;
+        return Err(ServeError::Config {
+            field: "tier".to_string(),
+            reason: format!(
+                "the catalog has {count} objects on tier {tier:?}, which the configuration no \
+                 longer declares; declare it again (its objects would be unreadable)"
+            ),
+        });
+    }
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (mover, queue) = Mover::new(options.move_concurrency);
+    let plan_interval = options
+        .plan_interval
+        .unwrap_or(config.rules.demotion_interval)
+        .max(Duration::from_millis(100));
+    let flush_interval = config.tracking.flush_interval;
+    let state = Arc::new(AppState {
+        tracker: Mutex::new(AccessTracker::new(config.tracker_config())),
+        config,
+        tiers,
+        catalog,
+        sqlite,
+        index,
+        locks: KeyLocks::default(),
+        metrics: Metrics::default(),
+        events: broadcast::channel(1024).0,
+        limits: options.limits,
+        backoff: Backoff::default(),
+        mover,
+        planner_wake: Notify::new(),
+        plan_interval,
+        decisions: Mutex::new(DecisionLog::default()),
+        retire_backlog: Mutex::new(Default::default()),
+        shutdown: shutdown_rx.clone(),
+    });
+
+    let loaded = access::load_stats(&state)
+        .await
+        .map_err(ServeError::Recovery)?;
+    let recovery = recovery::recover(&state).await?;
+    tracing::info!(
+        objects = state.index.len(),
+        stats = loaded,
+        ?recovery,
+        "catalog loaded"
+    );
+
+    let listen = state.config.server.listen.clone();
+    let listener = TcpListener::bind(&listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen,
+        source,
+    })?;
+
+    let tasks = vec![
+        tokio::spawn(mover::scheduler(
+            Arc::clone(&state),
+            queue,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(access::flush_loop(
+            Arc::clone(&state),
+            flush_interval,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(planning::planner_loop(
+            Arc::clone(&state),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(maintenance_loop(Arc::clone(&state), shutdown_rx.clone())),
+    ];
+    let app = routes::router(Arc::clone(&state));
+    let mut stop = shutdown_rx;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(RunningServer {
+        addr,
+        recovery,
+        state,
+        shutdown: shutdown_tx,
+        server,
+        tasks,
+    })
+}
+
+/// Sweeps leftover copies and prunes old decisions, every minute.
+async fn maintenance_loop(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(MAINTENANCE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut rounds = 0u64;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        match recovery::sweep(&state).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "leftover copies deleted"),
+            Err(err) => tracing::warn!(%err, "leftover sweep failed"),
+        }
+        rounds += 1;
+        if rounds.is_multiple_of(60) {
+            if let Err(err) = state.catalog.prune_decisions(DECISIONS_KEPT).await {
+                tracing::warn!(%err, "pruning decisions failed");
+            }
+        }
+    }
+}

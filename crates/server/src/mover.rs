@@ -1,0 +1,584 @@
+//! Move jobs: copy, verify, switch, retire, each step durable in the catalog, so that a
+//! restart resumes or cleans up every job.
+//!
+//! One job, step by step:
+//!
+//! 1. **Start** (one transaction): the object must still be current on the source tier
+//!    with the job's generation; a `copying` placement is recorded on the target tier
+//!    *before* any byte is written there.
+//! 2. **Copy**: read the source copy, check its BLAKE3 against the object's recorded hash
+//!    (a mismatch with the generation unchanged means damage, not a write), write it to
+//!    `<target>/objects/<key>` atomically.
+//! 3. **Verify**: read the target copy back and compare its BLAKE3.
+//! 4. **Switch** (one transaction, under the key's write lock, so no read is in flight):
+//!    if the object's generation is unchanged, the copy becomes current and the old copy
+//!    `retiring`. Reads are served from the old copy until this commit and from the new
+//!    one after it. If the object was written meanwhile, the copy is deleted and the job
+//!    ends `skipped` with `object_changing` (the next planning pass plans the new content).
+//! 5. **Retire**: delete the old copy, then drop its placement and mark the job done.
+//!
+//! A job that cannot finish ends `failed` (store errors after retries, a copy that does
+//! not verify) or `cancelled` (an operator, or the object was deleted), and its copy is
+//! deleted before its placement row goes. A job killed at any step is run again at start:
+//! before the switch it restarts from the copy; after it, it finishes the retire.
+//!
+//! Jobs run at most [`Mover::concurrency`] at a time; a job whose `after` jobs (moves that
+//! free the room it needs) are unfinished waits for them.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strata_catalog::{CopyStart, MoveId, MoveJob, MoveState, PlacementState, SwitchOutcome};
+use strata_store::StoreError;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::retry::with_backoff;
+use crate::state::{lock, now_ms, AppState, JobEvent};
+use crate::tiers::Tier;
+
+/// How long a job that must wait (for its `after` jobs, or to retry a retire) waits.
+const RETRY_LATER: Duration = Duration::from_secs(1);
+
+/// Objects above this size are hashed on a blocking thread.
+const INLINE_HASH_LIMIT: usize = 1 << 20;
+
+/// A job running now.
+#[derive(Clone, Debug)]
+pub struct RunningMove {
+    /// Its id.
+    pub id: MoveId,
+    /// The target tier's index.
+    pub to_tier: usize,
+    /// Set to ask the job to stop at its next step.
+    pub cancel: Arc<AtomicBool>,
+    /// Set once the placement switched (from then on the job only retires).
+    pub switched: Arc<AtomicBool>,
+    done: watch::Receiver<bool>,
+}
+
+/// The job queue and the registry of running jobs.
+#[derive(Debug)]
+pub struct Mover {
+    queue: mpsc::UnboundedSender<MoveId>,
+    running: Mutex<HashMap<String, (RunningMove, watch::Sender<bool>)>>,
+    paused: AtomicBool,
+    /// Jobs run at once at most.
+    pub concurrency: usize,
+}
+
+impl Mover {
+    /// A mover and the receiving end of its queue (for [`scheduler`]).
+    pub fn new(concurrency: usize) -> (Mover, mpsc::UnboundedReceiver<MoveId>) {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        (
+            Mover {
+                queue,
+                running: Mutex::new(HashMap::new()),
+                paused: AtomicBool::new(false),
+                concurrency: concurrency.max(1),
+            },
+            receiver,
+        )
+    }
+
+    /// Queues a job to run.
+    pub fn enqueue(&self, id: MoveId) {
+        let _ = self.queue.send(id);
+    }
+
+    /// Holds queued jobs (running ones finish) until resumed: a maintenance window, or a
+    /// test that needs a job to wait.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+    }
+
+    /// Whether new jobs are held.
+    pub fn paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    /// The job running for `key`, if any.
+    pub fn running(&self, key: &str) -> Option<RunningMove> {
+        lock(&self.running)
+            .get(key)
+            .map(|(running, _)| running.clone())
+    }
+
+    /// Whether job `id` is running now.
+    pub fn is_running_job(&self, id: MoveId) -> bool {
+        lock(&self.running)
+            .values()
+            .any(|(running, _)| running.id == id)
+    }
+
+    /// Jobs running now.
+    pub fn running_count(&self) -> usize {
+        lock(&self.running).len()
+    }
+
+    /// Asks the job of `key` to stop; returns it.
+    pub fn cancel_key(&self, key: &str) -> Option<RunningMove> {
+        let running = self.running(key)?;
+        running.cancel.store(true, Ordering::SeqCst);
+        Some(running)
+    }
+
+    /// Asks job `id` to stop if it runs and has not switched; returns whether it runs, and
+    /// whether it had switched already.
+    pub fn cancel_job(&self, id: MoveId) -> Option<bool> {
+        let map = lock(&self.running);
+        let (running, _) = map.values().find(|(running, _)| running.id == id)?;
+        let switched = running.switched.load(Ordering::SeqCst);
+        if !switched {
+            running.cancel.store(true, Ordering::SeqCst);
+        }
+        Some(switched)
+    }
+
+    /// Waits until no job runs for `key`, at most `timeout`; returns whether none runs.
+    pub async fn wait_idle(&self, key: &str, timeout: Duration) -> bool {
+        let Some(mut running) = self.running(key) else {
+            return true;
+        };
+        let waited = tokio::time::timeout(timeout, running.done.wait_for(|done| *done)).await;
+        // A closed channel means the job is gone too.
+        waited.is_ok()
+    }
+
+    fn register(&self, job: &MoveJob, to_tier: usize) -> Option<RunningMove> {
+        let mut map = lock(&self.running);
+        if map.contains_key(&job.key) {
+            return None;
+        }
+        let (done_tx, done_rx) = watch::channel(false);
+        let running = RunningMove {
+            id: job.id,
+            to_tier,
+            cancel: Arc::new(AtomicBool::new(false)),
+            switched: Arc::new(AtomicBool::new(job.state == MoveState::Retiring)),
+            done: done_rx,
+        };
+        map.insert(job.key.clone(), (running.clone(), done_tx));
+        Some(running)
+    }
+
+    fn unregister(&self, key: &str) {
+        if let Some((_, done)) = lock(&self.running).remove(key) {
+            let _ = done.send(true);
+        }
+    }
+}
+
+/// Runs queued jobs, at most [`Mover::concurrency`] at a time, until `shutdown`.
+pub async fn scheduler(
+    state: Arc<AppState>,
+    mut queue: mpsc::UnboundedReceiver<MoveId>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(state.mover.concurrency));
+    let mut held: std::collections::VecDeque<MoveId> = Default::default();
+    loop {
+        let id = if !held.is_empty() && !state.mover.paused() {
+            held.pop_front().unwrap_or_default()
+        } else {
+            tokio::select! {
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                id = queue.recv() => match id {
+                    Some(id) => id,
+                    None => break,
+                },
+                _ = tokio::time::sleep(Duration::from_millis(200)), if !held.is_empty() => continue,
+            }
+        };
+        if state.mover.paused() {
+            held.push_back(id);
+            continue;
+        }
+        let job = match state.catalog.move_job(id).await {
+            Ok(Some(job)) if job.state.is_active() => job,
+            Ok(_) => continue,
+            Err(err) => {
+                tracing::warn!(%err, job = id, "cannot read a queued move job; retrying later");
+                enqueue_later(&state, id);
+                continue;
+            }
+        };
+        if state.mover.running(&job.key).is_some() {
+            continue;
+        }
+        if !prerequisites_done(&state, &job).await {
+            enqueue_later(&state, id);
+            continue;
+        }
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            break;
+        };
+        let Some(to_tier) = state.tier(&job.to_tier).map(|tier| tier.index) else {
+            end_unknown_tier(&state, &job).await;
+            continue;
+        };
+        let Some(handle) = state.mover.register(&job, to_tier) else {
+            continue;
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let outcome = run(&state, &job, &handle).await;
+            state.mover.unregister(&job.key);
+            drop(permit);
+            match outcome {
+                Outcome::Later(why) => {
+                    tracing::warn!(job = job.id, key = %job.key, %why, "move paused; retrying later");
+                    enqueue_later(&state, job.id);
+                }
+                Outcome::Ended(final_state) => {
+                    state.metrics.move_duration.observe(started.elapsed());
+                    state.metrics.move_ended(final_state.as_str());
+                }
+                Outcome::Nothing => {}
+            }
+        });
+    }
+}
+
+fn enqueue_later(state: &Arc<AppState>, id: MoveId) {
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        tokio::time::sleep(RETRY_LATER).await;
+        state.mover.enqueue(id);
+    });
+}
+
+async fn prerequisites_done(state: &AppState, job: &MoveJob) -> bool {
+    for &before in &job.after {
+        match state.catalog.move_job(before).await {
+            Ok(Some(other)) if other.state.is_active() => return false,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+async fn end_unknown_tier(state: &AppState, job: &MoveJob) {
+    let message = format!(
+        "unknown_tier: tier {:?} is not configured; the object stays where it is",
+        job.to_tier
+    );
+    if let Err(err) = state
+        .catalog
+        .end_move(job.id, MoveState::Failed, Some(&message), now_ms())
+        .await
+    {
+        tracing::warn!(%err, job = job.id, "cannot end a move to an unknown tier");
+    }
+    emit(state, job, MoveState::Failed, Some(message));
+}
+
+/// How a run ended.
+enum Outcome {
+    /// The job reached a final state.
+    Ended(MoveState),
+    /// The job is still active and must run again later.
+    Later(String),
+    /// Nothing to do (not startable).
+    Nothing,
+}
+
+/// Where copy-and-switch got to.
+enum Step {
+    Switched,
+    End(MoveState, String),
+    Nothing,
+}
+
+fn emit(state: &AppState, job: &MoveJob, to_state: MoveState, error: Option<String>) {
+    state.emit(JobEvent {
+        id: job.id,
+        key: job.key.clone(),
+        from: job.from_tier.clone(),
+        to: job.to_tier.clone(),
+        state: to_state.as_str().to_string(),
+        reason: job.reason.clone(),
+        error,
+        ts_ms: now_ms(),
+    });
+}
+
+/// A store call with the service's retry policy.
+pub async fn store_call<T, F, Fut>(state: &AppState, what: &str, call: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    with_backoff(
+        state.backoff,
+        |error: &StoreError, attempt| state.note_retry(what, error, attempt),
+        call,
+    )
+    .await
+}
+
+/// BLAKE3 of `bytes`, on a blocking thread when large.
+pub async fn hash_bytes(bytes: Bytes) -> [u8; 32] {
+    if bytes.len() <= INLINE_HASH_LIMIT {
+        return *blake3::hash(&bytes).as_bytes();
+    }
+    // Only a panic in blake3 could fail the task; a zero hash then matches nothing.
+    tokio::task::spawn_blocking(move || *blake3::hash(&bytes).as_bytes())
+        .await
+        .unwrap_or_default()
+}
+
+/// Counts bytes moving into a tier while the copy exists.
+struct Incoming<'a> {
+    state: &'a AppState,
+    tier: usize,
+    bytes: u64,
+}
+
+impl<'a> Incoming<'a> {
+    fn new(state: &'a AppState, tier: usize, bytes: u64) -> Self {
+        state.index.incoming(tier, bytes, true);
+        Incoming { state, tier, bytes }
+    }
+}
+
+impl Drop for Incoming<'_> {
+    fn drop(&mut self) {
+        self.state.index.incoming(self.tier, self.bytes, false);
+    }
+}
+
+async fn run(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Outcome {
+    let (Some(from), Some(to)) = (state.tier(&job.from_tier), state.tier(&job.to_tier)) else {
+        end_unknown_tier(state, job).await;
+        return Outcome::Ended(MoveState::Failed);
+    };
+    if job.state == MoveState::Retiring {
+        return retire(state, job, from).await;
+    }
+    let step = match copy_and_switch(state, job, from, to, handle).await {
+        Ok(step) => step,
+        Err(message) => Step::End(MoveState::Failed, message),
+    };
+    match step {
+        Step::Switched => retire(state, job, from).await,
+        Step::End(end_state, message) => abort(state, job, to, end_state, message).await,
+        Step::Nothing => Outcome::Nothing,
+    }
+}
+
+/// Why the job should stop now, if it should.
+fn stop_reason(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Option<Step> {
+    match state.index.get(&job.key) {
+        None => Some(Step::End(
+            MoveState::Cancelled,
+            "object_deleted: the object was deleted during its move".to_string(),
+        )),
+        Some(entry) if entry.generation != job.generation => {
+            Some(object_changing(job, entry.generation))
+        }
+        Some(_) if handle.cancel.load(Ordering::SeqCst) => Some(Step::End(
+            MoveState::Cancelled,
+            "cancelled: stopped by an operator".to_string(),
+        )),
+        Some(_) => None,
+    }
+}
+
+fn object_changing(job: &MoveJob, generation: i64) -> Step {
+    Step::End(
+        MoveState::Skipped,
+        format!(
+            "object_changing: the object was written during its move (generation {} → \
+             {generation}); the next planning pass decides on the new content",
+            job.generation
+        ),
+    )
+}
+
+async fn copy_and_switch(
+    state: &AppState,
+    job: &MoveJob,
+    from: &Tier,
+    to: &Tier,
+    handle: &RunningMove,
+) -> Result<Step, String> {
+    let start = state
+        .catalog
+        .start_copy(job.id, now_ms())
+        .await
+        .map_err(|err| err.to_string())?;
+    match start {
+        CopyStart::Started(_) => {}
+        CopyStart::ObjectGone => {
+            return Ok(Step::End(
+                MoveState::Cancelled,
+                "object_deleted: the object was deleted before its move".to_string(),
+            ))
+        }
+        CopyStart::ObjectChanged(generation) => return Ok(object_changing(job, generation)),
+        CopyStart::Moved(tier) => {
+            return Ok(Step::End(
+                MoveState::Skipped,
+                format!(
+                    "object_moved: the object is on {tier:?} now, not on {:?}",
+                    job.from_tier
+                ),
+            ))
+        }
+        CopyStart::NotStartable(_) => return Ok(Step::Nothing),
+    }
+    emit(state, job, MoveState::Copying, None);
+    let _incoming = Incoming::new(state, to.index, job.size);
+    if let Some(stop) = stop_reason(state, job, handle) {
+        return Ok(stop);
+    }
+    let Some(entry) = state.index.get(&job.key) else {
+        return Ok(stop_reason(state, job, handle).unwrap_or(Step::Nothing));
+    };
+    let path = Tier::object_path(&job.key);
+    let bytes = match store_call(state, "a move's source read", || from.store.read_all(&path)).await
+    {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            if let Some(stop) = stop_reason(state, job, handle) {
+                return Ok(stop);
+            }
+            return Err(format!("reading the copy on {}: {err}", from.name()));
+        }
+    };
+    if hash_bytes(bytes.clone()).await != entry.hash {
+        if let Some(stop) = stop_reason(state, job, handle) {
+            return Ok(stop);
+        }
+        return Err(format!(
+            "source_damaged: the copy on {} does not match the object's BLAKE3 {}; it was not \
+             moved, check the tier",
+            from.name(),
+            hex::encode(entry.hash)
+        ));
+    }
+    if let Some(stop) = stop_reason(state, job, handle) {
+        return Ok(stop);
+    }
+    let data = bytes.clone();
+    store_call(state, "a move's copy", || {
+        to.store.write_atomic(&path, data.clone())
+    })
+    .await
+    .map_err(|err| format!("writing the copy on {}: {err}", to.name()))?;
+    state
+        .metrics
+        .move_bytes
+        .fetch_add(job.size, Ordering::Relaxed);
+    drop(bytes);
+    state
+        .catalog
+        .set_move_state(job.id, MoveState::Verifying, None, now_ms())
+        .await
+        .map_err(|err| err.to_string())?;
+    emit(state, job, MoveState::Verifying, None);
+    let back = store_call(state, "a move's verify read", || to.store.read_all(&path))
+        .await
+        .map_err(|err| format!("reading back the copy on {}: {err}", to.name()))?;
+    let back_hash = hash_bytes(back).await;
+    if back_hash != entry.hash {
+        return Err(format!(
+            "verify_mismatch: the copy on {} reads back with BLAKE3 {}, expected {}",
+            to.name(),
+            hex::encode(back_hash),
+            hex::encode(entry.hash)
+        ));
+    }
+    state
+        .catalog
+        .set_move_state(job.id, MoveState::Switching, None, now_ms())
+        .await
+        .map_err(|err| err.to_string())?;
+    emit(state, job, MoveState::Switching, None);
+    let guard = state.locks.write(&job.key).await;
+    if let Some(stop) = stop_reason(state, job, handle) {
+        return Ok(stop);
+    }
+    let now = now_ms();
+    let outcome = state
+        .catalog
+        .switch_placement(job.id, now)
+        .await
+        .map_err(|err| err.to_string())?;
+    match outcome {
+        SwitchOutcome::Switched => {
+            state.index.set_tier(&job.key, to.index, now);
+            handle.switched.store(true, Ordering::SeqCst);
+            drop(guard);
+            emit(state, job, MoveState::Retiring, None);
+            Ok(Step::Switched)
+        }
+        SwitchOutcome::ObjectChanged(generation) => Ok(object_changing(job, generation)),
+        SwitchOutcome::ObjectGone => Ok(Step::End(
+            MoveState::Cancelled,
+            "object_deleted: the object was deleted during its move".to_string(),
+        )),
+        SwitchOutcome::Inconsistent(message) => Err(format!("switch refused: {message}")),
+    }
+}
+
+/// Deletes the old copy and marks the job done.
+async fn retire(state: &AppState, job: &MoveJob, from: &Tier) -> Outcome {
+    let path = Tier::object_path(&job.key);
+    if let Err(err) = store_call(state, "a move's retire", || from.store.delete(&path)).await {
+        return Outcome::Later(format!("deleting the old copy on {}: {err}", from.name()));
+    }
+    if let Err(err) = state.catalog.finish_move(job.id, now_ms()).await {
+        return Outcome::Later(format!("recording the retire: {err}"));
+    }
+    emit(state, job, MoveState::Done, None);
+    Outcome::Ended(MoveState::Done)
+}
+
+/// Deletes the job's copy, then ends it (the copy's row goes after its bytes).
+async fn abort(
+    state: &AppState,
+    job: &MoveJob,
+    to: &Tier,
+    end_state: MoveState,
+    message: String,
+) -> Outcome {
+    let path = Tier::object_path(&job.key);
+    // Under the key's write lock: a new object of the same key may be written to this tier
+    // once the copy's row is gone, never before.
+    let guard = state.locks.write(&job.key).await;
+    let current_here = state
+        .index
+        .get(&job.key)
+        .is_some_and(|entry| entry.tier == to.index);
+    if !current_here {
+        if let Err(err) = store_call(state, "a move's cleanup", || to.store.delete(&path)).await {
+            return Outcome::Later(format!("deleting the copy on {}: {err}", to.name()));
+        }
+    }
+    let now = now_ms();
+    let ended = state
+        .catalog
+        .end_move(job.id, end_state, Some(&message), now)
+        .await;
+    // The object was deleted meanwhile: its delete turned the copy's row retiring.
+    let removed = state
+        .catalog
+        .remove_placement(&job.key, to.name(), PlacementState::Retiring)
+        .await;
+    drop(guard);
+    if let Err(err) = ended.and(removed.map(|_| ())) {
+        return Outcome::Later(format!("recording the end of the move: {err}"));
+    }
+    lock(&state.retire_backlog).remove(&(job.key.clone(), to.index));
+    tracing::info!(job = job.id, key = %job.key, state = %end_state, %message, "move ended");
+    emit(state, job, end_state, Some(message));
+    Outcome::Ended(end_state)
+}

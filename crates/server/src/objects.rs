@@ -1,0 +1,628 @@
+//! Objects over HTTP: `PUT`, `GET` (with a single byte range), `HEAD`, `DELETE` on
+//! `/v1/objects/{key}`, and `GET /v1/objects?prefix=` listings.
+//!
+//! The write path: hash the body (BLAKE3), take the key's write lock, record a write
+//! intent, write the bytes atomically on the object's current tier (the default tier for a
+//! new object), record the new version (generation + 1) and drop the intent in one
+//! transaction, update the index. The read path: take the key's read lock, look the object
+//! up in memory, read the range from its current tier, record the access. Both record the
+//! access in the tracker, whose spikes wake the reactive planner.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use strata_catalog::{DecisionRecord, ObjectWrite, PlacedObject, PlacementState};
+use strata_heat::{AccessEvent, AccessSummary, Op, Reason};
+
+use crate::error::ApiError;
+use crate::index::ObjectEntry;
+use crate::mover::{hash_bytes, store_call};
+use crate::recovery::reconcile_intent;
+use crate::state::{lock, now_ms, AppState};
+use crate::tiers::Tier;
+
+/// Reads at most this much per store call; larger bodies are streamed in such chunks.
+const READ_CHUNK: u64 = 4 << 20;
+
+/// How long a write of a new object waits for a move of an earlier object of the same key
+/// to clean up its copy.
+const CLEANUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Listing page size when none is asked for, and the largest page.
+const DEFAULT_PAGE: usize = 1000;
+const MAX_PAGE: usize = 10_000;
+
+/// A validated object key from the path.
+pub struct ObjectKey(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ObjectKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(key) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::bad_request("invalid_key", rejection.body_text()))?;
+        check_key(&key)?;
+        Ok(ObjectKey(key))
+    }
+}
+
+/// Refuses keys that are empty, too long, hold NUL, start with `/` or have an empty, `.`
+/// or `..` segment.
+pub fn check_key(key: &str) -> Result<(), ApiError> {
+    strata_heat::event::check_key(key)
+        .map_err(|reason| ApiError::bad_request("invalid_key", format!("invalid key: {reason}")))
+}
+
+/// A request body over its limit, or unreadable, as a JSON error.
+pub fn body_error(rejection: BytesRejection, limit: u64, what: &str) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the {what} is larger than the limit of {limit} bytes"),
+        )
+    } else {
+        ApiError::bad_request("unreadable_body", rejection.body_text())
+    }
+}
+
+/// An object as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct ObjectView {
+    /// Key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3, hex.
+    pub hash: String,
+    /// Tier of the current copy.
+    pub tier: String,
+    /// Grows on every write.
+    pub generation: i64,
+    /// Last write.
+    pub mtime_ms: i64,
+    /// First write.
+    pub created_ms: i64,
+    /// When the current copy became current.
+    pub placed_ms: i64,
+}
+
+impl ObjectView {
+    pub(crate) fn new(state: &AppState, key: &str, entry: &ObjectEntry) -> Self {
+        ObjectView {
+            key: key.to_string(),
+            size: entry.size,
+            hash: hex::encode(entry.hash),
+            tier: state.tiers[entry.tier].name().to_string(),
+            generation: entry.generation,
+            mtime_ms: entry.mtime_ms,
+            created_ms: entry.created_ms,
+            placed_ms: entry.placed_ms,
+        }
+    }
+}
+
+/// The index entry for a recorded object.
+pub fn entry_of(placed: &PlacedObject, tier: usize) -> ObjectEntry {
+    ObjectEntry {
+        size: placed.object.size,
+        hash: placed.object.hash,
+        mtime_ms: placed.object.mtime_ms,
+        generation: placed.object.generation,
+        created_ms: placed.object.created_ms,
+        tier,
+        placed_ms: placed.placed_ms,
+    }
+}
+
+/// Records an access in the tracker; wakes the reactive planner on a spike.
+pub fn record_access(state: &AppState, key: &str, op: Op, bytes: u64) {
+    let now = now_ms();
+    let event = AccessEvent {
+        ts_ms: now,
+        key: key.to_string(),
+        op,
+        bytes,
+        client: None,
+    };
+    let outcome = lock(&state.tracker).record_event(now, &event);
+    if outcome.spikes > 0 {
+        state
+            .metrics
+            .spikes
+            .fetch_add(outcome.spikes as u64, Ordering::Relaxed);
+        state.planner_wake.notify_one();
+    }
+}
+
+/// `PUT /v1/objects/{key}`.
+pub async fn put_object(
+    State(state): State<Arc<AppState>>,
+    ObjectKey(key): ObjectKey,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| body_error(r, state.limits.max_object_size, "object"))?;
+    let size = body.len() as u64;
+    let hash = hash_bytes(body.clone()).await;
+    if let Some(expected) = headers.get("x-strata-hash") {
+        let expected = expected.to_str().unwrap_or_default().to_ascii_lowercase();
+        if expected != hex::encode(hash) {
+            return Err(ApiError::bad_request(
+                "hash_mismatch",
+                format!(
+                    "the body's BLAKE3 is {}, not the {expected} given in X-Strata-Hash; the \
+                     upload was damaged, send it again",
+                    hex::encode(hash)
+                ),
+            ));
+        }
+    }
+    let (placed, created) = write_object(&state, &key, body, hash).await?;
+    state.metrics.writes.fetch_add(1, Ordering::Relaxed);
+    state.metrics.write_bytes.fetch_add(size, Ordering::Relaxed);
+    record_access(&state, &key, Op::Write, size);
+    if created {
+        lock(&state.decisions).push(
+            DecisionRecord {
+                key: key.clone(),
+                ts_ms: placed.object.mtime_ms,
+                class: "new".to_string(),
+                reason: Reason::DefaultTier.code().to_string(),
+                action: format!("place:{}", placed.tier),
+                explanation: format!(
+                    "new object: placed on the default tier {}; later passes move it by its \
+                     accesses",
+                    placed.tier
+                ),
+                inputs_json: serde_json::json!({ "default_tier": placed.tier, "size": size })
+                    .to_string(),
+                job_id: None,
+            },
+            false,
+        );
+    }
+    let tier = state.tier(&placed.tier).map_or(0, |tier| tier.index);
+    let view = ObjectView::new(&state, &key, &entry_of(&placed, tier));
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)).into_response())
+}
+
+/// Writes an object's bytes and records them; returns the record and whether the object
+/// is new.
+pub async fn write_object(
+    state: &AppState,
+    key: &str,
+    body: Bytes,
+    hash: [u8; 32],
+) -> Result<(PlacedObject, bool), ApiError> {
+    for _ in 0..3 {
+        if !state.index.contains(key) && !state.mover.wait_idle(key, CLEANUP_WAIT).await {
+            break;
+        }
+        let guard = state.locks.write(key).await;
+        let existing = state.index.get(key);
+        let tier = match &existing {
+            Some(entry) => &state.tiers[entry.tier],
+            None => state.default_tier(),
+        };
+        if existing.is_none() {
+            if let Some(other) = state.index.conflicting_key(key) {
+                return Err(ApiError::conflict(
+                    "key_conflict",
+                    format!(
+                        "{key:?} cannot be stored beside {other:?}: a key cannot be both an \
+                         object and a folder of other objects (tiers keep objects as files)"
+                    ),
+                ));
+            }
+            if state.mover.running(key).is_some() {
+                drop(guard);
+                continue;
+            }
+            clear_leftover(state, key, tier).await?;
+        }
+        let now = now_ms();
+        state.catalog.begin_write(key, tier.name(), now).await?;
+        let path = Tier::object_path(key);
+        let written = store_call(state, "an object write", || {
+            tier.store.write_atomic(&path, body.clone())
+        })
+        .await;
+        let write = ObjectWrite {
+            key: key.to_string(),
+            tier: tier.name().to_string(),
+            size: body.len() as u64,
+            hash,
+            now_ms: now,
+        };
+        let committed = match written {
+            Ok(()) => state
+                .catalog
+                .commit_write(&write)
+                .await
+                .map_err(ApiError::from),
+            Err(err) => Err(ApiError::from(err)),
+        };
+        return match committed {
+            Ok(placed) => {
+                state.index.upsert(key, entry_of(&placed, tier.index));
+                drop(guard);
+                Ok((placed, existing.is_none()))
+            }
+            Err(err) => {
+                // The bytes may or may not have been replaced: make the catalog, the index
+                // and the bytes agree before anyone reads them.
+                if let Err(fix) = reconcile_intent(state, key, tier).await {
+                    tracing::error!(%key, %fix, "cannot reconcile a failed write; it is retried at the next start");
+                }
+                drop(guard);
+                Err(err)
+            }
+        };
+    }
+    Err(ApiError::unavailable(
+        "object_busy",
+        format!("a move of an earlier object {key:?} is still cleaning up; try again"),
+    ))
+}
+
+/// Before a new object is written to `tier`: a copy left there by a deleted object of the
+/// same key (its bytes and row) is removed first. Called with the key's write lock held.
+async fn clear_leftover(state: &AppState, key: &str, tier: &Tier) -> Result<(), ApiError> {
+    let placements = state.catalog.placements(key).await?;
+    for placement in placements.iter().filter(|p| p.tier == tier.name()) {
+        if placement.state == PlacementState::Current {
+            return Err(ApiError::internal(format!(
+                "{key:?} has a current copy on {} but no object record; restart the service \
+                 to reconcile",
+                tier.name()
+            )));
+        }
+        let path = Tier::object_path(key);
+        store_call(state, "a leftover copy's delete", || {
+            tier.store.delete(&path)
+        })
+        .await
+        .map_err(|err| {
+            ApiError::unavailable(
+                "object_cleanup_pending",
+                format!("a copy of an earlier {key:?} cannot be deleted yet: {err}"),
+            )
+        })?;
+        state
+            .catalog
+            .remove_placement(key, tier.name(), placement.state)
+            .await?;
+        lock(&state.retire_backlog).remove(&(key.to_string(), tier.index));
+    }
+    Ok(())
+}
+
+/// A byte range to serve: `(offset, len)`, or the whole object.
+#[derive(Debug, PartialEq, Eq)]
+enum Range {
+    Whole,
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// Parses a `Range` header for an object of `size` bytes. One range only; several ranges
+/// or a malformed header are ignored (the whole object is served), as HTTP allows.
+fn parse_range(header: Option<&HeaderValue>, size: u64) -> Range {
+    let Some(text) = header.and_then(|value| value.to_str().ok()) else {
+        return Range::Whole;
+    };
+    let Some(spec) = text.trim().strip_prefix("bytes=") else {
+        return Range::Whole;
+    };
+    if spec.contains(',') {
+        return Range::Whole;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return Range::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    match (first.parse::<u64>(), last.parse::<u64>()) {
+        (Ok(start), Ok(end)) if start <= end => {
+            if start >= size {
+                Range::Unsatisfiable
+            } else {
+                Range::Part(start, end.min(size - 1) - start + 1)
+            }
+        }
+        (Ok(start), Err(_)) if last.is_empty() => {
+            if start >= size {
+                Range::Unsatisfiable
+            } else {
+                Range::Part(start, size - start)
+            }
+        }
+        (Err(_), Ok(suffix)) if first.is_empty() => {
+            if suffix == 0 || size == 0 {
+                Range::Unsatisfiable
+            } else {
+                let len = suffix.min(size);
+                Range::Part(size - len, len)
+            }
+        }
+        _ => Range::Whole,
+    }
+}
+
+fn object_headers(state: &AppState, entry: &ObjectEntry) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let hash = hex::encode(entry.hash);
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    };
+    put("etag", format!("\"{hash}\""));
+    put("x-strata-hash", hash);
+    put("x-strata-tier", state.tiers[entry.tier].name().to_string());
+    put("x-strata-generation", entry.generation.to_string());
+    put("x-strata-mtime-ms", entry.mtime_ms.to_string());
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers
+}
+
+/// `HEAD /v1/objects/{key}`.
+pub async fn head_object(
+    State(state): State<Arc<AppState>>,
+    ObjectKey(key): ObjectKey,
+) -> Result<Response, ApiError> {
+    let entry = state
+        .index
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(format!("no object {key:?}")))?;
+    let mut headers = object_headers(&state, &entry);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.size));
+    Ok((StatusCode::OK, headers).into_response())
+}
+
+/// `GET /v1/objects/{key}`.
+pub async fn get_object(
+    State(state): State<Arc<AppState>>,
+    ObjectKey(key): ObjectKey,
+    request_headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let guard = state.locks.read(&key).await;
+    let entry = state
+        .index
+        .get(&key)
+        .ok_or_else(|| ApiError::not_found(format!("no object {key:?}")))?;
+    let (status, offset, len) = match parse_range(request_headers.get(header::RANGE), entry.size) {
+        Range::Whole => (StatusCode::OK, 0, entry.size),
+        Range::Part(offset, len) => (StatusCode::PARTIAL_CONTENT, offset, len),
+        Range::Unsatisfiable => {
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", entry.size)) {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+            let error = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the range is outside the object's {} bytes", entry.size),
+            );
+            return Ok((headers, error).into_response());
+        }
+    };
+    let tier = state.tiers[entry.tier].clone();
+    let path = Tier::object_path(&key);
+    let first_len = len.min(READ_CHUNK);
+    let first = store_call(&state, "an object read", || {
+        tier.store.read_range(&path, offset, first_len)
+    })
+    .await?;
+    let mut headers = object_headers(&state, &entry);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if status == StatusCode::PARTIAL_CONTENT {
+        let range = format!("bytes {}-{}/{}", offset, offset + len - 1, entry.size);
+        if let Ok(value) = HeaderValue::from_str(&range) {
+            headers.insert(header::CONTENT_RANGE, value);
+        }
+    }
+    state.metrics.reads.fetch_add(1, Ordering::Relaxed);
+    state.metrics.read_bytes.fetch_add(len, Ordering::Relaxed);
+    record_access(&state, &key, Op::Read, len);
+    let body = if first_len == len {
+        drop(guard);
+        Body::from(first)
+    } else {
+        // The read lock travels with the stream: the bytes cannot be replaced or retired
+        // before the last chunk is read.
+        let rest = futures::stream::unfold(
+            (
+                offset + first_len,
+                len - first_len,
+                guard,
+                tier,
+                path,
+                state.clone(),
+            ),
+            |(at, left, guard, tier, path, state)| async move {
+                if left == 0 {
+                    return None;
+                }
+                let take = left.min(READ_CHUNK);
+                match store_call(&state, "an object read", || {
+                    tier.store.read_range(&path, at, take)
+                })
+                .await
+                {
+                    Ok(chunk) => Some((
+                        Ok::<Bytes, std::io::Error>(chunk),
+                        (at + take, left - take, guard, tier, path, state),
+                    )),
+                    Err(err) => Some((
+                        Err(std::io::Error::other(err.to_string())),
+                        (at, 0, guard, tier, path, state),
+                    )),
+                }
+            },
+        );
+        let first = futures::stream::once(async move { Ok::<Bytes, std::io::Error>(first) });
+        Body::from_stream(futures::StreamExt::chain(first, rest))
+    };
+    state.metrics.get_latency.observe(started.elapsed());
+    Ok((status, headers, body).into_response())
+}
+
+/// `DELETE /v1/objects/{key}`.
+pub async fn delete_object(
+    State(state): State<Arc<AppState>>,
+    ObjectKey(key): ObjectKey,
+) -> Result<Response, ApiError> {
+    let guard = state.locks.write(&key).await;
+    if !state.index.contains(&key) {
+        return Err(ApiError::not_found(format!("no object {key:?}")));
+    }
+    let placements = state
+        .catalog
+        .delete_object(&key, now_ms())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no object {key:?}")))?;
+    state.index.remove(&key);
+    lock(&state.tracker).remove(&key);
+    lock(&state.decisions).forget(&key);
+    let running = state.mover.cancel_key(&key);
+    let path = Tier::object_path(&key);
+    for placement in placements {
+        let Some(tier) = state.tier(&placement.tier) else {
+            continue;
+        };
+        // A running move deletes its own copy (it may still be writing it).
+        if let Some(running) = &running {
+            if running.to_tier == tier.index && !running.switched.load(Ordering::SeqCst) {
+                continue;
+            }
+        }
+        let deleted = store_call(&state, "an object delete", || tier.store.delete(&path)).await;
+        let removed = match deleted {
+            Ok(()) => state
+                .catalog
+                .remove_placement(&key, tier.name(), PlacementState::Retiring)
+                .await
+                .map_err(|err| err.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        if let Err(err) = removed {
+            tracing::warn!(%key, tier = tier.name(), %err, "copy of a deleted object left for the cleanup sweep");
+            lock(&state.retire_backlog).insert((key.clone(), tier.index));
+        }
+    }
+    drop(guard);
+    state.metrics.deletes.fetch_add(1, Ordering::Relaxed);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Query of `GET /v1/objects`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// Only keys starting with this.
+    #[serde(default)]
+    pub prefix: String,
+    /// Only keys after this one (the previous page's `next_start_after`).
+    pub start_after: Option<String>,
+    /// Page size (default 1000, at most 10000).
+    pub limit: Option<usize>,
+    /// Add each object's class and access summary.
+    #[serde(default)]
+    pub heat: bool,
+}
+
+/// `GET /v1/objects?prefix=&start_after=&limit=&heat=`.
+pub async fn list_objects(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let (page, truncated) = state
+        .index
+        .list(&query.prefix, query.start_after.as_deref(), limit);
+    let next = if truncated {
+        page.last().map(|(key, _)| key.clone())
+    } else {
+        None
+    };
+    let now = now_ms();
+    let rules = state.config.classification_rules();
+    let tracker = query.heat.then(|| lock(&state.tracker));
+    let objects: Vec<serde_json::Value> = page
+        .iter()
+        .map(|(key, entry)| {
+            let mut value =
+                serde_json::to_value(ObjectView::new(&state, key, entry)).unwrap_or_default();
+            if let Some(tracker) = &tracker {
+                let summary = tracker
+                    .summary(key, now)
+                    .unwrap_or(AccessSummary::never_accessed(now));
+                let decision = rules.classify(&summary);
+                value["class"] = serde_json::json!(decision.class);
+                value["reason"] = serde_json::json!(decision.reason);
+                value["explanation"] = serde_json::json!(decision.explain());
+                value["access"] = serde_json::json!({
+                    "count_1h": summary.count_1h,
+                    "count_24h": summary.count_24h,
+                    "last_access_ms": summary.last_access_ms,
+                    "fast_rate_per_hour": summary.fast_rate_per_hour,
+                    "slow_rate_per_hour": summary.slow_rate_per_hour,
+                });
+            }
+            value
+        })
+        .collect();
+    drop(tracker);
+    Ok(Json(serde_json::json!({
+        "objects": objects,
+        "truncated": truncated,
+        "next_start_after": next,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(text: &str, size: u64) -> Range {
+        parse_range(Some(&HeaderValue::from_str(text).unwrap()), size)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range("bytes=0-9", 100), Range::Part(0, 10));
+        assert_eq!(range("bytes=90-200", 100), Range::Part(90, 10));
+        assert_eq!(range("bytes=10-", 100), Range::Part(10, 90));
+        assert_eq!(range("bytes=-10", 100), Range::Part(90, 10));
+        assert_eq!(range("bytes=-1000", 100), Range::Part(0, 100));
+        assert_eq!(range("bytes=100-", 100), Range::Unsatisfiable);
+        assert_eq!(range("bytes=-0", 100), Range::Unsatisfiable);
+        assert_eq!(range("bytes=0-0", 0), Range::Unsatisfiable);
+        assert_eq!(range("bytes=0-1,5-6", 100), Range::Whole);
+        assert_eq!(range("bytes=9-3", 100), Range::Whole);
+        assert_eq!(range("items=0-3", 100), Range::Whole);
+        assert_eq!(parse_range(None, 100), Range::Whole);
+    }
+}

@@ -1,0 +1,254 @@
+//! Making the catalog and the tiers agree: at start-up after a crash, after a failed write,
+//! and periodically for copies whose delete failed.
+//!
+//! What can be left behind, and what is done about it:
+//!
+//! - **a write intent**: the process died (or the store call failed) between recording the
+//!   intent and recording the write. The bytes on the tier are the old content, the new
+//!   content, or absent. They are hashed: the old content drops the intent; new content
+//!   is adopted as the object's next version (the write happened, it just was not
+//!   acknowledged); no bytes drops the intent. The catalog then describes the bytes again.
+//! - **a `copying` or `retiring` placement whose job is finished or absent**: its bytes are
+//!   deleted, then its row.
+//! - **an unfinished move job**: queued again; the mover restarts it from the copy (before
+//!   the switch) or finishes its retire (after).
+//! - **temporary files** of interrupted atomic writes on local tiers
+//!   (`.<name>.strata-tmp.*` beside a key that was being written or copied): removed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+use strata_catalog::{MoveFilter, ObjectWrite, PlacementState};
+
+use crate::error::ServeError;
+use crate::mover::{hash_bytes, store_call};
+use crate::objects::entry_of;
+use crate::state::{lock, now_ms, AppState};
+use crate::tiers::Tier;
+
+/// What recovery did at start-up.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RecoveryReport {
+    /// Interrupted writes whose new content was adopted.
+    pub writes_adopted: u64,
+    /// Interrupted writes that left the old content (or nothing).
+    pub writes_dropped: u64,
+    /// Copies deleted (of finished or cancelled moves, and of deleted objects).
+    pub copies_removed: u64,
+    /// Temporary files of interrupted writes removed.
+    pub temp_files_removed: u64,
+    /// Unfinished move jobs queued again.
+    pub jobs_resumed: u64,
+}
+
+/// Makes a write intent's catalog record agree with the bytes on the tier, then drops the
+/// intent. Called with the key's write lock held (or before the service answers).
+/// Returns whether the bytes on the tier were adopted as a new version.
+pub async fn reconcile_intent(state: &AppState, key: &str, tier: &Tier) -> Result<bool, String> {
+    let path = Tier::object_path(key);
+    let existing = state.index.get(key);
+    let stat = store_call(state, "a recovery stat", || tier.store.stat(&path))
+        .await
+        .map_err(|err| err.to_string())?;
+    let adopt = match (&existing, stat) {
+        (_, None) => false,
+        (Some(entry), Some(_)) if entry.tier != tier.index => {
+            // Not this tier's object any more: the bytes are an orphan.
+            store_call(state, "an orphan delete", || tier.store.delete(&path))
+                .await
+                .map_err(|err| err.to_string())?;
+            false
+        }
+        (existing, Some(_)) => {
+            let bytes = store_call(state, "a recovery read", || tier.store.read_all(&path))
+                .await
+                .map_err(|err| err.to_string())?;
+            let hash = hash_bytes(bytes.clone()).await;
+            match existing {
+                Some(entry) if entry.hash == hash && entry.size == bytes.len() as u64 => false,
+                _ => {
+                    let placements = state
+                        .catalog
+                        .placements(key)
+                        .await
+                        .map_err(|err| err.to_string())?;
+                    let blocked = existing.is_none()
+                        && placements
+                            .iter()
+                            .any(|p| p.tier == tier.name() && p.state != PlacementState::Current);
+                    if blocked {
+                        // A copy being retired: the sweep deletes it.
+                        false
+                    } else {
+                        let write = ObjectWrite {
+                            key: key.to_string(),
+                            tier: tier.name().to_string(),
+                            size: bytes.len() as u64,
+                            hash,
+                            now_ms: now_ms(),
+                        };
+                        let placed = state
+                            .catalog
+                            .commit_write(&write)
+                            .await
+                            .map_err(|err| err.to_string())?;
+                        state.index.upsert(key, entry_of(&placed, tier.index));
+                        tracing::warn!(%key, tier = tier.name(), generation = placed.object.generation,
+                            "an interrupted write had replaced the bytes; adopted them as the object's content");
+                        true
+                    }
+                }
+            }
+        }
+    };
+    if !adopt {
+        state
+            .catalog
+            .abandon_write(key, tier.name())
+            .await
+            .map_err(|err| err.to_string())?;
+    }
+    Ok(adopt)
+}
+
+/// Deletes copies whose move is over (or whose object is gone): `copying` and `retiring`
+/// placements not owned by an unfinished job. Each is handled under its key's write lock
+/// and re-read there, so a write of the same key cannot interleave. Returns the count.
+pub async fn sweep(state: &AppState) -> Result<u64, String> {
+    let in_flight = state
+        .catalog
+        .placements_in_flight()
+        .await
+        .map_err(|err| err.to_string())?;
+    let keys: BTreeSet<String> = in_flight.into_iter().map(|p| p.key).collect();
+    let mut removed = 0;
+    for key in keys {
+        let guard = state.locks.write(&key).await;
+        let placements = state
+            .catalog
+            .placements(&key)
+            .await
+            .map_err(|err| err.to_string())?;
+        for placement in placements {
+            if placement.state == PlacementState::Current {
+                continue;
+            }
+            if let Some(id) = placement.job_id {
+                if state.mover.is_running_job(id) {
+                    continue;
+                }
+                let job = state
+                    .catalog
+                    .move_job(id)
+                    .await
+                    .map_err(|err| err.to_string())?;
+                if job.is_some_and(|job| job.state.is_active()) {
+                    continue;
+                }
+            }
+            let Some(tier) = state.tier(&placement.tier) else {
+                tracing::warn!(key = %placement.key, tier = %placement.tier,
+                    "a copy on a tier that is no longer configured is left alone");
+                continue;
+            };
+            if state
+                .index
+                .get(&key)
+                .is_some_and(|entry| entry.tier == tier.index)
+            {
+                continue;
+            }
+            let path = Tier::object_path(&key);
+            if let Err(err) = store_call(state, "a leftover copy's delete", || {
+                tier.store.delete(&path)
+            })
+            .await
+            {
+                tracing::warn!(%key, tier = tier.name(), %err, "cannot delete a leftover copy yet");
+                continue;
+            }
+            state
+                .catalog
+                .remove_placement(&key, tier.name(), placement.state)
+                .await
+                .map_err(|err| err.to_string())?;
+            lock(&state.retire_backlog).remove(&(key.clone(), tier.index));
+            removed += 1;
+        }
+        drop(guard);
+    }
+    Ok(removed)
+}
+
+/// Removes `.<name>.strata-tmp.*` files beside `key` on a local tier.
+fn remove_temp_files(tier: &Tier, key: &str) -> u64 {
+    let Some(file) = tier.local_file(key) else {
+        return 0;
+    };
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return 0;
+    };
+    let prefix = format!(".{}.strata-tmp.", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix)
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Start-up recovery, before the service answers and before any job runs.
+pub async fn recover(state: &Arc<AppState>) -> Result<RecoveryReport, ServeError> {
+    let mut report = RecoveryReport::default();
+    let intents = state.catalog.write_intents().await?;
+    let in_flight = state.catalog.placements_in_flight().await?;
+    let mut touched: BTreeSet<(String, String)> = in_flight
+        .iter()
+        .map(|p| (p.key.clone(), p.tier.clone()))
+        .collect();
+    for intent in &intents {
+        touched.insert((intent.key.clone(), intent.tier.clone()));
+        let Some(tier) = state.tier(&intent.tier) else {
+            tracing::warn!(key = %intent.key, tier = %intent.tier, "a write intent on an unconfigured tier is dropped");
+            state
+                .catalog
+                .abandon_write(&intent.key, &intent.tier)
+                .await?;
+            continue;
+        };
+        let adopted = reconcile_intent(state, &intent.key, tier)
+            .await
+            .map_err(|err| ServeError::Recovery(format!("write of {:?}: {err}", intent.key)))?;
+        if adopted {
+            report.writes_adopted += 1;
+        } else {
+            report.writes_dropped += 1;
+        }
+    }
+    for (key, tier) in &touched {
+        if let Some(tier) = state.tier(tier) {
+            report.temp_files_removed += remove_temp_files(tier, key);
+        }
+    }
+    report.copies_removed = sweep(state).await.map_err(ServeError::Recovery)?;
+    let mut active = state
+        .catalog
+        .move_jobs(&MoveFilter {
+            active_only: true,
+            ..MoveFilter::default()
+        })
+        .await?;
+    active.sort_by_key(|job| job.id);
+    for job in &active {
+        state.mover.enqueue(job.id);
+    }
+    report.jobs_resumed = active.len() as u64;
+    Ok(report)
+}

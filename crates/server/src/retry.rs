@@ -1,0 +1,231 @@
+//! The service's one retry loop: exponential backoff with full jitter, only for errors that
+//! say a retry can help, and a server's `Retry-After` honoured when the error carries one.
+//!
+//! Errors describe themselves through [`RetryAdvice`]. [`StoreError`] answers from
+//! [`StoreError::is_retryable`] (timeouts, 429, 5xx, unreachable). The store crate does not
+//! yet expose the `Retry-After` of a 429 or 503 answer; when it does, its advice becomes
+//! [`Advice::RetryAfter`] here and the loop waits at least that long.
+
+use std::future::Future;
+use std::time::Duration;
+
+use strata_catalog::CatalogError;
+use strata_store::StoreError;
+
+/// What an error says about trying again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advice {
+    /// Do not retry: the same call will fail the same way.
+    Stop,
+    /// Retry after the backoff delay.
+    Retry,
+    /// Retry, waiting at least this long (the server's `Retry-After`).
+    RetryAfter(Duration),
+}
+
+/// Errors that know whether a retry can help.
+pub trait RetryAdvice {
+    /// The advice for this error.
+    fn advice(&self) -> Advice;
+}
+
+impl RetryAdvice for StoreError {
+    fn advice(&self) -> Advice {
+        if self.is_retryable() {
+            Advice::Retry
+        } else {
+            Advice::Stop
+        }
+    }
+}
+
+impl RetryAdvice for CatalogError {
+    fn advice(&self) -> Advice {
+        if self.is_transient() {
+            Advice::Retry
+        } else {
+            Advice::Stop
+        }
+    }
+}
+
+/// How a call is retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// Delay before the second attempt; it doubles after each retry.
+    pub base: Duration,
+    /// Longest delay between two attempts (a `Retry-After` is capped by it too).
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// Five attempts, 100 ms doubling to at most 10 s.
+    fn default() -> Self {
+        Backoff {
+            attempts: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before retry number `retry` (1 for the first retry): a uniformly random
+    /// point in the upper half of the doubled delay, so that many clients that failed
+    /// together do not retry together; at least the server's `Retry-After`.
+    pub fn delay(&self, retry: u32, advice: Advice) -> Duration {
+        let doubled = self
+            .base
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
+            .min(self.max);
+        let half = doubled / 2;
+        let jitter = half.mul_f64(rand::random::<f64>());
+        let delay = half + jitter;
+        match advice {
+            Advice::RetryAfter(after) => delay.max(after.min(self.max)),
+            _ => delay,
+        }
+    }
+}
+
+/// Runs `call` until it succeeds, fails with an error that says stop, or the attempts are
+/// spent. `on_retry` is told of each retry (for metrics and logs).
+pub async fn with_backoff<T, E, F, Fut>(
+    backoff: Backoff,
+    mut on_retry: impl FnMut(&E, u32),
+    mut call: F,
+) -> Result<T, E>
+where
+    E: RetryAdvice,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                let advice = error.advice();
+                if advice == Advice::Stop || attempt >= backoff.attempts {
+                    return Err(error);
+                }
+                on_retry(&error, attempt);
+                tokio::time::sleep(backoff.delay(attempt, advice)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fake(Advice);
+
+    impl RetryAdvice for Fake {
+        fn advice(&self) -> Advice {
+            self.0
+        }
+    }
+
+    fn quick() -> Backoff {
+        Backoff {
+            attempts: 4,
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(500),
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_until_success() {
+        let calls = AtomicU32::new(0);
+        let mut retries = 0;
+        let result: Result<u32, Fake> = with_backoff(
+            quick(),
+            |_, _| retries += 1,
+            || async {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                if n < 2 {
+                    Err(Fake(Advice::Retry))
+                } else {
+                    Ok(n)
+                }
+            },
+        )
+        .await;
+        assert_eq!(result.unwrap(), 2);
+        assert_eq!(retries, 2);
+    }
+
+    #[tokio::test]
+    async fn permanent_errors_and_spent_attempts_stop() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), Fake> = with_backoff(
+            quick(),
+            |_, _| {},
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(Fake(Advice::Stop))
+            },
+        )
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let calls = AtomicU32::new(0);
+        let result: Result<(), Fake> = with_backoff(
+            quick(),
+            |_, _| {},
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(Fake(Advice::Retry))
+            },
+        )
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_honoured() {
+        let calls = AtomicU32::new(0);
+        let start = Instant::now();
+        let _: Result<(), Fake> = with_backoff(
+            Backoff {
+                attempts: 2,
+                ..quick()
+            },
+            |_, _| {},
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(Fake(Advice::RetryAfter(Duration::from_millis(300))))
+            },
+        )
+        .await;
+        assert!(start.elapsed() >= Duration::from_millis(300));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn delays_grow_with_jitter_and_stay_capped() {
+        let b = quick();
+        for retry in 1..8 {
+            let full = (b.base * (1 << (retry - 1))).min(b.max);
+            for _ in 0..50 {
+                let d = b.delay(retry, Advice::Retry);
+                assert!(d >= full / 2 && d <= full, "{retry}: {d:?}");
+            }
+        }
+        assert_eq!(
+            b.delay(1, Advice::RetryAfter(Duration::from_secs(60))),
+            b.max
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! The HTTP surface: the router, the list of its routes (checked against the OpenAPI
+//! document by a test), the small handlers (health, tiers, metrics, the document), and the
+//! JSON answers for unknown routes and methods.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{access, explain, jobs, objects, planning};
+
+/// The OpenAPI 3.1 document served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Every route: (axum path, OpenAPI path, methods). The router below is built from the
+/// same paths; a test checks each one against the router and the OpenAPI document.
+pub const ROUTES: &[(&str, &str, &[&str])] = &[
+    ("/healthz", "/healthz", &["get"]),
+    ("/metrics", "/metrics", &["get"]),
+    ("/openapi.json", "/openapi.json", &["get"]),
+    ("/v1/objects", "/v1/objects", &["get"]),
+    (
+        "/v1/objects/{*key}",
+        "/v1/objects/{key}",
+        &["get", "head", "put", "delete"],
+    ),
+    ("/v1/access-events", "/v1/access-events", &["post"]),
+    ("/v1/tiers", "/v1/tiers", &["get"]),
+    ("/v1/jobs", "/v1/jobs", &["get"]),
+    ("/v1/jobs/{id}", "/v1/jobs/{id}", &["get"]),
+    ("/v1/jobs/{id}/cancel", "/v1/jobs/{id}/cancel", &["post"]),
+    ("/v1/jobs/{id}/retry", "/v1/jobs/{id}/retry", &["post"]),
+    ("/v1/plan", "/v1/plan", &["get", "post"]),
+    ("/v1/explain/{*key}", "/v1/explain/{key}", &["get"]),
+    ("/v1/events", "/v1/events", &["get"]),
+];
+
+/// The router over `state`.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limits = state.limits;
+    let object_limit = usize::try_from(limits.max_object_size).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/objects", get(objects::list_objects))
+        .route(
+            "/v1/objects/{*key}",
+            get(objects::get_object)
+                .head(objects::head_object)
+                .put(objects::put_object)
+                .delete(objects::delete_object)
+                .layer(DefaultBodyLimit::max(object_limit)),
+        )
+        .route(
+            "/v1/access-events",
+            post(access::ingest).layer(DefaultBodyLimit::max(limits.max_batch_bytes)),
+        )
+        .route("/v1/tiers", get(tiers))
+        .route("/v1/jobs", get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/v1/plan", get(planning::dry_run).post(planning::run_now))
+        .route("/v1/explain/{*key}", get(explain::explain))
+        .route("/v1/events", get(jobs::events))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            count_answers,
+        ))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn count_answers(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_answer(&method, &route, response.status().as_u16());
+    response
+}
+
+async fn no_route(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        format!(
+            "no route {} {}; the API is described at /openapi.json",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}; see /openapi.json",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "objects": state.index.len(),
+        "tiers": state.tiers.len(),
+    }))
+}
+
+async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = state.metrics.render(&state.gauges());
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// A tier with its usage and cost, as `GET /v1/tiers` shows it.
+#[derive(Debug, Serialize)]
+pub struct TierView {
+    name: String,
+    /// 0 for the hottest.
+    rank: usize,
+    /// The store, without credentials.
+    store: String,
+    layout: strata_heat::Layout,
+    codec: String,
+    capacity_bytes: Option<u64>,
+    used_bytes: u64,
+    objects: u64,
+    incoming_bytes: u64,
+    free_bytes: Option<u64>,
+    cost_per_gb_month: f64,
+    /// Storage cost of the bytes on the tier, per month (GB of 10^9 bytes).
+    monthly_cost: f64,
+    read_latency_ms: f64,
+    retrieval_cost_per_gb: f64,
+    egress_cost_per_gb: f64,
+    min_residency_ms: u128,
+    /// Classes whose objects live here.
+    classes: Vec<&'static str>,
+    /// New objects land here.
+    default: bool,
+}
+
+async fn tiers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let usage = state.index.usage();
+    let classes = &state.config.classes;
+    let views: Vec<TierView> = state
+        .tiers
+        .iter()
+        .zip(usage)
+        .map(|(tier, usage)| {
+            let c = &tier.config;
+            let mut tier_classes = Vec::new();
+            for (class, names) in [
+                ("hot", &classes.hot),
+                ("warm", &classes.warm),
+                ("cold", &classes.cold),
+            ] {
+                if names.contains(&c.name) {
+                    tier_classes.push(class);
+                }
+            }
+            TierView {
+                name: c.name.clone(),
+                rank: tier.index,
+                store: tier.store.display(),
+                layout: c.layout,
+                codec: c.codec.clone(),
+                capacity_bytes: c.capacity,
+                used_bytes: usage.bytes,
+                objects: usage.objects,
+                incoming_bytes: usage.incoming_bytes,
+                free_bytes: c
+                    .capacity
+                    .map(|cap| cap.saturating_sub(usage.bytes + usage.incoming_bytes)),
+                cost_per_gb_month: c.cost_per_gb_month,
+                monthly_cost: usage.bytes as f64 / 1e9 * c.cost_per_gb_month,
+                read_latency_ms: c.read_latency_ms,
+                retrieval_cost_per_gb: c.retrieval_cost_per_gb,
+                egress_cost_per_gb: c.egress_cost_per_gb,
+                min_residency_ms: c.min_residency.as_millis(),
+                classes: tier_classes,
+                default: c.name == state.config.default_tier,
+            }
+        })
+        .collect();
+    let total: f64 = views.iter().map(|view| view.monthly_cost).sum();
+    Json(serde_json::json!({
+        "tiers": views,
+        "default_tier": state.config.default_tier,
+        "total_monthly_cost": total,
+    }))
+}

@@ -1,0 +1,211 @@
+//! What every handler and background task shares: the configuration, the tiers, the
+//! catalog, the in-memory index and tracker, the mover, metrics and the event channel.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use strata_catalog::{DecisionRecord, SqliteCatalog, TieringCatalog};
+use strata_heat::{AccessTracker, TieringConfig};
+use tokio::sync::{broadcast, watch, Notify};
+
+use crate::index::{KeyLocks, ObjectIndex};
+use crate::metrics::{Gauges, Metrics};
+use crate::mover::Mover;
+use crate::retry::Backoff;
+use crate::tiers::Tier;
+
+/// Milliseconds since the Unix epoch (0 for a clock before 1970).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Locks a std mutex, ignoring poisoning (every critical section leaves its data whole).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Bounds on what clients may send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest object a PUT accepts, bytes.
+    pub max_object_size: u64,
+    /// Largest access-event batch, bytes.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 256 MiB objects, 64 MiB event batches.
+    fn default() -> Self {
+        Limits {
+            max_object_size: 256 << 20,
+            max_batch_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A move job's transition, sent to `/v1/events` subscribers.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobEvent {
+    /// Job id.
+    pub id: i64,
+    /// Object key.
+    pub key: String,
+    /// Tier it leaves.
+    pub from: String,
+    /// Tier it goes to.
+    pub to: String,
+    /// New state.
+    pub state: String,
+    /// Why the move was planned.
+    pub reason: String,
+    /// Why it failed, was skipped or cancelled.
+    pub error: Option<String>,
+    /// When.
+    pub ts_ms: i64,
+}
+
+/// Decisions waiting to be written, and the last one recorded per key (so a wait repeated
+/// by every pass is recorded once, not once per pass).
+#[derive(Debug, Default)]
+pub struct DecisionLog {
+    pending: Vec<DecisionRecord>,
+    last: HashMap<String, (String, String)>,
+}
+
+impl DecisionLog {
+    /// Queues a decision; with `dedupe`, only if its reason or action differs from the
+    /// key's last one.
+    pub fn push(&mut self, decision: DecisionRecord, dedupe: bool) {
+        let signature = (decision.reason.clone(), decision.action.clone());
+        if dedupe && self.last.get(&decision.key) == Some(&signature) {
+            return;
+        }
+        self.last.insert(decision.key.clone(), signature);
+        self.pending.push(decision);
+    }
+
+    /// Forgets a deleted key.
+    pub fn forget(&mut self, key: &str) {
+        self.last.remove(key);
+    }
+
+    /// The queued decisions.
+    pub fn take(&mut self) -> Vec<DecisionRecord> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Queued decisions of one key, oldest first.
+    pub fn pending_for(&self, key: &str) -> Vec<DecisionRecord> {
+        self.pending
+            .iter()
+            .filter(|decision| decision.key == key)
+            .cloned()
+            .collect()
+    }
+
+    /// Puts back decisions that could not be written.
+    pub fn requeue(&mut self, mut decisions: Vec<DecisionRecord>) {
+        decisions.append(&mut self.pending);
+        self.pending = decisions;
+    }
+}
+
+/// The shared state.
+pub struct AppState {
+    /// The configuration in force.
+    pub config: TieringConfig,
+    /// The tiers, hot → cold.
+    pub tiers: Vec<Tier>,
+    /// The catalog, through the engine-neutral trait.
+    pub catalog: Arc<dyn TieringCatalog>,
+    /// The SQLite engine, for closing it cleanly.
+    pub sqlite: SqliteCatalog,
+    /// Objects and tier usage.
+    pub index: ObjectIndex,
+    /// Per-key read/write locks.
+    pub locks: KeyLocks,
+    /// Access statistics.
+    pub tracker: Mutex<AccessTracker>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Job transitions for `/v1/events`.
+    pub events: broadcast::Sender<JobEvent>,
+    /// Request bounds.
+    pub limits: Limits,
+    /// Retry policy of store calls.
+    pub backoff: Backoff,
+    /// Move jobs.
+    pub mover: Mover,
+    /// Woken when spikes are detected: the reactive pass runs at once.
+    pub planner_wake: Notify,
+    /// How often the periodic planning pass runs.
+    pub plan_interval: Duration,
+    /// Decisions to write.
+    pub decisions: Mutex<DecisionLog>,
+    /// Copies of deleted objects whose bytes could not be deleted yet: (key, tier index).
+    pub retire_backlog: Mutex<HashSet<(String, usize)>>,
+    /// Becomes true when the service shuts down (ends event streams).
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// A tier by name.
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.tiers.iter().find(|tier| tier.name() == name)
+    }
+
+    /// The tier new objects land on.
+    pub fn default_tier(&self) -> &Tier {
+        self.tier(&self.config.default_tier)
+            .unwrap_or(&self.tiers[self.tiers.len() / 2])
+    }
+
+    /// Sends a job transition to subscribers (none listening is fine).
+    pub fn emit(&self, event: JobEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Counts a retried store call and logs it.
+    pub fn note_retry(&self, what: &str, error: &dyn std::fmt::Display, attempt: u32) {
+        self.metrics
+            .store_retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(%error, attempt, "retrying {what}");
+    }
+
+    /// Values for `/metrics`.
+    pub fn gauges(&self) -> Gauges {
+        let usage = self.index.usage();
+        let (tracked, dirty) = {
+            let tracker = lock(&self.tracker);
+            (tracker.len() as u64, tracker.dirty_len() as u64)
+        };
+        Gauges {
+            tiers: self
+                .tiers
+                .iter()
+                .zip(usage)
+                .map(|(tier, usage)| {
+                    (
+                        tier.name().to_string(),
+                        usage.bytes,
+                        usage.objects,
+                        usage.incoming_bytes,
+                        tier.config.capacity,
+                        tier.config.cost_per_gb_month,
+                    )
+                })
+                .collect(),
+            objects: self.index.len() as u64,
+            tracked,
+            dirty,
+            moves_running: self.mover.running_count() as u64,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! A service started in-process on a temporary data directory, and small HTTP helpers.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use strata_heat::TieringConfig;
+use strata_server::{Limits, RunningServer, ServeOptions};
+
+/// Three local tiers with no minimum residency; classification by recency only (the
+/// per-day counts are out of reach), so tests control classes with time; the periodic pass
+/// effectively off (tests run it with `POST /v1/plan`).
+pub const TEST_RULES: &str = r#"
+default_tier = "warm"
+
+[server]
+listen = "127.0.0.1:0"
+
+[[tier]]
+name = "hot"
+cost_per_gb_month = 0.2
+
+[[tier]]
+name = "warm"
+cost_per_gb_month = 0.05
+
+[[tier]]
+name = "cold"
+cost_per_gb_month = 0.01
+
+[rules]
+hot_per_day = 1000000
+warm_per_day = 1000000
+hot_within = "1h"
+warm_within = "2h"
+spike_factor = 8
+spike_min_events = 20
+demotion_interval = "1h"
+
+[tracking]
+flush_interval = "1s"
+"#;
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub server: Option<RunningServer>,
+    pub base: String,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+}
+
+pub fn config(dir: &Path, toml: &str) -> TieringConfig {
+    let text = toml.replace(
+        "[server]\n",
+        &format!("[server]\ndata_dir = {:?}\n", dir.display().to_string()),
+    );
+    TieringConfig::parse(&text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub async fn start_in(dir: tempfile::TempDir, toml: &str, limits: Limits) -> TestServer {
+    let mut options = ServeOptions::new(config(dir.path(), toml));
+    options.limits = limits;
+    let server = strata_server::start(options).await.unwrap();
+    let addr = server.addr;
+    TestServer {
+        dir,
+        server: Some(server),
+        base: format!("http://{addr}"),
+        addr,
+        client: reqwest::Client::new(),
+    }
+}
+
+pub async fn start(toml: &str) -> TestServer {
+    start_in(tempfile::tempdir().unwrap(), toml, Limits::default()).await
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn tier_dir(&self, tier: &str) -> PathBuf {
+        self.dir.path().join("tiers").join(tier)
+    }
+
+    pub async fn put(&self, key: &str, body: &[u8]) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/v1/objects/{key}")))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let response = self.get(path).await;
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json_value().await
+    }
+
+    pub async fn post(&self, path: &str, body: &[u8]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn object(&self, key: &str) -> Vec<u8> {
+        let response = self.get(&format!("/v1/objects/{key}")).await;
+        assert_eq!(response.status(), 200, "GET {key}");
+        response.bytes().await.unwrap().to_vec()
+    }
+
+    pub async fn tier_of(&self, key: &str) -> String {
+        let response = self
+            .client
+            .head(self.url(&format!("/v1/objects/{key}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "HEAD {key}");
+        response.headers()["x-strata-tier"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// `n` read events for `key`, stamped now.
+    pub async fn reads(&self, key: &str, n: usize) -> serde_json::Value {
+        let body: String = (0..n)
+            .map(|_| format!("{{\"key\":{key:?},\"op\":\"read\",\"bytes\":1}}\n"))
+            .collect();
+        let response = self.post("/v1/access-events", body.as_bytes()).await;
+        assert_eq!(response.status(), 200);
+        response.json_value().await
+    }
+
+    pub async fn stop(&mut self) -> tempfile::TempDir {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+}
+
+pub trait JsonValue {
+    fn json_value(self) -> impl Future<Output = serde_json::Value>;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> serde_json::Value {
+        let bytes = self.bytes().await.unwrap();
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A raw HTTP/1.1 request (for paths a URL library would normalise); returns the status
+/// and the body.
+pub fn raw(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Every file under `<tier>/objects`, relative, sorted (temporary files included).
+pub fn files_on(tier_dir: &Path) -> Vec<String> {
+    let root = tier_dir.join("objects");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(&root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Benchmarks of `strata serve` for docs/BENCHMARKS.md (release build; the script builds it):
+# access-event ingest through the batch endpoint (events/s), GET latency p50/p99 from the
+# hot tier against reading the same file directly, and object metadata operations per
+# second (HEAD, LIST, PUT 1 KiB, DELETE). The load generator is
+# crates/server/examples/bench_serve.rs.
+# Usage: scripts/bench-serve.sh [WORKDIR] [EVENTS] [KEYS] [BATCH]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK="${1:-/tmp/strata-bench-serve}"
+EVENTS="${2:-2000000}"
+KEYS="${3:-100000}"
+BATCH="${4:-20000}"
+PORT="${STRATA_BENCH_SERVE_PORT:-7177}"
+cargo build --release -q -p strata-cli
+cargo build --release -q -p strata-server --example bench_serve
+rm -rf "$WORK" && mkdir -p "$WORK"
+# New objects land on hot; no periodic pass during the run; statistics flushed every 2 s.
+cat > "$WORK/strata.toml" <<TOML
+default_tier = "hot"
+[server]
+listen = "127.0.0.1:$PORT"
+data_dir = "$WORK/data"
+[rules]
+demotion_interval = "1h"
+[tracking]
+flush_interval = "2s"
+TOML
+target/release/strata serve --config "$WORK/strata.toml" >"$WORK/serve.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+echo "strata serve (pid $SERVER) on 127.0.0.1:$PORT; $(nproc) CPUs; $(uname -r)"
+target/release/examples/bench_serve "http://127.0.0.1:$PORT" "$WORK/data/tiers/hot" \
+    "$EVENTS" "$KEYS" "$BATCH"
+echo "server peak RSS: $(grep VmHWM /proc/$SERVER/status | awk '{print $2, $3}')"
+kill -TERM $SERVER && wait $SERVER || true
+trap - EXIT
