@@ -831,7 +831,11 @@ async fn repair_plain(
         // Only the damaged chunks travel from the source; intact ones are re-read where
         // they are. A missing or resized file has nothing intact.
         let whole = damaged.problem != "content" || damaged.ranges.is_empty();
-        let ranges = if whole { vec![(0, file.size)] } else { damaged.ranges.clone() };
+        let ranges = if whole {
+            vec![(0, file.size)]
+        } else {
+            damaged.ranges.clone()
+        };
         match copy_plain_file(source, store, file, manifest.chunk_size, &ranges).await {
             Ok(fetched) => report.bytes_from_source += fetched,
             Err(reason) => {
@@ -877,12 +881,19 @@ async fn copy_plain_file(
     for chunk in 0..layout.chunk_count() {
         let (offset, len) = layout.chunk_range(chunk);
         let expected = file.chunks.get(chunk as usize);
-        let overlaps = damaged.iter().any(|(start, end)| offset < *end && *start < offset + len.max(1));
+        let overlaps = damaged
+            .iter()
+            .any(|(start, end)| offset < *end && *start < offset + len.max(1));
         let kept = if len == 0 || overlaps || (expected.is_none() && layout.chunk_count() > 1) {
             None
         } else {
             match store.read_range(&file.path, offset, len).await {
-                Ok(data) if expected.is_some_and(|e| *e == hex::encode(layout.chunk_value(chunk, &data))) => Some(data),
+                Ok(data)
+                    if expected
+                        .is_some_and(|e| *e == hex::encode(layout.chunk_value(chunk, &data))) =>
+                {
+                    Some(data)
+                }
                 _ => None,
             }
         };
