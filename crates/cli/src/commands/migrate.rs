@@ -13,6 +13,7 @@ use strata_mover::{
 };
 
 use super::codec_args::CodecArgs;
+use super::throttle_args::ThrottleArgs;
 use super::Context;
 use crate::output;
 use crate::units::parse_size;
@@ -45,6 +46,8 @@ pub struct MigrateArgs {
     pub layout: String,
     #[command(flatten)]
     pub codec: CodecArgs,
+    #[command(flatten)]
+    pub throttle: ThrottleArgs,
     /// Reed-Solomon parity for a packed destination, written after the data: `10%`
     /// (groups of 20 objects + 2 parity shards) or `ec:K+M` (any M of K+M may be lost);
     /// `strata repair` rebuilds from it.
@@ -54,8 +57,15 @@ pub struct MigrateArgs {
 
 /// Run the command.
 pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCode> {
-    let source = DatasetSource::open(context.store(&args.source).await?).await?;
-    let destination = context.store(&args.destination).await?;
+    // Bandwidth control wraps both stores, so every read and write of the job is paced.
+    let control = args.throttle.build()?;
+    let _live_updates = control.as_ref().map(|c| c.start_live_updates());
+    let throttled = |store| match &control {
+        Some(control) => control.apply(store),
+        None => store,
+    };
+    let source = DatasetSource::open(throttled(context.store(&args.source).await?)).await?;
+    let destination = throttled(context.store(&args.destination).await?);
     let objective = args.codec.objective()?;
     let parity = match &args.parity {
         Some(_) if args.layout != "packed" => {
@@ -102,13 +112,20 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
             eprintln!("{line}");
         }
     }
-    match &parity {
-        Some(parity) if context.json => {
-            let mut value = serde_json::to_value(&report)?;
+    if context.json && (parity.is_some() || control.is_some()) {
+        let mut value = serde_json::to_value(&report)?;
+        if let Some(parity) = &parity {
             value["parity"] = serde_json::to_value(parity)?;
-            output::print_json(&value);
         }
-        _ => print_report(context.json, &report),
+        if let Some(control) = &control {
+            value["throttle"] = serde_json::to_value(control.status())?;
+        }
+        output::print_json(&value);
+    } else {
+        print_report(context.json, &report);
+    }
+    if let (Some(control), false) = (&control, context.json) {
+        println!("bandwidth: {}", control.progress_message());
     }
     if let (Some(p), false) = (&parity, context.json) {
         println!(
