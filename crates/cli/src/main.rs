@@ -9,6 +9,7 @@
 //! - `2`: the command could not run (bad input, unreachable store, catalog problem).
 
 mod commands;
+mod live_status;
 mod output;
 mod units;
 

@@ -241,3 +241,65 @@ fn no_verify_still_hashes_and_writes_the_manifest() {
     let verify = sb.run(&["verify", dst.to_str().unwrap()]);
     assert!(verify.status.success(), "{}", stdout(&verify));
 }
+
+#[test]
+fn bwlimit_caps_a_local_job_and_status_shows_the_live_bandwidth() {
+    let sb = Sandbox::new();
+    let (src, dst) = (sb.path("src"), sb.path("dst"));
+    random_file(&src.join("a.bin"), 6 << 20, 3);
+    let child = sb
+        .strata()
+        .args([
+            "migrate",
+            src.to_str().unwrap(),
+            dst.to_str().unwrap(),
+            "--bwlimit",
+            "1M",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut seen = None;
+    while started.elapsed() < std::time::Duration::from_secs(20) && seen.is_none() {
+        let out = sb.run(&["status", "--json"]);
+        if out.status.success() {
+            let jobs = json(&out);
+            if let Some(throttle) = jobs.get(0).and_then(|j| j.get("throttle")) {
+                seen = Some(throttle.clone());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let throttle = seen.expect("strata status shows the running job's bandwidth");
+    let caps: Vec<u64> = throttle["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["read"]["cap"].as_u64())
+        .collect();
+    assert!(
+        !caps.is_empty() && caps.iter().all(|&c| c == 1 << 20),
+        "{throttle}"
+    );
+    let text = stdout(&sb.run(&["status"]));
+    assert!(
+        text.contains("bandwidth:") && text.contains("1.0 MiB/s"),
+        "{text}"
+    );
+    let out = child.wait_with_output().unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(out.status.success());
+    // 6 MiB at 1 MiB/s (after the bucket's burst) cannot finish in under 4 seconds.
+    assert!(elapsed > 4.0, "the cap did not hold: {elapsed:.1}s");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["throttle"]["stores"]
+        .as_array()
+        .is_some_and(|s| s.len() == 2));
+    assert!(
+        !stdout(&sb.run(&["status"])).contains("bandwidth:"),
+        "live state is removed at the end"
+    );
+}

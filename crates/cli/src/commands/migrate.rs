@@ -60,6 +60,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
     // Bandwidth control wraps both stores, so every read and write of the job is paced.
     let control = args.throttle.build()?;
     let _live_updates = control.as_ref().map(|c| c.start_live_updates());
+    let live = LiveFile::start(context, &args, control.clone());
     let throttled = |store| match &control {
         Some(control) => control.apply(store),
         None => store,
@@ -100,6 +101,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         task.abort();
         bar.finish_and_clear();
     }
+    drop(live);
     let report = result?;
     let parity = match parity {
         Some(spec) if report.root_hash.is_some() && !args.dry_run => {
@@ -192,4 +194,48 @@ fn print_report(json: bool, report: &MigrationReport) {
         return;
     }
     println!("{}", output::migration_summary(report));
+}
+
+/// Publishes the job's bandwidth state for `strata status` while the job runs.
+struct LiveFile {
+    path: std::path::PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LiveFile {
+    fn start(
+        context: &Context,
+        args: &MigrateArgs,
+        control: Option<super::throttle_args::BandwidthControl>,
+    ) -> Option<LiveFile> {
+        let control = control?;
+        let catalog = context.catalog_file().ok()?;
+        let source = strata_store::StoreUri::parse(&args.source)
+            .ok()?
+            .to_string();
+        let destination = strata_store::StoreUri::parse(&args.destination)
+            .ok()?
+            .to_string();
+        let path = crate::live_status::live_path(&catalog, &source, &destination);
+        let writer = path.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let value = serde_json::json!({
+                    "pid": std::process::id(),
+                    "throttle": control.status(),
+                    "summary": control.progress_message(),
+                });
+                crate::live_status::write(&writer, &value);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Some(LiveFile { path, task })
+    }
+}
+
+impl Drop for LiveFile {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -28,12 +28,17 @@ pub struct Context {
 }
 
 impl Context {
-    /// Open the catalog (creating it on first use).
-    pub async fn catalog(&self) -> anyhow::Result<Arc<dyn Catalog>> {
-        let path = match &self.catalog_path {
+    /// Where the catalog is.
+    pub fn catalog_file(&self) -> anyhow::Result<PathBuf> {
+        Ok(match &self.catalog_path {
             Some(path) => path.clone(),
             None => default_catalog_path()?,
-        };
+        })
+    }
+
+    /// Open the catalog (creating it on first use).
+    pub async fn catalog(&self) -> anyhow::Result<Arc<dyn Catalog>> {
+        let path = self.catalog_file()?;
         let catalog = SqliteCatalog::open(&path).await?;
         Ok(Arc::new(catalog))
     }

@@ -14,15 +14,36 @@ pub struct StatusArgs {}
 /// Run the command.
 pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<ExitCode> {
     let catalog = context.catalog().await?;
+    let catalog_file = context.catalog_file()?;
     let jobs = catalog.list_jobs().await?;
+    let live = |job: &strata_catalog::JobSummary| {
+        crate::live_status::read(&crate::live_status::live_path(
+            &catalog_file,
+            &job.source,
+            &job.destination,
+        ))
+    };
     if context.json {
-        let rows: Vec<serde_json::Value> = jobs.iter().map(output::job_json).collect();
+        let rows: Vec<serde_json::Value> = jobs
+            .iter()
+            .map(|job| {
+                let mut row = output::job_json(job);
+                if let Some(live) = live(job) {
+                    row["throttle"] = live["throttle"].clone();
+                }
+                row
+            })
+            .collect();
         output::print_json(&rows);
     } else if jobs.is_empty() {
         println!("no jobs yet: start one with `strata migrate SRC DST`");
     } else {
         for job in &jobs {
             println!("{}", output::job_line(job));
+            if let Some(summary) = live(job).and_then(|l| l["summary"].as_str().map(str::to_string))
+            {
+                println!("  bandwidth: {summary}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
