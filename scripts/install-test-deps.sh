@@ -4,11 +4,16 @@
 #  - moto_server (PyPI, moto[server]): a real S3-compatible server the tests start on
 #    loopback (chosen over s3s-fs because it installs in seconds from a wheel, where s3s-fs
 #    would add minutes of compilation to every fresh CI machine, and it implements the
-#    multipart, listing and error behaviour of S3 that Strata relies on).
+#    multipart, listing and error behaviour of S3 that Strata relies on);
+#  - iperf3 (Debian package): the competing bulk flow of the network-namespace throttle
+#    test (crates/cli/tests/netns_throttle.rs, scripts/netns-bench.sh).
 set -euo pipefail
 
 need_apt=()
 command -v b3sum >/dev/null 2>&1 || need_apt+=(b3sum)
+command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
+# ip and tc (network namespaces, veth, netem) for the same test.
+{ command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]} (apt)"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
