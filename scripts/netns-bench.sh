@@ -20,6 +20,16 @@
 #
 # Rates are measured at the bottleneck, every 0.1 s, by destination port (tc filter byte
 # counters): traffic to the S3 port is Strata's (or rclone's), the rest is iperf3's.
+#
+# What this testbed does not show: (a) veth keeps a packet charged to its sending socket
+# until it leaves the ifb queue, so TCP small queues let each sender keep only about a
+# millisecond of its pacing rate in that queue; a CUBIC flow that starts against a busy
+# link can need a few seconds to ramp up (visible in the per-second table). A router
+# namespace in between (IP forwarding releases the packets) avoids that, but then tail drops
+# in the full FIFO stall single requests for seconds (TCP retransmission back-off) and the
+# runs vary much more. (b) Without sch_netem there is no propagation delay. (c) Delay-based
+# yielding needs a competitor that builds a queue: against a BBR flow Strata keeps a
+# per-connection share.
 # Prints the tables as a markdown section for docs/BENCHMARKS.md on standard output
 # (progress on standard error). Needs root, ip, tc, iperf3, moto_server, rclone, python3.
 #
@@ -233,7 +243,8 @@ for sec in range(0, 39):
     mark = " (iperf3)" if 12 <= sec < 22 else ""
     cells = [rate(r, sec, sec + 1, c) / MB for r in (ctl, unc) for c in (1, 2)]
     print(f"| {sec}-{sec + 1}{mark} | " + " | ".join(f"{v:.2f}" for v in cells) + " |")
-phases = [("before (4-12 s)", 4, 12), ("iperf3 running (14-22 s)", 14, 22), ("after (24-38 s)", 24, 38)]
+phases = [("before (4-12 s)", 4, 12), ("iperf3 running, from 3 s after its start (15-22 s)", 15, 22),
+          ("after (24-38 s)", 24, 38)]
 print("\n| phase | Strata % of link | iperf3 % of link | without controller: Strata % | iperf3 % |")
 print("|---|---:|---:|---:|---:|")
 for name, a, b in phases:

@@ -34,10 +34,10 @@
 //! **Spacing PUTs on the wire.** Pacing at `write_at` holds the rate on average, but
 //! OpenDAL keeps up to a part per file in memory before sending it whole, so the bytes
 //! reach the wire in bursts of parts, and how much waits in memory varies (at file
-//! boundaries most). The layer therefore also spaces PUTs at the lane's rate (the next may
-//! start `bytes / rate` after the previous one started), so that every 10-second window,
-//! not only the average, holds the cap. This is timing only, nothing is charged twice; the
-//! wait is bounded (`MAX_SPACING_WAIT`) so that it always fits in OpenDAL's timeouts.
+//! boundaries most). The layer therefore also spaces PUTs at the operator's write cap (the
+//! next may start `bytes / cap` after the previous one started), so that every 10-second
+//! window, not only the average, holds the cap. This is timing only, nothing is charged
+//! twice; the wait is bounded (20 s) so that it always fits in OpenDAL's timeouts.
 //!
 //! **Latency of a PUT.** The controller wants each request's delay without its body
 //! transfer. A GET gives it directly (time to the response headers). A PUT's response only
@@ -71,23 +71,38 @@ use crate::error::StoreError;
 // ---------------------------------------------------------------------------------------
 // Configuration
 
+/// Target queueing delay of S3 throttles (see [`config_for`]).
+pub const S3_TARGET_DELAY: Duration = Duration::from_millis(100);
+
 /// The throttle configuration suited to `store`, for a given cap: congestion control (if
 /// asked for) only where there is a network path to read, S3; local disks and memory get
-/// the plain cap. S3 throttles also get a burst of two multipart parts, so that the first
-/// parts of an upload leave at once instead of after several chunks have trickled in at the
-/// starting rate (the wire still holds the rate: PUTs are spaced, see the module doc).
+/// the plain cap. For S3:
+///
+/// - a burst of four multipart parts (32 MiB), so that an upload starts at once instead of
+///   waiting for its first chunks to trickle in at the controller's starting rate, in
+///   whatever order the reads finished (the burst only fills OpenDAL's buffers sooner: the
+///   wire still holds the cap, PUTs are spaced, and the slots bound what is in flight);
+/// - a target queueing delay of 100 ms (RFC 6817's ceiling) instead of LEDBAT++'s 60 ms: a
+///   sample is a whole HTTP request of megabytes, whose server time and TCP ramp vary by
+///   tens of milliseconds without any queue (on a loopback S3 server, 60 ms cut a lone
+///   upload to a third of its speed); a competing flow adds far more (a share of the link
+///   stretches every body by its own length).
 pub fn config_for(
     store: &crate::Store,
     limit: strata_throttle::BwLimit,
     congestion_control: bool,
 ) -> strata_throttle::GovernorConfig {
     let s3 = store.uri().scheme() == crate::StoreScheme::S3;
-    strata_throttle::GovernorConfig {
+    let mut config = strata_throttle::GovernorConfig {
         limit,
         congestion_control: congestion_control && s3,
-        burst: s3.then_some(2 * crate::dal::S3_PART_SIZE as u64),
+        burst: s3.then_some(4 * crate::dal::S3_PART_SIZE as u64),
         ..strata_throttle::GovernorConfig::default()
+    };
+    if s3 {
+        config.controller.target_delay = S3_TARGET_DELAY;
     }
+    config
 }
 
 // ---------------------------------------------------------------------------------------
@@ -362,14 +377,13 @@ const PEAK_MIN_BYTES: u64 = 256 << 10;
 const MAX_SPACING_WAIT: Duration = Duration::from_secs(20);
 
 impl Sensor {
-    /// Waits for this PUT's place on the wire at the write lane's rate (see the module doc).
+    /// Waits for this PUT's place on the wire at the operator's write cap (see the module
+    /// doc). The controller's own target is not spaced: it is a ceiling the controller
+    /// raises as samples arrive, and spacing at its starting value would hold back the
+    /// very samples it grows on.
     async fn space_put(&self, bytes: u64) {
-        let Some(rate) = self
-            .throttle
-            .snapshot(Direction::Write)
-            .bucket_rate
-            .as_bytes_per_sec()
-        else {
+        let cap = self.throttle.limit().for_direction(Direction::Write);
+        let Some(rate) = cap.as_bytes_per_sec() else {
             return;
         };
         let now = self.throttle.now();

@@ -49,10 +49,11 @@ impl<C: Clock> TokenBucket<C> {
         b
     }
 
-    /// Uses a fixed burst of `bytes` (at least 1) instead of the default.
+    /// Uses a fixed burst of `bytes` (at least 1) instead of the default; the bucket stays
+    /// full (it starts with the whole burst).
     pub fn with_burst(mut self, bytes: u64) -> TokenBucket<C> {
         self.fixed_burst = Some(bytes.max(1));
-        self.tokens = self.tokens.min(self.burst());
+        self.tokens = self.burst();
         self
     }
 

@@ -188,6 +188,9 @@ pub struct Controller {
     delivered_sum: u64,
     rate_ref: f64,
     rate_ref_at: Duration,
+    /// Best recent throughput of a single request (its bytes over its whole duration).
+    request_rate_ref: f64,
+    request_rate_ref_at: Duration,
     pressure: Pressure,
     token_limited_at: Option<Duration>,
     next_slowdown: Duration,
@@ -236,6 +239,8 @@ impl Controller {
             delivered_sum: 0,
             rate_ref: rate,
             rate_ref_at: now,
+            request_rate_ref: 0.0,
+            request_rate_ref_at: now,
             pressure: Pressure::default(),
             token_limited_at: None,
             next_slowdown: now.saturating_add(cfg.slowdown_interval),
@@ -264,14 +269,23 @@ impl Controller {
             .max(self.cfg.concurrency.min.max(1))
     }
 
-    /// Little's law: the requests in flight the target rate needs at the base delay, doubled,
-    /// plus one. More slots than this only queue; this bound makes the slots follow the rate
-    /// down under congestion and back up when it clears.
+    /// Little's law: the requests in flight the target rate needs, doubled, plus one. A
+    /// request spends the base delay plus its body's time at the best recent per-request
+    /// throughput in the system (the body term matters when one request cannot carry the
+    /// rate: a store that serves each request at a bounded speed). More slots than this only
+    /// queue; this bound makes the slots follow the rate down under congestion and back up
+    /// when it clears.
     fn little_cap(&self) -> usize {
         match (self.mean_bytes, self.base_delay()) {
             (Some(b), Some(base)) if b >= 1.0 => {
                 let rate = self.target_rate().as_bytes_per_sec().unwrap_or(u64::MAX) as f64;
-                let n = 2.0 * rate * base.as_secs_f64() / b + 1.0;
+                let per_request = self.request_rate_ref;
+                let body = if per_request > 0.0 {
+                    b / per_request
+                } else {
+                    0.0
+                };
+                let n = 2.0 * rate * (base.as_secs_f64() + body) / b + 1.0;
                 if n.is_finite() && n < usize::MAX as f64 {
                     n.ceil() as usize
                 } else {
@@ -351,6 +365,7 @@ impl Controller {
                 self.loss_ewma *= 1.0 - LOSS_ALPHA;
                 self.record_delay(now, s.delay());
                 self.record_delivery(now, s.bytes);
+                self.record_request_rate(now, s.bytes, duration);
                 self.tuner.on_success(s.bytes);
                 self.control(now, s.bytes, fresh);
             }
@@ -500,6 +515,16 @@ impl Controller {
         let decayed = self.reference_rate(now);
         self.rate_ref = decayed.max(current);
         self.rate_ref_at = now;
+    }
+
+    fn record_request_rate(&mut self, now: Duration, bytes: u64, duration: f64) {
+        if bytes == 0 || duration.is_nan() || duration <= 0.0 {
+            return;
+        }
+        let age = now.saturating_sub(self.request_rate_ref_at).as_secs_f64();
+        let decayed = self.request_rate_ref * (-age / 60.0).exp();
+        self.request_rate_ref = decayed.max(bytes as f64 / duration);
+        self.request_rate_ref_at = now;
     }
 
     /// The recent peak delivery rate, decaying by 1/e per minute.

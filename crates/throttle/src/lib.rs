@@ -4,8 +4,10 @@
 //! timetable, the split of that bandwidth between priority classes, and a congestion
 //! controller that backs off when the path or the store is busy and grows again when it
 //! clears. It is a pure, deterministic core (every part reads time through [`Clock`]) plus
-//! a thin async adapter ([`Throttle`], feature `tokio`, on by default) that the store layer
-//! wraps as an OpenDAL layer. It does no I/O itself.
+//! a thin async adapter ([`Throttle`], feature `tokio`, on by default) that the store crate
+//! drives: it paces each data call's bytes before the call, and an OpenDAL layer on the HTTP
+//! transport takes request slots and reports samples (`strata_store::throttled`). It does
+//! no I/O itself.
 //!
 //! | module | owns |
 //! | --- | --- |
@@ -15,7 +17,7 @@
 //! | [`Scheduler`] | start-time fair queueing between [`Priority`] classes, request slots |
 //! | [`Controller`] | LEDBAT++-style delay control, error control, slot tuning ([`ConcurrencyTuner`]) |
 //! | [`Governor`] | one store: read and write lanes, each bucket + scheduler + controller |
-//! | [`Throttle`] | the async adapter: `acquire`, `pace`, `record`, `set_limit`, `snapshot` |
+//! | [`Throttle`] | the async adapter: `acquire`, `acquire_slot`, `pace`, `record`, `set_limit`, `snapshot` |
 //! | [`sim`] | a deterministic simulated link for tests and `strata bench` |
 //!
 //! ## The control scheme, and why
@@ -68,10 +70,10 @@
 //!
 //! [`Throttle::set_limit`] (and [`Governor::set_limit`]) applies a new [`BwLimit`] at
 //! once: the next admission uses it, waiters re-poll immediately, nothing already admitted
-//! is recalled. The caller decides where limits come from: the planned control file
-//! `DST/.strata/bwlimit` or SIGHUP re-reading `--bwlimit-file` parse the text with
-//! [`Schedule::parse`] (a lone rate is a constant timetable), evaluate it with
-//! [`Schedule::limit_at`] for [`WeekTime::from_unix`] and sleep
+//! is recalled. The caller decides where limits come from. The CLI's `--bwlimit-file`
+//! (checked every 5 s, re-read on SIGHUP; `commands/throttle_args.rs`) parses the text with
+//! [`Schedule::parse`] (a lone rate is a constant timetable), evaluates it with
+//! [`Schedule::limit_at`] for [`WeekTime::from_unix`] and sleeps until
 //! [`Schedule::minutes_to_next_change`] before evaluating again.
 //!
 //! ## Known limits

@@ -26,10 +26,6 @@
 //! **Priority** decides how jobs of one process share a store's rate (weights 8:4:2:1 for
 //! high, normal, low, background; an idle class's share goes to the others).
 
-// Until `strata migrate` flattens `ThrottleArgs` and calls `build`, `apply` and
-// `start_live_updates`, the binary uses none of this; remove this line when it does.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
