@@ -268,7 +268,9 @@ fn bwlimit_caps_a_local_job_and_status_shows_the_live_bandwidth() {
         if out.status.success() {
             let jobs = json(&out);
             if let Some(throttle) = jobs.get(0).and_then(|j| j.get("throttle")) {
-                seen = Some(throttle.clone());
+                if throttle["stores"].as_array().is_some_and(|s| !s.is_empty()) {
+                    seen = Some(throttle.clone());
+                }
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(100));

@@ -60,13 +60,14 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
     // Bandwidth control wraps both stores, so every read and write of the job is paced.
     let control = args.throttle.build()?;
     let _live_updates = control.as_ref().map(|c| c.start_live_updates());
-    let live = LiveFile::start(context, &args, control.clone());
     let throttled = |store| match &control {
         Some(control) => control.apply(store),
         None => store,
     };
     let source = DatasetSource::open(throttled(context.store(&args.source).await?)).await?;
     let destination = throttled(context.store(&args.destination).await?);
+    // After the stores are under their throttles, so the first snapshot already lists them.
+    let live = LiveFile::start(context, &args, control.clone());
     let objective = args.codec.objective()?;
     let parity = match &args.parity {
         Some(_) if args.layout != "packed" => {
