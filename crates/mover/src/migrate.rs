@@ -26,7 +26,7 @@ use strata_codec::{
 use strata_store::{Store, StoreError, Upload};
 use tokio::sync::mpsc;
 
-use crate::plan::{layout, make_plan, Plan};
+use crate::plan::{begin_copying, layout, open_job, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::publisher::{done_update, Publisher, Publishing};
 use crate::recorder::{Record, Recorder};
@@ -88,28 +88,12 @@ pub async fn migrate(
         ));
     }
     let started = Instant::now();
-    let options_json = serde_json::to_string(options).unwrap_or_default();
-    let plan = make_plan(
-        &*catalog,
-        source,
-        destination,
-        options.chunk_size,
-        &options_json,
-    )
-    .await?;
-    let summary = plan.summary();
-    Progress::add(&progress.files_total, summary.files);
-    Progress::add(&progress.bytes_total, summary.bytes);
-    let mut report = MigrationReport::empty(&plan, source, destination, options.dry_run);
+    let (plan, mut report) = open_job(&*catalog, source, destination, options, &progress).await?;
     if options.dry_run {
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
-    destination.ensure_root().await?;
-    destination.check_reachable().await?;
-    catalog
-        .set_job_state(plan.job, JobState::Copying, None, None)
-        .await?;
+    begin_copying(&*catalog, destination, plan.job).await?;
 
     let existing = Arc::new(list_existing(destination).await?);
     let recorder = Recorder::start(catalog.clone(), plan.job);
@@ -378,7 +362,7 @@ fn store_outcome(run: &Run, record: &FileRecord, error: StoreError) -> Outcome {
 }
 
 /// Errors that will hit every file alike: stop instead of failing file after file.
-fn is_fatal(error: &StoreError) -> bool {
+pub(crate) fn is_fatal(error: &StoreError) -> bool {
     matches!(
         error,
         StoreError::NoSpace { .. } | StoreError::Unreachable { .. } | StoreError::Auth { .. }
@@ -696,7 +680,7 @@ async fn compare_or_replace(run: &Run, record: FileRecord, chunk_size: u64) -> O
 }
 
 /// Paths and sizes already at the destination (empty when it does not exist yet).
-async fn list_existing(destination: &Store) -> Result<HashMap<String, u64>, MoverError> {
+pub(crate) async fn list_existing(destination: &Store) -> Result<HashMap<String, u64>, MoverError> {
     let mut ignore = |_warning: strata_store::ListWarning| {};
     match destination.list(&mut ignore).await {
         Ok(entries) => Ok(entries.into_iter().map(|e| (e.path, e.size)).collect()),

@@ -266,3 +266,42 @@ impl crate::progress::MigrationReport {
         }
     }
 }
+
+/// The opening both layouts share: plan the job, count it for the progress display, and
+/// start its report.
+pub(crate) async fn open_job(
+    catalog: &dyn Catalog,
+    source: &DatasetSource,
+    destination: &Store,
+    options: &crate::MigrateOptions,
+    progress: &crate::Progress,
+) -> Result<(Plan, crate::MigrationReport), MoverError> {
+    let options_json = serde_json::to_string(options).unwrap_or_default();
+    let plan = make_plan(
+        catalog,
+        source,
+        destination,
+        options.chunk_size,
+        &options_json,
+    )
+    .await?;
+    let summary = plan.summary();
+    crate::Progress::add(&progress.files_total, summary.files);
+    crate::Progress::add(&progress.bytes_total, summary.bytes);
+    let report = crate::MigrationReport::empty(&plan, source, destination, options.dry_run);
+    Ok((plan, report))
+}
+
+/// Make sure the destination is there and reachable, then mark the job as copying.
+pub(crate) async fn begin_copying(
+    catalog: &dyn Catalog,
+    destination: &Store,
+    job: JobId,
+) -> Result<(), MoverError> {
+    destination.ensure_root().await?;
+    destination.check_reachable().await?;
+    catalog
+        .set_job_state(job, JobState::Copying, None, None)
+        .await?;
+    Ok(())
+}

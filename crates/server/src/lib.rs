@@ -36,6 +36,8 @@ pub mod recovery;
 pub mod retry;
 pub mod routes;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tiers;
 
 use std::net::SocketAddr;

@@ -189,45 +189,8 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
     }
 }
 
-/// Deterministic pseudo-random bytes.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
-/// Every regular file under `<tier dir>/objects`, relative, sorted (temporary files too).
-pub fn files_on(tier_dir: &Path) -> Vec<String> {
-    let root = tier_dir.join("objects");
-    let mut out = Vec::new();
-    let mut stack = vec![root.clone()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(
-                    path.strip_prefix(&root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
-    }
-    out.sort();
-    out
-}
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use strata_server::testing::{bytes, files_on};
 
 /// Keys of the objects under `objects/` in an S3 bucket prefix (moto), sorted.
 pub fn s3_keys(bucket: &str, prefix: &str) -> Vec<String> {

@@ -25,7 +25,8 @@ use super::format::{
 };
 use super::{PACK_TARGET, SMALL_FILE_MAX};
 use crate::migrate::MigrateOptions;
-use crate::plan::{layout, make_plan};
+use crate::migrate::{is_fatal, list_existing};
+use crate::plan::{begin_copying, layout, open_job};
 use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::retry::with_backoff;
 use crate::source::DatasetSource;
@@ -55,40 +56,19 @@ pub async fn migrate_packed(
     progress: Arc<Progress>,
 ) -> Result<MigrationReport, MoverError> {
     let started = Instant::now();
-    let options_json = serde_json::to_string(options).unwrap_or_default();
     let dataset = DatasetSource::Plain(source.clone());
-    let plan = make_plan(
-        &*catalog,
-        &dataset,
-        destination,
-        options.chunk_size,
-        &options_json,
-    )
-    .await?;
-    let summary = plan.summary();
-    Progress::add(&progress.files_total, summary.files);
-    Progress::add(&progress.bytes_total, summary.bytes);
-    let mut report = MigrationReport::empty(&plan, &dataset, destination, options.dry_run);
+    let (plan, mut report) = open_job(&*catalog, &dataset, destination, options, &progress).await?;
     if options.dry_run {
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
-    destination.ensure_root().await?;
-    destination.check_reachable().await?;
+    begin_copying(&*catalog, destination, plan.job).await?;
     if destination.stat(LAYOUT_PATH).await?.is_none() {
         let marker =
             serde_json::to_vec_pretty(&LayoutMarker::packed(plan.chunk_size)).unwrap_or_default();
         with_backoff(|| destination.write_atomic(LAYOUT_PATH, Bytes::from(marker.clone()))).await?;
     }
-    catalog
-        .set_job_state(plan.job, JobState::Copying, None, None)
-        .await?;
-    let mut ignore = |_w: strata_store::ListWarning| {};
-    let existing: HashSet<String> = match destination.list(&mut ignore).await {
-        Ok(entries) => entries.into_iter().map(|e| e.path).collect(),
-        Err(StoreError::NotFound { .. }) => HashSet::new(),
-        Err(error) => return Err(error.into()),
-    };
+    let existing: HashSet<String> = list_existing(destination).await?.into_keys().collect();
     let existing = Arc::new(std::sync::Mutex::new(existing));
 
     let chunk_size = plan.chunk_size;
@@ -134,12 +114,7 @@ pub async fn migrate_packed(
                 }
             }
             Err((files, error)) => {
-                if matches!(
-                    error,
-                    StoreError::NoSpace { .. }
-                        | StoreError::Unreachable { .. }
-                        | StoreError::Auth { .. }
-                ) {
+                if is_fatal(&error) {
                     catalog
                         .set_job_state(plan.job, JobState::Failed, Some(&error.to_string()), None)
                         .await?;
