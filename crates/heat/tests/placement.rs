@@ -2,68 +2,11 @@
 //! residency holds, waits with reasons, budgets, determinism, and a randomised check that
 //! no schedule of a plan's moves ever overfills a tier.
 
-use strata_heat::classify::DecisionInputs;
 use strata_heat::units::{HOUR_MS, MINUTE_MS};
-use strata_heat::{
-    Class, ClassTiers, Decision, ObjectState, PlacementPlan, Planner, Reason, Rules, TierState,
-};
+use strata_heat::{ClassTiers, PlacementPlan, Planner, Reason, TierState};
 
-const NOW: i64 = 1_767_225_600_000;
-
-fn decision(class: Class, reason: Reason, slow: f64, last: Option<i64>) -> Decision {
-    Decision {
-        class,
-        reason,
-        inputs: DecisionInputs {
-            now_ms: NOW,
-            count_1h: 0,
-            count_24h: 0,
-            count_7d: 0,
-            fast_rate_per_hour: slow,
-            slow_rate_per_hour: slow,
-            last_access_ms: last,
-            last_access_age_ms: last.map(|at| NOW - at),
-            rules: Rules::default(),
-        },
-    }
-}
-
-fn hot(rate: f64) -> Decision {
-    decision(Class::Hot, Reason::RuleHotRate, rate, Some(NOW))
-}
-
-fn spike(fast: f64) -> Decision {
-    let mut d = decision(Class::Hot, Reason::ReactiveAccessSpike, 1.0, Some(NOW));
-    d.inputs.fast_rate_per_hour = fast;
-    d
-}
-
-fn warm(rate: f64, last: i64) -> Decision {
-    decision(Class::Warm, Reason::RuleWarmRate, rate, Some(last))
-}
-
-fn cold(rate: f64, last: Option<i64>) -> Decision {
-    decision(Class::Cold, Reason::RuleCold, rate, last)
-}
-
-fn obj(key: &str, size: u64, tier: &str, placed_ago: i64, decision: Decision) -> ObjectState {
-    ObjectState {
-        key: key.to_string(),
-        size,
-        tier: tier.to_string(),
-        placed_at_ms: NOW - placed_ago,
-        decision,
-    }
-}
-
-fn tier(name: &str, capacity: Option<u64>, used: u64, min_residency_ms: i64) -> TierState {
-    TierState {
-        name: name.to_string(),
-        capacity,
-        used_bytes: used,
-        min_residency_ms,
-    }
-}
+mod common;
+use common::*;
 
 fn three(caps: [Option<u64>; 3], used: [u64; 3]) -> Vec<TierState> {
     vec![
