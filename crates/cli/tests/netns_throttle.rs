@@ -276,7 +276,8 @@ impl Testbed {
             .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("STRATA_LOG")
+            // The controller's trace (one line per request) is printed, so a failure shows why.
+            .env("STRATA_LOG", "strata_store::throttled=trace,warn")
             .arg("migrate")
             .args(args)
             .args([
@@ -320,6 +321,7 @@ impl Testbed {
         let _ = child.kill();
         let _ = child.wait();
         let _ = reader.join();
+        println!("strata's log ({bucket}):\n{}", errors.lock().unwrap());
         Samples(samples)
     }
 

@@ -176,7 +176,6 @@ pub struct Controller {
     mean_bytes: Option<f64>,
     srtt: Option<f64>,
     mean_duration: Option<f64>,
-    last_control: Duration,
     last_decrease: Option<Duration>,
     backoffs: u64,
     pushbacks: u64,
@@ -209,6 +208,8 @@ const LOSS_ALPHA: f64 = 1.0 / 128.0;
 const LOSS_WINDOW: u64 = 128;
 /// Highest rate the controller ever targets without a cap (1 PiB/s).
 const MAX_RATE: f64 = (1u64 << 50) as f64;
+/// The most seconds of additive increase one sample may grant (see `control`).
+const MAX_INCREASE_SLICE: f64 = 4.0;
 /// Round trip assumed before the first sample.
 const DEFAULT_RTT: f64 = 0.1;
 
@@ -227,7 +228,6 @@ impl Controller {
             mean_bytes: None,
             srtt: None,
             mean_duration: None,
-            last_control: now,
             last_decrease: None,
             backoffs: 0,
             pushbacks: 0,
@@ -403,8 +403,12 @@ impl Controller {
 
     /// The delay and rate control step after a successful sample.
     fn control(&mut self, now: Duration, bytes: u64, fresh: bool) {
-        let dt = now.saturating_sub(self.last_control).as_secs_f64().min(0.5);
-        self.last_control = now;
+        // The time this sample's bytes stand for at the current rate: the increase is
+        // clocked by bytes delivered, as LEDBAT's window grows by bytes acknowledged. A
+        // wall-clock slice per sample would starve a lane whose requests are large and
+        // sparse (an 8 MiB part at 1 MiB/s arrives every 8 s): it would need minutes to
+        // grow back once the path clears. Bounded so that one huge request cannot jump.
+        let dt = (bytes as f64 / self.rate.max(1.0)).min(MAX_INCREASE_SLICE);
         if matches!(self.phase, Phase::Paused | Phase::Slowdown) || self.recent.is_empty() {
             return;
         }

@@ -37,7 +37,10 @@
 //!    value). Below target the rate grows additively, `off_target × 20 % of the recent
 //!    peak delivery rate` per second (the step scales with the path like CUBIC's, so
 //!    recovery takes seconds on any link speed, and it is time-based, so it is fair across
-//!    RTTs: LEDBAT++'s reason for its slower, RTT-scaled gain). Above target it is cut
+//!    RTTs: LEDBAT++'s reason for its slower, RTT-scaled gain). Each successful sample
+//!    grants the seconds its bytes stand for at the current rate (`bytes / rate`, at most
+//!    4 s), as LEDBAT grows by bytes acknowledged: a lane of large, sparse requests grows
+//!    back as fast as one of many small ones. Above target it is cut
 //!    multiplicatively by `(delay − target)/target`, at most halved, at most once per half
 //!    round trip, from the rate actually delivered. Slow start (doubling per round trip,
 //!    ACK-clocked) until the delay first reaches ¾ of the target, as in LEDBAT++.

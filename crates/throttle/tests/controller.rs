@@ -84,3 +84,61 @@ fn the_cap_bounds_the_target_and_can_change() {
     c.set_cap(Rate::Unlimited);
     assert!(c.target_rate().as_bytes_per_sec().is_some());
 }
+
+/// One `bytes` sample finishing `gap` after `t`, with `latency` of delay; the lane
+/// was waiting for tokens all along (pressure reported every 100 ms since the last one).
+fn sparse_sample(
+    c: &mut Controller,
+    t: &mut Duration,
+    gap: Duration,
+    bytes: u64,
+    latency: Duration,
+) {
+    let end = *t + gap;
+    while *t < end {
+        *t += ms(100);
+        c.on_pressure(*t, Pressure::default(), true);
+    }
+    c.on_sample(&strata_throttle::Sample {
+        bytes,
+        start: t.saturating_sub(ms(900) + latency),
+        finish: *t,
+        latency: Some(latency),
+        outcome: Outcome::Ok,
+    });
+}
+
+#[test]
+fn a_lane_of_large_sparse_requests_grows_back_in_seconds() {
+    // 8 MiB parts on a 10 MB/s path (the netns test's shape): ~1.2 parts per second when
+    // clear; a queue of seconds while a competing flow holds the link.
+    let part = 8u64 << 20;
+    let mut c = Controller::new(ControllerConfig::default(), Rate::Unlimited, Duration::ZERO);
+    let mut t = Duration::ZERO;
+    for _ in 0..20 {
+        sparse_sample(&mut c, &mut t, ms(800), part, ms(50));
+    }
+    for _ in 0..8 {
+        sparse_sample(&mut c, &mut t, ms(1500), part, ms(1500));
+    }
+    let yielded = c.snapshot().target_rate;
+    assert!(yielded < 2e6, "yields under a standing queue: {yielded}");
+    // The flow ends: the lane, held at its floor, gets one part every few seconds.
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let gap = Duration::from_secs_f64(part as f64 / c.snapshot().target_rate);
+        sparse_sample(
+            &mut c,
+            &mut t,
+            gap.min(Duration::from_secs(8)),
+            part,
+            ms(50),
+        );
+        rates.push(c.snapshot().target_rate);
+    }
+    println!("target after each clear sample: {rates:?}");
+    assert!(
+        rates[2] >= 5e6,
+        "three clear samples should bring the lane back to half the path: {rates:?}"
+    );
+}
