@@ -1,7 +1,8 @@
 //! End-to-end: the corruption matrix. A packed store with parity is damaged on disk in
 //! every way the integrity design covers (bit flips in data, in frame headers and in
 //! parity, lost objects, torn writes, up to M lost shards per group, lost or damaged
-//! metadata copies, damage beyond parity) and the real binary must:
+//! metadata copies: manifest, index, parity map; damage beyond parity; both copies of the
+//! index lost) and the real binary must:
 //!
 //! - detect every fault with `strata verify` (exit 1), and the presence/size faults with
 //!   `strata verify --fast` too;
@@ -348,6 +349,8 @@ fn every_fault_within_parity_is_detected_and_repaired_byte_identical() {
     let root = fx.root.clone();
     let map = format!(".strata/parity/{root}.json");
     let map_copy = format!(".strata/parity/{root}.copy.json");
+    let index = format!(".strata/index/{root}.json");
+    let index_copy = format!(".strata/index/{root}.copy.json");
     // (case, faults, detected by --fast too)
     let cases: Vec<Case> = vec![
         (
@@ -437,6 +440,28 @@ fn every_fault_within_parity_is_detected_and_repaired_byte_identical() {
         (
             "lost-parity-shard-of-pack-group",
             vec![(pp[0].clone(), Fault::Lose)],
+            true,
+        ),
+        // The index is read from its copy (fast verify reads it too), and rewritten.
+        ("damaged-index", vec![(index.clone(), Fault::FlipBit)], true),
+        ("lost-index", vec![(index.clone(), Fault::Lose)], true),
+        (
+            "lost-index-copy",
+            vec![(index_copy.clone(), Fault::Lose)],
+            true,
+        ),
+        (
+            "torn-index-copy",
+            vec![(index_copy.clone(), Fault::Truncate)],
+            true,
+        ),
+        (
+            "damaged-index-and-data",
+            vec![
+                (index.clone(), Fault::FlipHeader),
+                (g1[1].clone(), Fault::Lose),
+                (map_copy.clone(), Fault::Lose),
+            ],
             true,
         ),
     ];
@@ -606,6 +631,100 @@ fn damage_beyond_parity_is_reported_with_its_files_then_repaired_from_the_source
         );
         fs::remove_dir_all(&store).unwrap();
     }
+}
+
+#[test]
+fn both_index_copies_damaged_fail_clearly_and_nothing_wrong_is_restored() {
+    let fx = fixture(true);
+    let store = fx.sb.path("index-lost");
+    copy_tree(&fx.pristine, &store);
+    let index = format!(".strata/index/{}.json", fx.root);
+    let copy = format!(".strata/index/{}.copy.json", fx.root);
+    inject(&store, &index, Fault::FlipBit);
+    inject(&store, &copy, Fault::Truncate);
+    let all: BTreeSet<String> = fx.files.iter().map(|(p, _)| p.clone()).collect();
+    let both: BTreeSet<String> = [index.clone(), copy.clone()].into();
+
+    // Verify (deep and fast): both copies named, every file unreadable, exit 1.
+    for fast in [false, true] {
+        let (code, report) = fx.verify(&store, fast);
+        assert_eq!(code, 1, "fast={fast}: {report:#}");
+        let issues: BTreeSet<String> = report["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["object"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(issues, both, "fast={fast}: {report:#}");
+        assert!(report["issues"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("strata migrate"));
+        assert_eq!(damaged_paths(&report), all, "fast={fast}");
+        assert_eq!(report["files_ok"], 0);
+    }
+
+    // Repair cannot rebuild it (parity covers data objects, not the index), with or
+    // without a source, says so for every file, and changes nothing.
+    let before = snapshot(&store);
+    for from in [None, Some(fx.src.as_path())] {
+        let (code, report) = fx.repair(&store, from);
+        assert_eq!(code, 1, "{report:#}");
+        let unrepairable: BTreeSet<String> = report["unrepairable"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["object"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(unrepairable, both, "{report:#}");
+        for u in report["unrepairable"].as_array().unwrap() {
+            let reason = u["reason"].as_str().unwrap();
+            assert!(
+                reason.contains("parity covers the data objects, not the index")
+                    && reason.contains("strata migrate SRC DST --layout packed"),
+                "{reason}"
+            );
+        }
+        assert_eq!(string_set(&report["files_affected"]), all);
+        assert!(report["repaired"].as_array().unwrap().is_empty());
+    }
+    assert!(
+        snapshot(&store) == before,
+        "a failed repair changed the store"
+    );
+
+    // A restore refuses before writing anything, naming the index.
+    let back = fx.sb.path("index-lost-back");
+    let out = fx.strata(&["migrate", store.to_str().unwrap(), back.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&index) && err.contains("copy") && err.contains("strata migrate"),
+        "{err}"
+    );
+    assert!(
+        !back.exists() || snapshot(&back).keys().all(|k| k.starts_with(".strata")),
+        "nothing may be restored from a store whose index is lost"
+    );
+
+    // What the messages advise works: migrating again writes the index (both copies).
+    let out = fx.strata(&[
+        "migrate",
+        fx.src.to_str().unwrap(),
+        store.to_str().unwrap(),
+        "--layout",
+        "packed",
+        "--chunk-size",
+        "64K",
+        "--parity",
+        &format!("ec:{K}+{M}"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    fx.assert_intact(&store, "index-lost");
+    assert!(
+        snapshot(&store) == snapshot(&fx.pristine),
+        "the index written again is the original one"
+    );
 }
 
 #[test]

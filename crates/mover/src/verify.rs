@@ -7,8 +7,10 @@
 //! objects a packed file's chunks live in).
 //!
 //! Beyond the files: the manifest is read from its primary or, when that is missing or
-//! fails its checks, from its copy, and either problem is reported; a packed store's
-//! parity shards and parity map are checked too ([`crate::packed::parity`]).
+//! fails its checks, from its copy, and either problem is reported; so is a packed store's
+//! index ([`crate::packed::read::load_index`]: the files are then checked through the good
+//! copy; with neither copy usable every file is reported unreadable); and its parity
+//! shards and parity map are checked too ([`crate::packed::parity`]).
 
 use std::time::Instant;
 
@@ -19,7 +21,7 @@ use strata_codec::hash::{from_hex, ChunkValue, Hash32};
 use strata_codec::{ChunkLayout, DatasetManifest, ManifestFile, MANIFEST_COPY_PATH, MANIFEST_PATH};
 use strata_store::{Store, StoreError};
 
-use crate::packed::read::PackedSource;
+use crate::packed::read::{is_packed, load_index, PackedSource};
 use crate::plan::layout;
 use crate::retry::with_backoff;
 use crate::source::RangeRead;
@@ -41,7 +43,8 @@ pub struct DamagedFile {
     pub ranges: Vec<(u64, u64)>,
 }
 
-/// A problem outside the files themselves: a manifest copy, a parity shard, a parity map.
+/// A problem outside the files themselves: a manifest copy, an index copy, a parity shard,
+/// a parity map.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreIssue {
     /// The object or metadata file, relative to the store root.
@@ -79,7 +82,8 @@ pub struct VerifyReport {
     pub files_ok: u64,
     /// Files missing or damaged.
     pub damaged: Vec<DamagedFile>,
-    /// Problems outside the files (manifest copies, parity); the data may still be intact.
+    /// Problems outside the files (manifest and index copies, parity); the data may still
+    /// be intact.
     pub issues: Vec<StoreIssue>,
     /// Wall-clock seconds.
     pub seconds: f64,
@@ -280,12 +284,33 @@ pub async fn verify_dataset_mode(
     let manifest = loaded.manifest;
     let chunk_size = manifest.chunk_size;
     let deep = mode == VerifyMode::Deep;
-    let packed = if manifest.layout.as_deref() == Some("packed") {
-        PackedSource::open(store).await?
-    } else {
-        None
-    };
+    let mut packed = None;
+    let mut index_lost = false;
+    if manifest.layout.as_deref() == Some("packed") && is_packed(store).await? {
+        let loaded = load_index(store, &manifest).await?;
+        issues.extend(loaded.issues.iter().cloned());
+        if loaded.doc.is_some() {
+            packed = Some(PackedSource::from_loaded(store, manifest.clone(), loaded)?);
+        } else {
+            index_lost = true;
+        }
+    }
     let results: Vec<Option<DamagedFile>> = match &packed {
+        // No usable index: no file can be located (the issues say why and what to do).
+        None if index_lost => manifest
+            .files
+            .iter()
+            .map(|file| {
+                Some(DamagedFile {
+                    path: file.path.clone(),
+                    problem: "unreadable".into(),
+                    detail: "where its chunks are is unknown: both copies of the packed \
+                             index are unusable"
+                        .into(),
+                    ranges: vec![],
+                })
+            })
+            .collect(),
         Some(packed) if deep => {
             stream::iter(manifest.files.iter())
                 .map(|file| check_packed_file(packed, file, chunk_size))

@@ -6,9 +6,12 @@
 //! 1. **Start** (one transaction): the object must still be current on the source tier
 //!    with the job's generation; a `copying` placement is recorded on the target tier
 //!    *before* any byte is written there.
-//! 2. **Copy**: read the source copy, check its BLAKE3 against the object's recorded hash
-//!    (a mismatch with the generation unchanged means damage, not a write), write it to
-//!    `<target>/objects/<key>` atomically.
+//! 2. **Copy**: read the source copy, check its BLAKE3 against the object's recorded hash,
+//!    write it to `<target>/objects/<key>` atomically. The read takes no key lock (writes
+//!    are not held up by moves), so it may see the bytes of a write whose record is not
+//!    committed yet; on a mismatch the job waits for the key's writes in flight (its read
+//!    lock) and looks again: a new generation means `object_changing`, the same one means
+//!    damage.
 //! 3. **Verify**: read the target copy back and compare its BLAKE3.
 //! 4. **Switch** (one transaction, under the key's write lock, so no read is in flight):
 //!    if the object's generation is unchanged, the copy becomes current and the old copy
@@ -391,6 +394,19 @@ fn stop_reason(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Option<
     }
 }
 
+/// [`stop_reason`] once the writes of the key in flight have finished. A write holds the
+/// key's write lock from before its bytes change until its new generation is in the index,
+/// so a source read that failed or returned unexpected bytes may have met one: waiting for
+/// the read lock tells a write (`object_changing`) from damage.
+async fn settled_stop_reason(
+    state: &AppState,
+    job: &MoveJob,
+    handle: &RunningMove,
+) -> Option<Step> {
+    drop(state.locks.read(&job.key).await);
+    stop_reason(state, job, handle)
+}
+
 fn object_changing(job: &MoveJob, generation: i64) -> Step {
     Step::End(
         MoveState::Skipped,
@@ -447,14 +463,14 @@ async fn copy_and_switch(
     {
         Ok(bytes) => bytes,
         Err(err) => {
-            if let Some(stop) = stop_reason(state, job, handle) {
+            if let Some(stop) = settled_stop_reason(state, job, handle).await {
                 return Ok(stop);
             }
             return Err(format!("reading the copy on {}: {err}", from.name()));
         }
     };
     if hash_bytes(bytes.clone()).await != entry.hash {
-        if let Some(stop) = stop_reason(state, job, handle) {
+        if let Some(stop) = settled_stop_reason(state, job, handle).await {
             return Ok(stop);
         }
         return Err(format!(

@@ -2,9 +2,12 @@
 //! say a retry can help, and a server's `Retry-After` honoured when the error carries one.
 //!
 //! Errors describe themselves through [`RetryAdvice`]. [`StoreError`] answers from
-//! [`StoreError::is_retryable`] (timeouts, 429, 5xx, unreachable). The store crate does not
-//! yet expose the `Retry-After` of a 429 or 503 answer; when it does, its advice becomes
-//! [`Advice::RetryAfter`] here and the loop waits at least that long.
+//! [`StoreError::is_retryable`] (timeouts, 429, 5xx, unreachable) and
+//! [`StoreError::retry_after`]: when an S3 store answered 429 or 5xx with a `Retry-After`
+//! (seconds or an HTTP-date), the advice is [`Advice::RetryAfter`] and the loop waits at
+//! least that long (up to [`Backoff::max`]) before the next attempt. OpenDAL's own short
+//! retries inside the store already honour a `Retry-After` of up to one second; a longer
+//! one reaches this loop on the first answer, so it is waited for here and not ignored.
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,10 +34,10 @@ pub trait RetryAdvice {
 
 impl RetryAdvice for StoreError {
     fn advice(&self) -> Advice {
-        if self.is_retryable() {
-            Advice::Retry
-        } else {
-            Advice::Stop
+        match self.retry_after() {
+            _ if !self.is_retryable() => Advice::Stop,
+            Some(after) => Advice::RetryAfter(after),
+            None => Advice::Retry,
         }
     }
 }
@@ -211,6 +214,27 @@ mod tests {
         .await;
         assert!(start.elapsed() >= Duration::from_millis(300));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn store_errors_advise_from_their_retry_after() {
+        let later = StoreError::RetryLater {
+            path: "s3://b/objects/k".into(),
+            detail: "SlowDown: Please reduce your request rate (HTTP 503)".into(),
+            after: Duration::from_secs(2),
+        };
+        assert_eq!(later.advice(), Advice::RetryAfter(Duration::from_secs(2)));
+        let busy = StoreError::Backend {
+            path: "s3://b/objects/k".into(),
+            detail: "HTTP 500 Internal Server Error".into(),
+            retryable: true,
+        };
+        assert_eq!(busy.advice(), Advice::Retry);
+        let refused = StoreError::Auth {
+            uri: "s3://b".into(),
+            detail: "AccessDenied".into(),
+        };
+        assert_eq!(refused.advice(), Advice::Stop);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! Each store has two operators over the same service: `op` (timeouts, bounded retries:
 //! data traffic) and `probe` (short timeouts, no retry: [`DalStore::check_reachable`], so a
-//! dead endpoint is reported in seconds).
+//! dead endpoint is reported in seconds). Both send their S3 requests through a
+//! [`PushbackTransport`], which turns a 429 or 5xx answer into an error that carries the
+//! server's `Retry-After` (see [`crate::retry_after`]).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -14,6 +16,7 @@ use opendal::Operator;
 
 use crate::error::{from_dal, is_timeout, DalContext, StoreError};
 use crate::options::S3Options;
+use crate::retry_after::{PushbackTransport, OPENDAL_RETRY_MIN_DELAY};
 use crate::uri::{StoreScheme, StoreUri};
 use crate::{relpath, Entry, ListWarning};
 
@@ -43,8 +46,9 @@ const RETRY_TIMES: usize = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Gives the operator its own HTTP client (OpenDAL has no process-wide default here), with
-/// a bounded connect time so a black-holed endpoint fails instead of hanging. Proxies from
-/// the environment (`HTTPS_PROXY`, ...) apply, except to a loopback endpoint.
+/// a bounded connect time so a black-holed endpoint fails instead of hanging, behind a
+/// [`PushbackTransport`] (429 and 5xx answers become errors with their `Retry-After`).
+/// Proxies from the environment (`HTTPS_PROXY`, ...) apply, except to a loopback endpoint.
 fn with_http_client(
     op: Operator,
     connect_timeout: Duration,
@@ -59,9 +63,10 @@ fn with_http_client(
         detail: format!("cannot create the HTTP client: {e}"),
         retryable: false,
     })?;
-    let transport = opendal::HttpTransporter::new(
-        opendal_http_transport_reqwest::ReqwestTransport::new(client),
-    );
+    let transport =
+        opendal::HttpTransporter::new(PushbackTransport::new(opendal::HttpTransporter::new(
+            opendal_http_transport_reqwest::ReqwestTransport::new(client),
+        )));
     let ctx = op.base_context().with_http_transport(transport);
     Ok(op.with_context(ctx))
 }
@@ -149,7 +154,14 @@ impl DalStore {
                             .with_timeout(CONTROL_TIMEOUT)
                             .with_io_timeout(IO_TIMEOUT),
                     )
-                    .layer(RetryLayer::new().with_max_times(RETRY_TIMES).with_jitter());
+                    .layer(
+                        // Its first wait is what honours a `Retry-After` of up to
+                        // OPENDAL_RETRY_MIN_DELAY; longer ones are left to the caller.
+                        RetryLayer::new()
+                            .with_min_delay(OPENDAL_RETRY_MIN_DELAY)
+                            .with_max_times(RETRY_TIMES)
+                            .with_jitter(),
+                    );
                 let probe = with_http_client(base, PROBE_TIMEOUT, &endpoint)?.layer(
                     TimeoutLayer::new()
                         .with_timeout(PROBE_TIMEOUT)

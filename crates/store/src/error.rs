@@ -5,10 +5,14 @@
 //! - says what to do next;
 //! - never contains a credential (URIs are redacted before they get here, OpenDAL request
 //!   contexts, which hold full request URLs and headers, are left out);
-//! - answers [`StoreError::is_retryable`], so retry lives in one place in the caller.
+//! - answers [`StoreError::is_retryable`] (and [`StoreError::retry_after`] when the server
+//!   said when), so retry lives in one place in the caller.
 
 use std::error::Error as _;
 use std::io;
+use std::time::Duration;
+
+use crate::retry_after::{pushback_of, show_secs, MAX_RETRY_AFTER};
 
 /// Everything a store operation can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +115,22 @@ pub enum StoreError {
         source: io::Error,
     },
 
+    /// The store pushed back (HTTP 429 or 5xx, e.g. S3 `SlowDown`) and said when to try
+    /// again (`Retry-After`). Retryable; see [`StoreError::retry_after`].
+    #[error(
+        "the store is busy on {path}: {detail}; it asked to be retried after {}; this is \
+         transient: re-run the same command after that to resume",
+        show_secs(*.after)
+    )]
+    RetryLater {
+        /// The key, path or URI concerned.
+        path: String,
+        /// What the server said (error code, message and HTTP status), one line.
+        detail: String,
+        /// The server's `Retry-After`, at most [`StoreError::MAX_RETRY_AFTER`].
+        after: Duration,
+    },
+
     /// Any other error from a store backend.
     #[error("store error on {path}: {detail}; {}", backend_advice(*.retryable))]
     Backend {
@@ -132,13 +152,17 @@ fn backend_advice(retryable: bool) -> &'static str {
 }
 
 impl StoreError {
+    /// The longest [`StoreError::retry_after`]: a server asking for more is waited for this
+    /// long (five minutes).
+    pub const MAX_RETRY_AFTER: Duration = MAX_RETRY_AFTER;
+
     /// Whether trying the same operation again later may succeed.
     ///
     /// Yes for unreachable servers, timeouts, throttling (429) and server errors (5xx);
     /// no for missing files, refused credentials, a full disk and invalid input.
     pub fn is_retryable(&self) -> bool {
         match self {
-            StoreError::Unreachable { .. } => true,
+            StoreError::Unreachable { .. } | StoreError::RetryLater { .. } => true,
             StoreError::Backend { retryable, .. } => *retryable,
             StoreError::Io { source, .. } => matches!(
                 source.kind(),
@@ -151,6 +175,23 @@ impl StoreError {
             | StoreError::NoSpace { .. }
             | StoreError::Auth { .. }
             | StoreError::NotADirectory { .. } => false,
+        }
+    }
+
+    /// How long the server asked to wait before the next try: the `Retry-After` of an S3
+    /// answer of 429 (too many requests) or 5xx (503 service unavailable, ...), in either
+    /// of its forms (seconds, or an HTTP-date), capped at [`StoreError::MAX_RETRY_AFTER`].
+    /// `None` when the server did not say (retry with the usual backoff if
+    /// [`StoreError::is_retryable`]).
+    ///
+    /// A `Retry-After` of at most one second was already honoured by the store's own short
+    /// retries before the error came out; a longer one comes out at once, for the caller's
+    /// retry loop to wait for (except on a multipart upload's part, which the store waits
+    /// for and sends again itself, up to 30 s).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            StoreError::RetryLater { after, .. } => Some(*after),
+            _ => None,
         }
     }
 
@@ -180,6 +221,15 @@ impl StoreError {
                 detail: detail.clone(),
             },
             NotADirectory { path } => NotADirectory { path: path.clone() },
+            RetryLater {
+                path,
+                detail,
+                after,
+            } => RetryLater {
+                path: path.clone(),
+                detail: detail.clone(),
+                after: *after,
+            },
             Io { path, source } => Io {
                 path: path.clone(),
                 source: io::Error::new(source.kind(), source.to_string()),
@@ -244,6 +294,24 @@ pub(crate) struct DalContext<'a> {
 pub(crate) fn from_dal(ctx: &DalContext<'_>, path: &str, err: opendal::Error) -> StoreError {
     use opendal::ErrorKind;
 
+    if let Some(pushback) = pushback_of(&err) {
+        // Throttling and server errors, read from the HTTP answer itself: retryable whatever
+        // OpenDAL's retry layer set (it marks every error it returns `persistent`).
+        let path = display_path(ctx, path);
+        let detail = one_line(&pushback.summary());
+        return match pushback.retry_after {
+            Some(after) => StoreError::RetryLater {
+                path,
+                detail,
+                after,
+            },
+            None => StoreError::Backend {
+                path,
+                detail,
+                retryable: true,
+            },
+        };
+    }
     let detail = dal_detail(&err);
     if is_connect_failure(&err) {
         return StoreError::Unreachable {
@@ -291,9 +359,26 @@ pub(crate) fn from_dal(ctx: &DalContext<'_>, path: &str, err: opendal::Error) ->
         _ => StoreError::Backend {
             path: display_path(ctx, path),
             detail,
-            retryable: err.is_temporary() || is_timeout(&err),
+            retryable: err.is_temporary() || is_timeout(&err) || is_transient_code(code.as_deref()),
         },
     }
+}
+
+/// S3 error codes that say "try again" whatever the HTTP status (OpenDAL's own list of
+/// temporary codes); needed because OpenDAL's retry layer marks every error it returns
+/// `persistent`, so `is_temporary` is false for them by the time they arrive here.
+fn is_transient_code(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "RequestTimeout"
+                | "InternalError"
+                | "OperationAborted"
+                | "SlowDown"
+                | "ServiceUnavailable"
+                | "TooManyRequests"
+        )
+    )
 }
 
 fn display_path(ctx: &DalContext<'_>, path: &str) -> String {

@@ -22,7 +22,8 @@
 //! Object stores go through Apache OpenDAL (S3 and memory services). S3 data calls have
 //! OpenDAL's timeout layer and a short retry layer (3 tries, 1 s backoff doubling, jitter)
 //! so that one failed multipart part does not sink a whole file's upload; an error that
-//! still comes out has been retried already. `check_reachable` never retries. Local stores use the file system directly: positional reads and writes
+//! still comes out has been retried already, except a 429/503 whose `Retry-After` is over
+//! a second: it comes out at once with [`StoreError::retry_after`] for the caller to wait. `check_reachable` never retries. Local stores use the file system directly: positional reads and writes
 //! (`pread`/`pwrite`), `fsync` and `rename`, which OpenDAL's `fs` service does not expose.
 //!
 //! It does not own what the bytes mean (chunking, hashing, manifests: `strata-codec`,
@@ -36,10 +37,12 @@
 
 mod dal;
 mod error;
+pub mod faults;
 mod list;
 mod local;
 mod options;
 mod relpath;
+mod retry_after;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -9,10 +9,11 @@ use strata_throttle::{Direction, Priority, Throttle};
 
 use crate::dal::DalStore;
 use crate::error::StoreError;
+use crate::faults::{inject, lost, mangled, FaultOp, FaultPlan, Faults};
 use crate::local::LocalStore;
 use crate::options::S3Options;
 use crate::throttled::{gated, Gate, ThrottleLayer, ThrottleStatus};
-use crate::upload::{begin_dal, begin_local, Upload};
+use crate::upload::{begin_dal, begin_local, Upload, UploadFaults};
 use crate::uri::{StoreScheme, StoreUri};
 use crate::{Entry, ListWarning};
 
@@ -30,6 +31,8 @@ pub struct Store {
     plain: Backend,
     /// Admission of data calls, when throttled.
     gate: Option<Gate>,
+    /// Injected faults, for tests ([`Store::with_faults`]).
+    faults: Option<Arc<Faults>>,
 }
 
 #[derive(Clone)]
@@ -68,6 +71,7 @@ impl Store {
             plain: backend.clone(),
             backend,
             gate: None,
+            faults: None,
         };
         tracing::debug!(store = %store.display(), "store opened");
         Ok(store)
@@ -92,6 +96,41 @@ impl Store {
         self.backend = backend;
         self.gate = Some(Gate::new(throttle, class, gate_samples));
         self
+    }
+
+    /// Makes this store misbehave as `plan` says, for tests: bit flips, truncation, lost
+    /// writes and objects, errors, latency (see [`crate::faults`]), on every backend.
+    /// Replaces an earlier plan; an empty plan removes it. Clones of the returned store and
+    /// its uploads share the plan's counters ([`Store::faults`]).
+    pub fn with_faults(mut self, plan: FaultPlan) -> Store {
+        self.faults = (!plan.is_empty()).then(|| Arc::new(Faults::new(plan)));
+        self
+    }
+
+    /// The fault plan in force and how often each rule fired, if any.
+    pub fn faults(&self) -> Option<&Faults> {
+        self.faults.as_deref()
+    }
+
+    /// Applies the fault rules for an `op` call of `rel` (see [`crate::faults::inject`]).
+    async fn inject(
+        &self,
+        op: FaultOp,
+        rel: &str,
+        offset: u64,
+    ) -> Result<Option<crate::faults::Injected>, StoreError> {
+        match &self.faults {
+            None => Ok(None),
+            Some(faults) => inject(Some(faults), op, rel, offset, || self.shown_path(rel)).await,
+        }
+    }
+
+    /// `rel` as shown to users (in injected errors).
+    fn shown_path(&self, rel: &str) -> String {
+        match &self.backend {
+            Backend::Dal(d) => d.shown_path(rel),
+            Backend::Local(l) => l.root().join(rel).display().to_string(),
+        }
     }
 
     /// The throttle this store's transfers go through, and their class.
@@ -159,6 +198,7 @@ impl Store {
         &self,
         warn: &mut (dyn FnMut(ListWarning) + Send),
     ) -> Result<Vec<Entry>, StoreError> {
+        self.inject(FaultOp::List, "", 0).await?;
         match &self.backend {
             Backend::Local(l) => crate::list::list_local(l.root(), warn).await,
             Backend::Dal(d) => d.list(warn).await,
@@ -167,6 +207,7 @@ impl Store {
 
     /// The file at `rel`, or `None` if there is none.
     pub async fn stat(&self, rel: &str) -> Result<Option<Entry>, StoreError> {
+        self.inject(FaultOp::Stat, rel, 0).await?;
         match &self.backend {
             Backend::Local(l) => l.stat(rel).await,
             Backend::Dal(d) => d.stat(rel).await,
@@ -176,33 +217,43 @@ impl Store {
     /// Exactly `len` bytes of `rel` from `offset`. A file shorter than that is an error (it
     /// changed since it was listed).
     pub async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        let injected = self.inject(FaultOp::Read, rel, offset).await?;
         let call = async {
             match &self.backend {
                 Backend::Local(l) => l.read_range(rel, offset, len).await,
                 Backend::Dal(d) => d.read_range(rel, offset, len).await,
             }
         };
-        gated(self.gate.as_ref(), Direction::Read, len, call).await
+        let data = gated(self.gate.as_ref(), Direction::Read, len, call).await?;
+        Ok(mangled(&injected, data))
     }
 
     /// The whole content of `rel` (for small files such as manifests).
     pub async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError> {
+        let injected = self.inject(FaultOp::Read, rel, 0).await?;
         let call = async {
             match &self.backend {
                 Backend::Local(l) => l.read_all(rel).await,
                 Backend::Dal(d) => d.read_all(rel).await,
             }
         };
-        match &self.gate {
+        let data = match &self.gate {
             Some(gate) => gate.admit_read_unsized(call).await,
             None => call.await,
-        }
+        }?;
+        Ok(mangled(&injected, data))
     }
 
     /// Replaces `rel` with `data` atomically (small metadata files): readers see the old
     /// content or the new one. Local: temp file, fsync, rename, fsync directory; object
     /// stores: one PUT.
     pub async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
+        let injected = self.inject(FaultOp::Put, rel, 0).await?;
+        if lost(&injected) {
+            // A lost PUT: success reported, no object left under the name.
+            return self.delete_unfaulted(rel).await;
+        }
+        let data = mangled(&injected, data);
         let len = data.len() as u64;
         let call = async {
             match &self.backend {
@@ -215,6 +266,14 @@ impl Store {
 
     /// Removes `rel`; removing a file that does not exist succeeds.
     pub async fn delete(&self, rel: &str) -> Result<(), StoreError> {
+        let injected = self.inject(FaultOp::Delete, rel, 0).await?;
+        if lost(&injected) {
+            return Ok(());
+        }
+        self.delete_unfaulted(rel).await
+    }
+
+    async fn delete_unfaulted(&self, rel: &str) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Local(l) => l.delete(rel).await,
             Backend::Dal(d) => d.delete(rel).await,
@@ -236,6 +295,10 @@ impl Store {
             Backend::Local(l) => begin_local(l, rel, size, resume).await,
             Backend::Dal(d) => begin_dal(d, rel, size).await,
         }?;
-        Ok(upload.with_gate(self.gate.clone()))
+        let faults = self.faults.as_ref().map(|faults| UploadFaults {
+            faults: Arc::clone(faults),
+            rel: rel.to_string(),
+        });
+        Ok(upload.with_gate(self.gate.clone()).with_faults(faults))
     }
 }

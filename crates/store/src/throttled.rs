@@ -22,7 +22,9 @@
 //!   transport. Every object GET and PUT (each multipart part, each retry) takes a slot
 //!   ([`Throttle::acquire_slot`]: no tokens, its bytes were paced already) and reports one
 //!   sample with its own latency, its body bytes and its outcome read from the HTTP status
-//!   (429 and 503 are store pushback and carry `Retry-After`). Slots must be counted there:
+//!   (429 and 503 are store pushback and carry `Retry-After`; below this layer, a Strata
+//!   store's pushback transport has turned them into errors that carry it, and their
+//!   outcome is read from those). Slots must be counted there:
 //!   OpenDAL's multipart writer takes bytes from `write_at` and sends whole parts later,
 //!   several at a time, so a slot held by `write_at` would not be a request in flight, and
 //!   without a bound on requests in flight the controller overshoots before its first
@@ -236,6 +238,12 @@ pub fn outcome_of_store_error(error: &StoreError) -> Option<Outcome> {
             }
             _ => None,
         },
+        StoreError::RetryLater { detail, after, .. } => Some(match outcome_of_text(detail) {
+            Outcome::Throttled { .. } => Outcome::Throttled {
+                retry_after: Some(*after),
+            },
+            other => other,
+        }),
         _ => None,
     }
 }
@@ -277,16 +285,27 @@ fn outcome_of_status(status: http::StatusCode, headers: &http::HeaderMap) -> Out
     }
 }
 
-/// `Retry-After: <seconds>` (the HTTP-date form is not used by object stores).
+/// `Retry-After`, in seconds or as an HTTP-date (capped, see [`crate::retry_after`]).
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
-    let secs: f64 = value.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+    crate::retry_after::from_headers(headers, std::time::SystemTime::now())
 }
 
 /// The outcome of an HTTP request that got no (complete) response.
 fn outcome_of_dal_error(error: &opendal::Error) -> Outcome {
     use std::error::Error as _;
+    if let Some(pushback) = crate::retry_after::pushback_of(error) {
+        // An answer the store's pushback transport turned into an error: its status.
+        return match pushback.status {
+            429 | 503 => Outcome::Throttled {
+                retry_after: pushback.retry_after,
+            },
+            504 => Outcome::Timeout,
+            _ if pushback.is_rate_limit() => Outcome::Throttled {
+                retry_after: pushback.retry_after,
+            },
+            _ => Outcome::OtherError,
+        };
+    }
     if error.kind() == opendal::ErrorKind::RateLimited {
         return Outcome::Throttled { retry_after: None };
     }
@@ -492,7 +511,11 @@ impl HttpTransport for SensingTransport {
             Ok(response) => response,
             Err(error) => {
                 let outcome = outcome_of_dal_error(&error);
-                sensor.finish(direction, permit, bytes, outcome, None);
+                // An answer turned into an error below (pushback) still measured the path.
+                let answered = crate::retry_after::pushback_of(&error).is_some();
+                let latency = (answered && direction == Direction::Read)
+                    .then(|| headers_at.saturating_sub(start));
+                sensor.finish(direction, permit, bytes, outcome, latency);
                 return Err(error);
             }
         };
@@ -795,6 +818,40 @@ mod tests {
         let reset = opendal::Error::new(opendal::ErrorKind::Unexpected, "send failed")
             .set_source(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert_eq!(outcome_of_dal_error(&reset), Outcome::Reset);
+        // Answers the pushback transport turned into errors keep their status's outcome.
+        let pushback = |status, retry_after| {
+            crate::retry_after::Pushback {
+                status,
+                code: None,
+                message: None,
+                retry_after,
+            }
+            .into_dal_error(false)
+        };
+        let after = Some(Duration::from_secs(3));
+        assert_eq!(
+            outcome_of_dal_error(&pushback(503, after)),
+            Outcome::Throttled { retry_after: after }
+        );
+        assert_eq!(
+            outcome_of_dal_error(&pushback(429, None)),
+            Outcome::Throttled { retry_after: None }
+        );
+        assert_eq!(outcome_of_dal_error(&pushback(504, None)), Outcome::Timeout);
+        assert_eq!(
+            outcome_of_dal_error(&pushback(500, None)),
+            Outcome::OtherError
+        );
+        let later = StoreError::RetryLater {
+            path: "s3://b/k".into(),
+            detail: "SlowDown: Please reduce your request rate (HTTP 503 Service Unavailable)"
+                .into(),
+            after: Duration::from_secs(3),
+        };
+        assert_eq!(
+            outcome_of_store_error(&later),
+            Some(Outcome::Throttled { retry_after: after })
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use strata_throttle::Direction;
 
 use crate::dal::{part_size_for, DalStore, S3_PART_CONCURRENCY};
 use crate::error::StoreError;
+use crate::faults::{inject, lost, mangled, FaultOp, Faults, Injected};
 use crate::local::{blocking, create_parent, read_exact_at, sync_dir, LocalStore};
 use crate::throttled::{gated, Gate};
 
@@ -36,6 +37,14 @@ pub struct Upload {
     inner: Inner,
     /// The store's throttle admission for [`Upload::write_at`], if any.
     gate: Option<Gate>,
+    /// The store's injected faults, if any (see [`crate::faults`]).
+    faults: Option<UploadFaults>,
+}
+
+/// The fault plan of the store an upload belongs to, and the upload's path.
+pub(crate) struct UploadFaults {
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) rel: String,
 }
 
 enum Inner {
@@ -74,6 +83,12 @@ impl Upload {
                 format!("write of {len} bytes at offset {offset} goes past the file size {size}"),
             ));
         }
+        let injected = self.inject(FaultOp::Write, offset).await?;
+        if lost(&injected) {
+            // A lost write: success reported, the bytes stay whatever was there.
+            return Ok(());
+        }
+        let data = mangled(&injected, data);
         // Admitted before the call, outside OpenDAL's timeouts (see `crate::throttled`).
         let call = async {
             match &self.inner {
@@ -90,6 +105,25 @@ impl Upload {
         self
     }
 
+    /// Puts the store's fault plan on this upload (set by `Store::begin_upload`).
+    pub(crate) fn with_faults(mut self, faults: Option<UploadFaults>) -> Upload {
+        self.faults = faults;
+        self
+    }
+
+    /// Applies the fault rules for an `op` call of this upload at `offset`.
+    async fn inject(&self, op: FaultOp, offset: u64) -> Result<Option<Injected>, StoreError> {
+        match &self.faults {
+            None => Ok(None),
+            Some(f) => {
+                inject(Some(&f.faults), op, &f.rel, offset, || {
+                    self.shown().to_string()
+                })
+                .await
+            }
+        }
+    }
+
     /// Whether [`Upload::read_back`] works (local stores).
     pub fn supports_read_back(&self) -> bool {
         matches!(self.inner, Inner::Local(_))
@@ -97,14 +131,16 @@ impl Upload {
 
     /// Reads staged bytes back (local stores), to verify them before publishing.
     pub async fn read_back(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        match &self.inner {
+        let injected = self.inject(FaultOp::ReadBack, offset).await?;
+        let data = match &self.inner {
             Inner::Local(u) => u.read_back(offset, len).await,
             Inner::Dal(u) => Err(StoreError::permanent(
                 &u.shown,
                 "this store cannot read an upload back before it is published; verify with \
                  read_range after publish",
             )),
-        }
+        }?;
+        Ok(mangled(&injected, data))
     }
 
     /// Whether an existing staging file was reopened (local, `resume = true`, staging file
@@ -136,6 +172,9 @@ impl Upload {
         mtime: Option<SystemTime>,
         mode: Option<u32>,
     ) -> Result<(), StoreError> {
+        if lost(&self.inject(FaultOp::Publish, 0).await?) {
+            return lose_publish(self.inner).await;
+        }
         match self.inner {
             Inner::Local(u) => u.publish(mtime, mode).await,
             Inner::Dal(u) => u.publish().await,
@@ -151,6 +190,17 @@ impl Upload {
         let mut local = Vec::new();
         let mut results: Vec<Option<Result<(), StoreError>>> = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
+            match item.upload.inject(FaultOp::Publish, 0).await {
+                Err(error) => {
+                    results.push(Some(Err(error)));
+                    continue;
+                }
+                Ok(injected) if lost(&injected) => {
+                    results.push(Some(lose_publish(item.upload.inner).await));
+                    continue;
+                }
+                Ok(_) => {}
+            }
             match item.upload.inner {
                 Inner::Local(u) => {
                     local.push((index, u, item.mtime, item.mode));
@@ -189,6 +239,32 @@ impl Upload {
         match &self.inner {
             Inner::Local(u) => &u.shown,
             Inner::Dal(u) => &u.shown,
+        }
+    }
+}
+
+/// A lost publish (fault injection): the staged copy is dropped and nothing is left under
+/// the final name, yet success is reported.
+async fn lose_publish(inner: Inner) -> Result<(), StoreError> {
+    match inner {
+        Inner::Local(u) => {
+            let final_path = u.final_path.clone();
+            let shown = u.shown.clone();
+            u.abort().await?;
+            blocking("lose publish", move || {
+                match fs::symlink_metadata(&final_path) {
+                    Ok(meta) if !meta.is_dir() => {
+                        fs::remove_file(&final_path).map_err(|e| StoreError::from_io(&shown, e))
+                    }
+                    _ => Ok(()),
+                }
+            })
+            .await
+        }
+        Inner::Dal(u) => {
+            let (store, rel) = (Arc::clone(&u.store), u.rel.clone());
+            u.abort().await?;
+            store.delete(&rel).await
         }
     }
 }
@@ -306,6 +382,7 @@ pub(crate) async fn begin_local(
     };
     Ok(Upload {
         gate: None,
+        faults: None,
         inner: Inner::Local(LocalUpload {
             shown,
             final_path,
@@ -529,6 +606,7 @@ pub(crate) async fn begin_dal(
     .map_err(|e| store.error(rel, e))?;
     Ok(Upload {
         gate: None,
+        faults: None,
         inner: Inner::Dal(DalUpload {
             store: Arc::clone(store),
             rel: rel.to_string(),

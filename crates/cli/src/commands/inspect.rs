@@ -81,11 +81,11 @@ pub async fn run(context: &Context, args: InspectArgs) -> anyhow::Result<ExitCod
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| anyhow::anyhow!("{} has no file name", args.path))?;
-        let store = context.store(&parent.to_string_lossy()).await?;
+        let store = context.source_store(&parent.to_string_lossy()).await?;
         let size = local.metadata()?.len();
         (store, vec![(name, size)])
     } else {
-        let store = context.store(&args.path).await?;
+        let store = context.source_store(&args.path).await?;
         let mut warn =
             |w: strata_store::ListWarning| eprintln!("warning: skipped {}: {}", w.path, w.message);
         let entries = store.list(&mut warn).await?;

@@ -64,8 +64,8 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         Some(control) => control.apply(store),
         None => store,
     };
-    let source = DatasetSource::open(throttled(context.store(&args.source).await?)).await?;
-    let destination = throttled(context.store(&args.destination).await?);
+    let source = DatasetSource::open(throttled(context.source_store(&args.source).await?)).await?;
+    let destination = throttled(context.destination_store(&args.destination).await?);
     // After the stores are under their throttles, so the first snapshot already lists them.
     let live = LiveFile::start(context, &args, control.clone());
     let objective = args.codec.objective()?;

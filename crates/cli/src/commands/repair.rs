@@ -25,9 +25,9 @@ pub struct RepairArgs {
 /// Run the command: exit 0 when everything damaged was repaired (or nothing was), 1 when
 /// something could not be.
 pub async fn run(context: &Context, args: RepairArgs) -> anyhow::Result<ExitCode> {
-    let store = context.store(&args.destination).await?;
+    let store = context.destination_store(&args.destination).await?;
     let source = match &args.from {
-        Some(from) => Some(context.store(from).await?),
+        Some(from) => Some(context.source_store(from).await?),
         None => None,
     };
     let report = repair(&store, source.as_ref(), args.jobs).await?;

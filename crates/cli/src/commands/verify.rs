@@ -24,7 +24,7 @@ pub struct VerifyArgs {
 
 /// Run the command.
 pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let store = context.store(&args.destination).await?;
+    let store = context.destination_store(&args.destination).await?;
     let mode = if args.fast {
         VerifyMode::Fast
     } else {

@@ -5,11 +5,13 @@
 //!   .strata/layout.json              {"format":"strata-layout","version":1,"layout":"packed",...}
 //!   .strata/manifest.json            the dataset manifest (as for plain), plus `layout` and
 //!                                    `index`: the path of the index of this version
+//!                                    (self-hashed; a copy at .strata/manifest.copy.json)
 //!   .strata/index/<root-hash>.json   PackedIndex: where every chunk of every file is
+//!                                    (self-hashed; .copy.json beside it, same bytes)
 //!   chunks/<aa>/<blake3-of-raw>      one frame: a chunk of a large file
 //!   packs/<aa>/<blake3-of-pack>      frames of many small files, back to back
 //!   parity/<group-id>/<i>            Reed-Solomon parity shard i of a group of objects
-//!   .strata/parity/<root-hash>.json  ParityMap: the groups (and a .copy.json beside it)
+//!   .strata/parity/<root-hash>.json  ParityMap: the groups (self-hashed; .copy.json beside)
 //! ```
 //!
 //! - Every object is content-addressed: a chunk object is named by the BLAKE3 of its raw
@@ -21,6 +23,12 @@
 //!   [`PACK_TARGET`] raw bytes, assigned in plan order, so a re-run builds the same packs.
 //! - Each run writes a new index named by the dataset root hash and then points the
 //!   manifest at it: earlier versions stay readable.
+//! - The index and the parity map are sealed like the manifest ([`sealed`]): a self-hash
+//!   over their canonical JSON, and a second copy written before anything points at them.
+//!   Readers use the primary or, when it is missing or fails its checks, the copy, and name
+//!   the bad one; `strata repair` rewrites it from the good one. An index written before
+//!   sealing (no `self_hash`) is legacy: read without a copy, still checked against the
+//!   manifest and object by object. Parity covers the data objects, not this metadata.
 //! - Parity (`--parity`, [`parity`]) covers the objects of a version in groups; `strata
 //!   repair` ([`repair`]) rebuilds damaged objects from it or from the source.
 //! - Resume: a re-run recomputes chunk keys from the source (a local read and compression,
@@ -30,6 +38,7 @@ pub mod format;
 pub mod parity;
 pub mod read;
 pub mod repair;
+pub mod sealed;
 pub mod write;
 
 pub use format::{ChunkLocator, IndexedFile, LayoutMarker, PackedIndex};

@@ -36,12 +36,12 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use strata_codec::compress::{decode_frame, read_header};
-use strata_codec::manifest::canonical_json;
 use strata_codec::parity::{encode_group, shard_len_for, ParitySpec};
 use strata_store::{Store, StoreError};
 
 use super::format::PackedIndex;
 use super::read::PackedSource;
+use super::sealed::{load_copies, seal, unseal, write_copies, Loaded, Sealed};
 use crate::plan::layout;
 use crate::retry::with_backoff;
 use crate::verify::{merge_ranges, DamagedFile, StoreIssue};
@@ -100,58 +100,58 @@ pub struct ParityMap {
     pub self_hash: Option<String>,
 }
 
+impl Sealed for ParityMap {
+    const WHAT: &'static str = "the parity map";
+    const LEGACY: bool = false;
+    const OPTIONAL: bool = true;
+    const PRETTY: bool = true;
+    const LOST: &'static str = "parity cannot be used; the data is still checked by its hashes";
+
+    fn self_hash_mut(&mut self) -> &mut Option<String> {
+        &mut self.self_hash
+    }
+
+    fn identify(&self) -> Result<(), String> {
+        if self.format != PARITY_MAP_FORMAT {
+            return Err("not a Strata parity map".into());
+        }
+        if self.version > 1 {
+            return Err(format!(
+                "parity map version {} is newer than this Strata understands; upgrade strata",
+                self.version
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl ParityMap {
-    /// Serialise with a fresh self-hash.
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut sealed = self.clone();
-        sealed.self_hash = None;
-        let value = serde_json::to_value(&sealed).expect("parity map serialises");
-        let mut canonical = Vec::new();
-        canonical_json(&value, &mut canonical);
-        sealed.self_hash = Some(blake3::hash(&canonical).to_hex().to_string());
-        let mut out = serde_json::to_vec_pretty(&sealed).expect("parity map serialises");
-        out.push(b'\n');
-        out
+    /// Serialise with a fresh self-hash ([`super::sealed::seal`]).
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        seal(self)
     }
 
     /// Parse and check a map: format, version, self-hash, group shapes.
     pub fn from_json(bytes: &[u8]) -> Result<ParityMap, String> {
-        let mut value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
-        let recorded = value
-            .as_object_mut()
-            .and_then(|o| o.remove("self_hash"))
-            .and_then(|v| v.as_str().map(str::to_string));
-        let mut canonical = Vec::new();
-        canonical_json(&value, &mut canonical);
-        let map: ParityMap = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        if map.format != PARITY_MAP_FORMAT {
-            return Err("not a Strata parity map".into());
-        }
-        if map.version > 1 {
-            return Err(format!(
-                "parity map version {} is newer than this Strata understands; upgrade strata",
-                map.version
-            ));
-        }
-        if recorded.as_deref() != Some(blake3::hash(&canonical).to_hex().as_str()) {
-            return Err("self-hash mismatch: the map was altered or damaged".into());
-        }
-        for group in &map.groups {
+        let (map, _) = unseal::<ParityMap>(bytes)?;
+        map.check_groups()?;
+        Ok(map)
+    }
+
+    /// Check every group's shape against k, m and its members.
+    fn check_groups(&self) -> Result<(), String> {
+        for group in &self.groups {
             let shard_len = shard_len_for(group.members.iter().map(|s| s.len as usize)) as u64;
             if group.members.is_empty()
-                || group.members.len() > map.k
-                || group.parity.len() != map.m
+                || group.members.len() > self.k
+                || group.parity.len() != self.m
                 || group.shard_len != shard_len
                 || group.parity.iter().any(|p| p.len != shard_len)
             {
                 return Err(format!("group {} is malformed", group.id));
             }
         }
-        Ok(ParityMap {
-            self_hash: recorded,
-            ..map
-        })
+        Ok(())
     }
 
     /// The spec the map was written with.
@@ -174,97 +174,22 @@ pub fn map_copy_path(root: &str) -> String {
 }
 
 /// A parity map as loaded, with the state of both copies.
-#[derive(Debug, Clone, Default)]
-pub struct LoadedParityMap {
-    /// The map, when a good copy was found.
-    pub map: Option<ParityMap>,
-    /// Its exact bytes.
-    pub bytes: Option<Bytes>,
-    /// Whether the primary is intact.
-    pub primary_ok: bool,
-    /// Whether the copy is intact and equal to the primary.
-    pub copy_ok: bool,
-    /// What is wrong with either copy.
-    pub issues: Vec<StoreIssue>,
-}
+pub type LoadedParityMap = Loaded<ParityMap>;
 
-enum MapRead {
-    Good(ParityMap, Bytes),
-    Missing,
-    Bad(String),
-}
-
-async fn read_map_at(store: &Store, path: &str) -> Result<MapRead, MoverError> {
-    match with_backoff(|| store.read_all(path)).await {
-        Ok(bytes) => Ok(match ParityMap::from_json(&bytes) {
-            Ok(map) => MapRead::Good(map, bytes),
-            Err(reason) => MapRead::Bad(reason),
-        }),
-        Err(StoreError::NotFound { .. }) => Ok(MapRead::Missing),
-        Err(error) if !error.is_retryable() => Ok(MapRead::Bad(error.to_string())),
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// Load the parity map of version `root` (none when the store has no parity).
+/// Load the parity map of version `root` from its primary or its copy (no map and no
+/// issue when the store has no parity; see [`load_copies`]).
 pub async fn load_parity_map(store: &Store, root: &str) -> Result<LoadedParityMap, MoverError> {
-    let (primary_path, copy_path) = (map_path(root), map_copy_path(root));
-    let primary = read_map_at(store, &primary_path).await?;
-    let copy = read_map_at(store, &copy_path).await?;
-    let issue = |object: &str, problem: &str, detail: String| StoreIssue {
-        object: object.into(),
-        problem: problem.into(),
-        detail,
-    };
-    let describe = |read: &MapRead| match read {
-        MapRead::Missing => ("missing", "is missing".to_string()),
-        MapRead::Bad(reason) => ("content", format!("is damaged ({reason})")),
-        MapRead::Good(..) => ("stale", "differs from the primary".to_string()),
-    };
-    let mut loaded = LoadedParityMap::default();
-    match (primary, copy) {
-        (MapRead::Good(map, bytes), copy) => {
-            loaded.copy_ok = matches!(&copy, MapRead::Good(_, b) if *b == bytes);
-            if !loaded.copy_ok {
-                let (problem, what) = describe(&copy);
-                loaded.issues.push(issue(
-                    &copy_path,
-                    problem,
-                    format!("the parity map copy {what}; `strata repair` rewrites it"),
-                ));
-            }
-            loaded.primary_ok = true;
-            loaded.map = Some(map);
-            loaded.bytes = Some(bytes);
-        }
-        (MapRead::Missing, MapRead::Missing) => {}
-        (primary, MapRead::Good(map, bytes)) => {
-            let (problem, what) = describe(&primary);
-            loaded.issues.push(issue(
-                &primary_path,
-                problem,
-                format!(
-                    "the parity map {what}; read its copy instead; `strata repair` rewrites it"
-                ),
-            ));
-            loaded.copy_ok = true;
-            loaded.map = Some(map);
-            loaded.bytes = Some(bytes);
-        }
-        (primary, copy) => {
-            let (problem, what) = describe(&primary);
-            let (_, copy_what) = describe(&copy);
-            loaded.issues.push(issue(
-                &primary_path,
-                problem,
-                format!(
-                    "the parity map {what} and its copy {copy_what}: parity cannot be used; \
-                     the data is still checked by its hashes"
-                ),
+    let check = |map: &ParityMap| {
+        map.check_groups()?;
+        if map.root_hash != root {
+            return Err(format!(
+                "it covers dataset version {}, not {root}",
+                map.root_hash
             ));
         }
-    }
-    Ok(loaded)
+        Ok(())
+    };
+    load_copies(store, &map_path(root), &map_copy_path(root), &check).await
 }
 
 /// Where one chunk frame inside a stored object is used.
@@ -414,7 +339,7 @@ pub async fn write_parity(
             store.display()
         )))?;
     let root = packed.manifest().root_hash.clone();
-    let previous = load_parity_map(store, &root).await?.map;
+    let previous = load_parity_map(store, &root).await?.doc;
     build_parity(
         store,
         packed.index(),
@@ -520,11 +445,17 @@ pub(crate) async fn build_parity(
 
 /// Write the map, primary then copy.
 pub(crate) async fn write_map(store: &Store, map: &ParityMap) -> Result<(), MoverError> {
-    let json = Bytes::from(map.to_json());
-    for path in [map_path(&map.root_hash), map_copy_path(&map.root_hash)] {
-        with_backoff(|| store.write_atomic(&path, json.clone())).await?;
-    }
-    Ok(())
+    let json = map
+        .to_json()
+        .map_err(|e| MoverError::Internal(format!("the parity map does not serialise: {e}")))?;
+    let root = &map.root_hash;
+    write_copies(
+        store,
+        &map_path(root),
+        &map_copy_path(root),
+        Bytes::from(json),
+    )
+    .await
 }
 
 async fn shards_present(store: &Store, shards: &[ShardRef]) -> Result<bool, MoverError> {
@@ -704,7 +635,7 @@ pub async fn check_parity(
     let root = &packed.manifest().root_hash;
     let loaded = load_parity_map(store, root).await?;
     let mut issues = loaded.issues;
-    let Some(map) = loaded.map else {
+    let Some(map) = loaded.doc else {
         return Ok(issues);
     };
     let objects = objects_of(packed.index());
@@ -818,7 +749,7 @@ mod tests {
     #[test]
     fn map_round_trips_and_detects_edits() {
         let m = map();
-        let json = m.to_json();
+        let json = m.to_json().unwrap();
         let back = ParityMap::from_json(&json).unwrap();
         assert_eq!(
             ParityMap {
@@ -834,7 +765,7 @@ mod tests {
         assert!(ParityMap::from_json(newer.as_bytes()).is_err());
         let mut bad = m.clone();
         bad.groups[0].shard_len = 14;
-        assert!(ParityMap::from_json(&bad.to_json()).is_err());
+        assert!(ParityMap::from_json(&bad.to_json().unwrap()).is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Reading a packed dataset: files by path, bytes by range, every frame checked.
+//! Reading a packed dataset: files by path, bytes by range, every frame checked. The
+//! index is read from its primary or its copy ([`load_index`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -9,7 +10,8 @@ use strata_codec::manifest::DatasetManifest;
 use strata_codec::MANIFEST_PATH;
 use strata_store::{Entry, Store, StoreError};
 
-use super::format::{IndexedFile, PackedIndex, LAYOUT_PATH};
+use super::format::{index_copy_path, IndexedFile, PackedIndex, LAYOUT_PATH};
+use super::sealed::{load_copies, Loaded};
 use crate::retry::with_backoff;
 use crate::MoverError;
 
@@ -21,45 +23,93 @@ pub struct PackedSource {
     by_path: HashMap<String, usize>,
 }
 
+/// The index of a packed dataset version as loaded from its two copies.
+pub type LoadedIndex = Loaded<PackedIndex>;
+
+/// Whether `store` holds the packed layout (it has the layout marker).
+pub async fn is_packed(store: &Store) -> Result<bool, MoverError> {
+    match store.stat(LAYOUT_PATH).await {
+        Ok(Some(_)) => Ok(true),
+        Ok(None) | Err(StoreError::NotFound { .. }) | Err(StoreError::NotADirectory { .. }) => {
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Load the index `manifest` points at from its primary or, when that is missing or fails
+/// its checks (self-hash, and [`PackedIndex::check_against`] the manifest), from its copy;
+/// [`Loaded::issues`] says which one is bad. Neither usable is not an error here: the
+/// caller reports it ([`PackedSource::from_loaded`] refuses to read).
+pub async fn load_index(
+    store: &Store,
+    manifest: &DatasetManifest,
+) -> Result<LoadedIndex, MoverError> {
+    let path = manifest.index.clone().ok_or_else(|| MoverError::Manifest {
+        location: format!("{}/{MANIFEST_PATH}", store.display().trim_end_matches('/')),
+        reason: "the manifest of this packed store names no index; the store is damaged: \
+                 migrate again from the source"
+            .into(),
+    })?;
+    let check = |index: &PackedIndex| index.check_against(manifest);
+    load_copies(store, &path, &index_copy_path(&path), &check).await
+}
+
 impl PackedSource {
     /// Open `store` as a packed dataset; `Ok(None)` when it is not one (no layout marker).
+    /// The manifest and the index are each read from their primary or, when that is bad,
+    /// from their copy, with a warning naming the bad one; an error when neither copy of
+    /// the index can be used.
     pub async fn open(store: &Store) -> Result<Option<PackedSource>, MoverError> {
-        match store.stat(LAYOUT_PATH).await {
-            Ok(Some(_)) => {}
-            Ok(None) | Err(StoreError::NotFound { .. }) | Err(StoreError::NotADirectory { .. }) => {
-                return Ok(None)
-            }
-            Err(error) => return Err(error.into()),
+        if !is_packed(store).await? {
+            return Ok(None);
         }
         let manifest = crate::verify::load_manifest(store).await?;
-        let location = |what: &str| format!("{}/{what}", store.display().trim_end_matches('/'));
-        let index_path = manifest.index.clone().ok_or_else(|| MoverError::Manifest {
-            location: location(MANIFEST_PATH),
-            reason: "packed store manifest names no index; the store is damaged: repair it from the source".into(),
-        })?;
-        let bytes = with_backoff(|| store.read_all(&index_path)).await?;
-        let index = PackedIndex::from_json(&bytes).map_err(|reason| MoverError::Manifest {
-            location: location(&index_path),
-            reason,
-        })?;
-        if index.root_hash != manifest.root_hash {
-            return Err(MoverError::Manifest {
-                location: location(&index_path),
-                reason: "index belongs to another dataset version than the manifest".into(),
-            });
+        let loaded = load_index(store, &manifest).await?;
+        if loaded.doc.is_some() {
+            // Without a usable copy the error below says it all.
+            for issue in &loaded.issues {
+                tracing::warn!(object = %issue.object, "{}", issue.detail);
+            }
         }
+        PackedSource::from_loaded(store, manifest, loaded).map(Some)
+    }
+
+    /// A packed source from a manifest and its index as loaded; an error naming both
+    /// copies and what to do when neither could be used.
+    pub fn from_loaded(
+        store: &Store,
+        manifest: DatasetManifest,
+        loaded: LoadedIndex,
+    ) -> Result<PackedSource, MoverError> {
+        let Some(index) = loaded.doc else {
+            let detail = loaded
+                .issues
+                .first()
+                .map(|issue| issue.detail.clone())
+                .unwrap_or_else(|| "the packed index cannot be read".into());
+            return Err(MoverError::Store(StoreError::Backend {
+                path: format!(
+                    "{}/{}",
+                    store.display().trim_end_matches('/'),
+                    loaded.primary_path
+                ),
+                detail,
+                retryable: false,
+            }));
+        };
         let by_path = index
             .files
             .iter()
             .enumerate()
             .map(|(i, f)| (f.path.clone(), i))
             .collect();
-        Ok(Some(PackedSource {
+        Ok(PackedSource {
             store: store.clone(),
             manifest,
             index,
             by_path,
-        }))
+        })
     }
 
     /// The dataset manifest.

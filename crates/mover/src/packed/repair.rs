@@ -2,7 +2,10 @@
 //! what could not be rebuilt.
 //!
 //! 1. **Metadata.** The manifest is read from its primary or its copy; a bad one of the
-//!    two is rewritten from the good one. The same for the parity map.
+//!    two is rewritten from the good one. The same for the packed index (before anything
+//!    else: it says where every object is) and the parity map. Parity covers the data
+//!    objects, not this metadata: when both copies of the index are bad, every file is
+//!    reported unrepairable, with how to write the index again.
 //! 2. **Scan.** Every object of the current version and every parity shard is read and
 //!    checked ([`check_object`]: length, then the hash the parity map records, else the
 //!    content address). A missing, truncated or damaged object is *bad*.
@@ -35,12 +38,12 @@ use strata_codec::parity::reconstruct;
 use strata_codec::{DatasetManifest, MANIFEST_COPY_PATH, MANIFEST_PATH};
 use strata_store::{Store, StoreError};
 
-use super::format::PackedIndex;
+use super::format::{index_copy_path, index_path, PackedIndex, LAYOUT_PATH};
 use super::parity::{
     build_parity, check_object, files_using, load_parity_map, map_copy_path, map_path, objects_of,
     ObjectUse, ParityGroup, ShardRef, StoredObject,
 };
-use super::read::PackedSource;
+use super::read::{is_packed, load_index, PackedSource};
 use crate::retry::with_backoff;
 use crate::verify::load_manifest_checked;
 use crate::MoverError;
@@ -167,7 +170,7 @@ pub async fn repair(
         }
     }
     if manifest.layout.as_deref() == Some("packed") {
-        repair_packed(store, from, jobs, &mut report).await?;
+        repair_packed(store, from, jobs, &manifest, &mut report).await?;
     } else {
         repair_plain(store, from, jobs, &manifest, &mut report).await?;
     }
@@ -209,19 +212,43 @@ async fn repair_packed(
     store: &Store,
     from: Option<&Store>,
     jobs: usize,
+    manifest: &DatasetManifest,
     report: &mut RepairReport,
 ) -> Result<(), MoverError> {
-    let packed = PackedSource::open(store)
-        .await?
-        .ok_or_else(|| MoverError::Manifest {
+    if !is_packed(store).await? {
+        return Err(MoverError::Manifest {
             location: store.display(),
-            reason: "the manifest says packed but the layout marker is missing".into(),
-        })?;
-    let manifest = packed.manifest().clone();
+            reason: format!(
+                "the manifest says packed but the layout marker {LAYOUT_PATH} is missing; \
+                 migrate again from the source"
+            ),
+        });
+    }
+    // 1. The index: a bad copy is rewritten from the good one; with neither usable no
+    // object can be located, and parity does not cover the index.
+    let loaded_index = load_index(store, manifest).await?;
+    let Some(index_bytes) = loaded_index.bytes.clone() else {
+        let paths: Vec<String> = manifest.files.iter().map(|f| f.path.clone()).collect();
+        for issue in loaded_index.issues {
+            report.damaged += 1;
+            report.unrepairable.push(UnrepairableObject {
+                object: issue.object,
+                paths: paths.clone(),
+                reason: issue.detail,
+            });
+        }
+        return Ok(());
+    };
+    let is_index = |b: &[u8]| PackedIndex::from_json(b).and_then(|i| i.check_against(manifest));
+    for path in loaded_index.to_rewrite() {
+        report.damaged += 1;
+        metadata_from_copy(store, &path, index_bytes.clone(), is_index, report).await;
+    }
+    let packed = PackedSource::from_loaded(store, manifest.clone(), loaded_index)?;
     let mut index = packed.index().clone();
     let root = manifest.root_hash.clone();
     let loaded_map = load_parity_map(store, &root).await?;
-    let map = loaded_map.map.clone();
+    let map = loaded_map.doc.clone();
     let objects = objects_of(&index);
     let by_key: HashMap<&str, &StoredObject> =
         objects.iter().map(|o| (o.key.as_str(), o)).collect();
@@ -438,14 +465,8 @@ async fn repair_packed(
         bad.remove(&object.key);
     }
     if index_changed {
-        let path = manifest.index.clone().unwrap_or_default();
-        let json = Bytes::from(serde_json::to_vec(&index).unwrap_or_default());
-        let check = |b: &[u8]| {
-            PackedIndex::from_json(b)
-                .map(|_| ())
-                .map_err(|e| format!("index does not parse: {e}"))
-        };
-        match write_checked(store, &path, json, check).await {
+        let path = packed_index_path(manifest);
+        match rewrite_index(store, &path, &index, is_index).await {
             Ok(()) => report.index_rewritten = true,
             Err(reason) => report.unrepairable.push(UnrepairableObject {
                 object: path,
@@ -543,6 +564,34 @@ async fn repair_packed(
                 metadata_from_copy(store, &path, bytes.clone(), is_map, report).await;
             }
         }
+    }
+    Ok(())
+}
+
+/// The index path the manifest names.
+fn packed_index_path(manifest: &DatasetManifest) -> String {
+    manifest
+        .index
+        .clone()
+        .unwrap_or_else(|| index_path(&manifest.root_hash))
+}
+
+/// Seal `index` and write it over both copies, primary first, each checked after writing.
+/// A crash in between leaves a primary the loader prefers and a stale copy the next repair
+/// rewrites.
+async fn rewrite_index(
+    store: &Store,
+    path: &str,
+    index: &PackedIndex,
+    check: impl Fn(&[u8]) -> Result<(), String> + Copy,
+) -> Result<(), String> {
+    let json = Bytes::from(
+        index
+            .to_json()
+            .map_err(|e| format!("the index does not serialise: {e}"))?,
+    );
+    for path in [path.to_string(), index_copy_path(path)] {
+        write_checked(store, &path, json.clone(), check).await?;
     }
     Ok(())
 }

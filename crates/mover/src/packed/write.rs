@@ -4,8 +4,8 @@
 //! pack of small files (assigned in plan order, so a re-run builds identical packs). Each
 //! unit reads from the source, hashes (chunk value for the file hash, raw hash for the
 //! object key), lets the codec selector pick codec and filter, frames the result, and
-//! writes the object unless the destination already has it. The index and then the
-//! manifest are written last.
+//! writes the object unless the destination already has it. The index (sealed, primary
+//! then copy) and then the manifest are written last.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,9 +20,10 @@ use strata_codec::{DatasetManifest, ManifestFile, MANIFEST_COPY_PATH, MANIFEST_P
 use strata_store::{Store, StoreError};
 
 use super::format::{
-    chunk_key, pack_key, ChunkLocator, IndexedFile, LayoutMarker, PackedIndex, INDEX_DIR,
-    LAYOUT_PATH,
+    chunk_key, index_copy_path, index_path, pack_key, ChunkLocator, IndexedFile, LayoutMarker,
+    PackedIndex, LAYOUT_PATH,
 };
+use super::sealed::write_copies;
 use super::{PACK_TARGET, SMALL_FILE_MAX};
 use crate::migrate::MigrateOptions;
 use crate::migrate::{is_fatal, list_existing};
@@ -195,17 +196,19 @@ pub async fn migrate_packed(
 
     if report.failed.is_empty() && report.unreadable_entries.is_empty() {
         let mut manifest = DatasetManifest::new(chunk_size, manifest_files);
-        let index_path = format!("{INDEX_DIR}/{}.json", manifest.root_hash);
-        index_files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-        let index = PackedIndex {
-            format: "strata-packed-index".into(),
-            version: 1,
-            chunk_size,
-            root_hash: manifest.root_hash.clone(),
-            files: index_files,
-        };
-        let index_json = Bytes::from(serde_json::to_vec(&index).unwrap_or_default());
-        with_backoff(|| destination.write_atomic(&index_path, index_json.clone())).await?;
+        let index_path = index_path(&manifest.root_hash);
+        let index = PackedIndex::new(chunk_size, manifest.root_hash.clone(), index_files);
+        let index_json = index
+            .to_json()
+            .map_err(|e| MoverError::Internal(format!("the index does not serialise: {e}")))?;
+        // Both copies of the index are in place before the manifest points at them.
+        write_copies(
+            destination,
+            &index_path,
+            &index_copy_path(&index_path),
+            Bytes::from(index_json),
+        )
+        .await?;
         manifest.layout = Some("packed".into());
         manifest.index = Some(index_path);
         let manifest_json = Bytes::from(manifest.to_json());

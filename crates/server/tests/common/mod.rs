@@ -1,6 +1,8 @@
 //! A service started in-process on a temporary data directory, and small HTTP helpers.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use strata_heat::TieringConfig;
 use strata_server::{Limits, RunningServer, ServeOptions};
+use strata_store::S3Options;
 
 /// Three local tiers with no minimum residency; classification by recency only (the
 /// per-day counts are out of reach), so tests control classes with time; the periodic pass
@@ -61,8 +64,19 @@ pub fn config(dir: &Path, toml: &str) -> TieringConfig {
 }
 
 pub async fn start_in(dir: tempfile::TempDir, toml: &str, limits: Limits) -> TestServer {
+    start_with(dir, toml, limits, S3Options::default()).await
+}
+
+/// Like [`start_in`], with S3 settings for S3 tiers.
+pub async fn start_with(
+    dir: tempfile::TempDir,
+    toml: &str,
+    limits: Limits,
+    s3: S3Options,
+) -> TestServer {
     let mut options = ServeOptions::new(config(dir.path(), toml));
     options.limits = limits;
+    options.s3 = s3;
     let server = strata_server::start(options).await.unwrap();
     let addr = server.addr;
     TestServer {
@@ -210,6 +224,25 @@ pub fn raw(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
         .map(|(_, body)| body.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// S3 settings for moto (which accepts any credentials).
+pub fn moto_s3_options() -> S3Options {
+    S3Options {
+        access_key_id: Some(strata_store::testing::TEST_KEY_ID.into()),
+        secret_access_key: Some(strata_store::testing::TEST_SECRET.into()),
+        region: Some("us-east-1".into()),
+        ..S3Options::default()
+    }
+}
+
+/// Three tiers as in [`TEST_RULES`], tier `s3_tier` on S3 at `endpoint` (bucket
+/// `bucket`, prefix `tier`), the others local.
+pub fn rules_with_s3_tier(s3_tier: &str, bucket: &str, endpoint: &str) -> String {
+    TEST_RULES.replace(
+        &format!("name = \"{s3_tier}\"\n"),
+        &format!("name = \"{s3_tier}\"\nstore = \"s3://{bucket}/tier?endpoint={endpoint}\"\n"),
+    )
 }
 
 #[allow(unused_imports)] // each test binary uses its own subset
