@@ -330,6 +330,48 @@ fn a_legacy_index_without_self_hash_still_restores_and_is_still_checked() {
         .map(|d| d["path"].as_str().unwrap())
         .collect();
     assert_eq!(damaged, vec![file.as_str()], "{report:#}");
+    // Two chunks of one file swapped: each frame is intact and of the right length, so
+    // only the file's hash can tell. A restore never publishes the wrong bytes: that file
+    // fails (its chunks merge to a hash other than the manifest's), every other file is
+    // restored.
+    let big = "big/many";
+    let i = legacy["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|f| f["path"] == big)
+        .unwrap();
+    let mut swapped = legacy.clone();
+    let chunks = swapped["files"][i]["chunks"].as_array_mut().unwrap();
+    assert!(chunks.len() > 2, "{big} spans several chunks");
+    chunks.swap(0, 1);
+    write_index(&swapped);
+    let back = sb.path("back-swapped");
+    let out = sb.run(&[
+        "migrate",
+        packed.to_str().unwrap(),
+        back.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&str> = summary["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, vec![big], "{summary:#}");
+    assert!(
+        summary["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("manifest records"),
+        "{summary:#}"
+    );
+    assert!(!back.join(big).exists(), "wrong bytes published for {big}");
+    let others: Vec<_> = files.iter().filter(|f| f.0 != big).cloned().collect();
+    assert_same_files(&src, &back, &others);
 
     // And against the (sealed) manifest: a legacy index that disagrees with it is not
     // used, and nothing is restored from it.

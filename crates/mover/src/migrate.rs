@@ -567,6 +567,22 @@ async fn finish_file(run: &Run, file: &FileCopy) -> Outcome {
             "internal error: upload lost; re-run".into(),
         );
     };
+    let path = &file.record.planned.path;
+    if let Some(recorded) = run.source.recorded_hash(path) {
+        let got = to_hex(&hash);
+        if got != recorded {
+            let _ = upload.abort().await;
+            return record_failure(
+                run,
+                &file.record,
+                format!(
+                    "the packed source's chunks for {path} hash to {got} but its manifest \
+                     records {recorded}: the source's index points at the wrong data; run \
+                     `strata verify` and `strata repair` on the source"
+                ),
+            );
+        }
+    }
     let mtime = file
         .record
         .planned

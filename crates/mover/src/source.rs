@@ -68,6 +68,16 @@ impl DatasetSource {
         self.store().local_root()
     }
 
+    /// The BLAKE3 (hex) a packed source's manifest records for `path`; `None` for plain
+    /// sources, whose files carry no recorded hash. A restored file whose chunks all passed
+    /// their frame checks must still merge to this, or the index pointed at the wrong frames.
+    pub fn recorded_hash(&self, path: &str) -> Option<&str> {
+        match self {
+            DatasetSource::Plain(_) => None,
+            DatasetSource::Packed(packed) => packed.recorded_hash(path),
+        }
+    }
+
     /// Chunk size a packed source imposes on the plan.
     pub fn fixed_chunk_size(&self) -> Option<u64> {
         match self {

@@ -122,6 +122,13 @@ impl PackedSource {
         &self.index
     }
 
+    /// The BLAKE3 (hex) the manifest records for `path`, when the dataset holds it.
+    pub fn recorded_hash(&self, path: &str) -> Option<&str> {
+        self.by_path
+            .get(path)
+            .map(|&i| self.index.files[i].blake3.as_str())
+    }
+
     /// Chunk size of the stored chunks.
     pub fn chunk_size(&self) -> u64 {
         self.index.chunk_size
