@@ -39,11 +39,30 @@ pub enum CatalogError {
     },
 
     /// The file is not an SQLite database, or its pages are damaged.
-    #[error("catalog {} is not a Strata catalog or is corrupted ({detail}); move it aside or pass --catalog PATH", path.display())]
+    #[error("catalog {} is not a Strata catalog or is corrupted ({detail}); rebuild it from a migrated destination with `strata catalog rebuild --from DST` (which moves the damaged file aside), or move it aside or pass --catalog PATH", path.display())]
     Corrupt {
         /// The catalog file.
         path: PathBuf,
         /// What the engine or the integrity check reported.
+        detail: String,
+    },
+
+    /// A row fails its checksum (see [`crate::integrity`]): it was altered or damaged
+    /// behind the catalog's back, so nothing is read from it.
+    #[error("catalog {} is damaged: {table} row {row} fails its checksum ({detail}); strata does not trust it. Rebuild the record of the migration from its destination with `strata catalog rebuild --from {dst}`, or delete the job with `strata catalog delete-job {job}` and run `strata migrate` again (files already at the destination are recognised and not copied again); `strata catalog check` lists all the damage", path.display(), dst = .destination.as_deref().unwrap_or("DST"))]
+    CorruptRow {
+        /// The catalog file.
+        path: PathBuf,
+        /// `jobs`, `files` or `verified_chunks`.
+        table: &'static str,
+        /// The job the row belongs to (as the damaged row records it).
+        job: JobId,
+        /// The row, e.g. `job 3, file 12 ("a/b.nc")`.
+        row: String,
+        /// The destination of the row's job as recorded, when it could be read (a hint
+        /// for the message: the job row itself may be the damaged one).
+        destination: Option<String>,
+        /// What is wrong with the row.
         detail: String,
     },
 

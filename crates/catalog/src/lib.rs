@@ -9,13 +9,17 @@
 //! - the embedded SQLite engine, [`SqliteCatalog`]: its file location
 //!   ([`default_catalog_path`]), its numbered schema migrations (`migrations/`, embedded in
 //!   the binary), and its durability settings;
-//! - errors that name the database file and say what to do ([`CatalogError`]).
+//! - errors that name the database file and say what to do ([`CatalogError`]);
+//! - the integrity of its rows ([`integrity`]): a checksum per row, written on every write
+//!   and checked on every read, a full check ([`SqliteCatalog::check`]), and the import of
+//!   a job rebuilt from a destination's manifest ([`SqliteCatalog::import_completed_job`]).
 //!
 //! It does not own what the rows mean for a migration (the mover decides when a chunk is
 //! verified or a plan replaced), nor the manifests stored beside the data, from which a
-//! lost catalog can be rebuilt.
+//! lost catalog is rebuilt (`strata catalog rebuild`, in the CLI).
 
 pub mod error;
+pub mod integrity;
 mod location;
 pub mod model;
 mod sqlite;
@@ -24,6 +28,9 @@ pub mod tiering;
 use async_trait::async_trait;
 
 pub use error::CatalogError;
+pub use integrity::{
+    CheckReport, CompletedFile, CompletedJob, CorruptRowReport, ImportedJob, ReplacedJob,
+};
 pub use location::{default_catalog_path, CATALOG_ENV};
 pub use model::{
     FileRecord, FileState, FileUpdate, JobId, JobSpec, JobState, JobSummary, PlannedFile,
@@ -54,6 +61,9 @@ pub use tiering::{
 ///   with [`CatalogError::JobNotFound`], except [`Catalog::job`], which returns `None`.
 /// - **Progress time**: every write to a job or its files and chunks sets the job's
 ///   `updated_at`, so a stalled job can be told from a running one.
+/// - **Integrity**: a row that was altered or damaged behind the catalog's back is never
+///   returned: the call that reads it (or updates it) fails with
+///   [`CatalogError::CorruptRow`], so nothing is skipped or trusted on its word.
 #[async_trait]
 pub trait Catalog: Send + Sync {
     /// The job migrating `source` to `destination`, if there is one.

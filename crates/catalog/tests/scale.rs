@@ -83,6 +83,14 @@ async fn million_file_plan() {
         timed.elapsed() / calls
     );
 
+    let timed = Instant::now();
+    let report = catalog.check().await.unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    println!(
+        "check (integrity_check and every row checksum): {:?}",
+        timed.elapsed()
+    );
+
     catalog.close().await;
     let timed = Instant::now();
     let catalog = SqliteCatalog::open(&path).await.unwrap();

@@ -63,6 +63,9 @@ enum Command {
     Repair(commands::repair::RepairArgs),
     /// List migration jobs and their progress from the catalog.
     Status(commands::status::StatusArgs),
+    /// Check the catalog (integrity, row checksums, --against DST), or rebuild its record
+    /// of a migration from the destination's manifest (rebuild --from DST).
+    Catalog(commands::catalog::CatalogArgs),
     /// Show each file's format, entropy, chosen codec and filter, and the ratio it gets.
     Inspect(commands::inspect::InspectArgs),
     /// Run the tiering service: objects on tiers, access tracking, reactive and periodic
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => commands::verify::run(&context, args).await,
             Command::Repair(args) => commands::repair::run(&context, args).await,
             Command::Status(args) => commands::status::run(&context, args).await,
+            Command::Catalog(args) => commands::catalog::run(&context, args).await,
             Command::Inspect(args) => commands::inspect::run(&context, args).await,
             Command::Serve(args) => commands::serve::run(&context, args).await,
             Command::Put(args) => commands::objects::put(&context, args).await,

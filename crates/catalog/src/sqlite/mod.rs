@@ -3,6 +3,7 @@
 //! Every SQLite-specific setting lives here, documented on [`SqliteCatalog`]; the queries
 //! in [`queries`] and [`rows`] keep to SQL that a PostgreSQL engine can mirror.
 
+mod integrity;
 mod queries;
 mod rows;
 mod tiering;
@@ -60,6 +61,10 @@ enum Journal {
 /// - **Foreign keys on**, so chunks cannot outlive their file nor files their job.
 /// - **`application_id`** marks the file as Strata's, so the binary refuses to migrate a
 ///   database that belongs to someone else.
+/// - **Row checksums** on jobs, files and verified chunks (see [`crate::integrity`]):
+///   written with every row, checked on every read, so a row damaged behind SQLite's back
+///   is refused ([`CatalogError::CorruptRow`]) instead of trusted;
+///   [`SqliteCatalog::check`] checks the whole file.
 ///
 /// The catalog must be on a local file system: SQLite's WAL needs shared memory between
 /// the processes using it, which network file systems do not provide. Several nodes share
@@ -211,10 +216,17 @@ impl SqliteCatalog {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(|err| db_error(path, op, err))?;
+        let had_checksums =
+            integrity::migration_applied(path, &mut tx, integrity::ROW_CHECKSUMS_VERSION).await?;
         MIGRATOR
             .run(&mut *tx)
             .await
             .map_err(|err| migrate_error(path, err))?;
+        if !had_checksums {
+            // The checksum columns were just added: seal the rows already there, in the
+            // same transaction, so no catalog is ever seen half upgraded.
+            integrity::backfill(path, &mut tx).await?;
+        }
         tx.commit().await.map_err(|err| db_error(path, op, err))
     }
 }

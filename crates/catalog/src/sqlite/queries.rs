@@ -5,6 +5,11 @@
 //! Writes run in `BEGIN IMMEDIATE` transactions (see the parent module for why), and the
 //! first statement of each touches the job row, which both checks that the job exists
 //! and records the time of the change.
+//!
+//! Every row written gets its checksum ([`crate::integrity`]), computed here from the
+//! values written; an update first reads and verifies the row it changes, so a damaged
+//! row is reported instead of being sealed with a fresh checksum. Every row read is
+//! verified (see [`super::rows`]).
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,27 +19,30 @@ use futures::TryStreamExt;
 use sqlx::error::ErrorKind;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
 
-use super::rows::JobFilter;
+use super::rows::{select_chunks, select_files, select_jobs, JobFilter, RawChunk, RawFile, RawJob};
 use super::{db_error, SqliteCatalog};
 use crate::error::CatalogError;
+use crate::integrity::{chunk_checksum, FileColumns};
 use crate::model::{
-    FileRecord, FileUpdate, JobId, JobSpec, JobState, JobSummary, PlannedFile, VerifiedChunk,
+    FileRecord, FileState, FileUpdate, JobId, JobSpec, JobState, JobSummary, PlannedFile,
+    VerifiedChunk,
 };
 use crate::Catalog;
 
-/// Files per multi-row `INSERT` (6 parameters each: within SQLite's 32,766 and
+/// Files per multi-row `INSERT` (7 parameters each: within SQLite's 32,766 and
 /// PostgreSQL's 65,535 parameters per statement).
-const FILE_BATCH: usize = 1000;
+pub(super) const FILE_BATCH: usize = 1000;
 
-/// Chunks per multi-row upsert (4 parameters each).
-const CHUNK_BATCH: usize = 1000;
+/// Chunks per multi-row upsert (5 parameters each).
+pub(super) const CHUNK_BATCH: usize = 1000;
 
-/// File updates per multi-row `UPDATE` (4 parameters each).
+/// File updates per multi-row `UPDATE` (5 parameters each, and as many for the read of
+/// the rows they change).
 const UPDATE_BATCH: usize = 1000;
 
 impl SqliteCatalog {
     /// Starts a transaction that holds the write lock from its first statement.
-    async fn begin_write(
+    pub(super) async fn begin_write(
         &self,
         op: &'static str,
     ) -> Result<Transaction<'static, Sqlite>, CatalogError> {
@@ -77,6 +85,95 @@ impl SqliteCatalog {
         found.map(|_| ()).ok_or_else(|| self.not_found(id))
     }
 
+    /// Inserts a job row with its checksum (which covers the id, so it is written once
+    /// the id is known, in the same transaction). The chunk size must already be checked.
+    pub(super) async fn insert_job(
+        &self,
+        conn: &mut SqliteConnection,
+        spec: &JobSpec,
+        chunk_size: i64,
+        state: JobState,
+        root_hash: Option<&str>,
+        last_error: Option<&str>,
+    ) -> Result<JobId, sqlx::Error> {
+        let now = unix_now();
+        let id: JobId = sqlx::query_scalar(
+            "INSERT INTO jobs (source, destination, state, chunk_size, options_json, created_at,
+                               updated_at, root_hash, last_error)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&spec.source)
+        .bind(&spec.destination)
+        .bind(state.as_str())
+        .bind(chunk_size)
+        .bind(&spec.options_json)
+        .bind(now)
+        .bind(now)
+        .bind(root_hash)
+        .bind(last_error)
+        .fetch_one(&mut *conn)
+        .await?;
+        let checksum = crate::integrity::JobColumns {
+            id,
+            source: &spec.source,
+            destination: &spec.destination,
+            chunk_size,
+            options_json: &spec.options_json,
+            created_at: now,
+            state: state.as_str(),
+            root_hash,
+            last_error,
+        }
+        .checksum();
+        sqlx::query("UPDATE jobs SET checksum = ? WHERE id = ?")
+            .bind(checksum.as_slice())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(id)
+    }
+
+    /// The rows `batch` updates, verified, in the batch's order; fails with
+    /// [`CatalogError::UnknownFile`] for the first index the plan does not have.
+    async fn rows_to_update(
+        &self,
+        conn: &mut SqliteConnection,
+        id: JobId,
+        batch: &[&FileUpdate],
+        op: &'static str,
+    ) -> Result<Vec<RawFile>, CatalogError> {
+        let mut query = QueryBuilder::<Sqlite>::new(select_files!("WHERE job_id = "));
+        query.push_bind(id);
+        query.push(" AND file_index IN (");
+        let mut list = query.separated(", ");
+        for update in batch {
+            list.push_bind(i64::from(update.index));
+        }
+        query.push(")");
+        let rows: Vec<RawFile> = query
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(self.error(op))?;
+        let mut by_index: BTreeMap<i64, RawFile> =
+            rows.into_iter().map(|raw| (raw.file_index, raw)).collect();
+        let mut ordered = Vec::with_capacity(batch.len());
+        for update in batch {
+            let raw =
+                by_index
+                    .remove(&i64::from(update.index))
+                    .ok_or(CatalogError::UnknownFile {
+                        id,
+                        index: update.index,
+                    })?;
+            if let Some(detail) = raw.damage() {
+                return Err(self.corrupt_file(&raw, detail));
+            }
+            ordered.push(raw);
+        }
+        Ok(ordered)
+    }
+
     /// After a write touched fewer files than it named: the first of `file_indexes` that
     /// the plan does not have.
     async fn first_unknown_file(
@@ -115,32 +212,19 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn create_job(&self, spec: &JobSpec) -> Result<JobId, CatalogError> {
-        let chunk_size = to_signed(spec.chunk_size, "chunk size")?;
-        if chunk_size == 0 {
-            return Err(CatalogError::InvalidInput("chunk size is 0".into()));
-        }
-        if let Err(err) = serde_json::from_str::<serde_json::Value>(&spec.options_json) {
-            return Err(CatalogError::InvalidInput(format!(
-                "job options are not JSON ({err})"
-            )));
-        }
-        let now = unix_now();
-        let inserted = sqlx::query_scalar(
-            "INSERT INTO jobs (source, destination, state, chunk_size, options_json, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&spec.source)
-        .bind(&spec.destination)
-        .bind(JobState::Planned.as_str())
-        .bind(chunk_size)
-        .bind(&spec.options_json)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await;
-        match inserted {
-            Ok(id) => Ok(id),
+        let chunk_size = check_spec(spec)?;
+        let op = "create job";
+        let mut tx = self.begin_write(op).await?;
+        match self
+            .insert_job(&mut tx, spec, chunk_size, JobState::Planned, None, None)
+            .await
+        {
+            Ok(id) => {
+                tx.commit().await.map_err(self.error(op))?;
+                Ok(id)
+            }
             Err(sqlx::Error::Database(db)) if db.kind() == ErrorKind::UniqueViolation => {
+                drop(tx);
                 let existing = self.find_job(&spec.source, &spec.destination).await?;
                 Err(CatalogError::JobExists {
                     id: existing.map_or(0, |job| job.id),
@@ -148,7 +232,7 @@ impl Catalog for SqliteCatalog {
                     destination_uri: spec.destination.clone(),
                 })
             }
-            Err(err) => Err(db_error(&self.path, "create job", err)),
+            Err(err) => Err(db_error(&self.path, op, err)),
         }
     }
 
@@ -158,13 +242,14 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn job_options(&self, id: JobId) -> Result<String, CatalogError> {
-        let options: Option<String> =
-            sqlx::query_scalar("SELECT options_json FROM jobs WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(self.error("read job options"))?;
-        options.ok_or_else(|| self.not_found(id))
+        let raw: Option<RawJob> = sqlx::query_as(select_jobs!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.error("read job options"))?;
+        let raw = raw.ok_or_else(|| self.not_found(id))?;
+        self.verify_job(&raw)?;
+        Ok(raw.options_json)
     }
 
     async fn replace_plan(&self, id: JobId, files: &[PlannedFile]) -> Result<(), CatalogError> {
@@ -184,15 +269,28 @@ impl Catalog for SqliteCatalog {
         }
         for batch in ordered.chunks(FILE_BATCH) {
             let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO files (job_id, file_index, path, size, mtime_ns, mode) ",
+                "INSERT INTO files (job_id, file_index, path, size, mtime_ns, mode, state, checksum) ",
             );
             insert.push_values(batch, |mut row, (file, size)| {
+                let columns = FileColumns {
+                    job_id: id,
+                    file_index: i64::from(file.index),
+                    path: &file.path,
+                    size: *size,
+                    mtime_ns: file.mtime_ns,
+                    mode: file.mode.map(i64::from),
+                    state: FileState::Pending.as_str(),
+                    hash: None,
+                    error: None,
+                };
                 row.push_bind(id)
                     .push_bind(i64::from(file.index))
                     .push_bind(file.path.as_str())
                     .push_bind(*size)
                     .push_bind(file.mtime_ns)
-                    .push_bind(file.mode.map(i64::from));
+                    .push_bind(file.mode.map(i64::from))
+                    .push_bind(FileState::Pending.as_str())
+                    .push_bind(columns.checksum().to_vec());
             });
             insert
                 .build()
@@ -207,16 +305,24 @@ impl Catalog for SqliteCatalog {
         let op = "load files";
         let mut tx = self.pool.begin().await.map_err(self.error(op))?;
         let mut files = Vec::new();
+        let mut damaged = None;
         {
-            let mut rows = sqlx::query(
-                "SELECT file_index, path, size, mtime_ns, mode, state, hash, error
-                 FROM files WHERE job_id = ? ORDER BY file_index",
-            )
-            .bind(id)
-            .fetch(&mut *tx);
-            while let Some(row) = rows.try_next().await.map_err(self.error(op))? {
-                files.push(self.file_from_row(&row)?);
+            let mut rows =
+                sqlx::query_as::<_, RawFile>(select_files!("WHERE job_id = ? ORDER BY file_index"))
+                    .bind(id)
+                    .fetch(&mut *tx);
+            while let Some(raw) = rows.try_next().await.map_err(self.error(op))? {
+                match self.file_record(raw) {
+                    Ok(file) => files.push(file),
+                    Err(err) => {
+                        damaged = Some(err);
+                        break;
+                    }
+                }
             }
+        }
+        if let Some(err) = damaged {
+            return Err(self.with_destination(&mut tx, id, err).await);
         }
         if files.is_empty() {
             self.ensure_job(&mut tx, id, op).await?;
@@ -237,33 +343,52 @@ impl Catalog for SqliteCatalog {
         let mut tx = self.begin_write(op).await?;
         self.touch_job(&mut tx, id, op).await?;
         for batch in rows.chunks(UPDATE_BATCH) {
+            // The rows to change, verified: the new checksum covers their planned
+            // columns too, which must not be sealed if they were damaged.
+            let current = match self.rows_to_update(&mut tx, id, batch, op).await {
+                Ok(current) => current,
+                Err(err) => return Err(self.with_destination(&mut tx, id, err).await),
+            };
+            let checksums: Vec<Vec<u8>> = batch
+                .iter()
+                .zip(&current)
+                .map(|(update, raw)| {
+                    FileColumns {
+                        state: update.state.as_str(),
+                        hash: update.hash.as_ref().map(|hash| hash.as_slice()),
+                        error: update.error.as_deref(),
+                        ..raw.columns()
+                    }
+                    .checksum()
+                    .to_vec()
+                })
+                .collect();
             // Standard SQL (a CTE and UPDATE ... FROM), one statement per batch: a
             // statement per file costs ~20 µs of driver round trip.
-            let mut query =
-                QueryBuilder::<Sqlite>::new("WITH v (file_index, state, hash, error) AS (");
-            query.push_values(batch, |mut row, update| {
-                row.push_bind(i64::from(update.index))
-                    .push_bind(update.state.as_str())
-                    .push_bind(update.hash.as_ref().map(|hash| hash.as_slice()))
-                    .push_bind(update.error.as_deref());
-            });
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "WITH v (file_index, state, hash, error, checksum) AS (",
+            );
+            query.push_values(
+                batch.iter().zip(&checksums),
+                |mut row, (update, checksum)| {
+                    row.push_bind(i64::from(update.index))
+                        .push_bind(update.state.as_str())
+                        .push_bind(update.hash.as_ref().map(|hash| hash.as_slice()))
+                        .push_bind(update.error.as_deref())
+                        .push_bind(checksum.as_slice());
+                },
+            );
             query.push(
-                ") UPDATE files SET state = v.state, hash = v.hash, error = v.error \
-                 FROM v WHERE files.job_id = ",
+                ") UPDATE files SET state = v.state, hash = v.hash, error = v.error, \
+                 checksum = v.checksum FROM v WHERE files.job_id = ",
             );
             query.push_bind(id);
             query.push(" AND files.file_index = v.file_index");
-            let updated = query
+            query
                 .build()
                 .execute(&mut *tx)
                 .await
                 .map_err(self.error(op))?;
-            if updated.rows_affected() < batch.len() as u64 {
-                let indexes = batch.iter().map(|update| update.index);
-                if let Some(index) = self.first_unknown_file(&mut tx, id, indexes, op).await? {
-                    return Err(CatalogError::UnknownFile { id, index });
-                }
-            }
         }
         tx.commit().await.map_err(self.error(op))
     }
@@ -287,17 +412,20 @@ impl Catalog for SqliteCatalog {
         self.touch_job(&mut tx, id, op).await?;
         for batch in rows.chunks(CHUNK_BATCH) {
             let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO verified_chunks (job_id, file_index, chunk_index, chaining_value) ",
+                "INSERT INTO verified_chunks (job_id, file_index, chunk_index, chaining_value, checksum) ",
             );
             upsert.push_values(batch, |mut row, ((file_index, chunk_index), value)| {
+                let file_index = i64::from(*file_index);
                 row.push_bind(id)
-                    .push_bind(i64::from(*file_index))
+                    .push_bind(file_index)
                     .push_bind(*chunk_index)
-                    .push_bind(value.as_slice());
+                    .push_bind(value.as_slice())
+                    .push_bind(chunk_checksum(id, file_index, *chunk_index, value).to_vec());
             });
             upsert.push(
                 " ON CONFLICT (job_id, file_index, chunk_index) \
-                 DO UPDATE SET chaining_value = excluded.chaining_value",
+                 DO UPDATE SET chaining_value = excluded.chaining_value, \
+                 checksum = excluded.checksum",
             );
             let result = upsert.build().execute(&mut *tx).await;
             if let Err(sqlx::Error::Database(db)) = &result {
@@ -317,27 +445,25 @@ impl Catalog for SqliteCatalog {
         let op = "read verified chunks";
         let mut tx = self.pool.begin().await.map_err(self.error(op))?;
         let mut chunks = Vec::new();
+        let mut damaged = None;
         {
-            let mut rows = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(
-                "SELECT file_index, chunk_index, chaining_value FROM verified_chunks
-                 WHERE job_id = ? ORDER BY file_index, chunk_index",
-            )
+            let mut rows = sqlx::query_as::<_, RawChunk>(select_chunks!(
+                "WHERE job_id = ? ORDER BY file_index, chunk_index"
+            ))
             .bind(id)
             .fetch(&mut *tx);
-            while let Some((file_index, chunk_index, value)) =
-                rows.try_next().await.map_err(self.error(op))?
-            {
-                let file_index = u32::try_from(file_index)
-                    .map_err(|_| self.invalid_data(format!("chunk file index is {file_index}")))?;
-                let chaining_value = self
-                    .hash(Some(value), "a chunk chaining value")?
-                    .unwrap_or_default();
-                chunks.push(VerifiedChunk {
-                    file_index,
-                    chunk_index: self.unsigned(chunk_index, "chunk index")?,
-                    chaining_value,
-                });
+            while let Some(raw) = rows.try_next().await.map_err(self.error(op))? {
+                match self.chunk_record(raw) {
+                    Ok(chunk) => chunks.push(chunk),
+                    Err(err) => {
+                        damaged = Some(err);
+                        break;
+                    }
+                }
             }
+        }
+        if let Some(err) = damaged {
+            return Err(self.with_destination(&mut tx, id, err).await);
         }
         if chunks.is_empty() {
             self.ensure_job(&mut tx, id, op).await?;
@@ -366,21 +492,36 @@ impl Catalog for SqliteCatalog {
         last_error: Option<&str>,
         root_hash: Option<&str>,
     ) -> Result<(), CatalogError> {
-        let updated = sqlx::query(
-            "UPDATE jobs SET state = ?, last_error = ?, root_hash = ?, updated_at = ? WHERE id = ?",
+        let op = "set job state";
+        let mut tx = self.begin_write(op).await?;
+        let raw: Option<RawJob> = sqlx::query_as(select_jobs!("WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(self.error(op))?;
+        let raw = raw.ok_or_else(|| self.not_found(id))?;
+        self.verify_job(&raw)?;
+        let checksum = crate::integrity::JobColumns {
+            state: state.as_str(),
+            last_error,
+            root_hash,
+            ..raw.columns()
+        }
+        .checksum();
+        sqlx::query(
+            "UPDATE jobs SET state = ?, last_error = ?, root_hash = ?, updated_at = ?, checksum = ?
+             WHERE id = ?",
         )
         .bind(state.as_str())
         .bind(last_error)
         .bind(root_hash)
         .bind(unix_now())
+        .bind(checksum.as_slice())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(self.error("set job state"))?;
-        if updated.rows_affected() == 0 {
-            return Err(self.not_found(id));
-        }
-        Ok(())
+        .map_err(self.error(op))?;
+        tx.commit().await.map_err(self.error(op))
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobSummary>, CatalogError> {
@@ -413,8 +554,23 @@ impl Catalog for SqliteCatalog {
     }
 }
 
+/// The chunk size of a new job as stored, after the checks [`Catalog::create_job`]
+/// promises (not 0, at most `i64::MAX`, options that parse as JSON).
+pub(super) fn check_spec(spec: &JobSpec) -> Result<i64, CatalogError> {
+    let chunk_size = to_signed(spec.chunk_size, "chunk size")?;
+    if chunk_size == 0 {
+        return Err(CatalogError::InvalidInput("chunk size is 0".into()));
+    }
+    if let Err(err) = serde_json::from_str::<serde_json::Value>(&spec.options_json) {
+        return Err(CatalogError::InvalidInput(format!(
+            "job options are not JSON ({err})"
+        )));
+    }
+    Ok(chunk_size)
+}
+
 /// The plan in index order with each size converted, or why it is not a dense plan.
-fn dense_plan(files: &[PlannedFile]) -> Result<Vec<(&PlannedFile, i64)>, CatalogError> {
+pub(super) fn dense_plan(files: &[PlannedFile]) -> Result<Vec<(&PlannedFile, i64)>, CatalogError> {
     let count = files.len();
     let mut slots: Vec<Option<(&PlannedFile, i64)>> = vec![None; count];
     for file in files {
@@ -439,13 +595,13 @@ fn dense_plan(files: &[PlannedFile]) -> Result<Vec<(&PlannedFile, i64)>, Catalog
     Ok(slots.into_iter().flatten().collect())
 }
 
-fn to_signed(value: u64, what: &str) -> Result<i64, CatalogError> {
+pub(super) fn to_signed(value: u64, what: &str) -> Result<i64, CatalogError> {
     i64::try_from(value)
         .map_err(|_| CatalogError::InvalidInput(format!("{what} {value} is above {}", i64::MAX)))
 }
 
 /// Now, in Unix seconds (0 for a clock set before 1970).
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| {

@@ -1,26 +1,53 @@
 //! Reading rows back: job summaries with their progress, and file records.
 //!
-//! Stored values are checked on the way out (states known, sizes not negative, hashes 32
-//! bytes), so a hand-edited or damaged row is reported as [`CatalogError::InvalidData`]
-//! instead of being misread.
+//! Each row is read as stored ([`RawJob`], [`RawFile`], [`RawChunk`]), its checksum is
+//! checked against its columns (see [`crate::integrity`]), and only then are its values
+//! converted: states known, sizes not negative, hashes 32 bytes. A row that fails its
+//! checksum is [`CatalogError::CorruptRow`]; a verified row holding a value this binary
+//! cannot read is [`CatalogError::InvalidData`].
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::SqliteCatalog;
 use crate::error::CatalogError;
-use crate::model::{FileRecord, JobId, JobState, JobSummary, PlannedFile};
+use crate::integrity::{chunk_checksum, mismatch, FileColumns, JobColumns};
+use crate::model::{FileRecord, JobId, JobState, JobSummary, PlannedFile, VerifiedChunk};
 
-/// `SELECT` of a job's own columns, in the order [`SqliteCatalog::job_from_row`] reads them.
+/// `SELECT` of a job row as [`RawJob`] reads it.
 macro_rules! select_jobs {
     ($rest:literal) => {
         concat!(
-            "SELECT id, source, destination, state, chunk_size, created_at, updated_at, ",
-            "root_hash, last_error FROM jobs ",
+            "SELECT id, source, destination, state, chunk_size, options_json, created_at, ",
+            "updated_at, root_hash, last_error, checksum FROM jobs ",
             $rest
         )
     };
 }
+pub(super) use select_jobs;
+
+/// `SELECT` of a file row as [`RawFile`] reads it.
+macro_rules! select_files {
+    ($rest:literal) => {
+        concat!(
+            "SELECT job_id, file_index, path, size, mtime_ns, mode, state, hash, error, ",
+            "checksum FROM files ",
+            $rest
+        )
+    };
+}
+pub(super) use select_files;
+
+/// `SELECT` of a verified chunk row as [`RawChunk`] reads it.
+macro_rules! select_chunks {
+    ($rest:literal) => {
+        concat!(
+            "SELECT job_id, file_index, chunk_index, chaining_value, checksum ",
+            "FROM verified_chunks ",
+            $rest
+        )
+    };
+}
+pub(super) use select_chunks;
 
 /// Which jobs a summary query returns.
 pub(super) enum JobFilter<'a> {
@@ -29,7 +56,126 @@ pub(super) enum JobFilter<'a> {
     All,
 }
 
-/// The columns of `jobs` before progress is added.
+/// A `jobs` row as stored.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct RawJob {
+    pub id: i64,
+    pub source: String,
+    pub destination: String,
+    pub state: String,
+    pub chunk_size: i64,
+    pub options_json: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub root_hash: Option<String>,
+    pub last_error: Option<String>,
+    pub checksum: Option<Vec<u8>>,
+}
+
+impl RawJob {
+    /// The checksummed columns.
+    pub fn columns(&self) -> JobColumns<'_> {
+        JobColumns {
+            id: self.id,
+            source: &self.source,
+            destination: &self.destination,
+            chunk_size: self.chunk_size,
+            options_json: &self.options_json,
+            created_at: self.created_at,
+            state: &self.state,
+            root_hash: self.root_hash.as_deref(),
+            last_error: self.last_error.as_deref(),
+        }
+    }
+
+    /// Why the row does not verify, if it does not.
+    pub fn damage(&self) -> Option<String> {
+        mismatch(self.checksum.as_deref(), &self.columns().checksum())
+    }
+
+    /// The row, for the operator.
+    pub fn describe(&self) -> String {
+        format!("job {} ({} -> {})", self.id, self.source, self.destination)
+    }
+}
+
+/// A `files` row as stored.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct RawFile {
+    pub job_id: i64,
+    pub file_index: i64,
+    pub path: String,
+    pub size: i64,
+    pub mtime_ns: Option<i64>,
+    pub mode: Option<i64>,
+    pub state: String,
+    pub hash: Option<Vec<u8>>,
+    pub error: Option<String>,
+    pub checksum: Option<Vec<u8>>,
+}
+
+impl RawFile {
+    /// The checksummed columns.
+    pub fn columns(&self) -> FileColumns<'_> {
+        FileColumns {
+            job_id: self.job_id,
+            file_index: self.file_index,
+            path: &self.path,
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            mode: self.mode,
+            state: &self.state,
+            hash: self.hash.as_deref(),
+            error: self.error.as_deref(),
+        }
+    }
+
+    /// Why the row does not verify, if it does not.
+    pub fn damage(&self) -> Option<String> {
+        mismatch(self.checksum.as_deref(), &self.columns().checksum())
+    }
+
+    /// The row, for the operator.
+    pub fn describe(&self) -> String {
+        format!(
+            "job {}, file {} ({:?})",
+            self.job_id, self.file_index, self.path
+        )
+    }
+}
+
+/// A `verified_chunks` row as stored.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct RawChunk {
+    pub job_id: i64,
+    pub file_index: i64,
+    pub chunk_index: i64,
+    pub chaining_value: Vec<u8>,
+    pub checksum: Option<Vec<u8>>,
+}
+
+impl RawChunk {
+    /// Why the row does not verify, if it does not.
+    pub fn damage(&self) -> Option<String> {
+        let computed = chunk_checksum(
+            self.job_id,
+            self.file_index,
+            self.chunk_index,
+            &self.chaining_value,
+        );
+        mismatch(self.checksum.as_deref(), &computed)
+    }
+
+    /// The row, for the operator.
+    pub fn describe(&self) -> String {
+        format!(
+            "job {}, file {}, chunk {}",
+            self.job_id, self.file_index, self.chunk_index
+        )
+    }
+}
+
+/// A verified job row before progress is added.
 struct JobRow {
     id: JobId,
     source: String,
@@ -51,40 +197,59 @@ impl SqliteCatalog {
         let op = "read jobs";
         let mut tx = self.pool.begin().await.map_err(self.error(op))?;
         let query = match filter {
-            JobFilter::Id(id) => sqlx::query(select_jobs!("WHERE id = ?")).bind(id),
+            JobFilter::Id(id) => sqlx::query_as::<_, RawJob>(select_jobs!("WHERE id = ?")).bind(id),
             JobFilter::Uris(source, destination) => {
-                sqlx::query(select_jobs!("WHERE source = ? AND destination = ?"))
+                sqlx::query_as(select_jobs!("WHERE source = ? AND destination = ?"))
                     .bind(source)
                     .bind(destination)
             }
-            JobFilter::All => sqlx::query(select_jobs!("ORDER BY created_at DESC, id DESC")),
+            JobFilter::All => sqlx::query_as(select_jobs!("ORDER BY created_at DESC, id DESC")),
         };
         let rows = query.fetch_all(&mut *tx).await.map_err(self.error(op))?;
         let mut summaries = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let job = self.job_from_row(row)?;
+        for raw in rows {
+            let job = self.job_row(raw)?;
             summaries.push(self.with_progress(&mut tx, job).await?);
         }
         tx.commit().await.map_err(self.error(op))?;
         Ok(summaries)
     }
 
-    fn job_from_row(&self, row: &SqliteRow) -> Result<JobRow, CatalogError> {
-        let op = "read jobs";
-        let state: String = row.try_get(3).map_err(self.error(op))?;
-        let chunk_size: i64 = row.try_get(4).map_err(self.error(op))?;
+    /// The [`CatalogError::CorruptRow`] of a job row that fails its checksum.
+    pub(super) fn corrupt_job(&self, raw: &RawJob, detail: String) -> CatalogError {
+        CatalogError::CorruptRow {
+            path: self.path.clone(),
+            table: "jobs",
+            job: raw.id,
+            row: raw.describe(),
+            destination: Some(raw.destination.clone()),
+            detail,
+        }
+    }
+
+    /// A job row, verified.
+    pub(super) fn verify_job(&self, raw: &RawJob) -> Result<(), CatalogError> {
+        match raw.damage() {
+            Some(detail) => Err(self.corrupt_job(raw, detail)),
+            None => Ok(()),
+        }
+    }
+
+    fn job_row(&self, raw: RawJob) -> Result<JobRow, CatalogError> {
+        self.verify_job(&raw)?;
         Ok(JobRow {
-            id: row.try_get(0).map_err(self.error(op))?,
-            source: row.try_get(1).map_err(self.error(op))?,
-            destination: row.try_get(2).map_err(self.error(op))?,
-            state: state
+            id: raw.id,
+            state: raw
+                .state
                 .parse()
                 .map_err(|err| self.invalid_data(format!("{err}")))?,
-            chunk_size: self.unsigned(chunk_size, "job chunk size")?,
-            created_at: row.try_get(5).map_err(self.error(op))?,
-            updated_at: row.try_get(6).map_err(self.error(op))?,
-            root_hash: row.try_get(7).map_err(self.error(op))?,
-            last_error: row.try_get(8).map_err(self.error(op))?,
+            chunk_size: self.unsigned(raw.chunk_size, "job chunk size")?,
+            source: raw.source,
+            destination: raw.destination,
+            created_at: raw.created_at,
+            updated_at: raw.updated_at,
+            root_hash: raw.root_hash,
+            last_error: raw.last_error,
         })
     }
 
@@ -163,15 +328,29 @@ impl SqliteCatalog {
         .transpose()
     }
 
-    pub(super) fn file_from_row(&self, row: &SqliteRow) -> Result<FileRecord, CatalogError> {
-        let op = "load files";
-        let index: i64 = row.try_get(0).map_err(self.error(op))?;
-        let size: i64 = row.try_get(2).map_err(self.error(op))?;
-        let mode: Option<i64> = row.try_get(4).map_err(self.error(op))?;
-        let state: String = row.try_get(5).map_err(self.error(op))?;
+    /// The [`CatalogError::CorruptRow`] of a file row that fails its checksum (the
+    /// destination hint is added by [`SqliteCatalog::with_destination`]).
+    pub(super) fn corrupt_file(&self, raw: &RawFile, detail: String) -> CatalogError {
+        CatalogError::CorruptRow {
+            path: self.path.clone(),
+            table: "files",
+            job: raw.job_id,
+            row: raw.describe(),
+            destination: None,
+            detail,
+        }
+    }
+
+    /// A file row, verified and converted.
+    pub(super) fn file_record(&self, raw: RawFile) -> Result<FileRecord, CatalogError> {
+        if let Some(detail) = raw.damage() {
+            return Err(self.corrupt_file(&raw, detail));
+        }
+        let index = raw.file_index;
         let index = u32::try_from(index)
             .map_err(|_| self.invalid_data(format!("file index is {index}")))?;
-        let mode = mode
+        let mode = raw
+            .mode
             .map(|mode| {
                 u32::try_from(mode)
                     .map_err(|_| self.invalid_data(format!("file {index} has mode {mode}")))
@@ -180,16 +359,80 @@ impl SqliteCatalog {
         Ok(FileRecord {
             planned: PlannedFile {
                 index,
-                path: row.try_get(1).map_err(self.error(op))?,
-                size: self.unsigned(size, "file size")?,
-                mtime_ns: row.try_get(3).map_err(self.error(op))?,
+                path: raw.path,
+                size: self.unsigned(raw.size, "file size")?,
+                mtime_ns: raw.mtime_ns,
                 mode,
             },
-            state: state
+            state: raw
+                .state
                 .parse()
                 .map_err(|err| self.invalid_data(format!("file {index}: {err}")))?,
-            hash: self.hash(row.try_get(6).map_err(self.error(op))?, "a file hash")?,
-            error: row.try_get(7).map_err(self.error(op))?,
+            hash: self.hash(raw.hash, "a file hash")?,
+            error: raw.error,
         })
+    }
+
+    /// A verified chunk row, verified and converted.
+    pub(super) fn chunk_record(&self, raw: RawChunk) -> Result<VerifiedChunk, CatalogError> {
+        if let Some(detail) = raw.damage() {
+            return Err(CatalogError::CorruptRow {
+                path: self.path.clone(),
+                table: "verified_chunks",
+                job: raw.job_id,
+                row: raw.describe(),
+                destination: None,
+                detail,
+            });
+        }
+        let file_index = raw.file_index;
+        let file_index = u32::try_from(file_index)
+            .map_err(|_| self.invalid_data(format!("chunk file index is {file_index}")))?;
+        let chaining_value = self
+            .hash(Some(raw.chaining_value), "a chunk chaining value")?
+            .unwrap_or_default();
+        Ok(VerifiedChunk {
+            file_index,
+            chunk_index: self.unsigned(raw.chunk_index, "chunk index")?,
+            chaining_value,
+        })
+    }
+
+    /// Adds the recorded destination of job `id` to a [`CatalogError::CorruptRow`] that
+    /// lacks one, so its message can name the `rebuild --from` argument. The destination
+    /// is read without verification: it only completes a message.
+    pub(super) async fn with_destination(
+        &self,
+        conn: &mut SqliteConnection,
+        id: JobId,
+        err: CatalogError,
+    ) -> CatalogError {
+        match err {
+            CatalogError::CorruptRow {
+                path,
+                table,
+                job,
+                row,
+                destination: None,
+                detail,
+            } => {
+                let destination: Option<String> =
+                    sqlx::query_scalar("SELECT destination FROM jobs WHERE id = ?")
+                        .bind(id)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .ok()
+                        .flatten();
+                CatalogError::CorruptRow {
+                    path,
+                    table,
+                    job,
+                    row,
+                    destination,
+                    detail,
+                }
+            }
+            other => other,
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand, and what they share: the catalog, the stores, S3 settings.
 
+pub mod catalog;
 pub mod codec_args;
 pub mod inspect;
 pub mod migrate;
@@ -42,12 +43,6 @@ impl Context {
         let path = self.catalog_file()?;
         let catalog = SqliteCatalog::open(&path).await?;
         Ok(Arc::new(catalog))
-    }
-
-    /// Parse and open a store URI or path that is neither a command's source nor its
-    /// destination (fault rules of side `any` only).
-    pub async fn store(&self, text: &str) -> anyhow::Result<Store> {
-        self.open_store(text, FaultSide::Any).await
     }
 
     /// Parse and open the store a command reads from (`strata migrate SRC`, `repair
