@@ -76,6 +76,13 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode
                 ""
             }
         );
+        if !report.is_ok() {
+            println!(
+                "to fix: `strata repair {dst}` (from parity, packed layout) or `strata repair \
+                 {dst} --from SRC` (from a copy of the source)",
+                dst = args.destination
+            );
+        }
     }
     Ok(if report.is_ok() {
         ExitCode::SUCCESS
