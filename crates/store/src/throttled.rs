@@ -44,12 +44,16 @@
 //! **Latency of a PUT.** The controller wants each request's delay without its body
 //! transfer. A GET gives it directly (time to the response headers). A PUT's response only
 //! comes after the whole body, and the transport cannot see when the last body byte left,
-//! so the layer reports `duration - bytes / peak`, where `peak` is the best per-request
-//! throughput of recent large PUTs (ten one-minute buckets, like LEDBAT's base delay):
-//! a PUT that ran as fast as the path allows reports its round trip and server time; one
-//! slowed by a queue, or by a competing flow taking a share of the link, reports the extra
-//! time as delay. Requests of every size are comparable this way (the last part of a file
-//! is small), which a whole-duration sample would not give.
+//! so the layer reports `duration - bytes × n / peak`, where `n` is the mean number of our
+//! PUTs in flight during this one (itself included: they share the path) and `peak` the
+//! best path throughput one PUT has shown, `bytes × n / duration`, over recent large PUTs
+//! (ten one-minute buckets, like LEDBAT's base delay): a PUT that ran as fast as its share
+//! of the path allows reports its round trip and server time; one slowed by a queue, or by
+//! a competing flow taking a share of the link, reports the extra time as delay. Without
+//! `n`, two of our own parts dividing an idle link would each report half their duration
+//! as queueing, and the controller would hold itself at its floor on an empty path.
+//! Requests of every size are comparable this way (the last part of a file is small),
+//! which a whole-duration sample would not give.
 //!
 //! [`ThrottleStatus`] is the serialisable view of a throttle for progress lines, `--json`
 //! output and `strata status`.
@@ -360,6 +364,7 @@ impl ThrottleLayer {
                 class,
                 next_put: Mutex::new(Duration::ZERO),
                 peaks: Mutex::new([PeakRate::default(), PeakRate::default()]),
+                puts: Mutex::new(Sharing::default()),
             }),
         }
     }
@@ -384,8 +389,85 @@ struct Sensor {
     class: Priority,
     /// When the next PUT may start (throttle clock), see the module doc.
     next_put: Mutex<Duration>,
-    /// Best recent per-request throughput, per lane ([`Direction::index`]).
+    /// Best recent path throughput seen by one request (its own throughput times the
+    /// requests that shared the path with it), per lane ([`Direction::index`]).
     peaks: Mutex<[PeakRate; 2]>,
+    /// PUTs on the wire, to know how many shared the path with each one.
+    puts: Mutex<Sharing>,
+}
+
+/// A PUT counted in [`Sensor::puts`] until it ends, or is dropped (cancelled).
+struct OnWire {
+    sensor: Arc<Sensor>,
+    since: Duration,
+    from: f64,
+    ended: bool,
+}
+
+impl OnWire {
+    fn start(sensor: &Arc<Sensor>) -> OnWire {
+        let since = sensor.throttle.now();
+        let from = sensor.sharing().start(since);
+        OnWire {
+            sensor: Arc::clone(sensor),
+            since,
+            from,
+            ended: false,
+        }
+    }
+
+    /// The mean number of PUTs in flight while this one was (itself included).
+    fn end(mut self, now: Duration) -> f64 {
+        self.ended = true;
+        self.sensor.sharing().end(now, self.since, self.from)
+    }
+}
+
+impl Drop for OnWire {
+    fn drop(&mut self) {
+        if !self.ended {
+            let now = self.sensor.throttle.now();
+            self.sensor.sharing().end(now, self.since, self.from);
+        }
+    }
+}
+
+/// Requests in flight and the time integral of their number: the mean number of requests
+/// that were in flight during one request is the integral's growth over its duration.
+#[derive(Debug, Default)]
+struct Sharing {
+    in_flight: u32,
+    /// Request-seconds since the first request.
+    integral: f64,
+    last: Duration,
+}
+
+impl Sharing {
+    fn advance(&mut self, now: Duration) {
+        let dt = now.saturating_sub(self.last).as_secs_f64();
+        self.integral += f64::from(self.in_flight) * dt;
+        self.last = self.last.max(now);
+    }
+
+    /// A request starts: the integral to measure it from.
+    fn start(&mut self, now: Duration) -> f64 {
+        self.advance(now);
+        self.in_flight += 1;
+        self.integral
+    }
+
+    /// The request that started at `since` (integral `from`) ends: the mean number of
+    /// requests in flight during it, itself included (at least 1).
+    fn end(&mut self, now: Duration, since: Duration, from: f64) -> f64 {
+        self.advance(now);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let secs = now.saturating_sub(since).as_secs_f64();
+        if secs > 0.0 {
+            ((self.integral - from) / secs).max(1.0)
+        } else {
+            1.0
+        }
+    }
 }
 
 /// Requests smaller than this do not set the peak throughput: fixed costs dominate them.
@@ -420,19 +502,31 @@ impl Sensor {
         }
     }
 
-    /// The delay a finished PUT reports: its duration less the time its body takes at the
-    /// best recent throughput (see the module doc).
-    fn put_latency(&self, bytes: u64, start: Duration, finish: Duration) -> Duration {
+    fn sharing(&self) -> std::sync::MutexGuard<'_, Sharing> {
+        self.puts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The delay a finished PUT reports: its duration less the time its body takes when
+    /// it shares the path with the `sharing` requests that were in flight with it (itself
+    /// included) at the best recent path throughput (see the module doc). Our own requests
+    /// dividing the path between them is not a queue; a competing flow taking a share of
+    /// it, or a queue, is.
+    fn put_latency(&self, bytes: u64, start: Duration, finish: Duration, sharing: f64) -> Duration {
         let duration = finish.saturating_sub(start);
         let secs = duration.as_secs_f64();
+        let sharing = if sharing.is_finite() {
+            sharing.max(1.0)
+        } else {
+            1.0
+        };
         let mut peaks = self.peaks.lock().unwrap_or_else(|e| e.into_inner());
         let peak = &mut peaks[Direction::Write.index()];
         if bytes >= PEAK_MIN_BYTES && secs > 0.0 {
-            peak.update(finish, bytes as f64 / secs);
+            peak.update(finish, bytes as f64 * sharing / secs);
         }
         match peak.get() {
             Some(rate) if rate > 0.0 => {
-                duration.saturating_sub(Duration::from_secs_f64(bytes as f64 / rate))
+                duration.saturating_sub(Duration::from_secs_f64(bytes as f64 * sharing / rate))
             }
             _ => duration,
         }
@@ -505,8 +599,10 @@ impl HttpTransport for SensingTransport {
         }
         let permit = sensor.throttle.acquire_slot(direction, sensor.class).await;
         let start = permit.admitted_at();
+        let on_wire = (direction == Direction::Write).then(|| OnWire::start(sensor));
         let result = self.inner.fetch(req).await;
         let headers_at = sensor.throttle.now();
+        let sharing = on_wire.map_or(1.0, |w| w.end(headers_at));
         let response = match result {
             Ok(response) => response,
             Err(error) => {
@@ -522,8 +618,8 @@ impl HttpTransport for SensingTransport {
         let outcome = outcome_of_status(response.status(), response.headers());
         match direction {
             Direction::Write => {
-                let latency =
-                    (outcome == Outcome::Ok).then(|| sensor.put_latency(bytes, start, headers_at));
+                let latency = (outcome == Outcome::Ok)
+                    .then(|| sensor.put_latency(bytes, start, headers_at, sharing));
                 sensor.finish(direction, permit, bytes, outcome, latency);
                 Ok(response)
             }
@@ -894,27 +990,70 @@ mod tests {
         );
     }
 
-    #[test]
-    fn put_latency_removes_the_body_time_at_the_peak_rate() {
-        let sensor = Sensor {
+    fn sensor() -> Sensor {
+        Sensor {
             throttle: Throttle::new(Default::default()),
             class: Priority::Normal,
             next_put: Mutex::new(Duration::ZERO),
             peaks: Mutex::new([PeakRate::default(), PeakRate::default()]),
-        };
+            puts: Mutex::new(Sharing::default()),
+        }
+    }
+
+    #[test]
+    fn put_latency_removes_the_body_time_at_the_peak_rate() {
+        let sensor = sensor();
         let s = Duration::from_secs_f64;
         // 8 MiB in 1.05 s sets the peak (8 MiB/1.05 s): its own latency is zero.
         let mib = 1u64 << 20;
-        assert_eq!(sensor.put_latency(8 * mib, s(0.0), s(1.05)), Duration::ZERO);
+        assert_eq!(
+            sensor.put_latency(8 * mib, s(0.0), s(1.05), 1.0),
+            Duration::ZERO
+        );
         // The same part at half the speed reports the extra 1.05 s as delay.
-        let l = sensor.put_latency(8 * mib, s(2.0), s(4.1));
+        let l = sensor.put_latency(8 * mib, s(2.0), s(4.1), 1.0);
         assert!((l.as_secs_f64() - 1.05).abs() < 1e-6, "{l:?}");
         // A small tail part pays its share of body time only.
-        let l = sensor.put_latency(mib / 8, s(5.0), s(5.05));
+        let l = sensor.put_latency(mib / 8, s(5.0), s(5.05), 1.0);
         assert!(
             l < Duration::from_millis(50) && l > Duration::from_millis(30),
             "{l:?}"
         );
+    }
+
+    #[test]
+    fn our_own_parts_sharing_the_path_are_not_a_queue() {
+        let sensor = sensor();
+        let s = Duration::from_secs_f64;
+        let mib = 1u64 << 20;
+        assert_eq!(
+            sensor.put_latency(8 * mib, s(0.0), s(1.0), 1.0),
+            Duration::ZERO
+        );
+        // Two of our parts at once, each at half the speed: the path is full, no queue.
+        assert_eq!(
+            sensor.put_latency(8 * mib, s(1.0), s(3.0), 2.0),
+            Duration::ZERO
+        );
+        // Two parts that each took four times as long: half the path went to someone else.
+        let l = sensor.put_latency(8 * mib, s(3.0), s(7.0), 2.0);
+        assert!((l.as_secs_f64() - 2.0).abs() < 1e-6, "{l:?}");
+    }
+
+    #[test]
+    fn sharing_is_the_mean_number_in_flight() {
+        let s = Duration::from_secs;
+        let mut sharing = Sharing::default();
+        let a = sharing.start(s(0));
+        let b = sharing.start(s(1));
+        // a: alone for 1 s, then with b for 1 s.
+        assert!((sharing.end(s(2), s(0), a) - 1.5).abs() < 1e-9);
+        // b: with a for 1 s, then alone for 2 s.
+        assert!((sharing.end(s(4), s(1), b) - 4.0 / 3.0).abs() < 1e-9);
+        assert_eq!(sharing.in_flight, 0);
+        // A request of zero length counts as alone.
+        let c = sharing.start(s(5));
+        assert_eq!(sharing.end(s(5), s(5), c), 1.0);
     }
 
     #[test]
