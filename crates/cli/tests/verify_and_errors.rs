@@ -68,7 +68,10 @@ fn verify_names_damaged_files_chunk_ranges_and_missing_files() {
         "{text}"
     );
     assert!(text.contains("3 damaged"), "{text}");
-    assert!(text.contains("to fix: `strata repair"), "says what to do: {text}");
+    assert!(
+        text.contains("to fix: `strata repair"),
+        "says what to do: {text}"
+    );
 
     let report = json(&sb.run(&["verify", dst.to_str().unwrap(), "--json"]));
     let damaged = report["damaged"].as_array().unwrap();

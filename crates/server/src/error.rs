@@ -8,6 +8,8 @@ use axum::Json;
 use strata_catalog::CatalogError;
 use strata_store::StoreError;
 
+use crate::tier_codec::TierReadError;
+
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -118,6 +120,26 @@ impl From<StoreError> for ApiError {
             ),
             _ if err.is_retryable() => ApiError::unavailable("store_unavailable", err.to_string()),
             _ => ApiError::new(StatusCode::BAD_GATEWAY, "store_error", err.to_string()),
+        }
+    }
+}
+
+impl From<TierReadError> for ApiError {
+    fn from(err: TierReadError) -> Self {
+        match err {
+            TierReadError::Store(err) => err.into(),
+            TierReadError::Damaged(damage) => {
+                tracing::error!(%damage, "a damaged copy was not served");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "object_damaged",
+                    format!(
+                        "{damage}; none of it was served: write the object again (PUT), or \
+                         restore objects/{} on tier {} from a backup",
+                        damage.key, damage.tier
+                    ),
+                )
+            }
         }
     }
 }

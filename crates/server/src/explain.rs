@@ -58,17 +58,16 @@ pub async fn explain(
     let decision = state.config.classification_rules().classify(&summary);
 
     let usage = state.index.usage();
-    let outlook = match state.config.planner(|name| {
-        state
-            .tier(name)
-            .map_or(0, |t| usage[t.index].bytes + usage[t.index].incoming_bytes)
-    }) {
+    let outlook = match state
+        .config
+        .planner(|name| state.committed_bytes(&usage, name))
+    {
         Ok(planner) => {
             let plan = planner.plan(
                 now,
                 &[ObjectState {
                     key: key.clone(),
-                    size: entry.size,
+                    size: state.planning_size(&entry),
                     tier: tier.clone(),
                     placed_at_ms: entry.placed_ms,
                     decision,

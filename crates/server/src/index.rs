@@ -26,8 +26,11 @@ const STRIPES: usize = 4096;
 /// One object as the service sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectEntry {
-    /// Size in bytes.
+    /// Size in bytes (raw: what a GET returns).
     pub size: u64,
+    /// Bytes its current copy takes on its tier: `size` on a plain tier, the frames, table
+    /// and trailer on a packed one.
+    pub stored: u64,
     /// BLAKE3 of the content.
     pub hash: [u8; 32],
     /// Last write.
@@ -45,12 +48,29 @@ pub struct ObjectEntry {
 /// Bytes and objects on a tier.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TierUsage {
-    /// Bytes of current copies.
+    /// Bytes the current copies take on the tier (stored bytes: compressed on a packed
+    /// tier). Capacities count these.
     pub bytes: u64,
+    /// Raw bytes of the objects whose current copy is on the tier.
+    pub raw_bytes: u64,
     /// Current copies.
     pub objects: u64,
     /// Bytes of moves running into the tier.
     pub incoming_bytes: u64,
+}
+
+impl TierUsage {
+    fn hold(&mut self, entry: &ObjectEntry) {
+        self.bytes = self.bytes.saturating_add(entry.stored);
+        self.raw_bytes = self.raw_bytes.saturating_add(entry.size);
+        self.objects += 1;
+    }
+
+    fn release(&mut self, entry: &ObjectEntry) {
+        self.bytes = self.bytes.saturating_sub(entry.stored);
+        self.raw_bytes = self.raw_bytes.saturating_sub(entry.size);
+        self.objects = self.objects.saturating_sub(1);
+    }
 }
 
 #[derive(Debug)]
@@ -133,13 +153,12 @@ impl ObjectIndex {
         let mut inner = self.write();
         let Inner { objects, usage } = &mut *inner;
         if let Some(old) = objects.get(key) {
-            let tier = &mut usage[old.tier];
-            tier.bytes = tier.bytes.saturating_sub(old.size);
-            tier.objects = tier.objects.saturating_sub(1);
+            if let Some(tier) = usage.get_mut(old.tier) {
+                tier.release(old);
+            }
         }
         if let Some(tier) = usage.get_mut(entry.tier) {
-            tier.bytes = tier.bytes.saturating_add(entry.size);
-            tier.objects += 1;
+            tier.hold(&entry);
         }
         objects.insert(key.to_string(), entry);
     }
@@ -149,27 +168,27 @@ impl ObjectIndex {
         let mut inner = self.write();
         let old = inner.objects.remove(key)?;
         if let Some(tier) = inner.usage.get_mut(old.tier) {
-            tier.bytes = tier.bytes.saturating_sub(old.size);
-            tier.objects = tier.objects.saturating_sub(1);
+            tier.release(&old);
         }
         Some(old)
     }
 
-    /// Moves an object's current copy to another tier.
-    pub fn set_tier(&self, key: &str, tier: usize, placed_ms: i64) {
+    /// Moves an object's current copy to another tier, where it takes `stored` bytes.
+    pub fn set_tier(&self, key: &str, tier: usize, placed_ms: i64, stored: u64) {
         let mut inner = self.write();
         let Inner { objects, usage } = &mut *inner;
         let Some(entry) = objects.get_mut(key) else {
             return;
         };
-        let old = &mut usage[entry.tier];
-        old.bytes = old.bytes.saturating_sub(entry.size);
-        old.objects = old.objects.saturating_sub(1);
-        let new = &mut usage[tier];
-        new.bytes = new.bytes.saturating_add(entry.size);
-        new.objects += 1;
+        if let Some(old) = usage.get_mut(entry.tier) {
+            old.release(entry);
+        }
         entry.tier = tier;
         entry.placed_ms = placed_ms;
+        entry.stored = stored;
+        if let Some(new) = usage.get_mut(tier) {
+            new.hold(entry);
+        }
     }
 
     /// Counts bytes of a move running into `tier` (`add` false: the move ended).
@@ -279,6 +298,7 @@ mod tests {
     fn entry(size: u64, tier: usize) -> ObjectEntry {
         ObjectEntry {
             size,
+            stored: size,
             hash: [0; 32],
             mtime_ms: 0,
             generation: 1,
@@ -295,8 +315,10 @@ mod tests {
         index.upsert("b", entry(5, 1));
         index.upsert("a", entry(20, 1));
         assert_eq!(index.usage()[1].bytes, 25);
-        index.set_tier("a", 0, 7);
-        assert_eq!((index.usage()[0].bytes, index.usage()[1].bytes), (20, 5));
+        index.set_tier("a", 0, 7, 12);
+        assert_eq!((index.usage()[0].bytes, index.usage()[1].bytes), (12, 5));
+        assert_eq!(index.usage()[0].raw_bytes, 20);
+        assert_eq!(index.get("a").unwrap().stored, 12);
         assert_eq!(index.get("a").unwrap().placed_ms, 7);
         index.remove("b");
         assert_eq!(index.usage()[1], TierUsage::default());

@@ -8,7 +8,8 @@
 //!   plan, `explain`, Prometheus `/metrics`, `/healthz`, and server-sent events for job
 //!   transitions ([`routes`]); every error is JSON with a code and a message;
 //! - the object read and write paths over the tiers' stores, with per-key locks so a read
-//!   never sees bytes that do not match its metadata ([`objects`], [`index`]);
+//!   never sees bytes that do not match its metadata ([`objects`], [`index`]), in each
+//!   tier's layout: plain bytes, or compressed, checked frames ([`tiers`], [`tier_codec`]);
 //! - access tracking: the read and write paths and the batch endpoint feed strata-heat's
 //!   tracker; changed statistics are flushed to the catalog every few seconds ([`access`]);
 //! - decisions: the reactive pass (spikes promoted at once) and the periodic pass
@@ -38,6 +39,7 @@ pub mod routes;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tier_codec;
 pub mod tiers;
 
 use std::net::SocketAddr;
@@ -162,13 +164,11 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let sqlite = SqliteCatalog::open(&catalog_path).await?;
     let catalog: Arc<dyn TieringCatalog> = Arc::new(sqlite.clone());
 
-    let index = ObjectIndex::new(tiers.len());
     let placed = catalog.placed_objects().await?;
     let mut unknown: std::collections::BTreeMap<String, usize> = Default::default();
     for object in &placed {
-        match tiers.iter().find(|tier| tier.name() == object.tier) {
-            Some(tier) => index.upsert(&object.object.key, entry_of(object, tier.index)),
-            None => *unknown.entry(object.tier.clone()).or_default() += 1,
+        if !tiers.iter().any(|tier| tier.name() == object.tier) {
+            *unknown.entry(object.tier.clone()).or_default() += 1;
         }
     }
     if let Some((tier, count)) = unknown.into_iter().next() {
@@ -181,6 +181,14 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
             ),
         });
     }
+    let opened = open_placed(&tiers, &catalog, &placed).await;
+    let index = match opened {
+        Ok(index) => index,
+        Err(err) => {
+            sqlite.close().await;
+            return Err(err);
+        }
+    };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (mover, queue) = Mover::new(options.move_concurrency);
@@ -266,6 +274,47 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         server,
         tasks,
     })
+}
+
+/// Checks the tiers' layouts against what the catalog holds on them, and indexes the placed
+/// objects with the bytes their copies take (one listing per packed tier: the catalog
+/// records raw sizes).
+async fn open_placed(
+    tiers: &[tiers::Tier],
+    catalog: &Arc<dyn TieringCatalog>,
+    placed: &[strata_catalog::PlacedObject],
+) -> Result<ObjectIndex, ServeError> {
+    let mut holding: std::collections::BTreeMap<String, u64> = Default::default();
+    let in_flight = catalog.placements_in_flight().await?;
+    let intents = catalog.write_intents().await?;
+    let names = placed
+        .iter()
+        .map(|p| &p.tier)
+        .chain(in_flight.iter().map(|p| &p.tier))
+        .chain(intents.iter().map(|i| &i.tier));
+    for name in names {
+        *holding.entry(name.clone()).or_default() += 1;
+    }
+    tiers::check_layouts(tiers, &holding).await?;
+    let sizes = tiers::packed_sizes(tiers).await?;
+    let index = ObjectIndex::new(tiers.len());
+    for object in placed {
+        let Some(tier) = tiers.iter().find(|tier| tier.name() == object.tier) else {
+            continue;
+        };
+        let key = &object.object.key;
+        let stored = if tier.format.is_packed() {
+            sizes[tier.index].get(key).copied().unwrap_or_else(|| {
+                tracing::error!(%key, tier = tier.name(),
+                    "the current copy is missing from its packed tier; its reads fail");
+                tier.format.stored_bound(object.object.size)
+            })
+        } else {
+            object.object.size
+        };
+        index.upsert(key, entry_of(object, tier.index, stored));
+    }
+    Ok(index)
 }
 
 /// Sweeps leftover copies and prunes old decisions, every minute.

@@ -350,7 +350,7 @@ impl Metrics {
             (
                 "strata_tier_used_bytes",
                 "gauge",
-                "Bytes of current copies on the tier.",
+                "Bytes stored on the tier by current copies (compressed on packed tiers).",
             ),
             (
                 "strata_tier_objects",

@@ -6,13 +6,18 @@
 //! 1. **Start** (one transaction): the object must still be current on the source tier
 //!    with the job's generation; a `copying` placement is recorded on the target tier
 //!    *before* any byte is written there.
-//! 2. **Copy**: read the source copy, check its BLAKE3 against the object's recorded hash,
-//!    write it to `<target>/objects/<key>` atomically. The read takes no key lock (writes
+//! 2. **Copy**: read the source copy (decoding and checking every frame on a packed tier),
+//!    check the raw bytes' BLAKE3 against the object's recorded hash, encode them for the
+//!    target tier's layout, check that the target has room for the stored bytes (its
+//!    capacity counts stored bytes; the planner sized the move by its raw size plus the
+//!    packed overhead), and write them to `<target>/objects/<key>` atomically. The read takes no key lock (writes
 //!    are not held up by moves), so it may see the bytes of a write whose record is not
 //!    committed yet; on a mismatch the job waits for the key's writes in flight (its read
 //!    lock) and looks again: a new generation means `object_changing`, the same one means
 //!    damage.
-//! 3. **Verify**: read the target copy back and compare its BLAKE3.
+//! 3. **Verify**: read the target copy back, decode it (every frame checked on a packed
+//!    tier) and compare the raw bytes' BLAKE3 with the object's: the identity hash is
+//!    always over raw bytes.
 //! 4. **Switch** (one transaction, under the key's write lock, so no read is in flight):
 //!    if the object's generation is unchanged, the copy becomes current and the old copy
 //!    `retiring`. Reads are served from the old copy until this commit and from the new
@@ -41,7 +46,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::retry::with_backoff;
 use crate::state::{lock, now_ms, AppState, JobEvent};
-use crate::tiers::Tier;
+use crate::tier_codec::{encode_for_tier, read_all_from_tier, TierReadError};
+use crate::tiers::{check_room, Tier};
 
 /// How long a job that must wait (for its `after` jobs, or to retry a retire) waits.
 const RETRY_LATER: Duration = Duration::from_secs(1);
@@ -451,7 +457,8 @@ async fn copy_and_switch(
         CopyStart::NotStartable(_) => return Ok(Step::Nothing),
     }
     emit(state, job, MoveState::Copying, None);
-    let _incoming = Incoming::new(state, to.index, job.size);
+    let reserved = to.format.stored_bound(job.size);
+    let _incoming = Incoming::new(state, to.index, reserved);
     if let Some(stop) = stop_reason(state, job, handle) {
         return Ok(stop);
     }
@@ -459,14 +466,19 @@ async fn copy_and_switch(
         return Ok(stop_reason(state, job, handle).unwrap_or(Step::Nothing));
     };
     let path = Tier::object_path(&job.key);
-    let bytes = match store_call(state, "a move's source read", || from.store.read_all(&path)).await
-    {
-        Ok(bytes) => bytes,
+    let bytes = match read_all_from_tier(state, from, &job.key).await {
+        Ok(read) => read.raw,
         Err(err) => {
             if let Some(stop) = settled_stop_reason(state, job, handle).await {
                 return Ok(stop);
             }
-            return Err(format!("reading the copy on {}: {err}", from.name()));
+            return Err(match err {
+                TierReadError::Damaged(damage) => format!(
+                    "source_damaged: {damage}; it was not moved: write the object again, or \
+                     restore the tier's copy from a backup"
+                ),
+                TierReadError::Store(err) => format!("reading the copy on {}: {err}", from.name()),
+            });
         }
     };
     if hash_bytes(bytes.clone()).await != entry.hash {
@@ -483,7 +495,9 @@ async fn copy_and_switch(
     if let Some(stop) = stop_reason(state, job, handle) {
         return Ok(stop);
     }
-    let data = bytes.clone();
+    let data = encode_for_tier(to, &job.key, bytes).await;
+    let stored_len = data.len() as u64;
+    check_room(state, to, stored_len, reserved)?;
     store_call(state, "a move's copy", || {
         to.store.write_atomic(&path, data.clone())
     })
@@ -493,21 +507,32 @@ async fn copy_and_switch(
         .metrics
         .move_bytes
         .fetch_add(job.size, Ordering::Relaxed);
-    drop(bytes);
+    drop(data);
     state
         .catalog
         .set_move_state(job.id, MoveState::Verifying, None, now_ms())
         .await
         .map_err(|err| err.to_string())?;
     emit(state, job, MoveState::Verifying, None);
-    let back = store_call(state, "a move's verify read", || to.store.read_all(&path))
-        .await
-        .map_err(|err| format!("reading back the copy on {}: {err}", to.name()))?;
-    let back_hash = hash_bytes(back).await;
-    if back_hash != entry.hash {
+    let back = match read_all_from_tier(state, to, &job.key).await {
+        Ok(back) => back,
+        Err(TierReadError::Damaged(damage)) => {
+            return Err(format!(
+                "verify_mismatch: the copy written on {} does not read back: {damage}",
+                to.name()
+            ))
+        }
+        Err(TierReadError::Store(err)) => {
+            return Err(format!("reading back the copy on {}: {err}", to.name()))
+        }
+    };
+    let back_hash = hash_bytes(back.raw).await;
+    if back_hash != entry.hash || back.stored_len != stored_len {
         return Err(format!(
-            "verify_mismatch: the copy on {} reads back with BLAKE3 {}, expected {}",
+            "verify_mismatch: the copy on {} reads back as {} stored bytes with BLAKE3 {}, \
+             expected {stored_len} bytes with {}",
             to.name(),
+            back.stored_len,
             hex::encode(back_hash),
             hex::encode(entry.hash)
         ));
@@ -530,7 +555,7 @@ async fn copy_and_switch(
         .map_err(|err| err.to_string())?;
     match outcome {
         SwitchOutcome::Switched => {
-            state.index.set_tier(&job.key, to.index, now);
+            state.index.set_tier(&job.key, to.index, now, stored_len);
             handle.switched.store(true, Ordering::SeqCst);
             drop(guard);
             emit(state, job, MoveState::Retiring, None);

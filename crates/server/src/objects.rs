@@ -2,11 +2,14 @@
 //! `/v1/objects/{key}`, and `GET /v1/objects?prefix=` listings.
 //!
 //! The write path: hash the body (BLAKE3), take the key's write lock, record a write
-//! intent, write the bytes atomically on the object's current tier (the default tier for a
-//! new object), record the new version (generation + 1) and drop the intent in one
-//! transaction, update the index. The read path: take the key's read lock, look the object
-//! up in memory, read the range from its current tier, record the access. Both record the
-//! access in the tracker, whose spikes wake the reactive planner.
+//! intent, encode the bytes for the object's current tier (the default tier for a new
+//! object; frames on a packed tier) and write them atomically, record the new version
+//! (generation + 1, raw size and hash) and drop the intent in one transaction, update the
+//! index. The read path: take the key's read lock, look the object up in memory, read the
+//! range from its current tier (on a packed tier, the frames that hold it, each decoded and
+//! checked), record the access. Sizes shown are raw; `stored_size` is what the copy takes
+//! on its tier. Both record the access in the tracker, whose spikes wake the reactive
+//! planner.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,6 +32,7 @@ use crate::index::ObjectEntry;
 use crate::mover::{hash_bytes, store_call};
 use crate::recovery::reconcile_intent;
 use crate::state::{lock, now_ms, AppState};
+use crate::tier_codec::{encode_for_tier, TierReader};
 use crate::tiers::Tier;
 
 /// Reads at most this much per store call; larger bodies are streamed in such chunks.
@@ -82,8 +86,11 @@ pub fn body_error(rejection: BytesRejection, limit: u64, what: &str) -> ApiError
 pub struct ObjectView {
     /// Key.
     pub key: String,
-    /// Size in bytes.
+    /// Size in bytes (raw: what a GET returns).
     pub size: u64,
+    /// Bytes its current copy takes on its tier (smaller than `size` when compressed on a
+    /// packed tier).
+    pub stored_size: u64,
     /// BLAKE3, hex.
     pub hash: String,
     /// Tier of the current copy.
@@ -103,6 +110,7 @@ impl ObjectView {
         ObjectView {
             key: key.to_string(),
             size: entry.size,
+            stored_size: entry.stored,
             hash: hex::encode(entry.hash),
             tier: state.tiers[entry.tier].name().to_string(),
             generation: entry.generation,
@@ -113,10 +121,11 @@ impl ObjectView {
     }
 }
 
-/// The index entry for a recorded object.
-pub fn entry_of(placed: &PlacedObject, tier: usize) -> ObjectEntry {
+/// The index entry for a recorded object whose current copy takes `stored` bytes.
+pub fn entry_of(placed: &PlacedObject, tier: usize, stored: u64) -> ObjectEntry {
     ObjectEntry {
         size: placed.object.size,
+        stored,
         hash: placed.object.hash,
         mtime_ms: placed.object.mtime_ms,
         generation: placed.object.generation,
@@ -169,7 +178,7 @@ pub async fn put_object(
             ));
         }
     }
-    let (placed, created) = write_object(&state, &key, body, hash).await?;
+    let (placed, created, stored) = write_object(&state, &key, body, hash).await?;
     state.metrics.writes.fetch_add(1, Ordering::Relaxed);
     state.metrics.write_bytes.fetch_add(size, Ordering::Relaxed);
     record_access(&state, &key, Op::Write, size);
@@ -194,7 +203,7 @@ pub async fn put_object(
         );
     }
     let tier = state.tier(&placed.tier).map_or(0, |tier| tier.index);
-    let view = ObjectView::new(&state, &key, &entry_of(&placed, tier));
+    let view = ObjectView::new(&state, &key, &entry_of(&placed, tier, stored));
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -203,14 +212,14 @@ pub async fn put_object(
     Ok((status, Json(view)).into_response())
 }
 
-/// Writes an object's bytes and records them; returns the record and whether the object
-/// is new.
+/// Writes an object's bytes (encoded for its tier) and records them; returns the record,
+/// whether the object is new, and the bytes its copy takes on the tier.
 pub async fn write_object(
     state: &AppState,
     key: &str,
     body: Bytes,
     hash: [u8; 32],
-) -> Result<(PlacedObject, bool), ApiError> {
+) -> Result<(PlacedObject, bool, u64), ApiError> {
     for _ in 0..3 {
         if !state.index.contains(key) && !state.mover.wait_idle(key, CLEANUP_WAIT).await {
             break;
@@ -237,11 +246,13 @@ pub async fn write_object(
             }
             clear_leftover(state, key, tier).await?;
         }
+        let stored = encode_for_tier(tier, key, body.clone()).await;
+        let stored_len = stored.len() as u64;
         let now = now_ms();
         state.catalog.begin_write(key, tier.name(), now).await?;
         let path = Tier::object_path(key);
         let written = store_call(state, "an object write", || {
-            tier.store.write_atomic(&path, body.clone())
+            tier.store.write_atomic(&path, stored.clone())
         })
         .await;
         let write = ObjectWrite {
@@ -261,9 +272,11 @@ pub async fn write_object(
         };
         return match committed {
             Ok(placed) => {
-                state.index.upsert(key, entry_of(&placed, tier.index));
+                state
+                    .index
+                    .upsert(key, entry_of(&placed, tier.index, stored_len));
                 drop(guard);
-                Ok((placed, existing.is_none()))
+                Ok((placed, existing.is_none(), stored_len))
             }
             Err(err) => {
                 // The bytes may or may not have been replaced: make the catalog, the index
@@ -429,12 +442,9 @@ pub async fn get_object(
         }
     };
     let tier = state.tiers[entry.tier].clone();
-    let path = Tier::object_path(&key);
+    let reader = TierReader::open(&state, &tier, &key, entry.size, entry.stored).await?;
     let first_len = len.min(READ_CHUNK);
-    let first = store_call(&state, "an object read", || {
-        tier.store.read_range(&path, offset, first_len)
-    })
-    .await?;
+    let first = reader.read(&state, offset, first_len).await?;
     let mut headers = object_headers(&state, &entry);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if status == StatusCode::PARTIAL_CONTENT {
@@ -457,28 +467,28 @@ pub async fn get_object(
                 offset + first_len,
                 len - first_len,
                 guard,
-                tier,
-                path,
-                state.clone(),
+                reader,
+                (state.clone(), key.clone()),
             ),
-            |(at, left, guard, tier, path, state)| async move {
+            |(at, left, guard, reader, (state, key))| async move {
                 if left == 0 {
                     return None;
                 }
                 let take = left.min(READ_CHUNK);
-                match store_call(&state, "an object read", || {
-                    tier.store.read_range(&path, at, take)
-                })
-                .await
-                {
+                match reader.read(&state, at, take).await {
                     Ok(chunk) => Some((
                         Ok::<Bytes, std::io::Error>(chunk),
-                        (at + take, left - take, guard, tier, path, state),
+                        (at + take, left - take, guard, reader, (state, key)),
                     )),
-                    Err(err) => Some((
-                        Err(std::io::Error::other(err.to_string())),
-                        (at, 0, guard, tier, path, state),
-                    )),
+                    Err(err) => {
+                        // The status is sent already: the body ends short, and the log
+                        // says why.
+                        tracing::error!(key = %key, %err, "an object read failed part way");
+                        Some((
+                            Err(std::io::Error::other(err.to_string())),
+                            (at, 0, guard, reader, (state, key)),
+                        ))
+                    }
                 }
             },
         );

@@ -10,6 +10,11 @@
 //! - **periodic**, every `rules.demotion_interval` (or `--plan-interval`): every object not
 //!   already moving, promotions and demotions (minimum residency respected).
 //!
+//! Sizes: tiers' usage counts stored bytes (compressed on packed tiers); an object is
+//! booked at [`AppState::planning_size`], the most its copy can take on any tier, since
+//! what it takes on a packed tier is known only once it is encoded. The mover checks the
+//! exact stored size against the target's capacity before writing the copy.
+//!
 //! Every move planned becomes a job whose idempotency key names the object, its
 //! generation, its placement and the target, so the same decision made twice makes one
 //! job. Every move and every wait is recorded as a decision with its reason and inputs
@@ -105,7 +110,7 @@ pub async fn run_pass(
             .filter(|(key, _)| !moving.contains(key))
             .map(|(key, entry)| ObjectState {
                 key: key.clone(),
-                size: entry.size,
+                size: state.planning_size(entry),
                 tier: state.tiers[entry.tier].name().to_string(),
                 placed_at_ms: entry.placed_ms,
                 decision: rules.classify(
@@ -119,12 +124,7 @@ pub async fn run_pass(
     let usage = state.index.usage();
     let planner = state
         .config
-        .planner(|name| {
-            state.tier(name).map_or(0, |tier| {
-                let u = usage[tier.index];
-                u.bytes.saturating_add(u.incoming_bytes)
-            })
-        })
+        .planner(|name| state.committed_bytes(&usage, name))
         .map_err(|err| ApiError::internal(format!("cannot plan: {err}")))?;
     let plan = match scope {
         Scope::Full => planner.plan(now, &states),
@@ -168,7 +168,7 @@ async fn record_plan(
             from_tier: planned.from.clone(),
             to_tier: planned.to.clone(),
             generation: entry.generation,
-            size: planned.size,
+            size: entry.size,
             reason: planned.reason.code().to_string(),
             explanation: planned.explanation.clone(),
             inputs_json: inputs_json.clone(),

@@ -8,6 +8,9 @@
 //!   content, or absent. They are hashed: the old content drops the intent; new content
 //!   is adopted as the object's next version (the write happened, it just was not
 //!   acknowledged); no bytes drops the intent. The catalog then describes the bytes again.
+//!   On a packed tier the bytes are decoded first (every frame checked) and the raw bytes
+//!   hashed, since an object's hash is over its raw bytes; bytes that do not decode are
+//!   damage, never adopted.
 //! - **a `copying` or `retiring` placement whose job is finished or absent**: its bytes are
 //!   deleted, then its row.
 //! - **an unfinished move job**: queued again; the mover restarts it from the copy (before
@@ -22,9 +25,11 @@ use serde::Serialize;
 use strata_catalog::{MoveFilter, ObjectWrite, PlacementState};
 
 use crate::error::ServeError;
+use crate::index::ObjectEntry;
 use crate::mover::{hash_bytes, store_call};
 use crate::objects::entry_of;
 use crate::state::{lock, now_ms, AppState};
+use crate::tier_codec::{read_all_from_tier, TierBytes, TierReadError};
 use crate::tiers::Tier;
 
 /// What recovery did at start-up.
@@ -61,44 +66,17 @@ pub async fn reconcile_intent(state: &AppState, key: &str, tier: &Tier) -> Resul
             false
         }
         (existing, Some(_)) => {
-            let bytes = store_call(state, "a recovery read", || tier.store.read_all(&path))
-                .await
-                .map_err(|err| err.to_string())?;
-            let hash = hash_bytes(bytes.clone()).await;
-            match existing {
-                Some(entry) if entry.hash == hash && entry.size == bytes.len() as u64 => false,
-                _ => {
-                    let placements = state
-                        .catalog
-                        .placements(key)
-                        .await
-                        .map_err(|err| err.to_string())?;
-                    let blocked = existing.is_none()
-                        && placements
-                            .iter()
-                            .any(|p| p.tier == tier.name() && p.state != PlacementState::Current);
-                    if blocked {
-                        // A copy being retired: the sweep deletes it.
-                        false
-                    } else {
-                        let write = ObjectWrite {
-                            key: key.to_string(),
-                            tier: tier.name().to_string(),
-                            size: bytes.len() as u64,
-                            hash,
-                            now_ms: now_ms(),
-                        };
-                        let placed = state
-                            .catalog
-                            .commit_write(&write)
-                            .await
-                            .map_err(|err| err.to_string())?;
-                        state.index.upsert(key, entry_of(&placed, tier.index));
-                        tracing::warn!(%key, tier = tier.name(), generation = placed.object.generation,
-                            "an interrupted write had replaced the bytes; adopted them as the object's content");
-                        true
-                    }
+            let read = match read_all_from_tier(state, tier, key).await {
+                Ok(read) => Some(read),
+                Err(TierReadError::Damaged(damage)) => {
+                    undecodable(state, key, tier, existing.is_some(), &damage).await?;
+                    None
                 }
+                Err(TierReadError::Store(err)) => return Err(err.to_string()),
+            };
+            match read {
+                None => false,
+                Some(read) => adopt_if_new(state, key, tier, existing.as_ref(), read).await?,
             }
         }
     };
@@ -110,6 +88,85 @@ pub async fn reconcile_intent(state: &AppState, key: &str, tier: &Tier) -> Resul
             .map_err(|err| err.to_string())?;
     }
     Ok(adopt)
+}
+
+/// Adopts the bytes under a write intent as the object's next version unless they are its
+/// current content (or a copy being retired owns them). Returns whether it adopted them.
+async fn adopt_if_new(
+    state: &AppState,
+    key: &str,
+    tier: &Tier,
+    existing: Option<&ObjectEntry>,
+    read: TierBytes,
+) -> Result<bool, String> {
+    let hash = hash_bytes(read.raw.clone()).await;
+    let size = read.raw.len() as u64;
+    if existing.is_some_and(|entry| entry.hash == hash && entry.size == size) {
+        return Ok(false);
+    }
+    let placements = state
+        .catalog
+        .placements(key)
+        .await
+        .map_err(|err| err.to_string())?;
+    let blocked = existing.is_none()
+        && placements
+            .iter()
+            .any(|p| p.tier == tier.name() && p.state != PlacementState::Current);
+    if blocked {
+        // A copy being retired: the sweep deletes it.
+        return Ok(false);
+    }
+    let write = ObjectWrite {
+        key: key.to_string(),
+        tier: tier.name().to_string(),
+        size,
+        hash,
+        now_ms: now_ms(),
+    };
+    let placed = state
+        .catalog
+        .commit_write(&write)
+        .await
+        .map_err(|err| err.to_string())?;
+    state
+        .index
+        .upsert(key, entry_of(&placed, tier.index, read.stored_len));
+    tracing::warn!(%key, tier = tier.name(), generation = placed.object.generation,
+        "an interrupted write had replaced the bytes; adopted them as the object's content");
+    Ok(true)
+}
+
+/// Bytes under a write intent that do not decode (packed tiers only: any bytes are some
+/// content on a plain tier). Writes are atomic, so this is damage, not a half-written
+/// object: there is nothing to adopt. Bytes of an object recorded on this tier stay (its
+/// reads report the damage); bytes no record names are deleted unless a copy being retired
+/// owns them (the sweep deletes those).
+async fn undecodable(
+    state: &AppState,
+    key: &str,
+    tier: &Tier,
+    recorded_here: bool,
+    damage: &crate::tier_codec::Damage,
+) -> Result<(), String> {
+    if recorded_here {
+        tracing::error!(%damage, "an interrupted write left bytes that do not decode; the \
+            object keeps its record and its reads fail until it is written again");
+        return Ok(());
+    }
+    let placements = state
+        .catalog
+        .placements(key)
+        .await
+        .map_err(|err| err.to_string())?;
+    if placements.iter().any(|p| p.tier == tier.name()) {
+        return Ok(());
+    }
+    tracing::warn!(%damage, "bytes no object owns do not decode; deleted");
+    let path = Tier::object_path(key);
+    store_call(state, "an orphan delete", || tier.store.delete(&path))
+        .await
+        .map_err(|err| err.to_string())
 }
 
 /// Deletes copies whose move is over (or whose object is gone): `copying` and `retiring`

@@ -164,7 +164,11 @@ pub struct TierView {
     layout: strata_heat::Layout,
     codec: String,
     capacity_bytes: Option<u64>,
+    /// Bytes stored on the tier by current copies (compressed frames, table and trailer
+    /// on a packed tier; raw bytes on a plain one): what capacity and `free_bytes` count.
     used_bytes: u64,
+    /// Raw bytes of the objects whose current copy is here.
+    raw_bytes: u64,
     objects: u64,
     incoming_bytes: u64,
     free_bytes: Option<u64>,
@@ -208,6 +212,7 @@ async fn tiers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
                 codec: c.codec.clone(),
                 capacity_bytes: c.capacity,
                 used_bytes: usage.bytes,
+                raw_bytes: usage.raw_bytes,
                 objects: usage.objects,
                 incoming_bytes: usage.incoming_bytes,
                 free_bytes: c

@@ -10,7 +10,7 @@ use strata_catalog::{DecisionRecord, SqliteCatalog, TieringCatalog};
 use strata_heat::{AccessTracker, TieringConfig};
 use tokio::sync::{broadcast, watch, Notify};
 
-use crate::index::{KeyLocks, ObjectIndex};
+use crate::index::{KeyLocks, ObjectEntry, ObjectIndex, TierUsage};
 use crate::metrics::{Gauges, Metrics};
 use crate::mover::Mover;
 use crate::retry::Backoff;
@@ -164,6 +164,27 @@ impl AppState {
     pub fn default_tier(&self) -> &Tier {
         self.tier(&self.config.default_tier)
             .unwrap_or(&self.tiers[self.tiers.len() / 2])
+    }
+
+    /// The bytes the planner books for an object: the most its copy can take on any tier
+    /// (its raw size; on a packed tier, plus a frame header and table entry per chunk and
+    /// the trailer), so a move never lands where it does not fit, and never less than its
+    /// current copy takes. Tier usage counts stored bytes; this is their upper bound.
+    pub fn planning_size(&self, entry: &ObjectEntry) -> u64 {
+        self.tiers
+            .iter()
+            .map(|tier| tier.format.stored_bound(entry.size))
+            .max()
+            .unwrap_or(entry.size)
+            .max(entry.stored)
+    }
+
+    /// Bytes committed on the tier `name` for planning: stored bytes of its current copies
+    /// plus the reservations of moves running into it.
+    pub fn committed_bytes(&self, usage: &[TierUsage], name: &str) -> u64 {
+        self.tier(name)
+            .and_then(|tier| usage.get(tier.index))
+            .map_or(0, |u| u.bytes.saturating_add(u.incoming_bytes))
     }
 
     /// Sends a job transition to subscribers (none listening is fine).

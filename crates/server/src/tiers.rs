@@ -1,17 +1,38 @@
 //! The tiers the service serves: each configured tier opened as a store, and where an
 //! object's bytes live on it.
 //!
-//! Layout `plain` only, for now: an object's bytes are the file (or S3 object)
-//! `<tier store>/objects/<key>`, written with [`strata_store::Store::write_atomic`] (local:
-//! temp file, fsync, rename, fsync of the directory), so a tier stays usable without
-//! Strata. A tier configured `packed` is refused at start-up with the field named.
+//! On every tier an object's bytes are the file (or S3 object) `<tier store>/objects/<key>`,
+//! written with [`strata_store::Store::write_atomic`] (local: temp file, fsync, rename,
+//! fsync of the directory), in the tier's layout:
+//!
+//! - `plain`: the object's raw bytes, so the tier stays usable without Strata;
+//! - `packed`: the object cut into 1 MiB chunks, each a self-describing compressed frame
+//!   (codec per the tier's `codec` policy, default `auto`), then a frame table (length and
+//!   raw BLAKE3 per frame) and a 32-byte trailer (raw length, chunk size, frame count,
+//!   version, check, magic `STPT`), so a range is served from the frames that hold it and
+//!   every frame read is checked. [`crate::tier_codec`] holds the format and is the only
+//!   code that reads or writes object bytes on a tier.
+//!
+//! A tier's usage counts **stored** bytes (what the tier holds: compressed frames, table and
+//! trailer on a packed tier; the raw bytes on a plain one); capacities and `free_bytes`
+//! count the same. The catalog records raw sizes, so at start each packed tier is listed
+//! once to learn its objects' stored sizes.
+//!
+//! Each tier's store carries a marker, `.strata/tier.json`, naming the layout its objects
+//! are written in; a tier whose configured layout differs from the marker while the catalog
+//! has objects on it is refused at start-up (its bytes would be misread), with the field
+//! named. A codec policy the codec crate does not accept is refused likewise.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
 use strata_heat::{Layout, TierConfig, TieringConfig};
 use strata_store::{S3Options, Store, StoreUri};
 
 use crate::error::ServeError;
+use crate::state::AppState;
+use crate::tier_codec::TierFormat;
 
 /// The directory under a tier's store that holds object bytes.
 pub const OBJECTS_DIR: &str = "objects";
@@ -25,6 +46,8 @@ pub struct Tier {
     pub config: TierConfig,
     /// Its store.
     pub store: Store,
+    /// How it stores object bytes (from its layout and codec policy).
+    pub format: TierFormat,
 }
 
 impl Tier {
@@ -46,17 +69,14 @@ impl Tier {
     }
 }
 
-/// Checks what the service cannot serve yet, naming the field.
+/// Checks what the service cannot serve, naming the field: a store URI it cannot open, a
+/// codec policy the codec crate does not know on a packed tier.
 pub fn check_servable(config: &TieringConfig) -> Result<(), ServeError> {
     for (index, tier) in config.tiers.iter().enumerate() {
-        if tier.layout != Layout::Plain {
+        if let Err(reason) = TierFormat::of(tier) {
             return Err(ServeError::Config {
-                field: format!("tier[{index}].layout"),
-                reason: format!(
-                    "tier {:?} is \"packed\", which `strata serve` does not serve yet; write \
-                     layout = \"plain\"",
-                    tier.name
-                ),
+                field: format!("tier[{index}].codec"),
+                reason: format!("tier {:?}: {reason}", tier.name),
             });
         }
         StoreUri::parse(&tier.store).map_err(|err| ServeError::Config {
@@ -89,10 +109,19 @@ pub async fn open_tiers(config: &TieringConfig, s3: &S3Options) -> Result<Vec<Ti
                 tier: tier.name.clone(),
                 source,
             })?;
+        let format = TierFormat::of(tier).map_err(|reason| ServeError::Config {
+            field: format!("tier[{index}].codec"),
+            reason,
+        })?;
+        if tier.layout == Layout::Plain && !matches!(tier.codec.as_str(), "auto" | "none") {
+            tracing::warn!(tier = %tier.name, codec = %tier.codec,
+                "a plain tier stores objects as they are; its codec policy is ignored");
+        }
         tiers.push(Tier {
             index,
             config: tier.clone(),
             store,
+            format,
         });
     }
     Ok(tiers)
@@ -109,4 +138,154 @@ pub fn rebase_data_dir(config: &mut TieringConfig, data_dir: &Path) {
         }
     }
     config.server.data_dir = data_dir.to_path_buf();
+}
+
+/// Where a tier's layout marker lives in its store.
+pub const LAYOUT_MARKER: &str = ".strata/tier.json";
+
+fn layout_name(layout: Layout) -> &'static str {
+    match layout {
+        Layout::Plain => "plain",
+        Layout::Packed => "packed",
+    }
+}
+
+/// Checks each tier's layout marker against its configured layout, and writes the marker
+/// where there is none (or where the tier holds nothing). `holding` counts, per tier name,
+/// the objects, copies and write intents the catalog has there; a tier without a marker
+/// that holds objects was written before markers existed, in the plain layout.
+pub async fn check_layouts(
+    tiers: &[Tier],
+    holding: &BTreeMap<String, u64>,
+) -> Result<(), ServeError> {
+    for tier in tiers {
+        let store_error = |source| ServeError::Store {
+            tier: tier.name().to_string(),
+            source,
+        };
+        let wanted = tier.config.layout;
+        let held = holding.get(tier.name()).copied().unwrap_or(0);
+        let marked = tier
+            .store
+            .stat(LAYOUT_MARKER)
+            .await
+            .map_err(store_error)?
+            .is_some();
+        let found = if marked {
+            let text = tier
+                .store
+                .read_all(LAYOUT_MARKER)
+                .await
+                .map_err(store_error)?;
+            let layout = serde_json::from_slice::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|marker| {
+                    serde_json::from_value::<Layout>(marker.get("layout")?.clone()).ok()
+                });
+            let Some(layout) = layout else {
+                return Err(ServeError::Config {
+                    field: format!("tier[{}].store", tier.index),
+                    reason: format!(
+                        "tier {:?}: {LAYOUT_MARKER} in its store is not a Strata tier \
+                             marker; check that the store belongs to this tier, or remove the \
+                             file if the tier holds no objects",
+                        tier.name()
+                    ),
+                });
+            };
+            Some(layout)
+        } else if held > 0 {
+            Some(Layout::Plain)
+        } else {
+            None
+        };
+        if let Some(found) = found {
+            if found != wanted && held > 0 {
+                return Err(ServeError::Config {
+                    field: format!("tier[{}].layout", tier.index),
+                    reason: format!(
+                        "tier {:?} holds {held} objects written in the {} layout, so it \
+                         cannot become {}: write layout = \"{}\" again, or declare a new tier \
+                         with layout = \"{}\" and let the objects move there",
+                        tier.name(),
+                        layout_name(found),
+                        layout_name(wanted),
+                        layout_name(found),
+                        layout_name(wanted)
+                    ),
+                });
+            }
+            if found == wanted && marked {
+                continue;
+            }
+        }
+        let marker = serde_json::json!({
+            "format": "strata-tier",
+            "version": 1,
+            "layout": wanted,
+        });
+        tier.store
+            .write_atomic(LAYOUT_MARKER, Bytes::from(marker.to_string()))
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(())
+}
+
+/// Stored sizes of the objects on each packed tier, by key, from one listing of each.
+pub async fn packed_sizes(tiers: &[Tier]) -> Result<Vec<HashMap<String, u64>>, ServeError> {
+    let mut sizes = Vec::with_capacity(tiers.len());
+    for tier in tiers {
+        let mut found = HashMap::new();
+        if tier.format.is_packed() {
+            let mut warn = |warning: strata_store::ListWarning| {
+                tracing::warn!(
+                    tier = tier.name(),
+                    ?warning,
+                    "skipped while listing the tier"
+                );
+            };
+            let entries = tier
+                .store
+                .list(&mut warn)
+                .await
+                .map_err(|source| ServeError::Store {
+                    tier: tier.name().to_string(),
+                    source,
+                })?;
+            let prefix = format!("{OBJECTS_DIR}/");
+            for entry in entries {
+                if let Some(key) = entry.path.strip_prefix(&prefix) {
+                    found.insert(key.to_string(), entry.size);
+                }
+            }
+        }
+        sizes.push(found);
+    }
+    Ok(sizes)
+}
+
+/// Whether `stored_len` more bytes fit on `tier` now, counting its current copies and the
+/// moves running into it besides the caller's own `reserved` bytes. `Err` says why not.
+pub fn check_room(
+    state: &AppState,
+    tier: &Tier,
+    stored_len: u64,
+    reserved: u64,
+) -> Result<(), String> {
+    let Some(capacity) = tier.config.capacity else {
+        return Ok(());
+    };
+    let usage = state.index.usage()[tier.index];
+    let others = usage.incoming_bytes.saturating_sub(reserved);
+    let committed = usage.bytes.saturating_add(others);
+    if committed.saturating_add(stored_len) <= capacity {
+        return Ok(());
+    }
+    Err(format!(
+        "tier_full: the copy takes {stored_len} bytes on {}, which has {} of its {capacity} \
+         bytes free; it was not written, and a later planning pass plans the move again",
+        tier.name(),
+        capacity.saturating_sub(committed)
+    ))
 }

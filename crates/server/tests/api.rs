@@ -363,14 +363,22 @@ fn the_shipped_example_config_is_servable() {
     assert!(config.tiers[0].store.starts_with("/srv/"));
     assert!(config.tiers[2].store.starts_with("s3://"));
     assert_eq!(config.default_tier, "disk");
-    // The heat crate's example uses the packed layout, which the service refuses by name.
+    assert_eq!(config.tiers[2].layout, strata_heat::Layout::Packed);
+    assert_eq!(config.tiers[2].codec, "zstd:19");
+    // The heat crate's example packs two tiers; it is servable too.
     let packed = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../heat/strata.example.toml"
     ));
-    let config = strata_heat::TieringConfig::load(packed).unwrap();
+    let mut config = strata_heat::TieringConfig::load(packed).unwrap();
+    strata_server::check_servable(&config).unwrap();
+    // What still cannot work is refused by name: a codec the codec crate does not know.
+    config.tiers[1].codec = "zstd:99".to_string();
     let err = strata_server::check_servable(&config)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("tier[1].layout"), "{err}");
+    assert!(
+        err.contains("tier[1].codec") && err.contains("zstd"),
+        "{err}"
+    );
 }

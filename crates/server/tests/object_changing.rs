@@ -11,18 +11,9 @@ use common::proxy::Proxy;
 use common::*;
 use strata_server::Limits;
 use strata_store::testing::{moto, new_bucket};
-use strata_store::{Store, StoreUri};
+use strata_store::Store;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn direct_store(bucket: &str) -> Store {
-    let uri = StoreUri::parse(&format!(
-        "s3://{bucket}/tier?endpoint={}",
-        moto().endpoint()
-    ))
-    .unwrap();
-    Store::open(&uri, &moto_s3_options()).await.unwrap()
-}
 
 async fn s3_server(s3_tier: &str) -> (TestServer, Proxy, Store) {
     let bucket = new_bucket();

@@ -211,11 +211,11 @@ mod tests {
 
         std::fs::write(
             &path,
-            "default_tier = \"a\"\n[[tier]]\nname = \"a\"\nlayout = \"packed\"\n",
+            "default_tier = \"a\"\n[[tier]]\nname = \"a\"\nlayout = \"packed\"\ncodec = \"zstd:99\"\n",
         )
         .unwrap();
         let err = load_config(&args(Some(path), None)).unwrap_err();
         let text = format!("{err:#}");
-        assert!(text.contains("tier[0].layout"), "{text}");
+        assert!(text.contains("tier[0].codec"), "{text}");
     }
 }

@@ -55,6 +55,14 @@ flush_interval = "1s"
     )
 }
 
+/// `config` with its cold tier packed with `codec`.
+pub fn with_packed_cold(config: &str, codec: &str) -> String {
+    config.replace(
+        "name = \"cold\"\n",
+        &format!("name = \"cold\"\nlayout = \"packed\"\ncodec = \"{codec}\"\n"),
+    )
+}
+
 /// An S3 store URI on the shared moto server.
 pub fn s3_store(bucket: &str) -> String {
     format!(
@@ -192,12 +200,11 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
 #[allow(unused_imports)] // each test binary uses its own subset
 pub use strata_server::testing::{bytes, files_on};
 
-/// Keys of the objects under `objects/` in an S3 bucket prefix (moto), sorted.
-pub fn s3_keys(bucket: &str, prefix: &str) -> Vec<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+fn s3_tier_store(
+    runtime: &tokio::runtime::Runtime,
+    bucket: &str,
+    prefix: &str,
+) -> strata_store::Store {
     runtime.block_on(async {
         let uri = strata_store::StoreUri::parse(&format!(
             "s3://{bucket}/{prefix}?endpoint={}&region=us-east-1",
@@ -209,7 +216,22 @@ pub fn s3_keys(bucket: &str, prefix: &str) -> Vec<String> {
             secret_access_key: Some(TEST_SECRET.into()),
             ..strata_store::S3Options::default()
         };
-        let store = strata_store::Store::open(&uri, &s3).await.unwrap();
+        strata_store::Store::open(&uri, &s3).await.unwrap()
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Keys of the objects under `objects/` in an S3 bucket prefix (moto), sorted.
+pub fn s3_keys(bucket: &str, prefix: &str) -> Vec<String> {
+    let runtime = runtime();
+    let store = s3_tier_store(&runtime, bucket, prefix);
+    runtime.block_on(async {
         let mut warn = |_| {};
         let mut keys: Vec<String> = store
             .list(&mut warn)
@@ -221,6 +243,16 @@ pub fn s3_keys(bucket: &str, prefix: &str) -> Vec<String> {
         keys.sort();
         keys
     })
+}
+
+/// The stored bytes of object `key` in an S3 bucket prefix (moto).
+pub fn s3_object(bucket: &str, prefix: &str, key: &str) -> Vec<u8> {
+    let runtime = runtime();
+    let store = s3_tier_store(&runtime, bucket, prefix);
+    runtime
+        .block_on(store.read_all(&format!("objects/{key}")))
+        .unwrap()
+        .to_vec()
 }
 
 /// An HTTP answer: status, lower-cased headers, body.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use strata_heat::TieringConfig;
 use strata_server::{Limits, RunningServer, ServeOptions};
-use strata_store::S3Options;
+use strata_store::{S3Options, Store, StoreUri};
 
 /// Three local tiers with no minimum residency; classification by recency only (the
 /// per-day counts are out of reach), so tests control classes with time; the periodic pass
@@ -234,6 +234,14 @@ pub fn moto_s3_options() -> S3Options {
         region: Some("us-east-1".into()),
         ..S3Options::default()
     }
+}
+
+/// The S3 tier store of `rules_with_s3_tier` opened directly on moto (bypassing the
+/// service and any proxy), to look at or damage what the service wrote.
+pub async fn direct_store(bucket: &str) -> Store {
+    let endpoint = strata_store::testing::moto().endpoint();
+    let uri = StoreUri::parse(&format!("s3://{bucket}/tier?endpoint={endpoint}")).unwrap();
+    Store::open(&uri, &moto_s3_options()).await.unwrap()
 }
 
 /// Three tiers as in [`TEST_RULES`], tier `s3_tier` on S3 at `endpoint` (bucket

@@ -1,5 +1,6 @@
 //! A fault-injecting reverse proxy (axum) in front of moto, on loopback: it answers chosen
-//! requests with an error status and headers (429/503 with `Retry-After`, 403), can hold a
+//! requests with an error status and headers (429/503 with `Retry-After`, 403), before or
+//! after forwarding them (a write that happened but is reported failed), can hold a
 //! request's answer until the test releases it (to interleave a service call with a store
 //! request deterministically), forwards everything else, and records when each request
 //! arrived.
@@ -23,6 +24,8 @@ pub struct Fault {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Forward the request first (its effect happens), then answer with the fault.
+    pub forward: bool,
 }
 
 impl Fault {
@@ -34,7 +37,14 @@ impl Fault {
             status,
             headers: Vec::new(),
             body: String::new(),
+            forward: false,
         }
+    }
+
+    /// The request reaches the store (and takes effect); the client gets the fault anyway.
+    pub fn after_forwarding(mut self) -> Fault {
+        self.forward = true;
+        self
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Fault {
@@ -224,6 +234,11 @@ async fn handle(State(inner): State<Arc<Inner>>, request: Request) -> Response {
     };
     let response = match fault {
         Some(fault) => {
+            if fault.forward {
+                let upstream = forward(&inner, parts.method, &path, &parts.headers, body).await;
+                inner.shared.lock().unwrap().log[index].forwarded =
+                    Some(upstream.status().as_u16());
+            }
             let mut response = Response::new(Body::from(fault.body.clone()));
             *response.status_mut() = StatusCode::from_u16(fault.status).unwrap();
             for (name, value) in &fault.headers {

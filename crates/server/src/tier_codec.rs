@@ -1,0 +1,786 @@
+//! Object bytes on a tier, in the tier's layout: the one place that turns an object's raw
+//! bytes into what a tier stores, and what a tier stores back into raw bytes.
+//!
+//! Every write of object bytes to a tier (a PUT, a move's copy) goes through
+//! [`encode_for_tier`], and every read (GET, a move's source read and verify, recovery)
+//! through [`TierReader`] or [`read_all_from_tier`]. On a `plain` tier both are the
+//! identity. On a `packed` tier an object is stored at the same path, `objects/<key>`, as
+//!
+//! ```text
+//! frame 0 | frame 1 | ... | frame n-1 | frame table (n × 40 bytes) | trailer (32 bytes)
+//! ```
+//!
+//! - **frames**: the object cut into chunks of [`PACKED_CHUNK`] raw bytes (1 MiB; the last
+//!   one shorter), each a self-describing frame of the codec crate
+//!   (`strata_codec::compress::frame`: 64-byte header with codec, raw length, stored
+//!   length and BLAKE3 of the raw chunk, then the payload), compressed per the tier's
+//!   `codec` policy: `auto` and `max` probe each chunk and select
+//!   (`strata_codec::analyze::encode_chunk`), a fixed codec (`zstd:19`, `none`, ...) is
+//!   used as given; a chunk the codec does not shrink is stored raw inside its frame.
+//! - **frame table**: per frame, its length (header + payload, u64 LE) and the BLAKE3 of
+//!   its raw chunk (32 bytes), so a frame is bound to its position: a frame copied over
+//!   another one decodes, but does not match the table.
+//! - **trailer**: raw length (u64), chunk size (u32), frame count (u32), format version
+//!   (u8, [`PACKED_VERSION`]), three zero bytes, the first 8 bytes of the BLAKE3 of the
+//!   table and the trailer's first 20 bytes, and the magic `STPT`. An empty object is the
+//!   trailer alone.
+//!
+//! The table is worth its 40 bytes per MiB: a ranged read of a large object on S3 costs
+//! two requests (the tail with the table, then the span of frames that covers the range)
+//! instead of one per frame header walked. Objects of at most [`WHOLE_READ_LIMIT`] stored
+//! bytes are read in one request. 1 MiB chunks keep the read amplification of a small
+//! range at most two chunks, at a cost in ratio (against 4 MiB) of a few percent.
+//!
+//! Every read decodes and checks each frame it serves (header check, codec, raw length,
+//! raw BLAKE3, and the table's hash for that position): damage is a
+//! [`TierReadError::Damaged`], never bytes. An object's identity hash (the catalog's
+//! BLAKE3) is always over its raw bytes; callers that read whole objects check it too.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use strata_codec::analyze::{encode_chunk, sniff_format, FormatInfo, Objective, SNIFF_LEN};
+use strata_codec::compress::{
+    decode_frame, encode_frame, read_header, Codec, CodecSpec, Filter, FRAME_HEADER_LEN,
+    MAX_RAW_LEN,
+};
+use strata_heat::{Layout, TierConfig};
+use strata_store::StoreError;
+
+use crate::mover::store_call;
+use crate::state::AppState;
+use crate::tiers::Tier;
+
+/// Raw bytes per frame on a packed tier (the last frame of an object holds the rest).
+pub const PACKED_CHUNK: u64 = 1 << 20;
+/// Bytes per frame-table entry: frame length (8) and BLAKE3 of the raw chunk (32).
+pub const TABLE_ENTRY_LEN: u64 = 40;
+/// Bytes of the trailer that ends every packed object.
+pub const TRAILER_LEN: u64 = 32;
+/// The trailer's last four bytes.
+pub const TRAILER_MAGIC: [u8; 4] = *b"STPT";
+/// The packed object format version this build writes and reads.
+pub const PACKED_VERSION: u8 = 1;
+/// The link rate `auto` optimises for on a tier: 1 Gbit/s, as `strata migrate --codec auto`
+/// assumes by default.
+pub const TIER_LINK_RATE: f64 = 125e6;
+/// Packed objects up to this many stored bytes are read whole, in one request.
+pub const WHOLE_READ_LIMIT: u64 = 2 << 20;
+
+/// Raw chunks smaller than this are encoded and decoded on the calling task.
+const INLINE_CODEC_LIMIT: usize = 64 << 10;
+
+/// How a tier stores object bytes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TierFormat {
+    /// The raw bytes, as they are.
+    Plain,
+    /// Frames, a frame table and a trailer (see the module documentation).
+    Packed {
+        /// What the codec selector optimises, from the tier's `codec` policy.
+        objective: Objective,
+    },
+}
+
+impl TierFormat {
+    /// The format a tier's configuration asks for; the error names what is wrong with its
+    /// codec policy.
+    pub fn of(config: &TierConfig) -> Result<TierFormat, String> {
+        match config.layout {
+            Layout::Plain => Ok(TierFormat::Plain),
+            Layout::Packed => {
+                let spec = CodecSpec::parse(&config.codec).map_err(|err| err.to_string())?;
+                let workers = std::thread::available_parallelism()
+                    .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+                Ok(TierFormat::Packed {
+                    objective: Objective::from_spec(spec, TIER_LINK_RATE, workers),
+                })
+            }
+        }
+    }
+
+    /// Whether objects are stored packed.
+    pub fn is_packed(&self) -> bool {
+        matches!(self, TierFormat::Packed { .. })
+    }
+
+    /// The most bytes an object of `raw_len` raw bytes can take on a tier of this format:
+    /// its raw length on a plain tier; on a packed tier, the raw length plus a frame header
+    /// and a table entry per chunk and the trailer (incompressible chunks are stored raw).
+    pub fn stored_bound(&self, raw_len: u64) -> u64 {
+        match self {
+            TierFormat::Plain => raw_len,
+            TierFormat::Packed { .. } => {
+                let frames = raw_len.div_ceil(PACKED_CHUNK);
+                raw_len
+                    .saturating_add(
+                        frames.saturating_mul(FRAME_HEADER_LEN as u64 + TABLE_ENTRY_LEN),
+                    )
+                    .saturating_add(TRAILER_LEN)
+            }
+        }
+    }
+}
+
+/// A damaged copy: what is wrong with it, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The object key.
+    pub key: String,
+    /// The tier name.
+    pub tier: String,
+    /// What failed, naming the frame and its raw byte range when one did.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the copy of {:?} on tier {} is damaged: {}",
+            self.key, self.tier, self.detail
+        )
+    }
+}
+
+/// Why object bytes could not be read from a tier.
+#[derive(Debug, thiserror::Error)]
+pub enum TierReadError {
+    /// The store call failed (after the service's retries).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The bytes were read but do not decode and check: nothing of them is returned.
+    #[error("{0}")]
+    Damaged(Damage),
+}
+
+/// An object's bytes read whole from a tier.
+#[derive(Debug, Clone)]
+pub struct TierBytes {
+    /// The raw bytes (decoded and checked frame by frame on a packed tier).
+    pub raw: Bytes,
+    /// How many bytes the tier stores for them.
+    pub stored_len: u64,
+}
+
+/// Encodes an object's raw bytes as `tier` stores them: the same bytes on a plain tier,
+/// frames, table and trailer on a packed one (chunks compressed side by side on blocking
+/// threads). Never fails: a chunk whose encoding task dies is stored raw in its frame.
+pub async fn encode_for_tier(tier: &Tier, key: &str, raw: Bytes) -> Bytes {
+    let TierFormat::Packed { objective } = tier.format else {
+        return raw;
+    };
+    let format = sniff_format(&raw[..raw.len().min(SNIFF_LEN)], Some(key));
+    let chunk = PACKED_CHUNK as usize;
+    let pieces: Vec<(u64, Bytes)> = (0..raw.len())
+        .step_by(chunk)
+        .map(|at| (at as u64, raw.slice(at..raw.len().min(at + chunk))))
+        .collect();
+    let frames: Vec<Vec<u8>> = futures::stream::iter(pieces)
+        .map(|(offset, piece)| encode_piece(piece, offset, format.clone(), objective))
+        .buffered(workers())
+        .collect()
+        .await;
+    Bytes::from(assemble(raw.len() as u64, frames))
+}
+
+async fn encode_piece(
+    piece: Bytes,
+    offset: u64,
+    format: FormatInfo,
+    objective: Objective,
+) -> Vec<u8> {
+    if piece.len() <= INLINE_CODEC_LIMIT {
+        return encode_chunk(&piece, offset, &format, &objective).frame;
+    }
+    let input = piece.clone();
+    tokio::task::spawn_blocking(move || encode_chunk(&input, offset, &format, &objective).frame)
+        .await
+        .unwrap_or_else(|_| encode_frame(&piece, Codec::None, Filter::None))
+}
+
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Frames, then their table and the trailer.
+fn assemble(raw_len: u64, frames: Vec<Vec<u8>>) -> Vec<u8> {
+    let frames_len: usize = frames.iter().map(Vec::len).sum();
+    let count = frames.len();
+    let mut out =
+        Vec::with_capacity(frames_len + count * TABLE_ENTRY_LEN as usize + TRAILER_LEN as usize);
+    let mut table = Vec::with_capacity(count * TABLE_ENTRY_LEN as usize);
+    for frame in frames {
+        table.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+        // Our own frame: its header parses; a zero hash would only make reads fail.
+        let hash = read_header(&frame).map_or([0; 32], |header| header.raw_hash);
+        table.extend_from_slice(&hash);
+        out.extend_from_slice(&frame);
+    }
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    trailer[0..8].copy_from_slice(&raw_len.to_le_bytes());
+    trailer[8..12].copy_from_slice(&(PACKED_CHUNK as u32).to_le_bytes());
+    trailer[12..16].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
+    trailer[16] = PACKED_VERSION;
+    let check = table_check(&table, &trailer[..20]);
+    trailer[20..28].copy_from_slice(&check);
+    trailer[28..32].copy_from_slice(&TRAILER_MAGIC);
+    out.extend_from_slice(&table);
+    out.extend_from_slice(&trailer);
+    out
+}
+
+fn table_check(table: &[u8], trailer_head: &[u8]) -> [u8; 8] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(table);
+    hasher.update(trailer_head);
+    let mut check = [0u8; 8];
+    check.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+    check
+}
+
+/// One frame as the table describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FrameEntry {
+    /// Where the frame starts in the stored object.
+    offset: u64,
+    /// Header plus payload.
+    len: u64,
+    /// BLAKE3 of its raw chunk.
+    raw_hash: [u8; 32],
+}
+
+/// A packed object's frame table, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FrameTable {
+    raw_len: u64,
+    chunk: u64,
+    frames: Vec<FrameEntry>,
+}
+
+/// Why the tail of a packed object could not be read as a frame table.
+#[derive(Debug, PartialEq, Eq)]
+enum TailError {
+    /// The tail given is shorter than the table it announces: read this many bytes.
+    NeedMore(u64),
+    /// The tail is not a valid table and trailer.
+    Damaged(String),
+}
+
+impl FrameTable {
+    /// Parses the table and trailer at the end of `tail`, the last bytes of an object of
+    /// `stored_len` bytes.
+    fn parse(tail: &[u8], stored_len: u64) -> Result<FrameTable, TailError> {
+        let damaged = |why: String| Err(TailError::Damaged(why));
+        let trailer_len = TRAILER_LEN as usize;
+        if tail.len() < trailer_len || stored_len < TRAILER_LEN {
+            return damaged(format!(
+                "{stored_len} bytes are too few for a packed object (a trailer alone is \
+                 {TRAILER_LEN}); the file is truncated or not in the packed layout"
+            ));
+        }
+        let trailer = &tail[tail.len() - trailer_len..];
+        if trailer[28..32] != TRAILER_MAGIC {
+            return damaged(
+                "no packed-object trailer at its end (magic \"STPT\" missing): the file is \
+                 damaged, or was not written in the packed layout"
+                    .to_string(),
+            );
+        }
+        if trailer[16] != PACKED_VERSION {
+            return damaged(format!(
+                "packed object format version {} is not supported (this build reads version \
+                 {PACKED_VERSION}); upgrade Strata",
+                trailer[16]
+            ));
+        }
+        if trailer[17..20] != [0, 0, 0] {
+            return damaged("the trailer's reserved bytes are not zero".to_string());
+        }
+        let u64_at = |at: usize| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&trailer[at..at + 8]);
+            u64::from_le_bytes(word)
+        };
+        let u32_at = |at: usize| {
+            let mut word = [0u8; 4];
+            word.copy_from_slice(&trailer[at..at + 4]);
+            u64::from(u32::from_le_bytes(word))
+        };
+        let (raw_len, chunk, count) = (u64_at(0), u32_at(8), u32_at(12));
+        if chunk == 0 || chunk > MAX_RAW_LEN {
+            return damaged(format!(
+                "the trailer declares a chunk size of {chunk} bytes"
+            ));
+        }
+        if raw_len.div_ceil(chunk) != count {
+            return damaged(format!(
+                "the trailer declares {count} frames for {raw_len} raw bytes in chunks of \
+                 {chunk}"
+            ));
+        }
+        let table_len = count * TABLE_ENTRY_LEN;
+        let needed = table_len + TRAILER_LEN;
+        if needed > stored_len {
+            return damaged(format!(
+                "the trailer announces a {table_len}-byte frame table, more than the object's \
+                 {stored_len} bytes"
+            ));
+        }
+        if (tail.len() as u64) < needed {
+            return Err(TailError::NeedMore(needed));
+        }
+        let table = &tail[tail.len() - needed as usize..tail.len() - trailer_len];
+        if table_check(table, &trailer[..20]) != trailer[20..28] {
+            return damaged("the frame table does not match its check".to_string());
+        }
+        let mut frames = Vec::with_capacity(count as usize);
+        let mut offset = 0u64;
+        for entry in table.chunks_exact(TABLE_ENTRY_LEN as usize) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&entry[..8]);
+            let len = u64::from_le_bytes(word);
+            let mut raw_hash = [0u8; 32];
+            raw_hash.copy_from_slice(&entry[8..]);
+            if len < FRAME_HEADER_LEN as u64 {
+                return damaged(format!(
+                    "frame {} is {len} bytes, shorter than a frame header",
+                    frames.len()
+                ));
+            }
+            frames.push(FrameEntry {
+                offset,
+                len,
+                raw_hash,
+            });
+            offset = offset.saturating_add(len);
+        }
+        if offset.saturating_add(needed) != stored_len {
+            return damaged(format!(
+                "the frames and table add up to {} bytes, the object has {stored_len}",
+                offset.saturating_add(needed)
+            ));
+        }
+        Ok(FrameTable {
+            raw_len,
+            chunk,
+            frames,
+        })
+    }
+
+    /// Raw bytes of frame `index`.
+    fn raw_range(&self, index: usize) -> (u64, u64) {
+        let start = index as u64 * self.chunk;
+        (start, self.raw_len.min(start + self.chunk))
+    }
+
+    /// Frames `first..=last` that hold raw bytes `offset..offset + len` (`len` > 0).
+    fn frames_for(&self, offset: u64, len: u64) -> (usize, usize) {
+        let first = (offset / self.chunk) as usize;
+        let last = ((offset + len - 1) / self.chunk) as usize;
+        (first, last.min(self.frames.len().saturating_sub(1)))
+    }
+
+    /// Decodes frames `first..=last`, whose stored bytes are `span` (from the first one's
+    /// offset on), and checks each against the table.
+    async fn decode(&self, first: usize, last: usize, span: Bytes) -> Result<Vec<u8>, String> {
+        let base = self.frames[first].offset;
+        let mut jobs = Vec::with_capacity(last + 1 - first);
+        for index in first..=last {
+            let entry = &self.frames[index];
+            let at = (entry.offset - base) as usize;
+            let Some(frame) = span.get(at..at + entry.len as usize) else {
+                return Err(format!("frame {index} is cut short"));
+            };
+            let frame = span.slice_ref(frame);
+            let (start, end) = self.raw_range(index);
+            jobs.push((index, frame, entry.raw_hash, end - start, start));
+        }
+        let decoded: Vec<Result<Vec<u8>, String>> = futures::stream::iter(jobs)
+            .map(|(index, frame, hash, raw_len, start)| async move {
+                let check = move || check_frame(&frame, &hash, raw_len);
+                let result = if raw_len as usize <= INLINE_CODEC_LIMIT {
+                    check()
+                } else {
+                    tokio::task::spawn_blocking(check)
+                        .await
+                        .unwrap_or_else(|_| Err("its decoding failed".to_string()))
+                };
+                result.map_err(|why| {
+                    format!(
+                        "frame {index} (raw bytes {start}..{}): {why}",
+                        start + raw_len
+                    )
+                })
+            })
+            .buffered(workers())
+            .collect()
+            .await;
+        let mut out = Vec::new();
+        for raw in decoded {
+            out.extend_from_slice(&raw?);
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes one frame and checks it against its table entry.
+fn check_frame(frame: &[u8], table_hash: &[u8; 32], raw_len: u64) -> Result<Vec<u8>, String> {
+    let header = read_header(frame).map_err(|err| err.to_string())?;
+    if header.raw_hash != *table_hash {
+        return Err("the frame is not the one the frame table names for this position".to_string());
+    }
+    if header.raw_len != raw_len {
+        return Err(format!(
+            "the frame holds {} raw bytes, {raw_len} expected here",
+            header.raw_len
+        ));
+    }
+    decode_frame(frame).map_err(|err| err.to_string())
+}
+
+/// Reads object bytes from one tier: opened once per read of an object (a packed object's
+/// frame table is read at open), then any number of ranges.
+#[derive(Debug, Clone)]
+pub struct TierReader {
+    tier: Tier,
+    key: String,
+    path: String,
+    raw_len: u64,
+    packed: Option<PackedObject>,
+}
+
+#[derive(Debug, Clone)]
+struct PackedObject {
+    table: FrameTable,
+    /// The whole stored object, when it was small enough to read in one request.
+    whole: Option<Bytes>,
+}
+
+impl TierReader {
+    /// Opens the copy of `key` on `tier`, which holds `raw_len` raw bytes in `stored_len`
+    /// stored bytes (the index's sizes; they are checked against the table).
+    pub async fn open(
+        state: &AppState,
+        tier: &Tier,
+        key: &str,
+        raw_len: u64,
+        stored_len: u64,
+    ) -> Result<TierReader, TierReadError> {
+        let path = Tier::object_path(key);
+        let damaged = |detail: String| {
+            TierReadError::Damaged(Damage {
+                key: key.to_string(),
+                tier: tier.name().to_string(),
+                detail,
+            })
+        };
+        let packed = if tier.format.is_packed() {
+            let (table, whole) = if stored_len <= WHOLE_READ_LIMIT {
+                let whole =
+                    store_call(state, "an object read", || tier.store.read_all(&path)).await?;
+                let table = FrameTable::parse(&whole, whole.len() as u64)
+                    .map_err(|err| damaged(tail_error_text(err)))?;
+                (table, Some(whole))
+            } else {
+                (
+                    read_table(state, tier, &path, raw_len, stored_len)
+                        .await
+                        .map_err(|err| match err {
+                            Ok(text) => damaged(text),
+                            Err(store) => TierReadError::Store(store),
+                        })?,
+                    None,
+                )
+            };
+            if table.raw_len != raw_len {
+                return Err(damaged(format!(
+                    "it holds {} raw bytes, the catalog records {raw_len}",
+                    table.raw_len
+                )));
+            }
+            Some(PackedObject { table, whole })
+        } else {
+            None
+        };
+        Ok(TierReader {
+            tier: tier.clone(),
+            key: key.to_string(),
+            path,
+            raw_len,
+            packed,
+        })
+    }
+
+    /// `len` raw bytes from `offset` (within the object).
+    pub async fn read(
+        &self,
+        state: &AppState,
+        offset: u64,
+        len: u64,
+    ) -> Result<Bytes, TierReadError> {
+        let Some(packed) = &self.packed else {
+            return Ok(store_call(state, "an object read", || {
+                self.tier.store.read_range(&self.path, offset, len)
+            })
+            .await?);
+        };
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = offset.checked_add(len).filter(|end| *end <= self.raw_len);
+        if end.is_none() {
+            return Err(self.damaged(format!(
+                "raw bytes {offset}..{} asked for, the object has {}",
+                offset.saturating_add(len),
+                self.raw_len
+            )));
+        }
+        let table = &packed.table;
+        let (first, last) = table.frames_for(offset, len);
+        let start = table.frames[first].offset;
+        let stop = table.frames[last].offset + table.frames[last].len;
+        let span = match &packed.whole {
+            Some(whole) => whole.slice(start as usize..stop as usize),
+            None => {
+                store_call(state, "an object read", || {
+                    self.tier.store.read_range(&self.path, start, stop - start)
+                })
+                .await?
+            }
+        };
+        let raw = table
+            .decode(first, last, span)
+            .await
+            .map_err(|detail| self.damaged(detail))?;
+        let skip = (offset - table.raw_range(first).0) as usize;
+        let raw = Bytes::from(raw);
+        Ok(raw.slice(skip..skip + len as usize))
+    }
+
+    fn damaged(&self, detail: String) -> TierReadError {
+        TierReadError::Damaged(Damage {
+            key: self.key.clone(),
+            tier: self.tier.name().to_string(),
+            detail,
+        })
+    }
+}
+
+fn tail_error_text(err: TailError) -> String {
+    match err {
+        TailError::Damaged(text) => text,
+        TailError::NeedMore(needed) => {
+            format!("the frame table needs {needed} bytes at the end of the object")
+        }
+    }
+}
+
+/// Reads a large packed object's table: the tail the expected table needs, and once more
+/// if the trailer announces a longer one. `Err(Ok(text))` is damage.
+async fn read_table(
+    state: &AppState,
+    tier: &Tier,
+    path: &str,
+    raw_len: u64,
+    stored_len: u64,
+) -> Result<FrameTable, Result<String, StoreError>> {
+    let expected = raw_len.div_ceil(PACKED_CHUNK) * TABLE_ENTRY_LEN + TRAILER_LEN;
+    let mut want = expected.min(stored_len);
+    for _ in 0..2 {
+        let tail = store_call(state, "an object read", || {
+            tier.store.read_range(path, stored_len - want, want)
+        })
+        .await
+        .map_err(Err)?;
+        match FrameTable::parse(&tail, stored_len) {
+            Ok(table) => return Ok(table),
+            Err(TailError::NeedMore(needed)) if needed > want && needed <= stored_len => {
+                want = needed;
+            }
+            Err(err) => return Err(Ok(tail_error_text(err))),
+        }
+    }
+    Err(Ok("the frame table could not be read".to_string()))
+}
+
+/// Reads the whole copy of `key` on `tier` and returns its raw bytes, every frame decoded
+/// and checked on a packed tier (the caller checks the object's BLAKE3).
+pub async fn read_all_from_tier(
+    state: &AppState,
+    tier: &Tier,
+    key: &str,
+) -> Result<TierBytes, TierReadError> {
+    let path = Tier::object_path(key);
+    let stored = store_call(state, "an object read", || tier.store.read_all(&path)).await?;
+    let stored_len = stored.len() as u64;
+    if !tier.format.is_packed() {
+        return Ok(TierBytes {
+            raw: stored,
+            stored_len,
+        });
+    }
+    let damaged = |detail: String| {
+        TierReadError::Damaged(Damage {
+            key: key.to_string(),
+            tier: tier.name().to_string(),
+            detail,
+        })
+    };
+    let table =
+        FrameTable::parse(&stored, stored_len).map_err(|err| damaged(tail_error_text(err)))?;
+    let raw = if table.frames.is_empty() {
+        Vec::new()
+    } else {
+        table
+            .decode(0, table.frames.len() - 1, stored)
+            .await
+            .map_err(damaged)?
+    };
+    Ok(TierBytes {
+        raw: Bytes::from(raw),
+        stored_len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packed(codec: &str) -> TierFormat {
+        let mut config = TierConfig::local("t", std::path::Path::new("/tmp"));
+        config.layout = Layout::Packed;
+        config.codec = codec.to_string();
+        TierFormat::of(&config).unwrap()
+    }
+
+    fn encode(raw: &[u8], codec: &str) -> Vec<u8> {
+        let TierFormat::Packed { objective } = packed(codec) else {
+            unreachable!()
+        };
+        let format = sniff_format(&raw[..raw.len().min(SNIFF_LEN)], None);
+        let frames = raw
+            .chunks(PACKED_CHUNK as usize)
+            .enumerate()
+            .map(|(i, c)| encode_chunk(c, i as u64 * PACKED_CHUNK, &format, &objective).frame)
+            .collect();
+        assemble(raw.len() as u64, frames)
+    }
+
+    fn text(len: usize) -> Vec<u8> {
+        let line = b"2025-12-01T00:00:00Z station=42 t2m=281.4 rh=0.83 wind=3.2 ok\n";
+        line.iter().copied().cycle().take(len).collect()
+    }
+
+    fn noise(len: usize) -> Vec<u8> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    async fn decode_all(stored: &[u8]) -> Result<Vec<u8>, String> {
+        let table = FrameTable::parse(stored, stored.len() as u64).map_err(tail_error_text)?;
+        if table.frames.is_empty() {
+            return Ok(Vec::new());
+        }
+        table
+            .decode(0, table.frames.len() - 1, Bytes::copy_from_slice(stored))
+            .await
+    }
+
+    #[tokio::test]
+    async fn round_trip_and_sizes() {
+        for (len, codec) in [
+            (0, "auto"),
+            (1, "auto"),
+            (3 << 20, "auto"),
+            (2_500_000, "zstd:3"),
+        ] {
+            let raw = text(len);
+            let stored = encode(&raw, codec);
+            assert!(stored.len() as u64 <= packed(codec).stored_bound(len as u64));
+            assert_eq!(decode_all(&stored).await.unwrap(), raw, "{len} {codec}");
+            if len > 1 << 20 {
+                assert!(stored.len() < raw.len() / 4, "text compresses");
+            }
+        }
+        let random = noise(PACKED_CHUNK as usize + 5);
+        let stored = encode(&random, "auto");
+        assert_eq!(
+            stored.len() as u64,
+            packed("auto").stored_bound(random.len() as u64)
+        );
+    }
+
+    #[tokio::test]
+    async fn damage_is_reported_never_returned() {
+        let raw = text(2_200_000);
+        let stored = encode(&raw, "auto");
+        // A flipped byte in every region: frame payloads, headers, table, trailer.
+        for at in [
+            10,
+            70,
+            stored.len() / 2,
+            stored.len() - 100,
+            stored.len() - 5,
+        ] {
+            let mut bad = stored.clone();
+            bad[at] ^= 0x40;
+            let err = decode_all(&bad).await.unwrap_err();
+            assert!(!err.is_empty());
+        }
+        // Frames swapped whole (incompressible: stored raw, so of equal length) decode,
+        // but the table catches them.
+        let noisy = encode(&noise(2 * PACKED_CHUNK as usize + 100), "auto");
+        let table = FrameTable::parse(&noisy, noisy.len() as u64).unwrap();
+        assert_eq!(table.frames.len(), 3);
+        let (a, b) = (&table.frames[0], &table.frames[1]);
+        assert_eq!(a.len, b.len);
+        let (a, b, n) = (a.offset as usize, b.offset as usize, a.len as usize);
+        let mut swapped = noisy.clone();
+        swapped[a..a + n].copy_from_slice(&noisy[b..b + n]);
+        swapped[b..b + n].copy_from_slice(&noisy[a..a + n]);
+        let err = decode_all(&swapped).await.unwrap_err();
+        assert!(err.contains("frame table names"), "{err}");
+        // Truncation, garbage, and a plain file are refused by the trailer.
+        assert!(decode_all(&stored[..stored.len() - 1]).await.is_err());
+        assert!(decode_all(b"").await.is_err());
+        assert!(decode_all(&raw).await.unwrap_err().contains("STPT"));
+    }
+
+    #[test]
+    fn a_short_tail_asks_for_the_whole_table() {
+        let raw = text(3 << 20);
+        let stored = encode(&raw, "lz4");
+        let n = stored.len() as u64;
+        assert_eq!(
+            FrameTable::parse(&stored[stored.len() - 32..], n),
+            Err(TailError::NeedMore(3 * TABLE_ENTRY_LEN + TRAILER_LEN))
+        );
+        let table = FrameTable::parse(&stored[stored.len() - 152..], n).unwrap();
+        assert_eq!(table.frames_for(0, 1), (0, 0));
+        assert_eq!(table.frames_for(PACKED_CHUNK - 1, 2), (0, 1));
+        assert_eq!(table.frames_for(3 * PACKED_CHUNK - 1, 1), (2, 2));
+    }
+
+    #[test]
+    fn codec_policies() {
+        assert!(matches!(
+            packed("max"),
+            TierFormat::Packed {
+                objective: Objective::MaxRatio
+            }
+        ));
+        let mut config = TierConfig::local("t", std::path::Path::new("/tmp"));
+        config.layout = Layout::Packed;
+        config.codec = "zstd:99".to_string();
+        assert!(TierFormat::of(&config).unwrap_err().contains("zstd"));
+        config.layout = Layout::Plain;
+        assert_eq!(TierFormat::of(&config), Ok(TierFormat::Plain));
+    }
+}
