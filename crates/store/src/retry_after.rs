@@ -40,7 +40,7 @@
 //! not matter), and capped at [`MAX_RETRY_AFTER`].
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use opendal::{Buffer, HttpBody, HttpTransport, HttpTransporter};
 
@@ -258,112 +258,21 @@ pub(crate) fn parse(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// An HTTP-date in any of RFC 9110's three forms: IMF-fixdate
 /// (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and
-/// asctime (`Sun Nov  6 08:49:37 1994`). The weekday is not checked.
+/// asctime (`Sun Nov  6 08:49:37 1994`).
 pub(crate) fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let text = text.trim();
-    let (day, month, year, time) = match text.split_once(',') {
-        Some((_, rest)) => {
-            let mut words = rest.split_ascii_whitespace();
-            let first = words.next()?;
-            let fields = if let Some((day, rest)) = first.split_once('-') {
-                let (month, yy) = rest.split_once('-')?;
-                let yy: u32 = yy.parse().ok()?;
-                // Two-digit years: 70-99 are 19xx, the rest 20xx.
-                let year = if yy >= 70 { 1900 + yy } else { 2000 + yy };
-                (day, month, year, words.next()?)
-            } else {
-                let month = words.next()?;
-                let year = words.next()?.parse().ok()?;
-                (first, month, year, words.next()?)
-            };
-            if words.next()? != "GMT" || words.next().is_some() {
-                return None;
-            }
-            fields
-        }
-        None => {
-            let mut words = text.split_ascii_whitespace();
-            let _weekday = words.next()?;
-            let month = words.next()?;
-            let day = words.next()?;
-            let time = words.next()?;
-            let year = words.next()?.parse().ok()?;
-            if words.next().is_some() {
-                return None;
-            }
-            (day, month, year, time)
-        }
-    };
-    let day: u32 = day.parse().ok()?;
-    let month = month_number(month)?;
-    let mut hms = time.split(':').map(|part| part.parse::<u32>().ok());
-    let (hour, minute, second) = (hms.next()??, hms.next()??, hms.next()??);
-    if hms.next().is_some()
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-        || !(1970..=9999).contains(&year)
-    {
-        return None;
-    }
-    let days = days_from_civil(i64::from(year), month, day);
-    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
-    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
-}
-
-fn month_number(name: &str) -> Option<u32> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    MONTHS
-        .iter()
-        .position(|m| m.eq_ignore_ascii_case(name))
-        .map(|i| i as u32 + 1)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    httpdate::parse_http_date(text.trim()).ok()
 }
 
 /// Formats `t` as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 #[cfg(test)]
 fn format_http_date(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // civil_from_days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    httpdate::fmt_http_date(t)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     fn at(secs: u64) -> SystemTime {
