@@ -31,13 +31,7 @@ pub(super) async fn migration_applied(
     version: i64,
 ) -> Result<bool, CatalogError> {
     let op = "read schema version";
-    let has_history: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|err| db_error(path, op, err))?;
-    if has_history == 0 {
+    if !super::has_migration_history(path, conn).await? {
         return Ok(false);
     }
     let applied: i64 =

@@ -296,13 +296,7 @@ async fn check_owner(path: &Path, conn: &mut SqliteConnection) -> Result<(), Cat
 /// would misread or destroy.
 async fn check_version(path: &Path, conn: &mut SqliteConnection) -> Result<(), CatalogError> {
     let op = "read schema version";
-    let has_history: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|err| db_error(path, op, err))?;
-    if has_history == 0 {
+    if !has_migration_history(path, conn).await? {
         return Ok(());
     }
     let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
@@ -318,6 +312,20 @@ async fn check_version(path: &Path, conn: &mut SqliteConnection) -> Result<(), C
         }),
         _ => Ok(()),
     }
+}
+
+/// Whether the catalog has a migration history table (a fresh file has none yet).
+pub(super) async fn has_migration_history(
+    path: &Path,
+    conn: &mut SqliteConnection,
+) -> Result<bool, CatalogError> {
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|err| db_error(path, "read schema version", err))?;
+    Ok(tables > 0)
 }
 
 /// The newest migration embedded in this binary.
