@@ -262,6 +262,24 @@ fn print_check(report: &CheckReport, against: Option<&CrossCheck>, ok: bool, dst
 
 /// The manifest of `store`, checked (self-hash, totals, root hash), from its copy when the
 /// primary is missing or damaged; a clear error when there is none.
+/// The path of the manifest copy that was read.
+fn manifest_used(loaded: &LoadedManifest) -> &'static str {
+    if loaded.from_copy {
+        MANIFEST_COPY_PATH
+    } else {
+        MANIFEST_PATH
+    }
+}
+
+/// What was wrong with either manifest copy, one line each.
+fn manifest_issues(loaded: &LoadedManifest) -> Vec<String> {
+    loaded
+        .issues
+        .iter()
+        .map(|i| format!("{}: {}", i.object, i.detail))
+        .collect()
+}
+
 async fn manifest_of(store: &Store, what: &str) -> anyhow::Result<LoadedManifest> {
     let destination = store.display();
     match load_manifest_checked(store).await {
@@ -288,16 +306,8 @@ async fn cross_check(
     let manifest = &loaded.manifest;
     let mut out = CrossCheck {
         destination: destination.clone(),
-        manifest: if loaded.from_copy {
-            MANIFEST_COPY_PATH
-        } else {
-            MANIFEST_PATH
-        },
-        manifest_issues: loaded
-            .issues
-            .iter()
-            .map(|i| format!("{}: {}", i.object, i.detail))
-            .collect(),
+        manifest: manifest_used(&loaded),
+        manifest_issues: manifest_issues(&loaded),
         root_hash: manifest.root_hash.clone(),
         jobs: Vec::new(),
         files_checked: 0,
@@ -528,16 +538,8 @@ async fn rebuild(context: &Context, args: RebuildArgs) -> anyhow::Result<ExitCod
             .map(|f| f.planned.path.clone())
             .collect(),
         root_hash: manifest.root_hash.clone(),
-        manifest: if loaded.from_copy {
-            MANIFEST_COPY_PATH
-        } else {
-            MANIFEST_PATH
-        },
-        manifest_issues: loaded
-            .issues
-            .iter()
-            .map(|i| format!("{}: {}", i.object, i.detail))
-            .collect(),
+        manifest: manifest_used(&loaded),
+        manifest_issues: manifest_issues(&loaded),
         corrupt_rows_left: left.corrupt_rows_total,
     };
     if context.json {
