@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::proxy::Proxy;
 use common::*;
 use strata_server::Limits;
+use strata_store::testing::proxy::Proxy;
 use strata_store::testing::{moto, new_bucket};
 use strata_store::Store;
 

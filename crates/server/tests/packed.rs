@@ -14,9 +14,9 @@ mod common;
 use std::ops::Range;
 use std::time::Duration;
 
-use common::proxy::{Fault, Proxy};
 use common::*;
 use strata_server::{Limits, ServeOptions};
+use strata_store::testing::proxy::{Fault, Proxy};
 use strata_store::testing::{moto, new_bucket};
 use strata_store::Store;
 

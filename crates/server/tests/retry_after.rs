@@ -8,10 +8,10 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::proxy::{Arrival, Fault, Proxy};
 use common::*;
 use strata_server::retry::{with_backoff, Backoff};
 use strata_server::Limits;
+use strata_store::testing::proxy::{Arrival, Fault, Proxy};
 use strata_store::testing::{moto, new_bucket};
 use strata_store::{Store, StoreError, StoreUri};
 

@@ -1,246 +1,18 @@
 //! `Retry-After` on S3 pushback, end to end through a real S3 server: a fault-injecting
-//! HTTP/1.1 reverse proxy on loopback answers chosen requests with 429, 503, 500 or 403
+//! reverse proxy on loopback (`strata_store::testing::proxy`) answers chosen requests with 429, 503, 500 or 403
 //! (with `Retry-After` in seconds or as an HTTP-date) and forwards everything else to moto.
 //! Waits are asserted on the proxy's record of when requests arrived (the client's
 //! behaviour), never as performance timings.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::{data, moto, new_bucket, test_s3_options, TEST_KEY_ID, TEST_SECRET};
+use strata_store::testing::proxy::{Arrival, Fault, Proxy};
 use strata_store::{Store, StoreError, StoreUri};
 use strata_throttle::{GovernorConfig, Priority, Throttle};
-
-// ---------------------------------------------------------------------------------------
-// The proxy
-
-/// Answers the next `remaining` requests of `method` whose path contains `path` with
-/// `status`, `headers` and `body` instead of forwarding them.
-#[derive(Clone, Debug)]
-struct Fault {
-    method: &'static str,
-    path: String,
-    remaining: usize,
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Fault {
-    fn new(method: &'static str, path: &str, remaining: usize, status: u16) -> Fault {
-        Fault {
-            method,
-            path: path.to_string(),
-            remaining,
-            status,
-            headers: Vec::new(),
-            body: String::new(),
-        }
-    }
-
-    fn header(mut self, name: &str, value: &str) -> Fault {
-        self.headers.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    /// An S3 XML error body.
-    fn s3(mut self, code: &str, message: &str) -> Fault {
-        self.body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code>\
-             <Message>{message}</Message><RequestId>test</RequestId></Error>"
-        );
-        self.header("Content-Type", "application/xml")
-    }
-}
-
-/// One request the proxy received.
-#[derive(Clone, Debug)]
-struct Arrival {
-    at: Instant,
-    method: String,
-    path: String,
-    /// The fault's status, or `None` when forwarded.
-    faulted: Option<u16>,
-}
-
-#[derive(Default)]
-struct Shared {
-    faults: Vec<Fault>,
-    log: Vec<Arrival>,
-}
-
-/// A fault-injecting reverse proxy in front of `upstream` (one request per connection).
-struct Proxy {
-    port: u16,
-    shared: Arc<Mutex<Shared>>,
-}
-
-impl Proxy {
-    fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let shared = Arc::new(Mutex::new(Shared::default()));
-        let state = Arc::clone(&shared);
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let state = Arc::clone(&state);
-                std::thread::spawn(move || {
-                    let _ = serve(conn, upstream, &state);
-                });
-            }
-        });
-        Proxy { port, shared }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn inject(&self, fault: Fault) {
-        self.shared.lock().unwrap().faults.push(fault);
-    }
-
-    /// Requests of `method` whose path contains `path`, in arrival order.
-    fn arrivals(&self, method: &str, path: &str) -> Vec<Arrival> {
-        let shared = self.shared.lock().unwrap();
-        shared
-            .log
-            .iter()
-            .filter(|a| a.method == method && a.path.contains(path))
-            .cloned()
-            .collect()
-    }
-}
-
-fn serve(conn: TcpStream, upstream: u16, shared: &Mutex<Shared>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut words = request_line.split_whitespace();
-    let (method, path) = match (words.next(), words.next()) {
-        (Some(m), Some(p)) => (m.to_string(), p.to_string()),
-        _ => return Ok(()),
-    };
-    let mut headers = Vec::new();
-    let (mut length, mut chunked) = (0usize, false);
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let (name, value) = (name.trim().to_string(), value.trim().to_string());
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => length = value.parse().unwrap_or(0),
-            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-            "connection" | "keep-alive" => {}
-            _ => headers.push((name, value)),
-        }
-    }
-    let body = if chunked {
-        read_chunked(&mut reader)?
-    } else {
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-        body
-    };
-
-    let fault = {
-        let mut shared = shared.lock().unwrap();
-        let fault = shared
-            .faults
-            .iter_mut()
-            .find(|f| f.remaining > 0 && f.method == method && path.contains(&f.path))
-            .map(|f| {
-                f.remaining -= 1;
-                f.clone()
-            });
-        shared.log.push(Arrival {
-            at: Instant::now(),
-            method: method.clone(),
-            path: path.clone(),
-            faulted: fault.as_ref().map(|f| f.status),
-        });
-        fault
-    };
-    let mut out = conn;
-    if let Some(fault) = fault {
-        let mut head = format!(
-            "HTTP/1.1 {} Fault\r\nContent-Length: {}\r\nConnection: close\r\n",
-            fault.status,
-            fault.body.len()
-        );
-        for (name, value) in &fault.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        out.write_all(head.as_bytes())?;
-        if method != "HEAD" {
-            out.write_all(fault.body.as_bytes())?;
-        }
-        return out.flush();
-    }
-
-    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
-    up.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut head = format!("{method} {path} HTTP/1.1\r\n");
-    for (name, value) in &headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    up.write_all(head.as_bytes())?;
-    up.write_all(&body)?;
-    let mut response = Vec::new();
-    up.read_to_end(&mut response)?;
-    // Pass the answer on, saying the connection closes after it.
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(response.len());
-    let head = String::from_utf8_lossy(&response[..split]);
-    let mut lines = head.split("\r\n");
-    let mut rewritten = format!("{}\r\n", lines.next().unwrap_or("HTTP/1.1 502 Bad Gateway"));
-    for line in lines {
-        let name = line.split(':').next().unwrap_or("").trim();
-        if !name.eq_ignore_ascii_case("connection") && !name.eq_ignore_ascii_case("keep-alive") {
-            rewritten.push_str(line);
-            rewritten.push_str("\r\n");
-        }
-    }
-    rewritten.push_str("Connection: close\r\n\r\n");
-    out.write_all(rewritten.as_bytes())?;
-    out.write_all(response.get(split + 4..).unwrap_or_default())?;
-    out.flush()
-}
-
-fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        reader.read_line(&mut size)?;
-        let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        let mut chunk = vec![0; size + 2];
-        reader.read_exact(&mut chunk)?;
-        if size == 0 {
-            return Ok(body);
-        }
-        body.extend_from_slice(&chunk[..size]);
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -255,7 +27,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let bucket = new_bucket();
-    let proxy = Proxy::start(moto().port);
+    let proxy = Proxy::start(&moto().endpoint()).await;
     let open = |endpoint: String| {
         let bucket = bucket.clone();
         async move {

@@ -1,8 +1,6 @@
 //! A service started in-process on a temporary data directory, and small HTTP helpers.
 #![allow(dead_code)]
 
-pub mod proxy;
-
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

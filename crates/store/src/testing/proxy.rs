@@ -1,4 +1,5 @@
-//! A fault-injecting reverse proxy (axum) in front of moto, on loopback: it answers chosen
+//! A fault-injecting reverse proxy (axum) in front of moto, on loopback, for the store's
+//! and the service's tests: it answers chosen
 //! requests with an error status and headers (429/503 with `Retry-After`, 403), before or
 //! after forwarding them (a write that happened but is reported failed), can hold a
 //! request's answer until the test releases it (to interleave a service call with a store
@@ -18,17 +19,24 @@ use tokio::sync::watch;
 /// `status`, `headers` and `body` instead of forwarding them.
 #[derive(Clone, Debug)]
 pub struct Fault {
+    /// HTTP method to match.
     pub method: &'static str,
+    /// Substring of the path and query to match.
     pub path: String,
+    /// Matching requests still to answer with the fault.
     pub remaining: usize,
+    /// The status to answer.
     pub status: u16,
+    /// Headers of the answer.
     pub headers: Vec<(String, String)>,
+    /// Body of the answer.
     pub body: String,
     /// Forward the request first (its effect happens), then answer with the fault.
     pub forward: bool,
 }
 
 impl Fault {
+    /// A fault for the next `remaining` requests of `method` on a path containing `path`.
     pub fn new(method: &'static str, path: &str, remaining: usize, status: u16) -> Fault {
         Fault {
             method,
@@ -47,6 +55,7 @@ impl Fault {
         self
     }
 
+    /// Adds a header to the answer.
     pub fn header(mut self, name: &str, value: &str) -> Fault {
         self.headers.push((name.to_string(), value.to_string()));
         self
@@ -74,8 +83,11 @@ struct Hold {
 /// One request the proxy received.
 #[derive(Clone, Debug)]
 pub struct Arrival {
+    /// When it arrived.
     pub at: Instant,
+    /// Its method.
     pub method: String,
+    /// Its path and query.
     pub path: String,
     /// The fault's status, or `None` when forwarded.
     pub faulted: Option<u16>,
@@ -104,6 +116,7 @@ struct Inner {
 /// The proxy; it serves until the test's runtime ends.
 #[derive(Clone)]
 pub struct Proxy {
+    /// The loopback port it listens on.
     pub port: u16,
     inner: Arc<Inner>,
 }
@@ -111,11 +124,16 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy in front of `upstream` (`http://host:port`).
     pub async fn start(upstream: &str) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the test proxy on loopback");
+        let port = listener.local_addr().expect("test proxy address").port();
         let inner = Arc::new(Inner {
             upstream: upstream.trim_end_matches('/').to_string(),
-            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("test proxy HTTP client"),
             shared: Mutex::new(Shared::default()),
             release: watch::channel(false).0,
         });
@@ -128,10 +146,12 @@ impl Proxy {
         Proxy { port, inner }
     }
 
+    /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Adds a fault (faults are matched in the order they were added).
     pub fn inject(&self, fault: Fault) {
         self.inner.shared.lock().unwrap().faults.push(fault);
     }
