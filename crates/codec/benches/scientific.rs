@@ -11,9 +11,9 @@
 //! core. For each mode the bench prints per file and in total the bytes saved and the
 //! single-core MB/s (probe + select + encode). The modes:
 //!
-//! - `auto`: link-rate objective, 1 GB/s assumed, workers = cores of this machine;
-//! - `auto125`: the same on a 125 MB/s (1 Gbit/s) link; `auto@MBPS` (not run by default)
-//!   at any link rate, e.g. `auto@250`;
+//! - `auto`: Strata's default, the link-rate objective on a 1 Gbit/s (125 MB/s) link,
+//!   workers = cores of this machine; `auto@MBPS` (not run by default) at any link rate in
+//!   MB/s, e.g. `auto@1000`, and `auto@MBPSxWORKERS` with a given number of workers;
 //! - `max`: best predicted ratio;
 //! - `zstd3`, `zstd19`, `xz6`: fixed codecs without filter, per chunk;
 //! - `zstd3-file`, `xz6-file`: the same on whole files (one chunk per file), which is
@@ -82,8 +82,11 @@ fn random_pass(chunk: usize, workers: u32) {
         })
         .collect();
     for (name, obj) in [
-        ("auto", Objective::link_rate(1e9, workers)),
-        ("auto125", Objective::link_rate(125e6, workers)),
+        (
+            "auto",
+            Objective::link_rate(Objective::DEFAULT_LINK_RATE, workers),
+        ),
+        ("auto@1000", Objective::link_rate(1e9, workers)),
         ("max", Objective::MaxRatio),
     ] {
         let t = run_objective(&data, "random.bin", chunk, &obj);
@@ -182,7 +185,6 @@ fn main() {
     }
     let all = [
         "auto",
-        "auto125",
         "max",
         "zstd3",
         "zstd19",
@@ -246,21 +248,19 @@ fn main() {
             .to_string();
         let hint = name.clone();
         let mut row = Vec::new();
+        // The oracle's extra columns (winner's time, rate-oracles) come after all modes.
+        let mut extra = Vec::new();
         for m in &modes {
             let t = match *m {
-                "auto" => run_objective(&data, &hint, chunk, &Objective::link_rate(1e9, workers)),
-                "auto125" => {
-                    run_objective(&data, &hint, chunk, &Objective::link_rate(125e6, workers))
-                }
+                "auto" => run_objective(
+                    &data,
+                    &hint,
+                    chunk,
+                    &Objective::link_rate(Objective::DEFAULT_LINK_RATE, workers),
+                ),
                 "max" => run_objective(&data, &hint, chunk, &Objective::MaxRatio),
                 m if m.starts_with("auto@") => {
-                    let mbps: f64 = m[5..].parse().expect("auto@MBPS takes a number");
-                    run_objective(
-                        &data,
-                        &hint,
-                        chunk,
-                        &Objective::link_rate(mbps * 1e6, workers),
-                    )
+                    run_objective(&data, &hint, chunk, &link_mode(m, workers))
                 }
                 "zstd3" => run_fixed(
                     &data,
@@ -302,7 +302,7 @@ fn main() {
                         stored,
                         secs: all_secs,
                     });
-                    row.push(Tally {
+                    extra.push(Tally {
                         raw,
                         stored,
                         secs: win_secs,
@@ -325,7 +325,7 @@ fn main() {
                         if data.is_empty() {
                             t.stored = 64;
                         }
-                        row.push(t);
+                        extra.push(t);
                     }
                     continue;
                 }
@@ -333,6 +333,7 @@ fn main() {
             };
             row.push(t);
         }
+        row.extend(extra);
         print!(
             "{:<34} {:>9}",
             name.chars().take(34).collect::<String>(),
@@ -366,15 +367,33 @@ fn main() {
     }
 }
 
-/// `inspect PATTERN [auto|auto125|max]`: per-chunk reports for files whose path contains
-/// PATTERN, as `strata inspect` would print them.
+/// `auto@MBPS` or `auto@MBPSxWORKERS`: the link-rate objective on a link of MBPS MB/s
+/// with this machine's cores or the given number of workers (`auto@125x32`: a 1 Gbit/s
+/// link fed by a 32-core node).
+fn link_mode(mode: &str, workers: u32) -> Objective {
+    let spec = &mode["auto@".len()..];
+    let (mbps, workers) = match spec.split_once('x') {
+        Some((m, w)) => (
+            m,
+            w.parse().expect("auto@MBPSxWORKERS takes a worker count"),
+        ),
+        None => (spec, workers),
+    };
+    let mbps: f64 = mbps.parse().expect("auto@MBPS takes a number");
+    Objective::link_rate(mbps * 1e6, workers)
+}
+
+/// `inspect PATTERN [auto|auto@MBPS[xWORKERS]|max] [oracle]`: per-chunk reports for files
+/// whose path contains PATTERN, as `strata inspect` would print them; with `oracle`, also
+/// the four smallest pairs of the oracle's suite for each chunk.
 fn inspect(dir: &Path, paths: &[PathBuf], args: &[String], chunk: usize, workers: u32) {
     let pattern = args.first().map_or("", String::as_str);
     let objective = match args.get(1).map(String::as_str) {
         Some("max") => Objective::MaxRatio,
-        Some("auto125") => Objective::link_rate(125e6, workers),
-        _ => Objective::link_rate(1e9, workers),
+        Some(m) if m.starts_with("auto@") => link_mode(m, workers),
+        _ => Objective::link_rate(Objective::DEFAULT_LINK_RATE, workers),
     };
+    let with_oracle = args.iter().any(|a| a == "oracle");
     for path in paths
         .iter()
         .filter(|p| p.to_string_lossy().contains(pattern))
@@ -394,6 +413,25 @@ fn inspect(dir: &Path, paths: &[PathBuf], args: &[String], chunk: usize, workers
                 r.elapsed.as_secs_f64() * 1e3,
                 r.reason
             );
+            if with_oracle {
+                let c = &data[r.offset as usize..(r.offset + r.len) as usize];
+                let mut all: Vec<(usize, String)> = Vec::new();
+                for codec in oracle_codecs() {
+                    for filter in oracle_filters() {
+                        all.push((
+                            encode_frame(c, codec, filter).len(),
+                            format!("{codec}+{filter}"),
+                        ));
+                    }
+                }
+                all.sort();
+                let top: Vec<String> = all
+                    .iter()
+                    .take(4)
+                    .map(|(n, p)| format!("{p} {:.2}x", c.len() as f64 / *n as f64))
+                    .collect();
+                println!("      oracle: {}", top.join(", "));
+            }
         }
     }
 }

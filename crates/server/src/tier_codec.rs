@@ -62,7 +62,7 @@ pub const TRAILER_MAGIC: [u8; 4] = *b"STPT";
 pub const PACKED_VERSION: u8 = 1;
 /// The link rate `auto` optimises for on a tier: 1 Gbit/s, as `strata migrate --codec auto`
 /// assumes by default.
-pub const TIER_LINK_RATE: f64 = 125e6;
+pub const TIER_LINK_RATE: f64 = Objective::DEFAULT_LINK_RATE;
 /// Packed objects up to this many stored bytes are read whole, in one request.
 pub const WHOLE_READ_LIMIT: u64 = 2 << 20;
 

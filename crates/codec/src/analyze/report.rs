@@ -30,9 +30,9 @@ pub fn encode_chunk(
     let mut choice = select(&p, objective);
     let mut frame = encode_frame(chunk, choice.codec, choice.filter);
     if *objective == Objective::MaxRatio && choice.codec != Codec::None {
-        // Space above all: a 64 KiB sample ranks strong codecs only roughly (bzip2 and
-        // xz see far more context in a whole chunk), so the close finalists are encoded
-        // in full and the smallest frame is kept.
+        // Space above all: even a 256 KiB sample ranks strong codecs only roughly (bzip2
+        // and xz see far more context in a whole chunk), so the close finalists are
+        // encoded in full and the smallest frame is kept.
         let mut finalists: Vec<&Trial> = p
             .trials
             .iter()

@@ -54,8 +54,9 @@ pub enum Objective {
 }
 
 impl Objective {
-    /// The link rate Strata assumes when none is given or measured: 1 GB/s.
-    pub const DEFAULT_LINK_RATE: f64 = 1e9;
+    /// The link rate, in bytes per second, Strata assumes when none is given: 1 Gbit/s
+    /// (125 MB/s), a long-distance research link, where compression pays.
+    pub const DEFAULT_LINK_RATE: f64 = 125e6;
 
     /// The objective a `--codec` value asks for: `auto` becomes [`Objective::LinkRate`]
     /// with the given link rate and workers, `max` [`Objective::MaxRatio`], anything
