@@ -136,7 +136,7 @@ async fn inspect_file(
     objective: &Objective,
     keep_chunks: bool,
 ) -> anyhow::Result<FileReport> {
-    let head_len = size.min(SNIFF_LEN.max(4 << 20) as u64);
+    let head_len = size.min(SNIFF_LEN as u64);
     let head = if head_len == 0 {
         Default::default()
     } else {

@@ -128,7 +128,11 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         print_report(context.json, &report);
     }
     if let (Some(control), false) = (&control, context.json) {
-        println!("bandwidth: {}", control.progress_message());
+        // Nothing to say when no store was throttled (local to local without a limit).
+        let message = control.progress_message();
+        if !message.is_empty() {
+            println!("bandwidth: {message}");
+        }
     }
     if let (Some(p), false) = (&parity, context.json) {
         println!(

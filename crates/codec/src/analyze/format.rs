@@ -6,15 +6,18 @@
 //! elements are (FITS `BITPIX`, NetCDF variable types, the NPY `descr`), which chooses the
 //! byte shuffle without guessing. Everything else is left to the probe's trials.
 //!
-//! Detection reads only `head`; give it at least [`SNIFF_LEN`] bytes (more lets the FITS
-//! and NetCDF parsers see more of their headers; the whole file is fine).
+//! Detection reads only `head`; give it the first [`SNIFF_LEN`] bytes (or the whole file
+//! if shorter). Every caller (migrate, the tiering service, `strata inspect`, the bench)
+//! gives the same length, so that `inspect` explains the choices `migrate` makes.
 
 use std::fmt;
 
 use super::headers;
 
-/// How many leading bytes [`sniff_format`] wants to see.
-pub const SNIFF_LEN: usize = 64 * 1024;
+/// How many leading bytes [`sniff_format`] is given: 1 MiB, enough for the headers of
+/// several FITS HDUs, a NetCDF header with hundreds of variables, and the metadata HDF5
+/// writers put at the start of a file.
+pub const SNIFF_LEN: usize = 1 << 20;
 
 /// A detected file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

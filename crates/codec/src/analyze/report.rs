@@ -117,7 +117,7 @@ pub fn analyze_file_chunks(
     chunk_size: usize,
     objective: &Objective,
 ) -> Vec<ChunkReport> {
-    let format = sniff_format(&data[..data.len().min(SNIFF_LEN.max(4 << 20))], path_hint);
+    let format = sniff_format(&data[..data.len().min(SNIFF_LEN)], path_hint);
     let size = if chunk_size == 0 {
         data.len().max(1)
     } else {
