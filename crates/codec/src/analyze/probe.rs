@@ -23,9 +23,10 @@
 //!    longer sample ([`ProbeConfig::strong_sample_len`], 4 pieces of 64 KiB): they model
 //!    far more context than a 4 KiB piece holds, and on short pieces under-predicted whole
 //!    chunks by up to a third (bzip2 on a NetCDF grid: 1.81x predicted, 2.69x actual),
-//!    which made the selector pass over its best candidate. They are also tried
-//!    unshuffled when the fast codec preferred a shuffle, since a strong coder sometimes
-//!    models the interleaved bytes better than the shuffled planes.
+//!    which made the selector pass over its best candidate. Every codec but the fast one
+//!    also tries the fast trial's runner-up filter, since zstd:1 ranks filters only
+//!    roughly for stronger coders, and strong codecs try the unshuffled bytes too, since a
+//!    strong coder sometimes models the interleaved bytes better than the shuffled planes.
 
 use super::entropy::{byte_entropy, spread_sample};
 use super::format::FormatInfo;
