@@ -303,7 +303,7 @@ fn real_files_are_recognised() {
         ("genomics/yeast_RNASeq_excerpt_sequence.fastq", Fastq, None),
         ("grib/era5-2mt-2019-03-uk.grib", Grib { edition: 1 }, None),
         ("hdf5/atmospheric_muons_sample.h5", Hdf5, None),
-        ("hdf5/yeast_RNASeq_excerpt_withbarcodes.h5ad", Hdf5, None),
+        ("hdf5/yeast_RNASeq_excerpt_withbarcodes.h5ad", Hdf5, Some(4)),
         ("hep/muon_cc_events.root", Root { compression: 101 }, None),
         (
             "hep/nanoAOD_2015_CMS_Open_Data_ttbar.root",
@@ -316,7 +316,7 @@ fn real_files_are_recognised() {
             None,
         ),
         ("netcdf/E1_north_america.nc", NetCdf4, None),
-        ("netcdf/air.mon.mean.nc", NetCdf4, None),
+        ("netcdf/air.mon.mean.nc", NetCdf4, Some(4)),
         (
             "netcdf/eraint_uvz.nc",
             NetCdfClassic { version: 2 },
@@ -325,7 +325,7 @@ fn real_files_are_recognised() {
         (
             "netcdf/ta_day_IPSL-CM6A-LR_historical_r1i1p1f1_gr_19500101-20141231.nc",
             NetCdf4,
-            None,
+            Some(4),
         ),
         ("pp/uk_hires.pp", MetOfficePp, Some(4)),
         ("zarr/zarr_dataset_subset.zarr/.zarray", ZarrMeta, None),

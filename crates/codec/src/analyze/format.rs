@@ -223,8 +223,10 @@ impl FormatInfo {
     }
 
     /// The element width the header gives for the bytes `[offset, offset + len)`: that of
-    /// the typed region covering most of them, if it covers at least half; otherwise the
-    /// file-wide width when there are no regions at all.
+    /// the typed regions covering most of them, if they cover at least 80%; otherwise the
+    /// file-wide width when there are no regions at all. A chunk that mixes widths (a
+    /// NetCDF-4 file of float32 and float64 variables) gets `None`, so the probe tries
+    /// every width rather than trust one that fits only part of it.
     pub fn width_at(&self, offset: u64, len: u64) -> Option<u8> {
         if self.regions.is_empty() {
             return self.element_width;
@@ -241,7 +243,7 @@ impl FormatInfo {
         let (w, c) = (1..cover.len())
             .map(|w| (w, cover[w]))
             .max_by_key(|&(_, c)| c)?;
-        (c > 0 && c * 2 >= len.max(1)).then_some(w as u8)
+        (c > 0 && c * 5 >= len.max(1) * 4).then_some(w as u8)
     }
 }
 

@@ -8,6 +8,7 @@
 use std::io::Read;
 
 use super::format::{Format, FormatInfo, TypedRegion};
+use super::hdf5::Storage;
 
 /// FITS: walk the HDUs whose headers lie inside `head`, recording each data unit of a
 /// single element width (images by `BITPIX`, binary tables whose columns all share one).
@@ -337,16 +338,54 @@ pub(super) fn hdf5_superblock(head: &[u8]) -> Option<usize> {
 }
 
 /// HDF5 or NetCDF-4: NetCDF-4 leaves `_NCProperties` (or its dimension-id attributes) in
-/// the metadata near the start, or the file is named `.nc`.
+/// the metadata near the start, or the file is named `.nc`. The typed regions are the
+/// raw data of the datasets whose metadata lies in `head` (see [`super::hdf5`]).
 pub(super) fn hdf5(head: &[u8], at: usize, path: &str) -> FormatInfo {
     let window = &head[..head.len().min(1 << 20)];
     let marks: [&[u8]; 3] = [b"_NCProperties", b"_Netcdf4Dimid", b"_Netcdf4Coordinates"];
     let nc4 = marks.iter().any(|m| contains(window, m))
         || [".nc", ".nc4", ".cdf"].iter().any(|e| path.ends_with(e));
     let format = if nc4 { Format::NetCdf4 } else { Format::Hdf5 };
-    let version = head.get(at + 8).copied().unwrap_or(0);
+    let found = super::hdf5::parse(head, at);
+    let mut listed: Vec<String> = found
+        .datasets
+        .iter()
+        .take(6)
+        .map(|d| {
+            let how = match &d.storage {
+                Storage::Contiguous => "contiguous".to_string(),
+                Storage::Chunked { chunks } => format!("{chunks} chunks"),
+                Storage::Filtered => "filtered".to_string(),
+                Storage::Compact => "compact".to_string(),
+                Storage::Unallocated => "empty".to_string(),
+                Storage::Unsupported => "not read".to_string(),
+            };
+            format!("{} {} [{how}]", d.name, d.dtype)
+        })
+        .collect();
+    if found.datasets.len() > listed.len() {
+        listed.push(format!("+{} more", found.datasets.len() - listed.len()));
+    }
+    let mut detail = format!(
+        "superblock v{} at byte {at}; {} datasets",
+        found.superblock,
+        found.datasets.len()
+    );
+    if !listed.is_empty() {
+        detail += &format!(": {}", listed.join(", "));
+    }
+    if found.dense_groups > 0 {
+        detail += &format!("; {} dense groups not read", found.dense_groups);
+    }
+    if found.regions.is_empty() {
+        detail += "; element width found by trial";
+    } else {
+        detail += &format!("; {} typed regions", found.regions.len());
+    }
     FormatInfo {
-        detail: format!("superblock v{version} at byte {at}; element width found by trial"),
+        element_width: dominant_width(&found.regions),
+        regions: found.regions,
+        detail,
         ..FormatInfo::plain(format)
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod entropy;
 pub mod format;
+mod hdf5;
 mod headers;
 pub mod probe;
 pub mod report;
