@@ -1,7 +1,9 @@
 """Generate the HDF5 / NetCDF-4 fixtures for `crates/codec/tests/hdf5.rs`.
 
-Run with a Python that has numpy, h5py and netCDF4:
+Run with a Python that has numpy, h5py and netCDF4 (fixtures committed were made with
+h5py 3.16 / HDF5 2.0.0 and netCDF4-python 1.7.5, from PyPI):
 
+    python3 -m venv /tmp/venv && /tmp/venv/bin/pip install numpy h5py netCDF4
     /tmp/venv/bin/python crates/codec/tests/data/hdf5/make_fixtures.py
 
 Each fixture `NAME.h5` (or `.nc`) gets a `NAME.json` next to it listing every dataset
