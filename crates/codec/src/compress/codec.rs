@@ -242,7 +242,9 @@ mod tests {
 
     #[test]
     fn a_reused_zstd_context_keeps_nothing_of_the_previous_call() {
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251 ^ i / 7) as u8).collect();
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| ((i % 251) ^ (i / 7)) as u8)
+            .collect();
         let fresh = |level: i32| {
             zstd::bulk::Compressor::new(level)
                 .unwrap()
