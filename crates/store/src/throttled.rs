@@ -46,12 +46,21 @@
 //! comes after the whole body, and the transport cannot see when the last body byte left,
 //! so the layer reports `duration - bytes × n / peak`, where `n` is the mean number of our
 //! PUTs in flight during this one (itself included: they share the path) and `peak` the
-//! best path throughput one PUT has shown, `bytes × n / duration`, over recent large PUTs
-//! (ten one-minute buckets, like LEDBAT's base delay): a PUT that ran as fast as its share
-//! of the path allows reports its round trip and server time; one slowed by a queue, or by
-//! a competing flow taking a share of the link, reports the extra time as delay. Without
+//! best path throughput recent large PUTs have shown (ten one-minute buckets, like
+//! LEDBAT's base delay; how it is measured below): a PUT that ran as fast as its share of
+//! the path allows reports its round trip and server time; one slowed by a queue, or by a
+//! competing flow taking a share of the link, reports the extra time as delay. Without
 //! `n`, two of our own parts dividing an idle link would each report half their duration
 //! as queueing, and the controller would hold itself at its floor on an empty path.
+//! The peak itself is not scaled by `n`: a request is "in flight" from its start to its
+//! response, which includes time its body is not on the wire (queued in socket buffers
+//! before, the server digesting it after), so `bytes × n / duration` can exceed the path
+//! (20 MB/s seen on a 10 MB/s link), and every later PUT then reports a queue that is not
+//! there and the controller never takes the link back. `bytes / duration` never exceeds
+//! the path, nor does the throughput of a busy period (bytes of the PUTs that finished
+//! in it over its length, every byte of which crossed the path within it), which
+//! approaches the path while our PUTs keep it busy: the peak is the better of the two,
+//! so the sensor may under-read a queue, never invent one.
 //! Requests of every size are comparable this way (the last part of a file is small),
 //! which a whole-duration sample would not give.
 //!
@@ -416,10 +425,12 @@ impl OnWire {
         }
     }
 
-    /// The mean number of PUTs in flight while this one was (itself included).
-    fn end(mut self, now: Duration) -> f64 {
+    /// The mean number of PUTs in flight while this one was (itself included), and when
+    /// it started.
+    fn end(mut self, now: Duration) -> (f64, Duration) {
         self.ended = true;
-        self.sensor.sharing().end(now, self.since, self.from)
+        let sharing = self.sensor.sharing().end(now, self.since, self.from);
+        (sharing, self.since)
     }
 }
 
@@ -440,6 +451,10 @@ struct Sharing {
     /// Request-seconds since the first request.
     integral: f64,
     last: Duration,
+    /// Start of the current busy period (some PUT in flight ever since).
+    busy_since: Duration,
+    /// Bytes of the PUTs of the current busy period that have succeeded.
+    busy_bytes: u64,
 }
 
 impl Sharing {
@@ -452,8 +467,26 @@ impl Sharing {
     /// A request starts: the integral to measure it from.
     fn start(&mut self, now: Duration) -> f64 {
         self.advance(now);
+        if self.in_flight == 0 {
+            self.busy_since = now;
+            self.busy_bytes = 0;
+        }
         self.in_flight += 1;
         self.integral
+    }
+
+    /// A PUT of `bytes` that started at `since` succeeded at `now`: the throughput of the
+    /// current busy period so far, bytes of its finished PUTs over its length. Every one
+    /// of those bytes crossed the path within the period, so this never exceeds the path;
+    /// and while our PUTs keep the path busy it approaches it. `None` for a PUT from an
+    /// earlier period.
+    fn delivered(&mut self, bytes: u64, since: Duration, now: Duration) -> Option<f64> {
+        if since < self.busy_since {
+            return None;
+        }
+        self.busy_bytes = self.busy_bytes.saturating_add(bytes);
+        let secs = now.saturating_sub(self.busy_since).as_secs_f64();
+        (secs > 0.0).then(|| self.busy_bytes as f64 / secs)
     }
 
     /// The request that started at `since` (integral `from`) ends: the mean number of
@@ -511,7 +544,14 @@ impl Sensor {
     /// included) at the best recent path throughput (see the module doc). Our own requests
     /// dividing the path between them is not a queue; a competing flow taking a share of
     /// it, or a queue, is.
-    fn put_latency(&self, bytes: u64, start: Duration, finish: Duration, sharing: f64) -> Duration {
+    fn put_latency(
+        &self,
+        bytes: u64,
+        start: Duration,
+        finish: Duration,
+        sharing: f64,
+        busy_rate: Option<f64>,
+    ) -> Duration {
         let duration = finish.saturating_sub(start);
         let secs = duration.as_secs_f64();
         let sharing = if sharing.is_finite() {
@@ -522,7 +562,9 @@ impl Sensor {
         let mut peaks = self.peaks.lock().unwrap_or_else(|e| e.into_inner());
         let peak = &mut peaks[Direction::Write.index()];
         if bytes >= PEAK_MIN_BYTES && secs > 0.0 {
-            peak.update(finish, bytes as f64 * sharing / secs);
+            // What this request achieved, or all of ours together over the busy period:
+            // both lower bounds of the path (module doc).
+            peak.update(finish, (bytes as f64 / secs).max(busy_rate.unwrap_or(0.0)));
         }
         match peak.get() {
             Some(rate) if rate > 0.0 => {
@@ -602,7 +644,7 @@ impl HttpTransport for SensingTransport {
         let on_wire = (direction == Direction::Write).then(|| OnWire::start(sensor));
         let result = self.inner.fetch(req).await;
         let headers_at = sensor.throttle.now();
-        let sharing = on_wire.map_or(1.0, |w| w.end(headers_at));
+        let (sharing, on_wire_since) = on_wire.map_or((1.0, start), |w| w.end(headers_at));
         let response = match result {
             Ok(response) => response,
             Err(error) => {
@@ -618,8 +660,10 @@ impl HttpTransport for SensingTransport {
         let outcome = outcome_of_status(response.status(), response.headers());
         match direction {
             Direction::Write => {
-                let latency = (outcome == Outcome::Ok)
-                    .then(|| sensor.put_latency(bytes, start, headers_at, sharing));
+                let latency = (outcome == Outcome::Ok).then(|| {
+                    let busy = sensor.sharing().delivered(bytes, on_wire_since, headers_at);
+                    sensor.put_latency(bytes, start, headers_at, sharing, busy)
+                });
                 sensor.finish(direction, permit, bytes, outcome, latency);
                 Ok(response)
             }
@@ -1007,14 +1051,14 @@ mod tests {
         // 8 MiB in 1.05 s sets the peak (8 MiB/1.05 s): its own latency is zero.
         let mib = 1u64 << 20;
         assert_eq!(
-            sensor.put_latency(8 * mib, s(0.0), s(1.05), 1.0),
+            sensor.put_latency(8 * mib, s(0.0), s(1.05), 1.0, None),
             Duration::ZERO
         );
         // The same part at half the speed reports the extra 1.05 s as delay.
-        let l = sensor.put_latency(8 * mib, s(2.0), s(4.1), 1.0);
+        let l = sensor.put_latency(8 * mib, s(2.0), s(4.1), 1.0, None);
         assert!((l.as_secs_f64() - 1.05).abs() < 1e-6, "{l:?}");
         // A small tail part pays its share of body time only.
-        let l = sensor.put_latency(mib / 8, s(5.0), s(5.05), 1.0);
+        let l = sensor.put_latency(mib / 8, s(5.0), s(5.05), 1.0, None);
         assert!(
             l < Duration::from_millis(50) && l > Duration::from_millis(30),
             "{l:?}"
@@ -1027,17 +1071,70 @@ mod tests {
         let s = Duration::from_secs_f64;
         let mib = 1u64 << 20;
         assert_eq!(
-            sensor.put_latency(8 * mib, s(0.0), s(1.0), 1.0),
+            sensor.put_latency(8 * mib, s(0.0), s(1.0), 1.0, None),
             Duration::ZERO
         );
         // Two of our parts at once, each at half the speed: the path is full, no queue.
         assert_eq!(
-            sensor.put_latency(8 * mib, s(1.0), s(3.0), 2.0),
+            sensor.put_latency(8 * mib, s(1.0), s(3.0), 2.0, None),
             Duration::ZERO
         );
         // Two parts that each took four times as long: half the path went to someone else.
-        let l = sensor.put_latency(8 * mib, s(3.0), s(7.0), 2.0);
+        let l = sensor.put_latency(8 * mib, s(3.0), s(7.0), 2.0, None);
         assert!((l.as_secs_f64() - 2.0).abs() < 1e-6, "{l:?}");
+    }
+
+    #[test]
+    fn time_in_flight_off_the_wire_does_not_invent_a_queue() {
+        let sensor = sensor();
+        let s = Duration::from_secs_f64;
+        let mib = 1u64 << 20;
+        // Two parts "in flight" together, each done in 0.9 s: one was on the wire while
+        // the other waited on the server. Scaled by the sharing they would claim a path
+        // of 18.6 MB/s on what is a 9.4 MB/s link.
+        sensor.put_latency(8 * mib, s(0.0), s(0.9), 2.0, None);
+        sensor.put_latency(8 * mib, s(0.45), s(1.35), 2.0, None);
+        // A lone part at the link's speed afterwards is not slowed by any queue.
+        let l = sensor.put_latency(8 * mib, s(2.0), s(2.89), 1.0, None);
+        assert_eq!(
+            l,
+            Duration::ZERO,
+            "a lone part at link speed read {l:?} of queue"
+        );
+    }
+
+    #[test]
+    fn a_busy_period_measures_the_path_our_parts_share() {
+        let s = Duration::from_secs;
+        let mib = 1u64 << 20;
+        let mut sharing = Sharing::default();
+        let a = sharing.start(s(0));
+        let b = sharing.start(s(1));
+        sharing.end(s(2), s(0), a);
+        assert_eq!(
+            sharing.delivered(8 * mib, s(0), s(2)),
+            Some(4.0 * mib as f64)
+        );
+        sharing.end(s(3), s(1), b);
+        // 16 MiB crossed the path in the 3 s it was busy.
+        let rate = sharing.delivered(8 * mib, s(1), s(3)).unwrap();
+        assert!((rate - 16.0 * mib as f64 / 3.0).abs() < 1.0, "{rate}");
+        // An idle gap starts a new period; a PUT of the old one no longer counts in it.
+        let c = sharing.start(s(5));
+        assert_eq!(sharing.delivered(8 * mib, s(1), s(6)), None);
+        sharing.end(s(6), s(5), c);
+        assert_eq!(
+            sharing.delivered(8 * mib, s(5), s(6)),
+            Some(8.0 * mib as f64)
+        );
+
+        // The peak takes the busy period's rate where it beats one PUT's: two parts that
+        // each ran at half speed on a full path then make a lone slow part read as queued.
+        let sensor = sensor();
+        let sec = Duration::from_secs_f64;
+        sensor.put_latency(8 * mib, sec(0.0), sec(2.0), 2.0, Some(8.0 * mib as f64));
+        let l = sensor.put_latency(8 * mib, sec(3.0), sec(5.0), 1.0, None);
+        assert!((l.as_secs_f64() - 1.0).abs() < 1e-6, "{l:?}");
     }
 
     #[test]
