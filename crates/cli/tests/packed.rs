@@ -524,3 +524,54 @@ fn inspect_explains_format_codec_and_ratio() {
     let text = stdout(&sb.run(&["inspect", src.join("reads.fastq").to_str().unwrap()]));
     assert!(text.contains("FASTQ") && text.contains("why:"), "{text}");
 }
+
+#[test]
+fn inspect_on_a_packed_store_reports_what_was_stored() {
+    let sb = Sandbox::new();
+    let src = sb.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(
+        src.join("reads.fastq"),
+        "@r1\nACGTACGTTTGACCA\n+\nIIIIIHHHGGGFFFE\n".repeat(5000),
+    )
+    .unwrap();
+    random_file(&src.join("noise.bin"), 300_000, 3);
+    let packed = sb.path("packed");
+    pack(&sb, &src, &packed);
+    let stored_on_disk: u64 = ["chunks", "packs"]
+        .iter()
+        .flat_map(|folder| objects(&packed, folder))
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+
+    let out = sb.run(&["inspect", packed.to_str().unwrap(), "--json", "--chunks"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reports = json(&out);
+    let reports = reports.as_array().unwrap();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let by_path = |p: &str| reports.iter().find(|r| r["path"] == p).unwrap();
+    let fastq = by_path("reads.fastq");
+    assert_eq!(fastq["size"], 190_000);
+    assert!(fastq["ratio"].as_f64().unwrap() > 2.5, "{fastq}");
+    assert_ne!(fastq["codecs"][0][0], "none+none", "{fastq}");
+    let noise = by_path("noise.bin");
+    assert_eq!(noise["codecs"][0][0], "none+none", "{noise}");
+    assert!(noise["stored_bytes"].as_u64().unwrap() > 300_000, "{noise}");
+    // The frames it reports are the bytes in the store's objects (packs hold only frames).
+    let reported: u64 = reports
+        .iter()
+        .map(|r| r["stored_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reported, stored_on_disk);
+    assert_eq!(
+        fastq["chunks"].as_array().unwrap().len(),
+        3,
+        "190,000 bytes in 64 KiB chunks"
+    );
+
+    let text = stdout(&sb.run(&["inspect", packed.to_str().unwrap()]));
+    assert!(
+        text.contains("packed store") && text.contains("reads.fastq: "),
+        "{text}"
+    );
+}

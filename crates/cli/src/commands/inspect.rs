@@ -1,5 +1,8 @@
 //! `strata inspect PATH`: what Strata sees in each file and what it would do with each
 //! chunk: format, entropy, chosen codec and filter, predicted and actual ratio, and why.
+//! On a packed store (`strata migrate --layout packed` output) it reports instead what was
+//! stored, from the store's index: per file the stored bytes, the ratio and the codecs its
+//! chunks use, without decoding anything.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,6 +11,7 @@ use clap::Args;
 use serde::Serialize;
 use strata_codec::analyze::{encode_chunk, sniff_format, Objective, SNIFF_LEN};
 use strata_codec::compress::{read_header, Codec};
+use strata_mover::packed::read::PackedSource;
 use strata_store::Store;
 
 use super::codec_args::CodecArgs;
@@ -86,6 +90,9 @@ pub async fn run(context: &Context, args: InspectArgs) -> anyhow::Result<ExitCod
         (store, vec![(name, size)])
     } else {
         let store = context.source_store(&args.path).await?;
+        if let Some(packed) = PackedSource::open(&store).await? {
+            return inspect_packed(context, &packed, args.chunks);
+        }
         let mut warn =
             |w: strata_store::ListWarning| eprintln!("warning: skipped {}: {}", w.path, w.message);
         let entries = store.list(&mut warn).await?;
@@ -249,4 +256,118 @@ fn print_file(report: &FileReport) {
             chunk.reason
         );
     }
+}
+
+/// What a packed store holds for one file.
+#[derive(Debug, Serialize)]
+pub struct StoredFileReport {
+    path: String,
+    size: u64,
+    stored_bytes: u64,
+    ratio: f64,
+    /// Codec and filter labels with the raw bytes stored with each, most used first.
+    codecs: Vec<(String, u64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    chunks: Vec<StoredChunkLine>,
+}
+
+/// What a packed store holds for one chunk.
+#[derive(Debug, Serialize)]
+pub struct StoredChunkLine {
+    offset: u64,
+    len: u64,
+    stored_bytes: u64,
+    codec: String,
+    object: String,
+}
+
+/// `strata inspect` on a packed store: the choices made when it was written.
+fn inspect_packed(
+    context: &Context,
+    packed: &PackedSource,
+    keep_chunks: bool,
+) -> anyhow::Result<ExitCode> {
+    let chunk_size = packed.chunk_size().max(1);
+    let mut reports = Vec::new();
+    for file in &packed.index().files {
+        let mut codecs: Vec<(String, u64)> = Vec::new();
+        let mut chunks = Vec::new();
+        for (i, locator) in file.chunks.iter().enumerate() {
+            let offset = i as u64 * chunk_size;
+            let len = chunk_size.min(file.size.saturating_sub(offset));
+            match codecs.iter_mut().find(|(c, _)| *c == locator.codec) {
+                Some((_, bytes)) => *bytes += len,
+                None => codecs.push((locator.codec.clone(), len)),
+            }
+            if keep_chunks {
+                chunks.push(StoredChunkLine {
+                    offset,
+                    len,
+                    stored_bytes: locator.len,
+                    codec: locator.codec.clone(),
+                    object: locator.object.clone(),
+                });
+            }
+        }
+        codecs.sort_by_key(|c| std::cmp::Reverse(c.1));
+        let stored_bytes = file.chunks.iter().map(|c| c.len).sum::<u64>();
+        reports.push(StoredFileReport {
+            path: file.path.clone(),
+            size: file.size,
+            stored_bytes,
+            ratio: file.size as f64 / stored_bytes.max(1) as f64,
+            codecs,
+            chunks,
+        });
+    }
+    if context.json {
+        output::print_json(&reports);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{}: packed store, dataset root {}, {} files, {} chunks; as stored:",
+        packed.store().display(),
+        packed.index().root_hash,
+        reports.len(),
+        human_bytes(chunk_size)
+    );
+    for r in &reports {
+        let codecs: Vec<String> = r
+            .codecs
+            .iter()
+            .map(|(codec, bytes)| format!("{codec} ({})", human_bytes(*bytes)))
+            .collect();
+        println!(
+            "{}: {} -> {} ({:.2}x), {}",
+            r.path,
+            human_bytes(r.size),
+            human_bytes(r.stored_bytes),
+            r.ratio,
+            if codecs.is_empty() {
+                "empty".to_string()
+            } else {
+                codecs.join(", ")
+            }
+        );
+        for c in &r.chunks {
+            println!(
+                "  chunk @{} +{}: {} -> {} in {}",
+                c.offset, c.len, c.codec, c.stored_bytes, c.object
+            );
+        }
+    }
+    let raw: u64 = reports.iter().map(|r| r.size).sum();
+    let stored: u64 = reports.iter().map(|r| r.stored_bytes).sum();
+    println!(
+        "total: {} files, {} -> {} ({:.1}% saved; frames only, without the index and manifest)",
+        reports.len(),
+        human_bytes(raw),
+        human_bytes(stored),
+        if raw > 0 {
+            100.0 * (1.0 - stored as f64 / raw as f64)
+        } else {
+            0.0
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
