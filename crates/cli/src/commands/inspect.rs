@@ -120,17 +120,7 @@ pub async fn run(context: &Context, args: InspectArgs) -> anyhow::Result<ExitCod
     } else if reports.len() > 1 {
         let raw: u64 = reports.iter().map(|r| r.size).sum();
         let stored: u64 = reports.iter().map(|r| r.stored_bytes).sum();
-        println!(
-            "total: {} files, {} -> {} ({:.1}% saved)",
-            reports.len(),
-            human_bytes(raw),
-            human_bytes(stored),
-            if raw > 0 {
-                100.0 * (1.0 - stored as f64 / raw as f64)
-            } else {
-                0.0
-            }
-        );
+        print_total(reports.len(), raw, stored, "");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -358,16 +348,25 @@ fn inspect_packed(
     }
     let raw: u64 = reports.iter().map(|r| r.size).sum();
     let stored: u64 = reports.iter().map(|r| r.stored_bytes).sum();
-    println!(
-        "total: {} files, {} -> {} ({:.1}% saved; frames only, without the index and manifest)",
+    print_total(
         reports.len(),
-        human_bytes(raw),
-        human_bytes(stored),
-        if raw > 0 {
-            100.0 * (1.0 - stored as f64 / raw as f64)
-        } else {
-            0.0
-        }
+        raw,
+        stored,
+        "; frames only, without the index and manifest",
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The last line: files, raw and stored bytes, the saving, and `note` inside the brackets.
+fn print_total(files: usize, raw: u64, stored: u64, note: &str) {
+    let saved = if raw > 0 {
+        100.0 * (1.0 - stored as f64 / raw as f64)
+    } else {
+        0.0
+    };
+    println!(
+        "total: {files} files, {} -> {} ({saved:.1}% saved{note})",
+        human_bytes(raw),
+        human_bytes(stored),
+    );
 }
