@@ -1,6 +1,7 @@
 //! One behaviour suite, run against every kind of store: memory, local (temp dir) and a
 //! real S3 server (moto on loopback).
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -8,24 +9,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::{data, fixture, Fixture, Kind};
 use strata_store::{Entry, ListWarning, StoreError};
-
-/// Generates one `#[tokio::test]` per store kind for each behaviour.
-macro_rules! behaviours {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::fixture(super::Kind::Memory).await).await }) *
-        }
-        mod local {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::fixture(super::Kind::Local).await).await }) *
-        }
-        mod s3 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::fixture(super::Kind::S3).await).await }) *
-        }
-    };
-}
 
 behaviours!(
     list_is_recursive_sorted_and_skips_metadata,

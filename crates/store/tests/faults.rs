@@ -1,6 +1,7 @@
 //! Fault injection (`Store::with_faults`): every effect on memory, local and S3 (moto)
 //! stores, the counters, the `STRATA_FAULTS` parser, and deterministic probability rules.
 
+#[macro_use]
 mod common;
 
 use bytes::Bytes;
@@ -9,24 +10,6 @@ use strata_store::faults::{
     FaultEffect, FaultOp, FaultPlan, FaultRule, FaultSide, FaultTrigger, FAULTS_ENV,
 };
 use strata_store::{PendingPublish, Store, StoreError};
-
-/// One `#[tokio::test]` per store kind for each behaviour.
-macro_rules! behaviours {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::fixture(super::Kind::Memory).await).await }) *
-        }
-        mod local {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::fixture(super::Kind::Local).await).await }) *
-        }
-        mod s3 {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::fixture(super::Kind::S3).await).await }) *
-        }
-    };
-}
 
 behaviours!(
     read_flip_changes_one_bit_on_the_way_out,

@@ -19,6 +19,27 @@ pub fn test_s3_options() -> S3Options {
     }
 }
 
+/// One `#[tokio::test]` per store kind for each behaviour: `behaviours!(a, b)` runs the
+/// test file's `async fn a(Fixture)` and `b` on memory, local and S3 stores. The file
+/// must have `fixture` and `Kind` in scope (`use common::{fixture, Kind}`).
+#[allow(unused_macros)]
+macro_rules! behaviours {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::fixture(super::Kind::Memory).await).await }) *
+        }
+        mod local {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::fixture(super::Kind::Local).await).await }) *
+        }
+        mod s3 {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::fixture(super::Kind::S3).await).await }) *
+        }
+    };
+}
+
 /// The kinds of store every behaviour test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
