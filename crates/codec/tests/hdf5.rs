@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use strata_codec::analyze::{sniff_format, Format, FormatInfo, TypedRegion, SNIFF_LEN};
+use strata_codec::analyze::{sniff_format, Format, FormatInfo, TypedRegion};
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hdf5")
@@ -17,7 +17,7 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn sniff(data: &[u8], name: &str) -> FormatInfo {
-    sniff_format(&data[..data.len().min(SNIFF_LEN)], Some(name))
+    sniff_format(data, Some(name))
 }
 
 /// Regions as `(start, len, width)`.

@@ -38,7 +38,7 @@
 
 use bytes::Bytes;
 use futures::StreamExt;
-use strata_codec::analyze::{encode_chunk, sniff_format, FormatInfo, Objective, SNIFF_LEN};
+use strata_codec::analyze::{encode_chunk, sniff_format, FormatInfo, Objective};
 use strata_codec::compress::{
     decode_frame, encode_frame, read_header, Codec, CodecSpec, Filter, FRAME_HEADER_LEN,
     MAX_RAW_LEN,
@@ -169,7 +169,7 @@ pub async fn encode_for_tier(tier: &Tier, key: &str, raw: Bytes) -> Bytes {
     let TierFormat::Packed { objective } = tier.format else {
         return raw;
     };
-    let format = sniff_format(&raw[..raw.len().min(SNIFF_LEN)], Some(key));
+    let format = sniff_format(&raw, Some(key));
     let chunk = PACKED_CHUNK as usize;
     let pieces: Vec<(u64, Bytes)> = (0..raw.len())
         .step_by(chunk)
@@ -657,7 +657,7 @@ mod tests {
         let TierFormat::Packed { objective } = packed(codec) else {
             unreachable!()
         };
-        let format = sniff_format(&raw[..raw.len().min(SNIFF_LEN)], None);
+        let format = sniff_format(raw, None);
         let frames = raw
             .chunks(PACKED_CHUNK as usize)
             .enumerate()

@@ -6,9 +6,10 @@
 //! elements are (FITS `BITPIX`, NetCDF variable types, the NPY `descr`), which chooses the
 //! byte shuffle without guessing. Everything else is left to the probe's trials.
 //!
-//! Detection reads only `head`; give it the first [`SNIFF_LEN`] bytes (or the whole file
-//! if shorter). Every caller (migrate, the tiering service, `strata inspect`, the bench)
-//! gives the same length, so that `inspect` explains the choices `migrate` makes.
+//! Detection reads only the first [`SNIFF_LEN`] bytes of `head` (give it at least that, or
+//! the whole file if shorter; more is ignored), so every caller (migrate, the tiering
+//! service, `strata inspect`, the bench) sees the same format and `inspect` explains the
+//! choices `migrate` makes.
 
 use std::fmt;
 
@@ -249,6 +250,9 @@ impl FormatInfo {
 
 /// Detect the format of a file from its first bytes and, as a hint, its path.
 pub fn sniff_format(head: &[u8], path_hint: Option<&str>) -> FormatInfo {
+    // Whatever the caller holds, only the first SNIFF_LEN bytes count, so that every
+    // caller (a head read from a store, a whole file in memory) sees the same format.
+    let head = &head[..head.len().min(SNIFF_LEN)];
     let path = path_hint.unwrap_or("").to_ascii_lowercase();
     let starts = |m: &[u8]| head.starts_with(m);
     let plain = FormatInfo::plain;

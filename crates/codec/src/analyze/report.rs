@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::format::{sniff_format, Format, FormatInfo, SNIFF_LEN};
+use super::format::{sniff_format, Format, FormatInfo};
 use super::probe::{probe, Trial};
 use super::select::{select, Choice, Objective};
 use crate::compress::{encode_frame, read_header, Codec, Filter, FRAME_HEADER_LEN};
@@ -117,7 +117,7 @@ pub fn analyze_file_chunks(
     chunk_size: usize,
     objective: &Objective,
 ) -> Vec<ChunkReport> {
-    let format = sniff_format(&data[..data.len().min(SNIFF_LEN)], path_hint);
+    let format = sniff_format(data, path_hint);
     let size = if chunk_size == 0 {
         data.len().max(1)
     } else {

@@ -377,7 +377,7 @@ async fn run_unit(
                 };
                 let hint = file.planned.path.clone();
                 let (value, _raw, frame, label) = tokio::task::spawn_blocking(move || {
-                    let format = sniff_format(&data[..data.len().min(SNIFF_LEN)], Some(&hint));
+                    let format = sniff_format(&data, Some(&hint));
                     encode(&data, chunk_size, size, 0, &format, &objective)
                 })
                 .await
