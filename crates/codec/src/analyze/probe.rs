@@ -232,12 +232,7 @@ pub fn probe_with(
     };
     let mut filters = vec![Filter::None];
     filters.extend(widths.iter().map(|&width| Filter::Shuffle { width }));
-    let size = |codec: Codec, filter: Filter| -> usize {
-        codec
-            .compress(&filter.apply(sample))
-            .map_or(sample.len(), |z| z.len().min(sample.len()))
-            .max(1)
-    };
+    let size = |codec: Codec, filter: Filter| compressed_len(codec, filter, sample);
     let fast_sizes: Vec<(Filter, usize)> = match fixed {
         Some((_, Some(f))) => vec![(f, size(fast, f))],
         _ => filters.iter().map(|&f| (f, size(fast, f))).collect(),
@@ -324,10 +319,7 @@ pub fn probe_with(
             } else if strong(codec) {
                 let (long, share) = long_sample();
                 let long: &[u8] = if long.is_empty() { sample } else { long };
-                let n = codec
-                    .compress(&f.apply(long))
-                    .map_or(long.len(), |z| z.len().min(long.len()))
-                    .max(1);
+                let n = compressed_len(codec, f, long);
                 1.0 / ((1.0 - share) + share * n as f64 / long.len() as f64)
             } else {
                 predict(sample.len() as f64 / size(codec, f) as f64)
@@ -349,6 +341,15 @@ pub fn probe_with(
         }
     }
     p
+}
+
+/// Bytes `codec` makes of `sample` after `filter`: at most the sample's length (a codec
+/// that fails or grows it counts as storing it raw), at least 1.
+fn compressed_len(codec: Codec, filter: Filter, sample: &[u8]) -> usize {
+    codec
+        .compress(&filter.apply(sample))
+        .map_or(sample.len(), |z| z.len().min(sample.len()))
+        .max(1)
 }
 
 /// The part of `sample` (taken in `pieces` pieces) that does not look random, and its
