@@ -487,9 +487,9 @@ fn packed_on_s3_round_trips() {
     assert_same_files(&src, &back, &files);
 }
 
-#[test]
-fn inspect_explains_format_codec_and_ratio() {
-    let sb = Sandbox::new();
+/// A source folder of one FASTQ file (190,000 bytes of text) and one of 300,000 random
+/// bytes, for the `inspect` tests.
+fn fastq_and_noise(sb: &Sandbox) -> std::path::PathBuf {
     let src = sb.path("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(
@@ -498,6 +498,13 @@ fn inspect_explains_format_codec_and_ratio() {
     )
     .unwrap();
     random_file(&src.join("noise.bin"), 300_000, 3);
+    src
+}
+
+#[test]
+fn inspect_explains_format_codec_and_ratio() {
+    let sb = Sandbox::new();
+    let src = fastq_and_noise(&sb);
     let out = sb.run(&["inspect", src.to_str().unwrap(), "--json", "--chunks"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let reports = json(&out);
@@ -528,14 +535,7 @@ fn inspect_explains_format_codec_and_ratio() {
 #[test]
 fn inspect_on_a_packed_store_reports_what_was_stored() {
     let sb = Sandbox::new();
-    let src = sb.path("src");
-    fs::create_dir_all(&src).unwrap();
-    fs::write(
-        src.join("reads.fastq"),
-        "@r1\nACGTACGTTTGACCA\n+\nIIIIIHHHGGGFFFE\n".repeat(5000),
-    )
-    .unwrap();
-    random_file(&src.join("noise.bin"), 300_000, 3);
+    let src = fastq_and_noise(&sb);
     let packed = sb.path("packed");
     pack(&sb, &src, &packed);
     let stored_on_disk: u64 = ["chunks", "packs"]
