@@ -11,7 +11,7 @@ use std::process::Output;
 
 use common::*;
 use strata_catalog::SqliteCatalog;
-use strata_store::testing::{moto, new_bucket, TEST_KEY_ID, TEST_SECRET};
+use strata_store::testing::{new_bucket, TEST_SECRET};
 
 const CHUNK: &str = "64K";
 
@@ -506,16 +506,6 @@ fn a_packed_destination_is_rebuilt() {
         .success());
 }
 
-fn s3_run(sb: &Sandbox, args: &[&str]) -> Output {
-    sb.strata()
-        .args(args)
-        .args(["--s3-endpoint", &moto().endpoint()])
-        .env("AWS_ACCESS_KEY_ID", TEST_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn an_s3_destination_is_rebuilt() {
     let sb = Sandbox::new();
@@ -523,22 +513,19 @@ fn an_s3_destination_is_rebuilt() {
     let files = sample_tree(&src).len();
     let remote = format!("s3://{}/datasets/run1", new_bucket());
     let up = ["migrate", s(&src), &remote, "--chunk-size", CHUNK, "--json"];
-    let out = s3_run(&sb, &up);
+    let out = sb.run_s3(&up);
     assert!(out.status.success(), "{}", stderr(&out));
     remove_catalog(&sb.catalog());
 
-    let out = s3_run(
-        &sb,
-        &[
-            "catalog",
-            "rebuild",
-            "--from",
-            &remote,
-            "--source",
-            s(&src),
-            "--json",
-        ],
-    );
+    let out = sb.run_s3(&[
+        "catalog",
+        "rebuild",
+        "--from",
+        &remote,
+        "--source",
+        s(&src),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     let report = json(&out);
     assert_eq!(report["state"], "done");
@@ -551,12 +538,12 @@ fn an_s3_destination_is_rebuilt() {
         .unwrap()
         .contains("datasets/run1"));
 
-    let out = s3_run(&sb, &up);
+    let out = sb.run_s3(&up);
     assert!(out.status.success(), "{}", stderr(&out));
     let rerun = json(&out);
     assert_eq!(rerun["bytes_sent"], 0);
     assert_eq!(rerun["files_resumed"], files);
-    let out = s3_run(&sb, &["catalog", "check", "--against", &remote]);
+    let out = sb.run_s3(&["catalog", "check", "--against", &remote]);
     assert!(out.status.success(), "{}", stdout(&out));
 
     // The catalog never holds the credentials.

@@ -8,16 +8,6 @@ use std::fs;
 use common::*;
 use strata_store::testing::{moto, new_bucket, TEST_KEY_ID, TEST_SECRET};
 
-fn s3_run(sb: &Sandbox, args: &[&str]) -> std::process::Output {
-    sb.strata()
-        .args(args)
-        .args(["--s3-endpoint", &moto().endpoint()])
-        .env("AWS_ACCESS_KEY_ID", TEST_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn local_to_s3_and_back_is_byte_identical_and_verifiable() {
     let sb = Sandbox::new();
@@ -27,27 +17,24 @@ fn local_to_s3_and_back_is_byte_identical_and_verifiable() {
     let bucket = new_bucket();
     let remote = format!("s3://{bucket}/datasets/run1");
 
-    let out = s3_run(
-        &sb,
-        &[
-            "migrate",
-            src.to_str().unwrap(),
-            &remote,
-            "--chunk-size",
-            "1M",
-            "--json",
-        ],
-    );
+    let out = sb.run_s3(&[
+        "migrate",
+        src.to_str().unwrap(),
+        &remote,
+        "--chunk-size",
+        "1M",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let up = json(&out);
     assert_eq!(up["files"], files.len() + 1);
     assert!(!stderr(&out).contains(TEST_SECRET));
 
-    let out = s3_run(&sb, &["verify", &remote, "--json"]);
+    let out = sb.run_s3(&["verify", &remote, "--json"]);
     assert!(out.status.success(), "{}", stdout(&out));
     assert_eq!(json(&out)["files_ok"], files.len() + 1);
 
-    let out = s3_run(&sb, &["migrate", &remote, back.to_str().unwrap(), "--json"]);
+    let out = sb.run_s3(&["migrate", &remote, back.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let down = json(&out);
     assert_eq!(
@@ -79,16 +66,13 @@ fn damage_on_s3_is_found_by_verify() {
     sample_tree(&src);
     let bucket = new_bucket();
     let remote = format!("s3://{bucket}/ds");
-    let out = s3_run(
-        &sb,
-        &[
-            "migrate",
-            src.to_str().unwrap(),
-            &remote,
-            "--chunk-size",
-            "64K",
-        ],
-    );
+    let out = sb.run_s3(&[
+        "migrate",
+        src.to_str().unwrap(),
+        &remote,
+        "--chunk-size",
+        "64K",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // Replace one object with other bytes of the same size, behind Strata's back.
@@ -111,7 +95,7 @@ fn damage_on_s3_is_found_by_verify() {
         store.delete("small/f010").await.unwrap();
     });
 
-    let out = s3_run(&sb, &["verify", &remote, "--json"]);
+    let out = sb.run_s3(&["verify", &remote, "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let report = json(&out);
     let damaged = report["damaged"].as_array().unwrap();

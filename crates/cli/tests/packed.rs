@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 
 use common::*;
-use strata_store::testing::{moto, new_bucket, TEST_KEY_ID, TEST_SECRET};
+use strata_store::testing::new_bucket;
 
 fn objects(root: &std::path::Path, folder: &str) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
@@ -458,15 +458,7 @@ fn packed_on_s3_round_trips() {
     let (src, back) = (sb.path("src"), sb.path("back"));
     let files = sample_tree(&src);
     let remote = format!("s3://{}/packed", new_bucket());
-    let s3 = |args: &[&str]| {
-        sb.strata()
-            .args(args)
-            .args(["--s3-endpoint", &moto().endpoint()])
-            .env("AWS_ACCESS_KEY_ID", TEST_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
-            .output()
-            .unwrap()
-    };
+    let s3 = |args: &[&str]| sb.run_s3(args);
     let out = s3(&[
         "migrate",
         src.to_str().unwrap(),

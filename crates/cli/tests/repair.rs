@@ -814,15 +814,7 @@ fn parity_and_repair_work_on_s3() {
     let (src, back) = (sb.path("src"), sb.path("back"));
     let files = sample_tree(&src);
     let remote = format!("s3://{}/packed", new_bucket());
-    let s3 = |args: &[&str]| {
-        sb.strata()
-            .args(args)
-            .args(["--s3-endpoint", &moto().endpoint()])
-            .env("AWS_ACCESS_KEY_ID", TEST_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
-            .output()
-            .unwrap()
-    };
+    let s3 = |args: &[&str]| sb.run_s3(args);
     let out = s3(&[
         "migrate",
         src.to_str().unwrap(),

@@ -41,6 +41,18 @@ impl Sandbox {
     pub fn run(&self, args: &[&str]) -> Output {
         self.strata().args(args).output().expect("run strata")
     }
+
+    /// Run `strata ARGS` against the test S3 server (moto on loopback) with its keys.
+    pub fn run_s3(&self, args: &[&str]) -> Output {
+        use strata_store::testing::{moto, TEST_KEY_ID, TEST_SECRET};
+        self.strata()
+            .args(args)
+            .args(["--s3-endpoint", &moto().endpoint()])
+            .env("AWS_ACCESS_KEY_ID", TEST_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
+            .output()
+            .expect("run strata")
+    }
 }
 
 pub fn stdout(out: &Output) -> String {
