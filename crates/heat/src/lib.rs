@@ -58,6 +58,7 @@ pub mod config;
 pub mod event;
 pub mod placement;
 pub mod stats;
+pub mod trace;
 pub mod tracker;
 pub mod units;
 
