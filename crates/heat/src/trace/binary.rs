@@ -3,7 +3,7 @@
 use std::io::{BufRead, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
-use super::{grouped, Record, RecordKey, Source, TraceError};
+use super::{grouped, read_failure, Record, RecordKey, Source, TraceError};
 use crate::stats::Op;
 
 /// Reads fixed-size records, numbering them from 1.
@@ -46,10 +46,7 @@ impl<const N: usize> Records<N> {
                     return Err(TraceError::at(
                         &self.path,
                         Self::location_of(self.count + 1),
-                        format!(
-                            "cannot read the trace: {e} (if it is compressed, the compressed \
-                             data may be damaged or cut short: re-fetch it)"
-                        ),
+                        read_failure(&e),
                     ))
                 }
             }

@@ -4,7 +4,7 @@
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
-use super::{grouped, Record, RecordKey, Source, TraceError, TraceFormat};
+use super::{grouped, read_failure, Record, RecordKey, Source, TraceError, TraceFormat};
 use super::{ARC_BLOCK_SIZE, MAX_REQUESTS_PER_RECORD};
 use crate::stats::Op;
 
@@ -43,14 +43,7 @@ impl LineReader {
             Ok(read) => read,
             Err(e) => {
                 let location = format!("line {}", grouped(self.line + 1));
-                return Err(TraceError::at(
-                    &self.path,
-                    location,
-                    format!(
-                        "cannot read the trace: {e} (if it is compressed, the compressed data \
-                         may be damaged or cut short: re-fetch it)"
-                    ),
-                ));
+                return Err(TraceError::at(&self.path, location, read_failure(&e)));
             }
         };
         if read == 0 {

@@ -233,6 +233,14 @@ impl fmt::Display for TraceError {
 
 impl std::error::Error for TraceError {}
 
+/// The reason of a failed read: for a compressed trace, most often damaged or cut short data.
+pub(crate) fn read_failure(error: &std::io::Error) -> String {
+    format!(
+        "cannot read the trace: {error} (if it is compressed, the compressed data may be \
+         damaged or cut short: re-fetch it)"
+    )
+}
+
 /// A count with thousands separators (`4,113`), as locations are written.
 pub(crate) fn grouped(n: u64) -> String {
     let digits = n.to_string();
@@ -525,7 +533,7 @@ fn choose_format(path: &Path, stream: &mut dyn BufRead) -> Result<TraceFormat, T
     let by_name = TraceFormat::detect(path);
     let head = stream
         .fill_buf()
-        .map_err(|e| TraceError::whole(path, format!("cannot read the trace: {e}")))?;
+        .map_err(|e| TraceError::whole(path, read_failure(&e)))?;
     let by_content = lines::sniff(head);
     let stem = compressed::strip_compression(path)
         .to_string_lossy()
