@@ -241,6 +241,11 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         addr: listen,
         source,
     })?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the API has no authentication: anyone who can reach this \
+            address can read, overwrite and delete every object; listen on 127.0.0.1 and reach \
+            it through an SSH tunnel or an authenticating proxy");
+    }
 
     let tasks = vec![
         tokio::spawn(mover::scheduler(
