@@ -64,7 +64,10 @@ fn overlapping_tier_stores_are_refused_by_strata_serve() {
         for part in ["tier[1].store", "\"first\"", "\"second\"", shown.as_str()] {
             assert!(err.contains(part), "{second}: {err}");
         }
-        assert!(!data.exists() && !store.exists(), "{second}: something was written");
+        assert!(
+            !data.exists() && !store.exists(),
+            "{second}: something was written"
+        );
     }
 }
 
@@ -80,10 +83,20 @@ fn unusable_service_limits_are_refused() {
         ("--move-concurrency", "0"),
         ("--plan-interval", "0s"),
     ] {
-        let out = serve(&["--data-dir", data_arg, "--listen", "127.0.0.1:0", flag, value]);
+        let out = serve(&[
+            "--data-dir",
+            data_arg,
+            "--listen",
+            "127.0.0.1:0",
+            flag,
+            value,
+        ]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
-        assert!(err.contains(flag) && err.contains(value), "{flag} {value}: {err}");
+        assert!(
+            err.contains(flag) && err.contains(value),
+            "{flag} {value}: {err}"
+        );
         assert!(!data.exists(), "{flag} {value}: the data dir was created");
     }
 }
@@ -94,7 +107,11 @@ fn listening_beyond_loopback_warns_that_there_is_no_authentication() {
     let data = dir.path().join("data");
     let config = dir.path().join("strata.toml");
     let second = data.join("tiers/second").display().to_string();
-    std::fs::write(&config, two_tiers(&data, &data.join("tiers/first"), &second)).unwrap();
+    std::fs::write(
+        &config,
+        two_tiers(&data, &data.join("tiers/first"), &second),
+    )
+    .unwrap();
     let mut service = Service::start(&config, &data, &["--listen", "0.0.0.0:0"]);
     let mut stderr = service.child.stderr.take().unwrap();
     // The warning is logged before the start-up line that `start` waited for.

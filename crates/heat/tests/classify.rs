@@ -260,7 +260,10 @@ fn a_write_alone_does_not_make_an_object_hot() {
     for i in 0..1000 {
         stats.record(&Decay::default(), T0 + i, Op::Write, 1);
     }
-    assert_eq!(classify(&stats, T0 + 1000), (Class::Cold, Reason::RecentWrite));
+    assert_eq!(
+        classify(&stats, T0 + 1000),
+        (Class::Cold, Reason::RecentWrite)
+    );
     // Reads decide.
     stats.record(&Decay::default(), T0 + 1000, Op::Read, 1);
     assert_eq!(

@@ -173,7 +173,11 @@ fn a_write_alone_does_not_move_a_new_object_off_its_default_tier() {
         let now = T0 + DAY_MS + HOUR_MS;
         let plan = planner.plan(now, &states(&config, &tracker, &objects, now));
         let moved: Vec<&str> = plan.moves.iter().map(|m| m.to.as_str()).collect();
-        let expected: &[&str] = if default_tier == "cold" { &[] } else { &["cold"] };
+        let expected: &[&str] = if default_tier == "cold" {
+            &[]
+        } else {
+            &["cold"]
+        };
         assert_eq!(moved, expected, "{default_tier}");
     }
 }
@@ -195,6 +199,10 @@ fn reads_after_a_write_still_promote() {
     }];
     let now = T0 + 10 * 60_000;
     let plan = planner.plan(now, &states(&config, &tracker, &objects, now));
-    let moves: Vec<(&str, Reason)> = plan.moves.iter().map(|m| (m.to.as_str(), m.reason)).collect();
+    let moves: Vec<(&str, Reason)> = plan
+        .moves
+        .iter()
+        .map(|m| (m.to.as_str(), m.reason))
+        .collect();
     assert_eq!(moves, [("hot", Reason::RuleHotRecent)]);
 }

@@ -277,7 +277,9 @@ fn damaged_or_future_rows_are_refused() {
     persisted.v = STATS_FORMAT_VERSION + 1;
     assert_eq!(
         AccessStats::from_persisted(&persisted, &decay),
-        Err(StatsDecodeError::UnsupportedVersion(STATS_FORMAT_VERSION + 1))
+        Err(StatsDecodeError::UnsupportedVersion(
+            STATS_FORMAT_VERSION + 1
+        ))
     );
     persisted.v = 1;
     persisted.fast = f64::NAN;

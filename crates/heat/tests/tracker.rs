@@ -291,5 +291,8 @@ fn a_burst_of_writes_is_not_a_spike() {
     assert_eq!((outcome.recorded, outcome.spikes), (100, 0));
     assert!(tracker.take_spikes().is_empty());
     let stats = tracker.snapshot("w").unwrap();
-    assert_eq!((stats.accesses(), stats.last_write_ms()), (0, Some(T0 + 99)));
+    assert_eq!(
+        (stats.accesses(), stats.last_write_ms()),
+        (0, Some(T0 + 99))
+    );
 }

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use strata_server::{Limits, ServeOptions, ServeError};
+use strata_server::{Limits, ServeError, ServeOptions};
 
 /// Two tiers, `first` and `second`, on the given stores, the data dir at `data_dir`.
 fn two_tiers(data_dir: &Path, first: &str, second: &str) -> strata_heat::TieringConfig {
@@ -39,25 +39,57 @@ async fn overlapping_tier_stores_are_refused() {
     let shared = format!("{base}/shared");
     // (first store, second store, the two locations the message must name)
     let cases = [
-        (shared.clone(), format!("file://{shared}/"), [&shared, &shared]),
-        (shared.clone(), format!("{shared}/./x/.."), [&shared, &shared]),
-        (shared.clone(), format!("{shared}/objects"), [&shared, &shared]),
-        (format!("{shared}/inner"), shared.clone(), [&shared, &shared]),
+        (
+            shared.clone(),
+            format!("file://{shared}/"),
+            [&shared, &shared],
+        ),
+        (
+            shared.clone(),
+            format!("{shared}/./x/.."),
+            [&shared, &shared],
+        ),
+        (
+            shared.clone(),
+            format!("{shared}/objects"),
+            [&shared, &shared],
+        ),
+        (
+            format!("{shared}/inner"),
+            shared.clone(),
+            [&shared, &shared],
+        ),
         (
             "s3://bucket-a/tiers?endpoint=http://127.0.0.1:9".into(),
             "s3://bucket-a/tiers/cold?endpoint=http://127.0.0.1:9".into(),
             [&"tiers".to_string(), &"tiers/cold".to_string()],
         ),
-        ("memory://m".into(), "memory://m/sub".into(), [&"m".into(), &"m/sub".into()]),
+        (
+            "memory://m".into(),
+            "memory://m/sub".into(),
+            [&"m".into(), &"m/sub".into()],
+        ),
     ];
     for (first, second, named) in cases {
         let options = ServeOptions::new(two_tiers(&data, &first, &second));
         let message = refused(options).await;
-        for part in ["tier[1].store", "\"first\"", "\"second\"", named[0], named[1]] {
+        for part in [
+            "tier[1].store",
+            "\"first\"",
+            "\"second\"",
+            named[0],
+            named[1],
+        ] {
             assert!(message.contains(part), "{first} / {second}: {message}");
         }
-        assert!(!data.exists(), "{first} / {second}: the data dir was created");
-        assert!(!Path::new(&shared).exists(), "{first} / {second}: a store was created");
+        assert!(
+            !data.exists(),
+            "{first} / {second}: the data dir was created"
+        );
+        assert!(
+            !Path::new(&shared).exists(),
+            "{first} / {second}: a store was created"
+        );
     }
 }
 
@@ -126,8 +158,8 @@ async fn tier_stores_under_the_data_dir_that_overlap_nothing_are_accepted() {
 fn the_shipped_example_configs_listen_on_loopback_only() {
     for example in ["/strata.example.toml", "/../heat/strata.example.toml"] {
         let path = format!("{}{example}", env!("CARGO_MANIFEST_DIR"));
-        let config = strata_heat::TieringConfig::load(Path::new(&path))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            strata_heat::TieringConfig::load(Path::new(&path)).unwrap_or_else(|e| panic!("{e}"));
         let addr: std::net::SocketAddr = config
             .server
             .listen

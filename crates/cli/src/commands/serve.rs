@@ -90,7 +90,8 @@ fn plan_interval(args: &ServeArgs) -> anyhow::Result<Option<Duration>> {
     let Some(text) = args.plan_interval.as_deref() else {
         return Ok(None);
     };
-    let ms = parse_duration_ms(text).map_err(|reason| anyhow::anyhow!("--plan-interval: {reason}"))?;
+    let ms =
+        parse_duration_ms(text).map_err(|reason| anyhow::anyhow!("--plan-interval: {reason}"))?;
     let interval = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     if interval < MIN_PLAN_INTERVAL {
         anyhow::bail!(

@@ -139,7 +139,10 @@ fn real_path(path: &Path) -> PathBuf {
             _ => return path.to_path_buf(),
         }
     };
-    missing.into_iter().rev().fold(real, |out, name| out.join(name))
+    missing
+        .into_iter()
+        .rev()
+        .fold(real, |out, name| out.join(name))
 }
 
 /// What a location the service writes to is for.
@@ -178,15 +181,18 @@ pub fn check_stores_apart(
         sites.push(Site {
             role: Role::Tier,
             name: format!("tier {:?}", tier.name),
-            shown: uri.local_path().map_or_else(
-                || uri.to_string(),
-                |path| path.display().to_string(),
-            ),
+            shown: uri
+                .local_path()
+                .map_or_else(|| uri.to_string(), |path| path.display().to_string()),
             place: Place::of_uri(&uri, s3),
         });
     }
     for (role, name, path) in [
-        (Role::DataDir, "the data dir", config.server.data_dir.as_path()),
+        (
+            Role::DataDir,
+            "the data dir",
+            config.server.data_dir.as_path(),
+        ),
         (Role::Catalog, "the catalog", catalog),
     ] {
         sites.push(Site {
@@ -222,10 +228,14 @@ fn overlap_error(index: usize, tier: &Site, other: &Site, how: Overlap) -> Serve
         Overlap::SecondInside => format!("contains {}", other.name),
     };
     let risk = match other.role {
-        Role::Tier => "a move between the two would delete the only copy, and a key on one \
-                       could read another key's bytes on the other",
-        Role::DataDir => "the data dir holds the catalog and the default tiers, which would \
-                          be read as objects",
+        Role::Tier => {
+            "a move between the two would delete the only copy, and a key on one \
+                       could read another key's bytes on the other"
+        }
+        Role::DataDir => {
+            "the data dir holds the catalog and the default tiers, which would \
+                          be read as objects"
+        }
         Role::Catalog => "the catalog would be read, moved or deleted as an object",
     };
     ServeError::Config {
