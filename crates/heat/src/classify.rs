@@ -12,7 +12,13 @@
 //! 3. `rule_hot_recent`: last access at most `hot_within` ago → hot;
 //! 4. `rule_warm_rate`: more than `warm_per_day` accesses in the last 24 hours → warm;
 //! 5. `rule_warm_recent`: last access at most `warm_within` ago → warm;
-//! 6. `rule_cold`: otherwise (or never accessed) → cold.
+//! 6. `recent_write`: written at most `warm_within` ago → cold, but held where it is
+//!    ([`Decision::holds_in_place`]): a new object stays on the tier it was placed on until
+//!    its reads say otherwise, or until it has gone unread for `warm_within`;
+//! 7. `rule_cold`: otherwise (or never accessed) → cold.
+//!
+//! Accesses are reads: a write is no sign of demand (see [`crate::stats`]), so a PUT alone
+//! never makes an object hot or warm.
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +83,8 @@ pub enum Reason {
     UnknownTier,
     /// A new object, placed on the configured default tier.
     DefaultTier,
+    /// Not read enough to be warm, but written within `warm_within`: held on its tier.
+    RecentWrite,
 }
 
 impl Reason {
@@ -95,6 +103,7 @@ impl Reason {
             Reason::MoveBudgetExhausted => "move_budget_exhausted",
             Reason::UnknownTier => "unknown_tier",
             Reason::DefaultTier => "default_tier",
+            Reason::RecentWrite => "recent_write",
         }
     }
 }
@@ -182,6 +191,9 @@ pub struct DecisionInputs {
     pub last_access_ms: Option<i64>,
     /// Age of the last access, if any.
     pub last_access_age_ms: Option<i64>,
+    /// Age of the last write, if any.
+    #[serde(default)]
+    pub last_write_age_ms: Option<i64>,
     /// The thresholds in force.
     pub rules: Rules,
 }
@@ -209,9 +221,13 @@ impl Rules {
             slow_rate_per_hour: summary.slow_rate_per_hour,
             last_access_ms: summary.last_access_ms,
             last_access_age_ms: summary.last_access_age_ms,
+            last_write_age_ms: summary.last_write_age_ms,
             rules: *self,
         };
         let within = |limit: i64| summary.last_access_age_ms.is_some_and(|age| age <= limit);
+        let written_within = summary
+            .last_write_age_ms
+            .is_some_and(|age| age <= self.warm_within_ms);
         let (class, reason) = if self.spike.holds(
             summary.fast_rate_per_hour,
             summary.slow_rate_per_hour,
@@ -226,6 +242,8 @@ impl Rules {
             (Class::Warm, Reason::RuleWarmRate)
         } else if within(self.warm_within_ms) {
             (Class::Warm, Reason::RuleWarmRecent)
+        } else if written_within {
+            (Class::Cold, Reason::RecentWrite)
         } else {
             (Class::Cold, Reason::RuleCold)
         };
@@ -241,6 +259,12 @@ impl Decision {
     /// Whether this decision asks for an immediate promotion.
     pub fn is_spike(&self) -> bool {
         self.reason == Reason::ReactiveAccessSpike
+    }
+
+    /// Whether the object stays on the tier it is on, whatever its class's tiers: it was
+    /// written recently and its reads do not say where it belongs yet.
+    pub fn holds_in_place(&self) -> bool {
+        self.reason == Reason::RecentWrite
     }
 
     /// One sentence for `strata explain`, e.g. `hot: 240 accesses in the last 24h > 100/day`.
@@ -277,6 +301,16 @@ impl Decision {
             Reason::RuleWarmRecent => format!(
                 "warm: {}, within {}",
                 age(i.last_access_age_ms),
+                human_duration_ms(r.warm_within_ms)
+            ),
+            Reason::RecentWrite => format!(
+                "stays where it is: written {} ago and {}; a write is no sign of demand, so \
+                 its reads decide (cold once unread for {})",
+                human_duration_ms(i.last_write_age_ms.unwrap_or(0)),
+                match i.last_access_age_ms {
+                    Some(age) => format!("last read {} ago", human_duration_ms(age)),
+                    None => "not read since".to_string(),
+                },
                 human_duration_ms(r.warm_within_ms)
             ),
             Reason::RuleCold if i.last_access_age_ms.is_none() => {

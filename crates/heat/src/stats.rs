@@ -8,6 +8,9 @@
 //! - two exponentially decayed event counts, a fast one and a slow one ([`Decay`]), whose
 //!   ratio is the spike signal (recent rate against the object's own baseline);
 //! - first and last access, a moving average of the inter-arrival time, and totals;
+//! - the last write, kept apart: a write is no sign of demand, so writes count in the totals
+//!   and the last write only, never in the windows, rates or last access that make an object
+//!   hot (a new object would otherwise look hot until `hot_within` passes);
 //! - the persisted form ([`PersistedStats`], format version [`STATS_FORMAT_VERSION`]) that the
 //!   catalog stores so a restart keeps the history.
 //!
@@ -21,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::units::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// Version of [`PersistedStats`]. A reader of version N must keep reading every older
-/// version (there is only version 1 so far).
-pub const STATS_FORMAT_VERSION: u32 = 1;
+/// version. Version 2 added `last_write_ms` and counts only reads as accesses; version 1
+/// counted writes as accesses too (see [`AccessStats::from_persisted`]).
+pub const STATS_FORMAT_VERSION: u32 = 2;
 
 /// Weight of the newest gap in the inter-arrival moving average.
 const GAP_EWMA_WEIGHT: f64 = 0.2;
@@ -31,9 +35,10 @@ const GAP_EWMA_WEIGHT: f64 = 0.2;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
-    /// The object's bytes were read.
+    /// The object's bytes were read. The only kind of access that counts toward heat.
     Read,
-    /// The object was written (created or replaced).
+    /// The object was written (created or replaced). Counted in the totals and as the last
+    /// write only: a write says nothing about how often the object will be read.
     Write,
     /// The object was deleted. Counted in the totals only: a delete is no sign of demand.
     Delete,
@@ -163,8 +168,9 @@ type Daily = Ring<7, DAY_MS>;
 
 /// Access statistics of one object. `Copy`, about 300 bytes, no heap.
 ///
-/// Reads and writes are *accesses*: they count in the windows, the decayed rates, first and
-/// last access and the inter-arrival time. Deletes only count in [`AccessStats::deletes`].
+/// Reads are *accesses*: they count in the windows, the decayed rates, first and last
+/// access and the inter-arrival time. Writes count in [`AccessStats::writes`], the bytes
+/// written and [`AccessStats::last_write_ms`]; deletes only in [`AccessStats::deletes`].
 /// Window counts are read at a given time with [`AccessStats::summary`] or the `count_*`
 /// methods, because a window slides even when no event comes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -177,6 +183,8 @@ pub struct AccessStats {
     deletes: u64,
     bytes_read: u64,
     bytes_written: u64,
+    /// The newest write (meaningful once `writes > 0`).
+    last_write_ms: i64,
     /// Decayed counts as of `last_access_ms`.
     fast: f64,
     slow: f64,
@@ -211,15 +219,22 @@ pub struct AccessSummary {
     pub fast_rate_per_hour: f64,
     /// Baseline rate, events per hour, from the slow decayed count.
     pub slow_rate_per_hour: f64,
-    /// Last read or write, if any.
+    /// Last read, if any.
     pub last_access_ms: Option<i64>,
     /// `now_ms - last_access_ms`, never negative.
     pub last_access_age_ms: Option<i64>,
-    /// First read or write, if any.
+    /// First read, if any.
     pub first_seen_ms: Option<i64>,
+    /// Last write, if any.
+    #[serde(default)]
+    pub last_write_ms: Option<i64>,
+    /// `now_ms - last_write_ms`, never negative.
+    #[serde(default)]
+    pub last_write_age_ms: Option<i64>,
     /// Moving average of the time between accesses, once there were two.
     pub mean_interarrival_ms: Option<f64>,
-    /// Reads and writes ever recorded.
+    /// Accesses ever recorded: reads (and, in statistics kept before format version 2,
+    /// writes).
     pub accesses: u64,
     /// Reads ever recorded.
     pub reads: u64,
@@ -252,6 +267,7 @@ impl AccessStats {
             deletes: 0,
             bytes_read: 0,
             bytes_written: 0,
+            last_write_ms: 0,
             fast: 0.0,
             slow: 0.0,
             mean_gap_ms: 0.0,
@@ -275,8 +291,14 @@ impl AccessStats {
                 self.bytes_read = self.bytes_read.saturating_add(bytes);
             }
             Op::Write => {
+                self.last_write_ms = if self.writes == 0 {
+                    ts_ms
+                } else {
+                    self.last_write_ms.max(ts_ms)
+                };
                 self.writes = self.writes.saturating_add(1);
                 self.bytes_written = self.bytes_written.saturating_add(bytes);
+                return;
             }
             Op::Delete => {
                 self.deletes = self.deletes.saturating_add(1);
@@ -323,7 +345,7 @@ impl AccessStats {
         self.last_week.add(head, ts_ms);
     }
 
-    /// Reads and writes ever recorded.
+    /// Accesses (reads) ever recorded.
     pub fn accesses(&self) -> u64 {
         self.accesses
     }
@@ -333,12 +355,17 @@ impl AccessStats {
         self.deletes
     }
 
-    /// The last read or write, if any.
+    /// The last read, if any.
     pub fn last_access_ms(&self) -> Option<i64> {
         (self.accesses > 0).then_some(self.last_access_ms)
     }
 
-    /// The first read or write, if any.
+    /// The last write, if any.
+    pub fn last_write_ms(&self) -> Option<i64> {
+        (self.writes > 0).then_some(self.last_write_ms)
+    }
+
+    /// The first read, if any.
     pub fn first_seen_ms(&self) -> Option<i64> {
         (self.accesses > 0).then_some(self.first_seen_ms)
     }
@@ -384,6 +411,8 @@ impl AccessStats {
     pub fn summary(&self, decay: &Decay, now_ms: i64) -> AccessSummary {
         let (fast, slow) = self.rates_per_hour(decay, now_ms);
         let last = self.last_access_ms();
+        let written = self.last_write_ms();
+        let age = |at: i64| now_ms.saturating_sub(at).max(0);
         AccessSummary {
             now_ms,
             count_1h: self.count_1h(now_ms),
@@ -392,8 +421,10 @@ impl AccessStats {
             fast_rate_per_hour: fast,
             slow_rate_per_hour: slow,
             last_access_ms: last,
-            last_access_age_ms: last.map(|at| now_ms.saturating_sub(at).max(0)),
+            last_access_age_ms: last.map(age),
             first_seen_ms: self.first_seen_ms(),
+            last_write_ms: written,
+            last_write_age_ms: written.map(age),
             mean_interarrival_ms: (self.gaps > 0).then_some(self.mean_gap_ms),
             accesses: self.accesses,
             reads: self.reads,
@@ -418,6 +449,7 @@ impl AccessStats {
             deletes: self.deletes,
             bytes_read: self.bytes_read,
             bytes_written: self.bytes_written,
+            last_write_ms: self.last_write_ms(),
             fast: self.fast,
             slow: self.slow,
             mean_gap_ms: self.mean_gap_ms,
@@ -430,8 +462,13 @@ impl AccessStats {
 
     /// Rebuilds statistics from their persisted form. Decayed counts kept with other
     /// half-lives than `decay`'s are rescaled so the rates they stand for are unchanged.
+    ///
+    /// Version 1 counted writes as accesses. Where a version-1 row has no read, all its
+    /// accesses were writes: they become the last write, and the object has no access.
+    /// Where it has reads too, the two cannot be told apart; the writes' weight fades as the
+    /// windows slide and the rates decay.
     pub fn from_persisted(p: &PersistedStats, decay: &Decay) -> Result<Self, StatsDecodeError> {
-        if p.v != STATS_FORMAT_VERSION {
+        if !(1..=STATS_FORMAT_VERSION).contains(&p.v) {
             return Err(StatsDecodeError::UnsupportedVersion(p.v));
         }
         let usable = |x: f64| x.is_finite() && x >= 0.0;
@@ -457,7 +494,7 @@ impl AccessStats {
                 value * (new as f64 / old as f64)
             }
         };
-        Ok(AccessStats {
+        let stats = AccessStats {
             accesses: p.accesses,
             first_seen_ms: p.first_seen_ms,
             last_access_ms: p.last_access_ms,
@@ -466,6 +503,7 @@ impl AccessStats {
             deletes: p.deletes,
             bytes_read: p.bytes_read,
             bytes_written: p.bytes_written,
+            last_write_ms: p.last_write_ms.unwrap_or(0),
             fast: rescale(p.fast, p.fast_half_life_ms, decay.fast_half_life_ms),
             slow: rescale(p.slow, p.slow_half_life_ms, decay.slow_half_life_ms),
             mean_gap_ms: p.mean_gap_ms,
@@ -477,7 +515,28 @@ impl AccessStats {
             last_week: Ring {
                 counts: p.last_week,
             },
+        };
+        Ok(if p.v == 1 && p.reads == 0 && p.accesses > 0 {
+            AccessStats {
+                last_write_ms: p.last_access_ms,
+                ..AccessStats::new()
+            }
+            .with_totals_of(&stats)
+        } else {
+            stats
         })
+    }
+
+    /// These statistics with `other`'s totals (counts and bytes of reads, writes, deletes).
+    fn with_totals_of(self, other: &AccessStats) -> Self {
+        AccessStats {
+            reads: other.reads,
+            writes: other.writes,
+            deletes: other.deletes,
+            bytes_read: other.bytes_read,
+            bytes_written: other.bytes_written,
+            ..self
+        }
     }
 
     /// Compact JSON of the persisted form, for a catalog text column.
@@ -496,8 +555,9 @@ impl AccessStats {
 
 /// What the catalog stores per object so a restart keeps its access history.
 ///
-/// Version 1. Window rings are stored slot by slot; which bucket a slot holds follows from
-/// `last_access_ms` (the newest bucket is the last access's), so no separate head is kept.
+/// Version 2 (see [`STATS_FORMAT_VERSION`]). Window rings are stored slot by slot; which
+/// bucket a slot holds follows from `last_access_ms` (the newest bucket is the last
+/// access's), so no separate head is kept.
 /// The half-lives are stored so that a change of configuration rescales the decayed
 /// counts instead of misreading them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -509,7 +569,7 @@ pub struct PersistedStats {
     pub fast_half_life_ms: i64,
     /// Slow half-life the `slow` count was kept with.
     pub slow_half_life_ms: i64,
-    /// Reads plus writes.
+    /// Reads (version 1: reads plus writes).
     pub accesses: u64,
     /// First access (meaningless when `accesses` is 0).
     pub first_seen_ms: i64,
@@ -525,6 +585,9 @@ pub struct PersistedStats {
     pub bytes_read: u64,
     /// Bytes written.
     pub bytes_written: u64,
+    /// The last write (version 2; absent when there was none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_write_ms: Option<i64>,
     /// Fast decayed count at `last_access_ms`.
     pub fast: f64,
     /// Slow decayed count at `last_access_ms`.
@@ -545,7 +608,7 @@ pub struct PersistedStats {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StatsDecodeError {
     /// Written by a newer Strata: upgrade, or drop the row to start the object's history anew.
-    #[error("access statistics format version {0} is not supported (this build reads version 1); upgrade Strata or clear the object's heat row")]
+    #[error("access statistics format version {0} is not supported (this build reads versions 1 and 2); upgrade Strata or clear the object's heat row")]
     UnsupportedVersion(u32),
     /// Damaged or hand-edited.
     #[error("access statistics are damaged: {0}")]

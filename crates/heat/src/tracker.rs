@@ -177,14 +177,15 @@ impl AccessTracker {
         slot.stats.record(&decay, ts_ms, op, bytes);
         let newly_dirty = !slot.dirty;
         slot.dirty = true;
-        let now_spiking = op != Op::Delete && {
+        // Only reads move the rates (see crate::stats), so only a read can start a spike.
+        let now_spiking = op == Op::Read && {
             let head = slot.stats.last_access_ms().unwrap_or(ts_ms);
             let (fast, slow) = slot.stats.rates_per_hour(&decay, head);
             // The window sum is only paid for when the cheap ratio test passes.
             fast >= spike.factor * slow && spike.holds(fast, slow, slot.stats.count_1h(head))
         };
         let newly_spiking = now_spiking && !was_spiking;
-        if op != Op::Delete {
+        if op == Op::Read {
             slot.spiking = now_spiking;
         }
         if newly_dirty || newly_spiking {

@@ -234,3 +234,40 @@ fn decisions_serialise_with_their_inputs() {
     let back: strata_heat::Decision = serde_json::from_value(json).unwrap();
     assert_eq!(back, decision);
 }
+
+#[test]
+fn a_write_alone_does_not_make_an_object_hot() {
+    let mut stats = AccessStats::new();
+    stats.record(&Decay::default(), T0, Op::Write, 1 << 20);
+    for now in [T0, T0 + HOUR_MS / 2, T0 + DAY_MS] {
+        let decision = Rules::default().classify(&stats.summary(&Decay::default(), now));
+        assert_eq!(
+            (decision.class, decision.reason),
+            (Class::Cold, Reason::RecentWrite)
+        );
+        assert!(decision.holds_in_place(), "a new object stays where it is");
+        assert!(
+            decision.explain().starts_with("stays where it is: written"),
+            "{}",
+            decision.explain()
+        );
+    }
+    assert_eq!(
+        classify(&stats, T0 + DAY_MS + 1),
+        (Class::Cold, Reason::RuleCold)
+    );
+    // Even a storm of writes is no sign of demand.
+    for i in 0..1000 {
+        stats.record(&Decay::default(), T0 + i, Op::Write, 1);
+    }
+    assert_eq!(
+        classify(&stats, T0 + 1000),
+        (Class::Cold, Reason::RecentWrite)
+    );
+    // Reads decide.
+    stats.record(&Decay::default(), T0 + 1000, Op::Read, 1);
+    assert_eq!(
+        classify(&stats, T0 + 1000),
+        (Class::Hot, Reason::RuleHotRecent)
+    );
+}

@@ -62,7 +62,7 @@ fn shipped_example_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("strata.example.toml");
     let config = TieringConfig::load(&path).unwrap();
     assert_eq!(config.default_tier, "disk");
-    assert_eq!(config.server.listen, "0.0.0.0:7070");
+    assert_eq!(config.server.listen, "127.0.0.1:7070");
     let names: Vec<&str> = config.tiers.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["nvme", "disk", "archive"]);
     let nvme = config.tier("nvme").unwrap();

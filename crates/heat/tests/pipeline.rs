@@ -66,7 +66,7 @@ fn an_object_through_its_life() {
     let (_, report) = tracker.ingest_ndjson(T0, &ndjson("reports/q4.pdf", [T0], "write"));
     assert_eq!(report.rejected, 0);
 
-    // Two hours later, the periodic pass: warm (accessed within 24h), already on warm.
+    // Two hours later, the periodic pass: written within 24h and not read, so it stays.
     let now = T0 + 2 * HOUR_MS;
     let plan = planner.plan(now, &states(&config, &tracker, &objects, now));
     assert!(plan.moves.is_empty() && plan.waits.is_empty());
@@ -97,7 +97,10 @@ fn an_object_through_its_life() {
         let stats = AccessStats::decode_json(row, tracker.decay()).unwrap();
         tracker.load(key, stats);
     }
-    assert_eq!(tracker.snapshot("reports/q4.pdf").unwrap().accesses(), 1);
+    assert_eq!(
+        tracker.snapshot("reports/q4.pdf").unwrap().last_write_ms(),
+        Some(T0)
+    );
 
     // A day later, a burst of reads: the tracker reports a spike during ingest, and the
     // reactive pass promotes straight to hot.
@@ -134,4 +137,72 @@ fn an_object_through_its_life() {
     let json = serde_json::to_value(m).unwrap();
     assert_eq!(json["reason"], "reactive_access_spike");
     assert_eq!(json["inputs"]["decision"]["inputs"]["count_1h"], 30);
+}
+
+#[test]
+fn a_write_alone_does_not_move_a_new_object_off_its_default_tier() {
+    for default_tier in ["hot", "warm", "cold"] {
+        let mut config = TieringConfig::default_local("/tmp/strata-test");
+        config.default_tier = default_tier.to_string();
+        for tier in &mut config.tiers {
+            tier.min_residency = std::time::Duration::ZERO;
+        }
+        let planner = config.planner(|_| 0).unwrap();
+        let mut tracker = AccessTracker::new(config.tracker_config());
+        let (outcome, _) = tracker.ingest_ndjson(T0, &ndjson("new", [T0], "write"));
+        assert_eq!(outcome.spikes, 0);
+        let objects = [Object {
+            key: "new",
+            size: 1 << 20,
+            tier: default_tier.to_string(),
+            placed_at_ms: T0,
+        }];
+        // Every periodic pass within warm_within leaves it where it was placed.
+        for now in [T0, T0 + 1, T0 + 30 * 60_000, T0 + 2 * HOUR_MS, T0 + DAY_MS] {
+            let states = states(&config, &tracker, &objects, now);
+            assert_eq!(states[0].decision.reason, Reason::RecentWrite);
+            let plan = planner.plan(now, &states);
+            assert!(
+                plan.moves.is_empty() && plan.waits.is_empty(),
+                "{default_tier} at +{}ms: {plan:?}",
+                now - T0
+            );
+            assert_eq!(plan.in_place, 1);
+        }
+        // Unread for longer than warm_within: cold, like any object nobody reads.
+        let now = T0 + DAY_MS + HOUR_MS;
+        let plan = planner.plan(now, &states(&config, &tracker, &objects, now));
+        let moved: Vec<&str> = plan.moves.iter().map(|m| m.to.as_str()).collect();
+        let expected: &[&str] = if default_tier == "cold" {
+            &[]
+        } else {
+            &["cold"]
+        };
+        assert_eq!(moved, expected, "{default_tier}");
+    }
+}
+
+#[test]
+fn reads_after_a_write_still_promote() {
+    let config = TieringConfig::default_local("/tmp/strata-test");
+    let planner = config.planner(|_| 0).unwrap();
+    let mut tracker = AccessTracker::new(config.tracker_config());
+    tracker.ingest_ndjson(T0, &ndjson("read-a-lot", [T0], "write"));
+    // Fewer reads than a spike needs: the periodic pass promotes by recency.
+    let reads = (1..=5).map(|i| T0 + i * 60_000);
+    tracker.ingest_ndjson(T0 + 5 * 60_000, &ndjson("read-a-lot", reads, "read"));
+    let objects = [Object {
+        key: "read-a-lot",
+        size: 1 << 20,
+        tier: config.default_tier.clone(),
+        placed_at_ms: T0,
+    }];
+    let now = T0 + 10 * 60_000;
+    let plan = planner.plan(now, &states(&config, &tracker, &objects, now));
+    let moves: Vec<(&str, Reason)> = plan
+        .moves
+        .iter()
+        .map(|m| (m.to.as_str(), m.reason))
+        .collect();
+    assert_eq!(moves, [("hot", Reason::RuleHotRecent)]);
 }

@@ -171,12 +171,36 @@ fn deletes_count_only_in_totals() {
     assert_eq!(stats.accesses(), 0);
     assert_eq!(stats.deletes(), 1);
     assert_eq!(stats.last_access_ms(), None);
-    stats.record(&Decay::default(), T0, Op::Write, 4096);
-    let summary = stats.summary(&Decay::default(), T0);
+}
+
+#[test]
+fn writes_count_in_totals_and_the_last_write_only() {
+    let decay = Decay::default();
+    let mut stats = AccessStats::new();
+    stats.record(&decay, T0, Op::Write, 4096);
+    stats.record(&decay, T0 + MINUTE_MS, Op::Write, 10);
+    let summary = stats.summary(&decay, T0 + 2 * MINUTE_MS);
     assert_eq!(
-        (summary.writes, summary.bytes_written, summary.count_1h),
-        (1, 4096, 1)
+        (summary.writes, summary.bytes_written, summary.last_write_ms),
+        (2, 4106, Some(T0 + MINUTE_MS))
     );
+    assert_eq!(summary.last_write_age_ms, Some(MINUTE_MS));
+    assert_eq!(
+        (summary.accesses, summary.count_1h, summary.count_24h),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        (summary.fast_rate_per_hour, summary.last_access_ms),
+        (0.0, None)
+    );
+    // A read after the writes is the first access.
+    stats.record(&decay, T0 + 3 * MINUTE_MS, Op::Read, 1);
+    let summary = stats.summary(&decay, T0 + 3 * MINUTE_MS);
+    assert_eq!((summary.accesses, summary.count_1h), (1, 1));
+    assert_eq!(summary.first_seen_ms, Some(T0 + 3 * MINUTE_MS));
+    // A late write does not move the last write back.
+    stats.record(&decay, T0, Op::Write, 0);
+    assert_eq!(stats.last_write_ms(), Some(T0 + MINUTE_MS));
 }
 
 #[test]
@@ -220,7 +244,10 @@ fn persisted_form_round_trips() {
         stats.record(&decay, T0 + i * 97_000, op, 1000 + i as u64);
     }
     let text = stats.encode_json(&decay);
-    assert!(text.starts_with("{\"v\":1,"), "{text}");
+    assert!(
+        text.starts_with(&format!("{{\"v\":{STATS_FORMAT_VERSION},")),
+        "{text}"
+    );
     assert!(text.len() < 600, "compact: {} bytes", text.len());
     let back = AccessStats::decode_json(&text, &decay).unwrap();
     assert_eq!(back, stats);
@@ -250,7 +277,9 @@ fn damaged_or_future_rows_are_refused() {
     persisted.v = STATS_FORMAT_VERSION + 1;
     assert_eq!(
         AccessStats::from_persisted(&persisted, &decay),
-        Err(StatsDecodeError::UnsupportedVersion(2))
+        Err(StatsDecodeError::UnsupportedVersion(
+            STATS_FORMAT_VERSION + 1
+        ))
     );
     persisted.v = 1;
     persisted.fast = f64::NAN;
@@ -271,4 +300,29 @@ fn damaged_or_future_rows_are_refused() {
         AccessStats::decode_json(&short, &decay).is_err(),
         "ring sizes are checked"
     );
+}
+
+#[test]
+fn version_1_rows_of_objects_only_written_read_back_as_written_not_accessed() {
+    let decay = Decay::default();
+    // What version 1 wrote for an object written once and never read: one access.
+    let mut read_once = AccessStats::new();
+    read_once.record(&decay, T0, Op::Read, 0);
+    let mut v1 = read_once.to_persisted(&decay);
+    v1.v = 1;
+    (v1.reads, v1.writes, v1.bytes_written, v1.last_write_ms) = (0, 1, 7, None);
+    let back = AccessStats::from_persisted(&v1, &decay).unwrap();
+    let summary = back.summary(&decay, T0 + MINUTE_MS);
+    assert_eq!(
+        (summary.accesses, summary.count_1h, summary.last_access_ms),
+        (0, 0, None)
+    );
+    assert_eq!(
+        (summary.writes, summary.bytes_written, summary.last_write_ms),
+        (1, 7, Some(T0))
+    );
+    // A version-1 row with reads keeps its counts as they were.
+    let mut v1 = read_once.to_persisted(&decay);
+    v1.v = 1;
+    assert_eq!(AccessStats::from_persisted(&v1, &decay).unwrap(), read_once);
 }

@@ -40,7 +40,12 @@ fn flush_returns_only_what_changed_since_the_last_flush() {
         ["a", "b"],
         "in order of first change, once each"
     );
-    assert_eq!(first.upserts[0].1.accesses(), 2);
+    let a = &first.upserts[0].1;
+    assert_eq!(
+        (a.accesses(), a.last_write_ms()),
+        (1, Some(T0 + 1)),
+        "the read is an access; the write is recorded as a write"
+    );
     assert!(tracker.take_dirty().is_empty(), "nothing changed since");
 
     tracker.record(T0 + 2, "b", T0 + 2, Op::Read, 5);
@@ -82,9 +87,10 @@ fn removals_are_flushed_unless_the_key_came_back() {
     let batch = tracker.take_dirty();
     assert_eq!(keys(&batch.upserts), ["back"]);
     assert_eq!(batch.removed, [Arc::from("gone")]);
+    let back = tracker.snapshot("back").unwrap();
     assert_eq!(
-        tracker.snapshot("back").unwrap().accesses(),
-        1,
+        (back.accesses(), back.last_write_ms()),
+        (0, Some(T0 + 1)),
         "history starts anew"
     );
     tracker.requeue(&batch);
@@ -220,7 +226,7 @@ fn ndjson_ingest_keeps_good_lines_and_reports_bad_ones() {
     );
     assert!(text[5].contains("column"), "{text:?}");
     let c = tracker.snapshot("c").unwrap();
-    assert_eq!(c.last_access_ms(), Some(now), "a missing ts means now");
+    assert_eq!(c.last_write_ms(), Some(now), "a missing ts means now");
     assert_eq!(tracker.snapshot("e").unwrap().deletes(), 1);
 
     // The owned parser agrees.
@@ -275,4 +281,18 @@ fn summaries_and_iteration() {
     let mut all: Vec<&str> = tracker.iter().map(|(key, _)| key).collect();
     all.sort_unstable();
     assert_eq!(all, ["x", "y"]);
+}
+
+#[test]
+fn a_burst_of_writes_is_not_a_spike() {
+    let mut tracker = AccessTracker::default();
+    let events: Vec<AccessEvent> = (0..100).map(|i| event(T0 + i, "w", Op::Write)).collect();
+    let outcome = tracker.record_batch(T0 + 100, &events);
+    assert_eq!((outcome.recorded, outcome.spikes), (100, 0));
+    assert!(tracker.take_spikes().is_empty());
+    let stats = tracker.snapshot("w").unwrap();
+    assert_eq!(
+        (stats.accesses(), stats.last_write_ms()),
+        (0, Some(T0 + 99))
+    );
 }

@@ -88,14 +88,16 @@ pub async fn explain(
                     explanation: wait.explanation.clone(),
                 }
             } else {
+                let explanation = if decision.holds_in_place() {
+                    format!("stays on {tier}: {}", decision.explain())
+                } else {
+                    format!("stays on {tier}: a {} object belongs there", decision.class)
+                };
                 Outlook {
                     action: "stay",
                     to: None,
                     reason: decision.reason.code().to_string(),
-                    explanation: format!(
-                        "stays on {tier}: a {} object belongs there",
-                        decision.class
-                    ),
+                    explanation,
                 }
             }
         }

@@ -157,10 +157,12 @@ impl RunningServer {
 /// Opens the tiers and the catalog, recovers from any crash, and starts serving.
 pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let config = options.config;
-    let tiers = tiers::open_tiers(&config, &options.s3).await?;
     let catalog_path = options
         .catalog_path
-        .unwrap_or_else(|| config.server.data_dir.join("catalog.db"));
+        .unwrap_or_else(|| config.server.data_dir.join(tiers::DEFAULT_CATALOG));
+    // Before anything is written: overlapping stores would lose or mix objects.
+    tiers::check_stores_apart(&config, &catalog_path, &options.s3)?;
+    let tiers = tiers::open_tiers(&config, &options.s3).await?;
     let sqlite = SqliteCatalog::open(&catalog_path).await?;
     let catalog: Arc<dyn TieringCatalog> = Arc::new(sqlite.clone());
 
@@ -239,6 +241,11 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         addr: listen,
         source,
     })?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the API has no authentication: anyone who can reach this \
+            address can read, overwrite and delete every object; listen on 127.0.0.1 and reach \
+            it through an SSH tunnel or an authenticating proxy");
+    }
 
     let tasks = vec![
         tokio::spawn(mover::scheduler(

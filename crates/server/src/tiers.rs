@@ -22,6 +22,12 @@
 //! are written in; a tier whose configured layout differs from the marker while the catalog
 //! has objects on it is refused at start-up (its bytes would be misread), with the field
 //! named. A codec policy the codec crate does not accept is refused likewise.
+//!
+//! Tier stores must be apart: no two on one location or one inside another, none that is
+//! or contains the data dir, the catalog inside none ([`overlap`]); such a configuration is
+//! refused before anything is written.
+
+mod overlap;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -33,6 +39,8 @@ use strata_store::{S3Options, Store, StoreUri};
 use crate::error::ServeError;
 use crate::state::AppState;
 use crate::tier_codec::TierFormat;
+
+pub use overlap::check_stores_apart;
 
 /// The directory under a tier's store that holds object bytes.
 pub const OBJECTS_DIR: &str = "objects";
@@ -70,8 +78,16 @@ impl Tier {
 }
 
 /// Checks what the service cannot serve, naming the field: a store URI it cannot open, a
-/// codec policy the codec crate does not know on a packed tier.
+/// codec policy the codec crate does not know on a packed tier, tier stores that overlap
+/// (with each other, the data dir or its `catalog.db`; [`check_stores_apart`]).
 pub fn check_servable(config: &TieringConfig) -> Result<(), ServeError> {
+    check_fields(config)?;
+    let catalog = config.server.data_dir.join(DEFAULT_CATALOG);
+    check_stores_apart(config, &catalog, &S3Options::default())
+}
+
+/// The per-tier part of [`check_servable`]: store URIs and codec policies.
+fn check_fields(config: &TieringConfig) -> Result<(), ServeError> {
     for (index, tier) in config.tiers.iter().enumerate() {
         if let Err(reason) = TierFormat::of(tier) {
             return Err(ServeError::Config {
@@ -87,9 +103,13 @@ pub fn check_servable(config: &TieringConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Opens every tier's store (creating local roots).
+/// The catalog file under the data dir, unless the service is given another.
+pub const DEFAULT_CATALOG: &str = "catalog.db";
+
+/// Opens every tier's store (creating local roots). The caller has checked that the
+/// stores are apart ([`check_stores_apart`]), with the catalog it uses.
 pub async fn open_tiers(config: &TieringConfig, s3: &S3Options) -> Result<Vec<Tier>, ServeError> {
-    check_servable(config)?;
+    check_fields(config)?;
     let mut tiers = Vec::with_capacity(config.tiers.len());
     for (index, tier) in config.tiers.iter().enumerate() {
         let uri = StoreUri::parse(&tier.store).map_err(|err| ServeError::Config {

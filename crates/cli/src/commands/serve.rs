@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use strata_heat::config::DEFAULT_DATA_DIR;
+use strata_heat::event::MAX_KEY_LEN;
 use strata_heat::units::{parse_duration_ms, parse_size};
 use strata_heat::TieringConfig;
 use strata_server::{Limits, ServeOptions};
@@ -37,15 +38,68 @@ pub struct ServeArgs {
     /// [rules] demotion_interval).
     #[arg(long, value_name = "DURATION")]
     plan_interval: Option<String>,
-    /// Move jobs run at once at most.
-    #[arg(long, default_value_t = 4, value_name = "N")]
+    /// Move jobs run at once at most (1 to 1024).
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     move_concurrency: usize,
-    /// Largest object a PUT accepts, e.g. 256M (objects are held in memory while written).
+    /// Largest object a PUT accepts, e.g. 256M (objects are held in memory while written;
+    /// at least 1 byte).
     #[arg(long, default_value = "256M", value_name = "SIZE")]
     max_object_size: String,
-    /// Largest access-event batch, e.g. 64M.
+    /// Largest access-event batch, e.g. 64M (at least 8K: one event with the longest key).
     #[arg(long, default_value = "64M", value_name = "SIZE")]
     max_batch_size: String,
+}
+
+/// The smallest `--max-batch-size`: room for one event with the longest key and its fields.
+const MIN_BATCH_BYTES: u64 = 2 * MAX_KEY_LEN as u64;
+
+/// The shortest `--plan-interval`, as for `[rules] demotion_interval`.
+const MIN_PLAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The request bounds the flags give; a bound that would leave the service unusable (no
+/// object could be stored, no event batch sent) is refused, naming the flag.
+fn limits(args: &ServeArgs) -> anyhow::Result<Limits> {
+    let size = |text: &str, flag: &str, least: u64, why: &str| {
+        let bytes = parse_size(text).map_err(|reason| anyhow::anyhow!("{flag}: {reason}"))?;
+        if bytes < least {
+            anyhow::bail!("{flag} {text}: must be at least {least} bytes, {why}");
+        }
+        Ok(bytes)
+    };
+    let max_object_size = size(
+        &args.max_object_size,
+        "--max-object-size",
+        1,
+        "or no object could be stored (the default is 256M)",
+    )?;
+    let max_batch = size(
+        &args.max_batch_size,
+        "--max-batch-size",
+        MIN_BATCH_BYTES,
+        "so that one access event with the longest key fits (the default is 64M)",
+    )?;
+    Ok(Limits {
+        max_object_size,
+        max_batch_bytes: usize::try_from(max_batch).unwrap_or(usize::MAX),
+    })
+}
+
+/// `--plan-interval`, if given: at least [`MIN_PLAN_INTERVAL`].
+fn plan_interval(args: &ServeArgs) -> anyhow::Result<Option<Duration>> {
+    let Some(text) = args.plan_interval.as_deref() else {
+        return Ok(None);
+    };
+    let ms =
+        parse_duration_ms(text).map_err(|reason| anyhow::anyhow!("--plan-interval: {reason}"))?;
+    let interval = Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    if interval < MIN_PLAN_INTERVAL {
+        anyhow::bail!(
+            "--plan-interval {text}: must be at least 1s, like [rules] demotion_interval; a \
+             few minutes to an hour is usual"
+        );
+    }
+    Ok(Some(interval))
 }
 
 /// The configuration `args` describe.
@@ -73,24 +127,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<TieringConfig> {
 
 /// Run the command.
 pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let limits = limits(&args)?;
+    let plan_interval = plan_interval(&args)?;
     let config = load_config(&args)?;
-    let size = |text: &str, flag: &str| {
-        parse_size(text).map_err(|reason| anyhow::anyhow!("{flag}: {reason}"))
-    };
-    let limits = Limits {
-        max_object_size: size(&args.max_object_size, "--max-object-size")?,
-        max_batch_bytes: usize::try_from(size(&args.max_batch_size, "--max-batch-size")?)
-            .unwrap_or(usize::MAX),
-    };
-    let plan_interval = args
-        .plan_interval
-        .as_deref()
-        .map(|text| {
-            parse_duration_ms(text)
-                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
-                .map_err(|reason| anyhow::anyhow!("--plan-interval: {reason}"))
-        })
-        .transpose()?;
     let data_dir = config.server.data_dir.clone();
     let options = ServeOptions {
         s3: context.s3.clone(),
@@ -198,6 +237,33 @@ mod tests {
         assert_eq!(config.default_tier, "warm");
         let config = load_config(&args(None, Some("/srv/x"))).unwrap();
         assert_eq!(config.tiers[0].store, "/srv/x/tiers/hot");
+    }
+
+    #[test]
+    fn limits_that_leave_the_service_unusable_are_refused() {
+        let with = |object: &str, batch: &str, interval: Option<&str>| ServeArgs {
+            max_object_size: object.into(),
+            max_batch_size: batch.into(),
+            plan_interval: interval.map(str::to_string),
+            ..args(None, None)
+        };
+        let refused = |args: ServeArgs, flag: &str| {
+            let err = limits(&args)
+                .and_then(|_| plan_interval(&args))
+                .expect_err(flag)
+                .to_string();
+            assert!(err.starts_with(flag) && err.contains("at least"), "{err}");
+        };
+        refused(with("0", "64M", None), "--max-object-size 0");
+        refused(with("0B", "64M", None), "--max-object-size 0B");
+        refused(with("256M", "0", None), "--max-batch-size 0");
+        refused(with("256M", "100", None), "--max-batch-size 100");
+        refused(with("256M", "64M", Some("0s")), "--plan-interval 0s");
+        refused(with("256M", "64M", Some("500ms")), "--plan-interval 500ms");
+        let fine = with("1", "8K", Some("1s"));
+        let limits = limits(&fine).unwrap();
+        assert_eq!((limits.max_object_size, limits.max_batch_bytes), (1, 8192));
+        assert_eq!(plan_interval(&fine).unwrap(), Some(Duration::from_secs(1)));
     }
 
     #[test]

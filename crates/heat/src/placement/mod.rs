@@ -7,8 +7,10 @@
 //! the move budget of one pass. Pure and deterministic: same input, same plan.
 //!
 //! How a pass goes:
-//! 1. An object whose tier is in its class's list stays. Otherwise it wants the first tier
-//!    of that list. An object on an undeclared tier waits with `unknown_tier`.
+//! 1. An object whose tier is in its class's list stays, and so does one its decision holds
+//!    in place (`recent_write`: written recently, not read enough to tell). Otherwise it
+//!    wants the first tier of that list. An object on an undeclared tier waits with
+//!    `unknown_tier`.
 //! 2. Tiers already over capacity shed their coldest objects first (`capacity_full_demote`).
 //! 3. Spike promotions (hottest first), then other promotions (hottest first), then demotions
 //!    (coldest first), until the budget of `max_moves` is spent (`move_budget_exhausted`).

@@ -158,6 +158,7 @@ pub(super) fn run(
             Some(from) => {
                 pass.by_tier[from].push(index);
                 match wanted.first() {
+                    _ if object.decision.holds_in_place() => in_place += 1,
                     Some(&to) if !wanted.contains(&from) => candidates.push(Candidate {
                         object: index,
                         from,
@@ -586,6 +587,7 @@ mod tests {
                 slow_rate_per_hour: slow,
                 last_access_ms: last,
                 last_access_age_ms: None,
+                last_write_age_ms: None,
                 rules,
             },
         };

@@ -20,6 +20,7 @@ pub fn decision(class: Class, reason: Reason, rate: f64, last: Option<i64>) -> D
             slow_rate_per_hour: rate,
             last_access_ms: last,
             last_access_age_ms: last.map(|at| NOW - at),
+            last_write_age_ms: None,
             rules: Rules::default(),
         },
     }
