@@ -67,6 +67,25 @@ impl ChunkHashes {
         Ok(chunks)
     }
 
+    /// The values of `data` and its BLAKE3 (merged from them: one pass over the bytes).
+    pub fn compute(data: &[u8]) -> (Hash32, ChunkHashes) {
+        let layout = object_chunks(data.len() as u64);
+        let values: Vec<Hash32> = (0..layout.chunk_count())
+            .map(|index| {
+                let (offset, len) = layout.chunk_range(index);
+                // In range: the layout is of `data`'s own length.
+                let chunk = &data[offset as usize..(offset + len) as usize];
+                layout.chunk_value(index, chunk)
+            })
+            .collect();
+        // One value per chunk by construction, so the merge cannot fail; the plain hash
+        // would be the same answer.
+        let hash = layout
+            .merge(&values)
+            .unwrap_or_else(|_| *blake3::hash(data).as_bytes());
+        (hash, ChunkHashes(values.into()))
+    }
+
     /// Whether these are the values of an object of `size` bytes whose BLAKE3 is `hash`.
     pub fn check(&self, size: u64, hash: &Hash32) -> Result<(), String> {
         let merged = object_chunks(size)

@@ -24,19 +24,23 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use strata_catalog::{DecisionRecord, ObjectWrite, PlacedObject, PlacementState};
+use strata_catalog::{
+    ChunkHashes, DecisionRecord, ObjectWrite, PlacedObject, PlacementState, OBJECT_CHUNK_SIZE,
+};
 use strata_heat::{AccessEvent, AccessSummary, Op, Reason};
 
 use crate::error::ApiError;
 use crate::index::ObjectEntry;
-use crate::mover::{hash_bytes, store_call};
+use crate::mover::store_call;
 use crate::recovery::reconcile_intent;
 use crate::state::{lock, now_ms, AppState};
-use crate::tier_codec::{encode_for_tier, TierReader};
+use crate::tier_codec::encode_for_tier;
+use crate::tier_codec::verified::{hash_chunks, VerifiedReader};
 use crate::tiers::Tier;
 
-/// Reads at most this much per store call; larger bodies are streamed in such chunks.
-const READ_CHUNK: u64 = 4 << 20;
+/// Reads at most this much per store call (whole verified chunks); larger bodies are
+/// streamed in such spans.
+const READ_CHUNK: u64 = 4 * OBJECT_CHUNK_SIZE;
 
 /// How long a write of a new object waits for a move of an earlier object of the same key
 /// to clean up its copy.
@@ -132,6 +136,7 @@ pub fn entry_of(placed: &PlacedObject, tier: usize, stored: u64) -> ObjectEntry 
         created_ms: placed.object.created_ms,
         tier,
         placed_ms: placed.placed_ms,
+        chunk_hashes: placed.object.chunk_hashes.clone(),
     }
 }
 
@@ -164,7 +169,7 @@ pub async fn put_object(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| body_error(r, state.limits.max_object_size, "object"))?;
     let size = body.len() as u64;
-    let hash = hash_bytes(body.clone()).await;
+    let (hash, chunk_hashes) = hash_chunks(body.clone()).await;
     if let Some(expected) = headers.get("x-strata-hash") {
         let expected = expected.to_str().unwrap_or_default().to_ascii_lowercase();
         if expected != hex::encode(hash) {
@@ -178,7 +183,7 @@ pub async fn put_object(
             ));
         }
     }
-    let (placed, created, stored) = write_object(&state, &key, body, hash).await?;
+    let (placed, created, stored) = write_object(&state, &key, body, hash, chunk_hashes).await?;
     state.metrics.writes.fetch_add(1, Ordering::Relaxed);
     state.metrics.write_bytes.fetch_add(size, Ordering::Relaxed);
     record_access(&state, &key, Op::Write, size);
@@ -212,13 +217,15 @@ pub async fn put_object(
     Ok((status, Json(view)).into_response())
 }
 
-/// Writes an object's bytes (encoded for its tier) and records them; returns the record,
-/// whether the object is new, and the bytes its copy takes on the tier.
+/// Writes an object's bytes (encoded for its tier) and records them with their hash and
+/// chunk values; returns the record, whether the object is new, and the bytes its copy
+/// takes on the tier.
 pub async fn write_object(
     state: &AppState,
     key: &str,
     body: Bytes,
     hash: [u8; 32],
+    chunk_hashes: ChunkHashes,
 ) -> Result<(PlacedObject, bool, u64), ApiError> {
     for _ in 0..3 {
         if !state.index.contains(key) && !state.mover.wait_idle(key, CLEANUP_WAIT).await {
@@ -260,6 +267,7 @@ pub async fn write_object(
             tier: tier.name().to_string(),
             size: body.len() as u64,
             hash,
+            chunk_hashes: chunk_hashes.clone(),
             now_ms: now,
         };
         let committed = match written {
@@ -276,6 +284,9 @@ pub async fn write_object(
                     .index
                     .upsert(key, entry_of(&placed, tier.index, stored_len));
                 drop(guard);
+                // New content: what was decided about the old one (damage a read found in
+                // it) is recorded afresh if it happens again.
+                lock(&state.decisions).forget(key);
                 Ok((placed, existing.is_none(), stored_len))
             }
             Err(err) => {
@@ -441,9 +452,10 @@ pub async fn get_object(
             return Ok((headers, error).into_response());
         }
     };
-    let tier = state.tiers[entry.tier].clone();
-    let reader = TierReader::open(&state, &tier, &key, entry.size, entry.stored).await?;
-    let first_len = len.min(READ_CHUNK);
+    // The first chunk (or the whole object, not checked yet) is checked before the status
+    // goes out: damage there is an error answer, never a 200 with bad bytes.
+    let mut reader = VerifiedReader::open(&state, &key, &entry).await?;
+    let first_len = len.min(OBJECT_CHUNK_SIZE - offset % OBJECT_CHUNK_SIZE);
     let first = reader.read(&state, offset, first_len).await?;
     let mut headers = object_headers(&state, &entry);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -461,7 +473,8 @@ pub async fn get_object(
         Body::from(first)
     } else {
         // The read lock travels with the stream: the bytes cannot be replaced or retired
-        // before the last chunk is read.
+        // before the last chunk is read. Spans start on chunk boundaries, so each chunk is
+        // read and checked once.
         let rest = futures::stream::unfold(
             (
                 offset + first_len,
@@ -470,7 +483,7 @@ pub async fn get_object(
                 reader,
                 (state.clone(), key.clone()),
             ),
-            |(at, left, guard, reader, (state, key))| async move {
+            |(at, left, guard, mut reader, (state, key))| async move {
                 if left == 0 {
                     return None;
                 }
@@ -481,11 +494,12 @@ pub async fn get_object(
                         (at + take, left - take, guard, reader, (state, key)),
                     )),
                     Err(err) => {
-                        // The status is sent already: the body ends short, and the log
-                        // says why.
-                        tracing::error!(key = %key, %err, "an object read failed part way");
+                        // The status is sent already: the body ends short, before the
+                        // chunk that failed, and the log says why.
+                        tracing::error!(%key, code = err.code, message = %err.message,
+                            "an object read failed part way; its body ends short");
                         Some((
-                            Err(std::io::Error::other(err.to_string())),
+                            Err(std::io::Error::other(err.message)),
                             (at, 0, guard, reader, (state, key)),
                         ))
                     }
