@@ -79,7 +79,10 @@ fn chunk_values_must_merge_into_the_object_hash() {
     assert!(err.contains("expected 3 chunk values"), "{err}");
     let err = ChunkHashes::from_blob(&chunks.to_blob()[..95], size, &hash).unwrap_err();
     assert!(err.contains("32-byte"), "{err}");
-    assert!(chunks.check(size - 6, &hash).is_err(), "a size of two chunks");
+    assert!(
+        chunks.check(size - 6, &hash).is_err(),
+        "a size of two chunks"
+    );
 }
 
 #[tokio::test]

@@ -191,7 +191,12 @@ impl VerifiedReader {
 
     /// `len` bytes from `offset` (within the object), every chunk they touch checked. A
     /// damaged copy is left for another good one if there is one.
-    pub async fn read(&mut self, state: &AppState, offset: u64, len: u64) -> Result<Bytes, ApiError> {
+    pub async fn read(
+        &mut self,
+        state: &AppState,
+        offset: u64,
+        len: u64,
+    ) -> Result<Bytes, ApiError> {
         loop {
             match self.read_once(state, offset, len).await {
                 Ok(bytes) => return Ok(bytes),
@@ -221,7 +226,9 @@ impl VerifiedReader {
             Source::Tier { tier, .. } => (tier, None),
             Source::Whole { raw, tier } => (tier, Some(raw)),
         };
-        let end = offset.checked_add(len).filter(|end| *end <= self.copies.size);
+        let end = offset
+            .checked_add(len)
+            .filter(|end| *end <= self.copies.size);
         let Some(end) = end else {
             return Err(self.copies.damaged(
                 tier,
@@ -250,7 +257,9 @@ impl VerifiedReader {
         let layout = object_chunks(self.copies.size);
         let start = layout.chunk_range(first).0;
         let (last_start, last_len) = layout.chunk_range(last);
-        let span = reader.read(state, start, last_start + last_len - start).await?;
+        let span = reader
+            .read(state, start, last_start + last_len - start)
+            .await?;
         verify_span(chunks, self.copies.size, first, span.clone())
             .await
             .map_err(|detail| self.copies.damaged(tier, detail))?;
