@@ -452,10 +452,11 @@ pub async fn get_object(
             return Ok((headers, error).into_response());
         }
     };
-    // The first chunk (or the whole object, not checked yet) is checked before the status
-    // goes out: damage there is an error answer, never a 200 with bad bytes.
+    // The first span (up to four chunks; the whole object if it had no chunk values yet)
+    // is checked before the status goes out: damage there is an error answer, never a 200
+    // with bad bytes. It ends on a chunk boundary, so each later span is whole chunks.
     let mut reader = VerifiedReader::open(&state, &key, &entry).await?;
-    let first_len = len.min(OBJECT_CHUNK_SIZE - offset % OBJECT_CHUNK_SIZE);
+    let first_len = len.min(READ_CHUNK - offset % OBJECT_CHUNK_SIZE);
     let first = reader.read(&state, offset, first_len).await?;
     let mut headers = object_headers(&state, &entry);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));

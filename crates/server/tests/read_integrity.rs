@@ -88,6 +88,8 @@ async fn a_bit_flipped_plain_object_answers_an_error_not_its_bytes() {
     for (key, len, at) in [
         ("small/one-chunk.bin", 300_000, 150_000),
         ("big/first-chunk.bin", 5 * MIB, 1000),
+        // Found in the span read before the status goes out.
+        ("big/third-mib.bin", 5 * MIB, 2 * MIB + MIB / 2),
     ] {
         assert_eq!(server.put(key, &bytes(len, 1)).await.status(), 201);
         let before = metric(&server, damage).await;
@@ -113,20 +115,20 @@ async fn a_bit_flipped_plain_object_answers_an_error_not_its_bytes() {
 async fn damage_found_mid_stream_ends_the_body_before_the_damaged_chunk() {
     let server = start(TEST_RULES).await;
     let key = "climate/t2m.nc";
-    let data = bytes(5 * MIB, 3);
+    let data = bytes(9 * MIB, 3);
     assert_eq!(server.put(key, &data).await.status(), 201);
-    // A bit of the third MiB.
-    flip_bit(&object_file(&server, "warm", key), 2 * MIB + MIB / 2);
+    // A bit of the sixth MiB, after the first span (checked before the status).
+    flip_bit(&object_file(&server, "warm", key), 5 * MIB + MIB / 2);
 
     let response = server.get(&format!("/v1/objects/{key}")).await;
-    assert_eq!(response.status(), 200, "the first chunk is good");
+    assert_eq!(response.status(), 200, "the first span is good");
     let (body, clean) = body_as_far_as_it_goes(response).await;
     assert!(!clean, "the body must not end as if complete");
     assert!(
-        body.len() <= 2 * MIB,
+        body.len() <= 5 * MIB,
         "{} bytes arrived: the damaged chunk starts at {}",
         body.len(),
-        2 * MIB
+        5 * MIB
     );
     assert!(
         body[..] == data[..body.len()],
@@ -289,7 +291,7 @@ async fn a_damaged_copy_is_served_from_another_copy_of_the_same_generation() {
     )
     .await;
     let key = "climate/run-3/wind.nc";
-    let data = bytes(3 * MIB + 11, 10);
+    let data = bytes(6 * MIB + 11, 10);
     assert_eq!(server.put(key, &data).await.status(), 201);
 
     let copy_path = format!("tier/objects/{key}");
@@ -303,9 +305,9 @@ async fn a_damaged_copy_is_served_from_another_copy_of_the_same_generation() {
             |a| a.held && a.forwarded.is_some(),
         )
         .await;
-    // The second MiB of the current copy: the first chunk is served from it, the rest
-    // from the move's copy.
-    flip_bit(&object_file(&server, "warm", key), MIB + 3);
+    // The fifth MiB of the current copy: the first span (four chunks) is served from it,
+    // the rest, once the damage is found, from the move's copy.
+    flip_bit(&object_file(&server, "warm", key), 4 * MIB + 3);
 
     let response = server.get(&format!("/v1/objects/{key}")).await;
     assert_eq!(response.status(), 200);
