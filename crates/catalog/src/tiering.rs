@@ -120,7 +120,7 @@ impl ChunkHashes {
     /// Reads the stored form of the values of an object of `size` bytes with hash `hash`,
     /// checked as [`ChunkHashes::new`] does.
     pub fn from_blob(blob: &[u8], size: u64, hash: &Hash32) -> Result<Self, String> {
-        if blob.len() % 32 != 0 {
+        if !blob.len().is_multiple_of(32) {
             return Err(format!(
                 "{} bytes are not a whole number of 32-byte values",
                 blob.len()
@@ -489,11 +489,13 @@ pub struct DecisionRecord {
     pub key: String,
     /// When it was made.
     pub ts_ms: i64,
-    /// `hot`, `warm` or `cold`.
+    /// `hot`, `warm` or `cold`; `new` for a first write, `damaged` for damage a read
+    /// found.
     pub class: String,
     /// Stable reason code.
     pub reason: String,
-    /// What was done: `place:TIER`, `move:FROM->TO`, `wait:TIER`, `stay:TIER`.
+    /// What was done: `place:TIER`, `move:FROM->TO`, `wait:TIER`, `stay:TIER`, or
+    /// `repair:TIER` (the copy on TIER is damaged and must be repaired).
     pub action: String,
     /// One sentence for `strata explain`.
     pub explanation: String,

@@ -65,6 +65,9 @@ fn chunk_values_must_merge_into_the_object_hash() {
     let bytes = data(2 * OBJECT_CHUNK_SIZE as usize + 5, 1);
     let (chunks, hash) = hashed(&bytes);
     assert_eq!(chunks.values().len(), 3);
+    assert_eq!(ChunkHashes::compute(&bytes), (hash, chunks.clone()));
+    let empty = ChunkHashes::compute(b"");
+    assert_eq!(empty.0, *blake3::hash(b"").as_bytes());
     let size = bytes.len() as u64;
     assert_eq!(
         ChunkHashes::from_blob(&chunks.to_blob(), size, &hash),

@@ -135,7 +135,10 @@ pub fn report_damage(state: &AppState, damage: &Damage, generation: i64) {
 #[derive(Debug)]
 enum Source {
     /// A copy on a tier, checked chunk by chunk as it is read.
-    Tier { reader: TierReader, tier: String },
+    Tier {
+        reader: Box<TierReader>,
+        tier: String,
+    },
     /// A copy read whole and checked against the object's hash (an object that had no
     /// chunk values yet).
     Whole { raw: Bytes, tier: String },
@@ -293,7 +296,7 @@ impl Copies {
             };
             let reader = TierReader::open(state, tier, &self.key, self.size, stored).await?;
             return Ok(Source::Tier {
-                reader,
+                reader: Box::new(reader),
                 tier: tier.name().to_string(),
             });
         }
@@ -361,7 +364,13 @@ impl Copies {
     /// or `retiring` copy); none left: the read fails with `damage`.
     async fn next_copy(&mut self, state: &AppState, damage: Damage) -> Result<Source, ApiError> {
         self.damage.get_or_insert_with(|| damage.clone());
-        let placements = state.catalog.placements(&self.key).await?;
+        let placements = match state.catalog.placements(&self.key).await {
+            Ok(placements) => placements,
+            Err(err) => {
+                tracing::warn!(key = %self.key, %err, "cannot look for another copy of a damaged object");
+                Vec::new()
+            }
+        };
         for placement in placements {
             if placement.state == PlacementState::Current
                 || placement.generation != self.generation
