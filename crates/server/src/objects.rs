@@ -1,13 +1,14 @@
 //! Objects over HTTP: `PUT`, `GET` (with a single byte range), `HEAD`, `DELETE` on
 //! `/v1/objects/{key}`, and `GET /v1/objects?prefix=` listings.
 //!
-//! The write path: hash the body (BLAKE3), take the key's write lock, record a write
-//! intent, encode the bytes for the object's current tier (the default tier for a new
-//! object; frames on a packed tier) and write them atomically, record the new version
-//! (generation + 1, raw size and hash) and drop the intent in one transaction, update the
-//! index. The read path: take the key's read lock, look the object up in memory, read the
-//! range from its current tier (on a packed tier, the frames that hold it, each decoded and
-//! checked), record the access. Sizes shown are raw; `stored_size` is what the copy takes
+//! The write path: hash the body (BLAKE3, and the value of each 1 MiB chunk), take the
+//! key's write lock, record a write intent, encode the bytes for the object's current tier
+//! (the default tier for a new object; frames on a packed tier) and write them atomically,
+//! record the new version (generation + 1, raw size, hash and chunk values) and drop the
+//! intent in one transaction, update the index. The read path: take the key's read lock,
+//! look the object up in memory, read the chunks that hold the range from its current tier
+//! and check each against its value before sending a byte of it
+//! ([`crate::tier_codec::verified`]), record the access. Sizes shown are raw; `stored_size` is what the copy takes
 //! on its tier. Both record the access in the tracker, whose spikes wake the reactive
 //! planner.
 
