@@ -38,9 +38,9 @@ pub use model::{
 };
 pub use sqlite::SqliteCatalog;
 pub use tiering::{
-    CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveId, MoveJob, MoveSpec, MoveState,
-    ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove, SwitchOutcome,
-    TieringCatalog, WriteIntent,
+    object_chunks, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveId,
+    MoveJob, MoveSpec, MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement,
+    PlacementState, RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
 };
 
 /// The catalog's operations, implemented once per database engine.

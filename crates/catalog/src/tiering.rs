@@ -5,7 +5,8 @@
 //!
 //! - **objects** ([`ObjectRecord`]): key, size, BLAKE3 hash, modification time and a
 //!   generation that grows on every write, so a move can tell that the bytes it copied are
-//!   still the object's;
+//!   still the object's; and the BLAKE3 chaining value of each 1 MiB chunk
+//!   ([`ChunkHashes`]), so every read checks each chunk before serving a byte of it;
 //! - **placements** ([`Placement`]): the copies of an object on tiers, each `current`,
 //!   `copying` or `retiring` ([`PlacementState`]). Exactly one is current per live object
 //!   (a unique index enforces it);
@@ -26,15 +27,120 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use strata_codec::hash::Hash32;
+use strata_codec::ChunkLayout;
 
 use crate::error::CatalogError;
 use crate::model::UnknownState;
 
 /// A move job's id, assigned by the catalog and never reused.
 pub type MoveId = i64;
+
+/// Raw bytes per hashed chunk of an object (the last chunk holds the rest): the unit a
+/// read is verified in. The same as the packed tier's frame size, so a frame is a chunk.
+pub const OBJECT_CHUNK_SIZE: u64 = 1 << 20;
+
+/// How an object of `size` bytes is cut into [`OBJECT_CHUNK_SIZE`] chunks.
+pub fn object_chunks(size: u64) -> ChunkLayout {
+    ChunkLayout::new(OBJECT_CHUNK_SIZE, size).expect("1 MiB is a valid chunk size")
+}
+
+/// The BLAKE3 chaining values of an object's chunks ([`object_chunks`]), in order; for an
+/// object of one chunk, its one value is the object's hash.
+///
+/// Only [`ChunkHashes::new`] makes one, and it checks that the values merge into the
+/// object's hash: a chunk that matches its value is then a chunk of that object, at that
+/// position, so a read can serve it before the rest is read. Cloning is cheap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkHashes(Arc<[Hash32]>);
+
+impl ChunkHashes {
+    /// The values of an object of `size` bytes whose BLAKE3 is `hash`. Refused, saying
+    /// why, unless there is one per chunk and they merge into `hash`.
+    pub fn new(values: Vec<Hash32>, size: u64, hash: &Hash32) -> Result<Self, String> {
+        let chunks = ChunkHashes(values.into());
+        chunks.check(size, hash)?;
+        Ok(chunks)
+    }
+
+    /// The values of `data` and its BLAKE3 (merged from them: one pass over the bytes).
+    pub fn compute(data: &[u8]) -> (Hash32, ChunkHashes) {
+        let layout = object_chunks(data.len() as u64);
+        let values: Vec<Hash32> = (0..layout.chunk_count())
+            .map(|index| {
+                let (offset, len) = layout.chunk_range(index);
+                // In range: the layout is of `data`'s own length.
+                let chunk = &data[offset as usize..(offset + len) as usize];
+                layout.chunk_value(index, chunk)
+            })
+            .collect();
+        // One value per chunk by construction, so the merge cannot fail; the plain hash
+        // would be the same answer.
+        let hash = layout
+            .merge(&values)
+            .unwrap_or_else(|_| *blake3::hash(data).as_bytes());
+        (hash, ChunkHashes(values.into()))
+    }
+
+    /// Whether these are the values of an object of `size` bytes whose BLAKE3 is `hash`.
+    pub fn check(&self, size: u64, hash: &Hash32) -> Result<(), String> {
+        let merged = object_chunks(size)
+            .merge(&self.0)
+            .map_err(|err| format!("{err} ({size} bytes in 1 MiB chunks)"))?;
+        if merged != *hash {
+            return Err(format!(
+                "the {} chunk values merge into BLAKE3 {}, not the object's {}",
+                self.0.len(),
+                hex(&merged),
+                hex(hash)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The values, in chunk order.
+    pub fn values(&self) -> &[Hash32] {
+        &self.0
+    }
+
+    /// The value of chunk `index`.
+    pub fn get(&self, index: u64) -> Option<&Hash32> {
+        usize::try_from(index).ok().and_then(|i| self.0.get(i))
+    }
+
+    /// The stored form: the values concatenated (32 bytes each).
+    pub fn to_blob(&self) -> Vec<u8> {
+        self.0.concat()
+    }
+
+    /// Reads the stored form of the values of an object of `size` bytes with hash `hash`,
+    /// checked as [`ChunkHashes::new`] does.
+    pub fn from_blob(blob: &[u8], size: u64, hash: &Hash32) -> Result<Self, String> {
+        if !blob.len().is_multiple_of(32) {
+            return Err(format!(
+                "{} bytes are not a whole number of 32-byte values",
+                blob.len()
+            ));
+        }
+        let values = blob
+            .chunks_exact(32)
+            .map(|value| {
+                let mut out = [0u8; 32];
+                out.copy_from_slice(value);
+                out
+            })
+            .collect();
+        ChunkHashes::new(values, size, hash)
+    }
+}
+
+fn hex(hash: &Hash32) -> String {
+    strata_codec::hash::to_hex(hash)
+}
 
 /// One object the service holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +157,12 @@ pub struct ObjectRecord {
     pub generation: i64,
     /// When the object was first written.
     pub created_ms: i64,
+    /// Its chunks' values, checked against `size` and `hash` when loaded. `None` for an
+    /// object written before they were recorded (its first read checks the whole object
+    /// and records them), or whose stored values do not merge into its hash (logged; they
+    /// are recorded again the same way). Not serialised: it is the catalog's to check.
+    #[serde(skip)]
+    pub chunk_hashes: Option<ChunkHashes>,
 }
 
 /// An object with its current placement.
@@ -151,6 +263,8 @@ pub struct ObjectWrite {
     pub size: u64,
     /// BLAKE3 of the bytes.
     pub hash: [u8; 32],
+    /// The chunk values of the bytes (they must merge into `hash`).
+    pub chunk_hashes: ChunkHashes,
     /// The write's time.
     pub now_ms: i64,
 }
@@ -375,11 +489,13 @@ pub struct DecisionRecord {
     pub key: String,
     /// When it was made.
     pub ts_ms: i64,
-    /// `hot`, `warm` or `cold`.
+    /// `hot`, `warm` or `cold`; `new` for a first write, `damaged` for damage a read
+    /// found.
     pub class: String,
     /// Stable reason code.
     pub reason: String,
-    /// What was done: `place:TIER`, `move:FROM->TO`, `wait:TIER`, `stay:TIER`.
+    /// What was done: `place:TIER`, `move:FROM->TO`, `wait:TIER`, `stay:TIER`, or
+    /// `repair:TIER` (the copy on TIER is damaged and must be repaired).
     pub action: String,
     /// One sentence for `strata explain`.
     pub explanation: String,
@@ -412,10 +528,22 @@ pub trait TieringCatalog: Send + Sync {
     async fn begin_write(&self, key: &str, tier: &str, now_ms: i64) -> Result<(), CatalogError>;
 
     /// Records a finished write: creates the object (generation 1, current on `tier`) or
-    /// replaces its content (generation + 1, same current tier), and drops the write
-    /// intent. Fails with [`CatalogError::InvalidInput`] if the object is current on
-    /// another tier, or if `tier` has a copying or retiring placement of it.
+    /// replaces its content and chunk values (generation + 1, same current tier), and drops
+    /// the write intent. Fails with [`CatalogError::InvalidInput`] if the object is current
+    /// on another tier, if `tier` has a copying or retiring placement of it, or if the
+    /// chunk values are not those of the write's size and hash.
     async fn commit_write(&self, write: &ObjectWrite) -> Result<PlacedObject, CatalogError>;
+
+    /// Records the chunk values of an object written before they were recorded, once its
+    /// bytes were checked against its hash. Returns whether they were recorded: not if the
+    /// object is gone or no longer at `generation`. Fails with
+    /// [`CatalogError::InvalidInput`] if they do not merge into the object's hash.
+    async fn set_chunk_hashes(
+        &self,
+        key: &str,
+        generation: i64,
+        chunk_hashes: &ChunkHashes,
+    ) -> Result<bool, CatalogError>;
 
     /// Drops a write intent (the write failed and its bytes are known not to be there).
     async fn abandon_write(&self, key: &str, tier: &str) -> Result<(), CatalogError>;

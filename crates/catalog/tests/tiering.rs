@@ -3,8 +3,8 @@
 //! key, access statistics, decisions, and durability across a reopen.
 
 use strata_catalog::{
-    CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveSpec, MoveState, ObjectWrite,
-    PlacementState, RetriedMove, SqliteCatalog, SwitchOutcome, TieringCatalog,
+    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveSpec, MoveState,
+    ObjectWrite, PlacementState, RetriedMove, SqliteCatalog, SwitchOutcome, TieringCatalog,
 };
 
 async fn open() -> (tempfile::TempDir, SqliteCatalog) {
@@ -15,12 +15,16 @@ async fn open() -> (tempfile::TempDir, SqliteCatalog) {
     (dir, catalog)
 }
 
+/// A write of a one-chunk object (whose one chunk value is its hash).
 fn write(key: &str, tier: &str, fill: u8, now_ms: i64) -> ObjectWrite {
+    let size = 100 + u64::from(fill);
+    let hash = [fill; 32];
     ObjectWrite {
         key: key.into(),
         tier: tier.into(),
-        size: 100 + u64::from(fill),
-        hash: [fill; 32],
+        size,
+        hash,
+        chunk_hashes: ChunkHashes::new(vec![hash], size, &hash).unwrap(),
         now_ms,
     }
 }

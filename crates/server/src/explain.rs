@@ -136,6 +136,13 @@ pub async fn explain(
         ),
     };
     let mut lines = vec![why_here.clone(), format!("now: {}", decision.explain())];
+    // Damage a read found in the current content (not in an earlier, rewritten one).
+    if let Some(damage) = decisions
+        .iter()
+        .find(|d| d.reason == "read_damage" && d.ts_ms >= entry.mtime_ms)
+    {
+        lines.push(format!("damaged: {}", damage.explanation));
+    }
     if let Some(active) = jobs.iter().find(|job| job.state.is_active()) {
         lines.push(format!(
             "moving: job {} is {} ({} → {}, {})",

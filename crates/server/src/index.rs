@@ -18,6 +18,7 @@ use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
+use strata_catalog::ChunkHashes;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard};
 
 /// Lock stripes: enough that unrelated keys rarely share one.
@@ -43,6 +44,10 @@ pub struct ObjectEntry {
     pub tier: usize,
     /// When that copy became current.
     pub placed_ms: i64,
+    /// The BLAKE3 value of each 1 MiB chunk, which every read checks a chunk against
+    /// before serving it; `None` until an object written before they were recorded has
+    /// been read (and checked whole) once.
+    pub chunk_hashes: Option<ChunkHashes>,
 }
 
 /// Bytes and objects on a tier.
@@ -191,6 +196,17 @@ impl ObjectIndex {
         }
     }
 
+    /// Records the chunk values of an object checked whole, if it is still at
+    /// `generation`.
+    pub fn set_chunk_hashes(&self, key: &str, generation: i64, chunk_hashes: ChunkHashes) {
+        let mut inner = self.write();
+        if let Some(entry) = inner.objects.get_mut(key) {
+            if entry.generation == generation {
+                entry.chunk_hashes = Some(chunk_hashes);
+            }
+        }
+    }
+
     /// Counts bytes of a move running into `tier` (`add` false: the move ended).
     pub fn incoming(&self, tier: usize, bytes: u64, add: bool) {
         let mut inner = self.write();
@@ -305,6 +321,7 @@ mod tests {
             created_ms: 0,
             tier,
             placed_ms: 0,
+            chunk_hashes: None,
         }
     }
 

@@ -98,6 +98,11 @@ pub struct Metrics {
     pub move_bytes: AtomicU64,
     /// Store calls retried.
     pub store_retries: AtomicU64,
+    /// Damaged copies found by reads (chunks or whole copies that did not match their
+    /// recorded BLAKE3), by tier.
+    pub read_damage: Mutex<BTreeMap<String, u64>>,
+    /// Reads of a damaged object served from another good copy.
+    pub read_failovers: AtomicU64,
     /// Time to answer an object GET (first byte ready).
     pub get_latency: Histogram,
     /// Time from a move's start to its end.
@@ -153,6 +158,11 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         *map.entry((method.to_string(), route.to_string(), status))
             .or_default() += 1;
+    }
+
+    /// Counts a damaged copy found by a read on `tier`.
+    pub fn read_damaged(&self, tier: &str) {
+        bump(&self.read_damage, tier);
     }
 
     /// Counts a planned move.
@@ -317,6 +327,30 @@ impl Metrics {
             "Store calls retried after a transient error.",
             load(&self.store_retries),
         );
+        let _ = writeln!(
+            out,
+            "# HELP strata_read_damage_total Damaged copies found by reads (bytes that did not \
+             match their recorded BLAKE3; none of them served), by tier."
+        );
+        let _ = writeln!(out, "# TYPE strata_read_damage_total counter");
+        for (tier, count) in self
+            .read_damage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "strata_read_damage_total{{tier=\"{}\"}} {count}",
+                label(tier)
+            );
+        }
+        counter(
+            &mut out,
+            "strata_read_failovers_total",
+            "Reads of a damaged object served from another good copy.",
+            load(&self.read_failovers),
+        );
         self.get_latency.render(
             &mut out,
             "strata_object_get_seconds",
@@ -407,11 +441,13 @@ mod tests {
         metrics.get_latency.observe(Duration::from_micros(300));
         metrics.get_latency.observe(Duration::from_secs(20));
         metrics.move_ended("done");
+        metrics.read_damaged("warm");
         let text = metrics.render(&Gauges {
             tiers: vec![("hot".into(), 2_000_000_000, 2, 0, None, 0.2)],
             ..Gauges::default()
         });
         assert!(text.contains("strata_object_reads_total 3\n"), "{text}");
+        assert!(text.contains("strata_read_damage_total{tier=\"warm\"} 1\n"));
         assert!(text.contains(
             "strata_http_requests_total{method=\"GET\",route=\"/v1/objects/{*key}\",status=\"200\"} 1"
         ));

@@ -46,7 +46,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::retry::with_backoff;
 use crate::state::{lock, now_ms, AppState, JobEvent};
-use crate::tier_codec::{encode_for_tier, read_all_from_tier, TierReadError};
+use crate::tier_codec::verified::report_damage;
+use crate::tier_codec::{encode_for_tier, read_all_from_tier, Damage, TierReadError};
 use crate::tiers::{check_room, Tier};
 
 /// How long a job that must wait (for its `after` jobs, or to retry a retire) waits.
@@ -473,10 +474,13 @@ async fn copy_and_switch(
                 return Ok(stop);
             }
             return Err(match err {
-                TierReadError::Damaged(damage) => format!(
-                    "source_damaged: {damage}; it was not moved: write the object again, or \
-                     restore the tier's copy from a backup"
-                ),
+                TierReadError::Damaged(damage) => {
+                    report_damage(state, &damage, job.generation);
+                    format!(
+                        "source_damaged: {damage}; it was not moved: write the object again, \
+                         or restore the tier's copy from a backup"
+                    )
+                }
                 TierReadError::Store(err) => format!("reading the copy on {}: {err}", from.name()),
             });
         }
@@ -485,11 +489,18 @@ async fn copy_and_switch(
         if let Some(stop) = settled_stop_reason(state, job, handle).await {
             return Ok(stop);
         }
+        let damage = Damage {
+            key: job.key.clone(),
+            tier: from.name().to_string(),
+            detail: format!(
+                "it does not match the object's BLAKE3 {}",
+                hex::encode(entry.hash)
+            ),
+        };
+        report_damage(state, &damage, job.generation);
         return Err(format!(
-            "source_damaged: the copy on {} does not match the object's BLAKE3 {}; it was not \
-             moved, check the tier",
-            from.name(),
-            hex::encode(entry.hash)
+            "source_damaged: {damage}; it was not moved: write the object again, or restore \
+             the tier's copy from a backup"
         ));
     }
     if let Some(stop) = stop_reason(state, job, handle) {

@@ -1,13 +1,14 @@
 //! Objects over HTTP: `PUT`, `GET` (with a single byte range), `HEAD`, `DELETE` on
 //! `/v1/objects/{key}`, and `GET /v1/objects?prefix=` listings.
 //!
-//! The write path: hash the body (BLAKE3), take the key's write lock, record a write
-//! intent, encode the bytes for the object's current tier (the default tier for a new
-//! object; frames on a packed tier) and write them atomically, record the new version
-//! (generation + 1, raw size and hash) and drop the intent in one transaction, update the
-//! index. The read path: take the key's read lock, look the object up in memory, read the
-//! range from its current tier (on a packed tier, the frames that hold it, each decoded and
-//! checked), record the access. Sizes shown are raw; `stored_size` is what the copy takes
+//! The write path: hash the body (BLAKE3, and the value of each 1 MiB chunk), take the
+//! key's write lock, record a write intent, encode the bytes for the object's current tier
+//! (the default tier for a new object; frames on a packed tier) and write them atomically,
+//! record the new version (generation + 1, raw size, hash and chunk values) and drop the
+//! intent in one transaction, update the index. The read path: take the key's read lock,
+//! look the object up in memory, read the chunks that hold the range from its current tier
+//! and check each against its value before sending a byte of it
+//! ([`crate::tier_codec::verified`]), record the access. Sizes shown are raw; `stored_size` is what the copy takes
 //! on its tier. Both record the access in the tracker, whose spikes wake the reactive
 //! planner.
 
@@ -24,19 +25,23 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use strata_catalog::{DecisionRecord, ObjectWrite, PlacedObject, PlacementState};
+use strata_catalog::{
+    ChunkHashes, DecisionRecord, ObjectWrite, PlacedObject, PlacementState, OBJECT_CHUNK_SIZE,
+};
 use strata_heat::{AccessEvent, AccessSummary, Op, Reason};
 
 use crate::error::ApiError;
 use crate::index::ObjectEntry;
-use crate::mover::{hash_bytes, store_call};
+use crate::mover::store_call;
 use crate::recovery::reconcile_intent;
 use crate::state::{lock, now_ms, AppState};
-use crate::tier_codec::{encode_for_tier, TierReader};
+use crate::tier_codec::encode_for_tier;
+use crate::tier_codec::verified::{hash_chunks, VerifiedReader};
 use crate::tiers::Tier;
 
-/// Reads at most this much per store call; larger bodies are streamed in such chunks.
-const READ_CHUNK: u64 = 4 << 20;
+/// Reads at most this much per store call (whole verified chunks); larger bodies are
+/// streamed in such spans.
+const READ_CHUNK: u64 = 4 * OBJECT_CHUNK_SIZE;
 
 /// How long a write of a new object waits for a move of an earlier object of the same key
 /// to clean up its copy.
@@ -132,6 +137,7 @@ pub fn entry_of(placed: &PlacedObject, tier: usize, stored: u64) -> ObjectEntry 
         created_ms: placed.object.created_ms,
         tier,
         placed_ms: placed.placed_ms,
+        chunk_hashes: placed.object.chunk_hashes.clone(),
     }
 }
 
@@ -164,7 +170,7 @@ pub async fn put_object(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| body_error(r, state.limits.max_object_size, "object"))?;
     let size = body.len() as u64;
-    let hash = hash_bytes(body.clone()).await;
+    let (hash, chunk_hashes) = hash_chunks(body.clone()).await;
     if let Some(expected) = headers.get("x-strata-hash") {
         let expected = expected.to_str().unwrap_or_default().to_ascii_lowercase();
         if expected != hex::encode(hash) {
@@ -178,7 +184,7 @@ pub async fn put_object(
             ));
         }
     }
-    let (placed, created, stored) = write_object(&state, &key, body, hash).await?;
+    let (placed, created, stored) = write_object(&state, &key, body, hash, chunk_hashes).await?;
     state.metrics.writes.fetch_add(1, Ordering::Relaxed);
     state.metrics.write_bytes.fetch_add(size, Ordering::Relaxed);
     record_access(&state, &key, Op::Write, size);
@@ -212,13 +218,15 @@ pub async fn put_object(
     Ok((status, Json(view)).into_response())
 }
 
-/// Writes an object's bytes (encoded for its tier) and records them; returns the record,
-/// whether the object is new, and the bytes its copy takes on the tier.
+/// Writes an object's bytes (encoded for its tier) and records them with their hash and
+/// chunk values; returns the record, whether the object is new, and the bytes its copy
+/// takes on the tier.
 pub async fn write_object(
     state: &AppState,
     key: &str,
     body: Bytes,
     hash: [u8; 32],
+    chunk_hashes: ChunkHashes,
 ) -> Result<(PlacedObject, bool, u64), ApiError> {
     for _ in 0..3 {
         if !state.index.contains(key) && !state.mover.wait_idle(key, CLEANUP_WAIT).await {
@@ -260,6 +268,7 @@ pub async fn write_object(
             tier: tier.name().to_string(),
             size: body.len() as u64,
             hash,
+            chunk_hashes: chunk_hashes.clone(),
             now_ms: now,
         };
         let committed = match written {
@@ -276,6 +285,9 @@ pub async fn write_object(
                     .index
                     .upsert(key, entry_of(&placed, tier.index, stored_len));
                 drop(guard);
+                // New content: what was decided about the old one (damage a read found in
+                // it) is recorded afresh if it happens again.
+                lock(&state.decisions).forget(key);
                 Ok((placed, existing.is_none(), stored_len))
             }
             Err(err) => {
@@ -441,9 +453,11 @@ pub async fn get_object(
             return Ok((headers, error).into_response());
         }
     };
-    let tier = state.tiers[entry.tier].clone();
-    let reader = TierReader::open(&state, &tier, &key, entry.size, entry.stored).await?;
-    let first_len = len.min(READ_CHUNK);
+    // The first span (up to four chunks; the whole object if it had no chunk values yet)
+    // is checked before the status goes out: damage there is an error answer, never a 200
+    // with bad bytes. It ends on a chunk boundary, so each later span is whole chunks.
+    let mut reader = VerifiedReader::open(&state, &key, &entry).await?;
+    let first_len = len.min(READ_CHUNK - offset % OBJECT_CHUNK_SIZE);
     let first = reader.read(&state, offset, first_len).await?;
     let mut headers = object_headers(&state, &entry);
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -461,7 +475,8 @@ pub async fn get_object(
         Body::from(first)
     } else {
         // The read lock travels with the stream: the bytes cannot be replaced or retired
-        // before the last chunk is read.
+        // before the last chunk is read. Spans start on chunk boundaries, so each chunk is
+        // read and checked once.
         let rest = futures::stream::unfold(
             (
                 offset + first_len,
@@ -470,7 +485,7 @@ pub async fn get_object(
                 reader,
                 (state.clone(), key.clone()),
             ),
-            |(at, left, guard, reader, (state, key))| async move {
+            |(at, left, guard, mut reader, (state, key))| async move {
                 if left == 0 {
                     return None;
                 }
@@ -481,11 +496,12 @@ pub async fn get_object(
                         (at + take, left - take, guard, reader, (state, key)),
                     )),
                     Err(err) => {
-                        // The status is sent already: the body ends short, and the log
-                        // says why.
-                        tracing::error!(key = %key, %err, "an object read failed part way");
+                        // The status is sent already: the body ends short, before the
+                        // chunk that failed, and the log says why.
+                        tracing::error!(%key, code = err.code, message = %err.message,
+                            "an object read failed part way; its body ends short");
                         Some((
-                            Err(std::io::Error::other(err.to_string())),
+                            Err(std::io::Error::other(err.message)),
                             (at, 0, guard, reader, (state, key)),
                         ))
                     }

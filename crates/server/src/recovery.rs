@@ -26,9 +26,10 @@ use strata_catalog::{MoveFilter, ObjectWrite, PlacementState};
 
 use crate::error::ServeError;
 use crate::index::ObjectEntry;
-use crate::mover::{hash_bytes, store_call};
+use crate::mover::store_call;
 use crate::objects::entry_of;
 use crate::state::{lock, now_ms, AppState};
+use crate::tier_codec::verified::hash_chunks;
 use crate::tier_codec::{read_all_from_tier, TierBytes, TierReadError};
 use crate::tiers::Tier;
 
@@ -99,7 +100,7 @@ async fn adopt_if_new(
     existing: Option<&ObjectEntry>,
     read: TierBytes,
 ) -> Result<bool, String> {
-    let hash = hash_bytes(read.raw.clone()).await;
+    let (hash, chunk_hashes) = hash_chunks(read.raw.clone()).await;
     let size = read.raw.len() as u64;
     if existing.is_some_and(|entry| entry.hash == hash && entry.size == size) {
         return Ok(false);
@@ -122,6 +123,7 @@ async fn adopt_if_new(
         tier: tier.name().to_string(),
         size,
         hash,
+        chunk_hashes,
         now_ms: now_ms(),
     };
     let placed = state

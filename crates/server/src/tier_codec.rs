@@ -35,6 +35,8 @@
 //! raw BLAKE3, and the table's hash for that position): damage is a
 //! [`TierReadError::Damaged`], never bytes. An object's identity hash (the catalog's
 //! BLAKE3) is always over its raw bytes; callers that read whole objects check it too.
+//! Reads served to clients go through [`verified::VerifiedReader`], which also checks
+//! every 1 MiB chunk, on any layout, against the chunk values the catalog records.
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -49,6 +51,8 @@ use strata_store::StoreError;
 use crate::mover::store_call;
 use crate::state::AppState;
 use crate::tiers::Tier;
+
+pub mod verified;
 
 /// Raw bytes per frame on a packed tier (the last frame of an object holds the rest).
 pub const PACKED_CHUNK: u64 = 1 << 20;

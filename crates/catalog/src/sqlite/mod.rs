@@ -3,6 +3,7 @@
 //! Every SQLite-specific setting lives here, documented on [`SqliteCatalog`]; the queries
 //! in [`queries`] and [`rows`] keep to SQL that a PostgreSQL engine can mirror.
 
+mod chunk_hashes;
 mod integrity;
 mod queries;
 mod rows;

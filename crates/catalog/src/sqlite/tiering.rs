@@ -13,9 +13,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use super::SqliteCatalog;
 use crate::error::CatalogError;
 use crate::tiering::{
-    CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveId, MoveJob, MoveSpec, MoveState,
-    ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove, SwitchOutcome,
-    TieringCatalog, WriteIntent,
+    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveId, MoveJob, MoveSpec,
+    MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove,
+    SwitchOutcome, TieringCatalog, WriteIntent,
 };
 
 /// Rows per multi-row statement (at most 4 parameters each).
@@ -42,7 +42,7 @@ macro_rules! select_placed {
     ($rest:literal) => {
         concat!(
             "SELECT o.key, o.size, o.hash, o.mtime_ms, o.generation, o.created_ms, p.tier, ",
-            "p.placed_ms FROM objects o JOIN placements p ",
+            "p.placed_ms, o.chunk_hashes FROM objects o JOIN placements p ",
             "ON p.key = o.key AND p.state = 'current' ",
             $rest
         )
@@ -71,14 +71,19 @@ impl SqliteCatalog {
         let hash = self
             .hash(row.try_get(2).map_err(self.error(op))?, "an object hash")?
             .unwrap_or_default();
+        let key: String = row.try_get(0).map_err(self.error(op))?;
+        let size = self.unsigned(size, "object size")?;
+        let chunk_hashes =
+            self.chunk_hashes_from(&key, row.try_get(8).map_err(self.error(op))?, size, &hash);
         Ok(PlacedObject {
             object: ObjectRecord {
-                key: row.try_get(0).map_err(self.error(op))?,
-                size: self.unsigned(size, "object size")?,
+                key,
+                size,
                 hash,
                 mtime_ms: row.try_get(3).map_err(self.error(op))?,
                 generation: row.try_get(4).map_err(self.error(op))?,
                 created_ms: row.try_get(5).map_err(self.error(op))?,
+                chunk_hashes,
             },
             tier: row.try_get(6).map_err(self.error(op))?,
             placed_ms: row.try_get(7).map_err(self.error(op))?,
@@ -303,6 +308,12 @@ impl TieringCatalog for SqliteCatalog {
     async fn commit_write(&self, write: &ObjectWrite) -> Result<PlacedObject, CatalogError> {
         let op = "record object write";
         let size = to_signed(write.size, "object size")?;
+        write
+            .chunk_hashes
+            .check(write.size, &write.hash)
+            .map_err(|why| {
+                CatalogError::InvalidInput(format!("chunk values of {:?}: {why}", write.key))
+            })?;
         let mut tx = self.begin_tiering_write(op).await?;
         let existing = self.placed_in(&mut tx, &write.key, op).await?;
         if let Some(existing) = &existing {
@@ -328,10 +339,11 @@ impl TieringCatalog for SqliteCatalog {
             .as_ref()
             .map_or(write.now_ms, |placed| placed.object.created_ms);
         sqlx::query(
-            "INSERT INTO objects (key, size, hash, mtime_ms, generation, created_ms)
-             VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO objects (key, size, hash, mtime_ms, generation, created_ms, chunk_hashes)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (key) DO UPDATE SET size = excluded.size, hash = excluded.hash,
-                 mtime_ms = excluded.mtime_ms, generation = excluded.generation",
+                 mtime_ms = excluded.mtime_ms, generation = excluded.generation,
+                 chunk_hashes = excluded.chunk_hashes",
         )
         .bind(&write.key)
         .bind(size)
@@ -339,6 +351,7 @@ impl TieringCatalog for SqliteCatalog {
         .bind(write.now_ms)
         .bind(generation)
         .bind(created_ms)
+        .bind(write.chunk_hashes.to_blob())
         .execute(&mut *tx)
         .await
         .map_err(self.error(op))?;
@@ -372,10 +385,21 @@ impl TieringCatalog for SqliteCatalog {
                 mtime_ms: write.now_ms,
                 generation,
                 created_ms,
+                chunk_hashes: Some(write.chunk_hashes.clone()),
             },
             tier: write.tier.clone(),
             placed_ms,
         })
+    }
+
+    async fn set_chunk_hashes(
+        &self,
+        key: &str,
+        generation: i64,
+        chunk_hashes: &ChunkHashes,
+    ) -> Result<bool, CatalogError> {
+        self.record_chunk_hashes(key, generation, chunk_hashes)
+            .await
     }
 
     async fn abandon_write(&self, key: &str, tier: &str) -> Result<(), CatalogError> {
