@@ -25,6 +25,22 @@ pub enum MoverError {
         /// How the source relates to the destination.
         overlap: Overlap,
     },
+    /// A plain source holds a packed store's data objects, but neither the layout marker
+    /// nor a manifest saying packed: restoring it would copy the objects as files.
+    #[error(
+        "{location} looks like a packed store that lost its metadata: it holds the packed \
+         store object {object} but neither the layout marker .strata/layout.json nor a \
+         manifest saying packed, so its files cannot be restored and copying it would copy \
+         the store's internal objects as files; nothing was copied. Restore its .strata/ \
+         folder from a backup, or migrate again from the original data; to copy these \
+         objects as ordinary files, migrate their folders (chunks/, packs/) one by one"
+    )]
+    UnmarkedPackedStore {
+        /// The source.
+        location: String,
+        /// One of its data objects.
+        object: String,
+    },
     /// A bug: an internal task failed.
     #[error("internal error: {0}; please report it, then re-run the same command to resume")]
     Internal(String),

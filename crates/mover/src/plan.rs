@@ -106,6 +106,9 @@ pub async fn make_plan(
         }
     };
     let entries = source.list(&mut on_warning).await?;
+    if let DatasetSource::Plain(store) = source {
+        crate::packed::read::refuse_packed_internals(store, &entries).await?;
+    }
     let planned: Vec<PlannedFile> = entries
         .iter()
         .enumerate()

@@ -21,6 +21,7 @@ use strata_codec::hash::{from_hex, ChunkValue, Hash32};
 use strata_codec::{ChunkLayout, DatasetManifest, ManifestFile, MANIFEST_COPY_PATH, MANIFEST_PATH};
 use strata_store::{Store, StoreError};
 
+use crate::packed::format::LAYOUT_PATH;
 use crate::packed::read::{is_packed, load_index, PackedSource};
 use crate::plan::layout;
 use crate::retry::with_backoff;
@@ -286,7 +287,18 @@ pub async fn verify_dataset_mode(
     let deep = mode == VerifyMode::Deep;
     let mut packed = None;
     let mut index_lost = false;
-    if manifest.layout.as_deref() == Some("packed") && is_packed(store).await? {
+    if manifest.layout.as_deref() == Some("packed") {
+        if !is_packed(store).await? {
+            issues.push(StoreIssue {
+                object: LAYOUT_PATH.into(),
+                problem: "missing".into(),
+                detail: format!(
+                    "the layout marker is missing though the manifest says packed; \
+                     `strata repair {}` writes it again",
+                    store.display()
+                ),
+            });
+        }
         let loaded = load_index(store, &manifest).await?;
         issues.extend(loaded.issues.iter().cloned());
         if loaded.doc.is_some() {
