@@ -10,14 +10,17 @@ use std::collections::HashMap;
 use std::time::UNIX_EPOCH;
 
 use serde::Serialize;
-use strata_catalog::{Catalog, FileRecord, JobId, JobSpec, JobState, PlannedFile, VerifiedChunk};
+use strata_catalog::{
+    Catalog, FileRecord, FileState, FileUpdate, JobId, JobSpec, JobState, PlannedFile,
+    VerifiedChunk,
+};
 use strata_codec::hash::ChunkValue;
 use strata_codec::ChunkLayout;
 use strata_store::{Entry, ListWarning, ListWarningKind, Store};
 
 use crate::source::DatasetSource;
 
-use crate::progress::FileFailure;
+use crate::progress::{FileFailure, Recopied};
 use crate::MoverError;
 
 /// What the plan amounts to, as `--dry-run` prints it.
@@ -173,6 +176,55 @@ pub async fn make_plan(
     })
 }
 
+/// Confirm that every file the plan records as finished (copied, or found identical) is
+/// at the destination with its planned size, from `existing`: the one listing of the
+/// destination a run makes (presence and size, no re-read). The catalog's word is not
+/// enough: a file may have been deleted or truncated at the destination between runs.
+/// Each one that is not goes back to pending, with its recorded hash and chunks forgotten
+/// (in the catalog and in `plan`), and leaves `existing`, so that this run copies it again
+/// over whatever is there. Returns them, with what was found.
+pub(crate) async fn recheck_finished(
+    catalog: &dyn Catalog,
+    plan: &mut Plan,
+    existing: &mut HashMap<String, u64>,
+) -> Result<Vec<Recopied>, MoverError> {
+    let mut recopied = Vec::new();
+    let mut updates = Vec::new();
+    for file in &mut plan.files {
+        if !matches!(file.state, FileState::Done | FileState::Skipped) {
+            continue;
+        }
+        let planned = &file.planned;
+        let reason = match existing.get(&planned.path) {
+            Some(&size) if size == planned.size => continue,
+            Some(&size) => format!(
+                "recorded as copied, but {size} bytes at the destination instead of {}",
+                planned.size
+            ),
+            None => "recorded as copied, but missing at the destination".to_string(),
+        };
+        existing.remove(&planned.path);
+        plan.verified.remove(&planned.index);
+        catalog.forget_chunks(plan.job, planned.index).await?;
+        file.state = FileState::Pending;
+        file.hash = None;
+        updates.push(FileUpdate {
+            index: planned.index,
+            state: FileState::Pending,
+            hash: None,
+            error: None,
+        });
+        recopied.push(Recopied {
+            path: planned.path.clone(),
+            reason,
+        });
+    }
+    if !updates.is_empty() {
+        catalog.update_files(plan.job, &updates).await?;
+    }
+    Ok(recopied)
+}
+
 fn planned_file(index: usize, entry: &Entry) -> PlannedFile {
     PlannedFile {
         index: index as u32,
@@ -222,6 +274,7 @@ impl crate::progress::MigrationReport {
             files_copied: 0,
             files_skipped: 0,
             files_resumed: 0,
+            recopied: Vec::new(),
             bytes_sent: 0,
             chunks_resent: 0,
             bytes_resent: 0,
