@@ -194,7 +194,7 @@ pub async fn repair(
 
 /// Write a metadata file again (from its intact copy, or from the manifest: `how`),
 /// checked before and after, and report it as repaired or not.
-pub(super) async fn rewrite_metadata(
+async fn rewrite_metadata(
     store: &Store,
     path: &str,
     bytes: Bytes,
