@@ -32,6 +32,12 @@ pub fn migration_summary(report: &MigrationReport) -> String {
         human_bytes(report.bytes_sent),
         report.seconds,
     );
+    if !report.recopied.is_empty() {
+        line.push_str(&format!(
+            "; {} re-copied (recorded as copied by an earlier run, but missing or resized at the destination)",
+            report.recopied.len()
+        ));
+    }
     if report.chunks_resent > 0 {
         line.push_str(&format!(
             "; {} chunk(s) re-sent after failed verification",

@@ -26,7 +26,7 @@ use strata_codec::{
 use strata_store::{Store, StoreError, Upload};
 use tokio::sync::mpsc;
 
-use crate::plan::{begin_copying, layout, open_job, Plan};
+use crate::plan::{begin_copying, layout, open_job, recheck_finished, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::publisher::{done_update, Publisher, Publishing};
 use crate::recorder::{Record, Recorder};
@@ -88,14 +88,23 @@ pub async fn migrate(
         ));
     }
     let started = Instant::now();
-    let (plan, mut report) = open_job(&*catalog, source, destination, options, &progress).await?;
+    let (mut plan, mut report) =
+        open_job(&*catalog, source, destination, options, &progress).await?;
     if options.dry_run {
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
     }
     begin_copying(&*catalog, destination, plan.job).await?;
 
-    let existing = Arc::new(list_existing(destination).await?);
+    let mut existing = list_existing(destination).await?;
+    report.recopied = recheck_finished(&*catalog, &mut plan, &mut existing).await?;
+    for file in &report.recopied {
+        progress.message(format!(
+            "warning: {}: {}; copying it again",
+            file.path, file.reason
+        ));
+    }
+    let existing = Arc::new(existing);
     let recorder = Recorder::start(catalog.clone(), plan.job);
     let run = Run {
         existing,

@@ -7,18 +7,20 @@
 //! and skipped.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 use serde::Serialize;
-use strata_catalog::{Catalog, FileRecord, JobId, JobSpec, JobState, PlannedFile, VerifiedChunk};
+use strata_catalog::{
+    Catalog, FileRecord, FileState, FileUpdate, JobId, JobSpec, JobState, PlannedFile,
+    VerifiedChunk,
+};
 use strata_codec::hash::ChunkValue;
 use strata_codec::ChunkLayout;
 use strata_store::{Entry, ListWarning, ListWarningKind, Store};
 
 use crate::source::DatasetSource;
 
-use crate::progress::FileFailure;
+use crate::progress::{FileFailure, Recopied};
 use crate::MoverError;
 
 /// What the plan amounts to, as `--dry-run` prints it.
@@ -87,7 +89,7 @@ pub async fn make_plan(
     options_json: &str,
 ) -> Result<Plan, MoverError> {
     ChunkLayout::new(chunk_size, 0).map_err(|e| MoverError::InvalidOptions(e.to_string()))?;
-    refuse_nested(source, destination)?;
+    refuse_overlap(source, destination)?;
     source.check_reachable().await?;
 
     let mut skipped_entries = Vec::new();
@@ -107,6 +109,9 @@ pub async fn make_plan(
         }
     };
     let entries = source.list(&mut on_warning).await?;
+    if let DatasetSource::Plain(store) = source {
+        crate::packed::read::refuse_packed_internals(store, &entries).await?;
+    }
     let planned: Vec<PlannedFile> = entries
         .iter()
         .enumerate()
@@ -171,6 +176,55 @@ pub async fn make_plan(
     })
 }
 
+/// Confirm that every file the plan records as finished (copied, or found identical) is
+/// at the destination with its planned size, from `existing`: the one listing of the
+/// destination a run makes (presence and size, no re-read). The catalog's word is not
+/// enough: a file may have been deleted or truncated at the destination between runs.
+/// Each one that is not goes back to pending, with its recorded hash and chunks forgotten
+/// (in the catalog and in `plan`), and leaves `existing`, so that this run copies it again
+/// over whatever is there. Returns them, with what was found.
+pub(crate) async fn recheck_finished(
+    catalog: &dyn Catalog,
+    plan: &mut Plan,
+    existing: &mut HashMap<String, u64>,
+) -> Result<Vec<Recopied>, MoverError> {
+    let mut recopied = Vec::new();
+    let mut updates = Vec::new();
+    for file in &mut plan.files {
+        if !matches!(file.state, FileState::Done | FileState::Skipped) {
+            continue;
+        }
+        let planned = &file.planned;
+        let reason = match existing.get(&planned.path) {
+            Some(&size) if size == planned.size => continue,
+            Some(&size) => format!(
+                "recorded as copied, but {size} bytes at the destination instead of {}",
+                planned.size
+            ),
+            None => "recorded as copied, but missing at the destination".to_string(),
+        };
+        existing.remove(&planned.path);
+        plan.verified.remove(&planned.index);
+        catalog.forget_chunks(plan.job, planned.index).await?;
+        file.state = FileState::Pending;
+        file.hash = None;
+        updates.push(FileUpdate {
+            index: planned.index,
+            state: FileState::Pending,
+            hash: None,
+            error: None,
+        });
+        recopied.push(Recopied {
+            path: planned.path.clone(),
+            reason,
+        });
+    }
+    if !updates.is_empty() {
+        catalog.update_files(plan.job, &updates).await?;
+    }
+    Ok(recopied)
+}
+
 fn planned_file(index: usize, entry: &Entry) -> PlannedFile {
     PlannedFile {
         index: index as u32,
@@ -185,54 +239,19 @@ fn planned_file(index: usize, entry: &Entry) -> PlannedFile {
     }
 }
 
-/// Refuse a destination inside the source (it would copy itself, forever on a re-run).
-fn refuse_nested(source: &DatasetSource, destination: &Store) -> Result<(), MoverError> {
-    let nested = match (source.local_root(), destination.local_root()) {
-        (Some(src), Some(dst)) => {
-            let src = canonical_or_self(src);
-            let dst = canonical_prefix(dst);
-            dst.starts_with(&src)
-        }
-        (None, None) => {
-            let src = source.display();
-            let dst = destination.display();
-            let src = src.trim_end_matches('/');
-            dst == src || dst.starts_with(&format!("{src}/"))
-        }
-        _ => false,
-    };
-    if nested {
-        return Err(MoverError::DestinationInsideSource {
+/// Refuse a source and destination that share bytes, either way round: the same location
+/// (through a symlink, `..`, another spelling of the S3 endpoint), the destination inside
+/// the source (the copy would copy itself, forever on a re-run) or the source inside the
+/// destination (published files could replace source files).
+fn refuse_overlap(source: &DatasetSource, destination: &Store) -> Result<(), MoverError> {
+    match source.location().overlap(&destination.location()) {
+        Some(overlap) => Err(MoverError::Overlapping {
             source_root: source.display(),
             destination: destination.display(),
-        });
+            overlap,
+        }),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-fn canonical_or_self(path: &Path) -> PathBuf {
-    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// Canonicalise the longest existing ancestor and re-attach the rest (the destination may
-/// not exist yet).
-fn canonical_prefix(path: &Path) -> PathBuf {
-    let mut existing = path.to_path_buf();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.file_name(), existing.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name.to_os_string());
-                existing = parent.to_path_buf();
-            }
-            _ => return path.to_path_buf(),
-        }
-    }
-    let mut out = canonical_or_self(&existing);
-    for name in rest.into_iter().rev() {
-        out.push(name);
-    }
-    out
 }
 
 impl crate::progress::MigrationReport {
@@ -255,6 +274,7 @@ impl crate::progress::MigrationReport {
             files_copied: 0,
             files_skipped: 0,
             files_resumed: 0,
+            recopied: Vec::new(),
             bytes_sent: 0,
             chunks_resent: 0,
             bytes_resent: 0,
@@ -304,4 +324,60 @@ pub(crate) async fn begin_copying(
         .set_job_state(job, JobState::Copying, None, None)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_store::{Overlap, S3Options, Store, StoreUri};
+
+    use super::refuse_overlap;
+    use crate::{DatasetSource, MoverError};
+
+    async fn store(uri: &str) -> Store {
+        Store::open(&StoreUri::parse(uri).unwrap(), &S3Options::default())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn overlapping_pairs_are_refused_either_way_round() {
+        let table = [
+            ("memory://ov/data", "memory://ov/data", Some(Overlap::Same)),
+            (
+                "memory://ov/data/in",
+                "memory://ov/data",
+                Some(Overlap::Inside),
+            ),
+            (
+                "memory://ov/data",
+                "memory://ov/data/copy",
+                Some(Overlap::Contains),
+            ),
+            ("memory://ov/data", "memory://ov/data-copy", None),
+            ("memory://ov/data", "memory://other/data", None),
+        ];
+        for (src, dst, want) in table {
+            let source = DatasetSource::Plain(store(src).await);
+            let got = refuse_overlap(&source, &store(dst).await);
+            match (got, want) {
+                (Ok(()), None) => {}
+                (Err(MoverError::Overlapping { overlap, .. }), Some(want)) => {
+                    assert_eq!(overlap, want, "{src} → {dst}")
+                }
+                (got, want) => panic!("{src} → {dst}: {got:?}, expected {want:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_refusal_names_both_locations_and_what_to_do() {
+        let source = DatasetSource::Plain(store("memory://msg/a/b").await);
+        let error = refuse_overlap(&source, &store("memory://msg/a").await).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains("memory://msg/a/b is inside destination memory://msg/a")
+                && text.contains("choose a destination"),
+            "{text}"
+        );
+    }
 }

@@ -61,6 +61,16 @@ pub struct FileFailure {
     pub error: String,
 }
 
+/// A file an earlier run recorded as finished that was not at the destination as recorded,
+/// and so was copied again in this run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recopied {
+    /// Relative path.
+    pub path: String,
+    /// What was found at the destination instead.
+    pub reason: String,
+}
+
 /// The outcome of a migration, printed as text or `--json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationReport {
@@ -84,6 +94,9 @@ pub struct MigrationReport {
     pub files_skipped: u64,
     /// Files already finished by an earlier run of the same job.
     pub files_resumed: u64,
+    /// Files an earlier run finished that were missing or of another size at the
+    /// destination, copied again in this run (counted in `files_copied` when they made it).
+    pub recopied: Vec<Recopied>,
     /// Bytes sent to the destination in this run.
     pub bytes_sent: u64,
     /// Chunks whose staged copy failed verification and were fetched and sent again.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strata_store::{Entry, ListWarning, Store, StoreError};
+use strata_store::{Entry, ListWarning, Store, StoreError, StoreLocation};
 
 use crate::packed::read::PackedSource;
 use crate::MoverError;
@@ -61,6 +61,11 @@ impl DatasetSource {
     /// Display URI (no secrets).
     pub fn display(&self) -> String {
         self.store().display()
+    }
+
+    /// Where the source's bytes live, for overlap checks.
+    pub fn location(&self) -> StoreLocation {
+        self.store().location()
     }
 
     /// Local root, for local stores.

@@ -10,7 +10,9 @@
 //! fails its checks, from its copy, and either problem is reported; so is a packed store's
 //! index ([`crate::packed::read::load_index`]: the files are then checked through the good
 //! copy; with neither copy usable every file is reported unreadable); and its parity
-//! shards and parity map are checked too ([`crate::packed::parity`]).
+//! shards and parity map are checked too ([`crate::packed::parity`]). A plain dataset's
+//! `.strata/b3sums` must agree with the manifest, and files the manifest does not list
+//! are reported as a warning (`plain`).
 
 use std::time::Instant;
 
@@ -21,11 +23,14 @@ use strata_codec::hash::{from_hex, ChunkValue, Hash32};
 use strata_codec::{ChunkLayout, DatasetManifest, ManifestFile, MANIFEST_COPY_PATH, MANIFEST_PATH};
 use strata_store::{Store, StoreError};
 
+use crate::packed::format::LAYOUT_PATH;
 use crate::packed::read::{is_packed, load_index, PackedSource};
 use crate::plan::layout;
 use crate::retry::with_backoff;
 use crate::source::RangeRead;
 use crate::MoverError;
+
+mod plain;
 
 /// Chunk reads in flight while hashing one file.
 const READ_AHEAD: usize = 4;
@@ -49,7 +54,7 @@ pub struct DamagedFile {
 pub struct StoreIssue {
     /// The object or metadata file, relative to the store root.
     pub object: String,
-    /// What is wrong: `missing`, `size`, `content` or `stale`.
+    /// What is wrong: `missing`, `size`, `content`, `stale` or `unreadable`.
     pub problem: String,
     /// Details for the operator.
     pub detail: String,
@@ -82,9 +87,12 @@ pub struct VerifyReport {
     pub files_ok: u64,
     /// Files missing or damaged.
     pub damaged: Vec<DamagedFile>,
-    /// Problems outside the files (manifest and index copies, parity); the data may still
-    /// be intact.
+    /// Problems outside the files (manifest and index copies, the layout marker, parity,
+    /// a plain dataset's `.strata/b3sums`); the data may still be intact.
     pub issues: Vec<StoreIssue>,
+    /// Files at a plain destination that the manifest does not list, sorted: a warning,
+    /// not damage ([`VerifyReport::is_ok`] ignores them).
+    pub extra_files: Vec<String>,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
@@ -286,7 +294,18 @@ pub async fn verify_dataset_mode(
     let deep = mode == VerifyMode::Deep;
     let mut packed = None;
     let mut index_lost = false;
-    if manifest.layout.as_deref() == Some("packed") && is_packed(store).await? {
+    if manifest.layout.as_deref() == Some("packed") {
+        if !is_packed(store).await? {
+            issues.push(StoreIssue {
+                object: LAYOUT_PATH.into(),
+                problem: "missing".into(),
+                detail: format!(
+                    "the layout marker is missing though the manifest says packed; \
+                     `strata repair {}` writes it again",
+                    store.display()
+                ),
+            });
+        }
         let loaded = load_index(store, &manifest).await?;
         issues.extend(loaded.issues.iter().cloned());
         if loaded.doc.is_some() {
@@ -327,8 +346,12 @@ pub async fn verify_dataset_mode(
                 .await
         }
     };
+    let mut extra_files = Vec::new();
     if let Some(packed) = &packed {
         issues.extend(crate::packed::parity::check_parity(packed, deep, jobs).await?);
+    } else if manifest.layout.as_deref() != Some("packed") {
+        issues.extend(plain::check_b3sums(store, &manifest).await);
+        extra_files = plain::extra_files(store, &manifest).await?;
     }
     let mut damaged: Vec<DamagedFile> = results.into_iter().flatten().collect();
     damaged.sort_by(|a, b| a.path.cmp(&b.path));
@@ -341,6 +364,7 @@ pub async fn verify_dataset_mode(
         files_ok: manifest.file_count - damaged.len() as u64,
         damaged,
         issues,
+        extra_files,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

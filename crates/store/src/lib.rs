@@ -7,6 +7,8 @@
 //! - **reading**: recursive [`Store::list`] (sorted, Strata's own `.strata/` directory
 //!   excluded, odd files reported as [`ListWarning`]s instead of failing the run),
 //!   [`Store::stat`], ranged [`Store::read_range`];
+//! - **overlap**: [`Store::location`] normalises where a store's bytes live, and
+//!   [`StoreLocation::overlap`] says whether two stores share any;
 //! - **writing crash-safely**: [`Store::begin_upload`] stages a file under a temporary name
 //!   (local: `<root>/.strata/staging/<hash>.part`, resumable after a crash; object stores:
 //!   a multipart upload) and [`Upload::publish`] makes it visible atomically, so a partial
@@ -41,6 +43,7 @@ pub mod faults;
 mod list;
 mod local;
 mod options;
+mod overlap;
 mod relpath;
 mod retry_after;
 mod store;
@@ -52,6 +55,7 @@ mod uri;
 
 pub use error::StoreError;
 pub use options::S3Options;
+pub use overlap::{Overlap, StoreLocation};
 pub use store::Store;
 pub use throttled::{LaneStatus, ThrottleLayer, ThrottleStatus};
 pub use upload::{PendingPublish, Upload};

@@ -12,6 +12,7 @@ use crate::error::StoreError;
 use crate::faults::{inject, lost, mangled, FaultOp, FaultPlan, Faults};
 use crate::local::LocalStore;
 use crate::options::S3Options;
+use crate::overlap::StoreLocation;
 use crate::throttled::{gated, Gate, ThrottleLayer, ThrottleStatus};
 use crate::upload::{begin_dal, begin_local, Upload, UploadFaults};
 use crate::uri::{StoreScheme, StoreUri};
@@ -165,6 +166,15 @@ impl Store {
         match &self.backend {
             Backend::Local(l) => Some(l.root()),
             Backend::Dal(_) => None,
+        }
+    }
+
+    /// Where this store's bytes live, normalised for [`StoreLocation::overlap`] (local
+    /// roots canonicalised; object stores by the endpoint actually used).
+    pub fn location(&self) -> StoreLocation {
+        match &self.backend {
+            Backend::Local(l) => StoreLocation::local(l.root()),
+            Backend::Dal(d) => StoreLocation::of_uri(&self.uri, &d.endpoint),
         }
     }
 

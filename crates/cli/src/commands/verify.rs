@@ -58,6 +58,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode
                 issue.object, issue.problem, issue.detail
             );
         }
+        print_extra_files(&report.extra_files);
         println!(
             "{}: {} of {} files intact, {} damaged or missing{}; root {}{}",
             if report.is_ok() { "OK" } else { "FAILED" },
@@ -89,4 +90,21 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Extra files shown in text output before the rest is only counted (`--json` lists all).
+const EXTRA_FILES_SHOWN: usize = 20;
+
+/// Warn of files at the destination the manifest does not list: not damage (the exit
+/// status ignores them), but not part of the dataset either.
+fn print_extra_files(extra: &[String]) {
+    for path in extra.iter().take(EXTRA_FILES_SHOWN) {
+        eprintln!("warning: {path} is not in the manifest: not part of the dataset, not checked");
+    }
+    if extra.len() > EXTRA_FILES_SHOWN {
+        eprintln!(
+            "warning: {} more files are not in the manifest (`--json` lists them all)",
+            extra.len() - EXTRA_FILES_SHOWN
+        );
+    }
 }

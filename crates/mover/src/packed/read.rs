@@ -1,5 +1,7 @@
 //! Reading a packed dataset: files by path, bytes by range, every frame checked. The
-//! index is read from its primary or its copy ([`load_index`]).
+//! index is read from its primary or its copy ([`load_index`]). A store is packed when it
+//! has the layout marker or, marker lost, a manifest saying so; a plain source holding a
+//! packed store's objects without either is refused ([`refuse_packed_internals`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -37,6 +39,61 @@ pub async fn is_packed(store: &Store) -> Result<bool, MoverError> {
     }
 }
 
+/// The manifest of a store that lost its layout marker but whose manifest (or its copy)
+/// says packed: the marker is recovered from it, with a warning naming the store and how
+/// to write the marker again. `None` for anything else (no manifest: a plain source; a
+/// plain manifest: a plain Strata dataset, whose `.strata/` the listing leaves out).
+async fn unmarked_packed_manifest(store: &Store) -> Option<DatasetManifest> {
+    let loaded = crate::verify::load_manifest_checked(store).await.ok()?;
+    if loaded.manifest.layout.as_deref() != Some("packed") {
+        return None;
+    }
+    tracing::warn!(
+        store = %store.display(),
+        "the layout marker {LAYOUT_PATH} is missing but the manifest says the store is \
+         packed: reading it as packed (`strata repair {}` writes the marker again)",
+        store.display()
+    );
+    for issue in &loaded.issues {
+        tracing::warn!(object = %issue.object, "{}", issue.detail);
+    }
+    Some(loaded.manifest)
+}
+
+/// Whether `path` is named like a packed store's data object: `chunks/<aa>/<hash>` or
+/// `packs/<aa>/<hash>`, a 64-digit hex BLAKE3 whose first two digits are `<aa>`.
+fn is_object_key(path: &str) -> bool {
+    let mut parts = path.split('/');
+    let (Some(folder), Some(fan), Some(name), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    matches!(folder, "chunks" | "packs")
+        && name.len() == 64
+        && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && name.get(..2) == Some(fan)
+}
+
+/// Refuse a plain source whose listing holds a packed store's data objects that no
+/// manifest of the source lists as files: a packed store whose layout marker and
+/// manifests are gone. Restoring it would copy its internal objects as the user's files.
+pub async fn refuse_packed_internals(store: &Store, entries: &[Entry]) -> Result<(), MoverError> {
+    let Some(object) = entries.iter().find(|e| is_object_key(&e.path)) else {
+        return Ok(());
+    };
+    // A plain Strata dataset that lists these paths holds them as its files.
+    if let Ok(loaded) = crate::verify::load_manifest_checked(store).await {
+        if loaded.manifest.files.iter().any(|f| f.path == object.path) {
+            return Ok(());
+        }
+    }
+    Err(MoverError::UnmarkedPackedStore {
+        location: store.display(),
+        object: object.path.clone(),
+    })
+}
+
 /// Load the index `manifest` points at from its primary or, when that is missing or fails
 /// its checks (self-hash, and [`PackedIndex::check_against`] the manifest), from its copy;
 /// [`Loaded::issues`] says which one is bad. Neither usable is not an error here: the
@@ -56,15 +113,20 @@ pub async fn load_index(
 }
 
 impl PackedSource {
-    /// Open `store` as a packed dataset; `Ok(None)` when it is not one (no layout marker).
-    /// The manifest and the index are each read from their primary or, when that is bad,
+    /// Open `store` as a packed dataset; `Ok(None)` when it is not one (no layout marker,
+    /// and no manifest saying packed: a store that lost only its marker is read through its
+    /// manifest, with a warning). The manifest and the index are each read from their primary or, when that is bad,
     /// from their copy, with a warning naming the bad one; an error when neither copy of
     /// the index can be used.
     pub async fn open(store: &Store) -> Result<Option<PackedSource>, MoverError> {
-        if !is_packed(store).await? {
-            return Ok(None);
-        }
-        let manifest = crate::verify::load_manifest(store).await?;
+        let manifest = if is_packed(store).await? {
+            crate::verify::load_manifest(store).await?
+        } else {
+            match unmarked_packed_manifest(store).await {
+                Some(manifest) => manifest,
+                None => return Ok(None),
+            }
+        };
         let loaded = load_index(store, &manifest).await?;
         if loaded.doc.is_some() {
             // Without a usable copy the error below says it all.
@@ -225,5 +287,27 @@ impl PackedSource {
             out.extend_from_slice(&data[from as usize..to as usize]);
         }
         Ok(Bytes::from(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_object_key;
+
+    #[test]
+    fn only_content_addressed_objects_look_packed() {
+        let hash = "ab".to_string() + &"0".repeat(62);
+        assert!(is_object_key(&format!("chunks/ab/{hash}")));
+        assert!(is_object_key(&format!("packs/ab/{hash}")));
+        for plain in [
+            format!("chunks/cd/{hash}"),
+            format!("data/ab/{hash}"),
+            format!("chunks/ab/{hash}/x"),
+            format!("chunks/ab/{}", &hash[..63]),
+            "chunks/ab/c.zarr".to_string(),
+            format!("chunks/ab/{}", hash.to_uppercase()),
+        ] {
+            assert!(!is_object_key(&plain), "{plain}");
+        }
     }
 }

@@ -38,7 +38,7 @@ use strata_codec::parity::reconstruct;
 use strata_codec::{DatasetManifest, MANIFEST_COPY_PATH, MANIFEST_PATH};
 use strata_store::{Store, StoreError};
 
-use super::format::{index_copy_path, index_path, PackedIndex, LAYOUT_PATH};
+use super::format::{index_copy_path, index_path, LayoutMarker, PackedIndex, LAYOUT_PATH};
 use super::parity::{
     build_parity, check_object, files_using, load_parity_map, map_copy_path, map_path, objects_of,
     ObjectUse, ParityGroup, ShardRef, StoredObject,
@@ -59,7 +59,8 @@ use source::{chunk_from_source, damaged_files, pack_from_source};
 pub struct RepairedObject {
     /// Object key or metadata path, relative to the store root.
     pub object: String,
-    /// `parity`, `source` or `copy` (metadata rewritten from its intact copy).
+    /// `parity`, `source`, `copy` (metadata rewritten from its intact copy) or `manifest`
+    /// (the layout marker, or a plain dataset's `.strata/b3sums`, written from the manifest).
     pub how: String,
     /// Where the rebuilt bytes went, when not back under `object` (a new content address).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,7 +167,15 @@ pub async fn repair(
     ] {
         if bad {
             report.damaged += 1;
-            metadata_from_copy(store, path, loaded.bytes.clone(), is_manifest, &mut report).await;
+            rewrite_metadata(
+                store,
+                path,
+                loaded.bytes.clone(),
+                is_manifest,
+                "copy",
+                &mut report,
+            )
+            .await;
         }
     }
     if manifest.layout.as_deref() == Some("packed") {
@@ -183,17 +192,20 @@ pub async fn repair(
     Ok(report)
 }
 
-async fn metadata_from_copy(
+/// Write a metadata file again (from its intact copy, or from the manifest: `how`),
+/// checked before and after, and report it as repaired or not.
+async fn rewrite_metadata(
     store: &Store,
     path: &str,
     bytes: Bytes,
     check: impl Fn(&[u8]) -> Result<(), String>,
+    how: &str,
     report: &mut RepairReport,
 ) {
     match write_checked(store, path, bytes, check).await {
         Ok(()) => report.repaired.push(RepairedObject {
             object: path.into(),
-            how: "copy".into(),
+            how: how.into(),
             moved_to: None,
             files: vec![],
         }),
@@ -216,13 +228,24 @@ async fn repair_packed(
     report: &mut RepairReport,
 ) -> Result<(), MoverError> {
     if !is_packed(store).await? {
-        return Err(MoverError::Manifest {
-            location: store.display(),
-            reason: format!(
-                "the manifest says packed but the layout marker {LAYOUT_PATH} is missing; \
-                 migrate again from the source"
-            ),
-        });
+        // The manifest says packed: the marker is written again from it.
+        report.damaged += 1;
+        let marker = serde_json::to_vec_pretty(&LayoutMarker::packed(manifest.chunk_size))
+            .unwrap_or_default();
+        let is_marker = |b: &[u8]| {
+            serde_json::from_slice::<LayoutMarker>(b)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        rewrite_metadata(
+            store,
+            LAYOUT_PATH,
+            Bytes::from(marker),
+            is_marker,
+            "manifest",
+            report,
+        )
+        .await;
     }
     // 1. The index: a bad copy is rewritten from the good one; with neither usable no
     // object can be located, and parity does not cover the index.
@@ -242,7 +265,7 @@ async fn repair_packed(
     let is_index = |b: &[u8]| PackedIndex::from_json(b).and_then(|i| i.check_against(manifest));
     for path in loaded_index.to_rewrite() {
         report.damaged += 1;
-        metadata_from_copy(store, &path, index_bytes.clone(), is_index, report).await;
+        rewrite_metadata(store, &path, index_bytes.clone(), is_index, "copy", report).await;
     }
     let packed = PackedSource::from_loaded(store, manifest.clone(), loaded_index)?;
     let mut index = packed.index().clone();
@@ -561,7 +584,7 @@ async fn repair_packed(
         ] {
             if !ok {
                 report.damaged += 1;
-                metadata_from_copy(store, &path, bytes.clone(), is_map, report).await;
+                rewrite_metadata(store, &path, bytes.clone(), is_map, "copy", report).await;
             }
         }
     }

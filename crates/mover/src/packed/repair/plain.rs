@@ -1,8 +1,9 @@
 //! Repairing a plain-layout destination: damaged files are copied again from the source
-//! (`strata repair DST --from SRC`).
+//! (`strata repair DST --from SRC`), and a damaged or missing `.strata/b3sums` is written
+//! again from the manifest.
 
 use bytes::Bytes;
-use strata_codec::DatasetManifest;
+use strata_codec::{DatasetManifest, B3SUMS_PATH};
 use strata_store::Store;
 
 use crate::plan::layout;
@@ -10,7 +11,7 @@ use crate::retry::with_backoff;
 use crate::verify::{verify_dataset_mode, VerifyMode};
 use crate::MoverError;
 
-use super::{RepairReport, RepairedObject, UnrepairableObject};
+use super::{rewrite_metadata, RepairReport, RepairedObject, UnrepairableObject};
 
 /// Plain layout: files are files. Damaged ones are copied again from the source, checked
 /// against the manifest chunk by chunk before they replace anything.
@@ -23,6 +24,22 @@ pub(super) async fn repair_plain(
 ) -> Result<(), MoverError> {
     let verified = verify_dataset_mode(store, jobs, VerifyMode::Deep).await?;
     report.objects_checked += manifest.files.len();
+    if verified
+        .issues
+        .iter()
+        .any(|issue| issue.object == B3SUMS_PATH)
+    {
+        // The `b3sum --check` listing is derived from the manifest: written again from it.
+        report.damaged += 1;
+        let sums = manifest.b3sums_text();
+        let is_sums = |b: &[u8]| {
+            (b == sums.as_bytes())
+                .then_some(())
+                .ok_or_else(|| "differs from the manifest".to_string())
+        };
+        let bytes = Bytes::from(sums.clone().into_bytes());
+        rewrite_metadata(store, B3SUMS_PATH, bytes, is_sums, "manifest", report).await;
+    }
     report.damaged += verified.damaged.len();
     for damaged in verified.damaged {
         let Some(source) = from else {
