@@ -27,6 +27,7 @@
 pub mod access;
 pub mod error;
 pub mod explain;
+pub mod http;
 pub mod index;
 pub mod jobs;
 pub mod metrics;
@@ -55,6 +56,7 @@ use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use error::{ApiError, ServeError};
+pub use http::HttpLimits;
 pub use recovery::RecoveryReport;
 pub use routes::{OPENAPI, ROUTES};
 pub use state::Limits;
@@ -85,6 +87,8 @@ pub struct ServeOptions {
     pub s3: S3Options,
     /// Request bounds.
     pub limits: Limits,
+    /// Connection bounds and request timeouts.
+    pub http: HttpLimits,
     /// Periodic planning interval; `None`: `rules.demotion_interval`.
     pub plan_interval: Option<Duration>,
     /// Move jobs run at once at most.
@@ -100,6 +104,7 @@ impl ServeOptions {
             config,
             s3: S3Options::default(),
             limits: Limits::default(),
+            http: HttpLimits::default(),
             plan_interval: None,
             move_concurrency: 4,
             catalog_path: None,
@@ -208,6 +213,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         metrics: Metrics::default(),
         events: broadcast::channel(1024).0,
         limits: options.limits,
+        http: options.http,
         backoff: Backoff::default(),
         mover,
         planner_wake: Notify::new(),
@@ -258,14 +264,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         tokio::spawn(maintenance_loop(Arc::clone(&state), shutdown_rx.clone())),
     ];
     let app = routes::router(Arc::clone(&state));
-    let mut stop = shutdown_rx;
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(http::serve(listener, app, options.http, shutdown_rx));
     Ok(RunningServer {
         addr,
         recovery,
