@@ -7,6 +7,8 @@
 //!   batches, tiers with usage and cost, move jobs (list, get, cancel, retry), a dry-run
 //!   plan, `explain`, Prometheus `/metrics`, `/healthz`, and server-sent events for job
 //!   transitions ([`routes`]); every error is JSON with a code and a message;
+//! - the connection layer under it: a bound on connections, header and body timeouts,
+//!   bodies refused from their declared length before they are read ([`http`]);
 //! - the object read and write paths over the tiers' stores, with per-key locks so a read
 //!   never sees bytes that do not match its metadata ([`objects`], [`index`]), in each
 //!   tier's layout: plain bytes, or compressed, checked frames ([`tiers`], [`tier_codec`]);

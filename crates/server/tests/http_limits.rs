@@ -59,7 +59,10 @@ fn answer(stream: &mut TcpStream) -> (u16, String) {
 fn error_code(body: &str) -> String {
     let json: serde_json::Value = serde_json::from_str(body)
         .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {body}"));
-    json["error"]["code"].as_str().unwrap_or_default().to_string()
+    json["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Whether the server has closed `stream` (without waiting).
@@ -137,7 +140,10 @@ async fn half_sent_bodies_are_answered_408_after_the_body_timeout() {
     .unwrap();
     assert_eq!(status, 408, "{body}");
     assert_eq!(error_code(&body), "request_timeout");
-    assert!(body.contains("\\\"half\\\"") && body.contains("10 bytes"), "{body}");
+    assert!(
+        body.contains("\\\"half\\\"") && body.contains("10 bytes"),
+        "{body}"
+    );
     let response = reqwest::get(format!("http://{addr}/v1/objects/half"))
         .await
         .unwrap();
@@ -238,7 +244,9 @@ async fn protocol_errors_the_service_controls_answer_json() {
         assert!(!code.is_empty(), "{method} {path}: {body}");
         let json: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert!(
-            json["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            json["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
             "{method} {path}: {body}"
         );
     }

@@ -151,7 +151,10 @@ impl LocalStore {
     pub(crate) async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
         let path = self.path_of(rel)?;
         let staged = self.staging_dir().join(atomic_staging_name(rel));
-        blocking("write", move || write_atomic_blocking(&staged, &path, &data)).await
+        blocking("write", move || {
+            write_atomic_blocking(&staged, &path, &data)
+        })
+        .await
     }
 
     /// Removes the staged copies interrupted [`LocalStore::write_atomic`] calls left in the
@@ -370,7 +373,10 @@ mod tests {
             .write_atomic("objects/dir/big", Bytes::from_static(b"new"))
             .await
             .unwrap();
-        assert_eq!(fs::read(dir.path().join("objects/dir/big")).unwrap(), b"new");
+        assert_eq!(
+            fs::read(dir.path().join("objects/dir/big")).unwrap(),
+            b"new"
+        );
         assert_eq!(names_in(&dir.path().join("objects/dir")), ["big"]);
         assert!(names_in(&store.staging_dir()).is_empty());
 
