@@ -17,7 +17,7 @@
 //!   the switch) or finishes its retire (after).
 //! - **staged copies** of interrupted atomic writes on local tiers: every tier's staging
 //!   area (`<tier store>/.strata/staging/`, outside the key namespace `objects/`) is
-//!   cleared, so no object can be taken for one. Tiers written before staging moved there
+//!   cleared of the copies whose writer is gone, so no object can be taken for one. Tiers written before staging moved there
 //!   may hold old-style temporary files beside a key (`.<name>.strata-tmp.<pid>.<n>`):
 //!   those are removed only beside a key that was being written or copied, and only when
 //!   the name is not itself an object the catalog knows.

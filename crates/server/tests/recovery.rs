@@ -18,7 +18,7 @@ async fn crash_during_write(data_dir: &std::path::Path, tier: &str, key: &str) {
     let staging = data_dir.join("tiers").join(tier).join(".strata/staging");
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::write(
-        staging.join("0123456789abcdef.4242.0.atomic"),
+        staging.join("0123456789abcdef.99999999.0.atomic"),
         b"half written",
     )
     .unwrap();

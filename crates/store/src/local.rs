@@ -158,8 +158,9 @@ impl LocalStore {
     }
 
     /// Removes the staged copies interrupted [`LocalStore::write_atomic`] calls left in the
-    /// staging area (never an upload's `.part` file: a later run resumes those). Returns
-    /// how many were removed.
+    /// staging area: those whose writing process (named in the staged copy's name) no
+    /// longer runs, so a concurrent writer's copies in flight stay. Never an upload's
+    /// `.part` file: a later run resumes those. Returns how many were removed.
     pub(crate) async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
         let dir = self.staging_dir();
         blocking("staging cleanup", move || {
@@ -172,9 +173,11 @@ impl LocalStore {
             let mut removed = 0;
             for entry in entries {
                 let entry = entry.map_err(|e| StoreError::from_io(&shown, e))?;
-                let staged = entry.file_name().to_string_lossy().ends_with(ATOMIC_SUFFIX)
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let stale = name.ends_with(ATOMIC_SUFFIX)
+                    && !writer_runs(&name)
                     && entry.file_type().is_ok_and(|t| t.is_file());
-                if !staged {
+                if !stale {
                     continue;
                 }
                 match fs::remove_file(entry.path()) {
@@ -218,6 +221,25 @@ fn atomic_staging_name(rel: &str) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Whether the process that staged `name` (see [`atomic_staging_name`]) still runs: this
+/// one, or any live process of that id. A name that does not parse counts as running, so
+/// it is never removed.
+fn writer_runs(name: &str) -> bool {
+    let pid = name
+        .strip_suffix(ATOMIC_SUFFIX)
+        .and_then(|rest| rest.split('.').nth(1))
+        .and_then(|pid| pid.parse::<libc::pid_t>().ok());
+    let Some(pid) = pid.filter(|&pid| pid > 0) else {
+        return true;
+    };
+    if u32::try_from(pid).is_ok_and(|pid| pid == std::process::id()) {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is delivered.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// `NotFound`, or `ENOTDIR` (a parent is a file): either way there is no such file.
@@ -395,8 +417,12 @@ mod tests {
         assert_eq!(store.remove_interrupted_writes().await.unwrap(), 0);
         let staging = store.staging_dir();
         fs::create_dir_all(&staging).unwrap();
-        let crashed = staging.join(atomic_staging_name("objects/dir/big"));
+        // Staged by a process that is gone (pid_max is at most 2^22 on Linux).
+        let crashed = staging.join("0123456789abcdef.99999999.0.atomic");
         fs::write(&crashed, b"half").unwrap();
+        // Staged by this process, as a write in flight would be: kept.
+        let in_flight = staging.join(atomic_staging_name("objects/dir/other"));
+        fs::write(&in_flight, b"in flight").unwrap();
         let upload = store.staging_path("data/file");
         fs::write(&upload, b"resumable").unwrap();
         // A key that merely looks like a staged name is data, outside the staging area.
@@ -406,6 +432,7 @@ mod tests {
 
         assert_eq!(store.remove_interrupted_writes().await.unwrap(), 1);
         assert!(!crashed.exists());
+        assert!(in_flight.exists());
         assert_eq!(fs::read(&upload).unwrap(), b"resumable");
         assert_eq!(fs::read(&lookalike).unwrap(), b"data");
     }

@@ -191,9 +191,10 @@ impl Store {
     /// Removes what interrupted [`Store::write_atomic`] calls left behind: local stores
     /// stage each write in `<root>/.strata/staging/` (outside every path a caller can
     /// name), and a crash between staging and publishing leaves the staged copy there.
-    /// Object stores write in one PUT and leave nothing. Upload staging files (resumable)
-    /// are kept. Call it only while nothing writes to the store with `write_atomic`, e.g.
-    /// at start-up; returns how many staged copies were removed.
+    /// Object stores write in one PUT and leave nothing. Only copies whose writing
+    /// process no longer runs on this host are removed (each staged name carries its
+    /// writer's process id), so writes in flight are safe; upload staging files
+    /// (resumable) are kept. Returns how many staged copies were removed.
     pub async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Local(l) => l.remove_interrupted_writes().await,
