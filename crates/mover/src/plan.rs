@@ -320,6 +320,12 @@ pub(crate) async fn begin_copying(
 ) -> Result<(), MoverError> {
     destination.ensure_root().await?;
     destination.check_reachable().await?;
+    // A run killed while writing a manifest (or a packed object) left its staged copy.
+    match destination.remove_interrupted_writes().await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "staged copies of interrupted writes removed"),
+        Err(err) => tracing::warn!(%err, "staged copies of interrupted writes are left"),
+    }
     catalog
         .set_job_state(job, JobState::Copying, None, None)
         .await?;

@@ -14,25 +14,32 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
 use strata_heat::AccessStats;
 use tokio::sync::watch;
 
 use crate::error::ApiError;
-use crate::objects::body_error;
+use crate::http::read_body;
 use crate::state::{lock, now_ms, AppState};
 
 /// `POST /v1/access-events`: an NDJSON batch.
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|r| body_error(r, state.limits.max_batch_bytes as u64, "batch"))?;
+    let body = read_body(
+        &headers,
+        body,
+        state.limits.max_batch_bytes as u64,
+        state.http.body_timeout,
+        "access-event batch",
+    )
+    .await?;
     let now = now_ms();
     let (outcome, report) = lock(&state.tracker).ingest_ndjson(now, &body);
     let metrics = &state.metrics;

@@ -2,7 +2,9 @@
 //! field, store or file), [`ApiError`] for HTTP answers (every error is JSON with a stable
 //! code and a message).
 
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use strata_catalog::CatalogError;
@@ -157,5 +159,58 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// Largest plain-text error body [`json_errors`] rewraps (axum's rejections are one line).
+const REWRAPPED_MAX: usize = 16 << 10;
+
+/// Middleware: every error answer is JSON. The handlers answer [`ApiError`]s already; this
+/// rewraps what answers without one (axum's own rejections: a path segment or a query
+/// string that does not parse, a body of the wrong type), keeping their status and
+/// headers, with a code from the status and their text as the message.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, REWRAPPED_MAX)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let message = if text.is_empty() {
+        format!("{reason}; the API is described at /openapi.json")
+    } else {
+        format!("{text}; the API is described at /openapi.json")
+    };
+    let mut rewrapped = ApiError::new(status, code_of(status), message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewrapped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewrapped
+}
+
+/// The code of an error answer that came without one.
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        _ if status.is_server_error() => "internal",
+        _ => "bad_request",
     }
 }

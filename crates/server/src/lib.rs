@@ -7,6 +7,8 @@
 //!   batches, tiers with usage and cost, move jobs (list, get, cancel, retry), a dry-run
 //!   plan, `explain`, Prometheus `/metrics`, `/healthz`, and server-sent events for job
 //!   transitions ([`routes`]); every error is JSON with a code and a message;
+//! - the connection layer under it: a bound on connections, header and body timeouts,
+//!   bodies refused from their declared length before they are read ([`http`]);
 //! - the object read and write paths over the tiers' stores, with per-key locks so a read
 //!   never sees bytes that do not match its metadata ([`objects`], [`index`]), in each
 //!   tier's layout: plain bytes, or compressed, checked frames ([`tiers`], [`tier_codec`]);
@@ -27,6 +29,7 @@
 pub mod access;
 pub mod error;
 pub mod explain;
+pub mod http;
 pub mod index;
 pub mod jobs;
 pub mod metrics;
@@ -55,6 +58,7 @@ use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use error::{ApiError, ServeError};
+pub use http::HttpLimits;
 pub use recovery::RecoveryReport;
 pub use routes::{OPENAPI, ROUTES};
 pub use state::Limits;
@@ -85,6 +89,8 @@ pub struct ServeOptions {
     pub s3: S3Options,
     /// Request bounds.
     pub limits: Limits,
+    /// Connection bounds and request timeouts.
+    pub http: HttpLimits,
     /// Periodic planning interval; `None`: `rules.demotion_interval`.
     pub plan_interval: Option<Duration>,
     /// Move jobs run at once at most.
@@ -100,6 +106,7 @@ impl ServeOptions {
             config,
             s3: S3Options::default(),
             limits: Limits::default(),
+            http: HttpLimits::default(),
             plan_interval: None,
             move_concurrency: 4,
             catalog_path: None,
@@ -210,6 +217,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         metrics: Metrics::default(),
         events: broadcast::channel(1024).0,
         limits: options.limits,
+        http: options.http,
         backoff: Backoff::default(),
         mover,
         planner_wake: Notify::new(),
@@ -265,14 +273,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         tokio::spawn(maintenance_loop(Arc::clone(&state), shutdown_rx.clone())),
     ];
     let app = routes::router(Arc::clone(&state));
-    let mut stop = shutdown_rx;
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(http::serve(listener, app, options.http, shutdown_rx));
     Ok(RunningServer {
         addr,
         recovery,

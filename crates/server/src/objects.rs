@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -31,6 +30,7 @@ use strata_catalog::{
 use strata_heat::{AccessEvent, AccessSummary, Op, Reason};
 
 use crate::error::ApiError;
+use crate::http::read_body;
 use crate::index::ObjectEntry;
 use crate::mover::store_call;
 use crate::recovery::reconcile_intent;
@@ -66,24 +66,53 @@ impl<S: Send + Sync> FromRequestParts<S> for ObjectKey {
     }
 }
 
-/// Refuses keys that are empty, too long, hold NUL, start with `/` or have an empty, `.`
-/// or `..` segment.
+/// Refuses keys that are empty, longer than 4096 bytes, hold NUL, start with `/` or have
+/// an empty, `.` or `..` segment: keys no object can have. Reads, deletes and `explain`
+/// check this much (an object stored by an earlier version under a longer key stays
+/// reachable); a PUT checks [`check_new_key`].
 pub fn check_key(key: &str) -> Result<(), ApiError> {
     strata_heat::event::check_key(key)
         .map_err(|reason| ApiError::bad_request("invalid_key", format!("invalid key: {reason}")))
 }
 
-/// A request body over its limit, or unreadable, as a JSON error.
-pub fn body_error(rejection: BytesRejection, limit: u64, what: &str) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the {what} is larger than the limit of {limit} bytes"),
-        )
-    } else {
-        ApiError::bad_request("unreadable_body", rejection.body_text())
+/// Longest key a new object may have, in bytes (S3's limit for an object key).
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Longest segment (text between two `/`) of a new object's key, in bytes: the longest
+/// file name of common local file systems (ext4, XFS, Btrfs, ZFS), since a segment is a
+/// file or directory name on a local tier.
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
+/// Refuses keys a new object cannot have, before anything is read or written: what
+/// [`check_key`] refuses, keys over [`MAX_KEY_BYTES`], segments over
+/// [`MAX_SEGMENT_BYTES`], and control characters (they would end up in file names and
+/// logs). The same key is then storable on every tier, local or S3.
+pub fn check_new_key(key: &str) -> Result<(), ApiError> {
+    check_key(key)?;
+    let invalid = |reason: String| {
+        Err(ApiError::bad_request(
+            "invalid_key",
+            format!("invalid key: {reason}; choose a shorter or plainer key"),
+        ))
+    };
+    if key.len() > MAX_KEY_BYTES {
+        return invalid(format!(
+            "the key is {} bytes long, more than the {MAX_KEY_BYTES} bytes a key may have",
+            key.len()
+        ));
     }
+    if let Some(segment) = key.split('/').find(|s| s.len() > MAX_SEGMENT_BYTES) {
+        let start: String = segment.chars().take(40).collect();
+        return invalid(format!(
+            "the segment starting {start:?} is {} bytes long, more than the \
+             {MAX_SEGMENT_BYTES} bytes a segment (text between two '/') may have",
+            segment.len()
+        ));
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return invalid(format!("the key contains the control character {c:?}"));
+    }
+    Ok(())
 }
 
 /// An object as the API shows it.
@@ -166,9 +195,17 @@ pub async fn put_object(
     State(state): State<Arc<AppState>>,
     ObjectKey(key): ObjectKey,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|r| body_error(r, state.limits.max_object_size, "object"))?;
+    check_new_key(&key)?;
+    let body = read_body(
+        &headers,
+        body,
+        state.limits.max_object_size,
+        state.http.body_timeout,
+        &format!("object {key:?}"),
+    )
+    .await?;
     let size = body.len() as u64;
     let (hash, chunk_hashes) = hash_chunks(body.clone()).await;
     if let Some(expected) = headers.get("x-strata-hash") {

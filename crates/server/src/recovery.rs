@@ -15,8 +15,12 @@
 //!   deleted, then its row.
 //! - **an unfinished move job**: queued again; the mover restarts it from the copy (before
 //!   the switch) or finishes its retire (after).
-//! - **temporary files** of interrupted atomic writes on local tiers
-//!   (`.<name>.strata-tmp.*` beside a key that was being written or copied): removed.
+//! - **staged copies** of interrupted atomic writes on local tiers: every tier's staging
+//!   area (`<tier store>/.strata/staging/`, outside the key namespace `objects/`) is
+//!   cleared of the copies whose writer is gone, so no object can be taken for one. Tiers written before staging moved there
+//!   may hold old-style temporary files beside a key (`.<name>.strata-tmp.<pid>.<n>`):
+//!   those are removed only beside a key that was being written or copied, and only when
+//!   the name is not itself an object the catalog knows.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -240,24 +244,68 @@ pub async fn sweep(state: &AppState) -> Result<u64, String> {
     Ok(removed)
 }
 
-/// Removes `.<name>.strata-tmp.*` files beside `key` on a local tier.
-fn remove_temp_files(tier: &Tier, key: &str) -> u64 {
+/// Removes the old-style temporary files (`.<name>.strata-tmp.<pid>.<n>`, written
+/// beside the key by earlier versions) of `key` on a local tier. A file whose key the
+/// catalog knows (an object, a copy, a write intent) is an object that merely looks like a
+/// temporary name, and stays.
+async fn remove_legacy_temp_files(
+    state: &AppState,
+    tier: &Tier,
+    key: &str,
+    intents: &BTreeSet<String>,
+) -> Result<u64, ServeError> {
     let Some(file) = tier.local_file(key) else {
-        return 0;
+        return Ok(0);
     };
     let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
-        return 0;
+        return Ok(0);
     };
     let prefix = format!(".{}.strata-tmp.", name.to_string_lossy());
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+        return Ok(0);
     };
+    let folder = key.rsplit_once('/').map(|(folder, _)| folder);
     let mut removed = 0;
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix)
-            && std::fs::remove_file(entry.path()).is_ok()
-        {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let is_legacy_temp = file_name.strip_prefix(&prefix).is_some_and(|rest| {
+            rest.split_once('.').is_some_and(|(pid, n)| {
+                [pid, n]
+                    .iter()
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            })
+        });
+        if !is_legacy_temp || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let sibling = match folder {
+            Some(folder) => format!("{folder}/{file_name}"),
+            None => file_name,
+        };
+        let known = state.index.contains(&sibling)
+            || intents.contains(&sibling)
+            || !state.catalog.placements(&sibling).await?.is_empty();
+        if known {
+            tracing::info!(key = %sibling, tier = tier.name(),
+                "an object whose name looks like an old temporary file is kept");
+            continue;
+        }
+        if std::fs::remove_file(entry.path()).is_ok() {
             removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Clears every tier's staging area of what interrupted atomic writes left; a tier whose
+/// staging area cannot be cleared is logged and left for the next start.
+async fn clear_staging(state: &AppState) -> u64 {
+    let mut removed = 0;
+    for tier in &state.tiers {
+        match tier.store.remove_interrupted_writes().await {
+            Ok(count) => removed += count,
+            Err(err) => tracing::warn!(tier = tier.name(), %err,
+                "cannot clear the staging area of interrupted writes; retried at the next start"),
         }
     }
     removed
@@ -291,9 +339,12 @@ pub async fn recover(state: &Arc<AppState>) -> Result<RecoveryReport, ServeError
             report.writes_dropped += 1;
         }
     }
+    report.temp_files_removed = clear_staging(state).await;
+    let intent_keys: BTreeSet<String> = intents.iter().map(|i| i.key.clone()).collect();
     for (key, tier) in &touched {
         if let Some(tier) = state.tier(tier) {
-            report.temp_files_removed += remove_temp_files(tier, key);
+            report.temp_files_removed +=
+                remove_legacy_temp_files(state, tier, key, &intent_keys).await?;
         }
     }
     report.copies_removed = sweep(state).await.map_err(ServeError::Recovery)?;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::error::ApiError;
+use crate::error::{json_errors, ApiError};
 use crate::state::AppState;
 use crate::{access, explain, jobs, objects, planning};
 
@@ -43,9 +43,10 @@ pub const ROUTES: &[(&str, &str, &[&str])] = &[
 ];
 
 /// The router over `state`.
+/// Request bodies are read by [`crate::http::read_body`], which enforces each route's
+/// limit (`--max-object-size`, `--max-batch-size`) before reading; every error answer is
+/// JSON ([`json_errors`]).
 pub fn router(state: Arc<AppState>) -> Router {
-    let limits = state.limits;
-    let object_limit = usize::try_from(limits.max_object_size).unwrap_or(usize::MAX);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -56,13 +57,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(objects::get_object)
                 .head(objects::head_object)
                 .put(objects::put_object)
-                .delete(objects::delete_object)
-                .layer(DefaultBodyLimit::max(object_limit)),
+                .delete(objects::delete_object),
         )
-        .route(
-            "/v1/access-events",
-            post(access::ingest).layer(DefaultBodyLimit::max(limits.max_batch_bytes)),
-        )
+        .route("/v1/access-events", post(access::ingest))
         .route("/v1/tiers", get(tiers))
         .route("/v1/jobs", get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::get))
@@ -77,6 +74,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
 }
 

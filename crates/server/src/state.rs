@@ -138,6 +138,8 @@ pub struct AppState {
     pub events: broadcast::Sender<JobEvent>,
     /// Request bounds.
     pub limits: Limits,
+    /// Connection bounds and request timeouts.
+    pub http: crate::http::HttpLimits,
     /// Retry policy of store calls.
     pub backoff: Backoff,
     /// Move jobs.

@@ -13,7 +13,8 @@
 //!   (local: `<root>/.strata/staging/<hash>.part`, resumable after a crash; object stores:
 //!   a multipart upload) and [`Upload::publish`] makes it visible atomically, so a partial
 //!   file never appears under its final name; [`Store::write_atomic`] does the same for
-//!   small metadata files;
+//!   small files (local: staged in `<root>/.strata/staging/` too, never beside the final
+//!   name; [`Store::remove_interrupted_writes`] clears what a crash left there);
 //! - **bandwidth control**: [`Store::with_throttle`] puts every data transfer under a
 //!   `strata_throttle::Throttle` (caps, timetables, priority classes, congestion control):
 //!   admission before each call, samples from a [`ThrottleLayer`] on S3's HTTP transport,

@@ -47,12 +47,18 @@ impl LocalStore {
         Ok(self.root.join(rel))
     }
 
-    /// Where the staging file of `rel` lives: on the same file system as the final path,
-    /// so that publishing is one atomic `rename`.
+    /// The staging area, `<root>/.strata/staging/`: outside every path a caller names (the
+    /// store's data never lives under `.strata/`), on the same file system as the final
+    /// paths, so that publishing is one atomic `rename`.
+    fn staging_dir(&self) -> PathBuf {
+        self.root.join(METADATA_DIR).join(STAGING_DIR)
+    }
+
+    /// Where the staging file of an upload of `rel` lives (in the staging area).
     pub(crate) fn staging_path(&self, rel: &str) -> PathBuf {
         let hash = blake3::hash(rel.as_bytes()).to_hex();
         let name = format!("{}.part", hash.as_str().get(..32).unwrap_or(hash.as_str()));
-        self.root.join(METADATA_DIR).join("staging").join(name)
+        self.staging_dir().join(name)
     }
 
     pub(crate) async fn check_reachable(&self) -> Result<(), StoreError> {
@@ -144,7 +150,47 @@ impl LocalStore {
 
     pub(crate) async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
         let path = self.path_of(rel)?;
-        blocking("write", move || write_atomic_blocking(&path, &data)).await
+        let staged = self.staging_dir().join(atomic_staging_name(rel));
+        blocking("write", move || {
+            write_atomic_blocking(&staged, &path, &data)
+        })
+        .await
+    }
+
+    /// Removes the staged copies interrupted [`LocalStore::write_atomic`] calls left in the
+    /// staging area: those whose writing process (named in the staged copy's name) no
+    /// longer runs, so a concurrent writer's copies in flight stay. Never an upload's
+    /// `.part` file: a later run resumes those. Returns how many were removed.
+    pub(crate) async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
+        let dir = self.staging_dir();
+        blocking("staging cleanup", move || {
+            let shown = dir.display().to_string();
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if is_missing(&e) => return Ok(0),
+                Err(e) => return Err(StoreError::from_io(&shown, e)),
+            };
+            let mut removed = 0;
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::from_io(&shown, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let stale = name.ends_with(ATOMIC_SUFFIX)
+                    && !writer_runs(&name)
+                    && entry.file_type().is_ok_and(|t| t.is_file());
+                if !stale {
+                    continue;
+                }
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(StoreError::from_io(entry.path().display().to_string(), e))
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await
     }
 
     pub(crate) async fn delete(&self, rel: &str) -> Result<(), StoreError> {
@@ -156,6 +202,44 @@ impl LocalStore {
         })
         .await
     }
+}
+
+/// The staging area's directory under [`METADATA_DIR`].
+const STAGING_DIR: &str = "staging";
+
+/// Ends the name of a staged copy of [`LocalStore::write_atomic`] (uploads end in `.part`).
+const ATOMIC_SUFFIX: &str = ".atomic";
+
+/// A staged copy's name, unique within this store: the path's hash (which says which path
+/// it was for), the process and a per-process counter.
+fn atomic_staging_name(rel: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let hash = blake3::hash(rel.as_bytes()).to_hex();
+    format!(
+        "{}.{}.{}{ATOMIC_SUFFIX}",
+        hash.as_str().get(..16).unwrap_or(hash.as_str()),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether the process that staged `name` (see [`atomic_staging_name`]) still runs: this
+/// one, or any live process of that id. A name that does not parse counts as running, so
+/// it is never removed.
+fn writer_runs(name: &str) -> bool {
+    let pid = name
+        .strip_suffix(ATOMIC_SUFFIX)
+        .and_then(|rest| rest.split('.').nth(1))
+        .and_then(|pid| pid.parse::<libc::pid_t>().ok());
+    let Some(pid) = pid.filter(|&pid| pid > 0) else {
+        return true;
+    };
+    if u32::try_from(pid).is_ok_and(|pid| pid == std::process::id()) {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is delivered.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// `NotFound`, or `ENOTDIR` (a parent is a file): either way there is no such file.
@@ -240,35 +324,116 @@ pub(crate) fn create_parent(path: &Path) -> Result<&Path, StoreError> {
     Ok(parent)
 }
 
-/// Temp file in the same directory, write, fsync, rename over the final name, fsync the
-/// directory. Readers see the old content or the new one, never a mix.
-fn write_atomic_blocking(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+/// Stage in the staging area, write, fsync, rename over the final name, fsync the final
+/// name's directory. Readers see the old content or the new one, never a mix, and a staged
+/// copy never sits among the caller's paths, where it could be taken for (or collide
+/// with) one of them.
+///
+/// Only the final directory is fsynced: should the staging entry's removal be lost in a
+/// crash, what is left is a second name for the published bytes in the staging area,
+/// which [`LocalStore::remove_interrupted_writes`] clears.
+fn write_atomic_blocking(staged: &Path, path: &Path, data: &[u8]) -> Result<(), StoreError> {
     let shown = path.display().to_string();
     let parent = create_parent(path)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(
-        ".{name}.strata-tmp.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    create_parent(staged)?;
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(&tmp)
-            .map_err(|e| StoreError::from_io(&shown, e))?;
+            .open(staged)
+            .map_err(|e| StoreError::from_io(staged.display().to_string(), e))?;
         file.write_all(data)
             .and_then(|()| file.sync_all())
             .map_err(|e| StoreError::from_io(&shown, e))?;
-        fs::rename(&tmp, path).map_err(|e| StoreError::from_io(&shown, e))?;
+        fs::rename(staged, path).map_err(|e| rename_error(&shown, staged, e))?;
         sync_dir(parent)
     })();
     if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(staged);
     }
     result
+}
+
+/// A failed publishing rename; across file systems it says which two paths are apart.
+fn rename_error(shown: &str, staged: &Path, err: io::Error) -> StoreError {
+    if err.raw_os_error() == Some(libc::EXDEV) {
+        return StoreError::permanent(
+            shown,
+            format!(
+                "it is on another file system than the store's staging area {}, so it cannot \
+                 be replaced atomically; keep the whole store (including its {METADATA_DIR} \
+                 directory) on one file system",
+                staged.parent().unwrap_or(staged).display()
+            ),
+        );
+    }
+    StoreError::from_io(shown, err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn atomic_writes_are_staged_outside_the_callers_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().to_path_buf());
+        store
+            .write_atomic("objects/dir/big", Bytes::from_static(b"new"))
+            .await
+            .unwrap();
+        assert_eq!(
+            fs::read(dir.path().join("objects/dir/big")).unwrap(),
+            b"new"
+        );
+        assert_eq!(names_in(&dir.path().join("objects/dir")), ["big"]);
+        assert!(names_in(&store.staging_dir()).is_empty());
+
+        // A write that cannot publish (its parent is a file) leaves no staged copy.
+        let err = store
+            .write_atomic("objects/dir/big/under", Bytes::from_static(b"x"))
+            .await;
+        assert!(err.is_err());
+        assert!(names_in(&store.staging_dir()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn interrupted_atomic_writes_are_removed_and_uploads_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().to_path_buf());
+        assert_eq!(store.remove_interrupted_writes().await.unwrap(), 0);
+        let staging = store.staging_dir();
+        fs::create_dir_all(&staging).unwrap();
+        // Staged by a process that is gone (pid_max is at most 2^22 on Linux).
+        let crashed = staging.join("0123456789abcdef.99999999.0.atomic");
+        fs::write(&crashed, b"half").unwrap();
+        // Staged by this process, as a write in flight would be: kept.
+        let in_flight = staging.join(atomic_staging_name("objects/dir/other"));
+        fs::write(&in_flight, b"in flight").unwrap();
+        let upload = store.staging_path("data/file");
+        fs::write(&upload, b"resumable").unwrap();
+        // A key that merely looks like a staged name is data, outside the staging area.
+        let lookalike = dir.path().join("objects/dir/.big.strata-tmp.1.0.atomic");
+        fs::create_dir_all(lookalike.parent().unwrap()).unwrap();
+        fs::write(&lookalike, b"data").unwrap();
+
+        assert_eq!(store.remove_interrupted_writes().await.unwrap(), 1);
+        assert!(!crashed.exists());
+        assert!(in_flight.exists());
+        assert_eq!(fs::read(&upload).unwrap(), b"resumable");
+        assert_eq!(fs::read(&lookalike).unwrap(), b"data");
+    }
 }

@@ -198,6 +198,20 @@ impl Store {
         }
     }
 
+    /// Removes what interrupted [`Store::write_atomic`] calls left behind: local stores
+    /// stage each write in `<root>/.strata/staging/` (outside every path a caller can
+    /// name), and a crash between staging and publishing leaves the staged copy there.
+    /// Object stores write in one PUT and leave nothing. Only copies whose writing
+    /// process no longer runs on this host are removed (each staged name carries its
+    /// writer's process id), so writes in flight are safe; upload staging files
+    /// (resumable) are kept. Returns how many staged copies were removed.
+    pub async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.remove_interrupted_writes().await,
+            Backend::Dal(_) => Ok(0),
+        }
+    }
+
     /// Every regular file under the root, recursively, sorted by path, without the
     /// top-level `.strata/` directory. Skipped oddities (symlink loops, FIFOs, sockets,
     /// devices, unreadable files, unusable names) are passed to `warn`.
@@ -255,7 +269,8 @@ impl Store {
     }
 
     /// Replaces `rel` with `data` atomically (small metadata files): readers see the old
-    /// content or the new one. Local: temp file, fsync, rename, fsync directory; object
+    /// content or the new one. Local: a staged copy in `<root>/.strata/staging/`, fsync,
+    /// rename, fsync directory (so no temporary name ever appears beside `rel`); object
     /// stores: one PUT.
     pub async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
         let injected = self.inject(FaultOp::Put, rel, 0).await?;

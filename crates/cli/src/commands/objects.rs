@@ -6,7 +6,7 @@
 //! service refuses a damaged upload, and `get` hashes what it receives against the
 //! object's recorded hash before the output file appears.
 
-use std::io::Write as _;
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -70,6 +70,17 @@ fn ago(ms: Option<i64>) -> String {
     }
 }
 
+/// Ends a command whose printing `printed` did: a reader of standard output that went
+/// away (`strata get KEY | head -c 10`, `strata ls | head`) is not a failure, so the
+/// command ends quietly with success, as Unix tools do; any other write error is one.
+fn printed(printed: io::Result<()>) -> anyhow::Result<ExitCode> {
+    match printed {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(err) => Err(err).context("cannot write to standard output"),
+    }
+}
+
 impl Client {
     fn new(args: &ServerArgs) -> Self {
         Client {
@@ -126,6 +137,21 @@ impl Client {
     async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
         self.json(self.http.get(self.url(path))).await
     }
+
+    /// Fails unless the service stores an object `key` (one HEAD), with the service's
+    /// `not_found` as `strata explain` reports it.
+    async fn require_object(&self, key: &str) -> anyhow::Result<()> {
+        let response = self.send(self.http.head(self.object_url(key)?)).await?;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            reqwest::StatusCode::NOT_FOUND => Err(anyhow!(
+                "no object {key:?} on the service at {}, so nothing was recorded; `strata ls` \
+                 lists the stored objects (not_found)",
+                self.base
+            )),
+            _ => Err(Self::failure(response).await),
+        }
+    }
 }
 
 /// Arguments of `strata put`.
@@ -150,6 +176,7 @@ pub async fn put(context: &Context, args: PutArgs) -> anyhow::Result<ExitCode> {
             .map(|name| name.to_string_lossy().into_owned())
             .ok_or_else(|| anyhow!("{} has no file name; give a KEY", args.file.display()))?,
     };
+    strata_server::objects::check_new_key(&key).map_err(|err| anyhow!("{}", err.message))?;
     let data = tokio::fs::read(&args.file)
         .await
         .with_context(|| format!("cannot read {}", args.file.display()))?;
@@ -249,13 +276,17 @@ pub async fn get(context: &Context, args: GetArgs) -> anyhow::Result<ExitCode> {
             }
         }
         None => {
-            let stdout = std::io::stdout();
+            let stdout = io::stdout();
             let mut out = stdout.lock();
             while let Some(chunk) = response.chunk().await? {
                 hasher.update(&chunk);
-                out.write_all(&chunk)?;
+                if let Err(err) = out.write_all(&chunk) {
+                    return printed(Err(err));
+                }
             }
-            out.flush()?;
+            if let Err(err) = out.flush() {
+                return printed(Err(err));
+            }
             check_hash(&hasher, &expected, &args.key)?;
         }
     }
@@ -313,17 +344,18 @@ pub async fn ls(context: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
     let objects = list_all(&client, args.prefix.as_deref().unwrap_or(""), false).await?;
     if context.json {
         output::print_json(&objects);
-    } else {
-        for object in &objects {
-            println!(
-                "{:>12}  {:<6}  {}",
-                object["size"].as_u64().unwrap_or(0),
-                object["tier"].as_str().unwrap_or_default(),
-                object["key"].as_str().unwrap_or_default()
-            );
-        }
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(ExitCode::SUCCESS)
+    let mut out = io::stdout().lock();
+    printed(objects.iter().try_for_each(|object| {
+        writeln!(
+            out,
+            "{:>12}  {:<6}  {}",
+            object["size"].as_u64().unwrap_or(0),
+            object["tier"].as_str().unwrap_or_default(),
+            object["key"].as_str().unwrap_or_default()
+        )
+    }))
 }
 
 /// `strata objects [PREFIX]`: objects with their tier, class and accesses.
@@ -334,23 +366,28 @@ pub async fn objects(context: &Context, args: ListArgs) -> anyhow::Result<ExitCo
         output::print_json(&objects);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<6} {:<5} {:>12} {:>6} {:>7} {:>10}  KEY",
-        "TIER", "CLASS", "SIZE", "1H", "24H", "LAST"
-    );
-    for object in &objects {
-        println!(
-            "{:<6} {:<5} {:>12} {:>6} {:>7} {:>10}  {}",
-            object["tier"].as_str().unwrap_or_default(),
-            object["class"].as_str().unwrap_or_default(),
-            object["size"].as_u64().unwrap_or(0),
-            object["access"]["count_1h"].as_u64().unwrap_or(0),
-            object["access"]["count_24h"].as_u64().unwrap_or(0),
-            ago(object["access"]["last_access_ms"].as_i64()),
-            object["key"].as_str().unwrap_or_default()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    let mut out = io::stdout().lock();
+    printed((|| {
+        writeln!(
+            out,
+            "{:<6} {:<5} {:>12} {:>6} {:>7} {:>10}  KEY",
+            "TIER", "CLASS", "SIZE", "1H", "24H", "LAST"
+        )?;
+        for object in &objects {
+            writeln!(
+                out,
+                "{:<6} {:<5} {:>12} {:>6} {:>7} {:>10}  {}",
+                object["tier"].as_str().unwrap_or_default(),
+                object["class"].as_str().unwrap_or_default(),
+                object["size"].as_u64().unwrap_or(0),
+                object["access"]["count_1h"].as_u64().unwrap_or(0),
+                object["access"]["count_24h"].as_u64().unwrap_or(0),
+                ago(object["access"]["last_access_ms"].as_i64()),
+                object["key"].as_str().unwrap_or_default()
+            )?;
+        }
+        Ok(())
+    })())
 }
 
 /// Arguments of `strata rm`.
@@ -416,8 +453,8 @@ pub async fn access(context: &Context, args: AccessArgs) -> anyhow::Result<ExitC
     if !["read", "write", "delete"].contains(&args.op.as_str()) {
         bail!("--op must be read, write or delete, not {:?}", args.op);
     }
-    strata_server::objects::check_key(&args.key).map_err(|err| anyhow!("{}", err.message))?;
     let client = Client::new(&args.server);
+    client.require_object(&args.key).await?;
     let line = serde_json::json!({ "key": args.key, "op": args.op, "ts": now_ms() }).to_string();
     let (mut accepted, mut spikes) = (0u64, 0u64);
     let mut left = args.count;
@@ -477,12 +514,15 @@ pub struct MigrationsArgs {
 }
 
 fn job_line(job: &Value) -> String {
+    let movement = format!(
+        "{} → {}",
+        job["from_tier"].as_str().unwrap_or_default(),
+        job["to_tier"].as_str().unwrap_or_default()
+    );
     let mut line = format!(
-        "{:>6}  {:<9}  {} → {}  {:<22}  {}",
+        "{:>6}  {:<9}  {movement:<13}  {:<22}  {}",
         job["id"].as_i64().unwrap_or(0),
         job["state"].as_str().unwrap_or_default(),
-        job["from_tier"].as_str().unwrap_or_default(),
-        job["to_tier"].as_str().unwrap_or_default(),
         job["reason"].as_str().unwrap_or_default(),
         job["key"].as_str().unwrap_or_default(),
     );
@@ -525,14 +565,30 @@ pub async fn migrations(context: &Context, args: MigrationsArgs) -> anyhow::Resu
     let jobs = jobs["jobs"].as_array().cloned().unwrap_or_default();
     if context.json {
         output::print_json(&jobs);
-    } else if jobs.is_empty() {
-        println!("no moves yet");
-    } else {
-        for job in &jobs {
-            println!("{}", job_line(job));
-        }
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(ExitCode::SUCCESS)
+    let mut out = io::stdout().lock();
+    if jobs.is_empty() {
+        let none = if args.active {
+            "no active moves"
+        } else if args.state.is_some() || args.key.is_some() {
+            "no moves match"
+        } else {
+            "no moves yet"
+        };
+        return printed(writeln!(out, "{none}"));
+    }
+    printed((|| {
+        writeln!(
+            out,
+            "{:>6}  {:<9}  {:<13}  {:<22}  KEY",
+            "ID", "STATE", "MOVE", "REASON"
+        )?;
+        for job in &jobs {
+            writeln!(out, "{}", job_line(job))?;
+        }
+        Ok(())
+    })())
 }
 
 /// Arguments of commands that only need the service.
@@ -550,30 +606,35 @@ pub async fn tiers(context: &Context, args: ServiceArgs) -> anyhow::Result<ExitC
         output::print_json(&tiers);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<8} {:>8} {:>14} {:>14} {:>12}  STORE",
-        "TIER", "OBJECTS", "USED", "CAPACITY", "COST/MONTH"
-    );
-    for tier in tiers["tiers"].as_array().cloned().unwrap_or_default() {
-        let capacity = tier["capacity_bytes"]
-            .as_u64()
-            .map_or("unlimited".to_string(), |c| c.to_string());
-        println!(
-            "{:<8} {:>8} {:>14} {:>14} {:>12.4}  {}{}",
-            tier["name"].as_str().unwrap_or_default(),
-            tier["objects"].as_u64().unwrap_or(0),
-            tier["used_bytes"].as_u64().unwrap_or(0),
-            capacity,
-            tier["monthly_cost"].as_f64().unwrap_or(0.0),
-            tier["store"].as_str().unwrap_or_default(),
-            if tier["default"] == true {
-                "  (default)"
-            } else {
-                ""
-            },
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    let mut out = io::stdout().lock();
+    printed((|| {
+        writeln!(
+            out,
+            "{:<8} {:>8} {:>14} {:>14} {:>12}  STORE",
+            "TIER", "OBJECTS", "USED", "CAPACITY", "COST/MONTH"
+        )?;
+        for tier in tiers["tiers"].as_array().cloned().unwrap_or_default() {
+            let capacity = tier["capacity_bytes"]
+                .as_u64()
+                .map_or("unlimited".to_string(), |c| c.to_string());
+            writeln!(
+                out,
+                "{:<8} {:>8} {:>14} {:>14} {:>12.4}  {}{}",
+                tier["name"].as_str().unwrap_or_default(),
+                tier["objects"].as_u64().unwrap_or(0),
+                tier["used_bytes"].as_u64().unwrap_or(0),
+                capacity,
+                tier["monthly_cost"].as_f64().unwrap_or(0.0),
+                tier["store"].as_str().unwrap_or_default(),
+                if tier["default"] == true {
+                    "  (default)"
+                } else {
+                    ""
+                },
+            )?;
+        }
+        Ok(())
+    })())
 }
 
 /// `strata metrics`: the service's Prometheus metrics (`--json`: name → value).
@@ -594,10 +655,9 @@ pub async fn metrics(context: &Context, args: ServiceArgs) -> anyhow::Result<Exi
             }
         }
         output::print_json(&samples);
-    } else {
-        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(ExitCode::SUCCESS)
+    printed(io::stdout().lock().write_all(text.as_bytes()))
 }
 
 /// Arguments of `strata explain`.
@@ -620,27 +680,31 @@ pub async fn explain(context: &Context, args: ExplainArgs) -> anyhow::Result<Exi
         output::print_json(&explanation);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{}", args.key);
-    for line in explanation["lines"].as_array().cloned().unwrap_or_default() {
-        println!("  {}", line.as_str().unwrap_or_default());
-    }
-    let decisions = explanation["decisions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if !decisions.is_empty() {
-        println!("decisions, newest first:");
+    let mut out = io::stdout().lock();
+    printed((|| {
+        writeln!(out, "{}", args.key)?;
+        for line in explanation["lines"].as_array().cloned().unwrap_or_default() {
+            writeln!(out, "  {}", line.as_str().unwrap_or_default())?;
+        }
+        let decisions = explanation["decisions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !decisions.is_empty() {
+            writeln!(out, "decisions, newest first:")?;
+        }
         for decision in decisions.iter().take(10) {
-            println!(
+            writeln!(
+                out,
                 "  {:>9}  {:<22} {:<18} {}",
                 ago(decision["ts_ms"].as_i64()),
                 decision["reason"].as_str().unwrap_or_default(),
                 decision["action"].as_str().unwrap_or_default(),
                 decision["explanation"].as_str().unwrap_or_default()
-            );
+            )?;
         }
-    }
-    Ok(ExitCode::SUCCESS)
+        Ok(())
+    })())
 }
 
 /// Arguments of `strata plan`.
@@ -670,36 +734,51 @@ pub async fn plan(context: &Context, args: PlanArgs) -> anyhow::Result<ExitCode>
     let plan = &result["plan"];
     let moves = plan["moves"].as_array().cloned().unwrap_or_default();
     let waits = plan["waits"].as_array().cloned().unwrap_or_default();
-    println!(
-        "{} moves, {} waits, {} in place{}",
-        moves.len(),
-        waits.len(),
-        plan["in_place"],
-        if args.run { "" } else { " (dry run)" }
-    );
-    for planned in &moves {
-        println!(
-            "  move {} {} → {}: {}",
-            planned["key"].as_str().unwrap_or_default(),
-            planned["from"].as_str().unwrap_or_default(),
-            planned["to"].as_str().unwrap_or_default(),
-            planned["explanation"].as_str().unwrap_or_default()
-        );
-    }
-    for wait in &waits {
-        println!(
-            "  wait {} on {}: {}",
-            wait["key"].as_str().unwrap_or_default(),
-            wait["on"].as_str().unwrap_or_default(),
-            wait["explanation"].as_str().unwrap_or_default()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    let mut out = io::stdout().lock();
+    printed((|| {
+        writeln!(
+            out,
+            "{} moves, {} waits, {} in place{}",
+            moves.len(),
+            waits.len(),
+            plan["in_place"],
+            if args.run { "" } else { " (dry run)" }
+        )?;
+        for planned in &moves {
+            writeln!(
+                out,
+                "  move {} {} → {}: {}",
+                planned["key"].as_str().unwrap_or_default(),
+                planned["from"].as_str().unwrap_or_default(),
+                planned["to"].as_str().unwrap_or_default(),
+                planned["explanation"].as_str().unwrap_or_default()
+            )?;
+        }
+        for wait in &waits {
+            writeln!(
+                out,
+                "  wait {} on {}: {}",
+                wait["key"].as_str().unwrap_or_default(),
+                wait["on"].as_str().unwrap_or_default(),
+                wait["explanation"].as_str().unwrap_or_default()
+            )?;
+        }
+        Ok(())
+    })())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_that_went_away_ends_the_command_quietly() {
+        let closed = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(printed(Err(closed)).is_ok_and(|code| code == ExitCode::SUCCESS));
+        let full = io::Error::other("no space left on device");
+        let err = printed(Err(full)).unwrap_err();
+        assert!(format!("{err:#}").contains("standard output"), "{err:#}");
+    }
 
     #[test]
     fn keys_are_encoded_segment_by_segment() {

@@ -16,7 +16,7 @@ use strata_heat::config::DEFAULT_DATA_DIR;
 use strata_heat::event::MAX_KEY_LEN;
 use strata_heat::units::{parse_duration_ms, parse_size};
 use strata_heat::TieringConfig;
-use strata_server::{Limits, ServeOptions};
+use strata_server::{HttpLimits, Limits, ServeOptions};
 
 use super::Context;
 
@@ -49,6 +49,37 @@ pub struct ServeArgs {
     /// Largest access-event batch, e.g. 64M (at least 8K: one event with the longest key).
     #[arg(long, default_value = "64M", value_name = "SIZE")]
     max_batch_size: String,
+    /// Longest wait for a request's headers (and for the next request on an idle
+    /// connection) before the connection is closed, e.g. 30s.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    header_timeout: String,
+    /// Longest pause while a request body arrives before the request is answered 408.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    body_timeout: String,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    max_connections: usize,
+}
+
+/// A positive duration flag (`30s`, `2m`).
+fn positive_duration(text: &str, flag: &str) -> anyhow::Result<Duration> {
+    let ms = parse_duration_ms(text).map_err(|reason| anyhow::anyhow!("{flag}: {reason}"))?;
+    match u64::try_from(ms) {
+        Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+        _ => anyhow::bail!("{flag} {text}: give a duration above zero, e.g. 30s"),
+    }
+}
+
+/// The connection bounds `args` describe.
+fn http_limits(args: &ServeArgs) -> anyhow::Result<HttpLimits> {
+    if args.max_connections == 0 {
+        anyhow::bail!("--max-connections 0 would serve nothing; give at least 1 (default 512)");
+    }
+    Ok(HttpLimits {
+        header_timeout: positive_duration(&args.header_timeout, "--header-timeout")?,
+        body_timeout: positive_duration(&args.body_timeout, "--body-timeout")?,
+        max_connections: args.max_connections,
+    })
 }
 
 /// The smallest `--max-batch-size`: room for one event with the longest key and its fields.
@@ -129,11 +160,13 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<TieringConfig> {
 pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let limits = limits(&args)?;
     let plan_interval = plan_interval(&args)?;
+    let http = http_limits(&args)?;
     let config = load_config(&args)?;
     let data_dir = config.server.data_dir.clone();
     let options = ServeOptions {
         s3: context.s3.clone(),
         limits,
+        http,
         plan_interval,
         move_concurrency: args.move_concurrency,
         catalog_path: None,
@@ -224,6 +257,9 @@ mod tests {
             move_concurrency: 4,
             max_object_size: "256M".into(),
             max_batch_size: "64M".into(),
+            header_timeout: "30s".into(),
+            body_timeout: "30s".into(),
+            max_connections: 512,
         }
     }
 
