@@ -119,8 +119,9 @@ pub async fn migrate(
     let publisher = Publisher::start(run.clone());
     let mut run = run;
     run.publisher = Some(publisher.sender());
-    let (mut outcomes, deferred) = execute_settled(&run, &plan).await;
-    report.deferred = deferred;
+    let (mut outcomes, waiting) = execute_settled(&run, &plan).await;
+    report.bytes = waiting.resize(report.bytes);
+    report.deferred = waiting.deferrals;
     // Every sender must be gone before the publisher can finish.
     run.publisher = None;
     outcomes.extend(publisher.finish().await);
@@ -242,7 +243,7 @@ enum Work {
 
 /// Run the plan, then, round after round, the files that waited for their source to stop
 /// changing; returns every file's outcome and the waits.
-async fn execute_settled(run: &Run, plan: &Plan) -> (Vec<Outcome>, Vec<crate::Deferral>) {
+async fn execute_settled(run: &Run, plan: &Plan) -> (Vec<Outcome>, Waiting) {
     let files = plan
         .files
         .iter()
@@ -291,7 +292,7 @@ async fn execute_settled(run: &Run, plan: &Plan) -> (Vec<Outcome>, Vec<crate::De
         }
         round = execute(run, settled.ready, Arc::default(), plan.chunk_size).await;
     }
-    (outcomes, waiting.deferrals)
+    (outcomes, waiting)
 }
 
 async fn execute(

@@ -170,6 +170,8 @@ pub(crate) struct Waiting {
     attempts: HashMap<u32, u32>,
     /// Every wait, for the report.
     pub deferrals: Vec<Deferral>,
+    /// Bytes the files copied again gained (or lost, negative) over their plan.
+    resized: i128,
 }
 
 /// What a settle phase decided.
@@ -188,7 +190,13 @@ impl Waiting {
             files: Vec::new(),
             attempts: HashMap::new(),
             deferrals: Vec::new(),
+            resized: 0,
         }
+    }
+
+    /// `planned` bytes adjusted by what the files planned again gained or lost.
+    pub(crate) fn resize(&self, planned: u64) -> u64 {
+        u64::try_from(i128::from(planned) + self.resized).unwrap_or(0)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -208,6 +216,7 @@ impl Waiting {
     /// A copy of `file` found its source holding `now`: wait to copy it again, or, after
     /// [`COPY_ATTEMPTS`] such copies, give the message to report it `changed` with.
     pub(crate) fn changed(&mut self, file: &SourceFile, now: &Entry) -> Result<(), String> {
+        self.resized += i128::from(now.size) - i128::from(file.record.planned.size);
         let attempts = self.attempts.entry(file.record.planned.index).or_default();
         *attempts += 1;
         if *attempts >= COPY_ATTEMPTS {
@@ -299,6 +308,7 @@ impl Waiting {
                 return;
             }
             Ok(Now::Changed(entry)) => {
+                self.resized += i128::from(entry.size) - i128::from(waiter.file.record.planned.size);
                 waiter.file = replanned(&waiter.file, &entry);
                 waiter.stable_since = seen;
             }
@@ -421,6 +431,7 @@ mod tests {
             files: Vec::new(),
             attempts: HashMap::new(),
             deferrals: Vec::new(),
+            resized: 0,
         };
         let mut file = SourceFile {
             record: FileRecord {

@@ -131,6 +131,7 @@ pub async fn migrate_packed(
         }
         files = settled.ready;
     }
+    report.bytes = waiting.resize(report.bytes);
     report.deferred = waiting.deferrals;
 
     let mut index_files = Vec::new();
