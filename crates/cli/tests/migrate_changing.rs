@@ -133,15 +133,14 @@ fn a_file_appended_to_during_its_copy_is_never_published_truncated() {
     let out = finish(child);
 
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let final_content = fs::read(&big).unwrap();
+    assert_eq!(final_content.len(), 1536 * KIB);
+    let copied = fs::read(dst.join("run/big.dat")).unwrap();
+    assert_eq!(copied.len(), final_content.len(), "DST is not the truncated first copy");
+    assert!(copied == final_content, "DST holds the final content");
     let report = json(&out);
     assert_eq!(deferrals(&report, "run/big.dat"), ["changed"], "{report}");
     assert_eq!(report["bytes"], 1536 * KIB + 3000, "{report}");
-    let final_content = fs::read(&big).unwrap();
-    assert_eq!(final_content.len(), 1536 * KIB);
-    assert!(
-        fs::read(dst.join("run/big.dat")).unwrap() == final_content,
-        "DST holds the final content, not the 1 MiB the copy started from"
-    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&fs::read(dst.join(".strata/manifest.json")).unwrap()).unwrap();
     let entry = manifest["files"]
@@ -187,15 +186,15 @@ fn a_file_appended_to_during_a_packed_copy_is_stored_as_its_final_content() {
     let out = finish(child);
 
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(deferrals(&json(&out), "big.dat"), ["changed"]);
     let verify = sandbox.run(&["verify", packed.to_str().unwrap()]);
     assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
     let restore = sandbox.run(&["migrate", packed.to_str().unwrap(), back.to_str().unwrap()]);
     assert_eq!(restore.status.code(), Some(0), "{}", stderr(&restore));
-    assert!(
-        fs::read(back.join("big.dat")).unwrap() == fs::read(&big).unwrap(),
-        "the packed store holds the final content"
-    );
+    let restored = fs::read(back.join("big.dat")).unwrap();
+    let final_content = fs::read(&big).unwrap();
+    assert_eq!(restored.len(), final_content.len(), "not the truncated first copy");
+    assert!(restored == final_content, "the packed store holds the final content");
+    assert_eq!(deferrals(&json(&out), "big.dat"), ["changed"]);
 }
 
 /// A file still being written when the run lists it is deferred (`file_growing`) and
