@@ -292,3 +292,53 @@ fn a_file_changing_during_every_copy_is_reported_changed_not_published() {
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert!(fs::read(dst.join("busy.log")).unwrap() == fs::read(&log).unwrap());
 }
+
+/// On an object store the ETag tells versions apart (Last-Modified is second-grained in a
+/// HEAD): an object replaced by another of the same size during its copy is copied again,
+/// and an unchanged one is copied once.
+#[test]
+fn an_s3_object_replaced_during_its_copy_is_copied_again() {
+    use strata_store::testing::{moto, new_bucket, TEST_KEY_ID, TEST_SECRET};
+    let sandbox = Sandbox::new();
+    let (first, second, dst) = (
+        sandbox.path("first"),
+        sandbox.path("second"),
+        sandbox.path("dst"),
+    );
+    random_file(&first.join("obj.bin"), 512 * KIB, 10);
+    random_file(&first.join("calm.bin"), 3000, 11);
+    random_file(&second.join("obj.bin"), 512 * KIB, 12);
+    let remote = format!("s3://{}/src", new_bucket());
+    let upload = sandbox.run_s3(&["migrate", first.to_str().unwrap(), &remote]);
+    assert!(upload.status.success(), "{}", stderr(&upload));
+
+    let mut cmd = strata(&sandbox);
+    cmd.env("STRATA_FAULTS", "src:read:latency=100ms:first=8:path=obj.bin")
+        .env("AWS_ACCESS_KEY_ID", TEST_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
+        .args(["--json", "migrate", "--chunk-size", "64K", "--jobs", "1"])
+        .args(["--settle", "0", "--s3-endpoint", &moto().endpoint(), &remote])
+        .arg(&dst);
+    let child = spawn(cmd);
+    wait_until("the copy of obj.bin to start", || {
+        holds_a_file(&dst.join(".strata/staging"))
+    });
+    // Same size, other bytes: only the ETag says it is another version.
+    let replace = sandbox.run_s3(&[
+        "migrate",
+        second.to_str().unwrap(),
+        &remote,
+        "--overwrite",
+    ]);
+    assert!(replace.status.success(), "{}", stderr(&replace));
+    let out = finish(child);
+
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        fs::read(dst.join("obj.bin")).unwrap() == fs::read(second.join("obj.bin")).unwrap(),
+        "DST holds the object that replaced the one the copy started from"
+    );
+    let report = json(&out);
+    assert_eq!(deferrals(&report, "obj.bin"), ["changed"], "{report}");
+    assert!(deferrals(&report, "calm.bin").is_empty(), "{report}");
+}
