@@ -7,7 +7,9 @@ pub use strata_heat::units::{human_bytes, parse_size};
 /// number is seconds).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let ms = strata_heat::units::parse_duration_ms(text)?;
-    Ok(std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+    Ok(std::time::Duration::from_millis(
+        u64::try_from(ms).unwrap_or(0),
+    ))
 }
 
 /// Parse a link rate in bits per second, as networks are rated: `1G` is 1 Gbit/s

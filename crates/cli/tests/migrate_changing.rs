@@ -122,9 +122,12 @@ fn a_file_appended_to_during_its_copy_is_never_published_truncated() {
 
     // 16 chunks of 64 KiB, one at a time, the first copy's reads slowed to 100 ms each.
     let mut cmd = strata(&sandbox);
-    cmd.env("STRATA_FAULTS", "src:read:latency=100ms:first=16:path=big.dat")
-        .args(["--json", "migrate", "--chunk-size", "64K", "--jobs", "1"])
-        .args([&src, &dst]);
+    cmd.env(
+        "STRATA_FAULTS",
+        "src:read:latency=100ms:first=16:path=big.dat",
+    )
+    .args(["--json", "migrate", "--chunk-size", "64K", "--jobs", "1"])
+    .args([&src, &dst]);
     let child = spawn(cmd);
     wait_until("the copy of big.dat to start", || {
         holds_a_file(&dst.join(".strata/staging"))
@@ -136,7 +139,11 @@ fn a_file_appended_to_during_its_copy_is_never_published_truncated() {
     let final_content = fs::read(&big).unwrap();
     assert_eq!(final_content.len(), 1536 * KIB);
     let copied = fs::read(dst.join("run/big.dat")).unwrap();
-    assert_eq!(copied.len(), final_content.len(), "DST is not the truncated first copy");
+    assert_eq!(
+        copied.len(),
+        final_content.len(),
+        "DST is not the truncated first copy"
+    );
     assert!(copied == final_content, "DST holds the final content");
     let report = json(&out);
     assert_eq!(deferrals(&report, "run/big.dat"), ["changed"], "{report}");
@@ -155,7 +162,12 @@ fn a_file_appended_to_during_its_copy_is_never_published_truncated() {
     assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
 
     // The job is recorded with the new version: a re-run has nothing to copy.
-    let again = sandbox.run(&["--json", "migrate", src.to_str().unwrap(), dst.to_str().unwrap()]);
+    let again = sandbox.run(&[
+        "--json",
+        "migrate",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(json(&again)["bytes_sent"], 0);
 }
@@ -192,8 +204,15 @@ fn a_file_appended_to_during_a_packed_copy_is_stored_as_its_final_content() {
     assert_eq!(restore.status.code(), Some(0), "{}", stderr(&restore));
     let restored = fs::read(back.join("big.dat")).unwrap();
     let final_content = fs::read(&big).unwrap();
-    assert_eq!(restored.len(), final_content.len(), "not the truncated first copy");
-    assert!(restored == final_content, "the packed store holds the final content");
+    assert_eq!(
+        restored.len(),
+        final_content.len(),
+        "not the truncated first copy"
+    );
+    assert!(
+        restored == final_content,
+        "the packed store holds the final content"
+    );
     assert_eq!(deferrals(&json(&out), "big.dat"), ["changed"]);
 }
 
@@ -217,7 +236,11 @@ fn a_file_written_just_before_the_run_is_deferred_then_copied_whole() {
 
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report = json(&out);
-    assert_eq!(deferrals(&report, "instrument.log"), ["file_growing"], "{report}");
+    assert_eq!(
+        deferrals(&report, "instrument.log"),
+        ["file_growing"],
+        "{report}"
+    );
     assert!(deferrals(&report, "calm.bin").is_empty(), "{report}");
     assert_eq!(report["files_copied"], 2);
     assert!(
@@ -237,8 +260,15 @@ fn a_file_that_keeps_changing_is_reported_after_the_settle_timeout() {
     settled_file(&src.join("calm.bin"), 70 * KIB, 7);
 
     let mut cmd = strata(&sandbox);
-    cmd.args(["--json", "migrate", "--settle", "1s", "--settle-timeout", "2s"])
-        .args([&src, &dst]);
+    cmd.args([
+        "--json",
+        "migrate",
+        "--settle",
+        "1s",
+        "--settle-timeout",
+        "2s",
+    ])
+    .args([&src, &dst]);
     let mut child = spawn(cmd);
     while child.try_wait().unwrap().is_none() {
         append(&log, 4 * KIB, 1);
@@ -250,7 +280,10 @@ fn a_file_that_keeps_changing_is_reported_after_the_settle_timeout() {
     let report = json(&out);
     let error = failure(&report, "live.log");
     assert!(error.starts_with("changing: "), "{error}");
-    assert!(error.contains(&format!("{}/live.log", src.display())), "{error}");
+    assert!(
+        error.contains(&format!("{}/live.log", src.display())),
+        "{error}"
+    );
     assert!(error.contains("--settle-timeout"), "{error}");
     assert!(report["root_hash"].is_null());
     assert!(!dst.join("live.log").exists(), "nothing published");
@@ -284,7 +317,10 @@ fn a_file_changing_during_every_copy_is_reported_changed_not_published() {
     let report = json(&out);
     let error = failure(&report, "busy.log");
     assert!(error.starts_with("changed: "), "{error}");
-    assert!(error.contains(&format!("{}/busy.log", src.display())), "{error}");
+    assert!(
+        error.contains(&format!("{}/busy.log", src.display())),
+        "{error}"
+    );
     assert_eq!(deferrals(&report, "busy.log"), ["changed", "changed"]);
     assert!(!dst.join("busy.log").exists(), "nothing published");
 
@@ -313,23 +349,27 @@ fn an_s3_object_replaced_during_its_copy_is_copied_again() {
     assert!(upload.status.success(), "{}", stderr(&upload));
 
     let mut cmd = strata(&sandbox);
-    cmd.env("STRATA_FAULTS", "src:read:latency=100ms:first=8:path=obj.bin")
-        .env("AWS_ACCESS_KEY_ID", TEST_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
-        .args(["--json", "migrate", "--chunk-size", "64K", "--jobs", "1"])
-        .args(["--settle", "0", "--s3-endpoint", &moto().endpoint(), &remote])
-        .arg(&dst);
+    cmd.env(
+        "STRATA_FAULTS",
+        "src:read:latency=100ms:first=8:path=obj.bin",
+    )
+    .env("AWS_ACCESS_KEY_ID", TEST_KEY_ID)
+    .env("AWS_SECRET_ACCESS_KEY", TEST_SECRET)
+    .args(["--json", "migrate", "--chunk-size", "64K", "--jobs", "1"])
+    .args([
+        "--settle",
+        "0",
+        "--s3-endpoint",
+        &moto().endpoint(),
+        &remote,
+    ])
+    .arg(&dst);
     let child = spawn(cmd);
     wait_until("the copy of obj.bin to start", || {
         holds_a_file(&dst.join(".strata/staging"))
     });
     // Same size, other bytes: only the ETag says it is another version.
-    let replace = sandbox.run_s3(&[
-        "migrate",
-        second.to_str().unwrap(),
-        &remote,
-        "--overwrite",
-    ]);
+    let replace = sandbox.run_s3(&["migrate", second.to_str().unwrap(), &remote, "--overwrite"]);
     assert!(replace.status.success(), "{}", stderr(&replace));
     let out = finish(child);
 

@@ -278,10 +278,15 @@ async fn execute_settled(run: &Run, plan: &Plan) -> (Vec<Outcome>, Waiting) {
             outcomes.extend((0..waiting.len()).map(|_| Outcome::NotAttempted));
             break;
         }
-        let settled = waiting.settle(&run.source, run.options.jobs, progress).await;
+        let settled = waiting
+            .settle(&run.source, run.options.jobs, progress)
+            .await;
         for (record, message) in settled.failed {
             Progress::add(&progress.bytes_total, record.planned.size);
             outcomes.push(record_failure(run, &record, message));
+        }
+        if let Some((record, error)) = settled.stopped {
+            outcomes.push(store_outcome(run, &record, error));
         }
         for file in &settled.ready {
             Progress::add(&progress.bytes_total, file.record.planned.size);

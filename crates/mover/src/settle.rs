@@ -120,7 +120,10 @@ pub(crate) fn modified_within(planned: &PlannedFile, settle: Duration, now: Syst
 /// Look at the source of `file` again. Packed sources are never written in place (their
 /// objects are content-addressed and every frame is checked), so only plain ones are
 /// looked at.
-pub(crate) async fn look_again(source: &DatasetSource, file: &SourceFile) -> Result<Now, StoreError> {
+pub(crate) async fn look_again(
+    source: &DatasetSource,
+    file: &SourceFile,
+) -> Result<Now, StoreError> {
     let Some(store) = source.plain() else {
         return Ok(Now::Unchanged);
     };
@@ -180,6 +183,9 @@ pub(crate) struct Settled {
     pub ready: Vec<SourceFile>,
     /// Files that will not be copied in this run, with the message.
     pub failed: Vec<(FileRecord, String)>,
+    /// An error that would hit every file (unreachable store, refused credentials) met
+    /// while looking at this file: the run stops, and what still waits is left pending.
+    pub stopped: Option<(FileRecord, StoreError)>,
 }
 
 impl Waiting {
@@ -225,10 +231,7 @@ impl Waiting {
                 "{CHANGED}: source file {}/{} changed during each of its {COPY_ATTEMPTS} copies \
                  (last {} bytes, now {} bytes); it was not published: re-run once nothing \
                  writes to it",
-                self.source,
-                planned.path,
-                planned.size,
-                now.size
+                self.source, planned.path, planned.size, now.size
             ));
         }
         self.push(replanned(file, now), CHANGED);
@@ -260,10 +263,12 @@ impl Waiting {
         let waiting = self.files.len() as u64;
         Progress::add(&progress.files_waiting, waiting);
         progress.message(self.waiting_message());
-        let poll = (self.options.settle / 4).clamp(Duration::from_millis(10), Duration::from_millis(500));
+        let poll =
+            (self.options.settle / 4).clamp(Duration::from_millis(10), Duration::from_millis(500));
         let mut settled = Settled {
             ready: Vec::new(),
             failed: Vec::new(),
+            stopped: None,
         };
         loop {
             let looked: Vec<(Waiter, Result<Now, StoreError>)> =
@@ -278,7 +283,7 @@ impl Waiting {
             for (waiter, now) in looked {
                 self.decide(source, waiter, now, &mut settled);
             }
-            if self.files.is_empty() {
+            if self.files.is_empty() || settled.stopped.is_some() {
                 break;
             }
             tokio::time::sleep(poll).await;
@@ -298,6 +303,10 @@ impl Waiting {
         let path = waiter.file.record.planned.path.clone();
         let seen = Instant::now();
         match now {
+            Err(error) if crate::migrate::is_fatal(&error) => {
+                settled.stopped = Some((waiter.file.record, error));
+                return;
+            }
             Err(error) => {
                 settled.failed.push((waiter.file.record, error.to_string()));
                 return;
@@ -308,15 +317,15 @@ impl Waiting {
                 return;
             }
             Ok(Now::Changed(entry)) => {
-                self.resized += i128::from(entry.size) - i128::from(waiter.file.record.planned.size);
+                self.resized +=
+                    i128::from(entry.size) - i128::from(waiter.file.record.planned.size);
                 waiter.file = replanned(&waiter.file, &entry);
                 waiter.stable_since = seen;
             }
             Ok(Now::Unchanged) => {}
         }
         let settle = self.options.settle;
-        let old_enough =
-            !modified_within(&waiter.file.record.planned, settle, SystemTime::now());
+        let old_enough = !modified_within(&waiter.file.record.planned, settle, SystemTime::now());
         if old_enough || seen.duration_since(waiter.stable_since) >= settle {
             waiter.file.settled = true;
             settled.ready.push(waiter.file);
@@ -360,9 +369,9 @@ impl Waiting {
 /// `1.5s`, `10m`, `250ms`, as the flags are written.
 pub(crate) fn human_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
-    if ms == 0 || ms % 1000 != 0 {
+    if ms == 0 || !ms.is_multiple_of(1000) {
         format!("{ms}ms")
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms / 1000)
@@ -399,13 +408,24 @@ mod tests {
         let p = planned(10, Some(t as i64));
         assert!(same_version(&p, None, &entry(10, t, None)));
         assert!(!same_version(&p, None, &entry(11, t, None)), "grown");
-        assert!(!same_version(&p, None, &entry(10, t + 1, None)), "rewritten");
+        assert!(
+            !same_version(&p, None, &entry(10, t + 1, None)),
+            "rewritten"
+        );
         // An S3 HEAD gives whole seconds where the listing gave milliseconds: the ETag
         // decides, and a new ETag is a new version whatever the time says.
         let head = entry(10, t - t % 1_000_000_000, Some("\"e1\""));
         assert!(same_version(&p, Some("\"e1\""), &head));
-        assert!(!same_version(&p, Some("\"e1\""), &entry(10, t, Some("\"e2\""))));
-        assert!(!same_version(&p, Some("\"e1\""), &entry(9, t, Some("\"e1\""))));
+        assert!(!same_version(
+            &p,
+            Some("\"e1\""),
+            &entry(10, t, Some("\"e2\""))
+        ));
+        assert!(!same_version(
+            &p,
+            Some("\"e1\""),
+            &entry(9, t, Some("\"e1\""))
+        ));
     }
 
     #[test]
@@ -418,9 +438,15 @@ mod tests {
         let future = planned(1, Some(ns(now + Duration::from_secs(60))));
         assert!(modified_within(&recent, settle, now));
         assert!(!modified_within(&old, settle, now));
-        assert!(modified_within(&future, settle, now), "a clock ahead of ours");
+        assert!(
+            modified_within(&future, settle, now),
+            "a clock ahead of ours"
+        );
         assert!(!modified_within(&recent, Duration::ZERO, now), "--settle 0");
-        assert!(!modified_within(&planned(1, None), settle, now), "no time known");
+        assert!(
+            !modified_within(&planned(1, None), settle, now),
+            "no time known"
+        );
     }
 
     #[test]
@@ -447,13 +473,14 @@ mod tests {
             let now = entry(10 + u64::from(attempt), 2, None);
             waiting.changed(&file, &now).unwrap();
             file = waiting.files.pop().unwrap().file;
-            assert_eq!(file.record.planned.size, now.size, "planned again as it is now");
+            assert_eq!(
+                file.record.planned.size, now.size,
+                "planned again as it is now"
+            );
             assert_eq!(file.record.planned.path, "a/b.dat");
             assert!(!file.settled);
         }
-        let error = waiting
-            .changed(&file, &entry(99, 3, None))
-            .unwrap_err();
+        let error = waiting.changed(&file, &entry(99, 3, None)).unwrap_err();
         assert!(error.starts_with("changed: "), "{error}");
         assert!(error.contains("/data/src/a/b.dat"), "{error}");
         assert_eq!(waiting.deferrals.len() as u32, COPY_ATTEMPTS - 1);

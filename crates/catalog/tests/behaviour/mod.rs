@@ -524,7 +524,10 @@ pub async fn replanning_a_changed_file_resets_only_that_file(catalog: &dyn Catal
     assert_eq!(files[0].state, FileState::Pending);
     assert_eq!((files[0].hash, files[0].error.clone()), (None, None));
     assert_eq!(files[1].planned, file(1, 8));
-    assert_eq!(catalog.verified_chunks(id).await.unwrap(), vec![chunk(1, 0, 3)]);
+    assert_eq!(
+        catalog.verified_chunks(id).await.unwrap(),
+        vec![chunk(1, 0, 3)]
+    );
 
     // Another path at that index, or an index outside the plan, changes nothing.
     let mut other = file(1, 5);

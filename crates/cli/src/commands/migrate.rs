@@ -9,8 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_codec::parity::ParitySpec;
 use strata_mover::{
-    migrate, migrate_packed, write_parity, DatasetSource, MigrateOptions, MigrationReport, Progress,
-    SettleOptions,
+    migrate, migrate_packed, write_parity, DatasetSource, MigrateOptions, MigrationReport,
+    Progress, SettleOptions,
 };
 
 use super::codec_args::CodecArgs;

@@ -27,7 +27,7 @@ use super::sealed::write_copies;
 use super::{PACK_TARGET, SMALL_FILE_MAX};
 use crate::migrate::MigrateOptions;
 use crate::migrate::{is_fatal, list_existing};
-use crate::plan::{begin_copying, layout, open_job};
+use crate::plan::{begin_copying, layout, open_job, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::retry::with_backoff;
 use crate::settle::{look_again, modified_within, vanished_message, Now, SourceFile, Waiting};
@@ -83,54 +83,11 @@ pub async fn migrate_packed(
         existing: &existing,
         progress: &progress,
     };
-    let mut records = plan.files.clone();
-    let mut waiting = Waiting::new(options.settle, &dataset);
-    let mut placed: HashMap<u32, Vec<(u64, ChunkValue, ChunkLocator)>> = HashMap::new();
-    let mut failed: HashMap<u32, String> = HashMap::new();
-    let mut files: Vec<SourceFile> = plan
-        .files
-        .iter()
-        .map(|record| SourceFile {
-            record: record.clone(),
-            etag: plan.etags.get(&record.planned.index).cloned(),
-            settled: false,
-        })
-        .collect();
-    loop {
-        let now = SystemTime::now();
-        let (copy, later): (Vec<_>, Vec<_>) = files.into_iter().partition(|file| {
-            file.settled || !modified_within(&file.record.planned, options.settle.settle, now)
-        });
-        later.into_iter().for_each(|file| waiting.defer(file));
-        let copied = copy.iter().map(|f| f.record.clone()).collect();
-        if let Err(error) = round.copy(copied, &mut placed, &mut failed).await {
-            let message = error.to_string();
-            catalog
-                .set_job_state(plan.job, JobState::Failed, Some(&message), None)
-                .await?;
-            return Err(MoverError::Stopped {
-                job: plan.job,
-                source: error,
-            });
-        }
-        round
-            .check_sources(&dataset, copy, &mut waiting, &mut placed, &mut failed)
-            .await;
-        if waiting.is_empty() {
-            break;
-        }
-        let settled = waiting.settle(&dataset, round.jobs, &progress).await;
-        for (record, message) in settled.failed {
-            failed.insert(record.planned.index, message);
-        }
-        for file in &settled.ready {
-            catalog.replan_file(plan.job, &file.record.planned).await?;
-            if let Some(record) = records.get_mut(file.record.planned.index as usize) {
-                record.planned = file.record.planned.clone();
-            }
-        }
-        files = settled.ready;
-    }
+    let mut placed = HashMap::new();
+    let mut failed = HashMap::new();
+    let (records, waiting) = round
+        .copy_settled(&*catalog, &plan, options, &mut placed, &mut failed)
+        .await?;
     report.bytes = waiting.resize(report.bytes);
     report.deferred = waiting.deferrals;
 
@@ -235,6 +192,18 @@ pub async fn migrate_packed(
     Ok(report)
 }
 
+/// Stop the job on an error that would hit every file; its progress is kept.
+async fn stopped(catalog: &dyn Catalog, job: i64, error: StoreError) -> MoverError {
+    let message = error.to_string();
+    if let Err(catalog_error) = catalog
+        .set_job_state(job, JobState::Failed, Some(&message), None)
+        .await
+    {
+        return catalog_error.into();
+    }
+    MoverError::Stopped { job, source: error }
+}
+
 /// What every round of a packed migration shares.
 struct Round<'a> {
     source: &'a Store,
@@ -247,6 +216,67 @@ struct Round<'a> {
 }
 
 impl Round<'_> {
+    /// Copy the plan's files, deferring those still being written and copying again
+    /// those whose source changed, until none waits; returns the plan as it ends (files
+    /// replanned at their new size and time) and the waits.
+    async fn copy_settled(
+        &self,
+        catalog: &dyn Catalog,
+        plan: &Plan,
+        options: &MigrateOptions,
+        placed: &mut HashMap<u32, Vec<(u64, ChunkValue, ChunkLocator)>>,
+        failed: &mut HashMap<u32, String>,
+    ) -> Result<(Vec<FileRecord>, Waiting), MoverError> {
+        let mut records = plan.files.clone();
+        let dataset = DatasetSource::Plain(self.source.clone());
+        let mut waiting = Waiting::new(options.settle, &dataset);
+        let mut files: Vec<SourceFile> = plan
+            .files
+            .iter()
+            .map(|record| SourceFile {
+                record: record.clone(),
+                etag: plan.etags.get(&record.planned.index).cloned(),
+                settled: false,
+            })
+            .collect();
+        loop {
+            let now = SystemTime::now();
+            let (copy, later): (Vec<_>, Vec<_>) = files.into_iter().partition(|file| {
+                file.settled || !modified_within(&file.record.planned, options.settle.settle, now)
+            });
+            later.into_iter().for_each(|file| waiting.defer(file));
+            let to_copy = copy.iter().map(|f| f.record.clone()).collect();
+            let copied = match self.copy(to_copy, placed, failed).await {
+                Ok(()) => {
+                    self.check_sources(&dataset, copy, &mut waiting, placed, failed)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = copied {
+                return Err(stopped(catalog, plan.job, error).await);
+            }
+            if waiting.is_empty() {
+                break;
+            }
+            let settled = waiting.settle(&dataset, self.jobs, self.progress).await;
+            if let Some((_, error)) = settled.stopped {
+                return Err(stopped(catalog, plan.job, error).await);
+            }
+            for (record, message) in settled.failed {
+                failed.insert(record.planned.index, message);
+            }
+            for file in &settled.ready {
+                catalog.replan_file(plan.job, &file.record.planned).await?;
+                if let Some(record) = records.get_mut(file.record.planned.index as usize) {
+                    record.planned = file.record.planned.clone();
+                }
+            }
+            files = settled.ready;
+        }
+        Ok((records, waiting))
+    }
+
     /// Store the chunks of `files`, adding where each went to `placed` (or why not to
     /// `failed`); an error that would hit every file is returned.
     async fn copy(
@@ -310,7 +340,7 @@ impl Round<'_> {
         waiting: &mut Waiting,
         placed: &mut HashMap<u32, Vec<(u64, ChunkValue, ChunkLocator)>>,
         failed: &mut HashMap<u32, String>,
-    ) {
+    ) -> Result<(), StoreError> {
         let looked: Vec<_> = stream::iter(copied)
             .map(|file| async move {
                 let now = look_again(dataset, &file).await;
@@ -332,12 +362,14 @@ impl Round<'_> {
             let problem = match now {
                 Ok(Now::Changed(entry)) => waiting.changed(&file, &entry).err(),
                 Ok(_) => Some(vanished_message(dataset, &planned.path)),
+                Err(error) if is_fatal(&error) => return Err(error),
                 Err(error) => Some(error.to_string()),
             };
             if let Some(message) = problem {
                 failed.insert(planned.index, message);
             }
         }
+        Ok(())
     }
 }
 
