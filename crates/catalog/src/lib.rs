@@ -115,6 +115,13 @@ pub trait Catalog: Send + Sync {
     /// Forgetting a file without chunks does nothing.
     async fn forget_chunks(&self, id: JobId, file_index: u32) -> Result<(), CatalogError>;
 
+    /// Replans one file whose source changed during the run: its size, modification time
+    /// and mode become `file`'s, it is pending again (no hash, no error), and its verified
+    /// chunks are forgotten, in one transaction. Fails with [`CatalogError::UnknownFile`]
+    /// if the plan has no file at `file.index`, and with [`CatalogError::InvalidInput`] if
+    /// `file.path` is not that file's path.
+    async fn replan_file(&self, id: JobId, file: &PlannedFile) -> Result<(), CatalogError>;
+
     /// Sets the job's state, last error and root hash to exactly these values (`None`
     /// clears).
     async fn set_job_state(

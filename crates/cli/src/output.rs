@@ -44,6 +44,14 @@ pub fn migration_summary(report: &MigrationReport) -> String {
             report.chunks_resent
         ));
     }
+    if !report.deferred.is_empty() {
+        let files: std::collections::BTreeSet<&str> =
+            report.deferred.iter().map(|d| d.path.as_str()).collect();
+        line.push_str(&format!(
+            "; {} file(s) deferred until their source stopped changing",
+            files.len()
+        ));
+    }
     match &report.root_hash {
         Some(root) => line.push_str(&format!("\nverified; dataset root {root}")),
         None => line.push_str(&format!(

@@ -3,6 +3,15 @@
 
 pub use strata_heat::units::{human_bytes, parse_size};
 
+/// Parse a duration as `strata.toml` writes them (`2s`, `500ms`, `10m`, `1h30m`; a bare
+/// number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let ms = strata_heat::units::parse_duration_ms(text)?;
+    Ok(std::time::Duration::from_millis(
+        u64::try_from(ms).unwrap_or(0),
+    ))
+}
+
 /// Parse a link rate in bits per second, as networks are rated: `1G` is 1 Gbit/s
 /// (125 MB/s), `100M` is 100 Mbit/s, `10G`; an optional `bit`, `bps` or `b` suffix is
 /// accepted. Returns bytes per second.
@@ -54,6 +63,22 @@ mod link_rate_tests {
         assert!(parse_link_rate("fast").is_err());
         assert!(parse_link_rate("0").is_err());
         assert!(parse_link_rate("5X").is_err());
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
     }
 }
 

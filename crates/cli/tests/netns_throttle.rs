@@ -272,6 +272,8 @@ impl Testbed {
         let mut strata = self.cli_cmd(env!("CARGO_BIN_EXE_strata"));
         strata
             .env("STRATA_CATALOG", catalog)
+            // The rates are sampled from the start: no deferral of the fresh dataset.
+            .env("STRATA_SETTLE", "0")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing-secret")
             .env("AWS_REGION", "us-east-1")

@@ -11,7 +11,9 @@
 //! - [`verify`]: re-reading a destination and checking every file and chunk against its
 //!   manifest (or, fast, presence and sizes);
 //! - [`packed`]: the packed layout, its parity (`--parity`) and `strata repair`;
-//! - [`progress`]: counters the CLI renders as a progress bar, and the final report.
+//! - [`progress`]: counters the CLI renders as a progress bar, and the final report;
+//! - [`settle`]: sources that change under a copy (never published; copied again once
+//!   they stop changing, or reported).
 //!
 //! A job is identified by its (source, destination) pair. Every verified chunk and every
 //! finished file is recorded in the catalog, so a job killed at any moment is finished by
@@ -25,6 +27,7 @@ pub mod progress;
 mod publisher;
 mod recorder;
 mod retry;
+pub mod settle;
 pub mod source;
 pub mod verify;
 
@@ -35,5 +38,6 @@ pub use packed::repair::{repair, RepairReport};
 pub use packed::write::migrate_packed;
 pub use plan::{Plan, PlanSummary};
 pub use progress::{MigrationReport, Progress};
+pub use settle::{Deferral, SettleOptions};
 pub use source::DatasetSource;
 pub use verify::{verify_dataset, verify_dataset_mode, VerifyMode, VerifyReport};

@@ -8,13 +8,14 @@
 //! Each chunk is read from the source, hashed as it passes, written into the file's staged
 //! copy at the destination, read back and hashed again (unless `verify` is off), and only
 //! then recorded as verified. When a file's last chunk is verified its hash is merged from
-//! the chunk values and the staged copy is published under its final name. The dataset
-//! manifest is written last, once every file is in place.
+//! the chunk values and the staged copy is published under its final name, unless its
+//! source changed meanwhile ([`crate::settle`]: then it is copied again, in a later round
+//! of the same run). The dataset manifest is written last, once every file is in place.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
@@ -23,7 +24,7 @@ use strata_codec::hash::{to_hex, ChunkValue};
 use strata_codec::{
     ChunkLayout, DatasetManifest, ManifestFile, B3SUMS_PATH, MANIFEST_COPY_PATH, MANIFEST_PATH,
 };
-use strata_store::{Store, StoreError, Upload};
+use strata_store::{Entry, Store, StoreError, Upload};
 use tokio::sync::mpsc;
 
 use crate::plan::{begin_copying, layout, open_job, recheck_finished, Plan};
@@ -31,6 +32,9 @@ use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::publisher::{done_update, Publisher, Publishing};
 use crate::recorder::{Record, Recorder};
 use crate::retry::with_backoff;
+use crate::settle::{
+    look_again, modified_within, vanished_message, Now, SettleOptions, SourceFile, Waiting,
+};
 use crate::source::{DatasetSource, RangeRead};
 use crate::verify::hash_stored_file;
 use crate::MoverError;
@@ -51,6 +55,8 @@ pub struct MigrateOptions {
     pub overwrite: bool,
     /// Read every staged chunk back and check its hash before publishing.
     pub verify: bool,
+    /// How long a source must stay unchanged before it is copied.
+    pub settle: SettleOptions,
 }
 
 impl Default for MigrateOptions {
@@ -61,6 +67,7 @@ impl Default for MigrateOptions {
             dry_run: false,
             overwrite: false,
             verify: true,
+            settle: SettleOptions::default(),
         }
     }
 }
@@ -121,7 +128,9 @@ pub async fn migrate(
     let publisher = Publisher::start(run.clone());
     let mut run = run;
     run.publisher = Some(publisher.sender());
-    let mut outcomes = execute(&run, &plan).await;
+    let (mut outcomes, waiting) = execute_settled(&run, &plan).await;
+    report.bytes = waiting.resize(report.bytes);
+    report.deferred = waiting.deferrals;
     // Every sender must be gone before the publisher can finish.
     run.publisher = None;
     outcomes.extend(publisher.finish().await);
@@ -140,7 +149,10 @@ pub async fn migrate(
             Outcome::Skipped => report.files_skipped += 1,
             Outcome::AlreadyDone => report.files_resumed += 1,
             Outcome::Failed(failure) => report.failed.push(failure),
-            Outcome::NotAttempted | Outcome::Queued => {}
+            Outcome::NotAttempted
+            | Outcome::Queued
+            | Outcome::Deferred(_)
+            | Outcome::Changed(..) => {}
         }
     }
     report.bytes_sent = Progress::get(&progress.bytes_sent);
@@ -206,11 +218,17 @@ pub(crate) enum Outcome {
     AlreadyDone,
     Failed(FileFailure),
     NotAttempted,
+    /// Modified less than the settle time ago: copy it later in the run.
+    Deferred(SourceFile),
+    /// Its source changed during the copy (now this): nothing was published.
+    Changed(SourceFile, Entry),
 }
 
 /// A file being copied: its staged upload and the values of its chunks so far.
 struct FileCopy {
     record: FileRecord,
+    /// The listed ETag of the version being copied (object stores).
+    etag: Option<String>,
     layout: ChunkLayout,
     upload: Mutex<Option<Arc<Upload>>>,
     values: Mutex<Vec<Option<ChunkValue>>>,
@@ -227,22 +245,83 @@ enum Work {
         known: Option<ChunkValue>,
     },
     /// The destination already has a file of the same size: compare before touching it.
-    Compare(FileRecord),
+    Compare(SourceFile),
     /// Nothing to do for this file.
     Done(Outcome),
 }
 
-async fn execute(run: &Run, plan: &Plan) -> Vec<Outcome> {
-    let verified = Arc::new(plan.verified.clone());
-    let files = plan.files.clone();
-    let chunk_size = plan.chunk_size;
+/// Run the plan, then, round after round, the files that waited for their source to stop
+/// changing; returns every file's outcome and the waits.
+async fn execute_settled(run: &Run, plan: &Plan) -> (Vec<Outcome>, Waiting) {
+    let files = plan
+        .files
+        .iter()
+        .map(|record| SourceFile {
+            record: record.clone(),
+            etag: plan.etags.get(&record.planned.index).cloned(),
+            settled: false,
+        })
+        .collect();
+    let progress = &run.progress;
+    let mut waiting = Waiting::new(run.options.settle, &run.source);
+    let mut outcomes = Vec::new();
+    let mut round = execute(run, files, Arc::new(plan.verified.clone()), plan.chunk_size).await;
+    loop {
+        for outcome in round {
+            match outcome {
+                Outcome::Deferred(file) => {
+                    Progress::sub(&progress.bytes_total, file.record.planned.size);
+                    waiting.defer(file);
+                }
+                Outcome::Changed(file, now) => {
+                    Progress::sub(&progress.bytes_total, file.record.planned.size);
+                    if let Err(message) = waiting.changed(&file, &now) {
+                        outcomes.push(record_failure(run, &file.record, message));
+                    }
+                }
+                other => outcomes.push(other),
+            }
+        }
+        if waiting.is_empty() || run.stop.load(Ordering::Relaxed) {
+            // A stopped run leaves waiting files pending: the re-run plans them afresh.
+            outcomes.extend((0..waiting.len()).map(|_| Outcome::NotAttempted));
+            break;
+        }
+        let settled = waiting
+            .settle(&run.source, run.options.jobs, progress)
+            .await;
+        for (record, message) in settled.failed {
+            Progress::add(&progress.bytes_total, record.planned.size);
+            outcomes.push(record_failure(run, &record, message));
+        }
+        if let Some((record, error)) = settled.stopped {
+            outcomes.push(store_outcome(run, &record, error));
+        }
+        for file in &settled.ready {
+            Progress::add(&progress.bytes_total, file.record.planned.size);
+            let _ = run
+                .records
+                .send(Record::Replan(file.record.planned.clone()))
+                .await;
+        }
+        round = execute(run, settled.ready, Arc::default(), plan.chunk_size).await;
+    }
+    (outcomes, waiting)
+}
+
+async fn execute(
+    run: &Run,
+    files: Vec<SourceFile>,
+    verified: Arc<HashMap<u32, HashMap<u64, ChunkValue>>>,
+    chunk_size: u64,
+) -> Vec<Outcome> {
     let producer = {
         let run = run.clone();
         stream::iter(files)
-            .then(move |record| {
+            .then(move |file| {
                 let run = run.clone();
                 let verified = verified.clone();
-                async move { prepare_file(&run, record, chunk_size, &verified).await }
+                async move { prepare_file(&run, file, chunk_size, &verified).await }
             })
             .flat_map(stream::iter)
     };
@@ -254,7 +333,7 @@ async fn execute(run: &Run, plan: &Plan) -> Vec<Outcome> {
                     Work::Chunk { file, index, known } => {
                         copy_chunk(&run, file, index, known).await
                     }
-                    Work::Compare(record) => compare_or_replace(&run, record, chunk_size).await,
+                    Work::Compare(file) => compare_or_replace(&run, file, chunk_size).await,
                     Work::Done(outcome) => Some(outcome),
                 }
             }
@@ -268,10 +347,11 @@ async fn execute(run: &Run, plan: &Plan) -> Vec<Outcome> {
 /// Decide what a file needs and turn it into work items.
 async fn prepare_file(
     run: &Run,
-    record: FileRecord,
+    file: SourceFile,
     chunk_size: u64,
     verified: &HashMap<u32, HashMap<u64, ChunkValue>>,
 ) -> Vec<Work> {
+    let record = &file.record;
     if matches!(record.state, FileState::Done | FileState::Skipped) {
         Progress::add(&run.progress.files_done, 1);
         Progress::add(&run.progress.bytes_done, record.planned.size);
@@ -280,15 +360,19 @@ async fn prepare_file(
     if run.stop.load(Ordering::Relaxed) {
         return vec![Work::Done(Outcome::NotAttempted)];
     }
+    let settle = run.options.settle.settle;
+    if !file.settled && modified_within(&record.planned, settle, SystemTime::now()) {
+        return vec![Work::Done(Outcome::Deferred(file))];
+    }
     let layout = layout(chunk_size, record.planned.size);
     let known = verified.get(&record.planned.index);
     let path = record.planned.path.clone();
     // A file already under its final name (another copy, or ours published just before a
     // crash) is compared, never blindly replaced.
     match run.existing.get(&path) {
-        Some(&size) if size == record.planned.size => return vec![Work::Compare(record)],
+        Some(&size) if size == record.planned.size => return vec![Work::Compare(file)],
         Some(_) if !run.options.overwrite => {
-            return vec![fail(run, &record, exists_message(&run.destination, &path))];
+            return vec![fail(run, record, exists_message(&run.destination, &path))];
         }
         _ => {}
     }
@@ -298,13 +382,14 @@ async fn prepare_file(
         .await
     {
         Ok(upload) => upload,
-        Err(error) => return vec![store_failure(run, &record, error)],
+        Err(error) => return vec![store_failure(run, record, error)],
     };
     // Recorded chunks count only if their staged bytes survived; they are re-checked below.
     let trust_known = upload.resumed() && upload.supports_read_back();
     let count = layout.chunk_count();
     let file = Arc::new(FileCopy {
-        record,
+        record: file.record,
+        etag: file.etag,
         layout,
         upload: Mutex::new(Some(Arc::new(upload))),
         values: Mutex::new(vec![None; count as usize]),
@@ -547,6 +632,30 @@ async fn finish_file(run: &Run, file: &FileCopy) -> Outcome {
         // Keep the staged copy: a re-run resumes from it.
         return Outcome::NotAttempted;
     }
+    // Before anything is published: the bytes read must all be of the version the copy
+    // started from. A short read or a changed chunk is often that same change, so this
+    // comes before the file's own error.
+    let source = SourceFile {
+        record: file.record.clone(),
+        etag: file.etag.clone(),
+        settled: true,
+    };
+    let now = look_again(&run.source, &source).await;
+    if !matches!(now, Ok(Now::Unchanged)) {
+        if let Some(upload) = upload {
+            let _ = upload.abort().await;
+        }
+        Progress::sub(&run.progress.bytes_done, counted_bytes(file));
+        return match now {
+            Ok(Now::Changed(entry)) => Outcome::Changed(source, entry),
+            Ok(_) => record_failure(
+                run,
+                &file.record,
+                vanished_message(&run.source, &file.record.planned.path),
+            ),
+            Err(error) => store_outcome(run, &file.record, error),
+        };
+    }
     let error = file.error.lock().ok().and_then(|e| e.clone());
     if let Some(error) = error {
         if let Some(upload) = upload {
@@ -620,6 +729,15 @@ async fn finish_file(run: &Run, file: &FileCopy) -> Outcome {
     record_done(run, &file.record, hash).await
 }
 
+/// Bytes of `file` counted done so far (its chunks with a value).
+fn counted_bytes(file: &FileCopy) -> u64 {
+    let values = file.values.lock().map(|v| v.clone()).unwrap_or_default();
+    (0..values.len() as u64)
+        .filter(|&i| values[i as usize].is_some())
+        .map(|i| file.layout.chunk_range(i).1)
+        .sum()
+}
+
 /// Record a published file as done.
 pub(crate) async fn record_done(run: &Run, record: &FileRecord, hash: ChunkValue) -> Outcome {
     let _ = run
@@ -639,7 +757,8 @@ impl Run {
 
 /// The destination holds a file of the same size: leave it if identical, replace it with
 /// `--overwrite`, otherwise refuse.
-async fn compare_or_replace(run: &Run, record: FileRecord, chunk_size: u64) -> Option<Outcome> {
+async fn compare_or_replace(run: &Run, file: SourceFile, chunk_size: u64) -> Option<Outcome> {
+    let record = file.record.clone();
     let layout = layout(chunk_size, record.planned.size);
     let path = record.planned.path.clone();
     let source = match hash_stored_file(&run.source, &path, layout).await {
@@ -651,6 +770,17 @@ async fn compare_or_replace(run: &Run, record: FileRecord, chunk_size: u64) -> O
         Err(error) => return Some(store_outcome(run, &record, error)),
     };
     if source.0 == existing.0 {
+        // Identical to what was read; the source must still be that version for the
+        // destination's copy to stand for it.
+        match look_again(&run.source, &file).await {
+            Ok(Now::Unchanged) => {}
+            Ok(Now::Changed(entry)) => return Some(Outcome::Changed(file, entry)),
+            Ok(Now::Vanished) => {
+                let message = vanished_message(&run.source, &path);
+                return Some(record_failure(run, &record, message));
+            }
+            Err(error) => return Some(store_outcome(run, &record, error)),
+        }
         if !layout.is_single_chunk() {
             for (index, value) in source.1.iter().enumerate() {
                 let chunk = VerifiedChunk {
@@ -691,6 +821,7 @@ async fn compare_or_replace(run: &Run, record: FileRecord, chunk_size: u64) -> O
     let count = layout.chunk_count();
     let file = Arc::new(FileCopy {
         record,
+        etag: file.etag,
         layout,
         upload: Mutex::new(Some(Arc::new(upload))),
         values: Mutex::new(vec![None; count as usize]),

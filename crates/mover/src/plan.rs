@@ -53,6 +53,8 @@ pub struct Plan {
     pub unreadable_entries: Vec<FileFailure>,
     /// True when progress from an earlier run was kept.
     pub resumed: bool,
+    /// ETags the listing gave, by file index (object stores): what each copy starts from.
+    pub etags: HashMap<u32, String>,
 }
 
 impl Plan {
@@ -118,6 +120,11 @@ pub async fn make_plan(
         .map(|(i, e)| planned_file(i, e))
         .collect();
 
+    let etags = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((i as u32, e.etag.clone()?)))
+        .collect();
     let source_uri = source.display();
     let destination_uri = destination.display();
     let existing = catalog.find_job(&source_uri, &destination_uri).await?;
@@ -173,6 +180,7 @@ pub async fn make_plan(
         skipped_entries,
         unreadable_entries,
         resumed,
+        etags,
     })
 }
 
@@ -225,7 +233,7 @@ pub(crate) async fn recheck_finished(
     Ok(recopied)
 }
 
-fn planned_file(index: usize, entry: &Entry) -> PlannedFile {
+pub(crate) fn planned_file(index: usize, entry: &Entry) -> PlannedFile {
     PlannedFile {
         index: index as u32,
         path: entry.path.clone(),
@@ -283,6 +291,7 @@ impl crate::progress::MigrationReport {
             failed: Vec::new(),
             skipped_entries: plan.skipped_entries.clone(),
             unreadable_entries: plan.unreadable_entries.clone(),
+            deferred: Vec::new(),
         }
     }
 }

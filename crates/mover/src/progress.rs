@@ -22,6 +22,9 @@ pub struct Progress {
     pub bytes_resent: AtomicU64,
     /// Files that failed.
     pub files_failed: AtomicU64,
+    /// Files waiting to be copied until their source stops changing (`file_growing`, or
+    /// changed during their copy).
+    pub files_waiting: AtomicU64,
     messages: Mutex<Vec<String>>,
 }
 
@@ -29,6 +32,13 @@ impl Progress {
     /// Add to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Take from a counter (never below zero).
+    pub fn sub(counter: &AtomicU64, n: u64) {
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(v.saturating_sub(n))
+        });
     }
 
     /// Read a counter.
@@ -113,6 +123,10 @@ pub struct MigrationReport {
     pub skipped_entries: Vec<FileFailure>,
     /// Entries that could not be read while listing (counted as failures).
     pub unreadable_entries: Vec<FileFailure>,
+    /// Files whose copy waited in this run because their source was being written
+    /// (`file_growing`) or changed during the copy (`changed`), one entry per wait; each
+    /// was copied later in the run or is listed in `failed`.
+    pub deferred: Vec<crate::settle::Deferral>,
 }
 
 impl MigrationReport {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata_catalog::{Catalog, CatalogError, FileUpdate, JobId, VerifiedChunk};
+use strata_catalog::{Catalog, CatalogError, FileUpdate, JobId, PlannedFile, VerifiedChunk};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -26,6 +26,9 @@ pub enum Record {
     Chunk(VerifiedChunk),
     /// A file reached a final state.
     File(FileUpdate),
+    /// A file's source changed: plan it again as it is now, forgetting its chunks. What
+    /// was sent before is committed first, so no chunk of the old version outlives it.
+    Replan(PlannedFile),
 }
 
 /// Handle to the background recorder task.
@@ -70,11 +73,13 @@ async fn run(
     while open {
         let deadline = tokio::time::sleep(FLUSH_EVERY);
         tokio::pin!(deadline);
+        let mut replan = None;
         loop {
             tokio::select! {
                 record = receiver.recv() => match record {
                     Some(Record::Chunk(c)) => chunks.push(c),
                     Some(Record::File(f)) => files.push(f),
+                    Some(Record::Replan(p)) => { replan = Some(p); break; }
                     None => { open = false; break; }
                 },
                 _ = &mut deadline => break,
@@ -91,6 +96,9 @@ async fn run(
         if !files.is_empty() {
             catalog.update_files(job, &files).await?;
             files.clear();
+        }
+        if let Some(planned) = replan {
+            catalog.replan_file(job, &planned).await?;
         }
     }
     Ok(())

@@ -58,6 +58,14 @@ impl DatasetSource {
         }
     }
 
+    /// The store of a plain source (`None` for a packed one).
+    pub(crate) fn plain(&self) -> Option<&Store> {
+        match self {
+            DatasetSource::Plain(store) => Some(store),
+            DatasetSource::Packed(_) => None,
+        }
+    }
+
     /// Display URI (no secrets).
     pub fn display(&self) -> String {
         self.store().display()

@@ -260,6 +260,7 @@ impl DalStore {
                 size: meta.content_length(),
                 mtime: meta.last_modified().map(Into::into),
                 mode: None,
+                etag: meta.etag().map(str::to_string),
             })),
             Err(err) if err.kind() == opendal::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(self.error(rel, err)),

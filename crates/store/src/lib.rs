@@ -79,6 +79,9 @@ pub struct Entry {
     pub mtime: Option<SystemTime>,
     /// Unix permission bits (`mode & 0o7777`), for local files.
     pub mode: Option<u32>,
+    /// The object's entity tag, where the store has one (S3): it changes whenever the
+    /// content is replaced, even within the second that `mtime` resolves.
+    pub etag: Option<String>,
 }
 
 /// Something found while listing that was skipped; the listing went on.

@@ -222,6 +222,7 @@ pub(crate) async fn list_dal(
             size: meta.content_length(),
             mtime: meta.last_modified().map(Into::into),
             mode: None,
+            etag: meta.etag().map(str::to_string),
         });
     }
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));

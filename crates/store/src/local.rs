@@ -253,6 +253,7 @@ pub(crate) fn entry_from_metadata(path: String, meta: &fs::Metadata) -> Entry {
         size: meta.len(),
         mtime: meta.modified().ok(),
         mode: Some(meta.mode() & 0o7777),
+        etag: None,
     }
 }
 

@@ -485,6 +485,62 @@ impl Catalog for SqliteCatalog {
         tx.commit().await.map_err(self.error(op))
     }
 
+    async fn replan_file(&self, id: JobId, file: &PlannedFile) -> Result<(), CatalogError> {
+        let op = "replan file";
+        let size = to_signed(file.size, "file size")?;
+        let mut tx = self.begin_write(op).await?;
+        self.touch_job(&mut tx, id, op).await?;
+        // The row is read and verified first: its new checksum must not seal damage.
+        let pending = FileUpdate {
+            index: file.index,
+            state: FileState::Pending,
+            hash: None,
+            error: None,
+        };
+        let current = match self.rows_to_update(&mut tx, id, &[&pending], op).await {
+            Ok(mut rows) => rows.remove(0),
+            Err(err) => return Err(self.with_destination(&mut tx, id, err).await),
+        };
+        if current.path != file.path {
+            return Err(CatalogError::InvalidInput(format!(
+                "file {} of job {id} is {:?}, not {:?}",
+                file.index, current.path, file.path
+            )));
+        }
+        let mode = file.mode.map(i64::from);
+        let checksum = FileColumns {
+            size,
+            mtime_ns: file.mtime_ns,
+            mode,
+            state: FileState::Pending.as_str(),
+            hash: None,
+            error: None,
+            ..current.columns()
+        }
+        .checksum();
+        sqlx::query(
+            "UPDATE files SET size = ?, mtime_ns = ?, mode = ?, state = ?, hash = NULL, \
+             error = NULL, checksum = ? WHERE job_id = ? AND file_index = ?",
+        )
+        .bind(size)
+        .bind(file.mtime_ns)
+        .bind(mode)
+        .bind(FileState::Pending.as_str())
+        .bind(checksum.as_slice())
+        .bind(id)
+        .bind(i64::from(file.index))
+        .execute(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
+        sqlx::query("DELETE FROM verified_chunks WHERE job_id = ? AND file_index = ?")
+            .bind(id)
+            .bind(i64::from(file.index))
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error(op))?;
+        tx.commit().await.map_err(self.error(op))
+    }
+
     async fn set_job_state(
         &self,
         id: JobId,

@@ -18,7 +18,8 @@ macro_rules! behaviour_suite {
         $crate::behaviour_suite!(@tests $open;
             create_and_find, uniqueness_and_input_checks, plan_replace, file_updates,
             chunk_upserts_are_idempotent, listing_order_and_progress, state_round_trip,
-            missing_jobs_are_reported, delete_job_removes_everything, large_plan);
+            missing_jobs_are_reported, delete_job_removes_everything, large_plan,
+            replanning_a_changed_file_resets_only_that_file);
     };
     (@tests $open:expr; $($check:ident),*) => {
         $(
@@ -495,4 +496,48 @@ pub async fn large_plan(catalog: &dyn Catalog) {
     catalog.update_files(id, &updates).await.unwrap();
     let job = catalog.job(id).await.unwrap().unwrap();
     assert_eq!(job.files_done, u64::from(FILES / 2));
+}
+
+/// A file whose source changed during the copy is planned again alone: its new size and
+/// time are recorded, it is pending, and its old chunk values are gone; nothing else moves.
+pub async fn replanning_a_changed_file_resets_only_that_file(catalog: &dyn Catalog) {
+    let id = catalog.create_job(&spec("a", "b")).await.unwrap();
+    catalog
+        .replace_plan(id, &[file(0, 8), file(1, 8)])
+        .await
+        .unwrap();
+    catalog
+        .record_verified_chunks(id, &[chunk(0, 0, 1), chunk(0, 1, 2), chunk(1, 0, 3)])
+        .await
+        .unwrap();
+    catalog
+        .update_files(id, &[update(0, FileState::Failed, None, Some("x"))])
+        .await
+        .unwrap();
+
+    let mut grown = file(0, 12);
+    grown.mtime_ns = Some(1_800_000_000_000_000_000);
+    grown.mode = Some(0o600);
+    catalog.replan_file(id, &grown).await.unwrap();
+    let files = catalog.load_files(id).await.unwrap();
+    assert_eq!(files[0].planned, grown);
+    assert_eq!(files[0].state, FileState::Pending);
+    assert_eq!((files[0].hash, files[0].error.clone()), (None, None));
+    assert_eq!(files[1].planned, file(1, 8));
+    assert_eq!(
+        catalog.verified_chunks(id).await.unwrap(),
+        vec![chunk(1, 0, 3)]
+    );
+
+    // Another path at that index, or an index outside the plan, changes nothing.
+    let mut other = file(1, 5);
+    other.index = 0;
+    let err = catalog.replan_file(id, &other).await.unwrap_err();
+    assert!(matches!(err, CatalogError::InvalidInput(_)), "{err:?}");
+    let err = catalog.replan_file(id, &file(9, 5)).await.unwrap_err();
+    assert!(
+        matches!(err, CatalogError::UnknownFile { index: 9, .. }),
+        "{err:?}"
+    );
+    assert_eq!(catalog.load_files(id).await.unwrap()[0].planned, grown);
 }

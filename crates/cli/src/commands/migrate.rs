@@ -9,14 +9,15 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_codec::parity::ParitySpec;
 use strata_mover::{
-    migrate, migrate_packed, write_parity, DatasetSource, MigrateOptions, MigrationReport, Progress,
+    migrate, migrate_packed, write_parity, DatasetSource, MigrateOptions, MigrationReport,
+    Progress, SettleOptions,
 };
 
 use super::codec_args::CodecArgs;
 use super::throttle_args::ThrottleArgs;
 use super::Context;
 use crate::output;
-use crate::units::parse_size;
+use crate::units::{parse_duration, parse_size};
 
 /// Arguments of `strata migrate`.
 #[derive(Args, Debug)]
@@ -53,6 +54,14 @@ pub struct MigrateArgs {
     /// `strata repair` rebuilds from it.
     #[arg(long)]
     pub parity: Option<String>,
+    /// Defer files modified less than this long ago (still being written) until they
+    /// have not changed for this long, then copy them in the same run; `0` turns the
+    /// deferral off (a file that changes during its copy is still never published).
+    #[arg(long, default_value = "2s", env = "STRATA_SETTLE", value_parser = parse_duration)]
+    pub settle: Duration,
+    /// Give up on a deferred file still changing after this long (reported, exit 1).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub settle_timeout: Duration,
 }
 
 /// Run the command.
@@ -83,6 +92,10 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         dry_run: args.dry_run,
         overwrite: args.overwrite,
         verify: !args.no_verify,
+        settle: SettleOptions {
+            settle: args.settle,
+            timeout: args.settle_timeout,
+        },
     };
     let progress = Arc::new(Progress::default());
     let show_bar = !context.json && !args.dry_run && std::io::stderr().is_terminal();

@@ -27,10 +27,14 @@ impl Sandbox {
         self.path("catalog.db")
     }
 
-    /// `strata` with this sandbox's catalog and no S3 environment leaking in.
+    /// `strata` with this sandbox's catalog and no S3 environment leaking in. Tests write
+    /// their sources just before migrating them, so `--settle` (which would defer every
+    /// such file for 2 s) is off unless a test turns it on (`migrate_changing.rs`); the
+    /// check that a source did not change during its copy stays on.
     pub fn strata(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
         cmd.env("STRATA_CATALOG", self.catalog())
+            .env("STRATA_SETTLE", "0")
             .env_remove("AWS_ENDPOINT_URL")
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")

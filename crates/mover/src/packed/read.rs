@@ -214,6 +214,7 @@ impl PackedSource {
                     .and_then(|ns| u64::try_from(ns).ok())
                     .map(|ns| UNIX_EPOCH + Duration::from_nanos(ns)),
                 mode: f.mode,
+                etag: None,
             })
             .collect()
     }

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
@@ -27,9 +27,10 @@ use super::sealed::write_copies;
 use super::{PACK_TARGET, SMALL_FILE_MAX};
 use crate::migrate::MigrateOptions;
 use crate::migrate::{is_fatal, list_existing};
-use crate::plan::{begin_copying, layout, open_job};
+use crate::plan::{begin_copying, layout, open_job, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::retry::with_backoff;
+use crate::settle::{look_again, modified_within, vanished_message, Now, SourceFile, Waiting};
 use crate::source::DatasetSource;
 use crate::MoverError;
 
@@ -73,68 +74,27 @@ pub async fn migrate_packed(
     let existing = Arc::new(std::sync::Mutex::new(existing));
 
     let chunk_size = plan.chunk_size;
-    let files = plan.files.clone();
-    let units = stream::iter(group_units(files, chunk_size))
-        .then(|group| async move {
-            match group {
-                Grouped::Large(file) => large_file_units(source, file, chunk_size).await,
-                Grouped::Pack(files) => vec![Unit::Pack(files)],
-            }
-        })
-        .flat_map(stream::iter);
-    let results: Vec<Result<Placed, (Vec<FileRecord>, StoreError)>> = units
-        .map(|unit| {
-            let (existing, progress) = (existing.clone(), progress.clone());
-            async move {
-                run_unit(
-                    source,
-                    destination,
-                    unit,
-                    chunk_size,
-                    objective,
-                    &existing,
-                    &progress,
-                )
-                .await
-            }
-        })
-        .buffer_unordered(options.jobs.max(1))
-        .collect()
-        .await;
-
-    let mut placed: HashMap<u32, Vec<(u64, ChunkValue, ChunkLocator)>> = HashMap::new();
-    let mut failed: HashMap<u32, String> = HashMap::new();
-    for result in results {
-        match result {
-            Ok(list) => {
-                for (file, chunk, value, locator) in list {
-                    placed
-                        .entry(file)
-                        .or_default()
-                        .push((chunk, value, locator));
-                }
-            }
-            Err((files, error)) => {
-                if is_fatal(&error) {
-                    catalog
-                        .set_job_state(plan.job, JobState::Failed, Some(&error.to_string()), None)
-                        .await?;
-                    return Err(MoverError::Stopped {
-                        job: plan.job,
-                        source: error,
-                    });
-                }
-                for file in files {
-                    failed.insert(file.planned.index, error.to_string());
-                }
-            }
-        }
-    }
+    let round = Round {
+        source,
+        destination,
+        chunk_size,
+        objective,
+        jobs: options.jobs.max(1),
+        existing: &existing,
+        progress: &progress,
+    };
+    let mut placed = HashMap::new();
+    let mut failed = HashMap::new();
+    let (records, waiting) = round
+        .copy_settled(&*catalog, &plan, options, &mut placed, &mut failed)
+        .await?;
+    report.bytes = waiting.resize(report.bytes);
+    report.deferred = waiting.deferrals;
 
     let mut index_files = Vec::new();
     let mut manifest_files = Vec::new();
     let mut updates = Vec::new();
-    for file in &plan.files {
+    for file in &records {
         let planned = &file.planned;
         let layout = layout(chunk_size, planned.size);
         let mut chunks = placed.remove(&planned.index).unwrap_or_default();
@@ -230,6 +190,187 @@ pub async fn migrate_packed(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Stop the job on an error that would hit every file; its progress is kept.
+async fn stopped(catalog: &dyn Catalog, job: i64, error: StoreError) -> MoverError {
+    let message = error.to_string();
+    if let Err(catalog_error) = catalog
+        .set_job_state(job, JobState::Failed, Some(&message), None)
+        .await
+    {
+        return catalog_error.into();
+    }
+    MoverError::Stopped { job, source: error }
+}
+
+/// What every round of a packed migration shares.
+struct Round<'a> {
+    source: &'a Store,
+    destination: &'a Store,
+    chunk_size: u64,
+    objective: Objective,
+    jobs: usize,
+    existing: &'a std::sync::Mutex<HashSet<String>>,
+    progress: &'a Progress,
+}
+
+impl Round<'_> {
+    /// Copy the plan's files, deferring those still being written and copying again
+    /// those whose source changed, until none waits; returns the plan as it ends (files
+    /// replanned at their new size and time) and the waits.
+    async fn copy_settled(
+        &self,
+        catalog: &dyn Catalog,
+        plan: &Plan,
+        options: &MigrateOptions,
+        placed: &mut HashMap<u32, Vec<(u64, ChunkValue, ChunkLocator)>>,
+        failed: &mut HashMap<u32, String>,
+    ) -> Result<(Vec<FileRecord>, Waiting), MoverError> {
+        let mut records = plan.files.clone();
+        let dataset = DatasetSource::Plain(self.source.clone());
+        let mut waiting = Waiting::new(options.settle, &dataset);
+        let mut files: Vec<SourceFile> = plan
+            .files
+            .iter()
+            .map(|record| SourceFile {
+                record: record.clone(),
+                etag: plan.etags.get(&record.planned.index).cloned(),
+                settled: false,
+            })
+            .collect();
+        loop {
+            let now = SystemTime::now();
+            let (copy, later): (Vec<_>, Vec<_>) = files.into_iter().partition(|file| {
+                file.settled || !modified_within(&file.record.planned, options.settle.settle, now)
+            });
+            later.into_iter().for_each(|file| waiting.defer(file));
+            let to_copy = copy.iter().map(|f| f.record.clone()).collect();
+            let copied = match self.copy(to_copy, placed, failed).await {
+                Ok(()) => {
+                    self.check_sources(&dataset, copy, &mut waiting, placed, failed)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = copied {
+                return Err(stopped(catalog, plan.job, error).await);
+            }
+            if waiting.is_empty() {
+                break;
+            }
+            let settled = waiting.settle(&dataset, self.jobs, self.progress).await;
+            if let Some((_, error)) = settled.stopped {
+                return Err(stopped(catalog, plan.job, error).await);
+            }
+            for (record, message) in settled.failed {
+                failed.insert(record.planned.index, message);
+            }
+            for file in &settled.ready {
+                catalog.replan_file(plan.job, &file.record.planned).await?;
+                if let Some(record) = records.get_mut(file.record.planned.index as usize) {
+                    record.planned = file.record.planned.clone();
+                }
+            }
+            files = settled.ready;
+        }
+        Ok((records, waiting))
+    }
+
+    /// Store the chunks of `files`, adding where each went to `placed` (or why not to
+    /// `failed`); an error that would hit every file is returned.
+    async fn copy(
+        &self,
+        files: Vec<FileRecord>,
+        placed: &mut HashMap<u32, Vec<(u64, ChunkValue, ChunkLocator)>>,
+        failed: &mut HashMap<u32, String>,
+    ) -> Result<(), StoreError> {
+        let (source, chunk_size) = (self.source, self.chunk_size);
+        let units = stream::iter(group_units(files, chunk_size))
+            .then(|group| async move {
+                match group {
+                    Grouped::Large(file) => large_file_units(source, file, chunk_size).await,
+                    Grouped::Pack(files) => vec![Unit::Pack(files)],
+                }
+            })
+            .flat_map(stream::iter);
+        let results: Vec<Result<Placed, (Vec<FileRecord>, StoreError)>> = units
+            .map(|unit| {
+                run_unit(
+                    self.source,
+                    self.destination,
+                    unit,
+                    chunk_size,
+                    self.objective,
+                    self.existing,
+                    self.progress,
+                )
+            })
+            .buffer_unordered(self.jobs)
+            .collect()
+            .await;
+        for result in results {
+            match result {
+                Ok(list) => {
+                    for (file, chunk, value, locator) in list {
+                        placed
+                            .entry(file)
+                            .or_default()
+                            .push((chunk, value, locator));
+                    }
+                }
+                Err((_, error)) if is_fatal(&error) => return Err(error),
+                Err((files, error)) => {
+                    for file in files {
+                        failed.insert(file.planned.index, error.to_string());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Look at the sources of `copied` again: a chunk read from a file that changed since
+    /// its copy started is not that file's content, so its placements are dropped and
+    /// the file waits to be copied again (or is reported).
+    async fn check_sources(
+        &self,
+        dataset: &DatasetSource,
+        copied: Vec<SourceFile>,
+        waiting: &mut Waiting,
+        placed: &mut HashMap<u32, Vec<(u64, ChunkValue, ChunkLocator)>>,
+        failed: &mut HashMap<u32, String>,
+    ) -> Result<(), StoreError> {
+        let looked: Vec<_> = stream::iter(copied)
+            .map(|file| async move {
+                let now = look_again(dataset, &file).await;
+                (file, now)
+            })
+            .buffer_unordered(self.jobs)
+            .collect()
+            .await;
+        for (file, now) in looked {
+            let planned = &file.record.planned;
+            if matches!(now, Ok(Now::Unchanged)) {
+                continue;
+            }
+            let chunks = placed.remove(&planned.index).unwrap_or_default();
+            let layout = layout(self.chunk_size, planned.size);
+            let counted = chunks.iter().map(|(i, ..)| layout.chunk_range(*i).1).sum();
+            Progress::sub(&self.progress.bytes_done, counted);
+            failed.remove(&planned.index);
+            let problem = match now {
+                Ok(Now::Changed(entry)) => waiting.changed(&file, &entry).err(),
+                Ok(_) => Some(vanished_message(dataset, &planned.path)),
+                Err(error) if is_fatal(&error) => return Err(error),
+                Err(error) => Some(error.to_string()),
+            };
+            if let Some(message) = problem {
+                failed.insert(planned.index, message);
+            }
+        }
+        Ok(())
+    }
 }
 
 enum Grouped {
