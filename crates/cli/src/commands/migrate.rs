@@ -16,7 +16,7 @@ use super::codec_args::CodecArgs;
 use super::throttle_args::ThrottleArgs;
 use super::Context;
 use crate::output;
-use crate::units::parse_size;
+use crate::units::{check_chunk_memory, parse_chunk_size, parse_jobs};
 
 /// Arguments of `strata migrate`.
 #[derive(Args, Debug)]
@@ -28,11 +28,11 @@ pub struct MigrateArgs {
     /// Print the plan (files, bytes, chunks) and move nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Chunk tasks in flight at once.
-    #[arg(long, short = 'j', default_value_t = 8)]
+    /// Chunk tasks in flight at once (1 to 256; each holds a chunk in memory).
+    #[arg(long, short = 'j', default_value = "8", value_parser = parse_jobs)]
     pub jobs: usize,
-    /// Chunk size: a power of two of at least 1K (binary units: 4M is 4 MiB).
-    #[arg(long, default_value = "4M", value_parser = parse_size)]
+    /// Chunk size: a power of two from 1K to 256M (binary units: 4M is 4 MiB).
+    #[arg(long, default_value = "4M", value_parser = parse_chunk_size)]
     pub chunk_size: u64,
     /// Replace destination files whose content differs from the source.
     #[arg(long)]
@@ -57,6 +57,7 @@ pub struct MigrateArgs {
 
 /// Run the command.
 pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    check_chunk_memory(args.jobs, args.chunk_size).map_err(anyhow::Error::msg)?;
     // Bandwidth control wraps both stores, so every read and write of the job is paced.
     let control = args.throttle.build()?;
     let _live_updates = control.as_ref().map(|c| c.start_live_updates());
