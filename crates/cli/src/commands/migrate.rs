@@ -103,7 +103,9 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         task.abort();
         bar.finish_and_clear();
     }
-    drop(live);
+    if let Some(live) = live {
+        live.finish().await;
+    }
     let report = result?;
     let parity = match parity {
         Some(spec) if report.root_hash.is_some() && !args.dry_run => {
@@ -148,25 +150,37 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
     })
 }
 
+/// The progress display: a spinner while the plan is made, then a bar. The bar waits for
+/// the plan's byte total: drawn before it, a bar of length 0 shows full at `0 B/0 B`.
 fn spawn_bar(progress: Arc<Progress>) -> (ProgressBar, tokio::task::JoinHandle<()>) {
-    let bar = ProgressBar::new(0);
+    let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     let handle = {
         let bar = bar.clone();
         tokio::spawn(async move {
+            let mut planned = false;
             loop {
-                bar.set_length(Progress::get(&progress.bytes_total));
-                bar.set_position(Progress::get(&progress.bytes_done));
-                bar.set_message(format!(
-                    "files {}/{}",
-                    Progress::get(&progress.files_done),
-                    Progress::get(&progress.files_total)
-                ));
+                let (message, total) = bar_state(&progress);
+                match total {
+                    Some(total) => {
+                        if !planned {
+                            bar.set_style(
+                                ProgressStyle::with_template(
+                                    "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+                                )
+                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                            );
+                            planned = true;
+                        }
+                        bar.set_length(total);
+                        bar.set_position(Progress::get(&progress.bytes_done));
+                    }
+                    None => bar.tick(),
+                }
+                bar.set_message(message);
                 for line in progress.take_messages() {
                     bar.println(line);
                 }
@@ -175,6 +189,21 @@ fn spawn_bar(progress: Arc<Progress>) -> (ProgressBar, tokio::task::JoinHandle<(
         })
     };
     (bar, handle)
+}
+
+/// The progress line's message, and the byte total once the plan has one (`None` while
+/// planning, or when every planned file is empty: nothing to draw a bar of).
+fn bar_state(progress: &Progress) -> (String, Option<u64>) {
+    let files_total = Progress::get(&progress.files_total);
+    let bytes_total = Progress::get(&progress.bytes_total);
+    if files_total == 0 {
+        return ("planning: listing the source".into(), None);
+    }
+    let message = format!(
+        "files {}/{files_total}",
+        Progress::get(&progress.files_done)
+    );
+    (message, (bytes_total > 0).then_some(bytes_total))
 }
 
 fn print_report(json: bool, report: &MigrationReport) {
@@ -239,9 +268,37 @@ impl LiveFile {
     }
 }
 
+impl LiveFile {
+    /// Stops the writer, waiting until it has stopped, then removes the file: a write in
+    /// progress on another thread must not put it back after the job has ended (`strata
+    /// status` would show a finished job's bandwidth).
+    async fn finish(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
+}
+
 impl Drop for LiveFile {
     fn drop(&mut self) {
         self.task.abort();
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_has_no_total_until_the_plan_has_one() {
+        let progress = Progress::default();
+        let (message, total) = bar_state(&progress);
+        assert_eq!(total, None, "no bar (it would draw full at 0 B/0 B) while planning");
+        assert!(message.contains("planning"), "{message}");
+        Progress::add(&progress.files_total, 3);
+        assert_eq!(bar_state(&progress).1, None, "a plan without its byte total yet");
+        Progress::add(&progress.bytes_total, 3 << 20);
+        Progress::add(&progress.files_done, 1);
+        assert_eq!(bar_state(&progress), ("files 1/3".to_string(), Some(3 << 20)));
     }
 }

@@ -302,39 +302,48 @@ impl BandwidthControl {
         }
     }
 
-    /// One short line for the progress bar: per throttled store, the busier lane's rate,
-    /// the rate it may use, the queueing delay and the back-offs so far.
+    /// One short line for the end of a run and `strata status`: the cap in force, said
+    /// once (every store gets the same cap), then, for each store under congestion
+    /// control, the rate it may use now, its queueing delay and its back-offs. Empty when
+    /// no store is throttled.
     pub fn progress_message(&self) -> String {
         let status = self.status();
-        let parts: Vec<String> = status
-            .stores
-            .iter()
-            .map(|s| {
-                let (dir, lane) = if s.status.write.admitted_bytes >= s.status.read.admitted_bytes {
-                    ("write", &s.status.write)
-                } else {
-                    ("read", &s.status.read)
-                };
-                let rate = |r: Option<u64>| match r {
-                    Some(r) => format!("{}/s", human_bytes(r)),
-                    None => "off".to_string(),
-                };
-                let mut line = format!(
-                    "{} {dir} limit {}",
-                    short_name(&s.store),
-                    rate(lane.rate_limit)
-                );
-                if let (Some(current), Some(q)) = (lane.current_rate, lane.queuing_delay_ms) {
-                    line.push_str(&format!(
-                        ", now {}/s, queue {q:.0}/{:.0} ms, {} back-offs",
-                        human_bytes(current as u64),
-                        lane.target_delay_ms,
-                        lane.backoff_events
-                    ));
-                }
-                line
-            })
-            .collect();
+        let Some(first) = status.stores.first() else {
+            return String::new();
+        };
+        let rate = |r: Option<u64>| match r {
+            Some(r) => format!("{}/s", human_bytes(r)),
+            None => "off".to_string(),
+        };
+        let (write, read) = (first.status.write.cap, first.status.read.cap);
+        let mut parts = vec![match (write, read) {
+            (None, None) => "no cap".to_string(),
+            _ if write == read => format!("limit {} ({})", rate(write), status.limit_source),
+            _ => format!(
+                "limit write {}, read {} ({})",
+                rate(write),
+                rate(read),
+                status.limit_source
+            ),
+        }];
+        for store in &status.stores {
+            let s = &store.status;
+            let (dir, lane) = if s.write.admitted_bytes >= s.read.admitted_bytes {
+                ("write", &s.write)
+            } else {
+                ("read", &s.read)
+            };
+            if let (Some(current), Some(q)) = (lane.current_rate, lane.queuing_delay_ms) {
+                parts.push(format!(
+                    "{} {dir} now {}/s, allowed {}, queue {q:.0}/{:.0} ms, {} back-offs",
+                    short_name(&store.store),
+                    human_bytes(current as u64),
+                    rate(lane.rate_limit),
+                    lane.target_delay_ms,
+                    lane.backoff_events
+                ));
+            }
+        }
         parts.join("; ")
     }
 }
@@ -604,6 +613,34 @@ mod tests {
             control.progress_message().contains("limit 8.0 MiB/s"),
             "{}",
             control.progress_message()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_bandwidth_line_states_the_cap_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = parse(&["--bwlimit", "20M"]).unwrap().build().unwrap().unwrap();
+        for name in ["src", "dst"] {
+            let uri = strata_store::StoreUri::parse(dir.path().join(name).to_str().unwrap())
+                .unwrap();
+            let store = Store::open(&uri, &strata_store::S3Options::default())
+                .await
+                .unwrap();
+            control.apply(store);
+        }
+        assert_eq!(control.status().stores.len(), 2);
+        let line = control.progress_message();
+        assert_eq!(line, "limit 20.0 MiB/s (--bwlimit)");
+        let control = parse(&["--bwlimit", "10M:off"]).unwrap().build().unwrap().unwrap();
+        let uri = strata_store::StoreUri::parse(dir.path().join("x").to_str().unwrap()).unwrap();
+        control.apply(
+            Store::open(&uri, &strata_store::S3Options::default())
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            control.progress_message(),
+            "limit write 10.0 MiB/s, read off (--bwlimit)"
         );
     }
 

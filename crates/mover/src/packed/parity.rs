@@ -505,13 +505,10 @@ async fn encode_and_write(
     let (group, parity) = tokio::task::spawn_blocking(move || {
         let mut refs = Vec::with_capacity(members.len());
         for (object, data) in members.iter().zip(&datas) {
-            check_object(data, object, None).map_err(|detail| StoreError::Backend {
+            // Parity is never computed over damaged data: repair first.
+            check_object(data, object, None).map_err(|detail| StoreError::Damaged {
                 path: object.key.clone(),
-                detail: format!(
-                    "object is damaged ({detail}); parity is never computed over damaged \
-                     data: run `strata repair` first"
-                ),
-                retryable: false,
+                detail,
             })?;
             refs.push(ShardRef {
                 key: object.key.clone(),
