@@ -12,7 +12,10 @@ fn assert_refused(sb: &Sandbox, args: &[&str], needles: &[&str], dst: &std::path
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "strata {args:?}: {err}");
     for needle in needles {
-        assert!(err.contains(needle), "strata {args:?}: no {needle:?} in {err}");
+        assert!(
+            err.contains(needle),
+            "strata {args:?}: no {needle:?} in {err}"
+        );
     }
     assert!(!dst.exists(), "strata {args:?} wrote to {}", dst.display());
 }
@@ -82,7 +85,15 @@ fn a_missing_or_unreadable_bwlimit_file_is_refused_naming_the_path() {
     // With --bwlimit as well: a mistyped file must not silently leave the flag in force.
     assert_refused(
         &sb,
-        &["migrate", s, d, "--bwlimit", "1M", "--bwlimit-file", missing],
+        &[
+            "migrate",
+            s,
+            d,
+            "--bwlimit",
+            "1M",
+            "--bwlimit-file",
+            missing,
+        ],
         &[missing, "does not exist"],
         &dst,
     );
@@ -90,7 +101,13 @@ fn a_missing_or_unreadable_bwlimit_file_is_refused_naming_the_path() {
     std::fs::create_dir_all(&directory).unwrap();
     assert_refused(
         &sb,
-        &["migrate", s, d, "--bwlimit-file", directory.to_str().unwrap()],
+        &[
+            "migrate",
+            s,
+            d,
+            "--bwlimit-file",
+            directory.to_str().unwrap(),
+        ],
         &[directory.to_str().unwrap(), "cannot read --bwlimit-file"],
         &dst,
     );

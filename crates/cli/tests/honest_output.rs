@@ -144,7 +144,10 @@ fn a_damaged_line_gives_the_repair_hint_and_no_configuration_hint() {
     let restore = sb.run(&["migrate", d, sb.path("back").to_str().unwrap()]);
     assert_eq!(restore.status.code(), Some(1), "{}", stderr(&restore));
     let err = stderr(&restore) + &stdout(&restore);
-    assert!(err.contains("is damaged") && err.contains("strata repair"), "{err}");
+    assert!(
+        err.contains("is damaged") && err.contains("strata repair"),
+        "{err}"
+    );
     assert!(!err.contains("configuration"), "{err}");
 }
 

@@ -81,7 +81,11 @@ fn no_secret_appears_in_any_output_or_file_of_migrate_at_the_most_verbose_level(
     let up = strata(&["-vvv", "migrate", src.to_str().unwrap(), &remote])
         .output()
         .unwrap();
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     assert_verbose("migrate -vvv", &up, "DEBUG");
     assert_output_clean("migrate -vvv to S3", &up);
 
@@ -89,7 +93,11 @@ fn no_secret_appears_in_any_output_or_file_of_migrate_at_the_most_verbose_level(
         .env("STRATA_LOG", "trace")
         .output()
         .unwrap();
-    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
     assert_verbose("STRATA_LOG=trace migrate", &down, "TRACE");
     assert_output_clean("STRATA_LOG=trace migrate from S3", &down);
 
@@ -121,8 +129,14 @@ fn no_secret_appears_in_any_output_or_file_of_serve_at_the_most_verbose_level() 
     let bucket = new_bucket();
     let config = dir.path().join("strata.toml");
     // New objects land on the S3 tier, so every PUT and GET signs a request.
-    let text = serve_common::config(&data_dir, &serve_common::s3_store(&bucket), "0s", "4s", "1h")
-        .replace("default_tier = \"warm\"", "default_tier = \"cold\"");
+    let text = serve_common::config(
+        &data_dir,
+        &serve_common::s3_store(&bucket),
+        "0s",
+        "4s",
+        "1h",
+    )
+    .replace("default_tier = \"warm\"", "default_tier = \"cold\"");
     fs::write(&config, text).unwrap();
     let log = dir.path().join("serve.log");
     let mut cmd = with_secrets(serve_common::strata());
@@ -154,7 +168,10 @@ fn no_secret_appears_in_any_output_or_file_of_serve_at_the_most_verbose_level() 
     };
     let put = client(&["--json", "put", input.to_str().unwrap(), "k/one"]);
     assert!(put.status.success(), "{put:?}");
-    assert!(String::from_utf8_lossy(&put.stdout).contains("cold"), "{put:?}");
+    assert!(
+        String::from_utf8_lossy(&put.stdout).contains("cold"),
+        "{put:?}"
+    );
     assert_output_clean("put", &put);
     let got = dir.path().join("got.bin");
     let get = client(&["get", "k/one", "--output", got.to_str().unwrap()]);

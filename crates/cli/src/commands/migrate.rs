@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_codec::parity::ParitySpec;
+use strata_codec::parity::ParityRequest;
 use strata_mover::{
-    migrate, migrate_packed, write_parity, DatasetSource, MigrateOptions, MigrationReport, Progress,
+    migrate, migrate_packed, write_parity, DatasetSource, MigrateOptions, MigrationReport,
+    ParityReport, Progress,
 };
 
 use super::codec_args::CodecArgs;
@@ -48,9 +49,12 @@ pub struct MigrateArgs {
     pub codec: CodecArgs,
     #[command(flatten)]
     pub throttle: ThrottleArgs,
-    /// Reed-Solomon parity for a packed destination, written after the data: `10%`
-    /// (groups of 20 objects + 2 parity shards) or `ec:K+M` (any M of K+M may be lost);
-    /// `strata repair` rebuilds from it.
+    /// Reed-Solomon parity for a packed destination, written after the data: `10%` (a
+    /// budget: about 10% of the data in parity, with groups of 20 objects + 2 parity shards
+    /// when the objects' sizes allow, larger groups or fewer shards when they do not) or
+    /// `ec:K+M` (exactly: any M of K+M may be lost). What will be written, and why it
+    /// differs from the request, is printed before it is written. `strata repair` rebuilds
+    /// from it.
     #[arg(long)]
     pub parity: Option<String>,
 }
@@ -74,7 +78,9 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         Some(_) if args.layout != "packed" => {
             anyhow::bail!("--parity needs --layout packed: parity covers packed objects")
         }
-        Some(text) => Some(ParitySpec::parse(text).map_err(|e| anyhow::anyhow!("--parity: {e}"))?),
+        Some(text) => {
+            Some(ParityRequest::parse(text).map_err(|e| anyhow::anyhow!("--parity: {e}"))?)
+        }
         None => None,
     };
     let catalog = context.catalog().await?;
@@ -107,41 +113,50 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         live.finish().await;
     }
     let report = result?;
-    let parity = match parity {
-        Some(spec) if report.root_hash.is_some() && !args.dry_run => {
-            Some(write_parity(&destination, spec, args.jobs).await?)
-        }
-        _ => None,
-    };
     if !context.json {
         for line in progress.take_messages() {
             eprintln!("{line}");
         }
+        print_report(false, &report);
     }
-    if context.json && (parity.is_some() || control.is_some()) {
-        let mut value = serde_json::to_value(&report)?;
-        if let Some(parity) = &parity {
-            value["parity"] = serde_json::to_value(parity)?;
+    let parity = match parity {
+        Some(request) if report.root_hash.is_some() && !args.dry_run => {
+            let announce = |plan: &ParityReport| {
+                if !context.json {
+                    println!("{}", output::parity_plan(plan));
+                }
+            };
+            Some(write_parity(&destination, request, args.jobs, announce).await?)
         }
-        if let Some(control) = &control {
-            value["throttle"] = serde_json::to_value(control.status())?;
+        Some(request) if args.dry_run && !context.json => {
+            println!(
+                "parity {request}: chosen once the data is packed (the stored objects' sizes \
+                 decide the groups); the run says what it writes, and why, before writing it"
+            );
+            None
         }
-        output::print_json(&value);
+        _ => None,
+    };
+    if context.json {
+        print_json_result(&report, parity.as_ref(), control.as_ref())?;
     } else {
-        print_report(context.json, &report);
-    }
-    if let (Some(control), false) = (&control, context.json) {
+        if let Some(p) = &parity {
+            println!(
+                "parity {} written: {} ({:.1}% of {}), {} of {} groups computed now, in {:.1}s",
+                p.spec,
+                crate::units::human_bytes(p.parity_bytes),
+                output::percent(p.parity_bytes, p.data_bytes),
+                crate::units::human_bytes(p.data_bytes),
+                p.groups_written,
+                p.groups,
+                p.seconds
+            );
+        }
         // Nothing to say when no store was throttled (local to local without a limit).
-        let message = control.progress_message();
+        let message = control.map(|c| c.progress_message()).unwrap_or_default();
         if !message.is_empty() {
             println!("bandwidth: {message}");
         }
-    }
-    if let (Some(p), false) = (&parity, context.json) {
-        println!(
-            "parity {}: {} groups over {} objects, {} parity bytes for {} data bytes ({} groups written) in {:.1}s",
-            p.spec, p.groups, p.objects, p.parity_bytes, p.data_bytes, p.groups_written, p.seconds
-        );
     }
     Ok(if report.is_complete() {
         ExitCode::SUCCESS
@@ -204,6 +219,28 @@ fn bar_state(progress: &Progress) -> (String, Option<u64>) {
         Progress::get(&progress.files_done)
     );
     (message, (bytes_total > 0).then_some(bytes_total))
+}
+
+/// The `--json` result: the report, with the parity written and the throttles' state.
+fn print_json_result(
+    report: &MigrationReport,
+    parity: Option<&ParityReport>,
+    control: Option<&super::throttle_args::BandwidthControl>,
+) -> anyhow::Result<()> {
+    if parity.is_none() && control.is_none() {
+        print_report(true, report);
+        return Ok(());
+    }
+    let mut value = serde_json::to_value(report)?;
+    if let Some(parity) = parity {
+        value["parity"] = serde_json::to_value(parity)?;
+        value["parity"]["note"] = output::parity_note(parity).into();
+    }
+    if let Some(control) = control {
+        value["throttle"] = serde_json::to_value(control.status())?;
+    }
+    output::print_json(&value);
+    Ok(())
 }
 
 fn print_report(json: bool, report: &MigrationReport) {
@@ -293,12 +330,22 @@ mod tests {
     fn the_bar_has_no_total_until_the_plan_has_one() {
         let progress = Progress::default();
         let (message, total) = bar_state(&progress);
-        assert_eq!(total, None, "no bar (it would draw full at 0 B/0 B) while planning");
+        assert_eq!(
+            total, None,
+            "no bar (it would draw full at 0 B/0 B) while planning"
+        );
         assert!(message.contains("planning"), "{message}");
         Progress::add(&progress.files_total, 3);
-        assert_eq!(bar_state(&progress).1, None, "a plan without its byte total yet");
+        assert_eq!(
+            bar_state(&progress).1,
+            None,
+            "a plan without its byte total yet"
+        );
         Progress::add(&progress.bytes_total, 3 << 20);
         Progress::add(&progress.files_done, 1);
-        assert_eq!(bar_state(&progress), ("files 1/3".to_string(), Some(3 << 20)));
+        assert_eq!(
+            bar_state(&progress),
+            ("files 1/3".to_string(), Some(3 << 20))
+        );
     }
 }

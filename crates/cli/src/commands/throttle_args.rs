@@ -564,8 +564,17 @@ mod tests {
     fn a_missing_or_unreadable_limit_file_is_refused_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("no-such-limit");
-        let a = parse(&["--bwlimit", "8M", "--bwlimit-file", missing.to_str().unwrap()]).unwrap();
-        let e = format!("{:#}", a.build().err().expect("a missing limit file is refused"));
+        let a = parse(&[
+            "--bwlimit",
+            "8M",
+            "--bwlimit-file",
+            missing.to_str().unwrap(),
+        ])
+        .unwrap();
+        let e = format!(
+            "{:#}",
+            a.build().err().expect("a missing limit file is refused")
+        );
         assert!(
             e.contains(&missing.display().to_string()) && e.contains("does not exist"),
             "{e}"
@@ -619,10 +628,14 @@ mod tests {
     #[tokio::test]
     async fn the_bandwidth_line_states_the_cap_once() {
         let dir = tempfile::tempdir().unwrap();
-        let control = parse(&["--bwlimit", "20M"]).unwrap().build().unwrap().unwrap();
+        let control = parse(&["--bwlimit", "20M"])
+            .unwrap()
+            .build()
+            .unwrap()
+            .unwrap();
         for name in ["src", "dst"] {
-            let uri = strata_store::StoreUri::parse(dir.path().join(name).to_str().unwrap())
-                .unwrap();
+            let uri =
+                strata_store::StoreUri::parse(dir.path().join(name).to_str().unwrap()).unwrap();
             let store = Store::open(&uri, &strata_store::S3Options::default())
                 .await
                 .unwrap();
@@ -631,7 +644,11 @@ mod tests {
         assert_eq!(control.status().stores.len(), 2);
         let line = control.progress_message();
         assert_eq!(line, "limit 20.0 MiB/s (--bwlimit)");
-        let control = parse(&["--bwlimit", "10M:off"]).unwrap().build().unwrap().unwrap();
+        let control = parse(&["--bwlimit", "10M:off"])
+            .unwrap()
+            .build()
+            .unwrap()
+            .unwrap();
         let uri = strata_store::StoreUri::parse(dir.path().join("x").to_str().unwrap()).unwrap();
         control.apply(
             Store::open(&uri, &strata_store::S3Options::default())
