@@ -16,7 +16,7 @@ use common::*;
 /// drawn) and returns its status, standard output and everything drawn on the terminal.
 fn run_on_a_terminal(mut cmd: Command) -> (ExitStatus, String, String) {
     let (mut master, mut slave) = (-1, -1);
-    let mut size = libc::winsize {
+    let size = libc::winsize {
         ws_row: 40,
         ws_col: 160,
         ws_xpixel: 0,
@@ -30,7 +30,7 @@ fn run_on_a_terminal(mut cmd: Command) -> (ExitStatus, String, String) {
             &mut slave,
             std::ptr::null_mut(),
             std::ptr::null(),
-            &mut size,
+            &size,
         )
     };
     assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
