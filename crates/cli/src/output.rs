@@ -98,7 +98,7 @@ pub fn parity_note(plan: &ParityReport) -> Option<String> {
         Shortfall::Adapted => format!(
             "{nominal}: {padding}; {} keeps within {} (any {} lost object(s) of each group \
              can be rebuilt)",
-            plan.spec, plan.requested, plan.shape.m
+            plan.spec, plan.requested, plan.spec.m
         ),
         Shortfall::Unreachable => format!(
             "{} cannot be reached: {padding}, and rebuilding a lost object takes a parity \
@@ -109,7 +109,7 @@ pub fn parity_note(plan: &ParityReport) -> Option<String> {
             "{} is {:.1}% on full groups of equal objects, but {padding}; a budget such as \
              `--parity 10%` chooses the groups to fit it",
             plan.nominal,
-            plan.nominal_shape.overhead() * 100.0
+            plan.nominal.overhead() * 100.0
         ),
     })
 }

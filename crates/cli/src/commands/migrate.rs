@@ -303,12 +303,10 @@ impl LiveFile {
         });
         Some(LiveFile { path, task })
     }
-}
 
-impl LiveFile {
-    /// Stops the writer, waiting until it has stopped, then removes the file: a write in
-    /// progress on another thread must not put it back after the job has ended (`strata
-    /// status` would show a finished job's bandwidth).
+    /// Stops the writer, waiting until it has stopped, then removes the file (on drop): a
+    /// write in progress on another thread must not put it back after the job has ended
+    /// (`strata status` would show a finished job's bandwidth).
     async fn finish(mut self) {
         self.task.abort();
         let _ = (&mut self.task).await;

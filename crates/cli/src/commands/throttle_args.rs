@@ -16,7 +16,8 @@
 //! the command stops before it moves a byte, naming the file: a mistyped path must not
 //! leave a job unthrottled); while it exists and parses it wins over `--bwlimit`; removing
 //! it while the job runs goes back to `--bwlimit` (or no cap), and one that stops parsing
-//! later is reported and the limit in force stays. Timetables are re-evaluated when their period changes.
+//! later is reported and the limit in force stays. Timetables are re-evaluated when their
+//! period changes.
 //!
 //! **Congestion control** (on by default, for S3 stores): the throttle backs off when the
 //! path's delay rises, when the store pushes back (HTTP 429/503) or errors pile up, and

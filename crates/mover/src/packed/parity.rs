@@ -310,21 +310,17 @@ pub struct ParityReport {
     /// What `--parity` asked for: `10%` or `ec:K+M`.
     pub requested: String,
     /// The shape written, `ec:K+M`.
-    pub spec: String,
+    #[serde(serialize_with = "as_text")]
+    pub spec: ParitySpec,
     /// The shape asked for (`ec:K+M`, or the budget's nominal shape).
-    pub nominal: String,
+    #[serde(serialize_with = "as_text")]
+    pub nominal: ParitySpec,
     /// Parity bytes the nominal shape would have needed over the same objects.
     pub nominal_parity_bytes: u64,
     /// The largest object: no parity shard of its group can be shorter.
     pub largest_object: u64,
     /// Why the parity differs from what was asked, when it does.
     pub shortfall: Option<Shortfall>,
-    /// [`Self::spec`] as numbers.
-    #[serde(skip)]
-    pub shape: ParitySpec,
-    /// [`Self::nominal`] as numbers.
-    #[serde(skip)]
-    pub nominal_shape: ParitySpec,
     /// Groups in the map.
     pub groups: usize,
     /// Groups whose parity was computed now (the others were already in place).
@@ -339,6 +335,11 @@ pub struct ParityReport {
     pub map: String,
     /// Wall-clock seconds.
     pub seconds: f64,
+}
+
+/// A shape as people write it (`ec:K+M`).
+fn as_text<S: serde::Serializer>(spec: &ParitySpec, out: S) -> Result<S::Ok, S::Error> {
+    out.collect_str(spec)
 }
 
 /// Compute parity for the current version of the packed store at `store` and write the
@@ -394,13 +395,11 @@ pub(crate) async fn build_parity(
     let spec = plan.spec;
     let mut report = ParityReport {
         requested: request.to_string(),
-        spec: spec.to_string(),
-        nominal: plan.nominal.to_string(),
+        spec,
+        nominal: plan.nominal,
         nominal_parity_bytes: plan.nominal_parity_bytes,
         largest_object: plan.largest_object,
         shortfall: plan.shortfall,
-        shape: spec,
-        nominal_shape: plan.nominal,
         groups: plan.groups.len(),
         groups_written: 0,
         objects: objects.len(),
