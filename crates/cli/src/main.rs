@@ -11,6 +11,7 @@
 mod commands;
 mod live_status;
 mod output;
+mod redact;
 mod units;
 
 use std::path::PathBuf;
@@ -142,10 +143,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
+            // Scrubbed like the logs: an error may quote what a dependency said.
+            let message = redact::scrub(&format!("{error:#}")).into_owned();
             if cli.json {
-                println!("{}", serde_json::json!({ "error": format!("{error:#}") }));
+                println!("{}", serde_json::json!({ "error": message }));
             } else {
-                eprintln!("error: {error:#}");
+                eprintln!("error: {message}");
             }
             ExitCode::from(2)
         }
@@ -162,17 +165,21 @@ fn limit_allocator_arenas() {
     }
 }
 
+/// Logs to standard error: `warn` by default, `-v` info (debug for Strata), `-vv` debug,
+/// `-vvv` trace, or `STRATA_LOG` (an `EnvFilter`). Secrets are kept out at every level
+/// (see [`redact`]).
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
         1 => "info,strata=debug",
-        _ => "debug",
+        2 => "debug",
+        _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_env_filter(redact::quiet_credential_targets(filter))
+        .with_writer(redact::ScrubbingStderr)
         // Colours only on a terminal: logs redirected to files stay plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use strata_catalog::JobSummary;
-use strata_mover::MigrationReport;
+use strata_mover::{MigrationReport, ParityReport, Shortfall};
 
 use crate::units::human_bytes;
 
@@ -61,6 +61,71 @@ pub fn migration_summary(report: &MigrationReport) -> String {
         )),
     }
     line
+}
+
+/// `part` as a percentage of `whole` (0 when `whole` is 0).
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// What parity a run is about to write, said before it is written: the request, the
+/// shape, the bytes and their share of the data, and why it differs from the request.
+pub fn parity_plan(plan: &ParityReport) -> String {
+    let mut line = format!(
+        "parity {}: writing {} over {} objects in {} group(s): {} of parity for {} ({:.1}%)",
+        plan.requested,
+        plan.spec,
+        plan.objects,
+        plan.groups,
+        human_bytes(plan.parity_bytes),
+        human_bytes(plan.data_bytes),
+        percent(plan.parity_bytes, plan.data_bytes)
+    );
+    if let Some(note) = parity_note(plan) {
+        line.push_str("\n  ");
+        line.push_str(&note);
+    }
+    line
+}
+
+/// Why the parity written differs from what was asked, in words; `None` when it does not.
+pub fn parity_note(plan: &ParityReport) -> Option<String> {
+    let padding = format!(
+        "parity shards are whole objects (so losing one object loses one shard), padded to \
+         the largest of their group, and the largest of these {} objects is {} ({:.1}% of \
+         the data)",
+        plan.objects,
+        human_bytes(plan.largest_object),
+        percent(plan.largest_object, plan.data_bytes)
+    );
+    let nominal = format!(
+        "{} would write {} ({:.1}%)",
+        plan.nominal,
+        human_bytes(plan.nominal_parity_bytes),
+        percent(plan.nominal_parity_bytes, plan.data_bytes)
+    );
+    Some(match plan.shortfall? {
+        Shortfall::Adapted => format!(
+            "{nominal}: {padding}; {} keeps within {} (any {} lost object(s) of each group \
+             can be rebuilt)",
+            plan.spec, plan.requested, plan.spec.m
+        ),
+        Shortfall::Unreachable => format!(
+            "{} cannot be reached: {padding}, and rebuilding a lost object takes a parity \
+             shard as large; {} is the least parity that rebuilds any one lost object",
+            plan.requested, plan.spec
+        ),
+        Shortfall::Padded => format!(
+            "{} is {:.1}% on full groups of equal objects, but {padding}; a budget such as \
+             `--parity 10%` chooses the groups to fit it",
+            plan.nominal,
+            plan.nominal.overhead() * 100.0
+        ),
+    })
 }
 
 /// One line of `strata status`.

@@ -27,9 +27,11 @@
 //!
 //! - `ec:K+M`: groups of K data shards, M parity shards each; any M shards of a group may
 //!   be lost.
-//! - `P%` (0 < P ≤ 100): K = [`PERCENT_GROUP`] and M = ⌈K·P/100⌉, so the overhead is at
-//!   least P% (`10%` is `ec:20+2`). Below 5%, one parity shard per ⌊100/P⌋ data shards,
-//!   at most [`MAX_PERCENT_GROUP`] (`1%` is `ec:100+1`).
+//! - `P%` (0 < P ≤ 100): a budget ([`ParityRequest::budget`]): about P% of the data in
+//!   parity. Its nominal shape is K = [`PERCENT_GROUP`] and M = ⌈K·P/100⌉ (`10%` is
+//!   `ec:20+2`); below 5%, one parity shard per ⌊100/P⌋ data shards, at most
+//!   [`MAX_PERCENT_GROUP`] (`1%` is `ec:100+1`). The mover starts from that shape and
+//!   adapts it to the shards' sizes to stay within the budget.
 
 use std::fmt;
 
@@ -131,6 +133,44 @@ impl ParitySpec {
 impl fmt::Display for ParitySpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ec:{}+{}", self.k, self.m)
+    }
+}
+
+/// What `--parity` asked for: a fixed shape (`ec:K+M`, used as given) or an overhead
+/// budget (`P%`), whose shape the caller may adapt to the shards it has.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParityRequest {
+    /// The shape asked for (`ec:K+M`), or the nominal shape of a budget.
+    pub spec: ParitySpec,
+    /// For `P%`: parity bytes allowed per data byte (`0.10` for `10%`); `None` for
+    /// `ec:K+M`.
+    pub budget: Option<f64>,
+}
+
+impl ParityRequest {
+    /// Parse `10%`, `2.5%` or `ec:10+2` (see [`ParitySpec::parse`]).
+    pub fn parse(text: &str) -> Result<ParityRequest, ParitySpecError> {
+        let spec = ParitySpec::parse(text)?;
+        let budget = text
+            .trim()
+            .strip_suffix('%')
+            .and_then(|p| p.trim().parse::<f64>().ok())
+            .map(|p| p / 100.0);
+        Ok(ParityRequest { spec, budget })
+    }
+
+    /// Exactly `spec`, as `ec:K+M` asks.
+    pub fn exact(spec: ParitySpec) -> ParityRequest {
+        ParityRequest { spec, budget: None }
+    }
+}
+
+impl fmt::Display for ParityRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.budget {
+            Some(budget) => write!(f, "{}%", budget * 100.0),
+            None => write!(f, "{}", self.spec),
+        }
     }
 }
 
@@ -409,6 +449,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rand::{Rng, RngCore, SeedableRng};
+
+    #[test]
+    fn a_percentage_is_a_budget_and_ec_a_fixed_shape() {
+        let r = ParityRequest::parse("10%").unwrap();
+        assert_eq!(r.spec, ParitySpec { k: 20, m: 2 });
+        assert_eq!(r.budget, Some(0.1));
+        assert_eq!(r.to_string(), "10%");
+        let r = ParityRequest::parse("ec:10+2").unwrap();
+        assert_eq!(r, ParityRequest::exact(ParitySpec { k: 10, m: 2 }));
+        assert_eq!(r.to_string(), "ec:10+2");
+        assert!(ParityRequest::parse("0%").is_err());
+    }
 
     #[test]
     fn parses_percentages_and_explicit_codes() {

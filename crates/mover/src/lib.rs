@@ -34,6 +34,7 @@ pub mod verify;
 pub use error::MoverError;
 pub use migrate::{migrate, MigrateOptions};
 pub use packed::parity::{write_parity, ParityReport};
+pub use packed::parity_plan::Shortfall;
 pub use packed::repair::{repair, RepairReport};
 pub use packed::write::migrate_packed;
 pub use plan::{Plan, PlanSummary};

@@ -131,6 +131,17 @@ pub enum StoreError {
         after: Duration,
     },
 
+    /// Stored bytes that no longer match what was recorded for them (bit rot, a torn,
+    /// lost or altered object): damage, not a configuration problem, so the advice is to
+    /// repair, and a retry cannot help.
+    #[error("{path} is damaged: {detail}; rebuild it with `strata repair` (from parity, or --from a copy of the source)")]
+    Damaged {
+        /// The file or object concerned.
+        path: String,
+        /// What does not match (which chunk or object, and how), without advice.
+        detail: String,
+    },
+
     /// Any other error from a store backend.
     #[error("store error on {path}: {detail}; {}", backend_advice(*.retryable))]
     Backend {
@@ -174,6 +185,7 @@ impl StoreError {
             | StoreError::PermissionDenied { .. }
             | StoreError::NoSpace { .. }
             | StoreError::Auth { .. }
+            | StoreError::Damaged { .. }
             | StoreError::NotADirectory { .. } => false,
         }
     }
@@ -221,6 +233,10 @@ impl StoreError {
                 detail: detail.clone(),
             },
             NotADirectory { path } => NotADirectory { path: path.clone() },
+            Damaged { path, detail } => Damaged {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
             RetryLater {
                 path,
                 detail,

@@ -17,7 +17,7 @@ use strata_store::Store;
 use super::codec_args::CodecArgs;
 use super::Context;
 use crate::output;
-use crate::units::{human_bytes, parse_size};
+use crate::units::{human_bytes, parse_chunk_size};
 
 /// Arguments of `strata inspect`.
 #[derive(Args, Debug)]
@@ -28,7 +28,7 @@ pub struct InspectArgs {
     #[arg(long)]
     pub chunks: bool,
     /// Chunk size (binary units).
-    #[arg(long, default_value = "4M", value_parser = parse_size)]
+    #[arg(long, default_value = "4M", value_parser = parse_chunk_size)]
     pub chunk_size: u64,
     #[command(flatten)]
     pub codec: CodecArgs,
@@ -69,12 +69,6 @@ pub struct FileReport {
 /// Run the command.
 pub async fn run(context: &Context, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let objective = args.codec.objective()?;
-    if !args.chunk_size.is_power_of_two() || args.chunk_size < 1024 {
-        anyhow::bail!(
-            "--chunk-size {} must be a power of two of at least 1K",
-            args.chunk_size
-        );
-    }
     let local = Path::new(&args.path);
     let (store, files) = if local.is_file() {
         let parent = local

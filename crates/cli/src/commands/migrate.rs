@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use strata_codec::parity::ParitySpec;
+use strata_codec::parity::ParityRequest;
 use strata_mover::{
     migrate, migrate_packed, write_parity, DatasetSource, MigrateOptions, MigrationReport,
-    Progress, SettleOptions,
+    ParityReport, Progress, SettleOptions,
 };
 
 use super::codec_args::CodecArgs;
 use super::throttle_args::ThrottleArgs;
 use super::Context;
 use crate::output;
-use crate::units::{parse_duration, parse_size};
+use crate::units::{check_chunk_memory, parse_chunk_size, parse_duration, parse_jobs};
 
 /// Arguments of `strata migrate`.
 #[derive(Args, Debug)]
@@ -29,11 +29,11 @@ pub struct MigrateArgs {
     /// Print the plan (files, bytes, chunks) and move nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Chunk tasks in flight at once.
-    #[arg(long, short = 'j', default_value_t = 8)]
+    /// Chunk tasks in flight at once (1 to 256; each holds a chunk in memory).
+    #[arg(long, short = 'j', default_value = "8", value_parser = parse_jobs)]
     pub jobs: usize,
-    /// Chunk size: a power of two of at least 1K (binary units: 4M is 4 MiB).
-    #[arg(long, default_value = "4M", value_parser = parse_size)]
+    /// Chunk size: a power of two from 1K to 256M (binary units: 4M is 4 MiB).
+    #[arg(long, default_value = "4M", value_parser = parse_chunk_size)]
     pub chunk_size: u64,
     /// Replace destination files whose content differs from the source.
     #[arg(long)]
@@ -49,9 +49,12 @@ pub struct MigrateArgs {
     pub codec: CodecArgs,
     #[command(flatten)]
     pub throttle: ThrottleArgs,
-    /// Reed-Solomon parity for a packed destination, written after the data: `10%`
-    /// (groups of 20 objects + 2 parity shards) or `ec:K+M` (any M of K+M may be lost);
-    /// `strata repair` rebuilds from it.
+    /// Reed-Solomon parity for a packed destination, written after the data: `10%` (a
+    /// budget: about 10% of the data in parity, with groups of 20 objects + 2 parity shards
+    /// when the objects' sizes allow, larger groups or fewer shards when they do not) or
+    /// `ec:K+M` (exactly: any M of K+M may be lost). What will be written, and why it
+    /// differs from the request, is printed before it is written. `strata repair` rebuilds
+    /// from it.
     #[arg(long)]
     pub parity: Option<String>,
     /// Defer files modified less than this long ago (still being written) until they
@@ -66,6 +69,7 @@ pub struct MigrateArgs {
 
 /// Run the command.
 pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    check_chunk_memory(args.jobs, args.chunk_size).map_err(anyhow::Error::msg)?;
     // Bandwidth control wraps both stores, so every read and write of the job is paced.
     let control = args.throttle.build()?;
     let _live_updates = control.as_ref().map(|c| c.start_live_updates());
@@ -82,7 +86,9 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         Some(_) if args.layout != "packed" => {
             anyhow::bail!("--parity needs --layout packed: parity covers packed objects")
         }
-        Some(text) => Some(ParitySpec::parse(text).map_err(|e| anyhow::anyhow!("--parity: {e}"))?),
+        Some(text) => {
+            Some(ParityRequest::parse(text).map_err(|e| anyhow::anyhow!("--parity: {e}"))?)
+        }
         None => None,
     };
     let catalog = context.catalog().await?;
@@ -115,43 +121,54 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         task.abort();
         bar.finish_and_clear();
     }
-    drop(live);
+    if let Some(live) = live {
+        live.finish().await;
+    }
     let report = result?;
-    let parity = match parity {
-        Some(spec) if report.root_hash.is_some() && !args.dry_run => {
-            Some(write_parity(&destination, spec, args.jobs).await?)
-        }
-        _ => None,
-    };
     if !context.json {
         for line in progress.take_messages() {
             eprintln!("{line}");
         }
+        print_report(false, &report);
     }
-    if context.json && (parity.is_some() || control.is_some()) {
-        let mut value = serde_json::to_value(&report)?;
-        if let Some(parity) = &parity {
-            value["parity"] = serde_json::to_value(parity)?;
+    let parity = match parity {
+        Some(request) if report.root_hash.is_some() && !args.dry_run => {
+            let announce = |plan: &ParityReport| {
+                if !context.json {
+                    println!("{}", output::parity_plan(plan));
+                }
+            };
+            Some(write_parity(&destination, request, args.jobs, announce).await?)
         }
-        if let Some(control) = &control {
-            value["throttle"] = serde_json::to_value(control.status())?;
+        Some(request) if args.dry_run && !context.json => {
+            println!(
+                "parity {request}: chosen once the data is packed (the stored objects' sizes \
+                 decide the groups); the run says what it writes, and why, before writing it"
+            );
+            None
         }
-        output::print_json(&value);
+        _ => None,
+    };
+    if context.json {
+        print_json_result(&report, parity.as_ref(), control.as_ref())?;
     } else {
-        print_report(context.json, &report);
-    }
-    if let (Some(control), false) = (&control, context.json) {
+        if let Some(p) = &parity {
+            println!(
+                "parity {} written: {} ({:.1}% of {}), {} of {} groups computed now, in {:.1}s",
+                p.spec,
+                crate::units::human_bytes(p.parity_bytes),
+                output::percent(p.parity_bytes, p.data_bytes),
+                crate::units::human_bytes(p.data_bytes),
+                p.groups_written,
+                p.groups,
+                p.seconds
+            );
+        }
         // Nothing to say when no store was throttled (local to local without a limit).
-        let message = control.progress_message();
+        let message = control.map(|c| c.progress_message()).unwrap_or_default();
         if !message.is_empty() {
             println!("bandwidth: {message}");
         }
-    }
-    if let (Some(p), false) = (&parity, context.json) {
-        println!(
-            "parity {}: {} groups over {} objects, {} parity bytes for {} data bytes ({} groups written) in {:.1}s",
-            p.spec, p.groups, p.objects, p.parity_bytes, p.data_bytes, p.groups_written, p.seconds
-        );
     }
     Ok(if report.is_complete() {
         ExitCode::SUCCESS
@@ -160,25 +177,37 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
     })
 }
 
+/// The progress display: a spinner while the plan is made, then a bar. The bar waits for
+/// the plan's byte total: drawn before it, a bar of length 0 shows full at `0 B/0 B`.
 fn spawn_bar(progress: Arc<Progress>) -> (ProgressBar, tokio::task::JoinHandle<()>) {
-    let bar = ProgressBar::new(0);
+    let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     let handle = {
         let bar = bar.clone();
         tokio::spawn(async move {
+            let mut planned = false;
             loop {
-                bar.set_length(Progress::get(&progress.bytes_total));
-                bar.set_position(Progress::get(&progress.bytes_done));
-                bar.set_message(format!(
-                    "files {}/{}",
-                    Progress::get(&progress.files_done),
-                    Progress::get(&progress.files_total)
-                ));
+                let (message, total) = bar_state(&progress);
+                match total {
+                    Some(total) => {
+                        if !planned {
+                            bar.set_style(
+                                ProgressStyle::with_template(
+                                    "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+                                )
+                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                            );
+                            planned = true;
+                        }
+                        bar.set_length(total);
+                        bar.set_position(Progress::get(&progress.bytes_done));
+                    }
+                    None => bar.tick(),
+                }
+                bar.set_message(message);
                 for line in progress.take_messages() {
                     bar.println(line);
                 }
@@ -187,6 +216,43 @@ fn spawn_bar(progress: Arc<Progress>) -> (ProgressBar, tokio::task::JoinHandle<(
         })
     };
     (bar, handle)
+}
+
+/// The progress line's message, and the byte total once the plan has one (`None` while
+/// planning, or when every planned file is empty: nothing to draw a bar of).
+fn bar_state(progress: &Progress) -> (String, Option<u64>) {
+    let files_total = Progress::get(&progress.files_total);
+    let bytes_total = Progress::get(&progress.bytes_total);
+    if files_total == 0 {
+        return ("planning: listing the source".into(), None);
+    }
+    let message = format!(
+        "files {}/{files_total}",
+        Progress::get(&progress.files_done)
+    );
+    (message, (bytes_total > 0).then_some(bytes_total))
+}
+
+/// The `--json` result: the report, with the parity written and the throttles' state.
+fn print_json_result(
+    report: &MigrationReport,
+    parity: Option<&ParityReport>,
+    control: Option<&super::throttle_args::BandwidthControl>,
+) -> anyhow::Result<()> {
+    if parity.is_none() && control.is_none() {
+        print_report(true, report);
+        return Ok(());
+    }
+    let mut value = serde_json::to_value(report)?;
+    if let Some(parity) = parity {
+        value["parity"] = serde_json::to_value(parity)?;
+        value["parity"]["note"] = output::parity_note(parity).into();
+    }
+    if let Some(control) = control {
+        value["throttle"] = serde_json::to_value(control.status())?;
+    }
+    output::print_json(&value);
+    Ok(())
 }
 
 fn print_report(json: bool, report: &MigrationReport) {
@@ -249,11 +315,47 @@ impl LiveFile {
         });
         Some(LiveFile { path, task })
     }
+
+    /// Stops the writer, waiting until it has stopped, then removes the file (on drop): a
+    /// write in progress on another thread must not put it back after the job has ended
+    /// (`strata status` would show a finished job's bandwidth).
+    async fn finish(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl Drop for LiveFile {
     fn drop(&mut self) {
         self.task.abort();
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_has_no_total_until_the_plan_has_one() {
+        let progress = Progress::default();
+        let (message, total) = bar_state(&progress);
+        assert_eq!(
+            total, None,
+            "no bar (it would draw full at 0 B/0 B) while planning"
+        );
+        assert!(message.contains("planning"), "{message}");
+        Progress::add(&progress.files_total, 3);
+        assert_eq!(
+            bar_state(&progress).1,
+            None,
+            "a plan without its byte total yet"
+        );
+        Progress::add(&progress.bytes_total, 3 << 20);
+        Progress::add(&progress.files_done, 1);
+        assert_eq!(
+            bar_state(&progress),
+            ("files 1/3".to_string(), Some(3 << 20))
+        );
     }
 }

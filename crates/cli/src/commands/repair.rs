@@ -18,7 +18,7 @@ pub struct RepairArgs {
     #[arg(long)]
     pub from: Option<String>,
     /// Objects checked at once.
-    #[arg(long, short = 'j', default_value_t = 4)]
+    #[arg(long, short = 'j', default_value = "4", value_parser = crate::units::parse_jobs)]
     pub jobs: usize,
 }
 

@@ -12,10 +12,12 @@
 //! the file. The file holds what `--bwlimit` takes (line breaks are spaces, `#` starts a
 //! comment). The job checks the file's modification time every 5 seconds and re-reads it
 //! at once on `SIGHUP` (`kill -HUP <pid>`; only with `--bwlimit-file`, otherwise SIGHUP
-//! keeps its usual meaning). While the file exists and parses it wins over `--bwlimit`;
-//! removing it goes back to `--bwlimit` (or no cap). A file that does not parse when the
-//! job starts is an error naming the bad entry; one that stops parsing later is reported
-//! and the limit in force stays. Timetables are re-evaluated when their period changes.
+//! keeps its usual meaning). The file must exist and parse when the job starts (otherwise
+//! the command stops before it moves a byte, naming the file: a mistyped path must not
+//! leave a job unthrottled); while it exists and parses it wins over `--bwlimit`; removing
+//! it while the job runs goes back to `--bwlimit` (or no cap), and one that stops parsing
+//! later is reported and the limit in force stays. Timetables are re-evaluated when their
+//! period changes.
 //!
 //! **Congestion control** (on by default, for S3 stores): the throttle backs off when the
 //! path's delay rises, when the store pushes back (HTTP 429/503) or errors pile up, and
@@ -52,7 +54,8 @@ pub struct ThrottleArgs {
     #[arg(long, value_name = "SPEC", value_parser = parse_bwlimit)]
     pub bwlimit: Option<Schedule>,
     /// A file holding a --bwlimit SPEC that can be edited while the job runs: checked every
-    /// 5 s, re-read at once on SIGHUP. Wins over --bwlimit while it exists.
+    /// 5 s, re-read at once on SIGHUP. Wins over --bwlimit while it exists; it must exist
+    /// when the job starts.
     #[arg(long, value_name = "PATH")]
     pub bwlimit_file: Option<PathBuf>,
     /// Priority class of this job's transfers when jobs of one process share a store's
@@ -96,7 +99,7 @@ pub fn parse_bwlimit(text: &str) -> Result<Schedule, String> {
 impl ThrottleArgs {
     /// The bandwidth control these flags ask for; `None` when there is nothing to do (no
     /// limit, no limit file, congestion control off). Reads `--bwlimit-file` once, so that a
-    /// bad file stops the command before it starts.
+    /// missing, unreadable or bad file stops the command before it starts.
     pub fn build(&self) -> anyhow::Result<Option<BandwidthControl>> {
         if self.bwlimit.is_none() && self.bwlimit_file.is_none() && self.no_congestion_control {
             return Ok(None);
@@ -115,11 +118,16 @@ impl ThrottleArgs {
             throttles: Vec::new(),
         };
         if let Some(path) = &self.bwlimit_file {
-            if let Some((schedule, stamp)) = read_limit_file(path)? {
-                state.schedule = schedule;
-                state.source = path.display().to_string();
-                state.file_stamp = Some(stamp);
-            }
+            let Some((schedule, stamp)) = read_limit_file(path)? else {
+                anyhow::bail!(
+                    "--bwlimit-file {} does not exist; create it holding a --bwlimit SPEC \
+                     (e.g. `10M`, or `off`) before starting the job, or leave --bwlimit-file out",
+                    path.display()
+                );
+            };
+            state.schedule = schedule;
+            state.source = path.display().to_string();
+            state.file_stamp = Some(stamp);
         }
         Ok(Some(BandwidthControl {
             shared: Arc::new(Shared {
@@ -295,39 +303,48 @@ impl BandwidthControl {
         }
     }
 
-    /// One short line for the progress bar: per throttled store, the busier lane's rate,
-    /// the rate it may use, the queueing delay and the back-offs so far.
+    /// One short line for the end of a run and `strata status`: the cap in force, said
+    /// once (every store gets the same cap), then, for each store under congestion
+    /// control, the rate it may use now, its queueing delay and its back-offs. Empty when
+    /// no store is throttled.
     pub fn progress_message(&self) -> String {
         let status = self.status();
-        let parts: Vec<String> = status
-            .stores
-            .iter()
-            .map(|s| {
-                let (dir, lane) = if s.status.write.admitted_bytes >= s.status.read.admitted_bytes {
-                    ("write", &s.status.write)
-                } else {
-                    ("read", &s.status.read)
-                };
-                let rate = |r: Option<u64>| match r {
-                    Some(r) => format!("{}/s", human_bytes(r)),
-                    None => "off".to_string(),
-                };
-                let mut line = format!(
-                    "{} {dir} limit {}",
-                    short_name(&s.store),
-                    rate(lane.rate_limit)
-                );
-                if let (Some(current), Some(q)) = (lane.current_rate, lane.queuing_delay_ms) {
-                    line.push_str(&format!(
-                        ", now {}/s, queue {q:.0}/{:.0} ms, {} back-offs",
-                        human_bytes(current as u64),
-                        lane.target_delay_ms,
-                        lane.backoff_events
-                    ));
-                }
-                line
-            })
-            .collect();
+        let Some(first) = status.stores.first() else {
+            return String::new();
+        };
+        let rate = |r: Option<u64>| match r {
+            Some(r) => format!("{}/s", human_bytes(r)),
+            None => "off".to_string(),
+        };
+        let (write, read) = (first.status.write.cap, first.status.read.cap);
+        let mut parts = vec![match (write, read) {
+            (None, None) => "no cap".to_string(),
+            _ if write == read => format!("limit {} ({})", rate(write), status.limit_source),
+            _ => format!(
+                "limit write {}, read {} ({})",
+                rate(write),
+                rate(read),
+                status.limit_source
+            ),
+        }];
+        for store in &status.stores {
+            let s = &store.status;
+            let (dir, lane) = if s.write.admitted_bytes >= s.read.admitted_bytes {
+                ("write", &s.write)
+            } else {
+                ("read", &s.read)
+            };
+            if let (Some(current), Some(q)) = (lane.current_rate, lane.queuing_delay_ms) {
+                parts.push(format!(
+                    "{} {dir} now {}/s, allowed {}, queue {q:.0}/{:.0} ms, {} back-offs",
+                    short_name(&store.store),
+                    human_bytes(current as u64),
+                    rate(lane.rate_limit),
+                    lane.target_delay_ms,
+                    lane.backoff_events
+                ));
+            }
+        }
         parts.join("; ")
     }
 }
@@ -408,8 +425,12 @@ fn read_limit_file(path: &Path) -> anyhow::Result<Option<(Schedule, (SystemTime,
     let Some(stamp) = file_stamp(path) else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read --bwlimit-file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read --bwlimit-file {}; give a readable file holding a --bwlimit SPEC",
+            path.display()
+        )
+    })?;
     let spec: Vec<&str> = text
         .lines()
         .map(|line| line.split('#').next().unwrap_or(""))
@@ -540,6 +561,30 @@ mod tests {
         assert!(a.build().is_err());
     }
 
+    #[test]
+    fn a_missing_or_unreadable_limit_file_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-limit");
+        let a = parse(&[
+            "--bwlimit",
+            "8M",
+            "--bwlimit-file",
+            missing.to_str().unwrap(),
+        ])
+        .unwrap();
+        let e = format!(
+            "{:#}",
+            a.build().err().expect("a missing limit file is refused")
+        );
+        assert!(
+            e.contains(&missing.display().to_string()) && e.contains("does not exist"),
+            "{e}"
+        );
+        let a = parse(&["--bwlimit-file", dir.path().to_str().unwrap()]).unwrap();
+        let e = format!("{:#}", a.build().err().expect("a directory is refused"));
+        assert!(e.contains("cannot read --bwlimit-file"), "{e}");
+    }
+
     #[tokio::test]
     async fn limit_file_changes_apply_to_running_throttles() {
         let dir = tempfile::tempdir().unwrap();
@@ -578,6 +623,42 @@ mod tests {
             control.progress_message().contains("limit 8.0 MiB/s"),
             "{}",
             control.progress_message()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_bandwidth_line_states_the_cap_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = parse(&["--bwlimit", "20M"])
+            .unwrap()
+            .build()
+            .unwrap()
+            .unwrap();
+        for name in ["src", "dst"] {
+            let uri =
+                strata_store::StoreUri::parse(dir.path().join(name).to_str().unwrap()).unwrap();
+            let store = Store::open(&uri, &strata_store::S3Options::default())
+                .await
+                .unwrap();
+            control.apply(store);
+        }
+        assert_eq!(control.status().stores.len(), 2);
+        let line = control.progress_message();
+        assert_eq!(line, "limit 20.0 MiB/s (--bwlimit)");
+        let control = parse(&["--bwlimit", "10M:off"])
+            .unwrap()
+            .build()
+            .unwrap()
+            .unwrap();
+        let uri = strata_store::StoreUri::parse(dir.path().join("x").to_str().unwrap()).unwrap();
+        control.apply(
+            Store::open(&uri, &strata_store::S3Options::default())
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            control.progress_message(),
+            "limit write 10.0 MiB/s, read off (--bwlimit)"
         );
     }
 

@@ -14,7 +14,7 @@ pub struct VerifyArgs {
     /// The dataset to check: the destination of an earlier `strata migrate`.
     pub destination: String,
     /// Files checked at once.
-    #[arg(long, short = 'j', default_value_t = 4)]
+    #[arg(long, short = 'j', default_value = "4", value_parser = crate::units::parse_jobs)]
     pub jobs: usize,
     /// Check presence and sizes only (against the manifest, the index and the parity
     /// map); the default re-reads and hashes every byte.

@@ -65,7 +65,7 @@ pub enum FrameError {
     )]
     UnsupportedVersion(u8),
     /// The header's own check failed: the header is damaged.
-    #[error("chunk frame header is damaged (header check mismatch); repair the chunk")]
+    #[error("chunk frame header is damaged (header check mismatch)")]
     HeaderChecksum,
     /// The codec id or its parameters are unknown to this build.
     #[error("unknown codec id {id} (level {level}, flags {flags:#x}) in chunk frame")]
@@ -106,7 +106,7 @@ pub enum FrameError {
         got: u64,
     },
     /// The decoded bytes do not have the hash in the header.
-    #[error("chunk content hash mismatch after decoding: data is damaged; repair the chunk")]
+    #[error("chunk content hash mismatch after decoding")]
     HashMismatch,
 }
 

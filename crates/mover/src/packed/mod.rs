@@ -36,6 +36,7 @@
 
 pub mod format;
 pub mod parity;
+pub mod parity_plan;
 pub mod read;
 pub mod repair;
 pub mod sealed;

@@ -8,10 +8,12 @@
 //! ```
 //!
 //! - **Shards.** The objects the index of a version points at (chunk objects and packs),
-//!   each taken whole, in order of first appearance in the index (files sorted by path,
-//!   chunks in order). Consecutive runs of K objects form a group (the last may be
-//!   shorter); each group gets M parity shards computed over its objects zero-padded to the
-//!   longest (`strata_codec::parity`).
+//!   each taken whole, sorted by size (largest first) and cut into runs of K objects (the
+//!   last may be shorter), so that objects of similar size share a group; each group gets
+//!   M parity shards computed over its objects zero-padded to the longest
+//!   (`strata_codec::parity`). A `P%` budget chooses K and M from the objects' sizes
+//!   ([`super::parity_plan`]). Maps written before objects were sorted (index order) are
+//!   read the same way: every group lists its members.
 //! - **Names.** A group's id is BLAKE3 over K, M, the shard length and each member's key,
 //!   length and BLAKE3: its parity objects are named by what they protect, so a re-run
 //!   over the same objects names (and skips) the same shards, and new parity never
@@ -36,10 +38,11 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use strata_codec::compress::{decode_frame, read_header};
-use strata_codec::parity::{encode_group, shard_len_for, ParitySpec};
+use strata_codec::parity::{encode_group, shard_len_for, ParityRequest, ParitySpec};
 use strata_store::{Store, StoreError};
 
 use super::format::PackedIndex;
+use super::parity_plan::{plan_groups, Shortfall};
 use super::read::PackedSource;
 use super::sealed::{load_copies, seal, unseal, write_copies, Loaded, Sealed};
 use crate::plan::layout;
@@ -301,11 +304,23 @@ pub fn check_object(
     Ok(())
 }
 
-/// What [`write_parity`] did.
+/// What [`write_parity`] does (announced before writing) and did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ParityReport {
-    /// `ec:K+M`.
-    pub spec: String,
+    /// What `--parity` asked for: `10%` or `ec:K+M`.
+    pub requested: String,
+    /// The shape written, `ec:K+M`.
+    #[serde(serialize_with = "as_text")]
+    pub spec: ParitySpec,
+    /// The shape asked for (`ec:K+M`, or the budget's nominal shape).
+    #[serde(serialize_with = "as_text")]
+    pub nominal: ParitySpec,
+    /// Parity bytes the nominal shape would have needed over the same objects.
+    pub nominal_parity_bytes: u64,
+    /// The largest object: no parity shard of its group can be shorter.
+    pub largest_object: u64,
+    /// Why the parity differs from what was asked, when it does.
+    pub shortfall: Option<Shortfall>,
     /// Groups in the map.
     pub groups: usize,
     /// Groups whose parity was computed now (the others were already in place).
@@ -322,16 +337,23 @@ pub struct ParityReport {
     pub seconds: f64,
 }
 
+/// A shape as people write it (`ec:K+M`).
+fn as_text<S: serde::Serializer>(spec: &ParitySpec, out: S) -> Result<S::Ok, S::Error> {
+    out.collect_str(spec)
+}
+
 /// Compute parity for the current version of the packed store at `store` and write the
 /// shards and the map. Objects are checked before they are encoded: parity is never
 /// computed over damaged bytes (run `strata repair` first). Groups the existing map
-/// already covers with intact-looking shards are kept as they are.
+/// already covers with intact-looking shards are kept as they are. `announce` gets the
+/// plan (shape, bytes, shortfall) before anything is written.
 pub async fn write_parity(
     store: &Store,
-    spec: ParitySpec,
+    request: ParityRequest,
     jobs: usize,
+    announce: impl FnOnce(&ParityReport),
 ) -> Result<ParityReport, MoverError> {
-    spec.check().map_err(MoverError::InvalidOptions)?;
+    request.spec.check().map_err(MoverError::InvalidOptions)?;
     let packed = PackedSource::open(store)
         .await?
         .ok_or_else(|| MoverError::InvalidOptions(format!(
@@ -344,10 +366,11 @@ pub async fn write_parity(
         store,
         packed.index(),
         &root,
-        spec,
+        request,
         previous.as_ref(),
         &HashSet::new(),
         jobs,
+        announce,
     )
     .await
 }
@@ -355,17 +378,42 @@ pub async fn write_parity(
 /// Compute (or keep) every group of `index` and write the map. Groups of `previous` with
 /// the same members and none of `force` among them are kept when their shards are present
 /// with the right sizes.
+#[allow(clippy::too_many_arguments)] // one call site each in write_parity and repair
 pub(crate) async fn build_parity(
     store: &Store,
     index: &PackedIndex,
     root: &str,
-    spec: ParitySpec,
+    request: ParityRequest,
     previous: Option<&ParityMap>,
     force: &HashSet<String>,
     jobs: usize,
+    announce: impl FnOnce(&ParityReport),
 ) -> Result<ParityReport, MoverError> {
     let started = Instant::now();
     let objects = objects_of(index);
+    let plan = plan_groups(&objects, request);
+    let spec = plan.spec;
+    let mut report = ParityReport {
+        requested: request.to_string(),
+        spec,
+        nominal: plan.nominal,
+        nominal_parity_bytes: plan.nominal_parity_bytes,
+        largest_object: plan.largest_object,
+        shortfall: plan.shortfall,
+        groups: plan.groups.len(),
+        groups_written: 0,
+        objects: objects.len(),
+        data_bytes: plan.data_bytes,
+        parity_bytes: plan.parity_bytes,
+        map: map_path(root),
+        seconds: 0.0,
+    };
+    announce(&report);
+    let groups: Vec<Vec<StoredObject>> = plan
+        .groups
+        .iter()
+        .map(|members| members.iter().map(|&i| objects[i].clone()).collect())
+        .collect();
     let reusable: HashMap<Vec<(String, u64)>, &ParityGroup> = previous
         .filter(|p| p.k == spec.k && p.m == spec.m)
         .map(|p| {
@@ -380,7 +428,7 @@ pub(crate) async fn build_parity(
                 .collect()
         })
         .unwrap_or_default();
-    let results: Vec<(ParityGroup, bool)> = stream::iter(objects.chunks(spec.k))
+    let results: Vec<(ParityGroup, bool)> = stream::iter(groups.iter())
         .map(|members| {
             let reusable = &reusable;
             async move {
@@ -427,20 +475,28 @@ pub(crate) async fn build_parity(
             }
         }
     }
-    Ok(ParityReport {
-        spec: spec.to_string(),
-        groups: map.groups.len(),
-        groups_written,
-        objects: objects.len(),
-        data_bytes: objects.iter().map(|o| o.len).sum(),
-        parity_bytes: map
-            .groups
-            .iter()
-            .map(|g| g.shard_len * g.parity.len() as u64)
-            .sum(),
-        map: map_path(root),
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    report.groups_written = groups_written;
+    report.parity_bytes = map
+        .groups
+        .iter()
+        .map(|g| g.shard_len * g.parity.len() as u64)
+        .sum();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Whether `map`'s groups cover exactly `objects` (keys and lengths), in any order:
+/// groups are sorted by size now, by index order in maps written before.
+pub(crate) fn covers(map: &ParityMap, objects: &[StoredObject]) -> bool {
+    let mut current: Vec<(&str, u64)> = objects.iter().map(|o| (o.key.as_str(), o.len)).collect();
+    let mut covered: Vec<(&str, u64)> = map
+        .groups
+        .iter()
+        .flat_map(|g| g.members.iter().map(|s| (s.key.as_str(), s.len)))
+        .collect();
+    current.sort_unstable();
+    covered.sort_unstable();
+    current == covered
 }
 
 /// Write the map, primary then copy.
@@ -505,13 +561,10 @@ async fn encode_and_write(
     let (group, parity) = tokio::task::spawn_blocking(move || {
         let mut refs = Vec::with_capacity(members.len());
         for (object, data) in members.iter().zip(&datas) {
-            check_object(data, object, None).map_err(|detail| StoreError::Backend {
+            // Parity is never computed over damaged data: repair first.
+            check_object(data, object, None).map_err(|detail| StoreError::Damaged {
                 path: object.key.clone(),
-                detail: format!(
-                    "object is damaged ({detail}); parity is never computed over damaged \
-                     data: run `strata repair` first"
-                ),
-                retryable: false,
+                detail,
             })?;
             refs.push(ShardRef {
                 key: object.key.clone(),
@@ -638,14 +691,7 @@ pub async fn check_parity(
     let Some(map) = loaded.doc else {
         return Ok(issues);
     };
-    let objects = objects_of(packed.index());
-    let current: Vec<(&str, u64)> = objects.iter().map(|o| (o.key.as_str(), o.len)).collect();
-    let covered: Vec<(&str, u64)> = map
-        .groups
-        .iter()
-        .flat_map(|g| g.members.iter().map(|s| (s.key.as_str(), s.len)))
-        .collect();
-    if current != covered {
+    if !covers(&map, &objects_of(packed.index())) {
         issues.push(StoreIssue {
             object: map_path(root),
             problem: "stale".into(),
@@ -744,6 +790,29 @@ mod tests {
             }],
             self_hash: None,
         }
+    }
+
+    #[test]
+    fn maps_cover_their_objects_in_any_group_order() {
+        // Maps written before objects were sorted by size list them in index order.
+        let object = |key: &str, len| StoredObject {
+            key: key.into(),
+            len,
+            uses: Vec::new(),
+        };
+        let mut m = map();
+        m.groups[0].members.push(ShardRef {
+            key: "packs/cd/cdef".into(),
+            len: 5,
+            blake3: "22".repeat(32),
+        });
+        let objects = [object("packs/cd/cdef", 5), object("chunks/ab/abcd", 11)];
+        assert!(covers(&m, &objects));
+        assert!(!covers(&m, &objects[..1]));
+        assert!(!covers(
+            &m,
+            &[object("packs/cd/cdef", 6), object("chunks/ab/abcd", 11)]
+        ));
     }
 
     #[test]

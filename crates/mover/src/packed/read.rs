@@ -239,18 +239,24 @@ impl PackedSource {
                 detail: format!("the index has no chunk {index}"),
                 retryable: false,
             })?;
+        // A chunk object the index names that is gone, or that does not decode to the
+        // recorded bytes, is damage to the dataset: the error says so once, with the
+        // advice that applies (repair), not a configuration hint.
         let frame = with_backoff(|| {
             self.store
                 .read_range(&locator.object, locator.offset, locator.len)
         })
-        .await?;
-        let raw = decode_frame(&frame).map_err(|e| StoreError::Backend {
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound { .. } => StoreError::Damaged {
+                path: path.to_string(),
+                detail: format!("chunk {index} (object {}) does not exist", locator.object),
+            },
+            other => other,
+        })?;
+        let raw = decode_frame(&frame).map_err(|e| StoreError::Damaged {
             path: path.to_string(),
-            detail: format!(
-                "chunk {index} (object {}) is damaged: {e}; repair it or restore from the source",
-                locator.object
-            ),
-            retryable: false,
+            detail: format!("chunk {index} (object {}): {e}", locator.object),
         })?;
         Ok(Bytes::from(raw))
     }

@@ -34,14 +34,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
-use strata_codec::parity::reconstruct;
+use strata_codec::parity::{reconstruct, ParityRequest};
 use strata_codec::{DatasetManifest, MANIFEST_COPY_PATH, MANIFEST_PATH};
 use strata_store::{Store, StoreError};
 
 use super::format::{index_copy_path, index_path, LayoutMarker, PackedIndex, LAYOUT_PATH};
 use super::parity::{
-    build_parity, check_object, files_using, load_parity_map, map_copy_path, map_path, objects_of,
-    ObjectUse, ParityGroup, ShardRef, StoredObject,
+    build_parity, check_object, covers, files_using, load_parity_map, map_copy_path, map_path,
+    objects_of, ObjectUse, ParityGroup, ShardRef, StoredObject,
 };
 use super::read::{is_packed, load_index, PackedSource};
 use crate::retry::with_backoff;
@@ -518,19 +518,22 @@ async fn repair_packed(
     };
     let parity_unrebuilt: Vec<&String> = bad.keys().filter(|k| k.starts_with("parity/")).collect();
     let objects_now = objects_of(&index);
-    let covered: Vec<(&str, u64)> = map
-        .groups
-        .iter()
-        .flat_map(|g| g.members.iter().map(|s| (s.key.as_str(), s.len)))
-        .collect();
-    let current: Vec<(&str, u64)> = objects_now
-        .iter()
-        .map(|o| (o.key.as_str(), o.len))
-        .collect();
-    let stale = covered != current;
+    let stale = !covers(&map, &objects_now);
     let unhealthy_data = objects_now.iter().any(|o| bad.contains_key(&o.key));
     if (stale || !parity_unrebuilt.is_empty() || index_changed) && !unhealthy_data {
-        match build_parity(store, &index, &root, map.spec(), Some(&map), &force, jobs).await {
+        let request = ParityRequest::exact(map.spec());
+        match build_parity(
+            store,
+            &index,
+            &root,
+            request,
+            Some(&map),
+            &force,
+            jobs,
+            |_| {},
+        )
+        .await
+        {
             Ok(_) => {
                 report.parity_recomputed = true;
                 for key in parity_unrebuilt {
