@@ -8,9 +8,10 @@
 //! - `1`: the command ran but something is not right (files failed, damage found);
 //! - `2`: the command could not run (bad input, unreachable store, catalog problem).
 
+#[macro_use]
+mod output;
 mod commands;
 mod live_status;
-mod output;
 mod redact;
 mod units;
 
@@ -146,7 +147,7 @@ fn main() -> ExitCode {
             // Scrubbed like the logs: an error may quote what a dependency said.
             let message = redact::scrub(&format!("{error:#}")).into_owned();
             if cli.json {
-                println!("{}", serde_json::json!({ "error": message }));
+                outln!("{}", serde_json::json!({ "error": message }));
             } else {
                 eprintln!("error: {message}");
             }

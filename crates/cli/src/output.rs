@@ -1,4 +1,8 @@
-//! Text and JSON presentation shared by the commands.
+//! Text and JSON presentation shared by the commands, and the one way they write to
+//! standard output ([`outln!`]).
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use strata_catalog::JobSummary;
@@ -6,10 +10,41 @@ use strata_mover::{MigrationReport, ParityReport, Shortfall};
 
 use crate::units::human_bytes;
 
+/// Set once standard output's reader has gone away: the rest of the output is dropped.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes to standard output (the body of [`outln!`]). A reader that went
+/// away (`strata status | head -n 1`) is no failure of the command, as with Unix tools: the
+/// rest of the output is dropped quietly and the command still ends with the exit status
+/// of its work. Any other write error (a full disk under a redirection) is said once on
+/// standard error.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = io::stdout().lock();
+    if let Err(error) = out.write_fmt(args).and_then(|()| out.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if error.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write to standard output: {error}");
+        }
+    }
+}
+
+/// `println!` for command output, through [`write_stdout`]: never panics on a closed pipe.
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// Print a value as one JSON document on standard output.
 pub fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => outln!("{text}"),
         Err(error) => eprintln!("error: cannot encode the result as JSON: {error}"),
     }
 }

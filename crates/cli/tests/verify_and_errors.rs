@@ -314,3 +314,40 @@ fn a_full_destination_disk_stops_cleanly_and_resumes_after_space_is_freed() {
     }
     drop(guard);
 }
+
+/// Every command's output goes through one writer: a reader that went away before the
+/// command printed (`strata status | head -n 0`) costs the output, never a panic, and the
+/// exit status is still the work's.
+#[test]
+fn a_closed_output_pipe_never_panics_and_keeps_the_exit_status() {
+    let sb = Sandbox::new();
+    let (_src, dst) = migrated(&sb);
+    let dst = dst.to_str().unwrap();
+    let run_unread = |args: &[&str]| {
+        let mut child = sb
+            .strata()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        out.status.code()
+    };
+    for args in [
+        &["status"][..],
+        &["--json", "status"],
+        &["verify", dst],
+        &["catalog", "check"],
+    ] {
+        assert_eq!(run_unread(args), Some(0), "{args:?}");
+    }
+    // Damage still says so by the exit status when nobody reads the report.
+    fs::remove_file(std::path::Path::new(dst).join("big/many")).unwrap();
+    assert_eq!(run_unread(&["verify", dst]), Some(1));
+}

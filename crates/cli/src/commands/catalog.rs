@@ -118,7 +118,7 @@ async fn delete_job(context: &Context, args: DeleteJobArgs) -> anyhow::Result<Ex
     if context.json {
         output::print_json(&serde_json::json!({ "catalog": path, "deleted": args.id }));
     } else {
-        println!(
+        outln!(
             "deleted job {} from catalog {}; run its `strata migrate SRC DST` again to plan it afresh",
             args.id,
             path.display()
@@ -174,8 +174,8 @@ async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<ExitCode> {
                     "open_error": err.to_string(),
                 }));
             } else {
-                println!("CORRUPT {}: {err}", path.display());
-                println!("FAILED: catalog {} cannot be read", path.display());
+                outln!("CORRUPT {}: {err}", path.display());
+                outln!("FAILED: catalog {} cannot be read", path.display());
             }
             return Ok(ExitCode::from(1));
         }
@@ -206,7 +206,7 @@ async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<ExitCode> {
 
 fn print_check(report: &CheckReport, against: Option<&CrossCheck>, ok: bool, dst: Option<&str>) {
     let path = report.catalog.display();
-    println!(
+    outln!(
         "catalog {path}: integrity {}; {} job(s), {} file(s), {} chunk(s) checked, {} corrupt",
         if report.integrity.is_empty() {
             "ok"
@@ -219,17 +219,17 @@ fn print_check(report: &CheckReport, against: Option<&CrossCheck>, ok: bool, dst
         report.corrupt_rows_total
     );
     for line in &report.integrity {
-        println!("DAMAGED {path}: {line}");
+        outln!("DAMAGED {path}: {line}");
     }
     for row in &report.corrupt_rows {
-        println!("CORRUPT {} row {}: {}", row.table, row.row, row.detail);
+        outln!("CORRUPT {} row {}: {}", row.table, row.row, row.detail);
     }
     let unlisted = report.corrupt_rows_total - report.corrupt_rows.len() as u64;
     if unlisted > 0 {
-        println!("... and {unlisted} more corrupt row(s)");
+        outln!("... and {unlisted} more corrupt row(s)");
     }
     if let Some(against) = against {
-        println!(
+        outln!(
             "against {} (manifest {}, root {}): job(s) {:?}, {} completed file(s) compared",
             against.destination,
             against.manifest,
@@ -238,7 +238,7 @@ fn print_check(report: &CheckReport, against: Option<&CrossCheck>, ok: bool, dst
             against.files_checked
         );
         for issue in &against.manifest_issues {
-            println!("note: {issue}");
+            outln!("note: {issue}");
         }
         for m in &against.mismatches {
             let job = m.job.map(|j| format!("job {j} ")).unwrap_or_default();
@@ -247,13 +247,13 @@ fn print_check(report: &CheckReport, against: Option<&CrossCheck>, ok: bool, dst
                 .as_deref()
                 .map(|p| format!("{p}: "))
                 .unwrap_or_default();
-            println!("MISMATCH {job}{file}{}: {}", m.problem, m.detail);
+            outln!("MISMATCH {job}{file}{}: {}", m.problem, m.detail);
         }
     }
     if ok {
-        println!("OK: catalog {path} is intact");
+        outln!("OK: catalog {path} is intact");
     } else {
-        println!(
+        outln!(
             "FAILED: catalog {path} cannot be trusted; rebuild the record of the migration with `strata catalog rebuild --from {}` (the job's destination), or move the catalog aside and run `strata migrate` again (files already at the destination are not copied again)",
             dst.unwrap_or("DST")
         );
@@ -558,7 +558,7 @@ async fn rebuild(context: &Context, args: RebuildArgs) -> anyhow::Result<ExitCod
 
 fn print_rebuild(report: &RebuildReport, args: &RebuildArgs) {
     if let (Some(first), Some(why)) = (report.moved_aside.first(), &report.moved_aside_because) {
-        println!(
+        outln!(
             "moved the unreadable catalog aside: {} -> {} ({} file(s) with its -wal/-shm) because {why}; created a new catalog at {}",
             report.catalog.display(),
             first.display(),
@@ -567,19 +567,22 @@ fn print_rebuild(report: &RebuildReport, args: &RebuildArgs) {
         );
     }
     for issue in &report.manifest_issues {
-        println!("note: {issue}");
+        outln!("note: {issue}");
     }
-    println!(
+    outln!(
         "read the manifest {} of {} (self-hash and root hash checked)",
-        report.manifest, report.destination
+        report.manifest,
+        report.destination
     );
     for old in &report.replaced {
-        println!(
+        outln!(
             "replaced job {} ({} -> {})",
-            old.id, old.source, report.destination
+            old.id,
+            old.source,
+            report.destination
         );
     }
-    println!(
+    outln!(
         "rebuilt job {} {}: {} -> {}: {} files, {} ({} layout, chunk size {}); root {}",
         report.job,
         report.state,
@@ -592,7 +595,7 @@ fn print_rebuild(report: &RebuildReport, args: &RebuildArgs) {
         report.root_hash
     );
     if report.source_known && report.files_pending.is_empty() {
-        println!(
+        outln!(
             "a re-run of `strata migrate {} {}` with the manifest's chunk size (--chunk-size {}) finds every file done",
             args.source.as_deref().unwrap_or("SRC"),
             args.from,
@@ -600,13 +603,13 @@ fn print_rebuild(report: &RebuildReport, args: &RebuildArgs) {
         );
     }
     if !report.source_known {
-        println!(
+        outln!(
             "note: the manifest does not record the source, so the job's source is {UNKNOWN_SOURCE:?}: `strata status` shows it, but `strata migrate SRC {dst}` starts a new job that compares the files already at the destination (reading them, copying none that is identical); run `strata catalog rebuild --from {dst} --source SRC` to link the job to its source",
             dst = args.from
         );
     }
     if !report.files_pending.is_empty() {
-        println!(
+        outln!(
             "warning: {} file(s) of the manifest are missing or of another size at {} (first: {}); they are recorded as pending: `strata migrate SRC {}` copies them again",
             report.files_pending.len(),
             report.destination,
@@ -615,7 +618,7 @@ fn print_rebuild(report: &RebuildReport, args: &RebuildArgs) {
         );
     }
     if report.corrupt_rows_left > 0 {
-        println!(
+        outln!(
             "warning: {} row(s) of other jobs in the catalog still fail their checksum; `strata catalog check` lists them",
             report.corrupt_rows_left
         );

@@ -212,7 +212,7 @@ fn print_file(report: &FileReport) {
     } else {
         format!(" ({})", report.detail)
     };
-    println!(
+    outln!(
         "{}: {}{detail}, {}, entropy {:.2} bits/byte; {}+{}: predicted {:.2}x, actual {:.2}x ({} -> {})",
         report.path,
         report.format,
@@ -225,9 +225,9 @@ fn print_file(report: &FileReport) {
         human_bytes(report.size),
         human_bytes(report.stored_bytes),
     );
-    println!("  why: {}", report.reason);
+    outln!("  why: {}", report.reason);
     for chunk in &report.chunks {
-        println!(
+        outln!(
             "  chunk @{} +{}: entropy {:.2}, {}+{} (stored {}), predicted {:.2}x, actual {:.2}x: {}",
             chunk.offset,
             chunk.len,
@@ -308,7 +308,7 @@ fn inspect_packed(
         output::print_json(&reports);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{}: packed store, dataset root {}, {} files, {} chunks; as stored:",
         packed.store().display(),
         packed.index().root_hash,
@@ -321,7 +321,7 @@ fn inspect_packed(
             .iter()
             .map(|(codec, bytes)| format!("{codec} ({})", human_bytes(*bytes)))
             .collect();
-        println!(
+        outln!(
             "{}: {} -> {} ({:.2}x), {}",
             r.path,
             human_bytes(r.size),
@@ -334,9 +334,13 @@ fn inspect_packed(
             }
         );
         for c in &r.chunks {
-            println!(
+            outln!(
                 "  chunk @{} +{}: {} -> {} in {}",
-                c.offset, c.len, c.codec, c.stored_bytes, c.object
+                c.offset,
+                c.len,
+                c.codec,
+                c.stored_bytes,
+                c.object
             );
         }
     }
@@ -358,7 +362,7 @@ fn print_total(files: usize, raw: u64, stored: u64, note: &str) {
     } else {
         0.0
     };
-    println!(
+    outln!(
         "total: {files} files, {} -> {} ({saved:.1}% saved{note})",
         human_bytes(raw),
         human_bytes(stored),

@@ -135,13 +135,13 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         Some(request) if report.root_hash.is_some() && !args.dry_run => {
             let announce = |plan: &ParityReport| {
                 if !context.json {
-                    println!("{}", output::parity_plan(plan));
+                    outln!("{}", output::parity_plan(plan));
                 }
             };
             Some(write_parity(&destination, request, args.jobs, announce).await?)
         }
         Some(request) if args.dry_run && !context.json => {
-            println!(
+            outln!(
                 "parity {request}: chosen once the data is packed (the stored objects' sizes \
                  decide the groups); the run says what it writes, and why, before writing it"
             );
@@ -153,7 +153,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         print_json_result(&report, parity.as_ref(), control.as_ref())?;
     } else {
         if let Some(p) = &parity {
-            println!(
+            outln!(
                 "parity {} written: {} ({:.1}% of {}), {} of {} groups computed now, in {:.1}s",
                 p.spec,
                 crate::units::human_bytes(p.parity_bytes),
@@ -167,7 +167,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         // Nothing to say when no store was throttled (local to local without a limit).
         let message = control.map(|c| c.progress_message()).unwrap_or_default();
         if !message.is_empty() {
-            println!("bandwidth: {message}");
+            outln!("bandwidth: {message}");
         }
     }
     Ok(if report.is_complete() {
@@ -267,7 +267,7 @@ fn print_report(json: bool, report: &MigrationReport) {
         eprintln!("error: cannot read {}: {}", entry.path, entry.error);
     }
     if report.dry_run {
-        println!(
+        outln!(
             "plan for job {}: {} files, {} ({} bytes), {} chunks; nothing moved (dry run)",
             report.job,
             report.files,
@@ -277,7 +277,7 @@ fn print_report(json: bool, report: &MigrationReport) {
         );
         return;
     }
-    println!("{}", output::migration_summary(report));
+    outln!("{}", output::migration_summary(report));
 }
 
 /// Publishes the job's bandwidth state for `strata status` while the job runs.

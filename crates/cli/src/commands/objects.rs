@@ -190,7 +190,7 @@ pub async fn put(context: &Context, args: PutArgs) -> anyhow::Result<ExitCode> {
     if context.json {
         output::print_json(&object);
     } else {
-        println!(
+        outln!(
             "put {} ({} bytes, tier {}, generation {}, blake3 {})",
             key,
             object["size"].as_u64().unwrap_or(0),
@@ -268,7 +268,7 @@ pub async fn get(context: &Context, args: GetArgs) -> anyhow::Result<ExitCode> {
                     "output": path,
                 }));
             } else {
-                println!(
+                outln!(
                     "got {} ({size} bytes from tier {tier}) into {}",
                     args.key,
                     path.display()
@@ -412,7 +412,7 @@ pub async fn rm(context: &Context, args: RmArgs) -> anyhow::Result<ExitCode> {
         if response.status().is_success() {
             removed.push(key.clone());
             if !context.json {
-                println!("removed {key}");
+                outln!("removed {key}");
             }
         } else {
             let err = Client::failure(response).await;
@@ -477,12 +477,13 @@ pub async fn access(context: &Context, args: AccessArgs) -> anyhow::Result<ExitC
             "key": args.key, "accepted": accepted, "spikes": spikes,
         }));
     } else if spikes > 0 {
-        println!(
+        outln!(
             "{accepted} {}s of {} recorded: a spike, promoted at once",
-            args.op, args.key
+            args.op,
+            args.key
         );
     } else {
-        println!("{accepted} {}s of {} recorded", args.op, args.key);
+        outln!("{accepted} {}s of {} recorded", args.op, args.key);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -550,7 +551,7 @@ pub async fn migrations(context: &Context, args: MigrationsArgs) -> anyhow::Resu
         if context.json {
             output::print_json(&job);
         } else {
-            println!("{}", job_line(&job));
+            outln!("{}", job_line(&job));
         }
         return Ok(ExitCode::SUCCESS);
     }

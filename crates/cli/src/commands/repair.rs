@@ -41,9 +41,9 @@ pub async fn run(context: &Context, args: RepairArgs) -> anyhow::Result<ExitCode
                 .map(|to| format!(" (now {to})"))
                 .unwrap_or_default();
             if r.files.is_empty() {
-                println!("REPAIRED {} from {}{moved}", r.object, r.how);
+                outln!("REPAIRED {} from {}{moved}", r.object, r.how);
             } else {
-                println!(
+                outln!(
                     "REPAIRED {} from {}{moved}; files: {}",
                     r.object,
                     r.how,
@@ -53,9 +53,9 @@ pub async fn run(context: &Context, args: RepairArgs) -> anyhow::Result<ExitCode
         }
         for u in &report.unrepairable {
             if u.paths.is_empty() {
-                println!("UNREPAIRABLE {}: {}", u.object, u.reason);
+                outln!("UNREPAIRABLE {}: {}", u.object, u.reason);
             } else {
-                println!(
+                outln!(
                     "UNREPAIRABLE {}: {}; files affected: {}",
                     u.object,
                     u.reason,
@@ -63,7 +63,7 @@ pub async fn run(context: &Context, args: RepairArgs) -> anyhow::Result<ExitCode
                 );
             }
         }
-        println!(
+        outln!(
             "{}: {} objects checked, {} damaged, {} repaired, {} not repairable{}; root {}",
             if report.is_ok() { "OK" } else { "FAILED" },
             report.objects_checked,

@@ -185,7 +185,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     let url = format!("http://{}", server.addr);
     if context.json {
         // One line, so that a supervisor or a test can read the address from it.
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "listening": url,
@@ -197,23 +197,23 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
             })
         );
     } else {
-        println!("strata serve: listening on {url}");
-        println!(
+        outln!("strata serve: listening on {url}");
+        outln!(
             "  data dir {}, catalog {}",
             data_dir.display(),
             server.catalog_path().display()
         );
         for tier in &tiers {
-            println!(
+            outln!(
                 "  tier {:<8} {}",
                 tier["name"].as_str().unwrap_or_default(),
                 tier["store"].as_str().unwrap_or_default()
             );
         }
-        println!("  new objects land on {default_tier}; API described at {url}/openapi.json");
+        outln!("  new objects land on {default_tier}; API described at {url}/openapi.json");
         let r = &server.recovery;
         if r.writes_adopted + r.writes_dropped + r.copies_removed + r.jobs_resumed > 0 {
-            println!(
+            outln!(
                 "  recovered: {} interrupted writes ({} adopted), {} leftover copies removed, \
                  {} moves resumed",
                 r.writes_adopted + r.writes_dropped,

@@ -36,13 +36,13 @@ pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<ExitCod
             .collect();
         output::print_json(&rows);
     } else if jobs.is_empty() {
-        println!("no jobs yet: start one with `strata migrate SRC DST`");
+        outln!("no jobs yet: start one with `strata migrate SRC DST`");
     } else {
         for job in &jobs {
-            println!("{}", output::job_line(job));
+            outln!("{}", output::job_line(job));
             if let Some(summary) = live(job).and_then(|l| l["summary"].as_str().map(str::to_string))
             {
-                println!("  bandwidth: {summary}");
+                outln!("  bandwidth: {summary}");
             }
         }
     }

@@ -41,9 +41,9 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode
                 .map(|(s, e)| format!("{s}..{e}"))
                 .collect();
             if ranges.is_empty() {
-                println!("DAMAGED {}: {} ({})", file.path, file.problem, file.detail);
+                outln!("DAMAGED {}: {} ({})", file.path, file.problem, file.detail);
             } else {
-                println!(
+                outln!(
                     "DAMAGED {}: {} ({}); damaged byte ranges: {}",
                     file.path,
                     file.problem,
@@ -53,13 +53,15 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode
             }
         }
         for issue in &report.issues {
-            println!(
+            outln!(
                 "DAMAGED {}: {} ({})",
-                issue.object, issue.problem, issue.detail
+                issue.object,
+                issue.problem,
+                issue.detail
             );
         }
         print_extra_files(&report.extra_files);
-        println!(
+        outln!(
             "{}: {} of {} files intact, {} damaged or missing{}; root {}{}",
             if report.is_ok() { "OK" } else { "FAILED" },
             report.files_ok,
@@ -78,7 +80,7 @@ pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode
             }
         );
         if !report.is_ok() {
-            println!(
+            outln!(
                 "to fix: `strata repair {dst}` (from parity, packed layout) or `strata repair \
                  {dst} --from SRC` (from a copy of the source)",
                 dst = args.destination
