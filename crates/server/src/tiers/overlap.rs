@@ -146,8 +146,6 @@ fn overlap_error(index: usize, tier: &Site, other: &Site, how: Overlap) -> Serve
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
 
     fn place(store: &str, s3: &S3Options) -> StoreLocation {
@@ -189,7 +187,7 @@ mod tests {
         let through_link = place(&format!("{}/link/new/t", real.display()), &none);
         assert_eq!(
             through_link,
-            StoreLocation::Local(PathBuf::from(real.join("target/new/t")))
+            StoreLocation::Local(real.join("target/new/t"))
         );
         assert_eq!(
             through_link.overlap(&location_of_path(&real.join("target"))),
