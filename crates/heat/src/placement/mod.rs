@@ -302,6 +302,21 @@ impl Planner {
     }
 }
 
+/// Whether minimum residency holds back a move from tier `from` to tier `to` (indices, hot
+/// → cold) of an object placed at `placed_at_ms`: only demotions wait, until the object has
+/// stayed `min_residency_ms` on `from`; promotions serve a burst of demand at once. The one
+/// rule, used by the planner and by `strata eval`'s replay for every policy.
+#[inline]
+pub fn residency_holds(
+    from: usize,
+    to: usize,
+    placed_at_ms: i64,
+    min_residency_ms: i64,
+    now_ms: i64,
+) -> bool {
+    to > from && now_ms.saturating_sub(placed_at_ms) < min_residency_ms
+}
+
 /// `used of capacity` for messages.
 pub(crate) fn usage_text(used: u64, capacity: Option<u64>) -> String {
     match capacity {

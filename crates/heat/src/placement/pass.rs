@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 
 use super::{
-    residency_text, usage_text, Move, MoveInputs, ObjectState, PlacementPlan, Planner,
+    residency_holds, residency_text, usage_text, Move, MoveInputs, ObjectState, PlacementPlan, Planner,
     TierProjection, Wait, MAX_VICTIM_SCAN,
 };
 use crate::classify::{Decision, Reason};
@@ -276,27 +276,25 @@ impl Pass<'_> {
     fn consider(&mut self, c: Candidate) {
         let objects = self.objects;
         let object = &objects[c.object];
-        if c.to > c.from {
-            let min_residency = self.books[c.from].min_residency_ms;
+        let min_residency = self.books[c.from].min_residency_ms;
+        if residency_holds(c.from, c.to, object.placed_at_ms, min_residency, self.now_ms) {
             let ago = self.placed_ago(c.object);
-            if ago < min_residency {
-                let text = format!(
-                    "{}; wants {}: {}",
-                    residency_text(self.tier_name(c.from), min_residency, ago),
-                    self.tier_name(c.to),
-                    object.decision.explain()
-                );
-                let until = object.placed_at_ms.saturating_add(min_residency);
-                self.wait(
-                    c.object,
-                    c.from,
-                    Some(c.to),
-                    Reason::MinResidencyHold,
-                    text,
-                    Some(until),
-                );
-                return;
-            }
+            let text = format!(
+                "{}; wants {}: {}",
+                residency_text(self.tier_name(c.from), min_residency, ago),
+                self.tier_name(c.to),
+                object.decision.explain()
+            );
+            let until = object.placed_at_ms.saturating_add(min_residency);
+            self.wait(
+                c.object,
+                c.from,
+                Some(c.to),
+                Reason::MinResidencyHold,
+                text,
+                Some(until),
+            );
+            return;
         }
         let budget = self.budget_left();
         if budget == 0 {
@@ -396,8 +394,15 @@ impl Pass<'_> {
             if victims.len() >= budget {
                 break;
             }
-            if self.moving[victim] || candidate.size == 0 || self.placed_ago(victim) < min_residency
-            {
+            // A victim always goes down, so its residency holds it like any demotion.
+            let held = residency_holds(
+                tier,
+                tier + 1,
+                candidate.placed_at_ms,
+                min_residency,
+                self.now_ms,
+            );
+            if self.moving[victim] || candidate.size == 0 || held {
                 continue;
             }
             let Some(to) = self.eviction_target(victim, tier, &reserved) else {

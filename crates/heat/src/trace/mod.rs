@@ -84,3 +84,29 @@ impl fmt::Display for TraceError {
 }
 
 impl std::error::Error for TraceError {}
+
+/// One pass over a trace: what a replay needs to know before it starts.
+///
+/// (Stand-in with the fields of H7's published API until `feat/h7` is merged; replaced by
+/// H7's definition on merge.)
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceSummary {
+    /// The format read.
+    pub format: TraceFormat,
+    /// Whether the trace has a clock.
+    pub has_clock: bool,
+    /// Requests.
+    pub requests: u64,
+    /// Distinct objects.
+    pub objects: u32,
+    /// Per object id: its size (the largest the trace reports, else DEFAULT_OBJECT_SIZE).
+    pub sizes: Vec<u64>,
+    /// Time of the last request (the first is 0).
+    pub span_ms: i64,
+    /// Reads.
+    pub reads: u64,
+    /// Writes.
+    pub writes: u64,
+    /// Deletes.
+    pub deletes: u64,
+}
