@@ -16,7 +16,9 @@
 //! - classification ([`classify`]): rules → hot, warm or cold, with a stable reason code,
 //!   the inputs, and a sentence for `strata explain`;
 //! - placement ([`placement`]): from classes and capacities to a plan of moves and waits
-//!   that never overfills a tier.
+//!   that never overfills a tier;
+//! - policy evaluation ([`eval`]): replay of an access trace through tiering policies under
+//!   one cost model, with next-window prediction scores (`strata eval`).
 //!
 //! It does not own the HTTP server, the catalog tables, or the move jobs: the server feeds
 //! the tracker and flushes it, the catalog stores [`PersistedStats`] and decisions, and the
@@ -55,6 +57,7 @@
 
 pub mod classify;
 pub mod config;
+pub mod eval;
 pub mod event;
 pub mod placement;
 pub mod stats;
