@@ -93,6 +93,11 @@ impl Predictions {
     pub fn will_read(&mut self, object: u32) {
         self.read.push(object);
     }
+
+    /// The objects named so far, in order (with any duplicates).
+    pub fn objects(&self) -> &[u32] {
+        &self.read
+    }
 }
 
 /// A tiering policy, driven by the replay. Policies keep their per-object state in vectors
