@@ -2,6 +2,8 @@
 //! replayed through each policy alone on the example configuration's tiers, at the trace's
 //! own clock and stretched to span 180 days; prints requests per second of replay (engine
 //! and policy, trace reading excluded: `trace_read` measures that) and each policy's cost.
+//! Rates are per second of this thread's CPU time (from `/proc/thread-self/schedstat`, so
+//! that other work on a shared machine does not count), and per second of wall time.
 //!
 //! Run in release: `cargo run --release -p strata-heat --example eval_bench
 //! [--policy=NAME,...] [TRACE...]`; without traces it replays every trace in
@@ -59,8 +61,9 @@ fn main() {
     };
     let model = CostModel::new(&config);
     println!(
-        "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>13} {:>12}",
-        "trace", "clock", "requests", "objects", "policy", "seconds", "requests/s", "total $"
+        "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>12} {:>12} {:>12}",
+        "trace", "clock", "requests", "objects", "policy", "cpu s", "req/cpu s", "req/wall s",
+        "total $"
     );
     for path in traces() {
         let name = path
@@ -92,7 +95,7 @@ fn main() {
                     Ok(made) => made,
                     Err(err) => return eprintln!("{err}"),
                 };
-                let started = Instant::now();
+                let (started, cpu_started) = (Instant::now(), cpu_seconds());
                 let runs = match replay(&summary, &config, window, vec![made], &reopen) {
                     Ok(runs) => runs,
                     Err(err) => {
@@ -101,21 +104,31 @@ fn main() {
                     }
                 };
                 let seconds = started.elapsed().as_secs_f64();
+                let cpu = cpu_seconds().zip(cpu_started).map_or(seconds, |(b, a)| b - a);
                 let cost = runs.first().map_or(0.0, |run| run.report(&model).total_cost);
+                let rate = |s: f64| summary.requests as f64 / s.max(1e-9);
                 println!(
-                    "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>13.0} {:>12.4e}",
+                    "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>12.0} {:>12.0} {:>12.4e}",
                     name,
                     clock,
                     summary.requests,
                     summary.objects,
                     policy,
-                    seconds,
-                    summary.requests as f64 / seconds.max(1e-9),
+                    cpu,
+                    rate(cpu),
+                    rate(seconds),
                     cost
                 );
             }
         }
     }
+}
+
+/// This thread's time on a CPU, seconds (Linux), if known.
+fn cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
 }
 
 /// The whole trace in memory.

@@ -167,7 +167,7 @@ fn rules_promotes_a_spike_at_once_and_demotes_at_the_periodic_pass_after_residen
 
 /// The service's decision path, as `strata serve` runs it: the access tracker keyed by
 /// strings, spikes planned at once with every resident of the capacity-limited hot tiers,
-/// and a periodic pass over every object.
+/// and a periodic pass over every object; it predicts a read of every object classified hot.
 struct ServicePath {
     config: TieringConfig,
     tracker: AccessTracker,
@@ -245,7 +245,17 @@ impl Policy for ServicePath {
         self.apply(state, &plan);
     }
 
-    fn on_window(&mut self, _state: &mut ReplayState, _now: i64, _predictions: &mut Predictions) {}
+    fn on_window(&mut self, state: &mut ReplayState, now: i64, predictions: &mut Predictions) {
+        // Every existing object classified hot.
+        for object in 0..state.objects() {
+            if self
+                .state_of(state, object, now)
+                .is_some_and(|o| o.decision.class == strata_heat::Class::Hot)
+            {
+                predictions.will_read(object);
+            }
+        }
+    }
 
     fn wakeup_ms(&self) -> Option<i64> {
         Some(self.next_pass_ms)
@@ -262,7 +272,8 @@ impl Policy for ServicePath {
     }
 }
 
-/// A deterministic trace: background reads skewed to low ids, bursts that spike, deletes.
+/// A deterministic trace: background reads skewed to low ids, bursts that spike, bursts
+/// that make an object hot by its daily rate, deletes.
 fn busy_trace(objects: u32, days: i64) -> Vec<TraceRequest> {
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
@@ -284,6 +295,11 @@ fn busy_trace(objects: u32, days: i64) -> Vec<TraceRequest> {
                 _ => Op::Read,
             };
             requests.push(request(at, a.min(b), op));
+        }
+        if hour % 48 == 5 {
+            // Hot by its daily rate for a day after the burst, long after `hot_within`.
+            let object = (next() % u64::from(objects)) as u32;
+            requests.extend((0..150).map(|i| read(start + i * 2 * SECOND_MS, object)));
         }
         if hour % 3 == 0 {
             let object = (next() % u64::from(objects)) as u32;
@@ -319,6 +335,8 @@ fn rules_decides_exactly_as_the_services_tracker_and_planner_over_every_object()
         assert!(promotions > 20 && demotions > 20, "{promotions} up, {demotions} down");
         assert_eq!(rules.tally, service.tally);
         assert_eq!(rules.tail, service.tail);
+        assert_eq!(rules.confusion, service.confusion);
+        assert!(rules.confusion.true_positives > 0);
         assert_eq!(
             (rules.refused_residency, rules.refused_capacity),
             (service.refused_residency, service.refused_capacity)

@@ -11,9 +11,10 @@
 //!   object stays hot while its last access is within `hot_within`, a warm one stays warm
 //!   while within `warm_within`, and a move held by minimum residency cannot be made before
 //!   the residency ends (whichever comes first);
-//! - the objects that can be hot are the ones accessed within `max(hot_within, 25 h)` (a
-//!   spike needs an access within the hour, a daily rate one within the day): a recency
-//!   list finds them for the next-window predictions.
+//! - the objects that can be hot are the ones accessed within `hot_within` (hot by that
+//!   rule alone), found by a recency list, and, among those accessed within 25 h, the few
+//!   with enough accesses ever to be hot by rate or by spike (a spike needs accesses within
+//!   the hour, a daily rate within the day, and no windowed count exceeds the total).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -49,6 +50,11 @@ pub(super) struct ClassWatch {
     in_active: Vec<bool>,
     sleeping: BinaryHeap<Reverse<(i64, u32)>>,
     recent: RecencyLists,
+    /// Objects with at least `heavy_accesses` accesses, last accessed within 25 h: the only
+    /// ones that can be hot by rate or spike (the windowed counts never exceed the total).
+    heavy: Vec<u32>,
+    in_heavy: Vec<bool>,
+    heavy_accesses: u64,
 }
 
 impl ClassWatch {
@@ -63,6 +69,12 @@ impl ClassWatch {
             in_active: Vec::new(),
             sleeping: BinaryHeap::new(),
             recent: RecencyLists::new(1),
+            heavy: Vec::new(),
+            in_heavy: Vec::new(),
+            heavy_accesses: rules
+                .hot_per_day
+                .saturating_add(1)
+                .min(rules.spike.min_events_1h),
         }
     }
 
@@ -74,6 +86,7 @@ impl ClassWatch {
             self.stats.resize(index + 1, AccessStats::new());
             self.spiking.resize(index + 1, false);
             self.in_active.resize(index + 1, false);
+            self.in_heavy.resize(index + 1, false);
         }
         if request.op == Op::Delete {
             self.stats[index] = AccessStats::new();
@@ -90,12 +103,23 @@ impl ClassWatch {
             request.size.unwrap_or(0),
         );
         self.recent.touch(0, request.object);
+        if self.stats[index].accesses() >= self.heavy_accesses && !self.in_heavy[index] {
+            self.in_heavy[index] = true;
+            self.heavy.push(request.object);
+        }
         self.activate(request.object);
         spike
     }
 
-    fn activate(&mut self, object: u32) {
+    /// Makes an object active (looked at by the next pass).
+    pub(super) fn activate(&mut self, object: u32) {
         let index = object as usize;
+        if self.in_active.len() <= index {
+            self.stats.resize(index + 1, AccessStats::new());
+            self.spiking.resize(index + 1, false);
+            self.in_active.resize(index + 1, false);
+            self.in_heavy.resize(index + 1, false);
+        }
         if !self.in_active[index] {
             self.in_active[index] = true;
             self.active.push(object);
@@ -156,17 +180,34 @@ impl ClassWatch {
         self.sleeping.extend(sleepers);
     }
 
-    /// Predicts a read of every object classified hot at `now_ms`.
-    pub(super) fn predict_hot(&self, now_ms: i64, predictions: &mut Predictions) {
-        let horizon = self.rules.hot_within_ms.max(DAY_MS + HOUR_MS);
+    /// Predicts a read of every object classified hot at `now_ms`: those accessed within
+    /// `hot_within` (hot by that rule alone), and among the others accessed within 25 h the
+    /// ones with enough accesses ever to be hot by rate or spike, classified.
+    pub(super) fn predict_hot(&mut self, now_ms: i64, predictions: &mut Predictions) {
+        let recent = self.rules.hot_within_ms;
+        let horizon = recent.max(DAY_MS + HOUR_MS);
         for object in self.recent.iter(0) {
             let last = self.stats[object as usize].last_access_ms().unwrap_or(i64::MIN);
-            if now_ms.saturating_sub(last) > horizon {
+            if now_ms.saturating_sub(last) > recent {
                 break;
             }
-            if self.decision(object, now_ms).class == Class::Hot {
+            predictions.will_read(object);
+        }
+        let mut heavy = std::mem::take(&mut self.heavy);
+        heavy.retain(|&object| {
+            let stats = &self.stats[object as usize];
+            let age = stats
+                .last_access_ms()
+                .map_or(i64::MAX, |last| now_ms.saturating_sub(last));
+            if age > horizon || stats.accesses() < self.heavy_accesses {
+                self.in_heavy[object as usize] = false;
+                return false;
+            }
+            if age > recent && self.decision(object, now_ms).class == Class::Hot {
                 predictions.will_read(object);
             }
-        }
+            true
+        });
+        self.heavy = heavy;
     }
 }

@@ -8,6 +8,7 @@
 //! | `lru` | the first tier is an LRU cache ([`lru`]) | on the cache's tier |
 //! | `rules` | Strata's planner: spikes at ingest, periodic passes ([`rules`]) | classified hot |
 
+mod backlog;
 mod classes;
 pub mod lru;
 mod recency;

@@ -18,12 +18,15 @@
 //! in) or that is over capacity, all its residents as eviction candidates. When no tier can
 //! fill, every move considered is made until the budget (`max_moves_per_pass`) is spent,
 //! so only the first candidates in the planner's own order ([`crate::placement`]'s
-//! `wanted_order`) are given. Objects left out are ones the planner would leave in place
-//! or make wait, so the plan's moves are the same as for all objects (a test checks this
+//! `wanted_order`) are given; cold demotions the budget does not reach wait in a
+//! [`backlog`](super::backlog) kept in that order, so that a long backlog costs a pass
+//! only the few it takes. Objects left out are ones the planner would leave in place or
+//! make wait, so the plan's moves are the same as for all objects (a test checks this
 //! against the service's path). Keys are object ids, zero-padded so that ties break by id.
 
+use super::backlog::{Backlog, Waiting};
 use super::classes::{ClassWatch, Keep};
-use crate::classify::Decision;
+use crate::classify::{Class, Decision};
 use crate::config::{millis, TieringConfig};
 use crate::eval::{Policy, Predictions, ReplayState, TierIndex};
 use crate::placement::{residency_holds, wanted_order, ObjectState, PlacementPlan, Wanted};
@@ -48,12 +51,17 @@ impl Candidate {
             key: self.object,
         }
     }
+
+    fn is_cold_demotion(&self) -> bool {
+        self.decision.class == Class::Cold && self.to > self.from
+    }
 }
 
 /// Strata's planner as a policy.
 #[derive(Clone, Debug)]
 pub struct RulesPolicy {
     watch: ClassWatch,
+    backlog: Backlog,
     config: TieringConfig,
     interval_ms: i64,
     next_pass_ms: i64,
@@ -75,6 +83,7 @@ impl RulesPolicy {
                 config.classification_rules(),
                 config.class_tiers(),
             ),
+            backlog: Backlog::new(millis(config.rules.slow_half_life), config.tiers.len()),
             config: config.clone(),
             interval_ms,
             next_pass_ms: interval_ms,
@@ -85,7 +94,16 @@ impl RulesPolicy {
 
     /// The periodic pass.
     fn full_pass(&mut self, state: &mut ReplayState, now_ms: i64) {
+        if !self.backlog.usable(now_ms) {
+            // Rates may underflow: the backlog's order can no longer be trusted.
+            for (waiting, _) in self.backlog.iter().collect::<Vec<_>>() {
+                self.backlog.remove(waiting.object);
+                self.watch.activate(waiting.object);
+            }
+        }
+        let use_backlog = self.backlog.usable(now_ms);
         let mut candidates: Vec<Candidate> = Vec::new();
+        let mut cold: Vec<Candidate> = Vec::new();
         self.watch.wake(now_ms);
         self.watch.retain_active(|watch, object| {
             let Some(from) = state.tier_of(object) else {
@@ -106,19 +124,101 @@ impl RulesPolicy {
             if residency_holds(from, to, placed, residency, now_ms) {
                 return Keep::Sleep(placed.saturating_add(residency).min(quiet));
             }
-            candidates.push(Candidate {
+            let candidate = Candidate {
                 object,
                 decision,
                 from,
                 to,
-            });
+            };
+            if use_backlog && candidate.is_cold_demotion() {
+                // Its class cannot change before an access, which wakes it.
+                cold.push(candidate);
+                return Keep::Forget;
+            }
+            candidates.push(candidate);
             Keep::Active
         });
-        if !candidates.is_empty() || self.any_over_capacity(state) {
-            if let Some(plan) = self.plan(state, now_ms, candidates, false) {
-                self.apply(state, &plan);
+        for c in cold {
+            let waiting = Waiting {
+                object: c.object,
+                from: c.from,
+                to: c.to,
+            };
+            self.backlog
+                .insert(waiting, &c.decision, state.size(c.object), now_ms);
+        }
+        if candidates.is_empty() && self.backlog.is_empty() && !self.any_over_capacity(state) {
+            return;
+        }
+        let residents = self.residents_needed(state, &candidates);
+        let chosen = if residents.is_empty() {
+            self.within_budget(state, now_ms, candidates)
+        } else {
+            let waiting = self.take_backlog(state, now_ms, usize::MAX);
+            candidates.extend(waiting);
+            candidates
+        };
+        if let Some(plan) = self.plan(state, now_ms, chosen, residents, false) {
+            self.apply(state, &plan);
+        }
+    }
+
+    /// The candidates a pass's budget reaches when no tier can fill: in the planner's order,
+    /// promotions, then cold demotions (the backlog), then other demotions.
+    fn within_budget(
+        &mut self,
+        state: &ReplayState,
+        now_ms: i64,
+        mut candidates: Vec<Candidate>,
+    ) -> Vec<Candidate> {
+        let budget = self.config.rules.max_moves_per_pass.max(1);
+        if candidates.len() > budget {
+            candidates.select_nth_unstable_by(budget - 1, |a, b| {
+                wanted_order(&a.wanted(), &b.wanted())
+            });
+            candidates.truncate(budget);
+        }
+        candidates.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
+        let promotions = candidates.iter().filter(|c| c.to < c.from).count();
+        let mut chosen: Vec<Candidate> = candidates.drain(..promotions).collect();
+        let room = budget.saturating_sub(chosen.len());
+        chosen.extend(self.take_backlog(state, now_ms, room));
+        let room = budget.saturating_sub(chosen.len());
+        chosen.extend(candidates.into_iter().take(room));
+        chosen
+    }
+
+    /// Up to `count` backlog demotions still wanted, coldest first, classified at `now_ms`;
+    /// entries whose object moved or went are dropped (and looked at again if it exists).
+    fn take_backlog(&mut self, state: &ReplayState, now_ms: i64, count: usize) -> Vec<Candidate> {
+        let mut taken = Vec::new();
+        let mut stale = Vec::new();
+        for (waiting, _) in self.backlog.iter() {
+            if taken.len() >= count {
+                break;
+            }
+            let object = waiting.object;
+            let residency = state.min_residency_ms(waiting.from);
+            let still = state.tier_of(object) == Some(waiting.from)
+                && state.placed_at_ms(object).is_some_and(|placed| {
+                    !residency_holds(waiting.from, waiting.to, placed, residency, now_ms)
+                });
+            if still {
+                taken.push(Candidate {
+                    object,
+                    decision: self.watch.decision(object, now_ms),
+                    from: waiting.from,
+                    to: waiting.to,
+                });
+            } else {
+                stale.push(object);
             }
         }
+        for object in stale {
+            self.backlog.remove(object);
+            self.watch.activate(object);
+        }
+        taken
     }
 
     /// The reactive pass for an object whose spike just started.
@@ -130,13 +230,14 @@ impl RulesPolicy {
         ) else {
             return;
         };
-        let spiking = Candidate {
+        let spiking = vec![Candidate {
             object,
             decision,
             from,
             to,
-        };
-        if let Some(plan) = self.plan(state, now_ms, vec![spiking], true) {
+        }];
+        let residents = self.residents_needed(state, &spiking);
+        if let Some(plan) = self.plan(state, now_ms, spiking, residents, true) {
             self.apply(state, &plan);
         }
     }
@@ -146,28 +247,19 @@ impl RulesPolicy {
             .any(|t| state.capacity(t).is_some_and(|cap| state.used_bytes(t) > cap))
     }
 
-    /// Runs the planner on the candidates and the residents it may need to evict. When no
-    /// tier can fill up, every move the planner considers is made until its budget is
-    /// spent, so only the first `max_moves_per_pass` candidates in its order matter.
+    /// Runs the planner on the chosen candidates and the residents it may need to evict.
     fn plan(
         &mut self,
         state: &ReplayState,
         now_ms: i64,
-        mut candidates: Vec<Candidate>,
+        candidates: Vec<Candidate>,
+        residents: Vec<u32>,
         spikes_only: bool,
     ) -> Option<PlacementPlan> {
         self.passes = self.passes.wrapping_add(1);
         let stamp = self.passes;
         if self.listed.len() < state.objects() as usize {
             self.listed.resize(state.objects() as usize, 0);
-        }
-        let residents = self.residents_needed(state, &candidates);
-        let budget = self.config.rules.max_moves_per_pass.max(1);
-        if residents.is_empty() && candidates.len() > budget {
-            candidates.select_nth_unstable_by(budget - 1, |a, b| {
-                wanted_order(&a.wanted(), &b.wanted())
-            });
-            candidates.truncate(budget);
         }
         let mut input: Vec<ObjectState> = Vec::with_capacity(candidates.len() + residents.len());
         for candidate in candidates {
@@ -193,12 +285,17 @@ impl RulesPolicy {
     }
 
     /// Residents of every tier with a capacity that the pass could fill or that is full:
-    /// bytes could arrive there from the candidates and, as evictions, from the objects
-    /// listed on the tiers above it.
+    /// bytes could arrive there from the candidates and the backlog and, as evictions, from
+    /// the objects listed on the tiers above it. Empty when no tier can fill: then no move
+    /// waits for room and none evicts.
     fn residents_needed(&self, state: &ReplayState, candidates: &[Candidate]) -> Vec<u32> {
         let tiers = state.tier_count();
-        let mut targeting = vec![0u64; tiers];
-        let mut listed_on = vec![0u64; tiers];
+        let mut targeting: Vec<u64> = (0..tiers).map(|t| self.backlog.bytes_to(t)).collect();
+        let mut listed_on = if self.backlog.is_empty() {
+            vec![0u64; tiers]
+        } else {
+            self.backlog.bytes_from(tiers)
+        };
         for candidate in candidates {
             let size = state.size(candidate.object);
             targeting[candidate.to] = targeting[candidate.to].saturating_add(size);
@@ -238,12 +335,15 @@ impl RulesPolicy {
     }
 
     /// Makes the plan's moves, in order (evictions before the moves that need their room).
-    fn apply(&self, state: &mut ReplayState, plan: &PlacementPlan) {
+    fn apply(&mut self, state: &mut ReplayState, plan: &PlacementPlan) {
         for planned in &plan.moves {
             let object = planned.key.parse::<u32>().ok();
             let to: Option<TierIndex> = self.config.tier_index(&planned.to);
             if let (Some(object), Some(to)) = (object, to) {
                 state.move_object(object, to);
+                self.backlog.remove(object);
+                // Looked at again by the next pass (an evicted object may want to move on).
+                self.watch.activate(object);
             }
         }
     }
@@ -255,6 +355,7 @@ impl Policy for RulesPolicy {
     }
 
     fn on_request(&mut self, state: &mut ReplayState, request: &TraceRequest) {
+        self.backlog.remove(request.object);
         if self.watch.record(request) {
             self.spike_pass(state, request.object, request.time_ms);
         }
