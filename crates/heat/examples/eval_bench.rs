@@ -62,13 +62,21 @@ fn main() {
     let model = CostModel::new(&config);
     println!(
         "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>12} {:>12} {:>12}",
-        "trace", "clock", "requests", "objects", "policy", "cpu s", "req/cpu s", "req/wall s",
+        "trace",
+        "clock",
+        "requests",
+        "objects",
+        "policy",
+        "cpu s",
+        "req/cpu s",
+        "req/wall s",
         "total $"
     );
     for path in traces() {
-        let name = path
-            .file_name()
-            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
         let summary = match summarize(&path, &TraceOptions::default()) {
             Ok(summary) => summary,
             Err(err) => {
@@ -104,8 +112,12 @@ fn main() {
                     }
                 };
                 let seconds = started.elapsed().as_secs_f64();
-                let cpu = cpu_seconds().zip(cpu_started).map_or(seconds, |(b, a)| b - a);
-                let cost = runs.first().map_or(0.0, |run| run.report(&model).total_cost);
+                let cpu = cpu_seconds()
+                    .zip(cpu_started)
+                    .map_or(seconds, |(b, a)| b - a);
+                let cost = runs
+                    .first()
+                    .map_or(0.0, |run| run.report(&model).total_cost);
                 let rate = |s: f64| summary.requests as f64 / s.max(1e-9);
                 println!(
                     "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>12.0} {:>12.0} {:>12.4e}",

@@ -230,6 +230,7 @@ pub struct Planner {
     classes: ClassTiers,
     max_moves: usize,
     by_name: HashMap<String, usize>,
+    explain: bool,
 }
 
 impl Planner {
@@ -266,7 +267,21 @@ impl Planner {
             classes,
             max_moves,
             by_name,
+            explain: true,
         })
+    }
+
+    /// The same planner, leaving every [`Move::explanation`] and [`Wait::explanation`]
+    /// empty: the same plan, without the cost of its sentences (`strata eval` replays
+    /// millions of decisions nobody reads).
+    pub fn without_explanations(mut self) -> Self {
+        self.explain = false;
+        self
+    }
+
+    /// Whether moves and waits carry their sentence.
+    pub fn explains(&self) -> bool {
+        self.explain
     }
 
     /// The tiers, hot → cold.

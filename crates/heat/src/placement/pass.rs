@@ -3,8 +3,8 @@
 use std::cmp::Ordering;
 
 use super::{
-    residency_holds, residency_text, usage_text, Move, MoveInputs, ObjectState, PlacementPlan, Planner,
-    TierProjection, Wait, MAX_VICTIM_SCAN,
+    residency_holds, residency_text, usage_text, Move, MoveInputs, ObjectState, PlacementPlan,
+    Planner, TierProjection, Wait, MAX_VICTIM_SCAN,
 };
 use crate::classify::{Decision, Reason};
 
@@ -301,14 +301,24 @@ impl Pass<'_> {
         let objects = self.objects;
         let object = &objects[c.object];
         let min_residency = self.books[c.from].min_residency_ms;
-        if residency_holds(c.from, c.to, object.placed_at_ms, min_residency, self.now_ms) {
+        if residency_holds(
+            c.from,
+            c.to,
+            object.placed_at_ms,
+            min_residency,
+            self.now_ms,
+        ) {
             let ago = self.placed_ago(c.object);
-            let text = format!(
-                "{}; wants {}: {}",
-                residency_text(self.tier_name(c.from), min_residency, ago),
-                self.tier_name(c.to),
-                object.decision.explain()
-            );
+            let text = if self.planner.explains() {
+                format!(
+                    "{}; wants {}: {}",
+                    residency_text(self.tier_name(c.from), min_residency, ago),
+                    self.tier_name(c.to),
+                    object.decision.explain()
+                )
+            } else {
+                String::new()
+            };
             let until = object.placed_at_ms.saturating_add(min_residency);
             self.wait(
                 c.object,
@@ -322,13 +332,17 @@ impl Pass<'_> {
         }
         let budget = self.budget_left();
         if budget == 0 {
-            let text = format!(
-                "move budget of {} per pass reached; waiting to move from {} to {}: {}",
-                self.planner.max_moves(),
-                self.tier_name(c.from),
-                self.tier_name(c.to),
-                object.decision.explain()
-            );
+            let text = if self.planner.explains() {
+                format!(
+                    "move budget of {} per pass reached; waiting to move from {} to {}: {}",
+                    self.planner.max_moves(),
+                    self.tier_name(c.from),
+                    self.tier_name(c.to),
+                    object.decision.explain()
+                )
+            } else {
+                String::new()
+            };
             self.wait(
                 c.object,
                 c.from,
@@ -343,13 +357,17 @@ impl Pass<'_> {
             self.find_victims(c.to, object.size, Some(&object.decision), budget - 1, false)
         else {
             let book = &self.books[c.to];
-            let text = format!(
-                "tier {} full ({}); waiting to move from {}: {}",
-                self.tier_name(c.to),
-                usage_text(book.committed(), book.capacity),
-                self.tier_name(c.from),
-                object.decision.explain()
-            );
+            let text = if self.planner.explains() {
+                format!(
+                    "tier {} full ({}); waiting to move from {}: {}",
+                    self.tier_name(c.to),
+                    usage_text(book.committed(), book.capacity),
+                    self.tier_name(c.from),
+                    object.decision.explain()
+                )
+            } else {
+                String::new()
+            };
             self.wait(
                 c.object,
                 c.from,
@@ -473,7 +491,9 @@ impl Pass<'_> {
         let (objects, tiers) = (self.objects, self.planner.tiers());
         let o = &objects[object];
         let (from_name, to_name) = (tiers[from].name.as_str(), tiers[to].name.as_str());
-        let explanation = if reason == Reason::CapacityFullDemote {
+        let explanation = if !self.planner.explains() {
+            String::new()
+        } else if reason == Reason::CapacityFullDemote {
             let book = &self.books[from];
             let why = match &made_room_for {
                 Some(key) => format!(

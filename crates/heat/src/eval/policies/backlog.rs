@@ -1,23 +1,26 @@
-//! The cold demotions the `rules` policy's passes have not reached yet, kept in the order
-//! the planner considers them, so that a pass takes the few its budget allows without
+//! The demotions the `rules` policy's passes have not reached yet, kept in the order the
+//! planner considers them, so that a pass takes the few its budget allows without
 //! classifying the whole backlog again.
 //!
-//! Why the order keeps: among cold objects the planner orders demotions by baseline rate,
-//! then by last access, then by key (`placement`'s `wanted_order`). Without an access an
-//! object's baseline rate decays as `r(t) = r(t0)·e^{-k(t - t0)}` (`k` = ln 2 / the slow
-//! half-life), the same factor for every object, so `ln r(t) + k·t` does not change with
-//! time and orders them as `r(t)` does at any `t`. An access takes the object out of the
-//! backlog (it is classified again). The two orders agree except for rates equal to about
-//! 14 digits, and while no rate underflows to zero: the policy stops using the backlog
-//! once its oldest entry has aged more than [`Backlog::horizon_ms`].
+//! Why the order keeps: the planner orders demotions by class (coldest first), then
+//! baseline rate, then last access, then key (`placement`'s `wanted_order`). Without an
+//! access an object's baseline rate decays as `r(t) = r(t0)·e^{-k(t - t0)}` (`k` = ln 2 /
+//! the slow half-life), the same factor for every object, so `ln r(t) + k·t` does not
+//! change with time and orders them as `r(t)` does at any `t`. An access takes the object
+//! out of the backlog; an object whose class may change (a warm one, once its last access
+//! is older than `warm_within`) is classified again by then and its entry replaced. The two
+//! orders agree except for rates equal to about 14 digits, and while no rate underflows to
+//! zero: the policy stops using the backlog once its oldest entry has aged more than
+//! [`Backlog::horizon_ms`].
 
 use std::collections::BTreeSet;
 
-use crate::classify::Decision;
+use crate::classify::{Class, Decision};
 use crate::eval::TierIndex;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
+    class: Class,
     /// `ln r(t) + k·t`.
     coldness: f64,
     last_access_ms: i64,
@@ -40,14 +43,15 @@ impl PartialOrd for Entry {
 
 impl Ord for Entry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.coldness
-            .total_cmp(&other.coldness)
+        self.class
+            .cmp(&other.class)
+            .then(self.coldness.total_cmp(&other.coldness))
             .then(self.last_access_ms.cmp(&other.last_access_ms))
             .then(self.object.cmp(&other.object))
     }
 }
 
-/// A cold demotion waiting for the budget: the object, its tier and its target.
+/// A demotion waiting for the budget: the object, its tier and its target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Waiting {
     pub(super) object: u32,
@@ -64,6 +68,8 @@ pub(super) struct Backlog {
     entry_of: Vec<Option<(Entry, Waiting, u64)>>,
     /// Bytes waiting to go to each tier.
     bytes_to: Vec<u64>,
+    /// Bytes waiting to leave each tier.
+    bytes_from: Vec<u64>,
     /// No entry's last access is older than this (while the backlog is not empty).
     oldest_access_ms: i64,
 }
@@ -75,6 +81,7 @@ impl Backlog {
             set: BTreeSet::new(),
             entry_of: Vec::new(),
             bytes_to: vec![0; tiers],
+            bytes_from: vec![0; tiers],
             oldest_access_ms: i64::MAX,
         }
     }
@@ -93,11 +100,12 @@ impl Backlog {
         self.set.is_empty()
     }
 
-    /// Adds a cold demotion classified at `now_ms` (replacing any entry of the object).
+    /// Adds a demotion classified at `now_ms` (replacing any entry of the object).
     pub(super) fn insert(&mut self, waiting: Waiting, decision: &Decision, size: u64, now_ms: i64) {
         self.remove(waiting.object);
         let last = decision.inputs.last_access_ms.unwrap_or(i64::MIN);
         let entry = Entry {
+            class: decision.class,
             coldness: decision.inputs.slow_rate_per_hour.ln() + now_ms as f64 * self.slow_per_ms,
             last_access_ms: last,
             object: waiting.object,
@@ -113,6 +121,7 @@ impl Backlog {
         self.set.insert(entry);
         self.entry_of[index] = Some((entry, waiting, size));
         self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_add(size);
+        self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_add(size);
     }
 
     /// Takes an object out, if it is in.
@@ -123,6 +132,7 @@ impl Backlog {
         if let Some((entry, waiting, size)) = slot.take() {
             self.set.remove(&entry);
             self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_sub(size);
+            self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_sub(size);
         }
     }
 
@@ -131,15 +141,9 @@ impl Backlog {
         self.bytes_to.get(tier).copied().unwrap_or(0)
     }
 
-    /// Bytes waiting to leave each of `tiers` tiers.
-    pub(super) fn bytes_from(&self, tiers: usize) -> Vec<u64> {
-        let mut from = vec![0u64; tiers];
-        for (waiting, size) in self.iter() {
-            if let Some(bytes) = from.get_mut(waiting.from) {
-                *bytes = bytes.saturating_add(size);
-            }
-        }
-        from
+    /// Bytes waiting to leave `tier`.
+    pub(super) fn bytes_from(&self, tier: TierIndex) -> u64 {
+        self.bytes_from.get(tier).copied().unwrap_or(0)
     }
 
     /// The waiting demotions with their sizes, coldest first.

@@ -129,9 +129,12 @@ impl ClassWatch {
     /// An object's class decision at `now_ms`.
     #[inline]
     pub(super) fn decision(&self, object: u32, now_ms: i64) -> Decision {
-        let stats = self.stats.get(object as usize).copied().unwrap_or_default();
-        self.rules
-            .classify(&stats.summary(&self.tracker.decay, now_ms))
+        // By reference: the statistics are a few hundred bytes.
+        let summary = match self.stats.get(object as usize) {
+            Some(stats) => stats.summary(&self.tracker.decay, now_ms),
+            None => AccessStats::new().summary(&self.tracker.decay, now_ms),
+        };
+        self.rules.classify(&summary)
     }
 
     /// Whether a pass may forget an object until its next access.
@@ -145,8 +148,12 @@ impl ClassWatch {
             return i64::MAX;
         };
         match decision.class {
-            Class::Hot => last.saturating_add(self.rules.hot_within_ms).saturating_add(1),
-            Class::Warm => last.saturating_add(self.rules.warm_within_ms).saturating_add(1),
+            Class::Hot => last
+                .saturating_add(self.rules.hot_within_ms)
+                .saturating_add(1),
+            Class::Warm => last
+                .saturating_add(self.rules.warm_within_ms)
+                .saturating_add(1),
             Class::Cold => i64::MAX,
         }
     }
@@ -187,7 +194,9 @@ impl ClassWatch {
         let recent = self.rules.hot_within_ms;
         let horizon = recent.max(DAY_MS + HOUR_MS);
         for object in self.recent.iter(0) {
-            let last = self.stats[object as usize].last_access_ms().unwrap_or(i64::MIN);
+            let last = self.stats[object as usize]
+                .last_access_ms()
+                .unwrap_or(i64::MIN);
             if now_ms.saturating_sub(last) > recent {
                 break;
             }

@@ -18,7 +18,7 @@
 //! in) or that is over capacity, all its residents as eviction candidates. When no tier can
 //! fill, every move considered is made until the budget (`max_moves_per_pass`) is spent,
 //! so only the first candidates in the planner's own order ([`crate::placement`]'s
-//! `wanted_order`) are given; cold demotions the budget does not reach wait in a
+//! `wanted_order`) are given; demotions the budget does not reach wait in a
 //! [`backlog`](super::backlog) kept in that order, so that a long backlog costs a pass
 //! only the few it takes. Objects left out are ones the planner would leave in place or
 //! make wait, so the plan's moves are the same as for all objects (a test checks this
@@ -52,8 +52,8 @@ impl Candidate {
         }
     }
 
-    fn is_cold_demotion(&self) -> bool {
-        self.decision.class == Class::Cold && self.to > self.from
+    fn is_demotion(&self) -> bool {
+        self.to > self.from
     }
 }
 
@@ -103,7 +103,7 @@ impl RulesPolicy {
         }
         let use_backlog = self.backlog.usable(now_ms);
         let mut candidates: Vec<Candidate> = Vec::new();
-        let mut cold: Vec<Candidate> = Vec::new();
+        let mut waiting: Vec<Candidate> = Vec::new();
         self.watch.wake(now_ms);
         self.watch.retain_active(|watch, object| {
             let Some(from) = state.tier_of(object) else {
@@ -130,15 +130,19 @@ impl RulesPolicy {
                 from,
                 to,
             };
-            if use_backlog && candidate.is_cold_demotion() {
-                // Its class cannot change before an access, which wakes it.
-                cold.push(candidate);
-                return Keep::Forget;
+            if use_backlog && candidate.is_demotion() {
+                waiting.push(candidate);
+                // Until its class may change (an access wakes it too).
+                return if decision.class == Class::Cold {
+                    Keep::Forget
+                } else {
+                    Keep::Sleep(quiet)
+                };
             }
             candidates.push(candidate);
             Keep::Active
         });
-        for c in cold {
+        for c in waiting {
             let waiting = Waiting {
                 object: c.object,
                 from: c.from,
@@ -164,7 +168,7 @@ impl RulesPolicy {
     }
 
     /// The candidates a pass's budget reaches when no tier can fill: in the planner's order,
-    /// promotions, then cold demotions (the backlog), then other demotions.
+    /// promotions, then demotions (the backlog, then any others).
     fn within_budget(
         &mut self,
         state: &ReplayState,
@@ -173,9 +177,8 @@ impl RulesPolicy {
     ) -> Vec<Candidate> {
         let budget = self.config.rules.max_moves_per_pass.max(1);
         if candidates.len() > budget {
-            candidates.select_nth_unstable_by(budget - 1, |a, b| {
-                wanted_order(&a.wanted(), &b.wanted())
-            });
+            candidates
+                .select_nth_unstable_by(budget - 1, |a, b| wanted_order(&a.wanted(), &b.wanted()));
             candidates.truncate(budget);
         }
         candidates.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
@@ -188,7 +191,7 @@ impl RulesPolicy {
         chosen
     }
 
-    /// Up to `count` backlog demotions still wanted, coldest first, classified at `now_ms`;
+    /// Up to `count` backlog demotions still wanted, in order, classified at `now_ms`;
     /// entries whose object moved or went are dropped (and looked at again if it exists).
     fn take_backlog(&mut self, state: &ReplayState, now_ms: i64, count: usize) -> Vec<Candidate> {
         let mut taken = Vec::new();
@@ -243,8 +246,11 @@ impl RulesPolicy {
     }
 
     fn any_over_capacity(&self, state: &ReplayState) -> bool {
-        (0..state.tier_count())
-            .any(|t| state.capacity(t).is_some_and(|cap| state.used_bytes(t) > cap))
+        (0..state.tier_count()).any(|t| {
+            state
+                .capacity(t)
+                .is_some_and(|cap| state.used_bytes(t) > cap)
+        })
     }
 
     /// Runs the planner on the chosen candidates and the residents it may need to evict.
@@ -276,7 +282,7 @@ impl RulesPolicy {
         let config = &self.config;
         let used = |name: &str| config.tier_index(name).map_or(0, |t| state.used_bytes(t));
         // `new` checked that these tiers and classes make a planner.
-        let planner = config.planner(used).ok()?;
+        let planner = config.planner(used).ok()?.without_explanations();
         Some(if spikes_only {
             planner.plan_spikes(now_ms, &input)
         } else {
@@ -291,11 +297,7 @@ impl RulesPolicy {
     fn residents_needed(&self, state: &ReplayState, candidates: &[Candidate]) -> Vec<u32> {
         let tiers = state.tier_count();
         let mut targeting: Vec<u64> = (0..tiers).map(|t| self.backlog.bytes_to(t)).collect();
-        let mut listed_on = if self.backlog.is_empty() {
-            vec![0u64; tiers]
-        } else {
-            self.backlog.bytes_from(tiers)
-        };
+        let mut listed_on: Vec<u64> = (0..tiers).map(|t| self.backlog.bytes_from(t)).collect();
         for candidate in candidates {
             let size = state.size(candidate.object);
             targeting[candidate.to] = targeting[candidate.to].saturating_add(size);
