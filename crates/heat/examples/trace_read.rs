@@ -1,5 +1,6 @@
 //! Trace reading throughput: reads each trace whole (decompression, parsing, key interning)
-//! and prints requests, objects, and requests per second.
+//! three times and prints requests, objects, and the best run's requests per second (the
+//! best, because other work on the machine only ever slows a run down).
 //!
 //! Run in release: `cargo run --release -p strata-heat --example trace_read [TRACE...]`;
 //! without arguments it reads every trace in `../shared/data/traces` (next to the checkout).
@@ -35,9 +36,25 @@ fn traces() -> Vec<PathBuf> {
     paths
 }
 
+/// One whole read: (requests, objects, format name, seconds), or the error.
+fn read_once(path: &Path) -> Result<(u64, u32, &'static str, f64), String> {
+    let started = Instant::now();
+    let mut reader =
+        TraceReader::open(path, &TraceOptions::default()).map_err(|e| e.to_string())?;
+    let mut requests = 0u64;
+    let mut last_ms = 0i64;
+    for request in reader.by_ref() {
+        last_ms = request.map_err(|e| e.to_string())?.time_ms;
+        requests += 1;
+    }
+    std::hint::black_box(last_ms);
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((requests, reader.objects(), reader.format().name(), seconds))
+}
+
 fn main() {
     println!(
-        "{:<36} {:>8} {:>10} {:>9} {:>9} {:>12}",
+        "{:<34} {:>14} {:>10} {:>9} {:>9} {:>12}",
         "trace", "format", "requests", "objects", "seconds", "requests/s"
     );
     for path in traces() {
@@ -45,21 +62,13 @@ fn main() {
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let started = Instant::now();
-        let mut reader = match TraceReader::open(&path, &TraceOptions::default()) {
-            Ok(reader) => reader,
-            Err(e) => {
-                eprintln!("{e}");
-                continue;
-            }
-        };
-        let mut requests = 0u64;
-        let mut last_ms = 0i64;
-        for request in reader.by_ref() {
-            match request {
-                Ok(request) => {
-                    requests += 1;
-                    last_ms = request.time_ms;
+        let mut best: Option<(u64, u32, &str, f64)> = None;
+        for _ in 0..3 {
+            match read_once(&path) {
+                Ok(run) => {
+                    if best.is_none_or(|b| run.3 < b.3) {
+                        best = Some(run);
+                    }
                 }
                 Err(e) => {
                     eprintln!("{e}");
@@ -67,16 +76,16 @@ fn main() {
                 }
             }
         }
-        let seconds = started.elapsed().as_secs_f64();
-        std::hint::black_box(last_ms);
-        println!(
-            "{:<36} {:>8} {:>10} {:>9} {:>9.3} {:>12.0}",
-            name,
-            reader.format().name(),
-            requests,
-            reader.objects(),
-            seconds,
-            requests as f64 / seconds.max(1e-9)
-        );
+        if let Some((requests, objects, format, seconds)) = best {
+            println!(
+                "{:<34} {:>14} {:>10} {:>9} {:>9.3} {:>12.0}",
+                name,
+                format,
+                requests,
+                objects,
+                seconds,
+                requests as f64 / seconds.max(1e-9)
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! # strata-heat
 //!
 //! How hot each object is, which tier it belongs on, and why. Pure and synchronous: no I/O
-//! besides reading a config file, no clock (every call takes the time in milliseconds since
+//! besides reading a config file and trace files, no clock (every call takes the time in milliseconds since
 //! the Unix epoch), so every decision can be replayed and tested.
 //!
 //! It owns
@@ -17,6 +17,8 @@
 //!   the inputs, and a sentence for `strata explain`;
 //! - placement ([`placement`]): from classes and capacities to a plan of moves and waits
 //!   that never overfills a tier;
+//! - access traces ([`trace`]): streaming readers of recorded workloads (eight formats,
+//!   compressed or not) into dense object ids, for replaying policies (`strata eval`);
 //! - policy evaluation ([`eval`]): replay of an access trace through tiering policies under
 //!   one cost model, with next-window prediction scores (`strata eval`).
 //!

@@ -218,7 +218,7 @@ fn tencent_objects_are_a_photo_in_one_format_and_size() {
 #[test]
 fn generic_csv_reads_columns_in_any_order_with_quotes_and_extra_columns() {
     let dir = TempDir::new().unwrap();
-    let csv = "bytes,extra,op,Time,key\n\
+    let csv = "\u{feff}bytes,extra,op,Time,key\n\
                10,x,read,1.5,a\n\
                ,y,WRITE,2.25,\"b,\"\"c\"\"\"\n\
                30,z,delete,3,a\n";

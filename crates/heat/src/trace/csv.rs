@@ -215,8 +215,11 @@ fn header_columns<const N: usize>(header: &[u8], names: [&str; N]) -> [Option<us
 /// The header line of a CSV trace, or an error if the file has none.
 fn read_header(lines: &mut LineReader) -> Result<Vec<u8>, TraceError> {
     while lines.next_line()? {
-        if !lines.line().trim_ascii().is_empty() {
-            return Ok(lines.line().to_vec());
+        // Spreadsheets save CSV with a byte-order mark; it is not part of the first name.
+        let line = lines.line();
+        let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+        if !line.trim_ascii().is_empty() {
+            return Ok(line.to_vec());
         }
     }
     Err(TraceError::whole(
