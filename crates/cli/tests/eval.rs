@@ -105,7 +105,10 @@ fn eval_json_reports_the_costs_of_a_csv_trace_computed_by_hand() {
     assert_eq!(doc["trace"], trace.to_str().unwrap());
     assert_eq!(doc["format"], "csv");
     assert_eq!(doc["window_ms"], 30 * 86_400_000i64);
-    assert_eq!((doc["requests"].as_u64(), doc["objects"].as_u64()), (Some(3), Some(2)));
+    assert_eq!(
+        (doc["requests"].as_u64(), doc["objects"].as_u64()),
+        (Some(3), Some(2))
+    );
     let policies = doc["policies"].as_array().unwrap();
     assert_eq!(policies.len(), 1);
     let row = &policies[0];
@@ -127,7 +130,10 @@ fn eval_json_reports_the_costs_of_a_csv_trace_computed_by_hand() {
     let p = &row["prediction"];
     // Window 1 scores the one object that existed at its start (x; y appears at day 30):
     // not read, not predicted.
-    assert_eq!((p["pairs"].as_u64(), p["true_negatives"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (p["pairs"].as_u64(), p["true_negatives"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert_dollars(&p["accuracy"], 1.0);
     assert_dollars(&p["base_rate"], 1.0);
 }
@@ -139,10 +145,14 @@ fn eval_text_prints_one_row_per_policy_on_the_example_tiers() {
     let out = eval(&sandbox, &["--trace", trace.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("nvme (0.2 ms), disk (8 ms), archive (150 ms)"), "{text}");
+    assert!(
+        text.contains("nvme (0.2 ms), disk (8 ms), archive (150 ms)"),
+        "{text}"
+    );
     for policy in ["static", "seed003", "s3-intelligent", "lru", "rules"] {
         assert!(
-            text.lines().any(|line| line.starts_with(&format!("{policy} "))),
+            text.lines()
+                .any(|line| line.starts_with(&format!("{policy} "))),
             "no row for {policy}:\n{text}"
         );
     }
@@ -159,8 +169,8 @@ fn sweep_reports_each_policy_at_each_latency_price() {
     let config = write(&sandbox, "strata.toml", CONFIG);
     let (trace, config) = (trace.to_str().unwrap(), config.to_str().unwrap());
     let args = [
-        "--trace", trace, "--config", config, "--policy", "static", "--window", "30d",
-        "--json", "--sweep", "0,0.01",
+        "--trace", trace, "--config", config, "--policy", "static", "--window", "30d", "--json",
+        "--sweep", "0,0.01",
     ];
     let doc = json(&eval(&sandbox, &args));
     let sweep = doc["sweep"].as_array().unwrap();
@@ -169,7 +179,10 @@ fn sweep_reports_each_policy_at_each_latency_price() {
     // miss at 0.01 $, plus 20 ms x the price.
     assert_dollars(&sweep[0]["latency_price_per_ms"], 0.0);
     assert_dollars(&sweep[0]["policies"][0]["cost"]["latency"], 22.0 * 0.01);
-    assert_dollars(&sweep[1]["policies"][0]["cost"]["latency"], 22.0 * (0.2 + 0.01));
+    assert_dollars(
+        &sweep[1]["policies"][0]["cost"]["latency"],
+        22.0 * (0.2 + 0.01),
+    );
     assert_dollars(&sweep[1]["policies"][0]["mean_read_latency_ms"], 20.0);
 
     // Without a list: 0 and six prices from 1e-10 to 1e-5, as a table of text.
@@ -214,7 +227,11 @@ fn unknown_policies_and_formats_exit_2_listing_the_names() {
     );
     let out = eval(&sandbox, &["--trace", trace, "--policy", "oracle"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("\"oracle\" is not available yet"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"oracle\" is not available yet"),
+        "{}",
+        stderr(&out)
+    );
     let out = eval(&sandbox, &["--trace", trace, "--format", "parquet"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
@@ -227,7 +244,11 @@ fn unknown_policies_and_formats_exit_2_listing_the_names() {
     assert!(stderr(&out).contains("--window"), "{}", stderr(&out));
     let out = eval(&sandbox, &["--trace", trace, "--sweep", "0,cheap"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("\"cheap\" is not a price"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"cheap\" is not a price"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -237,7 +258,12 @@ fn a_bad_configuration_exits_2_naming_the_file_and_the_field() {
     let config = write(&sandbox, "strata.toml", "[objectives]\nmiss_penalty = -1\n");
     let out = eval(
         &sandbox,
-        &["--trace", trace.to_str().unwrap(), "--config", config.to_str().unwrap()],
+        &[
+            "--trace",
+            trace.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(2));
     let message = stderr(&out);
@@ -265,14 +291,21 @@ fn shared_traces() -> Vec<PathBuf> {
 fn real_traces_replay_through_every_policy_with_sane_numbers() {
     let sandbox = Sandbox::new();
     let traces = shared_traces();
-    assert!(traces.len() >= 7, "expected the 7 shared traces, found {traces:?}");
+    assert!(
+        traces.len() >= 7,
+        "expected the 7 shared traces, found {traces:?}"
+    );
     for trace in traces {
         let name = trace.display().to_string();
         let out = eval(&sandbox, &["--trace", &name, "--json"]);
         let doc = json(&out);
         let rows = doc["policies"].as_array().unwrap();
         let names: Vec<&str> = rows.iter().map(|r| r["policy"].as_str().unwrap()).collect();
-        assert_eq!(names, ["static", "seed003", "s3-intelligent", "lru", "rules"], "{name}");
+        assert_eq!(
+            names,
+            ["static", "seed003", "s3-intelligent", "lru", "rules"],
+            "{name}"
+        );
         let reads = rows[0]["reads"].as_u64().unwrap();
         assert!(reads > 0, "{name}");
         for row in rows {

@@ -170,7 +170,7 @@ fn move_into_a_full_tier_is_refused_and_counted_but_arrivals_never_are() {
     let mut config = two_tiers("capacity = 1500000000", "");
     config.default_tier = "a".to_string();
     let requests = [read(0, 0), read(1, 1), read(2, 2)];
-    let (observed, log) = Observed::new(Box::new(Static));
+    let (observed, log) = Observed::wrap(Box::new(Static));
     let runs = run(&config, MONTH, &requests, vec![GB, GB, GB], vec![observed]);
     assert_eq!(
         after_request(&log, 2).tiers,
@@ -318,7 +318,7 @@ fn deleted_objects_stop_costing_and_come_back_on_the_default_tier() {
         request(15 * DAY_MS, 0, Op::Delete),
         read(20 * DAY_MS, 0),
     ];
-    let (observed, log) = Observed::new(Box::new(Static));
+    let (observed, log) = Observed::wrap(Box::new(Static));
     let runs = run(&config, MONTH, &requests, vec![GB], vec![observed]);
     assert_eq!(after_request(&log, 1).tiers, vec![None]);
     assert_eq!(after_request(&log, 2).tiers, vec![Some(1)]);

@@ -42,7 +42,7 @@ fn sorted(mut requests: Vec<TraceRequest>) -> Vec<TraceRequest> {
 fn static_never_moves_and_never_predicts_a_read() {
     let config = three_tiers("");
     let requests = [read(0, 0), read(HOUR_MS, 0), read(2 * HOUR_MS, 1)];
-    let (observed, log) = Observed::new(Box::new(Static));
+    let (observed, log) = Observed::wrap(Box::new(Static));
     let runs = run(&config, HOUR_MS, &requests, vec![GB; 2], vec![observed]);
     assert!(log.borrow().iter().all(|s| s.predicted.is_empty()));
     assert_eq!(after_request(&log, 2).tiers, vec![Some(1), Some(1)]);
@@ -64,7 +64,7 @@ fn seed003_moves_objects_to_their_class_tier_at_window_boundaries_with_its_own_t
     requests.extend((0..20).map(|i| read(i * MINUTE_MS, 2)));
     requests.push(read(5 * DAY_MS, 3));
     let requests = sorted(requests);
-    let (observed, log) = Observed::new(Box::new(Seed003::new(&config)));
+    let (observed, log) = Observed::wrap(Box::new(Seed003::new(&config)));
     run(&config, 2 * HOUR_MS, &requests, vec![GB; 4], vec![observed]);
 
     let at_2h = at_window(&log, 2 * HOUR_MS);
@@ -89,7 +89,7 @@ fn s3_intelligent_demotes_after_30_and_90_idle_days_and_returns_on_access() {
         read(100 * DAY_MS, 1),
         read(200 * DAY_MS, 2),
     ];
-    let (observed, log) = Observed::new(Box::new(S3Intelligent::new(&config)));
+    let (observed, log) = Observed::wrap(Box::new(S3Intelligent::new(&config)));
     run(&config, DAY_MS, &requests, vec![GB; 3], vec![observed]);
 
     // New objects go to frequent right after their first access.
@@ -117,7 +117,7 @@ fn lru_evicts_the_least_recently_used_to_the_next_tier() {
         read(6 * DAY_MS, 1),
         read(8 * DAY_MS, 0),
     ];
-    let (observed, log) = Observed::new(Box::new(Lru::new(&config)));
+    let (observed, log) = Observed::wrap(Box::new(Lru::new(&config)));
     let runs = run(&config, DAY_MS, &requests, vec![GB; 3], vec![observed]);
     assert_eq!(after_request(&log, 1).tiers, vec![Some(0), Some(0)]);
     // Object 2 evicts object 0, the least recently used.
@@ -139,7 +139,7 @@ fn lru_evicts_the_least_recently_used_to_the_next_tier() {
 fn lru_gives_up_a_promotion_when_its_victim_is_held_by_residency() {
     let config = two_tiers("capacity = 2500000000", "");
     let requests = [read(0, 0), read(HOUR_MS, 1), read(2 * HOUR_MS, 2)];
-    let (observed, log) = Observed::new(Box::new(Lru::new(&config)));
+    let (observed, log) = Observed::wrap(Box::new(Lru::new(&config)));
     let runs = run(&config, DAY_MS, &requests, vec![GB; 3], vec![observed]);
     // Evicting object 0 two hours after it arrived on a is refused (1 day of residency).
     assert_eq!(
@@ -154,7 +154,7 @@ fn lru_without_a_tier_capacity_caches_a_tenth_of_the_traces_bytes() {
     // Ten objects of 1 GB: a cache of 1 GB, on an unlimited tier a.
     let config = two_tiers("", "");
     let requests = [read(0, 0), read(2 * DAY_MS, 1), read(3 * DAY_MS, 9)];
-    let (observed, log) = Observed::new(Box::new(Lru::new(&config)));
+    let (observed, log) = Observed::wrap(Box::new(Lru::new(&config)));
     run(&config, DAY_MS, &requests, vec![GB; 10], vec![observed]);
     assert_eq!(after_request(&log, 0).tiers, vec![Some(0)]);
     assert_eq!(after_request(&log, 1).tiers, vec![Some(1), Some(0)]);
@@ -167,7 +167,7 @@ fn rules_promotes_a_spike_at_once_and_demotes_at_the_periodic_pass_after_residen
     let config = two_tiers("", "");
     let mut requests: Vec<TraceRequest> = (0..25).map(|i| read(i * SECOND_MS, 0)).collect();
     requests.push(read(2 * DAY_MS, 1));
-    let (observed, log) = Observed::new(Box::new(RulesPolicy::new(&config).unwrap()));
+    let (observed, log) = Observed::wrap(Box::new(RulesPolicy::new(&config).unwrap()));
     run(&config, HOUR_MS, &requests, vec![GB; 2], vec![observed]);
 
     assert_eq!(

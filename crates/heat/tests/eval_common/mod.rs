@@ -200,7 +200,7 @@ pub struct Observed {
 }
 
 impl Observed {
-    pub fn new(inner: Box<dyn Policy>) -> (Box<dyn Policy>, Snapshots) {
+    pub fn wrap(inner: Box<dyn Policy>) -> (Box<dyn Policy>, Snapshots) {
         let log = Snapshots::default();
         (
             Box::new(Observed {
