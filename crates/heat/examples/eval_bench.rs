@@ -2,8 +2,8 @@
 //! replayed through each policy alone on the example configuration's tiers, at the trace's
 //! own clock and stretched to span 180 days; prints requests per second of replay (engine
 //! and policy, trace reading excluded: `trace_read` measures that) and each policy's cost.
-//! Rates are per second of this thread's CPU time (from `/proc/thread-self/schedstat`, so
-//! that other work on a shared machine does not count), and per second of wall time.
+//! Rates are per second of this thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, so that other
+//! work on a shared machine does not count), and per second of wall time.
 //!
 //! Run in release: `cargo run --release -p strata-heat --example eval_bench
 //! [--policy=NAME,...] [TRACE...]`; without traces it replays every trace in
@@ -136,11 +136,15 @@ fn main() {
     }
 }
 
-/// This thread's time on a CPU, seconds (Linux), if known.
+/// This thread's time on a CPU, seconds, if the system says.
 fn cpu_seconds() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(ns / 1e9)
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    (status == 0).then(|| now.tv_sec as f64 + now.tv_nsec as f64 / 1e9)
 }
 
 /// The whole trace in memory.
