@@ -18,7 +18,9 @@
 //! - placement ([`placement`]): from classes and capacities to a plan of moves and waits
 //!   that never overfills a tier;
 //! - access traces ([`trace`]): streaming readers of recorded workloads (eight formats,
-//!   compressed or not) into dense object ids, for replaying policies (`strata eval`).
+//!   compressed or not) into dense object ids, for replaying policies (`strata eval`);
+//! - policy evaluation ([`eval`]): replay of an access trace through tiering policies under
+//!   one cost model, with next-window prediction scores (`strata eval`).
 //!
 //! It does not own the HTTP server, the catalog tables, or the move jobs: the server feeds
 //! the tracker and flushes it, the catalog stores [`PersistedStats`] and decisions, and the
@@ -57,6 +59,7 @@
 
 pub mod classify;
 pub mod config;
+pub mod eval;
 pub mod event;
 pub mod placement;
 pub mod stats;
@@ -65,10 +68,11 @@ pub mod tracker;
 pub mod units;
 
 pub use classify::{Class, Decision, DecisionInputs, Reason, Rules, SpikeRule};
-pub use config::{ConfigError, FieldError, Layout, TierConfig, TieringConfig};
+pub use config::{ConfigError, FieldError, Layout, ObjectivesConfig, TierConfig, TieringConfig};
 pub use event::{parse_ndjson, scan_ndjson, AccessEvent, EventRef, LineError, NdjsonReport};
 pub use placement::{
-    ClassTiers, Move, ObjectState, PlacementPlan, Planner, PlannerError, TierState, Wait,
+    residency_holds, ClassTiers, Move, ObjectState, PlacementPlan, Planner, PlannerError,
+    TierState, Wait,
 };
 pub use stats::{AccessStats, AccessSummary, Decay, Op, PersistedStats, STATS_FORMAT_VERSION};
 pub use tracker::{AccessTracker, BatchOutcome, FlushBatch, TrackerConfig};

@@ -82,6 +82,39 @@ struct Slot {
     spiking: bool,
 }
 
+/// Records one access into an object's statistics and its spike flag; true when a spike
+/// starts with this access. The one spike detector, shared by the tracker and the `rules`
+/// policy of `strata eval` (which keeps statistics per object id, not per key).
+#[inline]
+pub(crate) fn record_watching_spikes(
+    stats: &mut AccessStats,
+    spiking: &mut bool,
+    config: &TrackerConfig,
+    ts_ms: i64,
+    op: Op,
+    bytes: u64,
+) -> bool {
+    let decay = config.decay;
+    let spike = config.spike;
+    // A spike flag older than a fast half-life is stale: a new burst is a new spike.
+    let was_spiking = *spiking
+        && stats
+            .last_access_ms()
+            .is_some_and(|last| ts_ms.saturating_sub(last) < decay.fast_half_life_ms());
+    stats.record(&decay, ts_ms, op, bytes);
+    // Only reads move the rates (see crate::stats), so only a read can start a spike.
+    let now_spiking = op == Op::Read && {
+        let head = stats.last_access_ms().unwrap_or(ts_ms);
+        let (fast, slow) = stats.rates_per_hour(&decay, head);
+        // The window sum is only paid for when the cheap ratio test passes.
+        fast >= spike.factor * slow && spike.holds(fast, slow, stats.count_1h(head))
+    };
+    if op == Op::Read {
+        *spiking = now_spiking;
+    }
+    now_spiking && !was_spiking
+}
+
 /// Access statistics of every tracked object, keyed by object key.
 #[derive(Debug)]
 pub struct AccessTracker {
@@ -155,8 +188,7 @@ impl AccessTracker {
             ts_ms
         };
         outcome.recorded += 1;
-        let decay = self.config.decay;
-        let spike = self.config.spike;
+        let config = self.config;
         let slot = match self.map.get_mut(key) {
             Some(slot) => slot,
             None => {
@@ -168,26 +200,16 @@ impl AccessTracker {
                 })
             }
         };
-        // A spike flag older than a fast half-life is stale: a new burst is a new spike.
-        let was_spiking = slot.spiking
-            && slot
-                .stats
-                .last_access_ms()
-                .is_some_and(|last| ts_ms.saturating_sub(last) < decay.fast_half_life_ms());
-        slot.stats.record(&decay, ts_ms, op, bytes);
+        let newly_spiking = record_watching_spikes(
+            &mut slot.stats,
+            &mut slot.spiking,
+            &config,
+            ts_ms,
+            op,
+            bytes,
+        );
         let newly_dirty = !slot.dirty;
         slot.dirty = true;
-        // Only reads move the rates (see crate::stats), so only a read can start a spike.
-        let now_spiking = op == Op::Read && {
-            let head = slot.stats.last_access_ms().unwrap_or(ts_ms);
-            let (fast, slow) = slot.stats.rates_per_hour(&decay, head);
-            // The window sum is only paid for when the cheap ratio test passes.
-            fast >= spike.factor * slow && spike.holds(fast, slow, slot.stats.count_1h(head))
-        };
-        let newly_spiking = now_spiking && !was_spiking;
-        if op == Op::Read {
-            slot.spiking = now_spiking;
-        }
         if newly_dirty || newly_spiking {
             // Only here is the key's Arc needed; the lookup above borrowed `key` as a &str.
             let shared = self

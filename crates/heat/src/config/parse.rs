@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::checks::{check_codec, check_listen, check_store, check_tier_name};
 use super::{
-    millis, ClassesConfig, FieldError, Layout, RulesConfig, ServerConfig, TierConfig,
-    TieringConfig, TrackingConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
+    millis, ClassesConfig, FieldError, Layout, ObjectivesConfig, RulesConfig, ServerConfig,
+    TierConfig, TieringConfig, TrackingConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
 };
 use crate::units::{parse_duration_ms, parse_size};
 
@@ -31,6 +31,8 @@ struct RawConfig {
     classes: RawClasses,
     #[serde(default)]
     tracking: RawTracking,
+    #[serde(default)]
+    objectives: RawObjectives,
 }
 
 #[derive(Deserialize, Default)]
@@ -51,6 +53,7 @@ struct RawTier {
     read_latency_ms: Option<Number>,
     retrieval_cost_per_gb: Option<Number>,
     egress_cost_per_gb: Option<Number>,
+    cost_per_1k_requests: Option<Number>,
     capacity: Option<Capacity>,
     min_residency: Option<Span>,
 }
@@ -83,6 +86,14 @@ struct RawClasses {
 struct RawTracking {
     flush_interval: Option<Span>,
     max_clock_skew: Option<Span>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawObjectives {
+    read_latency_ms: Option<Number>,
+    miss_penalty: Option<Number>,
+    latency_price_per_ms: Option<Number>,
 }
 
 /// A float that may be written as an integer (`cost_per_gb_month = 1`).
@@ -279,6 +290,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
         );
     }
 
+    let objectives = build_objectives(raw.objectives, problems);
     TieringConfig {
         server: ServerConfig { listen, data_dir },
         default_tier,
@@ -286,7 +298,42 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
         rules,
         classes,
         tracking,
+        objectives,
     }
+}
+
+/// `[objectives]`: each value a number, 0 or more, defaulted one by one.
+fn build_objectives(raw: RawObjectives, problems: &mut Problems) -> ObjectivesConfig {
+    let mut objectives = ObjectivesConfig::default();
+    let fields = [
+        (
+            "read_latency_ms",
+            raw.read_latency_ms,
+            &mut objectives.read_latency_ms,
+        ),
+        (
+            "miss_penalty",
+            raw.miss_penalty,
+            &mut objectives.miss_penalty,
+        ),
+        (
+            "latency_price_per_ms",
+            raw.latency_price_per_ms,
+            &mut objectives.latency_price_per_ms,
+        ),
+    ];
+    for (key, value, slot) in fields {
+        if let Some(Number(value)) = value {
+            if !value.is_finite() || value < 0.0 {
+                problems.add(
+                    format!("objectives.{key}"),
+                    format!("{value} must be a number, 0 or more"),
+                );
+            }
+            *slot = value;
+        }
+    }
+    objectives
 }
 
 fn tier_names(tiers: &[TierConfig]) -> String {
@@ -368,6 +415,11 @@ fn build_tiers(
             "egress_cost_per_gb",
             raw.egress_cost_per_gb,
             &mut tier.egress_cost_per_gb,
+        );
+        money(
+            "cost_per_1k_requests",
+            raw.cost_per_1k_requests,
+            &mut tier.cost_per_1k_requests,
         );
         if let Some(Capacity(capacity)) = raw.capacity {
             tier.capacity = capacity;

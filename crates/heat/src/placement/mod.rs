@@ -33,6 +33,8 @@
 
 mod pass;
 
+pub(crate) use pass::{wanted_order, Wanted};
+
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -230,6 +232,7 @@ pub struct Planner {
     classes: ClassTiers,
     max_moves: usize,
     by_name: HashMap<String, usize>,
+    explain: bool,
 }
 
 impl Planner {
@@ -266,7 +269,21 @@ impl Planner {
             classes,
             max_moves,
             by_name,
+            explain: true,
         })
+    }
+
+    /// The same planner, leaving every [`Move::explanation`] and [`Wait::explanation`]
+    /// empty: the same plan, without the cost of its sentences (`strata eval` replays
+    /// millions of decisions nobody reads).
+    pub fn without_explanations(mut self) -> Self {
+        self.explain = false;
+        self
+    }
+
+    /// Whether moves and waits carry their sentence.
+    pub fn explains(&self) -> bool {
+        self.explain
     }
 
     /// The tiers, hot → cold.
@@ -302,6 +319,21 @@ impl Planner {
     pub(crate) fn tier_index(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }
+}
+
+/// Whether minimum residency holds back a move from tier `from` to tier `to` (indices, hot
+/// → cold) of an object placed at `placed_at_ms`: only demotions wait, until the object has
+/// stayed `min_residency_ms` on `from`; promotions serve a burst of demand at once. The one
+/// rule, used by the planner and by `strata eval`'s replay for every policy.
+#[inline]
+pub fn residency_holds(
+    from: usize,
+    to: usize,
+    placed_at_ms: i64,
+    min_residency_ms: i64,
+    now_ms: i64,
+) -> bool {
+    to > from && now_ms.saturating_sub(placed_at_ms) < min_residency_ms
 }
 
 /// `used of capacity` for messages.

@@ -3,8 +3,8 @@
 use std::cmp::Ordering;
 
 use super::{
-    residency_text, usage_text, Move, MoveInputs, ObjectState, PlacementPlan, Planner,
-    TierProjection, Wait, MAX_VICTIM_SCAN,
+    residency_holds, residency_text, usage_text, Move, MoveInputs, ObjectState, PlacementPlan,
+    Planner, TierProjection, Wait, MAX_VICTIM_SCAN,
 };
 use crate::classify::{Decision, Reason};
 
@@ -24,6 +24,45 @@ fn cmp_coldness(a: &Decision, b: &Decision) -> Ordering {
                 .unwrap_or(i64::MIN)
                 .cmp(&b.inputs.last_access_ms.unwrap_or(i64::MIN)),
         )
+}
+
+/// A wanted move, as a pass orders them: the object's decision, its tier, the tier it
+/// wants, and its key (anything ordered the way the keys are).
+pub(crate) struct Wanted<'a, K> {
+    pub(crate) decision: &'a Decision,
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+    pub(crate) key: K,
+}
+
+impl<K> Wanted<'_, K> {
+    /// 0: a spike promotion; 1: another promotion; 2: a demotion.
+    fn phase(&self) -> u8 {
+        match (self.to < self.from, self.decision.is_spike()) {
+            (true, true) => 0,
+            (true, false) => 1,
+            (false, _) => 2,
+        }
+    }
+}
+
+/// The order in which a pass considers wanted moves: spike promotions (fastest first), other
+/// promotions (hottest first), demotions (coldest first). Keys break ties so that the plan
+/// does not depend on the input order. (`strata eval` uses it to give a pass only the
+/// moves its budget can reach.)
+pub(crate) fn wanted_order<K: Ord>(a: &Wanted<'_, K>, b: &Wanted<'_, K>) -> Ordering {
+    let (da, db) = (a.decision, b.decision);
+    a.phase()
+        .cmp(&b.phase())
+        .then_with(|| match a.phase() {
+            0 => db
+                .inputs
+                .fast_rate_per_hour
+                .total_cmp(&da.inputs.fast_rate_per_hour),
+            1 => cmp_coldness(db, da),
+            _ => cmp_coldness(da, db),
+        })
+        .then_with(|| a.key.cmp(&b.key))
 }
 
 /// Space a planned move out of a tier will free, not yet promised to another move.
@@ -182,30 +221,15 @@ pub(super) fn run(
         }
     }
 
-    // Spike promotions, hottest first; other promotions, hottest first; demotions, coldest
-    // first. Keys break ties so that the plan does not depend on the input order.
-    let phase = |c: &Candidate| match (c.to < c.from, objects[c.object].decision.is_spike()) {
-        (true, true) => 0,
-        (true, false) => 1,
-        (false, _) => 2,
+    let wanted = |c: &Candidate| Wanted {
+        decision: &objects[c.object].decision,
+        from: c.from,
+        to: c.to,
+        key: objects[c.object].key.as_str(),
     };
-    candidates.sort_by(|a, b| {
-        let (oa, ob) = (&objects[a.object], &objects[b.object]);
-        phase(a)
-            .cmp(&phase(b))
-            .then_with(|| match phase(a) {
-                0 => ob
-                    .decision
-                    .inputs
-                    .fast_rate_per_hour
-                    .total_cmp(&oa.decision.inputs.fast_rate_per_hour),
-                1 => cmp_coldness(&ob.decision, &oa.decision),
-                _ => cmp_coldness(&oa.decision, &ob.decision),
-            })
-            .then_with(|| oa.key.cmp(&ob.key))
-    });
+    candidates.sort_by(|a, b| wanted_order(&wanted(a), &wanted(b)));
     if scope == Scope::SpikesOnly {
-        candidates.retain(|c| phase(c) == 0);
+        candidates.retain(|c| wanted(c).phase() == 0);
     }
     for candidate in candidates {
         if !pass.moving[candidate.object] {
@@ -277,37 +301,49 @@ impl Pass<'_> {
     fn consider(&mut self, c: Candidate) {
         let objects = self.objects;
         let object = &objects[c.object];
-        if c.to > c.from {
-            let min_residency = self.books[c.from].min_residency_ms;
+        let min_residency = self.books[c.from].min_residency_ms;
+        if residency_holds(
+            c.from,
+            c.to,
+            object.placed_at_ms,
+            min_residency,
+            self.now_ms,
+        ) {
             let ago = self.placed_ago(c.object);
-            if ago < min_residency {
-                let text = format!(
+            let text = if self.planner.explains() {
+                format!(
                     "{}; wants {}: {}",
                     residency_text(self.tier_name(c.from), min_residency, ago),
                     self.tier_name(c.to),
                     object.decision.explain()
-                );
-                let until = object.placed_at_ms.saturating_add(min_residency);
-                self.wait(
-                    c.object,
-                    c.from,
-                    Some(c.to),
-                    Reason::MinResidencyHold,
-                    text,
-                    Some(until),
-                );
-                return;
-            }
+                )
+            } else {
+                String::new()
+            };
+            let until = object.placed_at_ms.saturating_add(min_residency);
+            self.wait(
+                c.object,
+                c.from,
+                Some(c.to),
+                Reason::MinResidencyHold,
+                text,
+                Some(until),
+            );
+            return;
         }
         let budget = self.budget_left();
         if budget == 0 {
-            let text = format!(
-                "move budget of {} per pass reached; waiting to move from {} to {}: {}",
-                self.planner.max_moves(),
-                self.tier_name(c.from),
-                self.tier_name(c.to),
-                object.decision.explain()
-            );
+            let text = if self.planner.explains() {
+                format!(
+                    "move budget of {} per pass reached; waiting to move from {} to {}: {}",
+                    self.planner.max_moves(),
+                    self.tier_name(c.from),
+                    self.tier_name(c.to),
+                    object.decision.explain()
+                )
+            } else {
+                String::new()
+            };
             self.wait(
                 c.object,
                 c.from,
@@ -322,13 +358,17 @@ impl Pass<'_> {
             self.find_victims(c.to, object.size, Some(&object.decision), budget - 1, false)
         else {
             let book = &self.books[c.to];
-            let text = format!(
-                "tier {} full ({}); waiting to move from {}: {}",
-                self.tier_name(c.to),
-                usage_text(book.committed(), book.capacity),
-                self.tier_name(c.from),
-                object.decision.explain()
-            );
+            let text = if self.planner.explains() {
+                format!(
+                    "tier {} full ({}); waiting to move from {}: {}",
+                    self.tier_name(c.to),
+                    usage_text(book.committed(), book.capacity),
+                    self.tier_name(c.from),
+                    object.decision.explain()
+                )
+            } else {
+                String::new()
+            };
             self.wait(
                 c.object,
                 c.from,
@@ -397,8 +437,15 @@ impl Pass<'_> {
             if victims.len() >= budget {
                 break;
             }
-            if self.moving[victim] || candidate.size == 0 || self.placed_ago(victim) < min_residency
-            {
+            // A victim always goes down, so its residency holds it like any demotion.
+            let held = residency_holds(
+                tier,
+                tier + 1,
+                candidate.placed_at_ms,
+                min_residency,
+                self.now_ms,
+            );
+            if self.moving[victim] || candidate.size == 0 || held {
                 continue;
             }
             let Some(to) = self.eviction_target(victim, tier, &reserved) else {
@@ -445,7 +492,9 @@ impl Pass<'_> {
         let (objects, tiers) = (self.objects, self.planner.tiers());
         let o = &objects[object];
         let (from_name, to_name) = (tiers[from].name.as_str(), tiers[to].name.as_str());
-        let explanation = if reason == Reason::CapacityFullDemote {
+        let explanation = if !self.planner.explains() {
+            String::new()
+        } else if reason == Reason::CapacityFullDemote {
             let book = &self.books[from];
             let why = match &made_room_for {
                 Some(key) => format!(

@@ -1,0 +1,378 @@
+//! `rules`: Strata's own decisions, as `strata serve` makes them, on the replay.
+//!
+//! - Statistics and spike detection per access exactly as the service's tracker keeps them
+//!   (heat's `record_watching_spikes`, with the configuration's half-lives and spike rule);
+//!   a delete forgets the object's history as the service drops its row.
+//! - A spike starting is planned at once with the planner's reactive pass
+//!   ([`crate::Planner::plan_spikes`]), reason `reactive_access_spike`.
+//! - Every `rules.demotion_interval` from the trace's start, the periodic pass
+//!   ([`crate::Planner::plan`]): the configuration's `[rules]` thresholds through heat's
+//!   [`crate::Rules`], promotions, demotions after minimum residency, relief of full tiers,
+//!   `max_moves_per_pass`, never overfilling a tier.
+//! - Predicted to be read in the next window: the objects classified hot at the boundary.
+//!
+//! The planner's API is keyed by strings; a pass gives it only the objects whose plan can
+//! differ from "stay": active objects (see `classes`) not on a tier of their class and not
+//! held by minimum residency (whose wait changes nothing in a pass), plus, for each tier
+//! with a capacity that the pass could fill (its free space is less than what could come
+//! in) or that is over capacity, all its residents as eviction candidates. When no tier can
+//! fill, every move considered is made until the budget (`max_moves_per_pass`) is spent,
+//! so only the first candidates in the planner's own order ([`crate::placement`]'s
+//! `wanted_order`) are given; demotions the budget does not reach wait in a
+//! [`backlog`](super::backlog) kept in that order, so that a long backlog costs a pass
+//! only the few it takes. Objects left out are ones the planner would leave in place or
+//! make wait, so the plan's moves are the same as for all objects (a test checks this
+//! against the service's path). Keys are object ids, zero-padded so that ties break by id.
+
+use super::backlog::{Backlog, Waiting};
+use super::classes::{ClassWatch, Keep};
+use crate::classify::{Class, Decision};
+use crate::config::{millis, TieringConfig};
+use crate::eval::{Policy, Predictions, ReplayState, TierIndex};
+use crate::placement::{residency_holds, wanted_order, ObjectState, PlacementPlan, Wanted};
+use crate::trace::TraceRequest;
+
+/// A move a pass wants.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    object: u32,
+    decision: Decision,
+    from: TierIndex,
+    to: TierIndex,
+}
+
+impl Candidate {
+    /// As the planner orders it; ids order like the zero-padded keys made of them.
+    fn wanted(&self) -> Wanted<'_, u32> {
+        Wanted {
+            decision: &self.decision,
+            from: self.from,
+            to: self.to,
+            key: self.object,
+        }
+    }
+
+    fn is_demotion(&self) -> bool {
+        self.to > self.from
+    }
+}
+
+/// Strata's planner as a policy.
+#[derive(Clone, Debug)]
+pub struct RulesPolicy {
+    watch: ClassWatch,
+    backlog: Backlog,
+    config: TieringConfig,
+    interval_ms: i64,
+    next_pass_ms: i64,
+    /// Per object, the last pass that put it in the planner's input.
+    listed: Vec<u32>,
+    passes: u32,
+}
+
+impl RulesPolicy {
+    /// The rules and tiers of `config`; an error if they cannot make a planner.
+    pub fn new(config: &TieringConfig) -> Result<Self, String> {
+        config
+            .planner(|_| 0)
+            .map_err(|err| format!("the configuration cannot plan placements: {err}"))?;
+        let interval_ms = millis(config.rules.demotion_interval).max(1);
+        Ok(RulesPolicy {
+            watch: ClassWatch::new(
+                config.tracker_config(),
+                config.classification_rules(),
+                config.class_tiers(),
+            ),
+            backlog: Backlog::new(millis(config.rules.slow_half_life), config.tiers.len()),
+            config: config.clone(),
+            interval_ms,
+            next_pass_ms: interval_ms,
+            listed: Vec::new(),
+            passes: 0,
+        })
+    }
+
+    /// The periodic pass.
+    fn full_pass(&mut self, state: &mut ReplayState, now_ms: i64) {
+        if !self.backlog.usable(now_ms) {
+            // Rates may underflow: the backlog's order can no longer be trusted.
+            for (waiting, _) in self.backlog.iter().collect::<Vec<_>>() {
+                self.backlog.remove(waiting.object);
+                self.watch.activate(waiting.object);
+            }
+        }
+        let use_backlog = self.backlog.usable(now_ms);
+        let mut candidates: Vec<Candidate> = Vec::new();
+        let mut waiting: Vec<Candidate> = Vec::new();
+        self.watch.wake(now_ms);
+        self.watch.retain_active(|watch, object| {
+            let Some(from) = state.tier_of(object) else {
+                return Keep::Forget;
+            };
+            let decision = watch.decision(object, now_ms);
+            let quiet = watch.class_holds_until(&decision);
+            let wanted = watch.classes.tiers_for(decision.class);
+            let Some(&to) = wanted.first().filter(|_| !wanted.contains(&from)) else {
+                return if watch.settled(&decision, from) {
+                    Keep::Forget
+                } else {
+                    Keep::Sleep(quiet)
+                };
+            };
+            let placed = state.placed_at_ms(object).unwrap_or(now_ms);
+            let residency = state.min_residency_ms(from);
+            if residency_holds(from, to, placed, residency, now_ms) {
+                return Keep::Sleep(placed.saturating_add(residency).min(quiet));
+            }
+            let candidate = Candidate {
+                object,
+                decision,
+                from,
+                to,
+            };
+            if use_backlog && candidate.is_demotion() {
+                waiting.push(candidate);
+                // Until its class may change (an access wakes it too).
+                return if decision.class == Class::Cold {
+                    Keep::Forget
+                } else {
+                    Keep::Sleep(quiet)
+                };
+            }
+            candidates.push(candidate);
+            Keep::Active
+        });
+        for c in waiting {
+            let waiting = Waiting {
+                object: c.object,
+                from: c.from,
+                to: c.to,
+            };
+            self.backlog
+                .insert(waiting, &c.decision, state.size(c.object), now_ms);
+        }
+        if candidates.is_empty() && self.backlog.is_empty() && !self.any_over_capacity(state) {
+            return;
+        }
+        let residents = self.residents_needed(state, &candidates);
+        let chosen = if residents.is_empty() {
+            self.within_budget(state, now_ms, candidates)
+        } else {
+            let waiting = self.take_backlog(state, now_ms, usize::MAX);
+            candidates.extend(waiting);
+            candidates
+        };
+        if let Some(plan) = self.plan(state, now_ms, chosen, residents, false) {
+            self.apply(state, &plan);
+        }
+    }
+
+    /// The candidates a pass's budget reaches when no tier can fill: in the planner's order,
+    /// promotions, then demotions (the backlog, then any others).
+    fn within_budget(
+        &mut self,
+        state: &ReplayState,
+        now_ms: i64,
+        mut candidates: Vec<Candidate>,
+    ) -> Vec<Candidate> {
+        let budget = self.config.rules.max_moves_per_pass.max(1);
+        if candidates.len() > budget {
+            candidates
+                .select_nth_unstable_by(budget - 1, |a, b| wanted_order(&a.wanted(), &b.wanted()));
+            candidates.truncate(budget);
+        }
+        candidates.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
+        let promotions = candidates.iter().filter(|c| c.to < c.from).count();
+        let mut chosen: Vec<Candidate> = candidates.drain(..promotions).collect();
+        let room = budget.saturating_sub(chosen.len());
+        chosen.extend(self.take_backlog(state, now_ms, room));
+        let room = budget.saturating_sub(chosen.len());
+        chosen.extend(candidates.into_iter().take(room));
+        chosen
+    }
+
+    /// Up to `count` backlog demotions still wanted, in order, classified at `now_ms`;
+    /// entries whose object moved or went are dropped (and looked at again if it exists).
+    fn take_backlog(&mut self, state: &ReplayState, now_ms: i64, count: usize) -> Vec<Candidate> {
+        let mut taken = Vec::new();
+        let mut stale = Vec::new();
+        for (waiting, _) in self.backlog.iter() {
+            if taken.len() >= count {
+                break;
+            }
+            let object = waiting.object;
+            let residency = state.min_residency_ms(waiting.from);
+            let still = state.tier_of(object) == Some(waiting.from)
+                && state.placed_at_ms(object).is_some_and(|placed| {
+                    !residency_holds(waiting.from, waiting.to, placed, residency, now_ms)
+                });
+            if still {
+                taken.push(Candidate {
+                    object,
+                    decision: self.watch.decision(object, now_ms),
+                    from: waiting.from,
+                    to: waiting.to,
+                });
+            } else {
+                stale.push(object);
+            }
+        }
+        for object in stale {
+            self.backlog.remove(object);
+            self.watch.activate(object);
+        }
+        taken
+    }
+
+    /// The reactive pass for an object whose spike just started.
+    fn spike_pass(&mut self, state: &mut ReplayState, object: u32, now_ms: i64) {
+        let decision = self.watch.decision(object, now_ms);
+        let (Some(from), Some(&to)) = (
+            state.tier_of(object),
+            self.watch.classes.tiers_for(decision.class).first(),
+        ) else {
+            return;
+        };
+        let spiking = vec![Candidate {
+            object,
+            decision,
+            from,
+            to,
+        }];
+        let residents = self.residents_needed(state, &spiking);
+        if let Some(plan) = self.plan(state, now_ms, spiking, residents, true) {
+            self.apply(state, &plan);
+        }
+    }
+
+    fn any_over_capacity(&self, state: &ReplayState) -> bool {
+        (0..state.tier_count()).any(|t| {
+            state
+                .capacity(t)
+                .is_some_and(|cap| state.used_bytes(t) > cap)
+        })
+    }
+
+    /// Runs the planner on the chosen candidates and the residents it may need to evict.
+    fn plan(
+        &mut self,
+        state: &ReplayState,
+        now_ms: i64,
+        candidates: Vec<Candidate>,
+        residents: Vec<u32>,
+        spikes_only: bool,
+    ) -> Option<PlacementPlan> {
+        self.passes = self.passes.wrapping_add(1);
+        let stamp = self.passes;
+        if self.listed.len() < state.objects() as usize {
+            self.listed.resize(state.objects() as usize, 0);
+        }
+        let mut input: Vec<ObjectState> = Vec::with_capacity(candidates.len() + residents.len());
+        for candidate in candidates {
+            self.listed[candidate.object as usize] = stamp;
+            input.push(self.object_state(state, candidate.object, candidate.decision));
+        }
+        for object in residents {
+            if self.listed[object as usize] != stamp {
+                self.listed[object as usize] = stamp;
+                let decision = self.watch.decision(object, now_ms);
+                input.push(self.object_state(state, object, decision));
+            }
+        }
+        let config = &self.config;
+        let used = |name: &str| config.tier_index(name).map_or(0, |t| state.used_bytes(t));
+        // `new` checked that these tiers and classes make a planner.
+        let planner = config.planner(used).ok()?.without_explanations();
+        Some(if spikes_only {
+            planner.plan_spikes(now_ms, &input)
+        } else {
+            planner.plan(now_ms, &input)
+        })
+    }
+
+    /// Residents of every tier with a capacity that the pass could fill or that is full:
+    /// bytes could arrive there from the candidates and the backlog and, as evictions, from
+    /// the objects listed on the tiers above it. Empty when no tier can fill: then no move
+    /// waits for room and none evicts.
+    fn residents_needed(&self, state: &ReplayState, candidates: &[Candidate]) -> Vec<u32> {
+        let tiers = state.tier_count();
+        let mut targeting: Vec<u64> = (0..tiers).map(|t| self.backlog.bytes_to(t)).collect();
+        let mut listed_on: Vec<u64> = (0..tiers).map(|t| self.backlog.bytes_from(t)).collect();
+        for candidate in candidates {
+            let size = state.size(candidate.object);
+            targeting[candidate.to] = targeting[candidate.to].saturating_add(size);
+            listed_on[candidate.from] = listed_on[candidate.from].saturating_add(size);
+        }
+        let mut needed = Vec::new();
+        let mut above = 0u64;
+        for tier in 0..tiers {
+            let arriving = targeting[tier].saturating_add(above);
+            let full = state.capacity(tier).is_some_and(|cap| {
+                let used = state.used_bytes(tier);
+                used > cap || used.saturating_add(arriving) > cap
+            });
+            if full {
+                let residents = state.residents(tier);
+                needed.extend_from_slice(residents);
+                let bytes = residents
+                    .iter()
+                    .fold(0u64, |sum, &o| sum.saturating_add(state.size(o)));
+                above = above.saturating_add(bytes);
+            } else {
+                above = above.saturating_add(listed_on[tier]);
+            }
+        }
+        needed
+    }
+
+    fn object_state(&self, state: &ReplayState, object: u32, decision: Decision) -> ObjectState {
+        let tier = state.tier_of(object).unwrap_or(0);
+        ObjectState {
+            key: format!("{object:010}"),
+            size: state.size(object),
+            tier: self.config.tiers[tier].name.clone(),
+            placed_at_ms: state.placed_at_ms(object).unwrap_or(0),
+            decision,
+        }
+    }
+
+    /// Makes the plan's moves, in order (evictions before the moves that need their room).
+    fn apply(&mut self, state: &mut ReplayState, plan: &PlacementPlan) {
+        for planned in &plan.moves {
+            let object = planned.key.parse::<u32>().ok();
+            let to: Option<TierIndex> = self.config.tier_index(&planned.to);
+            if let (Some(object), Some(to)) = (object, to) {
+                state.move_object(object, to);
+                self.backlog.remove(object);
+                // Looked at again by the next pass (an evicted object may want to move on).
+                self.watch.activate(object);
+            }
+        }
+    }
+}
+
+impl Policy for RulesPolicy {
+    fn name(&self) -> &str {
+        "rules"
+    }
+
+    fn on_request(&mut self, state: &mut ReplayState, request: &TraceRequest) {
+        self.backlog.remove(request.object);
+        if self.watch.record(request) {
+            self.spike_pass(state, request.object, request.time_ms);
+        }
+    }
+
+    fn on_window(&mut self, _state: &mut ReplayState, now_ms: i64, predictions: &mut Predictions) {
+        self.watch.predict_hot(now_ms, predictions);
+    }
+
+    fn wakeup_ms(&self) -> Option<i64> {
+        Some(self.next_pass_ms)
+    }
+
+    fn on_wakeup(&mut self, state: &mut ReplayState, now_ms: i64) {
+        self.next_pass_ms = now_ms.saturating_add(self.interval_ms);
+        self.full_pass(state, now_ms);
+    }
+}

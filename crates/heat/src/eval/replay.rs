@@ -1,0 +1,504 @@
+//! The replay engine: where every object is, what each request and move costs in counts,
+//! which moves are refused, and the prediction score of each window. The rules it keeps are
+//! in the parent module's doc; this file keeps the books.
+//!
+//! Per object a fixed slot in a `Vec` indexed by object id (no map, no allocation per
+//! request), and per tier the list of its residents (swap-remove with the position kept in
+//! the slot), so a policy can scan a tier without scanning every object.
+
+use crate::config::{millis, TieringConfig};
+use crate::placement::residency_holds;
+use crate::stats::Op;
+use crate::trace::{TraceRequest, DEFAULT_OBJECT_SIZE};
+
+use super::cost::Tally;
+use super::metrics::Confusion;
+use super::{Policy, Predictions, TierIndex};
+
+/// `Slot::tier` of an object that does not exist (not yet seen, or deleted).
+const ABSENT: u8 = u8::MAX;
+/// A window index no window has.
+const NEVER: u32 = u32::MAX;
+
+/// What became of a move a policy asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoveOutcome {
+    /// The object is on the target tier now.
+    Moved,
+    /// It already was.
+    Stayed,
+    /// The move was refused; the object stays where it is.
+    Refused(Refusal),
+}
+
+/// Why the replay refused a move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A demotion before the source tier's minimum residency (counted).
+    MinResidency,
+    /// The target tier has no room for the object (counted).
+    Capacity,
+    /// The object does not exist now, or the tier index is out of range (a policy's bug;
+    /// not counted).
+    NoSuchObjectOrTier,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    size: u64,
+    placed_at_ms: i64,
+    born_ms: i64,
+    /// Position in its tier's resident list.
+    pos: u32,
+    /// The window of `window_reads` and `window_writes`.
+    counted_window: u32,
+    window_reads: u32,
+    window_writes: u32,
+    /// The last window it was predicted to be read in.
+    predicted_window: u32,
+    /// The last window it was read in.
+    read_window: u32,
+    /// The window whose start found it on `start_tier`, once it left that tier in it.
+    start_window: u32,
+    start_tier: u8,
+    tier: u8,
+}
+
+/// The state of one policy's replay: placements, counts, refusals. Policies read it and
+/// ask for moves through it ([`ReplayState::move_object`]), which applies them at once, so
+/// that a policy knows whether its move happened.
+pub struct ReplayState {
+    now_ms: i64,
+    window_ms: i64,
+    window: u32,
+    window_start_ms: i64,
+    default_tier: u8,
+    residency_ms: Vec<i64>,
+    capacity: Vec<Option<u64>>,
+    used: Vec<u64>,
+    residents: Vec<Vec<u32>>,
+    slots: Vec<Slot>,
+    sizes: Vec<u64>,
+    existing: u64,
+    /// Counts of the trace itself (to its last window's end).
+    pub(super) tally: Tally,
+    /// Counts of the censoring tail.
+    pub(super) tail: Tally,
+    pub(super) refused_residency: u64,
+    pub(super) refused_capacity: u64,
+    pub(super) confusion: Confusion,
+    /// Objects read in the current window that existed at its start.
+    read_list: Vec<u32>,
+    predicted: u64,
+    /// Tiers whose objects at the window's start are all predicted to be read.
+    predicted_tiers: Vec<bool>,
+    existing_at_start: u64,
+}
+
+impl ReplayState {
+    /// A replay of objects with these sizes (by id) on a configuration's tiers.
+    pub(super) fn new(config: &TieringConfig, sizes: Vec<u64>, window_ms: i64) -> Self {
+        let tiers = config.tiers.len();
+        let default_tier = config
+            .tier_index(&config.default_tier)
+            .and_then(|i| u8::try_from(i).ok())
+            .unwrap_or(0);
+        ReplayState {
+            now_ms: 0,
+            window_ms: window_ms.max(1),
+            window: 0,
+            window_start_ms: 0,
+            default_tier,
+            residency_ms: config
+                .tiers
+                .iter()
+                .map(|t| millis(t.min_residency))
+                .collect(),
+            capacity: config.tiers.iter().map(|t| t.capacity).collect(),
+            used: vec![0; tiers],
+            residents: vec![Vec::new(); tiers],
+            slots: Vec::with_capacity(sizes.len()),
+            sizes,
+            existing: 0,
+            tally: Tally::new(tiers),
+            tail: Tally::new(tiers),
+            refused_residency: 0,
+            refused_capacity: 0,
+            confusion: Confusion::default(),
+            read_list: Vec::new(),
+            predicted: 0,
+            predicted_tiers: vec![false; tiers],
+            existing_at_start: 0,
+        }
+    }
+
+    /// The replay's clock, ms from the trace's start.
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+
+    /// The length of a window, ms.
+    pub fn window_ms(&self) -> i64 {
+        self.window_ms
+    }
+
+    /// Tiers, hot → cold.
+    pub fn tier_count(&self) -> usize {
+        self.used.len()
+    }
+
+    /// Where new objects land.
+    pub fn default_tier(&self) -> TierIndex {
+        usize::from(self.default_tier)
+    }
+
+    /// Object ids seen so far (`0..objects()`).
+    pub fn objects(&self) -> u32 {
+        self.slots.len() as u32
+    }
+
+    /// The tier an object is on, `None` when it does not exist now.
+    #[inline]
+    pub fn tier_of(&self, object: u32) -> Option<TierIndex> {
+        self.slots
+            .get(object as usize)
+            .filter(|slot| slot.tier != ABSENT)
+            .map(|slot| usize::from(slot.tier))
+    }
+
+    /// An object's size in bytes (0 for an id not seen yet).
+    #[inline]
+    pub fn size(&self, object: u32) -> u64 {
+        self.slots.get(object as usize).map_or(0, |slot| slot.size)
+    }
+
+    /// When an object was placed on its current tier.
+    pub fn placed_at_ms(&self, object: u32) -> Option<i64> {
+        self.tier_of(object)
+            .map(|_| self.slots[object as usize].placed_at_ms)
+    }
+
+    /// Bytes on a tier now.
+    pub fn used_bytes(&self, tier: TierIndex) -> u64 {
+        self.used.get(tier).copied().unwrap_or(0)
+    }
+
+    /// A tier's capacity (`None`: unlimited).
+    pub fn capacity(&self, tier: TierIndex) -> Option<u64> {
+        self.capacity.get(tier).copied().flatten()
+    }
+
+    /// A tier's minimum residency, ms.
+    pub fn min_residency_ms(&self, tier: TierIndex) -> i64 {
+        self.residency_ms.get(tier).copied().unwrap_or(0)
+    }
+
+    /// The objects on a tier, in no particular order.
+    pub fn residents(&self, tier: TierIndex) -> &[u32] {
+        self.residents.get(tier).map_or(&[], Vec::as_slice)
+    }
+
+    /// Moves an object now, unless the rules every policy obeys refuse it: a demotion
+    /// before the source tier's minimum residency, or a target tier without room.
+    pub fn move_object(&mut self, object: u32, to: TierIndex) -> MoveOutcome {
+        let Some(from) = self.tier_of(object) else {
+            return MoveOutcome::Refused(Refusal::NoSuchObjectOrTier);
+        };
+        if to >= self.tier_count() {
+            return MoveOutcome::Refused(Refusal::NoSuchObjectOrTier);
+        }
+        if to == from {
+            return MoveOutcome::Stayed;
+        }
+        let slot = self.slots[object as usize];
+        if residency_holds(
+            from,
+            to,
+            slot.placed_at_ms,
+            self.residency_ms[from],
+            self.now_ms,
+        ) {
+            self.refused_residency += 1;
+            return MoveOutcome::Refused(Refusal::MinResidency);
+        }
+        if let Some(capacity) = self.capacity[to] {
+            if self.used[to].saturating_add(slot.size) > capacity {
+                self.refused_capacity += 1;
+                return MoveOutcome::Refused(Refusal::Capacity);
+            }
+        }
+        self.leave_tier(object);
+        let out = &mut self.tally.tiers[from];
+        out.moves_out += 1;
+        out.moved_out_bytes += u128::from(slot.size);
+        self.tally.tiers[to].moves_in += 1;
+        self.enter_tier(object, to);
+        MoveOutcome::Moved
+    }
+
+    /// Puts an object on a tier, placed now.
+    fn enter_tier(&mut self, object: u32, tier: TierIndex) {
+        let list = &mut self.residents[tier];
+        let slot = &mut self.slots[object as usize];
+        slot.tier = tier as u8;
+        slot.placed_at_ms = self.now_ms;
+        slot.pos = list.len() as u32;
+        list.push(object);
+        self.used[tier] = self.used[tier].saturating_add(slot.size);
+    }
+
+    /// Takes an object off its tier, charging its storage there up to now.
+    fn leave_tier(&mut self, object: u32) {
+        let window = self.window;
+        let slot = &mut self.slots[object as usize];
+        if slot.start_window != window {
+            slot.start_window = window;
+            slot.start_tier = slot.tier;
+        }
+        let slot = *slot;
+        let tier = usize::from(slot.tier);
+        let stored = self.now_ms.saturating_sub(slot.placed_at_ms).max(0) as u128;
+        self.tally.tiers[tier].byte_ms += stored * u128::from(slot.size);
+        self.used[tier] = self.used[tier].saturating_sub(slot.size);
+        let list = &mut self.residents[tier];
+        let pos = slot.pos as usize;
+        list.swap_remove(pos);
+        if let Some(&moved) = list.get(pos) {
+            self.slots[moved as usize].pos = pos as u32;
+        }
+        self.slots[object as usize].tier = ABSENT;
+    }
+
+    /// The slot of an object id, created (absent) the first time the id is seen.
+    fn slot_index(&mut self, object: u32) -> usize {
+        let index = object as usize;
+        while self.slots.len() <= index {
+            let id = self.slots.len();
+            self.slots.push(Slot {
+                size: self.sizes.get(id).copied().unwrap_or(DEFAULT_OBJECT_SIZE),
+                placed_at_ms: 0,
+                born_ms: 0,
+                pos: 0,
+                counted_window: NEVER,
+                window_reads: 0,
+                window_writes: 0,
+                predicted_window: NEVER,
+                read_window: NEVER,
+                start_window: NEVER,
+                start_tier: ABSENT,
+                tier: ABSENT,
+            });
+        }
+        index
+    }
+
+    /// Serves one request on the tier the object is on (an object appears on the default
+    /// tier at its first request, or at its first after a delete).
+    fn serve(&mut self, request: &TraceRequest) {
+        self.now_ms = self.now_ms.max(request.time_ms);
+        let index = self.slot_index(request.object);
+        let exists = self.slots[index].tier != ABSENT;
+        if request.op == Op::Delete {
+            if exists {
+                self.leave_tier(request.object);
+                self.existing -= 1;
+            }
+            return;
+        }
+        if !exists {
+            self.slots[index].born_ms = self.now_ms;
+            self.enter_tier(request.object, self.default_tier());
+            self.existing += 1;
+        }
+        let window = self.window;
+        let window_start = self.window_start_ms;
+        let slot = &mut self.slots[index];
+        if slot.counted_window != window {
+            slot.counted_window = window;
+            slot.window_reads = 0;
+            slot.window_writes = 0;
+        }
+        let tier = &mut self.tally.tiers[usize::from(slot.tier)];
+        if request.op == Op::Read {
+            slot.window_reads = slot.window_reads.saturating_add(1);
+            tier.reads += 1;
+            tier.read_bytes += u128::from(request.size.unwrap_or(slot.size));
+            if slot.read_window != window {
+                slot.read_window = window;
+                if slot.born_ms < window_start {
+                    self.read_list.push(request.object);
+                }
+            }
+        } else {
+            slot.window_writes = slot.window_writes.saturating_add(1);
+            tier.writes += 1;
+        }
+    }
+
+    /// Scores the predictions of the window that ends now.
+    fn close_window(&mut self) {
+        let window = self.window;
+        let both = self
+            .read_list
+            .iter()
+            .filter(|&&o| {
+                let slot = &self.slots[o as usize];
+                let start_tier = if slot.start_window == window {
+                    slot.start_tier
+                } else {
+                    slot.tier
+                };
+                slot.predicted_window == window
+                    || self
+                        .predicted_tiers
+                        .get(usize::from(start_tier))
+                        .is_some_and(|&all| all)
+            })
+            .count() as u64;
+        self.confusion.add_window(
+            self.existing_at_start,
+            self.predicted,
+            self.read_list.len() as u64,
+            both,
+        );
+        self.read_list.clear();
+    }
+
+    /// Starts window `window` at `start_ms` and records the predictions made for it.
+    fn open_window(&mut self, window: u32, start_ms: i64, predictions: &mut Predictions) {
+        self.predicted = 0;
+        self.predicted_tiers.fill(false);
+        for tier in predictions.tiers.drain(..) {
+            if let Some(all) = self.predicted_tiers.get_mut(tier) {
+                if !*all {
+                    *all = true;
+                    self.predicted += self.residents[tier].len() as u64;
+                }
+            }
+        }
+        for object in predictions.read.drain(..) {
+            let Some(slot) = self.slots.get_mut(object as usize) else {
+                continue;
+            };
+            let on_predicted_tier = self
+                .predicted_tiers
+                .get(usize::from(slot.tier))
+                .is_some_and(|&all| all);
+            if slot.tier != ABSENT && !on_predicted_tier && slot.predicted_window != window {
+                slot.predicted_window = window;
+                self.predicted += 1;
+            }
+        }
+        self.window = window;
+        self.window_start_ms = start_ms;
+        self.existing_at_start = self.existing;
+    }
+
+    /// Closes the books at the end of the last window: storage up to `end_ms`, then the
+    /// censoring tail, `tail_ms` at each object's final placement and its last window's
+    /// reads and writes repeated `tail_windows` times.
+    fn finish(&mut self, end_ms: i64, tail_windows: u32) {
+        self.now_ms = end_ms;
+        let tail_ms = u128::from(tail_windows) * self.window_ms as u128;
+        let last = self.window;
+        for index in 0..self.slots.len() {
+            let slot = self.slots[index];
+            if slot.tier == ABSENT {
+                continue;
+            }
+            let tier = usize::from(slot.tier);
+            let stored = end_ms.saturating_sub(slot.placed_at_ms).max(0) as u128;
+            self.tally.tiers[tier].byte_ms += stored * u128::from(slot.size);
+            let tail = &mut self.tail.tiers[tier];
+            tail.byte_ms += tail_ms * u128::from(slot.size);
+            if slot.counted_window == last {
+                let reads = u64::from(slot.window_reads) * u64::from(tail_windows);
+                tail.reads += reads;
+                tail.read_bytes += u128::from(reads) * u128::from(slot.size);
+                tail.writes += u64::from(slot.window_writes) * u64::from(tail_windows);
+            }
+        }
+    }
+}
+
+/// One policy driven through a replay: its state, its clock of windows and wake-ups.
+pub(super) struct Run {
+    pub(super) policy: Box<dyn Policy>,
+    pub(super) state: ReplayState,
+    predictions: Predictions,
+    /// The next window boundary's index.
+    next_window: u32,
+    /// Wake-ups before this are not honoured again (a policy that does not advance its
+    /// wake-up cannot stall the replay).
+    wake_floor: i64,
+}
+
+impl Run {
+    pub(super) fn new(policy: Box<dyn Policy>, state: ReplayState) -> Self {
+        Run {
+            policy,
+            state,
+            predictions: Predictions::default(),
+            next_window: 0,
+            wake_floor: i64::MIN,
+        }
+    }
+
+    /// Runs the window boundaries and the policy's wake-ups up to `time_ms` (included), in
+    /// time order; a boundary goes before a wake-up at the same instant.
+    pub(super) fn advance_to(&mut self, time_ms: i64) {
+        loop {
+            let boundary = i64::from(self.next_window).saturating_mul(self.state.window_ms);
+            let wake = self
+                .policy
+                .wakeup_ms()
+                .filter(|&at| at >= self.wake_floor && at <= time_ms);
+            if boundary <= time_ms && wake.is_none_or(|at| boundary <= at) {
+                self.boundary(boundary);
+            } else if let Some(at) = wake {
+                self.state.now_ms = self.state.now_ms.max(at);
+                self.wake_floor = at.saturating_add(1);
+                self.policy.on_wakeup(&mut self.state, at);
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn boundary(&mut self, at_ms: i64) {
+        let window = self.next_window;
+        self.state.now_ms = self.state.now_ms.max(at_ms);
+        if window > 0 {
+            self.state.close_window();
+        }
+        self.predictions.read.clear();
+        self.predictions.tiers.clear();
+        self.policy
+            .on_window(&mut self.state, at_ms, &mut self.predictions);
+        self.state.open_window(window, at_ms, &mut self.predictions);
+        self.next_window = window.saturating_add(1);
+    }
+
+    /// One request: served where the object is, then shown to the policy.
+    #[inline]
+    pub(super) fn request(&mut self, request: &TraceRequest) {
+        self.advance_to(request.time_ms);
+        self.state.serve(request);
+        self.policy.on_request(&mut self.state, request);
+    }
+
+    /// Ends the replay at the end of the window of the last request (`last_ms`).
+    pub(super) fn finish(&mut self, last_ms: Option<i64>, tail_windows: u32) {
+        let Some(last_ms) = last_ms else {
+            return;
+        };
+        let window_ms = self.state.window_ms;
+        let end_ms = (last_ms / window_ms)
+            .saturating_add(1)
+            .saturating_mul(window_ms);
+        self.advance_to(end_ms - 1);
+        self.state.now_ms = end_ms;
+        self.state.close_window();
+        self.state.finish(end_ms, tail_windows);
+    }
+}
