@@ -23,6 +23,9 @@ pub(super) const MAX_ITERATIONS: u32 = 40;
 /// Stop when the feasible cost is within this share of the lower bound.
 const CLOSE_ENOUGH: f64 = 1e-6;
 
+/// A gap smaller than this is rounding (costs summed in another order) and reported as 0.
+const ROUNDING: f64 = 1e-9;
+
 /// The oracle's schedule and how good it is.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Plan {
@@ -133,7 +136,13 @@ impl Planner<'_> {
         let mut diff: Vec<Vec<i128>> = self
             .capacities
             .iter()
-            .map(|c| if c.is_some() { vec![0; windows + 1] } else { Vec::new() })
+            .map(|c| {
+                if c.is_some() {
+                    vec![0; windows + 1]
+                } else {
+                    Vec::new()
+                }
+            })
             .collect();
         for (object, stays) in pass.stays.iter().enumerate() {
             let size = i128::from(self.activity.size(object as u32));
@@ -168,7 +177,13 @@ impl Planner<'_> {
         self.prices = self
             .capacities
             .iter()
-            .map(|c| if c.is_some() { vec![0.0; windows] } else { Vec::new() })
+            .map(|c| {
+                if c.is_some() {
+                    vec![0.0; windows]
+                } else {
+                    Vec::new()
+                }
+            })
             .collect();
         let mut bound = first.value;
         let mut best = self.repair(first.clone());
@@ -202,12 +217,14 @@ impl Planner<'_> {
         if repaired.cost < best.cost {
             best = repaired;
         }
+        let gap = if bound > 0.0 {
+            (best.cost - bound) / bound
+        } else {
+            0.0
+        };
         Plan {
-            gap: if bound > 0.0 {
-                ((best.cost - bound) / bound).max(0.0)
-            } else {
-                0.0
-            },
+            // Below ROUNDING the two sums differ by their order of addition only.
+            gap: if gap < ROUNDING { 0.0 } else { gap },
             cost: best.cost,
             moves: best.moves,
         }

@@ -90,7 +90,11 @@ impl Model {
                 .tiers
                 .iter()
                 .map(|p| {
-                    let miss = if p.misses_objective { o.miss_penalty } else { 0.0 };
+                    let miss = if p.misses_objective {
+                        o.miss_penalty
+                    } else {
+                        0.0
+                    };
                     p.per_request + p.read_latency_ms * o.latency_price_per_ms + miss
                 })
                 .collect(),
@@ -316,8 +320,8 @@ impl Solver {
             }
             self.boundary(model, size, window, penalty);
             for (t, track) in self.tracks.iter_mut().enumerate() {
-                track.prefix += cost(t, window, segment, i64::MIN)
-                    + penalty.price(t, window) * size;
+                track.prefix +=
+                    cost(t, window, segment, i64::MIN) + penalty.price(t, window) * size;
             }
         }
         let (tier, id) = self.cheapest_end();
@@ -482,7 +486,9 @@ impl Solver {
                 arrival.window
             };
             let last = match i.checked_sub(1) {
-                Some(next) => self.arrivals[self.path[next] as usize].window.saturating_sub(1),
+                Some(next) => self.arrivals[self.path[next] as usize]
+                    .window
+                    .saturating_sub(1),
                 None => end_window,
             };
             if first <= last {

@@ -41,7 +41,7 @@ mod windows;
 
 use crate::config::millis;
 use crate::eval::cost::CostModel;
-use crate::eval::{EvalError, Policy, PrepareContext, Predictions, ReplayState};
+use crate::eval::{EvalError, Policy, Predictions, PrepareContext, ReplayState};
 use crate::trace::TraceRequest;
 
 use dp::Model;
@@ -91,9 +91,9 @@ impl Oracle {
             let mut blocked: Option<u32> = None;
             for &(object, tier) in &self.pending {
                 let tier = usize::from(tier);
-                let fits = state
-                    .capacity(tier)
-                    .is_none_or(|cap| state.used_bytes(tier).saturating_add(state.size(object)) <= cap);
+                let fits = state.capacity(tier).is_none_or(|cap| {
+                    state.used_bytes(tier).saturating_add(state.size(object)) <= cap
+                });
                 if blocked == Some(object) || !fits {
                     blocked = Some(object);
                     kept.push((object, tier as u8));
@@ -150,7 +150,11 @@ impl Policy for Oracle {
         let default_tier = config.tier_index(&config.default_tier).unwrap_or(0);
         let model = Model::new(
             &CostModel::new(config),
-            config.tiers.iter().map(|t| millis(t.min_residency)).collect(),
+            config
+                .tiers
+                .iter()
+                .map(|t| millis(t.min_residency))
+                .collect(),
             default_tier,
             context.window_ms,
             activity.last_window,
