@@ -66,11 +66,12 @@ pub mod tracker;
 pub mod units;
 
 pub use classify::{Class, Decision, DecisionInputs, Reason, Rules, SpikeRule};
-pub use config::{ConfigError, FieldError, Layout, ObjectivesConfig, TierConfig, TieringConfig};
+pub use config::{
+    ConfigError, FieldError, Layout, ObjectivesConfig, TierConfig, TieringConfig,
+};
 pub use event::{parse_ndjson, scan_ndjson, AccessEvent, EventRef, LineError, NdjsonReport};
 pub use placement::{
-    residency_holds, ClassTiers, Move, ObjectState, PlacementPlan, Planner, PlannerError,
-    TierState, Wait,
+    residency_holds, ClassTiers, Move, ObjectState, PlacementPlan, Planner, PlannerError, TierState, Wait,
 };
 pub use stats::{AccessStats, AccessSummary, Decay, Op, PersistedStats, STATS_FORMAT_VERSION};
 pub use tracker::{AccessTracker, BatchOutcome, FlushBatch, TrackerConfig};

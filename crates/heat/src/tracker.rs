@@ -199,14 +199,8 @@ impl AccessTracker {
                 })
             }
         };
-        let newly_spiking = record_watching_spikes(
-            &mut slot.stats,
-            &mut slot.spiking,
-            &config,
-            ts_ms,
-            op,
-            bytes,
-        );
+        let newly_spiking =
+            record_watching_spikes(&mut slot.stats, &mut slot.spiking, &config, ts_ms, op, bytes);
         let newly_dirty = !slot.dirty;
         slot.dirty = true;
         if newly_dirty || newly_spiking {

@@ -21,13 +21,7 @@ fn reads_are_charged_on_the_tier_that_serves_them() {
     // the start of window 1. Windows of a month; the replay ends at 2 months.
     let config = two_tiers("", "");
     let requests = [read(0, 0), read(DAY_MS, 0), request(MONTH, 1, Op::Write)];
-    let runs = run(
-        &config,
-        MONTH,
-        &requests,
-        vec![GB, GB],
-        vec![Box::new(Static)],
-    );
+    let runs = run(&config, MONTH, &requests, vec![GB, GB], vec![Box::new(Static)]);
     let report = runs[0].report(&CostModel::new(&config));
 
     // Storage at 1 $/GB-month: object 0 for 2 months + 10 months of tail = 12; object 1
@@ -83,11 +77,7 @@ fn one_object_read_twice_on_each_tier_costs_its_reads_its_move_and_its_storage()
     // Latency: 2 x (20 x 0.001 + 0.01) on b, 2 x 1 x 0.001 on a, 40 x 0.001 in the tail.
     assert_dollars(report.cost.latency, 0.06 + 0.002 + 0.04, "latency");
     assert_eq!((report.reads, report.misses), (4, 2));
-    assert_dollars(
-        report.mean_read_latency_ms,
-        (2.0 * 20.0 + 2.0 * 1.0) / 4.0,
-        "mean",
-    );
+    assert_dollars(report.mean_read_latency_ms, (2.0 * 20.0 + 2.0 * 1.0) / 4.0, "mean");
     assert_eq!((report.moves, report.bytes_moved), (1, u128::from(GB)));
 }
 
@@ -149,22 +139,13 @@ fn move_into_a_full_tier_is_refused_and_counted_but_arrivals_never_are() {
         ..Scripted::default()
     };
     let outcomes = policy.outcomes.clone();
-    let runs = run(
-        &config,
-        MONTH,
-        &requests,
-        vec![GB, GB],
-        vec![Box::new(policy)],
-    );
+    let runs = run(&config, MONTH, &requests, vec![GB, GB], vec![Box::new(policy)]);
     let seen: Vec<MoveOutcome> = outcomes.borrow().iter().map(|o| o.3).collect();
     assert_eq!(
         seen,
         vec![MoveOutcome::Moved, MoveOutcome::Refused(Refusal::Capacity)]
     );
-    assert_eq!(
-        (runs[0].refused_capacity, runs[0].refused_residency),
-        (1, 0)
-    );
+    assert_eq!((runs[0].refused_capacity, runs[0].refused_residency), (1, 0));
 
     // With a as the default tier, three objects of 1 GB all land on it, full or not.
     let mut config = two_tiers("capacity = 1500000000", "");
@@ -172,10 +153,7 @@ fn move_into_a_full_tier_is_refused_and_counted_but_arrivals_never_are() {
     let requests = [read(0, 0), read(1, 1), read(2, 2)];
     let (observed, log) = Observed::new(Box::new(Static));
     let runs = run(&config, MONTH, &requests, vec![GB, GB, GB], vec![observed]);
-    assert_eq!(
-        after_request(&log, 2).tiers,
-        vec![Some(0), Some(0), Some(0)]
-    );
+    assert_eq!(after_request(&log, 2).tiers, vec![Some(0), Some(0), Some(0)]);
     assert_eq!(runs[0].refused_capacity, 0);
     // 3 GB on a for the month and the tail: 3 x 3 $ x 11 months.
     let report = runs[0].report(&CostModel::new(&config));
@@ -296,8 +274,9 @@ fn sweep_reprices_latency_without_replaying_price_blind_policies() {
     let config = two_tiers("", "");
     let requests = [read(0, 0), read(DAY_MS, 0)];
     let summary = summary(&requests, vec![GB]);
-    let reopen =
-        || -> Result<Requests<'_>, TraceError> { Ok(Box::new(requests.iter().copied().map(Ok))) };
+    let reopen = || -> Result<Requests<'_>, TraceError> {
+        Ok(Box::new(requests.iter().copied().map(Ok)))
+    };
     let rows = sweep(&summary, &config, MONTH, &["static"], &[0.0, 0.01], &reopen).unwrap();
     // 2 reads on b at 20 ms, each a miss (0.01 $); the tail repeats the last window's 2
     // reads 10 times: 22 reads.
@@ -312,17 +291,16 @@ fn too_many_windows_is_refused_naming_the_smallest_window() {
     let config = two_tiers("", "");
     let requests = [read(0, 0), read(MAX_WINDOWS * 10, 0)];
     let summary = summary(&requests, vec![GB]);
-    let reopen =
-        || -> Result<Requests<'_>, TraceError> { Ok(Box::new(requests.iter().copied().map(Ok))) };
+    let reopen = || -> Result<Requests<'_>, TraceError> {
+        Ok(Box::new(requests.iter().copied().map(Ok)))
+    };
     let policies: Vec<Box<dyn Policy>> = vec![Box::new(Static)];
-    let Err(EvalError::Settings(message)) = replay(&summary, &config, 1, policies, &reopen) else {
+    let Err(EvalError::Settings(message)) = replay(&summary, &config, 1, policies, &reopen)
+    else {
         panic!("a 1 ms window over 1,000,000 ms must be refused");
     };
     assert!(message.contains("1000001 windows"), "{message}");
-    assert!(
-        message.contains("use a window of at least 11 ms"),
-        "{message}"
-    );
+    assert!(message.contains("use a window of at least 11 ms"), "{message}");
     // 11 ms is indeed enough.
     let policies: Vec<Box<dyn Policy>> = vec![Box::new(Static)];
     assert!(replay(&summary, &config, 11, policies, &reopen).is_ok());
@@ -412,8 +390,8 @@ fn default_latency_price_makes_the_hot_tier_pay_for_often_read_objects_only() {
     let mib = f64::from(1u32 << 20);
     let month = MONTH as f64;
     let extra_storage = (nvme.storage_per_byte_ms - disk.storage_per_byte_ms) * mib * month;
-    let saved_per_read =
-        (disk.read_latency_ms - nvme.read_latency_ms) * config.objectives.latency_price_per_ms;
+    let saved_per_read = (disk.read_latency_ms - nvme.read_latency_ms)
+        * config.objectives.latency_price_per_ms;
     let break_even = extra_storage / saved_per_read;
     // About 70 reads a day: between the warm (10/day) and hot (100/day) rules.
     assert!(

@@ -46,10 +46,7 @@ fn static_never_moves_and_never_predicts_a_read() {
     let runs = run(&config, HOUR_MS, &requests, vec![GB; 2], vec![observed]);
     assert!(log.borrow().iter().all(|s| s.predicted.is_empty()));
     assert_eq!(after_request(&log, 2).tiers, vec![Some(1), Some(1)]);
-    assert_eq!(
-        runs[0].tally.tiers.iter().map(|t| t.moves_out).sum::<u64>(),
-        0
-    );
+    assert_eq!(runs[0].tally.tiers.iter().map(|t| t.moves_out).sum::<u64>(), 0);
 }
 
 #[test]
@@ -74,10 +71,7 @@ fn seed003_moves_objects_to_their_class_tier_at_window_boundaries_with_its_own_t
     let at_24h = at_window(&log, 24 * HOUR_MS);
     assert_eq!(at_24h.tiers[..3], [Some(1), Some(1), Some(1)]);
     assert!(at_24h.predicted.is_empty());
-    assert_eq!(
-        at_window(&log, 26 * HOUR_MS).tiers[..3],
-        [Some(2), Some(2), Some(2)]
-    );
+    assert_eq!(at_window(&log, 26 * HOUR_MS).tiers[..3], [Some(2), Some(2), Some(2)]);
 }
 
 #[test]
@@ -121,15 +115,9 @@ fn lru_evicts_the_least_recently_used_to_the_next_tier() {
     let runs = run(&config, DAY_MS, &requests, vec![GB; 3], vec![observed]);
     assert_eq!(after_request(&log, 1).tiers, vec![Some(0), Some(0)]);
     // Object 2 evicts object 0, the least recently used.
-    assert_eq!(
-        after_request(&log, 2).tiers,
-        vec![Some(1), Some(0), Some(0)]
-    );
+    assert_eq!(after_request(&log, 2).tiers, vec![Some(1), Some(0), Some(0)]);
     // Object 1 was read again at day 6, so object 0 evicts object 2.
-    assert_eq!(
-        after_request(&log, 4).tiers,
-        vec![Some(0), Some(0), Some(1)]
-    );
+    assert_eq!(after_request(&log, 4).tiers, vec![Some(0), Some(0), Some(1)]);
     // In the cache at day 8, most recent first: predicted to be read.
     assert_eq!(at_window(&log, 8 * DAY_MS).predicted, vec![1, 2]);
     assert_eq!(runs[0].refused_residency, 0);
@@ -142,10 +130,7 @@ fn lru_gives_up_a_promotion_when_its_victim_is_held_by_residency() {
     let (observed, log) = Observed::new(Box::new(Lru::new(&config)));
     let runs = run(&config, DAY_MS, &requests, vec![GB; 3], vec![observed]);
     // Evicting object 0 two hours after it arrived on a is refused (1 day of residency).
-    assert_eq!(
-        after_request(&log, 2).tiers,
-        vec![Some(0), Some(0), Some(1)]
-    );
+    assert_eq!(after_request(&log, 2).tiers, vec![Some(0), Some(0), Some(1)]);
     assert_eq!(runs[0].refused_residency, 1);
 }
 
@@ -170,21 +155,9 @@ fn rules_promotes_a_spike_at_once_and_demotes_at_the_periodic_pass_after_residen
     let (observed, log) = Observed::new(Box::new(RulesPolicy::new(&config).unwrap()));
     run(&config, HOUR_MS, &requests, vec![GB; 2], vec![observed]);
 
-    assert_eq!(
-        after_request(&log, 18).tiers,
-        vec![Some(1)],
-        "19 reads: no spike"
-    );
-    assert_eq!(
-        after_request(&log, 19).tiers,
-        vec![Some(0)],
-        "the 20th read spikes"
-    );
-    assert_eq!(
-        at_window(&log, HOUR_MS).predicted,
-        vec![0],
-        "hot: read within 1 h"
-    );
+    assert_eq!(after_request(&log, 18).tiers, vec![Some(1)], "19 reads: no spike");
+    assert_eq!(after_request(&log, 19).tiers, vec![Some(0)], "the 20th read spikes");
+    assert_eq!(at_window(&log, HOUR_MS).predicted, vec![0], "hot: read within 1 h");
     assert!(at_window(&log, 2 * HOUR_MS).predicted.is_empty());
     // Warm after an hour, so it wants b, but a holds it a day from 19 s: the pass at 25 h
     // (after the window boundary at 25 h) demotes it.
@@ -267,9 +240,7 @@ impl Policy for ServicePath {
             .into_iter()
             .filter_map(|o| self.state_of(state, o, now))
             .collect();
-        let planner = self
-            .config
-            .planner(|n| state.used_bytes(self.config.tier_index(n).unwrap()));
+        let planner = self.config.planner(|n| state.used_bytes(self.config.tier_index(n).unwrap()));
         let plan = planner.unwrap().plan_spikes(now, &states);
         self.apply(state, &plan);
     }
@@ -285,9 +256,7 @@ impl Policy for ServicePath {
         let states: Vec<ObjectState> = (0..state.objects())
             .filter_map(|o| self.state_of(state, o, now))
             .collect();
-        let planner = self
-            .config
-            .planner(|n| state.used_bytes(self.config.tier_index(n).unwrap()));
+        let planner = self.config.planner(|n| state.used_bytes(self.config.tier_index(n).unwrap()));
         let plan = planner.unwrap().plan(now, &states);
         self.apply(state, &plan);
     }
@@ -334,9 +303,7 @@ fn rules_decides_exactly_as_the_services_tracker_and_planner_over_every_object()
     );
     let objects = 300;
     let requests = busy_trace(objects, 12);
-    let sizes: Vec<u64> = (0..u64::from(objects))
-        .map(|o| GB + (o % 4) * GB / 2)
-        .collect();
+    let sizes: Vec<u64> = (0..u64::from(objects)).map(|o| GB + (o % 4) * GB / 2).collect();
     let policies: Vec<Box<dyn Policy>> = vec![
         Box::new(RulesPolicy::new(&config).unwrap()),
         Box::new(ServicePath::new(&config)),
@@ -345,10 +312,7 @@ fn rules_decides_exactly_as_the_services_tracker_and_planner_over_every_object()
     let (rules, service) = (&runs[0], &runs[1]);
     let promotions = rules.tally.tiers[0].moves_in;
     let demotions = rules.tally.tiers[0].moves_out;
-    assert!(
-        promotions > 20 && demotions > 20,
-        "{promotions} up, {demotions} down"
-    );
+    assert!(promotions > 20 && demotions > 20, "{promotions} up, {demotions} down");
     assert_eq!(rules.tally, service.tally);
     assert_eq!(rules.tail, service.tail);
     assert_eq!(

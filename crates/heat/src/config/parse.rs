@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::checks::{check_codec, check_listen, check_store, check_tier_name};
 use super::{
-    millis, ClassesConfig, FieldError, Layout, ObjectivesConfig, RulesConfig, ServerConfig,
-    TierConfig, TieringConfig, TrackingConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
+    millis, ClassesConfig, FieldError, Layout, ObjectivesConfig, RulesConfig, ServerConfig, TierConfig,
+    TieringConfig, TrackingConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
 };
 use crate::units::{parse_duration_ms, parse_size};
 
@@ -311,11 +311,7 @@ fn build_objectives(raw: RawObjectives, problems: &mut Problems) -> ObjectivesCo
             raw.read_latency_ms,
             &mut objectives.read_latency_ms,
         ),
-        (
-            "miss_penalty",
-            raw.miss_penalty,
-            &mut objectives.miss_penalty,
-        ),
+        ("miss_penalty", raw.miss_penalty, &mut objectives.miss_penalty),
         (
             "latency_price_per_ms",
             raw.latency_price_per_ms,

@@ -324,13 +324,7 @@ pub fn evaluate(
     names: &[&str],
     reopen: &Reopen<'_>,
 ) -> Result<Vec<PolicyReport>, EvalError> {
-    let runs = replay(
-        summary,
-        config,
-        window_ms,
-        make_policies(names, config)?,
-        reopen,
-    )?;
+    let runs = replay(summary, config, window_ms, make_policies(names, config)?, reopen)?;
     let model = CostModel::new(config);
     Ok(runs.iter().map(|run| run.report(&model)).collect())
 }
@@ -346,13 +340,7 @@ pub fn sweep(
     prices: &[f64],
     reopen: &Reopen<'_>,
 ) -> Result<Vec<(f64, Vec<PolicyReport>)>, EvalError> {
-    let once = replay(
-        summary,
-        config,
-        window_ms,
-        make_policies(names, config)?,
-        reopen,
-    )?;
+    let once = replay(summary, config, window_ms, make_policies(names, config)?, reopen)?;
     let model = CostModel::new(config);
     let mut rows = Vec::with_capacity(prices.len());
     for &price in prices {
@@ -366,13 +354,7 @@ pub fn sweep(
         let mut rerun = if again.is_empty() {
             Vec::new()
         } else {
-            replay(
-                summary,
-                &priced,
-                window_ms,
-                make_policies(&again, &priced)?,
-                reopen,
-            )?
+            replay(summary, &priced, window_ms, make_policies(&again, &priced)?, reopen)?
         }
         .into_iter();
         let model = model.with_latency_price(price);
@@ -392,10 +374,7 @@ pub fn sweep(
     Ok(rows)
 }
 
-fn make_policies(
-    names: &[&str],
-    config: &TieringConfig,
-) -> Result<Vec<Box<dyn Policy>>, EvalError> {
+fn make_policies(names: &[&str], config: &TieringConfig) -> Result<Vec<Box<dyn Policy>>, EvalError> {
     names
         .iter()
         .map(|name| {

@@ -435,7 +435,8 @@ impl Run {
         self.predictions.read.clear();
         self.policy
             .on_window(&mut self.state, at_ms, &mut self.predictions);
-        self.state.open_window(window, at_ms, &mut self.predictions);
+        self.state
+            .open_window(window, at_ms, &mut self.predictions);
         self.next_window = window.saturating_add(1);
     }
 
@@ -453,9 +454,7 @@ impl Run {
             return;
         };
         let window_ms = self.state.window_ms;
-        let end_ms = (last_ms / window_ms)
-            .saturating_add(1)
-            .saturating_mul(window_ms);
+        let end_ms = (last_ms / window_ms).saturating_add(1).saturating_mul(window_ms);
         self.advance_to(end_ms - 1);
         self.state.now_ms = end_ms;
         self.state.close_window();

@@ -3,8 +3,8 @@
 use std::cmp::Ordering;
 
 use super::{
-    residency_holds, residency_text, usage_text, Move, MoveInputs, ObjectState, PlacementPlan,
-    Planner, TierProjection, Wait, MAX_VICTIM_SCAN,
+    residency_holds, residency_text, usage_text, Move, MoveInputs, ObjectState, PlacementPlan, Planner,
+    TierProjection, Wait, MAX_VICTIM_SCAN,
 };
 use crate::classify::{Decision, Reason};
 
@@ -277,13 +277,7 @@ impl Pass<'_> {
         let objects = self.objects;
         let object = &objects[c.object];
         let min_residency = self.books[c.from].min_residency_ms;
-        if residency_holds(
-            c.from,
-            c.to,
-            object.placed_at_ms,
-            min_residency,
-            self.now_ms,
-        ) {
+        if residency_holds(c.from, c.to, object.placed_at_ms, min_residency, self.now_ms) {
             let ago = self.placed_ago(c.object);
             let text = format!(
                 "{}; wants {}: {}",

@@ -11,7 +11,7 @@
 
 use super::recency::RecencyLists;
 use crate::config::TieringConfig;
-use crate::eval::{MoveOutcome, Policy, Predictions, PrepareContext, ReplayState};
+use crate::eval::{MoveOutcome, Policy, PrepareContext, Predictions, ReplayState};
 use crate::stats::Op;
 use crate::trace::TraceRequest;
 
@@ -77,8 +77,7 @@ impl Lru {
             return;
         }
         // An object may already be on the first tier (the default tier): it joins the cache.
-        if state.tier_of(object) == Some(CACHE)
-            || state.move_object(object, CACHE) == MoveOutcome::Moved
+        if state.tier_of(object) == Some(CACHE) || state.move_object(object, CACHE) == MoveOutcome::Moved
         {
             self.lists.touch(CACHE, object);
             self.cached_bytes = self.cached_bytes.saturating_add(size);

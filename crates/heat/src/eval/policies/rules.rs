@@ -94,11 +94,8 @@ impl RulesPolicy {
     }
 
     fn any_over_capacity(&self, state: &ReplayState) -> bool {
-        (0..state.tier_count()).any(|t| {
-            state
-                .capacity(t)
-                .is_some_and(|cap| state.used_bytes(t) > cap)
-        })
+        (0..state.tier_count())
+            .any(|t| state.capacity(t).is_some_and(|cap| state.used_bytes(t) > cap))
     }
 
     /// Runs the planner on the candidates and the residents it may need to evict.

@@ -59,14 +59,7 @@ impl S3Intelligent {
 
     /// Moves the objects of list `from` idle for more than `idle_ms` to tier `to`, oldest
     /// access first; they join list `next` (or none).
-    fn age(
-        &mut self,
-        state: &mut ReplayState,
-        from: usize,
-        idle_ms: i64,
-        to: TierIndex,
-        next: Option<usize>,
-    ) {
+    fn age(&mut self, state: &mut ReplayState, from: usize, idle_ms: i64, to: TierIndex, next: Option<usize>) {
         let cutoff = state.now_ms().saturating_sub(idle_ms);
         let mut at = self.lists.oldest(from);
         while let Some(object) = at {
@@ -114,13 +107,7 @@ impl Policy for S3Intelligent {
         // Infrequent first, so that an object does not go two steps at one boundary.
         let [_, infrequent, archive] = self.tiers;
         self.age(state, INFREQUENT, ARCHIVE_AFTER_MS, archive, None);
-        self.age(
-            state,
-            FREQUENT,
-            INFREQUENT_AFTER_MS,
-            infrequent,
-            Some(INFREQUENT),
-        );
+        self.age(state, FREQUENT, INFREQUENT_AFTER_MS, infrequent, Some(INFREQUENT));
         for object in self.lists.iter(FREQUENT) {
             predictions.will_read(object);
         }

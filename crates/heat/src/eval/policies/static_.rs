@@ -15,11 +15,5 @@ impl Policy for Static {
 
     fn on_request(&mut self, _state: &mut ReplayState, _request: &TraceRequest) {}
 
-    fn on_window(
-        &mut self,
-        _state: &mut ReplayState,
-        _now_ms: i64,
-        _predictions: &mut Predictions,
-    ) {
-    }
+    fn on_window(&mut self, _state: &mut ReplayState, _now_ms: i64, _predictions: &mut Predictions) {}
 }
