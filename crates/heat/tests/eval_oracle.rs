@@ -152,6 +152,16 @@ fn prepared_oracle(
     (oracle, planned, gap)
 }
 
+fn run_policies(
+    config: &TieringConfig,
+    window_ms: i64,
+    requests: &[TraceRequest],
+    sizes: &[u64],
+    policies: Vec<Box<dyn Policy>>,
+) -> Vec<PolicyRun> {
+    run(config, window_ms, requests, sizes.to_vec(), policies)
+}
+
 fn total(config: &TieringConfig, run: &PolicyRun) -> f64 {
     run.report(&CostModel::new(config)).total_cost
 }
@@ -181,10 +191,15 @@ fn replayed_oracle(
     (run, gap)
 }
 
-/// Moves every existing object at each window boundary to its scheduled tier.
+/// Moves every object right after its appearance (each life) and at each window boundary
+/// to its scheduled tiers: the moments the oracle may move at.
 struct Schedule {
+    /// Per object, per life: the tier right after its first request.
+    births: Vec<Vec<TierIndex>>,
     /// Per object, per window: the tier.
     tiers: Vec<Vec<TierIndex>>,
+    alive: Vec<bool>,
+    lives: Vec<usize>,
 }
 
 impl Policy for Schedule {
@@ -192,7 +207,16 @@ impl Policy for Schedule {
         "schedule"
     }
 
-    fn on_request(&mut self, _state: &mut ReplayState, _request: &TraceRequest) {}
+    fn on_request(&mut self, state: &mut ReplayState, request: &TraceRequest) {
+        let o = request.object as usize;
+        if request.op == Op::Delete {
+            self.alive[o] = false;
+        } else if !self.alive[o] {
+            self.alive[o] = true;
+            state.move_object(request.object, self.births[o][self.lives[o]]);
+            self.lives[o] += 1;
+        }
+    }
 
     fn on_window(&mut self, state: &mut ReplayState, now_ms: i64, _predictions: &mut Predictions) {
         let window = (now_ms / state.window_ms()) as usize;
@@ -211,8 +235,30 @@ impl Policy for Schedule {
     }
 }
 
-/// The cheapest replayed cost of every schedule of tiers for every object at every
-/// boundary after the first.
+/// Each object's lives: its appearances (first request, first after each delete).
+fn lives(requests: &[TraceRequest], objects: usize) -> Vec<usize> {
+    let mut alive = vec![false; objects];
+    let mut lives = vec![0; objects];
+    for r in requests {
+        let o = r.object as usize;
+        if r.op == Op::Delete {
+            alive[o] = false;
+        } else if !alive[o] {
+            alive[o] = true;
+            lives[o] += 1;
+        }
+    }
+    lives
+}
+
+/// How many choices of a tier a brute force makes: one per life's appearance, one per
+/// object at each boundary after the first.
+fn decisions(requests: &[TraceRequest], objects: usize, windows: usize) -> usize {
+    lives(requests, objects).iter().sum::<usize>() + objects * (windows - 1)
+}
+
+/// The cheapest replayed cost of every schedule: a tier right after each appearance and
+/// a tier at every boundary after the first, for every object.
 fn brute_force(
     config: &TieringConfig,
     window_ms: i64,
@@ -222,21 +268,32 @@ fn brute_force(
 ) -> f64 {
     let tiers = config.tiers.len();
     let objects = sizes.len();
-    let decisions = objects * (windows - 1);
+    let lives = lives(requests, objects);
     let mut best = f64::INFINITY;
-    for code in 0..tiers.pow(decisions as u32) {
+    for code in 0..tiers.pow(decisions(requests, objects, windows) as u32) {
         let mut rest = code;
+        let mut next = || {
+            let tier = rest % tiers;
+            rest /= tiers;
+            tier
+        };
+        let births: Vec<Vec<TierIndex>> = lives
+            .iter()
+            .map(|&n| (0..n).map(|_| next()).collect())
+            .collect();
         let schedule: Vec<Vec<TierIndex>> = (0..objects)
             .map(|_| {
                 let mut per_window = vec![0];
-                for _ in 1..windows {
-                    per_window.push(rest % tiers);
-                    rest /= tiers;
-                }
+                per_window.extend((1..windows).map(|_| next()));
                 per_window
             })
             .collect();
-        let policy = Schedule { tiers: schedule };
+        let policy = Schedule {
+            births,
+            tiers: schedule,
+            alive: vec![false; objects],
+            lives: vec![0; objects],
+        };
         let runs = run(
             config,
             window_ms,
@@ -253,15 +310,21 @@ fn brute_force(
 fn oracle_costs_the_minimum_of_every_tier_schedule_on_tiny_traces() {
     let mut rng = Rng(11);
     let window_ms = DAY_MS;
-    for case in 0..60 {
+    let mut tested = 0;
+    while tested < 60 {
         let tier_count = 2 + rng.below(2) as usize;
         let objects = 2 + rng.below(2) as u32;
-        // At most 3^6 or 2^8 schedules.
-        let max_decisions = if tier_count == 3 { 6 } else { 8 };
-        let windows = (3 + rng.below(3) as usize).min(max_decisions / objects as usize + 1);
+        let windows = 3 + rng.below(3) as usize;
+        let requests = random_trace(&mut rng, objects, windows as i64, window_ms);
+        // At most 3^7 or 2^10 schedules.
+        let most = if tier_count == 3 { 7 } else { 10 };
+        if decisions(&requests, objects as usize, windows) > most {
+            continue;
+        }
+        tested += 1;
+        let case = tested;
         let tiers = random_tiers(&mut rng, tier_count, window_ms);
         let config = config_of(&tiers, rng.below(tier_count as u64) as usize, "");
-        let requests = random_trace(&mut rng, objects, windows as i64, window_ms);
         let sizes = random_sizes(&mut rng, objects);
 
         let (run, gap) = replayed_oracle(&config, window_ms, &requests, &sizes);
@@ -331,46 +394,103 @@ latency_price_per_ms = 0.001
 #[test]
 fn oracle_waits_out_min_residency_before_demoting() {
     // Windows of 8 hours. Object 0 appears at 0 and is read 100 times at the start of
-    // window 1: worth promoting to a at that boundary (78 $ of reads saved for a 0.753 $
-    // move). Then it is idle: a costs 0.022 $ a window more than b, so it goes back to b
-    // as soon as a's residency allows. Object 1 is read in window 9, so the trace lasts.
+    // window 4: worth promoting to a at that boundary (78 $ of reads saved for a 0.753 $
+    // move), not before (a costs 0.022 $ a window more than b). Then it is idle, so it
+    // goes back to b as soon as a's residency allows. Object 1 makes the trace last.
     let window_ms = 8 * HOUR_MS;
     let mut requests = vec![read(0, 0)];
-    requests.extend((0..100).map(|_| read(window_ms, 0)));
-    requests.push(read(9 * window_ms, 1));
+    requests.extend((0..100).map(|_| read(4 * window_ms, 0)));
+    requests.push(read(12 * window_ms, 1));
     let sizes = vec![GB, GB];
-    let tier_at = |config: &TieringConfig| {
-        let (oracle, _, _) = prepared_oracle(config, window_ms, &requests, sizes.clone());
+    // The windows object 0 is on a (the first boundary it is there, the first it is back
+    // on b), and the oracle's cost.
+    let stay_on_a = |config: &TieringConfig| {
+        let (oracle, planned, _) = prepared_oracle(config, window_ms, &requests, sizes.clone());
         let (observed, log) = Observed::new(Box::new(oracle));
         let runs = run(config, window_ms, &requests, sizes.clone(), vec![observed]);
         assert_eq!(
             (runs[0].refused_residency, runs[0].refused_capacity),
             (0, 0)
         );
-        (1..6)
-            .map(|w| at_window(&log, w * window_ms).tiers[0])
-            .collect::<Vec<_>>()
+        let on_a: Vec<i64> = (1..12)
+            .filter(|&w| at_window(&log, w * window_ms).tiers[0] == Some(0))
+            .collect();
+        let (first, last) = (on_a[0], on_a[on_a.len() - 1]);
+        assert_eq!(
+            on_a.len() as i64,
+            last - first + 1,
+            "one stay on a: {on_a:?}"
+        );
+        assert!(
+            first <= 4 && 4 <= last,
+            "on a for the reads of window 4: {on_a:?}"
+        );
+        (first, last + 1, planned)
     };
-    // Without residency it is demoted at the next boundary.
+    // Without residency: on a for window 4 only.
+    let (first, back, free) = stay_on_a(&residency_config("0s"));
+    assert_eq!((first, back), (4, 5));
+    // With 1 day (3 windows) on a it stays 3 windows: however early it arrives, it cannot
+    // leave sooner. That costs 2 more windows of a over b: 2 x (3 - 1) $/GB-month x 8 h.
+    let (first, back, held) = stay_on_a(&residency_config("1d"));
     assert_eq!(
-        tier_at(&residency_config("0s")),
-        vec![Some(0), Some(1), Some(1), Some(1), Some(1)]
+        back - first,
+        3,
+        "arrived at window {first}, back on b at {back}"
     );
-    // With 1 day (3 windows) on a, from its arrival at 8 h: not before 32 h (window 4).
-    assert_eq!(
-        tier_at(&residency_config("1d")),
-        vec![Some(0), Some(0), Some(0), Some(1), Some(1)]
+    let window_of_a_over_b = 2.0 * 8.0 / (30.0 * 24.0);
+    assert_dollars(
+        held - free,
+        2.0 * window_of_a_over_b,
+        "the residency's price",
     );
-    // With 20 hours (2.5 windows): demoting at 24 h would be 16 h after the arrival, so
-    // again not before 32 h.
+    // With 20 hours (2.5 windows), leaving after 2 windows is too soon: 3 again.
+    let (first, back, _) = stay_on_a(&residency_config("20h"));
     assert_eq!(
-        tier_at(&residency_config("20h")),
-        vec![Some(0), Some(0), Some(0), Some(1), Some(1)]
+        back - first,
+        3,
+        "arrived at window {first}, back on b at {back}"
+    );
+}
+
+#[test]
+fn oracle_moves_an_object_right_after_its_first_request_when_its_first_window_pays() {
+    // Object 0 appears on b with a read at 1 h and is read 100 more times at 2 h, in the
+    // same window of 8 hours: promoted right after its first read, the 100 are served by
+    // a. Object 1 appears with a single read and is never read again: it stays on b.
+    // Object 2 is written at 40 h, so that the trace lasts beyond a's residency.
+    let window_ms = 8 * HOUR_MS;
+    let mut requests = vec![read(0, 1), read(HOUR_MS, 0)];
+    requests.extend((0..100).map(|_| read(2 * HOUR_MS, 0)));
+    requests.push(request(5 * window_ms, 2, Op::Write));
+    let sizes = vec![GB; 3];
+    let config = residency_config("1d");
+    let (run, _) = replayed_oracle(&config, window_ms, &requests, &sizes);
+    assert_eq!(run.tally.tiers[0].reads, 100, "the 100 reads on a");
+    assert_eq!(
+        run.tally.tiers[1].reads, 2,
+        "the first reads of 0 and 1 on b"
+    );
+    assert_eq!(run.tally.tiers[1].moves_out, 1, "one promotion");
+
+    let (oracle, _, _) = prepared_oracle(&config, window_ms, &requests, sizes.clone());
+    let (observed, log) = Observed::new(Box::new(oracle));
+    run_policies(&config, window_ms, &requests, &sizes, vec![observed]);
+    assert_eq!(after_request(&log, 0).tiers, vec![None, Some(1)]);
+    assert_eq!(after_request(&log, 1).tiers, vec![Some(0), Some(1)]);
+    // Idle, it goes back to b once a's residency of a day has passed since 1 h.
+    assert_eq!(
+        at_window(&log, 3 * window_ms).tiers[..2],
+        [Some(0), Some(1)]
+    );
+    assert_eq!(
+        at_window(&log, 4 * window_ms).tiers[..2],
+        [Some(1), Some(1)]
     );
 }
 
 /// Tiers hot → cold where colder is cheaper to store and dearer in every part of a read
-/// and a request, the hottest the default, windows of a day and the rules' pass daily.
+/// and a request, any of them the default, and the rules' pass daily (windows of a day).
 fn monotone_tiers(rng: &mut Rng) -> TieringConfig {
     let mut tiers: Vec<Tier> = Vec::new();
     let (mut storage, mut latency, mut retrieval, mut egress, mut requests) =
@@ -391,11 +511,17 @@ fn monotone_tiers(rng: &mut Rng) -> TieringConfig {
         egress += rng.real(0.3);
         requests += rng.real(3.0);
     }
-    config_of(&tiers, 0, "[rules]\ndemotion_interval = \"1d\"\n")
+    let default_tier = rng.below(3) as usize;
+    config_of(
+        &tiers,
+        default_tier,
+        "[rules]\ndemotion_interval = \"1d\"\n",
+    )
 }
 
-/// Requests at window starts only, one object per instant (so that every policy moves
-/// objects at instants where the oracle could have made the same moves or better).
+/// Requests at window starts only, one object per instant: every policy then moves objects
+/// at window boundaries or right after requests at a boundary, where the oracle could make
+/// the same moves or better ones (before the requests, or right after an appearance).
 fn boundary_trace(rng: &mut Rng, objects: u32, windows: i64) -> Vec<TraceRequest> {
     let mut requests = Vec::new();
     for w in 0..windows {

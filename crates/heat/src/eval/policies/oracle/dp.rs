@@ -20,18 +20,23 @@ use crate::eval::cost::CostModel;
 use crate::eval::TAIL_WINDOWS;
 use crate::placement::residency_holds;
 
-use super::windows::Segment;
+use super::windows::{Segment, FIRST_WRITE};
 
 /// No arrival.
 const NONE: u32 = u32::MAX;
 
-/// A move the oracle makes: at the boundary that starts `window`, to `tier`.
+/// A move the oracle makes: at the boundary that starts `window`, or right after the
+/// first request of the object's life number `life` (which falls in `window`), to `tier`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Move {
-    /// The window the boundary starts.
+    /// The window of the boundary, or of the appearance.
     pub(super) window: u32,
     /// The target tier.
     pub(super) tier: u8,
+    /// Whether the move is at the object's appearance rather than at a boundary.
+    pub(super) at_birth: bool,
+    /// The object's life (0 for its first appearance, 1 after its first delete, ...).
+    pub(super) life: u32,
 }
 
 /// A stay: windows `first..=last` on `tier`, present at each window's start (what counts
@@ -127,6 +132,15 @@ impl Model {
             + f64::from(segment.writes) * self.per_request[tier]
     }
 
+    /// The first request of a life's first segment, served on `tier`.
+    fn first_cost(&self, tier: usize, segment: &Segment) -> f64 {
+        if segment.first_read_bytes == FIRST_WRITE {
+            self.per_request[tier]
+        } else {
+            self.per_read[tier] + segment.first_read_bytes as f64 * self.per_byte[tier]
+        }
+    }
+
     /// The censoring tail on `tier`: stored [`TAIL_WINDOWS`] more windows, the last
     /// window's reads (of the whole object) and writes repeated as often.
     fn tail_cost(&self, tier: usize, size: f64, tail: Tail) -> f64 {
@@ -183,6 +197,8 @@ struct Arrival {
     from: u32,
     window: u32,
     tier: u8,
+    /// Made right after the life's first request.
+    at_birth: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -230,6 +246,8 @@ pub(super) struct Solver {
 
 /// One life of an object: its segments, first to last.
 struct Life<'a> {
+    /// Its number among the object's lives.
+    number: u32,
     segments: &'a [Segment],
     /// Alive at the replay's end (no delete): the tail is charged on its last tier.
     to_end: bool,
@@ -250,6 +268,7 @@ impl Solver {
         let tail = object_tail(segments, model.last_window);
         let mut total = Solution::default();
         let mut rest = segments;
+        let mut number = 0;
         while let Some(first) = rest.iter().position(Segment::starts_life) {
             let after = &rest[first..];
             let end = after
@@ -257,6 +276,7 @@ impl Solver {
                 .position(Segment::ends_life)
                 .map_or(after.len(), |i| i + 1);
             let life = Life {
+                number,
                 segments: &after[..end],
                 to_end: end == after.len() && !after[end - 1].ends_life(),
             };
@@ -264,6 +284,7 @@ impl Solver {
             total.value += one.value;
             total.cost += one.cost;
             rest = &after[end..];
+            number += 1;
         }
         total
     }
@@ -307,8 +328,21 @@ impl Solver {
         };
         self.reset(model.tiers);
         let d = model.default_tier;
-        let birth_cost = cost(d, birth.window, Some(&birth), birth.born_ms);
-        self.arrive(d, birth_cost, birth.born_ms, NONE, birth.window);
+        // The first request is served where the object appears; right after it the
+        // object may move, and the rest of the window is served where it is then.
+        let first = model.first_cost(d, &birth);
+        self.arrive(d, first, birth.born_ms, NONE, birth.window, false);
+        self.epoch(model, size, birth.born_ms, birth.window, penalty, true);
+        for (t, track) in self.tracks.iter_mut().enumerate() {
+            let moved_in = if t == d {
+                0.0
+            } else {
+                penalty.price(t, birth.window)
+            };
+            track.prefix += cost(t, birth.window, Some(&birth), birth.born_ms)
+                - model.first_cost(t, &birth)
+                + moved_in * size;
+        }
         let mut next_segment = 1;
         for window in birth.window + 1..=end_window {
             let segment = life
@@ -318,7 +352,8 @@ impl Solver {
             if segment.is_some() {
                 next_segment += 1;
             }
-            self.boundary(model, size, window, penalty);
+            let now_ms = i64::from(window) * model.window_ms;
+            self.epoch(model, size, now_ms, window, penalty, false);
             for (t, track) in self.tracks.iter_mut().enumerate() {
                 track.prefix +=
                     cost(t, window, segment, i64::MIN) + penalty.price(t, window) * size;
@@ -327,7 +362,8 @@ impl Solver {
         let (tier, id) = self.cheapest_end();
         let value = self.tracks[tier].all.0 + self.tracks[tier].prefix;
         let priced = !penalty.per_byte.is_empty();
-        let charged = self.trace_back(id, birth.window, end_window, moves, stays, |stay| {
+        let span = (life.number, birth.window, end_window);
+        let charged = self.trace_back(id, span, moves, stays, |stay| {
             if !priced {
                 return 0.0;
             }
@@ -353,7 +389,15 @@ impl Solver {
 
     /// Records an arrival worth `value` on `tier` (its key is relative to the tier's
     /// prefix).
-    fn arrive(&mut self, tier: usize, value: f64, time_ms: i64, from: u32, window: u32) -> u32 {
+    fn arrive(
+        &mut self,
+        tier: usize,
+        value: f64,
+        time_ms: i64,
+        from: u32,
+        window: u32,
+        at_birth: bool,
+    ) -> u32 {
         let id = self.arrivals.len() as u32;
         let track = &mut self.tracks[tier];
         let key = value - track.prefix;
@@ -363,6 +407,7 @@ impl Solver {
             from,
             window,
             tier: tier as u8,
+            at_birth,
         });
         track.list.push(id);
         if key < track.all.0 {
@@ -371,9 +416,17 @@ impl Solver {
         id
     }
 
-    /// The boundary that starts `window`: the cheapest arrival on each tier.
-    fn boundary(&mut self, model: &Model, size: f64, window: u32, penalty: Penalty<'_>) {
-        let now_ms = i64::from(window) * model.window_ms;
+    /// A moment the object may move at (`now_ms`, in `window`: the boundary that starts
+    /// it, or right after the life's first request): the cheapest arrival on each tier.
+    fn epoch(
+        &mut self,
+        model: &Model,
+        size: f64,
+        now_ms: i64,
+        window: u32,
+        penalty: Penalty<'_>,
+        at_birth: bool,
+    ) {
         let tiers = model.tiers;
         for (t, track) in self.tracks.iter_mut().enumerate() {
             while let Some(&id) = track.list.get(track.next_free) {
@@ -428,11 +481,15 @@ impl Solver {
                 self.candidates[u] = (value, from);
             }
             if forbidden(u) {
-                self.tracks[u].clear();
+                // At the appearance the object on the default tier does not count against
+                // the window's capacity (appearances are never refused): it may stay.
+                if !at_birth {
+                    self.tracks[u].clear();
+                }
                 value = f64::INFINITY;
             }
             let id = if value.is_finite() {
-                self.arrive(u, value, now_ms, from, window)
+                self.arrive(u, value, now_ms, from, window, at_birth)
             } else {
                 NONE
             };
@@ -452,13 +509,12 @@ impl Solver {
         (best.1, best.2)
     }
 
-    /// Writes the moves and stays of the path ending at arrival `id`; returns the sum of
-    /// `charge` over the stays.
+    /// Writes the moves and stays of the path ending at arrival `id` (of life `number`,
+    /// from `birth_window` to `end_window`); returns the sum of `charge` over the stays.
     fn trace_back(
         &mut self,
         id: u32,
-        birth_window: u32,
-        end_window: u32,
+        (number, birth_window, end_window): (u32, u32, u32),
         moves: &mut Vec<Move>,
         stays: &mut Vec<Stay>,
         mut charge: impl FnMut(&Stay) -> f64,
@@ -478,8 +534,12 @@ impl Solver {
                 moves.push(Move {
                     window: arrival.window,
                     tier: arrival.tier,
+                    at_birth: arrival.at_birth,
+                    life: number,
                 });
             }
+            // Counted on a tier from the start of the window after the appearance, or
+            // from the appearance itself when it moved right after it.
             let first = if is_birth {
                 birth_window + 1
             } else {

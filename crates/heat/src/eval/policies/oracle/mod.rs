@@ -42,6 +42,7 @@ mod windows;
 use crate::config::millis;
 use crate::eval::cost::CostModel;
 use crate::eval::{EvalError, Policy, Predictions, PrepareContext, ReplayState};
+use crate::stats::Op;
 use crate::trace::TraceRequest;
 
 use dp::Model;
@@ -56,6 +57,13 @@ pub struct Oracle {
     /// Objects read in window `w`, likewise.
     read_starts: Vec<usize>,
     reads: Vec<u32>,
+    /// Moves right after an appearance, by object: `(life, tier)` in order.
+    birth_starts: Vec<usize>,
+    births: Vec<(u32, u8)>,
+    /// Per object: whether it exists, its lives so far, its next entry in `births`.
+    alive: Vec<bool>,
+    lives: Vec<u32>,
+    next_birth: Vec<usize>,
     planned: Option<Planned>,
     /// Moves deferred at a boundary for want of room (scratch).
     pending: Vec<(u32, u8)>,
@@ -121,7 +129,8 @@ fn span(starts: &[usize], window: usize) -> std::ops::Range<usize> {
     }
 }
 
-/// Groups `(window, item)` pairs by window: offsets per window and the items in order.
+/// Groups `(key, item)` pairs by key (a window, an object): offsets per key and the items
+/// in their order.
 fn by_window<T: Copy>(windows: usize, pairs: &[(u32, T)]) -> (Vec<usize>, Vec<T>) {
     let mut starts = vec![0usize; windows + 1];
     for &(w, _) in pairs {
@@ -163,10 +172,22 @@ impl Policy for Oracle {
         let plan = capacity::plan(&model, &activity, &capacities);
         let windows = model.last_window() as usize + 1;
         let mut moves = Vec::new();
+        let mut births = Vec::new();
         for (object, list) in plan.moves.iter().enumerate() {
-            moves.extend(list.iter().map(|m| (m.window, (object as u32, m.tier))));
+            for m in list {
+                if m.at_birth {
+                    births.push((object as u32, (m.life, m.tier)));
+                } else {
+                    moves.push((m.window, (object as u32, m.tier)));
+                }
+            }
         }
         (self.move_starts, self.moves) = by_window(windows, &moves);
+        let objects = activity.objects() as usize;
+        (self.birth_starts, self.births) = by_window(objects, &births);
+        self.next_birth = self.birth_starts.clone();
+        self.alive = vec![false; objects];
+        self.lives = vec![0; objects];
         let mut reads = Vec::new();
         for object in 0..activity.objects() {
             // Read in a window while existing at its start: what the replay scores.
@@ -190,7 +211,31 @@ impl Policy for Oracle {
         true
     }
 
-    fn on_request(&mut self, _state: &mut ReplayState, _request: &TraceRequest) {}
+    fn on_request(&mut self, state: &mut ReplayState, request: &TraceRequest) {
+        let o = request.object as usize;
+        let (Some(alive), Some(life)) = (self.alive.get_mut(o), self.lives.get_mut(o)) else {
+            return;
+        };
+        if request.op == Op::Delete {
+            *alive = false;
+            return;
+        }
+        if *alive {
+            return;
+        }
+        // The first request of a life: the moves planned right after it.
+        *alive = true;
+        let number = *life;
+        *life += 1;
+        let end = self.birth_starts.get(o + 1).copied().unwrap_or(0);
+        while let Some(&(of_life, tier)) = self.births[..end].get(self.next_birth[o]) {
+            if of_life != number {
+                break;
+            }
+            state.move_object(request.object, usize::from(tier));
+            self.next_birth[o] += 1;
+        }
+    }
 
     fn on_window(&mut self, state: &mut ReplayState, now_ms: i64, predictions: &mut Predictions) {
         let window = usize::try_from(now_ms / state.window_ms()).unwrap_or(usize::MAX);

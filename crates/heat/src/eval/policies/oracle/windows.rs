@@ -3,7 +3,8 @@
 //!
 //! A *segment* is what one object does in one window within one life (a life runs from
 //! the object's appearance to its delete or the end): its reads, the bytes they return, its
-//! writes, whether the life starts in it (and when) and whether it ends in it (and when).
+//! writes, whether the life starts in it (and when, and what its first request was) and
+//! whether it ends in it (and when).
 //! Segments are kept object by object in time order, in one vector with offsets per object,
 //! so memory is proportional to the (object, active window) pairs, not to objects ×
 //! windows.
@@ -16,6 +17,8 @@ use crate::trace::{TraceRequest, DEFAULT_OBJECT_SIZE};
 pub(super) const NO_TIME: i64 = -1;
 /// No segment.
 const NONE: u32 = u32::MAX;
+/// [`Segment::first_read_bytes`] of a life that starts with a write.
+pub(super) const FIRST_WRITE: u64 = u64::MAX;
 
 /// One object's requests in one window of one life.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +35,9 @@ pub(super) struct Segment {
     pub(super) born_ms: i64,
     /// When the life ends by a delete, if it does in this segment ([`NO_TIME`] otherwise).
     pub(super) deleted_ms: i64,
+    /// In a segment that starts a life: the bytes of its first request if a read,
+    /// [`FIRST_WRITE`] if a write (the oracle may move the object right after it).
+    pub(super) first_read_bytes: u64,
 }
 
 impl Segment {
@@ -147,11 +153,17 @@ impl Builder {
         };
         let size = self.sizes.get(o).copied().unwrap_or(DEFAULT_OBJECT_SIZE);
         let segment = self.segment(request.object, window, born_ms);
+        let bytes = request.size.unwrap_or(size);
+        if born_ms != NO_TIME {
+            segment.first_read_bytes = if request.op == Op::Read {
+                bytes.min(FIRST_WRITE - 1)
+            } else {
+                FIRST_WRITE
+            };
+        }
         if request.op == Op::Read {
             segment.reads = segment.reads.saturating_add(1);
-            segment.read_bytes = segment
-                .read_bytes
-                .saturating_add(request.size.unwrap_or(size));
+            segment.read_bytes = segment.read_bytes.saturating_add(bytes);
         } else {
             segment.writes = segment.writes.saturating_add(1);
         }
@@ -175,6 +187,7 @@ impl Builder {
                     read_bytes: 0,
                     born_ms,
                     deleted_ms: NO_TIME,
+                    first_read_bytes: FIRST_WRITE,
                 },
             ));
         }
