@@ -75,7 +75,7 @@ pub(super) fn plan(model: &Model, activity: &Activity, capacities: &[Option<u64>
         solver: Solver::default(),
     };
     let first = planner.solve_all(capped);
-    if !capped || planner.overfilled(&planner.usage(&first)).is_none() {
+    if !capped || planner.first_overfilled(&planner.usage(&first), &[]).is_none() {
         return Plan {
             moves: first.moves,
             cost: first.cost,
@@ -160,16 +160,6 @@ impl Planner<'_> {
         diff
     }
 
-    /// The first overfilled (tier, window), by window.
-    fn overfilled(&self, usage: &[Vec<i128>]) -> Option<(usize, usize)> {
-        (0..self.windows()).find_map(|w| {
-            self.capacities.iter().enumerate().find_map(|(t, cap)| {
-                let cap = i128::from((*cap)?);
-                (usage[t].get(w).copied().unwrap_or(0) > cap).then_some((t, w))
-            })
-        })
-    }
-
     /// Subgradient steps on the prices from the unpriced optimum `first`; the cheapest
     /// feasible schedule found, and its gap to the best lower bound.
     fn relax(&mut self, first: Pass) -> Plan {
@@ -209,7 +199,7 @@ impl Planner<'_> {
                     stalled = 0;
                 }
             }
-            if self.overfilled(&self.usage(&current)).is_none() && current.cost < best.cost {
+            if self.first_overfilled(&self.usage(&current), &[]).is_none() && current.cost < best.cost {
                 best = current.clone();
             }
         }
@@ -264,58 +254,80 @@ impl Planner<'_> {
         let saved = self.forbidden.clone();
         let mut usage = self.usage(&pass);
         let mut given_up: Vec<(usize, usize)> = Vec::new();
-        loop {
-            let Some((tier, window)) = self.first_overfilled_except(&usage, &given_up) else {
-                break;
-            };
+        while let Some((tier, window)) = self.first_overfilled(&usage, &given_up) {
             let cell = (window as u32, tier as u8);
-            let mut candidates: Vec<(f64, u32, Vec<Move>, Vec<Stay>, Solution)> = Vec::new();
-            for (object, stays) in pass.stays.iter().enumerate() {
-                let object = object as u32;
-                if !stays.iter().any(|s| covers(s, cell)) {
-                    continue;
-                }
-                self.forbidden.entry(object).or_default().push(cell);
-                let (moves, new_stays, solution) = self.solve_one(object);
-                if let Some(cells) = self.forbidden.get_mut(&object) {
-                    cells.pop();
-                }
-                if solution.cost.is_finite() {
-                    let size = self.activity.size(object).max(1) as f64;
-                    let loss = (solution.cost - pass.solutions[object as usize].cost) / size;
-                    candidates.push((loss, object, moves, new_stays, solution));
-                }
-            }
-            candidates.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let cap = i128::from(self.capacities[tier].unwrap_or(u64::MAX));
+            let candidates = self.leaving(&pass, cell);
             if candidates.is_empty() {
                 given_up.push((tier, window));
             }
-            for (_, object, moves, stays, solution) in candidates {
+            let cap = i128::from(self.capacities[tier].unwrap_or(u64::MAX));
+            for candidate in candidates {
                 if usage[tier][window] <= cap {
                     break;
                 }
-                let o = object as usize;
-                let size = i128::from(self.activity.size(object));
-                for stay in &pass.stays[o] {
-                    add_stay_cells(&mut usage, stay, -size);
-                }
-                for stay in &stays {
-                    add_stay_cells(&mut usage, stay, size);
-                }
-                pass.cost += solution.cost - pass.solutions[o].cost;
-                pass.value += solution.value - pass.solutions[o].value;
-                pass.moves[o] = moves;
-                pass.stays[o] = stays;
-                pass.solutions[o] = solution;
-                self.forbidden.entry(object).or_default().push(cell);
+                self.evict(&mut pass, &mut usage, candidate, cell);
             }
         }
         self.forbidden = saved;
         pass
     }
 
-    fn first_overfilled_except(
+    /// The objects on a cell, each with its best schedule avoiding it, least loss per byte
+    /// first (objects that cannot avoid it are left out).
+    fn leaving(&mut self, pass: &Pass, cell: (u32, u8)) -> Vec<Candidate> {
+        let mut candidates = Vec::new();
+        for (object, stays) in pass.stays.iter().enumerate() {
+            let object = object as u32;
+            if !stays.iter().any(|s| covers(s, cell)) {
+                continue;
+            }
+            self.forbidden.entry(object).or_default().push(cell);
+            let (moves, stays, solution) = self.solve_one(object);
+            if let Some(cells) = self.forbidden.get_mut(&object) {
+                cells.pop();
+            }
+            if solution.cost.is_finite() {
+                let size = self.activity.size(object).max(1) as f64;
+                let loss = (solution.cost - pass.solutions[object as usize].cost) / size;
+                candidates.push(Candidate {
+                    loss,
+                    object,
+                    moves,
+                    stays,
+                    solution,
+                });
+            }
+        }
+        candidates.sort_by(|a, b| a.loss.total_cmp(&b.loss));
+        candidates
+    }
+
+    /// Gives a candidate its schedule avoiding `cell`, for the rest of the repair.
+    fn evict(
+        &mut self,
+        pass: &mut Pass,
+        usage: &mut [Vec<i128>],
+        candidate: Candidate,
+        cell: (u32, u8),
+    ) {
+        let o = candidate.object as usize;
+        let size = i128::from(self.activity.size(candidate.object));
+        for stay in &pass.stays[o] {
+            add_stay_cells(usage, stay, -size);
+        }
+        for stay in &candidate.stays {
+            add_stay_cells(usage, stay, size);
+        }
+        pass.cost += candidate.solution.cost - pass.solutions[o].cost;
+        pass.value += candidate.solution.value - pass.solutions[o].value;
+        pass.moves[o] = candidate.moves;
+        pass.stays[o] = candidate.stays;
+        pass.solutions[o] = candidate.solution;
+        self.forbidden.entry(candidate.object).or_default().push(cell);
+    }
+
+    /// The first overfilled (tier, window) by window, but those in `skip`.
+    fn first_overfilled(
         &self,
         usage: &[Vec<i128>],
         skip: &[(usize, usize)],
@@ -328,6 +340,16 @@ impl Planner<'_> {
             })
         })
     }
+}
+
+/// An object that could leave an overfilled cell, and what that would cost it.
+struct Candidate {
+    /// Dollars lost per byte.
+    loss: f64,
+    object: u32,
+    moves: Vec<Move>,
+    stays: Vec<Stay>,
+    solution: Solution,
 }
 
 /// The relaxation's value of a pass at the planner's prices: a lower bound.
