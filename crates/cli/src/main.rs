@@ -93,6 +93,9 @@ enum Command {
     Metrics(commands::objects::ServiceArgs),
     /// Why an object is on its tier (service).
     Explain(commands::objects::ExplainArgs),
+    /// Replay an access trace through tiering policies and compare their cost, latency
+    /// misses and next-window predictions.
+    Eval(commands::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -137,6 +140,7 @@ fn main() -> ExitCode {
             Command::Plan(args) => commands::objects::plan(&context, args).await,
             Command::Metrics(args) => commands::objects::metrics(&context, args).await,
             Command::Explain(args) => commands::objects::explain(&context, args).await,
+            Command::Eval(args) => commands::eval::run(&context, args).await,
         }
     });
     match result {

@@ -78,7 +78,7 @@ fn one_object_read_twice_on_each_tier_costs_its_reads_its_move_and_its_storage()
     assert_dollars(report.cost.latency, 0.06 + 0.002 + 0.04, "latency");
     assert_eq!((report.reads, report.misses), (4, 2));
     assert_dollars(report.mean_read_latency_ms, (2.0 * 20.0 + 2.0 * 1.0) / 4.0, "mean");
-    assert_eq!((report.moves, report.bytes_moved), (1, u128::from(GB)));
+    assert_eq!((report.moves, report.bytes_moved), (1, GB));
 }
 
 #[test]
@@ -95,7 +95,7 @@ fn a_move_costs_a_read_of_its_source_and_a_write_on_its_target() {
     let report = runs[0].report(&CostModel::new(&config));
     // b → a: 0.5 + 0.25 + 0.002 + 0.001; a → b: 0 + 0 + 0.001 (read on a) + 0.002 (write on b).
     assert_dollars(report.cost.moves, 0.753 + 0.003, "moves");
-    assert_eq!((report.moves, report.bytes_moved), (2, 2 * u128::from(GB)));
+    assert_eq!((report.moves, report.bytes_moved), (2, 2 * GB));
 }
 
 #[test]
@@ -235,6 +235,42 @@ fn prediction_counts_compare_each_window_with_its_reads() {
     assert_dollars(m.f1, 2.0 * 0.5 * (2.0 / 3.0) / (0.5 + 2.0 / 3.0), "f1");
     // 3 read pairs, 4 not read: the majority, "not read", is 4/7.
     assert_dollars(m.base_rate, 4.0 / 7.0, "base rate");
+}
+
+#[test]
+fn tier_predictions_count_the_objects_on_the_tier_at_the_windows_start() {
+    // Windows of 10 days. At day 10, objects 0 and 2 are on a, object 1 on b; tier a is
+    // predicted (and object 2 named too: counted once). In window 1 object 0 leaves a and
+    // is read; object 1 arrives on a and is read; object 2 is not read.
+    let w = 10 * DAY_MS;
+    let config = two_tiers("", "");
+    let requests = [
+        read(0, 0),
+        read(0, 1),
+        read(0, 2),
+        read(w + 2 * DAY_MS, 0),
+        read(w + 2 * DAY_MS, 1),
+        read(2 * w - 1, 0),
+    ];
+    let policy = Scripted {
+        after_request: vec![(0, 0, 0), (0, 2, 0)],
+        at: vec![(w + DAY_MS, 0, 1), (w + DAY_MS, 1, 0)],
+        predict: vec![(w, vec![2])],
+        predict_tiers: vec![(w, vec![0])],
+        ..Scripted::default()
+    };
+    let runs = run(&config, w, &requests, vec![GB; 3], vec![Box::new(policy)]);
+    // Window 1: predicted {0, 2}; read {0, 1}: TP 1 (0), FP 1 (2), FN 1 (1), TN 0.
+    let c = runs[0].confusion;
+    assert_eq!(
+        (
+            c.true_positives,
+            c.false_positives,
+            c.false_negatives,
+            c.true_negatives
+        ),
+        (1, 1, 1, 0)
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod codec_args;
+pub mod eval;
 pub mod inspect;
 pub mod migrate;
 pub mod objects;

@@ -84,6 +84,7 @@ pub struct PrepareContext<'a, 'r> {
 #[derive(Clone, Debug, Default)]
 pub struct Predictions {
     read: Vec<u32>,
+    tiers: Vec<TierIndex>,
 }
 
 impl Predictions {
@@ -92,6 +93,17 @@ impl Predictions {
     #[inline]
     pub fn will_read(&mut self, object: u32) {
         self.read.push(object);
+    }
+
+    /// Predicts that every object on `tier` at the window's start will be read in it: the
+    /// same as naming each, without the cost of naming them.
+    pub fn will_read_tier(&mut self, tier: TierIndex) {
+        self.tiers.push(tier);
+    }
+
+    /// The tiers named so far.
+    pub fn tiers(&self) -> &[TierIndex] {
+        &self.tiers
     }
 
     /// The objects named so far, in order (with any duplicates).
@@ -207,7 +219,7 @@ pub struct PolicyReport {
     /// Moves made.
     pub moves: u64,
     /// Bytes moved.
-    pub bytes_moved: u128,
+    pub bytes_moved: u64,
     /// Demotions refused for minimum residency.
     pub refused_residency: u64,
     /// Moves refused for capacity.
@@ -241,7 +253,14 @@ impl PolicyRun {
             },
             mean_read_latency_ms: model.mean_read_latency_ms(&self.tally),
             moves: self.tally.tiers.iter().map(|t| t.moves_out).sum(),
-            bytes_moved: self.tally.tiers.iter().map(|t| t.moved_out_bytes).sum(),
+            bytes_moved: u64::try_from(
+                self.tally
+                    .tiers
+                    .iter()
+                    .map(|t| t.moved_out_bytes)
+                    .sum::<u128>(),
+            )
+            .unwrap_or(u64::MAX),
             refused_residency: self.refused_residency,
             refused_capacity: self.refused_capacity,
             prediction: self.confusion.metrics(),

@@ -58,6 +58,9 @@ struct Slot {
     predicted_window: u32,
     /// The last window it was read in.
     read_window: u32,
+    /// The window whose start found it on `start_tier`, once it left that tier in it.
+    start_window: u32,
+    start_tier: u8,
     tier: u8,
 }
 
@@ -87,6 +90,8 @@ pub struct ReplayState {
     /// Objects read in the current window that existed at its start.
     read_list: Vec<u32>,
     predicted: u64,
+    /// Tiers whose objects at the window's start are all predicted to be read.
+    predicted_tiers: Vec<bool>,
     existing_at_start: u64,
 }
 
@@ -122,6 +127,7 @@ impl ReplayState {
             confusion: Confusion::default(),
             read_list: Vec::new(),
             predicted: 0,
+            predicted_tiers: vec![false; tiers],
             existing_at_start: 0,
         }
     }
@@ -243,7 +249,13 @@ impl ReplayState {
 
     /// Takes an object off its tier, charging its storage there up to now.
     fn leave_tier(&mut self, object: u32) {
-        let slot = self.slots[object as usize];
+        let window = self.window;
+        let slot = &mut self.slots[object as usize];
+        if slot.start_window != window {
+            slot.start_window = window;
+            slot.start_tier = slot.tier;
+        }
+        let slot = *slot;
         let tier = usize::from(slot.tier);
         let stored = self.now_ms.saturating_sub(slot.placed_at_ms).max(0) as u128;
         self.tally.tiers[tier].byte_ms += stored * u128::from(slot.size);
@@ -272,6 +284,8 @@ impl ReplayState {
                 window_writes: 0,
                 predicted_window: NEVER,
                 read_window: NEVER,
+                start_window: NEVER,
+                start_tier: ABSENT,
                 tier: ABSENT,
             });
         }
@@ -327,7 +341,19 @@ impl ReplayState {
         let both = self
             .read_list
             .iter()
-            .filter(|&&o| self.slots[o as usize].predicted_window == window)
+            .filter(|&&o| {
+                let slot = &self.slots[o as usize];
+                let start_tier = if slot.start_window == window {
+                    slot.start_tier
+                } else {
+                    slot.tier
+                };
+                slot.predicted_window == window
+                    || self
+                        .predicted_tiers
+                        .get(usize::from(start_tier))
+                        .is_some_and(|&all| all)
+            })
             .count() as u64;
         self.confusion.add_window(
             self.existing_at_start,
@@ -341,11 +367,24 @@ impl ReplayState {
     /// Starts window `window` at `start_ms` and records the predictions made for it.
     fn open_window(&mut self, window: u32, start_ms: i64, predictions: &mut Predictions) {
         self.predicted = 0;
+        self.predicted_tiers.fill(false);
+        for tier in predictions.tiers.drain(..) {
+            if let Some(all) = self.predicted_tiers.get_mut(tier) {
+                if !*all {
+                    *all = true;
+                    self.predicted += self.residents[tier].len() as u64;
+                }
+            }
+        }
         for object in predictions.read.drain(..) {
             let Some(slot) = self.slots.get_mut(object as usize) else {
                 continue;
             };
-            if slot.tier != ABSENT && slot.predicted_window != window {
+            let on_predicted_tier = self
+                .predicted_tiers
+                .get(usize::from(slot.tier))
+                .is_some_and(|&all| all);
+            if slot.tier != ABSENT && !on_predicted_tier && slot.predicted_window != window {
                 slot.predicted_window = window;
                 self.predicted += 1;
             }
@@ -433,6 +472,7 @@ impl Run {
             self.state.close_window();
         }
         self.predictions.read.clear();
+        self.predictions.tiers.clear();
         self.policy
             .on_window(&mut self.state, at_ms, &mut self.predictions);
         self.state

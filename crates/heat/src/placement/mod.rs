@@ -31,6 +31,8 @@
 
 mod pass;
 
+pub(crate) use pass::{wanted_order, Wanted};
+
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};

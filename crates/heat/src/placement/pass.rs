@@ -26,6 +26,45 @@ fn cmp_coldness(a: &Decision, b: &Decision) -> Ordering {
         )
 }
 
+/// A wanted move, as a pass orders them: the object's decision, its tier, the tier it
+/// wants, and its key (anything ordered the way the keys are).
+pub(crate) struct Wanted<'a, K> {
+    pub(crate) decision: &'a Decision,
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+    pub(crate) key: K,
+}
+
+impl<K> Wanted<'_, K> {
+    /// 0: a spike promotion; 1: another promotion; 2: a demotion.
+    fn phase(&self) -> u8 {
+        match (self.to < self.from, self.decision.is_spike()) {
+            (true, true) => 0,
+            (true, false) => 1,
+            (false, _) => 2,
+        }
+    }
+}
+
+/// The order in which a pass considers wanted moves: spike promotions (fastest first), other
+/// promotions (hottest first), demotions (coldest first). Keys break ties so that the plan
+/// does not depend on the input order. (`strata eval` uses it to give a pass only the
+/// moves its budget can reach.)
+pub(crate) fn wanted_order<K: Ord>(a: &Wanted<'_, K>, b: &Wanted<'_, K>) -> Ordering {
+    let (da, db) = (a.decision, b.decision);
+    a.phase()
+        .cmp(&b.phase())
+        .then_with(|| match a.phase() {
+            0 => db
+                .inputs
+                .fast_rate_per_hour
+                .total_cmp(&da.inputs.fast_rate_per_hour),
+            1 => cmp_coldness(db, da),
+            _ => cmp_coldness(da, db),
+        })
+        .then_with(|| a.key.cmp(&b.key))
+}
+
 /// Space a planned move out of a tier will free, not yet promised to another move.
 struct Pending {
     move_index: usize,
@@ -181,30 +220,15 @@ pub(super) fn run(
         }
     }
 
-    // Spike promotions, hottest first; other promotions, hottest first; demotions, coldest
-    // first. Keys break ties so that the plan does not depend on the input order.
-    let phase = |c: &Candidate| match (c.to < c.from, objects[c.object].decision.is_spike()) {
-        (true, true) => 0,
-        (true, false) => 1,
-        (false, _) => 2,
+    let wanted = |c: &Candidate| Wanted {
+        decision: &objects[c.object].decision,
+        from: c.from,
+        to: c.to,
+        key: objects[c.object].key.as_str(),
     };
-    candidates.sort_by(|a, b| {
-        let (oa, ob) = (&objects[a.object], &objects[b.object]);
-        phase(a)
-            .cmp(&phase(b))
-            .then_with(|| match phase(a) {
-                0 => ob
-                    .decision
-                    .inputs
-                    .fast_rate_per_hour
-                    .total_cmp(&oa.decision.inputs.fast_rate_per_hour),
-                1 => cmp_coldness(&ob.decision, &oa.decision),
-                _ => cmp_coldness(&oa.decision, &ob.decision),
-            })
-            .then_with(|| oa.key.cmp(&ob.key))
-    });
+    candidates.sort_by(|a, b| wanted_order(&wanted(a), &wanted(b)));
     if scope == Scope::SpikesOnly {
-        candidates.retain(|c| phase(c) == 0);
+        candidates.retain(|c| wanted(c).phase() == 0);
     }
     for candidate in candidates {
         if !pass.moving[candidate.object] {

@@ -118,12 +118,14 @@ pub fn assert_dollars(actual: f64, expected: f64, what: &str) {
 pub type Outcomes = Rc<RefCell<Vec<(i64, u32, TierIndex, MoveOutcome)>>>;
 
 /// A policy that makes given moves: right after the request of `object` at `time`, or at a
-/// wake-up at `time`; and predicts given objects at given window starts.
+/// wake-up at `time`; and predicts given objects, and the objects of given tiers, at given
+/// window starts.
 #[derive(Default)]
 pub struct Scripted {
     pub after_request: Vec<(i64, u32, TierIndex)>,
     pub at: Vec<(i64, u32, TierIndex)>,
     pub predict: Vec<(i64, Vec<u32>)>,
+    pub predict_tiers: Vec<(i64, Vec<TierIndex>)>,
     pub outcomes: Outcomes,
 }
 
@@ -161,6 +163,13 @@ impl Policy for Scripted {
                 }
             }
         }
+        for (at, tiers) in &self.predict_tiers {
+            if *at == now_ms {
+                for &tier in tiers {
+                    predictions.will_read_tier(tier);
+                }
+            }
+        }
     }
 
     fn wakeup_ms(&self) -> Option<i64> {
@@ -175,7 +184,8 @@ impl Policy for Scripted {
     }
 }
 
-/// Where every object was: after a request (`after_request`) or at a window start.
+/// Where every object was: after a request (`after_request`) or at a window start, and the
+/// objects predicted to be read then (those named, then those of the tiers named).
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub at_ms: i64,
@@ -232,9 +242,15 @@ impl Policy for Observed {
     fn on_window(&mut self, state: &mut ReplayState, now_ms: i64, predictions: &mut Predictions) {
         let mut mine = Predictions::default();
         self.inner.on_window(state, now_ms, &mut mine);
-        let predicted = mine.objects().to_vec();
+        let mut predicted = mine.objects().to_vec();
         for &object in &predicted {
             predictions.will_read(object);
+        }
+        for &tier in mine.tiers() {
+            predictions.will_read_tier(tier);
+            let mut residents = state.residents(tier).to_vec();
+            residents.sort_unstable();
+            predicted.extend(residents);
         }
         self.snap(state, now_ms, false, predicted);
     }

@@ -7,7 +7,9 @@
 //! it fits; if an eviction is refused (the victim's minimum residency on the first tier), the
 //! promotion is given up for this read. A read of a cached object makes it the most recent.
 //! Writes change nothing; a delete drops the object from the cache. Objects are predicted
-//! to be read in the next window when they are in the cache. With one tier it never moves.
+//! to be read in the next window when they are on the cache's tier (the cached objects, and
+//! new objects not read yet when the first tier is the default tier). With one tier it
+//! never moves.
 
 use super::recency::RecencyLists;
 use crate::config::TieringConfig;
@@ -114,8 +116,6 @@ impl Policy for Lru {
     }
 
     fn on_window(&mut self, _state: &mut ReplayState, _now_ms: i64, predictions: &mut Predictions) {
-        for object in self.lists.iter(CACHE) {
-            predictions.will_read(object);
-        }
+        predictions.will_read_tier(CACHE);
     }
 }

@@ -5,7 +5,7 @@
 //! | `static` | never: everything stays on the default tier | never |
 //! | `seed003` | at each window boundary, each object to its class's tier ([`seed003`]) | classified hot |
 //! | `s3-intelligent` | frequent → infrequent → archive-instant by idle time, back on access ([`s3_intelligent`]) | on the frequent tier |
-//! | `lru` | the first tier is an LRU cache ([`lru`]) | in the cache |
+//! | `lru` | the first tier is an LRU cache ([`lru`]) | on the cache's tier |
 //! | `rules` | Strata's planner: spikes at ingest, periodic passes ([`rules`]) | classified hot |
 //! | `oracle` | the offline optimum's schedule, at window boundaries ([`oracle`]) | exactly the objects read |
 

@@ -15,16 +15,40 @@
 //! differ from "stay": active objects (see `classes`) not on a tier of their class and not
 //! held by minimum residency (whose wait changes nothing in a pass), plus, for each tier
 //! with a capacity that the pass could fill (its free space is less than what could come
-//! in) or that is over capacity, all its residents as eviction candidates. Objects left out
-//! are ones the planner would leave in place, so the plan's moves are the same as for all
-//! objects. Keys are object ids, zero-padded so that ties break by id.
+//! in) or that is over capacity, all its residents as eviction candidates. When no tier can
+//! fill, every move considered is made until the budget (`max_moves_per_pass`) is spent,
+//! so only the first candidates in the planner's own order ([`crate::placement`]'s
+//! `wanted_order`) are given. Objects left out are ones the planner would leave in place
+//! or make wait, so the plan's moves are the same as for all objects (a test checks this
+//! against the service's path). Keys are object ids, zero-padded so that ties break by id.
 
-use super::classes::ClassWatch;
+use super::classes::{ClassWatch, Keep};
 use crate::classify::Decision;
 use crate::config::{millis, TieringConfig};
 use crate::eval::{Policy, Predictions, ReplayState, TierIndex};
-use crate::placement::{residency_holds, ObjectState, PlacementPlan};
+use crate::placement::{residency_holds, wanted_order, ObjectState, PlacementPlan, Wanted};
 use crate::trace::TraceRequest;
+
+/// A move a pass wants.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    object: u32,
+    decision: Decision,
+    from: TierIndex,
+    to: TierIndex,
+}
+
+impl Candidate {
+    /// As the planner orders it; ids order like the zero-padded keys made of them.
+    fn wanted(&self) -> Wanted<'_, u32> {
+        Wanted {
+            decision: &self.decision,
+            from: self.from,
+            to: self.to,
+            key: self.object,
+        }
+    }
+}
 
 /// Strata's planner as a policy.
 #[derive(Clone, Debug)]
@@ -61,22 +85,34 @@ impl RulesPolicy {
 
     /// The periodic pass.
     fn full_pass(&mut self, state: &mut ReplayState, now_ms: i64) {
-        let mut candidates: Vec<(u32, Decision)> = Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
+        self.watch.wake(now_ms);
         self.watch.retain_active(|watch, object| {
-            let Some(tier) = state.tier_of(object) else {
-                return false;
+            let Some(from) = state.tier_of(object) else {
+                return Keep::Forget;
             };
             let decision = watch.decision(object, now_ms);
+            let quiet = watch.class_holds_until(&decision);
             let wanted = watch.classes.tiers_for(decision.class);
-            if wanted.contains(&tier) {
-                return !watch.settled(&decision, tier);
-            }
-            let to = wanted.first().copied().unwrap_or(tier);
+            let Some(&to) = wanted.first().filter(|_| !wanted.contains(&from)) else {
+                return if watch.settled(&decision, from) {
+                    Keep::Forget
+                } else {
+                    Keep::Sleep(quiet)
+                };
+            };
             let placed = state.placed_at_ms(object).unwrap_or(now_ms);
-            if !residency_holds(tier, to, placed, state.min_residency_ms(tier), now_ms) {
-                candidates.push((object, decision));
+            let residency = state.min_residency_ms(from);
+            if residency_holds(from, to, placed, residency, now_ms) {
+                return Keep::Sleep(placed.saturating_add(residency).min(quiet));
             }
-            true
+            candidates.push(Candidate {
+                object,
+                decision,
+                from,
+                to,
+            });
+            Keep::Active
         });
         if !candidates.is_empty() || self.any_over_capacity(state) {
             if let Some(plan) = self.plan(state, now_ms, candidates, false) {
@@ -88,7 +124,19 @@ impl RulesPolicy {
     /// The reactive pass for an object whose spike just started.
     fn spike_pass(&mut self, state: &mut ReplayState, object: u32, now_ms: i64) {
         let decision = self.watch.decision(object, now_ms);
-        if let Some(plan) = self.plan(state, now_ms, vec![(object, decision)], true) {
+        let (Some(from), Some(&to)) = (
+            state.tier_of(object),
+            self.watch.classes.tiers_for(decision.class).first(),
+        ) else {
+            return;
+        };
+        let spiking = Candidate {
+            object,
+            decision,
+            from,
+            to,
+        };
+        if let Some(plan) = self.plan(state, now_ms, vec![spiking], true) {
             self.apply(state, &plan);
         }
     }
@@ -98,12 +146,14 @@ impl RulesPolicy {
             .any(|t| state.capacity(t).is_some_and(|cap| state.used_bytes(t) > cap))
     }
 
-    /// Runs the planner on the candidates and the residents it may need to evict.
+    /// Runs the planner on the candidates and the residents it may need to evict. When no
+    /// tier can fill up, every move the planner considers is made until its budget is
+    /// spent, so only the first `max_moves_per_pass` candidates in its order matter.
     fn plan(
         &mut self,
         state: &ReplayState,
         now_ms: i64,
-        candidates: Vec<(u32, Decision)>,
+        mut candidates: Vec<Candidate>,
         spikes_only: bool,
     ) -> Option<PlacementPlan> {
         self.passes = self.passes.wrapping_add(1);
@@ -111,13 +161,18 @@ impl RulesPolicy {
         if self.listed.len() < state.objects() as usize {
             self.listed.resize(state.objects() as usize, 0);
         }
-        for &(object, _) in &candidates {
-            self.listed[object as usize] = stamp;
-        }
         let residents = self.residents_needed(state, &candidates);
+        let budget = self.config.rules.max_moves_per_pass.max(1);
+        if residents.is_empty() && candidates.len() > budget {
+            candidates.select_nth_unstable_by(budget - 1, |a, b| {
+                wanted_order(&a.wanted(), &b.wanted())
+            });
+            candidates.truncate(budget);
+        }
         let mut input: Vec<ObjectState> = Vec::with_capacity(candidates.len() + residents.len());
-        for (object, decision) in candidates {
-            input.push(self.object_state(state, object, decision));
+        for candidate in candidates {
+            self.listed[candidate.object as usize] = stamp;
+            input.push(self.object_state(state, candidate.object, candidate.decision));
         }
         for object in residents {
             if self.listed[object as usize] != stamp {
@@ -140,18 +195,14 @@ impl RulesPolicy {
     /// Residents of every tier with a capacity that the pass could fill or that is full:
     /// bytes could arrive there from the candidates and, as evictions, from the objects
     /// listed on the tiers above it.
-    fn residents_needed(&self, state: &ReplayState, candidates: &[(u32, Decision)]) -> Vec<u32> {
+    fn residents_needed(&self, state: &ReplayState, candidates: &[Candidate]) -> Vec<u32> {
         let tiers = state.tier_count();
         let mut targeting = vec![0u64; tiers];
         let mut listed_on = vec![0u64; tiers];
-        for &(object, decision) in candidates {
-            let size = state.size(object);
-            if let Some(&to) = self.watch.classes.tiers_for(decision.class).first() {
-                targeting[to] = targeting[to].saturating_add(size);
-            }
-            if let Some(from) = state.tier_of(object) {
-                listed_on[from] = listed_on[from].saturating_add(size);
-            }
+        for candidate in candidates {
+            let size = state.size(candidate.object);
+            targeting[candidate.to] = targeting[candidate.to].saturating_add(size);
+            listed_on[candidate.from] = listed_on[candidate.from].saturating_add(size);
         }
         let mut needed = Vec::new();
         let mut above = 0u64;
@@ -209,14 +260,8 @@ impl Policy for RulesPolicy {
         }
     }
 
-    fn on_window(&mut self, state: &mut ReplayState, now_ms: i64, predictions: &mut Predictions) {
-        for &object in self.watch.active() {
-            if state.tier_of(object).is_some()
-                && self.watch.decision(object, now_ms).class == crate::classify::Class::Hot
-            {
-                predictions.will_read(object);
-            }
-        }
+    fn on_window(&mut self, _state: &mut ReplayState, now_ms: i64, predictions: &mut Predictions) {
+        self.watch.predict_hot(now_ms, predictions);
     }
 
     fn wakeup_ms(&self) -> Option<i64> {

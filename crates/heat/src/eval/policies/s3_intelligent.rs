@@ -108,8 +108,6 @@ impl Policy for S3Intelligent {
         let [_, infrequent, archive] = self.tiers;
         self.age(state, INFREQUENT, ARCHIVE_AFTER_MS, archive, None);
         self.age(state, FREQUENT, INFREQUENT_AFTER_MS, infrequent, Some(INFREQUENT));
-        for object in self.lists.iter(FREQUENT) {
-            predictions.will_read(object);
-        }
+        predictions.will_read_tier(self.tiers[FREQUENT]);
     }
 }

@@ -3,13 +3,14 @@
 //! hour, warm if more than 10 in the last day or an access within 24 hours, cold otherwise
 //! (heat's [`Rules`] with these thresholds and no spike rule, over heat's access
 //! statistics). Each object not on a tier of its class is moved to its class's first tier
-//! (the configuration's `[classes]`); a refused move is tried again at the next boundary.
-//! Predicted to be read in the next window: the objects classified hot.
+//! (the configuration's `[classes]`); a move refused for capacity is asked again at the
+//! next boundary, one refused for minimum residency at the first boundary after the
+//! residency ends. Predicted to be read in the next window: the objects classified hot.
 
-use super::classes::ClassWatch;
-use crate::classify::{Class, Rules, SpikeRule};
+use super::classes::{ClassWatch, Keep};
+use crate::classify::{Rules, SpikeRule};
 use crate::config::TieringConfig;
-use crate::eval::{MoveOutcome, Policy, Predictions, ReplayState};
+use crate::eval::{MoveOutcome, Policy, Predictions, Refusal, ReplayState};
 use crate::stats::Decay;
 use crate::trace::TraceRequest;
 use crate::tracker::TrackerConfig;
@@ -60,21 +61,33 @@ impl Policy for Seed003 {
     }
 
     fn on_window(&mut self, state: &mut ReplayState, now_ms: i64, predictions: &mut Predictions) {
+        self.watch.wake(now_ms);
+        self.watch.predict_hot(now_ms, predictions);
         self.watch.retain_active(|watch, object| {
             let Some(mut tier) = state.tier_of(object) else {
-                return false;
+                return Keep::Forget;
             };
             let decision = watch.decision(object, now_ms);
-            if decision.class == Class::Hot {
-                predictions.will_read(object);
-            }
+            let quiet = watch.class_holds_until(&decision);
             let wanted = watch.classes.tiers_for(decision.class);
-            if let Some(&to) = wanted.first() {
-                if !wanted.contains(&tier) && state.move_object(object, to) == MoveOutcome::Moved {
-                    tier = to;
+            if let Some(&to) = wanted.first().filter(|_| !wanted.contains(&tier)) {
+                match state.move_object(object, to) {
+                    MoveOutcome::Moved => tier = to,
+                    // Asked again when the residency ends (or the class may have changed).
+                    MoveOutcome::Refused(Refusal::MinResidency) => {
+                        let placed = state.placed_at_ms(object).unwrap_or(now_ms);
+                        let held = placed.saturating_add(state.min_residency_ms(tier));
+                        return Keep::Sleep(held.min(quiet));
+                    }
+                    // Asked again at the next boundary.
+                    _ => return Keep::Active,
                 }
             }
-            !watch.settled(&decision, tier)
+            if watch.settled(&decision, tier) {
+                Keep::Forget
+            } else {
+                Keep::Sleep(quiet)
+            }
         });
     }
 }

@@ -1,0 +1,124 @@
+//! Replay throughput of `strata eval`'s policies: each trace is read into memory once, then
+//! replayed through each policy alone on the example configuration's tiers, at the trace's
+//! own clock and stretched to span 180 days; prints requests per second of replay (engine
+//! and policy, trace reading excluded: `trace_read` measures that) and each policy's cost.
+//!
+//! Run in release: `cargo run --release -p strata-heat --example eval_bench
+//! [--policy=NAME,...] [TRACE...]`; without traces it replays every trace in
+//! `../shared/data/traces` (next to the checkout), without `--policy` every policy.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use strata_heat::eval::policies::{make_policy, POLICY_NAMES};
+use strata_heat::eval::{default_window_ms, replay, CostModel, Requests};
+use strata_heat::trace::{summarize, TraceError, TraceOptions, TraceReader, TraceRequest};
+use strata_heat::units::DAY_MS;
+use strata_heat::TieringConfig;
+
+const EXAMPLE_CONFIG: &str = include_str!("../../server/strata.example.toml");
+
+/// The traces to replay: the arguments, else the shared trace folder's traces.
+fn traces() -> Vec<PathBuf> {
+    let given: Vec<PathBuf> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .map(PathBuf::from)
+        .collect();
+    if !given.is_empty() {
+        return given;
+    }
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/traces");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|path| path.extension().is_none_or(|ext| ext != "txt"))
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    paths
+}
+
+/// `--policy=a,b`, else every policy.
+fn policies() -> Vec<String> {
+    std::env::args()
+        .find_map(|arg| arg.strip_prefix("--policy=").map(str::to_string))
+        .map_or_else(
+            || POLICY_NAMES.iter().map(|name| name.to_string()).collect(),
+            |list| list.split(',').map(str::to_string).collect(),
+        )
+}
+
+fn main() {
+    let policies = policies();
+    let config = match TieringConfig::parse(EXAMPLE_CONFIG) {
+        Ok(config) => config,
+        Err(err) => return eprintln!("{err}"),
+    };
+    let model = CostModel::new(&config);
+    println!(
+        "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>13} {:>12}",
+        "trace", "clock", "requests", "objects", "policy", "seconds", "requests/s", "total $"
+    );
+    for path in traces() {
+        let name = path
+            .file_name()
+            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+        let summary = match summarize(&path, &TraceOptions::default()) {
+            Ok(summary) => summary,
+            Err(err) => {
+                eprintln!("{err}");
+                continue;
+            }
+        };
+        let stretch = 180.0 * DAY_MS as f64 / summary.span_ms.max(1) as f64;
+        for (clock, scale) in [("own", 1.0), ("180d", stretch)] {
+            let options = TraceOptions {
+                format: None,
+                time_scale: scale,
+            };
+            let (Ok(summary), Ok(requests)) = (summarize(&path, &options), load(&path, &options))
+            else {
+                continue;
+            };
+            let window = default_window_ms(summary.span_ms);
+            let reopen = || -> Result<Requests<'_>, TraceError> {
+                Ok(Box::new(requests.iter().copied().map(Ok)))
+            };
+            for policy in &policies {
+                let made = match make_policy(policy, &config) {
+                    Ok(made) => made,
+                    Err(err) => return eprintln!("{err}"),
+                };
+                let started = Instant::now();
+                let runs = match replay(&summary, &config, window, vec![made], &reopen) {
+                    Ok(runs) => runs,
+                    Err(err) => {
+                        eprintln!("{name} {policy}: {err}");
+                        continue;
+                    }
+                };
+                let seconds = started.elapsed().as_secs_f64();
+                let cost = runs.first().map_or(0.0, |run| run.report(&model).total_cost);
+                println!(
+                    "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>13.0} {:>12.4e}",
+                    name,
+                    clock,
+                    summary.requests,
+                    summary.objects,
+                    policy,
+                    seconds,
+                    summary.requests as f64 / seconds.max(1e-9),
+                    cost
+                );
+            }
+        }
+    }
+}
+
+/// The whole trace in memory.
+fn load(path: &Path, options: &TraceOptions) -> Result<Vec<TraceRequest>, TraceError> {
+    TraceReader::open(path, options)?.collect()
+}
