@@ -699,9 +699,8 @@ fn oracle_reports_a_damaged_trace_with_the_readers_error() {
         Ok(Box::new([Ok(read(0, 0)), Err(bad)].into_iter()))
     };
     let oracle: Box<dyn Policy> = Box::new(Oracle::new());
-    let error = replay(&summary, &config, DAY_MS, vec![oracle], &reopen)
-        .err()
-        .expect("the trace's error");
+    let error =
+        replay(&summary, &config, DAY_MS, vec![oracle], &reopen).expect_err("the trace's error");
     assert!(matches!(error, EvalError::Trace(_)), "{error:?}");
     assert_eq!(
         error.to_string(),

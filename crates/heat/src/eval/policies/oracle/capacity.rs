@@ -75,7 +75,11 @@ pub(super) fn plan(model: &Model, activity: &Activity, capacities: &[Option<u64>
         solver: Solver::default(),
     };
     let first = planner.solve_all(capped);
-    if !capped || planner.first_overfilled(&planner.usage(&first), &[]).is_none() {
+    if !capped
+        || planner
+            .first_overfilled(&planner.usage(&first), &[])
+            .is_none()
+    {
         return Plan {
             moves: first.moves,
             cost: first.cost,
@@ -199,7 +203,9 @@ impl Planner<'_> {
                     stalled = 0;
                 }
             }
-            if self.first_overfilled(&self.usage(&current), &[]).is_none() && current.cost < best.cost {
+            if self.first_overfilled(&self.usage(&current), &[]).is_none()
+                && current.cost < best.cost
+            {
                 best = current.clone();
             }
         }
@@ -323,7 +329,10 @@ impl Planner<'_> {
         pass.moves[o] = candidate.moves;
         pass.stays[o] = candidate.stays;
         pass.solutions[o] = candidate.solution;
-        self.forbidden.entry(candidate.object).or_default().push(cell);
+        self.forbidden
+            .entry(candidate.object)
+            .or_default()
+            .push(cell);
     }
 
     /// The first overfilled (tier, window) by window, but those in `skip`.
