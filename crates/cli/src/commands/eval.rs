@@ -263,7 +263,7 @@ fn print_table(reports: &[PolicyReport]) {
     for r in reports {
         if let Some(gap) = r.gap.filter(|&gap| gap > 0.0) {
             println!(
-                "{}: within {:.2}% of the optimum (cost over its lower bound under capacity)",
+                "{}: at most {:.2}% above the optimum (its cost over a lower bound under capacity)",
                 r.policy,
                 gap * 100.0
             );
