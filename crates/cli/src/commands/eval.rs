@@ -259,6 +259,16 @@ fn print_table(reports: &[PolicyReport]) {
             p.base_rate,
         );
     }
+    // A policy that is not exact (the oracle when a capacity binds) says by how much.
+    for r in reports {
+        if let Some(gap) = r.gap.filter(|&gap| gap > 0.0) {
+            println!(
+                "{}: at most {:.2}% above the optimum (its cost over a lower bound under capacity)",
+                r.policy,
+                gap * 100.0
+            );
+        }
+    }
 }
 
 /// Dollars to four significant digits, in scientific notation below a cent (traces

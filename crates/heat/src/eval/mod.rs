@@ -35,8 +35,8 @@
 //! - **Predictions**: at each window boundary a policy names the existing objects it
 //!   expects to be read in the window that starts; see [`metrics`].
 //!
-//! Policies ([`policies`]): `static`, `seed003`, `s3-intelligent`, `lru`, `rules`; the
-//! `oracle` and `learned` policies of issue 11 plug into the same [`Policy`] trait.
+//! Policies ([`policies`]): `static`, `seed003`, `s3-intelligent`, `lru`, `rules`, `oracle`;
+//! the `learned` policy of issue 11 plugs into the same [`Policy`] trait.
 
 pub mod cost;
 pub mod metrics;
@@ -144,6 +144,12 @@ pub trait Policy {
 
     /// The time asked for by [`Policy::wakeup_ms`] has come.
     fn on_wakeup(&mut self, _state: &mut ReplayState, _now_ms: i64) {}
+
+    /// For a policy that approximates an optimum (the `oracle` under capacity): its
+    /// optimality gap, (cost − lower bound) / lower bound, 0 when exact.
+    fn gap(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Why an evaluation could not run.
@@ -187,6 +193,8 @@ pub struct PolicyRun {
     pub refused_capacity: u64,
     /// Next-window predictions against reads.
     pub confusion: Confusion,
+    /// The policy's optimality gap, if it reports one ([`Policy::gap`]).
+    pub gap: Option<f64>,
 }
 
 /// One policy's result, priced: a row of `strata eval`.
@@ -218,6 +226,9 @@ pub struct PolicyReport {
     pub refused_capacity: u64,
     /// Next-window prediction scores.
     pub prediction: PredictionMetrics,
+    /// The optimality gap of a policy that reports one (the `oracle`; 0 when exact).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gap: Option<f64>,
 }
 
 impl PolicyRun {
@@ -253,6 +264,7 @@ impl PolicyRun {
             refused_residency: self.refused_residency,
             refused_capacity: self.refused_capacity,
             prediction: self.confusion.metrics(),
+            gap: self.gap,
         }
     }
 }
@@ -316,6 +328,7 @@ pub fn replay(
                 refused_residency: run.state.refused_residency,
                 refused_capacity: run.state.refused_capacity,
                 confusion: run.state.confusion,
+                gap: run.policy.gap(),
             }
         })
         .collect())

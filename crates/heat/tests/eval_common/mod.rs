@@ -262,6 +262,10 @@ impl Policy for Observed {
     fn on_wakeup(&mut self, state: &mut ReplayState, now_ms: i64) {
         self.inner.on_wakeup(state, now_ms);
     }
+
+    fn gap(&self) -> Option<f64> {
+        self.inner.gap()
+    }
 }
 
 /// The snapshot taken at the window start `at_ms`.

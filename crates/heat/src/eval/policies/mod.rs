@@ -7,10 +7,12 @@
 //! | `s3-intelligent` | frequent → infrequent → archive-instant by idle time, back on access ([`s3_intelligent`]) | on the frequent tier |
 //! | `lru` | the first tier is an LRU cache ([`lru`]) | on the cache's tier |
 //! | `rules` | Strata's planner: spikes at ingest, periodic passes ([`rules`]) | classified hot |
+//! | `oracle` | the offline optimum's schedule, at window boundaries ([`oracle`]) | exactly the objects read |
 
 mod backlog;
 mod classes;
 pub mod lru;
+pub mod oracle;
 mod recency;
 pub mod rules;
 pub mod s3_intelligent;
@@ -21,10 +23,17 @@ use super::Policy;
 use crate::config::TieringConfig;
 
 /// The policies available, in the order `all` runs them.
-pub const POLICY_NAMES: [&str; 5] = ["static", "seed003", "s3-intelligent", "lru", "rules"];
+pub const POLICY_NAMES: [&str; 6] = [
+    "static",
+    "seed003",
+    "s3-intelligent",
+    "lru",
+    "rules",
+    "oracle",
+];
 
 /// Policies of issue 11 not built yet.
-pub const PLANNED_POLICY_NAMES: [&str; 2] = ["oracle", "learned"];
+pub const PLANNED_POLICY_NAMES: [&str; 1] = ["learned"];
 
 /// The policy called `name`, for a configuration.
 pub fn make_policy(name: &str, config: &TieringConfig) -> Result<Box<dyn Policy>, String> {
@@ -34,6 +43,7 @@ pub fn make_policy(name: &str, config: &TieringConfig) -> Result<Box<dyn Policy>
         "s3-intelligent" => Box::new(s3_intelligent::S3Intelligent::new(config)),
         "lru" => Box::new(lru::Lru::new(config)),
         "rules" => Box::new(rules::RulesPolicy::new(config)?),
+        "oracle" => Box::new(oracle::Oracle::new()),
         other => return Err(unknown_policy(other)),
     })
 }
