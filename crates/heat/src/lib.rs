@@ -18,7 +18,9 @@
 //! - placement ([`placement`]): from classes and capacities to a plan of moves and waits
 //!   that never overfills a tier;
 //! - policy evaluation ([`eval`]): replay of an access trace through tiering policies under
-//!   one cost model, with next-window prediction scores (`strata eval`).
+//!   one cost model, with next-window prediction scores (`strata eval`);
+//! - the forecast of next-window reads ([`forecast`]): features, gradient-boosted trees,
+//!   walk-forward training (the `learned` policy of `strata eval`).
 //!
 //! It does not own the HTTP server, the catalog tables, or the move jobs: the server feeds
 //! the tracker and flushes it, the catalog stores [`PersistedStats`] and decisions, and the
@@ -58,6 +60,7 @@
 pub mod classify;
 pub mod config;
 pub mod eval;
+pub mod forecast;
 pub mod event;
 pub mod placement;
 pub mod stats;

@@ -7,8 +7,10 @@
 //! | `s3-intelligent` | frequent → infrequent → archive-instant by idle time, back on access ([`s3_intelligent`]) | on the frequent tier |
 //! | `lru` | the first tier is an LRU cache ([`lru`]) | on the cache's tier |
 //! | `rules` | Strata's planner: spikes at ingest, periodic passes ([`rules`]) | classified hot |
+//! | `learned` | each window, each active object to its cheapest tier for its forecast reads ([`learned`]) | forecast reads ≥ threshold |
 
 mod classes;
+pub mod learned;
 pub mod lru;
 mod recency;
 pub mod rules;
@@ -20,10 +22,17 @@ use super::Policy;
 use crate::config::TieringConfig;
 
 /// The policies available, in the order `all` runs them.
-pub const POLICY_NAMES: [&str; 5] = ["static", "seed003", "s3-intelligent", "lru", "rules"];
+pub const POLICY_NAMES: [&str; 6] = [
+    "static",
+    "seed003",
+    "s3-intelligent",
+    "lru",
+    "rules",
+    "learned",
+];
 
 /// Policies of issue 11 not built yet.
-pub const PLANNED_POLICY_NAMES: [&str; 2] = ["oracle", "learned"];
+pub const PLANNED_POLICY_NAMES: [&str; 1] = ["oracle"];
 
 /// The policy called `name`, for a configuration.
 pub fn make_policy(name: &str, config: &TieringConfig) -> Result<Box<dyn Policy>, String> {
@@ -33,6 +42,7 @@ pub fn make_policy(name: &str, config: &TieringConfig) -> Result<Box<dyn Policy>
         "s3-intelligent" => Box::new(s3_intelligent::S3Intelligent::new(config)),
         "lru" => Box::new(lru::Lru::new(config)),
         "rules" => Box::new(rules::RulesPolicy::new(config)?),
+        "learned" => Box::new(learned::Learned::new(config)),
         other => return Err(unknown_policy(other)),
     })
 }
