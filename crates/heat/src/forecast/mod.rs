@@ -34,7 +34,8 @@ impl Default for ForecastSettings {
             first_train_windows: 8,
             retrain_every: 8,
             max_rows: 200_000,
-            active_windows: features::RING as u32,
+            // Two days of hourly windows: a daily pattern stays in view between its bursts.
+            active_windows: 48,
         }
     }
 }
