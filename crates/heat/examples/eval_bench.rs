@@ -59,8 +59,9 @@ fn main() {
     };
     let model = CostModel::new(&config);
     println!(
-        "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>13} {:>12}",
-        "trace", "clock", "requests", "objects", "policy", "seconds", "requests/s", "total $"
+        "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>13} {:>12} {:>6} {:>6} {:>6}",
+        "trace", "clock", "requests", "objects", "policy", "seconds", "requests/s", "total $",
+        "acc", "base", "F1"
     );
     for path in traces() {
         let name = path
@@ -101,9 +102,12 @@ fn main() {
                     }
                 };
                 let seconds = started.elapsed().as_secs_f64();
-                let cost = runs.first().map_or(0.0, |run| run.report(&model).total_cost);
+                let Some(report) = runs.first().map(|run| run.report(&model)) else {
+                    continue;
+                };
+                let p = &report.prediction;
                 println!(
-                    "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>13.0} {:>12.4e}",
+                    "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>13.0} {:>12.4e} {:>6.4} {:>6.4} {:>6.4}",
                     name,
                     clock,
                     summary.requests,
@@ -111,7 +115,10 @@ fn main() {
                     policy,
                     seconds,
                     summary.requests as f64 / seconds.max(1e-9),
-                    cost
+                    report.total_cost,
+                    p.accuracy,
+                    p.base_rate,
+                    p.f1
                 );
             }
         }
