@@ -60,13 +60,23 @@ fn main() {
     let model = CostModel::new(&config);
     println!(
         "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>13} {:>12} {:>6} {:>6} {:>6}",
-        "trace", "clock", "requests", "objects", "policy", "seconds", "requests/s", "total $",
-        "acc", "base", "F1"
+        "trace",
+        "clock",
+        "requests",
+        "objects",
+        "policy",
+        "seconds",
+        "requests/s",
+        "total $",
+        "acc",
+        "base",
+        "F1"
     );
     for path in traces() {
-        let name = path
-            .file_name()
-            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
         let summary = match summarize(&path, &TraceOptions::default()) {
             Ok(summary) => summary,
             Err(err) => {

@@ -375,7 +375,7 @@ fn policy_lists_accept_all_or_known_names_and_refuse_others_listing_them() {
         "unknown policy \"fifo\"; use all or one of static, seed003, s3-intelligent, lru, rules, \
          learned"
     );
-    for planned in ["oracle"] {
+    for planned in strata_heat::eval::policies::PLANNED_POLICY_NAMES {
         let message = parse_policy_list(planned).unwrap_err();
         assert!(message.contains("not available yet"), "{message}");
         assert!(message.contains("static, seed003"), "{message}");

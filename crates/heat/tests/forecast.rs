@@ -50,7 +50,10 @@ fn features_describe_the_history_before_the_boundary_as_computed_by_hand() {
     assert_eq!(row.len(), FEATURES);
     let near = |name: &str, expected: f64| {
         let got = feature(&row, name);
-        assert!((got - expected).abs() < 1e-9, "{name}: got {got}, expected {expected}");
+        assert!(
+            (got - expected).abs() < 1e-9,
+            "{name}: got {got}, expected {expected}"
+        );
     };
     // Window 2 had the write only; windows 0-2 the three reads.
     near("reads_last_1", 0.0);
@@ -153,7 +156,10 @@ fn walk_forward_forecasts_at_a_window_are_the_same_whether_or_not_later_windows_
         assert_eq!(a, b, "window {window}");
     }
     // The future does change what comes after the cut.
-    assert_ne!(with_future[windows as usize + 40], without[windows as usize - 8]);
+    assert_ne!(
+        with_future[windows as usize + 40],
+        without[windows as usize - 8]
+    );
 }
 
 #[test]
@@ -218,7 +224,10 @@ fn a_missing_damaged_or_foreign_model_file_is_refused_naming_the_file_and_the_re
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("none.json");
     let message = ForecastModel::load(&missing).unwrap_err().to_string();
-    assert!(message.starts_with(&format!("model file {}: cannot read it", missing.display())), "{message}");
+    assert!(
+        message.starts_with(&format!("model file {}: cannot read it", missing.display())),
+        "{message}"
+    );
 
     let (model, _) = small_model();
     let path = dir.path().join("model.json");
@@ -226,8 +235,17 @@ fn a_missing_damaged_or_foreign_model_file_is_refused_naming_the_file_and_the_re
     let text = std::fs::read_to_string(&path).expect("read");
     std::fs::write(&path, &text[..text.len() / 2]).expect("truncate");
     let message = ForecastModel::load(&path).unwrap_err().to_string();
-    assert!(message.starts_with(&format!("model file {}: not a forecast model", path.display())), "{message}");
-    assert!(message.ends_with("train a new one with `strata train`"), "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "model file {}: not a forecast model",
+            path.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("train a new one with `strata train`"),
+        "{message}"
+    );
 
     let future = text.replacen(
         &format!("\"format_version\":{MODEL_FORMAT_VERSION}"),
@@ -236,5 +254,8 @@ fn a_missing_damaged_or_foreign_model_file_is_refused_naming_the_file_and_the_re
     );
     std::fs::write(&path, future).expect("write");
     let message = ForecastModel::load(&path).unwrap_err().to_string();
-    assert!(message.contains("model format 99 (this Strata reads format 1)"), "{message}");
+    assert!(
+        message.contains("model format 99 (this Strata reads format 1)"),
+        "{message}"
+    );
 }

@@ -173,7 +173,10 @@ impl FeatureStore {
         let seen = h.first_ms != i64::MIN;
         let since_rate = (now_ms - h.rate_at_ms).max(0) as f64 / w;
         let (since_last, age) = if seen {
-            ((now_ms - h.last_ms) as f64 / w, (now_ms - h.first_ms) as f64 / w)
+            (
+                (now_ms - h.last_ms) as f64 / w,
+                (now_ms - h.first_ms) as f64 / w,
+            )
         } else {
             (f64::NAN, 0.0)
         };

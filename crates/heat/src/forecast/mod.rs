@@ -200,7 +200,8 @@ impl Forecaster {
         if self.pending_objects.is_empty() {
             return;
         }
-        let per_window = (self.settings.max_rows / self.settings.retrain_every.max(1) as usize).max(1);
+        let per_window =
+            (self.settings.max_rows / self.settings.retrain_every.max(1) as usize).max(1);
         let stride = self.pending_objects.len().div_ceil(per_window);
         for (i, &object) in self.pending_objects.iter().enumerate().step_by(stride) {
             let index = object as usize;
@@ -213,7 +214,10 @@ impl Forecaster {
             self.train_rows
                 .extend_from_slice(&self.pending_rows[i * FEATURES..(i + 1) * FEATURES]);
         }
-        let excess = self.train_reads.len().saturating_sub(self.settings.max_rows);
+        let excess = self
+            .train_reads
+            .len()
+            .saturating_sub(self.settings.max_rows);
         if excess > 0 {
             self.train_reads.drain(..excess);
             self.train_rows.drain(..excess * FEATURES);

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use forust_ml::{GradientBooster, Matrix};
 use forust_ml::objective::ObjectiveType;
+use forust_ml::{GradientBooster, Matrix};
 use serde::{Deserialize, Serialize};
 
 use super::features::{FEATURES, FEATURE_NAMES};
@@ -204,7 +204,10 @@ pub fn best_threshold(predicted: &[f64], reads: &[f64]) -> (f64, f64) {
             true_positives += 1;
         }
         // Only cut between distinct predictions.
-        if order.get(rank + 1).is_some_and(|&next| predicted[next] == predicted[i]) {
+        if order
+            .get(rank + 1)
+            .is_some_and(|&next| predicted[next] == predicted[i])
+        {
             continue;
         }
         let f1 = 2.0 * true_positives as f64 / (rank + 1 + positives) as f64;

@@ -203,6 +203,8 @@ pub struct Observed {
 }
 
 impl Observed {
+    // Returns the boxed policy with its log: the replay takes the box, the test keeps the log.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(inner: Box<dyn Policy>) -> (Box<dyn Policy>, Snapshots) {
         let log = Snapshots::default();
         (

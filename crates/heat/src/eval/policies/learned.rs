@@ -13,7 +13,9 @@
 
 use super::seed003::Seed003;
 use crate::config::TieringConfig;
-use crate::eval::{CostModel, EvalError, Policy, PrepareContext, Predictions, ReplayState, TierIndex};
+use crate::eval::{
+    CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState, TierIndex,
+};
 use crate::forecast::{ForecastSettings, Forecaster};
 use crate::placement::residency_holds;
 use crate::trace::TraceRequest;
@@ -41,7 +43,13 @@ impl Learned {
     }
 
     /// The tier with the least expected cost for one window, for an object on `from`.
-    fn best_tier(&self, state: &ReplayState, object: u32, from: TierIndex, reads: f64) -> TierIndex {
+    fn best_tier(
+        &self,
+        state: &ReplayState,
+        object: u32,
+        from: TierIndex,
+        reads: f64,
+    ) -> TierIndex {
         let size = state.size(object) as f64;
         let window = state.window_ms() as f64;
         let o = &self.prices.objectives;
@@ -49,10 +57,20 @@ impl Learned {
         let placed = state.placed_at_ms(object).unwrap_or(i64::MIN);
         let mut best = (f64::INFINITY, from);
         for (to, p) in self.prices.tiers.iter().enumerate() {
-            if residency_holds(from, to, placed, state.min_residency_ms(from), state.now_ms()) {
+            if residency_holds(
+                from,
+                to,
+                placed,
+                state.min_residency_ms(from),
+                state.now_ms(),
+            ) {
                 continue;
             }
-            let miss = if p.misses_objective { o.miss_penalty } else { 0.0 };
+            let miss = if p.misses_objective {
+                o.miss_penalty
+            } else {
+                0.0
+            };
             let read = size * (p.retrieval_per_byte + p.egress_per_byte)
                 + p.per_request
                 + p.read_latency_ms * o.latency_price_per_ms
