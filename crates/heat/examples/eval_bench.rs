@@ -5,7 +5,8 @@
 //!
 //! Run in release: `cargo run --release -p strata-heat --example eval_bench
 //! [--policy=NAME,...] [TRACE...]`; without traces it replays every trace in
-//! `../shared/data/traces` (next to the checkout), without `--policy` every policy.
+//! `../shared/data/traces` (next to the checkout), without `--policy` every policy. With
+//! `EVAL_BENCH_BREAKDOWN` set, each policy's cost by kind, moves and refusals go to stderr.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -116,6 +117,15 @@ fn main() {
                     continue;
                 };
                 let p = &report.prediction;
+                if std::env::var_os("EVAL_BENCH_BREAKDOWN").is_some() {
+                    eprintln!(
+                        "{name} {clock} {policy}: {:?} moves {} refused {} {}",
+                        report.cost,
+                        report.moves,
+                        report.refused_residency,
+                        report.refused_capacity
+                    );
+                }
                 println!(
                     "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>13.0} {:>12.4e} {:>6.4} {:>6.4} {:>6.4}",
                     name,

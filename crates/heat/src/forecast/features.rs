@@ -153,6 +153,21 @@ impl FeatureStore {
             .filter(|&ms| ms != i64::MIN)
     }
 
+    /// An object's reads per window over its whole life up to `now_ms` (0 if never seen):
+    /// the floor under a forecast, so that a zero forecast does not send an object that is
+    /// read now and then to a tier where reads are dear.
+    pub fn lifetime_reads_per_window(&self, object: u32, now_ms: i64) -> f64 {
+        let Some(h) = self
+            .histories
+            .get(object as usize)
+            .filter(|h| h.first_ms != i64::MIN)
+        else {
+            return 0.0;
+        };
+        let age = ((now_ms - h.first_ms) as f64 / self.window_ms as f64).max(1.0);
+        f64::from(h.reads) / age
+    }
+
     /// Appends the features of `object` at the window boundary `now_ms` (every access
     /// recorded so far must be before it) to `row`; `size` is the object's size in bytes.
     pub fn features(&self, object: u32, size: u64, now_ms: i64, row: &mut Vec<f64>) {

@@ -164,6 +164,11 @@ impl Forecaster {
         }
     }
 
+    /// The per-object histories.
+    pub fn store(&self) -> &FeatureStore {
+        &self.store
+    }
+
     /// What the last boundary forecast.
     pub fn forecast(&self) -> &Forecast {
         &self.forecast

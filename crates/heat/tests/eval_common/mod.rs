@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use strata_heat::eval::{
-    replay, MoveOutcome, Policy, PolicyRun, PrepareContext, Predictions, ReplayState, Requests,
+    replay, MoveOutcome, Policy, PolicyRun, Predictions, PrepareContext, ReplayState, Requests,
     TierIndex,
 };
 use strata_heat::trace::{TraceError, TraceFormat, TraceRequest, TraceSummary};
@@ -98,9 +98,8 @@ pub fn run(
     policies: Vec<Box<dyn Policy>>,
 ) -> Vec<PolicyRun> {
     let summary = summary(requests, sizes);
-    let reopen = || -> Result<Requests<'_>, TraceError> {
-        Ok(Box::new(requests.iter().copied().map(Ok)))
-    };
+    let reopen =
+        || -> Result<Requests<'_>, TraceError> { Ok(Box::new(requests.iter().copied().map(Ok))) };
     replay(&summary, config, window_ms, policies, &reopen).expect("replay")
 }
 
@@ -132,9 +131,7 @@ pub struct Scripted {
 impl Scripted {
     fn make(&self, state: &mut ReplayState, time: i64, object: u32, to: TierIndex) {
         let outcome = state.move_object(object, to);
-        self.outcomes
-            .borrow_mut()
-            .push((time, object, to, outcome));
+        self.outcomes.borrow_mut().push((time, object, to, outcome));
     }
 }
 
@@ -232,7 +229,10 @@ impl Policy for Observed {
         self.inner.name()
     }
 
-    fn prepare(&mut self, context: &PrepareContext<'_, '_>) -> Result<(), strata_heat::eval::EvalError> {
+    fn prepare(
+        &mut self,
+        context: &PrepareContext<'_, '_>,
+    ) -> Result<(), strata_heat::eval::EvalError> {
         self.inner.prepare(context)
     }
 

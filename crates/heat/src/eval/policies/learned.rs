@@ -2,17 +2,21 @@
 //! on the replay's own past, and a per-object choice of tier by expected cost.
 //!
 //! At each window boundary the forecaster learns from the window that ended and predicts
-//! the one that starts; each active object goes to the tier minimising, for that window,
-//! storage + predicted reads × the cost of a read there (retrieval, egress, request,
-//! latency price, miss penalty) + the move's cost spread over [`AMORTISE_WINDOWS`]. A
-//! demotion that minimum residency would refuse is not asked for. Objects idle for the
-//! forecaster's horizon get one last choice as unread. Predicted "read": a predicted count
+//! the one that starts. Each active object's expected reads a window are the forecast, or
+//! its lifetime reads per window if more (a zero forecast must not send an object read now
+//! and then to a tier where reads are dear); it moves when a tier's cost a window (storage plus
+//! expected reads × the cost of a read there: retrieval, egress, request, latency price,
+//! miss penalty) plus the move's cost spread over the stay it commits to (the target's
+//! minimum residency, at least [`AMORTISE_WINDOWS`] windows) is below staying. A demotion
+//! that minimum residency would refuse is not asked for. Objects idle for the forecaster's
+//! horizon get one last choice at their lifetime rate. Predicted "read": a predicted count
 //! at or above the threshold that maximised F1 on the training rows.
 //!
 //! Before the first model (too little history), the policy is `seed003`, as that rule is.
 
 use super::seed003::Seed003;
 use crate::config::TieringConfig;
+use crate::eval::cost::TierPrices;
 use crate::eval::{
     CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState, TierIndex,
 };
@@ -42,7 +46,11 @@ impl Learned {
         }
     }
 
-    /// The tier with the least expected cost for one window, for an object on `from`.
+    /// The tier with the least expected cost for an object on `from` expected to be read
+    /// `reads` times a window. Each move is judged over the stay it commits to, `H` =
+    /// the target's minimum residency or [`AMORTISE_WINDOWS`] windows, whichever is longer:
+    /// the move's cost plus `H` windows there against `H` windows where it is; the move
+    /// with the largest saving per window wins.
     fn best_tier(
         &self,
         state: &ReplayState,
@@ -53,19 +61,7 @@ impl Learned {
         let size = state.size(object) as f64;
         let window = state.window_ms() as f64;
         let o = &self.prices.objectives;
-        let source = &self.prices.tiers[from];
-        let placed = state.placed_at_ms(object).unwrap_or(i64::MIN);
-        let mut best = (f64::INFINITY, from);
-        for (to, p) in self.prices.tiers.iter().enumerate() {
-            if residency_holds(
-                from,
-                to,
-                placed,
-                state.min_residency_ms(from),
-                state.now_ms(),
-            ) {
-                continue;
-            }
+        let per_window = |p: &TierPrices| {
             let miss = if p.misses_objective {
                 o.miss_penalty
             } else {
@@ -75,18 +71,31 @@ impl Learned {
                 + p.per_request
                 + p.read_latency_ms * o.latency_price_per_ms
                 + miss;
-            let moving = if to == from {
-                0.0
-            } else {
-                (size * (source.retrieval_per_byte + source.egress_per_byte)
-                    + source.per_request
-                    + p.per_request)
-                    / AMORTISE_WINDOWS
-            };
-            let cost = size * window * p.storage_per_byte_ms + reads * read + moving;
-            // Ties keep the object where it is.
-            if cost < best.0 || (cost == best.0 && to == from) {
-                best = (cost, to);
+            size * window * p.storage_per_byte_ms + reads * read
+        };
+        let source = &self.prices.tiers[from];
+        let stay = per_window(source);
+        let placed = state.placed_at_ms(object).unwrap_or(i64::MIN);
+        let mut best = (0.0, from);
+        for (to, p) in self.prices.tiers.iter().enumerate() {
+            if to == from
+                || residency_holds(
+                    from,
+                    to,
+                    placed,
+                    state.min_residency_ms(from),
+                    state.now_ms(),
+                )
+            {
+                continue;
+            }
+            let stay_windows = (state.min_residency_ms(to) as f64 / window).max(AMORTISE_WINDOWS);
+            let moving = size * (source.retrieval_per_byte + source.egress_per_byte)
+                + source.per_request
+                + p.per_request;
+            let saving = stay - per_window(p) - moving / stay_windows;
+            if saving > best.0 {
+                best = (saving, to);
             }
         }
         best.1
@@ -135,14 +144,17 @@ impl Policy for Learned {
         match forecaster.model() {
             None => self.fallback.on_window(state, now_ms, predictions),
             Some(model) => {
+                let store = forecaster.store();
                 for &(object, reads) in &forecast.predicted {
                     if reads >= model.threshold {
                         predictions.will_read(object);
                     }
-                    self.place(state, object, reads);
+                    let floor = store.lifetime_reads_per_window(object, now_ms);
+                    self.place(state, object, reads.max(floor));
                 }
                 for &object in &forecast.idle {
-                    self.place(state, object, 0.0);
+                    let floor = store.lifetime_reads_per_window(object, now_ms);
+                    self.place(state, object, floor);
                 }
             }
         }
