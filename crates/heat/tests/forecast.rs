@@ -96,6 +96,14 @@ fn features_describe_the_history_before_the_boundary_as_computed_by_hand() {
     assert!(feature(&row, "inter_arrival_mean_windows").is_nan());
     assert_eq!(feature(&row, "reads_last_16"), 0.0);
 
+    // A request out of time order counts at the latest time seen: no negative gap.
+    store.record(&sized(HOUR_MS, 0, Op::Read, 1024));
+    row.clear();
+    store.features(0, 1024, 3 * HOUR_MS, &mut row);
+    assert_eq!(feature(&row, "reads_last_1"), 1.0);
+    assert_eq!(feature(&row, "reads_last_4"), 4.0);
+    assert!(feature(&row, "inter_arrival_mean_windows") >= 0.0);
+
     // A delete forgets the history.
     store.record(&sized(3 * HOUR_MS, 0, Op::Delete, 1024));
     row.clear();
@@ -154,6 +162,28 @@ fn walk_forward_forecasts_at_a_window_are_the_same_whether_or_not_later_windows_
     );
     for (window, (a, b)) in without.iter().zip(&with_future).enumerate() {
         assert_eq!(a, b, "window {window}");
+    }
+    // The same through the replay, where the policy is handed a way to read the whole
+    // trace: its placements and predictions at every boundary before the cut are the same.
+    let config = two_tiers("", "");
+    let boundaries = |requests: &[TraceRequest]| {
+        let (observed, log) = Observed::new(make_policy("learned", &config).expect("learned"));
+        run(&config, HOUR_MS, requests, vec![GB; 48], vec![observed]);
+        let log = log.borrow();
+        log.iter()
+            .filter(|s| !s.after_request && s.at_ms < cut)
+            .map(|s| (s.at_ms, s.tiers.clone(), s.predicted.clone()))
+            .collect::<Vec<_>>()
+    };
+    let replayed = boundaries(&past);
+    assert_eq!(replayed.len(), windows as usize);
+    assert!(replayed
+        .iter()
+        .any(|(_, _, predicted)| !predicted.is_empty()));
+    let future = boundaries(&full);
+    assert_eq!(replayed.len(), future.len());
+    for (past, future) in replayed.iter().zip(&future) {
+        assert_eq!(past, future, "the boundary at {} ms", past.0);
     }
     // The future does change what comes after the cut.
     assert_ne!(

@@ -108,7 +108,13 @@ impl FeatureStore {
             *h = UNSEEN;
             return;
         }
-        let now = request.time_ms;
+        // Requests come in time order; one that does not is counted at the latest time seen
+        // (never a negative gap, never a window behind the ring).
+        let now = if h.first_ms == i64::MIN {
+            request.time_ms
+        } else {
+            request.time_ms.max(h.last_ms)
+        };
         let window = u32::try_from(now / window_ms).unwrap_or(u32::MAX);
         if h.first_ms == i64::MIN {
             h.first_ms = now;
