@@ -7,7 +7,8 @@
 //!
 //! Run in release: `cargo run --release -p strata-heat --example eval_bench
 //! [--policy=NAME,...] [TRACE...]`; without traces it replays every trace in
-//! `../shared/data/traces` (next to the checkout), without `--policy` every policy.
+//! `../shared/data/traces` (next to the checkout), without `--policy` every policy. With
+//! `EVAL_BENCH_BREAKDOWN` set, each policy's cost by kind, moves and refusals go to stderr.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -61,7 +62,7 @@ fn main() {
     };
     let model = CostModel::new(&config);
     println!(
-        "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>12} {:>12} {:>12}",
+        "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>12} {:>12} {:>12} {:>6} {:>6} {:>6}",
         "trace",
         "clock",
         "requests",
@@ -70,7 +71,10 @@ fn main() {
         "cpu s",
         "req/cpu s",
         "req/wall s",
-        "total $"
+        "total $",
+        "acc",
+        "base",
+        "F1"
     );
     for path in traces() {
         let name = path.file_name().map_or_else(
@@ -115,12 +119,22 @@ fn main() {
                 let cpu = cpu_seconds()
                     .zip(cpu_started)
                     .map_or(seconds, |(b, a)| b - a);
-                let cost = runs
-                    .first()
-                    .map_or(0.0, |run| run.report(&model).total_cost);
+                let Some(report) = runs.first().map(|run| run.report(&model)) else {
+                    continue;
+                };
+                let p = &report.prediction;
+                if std::env::var_os("EVAL_BENCH_BREAKDOWN").is_some() {
+                    eprintln!(
+                        "{name} {clock} {policy}: {:?} moves {} refused {} {}",
+                        report.cost,
+                        report.moves,
+                        report.refused_residency,
+                        report.refused_capacity
+                    );
+                }
                 let rate = |s: f64| summary.requests as f64 / s.max(1e-9);
                 println!(
-                    "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>12.0} {:>12.0} {:>12.4e}",
+                    "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>12.0} {:>12.0} {:>12.4e} {:>6.4} {:>6.4} {:>6.4}",
                     name,
                     clock,
                     summary.requests,
@@ -129,7 +143,10 @@ fn main() {
                     cpu,
                     rate(cpu),
                     rate(seconds),
-                    cost
+                    report.total_cost,
+                    p.accuracy,
+                    p.base_rate,
+                    p.f1
                 );
             }
         }

@@ -20,7 +20,9 @@
 //! - access traces ([`trace`]): streaming readers of recorded workloads (eight formats,
 //!   compressed or not) into dense object ids, for replaying policies (`strata eval`);
 //! - policy evaluation ([`eval`]): replay of an access trace through tiering policies under
-//!   one cost model, with next-window prediction scores (`strata eval`).
+//!   one cost model, with next-window prediction scores (`strata eval`);
+//! - the forecast of next-window reads ([`forecast`]): features, gradient-boosted trees,
+//!   walk-forward training (the `learned` policy of `strata eval`).
 //!
 //! It does not own the HTTP server, the catalog tables, or the move jobs: the server feeds
 //! the tracker and flushes it, the catalog stores [`PersistedStats`] and decisions, and the
@@ -61,6 +63,7 @@ pub mod classify;
 pub mod config;
 pub mod eval;
 pub mod event;
+pub mod forecast;
 pub mod placement;
 pub mod stats;
 pub mod trace;

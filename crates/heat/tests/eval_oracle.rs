@@ -406,7 +406,7 @@ fn oracle_waits_out_min_residency_before_demoting() {
     // on b), and the oracle's cost.
     let stay_on_a = |config: &TieringConfig| {
         let (oracle, planned, _) = prepared_oracle(config, window_ms, &requests, sizes.clone());
-        let (observed, log) = Observed::new(Box::new(oracle));
+        let (observed, log) = Observed::wrap(Box::new(oracle));
         let runs = run(config, window_ms, &requests, sizes.clone(), vec![observed]);
         assert_eq!(
             (runs[0].refused_residency, runs[0].refused_capacity),
@@ -474,7 +474,7 @@ fn oracle_moves_an_object_right_after_its_first_request_when_its_first_window_pa
     assert_eq!(run.tally.tiers[1].moves_out, 1, "one promotion");
 
     let (oracle, _, _) = prepared_oracle(&config, window_ms, &requests, sizes.clone());
-    let (observed, log) = Observed::new(Box::new(oracle));
+    let (observed, log) = Observed::wrap(Box::new(oracle));
     run_policies(&config, window_ms, &requests, &sizes, vec![observed]);
     assert_eq!(after_request(&log, 0).tiers, vec![None, Some(1)]);
     assert_eq!(after_request(&log, 1).tiers, vec![Some(0), Some(1)]);
@@ -603,7 +603,7 @@ fn oracle_fits_a_binding_capacity_without_refusals_and_reports_its_gap() {
         let sizes = vec![GB; 3];
 
         let (oracle, planned, gap) = prepared_oracle(&config, window_ms, &requests, sizes.clone());
-        let (observed, log) = Observed::new(Box::new(oracle));
+        let (observed, log) = Observed::wrap(Box::new(oracle));
         let runs = run(&config, window_ms, &requests, sizes.clone(), vec![observed]);
         let run = &runs[0];
         assert_eq!(

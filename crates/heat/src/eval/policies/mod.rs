@@ -7,10 +7,12 @@
 //! | `s3-intelligent` | frequent → infrequent → archive-instant by idle time, back on access ([`s3_intelligent`]) | on the frequent tier |
 //! | `lru` | the first tier is an LRU cache ([`lru`]) | on the cache's tier |
 //! | `rules` | Strata's planner: spikes at ingest, periodic passes ([`rules`]) | classified hot |
+//! | `learned` | each window, each active object to its cheapest tier for its forecast reads ([`learned`]) | forecast reads ≥ threshold |
 //! | `oracle` | the offline optimum's schedule, at window boundaries ([`oracle`]) | exactly the objects read |
 
 mod backlog;
 mod classes;
+pub mod learned;
 pub mod lru;
 pub mod oracle;
 mod recency;
@@ -23,17 +25,18 @@ use super::Policy;
 use crate::config::TieringConfig;
 
 /// The policies available, in the order `all` runs them.
-pub const POLICY_NAMES: [&str; 6] = [
+pub const POLICY_NAMES: [&str; 7] = [
     "static",
     "seed003",
     "s3-intelligent",
     "lru",
     "rules",
+    "learned",
     "oracle",
 ];
 
 /// Policies of issue 11 not built yet.
-pub const PLANNED_POLICY_NAMES: [&str; 1] = ["learned"];
+pub const PLANNED_POLICY_NAMES: [&str; 0] = [];
 
 /// The policy called `name`, for a configuration.
 pub fn make_policy(name: &str, config: &TieringConfig) -> Result<Box<dyn Policy>, String> {
@@ -43,6 +46,7 @@ pub fn make_policy(name: &str, config: &TieringConfig) -> Result<Box<dyn Policy>
         "s3-intelligent" => Box::new(s3_intelligent::S3Intelligent::new(config)),
         "lru" => Box::new(lru::Lru::new(config)),
         "rules" => Box::new(rules::RulesPolicy::new(config)?),
+        "learned" => Box::new(learned::Learned::new(config)),
         "oracle" => Box::new(oracle::Oracle::new()),
         other => return Err(unknown_policy(other)),
     })

@@ -1,0 +1,220 @@
+//! The forecast model: gradient-boosted regression trees (`forust-ml`, squared loss) from a
+//! feature row ([`super::features`]) to the reads of the next window, with the threshold
+//! that turns a predicted count into "will be read", and its training metrics. Saved as
+//! versioned JSON.
+
+use std::path::Path;
+
+use forust_ml::objective::ObjectiveType;
+use forust_ml::{GradientBooster, Matrix};
+use serde::{Deserialize, Serialize};
+
+use super::features::{FEATURES, FEATURE_NAMES};
+
+/// The format of a saved model; a file of another version is refused.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+
+/// Boosting rounds, depth and learning rate: small trees, enough rounds to fit rates and
+/// periodic patterns, cheap enough to retrain every few windows on 200,000 rows.
+const ITERATIONS: usize = 40;
+const MAX_DEPTH: usize = 5;
+const LEARNING_RATE: f32 = 0.2;
+
+/// What training measured, on its own rows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingMetrics {
+    /// Rows trained on.
+    pub rows: usize,
+    /// Share of rows whose object was read in the next window.
+    pub positive_share: f64,
+    /// Root mean squared error of the predicted reads.
+    pub rmse: f64,
+    /// F1 of "read" at the chosen threshold.
+    pub f1: f64,
+}
+
+/// A trained forecast.
+#[derive(Serialize, Deserialize)]
+pub struct ForecastModel {
+    /// [`MODEL_FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// The feature columns, in order.
+    pub features: Vec<String>,
+    /// A predicted count at or above this means "will be read in the next window".
+    pub threshold: f64,
+    /// Training metrics.
+    pub metrics: TrainingMetrics,
+    booster: GradientBooster,
+}
+
+impl std::fmt::Debug for ForecastModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The booster has no Debug; its trees say little to a reader anyway.
+        f.debug_struct("ForecastModel")
+            .field("format_version", &self.format_version)
+            .field("threshold", &self.threshold)
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a model could not be trained, saved or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Training failed.
+    #[error("training the forecast model failed: {0}")]
+    Train(String),
+    /// The model file could not be read or written.
+    #[error("model file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
+}
+
+impl ForecastModel {
+    /// Trains on `rows` (row-major, [`FEATURES`] columns each) and their next-window reads.
+    pub fn train(rows: &[f64], reads: &[f64]) -> Result<Self, ModelError> {
+        if reads.is_empty() || rows.len() != reads.len() * FEATURES {
+            return Err(ModelError::Train(format!(
+                "{} values for {} targets of {FEATURES} features",
+                rows.len(),
+                reads.len()
+            )));
+        }
+        let columns = column_major(rows, reads.len());
+        let matrix = Matrix::new(&columns, reads.len(), FEATURES);
+        // Squared loss: the target is a count (forust's default log loss expects 0/1 labels).
+        let mut booster = GradientBooster::default()
+            .set_objective_type(ObjectiveType::SquaredLoss)
+            .set_iterations(ITERATIONS)
+            .set_max_depth(MAX_DEPTH)
+            .set_learning_rate(LEARNING_RATE)
+            .set_parallel(false);
+        booster
+            .fit_unweighted(&matrix, reads, None)
+            .map_err(|err| ModelError::Train(err.to_string()))?;
+        let predicted: Vec<f64> = booster.predict(&matrix, false);
+        let (threshold, f1) = best_threshold(&predicted, reads);
+        let rmse = (predicted
+            .iter()
+            .zip(reads)
+            .map(|(p, y)| (p - y) * (p - y))
+            .sum::<f64>()
+            / reads.len() as f64)
+            .sqrt();
+        Ok(ForecastModel {
+            format_version: MODEL_FORMAT_VERSION,
+            features: FEATURE_NAMES.iter().map(|name| name.to_string()).collect(),
+            threshold,
+            metrics: TrainingMetrics {
+                rows: reads.len(),
+                positive_share: reads.iter().filter(|&&y| y > 0.0).count() as f64
+                    / reads.len() as f64,
+                rmse,
+                f1,
+            },
+            booster,
+        })
+    }
+
+    /// Predicted next-window reads (never negative) for row-major feature rows.
+    pub fn predict(&self, rows: &[f64]) -> Vec<f64> {
+        let count = rows.len() / FEATURES;
+        if count == 0 {
+            return Vec::new();
+        }
+        let columns = column_major(rows, count);
+        let matrix = Matrix::new(&columns, count, FEATURES);
+        self.booster
+            .predict(&matrix, false)
+            .into_iter()
+            .map(|p| if p.is_finite() { p.max(0.0) } else { 0.0 })
+            .collect()
+    }
+
+    /// Writes the model as JSON to `path`.
+    pub fn save(&self, path: &Path) -> Result<(), ModelError> {
+        let file_error = |reason: String| ModelError::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = serde_json::to_string(self)
+            .map_err(|err| file_error(format!("cannot encode the model: {err}")))?;
+        std::fs::write(path, text)
+            .map_err(|err| file_error(format!("cannot write it: {err}; check the directory")))
+    }
+
+    /// Reads a model written by [`ForecastModel::save`].
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let file_error = |reason: String| ModelError::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| file_error(format!("cannot read it: {err}")))?;
+        let model: ForecastModel = serde_json::from_str(&text).map_err(|err| {
+            file_error(format!(
+                "not a forecast model ({err}); train a new one with `strata train`"
+            ))
+        })?;
+        if model.format_version != MODEL_FORMAT_VERSION {
+            return Err(file_error(format!(
+                "model format {} (this Strata reads format {MODEL_FORMAT_VERSION}); train a \
+                 new one with `strata train`",
+                model.format_version
+            )));
+        }
+        if model.features != FEATURE_NAMES {
+            return Err(file_error(
+                "its features differ from this Strata's; train a new one with `strata train`"
+                    .to_string(),
+            ));
+        }
+        Ok(model)
+    }
+}
+
+/// Row-major rows to the column-major layout forust reads.
+fn column_major(rows: &[f64], count: usize) -> Vec<f64> {
+    let mut columns = vec![0.0; rows.len()];
+    for (r, row) in rows.chunks_exact(FEATURES).enumerate() {
+        for (c, &value) in row.iter().enumerate() {
+            columns[c * count + r] = value;
+        }
+    }
+    columns
+}
+
+/// The threshold on predicted reads that maximises F1 of "read" against `reads > 0`, and
+/// that F1 (`f64::INFINITY` and 0 when nothing is ever read).
+pub fn best_threshold(predicted: &[f64], reads: &[f64]) -> (f64, f64) {
+    let positives = reads.iter().filter(|&&y| y > 0.0).count();
+    if positives == 0 {
+        return (f64::INFINITY, 0.0);
+    }
+    let mut order: Vec<usize> = (0..predicted.len()).collect();
+    order.sort_by(|&a, &b| predicted[b].total_cmp(&predicted[a]));
+    let (mut best, mut best_f1) = (f64::INFINITY, 0.0);
+    let mut true_positives = 0usize;
+    for (rank, &i) in order.iter().enumerate() {
+        if reads[i] > 0.0 {
+            true_positives += 1;
+        }
+        // Only cut between distinct predictions.
+        if order
+            .get(rank + 1)
+            .is_some_and(|&next| predicted[next] == predicted[i])
+        {
+            continue;
+        }
+        let f1 = 2.0 * true_positives as f64 / (rank + 1 + positives) as f64;
+        if f1 > best_f1 {
+            best_f1 = f1;
+            best = predicted[i];
+        }
+    }
+    (best, best_f1)
+}

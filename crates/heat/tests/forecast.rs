@@ -1,0 +1,291 @@
+//! The forecast of next-window reads and the `learned` policy: features computed by hand on
+//! a tiny history, walk-forward training that never sees the future, the learned policy
+//! against seed003 and static on a daily pattern, and model files saved, loaded and damaged.
+
+use strata_heat::eval::policies::make_policy;
+use strata_heat::eval::CostModel;
+use strata_heat::forecast::{
+    FeatureStore, ForecastModel, ForecastSettings, Forecaster, FEATURES, FEATURE_NAMES,
+    MODEL_FORMAT_VERSION,
+};
+use strata_heat::trace::TraceRequest;
+use strata_heat::units::{DAY_MS, HOUR_MS, MINUTE_MS};
+use strata_heat::Op;
+
+mod eval_common;
+use eval_common::*;
+
+fn sized(time_ms: i64, object: u32, op: Op, size: u64) -> TraceRequest {
+    TraceRequest {
+        time_ms,
+        object,
+        op,
+        size: Some(size),
+    }
+}
+
+fn feature(row: &[f64], name: &str) -> f64 {
+    let column = FEATURE_NAMES
+        .iter()
+        .position(|&n| n == name)
+        .unwrap_or_else(|| panic!("no feature {name}"));
+    row[column]
+}
+
+#[test]
+fn features_describe_the_history_before_the_boundary_as_computed_by_hand() {
+    // Windows of 1 h. Object 0 (1 KiB): reads at 0.5 h, 1.5 h and 1.7 h, a write at 2.2 h;
+    // its features at the start of window 3 (3 h).
+    let mut store = FeatureStore::new(HOUR_MS);
+    for request in [
+        sized(30 * MINUTE_MS, 0, Op::Read, 1024),
+        sized(90 * MINUTE_MS, 0, Op::Read, 1024),
+        sized(102 * MINUTE_MS, 0, Op::Read, 1024),
+        sized(132 * MINUTE_MS, 0, Op::Write, 1024),
+    ] {
+        store.record(&request);
+    }
+    let mut row = Vec::new();
+    store.features(0, 1024, 3 * HOUR_MS, &mut row);
+    assert_eq!(row.len(), FEATURES);
+    let near = |name: &str, expected: f64| {
+        let got = feature(&row, name);
+        assert!(
+            (got - expected).abs() < 1e-9,
+            "{name}: got {got}, expected {expected}"
+        );
+    };
+    // Window 2 had the write only; windows 0-2 the three reads.
+    near("reads_last_1", 0.0);
+    near("reads_last_4", 3.0);
+    near("reads_last_16", 3.0);
+    near("writes_last_1", 1.0);
+    // Decayed reads, half-lives 1 and 8 windows: 1 at 0.5 h, halved by 1.5 h, + 1, decayed
+    // 0.2 h to 1.7 h, + 1, decayed 1.3 h to 3 h.
+    let decayed = |half: f64| {
+        ((1.0 * (-1.0 / half).exp2() + 1.0) * (-0.2 / half).exp2() + 1.0) * (-1.3 / half).exp2()
+    };
+    near("decayed_reads_fast", decayed(1.0));
+    near("decayed_reads_slow", decayed(8.0));
+    near("windows_since_last_access", 0.8);
+    // Gaps of 1, 0.2 and 0.5 windows: mean 17/30, sample variance.
+    let mean = 1.7 / 3.0;
+    near("inter_arrival_mean_windows", mean);
+    near(
+        "inter_arrival_var_windows",
+        ((1.0 - mean).powi(2) + (0.2 - mean).powi(2) + (0.5 - mean).powi(2)) / 2.0,
+    );
+    near("log2_size", 10.0);
+    near("age_windows", 2.5);
+    near("read_share", 0.75);
+    near("hour_of_day", 3.0);
+    near("day_of_week", 0.0);
+
+    // Two days and 5 hours later: every count has left its horizon, the clock has moved.
+    row.clear();
+    store.features(0, 1024, 2 * DAY_MS + 5 * HOUR_MS, &mut row);
+    assert_eq!(feature(&row, "reads_last_16"), 0.0);
+    assert_eq!(feature(&row, "writes_last_1"), 0.0);
+    assert_eq!(feature(&row, "hour_of_day"), 5.0);
+    assert_eq!(feature(&row, "day_of_week"), 2.0);
+
+    // An object never seen: no last access, no gaps.
+    row.clear();
+    store.features(7, 1, 3 * HOUR_MS, &mut row);
+    assert!(feature(&row, "windows_since_last_access").is_nan());
+    assert!(feature(&row, "inter_arrival_mean_windows").is_nan());
+    assert_eq!(feature(&row, "reads_last_16"), 0.0);
+
+    // A request out of time order counts at the latest time seen: no negative gap.
+    store.record(&sized(HOUR_MS, 0, Op::Read, 1024));
+    row.clear();
+    store.features(0, 1024, 3 * HOUR_MS, &mut row);
+    assert_eq!(feature(&row, "reads_last_1"), 1.0);
+    assert_eq!(feature(&row, "reads_last_4"), 4.0);
+    assert!(feature(&row, "inter_arrival_mean_windows") >= 0.0);
+
+    // A delete forgets the history.
+    store.record(&sized(3 * HOUR_MS, 0, Op::Delete, 1024));
+    row.clear();
+    store.features(0, 1024, 4 * HOUR_MS, &mut row);
+    assert_eq!(feature(&row, "reads_last_16"), 0.0);
+    assert!(feature(&row, "windows_since_last_access").is_nan());
+}
+
+/// `objects` objects, object `i` read `reads` times in hour `i % 24` of every day, for
+/// `days` days, in time order.
+fn daily_trace(objects: u32, days: i64, reads: i64) -> Vec<TraceRequest> {
+    let mut requests = Vec::new();
+    for day in 0..days {
+        for hour in 0..24 {
+            for object in (0..objects).filter(|o| i64::from(o % 24) == hour) {
+                let start = day * DAY_MS + hour * HOUR_MS + i64::from(object / 24) * MINUTE_MS;
+                requests.extend((0..reads).map(|r| read(start + r * MINUTE_MS / 4, object)));
+            }
+        }
+    }
+    requests.sort_by_key(|r| r.time_ms);
+    requests
+}
+
+/// Every boundary's forecast, by window, of a forecaster fed `requests` with windows of 1 h.
+fn forecasts(requests: &[TraceRequest], windows: i64) -> Vec<Vec<(u32, f64)>> {
+    let mut forecaster = Forecaster::new(HOUR_MS, ForecastSettings::default());
+    let mut next = requests.iter().peekable();
+    let mut out = Vec::new();
+    for window in 0..windows {
+        let start = window * HOUR_MS;
+        while let Some(request) = next.next_if(|r| r.time_ms < start) {
+            forecaster.record(request);
+        }
+        forecaster.boundary(start, |_| 1 << 20);
+        out.push(forecaster.forecast().predicted.clone());
+    }
+    out
+}
+
+#[test]
+fn walk_forward_forecasts_at_a_window_are_the_same_whether_or_not_later_windows_exist() {
+    // Ten days of a daily pattern, then a future that differs: every object read every hour.
+    let past = daily_trace(48, 10, 3);
+    let cut = 10 * DAY_MS;
+    let mut full = past.clone();
+    for hour in 0..48 {
+        full.extend((0..48).map(|o| read(cut + hour * HOUR_MS + i64::from(o), o)));
+    }
+    let windows = cut / HOUR_MS;
+    let with_future = forecasts(&full, windows + 48);
+    let without = forecasts(&past, windows);
+    assert!(
+        without.iter().filter(|f| !f.is_empty()).count() > 100,
+        "the model forecasts for most windows"
+    );
+    for (window, (a, b)) in without.iter().zip(&with_future).enumerate() {
+        assert_eq!(a, b, "window {window}");
+    }
+    // The same through the replay, where the policy is handed a way to read the whole
+    // trace: its placements and predictions at every boundary before the cut are the same.
+    let config = two_tiers("", "");
+    let boundaries = |requests: &[TraceRequest]| {
+        let (observed, log) = Observed::wrap(make_policy("learned", &config).expect("learned"));
+        run(&config, HOUR_MS, requests, vec![GB; 48], vec![observed]);
+        let log = log.borrow();
+        log.iter()
+            .filter(|s| !s.after_request && s.at_ms < cut)
+            .map(|s| (s.at_ms, s.tiers.clone(), s.predicted.clone()))
+            .collect::<Vec<_>>()
+    };
+    let replayed = boundaries(&past);
+    assert_eq!(replayed.len(), windows as usize);
+    assert!(replayed
+        .iter()
+        .any(|(_, _, predicted)| !predicted.is_empty()));
+    let future = boundaries(&full);
+    assert_eq!(replayed.len(), future.len());
+    for (past, future) in replayed.iter().zip(&future) {
+        assert_eq!(past, future, "the boundary at {} ms", past.0);
+    }
+    // The future does change what comes after the cut.
+    assert_ne!(
+        with_future[windows as usize + 40],
+        without[windows as usize - 8]
+    );
+}
+
+#[test]
+fn learned_predicts_a_daily_pattern_better_than_seed003_and_costs_no_more_than_static() {
+    // Tier a is fast, tier b (the default) slow and priced per read: reading on b costs.
+    let config = two_tiers("", "");
+    let requests = daily_trace(96, 14, 4);
+    let policies = ["static", "seed003", "learned"]
+        .iter()
+        .map(|name| make_policy(name, &config).expect("policy"))
+        .collect();
+    let runs = run(&config, HOUR_MS, &requests, vec![GB; 96], policies);
+    let model = CostModel::new(&config);
+    let reports: Vec<_> = runs.iter().map(|run| run.report(&model)).collect();
+    let (static_, seed003, learned) = (&reports[0], &reports[1], &reports[2]);
+    assert!(
+        learned.prediction.f1 > seed003.prediction.f1,
+        "learned F1 {} vs seed003 {}",
+        learned.prediction.f1,
+        seed003.prediction.f1
+    );
+    assert!(
+        learned.total_cost <= static_.total_cost,
+        "learned {} vs static {}",
+        learned.total_cost,
+        static_.total_cost
+    );
+    assert!(learned.prediction.accuracy > learned.prediction.base_rate);
+}
+
+fn small_model() -> (ForecastModel, Vec<f64>) {
+    // Reads next window = reads of the last window, on 200 rows.
+    let mut rows = Vec::new();
+    let mut reads = Vec::new();
+    for i in 0..200 {
+        let mut row = vec![0.0; FEATURES];
+        row[0] = f64::from(i % 5);
+        row[11] = f64::from(i % 24);
+        rows.extend_from_slice(&row);
+        reads.push(f64::from(i % 5));
+    }
+    (ForecastModel::train(&rows, &reads).expect("train"), rows)
+}
+
+#[test]
+fn a_saved_model_loads_back_with_its_version_metrics_and_predictions() {
+    let (model, rows) = small_model();
+    assert_eq!(model.format_version, MODEL_FORMAT_VERSION);
+    assert_eq!(model.metrics.rows, 200);
+    assert!(model.metrics.f1 > 0.9, "{:?}", model.metrics);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("model.json");
+    model.save(&path).expect("save");
+    let loaded = ForecastModel::load(&path).expect("load");
+    assert_eq!(loaded.metrics, model.metrics);
+    assert_eq!(loaded.threshold, model.threshold);
+    assert_eq!(loaded.predict(&rows), model.predict(&rows));
+}
+
+#[test]
+fn a_missing_damaged_or_foreign_model_file_is_refused_naming_the_file_and_the_remedy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("none.json");
+    let message = ForecastModel::load(&missing).unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!("model file {}: cannot read it", missing.display())),
+        "{message}"
+    );
+
+    let (model, _) = small_model();
+    let path = dir.path().join("model.json");
+    model.save(&path).expect("save");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, &text[..text.len() / 2]).expect("truncate");
+    let message = ForecastModel::load(&path).unwrap_err().to_string();
+    assert!(
+        message.starts_with(&format!(
+            "model file {}: not a forecast model",
+            path.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("train a new one with `strata train`"),
+        "{message}"
+    );
+
+    let future = text.replacen(
+        &format!("\"format_version\":{MODEL_FORMAT_VERSION}"),
+        "\"format_version\":99",
+        1,
+    );
+    std::fs::write(&path, future).expect("write");
+    let message = ForecastModel::load(&path).unwrap_err().to_string();
+    assert!(
+        message.contains("model format 99 (this Strata reads format 1)"),
+        "{message}"
+    );
+}
