@@ -6,9 +6,13 @@
 //! `PATH` and its own catalog. A block is skipped only when the line before it is a
 //! `<!-- readme.rs: not run (...) -->` comment saying why.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::copy_tree;
 
 /// One runnable block: its first line number in README.md and its text.
 struct Example {
@@ -46,19 +50,6 @@ fn runnable_examples(readme: &str) -> Vec<Example> {
         at = end + 1;
     }
     examples
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -253,15 +253,7 @@ enum Work {
 /// Run the plan, then, round after round, the files that waited for their source to stop
 /// changing; returns every file's outcome and the waits.
 async fn execute_settled(run: &Run, plan: &Plan) -> (Vec<Outcome>, Waiting) {
-    let files = plan
-        .files
-        .iter()
-        .map(|record| SourceFile {
-            record: record.clone(),
-            etag: plan.etags.get(&record.planned.index).cloned(),
-            settled: false,
-        })
-        .collect();
+    let files = SourceFile::all_of(plan);
     let progress = &run.progress;
     let mut waiting = Waiting::new(run.options.settle, &run.source);
     let mut outcomes = Vec::new();

@@ -66,6 +66,20 @@ pub(crate) struct SourceFile {
     pub settled: bool,
 }
 
+impl SourceFile {
+    /// Every file of `plan`, as the listing that made it saw them, none settled yet.
+    pub(crate) fn all_of(plan: &crate::plan::Plan) -> Vec<SourceFile> {
+        plan.files
+            .iter()
+            .map(|record| SourceFile {
+                record: record.clone(),
+                etag: plan.etags.get(&record.planned.index).cloned(),
+                settled: false,
+            })
+            .collect()
+    }
+}
+
 /// What the source holds now, compared with the version a copy started from.
 #[derive(Debug)]
 pub(crate) enum Now {

@@ -105,14 +105,6 @@ impl Source for OracleGeneral {
         Ok(true)
     }
 
-    fn text_key(&self) -> &str {
-        ""
-    }
-
-    fn numeric_name(&self, key: u64) -> String {
-        key.to_string()
-    }
-
     fn location(&self) -> String {
         self.records.location()
     }
@@ -148,10 +140,6 @@ impl Source for Cache2k {
             size: None,
         };
         Ok(true)
-    }
-
-    fn text_key(&self) -> &str {
-        ""
     }
 
     fn numeric_name(&self, key: u64) -> String {

@@ -178,10 +178,6 @@ impl Source for Msr {
         }
     }
 
-    fn text_key(&self) -> &str {
-        ""
-    }
-
     fn numeric_name(&self, key: u64) -> String {
         let device = (key >> EXTENT_BITS) as usize;
         let extent = key & ((1 << EXTENT_BITS) - 1);
@@ -322,14 +318,6 @@ impl Source for CloudPhysics {
             };
             return Ok(true);
         }
-    }
-
-    fn text_key(&self) -> &str {
-        ""
-    }
-
-    fn numeric_name(&self, key: u64) -> String {
-        key.to_string()
     }
 
     fn location(&self) -> String {
@@ -517,10 +505,6 @@ impl Source for Generic {
 
     fn text_key(&self) -> &str {
         &self.key
-    }
-
-    fn numeric_name(&self, key: u64) -> String {
-        key.to_string()
     }
 
     fn location(&self) -> String {

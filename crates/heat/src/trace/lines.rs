@@ -182,14 +182,6 @@ impl Source for Arc {
         }
     }
 
-    fn text_key(&self) -> &str {
-        ""
-    }
-
-    fn numeric_name(&self, key: u64) -> String {
-        key.to_string()
-    }
-
     fn location(&self) -> String {
         self.lines.location()
     }
@@ -236,14 +228,6 @@ impl Source for Lirs {
             };
             return Ok(true);
         }
-    }
-
-    fn text_key(&self) -> &str {
-        ""
-    }
-
-    fn numeric_name(&self, key: u64) -> String {
-        key.to_string()
     }
 
     fn location(&self) -> String {
@@ -325,10 +309,6 @@ impl Source for Tencent {
 
     fn text_key(&self) -> &str {
         &self.key
-    }
-
-    fn numeric_name(&self, key: u64) -> String {
-        key.to_string()
     }
 
     fn location(&self) -> String {

@@ -309,10 +309,15 @@ impl Default for Record {
 pub(crate) trait Source: Send {
     /// Reads the next record into `record`; `Ok(false)` at the end of the trace.
     fn next_record(&mut self, record: &mut Record) -> Result<bool, TraceError>;
-    /// The key of the last record, when it is [`RecordKey::Text`].
-    fn text_key(&self) -> &str;
-    /// How the trace writes a numeric key.
-    fn numeric_name(&self, key: u64) -> String;
+    /// The key of the last record, when it is [`RecordKey::Text`] (formats with numeric
+    /// keys only have none).
+    fn text_key(&self) -> &str {
+        ""
+    }
+    /// How the trace writes a numeric key (in decimal, unless the format says otherwise).
+    fn numeric_name(&self, key: u64) -> String {
+        key.to_string()
+    }
     /// Where the last record is (`line 12`, `record 3 (byte 48)`), for errors found after
     /// parsing it.
     fn location(&self) -> String;

@@ -230,15 +230,7 @@ impl Round<'_> {
         let mut records = plan.files.clone();
         let dataset = DatasetSource::Plain(self.source.clone());
         let mut waiting = Waiting::new(options.settle, &dataset);
-        let mut files: Vec<SourceFile> = plan
-            .files
-            .iter()
-            .map(|record| SourceFile {
-                record: record.clone(),
-                etag: plan.etags.get(&record.planned.index).cloned(),
-                settled: false,
-            })
-            .collect();
+        let mut files = SourceFile::all_of(plan);
         loop {
             let now = SystemTime::now();
             let (copy, later): (Vec<_>, Vec<_>) = files.into_iter().partition(|file| {
