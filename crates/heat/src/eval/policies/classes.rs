@@ -102,7 +102,11 @@ impl ClassWatch {
             request.op,
             request.size.unwrap_or(0),
         );
-        self.recent.touch(0, request.object);
+        // The list is kept in order of last read, as `last_access_ms` is: a write is no
+        // access (see crate::stats), and `predict_hot` stops at the first stale entry.
+        if request.op == Op::Read {
+            self.recent.touch(0, request.object);
+        }
         if self.stats[index].accesses() >= self.heavy_accesses && !self.in_heavy[index] {
             self.in_heavy[index] = true;
             self.heavy.push(request.object);
@@ -144,6 +148,16 @@ impl ClassWatch {
 
     /// The earliest time the class may change without an access (`i64::MAX`: never).
     pub(super) fn class_holds_until(&self, decision: &Decision) -> i64 {
+        if decision.holds_in_place() {
+            // A recent write holds the object where it is until the write is `warm_within`
+            // old; then the class's own tiers apply (see classify's `recent_write`).
+            let age = decision.inputs.last_write_age_ms.unwrap_or(0);
+            return decision
+                .inputs
+                .now_ms
+                .saturating_add(self.rules.warm_within_ms.saturating_sub(age))
+                .saturating_add(1);
+        }
         let Some(last) = decision.inputs.last_access_ms else {
             return i64::MAX;
         };

@@ -111,6 +111,10 @@ impl RulesPolicy {
             };
             let decision = watch.decision(object, now_ms);
             let quiet = watch.class_holds_until(&decision);
+            if decision.holds_in_place() {
+                // The planner keeps a recently written object where it is (`recent_write`).
+                return Keep::Sleep(quiet);
+            }
             let wanted = watch.classes.tiers_for(decision.class);
             let Some(&to) = wanted.first().filter(|_| !wanted.contains(&from)) else {
                 return if watch.settled(&decision, from) {
