@@ -122,13 +122,10 @@ impl Msr {
 impl Source for Msr {
     fn next_record(&mut self, record: &mut Record) -> Result<bool, TraceError> {
         loop {
-            if !self.lines.next_line()? {
+            if !self.lines.next_content_line()? {
                 return Ok(false);
             }
             let line = self.lines.line();
-            if line.trim_ascii().is_empty() {
-                continue;
-            }
             let mut fields = [&[][..]; 7];
             let mut count = 0;
             for field in line.split(|&b| b == b',') {
@@ -274,13 +271,10 @@ fn scsi_op(code: &[u8]) -> Option<Op> {
 impl Source for CloudPhysics {
     fn next_record(&mut self, record: &mut Record) -> Result<bool, TraceError> {
         loop {
-            if !self.lines.next_line()? {
+            if !self.lines.next_content_line()? {
                 return Ok(false);
             }
             let line = self.lines.line();
-            if line.trim_ascii().is_empty() {
-                continue;
-            }
             self.fields.clear();
             let mut start = 0;
             for field in line.split(|&b| b == b',') {
@@ -488,13 +482,10 @@ fn split_quoted(
 impl Source for Generic {
     fn next_record(&mut self, record: &mut Record) -> Result<bool, TraceError> {
         loop {
-            if !self.lines.next_line()? {
+            if !self.lines.next_content_line()? {
                 return Ok(false);
             }
             let line = self.lines.line();
-            if line.trim_ascii().is_empty() {
-                continue;
-            }
             if let Err(reason) = split_quoted(line, &mut self.text, &mut self.fields) {
                 return Err(self.lines.error(reason));
             }

@@ -32,6 +32,16 @@ impl LineReader {
         }
     }
 
+    /// Reads the next line that is not blank; `Ok(false)` at the end.
+    pub(crate) fn next_content_line(&mut self) -> Result<bool, TraceError> {
+        while self.next_line()? {
+            if !self.line().trim_ascii().is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Reads the next line ([`LineReader::line`]); `false` at the end of the file.
     pub(crate) fn next_line(&mut self) -> Result<bool, TraceError> {
         self.buf.clear();
