@@ -270,48 +270,46 @@ fn scsi_op(code: &[u8]) -> Option<Op> {
 
 impl Source for CloudPhysics {
     fn next_record(&mut self, record: &mut Record) -> Result<bool, TraceError> {
-        loop {
-            if !self.lines.next_content_line()? {
-                return Ok(false);
-            }
-            let line = self.lines.line();
-            self.fields.clear();
-            let mut start = 0;
-            for field in line.split(|&b| b == b',') {
-                self.fields.push((start, start + field.len()));
-                start += field.len() + 1;
-            }
-            let field = |column: usize| self.fields.get(column).map(|&(a, b)| &line[a..b]);
-            let [Some(time), Some(op), Some(size), Some(lbn)] = self.columns.map(field) else {
-                let text = excerpt(line);
-                return Err(self.lines.error(format!(
-                    "`{text}` has {} fields, fewer than the header names",
-                    self.fields.len()
-                )));
-            };
-            let time_ms = seconds_ms(&self.lines, time, "time")?;
-            let Some(op) = scsi_op(op) else {
-                let text = excerpt(op);
-                return Err(self.lines.error(format!(
-                    "unknown SCSI opcode `{text}`: the reader knows READ (08, 28, 88, a8) and \
-                     WRITE (0a, 2a, 8a, aa)"
-                )));
-            };
-            let size = unsigned(&self.lines, size, "size")?;
-            let lbn = unsigned(&self.lines, lbn, "lbn")?;
-            let Some(offset) = lbn.checked_mul(512) else {
-                return Err(self.lines.error(format!(
-                    "lbn {lbn} is beyond 2^64 bytes; the line is damaged"
-                )));
-            };
-            *record = Record {
-                time_ms: Some(time_ms),
-                key: block_record(&self.lines, 0, offset, size)?,
-                op,
-                size: Some(BLOCK_EXTENT),
-            };
-            return Ok(true);
+        if !self.lines.next_content_line()? {
+            return Ok(false);
         }
+        let line = self.lines.line();
+        self.fields.clear();
+        let mut start = 0;
+        for field in line.split(|&b| b == b',') {
+            self.fields.push((start, start + field.len()));
+            start += field.len() + 1;
+        }
+        let field = |column: usize| self.fields.get(column).map(|&(a, b)| &line[a..b]);
+        let [Some(time), Some(op), Some(size), Some(lbn)] = self.columns.map(field) else {
+            let text = excerpt(line);
+            return Err(self.lines.error(format!(
+                "`{text}` has {} fields, fewer than the header names",
+                self.fields.len()
+            )));
+        };
+        let time_ms = seconds_ms(&self.lines, time, "time")?;
+        let Some(op) = scsi_op(op) else {
+            let text = excerpt(op);
+            return Err(self.lines.error(format!(
+                "unknown SCSI opcode `{text}`: the reader knows READ (08, 28, 88, a8) and \
+                 WRITE (0a, 2a, 8a, aa)"
+            )));
+        };
+        let size = unsigned(&self.lines, size, "size")?;
+        let lbn = unsigned(&self.lines, lbn, "lbn")?;
+        let Some(offset) = lbn.checked_mul(512) else {
+            return Err(self.lines.error(format!(
+                "lbn {lbn} is beyond 2^64 bytes; the line is damaged"
+            )));
+        };
+        *record = Record {
+            time_ms: Some(time_ms),
+            key: block_record(&self.lines, 0, offset, size)?,
+            op,
+            size: Some(BLOCK_EXTENT),
+        };
+        Ok(true)
     }
 
     fn location(&self) -> String {
@@ -481,17 +479,15 @@ fn split_quoted(
 
 impl Source for Generic {
     fn next_record(&mut self, record: &mut Record) -> Result<bool, TraceError> {
-        loop {
-            if !self.lines.next_content_line()? {
-                return Ok(false);
-            }
-            let line = self.lines.line();
-            if let Err(reason) = split_quoted(line, &mut self.text, &mut self.fields) {
-                return Err(self.lines.error(reason));
-            }
-            self.parse_line(record)?;
-            return Ok(true);
+        if !self.lines.next_content_line()? {
+            return Ok(false);
         }
+        let line = self.lines.line();
+        if let Err(reason) = split_quoted(line, &mut self.text, &mut self.fields) {
+            return Err(self.lines.error(reason));
+        }
+        self.parse_line(record)?;
+        Ok(true)
     }
 
     fn text_key(&self) -> &str {
