@@ -19,6 +19,10 @@
 //!   that never overfills a tier;
 //! - access traces ([`trace`]): streaming readers of recorded workloads (eight formats,
 //!   compressed or not) into dense object ids, for replaying policies (`strata eval`);
+//! - prices ([`cost`]): what stored bytes, reads, requests, moves and read latency cost on
+//!   each tier, from the configuration;
+//! - placement by cost ([`optimise`]): the tier that minimises an object's expected cost for
+//!   its forecast reads;
 //! - policy evaluation ([`eval`]): replay of an access trace through tiering policies under
 //!   one cost model, with next-window prediction scores (`strata eval`);
 //! - the forecast of next-window reads ([`forecast`]): features, gradient-boosted trees,
@@ -61,9 +65,11 @@
 
 pub mod classify;
 pub mod config;
+pub mod cost;
 pub mod eval;
 pub mod event;
 pub mod forecast;
+pub mod optimise;
 pub mod placement;
 pub mod stats;
 pub mod trace;

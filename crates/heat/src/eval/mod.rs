@@ -36,9 +36,8 @@
 //!   expects to be read in the window that starts; see [`metrics`].
 //!
 //! Policies ([`policies`]): `static`, `seed003`, `s3-intelligent`, `lru`, `rules`, `oracle`;
-//! the `learned` policy of issue 11 plugs into the same [`Policy`] trait.
+//! the `learned` policy of issue 11 plugs into the same [`Policy`] trait. Prices: [`crate::cost`].
 
-pub mod cost;
 pub mod metrics;
 pub mod policies;
 mod replay;
@@ -48,7 +47,7 @@ use serde::Serialize;
 use crate::config::TieringConfig;
 use crate::trace::{TraceError, TraceRequest, TraceSummary};
 
-pub use cost::{CostModel, Costs, Tally, TierTally};
+pub use crate::cost::{CostModel, Costs, Tally, TierTally};
 pub use metrics::{Confusion, PredictionMetrics};
 pub use replay::{MoveOutcome, Refusal, ReplayState};
 

@@ -11,9 +11,9 @@ use crate::placement::residency_holds;
 use crate::stats::Op;
 use crate::trace::{TraceRequest, DEFAULT_OBJECT_SIZE};
 
-use super::cost::Tally;
 use super::metrics::Confusion;
 use super::{Policy, Predictions, TierIndex};
+use crate::cost::Tally;
 
 /// `Slot::tier` of an object that does not exist (not yet seen, or deleted).
 const ABSENT: u8 = u8::MAX;

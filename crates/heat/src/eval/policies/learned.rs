@@ -7,7 +7,7 @@
 //! and then to a tier where reads are dear); it moves when a tier's cost a window (storage plus
 //! expected reads × the cost of a read there: retrieval, egress, request, latency price,
 //! miss penalty) plus the move's cost spread over the stay it commits to (the target's
-//! minimum residency, at least [`AMORTISE_WINDOWS`] windows) is below staying. A demotion
+//! minimum residency, at least [`crate::optimise::AMORTISE_WINDOWS`] windows; [`crate::optimise::cheapest_tier`]) is below staying. A demotion
 //! that minimum residency would refuse is not asked for. Objects idle for the forecaster's
 //! horizon get one last choice at their lifetime rate. Predicted "read": a predicted count
 //! at or above the threshold that maximised F1 on the training rows.
@@ -16,16 +16,10 @@
 
 use super::seed003::Seed003;
 use crate::config::TieringConfig;
-use crate::eval::cost::TierPrices;
-use crate::eval::{
-    CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState, TierIndex,
-};
+use crate::eval::{CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState};
 use crate::forecast::{ForecastSettings, Forecaster};
-use crate::placement::residency_holds;
+use crate::optimise::{cheapest_tier, Demand};
 use crate::trace::TraceRequest;
-
-/// A move's cost is spread over this many windows of the stay it starts.
-pub const AMORTISE_WINDOWS: f64 = 4.0;
 
 /// The learned policy.
 pub struct Learned {
@@ -46,64 +40,22 @@ impl Learned {
         }
     }
 
-    /// The tier with the least expected cost for an object on `from` expected to be read
-    /// `reads` times a window. Each move is judged over the stay it commits to, `H` =
-    /// the target's minimum residency or [`AMORTISE_WINDOWS`] windows, whichever is longer:
-    /// the move's cost plus `H` windows there against `H` windows where it is; the move
-    /// with the largest saving per window wins.
-    fn best_tier(
-        &self,
-        state: &ReplayState,
-        object: u32,
-        from: TierIndex,
-        reads: f64,
-    ) -> TierIndex {
-        let size = state.size(object) as f64;
-        let window = state.window_ms() as f64;
-        let o = &self.prices.objectives;
-        let per_window = |p: &TierPrices| {
-            let miss = if p.misses_objective {
-                o.miss_penalty
-            } else {
-                0.0
-            };
-            let read = size * (p.retrieval_per_byte + p.egress_per_byte)
-                + p.per_request
-                + p.read_latency_ms * o.latency_price_per_ms
-                + miss;
-            size * window * p.storage_per_byte_ms + reads * read
-        };
-        let source = &self.prices.tiers[from];
-        let stay = per_window(source);
-        let placed = state.placed_at_ms(object).unwrap_or(i64::MIN);
-        let mut best = (0.0, from);
-        for (to, p) in self.prices.tiers.iter().enumerate() {
-            if to == from
-                || residency_holds(
-                    from,
-                    to,
-                    placed,
-                    state.min_residency_ms(from),
-                    state.now_ms(),
-                )
-            {
-                continue;
-            }
-            let stay_windows = (state.min_residency_ms(to) as f64 / window).max(AMORTISE_WINDOWS);
-            let moving = size * (source.retrieval_per_byte + source.egress_per_byte)
-                + source.per_request
-                + p.per_request;
-            let saving = stay - per_window(p) - moving / stay_windows;
-            if saving > best.0 {
-                best = (saving, to);
-            }
-        }
-        best.1
-    }
-
     fn place(&self, state: &mut ReplayState, object: u32, reads: f64) {
         if let Some(from) = state.tier_of(object) {
-            let to = self.best_tier(state, object, from, reads);
+            let demand = Demand {
+                size: state.size(object),
+                from,
+                placed_at_ms: state.placed_at_ms(object).unwrap_or(i64::MIN),
+                reads_per_window: reads,
+            };
+            let to = cheapest_tier(
+                &self.prices,
+                &demand,
+                state.now_ms(),
+                state.window_ms(),
+                |tier| state.min_residency_ms(tier),
+            )
+            .tier;
             // A refusal (capacity) leaves the object; it is reconsidered next window.
             let _ = state.move_object(object, to);
         }

@@ -16,7 +16,7 @@
 //! passed through at one boundary (moving up to it and down again at once), as the replay
 //! allows.
 
-use crate::eval::cost::CostModel;
+use crate::cost::CostModel;
 use crate::eval::TAIL_WINDOWS;
 use crate::placement::residency_holds;
 

@@ -46,7 +46,7 @@ mod dp;
 mod windows;
 
 use crate::config::millis;
-use crate::eval::cost::CostModel;
+use crate::cost::CostModel;
 use crate::eval::{EvalError, Policy, Predictions, PrepareContext, ReplayState};
 use crate::stats::Op;
 use crate::trace::TraceRequest;
