@@ -125,8 +125,10 @@ fn main() {
                 let p = &report.prediction;
                 if std::env::var_os("EVAL_BENCH_BREAKDOWN").is_some() {
                     eprintln!(
-                        "{name} {clock} {policy}: {:?} moves {} refused {} {}",
+                        "{name} {clock} {policy}: {:?} tail {:.4e} misses {} moves {} refused {} {}",
                         report.cost,
+                        report.tail_cost,
+                        report.misses,
                         report.moves,
                         report.refused_residency,
                         report.refused_capacity

@@ -159,6 +159,47 @@ impl FeatureStore {
             .filter(|&ms| ms != i64::MIN)
     }
 
+    /// An object's last read (ms), if it has one (its first access if it was never read).
+    pub fn last_read_ms(&self, object: u32) -> Option<i64> {
+        self.histories
+            .get(object as usize)
+            .filter(|h| h.first_ms != i64::MIN)
+            .map(|h| h.rate_at_ms)
+    }
+
+    /// An object's reads over its life (0 if never seen).
+    pub fn reads(&self, object: u32) -> u32 {
+        self.histories.get(object as usize).map_or(0, |h| h.reads)
+    }
+
+    /// An object's reads in the window that ends at the boundary `now_ms`.
+    pub fn reads_in_last_window(&self, object: u32, now_ms: i64) -> u32 {
+        let current = u32::try_from(now_ms / self.window_ms).unwrap_or(u32::MAX);
+        current
+            .checked_sub(1)
+            .map_or(0, |window| self.reads_in_window(object, window))
+    }
+
+    /// An object's reads so far in window `window` (0 if that is not its last accessed one).
+    pub fn reads_in_window(&self, object: u32, window: u32) -> u32 {
+        match self.histories.get(object as usize) {
+            Some(h) if h.first_ms != i64::MIN && h.last_window == window => {
+                u32::from(h.ring[(window as usize) % RING])
+            }
+            _ => 0,
+        }
+    }
+
+    /// Ids below this may have a history.
+    pub fn len(&self) -> u32 {
+        u32::try_from(self.histories.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Whether no object was ever recorded.
+    pub fn is_empty(&self) -> bool {
+        self.histories.is_empty()
+    }
+
     /// An object's reads per window over its whole life up to `now_ms` (0 if never seen):
     /// the floor under a forecast, so that a zero forecast does not send an object that is
     /// read now and then to a tier where reads are dear.

@@ -3,15 +3,18 @@
 //! "Forecast".
 //!
 //! - [`features`]: per-object history and the feature row at a boundary;
-//! - [`model`]: gradient-boosted trees over the rows, saved as versioned JSON.
+//! - [`model`]: gradient-boosted trees over the rows, saved as versioned JSON;
+//! - [`idle`]: the time to an object's next read, a walk-forward life table of idle time.
 
 pub mod features;
+pub mod idle;
 pub mod model;
 
 use crate::stats::Op;
 use crate::trace::TraceRequest;
 
 pub use features::{FeatureStore, FEATURES, FEATURE_NAMES};
+pub use idle::IdleModel;
 pub use model::{ForecastModel, ModelError, TrainingMetrics, MODEL_FORMAT_VERSION};
 
 /// When to train and on what.
@@ -56,6 +59,7 @@ pub struct Forecast {
 pub struct Forecaster {
     settings: ForecastSettings,
     store: FeatureStore,
+    idle: IdleModel,
     active: Vec<u32>,
     in_active: Vec<bool>,
     /// Reads per object in `count_window`.
@@ -80,6 +84,7 @@ impl Forecaster {
         Forecaster {
             settings,
             store: FeatureStore::new(window_ms),
+            idle: IdleModel::new(window_ms),
             active: Vec::new(),
             in_active: Vec::new(),
             window_reads: Vec::new(),
@@ -135,6 +140,7 @@ impl Forecaster {
     /// [`Forecaster::training_error`].
     pub fn boundary(&mut self, now_ms: i64, size: impl Fn(u32) -> u64) {
         let window = self.window_of(now_ms);
+        self.idle.boundary(now_ms, &self.store);
         self.label_pending();
         let due = match self.model {
             None => self.labelled_windows >= self.settings.first_train_windows,
@@ -167,6 +173,11 @@ impl Forecaster {
     /// The per-object histories.
     pub fn store(&self) -> &FeatureStore {
         &self.store
+    }
+
+    /// How long objects stay unread, as of the last boundary.
+    pub fn idle(&self) -> &IdleModel {
+        &self.idle
     }
 
     /// What the last boundary forecast.

@@ -188,8 +188,13 @@ fn column_major(rows: &[f64], count: usize) -> Vec<f64> {
     columns
 }
 
-/// The threshold on predicted reads that maximises F1 of "read" against `reads > 0`, and
-/// that F1 (`f64::INFINITY` and 0 when nothing is ever read).
+/// The threshold on predicted reads that maximises F1 of "read" against `reads > 0` among
+/// those whose precision is at least one half, and that F1 (`f64::INFINITY` and 0 when
+/// nothing is ever read or no threshold is that precise). Precision of one half is where
+/// predicting "read" starts to beat predicting "not read" for everything: each predicted
+/// read right adds one to the correct predictions and each wrong one takes one away, so
+/// the predictions' accuracy is above the base rate exactly when the true positives
+/// outnumber the false ones.
 pub fn best_threshold(predicted: &[f64], reads: &[f64]) -> (f64, f64) {
     let positives = reads.iter().filter(|&&y| y > 0.0).count();
     if positives == 0 {
@@ -210,7 +215,11 @@ pub fn best_threshold(predicted: &[f64], reads: &[f64]) -> (f64, f64) {
         {
             continue;
         }
-        let f1 = 2.0 * true_positives as f64 / (rank + 1 + positives) as f64;
+        let predicted_reads = rank + 1;
+        if 2 * true_positives <= predicted_reads {
+            continue;
+        }
+        let f1 = 2.0 * true_positives as f64 / (predicted_reads + positives) as f64;
         if f1 > best_f1 {
             best_f1 = f1;
             best = predicted[i];

@@ -7,4 +7,6 @@
 
 pub mod object;
 
-pub use object::{cheapest_tier, Demand, TierChoice, AMORTISE_WINDOWS};
+pub use object::{
+    cheapest_tier, cheapest_tier_for, Demand, Horizon, Outlook, TierChoice, AMORTISE_WINDOWS,
+};

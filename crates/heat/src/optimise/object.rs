@@ -3,11 +3,14 @@
 //! The cost of an object on a tier for one window is its storage plus its expected reads ×
 //! the cost of one read there (retrieval, egress, the request, the latency price, and the
 //! miss penalty when the tier is slower than the objective). A move is judged over the stay
-//! it commits to, `H` = the target's minimum residency or [`AMORTISE_WINDOWS`] windows,
-//! whichever is longer: the move's cost (a read of the whole object on the source, a write
-//! request on the target) plus `H` windows on the target against `H` windows where it is.
-//! The move with the largest saving per window wins; a demotion that minimum residency
-//! holds back is not considered.
+//! it commits to, `H` = the longer minimum residency of the two tiers, at least
+//! [`AMORTISE_WINDOWS`] windows: the move's cost (a read of the whole object on the
+//! source, a write request on the target) plus `H` windows on the target against `H`
+//! windows where it is. The move with the largest saving per window wins; a demotion that
+//! minimum residency holds back is not considered. [`cheapest_tier`] expects the same reads a window on
+//! every tier; [`cheapest_tier_for`] takes what is expected over each stay ([`Outlook`]:
+//! reads and the chance of any), and can count a slow tier's first read as recalling the
+//! object to a fast one.
 
 use crate::cost::{CostModel, TierPrices};
 use crate::placement::residency_holds;
@@ -54,7 +57,7 @@ pub fn window_cost(
 }
 
 /// Dollars of one read of `size` bytes on a tier of prices `p`, latency included.
-fn read_cost(model: &CostModel, p: &TierPrices, size: f64) -> f64 {
+pub fn read_cost(model: &CostModel, p: &TierPrices, size: f64) -> f64 {
     let o = &model.objectives;
     let miss = if p.misses_objective {
         o.miss_penalty
@@ -75,8 +78,18 @@ pub fn move_cost(source: &TierPrices, target: &TierPrices, size: u64) -> f64 {
         + target.per_request
 }
 
+/// What an object is expected to do over a stay of some windows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Outlook {
+    /// Expected reads.
+    pub reads: f64,
+    /// The chance of at least one read.
+    pub any_read: f64,
+}
+
 /// The cheapest tier for `demand` at `now_ms` with windows of `window_ms`;
-/// `min_residency_ms(tier)` is each tier's minimum residency.
+/// `min_residency_ms(tier)` is each tier's minimum residency. Reads are expected at
+/// `demand.reads_per_window` on every tier.
 pub fn cheapest_tier(
     model: &CostModel,
     demand: &Demand,
@@ -84,8 +97,49 @@ pub fn cheapest_tier(
     window_ms: i64,
     min_residency_ms: impl Fn(usize) -> i64,
 ) -> TierChoice {
+    let rate = demand.reads_per_window;
+    let outlook = |windows: f64| Outlook {
+        reads: rate * windows,
+        any_read: (rate * windows).min(1.0),
+    };
+    let horizon = Horizon {
+        now_ms,
+        window_ms,
+        max_windows: f64::INFINITY,
+        recall_to: None,
+    };
+    cheapest_tier_for(model, demand, &horizon, &min_residency_ms, outlook)
+}
+
+/// When and how far [`cheapest_tier_for`] looks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Horizon {
+    /// Now, ms.
+    pub now_ms: i64,
+    /// A window, ms.
+    pub window_ms: i64,
+    /// The longest stay judged, in windows (a stay committed to for longer is judged over
+    /// this many: savings beyond what the forecast has evidence for are not counted).
+    pub max_windows: f64,
+    /// With a tier, the first read of an object on a tier that misses the latency
+    /// objective brings it back to that tier (a move), which serves the reads after it;
+    /// without, every read is served where the object is.
+    pub recall_to: Option<usize>,
+}
+
+/// The cheapest tier for `demand` given `outlook(windows)`, what it is expected to do over
+/// a stay of that many windows, within `horizon`.
+pub fn cheapest_tier_for(
+    model: &CostModel,
+    demand: &Demand,
+    horizon: &Horizon,
+    min_residency_ms: &impl Fn(usize) -> i64,
+    outlook: impl Fn(f64) -> Outlook,
+) -> TierChoice {
     let from = demand.from;
-    let reads = demand.reads_per_window;
+    let size = demand.size;
+    let window = horizon.window_ms.max(1);
+    let (now_ms, recall_to) = (horizon.now_ms, horizon.recall_to);
     let Some(source) = model.tiers.get(from) else {
         return TierChoice {
             tier: from,
@@ -93,13 +147,26 @@ pub fn cheapest_tier(
             cost_per_window: 0.0,
         };
     };
-    let stay = window_cost(model, source, demand.size, window_ms, reads);
+    let stay_cost = |tier: usize, windows: f64, expect: &Outlook| -> f64 {
+        let p = &model.tiers[tier];
+        let storage = window_cost(model, p, size, window, 0.0) * windows;
+        let reads = match recall_to.and_then(|up| model.tiers.get(up).filter(|_| up != tier)) {
+            // The first read is served here and brings the object up; the rest are served there.
+            Some(up) if p.misses_objective => {
+                expect.any_read * (read_cost(model, p, size as f64) + move_cost(p, up, size))
+                    + (expect.reads - expect.any_read).max(0.0) * read_cost(model, up, size as f64)
+            }
+            _ => expect.reads * read_cost(model, p, size as f64),
+        };
+        storage + reads
+    };
+    let stays = |tier: usize| (min_residency_ms(tier) as f64 / window as f64).max(AMORTISE_WINDOWS);
     let mut best = TierChoice {
         tier: from,
         saving_per_window: 0.0,
-        cost_per_window: stay,
+        cost_per_window: stay_cost(from, 1.0, &outlook(1.0)),
     };
-    for (to, p) in model.tiers.iter().enumerate() {
+    for (to, target) in model.tiers.iter().enumerate() {
         let held = residency_holds(
             from,
             to,
@@ -110,14 +177,20 @@ pub fn cheapest_tier(
         if to == from || held {
             continue;
         }
-        let stay_windows = (min_residency_ms(to) as f64 / window_ms as f64).max(AMORTISE_WINDOWS);
-        let there = window_cost(model, p, demand.size, window_ms, reads);
-        let saving = stay - there - move_cost(source, p, demand.size) / stay_windows;
+        // Both sides over the same stay, the longer of the two tiers' commitments: a
+        // choice judged on stays of other lengths would be undone at the next boundary
+        // (reads expected soon weigh more in a short stay than in a long one).
+        let windows = stays(from).max(stays(to)).min(horizon.max_windows.max(1.0));
+        let expect = outlook(windows);
+        let saving = (stay_cost(from, windows, &expect)
+            - stay_cost(to, windows, &expect)
+            - move_cost(source, target, size))
+            / windows;
         if saving > best.saving_per_window {
             best = TierChoice {
                 tier: to,
                 saving_per_window: saving,
-                cost_per_window: there,
+                cost_per_window: stay_cost(to, windows, &expect) / windows,
             };
         }
     }
