@@ -7,6 +7,7 @@
 
 pub mod features;
 pub mod model;
+pub mod offline;
 
 use crate::stats::Op;
 use crate::trace::TraceRequest;
