@@ -39,8 +39,7 @@ pub use model::{
 pub use sqlite::SqliteCatalog;
 pub use tiering::{
     object_chunks, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter,
-    MoveId,
-    MoveJob, MoveSpec, MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement,
+    MoveId, MoveJob, MoveSpec, MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement,
     PlacementState, RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
 };
 

@@ -22,7 +22,11 @@ async fn access_history_adds_up_per_hour_and_prunes_by_age() {
     let path = dir.path().join("catalog.db");
     let catalog = SqliteCatalog::open(&path).await.unwrap();
     catalog
-        .add_access_history(&[bucket("a", 1, 2, 0), bucket("b", 1, 1, 1), bucket("a", 2, 5, 0)])
+        .add_access_history(&[
+            bucket("a", 1, 2, 0),
+            bucket("b", 1, 1, 1),
+            bucket("a", 2, 5, 0),
+        ])
         .await
         .unwrap();
     // A second flush of the same hour adds to it.

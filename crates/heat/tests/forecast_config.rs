@@ -41,7 +41,9 @@ fn forecast_fields_are_read_and_zero_turns_the_cycle_off() {
 fn bad_forecast_fields_name_the_field_and_the_fix() {
     let found = errors("[forecast]\nwindow = \"10m\"\nproactive_interval = \"500ms\"\n");
     assert!(
-        found.iter().any(|e| e.starts_with("forecast.window") && e.contains("1h")),
+        found
+            .iter()
+            .any(|e| e.starts_with("forecast.window") && e.contains("1h")),
         "{found:?}"
     );
     assert!(

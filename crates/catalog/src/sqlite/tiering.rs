@@ -13,9 +13,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use super::SqliteCatalog;
 use crate::error::CatalogError;
 use crate::tiering::{
-    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter, MoveId, MoveJob, MoveSpec,
-    MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove,
-    SwitchOutcome, TieringCatalog, WriteIntent,
+    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter, MoveId,
+    MoveJob, MoveSpec, MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement,
+    PlacementState, RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent,
 };
 
 /// Rows per multi-row statement (at most 4 parameters each).

@@ -273,7 +273,14 @@ mod tests {
     fn rows_are_labelled_with_the_reads_of_the_next_window_only() {
         // Object 0 read twice in window 0, three times in window 1, once in window 3.
         let mut labeler = Labeler::new(HOUR_MS, ForecastSettings::default());
-        for time in [10, 20, HOUR_MS + 1, HOUR_MS + 2, HOUR_MS + 3, 3 * HOUR_MS + 5] {
+        for time in [
+            10,
+            20,
+            HOUR_MS + 1,
+            HOUR_MS + 2,
+            HOUR_MS + 3,
+            3 * HOUR_MS + 5,
+        ] {
             labeler.record(&read(time, 0));
         }
         let set = labeler.finish(4 * HOUR_MS);
