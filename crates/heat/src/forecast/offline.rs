@@ -49,8 +49,8 @@ impl TrainingSet {
     pub fn train(&self) -> Result<ForecastModel, ModelError> {
         if self.is_empty() {
             return Err(ModelError::Train(
-                "no labelled window: the history must span at least two windows with accesses \
-                 in the first"
+                "no labelled window yet, so nothing to learn: the history must span at least \
+                 two windows, with accesses in the first"
                     .to_string(),
             ));
         }
