@@ -62,12 +62,18 @@ async fn accesses_are_recorded_as_hourly_history_in_the_catalog() {
     let history = catalog.access_history(0, None).await.unwrap();
     catalog.close().await;
     let a: Vec<_> = history.iter().filter(|b| b.key == "a").collect();
-    let (reads, writes): (u64, u64) = a.iter().fold((0, 0), |(r, w), b| (r + b.reads, w + b.writes));
+    let (reads, writes): (u64, u64) = a
+        .iter()
+        .fold((0, 0), |(r, w), b| (r + b.reads, w + b.writes));
     assert_eq!((reads, writes), (2, 1), "{history:?}");
     assert!(a.iter().all(|b| b.hour_ms % HOUR == 0 && b.hour_ms <= now));
     let b: Vec<_> = history.iter().filter(|b| b.key == "b").collect();
     assert_eq!(b.len(), 1, "{history:?}");
-    assert_eq!(b[0].hour_ms, two_days_ago / HOUR * HOUR, "counted in its own hour");
+    assert_eq!(
+        b[0].hour_ms,
+        two_days_ago / HOUR * HOUR,
+        "counted in its own hour"
+    );
     assert_eq!((b[0].reads, b[0].bytes), (2, 20));
 }
 
@@ -156,7 +162,10 @@ async fn falls_back_to_the_rules(server: &TestServer, needle: &str) {
     let predict = predict.json_value().await;
     assert_eq!(predict["error"]["code"], "no_model");
     assert!(
-        predict["error"]["message"].as_str().unwrap().contains(needle),
+        predict["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(needle),
         "{predict}"
     );
     let explain = server.json("/v1/explain/a").await;
