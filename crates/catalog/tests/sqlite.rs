@@ -157,7 +157,7 @@ async fn a_newer_schema_is_refused() {
         Err(
             err @ CatalogError::SchemaTooNew {
                 found: 9999,
-                supported: 4,
+                supported: 5,
                 ..
             },
         ) => {
