@@ -216,14 +216,12 @@ async fn a_truncated_model_file_falls_back_naming_the_file() {
         .contains("not a forecast model"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_model_of_another_format_version_is_refused_naming_the_file() {
-    // A model as `strata train` writes it, then marked as written by a future Strata.
-    let scratch = tempfile::tempdir().unwrap();
+/// A small model and its information, as `strata train` would store them.
+fn small_model() -> (ForecastModel, ModelInfo) {
     let rows: Vec<f64> = (0..40 * FEATURES).map(|i| (i % 7) as f64).collect();
     let reads: Vec<f64> = (0..40).map(|i| (i % 3) as f64).collect();
     let model = ForecastModel::train(&rows, &reads).unwrap();
-    let mut info = ModelInfo {
+    let info = ModelInfo {
         version: 0,
         trained_at_ms: 0,
         source: "test".into(),
@@ -239,6 +237,42 @@ async fn a_model_of_another_format_version_is_refused_naming_the_file() {
         negative_predictive_value: 1.0,
         threshold: model.threshold,
     };
+    (model, info)
+}
+
+#[test]
+fn only_the_last_five_models_are_kept_and_versions_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, mut info) = small_model();
+    for expected in 1..=7 {
+        let saved = store::save(dir.path(), &model, &mut info).unwrap();
+        assert_eq!((saved.version, info.version), (expected, expected));
+    }
+    let kept: Vec<u64> = store::versions(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(version, _)| version)
+        .collect();
+    assert_eq!(kept, vec![3, 4, 5, 6, 7]);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 5, "no temporary file left: {names:?}");
+    assert_eq!(
+        store::load(&dir.path().join("model-000007.json"))
+            .unwrap()
+            .info
+            .version,
+        7
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_of_another_format_version_is_refused_naming_the_file() {
+    // A model as `strata train` writes it, then marked as written by a future Strata.
+    let scratch = tempfile::tempdir().unwrap();
+    let (model, mut info) = small_model();
     let saved = store::save(scratch.path(), &model, &mut info).unwrap();
     let mut json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&saved.path).unwrap()).unwrap();
