@@ -38,8 +38,8 @@ pub use model::{
 };
 pub use sqlite::SqliteCatalog;
 pub use tiering::{
-    object_chunks, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveId,
-    MoveJob, MoveSpec, MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement,
+    object_chunks, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter,
+    MoveId, MoveJob, MoveSpec, MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement,
     PlacementState, RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
 };
 

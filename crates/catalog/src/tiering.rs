@@ -13,6 +13,9 @@
 //! - **write intents** ([`WriteIntent`]): a write about to replace an object's bytes,
 //!   recorded before the bytes, so a crash between the bytes and the catalog is noticed;
 //! - **access statistics**: strata-heat's persisted form, as text, written in batches;
+//! - **access history** ([`HistoryBucket`]): reads, writes and bytes per object per hour,
+//!   the forecast's training data and the input of its predictions, pruned past a
+//!   retention;
 //! - **move jobs** ([`MoveJob`]): copy, verify, switch, retire, each state durable, with an
 //!   idempotency key;
 //! - **decisions** ([`DecisionRecord`]): each class decision or placement action with its
@@ -505,6 +508,21 @@ pub struct DecisionRecord {
     pub job_id: Option<MoveId>,
 }
 
+/// The accesses of one object in one hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryBucket {
+    /// The object key.
+    pub key: String,
+    /// The start of the hour, ms since the Unix epoch (a multiple of 3,600,000).
+    pub hour_ms: i64,
+    /// Reads in the hour.
+    pub reads: u64,
+    /// Writes in the hour.
+    pub writes: u64,
+    /// Bytes transferred by them.
+    pub bytes: u64,
+}
+
 /// The tiering operations, implemented once per database engine.
 ///
 /// Every call is one transaction: a call that fails has changed nothing. Objects and keys
@@ -580,6 +598,21 @@ pub trait TieringCatalog: Send + Sync {
 
     /// Every access statistics row, as (key, stats JSON).
     async fn access_stats(&self) -> Result<Vec<(String, String)>, CatalogError>;
+
+    /// Adds each bucket's counts to the stored row of its key and hour (creating it), in
+    /// one transaction.
+    async fn add_access_history(&self, buckets: &[HistoryBucket]) -> Result<(), CatalogError>;
+
+    /// The history from `since_ms` on (hours starting at or after it), of one key or of
+    /// every key, ordered by hour then key.
+    async fn access_history(
+        &self,
+        since_ms: i64,
+        key: Option<&str>,
+    ) -> Result<Vec<HistoryBucket>, CatalogError>;
+
+    /// Removes the hours that start before `before_ms`; returns how many rows went.
+    async fn prune_access_history(&self, before_ms: i64) -> Result<u64, CatalogError>;
 
     /// Records a move in state planned, unless a job with the same idempotency key exists
     /// or the object has another unfinished job.

@@ -98,6 +98,11 @@ enum Command {
     /// Replay an access trace through tiering policies and compare their cost, latency
     /// misses and next-window predictions.
     Eval(commands::eval::EvalArgs),
+    /// Learn a forecast model from the service's access history (or --trace FILE) and store
+    /// it as the next version in the data dir, where the service picks it up.
+    Train(commands::forecast::TrainArgs),
+    /// An object's forecast for the next window: reads, class, confidence (service).
+    Predict(commands::forecast::PredictArgs),
 }
 
 fn main() -> ExitCode {
@@ -143,6 +148,8 @@ fn main() -> ExitCode {
             Command::Metrics(args) => commands::objects::metrics(&context, args).await,
             Command::Explain(args) => commands::objects::explain(&context, args).await,
             Command::Eval(args) => commands::eval::run(&context, args).await,
+            Command::Train(args) => commands::forecast::train(&context, args).await,
+            Command::Predict(args) => commands::forecast::predict(&context, args).await,
         }
     });
     match result {

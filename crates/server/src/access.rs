@@ -42,6 +42,7 @@ pub async fn ingest(
     .await?;
     let now = now_ms();
     let (outcome, report) = lock(&state.tracker).ingest_ndjson(now, &body);
+    crate::forecast::history::record_batch(&state, now, &body);
     let metrics = &state.metrics;
     metrics
         .events_accepted
@@ -121,6 +122,7 @@ pub async fn flush(state: &AppState) -> Result<usize, String> {
             }
         }
     }
+    crate::forecast::history::flush(state, now_ms()).await?;
     let decisions = lock(&state.decisions).take();
     if !decisions.is_empty() {
         if let Err(err) = state.catalog.record_decisions(&decisions).await {

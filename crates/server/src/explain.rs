@@ -143,6 +143,8 @@ pub async fn explain(
     {
         lines.push(format!("damaged: {}", damage.explanation));
     }
+    let forecast = crate::forecast::predict::object_view(&state, &key, &entry).await?;
+    lines.push(forecast_line(&forecast));
     if let Some(active) = jobs.iter().find(|job| job.state.is_active()) {
         lines.push(format!(
             "moving: job {} is {} ({} → {}, {})",
@@ -181,6 +183,65 @@ pub async fn explain(
         "decision_inputs": decision.inputs,
         "jobs": jobs_json,
         "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>(),
+        "forecast": match forecast {
+            Ok(view) => view,
+            Err(reason) => serde_json::json!({ "fallback": reason }),
+        },
     }))
     .into_response())
+}
+
+/// The forecast in one line: predicted reads, class, confidence, model, the optimiser's
+/// placement and its saving, and the features that drove it; or why there is none.
+fn forecast_line(forecast: &Result<serde_json::Value, String>) -> String {
+    let view = match forecast {
+        Ok(view) => view,
+        Err(reason) => return format!("forecast: none ({reason})"),
+    };
+    if view["idle"] == true {
+        return format!(
+            "forecast (model {}): idle for more than 48 windows, assumed unread; class {}, \
+             best placed on {}",
+            view["model_version"],
+            str_of(&view["class"]),
+            str_of(&view["placement"]["chosen_tier"])
+        );
+    }
+    let drivers: Vec<String> = view["drivers"]
+        .as_array()
+        .map(|drivers| {
+            drivers
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} = {} ({:+.2})",
+                        str_of(&d["feature"]),
+                        d["value"]
+                            .as_f64()
+                            .map_or("unknown".to_string(), |v| format!("{v:.2}")),
+                        d["effect"].as_f64().unwrap_or(0.0)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let placement = &view["placement"];
+    format!(
+        "forecast (model {}): {:.2} reads in the next {} window, class {} ({} {:.0}%); \
+         optimiser: {} (saving ${:.3e} a window against staying on {}); driven by {}",
+        view["model_version"],
+        view["predicted_reads"].as_f64().unwrap_or(0.0),
+        human_duration_ms(view["window_ms"].as_i64().unwrap_or(0)),
+        str_of(&view["class"]),
+        str_of(&view["confidence_kind"]).replace('_', " "),
+        view["confidence"].as_f64().unwrap_or(0.0) * 100.0,
+        str_of(&placement["chosen_tier"]),
+        placement["saving_per_window"].as_f64().unwrap_or(0.0),
+        str_of(&placement["current_tier"]),
+        drivers.join(", ")
+    )
+}
+
+fn str_of(value: &serde_json::Value) -> &str {
+    value.as_str().unwrap_or_default()
 }

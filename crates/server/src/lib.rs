@@ -29,6 +29,7 @@
 pub mod access;
 pub mod error;
 pub mod explain;
+pub mod forecast;
 pub mod http;
 pub mod index;
 pub mod jobs;
@@ -206,6 +207,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         .unwrap_or(config.rules.demotion_interval)
         .max(Duration::from_millis(100));
     let flush_interval = config.tracking.flush_interval;
+    let forecast_state = forecast::ForecastState::new(&config.server.data_dir);
     let state = Arc::new(AppState {
         tracker: Mutex::new(AccessTracker::new(config.tracker_config())),
         config,
@@ -224,6 +226,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         plan_interval,
         decisions: Mutex::new(DecisionLog::default()),
         retire_backlog: Mutex::new(Default::default()),
+        forecast: forecast_state,
         shutdown: shutdown_rx.clone(),
     });
 
@@ -231,6 +234,8 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         .await
         .map_err(ServeError::Recovery)?;
     let recovery = recovery::recover(&state).await?;
+    // Loads the newest model, or logs once why decisions fall back to the rules.
+    let _ = state.forecast.model();
     tracing::info!(
         objects = state.index.len(),
         stats = loaded,
@@ -271,6 +276,10 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
             shutdown_rx.clone(),
         )),
         tokio::spawn(maintenance_loop(Arc::clone(&state), shutdown_rx.clone())),
+        tokio::spawn(forecast::proactive::proactive_loop(
+            Arc::clone(&state),
+            shutdown_rx.clone(),
+        )),
     ];
     let app = routes::router(Arc::clone(&state));
     let server = tokio::spawn(http::serve(listener, app, options.http, shutdown_rx));

@@ -181,6 +181,7 @@ pub fn record_access(state: &AppState, key: &str, op: Op, bytes: u64) {
         client: None,
     };
     let outcome = lock(&state.tracker).record_event(now, &event);
+    crate::forecast::history::record(state, key, now, op, bytes);
     if outcome.spikes > 0 {
         state
             .metrics

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::error::{json_errors, ApiError};
 use crate::state::AppState;
-use crate::{access, explain, jobs, objects, planning};
+use crate::{access, explain, forecast, jobs, objects, planning};
 
 /// The OpenAPI 3.1 document served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -39,6 +39,8 @@ pub const ROUTES: &[(&str, &str, &[&str])] = &[
     ("/v1/jobs/{id}/retry", "/v1/jobs/{id}/retry", &["post"]),
     ("/v1/plan", "/v1/plan", &["get", "post"]),
     ("/v1/explain/{*key}", "/v1/explain/{key}", &["get"]),
+    ("/v1/predictions/{*key}", "/v1/predictions/{key}", &["get"]),
+    ("/v1/model/train", "/v1/model/train", &["post"]),
     ("/v1/events", "/v1/events", &["get"]),
 ];
 
@@ -67,6 +69,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/plan", get(planning::dry_run).post(planning::run_now))
         .route("/v1/explain/{*key}", get(explain::explain))
+        .route(
+            "/v1/predictions/{*key}",
+            get(forecast::predict::predictions),
+        )
+        .route("/v1/model/train", post(forecast::predict::train_now))
         .route("/v1/events", get(jobs::events))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -125,6 +132,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         "version": env!("CARGO_PKG_VERSION"),
         "objects": state.index.len(),
         "tiers": state.tiers.len(),
+        "forecast": state.forecast.health(),
     }))
 }
 

@@ -154,6 +154,8 @@ pub struct AppState {
     pub retire_backlog: Mutex<HashSet<(String, usize)>>,
     /// Becomes true when the service shuts down (ends event streams).
     pub shutdown: watch::Receiver<bool>,
+    /// The forecast: access history, the model in force, the proactive cycle.
+    pub forecast: crate::forecast::ForecastState,
 }
 
 impl AppState {

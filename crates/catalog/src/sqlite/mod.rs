@@ -4,6 +4,7 @@
 //! in [`queries`] and [`rows`] keep to SQL that a PostgreSQL engine can mirror.
 
 mod chunk_hashes;
+mod history;
 mod integrity;
 mod queries;
 mod rows;

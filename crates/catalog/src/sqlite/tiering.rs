@@ -13,9 +13,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use super::SqliteCatalog;
 use crate::error::CatalogError;
 use crate::tiering::{
-    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveId, MoveJob, MoveSpec,
-    MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove,
-    SwitchOutcome, TieringCatalog, WriteIntent,
+    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter, MoveId,
+    MoveJob, MoveSpec, MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement,
+    PlacementState, RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent,
 };
 
 /// Rows per multi-row statement (at most 4 parameters each).
@@ -538,6 +538,22 @@ impl TieringCatalog for SqliteCatalog {
             .fetch_all(&self.pool)
             .await
             .map_err(self.error("read access statistics"))
+    }
+
+    async fn add_access_history(&self, buckets: &[HistoryBucket]) -> Result<(), CatalogError> {
+        self.history_add(buckets).await
+    }
+
+    async fn access_history(
+        &self,
+        since_ms: i64,
+        key: Option<&str>,
+    ) -> Result<Vec<HistoryBucket>, CatalogError> {
+        self.history_since(since_ms, key).await
+    }
+
+    async fn prune_access_history(&self, before_ms: i64) -> Result<u64, CatalogError> {
+        self.history_prune(before_ms).await
     }
 
     async fn create_move(&self, spec: &MoveSpec, now_ms: i64) -> Result<CreatedMove, CatalogError> {

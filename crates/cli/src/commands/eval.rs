@@ -159,7 +159,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<(TieringConfig, String)> {
     }
 }
 
-fn parse_format(name: Option<&str>) -> anyhow::Result<Option<TraceFormat>> {
+pub(crate) fn parse_format(name: Option<&str>) -> anyhow::Result<Option<TraceFormat>> {
     name.map(|name| {
         TraceFormat::from_name(name).ok_or_else(|| {
             anyhow::anyhow!(
@@ -171,7 +171,7 @@ fn parse_format(name: Option<&str>) -> anyhow::Result<Option<TraceFormat>> {
     .transpose()
 }
 
-fn parse_window(text: &str) -> anyhow::Result<i64> {
+pub(crate) fn parse_window(text: &str) -> anyhow::Result<i64> {
     let ms = parse_duration_ms(text).map_err(|e| anyhow::anyhow!("--window: {e}"))?;
     if ms < 1 {
         anyhow::bail!("--window {text:?}: a window must be at least 1ms; write it like 1h");

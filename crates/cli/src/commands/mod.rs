@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod codec_args;
 pub mod eval;
+pub mod forecast;
 pub mod inspect;
 pub mod migrate;
 pub mod objects;

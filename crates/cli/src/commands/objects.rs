@@ -32,13 +32,13 @@ pub struct ServerArgs {
 }
 
 /// A client of the service.
-struct Client {
+pub(crate) struct Client {
     base: String,
     http: reqwest::Client,
 }
 
 /// Percent-encodes a key for a URL path, keeping `/` between segments.
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
@@ -82,7 +82,7 @@ fn printed(printed: io::Result<()>) -> anyhow::Result<ExitCode> {
 }
 
 impl Client {
-    fn new(args: &ServerArgs) -> Self {
+    pub(crate) fn new(args: &ServerArgs) -> Self {
         Client {
             base: args.server.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
@@ -134,7 +134,7 @@ impl Client {
         serde_json::from_slice(&body).context("the service answered something that is not JSON")
     }
 
-    async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
         self.json(self.http.get(self.url(path))).await
     }
 

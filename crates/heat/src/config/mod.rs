@@ -14,7 +14,10 @@
 //! [`TieringConfig::default_local`] under its `data_dir`; `tier = []` is an error.
 
 mod checks;
+mod forecast;
 mod parse;
+
+pub use forecast::ForecastConfig;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,6 +46,8 @@ pub struct TieringConfig {
     pub tracking: TrackingConfig,
     /// `[objectives]`: the value of read latency, for `strata eval`'s cost model.
     pub objectives: ObjectivesConfig,
+    /// `[forecast]`: history, window and proactive cycle of the service's forecast.
+    pub forecast: ForecastConfig,
 }
 
 /// `[server]`.
@@ -254,6 +259,7 @@ impl TieringConfig {
             classes,
             tracking: TrackingConfig::default(),
             objectives: ObjectivesConfig::default(),
+            forecast: ForecastConfig::default(),
         }
     }
 

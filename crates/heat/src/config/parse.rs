@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::checks::{check_codec, check_listen, check_store, check_tier_name};
+use super::forecast::{build_forecast, RawForecast};
 use super::{
     millis, ClassesConfig, FieldError, Layout, ObjectivesConfig, RulesConfig, ServerConfig,
     TierConfig, TieringConfig, TrackingConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
@@ -33,6 +34,8 @@ struct RawConfig {
     tracking: RawTracking,
     #[serde(default)]
     objectives: RawObjectives,
+    #[serde(default)]
+    forecast: RawForecast,
 }
 
 #[derive(Deserialize, Default)]
@@ -103,7 +106,7 @@ struct Number(f64);
 struct Capacity(Option<u64>);
 
 /// A duration: seconds as an integer, or `"30d"`, `"12h"`, `"90m"`, `"3600s"`.
-struct Span(Duration);
+pub(super) struct Span(pub(super) Duration);
 
 impl<'de> Deserialize<'de> for Number {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -194,10 +197,10 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 
 /// Collects the problems found by the checks.
 #[derive(Default)]
-struct Problems(Vec<FieldError>);
+pub(super) struct Problems(Vec<FieldError>);
 
 impl Problems {
-    fn add(&mut self, field: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn add(&mut self, field: impl Into<String>, reason: impl Into<String>) {
         self.0.push(FieldError {
             field: field.into(),
             reason: reason.into(),
@@ -291,6 +294,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
     }
 
     let objectives = build_objectives(raw.objectives, problems);
+    let forecast = build_forecast(raw.forecast, problems);
     TieringConfig {
         server: ServerConfig { listen, data_dir },
         default_tier,
@@ -299,6 +303,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
         classes,
         tracking,
         objectives,
+        forecast,
     }
 }
 

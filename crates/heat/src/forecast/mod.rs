@@ -9,6 +9,7 @@
 pub mod features;
 pub mod idle;
 pub mod model;
+pub mod offline;
 
 use crate::stats::Op;
 use crate::trace::TraceRequest;
