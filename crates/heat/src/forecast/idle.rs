@@ -11,7 +11,10 @@
 //! again". The chance of a read in the next `H` windows of an object idle for `a` windows
 //! is `1 − Π (1 − hazard(class, a + j))` for `j < H`; ages past the oldest observed use the
 //! oldest observed hazard. Sparse cells lean on the cell of the same age over all classes
-//! ([`PRIOR_WEIGHT`] boundaries' worth), which is estimated by Laplace's rule of succession. Only what happened before a boundary is counted
+//! ([`PRIOR_WEIGHT`] boundaries' worth); no hazard is below Laplace's rule of succession
+//! for its cell, `(reads + 1) / (at risk + 2)`: the decisions it feeds are lopsided (a read
+//! on an archive costs more than months of storage saved), and a cell that has seen few
+//! objects must not promise that none of them will be read. Only what happened before a boundary is counted
 //! at it. Memory: two bytes per object and two small tables.
 //!
 //! It also learns, per class, how many reads a window has in which an object is read at all
@@ -157,7 +160,10 @@ impl IdleModel {
                 let index = class * AGE_BUCKETS + bucket;
                 let risk = self.at_risk[index];
                 let hazard = if risk > 0.0 {
-                    let h = (self.events[index] + PRIOR_WEIGHT * prior) / (risk + PRIOR_WEIGHT);
+                    // Never below Laplace's estimate for the cell alone: no read in `risk`
+                    // windows does not show a hazard far below 1 / risk.
+                    let h = ((self.events[index] + PRIOR_WEIGHT * prior) / (risk + PRIOR_WEIGHT))
+                        .max((self.events[index] + 1.0) / (risk + 2.0));
                     class_last = Some(h);
                     h
                 } else {
@@ -182,7 +188,12 @@ impl IdleModel {
             return 1.0;
         };
         let age = ((now_ms - last).max(0) / self.window_ms) as u64;
-        let reads = store.reads(object);
+        self.read_probability_at(store.reads(object), age, windows)
+    }
+
+    /// The chance that an object with `reads` reads so far, unread for `age` windows, is
+    /// read at least once in the next `windows` windows.
+    pub fn read_probability_at(&self, reads: u32, age: u64, windows: f64) -> f64 {
         let first = cell(reads, age);
         let row = first - first % AGE_BUCKETS;
         let mut log_stay = 0.0;

@@ -3,14 +3,15 @@
 //! The cost of an object on a tier for one window is its storage plus its expected reads ×
 //! the cost of one read there (retrieval, egress, the request, the latency price, and the
 //! miss penalty when the tier is slower than the objective). A move is judged over the stay
-//! it commits to, `H` = the longer minimum residency of the two tiers, at least
-//! [`AMORTISE_WINDOWS`] windows: the move's cost (a read of the whole object on the
-//! source, a write request on the target) plus `H` windows on the target against `H`
-//! windows where it is. The move with the largest saving per window wins; a demotion that
+//! it commits to, `H` windows: for a promotion the target's minimum residency (the object
+//! cannot come down sooner), for a demotion nothing (a read brings it back up at once), so
+//! `H` is at least [`AMORTISE_WINDOWS`], over which the move's cost is spread: the move's
+//! cost (a read of the whole object on the source, a write request on the target) plus `H`
+//! windows on the target against `H` windows where it is. The move with the largest saving per window wins; a demotion that
 //! minimum residency holds back is not considered. [`cheapest_tier`] expects the same reads a window on
 //! every tier; [`cheapest_tier_for`] takes what is expected over each stay ([`Outlook`]:
-//! reads and the chance of any), and can count a slow tier's first read as recalling the
-//! object to a fast one.
+//! reads and the chance of any), and can count a colder tier's first read as recalling
+//! the object to a hot one.
 
 use crate::cost::{CostModel, TierPrices};
 use crate::placement::residency_holds;
@@ -107,6 +108,7 @@ pub fn cheapest_tier(
         window_ms,
         max_windows: f64::INFINITY,
         recall_to: None,
+        slow_read_floor: 0.0,
     };
     cheapest_tier_for(model, demand, &horizon, &min_residency_ms, outlook)
 }
@@ -121,10 +123,15 @@ pub struct Horizon {
     /// The longest stay judged, in windows (a stay committed to for longer is judged over
     /// this many: savings beyond what the forecast has evidence for are not counted).
     pub max_windows: f64,
-    /// With a tier, the first read of an object on a tier that misses the latency
-    /// objective brings it back to that tier (a move), which serves the reads after it;
-    /// without, every read is served where the object is.
+    /// With a tier, the first read of an object on a colder tier brings it back to that
+    /// tier (a move), which serves the reads after it; without, every read is served where
+    /// the object is.
     pub recall_to: Option<usize>,
+    /// The least chance of a read per window assumed of an object on a tier that misses
+    /// the latency objective (0: none). A read there costs more than months of storage
+    /// saved, so the decision to go there must not rest on a forecast alone that has never
+    /// seen a scan of long-idle objects.
+    pub slow_read_floor: f64,
 }
 
 /// The cheapest tier for `demand` given `outlook(windows)`, what it is expected to do over
@@ -150,9 +157,20 @@ pub fn cheapest_tier_for(
     let stay_cost = |tier: usize, windows: f64, expect: &Outlook| -> f64 {
         let p = &model.tiers[tier];
         let storage = window_cost(model, p, size, window, 0.0) * windows;
-        let reads = match recall_to.and_then(|up| model.tiers.get(up).filter(|_| up != tier)) {
+        let floored;
+        let expect = if p.misses_objective && horizon.slow_read_floor > 0.0 {
+            let floor = 1.0 - (1.0 - horizon.slow_read_floor.min(1.0)).powf(windows);
+            floored = Outlook {
+                reads: expect.reads.max(floor),
+                any_read: expect.any_read.max(floor),
+            };
+            &floored
+        } else {
+            expect
+        };
+        let reads = match recall_to.and_then(|up| model.tiers.get(up).filter(|_| up < tier)) {
             // The first read is served here and brings the object up; the rest are served there.
-            Some(up) if p.misses_objective => {
+            Some(up) => {
                 expect.any_read * (read_cost(model, p, size as f64) + move_cost(p, up, size))
                     + (expect.reads - expect.any_read).max(0.0) * read_cost(model, up, size as f64)
             }
@@ -177,10 +195,16 @@ pub fn cheapest_tier_for(
         if to == from || held {
             continue;
         }
-        // Both sides over the same stay, the longer of the two tiers' commitments: a
-        // choice judged on stays of other lengths would be undone at the next boundary
-        // (reads expected soon weigh more in a short stay than in a long one).
-        let windows = stays(from).max(stays(to)).min(horizon.max_windows.max(1.0));
+        // The stay a move commits to: a promotion keeps the object up for the target's
+        // minimum residency; a demotion commits to nothing (the object comes back up at
+        // once when read), so it is judged over the shortest stay that amortises its move.
+        // Both sides over the same stay.
+        let windows = if to < from {
+            stays(to)
+        } else {
+            AMORTISE_WINDOWS
+        }
+        .min(horizon.max_windows.max(1.0));
         let expect = outlook(windows);
         let saving = (stay_cost(from, windows, &expect)
             - stay_cost(to, windows, &expect)

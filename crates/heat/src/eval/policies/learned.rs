@@ -32,6 +32,13 @@ use crate::trace::TraceRequest;
 /// The learned policy.
 pub struct Learned {
     prices: CostModel,
+    /// `prices` with the reads of tiers slower than the objective weighted by how much
+    /// more often objects placed there were read than the life table expected.
+    judged: CostModel,
+    /// Reads the life table expected of objects on slow tiers, window by window.
+    slow_expected: f64,
+    /// Windows in which an object on a slow tier was read.
+    slow_read: f64,
     forecaster: Option<Forecaster>,
     settings: ForecastSettings,
     /// Per object: the trees' forecast for the current window (NaN: none).
@@ -43,6 +50,9 @@ impl Learned {
     pub fn new(config: &TieringConfig) -> Self {
         Learned {
             prices: CostModel::new(config),
+            judged: CostModel::new(config),
+            slow_expected: 0.0,
+            slow_read: 0.0,
             forecaster: None,
             settings: ForecastSettings::default(),
             forecast: Vec::new(),
@@ -64,7 +74,11 @@ impl Learned {
             } else {
                 0.0
             };
-            let any_next = next.min(1.0);
+            // The chance of a read is the life table's; a forecast of reads raises it (the
+            // trees forecast counts: a small count is no small chance).
+            let any_next = idle
+                .read_probability(store, object, now, 1.0)
+                .max(next.clamp(0.0, 1.0));
             Outlook {
                 reads: next + later * per_read_window,
                 any_read: 1.0 - (1.0 - any_next) * (1.0 - later),
@@ -82,16 +96,36 @@ impl Learned {
             window_ms: state.window_ms(),
             max_windows: f64::from(idle.boundaries()),
             recall_to: Some(0),
+            // Laplace's rule over the windows seen: an event not seen in `n` windows (a scan
+            // of idle objects) may still come once in `n + 2`.
+            slow_read_floor: 1.0 / (f64::from(idle.boundaries()) + 2.0),
         };
-        let choice = cheapest_tier_for(&self.prices, &demand, &horizon, &min_residency, outlook);
+        let choice = cheapest_tier_for(&self.judged, &demand, &horizon, &min_residency, outlook);
+        if choice.tier != from
+            && std::env::var_os("LEARNED_DEBUG3").is_some()
+            && self.prices.tiers[choice.tier].misses_objective
+        {
+            let o = outlook(4.0);
+            eprintln!(
+                "A size {} any4 {:.3e} reads4 {:.3e} next {next:.3e} save {:.3e} w {}",
+                state.size(object),
+                o.any_read,
+                o.reads,
+                choice.saving_per_window,
+                state.window_ms()
+            );
+        }
         if choice.tier != from {
             // A refusal (capacity) leaves the object; it is reconsidered next window.
             let _ = state.move_object(object, choice.tier);
         }
     }
 
-    /// On a read: moves the object up at once when the rest of its burst pays for it.
-    fn promote_on_read(&self, state: &mut ReplayState, object: u32) {
+    /// On a read or a write: moves the object up at once when the reads it is expected to
+    /// get before the next boundary pay for it (after a read, the rest of its burst; after
+    /// a write, the life table's chance of a read of an object just accessed).
+    fn promote_on_access(&self, state: &mut ReplayState, request: &TraceRequest) {
+        let object = request.object;
         let Some(forecaster) = &self.forecaster else {
             return;
         };
@@ -102,9 +136,15 @@ impl Learned {
         let now = state.now_ms();
         let window_ms = state.window_ms();
         let window = u32::try_from(now / window_ms).unwrap_or(u32::MAX);
-        let so_far = store.reads_in_window(object, window);
-        let before = store.reads(object).saturating_sub(so_far);
-        let more = forecaster.idle().more_reads(before, so_far);
+        let idle = forecaster.idle();
+        let more = if request.op == Op::Read {
+            let so_far = store.reads_in_window(object, window);
+            let before = store.reads(object).saturating_sub(so_far);
+            idle.more_reads(before, so_far)
+        } else {
+            let reads = store.reads(object);
+            idle.read_probability_at(reads, 0, 1.0) * idle.reads_when_read(reads)
+        };
         if more <= 0.0 {
             return;
         }
@@ -124,6 +164,34 @@ impl Learned {
         }
         if best.1 != from {
             let _ = state.move_object(object, best.1);
+        }
+    }
+
+    /// Adds the life table's chance of a read in the window that starts for every object on
+    /// a slow tier, and weighs the slow tiers' reads in `judged` by how far the reads seen
+    /// there exceeded what was expected (never below 1: a life table measured on the past
+    /// cannot foresee a scan of objects idle for longer than it has seen).
+    fn calibrate(&mut self, forecaster: &Forecaster, state: &ReplayState, now_ms: i64) {
+        let store = forecaster.store();
+        for object in 0..store.len() {
+            let slow = state
+                .tier_of(object)
+                .is_some_and(|tier| self.prices.tiers[tier].misses_objective);
+            if slow {
+                self.slow_expected += forecaster
+                    .idle()
+                    .read_probability(store, object, now_ms, 1.0);
+            }
+        }
+        let weight = ((self.slow_read + 1.0) / (self.slow_expected + 1.0)).max(1.0);
+        self.judged = self.prices.clone();
+        self.judged.objectives.miss_penalty *= weight;
+        for (judged, base) in self.judged.tiers.iter_mut().zip(&self.prices.tiers) {
+            if base.misses_objective {
+                judged.retrieval_per_byte = base.retrieval_per_byte * weight;
+                judged.egress_per_byte = base.egress_per_byte * weight;
+                judged.read_latency_ms = base.read_latency_ms * weight;
+            }
         }
     }
 
@@ -156,9 +224,18 @@ impl Policy for Learned {
         let forecaster = self
             .forecaster
             .get_or_insert_with(|| Forecaster::new(state.window_ms(), self.settings));
-        forecaster.record(request);
         if request.op == Op::Read {
-            self.promote_on_read(state, request.object);
+            let slow = state
+                .tier_of(request.object)
+                .is_some_and(|tier| self.prices.tiers[tier].misses_objective);
+            let window = u32::try_from(request.time_ms / state.window_ms()).unwrap_or(u32::MAX);
+            if slow && forecaster.store().reads_in_window(request.object, window) == 0 {
+                self.slow_read += 1.0;
+            }
+        }
+        forecaster.record(request);
+        if request.op != Op::Delete {
+            self.promote_on_access(state, request);
         }
     }
 
@@ -180,6 +257,7 @@ impl Policy for Learned {
                 self.forecast[object as usize] = reads as f32;
             }
         }
+        self.calibrate(&forecaster, state, now_ms);
         let store = forecaster.store();
         for object in 0..objects {
             let known = self.forecast[object as usize];
