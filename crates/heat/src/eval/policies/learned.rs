@@ -101,20 +101,6 @@ impl Learned {
             slow_read_floor: 1.0 / (f64::from(idle.boundaries()) + 2.0),
         };
         let choice = cheapest_tier_for(&self.judged, &demand, &horizon, &min_residency, outlook);
-        if choice.tier != from
-            && std::env::var_os("LEARNED_DEBUG3").is_some()
-            && self.prices.tiers[choice.tier].misses_objective
-        {
-            let o = outlook(4.0);
-            eprintln!(
-                "A size {} any4 {:.3e} reads4 {:.3e} next {next:.3e} save {:.3e} w {}",
-                state.size(object),
-                o.any_read,
-                o.reads,
-                choice.saving_per_window,
-                state.window_ms()
-            );
-        }
         if choice.tier != from {
             // A refusal (capacity) leaves the object; it is reconsidered next window.
             let _ = state.move_object(object, choice.tier);
