@@ -35,6 +35,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod mover;
 pub mod objects;
+pub mod cost_plan;
 pub mod planning;
 pub mod recovery;
 pub mod retry;
