@@ -29,9 +29,17 @@ fn put(service: &Service, dir: &Path, key: &str, bytes: usize) {
     let file = dir.join("upload.bin");
     std::fs::write(&file, vec![7u8; bytes]).unwrap();
     let out = service.run(&["put", file.to_str().unwrap(), key]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = service.run(&["access", key, "--count", "3"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn tier_of(service: &Service, key: &str) -> String {
@@ -49,7 +57,10 @@ fn planned_move(service: &Service, key: &str) -> (serde_json::Value, serde_json:
         let result = service.json(&["plan"]);
         let moves = result["plan"]["moves"].as_array()?;
         let index = moves.iter().position(|m| m["key"] == key)?;
-        Some((moves[index].clone(), result["costs"]["moves"][index].clone()))
+        Some((
+            moves[index].clone(),
+            result["costs"]["moves"][index].clone(),
+        ))
     })
 }
 
@@ -61,14 +72,23 @@ fn plan_proposes_a_cost_optimisation_move_with_its_saving_and_run_executes_it() 
 
     let (planned, saving) = planned_move(&service, "runs/1/t2m.nc");
     assert_eq!(planned["reason"], "cost_optimisation", "{planned}");
-    assert_eq!((planned["from"].as_str(), planned["to"].as_str()), (Some("hot"), Some("warm")));
+    assert_eq!(
+        (planned["from"].as_str(), planned["to"].as_str()),
+        (Some("hot"), Some("warm"))
+    );
     assert_eq!(saving["key"], "runs/1/t2m.nc");
     let per_month = saving["saving_per_month"].as_f64().unwrap();
     // 4 MiB at 0.20 against 0.05 $/GB-month, local tiers: nothing else costs.
     let expected = (4 << 20) as f64 / 1e9 * (0.20 - 0.05);
-    assert!((per_month - expected).abs() < 1e-12, "{per_month} vs {expected}");
+    assert!(
+        (per_month - expected).abs() < 1e-12,
+        "{per_month} vs {expected}"
+    );
     let explanation = planned["explanation"].as_str().unwrap();
-    assert!(explanation.starts_with("saves $0.000629/month: $0.000839 on hot → $0.000210 on warm"), "{explanation}");
+    assert!(
+        explanation.starts_with("saves $0.000629/month: $0.000839 on hot → $0.000210 on warm"),
+        "{explanation}"
+    );
 
     let result = service.json(&["plan"]);
     let costs = &result["costs"];
@@ -81,13 +101,25 @@ fn plan_proposes_a_cost_optimisation_move_with_its_saving_and_run_executes_it() 
 
     let text = service.run(&["plan"]);
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("1 moves, 0 waits, 0 in place (dry run)"), "{text}");
-    assert!(text.contains("projected cost: $0.000839/month now, $0.000210/month after"), "{text}");
     assert!(
-        text.contains("move runs/1/t2m.nc hot → warm [cost_optimisation, saves $0.000629/month]: saves"),
+        text.contains("1 moves, 0 waits, 0 in place (dry run)"),
         "{text}"
     );
-    assert_eq!(tier_of(&service, "runs/1/t2m.nc"), "hot", "a dry run moves nothing");
+    assert!(
+        text.contains("projected cost: $0.000839/month now, $0.000210/month after"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "move runs/1/t2m.nc hot → warm [cost_optimisation, saves $0.000629/month]: saves"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        tier_of(&service, "runs/1/t2m.nc"),
+        "hot",
+        "a dry run moves nothing"
+    );
 
     let ran = service.json(&["plan", "--run"]);
     assert_eq!(ran["jobs"].as_array().map(Vec::len), Some(1), "{ran}");
@@ -95,7 +127,10 @@ fn plan_proposes_a_cost_optimisation_move_with_its_saving_and_run_executes_it() 
         (tier_of(&service, "runs/1/t2m.nc") == "warm").then_some(())
     });
     let explain = service.json(&["explain", "runs/1/t2m.nc"]);
-    assert!(explain.to_string().contains("cost_optimisation"), "{explain}");
+    assert!(
+        explain.to_string().contains("cost_optimisation"),
+        "{explain}"
+    );
 }
 
 #[test]
@@ -106,7 +141,10 @@ fn the_optimiser_never_moves_an_object_to_a_tier_its_class_does_not_accept() {
     put(&service, dir.path(), "runs/1/t2m.nc", 4 << 20);
     let (planned, saving) = planned_move(&service, "runs/1/t2m.nc");
     assert_eq!(planned["reason"], "rule_warm_recent", "{planned}");
-    assert!(saving["saving_per_month"].as_f64().unwrap() > 0.0, "{saving}");
+    assert!(
+        saving["saving_per_month"].as_f64().unwrap() > 0.0,
+        "{saving}"
+    );
     let result = service.json(&["plan"]);
     assert_eq!(result["costs"]["method"], "none", "nothing left to choose");
 }

@@ -138,8 +138,11 @@ fn describe(solution: &Solution) -> String {
 
 fn main() {
     let config = TieringConfig::parse(EXAMPLE_CONFIG).expect("the example config parses");
-    let samples = arg("--samples=").map_or(20, |n| n as usize);
     let limit = Duration::from_secs_f64(arg("--milp-limit=").unwrap_or(300.0));
+    if let (Some(n), Some(seed)) = (arg("--milp-child="), arg("--seed=")) {
+        return milp_child(&config, n as usize, seed as u64, limit);
+    }
+    let samples = arg("--samples=").map_or(20, |n| n as usize);
     let options = LagrangeOptions::default();
     println!("Lagrangian method (prices for capacity + repair):");
     for n in [10_000, 1_000_000] {
@@ -153,23 +156,89 @@ fn main() {
             Err(err) => println!("  {n:>9} objects: failed: {err}"),
         }
     }
-    println!("MILP (good_lp + microlp), time limit {} s:", limit.as_secs());
+    println!(
+        "MILP (good_lp + microlp), at most {} s each:",
+        limit.as_secs()
+    );
     for n in [10_000, 5_000, 2_000, 1_000] {
-        let problem = instance(&config, n, n as u64);
-        let (solved, cpu, wall) = timed(|| solve_milp(&problem, Some(limit)));
-        match solved {
-            Ok(s) if s.lower_bound.is_finite() => {
-                println!("  {n:>9} objects: optimal in {cpu:.2} s CPU, {wall:.2} s wall; {}", describe(&s));
-                break;
+        match milp_in_child(n, n as u64, limit) {
+            Some(line) => {
+                println!("  {n:>9} objects: {}", milp_text(&line));
+                if line.starts_with("optimal") {
+                    break;
+                }
             }
-            Ok(s) => println!(
-                "  {n:>9} objects: not proven optimal within the limit ({wall:.0} s wall); best found cost ${:.2}",
-                s.cost
+            None => println!(
+                "  {n:>9} objects: no answer within {} s (stopped)",
+                limit.as_secs()
             ),
-            Err(err) => println!("  {n:>9} objects: failed after {wall:.0} s: {err}"),
         }
     }
     sample_gaps(&config, samples, limit, &options);
+}
+
+/// `--milp-child=N --seed=S`: solves one instance and prints `optimal|limit COST BOUND
+/// CPU WALL`.
+fn milp_child(config: &TieringConfig, n: usize, seed: u64, limit: Duration) {
+    let problem = instance(config, n, seed);
+    let (solved, cpu, wall) = timed(|| solve_milp(&problem, Some(limit)));
+    match solved {
+        Ok(s) if s.lower_bound.is_finite() => {
+            println!("optimal {} {} {cpu} {wall}", s.cost, s.lower_bound)
+        }
+        Ok(s) => println!("limit {} NaN {cpu} {wall}", s.cost),
+        Err(err) => println!("error {err}"),
+    }
+}
+
+/// Runs the MILP in a child process, so that a solve that overruns (microlp checks its
+/// time limit only between branch-and-bound nodes) can be stopped; its answer line, `None`
+/// if stopped.
+fn milp_in_child(n: usize, seed: u64, limit: Duration) -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let mut child = std::process::Command::new(exe)
+        .arg(format!("--milp-child={n}"))
+        .arg(format!("--seed={seed}"))
+        .arg(format!("--milp-limit={}", limit.as_secs_f64()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + limit + Duration::from_secs(5);
+    while child.try_wait().ok()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut line = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut()?, &mut line).ok()?;
+    Some(line.trim().to_string())
+}
+
+/// The line of a child for people.
+fn milp_text(line: &str) -> String {
+    let number = |text: &str| text.parse::<f64>().unwrap_or(f64::NAN);
+    match line.split_whitespace().collect::<Vec<_>>()[..] {
+        ["optimal", cost, _, cpu, wall] => format!(
+            "optimal, ${:.2}, in {:.2} s CPU, {:.2} s wall",
+            number(cost),
+            number(cpu),
+            number(wall)
+        ),
+        ["limit", cost, ..] => format!("not proven optimal within the limit (best ${cost})"),
+        _ => line.to_string(),
+    }
+}
+
+/// The MILP's proven optimum and wall time for the instance `(n, seed)`.
+fn milp_optimum(n: usize, seed: u64, limit: Duration) -> Option<(f64, f64)> {
+    let line = milp_in_child(n, seed, limit)?;
+    match line.split_whitespace().collect::<Vec<_>>()[..] {
+        ["optimal", cost, _, _, wall] => Some((cost.parse().ok()?, wall.parse().ok()?)),
+        _ => None,
+    }
 }
 
 /// The Lagrangian method against the MILP on random instances of 200 to 2,000 objects.
@@ -180,26 +249,22 @@ fn sample_gaps(config: &TieringConfig, samples: usize, limit: Duration, options:
     let (mut milp_time, mut lagrange_time) = (0.0, 0.0);
     for sample in 0..samples {
         let n = 200 + (rng.unit() * 1800.0) as usize;
-        let problem = instance(config, n, rng.next());
-        let (exact, _, exact_wall) = timed(|| solve_milp(&problem, Some(limit)));
+        let seed = rng.next() >> 12;
+        let problem = instance(config, n, seed);
         let (found, _, found_wall) = timed(|| solve_lagrangian(&problem, options));
-        let (exact, found) = match (exact, found) {
-            (Ok(exact), Ok(found)) if exact.lower_bound.is_finite() => (exact, found),
-            (exact, found) => {
-                println!("  #{sample:<2} {n:>5} objects: skipped (MILP {:?}, Lagrangian {:?})",
-                    exact.map(|s| s.cost), found.map(|s| s.cost));
-                continue;
-            }
+        let (Some((exact, exact_wall)), Ok(found)) = (milp_optimum(n, seed, limit), found) else {
+            println!(
+                "  #{sample:<2} {n:>5} objects: skipped (no proven MILP optimum within the limit)"
+            );
+            continue;
         };
         milp_time += exact_wall;
         lagrange_time += found_wall;
-        let gap = (found.cost - exact.cost) / exact.cost;
+        let gap = (found.cost - exact) / exact;
         gaps.push(gap);
         println!(
-            "  #{sample:<2} {n:>5} objects: MILP ${:.4} in {exact_wall:.2} s, Lagrangian ${:.4} in {:.3} s: {:.3}% above (its own bound says <= {:.3}%)",
-            exact.cost,
+            "  #{sample:<2} {n:>5} objects: MILP ${exact:.4} in {exact_wall:.2} s, Lagrangian ${:.4} in {found_wall:.3} s: {:.3}% above (its own bound says <= {:.3}%)",
             found.cost,
-            found_wall,
             gap * 100.0,
             found.gap() * 100.0
         );

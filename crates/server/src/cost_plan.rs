@@ -21,12 +21,14 @@ use serde::Serialize;
 use strata_heat::cost::CostModel;
 use strata_heat::optimise::object::{move_cost, window_cost};
 use strata_heat::optimise::{
-    solve_lagrangian, solve_milp, LagrangeOptions, ObjectSpec, OptimiseError, Problem,
-    Solution, TierSpec,
+    solve_lagrangian, solve_milp, LagrangeOptions, ObjectSpec, OptimiseError, Problem, Solution,
+    TierSpec,
 };
 use strata_heat::placement::MoveInputs;
 use strata_heat::units::HOUR_MS;
-use strata_heat::{AccessSummary, Move, ObjectState, PlacementPlan, Planner, Reason, TieringConfig};
+use strata_heat::{
+    AccessSummary, Move, ObjectState, PlacementPlan, Planner, Reason, TieringConfig,
+};
 
 /// The optimiser's window: an hour, the unit of the access statistics' rates.
 pub const WINDOW_MS: i64 = HOUR_MS;
@@ -236,7 +238,12 @@ fn propose(
 ) {
     let model = &problem.model;
     let mut changes: Vec<(f64, usize)> = (0..members.len())
-        .filter(|&i| solution.assignment.get(i).is_some_and(|&t| t != problem.objects[i].tier))
+        .filter(|&i| {
+            solution
+                .assignment
+                .get(i)
+                .is_some_and(|&t| t != problem.objects[i].tier)
+        })
         .map(|i| {
             let o = &problem.objects[i];
             let to = solution.assignment[i];
@@ -276,7 +283,15 @@ fn propose(
             );
             let Some(Some(room)) = free.get(to).copied() else {
                 // Unlimited.
-                push_move(problem, &objects.states[members[i]], i, to, saving, Vec::new(), plan);
+                push_move(
+                    problem,
+                    &objects.states[members[i]],
+                    i,
+                    to,
+                    saving,
+                    Vec::new(),
+                    plan,
+                );
                 added += 1;
                 continue;
             };
@@ -301,7 +316,15 @@ fn propose(
             if round == 0 {
                 leaving[from].push((plan.moves.len(), size));
             }
-            push_move(problem, &objects.states[members[i]], i, to, saving, after, plan);
+            push_move(
+                problem,
+                &objects.states[members[i]],
+                i,
+                to,
+                saving,
+                after,
+                plan,
+            );
             added += 1;
         }
         if round == 0 {

@@ -27,6 +27,7 @@
 //! Start it with [`start`]; the CLI's `strata serve` does that and waits for a signal.
 
 pub mod access;
+pub mod cost_plan;
 pub mod error;
 pub mod explain;
 pub mod http;
@@ -35,7 +36,6 @@ pub mod jobs;
 pub mod metrics;
 pub mod mover;
 pub mod objects;
-pub mod cost_plan;
 pub mod planning;
 pub mod recovery;
 pub mod retry;

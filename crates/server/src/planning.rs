@@ -8,7 +8,9 @@
 //!   planned with `plan_spikes`, so a burst is promoted at once with reason
 //!   `reactive_access_spike`;
 //! - **periodic**, every `rules.demotion_interval` (or `--plan-interval`): every object not
-//!   already moving, promotions and demotions (minimum residency respected).
+//!   already moving, promotions and demotions (minimum residency respected), then the cost
+//!   optimiser's moves (reason `cost_optimisation`, [`crate::cost_plan`]) and the plan's
+//!   projected monthly cost.
 //!
 //! Sizes: tiers' usage counts stored bytes (compressed on packed tiers); an object is
 //! booked at [`AppState::planning_size`], the most its copy can take on any tier, since

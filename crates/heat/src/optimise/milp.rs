@@ -14,13 +14,17 @@ use std::time::Duration;
 
 use good_lp::{
     microlp, variable, Expression, ProblemVariables, ResolutionError, Solution as _,
-    SolutionStatus, SolverModel, Variable, WithTimeLimit,
+    SolutionStatus, SolverModel, Variable, WithMipGap, WithTimeLimit,
 };
 
 use crate::optimise::problem::{OptimiseError, Problem, Solution};
 
-/// Solves `problem` exactly, or gives the best placement found within `time_limit` (its
-/// [`Solution::lower_bound`] is then `-inf`: unknown).
+/// Branch and bound stops once its placement is proven within this share of the optimum
+/// (without it, proving the last 0.01% on a thousand objects takes microlp minutes).
+pub const MIP_GAP: f64 = 1e-4;
+
+/// Solves `problem` to within [`MIP_GAP`] of the optimum, or gives the best placement found
+/// within `time_limit` (its [`Solution::lower_bound`] is then `-inf`: unknown).
 pub fn solve_milp(
     problem: &Problem,
     time_limit: Option<Duration>,
@@ -34,7 +38,7 @@ pub fn solve_milp(
         .map(|t| t.capacity.map_or(f64::INFINITY, |c| c as f64))
         .collect();
     // Per object with a choice: its (tier, variable) pairs, and its cheapest cost.
-    let mut choices: Vec<(usize, Vec<(usize, Variable)>, f64)> = Vec::new();
+    let mut choices: Vec<Choice> = Vec::new();
     let mut vars = ProblemVariables::new();
     for (i, slot) in assignment.iter_mut().enumerate() {
         if let Some(t) = problem.forced_tier(i)? {
@@ -59,7 +63,7 @@ pub fn solve_milp(
         }
         let cost = evaluated(problem, &assignment)?;
         let lower_bound = if chosen.optimal {
-            cost
+            cost * (1.0 - MIP_GAP)
         } else {
             f64::NEG_INFINITY
         };
@@ -77,6 +81,9 @@ pub fn solve_milp(
     })
 }
 
+/// An object with a choice: its index, its (tier, variable) pairs, its cheapest cost.
+type Choice = (usize, Vec<(usize, Variable)>, f64);
+
 struct Chosen {
     tiers: Vec<usize>,
     optimal: bool,
@@ -85,7 +92,7 @@ struct Chosen {
 fn solve_choices(
     problem: &Problem,
     vars: ProblemVariables,
-    choices: &[(usize, Vec<(usize, Variable)>, f64)],
+    choices: &[Choice],
     room: &[f64],
     time_limit: Option<Duration>,
 ) -> Result<Chosen, OptimiseError> {
@@ -104,7 +111,11 @@ fn solve_choices(
             objective.add_mul((problem.cost(*i, t) - cheapest) / scale, x);
         }
     }
-    let mut model = vars.minimise(objective).using(microlp);
+    let mut model = vars
+        .minimise(objective)
+        .using(microlp)
+        .with_mip_gap(MIP_GAP as f32)
+        .map_err(|err| OptimiseError::Solver(err.to_string()))?;
     if let Some(limit) = time_limit {
         model = model.with_time_limit(limit.as_secs_f64());
     }
@@ -132,7 +143,10 @@ fn solve_choices(
         )),
         other => OptimiseError::Solver(other.to_string()),
     })?;
-    let optimal = matches!(solved.status(), SolutionStatus::Optimal);
+    let optimal = matches!(
+        solved.status(),
+        SolutionStatus::Optimal | SolutionStatus::GapLimit
+    );
     let tiers = choices
         .iter()
         .map(|(_, tiers, _)| {

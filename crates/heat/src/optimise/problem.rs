@@ -187,7 +187,10 @@ impl Problem {
             ));
         }
         if self.window_ms <= 0 {
-            return invalid(format!("window of {} ms: give a positive one", self.window_ms));
+            return invalid(format!(
+                "window of {} ms: give a positive one",
+                self.window_ms
+            ));
         }
         if !(self.horizon_windows.is_finite() && self.horizon_windows > 0.0) {
             return invalid(format!(
@@ -325,11 +328,7 @@ impl Problem {
                 }
             }
         }
-        let bounded: Vec<&TierSpec> = self
-            .tiers
-            .iter()
-            .filter(|t| t.capacity.is_some())
-            .collect();
+        let bounded: Vec<&TierSpec> = self.tiers.iter().filter(|t| t.capacity.is_some()).collect();
         let capacity: u128 = bounded
             .iter()
             .map(|t| u128::from(t.capacity.unwrap_or(0)))

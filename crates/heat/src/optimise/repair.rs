@@ -46,6 +46,8 @@ pub(crate) struct Repair {
     /// sorted; `starts[t]` is where tier `t`'s run begins.
     victims: Vec<(usize, f64, usize)>,
     starts: Vec<usize>,
+    /// Per tier, the first victim that may still be on it (those before have left).
+    cursor: Vec<usize>,
     /// A tentative ejection: (object, tier it goes to), and the bytes it adds per tier.
     plan: Vec<(usize, usize)>,
     extra: Vec<u128>,
@@ -125,9 +127,7 @@ impl Repair {
             }
             let (row, size) = (table.row(i), table.size(i));
             let target = (0..table.tiers)
-                .filter(|&u| {
-                    u != t && row[u].is_finite() && (u > t || self.room(problem, u, size))
-                })
+                .filter(|&u| u != t && row[u].is_finite() && (u > t || self.room(problem, u, size)))
                 .min_by(|&a, &b| row[a].total_cmp(&row[b]));
             if let Some(u) = target {
                 self.shift(table, assignment, i, u);
@@ -177,9 +177,10 @@ impl Repair {
             .sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         self.starts.clear();
         for t in 0..=table.tiers {
-            self.starts
-                .push(self.victims.partition_point(|v| v.0 < t));
+            self.starts.push(self.victims.partition_point(|v| v.0 < t));
         }
+        self.cursor.clear();
+        self.cursor.extend_from_slice(&self.starts);
     }
 
     /// Moves objects to cheaper tiers, directly or by ejection, largest saving per byte
@@ -246,14 +247,18 @@ impl Repair {
         self.plan.clear();
         self.extra.fill(0);
         let (mut freed, mut loss, mut scanned) = (0u128, 0.0, 0);
-        for k in self.starts[u]..self.starts[u + 1] {
-            let victim = self.victims[k].2;
-            if assignment[victim] != u {
-                continue;
-            }
+        let end = self.starts[u + 1];
+        while self.cursor[u] < end && assignment[self.victims[self.cursor[u]].2] != u {
+            self.cursor[u] += 1;
+        }
+        for k in self.cursor[u]..end {
             scanned += 1;
             if scanned > MAX_EJECTION_SCAN || loss >= saving {
                 return None;
+            }
+            let victim = self.victims[k].2;
+            if assignment[victim] != u {
+                continue;
             }
             let Some((to, cost)) = self.cheapest_with_room(table, victim, u) else {
                 continue;
