@@ -363,7 +363,7 @@ fn push_move(
     }
     let target = plan.tiers.get(to);
     let inputs = MoveInputs {
-        decision: state.decision.clone(),
+        decision: state.decision,
         placed_at_ms: state.placed_at_ms,
         target_used_bytes: target.map_or(0, |t| t.used_bytes),
         target_capacity: target.and_then(|t| t.capacity),
