@@ -85,6 +85,9 @@ pub enum Reason {
     DefaultTier,
     /// Not read enough to be warm, but written within `warm_within`: held on its tier.
     RecentWrite,
+    /// Moved by the cost optimiser: its placement under capacity saves money on the tiers
+    /// the rules accept for its class.
+    CostOptimisation,
 }
 
 impl Reason {
@@ -104,6 +107,7 @@ impl Reason {
             Reason::UnknownTier => "unknown_tier",
             Reason::DefaultTier => "default_tier",
             Reason::RecentWrite => "recent_write",
+            Reason::CostOptimisation => "cost_optimisation",
         }
     }
 }

@@ -22,7 +22,8 @@
 //! - prices ([`cost`]): what stored bytes, reads, requests, moves and read latency cost on
 //!   each tier, from the configuration;
 //! - placement by cost ([`optimise`]): the tier that minimises an object's expected cost for
-//!   its forecast reads;
+//!   its forecast reads, and many objects' placement under capacity, residency, pins and
+//!   latency objectives (MILP, and Lagrangian prices at scale);
 //! - policy evaluation ([`eval`]): replay of an access trace through tiering policies under
 //!   one cost model, with next-window prediction scores (`strata eval`);
 //! - the forecast of next-window reads ([`forecast`]): features, gradient-boosted trees,

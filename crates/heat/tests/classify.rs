@@ -208,6 +208,7 @@ fn reason_codes_are_stable_snake_case() {
         (Reason::MoveBudgetExhausted, "move_budget_exhausted"),
         (Reason::UnknownTier, "unknown_tier"),
         (Reason::DefaultTier, "default_tier"),
+        (Reason::CostOptimisation, "cost_optimisation"),
     ];
     for (reason, code) in all {
         assert_eq!(reason.code(), code);

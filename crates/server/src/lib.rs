@@ -27,6 +27,7 @@
 //! Start it with [`start`]; the CLI's `strata serve` does that and waits for a signal.
 
 pub mod access;
+pub mod cost_plan;
 pub mod error;
 pub mod explain;
 pub mod forecast;

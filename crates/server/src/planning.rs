@@ -8,7 +8,9 @@
 //!   planned with `plan_spikes`, so a burst is promoted at once with reason
 //!   `reactive_access_spike`;
 //! - **periodic**, every `rules.demotion_interval` (or `--plan-interval`): every object not
-//!   already moving, promotions and demotions (minimum residency respected).
+//!   already moving, promotions and demotions (minimum residency respected), then the cost
+//!   optimiser's moves (reason `cost_optimisation`, [`crate::cost_plan`]) and the plan's
+//!   projected monthly cost.
 //!
 //! Sizes: tiers' usage counts stored bytes (compressed on packed tiers); an object is
 //! booked at [`AppState::planning_size`], the most its copy can take on any tier, since
@@ -33,6 +35,7 @@ use strata_catalog::{
 use strata_heat::{AccessSummary, ObjectState, PlacementPlan};
 use tokio::sync::watch;
 
+use crate::cost_plan::{expected_reads_per_window, CostProjection, PassObjects, WINDOW_MS};
 use crate::error::ApiError;
 use crate::index::ObjectEntry;
 use crate::state::{lock, now_ms, AppState};
@@ -57,6 +60,10 @@ pub struct PassResult {
     pub plan: PlacementPlan,
     /// Jobs created (or found again) for its moves.
     pub jobs: Vec<MoveId>,
+    /// The plan's projected monthly cost before and after, and each move's saving (full
+    /// passes only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub costs: Option<CostProjection>,
 }
 
 /// The idempotency key of a move: object, generation, placement, target.
@@ -103,32 +110,43 @@ pub async fn run_pass(
         }
     };
     let rules = state.config.classification_rules();
-    let states: Vec<ObjectState> = {
+    let (states, reads): (Vec<ObjectState>, Vec<f64>) = {
         let tracker = lock(&state.tracker);
         candidates
             .iter()
             .filter(|(key, _)| !moving.contains(key))
-            .map(|(key, entry)| ObjectState {
-                key: key.clone(),
-                size: state.planning_size(entry),
-                tier: state.tiers[entry.tier].name().to_string(),
-                placed_at_ms: entry.placed_ms,
-                decision: rules.classify(
-                    &tracker
-                        .summary(key, now)
-                        .unwrap_or(AccessSummary::never_accessed(now)),
-                ),
+            .map(|(key, entry)| {
+                let summary = tracker
+                    .summary(key, now)
+                    .unwrap_or(AccessSummary::never_accessed(now));
+                let object = ObjectState {
+                    key: key.clone(),
+                    size: state.planning_size(entry),
+                    tier: state.tiers[entry.tier].name().to_string(),
+                    placed_at_ms: entry.placed_ms,
+                    decision: rules.classify(&summary),
+                };
+                (object, expected_reads_per_window(&summary, WINDOW_MS))
             })
-            .collect()
+            .unzip()
     };
     let usage = state.index.usage();
     let planner = state
         .config
         .planner(|name| state.committed_bytes(&usage, name))
         .map_err(|err| ApiError::internal(format!("cannot plan: {err}")))?;
-    let plan = match scope {
-        Scope::Full => planner.plan(now, &states),
-        Scope::Spikes => planner.plan_spikes(now, &states),
+    let (plan, costs) = match scope {
+        Scope::Full => {
+            let mut plan = planner.plan(now, &states);
+            let objects = PassObjects {
+                states: &states,
+                reads: &reads,
+            };
+            let costs =
+                crate::cost_plan::optimise(&state.config, &planner, now, objects, &mut plan).await;
+            (plan, Some(costs))
+        }
+        Scope::Spikes => (planner.plan_spikes(now, &states), None),
     };
     let counter = match scope {
         Scope::Full => &state.metrics.passes_periodic,
@@ -146,7 +164,7 @@ pub async fn run_pass(
     } else {
         Vec::new()
     };
-    Ok(PassResult { plan, jobs })
+    Ok(PassResult { plan, jobs, costs })
 }
 
 async fn record_plan(

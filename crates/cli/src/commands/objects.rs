@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{anyhow, bail, Context as _};
 use clap::Args;
 use serde_json::Value;
+use strata_server::cost_plan::dollars;
 
 use super::Context;
 use crate::output;
@@ -735,6 +736,8 @@ pub async fn plan(context: &Context, args: PlanArgs) -> anyhow::Result<ExitCode>
     let plan = &result["plan"];
     let moves = plan["moves"].as_array().cloned().unwrap_or_default();
     let waits = plan["waits"].as_array().cloned().unwrap_or_default();
+    let costs = &result["costs"];
+    let savings = costs["moves"].as_array().cloned().unwrap_or_default();
     let mut out = io::stdout().lock();
     printed((|| {
         writeln!(
@@ -745,13 +748,34 @@ pub async fn plan(context: &Context, args: PlanArgs) -> anyhow::Result<ExitCode>
             plan["in_place"],
             if args.run { "" } else { " (dry run)" }
         )?;
-        for planned in &moves {
+        if let (Some(before), Some(after)) = (
+            costs["monthly_cost_before"].as_f64(),
+            costs["monthly_cost_after"].as_f64(),
+        ) {
             writeln!(
                 out,
-                "  move {} {} → {}: {}",
+                "projected cost: {}/month now, {}/month after the plan (moves {} once)",
+                dollars(before),
+                dollars(after),
+                dollars(costs["moves_cost"].as_f64().unwrap_or(0.0))
+            )?;
+        }
+        if let Some(error) = costs["optimiser_error"].as_str() {
+            writeln!(out, "cost optimiser: {error}")?;
+        }
+        for (index, planned) in moves.iter().enumerate() {
+            let saving = savings
+                .get(index)
+                .and_then(|s| s["saving_per_month"].as_f64())
+                .map(|s| format!(", saves {}/month", dollars(s)))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "  move {} {} → {} [{}{saving}]: {}",
                 planned["key"].as_str().unwrap_or_default(),
                 planned["from"].as_str().unwrap_or_default(),
                 planned["to"].as_str().unwrap_or_default(),
+                planned["reason"].as_str().unwrap_or_default(),
                 planned["explanation"].as_str().unwrap_or_default()
             )?;
         }
