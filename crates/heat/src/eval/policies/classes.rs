@@ -141,6 +141,15 @@ impl ClassWatch {
         self.rules.classify(&summary)
     }
 
+    /// An object's baseline rate as of its last access (0 if never read): with its last
+    /// access, the whole of its baseline rate at any later time.
+    pub(super) fn baseline_at_last_access(&self, object: u32) -> f64 {
+        self.stats.get(object as usize).map_or(0.0, |stats| {
+            let last = stats.last_access_ms().unwrap_or(i64::MIN);
+            stats.rates_per_hour(&self.tracker.decay, last).1
+        })
+    }
+
     /// Whether a pass may forget an object until its next access.
     pub(super) fn settled(&self, decision: &Decision, tier: TierIndex) -> bool {
         decision.class == Class::Cold && self.classes.cold.contains(&tier)

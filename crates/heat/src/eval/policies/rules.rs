@@ -24,7 +24,7 @@
 //! make wait, so the plan's moves are the same as for all objects (a test checks this
 //! against the service's path). Keys are object ids, zero-padded so that ties break by id.
 
-use super::backlog::{Backlog, Waiting};
+use super::backlog::{Backlog, Rank, Waiting};
 use super::classes::{ClassWatch, Keep};
 use crate::classify::{Class, Decision};
 use crate::config::{millis, TieringConfig};
@@ -83,7 +83,7 @@ impl RulesPolicy {
                 config.classification_rules(),
                 config.class_tiers(),
             ),
-            backlog: Backlog::new(millis(config.rules.slow_half_life), config.tiers.len()),
+            backlog: Backlog::new(&config.tracker_config().decay, config.tiers.len()),
             config: config.clone(),
             interval_ms,
             next_pass_ms: interval_ms,
@@ -105,7 +105,11 @@ impl RulesPolicy {
         let mut candidates: Vec<Candidate> = Vec::new();
         let mut waiting: Vec<Candidate> = Vec::new();
         self.watch.wake(now_ms);
+        let backlog = &mut self.backlog;
         self.watch.retain_active(|watch, object| {
+            // Whatever it wants now replaces what it wanted (a demotion is inserted again
+            // below): an object held in place by a recent write must not keep its place.
+            backlog.remove(object);
             let Some(from) = state.tier_of(object) else {
                 return Keep::Forget;
             };
@@ -152,8 +156,9 @@ impl RulesPolicy {
                 from: c.from,
                 to: c.to,
             };
+            let baseline = self.watch.baseline_at_last_access(c.object);
             self.backlog
-                .insert(waiting, &c.decision, state.size(c.object), now_ms);
+                .insert(waiting, &c.decision, baseline, state.size(c.object));
         }
         if candidates.is_empty() && self.backlog.is_empty() && !self.any_over_capacity(state) {
             return;
@@ -195,14 +200,21 @@ impl RulesPolicy {
         chosen
     }
 
-    /// Up to `count` backlog demotions still wanted, in order, classified at `now_ms`;
-    /// entries whose object moved or went are dropped (and looked at again if it exists).
+    /// The first `count` backlog demotions still wanted in the planner's order, classified
+    /// at `now_ms`; entries whose object moved or went are dropped (and looked at again if
+    /// it exists).
     fn take_backlog(&mut self, state: &ReplayState, now_ms: i64, count: usize) -> Vec<Candidate> {
         let mut taken = Vec::new();
         let mut stale = Vec::new();
-        for (waiting, _) in self.backlog.iter() {
+        let mut last_rank: Option<Rank> = None;
+        let mut past_count = false;
+        for (waiting, rank) in self.backlog.iter() {
             if taken.len() >= count {
-                break;
+                // Entries the planner might put before the last one taken come too.
+                if !last_rank.is_some_and(|last| last.may_tie(&rank)) {
+                    break;
+                }
+                past_count = true;
             }
             let object = waiting.object;
             let residency = state.min_residency_ms(waiting.from);
@@ -217,6 +229,7 @@ impl RulesPolicy {
                     from: waiting.from,
                     to: waiting.to,
                 });
+                last_rank = Some(rank);
             } else {
                 stale.push(object);
             }
@@ -224,6 +237,10 @@ impl RulesPolicy {
         for object in stale {
             self.backlog.remove(object);
             self.watch.activate(object);
+        }
+        if past_count {
+            taken.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
+            taken.truncate(count);
         }
         taken
     }
