@@ -164,14 +164,20 @@ impl RulesPolicy {
             return;
         }
         let residents = self.residents_needed(state, &candidates);
-        let chosen = if residents.is_empty() {
-            self.within_budget(state, now_ms, candidates)
-        } else {
-            let waiting = self.take_backlog(state, now_ms, usize::MAX);
-            candidates.extend(waiting);
-            candidates
-        };
-        if let Some(plan) = self.plan(state, now_ms, chosen, residents, false) {
+        if residents.is_empty() {
+            let mut chosen = self.within_budget(state, now_ms, candidates);
+            // No tier can fill and none is over capacity, no chosen move is held by
+            // residency or beyond the budget: the planner would make each of them, in this
+            // order (configurations without capacity limits check this in the equivalence
+            // test), so the pass makes them without building its string-keyed input.
+            chosen.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
+            for candidate in chosen {
+                self.make_move(state, candidate.object, candidate.to);
+            }
+            return;
+        }
+        candidates.extend(self.take_backlog(state, now_ms, usize::MAX));
+        if let Some(plan) = self.plan(state, now_ms, candidates, residents, false) {
             self.apply(state, &plan);
         }
     }
@@ -363,12 +369,17 @@ impl RulesPolicy {
             let object = planned.key.parse::<u32>().ok();
             let to: Option<TierIndex> = self.config.tier_index(&planned.to);
             if let (Some(object), Some(to)) = (object, to) {
-                state.move_object(object, to);
-                self.backlog.remove(object);
-                // Looked at again by the next pass (an evicted object may want to move on).
-                self.watch.activate(object);
+                self.make_move(state, object, to);
             }
         }
+    }
+
+    /// Moves an object the planner moves.
+    fn make_move(&mut self, state: &mut ReplayState, object: u32, to: TierIndex) {
+        state.move_object(object, to);
+        self.backlog.remove(object);
+        // Looked at again by the next pass (an evicted object may want to move on).
+        self.watch.activate(object);
     }
 }
 
