@@ -28,7 +28,7 @@ use super::backlog::{Backlog, Rank, Waiting};
 use super::classes::{ClassWatch, Keep};
 use crate::classify::{Class, Decision};
 use crate::config::{millis, TieringConfig};
-use crate::eval::{Policy, Predictions, ReplayState, TierIndex};
+use crate::eval::{MoveOutcome, Policy, Predictions, ReplayState, TierIndex};
 use crate::placement::{residency_holds, wanted_order, ObjectState, PlacementPlan, Wanted};
 use crate::trace::TraceRequest;
 
@@ -82,6 +82,7 @@ impl RulesPolicy {
                 config.tracker_config(),
                 config.classification_rules(),
                 config.class_tiers(),
+                interval_ms,
             ),
             backlog: Backlog::new(&config.tracker_config().decay, config.tiers.len()),
             config: config.clone(),
@@ -171,8 +172,14 @@ impl RulesPolicy {
             // order (configurations without capacity limits check this in the equivalence
             // test), so the pass makes them without building its string-keyed input.
             chosen.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
-            for candidate in chosen {
-                self.make_move(state, candidate.object, candidate.to);
+            for c in chosen {
+                let moved = state.move_object(c.object, c.to) == MoveOutcome::Moved;
+                self.backlog.remove(c.object);
+                if moved {
+                    self.watch.moved(c.object, &c.decision, c.to);
+                } else {
+                    self.watch.activate(c.object);
+                }
             }
             return;
         }
