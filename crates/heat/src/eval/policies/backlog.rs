@@ -27,6 +27,9 @@ use crate::classify::{Class, Decision};
 use crate::eval::TierIndex;
 use crate::stats::Decay;
 
+/// `Backlog::slot_of` of an object not in the backlog.
+const ABSENT: u32 = u32::MAX;
+
 /// The last access of an object never read: first, as the planner orders it.
 const NEVER_READ: i64 = i64::MIN;
 
@@ -100,7 +103,11 @@ pub(super) struct Backlog {
     /// `k·(l - origin)` stays small and keeps the rate's digits.
     origin_ms: Option<i64>,
     set: BTreeSet<Entry>,
-    entry_of: Vec<Option<(Entry, Waiting, u64)>>,
+    /// The entries, in no order, each with its demotion and size.
+    entries: Vec<(Entry, Waiting, u64)>,
+    /// Per object id, its index in `entries` or [`ABSENT`]: four bytes an object, since
+    /// every request looks an object up here.
+    slot_of: Vec<u32>,
     /// Bytes waiting to go to each tier.
     bytes_to: Vec<u64>,
     /// Bytes waiting to leave each tier.
@@ -118,7 +125,8 @@ impl Backlog {
             slow_per_ms: std::f64::consts::LN_2 / decay.slow_half_life_ms().max(1) as f64,
             origin_ms: None,
             set: BTreeSet::new(),
-            entry_of: Vec::new(),
+            entries: Vec::new(),
+            slot_of: Vec::new(),
             bytes_to: vec![0; tiers],
             bytes_from: vec![0; tiers],
             oldest_access_ms: i64::MAX,
@@ -177,28 +185,35 @@ impl Backlog {
             object: waiting.object,
         };
         let index = waiting.object as usize;
-        if self.entry_of.len() <= index {
-            self.entry_of.resize(index + 1, None);
+        if self.slot_of.len() <= index {
+            self.slot_of.resize(index + 1, ABSENT);
         }
         if last != NEVER_READ {
             self.oldest_access_ms = self.oldest_access_ms.min(last);
         }
         self.set.insert(entry);
-        self.entry_of[index] = Some((entry, waiting, size));
+        self.slot_of[index] = self.entries.len() as u32;
+        self.entries.push((entry, waiting, size));
         self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_add(size);
         self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_add(size);
     }
 
     /// Takes an object out, if it is in.
     pub(super) fn remove(&mut self, object: u32) {
-        let Some(slot) = self.entry_of.get_mut(object as usize) else {
+        let Some(slot) = self.slot_of.get_mut(object as usize) else {
             return;
         };
-        if let Some((entry, waiting, size)) = slot.take() {
-            self.set.remove(&entry);
-            self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_sub(size);
-            self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_sub(size);
+        let index = std::mem::replace(slot, ABSENT);
+        if index == ABSENT {
+            return;
         }
+        let (entry, waiting, size) = self.entries.swap_remove(index as usize);
+        if let Some((_, moved, _)) = self.entries.get(index as usize) {
+            self.slot_of[moved.object as usize] = index;
+        }
+        self.set.remove(&entry);
+        self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_sub(size);
+        self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_sub(size);
     }
 
     /// Bytes waiting to go to `tier`.
@@ -218,11 +233,50 @@ impl Backlog {
                 class: entry.class,
                 coldness: entry.coldness,
             };
-            self.entry_of
-                .get(entry.object as usize)
-                .copied()
-                .flatten()
-                .map(|(_, waiting, _)| (waiting, rank))
+            let index = *self.slot_of.get(entry.object as usize)?;
+            let (_, waiting, _) = self.entries.get(index as usize)?;
+            Some((*waiting, rank))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{AccessStats, Op};
+    use crate::units::DAY_MS;
+
+    fn cold(stats: &AccessStats, decay: &Decay, now_ms: i64) -> Decision {
+        crate::classify::Rules::default().classify(&stats.summary(decay, now_ms))
+    }
+
+    fn demotion(object: u32) -> Waiting {
+        Waiting {
+            object,
+            from: 0,
+            to: 1,
+        }
+    }
+
+    #[test]
+    fn a_never_read_entry_leaves_the_backlog_usable_and_a_long_unread_one_does_not() {
+        let decay = Decay::default();
+        let mut backlog = Backlog::new(&decay, 2);
+        let never_read = AccessStats::new();
+        backlog.insert(demotion(0), &cold(&never_read, &decay, 0), 0.0, 1);
+        let late = 10 * backlog.horizon_ms();
+        assert!(backlog.usable(late), "a zero rate cannot underflow");
+
+        let mut read = AccessStats::new();
+        read.record(&decay, DAY_MS, Op::Read, 1);
+        let at_last = read.rates_per_hour(&decay, DAY_MS).1;
+        backlog.insert(demotion(1), &cold(&read, &decay, 3 * DAY_MS), at_last, 1);
+        assert!(backlog.usable(3 * DAY_MS));
+        let past_horizon = DAY_MS + backlog.horizon_ms();
+        assert!(!backlog.usable(past_horizon), "its rate may underflow");
+        backlog.remove(1);
+        assert!(backlog.usable(past_horizon), "the entry that aged has left");
+        let order: Vec<u32> = backlog.iter().map(|(w, _)| w.object).collect();
+        assert_eq!(order, vec![0]);
     }
 }
