@@ -290,9 +290,12 @@ impl Sleepers {
     }
 
     fn push(&mut self, until_ms: i64, object: u32) {
-        let end = until_ms.div_euclid(self.every_ms)
-            + i64::from(until_ms.rem_euclid(self.every_ms) != 0);
-        self.buckets.entry(end).or_default().push((until_ms, object));
+        let end =
+            until_ms.div_euclid(self.every_ms) + i64::from(until_ms.rem_euclid(self.every_ms) != 0);
+        self.buckets
+            .entry(end)
+            .or_default()
+            .push((until_ms, object));
     }
 
     /// Moves the sleepers due by `now_ms` into `due`, in order of (time, id).
