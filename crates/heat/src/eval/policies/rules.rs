@@ -15,14 +15,20 @@
 //! differ from "stay": active objects (see `classes`) not on a tier of their class and not
 //! held by minimum residency (whose wait changes nothing in a pass), plus, for each tier
 //! with a capacity that the pass could fill (its free space is less than what could come
-//! in) or that is over capacity, all its residents as eviction candidates. When no tier can
-//! fill, every move considered is made until the budget (`max_moves_per_pass`) is spent,
-//! so only the first candidates in the planner's own order ([`crate::placement`]'s
-//! `wanted_order`) are given; demotions the budget does not reach wait in a
-//! [`backlog`](super::backlog) kept in that order, so that a long backlog costs a pass
-//! only the few it takes. Objects left out are ones the planner would leave in place or
-//! make wait, so the plan's moves are the same as for all objects (a test checks this
-//! against the service's path). Keys are object ids, zero-padded so that ties break by id.
+//! in) or that is over capacity, all its residents as eviction candidates. Objects left out
+//! are ones the planner would leave in place or make wait, so the plan's moves are the same
+//! as for all objects (a test checks this against the service's path). Keys are object
+//! ids, zero-padded so that ties break by id.
+//!
+//! When no tier can fill (the common case: it holds on every pass of a configuration
+//! without capacities), the planner would make every move it is given until the budget
+//! (`max_moves_per_pass`) is spent, in its own order ([`crate::placement`]'s
+//! `wanted_order`): the pass takes the first candidates in that order and makes them
+//! itself, without building the planner's string-keyed input (the equivalence test's
+//! configurations without capacity check this path against the planner). Demotions the
+//! budget does not reach wait in a [`backlog`](super::backlog) kept in that order, so that
+//! a long backlog costs a pass only the few it takes. An object moved home sleeps until its
+//! class may change rather than being looked at by the next pass.
 
 use super::backlog::{Backlog, Rank, Waiting};
 use super::classes::{ClassWatch, Keep};
