@@ -4,24 +4,39 @@
 //!
 //! Why the order keeps: the planner orders demotions by class (coldest first), then
 //! baseline rate, then last access, then key (`placement`'s `wanted_order`). Without an
-//! access an object's baseline rate decays as `r(t) = r(t0)·e^{-k(t - t0)}` (`k` = ln 2 /
-//! the slow half-life), the same factor for every object, so `ln r(t) + k·t` does not
-//! change with time and orders them as `r(t)` does at any `t`. An access takes the object
+//! access an object's baseline rate decays as `r(t) = r(l)·e^{-k(t - l)}` from its value at
+//! the last access `l` (`k` = ln 2 / the slow half-life), the same factor for every object,
+//! so `ln r(l) + k·l` does not change with time and orders them as `r(t)` does at any `t`.
+//! It is computed from the statistics alone, never from the time of the pass that inserts
+//! the entry, so objects with the same history get the same key and tie, as they do in the
+//! planner (then the key, the object id, decides). An access takes the object
 //! out of the backlog; an object whose class may change (a warm one, once its last access
 //! is older than `warm_within`) is classified again by then and its entry replaced. The two
-//! orders agree except for rates equal to about 14 digits, and while no rate underflows to
-//! zero: the policy stops using the backlog once its oldest entry has aged more than
-//! [`Backlog::horizon_ms`].
+//! orders agree except for keys equal to rounding (`4·2^-2` and `2·2^-1` are one real
+//! number, but the planner's floats may differ in the last digit): the policy takes the
+//! entries that may tie ([`Rank::may_tie`]) with the last one its budget reaches as well,
+//! and orders those as the planner does. They agree while no rate underflows to
+//! zero: the policy stops using the backlog once the last access of one of its entries is
+//! older than [`Backlog::horizon_ms`]. An object never read has a rate of exactly zero,
+//! which cannot underflow and orders the same at every time (first of its class, as the
+//! planner puts it), so it does not count.
 
 use std::collections::BTreeSet;
 
 use crate::classify::{Class, Decision};
 use crate::eval::TierIndex;
+use crate::stats::Decay;
+
+/// `Backlog::slot_of` of an object not in the backlog.
+const ABSENT: u32 = u32::MAX;
+
+/// The last access of an object never read: first, as the planner orders it.
+const NEVER_READ: i64 = i64::MIN;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     class: Class,
-    /// `ln r(t) + k·t`.
+    /// `ln r(l) + k·(l - origin)`: see the module's doc.
     coldness: f64,
     last_access_ms: i64,
     object: u32,
@@ -51,6 +66,26 @@ impl Ord for Entry {
     }
 }
 
+/// Keys closer than this (relative) may be ordered otherwise by the planner's rounding.
+const TIE: f64 = 1e-9;
+
+/// Where an entry stands in the backlog's order.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Rank {
+    class: Class,
+    coldness: f64,
+}
+
+impl Rank {
+    /// Whether the planner might order the two entries either way: same class, and keys
+    /// equal but for rounding (the planner's rates carry a few units in the last place,
+    /// the keys a few units of their magnitude's).
+    pub(super) fn may_tie(&self, other: &Rank) -> bool {
+        let (a, b) = (self.coldness, other.coldness);
+        self.class == other.class && (a == b || (a - b).abs() <= TIE * a.abs().max(1.0))
+    }
+}
+
 /// A demotion waiting for the budget: the object, its tier and its target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Waiting {
@@ -64,22 +99,34 @@ pub(super) struct Waiting {
 pub(super) struct Backlog {
     /// `k`, per ms.
     slow_per_ms: f64,
+    /// A fixed time near the entries' last accesses (the first one inserted), so that
+    /// `k·(l - origin)` stays small and keeps the rate's digits.
+    origin_ms: Option<i64>,
     set: BTreeSet<Entry>,
-    entry_of: Vec<Option<(Entry, Waiting, u64)>>,
+    /// The entries, in no order, each with its demotion and size.
+    entries: Vec<(Entry, Waiting, u64)>,
+    /// Per object id, its index in `entries` or [`ABSENT`]: four bytes an object, since
+    /// every request looks an object up here.
+    slot_of: Vec<u32>,
     /// Bytes waiting to go to each tier.
     bytes_to: Vec<u64>,
     /// Bytes waiting to leave each tier.
     bytes_from: Vec<u64>,
-    /// No entry's last access is older than this (while the backlog is not empty).
+    /// No read entry's last access is older than this; `i64::MAX` when none was read.
+    /// Lowered by inserts, and raised to the true oldest only when it looks too old (see
+    /// [`Backlog::usable`]), so that removals stay O(log n).
     oldest_access_ms: i64,
 }
 
 impl Backlog {
-    pub(super) fn new(slow_half_life_ms: i64, tiers: usize) -> Self {
+    /// A backlog for statistics kept with `decay`, over `tiers` tiers.
+    pub(super) fn new(decay: &Decay, tiers: usize) -> Self {
         Backlog {
-            slow_per_ms: std::f64::consts::LN_2 / slow_half_life_ms.max(1) as f64,
+            slow_per_ms: std::f64::consts::LN_2 / decay.slow_half_life_ms().max(1) as f64,
+            origin_ms: None,
             set: BTreeSet::new(),
-            entry_of: Vec::new(),
+            entries: Vec::new(),
+            slot_of: Vec::new(),
             bytes_to: vec![0; tiers],
             bytes_from: vec![0; tiers],
             oldest_access_ms: i64::MAX,
@@ -92,48 +139,81 @@ impl Backlog {
     }
 
     /// Whether the order can still be trusted at `now_ms`.
-    pub(super) fn usable(&self, now_ms: i64) -> bool {
-        self.set.is_empty() || now_ms.saturating_sub(self.oldest_access_ms) < self.horizon_ms()
+    pub(super) fn usable(&mut self, now_ms: i64) -> bool {
+        let horizon = self.horizon_ms();
+        let fresh = |oldest: i64| now_ms.saturating_sub(oldest) < horizon;
+        if fresh(self.oldest_access_ms) {
+            return true;
+        }
+        // The entry that set it may have left: find the true oldest, once per time it
+        // looks too old (at most one scan per horizon while entries stay fresh).
+        self.oldest_access_ms = self
+            .set
+            .iter()
+            .filter(|entry| entry.last_access_ms != NEVER_READ)
+            .map(|entry| entry.last_access_ms)
+            .min()
+            .unwrap_or(i64::MAX);
+        fresh(self.oldest_access_ms)
     }
 
     pub(super) fn is_empty(&self) -> bool {
         self.set.is_empty()
     }
 
-    /// Adds a demotion classified at `now_ms` (replacing any entry of the object).
-    pub(super) fn insert(&mut self, waiting: Waiting, decision: &Decision, size: u64, now_ms: i64) {
+    /// Adds a demotion (replacing any entry of the object): its class decision, and its
+    /// baseline rate as of its last access (`AccessStats::rates_per_hour` at that time).
+    pub(super) fn insert(
+        &mut self,
+        waiting: Waiting,
+        decision: &Decision,
+        baseline_at_last_access: f64,
+        size: u64,
+    ) {
         self.remove(waiting.object);
-        let last = decision.inputs.last_access_ms.unwrap_or(i64::MIN);
+        let last = decision.inputs.last_access_ms.unwrap_or(NEVER_READ);
+        let coldness = if last == NEVER_READ {
+            f64::NEG_INFINITY
+        } else {
+            let origin = *self.origin_ms.get_or_insert(last);
+            baseline_at_last_access.ln() + last.saturating_sub(origin) as f64 * self.slow_per_ms
+        };
         let entry = Entry {
             class: decision.class,
-            coldness: decision.inputs.slow_rate_per_hour.ln() + now_ms as f64 * self.slow_per_ms,
+            coldness,
             last_access_ms: last,
             object: waiting.object,
         };
         let index = waiting.object as usize;
-        if self.entry_of.len() <= index {
-            self.entry_of.resize(index + 1, None);
+        if self.slot_of.len() <= index {
+            self.slot_of.resize(index + 1, ABSENT);
         }
-        if self.set.is_empty() {
-            self.oldest_access_ms = last;
+        if last != NEVER_READ {
+            self.oldest_access_ms = self.oldest_access_ms.min(last);
         }
-        self.oldest_access_ms = self.oldest_access_ms.min(last);
         self.set.insert(entry);
-        self.entry_of[index] = Some((entry, waiting, size));
+        self.slot_of[index] = self.entries.len() as u32;
+        self.entries.push((entry, waiting, size));
         self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_add(size);
         self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_add(size);
     }
 
     /// Takes an object out, if it is in.
     pub(super) fn remove(&mut self, object: u32) {
-        let Some(slot) = self.entry_of.get_mut(object as usize) else {
+        let Some(slot) = self.slot_of.get_mut(object as usize) else {
             return;
         };
-        if let Some((entry, waiting, size)) = slot.take() {
-            self.set.remove(&entry);
-            self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_sub(size);
-            self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_sub(size);
+        let index = std::mem::replace(slot, ABSENT);
+        if index == ABSENT {
+            return;
         }
+        let (entry, waiting, size) = self.entries.swap_remove(index as usize);
+        if let Some((_, moved, _)) = self.entries.get(index as usize) {
+            self.slot_of[moved.object as usize] = index;
+        }
+        self.set.remove(&entry);
+        self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_sub(size);
+        self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_sub(size);
     }
 
     /// Bytes waiting to go to `tier`.
@@ -146,14 +226,57 @@ impl Backlog {
         self.bytes_from.get(tier).copied().unwrap_or(0)
     }
 
-    /// The waiting demotions with their sizes, coldest first.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (Waiting, u64)> + '_ {
+    /// The waiting demotions with their ranks, coldest first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (Waiting, Rank)> + '_ {
         self.set.iter().filter_map(|entry| {
-            self.entry_of
-                .get(entry.object as usize)
-                .copied()
-                .flatten()
-                .map(|(_, waiting, size)| (waiting, size))
+            let rank = Rank {
+                class: entry.class,
+                coldness: entry.coldness,
+            };
+            let index = *self.slot_of.get(entry.object as usize)?;
+            let (_, waiting, _) = self.entries.get(index as usize)?;
+            Some((*waiting, rank))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::{AccessStats, Op};
+    use crate::units::DAY_MS;
+
+    fn cold(stats: &AccessStats, decay: &Decay, now_ms: i64) -> Decision {
+        crate::classify::Rules::default().classify(&stats.summary(decay, now_ms))
+    }
+
+    fn demotion(object: u32) -> Waiting {
+        Waiting {
+            object,
+            from: 0,
+            to: 1,
+        }
+    }
+
+    #[test]
+    fn a_never_read_entry_leaves_the_backlog_usable_and_a_long_unread_one_does_not() {
+        let decay = Decay::default();
+        let mut backlog = Backlog::new(&decay, 2);
+        let never_read = AccessStats::new();
+        backlog.insert(demotion(0), &cold(&never_read, &decay, 0), 0.0, 1);
+        let late = 10 * backlog.horizon_ms();
+        assert!(backlog.usable(late), "a zero rate cannot underflow");
+
+        let mut read = AccessStats::new();
+        read.record(&decay, DAY_MS, Op::Read, 1);
+        let at_last = read.rates_per_hour(&decay, DAY_MS).1;
+        backlog.insert(demotion(1), &cold(&read, &decay, 3 * DAY_MS), at_last, 1);
+        assert!(backlog.usable(3 * DAY_MS));
+        let past_horizon = DAY_MS + backlog.horizon_ms();
+        assert!(!backlog.usable(past_horizon), "its rate may underflow");
+        backlog.remove(1);
+        assert!(backlog.usable(past_horizon), "the entry that aged has left");
+        let order: Vec<u32> = backlog.iter().map(|(w, _)| w.object).collect();
+        assert_eq!(order, vec![0]);
     }
 }

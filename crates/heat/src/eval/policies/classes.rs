@@ -16,8 +16,7 @@
 //!   with enough accesses ever to be hot by rate or by spike (a spike needs accesses within
 //!   the hour, a daily rate within the day, and no windowed count exceeds the total).
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 
 use super::recency::RecencyLists;
 use crate::classify::{Class, Decision, Rules};
@@ -48,7 +47,7 @@ pub(super) struct ClassWatch {
     spiking: Vec<bool>,
     active: Vec<u32>,
     in_active: Vec<bool>,
-    sleeping: BinaryHeap<Reverse<(i64, u32)>>,
+    sleeping: Sleepers,
     recent: RecencyLists,
     /// Objects with at least `heavy_accesses` accesses, last accessed within 25 h: the only
     /// ones that can be hot by rate or spike (the windowed counts never exceed the total).
@@ -58,7 +57,14 @@ pub(super) struct ClassWatch {
 }
 
 impl ClassWatch {
-    pub(super) fn new(tracker: TrackerConfig, rules: Rules, classes: ClassTiers) -> Self {
+    /// Statistics kept as `tracker` keeps them, classified by `rules`; wake-ups are
+    /// cheapest when they come at multiples of `wake_every_ms` (any time is exact).
+    pub(super) fn new(
+        tracker: TrackerConfig,
+        rules: Rules,
+        classes: ClassTiers,
+        wake_every_ms: i64,
+    ) -> Self {
         ClassWatch {
             tracker,
             rules,
@@ -67,7 +73,7 @@ impl ClassWatch {
             spiking: Vec::new(),
             active: Vec::new(),
             in_active: Vec::new(),
-            sleeping: BinaryHeap::new(),
+            sleeping: Sleepers::new(wake_every_ms),
             recent: RecencyLists::new(1),
             heavy: Vec::new(),
             in_heavy: Vec::new(),
@@ -130,6 +136,19 @@ impl ClassWatch {
         }
     }
 
+    /// After a move of an object to `tier`, decided on `decision` (as of the pass): what
+    /// the next pass's look at it would conclude, without the look. On a tier of its class
+    /// it stays until its class may change (the sleep wakes it by then) or, settled, until
+    /// its next access; anywhere else (an evicted object) it is looked at again.
+    pub(super) fn moved(&mut self, object: u32, decision: &Decision, tier: TierIndex) {
+        let home = self.classes.tiers_for(decision.class).contains(&tier);
+        if !home || decision.holds_in_place() {
+            self.activate(object);
+        } else if !self.settled(decision, tier) {
+            self.sleeping.push(self.class_holds_until(decision), object);
+        }
+    }
+
     /// An object's class decision at `now_ms`.
     #[inline]
     pub(super) fn decision(&self, object: u32, now_ms: i64) -> Decision {
@@ -139,6 +158,15 @@ impl ClassWatch {
             None => AccessStats::new().summary(&self.tracker.decay, now_ms),
         };
         self.rules.classify(&summary)
+    }
+
+    /// An object's baseline rate as of its last access (0 if never read): with its last
+    /// access, the whole of its baseline rate at any later time.
+    pub(super) fn baseline_at_last_access(&self, object: u32) -> f64 {
+        self.stats.get(object as usize).map_or(0.0, |stats| {
+            let last = stats.last_access_ms().unwrap_or(i64::MIN);
+            stats.rates_per_hour(&self.tracker.decay, last).1
+        })
     }
 
     /// Whether a pass may forget an object until its next access.
@@ -174,31 +202,35 @@ impl ClassWatch {
 
     /// Wakes the objects whose sleep ends by `now_ms`.
     pub(super) fn wake(&mut self, now_ms: i64) {
-        while let Some(&Reverse((at, object))) = self.sleeping.peek() {
-            if at > now_ms {
-                break;
-            }
-            self.sleeping.pop();
+        let mut due = std::mem::take(&mut self.sleeping.due);
+        self.sleeping.take_due(now_ms, &mut due);
+        for &(_, object) in &due {
             self.activate(object);
         }
+        due.clear();
+        self.sleeping.due = due;
     }
 
     /// Walks the active objects; `keep` says what to do with each.
     pub(super) fn retain_active(&mut self, mut keep: impl FnMut(&Self, u32) -> Keep) {
         let mut active = std::mem::take(&mut self.active);
-        let mut sleepers = Vec::new();
+        let mut sleepers = std::mem::take(&mut self.sleeping.due);
         active.retain(|&object| match keep(self, object) {
             Keep::Active => true,
             keep => {
                 if let Keep::Sleep(until) = keep {
-                    sleepers.push(Reverse((until, object)));
+                    sleepers.push((until, object));
                 }
                 self.in_active[object as usize] = false;
                 false
             }
         });
         self.active = active;
-        self.sleeping.extend(sleepers);
+        for &(until, object) in &sleepers {
+            self.sleeping.push(until, object);
+        }
+        sleepers.clear();
+        self.sleeping.due = sleepers;
     }
 
     /// Predicts a read of every object classified hot at `now_ms`: those accessed within
@@ -232,5 +264,58 @@ impl ClassWatch {
             true
         });
         self.heavy = heavy;
+    }
+}
+
+/// Objects asleep until a time, in buckets of `every_ms` keyed by the bucket's end (bucket
+/// `k` holds the times in `((k - 1)·every_ms, k·every_ms]`): adding is a map lookup, and a
+/// wake-up at a multiple of `every_ms` takes whole buckets without looking at a time; at
+/// any other time, the one bucket it cuts is sorted out. Objects wake in order of (time,
+/// id), as a heap would give them: an order a policy may depend on (`seed003` moves in it).
+#[derive(Clone, Debug)]
+struct Sleepers {
+    every_ms: i64,
+    buckets: BTreeMap<i64, Vec<(i64, u32)>>,
+    /// Scratch space, kept to save an allocation per wake-up.
+    due: Vec<(i64, u32)>,
+}
+
+impl Sleepers {
+    fn new(every_ms: i64) -> Self {
+        Sleepers {
+            every_ms: every_ms.max(1),
+            buckets: BTreeMap::new(),
+            due: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, until_ms: i64, object: u32) {
+        let end =
+            until_ms.div_euclid(self.every_ms) + i64::from(until_ms.rem_euclid(self.every_ms) != 0);
+        self.buckets
+            .entry(end)
+            .or_default()
+            .push((until_ms, object));
+    }
+
+    /// Moves the sleepers due by `now_ms` into `due`, in order of (time, id).
+    fn take_due(&mut self, now_ms: i64, due: &mut Vec<(i64, u32)>) {
+        let whole = now_ms.div_euclid(self.every_ms);
+        while let Some(bucket) = self.buckets.first_entry() {
+            if *bucket.key() <= whole {
+                due.extend(bucket.remove());
+                continue;
+            }
+            if *bucket.key() == whole + 1 && now_ms.rem_euclid(self.every_ms) != 0 {
+                let rest = bucket.into_mut();
+                due.extend(rest.iter().filter(|&&(until, _)| until <= now_ms));
+                rest.retain(|&(until, _)| until > now_ms);
+                if rest.is_empty() {
+                    self.buckets.remove(&(whole + 1));
+                }
+            }
+            break;
+        }
+        due.sort_unstable();
     }
 }

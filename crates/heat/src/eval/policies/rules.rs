@@ -15,20 +15,26 @@
 //! differ from "stay": active objects (see `classes`) not on a tier of their class and not
 //! held by minimum residency (whose wait changes nothing in a pass), plus, for each tier
 //! with a capacity that the pass could fill (its free space is less than what could come
-//! in) or that is over capacity, all its residents as eviction candidates. When no tier can
-//! fill, every move considered is made until the budget (`max_moves_per_pass`) is spent,
-//! so only the first candidates in the planner's own order ([`crate::placement`]'s
-//! `wanted_order`) are given; demotions the budget does not reach wait in a
-//! [`backlog`](super::backlog) kept in that order, so that a long backlog costs a pass
-//! only the few it takes. Objects left out are ones the planner would leave in place or
-//! make wait, so the plan's moves are the same as for all objects (a test checks this
-//! against the service's path). Keys are object ids, zero-padded so that ties break by id.
+//! in) or that is over capacity, all its residents as eviction candidates. Objects left out
+//! are ones the planner would leave in place or make wait, so the plan's moves are the same
+//! as for all objects (a test checks this against the service's path). Keys are object
+//! ids, zero-padded so that ties break by id.
+//!
+//! When no tier can fill (the common case: it holds on every pass of a configuration
+//! without capacities), the planner would make every move it is given until the budget
+//! (`max_moves_per_pass`) is spent, in its own order ([`crate::placement`]'s
+//! `wanted_order`): the pass takes the first candidates in that order and makes them
+//! itself, without building the planner's string-keyed input (the equivalence test's
+//! configurations without capacity check this path against the planner). Demotions the
+//! budget does not reach wait in a [`backlog`](super::backlog) kept in that order, so that
+//! a long backlog costs a pass only the few it takes. An object moved home sleeps until its
+//! class may change rather than being looked at by the next pass.
 
-use super::backlog::{Backlog, Waiting};
+use super::backlog::{Backlog, Rank, Waiting};
 use super::classes::{ClassWatch, Keep};
 use crate::classify::{Class, Decision};
 use crate::config::{millis, TieringConfig};
-use crate::eval::{Policy, Predictions, ReplayState, TierIndex};
+use crate::eval::{MoveOutcome, Policy, Predictions, ReplayState, TierIndex};
 use crate::placement::{residency_holds, wanted_order, ObjectState, PlacementPlan, Wanted};
 use crate::trace::TraceRequest;
 
@@ -82,8 +88,9 @@ impl RulesPolicy {
                 config.tracker_config(),
                 config.classification_rules(),
                 config.class_tiers(),
+                interval_ms,
             ),
-            backlog: Backlog::new(millis(config.rules.slow_half_life), config.tiers.len()),
+            backlog: Backlog::new(&config.tracker_config().decay, config.tiers.len()),
             config: config.clone(),
             interval_ms,
             next_pass_ms: interval_ms,
@@ -105,7 +112,11 @@ impl RulesPolicy {
         let mut candidates: Vec<Candidate> = Vec::new();
         let mut waiting: Vec<Candidate> = Vec::new();
         self.watch.wake(now_ms);
+        let backlog = &mut self.backlog;
         self.watch.retain_active(|watch, object| {
+            // Whatever it wants now replaces what it wanted (a demotion is inserted again
+            // below): an object held in place by a recent write must not keep its place.
+            backlog.remove(object);
             let Some(from) = state.tier_of(object) else {
                 return Keep::Forget;
             };
@@ -152,21 +163,34 @@ impl RulesPolicy {
                 from: c.from,
                 to: c.to,
             };
+            let baseline = self.watch.baseline_at_last_access(c.object);
             self.backlog
-                .insert(waiting, &c.decision, state.size(c.object), now_ms);
+                .insert(waiting, &c.decision, baseline, state.size(c.object));
         }
         if candidates.is_empty() && self.backlog.is_empty() && !self.any_over_capacity(state) {
             return;
         }
         let residents = self.residents_needed(state, &candidates);
-        let chosen = if residents.is_empty() {
-            self.within_budget(state, now_ms, candidates)
-        } else {
-            let waiting = self.take_backlog(state, now_ms, usize::MAX);
-            candidates.extend(waiting);
-            candidates
-        };
-        if let Some(plan) = self.plan(state, now_ms, chosen, residents, false) {
+        if residents.is_empty() {
+            let mut chosen = self.within_budget(state, now_ms, candidates);
+            // No tier can fill and none is over capacity, no chosen move is held by
+            // residency or beyond the budget: the planner would make each of them, in this
+            // order (configurations without capacity limits check this in the equivalence
+            // test), so the pass makes them without building its string-keyed input.
+            chosen.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
+            for c in chosen {
+                let moved = state.move_object(c.object, c.to) == MoveOutcome::Moved;
+                self.backlog.remove(c.object);
+                if moved {
+                    self.watch.moved(c.object, &c.decision, c.to);
+                } else {
+                    self.watch.activate(c.object);
+                }
+            }
+            return;
+        }
+        candidates.extend(self.take_backlog(state, now_ms, usize::MAX));
+        if let Some(plan) = self.plan(state, now_ms, candidates, residents, false) {
             self.apply(state, &plan);
         }
     }
@@ -195,14 +219,21 @@ impl RulesPolicy {
         chosen
     }
 
-    /// Up to `count` backlog demotions still wanted, in order, classified at `now_ms`;
-    /// entries whose object moved or went are dropped (and looked at again if it exists).
+    /// The first `count` backlog demotions still wanted in the planner's order, classified
+    /// at `now_ms`; entries whose object moved or went are dropped (and looked at again if
+    /// it exists).
     fn take_backlog(&mut self, state: &ReplayState, now_ms: i64, count: usize) -> Vec<Candidate> {
         let mut taken = Vec::new();
         let mut stale = Vec::new();
-        for (waiting, _) in self.backlog.iter() {
+        let mut last_rank: Option<Rank> = None;
+        let mut past_count = false;
+        for (waiting, rank) in self.backlog.iter() {
             if taken.len() >= count {
-                break;
+                // Entries the planner might put before the last one taken come too.
+                if !last_rank.is_some_and(|last| last.may_tie(&rank)) {
+                    break;
+                }
+                past_count = true;
             }
             let object = waiting.object;
             let residency = state.min_residency_ms(waiting.from);
@@ -217,6 +248,7 @@ impl RulesPolicy {
                     from: waiting.from,
                     to: waiting.to,
                 });
+                last_rank = Some(rank);
             } else {
                 stale.push(object);
             }
@@ -224,6 +256,10 @@ impl RulesPolicy {
         for object in stale {
             self.backlog.remove(object);
             self.watch.activate(object);
+        }
+        if past_count {
+            taken.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
+            taken.truncate(count);
         }
         taken
     }
@@ -346,12 +382,17 @@ impl RulesPolicy {
             let object = planned.key.parse::<u32>().ok();
             let to: Option<TierIndex> = self.config.tier_index(&planned.to);
             if let (Some(object), Some(to)) = (object, to) {
-                state.move_object(object, to);
-                self.backlog.remove(object);
-                // Looked at again by the next pass (an evicted object may want to move on).
-                self.watch.activate(object);
+                self.make_move(state, object, to);
             }
         }
+    }
+
+    /// Moves an object the planner moves.
+    fn make_move(&mut self, state: &mut ReplayState, object: u32, to: TierIndex) {
+        state.move_object(object, to);
+        self.backlog.remove(object);
+        // Looked at again by the next pass (an evicted object may want to move on).
+        self.watch.activate(object);
     }
 }
 

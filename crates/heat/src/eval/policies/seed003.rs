@@ -46,7 +46,8 @@ impl Seed003 {
             max_clock_skew_ms: 0,
         };
         Seed003 {
-            watch: ClassWatch::new(tracker, SEED003_RULES, config.class_tiers()),
+            // Its passes are at window boundaries, whose length it does not know yet.
+            watch: ClassWatch::new(tracker, SEED003_RULES, config.class_tiers(), HOUR_MS),
         }
     }
 }
