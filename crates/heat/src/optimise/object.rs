@@ -108,7 +108,7 @@ pub fn cheapest_tier(
         window_ms,
         max_windows: f64::INFINITY,
         recall_to: None,
-        slow_read_floor: 0.0,
+        cold_read_floor: 0.0,
     };
     cheapest_tier_for(model, demand, &horizon, &min_residency_ms, outlook)
 }
@@ -127,11 +127,11 @@ pub struct Horizon {
     /// tier (a move), which serves the reads after it; without, every read is served where
     /// the object is.
     pub recall_to: Option<usize>,
-    /// The least chance of a read per window assumed of an object on a tier that misses
-    /// the latency objective (0: none). A read there costs more than months of storage
-    /// saved, so the decision to go there must not rest on a forecast alone that has never
-    /// seen a scan of long-idle objects.
-    pub slow_read_floor: f64,
+    /// The least chance of a read per window assumed of an object on a tier colder than
+    /// `recall_to` (0: none). A read there can cost more than months of storage saved, so
+    /// the decision to go there must not rest on a forecast alone that has never seen, say,
+    /// a scan of long-idle objects.
+    pub cold_read_floor: f64,
 }
 
 /// The cheapest tier for `demand` given `outlook(windows)`, what it is expected to do over
@@ -158,8 +158,9 @@ pub fn cheapest_tier_for(
         let p = &model.tiers[tier];
         let storage = window_cost(model, p, size, window, 0.0) * windows;
         let floored;
-        let expect = if p.misses_objective && horizon.slow_read_floor > 0.0 {
-            let floor = 1.0 - (1.0 - horizon.slow_read_floor.min(1.0)).powf(windows);
+        let colder = recall_to.is_some_and(|up| tier > up);
+        let expect = if colder && horizon.cold_read_floor > 0.0 {
+            let floor = 1.0 - (1.0 - horizon.cold_read_floor.min(1.0)).powf(windows);
             floored = Outlook {
                 reads: expect.reads.max(floor),
                 any_read: expect.any_read.max(floor),

@@ -23,7 +23,7 @@
 use crate::config::TieringConfig;
 use crate::cost::TierPrices;
 use crate::eval::{CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState};
-use crate::forecast::{ForecastSettings, Forecaster};
+use crate::forecast::{ForecastSettings, Forecaster, IdleModel};
 use crate::optimise::object::{move_cost, read_cost, window_cost};
 use crate::optimise::{cheapest_tier_for, Demand, Horizon, Outlook};
 use crate::stats::Op;
@@ -96,9 +96,7 @@ impl Learned {
             window_ms: state.window_ms(),
             max_windows: f64::from(idle.boundaries()),
             recall_to: Some(0),
-            // Laplace's rule over the windows seen: an event not seen in `n` windows (a scan
-            // of idle objects) may still come once in `n + 2`.
-            slow_read_floor: 1.0 / (f64::from(idle.boundaries()) + 2.0),
+            cold_read_floor: unseen_event_floor(idle),
         };
         let choice = cheapest_tier_for(&self.judged, &demand, &horizon, &min_residency, outlook);
         if choice.tier != from {
@@ -123,13 +121,15 @@ impl Learned {
         let window_ms = state.window_ms();
         let window = u32::try_from(now / window_ms).unwrap_or(u32::MAX);
         let idle = forecaster.idle();
+        // As at boundaries, no chance of a read is taken below the unseen-event floor.
+        let floor = unseen_event_floor(idle);
         let more = if request.op == Op::Read {
             let so_far = store.reads_in_window(object, window);
             let before = store.reads(object).saturating_sub(so_far);
-            idle.more_reads(before, so_far)
+            idle.more_reads(before, so_far).max(floor)
         } else {
             let reads = store.reads(object);
-            idle.read_probability_at(reads, 0, 1.0) * idle.reads_when_read(reads)
+            idle.read_probability_at(reads, 0, 1.0).max(floor) * idle.reads_when_read(reads)
         };
         if more <= 0.0 {
             return;
@@ -190,6 +190,13 @@ impl Learned {
         window_cost(&self.prices, target, size, ms, 0.0)
             - window_cost(&self.prices, source, size, ms, 0.0)
     }
+}
+
+/// The least chance of a read per window this policy assumes of any object: Laplace's rule
+/// over the windows seen, since an event not seen in `n` windows (a scan of idle objects)
+/// may still come once in `n + 2`.
+fn unseen_event_floor(idle: &IdleModel) -> f64 {
+    1.0 / (f64::from(idle.boundaries()) + 2.0)
 }
 
 impl Policy for Learned {
