@@ -196,6 +196,11 @@ fn column_major(rows: &[f64], count: usize) -> Vec<f64> {
 /// the predictions' accuracy is above the base rate exactly when the true positives
 /// outnumber the false ones.
 pub fn best_threshold(predicted: &[f64], reads: &[f64]) -> (f64, f64) {
+    best_threshold_at(predicted, reads, 0.5)
+}
+
+/// As [`best_threshold`], among thresholds whose precision is at least `min_precision`.
+pub fn best_threshold_at(predicted: &[f64], reads: &[f64], min_precision: f64) -> (f64, f64) {
     let positives = reads.iter().filter(|&&y| y > 0.0).count();
     if positives == 0 {
         return (f64::INFINITY, 0.0);
@@ -216,7 +221,9 @@ pub fn best_threshold(predicted: &[f64], reads: &[f64]) -> (f64, f64) {
             continue;
         }
         let predicted_reads = rank + 1;
-        if 2 * true_positives <= predicted_reads {
+        if (true_positives as f64) < min_precision * predicted_reads as f64
+            || 2 * true_positives <= predicted_reads
+        {
             continue;
         }
         let f1 = 2.0 * true_positives as f64 / (predicted_reads + positives) as f64;
