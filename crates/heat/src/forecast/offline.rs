@@ -7,8 +7,8 @@
 //! turns an hour back into requests spread evenly over it, so the same [`Labeler`] and
 //! [`super::FeatureStore`] serve recorded traces and the service's history alike.
 
-use super::features::{FeatureStore, FEATURES};
 use super::model::{ForecastModel, ModelError};
+use super::rows::BoundaryRows;
 use super::ForecastSettings;
 use crate::stats::Op;
 use crate::trace::{TraceRequest, DEFAULT_OBJECT_SIZE};
@@ -65,148 +65,63 @@ impl TrainingSet {
     }
 }
 
-/// Walks requests in time order and labels the rows of each window boundary, as the
-/// walk-forward forecaster does (same active objects, same sample of at most
-/// `max_rows / retrain_every` rows a boundary, the last `max_rows` kept), without training
-/// in between.
+/// Walks requests in time order and labels the rows of each window boundary with the
+/// walk-forward forecaster's own [`BoundaryRows`], without training in between.
 pub struct Labeler {
-    settings: ForecastSettings,
-    store: FeatureStore,
+    rows: BoundaryRows,
     sizes: Vec<u64>,
-    active: Vec<u32>,
-    in_active: Vec<bool>,
-    window_reads: Vec<u32>,
-    count_window: Vec<i64>,
-    pending_objects: Vec<u32>,
-    pending_rows: Vec<f64>,
-    pending_window: i64,
+    objects: u32,
     next_boundary: Option<i64>,
-    set: TrainingSet,
+    /// Objects dropped from the active ones at a boundary (not needed here).
+    dropped: Vec<u32>,
 }
 
 impl Labeler {
     /// A labeler for windows of `window_ms` (at least 1).
     pub fn new(window_ms: i64, settings: ForecastSettings) -> Self {
         Labeler {
-            settings,
-            store: FeatureStore::new(window_ms),
+            rows: BoundaryRows::new(window_ms, settings),
             sizes: Vec::new(),
-            active: Vec::new(),
-            in_active: Vec::new(),
-            window_reads: Vec::new(),
-            count_window: Vec::new(),
-            pending_objects: Vec::new(),
-            pending_rows: Vec::new(),
-            pending_window: 0,
+            objects: 0,
             next_boundary: None,
-            set: TrainingSet::default(),
+            dropped: Vec::new(),
         }
-    }
-
-    fn window_ms(&self) -> i64 {
-        self.store.window_ms()
     }
 
     /// Records a request (requests must come in time order; a late one is counted at the
     /// latest time seen, as the feature store does).
     pub fn record(&mut self, request: &TraceRequest) {
         self.advance_to(request.time_ms);
-        self.store.record(request);
+        self.rows.record(request);
         let index = request.object as usize;
-        if self.in_active.len() <= index {
-            self.in_active.resize(index + 1, false);
-            self.window_reads.resize(index + 1, 0);
-            self.count_window.resize(index + 1, i64::MIN);
+        if self.sizes.len() <= index {
             self.sizes.resize(index + 1, DEFAULT_OBJECT_SIZE);
-            self.set.objects = self.set.objects.max(request.object.saturating_add(1));
+            self.objects = self.objects.max(request.object.saturating_add(1));
         }
         if let Some(size) = request.size {
             self.sizes[index] = size;
-        }
-        if request.op == Op::Read {
-            let window = request.time_ms.div_euclid(self.window_ms());
-            if self.count_window[index] != window {
-                self.count_window[index] = window;
-                self.window_reads[index] = 0;
-            }
-            self.window_reads[index] = self.window_reads[index].saturating_add(1);
-        }
-        if request.op != Op::Delete && !self.in_active[index] {
-            self.in_active[index] = true;
-            self.active.push(request.object);
         }
     }
 
     /// Processes every boundary up to `time_ms`; with nothing active, jumps to the last.
     fn advance_to(&mut self, time_ms: i64) {
-        let w = self.window_ms();
+        let w = self.rows.window_ms();
         let last = time_ms.div_euclid(w) * w;
         let Some(mut boundary) = self.next_boundary else {
             self.next_boundary = Some(last + w);
             return;
         };
         while boundary <= last {
-            if self.active.is_empty() && self.pending_objects.is_empty() {
+            if !self.rows.has_active() {
                 boundary = last;
             }
-            self.boundary(boundary);
+            let sizes = &self.sizes;
+            self.rows
+                .boundary(boundary, |object| sizes[object as usize], &mut self.dropped);
+            self.dropped.clear();
             boundary += w;
         }
         self.next_boundary = Some(boundary);
-    }
-
-    /// Labels the last boundary's rows with the window that ended at `now_ms`, then takes
-    /// the rows of the active objects at `now_ms`.
-    fn boundary(&mut self, now_ms: i64) {
-        self.label_pending();
-        let horizon = i64::from(self.settings.active_windows) * self.window_ms();
-        let mut active = std::mem::take(&mut self.active);
-        active.retain(|&object| {
-            let recent = self
-                .store
-                .last_access_ms(object)
-                .is_some_and(|last| now_ms - last <= horizon);
-            if !recent {
-                self.in_active[object as usize] = false;
-            }
-            recent
-        });
-        self.pending_objects.clone_from(&active);
-        self.active = active;
-        self.pending_window = now_ms.div_euclid(self.window_ms());
-        self.pending_rows.clear();
-        for &object in &self.pending_objects {
-            let size = self.sizes[object as usize];
-            self.store
-                .features(object, size, now_ms, &mut self.pending_rows);
-        }
-    }
-
-    fn label_pending(&mut self) {
-        if self.pending_objects.is_empty() {
-            return;
-        }
-        let per_window =
-            (self.settings.max_rows / self.settings.retrain_every.max(1) as usize).max(1);
-        let stride = self.pending_objects.len().div_ceil(per_window);
-        for (i, &object) in self.pending_objects.iter().enumerate().step_by(stride) {
-            let index = object as usize;
-            let reads = if self.count_window[index] == self.pending_window {
-                self.window_reads[index]
-            } else {
-                0
-            };
-            self.set.reads.push(f64::from(reads));
-            self.set
-                .rows
-                .extend_from_slice(&self.pending_rows[i * FEATURES..(i + 1) * FEATURES]);
-        }
-        let excess = self.set.reads.len().saturating_sub(self.settings.max_rows);
-        if excess > 0 {
-            self.set.reads.drain(..excess);
-            self.set.rows.drain(..excess * FEATURES);
-        }
-        self.set.windows += 1;
     }
 
     /// Ends the history at `end_ms` (everything before it was recorded): the boundaries up
@@ -215,7 +130,10 @@ impl Labeler {
         if self.next_boundary.is_some() {
             self.advance_to(end_ms);
         }
-        self.set
+        let objects = self.objects;
+        let mut set = self.rows.into_labelled();
+        set.objects = objects;
+        set
     }
 }
 
@@ -259,6 +177,7 @@ pub fn hour_requests(counts: &HourCounts, before_ms: i64) -> impl Iterator<Item 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forecast::FEATURES;
 
     fn read(time_ms: i64, object: u32) -> TraceRequest {
         TraceRequest {
