@@ -145,15 +145,17 @@ fn a_daily_burst_is_moved_up_before_it_comes_by_the_proactive_cycle() {
     std::fs::write(&config, forecast_config(&data, "1s")).unwrap();
     let service = Service::start(&config, &data, &[]);
 
-    // The burst hour: the next window, unless it starts too soon for the setup to finish
-    // before it (then the one after: the cycle moves the object once that hour is next).
-    let now = now_ms();
-    let next = (now / HOUR + 1) * HOUR;
-    let burst_hour = if next - now < 3 * 60_000 {
-        next + HOUR
-    } else {
-        next
-    };
+    // The burst hour: the next window. When it starts too soon for the setup to finish
+    // before it, wait for it to pass and take the one after: a cycle run in the hour before
+    // the burst's would forecast no read for its own next window and could first move the
+    // object down.
+    let mut next = (now_ms() / HOUR + 1) * HOUR;
+    if next - now_ms() < 3 * 60_000 {
+        let wait = (next - now_ms()).max(0) as u64 + 1_000;
+        std::thread::sleep(Duration::from_millis(wait));
+        next += HOUR;
+    }
+    let burst_hour = next;
     put_objects(&service, dir.path(), &["daily", "evening", "steady", "old"]);
     post_events(&service, &two_weeks(burst_hour));
 
