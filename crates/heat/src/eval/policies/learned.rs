@@ -85,17 +85,17 @@ impl Learned {
         let idle = forecaster.idle();
         let now = state.now_ms();
         let per_read_window = idle.reads_when_read(store.reads(object));
+        // The chance of a read in the next window is the life table's; a forecast of reads
+        // raises it (the trees forecast counts: a small count is no small chance).
+        let any_next = idle
+            .read_probability(store, object, now, 1.0)
+            .max(next.clamp(0.0, 1.0));
         let outlook = |windows: f64| {
             let later = if windows > 1.0 {
                 idle.read_probability(store, object, now + state.window_ms(), windows - 1.0)
             } else {
                 0.0
             };
-            // The chance of a read is the life table's; a forecast of reads raises it (the
-            // trees forecast counts: a small count is no small chance).
-            let any_next = idle
-                .read_probability(store, object, now, 1.0)
-                .max(next.clamp(0.0, 1.0));
             Outlook {
                 reads: next + later * per_read_window,
                 any_read: 1.0 - (1.0 - any_next) * (1.0 - later),
