@@ -1,6 +1,8 @@
 //! The demotions the `rules` policy's passes have not reached yet, kept in the order the
 //! planner considers them, so that a pass takes the few its budget allows without
-//! classifying the whole backlog again.
+//! classifying the whole backlog again. A binary heap keeps the order: a removal (every
+//! access of a waiting object makes one) only forgets the object's entry, which the heap
+//! drops when it comes to the top or when removed entries outnumber the live ones.
 //!
 //! Why the order keeps: the planner orders demotions by class (coldest first), then
 //! baseline rate, then last access, then key (`placement`'s `wanted_order`). Without an
@@ -21,7 +23,8 @@
 //! which cannot underflow and orders the same at every time (first of its class, as the
 //! planner puts it), so it does not count.
 
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use crate::classify::{Class, Decision};
 use crate::eval::TierIndex;
@@ -66,6 +69,16 @@ impl Ord for Entry {
     }
 }
 
+/// An entry in the heap, with the insertion that made it: an object's entry is live while
+/// its insertion is the object's latest and it was not removed since. Removing leaves the
+/// entry in the heap (a walk drops it when it comes to the top), so that an access, which
+/// takes its object out of the backlog, costs no search of the heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Queued {
+    entry: Entry,
+    insertion: u64,
+}
+
 /// Keys closer than this (relative) may be ordered otherwise by the planner's rounding.
 const TIE: f64 = 1e-9;
 
@@ -102,9 +115,14 @@ pub(super) struct Backlog {
     /// A fixed time near the entries' last accesses (the first one inserted), so that
     /// `k·(l - origin)` stays small and keeps the rate's digits.
     origin_ms: Option<i64>,
-    set: BTreeSet<Entry>,
-    /// The entries, in no order, each with its demotion and size.
-    entries: Vec<(Entry, Waiting, u64)>,
+    /// The live entries, coldest on top, and removed ones not yet dropped.
+    heap: BinaryHeap<Reverse<Queued>>,
+    /// Insertions so far: each one's number.
+    insertions: u64,
+    /// The live entries, in no order, each with its demotion, size and insertion.
+    entries: Vec<(Entry, Waiting, u64, u64)>,
+    /// Scratch space of [`Backlog::walk`], kept to save an allocation per pass.
+    walked: Vec<Queued>,
     /// Per object id, its index in `entries` or [`ABSENT`]: four bytes an object, since
     /// every request looks an object up here.
     slot_of: Vec<u32>,
@@ -124,8 +142,10 @@ impl Backlog {
         Backlog {
             slow_per_ms: std::f64::consts::LN_2 / decay.slow_half_life_ms().max(1) as f64,
             origin_ms: None,
-            set: BTreeSet::new(),
+            heap: BinaryHeap::new(),
+            insertions: 0,
             entries: Vec::new(),
+            walked: Vec::new(),
             slot_of: Vec::new(),
             bytes_to: vec![0; tiers],
             bytes_from: vec![0; tiers],
@@ -148,17 +168,17 @@ impl Backlog {
         // The entry that set it may have left: find the true oldest, once per time it
         // looks too old (at most one scan per horizon while entries stay fresh).
         self.oldest_access_ms = self
-            .set
+            .entries
             .iter()
-            .filter(|entry| entry.last_access_ms != NEVER_READ)
-            .map(|entry| entry.last_access_ms)
+            .filter(|(entry, ..)| entry.last_access_ms != NEVER_READ)
+            .map(|(entry, ..)| entry.last_access_ms)
             .min()
             .unwrap_or(i64::MAX);
         fresh(self.oldest_access_ms)
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.entries.is_empty()
     }
 
     /// Adds a demotion (replacing any entry of the object): its class decision, and its
@@ -191,9 +211,22 @@ impl Backlog {
         if last != NEVER_READ {
             self.oldest_access_ms = self.oldest_access_ms.min(last);
         }
-        self.set.insert(entry);
+        self.insertions += 1;
+        let insertion = self.insertions;
+        if self.heap.len() > 2 * self.entries.len() + 64 {
+            // Mostly removed entries: rebuild from the live ones (linear), so that the heap
+            // stays proportional to the backlog.
+            let (slot_of, entries) = (&self.slot_of, &self.entries);
+            self.heap.retain(|Reverse(queued)| {
+                slot_of
+                    .get(queued.entry.object as usize)
+                    .and_then(|&index| entries.get(index as usize))
+                    .is_some_and(|entry| entry.3 == queued.insertion)
+            });
+        }
+        self.heap.push(Reverse(Queued { entry, insertion }));
         self.slot_of[index] = self.entries.len() as u32;
-        self.entries.push((entry, waiting, size));
+        self.entries.push((entry, waiting, size, insertion));
         self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_add(size);
         self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_add(size);
     }
@@ -207,11 +240,10 @@ impl Backlog {
         if index == ABSENT {
             return;
         }
-        let (entry, waiting, size) = self.entries.swap_remove(index as usize);
-        if let Some((_, moved, _)) = self.entries.get(index as usize) {
+        let (_, waiting, size, _) = self.entries.swap_remove(index as usize);
+        if let Some((_, moved, ..)) = self.entries.get(index as usize) {
             self.slot_of[moved.object as usize] = index;
         }
-        self.set.remove(&entry);
         self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_sub(size);
         self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_sub(size);
     }
@@ -226,17 +258,46 @@ impl Backlog {
         self.bytes_from.get(tier).copied().unwrap_or(0)
     }
 
-    /// The waiting demotions with their ranks, coldest first.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (Waiting, Rank)> + '_ {
-        self.set.iter().filter_map(|entry| {
-            let rank = Rank {
-                class: entry.class,
-                coldness: entry.coldness,
+    /// The demotion of a heap entry, if the entry is live.
+    fn live(&self, queued: &Queued) -> Option<Waiting> {
+        let index = *self.slot_of.get(queued.entry.object as usize)?;
+        let (_, waiting, _, insertion) = self.entries.get(index as usize)?;
+        (*insertion == queued.insertion).then_some(*waiting)
+    }
+
+    /// Shows `visit` the waiting demotions with their ranks, coldest first, until it
+    /// returns false; costs O(log n) per demotion shown (and per removed one passed).
+    pub(super) fn walk(&mut self, mut visit: impl FnMut(Waiting, Rank) -> bool) {
+        let mut walked = std::mem::take(&mut self.walked);
+        while let Some(Reverse(queued)) = self.heap.pop() {
+            let Some(waiting) = self.live(&queued) else {
+                continue;
             };
-            let index = *self.slot_of.get(entry.object as usize)?;
-            let (_, waiting, _) = self.entries.get(index as usize)?;
-            Some((*waiting, rank))
-        })
+            walked.push(queued);
+            let rank = Rank {
+                class: queued.entry.class,
+                coldness: queued.entry.coldness,
+            };
+            if !visit(waiting, rank) {
+                break;
+            }
+        }
+        self.heap.extend(walked.drain(..).map(Reverse));
+        self.walked = walked;
+    }
+
+    /// Takes every demotion out, coldest first.
+    pub(super) fn drain(&mut self) -> Vec<Waiting> {
+        let mut all: Vec<Waiting> = Vec::with_capacity(self.entries.len());
+        self.walk(|waiting, _| {
+            all.push(waiting);
+            true
+        });
+        for waiting in &all {
+            self.remove(waiting.object);
+        }
+        self.heap.clear();
+        all
     }
 }
 
@@ -276,7 +337,7 @@ mod tests {
         assert!(!backlog.usable(past_horizon), "its rate may underflow");
         backlog.remove(1);
         assert!(backlog.usable(past_horizon), "the entry that aged has left");
-        let order: Vec<u32> = backlog.iter().map(|(w, _)| w.object).collect();
+        let order: Vec<u32> = backlog.drain().iter().map(|w| w.object).collect();
         assert_eq!(order, vec![0]);
     }
 }

@@ -103,8 +103,7 @@ impl RulesPolicy {
     fn full_pass(&mut self, state: &mut ReplayState, now_ms: i64) {
         if !self.backlog.usable(now_ms) {
             // Rates may underflow: the backlog's order can no longer be trusted.
-            for (waiting, _) in self.backlog.iter().collect::<Vec<_>>() {
-                self.backlog.remove(waiting.object);
+            for waiting in self.backlog.drain() {
                 self.watch.activate(waiting.object);
             }
         }
@@ -223,15 +222,20 @@ impl RulesPolicy {
     /// at `now_ms`; entries whose object moved or went are dropped (and looked at again if
     /// it exists).
     fn take_backlog(&mut self, state: &ReplayState, now_ms: i64, count: usize) -> Vec<Candidate> {
+        if count == 0 {
+            // The walk would stop at the first entry.
+            return Vec::new();
+        }
         let mut taken = Vec::new();
         let mut stale = Vec::new();
         let mut last_rank: Option<Rank> = None;
         let mut past_count = false;
-        for (waiting, rank) in self.backlog.iter() {
+        let watch = &self.watch;
+        self.backlog.walk(|waiting, rank| {
             if taken.len() >= count {
                 // Entries the planner might put before the last one taken come too.
-                if !last_rank.is_some_and(|last| last.may_tie(&rank)) {
-                    break;
+                if !last_rank.is_some_and(|last: Rank| last.may_tie(&rank)) {
+                    return false;
                 }
                 past_count = true;
             }
@@ -244,7 +248,7 @@ impl RulesPolicy {
             if still {
                 taken.push(Candidate {
                     object,
-                    decision: self.watch.decision(object, now_ms),
+                    decision: watch.decision(object, now_ms),
                     from: waiting.from,
                     to: waiting.to,
                 });
@@ -252,7 +256,8 @@ impl RulesPolicy {
             } else {
                 stale.push(object);
             }
-        }
+            true
+        });
         for object in stale {
             self.backlog.remove(object);
             self.watch.activate(object);
