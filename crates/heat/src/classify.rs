@@ -229,9 +229,6 @@ impl Rules {
             rules: *self,
         };
         let within = |limit: i64| summary.last_access_age_ms.is_some_and(|age| age <= limit);
-        let written_within = summary
-            .last_write_age_ms
-            .is_some_and(|age| age <= self.warm_within_ms);
         let (class, reason) = if self.spike.holds(
             summary.fast_rate_per_hour,
             summary.slow_rate_per_hour,
@@ -244,17 +241,35 @@ impl Rules {
             (Class::Hot, Reason::RuleHotRecent)
         } else if summary.count_24h > self.warm_per_day {
             (Class::Warm, Reason::RuleWarmRate)
-        } else if within(self.warm_within_ms) {
-            (Class::Warm, Reason::RuleWarmRecent)
-        } else if written_within {
-            (Class::Cold, Reason::RecentWrite)
         } else {
-            (Class::Cold, Reason::RuleCold)
+            self.classify_by_age(summary.last_access_age_ms, summary.last_write_age_ms)
         };
         Decision {
             class,
             reason,
             inputs,
+        }
+    }
+}
+
+impl Rules {
+    /// The class and rule of an object for which neither the spike rule nor a rate rule
+    /// holds, from the ages of its last access and last write alone (rules 3, 5, 6 and 7
+    /// of the module's doc).
+    pub fn classify_by_age(
+        &self,
+        last_access_age_ms: Option<i64>,
+        last_write_age_ms: Option<i64>,
+    ) -> (Class, Reason) {
+        let within = |limit: i64| last_access_age_ms.is_some_and(|age| age <= limit);
+        if within(self.hot_within_ms) {
+            (Class::Hot, Reason::RuleHotRecent)
+        } else if within(self.warm_within_ms) {
+            (Class::Warm, Reason::RuleWarmRecent)
+        } else if last_write_age_ms.is_some_and(|age| age <= self.warm_within_ms) {
+            (Class::Cold, Reason::RecentWrite)
+        } else {
+            (Class::Cold, Reason::RuleCold)
         }
     }
 }

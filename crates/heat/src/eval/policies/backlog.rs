@@ -26,7 +26,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::classify::{Class, Decision};
+use super::classes::Look;
+use crate::classify::Class;
 use crate::eval::TierIndex;
 use crate::stats::Decay;
 
@@ -121,7 +122,8 @@ pub(super) struct Backlog {
     insertions: u64,
     /// The live entries, in no order, each with its demotion, size and insertion.
     entries: Vec<(Entry, Waiting, u64, u64)>,
-    /// Scratch space of [`Backlog::walk`], kept to save an allocation per pass.
+    /// The entries the last walk took off the heap: put back by the next walk if still
+    /// live (most are not: a walk shows a pass the demotions it makes, which leave).
     walked: Vec<Queued>,
     /// Per object id, its index in `entries` or [`ABSENT`]: four bytes an object, since
     /// every request looks an object up here.
@@ -181,17 +183,17 @@ impl Backlog {
         self.entries.is_empty()
     }
 
-    /// Adds a demotion (replacing any entry of the object): its class decision, and its
-    /// baseline rate as of its last access (`AccessStats::rates_per_hour` at that time).
+    /// Adds a demotion (replacing any entry of the object): its class, and its baseline
+    /// rate as of its last access (`AccessStats::rates_per_hour` at that time).
     pub(super) fn insert(
         &mut self,
         waiting: Waiting,
-        decision: &Decision,
+        look: &Look,
         baseline_at_last_access: f64,
         size: u64,
     ) {
         self.remove(waiting.object);
-        let last = decision.inputs.last_access_ms.unwrap_or(NEVER_READ);
+        let last = look.last_access_ms.unwrap_or(NEVER_READ);
         let coldness = if last == NEVER_READ {
             f64::NEG_INFINITY
         } else {
@@ -199,7 +201,7 @@ impl Backlog {
             baseline_at_last_access.ln() + last.saturating_sub(origin) as f64 * self.slow_per_ms
         };
         let entry = Entry {
-            class: decision.class,
+            class: look.class,
             coldness,
             last_access_ms: last,
             object: waiting.object,
@@ -268,6 +270,7 @@ impl Backlog {
     /// Shows `visit` the waiting demotions with their ranks, coldest first, until it
     /// returns false; costs O(log n) per demotion shown (and per removed one passed).
     pub(super) fn walk(&mut self, mut visit: impl FnMut(Waiting, Rank) -> bool) {
+        self.restore();
         let mut walked = std::mem::take(&mut self.walked);
         while let Some(Reverse(queued)) = self.heap.pop() {
             let Some(waiting) = self.live(&queued) else {
@@ -282,7 +285,17 @@ impl Backlog {
                 break;
             }
         }
-        self.heap.extend(walked.drain(..).map(Reverse));
+        self.walked = walked;
+    }
+
+    /// Puts back on the heap the entries the last walk took that are still live.
+    fn restore(&mut self) {
+        let mut walked = std::mem::take(&mut self.walked);
+        for queued in walked.drain(..) {
+            if self.live(&queued).is_some() {
+                self.heap.push(Reverse(queued));
+            }
+        }
         self.walked = walked;
     }
 
@@ -297,6 +310,7 @@ impl Backlog {
             self.remove(waiting.object);
         }
         self.heap.clear();
+        self.walked.clear();
         all
     }
 }
@@ -307,8 +321,9 @@ mod tests {
     use crate::stats::{AccessStats, Op};
     use crate::units::DAY_MS;
 
-    fn cold(stats: &AccessStats, decay: &Decay, now_ms: i64) -> Decision {
-        crate::classify::Rules::default().classify(&stats.summary(decay, now_ms))
+    fn cold(stats: &AccessStats, decay: &Decay, now_ms: i64) -> Look {
+        let rules = crate::classify::Rules::default();
+        Look::from(&rules.classify(&stats.summary(decay, now_ms)))
     }
 
     fn demotion(object: u32) -> Waiting {

@@ -15,11 +15,16 @@
 //!   rule alone), found by a recency list, and, among those accessed within 25 h, the few
 //!   with enough accesses ever to be hot by rate or by spike (a spike needs accesses within
 //!   the hour, a daily rate within the day, and no windowed count exceeds the total).
+//!
+//! A pass looks at an object's class ([`Look`]) more often than it orders it among others
+//! (which needs the whole [`Decision`], rates and all): for an object with too few accesses
+//! ever for a spike or rate rule to hold, the look reads only its last access and last
+//! write, not its windowed counts (a few cache lines further on) nor its decayed rates.
 
 use std::collections::BTreeMap;
 
 use super::recency::RecencyLists;
-use crate::classify::{Class, Decision, Rules};
+use crate::classify::{Class, Decision, Reason, Rules};
 use crate::eval::{Predictions, TierIndex};
 use crate::placement::ClassTiers;
 use crate::stats::{AccessStats, Op};
@@ -35,6 +40,37 @@ pub(super) enum Keep {
     Sleep(i64),
     /// Nothing can change before its next access.
     Forget,
+}
+
+/// What a pass needs of an object's class decision to place it: its class and rule, and
+/// what says when they may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Look {
+    pub(super) class: Class,
+    pub(super) reason: Reason,
+    /// When it was looked at.
+    pub(super) now_ms: i64,
+    pub(super) last_access_ms: Option<i64>,
+    pub(super) last_write_age_ms: Option<i64>,
+}
+
+impl Look {
+    /// Whether the object stays on its tier ([`Decision::holds_in_place`]).
+    pub(super) fn holds_in_place(&self) -> bool {
+        self.reason == Reason::RecentWrite
+    }
+}
+
+impl From<&Decision> for Look {
+    fn from(decision: &Decision) -> Self {
+        Look {
+            class: decision.class,
+            reason: decision.reason,
+            now_ms: decision.inputs.now_ms,
+            last_access_ms: decision.inputs.last_access_ms,
+            last_write_age_ms: decision.inputs.last_write_age_ms,
+        }
+    }
 }
 
 /// Statistics, spike flags, and the active, sleeping and recent objects.
@@ -54,6 +90,10 @@ pub(super) struct ClassWatch {
     heavy: Vec<u32>,
     in_heavy: Vec<bool>,
     heavy_accesses: u64,
+    /// Objects with fewer accesses ever are classified by age alone: no windowed count
+    /// exceeds the total, so neither a rate rule (more than `warm_per_day` or `hot_per_day`
+    /// a day) nor the spike rule (at least `min_events_1h` in the hour) can hold.
+    light_accesses: u64,
 }
 
 impl ClassWatch {
@@ -79,6 +119,11 @@ impl ClassWatch {
             in_heavy: Vec::new(),
             heavy_accesses: rules
                 .hot_per_day
+                .saturating_add(1)
+                .min(rules.spike.min_events_1h),
+            light_accesses: rules
+                .warm_per_day
+                .min(rules.hot_per_day)
                 .saturating_add(1)
                 .min(rules.spike.min_events_1h),
         }
@@ -141,11 +186,35 @@ impl ClassWatch {
     /// it stays until its class may change (the sleep wakes it by then) or, settled, until
     /// its next access; anywhere else (an evicted object) it is looked at again.
     pub(super) fn moved(&mut self, object: u32, decision: &Decision, tier: TierIndex) {
-        let home = self.classes.tiers_for(decision.class).contains(&tier);
-        if !home || decision.holds_in_place() {
+        let look = Look::from(decision);
+        let home = self.classes.tiers_for(look.class).contains(&tier);
+        if !home || look.holds_in_place() {
             self.activate(object);
-        } else if !self.settled(decision, tier) {
-            self.sleeping.push(self.class_holds_until(decision), object);
+        } else if !self.settled(&look, tier) {
+            self.sleeping.push(self.class_holds_until(&look), object);
+        }
+    }
+
+    /// An object's class at `now_ms`: what [`ClassWatch::decision`] would say of it, read
+    /// from its last access and write alone when it is too lightly read for a count rule.
+    #[inline]
+    pub(super) fn look(&self, object: u32, now_ms: i64) -> Look {
+        let stats = self.stats.get(object as usize);
+        if stats.map_or(0, AccessStats::accesses) >= self.light_accesses {
+            return Look::from(&self.decision(object, now_ms));
+        }
+        let last_access_ms = stats.and_then(AccessStats::last_access_ms);
+        let age = |at: i64| now_ms.saturating_sub(at).max(0);
+        let last_write_age_ms = stats.and_then(AccessStats::last_write_ms).map(age);
+        let (class, reason) = self
+            .rules
+            .classify_by_age(last_access_ms.map(age), last_write_age_ms);
+        Look {
+            class,
+            reason,
+            now_ms,
+            last_access_ms,
+            last_write_age_ms,
         }
     }
 
@@ -170,26 +239,25 @@ impl ClassWatch {
     }
 
     /// Whether a pass may forget an object until its next access.
-    pub(super) fn settled(&self, decision: &Decision, tier: TierIndex) -> bool {
-        decision.class == Class::Cold && self.classes.cold.contains(&tier)
+    pub(super) fn settled(&self, look: &Look, tier: TierIndex) -> bool {
+        look.class == Class::Cold && self.classes.cold.contains(&tier)
     }
 
     /// The earliest time the class may change without an access (`i64::MAX`: never).
-    pub(super) fn class_holds_until(&self, decision: &Decision) -> i64 {
-        if decision.holds_in_place() {
+    pub(super) fn class_holds_until(&self, look: &Look) -> i64 {
+        if look.holds_in_place() {
             // A recent write holds the object where it is until the write is `warm_within`
             // old; then the class's own tiers apply (see classify's `recent_write`).
-            let age = decision.inputs.last_write_age_ms.unwrap_or(0);
-            return decision
-                .inputs
+            let age = look.last_write_age_ms.unwrap_or(0);
+            return look
                 .now_ms
                 .saturating_add(self.rules.warm_within_ms.saturating_sub(age))
                 .saturating_add(1);
         }
-        let Some(last) = decision.inputs.last_access_ms else {
+        let Some(last) = look.last_access_ms else {
             return i64::MAX;
         };
-        match decision.class {
+        match look.class {
             Class::Hot => last
                 .saturating_add(self.rules.hot_within_ms)
                 .saturating_add(1),
@@ -317,5 +385,74 @@ impl Sleepers {
             break;
         }
         due.sort_unstable();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::SpikeRule;
+    use crate::units::MINUTE_MS;
+
+    /// Objects read 0 to 24 times in bursts at varied times, some written too.
+    fn requests() -> Vec<TraceRequest> {
+        let mut requests = Vec::new();
+        for object in 0..40u32 {
+            let reads = i64::from(object % 25);
+            for n in 0..reads {
+                let time_ms =
+                    i64::from(object) * 7 * MINUTE_MS + n * (i64::from(object % 4) + 1) * MINUTE_MS;
+                requests.push(TraceRequest {
+                    time_ms,
+                    object,
+                    op: Op::Read,
+                    size: None,
+                });
+            }
+            if object % 3 == 0 {
+                requests.push(TraceRequest {
+                    time_ms: i64::from(object) * 11 * MINUTE_MS,
+                    object,
+                    op: Op::Write,
+                    size: Some(1),
+                });
+            }
+        }
+        requests.sort_by_key(|r| r.time_ms);
+        requests
+    }
+
+    #[test]
+    fn a_look_at_an_objects_class_agrees_with_its_whole_decision() {
+        let tight = Rules {
+            hot_per_day: 5,
+            warm_per_day: 2,
+            spike: SpikeRule {
+                factor: 2.0,
+                min_events_1h: 3,
+            },
+            ..Rules::default()
+        };
+        for rules in [Rules::default(), tight] {
+            let mut watch = ClassWatch::new(
+                TrackerConfig::default(),
+                rules,
+                ClassTiers::default_for(3),
+                HOUR_MS,
+            );
+            for request in requests() {
+                watch.record(&request);
+            }
+            for now_ms in (0..3 * DAY_MS).step_by((7 * MINUTE_MS) as usize) {
+                for object in 0..42 {
+                    let decision = watch.decision(object, now_ms);
+                    assert_eq!(
+                        watch.look(object, now_ms),
+                        Look::from(&decision),
+                        "object {object} at {now_ms} ms: {decision:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -31,7 +31,7 @@
 //! class may change rather than being looked at by the next pass.
 
 use super::backlog::{Backlog, Rank, Waiting};
-use super::classes::{ClassWatch, Keep};
+use super::classes::{ClassWatch, Keep, Look};
 use crate::classify::{Class, Decision};
 use crate::config::{millis, TieringConfig};
 use crate::eval::{MoveOutcome, Policy, Predictions, ReplayState, TierIndex};
@@ -56,10 +56,6 @@ impl Candidate {
             to: self.to,
             key: self.object,
         }
-    }
-
-    fn is_demotion(&self) -> bool {
-        self.to > self.from
     }
 }
 
@@ -109,7 +105,7 @@ impl RulesPolicy {
         }
         let use_backlog = self.backlog.usable(now_ms);
         let mut candidates: Vec<Candidate> = Vec::new();
-        let mut waiting: Vec<Candidate> = Vec::new();
+        let mut waiting: Vec<(Waiting, Look)> = Vec::new();
         self.watch.wake(now_ms);
         let backlog = &mut self.backlog;
         self.watch.retain_active(|watch, object| {
@@ -119,15 +115,15 @@ impl RulesPolicy {
             let Some(from) = state.tier_of(object) else {
                 return Keep::Forget;
             };
-            let decision = watch.decision(object, now_ms);
-            let quiet = watch.class_holds_until(&decision);
-            if decision.holds_in_place() {
+            let look = watch.look(object, now_ms);
+            let quiet = watch.class_holds_until(&look);
+            if look.holds_in_place() {
                 // The planner keeps a recently written object where it is (`recent_write`).
                 return Keep::Sleep(quiet);
             }
-            let wanted = watch.classes.tiers_for(decision.class);
+            let wanted = watch.classes.tiers_for(look.class);
             let Some(&to) = wanted.first().filter(|_| !wanted.contains(&from)) else {
-                return if watch.settled(&decision, from) {
+                return if watch.settled(&look, from) {
                     Keep::Forget
                 } else {
                     Keep::Sleep(quiet)
@@ -138,33 +134,28 @@ impl RulesPolicy {
             if residency_holds(from, to, placed, residency, now_ms) {
                 return Keep::Sleep(placed.saturating_add(residency).min(quiet));
             }
-            let candidate = Candidate {
-                object,
-                decision,
-                from,
-                to,
-            };
-            if use_backlog && candidate.is_demotion() {
-                waiting.push(candidate);
+            if use_backlog && to > from {
+                // Its place in the backlog needs no more than the look (see `backlog`).
+                waiting.push((Waiting { object, from, to }, look));
                 // Until its class may change (an access wakes it too).
-                return if decision.class == Class::Cold {
+                return if look.class == Class::Cold {
                     Keep::Forget
                 } else {
                     Keep::Sleep(quiet)
                 };
             }
-            candidates.push(candidate);
+            candidates.push(Candidate {
+                object,
+                decision: watch.decision(object, now_ms),
+                from,
+                to,
+            });
             Keep::Active
         });
-        for c in waiting {
-            let waiting = Waiting {
-                object: c.object,
-                from: c.from,
-                to: c.to,
-            };
-            let baseline = self.watch.baseline_at_last_access(c.object);
-            self.backlog
-                .insert(waiting, &c.decision, baseline, state.size(c.object));
+        for (waiting, look) in waiting {
+            let baseline = self.watch.baseline_at_last_access(waiting.object);
+            let size = state.size(waiting.object);
+            self.backlog.insert(waiting, &look, baseline, size);
         }
         if candidates.is_empty() && self.backlog.is_empty() && !self.any_over_capacity(state) {
             return;

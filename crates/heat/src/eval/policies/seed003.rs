@@ -7,7 +7,7 @@
 //! next boundary, one refused for minimum residency at the first boundary after the
 //! residency ends. Predicted to be read in the next window: the objects classified hot.
 
-use super::classes::{ClassWatch, Keep};
+use super::classes::{ClassWatch, Keep, Look};
 use crate::classify::{Rules, SpikeRule};
 use crate::config::TieringConfig;
 use crate::eval::{MoveOutcome, Policy, Predictions, Refusal, ReplayState};
@@ -69,7 +69,8 @@ impl Policy for Seed003 {
                 return Keep::Forget;
             };
             let decision = watch.decision(object, now_ms);
-            let quiet = watch.class_holds_until(&decision);
+            let look = Look::from(&decision);
+            let quiet = watch.class_holds_until(&look);
             let wanted = watch.classes.tiers_for(decision.class);
             if let Some(&to) = wanted.first().filter(|_| !wanted.contains(&tier)) {
                 match state.move_object(object, to) {
@@ -84,7 +85,7 @@ impl Policy for Seed003 {
                     _ => return Keep::Active,
                 }
             }
-            if watch.settled(&decision, tier) {
+            if watch.settled(&look, tier) {
                 Keep::Forget
             } else {
                 Keep::Sleep(quiet)
