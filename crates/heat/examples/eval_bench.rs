@@ -6,8 +6,9 @@
 //! work on a shared machine does not count), and per second of wall time.
 //!
 //! Run in release: `cargo run --release -p strata-heat --example eval_bench
-//! [--policy=NAME,...] [TRACE...]`; without traces it replays every trace in
-//! `../shared/data/traces` (next to the checkout), without `--policy` every policy. With
+//! [--policy=NAME,...] [--clock=own|180d] [TRACE...]`; without traces it replays every trace
+//! in `../shared/data/traces` (next to the checkout), without `--policy` every policy,
+//! without `--clock` at both clocks. With
 //! `EVAL_BENCH_BREAKDOWN` set, each policy's cost by kind, moves and refusals go to stderr.
 
 use std::path::{Path, PathBuf};
@@ -54,8 +55,14 @@ fn policies() -> Vec<String> {
         )
 }
 
+/// `--clock=own` or `--clock=180d`, else both.
+fn clock() -> Option<String> {
+    std::env::args().find_map(|arg| arg.strip_prefix("--clock=").map(str::to_string))
+}
+
 fn main() {
     let policies = policies();
+    let clocks = clock();
     let config = match TieringConfig::parse(EXAMPLE_CONFIG) {
         Ok(config) => config,
         Err(err) => return eprintln!("{err}"),
@@ -90,6 +97,9 @@ fn main() {
         };
         let stretch = 180.0 * DAY_MS as f64 / summary.span_ms.max(1) as f64;
         for (clock, scale) in [("own", 1.0), ("180d", stretch)] {
+            if clocks.as_ref().is_some_and(|only| only != clock) {
+                continue;
+            }
             let options = TraceOptions {
                 format: None,
                 time_scale: scale,

@@ -48,8 +48,8 @@ impl<K> Wanted<'_, K> {
 
 /// The order in which a pass considers wanted moves: spike promotions (fastest first), other
 /// promotions (hottest first), demotions (coldest first). Keys break ties so that the plan
-/// does not depend on the input order. (`strata eval` uses it to give a pass only the
-/// moves its budget can reach.)
+/// does not depend on the input order. (`strata eval`'s `rules` policy orders moves so,
+/// to make only the ones a pass's budget reaches; its tests compare.)
 pub(crate) fn wanted_order<K: Ord>(a: &Wanted<'_, K>, b: &Wanted<'_, K>) -> Ordering {
     let (da, db) = (a.decision, b.decision);
     a.phase()

@@ -181,12 +181,11 @@ impl ClassWatch {
         }
     }
 
-    /// After a move of an object to `tier`, decided on `decision` (as of the pass): what
+    /// After a move of an object to `tier`, decided on `look` (as of the pass): what
     /// the next pass's look at it would conclude, without the look. On a tier of its class
     /// it stays until its class may change (the sleep wakes it by then) or, settled, until
     /// its next access; anywhere else (an evicted object) it is looked at again.
-    pub(super) fn moved(&mut self, object: u32, decision: &Decision, tier: TierIndex) {
-        let look = Look::from(decision);
+    pub(super) fn moved(&mut self, object: u32, look: &Look, tier: TierIndex) {
         let home = self.classes.tiers_for(look.class).contains(&tier);
         if !home || look.holds_in_place() {
             self.activate(object);
@@ -227,6 +226,14 @@ impl ClassWatch {
             None => AccessStats::new().summary(&self.tracker.decay, now_ms),
         };
         self.rules.classify(&summary)
+    }
+
+    /// An object's recent and baseline rates (per hour) at `now_ms`, as its decision has
+    /// them.
+    pub(super) fn rates(&self, object: u32, now_ms: i64) -> (f64, f64) {
+        self.stats.get(object as usize).map_or((0.0, 0.0), |stats| {
+            stats.rates_per_hour(&self.tracker.decay, now_ms)
+        })
     }
 
     /// An object's baseline rate as of its last access (0 if never read): with its last
@@ -281,18 +288,38 @@ impl ClassWatch {
 
     /// Walks the active objects; `keep` says what to do with each.
     pub(super) fn retain_active(&mut self, mut keep: impl FnMut(&Self, u32) -> Keep) {
+        self.retain_active_prepared(|_, _| (), |watch, object, ()| keep(watch, object));
+    }
+
+    /// Walks the active objects as [`ClassWatch::retain_active`] does, `prepare` reading
+    /// first what `keep` will need of each. Why: the reads of one object do not wait for
+    /// another's, so a loop doing only them has many of them under way at once, where the
+    /// whole walk would wait for each object's reads in turn (hundreds of thousands of
+    /// objects' statistics do not stay in cache).
+    pub(super) fn retain_active_prepared<P>(
+        &mut self,
+        prepare: impl Fn(&Self, u32) -> P,
+        mut keep: impl FnMut(&Self, u32, P) -> Keep,
+    ) {
         let mut active = std::mem::take(&mut self.active);
         let mut sleepers = std::mem::take(&mut self.sleeping.due);
-        active.retain(|&object| match keep(self, object) {
-            Keep::Active => true,
-            keep => {
-                if let Keep::Sleep(until) = keep {
-                    sleepers.push((until, object));
-                }
-                self.in_active[object as usize] = false;
-                false
-            }
-        });
+        let prepared: Vec<P> = active.iter().map(|&object| prepare(self, object)).collect();
+        let mut prepared = prepared.into_iter();
+        active.retain(
+            |&object| match prepared.next().map(|p| keep(self, object, p)) {
+                None => true,
+                Some(keep) => match keep {
+                    Keep::Active => true,
+                    keep => {
+                        if let Keep::Sleep(until) = keep {
+                            sleepers.push((until, object));
+                        }
+                        self.in_active[object as usize] = false;
+                        false
+                    }
+                },
+            },
+        );
         self.active = active;
         for &(until, object) in &sleepers {
             self.sleeping.push(until, object);

@@ -32,30 +32,92 @@
 
 use super::backlog::{Backlog, Rank, Waiting};
 use super::classes::{ClassWatch, Keep, Look};
-use crate::classify::{Class, Decision};
+use crate::classify::{Class, Decision, Reason};
 use crate::config::{millis, TieringConfig};
 use crate::eval::{MoveOutcome, Policy, Predictions, ReplayState, TierIndex};
-use crate::placement::{residency_holds, wanted_order, ObjectState, PlacementPlan, Wanted};
+use crate::placement::{residency_holds, ObjectState, PlacementPlan};
 use crate::trace::TraceRequest;
 
-/// A move a pass wants.
+/// A move a pass wants: the object's class as the pass looked at it, and its place in
+/// the planner's order. (The planner, when it runs, gets the whole decision, classified
+/// again at the same time: a pass that makes its moves itself needs only these.)
 #[derive(Clone, Copy, Debug)]
 struct Candidate {
     object: u32,
-    decision: Decision,
+    look: Look,
+    order: Order,
     from: TierIndex,
     to: TierIndex,
 }
 
-impl Candidate {
-    /// As the planner orders it; ids order like the zero-padded keys made of them.
-    fn wanted(&self) -> Wanted<'_, u32> {
-        Wanted {
-            decision: &self.decision,
-            from: self.from,
-            to: self.to,
-            key: self.object,
+/// A wanted move's place in the planner's order ([`wanted_order`]) as integers: the phase
+/// (spike promotion, other promotion, demotion); then, for a spike, its recent rate,
+/// fastest first; for a promotion its class, baseline rate and last access, hottest
+/// first; for a demotion the same, coldest first; then the object id (ids order like the
+/// zero-padded keys made of them). Rates compare as `f64::total_cmp` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Order {
+    phase: u8,
+    keys: [i64; 3],
+    object: u32,
+}
+
+impl Order {
+    /// The order of moving `object` from `from` to `to` on a decision with this look and
+    /// these recent and baseline rates (per hour).
+    fn of(
+        object: u32,
+        look: &Look,
+        (fast, slow): (f64, f64),
+        from: TierIndex,
+        to: TierIndex,
+    ) -> Self {
+        let class = match look.class {
+            Class::Cold => 0,
+            Class::Warm => 1,
+            Class::Hot => 2,
+        };
+        let coldness = [
+            class,
+            total_order_key(slow),
+            look.last_access_ms.unwrap_or(i64::MIN),
+        ];
+        let (phase, keys) = match (to < from, look.reason == Reason::ReactiveAccessSpike) {
+            (true, true) => (0, [!total_order_key(fast), 0, 0]),
+            (true, false) => (1, coldness.map(|key| !key)),
+            (false, _) => (2, coldness),
+        };
+        Order {
+            phase,
+            keys,
+            object,
         }
+    }
+}
+
+/// An integer that orders as `f64::total_cmp` orders floats (the standard library's own
+/// mapping: flip the magnitude bits of negatives).
+fn total_order_key(value: f64) -> i64 {
+    let bits = value.to_bits() as i64;
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+/// A wanted move of `object`, looked at as `look` at `now_ms`.
+fn candidate(
+    watch: &ClassWatch,
+    object: u32,
+    look: Look,
+    from: TierIndex,
+    to: TierIndex,
+    now_ms: i64,
+) -> Candidate {
+    let rates = watch.rates(object, now_ms);
+    Candidate {
+        object,
+        look,
+        order: Order::of(object, &look, rates, from, to),
+        from,
+        to,
     }
 }
 
@@ -108,50 +170,48 @@ impl RulesPolicy {
         let mut waiting: Vec<(Waiting, Look)> = Vec::new();
         self.watch.wake(now_ms);
         let backlog = &mut self.backlog;
-        self.watch.retain_active(|watch, object| {
-            // Whatever it wants now replaces what it wanted (a demotion is inserted again
-            // below): an object held in place by a recent write must not keep its place.
-            backlog.remove(object);
-            let Some(from) = state.tier_of(object) else {
-                return Keep::Forget;
-            };
-            let look = watch.look(object, now_ms);
-            let quiet = watch.class_holds_until(&look);
-            if look.holds_in_place() {
-                // The planner keeps a recently written object where it is (`recent_write`).
-                return Keep::Sleep(quiet);
-            }
-            let wanted = watch.classes.tiers_for(look.class);
-            let Some(&to) = wanted.first().filter(|_| !wanted.contains(&from)) else {
-                return if watch.settled(&look, from) {
-                    Keep::Forget
-                } else {
-                    Keep::Sleep(quiet)
+        let prepare = |watch: &ClassWatch, object| {
+            let placed = state.tier_of(object).zip(state.placed_at_ms(object));
+            (placed, watch.look(object, now_ms))
+        };
+        self.watch
+            .retain_active_prepared(prepare, |watch, object, (placed, look)| {
+                // Whatever it wants now replaces what it wanted (a demotion is inserted again
+                // below): an object held in place by a recent write must not keep its place.
+                backlog.remove(object);
+                let Some((from, placed)) = placed else {
+                    return Keep::Forget;
                 };
-            };
-            let placed = state.placed_at_ms(object).unwrap_or(now_ms);
-            let residency = state.min_residency_ms(from);
-            if residency_holds(from, to, placed, residency, now_ms) {
-                return Keep::Sleep(placed.saturating_add(residency).min(quiet));
-            }
-            if use_backlog && to > from {
-                // Its place in the backlog needs no more than the look (see `backlog`).
-                waiting.push((Waiting { object, from, to }, look));
-                // Until its class may change (an access wakes it too).
-                return if look.class == Class::Cold {
-                    Keep::Forget
-                } else {
-                    Keep::Sleep(quiet)
+                let quiet = watch.class_holds_until(&look);
+                if look.holds_in_place() {
+                    // The planner keeps a recently written object where it is (`recent_write`).
+                    return Keep::Sleep(quiet);
+                }
+                let wanted = watch.classes.tiers_for(look.class);
+                let Some(&to) = wanted.first().filter(|_| !wanted.contains(&from)) else {
+                    return if watch.settled(&look, from) {
+                        Keep::Forget
+                    } else {
+                        Keep::Sleep(quiet)
+                    };
                 };
-            }
-            candidates.push(Candidate {
-                object,
-                decision: watch.decision(object, now_ms),
-                from,
-                to,
+                let residency = state.min_residency_ms(from);
+                if residency_holds(from, to, placed, residency, now_ms) {
+                    return Keep::Sleep(placed.saturating_add(residency).min(quiet));
+                }
+                if use_backlog && to > from {
+                    // Its place in the backlog needs no more than the look (see `backlog`).
+                    waiting.push((Waiting { object, from, to }, look));
+                    // Until its class may change (an access wakes it too).
+                    return if look.class == Class::Cold {
+                        Keep::Forget
+                    } else {
+                        Keep::Sleep(quiet)
+                    };
+                }
+                candidates.push(candidate(watch, object, look, from, to, now_ms));
+                Keep::Active
             });
-            Keep::Active
-        });
         for (waiting, look) in waiting {
             let baseline = self.watch.baseline_at_last_access(waiting.object);
             let size = state.size(waiting.object);
@@ -167,12 +227,12 @@ impl RulesPolicy {
             // residency or beyond the budget: the planner would make each of them, in this
             // order (configurations without capacity limits check this in the equivalence
             // test), so the pass makes them without building its string-keyed input.
-            chosen.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
+            chosen.sort_unstable_by_key(|c| c.order);
             for c in chosen {
                 let moved = state.move_object(c.object, c.to) == MoveOutcome::Moved;
                 self.backlog.remove(c.object);
                 if moved {
-                    self.watch.moved(c.object, &c.decision, c.to);
+                    self.watch.moved(c.object, &c.look, c.to);
                 } else {
                     self.watch.activate(c.object);
                 }
@@ -195,11 +255,10 @@ impl RulesPolicy {
     ) -> Vec<Candidate> {
         let budget = self.config.rules.max_moves_per_pass.max(1);
         if candidates.len() > budget {
-            candidates
-                .select_nth_unstable_by(budget - 1, |a, b| wanted_order(&a.wanted(), &b.wanted()));
+            candidates.select_nth_unstable_by_key(budget - 1, |c| c.order);
             candidates.truncate(budget);
         }
-        candidates.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
+        candidates.sort_unstable_by_key(|c| c.order);
         let promotions = candidates.iter().filter(|c| c.to < c.from).count();
         let mut chosen: Vec<Candidate> = candidates.drain(..promotions).collect();
         let room = budget.saturating_sub(chosen.len());
@@ -237,12 +296,15 @@ impl RulesPolicy {
                     !residency_holds(waiting.from, waiting.to, placed, residency, now_ms)
                 });
             if still {
-                taken.push(Candidate {
+                let look = watch.look(object, now_ms);
+                taken.push(candidate(
+                    watch,
                     object,
-                    decision: watch.decision(object, now_ms),
-                    from: waiting.from,
-                    to: waiting.to,
-                });
+                    look,
+                    waiting.from,
+                    waiting.to,
+                    now_ms,
+                ));
                 last_rank = Some(rank);
             } else {
                 stale.push(object);
@@ -254,7 +316,7 @@ impl RulesPolicy {
             self.watch.activate(object);
         }
         if past_count {
-            taken.sort_unstable_by(|a, b| wanted_order(&a.wanted(), &b.wanted()));
+            taken.sort_unstable_by_key(|c| c.order);
             taken.truncate(count);
         }
         taken
@@ -269,12 +331,8 @@ impl RulesPolicy {
         ) else {
             return;
         };
-        let spiking = vec![Candidate {
-            object,
-            decision,
-            from,
-            to,
-        }];
+        let look = Look::from(&decision);
+        let spiking = vec![candidate(&self.watch, object, look, from, to, now_ms)];
         let residents = self.residents_needed(state, &spiking);
         if let Some(plan) = self.plan(state, now_ms, spiking, residents, true) {
             self.apply(state, &plan);
@@ -306,7 +364,8 @@ impl RulesPolicy {
         let mut input: Vec<ObjectState> = Vec::with_capacity(candidates.len() + residents.len());
         for candidate in candidates {
             self.listed[candidate.object as usize] = stamp;
-            input.push(self.object_state(state, candidate.object, candidate.decision));
+            let decision = self.watch.decision(candidate.object, now_ms);
+            input.push(self.object_state(state, candidate.object, decision));
         }
         for object in residents {
             if self.listed[object as usize] != stamp {
@@ -415,5 +474,85 @@ impl Policy for RulesPolicy {
     fn on_wakeup(&mut self, state: &mut ReplayState, now_ms: i64) {
         self.next_pass_ms = now_ms.saturating_add(self.interval_ms);
         self.full_pass(state, now_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::{DecisionInputs, Rules};
+    use crate::placement::{wanted_order, Wanted};
+
+    fn decision(class: Class, reason: Reason, fast: f64, slow: f64, last: Option<i64>) -> Decision {
+        Decision {
+            class,
+            reason,
+            inputs: DecisionInputs {
+                now_ms: 10,
+                count_1h: 0,
+                count_24h: 0,
+                count_7d: 0,
+                fast_rate_per_hour: fast,
+                slow_rate_per_hour: slow,
+                last_access_ms: last,
+                last_access_age_ms: None,
+                last_write_age_ms: None,
+                rules: Rules::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn moves_are_ordered_as_the_planner_orders_them() {
+        let rates = [
+            0.0,
+            -0.0,
+            1e-300,
+            0.5,
+            0.5000000000000001,
+            2.0,
+            f64::INFINITY,
+        ];
+        let mut wanted = Vec::new();
+        for (class, reason) in [
+            (Class::Hot, Reason::ReactiveAccessSpike),
+            (Class::Hot, Reason::RuleHotRecent),
+            (Class::Warm, Reason::RuleWarmRate),
+            (Class::Cold, Reason::RuleCold),
+        ] {
+            for (i, &fast) in rates.iter().enumerate() {
+                let slow = rates[(i * 3) % rates.len()];
+                for last in [None, Some(-5), Some(7)] {
+                    for (from, to) in [(1, 0), (0, 2), (2, 1)] {
+                        let object = wanted.len() as u32 % 5;
+                        wanted.push((decision(class, reason, fast, slow, last), from, to, object));
+                    }
+                }
+            }
+        }
+        fn planner((decision, from, to, key): &(Decision, usize, usize, u32)) -> Wanted<'_, u32> {
+            Wanted {
+                decision,
+                from: *from,
+                to: *to,
+                key: *key,
+            }
+        }
+        for a in &wanted {
+            for b in &wanted {
+                let order = |(decision, from, to, key): &(Decision, usize, usize, u32)| {
+                    let rates = (
+                        decision.inputs.fast_rate_per_hour,
+                        decision.inputs.slow_rate_per_hour,
+                    );
+                    Order::of(*key, &Look::from(decision), rates, *from, *to)
+                };
+                assert_eq!(
+                    order(a).cmp(&order(b)),
+                    wanted_order(&planner(a), &planner(b)),
+                    "{a:?} against {b:?}"
+                );
+            }
+        }
     }
 }
