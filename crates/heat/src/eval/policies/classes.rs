@@ -189,8 +189,8 @@ impl ClassWatch {
         let home = self.classes.tiers_for(look.class).contains(&tier);
         if !home || look.holds_in_place() {
             self.activate(object);
-        } else if !self.settled(&look, tier) {
-            self.sleeping.push(self.class_holds_until(&look), object);
+        } else if !self.settled(look, tier) {
+            self.sleeping.push(self.class_holds_until(look), object);
         }
     }
 
