@@ -23,7 +23,7 @@
 //! When no tier can fill (the common case: it holds on every pass of a configuration
 //! without capacities), the planner would make every move it is given until the budget
 //! (`max_moves_per_pass`) is spent, in its own order ([`crate::placement`]'s
-//! `wanted_order`, as the integer keys of [`Order`]): the pass takes the first candidates
+//! `wanted_order`, as the integer keys of `Order`): the pass takes the first candidates
 //! in that order and makes them itself, without building the planner's string-keyed input
 //! or whole class decisions (the equivalence test's configurations without capacity check
 //! this path against the planner). Demotions the
