@@ -156,6 +156,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The forecast: access history, the model in force, the proactive cycle.
     pub forecast: crate::forecast::ForecastState,
+    /// The throttle of moves (`[bandwidth]`), for `/healthz` and `/metrics`.
+    pub bandwidth: Option<strata_store::BandwidthControl>,
 }
 
 impl AppState {
