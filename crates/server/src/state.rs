@@ -233,6 +233,22 @@ impl AppState {
             tracked,
             dirty,
             moves_running: self.mover.running_count() as u64,
+            throttles: self.throttle_gauges(),
         }
+    }
+
+    /// Per tier store and lane: bytes through the moves' throttle and its limit in force.
+    fn throttle_gauges(&self) -> Vec<(String, &'static str, u64, Option<u64>)> {
+        let Some(control) = &self.bandwidth else {
+            return Vec::new();
+        };
+        let mut gauges = Vec::new();
+        for store in control.status().stores {
+            let s = store.status;
+            for (direction, lane) in [("read", s.read), ("write", s.write)] {
+                gauges.push((store.store.clone(), direction, lane.admitted_bytes, lane.cap));
+            }
+        }
+        gauges
     }
 }
