@@ -246,7 +246,12 @@ impl AppState {
         for store in control.status().stores {
             let s = store.status;
             for (direction, lane) in [("read", s.read), ("write", s.write)] {
-                gauges.push((store.store.clone(), direction, lane.admitted_bytes, lane.cap));
+                gauges.push((
+                    store.store.clone(),
+                    direction,
+                    lane.admitted_bytes,
+                    lane.cap,
+                ));
             }
         }
         gauges

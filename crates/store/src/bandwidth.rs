@@ -88,7 +88,7 @@ struct State {
     /// Where it came from, for status and messages.
     source: String,
     /// Modification time and length of the limit file when it was last read.
-    file_stamp: Option<(SystemTime, u64)>,
+    file_stamp: Option<FileStamp>,
     /// One throttle per store, by the store's display name.
     throttles: Vec<(String, Throttle)>,
 }
@@ -221,11 +221,8 @@ impl BandwidthControl {
                     let limit = state
                         .schedule
                         .limit_at(WeekTime::from_unix(now, utc_offset_secs(now)));
-                    let config = crate::throttled::config_for(
-                        &store,
-                        limit,
-                        policy.congestion_control,
-                    );
+                    let config =
+                        crate::throttled::config_for(&store, limit, policy.congestion_control);
                     let throttle = Throttle::new(config);
                     state.throttles.push((key, throttle.clone()));
                     throttle
@@ -344,7 +341,7 @@ async fn live_updates(shared: Arc<Shared>) {
 
 /// Reads a limit file: `None` if it does not exist. Line breaks separate entries like
 /// spaces; `#` starts a comment.
-fn read_limit_file(path: &Path) -> Result<Option<(Schedule, (SystemTime, u64))>, LimitFileError> {
+fn read_limit_file(path: &Path) -> Result<Option<(Schedule, FileStamp)>, LimitFileError> {
     let Some(stamp) = file_stamp(path) else {
         return Ok(None);
     };
@@ -363,7 +360,10 @@ fn read_limit_file(path: &Path) -> Result<Option<(Schedule, (SystemTime, u64))>,
     Ok(Some((schedule, stamp)))
 }
 
-fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// A file's modification time and length: a change of either means it was edited.
+type FileStamp = (SystemTime, u64);
+
+fn file_stamp(path: &Path) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().unwrap_or(UNIX_EPOCH), meta.len()))
 }
@@ -406,7 +406,9 @@ mod tests {
 
     async fn local_store(path: &Path) -> Store {
         let uri = crate::StoreUri::parse(path.to_str().unwrap()).unwrap();
-        Store::open(&uri, &crate::S3Options::default()).await.unwrap()
+        Store::open(&uri, &crate::S3Options::default())
+            .await
+            .unwrap()
     }
 
     #[test]

@@ -15,10 +15,10 @@ use strata_mover::{
 
 use super::codec_args::CodecArgs;
 use super::throttle_args::{progress_message, ThrottleArgs};
-use strata_store::faults::FaultSide;
 use super::Context;
 use crate::output;
 use crate::units::{check_chunk_memory, parse_chunk_size, parse_duration, parse_jobs};
+use strata_store::faults::FaultSide;
 
 /// Arguments of `strata migrate`.
 #[derive(Args, Debug)]

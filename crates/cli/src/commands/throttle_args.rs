@@ -231,7 +231,6 @@ mod tests {
         assert!(parse(&[]).unwrap().build().unwrap().is_some());
     }
 
-
     #[tokio::test]
     async fn the_bandwidth_line_states_the_cap_once() {
         let dir = tempfile::tempdir().unwrap();

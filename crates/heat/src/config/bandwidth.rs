@@ -109,7 +109,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bandwidth.limit") && e.contains("20X"), "{e}");
-        assert!(e.contains("bandwidth.priority") && e.contains("urgent"), "{e}");
+        assert!(
+            e.contains("bandwidth.priority") && e.contains("urgent"),
+            "{e}"
+        );
         let e = TieringConfig::parse("[bandwidth]\nrate = \"20M\"\n")
             .unwrap_err()
             .to_string();
