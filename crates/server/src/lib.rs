@@ -19,7 +19,7 @@
 //!   reason and inputs ([`planning`], [`explain`]);
 //! - safe moves: copy, verify (BLAKE3), switch in one transaction, retire, every state in
 //!   the catalog, retried with backoff, resumed after a restart ([`mover`], [`recovery`],
-//!   [`retry`]).
+//!   [`retry`]), under the `[bandwidth]` throttle ([`layers`]).
 //!
 //! It does not own the rules, the statistics or the placement arithmetic (strata-heat), the
 //! stores (strata-store) or the tables (strata-catalog's tiering module).
@@ -34,6 +34,7 @@ pub mod forecast;
 pub mod http;
 pub mod index;
 pub mod jobs;
+pub mod layers;
 pub mod metrics;
 pub mod mover;
 pub mod objects;
@@ -54,6 +55,7 @@ use std::time::Duration;
 
 use strata_catalog::{SqliteCatalog, TieringCatalog};
 use strata_heat::{AccessTracker, TieringConfig};
+use strata_store::faults::FaultPlan;
 use strata_store::S3Options;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch, Notify};
@@ -99,6 +101,9 @@ pub struct ServeOptions {
     pub move_concurrency: usize,
     /// Catalog file; `None`: `<data_dir>/catalog.db`.
     pub catalog_path: Option<PathBuf>,
+    /// Faults to inject into the tier stores (`STRATA_FAULTS`, a testing aid; see
+    /// [`layers`]).
+    pub faults: Option<FaultPlan>,
 }
 
 impl ServeOptions {
@@ -112,6 +117,7 @@ impl ServeOptions {
             plan_interval: None,
             move_concurrency: 4,
             catalog_path: None,
+            faults: None,
         }
     }
 }
@@ -126,6 +132,8 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Keeps the `[bandwidth]` timetable current while the service runs.
+    _bandwidth_updates: Option<strata_store::bandwidth::LiveUpdates>,
 }
 
 impl RunningServer {
@@ -171,7 +179,8 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         .unwrap_or_else(|| config.server.data_dir.join(tiers::DEFAULT_CATALOG));
     // Before anything is written: overlapping stores would lose or mix objects.
     tiers::check_stores_apart(&config, &catalog_path, &options.s3)?;
-    let tiers = tiers::open_tiers(&config, &options.s3).await?;
+    let (store_layers, bandwidth) = layers::store_layers(&config, options.faults)?;
+    let tiers = tiers::open_tiers(&config, &options.s3, &store_layers).await?;
     let sqlite = SqliteCatalog::open(&catalog_path).await?;
     let catalog: Arc<dyn TieringCatalog> = Arc::new(sqlite.clone());
 
@@ -229,6 +238,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         retire_backlog: Mutex::new(Default::default()),
         forecast: forecast_state,
         shutdown: shutdown_rx.clone(),
+        bandwidth: bandwidth.clone(),
     });
 
     let loaded = access::load_stats(&state)
@@ -291,6 +301,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         shutdown: shutdown_tx,
         server,
         tasks,
+        _bandwidth_updates: bandwidth.map(|control| control.start_live_updates()),
     })
 }
 

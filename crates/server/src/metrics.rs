@@ -122,6 +122,9 @@ pub struct Gauges {
     pub dirty: u64,
     /// Move jobs running now.
     pub moves_running: u64,
+    /// The moves' throttles (`[bandwidth]`): per tier store and lane (`read`, `write`), the
+    /// bytes admitted so far and the limit in force (`None`: no cap).
+    pub throttles: Vec<(String, &'static str, u64, Option<u64>)>,
 }
 
 fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -425,7 +428,43 @@ impl Metrics {
                 let _ = writeln!(out, "{family}{{tier=\"{tier}\"}} {value}");
             }
         }
+        render_throttles(&mut out, &gauges.throttles);
         out
+    }
+}
+
+/// The moves' throttles: bytes through each, and the limit in force.
+fn render_throttles(out: &mut String, throttles: &[(String, &'static str, u64, Option<u64>)]) {
+    if throttles.is_empty() {
+        return;
+    }
+    let families = [
+        (
+            "strata_move_throttle_bytes_total",
+            "counter",
+            "Bytes of moves admitted through the [bandwidth] throttle, by tier store and lane.",
+        ),
+        (
+            "strata_move_throttle_limit_bytes_per_second",
+            "gauge",
+            "The [bandwidth] limit in force, by tier store and lane (absent: no cap).",
+        ),
+    ];
+    for (family, kind, help) in families {
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} {kind}");
+        for (store, direction, bytes, limit) in throttles {
+            let value = match (family, limit) {
+                ("strata_move_throttle_bytes_total", _) => *bytes,
+                (_, Some(limit)) => *limit,
+                (_, None) => continue,
+            };
+            let _ = writeln!(
+                out,
+                "{family}{{store=\"{}\",direction=\"{direction}\"}} {value}",
+                label(store)
+            );
+        }
     }
 }
 
@@ -444,8 +483,21 @@ mod tests {
         metrics.read_damaged("warm");
         let text = metrics.render(&Gauges {
             tiers: vec![("hot".into(), 2_000_000_000, 2, 0, None, 0.2)],
+            throttles: vec![
+                ("/srv/hot".into(), "read", 4096, None),
+                ("/srv/hot".into(), "write", 8192, Some(1 << 20)),
+            ],
             ..Gauges::default()
         });
+        assert!(text.contains(
+            "strata_move_throttle_bytes_total{store=\"/srv/hot\",direction=\"write\"} 8192\n"
+        ));
+        assert!(text.contains(
+            "strata_move_throttle_limit_bytes_per_second{store=\"/srv/hot\",direction=\"write\"} 1048576\n"
+        ));
+        assert!(!text.contains(
+            "strata_move_throttle_limit_bytes_per_second{store=\"/srv/hot\",direction=\"read\"}"
+        ));
         assert!(text.contains("strata_object_reads_total 3\n"), "{text}");
         assert!(text.contains("strata_read_damage_total{tier=\"warm\"} 1\n"));
         assert!(text.contains(

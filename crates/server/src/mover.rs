@@ -369,6 +369,9 @@ async fn run(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Outcome {
         end_unknown_tier(state, job).await;
         return Outcome::Ended(MoveState::Failed);
     };
+    // Every store call of a move goes through the tiers' move stores: under the
+    // `[bandwidth]` throttle, with the `src`/`dst` fault rules (crate::tiers).
+    let (from, to) = (&from.as_move_source(), &to.as_move_target());
     if job.state == MoveState::Retiring {
         return retire(state, job, from).await;
     }

@@ -133,6 +133,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         "objects": state.index.len(),
         "tiers": state.tiers.len(),
         "forecast": state.forecast.health(),
+        "bandwidth": crate::layers::health(state.bandwidth.as_ref()),
     }))
 }
 

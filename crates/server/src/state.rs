@@ -156,6 +156,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The forecast: access history, the model in force, the proactive cycle.
     pub forecast: crate::forecast::ForecastState,
+    /// The throttle of moves (`[bandwidth]`), for `/healthz` and `/metrics`.
+    pub bandwidth: Option<strata_store::BandwidthControl>,
 }
 
 impl AppState {
@@ -231,6 +233,27 @@ impl AppState {
             tracked,
             dirty,
             moves_running: self.mover.running_count() as u64,
+            throttles: self.throttle_gauges(),
         }
+    }
+
+    /// Per tier store and lane: bytes through the moves' throttle and its limit in force.
+    fn throttle_gauges(&self) -> Vec<(String, &'static str, u64, Option<u64>)> {
+        let Some(control) = &self.bandwidth else {
+            return Vec::new();
+        };
+        let mut gauges = Vec::new();
+        for store in control.status().stores {
+            let s = store.status;
+            for (direction, lane) in [("read", s.read), ("write", s.write)] {
+                gauges.push((
+                    store.store.clone(),
+                    direction,
+                    lane.admitted_bytes,
+                    lane.cap,
+                ));
+            }
+        }
+        gauges
     }
 }

@@ -23,6 +23,12 @@
 //! has objects on it is refused at start-up (its bytes would be misread), with the field
 //! named. A codec policy the codec crate does not accept is refused likewise.
 //!
+//! Each tier's store is opened under its layers ([`strata_store::Layers`]): the
+//! `STRATA_FAULTS` plan and, for moves only, the `[bandwidth]` throttle. A tier therefore
+//! holds three handles on one store: [`Tier::store`] for client requests, start-up and
+//! recovery (fault rules for side `any`, never throttled), and [`MoveStores`] for a move's
+//! source (`src`) and target (`dst`), which share the tier's one throttle.
+//!
 //! Tier stores must be apart: no two on one location or one inside another, none that is
 //! or contains the data dir, the catalog inside none ([`overlap`]); such a configuration is
 //! refused before anything is written.
@@ -34,7 +40,8 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use strata_heat::{Layout, TierConfig, TieringConfig};
-use strata_store::{S3Options, Store, StoreUri};
+use strata_store::faults::FaultSide;
+use strata_store::{Layers, S3Options, Store, StoreUri};
 
 use crate::error::ServeError;
 use crate::state::AppState;
@@ -52,10 +59,22 @@ pub struct Tier {
     pub index: usize,
     /// Its configuration.
     pub config: TierConfig,
-    /// Its store.
+    /// Its store, for client requests, start-up and recovery: never throttled.
     pub store: Store,
     /// How it stores object bytes (from its layout and codec policy).
     pub format: TierFormat,
+    /// Its store as moves use it (under the bandwidth policy).
+    pub moves: MoveStores,
+}
+
+/// A tier's store as moves use it: under the `[bandwidth]` throttle, with the
+/// `STRATA_FAULTS` rules of the side it plays in a move.
+#[derive(Debug, Clone)]
+pub struct MoveStores {
+    /// When the tier is a move's source (fault side `src`).
+    pub source: Store,
+    /// When the tier is a move's target (fault side `dst`).
+    pub target: Store,
 }
 
 impl Tier {
@@ -67,6 +86,22 @@ impl Tier {
     /// The path of an object's bytes inside the tier's store.
     pub fn object_path(key: &str) -> String {
         format!("{OBJECTS_DIR}/{key}")
+    }
+
+    /// This tier as a move's source sees it: its store is [`MoveStores::source`].
+    pub fn as_move_source(&self) -> Tier {
+        Tier {
+            store: self.moves.source.clone(),
+            ..self.clone()
+        }
+    }
+
+    /// This tier as a move's target sees it: its store is [`MoveStores::target`].
+    pub fn as_move_target(&self) -> Tier {
+        Tier {
+            store: self.moves.target.clone(),
+            ..self.clone()
+        }
     }
 
     /// The local file of an object's bytes, for local tiers.
@@ -106,9 +141,14 @@ fn check_fields(config: &TieringConfig) -> Result<(), ServeError> {
 /// The catalog file under the data dir, unless the service is given another.
 pub const DEFAULT_CATALOG: &str = "catalog.db";
 
-/// Opens every tier's store (creating local roots). The caller has checked that the
-/// stores are apart ([`check_stores_apart`]), with the catalog it uses.
-pub async fn open_tiers(config: &TieringConfig, s3: &S3Options) -> Result<Vec<Tier>, ServeError> {
+/// Opens every tier's store (creating local roots) under `layers` (see the module doc).
+/// The caller has checked that the stores are apart ([`check_stores_apart`]), with the
+/// catalog it uses.
+pub async fn open_tiers(
+    config: &TieringConfig,
+    s3: &S3Options,
+    layers: &Layers,
+) -> Result<Vec<Tier>, ServeError> {
     check_fields(config)?;
     let mut tiers = Vec::with_capacity(config.tiers.len());
     for (index, tier) in config.tiers.iter().enumerate() {
@@ -137,11 +177,16 @@ pub async fn open_tiers(config: &TieringConfig, s3: &S3Options) -> Result<Vec<Ti
             tracing::warn!(tier = %tier.name, codec = %tier.codec,
                 "a plain tier stores objects as they are; its codec policy is ignored");
         }
+        let moves = MoveStores {
+            source: layers.apply(store.clone(), FaultSide::Src),
+            target: layers.apply(store.clone(), FaultSide::Dst),
+        };
         tiers.push(Tier {
             index,
             config: tier.clone(),
-            store,
+            store: layers.unthrottled().apply(store, FaultSide::Any),
             format,
+            moves,
         });
     }
     Ok(tiers)

@@ -365,6 +365,10 @@ fn the_shipped_example_config_is_servable() {
     assert_eq!(config.default_tier, "disk");
     assert_eq!(config.tiers[2].layout, strata_heat::Layout::Packed);
     assert_eq!(config.tiers[2].codec, "zstd:19");
+    // Its moves run under a bandwidth timetable.
+    let bandwidth = config.bandwidth.as_ref().expect("a [bandwidth] section");
+    assert!(bandwidth.limit.is_some() && bandwidth.congestion_control);
+    assert_eq!(bandwidth.priority, strata_throttle::Priority::Background);
     // The heat crate's example packs two tiers; it is servable too.
     let packed = std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -64,7 +64,9 @@
 //! for example `dst:write:flip:nth=3;src:read:error:first=2;dst:publish:lose:path=*.bin`.
 //! `src` is the store a command reads from and `dst` the one it writes to or checks, by
 //! role: `strata migrate SRC DST`, `strata repair DST --from SRC`, `strata verify DST`,
-//! `strata inspect PATH` (a source). `any` is every store. At
+//! `strata inspect PATH` (a source); in `strata serve`, a move's source tier is `src`, its
+//! target tier `dst`, and client requests get the `any` rules only
+//! ([`crate::layers`]). `any` is every store. At
 //! most one of `every`, `nth`, `first`, `p` per rule; `seed` only with `p`. Values cannot
 //! contain `:` or `;`. Blank rules are ignored; an unset or blank variable means no faults.
 

@@ -18,7 +18,10 @@
 //! - **bandwidth control**: [`Store::with_throttle`] puts every data transfer under a
 //!   `strata_throttle::Throttle` (caps, timetables, priority classes, congestion control):
 //!   admission before each call, samples from a [`ThrottleLayer`] on S3's HTTP transport,
-//!   state as [`ThrottleStatus`] (see [`throttled`]);
+//!   state as [`ThrottleStatus`] (see [`throttled`]); [`bandwidth::BandwidthControl`] keeps
+//!   one throttle per store under a limit or timetable that can change while it runs;
+//! - **layers**: [`layers::Layers`] composes fault injection and bandwidth control on a
+//!   store, in one place for the CLI and the service;
 //! - **errors for operators**: [`StoreError`] says what failed, where, what to do, and
 //!   whether a retry can help.
 //!
@@ -38,9 +41,11 @@
 
 #![deny(missing_docs)]
 
+pub mod bandwidth;
 mod dal;
 mod error;
 pub mod faults;
+pub mod layers;
 mod list;
 mod local;
 mod options;
@@ -54,7 +59,9 @@ pub mod throttled;
 mod upload;
 mod uri;
 
+pub use bandwidth::{BandwidthControl, BandwidthPolicy};
 pub use error::StoreError;
+pub use layers::Layers;
 pub use options::S3Options;
 pub use overlap::{Overlap, StoreLocation};
 pub use store::Store;

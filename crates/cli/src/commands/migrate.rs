@@ -14,10 +14,11 @@ use strata_mover::{
 };
 
 use super::codec_args::CodecArgs;
-use super::throttle_args::ThrottleArgs;
+use super::throttle_args::{progress_message, ThrottleArgs};
 use super::Context;
 use crate::output;
 use crate::units::{check_chunk_memory, parse_chunk_size, parse_duration, parse_jobs};
+use strata_store::faults::FaultSide;
 
 /// Arguments of `strata migrate`.
 #[derive(Args, Debug)]
@@ -73,12 +74,13 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
     // Bandwidth control wraps both stores, so every read and write of the job is paced.
     let control = args.throttle.build()?;
     let _live_updates = control.as_ref().map(|c| c.start_live_updates());
-    let throttled = |store| match &control {
-        Some(control) => control.apply(store),
-        None => store,
-    };
-    let source = DatasetSource::open(throttled(context.source_store(&args.source).await?)).await?;
-    let destination = throttled(context.destination_store(&args.destination).await?);
+    let source = context
+        .open_store(&args.source, FaultSide::Src, control.as_ref())
+        .await?;
+    let source = DatasetSource::open(source).await?;
+    let destination = context
+        .open_store(&args.destination, FaultSide::Dst, control.as_ref())
+        .await?;
     // After the stores are under their throttles, so the first snapshot already lists them.
     let live = LiveFile::start(context, &args, control.clone());
     let objective = args.codec.objective()?;
@@ -165,7 +167,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
             );
         }
         // Nothing to say when no store was throttled (local to local without a limit).
-        let message = control.map(|c| c.progress_message()).unwrap_or_default();
+        let message = control.as_ref().map(progress_message).unwrap_or_default();
         if !message.is_empty() {
             outln!("bandwidth: {message}");
         }
@@ -237,7 +239,7 @@ fn bar_state(progress: &Progress) -> (String, Option<u64>) {
 fn print_json_result(
     report: &MigrationReport,
     parity: Option<&ParityReport>,
-    control: Option<&super::throttle_args::BandwidthControl>,
+    control: Option<&strata_store::BandwidthControl>,
 ) -> anyhow::Result<()> {
     if parity.is_none() && control.is_none() {
         print_report(true, report);
@@ -290,7 +292,7 @@ impl LiveFile {
     fn start(
         context: &Context,
         args: &MigrateArgs,
-        control: Option<super::throttle_args::BandwidthControl>,
+        control: Option<strata_store::BandwidthControl>,
     ) -> Option<LiveFile> {
         let control = control?;
         let catalog = context.catalog_file().ok()?;
@@ -307,7 +309,7 @@ impl LiveFile {
                 let value = serde_json::json!({
                     "pid": std::process::id(),
                     "throttle": control.status(),
-                    "summary": control.progress_message(),
+                    "summary": progress_message(&control),
                 });
                 crate::live_status::write(&writer, &value);
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -14,12 +14,13 @@ pub mod throttle_args;
 pub mod verify;
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use strata_catalog::{default_catalog_path, Catalog, SqliteCatalog};
-use strata_store::faults::{FaultPlan, FaultSide, FAULTS_ENV};
-use strata_store::{S3Options, Store, StoreUri};
+use strata_store::faults::FaultSide;
+use strata_store::layers::env_fault_plan;
+use strata_store::{BandwidthControl, Layers, S3Options, Store, StoreUri};
 
 /// What every command gets from the global flags.
 pub struct Context {
@@ -50,48 +51,30 @@ impl Context {
     /// Parse and open the store a command reads from (`strata migrate SRC`, `repair
     /// --from SRC`, `inspect PATH`).
     pub async fn source_store(&self, text: &str) -> anyhow::Result<Store> {
-        self.open_store(text, FaultSide::Src).await
+        self.open_store(text, FaultSide::Src, None).await
     }
 
     /// Parse and open the store a command writes to or checks (`strata migrate .. DST`,
     /// `verify DST`, `repair DST`).
     pub async fn destination_store(&self, text: &str) -> anyhow::Result<Store> {
-        self.open_store(text, FaultSide::Dst).await
+        self.open_store(text, FaultSide::Dst, None).await
     }
 
-    /// With `STRATA_FAULTS` set (a testing aid, see `strata_store::faults`), the store gets
-    /// the rules for its `side` and those of side `any`.
-    async fn open_store(&self, text: &str, side: FaultSide) -> anyhow::Result<Store> {
-        let faults = fault_plan()?;
+    /// Parse and open a store under its layers (`strata_store::layers`): with
+    /// `STRATA_FAULTS` set (a testing aid, see `strata_store::faults`), the rules for its
+    /// `side` and those of side `any`; with `bandwidth`, its throttle.
+    pub async fn open_store(
+        &self,
+        text: &str,
+        side: FaultSide,
+        bandwidth: Option<&BandwidthControl>,
+    ) -> anyhow::Result<Store> {
+        let faults = env_fault_plan().map_err(anyhow::Error::msg)?;
         let uri = StoreUri::parse(text)?;
         let store = Store::open(&uri, &self.s3)
             .await
             .with_context(|| format!("cannot open {text}"))?;
-        Ok(match faults {
-            Some(plan) => store.with_faults(plan.for_side(side)),
-            None => store,
-        })
-    }
-}
-
-/// The fault plan in `STRATA_FAULTS`, read once per process; `None` when it is unset. The
-/// first call warns on standard error that faults are active, so that nobody runs with them
-/// by accident; a malformed value is an error (exit status 2).
-fn fault_plan() -> anyhow::Result<Option<&'static FaultPlan>> {
-    static PLAN: OnceLock<Result<Option<FaultPlan>, String>> = OnceLock::new();
-    let plan = PLAN.get_or_init(|| {
-        let plan = FaultPlan::from_env().map_err(|e| e.to_string())?;
-        if let Some(plan) = &plan {
-            eprintln!(
-                "warning: fault injection active: {FAULTS_ENV}={plan} (stores will fail on \
-                 purpose; a testing aid, unset {FAULTS_ENV} for real runs)"
-            );
-        }
-        Ok(plan)
-    });
-    match plan {
-        Ok(plan) => Ok(plan.as_ref()),
-        Err(message) => Err(anyhow::anyhow!("{message}")),
+        Ok(Layers::new(faults.cloned(), bandwidth.cloned()).apply(store, side))
     }
 }
 

@@ -170,6 +170,10 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         plan_interval,
         move_concurrency: args.move_concurrency,
         catalog_path: None,
+        // STRATA_FAULTS, read (and warned about on stderr) as every command reads it.
+        faults: strata_store::layers::env_fault_plan()
+            .map_err(anyhow::Error::msg)?
+            .cloned(),
         config,
     };
     let tiers: Vec<serde_json::Value> = options

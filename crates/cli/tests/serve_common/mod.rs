@@ -98,7 +98,18 @@ pub fn strata() -> Command {
 impl Service {
     /// Starts `strata serve --config CONFIG` and waits until it listens.
     pub fn start(config: &Path, data_dir: &Path, extra: &[&str]) -> Service {
+        Service::start_with_env(config, data_dir, extra, &[])
+    }
+
+    /// [`Service::start`] with extra environment variables (`STRATA_FAULTS`, ...).
+    pub fn start_with_env(
+        config: &Path,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Service {
         let mut child = strata()
+            .envs(env.iter().copied())
             .args(["--json", "serve", "--config"])
             .arg(config)
             .args(extra)
@@ -171,6 +182,18 @@ impl Service {
         }
         let status = self.child.wait().unwrap();
         assert!(status.success(), "strata serve exited with {status}");
+    }
+
+    /// SIGKILL, then everything the service wrote on standard error.
+    pub fn kill_and_stderr(mut self) -> String {
+        use std::io::Read;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut text = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
     }
 
     pub fn tier_dir(&self, tier: &str) -> PathBuf {

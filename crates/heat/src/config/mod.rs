@@ -13,10 +13,12 @@
 //! A file with no `[[tier]]` at all gets the three local tiers of
 //! [`TieringConfig::default_local`] under its `data_dir`; `tier = []` is an error.
 
+mod bandwidth;
 mod checks;
 mod forecast;
 mod parse;
 
+pub use bandwidth::BandwidthConfig;
 pub use forecast::ForecastConfig;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +50,9 @@ pub struct TieringConfig {
     pub objectives: ObjectivesConfig,
     /// `[forecast]`: history, window and proactive cycle of the service's forecast.
     pub forecast: ForecastConfig,
+    /// `[bandwidth]`: the throttle of the service's moves; `None` without the section
+    /// (moves unthrottled).
+    pub bandwidth: Option<BandwidthConfig>,
 }
 
 /// `[server]`.
@@ -260,6 +265,7 @@ impl TieringConfig {
             tracking: TrackingConfig::default(),
             objectives: ObjectivesConfig::default(),
             forecast: ForecastConfig::default(),
+            bandwidth: None,
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+use super::bandwidth::{build_bandwidth, RawBandwidth};
 use super::checks::{check_codec, check_listen, check_store, check_tier_name};
 use super::forecast::{build_forecast, RawForecast};
 use super::{
@@ -36,6 +37,7 @@ struct RawConfig {
     objectives: RawObjectives,
     #[serde(default)]
     forecast: RawForecast,
+    bandwidth: Option<RawBandwidth>,
 }
 
 #[derive(Deserialize, Default)]
@@ -295,6 +297,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
 
     let objectives = build_objectives(raw.objectives, problems);
     let forecast = build_forecast(raw.forecast, problems);
+    let bandwidth = build_bandwidth(raw.bandwidth, problems);
     TieringConfig {
         server: ServerConfig { listen, data_dir },
         default_tier,
@@ -304,6 +307,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
         tracking,
         objectives,
         forecast,
+        bandwidth,
     }
 }
 

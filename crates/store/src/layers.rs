@@ -1,0 +1,123 @@
+//! The layers a store gets on top of its backend, composed in one place for the CLI and
+//! the service alike: the fault plan of `STRATA_FAULTS` (a testing aid, [`crate::faults`])
+//! and the bandwidth control ([`crate::bandwidth`]).
+//!
+//! Order: faults first, then the throttle, so an injected error or latency is seen by the
+//! throttle's gate like a real one (the congestion controller reads it as a sample). Retry
+//! is not a layer here: OpenDAL's short retry layer sits inside S3 stores, and callers
+//! retry whole operations by [`crate::StoreError::is_retryable`] with their own policy.
+//!
+//! Which rules of a plan a store gets depends on its **side**: `src` is the store a
+//! command reads from, `dst` the one it writes to or checks, and rules for `any` apply to
+//! every store. The CLI names the side of each store it opens; the service gives a move's
+//! source tier `src`, its target tier `dst`, and everything else (client reads and writes,
+//! start-up checks, recovery) `any` only.
+
+use std::sync::OnceLock;
+
+use crate::bandwidth::BandwidthControl;
+use crate::faults::{FaultPlan, FaultSide, FAULTS_ENV};
+use crate::Store;
+
+/// The layers to put stores under. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct Layers {
+    faults: Option<FaultPlan>,
+    bandwidth: Option<BandwidthControl>,
+}
+
+impl Layers {
+    /// Layers with `faults` (when some) and `bandwidth` (when some).
+    pub fn new(faults: Option<FaultPlan>, bandwidth: Option<BandwidthControl>) -> Layers {
+        Layers { faults, bandwidth }
+    }
+
+    /// The bandwidth control, if any.
+    pub fn bandwidth(&self) -> Option<&BandwidthControl> {
+        self.bandwidth.as_ref()
+    }
+
+    /// These layers without the bandwidth control (for traffic that must not wait for the
+    /// throttle, such as the service's client requests).
+    pub fn unthrottled(&self) -> Layers {
+        Layers {
+            faults: self.faults.clone(),
+            bandwidth: None,
+        }
+    }
+
+    /// `store` under these layers: the plan's rules for `side` (and `any`), then the
+    /// throttle. Each call starts fresh fault counters (`nth`, `first`), shared by the
+    /// clones of the returned store.
+    pub fn apply(&self, store: Store, side: FaultSide) -> Store {
+        let store = match &self.faults {
+            Some(plan) => store.with_faults(plan.for_side(side)),
+            None => store,
+        };
+        match &self.bandwidth {
+            Some(control) => control.apply(store),
+            None => store,
+        }
+    }
+}
+
+/// The fault plan in `STRATA_FAULTS`, read once per process; `None` when it is unset. The
+/// first call warns on standard error that faults are active, so that nobody runs with them
+/// by accident; a malformed value is an error (the message names the bad token).
+pub fn env_fault_plan() -> Result<Option<&'static FaultPlan>, String> {
+    static PLAN: OnceLock<Result<Option<FaultPlan>, String>> = OnceLock::new();
+    let plan = PLAN.get_or_init(|| {
+        let plan = FaultPlan::from_env().map_err(|e| e.to_string())?;
+        if let Some(plan) = &plan {
+            eprintln!(
+                "warning: fault injection active: {FAULTS_ENV}={plan} (stores will fail on \
+                 purpose; a testing aid, unset {FAULTS_ENV} for real runs)"
+            );
+        }
+        Ok(plan)
+    });
+    plan.as_ref()
+        .map(Option::as_ref)
+        .map_err(|message| message.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bandwidth::BandwidthPolicy;
+    use crate::faults::{FaultEffect, FaultOp, FaultRule};
+
+    #[tokio::test]
+    async fn layers_put_a_store_under_its_sides_faults_and_the_throttle() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = crate::StoreUri::parse(dir.path().to_str().unwrap()).unwrap();
+        let store = Store::open(&uri, &crate::S3Options::default())
+            .await
+            .unwrap();
+        let rule = |side| {
+            FaultRule::new(FaultOp::Put, FaultEffect::Error { retryable: false })
+                .unwrap()
+                .side(side)
+        };
+        let plan = FaultPlan::new()
+            .rule(rule(FaultSide::Dst))
+            .rule(rule(FaultSide::Any));
+        let control = BandwidthControl::new(BandwidthPolicy {
+            limit: Some(strata_throttle::Schedule::parse("4M").unwrap()),
+            limit_source: "[bandwidth] limit".into(),
+            limit_file: None,
+            class: strata_throttle::Priority::Background,
+            congestion_control: true,
+        })
+        .unwrap();
+        let layers = Layers::new(Some(plan), Some(control));
+        let dst = layers.apply(store.clone(), FaultSide::Dst);
+        assert_eq!(dst.faults().map(|f| f.plan().rules().len()), Some(2));
+        let (throttle, class) = dst.throttle().expect("throttled");
+        assert_eq!(class, strata_throttle::Priority::Background);
+        assert_eq!(throttle.limit().to_string(), "4M");
+        let src = layers.unthrottled().apply(store, FaultSide::Src);
+        assert_eq!(src.faults().map(|f| f.plan().rules().len()), Some(1));
+        assert!(src.throttle().is_none());
+    }
+}
