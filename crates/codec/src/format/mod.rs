@@ -1,6 +1,6 @@
 //! One home for every format Strata writes to disk or to a store, specified byte by byte
-//! in `docs/FORMATS.md` (whose worked examples the tests of this module read and compare
-//! with what this code writes, so the document and the code cannot drift apart).
+//! in `docs/FORMATS.md`, whose worked examples `crates/codec/tests/format_spec.rs` reads and
+//! compares with what this code writes, so the document and the code cannot drift apart.
 //!
 //! This module owns the byte-level encoding and decoding, pure and synchronous; the crates
 //! above do the I/O (which store, which path, retries, two copies).
@@ -28,6 +28,3 @@ pub mod parity_map;
 pub mod sealed;
 pub mod tier_marker;
 pub mod tier_object;
-
-#[cfg(test)]
-mod spec_tests;

@@ -39,8 +39,9 @@ pub trait Sealed: Serialize + DeserializeOwned + Clone {
     fn identify(&self) -> Result<(), String>;
 }
 
-/// BLAKE3 hex of the canonical form of `value`.
-fn hash_of(value: &serde_json::Value) -> String {
+/// BLAKE3 hex of the canonical form of `value`: the self-hash of a document whose
+/// `self_hash` member is removed.
+pub fn hash_of(value: &serde_json::Value) -> String {
     let mut canonical = Vec::new();
     canonical_json(value, &mut canonical);
     blake3::hash(&canonical).to_hex().to_string()

@@ -236,7 +236,8 @@ fn choose<T: Sealed>(
 
 #[cfg(test)]
 mod tests {
-    use serde::Deserialize;
+    use serde::{Deserialize, Serialize};
+    use strata_codec::format::sealed::hash_of;
 
     use super::*;
 
