@@ -77,11 +77,49 @@ fn frame_codec_and_filter_ids_are_the_documented_ones() {
     let data: Vec<u8> = (0..4096u32).flat_map(|i| (i % 7).to_le_bytes()).collect();
     for (codec, filter, id, level, flags, filter_id, param) in [
         (Codec::Lz4, Filter::None, 1, 0, 0, 0, 0),
-        (Codec::Zstd { level: 3, long: false }, Filter::None, 2, 3, 0, 0, 0),
-        (Codec::Zstd { level: -5, long: true }, Filter::None, 2, 0xfb, 1, 0, 0),
-        (Codec::Gzip { level: 6 }, Filter::Shuffle { width: 4 }, 3, 6, 0, 1, 4),
+        (
+            Codec::Zstd {
+                level: 3,
+                long: false,
+            },
+            Filter::None,
+            2,
+            3,
+            0,
+            0,
+            0,
+        ),
+        (
+            Codec::Zstd {
+                level: -5,
+                long: true,
+            },
+            Filter::None,
+            2,
+            0xfb,
+            1,
+            0,
+            0,
+        ),
+        (
+            Codec::Gzip { level: 6 },
+            Filter::Shuffle { width: 4 },
+            3,
+            6,
+            0,
+            1,
+            4,
+        ),
         (Codec::Bzip2 { level: 9 }, Filter::None, 4, 9, 0, 0, 0),
-        (Codec::Xz { level: 6 }, Filter::Shuffle { width: 8 }, 5, 6, 0, 1, 8),
+        (
+            Codec::Xz { level: 6 },
+            Filter::Shuffle { width: 8 },
+            5,
+            6,
+            0,
+            1,
+            8,
+        ),
     ] {
         let frame = encode_frame(&data, codec, filter);
         assert_eq!(
@@ -89,7 +127,10 @@ fn frame_codec_and_filter_ids_are_the_documented_ones() {
             [id, level, flags, filter_id, param],
             "{codec:?} {filter:?}"
         );
-        let row = format!("| {id} | {} |", codec.to_string().split(':').next().unwrap());
+        let row = format!(
+            "| {id} | {} |",
+            codec.to_string().split(':').next().unwrap()
+        );
         assert!(FORMATS_MD.contains(&row), "codec table lacks {row:?}");
     }
 }
@@ -108,7 +149,10 @@ fn a_truncated_or_damaged_frame_is_refused() {
     let frame = encode_frame(b"strata", Codec::None, Filter::None);
     assert!(matches!(
         decode_frame(&frame[..frame.len() - 1]),
-        Err(FrameError::Truncated { needed: 70, got: 69 })
+        Err(FrameError::Truncated {
+            needed: 70,
+            got: 69
+        })
     ));
     let mut bad = frame.clone();
     bad[14] ^= 1; // raw length: the header check catches it

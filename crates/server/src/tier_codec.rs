@@ -1,5 +1,8 @@
 //! Object bytes on a tier, in the tier's layout: the one place that turns an object's raw
-//! bytes into what a tier stores, and what a tier stores back into raw bytes.
+//! bytes into what a tier stores, and what a tier stores back into raw bytes. The packed
+//! object's byte layout (table, trailer, their checks) lives with Strata's other on-disk
+//! formats in `strata_codec::format::tier_object` (specified in `docs/FORMATS.md`); this
+//! module chooses codecs and does the reads.
 //!
 //! Every write of object bytes to a tier (a PUT, a move's copy) goes through
 //! [`encode_for_tier`], and every read (GET, a move's source read and verify, recovery)
@@ -208,7 +211,6 @@ async fn decode(
     last: usize,
     span: Bytes,
 ) -> Result<Vec<u8>, String> {
-    
     let base = table.frames[first].offset;
     let mut jobs = Vec::with_capacity(last + 1 - first);
     for index in first..=last {
@@ -487,8 +489,13 @@ mod tests {
         if table.frames.is_empty() {
             return Ok(Vec::new());
         }
-        decode(&table, 0, table.frames.len() - 1, Bytes::copy_from_slice(stored))
-            .await
+        decode(
+            &table,
+            0,
+            table.frames.len() - 1,
+            Bytes::copy_from_slice(stored),
+        )
+        .await
     }
 
     #[tokio::test]

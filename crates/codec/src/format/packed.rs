@@ -10,8 +10,8 @@
 //! manifest ([`PackedIndex::check_against`]) and object by object as their chunks are
 //! read.
 
-use serde::{Deserialize, Serialize};
 use super::manifest::DatasetManifest;
+use serde::{Deserialize, Serialize};
 
 use super::sealed::{seal, unseal, Sealed};
 

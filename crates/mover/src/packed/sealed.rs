@@ -1,9 +1,12 @@
-//! Sealed metadata: JSON documents that carry their own hash and are stored twice.
+//! Sealed metadata: JSON documents that carry their own hash and are stored twice. The
+//! byte-level half (`seal`, `unseal`, the `Sealed` trait) lives with the other on-disk
+//! formats in `strata_codec::format::sealed` and is re-exported here; this module does the
+//! I/O: two copies, and the choice between them.
 //!
 //! The packed index ([`super::PackedIndex`]) and the parity map
 //! ([`super::parity::ParityMap`]) are sealed the way the dataset manifest is
 //! (`strata_codec::manifest`): `self_hash` is BLAKE3, lower-case hex, of the document's
-//! canonical JSON ([`canonical_json`]: no whitespace, object members sorted by the bytes
+//! canonical JSON (`strata_codec::manifest::canonical_json`: no whitespace, object members sorted by the bytes
 //! of their keys at every level, arrays in order) with the `self_hash` member removed. Any
 //! change to the file, even one that keeps it well-formed, is detected; member order and
 //! whitespace are not part of the hash.
