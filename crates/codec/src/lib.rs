@@ -6,8 +6,10 @@
 //! - [`hash`]: BLAKE3 chunk hashing at an offset and the merge of chunk chaining values
 //!   into the standard file hash (the value `b3sum` prints), so that a file's hash can be
 //!   computed chunk by chunk, in any order, on any worker;
-//! - [`manifest`]: the versioned dataset manifest written beside migrated data, with its
-//!   root hash over the whole dataset;
+//! - [`format`]: the one home of every on-disk format Strata writes (chunk frame, dataset
+//!   manifest, packed index and layout marker, parity map, packed tier object, tier marker,
+//!   model file names), specified in `docs/FORMATS.md`; [`manifest`] is
+//!   [`format::manifest`], the versioned dataset manifest with its root hash;
 //! - [`parity`]: Reed-Solomon parity over groups of shards (`--parity 10%`, `ec:K+M`) and
 //!   the rebuild of lost shards;
 //! - [`compress`]: the codec suite (none, lz4, zstd, gzip, bzip2, xz), the byte-shuffle
@@ -20,9 +22,11 @@
 
 pub mod analyze;
 pub mod compress;
+pub mod format;
 pub mod hash;
-pub mod manifest;
 pub mod parity;
+
+pub use format::manifest;
 
 pub use hash::{ChunkLayout, ChunkValue, FileHashError, Hash32};
 pub use manifest::{

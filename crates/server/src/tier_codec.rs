@@ -1,5 +1,8 @@
 //! Object bytes on a tier, in the tier's layout: the one place that turns an object's raw
-//! bytes into what a tier stores, and what a tier stores back into raw bytes.
+//! bytes into what a tier stores, and what a tier stores back into raw bytes. The packed
+//! object's byte layout (table, trailer, their checks) lives with Strata's other on-disk
+//! formats in `strata_codec::format::tier_object` (specified in `docs/FORMATS.md`); this
+//! module chooses codecs and does the reads.
 //!
 //! Every write of object bytes to a tier (a PUT, a move's copy) goes through
 //! [`encode_for_tier`], and every read (GET, a move's source read and verify, recovery)
@@ -41,9 +44,9 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use strata_codec::analyze::{encode_chunk, sniff_format, FormatInfo, Objective};
-use strata_codec::compress::{
-    decode_frame, encode_frame, read_header, Codec, CodecSpec, Filter, FRAME_HEADER_LEN,
-    MAX_RAW_LEN,
+use strata_codec::compress::{encode_frame, Codec, CodecSpec, Filter, FRAME_HEADER_LEN};
+use strata_codec::format::tier_object::{
+    assemble, check_frame, tail_error_text, FrameTable, TailError,
 };
 use strata_heat::{Layout, TierConfig};
 use strata_store::StoreError;
@@ -54,16 +57,10 @@ use crate::tiers::Tier;
 
 pub mod verified;
 
-/// Raw bytes per frame on a packed tier (the last frame of an object holds the rest).
-pub const PACKED_CHUNK: u64 = 1 << 20;
-/// Bytes per frame-table entry: frame length (8) and BLAKE3 of the raw chunk (32).
-pub const TABLE_ENTRY_LEN: u64 = 40;
-/// Bytes of the trailer that ends every packed object.
-pub const TRAILER_LEN: u64 = 32;
-/// The trailer's last four bytes.
-pub const TRAILER_MAGIC: [u8; 4] = *b"STPT";
-/// The packed object format version this build writes and reads.
-pub const PACKED_VERSION: u8 = 1;
+pub use strata_codec::format::tier_object::{
+    PACKED_CHUNK, PACKED_VERSION, TABLE_ENTRY_LEN, TRAILER_LEN, TRAILER_MAGIC,
+};
+
 /// The link rate `auto` optimises for on a tier: 1 Gbit/s, as `strata migrate --codec auto`
 /// assumes by default.
 pub const TIER_LINK_RATE: f64 = Objective::DEFAULT_LINK_RATE;
@@ -206,240 +203,51 @@ fn workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Frames, then their table and the trailer.
-fn assemble(raw_len: u64, frames: Vec<Vec<u8>>) -> Vec<u8> {
-    let frames_len: usize = frames.iter().map(Vec::len).sum();
-    let count = frames.len();
-    let mut out =
-        Vec::with_capacity(frames_len + count * TABLE_ENTRY_LEN as usize + TRAILER_LEN as usize);
-    let mut table = Vec::with_capacity(count * TABLE_ENTRY_LEN as usize);
-    for frame in frames {
-        table.extend_from_slice(&(frame.len() as u64).to_le_bytes());
-        // Our own frame: its header parses; a zero hash would only make reads fail.
-        let hash = read_header(&frame).map_or([0; 32], |header| header.raw_hash);
-        table.extend_from_slice(&hash);
-        out.extend_from_slice(&frame);
-    }
-    let mut trailer = [0u8; TRAILER_LEN as usize];
-    trailer[0..8].copy_from_slice(&raw_len.to_le_bytes());
-    trailer[8..12].copy_from_slice(&(PACKED_CHUNK as u32).to_le_bytes());
-    trailer[12..16].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
-    trailer[16] = PACKED_VERSION;
-    let check = table_check(&table, &trailer[..20]);
-    trailer[20..28].copy_from_slice(&check);
-    trailer[28..32].copy_from_slice(&TRAILER_MAGIC);
-    out.extend_from_slice(&table);
-    out.extend_from_slice(&trailer);
-    out
-}
-
-fn table_check(table: &[u8], trailer_head: &[u8]) -> [u8; 8] {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(table);
-    hasher.update(trailer_head);
-    let mut check = [0u8; 8];
-    check.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
-    check
-}
-
-/// One frame as the table describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FrameEntry {
-    /// Where the frame starts in the stored object.
-    offset: u64,
-    /// Header plus payload.
-    len: u64,
-    /// BLAKE3 of its raw chunk.
-    raw_hash: [u8; 32],
-}
-
-/// A packed object's frame table, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FrameTable {
-    raw_len: u64,
-    chunk: u64,
-    frames: Vec<FrameEntry>,
-}
-
-/// Why the tail of a packed object could not be read as a frame table.
-#[derive(Debug, PartialEq, Eq)]
-enum TailError {
-    /// The tail given is shorter than the table it announces: read this many bytes.
-    NeedMore(u64),
-    /// The tail is not a valid table and trailer.
-    Damaged(String),
-}
-
-impl FrameTable {
-    /// Parses the table and trailer at the end of `tail`, the last bytes of an object of
-    /// `stored_len` bytes.
-    fn parse(tail: &[u8], stored_len: u64) -> Result<FrameTable, TailError> {
-        let damaged = |why: String| Err(TailError::Damaged(why));
-        let trailer_len = TRAILER_LEN as usize;
-        if tail.len() < trailer_len || stored_len < TRAILER_LEN {
-            return damaged(format!(
-                "{stored_len} bytes are too few for a packed object (a trailer alone is \
-                 {TRAILER_LEN}); the file is truncated or not in the packed layout"
-            ));
-        }
-        let trailer = &tail[tail.len() - trailer_len..];
-        if trailer[28..32] != TRAILER_MAGIC {
-            return damaged(
-                "no packed-object trailer at its end (magic \"STPT\" missing): the file is \
-                 damaged, or was not written in the packed layout"
-                    .to_string(),
-            );
-        }
-        if trailer[16] != PACKED_VERSION {
-            return damaged(format!(
-                "packed object format version {} is not supported (this build reads version \
-                 {PACKED_VERSION}); upgrade Strata",
-                trailer[16]
-            ));
-        }
-        if trailer[17..20] != [0, 0, 0] {
-            return damaged("the trailer's reserved bytes are not zero".to_string());
-        }
-        let u64_at = |at: usize| {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&trailer[at..at + 8]);
-            u64::from_le_bytes(word)
+/// Decodes frames `first..=last` of `table`, whose stored bytes are `span` (from the first one's
+/// offset on), and checks each against the table.
+async fn decode(
+    table: &FrameTable,
+    first: usize,
+    last: usize,
+    span: Bytes,
+) -> Result<Vec<u8>, String> {
+    let base = table.frames[first].offset;
+    let mut jobs = Vec::with_capacity(last + 1 - first);
+    for index in first..=last {
+        let entry = &table.frames[index];
+        let at = (entry.offset - base) as usize;
+        let Some(frame) = span.get(at..at + entry.len as usize) else {
+            return Err(format!("frame {index} is cut short"));
         };
-        let u32_at = |at: usize| {
-            let mut word = [0u8; 4];
-            word.copy_from_slice(&trailer[at..at + 4]);
-            u64::from(u32::from_le_bytes(word))
-        };
-        let (raw_len, chunk, count) = (u64_at(0), u32_at(8), u32_at(12));
-        if chunk == 0 || chunk > MAX_RAW_LEN {
-            return damaged(format!(
-                "the trailer declares a chunk size of {chunk} bytes"
-            ));
-        }
-        if raw_len.div_ceil(chunk) != count {
-            return damaged(format!(
-                "the trailer declares {count} frames for {raw_len} raw bytes in chunks of \
-                 {chunk}"
-            ));
-        }
-        let table_len = count * TABLE_ENTRY_LEN;
-        let needed = table_len + TRAILER_LEN;
-        if needed > stored_len {
-            return damaged(format!(
-                "the trailer announces a {table_len}-byte frame table, more than the object's \
-                 {stored_len} bytes"
-            ));
-        }
-        if (tail.len() as u64) < needed {
-            return Err(TailError::NeedMore(needed));
-        }
-        let table = &tail[tail.len() - needed as usize..tail.len() - trailer_len];
-        if table_check(table, &trailer[..20]) != trailer[20..28] {
-            return damaged("the frame table does not match its check".to_string());
-        }
-        let mut frames = Vec::with_capacity(count as usize);
-        let mut offset = 0u64;
-        for entry in table.chunks_exact(TABLE_ENTRY_LEN as usize) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&entry[..8]);
-            let len = u64::from_le_bytes(word);
-            let mut raw_hash = [0u8; 32];
-            raw_hash.copy_from_slice(&entry[8..]);
-            if len < FRAME_HEADER_LEN as u64 {
-                return damaged(format!(
-                    "frame {} is {len} bytes, shorter than a frame header",
-                    frames.len()
-                ));
-            }
-            frames.push(FrameEntry {
-                offset,
-                len,
-                raw_hash,
-            });
-            offset = offset.saturating_add(len);
-        }
-        if offset.saturating_add(needed) != stored_len {
-            return damaged(format!(
-                "the frames and table add up to {} bytes, the object has {stored_len}",
-                offset.saturating_add(needed)
-            ));
-        }
-        Ok(FrameTable {
-            raw_len,
-            chunk,
-            frames,
-        })
+        let frame = span.slice_ref(frame);
+        let (start, end) = table.raw_range(index);
+        jobs.push((index, frame, entry.raw_hash, end - start, start));
     }
-
-    /// Raw bytes of frame `index`.
-    fn raw_range(&self, index: usize) -> (u64, u64) {
-        let start = index as u64 * self.chunk;
-        (start, self.raw_len.min(start + self.chunk))
-    }
-
-    /// Frames `first..=last` that hold raw bytes `offset..offset + len` (`len` > 0).
-    fn frames_for(&self, offset: u64, len: u64) -> (usize, usize) {
-        let first = (offset / self.chunk) as usize;
-        let last = ((offset + len - 1) / self.chunk) as usize;
-        (first, last.min(self.frames.len().saturating_sub(1)))
-    }
-
-    /// Decodes frames `first..=last`, whose stored bytes are `span` (from the first one's
-    /// offset on), and checks each against the table.
-    async fn decode(&self, first: usize, last: usize, span: Bytes) -> Result<Vec<u8>, String> {
-        let base = self.frames[first].offset;
-        let mut jobs = Vec::with_capacity(last + 1 - first);
-        for index in first..=last {
-            let entry = &self.frames[index];
-            let at = (entry.offset - base) as usize;
-            let Some(frame) = span.get(at..at + entry.len as usize) else {
-                return Err(format!("frame {index} is cut short"));
+    let decoded: Vec<Result<Vec<u8>, String>> = futures::stream::iter(jobs)
+        .map(|(index, frame, hash, raw_len, start)| async move {
+            let check = move || check_frame(&frame, &hash, raw_len);
+            let result = if raw_len as usize <= INLINE_CODEC_LIMIT {
+                check()
+            } else {
+                tokio::task::spawn_blocking(check)
+                    .await
+                    .unwrap_or_else(|_| Err("its decoding failed".to_string()))
             };
-            let frame = span.slice_ref(frame);
-            let (start, end) = self.raw_range(index);
-            jobs.push((index, frame, entry.raw_hash, end - start, start));
-        }
-        let decoded: Vec<Result<Vec<u8>, String>> = futures::stream::iter(jobs)
-            .map(|(index, frame, hash, raw_len, start)| async move {
-                let check = move || check_frame(&frame, &hash, raw_len);
-                let result = if raw_len as usize <= INLINE_CODEC_LIMIT {
-                    check()
-                } else {
-                    tokio::task::spawn_blocking(check)
-                        .await
-                        .unwrap_or_else(|_| Err("its decoding failed".to_string()))
-                };
-                result.map_err(|why| {
-                    format!(
-                        "frame {index} (raw bytes {start}..{}): {why}",
-                        start + raw_len
-                    )
-                })
+            result.map_err(|why| {
+                format!(
+                    "frame {index} (raw bytes {start}..{}): {why}",
+                    start + raw_len
+                )
             })
-            .buffered(workers())
-            .collect()
-            .await;
-        let mut out = Vec::new();
-        for raw in decoded {
-            out.extend_from_slice(&raw?);
-        }
-        Ok(out)
+        })
+        .buffered(workers())
+        .collect()
+        .await;
+    let mut out = Vec::new();
+    for raw in decoded {
+        out.extend_from_slice(&raw?);
     }
-}
-
-/// Decodes one frame and checks it against its table entry.
-fn check_frame(frame: &[u8], table_hash: &[u8; 32], raw_len: u64) -> Result<Vec<u8>, String> {
-    let header = read_header(frame).map_err(|err| err.to_string())?;
-    if header.raw_hash != *table_hash {
-        return Err("the frame is not the one the frame table names for this position".to_string());
-    }
-    if header.raw_len != raw_len {
-        return Err(format!(
-            "the frame holds {} raw bytes, {raw_len} expected here",
-            header.raw_len
-        ));
-    }
-    decode_frame(frame).map_err(|err| err.to_string())
+    Ok(out)
 }
 
 /// Reads object bytes from one tier: opened once per read of an object (a packed object's
@@ -552,8 +360,7 @@ impl TierReader {
                 .await?
             }
         };
-        let raw = table
-            .decode(first, last, span)
+        let raw = decode(table, first, last, span)
             .await
             .map_err(|detail| self.damaged(detail))?;
         let skip = (offset - table.raw_range(first).0) as usize;
@@ -567,15 +374,6 @@ impl TierReader {
             tier: self.tier.name().to_string(),
             detail,
         })
-    }
-}
-
-fn tail_error_text(err: TailError) -> String {
-    match err {
-        TailError::Damaged(text) => text,
-        TailError::NeedMore(needed) => {
-            format!("the frame table needs {needed} bytes at the end of the object")
-        }
     }
 }
 
@@ -635,8 +433,7 @@ pub async fn read_all_from_tier(
     let raw = if table.frames.is_empty() {
         Vec::new()
     } else {
-        table
-            .decode(0, table.frames.len() - 1, stored)
+        decode(&table, 0, table.frames.len() - 1, stored)
             .await
             .map_err(damaged)?
     };
@@ -692,9 +489,13 @@ mod tests {
         if table.frames.is_empty() {
             return Ok(Vec::new());
         }
-        table
-            .decode(0, table.frames.len() - 1, Bytes::copy_from_slice(stored))
-            .await
+        decode(
+            &table,
+            0,
+            table.frames.len() - 1,
+            Bytes::copy_from_slice(stored),
+        )
+        .await
     }
 
     #[tokio::test]

@@ -39,6 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use strata_codec::format::tier_marker::{marker_layout, tier_marker, TIER_MARKER_PATH};
 use strata_heat::{Layout, TierConfig, TieringConfig};
 use strata_store::faults::FaultSide;
 use strata_store::{Layers, S3Options, Store, StoreUri};
@@ -205,8 +206,9 @@ pub fn rebase_data_dir(config: &mut TieringConfig, data_dir: &Path) {
     config.server.data_dir = data_dir.to_path_buf();
 }
 
-/// Where a tier's layout marker lives in its store.
-pub const LAYOUT_MARKER: &str = ".strata/tier.json";
+/// Where a tier's layout marker lives in its store (its format:
+/// `strata_codec::format::tier_marker`).
+pub const LAYOUT_MARKER: &str = TIER_MARKER_PATH;
 
 fn layout_name(layout: Layout) -> &'static str {
     match layout {
@@ -242,11 +244,9 @@ pub async fn check_layouts(
                 .read_all(LAYOUT_MARKER)
                 .await
                 .map_err(store_error)?;
-            let layout = serde_json::from_slice::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|marker| {
-                    serde_json::from_value::<Layout>(marker.get("layout")?.clone()).ok()
-                });
+            let layout = marker_layout(&text).and_then(|name| {
+                serde_json::from_value::<Layout>(serde_json::Value::String(name)).ok()
+            });
             let Some(layout) = layout else {
                 return Err(ServeError::Config {
                     field: format!("tier[{}].store", tier.index),
@@ -284,13 +284,8 @@ pub async fn check_layouts(
                 continue;
             }
         }
-        let marker = serde_json::json!({
-            "format": "strata-tier",
-            "version": 1,
-            "layout": wanted,
-        });
         tier.store
-            .write_atomic(LAYOUT_MARKER, Bytes::from(marker.to_string()))
+            .write_atomic(LAYOUT_MARKER, Bytes::from(tier_marker(layout_name(wanted))))
             .await
             .map_err(store_error)?;
     }

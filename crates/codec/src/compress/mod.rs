@@ -9,13 +9,15 @@
 //!
 //! - [`codec`]: none, lz4, zstd (levels, long mode), gzip, bzip2, xz, and the crates used;
 //! - [`filter`]: the byte shuffle for typed numeric arrays (element width 2, 4, 8);
-//! - [`frame`]: the frame layout (a fixed 64-byte header) and its checks;
+//! - [`frame`]: the frame layout (a fixed 64-byte header) and its checks (its home is
+//!   [`crate::format::frame`], with Strata's other on-disk formats; re-exported here);
 //! - [`spec`]: parsing `--codec` values (`auto`, `max`, `zstd:19`, `xz:6+shuffle4`, ...).
 
 pub mod codec;
 pub mod filter;
-pub mod frame;
 pub mod spec;
+
+pub use crate::format::frame;
 
 pub use codec::Codec;
 pub use filter::{shuffle, unshuffle, Filter, SHUFFLE_WIDTHS};

@@ -230,8 +230,7 @@ async fn repair_packed(
     if !is_packed(store).await? {
         // The manifest says packed: the marker is written again from it.
         report.damaged += 1;
-        let marker = serde_json::to_vec_pretty(&LayoutMarker::packed(manifest.chunk_size))
-            .unwrap_or_default();
+        let marker = LayoutMarker::packed(manifest.chunk_size).to_json();
         let is_marker = |b: &[u8]| {
             serde_json::from_slice::<LayoutMarker>(b)
                 .map(|_| ())

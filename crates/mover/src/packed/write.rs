@@ -66,8 +66,7 @@ pub async fn migrate_packed(
     }
     begin_copying(&*catalog, destination, plan.job).await?;
     if destination.stat(LAYOUT_PATH).await?.is_none() {
-        let marker =
-            serde_json::to_vec_pretty(&LayoutMarker::packed(plan.chunk_size)).unwrap_or_default();
+        let marker = LayoutMarker::packed(plan.chunk_size).to_json();
         with_backoff(|| destination.write_atomic(LAYOUT_PATH, Bytes::from(marker.clone()))).await?;
     }
     let existing: HashSet<String> = list_existing(destination).await?.into_keys().collect();

@@ -11,10 +11,11 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use strata_codec::format::model::{model_file_name, model_version_of};
 use strata_heat::forecast::ForecastModel;
 
-/// The directory under the data dir.
-pub const MODELS_DIR: &str = "models";
+/// The directory under the data dir (names: `strata_codec::format::model`).
+pub use strata_codec::format::model::MODELS_DIR;
 
 /// Models kept (older ones are deleted after a training).
 pub const MODELS_KEPT: usize = 5;
@@ -83,15 +84,11 @@ pub fn models_dir(data_dir: &Path) -> PathBuf {
 
 /// The file name of a version.
 pub fn file_name(version: u64) -> String {
-    format!("model-{version:06}.json")
+    model_file_name(version)
 }
 
 fn version_of(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("model-")?.strip_suffix(".json")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    model_version_of(name)
 }
 
 /// The model files in `dir`, oldest version first (none when the directory is missing).

@@ -28,7 +28,7 @@
 //! When the codec does not make the chunk smaller, the frame stores it raw (codec none,
 //! filter none): a frame is never larger than `raw.len() + FRAME_HEADER_LEN`.
 
-use super::{codec::DecodeFailure, Codec, Filter};
+use crate::compress::{codec::DecodeFailure, Codec, Filter};
 
 /// The frame magic.
 pub const FRAME_MAGIC: [u8; 4] = *b"STF1";
