@@ -14,7 +14,6 @@ use anyhow::{anyhow, Context as _};
 use clap::Args;
 use serde_json::Value;
 use strata_catalog::{SqliteCatalog, TieringCatalog};
-use strata_heat::config::DEFAULT_DATA_DIR;
 use strata_heat::trace::TraceOptions;
 use strata_heat::units::{human_bytes, human_duration_ms};
 use strata_heat::TieringConfig;
@@ -23,6 +22,7 @@ use strata_server::forecast::train;
 
 use super::eval::{parse_format, parse_window};
 use super::objects::{encode, Client, ServerArgs};
+use super::serve::service_config;
 use super::Context;
 use crate::output;
 
@@ -52,26 +52,9 @@ pub struct TrainArgs {
     window: Option<String>,
 }
 
-fn load_config(args: &TrainArgs) -> anyhow::Result<TieringConfig> {
-    Ok(match &args.config {
-        Some(path) => {
-            let mut config = TieringConfig::load(path)?;
-            if let Some(dir) = &args.data_dir {
-                strata_server::rebase_data_dir(&mut config, dir);
-            }
-            config
-        }
-        None => TieringConfig::default_local(
-            args.data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-        ),
-    })
-}
-
 /// `strata train`.
 pub async fn train(context: &Context, args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let config = load_config(&args)?;
+    let config = service_config(args.config.as_deref(), args.data_dir.as_deref())?;
     let window_ms = match &args.window {
         Some(text) => parse_window(text)?,
         None => config.forecast.window_ms(),

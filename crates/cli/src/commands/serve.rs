@@ -6,7 +6,7 @@
 //! in the migration catalog of `--catalog`.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -133,22 +133,30 @@ fn plan_interval(args: &ServeArgs) -> anyhow::Result<Option<Duration>> {
     Ok(Some(interval))
 }
 
-/// The configuration `args` describe.
-fn load_config(args: &ServeArgs) -> anyhow::Result<TieringConfig> {
-    let mut config = match &args.config {
+/// The service's configuration: the file at `config` with its data dir moved to
+/// `data_dir` when given, else the embedded local tiers under `data_dir` (default
+/// [`DEFAULT_DATA_DIR`]). `strata serve` and `strata train` read it alike.
+pub(super) fn service_config(
+    config: Option<&Path>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<TieringConfig> {
+    Ok(match config {
         Some(path) => {
             let mut config = TieringConfig::load(path)?;
-            if let Some(dir) = &args.data_dir {
+            if let Some(dir) = data_dir {
                 strata_server::rebase_data_dir(&mut config, dir);
             }
             config
         }
         None => TieringConfig::default_local(
-            args.data_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir.map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), Path::to_path_buf),
         ),
-    };
+    })
+}
+
+/// The configuration `args` describe.
+fn load_config(args: &ServeArgs) -> anyhow::Result<TieringConfig> {
+    let mut config = service_config(args.config.as_deref(), args.data_dir.as_deref())?;
     if let Some(listen) = &args.listen {
         config.server.listen = listen.clone();
     }
