@@ -274,13 +274,20 @@ impl Inventory {
             .iter()
             .max_by_key(|(_, h)| headers.iter().filter(|(_, o)| h.same_object(o)).count())
             .map(|&(_, h)| *h)?;
+        // One holder per index; when two domains claim one (a damaged index byte), the
+        // index's placement domain wins.
         let mut holders: Vec<(usize, u8)> = Vec::new();
-        for (d, h) in headers {
-            if header.same_object(h) && !holders.iter().any(|&(_, i)| i == h.index) {
-                holders.push((d, h.index));
+        for i in 0..header.k + header.m {
+            let claims: Vec<usize> = headers
+                .iter()
+                .filter(|(_, h)| h.index == i && header.same_object(h))
+                .map(|&(d, _)| d)
+                .collect();
+            let home = self.order.get(i as usize).filter(|d| claims.contains(d));
+            if let Some(&d) = home.or(claims.first()) {
+                holders.push((d, i));
             }
         }
-        holders.sort_by_key(|&(_, i)| i);
         Some(Layout::Erasure {
             slot,
             header,
