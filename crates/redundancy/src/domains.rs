@@ -618,7 +618,7 @@ impl RedundantStore {
     /// Every rel under `prefix` with any piece (replica, fragment) on any reachable
     /// domain, sorted. Fails only when no domain can be listed.
     pub async fn list_rels(&self, prefix: &str) -> Result<Vec<String>, RedundancyError> {
-        let listings: Vec<Result<Vec<strata_store::Entry>, StoreError>> = stream::iter(self.domains.iter())
+        let listings: Vec<Result<Vec<strata_store::Entry>, StoreError>> = stream::iter(self.domains.iter().cloned())
             .map(|store| async move { store.list(&mut |_| {}).await })
             .buffered(PARALLEL)
             .collect()
