@@ -93,16 +93,26 @@ fn start_repair(
         return;
     }
     let store = domains.store.clone();
-    let (state, repairs, repairing) = (Arc::clone(state), Arc::clone(repairs), Arc::clone(repairing));
+    let (state, repairs, repairing) = (
+        Arc::clone(state),
+        Arc::clone(repairs),
+        Arc::clone(repairing),
+    );
     tokio::spawn(async move {
         if let Ok(_permit) = repairs.acquire().await {
             match store.repair(&id.1).await {
                 Ok(outcome) => {
-                    state.metrics.redundancy_repairs.fetch_add(1, Ordering::Relaxed);
+                    state
+                        .metrics
+                        .redundancy_repairs
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::info!(rel = %id.1, ?outcome, "repaired after a degraded read");
                 }
                 Err(err) => {
-                    state.metrics.redundancy_repair_failures.fetch_add(1, Ordering::Relaxed);
+                    state
+                        .metrics
+                        .redundancy_repair_failures
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::error!(rel = %id.1, %err, "a degraded object could not be repaired");
                 }
             }
@@ -134,7 +144,14 @@ async fn consider_reencode(state: &AppState, notice: &ReadNotice) -> Result<(), 
     if entry.tier != tier.index || state.reencodes_queued() >= MAX_REENCODES_QUEUED {
         return Ok(());
     }
-    let spec = reencode_spec(tier.name(), key, entry.generation, entry.size, notice.encoding, wanted);
+    let spec = reencode_spec(
+        tier.name(),
+        key,
+        entry.generation,
+        entry.size,
+        notice.encoding,
+        wanted,
+    );
     let created = state
         .catalog
         .create_move(&spec, now_ms())

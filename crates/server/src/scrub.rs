@@ -113,7 +113,10 @@ async fn scrub_tier(state: &AppState, tier: &Tier) -> Result<TierScrub, ApiError
         };
         found.objects += 1;
         if let Some(problem) = scrub_pieces(state, tier, &key, &mut found).await {
-            found.unrepairable.push(Unrepairable { key, detail: problem });
+            found.unrepairable.push(Unrepairable {
+                key,
+                detail: problem,
+            });
             continue;
         }
         let whole = match read_all_from_tier(state, tier, &key).await {

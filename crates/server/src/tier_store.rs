@@ -224,7 +224,11 @@ impl TierStore {
 impl DomainTier {
     /// Answers a read, posting what it found for the redundancy worker first (the post
     /// does not wait; a full queue drops it).
-    fn answered(&self, rel: &str, read: Result<Read, RedundancyError>) -> Result<Bytes, StoreError> {
+    fn answered(
+        &self,
+        rel: &str,
+        read: Result<Read, RedundancyError>,
+    ) -> Result<Bytes, StoreError> {
         let read = read.map_err(|err| to_store_error(rel, err))?;
         if let Some(notices) = &self.notices {
             let _ = notices.try_send(ReadNotice {

@@ -44,9 +44,9 @@ use bytes::Bytes;
 use strata_codec::format::tier_marker::{marker_layout, tier_marker, TIER_MARKER_PATH};
 use strata_heat::{Class, Layout, TierConfig, TieringConfig};
 use strata_redundancy::{Redundancy, RedundantStore};
-use tokio::sync::mpsc;
 use strata_store::faults::FaultSide;
 use strata_store::{Layers, S3Options, Store, StoreUri};
+use tokio::sync::mpsc;
 
 use crate::error::ServeError;
 use crate::state::AppState;
@@ -194,7 +194,10 @@ pub async fn open_tiers(
         }
         let redundancy = TierRedundancy::of(config, index)?;
         let handle = |side: FaultSide, layers: &Layers, notices: Option<_>| {
-            let applied: Vec<Store> = stores.iter().map(|s| layers.apply(s.clone(), side)).collect();
+            let applied: Vec<Store> = stores
+                .iter()
+                .map(|s| layers.apply(s.clone(), side))
+                .collect();
             tier_store(applied, redundancy.as_ref(), index, notices)
         };
         let moves = MoveStores {
@@ -287,24 +290,34 @@ pub async fn check_layouts(
     holding: &BTreeMap<String, u64>,
 ) -> Result<(), ServeError> {
     for tier in tiers {
+        // The marker is Strata's own metadata, not an object: each domain of a tier with
+        // several carries its own copy.
+        for store in tier.store.stores() {
+            check_layout(tier, &store, holding).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn check_layout(
+    tier: &Tier,
+    store: &Store,
+    holding: &BTreeMap<String, u64>,
+) -> Result<(), ServeError> {
+    {
         let store_error = |source| ServeError::Store {
             tier: tier.name().to_string(),
             source,
         };
         let wanted = tier.config.layout;
         let held = holding.get(tier.name()).copied().unwrap_or(0);
-        let marked = tier
-            .store
+        let marked = store
             .stat(LAYOUT_MARKER)
             .await
             .map_err(store_error)?
             .is_some();
         let found = if marked {
-            let text = tier
-                .store
-                .read_all(LAYOUT_MARKER)
-                .await
-                .map_err(store_error)?;
+            let text = store.read_all(LAYOUT_MARKER).await.map_err(store_error)?;
             let layout = marker_layout(&text).and_then(|name| {
                 serde_json::from_value::<Layout>(serde_json::Value::String(name)).ok()
             });
@@ -342,10 +355,10 @@ pub async fn check_layouts(
                 });
             }
             if found == wanted && marked {
-                continue;
+                return Ok(());
             }
         }
-        tier.store
+        store
             .write_atomic(LAYOUT_MARKER, Bytes::from(tier_marker(layout_name(wanted))))
             .await
             .map_err(store_error)?;

@@ -20,8 +20,8 @@ mod parse;
 mod redundancy;
 
 pub use bandwidth::BandwidthConfig;
-pub use redundancy::RedundancyByClass;
 pub use forecast::ForecastConfig;
+pub use redundancy::RedundancyByClass;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

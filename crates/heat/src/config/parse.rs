@@ -12,9 +12,9 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::bandwidth::{build_bandwidth, RawBandwidth};
-use super::redundancy::{build_domains, build_redundancy, RawRedundancy};
 use super::checks::{check_codec, check_listen, check_store, check_tier_name};
 use super::forecast::{build_forecast, RawForecast};
+use super::redundancy::{build_domains, build_redundancy, RawRedundancy};
 use super::{
     millis, ClassesConfig, FieldError, Layout, ObjectivesConfig, RulesConfig, ServerConfig,
     TierConfig, TieringConfig, TrackingConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN,

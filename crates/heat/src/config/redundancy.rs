@@ -43,10 +43,14 @@ impl RedundancyByClass {
 
     /// Each class with its value, for checks and messages: `("hot", value)`, ...
     pub fn entries(&self) -> Vec<(&'static str, &str)> {
-        [("hot", &self.hot), ("warm", &self.warm), ("cold", &self.cold)]
-            .into_iter()
-            .filter_map(|(class, value)| value.as_deref().map(|v| (class, v)))
-            .collect()
+        [
+            ("hot", &self.hot),
+            ("warm", &self.warm),
+            ("cold", &self.cold),
+        ]
+        .into_iter()
+        .filter_map(|(class, value)| value.as_deref().map(|v| (class, v)))
+        .collect()
     }
 }
 

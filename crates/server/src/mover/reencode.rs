@@ -80,10 +80,16 @@ async fn reencode(
         return Ok(Step::Nothing);
     };
     if entry.tier != tier.index {
-        let now_on = state.tiers.get(entry.tier).map_or("another tier", |t| t.name());
+        let now_on = state
+            .tiers
+            .get(entry.tier)
+            .map_or("another tier", |t| t.name());
         return Ok(Step::End(
             MoveState::Skipped,
-            format!("object_moved: the object is on {now_on:?} now, not on {:?}", tier.name()),
+            format!(
+                "object_moved: the object is on {now_on:?} now, not on {:?}",
+                tier.name()
+            ),
         ));
     }
     let wanted = tier
@@ -99,7 +105,9 @@ async fn reencode(
     set_state(state, job, MoveState::Verifying).await?;
     let back = read_all_from_tier(state, tier, &job.key)
         .await
-        .map_err(|err| format!("verify_mismatch: the re-encoded object does not read back: {err}"))?;
+        .map_err(|err| {
+            format!("verify_mismatch: the re-encoded object does not read back: {err}")
+        })?;
     if hash_bytes(back.raw).await != entry.hash {
         return Err(format!(
             "verify_mismatch: the object re-encoded as {wanted} on {} does not match its \

@@ -83,7 +83,10 @@ pub fn check_stores_apart(
                     format!("tier {:?} domain {position}", tier.name),
                 )
             } else {
-                (format!("tier[{index}].store"), format!("tier {:?}", tier.name))
+                (
+                    format!("tier[{index}].store"),
+                    format!("tier {:?}", tier.name),
+                )
             };
             let uri = StoreUri::parse(store).map_err(|err| ServeError::Config {
                 field: field.clone(),

@@ -48,9 +48,8 @@ impl TierRedundancy {
                 ),
             });
         }
-        let by_class = class_values(config)?.map(|value| {
-            value.filter(|redundancy| redundancy.domains_needed() <= domains)
-        });
+        let by_class = class_values(config)?
+            .map(|value| value.filter(|redundancy| redundancy.domains_needed() <= domains));
         let single = tier.stores.is_empty() && default == Redundancy::None;
         if single && by_class.iter().all(Option::is_none) {
             return Ok(None);
