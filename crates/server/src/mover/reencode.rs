@@ -1,8 +1,8 @@
 //! A move from a tier to itself: re-encoding an object in place on a tier with failure
 //! domains (reason `lazy_reencode`, planned by [`crate::redundancy_worker`]).
 //!
-//! The steps are the move's, on one tier: **copy** writes the object in the redundancy its
-//! class asks for now (`RedundantStore::reencode`: the new replicas or fragments written and
+//! The steps are the move's, on one tier: **copy** writes the object in the redundancy the
+//! job was planned for (its `inputs.to`, the class's redundancy when the read planned it) (`RedundantStore::reencode`: the new replicas or fragments written and
 //! verified in full before the old ones are removed, so a domain lost midway never leaves
 //! fewer good pieces than the policy needs), **verify** reads the object back through the
 //! tier's codec and compares its raw BLAKE3 with the catalog's, and the job is **done**:
@@ -15,6 +15,7 @@
 //! again at start, and `reencode` settles what the crash left.
 
 use strata_catalog::{MoveJob, MoveState};
+use strata_redundancy::Redundancy;
 
 use super::{emit, hash_bytes, stop_reason, Outcome, RunningMove, Step};
 use crate::redundancy_worker::class_of;
@@ -92,9 +93,15 @@ async fn reencode(
             ),
         ));
     }
-    let wanted = tier
-        .wanted_redundancy(class_of(state, &job.key))
-        .unwrap_or(domains.default);
+    // The encoding the job was planned for (resumed after a restart, it finishes what it
+    // started); the class's own when the record has none.
+    let planned = serde_json::from_str::<serde_json::Value>(&job.inputs_json)
+        .ok()
+        .and_then(|inputs| inputs["to"].as_str()?.parse::<Redundancy>().ok());
+    let wanted = planned.unwrap_or_else(|| {
+        tier.wanted_redundancy(class_of(state, &job.key))
+            .unwrap_or(domains.default)
+    });
     set_state(state, job, MoveState::Copying).await?;
     let path = Tier::object_path(&job.key);
     domains
