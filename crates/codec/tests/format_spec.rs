@@ -467,7 +467,10 @@ fn model_file_names_are_the_documented_ones() {
 fn replica_sums_example_matches_the_encoder() {
     let sums = ReplicaSums::of(b"strata", 3);
     assert_bytes("replica-sums", &sums.encode());
-    assert_eq!(ReplicaSums::decode(&hex_example("replica-sums")).unwrap(), sums);
+    assert_eq!(
+        ReplicaSums::decode(&hex_example("replica-sums")).unwrap(),
+        sums
+    );
     assert_eq!(hex::encode(sums.hashes[0]), hash_hex(b"strata"));
 }
 
@@ -480,7 +483,10 @@ fn replica_sums_refuse_unknown_versions_and_damage() {
     assert!(err.to_string().contains("upgrade Strata"), "{err}");
     let mut bytes = ReplicaSums::of(b"strata", 3).encode();
     bytes[30] ^= 1;
-    assert!(ReplicaSums::decode(&bytes).unwrap_err().to_string().contains("damaged"));
+    assert!(ReplicaSums::decode(&bytes)
+        .unwrap_err()
+        .to_string()
+        .contains("damaged"));
     assert!(ReplicaSums::decode(&bytes[..20]).is_err());
 }
 
@@ -514,7 +520,16 @@ fn fragments_refuse_unknown_versions_and_damage() {
     assert!(err.to_string().contains("upgrade Strata"), "{err}");
     let mut bytes = header.encode();
     bytes[7] = 3;
-    assert!(FragmentHeader::decode(&bytes).unwrap_err().to_string().contains("damaged"));
-    let tail = encode_tail(&header, &[StripeSums { shard: [1; 32], stripe: [2; 32] }]);
+    assert!(FragmentHeader::decode(&bytes)
+        .unwrap_err()
+        .to_string()
+        .contains("damaged"));
+    let tail = encode_tail(
+        &header,
+        &[StripeSums {
+            shard: [1; 32],
+            stripe: [2; 32],
+        }],
+    );
     assert!(decode_tail(&header, &tail[1..]).is_err());
 }

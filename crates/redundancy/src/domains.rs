@@ -193,20 +193,24 @@ impl Layout {
     /// Whether enough pieces were found for a read to be worth trying.
     pub(crate) fn readable(&self) -> bool {
         match self {
-            Layout::Replicas { holders, .. } | Layout::Legacy { holders, .. } => !holders.is_empty(),
-            Layout::Erasure { header, holders, .. } => holders.len() >= header.k as usize,
+            Layout::Replicas { holders, .. } | Layout::Legacy { holders, .. } => {
+                !holders.is_empty()
+            }
+            Layout::Erasure {
+                header, holders, ..
+            } => holders.len() >= header.k as usize,
         }
     }
 
     /// Whether every piece the encoding has was found.
     pub(crate) fn all_found(&self) -> bool {
         match self {
-            Layout::Replicas { encoding, holders, .. } => {
-                holders.len() >= encoding.domains_needed()
-            }
-            Layout::Erasure { header, holders, .. } => {
-                holders.len() == (header.k + header.m) as usize
-            }
+            Layout::Replicas {
+                encoding, holders, ..
+            } => holders.len() >= encoding.domains_needed(),
+            Layout::Erasure {
+                header, holders, ..
+            } => holders.len() == (header.k + header.m) as usize,
             Layout::Legacy { .. } => true,
         }
     }
@@ -297,9 +301,9 @@ impl Inventory {
 
     /// Whether nothing of the object is anywhere (unreachable domains aside).
     pub(crate) fn is_empty(&self) -> bool {
-        self.domains.iter().all(|p| {
-            !p.sums.exists() && !p.file.exists() && !p.frags.iter().any(Found::exists)
-        })
+        self.domains
+            .iter()
+            .all(|p| !p.sums.exists() && !p.file.exists() && !p.frags.iter().any(Found::exists))
     }
 }
 
@@ -326,7 +330,9 @@ impl RedundantStore {
     }
 
     pub(crate) fn store_name(&self, domain: usize) -> String {
-        self.domains.get(domain).map_or_else(String::new, Store::display)
+        self.domains
+            .get(domain)
+            .map_or_else(String::new, Store::display)
     }
 
     pub(crate) fn check_rel(&self, rel: &str) -> Result<(), RedundancyError> {
@@ -336,8 +342,15 @@ impl RedundantStore {
                 reason: reason.to_string(),
             })
         };
-        if rel.is_empty() || rel.starts_with('/') || rel.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-            return bad("it must be a relative '/'-separated path without empty, '.' or '..' segments");
+        if rel.is_empty()
+            || rel.starts_with('/')
+            || rel
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return bad(
+                "it must be a relative '/'-separated path without empty, '.' or '..' segments",
+            );
         }
         let first = rel.split('/').next().unwrap_or_default();
         if first == "ec" || first == strata_store::METADATA_DIR {
@@ -367,12 +380,13 @@ impl RedundantStore {
         let store = &self.domains[domain];
         let sums_rel = sums_path(rel);
         let sums = async {
-            found_of(store.read_all(&sums_rel).await, |bytes| {
-                match ReplicaSums::decode(&bytes) {
+            found_of(
+                store.read_all(&sums_rel).await,
+                |bytes| match ReplicaSums::decode(&bytes) {
                     Ok(s) => Found::Present(s),
                     Err(e) => Found::Damaged(e.to_string()),
-                }
-            })
+                },
+            )
         };
         let file = async {
             match store.stat(rel).await {
@@ -384,12 +398,13 @@ impl RedundantStore {
         let frag = |slot: usize| {
             let path = frag_path(slot, rel);
             async move {
-                found_of(store.read_range(&path, 0, FRAGMENT_HEADER_LEN).await, |bytes| {
-                    match FragmentHeader::decode(&bytes) {
+                found_of(
+                    store.read_range(&path, 0, FRAGMENT_HEADER_LEN).await,
+                    |bytes| match FragmentHeader::decode(&bytes) {
                         Ok(h) => Found::Present(h),
                         Err(e) => Found::Damaged(e.to_string()),
-                    }
-                })
+                    },
+                )
             }
         };
         let (sums, file, f0, f1) = futures::join!(sums, file, frag(0), frag(1));
@@ -456,7 +471,9 @@ impl RedundantStore {
                     len + record
                 })
                 .sum(),
-            Layout::Erasure { header, holders, .. } => holders.len() as u64 * header.file_len(),
+            Layout::Erasure {
+                header, holders, ..
+            } => holders.len() as u64 * header.file_len(),
             Layout::Legacy { len, holders } => len * holders.len() as u64,
         };
         ObjectStat {
@@ -471,14 +488,21 @@ impl RedundantStore {
     /// against BLAKE3 hashes (replica chunk hashes; fragments: each shard and each decoded
     /// stripe). Serves through up to `losses_tolerated()` missing, damaged or unreachable
     /// domains; [`Read::faults`] lists them and [`RedundancyCounters`] count them.
-    pub async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Read, RedundancyError> {
+    pub async fn read_range(
+        &self,
+        rel: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Read, RedundancyError> {
         self.check_rel(rel)?;
         let mut last: Option<RedundancyError> = None;
         for _ in 0..READ_ATTEMPTS {
             let inventory = self.inventory(rel).await;
             let layouts = inventory.layouts();
             if layouts.is_empty() && inventory.is_empty() {
-                return Err(RedundancyError::Missing { rel: rel.to_string() });
+                return Err(RedundancyError::Missing {
+                    rel: rel.to_string(),
+                });
             }
             for layout in layouts.iter().filter(|l| l.readable()) {
                 match self.read_layout(&inventory, layout, offset, len).await {
@@ -486,8 +510,15 @@ impl RedundantStore {
                         if !read.faults.is_empty() {
                             RedundancyCounters::add(&self.counters.degraded_reads, 1);
                         }
-                        let damaged = read.faults.iter().filter(|f| f.kind == FaultKind::Damaged).count();
-                        RedundancyCounters::add(&self.counters.fragments_damaged_found, damaged as u64);
+                        let damaged = read
+                            .faults
+                            .iter()
+                            .filter(|f| f.kind == FaultKind::Damaged)
+                            .count();
+                        RedundancyCounters::add(
+                            &self.counters.fragments_damaged_found,
+                            damaged as u64,
+                        );
                         return Ok(read);
                     }
                     Err(e) => {
@@ -502,7 +533,9 @@ impl RedundantStore {
             }
         }
         RedundancyCounters::add(&self.counters.failed_reads, 1);
-        Err(last.unwrap_or(RedundancyError::Missing { rel: rel.to_string() }))
+        Err(last.unwrap_or(RedundancyError::Missing {
+            rel: rel.to_string(),
+        }))
     }
 
     /// The error for an object whose pieces were found but none of its encodings can be
@@ -533,23 +566,38 @@ impl RedundantStore {
     }
 
     /// The pieces of `layout` the inventory found good, and the faults of the others.
-    pub(crate) fn probe_faults(&self, inventory: &Inventory, layout: &Layout) -> (usize, Vec<DomainFault>) {
+    pub(crate) fn probe_faults(
+        &self,
+        inventory: &Inventory,
+        layout: &Layout,
+    ) -> (usize, Vec<DomainFault>) {
         let rel = &inventory.rel;
         match layout {
-            Layout::Replicas { encoding, holders, .. } => {
-                let faults = inventory.order[..encoding.domains_needed().min(inventory.order.len())]
+            Layout::Replicas {
+                encoding, holders, ..
+            } => {
+                let faults = inventory.order
+                    [..encoding.domains_needed().min(inventory.order.len())]
                     .iter()
                     .filter(|d| !holders.contains(d))
                     .map(|&d| inventory.domains[d].sums.fault(self, d, &sums_path(rel)))
                     .collect();
                 (holders.len(), faults)
             }
-            Layout::Erasure { slot, header, holders } => {
+            Layout::Erasure {
+                slot,
+                header,
+                holders,
+            } => {
                 let faults = (0..header.k + header.m)
                     .filter(|i| !holders.iter().any(|(_, h)| h == i))
                     .filter_map(|i| {
                         let d = *inventory.order.get(i as usize)?;
-                        Some(inventory.domains[d].frags[*slot].fault(self, d, &frag_path(*slot, rel)))
+                        Some(inventory.domains[d].frags[*slot].fault(
+                            self,
+                            d,
+                            &frag_path(*slot, rel),
+                        ))
                     })
                     .collect();
                 (holders.len(), faults)
@@ -580,18 +628,26 @@ impl RedundantStore {
     /// (missing is fine). An unreachable domain fails the call after the others are done.
     pub async fn delete(&self, rel: &str) -> Result<(), RedundancyError> {
         self.check_rel(rel)?;
-        let paths = [rel.to_string(), sums_path(rel), frag_path(0, rel), frag_path(1, rel)];
+        let paths = [
+            rel.to_string(),
+            sums_path(rel),
+            frag_path(0, rel),
+            frag_path(1, rel),
+        ];
         let calls: Vec<(usize, String)> = (0..self.domains.len())
             .flat_map(|d| paths.iter().map(move |p| (d, p.clone())))
             .collect();
         let results: Vec<Result<(), RedundancyError>> = stream::iter(calls)
             .map(|(d, path)| async move {
-                self.domains[d].delete(&path).await.map_err(|source| RedundancyError::Write {
-                    rel: path,
-                    domain: d,
-                    store: self.store_name(d),
-                    source,
-                })
+                self.domains[d]
+                    .delete(&path)
+                    .await
+                    .map_err(|source| RedundancyError::Write {
+                        rel: path,
+                        domain: d,
+                        store: self.store_name(d),
+                        source,
+                    })
             })
             .buffer_unordered(PARALLEL)
             .collect()
@@ -618,11 +674,12 @@ impl RedundantStore {
     /// Every rel under `prefix` with any piece (replica, fragment) on any reachable
     /// domain, sorted. Fails only when no domain can be listed.
     pub async fn list_rels(&self, prefix: &str) -> Result<Vec<String>, RedundancyError> {
-        let listings: Vec<Result<Vec<strata_store::Entry>, StoreError>> = stream::iter(self.domains.iter())
-            .map(|store| async move { store.list(&mut |_| {}).await })
-            .buffered(PARALLEL)
-            .collect()
-            .await;
+        let listings: Vec<Result<Vec<strata_store::Entry>, StoreError>> =
+            stream::iter(self.domains.iter())
+                .map(|store| async move { store.list(&mut |_| {}).await })
+                .buffered(PARALLEL)
+                .collect()
+                .await;
         let mut rels = BTreeSet::new();
         let mut errors = Vec::new();
         for (d, listing) in listings.into_iter().enumerate() {
@@ -649,7 +706,9 @@ impl RedundantStore {
             });
         }
         for e in errors {
-            tracing::warn!("listing a redundant tier: {e}; its objects are listed from the other domains");
+            tracing::warn!(
+                "listing a redundant tier: {e}; its objects are listed from the other domains"
+            );
         }
         Ok(rels.into_iter().collect())
     }

@@ -108,7 +108,10 @@ impl RedundantStore {
         }
         let from = header.shard_offset(stripes.start);
         let to = header.shard_offset(stripes.end - 1) + header.shard_len(stripes.end - 1);
-        let bytes = store.read_range(path, from, to - from).await.map_err(fault)?;
+        let bytes = store
+            .read_range(path, from, to - from)
+            .await
+            .map_err(fault)?;
         let mut shards = Vec::with_capacity(stripes.len());
         for s in stripes {
             let at = (header.shard_offset(s) - from) as usize;
@@ -136,7 +139,12 @@ impl RedundantStore {
         offset: u64,
         len: u64,
     ) -> Result<Read, RedundancyError> {
-        let Layout::Erasure { slot, header, holders } = layout else {
+        let Layout::Erasure {
+            slot,
+            header,
+            holders,
+        } = layout
+        else {
             unreachable!("replicas are read by read_replicas")
         };
         let (k, m) = (header.k as usize, header.m as usize);
@@ -151,7 +159,10 @@ impl RedundantStore {
         let mut next = 0;
         let mut in_flight = FuturesUnordered::new();
         let launch = |(d, i): (usize, u8)| {
-            let h = FragmentHeader { index: i, ..*header };
+            let h = FragmentHeader {
+                index: i,
+                ..*header
+            };
             let path = path.clone();
             let stripes = stripes.clone();
             async move {
@@ -184,7 +195,9 @@ impl RedundantStore {
                 },
                 None => in_flight.next().await,
             };
-            let Some((d, elapsed, result)) = done else { break };
+            let Some((d, elapsed, result)) = done else {
+                break;
+            };
             match result {
                 Ok(fetched) => {
                     self.latencies.record(d, elapsed);
@@ -262,7 +275,9 @@ impl RedundantStore {
             let at = header.shard_offset(s) as usize;
             let shard = &bytes[at..at + header.shard_len(s) as usize];
             if blake3::hash(shard).as_bytes() != &table[s as usize].shard {
-                return PieceState::Damaged(format!("the shard of stripe {s} does not match its BLAKE3"));
+                return PieceState::Damaged(format!(
+                    "the shard of stripe {s} does not match its BLAKE3"
+                ));
             }
         }
         PieceState::Good
@@ -299,8 +314,8 @@ fn decode_range(
                 .map_err(|e| format!("stripe {s} could not be rebuilt: {e}"))?
         };
         let mut stripe = Vec::with_capacity(stripe_len);
-        for i in 0..k {
-            let shard: &[u8] = match present[i] {
+        for (i, shard) in present[..k].iter().enumerate() {
+            let shard: &[u8] = match *shard {
                 Some(s) => s,
                 None => rebuilt
                     .iter()

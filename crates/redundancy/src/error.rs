@@ -60,7 +60,12 @@ impl fmt::Display for DomainFault {
 impl DomainFault {
     /// The fault a store error means for a piece: not found is missing, a file that
     /// cannot be read as written is damaged, anything about the store itself unreachable.
-    pub(crate) fn from_store(domain: usize, store: String, rel: &str, e: &StoreError) -> DomainFault {
+    pub(crate) fn from_store(
+        domain: usize,
+        store: String,
+        rel: &str,
+        e: &StoreError,
+    ) -> DomainFault {
         let kind = match e {
             StoreError::NotFound { .. } => FaultKind::Missing,
             StoreError::Damaged { .. } | StoreError::Io { .. } => FaultKind::Damaged,

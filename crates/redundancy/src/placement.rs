@@ -65,7 +65,11 @@ impl Latencies {
 
     /// The smoothed latency of `domain` (zero before its first read).
     pub fn of(&self, domain: usize) -> Duration {
-        Duration::from_micros(self.micros.get(domain).map_or(0, |m| m.load(Ordering::Relaxed)))
+        Duration::from_micros(
+            self.micros
+                .get(domain)
+                .map_or(0, |m| m.load(Ordering::Relaxed)),
+        )
     }
 
     /// `domains` sorted fastest first (stable: ties keep their order).
@@ -84,7 +88,8 @@ mod tests {
         let dir = std::env::temp_dir();
         let mut stores = Vec::new();
         for i in 0..6 {
-            let uri: strata_store::StoreUri = format!("file://{}/d{i}", dir.display()).parse().unwrap();
+            let uri: strata_store::StoreUri =
+                format!("file://{}/d{i}", dir.display()).parse().unwrap();
             stores.push(Store::open(&uri, &Default::default()).await.unwrap());
         }
         let a = placement(&stores, "objects/x");
@@ -92,8 +97,9 @@ mod tests {
         let mut sorted = a.clone();
         sorted.sort();
         assert_eq!(sorted, (0..6).collect::<Vec<_>>());
-        let firsts: std::collections::HashSet<usize> =
-            (0..200).map(|i| placement(&stores, &format!("k{i}"))[0]).collect();
+        let firsts: std::collections::HashSet<usize> = (0..200)
+            .map(|i| placement(&stores, &format!("k{i}"))[0])
+            .collect();
         assert_eq!(firsts.len(), 6, "every domain leads some objects");
     }
 

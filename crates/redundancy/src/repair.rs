@@ -8,7 +8,9 @@ use futures::stream::{self, StreamExt};
 use strata_codec::format::fragment::FragmentHeader;
 use strata_codec::format::replica_sums::ReplicaSums;
 
-use crate::domains::{frag_path, sums_path, Found, Inventory, Layout, RedundancyCounters, RedundantStore, PARALLEL};
+use crate::domains::{
+    frag_path, sums_path, Found, Inventory, Layout, RedundancyCounters, RedundantStore, PARALLEL,
+};
 use crate::erasure::encode_fragments;
 use crate::error::{FaultKind, RedundancyError};
 use crate::health::{Health, PieceHealth, PieceState, RepairOutcome, SettleOutcome};
@@ -43,7 +45,9 @@ impl RedundantStore {
         let rel = &before.rel;
         let targets: Vec<usize> = before.order[..redundancy.domains_needed()].to_vec();
         let Redundancy::Erasure { data: k, parity: m } = redundancy else {
-            let raw_bytes = self.write_replicas(before, &targets, &data, redundancy).await?;
+            let raw_bytes = self
+                .write_replicas(before, &targets, &data, redundancy)
+                .await?;
             return Ok(Written {
                 keep: Keep::Replicas(targets),
                 raw_bytes,
@@ -58,24 +62,25 @@ impl RedundantStore {
             .map_err(|e| other(rel, format!("encoding fragments failed: {e}")))?;
         let path = frag_path(slot, rel);
         let raw_bytes = frags.iter().map(|f| f.len() as u64).sum();
-        let results: Vec<Result<(), RedundancyError>> = stream::iter(targets.iter().copied().zip(frags))
-            .map(|(d, frag)| {
-                let path = &path;
-                async move {
-                    self.domains[d]
-                        .write_atomic(path, Bytes::from(frag))
-                        .await
-                        .map_err(|source| RedundancyError::Write {
-                            rel: path.clone(),
-                            domain: d,
-                            store: self.store_name(d),
-                            source,
-                        })
-                }
-            })
-            .buffer_unordered(PARALLEL)
-            .collect()
-            .await;
+        let results: Vec<Result<(), RedundancyError>> =
+            stream::iter(targets.iter().copied().zip(frags))
+                .map(|(d, frag)| {
+                    let path = &path;
+                    async move {
+                        self.domains[d]
+                            .write_atomic(path, Bytes::from(frag))
+                            .await
+                            .map_err(|source| RedundancyError::Write {
+                                rel: path.clone(),
+                                domain: d,
+                                store: self.store_name(d),
+                                source,
+                            })
+                    }
+                })
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
         if let Err(e) = results.into_iter().collect::<Result<Vec<()>, _>>() {
             self.delete_quietly(targets.iter().map(|&d| (d, path.clone())).collect())
                 .await;
@@ -88,7 +93,11 @@ impl RedundantStore {
     }
 
     /// Removes every piece `inventory` found that `keep` does not cover; returns them.
-    pub(crate) async fn remove_others(&self, inventory: &Inventory, keep: &Keep) -> Vec<(usize, String)> {
+    pub(crate) async fn remove_others(
+        &self,
+        inventory: &Inventory,
+        keep: &Keep,
+    ) -> Vec<(usize, String)> {
         let removed = self.delete_quietly(stale_pieces(inventory, keep)).await;
         RedundancyCounters::add(&self.counters.pieces_settled, removed.len() as u64);
         removed
@@ -102,7 +111,9 @@ impl RedundantStore {
         let layouts = inventory.layouts();
         match layouts.iter().find(|l| l.readable()).or(layouts.first()) {
             Some(layout) => Ok(self.check_layout(&inventory, layout).await),
-            None if inventory.is_empty() => Err(RedundancyError::Missing { rel: rel.to_string() }),
+            None if inventory.is_empty() => Err(RedundancyError::Missing {
+                rel: rel.to_string(),
+            }),
             None => Err(self.nothing_readable(&inventory)),
         }
     }
@@ -135,20 +146,40 @@ impl RedundantStore {
     pub(crate) async fn check_layout(&self, inventory: &Inventory, layout: &Layout) -> Health {
         let rel = &inventory.rel;
         let pieces: Vec<(usize, String, Option<usize>)> = match layout {
-            Layout::Replicas { encoding, holders, .. } => {
-                let mut domains: Vec<usize> = inventory.order[..encoding.domains_needed().min(inventory.order.len())].to_vec();
-                domains.extend(holders.iter().filter(|d| !domains.contains(d)).collect::<Vec<_>>());
-                domains.into_iter().map(|d| (d, rel.clone(), None)).collect()
+            Layout::Replicas {
+                encoding, holders, ..
+            } => {
+                let mut domains: Vec<usize> = inventory.order
+                    [..encoding.domains_needed().min(inventory.order.len())]
+                    .to_vec();
+                domains.extend(
+                    holders
+                        .iter()
+                        .filter(|d| !domains.contains(d))
+                        .collect::<Vec<_>>(),
+                );
+                domains
+                    .into_iter()
+                    .map(|d| (d, rel.clone(), None))
+                    .collect()
             }
-            Layout::Erasure { slot, header, holders } => fragment_homes(inventory, *header, holders)
+            Layout::Erasure {
+                slot,
+                header,
+                holders,
+            } => fragment_homes(inventory, *header, holders)
                 .into_iter()
                 .enumerate()
                 .map(|(i, d)| (d, frag_path(*slot, rel), Some(i)))
                 .collect(),
-            Layout::Legacy { holders, .. } => holders.iter().map(|&d| (d, rel.clone(), None)).collect(),
+            Layout::Legacy { holders, .. } => {
+                holders.iter().map(|&d| (d, rel.clone(), None)).collect()
+            }
         };
         let reference = match layout {
-            Layout::Replicas { holders, .. } => holders.first().and_then(|&d| inventory.domains[d].sums.present().cloned()),
+            Layout::Replicas { holders, .. } => holders
+                .first()
+                .and_then(|&d| inventory.domains[d].sums.present().cloned()),
             _ => None,
         };
         let states: Vec<PieceState> = stream::iter(pieces.iter().cloned())
@@ -160,15 +191,28 @@ impl RedundantStore {
                         (Layout::Replicas { .. }, _, Some(reference)) => {
                             self.check_replica(inventory, d, &reference).await
                         }
-                        (Layout::Erasure { slot, header, holders }, Some(i), _) => {
+                        (
+                            Layout::Erasure {
+                                slot,
+                                header,
+                                holders,
+                            },
+                            Some(i),
+                            _,
+                        ) => {
                             if holders.contains(&(d, i as u8)) {
-                                let h = FragmentHeader { index: i as u8, ..*header };
+                                let h = FragmentHeader {
+                                    index: i as u8,
+                                    ..*header
+                                };
                                 self.check_fragment(d, &path, h).await
                             } else {
                                 match &inventory.domains[d].frags[*slot] {
                                     Found::Unreachable(why) => PieceState::Unreachable(why.clone()),
                                     Found::Damaged(why) => PieceState::Damaged(why.clone()),
-                                    Found::Present(_) => PieceState::Damaged("a fragment of another write".into()),
+                                    Found::Present(_) => {
+                                        PieceState::Damaged("a fragment of another write".into())
+                                    }
                                     Found::Absent => PieceState::Missing,
                                 }
                             }
@@ -207,14 +251,19 @@ impl RedundantStore {
         let layouts = inventory.layouts();
         let Some(layout) = layouts.iter().find(|l| l.readable()).or(layouts.first()) else {
             return Err(if inventory.is_empty() {
-                RedundancyError::Missing { rel: rel.to_string() }
+                RedundancyError::Missing {
+                    rel: rel.to_string(),
+                }
             } else {
                 self.nothing_readable(&inventory)
             });
         };
         let health = self.check_layout(&inventory, layout).await;
         let faults = health.faults();
-        let damaged = faults.iter().filter(|f| f.kind == FaultKind::Damaged).count();
+        let damaged = faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::Damaged)
+            .count();
         RedundancyCounters::add(&self.counters.fragments_damaged_found, damaged as u64);
         if faults.is_empty() {
             return Ok(RepairOutcome::default());
@@ -236,19 +285,32 @@ impl RedundantStore {
         let pieces = self.rebuilt_pieces(rel, layout, &data).await?;
         let mut outcome = RepairOutcome::default();
         for fault in faults {
-            let Some(bytes) = pieces.iter().find(|p| p.0 == fault.rel_index(&health)).map(|p| p.1.clone()) else {
+            let Some(bytes) = pieces
+                .iter()
+                .find(|p| p.0 == fault.rel_index(&health))
+                .map(|p| p.1.clone())
+            else {
                 continue;
             };
             match self.rewrite_piece(rel, layout, &fault, bytes, &data).await {
                 Ok(()) => outcome.repaired.push(fault),
-                Err(detail) => outcome.not_repaired.push(crate::error::DomainFault { detail, ..fault }),
+                Err(detail) => outcome
+                    .not_repaired
+                    .push(crate::error::DomainFault { detail, ..fault }),
             }
         }
-        RedundancyCounters::add(&self.counters.fragments_repaired, outcome.repaired.len() as u64);
+        RedundancyCounters::add(
+            &self.counters.fragments_repaired,
+            outcome.repaired.len() as u64,
+        );
         Ok(outcome)
     }
 
-    async fn read_layout_for_repair(&self, inventory: &Inventory, layout: &Layout) -> Result<Bytes, RedundancyError> {
+    async fn read_layout_for_repair(
+        &self,
+        inventory: &Inventory,
+        layout: &Layout,
+    ) -> Result<Bytes, RedundancyError> {
         let read = match layout {
             Layout::Erasure { .. } => self.read_fragments(inventory, layout, 0, u64::MAX).await?,
             _ => self.read_replicas(inventory, layout, 0, u64::MAX).await?,
@@ -257,7 +319,12 @@ impl RedundantStore {
     }
 
     /// The bytes of each piece of `layout` for `data`: `(fragment index or 0, bytes)`.
-    async fn rebuilt_pieces(&self, rel: &str, layout: &Layout, data: &Bytes) -> Result<Vec<(usize, Bytes)>, RedundancyError> {
+    async fn rebuilt_pieces(
+        &self,
+        rel: &str,
+        layout: &Layout,
+        data: &Bytes,
+    ) -> Result<Vec<(usize, Bytes)>, RedundancyError> {
         match layout {
             Layout::Erasure { header, .. } => {
                 let (k, m) = (header.k as usize, header.m as usize);
@@ -282,16 +349,28 @@ impl RedundantStore {
         data: &Bytes,
     ) -> Result<(), String> {
         let store = &self.domains[fault.domain];
-        store.write_atomic(&fault.rel, bytes.clone()).await.map_err(|e| e.to_string())?;
+        store
+            .write_atomic(&fault.rel, bytes.clone())
+            .await
+            .map_err(|e| e.to_string())?;
         if let Layout::Replicas { encoding, .. } = layout {
             let record = ReplicaSums::of(data, encoding.record_copies()).encode();
-            store.write_atomic(&sums_path(rel), Bytes::from(record.clone())).await.map_err(|e| e.to_string())?;
-            let back = store.read_all(&sums_path(rel)).await.map_err(|e| e.to_string())?;
+            store
+                .write_atomic(&sums_path(rel), Bytes::from(record.clone()))
+                .await
+                .map_err(|e| e.to_string())?;
+            let back = store
+                .read_all(&sums_path(rel))
+                .await
+                .map_err(|e| e.to_string())?;
             if back[..] != record[..] {
                 return Err("the integrity record read back differs from what was written".into());
             }
         }
-        let back = store.read_all(&fault.rel).await.map_err(|e| e.to_string())?;
+        let back = store
+            .read_all(&fault.rel)
+            .await
+            .map_err(|e| e.to_string())?;
         if back != bytes {
             return Err("the piece read back differs from what was written".into());
         }
@@ -306,22 +385,31 @@ impl RedundantStore {
         self.check_domains(rel, to)?;
         let before = self.inventory(rel).await;
         let layouts = before.layouts();
-        if layouts.len() == 1 && layouts[0].encoding() == to && !matches!(layouts[0], Layout::Legacy { .. }) {
+        if layouts.len() == 1
+            && layouts[0].encoding() == to
+            && !matches!(layouts[0], Layout::Legacy { .. })
+        {
             return Ok(());
         }
         let data = self.read_all(rel).await?.bytes;
         let written = self.write_encoding(&before, data, to).await?;
         let after = self.inventory(rel).await;
-        let new = after.layouts().into_iter().find(|l| match (&written.keep, l) {
-            (Keep::Erasure(slot), Layout::Erasure { slot: s, .. }) => slot == s,
-            (Keep::Replicas(_), Layout::Replicas { .. }) => true,
-            _ => false,
-        });
+        let new = after
+            .layouts()
+            .into_iter()
+            .find(|l| match (&written.keep, l) {
+                (Keep::Erasure(slot), Layout::Erasure { slot: s, .. }) => slot == s,
+                (Keep::Replicas(_), Layout::Replicas { .. }) => true,
+                _ => false,
+            });
         let health = match &new {
             Some(layout) => Some(self.check_layout(&after, layout).await),
             None => None,
         };
-        if !health.as_ref().is_some_and(|h| h.is_healthy() && h.encoding == to) {
+        if !health
+            .as_ref()
+            .is_some_and(|h| h.is_healthy() && h.encoding == to)
+        {
             if let Keep::Erasure(slot) = written.keep {
                 let path = frag_path(slot, rel);
                 self.delete_quietly((0..self.domains.len()).map(|d| (d, path.clone())).collect())
@@ -342,7 +430,11 @@ impl RedundantStore {
     /// one equal to `wanted` if it is complete) and removes the other; removes partial
     /// pieces and integrity records that belong to no complete encoding. When nothing
     /// readable is found, removes nothing. Returns what it removed.
-    pub async fn settle(&self, rel: &str, wanted: Redundancy) -> Result<SettleOutcome, RedundancyError> {
+    pub async fn settle(
+        &self,
+        rel: &str,
+        wanted: Redundancy,
+    ) -> Result<SettleOutcome, RedundancyError> {
         self.check_rel(rel)?;
         let inventory = self.inventory(rel).await;
         let layouts = inventory.layouts();
@@ -401,7 +493,13 @@ fn other(rel: &str, detail: String) -> RedundancyError {
 /// The slot a new `ec:K+M` encoding goes to: an unused one, else the one with fewer
 /// fragments (whose pieces are returned, to be removed first).
 fn choose_slot(before: &Inventory) -> (usize, Vec<(usize, String)>) {
-    let used = |slot: usize| before.domains.iter().filter(|p| p.frags[slot].exists()).count();
+    let used = |slot: usize| {
+        before
+            .domains
+            .iter()
+            .filter(|p| p.frags[slot].exists())
+            .count()
+    };
     let slot = match (used(0), used(1)) {
         (0, _) => return (0, Vec::new()),
         (_, 0) => return (1, Vec::new()),
@@ -418,7 +516,11 @@ fn choose_slot(before: &Inventory) -> (usize, Vec<(usize, String)>) {
 
 /// Where each fragment index of an encoding lives (or should): where it was found, else
 /// its placement domain if that holds no other fragment, else a free domain.
-fn fragment_homes(inventory: &Inventory, header: FragmentHeader, holders: &[(usize, u8)]) -> Vec<usize> {
+fn fragment_homes(
+    inventory: &Inventory,
+    header: FragmentHeader,
+    holders: &[(usize, u8)],
+) -> Vec<usize> {
     let total = (header.k + header.m) as usize;
     let mut homes: Vec<Option<usize>> = (0..total)
         .map(|i| holders.iter().find(|h| h.1 as usize == i).map(|h| h.0))
@@ -444,9 +546,17 @@ fn fragment_homes(inventory: &Inventory, header: FragmentHeader, holders: &[(usi
 /// good one was found, or the fragments' slot, or legacy files.
 fn keep_of(inventory: &Inventory, layout: &Layout) -> Keep {
     match layout {
-        Layout::Replicas { encoding, holders, .. } => {
-            let mut domains: Vec<usize> = inventory.order[..encoding.domains_needed().min(inventory.order.len())].to_vec();
-            domains.extend(holders.iter().filter(|d| !domains.contains(d)).collect::<Vec<_>>());
+        Layout::Replicas {
+            encoding, holders, ..
+        } => {
+            let mut domains: Vec<usize> =
+                inventory.order[..encoding.domains_needed().min(inventory.order.len())].to_vec();
+            domains.extend(
+                holders
+                    .iter()
+                    .filter(|d| !domains.contains(d))
+                    .collect::<Vec<_>>(),
+            );
             Keep::Replicas(domains)
         }
         Layout::Erasure { slot, .. } => Keep::Erasure(*slot),

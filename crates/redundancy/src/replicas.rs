@@ -31,7 +31,9 @@ impl RedundantStore {
     ) -> Result<Read, RedundancyError> {
         let rel = &inventory.rel;
         let (holders, object_len) = match layout {
-            Layout::Replicas { holders, len, .. } | Layout::Legacy { holders, len } => (holders, *len),
+            Layout::Replicas { holders, len, .. } | Layout::Legacy { holders, len } => {
+                (holders, *len)
+            }
             Layout::Erasure { .. } => unreachable!("fragments are read by read_fragments"),
         };
         let (_, mut faults) = self.probe_faults(inventory, layout);
@@ -71,7 +73,10 @@ impl RedundantStore {
         let store = &self.domains[domain];
         let fault = |e| DomainFault::from_store(domain, self.store_name(domain), rel, &e);
         let Some(sums) = sums else {
-            return store.read_range(rel, start, end - start).await.map_err(fault);
+            return store
+                .read_range(rel, start, end - start)
+                .await
+                .map_err(fault);
         };
         let chunks = sums.chunks_covering(start, end - start);
         if chunks.is_empty() {
@@ -86,7 +91,8 @@ impl RedundantStore {
         self.latencies.record(domain, began.elapsed());
         for c in chunks {
             let range = sums.chunk_bytes(c);
-            let piece = &bytes[(range.start - span.start) as usize..(range.end - span.start) as usize];
+            let piece =
+                &bytes[(range.start - span.start) as usize..(range.end - span.start) as usize];
             if blake3::hash(piece).as_bytes() != &sums.hashes[c] {
                 return Err(DomainFault {
                     domain,
@@ -114,7 +120,8 @@ impl RedundantStore {
         let rel = &inventory.rel;
         let probe = &inventory.domains[domain];
         let own = match (&probe.sums, &probe.file) {
-            (crate::domains::Found::Unreachable(d), _) | (_, crate::domains::Found::Unreachable(d)) => {
+            (crate::domains::Found::Unreachable(d), _)
+            | (_, crate::domains::Found::Unreachable(d)) => {
                 return PieceState::Unreachable(d.clone())
             }
             (crate::domains::Found::Present(s), _) => s,
@@ -174,7 +181,12 @@ impl RedundantStore {
 
     /// Writes `data` at `path` on every domain of `targets`, concurrently; the first
     /// failure (after all calls ended).
-    pub(crate) async fn put_all(&self, targets: &[usize], path: &str, data: &Bytes) -> Result<(), RedundancyError> {
+    pub(crate) async fn put_all(
+        &self,
+        targets: &[usize],
+        path: &str,
+        data: &Bytes,
+    ) -> Result<(), RedundancyError> {
         let results: Vec<Result<(), RedundancyError>> = stream::iter(targets.iter().copied())
             .map(|d| async move {
                 self.domains[d]

@@ -50,7 +50,9 @@ impl FromStr for Redundancy {
             return Ok(Redundancy::Replicate { copies });
         }
         if let Some(rest) = t.strip_prefix("ec:") {
-            let (k, m) = rest.split_once('+').ok_or_else(|| bad("expected `ec:K+M`"))?;
+            let (k, m) = rest
+                .split_once('+')
+                .ok_or_else(|| bad("expected `ec:K+M`"))?;
             let (data, parity) = (number(k, "K")?, number(m, "M")?);
             if data == 0 || parity == 0 {
                 return Err(bad("K and M must both be at least 1"));
@@ -127,9 +129,7 @@ impl Redundancy {
     pub(crate) fn from_record_copies(copies: u16) -> Redundancy {
         match copies {
             0 => Redundancy::None,
-            n => Redundancy::Replicate {
-                copies: n as usize,
-            },
+            n => Redundancy::Replicate { copies: n as usize },
         }
     }
 }
@@ -140,24 +140,60 @@ mod tests {
 
     #[test]
     fn spellings_round_trip_and_bad_ones_say_what_is_valid() {
-        for text in ["none", "replicate:1", "replicate:3", "ec:4+2", "ec:10+4", "ec:1+63"] {
+        for text in [
+            "none",
+            "replicate:1",
+            "replicate:3",
+            "ec:4+2",
+            "ec:10+4",
+            "ec:1+63",
+        ] {
             let r: Redundancy = text.parse().unwrap();
             assert_eq!(r.to_string(), text);
         }
-        assert_eq!(" EC:4+2 ".parse(), Ok(Redundancy::Erasure { data: 4, parity: 2 }));
-        for bad in ["", "replicate:0", "replicate:x", "ec:4", "ec:0+2", "ec:4+0", "ec:60+5", "raid5", "replicate"] {
+        assert_eq!(
+            " EC:4+2 ".parse(),
+            Ok(Redundancy::Erasure { data: 4, parity: 2 })
+        );
+        for bad in [
+            "",
+            "replicate:0",
+            "replicate:x",
+            "ec:4",
+            "ec:0+2",
+            "ec:4+0",
+            "ec:60+5",
+            "raid5",
+            "replicate",
+        ] {
             let e = bad.parse::<Redundancy>().unwrap_err();
-            assert!(e.contains("valid:") && e.contains(&format!("`{bad}`")), "{bad}: {e}");
+            assert!(
+                e.contains("valid:") && e.contains(&format!("`{bad}`")),
+                "{bad}: {e}"
+            );
         }
     }
 
     #[test]
     fn costs_and_tolerances_follow_the_encoding() {
         let ec: Redundancy = "ec:4+2".parse().unwrap();
-        assert_eq!((ec.domains_needed(), ec.losses_tolerated(), ec.raw_factor()), (6, 2, 1.5));
+        assert_eq!(
+            (ec.domains_needed(), ec.losses_tolerated(), ec.raw_factor()),
+            (6, 2, 1.5)
+        );
         let r3: Redundancy = "replicate:3".parse().unwrap();
-        assert_eq!((r3.domains_needed(), r3.losses_tolerated(), r3.raw_factor()), (3, 2, 3.0));
+        assert_eq!(
+            (r3.domains_needed(), r3.losses_tolerated(), r3.raw_factor()),
+            (3, 2, 3.0)
+        );
         let none = Redundancy::None;
-        assert_eq!((none.domains_needed(), none.losses_tolerated(), none.raw_factor()), (1, 0, 1.0));
+        assert_eq!(
+            (
+                none.domains_needed(),
+                none.losses_tolerated(),
+                none.raw_factor()
+            ),
+            (1, 0, 1.0)
+        );
     }
 }

@@ -40,7 +40,9 @@ pub const MAX_FRAGMENTS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FragmentError {
     /// Written by a newer Strata.
-    #[error("fragment format version {0} is not supported (this build reads version 1); upgrade Strata")]
+    #[error(
+        "fragment format version {0} is not supported (this build reads version 1); upgrade Strata"
+    )]
     Version(u8),
     /// Not a valid fragment: wrong magic, a field out of range, a failed check.
     #[error("fragment is damaged: {0}")]
@@ -331,7 +333,10 @@ mod tests {
                 for s in 0..h.stripes {
                     let r = h.stripe_bytes(s);
                     assert_eq!(r.start, covered);
-                    assert!(r.end - r.start <= h.shard_len(s) * k as u64, "k={k} len={len}");
+                    assert!(
+                        r.end - r.start <= h.shard_len(s) * k as u64,
+                        "k={k} len={len}"
+                    );
                     assert!(h.shard_len(s).is_multiple_of(2));
                     covered = r.end;
                 }
