@@ -18,9 +18,9 @@ use crate::health::PieceState;
 use crate::replicas::clamp;
 
 /// The least a slow fragment is waited for before a spare one is started.
-const HEDGE_FLOOR: Duration = Duration::from_millis(20);
+pub(crate) const HEDGE_FLOOR: Duration = Duration::from_millis(20);
 /// A fragment slower than this many times the median of the others is hedged.
-const HEDGE_FACTOR: u32 = 3;
+pub(crate) const HEDGE_FACTOR: u32 = 3;
 
 /// The K + M fragment files of `data` under `ec:k+m`, index order. CPU-bound: call it on a
 /// blocking thread.
