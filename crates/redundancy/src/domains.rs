@@ -5,13 +5,15 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
+use futures::stream::{self, FuturesUnordered, StreamExt};
 use strata_codec::format::fragment::{FragmentHeader, FRAGMENT_HEADER_LEN};
 use strata_codec::format::replica_sums::ReplicaSums;
 use strata_store::{Store, StoreError};
 
+use crate::erasure::{HEDGE_FACTOR, HEDGE_FLOOR};
 use crate::error::{DomainFault, FaultKind, RedundancyError};
 use crate::placement::{placement, Latencies};
 use crate::spec::Redundancy;
@@ -150,6 +152,21 @@ pub(crate) struct DomainProbe {
     pub file: Found<u64>,
     /// The fragment header in each slot.
     pub frags: [Found<FragmentHeader>; 2],
+    /// The domain did not answer in time for a read (see
+    /// [`RedundantStore::inventory_for_read`]): not used, not reported as a fault.
+    pub slow: bool,
+}
+
+impl DomainProbe {
+    fn slow(waited: Duration) -> DomainProbe {
+        let why = format!("no answer within {} ms", waited.as_millis());
+        DomainProbe {
+            sums: Found::Unreachable(why.clone()),
+            file: Found::Unreachable(why.clone()),
+            frags: [Found::Unreachable(why.clone()), Found::Unreachable(why)],
+            slow: true,
+        }
+    }
 }
 
 /// One encoding of an object as found on the domains.
@@ -412,6 +429,7 @@ impl RedundantStore {
             sums,
             file,
             frags: [f0, f1],
+            slow: false,
         }
     }
 
@@ -426,6 +444,54 @@ impl RedundantStore {
             rel: rel.to_string(),
             order: self.order(rel),
             domains,
+        }
+    }
+
+    /// Looks at every domain for `rel`'s pieces like [`RedundantStore::inventory`], but
+    /// does not wait for a slow domain: once more than half have answered, the others get
+    /// 3× the median answer time (at least [`HEDGE_FLOOR`]), then count as slow. A read
+    /// then serves from the domains that answered (a hedge at the first step of a read).
+    pub(crate) async fn inventory_for_read(&self, rel: &str) -> Inventory {
+        let n = self.domains.len();
+        let mut pending: FuturesUnordered<_> = (0..n)
+            .map(|d| async move {
+                let began = Instant::now();
+                let probe = self.probe_domain(d, rel).await;
+                (d, probe, began.elapsed())
+            })
+            .collect();
+        let mut probes: Vec<Option<DomainProbe>> = vec![None; n];
+        let mut took: Vec<Duration> = Vec::with_capacity(n);
+        loop {
+            let next = if took.len() * 2 > n {
+                let mut sorted = took.clone();
+                sorted.sort();
+                let wait = (sorted[sorted.len() / 2] * HEDGE_FACTOR).max(HEDGE_FLOOR);
+                match tokio::time::timeout(wait, pending.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        for probe in probes.iter_mut().filter(|p| p.is_none()) {
+                            *probe = Some(DomainProbe::slow(wait));
+                        }
+                        break;
+                    }
+                }
+            } else {
+                pending.next().await
+            };
+            let Some((d, probe, elapsed)) = next else {
+                break;
+            };
+            probes[d] = Some(probe);
+            took.push(elapsed);
+        }
+        Inventory {
+            rel: rel.to_string(),
+            order: self.order(rel),
+            domains: probes
+                .into_iter()
+                .map(|p| p.unwrap_or_else(|| DomainProbe::slow(Duration::ZERO)))
+                .collect(),
         }
     }
 
@@ -497,7 +563,12 @@ impl RedundantStore {
         self.check_rel(rel)?;
         let mut last: Option<RedundancyError> = None;
         for _ in 0..READ_ATTEMPTS {
-            let inventory = self.inventory(rel).await;
+            let mut inventory = self.inventory_for_read(rel).await;
+            let slow = inventory.domains.iter().any(|p| p.slow);
+            if slow && !inventory.layouts().iter().any(Layout::readable) {
+                // What answered in time is not enough: wait for everyone.
+                inventory = self.inventory(rel).await;
+            }
             let layouts = inventory.layouts();
             if layouts.is_empty() && inventory.is_empty() {
                 return Err(RedundancyError::Missing {
@@ -579,7 +650,7 @@ impl RedundantStore {
                 let faults = inventory.order
                     [..encoding.domains_needed().min(inventory.order.len())]
                     .iter()
-                    .filter(|d| !holders.contains(d))
+                    .filter(|&&d| !holders.contains(&d) && !inventory.domains[d].slow)
                     .map(|&d| inventory.domains[d].sums.fault(self, d, &sums_path(rel)))
                     .collect();
                 (holders.len(), faults)
@@ -593,6 +664,9 @@ impl RedundantStore {
                     .filter(|i| !holders.iter().any(|(_, h)| h == i))
                     .filter_map(|i| {
                         let d = *inventory.order.get(i as usize)?;
+                        if inventory.domains[d].slow {
+                            return None;
+                        }
                         Some(inventory.domains[d].frags[*slot].fault(
                             self,
                             d,

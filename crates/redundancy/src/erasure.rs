@@ -18,9 +18,9 @@ use crate::health::PieceState;
 use crate::replicas::clamp;
 
 /// The least a slow fragment is waited for before a spare one is started.
-const HEDGE_FLOOR: Duration = Duration::from_millis(20);
+pub(crate) const HEDGE_FLOOR: Duration = Duration::from_millis(20);
 /// A fragment slower than this many times the median of the others is hedged.
-const HEDGE_FACTOR: u32 = 3;
+pub(crate) const HEDGE_FACTOR: u32 = 3;
 
 /// The K + M fragment files of `data` under `ec:k+m`, index order. CPU-bound: call it on a
 /// blocking thread.
@@ -153,8 +153,52 @@ impl RedundantStore {
         let (start, end) = clamp(header.len, offset, len);
         let stripes = header.stripes_covering(start, end - start);
         let (_, mut faults) = self.probe_faults(inventory, layout);
+        let good = self
+            .fetch_k(&path, header, holders, &stripes, &mut faults)
+            .await;
+        if good.len() < k {
+            return Err(RedundancyError::TooFewGood {
+                rel: rel.clone(),
+                encoding: layout.encoding(),
+                good: good.len(),
+                needed: k,
+                faults,
+            });
+        }
+        // Hashing and rebuilding stripes is CPU work: off the async threads.
+        let header = *header;
+        let decoded = tokio::task::spawn_blocking(move || {
+            decode_range(&header, &stripes, &good, k, m, start, end)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the decoding task failed: {e}")));
+        let bytes = decoded.map_err(|detail| RedundancyError::Other {
+            rel: rel.clone(),
+            detail: format!("{detail}; run `strata scrub` to find the damaged fragment"),
+        })?;
+        Ok(Read {
+            bytes,
+            encoding: layout.encoding(),
+            faults,
+        })
+    }
+
+    /// Fetches `stripes` from K good fragments of `holders`: data fragments first (no
+    /// decode when they are all good), fastest first within; a failed fragment is replaced
+    /// by the next candidate at once, a slow one (over [`HEDGE_FACTOR`] × the median of
+    /// those done, at least [`HEDGE_FLOOR`]) by starting the next one beside it. Failures
+    /// go to `faults`.
+    async fn fetch_k(
+        &self,
+        path: &str,
+        header: &FragmentHeader,
+        holders: &[(usize, u8)],
+        stripes: &Range<u32>,
+        faults: &mut Vec<DomainFault>,
+    ) -> Vec<Fetched> {
+        let k = header.k as usize;
         // Data fragments first (no decode when they are all good), fastest first within.
-        let mut candidates: Vec<(usize, u8)> = holders.clone();
+        let mut candidates: Vec<(usize, u8)> = holders.to_vec();
         candidates.sort_by_key(|&(d, i)| (i as usize >= k, self.latencies.of(d)));
         let mut next = 0;
         let mut in_flight = FuturesUnordered::new();
@@ -163,7 +207,7 @@ impl RedundantStore {
                 index: i,
                 ..*header
             };
-            let path = path.clone();
+            let path = path.to_string();
             let stripes = stripes.clone();
             async move {
                 let began = Instant::now();
@@ -213,27 +257,7 @@ impl RedundantStore {
                 }
             }
         }
-        drop(in_flight);
-        if good.len() < k {
-            return Err(RedundancyError::TooFewGood {
-                rel: rel.clone(),
-                encoding: layout.encoding(),
-                good: good.len(),
-                needed: k,
-                faults,
-            });
-        }
-        let bytes = decode_range(header, &stripes, &good, k, m, start, end).map_err(|detail| {
-            RedundancyError::Other {
-                rel: rel.clone(),
-                detail: format!("{detail}; run `strata scrub` to find the damaged fragment"),
-            }
-        })?;
-        Ok(Read {
-            bytes,
-            encoding: layout.encoding(),
-            faults,
-        })
+        good
     }
 
     /// Reads the whole fragment of `index` on `domain` and checks its header, trailer and
@@ -314,8 +338,8 @@ fn decode_range(
                 .map_err(|e| format!("stripe {s} could not be rebuilt: {e}"))?
         };
         let mut stripe = Vec::with_capacity(stripe_len);
-        for i in 0..k {
-            let shard: &[u8] = match present[i] {
+        for (i, shard) in present[..k].iter().enumerate() {
+            let shard: &[u8] = match *shard {
                 Some(s) => s,
                 None => rebuilt
                     .iter()
