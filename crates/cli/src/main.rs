@@ -95,6 +95,9 @@ enum Command {
     Metrics(commands::objects::ServiceArgs),
     /// Why an object is on its tier (service).
     Explain(commands::objects::ExplainArgs),
+    /// Read every replica or fragment of a tier's objects (every tier without TIER), repair
+    /// what can be repaired, report what cannot (service).
+    Scrub(commands::scrub::ScrubArgs),
     /// Replay an access trace through tiering policies and compare their cost, latency
     /// misses and next-window predictions.
     Eval(commands::eval::EvalArgs),
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
             Command::Plan(args) => commands::objects::plan(&context, args).await,
             Command::Metrics(args) => commands::objects::metrics(&context, args).await,
             Command::Explain(args) => commands::objects::explain(&context, args).await,
+            Command::Scrub(args) => commands::scrub::run(&context, args).await,
             Command::Eval(args) => commands::eval::run(&context, args).await,
             Command::Train(args) => commands::forecast::train(&context, args).await,
             Command::Predict(args) => commands::forecast::predict(&context, args).await,

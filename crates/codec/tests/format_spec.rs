@@ -5,11 +5,15 @@
 //! and must refuse it with an error that says what is wrong.
 
 use strata_codec::compress::{decode_frame, encode_frame, read_header, Codec, Filter, FrameError};
+use strata_codec::format::fragment::{
+    decode_tail, encode_tail, FragmentError, FragmentHeader, StripeSums,
+};
 use strata_codec::format::model::{model_file_name, model_version_of};
 use strata_codec::format::packed::{
     chunk_key, pack_key, ChunkLocator, IndexedFile, LayoutMarker, PackedIndex,
 };
 use strata_codec::format::parity_map::{group_id, parity_key, ParityGroup, ParityMap, ShardRef};
+use strata_codec::format::replica_sums::{ReplicaSums, ReplicaSumsError};
 use strata_codec::format::tier_marker::{marker_layout, tier_marker};
 use strata_codec::format::tier_object::{assemble, FrameTable, TailError, PACKED_CHUNK};
 use strata_codec::hash::ChunkLayout;
@@ -455,4 +459,77 @@ fn model_file_names_are_the_documented_ones() {
             assert_eq!(model_file_name(version), name.trim());
         }
     }
+}
+
+// ----- replica integrity record -----
+
+#[test]
+fn replica_sums_example_matches_the_encoder() {
+    let sums = ReplicaSums::of(b"strata", 3);
+    assert_bytes("replica-sums", &sums.encode());
+    assert_eq!(
+        ReplicaSums::decode(&hex_example("replica-sums")).unwrap(),
+        sums
+    );
+    assert_eq!(hex::encode(sums.hashes[0]), hash_hex(b"strata"));
+}
+
+#[test]
+fn replica_sums_refuse_unknown_versions_and_damage() {
+    let mut bytes = ReplicaSums::of(b"strata", 3).encode();
+    bytes[4] = 2;
+    let err = ReplicaSums::decode(&bytes).unwrap_err();
+    assert_eq!(err, ReplicaSumsError::Version(2));
+    assert!(err.to_string().contains("upgrade Strata"), "{err}");
+    let mut bytes = ReplicaSums::of(b"strata", 3).encode();
+    bytes[30] ^= 1;
+    assert!(ReplicaSums::decode(&bytes)
+        .unwrap_err()
+        .to_string()
+        .contains("damaged"));
+    assert!(ReplicaSums::decode(&bytes[..20]).is_err());
+}
+
+// ----- erasure-coded fragment -----
+
+#[test]
+fn fragment_example_matches_the_encoder() {
+    let header = FragmentHeader::for_object(2, 1, 0, 6).unwrap();
+    assert_eq!((header.shard_size, header.stripes), (4, 1));
+    let mut fragment = header.encode().to_vec();
+    fragment.extend_from_slice(b"stra");
+    let sums = StripeSums {
+        shard: *blake3::hash(b"stra").as_bytes(),
+        stripe: *blake3::hash(b"strata").as_bytes(),
+    };
+    fragment.extend_from_slice(&encode_tail(&header, &[sums]));
+    assert_bytes("fragment", &fragment);
+    let example = hex_example("fragment");
+    assert_eq!(FragmentHeader::decode(&example).unwrap(), header);
+    let tail = &example[header.table_offset() as usize..];
+    assert_eq!(decode_tail(&header, tail).unwrap(), vec![sums]);
+}
+
+#[test]
+fn fragments_refuse_unknown_versions_and_damage() {
+    let header = FragmentHeader::for_object(2, 1, 0, 6).unwrap();
+    let mut bytes = header.encode();
+    bytes[4] = 9;
+    let err = FragmentHeader::decode(&bytes).unwrap_err();
+    assert_eq!(err, FragmentError::Version(9));
+    assert!(err.to_string().contains("upgrade Strata"), "{err}");
+    let mut bytes = header.encode();
+    bytes[7] = 3;
+    assert!(FragmentHeader::decode(&bytes)
+        .unwrap_err()
+        .to_string()
+        .contains("damaged"));
+    let tail = encode_tail(
+        &header,
+        &[StripeSums {
+            shard: [1; 32],
+            stripe: [2; 32],
+        }],
+    );
+    assert!(decode_tail(&header, &tail[1..]).is_err());
 }

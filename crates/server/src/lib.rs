@@ -40,12 +40,15 @@ pub mod mover;
 pub mod objects;
 pub mod planning;
 pub mod recovery;
+pub mod redundancy_worker;
 pub mod retry;
 pub mod routes;
+pub mod scrub;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tier_codec;
+pub mod tier_store;
 pub mod tiers;
 
 use std::net::SocketAddr;
@@ -180,7 +183,8 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     // Before anything is written: overlapping stores would lose or mix objects.
     tiers::check_stores_apart(&config, &catalog_path, &options.s3)?;
     let (store_layers, bandwidth) = layers::store_layers(&config, options.faults)?;
-    let tiers = tiers::open_tiers(&config, &options.s3, &store_layers).await?;
+    let (notices_tx, notices) = tokio::sync::mpsc::channel(redundancy_worker::NOTICE_QUEUE);
+    let tiers = tiers::open_tiers(&config, &options.s3, &store_layers, &notices_tx).await?;
     let sqlite = SqliteCatalog::open(&catalog_path).await?;
     let catalog: Arc<dyn TieringCatalog> = Arc::new(sqlite.clone());
 
@@ -239,6 +243,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         forecast: forecast_state,
         shutdown: shutdown_rx.clone(),
         bandwidth: bandwidth.clone(),
+        reencodes: Mutex::new(Default::default()),
     });
 
     let loaded = access::load_stats(&state)
@@ -287,6 +292,11 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
             shutdown_rx.clone(),
         )),
         tokio::spawn(maintenance_loop(Arc::clone(&state), shutdown_rx.clone())),
+        tokio::spawn(redundancy_worker::redundancy_loop(
+            Arc::clone(&state),
+            notices,
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(forecast::proactive::proactive_loop(
             Arc::clone(&state),
             shutdown_rx.clone(),

@@ -103,6 +103,10 @@ pub struct Metrics {
     pub read_damage: Mutex<BTreeMap<String, u64>>,
     /// Reads of a damaged object served from another good copy.
     pub read_failovers: AtomicU64,
+    /// Objects repaired in the background after a degraded read (tiers with domains).
+    pub redundancy_repairs: AtomicU64,
+    /// Background repairs that failed (more domains lost than the encoding tolerates).
+    pub redundancy_repair_failures: AtomicU64,
     /// Time to answer an object GET (first byte ready).
     pub get_latency: Histogram,
     /// Time from a move's start to its end.
@@ -125,6 +129,9 @@ pub struct Gauges {
     /// The moves' throttles (`[bandwidth]`): per tier store and lane (`read`, `write`), the
     /// bytes admitted so far and the limit in force (`None`: no cap).
     pub throttles: Vec<(String, &'static str, u64, Option<u64>)>,
+    /// Per tier with failure domains: reads served through missing, damaged or unreachable
+    /// domains (degraded reads) so far.
+    pub degraded_reads: Vec<(String, u64)>,
 }
 
 fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -353,6 +360,31 @@ impl Metrics {
             "strata_read_failovers_total",
             "Reads of a damaged object served from another good copy.",
             load(&self.read_failovers),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_degraded_reads_total Reads served through missing, damaged or \
+             unreachable failure domains, by tier (tiers with `stores` only)."
+        );
+        let _ = writeln!(out, "# TYPE strata_degraded_reads_total counter");
+        for (tier, count) in &gauges.degraded_reads {
+            let _ = writeln!(
+                out,
+                "strata_degraded_reads_total{{tier=\"{}\"}} {count}",
+                label(tier)
+            );
+        }
+        counter(
+            &mut out,
+            "strata_redundancy_repairs_total",
+            "Objects repaired in the background after a degraded read.",
+            load(&self.redundancy_repairs),
+        );
+        counter(
+            &mut out,
+            "strata_redundancy_repair_failures_total",
+            "Background repairs that failed: more domains lost than the encoding tolerates.",
+            load(&self.redundancy_repair_failures),
         );
         self.get_latency.render(
             &mut out,

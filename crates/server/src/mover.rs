@@ -44,11 +44,14 @@ use strata_catalog::{CopyStart, MoveId, MoveJob, MoveState, PlacementState, Swit
 use strata_store::StoreError;
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use crate::redundancy_worker::class_of;
 use crate::retry::with_backoff;
 use crate::state::{lock, now_ms, AppState, JobEvent};
 use crate::tier_codec::verified::report_damage;
 use crate::tier_codec::{encode_for_tier, read_all_from_tier, Damage, TierReadError};
 use crate::tiers::{check_room, Tier};
+
+mod reencode;
 
 /// How long a job that must wait (for its `after` jobs, or to retry a retire) waits.
 const RETRY_LATER: Duration = Duration::from_secs(1);
@@ -372,6 +375,9 @@ async fn run(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Outcome {
     // Every store call of a move goes through the tiers' move stores: under the
     // `[bandwidth]` throttle, with the `src`/`dst` fault rules (crate::tiers).
     let (from, to) = (&from.as_move_source(), &to.as_move_target());
+    if from.index == to.index {
+        return reencode::run(state, job, to, handle).await;
+    }
     if job.state == MoveState::Retiring {
         return retire(state, job, from).await;
     }
@@ -512,8 +518,9 @@ async fn copy_and_switch(
     let data = encode_for_tier(to, &job.key, bytes).await;
     let stored_len = data.len() as u64;
     check_room(state, to, stored_len, reserved)?;
+    let redundancy = to.wanted_redundancy(class_of(state, &job.key));
     store_call(state, "a move's copy", || {
-        to.store.write_atomic(&path, data.clone())
+        to.store.write_with(&path, data.clone(), redundancy)
     })
     .await
     .map_err(|err| format!("writing the copy on {}: {err}", to.name()))?;

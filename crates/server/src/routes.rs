@@ -68,6 +68,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/plan", get(planning::dry_run).post(planning::run_now))
+        .route("/v1/scrub", post(crate::scrub::scrub))
         .route("/v1/explain/{*key}", get(explain::explain))
         .route(
             "/v1/predictions/{*key}",

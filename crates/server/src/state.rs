@@ -158,6 +158,9 @@ pub struct AppState {
     pub forecast: crate::forecast::ForecastState,
     /// The throttle of moves (`[bandwidth]`), for `/healthz` and `/metrics`.
     pub bandwidth: Option<strata_store::BandwidthControl>,
+    /// Keys with an unfinished `lazy_reencode` job planned by this process
+    /// ([`crate::redundancy_worker`]): one job per key, at most a bounded number.
+    pub reencodes: Mutex<std::collections::HashSet<String>>,
 }
 
 impl AppState {
@@ -234,7 +237,36 @@ impl AppState {
             dirty,
             moves_running: self.mover.running_count() as u64,
             throttles: self.throttle_gauges(),
+            degraded_reads: self.degraded_reads(),
         }
+    }
+
+    /// Per tier with failure domains: its degraded reads so far (client reads and moves).
+    fn degraded_reads(&self) -> Vec<(String, u64)> {
+        self.tiers
+            .iter()
+            .filter_map(|tier| {
+                let handles = [&tier.store, &tier.moves.source, &tier.moves.target];
+                let counts: Option<Vec<u64>> = handles
+                    .iter()
+                    .map(|handle| {
+                        handle.domains().map(|domains| {
+                            domains
+                                .store
+                                .counters()
+                                .degraded_reads
+                                .load(std::sync::atomic::Ordering::Relaxed)
+                        })
+                    })
+                    .collect();
+                counts.map(|counts| (tier.name().to_string(), counts.iter().sum()))
+            })
+            .collect()
+    }
+
+    /// Unfinished `lazy_reencode` jobs the service planned (by key).
+    pub fn reencodes_queued(&self) -> usize {
+        lock(&self.reencodes).len()
     }
 
     /// Per tier store and lane: bytes through the moves' throttle and its limit in force.

@@ -34,21 +34,27 @@
 //! refused before anything is written.
 
 mod overlap;
+mod redundancy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_codec::format::tier_marker::{marker_layout, tier_marker, TIER_MARKER_PATH};
-use strata_heat::{Layout, TierConfig, TieringConfig};
+use strata_heat::{Class, Layout, TierConfig, TieringConfig};
+use strata_redundancy::{Redundancy, RedundantStore};
 use strata_store::faults::FaultSide;
 use strata_store::{Layers, S3Options, Store, StoreUri};
+use tokio::sync::mpsc;
 
 use crate::error::ServeError;
 use crate::state::AppState;
 use crate::tier_codec::TierFormat;
+use crate::tier_store::{DomainTier, ReadNotice, TierStore};
 
 pub use overlap::check_stores_apart;
+pub use redundancy::TierRedundancy;
 
 /// The directory under a tier's store that holds object bytes.
 pub const OBJECTS_DIR: &str = "objects";
@@ -60,12 +66,15 @@ pub struct Tier {
     pub index: usize,
     /// Its configuration.
     pub config: TierConfig,
-    /// Its store, for client requests, start-up and recovery: never throttled.
-    pub store: Store,
+    /// Its store (or domains), for client requests, start-up and recovery: never throttled.
+    pub store: TierStore,
     /// How it stores object bytes (from its layout and codec policy).
     pub format: TierFormat,
     /// Its store as moves use it (under the bandwidth policy).
     pub moves: MoveStores,
+    /// What redundancy its objects get, by class; `None` for a tier with one store and
+    /// no redundancy (its objects are plain files of that store, as ever).
+    pub redundancy: Option<TierRedundancy>,
 }
 
 /// A tier's store as moves use it: under the `[bandwidth]` throttle, with the
@@ -73,9 +82,9 @@ pub struct Tier {
 #[derive(Debug, Clone)]
 pub struct MoveStores {
     /// When the tier is a move's source (fault side `src`).
-    pub source: Store,
+    pub source: TierStore,
     /// When the tier is a move's target (fault side `dst`).
-    pub target: Store,
+    pub target: TierStore,
 }
 
 impl Tier {
@@ -105,17 +114,25 @@ impl Tier {
         }
     }
 
-    /// The local file of an object's bytes, for local tiers.
+    /// The local file of an object's bytes, for local tiers with one store.
     pub fn local_file(&self, key: &str) -> Option<PathBuf> {
         self.store
-            .local_root()
+            .single()
+            .and_then(Store::local_root)
             .map(|root| root.join(OBJECTS_DIR).join(key))
+    }
+
+    /// The redundancy an object of `class` should have on this tier (`None`: the tier has
+    /// one store and no redundancy).
+    pub fn wanted_redundancy(&self, class: Class) -> Option<Redundancy> {
+        self.redundancy.as_ref().map(|policy| policy.wanted(class))
     }
 }
 
 /// Checks what the service cannot serve, naming the field: a store URI it cannot open, a
-/// codec policy the codec crate does not know on a packed tier, tier stores that overlap
-/// (with each other, the data dir or its `catalog.db`; [`check_stores_apart`]).
+/// codec policy the codec crate does not know on a packed tier, a redundancy it cannot
+/// parse or that needs more failure domains than the tier lists, tier stores (or domains)
+/// that overlap (with each other, the data dir or its `catalog.db`; [`check_stores_apart`]).
 pub fn check_servable(config: &TieringConfig) -> Result<(), ServeError> {
     check_fields(config)?;
     let catalog = config.server.data_dir.join(DEFAULT_CATALOG);
@@ -131,12 +148,24 @@ fn check_fields(config: &TieringConfig) -> Result<(), ServeError> {
                 reason: format!("tier {:?}: {reason}", tier.name),
             });
         }
-        StoreUri::parse(&tier.store).map_err(|err| ServeError::Config {
-            field: format!("tier[{index}].store"),
-            reason: err.to_string(),
-        })?;
+        for (position, store) in tier.domains().into_iter().enumerate() {
+            StoreUri::parse(store).map_err(|err| ServeError::Config {
+                field: domain_field(tier, index, position),
+                reason: err.to_string(),
+            })?;
+        }
+        TierRedundancy::of(config, index)?;
     }
     Ok(())
+}
+
+/// The field that configures a tier's domain: `tier[0].store` or `tier[0].stores[2]`.
+fn domain_field(tier: &TierConfig, index: usize, position: usize) -> String {
+    if tier.stores.is_empty() {
+        format!("tier[{index}].store")
+    } else {
+        format!("tier[{index}].stores[{position}]")
+    }
 }
 
 /// The catalog file under the data dir, unless the service is given another.
@@ -149,27 +178,12 @@ pub async fn open_tiers(
     config: &TieringConfig,
     s3: &S3Options,
     layers: &Layers,
+    notices: &mpsc::Sender<ReadNotice>,
 ) -> Result<Vec<Tier>, ServeError> {
     check_fields(config)?;
     let mut tiers = Vec::with_capacity(config.tiers.len());
     for (index, tier) in config.tiers.iter().enumerate() {
-        let uri = StoreUri::parse(&tier.store).map_err(|err| ServeError::Config {
-            field: format!("tier[{index}].store"),
-            reason: err.to_string(),
-        })?;
-        let store = Store::open(&uri, s3)
-            .await
-            .map_err(|source| ServeError::Store {
-                tier: tier.name.clone(),
-                source,
-            })?;
-        store
-            .ensure_root()
-            .await
-            .map_err(|source| ServeError::Store {
-                tier: tier.name.clone(),
-                source,
-            })?;
+        let stores = open_domains(tier, index, s3).await?;
         let format = TierFormat::of(tier).map_err(|reason| ServeError::Config {
             field: format!("tier[{index}].codec"),
             reason,
@@ -178,19 +192,69 @@ pub async fn open_tiers(
             tracing::warn!(tier = %tier.name, codec = %tier.codec,
                 "a plain tier stores objects as they are; its codec policy is ignored");
         }
+        let redundancy = TierRedundancy::of(config, index)?;
+        let handle = |side: FaultSide, layers: &Layers, notices: Option<_>| {
+            let applied: Vec<Store> = stores
+                .iter()
+                .map(|s| layers.apply(s.clone(), side))
+                .collect();
+            tier_store(applied, redundancy.as_ref(), index, notices)
+        };
         let moves = MoveStores {
-            source: layers.apply(store.clone(), FaultSide::Src),
-            target: layers.apply(store.clone(), FaultSide::Dst),
+            source: handle(FaultSide::Src, layers, None),
+            target: handle(FaultSide::Dst, layers, None),
         };
         tiers.push(Tier {
             index,
             config: tier.clone(),
-            store: layers.unthrottled().apply(store, FaultSide::Any),
+            store: handle(FaultSide::Any, &layers.unthrottled(), Some(notices.clone())),
             format,
             moves,
+            redundancy,
         });
     }
     Ok(tiers)
+}
+
+/// Opens each of a tier's stores (creating local roots).
+async fn open_domains(
+    tier: &TierConfig,
+    index: usize,
+    s3: &S3Options,
+) -> Result<Vec<Store>, ServeError> {
+    let store_error = |source| ServeError::Store {
+        tier: tier.name.clone(),
+        source,
+    };
+    let mut stores = Vec::new();
+    for (position, location) in tier.domains().into_iter().enumerate() {
+        let uri = StoreUri::parse(location).map_err(|err| ServeError::Config {
+            field: domain_field(tier, index, position),
+            reason: err.to_string(),
+        })?;
+        let store = Store::open(&uri, s3).await.map_err(store_error)?;
+        store.ensure_root().await.map_err(store_error)?;
+        stores.push(store);
+    }
+    Ok(stores)
+}
+
+/// A tier's store handle: its one store, or its domains when it has a redundancy.
+fn tier_store(
+    stores: Vec<Store>,
+    redundancy: Option<&TierRedundancy>,
+    index: usize,
+    notices: Option<mpsc::Sender<ReadNotice>>,
+) -> TierStore {
+    match redundancy {
+        None => TierStore::Single(stores.into_iter().next().expect("a tier has a store")),
+        Some(policy) => TierStore::Domains(Arc::new(DomainTier {
+            store: RedundantStore::new(stores),
+            default: policy.default,
+            tier: index,
+            notices,
+        })),
+    }
 }
 
 /// Moves the configuration's data directory to `data_dir`: tiers whose store was the
@@ -226,24 +290,34 @@ pub async fn check_layouts(
     holding: &BTreeMap<String, u64>,
 ) -> Result<(), ServeError> {
     for tier in tiers {
+        // The marker is Strata's own metadata, not an object: each domain of a tier with
+        // several carries its own copy.
+        for store in tier.store.stores() {
+            check_layout(tier, &store, holding).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn check_layout(
+    tier: &Tier,
+    store: &Store,
+    holding: &BTreeMap<String, u64>,
+) -> Result<(), ServeError> {
+    {
         let store_error = |source| ServeError::Store {
             tier: tier.name().to_string(),
             source,
         };
         let wanted = tier.config.layout;
         let held = holding.get(tier.name()).copied().unwrap_or(0);
-        let marked = tier
-            .store
+        let marked = store
             .stat(LAYOUT_MARKER)
             .await
             .map_err(store_error)?
             .is_some();
         let found = if marked {
-            let text = tier
-                .store
-                .read_all(LAYOUT_MARKER)
-                .await
-                .map_err(store_error)?;
+            let text = store.read_all(LAYOUT_MARKER).await.map_err(store_error)?;
             let layout = marker_layout(&text).and_then(|name| {
                 serde_json::from_value::<Layout>(serde_json::Value::String(name)).ok()
             });
@@ -281,10 +355,10 @@ pub async fn check_layouts(
                 });
             }
             if found == wanted && marked {
-                continue;
+                return Ok(());
             }
         }
-        tier.store
+        store
             .write_atomic(LAYOUT_MARKER, Bytes::from(tier_marker(layout_name(wanted))))
             .await
             .map_err(store_error)?;
@@ -305,18 +379,18 @@ pub async fn packed_sizes(tiers: &[Tier]) -> Result<Vec<HashMap<String, u64>>, S
                     "skipped while listing the tier"
                 );
             };
+            let prefix = format!("{OBJECTS_DIR}/");
             let entries = tier
                 .store
-                .list(&mut warn)
+                .list_objects(&prefix, &mut warn)
                 .await
                 .map_err(|source| ServeError::Store {
                     tier: tier.name().to_string(),
                     source,
                 })?;
-            let prefix = format!("{OBJECTS_DIR}/");
-            for entry in entries {
-                if let Some(key) = entry.path.strip_prefix(&prefix) {
-                    found.insert(key.to_string(), entry.size);
+            for (path, size) in entries {
+                if let Some(key) = path.strip_prefix(&prefix) {
+                    found.insert(key.to_string(), size);
                 }
             }
         }

@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod migrate;
 pub mod objects;
 pub mod repair;
+pub mod scrub;
 pub mod serve;
 pub mod status;
 pub mod throttle_args;

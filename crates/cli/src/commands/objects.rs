@@ -74,7 +74,7 @@ fn ago(ms: Option<i64>) -> String {
 /// Ends a command whose printing `printed` did: a reader of standard output that went
 /// away (`strata get KEY | head -c 10`, `strata ls | head`) is not a failure, so the
 /// command ends quietly with success, as Unix tools do; any other write error is one.
-fn printed(printed: io::Result<()>) -> anyhow::Result<ExitCode> {
+pub(crate) fn printed(printed: io::Result<()>) -> anyhow::Result<ExitCode> {
     match printed {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
@@ -137,6 +137,11 @@ impl Client {
 
     pub(crate) async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
         self.json(self.http.get(self.url(path))).await
+    }
+
+    /// `POST path` (with its query), the answer as JSON.
+    pub(crate) async fn post_json(&self, path: &str) -> anyhow::Result<Value> {
+        self.json(self.http.post(self.url(path))).await
     }
 
     /// Fails unless the service stores an object `key` (one HEAD), with the service's

@@ -14,17 +14,21 @@
 //! | parity map, parity shard names | [`parity_map`] | [`parity_map::PARITY_MAP_VERSION`] | `--parity` |
 //! | packed tier object (`STPT`) | [`tier_object`] | [`tier_object::PACKED_VERSION`] | `strata serve`, packed tiers |
 //! | tier layout marker | [`tier_marker`] | [`tier_marker::TIER_MARKER_VERSION`] | `strata serve` |
+//! | replica integrity record (`STRS`) | [`replica_sums`] | [`replica_sums::REPLICA_SUMS_VERSION`] | tiers with `redundancy = "replicate:N"` or `"none"` |
+//! | erasure-coded fragment (`STEC`) | [`fragment`] | [`fragment::FRAGMENT_VERSION`] | tiers with `redundancy = "ec:K+M"` |
 //! | forecast model file names | [`model`] | (heat's `MODEL_FORMAT_VERSION`) | `strata train` |
 //!
 //! Staging names (`.strata/staging/`) belong to `strata_store` (they are how a store
 //! publishes, not what it holds) and the catalog's schema to its numbered migrations
 //! (`crates/catalog/migrations/`); `docs/FORMATS.md` specifies both.
 
+pub mod fragment;
 pub mod frame;
 pub mod manifest;
 pub mod model;
 pub mod packed;
 pub mod parity_map;
+pub mod replica_sums;
 pub mod sealed;
 pub mod tier_marker;
 pub mod tier_object;

@@ -17,9 +17,11 @@ mod bandwidth;
 mod checks;
 mod forecast;
 mod parse;
+mod redundancy;
 
 pub use bandwidth::BandwidthConfig;
 pub use forecast::ForecastConfig;
+pub use redundancy::RedundancyByClass;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -53,6 +55,8 @@ pub struct TieringConfig {
     /// `[bandwidth]`: the throttle of the service's moves; `None` without the section
     /// (moves unthrottled).
     pub bandwidth: Option<BandwidthConfig>,
+    /// `[redundancy]`: the redundancy each class's objects get on tiers with enough domains.
+    pub redundancy: RedundancyByClass,
 }
 
 /// `[server]`.
@@ -83,6 +87,13 @@ pub struct TierConfig {
     /// Store location: a path or a URI (`file://`, `s3://bucket/prefix?endpoint=...`,
     /// `memory://`). Default `<data_dir>/tiers/<name>`.
     pub store: String,
+    /// The tier's failure domains, one store each (`stores = [...]`), when it has more than
+    /// one; empty for a tier with one `store`. When set, `store` is the first of them.
+    pub stores: Vec<String>,
+    /// How the tier's objects are kept over its domains: `none`, `replicate:N` or
+    /// `ec:K+M`, as written (default `none`); the service parses and checks it against the
+    /// domains at start-up (`strata_redundancy::Redundancy`).
+    pub redundancy: String,
     /// Layout (default `plain`).
     pub layout: Layout,
     /// Codec policy, passed to the codec crate as written (default `auto`; `none`,
@@ -232,6 +243,8 @@ impl TierConfig {
         TierConfig {
             name: name.to_string(),
             store: data_dir.join("tiers").join(name).display().to_string(),
+            stores: Vec::new(),
+            redundancy: "none".to_string(),
             layout: Layout::Plain,
             codec: "auto".to_string(),
             cost_per_gb_month: 0.0,
@@ -241,6 +254,15 @@ impl TierConfig {
             cost_per_1k_requests: 0.0,
             capacity: None,
             min_residency: Duration::ZERO,
+        }
+    }
+
+    /// The tier's failure domains: its `stores`, or its one `store`.
+    pub fn domains(&self) -> Vec<&str> {
+        if self.stores.is_empty() {
+            vec![self.store.as_str()]
+        } else {
+            self.stores.iter().map(String::as_str).collect()
         }
     }
 }
@@ -266,6 +288,7 @@ impl TieringConfig {
             objectives: ObjectivesConfig::default(),
             forecast: ForecastConfig::default(),
             bandwidth: None,
+            redundancy: RedundancyByClass::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::bandwidth::{build_bandwidth, RawBandwidth};
 use super::checks::{check_codec, check_listen, check_store, check_tier_name};
 use super::forecast::{build_forecast, RawForecast};
+use super::redundancy::{build_domains, build_redundancy, RawRedundancy};
 use super::{
     millis, ClassesConfig, FieldError, Layout, ObjectivesConfig, RulesConfig, ServerConfig,
     TierConfig, TieringConfig, TrackingConfig, DEFAULT_DATA_DIR, DEFAULT_LISTEN,
@@ -38,6 +39,8 @@ struct RawConfig {
     #[serde(default)]
     forecast: RawForecast,
     bandwidth: Option<RawBandwidth>,
+    #[serde(default)]
+    redundancy: RawRedundancy,
 }
 
 #[derive(Deserialize, Default)]
@@ -52,6 +55,8 @@ struct RawServer {
 struct RawTier {
     name: Option<String>,
     store: Option<String>,
+    stores: Option<Vec<String>>,
+    redundancy: Option<String>,
     layout: Option<Layout>,
     codec: Option<String>,
     cost_per_gb_month: Option<Number>,
@@ -298,6 +303,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
     let objectives = build_objectives(raw.objectives, problems);
     let forecast = build_forecast(raw.forecast, problems);
     let bandwidth = build_bandwidth(raw.bandwidth, problems);
+    let redundancy = build_redundancy(raw.redundancy);
     TieringConfig {
         server: ServerConfig { listen, data_dir },
         default_tier,
@@ -308,6 +314,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
         objectives,
         forecast,
         bandwidth,
+        redundancy,
     }
 }
 
@@ -382,11 +389,18 @@ fn build_tiers(
             }
         };
         let mut tier = TierConfig::local(&name, data_dir);
+        let store_given = raw.store.is_some();
         if let Some(store) = raw.store {
             if let Err(reason) = check_store(&store) {
                 problems.add(field("store"), reason);
             }
             tier.store = store;
+        }
+        if let Some(stores) = raw.stores {
+            build_domains(&mut tier, stores, store_given, index, problems);
+        }
+        if let Some(redundancy) = raw.redundancy {
+            tier.redundancy = redundancy;
         }
         if let Some(layout) = raw.layout {
             tier.layout = layout;

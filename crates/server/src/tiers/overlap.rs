@@ -52,6 +52,11 @@ enum Role {
 /// A location the service writes to, named for messages.
 struct Site {
     role: Role,
+    /// The field that configures it (`tier[0].store`, `tier[2].stores[1]`); empty for
+    /// the data dir and the catalog.
+    field: String,
+    /// The tier it belongs to, for tier stores.
+    tier: Option<usize>,
     /// `tier "hot"`, `the data dir`, `the catalog`.
     name: String,
     /// The location as configured (no credentials: store URIs refuse them).
@@ -70,19 +75,36 @@ pub fn check_stores_apart(
 ) -> Result<(), ServeError> {
     let mut sites = Vec::with_capacity(config.tiers.len() + 2);
     for (index, tier) in config.tiers.iter().enumerate() {
-        let uri = StoreUri::parse(&tier.store).map_err(|err| ServeError::Config {
-            field: format!("tier[{index}].store"),
-            reason: err.to_string(),
-        })?;
-        sites.push(Site {
-            role: Role::Tier,
-            name: format!("tier {:?}", tier.name),
-            shown: uri
-                .local_path()
-                .map_or_else(|| uri.to_string(), |path| path.display().to_string()),
-            location: location_of(&uri, s3),
-        });
+        let several = !tier.stores.is_empty();
+        for (position, store) in tier.domains().into_iter().enumerate() {
+            let (field, name) = if several {
+                (
+                    format!("tier[{index}].stores[{position}]"),
+                    format!("tier {:?} domain {position}", tier.name),
+                )
+            } else {
+                (
+                    format!("tier[{index}].store"),
+                    format!("tier {:?}", tier.name),
+                )
+            };
+            let uri = StoreUri::parse(store).map_err(|err| ServeError::Config {
+                field: field.clone(),
+                reason: err.to_string(),
+            })?;
+            sites.push(Site {
+                role: Role::Tier,
+                field,
+                tier: Some(index),
+                name,
+                shown: uri
+                    .local_path()
+                    .map_or_else(|| uri.to_string(), |path| path.display().to_string()),
+                location: location_of(&uri, s3),
+            });
+        }
     }
+    let tier_sites = sites.len();
     for (role, name, path) in [
         (
             Role::DataDir,
@@ -93,16 +115,18 @@ pub fn check_stores_apart(
     ] {
         sites.push(Site {
             role,
+            field: String::new(),
+            tier: None,
             name: name.to_string(),
             shown: path.display().to_string(),
             location: location_of_path(path),
         });
     }
-    let (tiers, others) = sites.split_at(config.tiers.len());
+    let (tiers, others) = sites.split_at(tier_sites);
     for (index, tier) in tiers.iter().enumerate() {
         for other in tiers.iter().take(index).chain(others) {
             if let Some(how) = refused_overlap(tier, other) {
-                return Err(overlap_error(index, tier, other, how));
+                return Err(overlap_error(tier, other, how));
             }
         }
     }
@@ -117,13 +141,17 @@ fn refused_overlap(tier: &Site, other: &Site) -> Option<Overlap> {
     (!allowed).then_some(how)
 }
 
-fn overlap_error(index: usize, tier: &Site, other: &Site, how: Overlap) -> ServeError {
+fn overlap_error(tier: &Site, other: &Site, how: Overlap) -> ServeError {
     let relation = match how {
         Overlap::Same => format!("is the same location as {}", other.name),
         Overlap::Inside => format!("lies inside {}", other.name),
         Overlap::Contains => format!("contains {}", other.name),
     };
     let risk = match other.role {
+        Role::Tier if other.tier == tier.tier => {
+            "two failure domains of one tier on one location are one domain: losing it \
+             loses more replicas or fragments than the tier's redundancy tolerates"
+        }
         Role::Tier => {
             "a move between the two would delete the only copy, and a key on one \
                        could read another key's bytes on the other"
@@ -135,9 +163,9 @@ fn overlap_error(index: usize, tier: &Site, other: &Site, how: Overlap) -> Serve
         Role::Catalog => "the catalog would be read, moved or deleted as an object",
     };
     ServeError::Config {
-        field: format!("tier[{index}].store"),
+        field: tier.field.clone(),
         reason: format!(
-            "{} ({}) {relation} ({}): {risk}; give each tier its own directory or S3 prefix, \
+            "{} ({}) {relation} ({}): {risk}; give each tier (and each domain of a tier) its own directory or S3 prefix, \
              neither inside another tier's nor containing one, nor the data dir or the catalog",
             tier.name, tier.shown, other.shown
         ),

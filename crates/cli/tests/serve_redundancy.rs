@@ -1,0 +1,487 @@
+//! Tiers with their own redundancy through the real `strata serve`: a tier over several
+//! failure domains (`stores = [...]`) keeps `replicate:N` copies or `ec:K+M` fragments,
+//! serves reads with domains lost, rebuilds what a read found missing, re-encodes an
+//! object whose class changed (`lazy_reencode`), and `strata scrub` repairs or reports;
+//! configurations that cannot keep their promise are refused at start-up.
+
+mod serve_common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serve_common::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+const KEY: &str = "runs/7/field.bin";
+
+/// `n` domain directories under `dir`, as TOML list items.
+fn domains(dir: &Path, tier: &str, n: usize) -> (Vec<PathBuf>, String) {
+    let paths: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("{tier}-d{i}"))).collect();
+    let list = paths
+        .iter()
+        .map(|p| format!("{:?}", p.display().to_string()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (paths, list)
+}
+
+/// One hot tier on a single store and one tier `red` over `domains` with `redundancy`,
+/// where new objects land; objects are hot for an hour after an access. `extra` is
+/// appended.
+fn write_config(dir: &Path, domains: &str, redundancy: &str, extra: &str) -> (PathBuf, PathBuf) {
+    let data_dir = dir.join("data");
+    let text = format!(
+        r#"default_tier = "red"
+
+[server]
+listen = "127.0.0.1:0"
+data_dir = {data:?}
+
+[[tier]]
+name = "hot"
+
+[[tier]]
+name = "red"
+stores = [{domains}]
+redundancy = {redundancy:?}
+
+[classes]
+hot = ["hot"]
+warm = ["red"]
+cold = ["red"]
+
+[rules]
+hot_per_day = 1000000000
+warm_per_day = 1000000000
+hot_within = "1h"
+warm_within = "2h"
+demotion_interval = "1h"
+
+[tracking]
+flush_interval = "1s"
+{extra}"#,
+        data = data_dir.display().to_string(),
+    );
+    let path = dir.join("strata.toml");
+    std::fs::write(&path, text).unwrap();
+    (path, data_dir)
+}
+
+/// Distinct bytes, so a piece of the wrong place would not match.
+fn content(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i * 131 % 251) as u8 ^ (i >> 12) as u8)
+        .collect()
+}
+
+fn put(service: &Service, data: &[u8]) {
+    let (status, _, body) = http(&service.url, "PUT", &format!("/v1/objects/{KEY}"), data).unwrap();
+    assert!(
+        (200..300).contains(&status),
+        "PUT {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+fn get(service: &Service) -> (u16, Vec<u8>) {
+    let (status, _, body) = http(&service.url, "GET", &format!("/v1/objects/{KEY}"), b"").unwrap();
+    (status, body)
+}
+
+/// Every regular file under `root` outside Strata's `.strata/` directory.
+fn data_files(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == ".strata") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// The plain replicas of KEY on the domains.
+fn replicas(domains: &[PathBuf]) -> Vec<Vec<u8>> {
+    domains
+        .iter()
+        .filter_map(|d| std::fs::read(d.join("objects").join(KEY)).ok())
+        .collect()
+}
+
+/// Asserts that exactly `n` domains hold a plain replica of KEY with `data` (never prints
+/// the bytes).
+fn assert_replicas(domains: &[PathBuf], data: &[u8], n: usize) {
+    let found = replicas(domains);
+    let good = found.iter().filter(|r| r.as_slice() == data).count();
+    assert!(
+        found.len() == n && good == n,
+        "{} replicas, {good} with the object's bytes; expected {n}",
+        found.len()
+    );
+}
+
+/// Whether exactly `n` domains hold a plain replica with `data`.
+fn has_replicas(domains: &[PathBuf], data: &[u8], n: usize) -> bool {
+    let found = replicas(domains);
+    found.len() == n && found.iter().all(|r| r.as_slice() == data)
+}
+
+/// The EC fragment files on the domains (anything under `ec/`).
+fn fragments(domains: &[PathBuf]) -> Vec<PathBuf> {
+    domains
+        .iter()
+        .flat_map(|d| data_files(&d.join("ec")))
+        .collect()
+}
+
+fn metric(service: &Service, line_start: &str) -> f64 {
+    let (_, _, body) = http(&service.url, "GET", "/metrics", b"").unwrap();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    text.lines()
+        .find_map(|line| line.strip_prefix(line_start))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Starts `strata serve` on a configuration it must refuse: exit 2, the field and `what`
+/// named, nothing written in the data dir or the domains.
+fn assert_refused(config: &Path, data_dir: &Path, field: &str, what: &str, domains: &[PathBuf]) {
+    let mut child = strata()
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("strata serve kept running on a configuration it must refuse ({field})");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{field}: {err}");
+    assert!(err.contains(field) && err.contains(what), "{field}: {err}");
+    assert!(!data_dir.exists(), "{field}: the data dir was written");
+    for domain in domains {
+        assert!(
+            !domain.exists(),
+            "{field}: domain {} was created",
+            domain.display()
+        );
+    }
+}
+
+#[test]
+fn configurations_that_cannot_keep_their_redundancy_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (three, list3) = domains(dir.path(), "red", 3);
+    let same = format!("{list3}, {:?}", three[0].display().to_string());
+    for (domains_text, redundancy, extra, field, what) in [
+        (list3.as_str(), "ec:4+2", "", "tier[1].redundancy", "ec:4+2"),
+        (
+            list3.as_str(),
+            "replicate:4",
+            "",
+            "tier[1].redundancy",
+            "replicate:4",
+        ),
+        (list3.as_str(), "raid5", "", "tier[1].redundancy", "raid5"),
+        (
+            same.as_str(),
+            "replicate:2",
+            "",
+            "tier[1].stores[3]",
+            "same location",
+        ),
+        (
+            list3.as_str(),
+            "replicate:2",
+            "\n[redundancy]\nhot = \"replicate:5\"\n",
+            "redundancy.hot",
+            "replicate:5",
+        ),
+        (
+            list3.as_str(),
+            "none",
+            "\n[redundancy]\ncold = \"ec:0+2\"\n",
+            "redundancy.cold",
+            "ec:0+2",
+        ),
+    ] {
+        let (config, data_dir) = write_config(dir.path(), domains_text, redundancy, extra);
+        assert_refused(&config, &data_dir, field, what, &three);
+    }
+    // `store` and `stores` together.
+    let (config, data_dir) = write_config(dir.path(), &list3, "replicate:2", "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("stores = [", "store = \"/tmp/x\"\nstores = [");
+    std::fs::write(&config, text).unwrap();
+    assert_refused(&config, &data_dir, "tier[1].stores", "not both", &three);
+}
+
+#[test]
+fn replicated_tier_serves_reads_with_two_domains_removed_and_rebuilds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (domains, list) = domains(dir.path(), "red", 3);
+    let (config, data_dir) = write_config(dir.path(), &list, "replicate:3", "");
+    let service = Service::start(&config, &data_dir, &[]);
+    let data = content((3 << 20) + 17);
+    put(&service, &data);
+    // Each replica is a plain file with the object's bytes, readable without Strata.
+    assert_replicas(&domains, &data, 3);
+
+    for lost in &domains[..2] {
+        std::fs::remove_dir_all(lost).unwrap();
+    }
+    let (status, body) = get(&service);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body == data, "a degraded read returned other bytes");
+    assert!(metric(&service, "strata_degraded_reads_total{tier=\"red\"} ") >= 1.0);
+    // The read scheduled a rebuild; the reader did not wait for it.
+    eventually(WAIT, "the lost replicas rebuilt", || {
+        has_replicas(&domains, &data, 3).then_some(())
+    });
+    let scrub = service.json(&["scrub", "red"]);
+    let tier = &scrub["tiers"][0];
+    assert_eq!(tier["objects"], 1, "{scrub}");
+    assert_eq!(tier["healthy"], 1, "{scrub}");
+}
+
+#[test]
+fn ec_tier_reads_through_two_lost_fragments_and_scrub_repairs_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (domains, list) = domains(dir.path(), "red", 6);
+    let (config, data_dir) = write_config(dir.path(), &list, "ec:4+2", "");
+    let service = Service::start(&config, &data_dir, &[]);
+    let data = content((5 << 20) + 3);
+    put(&service, &data);
+    let pieces = fragments(&domains);
+    assert_eq!(pieces.len(), 6, "one fragment per domain: {pieces:?}");
+    assert!(
+        replicas(&domains).is_empty(),
+        "an EC tier keeps no plain copy"
+    );
+
+    // One fragment corrupted in the middle of its shards, another deleted.
+    let mut bytes = std::fs::read(&pieces[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&pieces[0], &bytes).unwrap();
+    std::fs::remove_file(&pieces[1]).unwrap();
+    let (status, body) = get(&service);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body == data, "a degraded EC read returned other bytes");
+
+    let scrub = service.json(&["scrub", "red"]);
+    let tier = &scrub["tiers"][0];
+    assert_eq!(
+        tier["unrepairable"].as_array().map(Vec::len),
+        Some(0),
+        "{scrub}"
+    );
+    eventually(WAIT, "every fragment whole again", || {
+        let again = service.json(&["scrub", "red"]);
+        (again["tiers"][0]["healthy"] == 1).then_some(())
+    });
+    assert_eq!(fragments(&domains).len(), 6);
+
+    // Three of six domains lost: more than ec:4+2 tolerates. The read fails, never with
+    // other bytes, and scrub names the object and exits 1.
+    for lost in &domains[..3] {
+        std::fs::remove_dir_all(lost).unwrap();
+    }
+    let (status, body) = get(&service);
+    assert!(
+        status >= 500,
+        "GET answered {status} with 3 of 6 domains lost"
+    );
+    assert!(body != data);
+    let out = service.run(&["scrub", "red"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(KEY), "{text}");
+}
+
+#[test]
+fn a_read_of_an_object_whose_class_changed_re_encodes_it_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let (domains, list) = domains(dir.path(), "red", 6);
+    // Cold and warm objects are erasure-coded, hot ones replicated three times; the tier
+    // "hot" is not the hot class's home here, so the object stays on "red".
+    let extra = "\n[redundancy]\nhot = \"replicate:3\"\n";
+    let (config, data_dir) = write_config(dir.path(), &list, "ec:4+2", extra);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("hot = [\"hot\"]", "hot = [\"red\"]");
+    std::fs::write(&config, text).unwrap();
+    let service = Service::start(&config, &data_dir, &[]);
+    let data = content((2 << 20) + 5);
+    put(&service, &data);
+    assert_eq!(fragments(&domains).len(), 6);
+
+    // Accesses make it hot; the next read answers first, then plans the re-encode.
+    let out = service.run(&["access", KEY, "--count", "5"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = eventually(WAIT, "a lazy_reencode job done", || {
+        let (status, body) = get(&service);
+        assert_eq!(status, 200);
+        assert!(
+            body == data,
+            "a read during the re-encode returned other bytes"
+        );
+        let jobs = get_json(&service.url, &format!("/v1/jobs?key={KEY}"));
+        let job = jobs["jobs"].as_array()?.first()?.clone();
+        (job["state"] == "done").then_some(job)
+    });
+    assert_eq!(job["reason"], "lazy_reencode", "{job}");
+    assert_eq!(job["from_tier"], job["to_tier"], "{job}");
+    assert_replicas(&domains, &data, 3);
+    assert!(
+        fragments(&domains).is_empty(),
+        "the old fragments were not retired: {:?}",
+        fragments(&domains)
+    );
+    let (status, body) = get(&service);
+    assert_eq!(status, 200);
+    assert!(body == data);
+}
+
+/// A configuration where a read of a hot object re-encodes it ec:4+2 → replicate:3, with
+/// the service's domain writes slowed by `STRATA_FAULTS` so the re-encode is caught midway.
+fn reencode_setup(dir: &Path) -> (Vec<PathBuf>, PathBuf, PathBuf) {
+    let (domains, list) = domains(dir, "red", 6);
+    let extra = "\n[redundancy]\nhot = \"replicate:3\"\n";
+    let (config, data_dir) = write_config(dir, &list, "ec:4+2", extra);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("hot = [\"hot\"]", "hot = [\"red\"]");
+    std::fs::write(&config, text).unwrap();
+    (domains, config, data_dir)
+}
+
+/// Puts the object, makes it hot and reads it: the read plans its re-encode. Returns once
+/// the job is copying.
+fn start_reencode(service: &Service, data: &[u8]) {
+    put(service, data);
+    let out = service.run(&["access", KEY, "--count", "5"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(WAIT, "the re-encode copying", || {
+        let (status, body) = get(service);
+        assert!(status == 200 && body == data, "a read returned other bytes");
+        let jobs = get_json(&service.url, &format!("/v1/jobs?key={KEY}"));
+        let job = jobs["jobs"].as_array()?.first()?.clone();
+        (job["state"] == "copying").then_some(())
+    });
+}
+
+#[test]
+fn a_service_killed_during_a_re_encode_leaves_the_object_whole_at_its_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (domains, config, data_dir) = reencode_setup(dir.path());
+    let slow = [("STRATA_FAULTS", "dst:put:latency=2s")];
+    let service = Service::start_with_env(&config, &data_dir, &[], &slow);
+    let data = content((3 << 20) + 11);
+    start_reencode(&service, &data);
+    // The accesses that made it hot are in the catalog (so its class survives the crash).
+    eventually(WAIT, "the access statistics flushed", || {
+        (metric(&service, "strata_access_dirty_rows ") == 0.0).then_some(())
+    });
+    service.kill();
+    // Killed midway: the old encoding is whole (the new one is not verified yet).
+    assert_eq!(
+        fragments(&domains).len(),
+        6,
+        "the old fragments went before the new copies"
+    );
+    assert!(
+        replicas(&domains).len() < 3,
+        "the re-encode was not caught midway"
+    );
+
+    let service = Service::start(&config, &data_dir, &[]);
+    let (status, body) = get(&service);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body == data, "after the crash a read returned other bytes");
+    eventually(WAIT, "the resumed re-encode done", || {
+        let jobs = get_json(&service.url, &format!("/v1/jobs?key={KEY}"));
+        let job = jobs["jobs"].as_array()?.first()?.clone();
+        (job["state"] == "done").then_some(())
+    });
+    assert_replicas(&domains, &data, 3);
+    assert!(
+        fragments(&domains).is_empty(),
+        "orphan fragments: {:?}",
+        fragments(&domains)
+    );
+    let scrub = service.json(&["scrub", "red"]);
+    assert_eq!(scrub["tiers"][0]["healthy"], 1, "{scrub}");
+    assert_eq!(scrub["tiers"][0]["not_at_policy"], 0, "{scrub}");
+    let (status, body) = get(&service);
+    assert!(status == 200 && body == data);
+}
+
+#[test]
+fn a_hundred_concurrent_readers_get_the_right_bytes_during_a_re_encode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (domains, config, data_dir) = reencode_setup(dir.path());
+    let slow = [("STRATA_FAULTS", "dst:put:latency=300ms")];
+    let service = Service::start_with_env(&config, &data_dir, &[], &slow);
+    let data = content((1 << 20) + 7);
+    start_reencode(&service, &data);
+    let url = service.url.clone();
+    let readers: Vec<_> = (0..100)
+        .map(|_| {
+            let (url, data) = (url.clone(), data.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                let until = Instant::now() + Duration::from_secs(3);
+                while Instant::now() < until {
+                    let (status, _, body) =
+                        http(&url, "GET", &format!("/v1/objects/{KEY}"), b"").unwrap();
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                    assert!(body == data, "a concurrent read returned other bytes");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let reads: u32 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads >= 100);
+    eventually(WAIT, "the re-encode done", || {
+        let jobs = get_json(&service.url, &format!("/v1/jobs?key={KEY}"));
+        let job = jobs["jobs"].as_array()?.first()?.clone();
+        (job["state"] == "done").then_some(())
+    });
+    assert_replicas(&domains, &data, 3);
+    assert!(fragments(&domains).is_empty());
+}

@@ -1,0 +1,38 @@
+//! # strata-redundancy: redundancy per tier
+//!
+//! A tier declares `redundancy = "none" | "replicate:N" | "ec:K+M"` over a list of stores,
+//! its failure domains. This crate owns how one object's bytes are kept over those domains
+//! ([`RedundantStore`]): writing them, reading them back verified (degraded when domains
+//! are lost), checking, repairing, re-encoding and settling what a crash left. It does not
+//! own which encoding an object should have (the service's policy), when to repair (the
+//! service schedules it from [`Read::faults`]) or the byte layouts (`strata_codec::format`:
+//! `replica_sums`, `fragment`; specified in `docs/FORMATS.md`).
+//!
+//! - [`spec`]: [`Redundancy`] and its spelling;
+//! - [`placement`]: rendezvous placement of pieces and the latency order of reads;
+//! - [`domains`]: [`RedundantStore`], what is on the domains, write, stat, read, delete,
+//!   list;
+//! - [`replicas`]: plain-file replicas with an integrity record;
+//! - [`erasure`]: Reed-Solomon fragments (over `strata_codec::parity`), hedged reads;
+//! - [`repair`]: check, repair, re-encode, settle.
+//!
+//! **Crash safety**: every piece is published atomically (`Store::write_atomic`); replicas
+//! are written before their integrity records; a new encoding is written and verified
+//! before the old one is removed; [`RedundantStore::settle`] (start-up, scrub) removes what
+//! an interrupted write or re-encode left.
+
+#![deny(missing_docs)]
+
+pub mod domains;
+pub mod erasure;
+mod error;
+mod health;
+pub mod placement;
+pub mod repair;
+pub mod replicas;
+pub mod spec;
+
+pub use domains::{ObjectStat, Read, RedundancyCounters, RedundantStore};
+pub use error::{DomainFault, FaultKind, RedundancyError};
+pub use health::{Health, PieceHealth, PieceState, RepairOutcome, SettleOutcome};
+pub use spec::Redundancy;

@@ -1,0 +1,198 @@
+//! The background half of redundant tiers: what a read found is dealt with here, after the
+//! reader has its bytes.
+//!
+//! Reads of a tier with failure domains post a [`ReadNotice`] (see [`crate::tier_store`]).
+//! This loop takes each one and:
+//!
+//! - **lazy rebuild**: a read served through missing or damaged domains (degraded) has the
+//!   object repaired (`RedundantStore::repair`: the lost replicas or fragments rewritten
+//!   from the good ones, verified before they are published), at most
+//!   [`REPAIR_CONCURRENCY`] at a time, one repair per object at once, through the tier's
+//!   move stores (under the `[bandwidth]` throttle);
+//! - **lazy re-encode**: a read of an object whose encoding is not the one its class asks
+//!   for on that tier (`[redundancy]`, e.g. `hot = "replicate:3"`, `cold = "ec:4+2"`) plans
+//!   a move job from the tier to itself with reason `lazy_reencode`, which the mover runs
+//!   like any other job (bounded by its concurrency and the bandwidth policy, visible in
+//!   `strata jobs`, resumed after a crash); at most [`MAX_REENCODES_QUEUED`] such jobs are
+//!   unfinished at once, a read beyond that plans nothing (the next read asks again).
+//!
+//! The class is the rules' classification of the object's access statistics (the same
+//! one the planner and `strata explain` use).
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use strata_catalog::{CreatedMove, MoveSpec};
+use strata_heat::{AccessSummary, Class};
+use strata_redundancy::Redundancy;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::state::{lock, now_ms, AppState};
+use crate::tier_store::ReadNotice;
+
+/// Read notices waiting at most; a read that finds the queue full posts nothing (the
+/// next read of the object asks again), so a burst of reads never grows memory.
+pub const NOTICE_QUEUE: usize = 4096;
+/// Repairs running at once.
+pub const REPAIR_CONCURRENCY: usize = 2;
+/// Unfinished `lazy_reencode` jobs at most; reads beyond that plan none.
+pub const MAX_REENCODES_QUEUED: usize = 64;
+/// The reason code of re-encode jobs.
+pub const LAZY_REENCODE: &str = "lazy_reencode";
+
+/// The rules' class of `key` now.
+pub fn class_of(state: &AppState, key: &str) -> Class {
+    let now = now_ms();
+    let summary = lock(&state.tracker)
+        .summary(key, now)
+        .unwrap_or(AccessSummary::never_accessed(now));
+    state.config.classification_rules().classify(&summary).class
+}
+
+/// Takes read notices until shutdown.
+pub async fn redundancy_loop(
+    state: Arc<AppState>,
+    mut notices: mpsc::Receiver<ReadNotice>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let repairs = Arc::new(Semaphore::new(REPAIR_CONCURRENCY));
+    let repairing: Arc<Mutex<HashSet<(usize, String)>>> = Arc::default();
+    loop {
+        let notice = tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => break,
+            notice = notices.recv() => match notice {
+                Some(notice) => notice,
+                None => break,
+            },
+        };
+        if notice.degraded {
+            start_repair(&state, &repairs, &repairing, &notice);
+        }
+        if let Err(err) = consider_reencode(&state, &notice).await {
+            tracing::warn!(rel = %notice.rel, %err, "cannot plan a lazy re-encode");
+        }
+    }
+}
+
+/// Repairs the object of a degraded read in the background (once at a time per object).
+fn start_repair(
+    state: &Arc<AppState>,
+    repairs: &Arc<Semaphore>,
+    repairing: &Arc<Mutex<HashSet<(usize, String)>>>,
+    notice: &ReadNotice,
+) {
+    let Some(tier) = state.tiers.get(notice.tier) else {
+        return;
+    };
+    let Some(domains) = tier.moves.target.domains() else {
+        return;
+    };
+    let id = (notice.tier, notice.rel.clone());
+    if !lock(repairing).insert(id.clone()) {
+        return;
+    }
+    let store = domains.store.clone();
+    let (state, repairs, repairing) = (
+        Arc::clone(state),
+        Arc::clone(repairs),
+        Arc::clone(repairing),
+    );
+    tokio::spawn(async move {
+        if let Ok(_permit) = repairs.acquire().await {
+            match store.repair(&id.1).await {
+                Ok(outcome) => {
+                    state
+                        .metrics
+                        .redundancy_repairs
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(rel = %id.1, ?outcome, "repaired after a degraded read");
+                }
+                Err(err) => {
+                    state
+                        .metrics
+                        .redundancy_repair_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(rel = %id.1, %err, "a degraded object could not be repaired");
+                }
+            }
+        }
+        lock(&repairing).remove(&id);
+    });
+}
+
+/// Plans a `lazy_reencode` job when the object read is not encoded as its class asks.
+async fn consider_reencode(state: &AppState, notice: &ReadNotice) -> Result<(), String> {
+    let Some(tier) = state.tiers.get(notice.tier) else {
+        return Ok(());
+    };
+    let Some(key) = notice.rel.strip_prefix("objects/") else {
+        return Ok(());
+    };
+    let Some(wanted) = tier.wanted_redundancy(class_of(state, key)) else {
+        return Ok(());
+    };
+    if wanted == notice.encoding
+        || state.mover.running(key).is_some()
+        || lock(&state.reencodes).contains(key)
+    {
+        return Ok(());
+    }
+    let Some(entry) = state.index.get(key) else {
+        return Ok(());
+    };
+    if entry.tier != tier.index || state.reencodes_queued() >= MAX_REENCODES_QUEUED {
+        return Ok(());
+    }
+    let spec = reencode_spec(
+        tier.name(),
+        key,
+        entry.generation,
+        entry.size,
+        notice.encoding,
+        wanted,
+    );
+    let created = state
+        .catalog
+        .create_move(&spec, now_ms())
+        .await
+        .map_err(|err| err.to_string())?;
+    match created {
+        CreatedMove::Created(job) | CreatedMove::Existing(job) if job.state.is_active() => {
+            tracing::info!(job = job.id, %key, from = %notice.encoding, to = %wanted,
+                "lazy re-encode planned");
+            lock(&state.reencodes).insert(key.to_string());
+            state.mover.enqueue(job.id);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The job of re-encoding `key` on `tier` from `from` to `to`.
+fn reencode_spec(
+    tier: &str,
+    key: &str,
+    generation: i64,
+    size: u64,
+    from: Redundancy,
+    to: Redundancy,
+) -> MoveSpec {
+    MoveSpec {
+        idempotency_key: format!("{LAZY_REENCODE}:{tier}:{key}:{generation}:{to}"),
+        key: key.to_string(),
+        from_tier: tier.to_string(),
+        to_tier: tier.to_string(),
+        generation,
+        size,
+        reason: LAZY_REENCODE.to_string(),
+        explanation: format!(
+            "a read found the object stored as {from} on tier {tier:?}, and its class asks \
+             for {to} there; it is re-encoded in the background (written and verified as \
+             {to} before the {from} pieces are removed)"
+        ),
+        inputs_json: serde_json::json!({ "from": from.to_string(), "to": to.to_string() })
+            .to_string(),
+        after: Vec::new(),
+    }
+}
