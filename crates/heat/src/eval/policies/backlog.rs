@@ -28,8 +28,8 @@ use crate::classify::Class;
 use crate::eval::TierIndex;
 use crate::stats::Decay;
 
-/// `Backlog::slot_of` of an object not in the backlog.
-const ABSENT: u32 = u32::MAX;
+/// `Member::insertion` of an object not in the backlog (insertions count from 1).
+const ABSENT: u64 = 0;
 
 /// The last access of an object never read: first, as the planner orders it.
 const NEVER_READ: i64 = i64::MIN;
@@ -77,6 +77,25 @@ struct Queued {
     insertion: u64,
 }
 
+/// An object's place in the backlog: the insertion of its live entry ([`ABSENT`]: none),
+/// and its demotion's size and tiers.
+#[derive(Clone, Copy, Debug)]
+struct Member {
+    insertion: u64,
+    size: u64,
+    from: u32,
+    to: u32,
+}
+
+impl Member {
+    const OUT: Member = Member {
+        insertion: ABSENT,
+        size: 0,
+        from: 0,
+        to: 0,
+    };
+}
+
 /// Keys closer than this (relative) may be ordered otherwise by the planner's rounding.
 const TIE: f64 = 1e-9;
 
@@ -117,14 +136,15 @@ pub(super) struct Backlog {
     heap: QuadHeap,
     /// Insertions so far: each one's number.
     insertions: u64,
-    /// The live entries, in no order, each with its demotion, size and insertion.
-    entries: Vec<(Entry, Waiting, u64, u64)>,
+    /// Live entries.
+    live: usize,
     /// The entries the last walk took off the heap: put back by the next walk if still
     /// live (most are not: a walk shows a pass the demotions it makes, which leave).
     walked: Vec<Queued>,
-    /// Per object id, its index in `entries` or [`ABSENT`]: four bytes an object, since
-    /// every request looks an object up here.
-    slot_of: Vec<u32>,
+    /// Per object id, its membership: what a removal needs, on one cache line, since
+    /// every request and every active object a pass looks at removes its object (a list
+    /// of the live entries would cost a removal a second and a third line).
+    members: Vec<Member>,
     /// Bytes waiting to go to each tier.
     bytes_to: Vec<u64>,
     /// Bytes waiting to leave each tier.
@@ -143,9 +163,9 @@ impl Backlog {
             origin_ms: None,
             heap: QuadHeap::default(),
             insertions: 0,
-            entries: Vec::new(),
+            live: 0,
             walked: Vec::new(),
-            slot_of: Vec::new(),
+            members: Vec::new(),
             bytes_to: vec![0; tiers],
             bytes_from: vec![0; tiers],
             oldest_access_ms: i64::MAX,
@@ -167,17 +187,20 @@ impl Backlog {
         // The entry that set it may have left: find the true oldest, once per time it
         // looks too old (at most one scan per horizon while entries stay fresh).
         self.oldest_access_ms = self
-            .entries
+            .heap
+            .items
             .iter()
-            .filter(|(entry, ..)| entry.last_access_ms != NEVER_READ)
-            .map(|(entry, ..)| entry.last_access_ms)
+            .chain(&self.walked)
+            .filter(|queued| self.live(queued).is_some())
+            .map(|queued| queued.entry.last_access_ms)
+            .filter(|&last| last != NEVER_READ)
             .min()
             .unwrap_or(i64::MAX);
         fresh(self.oldest_access_ms)
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.live == 0
     }
 
     /// Adds a demotion (replacing any entry of the object): its class, and its baseline
@@ -204,47 +227,49 @@ impl Backlog {
             object: waiting.object,
         };
         let index = waiting.object as usize;
-        if self.slot_of.len() <= index {
-            self.slot_of.resize(index + 1, ABSENT);
+        if self.members.len() <= index {
+            self.members.resize(index + 1, Member::OUT);
         }
         if last != NEVER_READ {
             self.oldest_access_ms = self.oldest_access_ms.min(last);
         }
         self.insertions += 1;
         let insertion = self.insertions;
-        if self.heap.len() > 2 * self.entries.len() + 64 {
+        if self.heap.len() > 2 * self.live + 64 {
             // Mostly removed entries: rebuild from the live ones (linear), so that the heap
             // stays proportional to the backlog.
-            let (slot_of, entries) = (&self.slot_of, &self.entries);
+            let members = &self.members;
             self.heap.retain(|queued| {
-                slot_of
+                members
                     .get(queued.entry.object as usize)
-                    .and_then(|&index| entries.get(index as usize))
-                    .is_some_and(|entry| entry.3 == queued.insertion)
+                    .is_some_and(|member| member.insertion == queued.insertion)
             });
         }
         self.heap.push(Queued { entry, insertion });
-        self.slot_of[index] = self.entries.len() as u32;
-        self.entries.push((entry, waiting, size, insertion));
+        self.members[index] = Member {
+            insertion,
+            size,
+            from: waiting.from as u32,
+            to: waiting.to as u32,
+        };
+        self.live += 1;
         self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_add(size);
         self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_add(size);
     }
 
     /// Takes an object out, if it is in.
     pub(super) fn remove(&mut self, object: u32) {
-        let Some(slot) = self.slot_of.get_mut(object as usize) else {
+        let Some(member) = self.members.get_mut(object as usize) else {
             return;
         };
-        let index = std::mem::replace(slot, ABSENT);
-        if index == ABSENT {
+        if member.insertion == ABSENT {
             return;
         }
-        let (_, waiting, size, _) = self.entries.swap_remove(index as usize);
-        if let Some((_, moved, ..)) = self.entries.get(index as usize) {
-            self.slot_of[moved.object as usize] = index;
-        }
-        self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_sub(size);
-        self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_sub(size);
+        let member = std::mem::replace(member, Member::OUT);
+        self.live -= 1;
+        let (to, from) = (member.to as usize, member.from as usize);
+        self.bytes_to[to] = self.bytes_to[to].saturating_sub(member.size);
+        self.bytes_from[from] = self.bytes_from[from].saturating_sub(member.size);
     }
 
     /// Bytes waiting to go to `tier`.
@@ -259,9 +284,13 @@ impl Backlog {
 
     /// The demotion of a heap entry, if the entry is live.
     fn live(&self, queued: &Queued) -> Option<Waiting> {
-        let index = *self.slot_of.get(queued.entry.object as usize)?;
-        let (_, waiting, _, insertion) = self.entries.get(index as usize)?;
-        (*insertion == queued.insertion).then_some(*waiting)
+        let object = queued.entry.object;
+        let member = self.members.get(object as usize)?;
+        (member.insertion == queued.insertion).then_some(Waiting {
+            object,
+            from: member.from as TierIndex,
+            to: member.to as TierIndex,
+        })
     }
 
     /// Shows `visit` the waiting demotions with their ranks, coldest first, until it
@@ -298,7 +327,7 @@ impl Backlog {
 
     /// Takes every demotion out, coldest first.
     pub(super) fn drain(&mut self) -> Vec<Waiting> {
-        let mut all: Vec<Waiting> = Vec::with_capacity(self.entries.len());
+        let mut all: Vec<Waiting> = Vec::with_capacity(self.live);
         self.walk(|waiting, _| {
             all.push(waiting);
             true
