@@ -1,8 +1,8 @@
 //! The demotions the `rules` policy's passes have not reached yet, kept in the order the
 //! planner considers them, so that a pass takes the few its budget allows without
-//! classifying the whole backlog again. A heap keeps the order: a removal (every
-//! access of a waiting object makes one) only forgets the object's entry, which the heap
-//! drops when it comes to the top or when removed entries outnumber the live ones.
+//! classifying the whole backlog again. Sorted runs keep the order (see [`SortedRuns`]): a
+//! removal (every access of a waiting object makes one) only forgets the object's entry,
+//! which the runs drop when it comes first or when removed entries outnumber the live ones.
 //!
 //! Why the order keeps: the planner orders demotions by class (coldest first), then
 //! baseline rate, then last access, then key (`placement`'s `wanted_order`). Without an
@@ -67,10 +67,10 @@ impl Ord for Entry {
     }
 }
 
-/// An entry in the heap, with the insertion that made it: an object's entry is live while
+/// An entry in the runs, with the insertion that made it: an object's entry is live while
 /// its insertion is the object's latest and it was not removed since. Removing leaves the
-/// entry in the heap (a walk drops it when it comes to the top), so that an access, which
-/// takes its object out of the backlog, costs no search of the heap.
+/// entry in the runs (a walk drops it when it comes first), so that an access, which
+/// takes its object out of the backlog, costs no search of the runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Queued {
     entry: Entry,
@@ -133,7 +133,7 @@ pub(super) struct Backlog {
     /// `k·(l - origin)` stays small and keeps the rate's digits.
     origin_ms: Option<i64>,
     /// The live entries, coldest on top, and removed ones not yet dropped.
-    heap: QuadHeap,
+    heap: SortedRuns,
     /// Insertions so far: each one's number.
     insertions: u64,
     /// Live entries.
@@ -161,7 +161,7 @@ impl Backlog {
         Backlog {
             slow_per_ms: std::f64::consts::LN_2 / decay.slow_half_life_ms().max(1) as f64,
             origin_ms: None,
-            heap: QuadHeap::default(),
+            heap: SortedRuns::default(),
             insertions: 0,
             live: 0,
             walked: Vec::new(),
@@ -188,7 +188,6 @@ impl Backlog {
         // looks too old (at most one scan per horizon while entries stay fresh).
         self.oldest_access_ms = self
             .heap
-            .items
             .iter()
             .chain(&self.walked)
             .filter(|queued| self.live(queued).is_some())
@@ -341,79 +340,142 @@ impl Backlog {
     }
 }
 
-/// A min-heap of four children a node: half the levels of a binary heap, whose children
-/// share a cache line or two, for a backlog of a million entries that does not stay in
-/// cache. Pops in the order of `Queued`'s (total) order, as any heap would.
+/// The backlog's entries in order, as sorted runs: what a pass pushes is sorted as one
+/// run when the next walk starts (in cache: a pass's few thousand at most), and runs of
+/// similar length are merged, so that there are O(log n) of them; a pop takes the least of
+/// their first items. Why not a heap: a pop from a heap of a million entries, which does
+/// not stay in cache, waits for memory at each of its levels, where a run is read in
+/// order. Pops in the order of `Queued`'s (total) order, as a heap would.
 #[derive(Clone, Debug, Default)]
-struct QuadHeap {
-    items: Vec<Queued>,
+struct SortedRuns {
+    /// Each sorted from its `head` on, none empty.
+    runs: Vec<Run>,
+    /// Pushed since the last pop, in no order.
+    fresh: Vec<Queued>,
+    /// Items in all.
+    len: usize,
+    /// The buffer of a run merged away, kept for the next merge: a merge into fresh
+    /// memory would have the kernel clear megabytes of new pages each time.
+    spare: Vec<Queued>,
 }
 
-impl QuadHeap {
+#[derive(Clone, Debug)]
+struct Run {
+    items: Vec<Queued>,
+    /// Items before it were popped.
+    head: usize,
+}
+
+impl Run {
+    fn rest(&self) -> &[Queued] {
+        &self.items[self.head..]
+    }
+}
+
+impl SortedRuns {
     fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     fn clear(&mut self) {
-        self.items.clear();
+        self.runs.clear();
+        self.spare = Vec::new();
+        self.fresh.clear();
+        self.len = 0;
     }
 
     fn push(&mut self, item: Queued) {
-        self.items.push(item);
-        let mut at = self.items.len() - 1;
-        while at > 0 {
-            let parent = (at - 1) / 4;
-            if self.items[parent] <= item {
-                break;
-            }
-            self.items[at] = self.items[parent];
-            at = parent;
-        }
-        self.items[at] = item;
+        self.fresh.push(item);
+        self.len += 1;
+    }
+
+    /// Every item, in no order.
+    fn iter(&self) -> impl Iterator<Item = &Queued> + '_ {
+        self.runs.iter().flat_map(Run::rest).chain(&self.fresh)
     }
 
     fn pop(&mut self) -> Option<Queued> {
-        let last = self.items.pop()?;
-        if self.items.is_empty() {
-            return Some(last);
+        self.settle();
+        let (index, _) = self
+            .runs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, run)| run.rest().first().map(|first| (index, first)))
+            .min_by(|a, b| a.1.cmp(b.1))?;
+        let run = &mut self.runs[index];
+        let item = run.items[run.head];
+        run.head += 1;
+        if run.head == run.items.len() {
+            self.runs.remove(index);
         }
-        let top = self.items[0];
-        self.sift_down(0, last);
-        Some(top)
+        self.len -= 1;
+        Some(item)
     }
 
-    /// Puts `item` at `at` or below, moving smaller children up.
-    fn sift_down(&mut self, mut at: usize, item: Queued) {
-        let len = self.items.len();
-        loop {
-            let first = 4 * at + 1;
-            if first >= len {
-                break;
-            }
-            let children = &self.items[first..len.min(first + 4)];
-            let (offset, &least) = children
-                .iter()
-                .enumerate()
-                .min_by(|a, b| a.1.cmp(b.1))
-                .unwrap_or((0, &item));
-            if item <= least {
-                break;
-            }
-            self.items[at] = least;
-            at = first + offset;
+    /// Sorts the items pushed since the last pop into a run, and merges the last runs
+    /// while the last is at least half as long as the one before it (so each is at
+    /// most about half the one before, and an item is merged O(log n) times).
+    fn settle(&mut self) {
+        if self.fresh.is_empty() {
+            return;
         }
-        self.items[at] = item;
+        let mut fresh = std::mem::take(&mut self.fresh);
+        fresh.sort_unstable();
+        self.runs.push(Run {
+            items: fresh,
+            head: 0,
+        });
+        while let [.., before, last] = self.runs.as_slice() {
+            if before.rest().len() > 2 * last.rest().len() {
+                break;
+            }
+            let mut merged = std::mem::take(&mut self.spare);
+            merge(before.rest(), last.rest(), &mut merged);
+            self.runs.pop();
+            if let Some(before) = self.runs.last_mut() {
+                let replaced = std::mem::replace(
+                    before,
+                    Run {
+                        items: merged,
+                        head: 0,
+                    },
+                );
+                self.spare = replaced.items;
+            }
+        }
     }
 
-    /// Keeps the items `keep` says, and restores the heap (linear).
-    fn retain(&mut self, keep: impl FnMut(&Queued) -> bool) {
-        self.items.retain(keep);
-        for at in (0..self.items.len() / 4 + 1).rev() {
-            if let Some(&item) = self.items.get(at) {
-                self.sift_down(at, item);
-            }
+    /// Keeps the items `keep` says (linear; the runs stay sorted).
+    fn retain(&mut self, mut keep: impl FnMut(&Queued) -> bool) {
+        for run in &mut self.runs {
+            let kept: Vec<Queued> = run.rest().iter().copied().filter(|q| keep(q)).collect();
+            *run = Run {
+                items: kept,
+                head: 0,
+            };
+        }
+        self.runs.retain(|run| !run.items.is_empty());
+        self.fresh.retain(|q| keep(q));
+        self.len = self.iter().count();
+    }
+}
+
+/// Two sorted runs as one, in `merged` (emptied first).
+fn merge(a: &[Queued], b: &[Queued], merged: &mut Vec<Queued>) {
+    merged.clear();
+    merged.reserve(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        if y < x {
+            merged.push(*y);
+            j += 1;
+        } else {
+            merged.push(*x);
+            i += 1;
         }
     }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
 }
 
 #[cfg(test)]
@@ -458,7 +520,7 @@ mod tests {
     }
 
     #[test]
-    fn the_heap_pops_in_order_after_pushes_pops_and_a_retain() {
+    fn sorted_runs_pop_in_order_after_batches_of_pushes_pops_and_a_retain() {
         let queued = |n: u64| Queued {
             entry: Entry {
                 class: [Class::Cold, Class::Warm, Class::Hot][(n % 3) as usize],
@@ -468,22 +530,28 @@ mod tests {
             },
             insertion: n,
         };
-        let mut heap = QuadHeap::default();
-        let mut all: Vec<Queued> = (0..500).map(queued).collect();
-        for &item in &all {
-            heap.push(item);
+        // Batches of varied sizes between pops, so that runs of many lengths are merged;
+        // the model is a sorted set of what is in.
+        let mut runs = SortedRuns::default();
+        let mut model = std::collections::BTreeSet::new();
+        let mut n = 0;
+        for batch in [1, 300, 2, 7, 150, 0, 40, 1, 1, 90, 500, 3] {
+            for _ in 0..batch {
+                runs.push(queued(n));
+                model.insert(queued(n));
+                n += 1;
+            }
+            for _ in 0..(batch % 37) {
+                assert_eq!(runs.pop(), model.pop_first());
+            }
+            assert_eq!(runs.len(), model.len());
+            if batch == 90 {
+                runs.retain(|q| q.insertion % 2 == 0);
+                model.retain(|q| q.insertion % 2 == 0);
+            }
         }
-        all.sort();
-        let first: Vec<Queued> = (0..40).filter_map(|_| heap.pop()).collect();
-        assert_eq!(first, all[..40]);
-        heap.retain(|q| q.insertion % 2 == 0);
-        let rest: Vec<Queued> = std::iter::from_fn(|| heap.pop()).collect();
-        let even: Vec<Queued> = all[40..]
-            .iter()
-            .copied()
-            .filter(|q| q.insertion % 2 == 0)
-            .collect();
-        assert_eq!(rest, even);
-        assert_eq!(heap.len(), 0);
+        let rest: Vec<Queued> = std::iter::from_fn(|| runs.pop()).collect();
+        assert_eq!(rest, model.into_iter().collect::<Vec<_>>());
+        assert_eq!(runs.len(), 0);
     }
 }
