@@ -1,8 +1,8 @@
 //! The demotions the `rules` policy's passes have not reached yet, kept in the order the
 //! planner considers them, so that a pass takes the few its budget allows without
-//! classifying the whole backlog again. A heap keeps the order: a removal (every
-//! access of a waiting object makes one) only forgets the object's entry, which the heap
-//! drops when it comes to the top or when removed entries outnumber the live ones.
+//! classifying the whole backlog again. Sorted runs keep the order (see [`SortedRuns`]): a
+//! removal (every access of a waiting object makes one) only forgets the object's entry,
+//! which the runs drop when it comes first or when removed entries outnumber the live ones.
 //!
 //! Why the order keeps: the planner orders demotions by class (coldest first), then
 //! baseline rate, then last access, then key (`placement`'s `wanted_order`). Without an
@@ -28,8 +28,8 @@ use crate::classify::Class;
 use crate::eval::TierIndex;
 use crate::stats::Decay;
 
-/// `Backlog::slot_of` of an object not in the backlog.
-const ABSENT: u32 = u32::MAX;
+/// `Member::insertion` of an object not in the backlog (insertions count from 1).
+const ABSENT: u64 = 0;
 
 /// The last access of an object never read: first, as the planner orders it.
 const NEVER_READ: i64 = i64::MIN;
@@ -67,14 +67,33 @@ impl Ord for Entry {
     }
 }
 
-/// An entry in the heap, with the insertion that made it: an object's entry is live while
+/// An entry in the runs, with the insertion that made it: an object's entry is live while
 /// its insertion is the object's latest and it was not removed since. Removing leaves the
-/// entry in the heap (a walk drops it when it comes to the top), so that an access, which
-/// takes its object out of the backlog, costs no search of the heap.
+/// entry in the runs (a walk drops it when it comes first), so that an access, which
+/// takes its object out of the backlog, costs no search of the runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Queued {
     entry: Entry,
     insertion: u64,
+}
+
+/// An object's place in the backlog: the insertion of its live entry ([`ABSENT`]: none),
+/// and its demotion's size and tiers.
+#[derive(Clone, Copy, Debug)]
+struct Member {
+    insertion: u64,
+    size: u64,
+    from: u32,
+    to: u32,
+}
+
+impl Member {
+    const OUT: Member = Member {
+        insertion: ABSENT,
+        size: 0,
+        from: 0,
+        to: 0,
+    };
 }
 
 /// Keys closer than this (relative) may be ordered otherwise by the planner's rounding.
@@ -114,17 +133,18 @@ pub(super) struct Backlog {
     /// `k·(l - origin)` stays small and keeps the rate's digits.
     origin_ms: Option<i64>,
     /// The live entries, coldest on top, and removed ones not yet dropped.
-    heap: QuadHeap,
+    heap: SortedRuns,
     /// Insertions so far: each one's number.
     insertions: u64,
-    /// The live entries, in no order, each with its demotion, size and insertion.
-    entries: Vec<(Entry, Waiting, u64, u64)>,
+    /// Live entries.
+    live: usize,
     /// The entries the last walk took off the heap: put back by the next walk if still
     /// live (most are not: a walk shows a pass the demotions it makes, which leave).
     walked: Vec<Queued>,
-    /// Per object id, its index in `entries` or [`ABSENT`]: four bytes an object, since
-    /// every request looks an object up here.
-    slot_of: Vec<u32>,
+    /// Per object id, its membership: what a removal needs, on one cache line, since
+    /// every request and every active object a pass looks at removes its object (a list
+    /// of the live entries would cost a removal a second and a third line).
+    members: Vec<Member>,
     /// Bytes waiting to go to each tier.
     bytes_to: Vec<u64>,
     /// Bytes waiting to leave each tier.
@@ -141,11 +161,11 @@ impl Backlog {
         Backlog {
             slow_per_ms: std::f64::consts::LN_2 / decay.slow_half_life_ms().max(1) as f64,
             origin_ms: None,
-            heap: QuadHeap::default(),
+            heap: SortedRuns::default(),
             insertions: 0,
-            entries: Vec::new(),
+            live: 0,
             walked: Vec::new(),
-            slot_of: Vec::new(),
+            members: Vec::new(),
             bytes_to: vec![0; tiers],
             bytes_from: vec![0; tiers],
             oldest_access_ms: i64::MAX,
@@ -167,17 +187,19 @@ impl Backlog {
         // The entry that set it may have left: find the true oldest, once per time it
         // looks too old (at most one scan per horizon while entries stay fresh).
         self.oldest_access_ms = self
-            .entries
+            .heap
             .iter()
-            .filter(|(entry, ..)| entry.last_access_ms != NEVER_READ)
-            .map(|(entry, ..)| entry.last_access_ms)
+            .chain(&self.walked)
+            .filter(|queued| self.live(queued).is_some())
+            .map(|queued| queued.entry.last_access_ms)
+            .filter(|&last| last != NEVER_READ)
             .min()
             .unwrap_or(i64::MAX);
         fresh(self.oldest_access_ms)
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.live == 0
     }
 
     /// Adds a demotion (replacing any entry of the object): its class, and its baseline
@@ -204,47 +226,49 @@ impl Backlog {
             object: waiting.object,
         };
         let index = waiting.object as usize;
-        if self.slot_of.len() <= index {
-            self.slot_of.resize(index + 1, ABSENT);
+        if self.members.len() <= index {
+            self.members.resize(index + 1, Member::OUT);
         }
         if last != NEVER_READ {
             self.oldest_access_ms = self.oldest_access_ms.min(last);
         }
         self.insertions += 1;
         let insertion = self.insertions;
-        if self.heap.len() > 2 * self.entries.len() + 64 {
+        if self.heap.len() > 2 * self.live + 64 {
             // Mostly removed entries: rebuild from the live ones (linear), so that the heap
             // stays proportional to the backlog.
-            let (slot_of, entries) = (&self.slot_of, &self.entries);
+            let members = &self.members;
             self.heap.retain(|queued| {
-                slot_of
+                members
                     .get(queued.entry.object as usize)
-                    .and_then(|&index| entries.get(index as usize))
-                    .is_some_and(|entry| entry.3 == queued.insertion)
+                    .is_some_and(|member| member.insertion == queued.insertion)
             });
         }
         self.heap.push(Queued { entry, insertion });
-        self.slot_of[index] = self.entries.len() as u32;
-        self.entries.push((entry, waiting, size, insertion));
+        self.members[index] = Member {
+            insertion,
+            size,
+            from: waiting.from as u32,
+            to: waiting.to as u32,
+        };
+        self.live += 1;
         self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_add(size);
         self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_add(size);
     }
 
     /// Takes an object out, if it is in.
     pub(super) fn remove(&mut self, object: u32) {
-        let Some(slot) = self.slot_of.get_mut(object as usize) else {
+        let Some(member) = self.members.get_mut(object as usize) else {
             return;
         };
-        let index = std::mem::replace(slot, ABSENT);
-        if index == ABSENT {
+        if member.insertion == ABSENT {
             return;
         }
-        let (_, waiting, size, _) = self.entries.swap_remove(index as usize);
-        if let Some((_, moved, ..)) = self.entries.get(index as usize) {
-            self.slot_of[moved.object as usize] = index;
-        }
-        self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_sub(size);
-        self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_sub(size);
+        let member = std::mem::replace(member, Member::OUT);
+        self.live -= 1;
+        let (to, from) = (member.to as usize, member.from as usize);
+        self.bytes_to[to] = self.bytes_to[to].saturating_sub(member.size);
+        self.bytes_from[from] = self.bytes_from[from].saturating_sub(member.size);
     }
 
     /// Bytes waiting to go to `tier`.
@@ -259,9 +283,13 @@ impl Backlog {
 
     /// The demotion of a heap entry, if the entry is live.
     fn live(&self, queued: &Queued) -> Option<Waiting> {
-        let index = *self.slot_of.get(queued.entry.object as usize)?;
-        let (_, waiting, _, insertion) = self.entries.get(index as usize)?;
-        (*insertion == queued.insertion).then_some(*waiting)
+        let object = queued.entry.object;
+        let member = self.members.get(object as usize)?;
+        (member.insertion == queued.insertion).then_some(Waiting {
+            object,
+            from: member.from as TierIndex,
+            to: member.to as TierIndex,
+        })
     }
 
     /// Shows `visit` the waiting demotions with their ranks, coldest first, until it
@@ -298,7 +326,7 @@ impl Backlog {
 
     /// Takes every demotion out, coldest first.
     pub(super) fn drain(&mut self) -> Vec<Waiting> {
-        let mut all: Vec<Waiting> = Vec::with_capacity(self.entries.len());
+        let mut all: Vec<Waiting> = Vec::with_capacity(self.live);
         self.walk(|waiting, _| {
             all.push(waiting);
             true
@@ -312,79 +340,142 @@ impl Backlog {
     }
 }
 
-/// A min-heap of four children a node: half the levels of a binary heap, whose children
-/// share a cache line or two, for a backlog of a million entries that does not stay in
-/// cache. Pops in the order of `Queued`'s (total) order, as any heap would.
+/// The backlog's entries in order, as sorted runs: what a pass pushes is sorted as one
+/// run when the next walk starts (in cache: a pass's few thousand at most), and runs of
+/// similar length are merged, so that there are O(log n) of them; a pop takes the least of
+/// their first items. Why not a heap: a pop from a heap of a million entries, which does
+/// not stay in cache, waits for memory at each of its levels, where a run is read in
+/// order. Pops in the order of `Queued`'s (total) order, as a heap would.
 #[derive(Clone, Debug, Default)]
-struct QuadHeap {
-    items: Vec<Queued>,
+struct SortedRuns {
+    /// Each sorted from its `head` on, none empty.
+    runs: Vec<Run>,
+    /// Pushed since the last pop, in no order.
+    fresh: Vec<Queued>,
+    /// Items in all.
+    len: usize,
+    /// The buffer of a run merged away, kept for the next merge: a merge into fresh
+    /// memory would have the kernel clear megabytes of new pages each time.
+    spare: Vec<Queued>,
 }
 
-impl QuadHeap {
+#[derive(Clone, Debug)]
+struct Run {
+    items: Vec<Queued>,
+    /// Items before it were popped.
+    head: usize,
+}
+
+impl Run {
+    fn rest(&self) -> &[Queued] {
+        &self.items[self.head..]
+    }
+}
+
+impl SortedRuns {
     fn len(&self) -> usize {
-        self.items.len()
+        self.len
     }
 
     fn clear(&mut self) {
-        self.items.clear();
+        self.runs.clear();
+        self.spare = Vec::new();
+        self.fresh.clear();
+        self.len = 0;
     }
 
     fn push(&mut self, item: Queued) {
-        self.items.push(item);
-        let mut at = self.items.len() - 1;
-        while at > 0 {
-            let parent = (at - 1) / 4;
-            if self.items[parent] <= item {
-                break;
-            }
-            self.items[at] = self.items[parent];
-            at = parent;
-        }
-        self.items[at] = item;
+        self.fresh.push(item);
+        self.len += 1;
+    }
+
+    /// Every item, in no order.
+    fn iter(&self) -> impl Iterator<Item = &Queued> + '_ {
+        self.runs.iter().flat_map(Run::rest).chain(&self.fresh)
     }
 
     fn pop(&mut self) -> Option<Queued> {
-        let last = self.items.pop()?;
-        if self.items.is_empty() {
-            return Some(last);
+        self.settle();
+        let (index, _) = self
+            .runs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, run)| run.rest().first().map(|first| (index, first)))
+            .min_by(|a, b| a.1.cmp(b.1))?;
+        let run = &mut self.runs[index];
+        let item = run.items[run.head];
+        run.head += 1;
+        if run.head == run.items.len() {
+            self.runs.remove(index);
         }
-        let top = self.items[0];
-        self.sift_down(0, last);
-        Some(top)
+        self.len -= 1;
+        Some(item)
     }
 
-    /// Puts `item` at `at` or below, moving smaller children up.
-    fn sift_down(&mut self, mut at: usize, item: Queued) {
-        let len = self.items.len();
-        loop {
-            let first = 4 * at + 1;
-            if first >= len {
-                break;
-            }
-            let children = &self.items[first..len.min(first + 4)];
-            let (offset, &least) = children
-                .iter()
-                .enumerate()
-                .min_by(|a, b| a.1.cmp(b.1))
-                .unwrap_or((0, &item));
-            if item <= least {
-                break;
-            }
-            self.items[at] = least;
-            at = first + offset;
+    /// Sorts the items pushed since the last pop into a run, and merges the last runs
+    /// while the last is at least half as long as the one before it (so each is at
+    /// most about half the one before, and an item is merged O(log n) times).
+    fn settle(&mut self) {
+        if self.fresh.is_empty() {
+            return;
         }
-        self.items[at] = item;
+        let mut fresh = std::mem::take(&mut self.fresh);
+        fresh.sort_unstable();
+        self.runs.push(Run {
+            items: fresh,
+            head: 0,
+        });
+        while let [.., before, last] = self.runs.as_slice() {
+            if before.rest().len() > 2 * last.rest().len() {
+                break;
+            }
+            let mut merged = std::mem::take(&mut self.spare);
+            merge(before.rest(), last.rest(), &mut merged);
+            self.runs.pop();
+            if let Some(before) = self.runs.last_mut() {
+                let replaced = std::mem::replace(
+                    before,
+                    Run {
+                        items: merged,
+                        head: 0,
+                    },
+                );
+                self.spare = replaced.items;
+            }
+        }
     }
 
-    /// Keeps the items `keep` says, and restores the heap (linear).
-    fn retain(&mut self, keep: impl FnMut(&Queued) -> bool) {
-        self.items.retain(keep);
-        for at in (0..self.items.len() / 4 + 1).rev() {
-            if let Some(&item) = self.items.get(at) {
-                self.sift_down(at, item);
-            }
+    /// Keeps the items `keep` says (linear; the runs stay sorted).
+    fn retain(&mut self, mut keep: impl FnMut(&Queued) -> bool) {
+        for run in &mut self.runs {
+            let kept: Vec<Queued> = run.rest().iter().copied().filter(|q| keep(q)).collect();
+            *run = Run {
+                items: kept,
+                head: 0,
+            };
+        }
+        self.runs.retain(|run| !run.items.is_empty());
+        self.fresh.retain(|q| keep(q));
+        self.len = self.iter().count();
+    }
+}
+
+/// Two sorted runs as one, in `merged` (emptied first).
+fn merge(a: &[Queued], b: &[Queued], merged: &mut Vec<Queued>) {
+    merged.clear();
+    merged.reserve(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        if y < x {
+            merged.push(*y);
+            j += 1;
+        } else {
+            merged.push(*x);
+            i += 1;
         }
     }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
 }
 
 #[cfg(test)]
@@ -429,7 +520,7 @@ mod tests {
     }
 
     #[test]
-    fn the_heap_pops_in_order_after_pushes_pops_and_a_retain() {
+    fn sorted_runs_pop_in_order_after_batches_of_pushes_pops_and_a_retain() {
         let queued = |n: u64| Queued {
             entry: Entry {
                 class: [Class::Cold, Class::Warm, Class::Hot][(n % 3) as usize],
@@ -439,22 +530,28 @@ mod tests {
             },
             insertion: n,
         };
-        let mut heap = QuadHeap::default();
-        let mut all: Vec<Queued> = (0..500).map(queued).collect();
-        for &item in &all {
-            heap.push(item);
+        // Batches of varied sizes between pops, so that runs of many lengths are merged;
+        // the model is a sorted set of what is in.
+        let mut runs = SortedRuns::default();
+        let mut model = std::collections::BTreeSet::new();
+        let mut n = 0;
+        for batch in [1, 300, 2, 7, 150, 0, 40, 1, 1, 90, 500, 3] {
+            for _ in 0..batch {
+                runs.push(queued(n));
+                model.insert(queued(n));
+                n += 1;
+            }
+            for _ in 0..(batch % 37) {
+                assert_eq!(runs.pop(), model.pop_first());
+            }
+            assert_eq!(runs.len(), model.len());
+            if batch == 90 {
+                runs.retain(|q| q.insertion % 2 == 0);
+                model.retain(|q| q.insertion % 2 == 0);
+            }
         }
-        all.sort();
-        let first: Vec<Queued> = (0..40).filter_map(|_| heap.pop()).collect();
-        assert_eq!(first, all[..40]);
-        heap.retain(|q| q.insertion % 2 == 0);
-        let rest: Vec<Queued> = std::iter::from_fn(|| heap.pop()).collect();
-        let even: Vec<Queued> = all[40..]
-            .iter()
-            .copied()
-            .filter(|q| q.insertion % 2 == 0)
-            .collect();
-        assert_eq!(rest, even);
-        assert_eq!(heap.len(), 0);
+        let rest: Vec<Queued> = std::iter::from_fn(|| runs.pop()).collect();
+        assert_eq!(rest, model.into_iter().collect::<Vec<_>>());
+        assert_eq!(runs.len(), 0);
     }
 }

@@ -21,9 +21,8 @@
 //! ever for a spike or rate rule to hold, the look reads only its last access and last
 //! write, not its windowed counts (a few cache lines further on) nor its decayed rates.
 
-use std::collections::BTreeMap;
-
 use super::recency::RecencyLists;
+use super::sleepers::Sleepers;
 use crate::classify::{Class, Decision, Reason, Rules};
 use crate::eval::{Predictions, TierIndex};
 use crate::placement::ClassTiers;
@@ -359,59 +358,6 @@ impl ClassWatch {
             true
         });
         self.heavy = heavy;
-    }
-}
-
-/// Objects asleep until a time, in buckets of `every_ms` keyed by the bucket's end (bucket
-/// `k` holds the times in `((k - 1)·every_ms, k·every_ms]`): adding is a map lookup, and a
-/// wake-up at a multiple of `every_ms` takes whole buckets without looking at a time; at
-/// any other time, the one bucket it cuts is sorted out. Objects wake in order of (time,
-/// id), as a heap would give them: an order a policy may depend on (`seed003` moves in it).
-#[derive(Clone, Debug)]
-struct Sleepers {
-    every_ms: i64,
-    buckets: BTreeMap<i64, Vec<(i64, u32)>>,
-    /// Scratch space, kept to save an allocation per wake-up.
-    due: Vec<(i64, u32)>,
-}
-
-impl Sleepers {
-    fn new(every_ms: i64) -> Self {
-        Sleepers {
-            every_ms: every_ms.max(1),
-            buckets: BTreeMap::new(),
-            due: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, until_ms: i64, object: u32) {
-        let end =
-            until_ms.div_euclid(self.every_ms) + i64::from(until_ms.rem_euclid(self.every_ms) != 0);
-        self.buckets
-            .entry(end)
-            .or_default()
-            .push((until_ms, object));
-    }
-
-    /// Moves the sleepers due by `now_ms` into `due`, in order of (time, id).
-    fn take_due(&mut self, now_ms: i64, due: &mut Vec<(i64, u32)>) {
-        let whole = now_ms.div_euclid(self.every_ms);
-        while let Some(bucket) = self.buckets.first_entry() {
-            if *bucket.key() <= whole {
-                due.extend(bucket.remove());
-                continue;
-            }
-            if *bucket.key() == whole + 1 && now_ms.rem_euclid(self.every_ms) != 0 {
-                let rest = bucket.into_mut();
-                due.extend(rest.iter().filter(|&&(until, _)| until <= now_ms));
-                rest.retain(|&(until, _)| until > now_ms);
-                if rest.is_empty() {
-                    self.buckets.remove(&(whole + 1));
-                }
-            }
-            break;
-        }
-        due.sort_unstable();
     }
 }
 

@@ -19,6 +19,7 @@ mod recency;
 pub mod rules;
 pub mod s3_intelligent;
 pub mod seed003;
+mod sleepers;
 pub mod static_;
 
 use super::Policy;
