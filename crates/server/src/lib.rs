@@ -244,6 +244,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         shutdown: shutdown_rx.clone(),
         bandwidth: bandwidth.clone(),
         reencodes: Mutex::new(Default::default()),
+        reencode_slot: tokio::sync::Semaphore::new(1),
     });
 
     let loaded = access::load_stats(&state)

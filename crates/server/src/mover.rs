@@ -248,6 +248,7 @@ pub async fn scheduler(
                     tracing::warn!(job = job.id, key = %job.key, %why, "move paused; retrying later");
                     enqueue_later(&state, job.id);
                 }
+                Outcome::Deferred => enqueue_later(&state, job.id),
                 Outcome::Ended(final_state) => {
                     state.metrics.move_duration.observe(started.elapsed());
                     state.metrics.move_ended(final_state.as_str());
@@ -300,6 +301,8 @@ enum Outcome {
     Later(String),
     /// Nothing to do (not startable).
     Nothing,
+    /// Not started on purpose (a re-encode waits for the one running); queued again.
+    Deferred,
 }
 
 /// Where copy-and-switch got to.

@@ -161,6 +161,8 @@ pub struct AppState {
     /// Keys with an unfinished `lazy_reencode` job planned by this process
     /// ([`crate::redundancy_worker`]): one job per key, at most a bounded number.
     pub reencodes: Mutex<std::collections::HashSet<String>>,
+    /// The one permit a `lazy_reencode` job holds while it runs.
+    pub reencode_slot: tokio::sync::Semaphore,
 }
 
 impl AppState {
