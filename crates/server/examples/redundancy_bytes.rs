@@ -30,9 +30,16 @@ fn factor(text: &str) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = PathBuf::from(args.get(1).expect("usage: redundancy_bytes TRACE [HOT] [WARM] [COLD]"));
+    let path = PathBuf::from(
+        args.get(1)
+            .expect("usage: redundancy_bytes TRACE [HOT] [WARM] [COLD]"),
+    );
     let spec = |i: usize, default: &str| args.get(i).cloned().unwrap_or(default.to_string());
-    let (hot, warm, cold) = (spec(2, "replicate:3"), spec(3, "replicate:3"), spec(4, "ec:4+2"));
+    let (hot, warm, cold) = (
+        spec(2, "replicate:3"),
+        spec(3, "replicate:3"),
+        spec(4, "ec:4+2"),
+    );
     let factors = [factor(&cold), factor(&warm), factor(&hot)];
 
     let summary = summarize(&path, &TraceOptions::default()).expect("read the trace");
@@ -76,7 +83,13 @@ fn main() {
             seen.push(request.object);
         }
         let size = request.size.unwrap_or(summary.sizes[id]);
-        tracker.record(request.time_ms, &names[id], request.time_ms, request.op, size);
+        tracker.record(
+            request.time_ms,
+            &names[id],
+            request.time_ms,
+            request.op,
+            size,
+        );
     }
     while boundary <= span {
         account(&tracker, &seen, boundary);

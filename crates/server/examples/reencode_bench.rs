@@ -53,15 +53,19 @@ async fn lazy_reencodes_done(client: &reqwest::Client, url: &str) -> usize {
         .await
         .expect("jobs body");
     let jobs: serde_json::Value = serde_json::from_slice(&body).expect("jobs JSON");
-    jobs["jobs"]
-        .as_array()
-        .map_or(0, |jobs| jobs.iter().filter(|j| j["reason"] == "lazy_reencode").count())
+    jobs["jobs"].as_array().map_or(0, |jobs| {
+        jobs.iter()
+            .filter(|j| j["reason"] == "lazy_reencode")
+            .count()
+    })
 }
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let url = args.get(1).expect("usage: reencode_bench URL [OBJECTS] [OBJECT_KIB] [ROUNDS]");
+    let url = args
+        .get(1)
+        .expect("usage: reencode_bench URL [OBJECTS] [OBJECT_KIB] [ROUNDS]");
     let objects: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
     let kib: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1024);
     let rounds: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(10);
@@ -75,7 +79,9 @@ async fn main() {
             .expect("PUT");
         assert!(response.status().is_success(), "PUT {}", response.status());
     }
-    let mut order: Vec<usize> = (0..objects).flat_map(|i| std::iter::repeat_n(i, rounds)).collect();
+    let mut order: Vec<usize> = (0..objects)
+        .flat_map(|i| std::iter::repeat_n(i, rounds))
+        .collect();
     let mut rng = Rng(42);
     for i in (1..order.len()).rev() {
         order.swap(i, rng.next() as usize % (i + 1));
@@ -92,7 +98,10 @@ async fn main() {
         assert!(response.status().is_success(), "GET {}", response.status());
         let body = response.bytes().await.expect("GET body");
         latencies.push(at.elapsed());
-        assert!(body == object(i, kib << 10), "object {i} read back other bytes");
+        assert!(
+            body == object(i, kib << 10),
+            "object {i} read back other bytes"
+        );
     }
     let took = started.elapsed();
     latencies.sort();

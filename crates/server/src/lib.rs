@@ -27,6 +27,7 @@
 //! Start it with [`start`]; the CLI's `strata serve` does that and waits for a signal.
 
 pub mod access;
+pub mod background;
 pub mod cost_plan;
 pub mod error;
 pub mod explain;
@@ -245,6 +246,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         bandwidth: bandwidth.clone(),
         reencodes: Mutex::new(Default::default()),
         reencode_slot: tokio::sync::Semaphore::new(1),
+        background: background::Background::start(),
     });
 
     let loaded = access::load_stats(&state)

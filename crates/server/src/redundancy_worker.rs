@@ -100,15 +100,22 @@ fn start_repair(
     );
     tokio::spawn(async move {
         if let Ok(_permit) = repairs.acquire().await {
-            match store.repair(&id.1).await {
-                Ok(outcome) => {
+            let rel = id.1.clone();
+            let repaired = state
+                .background
+                .run(async move { store.repair(&rel).await })
+                .await;
+            match repaired {
+                // The service is stopping: the next read after the start asks again.
+                None => {}
+                Some(Ok(outcome)) => {
                     state
                         .metrics
                         .redundancy_repairs
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::info!(rel = %id.1, ?outcome, "repaired after a degraded read");
                 }
-                Err(err) => {
+                Some(Err(err)) => {
                     state
                         .metrics
                         .redundancy_repair_failures

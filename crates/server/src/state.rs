@@ -163,6 +163,8 @@ pub struct AppState {
     pub reencodes: Mutex<std::collections::HashSet<String>>,
     /// The one permit a `lazy_reencode` job holds while it runs.
     pub reencode_slot: tokio::sync::Semaphore,
+    /// Where re-encodes and repairs run: at the lowest CPU priority.
+    pub background: crate::background::Background,
 }
 
 impl AppState {

@@ -109,10 +109,14 @@ async fn reencode(
     });
     set_state(state, job, MoveState::Copying).await?;
     let path = Tier::object_path(&job.key);
-    domains
-        .store
-        .reencode(&path, wanted)
+    // At background priority: readers get the CPU first (crate::background).
+    let store = domains.store.clone();
+    let rel = path.clone();
+    state
+        .background
+        .run(async move { store.reencode(&rel, wanted).await })
         .await
+        .ok_or_else(|| "the service is stopping; the re-encode resumes at start".to_string())?
         .map_err(|err| format!("re-encoding to {wanted} on {}: {err}", tier.name()))?;
     set_state(state, job, MoveState::Verifying).await?;
     let back = read_all_from_tier(state, tier, &job.key)
