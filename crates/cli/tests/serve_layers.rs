@@ -5,8 +5,7 @@
 mod serve_common;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serve_common::*;
 
@@ -190,23 +189,8 @@ fn service_refuses_a_malformed_bandwidth_limit() {
         ("priority = \"urgent\"", "bandwidth.priority", "urgent"),
     ] {
         let (config, data_dir) = write_config(dir.path(), &format!("\n[bandwidth]\n{section}\n"));
-        let mut child = strata()
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + WAIT;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("strata serve with {section} kept running");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{section}: {err}");
+        let (code, err) = refused_start(&config, WAIT);
+        assert_eq!(code, Some(2), "{section}: {err}");
         assert!(err.contains(field) && err.contains(bad), "{section}: {err}");
         assert!(!data_dir.exists(), "{section}: something was written");
     }

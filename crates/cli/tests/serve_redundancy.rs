@@ -7,7 +7,6 @@
 mod serve_common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serve_common::*;
@@ -158,23 +157,8 @@ fn metric(service: &Service, line_start: &str) -> f64 {
 /// Starts `strata serve` on a configuration it must refuse: exit 2, the field and `what`
 /// named, nothing written in the data dir or the domains.
 fn assert_refused(config: &Path, data_dir: &Path, field: &str, what: &str, domains: &[PathBuf]) {
-    let mut child = strata()
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + WAIT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("strata serve kept running on a configuration it must refuse ({field})");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{field}: {err}");
+    let (code, err) = refused_start(config, WAIT);
+    assert_eq!(code, Some(2), "{field}: {err}");
     assert!(err.contains(field) && err.contains(what), "{field}: {err}");
     assert!(!data_dir.exists(), "{field}: the data dir was written");
     for domain in domains {

@@ -9,25 +9,12 @@
 //! every body, and prints p50, p99 and max GET latency and how many `lazy_reencode` jobs
 //! finished meanwhile.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
+use common::{percentile, Rng};
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

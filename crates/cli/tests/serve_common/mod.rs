@@ -399,3 +399,28 @@ pub fn check_consistency(data_dir: &Path, bucket: &str, keys: &[String]) {
         "S3 objects do not match the cold copies"
     );
 }
+
+/// Starts `strata serve --config CONFIG`, which must exit on its own (a configuration it
+/// refuses) within `timeout`; its exit code and standard error.
+pub fn refused_start(config: &Path, timeout: Duration) -> (Option<i32>, String) {
+    let mut child = strata()
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("strata serve kept running on {}", config.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
