@@ -26,7 +26,7 @@ pub mod plan;
 pub mod progress;
 mod publisher;
 mod recorder;
-mod retry;
+pub mod retry;
 pub mod settle;
 pub mod source;
 pub mod verify;

@@ -31,7 +31,7 @@ use crate::plan::{begin_copying, layout, open_job, recheck_finished, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::publisher::{done_update, Publisher, Publishing};
 use crate::recorder::{Record, Recorder};
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 use crate::settle::{
     look_again, modified_within, vanished_message, Now, SettleOptions, SourceFile, Waiting,
 };
@@ -464,7 +464,7 @@ async fn read_chunk(
     if len == 0 {
         return Ok(Bytes::new());
     }
-    with_backoff(|| store.read_range(path, offset, len)).await
+    retry_store(|| store.read_range(path, offset, len)).await
 }
 
 /// Chunks up to this size are hashed on the async worker itself (tens of microseconds);
@@ -552,7 +552,7 @@ async fn transfer_chunk(
     let (offset, len) = file.layout.chunk_range(index);
     if let Some(expected) = known {
         // Resumed: the staged bytes were verified before the crash; check they survived.
-        let staged = with_backoff(|| upload.read_back(offset, len)).await;
+        let staged = retry_store(|| upload.read_back(offset, len)).await;
         if let Ok(staged) = staged {
             if staged.len() as u64 == len
                 && hash_chunk(file.layout, index, staged).await == expected
@@ -576,12 +576,12 @@ async fn transfer_chunk(
     let mut data = data;
     let mut attempt = 1;
     loop {
-        with_backoff(|| upload.write_at(offset, data.clone())).await?;
+        retry_store(|| upload.write_at(offset, data.clone())).await?;
         Progress::add(&run.progress.bytes_sent, len);
         if !run.options.verify || !upload.supports_read_back() {
             break;
         }
-        let staged = with_backoff(|| upload.read_back(offset, len)).await?;
+        let staged = retry_store(|| upload.read_back(offset, len)).await?;
         if hash_chunk(file.layout, index, staged).await == value {
             break;
         }
@@ -889,10 +889,10 @@ async fn build_manifest(
 /// Write the manifest and the `b3sum --check` listing at the destination.
 async fn write_manifest(destination: &Store, manifest: &DatasetManifest) -> Result<(), MoverError> {
     let json = Bytes::from(manifest.to_json());
-    with_backoff(|| destination.write_atomic(MANIFEST_PATH, json.clone())).await?;
+    retry_store(|| destination.write_atomic(MANIFEST_PATH, json.clone())).await?;
     // The second copy: readers fall back to it when the primary is lost or damaged.
-    with_backoff(|| destination.write_atomic(MANIFEST_COPY_PATH, json.clone())).await?;
+    retry_store(|| destination.write_atomic(MANIFEST_COPY_PATH, json.clone())).await?;
     let sums = Bytes::from(manifest.b3sums_text().into_bytes());
-    with_backoff(|| destination.write_atomic(B3SUMS_PATH, sums.clone())).await?;
+    retry_store(|| destination.write_atomic(B3SUMS_PATH, sums.clone())).await?;
     Ok(())
 }

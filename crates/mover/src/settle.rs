@@ -24,7 +24,7 @@ use strata_store::{Entry, StoreError};
 
 use crate::plan::planned_file;
 use crate::progress::Progress;
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 use crate::source::DatasetSource;
 
 /// Copies of one file per run that may find their source changed before it is reported
@@ -142,7 +142,7 @@ pub(crate) async fn look_again(
         return Ok(Now::Unchanged);
     };
     let planned = &file.record.planned;
-    Ok(match with_backoff(|| store.stat(&planned.path)).await? {
+    Ok(match retry_store(|| store.stat(&planned.path)).await? {
         None => Now::Vanished,
         Some(entry) if same_version(planned, file.etag.as_deref(), &entry) => Now::Unchanged,
         Some(entry) => Now::Changed(entry),

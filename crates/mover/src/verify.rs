@@ -26,7 +26,7 @@ use strata_store::{Store, StoreError};
 use crate::packed::format::LAYOUT_PATH;
 use crate::packed::read::{is_packed, load_index, PackedSource};
 use crate::plan::layout;
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 use crate::source::RangeRead;
 use crate::MoverError;
 
@@ -116,7 +116,7 @@ pub async fn hash_stored_file(
             let data = if len == 0 {
                 Bytes::new()
             } else {
-                with_backoff(|| store.read_range(path, offset, len)).await?
+                retry_store(|| store.read_range(path, offset, len)).await?
             };
             if data.len() as u64 != len {
                 return Err(StoreError::Backend {
@@ -181,7 +181,7 @@ enum Read {
 
 async fn read_manifest_at(store: &Store, path: &str) -> Read {
     let location = format!("{}/{path}", store.display().trim_end_matches('/'));
-    match with_backoff(|| store.read_all(path)).await {
+    match retry_store(|| store.read_all(path)).await {
         Ok(bytes) => match DatasetManifest::from_json(&bytes) {
             Ok(manifest) => Read::Good(manifest, bytes),
             Err(error) => Read::Bad(MoverError::manifest(location, error)),
@@ -383,7 +383,7 @@ async fn check_file(
             ranges,
         })
     };
-    match with_backoff(|| store.stat(&file.path)).await {
+    match retry_store(|| store.stat(&file.path)).await {
         Ok(None) => return damaged("missing", "file is missing".into(), vec![]),
         Ok(Some(entry)) if entry.size != file.size => {
             return damaged(

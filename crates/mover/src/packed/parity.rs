@@ -46,7 +46,7 @@ use super::parity_plan::{plan_groups, Shortfall};
 use super::read::PackedSource;
 use super::sealed::{load_copies, write_copies, Loaded};
 use crate::plan::layout;
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 use crate::verify::{merge_ranges, DamagedFile, StoreIssue};
 use crate::MoverError;
 
@@ -398,7 +398,7 @@ pub(crate) async fn write_map(store: &Store, map: &ParityMap) -> Result<(), Move
 
 async fn shards_present(store: &Store, shards: &[ShardRef]) -> Result<bool, MoverError> {
     for shard in shards {
-        match with_backoff(|| store.stat(&shard.key)).await? {
+        match retry_store(|| store.stat(&shard.key)).await? {
             Some(entry) if entry.size == shard.len => {}
             _ => return Ok(false),
         }
@@ -414,7 +414,7 @@ async fn encode_and_write(
     jobs: usize,
 ) -> Result<ParityGroup, MoverError> {
     let datas: Vec<Bytes> = stream::iter(members)
-        .map(|o| with_backoff(move || store.read_all(&o.key)))
+        .map(|o| retry_store(move || store.read_all(&o.key)))
         .buffered(jobs.clamp(1, 8))
         .try_collect()
         .await?;
@@ -464,7 +464,7 @@ async fn encode_and_write(
     .map_err(|e| MoverError::Internal(e.to_string()))??;
     for (shard, bytes) in group.parity.iter().zip(parity) {
         let bytes = Bytes::from(bytes);
-        with_backoff(|| store.write_atomic(&shard.key, bytes.clone())).await?;
+        retry_store(|| store.write_atomic(&shard.key, bytes.clone())).await?;
     }
     Ok(group)
 }
@@ -477,7 +477,7 @@ pub async fn fast_check_files(packed: &PackedSource, jobs: usize) -> Vec<Option<
     let objects = objects_of(index);
     let sizes: HashMap<String, Result<Option<u64>, String>> = stream::iter(objects.iter())
         .map(|o| async move {
-            let size = with_backoff(|| store.stat(&o.key))
+            let size = retry_store(|| store.stat(&o.key))
                 .await
                 .map(|e| e.map(|e| e.size))
                 .map_err(|e| e.to_string());
@@ -572,7 +572,7 @@ pub async fn check_parity(
                 })
             };
             if deep {
-                match with_backoff(|| store.read_all(&shard.key)).await {
+                match retry_store(|| store.read_all(&shard.key)).await {
                     Err(StoreError::NotFound { .. }) => {
                         issue("missing", "parity shard is missing".into())
                     }
@@ -599,7 +599,7 @@ pub async fn check_parity(
                     }
                 }
             } else {
-                match with_backoff(|| store.stat(&shard.key)).await {
+                match retry_store(|| store.stat(&shard.key)).await {
                     Ok(None) => issue("missing", "parity shard is missing".into()),
                     Ok(Some(entry)) if entry.size != shard.len => issue(
                         "size",

@@ -14,7 +14,7 @@ use strata_store::{Entry, Store, StoreError};
 
 use super::format::{index_copy_path, IndexedFile, PackedIndex, LAYOUT_PATH};
 use super::sealed::{load_copies, Loaded};
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 use crate::MoverError;
 
 /// A packed dataset opened for reading: the latest version its manifest points at.
@@ -242,7 +242,7 @@ impl PackedSource {
         // A chunk object the index names that is gone, or that does not decode to the
         // recorded bytes, is damage to the dataset: the error says so once, with the
         // advice that applies (repair), not a configuration hint.
-        let frame = with_backoff(|| {
+        let frame = retry_store(|| {
             self.store
                 .read_range(&locator.object, locator.offset, locator.len)
         })

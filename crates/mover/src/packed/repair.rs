@@ -44,7 +44,7 @@ use super::parity::{
     objects_of, ObjectUse, ParityGroup, ShardRef, StoredObject,
 };
 use super::read::{is_packed, load_index, PackedSource};
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 use crate::verify::load_manifest_checked;
 use crate::MoverError;
 
@@ -122,10 +122,10 @@ async fn write_checked(
     check: impl Fn(&[u8]) -> Result<(), String>,
 ) -> Result<(), String> {
     check(&bytes).map_err(|e| format!("rebuilt bytes fail their check ({e}); not written"))?;
-    with_backoff(|| store.write_atomic(key, bytes.clone()))
+    retry_store(|| store.write_atomic(key, bytes.clone()))
         .await
         .map_err(|e| format!("cannot write: {e}"))?;
-    let back = with_backoff(|| store.read_all(key))
+    let back = retry_store(|| store.read_all(key))
         .await
         .map_err(|e| format!("cannot read back after writing: {e}"))?;
     check(&back).map_err(|e| format!("written but does not read back intact ({e})"))
@@ -291,7 +291,7 @@ async fn repair_packed(
         .map(|object| {
             let hash = recorded.get(object.key.as_str()).map(|s| s.blake3.clone());
             async move {
-                let found = match with_backoff(|| store.read_all(&object.key)).await {
+                let found = match retry_store(|| store.read_all(&object.key)).await {
                     Err(StoreError::NotFound { .. }) => Some("missing".to_string()),
                     Err(error) => Some(format!("unreadable: {error}")),
                     Ok(bytes) => {
@@ -312,7 +312,7 @@ async fn repair_packed(
         .await;
     let parity_bad: Findings = stream::iter(parity_shards.iter().copied())
         .map(|shard| async move {
-            let found = match with_backoff(|| store.read_all(&shard.key)).await {
+            let found = match retry_store(|| store.read_all(&shard.key)).await {
                 Err(StoreError::NotFound { .. }) => Some("missing".to_string()),
                 Err(error) => Some(format!("unreadable: {error}")),
                 Ok(bytes) => {
@@ -413,7 +413,7 @@ async fn repair_packed(
                 None => "the store has no parity".into(),
             });
         let found = bad.get(&object.key).cloned().unwrap_or_default();
-        let old = with_backoff(|| store.read_all(&object.key)).await.ok();
+        let old = retry_store(|| store.read_all(&object.key)).await.ok();
         let affected = damaged_files(&index, object, old.as_deref());
         let Some(source) = from else {
             report.unrepairable.push(UnrepairableObject {
@@ -648,7 +648,7 @@ async fn rebuild_group(
             continue;
         }
         // Read again and check: only shards that hash right are used.
-        let bytes = with_backoff(|| store.read_all(&shard.key)).await.ok();
+        let bytes = retry_store(|| store.read_all(&shard.key)).await.ok();
         shards.push(
             bytes
                 .filter(|b| check_shard(b, shard).is_ok())

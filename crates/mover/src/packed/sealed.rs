@@ -31,7 +31,7 @@ use bytes::Bytes;
 pub use strata_codec::format::sealed::{seal, unseal, Sealed, SELF_HASH};
 use strata_store::{Store, StoreError};
 
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 use crate::verify::StoreIssue;
 use crate::MoverError;
 
@@ -43,7 +43,7 @@ pub async fn write_copies(
     bytes: Bytes,
 ) -> Result<(), MoverError> {
     for path in [primary, copy] {
-        with_backoff(|| store.write_atomic(path, bytes.clone())).await?;
+        retry_store(|| store.write_atomic(path, bytes.clone())).await?;
     }
     Ok(())
 }
@@ -120,7 +120,7 @@ async fn read_copy<T: Sealed>(
     path: &str,
     check: &(dyn Fn(&T) -> Result<(), String> + Sync),
 ) -> Result<Read<T>, MoverError> {
-    match with_backoff(|| store.read_all(path)).await {
+    match retry_store(|| store.read_all(path)).await {
         Ok(bytes) => Ok(match unseal::<T>(&bytes) {
             Ok((doc, sealed)) => match check(&doc) {
                 Ok(()) => Read::Good { doc, bytes, sealed },

@@ -29,7 +29,7 @@ use crate::migrate::MigrateOptions;
 use crate::migrate::{is_fatal, list_existing};
 use crate::plan::{begin_copying, layout, open_job, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 use crate::settle::{look_again, modified_within, vanished_message, Now, SourceFile, Waiting};
 use crate::source::DatasetSource;
 use crate::MoverError;
@@ -67,7 +67,7 @@ pub async fn migrate_packed(
     begin_copying(&*catalog, destination, plan.job).await?;
     if destination.stat(LAYOUT_PATH).await?.is_none() {
         let marker = LayoutMarker::packed(plan.chunk_size).to_json();
-        with_backoff(|| destination.write_atomic(LAYOUT_PATH, Bytes::from(marker.clone()))).await?;
+        retry_store(|| destination.write_atomic(LAYOUT_PATH, Bytes::from(marker.clone()))).await?;
     }
     let existing: HashSet<String> = list_existing(destination).await?.into_keys().collect();
     let existing = Arc::new(std::sync::Mutex::new(existing));
@@ -171,9 +171,8 @@ pub async fn migrate_packed(
         manifest.layout = Some("packed".into());
         manifest.index = Some(index_path);
         let manifest_json = Bytes::from(manifest.to_json());
-        with_backoff(|| destination.write_atomic(MANIFEST_PATH, manifest_json.clone())).await?;
-        with_backoff(|| destination.write_atomic(MANIFEST_COPY_PATH, manifest_json.clone()))
-            .await?;
+        retry_store(|| destination.write_atomic(MANIFEST_PATH, manifest_json.clone())).await?;
+        retry_store(|| destination.write_atomic(MANIFEST_COPY_PATH, manifest_json.clone())).await?;
         catalog
             .set_job_state(plan.job, JobState::Done, None, Some(&manifest.root_hash))
             .await?;
@@ -395,7 +394,7 @@ fn group_units(files: Vec<FileRecord>, chunk_size: u64) -> Vec<Grouped> {
 
 async fn large_file_units(source: &Store, file: FileRecord, chunk_size: u64) -> Vec<Unit> {
     let head_len = file.planned.size.min(SNIFF_LEN as u64);
-    let head = match with_backoff(|| source.read_range(&file.planned.path, 0, head_len)).await {
+    let head = match retry_store(|| source.read_range(&file.planned.path, 0, head_len)).await {
         Ok(head) => head,
         Err(error) => return vec![Unit::Failed(file, error)],
     };
@@ -437,7 +436,7 @@ async fn put_object(
         return Ok(());
     }
     let len = frame.len() as u64;
-    with_backoff(|| destination.write_atomic(key, frame.clone())).await?;
+    retry_store(|| destination.write_atomic(key, frame.clone())).await?;
     Progress::add(&progress.bytes_sent, len);
     if let Ok(mut e) = existing.lock() {
         e.insert(key.to_string());
@@ -463,7 +462,7 @@ async fn run_unit(
         } => {
             let (offset, len) = layout(chunk_size, file.planned.size).chunk_range(index);
             let path = file.planned.path.clone();
-            let data = with_backoff(|| source.read_range(&path, offset, len))
+            let data = retry_store(|| source.read_range(&path, offset, len))
                 .await
                 .map_err(|e| (vec![file.clone()], e))?;
             let size = file.planned.size;
@@ -503,7 +502,7 @@ async fn run_unit(
                 let data = if size == 0 {
                     Bytes::new()
                 } else {
-                    with_backoff(|| source.read_range(&file.planned.path, 0, size))
+                    retry_store(|| source.read_range(&file.planned.path, 0, size))
                         .await
                         .map_err(|e| (files.clone(), e))?
                 };

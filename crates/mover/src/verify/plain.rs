@@ -10,7 +10,7 @@ use strata_store::{Store, StoreError};
 
 use super::StoreIssue;
 use crate::migrate::list_existing;
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 use crate::MoverError;
 
 /// The state of `.strata/b3sums` against `manifest`: `None` when it is intact.
@@ -19,7 +19,7 @@ pub(super) async fn check_b3sums(store: &Store, manifest: &DatasetManifest) -> O
         "`strata repair {}` writes it again from the manifest",
         store.display()
     );
-    let (problem, detail) = match with_backoff(|| store.read_all(B3SUMS_PATH)).await {
+    let (problem, detail) = match retry_store(|| store.read_all(B3SUMS_PATH)).await {
         Ok(bytes) if bytes == manifest.b3sums_text().as_bytes() => return None,
         Ok(_) => (
             "content",

@@ -7,7 +7,7 @@ use strata_codec::{DatasetManifest, B3SUMS_PATH};
 use strata_store::Store;
 
 use crate::plan::layout;
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 use crate::verify::{verify_dataset_mode, VerifyMode};
 use crate::MoverError;
 
@@ -130,7 +130,7 @@ async fn copy_plain_file(
         } else if len == 0 {
             Bytes::new()
         } else {
-            match with_backoff(|| source.read_range(&file.path, offset, len)).await {
+            match retry_store(|| source.read_range(&file.path, offset, len)).await {
                 Ok(data) => {
                     fetched += len;
                     data

@@ -8,7 +8,7 @@ use strata_store::Store;
 use crate::packed::format::{pack_key, ChunkLocator, PackedIndex};
 use crate::packed::parity::{files_using, ShardRef, StoredObject};
 use crate::plan::layout;
-use crate::retry::with_backoff;
+use crate::retry::retry_store;
 
 /// New bytes for a bad object, made from the source.
 pub(super) struct SourceFix {
@@ -54,7 +54,7 @@ pub(super) async fn chunk_from_source(
     for u in &object.uses {
         let file = &index.files[u.file];
         let (offset, len) = layout(index.chunk_size, file.size).chunk_range(u.chunk as u64);
-        match with_backoff(|| source.read_range(&file.path, offset, len)).await {
+        match retry_store(|| source.read_range(&file.path, offset, len)).await {
             Ok(data) if blake3::hash(&data).to_hex().as_str() == name => {
                 raw = Some((data, u));
                 break;
@@ -128,7 +128,7 @@ pub(super) async fn pack_from_source(
         let data = if file.size == 0 {
             Ok(Bytes::new())
         } else {
-            with_backoff(|| source.read_range(&file.path, 0, file.size)).await
+            retry_store(|| source.read_range(&file.path, 0, file.size)).await
         };
         match data {
             Ok(data) if blake3::hash(&data).to_hex().as_str() == file.blake3 => {
