@@ -406,6 +406,7 @@ impl PieceWriter {
             Code::Replicas { .. } => None,
         };
         let path = self.path.clone();
+        let rs = &self.rs;
         let finals = join_all(self.targets.iter_mut().zip(summaries).map(|(t, summary)| {
             let upload = t.upload.take().and_then(Arc::into_inner);
             let failed = t.failed.take();
@@ -434,10 +435,10 @@ impl PieceWriter {
                         return Err(Err((domain, e)));
                     }
                 }
-                upload
-                    .publish(None, None)
-                    .await
-                    .map_err(|e| Err((domain, e)))?;
+                if let Err(e) = upload.publish(None, None).await {
+                    remove_staging(rs, domain, &path).await;
+                    return Err(Err((domain, e)));
+                }
                 Ok(summary)
             }
         }))
@@ -519,6 +520,20 @@ impl UnitDone {
         } else {
             self.shard_hashes.iter().copied().map(Some).collect()
         }
+    }
+}
+
+/// Removes what a failed publish may have left staged for `path` on `domain` (the upload
+/// is gone with the call): an empty upload of the same path takes the staging name over,
+/// and aborting it removes the file.
+async fn remove_staging(rs: &RedundantStore, domain: usize, path: &str) {
+    let store = &rs.domains[domain];
+    let removed = match store.begin_upload(path, 0, false).await {
+        Ok(upload) => upload.abort().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = removed {
+        tracing::warn!(domain, store = %store.display(), path, "could not remove a staged upload after a failed publish: {e}");
     }
 }
 
