@@ -135,10 +135,13 @@ pub(crate) fn encode_stripe(
 /// Fragment tables already read and checked during one streaming pass, by (domain,
 /// fragment index), so reading an object window by window reads each table once.
 #[derive(Default)]
-pub(crate) struct TableCache(Mutex<HashMap<(usize, u8), Arc<Vec<StripeSums>>>>);
+pub(crate) struct TableCache(Mutex<HashMap<(usize, u8), Table>>);
+
+/// One fragment's table, checked.
+type Table = Arc<Vec<StripeSums>>;
 
 impl TableCache {
-    fn get(&self, key: (usize, u8)) -> Option<Arc<Vec<StripeSums>>> {
+    fn get(&self, key: (usize, u8)) -> Option<Table> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -146,7 +149,7 @@ impl TableCache {
             .cloned()
     }
 
-    fn put(&self, key: (usize, u8), table: Arc<Vec<StripeSums>>) {
+    fn put(&self, key: (usize, u8), table: Table) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
