@@ -17,6 +17,7 @@ use crate::erasure::{HEDGE_FACTOR, HEDGE_FLOOR};
 use crate::error::{DomainFault, FaultKind, RedundancyError};
 use crate::placement::{placement, Latencies};
 use crate::spec::Redundancy;
+use crate::stream::RelLocks;
 
 /// Most domain calls in flight at once for one operation.
 pub(crate) const PARALLEL: usize = 16;
@@ -66,6 +67,8 @@ pub struct RedundantStore {
     pub(crate) domains: Arc<Vec<Store>>,
     pub(crate) latencies: Arc<Latencies>,
     pub(crate) counters: Arc<RedundancyCounters>,
+    /// Objects being written by a streaming writer of this store.
+    pub(crate) locks: Arc<RelLocks>,
 }
 
 /// An object's length and encoding.
@@ -333,6 +336,7 @@ impl RedundantStore {
             domains: Arc::new(domains),
             latencies: Arc::new(Latencies::new(n)),
             counters: Arc::new(RedundancyCounters::default()),
+            locks: Arc::new(RelLocks::default()),
         }
     }
 
@@ -495,25 +499,6 @@ impl RedundantStore {
         }
     }
 
-    /// Writes `data` at `rel` as `redundancy` says, every replica or fragment on a
-    /// different domain, each published atomically, then its integrity record; then
-    /// removes the pieces of any other encoding `rel` had. Fails (naming the domain's
-    /// store and the piece) if any domain write fails, removing what it wrote. Returns the
-    /// raw bytes written over all domains.
-    pub async fn write(
-        &self,
-        rel: &str,
-        data: Bytes,
-        redundancy: Redundancy,
-    ) -> Result<u64, RedundancyError> {
-        self.check_rel(rel)?;
-        self.check_domains(rel, redundancy)?;
-        let before = self.inventory(rel).await;
-        let written = self.write_encoding(&before, data, redundancy).await?;
-        self.remove_others(&before, &written.keep).await;
-        Ok(written.raw_bytes)
-    }
-
     /// Logical length and encoding of the object, or `None` when no domain has it.
     pub async fn stat(&self, rel: &str) -> Result<Option<ObjectStat>, RedundancyError> {
         self.check_rel(rel)?;
@@ -611,7 +596,7 @@ impl RedundantStore {
 
     /// The error for an object whose pieces were found but none of its encodings can be
     /// read from what was found.
-    fn unreadable(&self, inventory: &Inventory, layouts: &[Layout]) -> RedundancyError {
+    pub(crate) fn unreadable(&self, inventory: &Inventory, layouts: &[Layout]) -> RedundancyError {
         let rel = &inventory.rel;
         let Some(layout) = layouts.first() else {
             let faults = (0..self.domains.len())

@@ -4,18 +4,23 @@
 //! healthy), verify each shard, hedge a slow or failed one with a parity fragment, rebuild
 //! with `strata_codec::parity` and verify each decoded stripe.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
-use strata_codec::format::fragment::{decode_tail, encode_tail, FragmentHeader, StripeSums};
+use strata_codec::format::fragment::{
+    decode_tail, encode_tail, FragmentHeader, StripeSums, FRAGMENT_HEADER_LEN,
+};
 use strata_codec::parity::GroupCoder;
 
 use crate::domains::{frag_path, Inventory, Layout, Read, RedundancyCounters, RedundantStore};
 use crate::error::{DomainFault, FaultKind, RedundancyError};
 use crate::health::PieceState;
 use crate::replicas::clamp;
+use crate::stream::STREAM_WINDOW;
 
 /// The least a slow fragment is waited for before a spare one is started.
 pub(crate) const HEDGE_FLOOR: Duration = Duration::from_millis(20);
@@ -23,7 +28,8 @@ pub(crate) const HEDGE_FLOOR: Duration = Duration::from_millis(20);
 pub(crate) const HEDGE_FACTOR: u32 = 3;
 
 /// The K + M fragment files of `data` under `ec:k+m`, index order. CPU-bound: call it on a
-/// blocking thread.
+/// blocking thread. The streaming writer ([`crate::RedundantUpload`]) writes the same bytes
+/// stripe by stripe; this whole-object form is for tests and tools.
 pub fn encode_fragments(k: usize, m: usize, data: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let header = |index: usize| {
         FragmentHeader::for_object(k as u8, m as u8, index as u8, data.len() as u64)
@@ -39,26 +45,16 @@ pub fn encode_fragments(k: usize, m: usize, data: &[u8]) -> Result<Vec<Vec<u8>>,
         .collect();
     let mut tables: Vec<Vec<StripeSums>> = vec![Vec::with_capacity(first.stripes as usize); k + m];
     let mut coder = GroupCoder::new();
+    let all: Vec<usize> = (0..k + m).collect();
     for s in 0..first.stripes {
         let range = first.stripe_bytes(s);
-        let stripe = &data[range.start as usize..range.end as usize];
-        let sl = first.shard_len(s) as usize;
-        let shards: Vec<Vec<u8>> = (0..k)
-            .map(|i| {
-                let from = (i * sl).min(stripe.len());
-                let mut shard = stripe[from..(from + sl).min(stripe.len())].to_vec();
-                shard.resize(sl, 0);
-                shard
-            })
-            .collect();
-        let refs: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
-        let parity = coder.encode(&refs, m).map_err(|e| e.to_string())?;
-        let stripe_hash = *blake3::hash(stripe).as_bytes();
-        for (i, shard) in shards.iter().chain(parity.iter()).enumerate() {
+        let stripe = Bytes::copy_from_slice(&data[range.start as usize..range.end as usize]);
+        let encoded = encode_stripe(&mut coder, &first, s, stripe, &all)?;
+        for (i, shard) in encoded.shards.iter().enumerate() {
             files[i].extend_from_slice(shard);
             tables[i].push(StripeSums {
-                shard: *blake3::hash(shard).as_bytes(),
-                stripe: stripe_hash,
+                shard: encoded.shard_hashes[i],
+                stripe: encoded.stripe_hash,
             });
         }
     }
@@ -68,22 +64,116 @@ pub fn encode_fragments(k: usize, m: usize, data: &[u8]) -> Result<Vec<Vec<u8>>,
     Ok(files)
 }
 
+/// One stripe cut into shards: the shards of the fragments asked for, their BLAKE3, and
+/// the BLAKE3 of the stripe's object bytes.
+pub(crate) struct EncodedStripe {
+    /// The shard of each fragment index asked for, in the order asked.
+    pub shards: Vec<Bytes>,
+    /// BLAKE3 of each of those shards.
+    pub shard_hashes: Vec<[u8; 32]>,
+    /// BLAKE3 of the stripe's object bytes.
+    pub stripe_hash: [u8; 32],
+}
+
+/// Cuts stripe `s` (`stripe`: its object bytes) into K data shards of the stripe's shard
+/// length (the last ones zero-padded), computes the M parity shards when a parity index is
+/// asked for, and returns the shards of `indices`. The one implementation of the fragment
+/// layout's stripe coding (FORMATS.md, "Erasure-coded fragment"). CPU-bound.
+pub(crate) fn encode_stripe(
+    coder: &mut GroupCoder,
+    header: &FragmentHeader,
+    s: u32,
+    stripe: Bytes,
+    indices: &[usize],
+) -> Result<EncodedStripe, String> {
+    let (k, m) = (header.k as usize, header.m as usize);
+    let sl = header.shard_len(s) as usize;
+    let data: Vec<Bytes> = (0..k)
+        .map(|i| {
+            let from = (i * sl).min(stripe.len());
+            let to = (from + sl).min(stripe.len());
+            if to - from == sl {
+                stripe.slice(from..to)
+            } else {
+                let mut shard = stripe[from..to].to_vec();
+                shard.resize(sl, 0);
+                Bytes::from(shard)
+            }
+        })
+        .collect();
+    let parity: Vec<Bytes> = if indices.iter().any(|&i| i >= k) {
+        let refs: Vec<&[u8]> = data.iter().map(|b| b.as_ref()).collect();
+        coder
+            .encode(&refs, m)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(Bytes::from)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut shards = Vec::with_capacity(indices.len());
+    for &i in indices {
+        let shard = if i < k {
+            data.get(i)
+        } else {
+            parity.get(i - k)
+        };
+        shards.push(
+            shard
+                .cloned()
+                .ok_or_else(|| format!("fragment index {i} is not in ec:{k}+{m}"))?,
+        );
+    }
+    Ok(EncodedStripe {
+        shard_hashes: shards.iter().map(|b| *blake3::hash(b).as_bytes()).collect(),
+        stripe_hash: *blake3::hash(&stripe).as_bytes(),
+        shards,
+    })
+}
+
+/// Fragment tables already read and checked during one streaming pass, by (domain,
+/// fragment index), so reading an object window by window reads each table once.
+#[derive(Default)]
+pub(crate) struct TableCache(Mutex<HashMap<(usize, u8), Table>>);
+
+/// One fragment's table, checked.
+type Table = Arc<Vec<StripeSums>>;
+
+impl TableCache {
+    fn get(&self, key: (usize, u8)) -> Option<Table> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned()
+    }
+
+    fn put(&self, key: (usize, u8), table: Table) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, table);
+    }
+}
+
 /// The shards of `stripes` one fragment holds, verified, with its table.
 struct Fetched {
     index: usize,
     shards: Vec<Bytes>,
-    table: Vec<StripeSums>,
+    table: Arc<Vec<StripeSums>>,
 }
 
 impl RedundantStore {
-    /// Reads the table and the shards of `stripes` from the fragment on `domain`,
-    /// verifying the trailer's check and each shard's hash.
+    /// Reads the table (unless `tables` has it) and the shards of `stripes` from the
+    /// fragment on `domain`, verifying the trailer's check and each shard's hash.
     async fn fetch_fragment(
         &self,
         domain: usize,
         path: &str,
         header: FragmentHeader,
         stripes: Range<u32>,
+        tables: &TableCache,
     ) -> Result<Fetched, DomainFault> {
         let store = &self.domains[domain];
         let fault = |e| DomainFault::from_store(domain, self.store_name(domain), path, &e);
@@ -94,11 +184,19 @@ impl RedundantStore {
             kind: FaultKind::Damaged,
             detail,
         };
-        let tail = store
-            .read_range(path, header.table_offset(), header.tail_len())
-            .await
-            .map_err(fault)?;
-        let table = decode_tail(&header, &tail).map_err(|e| damaged(e.to_string()))?;
+        let table = match tables.get((domain, header.index)) {
+            Some(table) => table,
+            None => {
+                let tail = store
+                    .read_range(path, header.table_offset(), header.tail_len())
+                    .await
+                    .map_err(fault)?;
+                let table =
+                    Arc::new(decode_tail(&header, &tail).map_err(|e| damaged(e.to_string()))?);
+                tables.put((domain, header.index), Arc::clone(&table));
+                table
+            }
+        };
         if stripes.is_empty() {
             return Ok(Fetched {
                 index: header.index as usize,
@@ -139,6 +237,20 @@ impl RedundantStore {
         offset: u64,
         len: u64,
     ) -> Result<Read, RedundancyError> {
+        self.read_fragments_with(inventory, layout, offset, len, &TableCache::default())
+            .await
+    }
+
+    /// [`RedundantStore::read_fragments`] reusing the fragment tables in `tables` (a
+    /// streaming pass over a whole object reads each table once).
+    pub(crate) async fn read_fragments_with(
+        &self,
+        inventory: &Inventory,
+        layout: &Layout,
+        offset: u64,
+        len: u64,
+        tables: &TableCache,
+    ) -> Result<Read, RedundancyError> {
         let Layout::Erasure {
             slot,
             header,
@@ -154,7 +266,7 @@ impl RedundantStore {
         let stripes = header.stripes_covering(start, end - start);
         let (_, mut faults) = self.probe_faults(inventory, layout);
         let good = self
-            .fetch_k(&path, header, holders, &stripes, &mut faults)
+            .fetch_k(&path, header, holders, &stripes, &mut faults, tables)
             .await;
         if good.len() < k {
             return Err(RedundancyError::TooFewGood {
@@ -195,6 +307,7 @@ impl RedundantStore {
         holders: &[(usize, u8)],
         stripes: &Range<u32>,
         faults: &mut Vec<DomainFault>,
+        tables: &TableCache,
     ) -> Vec<Fetched> {
         let k = header.k as usize;
         // Data fragments first (no decode when they are all good), fastest first within.
@@ -211,7 +324,7 @@ impl RedundantStore {
             let stripes = stripes.clone();
             async move {
                 let began = Instant::now();
-                let result = self.fetch_fragment(d, &path, h, stripes).await;
+                let result = self.fetch_fragment(d, &path, h, stripes, tables).await;
                 (d, began.elapsed(), result)
             }
         };
@@ -260,7 +373,8 @@ impl RedundantStore {
         good
     }
 
-    /// Reads the whole fragment of `index` on `domain` and checks its header, trailer and
+    /// Reads the whole fragment of `index` on `domain`, window by window (memory bounded
+    /// by [`crate::stream::STREAM_WINDOW`]), and checks its length, header, trailer and
     /// every shard.
     pub(crate) async fn check_fragment(
         &self,
@@ -268,43 +382,76 @@ impl RedundantStore {
         path: &str,
         header: FragmentHeader,
     ) -> PieceState {
-        let bytes = match self.domains[domain].read_all(path).await {
-            Ok(b) => b,
-            Err(e) => {
-                return PieceState::from_fault(&DomainFault::from_store(
-                    domain,
-                    self.store_name(domain),
-                    path,
-                    &e,
-                ))
+        match self.check_fragment_bytes(domain, path, header).await {
+            Ok(Ok(_)) => PieceState::Good,
+            Ok(Err(why)) => PieceState::Damaged(why),
+            Err(fault) => PieceState::from_fault(&fault),
+        }
+    }
+
+    /// The checks of [`RedundantStore::check_fragment`]; `Ok(Ok(tail))` (the fragment's
+    /// table and trailer as stored) when it is good, `Ok(Err(why))` when it is damaged.
+    pub(crate) async fn check_fragment_bytes(
+        &self,
+        domain: usize,
+        path: &str,
+        header: FragmentHeader,
+    ) -> Result<Result<Bytes, String>, DomainFault> {
+        let store = &self.domains[domain];
+        let fault = |e| DomainFault::from_store(domain, self.store_name(domain), path, &e);
+        let size = match store.stat(path).await.map_err(fault)? {
+            Some(entry) => entry.size,
+            None => {
+                return Err(fault(strata_store::StoreError::NotFound {
+                    path: path.to_string(),
+                }))
             }
         };
-        if bytes.len() as u64 != header.file_len() {
-            return PieceState::Damaged(format!(
-                "{} bytes, a fragment of this object has {}",
-                bytes.len(),
+        if size != header.file_len() {
+            return Ok(Err(format!(
+                "{size} bytes, a fragment of this object has {}",
                 header.file_len()
-            ));
+            )));
         }
-        match FragmentHeader::decode(&bytes) {
+        let head = store
+            .read_range(path, 0, FRAGMENT_HEADER_LEN)
+            .await
+            .map_err(fault)?;
+        match FragmentHeader::decode(&head) {
             Ok(h) if h == header => {}
-            Ok(_) => return PieceState::Damaged("its header describes another fragment".into()),
-            Err(e) => return PieceState::Damaged(e.to_string()),
+            Ok(_) => return Ok(Err("its header describes another fragment".into())),
+            Err(e) => return Ok(Err(e.to_string())),
         }
-        let table = match decode_tail(&header, &bytes[header.table_offset() as usize..]) {
+        let tail = store
+            .read_range(path, header.table_offset(), header.tail_len())
+            .await
+            .map_err(fault)?;
+        let table = match decode_tail(&header, &tail) {
             Ok(t) => t,
-            Err(e) => return PieceState::Damaged(e.to_string()),
+            Err(e) => return Ok(Err(e.to_string())),
         };
-        for s in 0..header.stripes {
-            let at = header.shard_offset(s) as usize;
-            let shard = &bytes[at..at + header.shard_len(s) as usize];
-            if blake3::hash(shard).as_bytes() != &table[s as usize].shard {
-                return PieceState::Damaged(format!(
-                    "the shard of stripe {s} does not match its BLAKE3"
-                ));
+        let per_window = (STREAM_WINDOW / (header.shard_size as u64).max(1)).max(1) as u32;
+        let mut s = 0;
+        while s < header.stripes {
+            let end = s.saturating_add(per_window).min(header.stripes);
+            let from = header.shard_offset(s);
+            let to = header.shard_offset(end - 1) + header.shard_len(end - 1);
+            let bytes = store
+                .read_range(path, from, to - from)
+                .await
+                .map_err(fault)?;
+            for t in s..end {
+                let at = (header.shard_offset(t) - from) as usize;
+                let shard = &bytes[at..at + header.shard_len(t) as usize];
+                if blake3::hash(shard).as_bytes() != &table[t as usize].shard {
+                    return Ok(Err(format!(
+                        "the shard of stripe {t} does not match its BLAKE3"
+                    )));
+                }
             }
+            s = end;
         }
-        PieceState::Good
+        Ok(Ok(tail))
     }
 }
 

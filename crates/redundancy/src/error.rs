@@ -178,6 +178,17 @@ pub enum RedundancyError {
         /// What was wrong where.
         faults: Vec<DomainFault>,
     },
+    /// A streaming write was given more or fewer bytes than it was begun for; nothing
+    /// was published.
+    #[error("{rel}: {written} bytes were sent for an object begun as {declared} bytes; nothing was published: send exactly the length given to begin_write (the old object, if any, is unchanged)")]
+    Length {
+        /// The object.
+        rel: String,
+        /// The length the write was begun with.
+        declared: u64,
+        /// The bytes sent (when too many: the count the last piece would have reached).
+        written: u64,
+    },
     /// A domain could not be listed or an internal step failed.
     #[error("{rel}: {detail}")]
     Other {

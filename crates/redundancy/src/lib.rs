@@ -14,9 +14,13 @@
 //!   list;
 //! - [`replicas`]: plain-file replicas with an integrity record;
 //! - [`erasure`]: Reed-Solomon fragments (over `strata_codec::parity`), hedged reads;
-//! - [`repair`]: check, repair, re-encode, settle.
+//! - [`repair`]: check, repair, re-encode, settle;
+//! - `stream` and `upload`: streaming writes ([`RedundantStore::begin_write`],
+//!   [`RedundantUpload`]) and window-by-window reads, so writes, re-encodes and repairs
+//!   hold a few stripes or chunks in memory whatever the object's size.
 //!
-//! **Crash safety**: every piece is published atomically (`Store::write_atomic`); replicas
+//! **Crash safety**: every piece is staged and published atomically (`Store::begin_upload`,
+//! `Upload::publish`; integrity records with `Store::write_atomic`); replicas
 //! are written before their integrity records; a new encoding is written and verified
 //! before the old one is removed; [`RedundantStore::settle`] (start-up, scrub) removes what
 //! an interrupted write or re-encode left.
@@ -31,8 +35,11 @@ pub mod placement;
 pub mod repair;
 pub mod replicas;
 pub mod spec;
+mod stream;
+mod upload;
 
 pub use domains::{ObjectStat, Read, RedundancyCounters, RedundantStore};
 pub use error::{DomainFault, FaultKind, RedundancyError};
 pub use health::{Health, PieceHealth, PieceState, RepairOutcome, SettleOutcome};
 pub use spec::Redundancy;
+pub use upload::RedundantUpload;

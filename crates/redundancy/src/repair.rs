@@ -3,7 +3,6 @@
 //! (each published atomically) and verified before any piece of the old encoding is
 //! removed, and `settle` removes whatever a crash left that belongs to no complete encoding.
 
-use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use strata_codec::format::fragment::FragmentHeader;
 use strata_codec::format::replica_sums::ReplicaSums;
@@ -11,10 +10,11 @@ use strata_codec::format::replica_sums::ReplicaSums;
 use crate::domains::{
     frag_path, sums_path, Found, Inventory, Layout, RedundancyCounters, RedundantStore, PARALLEL,
 };
-use crate::erasure::encode_fragments;
-use crate::error::{FaultKind, RedundancyError};
+use crate::error::{DomainFault, FaultKind, RedundancyError};
 use crate::health::{Health, PieceHealth, PieceState, RepairOutcome, SettleOutcome};
 use crate::spec::Redundancy;
+use crate::stream::{Code, PieceWriter, Summary};
+use crate::upload::LayoutReader;
 
 /// Which pieces of an object to keep when removing the others.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,64 +34,6 @@ pub(crate) struct Written {
 }
 
 impl RedundantStore {
-    /// Writes the pieces of `data` under `redundancy`, each on its domain of the object's
-    /// placement, removing what it wrote if a domain fails.
-    pub(crate) async fn write_encoding(
-        &self,
-        before: &Inventory,
-        data: Bytes,
-        redundancy: Redundancy,
-    ) -> Result<Written, RedundancyError> {
-        let rel = &before.rel;
-        let targets: Vec<usize> = before.order[..redundancy.domains_needed()].to_vec();
-        let Redundancy::Erasure { data: k, parity: m } = redundancy else {
-            let raw_bytes = self
-                .write_replicas(before, &targets, &data, redundancy)
-                .await?;
-            return Ok(Written {
-                keep: Keep::Replicas(targets),
-                raw_bytes,
-            });
-        };
-        let (slot, stale) = choose_slot(before);
-        self.delete_quietly(stale).await;
-        let bytes = data.clone();
-        let frags = tokio::task::spawn_blocking(move || encode_fragments(k, m, &bytes))
-            .await
-            .map_err(|e| other(rel, format!("encoding fragments failed: {e}")))?
-            .map_err(|e| other(rel, format!("encoding fragments failed: {e}")))?;
-        let path = frag_path(slot, rel);
-        let raw_bytes = frags.iter().map(|f| f.len() as u64).sum();
-        let results: Vec<Result<(), RedundancyError>> =
-            stream::iter(targets.iter().copied().zip(frags))
-                .map(|(d, frag)| {
-                    let path = &path;
-                    async move {
-                        self.domains[d]
-                            .write_atomic(path, Bytes::from(frag))
-                            .await
-                            .map_err(|source| RedundancyError::Write {
-                                rel: path.clone(),
-                                domain: d,
-                                store: self.store_name(d),
-                                source,
-                            })
-                    }
-                })
-                .buffer_unordered(PARALLEL)
-                .collect()
-                .await;
-        if let Err(e) = results.into_iter().collect::<Result<Vec<()>, _>>() {
-            self.delete_quietly(targets.iter().map(|&d| (d, path.clone())).collect())
-                .await;
-            return Err(e);
-        }
-        Ok(Written {
-            keep: Keep::Erasure(slot),
-            raw_bytes,
-        })
-    }
-
     /// Removes every piece `inventory` found that `keep` does not cover; returns them.
     pub(crate) async fn remove_others(
         &self,
@@ -247,6 +189,7 @@ impl RedundantStore {
     /// verified). `Err(Unrepairable)` when fewer pieces are good than a read needs.
     pub async fn repair(&self, rel: &str) -> Result<RepairOutcome, RedundancyError> {
         self.check_rel(rel)?;
+        let _guard = self.locks.lock(rel).await;
         let inventory = self.inventory(rel).await;
         let layouts = inventory.layouts();
         let Some(layout) = layouts.iter().find(|l| l.readable()).or(layouts.first()) else {
@@ -278,103 +221,140 @@ impl RedundantStore {
         if !health.is_readable() {
             return Err(unrepairable(faults));
         }
-        let data = match self.read_layout_for_repair(&inventory, layout).await {
-            Ok(data) => data,
-            Err(e) => return Err(unrepairable(e.faults().to_vec())),
-        };
-        let pieces = self.rebuilt_pieces(rel, layout, &data).await?;
-        let mut outcome = RepairOutcome::default();
-        for fault in faults {
-            let Some(bytes) = pieces
-                .iter()
-                .find(|p| p.0 == fault.rel_index(&health))
-                .map(|p| p.1.clone())
-            else {
-                continue;
-            };
-            match self.rewrite_piece(rel, layout, &fault, bytes, &data).await {
-                Ok(()) => outcome.repaired.push(fault),
-                Err(detail) => outcome
-                    .not_repaired
-                    .push(crate::error::DomainFault { detail, ..fault }),
-            }
-        }
+        let mut outcome = self
+            .rewrite_pieces(&inventory, layout, &health, faults)
+            .await?;
         RedundancyCounters::add(
             &self.counters.fragments_repaired,
             outcome.repaired.len() as u64,
         );
+        outcome.not_repaired.sort_by_key(|f| f.domain);
         Ok(outcome)
     }
 
-    async fn read_layout_for_repair(
+    /// Streams the object from `layout` (verified) into new copies of the `faults`'
+    /// pieces, each on its own domain, publishes them and reads each back to verify it.
+    async fn rewrite_pieces(
         &self,
         inventory: &Inventory,
         layout: &Layout,
-    ) -> Result<Bytes, RedundancyError> {
-        let read = match layout {
-            Layout::Erasure { .. } => self.read_fragments(inventory, layout, 0, u64::MAX).await?,
-            _ => self.read_replicas(inventory, layout, 0, u64::MAX).await?,
+        health: &Health,
+        faults: Vec<DomainFault>,
+    ) -> Result<RepairOutcome, RedundancyError> {
+        let rel = &inventory.rel;
+        let (path, code) = match layout {
+            Layout::Erasure { slot, header, .. } => (
+                frag_path(*slot, rel),
+                Code::new(Some((header.k as usize, header.m as usize)), 0, header.len),
+            ),
+            _ => (
+                rel.clone(),
+                Code::new(None, layout.encoding().record_copies(), layout.len()),
+            ),
         };
-        Ok(read.bytes)
-    }
-
-    /// The bytes of each piece of `layout` for `data`: `(fragment index or 0, bytes)`.
-    async fn rebuilt_pieces(
-        &self,
-        rel: &str,
-        layout: &Layout,
-        data: &Bytes,
-    ) -> Result<Vec<(usize, Bytes)>, RedundancyError> {
-        match layout {
-            Layout::Erasure { header, .. } => {
-                let (k, m) = (header.k as usize, header.m as usize);
-                let bytes = data.clone();
-                let frags = tokio::task::spawn_blocking(move || encode_fragments(k, m, &bytes))
-                    .await
-                    .map_err(|e| other(rel, format!("encoding fragments failed: {e}")))?
-                    .map_err(|e| other(rel, format!("encoding fragments failed: {e}")))?;
-                Ok(frags.into_iter().map(Bytes::from).enumerate().collect())
+        let code = code.map_err(|detail| other(rel, detail))?;
+        let mut outcome = RepairOutcome::default();
+        let (faults, others): (Vec<DomainFault>, Vec<DomainFault>) =
+            faults.into_iter().partition(|f| f.rel == path);
+        outcome.not_repaired.extend(others);
+        let pieces: Vec<(usize, usize)> = faults
+            .iter()
+            .map(|f| (f.domain, f.rel_index(health)))
+            .collect();
+        let mut writer =
+            PieceWriter::begin(self, rel, &path, layout.len(), code, &pieces, true).await?;
+        let mut reader = LayoutReader::new(self, inventory, layout);
+        while !writer.all_failed() {
+            let step = match reader.next().await {
+                Ok(Some(bytes)) => writer.write(bytes).await,
+                Ok(None) => break,
+                Err(e) => Err(RedundancyError::Unrepairable {
+                    rel: rel.clone(),
+                    encoding: health.encoding,
+                    good: health.good(),
+                    needed: health.needed(),
+                    faults: e.faults().to_vec(),
+                }),
+            };
+            if let Err(e) = step {
+                writer.abort().await;
+                return Err(e);
             }
-            _ => Ok(vec![(0, data.clone())]),
         }
+        let results = if writer.all_failed() {
+            let failures = writer.targets.iter_mut().map(|t| t.failed.take());
+            let failures: Vec<_> = failures.collect();
+            writer.abort().await;
+            failures
+                .into_iter()
+                .map(|f| Err(f.unwrap_or_else(|| other(rel, "not written".into()))))
+                .collect()
+        } else {
+            writer.finish().await?
+        };
+        for ((fault, (_, index)), result) in faults.into_iter().zip(pieces).zip(results) {
+            let verified = match result {
+                Ok(summary) => self.verify_piece(rel, layout, &fault, index, summary).await,
+                Err(e) => Err(e.to_string()),
+            };
+            match verified {
+                Ok(()) => outcome.repaired.push(fault),
+                Err(detail) => outcome.not_repaired.push(DomainFault { detail, ..fault }),
+            }
+        }
+        Ok(outcome)
     }
 
-    /// Writes one piece back to its domain and reads it back to verify it.
-    async fn rewrite_piece(
+    /// Reads a rewritten piece back and checks it against what was written: a replica
+    /// (after its integrity record is written) chunk by chunk against the record, a
+    /// fragment's header, table and every shard.
+    async fn verify_piece(
         &self,
         rel: &str,
         layout: &Layout,
-        fault: &crate::error::DomainFault,
-        bytes: Bytes,
-        data: &Bytes,
+        fault: &DomainFault,
+        index: usize,
+        summary: Summary,
     ) -> Result<(), String> {
         let store = &self.domains[fault.domain];
-        store
-            .write_atomic(&fault.rel, bytes.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Layout::Replicas { encoding, .. } = layout {
-            let record = ReplicaSums::of(data, encoding.record_copies()).encode();
-            store
-                .write_atomic(&sums_path(rel), Bytes::from(record.clone()))
-                .await
-                .map_err(|e| e.to_string())?;
-            let back = store
-                .read_all(&sums_path(rel))
-                .await
-                .map_err(|e| e.to_string())?;
-            if back[..] != record[..] {
-                return Err("the integrity record read back differs from what was written".into());
+        match (layout, summary) {
+            (Layout::Erasure { header, .. }, Summary::Tail(tail)) => {
+                let h = FragmentHeader {
+                    index: index as u8,
+                    ..*header
+                };
+                match self.check_fragment_bytes(fault.domain, &fault.rel, h).await {
+                    Ok(Ok(back)) if back == tail => Ok(()),
+                    Ok(Ok(_)) => {
+                        Err("the fragment's table read back differs from what was written".into())
+                    }
+                    Ok(Err(why)) => Err(why),
+                    Err(f) => Err(f.to_string()),
+                }
             }
+            (_, Summary::Record(record)) => {
+                let sums = ReplicaSums::decode(&record).map_err(|e| e.to_string())?;
+                if matches!(layout, Layout::Replicas { .. }) {
+                    store
+                        .write_atomic(&sums_path(rel), record.clone())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let back = store
+                        .read_all(&sums_path(rel))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if back != record {
+                        return Err(
+                            "the integrity record read back differs from what was written".into(),
+                        );
+                    }
+                }
+                self.verify_replica(fault.domain, &fault.rel, &sums)
+                    .await
+                    .map_err(|f| f.to_string())
+            }
+            _ => Err("the piece written is not of the object's encoding".into()),
         }
-        let back = store
-            .read_all(&fault.rel)
-            .await
-            .map_err(|e| e.to_string())?;
-        if back != bytes {
-            return Err("the piece read back differs from what was written".into());
-        }
-        Ok(())
     }
 
     /// Re-encodes `rel` to `to`: the new encoding is written and verified in full BEFORE
@@ -383,6 +363,7 @@ impl RedundantStore {
     pub async fn reencode(&self, rel: &str, to: Redundancy) -> Result<(), RedundancyError> {
         self.check_rel(rel)?;
         self.check_domains(rel, to)?;
+        let guard = self.locks.lock(rel).await;
         let before = self.inventory(rel).await;
         let layouts = before.layouts();
         if layouts.len() == 1
@@ -391,8 +372,31 @@ impl RedundantStore {
         {
             return Ok(());
         }
-        let data = self.read_all(rel).await?.bytes;
-        let written = self.write_encoding(&before, data, to).await?;
+        let Some(layout) = layouts.iter().find(|l| l.readable()) else {
+            return Err(if before.is_empty() {
+                RedundancyError::Missing {
+                    rel: rel.to_string(),
+                }
+            } else {
+                self.unreadable(&before, &layouts)
+            });
+        };
+        let mut upload = self
+            .begin_encoding(before.clone(), to, layout.len(), guard)
+            .await?;
+        let mut reader = LayoutReader::new(self, &before, layout);
+        loop {
+            match reader.next().await {
+                Ok(Some(bytes)) => upload.write(bytes).await?,
+                Ok(None) => break,
+                Err(e) => {
+                    upload.abort().await;
+                    return Err(e);
+                }
+            }
+        }
+        // `upload` keeps the object's lock until the new encoding is verified.
+        let written = upload.publish().await?;
         let after = self.inventory(rel).await;
         let new = after
             .layouts()
@@ -436,6 +440,7 @@ impl RedundantStore {
         wanted: Redundancy,
     ) -> Result<SettleOutcome, RedundancyError> {
         self.check_rel(rel)?;
+        let _guard = self.locks.lock(rel).await;
         let inventory = self.inventory(rel).await;
         let layouts = inventory.layouts();
         if let [only] = layouts.as_slice() {
@@ -492,7 +497,7 @@ fn other(rel: &str, detail: String) -> RedundancyError {
 
 /// The slot a new `ec:K+M` encoding goes to: an unused one, else the one with fewer
 /// fragments (whose pieces are returned, to be removed first).
-fn choose_slot(before: &Inventory) -> (usize, Vec<(usize, String)>) {
+pub(crate) fn choose_slot(before: &Inventory) -> (usize, Vec<(usize, String)>) {
     let used = |slot: usize| {
         before
             .domains

@@ -8,11 +8,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use strata_codec::format::replica_sums::ReplicaSums;
+use strata_store::StoreError;
 
-use crate::domains::{sums_path, Inventory, Layout, Read, RedundantStore, PARALLEL};
+use crate::domains::{Inventory, Layout, Read, RedundantStore, PARALLEL};
 use crate::error::{DomainFault, FaultKind, RedundancyError};
 use crate::health::PieceState;
-use crate::spec::Redundancy;
+use crate::stream::STREAM_WINDOW;
 
 /// `offset..offset + len` clamped to an object of `object_len` bytes.
 pub(crate) fn clamp(object_len: u64, offset: u64, len: u64) -> (u64, u64) {
@@ -134,49 +135,46 @@ impl RedundantStore {
         if own.len != reference.len || own.hashes != reference.hashes {
             return PieceState::Damaged("its integrity record describes other bytes".into());
         }
-        match self.read_replica(domain, rel, Some(own), 0, own.len).await {
-            Ok(_) => PieceState::Good,
+        match self.verify_replica(domain, rel, own).await {
+            Ok(()) => PieceState::Good,
             Err(fault) => PieceState::from_fault(&fault),
         }
     }
 
-    /// Writes replicas of `data` on `targets` (files, then records). On failure removes
-    /// what it wrote where `before` had nothing, and names the domain that failed.
-    pub(crate) async fn write_replicas(
+    /// Reads the whole replica on `domain` window by window (memory bounded by
+    /// [`STREAM_WINDOW`]) and checks its length and every chunk against `sums`.
+    pub(crate) async fn verify_replica(
         &self,
-        before: &Inventory,
-        targets: &[usize],
-        data: &Bytes,
-        encoding: Redundancy,
-    ) -> Result<u64, RedundancyError> {
-        let rel = &before.rel;
-        let record = Bytes::from(ReplicaSums::of(data, encoding.record_copies()).encode());
-        let sums_rel = sums_path(rel);
-        let files = self.put_all(targets, rel, data).await;
-        let records = if files.is_ok() {
-            self.put_all(targets, &sums_rel, &record).await
-        } else {
-            Ok(())
-        };
-        if let Err(e) = files.and(records) {
-            let undo: Vec<(usize, String)> = targets
-                .iter()
-                .flat_map(|&d| {
-                    let probe = &before.domains[d];
-                    let mut paths = Vec::new();
-                    if matches!(probe.file, crate::domains::Found::Absent) {
-                        paths.push((d, rel.clone()));
-                    }
-                    if matches!(probe.sums, crate::domains::Found::Absent) {
-                        paths.push((d, sums_rel.clone()));
-                    }
-                    paths
-                })
-                .collect();
-            self.delete_quietly(undo).await;
-            return Err(e);
+        domain: usize,
+        rel: &str,
+        sums: &ReplicaSums,
+    ) -> Result<(), DomainFault> {
+        let store = &self.domains[domain];
+        let fault = |e| DomainFault::from_store(domain, self.store_name(domain), rel, &e);
+        let size = store.stat(rel).await.map_err(fault)?.map(|e| e.size);
+        if size != Some(sums.len) {
+            let Some(size) = size else {
+                return Err(fault(StoreError::NotFound {
+                    path: rel.to_string(),
+                }));
+            };
+            return Err(DomainFault {
+                domain,
+                store: self.store_name(domain),
+                rel: rel.to_string(),
+                kind: FaultKind::Damaged,
+                detail: format!("{size} bytes, its integrity record says {}", sums.len),
+            });
         }
-        Ok(targets.len() as u64 * (data.len() + record.len()) as u64)
+        let window = STREAM_WINDOW.max(sums.chunk_size as u64);
+        let mut start = 0;
+        while start < sums.len {
+            let end = start.saturating_add(window).min(sums.len);
+            self.read_replica(domain, rel, Some(sums), start, end)
+                .await?;
+            start = end;
+        }
+        Ok(())
     }
 
     /// Writes `data` at `path` on every domain of `targets`, concurrently; the first

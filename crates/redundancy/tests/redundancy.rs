@@ -411,12 +411,18 @@ async fn reencode_replicate_to_ec_keeps_bytes_and_removes_the_replicas() {
     );
 }
 
-fn put_error_on(pattern: &str) -> FaultPlan {
-    FaultPlan::new().rule(
-        FaultRule::new(FaultOp::Put, FaultEffect::Error { retryable: false })
-            .unwrap()
-            .path(pattern),
-    )
+/// A domain that refuses every write under `pattern`: whole-file writes (integrity
+/// records), and the staged uploads pieces are streamed through (write and publish).
+fn write_error_on(pattern: &str) -> FaultPlan {
+    [FaultOp::Put, FaultOp::Write, FaultOp::Publish]
+        .into_iter()
+        .fold(FaultPlan::new(), |plan, op| {
+            plan.rule(
+                FaultRule::new(op, FaultEffect::Error { retryable: false })
+                    .unwrap()
+                    .path(pattern),
+            )
+        })
 }
 
 #[tokio::test]
@@ -424,7 +430,7 @@ async fn reencode_with_a_domain_lost_midway_leaves_the_old_encoding_intact() {
     // Domain 1 refuses every fragment write: the re-encode fails halfway through.
     let t = Tier::with(3, |i, s| {
         if i == 1 {
-            s.with_faults(put_error_on("ec/"))
+            s.with_faults(write_error_on("ec/"))
         } else {
             s
         }
@@ -554,7 +560,7 @@ async fn read_errors_on_a_domain_are_served_from_the_fragments_of_the_others() {
 async fn a_full_domain_fails_the_write_naming_it_and_leaves_nothing() {
     let t = Tier::with(3, |i, s| {
         if i == 2 {
-            s.with_faults(put_error_on("objects/"))
+            s.with_faults(write_error_on("objects/"))
         } else {
             s
         }
