@@ -391,7 +391,7 @@ fn start_reencode(service: &Service, data: &[u8]) {
 fn a_service_killed_during_a_re_encode_leaves_the_object_whole_at_its_policy() {
     let dir = tempfile::tempdir().unwrap();
     let (domains, config, data_dir) = reencode_setup(dir.path());
-    let slow = [("STRATA_FAULTS", "dst:put:latency=2s")];
+    let slow = [("STRATA_FAULTS", "dst:publish:latency=2s")];
     let service = Service::start_with_env(&config, &data_dir, &[], &slow);
     let data = content((3 << 20) + 11);
     start_reencode(&service, &data);
@@ -437,7 +437,7 @@ fn a_service_killed_during_a_re_encode_leaves_the_object_whole_at_its_policy() {
 fn a_hundred_concurrent_readers_get_the_right_bytes_during_a_re_encode() {
     let dir = tempfile::tempdir().unwrap();
     let (domains, config, data_dir) = reencode_setup(dir.path());
-    let slow = [("STRATA_FAULTS", "dst:put:latency=300ms")];
+    let slow = [("STRATA_FAULTS", "dst:publish:latency=300ms")];
     let service = Service::start_with_env(&config, &data_dir, &[], &slow);
     let data = content((1 << 20) + 7);
     start_reencode(&service, &data);
