@@ -323,7 +323,7 @@ pub async fn write_object(
         return Err(err);
     }
     let now = now_ms();
-    let written = staged.upload.finish().await;
+    let written = store_call(state, "an object write", || staged.upload.finish()).await;
     let write = ObjectWrite {
         key: key.to_string(),
         tier: tier.name().to_string(),
