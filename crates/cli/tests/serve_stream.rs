@@ -115,7 +115,9 @@ fn get_hashed(service: &Service, key: &str) -> (u64, [u8; 32]) {
         if line.trim().is_empty() {
             break;
         }
-        chunked |= line.to_ascii_lowercase().starts_with("transfer-encoding: chunked");
+        chunked |= line
+            .to_ascii_lowercase()
+            .starts_with("transfer-encoding: chunked");
     }
     let mut hasher = blake3::Hasher::new();
     let mut len = 0u64;
@@ -175,7 +177,11 @@ fn staged(service: &Service, tier: &str) -> Vec<String> {
 /// once it ended.
 fn move_to_warm(service: &Service, key: &str) -> serde_json::Value {
     let out = service.run(&["access", key, "--count", "3"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eventually(WAIT, "a planned move of the object", || {
         let result = service.json(&["plan"]);
         let moves = result["plan"]["moves"].as_array()?;
@@ -204,7 +210,11 @@ fn a_put_larger_than_the_old_limit_streams_with_the_default_flags_and_moves_to_a
     let listed = object(&service, key);
     assert_eq!(listed["size"], LARGE, "{listed}");
     assert_eq!(listed["hash"], hex::encode(sent), "{listed}");
-    assert_eq!(get_hashed(&service, key), (LARGE, sent), "read back from hot");
+    assert_eq!(
+        get_hashed(&service, key),
+        (LARGE, sent),
+        "read back from hot"
+    );
 
     let job = move_to_warm(&service, key);
     assert_eq!(job["state"], "done", "{job}");
@@ -214,9 +224,17 @@ fn a_put_larger_than_the_old_limit_streams_with_the_default_flags_and_moves_to_a
         listed["stored_size"].as_u64().unwrap() < LARGE,
         "packed and compressed on warm: {listed}"
     );
-    assert_eq!(get_hashed(&service, key), (LARGE, sent), "read back from warm");
+    assert_eq!(
+        get_hashed(&service, key),
+        (LARGE, sent),
+        "read back from warm"
+    );
     assert!(!service.tier_dir("hot").join("objects").join(key).exists());
-    assert!(staged(&service, "warm").is_empty(), "{:?}", staged(&service, "warm"));
+    assert!(
+        staged(&service, "warm").is_empty(),
+        "{:?}",
+        staged(&service, "warm")
+    );
 }
 
 #[test]
@@ -239,7 +257,11 @@ fn a_client_that_breaks_off_a_put_leaves_the_old_object_and_no_staged_bytes() {
 
     service.stop();
     let service = Service::start(&config, &data_dir, &[]);
-    assert!(staged(&service, "hot").is_empty(), "{:?}", staged(&service, "hot"));
+    assert!(
+        staged(&service, "hot").is_empty(),
+        "{:?}",
+        staged(&service, "hot")
+    );
     assert_eq!(get_hashed(&service, key), (3 * MIB, old));
     let on_disk = std::fs::metadata(service.tier_dir("hot").join("objects").join(key)).unwrap();
     assert_eq!(on_disk.len(), 3 * MIB);
@@ -272,5 +294,9 @@ fn a_move_whose_source_is_damaged_midway_fails_with_source_damaged_and_publishes
         !service.tier_dir("warm").join("objects").join(key).exists(),
         "a copy was published on warm"
     );
-    assert!(staged(&service, "warm").is_empty(), "{:?}", staged(&service, "warm"));
+    assert!(
+        staged(&service, "warm").is_empty(),
+        "{:?}",
+        staged(&service, "warm")
+    );
 }

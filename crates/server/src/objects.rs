@@ -1,11 +1,14 @@
 //! Objects over HTTP: `PUT`, `GET` (with a single byte range), `HEAD`, `DELETE` on
 //! `/v1/objects/{key}`, and `GET /v1/objects?prefix=` listings.
 //!
-//! The write path: hash the body (BLAKE3, and the value of each 1 MiB chunk), take the
-//! key's write lock, record a write intent, encode the bytes for the object's current tier
-//! (the default tier for a new object; frames on a packed tier) and write them atomically,
-//! record the new version (generation + 1, raw size, hash and chunk values) and drop the
-//! intent in one transaction, update the index. The read path: take the key's read lock,
+//! The write path: stream the body (never held whole: [`BodyReader`]) through the tier's
+//! encoder into a staged upload on the object's current tier (the default tier for a new
+//! object; frames on a packed tier), hashing it as it passes (BLAKE3, and the value of each
+//! 1 MiB chunk); then take the key's write lock, record a write intent, publish the upload
+//! atomically, record the new version (generation + 1, raw size, hash and chunk values) and
+//! drop the intent in one transaction, update the index. A body that breaks off, pauses too
+//! long, passes the size limit or does not match `X-Strata-Hash` aborts the upload: nothing
+//! is published. The read path: take the key's read lock,
 //! look the object up in memory, read the chunks that hold the range from its current tier
 //! and check each against its value before sending a byte of it
 //! ([`crate::tier_codec::verified`]), record the access. Sizes shown are raw; `stored_size` is what the copy takes

@@ -480,7 +480,11 @@ mod tests {
                 }
                 assert_eq!(hasher.len(), len as u64);
                 let streamed = hasher.finish().unwrap();
-                assert_eq!(streamed, ChunkHashes::compute(&data[..len]), "{len}/{piece}");
+                assert_eq!(
+                    streamed,
+                    ChunkHashes::compute(&data[..len]),
+                    "{len}/{piece}"
+                );
                 assert_eq!(streamed.0, *blake3::hash(&data[..len]).as_bytes());
             }
         }
