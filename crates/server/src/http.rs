@@ -149,10 +149,9 @@ fn is_connection_error(err: &io::Error) -> bool {
 /// service allocate a whole object's worth of memory by only announcing it.
 const MAX_PREALLOCATION: u64 = 8 << 20;
 
-/// Reads a request body of at most `limit` bytes. A declared `Content-Length` above the
-/// limit is answered 413 before any byte of the body is read; a body without one, as soon
-/// as it passes the limit; a body during which nothing arrives for `timeout`, 408. `what`
-/// names the body in the messages (`object "a/b"`, `access-event batch`).
+/// Reads a request body of at most `limit` bytes, whole, under the rules of
+/// [`BodyReader`]. `what` names the body in the messages (`object "a/b"`, `access-event
+/// batch`).
 pub async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -160,36 +159,85 @@ pub async fn read_body(
     timeout: Duration,
     what: &str,
 ) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<u64>().ok());
-    if let Some(declared) = declared.filter(|&declared| declared > limit) {
-        return Err(too_large(what, limit, Some(declared)));
-    }
-    let reserve = declared.unwrap_or(0).min(MAX_PREALLOCATION);
+    let mut reader = BodyReader::new(headers, body, limit, timeout, what)?;
+    let reserve = reader.declared().unwrap_or(0).min(MAX_PREALLOCATION);
     let mut buffer = BytesMut::with_capacity(usize::try_from(reserve).unwrap_or(0));
-    let mut stream = body.into_data_stream();
-    loop {
-        let next = tokio::time::timeout(timeout, stream.next())
+    while let Some(piece) = reader.next().await? {
+        buffer.extend_from_slice(&piece);
+    }
+    Ok(buffer.freeze())
+}
+
+/// A request body read piece by piece, as it arrives (an object streamed to its tier): a
+/// declared `Content-Length` above `limit` is answered 413 before any byte is read
+/// ([`BodyReader::new`]); a body without one, as soon as it passes the limit; a body
+/// during which nothing arrives for `timeout`, 408; a body the client breaks off, 400.
+pub struct BodyReader {
+    stream: axum::body::BodyDataStream,
+    declared: Option<u64>,
+    limit: u64,
+    timeout: Duration,
+    what: String,
+    received: u64,
+}
+
+impl BodyReader {
+    /// A reader of `body`; refused with 413 when its declared length is over `limit`.
+    pub fn new(
+        headers: &HeaderMap,
+        body: Body,
+        limit: u64,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<BodyReader, ApiError> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.parse::<u64>().ok());
+        if let Some(declared) = declared.filter(|&declared| declared > limit) {
+            return Err(too_large(what, limit, Some(declared)));
+        }
+        Ok(BodyReader {
+            stream: body.into_data_stream(),
+            declared,
+            limit,
+            timeout,
+            what: what.to_string(),
+            received: 0,
+        })
+    }
+
+    /// The body's declared length, if it has one.
+    pub fn declared(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// The body's limit.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The next piece of the body, or `None` at its end.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, ApiError> {
+        let what = &self.what;
+        let received = self.received;
+        let next = tokio::time::timeout(self.timeout, self.stream.next())
             .await
-            .map_err(|_| timed_out(what, timeout, buffer.len()))?;
+            .map_err(|_| timed_out(what, self.timeout, received))?;
         match next {
-            None => return Ok(buffer.freeze()),
-            Some(Err(err)) => {
-                return Err(ApiError::bad_request(
-                    "unreadable_body",
-                    format!(
-                        "the {what} could not be read after {} bytes: {err}; send it again",
-                        buffer.len()
-                    ),
-                ))
-            }
+            None => Ok(None),
+            Some(Err(err)) => Err(ApiError::bad_request(
+                "unreadable_body",
+                format!(
+                    "the {what} could not be read after {received} bytes: {err}; send it again"
+                ),
+            )),
             Some(Ok(piece)) => {
-                if (buffer.len() + piece.len()) as u64 > limit {
-                    return Err(too_large(what, limit, None));
+                self.received += piece.len() as u64;
+                if self.received > self.limit {
+                    return Err(too_large(what, self.limit, None));
                 }
-                buffer.extend_from_slice(&piece);
+                Ok(Some(piece))
             }
         }
     }
@@ -211,7 +259,7 @@ fn too_large(what: &str, limit: u64, declared: Option<u64>) -> ApiError {
     )
 }
 
-fn timed_out(what: &str, timeout: Duration, received: usize) -> ApiError {
+fn timed_out(what: &str, timeout: Duration, received: u64) -> ApiError {
     ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
         "request_timeout",

@@ -12,7 +12,7 @@
 //! read never sees bytes that do not match the metadata it looked up. Nobody holds two
 //! stripes at once, so the locks cannot deadlock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock};
@@ -269,6 +269,53 @@ impl ObjectIndex {
             .filter(|(_, entry)| entry.tier == tier)
             .map(|(key, entry)| (key.clone(), entry.clone()))
             .collect()
+    }
+}
+
+/// One exclusive gate per key for PUTs, which stream a new object's bytes to its tier
+/// before they take the key's write lock (readers of the old object go on meanwhile): two
+/// PUTs of one key would share the tier's staging file, so the second waits for the first.
+/// Not striped: a long upload holds up only the writers of its own key.
+#[derive(Debug, Default)]
+pub struct KeyGates {
+    gates: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A key's gate, held until dropped.
+#[derive(Debug)]
+pub struct KeyGate<'a> {
+    gates: &'a KeyGates,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl KeyGates {
+    /// Waits for `key`'s gate.
+    pub async fn enter(&self, key: &str) -> KeyGate<'_> {
+        let gate = Arc::clone(
+            crate::state::lock(&self.gates)
+                .entry(key.to_string())
+                .or_default(),
+        );
+        KeyGate {
+            gates: self,
+            key: key.to_string(),
+            guard: Some(gate.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for KeyGate<'_> {
+    fn drop(&mut self) {
+        let mut gates = crate::state::lock(&self.gates.gates);
+        drop(self.guard.take());
+        // Nobody else holds or waits for it: forget it.
+        if gates
+            .get(&self.key)
+            .is_some_and(|gate| Arc::strong_count(gate) == 1)
+        {
+            gates.remove(&self.key);
+        }
     }
 }
 

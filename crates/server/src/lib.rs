@@ -72,7 +72,7 @@ pub use routes::{OPENAPI, ROUTES};
 pub use state::Limits;
 pub use tiers::{check_servable, rebase_data_dir};
 
-use crate::index::{KeyLocks, ObjectIndex};
+use crate::index::{KeyGates, KeyLocks, ObjectIndex};
 use crate::metrics::Metrics;
 use crate::mover::Mover;
 use crate::objects::entry_of;
@@ -231,6 +231,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         sqlite,
         index,
         locks: KeyLocks::default(),
+        uploads: KeyGates::default(),
         metrics: Metrics::default(),
         events: broadcast::channel(1024).0,
         limits: options.limits,

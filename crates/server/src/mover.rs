@@ -6,18 +6,21 @@
 //! 1. **Start** (one transaction): the object must still be current on the source tier
 //!    with the job's generation; a `copying` placement is recorded on the target tier
 //!    *before* any byte is written there.
-//! 2. **Copy**: read the source copy (decoding and checking every frame on a packed tier),
-//!    check the raw bytes' BLAKE3 against the object's recorded hash, encode them for the
-//!    target tier's layout, check that the target has room for the stored bytes (its
-//!    capacity counts stored bytes; the planner sized the move by its raw size plus the
-//!    packed overhead), and write them to `<target>/objects/<key>` atomically. The read takes no key lock (writes
+//! 2. **Copy** (streamed, [`copy`]): read the source copy in spans of whole chunks
+//!    (decoding and checking every frame on a packed tier), hash the raw bytes (BLAKE3) as
+//!    they pass, encode them for the target tier's layout and write them to a staged
+//!    upload on `<target>/objects/<key>`; only once the hash matches the object's recorded
+//!    one and the target has room for the stored bytes (its capacity counts stored bytes;
+//!    the planner sized the move by its raw size plus the packed overhead) is the upload
+//!    published, atomically. Memory holds a few chunks whatever the object's size. The
+//!    read takes no key lock (writes
 //!    are not held up by moves), so it may see the bytes of a write whose record is not
 //!    committed yet; on a mismatch the job waits for the key's writes in flight (its read
 //!    lock) and looks again: a new generation means `object_changing`, the same one means
 //!    damage.
-//! 3. **Verify**: read the target copy back, decode it (every frame checked on a packed
-//!    tier) and compare the raw bytes' BLAKE3 with the object's: the identity hash is
-//!    always over raw bytes.
+//! 3. **Verify**: read the target copy back span by span, decoding it (every frame checked
+//!    on a packed tier), and compare the raw bytes' BLAKE3 with the object's: the identity
+//!    hash is always over raw bytes.
 //! 4. **Switch** (one transaction, under the key's write lock, so no read is in flight):
 //!    if the object's generation is unchanged, the copy becomes current and the old copy
 //!    `retiring`. Reads are served from the old copy until this commit and from the new
@@ -44,13 +47,12 @@ use strata_catalog::{CopyStart, MoveId, MoveJob, MoveState, PlacementState, Swit
 use strata_store::StoreError;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use crate::redundancy_worker::class_of;
 use crate::retry::with_backoff;
 use crate::state::{lock, now_ms, AppState, JobEvent};
-use crate::tier_codec::verified::report_damage;
-use crate::tier_codec::{encode_for_tier, read_all_from_tier, Damage, TierReadError};
-use crate::tiers::{check_room, Tier};
+use crate::tier_codec::TierReadError;
+use crate::tiers::Tier;
 
+mod copy;
 mod reencode;
 
 /// How long a job that must wait (for its `after` jobs, or to retry a retire) waits.
@@ -478,67 +480,21 @@ async fn copy_and_switch(
     let Some(entry) = state.index.get(&job.key) else {
         return Ok(stop_reason(state, job, handle).unwrap_or(Step::Nothing));
     };
-    let path = Tier::object_path(&job.key);
-    let bytes = match read_all_from_tier(state, from, &job.key).await {
-        Ok(read) => read.raw,
-        Err(err) => {
-            if let Some(stop) = settled_stop_reason(state, job, handle).await {
-                return Ok(stop);
-            }
-            return Err(match err {
-                TierReadError::Damaged(damage) => {
-                    report_damage(state, &damage, job.generation);
-                    format!(
-                        "source_damaged: {damage}; it was not moved: write the object again, \
-                         or restore the tier's copy from a backup"
-                    )
-                }
-                TierReadError::Store(err) => format!("reading the copy on {}: {err}", from.name()),
-            });
-        }
+    let stored_len = match copy::copy(state, job, from, to, &entry, reserved, handle).await? {
+        Ok(stored_len) => stored_len,
+        Err(step) => return Ok(step),
     };
-    if hash_bytes(bytes.clone()).await != entry.hash {
-        if let Some(stop) = settled_stop_reason(state, job, handle).await {
-            return Ok(stop);
-        }
-        let damage = Damage {
-            key: job.key.clone(),
-            tier: from.name().to_string(),
-            detail: format!(
-                "it does not match the object's BLAKE3 {}",
-                hex::encode(entry.hash)
-            ),
-        };
-        report_damage(state, &damage, job.generation);
-        return Err(format!(
-            "source_damaged: {damage}; it was not moved: write the object again, or restore \
-             the tier's copy from a backup"
-        ));
-    }
-    if let Some(stop) = stop_reason(state, job, handle) {
-        return Ok(stop);
-    }
-    let data = encode_for_tier(to, &job.key, bytes).await;
-    let stored_len = data.len() as u64;
-    check_room(state, to, stored_len, reserved)?;
-    let redundancy = to.wanted_redundancy(class_of(state, &job.key));
-    store_call(state, "a move's copy", || {
-        to.store.write_with(&path, data.clone(), redundancy)
-    })
-    .await
-    .map_err(|err| format!("writing the copy on {}: {err}", to.name()))?;
     state
         .metrics
         .move_bytes
         .fetch_add(job.size, Ordering::Relaxed);
-    drop(data);
     state
         .catalog
         .set_move_state(job.id, MoveState::Verifying, None, now_ms())
         .await
         .map_err(|err| err.to_string())?;
     emit(state, job, MoveState::Verifying, None);
-    let back = match read_all_from_tier(state, to, &job.key).await {
+    let (back_len, back_hash) = match copy::read_back(state, to, &job.key, entry.size).await {
         Ok(back) => back,
         Err(TierReadError::Damaged(damage)) => {
             return Err(format!(
@@ -550,13 +506,11 @@ async fn copy_and_switch(
             return Err(format!("reading back the copy on {}: {err}", to.name()))
         }
     };
-    let back_hash = hash_bytes(back.raw).await;
-    if back_hash != entry.hash || back.stored_len != stored_len {
+    if back_hash != entry.hash || back_len != stored_len {
         return Err(format!(
-            "verify_mismatch: the copy on {} reads back as {} stored bytes with BLAKE3 {}, \
-             expected {stored_len} bytes with {}",
+            "verify_mismatch: the copy on {} reads back as {back_len} stored bytes with BLAKE3 \
+             {}, expected {stored_len} bytes with {}",
             to.name(),
-            back.stored_len,
             hex::encode(back_hash),
             hex::encode(entry.hash)
         ));

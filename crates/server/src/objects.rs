@@ -1,11 +1,14 @@
 //! Objects over HTTP: `PUT`, `GET` (with a single byte range), `HEAD`, `DELETE` on
 //! `/v1/objects/{key}`, and `GET /v1/objects?prefix=` listings.
 //!
-//! The write path: hash the body (BLAKE3, and the value of each 1 MiB chunk), take the
-//! key's write lock, record a write intent, encode the bytes for the object's current tier
-//! (the default tier for a new object; frames on a packed tier) and write them atomically,
-//! record the new version (generation + 1, raw size, hash and chunk values) and drop the
-//! intent in one transaction, update the index. The read path: take the key's read lock,
+//! The write path: stream the body (never held whole: [`BodyReader`]) through the tier's
+//! encoder into a staged upload on the object's current tier (the default tier for a new
+//! object; frames on a packed tier), hashing it as it passes (BLAKE3, and the value of each
+//! 1 MiB chunk); then take the key's write lock, record a write intent, publish the upload
+//! atomically, record the new version (generation + 1, raw size, hash and chunk values) and
+//! drop the intent in one transaction, update the index. A body that breaks off, pauses too
+//! long, passes the size limit or does not match `X-Strata-Hash` aborts the upload: nothing
+//! is published. The read path: take the key's read lock,
 //! look the object up in memory, read the chunks that hold the range from its current tier
 //! and check each against its value before sending a byte of it
 //! ([`crate::tier_codec::verified`]), record the access. Sizes shown are raw; `stored_size` is what the copy takes
@@ -30,13 +33,14 @@ use strata_catalog::{
 use strata_heat::{AccessEvent, AccessSummary, Op, Reason};
 
 use crate::error::ApiError;
-use crate::http::read_body;
+use crate::http::BodyReader;
 use crate::index::ObjectEntry;
 use crate::mover::store_call;
 use crate::recovery::reconcile_intent;
 use crate::state::{lock, now_ms, AppState};
-use crate::tier_codec::encode_for_tier;
-use crate::tier_codec::verified::{hash_chunks, VerifiedReader};
+use crate::tier_codec::verified::{ChunkHasher, VerifiedReader};
+use crate::tier_codec::TierEncoder;
+use crate::tier_store::TierUpload;
 use crate::tiers::Tier;
 
 /// Reads at most this much per store call (whole verified chunks); larger bodies are
@@ -199,30 +203,31 @@ pub async fn put_object(
     body: Body,
 ) -> Result<Response, ApiError> {
     check_new_key(&key)?;
-    let body = read_body(
+    let body = BodyReader::new(
         &headers,
         body,
         state.limits.max_object_size,
         state.http.body_timeout,
         &format!("object {key:?}"),
-    )
-    .await?;
-    let size = body.len() as u64;
-    let (hash, chunk_hashes) = hash_chunks(body.clone()).await;
-    if let Some(expected) = headers.get("x-strata-hash") {
-        let expected = expected.to_str().unwrap_or_default().to_ascii_lowercase();
-        if expected != hex::encode(hash) {
-            return Err(ApiError::bad_request(
-                "hash_mismatch",
-                format!(
-                    "the body's BLAKE3 is {}, not the {expected} given in X-Strata-Hash; the \
-                     upload was damaged, send it again",
-                    hex::encode(hash)
-                ),
-            ));
-        }
-    }
-    let (placed, created, stored) = write_object(&state, &key, body, hash, chunk_hashes).await?;
+    )?;
+    let expected = headers
+        .get("x-strata-hash")
+        .map(|value| value.to_str().unwrap_or_default().to_ascii_lowercase());
+    // On a task of its own: a client that goes away drops this handler, not the write,
+    // which then sees the body end short and aborts its staged upload.
+    let write = {
+        let (state, key) = (Arc::clone(&state), key.clone());
+        tokio::spawn(async move { write_object(&state, &key, body, expected).await })
+    };
+    let written = write
+        .await
+        .map_err(|err| ApiError::internal(format!("the write of {key:?} ended early: {err}")))??;
+    let Written {
+        placed,
+        created,
+        stored,
+    } = written;
+    let size = placed.object.size;
     state.metrics.writes.fetch_add(1, Ordering::Relaxed);
     state.metrics.write_bytes.fetch_add(size, Ordering::Relaxed);
     record_access(&state, &key, Op::Write, size);
@@ -256,93 +261,233 @@ pub async fn put_object(
     Ok((status, Json(view)).into_response())
 }
 
-/// Writes an object's bytes (encoded for its tier) and records them with their hash and
-/// chunk values; returns the record, whether the object is new, and the bytes its copy
-/// takes on the tier.
+/// A recorded write.
+#[derive(Debug)]
+pub struct Written {
+    /// The object's new record.
+    pub placed: PlacedObject,
+    /// Whether the object is new.
+    pub created: bool,
+    /// The bytes its copy takes on its tier.
+    pub stored: u64,
+}
+
+/// An object's bytes staged on its tier, with what was computed as they streamed.
+struct Staged {
+    upload: TierUpload,
+    hash: [u8; 32],
+    chunk_hashes: ChunkHashes,
+    size: u64,
+}
+
+/// Writes an object: its body streamed to its tier (encoded for the tier's layout, hashed
+/// as it arrives, staged: nothing visible), then published and recorded with its hash and
+/// chunk values under the key's write lock. `expected` is the client's `X-Strata-Hash`.
 pub async fn write_object(
     state: &AppState,
     key: &str,
-    body: Bytes,
-    hash: [u8; 32],
-    chunk_hashes: ChunkHashes,
-) -> Result<(PlacedObject, bool, u64), ApiError> {
+    body: BodyReader,
+    expected: Option<String>,
+) -> Result<Written, ApiError> {
+    let _gate = state.uploads.enter(key).await;
+    let tier = target_tier(state, key).await?;
+    let staged = stage_body(state, key, tier, body, expected).await?;
+    let guard = state.locks.write(key).await;
+    // The key may have moved or gone while its bytes arrived (readers and moves went on).
+    let existing = state.index.get(key);
+    let still = match &existing {
+        Some(entry) => entry.tier == tier.index,
+        None => state.default_tier().index == tier.index,
+    };
+    let checked = if !still {
+        Err(ApiError::unavailable(
+            "object_busy",
+            format!(
+                "{key:?} moved to another tier while its new content arrived; nothing was \
+                 stored, send it again"
+            ),
+        ))
+    } else if existing.is_none() {
+        new_key_checks(state, key, tier).await
+    } else {
+        Ok(())
+    };
+    let begun = match checked {
+        Ok(()) => state
+            .catalog
+            .begin_write(key, tier.name(), now_ms())
+            .await
+            .map_err(ApiError::from),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = begun {
+        drop(guard);
+        abort_upload(key, staged.upload).await;
+        return Err(err);
+    }
+    let now = now_ms();
+    let written = store_call(state, "an object write", || staged.upload.finish()).await;
+    let write = ObjectWrite {
+        key: key.to_string(),
+        tier: tier.name().to_string(),
+        size: staged.size,
+        hash: staged.hash,
+        chunk_hashes: staged.chunk_hashes,
+        now_ms: now,
+    };
+    let committed = match written {
+        Ok(stored) => state
+            .catalog
+            .commit_write(&write)
+            .await
+            .map(|placed| (placed, stored))
+            .map_err(ApiError::from),
+        Err(err) => Err(ApiError::from(err)),
+    };
+    match committed {
+        Ok((placed, stored)) => {
+            state
+                .index
+                .upsert(key, entry_of(&placed, tier.index, stored));
+            drop(guard);
+            // New content: what was decided about the old one (damage a read found in
+            // it) is recorded afresh if it happens again.
+            lock(&state.decisions).forget(key);
+            Ok(Written {
+                placed,
+                created: existing.is_none(),
+                stored,
+            })
+        }
+        Err(err) => {
+            // The bytes may or may not have been replaced: make the catalog, the index
+            // and the bytes agree before anyone reads them.
+            if let Err(fix) = reconcile_intent(state, key, tier).await {
+                tracing::error!(%key, %fix, "cannot reconcile a failed write; it is retried at the next start");
+            }
+            drop(guard);
+            Err(err)
+        }
+    }
+}
+
+/// The tier a write of `key` goes to: its object's, or the default tier for a new object
+/// (once a move of an earlier object of the key has cleaned up, and its leftover copy is
+/// gone).
+async fn target_tier<'s>(state: &'s AppState, key: &str) -> Result<&'s Tier, ApiError> {
     for _ in 0..3 {
         if !state.index.contains(key) && !state.mover.wait_idle(key, CLEANUP_WAIT).await {
             break;
         }
         let guard = state.locks.write(key).await;
-        let existing = state.index.get(key);
-        let tier = match &existing {
-            Some(entry) => &state.tiers[entry.tier],
-            None => state.default_tier(),
-        };
-        if existing.is_none() {
-            if let Some(other) = state.index.conflicting_key(key) {
-                return Err(ApiError::conflict(
-                    "key_conflict",
-                    format!(
-                        "{key:?} cannot be stored beside {other:?}: a key cannot be both an \
-                         object and a folder of other objects (tiers keep objects as files)"
-                    ),
-                ));
-            }
-            if state.mover.running(key).is_some() {
-                drop(guard);
-                continue;
-            }
-            clear_leftover(state, key, tier).await?;
+        if let Some(entry) = state.index.get(key) {
+            return Ok(&state.tiers[entry.tier]);
         }
-        let stored = encode_for_tier(tier, key, body.clone()).await;
-        let stored_len = stored.len() as u64;
-        let now = now_ms();
-        state.catalog.begin_write(key, tier.name(), now).await?;
-        let path = Tier::object_path(key);
-        let written = store_call(state, "an object write", || {
-            tier.store.write_atomic(&path, stored.clone())
-        })
-        .await;
-        let write = ObjectWrite {
-            key: key.to_string(),
-            tier: tier.name().to_string(),
-            size: body.len() as u64,
-            hash,
-            chunk_hashes: chunk_hashes.clone(),
-            now_ms: now,
-        };
-        let committed = match written {
-            Ok(()) => state
-                .catalog
-                .commit_write(&write)
-                .await
-                .map_err(ApiError::from),
-            Err(err) => Err(ApiError::from(err)),
-        };
-        return match committed {
-            Ok(placed) => {
-                state
-                    .index
-                    .upsert(key, entry_of(&placed, tier.index, stored_len));
-                drop(guard);
-                // New content: what was decided about the old one (damage a read found in
-                // it) is recorded afresh if it happens again.
-                lock(&state.decisions).forget(key);
-                Ok((placed, existing.is_none(), stored_len))
-            }
-            Err(err) => {
-                // The bytes may or may not have been replaced: make the catalog, the index
-                // and the bytes agree before anyone reads them.
-                if let Err(fix) = reconcile_intent(state, key, tier).await {
-                    tracing::error!(%key, %fix, "cannot reconcile a failed write; it is retried at the next start");
-                }
-                drop(guard);
-                Err(err)
-            }
-        };
+        let tier = state.default_tier();
+        if state.mover.running(key).is_some() {
+            drop(guard);
+            continue;
+        }
+        new_key_checks(state, key, tier).await?;
+        return Ok(tier);
     }
     Err(ApiError::unavailable(
         "object_busy",
         format!("a move of an earlier object {key:?} is still cleaning up; try again"),
     ))
+}
+
+/// Before a new object of `key` is written to `tier`, under the key's write lock: the key
+/// must not clash with another's folder, and a copy an earlier object left is removed.
+async fn new_key_checks(state: &AppState, key: &str, tier: &Tier) -> Result<(), ApiError> {
+    if let Some(other) = state.index.conflicting_key(key) {
+        return Err(ApiError::conflict(
+            "key_conflict",
+            format!(
+                "{key:?} cannot be stored beside {other:?}: a key cannot be both an object \
+                 and a folder of other objects (tiers keep objects as files)"
+            ),
+        ));
+    }
+    clear_leftover(state, key, tier).await
+}
+
+/// Streams `body` into a staged upload on `tier`, encoded for its layout; the object's
+/// BLAKE3 and chunk values are computed as the bytes pass and checked against `expected`.
+/// On any failure (the client breaks off, a pause, the size limit, a store error, a hash
+/// that does not match) the upload is aborted: nothing is published.
+async fn stage_body(
+    state: &AppState,
+    key: &str,
+    tier: &Tier,
+    mut body: BodyReader,
+    expected: Option<String>,
+) -> Result<Staged, ApiError> {
+    // The exact stored length is known only at the end: begin with its bound.
+    let raw_bound = body.declared().unwrap_or(body.limit());
+    let path = Tier::object_path(key);
+    let upload = store_call(state, "an object write", || {
+        tier.store
+            .begin_write(&path, None, tier.format.stored_bound(raw_bound))
+    })
+    .await?;
+    match feed(state, key, tier, &mut body, &upload, expected).await {
+        Ok((hash, chunk_hashes, size)) => Ok(Staged {
+            upload,
+            hash,
+            chunk_hashes,
+            size,
+        }),
+        Err(err) => {
+            abort_upload(key, upload).await;
+            Err(err)
+        }
+    }
+}
+
+/// The body through the tier's encoder into `upload`; returns the object's hash, chunk
+/// values and size.
+async fn feed(
+    state: &AppState,
+    key: &str,
+    tier: &Tier,
+    body: &mut BodyReader,
+    upload: &TierUpload,
+    expected: Option<String>,
+) -> Result<([u8; 32], ChunkHashes, u64), ApiError> {
+    let mut hasher = ChunkHasher::new();
+    let mut encoder = TierEncoder::new(tier.format, key);
+    while let Some(piece) = body.next().await? {
+        hasher.update(&piece);
+        for stored in encoder.push(piece).await {
+            store_call(state, "an object write", || upload.write(stored.clone())).await?;
+        }
+    }
+    let size = hasher.len();
+    let (hash, chunk_hashes) = hasher.finish().map_err(ApiError::internal)?;
+    if let Some(expected) = expected {
+        if expected != hex::encode(hash) {
+            return Err(ApiError::bad_request(
+                "hash_mismatch",
+                format!(
+                    "the body's BLAKE3 is {}, not the {expected} given in X-Strata-Hash; the \
+                     upload was damaged, send it again",
+                    hex::encode(hash)
+                ),
+            ));
+        }
+    }
+    for stored in encoder.finish().await {
+        store_call(state, "an object write", || upload.write(stored.clone())).await?;
+    }
+    Ok((hash, chunk_hashes, size))
+}
+
+/// Aborts a staged upload; a failure leaves its staging file, logged.
+async fn abort_upload(key: &str, upload: TierUpload) {
+    if let Err(err) = upload.abort().await {
+        tracing::warn!(%key, %err, "cannot remove the staged bytes of an abandoned write");
+    }
 }
 
 /// Before a new object is written to `tier`: a copy left there by a deleted object of the

@@ -10,7 +10,7 @@ use strata_catalog::{DecisionRecord, SqliteCatalog, TieringCatalog};
 use strata_heat::{AccessTracker, TieringConfig};
 use tokio::sync::{broadcast, watch, Notify};
 
-use crate::index::{KeyLocks, ObjectEntry, ObjectIndex, TierUsage};
+use crate::index::{KeyGates, KeyLocks, ObjectEntry, ObjectIndex, TierUsage};
 use crate::metrics::{Gauges, Metrics};
 use crate::mover::Mover;
 use crate::retry::Backoff;
@@ -33,17 +33,19 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Bounds on what clients may send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest object a PUT accepts, bytes.
+    /// Largest object a PUT accepts, bytes (a policy limit: bodies stream, memory does not
+    /// grow with it).
     pub max_object_size: u64,
     /// Largest access-event batch, bytes.
     pub max_batch_bytes: usize,
 }
 
 impl Default for Limits {
-    /// 256 MiB objects, 64 MiB event batches.
+    /// 5 TiB objects (S3's largest: a policy limit, objects stream to their tier), 64 MiB
+    /// event batches.
     fn default() -> Self {
         Limits {
-            max_object_size: 256 << 20,
+            max_object_size: 5 << 40,
             max_batch_bytes: 64 << 20,
         }
     }
@@ -130,6 +132,8 @@ pub struct AppState {
     pub index: ObjectIndex,
     /// Per-key read/write locks.
     pub locks: KeyLocks,
+    /// Per-key gates of PUTs streaming their bytes.
+    pub uploads: KeyGates,
     /// Access statistics.
     pub tracker: Mutex<AccessTracker>,
     /// Counters.

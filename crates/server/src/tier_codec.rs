@@ -5,7 +5,7 @@
 //! module chooses codecs and does the reads.
 //!
 //! Every write of object bytes to a tier (a PUT, a move's copy) goes through
-//! [`encode_for_tier`], and every read (GET, a move's source read and verify, recovery)
+//! [`TierEncoder`] (chunk by chunk, as the bytes stream), and every read (GET, a move's source read and verify, recovery)
 //! through [`TierReader`] or [`read_all_from_tier`]. On a `plain` tier both are the
 //! identity. On a `packed` tier an object is stored at the same path, `objects/<key>`, as
 //!
@@ -41,12 +41,14 @@
 //! Reads served to clients go through [`verified::VerifiedReader`], which also checks
 //! every 1 MiB chunk, on any layout, against the chunk values the catalog records.
 
-use bytes::Bytes;
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use strata_codec::analyze::{encode_chunk, sniff_format, FormatInfo, Objective};
 use strata_codec::compress::{encode_frame, Codec, CodecSpec, Filter, FRAME_HEADER_LEN};
 use strata_codec::format::tier_object::{
-    assemble, check_frame, tail_error_text, FrameTable, TailError,
+    check_frame, table_entry, tail, tail_error_text, FrameTable, TailError,
 };
 use strata_heat::{Layout, TierConfig};
 use strata_store::StoreError;
@@ -166,37 +168,159 @@ pub struct TierBytes {
 /// Encodes an object's raw bytes as `tier` stores them: the same bytes on a plain tier,
 /// frames, table and trailer on a packed one (chunks compressed side by side on blocking
 /// threads). Never fails: a chunk whose encoding task dies is stored raw in its frame.
+/// The whole-object form of [`TierEncoder`], which writes the same bytes.
 pub async fn encode_for_tier(tier: &Tier, key: &str, raw: Bytes) -> Bytes {
-    let TierFormat::Packed { objective } = tier.format else {
+    if !tier.format.is_packed() {
         return raw;
-    };
-    let format = sniff_format(&raw, Some(key));
-    let chunk = PACKED_CHUNK as usize;
-    let pieces: Vec<(u64, Bytes)> = (0..raw.len())
-        .step_by(chunk)
-        .map(|at| (at as u64, raw.slice(at..raw.len().min(at + chunk))))
-        .collect();
-    let frames: Vec<Vec<u8>> = futures::stream::iter(pieces)
-        .map(|(offset, piece)| encode_piece(piece, offset, format.clone(), objective))
-        .buffered(workers())
-        .collect()
-        .await;
-    Bytes::from(assemble(raw.len() as u64, frames))
+    }
+    let mut encoder = TierEncoder::new(tier.format, key);
+    let mut out = encoder.push(raw).await;
+    out.extend(encoder.finish().await);
+    Bytes::from(out.concat())
 }
 
-async fn encode_piece(
-    piece: Bytes,
-    offset: u64,
-    format: FormatInfo,
-    objective: Objective,
-) -> Vec<u8> {
-    if piece.len() <= INLINE_CODEC_LIMIT {
-        return encode_chunk(&piece, offset, &format, &objective).frame;
+/// Encodes an object for a tier as its raw bytes arrive, in any pieces: on a plain tier
+/// every piece is stored as it is; on a packed tier each [`PACKED_CHUNK`] of raw bytes
+/// becomes a frame as soon as it is complete (up to one per core encoded at once, on
+/// blocking threads), and [`TierEncoder::finish`] adds the last, shorter frame, the frame
+/// table and the trailer. The bytes are those [`encode_for_tier`] writes for the whole
+/// object; memory holds one partial chunk and the chunks being encoded, whatever the
+/// object's size.
+pub struct TierEncoder {
+    objective: Option<Objective>,
+    key: String,
+    /// Sniffed from the first chunk (what `sniff_format` reads of a whole object).
+    format: Option<FormatInfo>,
+    /// Raw bytes of the chunk being filled.
+    pending: BytesMut,
+    /// Raw bytes handed to frames so far.
+    raw_len: u64,
+    /// Frames being encoded, in order.
+    in_flight: VecDeque<Encoding>,
+    /// The table entries of the frames returned so far.
+    table: Vec<u8>,
+    /// Stored bytes returned so far.
+    stored: u64,
+}
+
+/// A frame on its way.
+enum Encoding {
+    Ready(Vec<u8>),
+    /// On a blocking thread; the raw chunk is kept to store it raw should the task die.
+    Task(tokio::task::JoinHandle<Vec<u8>>, Bytes),
+}
+
+impl TierEncoder {
+    /// An encoder for an object of `key` on a tier of `format`.
+    pub fn new(format: TierFormat, key: &str) -> TierEncoder {
+        let objective = match format {
+            TierFormat::Plain => None,
+            TierFormat::Packed { objective } => Some(objective),
+        };
+        TierEncoder {
+            objective,
+            key: key.to_string(),
+            format: None,
+            pending: BytesMut::new(),
+            raw_len: 0,
+            in_flight: VecDeque::new(),
+            table: Vec::new(),
+            stored: 0,
+        }
     }
-    let input = piece.clone();
-    tokio::task::spawn_blocking(move || encode_chunk(&input, offset, &format, &objective).frame)
-        .await
-        .unwrap_or_else(|_| encode_frame(&piece, Codec::None, Filter::None))
+
+    /// Takes the next raw bytes; returns the stored bytes now ready, in order.
+    pub async fn push(&mut self, raw: Bytes) -> Vec<Bytes> {
+        if self.objective.is_none() {
+            self.stored += raw.len() as u64;
+            return vec![raw];
+        }
+        let chunk = PACKED_CHUNK as usize;
+        let mut rest = raw;
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            if self.pending.is_empty() && rest.len() >= chunk {
+                // A whole chunk in the piece: no copy.
+                let whole = rest.split_to(chunk);
+                self.dispatch(whole);
+            } else {
+                let take = (chunk - self.pending.len()).min(rest.len());
+                self.pending.extend_from_slice(&rest.split_to(take));
+                if self.pending.len() == chunk {
+                    let whole = self.pending.split().freeze();
+                    self.dispatch(whole);
+                }
+            }
+            while self.in_flight.len() > workers() {
+                out.push(self.next_frame().await);
+            }
+        }
+        out
+    }
+
+    /// Ends the object: the stored bytes still to come (the frames in flight, the last
+    /// one, the table and the trailer on a packed tier).
+    pub async fn finish(mut self) -> Vec<Bytes> {
+        let Some(_) = self.objective else {
+            return Vec::new();
+        };
+        if !self.pending.is_empty() {
+            let last = self.pending.split().freeze();
+            self.dispatch(last);
+        }
+        let mut out = Vec::with_capacity(self.in_flight.len() + 1);
+        while !self.in_flight.is_empty() {
+            out.push(self.next_frame().await);
+        }
+        let tail = Bytes::from(tail(self.raw_len, std::mem::take(&mut self.table)));
+        self.stored += tail.len() as u64;
+        out.push(tail);
+        out
+    }
+
+    /// Stored bytes returned so far (all of them, after [`TierEncoder::finish`]).
+    pub fn stored_len(&self) -> u64 {
+        self.stored
+    }
+
+    /// Starts encoding the next chunk.
+    fn dispatch(&mut self, piece: Bytes) {
+        let Some(objective) = self.objective else {
+            return;
+        };
+        let format = self
+            .format
+            .get_or_insert_with(|| sniff_format(&piece, Some(&self.key)))
+            .clone();
+        let offset = self.raw_len;
+        self.raw_len += piece.len() as u64;
+        let encoding = if piece.len() <= INLINE_CODEC_LIMIT {
+            Encoding::Ready(encode_chunk(&piece, offset, &format, &objective).frame)
+        } else {
+            let input = piece.clone();
+            Encoding::Task(
+                tokio::task::spawn_blocking(move || {
+                    encode_chunk(&input, offset, &format, &objective).frame
+                }),
+                piece,
+            )
+        };
+        self.in_flight.push_back(encoding);
+    }
+
+    /// The oldest frame in flight, once encoded, with its table entry kept.
+    async fn next_frame(&mut self) -> Bytes {
+        let frame = match self.in_flight.pop_front() {
+            Some(Encoding::Ready(frame)) => frame,
+            Some(Encoding::Task(task, piece)) => task
+                .await
+                .unwrap_or_else(|_| encode_frame(&piece, Codec::None, Filter::None)),
+            None => return Bytes::new(),
+        };
+        self.table.extend_from_slice(&table_entry(&frame));
+        self.stored += frame.len() as u64;
+        Bytes::from(frame)
+    }
 }
 
 fn workers() -> usize {
@@ -446,6 +570,7 @@ pub async fn read_all_from_tier(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_codec::format::tier_object::assemble;
 
     fn packed(codec: &str) -> TierFormat {
         let mut config = TierConfig::local("t", std::path::Path::new("/tmp"));
@@ -520,6 +645,36 @@ mod tests {
             stored.len() as u64,
             packed("auto").stored_bound(random.len() as u64)
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streamed_encoding_writes_the_bytes_of_the_whole_object_encoding() {
+        let mut raw = text(3 << 20);
+        raw.extend(noise(PACKED_CHUNK as usize + 777));
+        for (len, piece) in [
+            (0, 1000),
+            (5, 1),
+            (PACKED_CHUNK as usize, 4096),
+            (raw.len(), 65_537),
+            (raw.len(), 3 << 20),
+        ] {
+            let raw = &raw[..len];
+            let format = packed("auto");
+            let mut encoder = TierEncoder::new(format, "k");
+            let mut out = Vec::new();
+            for piece in raw.chunks(piece) {
+                for stored in encoder.push(Bytes::copy_from_slice(piece)).await {
+                    out.extend_from_slice(&stored);
+                }
+            }
+            let stored_so_far = encoder.stored_len();
+            assert_eq!(stored_so_far, out.len() as u64);
+            for stored in encoder.finish().await {
+                out.extend_from_slice(&stored);
+            }
+            assert_eq!(out, encode(raw, "auto"), "{len} bytes in pieces of {piece}");
+            assert_eq!(decode_all(&out).await.unwrap(), raw);
+        }
     }
 
     #[tokio::test]

@@ -23,6 +23,9 @@ use strata_redundancy::{Read, Redundancy, RedundancyError, RedundantStore};
 use strata_store::{Entry, ListWarning, Store, StoreError};
 use tokio::sync::mpsc;
 
+mod upload;
+pub use upload::TierUpload;
+
 /// What a read of a tier with domains found, for the redundancy worker.
 #[derive(Debug, Clone)]
 pub struct ReadNotice {

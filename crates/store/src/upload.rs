@@ -226,6 +226,39 @@ impl Upload {
             .collect()
     }
 
+    /// Ends the file at `len` bytes, at most the size the upload began with: for a writer
+    /// that learns the exact length only at its end (bytes encoded as they stream), which
+    /// begins with an upper bound. Local: the staging file is cut to `len`; object stores:
+    /// publishing then expects exactly `len` bytes written.
+    pub async fn set_len(&mut self, len: u64) -> Result<(), StoreError> {
+        let size = match &self.inner {
+            Inner::Local(u) => u.size,
+            Inner::Dal(u) => u.size,
+        };
+        if len > size {
+            return Err(StoreError::permanent(
+                self.shown(),
+                format!("cannot grow an upload of {size} bytes to {len}"),
+            ));
+        }
+        match &mut self.inner {
+            Inner::Local(u) => {
+                let file = Arc::clone(&u.file);
+                let shown = u.shown.clone();
+                blocking("truncate", move || {
+                    let guard = file.read().unwrap_or_else(|p| p.into_inner());
+                    let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
+                    file.set_len(len)
+                        .map_err(|e| StoreError::from_io(&shown, e))
+                })
+                .await?;
+                u.size = len;
+            }
+            Inner::Dal(u) => u.size = len,
+        }
+        Ok(())
+    }
+
     /// Gives up: removes the staging file or aborts the multipart upload. Nothing appears
     /// under the final name.
     pub async fn abort(self) -> Result<(), StoreError> {

@@ -42,9 +42,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 4, value_name = "N",
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     move_concurrency: usize,
-    /// Largest object a PUT accepts, e.g. 256M (objects are held in memory while written;
-    /// at least 1 byte).
-    #[arg(long, default_value = "256M", value_name = "SIZE")]
+    /// Largest object a PUT accepts, e.g. 256M: a policy limit (bodies stream to their tier
+    /// and moves stream between tiers, so memory does not grow with it); the default is
+    /// S3's largest object (at least 1 byte).
+    #[arg(long, default_value = "5T", value_name = "SIZE")]
     max_object_size: String,
     /// Largest access-event batch, e.g. 64M (at least 8K: one event with the longest key).
     #[arg(long, default_value = "64M", value_name = "SIZE")]
@@ -102,7 +103,7 @@ fn limits(args: &ServeArgs) -> anyhow::Result<Limits> {
         &args.max_object_size,
         "--max-object-size",
         1,
-        "or no object could be stored (the default is 256M)",
+        "or no object could be stored (the default is 5T)",
     )?;
     let max_batch = size(
         &args.max_batch_size,
@@ -267,7 +268,7 @@ mod tests {
             config,
             plan_interval: None,
             move_concurrency: 4,
-            max_object_size: "256M".into(),
+            max_object_size: "5T".into(),
             max_batch_size: "64M".into(),
             header_timeout: "30s".into(),
             body_timeout: "30s".into(),

@@ -15,7 +15,7 @@
 //!   An empty object is the trailer alone.
 //!
 //! This module is the byte-level half, pure and synchronous: [`assemble`] writes an
-//! object from its frames, [`FrameTable::parse`] reads and checks the table from the
+//! object from its frames (or [`table_entry`] and [`tail`] for a writer that streams them), [`FrameTable::parse`] reads and checks the table from the
 //! object's tail, [`check_frame`] decodes one frame against its table entry. Choosing codecs,
 //! reading ranges from a store and decoding on worker threads is `strata_server::tier_codec`.
 
@@ -42,12 +42,28 @@ pub fn assemble(raw_len: u64, frames: Vec<Vec<u8>>) -> Vec<u8> {
         Vec::with_capacity(frames_len + count * TABLE_ENTRY_LEN as usize + TRAILER_LEN as usize);
     let mut table = Vec::with_capacity(count * TABLE_ENTRY_LEN as usize);
     for frame in frames {
-        table.extend_from_slice(&(frame.len() as u64).to_le_bytes());
-        // Our own frame: its header parses; a zero hash would only make reads fail.
-        let hash = read_header(&frame).map_or([0; 32], |header| header.raw_hash);
-        table.extend_from_slice(&hash);
+        table.extend_from_slice(&table_entry(&frame));
         out.extend_from_slice(&frame);
     }
+    out.extend_from_slice(&tail(raw_len, table));
+    out
+}
+
+/// The frame-table entry of `frame`: its length and the BLAKE3 of its raw chunk. A writer
+/// that streams frames keeps these, in order, for [`tail`].
+pub fn table_entry(frame: &[u8]) -> [u8; TABLE_ENTRY_LEN as usize] {
+    let mut entry = [0u8; TABLE_ENTRY_LEN as usize];
+    entry[..8].copy_from_slice(&(frame.len() as u64).to_le_bytes());
+    // Our own frame: its header parses; a zero hash would only make reads fail.
+    let hash = read_header(frame).map_or([0; 32], |header| header.raw_hash);
+    entry[8..].copy_from_slice(&hash);
+    entry
+}
+
+/// What follows the frames of an object of `raw_len` raw bytes: `table` (the frames'
+/// [`table_entry`] values, concatenated in order) and the trailer.
+pub fn tail(raw_len: u64, table: Vec<u8>) -> Vec<u8> {
+    let count = table.len() / TABLE_ENTRY_LEN as usize;
     let mut trailer = [0u8; TRAILER_LEN as usize];
     trailer[0..8].copy_from_slice(&raw_len.to_le_bytes());
     trailer[8..12].copy_from_slice(&(PACKED_CHUNK as u32).to_le_bytes());
@@ -56,7 +72,7 @@ pub fn assemble(raw_len: u64, frames: Vec<Vec<u8>>) -> Vec<u8> {
     let check = table_check(&table, &trailer[..20]);
     trailer[20..28].copy_from_slice(&check);
     trailer[28..32].copy_from_slice(&TRAILER_MAGIC);
-    out.extend_from_slice(&table);
+    let mut out = table;
     out.extend_from_slice(&trailer);
     out
 }

@@ -20,6 +20,7 @@
 
 use std::sync::atomic::Ordering;
 
+use blake3::hazmat::HasherExt;
 use bytes::Bytes;
 use strata_catalog::{
     object_chunks, ChunkHashes, DecisionRecord, PlacementState, OBJECT_CHUNK_SIZE,
@@ -50,6 +51,67 @@ pub async fn hash_chunks(raw: Bytes) -> (Hash32, ChunkHashes) {
         Ok(hashed) => hashed,
         // Only a panic in blake3 could end the task: compute here instead.
         Err(_) => ChunkHashes::compute(&raw),
+    }
+}
+
+/// Hashes an object as its bytes arrive, in any pieces: its BLAKE3 and the value of each
+/// [`OBJECT_CHUNK_SIZE`] chunk, as [`hash_chunks`] computes them from the whole. Holds no
+/// bytes: a chunk's value is kept once a byte after it shows the object has more than one
+/// chunk (a one-chunk object's value is its hash, a longer one's are chaining values).
+#[derive(Debug, Default)]
+pub struct ChunkHasher {
+    values: Vec<Hash32>,
+    current: blake3::Hasher,
+    current_len: u64,
+    len: u64,
+}
+
+impl ChunkHasher {
+    /// A hasher for a new object.
+    pub fn new() -> ChunkHasher {
+        ChunkHasher::default()
+    }
+
+    /// Hashes the next bytes.
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.current_len == OBJECT_CHUNK_SIZE {
+                // A byte after a whole chunk: not a one-chunk object.
+                self.values.push(self.current.finalize_non_root());
+                self.current = blake3::Hasher::new();
+                self.current.set_input_offset(self.len);
+                self.current_len = 0;
+            }
+            let room = (OBJECT_CHUNK_SIZE - self.current_len) as usize;
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.current.update(now);
+            self.current_len += now.len() as u64;
+            self.len += now.len() as u64;
+            data = rest;
+        }
+    }
+
+    /// Bytes hashed so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was hashed yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The object's BLAKE3 and chunk values.
+    pub fn finish(mut self) -> Result<(Hash32, ChunkHashes), String> {
+        if self.values.is_empty() {
+            let hash = *self.current.finalize().as_bytes();
+            return Ok((hash, ChunkHashes::new(vec![hash], self.len, &hash)?));
+        }
+        self.values.push(self.current.finalize_non_root());
+        let hash = object_chunks(self.len)
+            .merge(&self.values)
+            .map_err(|err| err.to_string())?;
+        Ok((hash, ChunkHashes::new(self.values, self.len, &hash)?))
     }
 }
 
@@ -399,5 +461,32 @@ impl Copies {
             }
         }
         Err(TierReadError::Damaged(damage).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_values_hashed_as_bytes_arrive_are_those_of_the_whole_object() {
+        let chunk = OBJECT_CHUNK_SIZE as usize;
+        let data: Vec<u8> = (0..3 * chunk + 999).map(|i| (i * 31 % 251) as u8).collect();
+        for len in [0, 1, chunk - 1, chunk, chunk + 1, 2 * chunk, data.len()] {
+            for piece in [1000, 4096, chunk, 3 * chunk] {
+                let mut hasher = ChunkHasher::new();
+                for part in data[..len].chunks(piece) {
+                    hasher.update(part);
+                }
+                assert_eq!(hasher.len(), len as u64);
+                let streamed = hasher.finish().unwrap();
+                assert_eq!(
+                    streamed,
+                    ChunkHashes::compute(&data[..len]),
+                    "{len}/{piece}"
+                );
+                assert_eq!(streamed.0, *blake3::hash(&data[..len]).as_bytes());
+            }
+        }
     }
 }

@@ -1,0 +1,211 @@
+//! [`TierUpload`]: an object's stored bytes written to a tier as they stream, published
+//! atomically at the end. Nothing is visible under the object's path before
+//! [`TierUpload::finish`]; [`TierUpload::abort`] (or a crash) leaves the old bytes as they
+//! were.
+//!
+//! On a tier with one store, an object of at most [`SMALL_WRITE`] stored bytes is kept in
+//! memory and written at the end with one `Store::write_atomic` (one PUT on S3, retried as
+//! a whole like any store call); a larger one goes to a staged upload
+//! (`Store::begin_upload`: a staging file renamed into place, or an S3 multipart upload)
+//! as soon as it passes that size, so memory never holds more than that.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use strata_redundancy::Redundancy;
+use strata_store::{Store, StoreError, Upload};
+
+use super::{to_store_error, DomainTier, TierStore};
+use crate::state::lock;
+
+/// Objects up to this many stored bytes are written in one atomic write (S3's multipart
+/// part size: a larger object would be sent in parts anyway).
+pub const SMALL_WRITE: usize = 8 << 20;
+
+/// A write of one object's stored bytes to a tier, in sequence (see the module
+/// documentation). Made by [`TierStore::begin_write`]; every method takes `&self`, so a
+/// failed call can be retried (the service's `store_call`).
+pub struct TierUpload {
+    rel: String,
+    /// The most bytes the upload may take (the length it began with).
+    bound: u64,
+    /// Bytes written so far, in sequence.
+    written: AtomicU64,
+    target: Target,
+    /// Bytes `[0, written)` while no staged upload has begun.
+    kept: Mutex<BytesMut>,
+    /// The staged upload, once the bytes outgrew [`SMALL_WRITE`].
+    staged: tokio::sync::Mutex<Option<Upload>>,
+    /// Set once published or aborted.
+    done: AtomicBool,
+}
+
+enum Target {
+    Single(Store),
+    /// ADAPTER until `RedundantStore::begin_write` lands in crates/redundancy (the lead
+    /// swaps it in): the bytes are kept and written with `RedundantStore::write` at the
+    /// end, so a tier with domains still holds a whole object in memory.
+    Domains {
+        domains: Arc<DomainTier>,
+        redundancy: Redundancy,
+    },
+}
+
+impl std::fmt::Debug for TierUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TierUpload")
+            .field("rel", &self.rel)
+            .field("bound", &self.bound)
+            .field("written", &self.written())
+            .finish()
+    }
+}
+
+impl TierStore {
+    /// Starts writing `rel` with `redundancy` (`None`: the tier's own; a tier with one
+    /// store ignores it) in at most `len` bytes: the exact length, or an upper bound when
+    /// it is known only at the end (an object encoded as it streams). Nothing appears
+    /// under `rel` before [`TierUpload::finish`].
+    pub async fn begin_write(
+        &self,
+        rel: &str,
+        redundancy: Option<Redundancy>,
+        len: u64,
+    ) -> Result<TierUpload, StoreError> {
+        let target = match self {
+            TierStore::Single(store) => Target::Single(store.clone()),
+            TierStore::Domains(domains) => Target::Domains {
+                domains: Arc::clone(domains),
+                redundancy: redundancy.unwrap_or(domains.default),
+            },
+        };
+        Ok(TierUpload {
+            rel: rel.to_string(),
+            bound: len,
+            written: AtomicU64::new(0),
+            target,
+            kept: Mutex::new(BytesMut::new()),
+            staged: tokio::sync::Mutex::new(None),
+            done: AtomicBool::new(false),
+        })
+    }
+}
+
+impl TierUpload {
+    /// Appends `data`. A failed write can be tried again with the same bytes (nothing
+    /// after them has been written).
+    pub async fn write(&self, data: Bytes) -> Result<(), StoreError> {
+        let offset = self.written();
+        let len = data.len() as u64;
+        if self.done.load(Ordering::SeqCst) || offset.saturating_add(len) > self.bound {
+            return Err(self.refused(format!(
+                "the object takes more than the {} bytes its write began with, or its write \
+                 had ended",
+                self.bound
+            )));
+        }
+        let Target::Single(store) = &self.target else {
+            lock(&self.kept).extend_from_slice(&data);
+            self.written.fetch_add(len, Ordering::SeqCst);
+            return Ok(());
+        };
+        let mut staged = self.staged.lock().await;
+        if staged.is_none() {
+            let small = {
+                let mut kept = lock(&self.kept);
+                let small = kept.len() + data.len() <= SMALL_WRITE;
+                if small {
+                    kept.extend_from_slice(&data);
+                }
+                small
+            };
+            if small {
+                self.written.fetch_add(len, Ordering::SeqCst);
+                return Ok(());
+            }
+            *staged = Some(store.begin_upload(&self.rel, self.bound, false).await?);
+        }
+        let Some(upload) = staged.as_ref() else {
+            return Err(self.refused("the staged upload is gone".to_string()));
+        };
+        // The bytes kept so far go first (again, if their write failed before).
+        let kept = lock(&self.kept).clone().freeze();
+        if !kept.is_empty() {
+            upload.write_at(0, kept).await?;
+            lock(&self.kept).clear();
+        }
+        upload.write_at(offset, data).await?;
+        self.written.fetch_add(len, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+
+    /// Publishes what was written under the path, atomically; returns its length. Kept
+    /// bytes are written whole (retryable); a staged upload is published once: its failure
+    /// is final.
+    pub async fn finish(&self) -> Result<u64, StoreError> {
+        if self.done.load(Ordering::SeqCst) {
+            return Err(self.refused("its write had ended already".to_string()));
+        }
+        let written = self.written();
+        let staged = self.staged.lock().await.take();
+        if let Some(mut upload) = staged {
+            self.done.store(true, Ordering::SeqCst);
+            let mut published = Ok(());
+            if written < self.bound {
+                published = upload.set_len(written).await;
+            }
+            let published = match published {
+                Ok(()) => upload.publish(None, None).await,
+                Err(err) => {
+                    let _ = upload.abort().await;
+                    Err(err)
+                }
+            };
+            // Not retryable: the staged upload is gone either way.
+            return published
+                .map(|()| written)
+                .map_err(|err| self.refused(err.to_string()));
+        }
+        let data = lock(&self.kept).clone().freeze();
+        match &self.target {
+            Target::Single(store) => store.write_atomic(&self.rel, data).await?,
+            Target::Domains {
+                domains,
+                redundancy,
+            } => {
+                domains
+                    .store
+                    .write(&self.rel, data, *redundancy)
+                    .await
+                    .map_err(|err| to_store_error(&self.rel, err))?;
+            }
+        }
+        self.done.store(true, Ordering::SeqCst);
+        lock(&self.kept).clear();
+        Ok(written)
+    }
+
+    /// Gives up: nothing is published, the staged bytes are removed.
+    pub async fn abort(&self) -> Result<(), StoreError> {
+        self.done.store(true, Ordering::SeqCst);
+        lock(&self.kept).clear();
+        match self.staged.lock().await.take() {
+            Some(upload) => upload.abort().await,
+            None => Ok(()),
+        }
+    }
+
+    fn refused(&self, detail: String) -> StoreError {
+        StoreError::Backend {
+            path: self.rel.clone(),
+            detail,
+            retryable: false,
+        }
+    }
+}
