@@ -147,7 +147,10 @@ impl RedundantUpload {
     /// removing what this upload published. Returns the raw bytes over all domains.
     pub async fn finish(mut self) -> Result<u64, RedundancyError> {
         let written = self.publish().await?;
-        self.rs.remove_others(&self.before, &written.keep).await;
+        // What is there now, not what was there at the start: an encoding another handle
+        // wrote meanwhile holds older bytes than these and must go too.
+        let now = self.rs.inventory(&self.before.rel).await;
+        self.rs.remove_others(&now, &written.keep).await;
         Ok(written.raw_bytes)
     }
 

@@ -100,6 +100,10 @@ fn start_repair(
     );
     tokio::spawn(async move {
         if let Ok(_permit) = repairs.acquire().await {
+            // As a re-encode: no write of the key may stage or publish meanwhile.
+            let key = id.1.strip_prefix("objects/").unwrap_or(&id.1).to_string();
+            let _gate = state.uploads.enter(&key).await;
+            let _reading = state.locks.read(&key).await;
             let rel = id.1.clone();
             let repaired = state
                 .background

@@ -107,6 +107,7 @@ async fn scrub_tier(state: &AppState, tier: &Tier) -> Result<TierScrub, ApiError
         ..TierScrub::default()
     };
     for (key, _) in state.index.on_tier(tier.index) {
+        let _gate = state.uploads.enter(&key).await;
         let _reading = state.locks.read(&key).await;
         let Some(entry) = state.index.get(&key).filter(|e| e.tier == tier.index) else {
             continue;
@@ -217,6 +218,7 @@ async fn remove_orphans(state: &AppState, tier: &Tier) -> Result<u64, ApiError> 
         let Some(key) = rel.strip_prefix(&prefix) else {
             continue;
         };
+        let _gate = state.uploads.enter(key).await;
         let _writing = state.locks.write(key).await;
         let known = state.index.contains(key)
             || intents.contains(key)

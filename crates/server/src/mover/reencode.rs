@@ -8,9 +8,10 @@
 //! tier's codec and compares its raw BLAKE3 with the catalog's, and the job is **done**:
 //! nothing switches, since the object never leaves its tier.
 //!
-//! The job holds the key's read lock throughout: readers go on (either encoding answers
-//! with the same bytes), a write of the key waits until the re-encode is over, so the old
-//! encoding removed at the end can never be a newer write's bytes. A crash at any point
+//! The job holds the key's upload gate and read lock throughout: readers go on (either
+//! encoding answers with the same bytes), a write of the key waits until the re-encode is
+//! over (its bytes would be staged at the same paths), so the old encoding removed at the
+//! end can never be a newer write's bytes. A crash at any point
 //! leaves a complete encoding (the old one until the new one is verified); the job is run
 //! again at start, and `reencode` settles what the crash left.
 
@@ -78,6 +79,9 @@ async fn reencode(
             tier.name()
         ));
     };
+    // The key's upload gate first (a PUT streaming into this tier stages the same paths),
+    // then its read lock: the order a PUT takes them in.
+    let _gate = state.uploads.enter(&job.key).await;
     let _reading = state.locks.read(&job.key).await;
     if let Some(stop) = stop_reason(state, job, handle) {
         return Ok(stop);
