@@ -42,6 +42,8 @@ pub mod metrics;
 pub mod policies;
 mod replay;
 
+use std::collections::VecDeque;
+
 use serde::Serialize;
 
 use crate::config::TieringConfig;
@@ -49,6 +51,7 @@ use crate::trace::{TraceError, TraceRequest, TraceSummary};
 
 pub use crate::cost::{CostModel, Costs, Tally, TierTally};
 pub use metrics::{Confusion, PredictionMetrics};
+pub(crate) use replay::prefetch;
 pub use replay::{MoveOutcome, Refusal, ReplayState};
 
 /// A tier's position in the configuration, 0 being the hottest.
@@ -59,6 +62,10 @@ pub const TAIL_WINDOWS: u32 = 10;
 
 /// At most this many windows: each costs the policies a scan of their active objects.
 pub const MAX_WINDOWS: i64 = 100_000;
+
+/// How many requests the replay reads ahead of the one it replays (see [`Policy::prefetch`]):
+/// enough to cover a load from memory at the replay's pace of under a microsecond a request.
+const LOOKAHEAD: usize = 8;
 
 /// A stream of requests (a [`crate::trace`] reader, or requests in memory).
 pub type Requests<'a> = Box<dyn Iterator<Item = Result<TraceRequest, TraceError>> + 'a>;
@@ -128,6 +135,10 @@ pub trait Policy {
     fn depends_on_prices(&self) -> bool {
         false
     }
+
+    /// A request of `object` comes a few requests from now: a policy whose per-object data
+    /// does not stay in cache may start loading it (a hint: it must change no decision).
+    fn prefetch(&self, _object: u32) {}
 
     /// A request was just served (the object exists unless it was a delete).
     fn on_request(&mut self, state: &mut ReplayState, request: &TraceRequest);
@@ -308,8 +319,23 @@ pub fn replay(
         })
         .collect();
     let mut last_ms = None;
-    for request in reopen()? {
-        let request = request?;
+    let mut requests = reopen()?;
+    // Requests read but not yet replayed: each is announced to the runs when read, so
+    // that its object's data is loading while the ones before it are replayed.
+    let mut ahead: VecDeque<TraceRequest> = VecDeque::with_capacity(LOOKAHEAD + 1);
+    loop {
+        if let Some(request) = requests.next().transpose()? {
+            for run in &runs {
+                run.prefetch(request.object);
+            }
+            ahead.push_back(request);
+            if ahead.len() <= LOOKAHEAD {
+                continue;
+            }
+        }
+        let Some(request) = ahead.pop_front() else {
+            break;
+        };
         last_ms = Some(request.time_ms);
         for run in &mut runs {
             run.request(&request);

@@ -4,7 +4,10 @@
 //!
 //! Per object a fixed slot in a `Vec` indexed by object id (no map, no allocation per
 //! request), and per tier the list of its residents (swap-remove with the position kept in
-//! the slot), so a policy can scan a tier without scanning every object.
+//! the slot), so a policy can scan a tier without scanning every object. The lists are
+//! built at the first call of [`ReplayState::residents`] and kept from then on: until a
+//! policy reads them (`rules` does only once a tier with a capacity could fill), a move
+//! does not pay for them (two cache misses of its own).
 
 use crate::config::{millis, TieringConfig};
 use crate::placement::residency_holds;
@@ -19,6 +22,27 @@ use crate::cost::Tally;
 const ABSENT: u8 = u8::MAX;
 /// A window index no window has.
 const NEVER: u32 = u32::MAX;
+
+/// Asks the CPU to start loading every cache line of `value`: a hint, with no effect on
+/// any result. Why: a replay's per-object data (statistics, slots) spans tens of
+/// megabytes, so the first touch of an object's data by a request waits for memory; the
+/// replay announces each request a few requests ahead ([`Run::prefetch`]), so that these
+/// loads overlap the work on the requests before it.
+#[inline(always)]
+pub(crate) fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = (value as *const T).cast::<i8>();
+        let size = std::mem::size_of::<T>().max(1);
+        // The line of each 64th byte from the start, and the line of the last byte.
+        for offset in (0..size).step_by(64).chain([size - 1]) {
+            // SAFETY: a prefetch neither faults nor changes memory, and the address is
+            // within `value`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+        }
+    }
+}
 
 /// What became of a move a policy asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +72,7 @@ struct Slot {
     size: u64,
     placed_at_ms: i64,
     born_ms: i64,
-    /// Position in its tier's resident list.
+    /// Position in its tier's resident list (once the lists are kept).
     pos: u32,
     /// The window of `window_reads` and `window_writes`.
     counted_window: u32,
@@ -76,7 +100,11 @@ pub struct ReplayState {
     residency_ms: Vec<i64>,
     capacity: Vec<Option<u64>>,
     used: Vec<u64>,
+    /// Per tier, its residents: kept once `keep_residents` (see the module's doc).
     residents: Vec<Vec<u32>>,
+    keep_residents: bool,
+    /// Objects on each tier.
+    resident_count: Vec<u64>,
     slots: Vec<Slot>,
     sizes: Vec<u64>,
     existing: u64,
@@ -117,6 +145,8 @@ impl ReplayState {
             capacity: config.tiers.iter().map(|t| t.capacity).collect(),
             used: vec![0; tiers],
             residents: vec![Vec::new(); tiers],
+            keep_residents: false,
+            resident_count: vec![0; tiers],
             slots: Vec::with_capacity(sizes.len()),
             sizes,
             existing: 0,
@@ -193,9 +223,32 @@ impl ReplayState {
         self.residency_ms.get(tier).copied().unwrap_or(0)
     }
 
-    /// The objects on a tier, in no particular order.
-    pub fn residents(&self, tier: TierIndex) -> &[u32] {
+    /// The objects on a tier, in no particular order. The first call builds every tier's
+    /// list (a scan of all objects); from then on moves keep them.
+    pub fn residents(&mut self, tier: TierIndex) -> &[u32] {
+        if !self.keep_residents {
+            self.keep_residents = true;
+            for (index, slot) in self.slots.iter_mut().enumerate() {
+                if let Some(list) = self.residents.get_mut(usize::from(slot.tier)) {
+                    slot.pos = list.len() as u32;
+                    list.push(index as u32);
+                }
+            }
+        }
         self.residents.get(tier).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many objects are on a tier.
+    pub fn resident_count(&self, tier: TierIndex) -> u64 {
+        self.resident_count.get(tier).copied().unwrap_or(0)
+    }
+
+    /// Starts loading the slot a request of `object` will read (see [`prefetch`]).
+    #[inline]
+    fn prefetch(&self, object: u32) {
+        if let Some(slot) = self.slots.get(object as usize) {
+            prefetch(slot);
+        }
     }
 
     /// Moves an object now, unless the rules every policy obeys refuse it: a demotion
@@ -238,12 +291,15 @@ impl ReplayState {
 
     /// Puts an object on a tier, placed now.
     fn enter_tier(&mut self, object: u32, tier: TierIndex) {
-        let list = &mut self.residents[tier];
         let slot = &mut self.slots[object as usize];
         slot.tier = tier as u8;
         slot.placed_at_ms = self.now_ms;
-        slot.pos = list.len() as u32;
-        list.push(object);
+        if self.keep_residents {
+            let list = &mut self.residents[tier];
+            slot.pos = list.len() as u32;
+            list.push(object);
+        }
+        self.resident_count[tier] += 1;
         self.used[tier] = self.used[tier].saturating_add(slot.size);
     }
 
@@ -260,11 +316,14 @@ impl ReplayState {
         let stored = self.now_ms.saturating_sub(slot.placed_at_ms).max(0) as u128;
         self.tally.tiers[tier].byte_ms += stored * u128::from(slot.size);
         self.used[tier] = self.used[tier].saturating_sub(slot.size);
-        let list = &mut self.residents[tier];
-        let pos = slot.pos as usize;
-        list.swap_remove(pos);
-        if let Some(&moved) = list.get(pos) {
-            self.slots[moved as usize].pos = pos as u32;
+        self.resident_count[tier] -= 1;
+        if self.keep_residents {
+            let list = &mut self.residents[tier];
+            let pos = slot.pos as usize;
+            list.swap_remove(pos);
+            if let Some(&moved) = list.get(pos) {
+                self.slots[moved as usize].pos = pos as u32;
+            }
         }
         self.slots[object as usize].tier = ABSENT;
     }
@@ -372,7 +431,7 @@ impl ReplayState {
             if let Some(all) = self.predicted_tiers.get_mut(tier) {
                 if !*all {
                     *all = true;
-                    self.predicted += self.residents[tier].len() as u64;
+                    self.predicted += self.resident_count[tier];
                 }
             }
         }
@@ -477,6 +536,14 @@ impl Run {
             .on_window(&mut self.state, at_ms, &mut self.predictions);
         self.state.open_window(window, at_ms, &mut self.predictions);
         self.next_window = window.saturating_add(1);
+    }
+
+    /// A request of `object` comes a few requests from now: starts loading what it will
+    /// read (see [`prefetch`]).
+    #[inline]
+    pub(super) fn prefetch(&self, object: u32) {
+        self.state.prefetch(object);
+        self.policy.prefetch(object);
     }
 
     /// One request: served where the object is, then shown to the policy.

@@ -25,7 +25,7 @@
 
 use super::classes::Look;
 use crate::classify::Class;
-use crate::eval::TierIndex;
+use crate::eval::{prefetch, TierIndex};
 use crate::stats::Decay;
 
 /// `Member::insertion` of an object not in the backlog (insertions count from 1).
@@ -254,6 +254,22 @@ impl Backlog {
         self.live += 1;
         self.bytes_to[waiting.to] = self.bytes_to[waiting.to].saturating_add(size);
         self.bytes_from[waiting.from] = self.bytes_from[waiting.from].saturating_add(size);
+    }
+
+    /// Room for the memberships of objects `0..objects`, so that they do not grow (and
+    /// copy) as demotions of new objects come.
+    pub(super) fn reserve(&mut self, objects: usize) {
+        if self.members.len() < objects {
+            self.members.resize(objects, Member::OUT);
+        }
+    }
+
+    /// Starts loading what a removal of `object` reads (see [`prefetch`]).
+    #[inline]
+    pub(super) fn prefetch(&self, object: u32) {
+        if let Some(member) = self.members.get(object as usize) {
+            prefetch(member);
+        }
     }
 
     /// Takes an object out, if it is in.

@@ -21,10 +21,10 @@
 //! ever for a spike or rate rule to hold, the look reads only its last access and last
 //! write, not its windowed counts (a few cache lines further on) nor its decayed rates.
 
-use super::recency::RecencyLists;
+use super::recency::RecencyLog;
 use super::sleepers::Sleepers;
 use crate::classify::{Class, Decision, Reason, Rules};
-use crate::eval::{Predictions, TierIndex};
+use crate::eval::{prefetch, Predictions, TierIndex};
 use crate::placement::ClassTiers;
 use crate::stats::{AccessStats, Op};
 use crate::trace::TraceRequest;
@@ -83,7 +83,8 @@ pub(super) struct ClassWatch {
     active: Vec<u32>,
     in_active: Vec<bool>,
     sleeping: Sleepers,
-    recent: RecencyLists,
+    /// Read objects, most recently read first.
+    recent: RecencyLog,
     /// Objects with at least `heavy_accesses` accesses, last accessed within 25 h: the only
     /// ones that can be hot by rate or spike (the windowed counts never exceed the total).
     heavy: Vec<u32>,
@@ -113,7 +114,7 @@ impl ClassWatch {
             active: Vec::new(),
             in_active: Vec::new(),
             sleeping: Sleepers::new(wake_every_ms),
-            recent: RecencyLists::new(1),
+            recent: RecencyLog::default(),
             heavy: Vec::new(),
             in_heavy: Vec::new(),
             heavy_accesses: rules
@@ -125,6 +126,29 @@ impl ClassWatch {
                 .min(rules.hot_per_day)
                 .saturating_add(1)
                 .min(rules.spike.min_events_1h),
+        }
+    }
+
+    /// Room for objects `0..objects` at once, so that the vectors do not grow (and copy
+    /// tens of megabytes of statistics) as new objects come.
+    pub(super) fn reserve(&mut self, objects: usize) {
+        if self.stats.len() < objects {
+            self.stats.resize(objects, AccessStats::new());
+            self.spiking.resize(objects, false);
+            self.in_active.resize(objects, false);
+            self.in_heavy.resize(objects, false);
+        }
+    }
+
+    /// Starts loading what [`ClassWatch::record`] of `object` will read (its statistics
+    /// are a few cache lines in tens of megabytes: see [`prefetch`]).
+    #[inline]
+    pub(super) fn prefetch(&self, object: u32) {
+        if let Some(stats) = self.stats.get(object as usize) {
+            prefetch(stats);
+        }
+        if let Some(slot) = self.recent.slot(object) {
+            prefetch(slot);
         }
     }
 
@@ -155,7 +179,7 @@ impl ClassWatch {
         // The list is kept in order of last read, as `last_access_ms` is: a write is no
         // access (see crate::stats), and `predict_hot` stops at the first stale entry.
         if request.op == Op::Read {
-            self.recent.touch(0, request.object);
+            self.recent.touch(request.object);
         }
         if self.stats[index].accesses() >= self.heavy_accesses && !self.in_heavy[index] {
             self.in_heavy[index] = true;
@@ -333,7 +357,7 @@ impl ClassWatch {
     pub(super) fn predict_hot(&mut self, now_ms: i64, predictions: &mut Predictions) {
         let recent = self.rules.hot_within_ms;
         let horizon = recent.max(DAY_MS + HOUR_MS);
-        for object in self.recent.iter(0) {
+        for object in self.recent.iter() {
             let last = self.stats[object as usize]
                 .last_access_ms()
                 .unwrap_or(i64::MIN);

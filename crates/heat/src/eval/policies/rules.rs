@@ -35,7 +35,9 @@ use super::backlog::{Backlog, Rank, Waiting};
 use super::classes::{ClassWatch, Keep, Look};
 use crate::classify::{Class, Decision, Reason};
 use crate::config::{millis, TieringConfig};
-use crate::eval::{MoveOutcome, Policy, Predictions, ReplayState, TierIndex};
+use crate::eval::{
+    EvalError, MoveOutcome, Policy, Predictions, PrepareContext, ReplayState, TierIndex,
+};
 use crate::placement::{residency_holds, ObjectState, PlacementPlan};
 use crate::trace::TraceRequest;
 
@@ -390,7 +392,7 @@ impl RulesPolicy {
     /// bytes could arrive there from the candidates and the backlog and, as evictions, from
     /// the objects listed on the tiers above it. Empty when no tier can fill: then no move
     /// waits for room and none evicts.
-    fn residents_needed(&self, state: &ReplayState, candidates: &[Candidate]) -> Vec<u32> {
+    fn residents_needed(&self, state: &mut ReplayState, candidates: &[Candidate]) -> Vec<u32> {
         let tiers = state.tier_count();
         let mut targeting: Vec<u64> = (0..tiers).map(|t| self.backlog.bytes_to(t)).collect();
         let mut listed_on: Vec<u64> = (0..tiers).map(|t| self.backlog.bytes_from(t)).collect();
@@ -408,9 +410,9 @@ impl RulesPolicy {
                 used > cap || used.saturating_add(arriving) > cap
             });
             if full {
-                let residents = state.residents(tier);
-                needed.extend_from_slice(residents);
-                let bytes = residents
+                let start = needed.len();
+                needed.extend_from_slice(state.residents(tier));
+                let bytes = needed[start..]
                     .iter()
                     .fold(0u64, |sum, &o| sum.saturating_add(state.size(o)));
                 above = above.saturating_add(bytes);
@@ -455,6 +457,18 @@ impl RulesPolicy {
 impl Policy for RulesPolicy {
     fn name(&self) -> &str {
         "rules"
+    }
+
+    fn prepare(&mut self, context: &PrepareContext<'_, '_>) -> Result<(), EvalError> {
+        let objects = context.summary.objects as usize;
+        self.watch.reserve(objects);
+        self.backlog.reserve(objects);
+        Ok(())
+    }
+
+    fn prefetch(&self, object: u32) {
+        self.watch.prefetch(object);
+        self.backlog.prefetch(object);
     }
 
     fn on_request(&mut self, state: &mut ReplayState, request: &TraceRequest) {
