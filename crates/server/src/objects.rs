@@ -425,10 +425,13 @@ async fn stage_body(
 ) -> Result<Staged, ApiError> {
     // The exact stored length is known only at the end: begin with its bound.
     let raw_bound = body.declared().unwrap_or(body.limit());
+    // A plain tier with a declared length knows the stored length exactly (a tier with
+    // domains then streams it; see TierStore::begin_write).
+    let exact = body.declared().is_some() && !tier.format.is_packed();
     let path = Tier::object_path(key);
     let upload = store_call(state, "an object write", || {
         tier.store
-            .begin_write(&path, None, tier.format.stored_bound(raw_bound))
+            .begin_write(&path, None, tier.format.stored_bound(raw_bound), exact)
     })
     .await?;
     match feed(state, key, tier, &mut body, &upload, expected).await {

@@ -49,7 +49,8 @@ pub(super) async fn copy(
     let redundancy = to.wanted_redundancy(crate::redundancy_worker::class_of(state, &job.key));
     let writing = |err: StoreError| format!("writing the copy on {}: {err}", to.name());
     let upload = store_call(state, "a move's copy", || {
-        to.store.begin_write(&path, redundancy, reserved)
+        to.store
+            .begin_write(&path, redundancy, reserved, !to.format.is_packed())
     })
     .await
     .map_err(writing)?;

@@ -7,13 +7,17 @@
 //! memory and written at the end with one `Store::write_atomic` (one PUT on S3, retried as
 //! a whole like any store call); a larger one goes to a staged upload
 //! (`Store::begin_upload`: a staging file renamed into place, or an S3 multipart upload)
-//! as soon as it passes that size, so memory never holds more than that.
+//! as soon as it passes that size, so memory never holds more than that. On a tier with
+//! failure domains, a write whose exact length is known (a plain layout with a declared
+//! length) streams through `RedundantStore::begin_write`; otherwise (a packed layout: its
+//! stored length is known once encoded; or a body of unknown length) the bytes are kept
+//! and written at the end, since fragment headers carry the length.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use strata_redundancy::Redundancy;
+use strata_redundancy::{Redundancy, RedundantUpload};
 use strata_store::{Store, StoreError, Upload};
 
 use super::{to_store_error, DomainTier, TierStore};
@@ -43,9 +47,13 @@ pub struct TierUpload {
 
 enum Target {
     Single(Store),
-    /// ADAPTER until `RedundantStore::begin_write` lands in crates/redundancy (the lead
-    /// swaps it in): the bytes are kept and written with `RedundantStore::write` at the
-    /// end, so a tier with domains still holds a whole object in memory.
+    /// A tier with domains, the object's exact stored length known at the start (a plain
+    /// layout): streamed through the redundancy crate's writer, memory bounded.
+    Streamed(Box<tokio::sync::Mutex<Option<RedundantUpload>>>),
+    /// A tier with domains and only a bound on the stored length (a packed layout, whose
+    /// length is known once encoded, or a body without a declared length): the fragments'
+    /// headers need the length, so the bytes are kept and written at the end with
+    /// `RedundantStore::write` (memory holds the object).
     Domains {
         domains: Arc<DomainTier>,
         redundancy: Redundancy,
@@ -65,16 +73,28 @@ impl std::fmt::Debug for TierUpload {
 impl TierStore {
     /// Starts writing `rel` with `redundancy` (`None`: the tier's own; a tier with one
     /// store ignores it) in at most `len` bytes: the exact length, or an upper bound when
-    /// it is known only at the end (an object encoded as it streams). Nothing appears
-    /// under `rel` before [`TierUpload::finish`].
+    /// it is known only at the end (an object encoded as it streams); `exact` says which.
+    /// On a tier with domains an exact length streams through the redundancy crate's
+    /// writer; a bound keeps the bytes until the end. Nothing appears under `rel` before
+    /// [`TierUpload::finish`].
     pub async fn begin_write(
         &self,
         rel: &str,
         redundancy: Option<Redundancy>,
         len: u64,
+        exact: bool,
     ) -> Result<TierUpload, StoreError> {
         let target = match self {
             TierStore::Single(store) => Target::Single(store.clone()),
+            TierStore::Domains(domains) if exact => {
+                let redundancy = redundancy.unwrap_or(domains.default);
+                let upload = domains
+                    .store
+                    .begin_write(rel, redundancy, len)
+                    .await
+                    .map_err(|err| to_store_error(rel, err))?;
+                Target::Streamed(Box::new(tokio::sync::Mutex::new(Some(upload))))
+            }
             TierStore::Domains(domains) => Target::Domains {
                 domains: Arc::clone(domains),
                 redundancy: redundancy.unwrap_or(domains.default),
@@ -105,10 +125,25 @@ impl TierUpload {
                 self.bound
             )));
         }
-        let Target::Single(store) = &self.target else {
-            lock(&self.kept).extend_from_slice(&data);
-            self.written.fetch_add(len, Ordering::SeqCst);
-            return Ok(());
+        let store = match &self.target {
+            Target::Single(store) => store,
+            Target::Streamed(upload) => {
+                let mut upload = upload.lock().await;
+                let Some(upload) = upload.as_mut() else {
+                    return Err(self.refused("its write had ended".to_string()));
+                };
+                upload
+                    .write(data)
+                    .await
+                    .map_err(|err| to_store_error(&self.rel, err))?;
+                self.written.fetch_add(len, Ordering::SeqCst);
+                return Ok(());
+            }
+            Target::Domains { .. } => {
+                lock(&self.kept).extend_from_slice(&data);
+                self.written.fetch_add(len, Ordering::SeqCst);
+                return Ok(());
+            }
         };
         let mut staged = self.staged.lock().await;
         if staged.is_none() {
@@ -172,9 +207,21 @@ impl TierUpload {
                 .map(|()| written)
                 .map_err(|err| self.refused(err.to_string()));
         }
+        if let Target::Streamed(upload) = &self.target {
+            let Some(upload) = upload.lock().await.take() else {
+                return Err(self.refused("its write had ended already".to_string()));
+            };
+            self.done.store(true, Ordering::SeqCst);
+            upload
+                .finish()
+                .await
+                .map_err(|err| to_store_error(&self.rel, err))?;
+            return Ok(written);
+        }
         let data = lock(&self.kept).clone().freeze();
         match &self.target {
             Target::Single(store) => store.write_atomic(&self.rel, data).await?,
+            Target::Streamed(_) => {}
             Target::Domains {
                 domains,
                 redundancy,
@@ -195,6 +242,11 @@ impl TierUpload {
     pub async fn abort(&self) -> Result<(), StoreError> {
         self.done.store(true, Ordering::SeqCst);
         lock(&self.kept).clear();
+        if let Target::Streamed(upload) = &self.target {
+            if let Some(upload) = upload.lock().await.take() {
+                upload.abort().await;
+            }
+        }
         match self.staged.lock().await.take() {
             Some(upload) => upload.abort().await,
             None => Ok(()),
