@@ -356,6 +356,21 @@ impl RedundantStore {
             .map_or_else(String::new, Store::display)
     }
 
+    /// A failed write, delete or publish of `rel` on `domain`, named for the operator.
+    pub(crate) fn write_error(
+        &self,
+        domain: usize,
+        rel: impl Into<String>,
+        source: StoreError,
+    ) -> RedundancyError {
+        RedundancyError::Write {
+            rel: rel.into(),
+            domain,
+            store: self.store_name(domain),
+            source,
+        }
+    }
+
     pub(crate) fn check_rel(&self, rel: &str) -> Result<(), RedundancyError> {
         let bad = |reason: &str| {
             Err(RedundancyError::InvalidRel {
@@ -701,12 +716,7 @@ impl RedundantStore {
                 self.domains[d]
                     .delete(&path)
                     .await
-                    .map_err(|source| RedundancyError::Write {
-                        rel: path,
-                        domain: d,
-                        store: self.store_name(d),
-                        source,
-                    })
+                    .map_err(|source| self.write_error(d, path, source))
             })
             .buffer_unordered(PARALLEL)
             .collect()

@@ -190,12 +190,7 @@ impl RedundantStore {
                 self.domains[d]
                     .write_atomic(path, data.clone())
                     .await
-                    .map_err(|source| RedundancyError::Write {
-                        rel: path.to_string(),
-                        domain: d,
-                        store: self.store_name(d),
-                        source,
-                    })
+                    .map_err(|source| self.write_error(d, path, source))
             })
             .buffer_unordered(PARALLEL)
             .collect()

@@ -235,12 +235,7 @@ impl PieceWriter {
     }
 
     fn write_error(&self, domain: usize, source: StoreError) -> RedundancyError {
-        RedundancyError::Write {
-            rel: self.path.clone(),
-            domain,
-            store: self.rs.store_name(domain),
-            source,
-        }
+        self.rs.write_error(domain, self.path.clone(), source)
     }
 
     /// Without `tolerate`, the first target's failure (taken out of it).

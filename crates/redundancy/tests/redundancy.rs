@@ -1,68 +1,20 @@
 //! strata-redundancy over real local directories: replicas, fragments, degraded reads,
 //! corruption, repair, re-encode, settle, unreachable and failing domains, concurrency.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use rand::{RngCore, SeedableRng};
 use strata_codec::format::fragment::FragmentHeader;
 use strata_redundancy::erasure::encode_fragments;
-use strata_redundancy::placement::placement;
 use strata_redundancy::{FaultKind, PieceState, Redundancy, RedundantStore};
 use strata_store::faults::{FaultEffect, FaultOp, FaultPlan, FaultRule};
-use strata_store::{S3Options, Store, StoreUri};
 
-const MIB: usize = 1 << 20;
+use common::{data, r, Tier, MIB};
+
 const REL: &str = "objects/a/b.bin";
 
-fn r(text: &str) -> Redundancy {
-    text.parse().unwrap()
-}
-
-fn data(len: usize, seed: u64) -> Bytes {
-    let mut v = vec![0u8; len];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
-    Bytes::from(v)
-}
-
-async fn open(path: &Path) -> Store {
-    let uri = StoreUri::parse(path.to_str().unwrap()).unwrap();
-    Store::open(&uri, &S3Options::default()).await.unwrap()
-}
-
-/// `n` domain directories under one temporary directory.
-struct Tier {
-    _dir: tempfile::TempDir,
-    roots: Vec<PathBuf>,
-    rs: RedundantStore,
-}
-
 impl Tier {
-    async fn new(n: usize) -> Tier {
-        Tier::with(n, |_, store| store).await
-    }
-
-    async fn with(n: usize, layer: impl Fn(usize, Store) -> Store) -> Tier {
-        let dir = tempfile::tempdir().unwrap();
-        let mut roots = Vec::new();
-        let mut stores = Vec::new();
-        for i in 0..n {
-            let root = dir.path().join(format!("d{i}"));
-            std::fs::create_dir_all(&root).unwrap();
-            stores.push(layer(i, open(&root).await));
-            roots.push(root);
-        }
-        Tier {
-            _dir: dir,
-            roots,
-            rs: RedundantStore::new(stores),
-        }
-    }
-
-    fn order(&self, rel: &str) -> Vec<usize> {
-        placement(self.rs.domains(), rel)
-    }
-
     fn replica(&self, domain: usize, rel: &str) -> PathBuf {
         self.roots[domain].join(rel)
     }

@@ -3,63 +3,20 @@
 //! or crash, overwrites, failing domains mid-stream, and re-encode and repair of objects
 //! larger than the streaming window.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use rand::{RngCore, SeedableRng};
-use strata_redundancy::placement::placement;
 use strata_redundancy::{Redundancy, RedundancyError, RedundantStore};
 use strata_store::faults::{FaultEffect, FaultOp, FaultPlan, FaultRule};
-use strata_store::{S3Options, Store, StoreUri};
 
-const MIB: usize = 1 << 20;
+use common::{data, open, r, Tier, MIB};
+
 const REL: &str = "objects/s/stream.bin";
 
-fn r(text: &str) -> Redundancy {
-    text.parse().unwrap()
-}
-
-fn data(len: usize, seed: u64) -> Bytes {
-    let mut v = vec![0u8; len];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
-    Bytes::from(v)
-}
-
-async fn open(path: &Path) -> Store {
-    let uri = StoreUri::parse(path.to_str().unwrap()).unwrap();
-    Store::open(&uri, &S3Options::default()).await.unwrap()
-}
-
-/// `n` domain directories under one temporary directory.
-struct Tier {
-    _dir: tempfile::TempDir,
-    roots: Vec<PathBuf>,
-    rs: RedundantStore,
-}
-
 impl Tier {
-    async fn new(n: usize) -> Tier {
-        Tier::with(n, |_, store| store).await
-    }
-
-    async fn with(n: usize, layer: impl Fn(usize, Store) -> Store) -> Tier {
-        let dir = tempfile::tempdir().unwrap();
-        let mut roots = Vec::new();
-        let mut stores = Vec::new();
-        for i in 0..n {
-            let root = dir.path().join(format!("d{i}"));
-            std::fs::create_dir_all(&root).unwrap();
-            stores.push(layer(i, open(&root).await));
-            roots.push(root);
-        }
-        Tier {
-            _dir: dir,
-            roots,
-            rs: RedundantStore::new(stores),
-        }
-    }
-
     /// A second store over the same directories: what a restarted process sees.
     async fn reopened(&self) -> RedundantStore {
         let mut stores = Vec::new();
@@ -67,10 +24,6 @@ impl Tier {
             stores.push(open(root).await);
         }
         RedundantStore::new(stores)
-    }
-
-    fn order(&self, rel: &str) -> Vec<usize> {
-        placement(self.rs.domains(), rel)
     }
 
     /// Every published file on every domain (staging left out): (domain, path) → bytes.
