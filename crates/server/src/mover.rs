@@ -49,7 +49,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::retry::with_backoff;
 use crate::state::{lock, now_ms, AppState, JobEvent};
-use crate::tier_codec::TierReadError;
+use crate::tier_codec::{hash_stored, TierReadError};
 use crate::tiers::Tier;
 
 mod copy;
@@ -494,7 +494,7 @@ async fn copy_and_switch(
         .await
         .map_err(|err| err.to_string())?;
     emit(state, job, MoveState::Verifying, None);
-    let (back_len, back_hash) = match copy::read_back(state, to, &job.key, entry.size).await {
+    let (back_len, back_hash) = match hash_stored(state, to, &job.key, entry.size).await {
         Ok(back) => back,
         Err(TierReadError::Damaged(damage)) => {
             return Err(format!(

@@ -20,10 +20,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::mover::hash_bytes;
 use crate::redundancy_worker::class_of;
 use crate::state::AppState;
-use crate::tier_codec::read_all_from_tier;
+use crate::tier_codec::hash_stored;
 use crate::tiers::{Tier, OBJECTS_DIR};
 
 /// Query of `POST /v1/scrub`.
@@ -120,8 +119,8 @@ async fn scrub_tier(state: &AppState, tier: &Tier) -> Result<TierScrub, ApiError
             });
             continue;
         }
-        let whole = match read_all_from_tier(state, tier, &key).await {
-            Ok(read) => hash_bytes(read.raw).await == entry.hash,
+        let whole = match hash_stored(state, tier, &key, entry.size).await {
+            Ok((_, hash)) => hash == entry.hash,
             Err(err) => {
                 found.unrepairable.push(Unrepairable {
                     key,

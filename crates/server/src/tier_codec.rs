@@ -567,6 +567,39 @@ pub async fn read_all_from_tier(
     })
 }
 
+/// How much of an object [`hash_stored`] reads at a time.
+pub const HASH_SPAN: u64 = 4 << 20;
+
+/// Reads `key`'s copy on `to` span by span ([`HASH_SPAN`] at a time, never whole): its
+/// stored length and the BLAKE3 of its raw bytes (every frame checked on a packed tier).
+/// A move's verify, a re-encode's verify and scrub compare it with the catalog's hash.
+pub async fn hash_stored(
+    state: &AppState,
+    to: &Tier,
+    key: &str,
+    raw_len: u64,
+) -> Result<(u64, [u8; 32]), TierReadError> {
+    let path = Tier::object_path(key);
+    let stat = store_call(state, "an object stat", || to.store.stat(&path)).await?;
+    let Some(stat) = stat else {
+        return Err(TierReadError::Store(StoreError::NotFound { path }));
+    };
+    let reader = TierReader::open(state, to, key, raw_len, stat.size).await?;
+    let readable = if to.format.is_packed() {
+        raw_len
+    } else {
+        raw_len.min(stat.size)
+    };
+    let mut hasher = blake3::Hasher::new();
+    let mut offset = 0;
+    while offset < readable {
+        let len = HASH_SPAN.min(readable - offset);
+        hasher.update(&reader.read(state, offset, len).await?);
+        offset += len;
+    }
+    Ok((stat.size, *hasher.finalize().as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,25 +118,14 @@ impl TierStore {
         }
     }
 
-    /// Writes `data` at `rel` atomically (on every domain the tier's own redundancy puts
-    /// it).
+    /// Writes `data` at `rel` atomically (on a tier with domains, in the tier's own
+    /// redundancy: the layout marker and other small records).
     pub async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
-        self.write_with(rel, data, None).await
-    }
-
-    /// Writes `data` at `rel` with `redundancy` (`None`: the tier's own; a tier with one
-    /// store ignores it).
-    pub async fn write_with(
-        &self,
-        rel: &str,
-        data: Bytes,
-        redundancy: Option<Redundancy>,
-    ) -> Result<(), StoreError> {
         match self {
             TierStore::Single(store) => store.write_atomic(rel, data).await,
             TierStore::Domains(domains) => domains
                 .store
-                .write(rel, data, redundancy.unwrap_or(domains.default))
+                .write(rel, data, domains.default)
                 .await
                 .map(|_| ())
                 .map_err(|err| to_store_error(rel, err)),
@@ -208,19 +197,6 @@ impl TierStore {
             removed += store.remove_interrupted_writes().await?;
         }
         Ok(removed)
-    }
-
-    /// This handle without read notices (a move's reads: the mover deals with them).
-    pub fn without_notices(&self) -> TierStore {
-        match self {
-            TierStore::Single(store) => TierStore::Single(store.clone()),
-            TierStore::Domains(domains) => TierStore::Domains(Arc::new(DomainTier {
-                store: domains.store.clone(),
-                default: domains.default,
-                tier: domains.tier,
-                notices: None,
-            })),
-        }
     }
 }
 

@@ -304,65 +304,63 @@ async fn check_layout(
     store: &Store,
     holding: &BTreeMap<String, u64>,
 ) -> Result<(), ServeError> {
-    {
-        let store_error = |source| ServeError::Store {
-            tier: tier.name().to_string(),
-            source,
-        };
-        let wanted = tier.config.layout;
-        let held = holding.get(tier.name()).copied().unwrap_or(0);
-        let marked = store
-            .stat(LAYOUT_MARKER)
-            .await
-            .map_err(store_error)?
-            .is_some();
-        let found = if marked {
-            let text = store.read_all(LAYOUT_MARKER).await.map_err(store_error)?;
-            let layout = marker_layout(&text).and_then(|name| {
-                serde_json::from_value::<Layout>(serde_json::Value::String(name)).ok()
+    let store_error = |source| ServeError::Store {
+        tier: tier.name().to_string(),
+        source,
+    };
+    let wanted = tier.config.layout;
+    let held = holding.get(tier.name()).copied().unwrap_or(0);
+    let marked = store
+        .stat(LAYOUT_MARKER)
+        .await
+        .map_err(store_error)?
+        .is_some();
+    let found = if marked {
+        let text = store.read_all(LAYOUT_MARKER).await.map_err(store_error)?;
+        let layout = marker_layout(&text).and_then(|name| {
+            serde_json::from_value::<Layout>(serde_json::Value::String(name)).ok()
+        });
+        let Some(layout) = layout else {
+            return Err(ServeError::Config {
+                field: format!("tier[{}].store", tier.index),
+                reason: format!(
+                    "tier {:?}: {LAYOUT_MARKER} in its store is not a Strata tier \
+                         marker; check that the store belongs to this tier, or remove the \
+                         file if the tier holds no objects",
+                    tier.name()
+                ),
             });
-            let Some(layout) = layout else {
-                return Err(ServeError::Config {
-                    field: format!("tier[{}].store", tier.index),
-                    reason: format!(
-                        "tier {:?}: {LAYOUT_MARKER} in its store is not a Strata tier \
-                             marker; check that the store belongs to this tier, or remove the \
-                             file if the tier holds no objects",
-                        tier.name()
-                    ),
-                });
-            };
-            Some(layout)
-        } else if held > 0 {
-            Some(Layout::Plain)
-        } else {
-            None
         };
-        if let Some(found) = found {
-            if found != wanted && held > 0 {
-                return Err(ServeError::Config {
-                    field: format!("tier[{}].layout", tier.index),
-                    reason: format!(
-                        "tier {:?} holds {held} objects written in the {} layout, so it \
-                         cannot become {}: write layout = \"{}\" again, or declare a new tier \
-                         with layout = \"{}\" and let the objects move there",
-                        tier.name(),
-                        layout_name(found),
-                        layout_name(wanted),
-                        layout_name(found),
-                        layout_name(wanted)
-                    ),
-                });
-            }
-            if found == wanted && marked {
-                return Ok(());
-            }
+        Some(layout)
+    } else if held > 0 {
+        Some(Layout::Plain)
+    } else {
+        None
+    };
+    if let Some(found) = found {
+        if found != wanted && held > 0 {
+            return Err(ServeError::Config {
+                field: format!("tier[{}].layout", tier.index),
+                reason: format!(
+                    "tier {:?} holds {held} objects written in the {} layout, so it \
+                     cannot become {}: write layout = \"{}\" again, or declare a new tier \
+                     with layout = \"{}\" and let the objects move there",
+                    tier.name(),
+                    layout_name(found),
+                    layout_name(wanted),
+                    layout_name(found),
+                    layout_name(wanted)
+                ),
+            });
         }
-        store
-            .write_atomic(LAYOUT_MARKER, Bytes::from(tier_marker(layout_name(wanted))))
-            .await
-            .map_err(store_error)?;
+        if found == wanted && marked {
+            return Ok(());
+        }
     }
+    store
+        .write_atomic(LAYOUT_MARKER, Bytes::from(tier_marker(layout_name(wanted))))
+        .await
+        .map_err(store_error)?;
     Ok(())
 }
 

@@ -177,32 +177,3 @@ async fn open(
     }
     TierReader::open(state, tier, key, raw_len, stat.size).await
 }
-
-/// Reads the copy of the job's object on `to` back, span by span: its stored length and
-/// the BLAKE3 of its raw bytes (every frame checked on a packed tier).
-pub(super) async fn read_back(
-    state: &AppState,
-    to: &Tier,
-    key: &str,
-    raw_len: u64,
-) -> Result<(u64, [u8; 32]), TierReadError> {
-    let path = Tier::object_path(key);
-    let stat = store_call(state, "an object stat", || to.store.stat(&path)).await?;
-    let Some(stat) = stat else {
-        return Err(TierReadError::Store(StoreError::NotFound { path }));
-    };
-    let reader = TierReader::open(state, to, key, raw_len, stat.size).await?;
-    let readable = if to.format.is_packed() {
-        raw_len
-    } else {
-        raw_len.min(stat.size)
-    };
-    let mut hasher = blake3::Hasher::new();
-    let mut offset = 0;
-    while offset < readable {
-        let len = SPAN.min(readable - offset);
-        hasher.update(&reader.read(state, offset, len).await?);
-        offset += len;
-    }
-    Ok((stat.size, *hasher.finalize().as_bytes()))
-}

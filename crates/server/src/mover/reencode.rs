@@ -18,10 +18,10 @@
 use strata_catalog::{MoveJob, MoveState};
 use strata_redundancy::Redundancy;
 
-use super::{emit, hash_bytes, stop_reason, Outcome, RunningMove, Step};
+use super::{emit, stop_reason, Outcome, RunningMove, Step};
 use crate::redundancy_worker::class_of;
 use crate::state::{lock, now_ms, AppState};
-use crate::tier_codec::read_all_from_tier;
+use crate::tier_codec::hash_stored;
 use crate::tiers::Tier;
 
 /// Runs a re-encode job on `tier` (the tier as a move's target sees it) to its end.
@@ -123,12 +123,12 @@ async fn reencode(
         .ok_or_else(|| "the service is stopping; the re-encode resumes at start".to_string())?
         .map_err(|err| format!("re-encoding to {wanted} on {}: {err}", tier.name()))?;
     set_state(state, job, MoveState::Verifying).await?;
-    let back = read_all_from_tier(state, tier, &job.key)
+    let (_, back_hash) = hash_stored(state, tier, &job.key, entry.size)
         .await
         .map_err(|err| {
             format!("verify_mismatch: the re-encoded object does not read back: {err}")
         })?;
-    if hash_bytes(back.raw).await != entry.hash {
+    if back_hash != entry.hash {
         return Err(format!(
             "verify_mismatch: the object re-encoded as {wanted} on {} does not match its \
              BLAKE3 {}",
