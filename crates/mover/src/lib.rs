@@ -11,6 +11,8 @@
 //! - [`verify`]: re-reading a destination and checking every file and chunk against its
 //!   manifest (or, fast, presence and sizes);
 //! - [`packed`]: the packed layout, its parity (`--parity`) and `strata repair`;
+//! - [`pipeline`]: the chunk pipeline of a stream of bytes (read ahead, hash, transform,
+//!   write, overlapped) that the service's writes, moves, re-encodes and scrubs run on;
 //! - [`progress`]: counters the CLI renders as a progress bar, and the final report;
 //! - [`settle`]: sources that change under a copy (never published; copied again once
 //!   they stop changing, or reported).
@@ -22,6 +24,7 @@
 pub mod error;
 pub mod migrate;
 pub mod packed;
+pub mod pipeline;
 pub mod plan;
 pub mod progress;
 mod publisher;

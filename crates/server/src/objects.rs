@@ -39,9 +39,9 @@ use crate::mover::store_call;
 use crate::recovery::reconcile_intent;
 use crate::state::{lock, now_ms, AppState};
 use crate::tier_codec::verified::{ChunkHasher, VerifiedReader};
-use crate::tier_codec::TierEncoder;
-use crate::tier_store::TierUpload;
+use crate::tier_store::{EncodingSink, TierUpload};
 use crate::tiers::Tier;
+use strata_mover::pipeline;
 
 /// Reads at most this much per store call (whole verified chunks); larger bodies are
 /// streamed in such spans.
@@ -420,7 +420,7 @@ async fn stage_body(
     state: &AppState,
     key: &str,
     tier: &Tier,
-    mut body: BodyReader,
+    body: BodyReader,
     expected: Option<String>,
 ) -> Result<Staged, ApiError> {
     // The exact stored length is known only at the end: begin with its bound.
@@ -434,7 +434,7 @@ async fn stage_body(
             .begin_write(&path, None, tier.format.stored_bound(raw_bound), exact)
     })
     .await?;
-    match feed(state, key, tier, &mut body, &upload, expected).await {
+    match feed(state, key, tier, body, &upload, expected).await {
         Ok((hash, chunk_hashes, size)) => Ok(Staged {
             upload,
             hash,
@@ -448,24 +448,22 @@ async fn stage_body(
     }
 }
 
-/// The body through the tier's encoder into `upload`; returns the object's hash, chunk
-/// values and size.
+/// The body through the chunk pipeline: hashed and encoded for the tier into `upload` as
+/// it arrives (the next piece received while this one is hashed and written); returns the
+/// object's hash, chunk values and size.
 async fn feed(
     state: &AppState,
     key: &str,
     tier: &Tier,
-    body: &mut BodyReader,
+    body: BodyReader,
     upload: &TierUpload,
     expected: Option<String>,
 ) -> Result<([u8; 32], ChunkHashes, u64), ApiError> {
-    let mut hasher = ChunkHasher::new();
-    let mut encoder = TierEncoder::new(tier.format, key);
-    while let Some(piece) = body.next().await? {
-        hasher.update(&piece);
-        for stored in encoder.push(piece).await {
-            store_call(state, "an object write", || upload.write(stored.clone())).await?;
-        }
-    }
+    let source = futures::stream::try_unfold(body, |mut body| async move {
+        Ok::<_, ApiError>(body.next().await?.map(|piece| (piece, body)))
+    });
+    let mut sink = EncodingSink::new(state, "an object write", tier.format, key, upload);
+    let hasher = pipeline::pump(source, ChunkHasher::new(), &mut sink).await?;
     let size = hasher.len();
     let (hash, chunk_hashes) = hasher.finish().map_err(ApiError::internal)?;
     if let Some(expected) = expected {
@@ -480,9 +478,7 @@ async fn feed(
             ));
         }
     }
-    for stored in encoder.finish().await {
-        store_call(state, "an object write", || upload.write(stored.clone())).await?;
-    }
+    sink.finish().await?;
     Ok((hash, chunk_hashes, size))
 }
 

@@ -51,6 +51,7 @@ use strata_codec::format::tier_object::{
     check_frame, table_entry, tail, tail_error_text, FrameTable, TailError,
 };
 use strata_heat::{Layout, TierConfig};
+use strata_mover::pipeline;
 use strata_store::StoreError;
 
 use crate::mover::store_call;
@@ -447,6 +448,19 @@ impl TierReader {
         })
     }
 
+    /// The raw bytes `0..len` as a stream of [`SPAN`]-byte spans, [`READ_AHEAD`] reads in
+    /// flight: the source of [`strata_mover::pipeline::pump`]. A plain copy shorter than
+    /// `len` gives short spans, which the hash then tells apart.
+    pub fn spans<'a>(
+        &'a self,
+        state: &'a AppState,
+        len: u64,
+    ) -> impl futures::Stream<Item = Result<Bytes, TierReadError>> + Send + 'a {
+        pipeline::read_ahead(len, SPAN, READ_AHEAD, move |offset, len| {
+            self.read(state, offset, len)
+        })
+    }
+
     /// `len` raw bytes from `offset` (within the object).
     pub async fn read(
         &self,
@@ -567,12 +581,17 @@ pub async fn read_all_from_tier(
     })
 }
 
-/// How much of an object [`hash_stored`] reads at a time.
-pub const HASH_SPAN: u64 = 4 << 20;
+/// Raw bytes a move, a write's read-back, a re-encode's verify or a scrub handles per step
+/// of the pipeline (whole chunks of every layout).
+pub const SPAN: u64 = 4 << 20;
 
-/// Reads `key`'s copy on `to` span by span ([`HASH_SPAN`] at a time, never whole): its
-/// stored length and the BLAKE3 of its raw bytes (every frame checked on a packed tier).
-/// A move's verify, a re-encode's verify and scrub compare it with the catalog's hash.
+/// Spans read ahead of the one being hashed and written.
+pub const READ_AHEAD: usize = 2;
+
+/// Reads `key`'s copy on `to` span by span (never whole, reading ahead while it hashes):
+/// its stored length and the BLAKE3 of its raw bytes (every frame checked on a packed
+/// tier). A move's verify, a re-encode's verify and scrub compare it with the catalog's
+/// hash.
 pub async fn hash_stored(
     state: &AppState,
     to: &Tier,
@@ -590,13 +609,8 @@ pub async fn hash_stored(
     } else {
         raw_len.min(stat.size)
     };
-    let mut hasher = blake3::Hasher::new();
-    let mut offset = 0;
-    while offset < readable {
-        let len = HASH_SPAN.min(readable - offset);
-        hasher.update(&reader.read(state, offset, len).await?);
-        offset += len;
-    }
+    let hasher =
+        pipeline::hash_stream(reader.spans(state, readable), blake3::Hasher::new()).await?;
     Ok((stat.size, *hasher.finalize().as_bytes()))
 }
 

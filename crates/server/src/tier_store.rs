@@ -24,7 +24,7 @@ use strata_store::{Entry, ListWarning, Store, StoreError};
 use tokio::sync::mpsc;
 
 mod upload;
-pub use upload::TierUpload;
+pub use upload::{EncodingSink, TierUpload};
 
 /// What a read of a tier with domains found, for the redundancy worker.
 #[derive(Debug, Clone)]

@@ -6,19 +6,18 @@
 //! read back the same way, span by span, and its hash compared again. Memory holds a span
 //! and the chunks being encoded, whatever the object's size.
 
+use futures::StreamExt;
+use strata_mover::pipeline;
 use strata_store::StoreError;
 
 use super::{settled_stop_reason, stop_reason, store_call, RunningMove, Step};
 use crate::index::ObjectEntry;
 use crate::state::AppState;
 use crate::tier_codec::verified::report_damage;
-use crate::tier_codec::{Damage, TierEncoder, TierReadError, TierReader};
-use crate::tier_store::TierUpload;
+use crate::tier_codec::{Damage, TierReadError, TierReader};
+use crate::tier_store::{EncodingSink, TierUpload};
 use crate::tiers::{check_room, Tier};
 use strata_catalog::MoveJob;
-
-/// Raw bytes read per step (whole 1 MiB chunks).
-const SPAN: u64 = 4 << 20;
 
 /// Why a copy did not get published.
 enum Fail {
@@ -96,8 +95,9 @@ pub(super) async fn copy(
     ))
 }
 
-/// The source, read span by span, hashed, encoded and written to `upload`; the hash
-/// checked and the room too before anything could be published.
+/// The source through the chunk pipeline: read ahead span by span, hashed, encoded and
+/// written to `upload`; the hash checked and the room too before anything could be
+/// published. The job's stop conditions are checked as each span is read.
 #[allow(clippy::too_many_arguments)]
 async fn pump(
     state: &AppState,
@@ -112,43 +112,28 @@ async fn pump(
     let reader = open(state, from, &job.key, entry.size, Some(entry.size))
         .await
         .map_err(Fail::Read)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut encoder = TierEncoder::new(to.format, &job.key);
-    let mut offset = 0;
-    while offset < entry.size {
+    let source = reader.spans(state, entry.size).map(|span| {
         if let Some(stop) = stop_reason(state, job, handle) {
             return Err(Fail::Stop(stop));
         }
-        let len = SPAN.min(entry.size - offset);
-        let raw = reader.read(state, offset, len).await.map_err(Fail::Read)?;
-        if raw.len() as u64 != len {
-            return Err(Fail::Mismatch);
-        }
-        hasher.update(&raw);
-        offset += len;
-        write_all(state, upload, encoder.push(raw).await).await?;
-    }
-    if *hasher.finalize().as_bytes() != entry.hash {
+        span.map_err(Fail::Read)
+    });
+    let mut sink = EncodingSink::new(state, "a move's copy", to.format, &job.key, upload);
+    let hasher = pipeline::pump(source, blake3::Hasher::new(), &mut sink).await?;
+    if hasher.count() != entry.size || *hasher.finalize().as_bytes() != entry.hash {
         return Err(Fail::Mismatch);
     }
     if let Some(stop) = stop_reason(state, job, handle) {
         return Err(Fail::Stop(stop));
     }
-    write_all(state, upload, encoder.finish().await).await?;
+    sink.finish().await.map_err(Fail::Write)?;
     check_room(state, to, upload.written(), reserved).map_err(Fail::Room)
 }
 
-async fn write_all(
-    state: &AppState,
-    upload: &TierUpload,
-    pieces: Vec<bytes::Bytes>,
-) -> Result<(), Fail> {
-    for piece in pieces {
-        store_call(state, "a move's copy", || upload.write(piece.clone()))
-            .await
-            .map_err(Fail::Write)?;
+impl From<StoreError> for Fail {
+    fn from(err: StoreError) -> Fail {
+        Fail::Write(err)
     }
-    Ok(())
 }
 
 /// Opens the copy of `key` on `tier` at the length it has on the store (a truncated or

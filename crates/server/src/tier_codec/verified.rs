@@ -115,6 +115,12 @@ impl ChunkHasher {
     }
 }
 
+impl strata_mover::pipeline::SpanHasher for ChunkHasher {
+    fn update_span(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
 /// Checks `span`, the bytes of chunks `first..` of an object of `size` bytes, against
 /// their values. The error names the first chunk that does not match and its bytes.
 async fn verify_span(

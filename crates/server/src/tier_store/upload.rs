@@ -13,15 +13,19 @@
 //! stored length is known once encoded; or a body of unknown length) the bytes are kept
 //! and written at the end, since fragment headers carry the length.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+use strata_mover::pipeline::SpanSink;
 use strata_redundancy::{Redundancy, RedundantUpload};
 use strata_store::{Store, StoreError, Upload};
 
 use super::{to_store_error, DomainTier, TierStore};
-use crate::state::lock;
+use crate::mover::store_call;
+use crate::state::{lock, AppState};
+use crate::tier_codec::{TierEncoder, TierFormat};
 
 /// Objects up to this many stored bytes are written in one atomic write (S3's multipart
 /// part size: a larger object would be sent in parts anyway).
@@ -258,6 +262,66 @@ impl TierUpload {
             path: self.rel.clone(),
             detail,
             retryable: false,
+        }
+    }
+}
+
+/// A [`TierUpload`] behind its tier's encoder: the sink of the chunk pipeline
+/// ([`strata_mover::pipeline::pump`]) for a write's body and a move's copy. Each span is
+/// encoded for the tier's layout and its stored bytes written as they come out;
+/// [`EncodingSink::finish`] writes the last frame and, on a packed tier, the frame table.
+pub struct EncodingSink<'a> {
+    state: &'a AppState,
+    /// What the writes are for, in the retry log ("an object write", "a move's copy").
+    what: &'static str,
+    encoder: TierEncoder,
+    upload: &'a TierUpload,
+}
+
+impl<'a> EncodingSink<'a> {
+    /// A sink writing `key`'s bytes, encoded for `format`, to `upload`.
+    pub fn new(
+        state: &'a AppState,
+        what: &'static str,
+        format: TierFormat,
+        key: &str,
+        upload: &'a TierUpload,
+    ) -> Self {
+        EncodingSink {
+            state,
+            what,
+            encoder: TierEncoder::new(format, key),
+            upload,
+        }
+    }
+
+    /// Writes what the encoder still holds (the last frame, the table, the trailer).
+    pub async fn finish(self) -> Result<(), StoreError> {
+        let (state, what, upload) = (self.state, self.what, self.upload);
+        write_pieces(state, what, upload, self.encoder.finish().await).await
+    }
+}
+
+/// `pieces` appended to `upload` in order, each write with the service's retries.
+async fn write_pieces(
+    state: &AppState,
+    what: &str,
+    upload: &TierUpload,
+    pieces: Vec<Bytes>,
+) -> Result<(), StoreError> {
+    for piece in pieces {
+        store_call(state, what, || upload.write(piece.clone())).await?;
+    }
+    Ok(())
+}
+
+impl SpanSink for EncodingSink<'_> {
+    type Error = StoreError;
+
+    fn write(&mut self, span: Bytes) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let pieces = self.encoder.push(span).await;
+            write_pieces(self.state, self.what, self.upload, pieces).await
         }
     }
 }
