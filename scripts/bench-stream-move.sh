@@ -7,6 +7,7 @@
 # the PUT and the move) and both throughputs. Release build (the script builds it).
 # Needs about 2.1 x SIZE of free disk (plus 15 GB kept free) under WORKDIR; everything is deleted at the end.
 # Usage: scripts/bench-stream-move.sh [WORKDIR] [SIZE_GIB]
+# STRATA_BIN=path runs that binary instead of building this checkout (to compare builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK="${1:-/tmp/strata-bench-stream}"
@@ -14,8 +15,12 @@ GIB="${2:-10}"
 SIZE=$((GIB << 30))
 PORT="${STRATA_BENCH_STREAM_PORT:-7178}"
 KEY="bench/large.bin"
-cargo build --release -q -p strata-cli
-STRATA="$PWD/target/release/strata"
+if [[ -n "${STRATA_BIN:-}" ]]; then
+    STRATA="$(realpath "$STRATA_BIN")"
+else
+    cargo build --release -q -p strata-cli
+    STRATA="$PWD/target/release/strata"
+fi
 rm -rf "$WORK" && mkdir -p "$WORK"
 FREE=$(df --output=avail -B1 "$WORK" | tail -1)
 if (( FREE < SIZE * 21 / 10 + (15 << 30) )); then

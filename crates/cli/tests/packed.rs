@@ -567,3 +567,51 @@ fn inspect_on_a_packed_store_reports_what_was_stored() {
         "{text}"
     );
 }
+
+#[test]
+fn layouts_that_cannot_work_are_refused_before_anything_is_copied() {
+    let sb = Sandbox::new();
+    let src = sb.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.csv"), "1.0,2.0,3.0\n".repeat(1_000)).unwrap();
+    let packed = sb.path("packed");
+    pack(&sb, &src, &packed);
+    let again = sb.path("again");
+    let out = sb.run(&[
+        "migrate",
+        packed.to_str().unwrap(),
+        again.to_str().unwrap(),
+        "--layout",
+        "packed",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    let message = stderr(&out);
+    assert!(
+        message.contains("already a packed store") && message.contains("restore it to plain"),
+        "{message}"
+    );
+    assert!(
+        !again.exists(),
+        "nothing was written to {}",
+        again.display()
+    );
+    let plain = sb.path("plain");
+    let out = sb.run(&[
+        "migrate",
+        src.to_str().unwrap(),
+        plain.to_str().unwrap(),
+        "--parity",
+        "ec:4+2",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    let message = stderr(&out);
+    assert!(
+        message.contains("--parity needs --layout packed"),
+        "{message}"
+    );
+    assert!(
+        !plain.exists(),
+        "nothing was written to {}",
+        plain.display()
+    );
+}

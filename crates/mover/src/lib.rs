@@ -2,6 +2,8 @@
 //!
 //! Jobs that move data: plan first, then execute, then prove. It owns
 //!
+//! - [`job`]: a migration as a front end asks for it (layout, parity after the data),
+//!   checked before anything is copied;
 //! - [`plan`]: listing the source, refusing unsafe source/destination pairs, turning the
 //!   listing into a durable plan of files and chunk tasks in the catalog, and deciding
 //!   what a re-run of the same job can keep;
@@ -22,6 +24,7 @@
 //! running the same command again, redoing only what was not yet verified.
 
 pub mod error;
+pub mod job;
 pub mod migrate;
 pub mod packed;
 pub mod pipeline;
@@ -35,6 +38,7 @@ pub mod source;
 pub mod verify;
 
 pub use error::MoverError;
+pub use job::{MigrationJob, TargetLayout};
 pub use migrate::{migrate, MigrateOptions};
 pub use packed::parity::{write_parity, ParityReport};
 pub use packed::parity_plan::Shortfall;

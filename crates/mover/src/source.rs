@@ -51,7 +51,7 @@ impl DatasetSource {
         })
     }
 
-    fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         match self {
             DatasetSource::Plain(store) => store,
             DatasetSource::Packed(packed) => packed.store(),

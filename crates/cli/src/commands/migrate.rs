@@ -9,8 +9,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_codec::parity::ParityRequest;
 use strata_mover::{
-    migrate, migrate_packed, write_parity, DatasetSource, MigrateOptions, MigrationReport,
-    ParityReport, Progress, SettleOptions,
+    DatasetSource, MigrateOptions, MigrationJob, MigrationReport, ParityReport, Progress,
+    SettleOptions, TargetLayout,
 };
 
 use super::codec_args::CodecArgs;
@@ -83,17 +83,15 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         .await?;
     // After the stores are under their throttles, so the first snapshot already lists them.
     let live = LiveFile::start(context, &args, control.clone());
-    let objective = args.codec.objective()?;
-    let parity = match &args.parity {
-        Some(_) if args.layout != "packed" => {
-            anyhow::bail!("--parity needs --layout packed: parity covers packed objects")
-        }
-        Some(text) => {
-            Some(ParityRequest::parse(text).map_err(|e| anyhow::anyhow!("--parity: {e}"))?)
-        }
-        None => None,
+    let layout = match args.layout.as_str() {
+        "packed" => TargetLayout::Packed(args.codec.objective()?),
+        _ => TargetLayout::Plain,
     };
-    let catalog = context.catalog().await?;
+    let parity = args
+        .parity
+        .as_deref()
+        .map(|text| ParityRequest::parse(text).map_err(|e| anyhow::anyhow!("--parity: {e}")))
+        .transpose()?;
     let options = MigrateOptions {
         chunk_size: args.chunk_size,
         jobs: args.jobs,
@@ -105,20 +103,12 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
             timeout: args.settle_timeout,
         },
     };
+    let job = MigrationJob::new(source, destination, options, layout, parity)?;
+    let catalog = context.catalog().await?;
     let progress = Arc::new(Progress::default());
     let show_bar = !context.json && !args.dry_run && std::io::stderr().is_terminal();
     let bar = show_bar.then(|| spawn_bar(progress.clone()));
-    let result = match (args.layout.as_str(), &source) {
-        ("packed", DatasetSource::Plain(store)) => {
-            migrate_packed(catalog, store, &destination, &options, objective, progress.clone()).await
-        }
-        ("packed", DatasetSource::Packed(_)) => anyhow::bail!(
-            "{} is already a packed store; restore it to plain files first (strata migrate {} PLAIN_DIR)",
-            args.source,
-            args.source
-        ),
-        _ => migrate(catalog, &source, &destination, &options, progress.clone()).await,
-    };
+    let result = job.copy(catalog, progress.clone()).await;
     if let Some((bar, task)) = bar {
         task.abort();
         bar.finish_and_clear();
@@ -133,24 +123,18 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         }
         print_report(false, &report);
     }
-    let parity = match parity {
-        Some(request) if report.root_hash.is_some() && !args.dry_run => {
-            let announce = |plan: &ParityReport| {
-                if !context.json {
-                    outln!("{}", output::parity_plan(plan));
-                }
-            };
-            Some(write_parity(&destination, request, args.jobs, announce).await?)
+    let announce = |plan: &ParityReport| {
+        if !context.json {
+            outln!("{}", output::parity_plan(plan));
         }
-        Some(request) if args.dry_run && !context.json => {
-            outln!(
-                "parity {request}: chosen once the data is packed (the stored objects' sizes \
-                 decide the groups); the run says what it writes, and why, before writing it"
-            );
-            None
-        }
-        _ => None,
     };
+    let parity = job.write_parity(&report, announce).await?;
+    if let (Some(request), true, false) = (job.parity_request(), args.dry_run, context.json) {
+        outln!(
+            "parity {request}: chosen once the data is packed (the stored objects' sizes \
+             decide the groups); the run says what it writes, and why, before writing it"
+        );
+    }
     if context.json {
         print_json_result(&report, parity.as_ref(), control.as_ref())?;
     } else {
