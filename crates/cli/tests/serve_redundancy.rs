@@ -469,3 +469,93 @@ fn a_hundred_concurrent_readers_get_the_right_bytes_during_a_re_encode() {
     assert_replicas(&domains, &data, 3);
     assert!(fragments(&domains).is_empty());
 }
+
+/// PUTs `data` to `key` as a chunked body (no `Content-Length`: the length is known only
+/// at its end), 1 MiB a chunk; `break_after`: close the connection after that many bytes.
+/// The status line's code, or `None` when broken off.
+fn put_chunked(
+    service: &Service,
+    key: &str,
+    data: &[u8],
+    break_after: Option<usize>,
+) -> Option<u16> {
+    use std::io::{Read, Write};
+    let host = service.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "PUT /v1/objects/{key} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let stop = break_after.unwrap_or(data.len());
+    for piece in data[..stop].chunks(1 << 20) {
+        write!(stream, "{:x}\r\n", piece.len()).unwrap();
+        stream.write_all(piece).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+    }
+    if break_after.is_some() {
+        stream.shutdown(std::net::Shutdown::Both).unwrap();
+        return None;
+    }
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+}
+
+/// The service's peak resident memory so far (`VmHWM`), in MiB.
+fn peak_rss_mib(service: &Service) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", service.child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    eprintln!("service VmHWM {kib} kB");
+    kib >> 10
+}
+
+/// Files in the service's spool directory (writes of unknown length to tiers with domains).
+fn spooled(data_dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(data_dir.join("spool")) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn a_chunked_put_larger_than_memory_s_share_spools_to_disk_and_lands_as_fragments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (domains, list) = domains(dir.path(), "red", 6);
+    let (config, data_dir) = write_config(dir.path(), &list, "ec:4+2", "");
+    let service = Service::start(&config, &data_dir, &[]);
+    // Past the 8 MiB kept in memory: the rest waits in the spool until the length is known,
+    // so the service's peak memory stays far below the object's size.
+    let data = content((160 << 20) + 77);
+    assert_eq!(put_chunked(&service, KEY, &data, None), Some(201));
+    let peak = peak_rss_mib(&service);
+    assert!(
+        peak < 128,
+        "the service peaked at {peak} MiB for a 160 MiB chunked PUT: the object was held in memory"
+    );
+    let (status, body) = get(&service);
+    assert_eq!(status, 200);
+    assert!(body == data, "the chunked PUT read back other bytes");
+    assert_eq!(fragments(&domains).len(), 6, "one fragment per domain");
+    assert!(spooled(&data_dir).is_empty(), "{:?}", spooled(&data_dir));
+
+    // A client that breaks off past the memory share leaves the old object, no fragments of
+    // the broken write and nothing in the spool.
+    assert_eq!(
+        put_chunked(&service, KEY, &content(30 << 20), Some(15 << 20)),
+        None
+    );
+    eventually(WAIT, "the broken-off write to be abandoned", || {
+        spooled(&data_dir).is_empty().then_some(())
+    });
+    let (status, body) = get(&service);
+    assert_eq!(status, 200);
+    assert!(body == data, "a broken-off PUT changed the object");
+    assert_eq!(fragments(&domains).len(), 6, "{:?}", fragments(&domains));
+}

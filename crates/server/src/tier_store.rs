@@ -57,6 +57,9 @@ pub struct DomainTier {
     pub default: Redundancy,
     /// The tier's position.
     pub tier: usize,
+    /// Where writes of unknown length wait for their end beyond memory's share
+    /// (`<data_dir>/spool`).
+    pub spool: std::path::PathBuf,
     /// Where reads report what they found; `None` for handles that must not report (a
     /// move's own reads: the mover handles what it finds).
     pub notices: Option<mpsc::Sender<ReadNotice>>,

@@ -168,6 +168,10 @@ fn domain_field(tier: &TierConfig, index: usize, position: usize) -> String {
     }
 }
 
+/// Under the data dir: where writes of unknown length to tiers with domains wait for
+/// their end (files unlinked as soon as created).
+pub const SPOOL_DIR: &str = "spool";
+
 /// The catalog file under the data dir, unless the service is given another.
 pub const DEFAULT_CATALOG: &str = "catalog.db";
 
@@ -198,7 +202,8 @@ pub async fn open_tiers(
                 .iter()
                 .map(|s| layers.apply(s.clone(), side))
                 .collect();
-            tier_store(applied, redundancy.as_ref(), index, notices)
+            let spool = config.server.data_dir.join(SPOOL_DIR);
+            tier_store(applied, redundancy.as_ref(), index, spool, notices)
         };
         let moves = MoveStores {
             source: handle(FaultSide::Src, layers, None),
@@ -244,6 +249,7 @@ fn tier_store(
     stores: Vec<Store>,
     redundancy: Option<&TierRedundancy>,
     index: usize,
+    spool: PathBuf,
     notices: Option<mpsc::Sender<ReadNotice>>,
 ) -> TierStore {
     match redundancy {
@@ -252,6 +258,7 @@ fn tier_store(
             store: RedundantStore::new(stores),
             default: policy.default,
             tier: index,
+            spool,
             notices,
         })),
     }

@@ -271,7 +271,7 @@ impl StoreError {
     }
 
     /// Maps a local I/O error on `path` to the most specific variant.
-    pub(crate) fn from_io(path: impl Into<String>, err: io::Error) -> Self {
+    pub fn from_io(path: impl Into<String>, err: io::Error) -> Self {
         let path = path.into();
         if let Some(code) = err.raw_os_error() {
             if code == libc::ENOSPC || code == libc::EDQUOT {

@@ -10,8 +10,9 @@
 //! as soon as it passes that size, so memory never holds more than that. On a tier with
 //! failure domains, a write whose exact length is known (a plain layout with a declared
 //! length) streams through `RedundantStore::begin_write`; otherwise (a packed layout: its
-//! stored length is known once encoded; or a body of unknown length) the bytes are kept
-//! and written at the end, since fragment headers carry the length.
+//! stored length is known once encoded; or a body of unknown length) the bytes wait for
+//! the end, since fragment headers carry the length: up to [`SMALL_WRITE`] in memory,
+//! beyond that in an unlinked spool file, streamed to the domains once the length is known.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,11 +57,14 @@ enum Target {
     Streamed(Box<tokio::sync::Mutex<Option<RedundantUpload>>>),
     /// A tier with domains and only a bound on the stored length (a packed layout, whose
     /// length is known once encoded, or a body without a declared length): the fragments'
-    /// headers need the length, so the bytes are kept and written at the end with
-    /// `RedundantStore::write` (memory holds the object).
+    /// headers need the length, so the bytes wait until the end: in memory up to
+    /// [`SMALL_WRITE`], beyond that in a spool file (unlinked at once, so a crash leaves
+    /// nothing), streamed from there through `RedundantStore::begin_write` once the length
+    /// is known. Memory stays bounded whatever the object's size.
     Domains {
         domains: Arc<DomainTier>,
         redundancy: Redundancy,
+        spill: tokio::sync::Mutex<Option<Spill>>,
     },
 }
 
@@ -102,6 +106,7 @@ impl TierStore {
             TierStore::Domains(domains) => Target::Domains {
                 domains: Arc::clone(domains),
                 redundancy: redundancy.unwrap_or(domains.default),
+                spill: tokio::sync::Mutex::new(None),
             },
         };
         Ok(TierUpload {
@@ -143,23 +148,32 @@ impl TierUpload {
                 self.written.fetch_add(len, Ordering::SeqCst);
                 return Ok(());
             }
-            Target::Domains { .. } => {
-                lock(&self.kept).extend_from_slice(&data);
+            Target::Domains { domains, spill, .. } => {
+                let mut spill = spill.lock().await;
+                if spill.is_none() {
+                    if self.keep(&data) {
+                        self.written.fetch_add(len, Ordering::SeqCst);
+                        return Ok(());
+                    }
+                    *spill = Some(Spill::create(&domains.spool).await?);
+                }
+                let Some(spill) = spill.as_mut() else {
+                    return Err(self.refused("its spool file is gone".to_string()));
+                };
+                // The bytes kept so far go first (again, if their write failed before).
+                let kept = lock(&self.kept).clone().freeze();
+                if !kept.is_empty() {
+                    spill.write_at(0, &kept).await?;
+                    lock(&self.kept).clear();
+                }
+                spill.write_at(offset, &data).await?;
                 self.written.fetch_add(len, Ordering::SeqCst);
                 return Ok(());
             }
         };
         let mut staged = self.staged.lock().await;
         if staged.is_none() {
-            let small = {
-                let mut kept = lock(&self.kept);
-                let small = kept.len() + data.len() <= SMALL_WRITE;
-                if small {
-                    kept.extend_from_slice(&data);
-                }
-                small
-            };
-            if small {
+            if self.keep(&data) {
                 self.written.fetch_add(len, Ordering::SeqCst);
                 return Ok(());
             }
@@ -182,6 +196,17 @@ impl TierUpload {
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::SeqCst)
+    }
+
+    /// Keeps `data` in memory if the bytes kept stay within [`SMALL_WRITE`]; says whether
+    /// it did.
+    fn keep(&self, data: &[u8]) -> bool {
+        let mut kept = lock(&self.kept);
+        let small = kept.len() + data.len() <= SMALL_WRITE;
+        if small {
+            kept.extend_from_slice(data);
+        }
+        small
     }
 
     /// Publishes what was written under the path, atomically; returns its length. Kept
@@ -222,6 +247,22 @@ impl TierUpload {
                 .map_err(|err| to_store_error(&self.rel, err))?;
             return Ok(written);
         }
+        if let Target::Domains {
+            domains,
+            redundancy,
+            spill,
+        } = &self.target
+        {
+            if let Some(spill) = spill.lock().await.take() {
+                self.done.store(true, Ordering::SeqCst);
+                // Not retryable: the spool file is gone either way.
+                spill
+                    .publish(domains, &self.rel, *redundancy, written)
+                    .await
+                    .map_err(|err| self.refused(err.to_string()))?;
+                return Ok(written);
+            }
+        }
         let data = lock(&self.kept).clone().freeze();
         match &self.target {
             Target::Single(store) => store.write_atomic(&self.rel, data).await?,
@@ -229,6 +270,7 @@ impl TierUpload {
             Target::Domains {
                 domains,
                 redundancy,
+                ..
             } => {
                 domains
                     .store
@@ -246,10 +288,15 @@ impl TierUpload {
     pub async fn abort(&self) -> Result<(), StoreError> {
         self.done.store(true, Ordering::SeqCst);
         lock(&self.kept).clear();
-        if let Target::Streamed(upload) = &self.target {
-            if let Some(upload) = upload.lock().await.take() {
-                upload.abort().await;
+        match &self.target {
+            Target::Streamed(upload) => {
+                if let Some(upload) = upload.lock().await.take() {
+                    upload.abort().await;
+                }
             }
+            // Dropping the unlinked spool file frees its space.
+            Target::Domains { spill, .. } => drop(spill.lock().await.take()),
+            Target::Single(_) => {}
         }
         match self.staged.lock().await.take() {
             Some(upload) => upload.abort().await,
@@ -324,4 +371,101 @@ impl SpanSink for EncodingSink<'_> {
             write_pieces(self.state, self.what, self.upload, pieces).await
         }
     }
+}
+
+/// The spool file of a write to a tier with domains whose length is not known until its
+/// end: created in the service's spool directory and unlinked at once, so only this open
+/// handle keeps it (a crash frees it).
+struct Spill {
+    file: tokio::fs::File,
+    /// Where it was created, for messages.
+    dir: String,
+}
+
+/// Bytes read back from a spool file per write to the domains.
+const SPILL_PIECE: usize = 4 << 20;
+
+impl Spill {
+    async fn create(dir: &std::path::Path) -> Result<Spill, StoreError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let shown = dir.display().to_string();
+        let io = |err| spool_error(&shown, err);
+        tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        let name = format!(
+            "{}-{}.spool",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let path = dir.join(name);
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(io)?;
+        tokio::fs::remove_file(&path).await.map_err(io)?;
+        Ok(Spill { file, dir: shown })
+    }
+
+    /// Writes `data` at `offset` (a retried write lands on the same bytes).
+    async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), StoreError> {
+        use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+        let result = async {
+            self.file.seek(std::io::SeekFrom::Start(offset)).await?;
+            self.file.write_all(data).await
+        }
+        .await;
+        result.map_err(|err| spool_error(&self.dir, err))
+    }
+
+    /// Streams the spooled `len` bytes to `rel` on the domains, now that the length is
+    /// known.
+    async fn publish(
+        mut self,
+        domains: &DomainTier,
+        rel: &str,
+        redundancy: Redundancy,
+        len: u64,
+    ) -> Result<(), StoreError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+        let dir = self.dir.clone();
+        let io = |err| spool_error(&dir, err);
+        self.file.flush().await.map_err(io)?;
+        self.file
+            .seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(io)?;
+        let mut upload = domains
+            .store
+            .begin_write(rel, redundancy, len)
+            .await
+            .map_err(|err| to_store_error(rel, err))?;
+        let mut left = len;
+        while left > 0 {
+            let mut piece = vec![0; SPILL_PIECE.min(left as usize)];
+            if let Err(err) = self.file.read_exact(&mut piece).await {
+                upload.abort().await;
+                return Err(io(err));
+            }
+            left -= piece.len() as u64;
+            if let Err(err) = upload.write(Bytes::from(piece)).await {
+                upload.abort().await;
+                return Err(to_store_error(rel, err));
+            }
+        }
+        upload
+            .finish()
+            .await
+            .map_err(|err| to_store_error(rel, err))?;
+        Ok(())
+    }
+}
+
+/// A spool file's I/O error, naming its directory.
+fn spool_error(dir: &str, err: std::io::Error) -> StoreError {
+    StoreError::from_io(
+        format!("{dir} (the spool of writes to tiers with domains)"),
+        err,
+    )
 }
