@@ -14,7 +14,6 @@
 //! the end, since fragment headers carry the length: up to [`SMALL_WRITE`] in memory,
 //! beyond that in an unlinked spool file, streamed to the domains once the length is known.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -365,11 +364,9 @@ async fn write_pieces(
 impl SpanSink for EncodingSink<'_> {
     type Error = StoreError;
 
-    fn write(&mut self, span: Bytes) -> impl Future<Output = Result<(), StoreError>> + Send {
-        async move {
-            let pieces = self.encoder.push(span).await;
-            write_pieces(self.state, self.what, self.upload, pieces).await
-        }
+    async fn write(&mut self, span: Bytes) -> Result<(), StoreError> {
+        let pieces = self.encoder.push(span).await;
+        write_pieces(self.state, self.what, self.upload, pieces).await
     }
 }
 
