@@ -300,3 +300,38 @@ fn a_move_whose_source_is_damaged_midway_fails_with_source_damaged_and_publishes
         staged(&service, "warm")
     );
 }
+
+#[test]
+fn a_put_cut_off_by_a_crash_leaves_no_staged_bytes_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data_dir) = write_config(dir.path());
+    let service = Service::start(&config, &data_dir, &[]);
+    let key = "runs/crashed.bin";
+    // 24 of 64 MiB sent and the connection kept open: the service streams into a staged
+    // upload on hot when it is killed.
+    let host = service.url.trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&host).unwrap();
+    write!(
+        stream,
+        "PUT /v1/objects/{key} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n",
+        64 * MIB
+    )
+    .unwrap();
+    for index in 0..24 {
+        stream.write_all(&piece(index)).unwrap();
+    }
+    eventually(WAIT, "the upload to be staged on hot", || {
+        (!staged(&service, "hot").is_empty()).then_some(())
+    });
+    service.kill();
+    drop(stream);
+
+    let service = Service::start(&config, &data_dir, &[]);
+    assert!(
+        staged(&service, "hot").is_empty(),
+        "the crashed write's staged bytes survived the restart: {:?}",
+        staged(&service, "hot")
+    );
+    let (status, _, _) = http(&service.url, "GET", &format!("/v1/objects/{key}"), b"").unwrap();
+    assert_eq!(status, 404, "a write cut off by a crash is not an object");
+}

@@ -15,9 +15,10 @@
 //!   deleted, then its row.
 //! - **an unfinished move job**: queued again; the mover restarts it from the copy (before
 //!   the switch) or finishes its retire (after).
-//! - **staged copies** of interrupted atomic writes on local tiers: every tier's staging
-//!   area (`<tier store>/.strata/staging/`, outside the key namespace `objects/`) is
-//!   cleared of the copies whose writer is gone, so no object can be taken for one. Tiers written before staging moved there
+//! - **staged copies** of interrupted atomic writes and streamed uploads on local tiers:
+//!   every tier's staging area (`<tier store>/.strata/staging/`, outside the key namespace
+//!   `objects/`) is cleared of the copies whose writer is gone and of every upload's
+//!   `.part` file (the service never resumes one), so no object can be taken for one. Tiers written before staging moved there
 //!   may hold old-style temporary files beside a key (`.<name>.strata-tmp.<pid>.<n>`):
 //!   those are removed only beside a key that was being written or copied, and only when
 //!   the name is not itself an object the catalog knows.

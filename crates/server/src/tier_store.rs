@@ -193,11 +193,14 @@ impl TierStore {
         }
     }
 
-    /// Clears what interrupted atomic writes left in the staging areas, on every store.
+    /// Clears what interrupted writes left in the staging areas, on every store: staged
+    /// atomic writes and uploads alike (the service never resumes an upload: a write cut
+    /// off by a crash is abandoned). Only at start, before any write.
     pub async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
         let mut removed = 0;
         for store in self.stores() {
             removed += store.remove_interrupted_writes().await?;
+            removed += store.remove_abandoned_uploads().await?;
         }
         Ok(removed)
     }

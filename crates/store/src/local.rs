@@ -57,7 +57,10 @@ impl LocalStore {
     /// Where the staging file of an upload of `rel` lives (in the staging area).
     pub(crate) fn staging_path(&self, rel: &str) -> PathBuf {
         let hash = blake3::hash(rel.as_bytes()).to_hex();
-        let name = format!("{}.part", hash.as_str().get(..32).unwrap_or(hash.as_str()));
+        let name = format!(
+            "{}{UPLOAD_SUFFIX}",
+            hash.as_str().get(..32).unwrap_or(hash.as_str())
+        );
         self.staging_dir().join(name)
     }
 
@@ -162,6 +165,22 @@ impl LocalStore {
     /// longer runs, so a concurrent writer's copies in flight stay. Never an upload's
     /// `.part` file: a later run resumes those. Returns how many were removed.
     pub(crate) async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
+        self.remove_staged(|name| name.ends_with(ATOMIC_SUFFIX) && !writer_runs(name))
+            .await
+    }
+
+    /// Removes every upload's staging file (`.part`) from the staging area, for an owner
+    /// that never resumes an upload and has none in flight (the tiering service, at start).
+    pub(crate) async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
+        self.remove_staged(|name| name.ends_with(UPLOAD_SUFFIX))
+            .await
+    }
+
+    /// Removes the regular files of the staging area whose names `stale` picks.
+    async fn remove_staged(
+        &self,
+        stale: impl Fn(&str) -> bool + Send + 'static,
+    ) -> Result<u64, StoreError> {
         let dir = self.staging_dir();
         blocking("staging cleanup", move || {
             let shown = dir.display().to_string();
@@ -174,10 +193,7 @@ impl LocalStore {
             for entry in entries {
                 let entry = entry.map_err(|e| StoreError::from_io(&shown, e))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let stale = name.ends_with(ATOMIC_SUFFIX)
-                    && !writer_runs(&name)
-                    && entry.file_type().is_ok_and(|t| t.is_file());
-                if !stale {
+                if !stale(&name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
                     continue;
                 }
                 match fs::remove_file(entry.path()) {
@@ -207,8 +223,11 @@ impl LocalStore {
 /// The staging area's directory under [`METADATA_DIR`].
 const STAGING_DIR: &str = "staging";
 
-/// Ends the name of a staged copy of [`LocalStore::write_atomic`] (uploads end in `.part`).
+/// Ends the name of a staged copy of [`LocalStore::write_atomic`].
 const ATOMIC_SUFFIX: &str = ".atomic";
+
+/// Ends the name of an upload's staging file ([`LocalStore::staging_path`]).
+const UPLOAD_SUFFIX: &str = ".part";
 
 /// A staged copy's name, unique within this store: the path's hash (which says which path
 /// it was for), the process and a per-process counter.
@@ -435,6 +454,12 @@ mod tests {
         assert!(!crashed.exists());
         assert!(in_flight.exists());
         assert_eq!(fs::read(&upload).unwrap(), b"resumable");
+        assert_eq!(fs::read(&lookalike).unwrap(), b"data");
+
+        // An owner that never resumes uploads clears them, and nothing else.
+        assert_eq!(store.remove_abandoned_uploads().await.unwrap(), 1);
+        assert!(!upload.exists());
+        assert!(in_flight.exists());
         assert_eq!(fs::read(&lookalike).unwrap(), b"data");
     }
 }

@@ -212,6 +212,18 @@ impl Store {
         }
     }
 
+    /// Removes every upload staging file a local store holds (`<root>/.strata/staging/*.part`),
+    /// for an owner that never resumes an upload and has none in flight: the tiering
+    /// service at start, whose interrupted writes are abandoned, not resumed. A migration
+    /// keeps them (a re-run resumes). Object stores: nothing (an abandoned multipart upload
+    /// is the bucket's lifecycle rules' to expire). Returns how many were removed.
+    pub async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Local(l) => l.remove_abandoned_uploads().await,
+            Backend::Dal(_) => Ok(0),
+        }
+    }
+
     /// Every regular file under the root, recursively, sorted by path, without the
     /// top-level `.strata/` directory. Skipped oddities (symlink loops, FIFOs, sockets,
     /// devices, unreadable files, unusable names) are passed to `warn`.
