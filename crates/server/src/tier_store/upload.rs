@@ -41,10 +41,10 @@ pub struct TierUpload {
     /// Bytes written so far, in sequence.
     written: AtomicU64,
     target: Target,
-    /// Bytes `[0, written)` while no staged upload has begun.
+    /// Bytes `[0, written)` while they fit in [`SMALL_WRITE`].
     kept: Mutex<BytesMut>,
-    /// The staged upload, once the bytes outgrew [`SMALL_WRITE`].
-    staged: tokio::sync::Mutex<Option<Upload>>,
+    /// Where the bytes go once they outgrew [`SMALL_WRITE`].
+    overflow: tokio::sync::Mutex<Option<Overflow>>,
     /// Set once published or aborted.
     done: AtomicBool,
 }
@@ -63,8 +63,24 @@ enum Target {
     Domains {
         domains: Arc<DomainTier>,
         redundancy: Redundancy,
-        spill: tokio::sync::Mutex<Option<Spill>>,
     },
+}
+
+/// Where a write's bytes go once they outgrew memory's share.
+enum Overflow {
+    /// A staged upload on the tier's one store (`Store::begin_upload`).
+    Staged(Upload),
+    /// The spool file of a write to domains whose length is known at its end.
+    Spooled(Spill),
+}
+
+impl Overflow {
+    async fn write_at(&mut self, offset: u64, data: Bytes) -> Result<(), StoreError> {
+        match self {
+            Overflow::Staged(upload) => upload.write_at(offset, data).await,
+            Overflow::Spooled(spill) => spill.write_at(offset, &data).await,
+        }
+    }
 }
 
 impl std::fmt::Debug for TierUpload {
@@ -105,7 +121,6 @@ impl TierStore {
             TierStore::Domains(domains) => Target::Domains {
                 domains: Arc::clone(domains),
                 redundancy: redundancy.unwrap_or(domains.default),
-                spill: tokio::sync::Mutex::new(None),
             },
         };
         Ok(TierUpload {
@@ -114,7 +129,7 @@ impl TierStore {
             written: AtomicU64::new(0),
             target,
             kept: Mutex::new(BytesMut::new()),
-            staged: tokio::sync::Mutex::new(None),
+            overflow: tokio::sync::Mutex::new(None),
             done: AtomicBool::new(false),
         })
     }
@@ -133,63 +148,52 @@ impl TierUpload {
                 self.bound
             )));
         }
-        let store = match &self.target {
-            Target::Single(store) => store,
-            Target::Streamed(upload) => {
-                let mut upload = upload.lock().await;
-                let Some(upload) = upload.as_mut() else {
-                    return Err(self.refused("its write had ended".to_string()));
-                };
-                upload
-                    .write(data)
-                    .await
-                    .map_err(|err| to_store_error(&self.rel, err))?;
-                self.written.fetch_add(len, Ordering::SeqCst);
-                return Ok(());
-            }
-            Target::Domains { domains, spill, .. } => {
-                let mut spill = spill.lock().await;
-                if spill.is_none() {
-                    if self.keep(&data) {
-                        self.written.fetch_add(len, Ordering::SeqCst);
-                        return Ok(());
-                    }
-                    *spill = Some(Spill::create(&domains.spool).await?);
-                }
-                let Some(spill) = spill.as_mut() else {
-                    return Err(self.refused("its spool file is gone".to_string()));
-                };
-                // The bytes kept so far go first (again, if their write failed before).
-                let kept = lock(&self.kept).clone().freeze();
-                if !kept.is_empty() {
-                    spill.write_at(0, &kept).await?;
-                    lock(&self.kept).clear();
-                }
-                spill.write_at(offset, &data).await?;
-                self.written.fetch_add(len, Ordering::SeqCst);
-                return Ok(());
-            }
-        };
-        let mut staged = self.staged.lock().await;
-        if staged.is_none() {
+        if let Target::Streamed(upload) = &self.target {
+            let mut upload = upload.lock().await;
+            let Some(upload) = upload.as_mut() else {
+                return Err(self.refused("its write had ended".to_string()));
+            };
+            upload
+                .write(data)
+                .await
+                .map_err(|err| to_store_error(&self.rel, err))?;
+            self.written.fetch_add(len, Ordering::SeqCst);
+            return Ok(());
+        }
+        let mut overflow = self.overflow.lock().await;
+        if overflow.is_none() {
             if self.keep(&data) {
                 self.written.fetch_add(len, Ordering::SeqCst);
                 return Ok(());
             }
-            *staged = Some(store.begin_upload(&self.rel, self.bound, false).await?);
+            *overflow = Some(self.begin_overflow().await?);
         }
-        let Some(upload) = staged.as_ref() else {
-            return Err(self.refused("the staged upload is gone".to_string()));
+        let Some(overflow) = overflow.as_mut() else {
+            return Err(self.refused("its staged bytes are gone".to_string()));
         };
         // The bytes kept so far go first (again, if their write failed before).
         let kept = lock(&self.kept).clone().freeze();
         if !kept.is_empty() {
-            upload.write_at(0, kept).await?;
+            overflow.write_at(0, kept).await?;
             lock(&self.kept).clear();
         }
-        upload.write_at(offset, data).await?;
+        overflow.write_at(offset, data).await?;
         self.written.fetch_add(len, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Where the bytes go past [`SMALL_WRITE`]: a staged upload on the tier's store, or a
+    /// spool file while a write to domains waits for its length.
+    async fn begin_overflow(&self) -> Result<Overflow, StoreError> {
+        match &self.target {
+            Target::Single(store) => Ok(Overflow::Staged(
+                store.begin_upload(&self.rel, self.bound, false).await?,
+            )),
+            Target::Domains { domains, .. } => {
+                Ok(Overflow::Spooled(Spill::create(&domains.spool).await?))
+            }
+            Target::Streamed(_) => Err(self.refused("a streamed write has no overflow".into())),
+        }
     }
 
     /// Bytes written so far.
@@ -216,8 +220,24 @@ impl TierUpload {
             return Err(self.refused("its write had ended already".to_string()));
         }
         let written = self.written();
-        let staged = self.staged.lock().await.take();
-        if let Some(mut upload) = staged {
+        let overflow = self.overflow.lock().await.take();
+        if let Some(Overflow::Spooled(spill)) = overflow {
+            self.done.store(true, Ordering::SeqCst);
+            let Target::Domains {
+                domains,
+                redundancy,
+            } = &self.target
+            else {
+                return Err(self.refused("a spool file outside a write to domains".into()));
+            };
+            // Not retryable: the spool file is gone either way.
+            spill
+                .publish(domains, &self.rel, *redundancy, written)
+                .await
+                .map_err(|err| self.refused(err.to_string()))?;
+            return Ok(written);
+        }
+        if let Some(Overflow::Staged(mut upload)) = overflow {
             self.done.store(true, Ordering::SeqCst);
             let mut published = Ok(());
             if written < self.bound {
@@ -246,22 +266,6 @@ impl TierUpload {
                 .map_err(|err| to_store_error(&self.rel, err))?;
             return Ok(written);
         }
-        if let Target::Domains {
-            domains,
-            redundancy,
-            spill,
-        } = &self.target
-        {
-            if let Some(spill) = spill.lock().await.take() {
-                self.done.store(true, Ordering::SeqCst);
-                // Not retryable: the spool file is gone either way.
-                spill
-                    .publish(domains, &self.rel, *redundancy, written)
-                    .await
-                    .map_err(|err| self.refused(err.to_string()))?;
-                return Ok(written);
-            }
-        }
         let data = lock(&self.kept).clone().freeze();
         match &self.target {
             Target::Single(store) => store.write_atomic(&self.rel, data).await?,
@@ -269,7 +273,6 @@ impl TierUpload {
             Target::Domains {
                 domains,
                 redundancy,
-                ..
             } => {
                 domains
                     .store
@@ -287,19 +290,15 @@ impl TierUpload {
     pub async fn abort(&self) -> Result<(), StoreError> {
         self.done.store(true, Ordering::SeqCst);
         lock(&self.kept).clear();
-        match &self.target {
-            Target::Streamed(upload) => {
-                if let Some(upload) = upload.lock().await.take() {
-                    upload.abort().await;
-                }
+        if let Target::Streamed(upload) = &self.target {
+            if let Some(upload) = upload.lock().await.take() {
+                upload.abort().await;
             }
-            // Dropping the unlinked spool file frees its space.
-            Target::Domains { spill, .. } => drop(spill.lock().await.take()),
-            Target::Single(_) => {}
         }
-        match self.staged.lock().await.take() {
-            Some(upload) => upload.abort().await,
-            None => Ok(()),
+        match self.overflow.lock().await.take() {
+            Some(Overflow::Staged(upload)) => upload.abort().await,
+            // Dropping the unlinked spool file frees its space.
+            Some(Overflow::Spooled(_)) | None => Ok(()),
         }
     }
 
