@@ -78,7 +78,9 @@ pub mod tracker;
 pub mod units;
 
 pub use classify::{Class, Decision, DecisionInputs, Reason, Rules, SpikeRule};
-pub use config::{ConfigError, FieldError, Layout, ObjectivesConfig, TierConfig, TieringConfig};
+pub use config::{
+    ConfigError, FieldError, Layout, ObjectivesConfig, TierConfig, TierId, TieringConfig,
+};
 pub use event::{parse_ndjson, scan_ndjson, AccessEvent, EventRef, LineError, NdjsonReport};
 pub use placement::{
     residency_holds, ClassTiers, Move, ObjectState, PlacementPlan, Planner, PlannerError,

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock};
+use strata_heat::TierId;
 
 use serde::Serialize;
 use strata_catalog::ChunkHashes;
@@ -40,8 +41,8 @@ pub struct ObjectEntry {
     pub generation: i64,
     /// First write.
     pub created_ms: i64,
-    /// Index of the tier of its current copy.
-    pub tier: usize,
+    /// The tier of its current copy.
+    pub tier: TierId,
     /// When that copy became current.
     pub placed_ms: i64,
     /// The BLAKE3 value of each 1 MiB chunk, which every read checks a chunk against
@@ -158,11 +159,11 @@ impl ObjectIndex {
         let mut inner = self.write();
         let Inner { objects, usage } = &mut *inner;
         if let Some(old) = objects.get(key) {
-            if let Some(tier) = usage.get_mut(old.tier) {
+            if let Some(tier) = usage.get_mut(old.tier.index()) {
                 tier.release(old);
             }
         }
-        if let Some(tier) = usage.get_mut(entry.tier) {
+        if let Some(tier) = usage.get_mut(entry.tier.index()) {
             tier.hold(&entry);
         }
         objects.insert(key.to_string(), entry);
@@ -172,26 +173,26 @@ impl ObjectIndex {
     pub fn remove(&self, key: &str) -> Option<ObjectEntry> {
         let mut inner = self.write();
         let old = inner.objects.remove(key)?;
-        if let Some(tier) = inner.usage.get_mut(old.tier) {
+        if let Some(tier) = inner.usage.get_mut(old.tier.index()) {
             tier.release(&old);
         }
         Some(old)
     }
 
     /// Moves an object's current copy to another tier, where it takes `stored` bytes.
-    pub fn set_tier(&self, key: &str, tier: usize, placed_ms: i64, stored: u64) {
+    pub fn set_tier(&self, key: &str, tier: TierId, placed_ms: i64, stored: u64) {
         let mut inner = self.write();
         let Inner { objects, usage } = &mut *inner;
         let Some(entry) = objects.get_mut(key) else {
             return;
         };
-        if let Some(old) = usage.get_mut(entry.tier) {
+        if let Some(old) = usage.get_mut(entry.tier.index()) {
             old.release(entry);
         }
         entry.tier = tier;
         entry.placed_ms = placed_ms;
         entry.stored = stored;
-        if let Some(new) = usage.get_mut(tier) {
+        if let Some(new) = usage.get_mut(tier.index()) {
             new.hold(entry);
         }
     }
@@ -208,9 +209,9 @@ impl ObjectIndex {
     }
 
     /// Counts bytes of a move running into `tier` (`add` false: the move ended).
-    pub fn incoming(&self, tier: usize, bytes: u64, add: bool) {
+    pub fn incoming(&self, tier: TierId, bytes: u64, add: bool) {
         let mut inner = self.write();
-        if let Some(usage) = inner.usage.get_mut(tier) {
+        if let Some(usage) = inner.usage.get_mut(tier.index()) {
             usage.incoming_bytes = if add {
                 usage.incoming_bytes.saturating_add(bytes)
             } else {
@@ -262,7 +263,7 @@ impl ObjectIndex {
     }
 
     /// The objects whose current copy is on `tier`.
-    pub fn on_tier(&self, tier: usize) -> Vec<(String, ObjectEntry)> {
+    pub fn on_tier(&self, tier: TierId) -> Vec<(String, ObjectEntry)> {
         self.read()
             .objects
             .iter()
@@ -366,7 +367,7 @@ mod tests {
             mtime_ms: 0,
             generation: 1,
             created_ms: 0,
-            tier,
+            tier: TierId::from_index(tier),
             placed_ms: 0,
             chunk_hashes: None,
         }
@@ -379,7 +380,7 @@ mod tests {
         index.upsert("b", entry(5, 1));
         index.upsert("a", entry(20, 1));
         assert_eq!(index.usage()[1].bytes, 25);
-        index.set_tier("a", 0, 7, 12);
+        index.set_tier("a", TierId::HOTTEST, 7, 12);
         assert_eq!((index.usage()[0].bytes, index.usage()[1].bytes), (12, 5));
         assert_eq!(index.usage()[0].raw_bytes, 20);
         assert_eq!(index.get("a").unwrap().stored, 12);

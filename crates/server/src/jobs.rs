@@ -146,7 +146,7 @@ pub async fn cancel(
         let current_there = state
             .index
             .get(&job.key)
-            .is_some_and(|entry| entry.tier == to.index);
+            .is_some_and(|entry| entry.tier == to.id);
         if job.state != MoveState::Planned && !current_there {
             let path = Tier::object_path(&job.key);
             store_call(&state, "a cancelled move's cleanup", || {

@@ -226,7 +226,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let state = Arc::new(AppState {
         tracker: Mutex::new(AccessTracker::new(config.tracker_config())),
         config,
-        tiers,
+        tiers: tiers::Tiers::new(tiers),
         catalog,
         sqlite,
         index,
@@ -347,7 +347,7 @@ async fn open_placed(
         };
         let key = &object.object.key;
         let stored = if tier.format.is_packed() {
-            sizes[tier.index].get(key).copied().unwrap_or_else(|| {
+            sizes[tier.id.index()].get(key).copied().unwrap_or_else(|| {
                 tracing::error!(%key, tier = tier.name(),
                     "the current copy is missing from its packed tier; its reads fail");
                 tier.format.stored_bound(object.object.size)
@@ -355,7 +355,7 @@ async fn open_placed(
         } else {
             object.object.size
         };
-        index.upsert(key, entry_of(object, tier.index, stored));
+        index.upsert(key, entry_of(object, tier.id, stored));
     }
     Ok(index)
 }

@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_catalog::{CopyStart, MoveId, MoveJob, MoveState, PlacementState, SwitchOutcome};
+use strata_heat::TierId;
 use strata_store::StoreError;
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -67,7 +68,7 @@ pub struct RunningMove {
     /// Its id.
     pub id: MoveId,
     /// The target tier's index.
-    pub to_tier: usize,
+    pub to_tier: TierId,
     /// Set to ask the job to stop at its next step.
     pub cancel: Arc<AtomicBool>,
     /// Set once the placement switched (from then on the job only retires).
@@ -164,7 +165,7 @@ impl Mover {
         waited.is_ok()
     }
 
-    fn register(&self, job: &MoveJob, to_tier: usize) -> Option<RunningMove> {
+    fn register(&self, job: &MoveJob, to_tier: TierId) -> Option<RunningMove> {
         let mut map = lock(&self.running);
         if map.contains_key(&job.key) {
             return None;
@@ -232,7 +233,7 @@ pub async fn scheduler(
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
             break;
         };
-        let Some(to_tier) = state.tier(&job.to_tier).map(|tier| tier.index) else {
+        let Some(to_tier) = state.tier(&job.to_tier).map(|tier| tier.id) else {
             end_unknown_tier(&state, &job).await;
             continue;
         };
@@ -355,12 +356,12 @@ pub async fn hash_bytes(bytes: Bytes) -> [u8; 32] {
 /// Counts bytes moving into a tier while the copy exists.
 struct Incoming<'a> {
     state: &'a AppState,
-    tier: usize,
+    tier: TierId,
     bytes: u64,
 }
 
 impl<'a> Incoming<'a> {
-    fn new(state: &'a AppState, tier: usize, bytes: u64) -> Self {
+    fn new(state: &'a AppState, tier: TierId, bytes: u64) -> Self {
         state.index.incoming(tier, bytes, true);
         Incoming { state, tier, bytes }
     }
@@ -380,7 +381,7 @@ async fn run(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Outcome {
     // Every store call of a move goes through the tiers' move stores: under the
     // `[bandwidth]` throttle, with the `src`/`dst` fault rules (crate::tiers).
     let (from, to) = (&from.as_move_source(), &to.as_move_target());
-    if from.index == to.index {
+    if from.id == to.id {
         return reencode::run(state, job, to, handle).await;
     }
     if job.state == MoveState::Retiring {
@@ -473,7 +474,7 @@ async fn copy_and_switch(
     }
     emit(state, job, MoveState::Copying, None);
     let reserved = to.format.stored_bound(job.size);
-    let _incoming = Incoming::new(state, to.index, reserved);
+    let _incoming = Incoming::new(state, to.id, reserved);
     if let Some(stop) = stop_reason(state, job, handle) {
         return Ok(stop);
     }
@@ -533,7 +534,7 @@ async fn copy_and_switch(
         .map_err(|err| err.to_string())?;
     match outcome {
         SwitchOutcome::Switched => {
-            state.index.set_tier(&job.key, to.index, now, stored_len);
+            state.index.set_tier(&job.key, to.id, now, stored_len);
             handle.switched.store(true, Ordering::SeqCst);
             drop(guard);
             emit(state, job, MoveState::Retiring, None);
@@ -576,7 +577,7 @@ async fn abort(
     let current_here = state
         .index
         .get(&job.key)
-        .is_some_and(|entry| entry.tier == to.index);
+        .is_some_and(|entry| entry.tier == to.id);
     if !current_here {
         if let Err(err) = store_call(state, "a move's cleanup", || to.store.delete(&path)).await {
             return Outcome::Later(format!("deleting the copy on {}: {err}", to.name()));
@@ -596,7 +597,7 @@ async fn abort(
     if let Err(err) = ended.and(removed.map(|_| ())) {
         return Outcome::Later(format!("recording the end of the move: {err}"));
     }
-    lock(&state.retire_backlog).remove(&(job.key.clone(), to.index));
+    lock(&state.retire_backlog).remove(&(job.key.clone(), to.id));
     tracing::info!(job = job.id, key = %job.key, state = %end_state, %message, "move ended");
     emit(state, job, end_state, Some(message));
     Outcome::Ended(end_state)

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use strata_catalog::{
     ChunkHashes, DecisionRecord, ObjectWrite, PlacedObject, PlacementState, OBJECT_CHUNK_SIZE,
 };
-use strata_heat::{AccessEvent, AccessSummary, Op, Reason};
+use strata_heat::{AccessEvent, AccessSummary, Op, Reason, TierId};
 
 use crate::error::ApiError;
 use crate::http::BodyReader;
@@ -160,7 +160,7 @@ impl ObjectView {
 }
 
 /// The index entry for a recorded object whose current copy takes `stored` bytes.
-pub fn entry_of(placed: &PlacedObject, tier: usize, stored: u64) -> ObjectEntry {
+pub fn entry_of(placed: &PlacedObject, tier: TierId, stored: u64) -> ObjectEntry {
     ObjectEntry {
         size: placed.object.size,
         stored,
@@ -251,7 +251,9 @@ pub async fn put_object(
             false,
         );
     }
-    let tier = state.tier(&placed.tier).map_or(0, |tier| tier.index);
+    let tier = state
+        .tier(&placed.tier)
+        .map_or(TierId::HOTTEST, |tier| tier.id);
     let view = ObjectView::new(&state, &key, &entry_of(&placed, tier, stored));
     let status = if created {
         StatusCode::CREATED
@@ -296,8 +298,8 @@ pub async fn write_object(
     // The key may have moved or gone while its bytes arrived (readers and moves went on).
     let existing = state.index.get(key);
     let still = match &existing {
-        Some(entry) => entry.tier == tier.index,
-        None => state.default_tier().index == tier.index,
+        Some(entry) => entry.tier == tier.id,
+        None => state.default_tier().id == tier.id,
     };
     let checked = if !still {
         Err(ApiError::unavailable(
@@ -346,9 +348,7 @@ pub async fn write_object(
     };
     match committed {
         Ok((placed, stored)) => {
-            state
-                .index
-                .upsert(key, entry_of(&placed, tier.index, stored));
+            state.index.upsert(key, entry_of(&placed, tier.id, stored));
             drop(guard);
             // New content: what was decided about the old one (damage a read found in
             // it) is recorded afresh if it happens again.
@@ -516,7 +516,7 @@ async fn clear_leftover(state: &AppState, key: &str, tier: &Tier) -> Result<(), 
             .catalog
             .remove_placement(key, tier.name(), placement.state)
             .await?;
-        lock(&state.retire_backlog).remove(&(key.to_string(), tier.index));
+        lock(&state.retire_backlog).remove(&(key.to_string(), tier.id));
     }
     Ok(())
 }
@@ -722,7 +722,7 @@ pub async fn delete_object(
         };
         // A running move deletes its own copy (it may still be writing it).
         if let Some(running) = &running {
-            if running.to_tier == tier.index && !running.switched.load(Ordering::SeqCst) {
+            if running.to_tier == tier.id && !running.switched.load(Ordering::SeqCst) {
                 continue;
             }
         }
@@ -737,7 +737,7 @@ pub async fn delete_object(
         };
         if let Err(err) = removed {
             tracing::warn!(%key, tier = tier.name(), %err, "copy of a deleted object left for the cleanup sweep");
-            lock(&state.retire_backlog).insert((key.clone(), tier.index));
+            lock(&state.retire_backlog).insert((key.clone(), tier.id));
         }
     }
     drop(guard);

@@ -32,7 +32,7 @@ use serde::Serialize;
 use strata_catalog::{
     CreatedMove, DecisionRecord, MoveFilter, MoveId, MoveSpec, MoveState, RetriedMove,
 };
-use strata_heat::{AccessSummary, ObjectState, PlacementPlan};
+use strata_heat::{AccessSummary, ObjectState, PlacementPlan, TierId};
 use tokio::sync::watch;
 
 use crate::cost_plan::{expected_reads_per_window, CostProjection, PassObjects, WINDOW_MS};
@@ -100,7 +100,13 @@ pub async fn run_pass(
                 .filter_map(|key| state.index.get(key).map(|entry| (key.to_string(), entry)))
                 .collect();
             if !chosen.is_empty() {
-                for &tier in &state.config.class_tiers().hot {
+                for tier in state
+                    .config
+                    .class_tiers()
+                    .hot
+                    .iter()
+                    .map(|&t| TierId::from_index(t))
+                {
                     if state.tiers[tier].config.capacity.is_some() {
                         chosen.extend(state.index.on_tier(tier));
                     }

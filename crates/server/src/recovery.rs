@@ -64,7 +64,7 @@ pub async fn reconcile_intent(state: &AppState, key: &str, tier: &Tier) -> Resul
         .map_err(|err| err.to_string())?;
     let adopt = match (&existing, stat) {
         (_, None) => false,
-        (Some(entry), Some(_)) if entry.tier != tier.index => {
+        (Some(entry), Some(_)) if entry.tier != tier.id => {
             // Not this tier's object any more: the bytes are an orphan.
             store_call(state, "an orphan delete", || tier.store.delete(&path))
                 .await
@@ -138,7 +138,7 @@ async fn adopt_if_new(
         .map_err(|err| err.to_string())?;
     state
         .index
-        .upsert(key, entry_of(&placed, tier.index, read.stored_len));
+        .upsert(key, entry_of(&placed, tier.id, read.stored_len));
     tracing::warn!(%key, tier = tier.name(), generation = placed.object.generation,
         "an interrupted write had replaced the bytes; adopted them as the object's content");
     Ok(true)
@@ -219,7 +219,7 @@ pub async fn sweep(state: &AppState) -> Result<u64, String> {
             if state
                 .index
                 .get(&key)
-                .is_some_and(|entry| entry.tier == tier.index)
+                .is_some_and(|entry| entry.tier == tier.id)
             {
                 continue;
             }
@@ -237,7 +237,7 @@ pub async fn sweep(state: &AppState) -> Result<u64, String> {
                 .remove_placement(&key, tier.name(), placement.state)
                 .await
                 .map_err(|err| err.to_string())?;
-            lock(&state.retire_backlog).remove(&(key.clone(), tier.index));
+            lock(&state.retire_backlog).remove(&(key.clone(), tier.id));
             removed += 1;
         }
         drop(guard);

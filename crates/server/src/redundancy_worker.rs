@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use strata_catalog::{CreatedMove, MoveSpec};
-use strata_heat::{AccessSummary, Class};
+use strata_heat::{AccessSummary, Class, TierId};
 use strata_redundancy::Redundancy;
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -57,7 +57,7 @@ pub async fn redundancy_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let repairs = Arc::new(Semaphore::new(REPAIR_CONCURRENCY));
-    let repairing: Arc<Mutex<HashSet<(usize, String)>>> = Arc::default();
+    let repairing: Arc<Mutex<HashSet<(TierId, String)>>> = Arc::default();
     loop {
         let notice = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
@@ -79,7 +79,7 @@ pub async fn redundancy_loop(
 fn start_repair(
     state: &Arc<AppState>,
     repairs: &Arc<Semaphore>,
-    repairing: &Arc<Mutex<HashSet<(usize, String)>>>,
+    repairing: &Arc<Mutex<HashSet<(TierId, String)>>>,
     notice: &ReadNotice,
 ) {
     let Some(tier) = state.tiers.get(notice.tier) else {
@@ -152,7 +152,7 @@ async fn consider_reencode(state: &AppState, notice: &ReadNotice) -> Result<(), 
     let Some(entry) = state.index.get(key) else {
         return Ok(());
     };
-    if entry.tier != tier.index || state.reencodes_queued() >= MAX_REENCODES_QUEUED {
+    if entry.tier != tier.id || state.reencodes_queued() >= MAX_REENCODES_QUEUED {
         return Ok(());
     }
     let spec = reencode_spec(

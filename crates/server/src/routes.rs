@@ -214,7 +214,7 @@ async fn tiers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
             }
             TierView {
                 name: c.name.clone(),
-                rank: tier.index,
+                rank: tier.id.index(),
                 store: tier.store.display(),
                 layout: c.layout,
                 codec: c.codec.clone(),

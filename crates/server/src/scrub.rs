@@ -105,10 +105,10 @@ async fn scrub_tier(state: &AppState, tier: &Tier) -> Result<TierScrub, ApiError
         redundancy: tier.config.redundancy.clone(),
         ..TierScrub::default()
     };
-    for (key, _) in state.index.on_tier(tier.index) {
+    for (key, _) in state.index.on_tier(tier.id) {
         let _gate = state.uploads.enter(&key).await;
         let _reading = state.locks.read(&key).await;
-        let Some(entry) = state.index.get(&key).filter(|e| e.tier == tier.index) else {
+        let Some(entry) = state.index.get(&key).filter(|e| e.tier == tier.id) else {
             continue;
         };
         found.objects += 1;

@@ -7,14 +7,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use strata_catalog::{DecisionRecord, SqliteCatalog, TieringCatalog};
-use strata_heat::{AccessTracker, TieringConfig};
+use strata_heat::{AccessTracker, TierId, TieringConfig};
 use tokio::sync::{broadcast, watch, Notify};
 
 use crate::index::{KeyGates, KeyLocks, ObjectEntry, ObjectIndex, TierUsage};
 use crate::metrics::{Gauges, Metrics};
 use crate::mover::Mover;
 use crate::retry::Backoff;
-use crate::tiers::Tier;
+use crate::tiers::{Tier, Tiers};
 
 /// Milliseconds since the Unix epoch (0 for a clock before 1970).
 pub fn now_ms() -> i64 {
@@ -123,7 +123,7 @@ pub struct AppState {
     /// The configuration in force.
     pub config: TieringConfig,
     /// The tiers, hot → cold.
-    pub tiers: Vec<Tier>,
+    pub tiers: Tiers,
     /// The catalog, through the engine-neutral trait.
     pub catalog: Arc<dyn TieringCatalog>,
     /// The SQLite engine, for closing it cleanly.
@@ -155,7 +155,7 @@ pub struct AppState {
     /// Decisions to write.
     pub decisions: Mutex<DecisionLog>,
     /// Copies of deleted objects whose bytes could not be deleted yet: (key, tier index).
-    pub retire_backlog: Mutex<HashSet<(String, usize)>>,
+    pub retire_backlog: Mutex<HashSet<(String, TierId)>>,
     /// Becomes true when the service shuts down (ends event streams).
     pub shutdown: watch::Receiver<bool>,
     /// The forecast: access history, the model in force, the proactive cycle.
@@ -180,7 +180,7 @@ impl AppState {
     /// The tier new objects land on.
     pub fn default_tier(&self) -> &Tier {
         self.tier(&self.config.default_tier)
-            .unwrap_or(&self.tiers[self.tiers.len() / 2])
+            .unwrap_or(&self.tiers[TierId::from_index(self.tiers.len() / 2)])
     }
 
     /// The bytes the planner books for an object: the most its copy can take on any tier
@@ -200,7 +200,7 @@ impl AppState {
     /// plus the reservations of moves running into it.
     pub fn committed_bytes(&self, usage: &[TierUsage], name: &str) -> u64 {
         self.tier(name)
-            .and_then(|tier| usage.get(tier.index))
+            .and_then(|tier| usage.get(tier.id.index()))
             .map_or(0, |u| u.bytes.saturating_add(u.incoming_bytes))
     }
 

@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use strata_heat::TierId;
 use strata_redundancy::{Read, Redundancy, RedundancyError, RedundantStore};
 use strata_store::{Entry, ListWarning, Store, StoreError};
 use tokio::sync::mpsc;
@@ -29,8 +30,8 @@ pub use upload::{EncodingSink, TierUpload};
 /// What a read of a tier with domains found, for the redundancy worker.
 #[derive(Debug, Clone)]
 pub struct ReadNotice {
-    /// The tier's position.
-    pub tier: usize,
+    /// The tier.
+    pub tier: TierId,
     /// The path read (`objects/<key>`).
     pub rel: String,
     /// The encoding the object has now.
@@ -55,8 +56,8 @@ pub struct DomainTier {
     pub store: RedundantStore,
     /// The tier's own `redundancy`: what new objects get.
     pub default: Redundancy,
-    /// The tier's position.
-    pub tier: usize,
+    /// The tier.
+    pub tier: TierId,
     /// Where writes of unknown length wait for their end beyond memory's share
     /// (`<data_dir>/spool`).
     pub spool: std::path::PathBuf,

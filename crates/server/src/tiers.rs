@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_codec::format::tier_marker::{marker_layout, tier_marker, TIER_MARKER_PATH};
-use strata_heat::{Class, Layout, TierConfig, TieringConfig};
+use strata_heat::{Class, Layout, TierConfig, TierId, TieringConfig};
 use strata_redundancy::{Redundancy, RedundantStore};
 use strata_store::faults::FaultSide;
 use strata_store::{Layers, S3Options, Store, StoreUri};
@@ -62,8 +62,8 @@ pub const OBJECTS_DIR: &str = "objects";
 /// One tier, opened.
 #[derive(Debug, Clone)]
 pub struct Tier {
-    /// Position, 0 being the hottest.
-    pub index: usize,
+    /// Its identity (its position, 0 being the hottest).
+    pub id: TierId,
     /// Its configuration.
     pub config: TierConfig,
     /// Its store (or domains), for client requests, start-up and recovery: never throttled.
@@ -75,6 +75,49 @@ pub struct Tier {
     /// What redundancy its objects get, by class; `None` for a tier with one store and
     /// no redundancy (its objects are plain files of that store, as ever).
     pub redundancy: Option<TierRedundancy>,
+}
+
+/// The service's tiers, hottest first, looked up by [`TierId`] (a slice of [`Tier`]
+/// otherwise: iterate, count, search by name at the edges).
+#[derive(Debug, Clone, Default)]
+pub struct Tiers(Vec<Tier>);
+
+impl Tiers {
+    /// The tiers, in the configuration's order (each one's `id` its position).
+    pub fn new(tiers: Vec<Tier>) -> Tiers {
+        Tiers(tiers)
+    }
+
+    /// The tier `id`, if the configuration has it.
+    pub fn get(&self, id: TierId) -> Option<&Tier> {
+        self.0.get(id.index())
+    }
+}
+
+impl std::ops::Deref for Tiers {
+    type Target = [Tier];
+
+    fn deref(&self) -> &[Tier] {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a Tiers {
+    type Item = &'a Tier;
+    type IntoIter = std::slice::Iter<'a, Tier>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl std::ops::Index<TierId> for Tiers {
+    type Output = Tier;
+
+    /// The tier `id`; every id the service holds was made from its own configuration.
+    fn index(&self, id: TierId) -> &Tier {
+        &self.0[id.index()]
+    }
 }
 
 /// A tier's store as moves use it: under the `[bandwidth]` throttle, with the
@@ -203,14 +246,20 @@ pub async fn open_tiers(
                 .map(|s| layers.apply(s.clone(), side))
                 .collect();
             let spool = config.server.data_dir.join(SPOOL_DIR);
-            tier_store(applied, redundancy.as_ref(), index, spool, notices)
+            tier_store(
+                applied,
+                redundancy.as_ref(),
+                TierId::from_index(index),
+                spool,
+                notices,
+            )
         };
         let moves = MoveStores {
             source: handle(FaultSide::Src, layers, None),
             target: handle(FaultSide::Dst, layers, None),
         };
         tiers.push(Tier {
-            index,
+            id: TierId::from_index(index),
             config: tier.clone(),
             store: handle(FaultSide::Any, &layers.unthrottled(), Some(notices.clone())),
             format,
@@ -248,7 +297,7 @@ async fn open_domains(
 fn tier_store(
     stores: Vec<Store>,
     redundancy: Option<&TierRedundancy>,
-    index: usize,
+    id: TierId,
     spool: PathBuf,
     notices: Option<mpsc::Sender<ReadNotice>>,
 ) -> TierStore {
@@ -257,7 +306,7 @@ fn tier_store(
         Some(policy) => TierStore::Domains(Arc::new(DomainTier {
             store: RedundantStore::new(stores),
             default: policy.default,
-            tier: index,
+            tier: id,
             spool,
             notices,
         })),
@@ -329,7 +378,7 @@ async fn check_layout(
         });
         let Some(layout) = layout else {
             return Err(ServeError::Config {
-                field: format!("tier[{}].store", tier.index),
+                field: format!("{}.store", tier.id),
                 reason: format!(
                     "tier {:?}: {LAYOUT_MARKER} in its store is not a Strata tier \
                          marker; check that the store belongs to this tier, or remove the \
@@ -347,7 +396,7 @@ async fn check_layout(
     if let Some(found) = found {
         if found != wanted && held > 0 {
             return Err(ServeError::Config {
-                field: format!("tier[{}].layout", tier.index),
+                field: format!("{}.layout", tier.id),
                 reason: format!(
                     "tier {:?} holds {held} objects written in the {} layout, so it \
                      cannot become {}: write layout = \"{}\" again, or declare a new tier \
@@ -415,7 +464,7 @@ pub fn check_room(
     let Some(capacity) = tier.config.capacity else {
         return Ok(());
     };
-    let usage = state.index.usage()[tier.index];
+    let usage = state.index.usage()[tier.id.index()];
     let others = usage.incoming_bytes.saturating_sub(reserved);
     let committed = usage.bytes.saturating_add(others);
     if committed.saturating_add(stored_len) <= capacity {

@@ -18,10 +18,12 @@ mod checks;
 mod forecast;
 mod parse;
 mod redundancy;
+mod tier_id;
 
 pub use bandwidth::BandwidthConfig;
 pub use forecast::ForecastConfig;
 pub use redundancy::RedundancyByClass;
+pub use tier_id::TierId;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -317,6 +319,11 @@ impl TieringConfig {
     /// A tier's position, 0 being the hottest.
     pub fn tier_index(&self, name: &str) -> Option<usize> {
         self.tiers.iter().position(|tier| tier.name == name)
+    }
+
+    /// A tier's identity, resolved from its name.
+    pub fn tier_id(&self, name: &str) -> Option<TierId> {
+        self.tier_index(name).map(TierId::from_index)
     }
 
     /// The class → tier mapping as tier indices (names that do not resolve are skipped;

@@ -15,6 +15,7 @@ use serde::Serialize;
 use strata_catalog::HistoryBucket;
 use strata_heat::forecast::{FeatureStore, ForecastSettings, FEATURES, FEATURE_NAMES};
 use strata_heat::optimise::{cheapest_tier, Demand, TierChoice};
+use strata_heat::TierId;
 
 use super::store::{self, LoadedModel};
 use super::train::{self, Interner};
@@ -154,11 +155,11 @@ pub fn drivers(model: &LoadedModel, row: &[f64], predicted: f64) -> Vec<Driver> 
 }
 
 /// The class of a tier: the first of hot, warm, cold whose tiers include it.
-pub fn class_of(state: &AppState, tier: usize) -> &'static str {
+pub fn class_of(state: &AppState, tier: TierId) -> &'static str {
     let classes = state.config.class_tiers();
-    if classes.hot.contains(&tier) {
+    if classes.hot.contains(&tier.index()) {
         "hot"
-    } else if classes.cold.contains(&tier) {
+    } else if classes.cold.contains(&tier.index()) {
         "cold"
     } else {
         "warm"
@@ -177,13 +178,13 @@ pub fn choose(
 ) -> TierChoice {
     let demand = Demand {
         size: entry.size,
-        from: entry.tier,
+        from: entry.tier.index(),
         placed_at_ms: if residency { entry.placed_ms } else { i64::MIN },
         reads_per_window: reads,
     };
     let prices = strata_heat::cost::CostModel::new(&state.config);
     cheapest_tier(&prices, &demand, now_ms, window_ms, |tier| {
-        state.tiers.get(tier).map_or(0, |t| {
+        state.tiers.get(TierId::from_index(tier)).map_or(0, |t| {
             i64::try_from(t.config.min_residency.as_millis()).unwrap_or(i64::MAX)
         })
     })
@@ -221,8 +222,8 @@ pub fn view(
         "predicted_reads": reads,
         "read": read,
         "idle": forecast.idle,
-        "class": class_of(state, wanted.tier),
-        "tier": state.tiers[wanted.tier].name(),
+        "class": class_of(state, TierId::from_index(wanted.tier)),
+        "tier": state.tiers[TierId::from_index(wanted.tier)].name(),
         "confidence": if read { info.precision } else { info.negative_predictive_value },
         "confidence_kind": if read { "precision" } else { "negative_predictive_value" },
         "threshold": info.threshold,
@@ -233,7 +234,7 @@ pub fn view(
         "drivers": drivers,
         "placement": {
             "current_tier": state.tiers[entry.tier].name(),
-            "chosen_tier": state.tiers[placement.tier].name(),
+            "chosen_tier": state.tiers[TierId::from_index(placement.tier)].name(),
             "saving_per_window": placement.saving_per_window,
             "cost_per_window": placement.cost_per_window,
         },

@@ -19,6 +19,7 @@ use std::time::Duration;
 use strata_catalog::{CreatedMove, DecisionRecord, MoveFilter, MoveSpec};
 use strata_heat::optimise::TierChoice;
 use strata_heat::units::human_duration_ms;
+use strata_heat::TierId;
 use tokio::sync::watch;
 
 use super::predict::{choose, class_of, forecast};
@@ -119,7 +120,7 @@ pub async fn run_cycle(state: &AppState, now: i64) -> Result<(usize, usize, Stri
                 now,
                 true,
             );
-            (choice.tier != entry.tier).then_some(Wanted {
+            (choice.tier != entry.tier.index()).then_some(Wanted {
                 key,
                 entry,
                 reads: f.predicted_reads,
@@ -155,13 +156,13 @@ async fn queue(
     now: i64,
 ) -> Result<(usize, usize), String> {
     let usage = state.index.usage();
-    let mut booked: HashMap<usize, u64> = HashMap::new();
+    let mut booked: HashMap<TierId, u64> = HashMap::new();
     let (mut queued, mut no_room) = (0, 0);
     for want in wanted {
         if queued >= state.config.rules.max_moves_per_pass {
             break;
         }
-        let to = want.choice.tier;
+        let to = TierId::from_index(want.choice.tier);
         let Some(target) = state.tiers.get(to) else {
             continue;
         };
@@ -193,8 +194,8 @@ async fn create_job(
     now: i64,
 ) -> Result<bool, String> {
     let from = state.tiers[want.entry.tier].name();
-    let to = state.tiers[want.choice.tier].name();
-    let class = class_of(state, want.choice.tier);
+    let to = state.tiers[TierId::from_index(want.choice.tier)].name();
+    let class = class_of(state, TierId::from_index(want.choice.tier));
     let info = &model.info;
     let read = want.reads >= info.threshold;
     let (confidence_kind, confidence) = if read {
@@ -202,7 +203,7 @@ async fn create_job(
     } else {
         ("negative predictive value", info.negative_predictive_value)
     };
-    let direction = if want.choice.tier < want.entry.tier {
+    let direction = if want.choice.tier < want.entry.tier.index() {
         "up before the demand"
     } else {
         "down"

@@ -89,7 +89,7 @@ async fn reencode(
     let Some(entry) = state.index.get(&job.key) else {
         return Ok(Step::Nothing);
     };
-    if entry.tier != tier.index {
+    if entry.tier != tier.id {
         let now_on = state
             .tiers
             .get(entry.tier)
