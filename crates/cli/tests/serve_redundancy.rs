@@ -559,3 +559,55 @@ fn a_chunked_put_larger_than_memory_s_share_spools_to_disk_and_lands_as_fragment
     assert!(body == data, "a broken-off PUT changed the object");
     assert_eq!(fragments(&domains).len(), 6, "{:?}", fragments(&domains));
 }
+
+/// Files in the staging areas of `domains` (pieces being written, not yet published).
+fn staged_pieces(domains: &[PathBuf]) -> Vec<PathBuf> {
+    domains
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d.join(".strata").join("staging")).ok())
+        .flat_map(|entries| entries.map(|e| e.unwrap().path()))
+        .collect()
+}
+
+#[test]
+fn a_service_killed_during_a_rebuild_keeps_the_object_readable_and_rebuilds_it_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (domains, list) = domains(dir.path(), "red", 6);
+    let (config, data_dir) = write_config(dir.path(), &list, "ec:4+2", "");
+    // The rebuild's publish is slowed, so the kill catches it with its fragment staged.
+    let slow = [("STRATA_FAULTS", "dst:publish:latency=3s")];
+    let service = Service::start_with_env(&config, &data_dir, &[], &slow);
+    let data = content((5 << 20) + 9);
+    put(&service, &data);
+    let pieces = fragments(&domains);
+    assert_eq!(pieces.len(), 6);
+    std::fs::remove_file(&pieces[2]).unwrap();
+    let (status, body) = get(&service);
+    assert!(status == 200 && body == data, "the degraded read failed");
+    eventually(WAIT, "the rebuild to stage the lost fragment", || {
+        (!staged_pieces(&domains).is_empty()).then_some(())
+    });
+    service.kill();
+    assert_eq!(
+        fragments(&domains).len(),
+        5,
+        "the rebuild was not caught midway"
+    );
+
+    let service = Service::start(&config, &data_dir, &[]);
+    assert!(
+        staged_pieces(&domains).is_empty(),
+        "the killed rebuild's staged pieces survived the restart: {:?}",
+        staged_pieces(&domains)
+    );
+    let (status, body) = get(&service);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(body == data, "after the crash a read returned other bytes");
+    eventually(WAIT, "every fragment whole again", || {
+        let scrub = service.json(&["scrub", "red"]);
+        (scrub["tiers"][0]["healthy"] == 1).then_some(())
+    });
+    assert_eq!(fragments(&domains).len(), 6, "{:?}", fragments(&domains));
+    let (status, body) = get(&service);
+    assert!(status == 200 && body == data);
+}

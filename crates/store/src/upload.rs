@@ -502,12 +502,7 @@ fn start_writeback(file: &File, offset: u64, len: usize) {
         };
         // SAFETY: sync_file_range(2) on an open descriptor we own; it reads no memory.
         unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                offset,
-                len,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
         }
     }
     #[cfg(not(target_os = "linux"))]
