@@ -1,10 +1,12 @@
-//! A move's copy and verify, streamed: the source copy is read in spans of whole chunks
-//! (through [`TierReader`]: every frame of a packed copy decoded and checked), its raw
-//! BLAKE3 computed as it passes, each span encoded for the target's layout
-//! ([`TierEncoder`]) and written to a staged [`TierUpload`]. The copy is published only
-//! once the raw hash matched the catalog's and the target had room for it; it is then
-//! read back the same way, span by span, and its hash compared again. Memory holds a span
-//! and the chunks being encoded, whatever the object's size.
+//! A move's copy and verify, streamed through the chunk pipeline
+//! ([`strata_mover::pipeline::pump`]): the source copy is read in spans of whole chunks,
+//! two ahead (through [`TierReader`]: every frame of a packed copy decoded and checked),
+//! its raw BLAKE3 computed on a blocking thread as it passes, each span encoded for the
+//! target's layout and written to a staged [`TierUpload`] ([`EncodingSink`]), the three at
+//! once. The copy is published only once the raw hash matched the catalog's and the target
+//! had room for it; it is then read back the same way, span by span, and its hash compared
+//! again. Memory holds the spans in flight and the chunks being encoded, whatever the
+//! object's size.
 
 use futures::StreamExt;
 use strata_mover::pipeline;
