@@ -483,7 +483,7 @@ fn default_file_mode() -> u32 {
 }
 
 /// Writes of at least this many bytes start their write-out at once.
-const WRITEBACK_MIN: usize = 1 << 20;
+const WRITEBACK_MIN: usize = 256 << 10;
 
 /// Asks the kernel to start writing `len` bytes at `offset` to the disk now, without
 /// waiting: a large upload's pages then reach the disk while the next ones are copied, and
