@@ -26,6 +26,7 @@
 use crate::config::TieringConfig;
 use crate::cost::TierPrices;
 use crate::eval::{CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState};
+use crate::forecast::idle::DemotionTable;
 use crate::forecast::model::best_threshold_at;
 use crate::forecast::{ForecastSettings, Forecaster, IdleModel};
 use crate::optimise::object::{move_cost, read_cost, window_cost};
@@ -77,7 +78,14 @@ impl Learned {
     }
 
     /// The boundary's choice for one object, whose next-window reads are `next`.
-    fn place(&self, forecaster: &Forecaster, state: &mut ReplayState, object: u32, next: f64) {
+    fn place(
+        &self,
+        forecaster: &Forecaster,
+        table: &DemotionTable,
+        state: &mut ReplayState,
+        object: u32,
+        next: f64,
+    ) {
         let Some(from) = state.tier_of(object) else {
             return;
         };
@@ -116,10 +124,42 @@ impl Learned {
             cold_read_floor: unseen_event_floor(idle),
         };
         let choice = cheapest_tier_for(&self.judged, &demand, &horizon, &min_residency, outlook);
-        if choice.tier != from {
+        // A demotion the look-ahead says would come before a read it does not pay for waits.
+        let early = choice.tier > from
+            && self.read_again_first(forecaster, table, state, object, choice.tier);
+        if choice.tier != from && !early {
             // A refusal (capacity) leaves the object; it is reconsidered next window.
             let _ = state.move_object(object, choice.tier);
         }
+    }
+
+    /// Whether a demotion of `object` to `to` would be better made later: for some
+    /// look-ahead the chance of a read within it, times what a read costs there (with the
+    /// move back to the fastest tier), exceeds the storage saved in the windows it stays
+    /// unread ([`DemotionTable`]). The choice of tier looks at the next few windows only;
+    /// this keeps up an object whose class is read again at older idle ages.
+    fn read_again_first(
+        &self,
+        forecaster: &Forecaster,
+        table: &DemotionTable,
+        state: &ReplayState,
+        object: u32,
+        to: usize,
+    ) -> bool {
+        let (Some(from), Some(last)) = (
+            state.tier_of(object),
+            forecaster.store().last_read_ms(object),
+        ) else {
+            return false;
+        };
+        let size = state.size(object);
+        let tiers = &self.prices.tiers;
+        let saving = self.extra_storage(&tiers[to], &tiers[from], size, state.window_ms());
+        let risk = self.read(&tiers[to], size) - self.read(&tiers[0], size)
+            + move_cost(&tiers[to], &tiers[0], size)
+            + move_cost(&tiers[from], &tiers[to], size);
+        let age = ((state.now_ms() - last).max(0) / state.window_ms()) as u64;
+        saving < table.threshold(forecaster.store().reads(object), age) * risk
     }
 
     /// On a read or a write: moves the object up at once when the reads it is expected to
@@ -235,11 +275,17 @@ impl Learned {
     }
 }
 
+/// The share of idle objects an event not seen yet (a scan) is taken to read: the mean of a
+/// uniform prior on its reach. Chosen over all the traces of `../shared/data/traces`
+/// (docs/BENCHMARKS.md): at 1 (every idle object read) nothing was ever archived within
+/// their 100 windows.
+pub const SCAN_REACH: f64 = 0.5;
+
 /// The least chance of a read per window this policy assumes of any object: Laplace's rule
 /// over the windows seen, since an event not seen in `n` windows (a scan of idle objects)
-/// may still come once in `n + 2`.
+/// may still come once in `n + 2`, and reach [`SCAN_REACH`] of them.
 fn unseen_event_floor(idle: &IdleModel) -> f64 {
-    1.0 / (f64::from(idle.boundaries()) + 2.0)
+    SCAN_REACH / (f64::from(idle.boundaries()) + 2.0)
 }
 
 impl Policy for Learned {
@@ -297,6 +343,9 @@ impl Policy for Learned {
             }
         }
         self.calibrate(&forecaster, state, now_ms);
+        let table = forecaster
+            .idle()
+            .demotion_table(forecaster.idle().boundaries());
         let store = forecaster.store();
         for object in 0..objects {
             let known = self.forecast[object as usize];
@@ -313,7 +362,7 @@ impl Policy for Learned {
             } else {
                 f64::from(known)
             };
-            self.place(&forecaster, state, object, next);
+            self.place(&forecaster, &table, state, object, next);
         }
         self.forecaster = Some(forecaster);
     }
