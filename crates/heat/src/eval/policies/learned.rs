@@ -29,6 +29,8 @@ use crate::eval::{CostModel, EvalError, Policy, Predictions, PrepareContext, Rep
 use crate::forecast::idle::DemotionTable;
 use crate::forecast::model::best_threshold_at;
 use crate::forecast::{ForecastSettings, Forecaster, IdleModel};
+
+use super::ledger::{PromotionLedger, Stay};
 use crate::optimise::object::{move_cost, read_cost, window_cost};
 use crate::optimise::{cheapest_tier_for, Demand, Horizon, Outlook};
 use crate::stats::Op;
@@ -44,6 +46,8 @@ pub struct Learned {
     slow_expected: f64,
     /// Windows in which an object on a slow tier was read.
     slow_read: f64,
+    /// What promotions on access have paid so far, per class.
+    ledger: PromotionLedger,
     forecaster: Option<Forecaster>,
     settings: ForecastSettings,
     /// Per object: the trees' forecast for the current window (NaN: none).
@@ -69,6 +73,7 @@ impl Learned {
             judged: CostModel::new(config),
             slow_expected: 0.0,
             slow_read: 0.0,
+            ledger: PromotionLedger::default(),
             forecaster: None,
             settings: ForecastSettings::default(),
             forecast: Vec::new(),
@@ -164,15 +169,31 @@ impl Learned {
 
     /// On a read or a write: moves the object up at once when the reads it is expected to
     /// get before the next boundary pay for it (after a read, the rest of its burst; after
-    /// a write, the life table's chance of a read of an object just accessed).
-    fn promote_on_access(&self, state: &mut ReplayState, request: &TraceRequest) {
+    /// a write, the life table's chance of a read of an object just accessed), and when such
+    /// promotions of its class have paid so far ([`PromotionLedger`]).
+    fn promote_on_access(&mut self, state: &mut ReplayState, request: &TraceRequest) {
         let object = request.object;
-        let Some(forecaster) = &self.forecaster else {
+        let now = state.now_ms();
+        let Some((to, stay)) = self.promotion(state, request) else {
             return;
         };
-        let Some(from) = state.tier_of(object).filter(|&tier| tier > 0) else {
+        if self.ledger.is_open(object, now) {
+            // Asked for already in this stay (held back): judged once.
             return;
-        };
+        }
+        let allowed = self.ledger.allows(stay.reads);
+        self.ledger.open(object, now, stay);
+        if allowed {
+            let _ = state.move_object(object, to);
+        }
+    }
+
+    /// The promotion the rule of [`Learned::promote_on_access`] asks for, if any: the
+    /// target and the stay it opens.
+    fn promotion(&self, state: &ReplayState, request: &TraceRequest) -> Option<(usize, Stay)> {
+        let object = request.object;
+        let forecaster = self.forecaster.as_ref()?;
+        let from = state.tier_of(object).filter(|&tier| tier > 0)?;
         let store = forecaster.store();
         let now = state.now_ms();
         let window_ms = state.window_ms();
@@ -189,25 +210,29 @@ impl Learned {
             idle.read_probability_at(reads, 0, 1.0).max(floor) * idle.reads_when_read(reads)
         };
         if more <= 0.0 {
-            return;
+            return None;
         }
         let size = state.size(object);
         let until_boundary = (i64::from(window) + 1) * window_ms - now;
         let source = &self.prices.tiers[from];
-        let mut best = (0.0, from);
+        let mut best = None;
+        let mut best_gain = 0.0;
         for (to, target) in self.prices.tiers.iter().enumerate().take(from) {
             let stay_ms = until_boundary.max(state.min_residency_ms(to));
-            let gain = more * (self.read(source, size) - self.read(target, size))
-                - self.extra_storage(source, target, size, stay_ms)
-                - move_cost(source, target, size)
-                - move_cost(target, source, size);
-            if gain > best.0 {
-                best = (gain, to);
+            let stay = Stay {
+                reads: store.reads(object),
+                moves: move_cost(source, target, size) + move_cost(target, source, size),
+                per_ms: self.extra_storage(source, target, size, 1),
+                per_read: self.read(source, size) - self.read(target, size),
+                until_ms: now + stay_ms,
+            };
+            let gain = more * stay.per_read - stay.per_ms * stay_ms as f64 - stay.moves;
+            if gain > best_gain {
+                best_gain = gain;
+                best = Some((to, stay));
             }
         }
-        if best.1 != from {
-            let _ = state.move_object(object, best.1);
-        }
+        best
     }
 
     /// Adds the life table's chance of a read in the window that starts for every object on
@@ -315,6 +340,9 @@ impl Policy for Learned {
                 self.slow_read += 1.0;
             }
         }
+        if request.op == Op::Read {
+            self.ledger.read(request.object, request.time_ms);
+        }
         forecaster.record(request);
         if request.op != Op::Delete {
             self.promote_on_access(state, request);
@@ -343,6 +371,7 @@ impl Policy for Learned {
             }
         }
         self.calibrate(&forecaster, state, now_ms);
+        self.ledger.accrue(now_ms);
         let table = forecaster
             .idle()
             .demotion_table(forecaster.idle().boundaries());

@@ -13,6 +13,7 @@
 mod backlog;
 mod classes;
 pub mod learned;
+mod ledger;
 pub mod lru;
 pub mod oracle;
 mod recency;
