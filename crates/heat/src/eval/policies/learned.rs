@@ -13,10 +13,14 @@
 //!   than the latency objective is charged its first read and the move back up (this
 //!   policy recalls an object on its first read there), so archiving pays only where the
 //!   life table says a read is unlikely for long enough.
+//!   A demotion that choice makes waits when the life table's look-ahead
+//!   ([`DemotionTable`]) says a read comes before the storage it saves pays for it.
 //! - **On a read** of an object not on the fastest tier, it moves up at once if the reads
 //!   it is expected to get before the next boundary (its class's reads per read window,
 //!   less those it already had in this one) pay for the storage there until the boundary
-//!   (at least the target's minimum residency) and the moves up and back.
+//!   (at least the target's minimum residency) and the moves up and back, and such
+//!   promotions of its class have paid so far (`PromotionLedger`, `ledger.rs`).
+//! - No chance of a read is taken below [`SCAN_REACH`] / (n + 2) after `n` windows.
 //! - **Predicted "read"**: a forecast at or above the threshold that maximises F1 among those
 //!   with precision of at least 0.6 on the policy's past forecasts and what followed
 //!   them (out of sample; the model's own threshold until a thousand are scored; no
