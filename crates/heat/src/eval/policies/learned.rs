@@ -50,6 +50,8 @@ pub struct Learned {
     slow_expected: f64,
     /// Windows in which an object on a slow tier was read.
     slow_read: f64,
+    /// The look-ahead of demotions, as of the boundary it was computed at.
+    demotions: Option<DemotionTable>,
     /// What promotions on access have paid so far, per class.
     ledger: PromotionLedger,
     forecaster: Option<Forecaster>,
@@ -77,6 +79,7 @@ impl Learned {
             judged: CostModel::new(config),
             slow_expected: 0.0,
             slow_read: 0.0,
+            demotions: None,
             ledger: PromotionLedger::default(),
             forecaster: None,
             settings: ForecastSettings::default(),
@@ -304,6 +307,12 @@ impl Learned {
     }
 }
 
+/// The look-ahead of demotions is computed at every boundary up to this many, then at
+/// every [`DEMOTIONS_EVERY`]th: it costs a few hundred thousand steps, and with many windows
+/// seen one more changes it little (a replay may have up to 100,000 windows).
+const DEMOTIONS_ALWAYS: u32 = 256;
+const DEMOTIONS_EVERY: u32 = 16;
+
 /// The share of idle objects an event not seen yet (a scan) is taken to read: the mean of a
 /// uniform prior on its reach. Chosen over all the traces of `../shared/data/traces`
 /// (docs/BENCHMARKS.md): at 1 (every idle object read) nothing was ever archived within
@@ -376,9 +385,13 @@ impl Policy for Learned {
         }
         self.calibrate(&forecaster, state, now_ms);
         self.ledger.accrue(now_ms);
-        let table = forecaster
-            .idle()
-            .demotion_table(forecaster.idle().boundaries());
+        let boundaries = forecaster.idle().boundaries();
+        let table = match self.demotions.take() {
+            Some(table) if boundaries > DEMOTIONS_ALWAYS && boundaries % DEMOTIONS_EVERY != 0 => {
+                table
+            }
+            _ => forecaster.idle().demotion_table(boundaries),
+        };
         let store = forecaster.store();
         for object in 0..objects {
             let known = self.forecast[object as usize];
@@ -397,6 +410,7 @@ impl Policy for Learned {
             };
             self.place(&forecaster, &table, state, object, next);
         }
+        self.demotions = Some(table);
         self.forecaster = Some(forecaster);
     }
 }
