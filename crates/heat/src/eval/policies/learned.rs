@@ -387,7 +387,9 @@ impl Policy for Learned {
         self.ledger.accrue(now_ms);
         let boundaries = forecaster.idle().boundaries();
         let table = match self.demotions.take() {
-            Some(table) if boundaries > DEMOTIONS_ALWAYS && boundaries % DEMOTIONS_EVERY != 0 => {
+            Some(table)
+                if boundaries > DEMOTIONS_ALWAYS && !boundaries.is_multiple_of(DEMOTIONS_EVERY) =>
+            {
                 table
             }
             _ => forecaster.idle().demotion_table(boundaries),
