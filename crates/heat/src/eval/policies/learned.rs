@@ -316,7 +316,7 @@ const DEMOTIONS_EVERY: u32 = 16;
 /// The share of idle objects an event not seen yet (a scan) is taken to read: the mean of a
 /// uniform prior on its reach. Chosen over all the traces of `../shared/data/traces`
 /// (docs/BENCHMARKS.md): at 1 (every idle object read) nothing was ever archived within
-/// their 100 windows.
+/// their 100 windows; at 0.25 the scan of cloudPhysicsIO cost 19% to 33% more.
 pub const SCAN_REACH: f64 = 0.5;
 
 /// The least chance of a read per window this policy assumes of any object: Laplace's rule
