@@ -10,7 +10,7 @@ use strata_heat::forecast::{
 };
 use strata_heat::trace::TraceRequest;
 use strata_heat::units::{DAY_MS, HOUR_MS, MINUTE_MS};
-use strata_heat::Op;
+use strata_heat::{Op, TieringConfig};
 
 mod eval_common;
 use eval_common::*;
@@ -218,6 +218,116 @@ fn learned_predicts_a_daily_pattern_better_than_seed003_and_costs_no_more_than_s
         static_.total_cost
     );
     assert!(learned.prediction.accuracy > learned.prediction.base_rate);
+}
+
+/// A fast tier (the default) and a near one that is slower but within the latency
+/// objective, priced as the example configuration's nvme and disk.
+fn fast_and_near() -> TieringConfig {
+    TieringConfig::parse(
+        r#"
+default_tier = "fast"
+[[tier]]
+name = "fast"
+cost_per_gb_month = 0.20
+read_latency_ms = 0.2
+min_residency = "1h"
+[[tier]]
+name = "near"
+cost_per_gb_month = 0.04
+read_latency_ms = 8
+[objectives]
+read_latency_ms = 10
+miss_penalty = 0.0001
+latency_price_per_ms = 1e-8
+"#,
+    )
+    .unwrap_or_else(|err| panic!("test config: {err}"))
+}
+
+#[test]
+fn learned_demotes_objects_not_read_again_once_a_scan_reaching_half_of_them_would_not_cost_more() {
+    // Objects 0..40 are read three times in the first hour and never again; object 40 is
+    // read five times every hour for two days. 4 kB each: an hour on the fast tier costs
+    // about 1/90 of a read on the near one. An unseen scan reading every idle object once
+    // in n + 2 windows would cost more than that for all 48 windows; one reading half of
+    // them (`SCAN_REACH`) costs less after about 43.
+    let config = fast_and_near();
+    let mut requests = Vec::new();
+    for object in 0..40 {
+        requests.extend((0..3).map(|r| read(r * MINUTE_MS + i64::from(object), object)));
+    }
+    for hour in 0..48 {
+        requests.extend((0..5).map(|r| read(hour * HOUR_MS + 10 * MINUTE_MS + r, 40)));
+    }
+    requests.sort_by_key(|r| r.time_ms);
+    let sizes = vec![4_000; 41];
+    let (observed, log) = Observed::wrap(make_policy("learned", &config).expect("learned"));
+    let policies = vec![observed, make_policy("static", &config).expect("static")];
+    let runs = run(&config, HOUR_MS, &requests, sizes, policies);
+    let last = at_window(&log, 47 * HOUR_MS);
+    assert!(
+        last.tiers[..40].iter().all(|&tier| tier == Some(1)),
+        "objects not read again: {:?}",
+        &last.tiers[..40]
+    );
+    assert_eq!(last.tiers[40], Some(0), "the object read every hour");
+    let model = CostModel::new(&config);
+    let (learned, static_) = (runs[0].report(&model), runs[1].report(&model));
+    assert!(
+        learned.total_cost < static_.total_cost,
+        "learned {} vs static (everything on the fast tier) {}",
+        learned.total_cost,
+        static_.total_cost
+    );
+    assert_eq!(learned.misses, 0);
+}
+
+#[test]
+fn learned_archives_objects_not_read_again_but_not_a_loop_read_again_after_a_long_lull() {
+    // A disk (the default) and an archive with the example configuration's prices; windows
+    // of a day, 1 GB objects. Objects 0..100 are read once on day 0 and never again;
+    // objects 100..200 are read in a loop, each every 16 days. Archiving pays for the
+    // first; for the loop the next four windows look idle, but a read (a miss, a
+    // retrieval and the move back) comes before the storage saved pays for it.
+    let config = TieringConfig::parse(
+        r#"
+default_tier = "disk"
+[[tier]]
+name = "disk"
+cost_per_gb_month = 0.04
+read_latency_ms = 8
+[[tier]]
+name = "archive"
+cost_per_gb_month = 0.004
+read_latency_ms = 150
+retrieval_cost_per_gb = 0.01
+egress_cost_per_gb = 0.09
+[objectives]
+read_latency_ms = 10
+miss_penalty = 0.0001
+latency_price_per_ms = 1e-8
+"#,
+    )
+    .unwrap_or_else(|err| panic!("test config: {err}"));
+    let days = 160;
+    let mut requests: Vec<TraceRequest> = (0..100).map(|o| read(i64::from(o), o)).collect();
+    for day in 0..days {
+        for object in (100..200u32).filter(|o| i64::from(o % 16) == day % 16) {
+            requests.push(read(day * DAY_MS + i64::from(object), object));
+        }
+    }
+    requests.sort_by_key(|r| r.time_ms);
+    let (observed, log) = Observed::wrap(make_policy("learned", &config).expect("learned"));
+    run(&config, DAY_MS, &requests, vec![GB; 200], vec![observed]);
+    let last = at_window(&log, (days - 1) * DAY_MS);
+    let archived = |objects: std::ops::Range<usize>| {
+        last.tiers[objects]
+            .iter()
+            .filter(|&&tier| tier == Some(1))
+            .count()
+    };
+    assert_eq!(archived(0..100), 100, "objects never read again");
+    assert_eq!(archived(100..200), 0, "objects read every 16 days");
 }
 
 fn small_model() -> (ForecastModel, Vec<f64>) {

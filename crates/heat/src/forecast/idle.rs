@@ -35,6 +35,34 @@ pub const PRIOR_WEIGHT: f64 = 20.0;
 
 const NONE: u16 = u16::MAX;
 
+/// Idle ages (windows) [`DemotionTable`] tells apart; older ones are taken as this old, and
+/// look-aheads are at most this long.
+pub const DEMOTION_AGES: usize = 256;
+
+/// When a demotion of an idle object pays against waiting (a ski-rental decision, learned):
+/// per class and idle age `a`, the largest ratio over look-aheads `k` of `P(read within k
+/// windows)` to the expected windows it stays unread within them. Demoting now rather than
+/// after `k` more idle windows costs the read on the colder tier (and the moves back) with
+/// the first, and saves the storage difference for the second; so the demotion pays against
+/// every later one when `storage saved per window / (dearer read + moves)` is at least the
+/// ratio. Looking at every `k`, not only the next few windows, keeps up an object whose
+/// class is read again at older idle ages than its own (a hazard that rises again: a loop
+/// over the data), which the next windows' hazard alone would miss.
+#[derive(Clone, Debug)]
+pub struct DemotionTable {
+    ratio: Vec<f64>,
+}
+
+impl DemotionTable {
+    /// The least `storage saved per window / (dearer read + moves)` at which an object with
+    /// `reads` reads so far, idle for `age` windows, is better demoted now than later.
+    pub fn threshold(&self, reads: u32, age: u64) -> f64 {
+        let class = cell(reads, 0) / AGE_BUCKETS;
+        let age = (age as usize).min(DEMOTION_AGES - 1);
+        self.ratio[class * DEMOTION_AGES + age]
+    }
+}
+
 /// The cell of an object idle for `age` windows with `reads` reads so far.
 fn cell(reads: u32, age: u64) -> usize {
     let class = ((32 - reads.leading_zeros()) as usize).min(CLASSES - 1);
@@ -214,6 +242,34 @@ impl IdleModel {
         1.0 - log_stay.exp()
     }
 
+    /// The ski-rental table of demotions ([`DemotionTable`]), looking at most `horizon`
+    /// windows ahead (the evidence the table has: its [`IdleModel::boundaries`]), for idle
+    /// ages up to [`DEMOTION_AGES`].
+    pub fn demotion_table(&self, horizon: u32) -> DemotionTable {
+        let horizon = (horizon as usize).clamp(1, DEMOTION_AGES);
+        let span = DEMOTION_AGES + horizon;
+        let mut ratio = vec![0.0; CLASSES * DEMOTION_AGES];
+        let mut stay = vec![0.0; span];
+        for class in 0..CLASSES {
+            let row = class * AGE_BUCKETS;
+            for (age, slot) in stay.iter_mut().enumerate() {
+                *slot = self.log_stay[row + cell(0, age as u64)].exp();
+            }
+            for age in 0..DEMOTION_AGES {
+                // Over look-aheads of 1..=horizon windows: the chance of a read within it
+                // against the windows the object stays unread in it (survival summed).
+                let (mut survive, mut unread, mut best) = (1.0f64, 0.0f64, 0.0f64);
+                for &next in &stay[age..age + horizon] {
+                    unread += survive;
+                    survive *= next;
+                    best = best.max((1.0 - survive) / unread);
+                }
+                ratio[class * DEMOTION_AGES + age] = best;
+            }
+        }
+        DemotionTable { ratio }
+    }
+
     /// Mean reads of a window in which an object of `reads` reads before it is read at all
     /// (1 before anything was learned).
     pub fn reads_when_read(&self, reads: u32) -> f64 {
@@ -312,5 +368,40 @@ mod tests {
         // The window object 0 appeared in (one read) counts for objects never read before.
         assert_eq!(model.reads_when_read(0), 1.0);
         assert_eq!(model.more_reads(0, 1), 0.0);
+    }
+
+    #[test]
+    fn the_demotion_table_sends_down_objects_never_read_again_and_keeps_a_daily_cycle_up() {
+        // Objects 0..50 are read once at the start and never again; objects 100..124 are
+        // read every 24th window (a daily cycle of hourly windows), each in its own hour.
+        let mut store = FeatureStore::new(W);
+        let mut model = IdleModel::new(W);
+        for object in 0..50 {
+            store.record(&read(object, 0));
+        }
+        for window in 0..24 * 8 {
+            let object = 100 + (window % 24) as u32;
+            store.record(&read(object, window * W + 10));
+            model.boundary((window + 1) * W, &store);
+        }
+        let table = model.demotion_table(model.boundaries());
+        // Read once long ago: the chance of a read per idle window is small at every
+        // look-ahead, so a small storage saving against the read already pays.
+        let never = table.threshold(1, 150);
+        // Read every 24 windows, now idle for 20: the read due in a few windows keeps the
+        // ratio far above that of objects never read again, and never below the hazard of
+        // the next window alone.
+        let cycle = table.threshold(8, 20);
+        assert!(never < 0.005, "objects never read again: {never}");
+        assert!(
+            cycle > 5.0 * never,
+            "a daily cycle before its read: {cycle} vs {never}"
+        );
+        assert!(cycle >= 1.0 - model.log_stay[cell(8, 20)].exp());
+        // Ages past the table's last are taken as its last.
+        assert_eq!(
+            table.threshold(1, DEMOTION_AGES as u64 + 5),
+            table.threshold(1, DEMOTION_AGES as u64 - 1)
+        );
     }
 }

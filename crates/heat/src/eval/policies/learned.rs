@@ -13,10 +13,14 @@
 //!   than the latency objective is charged its first read and the move back up (this
 //!   policy recalls an object on its first read there), so archiving pays only where the
 //!   life table says a read is unlikely for long enough.
+//!   A demotion that choice makes waits when the life table's look-ahead
+//!   ([`DemotionTable`]) says a read comes before the storage it saves pays for it.
 //! - **On a read** of an object not on the fastest tier, it moves up at once if the reads
 //!   it is expected to get before the next boundary (its class's reads per read window,
 //!   less those it already had in this one) pay for the storage there until the boundary
-//!   (at least the target's minimum residency) and the moves up and back.
+//!   (at least the target's minimum residency) and the moves up and back, and such
+//!   promotions of its class have paid so far (`PromotionLedger`, `ledger.rs`).
+//! - No chance of a read is taken below [`SCAN_REACH`] / (n + 2) after `n` windows.
 //! - **Predicted "read"**: a forecast at or above the threshold that maximises F1 among those
 //!   with precision of at least 0.6 on the policy's past forecasts and what followed
 //!   them (out of sample; the model's own threshold until a thousand are scored; no
@@ -26,8 +30,11 @@
 use crate::config::TieringConfig;
 use crate::cost::TierPrices;
 use crate::eval::{CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState};
+use crate::forecast::idle::DemotionTable;
 use crate::forecast::model::best_threshold_at;
 use crate::forecast::{ForecastSettings, Forecaster, IdleModel};
+
+use super::ledger::{PromotionLedger, Stay};
 use crate::optimise::object::{move_cost, read_cost, window_cost};
 use crate::optimise::{cheapest_tier_for, Demand, Horizon, Outlook};
 use crate::stats::Op;
@@ -43,6 +50,10 @@ pub struct Learned {
     slow_expected: f64,
     /// Windows in which an object on a slow tier was read.
     slow_read: f64,
+    /// The look-ahead of demotions, as of the boundary it was computed at.
+    demotions: Option<DemotionTable>,
+    /// What promotions on access have paid so far, per class.
+    ledger: PromotionLedger,
     forecaster: Option<Forecaster>,
     settings: ForecastSettings,
     /// Per object: the trees' forecast for the current window (NaN: none).
@@ -68,6 +79,8 @@ impl Learned {
             judged: CostModel::new(config),
             slow_expected: 0.0,
             slow_read: 0.0,
+            demotions: None,
+            ledger: PromotionLedger::default(),
             forecaster: None,
             settings: ForecastSettings::default(),
             forecast: Vec::new(),
@@ -77,7 +90,14 @@ impl Learned {
     }
 
     /// The boundary's choice for one object, whose next-window reads are `next`.
-    fn place(&self, forecaster: &Forecaster, state: &mut ReplayState, object: u32, next: f64) {
+    fn place(
+        &self,
+        forecaster: &Forecaster,
+        table: &DemotionTable,
+        state: &mut ReplayState,
+        object: u32,
+        next: f64,
+    ) {
         let Some(from) = state.tier_of(object) else {
             return;
         };
@@ -116,23 +136,71 @@ impl Learned {
             cold_read_floor: unseen_event_floor(idle),
         };
         let choice = cheapest_tier_for(&self.judged, &demand, &horizon, &min_residency, outlook);
-        if choice.tier != from {
+        // A demotion the look-ahead says would come before a read it does not pay for waits.
+        let early = choice.tier > from
+            && self.read_again_first(forecaster, table, state, object, choice.tier);
+        if choice.tier != from && !early {
             // A refusal (capacity) leaves the object; it is reconsidered next window.
             let _ = state.move_object(object, choice.tier);
         }
     }
 
+    /// Whether a demotion of `object` to `to` would be better made later: for some
+    /// look-ahead the chance of a read within it, times what a read costs there (with the
+    /// move back to the fastest tier), exceeds the storage saved in the windows it stays
+    /// unread ([`DemotionTable`]). The choice of tier looks at the next few windows only;
+    /// this keeps up an object whose class is read again at older idle ages.
+    fn read_again_first(
+        &self,
+        forecaster: &Forecaster,
+        table: &DemotionTable,
+        state: &ReplayState,
+        object: u32,
+        to: usize,
+    ) -> bool {
+        let (Some(from), Some(last)) = (
+            state.tier_of(object),
+            forecaster.store().last_read_ms(object),
+        ) else {
+            return false;
+        };
+        let size = state.size(object);
+        let tiers = &self.prices.tiers;
+        let saving = self.extra_storage(&tiers[to], &tiers[from], size, state.window_ms());
+        let risk = self.read(&tiers[to], size) - self.read(&tiers[0], size)
+            + move_cost(&tiers[to], &tiers[0], size)
+            + move_cost(&tiers[from], &tiers[to], size);
+        let age = ((state.now_ms() - last).max(0) / state.window_ms()) as u64;
+        saving < table.threshold(forecaster.store().reads(object), age) * risk
+    }
+
     /// On a read or a write: moves the object up at once when the reads it is expected to
     /// get before the next boundary pay for it (after a read, the rest of its burst; after
-    /// a write, the life table's chance of a read of an object just accessed).
-    fn promote_on_access(&self, state: &mut ReplayState, request: &TraceRequest) {
+    /// a write, the life table's chance of a read of an object just accessed), and when such
+    /// promotions of its class have paid so far ([`PromotionLedger`]).
+    fn promote_on_access(&mut self, state: &mut ReplayState, request: &TraceRequest) {
         let object = request.object;
-        let Some(forecaster) = &self.forecaster else {
+        let now = state.now_ms();
+        let Some((to, stay)) = self.promotion(state, request) else {
             return;
         };
-        let Some(from) = state.tier_of(object).filter(|&tier| tier > 0) else {
+        if self.ledger.is_open(object, now) {
+            // Asked for already in this stay (held back): judged once.
             return;
-        };
+        }
+        let allowed = self.ledger.allows(stay.reads);
+        self.ledger.open(object, now, stay);
+        if allowed {
+            let _ = state.move_object(object, to);
+        }
+    }
+
+    /// The promotion the rule of [`Learned::promote_on_access`] asks for, if any: the
+    /// target and the stay it opens.
+    fn promotion(&self, state: &ReplayState, request: &TraceRequest) -> Option<(usize, Stay)> {
+        let object = request.object;
+        let forecaster = self.forecaster.as_ref()?;
+        let from = state.tier_of(object).filter(|&tier| tier > 0)?;
         let store = forecaster.store();
         let now = state.now_ms();
         let window_ms = state.window_ms();
@@ -149,25 +217,29 @@ impl Learned {
             idle.read_probability_at(reads, 0, 1.0).max(floor) * idle.reads_when_read(reads)
         };
         if more <= 0.0 {
-            return;
+            return None;
         }
         let size = state.size(object);
         let until_boundary = (i64::from(window) + 1) * window_ms - now;
         let source = &self.prices.tiers[from];
-        let mut best = (0.0, from);
+        let mut best = None;
+        let mut best_gain = 0.0;
         for (to, target) in self.prices.tiers.iter().enumerate().take(from) {
             let stay_ms = until_boundary.max(state.min_residency_ms(to));
-            let gain = more * (self.read(source, size) - self.read(target, size))
-                - self.extra_storage(source, target, size, stay_ms)
-                - move_cost(source, target, size)
-                - move_cost(target, source, size);
-            if gain > best.0 {
-                best = (gain, to);
+            let stay = Stay {
+                reads: store.reads(object),
+                moves: move_cost(source, target, size) + move_cost(target, source, size),
+                per_ms: self.extra_storage(source, target, size, 1),
+                per_read: self.read(source, size) - self.read(target, size),
+                until_ms: now + stay_ms,
+            };
+            let gain = more * stay.per_read - stay.per_ms * stay_ms as f64 - stay.moves;
+            if gain > best_gain {
+                best_gain = gain;
+                best = Some((to, stay));
             }
         }
-        if best.1 != from {
-            let _ = state.move_object(object, best.1);
-        }
+        best
     }
 
     /// Adds the life table's chance of a read in the window that starts for every object on
@@ -235,11 +307,23 @@ impl Learned {
     }
 }
 
+/// The look-ahead of demotions is computed at every boundary up to this many, then at
+/// every [`DEMOTIONS_EVERY`]th: it costs a few hundred thousand steps, and with many windows
+/// seen one more changes it little (a replay may have up to 100,000 windows).
+const DEMOTIONS_ALWAYS: u32 = 256;
+const DEMOTIONS_EVERY: u32 = 16;
+
+/// The share of idle objects an event not seen yet (a scan) is taken to read: the mean of a
+/// uniform prior on its reach. Chosen over all the traces of `../shared/data/traces`
+/// (docs/BENCHMARKS.md): at 1 (every idle object read) nothing was ever archived within
+/// their 100 windows; at 0.25 the scan of cloudPhysicsIO cost 19% to 33% more.
+pub const SCAN_REACH: f64 = 0.5;
+
 /// The least chance of a read per window this policy assumes of any object: Laplace's rule
 /// over the windows seen, since an event not seen in `n` windows (a scan of idle objects)
-/// may still come once in `n + 2`.
+/// may still come once in `n + 2`, and reach [`SCAN_REACH`] of them.
 fn unseen_event_floor(idle: &IdleModel) -> f64 {
-    1.0 / (f64::from(idle.boundaries()) + 2.0)
+    SCAN_REACH / (f64::from(idle.boundaries()) + 2.0)
 }
 
 impl Policy for Learned {
@@ -269,6 +353,9 @@ impl Policy for Learned {
                 self.slow_read += 1.0;
             }
         }
+        if request.op == Op::Read {
+            self.ledger.read(request.object, request.time_ms);
+        }
         forecaster.record(request);
         if request.op != Op::Delete {
             self.promote_on_access(state, request);
@@ -297,6 +384,16 @@ impl Policy for Learned {
             }
         }
         self.calibrate(&forecaster, state, now_ms);
+        self.ledger.accrue(now_ms);
+        let boundaries = forecaster.idle().boundaries();
+        let table = match self.demotions.take() {
+            Some(table)
+                if boundaries > DEMOTIONS_ALWAYS && !boundaries.is_multiple_of(DEMOTIONS_EVERY) =>
+            {
+                table
+            }
+            _ => forecaster.idle().demotion_table(boundaries),
+        };
         let store = forecaster.store();
         for object in 0..objects {
             let known = self.forecast[object as usize];
@@ -313,8 +410,9 @@ impl Policy for Learned {
             } else {
                 f64::from(known)
             };
-            self.place(&forecaster, state, object, next);
+            self.place(&forecaster, &table, state, object, next);
         }
+        self.demotions = Some(table);
         self.forecaster = Some(forecaster);
     }
 }

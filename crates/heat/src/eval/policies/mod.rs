@@ -7,12 +7,13 @@
 //! | `s3-intelligent` | frequent → infrequent → archive-instant by idle time, back on access ([`s3_intelligent`]) | on the frequent tier |
 //! | `lru` | the first tier is an LRU cache ([`lru`]) | on the cache's tier |
 //! | `rules` | Strata's planner: spikes at ingest, periodic passes ([`rules`]) | classified hot |
-//! | `learned` | each window, each object to its cheapest tier for its forecast reads and chance of a read (life table); up at once on an access when the burst pays ([`learned`]) | forecast reads ≥ threshold |
+//! | `learned` | each window, each object to its cheapest tier for its forecast reads and chance of a read (life table), a demotion waiting while a read is due before it pays; up at once on an access when the burst pays and its class's promotions have ([`learned`]) | forecast reads ≥ threshold |
 //! | `oracle` | the offline optimum's schedule, at window boundaries ([`oracle`]) | exactly the objects read |
 
 mod backlog;
 mod classes;
 pub mod learned;
+mod ledger;
 pub mod lru;
 pub mod oracle;
 mod recency;
