@@ -125,7 +125,7 @@ impl LocalStore {
         }
         blocking("read", move || {
             let shown = path.display().to_string();
-            let file = File::open(&path).map_err(|e| StoreError::from_io(&shown, e))?;
+            let file = open_for_read(&path).map_err(|e| StoreError::from_io(&shown, e))?;
             read_exact_at(&file, &shown, offset, len)
         })
         .await
@@ -135,7 +135,7 @@ impl LocalStore {
         let path = self.path_of(rel)?;
         blocking("read", move || {
             let shown = path.display().to_string();
-            let mut file = File::open(&path).map_err(|e| StoreError::from_io(&shown, e))?;
+            let mut file = open_for_read(&path).map_err(|e| StoreError::from_io(&shown, e))?;
             let size = file
                 .metadata()
                 .map_err(|e| StoreError::from_io(&shown, e))?
@@ -218,6 +218,27 @@ impl LocalStore {
         })
         .await
     }
+}
+
+/// Opens `path` to read it without updating its access time (`O_NOATIME`) where the
+/// process may (it owns the file, or is root): under `relatime`, the first read of a file
+/// written since its last read is otherwise a metadata write, which waits behind other
+/// writers' journal commits (an `fsync` of another object on the same disk) and slows a
+/// read that needs no disk at all. Elsewhere (`EPERM`), a plain open.
+fn open_for_read(path: &Path) -> io::Result<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let noatime = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOATIME)
+            .open(path);
+        match noatime {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+            other => return other,
+        }
+    }
+    File::open(path)
 }
 
 /// The staging area's directory under [`METADATA_DIR`].
@@ -428,6 +449,26 @@ mod tests {
             .await;
         assert!(err.is_err());
         assert!(names_in(&store.staging_dir()).is_empty());
+    }
+
+    #[tokio::test]
+    async fn reads_leave_a_file_s_access_time_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().to_path_buf());
+        let path = dir.path().join("objects/a");
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, b"bytes to read").unwrap();
+        // An access time before the modification: `relatime` would update it on a read.
+        let before = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let file = File::options().write(true).open(&path).unwrap();
+        file.set_times(fs::FileTimes::new().set_accessed(before))
+            .unwrap();
+        drop(file);
+        let atime = || fs::metadata(&path).unwrap().accessed().unwrap();
+        let set = atime();
+        assert_eq!(store.read_range("objects/a", 0, 5).await.unwrap(), "bytes");
+        assert_eq!(store.read_all("objects/a").await.unwrap(), "bytes to read");
+        assert_eq!(atime(), set, "a read updated the access time");
     }
 
     #[tokio::test]
