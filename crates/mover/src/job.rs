@@ -116,13 +116,7 @@ impl MigrationJob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strata_store::{S3Options, StoreUri};
-
-    async fn store(uri: &str) -> Store {
-        Store::open(&StoreUri::parse(uri).unwrap(), &S3Options::default())
-            .await
-            .unwrap()
-    }
+    use crate::testing::store;
 
     fn refusal(result: Result<MigrationJob, MoverError>) -> String {
         match result {

@@ -49,3 +49,17 @@ pub use progress::{MigrationReport, Progress};
 pub use settle::{Deferral, SettleOptions};
 pub use source::DatasetSource;
 pub use verify::{verify_dataset, verify_dataset_mode, VerifyMode, VerifyReport};
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Helpers the crate's unit tests share.
+
+    use strata_store::{S3Options, Store, StoreUri};
+
+    /// The store at `uri` (a test's `memory://` or local path).
+    pub(crate) async fn store(uri: &str) -> Store {
+        Store::open(&StoreUri::parse(uri).unwrap(), &S3Options::default())
+            .await
+            .unwrap()
+    }
+}

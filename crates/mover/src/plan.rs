@@ -343,16 +343,11 @@ pub(crate) async fn begin_copying(
 
 #[cfg(test)]
 mod tests {
-    use strata_store::{Overlap, S3Options, Store, StoreUri};
+    use strata_store::Overlap;
 
     use super::refuse_overlap;
+    use crate::testing::store;
     use crate::{DatasetSource, MoverError};
-
-    async fn store(uri: &str) -> Store {
-        Store::open(&StoreUri::parse(uri).unwrap(), &S3Options::default())
-            .await
-            .unwrap()
-    }
 
     #[tokio::test]
     async fn overlapping_pairs_are_refused_either_way_round() {

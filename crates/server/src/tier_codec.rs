@@ -457,7 +457,11 @@ impl TierReader {
         state: &'a AppState,
         len: u64,
     ) -> impl futures::Stream<Item = Result<Bytes, TierReadError>> + Send + 'a {
-        let span = if self.packed.is_some() { SPAN } else { PLAIN_SPAN };
+        let span = if self.packed.is_some() {
+            SPAN
+        } else {
+            PLAIN_SPAN
+        };
         pipeline::read_ahead(len, span, READ_AHEAD, move |offset, len| {
             self.read(state, offset, len)
         })
