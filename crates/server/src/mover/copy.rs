@@ -128,7 +128,7 @@ async fn pump(
     if let Some(stop) = stop_reason(state, job, handle) {
         return Err(Fail::Stop(stop));
     }
-    sink.finish().await.map_err(Fail::Write)?;
+    sink.finish().await?;
     check_room(state, to, upload.written(), reserved).map_err(Fail::Room)
 }
 

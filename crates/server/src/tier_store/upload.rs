@@ -220,38 +220,12 @@ impl TierUpload {
             return Err(self.refused("its write had ended already".to_string()));
         }
         let written = self.written();
-        let overflow = self.overflow.lock().await.take();
-        if let Some(Overflow::Spooled(spill)) = overflow {
+        if let Some(overflow) = self.overflow.lock().await.take() {
             self.done.store(true, Ordering::SeqCst);
-            let Target::Domains {
-                domains,
-                redundancy,
-            } = &self.target
-            else {
-                return Err(self.refused("a spool file outside a write to domains".into()));
-            };
-            // Not retryable: the spool file is gone either way.
-            spill
-                .publish(domains, &self.rel, *redundancy, written)
+            // Not retryable: the staged upload or spool file is gone either way.
+            return self
+                .publish_overflow(overflow, written)
                 .await
-                .map_err(|err| self.refused(err.to_string()))?;
-            return Ok(written);
-        }
-        if let Some(Overflow::Staged(mut upload)) = overflow {
-            self.done.store(true, Ordering::SeqCst);
-            let mut published = Ok(());
-            if written < self.bound {
-                published = upload.set_len(written).await;
-            }
-            let published = match published {
-                Ok(()) => upload.publish(None, None).await,
-                Err(err) => {
-                    let _ = upload.abort().await;
-                    Err(err)
-                }
-            };
-            // Not retryable: the staged upload is gone either way.
-            return published
                 .map(|()| written)
                 .map_err(|err| self.refused(err.to_string()));
         }
@@ -284,6 +258,37 @@ impl TierUpload {
         self.done.store(true, Ordering::SeqCst);
         lock(&self.kept).clear();
         Ok(written)
+    }
+
+    /// Publishes the `written` bytes that outgrew memory: the staged upload (cut to its
+    /// length first when the write began with a bound), or the spool streamed to the
+    /// domains. The upload is aborted if it cannot be published.
+    async fn publish_overflow(&self, overflow: Overflow, written: u64) -> Result<(), StoreError> {
+        match (overflow, &self.target) {
+            (
+                Overflow::Spooled(spill),
+                Target::Domains {
+                    domains,
+                    redundancy,
+                },
+            ) => {
+                spill
+                    .publish(domains, &self.rel, *redundancy, written)
+                    .await
+            }
+            (Overflow::Spooled(_), _) => {
+                Err(self.refused("a spool file outside a write to domains".into()))
+            }
+            (Overflow::Staged(mut upload), _) => {
+                if written < self.bound {
+                    if let Err(err) = upload.set_len(written).await {
+                        let _ = upload.abort().await;
+                        return Err(err);
+                    }
+                }
+                upload.publish(None, None).await
+            }
+        }
     }
 
     /// Gives up: nothing is published, the staged bytes are removed.
