@@ -44,6 +44,13 @@ pub struct TierChoice {
     pub cost_per_window: f64,
 }
 
+impl TierChoice {
+    /// The chosen tier as the service names tiers.
+    pub fn tier_id(&self) -> crate::TierId {
+        crate::TierId::from_index(self.tier)
+    }
+}
+
 /// Expected dollars per window of an object of `size` bytes read `reads` times a window on
 /// a tier of prices `p`.
 pub fn window_cost(

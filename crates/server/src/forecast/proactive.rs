@@ -120,7 +120,7 @@ pub async fn run_cycle(state: &AppState, now: i64) -> Result<(usize, usize, Stri
                 now,
                 true,
             );
-            (choice.tier != entry.tier.index()).then_some(Wanted {
+            (choice.tier_id() != entry.tier).then_some(Wanted {
                 key,
                 entry,
                 reads: f.predicted_reads,
@@ -162,7 +162,7 @@ async fn queue(
         if queued >= state.config.rules.max_moves_per_pass {
             break;
         }
-        let to = TierId::from_index(want.choice.tier);
+        let to = want.choice.tier_id();
         let Some(target) = state.tiers.get(to) else {
             continue;
         };
@@ -194,8 +194,8 @@ async fn create_job(
     now: i64,
 ) -> Result<bool, String> {
     let from = state.tiers[want.entry.tier].name();
-    let to = state.tiers[TierId::from_index(want.choice.tier)].name();
-    let class = class_of(state, TierId::from_index(want.choice.tier));
+    let to = state.tiers[want.choice.tier_id()].name();
+    let class = class_of(state, want.choice.tier_id());
     let info = &model.info;
     let read = want.reads >= info.threshold;
     let (confidence_kind, confidence) = if read {
@@ -203,7 +203,7 @@ async fn create_job(
     } else {
         ("negative predictive value", info.negative_predictive_value)
     };
-    let direction = if want.choice.tier < want.entry.tier.index() {
+    let direction = if want.choice.tier_id() < want.entry.tier {
         "up before the demand"
     } else {
         "down"
