@@ -194,33 +194,26 @@ mod tests {
         assert_eq!(retries, 2);
     }
 
+    /// Calls made by `with_backoff` of an operation that always fails with `advice`;
+    /// whether it ended in an error.
+    async fn calls_always_failing(advice: Advice) -> (u32, bool) {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), Fake> = with_backoff(
+            quick(),
+            |_, _| {},
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(Fake(advice))
+            },
+        )
+        .await;
+        (calls.load(Ordering::SeqCst), result.is_err())
+    }
+
     #[tokio::test]
     async fn permanent_errors_and_spent_attempts_stop() {
-        let calls = AtomicU32::new(0);
-        let result: Result<(), Fake> = with_backoff(
-            quick(),
-            |_, _| {},
-            || async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                Err(Fake(Advice::Stop))
-            },
-        )
-        .await;
-        assert!(result.is_err());
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-
-        let calls = AtomicU32::new(0);
-        let result: Result<(), Fake> = with_backoff(
-            quick(),
-            |_, _| {},
-            || async {
-                calls.fetch_add(1, Ordering::SeqCst);
-                Err(Fake(Advice::Retry))
-            },
-        )
-        .await;
-        assert!(result.is_err());
-        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(calls_always_failing(Advice::Stop).await, (1, true));
+        assert_eq!(calls_always_failing(Advice::Retry).await, (4, true));
     }
 
     #[tokio::test]
