@@ -6,6 +6,7 @@
 # Usage: scripts/bench-reencode.sh [WORKDIR] [OBJECTS] [OBJECT_KIB] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/serve.sh
 WORK="${1:-/tmp/strata-bench-reencode}"
 OBJECTS="${2:-200}"
 KIB="${3:-1024}"
@@ -43,10 +44,7 @@ TOML
     target/release/strata serve --config "$WORK/strata.toml" >"$WORK/serve.log" 2>&1 &
     SERVER=$!
     trap 'kill $SERVER 2>/dev/null || true' EXIT
-    for _ in $(seq 50); do
-        curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
+    wait_for_serve "$PORT" "$WORK/serve.log"
     echo -n "re-encoding $1: "
     target/release/examples/reencode_bench "http://127.0.0.1:$PORT" "$OBJECTS" "$KIB" "$ROUNDS"
     kill -TERM $SERVER && wait $SERVER || true

@@ -7,6 +7,7 @@
 # Usage: scripts/bench-serve.sh [WORKDIR] [EVENTS] [KEYS] [BATCH]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/serve.sh
 WORK="${1:-/tmp/strata-bench-serve}"
 EVENTS="${2:-2000000}"
 KEYS="${3:-100000}"
@@ -29,10 +30,7 @@ TOML
 target/release/strata serve --config "$WORK/strata.toml" >"$WORK/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+wait_for_serve "$PORT" "$WORK/serve.log"
 echo "strata serve (pid $SERVER) on 127.0.0.1:$PORT; $(nproc) CPUs; $(uname -r)"
 target/release/examples/bench_serve "http://127.0.0.1:$PORT" "$WORK/data/tiers/hot" \
     "$EVENTS" "$KEYS" "$BATCH"

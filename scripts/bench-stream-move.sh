@@ -10,6 +10,7 @@
 # STRATA_BIN=path runs that binary instead of building this checkout (to compare builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/serve.sh
 WORK="${1:-/tmp/strata-bench-stream}"
 GIB="${2:-10}"
 SIZE=$((GIB << 30))
@@ -54,10 +55,7 @@ TOML
 SERVER=$!
 cleanup() { kill $SERVER 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+wait_for_serve "$PORT" "$WORK/serve.log"
 export STRATA_SERVER="http://127.0.0.1:$PORT"
 echo "machine: $(nproc) CPUs, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -r), $(df --output=source,fstype "$WORK" | tail -1)"
 echo "object: ${GIB} GiB (pseudo-random, generated and streamed to PUT, chunked)"
