@@ -568,6 +568,18 @@ fn inspect_on_a_packed_store_reports_what_was_stored() {
     );
 }
 
+/// `strata migrate FROM TO EXTRA...` must fail with a message holding every one of
+/// `expected`, and write nothing at `to`.
+fn assert_migrate_refused(sb: &Sandbox, from: &Path, to: &Path, extra: &[&str], expected: &[&str]) {
+    let mut args = vec!["migrate", from.to_str().unwrap(), to.to_str().unwrap()];
+    args.extend(extra);
+    let out = sb.run(&args);
+    assert_ne!(out.status.code(), Some(0));
+    let message = stderr(&out);
+    assert!(expected.iter().all(|e| message.contains(e)), "{message}");
+    assert!(!to.exists(), "nothing was written to {}", to.display());
+}
+
 #[test]
 fn layouts_that_cannot_work_are_refused_before_anything_is_copied() {
     let sb = Sandbox::new();
@@ -576,42 +588,18 @@ fn layouts_that_cannot_work_are_refused_before_anything_is_copied() {
     fs::write(src.join("a.csv"), "1.0,2.0,3.0\n".repeat(1_000)).unwrap();
     let packed = sb.path("packed");
     pack(&sb, &src, &packed);
-    let again = sb.path("again");
-    let out = sb.run(&[
-        "migrate",
-        packed.to_str().unwrap(),
-        again.to_str().unwrap(),
-        "--layout",
-        "packed",
-    ]);
-    assert_ne!(out.status.code(), Some(0));
-    let message = stderr(&out);
-    assert!(
-        message.contains("already a packed store") && message.contains("restore it to plain"),
-        "{message}"
+    assert_migrate_refused(
+        &sb,
+        &packed,
+        &sb.path("again"),
+        &["--layout", "packed"],
+        &["already a packed store", "restore it to plain"],
     );
-    assert!(
-        !again.exists(),
-        "nothing was written to {}",
-        again.display()
-    );
-    let plain = sb.path("plain");
-    let out = sb.run(&[
-        "migrate",
-        src.to_str().unwrap(),
-        plain.to_str().unwrap(),
-        "--parity",
-        "ec:4+2",
-    ]);
-    assert_ne!(out.status.code(), Some(0));
-    let message = stderr(&out);
-    assert!(
-        message.contains("--parity needs --layout packed"),
-        "{message}"
-    );
-    assert!(
-        !plain.exists(),
-        "nothing was written to {}",
-        plain.display()
+    assert_migrate_refused(
+        &sb,
+        &src,
+        &sb.path("plain"),
+        &["--parity", "ec:4+2"],
+        &["--parity needs --layout packed"],
     );
 }
