@@ -87,13 +87,20 @@ impl ChunkLayout {
     ///
     /// `data` must be exactly the chunk's bytes (length from [`Self::chunk_range`]).
     pub fn chunk_value(&self, index: u64, data: &[u8]) -> ChunkValue {
-        if self.is_single_chunk() {
-            return *blake3::hash(data).as_bytes();
-        }
-        let mut hasher = blake3::Hasher::new();
-        hasher.set_input_offset(index * self.chunk_size);
+        let mut hasher = self.chunk_hasher(index);
         hasher.update(data);
-        hasher.finalize_non_root()
+        hasher.finish()
+    }
+
+    /// A hasher for chunk `index` fed its bytes in pieces, in order: the same
+    /// [`ChunkValue`] as [`Self::chunk_value`] without the whole chunk in one buffer.
+    pub fn chunk_hasher(&self, index: u64) -> ChunkHasher {
+        let mut hasher = blake3::Hasher::new();
+        let single = self.is_single_chunk();
+        if !single {
+            hasher.set_input_offset(index * self.chunk_size);
+        }
+        ChunkHasher { hasher, single }
     }
 
     /// Merge the chunk values, in chunk order, into the file's BLAKE3 root hash.
@@ -110,6 +117,30 @@ impl ChunkLayout {
         }
         let (left, right) = values.split_at(left_count(values.len()));
         Ok(*merge_subtrees_root(&merge_cv(left), &merge_cv(right), Mode::Hash).as_bytes())
+    }
+}
+
+/// The [`ChunkValue`] of one chunk, hashed as its bytes arrive ([`ChunkLayout::chunk_hasher`]).
+#[derive(Debug, Clone)]
+pub struct ChunkHasher {
+    hasher: blake3::Hasher,
+    /// The file is this one chunk: its value is the root hash.
+    single: bool,
+}
+
+impl ChunkHasher {
+    /// Hashes the chunk's next bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.hasher.update(data);
+    }
+
+    /// The chunk's value (the root hash when the file is a single chunk).
+    pub fn finish(&self) -> ChunkValue {
+        if self.single {
+            *self.hasher.finalize().as_bytes()
+        } else {
+            self.hasher.finalize_non_root()
+        }
     }
 }
 
@@ -181,6 +212,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_chunk_hashed_in_pieces_has_the_value_of_the_chunk_hashed_whole() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for (chunk_size, file) in [(4096, &data[..]), (16384, &data[..])] {
+            let layout = ChunkLayout::new(chunk_size, file.len() as u64).unwrap();
+            for index in 0..layout.chunk_count() {
+                let (offset, len) = layout.chunk_range(index);
+                let chunk = &file[offset as usize..(offset + len) as usize];
+                let mut hasher = layout.chunk_hasher(index);
+                for piece in chunk.chunks(1000) {
+                    hasher.update(piece);
+                }
+                assert_eq!(hasher.finish(), layout.chunk_value(index, chunk));
+            }
+        }
+        // A single-chunk file's value is its root hash, in pieces too.
+        let layout = ChunkLayout::new(16384, data.len() as u64).unwrap();
+        let mut hasher = layout.chunk_hasher(0);
+        data.chunks(333).for_each(|piece| hasher.update(piece));
+        assert_eq!(hasher.finish(), *blake3::hash(&data).as_bytes());
     }
 
     #[test]

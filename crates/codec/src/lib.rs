@@ -28,7 +28,7 @@ pub mod parity;
 
 pub use format::manifest;
 
-pub use hash::{ChunkLayout, ChunkValue, FileHashError, Hash32};
+pub use hash::{ChunkHasher, ChunkLayout, ChunkValue, FileHashError, Hash32};
 pub use manifest::{
     DatasetManifest, ManifestError, ManifestFile, B3SUMS_PATH, MANIFEST_COPY_PATH, MANIFEST_FORMAT,
     MANIFEST_PATH, MANIFEST_VERSION,

@@ -27,6 +27,7 @@ use strata_codec::{
 use strata_store::{Entry, Store, StoreError, Upload};
 use tokio::sync::mpsc;
 
+use crate::pipeline::{self, read_ahead, SpanSink, IO_SPAN, READ_AHEAD};
 use crate::plan::{begin_copying, layout, open_job, recheck_finished, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::publisher::{done_update, Publisher, Publishing};
@@ -455,29 +456,90 @@ pub(crate) fn is_fatal(error: &StoreError) -> bool {
     )
 }
 
-async fn read_chunk(
-    store: &DatasetSource,
+/// Chunk `index` of `file` hashed as `read(offset, len)` returns it span by span
+/// ([`IO_SPAN`], [`READ_AHEAD`] reads in flight), written to nothing.
+async fn hash_spans<R, Fut>(
+    layout: ChunkLayout,
+    index: u64,
+    read: R,
+) -> Result<ChunkValue, StoreError>
+where
+    R: FnMut(u64, u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Bytes, StoreError>>,
+{
+    let (_, len) = layout.chunk_range(index);
+    let source = read_ahead(len, IO_SPAN, READ_AHEAD, read);
+    let hasher = pipeline::hash_stream(source, layout.chunk_hasher(index)).await?;
+    Ok(hasher.finish())
+}
+
+/// `len` bytes of `path` at `offset` from the source, exactly: a short read means the
+/// file shrank during the copy.
+async fn read_span(
+    source: &DatasetSource,
     path: &str,
     offset: u64,
     len: u64,
 ) -> Result<Bytes, StoreError> {
-    if len == 0 {
-        return Ok(Bytes::new());
+    let data = retry_store(|| source.read_range(path, offset, len)).await?;
+    if data.len() as u64 != len {
+        return Err(StoreError::Backend {
+            path: path.to_string(),
+            detail: format!(
+                "source returned {} bytes for {len} at offset {offset}; the file changed during the copy, re-run",
+                data.len()
+            ),
+            retryable: false,
+        });
     }
-    retry_store(|| store.read_range(path, offset, len)).await
+    Ok(data)
 }
 
-/// Chunks up to this size are hashed on the async worker itself (tens of microseconds);
-/// larger ones on a blocking thread so they never stall the runtime.
-const INLINE_HASH_MAX: usize = 256 << 10;
+/// Writes each span it is given into a staged upload, at the offsets that follow `at`.
+struct UploadSink<'a> {
+    upload: &'a Upload,
+    at: u64,
+}
 
-async fn hash_chunk(layout: ChunkLayout, index: u64, data: Bytes) -> ChunkValue {
-    if data.len() <= INLINE_HASH_MAX {
-        return layout.chunk_value(index, &data);
+impl SpanSink for UploadSink<'_> {
+    type Error = StoreError;
+
+    async fn write(&mut self, span: Bytes) -> Result<(), StoreError> {
+        let at = self.at;
+        self.at += span.len() as u64;
+        retry_store(|| self.upload.write_at(at, span.clone())).await
     }
-    tokio::task::spawn_blocking(move || layout.chunk_value(index, &data))
-        .await
-        .unwrap_or([0; 32])
+}
+
+/// Chunk `index` of `file` through the pipeline: read from the source span by span,
+/// hashed and written into the staged upload at the same time; returns its value.
+async fn send_chunk(
+    run: &Run,
+    file: &FileCopy,
+    upload: &Upload,
+    index: u64,
+) -> Result<ChunkValue, StoreError> {
+    let (offset, len) = file.layout.chunk_range(index);
+    let path = file.record.planned.path.as_str();
+    let source = read_ahead(len, IO_SPAN, READ_AHEAD, |at, n| {
+        read_span(&run.source, path, offset + at, n)
+    });
+    let mut sink = UploadSink { upload, at: offset };
+    let hasher = pipeline::pump(source, file.layout.chunk_hasher(index), &mut sink).await?;
+    Ok(hasher.finish())
+}
+
+/// The value of chunk `index` as the staged upload holds it.
+async fn staged_value(
+    file: &FileCopy,
+    upload: &Upload,
+    index: u64,
+) -> Result<ChunkValue, StoreError> {
+    let (offset, _) = file.layout.chunk_range(index);
+    hash_spans(file.layout, index, |at, n| {
+        retry_store(move || upload.read_back(offset + at, n))
+    })
+    .await
 }
 
 /// Copy or re-check one chunk; returns the file's outcome when this was its last chunk.
@@ -549,54 +611,35 @@ async fn transfer_chunk(
         .ok()
         .and_then(|u| u.clone())
         .ok_or(ChunkError::FileFailed)?;
-    let (offset, len) = file.layout.chunk_range(index);
+    let (_, len) = file.layout.chunk_range(index);
     if let Some(expected) = known {
         // Resumed: the staged bytes were verified before the crash; check they survived.
-        let staged = retry_store(|| upload.read_back(offset, len)).await;
-        if let Ok(staged) = staged {
-            if staged.len() as u64 == len
-                && hash_chunk(file.layout, index, staged).await == expected
-            {
-                Progress::add(&run.progress.bytes_done, len);
-                return Ok(expected);
-            }
+        if matches!(staged_value(file, &upload, index).await, Ok(v) if v == expected) {
+            Progress::add(&run.progress.bytes_done, len);
+            return Ok(expected);
         }
     }
-    let path = &file.record.planned.path;
-    let data = read_chunk(&run.source, path, offset, len).await?;
-    if data.len() as u64 != len {
-        return Err(StoreError::Backend {
-            path: path.clone(),
-            detail: format!("source returned {} bytes for a {len}-byte chunk; the file changed during the copy, re-run", data.len()),
-            retryable: false,
-        }
-        .into());
-    }
-    let value = hash_chunk(file.layout, index, data.clone()).await;
-    let mut data = data;
+    let value = send_chunk(run, file, &upload, index).await?;
     let mut attempt = 1;
     loop {
-        retry_store(|| upload.write_at(offset, data.clone())).await?;
         Progress::add(&run.progress.bytes_sent, len);
         if !run.options.verify || !upload.supports_read_back() {
             break;
         }
-        let staged = retry_store(|| upload.read_back(offset, len)).await?;
-        if hash_chunk(file.layout, index, staged).await == value {
+        if staged_value(file, &upload, index).await? == value {
             break;
         }
-        // The staged copy is wrong: fetch this chunk again from the source (not from
-        // memory, which may be what went bad) and send it again, after a pause.
+        // The staged copy is wrong: send this chunk again from the source (not from
+        // memory, which may be what went bad), after a pause.
         run.chunks_resent.fetch_add(1, Ordering::Relaxed);
         Progress::add(&run.progress.bytes_resent, len);
         if attempt >= WRITE_ATTEMPTS {
             return Err(ChunkError::Mismatch);
         }
         tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-        data = read_chunk(&run.source, path, offset, len).await?;
-        if hash_chunk(file.layout, index, data.clone()).await != value {
+        if send_chunk(run, file, &upload, index).await? != value {
             return Err(StoreError::Backend {
-                path: path.clone(),
+                path: file.record.planned.path.clone(),
                 detail: format!("chunk {index} changed at the source during the copy; re-run"),
                 retryable: false,
             }

@@ -13,7 +13,7 @@
 //! The caller keeps what is its own: which bytes to read (a tier's decoder, a request
 //! body), what a span becomes on the way out (its encoder and upload), when to stop (the
 //! sink's error), and what a failure means. A dataset migration runs its chunks in
-//! parallel at their offsets instead (`migrate`), with the same BLAKE3 hashing.
+//! parallel at their offsets, each chunk through [`pump`] in [`IO_SPAN`] spans.
 
 use std::future::Future;
 
@@ -24,6 +24,15 @@ use futures::stream::{self, Stream, StreamExt};
 /// blocking thread, so that hashing overlaps the next read and the write.
 const INLINE_HASH_MAX: usize = 64 << 10;
 
+/// The span of a copy's reads and writes where the caller has no reason to pick another:
+/// small enough that a span read is still in the CPU's cache when it is hashed and
+/// written (on this project's machines 256 KiB spans copied 2 to 4 times faster than
+/// 1 to 4 MiB ones), large enough that a call's own cost does not show.
+pub const IO_SPAN: u64 = 256 << 10;
+
+/// Span reads in flight ahead of the one being hashed and written.
+pub const READ_AHEAD: usize = 2;
+
 /// A hash fed the stream's bytes in order (BLAKE3, or the service's chunk hasher that
 /// also keeps each chunk's value).
 pub trait SpanHasher: Send + 'static {
@@ -32,6 +41,12 @@ pub trait SpanHasher: Send + 'static {
 }
 
 impl SpanHasher for blake3::Hasher {
+    fn update_span(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+impl SpanHasher for strata_codec::ChunkHasher {
     fn update_span(&mut self, bytes: &[u8]) {
         self.update(bytes);
     }
