@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
-# Local-to-local migration benchmark for docs/BENCHMARKS.md, all tools in one run:
-#   (a) one 2 GiB file of random bytes, (b) 20,000 files of 4 to 64 KiB,
-# copied by cp -r, rsync -a, rclone copy --checksum, strata migrate and
-# strata migrate --no-verify. Page caches are dropped before every run (root only) so each
-# tool reads from disk the same way. Peak RSS from /usr/bin/time.
-# Usage: scripts/bench-migrate.sh [WORKDIR]   (needs ~10 GiB free; default /tmp/strata-bench)
+# Local-to-local migration benchmark for docs/BENCHMARKS.md (issue 13's conditions).
+#
+# Datasets: big (one 2 GiB file of random bytes), small (20,000 files of 4 to 64 KiB),
+# twenty (ten hard links to the 2 GiB file: 20 GiB to every tool, no extra disk).
+# Tools: cp -r, rsync -a, rclone copy --checksum, strata migrate (verifying, the default),
+# and, when STRATA_BIN_B is set, a second strata build (an A/B comparison of two builds).
+#
+# Conditions, stated and checked: every run is one round of all tools, interleaved
+# (A B C ... A B C ...), ROUNDS rounds; the page cache is warm (the source is read once
+# before the first round, and each tool's destination is removed and synced before it
+# runs) or cold with CACHE=cold (dropped before every command; root only); each command is
+# timed with its `sync` (`bash -c 'CMD && sync'`), so writes still in the page cache count.
+# The load average before and after, the CPU and the kernel are printed with the results.
+# Per tool: median, min and max of the rounds, MB/s at the median, and peak RSS (max).
+#
+# Usage: scripts/bench-migrate.sh [WORKDIR]
+#   env: STRATA_BIN (default target/release/strata, built if missing), STRATA_BIN_B,
+#        ROUNDS (default 5), SETS (default "big small"), CACHE (warm|cold), TOOLS (default
+#        "cp rsync rclone strata strata-b"; skip one by leaving it out)
+# Needs about 3 x the dataset free in WORKDIR (default /tmp/strata-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK="${1:-/tmp/strata-bench}"
-STRATA="$PWD/target/release/strata"
-cargo build --release -p strata-cli -q
+ROUNDS="${ROUNDS:-5}"
+SETS="${SETS:-big small}"
+CACHE="${CACHE:-warm}"
+TOOLS="${TOOLS:-cp rsync rclone strata strata-b}"
+STRATA="${STRATA_BIN:-$PWD/target/release/strata}"
+STRATA_B="${STRATA_BIN_B:-}"
+if [ -z "${STRATA_BIN:-}" ]; then cargo build --release -p strata-cli -q; fi
+for tool in rsync rclone bc; do
+    command -v "$tool" >/dev/null || { echo "bench-migrate: $tool is not installed (apt-get install $tool)" >&2; exit 1; }
+done
 mkdir -p "$WORK"
-
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 
 make_data() {
     if [ ! -f "$WORK/src-big/random.bin" ]; then
@@ -30,40 +50,74 @@ for i in range(20000):
         f.write(os.urandom(rnd.randint(4 << 10, 64 << 10)))
 PY
     fi
+    mkdir -p "$WORK/src-twenty"
+    for i in 0 1 2 3 4 5 6 7 8 9; do ln -f "$WORK/src-big/random.bin" "$WORK/src-twenty/part$i.bin"; done
 }
 
-# run NAME DATASET CMD...: prints "dataset tool seconds MB/s peakRSS_MiB"
-run() {
-    local name="$1" set="$2"; shift 2
-    local dst="$WORK/dst-$set-$name"
-    rm -rf "$WORK/dst-$set-"* "$WORK/catalog-$set-$name.db"*
-    drop_caches
-    local bytes; bytes=$(du -sbl "$WORK/src-$set" | cut -f1)
+# The command of TOOL copying SRC to DST (catalog files live beside DST).
+command_of() {
+    local tool="$1" src="$2" dst="$3"
+    case "$tool" in
+        cp) echo "cp -r '$src' '$dst'" ;;
+        rsync) echo "rsync -a '$src/' '$dst/'" ;;
+        rclone) echo "rclone copy --checksum '$src' '$dst'" ;;
+        strata) echo "STRATA_CATALOG='$dst.db' '$STRATA' migrate '$src' '$dst' --json" ;;
+        strata-b) echo "STRATA_CATALOG='$dst.db' '$STRATA_B' migrate '$src' '$dst' --json" ;;
+    esac
+}
+
+# One timed run: prints "seconds peak_rss_kib".
+time_one() {
+    local tool="$1" set="$2"
+    local dst="$WORK/dst-$set-$tool"
+    rm -rf "$dst" "$dst.db"*
+    sync
+    if [ "$CACHE" = cold ]; then echo 3 > /proc/sys/vm/drop_caches; fi
+    local cmd; cmd=$(command_of "$tool" "$WORK/src-$set" "$dst")
     local start end
     start=$(date +%s.%N)
-    /usr/bin/time -f "%M" -o "$WORK/rss" "$@" >/dev/null 2>"$WORK/err" || { echo "$name failed: $(tail -3 "$WORK/err")"; return 0; }
-    sync
+    if ! /usr/bin/time -f "%M" -o "$WORK/rss" bash -c "$cmd >/dev/null 2>'$WORK/err' && sync"; then
+        echo "bench-migrate: $tool on $set failed: $(tail -3 "$WORK/err")" >&2
+        exit 1
+    fi
     end=$(date +%s.%N)
-    local secs; secs=$(echo "$end - $start" | bc -l)
-    printf "| %s | %s | %.2f | %.0f | %.0f |\n" "$set" "$name" "$secs" "$(echo "$bytes / $secs / 1000000" | bc -l)" "$(echo "$(cat "$WORK/rss") / 1024" | bc -l)"
-    rm -rf "$WORK/dst-$set-"*
+    echo "$(echo "$end - $start" | bc -l) $(cat "$WORK/rss")"
+    rm -rf "$dst" "$dst.db"*
+}
+
+# median / min / max of the numbers on stdin
+stats() { sort -g | awk '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; printf "%.2f %.2f %.2f\n", m, v[1], v[NR]}'; }
+
+active_tools() {
+    for tool in $TOOLS; do
+        if [ "$tool" = strata-b ] && [ -z "$STRATA_B" ]; then continue; fi
+        echo "$tool"
+    done
 }
 
 make_data
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r), $(df -h "$WORK" | awk 'NR==2{print $1}')"
-echo "| dataset | tool | seconds | MB/s | peak RSS MiB |"
-echo "|---|---|---:|---:|---:|"
-for set in big small; do
-    run "cp -r" "$set" cp -r "$WORK/src-$set" "$WORK/dst-$set-cp -r"
-    run "rsync -a" "$set" rsync -a "$WORK/src-$set/" "$WORK/dst-$set-rsync -a/"
-    run "rclone --checksum" "$set" rclone copy --checksum "$WORK/src-$set" "$WORK/dst-$set-rclone --checksum"
-    run "strata" "$set" env STRATA_CATALOG="$WORK/catalog-$set-strata.db" "$STRATA" migrate "$WORK/src-$set" "$WORK/dst-$set-strata"
-    run "strata --no-verify" "$set" env STRATA_CATALOG="$WORK/catalog-$set-strata --no-verify.db" "$STRATA" migrate --no-verify "$WORK/src-$set" "$WORK/dst-$set-strata --no-verify"
+if [ "$CACHE" = warm ]; then cat "$WORK/src-big/random.bin" > /dev/null; find "$WORK/src-small" -type f -exec cat {} + > /dev/null; fi
+echo "machine: $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p')), $(free -g | awk '/Mem:/{print $2}') GiB, kernel $(uname -r), $(df -h "$WORK" | awk 'NR==2{print $1}')"
+echo "strata: $STRATA${STRATA_B:+; strata-b: $STRATA_B}; page cache: $CACHE; rounds: $ROUNDS, interleaved"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "| dataset | tool | median s | min s | max s | MB/s at median | peak RSS MiB |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for set in $SETS; do
+    bytes=$(du -sbl "$WORK/src-$set" | cut -f1)
+    tools=$(active_tools)
+    for tool in $tools; do : > "$WORK/times-$tool"; : > "$WORK/rss-$tool"; done
+    for _ in $(seq "$ROUNDS"); do
+        for tool in $tools; do
+            read -r secs rss < <(time_one "$tool" "$set")
+            echo "$secs" >> "$WORK/times-$tool"
+            echo "$rss" >> "$WORK/rss-$tool"
+        done
+    done
+    for tool in $tools; do
+        read -r median min max < <(stats < "$WORK/times-$tool")
+        peak=$(sort -g "$WORK/rss-$tool" | tail -1)
+        printf "| %s | %s | %.2f | %.2f | %.2f | %.0f | %.0f |\n" "$set" "$tool" "$median" "$min" "$max" \
+            "$(echo "$bytes / $median / 1000000" | bc -l)" "$(echo "$peak / 1024" | bc -l)"
+    done
 done
-# Peak memory on a 20 GiB dataset: ten hard links to the 2 GiB file (ten 2 GiB files to
-# Strata, no extra disk for the source).
-mkdir -p "$WORK/src-twenty"
-for i in 0 1 2 3 4 5 6 7 8 9; do ln -f "$WORK/src-big/random.bin" "$WORK/src-twenty/part$i.bin"; done
-run "strata (20 GiB)" twenty env STRATA_CATALOG="$WORK/catalog-twenty.db" "$STRATA" migrate "$WORK/src-twenty" "$WORK/dst-twenty-strata"
-run "cp -r (20 GiB)" twenty cp -r "$WORK/src-twenty" "$WORK/dst-twenty-cp"
-echo "BLAKE3 alone, one core, 2 GiB from page cache: $( { /usr/bin/time -f %e b3sum --num-threads 1 "$WORK/src-big/random.bin" >/dev/null; } 2>&1 ) s"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

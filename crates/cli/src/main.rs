@@ -111,7 +111,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    limit_allocator_arenas();
+    strata_store::allocator::tune_for_spans();
     // Blocking I/O threads are bounded: each is a file read or write in flight, and each
     // idle one keeps memory in its allocator arena.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -168,16 +168,6 @@ fn main() -> ExitCode {
             }
             ExitCode::from(2)
         }
-    }
-}
-
-/// glibc gives every thread that allocates its own arena and keeps freed chunk buffers
-/// there; with many I/O threads that multiplies resident memory. A few arenas are plenty.
-fn limit_allocator_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only adjusts allocator tuning; called before any other thread runs.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

@@ -22,7 +22,7 @@ use futures::stream::{self, Stream, StreamExt};
 
 /// Spans up to this many bytes are hashed on the pipeline's own task; larger ones on a
 /// blocking thread, so that hashing overlaps the next read and the write.
-const INLINE_HASH_MAX: usize = 64 << 10;
+const INLINE_HASH_MAX: usize = 256 << 10;
 
 /// The span of a copy's reads and writes where the caller has no reason to pick another:
 /// small enough that a span read is still in the CPU's cache when it is hashed and

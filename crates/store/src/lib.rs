@@ -22,6 +22,8 @@
 //!   one throttle per store under a limit or timetable that can change while it runs;
 //! - **layers**: [`layers::Layers`] composes fault injection and bandwidth control on a
 //!   store, in one place for the CLI and the service;
+//! - **memory for spans**: [`allocator::tune_for_spans`] keeps glibc from handing span
+//!   buffers back to the kernel between reads;
 //! - **errors for operators**: [`StoreError`] says what failed, where, what to do, and
 //!   whether a retry can help.
 //!
@@ -41,6 +43,7 @@
 
 #![deny(missing_docs)]
 
+pub mod allocator;
 pub mod bandwidth;
 mod dal;
 mod error;

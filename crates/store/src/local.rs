@@ -5,7 +5,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -331,12 +331,19 @@ pub(crate) fn read_exact_at(
     offset: u64,
     len: usize,
 ) -> Result<Bytes, StoreError> {
-    let mut buf = vec![0u8; len];
-    match file.read_exact_at(&mut buf, offset) {
-        Ok(()) => Ok(Bytes::from(buf)),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(short_read(shown, offset, len)),
-        Err(e) => Err(StoreError::from_io(shown, e)),
+    // Read into the buffer's spare capacity: no zeroing of bytes about to be overwritten.
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = offset + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => return Err(short_read(shown, offset, len)),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(StoreError::from_io(shown, e.into())),
+        }
     }
+    buf.truncate(len);
+    Ok(Bytes::from(buf))
 }
 
 pub(crate) fn short_read(shown: &str, offset: u64, len: usize) -> StoreError {
