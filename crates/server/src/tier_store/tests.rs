@@ -43,7 +43,7 @@ async fn tier(dir: &std::path::Path, n: usize) -> (TierStore, mpsc::Receiver<Rea
 
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u64 * 2_654_435_761 >> 13) as u8 ^ seed)
+        .map(|i| ((i as u64 * 2_654_435_761) >> 13) as u8 ^ seed)
         .collect()
 }
 
