@@ -4,6 +4,7 @@
 # replicate:3 on a tier whose objects are written ec:4+2) and off (no class map). The
 # reader is crates/server/examples/reencode_bench.rs.
 # Usage: scripts/bench-reencode.sh [WORKDIR] [OBJECTS] [OBJECT_KIB] [ROUNDS]
+# STRATA_BIN=path runs that binary instead of building this checkout (to compare builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/serve.sh
@@ -12,7 +13,12 @@ OBJECTS="${2:-200}"
 KIB="${3:-1024}"
 ROUNDS="${4:-10}"
 PORT="${STRATA_BENCH_REENCODE_PORT:-7178}"
-cargo build --release -q -p strata-cli
+if [[ -n "${STRATA_BIN:-}" ]]; then
+    STRATA="$(realpath "$STRATA_BIN")"
+else
+    cargo build --release -q -p strata-cli
+    STRATA="$PWD/target/release/strata"
+fi
 cargo build --release -q -p strata-server --example reencode_bench
 
 run() { # $1: on|off
@@ -41,7 +47,7 @@ demotion_interval = "1h"
 flush_interval = "2s"
 $map
 TOML
-    target/release/strata serve --config "$WORK/strata.toml" >"$WORK/serve.log" 2>&1 &
+    "$STRATA" serve --config "$WORK/strata.toml" >"$WORK/serve.log" 2>&1 &
     SERVER=$!
     trap 'kill $SERVER 2>/dev/null || true' EXIT
     wait_for_serve "$PORT" "$WORK/serve.log"

@@ -21,9 +21,6 @@ use crate::stream::RelLocks;
 
 /// Most domain calls in flight at once for one operation.
 pub(crate) const PARALLEL: usize = 16;
-/// How often a read starts over from a fresh look at the domains when every encoding it
-/// found failed (a concurrent re-encode may have replaced it in between).
-const READ_ATTEMPTS: usize = 3;
 
 /// The path of a replica's integrity record on its domain.
 pub(crate) fn sums_path(rel: &str) -> String {
@@ -550,63 +547,15 @@ impl RedundantStore {
         }
     }
 
-    /// `len` bytes from `offset` (clamped to the object's end), every byte verified
-    /// against BLAKE3 hashes (replica chunk hashes; fragments: each shard and each decoded
-    /// stripe). Serves through up to `losses_tolerated()` missing, damaged or unreachable
-    /// domains; [`Read::faults`] lists them and [`RedundancyCounters`] count them.
-    pub async fn read_range(
-        &self,
-        rel: &str,
-        offset: u64,
-        len: u64,
-    ) -> Result<Read, RedundancyError> {
-        self.check_rel(rel)?;
-        let mut last: Option<RedundancyError> = None;
-        for _ in 0..READ_ATTEMPTS {
-            let mut inventory = self.inventory_for_read(rel).await;
-            let slow = inventory.domains.iter().any(|p| p.slow);
-            if slow && !inventory.layouts().iter().any(Layout::readable) {
-                // What answered in time is not enough: wait for everyone.
-                inventory = self.inventory(rel).await;
-            }
-            let layouts = inventory.layouts();
-            if layouts.is_empty() && inventory.is_empty() {
-                return Err(RedundancyError::Missing {
-                    rel: rel.to_string(),
-                });
-            }
-            for layout in layouts.iter().filter(|l| l.readable()) {
-                match self.read_layout(&inventory, layout, offset, len).await {
-                    Ok(read) => {
-                        if !read.faults.is_empty() {
-                            RedundancyCounters::add(&self.counters.degraded_reads, 1);
-                        }
-                        let damaged = read
-                            .faults
-                            .iter()
-                            .filter(|f| f.kind == FaultKind::Damaged)
-                            .count();
-                        RedundancyCounters::add(
-                            &self.counters.fragments_damaged_found,
-                            damaged as u64,
-                        );
-                        return Ok(read);
-                    }
-                    Err(e) => {
-                        if last.as_ref().is_none_or(|l| l.faults().is_empty()) {
-                            last = Some(e);
-                        }
-                    }
-                }
-            }
-            if last.is_none() {
-                last = Some(self.unreadable(&inventory, &layouts));
-            }
+    /// What a read starts from: [`RedundantStore::inventory_for_read`], or, when what
+    /// answered in time is not enough to read from, every domain waited for.
+    pub(crate) async fn inventory_to_read(&self, rel: &str) -> Inventory {
+        let inventory = self.inventory_for_read(rel).await;
+        let slow = inventory.domains.iter().any(|p| p.slow);
+        if slow && !inventory.layouts().iter().any(Layout::readable) {
+            return self.inventory(rel).await;
         }
-        RedundancyCounters::add(&self.counters.failed_reads, 1);
-        Err(last.unwrap_or(RedundancyError::Missing {
-            rel: rel.to_string(),
-        }))
+        inventory
     }
 
     /// The error for an object whose pieces were found but none of its encodings can be
@@ -678,24 +627,6 @@ impl RedundantStore {
             }
             Layout::Legacy { holders, .. } => (holders.len(), Vec::new()),
         }
-    }
-
-    async fn read_layout(
-        &self,
-        inventory: &Inventory,
-        layout: &Layout,
-        offset: u64,
-        len: u64,
-    ) -> Result<Read, RedundancyError> {
-        match layout {
-            Layout::Erasure { .. } => self.read_fragments(inventory, layout, offset, len).await,
-            _ => self.read_replicas(inventory, layout, offset, len).await,
-        }
-    }
-
-    /// The whole object, verified (see [`RedundantStore::read_range`]).
-    pub async fn read_all(&self, rel: &str) -> Result<Read, RedundancyError> {
-        self.read_range(rel, 0, u64::MAX).await
     }
 
     /// Removes every replica, fragment and integrity record of `rel` on every domain

@@ -229,26 +229,16 @@ impl RedundantStore {
     }
 
     /// Reads a range of an erasure-coded object: K good fragments (data first, fastest
-    /// first), hedging slow ones, then decodes and verifies each stripe.
+    /// first), hedging slow ones, then decodes and verifies each stripe. Reuses the
+    /// fragment tables in `tables` (a reader of many ranges reads each table once). The
+    /// faults of the read are `known` (what the caller already knows is wrong with the
+    /// layout's pieces) followed by those met on the way.
     pub(crate) async fn read_fragments(
         &self,
         inventory: &Inventory,
         layout: &Layout,
-        offset: u64,
-        len: u64,
-    ) -> Result<Read, RedundancyError> {
-        self.read_fragments_with(inventory, layout, offset, len, &TableCache::default())
-            .await
-    }
-
-    /// [`RedundantStore::read_fragments`] reusing the fragment tables in `tables` (a
-    /// streaming pass over a whole object reads each table once).
-    pub(crate) async fn read_fragments_with(
-        &self,
-        inventory: &Inventory,
-        layout: &Layout,
-        offset: u64,
-        len: u64,
+        known: &[DomainFault],
+        (offset, len): (u64, u64),
         tables: &TableCache,
     ) -> Result<Read, RedundancyError> {
         let Layout::Erasure {
@@ -264,7 +254,7 @@ impl RedundantStore {
         let path = frag_path(*slot, rel);
         let (start, end) = clamp(header.len, offset, len);
         let stripes = header.stripes_covering(start, end - start);
-        let (_, mut faults) = self.probe_faults(inventory, layout);
+        let mut faults = known.to_vec();
         let good = self
             .fetch_k(&path, header, holders, &stripes, &mut faults, tables)
             .await;

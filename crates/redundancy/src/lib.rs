@@ -10,8 +10,10 @@
 //!
 //! - [`spec`]: [`Redundancy`] and its spelling;
 //! - [`placement`]: rendezvous placement of pieces and the latency order of reads;
-//! - [`domains`]: [`RedundantStore`], what is on the domains, write, stat, read, delete,
-//!   list;
+//! - [`domains`]: [`RedundantStore`], what is on the domains, write, stat, delete, list;
+//! - [`reader`]: reads: [`RedundantStore::open`] looks at the domains once per object read
+//!   and its [`ObjectReader`] serves the ranges, verified, looking again only when a read
+//!   meets a fault;
 //! - [`replicas`]: plain-file replicas with an integrity record;
 //! - [`erasure`]: Reed-Solomon fragments (over `strata_codec::parity`), hedged reads;
 //! - [`repair`]: check, repair, re-encode, settle;
@@ -32,6 +34,7 @@ pub mod erasure;
 mod error;
 mod health;
 pub mod placement;
+pub mod reader;
 pub mod repair;
 pub mod replicas;
 pub mod spec;
@@ -41,5 +44,6 @@ mod upload;
 pub use domains::{ObjectStat, Read, RedundancyCounters, RedundantStore};
 pub use error::{DomainFault, FaultKind, RedundancyError};
 pub use health::{Health, PieceHealth, PieceState, RepairOutcome, SettleOutcome};
+pub use reader::ObjectReader;
 pub use spec::Redundancy;
 pub use upload::RedundantUpload;

@@ -22,11 +22,14 @@ pub(crate) fn clamp(object_len: u64, offset: u64, len: u64) -> (u64, u64) {
 }
 
 impl RedundantStore {
-    /// Reads a range from the fastest good replica, trying the others on failure.
+    /// Reads a range from the fastest good replica, trying the others on failure. The
+    /// faults of the read are `known` (what the caller already knows is wrong with the
+    /// layout's pieces) followed by those met on the way.
     pub(crate) async fn read_replicas(
         &self,
         inventory: &Inventory,
         layout: &Layout,
+        known: &[DomainFault],
         offset: u64,
         len: u64,
     ) -> Result<Read, RedundancyError> {
@@ -37,7 +40,7 @@ impl RedundantStore {
             }
             Layout::Erasure { .. } => unreachable!("fragments are read by read_fragments"),
         };
-        let (_, mut faults) = self.probe_faults(inventory, layout);
+        let mut faults = known.to_vec();
         let (start, end) = clamp(object_len, offset, len);
         for d in self.latencies.fastest_first(holders.clone()) {
             let sums = inventory.domains[d].sums.present();

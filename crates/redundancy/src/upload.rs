@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use crate::domains::{frag_path, sums_path, Found, Inventory, Layout, RedundantStore};
 use crate::erasure::TableCache;
-use crate::error::RedundancyError;
+use crate::error::{DomainFault, RedundancyError};
 use crate::repair::{choose_slot, Keep, Written};
 use crate::spec::Redundancy;
 use crate::stream::{Code, PieceWriter, RelGuard, Summary, STREAM_WINDOW};
@@ -276,6 +276,8 @@ pub(crate) struct LayoutReader<'a> {
     rs: &'a RedundantStore,
     inventory: &'a Inventory,
     layout: &'a Layout,
+    /// What the inventory found wrong with the layout's pieces (for error messages).
+    known: Vec<DomainFault>,
     tables: TableCache,
     offset: u64,
     window: u64,
@@ -298,6 +300,7 @@ impl<'a> LayoutReader<'a> {
             rs,
             inventory,
             layout,
+            known: rs.probe_faults(inventory, layout).1,
             tables: TableCache::default(),
             offset: 0,
             window,
@@ -314,12 +317,18 @@ impl<'a> LayoutReader<'a> {
         let read = match self.layout {
             Layout::Erasure { .. } => {
                 self.rs
-                    .read_fragments_with(self.inventory, self.layout, self.offset, n, &self.tables)
+                    .read_fragments(
+                        self.inventory,
+                        self.layout,
+                        &self.known,
+                        (self.offset, n),
+                        &self.tables,
+                    )
                     .await?
             }
             _ => {
                 self.rs
-                    .read_replicas(self.inventory, self.layout, self.offset, n)
+                    .read_replicas(self.inventory, self.layout, &self.known, self.offset, n)
                     .await?
             }
         };

@@ -56,6 +56,7 @@ use strata_store::StoreError;
 
 use crate::mover::store_call;
 use crate::state::AppState;
+use crate::tier_store::TierObject;
 use crate::tiers::Tier;
 
 pub mod verified;
@@ -381,7 +382,8 @@ async fn decode(
 pub struct TierReader {
     tier: Tier,
     key: String,
-    path: String,
+    /// The copy, opened once (on a tier with domains: one look at them for every span).
+    object: TierObject,
     raw_len: u64,
     packed: Option<PackedObject>,
 }
@@ -403,7 +405,38 @@ impl TierReader {
         raw_len: u64,
         stored_len: u64,
     ) -> Result<TierReader, TierReadError> {
-        let path = Tier::object_path(key);
+        let object = open_object(state, tier, key).await?;
+        TierReader::with_object(state, tier, key, object, raw_len, stored_len).await
+    }
+
+    /// Opens the copy of `key` on `tier` at the length it has there (a stat of a tier's
+    /// one store; on a tier with domains, what the look at them found): the reader and
+    /// that stored length. A missing copy is a `NotFound` store error.
+    pub async fn open_stored(
+        state: &AppState,
+        tier: &Tier,
+        key: &str,
+        raw_len: u64,
+    ) -> Result<(TierReader, u64), TierReadError> {
+        let object = open_object(state, tier, key).await?;
+        let stored = store_call(state, "an object stat", || object.len()).await?;
+        let Some(stored_len) = stored else {
+            return Err(TierReadError::Store(StoreError::NotFound {
+                path: Tier::object_path(key),
+            }));
+        };
+        let reader = TierReader::with_object(state, tier, key, object, raw_len, stored_len).await?;
+        Ok((reader, stored_len))
+    }
+
+    async fn with_object(
+        state: &AppState,
+        tier: &Tier,
+        key: &str,
+        object: TierObject,
+        raw_len: u64,
+        stored_len: u64,
+    ) -> Result<TierReader, TierReadError> {
         let damaged = |detail: String| {
             TierReadError::Damaged(Damage {
                 key: key.to_string(),
@@ -413,14 +446,13 @@ impl TierReader {
         };
         let packed = if tier.format.is_packed() {
             let (table, whole) = if stored_len <= WHOLE_READ_LIMIT {
-                let whole =
-                    store_call(state, "an object read", || tier.store.read_all(&path)).await?;
+                let whole = store_call(state, "an object read", || object.read_all()).await?;
                 let table = FrameTable::parse(&whole, whole.len() as u64)
                     .map_err(|err| damaged(tail_error_text(err)))?;
                 (table, Some(whole))
             } else {
                 (
-                    read_table(state, tier, &path, raw_len, stored_len)
+                    read_table(state, &object, raw_len, stored_len)
                         .await
                         .map_err(|err| match err {
                             Ok(text) => damaged(text),
@@ -442,7 +474,7 @@ impl TierReader {
         Ok(TierReader {
             tier: tier.clone(),
             key: key.to_string(),
-            path,
+            object,
             raw_len,
             packed,
         })
@@ -476,7 +508,7 @@ impl TierReader {
     ) -> Result<Bytes, TierReadError> {
         let Some(packed) = &self.packed else {
             return Ok(store_call(state, "an object read", || {
-                self.tier.store.read_range(&self.path, offset, len)
+                self.object.read_range(offset, len)
             })
             .await?);
         };
@@ -499,7 +531,7 @@ impl TierReader {
             Some(whole) => whole.slice(start as usize..stop as usize),
             None => {
                 store_call(state, "an object read", || {
-                    self.tier.store.read_range(&self.path, start, stop - start)
+                    self.object.read_range(start, stop - start)
                 })
                 .await?
             }
@@ -521,12 +553,17 @@ impl TierReader {
     }
 }
 
+/// Opens the copy of `key` on `tier` (once per read of it).
+async fn open_object(state: &AppState, tier: &Tier, key: &str) -> Result<TierObject, StoreError> {
+    let path = Tier::object_path(key);
+    store_call(state, "an object read", || tier.store.open(&path)).await
+}
+
 /// Reads a large packed object's table: the tail the expected table needs, and once more
 /// if the trailer announces a longer one. `Err(Ok(text))` is damage.
 async fn read_table(
     state: &AppState,
-    tier: &Tier,
-    path: &str,
+    object: &TierObject,
     raw_len: u64,
     stored_len: u64,
 ) -> Result<FrameTable, Result<String, StoreError>> {
@@ -534,7 +571,7 @@ async fn read_table(
     let mut want = expected.min(stored_len);
     for _ in 0..2 {
         let tail = store_call(state, "an object read", || {
-            tier.store.read_range(path, stored_len - want, want)
+            object.read_range(stored_len - want, want)
         })
         .await
         .map_err(Err)?;
@@ -611,20 +648,15 @@ pub async fn hash_stored(
     key: &str,
     raw_len: u64,
 ) -> Result<(u64, [u8; 32]), TierReadError> {
-    let path = Tier::object_path(key);
-    let stat = store_call(state, "an object stat", || to.store.stat(&path)).await?;
-    let Some(stat) = stat else {
-        return Err(TierReadError::Store(StoreError::NotFound { path }));
-    };
-    let reader = TierReader::open(state, to, key, raw_len, stat.size).await?;
+    let (reader, stored_len) = TierReader::open_stored(state, to, key, raw_len).await?;
     let readable = if to.format.is_packed() {
         raw_len
     } else {
-        raw_len.min(stat.size)
+        raw_len.min(stored_len)
     };
     let hasher =
         pipeline::hash_stream(reader.spans(state, readable), blake3::Hasher::new()).await?;
-    Ok((stat.size, *hasher.finalize().as_bytes()))
+    Ok((stored_len, *hasher.finalize().as_bytes()))
 }
 
 #[cfg(test)]

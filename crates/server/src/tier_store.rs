@@ -10,17 +10,23 @@
 //! replica a plain copy at `objects/<key>` of its domain, or EC fragments), verified on
 //! every read.
 //!
+//! Reads go through [`TierStore::open`], once per read of an object (a GET, a move's
+//! source read, a read-back), then [`TierObject::read_range`] per span: on a tier with
+//! domains the domains are looked at once per object read, not once per span.
+//!
 //! Reads on a tier with domains are never held up by what they find: a read served
 //! through lost or damaged domains (a *degraded* read) and a read of an object whose
-//! encoding is not the one its class asks for both answer first, then post a
-//! [`ReadNotice`] to the service's redundancy worker ([`crate::redundancy_worker`]),
-//! which repairs in the background or plans a `lazy_reencode` job.
+//! encoding is not the one its class asks for both answer first; the object read posts a
+//! [`ReadNotice`] (see [`TierObject`] for when) to the service's redundancy worker
+//! ([`crate::redundancy_worker`]), which repairs in the background or plans a
+//! `lazy_reencode` job.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_heat::TierId;
-use strata_redundancy::{Read, Redundancy, RedundancyError, RedundantStore};
+use strata_redundancy::{ObjectReader, Read, Redundancy, RedundancyError, RedundantStore};
 use strata_store::{Entry, ListWarning, Store, StoreError};
 use tokio::sync::mpsc;
 
@@ -100,26 +106,37 @@ impl TierStore {
             .join(", ")
     }
 
-    /// `len` bytes of `rel` from `offset`.
-    pub async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        match self {
-            TierStore::Single(store) => store.read_range(rel, offset, len).await,
+    /// Opens `rel` for reading, once per read of an object: on a tier with domains this
+    /// looks at the domains once (see [`strata_redundancy::reader`]) and posts the
+    /// object's [`ReadNotice`]; its ranges are then read through the [`TierObject`]. On a
+    /// tier with one store it costs nothing. A missing object is `NotFound`.
+    pub async fn open(&self, rel: &str) -> Result<TierObject, StoreError> {
+        let source = match self {
+            TierStore::Single(store) => Source::Single(store.clone()),
             TierStore::Domains(domains) => {
-                let read = domains.store.read_range(rel, offset, len).await;
-                domains.answered(rel, read)
+                let reader = domains
+                    .store
+                    .open(rel)
+                    .await
+                    .map_err(|err| to_store_error(rel, err))?;
+                let faults = reader.faults();
+                domains.notice(rel, reader.stat().encoding, !faults.is_empty());
+                Source::Domains {
+                    reader,
+                    tier: Arc::clone(domains),
+                    noticed_degraded: Arc::new(AtomicBool::new(!faults.is_empty())),
+                }
             }
-        }
+        };
+        Ok(TierObject {
+            rel: rel.to_string(),
+            source,
+        })
     }
 
-    /// All of `rel`.
+    /// All of `rel` (opened and read at once).
     pub async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError> {
-        match self {
-            TierStore::Single(store) => store.read_all(rel).await,
-            TierStore::Domains(domains) => {
-                let read = domains.store.read_all(rel).await;
-                domains.answered(rel, read)
-            }
-        }
+        self.open(rel).await?.read_all().await
     }
 
     /// Writes `data` at `rel` atomically (on a tier with domains, in the tier's own
@@ -208,21 +225,90 @@ impl TierStore {
 }
 
 impl DomainTier {
-    /// Answers a read, posting what it found for the redundancy worker first (the post
-    /// does not wait; a full queue drops it).
-    fn answered(
-        &self,
-        rel: &str,
-        read: Result<Read, RedundancyError>,
-    ) -> Result<Bytes, StoreError> {
-        let read = read.map_err(|err| to_store_error(rel, err))?;
+    /// Posts what a read of `rel` found for the redundancy worker (the post does not
+    /// wait; a full queue drops it: the next read asks again).
+    fn notice(&self, rel: &str, encoding: Redundancy, degraded: bool) {
         if let Some(notices) = &self.notices {
             let _ = notices.try_send(ReadNotice {
                 tier: self.tier,
                 rel: rel.to_string(),
-                encoding: read.encoding,
-                degraded: !read.faults.is_empty(),
+                encoding,
+                degraded,
             });
+        }
+    }
+}
+
+/// One object of a tier opened for reading ([`TierStore::open`]): any number of ranges
+/// of it are read through it. Cheap to clone; clones share what was found.
+///
+/// On a tier with domains the object's [`ReadNotice`] is posted when it is opened, with
+/// what the look at the domains found (the encoding, and whether pieces are missing,
+/// damaged or unreachable), and once more, degraded, the first time a range read meets a
+/// fault the look did not show (a domain lost or a fragment found damaged mid-read): at
+/// most two notices per object read, however many spans it is read in.
+#[derive(Clone, Debug)]
+pub struct TierObject {
+    rel: String,
+    source: Source,
+}
+
+#[derive(Clone, Debug)]
+enum Source {
+    Single(Store),
+    Domains {
+        reader: ObjectReader,
+        tier: Arc<DomainTier>,
+        /// Whether a degraded notice was posted for this object read.
+        noticed_degraded: Arc<AtomicBool>,
+    },
+}
+
+impl TierObject {
+    /// `len` bytes from `offset`.
+    pub async fn read_range(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        match &self.source {
+            Source::Single(store) => store.read_range(&self.rel, offset, len).await,
+            Source::Domains { reader, .. } => {
+                let read = reader.read_range(offset, len).await;
+                self.answered(read)
+            }
+        }
+    }
+
+    /// All of the object.
+    pub async fn read_all(&self) -> Result<Bytes, StoreError> {
+        match &self.source {
+            Source::Single(store) => store.read_all(&self.rel).await,
+            Source::Domains { reader, .. } => {
+                let read = reader.read_range(0, u64::MAX).await;
+                self.answered(read)
+            }
+        }
+    }
+
+    /// The object's length on the tier (`None` when it is not there): a stat of the one
+    /// store, or the logical length the look at the domains found (no request).
+    pub async fn len(&self) -> Result<Option<u64>, StoreError> {
+        match &self.source {
+            Source::Single(store) => Ok(store.stat(&self.rel).await?.map(|entry| entry.size)),
+            Source::Domains { reader, .. } => Ok(Some(reader.stat().len)),
+        }
+    }
+
+    /// Answers a range read, posting a degraded notice first when it met faults and none
+    /// was posted for this object read yet.
+    fn answered(&self, read: Result<Read, RedundancyError>) -> Result<Bytes, StoreError> {
+        let read = read.map_err(|err| to_store_error(&self.rel, err))?;
+        if let Source::Domains {
+            tier,
+            noticed_degraded,
+            ..
+        } = &self.source
+        {
+            if !read.faults.is_empty() && !noticed_degraded.swap(true, Ordering::Relaxed) {
+                tier.notice(&self.rel, read.encoding, true);
+            }
         }
         Ok(read.bytes)
     }
@@ -242,3 +328,6 @@ pub fn to_store_error(rel: &str, err: RedundancyError) -> StoreError {
         detail: err.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -148,19 +148,15 @@ async fn open(
     raw_len: u64,
     plain_len: Option<u64>,
 ) -> Result<TierReader, TierReadError> {
-    let path = Tier::object_path(key);
-    let stat = store_call(state, "an object stat", || tier.store.stat(&path)).await?;
-    let Some(stat) = stat else {
-        return Err(TierReadError::Store(StoreError::NotFound { path }));
-    };
+    let (reader, stored_len) = TierReader::open_stored(state, tier, key, raw_len).await?;
     if let Some(want) = plain_len.filter(|_| !tier.format.is_packed()) {
-        if stat.size != want {
+        if stored_len != want {
             return Err(TierReadError::Damaged(Damage {
                 key: key.to_string(),
                 tier: tier.name().to_string(),
-                detail: format!("it holds {} bytes, the catalog records {want}", stat.size),
+                detail: format!("it holds {stored_len} bytes, the catalog records {want}"),
             }));
         }
     }
-    TierReader::open(state, tier, key, raw_len, stat.size).await
+    Ok(reader)
 }
