@@ -628,15 +628,12 @@ pub async fn read_all_from_tier(
 /// of the pipeline on a packed tier (whole frames: a frame is decoded whole).
 pub const SPAN: u64 = 4 << 20;
 
-/// The same on a plain tier: small enough that a span read is still in the CPU's cache
-/// when it is hashed and written. On this project's machine (AMD EPYC, 512 KiB of L2 per
-/// core) copying through buffers of 1 MiB or more ran 2 to 4 times slower than through
-/// buffers of 128 to 512 KiB (`dd` of a 2 GiB file from the page cache: 0.8 s against 2
-/// to 4 s).
-pub const PLAIN_SPAN: u64 = 256 << 10;
+/// The same on a plain tier: the pipeline's span, sized for the CPU cache (see
+/// [`pipeline::IO_SPAN`]).
+pub const PLAIN_SPAN: u64 = pipeline::IO_SPAN;
 
 /// Spans read ahead of the one being hashed and written.
-pub const READ_AHEAD: usize = 2;
+pub const READ_AHEAD: usize = pipeline::READ_AHEAD;
 
 /// Reads `key`'s copy on `to` span by span (never whole, reading ahead while it hashes):
 /// its stored length and the BLAKE3 of its raw bytes (every frame checked on a packed
