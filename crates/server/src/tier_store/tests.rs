@@ -69,17 +69,29 @@ async fn read_in_spans(object: &TierObject, len: u64) -> Vec<u8> {
     out
 }
 
-#[tokio::test]
-async fn an_object_read_in_spans_looks_at_the_domains_once_and_posts_one_notice() {
-    let dir = tempfile::tempdir().unwrap();
-    let (tier, mut notices) = tier(dir.path(), 6).await;
-    let data = Bytes::from(bytes(5 << 20, 7));
+/// A tier of six domains under `dir` holding `len` bytes (pattern `seed`) at [`REL`] in
+/// its default encoding.
+async fn tier_holding(
+    dir: &std::path::Path,
+    len: usize,
+    seed: u8,
+) -> (TierStore, mpsc::Receiver<ReadNotice>, Bytes) {
+    let (tier, notices) = tier(dir, 6).await;
+    let data = Bytes::from(bytes(len, seed));
     let domains = tier.domains().unwrap();
     domains
         .store
         .write(REL, data.clone(), domains.default)
         .await
         .unwrap();
+    (tier, notices, data)
+}
+
+#[tokio::test]
+async fn an_object_read_in_spans_looks_at_the_domains_once_and_posts_one_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tier, mut notices, data) = tier_holding(dir.path(), 5 << 20, 7).await;
+    let domains = tier.domains().unwrap();
     let before = stats(&tier);
     let object = tier.open(REL).await.unwrap();
     assert_eq!(object.len().await.unwrap(), Some(data.len() as u64));
@@ -103,14 +115,8 @@ async fn an_object_read_in_spans_looks_at_the_domains_once_and_posts_one_notice(
 #[tokio::test]
 async fn a_fault_met_by_a_later_span_posts_one_degraded_notice() {
     let dir = tempfile::tempdir().unwrap();
-    let (tier, mut notices) = tier(dir.path(), 6).await;
-    let data = Bytes::from(bytes(4 << 20, 8));
+    let (tier, mut notices, data) = tier_holding(dir.path(), 4 << 20, 8).await;
     let domains = tier.domains().unwrap();
-    domains
-        .store
-        .write(REL, data.clone(), domains.default)
-        .await
-        .unwrap();
     let object = tier.open(REL).await.unwrap();
     let first = object.read_range(0, SPAN).await.unwrap();
     assert_eq!(first, data.slice(..SPAN as usize));
