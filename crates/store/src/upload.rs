@@ -125,6 +125,11 @@ impl Upload {
         }
     }
 
+    /// Whether a bandwidth cap paces this upload's writes ([`crate::Store::with_throttle`]).
+    pub fn is_paced(&self) -> bool {
+        self.gate.is_some()
+    }
+
     /// Whether [`Upload::read_back`] works (local stores).
     pub fn supports_read_back(&self) -> bool {
         matches!(self.inner, Inner::Local(_))
