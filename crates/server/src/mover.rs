@@ -243,11 +243,7 @@ pub async fn scheduler(
         let state = Arc::clone(&state);
         tokio::spawn(async move {
             let started = Instant::now();
-            let outcome = if job.from_tier == job.to_tier {
-                run_in_background(&state, job.clone(), handle.clone()).await
-            } else {
-                run(&state, &job, &handle).await
-            };
+            let outcome = run(&state, &job, &handle).await;
             state.mover.unregister(&job.key);
             drop(permit);
             match outcome {
@@ -375,20 +371,6 @@ impl Drop for Incoming<'_> {
     fn drop(&mut self) {
         self.state.index.incoming(self.tier, self.bytes, false);
     }
-}
-
-/// Runs a re-encode (a job from a tier to itself) whole on the background runtime: its
-/// catalog writes, the re-encode, the verify read-back and the retire of the old encoding,
-/// so none of it takes a normal-priority thread from the readers (crate::background).
-/// When the service stops first, the job stays active and resumes at start.
-async fn run_in_background(state: &Arc<AppState>, job: MoveJob, handle: RunningMove) -> Outcome {
-    let state = Arc::clone(state);
-    let background = Arc::clone(&state);
-    background
-        .background
-        .run(async move { run(&state, &job, &handle).await })
-        .await
-        .unwrap_or(Outcome::Nothing)
 }
 
 async fn run(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Outcome {
