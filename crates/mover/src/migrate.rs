@@ -456,23 +456,6 @@ pub(crate) fn is_fatal(error: &StoreError) -> bool {
     )
 }
 
-/// Chunk `index` of `file` hashed as `read(offset, len)` returns it span by span
-/// ([`IO_SPAN`], [`READ_AHEAD`] reads in flight), written to nothing.
-async fn hash_spans<R, Fut>(
-    layout: ChunkLayout,
-    index: u64,
-    read: R,
-) -> Result<ChunkValue, StoreError>
-where
-    R: FnMut(u64, u64) -> Fut,
-    Fut: std::future::Future<Output = Result<Bytes, StoreError>>,
-{
-    let (_, len) = layout.chunk_range(index);
-    let source = read_ahead(len, IO_SPAN, READ_AHEAD, read);
-    let hasher = pipeline::hash_stream(source, layout.chunk_hasher(index)).await?;
-    Ok(hasher.finish())
-}
-
 /// `len` bytes of `path` at `offset` from the source, exactly: a short read means the
 /// file shrank during the copy.
 async fn read_span(
@@ -543,17 +526,18 @@ async fn send_chunk(
     Ok(hasher.finish())
 }
 
-/// The value of chunk `index` as the staged upload holds it.
+/// The value of chunk `index` as the staged upload holds it, read back span by span.
 async fn staged_value(
     file: &FileCopy,
     upload: &Upload,
     index: u64,
 ) -> Result<ChunkValue, StoreError> {
-    let (offset, _) = file.layout.chunk_range(index);
-    hash_spans(file.layout, index, |at, n| {
+    let (offset, len) = file.layout.chunk_range(index);
+    let staged = read_ahead(len, IO_SPAN, READ_AHEAD, |at, n| {
         retry_store(move || upload.read_back(offset + at, n))
-    })
-    .await
+    });
+    let hasher = pipeline::hash_stream(staged, file.layout.chunk_hasher(index)).await?;
+    Ok(hasher.finish())
 }
 
 /// Copy or re-check one chunk; returns the file's outcome when this was its last chunk.
