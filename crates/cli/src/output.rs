@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use strata_catalog::JobSummary;
-use strata_mover::{MigrationReport, ParityReport, Shortfall};
+use strata_mover::{MigrationReport, ParityReport, Shortfall, WriteCheck};
 
 use crate::units::human_bytes;
 
@@ -88,7 +88,14 @@ pub fn migration_summary(report: &MigrationReport) -> String {
         ));
     }
     match &report.root_hash {
-        Some(root) => line.push_str(&format!("\nverified; dataset root {root}")),
+        Some(root) => line.push_str(&format!(
+            "\nverified ({}); dataset root {root}",
+            match report.verify {
+                WriteCheck::Sent => "hashes of the bytes sent",
+                WriteCheck::Cache => "read back through the page cache",
+                WriteCheck::Device => "read back from the device",
+            }
+        )),
         None => line.push_str(&format!(
             "\nINCOMPLETE: {} file(s) failed, {} unreadable; fix the causes above and re-run the same command",
             report.failed.len(),

@@ -32,6 +32,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         },
         ..Default::default()
     };
+    // MIGRATE_BENCH_VERIFY=sent|cache|device: as `strata migrate --verify`.
+    if let Ok(mode) = std::env::var("MIGRATE_BENCH_VERIFY") {
+        options.verify = mode.parse()?;
+    }
     if let Some(chunk) = rest.first() {
         options.chunk_size = chunk.parse()?;
     }

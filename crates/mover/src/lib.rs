@@ -10,6 +10,7 @@
 //! - [`migrate`]: executing a plan with bounded concurrency (chunk-parallel for large
 //!   files, file-parallel for small ones), hashing as bytes stream, verifying the staged
 //!   copy, publishing each file only once verified, and writing the dataset manifest last;
+//! - [`write_check`]: what a migration reads back before publishing (`--verify`);
 //! - [`verify`]: re-reading a destination and checking every file and chunk against its
 //!   manifest (or, fast, presence and sizes);
 //! - [`packed`]: the packed layout, its parity (`--parity`) and `strata repair`;
@@ -36,6 +37,7 @@ pub mod retry;
 pub mod settle;
 pub mod source;
 pub mod verify;
+pub mod write_check;
 
 pub use error::MoverError;
 pub use job::{MigrationJob, TargetLayout};
@@ -49,6 +51,7 @@ pub use progress::{MigrationReport, Progress};
 pub use settle::{Deferral, SettleOptions};
 pub use source::DatasetSource;
 pub use verify::{verify_dataset, verify_dataset_mode, VerifyMode, VerifyReport};
+pub use write_check::WriteCheck;
 
 #[cfg(test)]
 pub(crate) mod testing {

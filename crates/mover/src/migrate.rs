@@ -38,6 +38,7 @@ use crate::settle::{
 };
 use crate::source::{DatasetSource, RangeRead};
 use crate::verify::hash_stored_file;
+use crate::write_check::WriteCheck;
 use crate::MoverError;
 
 /// Rewrites of a chunk whose staged copy does not verify, before the file is failed.
@@ -54,8 +55,9 @@ pub struct MigrateOptions {
     pub dry_run: bool,
     /// Replace destination files that differ from the source.
     pub overwrite: bool,
-    /// Read every staged chunk back and check its hash before publishing.
-    pub verify: bool,
+    /// What is read back from each staged chunk, and checked against its hash, before
+    /// publishing ([`WriteCheck`]).
+    pub verify: WriteCheck,
     /// How long a source must stay unchanged before it is copied.
     pub settle: SettleOptions,
 }
@@ -67,7 +69,7 @@ impl Default for MigrateOptions {
             jobs: 8,
             dry_run: false,
             overwrite: false,
-            verify: true,
+            verify: WriteCheck::default(),
             settle: SettleOptions::default(),
         }
     }
@@ -98,6 +100,9 @@ pub async fn migrate(
     let started = Instant::now();
     let (mut plan, mut report) =
         open_job(&*catalog, source, destination, options, &progress).await?;
+    if destination.local_root().is_some() {
+        report.verify = options.verify;
+    }
     if options.dry_run {
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
@@ -526,15 +531,22 @@ async fn send_chunk(
     Ok(hasher.finish())
 }
 
-/// The value of chunk `index` as the staged upload holds it, read back span by span.
+/// The value of chunk `index` as the staged upload holds it, read back span by span
+/// (in [`WriteCheck::Device`] mode from the device, past the page cache).
 async fn staged_value(
     file: &FileCopy,
     upload: &Upload,
     index: u64,
+    check: WriteCheck,
 ) -> Result<ChunkValue, StoreError> {
     let (offset, len) = file.layout.chunk_range(index);
     let staged = read_ahead(len, IO_SPAN, READ_AHEAD, |at, n| {
-        retry_store(move || upload.read_back(offset + at, n))
+        retry_store(move || async move {
+            match check {
+                WriteCheck::Device => upload.read_back_from_device(offset + at, n).await,
+                _ => upload.read_back(offset + at, n).await,
+            }
+        })
     });
     let hasher = pipeline::hash_stream(staged, file.layout.chunk_hasher(index)).await?;
     Ok(hasher.finish())
@@ -612,7 +624,8 @@ async fn transfer_chunk(
     let (_, len) = file.layout.chunk_range(index);
     if let Some(expected) = known {
         // Resumed: the staged bytes were verified before the crash; check they survived.
-        if matches!(staged_value(file, &upload, index).await, Ok(v) if v == expected) {
+        let check = run.options.verify;
+        if matches!(staged_value(file, &upload, index, check).await, Ok(v) if v == expected) {
             Progress::add(&run.progress.bytes_done, len);
             return Ok(expected);
         }
@@ -621,10 +634,10 @@ async fn transfer_chunk(
     let mut attempt = 1;
     loop {
         Progress::add(&run.progress.bytes_sent, len);
-        if !run.options.verify || !upload.supports_read_back() {
+        if !run.options.verify.reads_back() || !upload.supports_read_back() {
             break;
         }
-        if staged_value(file, &upload, index).await? == value {
+        if staged_value(file, &upload, index, run.options.verify).await? == value {
             break;
         }
         // The staged copy is wrong: send this chunk again from the source (not from

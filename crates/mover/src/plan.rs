@@ -286,6 +286,7 @@ impl crate::progress::MigrationReport {
             bytes_sent: 0,
             chunks_resent: 0,
             bytes_resent: 0,
+            verify: crate::WriteCheck::Sent,
             seconds: 0.0,
             root_hash: None,
             failed: Vec::new(),

@@ -113,6 +113,10 @@ pub struct MigrationReport {
     pub chunks_resent: u64,
     /// Bytes of those chunks.
     pub bytes_resent: u64,
+    /// What was read back from staged chunks before publishing: the mode asked for
+    /// where the destination can read an upload back (local, plain layout), `sent`
+    /// elsewhere (see [`crate::write_check`]).
+    pub verify: crate::WriteCheck,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Dataset root hash (hex), when every file made it.

@@ -346,6 +346,51 @@ pub(crate) fn read_exact_at(
     Ok(Bytes::from(buf))
 }
 
+/// Alignment of direct I/O: offsets, lengths and buffer addresses (the largest logical
+/// block size in common use).
+const DIRECT_ALIGN: usize = 4096;
+
+/// Reads `len` bytes at `offset` from `file`, opened with `O_DIRECT`: the enclosing aligned
+/// range is read into an aligned buffer, and the bytes asked for are a slice of it.
+pub(crate) fn read_direct_at(
+    file: &File,
+    shown: &str,
+    offset: u64,
+    len: usize,
+) -> Result<Bytes, StoreError> {
+    let align = DIRECT_ALIGN as u64;
+    let start = offset / align * align;
+    let lead = (offset - start) as usize;
+    let span = (lead + len).div_ceil(DIRECT_ALIGN) * DIRECT_ALIGN;
+    let mut buf: Vec<u8> = Vec::with_capacity(span + DIRECT_ALIGN);
+    // Bytes before the first aligned address are padding, never read into.
+    let pad = buf.as_ptr().align_offset(DIRECT_ALIGN);
+    buf.resize(pad, 0);
+    while buf.len() < pad + span {
+        let done = buf.len() - pad;
+        let at = start + done as u64;
+        let room = &mut buf.spare_capacity_mut()[..span - done];
+        match rustix::io::pread(file, room, at) {
+            Ok(([], _)) => break,
+            Ok((read, _)) => {
+                let read = read.len();
+                // SAFETY: pread initialised `read` bytes of the spare capacity, right
+                // after the vector's current length.
+                unsafe { buf.set_len(buf.len() + read) };
+                if read % DIRECT_ALIGN != 0 {
+                    break; // the end of the file
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(StoreError::from_io(shown, e.into())),
+        }
+    }
+    if buf.len() < pad + lead + len {
+        return Err(short_read(shown, offset, len));
+    }
+    Ok(Bytes::from(buf).slice(pad + lead..pad + lead + len))
+}
+
 pub(crate) fn short_read(shown: &str, offset: u64, len: usize) -> StoreError {
     StoreError::permanent(
         shown,

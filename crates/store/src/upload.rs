@@ -149,6 +149,25 @@ impl Upload {
         Ok(mangled(&injected, data))
     }
 
+    /// Reads staged bytes back from the device, past the page cache (local stores:
+    /// `O_DIRECT`, which first writes the range out, so a write error surfaces here with
+    /// the path): a match then proves the bytes reached the device, not only the kernel's
+    /// buffer. Object stores cannot read an upload back (an error, as for
+    /// [`Upload::read_back`]); neither can a file system without direct I/O (an error
+    /// saying so).
+    pub async fn read_back_from_device(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        let injected = self.inject(FaultOp::ReadBack, offset).await?;
+        let data = match &self.inner {
+            Inner::Local(u) => u.read_back_direct(offset, len).await,
+            Inner::Dal(u) => Err(StoreError::permanent(
+                &u.shown,
+                "this store cannot read an upload back before it is published; verify with \
+                 read_range after publish",
+            )),
+        }?;
+        Ok(mangled(&injected, data))
+    }
+
     /// Whether an existing staging file was reopened (local, `resume = true`, staging file
     /// present with the right length). Its earlier bytes are there, but only the ones made
     /// durable by [`Upload::sync`] (or verified with [`Upload::read_back`]) can be trusted.
@@ -430,6 +449,8 @@ struct LocalUpload {
     resumed: bool,
     /// `None` once published or aborted: a late write cannot touch a published file.
     file: Arc<RwLock<Option<File>>>,
+    /// The staging file opened for direct reads, once a read-back from the device asks.
+    direct: Arc<OnceLock<File>>,
 }
 
 /// Starts (or resumes) a local upload of `rel`.
@@ -460,6 +481,7 @@ pub(crate) async fn begin_local(
             size,
             resumed,
             file: Arc::new(RwLock::new(Some(file))),
+            direct: Arc::new(OnceLock::new()),
         }),
     })
 }
@@ -551,6 +573,25 @@ fn writeback_hint(file: &File, offset: i64, len: i64) {
     let _ = (file, offset, len);
 }
 
+/// Opens the staging file for direct I/O (`O_DIRECT`: reads bypass the page cache).
+fn open_direct(staging: &std::path::Path, shown: &str) -> Result<File, StoreError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    options.custom_flags(libc::O_DIRECT);
+    options.open(staging).map_err(|error| {
+        if error.raw_os_error() == Some(libc::EINVAL) {
+            StoreError::permanent(
+                shown,
+                "the destination's file system cannot read past the page cache (no O_DIRECT); \
+                 verify with `--verify cache` instead",
+            )
+        } else {
+            StoreError::from_io(shown, error)
+        }
+    })
+}
+
 fn finished(shown: &str) -> StoreError {
     StoreError::permanent(shown, "the upload was already published or aborted")
 }
@@ -590,6 +631,35 @@ impl LocalUpload {
             let guard = file.read().unwrap_or_else(|p| p.into_inner());
             let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
             read_exact_at(file, &shown, offset, len_usize)
+        })
+        .await
+    }
+
+    async fn read_back_direct(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        let len_usize = crate::local::checked_len(&self.shown, offset, len)?;
+        if offset.saturating_add(len) > self.size {
+            return Err(StoreError::permanent(
+                &self.shown,
+                format!(
+                    "read-back of {len} bytes at {offset} goes past the file size {}",
+                    self.size
+                ),
+            ));
+        }
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let (staging, shown) = (self.staging.clone(), self.shown.clone());
+        let direct = Arc::clone(&self.direct);
+        blocking("read back from the device", move || {
+            let file = match direct.get() {
+                Some(file) => file,
+                None => {
+                    let file = open_direct(&staging, &shown)?;
+                    direct.get_or_init(|| file)
+                }
+            };
+            crate::local::read_direct_at(file, &shown, offset, len_usize)
         })
         .await
     }

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use strata_codec::parity::ParityRequest;
 use strata_mover::{
     DatasetSource, MigrateOptions, MigrationJob, MigrationReport, ParityReport, Progress,
-    SettleOptions, TargetLayout,
+    SettleOptions, TargetLayout, WriteCheck,
 };
 
 use super::codec_args::CodecArgs;
@@ -39,8 +39,16 @@ pub struct MigrateArgs {
     /// Replace destination files whose content differs from the source.
     #[arg(long)]
     pub overwrite: bool,
-    /// Skip reading staged chunks back before publishing (hashes are still computed).
-    #[arg(long)]
+    /// What each staged chunk is read back from, and checked against its hash, before the
+    /// file is published: `sent` (nothing read back: the hash of the bytes sent), `cache`
+    /// (the staged file through the page cache: proves the file holds the bytes at their
+    /// offsets), `device` (read with direct I/O past the page cache: proves the bytes came
+    /// back from the device; slower). Local destinations; object
+    /// stores check the bytes sent (`strata verify` re-reads what was published).
+    #[arg(long, default_value = "cache")]
+    pub verify: WriteCheck,
+    /// The same as `--verify sent`.
+    #[arg(long, conflicts_with = "verify")]
     pub no_verify: bool,
     /// Destination layout: `plain` (files stay files) or `packed` (compressed,
     /// content-addressed chunks and packs; restore with `strata migrate PACKED PLAIN`).
@@ -97,7 +105,11 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         jobs: args.jobs,
         dry_run: args.dry_run,
         overwrite: args.overwrite,
-        verify: !args.no_verify,
+        verify: if args.no_verify {
+            WriteCheck::Sent
+        } else {
+            args.verify
+        },
         settle: SettleOptions {
             settle: args.settle,
             timeout: args.settle_timeout,
