@@ -36,7 +36,7 @@ use crate::retry::retry_store;
 use crate::settle::{
     look_again, modified_within, vanished_message, Now, SettleOptions, SourceFile, Waiting,
 };
-use crate::source::{DatasetSource, RangeRead};
+use crate::source::{read_exact, DatasetSource};
 use crate::verify::hash_stored_file;
 use crate::write_check::WriteCheck;
 use crate::MoverError;
@@ -461,28 +461,6 @@ pub(crate) fn is_fatal(error: &StoreError) -> bool {
     )
 }
 
-/// `len` bytes of `path` at `offset` from the source, exactly: a short read means the
-/// file shrank during the copy.
-async fn read_span(
-    source: &DatasetSource,
-    path: &str,
-    offset: u64,
-    len: u64,
-) -> Result<Bytes, StoreError> {
-    let data = retry_store(|| source.read_range(path, offset, len)).await?;
-    if data.len() as u64 != len {
-        return Err(StoreError::Backend {
-            path: path.to_string(),
-            detail: format!(
-                "source returned {} bytes for {len} at offset {offset}; the file changed during the copy, re-run",
-                data.len()
-            ),
-            retryable: false,
-        });
-    }
-    Ok(data)
-}
-
 /// Writes each span it is given into a staged upload, at the offsets that follow `at`.
 struct UploadSink<'a> {
     upload: &'a Upload,
@@ -524,7 +502,7 @@ async fn send_chunk(
     let (offset, len) = file.layout.chunk_range(index);
     let path = file.record.planned.path.as_str();
     let source = read_ahead(len, span_for(upload, len), READ_AHEAD, |at, n| {
-        read_span(&run.source, path, offset + at, n)
+        read_exact(&run.source, path, offset + at, n)
     });
     let mut sink = UploadSink { upload, at: offset };
     let hasher = pipeline::pump(source, file.layout.chunk_hasher(index), &mut sink).await?;

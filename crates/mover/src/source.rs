@@ -20,6 +20,34 @@ pub trait RangeRead: Sync {
         offset: u64,
         len: u64,
     ) -> impl Future<Output = Result<Bytes, StoreError>> + Send;
+
+    /// The span to read a chunk of `len` bytes in: whole chunks unless the reader says a
+    /// smaller span pays (see [`Store`]'s answer).
+    fn span_for(&self, len: u64) -> u64 {
+        len
+    }
+}
+
+/// Bytes `[offset, offset + len)` of `path`, retried like every store call; fewer bytes
+/// than asked (the file shrank while it was read) is an error naming the file.
+pub(crate) async fn read_exact(
+    reader: &impl RangeRead,
+    path: &str,
+    offset: u64,
+    len: u64,
+) -> Result<Bytes, StoreError> {
+    let data = crate::retry::retry_store(|| reader.read_range(path, offset, len)).await?;
+    if data.len() as u64 != len {
+        return Err(StoreError::Backend {
+            path: path.to_string(),
+            detail: format!(
+                "{} bytes came back for {len} at offset {offset}: the file changed while it was read; re-run",
+                data.len()
+            ),
+            retryable: false,
+        });
+    }
+    Ok(data)
 }
 
 impl RangeRead for Store {
@@ -30,6 +58,18 @@ impl RangeRead for Store {
         len: u64,
     ) -> impl Future<Output = Result<Bytes, StoreError>> + Send {
         Store::read_range(self, path, offset, len)
+    }
+
+    /// [`crate::pipeline::IO_SPAN`] on a local store without a bandwidth cap, where whole
+    /// multi-MiB reads lose the CPU's cache (docs/BENCHMARKS.md, issue 12); whole chunks on
+    /// object stores (a request per span would multiply the requests) and under a cap
+    /// (each span is paced on its own).
+    fn span_for(&self, len: u64) -> u64 {
+        if self.local_root().is_some() && self.throttle().is_none() {
+            crate::pipeline::IO_SPAN.min(len.max(1))
+        } else {
+            len
+        }
     }
 }
 
@@ -121,6 +161,13 @@ impl RangeRead for DatasetSource {
         match self {
             DatasetSource::Plain(store) => store.read_range(path, offset, len).await,
             DatasetSource::Packed(packed) => packed.read_range(path, offset, len).await,
+        }
+    }
+
+    fn span_for(&self, len: u64) -> u64 {
+        match self {
+            DatasetSource::Plain(store) => store.span_for(len),
+            DatasetSource::Packed(_) => len,
         }
     }
 }

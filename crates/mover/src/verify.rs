@@ -25,9 +25,10 @@ use strata_store::{Store, StoreError};
 
 use crate::packed::format::LAYOUT_PATH;
 use crate::packed::read::{is_packed, load_index, PackedSource};
+use crate::pipeline::{self, hash_stream, read_ahead};
 use crate::plan::layout;
 use crate::retry::retry_store;
-use crate::source::RangeRead;
+use crate::source::{read_exact, RangeRead};
 use crate::MoverError;
 
 mod plain;
@@ -104,7 +105,8 @@ impl VerifyReport {
     }
 }
 
-/// Read a stored file chunk by chunk: its hash and its chunk values.
+/// Read a stored file chunk by chunk (each chunk in the spans the store reads best, read
+/// ahead and hashed as they come): its hash and its chunk values.
 pub async fn hash_stored_file(
     store: &impl RangeRead,
     path: &str,
@@ -113,23 +115,11 @@ pub async fn hash_stored_file(
     let values: Vec<Result<ChunkValue, StoreError>> = stream::iter(0..layout.chunk_count())
         .map(|index| async move {
             let (offset, len) = layout.chunk_range(index);
-            let data = if len == 0 {
-                Bytes::new()
-            } else {
-                retry_store(|| store.read_range(path, offset, len)).await?
-            };
-            if data.len() as u64 != len {
-                return Err(StoreError::Backend {
-                    path: path.to_string(),
-                    detail: format!("short read at offset {offset}: file changed while reading"),
-                    retryable: false,
-                });
-            }
-            Ok(
-                tokio::task::spawn_blocking(move || layout.chunk_value(index, &data))
-                    .await
-                    .unwrap_or([0; 32]),
-            )
+            let spans = read_ahead(len, store.span_for(len), pipeline::READ_AHEAD, |at, n| {
+                read_exact(store, path, offset + at, n)
+            });
+            let hasher = hash_stream(spans, layout.chunk_hasher(index)).await?;
+            Ok(hasher.finish())
         })
         .buffered(READ_AHEAD)
         .collect()
@@ -507,7 +497,47 @@ pub(crate) fn merge_ranges(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64
 
 #[cfg(test)]
 mod tests {
-    use super::merge_ranges;
+    use super::{hash_stored_file, merge_ranges};
+    use crate::testing::store;
+    use crate::source::RangeRead;
+    use strata_codec::ChunkLayout;
+
+    /// A local store reads chunks in spans, a memory store whole: both give the values and
+    /// the hash of the chunks read whole, and a file that shrank is an error naming it.
+    #[tokio::test]
+    async fn a_stored_file_hashes_the_same_in_spans_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = store(dir.path().to_str().unwrap()).await;
+        let memory = store("memory://hash-stored-file").await;
+        let data: Vec<u8> = (0..(3 << 20) + 777).map(|i| (i % 253) as u8).collect();
+        let layout = ChunkLayout::new(1 << 20, data.len() as u64).unwrap();
+        let expected: Vec<_> = (0..layout.chunk_count())
+            .map(|i| {
+                let (offset, len) = layout.chunk_range(i);
+                layout.chunk_value(i, &data[offset as usize..(offset + len) as usize])
+            })
+            .collect();
+        assert!(
+            local.span_for(1 << 20) < 1 << 20,
+            "a local store reads in spans"
+        );
+        assert_eq!(memory.span_for(1 << 20), 1 << 20);
+        for store in [&local, &memory] {
+            store
+                .write_atomic("f.bin", data.clone().into())
+                .await
+                .unwrap();
+            let (hash, values) = hash_stored_file(store, "f.bin", layout).await.unwrap();
+            assert_eq!(values, expected);
+            assert_eq!(hash, layout.merge(&expected).unwrap());
+            store
+                .write_atomic("f.bin", data[..1 << 20].to_vec().into())
+                .await
+                .unwrap();
+            let error = hash_stored_file(store, "f.bin", layout).await.unwrap_err();
+            assert!(error.to_string().contains("f.bin"), "{error}");
+        }
+    }
 
     #[test]
     fn adjacent_ranges_merge() {
