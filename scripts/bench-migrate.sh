@@ -17,7 +17,8 @@
 # Usage: scripts/bench-migrate.sh [WORKDIR]
 #   env: STRATA_BIN (default target/release/strata, built if missing), STRATA_BIN_B,
 #        ROUNDS (default 5), SETS (default "big small"), CACHE (warm|cold), TOOLS (default
-#        "cp rsync rclone strata strata-b"; skip one by leaving it out)
+#        "cp rsync rclone strata strata-b"; skip one by leaving it out; strata-sent,
+#        strata-cache and strata-device run STRATA_BIN with that `--verify` mode)
 # Needs about 3 x the dataset free in WORKDIR (default /tmp/strata-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +64,8 @@ command_of() {
         rclone) echo "rclone copy --checksum '$src' '$dst'" ;;
         strata) echo "STRATA_CATALOG='$dst.db' '$STRATA' migrate '$src' '$dst' --json" ;;
         strata-b) echo "STRATA_CATALOG='$dst.db' '$STRATA_B' migrate '$src' '$dst' --json" ;;
+        strata-sent|strata-cache|strata-device)
+            echo "STRATA_CATALOG='$dst.db' '$STRATA' migrate '$src' '$dst' --verify ${tool#strata-} --json" ;;
     esac
 }
 
