@@ -74,10 +74,12 @@ pub fn encode_chunk(
 }
 
 /// Under [`Objective::MaxRatio`], candidates predicted within this factor of the best
-/// are encoded in full too.
-pub const MAX_FINALIST_MARGIN: f64 = 0.85;
+/// are encoded in full too. It was 0.85 with three finalists: nearly every chunk was
+/// encoded in full with xz, zstd:19 and bzip2, which made `--codec max` 2.4 times the work
+/// of xz alone for 0.x% of output (docs/BENCHMARKS.md, issue 13).
+pub const MAX_FINALIST_MARGIN: f64 = 0.97;
 /// Under [`Objective::MaxRatio`], at most this many full encodings per chunk.
-pub const MAX_FINALISTS: usize = 3;
+pub const MAX_FINALISTS: usize = 2;
 
 /// What happened to one chunk: the facts `strata inspect` prints.
 #[derive(Debug, Clone, PartialEq)]
