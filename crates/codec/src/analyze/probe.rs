@@ -28,8 +28,9 @@
 //!    roughly for stronger coders, and strong codecs try the unshuffled bytes too, since a
 //!    strong coder sometimes models the interleaved bytes better than the shuffled planes.
 //!    [`Objective::MaxRatio`] follows the same rule: it used to try every filter with every
-//!    strong codec (12 trials of 256 KiB per chunk, a third of the time of `--codec max`)
-//!    for a saving of 0.0x% on the scientific data set (docs/BENCHMARKS.md, issue 13).
+//!    strong codec (up to 12 trials of 256 KiB per chunk); together with fewer full
+//!    encodings ([`super::report::MAX_FINALISTS`]) the output of `--codec max` on the
+//!    scientific data set grew by 0.1% (docs/BENCHMARKS.md, issue 13).
 
 use super::entropy::{byte_entropy, spread_sample};
 use super::format::FormatInfo;

@@ -696,6 +696,21 @@ pub async fn check_parity(
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_stripe_of_every_member_stays_within_the_budget() {
+        for k in [1, 2, 20, 21, 100, 1000, 8000, 65_535] {
+            let stripe = stripe_len(k);
+            assert_eq!(stripe % STRIPE_ALIGN, 0, "k {k}");
+            assert!(stripe >= 4 << 10 && stripe <= 1 << 20, "k {k}: {stripe}");
+            // The budget holds until the 4 KiB floor: 8,192 members.
+            assert!(
+                k * stripe <= STRIPE_BUDGET.max(k * (4 << 10)),
+                "k {k}: {stripe}"
+            );
+        }
+        assert_eq!(stripe_len(20), 1 << 20);
+    }
+
     fn map() -> ParityMap {
         let members = vec![ShardRef {
             key: "chunks/ab/abcd".into(),
