@@ -701,7 +701,7 @@ mod tests {
         for k in [1, 2, 20, 21, 100, 1000, 8000, 65_535] {
             let stripe = stripe_len(k);
             assert_eq!(stripe % STRIPE_ALIGN, 0, "k {k}");
-            assert!(stripe >= 4 << 10 && stripe <= 1 << 20, "k {k}: {stripe}");
+            assert!(((4 << 10)..=(1 << 20)).contains(&stripe), "k {k}: {stripe}");
             // The budget holds until the 4 KiB floor: 8,192 members.
             assert!(
                 k * stripe <= STRIPE_BUDGET.max(k * (4 << 10)),
