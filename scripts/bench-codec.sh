@@ -60,7 +60,7 @@ for round in $(seq "$ROUNDS"); do
         out="$WORK/out-$tool"
         rm -rf "$out" "$out.db"; sync
         cmd="$(command_of "$tool")"
-        /usr/bin/time -f "%e %M" -o "$WORK/time" bash -c "$cmd > /dev/null && sync" \
+        /usr/bin/time -f "%e %M" -o "$WORK/time" bash -c "{ $cmd; } > /dev/null && sync" \
             || { echo "bench-codec: $tool failed: $cmd" >&2; exit 1; }
         read -r secs kb < "$WORK/time"
         TIMES[$tool]+="$secs "
