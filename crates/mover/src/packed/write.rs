@@ -578,3 +578,28 @@ async fn run_unit(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_codec::compress::Codec;
+
+    #[test]
+    fn heavy_objectives_keep_few_units_in_flight() {
+        let fixed = |codec| Objective::Fixed {
+            codec,
+            filter: None,
+        };
+        assert_eq!(
+            units_in_flight(8, &Objective::MaxRatio),
+            8.min(heavy_limit() + 1)
+        );
+        assert_eq!(
+            units_in_flight(8, &fixed(Codec::Xz { level: 6 })),
+            8.min(heavy_limit() + 1)
+        );
+        assert_eq!(units_in_flight(1, &Objective::MaxRatio), 1);
+        assert_eq!(units_in_flight(8, &fixed(Codec::Lz4)), 8);
+        assert_eq!(units_in_flight(8, &Objective::link_rate(125e6, 2)), 8);
+    }
+}
