@@ -27,6 +27,10 @@
 //!    also tries the fast trial's runner-up filter, since zstd:1 ranks filters only
 //!    roughly for stronger coders, and strong codecs try the unshuffled bytes too, since a
 //!    strong coder sometimes models the interleaved bytes better than the shuffled planes.
+//!    [`Objective::MaxRatio`] follows the same rule: it used to try every filter with every
+//!    strong codec (up to 12 trials of 256 KiB per chunk); together with fewer full
+//!    encodings ([`super::report::MAX_FINALISTS`]) the output of `--codec max` on the
+//!    scientific data set grew by 0.1% (docs/BENCHMARKS.md, issue 13).
 
 use super::entropy::{byte_entropy, spread_sample};
 use super::format::FormatInfo;
@@ -303,9 +307,7 @@ pub fn probe_with(
             Some((_, Some(f))) => vec![f],
             _ => vec![filter],
         };
-        if matches!(objective, Objective::MaxRatio) {
-            tries = filters.clone();
-        } else if codec != fast && !matches!(fixed, Some((_, Some(_)))) {
+        if codec != fast && !matches!(fixed, Some((_, Some(_)))) {
             if let Some(second) = runner_up {
                 tries.push(second);
             }

@@ -134,8 +134,11 @@ impl Codec {
     }
 
     /// Compress `data`. Errors are reported, never panicked on; the frame turns them into
-    /// raw storage.
+    /// raw storage. A heavy codec ([`Codec::is_heavy`]) first waits for a
+    /// [`super::budget::Permit`], so that at most [`super::budget::heavy_limit`] of them
+    /// hold their tables at once in this process.
     pub fn compress(self, data: &[u8]) -> std::io::Result<Vec<u8>> {
+        let _permit = self.is_heavy().then(super::budget::Permit::acquire);
         match self.clamped() {
             Codec::None => Ok(data.to_vec()),
             Codec::Lz4 => Ok(lz4_flex::block::compress(data)),
@@ -152,15 +155,17 @@ impl Codec {
                 e.write_all(data)?;
                 e.finish()
             }
-            Codec::Xz { level } => {
-                let stream =
-                    liblzma::stream::Stream::new_easy_encoder(level, liblzma::stream::Check::None)
-                        .map_err(std::io::Error::other)?;
-                let out = Vec::with_capacity(data.len() / 2);
-                let mut e = liblzma::write::XzEncoder::new_stream(out, stream);
-                e.write_all(data)?;
-                e.finish()
-            }
+            Codec::Xz { level } => xz_compress(data, level),
+        }
+    }
+
+    /// Whether this codec holds large tables while it compresses (xz, bzip2, zstd at
+    /// level 12 and above or in long mode), and so runs under the process-wide bound.
+    pub fn is_heavy(self) -> bool {
+        match self {
+            Codec::Zstd { level, long } => long || level >= 12,
+            Codec::Bzip2 { .. } | Codec::Xz { .. } => true,
+            Codec::None | Codec::Lz4 | Codec::Gzip { .. } => false,
         }
     }
 
@@ -345,6 +350,39 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// The dictionary of xz preset `level` (0..=9), as liblzma defines the presets.
+fn xz_preset_dict(level: u32) -> u32 {
+    const DICT: [u32; 10] = [18, 20, 21, 22, 22, 23, 23, 24, 25, 26];
+    1 << DICT[level.min(9) as usize]
+}
+
+/// xz at preset `level`, with the dictionary no larger than the input needs: the preset's,
+/// or the input's length rounded up to a power of two (at least 4 KiB) when that is
+/// smaller. A dictionary at least as long as the input finds every match the preset's
+/// would, and liblzma's tables scale with it (preset 6 on a 4 MiB chunk: about 48 MiB
+/// instead of 94, and far less to allocate and clear for a probe's 256 KiB sample).
+fn xz_compress(data: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
+    let fitted = (data.len() as u64).next_power_of_two().clamp(4096, 1 << 30) as u32;
+    let mut options =
+        liblzma::stream::LzmaOptions::new_preset(level.min(9)).map_err(std::io::Error::other)?;
+    options.dict_size(fitted.min(xz_preset_dict(level)));
+    let mut filters = liblzma::stream::Filters::new();
+    filters.lzma2(&options);
+    let stream =
+        liblzma::stream::Stream::new_stream_encoder(&filters, liblzma::stream::Check::None)
+            .map_err(std::io::Error::other)?;
+    let out = Vec::with_capacity(data.len() / 2);
+    let mut e = liblzma::write::XzEncoder::new_stream(out, stream);
+    e.write_all(data)?;
+    e.finish()
+}
+
+/// A zstd context larger than this (a strong level's tables) is freed after its call
+/// instead of being kept for the thread's next one: kept, every blocking thread of the
+/// mover held one (tens of MiB each at level 19). The cheap levels' small contexts are
+/// what reuse pays for.
+const ZSTD_KEEP_CONTEXT_MAX: usize = 8 << 20;
+
 /// zstd at `level`, with long-distance matching if `long`, on this thread's context.
 fn zstd_compress(data: &[u8], level: i32, long: bool) -> std::io::Result<Vec<u8>> {
     use zstd::zstd_safe::{CParameter, ResetDirective};
@@ -364,8 +402,8 @@ fn zstd_compress(data: &[u8], level: i32, long: bool) -> std::io::Result<Vec<u8>
             c.set_parameter(CParameter::WindowLog(ZSTD_LONG_WINDOW_LOG))?;
         }
         let out = c.compress(data);
-        if out.is_err() {
-            // A context in an unknown state is not reused.
+        if out.is_err() || c.context_mut().sizeof() > ZSTD_KEEP_CONTEXT_MAX {
+            // A context in an unknown state is not reused, nor a large one kept.
             *slot = None;
         }
         out

@@ -8,11 +8,13 @@
 //! by any node, long after the manifest that listed it is gone.
 //!
 //! - [`codec`]: none, lz4, zstd (levels, long mode), gzip, bzip2, xz, and the crates used;
+//! - [`budget`]: the process-wide bound on heavy encoders running at once;
 //! - [`filter`]: the byte shuffle for typed numeric arrays (element width 2, 4, 8);
 //! - [`frame`]: the frame layout (a fixed 64-byte header) and its checks (its home is
 //!   [`crate::format::frame`], with Strata's other on-disk formats; re-exported here);
 //! - [`spec`]: parsing `--codec` values (`auto`, `max`, `zstd:19`, `xz:6+shuffle4`, ...).
 
+pub mod budget;
 pub mod codec;
 pub mod filter;
 pub mod spec;

@@ -38,7 +38,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use strata_codec::compress::{decode_frame, read_header};
-use strata_codec::parity::{encode_group, ParityRequest, ParitySpec};
+use strata_codec::parity::{shard_len_for, GroupCoder, ParityRequest, ParitySpec, STRIPE_ALIGN};
 use strata_store::{Store, StoreError};
 
 use super::format::PackedIndex;
@@ -55,7 +55,7 @@ pub use strata_codec::format::parity_map::{
     PARITY_MAP_FORMAT, PARITY_MAP_VERSION,
 };
 
-/// Groups encoded at once (each holds K objects in memory).
+/// Groups encoded at once (each holds one stripe of its members, see [`encode_and_write`]).
 const GROUPS_IN_FLIGHT: usize = 2;
 
 /// A parity map as loaded, with the state of both copies.
@@ -407,41 +407,67 @@ async fn shards_present(store: &Store, shards: &[ShardRef]) -> Result<bool, Move
 }
 
 /// Read a group's members, check them, encode parity and write it.
+///
+/// Memory is bounded by the stripe, not the group: each member is first read whole, checked
+/// and hashed on its own (two at a time), then the parity is computed stripe by stripe
+/// ([`stripe_len`] bytes of every member at once), and every stripe is hashed again so that
+/// a member that changed between the two reads is an error, never parity over bytes other
+/// than the ones recorded. Before, a group's K members, the coder's copy of them and the
+/// padding were all held at once (two groups of 20 4-MiB objects: over 300 MiB).
 async fn encode_and_write(
     store: &Store,
     members: &[StoredObject],
     spec: ParitySpec,
     jobs: usize,
 ) -> Result<ParityGroup, MoverError> {
-    let datas: Vec<Bytes> = stream::iter(members)
-        .map(|o| retry_store(move || store.read_all(&o.key)))
-        .buffered(jobs.clamp(1, 8))
+    let refs: Vec<ShardRef> = stream::iter(members)
+        .map(|object| check_member(store, object))
+        .buffered(CHECKS_IN_FLIGHT)
         .try_collect()
         .await?;
-    let members = members.to_vec();
-    let (group, parity) = tokio::task::spawn_blocking(move || {
-        let mut refs = Vec::with_capacity(members.len());
-        for (object, data) in members.iter().zip(&datas) {
-            // Parity is never computed over damaged data: repair first.
-            check_object(data, object, None).map_err(|detail| StoreError::Damaged {
-                path: object.key.clone(),
-                detail,
-            })?;
-            refs.push(ShardRef {
-                key: object.key.clone(),
-                len: data.len() as u64,
-                blake3: blake3::hash(data).to_hex().to_string(),
-            });
+    let shard_len = shard_len_for(refs.iter().map(|r| r.len as usize));
+    let mut hashers: Vec<blake3::Hasher> = members.iter().map(|_| blake3::Hasher::new()).collect();
+    let mut parity: Vec<Vec<u8>> = vec![Vec::with_capacity(shard_len); spec.m];
+    let mut coder = GroupCoder::new();
+    let stripe = stripe_len(members.len());
+    for offset in (0..shard_len).step_by(stripe) {
+        let len = stripe.min(shard_len - offset);
+        let pieces = read_stripe(store, members, offset as u64, len as u64, jobs).await?;
+        for (hasher, piece) in hashers.iter_mut().zip(&pieces) {
+            hasher.update(piece);
         }
-        let slices: Vec<&[u8]> = datas.iter().map(|d| d.as_ref()).collect();
-        let parity = encode_group(&slices, spec.m).map_err(|e| StoreError::Backend {
+        let (back, out) = tokio::task::spawn_blocking(move || {
+            let slices: Vec<&[u8]> = pieces.iter().map(|p| p.as_ref()).collect();
+            let out = coder.encode_stripe(&slices, spec.m, len);
+            (coder, out)
+        })
+        .await
+        .map_err(|e| MoverError::Internal(e.to_string()))?;
+        coder = back;
+        let out = out.map_err(|e| StoreError::Backend {
             path: refs[0].key.clone(),
             detail: e.to_string(),
             retryable: false,
         })?;
-        let shard_len = parity[0].len() as u64;
-        let id = group_id(spec, shard_len, &refs);
-        let parity_refs = parity
+        for (p, o) in parity.iter_mut().zip(out) {
+            p.extend_from_slice(&o);
+        }
+    }
+    for (hasher, r) in hashers.iter().zip(&refs) {
+        if hasher.finalize().to_hex().as_str() != r.blake3 {
+            return Err(StoreError::Damaged {
+                path: r.key.clone(),
+                detail: "it changed while parity was computed over it; run the parity again".into(),
+            }
+            .into());
+        }
+    }
+    let id = group_id(spec, shard_len as u64, &refs);
+    let group = ParityGroup {
+        id: id.clone(),
+        shard_len: shard_len as u64,
+        members: refs,
+        parity: parity
             .iter()
             .enumerate()
             .map(|(i, p)| ShardRef {
@@ -449,24 +475,68 @@ async fn encode_and_write(
                 len: p.len() as u64,
                 blake3: blake3::hash(p).to_hex().to_string(),
             })
-            .collect();
-        Ok::<_, StoreError>((
-            ParityGroup {
-                id,
-                shard_len,
-                members: refs,
-                parity: parity_refs,
-            },
-            parity,
-        ))
-    })
-    .await
-    .map_err(|e| MoverError::Internal(e.to_string()))??;
+            .collect(),
+    };
     for (shard, bytes) in group.parity.iter().zip(parity) {
         let bytes = Bytes::from(bytes);
         retry_store(|| store.write_atomic(&shard.key, bytes.clone())).await?;
     }
     Ok(group)
+}
+
+/// Members read whole and checked at once, per group.
+const CHECKS_IN_FLIGHT: usize = 2;
+/// Bytes of all members' pieces of one stripe together, at most (but see [`stripe_len`]).
+const STRIPE_BUDGET: usize = 32 << 20;
+
+/// The stripe for a group of `k` members: [`STRIPE_BUDGET`] over `k`, 4 KiB to 1 MiB, a
+/// multiple of [`STRIPE_ALIGN`].
+fn stripe_len(k: usize) -> usize {
+    let len = (STRIPE_BUDGET / k.max(1)).clamp(4 << 10, 1 << 20);
+    len / STRIPE_ALIGN * STRIPE_ALIGN
+}
+
+/// Read `object` whole, check it (parity is never computed over damaged data: repair
+/// first) and record its length and hash.
+async fn check_member(store: &Store, object: &StoredObject) -> Result<ShardRef, MoverError> {
+    let data = retry_store(|| store.read_all(&object.key)).await?;
+    let object = object.clone();
+    tokio::task::spawn_blocking(move || {
+        check_object(&data, &object, None).map_err(|detail| StoreError::Damaged {
+            path: object.key.clone(),
+            detail,
+        })?;
+        Ok::<_, StoreError>(ShardRef {
+            key: object.key.clone(),
+            len: data.len() as u64,
+            blake3: blake3::hash(&data).to_hex().to_string(),
+        })
+    })
+    .await
+    .map_err(|e| MoverError::Internal(e.to_string()))?
+    .map_err(MoverError::from)
+}
+
+/// Every member's bytes in `[offset, offset + len)`, shorter or empty where it ends.
+async fn read_stripe(
+    store: &Store,
+    members: &[StoredObject],
+    offset: u64,
+    len: u64,
+    jobs: usize,
+) -> Result<Vec<Bytes>, MoverError> {
+    let pieces = stream::iter(members)
+        .map(|o| async move {
+            let end = o.len.min(offset + len);
+            if end <= offset {
+                return Ok(Bytes::new());
+            }
+            retry_store(|| store.read_range(&o.key, offset, end - offset)).await
+        })
+        .buffered(jobs.clamp(1, 8))
+        .try_collect()
+        .await?;
+    Ok(pieces)
 }
 
 /// `strata verify --fast` on a packed store: every object a file's chunks live in is
@@ -625,6 +695,21 @@ pub async fn check_parity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stripe_of_every_member_stays_within_the_budget() {
+        for k in [1, 2, 20, 21, 100, 1000, 8000, 65_535] {
+            let stripe = stripe_len(k);
+            assert_eq!(stripe % STRIPE_ALIGN, 0, "k {k}");
+            assert!(((4 << 10)..=(1 << 20)).contains(&stripe), "k {k}: {stripe}");
+            // The budget holds until the 4 KiB floor: 8,192 members.
+            assert!(
+                k * stripe <= STRIPE_BUDGET.max(k * (4 << 10)),
+                "k {k}: {stripe}"
+            );
+        }
+        assert_eq!(stripe_len(20), 1 << 20);
+    }
 
     fn map() -> ParityMap {
         let members = vec![ShardRef {

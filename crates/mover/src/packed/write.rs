@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use strata_catalog::{Catalog, FileRecord, FileState, FileUpdate, JobState};
 use strata_codec::analyze::{encode_chunk, sniff_format, FormatInfo, Objective, SNIFF_LEN};
+use strata_codec::compress::budget::heavy_limit;
 use strata_codec::hash::{to_hex, ChunkValue};
 use strata_codec::{DatasetManifest, ManifestFile, MANIFEST_COPY_PATH, MANIFEST_PATH};
 use strata_store::{Store, StoreError};
@@ -296,7 +297,7 @@ impl Round<'_> {
                     self.progress,
                 )
             })
-            .buffer_unordered(self.jobs)
+            .buffer_unordered(units_in_flight(self.jobs, &self.objective))
             .collect()
             .await;
         for result in results {
@@ -360,6 +361,24 @@ impl Round<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Units in flight at once: `jobs`, except where every chunk goes through a heavy encoder
+/// (`--codec max`, or a fixed heavy codec such as `xz:6`), where only
+/// [`heavy_limit`] of them can encode at a time: more units would only hold their chunks
+/// (and their buffers' memory) waiting, so one more than that is enough to keep the
+/// encoders fed.
+fn units_in_flight(jobs: usize, objective: &Objective) -> usize {
+    let heavy = match objective {
+        Objective::MaxRatio => true,
+        Objective::Fixed { codec, .. } => codec.is_heavy(),
+        Objective::LinkRate { .. } => false,
+    };
+    if heavy {
+        jobs.min(heavy_limit() + 1).max(1)
+    } else {
+        jobs
     }
 }
 
@@ -557,5 +576,30 @@ async fn run_unit(
                 })
                 .collect())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_codec::compress::Codec;
+
+    #[test]
+    fn heavy_objectives_keep_few_units_in_flight() {
+        let fixed = |codec| Objective::Fixed {
+            codec,
+            filter: None,
+        };
+        assert_eq!(
+            units_in_flight(8, &Objective::MaxRatio),
+            8.min(heavy_limit() + 1)
+        );
+        assert_eq!(
+            units_in_flight(8, &fixed(Codec::Xz { level: 6 })),
+            8.min(heavy_limit() + 1)
+        );
+        assert_eq!(units_in_flight(1, &Objective::MaxRatio), 1);
+        assert_eq!(units_in_flight(8, &fixed(Codec::Lz4)), 8);
+        assert_eq!(units_in_flight(8, &Objective::link_rate(125e6, 2)), 8);
     }
 }
