@@ -8,9 +8,10 @@
 //! A group is made durable in three steps, each one round for all its writes:
 //!
 //! 1. their write intents recorded in one catalog transaction (one WAL `fsync`);
-//! 2. their bytes published: on local tiers `Upload::publish_group` (every staging file
-//!    `fdatasync`ed, several at a time, renamed into place, each directory `fsync`ed
-//!    once); on other tiers (S3, domains) each write's own publish, side by side;
+//! 2. their bytes published: on local tiers `Upload::publish_group`, one call per
+//!    directory, the calls side by side (every staging file `fdatasync`ed, renamed into
+//!    place, each directory `fsync`ed once); on other tiers (S3, domains) each write's own
+//!    publish, side by side;
 //! 3. the writes recorded (new version, placement, intent dropped) in one transaction.
 //!
 //! Then every writer of the group gets its answer. The guarantees of a lone write hold for
@@ -20,6 +21,7 @@
 //! left. A failure of a shared step (an intent transaction, a directory flush, the commit
 //! transaction) fails every write of the group; a file whose own flush fails fails alone.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use strata_catalog::{ObjectWrite, PlacedObject};
@@ -148,38 +150,46 @@ async fn run_group(state: &AppState, group: Vec<Queued>) {
     }
 }
 
-/// Publishes every write's bytes: the staged local files in one `Upload::publish_group`,
-/// the others each alone, side by side. Results in order: the stored length, or why not.
+/// Publishes every write's bytes: the staged local files by `Upload::publish_group`, one
+/// call per directory, all side by side (a call flushes its directories one after the
+/// other; calls at once let the file system commit their flushes together), and the others
+/// each alone, side by side. Results in order: the stored length, or why not.
 async fn publish_all(
     state: &AppState,
     publishes: Vec<Publish>,
     writes: &[ObjectWrite],
 ) -> Vec<Result<u64, StoreError>> {
-    let mut grouped = Vec::new();
-    let mut grouped_at = Vec::new();
+    let mut by_dir: BTreeMap<(&str, &str), Vec<(usize, PendingPublish, u64)>> = BTreeMap::new();
     let mut alone = Vec::new();
-    let mut results: Vec<Option<Result<u64, StoreError>>> = Vec::new();
-    for (index, publish) in publishes.into_iter().enumerate() {
-        results.push(None);
+    for ((index, publish), write) in publishes.into_iter().enumerate().zip(writes) {
         match publish {
             Publish::Group(pending, len) => {
-                grouped.push(pending);
-                grouped_at.push((index, len));
+                let dir = write.key.rsplit_once('/').map_or("", |(dir, _)| dir);
+                let at = (write.tier.as_str(), dir);
+                by_dir.entry(at).or_default().push((index, pending, len));
             }
             Publish::Alone(upload) => alone.push((index, upload)),
         }
     }
-    let singles = futures::future::join_all(alone.iter().map(|(index, upload)| async move {
-        (
-            *index,
-            store_call(state, "an object write", || upload.finish()).await,
-        )
+    let groups = futures::future::join_all(by_dir.into_values().map(|files| async move {
+        let (at, pending): (Vec<(usize, u64)>, Vec<PendingPublish>) = files
+            .into_iter()
+            .map(|(index, pending, len)| ((index, len), pending))
+            .unzip();
+        let results = Upload::publish_group(pending).await;
+        at.into_iter()
+            .zip(results)
+            .map(|((index, len), result)| (index, result.map(|()| len)))
+            .collect::<Vec<_>>()
     }));
-    let (group_results, single_results) = tokio::join!(Upload::publish_group(grouped), singles);
-    for ((index, len), result) in grouped_at.into_iter().zip(group_results) {
-        results[index] = Some(result.map(|()| len));
-    }
-    for (index, result) in single_results {
+    let singles = futures::future::join_all(alone.iter().map(|(index, upload)| async move {
+        let finished = store_call(state, "an object write", || upload.finish()).await;
+        (*index, finished)
+    }));
+    let (groups, singles) = tokio::join!(groups, singles);
+    let mut results: Vec<Option<Result<u64, StoreError>>> =
+        std::iter::repeat_with(|| None).take(writes.len()).collect();
+    for (index, result) in groups.into_iter().flatten().chain(singles) {
         results[index] = Some(result);
     }
     results

@@ -114,8 +114,10 @@ async fn a_failing_flush_fails_every_put_and_leaves_nothing_visible() {
             status >= 500,
             "{key}: a failed flush answered {status}: {body}"
         );
+        let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let message = error["error"]["message"].as_str().unwrap_or_default();
         assert!(
-            body.contains(&format!("{key:?}")) && body.contains("could not be made durable"),
+            message.contains(&format!("{key:?}")) && message.contains("could not be made durable"),
             "{key}: the error does not say what failed for which key: {body}"
         );
     }
