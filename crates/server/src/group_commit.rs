@@ -37,9 +37,9 @@ use crate::tier_store::TierUpload;
 pub enum Publish {
     /// Staged on a local tier: published with the group's other files; the object's stored
     /// length.
-    Group(PendingPublish, u64),
+    Group(Box<PendingPublish>, u64),
     /// Any other tier: published alone ([`TierUpload::finish`]).
-    Alone(TierUpload),
+    Alone(Box<TierUpload>),
 }
 
 impl Publish {
@@ -150,6 +150,9 @@ async fn run_group(state: &AppState, group: Vec<Queued>) {
     }
 }
 
+/// A staged local file of a group: the write's place in it, the upload, its stored length.
+type Staged = (usize, PendingPublish, u64);
+
 /// Publishes every write's bytes: the staged local files by `Upload::publish_group`, one
 /// call per directory, all side by side (a call flushes its directories one after the
 /// other; calls at once let the file system commit their flushes together), and the others
@@ -159,14 +162,14 @@ async fn publish_all(
     publishes: Vec<Publish>,
     writes: &[ObjectWrite],
 ) -> Vec<Result<u64, StoreError>> {
-    let mut by_dir: BTreeMap<(&str, &str), Vec<(usize, PendingPublish, u64)>> = BTreeMap::new();
+    let mut by_dir: BTreeMap<(&str, &str), Vec<Staged>> = BTreeMap::new();
     let mut alone = Vec::new();
     for ((index, publish), write) in publishes.into_iter().enumerate().zip(writes) {
         match publish {
             Publish::Group(pending, len) => {
                 let dir = write.key.rsplit_once('/').map_or("", |(dir, _)| dir);
                 let at = (write.tier.as_str(), dir);
-                by_dir.entry(at).or_default().push((index, pending, len));
+                by_dir.entry(at).or_default().push((index, *pending, len));
             }
             Publish::Alone(upload) => alone.push((index, upload)),
         }

@@ -299,8 +299,8 @@ pub async fn write_object(
     let tier = target_tier(state, key).await?;
     let staged = stage_body(state, key, tier, body, expected).await?;
     let publish = match staged.upload.stage_for_group().await {
-        Ok(Some((pending, stored))) => Publish::Group(pending, stored),
-        Ok(None) => Publish::Alone(staged.upload),
+        Ok(Some((pending, stored))) => Publish::Group(Box::new(pending), stored),
+        Ok(None) => Publish::Alone(Box::new(staged.upload)),
         Err(err) => {
             abort_upload(key, staged.upload).await;
             return Err(ApiError::from(err));
