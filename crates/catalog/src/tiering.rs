@@ -552,6 +552,42 @@ pub trait TieringCatalog: Send + Sync {
     /// chunk values are not those of the write's size and hash.
     async fn commit_write(&self, write: &ObjectWrite) -> Result<PlacedObject, CatalogError>;
 
+    /// Records the write intents `(key, tier)` of many writes at once (the service's group
+    /// commit): as [`TieringCatalog::begin_write`] for each, in one transaction where the
+    /// engine has them (all recorded or none).
+    async fn begin_writes(
+        &self,
+        intents: &[(String, String)],
+        now_ms: i64,
+    ) -> Result<(), CatalogError> {
+        for (key, tier) in intents {
+            self.begin_write(key, tier, now_ms).await?;
+        }
+        Ok(())
+    }
+
+    /// Records many finished writes at once (the service's group commit), in one
+    /// transaction where the engine has them: as [`TieringCatalog::commit_write`] for each,
+    /// results in the order of `writes`. A write refused by its checks
+    /// ([`CatalogError::InvalidInput`]) is that write's error and records nothing; any
+    /// other failure is the whole call's (with one transaction: nothing recorded).
+    async fn commit_writes(
+        &self,
+        writes: &[ObjectWrite],
+    ) -> Result<Vec<Result<PlacedObject, CatalogError>>, CatalogError> {
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            match self.commit_write(write).await {
+                Err(CatalogError::InvalidInput(why)) => {
+                    results.push(Err(CatalogError::InvalidInput(why)))
+                }
+                Err(err) => return Err(err),
+                Ok(placed) => results.push(Ok(placed)),
+            }
+        }
+        Ok(results)
+    }
+
     /// Records the chunk values of an object written before they were recorded, once its
     /// bytes were checked against its hash. Returns whether they were recorded: not if the
     /// object is gone or no longer at `generation`. Fails with

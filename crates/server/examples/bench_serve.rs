@@ -10,6 +10,12 @@
 //! Usage: `bench_serve URL HOT_TIER_DIR [EVENTS] [KEYS] [BATCH]` (defaults 2,000,000
 //! events over 100,000 keys in batches of 20,000). The service must put new objects on the
 //! hot tier (`default_tier = "hot"`), whose directory is HOT_TIER_DIR.
+//!
+//! `bench_serve throughput URL [CLIENTS] [SECONDS] [SIZE]` measures objects per second
+//! instead (issue 13's service floor): CLIENTS (default 16) clients, each with its own
+//! connection and one request in flight, PUT new objects of SIZE bytes (default 65,536)
+//! for SECONDS (default 5), then GET random ones of those for as long; every GET's length
+//! is checked. One line per phase: `throughput PUT|GET <objects> <seconds> <objects/s>`.
 
 mod common;
 
@@ -239,9 +245,107 @@ async fn metadata(client: &reqwest::Client, url: &str) {
 
 static PUT_LIMIT: AtomicU64 = AtomicU64::new(u64::MAX);
 
+/// One phase of the throughput mode: `clients` workers each run `op(worker, n)` in a loop
+/// for `seconds`; returns how many ran and the elapsed seconds.
+async fn phase<F, Fut>(clients: u64, seconds: f64, op: F) -> (u64, f64)
+where
+    F: Fn(u64, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let ops = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..clients {
+        let (op, ops) = (Arc::clone(&op), Arc::clone(&ops));
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while start.elapsed().as_secs_f64() < seconds {
+                op(worker, n).await;
+                n += 1;
+                ops.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (ops.load(Ordering::Relaxed), start.elapsed().as_secs_f64())
+}
+
+/// The throughput mode (see the module documentation).
+async fn throughput(mut args: impl Iterator<Item = String>) {
+    let url = args
+        .next()
+        .expect("usage: bench_serve throughput URL [CLIENTS] [SECONDS] [SIZE]");
+    let clients: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
+    let seconds: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5.0);
+    let size: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(65_536);
+    // One client (and connection pool) per worker: 16 clients, 16 connections.
+    let pool: Vec<reqwest::Client> = (0..clients)
+        .map(|_| reqwest::Client::builder().build().unwrap())
+        .collect();
+    let pool = Arc::new(pool);
+    let body = Bytes::from((0..size).map(|i| (i * 31 % 251) as u8).collect::<Vec<u8>>());
+    let written: Arc<Vec<AtomicU64>> = Arc::new((0..clients).map(|_| AtomicU64::new(0)).collect());
+    let (puts, took) = {
+        let (pool, url, written) = (Arc::clone(&pool), url.clone(), Arc::clone(&written));
+        phase(clients, seconds, move |worker, n| {
+            let (client, url, body, written) = (
+                pool[worker as usize].clone(),
+                url.clone(),
+                body.clone(),
+                Arc::clone(&written),
+            );
+            async move {
+                let reply = client
+                    .put(format!("{url}/v1/objects/tp/c{worker:02}/o{n:07}"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(reply.status().is_success(), "PUT: {}", reply.status());
+                let _ = reply.bytes().await;
+                written[worker as usize].store(n + 1, Ordering::Relaxed);
+            }
+        })
+        .await
+    };
+    println!("throughput PUT {puts} {took:.2} {:.0}", puts as f64 / took);
+    let (gets, took) = {
+        let (pool, url) = (Arc::clone(&pool), url.clone());
+        phase(clients, seconds, move |worker, n| {
+            let (client, url, written) = (
+                pool[worker as usize].clone(),
+                url.clone(),
+                Arc::clone(&written),
+            );
+            async move {
+                let mut rng = Rng(0x51ab_1e00 + worker * 7919 + n);
+                let owner = rng.next() % clients;
+                let count = written[owner as usize].load(Ordering::Relaxed).max(1);
+                let i = rng.next() % count;
+                let reply = client
+                    .get(format!("{url}/v1/objects/tp/c{owner:02}/o{i:07}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(reply.status().is_success(), "GET: {}", reply.status());
+                assert_eq!(reply.bytes().await.unwrap().len(), size, "GET length");
+            }
+        })
+        .await
+    };
+    println!("throughput GET {gets} {took:.2} {:.0}", gets as f64 / took);
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "throughput") {
+        args.next();
+        return throughput(args).await;
+    }
     let url = args
         .next()
         .expect("usage: bench_serve URL HOT_TIER_DIR [EVENTS] [KEYS] [BATCH]");

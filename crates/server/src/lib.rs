@@ -32,6 +32,7 @@ pub mod cost_plan;
 pub mod error;
 pub mod explain;
 pub mod forecast;
+pub mod group_commit;
 pub mod http;
 pub mod index;
 pub mod jobs;
@@ -232,6 +233,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         index,
         locks: KeyLocks::default(),
         uploads: KeyGates::default(),
+        commits: Default::default(),
         metrics: Metrics::default(),
         events: broadcast::channel(1024).0,
         limits: options.limits,

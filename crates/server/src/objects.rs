@@ -4,9 +4,12 @@
 //! The write path: stream the body (never held whole: [`BodyReader`]) through the tier's
 //! encoder into a staged upload on the object's current tier (the default tier for a new
 //! object; frames on a packed tier), hashing it as it passes (BLAKE3, and the value of each
-//! 1 MiB chunk); then take the key's write lock, record a write intent, publish the upload
-//! atomically, record the new version (generation + 1, raw size, hash and chunk values) and
-//! drop the intent in one transaction, update the index. A body that breaks off, pauses too
+//! 1 MiB chunk; on a local tier the bytes then wait, unflushed, in a staging file); then
+//! take the key's write lock and hand the write to the group commit
+//! ([`crate::group_commit`]), which, for every write ready at that moment together, records
+//! the write intents, publishes the uploads atomically and durably, records the new
+//! versions (generation + 1, raw size, hash and chunk values) and drops the intents; then
+//! update the index. A body that breaks off, pauses too
 //! long, passes the size limit or does not match `X-Strata-Hash` aborts the upload: nothing
 //! is published. The read path: take the key's read lock,
 //! look the object up in memory, read the chunks that hold the range from its current tier
@@ -33,6 +36,7 @@ use strata_catalog::{
 use strata_heat::{AccessEvent, AccessSummary, Op, Reason, TierId};
 
 use crate::error::ApiError;
+use crate::group_commit::{CommitItem, Outcome, Publish};
 use crate::http::BodyReader;
 use crate::index::ObjectEntry;
 use crate::mover::store_call;
@@ -294,60 +298,32 @@ pub async fn write_object(
     let _gate = state.uploads.enter(key).await;
     let tier = target_tier(state, key).await?;
     let staged = stage_body(state, key, tier, body, expected).await?;
+    let publish = match staged.upload.stage_for_group().await {
+        Ok(Some((pending, stored))) => Publish::Group(Box::new(pending), stored),
+        Ok(None) => Publish::Alone(Box::new(staged.upload)),
+        Err(err) => {
+            abort_upload(key, staged.upload).await;
+            return Err(ApiError::from(err));
+        }
+    };
     let guard = state.locks.write(key).await;
-    // The key may have moved or gone while its bytes arrived (readers and moves went on).
     let existing = state.index.get(key);
-    let still = match &existing {
-        Some(entry) => entry.tier == tier.id,
-        None => state.default_tier().id == tier.id,
-    };
-    let checked = if !still {
-        Err(ApiError::unavailable(
-            "object_busy",
-            format!(
-                "{key:?} moved to another tier while its new content arrived; nothing was \
-                 stored, send it again"
-            ),
-        ))
-    } else if existing.is_none() {
-        new_key_checks(state, key, tier).await
-    } else {
-        Ok(())
-    };
-    let begun = match checked {
-        Ok(()) => state
-            .catalog
-            .begin_write(key, tier.name(), now_ms())
-            .await
-            .map_err(ApiError::from),
-        Err(err) => Err(err),
-    };
-    if let Err(err) = begun {
+    if let Err(err) = still_writable(state, key, tier, existing.is_some()).await {
         drop(guard);
-        abort_upload(key, staged.upload).await;
+        publish.abort(key).await;
         return Err(err);
     }
-    let now = now_ms();
-    let written = store_call(state, "an object write", || staged.upload.finish()).await;
     let write = ObjectWrite {
         key: key.to_string(),
         tier: tier.name().to_string(),
         size: staged.size,
         hash: staged.hash,
         chunk_hashes: staged.chunk_hashes,
-        now_ms: now,
+        now_ms: now_ms(),
     };
-    let committed = match written {
-        Ok(stored) => state
-            .catalog
-            .commit_write(&write)
-            .await
-            .map(|placed| (placed, stored))
-            .map_err(ApiError::from),
-        Err(err) => Err(ApiError::from(err)),
-    };
-    match committed {
-        Ok((placed, stored)) => {
+    let item = CommitItem { publish, write };
+    match state.commits.commit(state, item).await {
+        Outcome::Committed(placed, stored) => {
             state.index.upsert(key, entry_of(&placed, tier.id, stored));
             drop(guard);
             // New content: what was decided about the old one (damage a read found in
@@ -359,16 +335,63 @@ pub async fn write_object(
                 stored,
             })
         }
-        Err(err) => {
+        Outcome::NotBegun(err) => Err(not_durable(key, err, false)),
+        Outcome::Failed(err) => {
             // The bytes may or may not have been replaced: make the catalog, the index
             // and the bytes agree before anyone reads them.
             if let Err(fix) = reconcile_intent(state, key, tier).await {
                 tracing::error!(%key, %fix, "cannot reconcile a failed write; it is retried at the next start");
             }
             drop(guard);
-            Err(err)
+            Err(not_durable(key, err, true))
         }
     }
+}
+
+/// A write that could not be made durable, as its answer: what failed, for which key, and
+/// what to do.
+fn not_durable(key: &str, err: ApiError, begun: bool) -> ApiError {
+    let state = if begun {
+        "the object holds its previous content or, if the new bytes had reached the tier, \
+         the new content (GET shows which)"
+    } else {
+        "nothing was stored"
+    };
+    ApiError {
+        message: format!(
+            "the write of {key:?} could not be made durable ({}); {state}; send it again",
+            err.message
+        ),
+        ..err
+    }
+}
+
+/// Under the key's write lock, once the bytes arrived: the key must still be on `tier`
+/// (readers and moves went on meanwhile; it may have moved or gone), and a new key must
+/// pass [`new_key_checks`].
+async fn still_writable(
+    state: &AppState,
+    key: &str,
+    tier: &Tier,
+    exists: bool,
+) -> Result<(), ApiError> {
+    let still = match state.index.get(key) {
+        Some(entry) => entry.tier == tier.id,
+        None => state.default_tier().id == tier.id,
+    };
+    if !still {
+        return Err(ApiError::unavailable(
+            "object_busy",
+            format!(
+                "{key:?} moved to another tier while its new content arrived; nothing was \
+                 stored, send it again"
+            ),
+        ));
+    }
+    if !exists {
+        new_key_checks(state, key, tier).await?;
+    }
+    Ok(())
 }
 
 /// The tier a write of `key` goes to: its object's, or the default tier for a new object

@@ -134,6 +134,8 @@ pub struct AppState {
     pub locks: KeyLocks,
     /// Per-key gates of PUTs streaming their bytes.
     pub uploads: KeyGates,
+    /// The group commit of object writes.
+    pub commits: crate::group_commit::GroupCommit,
     /// Access statistics.
     pub tracker: Mutex<AccessTracker>,
     /// Counters.

@@ -18,6 +18,8 @@ use crate::tiering::{
     PlacementState, RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent,
 };
 
+mod object_writes;
+
 /// Rows per multi-row statement (at most 4 parameters each).
 const ROW_BATCH: usize = 1000;
 
@@ -307,89 +309,25 @@ impl TieringCatalog for SqliteCatalog {
 
     async fn commit_write(&self, write: &ObjectWrite) -> Result<PlacedObject, CatalogError> {
         let op = "record object write";
-        let size = to_signed(write.size, "object size")?;
-        write
-            .chunk_hashes
-            .check(write.size, &write.hash)
-            .map_err(|why| {
-                CatalogError::InvalidInput(format!("chunk values of {:?}: {why}", write.key))
-            })?;
         let mut tx = self.begin_tiering_write(op).await?;
-        let existing = self.placed_in(&mut tx, &write.key, op).await?;
-        if let Some(existing) = &existing {
-            if existing.tier != write.tier {
-                return Err(CatalogError::InvalidInput(format!(
-                    "object {:?} is current on tier {:?}, not {:?}",
-                    write.key, existing.tier, write.tier
-                )));
-            }
-        } else if let Some(other) = self
-            .placement_in(&mut tx, &write.key, &write.tier, op)
-            .await?
-        {
-            return Err(CatalogError::InvalidInput(format!(
-                "tier {:?} has a {} copy of {:?}; it must be cleaned up before a new write",
-                write.tier, other.state, write.key
-            )));
-        }
-        let generation = existing
-            .as_ref()
-            .map_or(1, |placed| placed.object.generation + 1);
-        let created_ms = existing
-            .as_ref()
-            .map_or(write.now_ms, |placed| placed.object.created_ms);
-        sqlx::query(
-            "INSERT INTO objects (key, size, hash, mtime_ms, generation, created_ms, chunk_hashes)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (key) DO UPDATE SET size = excluded.size, hash = excluded.hash,
-                 mtime_ms = excluded.mtime_ms, generation = excluded.generation,
-                 chunk_hashes = excluded.chunk_hashes",
-        )
-        .bind(&write.key)
-        .bind(size)
-        .bind(write.hash.as_slice())
-        .bind(write.now_ms)
-        .bind(generation)
-        .bind(created_ms)
-        .bind(write.chunk_hashes.to_blob())
-        .execute(&mut *tx)
-        .await
-        .map_err(self.error(op))?;
-        let placed_ms = existing
-            .as_ref()
-            .map_or(write.now_ms, |placed| placed.placed_ms);
-        sqlx::query(
-            "INSERT INTO placements (key, tier, state, generation, job_id, placed_ms)
-             VALUES (?, ?, 'current', ?, NULL, ?)
-             ON CONFLICT (key, tier) DO UPDATE SET generation = excluded.generation",
-        )
-        .bind(&write.key)
-        .bind(&write.tier)
-        .bind(generation)
-        .bind(placed_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(self.error(op))?;
-        sqlx::query("DELETE FROM write_intents WHERE key = ? AND tier = ?")
-            .bind(&write.key)
-            .bind(&write.tier)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.error(op))?;
+        let placed = self.record_write_in(&mut tx, write, op).await?;
         tx.commit().await.map_err(self.error(op))?;
-        Ok(PlacedObject {
-            object: ObjectRecord {
-                key: write.key.clone(),
-                size: write.size,
-                hash: write.hash,
-                mtime_ms: write.now_ms,
-                generation,
-                created_ms,
-                chunk_hashes: Some(write.chunk_hashes.clone()),
-            },
-            tier: write.tier.clone(),
-            placed_ms,
-        })
+        Ok(placed)
+    }
+
+    async fn begin_writes(
+        &self,
+        intents: &[(String, String)],
+        now_ms: i64,
+    ) -> Result<(), CatalogError> {
+        self.record_intents(intents, now_ms).await
+    }
+
+    async fn commit_writes(
+        &self,
+        writes: &[ObjectWrite],
+    ) -> Result<Vec<Result<PlacedObject, CatalogError>>, CatalogError> {
+        self.record_writes(writes).await
     }
 
     async fn set_chunk_hashes(

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use strata_mover::pipeline::SpanSink;
 use strata_redundancy::{Redundancy, RedundantUpload};
-use strata_store::{Store, StoreError, Upload};
+use strata_store::{PendingPublish, Store, StoreError, Upload};
 
 use super::{to_store_error, DomainTier, TierStore};
 use crate::mover::store_call;
@@ -258,6 +258,59 @@ impl TierUpload {
         self.done.store(true, Ordering::SeqCst);
         lock(&self.kept).clear();
         Ok(written)
+    }
+
+    /// For the group commit ([`crate::group_commit`]): on a tier with one local store,
+    /// puts every byte written in a staged upload of the store (the bytes kept in memory
+    /// written to a staging file; nothing flushed yet) and hands it over with the object's
+    /// stored length, to be published with other writes' by `Upload::publish_group`: its
+    /// flush, rename and directory flush make it as durable as [`TierUpload::finish`]
+    /// would. The write is then over here: publishing or aborting the upload is the
+    /// caller's. `None` on other tiers (S3, domains), where nothing is staged:
+    /// [`TierUpload::finish`] publishes those.
+    pub async fn stage_for_group(&self) -> Result<Option<(PendingPublish, u64)>, StoreError> {
+        let Target::Single(store) = &self.target else {
+            return Ok(None);
+        };
+        if store.local_root().is_none() {
+            return Ok(None);
+        }
+        if self.done.load(Ordering::SeqCst) {
+            return Err(self.refused("its write had ended already".to_string()));
+        }
+        let written = self.written();
+        let mut overflow = self.overflow.lock().await;
+        let upload = match overflow.take() {
+            Some(Overflow::Staged(mut upload)) => {
+                if written < self.bound {
+                    if let Err(err) = upload.set_len(written).await {
+                        let _ = upload.abort().await;
+                        return Err(err);
+                    }
+                }
+                upload
+            }
+            Some(Overflow::Spooled(_)) => {
+                return Err(self.refused("a spool file outside a write to domains".into()))
+            }
+            None => {
+                let data = lock(&self.kept).clone().freeze();
+                let upload = store.begin_upload(&self.rel, written, false).await?;
+                if let Err(err) = upload.write_at(0, data).await {
+                    let _ = upload.abort().await;
+                    return Err(err);
+                }
+                lock(&self.kept).clear();
+                upload
+            }
+        };
+        self.done.store(true, Ordering::SeqCst);
+        let pending = PendingPublish {
+            upload,
+            mtime: None,
+            mode: None,
+        };
+        Ok(Some((pending, written)))
     }
 
     /// Publishes the `written` bytes that outgrew memory: the staged upload (cut to its

@@ -1,0 +1,258 @@
+//! Group commit of object writes: concurrent PUTs made durable together, so small objects
+//! are not bound by one `fsync` (and two SQLite commits) each.
+//!
+//! A PUT whose bytes are staged (unflushed) and checked hands a [`CommitItem`] to
+//! [`GroupCommit::commit`] with its key's write lock held. The first writer to find no
+//! group under way leads one at once (a lone PUT never waits for a timer); writers that
+//! arrive while a group is being made durable queue, and the next leader takes them all.
+//! A group is made durable in three steps, each one round for all its writes:
+//!
+//! 1. their write intents recorded in one catalog transaction (one WAL `fsync`);
+//! 2. their bytes published: on local tiers `Upload::publish_group`, one call per
+//!    directory, the calls side by side (every staging file `fdatasync`ed, renamed into
+//!    place, each directory `fsync`ed once); on other tiers (S3, domains) each write's own
+//!    publish, side by side;
+//! 3. the writes recorded (new version, placement, intent dropped) in one transaction.
+//!
+//! Then every writer of the group gets its answer. The guarantees of a lone write hold for
+//! each: its intent is durable before its bytes can appear under the object's path, and its
+//! row only once its bytes and directory entry are durable; a crash at any point leaves
+//! the old version or the new one, and recovery ([`crate::recovery`]) settles each intent
+//! left. A failure of a shared step (an intent transaction, a directory flush, the commit
+//! transaction) fails every write of the group; a file whose own flush fails fails alone.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use strata_catalog::{ObjectWrite, PlacedObject};
+use strata_store::{PendingPublish, StoreError, Upload};
+use tokio::sync::oneshot;
+
+use crate::error::ApiError;
+use crate::mover::store_call;
+use crate::state::{lock, AppState};
+use crate::tier_store::TierUpload;
+
+/// How a write's bytes are published.
+pub enum Publish {
+    /// Staged on a local tier: published with the group's other files; the object's stored
+    /// length.
+    Group(Box<PendingPublish>, u64),
+    /// Any other tier: published alone ([`TierUpload::finish`]).
+    Alone(Box<TierUpload>),
+}
+
+impl Publish {
+    /// Gives the write up: its staged bytes are removed, nothing is published.
+    pub async fn abort(self, key: &str) {
+        let aborted = match self {
+            Publish::Group(pending, _) => pending.upload.abort().await,
+            Publish::Alone(upload) => upload.abort().await,
+        };
+        if let Err(err) = aborted {
+            tracing::warn!(%key, %err, "cannot remove the staged bytes of an abandoned write");
+        }
+    }
+}
+
+/// One write handed to the group commit.
+pub struct CommitItem {
+    /// Its bytes, staged.
+    pub publish: Publish,
+    /// What to record once they are durable (its `now_ms` is replaced by the group's time).
+    pub write: ObjectWrite,
+}
+
+/// What became of a write handed to the group commit.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Durable and recorded: the new record and the bytes the copy takes on its tier.
+    Committed(PlacedObject, u64),
+    /// Its intent could not be recorded: nothing was published, the staged bytes are gone.
+    NotBegun(ApiError),
+    /// Its intent was recorded, then publishing or recording failed: the bytes under its
+    /// path may be old or new; the caller reconciles them (`reconcile_intent`).
+    Failed(ApiError),
+}
+
+struct Queued {
+    item: CommitItem,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The service's group commit of object writes (see the module documentation).
+#[derive(Default)]
+pub struct GroupCommit {
+    /// Writes waiting for the next group.
+    queue: Mutex<Vec<Queued>>,
+    /// Held by the writer leading a group.
+    leader: tokio::sync::Mutex<()>,
+}
+
+impl GroupCommit {
+    /// Makes `item` durable and recorded, with whatever other writes are ready; call with
+    /// the key's write lock held.
+    pub async fn commit(&self, state: &AppState, item: CommitItem) -> Outcome {
+        let (reply, mut answer) = oneshot::channel();
+        lock(&self.queue).push(Queued { item, reply });
+        loop {
+            tokio::select! {
+                biased;
+                outcome = &mut answer => {
+                    return outcome.unwrap_or_else(|_| {
+                        Outcome::Failed(ApiError::internal(
+                            "the group commit of this write ended without an answer; \
+                             send it again",
+                        ))
+                    });
+                }
+                guard = self.leader.lock() => {
+                    let group = std::mem::take(&mut *lock(&self.queue));
+                    if !group.is_empty() {
+                        run_group(state, group).await;
+                    }
+                    drop(guard);
+                }
+            }
+        }
+    }
+}
+
+/// Makes one group durable and recorded, and answers each of its writers.
+async fn run_group(state: &AppState, group: Vec<Queued>) {
+    let now = crate::state::now_ms();
+    let intents: Vec<(String, String)> = group
+        .iter()
+        .map(|q| (q.item.write.key.clone(), q.item.write.tier.clone()))
+        .collect();
+    if let Err(err) = state.catalog.begin_writes(&intents, now).await {
+        let err = ApiError::from(err);
+        for queued in group {
+            queued.item.publish.abort(&queued.item.write.key).await;
+            let _ = queued.reply.send(Outcome::NotBegun(err.clone()));
+        }
+        return;
+    }
+    let (items, replies): (Vec<CommitItem>, Vec<_>) =
+        group.into_iter().map(|q| (q.item, q.reply)).unzip();
+    let mut writes = Vec::with_capacity(items.len());
+    let mut publishes = Vec::with_capacity(items.len());
+    for item in items {
+        let mut write = item.write;
+        write.now_ms = now;
+        writes.push(write);
+        publishes.push(item.publish);
+    }
+    let published = publish_all(state, publishes, &writes).await;
+    let outcomes = record(state, writes, published).await;
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        let _ = reply.send(outcome);
+    }
+}
+
+/// A staged local file of a group: the write's place in it, the upload, its stored length.
+type Staged = (usize, PendingPublish, u64);
+
+/// Publishes every write's bytes: the staged local files by `Upload::publish_group`, one
+/// call per directory, all side by side (a call flushes its directories one after the
+/// other; calls at once let the file system commit their flushes together), and the others
+/// each alone, side by side. Results in order: the stored length, or why not.
+async fn publish_all(
+    state: &AppState,
+    publishes: Vec<Publish>,
+    writes: &[ObjectWrite],
+) -> Vec<Result<u64, StoreError>> {
+    let mut by_dir: BTreeMap<(&str, &str), Vec<Staged>> = BTreeMap::new();
+    let mut alone = Vec::new();
+    for ((index, publish), write) in publishes.into_iter().enumerate().zip(writes) {
+        match publish {
+            Publish::Group(pending, len) => {
+                let dir = write.key.rsplit_once('/').map_or("", |(dir, _)| dir);
+                let at = (write.tier.as_str(), dir);
+                by_dir.entry(at).or_default().push((index, *pending, len));
+            }
+            Publish::Alone(upload) => alone.push((index, upload)),
+        }
+    }
+    let groups = futures::future::join_all(by_dir.into_values().map(|files| async move {
+        let (at, pending): (Vec<(usize, u64)>, Vec<PendingPublish>) = files
+            .into_iter()
+            .map(|(index, pending, len)| ((index, len), pending))
+            .unzip();
+        let results = Upload::publish_group(pending).await;
+        at.into_iter()
+            .zip(results)
+            .map(|((index, len), result)| (index, result.map(|()| len)))
+            .collect::<Vec<_>>()
+    }));
+    let singles = futures::future::join_all(alone.iter().map(|(index, upload)| async move {
+        let finished = store_call(state, "an object write", || upload.finish()).await;
+        (*index, finished)
+    }));
+    let (groups, singles) = tokio::join!(groups, singles);
+    let mut results: Vec<Option<Result<u64, StoreError>>> =
+        std::iter::repeat_with(|| None).take(writes.len()).collect();
+    for (index, result) in groups.into_iter().flatten().chain(singles) {
+        results[index] = Some(result);
+    }
+    results
+        .into_iter()
+        .zip(writes)
+        .map(|(result, write)| {
+            result.unwrap_or_else(|| {
+                Err(StoreError::Backend {
+                    path: write.key.clone(),
+                    detail: "the group commit lost track of this write".to_string(),
+                    retryable: false,
+                })
+            })
+        })
+        .collect()
+}
+
+/// Records the writes whose bytes were published in one transaction; the outcome of each
+/// write, in order.
+async fn record(
+    state: &AppState,
+    writes: Vec<ObjectWrite>,
+    published: Vec<Result<u64, StoreError>>,
+) -> Vec<Outcome> {
+    let durable: Vec<ObjectWrite> = writes
+        .iter()
+        .zip(&published)
+        .filter(|(_, result)| result.is_ok())
+        .map(|(write, _)| write.clone())
+        .collect();
+    let recorded = if durable.is_empty() {
+        Ok(Vec::new())
+    } else {
+        state.catalog.commit_writes(&durable).await
+    };
+    let mut recorded = match recorded {
+        Ok(results) => results.into_iter().map(|r| r.map_err(ApiError::from)),
+        Err(err) => {
+            let err = ApiError::from(err);
+            return published
+                .into_iter()
+                .map(|result| match result {
+                    Ok(_) => Outcome::Failed(err.clone()),
+                    Err(store) => Outcome::Failed(ApiError::from(store)),
+                })
+                .collect();
+        }
+    };
+    published
+        .into_iter()
+        .map(|result| match result {
+            Err(store) => Outcome::Failed(ApiError::from(store)),
+            Ok(stored) => match recorded.next() {
+                Some(Ok(placed)) => Outcome::Committed(placed, stored),
+                Some(Err(err)) => Outcome::Failed(err),
+                None => Outcome::Failed(ApiError::internal(
+                    "the catalog answered fewer writes than the group commit recorded; \
+                     send it again",
+                )),
+            },
+        })
+        .collect()
+}
