@@ -498,8 +498,8 @@ pub(crate) fn merge_ranges(ranges: impl Iterator<Item = (u64, u64)>) -> Vec<(u64
 #[cfg(test)]
 mod tests {
     use super::{hash_stored_file, merge_ranges};
-    use crate::testing::store;
     use crate::source::RangeRead;
+    use crate::testing::store;
     use strata_codec::ChunkLayout;
 
     /// A local store reads chunks in spans, a memory store whole: both give the values and

@@ -611,7 +611,9 @@ impl LocalUpload {
         .await
     }
 
-    async fn read_back(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+    /// `len` as a buffer length when the range lies within the file (`None`: nothing to
+    /// read), or why it cannot be read back.
+    fn read_back_len(&self, offset: u64, len: u64) -> Result<Option<usize>, StoreError> {
         let len_usize = crate::local::checked_len(&self.shown, offset, len)?;
         if offset.saturating_add(len) > self.size {
             return Err(StoreError::permanent(
@@ -622,9 +624,13 @@ impl LocalUpload {
                 ),
             ));
         }
-        if len == 0 {
+        Ok((len_usize > 0).then_some(len_usize))
+    }
+
+    async fn read_back(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        let Some(len_usize) = self.read_back_len(offset, len)? else {
             return Ok(Bytes::new());
-        }
+        };
         let file = Arc::clone(&self.file);
         let shown = self.shown.clone();
         blocking("read back", move || {
@@ -636,19 +642,9 @@ impl LocalUpload {
     }
 
     async fn read_back_direct(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        let len_usize = crate::local::checked_len(&self.shown, offset, len)?;
-        if offset.saturating_add(len) > self.size {
-            return Err(StoreError::permanent(
-                &self.shown,
-                format!(
-                    "read-back of {len} bytes at {offset} goes past the file size {}",
-                    self.size
-                ),
-            ));
-        }
-        if len == 0 {
+        let Some(len_usize) = self.read_back_len(offset, len)? else {
             return Ok(Bytes::new());
-        }
+        };
         let (staging, shown) = (self.staging.clone(), self.shown.clone());
         let direct = Arc::clone(&self.direct);
         blocking("read back from the device", move || {
