@@ -294,17 +294,8 @@ impl TieringCatalog for SqliteCatalog {
     }
 
     async fn begin_write(&self, key: &str, tier: &str, now_ms: i64) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO write_intents (key, tier, started_ms) VALUES (?, ?, ?)
-             ON CONFLICT (key, tier) DO UPDATE SET started_ms = excluded.started_ms",
-        )
-        .bind(key)
-        .bind(tier)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(self.error("record write intent"))?;
-        Ok(())
+        self.begin_writes(&[(key.to_string(), tier.to_string())], now_ms)
+            .await
     }
 
     async fn commit_write(&self, write: &ObjectWrite) -> Result<PlacedObject, CatalogError> {
