@@ -31,6 +31,13 @@ fn migrate_damaged(sb: &Sandbox, src: &Path, dst: &Path, mode: &str) -> Output {
         .expect("run strata")
 }
 
+/// `strata migrate SRC DST ARGS...` (DST a path or a store URI).
+fn migrate(sb: &Sandbox, src: &Path, dst: &str, args: &[&str]) -> Output {
+    let mut all = vec!["migrate", src.to_str().unwrap(), dst];
+    all.extend_from_slice(args);
+    sb.run(&all)
+}
+
 fn files(src: &Path) -> Vec<(String, usize)> {
     random_file(&src.join("big.bin"), 6 * CHUNK, 1);
     random_file(&src.join("d/small.bin"), CHUNK / 2, 2);
@@ -67,12 +74,7 @@ fn cache_mode_is_the_default_and_catches_the_damaged_write_too() {
     assert_eq!(report["chunks_resent"], 1, "{report}");
     assert_same_files(&src, &dst, &files);
 
-    let plain = sb.run(&[
-        "migrate",
-        src.to_str().unwrap(),
-        sb.path("dst2").to_str().unwrap(),
-        "--json",
-    ]);
+    let plain = migrate(&sb, &src, sb.path("dst2").to_str().unwrap(), &["--json"]);
     assert!(plain.status.success(), "{}", stderr(&plain));
     assert_eq!(json(&plain)["verify"], "cache");
 }
@@ -100,26 +102,24 @@ fn the_summary_says_what_was_read_back_and_no_verify_means_sent() {
     let sb = Sandbox::new();
     let src = sb.path("src");
     files(&src);
-    let out = sb.run(&[
-        "migrate",
-        src.to_str().unwrap(),
+    let out = migrate(
+        &sb,
+        &src,
         sb.path("dst").to_str().unwrap(),
-        "--verify",
-        "device",
-    ]);
+        &["--verify", "device"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("verified (read back from the device)"),
         "{}",
         stdout(&out)
     );
-    let out = sb.run(&[
-        "migrate",
-        src.to_str().unwrap(),
+    let out = migrate(
+        &sb,
+        &src,
         sb.path("dst2").to_str().unwrap(),
-        "--no-verify",
-        "--json",
-    ]);
+        &["--no-verify", "--json"],
+    );
     assert_eq!(json(&out)["verify"], "sent");
 }
 
@@ -128,26 +128,12 @@ fn packed_and_object_store_destinations_report_sent() {
     let sb = Sandbox::new();
     let src = sb.path("src");
     files(&src);
-    let packed = sb.run(&[
-        "migrate",
-        src.to_str().unwrap(),
-        sb.path("packed").to_str().unwrap(),
-        "--layout",
-        "packed",
-        "--verify",
-        "device",
-        "--json",
-    ]);
+    let device = ["--verify", "device", "--json"];
+    let packed_args = [&["--layout", "packed"][..], &device].concat();
+    let packed = migrate(&sb, &src, sb.path("packed").to_str().unwrap(), &packed_args);
     assert!(packed.status.success(), "{}", stderr(&packed));
     assert_eq!(json(&packed)["verify"], "sent");
-    let memory = sb.run(&[
-        "migrate",
-        src.to_str().unwrap(),
-        "memory://verify-modes",
-        "--verify",
-        "device",
-        "--json",
-    ]);
+    let memory = migrate(&sb, &src, "memory://verify-modes", &device);
     assert!(memory.status.success(), "{}", stderr(&memory));
     assert_eq!(json(&memory)["verify"], "sent");
 }
@@ -157,13 +143,12 @@ fn an_unknown_mode_is_refused_naming_the_valid_ones() {
     let sb = Sandbox::new();
     let src = sb.path("src");
     files(&src);
-    let out = sb.run(&[
-        "migrate",
-        src.to_str().unwrap(),
+    let out = migrate(
+        &sb,
+        &src,
         sb.path("dst").to_str().unwrap(),
-        "--verify",
-        "disk",
-    ]);
+        &["--verify", "disk"],
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(

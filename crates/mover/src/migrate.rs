@@ -36,7 +36,7 @@ use crate::retry::retry_store;
 use crate::settle::{
     look_again, modified_within, vanished_message, Now, SettleOptions, SourceFile, Waiting,
 };
-use crate::source::{read_exact, DatasetSource};
+use crate::source::{read_exact, DatasetSource, RangeRead};
 use crate::verify::hash_stored_file;
 use crate::write_check::WriteCheck;
 use crate::MoverError;
@@ -477,20 +477,6 @@ impl SpanSink for UploadSink<'_> {
     }
 }
 
-/// The span a chunk of `len` bytes is copied in: [`IO_SPAN`] to a local destination
-/// without a bandwidth cap, where the copy is bound by the CPU's cache; otherwise the
-/// whole chunk. To an object store a request is the unit (its bytes are gathered into
-/// multipart parts anyway), and under a cap each span is paced on its own: in 256 KiB
-/// pieces, reads and writes waited on each other's pacing and a 4 MiB/s cap to S3
-/// delivered 3.4 MB/s (`netns_throttle` test), with whole chunks the cap.
-fn span_for(upload: &Upload, len: u64) -> u64 {
-    if upload.supports_read_back() && !upload.is_paced() {
-        IO_SPAN
-    } else {
-        len
-    }
-}
-
 /// Chunk `index` of `file` through the pipeline: read from the source span by span,
 /// hashed and written into the staged upload at the same time; returns its value.
 async fn send_chunk(
@@ -501,7 +487,7 @@ async fn send_chunk(
 ) -> Result<ChunkValue, StoreError> {
     let (offset, len) = file.layout.chunk_range(index);
     let path = file.record.planned.path.as_str();
-    let source = read_ahead(len, span_for(upload, len), READ_AHEAD, |at, n| {
+    let source = read_ahead(len, run.destination.span_for(len), READ_AHEAD, |at, n| {
         read_exact(&run.source, path, offset + at, n)
     });
     let mut sink = UploadSink { upload, at: offset };

@@ -61,9 +61,12 @@ impl RangeRead for Store {
     }
 
     /// [`crate::pipeline::IO_SPAN`] on a local store without a bandwidth cap, where whole
-    /// multi-MiB reads lose the CPU's cache (docs/BENCHMARKS.md, issue 12); whole chunks on
-    /// object stores (a request per span would multiply the requests) and under a cap
-    /// (each span is paced on its own).
+    /// multi-MiB buffers lose the CPU's cache (docs/BENCHMARKS.md, issue 12); whole chunks
+    /// on object stores (a request is the unit; a request per span would multiply them)
+    /// and under a cap, where each span is paced on its own: a migration to S3 in 256 KiB
+    /// pieces had its reads and writes wait on each other's pacing and a 4 MiB/s cap
+    /// delivered 3.4 MB/s (`netns_throttle` test), with whole chunks the cap. A migration
+    /// sizes its spans by the destination's answer, `strata verify` by the store's.
     fn span_for(&self, len: u64) -> u64 {
         if self.local_root().is_some() && self.throttle().is_none() {
             crate::pipeline::IO_SPAN.min(len.max(1))

@@ -308,7 +308,7 @@ pub async fn write_object(
     };
     let guard = state.locks.write(key).await;
     let existing = state.index.get(key);
-    if let Err(err) = still_writable(state, key, tier, existing.is_some()).await {
+    if let Err(err) = still_writable(state, key, tier, existing.as_ref()).await {
         drop(guard);
         publish.abort(key).await;
         return Err(err);
@@ -366,16 +366,16 @@ fn not_durable(key: &str, err: ApiError, begun: bool) -> ApiError {
     }
 }
 
-/// Under the key's write lock, once the bytes arrived: the key must still be on `tier`
-/// (readers and moves went on meanwhile; it may have moved or gone), and a new key must
-/// pass [`new_key_checks`].
+/// Under the key's write lock, once the bytes arrived: the key (`existing`, as the index
+/// has it now) must still be on `tier` (readers and moves went on meanwhile; it may have
+/// moved or gone), and a new key must pass [`new_key_checks`].
 async fn still_writable(
     state: &AppState,
     key: &str,
     tier: &Tier,
-    exists: bool,
+    existing: Option<&ObjectEntry>,
 ) -> Result<(), ApiError> {
-    let still = match state.index.get(key) {
+    let still = match existing {
         Some(entry) => entry.tier == tier.id,
         None => state.default_tier().id == tier.id,
     };
@@ -388,7 +388,7 @@ async fn still_writable(
             ),
         ));
     }
-    if !exists {
+    if existing.is_none() {
         new_key_checks(state, key, tier).await?;
     }
     Ok(())

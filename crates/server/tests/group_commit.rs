@@ -46,15 +46,7 @@ async fn start_faulted(dir: tempfile::TempDir, faults: &str) -> TestServer {
     let mut options = ServeOptions::new(config(dir.path(), TEST_RULES));
     options.limits = Limits::default();
     options.faults = Some(FaultPlan::parse(faults).unwrap());
-    let server = strata_server::start(options).await.unwrap();
-    let addr = server.addr;
-    TestServer {
-        dir,
-        server: Some(server),
-        base: format!("http://{addr}"),
-        addr,
-        client: reqwest::Client::new(),
-    }
+    start_options(dir, options).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -125,11 +125,6 @@ impl Upload {
         }
     }
 
-    /// Whether a bandwidth cap paces this upload's writes ([`crate::Store::with_throttle`]).
-    pub fn is_paced(&self) -> bool {
-        self.gate.is_some()
-    }
-
     /// Whether [`Upload::read_back`] works (local stores).
     pub fn supports_read_back(&self) -> bool {
         matches!(self.inner, Inner::Local(_))
@@ -137,16 +132,7 @@ impl Upload {
 
     /// Reads staged bytes back (local stores), to verify them before publishing.
     pub async fn read_back(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        let injected = self.inject(FaultOp::ReadBack, offset).await?;
-        let data = match &self.inner {
-            Inner::Local(u) => u.read_back(offset, len).await,
-            Inner::Dal(u) => Err(StoreError::permanent(
-                &u.shown,
-                "this store cannot read an upload back before it is published; verify with \
-                 read_range after publish",
-            )),
-        }?;
-        Ok(mangled(&injected, data))
+        self.read_back_via(offset, len, false).await
     }
 
     /// Reads staged bytes back from the device, past the page cache (local stores:
@@ -156,9 +142,19 @@ impl Upload {
     /// [`Upload::read_back`]); neither can a file system without direct I/O (an error
     /// saying so).
     pub async fn read_back_from_device(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        self.read_back_via(offset, len, true).await
+    }
+
+    /// A read-back through the page cache or, `direct`, past it; faults injected alike.
+    async fn read_back_via(
+        &self,
+        offset: u64,
+        len: u64,
+        direct: bool,
+    ) -> Result<Bytes, StoreError> {
         let injected = self.inject(FaultOp::ReadBack, offset).await?;
         let data = match &self.inner {
-            Inner::Local(u) => u.read_back_direct(offset, len).await,
+            Inner::Local(u) => u.read_back(offset, len, direct).await,
             Inner::Dal(u) => Err(StoreError::permanent(
                 &u.shown,
                 "this store cannot read an upload back before it is published; verify with \
@@ -611,9 +607,9 @@ impl LocalUpload {
         .await
     }
 
-    /// `len` as a buffer length when the range lies within the file (`None`: nothing to
-    /// read), or why it cannot be read back.
-    fn read_back_len(&self, offset: u64, len: u64) -> Result<Option<usize>, StoreError> {
+    /// Bytes `[offset, offset + len)` of the staging file, through the page cache or,
+    /// `direct`, with direct I/O on a second descriptor opened on first use.
+    async fn read_back(&self, offset: u64, len: u64, direct: bool) -> Result<Bytes, StoreError> {
         let len_usize = crate::local::checked_len(&self.shown, offset, len)?;
         if offset.saturating_add(len) > self.size {
             return Err(StoreError::permanent(
@@ -624,35 +620,23 @@ impl LocalUpload {
                 ),
             ));
         }
-        Ok((len_usize > 0).then_some(len_usize))
-    }
-
-    async fn read_back(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        let Some(len_usize) = self.read_back_len(offset, len)? else {
+        if len == 0 {
             return Ok(Bytes::new());
-        };
-        let file = Arc::clone(&self.file);
-        let shown = self.shown.clone();
+        }
+        let (file, shown) = (Arc::clone(&self.file), self.shown.clone());
+        let (staging, opened) = (self.staging.clone(), Arc::clone(&self.direct));
         blocking("read back", move || {
             let guard = file.read().unwrap_or_else(|p| p.into_inner());
             let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
-            read_exact_at(file, &shown, offset, len_usize)
-        })
-        .await
-    }
-
-    async fn read_back_direct(&self, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        let Some(len_usize) = self.read_back_len(offset, len)? else {
-            return Ok(Bytes::new());
-        };
-        let (staging, shown) = (self.staging.clone(), self.shown.clone());
-        let direct = Arc::clone(&self.direct);
-        blocking("read back from the device", move || {
-            let file = match direct.get() {
+            if !direct {
+                return read_exact_at(file, &shown, offset, len_usize);
+            }
+            // Only while the upload is open (the guard above): never the published file.
+            let file = match opened.get() {
                 Some(file) => file,
                 None => {
-                    let file = open_direct(&staging, &shown)?;
-                    direct.get_or_init(|| file)
+                    let direct_file = open_direct(&staging, &shown)?;
+                    opened.get_or_init(|| direct_file)
                 }
             };
             crate::local::read_direct_at(file, &shown, offset, len_usize)

@@ -281,15 +281,7 @@ impl TierUpload {
         let written = self.written();
         let mut overflow = self.overflow.lock().await;
         let upload = match overflow.take() {
-            Some(Overflow::Staged(mut upload)) => {
-                if written < self.bound {
-                    if let Err(err) = upload.set_len(written).await {
-                        let _ = upload.abort().await;
-                        return Err(err);
-                    }
-                }
-                upload
-            }
+            Some(Overflow::Staged(upload)) => self.cut_to(upload, written).await?,
             Some(Overflow::Spooled(_)) => {
                 return Err(self.refused("a spool file outside a write to domains".into()))
             }
@@ -332,16 +324,25 @@ impl TierUpload {
             (Overflow::Spooled(_), _) => {
                 Err(self.refused("a spool file outside a write to domains".into()))
             }
-            (Overflow::Staged(mut upload), _) => {
-                if written < self.bound {
-                    if let Err(err) = upload.set_len(written).await {
-                        let _ = upload.abort().await;
-                        return Err(err);
-                    }
-                }
-                upload.publish(None, None).await
+            (Overflow::Staged(upload), _) => {
+                self.cut_to(upload, written)
+                    .await?
+                    .publish(None, None)
+                    .await
             }
         }
+    }
+
+    /// The staged upload ended at the `written` bytes (a write that began with a bound
+    /// may have written fewer); aborted if it cannot be cut.
+    async fn cut_to(&self, mut upload: Upload, written: u64) -> Result<Upload, StoreError> {
+        if written < self.bound {
+            if let Err(err) = upload.set_len(written).await {
+                let _ = upload.abort().await;
+                return Err(err);
+            }
+        }
+        Ok(upload)
     }
 
     /// Gives up: nothing is published, the staged bytes are removed.

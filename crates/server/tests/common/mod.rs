@@ -75,6 +75,11 @@ pub async fn start_with(
     let mut options = ServeOptions::new(config(dir.path(), toml));
     options.limits = limits;
     options.s3 = s3;
+    start_options(dir, options).await
+}
+
+/// A service on `dir` (which `options`' configuration names) started with `options`.
+pub async fn start_options(dir: tempfile::TempDir, options: ServeOptions) -> TestServer {
     let server = strata_server::start(options).await.unwrap();
     let addr = server.addr;
     TestServer {
