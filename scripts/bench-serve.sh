@@ -29,17 +29,7 @@ BATCH="${4:-20000}"
 cargo build --release -q -p strata-cli
 cargo build --release -q -p strata-server --example bench_serve
 rm -rf "$WORK" && mkdir -p "$WORK"
-# New objects land on hot; no periodic pass during the run; statistics flushed every 2 s.
-cat > "$WORK/strata.toml" <<TOML
-default_tier = "hot"
-[server]
-listen = "127.0.0.1:$PORT"
-data_dir = "$WORK/data"
-[rules]
-demotion_interval = "1h"
-[tracking]
-flush_interval = "2s"
-TOML
+write_bench_config "$WORK" "$PORT"
 target/release/strata serve --config "$WORK/strata.toml" >"$WORK/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT

@@ -6,16 +6,7 @@
 tp_run() {
     local bin="$1" work="$2"
     rm -rf "$work" && mkdir -p "$work"
-    cat > "$work/strata.toml" <<TOML
-default_tier = "hot"
-[server]
-listen = "127.0.0.1:$PORT"
-data_dir = "$work/data"
-[rules]
-demotion_interval = "1h"
-[tracking]
-flush_interval = "2s"
-TOML
+    write_bench_config "$work" "$PORT"
     "$bin" serve --config "$work/strata.toml" >"$work/serve.log" 2>&1 &
     local server=$!
     if ! wait_for_serve "$PORT" "$work/serve.log"; then
