@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use crate::lifecycle::{JobKind, JobState};
 use crate::model::JobId;
 
 /// What went wrong in the catalog.
@@ -122,6 +123,20 @@ pub enum CatalogError {
         source_uri: String,
         /// Its destination.
         destination_uri: String,
+    },
+
+    /// A job was asked to change state along a transition its kind does not allow (see
+    /// [`crate::lifecycle`]): something else changed it meanwhile.
+    #[error("{} {id} is {from} and cannot become {to}: another process or an operator changed it meanwhile, and strata never moves a job backwards; look at it again (`strata status` for a migration, `GET /v1/jobs/{id}` for a move) and run or retry it from there", kind.noun())]
+    IllegalTransition {
+        /// A migration or a move.
+        kind: JobKind,
+        /// The job.
+        id: i64,
+        /// Its state in the catalog.
+        from: JobState,
+        /// The state asked for.
+        to: JobState,
     },
 
     /// No job has this id.

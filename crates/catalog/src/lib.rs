@@ -20,6 +20,7 @@
 
 pub mod error;
 pub mod integrity;
+pub mod lifecycle;
 mod location;
 pub mod model;
 mod sqlite;
@@ -31,16 +32,17 @@ pub use error::CatalogError;
 pub use integrity::{
     CheckReport, CompletedFile, CompletedJob, CorruptRowReport, ImportedJob, ReplacedJob,
 };
+pub use lifecycle::{JobKind, JobState};
 pub use location::{default_catalog_path, CATALOG_ENV};
 pub use model::{
-    FileRecord, FileState, FileUpdate, JobId, JobSpec, JobState, JobSummary, PlannedFile,
-    UnknownState, VerifiedChunk,
+    FileRecord, FileState, FileUpdate, JobId, JobSpec, JobSummary, PlannedFile, UnknownState,
+    VerifiedChunk,
 };
 pub use sqlite::SqliteCatalog;
 pub use tiering::{
     object_chunks, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter,
-    MoveId, MoveJob, MoveSpec, MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement,
-    PlacementState, RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
+    MoveId, MoveJob, MoveSpec, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState,
+    RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
 };
 
 /// The catalog's operations, implemented once per database engine.

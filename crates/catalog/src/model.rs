@@ -9,70 +9,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::lifecycle::JobState;
+
 /// A job's id, assigned by the catalog and never reused, even after the job is deleted.
 pub type JobId = i64;
-
-/// Where a job is in its life. Stored as its lowercase name (see [`JobState::as_str`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    /// The plan is written; no byte has been copied yet.
-    Planned,
-    /// Files are being copied and their chunks verified.
-    Copying,
-    /// Every file is copied; the destination is being checked as a whole.
-    Verifying,
-    /// The destination is complete and verified.
-    Done,
-    /// The job stopped on an error; running it again resumes it.
-    Failed,
-    /// The operator stopped the job.
-    Cancelled,
-}
-
-impl JobState {
-    /// Every state, in life order.
-    pub const ALL: [JobState; 6] = [
-        JobState::Planned,
-        JobState::Copying,
-        JobState::Verifying,
-        JobState::Done,
-        JobState::Failed,
-        JobState::Cancelled,
-    ];
-
-    /// The name stored in the catalog and printed to the operator.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Planned => "planned",
-            JobState::Copying => "copying",
-            JobState::Verifying => "verifying",
-            JobState::Done => "done",
-            JobState::Failed => "failed",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobState {
-    type Err = UnknownState;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState {
-                kind: "job",
-                value: s.to_owned(),
-            })
-    }
-}
 
 /// Where a planned file is. Stored as its lowercase name (see [`FileState::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -244,27 +184,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn job_states_round_trip_through_text() {
-        for state in JobState::ALL {
-            assert_eq!(state.to_string().parse::<JobState>(), Ok(state));
-        }
-        let err = "switching".parse::<JobState>().unwrap_err();
-        assert_eq!(err.to_string(), "unknown job state \"switching\"");
-    }
-
-    #[test]
     fn file_states_round_trip_through_text() {
         for state in FileState::ALL {
             assert_eq!(state.to_string().parse::<FileState>(), Ok(state));
         }
         assert!("Done".parse::<FileState>().is_err());
-    }
-
-    #[test]
-    fn states_serialize_as_their_stored_names() {
-        for state in JobState::ALL {
-            let json = serde_json::to_string(&state).unwrap_or_default();
-            assert_eq!(json, format!("\"{state}\""));
-        }
     }
 }

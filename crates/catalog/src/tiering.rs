@@ -38,6 +38,7 @@ use strata_codec::hash::Hash32;
 use strata_codec::ChunkLayout;
 
 use crate::error::CatalogError;
+use crate::lifecycle::JobState;
 use crate::model::UnknownState;
 
 /// A move job's id, assigned by the catalog and never reused.
@@ -272,92 +273,6 @@ pub struct ObjectWrite {
     pub now_ms: i64,
 }
 
-/// Where a move job is in its life. Stored as its lowercase name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MoveState {
-    /// Recorded; nothing written yet.
-    Planned,
-    /// The copy on the target tier is being written.
-    Copying,
-    /// The copy is being read back and hashed.
-    Verifying,
-    /// About to switch the object's placement (one transaction).
-    Switching,
-    /// Switched; the old copy is being deleted.
-    Retiring,
-    /// The object is on the target tier and the old copy is gone.
-    Done,
-    /// Stopped on an error; `retry` plans it again.
-    Failed,
-    /// Stopped by an operator (or because the object was deleted).
-    Cancelled,
-    /// Not done on purpose (e.g. `object_changing`: the object was written during the move).
-    Skipped,
-}
-
-impl MoveState {
-    /// Every state, in life order.
-    pub const ALL: [MoveState; 9] = [
-        MoveState::Planned,
-        MoveState::Copying,
-        MoveState::Verifying,
-        MoveState::Switching,
-        MoveState::Retiring,
-        MoveState::Done,
-        MoveState::Failed,
-        MoveState::Cancelled,
-        MoveState::Skipped,
-    ];
-
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MoveState::Planned => "planned",
-            MoveState::Copying => "copying",
-            MoveState::Verifying => "verifying",
-            MoveState::Switching => "switching",
-            MoveState::Retiring => "retiring",
-            MoveState::Done => "done",
-            MoveState::Failed => "failed",
-            MoveState::Cancelled => "cancelled",
-            MoveState::Skipped => "skipped",
-        }
-    }
-
-    /// Whether the job still has work to do (at most one such job per object).
-    pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            MoveState::Planned
-                | MoveState::Copying
-                | MoveState::Verifying
-                | MoveState::Switching
-                | MoveState::Retiring
-        )
-    }
-}
-
-impl fmt::Display for MoveState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for MoveState {
-    type Err = UnknownState;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        MoveState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| UnknownState {
-                kind: "move job",
-                value: s.to_owned(),
-            })
-    }
-}
-
 /// A move to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MoveSpec {
@@ -401,7 +316,7 @@ pub struct MoveJob {
     /// Size in bytes.
     pub size: u64,
     /// Where it is.
-    pub state: MoveState,
+    pub state: JobState,
     /// Why it was planned.
     pub reason: String,
     /// One sentence for `strata explain`.
@@ -445,7 +360,7 @@ pub enum CopyStart {
     /// The object is no longer current on the job's source tier (where it is now).
     Moved(String),
     /// The job is not in a state that can start copying.
-    NotStartable(MoveState),
+    NotStartable(JobState),
 }
 
 /// What [`TieringCatalog::switch_placement`] did.
@@ -467,7 +382,7 @@ pub enum RetriedMove {
     /// The job is planned again.
     Retried(Box<MoveJob>),
     /// The job is not failed, cancelled or skipped (its state).
-    NotRetryable(MoveState),
+    NotRetryable(JobState),
     /// The object has another unfinished job.
     ObjectBusy(MoveId),
 }
@@ -476,7 +391,7 @@ pub enum RetriedMove {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MoveFilter {
     /// Only jobs in this state.
-    pub state: Option<MoveState>,
+    pub state: Option<JobState>,
     /// Only unfinished jobs.
     pub active_only: bool,
     /// Only jobs of this object.
@@ -661,7 +576,7 @@ pub trait TieringCatalog: Send + Sync {
     async fn move_jobs(&self, filter: &MoveFilter) -> Result<Vec<MoveJob>, CatalogError>;
 
     /// Counts of jobs by state.
-    async fn move_counts(&self) -> Result<Vec<(MoveState, u64)>, CatalogError>;
+    async fn move_counts(&self) -> Result<Vec<(JobState, u64)>, CatalogError>;
 
     /// Starts (or restarts) the copy of a planned, copying, verifying or switching job: checks
     /// that the object is still current on the source tier with the job's generation,
@@ -673,7 +588,7 @@ pub trait TieringCatalog: Send + Sync {
     async fn set_move_state(
         &self,
         id: MoveId,
-        state: MoveState,
+        state: JobState,
         last_error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), CatalogError>;
@@ -697,7 +612,7 @@ pub trait TieringCatalog: Send + Sync {
     async fn end_move(
         &self,
         id: MoveId,
-        state: MoveState,
+        state: JobState,
         last_error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), CatalogError>;

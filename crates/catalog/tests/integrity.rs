@@ -135,10 +135,16 @@ async fn every_write_stores_a_checksum_and_every_update_renews_it() {
 
     let before = checksums(&path, "jobs").await;
     catalog
+        .set_job_state(id, JobState::Copying, None, None)
+        .await
+        .unwrap();
+    let copying = checksums(&path, "jobs").await;
+    assert_ne!(copying, before);
+    catalog
         .set_job_state(id, JobState::Done, None, Some("abc"))
         .await
         .unwrap();
-    assert_ne!(checksums(&path, "jobs").await, before);
+    assert_ne!(checksums(&path, "jobs").await, copying);
 
     // Everything written reads back, and the full check agrees.
     assert_eq!(catalog.load_files(id).await.unwrap().len(), 3);

@@ -3,7 +3,7 @@
 //! key, access statistics, decisions, and durability across a reopen.
 
 use strata_catalog::{
-    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, MoveFilter, MoveSpec, MoveState,
+    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, JobState, MoveFilter, MoveSpec,
     ObjectWrite, PlacementState, RetriedMove, SqliteCatalog, SwitchOutcome, TieringCatalog,
 };
 
@@ -124,7 +124,7 @@ async fn a_move_copies_switches_and_retires() {
     else {
         panic!("expected a new job")
     };
-    assert_eq!(job.state, MoveState::Planned);
+    assert_eq!(job.state, JobState::Planned);
     // Same idempotency key: the same job.
     match catalog
         .create_move(&spec("k", 1, "warm", "hot"), 21)
@@ -147,7 +147,7 @@ async fn a_move_copies_switches_and_retires() {
     let CopyStart::Started(started) = catalog.start_copy(job.id, 30).await.unwrap() else {
         panic!("copy should start")
     };
-    assert_eq!((started.state, started.attempts), (MoveState::Copying, 1));
+    assert_eq!((started.state, started.attempts), (JobState::Copying, 1));
     let placements = catalog.placements("k").await.unwrap();
     assert_eq!(placements.len(), 2);
     // Restarting the copy (after a crash) keeps the one copying row.
@@ -157,7 +157,7 @@ async fn a_move_copies_switches_and_retires() {
     ));
 
     catalog
-        .set_move_state(job.id, MoveState::Verifying, None, 40)
+        .set_move_state(job.id, JobState::Verifying, None, 40)
         .await
         .unwrap();
     assert_eq!(
@@ -175,11 +175,96 @@ async fn a_move_copies_switches_and_retires() {
     catalog.finish_move(job.id, 60).await.unwrap();
     assert!(catalog.placements_in_flight().await.unwrap().is_empty());
     let done = catalog.move_job(job.id).await.unwrap().unwrap();
-    assert_eq!((done.state, done.finished_ms), (MoveState::Done, Some(60)));
+    assert_eq!((done.state, done.finished_ms), (JobState::Done, Some(60)));
     assert_eq!(
         catalog.move_counts().await.unwrap(),
-        vec![(MoveState::Done, 1)]
+        vec![(JobState::Done, 1)]
     );
+}
+
+/// The move's side of the one job state machine (`strata_catalog::lifecycle`): once the
+/// switch is committed the move only goes forward, and a finished move never runs again.
+#[tokio::test]
+async fn a_switched_move_only_goes_forward() {
+    let (_dir, catalog) = open().await;
+    catalog
+        .commit_write(&write("k", "warm", 1, 10))
+        .await
+        .unwrap();
+    let CreatedMove::Created(job) = catalog
+        .create_move(&spec("k", 1, "warm", "hot"), 20)
+        .await
+        .unwrap()
+    else {
+        panic!("expected a new job")
+    };
+    let refused = |result: Result<(), strata_catalog::CatalogError>, from, to| {
+        let err = result.expect_err("a backward transition must be refused");
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!(
+                "move job {} is {from} and cannot become {to}",
+                job.id
+            )),
+            "{message}"
+        );
+    };
+    // Not copied yet: nothing to verify.
+    refused(
+        catalog
+            .set_move_state(job.id, JobState::Verifying, None, 25)
+            .await,
+        JobState::Planned,
+        JobState::Verifying,
+    );
+    assert!(matches!(
+        catalog.start_copy(job.id, 30).await.unwrap(),
+        CopyStart::Started(_)
+    ));
+    catalog
+        .set_move_state(job.id, JobState::Verifying, None, 40)
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog.switch_placement(job.id, 50).await.unwrap(),
+        SwitchOutcome::Switched
+    );
+    // Switched: a late failure, a re-plan or a restarted copy would undo a committed
+    // switch; all are refused and the placement stays.
+    refused(
+        catalog
+            .end_move(job.id, JobState::Failed, Some("late"), 55)
+            .await,
+        JobState::Retiring,
+        JobState::Failed,
+    );
+    refused(
+        catalog.end_move(job.id, JobState::Planned, None, 55).await,
+        JobState::Retiring,
+        JobState::Planned,
+    );
+    assert!(matches!(
+        catalog.start_copy(job.id, 56).await.unwrap(),
+        CopyStart::NotStartable(JobState::Retiring)
+    ));
+    let placed = catalog.placed_object("k").await.unwrap().unwrap();
+    assert_eq!(placed.tier, "hot");
+    assert_eq!(catalog.placements("k").await.unwrap().len(), 2);
+    catalog.finish_move(job.id, 60).await.unwrap();
+    // Done: it never runs again.
+    refused(
+        catalog
+            .set_move_state(job.id, JobState::Copying, None, 70)
+            .await,
+        JobState::Done,
+        JobState::Copying,
+    );
+    assert!(matches!(
+        catalog.retry_move(job.id, 71).await.unwrap(),
+        RetriedMove::NotRetryable(JobState::Done)
+    ));
+    let done = catalog.move_job(job.id).await.unwrap().unwrap();
+    assert_eq!((done.state, done.finished_ms), (JobState::Done, Some(60)));
 }
 
 #[tokio::test]
@@ -215,7 +300,7 @@ async fn a_write_during_the_move_stops_the_switch() {
     catalog
         .end_move(
             job.id,
-            MoveState::Skipped,
+            JobState::Skipped,
             Some("object_changing: written during its move"),
             50,
         )
@@ -223,12 +308,12 @@ async fn a_write_during_the_move_stops_the_switch() {
         .unwrap();
     assert_eq!(catalog.placements("k").await.unwrap().len(), 1);
     let skipped = catalog.move_job(job.id).await.unwrap().unwrap();
-    assert_eq!(skipped.state, MoveState::Skipped);
+    assert_eq!(skipped.state, JobState::Skipped);
     assert!(skipped.last_error.unwrap().starts_with("object_changing"));
     // A new generation is a new move; the skipped one can be retried too, once it is alone.
     assert!(matches!(
         catalog.start_copy(job.id, 60).await.unwrap(),
-        CopyStart::NotStartable(MoveState::Skipped)
+        CopyStart::NotStartable(JobState::Skipped)
     ));
     assert!(matches!(
         catalog.retry_move(job.id, 70).await.unwrap(),
@@ -258,7 +343,7 @@ async fn deleting_an_object_cancels_its_move() {
     let retiring = catalog.delete_object("k", 40).await.unwrap().unwrap();
     assert_eq!(retiring.len(), 2, "the current copy and the move's copy");
     let job = catalog.move_job(job.id).await.unwrap().unwrap();
-    assert_eq!(job.state, MoveState::Cancelled);
+    assert_eq!(job.state, JobState::Cancelled);
     let active = catalog
         .move_jobs(&MoveFilter {
             active_only: true,

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use strata_catalog::{DecisionRecord, MoveFilter, MoveState};
+use strata_catalog::{DecisionRecord, JobState, MoveFilter};
 use strata_heat::units::human_duration_ms;
 use strata_heat::{AccessSummary, ObjectState};
 
@@ -124,7 +124,7 @@ pub async fn explain(
     let since = human_duration_ms(now - entry.placed_ms);
     let arrived_by = jobs
         .iter()
-        .find(|job| job.state == MoveState::Done && job.to_tier == tier);
+        .find(|job| job.state == JobState::Done && job.to_tier == tier);
     let why_here = match arrived_by {
         Some(job) => format!(
             "on {tier} for {since}: moved from {} by job {} ({}): {}",

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use strata_catalog::{MoveFilter, MoveId, MoveJob, MoveState, RetriedMove};
+use strata_catalog::{JobState, MoveFilter, MoveId, MoveJob, RetriedMove};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::ApiError;
@@ -66,12 +66,12 @@ pub async fn list(
         .state
         .as_deref()
         .map(|text| {
-            text.parse::<MoveState>().map_err(|_| {
+            text.parse::<JobState>().map_err(|_| {
                 ApiError::bad_request(
                     "invalid_state",
                     format!(
                         "unknown job state {text:?}; one of: {}",
-                        MoveState::ALL.map(MoveState::as_str).join(", ")
+                        JobState::ALL.map(JobState::as_str).join(", ")
                     ),
                 )
             })
@@ -136,7 +136,7 @@ pub async fn cancel(
         }
         None => {}
     }
-    if job.state == MoveState::Retiring {
+    if job.state == JobState::Retiring {
         return Err(switched());
     }
     // Not running (queued, or waiting to resume after a restart): its copy, if any, is
@@ -147,7 +147,7 @@ pub async fn cancel(
             .index
             .get(&job.key)
             .is_some_and(|entry| entry.tier == to.id);
-        if job.state != MoveState::Planned && !current_there {
+        if job.state != JobState::Planned && !current_there {
             let path = Tier::object_path(&job.key);
             store_call(&state, "a cancelled move's cleanup", || {
                 to.store.delete(&path)
@@ -159,7 +159,7 @@ pub async fn cancel(
         .catalog
         .end_move(
             id,
-            MoveState::Cancelled,
+            JobState::Cancelled,
             Some("cancelled: stopped by an operator"),
             now_ms(),
         )

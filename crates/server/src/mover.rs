@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use strata_catalog::{CopyStart, MoveId, MoveJob, MoveState, PlacementState, SwitchOutcome};
+use strata_catalog::{CopyStart, JobState, MoveId, MoveJob, PlacementState, SwitchOutcome};
 use strata_heat::TierId;
 use strata_store::StoreError;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -175,7 +175,7 @@ impl Mover {
             id: job.id,
             to_tier,
             cancel: Arc::new(AtomicBool::new(false)),
-            switched: Arc::new(AtomicBool::new(job.state == MoveState::Retiring)),
+            switched: Arc::new(AtomicBool::new(job.state == JobState::Retiring)),
             done: done_rx,
         };
         map.insert(job.key.clone(), (running.clone(), done_tx));
@@ -288,18 +288,18 @@ async fn end_unknown_tier(state: &AppState, job: &MoveJob) {
     );
     if let Err(err) = state
         .catalog
-        .end_move(job.id, MoveState::Failed, Some(&message), now_ms())
+        .end_move(job.id, JobState::Failed, Some(&message), now_ms())
         .await
     {
         tracing::warn!(%err, job = job.id, "cannot end a move to an unknown tier");
     }
-    emit(state, job, MoveState::Failed, Some(message));
+    emit(state, job, JobState::Failed, Some(message));
 }
 
 /// How a run ended.
 enum Outcome {
     /// The job reached a final state.
-    Ended(MoveState),
+    Ended(JobState),
     /// The job is still active and must run again later.
     Later(String),
     /// Nothing to do (not startable).
@@ -311,11 +311,11 @@ enum Outcome {
 /// Where copy-and-switch got to.
 enum Step {
     Switched,
-    End(MoveState, String),
+    End(JobState, String),
     Nothing,
 }
 
-fn emit(state: &AppState, job: &MoveJob, to_state: MoveState, error: Option<String>) {
+fn emit(state: &AppState, job: &MoveJob, to_state: JobState, error: Option<String>) {
     state.emit(JobEvent {
         id: job.id,
         key: job.key.clone(),
@@ -376,7 +376,7 @@ impl Drop for Incoming<'_> {
 async fn run(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Outcome {
     let (Some(from), Some(to)) = (state.tier(&job.from_tier), state.tier(&job.to_tier)) else {
         end_unknown_tier(state, job).await;
-        return Outcome::Ended(MoveState::Failed);
+        return Outcome::Ended(JobState::Failed);
     };
     // Every store call of a move goes through the tiers' move stores: under the
     // `[bandwidth]` throttle, with the `src`/`dst` fault rules (crate::tiers).
@@ -384,12 +384,12 @@ async fn run(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Outcome {
     if from.id == to.id {
         return reencode::run(state, job, to, handle).await;
     }
-    if job.state == MoveState::Retiring {
+    if job.state == JobState::Retiring {
         return retire(state, job, from).await;
     }
     let step = match copy_and_switch(state, job, from, to, handle).await {
         Ok(step) => step,
-        Err(message) => Step::End(MoveState::Failed, message),
+        Err(message) => Step::End(JobState::Failed, message),
     };
     match step {
         Step::Switched => retire(state, job, from).await,
@@ -402,14 +402,14 @@ async fn run(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Outcome {
 fn stop_reason(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Option<Step> {
     match state.index.get(&job.key) {
         None => Some(Step::End(
-            MoveState::Cancelled,
+            JobState::Cancelled,
             "object_deleted: the object was deleted during its move".to_string(),
         )),
         Some(entry) if entry.generation != job.generation => {
             Some(object_changing(job, entry.generation))
         }
         Some(_) if handle.cancel.load(Ordering::SeqCst) => Some(Step::End(
-            MoveState::Cancelled,
+            JobState::Cancelled,
             "cancelled: stopped by an operator".to_string(),
         )),
         Some(_) => None,
@@ -431,7 +431,7 @@ async fn settled_stop_reason(
 
 fn object_changing(job: &MoveJob, generation: i64) -> Step {
     Step::End(
-        MoveState::Skipped,
+        JobState::Skipped,
         format!(
             "object_changing: the object was written during its move (generation {} → \
              {generation}); the next planning pass decides on the new content",
@@ -456,14 +456,14 @@ async fn copy_and_switch(
         CopyStart::Started(_) => {}
         CopyStart::ObjectGone => {
             return Ok(Step::End(
-                MoveState::Cancelled,
+                JobState::Cancelled,
                 "object_deleted: the object was deleted before its move".to_string(),
             ))
         }
         CopyStart::ObjectChanged(generation) => return Ok(object_changing(job, generation)),
         CopyStart::Moved(tier) => {
             return Ok(Step::End(
-                MoveState::Skipped,
+                JobState::Skipped,
                 format!(
                     "object_moved: the object is on {tier:?} now, not on {:?}",
                     job.from_tier
@@ -472,7 +472,7 @@ async fn copy_and_switch(
         }
         CopyStart::NotStartable(_) => return Ok(Step::Nothing),
     }
-    emit(state, job, MoveState::Copying, None);
+    emit(state, job, JobState::Copying, None);
     let reserved = to.format.stored_bound(job.size);
     let _incoming = Incoming::new(state, to.id, reserved);
     if let Some(stop) = stop_reason(state, job, handle) {
@@ -491,10 +491,10 @@ async fn copy_and_switch(
         .fetch_add(job.size, Ordering::Relaxed);
     state
         .catalog
-        .set_move_state(job.id, MoveState::Verifying, None, now_ms())
+        .set_move_state(job.id, JobState::Verifying, None, now_ms())
         .await
         .map_err(|err| err.to_string())?;
-    emit(state, job, MoveState::Verifying, None);
+    emit(state, job, JobState::Verifying, None);
     let (back_len, back_hash) = match hash_stored(state, to, &job.key, entry.size).await {
         Ok(back) => back,
         Err(TierReadError::Damaged(damage)) => {
@@ -518,10 +518,10 @@ async fn copy_and_switch(
     }
     state
         .catalog
-        .set_move_state(job.id, MoveState::Switching, None, now_ms())
+        .set_move_state(job.id, JobState::Switching, None, now_ms())
         .await
         .map_err(|err| err.to_string())?;
-    emit(state, job, MoveState::Switching, None);
+    emit(state, job, JobState::Switching, None);
     let guard = state.locks.write(&job.key).await;
     if let Some(stop) = stop_reason(state, job, handle) {
         return Ok(stop);
@@ -537,12 +537,12 @@ async fn copy_and_switch(
             state.index.set_tier(&job.key, to.id, now, stored_len);
             handle.switched.store(true, Ordering::SeqCst);
             drop(guard);
-            emit(state, job, MoveState::Retiring, None);
+            emit(state, job, JobState::Retiring, None);
             Ok(Step::Switched)
         }
         SwitchOutcome::ObjectChanged(generation) => Ok(object_changing(job, generation)),
         SwitchOutcome::ObjectGone => Ok(Step::End(
-            MoveState::Cancelled,
+            JobState::Cancelled,
             "object_deleted: the object was deleted during its move".to_string(),
         )),
         SwitchOutcome::Inconsistent(message) => Err(format!("switch refused: {message}")),
@@ -558,8 +558,8 @@ async fn retire(state: &AppState, job: &MoveJob, from: &Tier) -> Outcome {
     if let Err(err) = state.catalog.finish_move(job.id, now_ms()).await {
         return Outcome::Later(format!("recording the retire: {err}"));
     }
-    emit(state, job, MoveState::Done, None);
-    Outcome::Ended(MoveState::Done)
+    emit(state, job, JobState::Done, None);
+    Outcome::Ended(JobState::Done)
 }
 
 /// Deletes the job's copy, then ends it (the copy's row goes after its bytes).
@@ -567,7 +567,7 @@ async fn abort(
     state: &AppState,
     job: &MoveJob,
     to: &Tier,
-    end_state: MoveState,
+    end_state: JobState,
     message: String,
 ) -> Outcome {
     let path = Tier::object_path(&job.key);

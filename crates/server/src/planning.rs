@@ -30,7 +30,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use strata_catalog::{
-    CreatedMove, DecisionRecord, MoveFilter, MoveId, MoveSpec, MoveState, RetriedMove,
+    CreatedMove, DecisionRecord, JobState, MoveFilter, MoveId, MoveSpec, RetriedMove,
 };
 use strata_heat::{AccessSummary, ObjectState, PlacementPlan, TierId};
 use tokio::sync::watch;
@@ -219,7 +219,7 @@ async fn record_plan(
                 Some(job)
             }
             CreatedMove::Existing(job)
-                if job.state == MoveState::Failed && job.attempts < MAX_AUTO_ATTEMPTS =>
+                if job.state == JobState::Failed && job.attempts < MAX_AUTO_ATTEMPTS =>
             {
                 match state.catalog.retry_move(job.id, now).await? {
                     RetriedMove::Retried(job) => Some(*job),

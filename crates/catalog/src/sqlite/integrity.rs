@@ -16,7 +16,8 @@ use crate::integrity::{
     chunk_checksum, CheckReport, CompletedJob, CorruptRowReport, FileColumns, ImportedJob,
     ReplacedJob,
 };
-use crate::model::{FileState, JobSpec, JobState, PlannedFile};
+use crate::lifecycle::JobState;
+use crate::model::{FileState, JobSpec, PlannedFile};
 
 /// The migration that added the `checksum` columns.
 pub(super) const ROW_CHECKSUMS_VERSION: i64 = 3;

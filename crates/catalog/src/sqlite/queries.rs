@@ -23,9 +23,9 @@ use super::rows::{select_chunks, select_files, select_jobs, JobFilter, RawChunk,
 use super::{db_error, SqliteCatalog};
 use crate::error::CatalogError;
 use crate::integrity::{chunk_checksum, FileColumns};
+use crate::lifecycle::{JobKind, JobState};
 use crate::model::{
-    FileRecord, FileState, FileUpdate, JobId, JobSpec, JobState, JobSummary, PlannedFile,
-    VerifiedChunk,
+    FileRecord, FileState, FileUpdate, JobId, JobSpec, JobSummary, PlannedFile, VerifiedChunk,
 };
 use crate::Catalog;
 
@@ -557,6 +557,17 @@ impl Catalog for SqliteCatalog {
             .map_err(self.error(op))?;
         let raw = raw.ok_or_else(|| self.not_found(id))?;
         self.verify_job(&raw)?;
+        let from = JobKind::Migration
+            .parse_state(&raw.state)
+            .map_err(|err| self.invalid_data(format!("job {id}: {err}")))?;
+        if !JobKind::Migration.allows(from, state) {
+            return Err(CatalogError::IllegalTransition {
+                kind: JobKind::Migration,
+                id,
+                from,
+                to: state,
+            });
+        }
         let checksum = crate::integrity::JobColumns {
             state: state.as_str(),
             last_error,

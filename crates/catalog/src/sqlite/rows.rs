@@ -11,7 +11,8 @@ use sqlx::SqliteConnection;
 use super::SqliteCatalog;
 use crate::error::CatalogError;
 use crate::integrity::{chunk_checksum, mismatch, FileColumns, JobColumns};
-use crate::model::{FileRecord, JobId, JobState, JobSummary, PlannedFile, VerifiedChunk};
+use crate::lifecycle::{JobKind, JobState};
+use crate::model::{FileRecord, JobId, JobSummary, PlannedFile, VerifiedChunk};
 
 /// `SELECT` of a job row as [`RawJob`] reads it.
 macro_rules! select_jobs {
@@ -239,9 +240,8 @@ impl SqliteCatalog {
         self.verify_job(&raw)?;
         Ok(JobRow {
             id: raw.id,
-            state: raw
-                .state
-                .parse()
+            state: JobKind::Migration
+                .parse_state(&raw.state)
                 .map_err(|err| self.invalid_data(format!("{err}")))?,
             chunk_size: self.unsigned(raw.chunk_size, "job chunk size")?,
             source: raw.source,

@@ -12,10 +12,11 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::SqliteCatalog;
 use crate::error::CatalogError;
+use crate::lifecycle::{JobKind, JobState};
 use crate::tiering::{
     ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter, MoveId,
-    MoveJob, MoveSpec, MoveState, ObjectRecord, ObjectWrite, PlacedObject, Placement,
-    PlacementState, RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent,
+    MoveJob, MoveSpec, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState,
+    RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent,
 };
 
 mod object_writes;
@@ -23,7 +24,7 @@ mod object_writes;
 /// Rows per multi-row statement (at most 4 parameters each).
 const ROW_BATCH: usize = 1000;
 
-/// The unfinished states, as SQL text (kept in step with [`MoveState::is_active`] and the
+/// The unfinished states, as SQL text (kept in step with [`JobState::is_active`] and the
 /// partial index `move_jobs_one_active`).
 const ACTIVE_STATES: &str = "('planned', 'copying', 'verifying', 'switching', 'retiring')";
 
@@ -124,8 +125,8 @@ impl SqliteCatalog {
             to_tier: row.try_get(4).map_err(self.error(op))?,
             generation: row.try_get(5).map_err(self.error(op))?,
             size: self.unsigned(size, "move size")?,
-            state: state
-                .parse()
+            state: JobKind::Move
+                .parse_state(&state)
                 .map_err(|err| self.invalid_data(format!("move job {id}: {err}")))?,
             reason: row.try_get(8).map_err(self.error(op))?,
             explanation: row.try_get(9).map_err(self.error(op))?,
@@ -198,15 +199,26 @@ impl SqliteCatalog {
         row.map(|row| self.placement_from_row(&row)).transpose()
     }
 
+    /// Writes a move's new state, refusing a transition the job state machine does not
+    /// allow from `job`'s state (read in the same transaction).
     async fn set_state_in(
         &self,
         conn: &mut SqliteConnection,
-        id: MoveId,
-        state: MoveState,
+        job: &MoveJob,
+        state: JobState,
         last_error: Option<&str>,
         now_ms: i64,
         op: &'static str,
     ) -> Result<(), CatalogError> {
+        let id = job.id;
+        if !JobKind::Move.allows(job.state, state) {
+            return Err(CatalogError::IllegalTransition {
+                kind: JobKind::Move,
+                id,
+                from: job.state,
+                to: state,
+            });
+        }
         let finished = (!state.is_active()).then_some(now_ms);
         sqlx::query(
             "UPDATE move_jobs SET state = ?, last_error = ?, updated_ms = ?, finished_ms = ?
@@ -570,7 +582,7 @@ impl TieringCatalog for SqliteCatalog {
         rows.iter().map(|row| self.move_from_row(row)).collect()
     }
 
-    async fn move_counts(&self) -> Result<Vec<(MoveState, u64)>, CatalogError> {
+    async fn move_counts(&self) -> Result<Vec<(JobState, u64)>, CatalogError> {
         let op = "count move jobs";
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM move_jobs GROUP BY state ORDER BY state")
@@ -579,8 +591,8 @@ impl TieringCatalog for SqliteCatalog {
                 .map_err(self.error(op))?;
         rows.into_iter()
             .map(|(state, count)| {
-                let state = state
-                    .parse()
+                let state = JobKind::Move
+                    .parse_state(&state)
                     .map_err(|err| self.invalid_data(format!("{err}")))?;
                 Ok((state, self.unsigned(count, "job count")?))
             })
@@ -591,10 +603,7 @@ impl TieringCatalog for SqliteCatalog {
         let op = "start move copy";
         let mut tx = self.begin_tiering_write(op).await?;
         let job = self.move_required(&mut tx, id, op).await?;
-        if !matches!(
-            job.state,
-            MoveState::Planned | MoveState::Copying | MoveState::Verifying | MoveState::Switching
-        ) {
+        if !JobKind::Move.allows(job.state, JobState::Copying) {
             return Ok(CopyStart::NotStartable(job.state));
         }
         let Some(placed) = self.placed_in(&mut tx, &job.key, op).await? else {
@@ -649,14 +658,14 @@ impl TieringCatalog for SqliteCatalog {
     async fn set_move_state(
         &self,
         id: MoveId,
-        state: MoveState,
+        state: JobState,
         last_error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), CatalogError> {
         let op = "set move state";
         let mut tx = self.begin_tiering_write(op).await?;
-        self.move_required(&mut tx, id, op).await?;
-        self.set_state_in(&mut tx, id, state, last_error, now_ms, op)
+        let job = self.move_required(&mut tx, id, op).await?;
+        self.set_state_in(&mut tx, &job, state, last_error, now_ms, op)
             .await?;
         tx.commit().await.map_err(self.error(op))
     }
@@ -714,7 +723,7 @@ impl TieringCatalog for SqliteCatalog {
         .execute(&mut *tx)
         .await
         .map_err(self.error(op))?;
-        self.set_state_in(&mut tx, id, MoveState::Retiring, None, now_ms, op)
+        self.set_state_in(&mut tx, &job, JobState::Retiring, None, now_ms, op)
             .await?;
         tx.commit().await.map_err(self.error(op))?;
         Ok(SwitchOutcome::Switched)
@@ -734,7 +743,7 @@ impl TieringCatalog for SqliteCatalog {
         .execute(&mut *tx)
         .await
         .map_err(self.error(op))?;
-        self.set_state_in(&mut tx, id, MoveState::Done, None, now_ms, op)
+        self.set_state_in(&mut tx, &job, JobState::Done, None, now_ms, op)
             .await?;
         tx.commit().await.map_err(self.error(op))
     }
@@ -742,14 +751,14 @@ impl TieringCatalog for SqliteCatalog {
     async fn end_move(
         &self,
         id: MoveId,
-        state: MoveState,
+        state: JobState,
         last_error: Option<&str>,
         now_ms: i64,
     ) -> Result<(), CatalogError> {
         let op = "end move";
         if !matches!(
             state,
-            MoveState::Planned | MoveState::Failed | MoveState::Cancelled | MoveState::Skipped
+            JobState::Planned | JobState::Failed | JobState::Cancelled | JobState::Skipped
         ) {
             return Err(CatalogError::InvalidInput(format!(
                 "a move that did not switch cannot end {state}"
@@ -767,7 +776,7 @@ impl TieringCatalog for SqliteCatalog {
         .execute(&mut *tx)
         .await
         .map_err(self.error(op))?;
-        self.set_state_in(&mut tx, id, state, last_error, now_ms, op)
+        self.set_state_in(&mut tx, &job, state, last_error, now_ms, op)
             .await?;
         tx.commit().await.map_err(self.error(op))
     }
@@ -776,10 +785,8 @@ impl TieringCatalog for SqliteCatalog {
         let op = "retry move";
         let mut tx = self.begin_tiering_write(op).await?;
         let job = self.move_required(&mut tx, id, op).await?;
-        if !matches!(
-            job.state,
-            MoveState::Failed | MoveState::Cancelled | MoveState::Skipped
-        ) {
+        // Only a move that ended runs again, as a new attempt.
+        if job.state.is_active() || !JobKind::Move.allows(job.state, JobState::Planned) {
             return Ok(RetriedMove::NotRetryable(job.state));
         }
         if let Some(active) = self.active_move_of(&mut tx, &job.key, op).await? {

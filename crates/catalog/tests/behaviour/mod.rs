@@ -17,7 +17,7 @@ macro_rules! behaviour_suite {
     ($open:expr) => {
         $crate::behaviour_suite!(@tests $open;
             create_and_find, uniqueness_and_input_checks, plan_replace, file_updates,
-            chunk_upserts_are_idempotent, listing_order_and_progress, state_round_trip,
+            chunk_upserts_are_idempotent, listing_order_and_progress, state_round_trip, a_job_never_moves_backwards,
             missing_jobs_are_reported, delete_job_removes_everything, large_plan,
             replanning_a_changed_file_resets_only_that_file);
     };
@@ -403,7 +403,15 @@ pub async fn listing_order_and_progress(catalog: &dyn Catalog) {
 
 pub async fn state_round_trip(catalog: &dyn Catalog) {
     let id = catalog.create_job(&spec("a", "b")).await.unwrap();
-    for state in JobState::ALL {
+    // A life: copied, checked, done; then a re-run that fails and one that resumes.
+    for state in [
+        JobState::Copying,
+        JobState::Verifying,
+        JobState::Done,
+        JobState::Copying,
+        JobState::Failed,
+        JobState::Copying,
+    ] {
         catalog.set_job_state(id, state, None, None).await.unwrap();
         assert_eq!(catalog.job(id).await.unwrap().unwrap().state, state);
     }
@@ -417,6 +425,10 @@ pub async fn state_round_trip(catalog: &dyn Catalog) {
         (JobState::Failed, Some("destination full"))
     );
     catalog
+        .set_job_state(id, JobState::Copying, None, None)
+        .await
+        .unwrap();
+    catalog
         .set_job_state(id, JobState::Done, None, Some("af1349b9f5f9a1a6"))
         .await
         .unwrap();
@@ -424,6 +436,64 @@ pub async fn state_round_trip(catalog: &dyn Catalog) {
     assert_eq!(job.state, JobState::Done);
     assert_eq!(job.last_error, None, "None clears the last error");
     assert_eq!(job.root_hash.as_deref(), Some("af1349b9f5f9a1a6"));
+}
+
+pub async fn a_job_never_moves_backwards(catalog: &dyn Catalog) {
+    let id = catalog.create_job(&spec("a", "b")).await.unwrap();
+    let refused = |result: Result<(), CatalogError>, from: JobState, to: JobState| {
+        let Err(err) = result else {
+            panic!("{from} -> {to} should be refused")
+        };
+        assert!(
+            matches!(err, CatalogError::IllegalTransition { id: i, from: f, to: t, .. }
+                if i == id && f == from && t == to),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(&format!("job {id} is {from} and cannot become {to}")),
+            "{message}"
+        );
+    };
+    // Never copied: it cannot be done.
+    refused(
+        catalog
+            .set_job_state(id, JobState::Done, None, Some("ff"))
+            .await,
+        JobState::Planned,
+        JobState::Done,
+    );
+    // A move's state is not a migration's.
+    refused(
+        catalog
+            .set_job_state(id, JobState::Switching, None, None)
+            .await,
+        JobState::Planned,
+        JobState::Switching,
+    );
+    let job = catalog.job(id).await.unwrap().unwrap();
+    assert_eq!((job.state, job.root_hash), (JobState::Planned, None));
+    catalog
+        .set_job_state(id, JobState::Copying, None, None)
+        .await
+        .unwrap();
+    catalog
+        .set_job_state(id, JobState::Done, None, Some("ab"))
+        .await
+        .unwrap();
+    // A late failure from a run that lost the race does not undo a done job.
+    refused(
+        catalog
+            .set_job_state(id, JobState::Failed, Some("late"), None)
+            .await,
+        JobState::Done,
+        JobState::Failed,
+    );
+    let job = catalog.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.state, job.root_hash.as_deref(), job.last_error),
+        (JobState::Done, Some("ab"), None)
+    );
 }
 
 pub async fn missing_jobs_are_reported(catalog: &dyn Catalog) {

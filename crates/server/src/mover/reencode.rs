@@ -15,7 +15,7 @@
 //! leaves a complete encoding (the old one until the new one is verified); the job is run
 //! again at start, and `reencode` settles what the crash left.
 
-use strata_catalog::{MoveJob, MoveState};
+use strata_catalog::{JobState, MoveJob};
 use strata_redundancy::Redundancy;
 
 use super::{emit, stop_reason, Outcome, RunningMove, Step};
@@ -39,14 +39,14 @@ pub(super) async fn run(
     let result = reencode(state, job, tier, handle).await;
     lock(&state.reencodes).remove(&job.key);
     let (end_state, message) = match result {
-        Ok(Step::Switched) => (MoveState::Done, None),
+        Ok(Step::Switched) => (JobState::Done, None),
         Ok(Step::End(end_state, message)) => (end_state, Some(message)),
         Ok(Step::Nothing) => return Outcome::Nothing,
-        Err(message) => (MoveState::Failed, Some(message)),
+        Err(message) => (JobState::Failed, Some(message)),
     };
     let now = now_ms();
     let recorded = match end_state {
-        MoveState::Done => state.catalog.finish_move(job.id, now).await,
+        JobState::Done => state.catalog.finish_move(job.id, now).await,
         _ => {
             state
                 .catalog
@@ -95,7 +95,7 @@ async fn reencode(
             .get(entry.tier)
             .map_or("another tier", |t| t.name());
         return Ok(Step::End(
-            MoveState::Skipped,
+            JobState::Skipped,
             format!(
                 "object_moved: the object is on {now_on:?} now, not on {:?}",
                 tier.name()
@@ -111,7 +111,7 @@ async fn reencode(
         tier.wanted_redundancy(class_of(state, &job.key))
             .unwrap_or(domains.default)
     });
-    set_state(state, job, MoveState::Copying).await?;
+    set_state(state, job, JobState::Copying).await?;
     let path = Tier::object_path(&job.key);
     // At background priority: readers get the CPU first (crate::background).
     let store = domains.store.clone();
@@ -122,7 +122,7 @@ async fn reencode(
         .await
         .ok_or_else(|| "the service is stopping; the re-encode resumes at start".to_string())?
         .map_err(|err| format!("re-encoding to {wanted} on {}: {err}", tier.name()))?;
-    set_state(state, job, MoveState::Verifying).await?;
+    set_state(state, job, JobState::Verifying).await?;
     let (_, back_hash) = hash_stored(state, tier, &job.key, entry.size)
         .await
         .map_err(|err| {
@@ -139,7 +139,7 @@ async fn reencode(
     Ok(Step::Switched)
 }
 
-async fn set_state(state: &AppState, job: &MoveJob, to: MoveState) -> Result<(), String> {
+async fn set_state(state: &AppState, job: &MoveJob, to: JobState) -> Result<(), String> {
     state
         .catalog
         .set_move_state(job.id, to, None, now_ms())
