@@ -5,6 +5,8 @@
 # reader is crates/server/examples/reencode_bench.rs.
 # Usage: scripts/bench-reencode.sh [WORKDIR] [OBJECTS] [OBJECT_KIB] [ROUNDS]
 # STRATA_BIN=path runs that binary instead of building this checkout (to compare builds).
+# BWLIMIT=RATE (e.g. 16M) adds `[bandwidth] limit = RATE` to both runs: the moves' throttle,
+# which re-encodes go through (background work bounded in bandwidth, issue 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/serve.sh
@@ -25,6 +27,8 @@ run() { # $1: on|off
     rm -rf "$WORK" && mkdir -p "$WORK"
     local map=""
     [ "$1" = on ] && map=$'[redundancy]\nhot = "replicate:3"'
+    local bandwidth=""
+    [ -n "${BWLIMIT:-}" ] && bandwidth=$'[bandwidth]\nlimit = "'"$BWLIMIT"'"'
     # One tier over six local domains, new objects ec:4+2; an access makes an object hot
     # for an hour, and hot objects stay on this tier (no move, only the re-encode).
     cat > "$WORK/strata.toml" <<TOML
@@ -46,6 +50,7 @@ demotion_interval = "1h"
 [tracking]
 flush_interval = "2s"
 $map
+$bandwidth
 TOML
     "$STRATA" serve --config "$WORK/strata.toml" >"$WORK/serve.log" 2>&1 &
     SERVER=$!
@@ -56,7 +61,7 @@ TOML
     kill -TERM $SERVER && wait $SERVER || true
     trap - EXIT
 }
-echo "$(nproc) CPUs; $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$(nproc) CPUs; $(uname -r); load $(cut -d' ' -f1-3 /proc/loadavg); bandwidth limit ${BWLIMIT:-none}"
 run off
 run on
 run off
