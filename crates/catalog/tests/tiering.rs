@@ -44,6 +44,23 @@ fn spec(key: &str, generation: i64, from: &str, to: &str) -> MoveSpec {
     }
 }
 
+/// A catalog holding object `k` (generation 1 on `warm`) and a planned move of it to `hot`.
+async fn planned_move() -> (tempfile::TempDir, SqliteCatalog, strata_catalog::MoveJob) {
+    let (dir, catalog) = open().await;
+    catalog
+        .commit_write(&write("k", "warm", 1, 10))
+        .await
+        .unwrap();
+    let CreatedMove::Created(job) = catalog
+        .create_move(&spec("k", 1, "warm", "hot"), 20)
+        .await
+        .unwrap()
+    else {
+        panic!("expected a new job")
+    };
+    (dir, catalog, job)
+}
+
 #[tokio::test]
 async fn writes_create_then_bump_the_generation() {
     let (_dir, catalog) = open().await;
@@ -112,18 +129,7 @@ async fn delete_leaves_retiring_copies_until_removed() {
 
 #[tokio::test]
 async fn a_move_copies_switches_and_retires() {
-    let (_dir, catalog) = open().await;
-    catalog
-        .commit_write(&write("k", "warm", 1, 10))
-        .await
-        .unwrap();
-    let CreatedMove::Created(job) = catalog
-        .create_move(&spec("k", 1, "warm", "hot"), 20)
-        .await
-        .unwrap()
-    else {
-        panic!("expected a new job")
-    };
+    let (_dir, catalog, job) = planned_move().await;
     assert_eq!(job.state, JobState::Planned);
     // Same idempotency key: the same job.
     match catalog
@@ -186,18 +192,7 @@ async fn a_move_copies_switches_and_retires() {
 /// switch is committed the move only goes forward, and a finished move never runs again.
 #[tokio::test]
 async fn a_switched_move_only_goes_forward() {
-    let (_dir, catalog) = open().await;
-    catalog
-        .commit_write(&write("k", "warm", 1, 10))
-        .await
-        .unwrap();
-    let CreatedMove::Created(job) = catalog
-        .create_move(&spec("k", 1, "warm", "hot"), 20)
-        .await
-        .unwrap()
-    else {
-        panic!("expected a new job")
-    };
+    let (_dir, catalog, job) = planned_move().await;
     let refused = |result: Result<(), strata_catalog::CatalogError>, from, to| {
         let err = result.expect_err("a backward transition must be refused");
         let message = err.to_string();
@@ -269,18 +264,7 @@ async fn a_switched_move_only_goes_forward() {
 
 #[tokio::test]
 async fn a_write_during_the_move_stops_the_switch() {
-    let (_dir, catalog) = open().await;
-    catalog
-        .commit_write(&write("k", "warm", 1, 10))
-        .await
-        .unwrap();
-    let CreatedMove::Created(job) = catalog
-        .create_move(&spec("k", 1, "warm", "hot"), 20)
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let (_dir, catalog, job) = planned_move().await;
     assert!(matches!(
         catalog.start_copy(job.id, 30).await.unwrap(),
         CopyStart::Started(_)
@@ -327,18 +311,7 @@ async fn a_write_during_the_move_stops_the_switch() {
 
 #[tokio::test]
 async fn deleting_an_object_cancels_its_move() {
-    let (_dir, catalog) = open().await;
-    catalog
-        .commit_write(&write("k", "warm", 1, 10))
-        .await
-        .unwrap();
-    let CreatedMove::Created(job) = catalog
-        .create_move(&spec("k", 1, "warm", "hot"), 20)
-        .await
-        .unwrap()
-    else {
-        panic!()
-    };
+    let (_dir, catalog, job) = planned_move().await;
     catalog.start_copy(job.id, 30).await.unwrap();
     let retiring = catalog.delete_object("k", 40).await.unwrap().unwrap();
     assert_eq!(retiring.len(), 2, "the current copy and the move's copy");
