@@ -13,8 +13,9 @@
 //!   cost what it will, before the trace ends.
 //! - **Hysteresis**: the leader changes only when another expert's mark is lower by more
 //!   than the moves a switch costs (every object whose tier differs, moved to the new
-//!   leader's) plus [`SWITCH_MARGIN`] of the leader's mark, at two judgements in a row, so
-//!   near-ties and a single window's burst do not thrash. Judgements: at each boundary and
+//!   leader's) plus [`SWITCH_MARGIN`] of the leader's mark plus what the switches so far
+//!   cost in moves, at two judgements in a row, so near-ties, a single window's burst and
+//!   marks that swing from window to window do not thrash. Judgements: at each boundary and
 //!   every [`JUDGE_EVERY`] requests between.
 //! - **Following**: after each request, boundary and wake-up, the objects the leader moved
 //!   (its replay's journal, so no scan of every object) are moved to the leader's tier in the
@@ -80,6 +81,8 @@ pub struct Selection {
     since_judged: u32,
     /// The expert that beat the leader at the last judgement, if one did.
     challenger: Option<usize>,
+    /// What the switches so far were expected to cost in moves: a lead must exceed it too.
+    switched_cost: f64,
 }
 
 impl Selection {
@@ -106,6 +109,7 @@ impl Selection {
             switch_costs: vec![None; EXPERTS.len()],
             since_judged: 0,
             challenger: None,
+            switched_cost: 0.0,
         })
     }
 
@@ -189,19 +193,12 @@ impl Selection {
             self.challenger = Some(best);
             self.follow(outer);
         } else {
-            if std::env::var_os("SEL_DEBUG").is_some() {
-                let before = self.prices.price(&outer.mark_to_market(0)).moves;
-                eprintln!("{} switch {} -> {best}: marks {:?} est {:?} moves before {before}", outer.now_ms(), self.leader, self.marks(), self.switch_costs[best]);
-            }
+            self.switched_cost += self.switch_costs[best].unwrap_or(0.0);
             self.leader = best;
             self.challenger = None;
             self.switches += 1;
             self.switch_costs.fill(None);
             self.sync_all(outer);
-            if std::env::var_os("SEL_DEBUG").is_some() {
-                let after = self.prices.price(&outer.mark_to_market(0)).moves;
-                eprintln!("  after {after} refused {}", self.refused.len());
-            }
         }
     }
 
@@ -244,7 +241,7 @@ impl Selection {
             return self.leader;
         };
         let current = marks.get(self.leader).copied().unwrap_or(f64::INFINITY);
-        let margin = SWITCH_MARGIN * current;
+        let margin = SWITCH_MARGIN * current + self.switched_cost;
         if best == self.leader || marks[best] + margin >= current {
             return self.leader;
         }
