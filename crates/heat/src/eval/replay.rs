@@ -639,9 +639,7 @@ impl Run {
 
     /// The policy's next wake-up that [`Run::advance_to`] would honour, if any.
     pub(super) fn next_wakeup_ms(&self) -> Option<i64> {
-        self.policy
-            .wakeup_ms()
-            .filter(|&at| at >= self.wake_floor)
+        self.policy.wakeup_ms().filter(|&at| at >= self.wake_floor)
     }
 
     /// Runs the window boundaries and the policy's wake-ups up to `time_ms` (included), in
