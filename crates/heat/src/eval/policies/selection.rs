@@ -25,7 +25,7 @@
 //!
 //! Memory: one replay per expert, each proportional to the objects.
 
-use super::learned::Learned;
+use super::learned::{Learned, SCAN_REACH};
 use super::make_policy;
 use crate::config::TieringConfig;
 use crate::eval::replay::Run;
@@ -33,6 +33,7 @@ use crate::eval::{
     CostModel, EvalError, MoveOutcome, Policy, Predictions, PrepareContext, ReplayState,
     TAIL_WINDOWS,
 };
+use crate::optimise::object::read_cost;
 use crate::trace::TraceRequest;
 
 /// The experts, in order: the forecast placement first (its predictions are used), then
@@ -83,6 +84,8 @@ pub struct Selection {
     challenger: Option<usize>,
     /// What the switches so far were expected to cost in moves: a lead must exceed it too.
     switched_cost: f64,
+    /// Window boundaries seen.
+    boundaries: u32,
 }
 
 impl Selection {
@@ -110,6 +113,7 @@ impl Selection {
             since_judged: 0,
             challenger: None,
             switched_cost: 0.0,
+            boundaries: 0,
         })
     }
 
@@ -208,10 +212,31 @@ impl Selection {
             .map(|index| {
                 self.run(index).map_or(f64::INFINITY, |run| {
                     let tally = run.state.mark_to_market(TAIL_WINDOWS);
-                    self.prices.price(&tally).total()
+                    self.prices.price(&tally).total() + self.unseen_read_risk(&run.state)
                 })
             })
             .collect()
+    }
+
+    /// What the reads of an event not seen yet would cost over the tail on a placement:
+    /// each object read in each tail window with the chance the forecast expert never goes
+    /// below ([`SCAN_REACH`] / (n + 2) after `n` windows), on the tier it is on. Why: the
+    /// tail of a mark takes an object idle in the last window as idle for ever, so a placement
+    /// that archives looks cheapest right until a scan reads the archive (seen on
+    /// `cache2k_web07`, `lirs_multi1` and both `cloudPhysicsIO` files stretched to 180 days).
+    fn unseen_read_risk(&self, state: &ReplayState) -> f64 {
+        let chance = SCAN_REACH / (f64::from(self.boundaries) + 2.0);
+        let per_tier: f64 = self
+            .prices
+            .tiers
+            .iter()
+            .enumerate()
+            .map(|(tier, p)| {
+                state.resident_count(tier) as f64 * read_cost(&self.prices, p, 0.0)
+                    + state.used_bytes(tier) as f64 * (p.retrieval_per_byte + p.egress_per_byte)
+            })
+            .sum();
+        chance * f64::from(TAIL_WINDOWS) * per_tier
     }
 
     /// What moving every object of `outer` to `expert`'s tier would cost.
@@ -335,6 +360,7 @@ impl Policy for Selection {
             run.advance_to(now_ms);
         }
         self.switch_costs.fill(None);
+        self.boundaries = self.boundaries.saturating_add(1);
         self.judge(state);
         self.retry_refused(state);
         if let Some(led) = self.led.get_mut(self.leader) {
