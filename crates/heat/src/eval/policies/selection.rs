@@ -4,13 +4,14 @@
 //! their own, fed the same requests, window boundaries and wake-ups in lock-step; the real
 //! placement follows the expert that leads.
 //!
-//! - **Judged mark-to-market** at each window boundary, on the past only: what the expert's
-//!   replay counted so far, its objects' storage up to now, and the censoring tail the
-//!   evaluation would charge if the trace ended now (every object on its present tier for
-//!   [`TAIL_WINDOWS`] windows with the reads of the window that just ended), priced by the
-//!   replay's own cost model. Why the tail: it is how the evaluation prices the present
-//!   placement, so a placement that leaves recently read objects on a slow tier is seen to
-//!   cost what it will, before the trace ends.
+//! - **Judged mark-to-market**, on the past only: what the expert's replay counted so far,
+//!   its objects' storage up to now, and the censoring tail the evaluation would charge if
+//!   the trace ended now (every object on its present tier for [`TAIL_WINDOWS`] windows with
+//!   the reads of the last window), priced by the replay's own cost model. Why the tail: it
+//!   is how the evaluation prices the present placement, so a placement that leaves
+//!   recently read objects on a slow tier is seen to cost what it will, before the trace
+//!   ends. Plus the risk of reads not seen yet ([`Selection::unseen_read_risk`]): without
+//!   it an expert that archives leads until a scan reads the archive.
 //! - **Hysteresis**: the leader changes only when another expert's mark is lower by more
 //!   than the moves a switch costs (every object whose tier differs, moved to the new
 //!   leader's) plus [`SWITCH_MARGIN`] of the leader's mark plus what the switches so far
