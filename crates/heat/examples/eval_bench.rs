@@ -9,7 +9,8 @@
 //! [--policy=NAME,...] [--clock=own|180d] [TRACE...]`; without traces it replays every trace
 //! in `../shared/data/traces` (next to the checkout), without `--policy` every policy,
 //! without `--clock` at both clocks. With
-//! `EVAL_BENCH_BREAKDOWN` set, each policy's cost by kind, moves and refusals go to stderr.
+//! `EVAL_BENCH_BREAKDOWN` set, each policy's cost by kind, moves, refusals and notes (which
+//! expert `learned` followed) go to stderr.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -132,16 +133,18 @@ fn main() {
                 let Some(report) = runs.first().map(|run| run.report(&model)) else {
                     continue;
                 };
+                let notes = runs.first().and_then(|run| run.notes.clone());
                 let p = &report.prediction;
                 if std::env::var_os("EVAL_BENCH_BREAKDOWN").is_some() {
                     eprintln!(
-                        "{name} {clock} {policy}: {:?} tail {:.4e} misses {} moves {} refused {} {}",
+                        "{name} {clock} {policy}: {:?} tail {:.4e} misses {} moves {} refused {} {}{}",
                         report.cost,
                         report.tail_cost,
                         report.misses,
                         report.moves,
                         report.refused_residency,
-                        report.refused_capacity
+                        report.refused_capacity,
+                        notes.map_or_else(String::new, |notes| format!(" ({notes})"))
                     );
                 }
                 let rate = |s: f64| summary.requests as f64 / s.max(1e-9);

@@ -160,6 +160,12 @@ pub trait Policy {
     fn gap(&self) -> Option<f64> {
         None
     }
+
+    /// What the policy has to say of its run for a benchmark (the `learned` selection: which
+    /// expert led how many windows); not part of the report.
+    fn notes(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Why an evaluation could not run.
@@ -205,6 +211,8 @@ pub struct PolicyRun {
     pub confusion: Confusion,
     /// The policy's optimality gap, if it reports one ([`Policy::gap`]).
     pub gap: Option<f64>,
+    /// The policy's notes on its run ([`Policy::notes`]).
+    pub notes: Option<String>,
 }
 
 /// One policy's result, priced: a row of `strata eval`.
@@ -354,6 +362,7 @@ pub fn replay(
                 refused_capacity: run.state.refused_capacity,
                 confusion: run.state.confusion,
                 gap: run.policy.gap(),
+                notes: run.policy.notes(),
             }
         })
         .collect())

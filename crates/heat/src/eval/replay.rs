@@ -16,7 +16,7 @@ use crate::trace::{TraceRequest, DEFAULT_OBJECT_SIZE};
 
 use super::metrics::Confusion;
 use super::{Policy, Predictions, TierIndex};
-use crate::cost::Tally;
+use crate::cost::{Tally, TierTally};
 
 /// `Slot::tier` of an object that does not exist (not yet seen, or deleted).
 const ABSENT: u8 = u8::MAX;
@@ -121,6 +121,48 @@ pub struct ReplayState {
     /// Tiers whose objects at the window's start are all predicted to be read.
     predicted_tiers: Vec<bool>,
     existing_at_start: u64,
+    /// Per tier, the sum over its residents of size × the time they were placed there:
+    /// with `used`, the storage of the residents so far without a scan of them.
+    placed_byte_ms: Vec<i128>,
+    /// For a replay run inside a policy ([`ReplayState::keep_journal`]): what a
+    /// selection among replays needs without a scan of every object.
+    journal: Option<Journal>,
+}
+
+/// The moves of a replay since they were last taken, and per tier the reads and writes of
+/// the current and the last window by the tier their object is on now (what the censoring
+/// tail would charge): kept only for a replay run inside a policy.
+#[derive(Clone, Debug, Default)]
+struct Journal {
+    moved: Vec<u32>,
+    current: Vec<TierTally>,
+    last: Vec<TierTally>,
+    /// Whether a request was served in the current window.
+    active: bool,
+}
+
+impl Journal {
+    /// Adds (or takes away) an object's counts of the current window on a tier.
+    fn count(&mut self, slot: &Slot, window: u32, tier: usize, add: bool) {
+        if slot.counted_window != window {
+            return;
+        }
+        let Some(counts) = self.current.get_mut(tier) else {
+            return;
+        };
+        let reads = u64::from(slot.window_reads);
+        let bytes = u128::from(reads) * u128::from(slot.size);
+        let writes = u64::from(slot.window_writes);
+        if add {
+            counts.reads += reads;
+            counts.read_bytes += bytes;
+            counts.writes += writes;
+        } else {
+            counts.reads = counts.reads.saturating_sub(reads);
+            counts.read_bytes = counts.read_bytes.saturating_sub(bytes);
+            counts.writes = counts.writes.saturating_sub(writes);
+        }
+    }
 }
 
 impl ReplayState {
@@ -159,6 +201,8 @@ impl ReplayState {
             predicted: 0,
             predicted_tiers: vec![false; tiers],
             existing_at_start: 0,
+            placed_byte_ms: vec![0; tiers],
+            journal: None,
         }
     }
 
@@ -286,7 +330,61 @@ impl ReplayState {
         out.moved_out_bytes += u128::from(slot.size);
         self.tally.tiers[to].moves_in += 1;
         self.enter_tier(object, to);
+        if let Some(journal) = &mut self.journal {
+            journal.moved.push(object);
+        }
         MoveOutcome::Moved
+    }
+
+    /// Keeps a journal of this replay's moves and of the objects accessed in each window,
+    /// for a replay run inside a policy: [`ReplayState::take_moves`] and
+    /// [`ReplayState::mark_to_market`] read it.
+    pub(super) fn keep_journal(&mut self) {
+        let tiers = self.tier_count();
+        self.journal.get_or_insert_with(|| Journal {
+            current: vec![TierTally::default(); tiers],
+            last: vec![TierTally::default(); tiers],
+            ..Journal::default()
+        });
+    }
+
+    /// The objects moved since the last call (in the order of their moves, an object once
+    /// per move), appended to `into`; empty without a journal.
+    pub(super) fn take_moves(&mut self, into: &mut Vec<u32>) {
+        if let Some(journal) = &mut self.journal {
+            into.append(&mut journal.moved);
+        }
+    }
+
+    /// The counts this replay would end with if the trace ended now: what it counted so
+    /// far, the storage of every object up to now, and the censoring tail of
+    /// [`ReplayState::finish`] (every object on its present tier for `tail_windows`
+    /// windows, with its reads and writes of the last window: the current one once a
+    /// request was served in it, else the one that just ended). Uses only the past; needs
+    /// the journal for the reads of the last window.
+    pub(super) fn mark_to_market(&self, tail_windows: u32) -> Tally {
+        let mut tally = self.tally.clone();
+        let now = i128::from(self.now_ms);
+        let tail_ms = u128::from(tail_windows) * self.window_ms as u128;
+        for (tier, counts) in tally.tiers.iter_mut().enumerate() {
+            let used = i128::from(self.used[tier]);
+            let so_far = (used * now - self.placed_byte_ms[tier]).max(0);
+            counts.byte_ms += so_far as u128 + tail_ms * u128::from(self.used[tier]);
+        }
+        let Some(journal) = &self.journal else {
+            return tally;
+        };
+        let window = if journal.active {
+            &journal.current
+        } else {
+            &journal.last
+        };
+        for (counts, last) in tally.tiers.iter_mut().zip(window) {
+            counts.reads += last.reads * u64::from(tail_windows);
+            counts.read_bytes += last.read_bytes * u128::from(tail_windows);
+            counts.writes += last.writes * u64::from(tail_windows);
+        }
+        tally
     }
 
     /// Puts an object on a tier, placed now.
@@ -301,6 +399,10 @@ impl ReplayState {
         }
         self.resident_count[tier] += 1;
         self.used[tier] = self.used[tier].saturating_add(slot.size);
+        self.placed_byte_ms[tier] += i128::from(slot.size) * i128::from(slot.placed_at_ms);
+        if let Some(journal) = &mut self.journal {
+            journal.count(slot, self.window, tier, true);
+        }
     }
 
     /// Takes an object off its tier, charging its storage there up to now.
@@ -316,6 +418,10 @@ impl ReplayState {
         let stored = self.now_ms.saturating_sub(slot.placed_at_ms).max(0) as u128;
         self.tally.tiers[tier].byte_ms += stored * u128::from(slot.size);
         self.used[tier] = self.used[tier].saturating_sub(slot.size);
+        self.placed_byte_ms[tier] -= i128::from(slot.size) * i128::from(slot.placed_at_ms);
+        if let Some(journal) = &mut self.journal {
+            journal.count(&slot, window, tier, false);
+        }
         self.resident_count[tier] -= 1;
         if self.keep_residents {
             let list = &mut self.residents[tier];
@@ -376,6 +482,16 @@ impl ReplayState {
             slot.counted_window = window;
             slot.window_reads = 0;
             slot.window_writes = 0;
+        }
+        if let Some(journal) = &mut self.journal {
+            let counts = &mut journal.current[usize::from(slot.tier)];
+            if request.op == Op::Read {
+                counts.reads += 1;
+                counts.read_bytes += u128::from(slot.size);
+            } else {
+                counts.writes += 1;
+            }
+            journal.active = true;
         }
         let tier = &mut self.tally.tiers[usize::from(slot.tier)];
         if request.op == Op::Read {
@@ -451,6 +567,11 @@ impl ReplayState {
         self.window = window;
         self.window_start_ms = start_ms;
         self.existing_at_start = self.existing;
+        if let Some(journal) = &mut self.journal {
+            std::mem::swap(&mut journal.current, &mut journal.last);
+            journal.current.fill(TierTally::default());
+            journal.active = false;
+        }
     }
 
     /// Closes the books at the end of the last window: storage up to `end_ms`, then the
@@ -490,6 +611,8 @@ pub(super) struct Run {
     /// Wake-ups before this are not honoured again (a policy that does not advance its
     /// wake-up cannot stall the replay).
     wake_floor: i64,
+    /// The objects the policy named at the last boundary, when kept ([`Run::keep_predictions`]).
+    kept: Option<Vec<u32>>,
 }
 
 impl Run {
@@ -500,7 +623,23 @@ impl Run {
             predictions: Predictions::default(),
             next_window: 0,
             wake_floor: i64::MIN,
+            kept: None,
         }
+    }
+
+    /// Keeps the objects the policy names at each boundary ([`Run::predicted`]).
+    pub(super) fn keep_predictions(&mut self) {
+        self.kept.get_or_insert_with(Vec::new);
+    }
+
+    /// The objects the policy named at the last boundary (empty unless kept).
+    pub(super) fn predicted(&self) -> &[u32] {
+        self.kept.as_deref().unwrap_or(&[])
+    }
+
+    /// The policy's next wake-up that [`Run::advance_to`] would honour, if any.
+    pub(super) fn next_wakeup_ms(&self) -> Option<i64> {
+        self.policy.wakeup_ms().filter(|&at| at >= self.wake_floor)
     }
 
     /// Runs the window boundaries and the policy's wake-ups up to `time_ms` (included), in
@@ -534,6 +673,10 @@ impl Run {
         self.predictions.tiers.clear();
         self.policy
             .on_window(&mut self.state, at_ms, &mut self.predictions);
+        if let Some(kept) = &mut self.kept {
+            kept.clear();
+            kept.extend_from_slice(self.predictions.objects());
+        }
         self.state.open_window(window, at_ms, &mut self.predictions);
         self.next_window = window.saturating_add(1);
     }

@@ -1,0 +1,118 @@
+//! The `learned` policy as online selection among experts (`eval/policies/selection.rs`):
+//! on a trace where one expert is far cheaper it costs about what that expert costs, and
+//! its decisions use only the past.
+
+mod eval_common;
+
+use eval_common::{read, run, two_tiers, Observed, GB};
+use strata_heat::eval::policies::make_policy;
+use strata_heat::eval::{CostModel, PolicyRun};
+use strata_heat::trace::TraceRequest;
+use strata_heat::units::{DAY_MS, HOUR_MS, MINUTE_MS};
+
+/// Objects of the test traces, one a day.
+const OBJECTS: u32 = 150;
+
+const BASELINES: [&str; 5] = ["static", "seed003", "s3-intelligent", "lru", "rules"];
+
+/// Each of `objects` objects read in one burst of 10 reads a minute apart, one object a
+/// day, then never again: what an LRU cache of the fast tier serves best.
+fn bursts(objects: u32) -> Vec<TraceRequest> {
+    (0..objects)
+        .flat_map(|object| {
+            let start = i64::from(object) * DAY_MS + HOUR_MS;
+            (0..10).map(move |r| read(start + r * MINUTE_MS, object))
+        })
+        .collect()
+}
+
+fn total(run: &PolicyRun, model: &CostModel) -> f64 {
+    run.report(model).total_cost
+}
+
+#[test]
+fn learned_costs_about_what_the_clearly_cheapest_expert_costs() {
+    // The fast tier holds 3 objects: the LRU cache's size.
+    let config = two_tiers("capacity = 3000000000", "");
+    let model = CostModel::new(&config);
+    let requests = bursts(OBJECTS);
+    let names: Vec<&str> = BASELINES.iter().copied().chain(["learned"]).collect();
+    let policies = names
+        .iter()
+        .map(|name| make_policy(name, &config).expect("policy"))
+        .collect();
+    let runs = run(
+        &config,
+        DAY_MS / 4,
+        &requests,
+        vec![GB; OBJECTS as usize],
+        policies,
+    );
+    let costs: Vec<f64> = runs.iter().map(|run| total(run, &model)).collect();
+    let (best, best_cost) = costs[..BASELINES.len()]
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(index, &cost)| (BASELINES[index], cost))
+        .expect("baselines");
+    let static_cost = costs[0];
+    assert!(
+        best_cost < 0.5 * static_cost,
+        "{best} ({best_cost}) is not clearly cheaper than static ({static_cost})"
+    );
+    let learned = costs[BASELINES.len()];
+    assert!(
+        learned <= 1.05 * best_cost,
+        "learned {learned} against {best} {best_cost} (costs {costs:?})"
+    );
+    let notes = runs[BASELINES.len()].notes.clone().unwrap_or_default();
+    assert!(notes.contains("windows led"), "notes: {notes}");
+}
+
+#[test]
+fn learned_decides_the_same_up_to_a_window_whether_or_not_the_trace_goes_on() {
+    let config = two_tiers("capacity = 3000000000", "");
+    let window = DAY_MS / 4;
+    let full = bursts(OBJECTS);
+    let past: Vec<TraceRequest> = full
+        .iter()
+        .copied()
+        .filter(|r| r.time_ms < 60 * DAY_MS)
+        .collect();
+    // The replay of the past ends with the window of its last request.
+    let last = past.last().map_or(0, |r| r.time_ms);
+    let cut_ms = (last / window + 1) * window;
+    let decisions = |requests: &[TraceRequest]| {
+        let (observed, log) = Observed::wrap(make_policy("learned", &config).expect("learned"));
+        run(
+            &config,
+            window,
+            requests,
+            vec![GB; OBJECTS as usize],
+            vec![observed],
+        );
+        let log = log.borrow();
+        log.iter()
+            .filter(|s| s.at_ms < cut_ms)
+            .map(|s| {
+                (
+                    s.at_ms,
+                    s.after_request,
+                    s.tiers.clone(),
+                    s.predicted.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let without = decisions(&past);
+    let with_future = decisions(&full);
+    assert!(without.len() > 200, "{} decisions", without.len());
+    assert_eq!(without.len(), with_future.len());
+    // Objects moved at all: the decisions compared are not all "stay".
+    assert!(without
+        .iter()
+        .any(|(_, _, tiers, _)| tiers.contains(&Some(0))));
+    for (a, b) in without.iter().zip(&with_future) {
+        assert_eq!(a, b, "the decision at {} ms", a.0);
+    }
+}
