@@ -80,6 +80,12 @@ fn features_describe_the_history_before_the_boundary_as_computed_by_hand() {
     near("read_share", 0.75);
     near("hour_of_day", 3.0);
     near("day_of_week", 0.0);
+    // Reads by window: 1 in window 0, 2 in window 1, none in window 2.
+    near("reads_2_ago", 2.0);
+    near("reads_3_ago", 1.0);
+    near("read_windows_last_16", 2.0);
+    near("idle_over_inter_arrival", 0.8 / mean);
+    near("lifetime_reads_per_window", 3.0 / 2.5);
 
     // Two days and 5 hours later: every count has left its horizon, the clock has moved.
     row.clear();
@@ -387,15 +393,24 @@ fn a_missing_damaged_or_foreign_model_file_is_refused_naming_the_file_and_the_re
         "{message}"
     );
 
-    let future = text.replacen(
-        &format!("\"format_version\":{MODEL_FORMAT_VERSION}"),
-        "\"format_version\":99",
-        1,
-    );
-    std::fs::write(&path, future).expect("write");
-    let message = ForecastModel::load(&path).unwrap_err().to_string();
-    assert!(
-        message.contains("model format 99 (this Strata reads format 1)"),
-        "{message}"
-    );
+    // A future format, and the format before the read features (version 1).
+    for version in [99, 1] {
+        let other = text.replacen(
+            &format!("\"format_version\":{MODEL_FORMAT_VERSION}"),
+            &format!("\"format_version\":{version}"),
+            1,
+        );
+        std::fs::write(&path, other).expect("write");
+        let message = ForecastModel::load(&path).unwrap_err().to_string();
+        assert!(
+            message.contains(&format!(
+                "model format {version} (this Strata reads format {MODEL_FORMAT_VERSION})"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("train a new one with `strata train`"),
+            "{message}"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::features::{FEATURES, FEATURE_NAMES};
 
 /// The format of a saved model; a file of another version is refused.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
+pub const MODEL_FORMAT_VERSION: u32 = 2;
 
 /// Boosting rounds, depth and learning rate: small trees, enough rounds to fit rates and
 /// periodic patterns, cheap enough to retrain every few windows on 200,000 rows.
@@ -86,16 +86,7 @@ impl ForecastModel {
         }
         let columns = column_major(rows, reads.len());
         let matrix = Matrix::new(&columns, reads.len(), FEATURES);
-        // Squared loss: the target is a count (forust's default log loss expects 0/1 labels).
-        let mut booster = GradientBooster::default()
-            .set_objective_type(ObjectiveType::SquaredLoss)
-            .set_iterations(ITERATIONS)
-            .set_max_depth(MAX_DEPTH)
-            .set_learning_rate(LEARNING_RATE)
-            .set_parallel(false);
-        booster
-            .fit_unweighted(&matrix, reads, None)
-            .map_err(|err| ModelError::Train(err.to_string()))?;
+        let booster = fit(&matrix, reads)?;
         let predicted: Vec<f64> = booster.predict(&matrix, false);
         let (threshold, f1) = best_threshold(&predicted, reads);
         let rmse = (predicted
@@ -177,6 +168,74 @@ impl ForecastModel {
     }
 }
 
+/// Boosted trees fitted to `targets` with squared loss (forust's default log loss expects
+/// 0/1 labels and gives NaN on counts).
+fn fit(matrix: &Matrix<f64>, targets: &[f64]) -> Result<GradientBooster, ModelError> {
+    let mut booster = GradientBooster::default()
+        .set_objective_type(ObjectiveType::SquaredLoss)
+        .set_iterations(ITERATIONS)
+        .set_max_depth(MAX_DEPTH)
+        .set_learning_rate(LEARNING_RATE)
+        .set_parallel(false);
+    booster
+        .fit_unweighted(matrix, targets, None)
+        .map_err(|err| ModelError::Train(err.to_string()))?;
+    Ok(booster)
+}
+
+/// The chance that an object is read in the next window: boosted trees fitted to "read or
+/// not" (1 or 0) with squared loss, so a prediction estimates the share of rows like it
+/// that were read. Counts rank objects by how much they are read, which is not how likely
+/// they are to be read at all (one object read 1,000 times a window in bursts outranks one
+/// read once in every window); this ranks by the latter. Used for the next-window
+/// prediction of `strata eval`; the counts still feed placement.
+pub struct ReadModel {
+    booster: GradientBooster,
+}
+
+impl ReadModel {
+    /// Trains on `rows` (row-major, [`FEATURES`] columns each) and their next-window reads.
+    pub fn train(rows: &[f64], reads: &[f64]) -> Result<Self, ModelError> {
+        if reads.is_empty() || rows.len() != reads.len() * FEATURES {
+            return Err(ModelError::Train(format!(
+                "{} values for {} targets of {FEATURES} features",
+                rows.len(),
+                reads.len()
+            )));
+        }
+        let read: Vec<f64> = reads
+            .iter()
+            .map(|&y| f64::from(u8::from(y > 0.0)))
+            .collect();
+        let columns = column_major(rows, reads.len());
+        let matrix = Matrix::new(&columns, reads.len(), FEATURES);
+        Ok(ReadModel {
+            booster: fit(&matrix, &read)?,
+        })
+    }
+
+    /// The chance of a read in the next window (0 to 1) for row-major feature rows.
+    pub fn predict(&self, rows: &[f64]) -> Vec<f64> {
+        let count = rows.len() / FEATURES;
+        if count == 0 {
+            return Vec::new();
+        }
+        let columns = column_major(rows, count);
+        let matrix = Matrix::new(&columns, count, FEATURES);
+        self.booster
+            .predict(&matrix, false)
+            .into_iter()
+            .map(|p| {
+                if p.is_finite() {
+                    p.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+}
+
 /// Row-major rows to the column-major layout forust reads.
 fn column_major(rows: &[f64], count: usize) -> Vec<f64> {
     let mut columns = vec![0.0; rows.len()];
@@ -233,4 +292,30 @@ pub fn best_threshold_at(predicted: &[f64], reads: &[f64], min_precision: f64) -
         }
     }
     (best, best_f1)
+}
+
+/// The threshold on predicted values that maximises the accuracy of "read" against
+/// `reads > 0`: the cut with the most true positives over false ones (each predicted read
+/// right adds one correct prediction to always predicting "not read", each wrong one takes
+/// one away); `f64::INFINITY` when no cut has more true positives than false ones.
+pub fn accuracy_threshold(predicted: &[f64], reads: &[f64]) -> f64 {
+    let mut order: Vec<usize> = (0..predicted.len()).collect();
+    order.sort_by(|&a, &b| predicted[b].total_cmp(&predicted[a]));
+    let (mut best, mut best_gain) = (f64::INFINITY, 0i64);
+    let mut gain = 0i64;
+    for (rank, &i) in order.iter().enumerate() {
+        gain += if reads[i] > 0.0 { 1 } else { -1 };
+        // Only cut between distinct predictions.
+        if order
+            .get(rank + 1)
+            .is_some_and(|&next| predicted[next] == predicted[i])
+        {
+            continue;
+        }
+        if gain > best_gain {
+            best_gain = gain;
+            best = predicted[i];
+        }
+    }
+    best
 }

@@ -58,6 +58,8 @@ pub struct Learned {
     settings: ForecastSettings,
     /// Per object: the trees' forecast for the current window (NaN: none).
     forecast: Vec<f32>,
+    /// Per object: the read model's chance of a read in the current window (NaN: none).
+    chance: Vec<f32>,
     /// Forecasts of past windows and whether their object was then read (1) or not (0),
     /// the most recent [`SCORED_PAIRS`]: out of sample, unlike the training rows.
     scored_forecasts: Vec<f64>,
@@ -70,6 +72,9 @@ const MIN_PRECISION: f64 = 0.6;
 
 /// Past (forecast, outcome) pairs kept to choose the "read" threshold.
 const SCORED_PAIRS: usize = 200_000;
+
+/// The windows whose forecasts [`SCORED_PAIRS`] spans at least.
+const SCORED_WINDOWS: usize = 8;
 
 impl Learned {
     /// The policy on `config`'s tiers and prices.
@@ -84,6 +89,7 @@ impl Learned {
             forecaster: None,
             settings: ForecastSettings::default(),
             forecast: Vec::new(),
+            chance: Vec::new(),
             scored_forecasts: Vec::new(),
             scored_reads: Vec::new(),
         }
@@ -270,15 +276,24 @@ impl Learned {
         }
     }
 
-    /// Keeps each forecast of the window that just ended with whether its object was read.
+    /// Keeps an evenly spaced sample of the forecasts of the window that just ended (at
+    /// most [`SCORED_PAIRS`] / [`SCORED_WINDOWS`]) with whether their object was read. A
+    /// window's forecasts are in object order, and ids come in order of first access: the
+    /// last ones alone would be the newest objects only.
     fn score_last_window(&mut self, forecaster: &Forecaster, now_ms: i64) {
         let store = forecaster.store();
-        for (object, &forecast) in self.forecast.iter().enumerate() {
-            if !forecast.is_nan() {
-                let read = store.reads_in_last_window(object as u32, now_ms) > 0;
-                self.scored_forecasts.push(f64::from(forecast));
-                self.scored_reads.push(if read { 1.0 } else { 0.0 });
-            }
+        let forecasts = self.chance.iter().filter(|chance| !chance.is_nan()).count();
+        let stride = forecasts.div_ceil(SCORED_PAIRS / SCORED_WINDOWS).max(1);
+        let scored = self
+            .chance
+            .iter()
+            .enumerate()
+            .filter(|(_, chance)| !chance.is_nan())
+            .step_by(stride);
+        for (object, &forecast) in scored {
+            let read = store.reads_in_last_window(object as u32, now_ms) > 0;
+            self.scored_forecasts.push(f64::from(forecast));
+            self.scored_reads.push(if read { 1.0 } else { 0.0 });
         }
         let excess = self.scored_reads.len().saturating_sub(SCORED_PAIRS);
         self.scored_forecasts.drain(..excess);
@@ -289,9 +304,9 @@ impl Learned {
     /// [`MIN_PRECISION`] on past forecasts and what followed them (the model's own, fitted on its training rows,
     /// is optimistic out of sample: its precision there fell below one half, and with it the
     /// accuracy below the base rate); the model's until a thousand pairs are scored.
-    fn read_threshold(&self, model_threshold: f64) -> f64 {
+    fn read_threshold(&self) -> f64 {
         if self.scored_reads.len() < 1_000 {
-            return model_threshold;
+            return 0.5;
         }
         best_threshold_at(&self.scored_forecasts, &self.scored_reads, MIN_PRECISION).0
     }
@@ -372,15 +387,19 @@ impl Policy for Learned {
         self.score_last_window(&forecaster, now_ms);
         self.forecast.clear();
         self.forecast.resize(objects as usize, f32::NAN);
-        let threshold = forecaster
-            .model()
-            .map(|model| self.read_threshold(model.threshold));
+        self.chance.clear();
+        self.chance.resize(objects as usize, f32::NAN);
+        let threshold = forecaster.model().map(|_| self.read_threshold());
         if let Some(threshold) = threshold {
-            for &(object, reads) in &forecaster.forecast().predicted {
-                if reads >= threshold {
+            let forecast = forecaster.forecast();
+            for &(object, reads) in &forecast.predicted {
+                self.forecast[object as usize] = reads as f32;
+            }
+            for (&(object, _), &chance) in forecast.predicted.iter().zip(&forecast.read_chance) {
+                if chance >= threshold {
                     predictions.will_read(object);
                 }
-                self.forecast[object as usize] = reads as f32;
+                self.chance[object as usize] = chance as f32;
             }
         }
         self.calibrate(&forecaster, state, now_ms);
