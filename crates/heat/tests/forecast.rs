@@ -80,12 +80,6 @@ fn features_describe_the_history_before_the_boundary_as_computed_by_hand() {
     near("read_share", 0.75);
     near("hour_of_day", 3.0);
     near("day_of_week", 0.0);
-    // Reads by window: 1 in window 0, 2 in window 1, none in window 2.
-    near("reads_2_ago", 2.0);
-    near("reads_3_ago", 1.0);
-    near("read_windows_last_16", 2.0);
-    near("idle_over_inter_arrival", 0.8 / mean);
-    near("lifetime_reads_per_window", 3.0 / 2.5);
 
     // Two days and 5 hours later: every count has left its horizon, the clock has moved.
     row.clear();
@@ -393,24 +387,40 @@ fn a_missing_damaged_or_foreign_model_file_is_refused_naming_the_file_and_the_re
         "{message}"
     );
 
-    // A future format, and the format before the read features (version 1).
-    for version in [99, 1] {
-        let other = text.replacen(
-            &format!("\"format_version\":{MODEL_FORMAT_VERSION}"),
-            &format!("\"format_version\":{version}"),
-            1,
-        );
-        std::fs::write(&path, other).expect("write");
-        let message = ForecastModel::load(&path).unwrap_err().to_string();
-        assert!(
-            message.contains(&format!(
-                "model format {version} (this Strata reads format {MODEL_FORMAT_VERSION})"
-            )),
-            "{message}"
-        );
-        assert!(
-            message.ends_with("train a new one with `strata train`"),
-            "{message}"
-        );
+    let future = text.replacen(
+        &format!("\"format_version\":{MODEL_FORMAT_VERSION}"),
+        "\"format_version\":99",
+        1,
+    );
+    std::fs::write(&path, future).expect("write");
+    let message = ForecastModel::load(&path).unwrap_err().to_string();
+    assert!(
+        message.contains("model format 99 (this Strata reads format 1)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_read_threshold_takes_the_best_f1_that_keeps_the_accuracy_floor_else_the_most_accurate_cut() {
+    use strata_heat::forecast::model::{accuracy_threshold, floor_threshold};
+    // Forecasts in four groups: 1.0 (10 pairs, all read), 0.5 (10, 7 read), 0.4 (10, 6
+    // read), 0.1 (70, none read): 23 read of 100.
+    let mut predicted = Vec::new();
+    let mut reads = Vec::new();
+    for (forecast, count, read) in [(1.0, 10, 10), (0.5, 10, 7), (0.4, 10, 6), (0.1, 70, 0)] {
+        for i in 0..count {
+            predicted.push(forecast);
+            reads.push(if i < read { 1.0 } else { 0.0 });
+        }
     }
+    // Cutting at 0.4: 23 read right, 7 wrong: accuracy 0.93, F1 0.87, the best.
+    assert_eq!(floor_threshold(&predicted, &reads, 0.6, 0.9), 0.4);
+    // Precision of at least 0.9 leaves the cut at 1.0 (accuracy 0.87).
+    assert_eq!(floor_threshold(&predicted, &reads, 0.9, 0.8), 1.0);
+    // No cut is 95% accurate: the most accurate one.
+    assert_eq!(accuracy_threshold(&predicted, &reads), 0.4);
+    assert_eq!(floor_threshold(&predicted, &reads, 0.9, 0.95), 0.4);
+    // Nothing ever read: no cut beats predicting "not read", so nothing is predicted.
+    let none = vec![0.0; predicted.len()];
+    assert_eq!(floor_threshold(&predicted, &none, 0.6, 0.95), f64::INFINITY);
 }

@@ -16,7 +16,7 @@ use crate::units::{DAY_MS, HOUR_MS};
 pub const RING: usize = 16;
 
 /// The features, in the order of a feature row.
-pub const FEATURE_NAMES: [&str; 19] = [
+pub const FEATURE_NAMES: [&str; 14] = [
     "reads_last_1",
     "reads_last_4",
     "reads_last_16",
@@ -31,11 +31,6 @@ pub const FEATURE_NAMES: [&str; 19] = [
     "hour_of_day",
     "day_of_week",
     "writes_last_1",
-    "reads_2_ago",
-    "reads_3_ago",
-    "read_windows_last_16",
-    "idle_over_inter_arrival",
-    "lifetime_reads_per_window",
 ];
 
 /// Columns of a feature row.
@@ -226,21 +221,17 @@ impl FeatureStore {
         let h = self.histories.get(object as usize).unwrap_or(&UNSEEN);
         let w = self.window_ms as f64;
         let current = u32::try_from(now_ms / self.window_ms).unwrap_or(u32::MAX);
-        // Reads of each of the last `horizon` windows, most recent first.
-        let reads_back = |horizon: u32| {
-            (1..=horizon).map(move |back| {
-                current
-                    .checked_sub(back)
-                    .filter(|&win| {
-                        h.first_ms != i64::MIN
-                            && win <= h.last_window
-                            && h.last_window - win < RING as u32
-                    })
-                    .map_or(0.0, |win| f64::from(h.ring[(win as usize) % RING]))
-            })
+        let reads_since = |horizon: u32| -> f64 {
+            (1..=horizon)
+                .filter_map(|back| current.checked_sub(back))
+                .filter(|&win| {
+                    h.first_ms != i64::MIN
+                        && win <= h.last_window
+                        && h.last_window - win < RING as u32
+                })
+                .map(|win| f64::from(h.ring[(win as usize) % RING]))
+                .sum()
         };
-        let reads_since = |horizon: u32| -> f64 { reads_back(horizon).sum() };
-        let reads_ago = |back: u32| -> f64 { reads_back(back).next_back().unwrap_or(0.0) };
         let seen = h.first_ms != i64::MIN;
         let since_rate = (now_ms - h.rate_at_ms).max(0) as f64 / w;
         let (since_last, age) = if seen {
@@ -280,19 +271,6 @@ impl FeatureStore {
             ((now_ms / HOUR_MS) % 24) as f64,
             ((now_ms / DAY_MS) % 7) as f64,
             writes_last_1,
-            reads_ago(2),
-            reads_ago(3),
-            reads_back(RING as u32).filter(|&reads| reads > 0.0).count() as f64,
-            if h.gaps > 0 && h.gap_mean > 0.0 {
-                since_last / h.gap_mean
-            } else {
-                f64::NAN
-            },
-            if seen {
-                f64::from(h.reads) / age.max(1.0)
-            } else {
-                0.0
-            },
         ]);
     }
 }

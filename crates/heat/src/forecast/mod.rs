@@ -16,7 +16,7 @@ use crate::trace::TraceRequest;
 
 pub use features::{FeatureStore, FEATURES, FEATURE_NAMES};
 pub use idle::IdleModel;
-pub use model::{ForecastModel, ModelError, ReadModel, TrainingMetrics, MODEL_FORMAT_VERSION};
+pub use model::{ForecastModel, ModelError, TrainingMetrics, MODEL_FORMAT_VERSION};
 pub use rows::BoundaryRows;
 
 /// When to train and on what.
@@ -51,9 +51,6 @@ pub struct Forecast {
     /// Active objects and their predicted reads in the window that starts (empty before
     /// the first model).
     pub predicted: Vec<(u32, f64)>,
-    /// The chance of a read in the window that starts, in the order of `predicted`
-    /// (empty before the first read model).
-    pub read_chance: Vec<f64>,
     /// Objects that just became idle (no forecast, assumed unread).
     pub idle: Vec<u32>,
 }
@@ -67,7 +64,6 @@ pub struct Forecaster {
     idle: IdleModel,
     trained_at: u32,
     model: Option<ForecastModel>,
-    read_model: Option<ReadModel>,
     training_error: Option<String>,
     forecast: Forecast,
 }
@@ -81,7 +77,6 @@ impl Forecaster {
             idle: IdleModel::new(window_ms),
             trained_at: 0,
             model: None,
-            read_model: None,
             training_error: None,
             forecast: Forecast::default(),
         }
@@ -110,7 +105,6 @@ impl Forecaster {
         self.idle.boundary(now_ms, self.rows.store());
         self.forecast.idle.clear();
         self.forecast.predicted.clear();
-        self.forecast.read_chance.clear();
         self.rows.boundary(now_ms, size, &mut self.forecast.idle);
         let labelled = self.rows.labelled();
         let due = match self.model {
@@ -122,21 +116,14 @@ impl Forecaster {
                 Ok(model) => self.model = Some(model),
                 Err(err) => self.training_error = Some(err.to_string()),
             }
-            match ReadModel::train(&labelled.rows, &labelled.reads) {
-                Ok(model) => self.read_model = Some(model),
-                Err(err) => self.training_error = Some(err.to_string()),
-            }
             self.trained_at = window;
         }
-        let (objects, rows) = self.rows.pending();
         if let Some(model) = &self.model {
+            let (objects, rows) = self.rows.pending();
             let reads = model.predict(rows);
             self.forecast
                 .predicted
                 .extend(objects.iter().copied().zip(reads));
-            if let Some(read_model) = &self.read_model {
-                self.forecast.read_chance = read_model.predict(rows);
-            }
         }
     }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::features::{FEATURES, FEATURE_NAMES};
 
 /// The format of a saved model; a file of another version is refused.
-pub const MODEL_FORMAT_VERSION: u32 = 2;
+pub const MODEL_FORMAT_VERSION: u32 = 1;
 
 /// Boosting rounds, depth and learning rate: small trees, enough rounds to fit rates and
 /// periodic patterns, cheap enough to retrain every few windows on 200,000 rows.
@@ -86,7 +86,16 @@ impl ForecastModel {
         }
         let columns = column_major(rows, reads.len());
         let matrix = Matrix::new(&columns, reads.len(), FEATURES);
-        let booster = fit(&matrix, reads)?;
+        // Squared loss: the target is a count (forust's default log loss expects 0/1 labels).
+        let mut booster = GradientBooster::default()
+            .set_objective_type(ObjectiveType::SquaredLoss)
+            .set_iterations(ITERATIONS)
+            .set_max_depth(MAX_DEPTH)
+            .set_learning_rate(LEARNING_RATE)
+            .set_parallel(false);
+        booster
+            .fit_unweighted(&matrix, reads, None)
+            .map_err(|err| ModelError::Train(err.to_string()))?;
         let predicted: Vec<f64> = booster.predict(&matrix, false);
         let (threshold, f1) = best_threshold(&predicted, reads);
         let rmse = (predicted
@@ -165,74 +174,6 @@ impl ForecastModel {
             ));
         }
         Ok(model)
-    }
-}
-
-/// Boosted trees fitted to `targets` with squared loss (forust's default log loss expects
-/// 0/1 labels and gives NaN on counts).
-fn fit(matrix: &Matrix<f64>, targets: &[f64]) -> Result<GradientBooster, ModelError> {
-    let mut booster = GradientBooster::default()
-        .set_objective_type(ObjectiveType::SquaredLoss)
-        .set_iterations(ITERATIONS)
-        .set_max_depth(MAX_DEPTH)
-        .set_learning_rate(LEARNING_RATE)
-        .set_parallel(false);
-    booster
-        .fit_unweighted(matrix, targets, None)
-        .map_err(|err| ModelError::Train(err.to_string()))?;
-    Ok(booster)
-}
-
-/// The chance that an object is read in the next window: boosted trees fitted to "read or
-/// not" (1 or 0) with squared loss, so a prediction estimates the share of rows like it
-/// that were read. Counts rank objects by how much they are read, which is not how likely
-/// they are to be read at all (one object read 1,000 times a window in bursts outranks one
-/// read once in every window); this ranks by the latter. Used for the next-window
-/// prediction of `strata eval`; the counts still feed placement.
-pub struct ReadModel {
-    booster: GradientBooster,
-}
-
-impl ReadModel {
-    /// Trains on `rows` (row-major, [`FEATURES`] columns each) and their next-window reads.
-    pub fn train(rows: &[f64], reads: &[f64]) -> Result<Self, ModelError> {
-        if reads.is_empty() || rows.len() != reads.len() * FEATURES {
-            return Err(ModelError::Train(format!(
-                "{} values for {} targets of {FEATURES} features",
-                rows.len(),
-                reads.len()
-            )));
-        }
-        let read: Vec<f64> = reads
-            .iter()
-            .map(|&y| f64::from(u8::from(y > 0.0)))
-            .collect();
-        let columns = column_major(rows, reads.len());
-        let matrix = Matrix::new(&columns, reads.len(), FEATURES);
-        Ok(ReadModel {
-            booster: fit(&matrix, &read)?,
-        })
-    }
-
-    /// The chance of a read in the next window (0 to 1) for row-major feature rows.
-    pub fn predict(&self, rows: &[f64]) -> Vec<f64> {
-        let count = rows.len() / FEATURES;
-        if count == 0 {
-            return Vec::new();
-        }
-        let columns = column_major(rows, count);
-        let matrix = Matrix::new(&columns, count, FEATURES);
-        self.booster
-            .predict(&matrix, false)
-            .into_iter()
-            .map(|p| {
-                if p.is_finite() {
-                    p.clamp(0.0, 1.0)
-                } else {
-                    0.0
-                }
-            })
-            .collect()
     }
 }
 
@@ -318,4 +259,48 @@ pub fn accuracy_threshold(predicted: &[f64], reads: &[f64]) -> f64 {
         }
     }
     best
+}
+
+/// The threshold for next-window prediction of `strata eval`'s floor (accuracy at least
+/// `min_accuracy` and above the base rate, F1 as high as it goes): the cut with the best F1
+/// among those with precision at least `min_precision` (above one half: accuracy above the
+/// base rate, with a margin for drift) and accuracy at least `min_accuracy` on these pairs;
+/// when no cut is both, the one of [`accuracy_threshold`].
+pub fn floor_threshold(
+    predicted: &[f64],
+    reads: &[f64],
+    min_precision: f64,
+    min_accuracy: f64,
+) -> f64 {
+    let positives = reads.iter().filter(|&&y| y > 0.0).count();
+    let pairs = reads.len();
+    let mut order: Vec<usize> = (0..pairs).collect();
+    order.sort_by(|&a, &b| predicted[b].total_cmp(&predicted[a]));
+    let (mut best, mut best_f1) = (None, 0.0);
+    let mut true_positives = 0usize;
+    for (rank, &i) in order.iter().enumerate() {
+        if reads[i] > 0.0 {
+            true_positives += 1;
+        }
+        if order
+            .get(rank + 1)
+            .is_some_and(|&next| predicted[next] == predicted[i])
+        {
+            continue;
+        }
+        let predicted_reads = rank + 1;
+        let false_positives = predicted_reads - true_positives;
+        let right = pairs - positives + true_positives - false_positives;
+        let precise = true_positives as f64 >= min_precision * predicted_reads as f64;
+        let accurate = right as f64 >= min_accuracy * pairs as f64;
+        if !(precise && accurate && true_positives > false_positives) {
+            continue;
+        }
+        let f1 = 2.0 * true_positives as f64 / (predicted_reads + positives) as f64;
+        if f1 > best_f1 {
+            best_f1 = f1;
+            best = Some(predicted[i]);
+        }
+    }
+    best.unwrap_or_else(|| accuracy_threshold(predicted, reads))
 }

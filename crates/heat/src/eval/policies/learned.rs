@@ -22,16 +22,17 @@
 //!   promotions of its class have paid so far (`PromotionLedger`, `ledger.rs`).
 //! - No chance of a read is taken below [`SCAN_REACH`] / (n + 2) after `n` windows.
 //! - **Predicted "read"**: a forecast at or above the threshold that maximises F1 among those
-//!   with precision of at least 0.6 on the policy's past forecasts and what followed
-//!   them (out of sample; the model's own threshold until a thousand are scored; no
-//!   prediction before the first model). Precision above one half is what puts accuracy
-//!   above the base rate; the margin is for drift between the windows scored and the next.
+//!   with precision of at least 0.6 and accuracy of at least 95% on an evenly spaced sample
+//!   of the policy's past forecasts and what followed them, else the most accurate one
+//!   (out of sample; the model's own threshold until a thousand are scored; no prediction
+//!   before the first model). Precision above one half is what puts accuracy above the
+//!   base rate; the margin is for drift between the windows scored and the next.
 
 use crate::config::TieringConfig;
 use crate::cost::TierPrices;
 use crate::eval::{CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState};
 use crate::forecast::idle::DemotionTable;
-use crate::forecast::model::best_threshold_at;
+use crate::forecast::model::floor_threshold;
 use crate::forecast::{ForecastSettings, Forecaster, IdleModel};
 
 use super::ledger::{PromotionLedger, Stay};
@@ -58,8 +59,6 @@ pub struct Learned {
     settings: ForecastSettings,
     /// Per object: the trees' forecast for the current window (NaN: none).
     forecast: Vec<f32>,
-    /// Per object: the read model's chance of a read in the current window (NaN: none).
-    chance: Vec<f32>,
     /// Forecasts of past windows and whether their object was then read (1) or not (0),
     /// the most recent [`SCORED_PAIRS`]: out of sample, unlike the training rows.
     scored_forecasts: Vec<f64>,
@@ -69,6 +68,10 @@ pub struct Learned {
 /// The least precision of "read" on past forecasts: above one half, with a margin for the
 /// drift from the windows scored to the one predicted.
 const MIN_PRECISION: f64 = 0.6;
+
+/// The least accuracy of "read" on past forecasts the threshold aims for (the floor of
+/// issue 11); where no cut reaches it, the most accurate cut is taken.
+const MIN_ACCURACY: f64 = 0.95;
 
 /// Past (forecast, outcome) pairs kept to choose the "read" threshold.
 const SCORED_PAIRS: usize = 200_000;
@@ -89,7 +92,6 @@ impl Learned {
             forecaster: None,
             settings: ForecastSettings::default(),
             forecast: Vec::new(),
-            chance: Vec::new(),
             scored_forecasts: Vec::new(),
             scored_reads: Vec::new(),
         }
@@ -282,13 +284,13 @@ impl Learned {
     /// last ones alone would be the newest objects only.
     fn score_last_window(&mut self, forecaster: &Forecaster, now_ms: i64) {
         let store = forecaster.store();
-        let forecasts = self.chance.iter().filter(|chance| !chance.is_nan()).count();
+        let forecasts = self.forecast.iter().filter(|reads| !reads.is_nan()).count();
         let stride = forecasts.div_ceil(SCORED_PAIRS / SCORED_WINDOWS).max(1);
         let scored = self
-            .chance
+            .forecast
             .iter()
             .enumerate()
-            .filter(|(_, chance)| !chance.is_nan())
+            .filter(|(_, reads)| !reads.is_nan())
             .step_by(stride);
         for (object, &forecast) in scored {
             let read = store.reads_in_last_window(object as u32, now_ms) > 0;
@@ -300,15 +302,22 @@ impl Learned {
         self.scored_reads.drain(..excess);
     }
 
-    /// The "read" threshold: the one that maximised F1 at precision of at least
-    /// [`MIN_PRECISION`] on past forecasts and what followed them (the model's own, fitted on its training rows,
-    /// is optimistic out of sample: its precision there fell below one half, and with it the
-    /// accuracy below the base rate); the model's until a thousand pairs are scored.
-    fn read_threshold(&self) -> f64 {
+    /// The "read" threshold, chosen on past forecasts and what followed them (the model's
+    /// own, fitted on its training rows, is optimistic out of sample: its precision there
+    /// fell below one half, and with it the accuracy below the base rate): the best F1 among
+    /// the cuts with precision of at least [`MIN_PRECISION`] and accuracy of at least
+    /// [`MIN_ACCURACY`], else the most accurate cut ([`floor_threshold`]); the model's until
+    /// a thousand pairs are scored.
+    fn read_threshold(&self, model_threshold: f64) -> f64 {
         if self.scored_reads.len() < 1_000 {
-            return 0.5;
+            return model_threshold;
         }
-        best_threshold_at(&self.scored_forecasts, &self.scored_reads, MIN_PRECISION).0
+        floor_threshold(
+            &self.scored_forecasts,
+            &self.scored_reads,
+            MIN_PRECISION,
+            MIN_ACCURACY,
+        )
     }
 
     fn read(&self, p: &TierPrices, size: u64) -> f64 {
@@ -387,19 +396,15 @@ impl Policy for Learned {
         self.score_last_window(&forecaster, now_ms);
         self.forecast.clear();
         self.forecast.resize(objects as usize, f32::NAN);
-        self.chance.clear();
-        self.chance.resize(objects as usize, f32::NAN);
-        let threshold = forecaster.model().map(|_| self.read_threshold());
+        let threshold = forecaster
+            .model()
+            .map(|model| self.read_threshold(model.threshold));
         if let Some(threshold) = threshold {
-            let forecast = forecaster.forecast();
-            for &(object, reads) in &forecast.predicted {
-                self.forecast[object as usize] = reads as f32;
-            }
-            for (&(object, _), &chance) in forecast.predicted.iter().zip(&forecast.read_chance) {
-                if chance >= threshold {
+            for &(object, reads) in &forecaster.forecast().predicted {
+                if reads >= threshold {
                     predictions.will_read(object);
                 }
-                self.chance[object as usize] = chance as f32;
+                self.forecast[object as usize] = reads as f32;
             }
         }
         self.calibrate(&forecaster, state, now_ms);
