@@ -70,7 +70,7 @@ fn main() {
     };
     let model = CostModel::new(&config);
     println!(
-        "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>12} {:>12} {:>12} {:>6} {:>6} {:>6}",
+        "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8} {:>12} {:>12} {:>12} {:>6} {:>6} {:>6} {:>6} {:>6}",
         "trace",
         "clock",
         "requests",
@@ -82,6 +82,8 @@ fn main() {
         "total $",
         "acc",
         "base",
+        "prec",
+        "recall",
         "F1"
     );
     for path in traces() {
@@ -149,7 +151,7 @@ fn main() {
                 }
                 let rate = |s: f64| summary.requests as f64 / s.max(1e-9);
                 println!(
-                    "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>12.0} {:>12.0} {:>12.4e} {:>6.4} {:>6.4} {:>6.4}",
+                    "{:<34} {:>6} {:>9} {:>8} {:<15} {:>8.3} {:>12.0} {:>12.0} {:>12.4e} {:>6.4} {:>6.4} {:>6.4} {:>6.4} {:>6.4}",
                     name,
                     clock,
                     summary.requests,
@@ -161,6 +163,8 @@ fn main() {
                     report.total_cost,
                     p.accuracy,
                     p.base_rate,
+                    p.precision,
+                    p.recall,
                     p.f1
                 );
             }

@@ -399,3 +399,28 @@ fn a_missing_damaged_or_foreign_model_file_is_refused_naming_the_file_and_the_re
         "{message}"
     );
 }
+
+#[test]
+fn the_read_threshold_takes_the_best_f1_that_keeps_the_accuracy_floor_else_the_most_accurate_cut() {
+    use strata_heat::forecast::model::{accuracy_threshold, floor_threshold};
+    // Forecasts in four groups: 1.0 (10 pairs, all read), 0.5 (10, 7 read), 0.4 (10, 6
+    // read), 0.1 (70, none read): 23 read of 100.
+    let mut predicted = Vec::new();
+    let mut reads = Vec::new();
+    for (forecast, count, read) in [(1.0, 10, 10), (0.5, 10, 7), (0.4, 10, 6), (0.1, 70, 0)] {
+        for i in 0..count {
+            predicted.push(forecast);
+            reads.push(if i < read { 1.0 } else { 0.0 });
+        }
+    }
+    // Cutting at 0.4: 23 read right, 7 wrong: accuracy 0.93, F1 0.87, the best.
+    assert_eq!(floor_threshold(&predicted, &reads, 0.6, 0.9), 0.4);
+    // Precision of at least 0.9 leaves the cut at 1.0 (accuracy 0.87).
+    assert_eq!(floor_threshold(&predicted, &reads, 0.9, 0.8), 1.0);
+    // No cut is 95% accurate: the most accurate one.
+    assert_eq!(accuracy_threshold(&predicted, &reads), 0.4);
+    assert_eq!(floor_threshold(&predicted, &reads, 0.9, 0.95), 0.4);
+    // Nothing ever read: no cut beats predicting "not read", so nothing is predicted.
+    let none = vec![0.0; predicted.len()];
+    assert_eq!(floor_threshold(&predicted, &none, 0.6, 0.95), f64::INFINITY);
+}

@@ -234,3 +234,73 @@ pub fn best_threshold_at(predicted: &[f64], reads: &[f64], min_precision: f64) -
     }
     (best, best_f1)
 }
+
+/// The threshold on predicted values that maximises the accuracy of "read" against
+/// `reads > 0`: the cut with the most true positives over false ones (each predicted read
+/// right adds one correct prediction to always predicting "not read", each wrong one takes
+/// one away); `f64::INFINITY` when no cut has more true positives than false ones.
+pub fn accuracy_threshold(predicted: &[f64], reads: &[f64]) -> f64 {
+    let mut order: Vec<usize> = (0..predicted.len()).collect();
+    order.sort_by(|&a, &b| predicted[b].total_cmp(&predicted[a]));
+    let (mut best, mut best_gain) = (f64::INFINITY, 0i64);
+    let mut gain = 0i64;
+    for (rank, &i) in order.iter().enumerate() {
+        gain += if reads[i] > 0.0 { 1 } else { -1 };
+        // Only cut between distinct predictions.
+        if order
+            .get(rank + 1)
+            .is_some_and(|&next| predicted[next] == predicted[i])
+        {
+            continue;
+        }
+        if gain > best_gain {
+            best_gain = gain;
+            best = predicted[i];
+        }
+    }
+    best
+}
+
+/// The threshold for next-window prediction of `strata eval`'s floor (accuracy at least
+/// `min_accuracy` and above the base rate, F1 as high as it goes): the cut with the best F1
+/// among those with precision at least `min_precision` (above one half: accuracy above the
+/// base rate, with a margin for drift) and accuracy at least `min_accuracy` on these pairs;
+/// when no cut is both, the one of [`accuracy_threshold`].
+pub fn floor_threshold(
+    predicted: &[f64],
+    reads: &[f64],
+    min_precision: f64,
+    min_accuracy: f64,
+) -> f64 {
+    let positives = reads.iter().filter(|&&y| y > 0.0).count();
+    let pairs = reads.len();
+    let mut order: Vec<usize> = (0..pairs).collect();
+    order.sort_by(|&a, &b| predicted[b].total_cmp(&predicted[a]));
+    let (mut best, mut best_f1) = (None, 0.0);
+    let mut true_positives = 0usize;
+    for (rank, &i) in order.iter().enumerate() {
+        if reads[i] > 0.0 {
+            true_positives += 1;
+        }
+        if order
+            .get(rank + 1)
+            .is_some_and(|&next| predicted[next] == predicted[i])
+        {
+            continue;
+        }
+        let predicted_reads = rank + 1;
+        let false_positives = predicted_reads - true_positives;
+        let right = pairs - positives + true_positives - false_positives;
+        let precise = true_positives as f64 >= min_precision * predicted_reads as f64;
+        let accurate = right as f64 >= min_accuracy * pairs as f64;
+        if !(precise && accurate && true_positives > false_positives) {
+            continue;
+        }
+        let f1 = 2.0 * true_positives as f64 / (predicted_reads + positives) as f64;
+        if f1 > best_f1 {
+            best_f1 = f1;
+            best = Some(predicted[i]);
+        }
+    }
+    best.unwrap_or_else(|| accuracy_threshold(predicted, reads))
+}

@@ -22,16 +22,17 @@
 //!   promotions of its class have paid so far (`PromotionLedger`, `ledger.rs`).
 //! - No chance of a read is taken below [`SCAN_REACH`] / (n + 2) after `n` windows.
 //! - **Predicted "read"**: a forecast at or above the threshold that maximises F1 among those
-//!   with precision of at least 0.6 on the policy's past forecasts and what followed
-//!   them (out of sample; the model's own threshold until a thousand are scored; no
-//!   prediction before the first model). Precision above one half is what puts accuracy
-//!   above the base rate; the margin is for drift between the windows scored and the next.
+//!   with precision of at least 0.6 and accuracy of at least 95% on an evenly spaced sample
+//!   of the policy's past forecasts and what followed them, else the most accurate one
+//!   (out of sample; the model's own threshold until a thousand are scored; no prediction
+//!   before the first model). Precision above one half is what puts accuracy above the
+//!   base rate; the margin is for drift between the windows scored and the next.
 
 use crate::config::TieringConfig;
 use crate::cost::TierPrices;
 use crate::eval::{CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState};
 use crate::forecast::idle::DemotionTable;
-use crate::forecast::model::best_threshold_at;
+use crate::forecast::model::floor_threshold;
 use crate::forecast::{ForecastSettings, Forecaster, IdleModel};
 
 use super::ledger::{PromotionLedger, Stay};
@@ -68,8 +69,15 @@ pub struct Learned {
 /// drift from the windows scored to the one predicted.
 const MIN_PRECISION: f64 = 0.6;
 
+/// The least accuracy of "read" on past forecasts the threshold aims for (the floor of
+/// issue 11); where no cut reaches it, the most accurate cut is taken.
+const MIN_ACCURACY: f64 = 0.95;
+
 /// Past (forecast, outcome) pairs kept to choose the "read" threshold.
 const SCORED_PAIRS: usize = 200_000;
+
+/// The windows whose forecasts [`SCORED_PAIRS`] spans at least.
+const SCORED_WINDOWS: usize = 8;
 
 impl Learned {
     /// The policy on `config`'s tiers and prices.
@@ -270,30 +278,46 @@ impl Learned {
         }
     }
 
-    /// Keeps each forecast of the window that just ended with whether its object was read.
+    /// Keeps an evenly spaced sample of the forecasts of the window that just ended (at
+    /// most [`SCORED_PAIRS`] / [`SCORED_WINDOWS`]) with whether their object was read. A
+    /// window's forecasts are in object order, and ids come in order of first access: the
+    /// last ones alone would be the newest objects only.
     fn score_last_window(&mut self, forecaster: &Forecaster, now_ms: i64) {
         let store = forecaster.store();
-        for (object, &forecast) in self.forecast.iter().enumerate() {
-            if !forecast.is_nan() {
-                let read = store.reads_in_last_window(object as u32, now_ms) > 0;
-                self.scored_forecasts.push(f64::from(forecast));
-                self.scored_reads.push(if read { 1.0 } else { 0.0 });
-            }
+        let forecasts = self.forecast.iter().filter(|reads| !reads.is_nan()).count();
+        let stride = forecasts.div_ceil(SCORED_PAIRS / SCORED_WINDOWS).max(1);
+        let scored = self
+            .forecast
+            .iter()
+            .enumerate()
+            .filter(|(_, reads)| !reads.is_nan())
+            .step_by(stride);
+        for (object, &forecast) in scored {
+            let read = store.reads_in_last_window(object as u32, now_ms) > 0;
+            self.scored_forecasts.push(f64::from(forecast));
+            self.scored_reads.push(if read { 1.0 } else { 0.0 });
         }
         let excess = self.scored_reads.len().saturating_sub(SCORED_PAIRS);
         self.scored_forecasts.drain(..excess);
         self.scored_reads.drain(..excess);
     }
 
-    /// The "read" threshold: the one that maximised F1 at precision of at least
-    /// [`MIN_PRECISION`] on past forecasts and what followed them (the model's own, fitted on its training rows,
-    /// is optimistic out of sample: its precision there fell below one half, and with it the
-    /// accuracy below the base rate); the model's until a thousand pairs are scored.
+    /// The "read" threshold, chosen on past forecasts and what followed them (the model's
+    /// own, fitted on its training rows, is optimistic out of sample: its precision there
+    /// fell below one half, and with it the accuracy below the base rate): the best F1 among
+    /// the cuts with precision of at least [`MIN_PRECISION`] and accuracy of at least
+    /// [`MIN_ACCURACY`], else the most accurate cut ([`floor_threshold`]); the model's until
+    /// a thousand pairs are scored.
     fn read_threshold(&self, model_threshold: f64) -> f64 {
         if self.scored_reads.len() < 1_000 {
             return model_threshold;
         }
-        best_threshold_at(&self.scored_forecasts, &self.scored_reads, MIN_PRECISION).0
+        floor_threshold(
+            &self.scored_forecasts,
+            &self.scored_reads,
+            MIN_PRECISION,
+            MIN_ACCURACY,
+        )
     }
 
     fn read(&self, p: &TierPrices, size: u64) -> f64 {
