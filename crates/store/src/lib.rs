@@ -43,11 +43,13 @@
 
 #![deny(missing_docs)]
 
+mod access;
 pub mod allocator;
 pub mod bandwidth;
 mod dal;
 mod error;
 pub mod faults;
+mod faults_layer;
 pub mod layers;
 mod list;
 mod local;
@@ -60,6 +62,8 @@ mod store;
 pub mod testing;
 pub mod throttled;
 mod upload;
+mod upload_dal;
+mod upload_local;
 mod uri;
 
 pub use bandwidth::{BandwidthControl, BandwidthPolicy};
