@@ -9,7 +9,10 @@
 //!    gets or gives, and a lost call never reaches the layers below;
 //! 2. **the throttle's gate** (`GatedStore`, [`crate::throttled`]): paces the bytes of
 //!    every data transfer before the backend call, outside OpenDAL's timeouts;
-//! 3. **the backend** (local files, or OpenDAL for S3 and memory), with, on S3 only,
+//! 3. **metrics** (`MetricsStore`, [`crate::metrics_layer`]), when asked for
+//!    ([`Store::with_metrics`]): counts what reaches the backend, after the throttle's
+//!    waits and without the calls fault injection failed or lost on purpose;
+//! 4. **the backend** (local files, or OpenDAL for S3 and memory), with, on S3 only,
 //!    OpenDAL's own [`ThrottleLayer`](crate::ThrottleLayer) on its HTTP transport for
 //!    request slots and one congestion sample per request, and OpenDAL's timeout and short
 //!    retry layers inside it.
@@ -34,6 +37,7 @@ use crate::access::Access;
 use crate::bandwidth::BandwidthControl;
 use crate::faults::{FaultPlan, FaultSide, Faults, FAULTS_ENV};
 use crate::faults_layer::FaultStore;
+use crate::metrics_layer::{MetricsStore, StoreMetrics};
 use crate::throttled::{Gate, GatedStore};
 use crate::Store;
 
@@ -79,22 +83,37 @@ impl Layers {
     }
 }
 
-/// `base` (a backend as opened) under its layers: the throttle's gate over it (and, where
-/// the backend speaks HTTP, the sensing layer inside it), then the faults over that. The
-/// one place layers are composed (see the module doc for the order and why).
-pub(crate) fn stack(
-    base: &Arc<dyn Access>,
-    faults: Option<&Arc<Faults>>,
-    throttle: Option<&(Throttle, Priority)>,
-) -> Arc<dyn Access> {
-    let mut access = Arc::clone(base);
-    if let Some((throttle, class)) = throttle {
-        let sensed = base.with_sensing(throttle, *class);
-        // Without a sensing layer, the gate takes the slots and reports the samples.
-        let gate = Gate::new(throttle.clone(), *class, sensed.is_none());
-        access = Arc::new(GatedStore::new(sensed.unwrap_or(access), gate));
+/// The layers one store is under: what [`stack`] composes over its backend.
+#[derive(Clone, Default)]
+pub(crate) struct StoreLayers {
+    /// Injected faults (a testing aid).
+    pub(crate) faults: Option<Arc<Faults>>,
+    /// The throttle of data transfers and their class.
+    pub(crate) throttle: Option<(Throttle, Priority)>,
+    /// Counters of the backend's calls.
+    pub(crate) metrics: Option<Arc<StoreMetrics>>,
+}
+
+/// `base` (a backend as opened) under `layers`, from the caller down: faults, the
+/// throttle's gate, metrics, then the backend (with, where it speaks HTTP, the sensing
+/// layer on its transport). The one place layers are composed (see the module doc for the
+/// order and why).
+pub(crate) fn stack(base: &Arc<dyn Access>, layers: &StoreLayers) -> Arc<dyn Access> {
+    let sensing = layers
+        .throttle
+        .as_ref()
+        .and_then(|(t, c)| base.with_sensing(t, *c));
+    // Without a sensing layer, the gate takes the slots and reports the samples.
+    let gate_samples = sensing.is_none();
+    let mut access = sensing.unwrap_or_else(|| Arc::clone(base));
+    if let Some(metrics) = &layers.metrics {
+        access = Arc::new(MetricsStore::new(access, Arc::clone(metrics)));
     }
-    if let Some(faults) = faults {
+    if let Some((throttle, class)) = &layers.throttle {
+        let gate = Gate::new(throttle.clone(), *class, gate_samples);
+        access = Arc::new(GatedStore::new(access, gate));
+    }
+    if let Some(faults) = &layers.faults {
         access = Arc::new(FaultStore::new(access, Arc::clone(faults)));
     }
     access

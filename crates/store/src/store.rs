@@ -12,7 +12,9 @@ use crate::access::Access;
 use crate::dal::DalStore;
 use crate::error::StoreError;
 use crate::faults::{FaultPlan, Faults};
+use crate::layers::StoreLayers;
 use crate::local::LocalStore;
+use crate::metrics_layer::StoreMetrics;
 use crate::options::S3Options;
 use crate::overlap::StoreLocation;
 use crate::throttled::ThrottleStatus;
@@ -34,10 +36,8 @@ pub struct Store {
     /// [`Store::with_faults`] compose again from it, so a second throttle or plan replaces
     /// the first instead of stacking).
     base: Arc<dyn Access>,
-    /// The throttle and class of data transfers, when throttled.
-    throttle: Option<(Throttle, Priority)>,
-    /// Injected faults, for tests ([`Store::with_faults`]).
-    faults: Option<Arc<Faults>>,
+    /// The layers `access` is composed of.
+    layers: StoreLayers,
 }
 
 impl fmt::Debug for Store {
@@ -67,17 +67,15 @@ impl Store {
             uri: uri.clone(),
             access: Arc::clone(&base),
             base,
-            throttle: None,
-            faults: None,
+            layers: StoreLayers::default(),
         };
         tracing::debug!(store = %store.display(), "store opened");
         Ok(store)
     }
 
-    /// The layers composed again over the backend, after a change of throttle or plan.
+    /// The layers composed again over the backend, after a change of throttle, plan or metrics.
     fn relayered(mut self) -> Store {
-        self.access =
-            crate::layers::stack(&self.base, self.faults.as_ref(), self.throttle.as_ref());
+        self.access = crate::layers::stack(&self.base, &self.layers);
         self
     }
 
@@ -91,7 +89,7 @@ impl Store {
     /// Share one `Throttle` between every store (and every job) of a process that uses the
     /// same path, giving each its class: the classes then share the rate by weight.
     pub fn with_throttle(mut self, throttle: Throttle, class: Priority) -> Store {
-        self.throttle = Some((throttle, class));
+        self.layers.throttle = Some((throttle, class));
         self.relayered()
     }
 
@@ -100,23 +98,40 @@ impl Store {
     /// Replaces an earlier plan; an empty plan removes it. Clones of the returned store and
     /// its uploads share the plan's counters ([`Store::faults`]).
     pub fn with_faults(mut self, plan: FaultPlan) -> Store {
-        self.faults = (!plan.is_empty()).then(|| Arc::new(Faults::new(plan)));
+        self.layers.faults = (!plan.is_empty()).then(|| Arc::new(Faults::new(plan)));
         self.relayered()
     }
 
     /// The fault plan in force and how often each rule fired, if any.
     pub fn faults(&self) -> Option<&Faults> {
-        self.faults.as_deref()
+        self.layers.faults.as_deref()
+    }
+
+    /// Counts this store's backend calls (calls, bytes, errors per operation) in
+    /// `metrics`, replacing earlier counters; share one `StoreMetrics` between stores to
+    /// count them together. What is counted is what reaches the backend: after the
+    /// throttle's waits, without calls fault injection failed or lost on purpose.
+    pub fn with_metrics(mut self, metrics: Arc<StoreMetrics>) -> Store {
+        self.layers.metrics = Some(metrics);
+        self.relayered()
+    }
+
+    /// The counters of this store's backend calls, if counted ([`Store::with_metrics`]).
+    pub fn metrics(&self) -> Option<&StoreMetrics> {
+        self.layers.metrics.as_deref()
     }
 
     /// The throttle this store's transfers go through, and their class.
     pub fn throttle(&self) -> Option<(&Throttle, Priority)> {
-        self.throttle.as_ref().map(|(t, class)| (t, *class))
+        self.layers.throttle.as_ref().map(|(t, class)| (t, *class))
     }
 
     /// The state of this store's throttle, for progress lines and `strata status`.
     pub fn throttle_status(&self) -> Option<ThrottleStatus> {
-        self.throttle.as_ref().map(|(t, _)| ThrottleStatus::of(t))
+        self.layers
+            .throttle
+            .as_ref()
+            .map(|(t, _)| ThrottleStatus::of(t))
     }
 
     /// The URI this store was opened from.
