@@ -7,16 +7,21 @@
 //! server's `Retry-After` (see [`crate::retry_after`]).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::Operator;
+use strata_throttle::{Priority, Throttle};
 
+use crate::access::{Access, UploadAccess};
 use crate::error::{from_dal, is_timeout, DalContext, StoreError};
 use crate::options::S3Options;
+use crate::overlap::StoreLocation;
 use crate::retry_after::{PushbackTransport, OPENDAL_RETRY_MIN_DELAY};
+use crate::throttled::ThrottleLayer;
 use crate::uri::{StoreScheme, StoreUri};
 use crate::{relpath, Entry, ListWarning};
 
@@ -83,7 +88,8 @@ fn is_loopback(endpoint: &str) -> bool {
     }
 }
 
-/// An OpenDAL-backed store.
+/// An OpenDAL-backed store. Cheap to clone (the operators are shared).
+#[derive(Clone)]
 pub(crate) struct DalStore {
     op: Operator,
     probe: Operator,
@@ -330,6 +336,76 @@ impl DalStore {
 
     pub(crate) fn shown_path(&self, rel: &str) -> String {
         format!("{}/{rel}", self.shown.trim_end_matches('/'))
+    }
+}
+
+#[async_trait]
+impl Access for DalStore {
+    fn shown_path(&self, rel: &str) -> String {
+        DalStore::shown_path(self, rel)
+    }
+
+    fn display(&self, uri: &StoreUri) -> String {
+        if self.is_s3() && uri.endpoint().is_none() {
+            format!("{} (endpoint {})", self.shown, self.endpoint)
+        } else {
+            self.shown.clone()
+        }
+    }
+
+    fn location(&self, uri: &StoreUri) -> StoreLocation {
+        StoreLocation::of_uri(uri, &self.endpoint)
+    }
+
+    fn with_sensing(&self, throttle: &Throttle, class: Priority) -> Option<Arc<dyn Access>> {
+        if !self.is_s3() {
+            return None;
+        }
+        let layered = self.with_layer(ThrottleLayer::new(throttle.clone(), class));
+        Some(Arc::new(layered))
+    }
+
+    async fn check_reachable(&self) -> Result<(), StoreError> {
+        DalStore::check_reachable(self).await
+    }
+
+    async fn list(
+        &self,
+        warn: &mut (dyn FnMut(ListWarning) + Send),
+    ) -> Result<Vec<Entry>, StoreError> {
+        DalStore::list(self, warn).await
+    }
+
+    async fn stat(&self, rel: &str) -> Result<Option<Entry>, StoreError> {
+        DalStore::stat(self, rel).await
+    }
+
+    async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        DalStore::read_range(self, rel, offset, len).await
+    }
+
+    async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError> {
+        DalStore::read_all(self, rel).await
+    }
+
+    async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
+        DalStore::write_atomic(self, rel, data).await
+    }
+
+    async fn delete(&self, rel: &str) -> Result<(), StoreError> {
+        DalStore::delete(self, rel).await
+    }
+
+    async fn begin_upload(
+        &self,
+        rel: &str,
+        size: u64,
+        _resume: bool,
+    ) -> Result<Box<dyn UploadAccess>, StoreError> {
+        // The upload holds its store (cheap: the operators are shared) to map errors.
+        let store = Arc::new(self.clone());
+        let upload = crate::upload_dal::begin_dal(&store, rel, size).await?;
+        Ok(Box::new(upload))
     }
 }
 

@@ -3,10 +3,10 @@
 //!
 //! [`Store::with_faults`](crate::Store::with_faults) puts a [`FaultPlan`] (a list of
 //! [`FaultRule`]s) in front of every [`Store`](crate::Store) and [`Upload`](crate::Upload)
-//! method of a store, whatever its backend (local files, memory, S3), the same way as the
-//! throttle's gate (see [`crate::throttled`]): the hooks are consulted by the methods
-//! themselves, so local stores, which bypass OpenDAL, get them too. A store without a plan
-//! pays one `Option` check per call.
+//! method of a store, whatever its backend (local files, memory, S3): a store layer
+//! (`FaultStore`, in `faults_layer.rs`), the outermost of the stack [`crate::layers`]
+//! composes, so local stores, which bypass OpenDAL, get it too. A store without a plan has
+//! no such layer and pays nothing.
 //!
 //! A rule says which **operation** it applies to, which **paths** (all by default), **when**
 //! it fires and what it does (its **effect**):

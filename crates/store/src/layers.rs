@@ -1,11 +1,27 @@
 //! The layers a store gets on top of its backend, composed in one place for the CLI and
 //! the service alike: the fault plan of `STRATA_FAULTS` (a testing aid, [`crate::faults`])
-//! and the bandwidth control ([`crate::bandwidth`]).
+//! and the bandwidth control ([`crate::bandwidth`]). [`Layers`] chooses which layers a
+//! store gets; `stack` builds them, in this order from the caller down:
 //!
-//! Order: faults first, then the throttle, so an injected error or latency is seen by the
-//! throttle's gate like a real one (the congestion controller reads it as a sample). Retry
-//! is not a layer here: OpenDAL's short retry layer sits inside S3 stores, and callers
-//! retry whole operations by [`crate::StoreError::is_retryable`] with their own policy.
+//! 1. **fault injection** (`FaultStore`, [`crate::faults`]), outermost: an injected error
+//!    or latency happens before the call is admitted, so it costs no bandwidth and is not
+//!    a sample of the path; a flip or truncation applies to exactly the bytes the caller
+//!    gets or gives, and a lost call never reaches the layers below;
+//! 2. **the throttle's gate** (`GatedStore`, [`crate::throttled`]): paces the bytes of
+//!    every data transfer before the backend call, outside OpenDAL's timeouts;
+//! 3. **metrics** (`MetricsStore`, [`crate::metrics_layer`]), when asked for
+//!    ([`Store::with_metrics`]): counts what reaches the backend, after the throttle's
+//!    waits and without the calls fault injection failed or lost on purpose;
+//! 4. **the backend** (local files, or OpenDAL for S3 and memory), with, on S3 only,
+//!    OpenDAL's own [`ThrottleLayer`](crate::ThrottleLayer) on its HTTP transport for
+//!    request slots and one congestion sample per request, and OpenDAL's timeout and short
+//!    retry layers inside it.
+//!
+//! Retry of whole operations is not a layer here: callers retry by
+//! [`crate::StoreError::is_retryable`] with their own policy and context
+//! (`strata_mover::retry::with_backoff`: which chunk, which job, what to report), which a
+//! store layer cannot see; inside S3 stores OpenDAL's short retry layer retries single
+//! requests.
 //!
 //! Which rules of a plan a store gets depends on its **side**: `src` is the store a
 //! command reads from, `dst` the one it writes to or checks, and rules for `any` apply to
@@ -13,10 +29,16 @@
 //! source tier `src`, its target tier `dst`, and everything else (client reads and writes,
 //! start-up checks, recovery) `any` only.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
+use strata_throttle::{Priority, Throttle};
+
+use crate::access::Access;
 use crate::bandwidth::BandwidthControl;
-use crate::faults::{FaultPlan, FaultSide, FAULTS_ENV};
+use crate::faults::{FaultPlan, FaultSide, Faults, FAULTS_ENV};
+use crate::faults_layer::FaultStore;
+use crate::metrics_layer::{MetricsStore, StoreMetrics};
+use crate::throttled::{Gate, GatedStore};
 use crate::Store;
 
 /// The layers to put stores under. Cheap to clone.
@@ -59,6 +81,42 @@ impl Layers {
             None => store,
         }
     }
+}
+
+/// The layers one store is under: what [`stack`] composes over its backend.
+#[derive(Clone, Default)]
+pub(crate) struct StoreLayers {
+    /// Injected faults (a testing aid).
+    pub(crate) faults: Option<Arc<Faults>>,
+    /// The throttle of data transfers and their class.
+    pub(crate) throttle: Option<(Throttle, Priority)>,
+    /// Counters of the backend's calls.
+    pub(crate) metrics: Option<Arc<StoreMetrics>>,
+}
+
+/// `base` (a backend as opened) under `layers`, from the caller down: faults, the
+/// throttle's gate, metrics, then the backend (with, where it speaks HTTP, the sensing
+/// layer on its transport). The one place layers are composed (see the module doc for the
+/// order and why).
+pub(crate) fn stack(base: &Arc<dyn Access>, layers: &StoreLayers) -> Arc<dyn Access> {
+    let sensing = layers
+        .throttle
+        .as_ref()
+        .and_then(|(t, c)| base.with_sensing(t, *c));
+    // Without a sensing layer, the gate takes the slots and reports the samples.
+    let gate_samples = sensing.is_none();
+    let mut access = sensing.unwrap_or_else(|| Arc::clone(base));
+    if let Some(metrics) = &layers.metrics {
+        access = Arc::new(MetricsStore::new(access, Arc::clone(metrics)));
+    }
+    if let Some((throttle, class)) = &layers.throttle {
+        let gate = Gate::new(throttle.clone(), *class, gate_samples);
+        access = Arc::new(GatedStore::new(access, gate));
+    }
+    if let Some(faults) = &layers.faults {
+        access = Arc::new(FaultStore::new(access, Arc::clone(faults)));
+    }
+    access
 }
 
 /// The fault plan in `STRATA_FAULTS`, read once per process; `None` when it is unset. The

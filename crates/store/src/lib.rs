@@ -20,8 +20,9 @@
 //!   admission before each call, samples from a [`ThrottleLayer`] on S3's HTTP transport,
 //!   state as [`ThrottleStatus`] (see [`throttled`]); [`bandwidth::BandwidthControl`] keeps
 //!   one throttle per store under a limit or timetable that can change while it runs;
-//! - **layers**: [`layers::Layers`] composes fault injection and bandwidth control on a
-//!   store, in one place for the CLI and the service;
+//! - **layers**: every backend (local files, OpenDAL) and every layer (fault injection,
+//!   the throttle's gate, [`StoreMetrics`]) implements one narrow trait, and
+//!   [`layers`] composes them in one place for the CLI and the service;
 //! - **memory for spans**: [`allocator::tune_for_spans`] keeps glibc from handing span
 //!   buffers back to the kernel between reads;
 //! - **errors for operators**: [`StoreError`] says what failed, where, what to do, and
@@ -43,14 +44,17 @@
 
 #![deny(missing_docs)]
 
+mod access;
 pub mod allocator;
 pub mod bandwidth;
 mod dal;
 mod error;
 pub mod faults;
+mod faults_layer;
 pub mod layers;
 mod list;
 mod local;
+pub mod metrics_layer;
 mod options;
 mod overlap;
 mod relpath;
@@ -60,11 +64,14 @@ mod store;
 pub mod testing;
 pub mod throttled;
 mod upload;
+mod upload_dal;
+mod upload_local;
 mod uri;
 
 pub use bandwidth::{BandwidthControl, BandwidthPolicy};
 pub use error::StoreError;
 pub use layers::Layers;
+pub use metrics_layer::{OpStats, StoreMetrics, StoreOp};
 pub use options::S3Options;
 pub use overlap::{Overlap, StoreLocation};
 pub use store::Store;

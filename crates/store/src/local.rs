@@ -9,10 +9,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::access::{Access, UploadAccess};
 use crate::error::StoreError;
-use crate::{relpath, Entry, METADATA_DIR};
+use crate::overlap::StoreLocation;
+use crate::uri::StoreUri;
+use crate::{relpath, Entry, ListWarning, METADATA_DIR};
 
 /// A local directory tree.
 #[derive(Debug)]
@@ -35,10 +39,6 @@ where
 impl LocalStore {
     pub(crate) fn new(root: PathBuf) -> Self {
         LocalStore { root }
-    }
-
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The absolute path of a validated relative path.
@@ -217,6 +217,74 @@ impl LocalStore {
             Err(e) => Err(StoreError::from_io(path.display().to_string(), e)),
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Access for LocalStore {
+    fn shown_path(&self, rel: &str) -> String {
+        self.root.join(rel).display().to_string()
+    }
+
+    fn location(&self, _uri: &StoreUri) -> StoreLocation {
+        StoreLocation::local(&self.root)
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
+    async fn check_reachable(&self) -> Result<(), StoreError> {
+        LocalStore::check_reachable(self).await
+    }
+
+    async fn ensure_root(&self) -> Result<(), StoreError> {
+        LocalStore::ensure_root(self).await
+    }
+
+    async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
+        LocalStore::remove_interrupted_writes(self).await
+    }
+
+    async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
+        LocalStore::remove_abandoned_uploads(self).await
+    }
+
+    async fn list(
+        &self,
+        warn: &mut (dyn FnMut(ListWarning) + Send),
+    ) -> Result<Vec<Entry>, StoreError> {
+        crate::list::list_local(&self.root, warn).await
+    }
+
+    async fn stat(&self, rel: &str) -> Result<Option<Entry>, StoreError> {
+        LocalStore::stat(self, rel).await
+    }
+
+    async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        LocalStore::read_range(self, rel, offset, len).await
+    }
+
+    async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError> {
+        LocalStore::read_all(self, rel).await
+    }
+
+    async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
+        LocalStore::write_atomic(self, rel, data).await
+    }
+
+    async fn delete(&self, rel: &str) -> Result<(), StoreError> {
+        LocalStore::delete(self, rel).await
+    }
+
+    async fn begin_upload(
+        &self,
+        rel: &str,
+        size: u64,
+        resume: bool,
+    ) -> Result<Box<dyn UploadAccess>, StoreError> {
+        let upload = crate::upload_local::begin_local(self, rel, size, resume).await?;
+        Ok(Box::new(upload))
     }
 }
 

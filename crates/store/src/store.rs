@@ -1,20 +1,24 @@
-//! [`Store`]: one opened store, local or OpenDAL-backed, behind one interface.
+//! [`Store`]: one opened store, local or OpenDAL-backed, behind one interface: the facade
+//! over the backend and its layers (see [`crate::access`] and [`crate::layers::stack`]).
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strata_throttle::{Direction, Priority, Throttle};
+use strata_throttle::{Priority, Throttle};
 
+use crate::access::Access;
 use crate::dal::DalStore;
 use crate::error::StoreError;
-use crate::faults::{inject, lost, mangled, FaultOp, FaultPlan, Faults};
+use crate::faults::{FaultPlan, Faults};
+use crate::layers::StoreLayers;
 use crate::local::LocalStore;
+use crate::metrics_layer::StoreMetrics;
 use crate::options::S3Options;
 use crate::overlap::StoreLocation;
-use crate::throttled::{gated, Gate, ThrottleLayer, ThrottleStatus};
-use crate::upload::{begin_dal, begin_local, Upload, UploadFaults};
+use crate::throttled::ThrottleStatus;
+use crate::upload::Upload;
 use crate::uri::{StoreScheme, StoreUri};
 use crate::{Entry, ListWarning};
 
@@ -26,20 +30,14 @@ use crate::{Entry, ListWarning};
 #[derive(Clone)]
 pub struct Store {
     uri: StoreUri,
-    backend: Backend,
-    /// The backend as opened, without a throttle layer ([`Store::with_throttle`] starts
-    /// from it, so throttling twice replaces instead of stacking).
-    plain: Backend,
-    /// Admission of data calls, when throttled.
-    gate: Option<Gate>,
-    /// Injected faults, for tests ([`Store::with_faults`]).
-    faults: Option<Arc<Faults>>,
-}
-
-#[derive(Clone)]
-enum Backend {
-    Local(Arc<LocalStore>),
-    Dal(Arc<DalStore>),
+    /// The backend under its layers: every call goes through it.
+    access: Arc<dyn Access>,
+    /// The backend as opened, without layers ([`Store::with_throttle`] and
+    /// [`Store::with_faults`] compose again from it, so a second throttle or plan replaces
+    /// the first instead of stacking).
+    base: Arc<dyn Access>,
+    /// The layers `access` is composed of.
+    layers: StoreLayers,
 }
 
 impl fmt::Debug for Store {
@@ -55,48 +53,44 @@ impl Store {
     /// out early whether it works). S3 settings come from `s3`, overridden by the URI's
     /// query parameters; nothing else is read from the environment.
     pub async fn open(uri: &StoreUri, s3: &S3Options) -> Result<Store, StoreError> {
-        let backend = match uri.scheme() {
+        let base: Arc<dyn Access> = match uri.scheme() {
             StoreScheme::File => {
                 let root = uri.local_path().ok_or_else(|| StoreError::InvalidUri {
                     uri: uri.to_string(),
                     reason: "a file URI without a path".into(),
                 })?;
-                Backend::Local(Arc::new(LocalStore::new(root.to_path_buf())))
+                Arc::new(LocalStore::new(root.to_path_buf()))
             }
-            StoreScheme::S3 | StoreScheme::Memory => {
-                Backend::Dal(Arc::new(DalStore::open(uri, s3)?))
-            }
+            StoreScheme::S3 | StoreScheme::Memory => Arc::new(DalStore::open(uri, s3)?),
         };
         let store = Store {
             uri: uri.clone(),
-            plain: backend.clone(),
-            backend,
-            gate: None,
-            faults: None,
+            access: Arc::clone(&base),
+            base,
+            layers: StoreLayers::default(),
         };
         tracing::debug!(store = %store.display(), "store opened");
         Ok(store)
     }
 
+    /// The layers composed again over the backend, after a change of throttle, plan or metrics.
+    fn relayered(mut self) -> Store {
+        self.access = crate::layers::stack(&self.base, &self.layers);
+        self
+    }
+
     /// Puts this store's data transfers under `throttle`, in priority class `class`
     /// (replacing an earlier throttle). Every `read_range`, `read_all`, `write_atomic` and
     /// [`Upload::write_at`] then waits for the throttle's admission; S3 stores also get a
-    /// [`ThrottleLayer`] that feeds the congestion controller one sample per HTTP request.
-    /// See [`crate::throttled`] for why admission is here and sensing in the layer.
+    /// [`ThrottleLayer`](crate::ThrottleLayer) that feeds the congestion controller one
+    /// sample per HTTP request.
+    /// See [`crate::throttled`] for why admission is a store layer and sensing an OpenDAL one.
     ///
     /// Share one `Throttle` between every store (and every job) of a process that uses the
     /// same path, giving each its class: the classes then share the rate by weight.
     pub fn with_throttle(mut self, throttle: Throttle, class: Priority) -> Store {
-        let (backend, gate_samples) = match &self.plain {
-            Backend::Dal(d) if d.is_s3() => {
-                let layered = d.with_layer(ThrottleLayer::new(throttle.clone(), class));
-                (Backend::Dal(Arc::new(layered)), false)
-            }
-            other => (other.clone(), true),
-        };
-        self.backend = backend;
-        self.gate = Some(Gate::new(throttle, class, gate_samples));
-        self
+        self.layers.throttle = Some((throttle, class));
+        self.relayered()
     }
 
     /// Makes this store misbehave as `plan` says, for tests: bit flips, truncation, lost
@@ -104,44 +98,40 @@ impl Store {
     /// Replaces an earlier plan; an empty plan removes it. Clones of the returned store and
     /// its uploads share the plan's counters ([`Store::faults`]).
     pub fn with_faults(mut self, plan: FaultPlan) -> Store {
-        self.faults = (!plan.is_empty()).then(|| Arc::new(Faults::new(plan)));
-        self
+        self.layers.faults = (!plan.is_empty()).then(|| Arc::new(Faults::new(plan)));
+        self.relayered()
     }
 
     /// The fault plan in force and how often each rule fired, if any.
     pub fn faults(&self) -> Option<&Faults> {
-        self.faults.as_deref()
+        self.layers.faults.as_deref()
     }
 
-    /// Applies the fault rules for an `op` call of `rel` (see [`crate::faults::inject`]).
-    async fn inject(
-        &self,
-        op: FaultOp,
-        rel: &str,
-        offset: u64,
-    ) -> Result<Option<crate::faults::Injected>, StoreError> {
-        match &self.faults {
-            None => Ok(None),
-            Some(faults) => inject(Some(faults), op, rel, offset, || self.shown_path(rel)).await,
-        }
+    /// Counts this store's backend calls (calls, bytes, errors per operation) in
+    /// `metrics`, replacing earlier counters; share one `StoreMetrics` between stores to
+    /// count them together. What is counted is what reaches the backend: after the
+    /// throttle's waits, without calls fault injection failed or lost on purpose.
+    pub fn with_metrics(mut self, metrics: Arc<StoreMetrics>) -> Store {
+        self.layers.metrics = Some(metrics);
+        self.relayered()
     }
 
-    /// `rel` as shown to users (in injected errors).
-    fn shown_path(&self, rel: &str) -> String {
-        match &self.backend {
-            Backend::Dal(d) => d.shown_path(rel),
-            Backend::Local(l) => l.root().join(rel).display().to_string(),
-        }
+    /// The counters of this store's backend calls, if counted ([`Store::with_metrics`]).
+    pub fn metrics(&self) -> Option<&StoreMetrics> {
+        self.layers.metrics.as_deref()
     }
 
     /// The throttle this store's transfers go through, and their class.
     pub fn throttle(&self) -> Option<(&Throttle, Priority)> {
-        self.gate.as_ref().map(|g| (g.throttle(), g.class()))
+        self.layers.throttle.as_ref().map(|(t, class)| (t, *class))
     }
 
     /// The state of this store's throttle, for progress lines and `strata status`.
     pub fn throttle_status(&self) -> Option<ThrottleStatus> {
-        self.gate.as_ref().map(|g| ThrottleStatus::of(g.throttle()))
+        self.layers
+            .throttle
+            .as_ref()
+            .map(|(t, _)| ThrottleStatus::of(t))
     }
 
     /// The URI this store was opened from.
@@ -152,30 +142,18 @@ impl Store {
     /// A one-line description for users and logs: the URI, plus the endpoint actually used
     /// for S3. Never contains credentials.
     pub fn display(&self) -> String {
-        match &self.backend {
-            Backend::Dal(d) if d.is_s3() && self.uri.endpoint().is_none() => {
-                format!("{} (endpoint {})", d.shown, d.endpoint)
-            }
-            Backend::Dal(d) => d.shown.clone(),
-            Backend::Local(_) => self.uri.to_string(),
-        }
+        self.access.display(&self.uri)
     }
 
     /// The root directory of a local store.
     pub fn local_root(&self) -> Option<&Path> {
-        match &self.backend {
-            Backend::Local(l) => Some(l.root()),
-            Backend::Dal(_) => None,
-        }
+        self.access.local_root()
     }
 
     /// Where this store's bytes live, normalised for [`StoreLocation::overlap`] (local
     /// roots canonicalised; object stores by the endpoint actually used).
     pub fn location(&self) -> StoreLocation {
-        match &self.backend {
-            Backend::Local(l) => StoreLocation::local(l.root()),
-            Backend::Dal(d) => StoreLocation::of_uri(&self.uri, &d.endpoint),
-        }
+        self.access.location(&self.uri)
     }
 
     /// A cheap call that proves the store answers: local, the root is a readable
@@ -183,19 +161,13 @@ impl Store {
     /// retry. Errors are [`StoreError::Unreachable`] (nothing answers), [`StoreError::Auth`]
     /// (credentials refused), [`StoreError::NotFound`] (no such bucket or directory).
     pub async fn check_reachable(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Local(l) => l.check_reachable().await,
-            Backend::Dal(d) => d.check_reachable().await,
-        }
+        self.access.check_reachable().await
     }
 
     /// Creates the root directory of a local store if it is missing (for destinations);
     /// nothing to do on object stores, where prefixes need no creation.
     pub async fn ensure_root(&self) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Local(l) => l.ensure_root().await,
-            Backend::Dal(_) => Ok(()),
-        }
+        self.access.ensure_root().await
     }
 
     /// Removes what interrupted [`Store::write_atomic`] calls left behind: local stores
@@ -206,10 +178,7 @@ impl Store {
     /// writer's process id), so writes in flight are safe; upload staging files
     /// (resumable) are kept. Returns how many staged copies were removed.
     pub async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Local(l) => l.remove_interrupted_writes().await,
-            Backend::Dal(_) => Ok(0),
-        }
+        self.access.remove_interrupted_writes().await
     }
 
     /// Removes every upload staging file a local store holds (`<root>/.strata/staging/*.part`),
@@ -218,10 +187,7 @@ impl Store {
     /// keeps them (a re-run resumes). Object stores: nothing (an abandoned multipart upload
     /// is the bucket's lifecycle rules' to expire). Returns how many were removed.
     pub async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Local(l) => l.remove_abandoned_uploads().await,
-            Backend::Dal(_) => Ok(0),
-        }
+        self.access.remove_abandoned_uploads().await
     }
 
     /// Every regular file under the root, recursively, sorted by path, without the
@@ -234,50 +200,23 @@ impl Store {
         &self,
         warn: &mut (dyn FnMut(ListWarning) + Send),
     ) -> Result<Vec<Entry>, StoreError> {
-        self.inject(FaultOp::List, "", 0).await?;
-        match &self.backend {
-            Backend::Local(l) => crate::list::list_local(l.root(), warn).await,
-            Backend::Dal(d) => d.list(warn).await,
-        }
+        self.access.list(warn).await
     }
 
     /// The file at `rel`, or `None` if there is none.
     pub async fn stat(&self, rel: &str) -> Result<Option<Entry>, StoreError> {
-        self.inject(FaultOp::Stat, rel, 0).await?;
-        match &self.backend {
-            Backend::Local(l) => l.stat(rel).await,
-            Backend::Dal(d) => d.stat(rel).await,
-        }
+        self.access.stat(rel).await
     }
 
     /// Exactly `len` bytes of `rel` from `offset`. A file shorter than that is an error (it
     /// changed since it was listed).
     pub async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        let injected = self.inject(FaultOp::Read, rel, offset).await?;
-        let call = async {
-            match &self.backend {
-                Backend::Local(l) => l.read_range(rel, offset, len).await,
-                Backend::Dal(d) => d.read_range(rel, offset, len).await,
-            }
-        };
-        let data = gated(self.gate.as_ref(), Direction::Read, len, call).await?;
-        Ok(mangled(&injected, data))
+        self.access.read_range(rel, offset, len).await
     }
 
     /// The whole content of `rel` (for small files such as manifests).
     pub async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError> {
-        let injected = self.inject(FaultOp::Read, rel, 0).await?;
-        let call = async {
-            match &self.backend {
-                Backend::Local(l) => l.read_all(rel).await,
-                Backend::Dal(d) => d.read_all(rel).await,
-            }
-        };
-        let data = match &self.gate {
-            Some(gate) => gate.admit_read_unsized(call).await,
-            None => call.await,
-        }?;
-        Ok(mangled(&injected, data))
+        self.access.read_all(rel).await
     }
 
     /// Replaces `rel` with `data` atomically (small metadata files): readers see the old
@@ -285,36 +224,12 @@ impl Store {
     /// rename, fsync directory (so no temporary name ever appears beside `rel`); object
     /// stores: one PUT.
     pub async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
-        let injected = self.inject(FaultOp::Put, rel, 0).await?;
-        if lost(&injected) {
-            // A lost PUT: success reported, no object left under the name.
-            return self.delete_unfaulted(rel).await;
-        }
-        let data = mangled(&injected, data);
-        let len = data.len() as u64;
-        let call = async {
-            match &self.backend {
-                Backend::Local(l) => l.write_atomic(rel, data).await,
-                Backend::Dal(d) => d.write_atomic(rel, data).await,
-            }
-        };
-        gated(self.gate.as_ref(), Direction::Write, len, call).await
+        self.access.write_atomic(rel, data).await
     }
 
     /// Removes `rel`; removing a file that does not exist succeeds.
     pub async fn delete(&self, rel: &str) -> Result<(), StoreError> {
-        let injected = self.inject(FaultOp::Delete, rel, 0).await?;
-        if lost(&injected) {
-            return Ok(());
-        }
-        self.delete_unfaulted(rel).await
-    }
-
-    async fn delete_unfaulted(&self, rel: &str) -> Result<(), StoreError> {
-        match &self.backend {
-            Backend::Local(l) => l.delete(rel).await,
-            Backend::Dal(d) => d.delete(rel).await,
-        }
+        self.access.delete(rel).await
     }
 
     /// Starts writing `rel` (`size` bytes) under a temporary name; see [`Upload`].
@@ -328,14 +243,7 @@ impl Store {
         size: u64,
         resume: bool,
     ) -> Result<Upload, StoreError> {
-        let upload = match &self.backend {
-            Backend::Local(l) => begin_local(l, rel, size, resume).await,
-            Backend::Dal(d) => begin_dal(d, rel, size).await,
-        }?;
-        let faults = self.faults.as_ref().map(|faults| UploadFaults {
-            faults: Arc::clone(faults),
-            rel: rel.to_string(),
-        });
-        Ok(upload.with_gate(self.gate.clone()).with_faults(faults))
+        let upload = self.access.begin_upload(rel, size, resume).await?;
+        Ok(Upload::new(upload))
     }
 }

@@ -1,0 +1,171 @@
+//! The narrow interface every store backend and every layer implements, as OpenDAL's
+//! `Access` is: [`Access`] for a store, [`UploadAccess`] for one upload in flight.
+//!
+//! Backends ([`LocalStore`](crate::local::LocalStore), [`DalStore`](crate::dal::DalStore))
+//! implement the calls; layers (fault injection in [`crate::faults_layer`], the
+//! throttle's gate, `GatedStore` in `throttled/gate.rs`) implement the same traits by wrapping
+//! another implementation, and [`crate::layers::stack`] composes them, in one place.
+//! [`Store`](crate::Store) and [`Upload`](crate::Upload) are the public facades over the
+//! composed stack: one dynamic dispatch per layer per call, no copy of the data.
+//!
+//! Paths are relative to the store root and checked by the backend (see
+//! [`Store`](crate::Store)). The housekeeping calls have defaults that fit object stores
+//! (nothing to create or clear).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use strata_throttle::{Priority, Throttle};
+
+use crate::error::StoreError;
+use crate::overlap::StoreLocation;
+use crate::uri::StoreUri;
+use crate::{Entry, ListWarning};
+
+/// One store backend, or a layer over one. See [`Store`](crate::Store) for what each call
+/// does; implementations keep those contracts.
+#[async_trait]
+pub(crate) trait Access: Send + Sync + 'static {
+    /// `rel` as shown to users (in errors).
+    fn shown_path(&self, rel: &str) -> String;
+
+    /// A one-line description of the store opened from `uri`, free of credentials.
+    fn display(&self, uri: &StoreUri) -> String {
+        uri.to_string()
+    }
+
+    /// Where the bytes of the store opened from `uri` live (see [`StoreLocation`]).
+    fn location(&self, uri: &StoreUri) -> StoreLocation;
+
+    /// The root directory, for local stores.
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
+
+    /// This backend with an OpenDAL [`ThrottleLayer`](crate::ThrottleLayer) on its HTTP
+    /// transport, when it has one (S3): the layer then takes request slots and reports
+    /// samples, and the gate only paces bytes. `None` for backends without HTTP requests.
+    fn with_sensing(&self, _throttle: &Throttle, _class: Priority) -> Option<Arc<dyn Access>> {
+        None
+    }
+
+    /// Proves the store answers (see [`Store::check_reachable`](crate::Store::check_reachable)).
+    async fn check_reachable(&self) -> Result<(), StoreError>;
+
+    /// Creates a missing local root; nothing to do elsewhere.
+    async fn ensure_root(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Removes what interrupted atomic writes left; how many were removed.
+    async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Removes abandoned upload staging files; how many were removed.
+    async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Every regular file under the root, sorted (see [`Store::list`](crate::Store::list)).
+    async fn list(
+        &self,
+        warn: &mut (dyn FnMut(ListWarning) + Send),
+    ) -> Result<Vec<Entry>, StoreError>;
+
+    /// The file at `rel`, or `None`.
+    async fn stat(&self, rel: &str) -> Result<Option<Entry>, StoreError>;
+
+    /// Exactly `len` bytes of `rel` from `offset`.
+    async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError>;
+
+    /// The whole content of `rel`.
+    async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError>;
+
+    /// Replaces `rel` with `data` atomically.
+    async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError>;
+
+    /// Removes `rel` (a missing file is no error).
+    async fn delete(&self, rel: &str) -> Result<(), StoreError>;
+
+    /// Starts writing `rel` (`size` bytes) under a temporary name.
+    async fn begin_upload(
+        &self,
+        rel: &str,
+        size: u64,
+        resume: bool,
+    ) -> Result<Box<dyn UploadAccess>, StoreError>;
+}
+
+/// What one upload does when it is published as part of a group
+/// ([`Upload::publish_group`](crate::Upload::publish_group)).
+pub(crate) enum GroupPublish {
+    /// Settled already (published alone, lost, or failed): its result.
+    Done(Result<(), StoreError>),
+    /// A local upload, to be committed with the group's other local uploads.
+    Local(crate::upload_local::LocalUpload),
+}
+
+/// One upload in flight, of a backend or through a layer. See [`Upload`](crate::Upload)
+/// for the contracts; the facade checks sizes before calling.
+#[async_trait]
+pub(crate) trait UploadAccess: Send + Sync + 'static {
+    /// The final path, as shown to users.
+    fn shown(&self) -> &str;
+
+    /// `local` or `object`, for `Debug`.
+    fn kind(&self) -> &'static str;
+
+    /// The size the upload will have.
+    fn size(&self) -> u64;
+
+    /// Whether an interrupted upload's staging file was reopened.
+    fn resumed(&self) -> bool {
+        false
+    }
+
+    /// Whether [`UploadAccess::read_back`] works.
+    fn supports_read_back(&self) -> bool {
+        false
+    }
+
+    /// Writes `data` at `offset` (within the size).
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError>;
+
+    /// Reads staged bytes back, through the page cache or, `direct`, past it.
+    async fn read_back(&self, _offset: u64, _len: u64, _direct: bool) -> Result<Bytes, StoreError> {
+        Err(StoreError::permanent(
+            self.shown(),
+            "this store cannot read an upload back before it is published; verify with \
+             read_range after publish",
+        ))
+    }
+
+    /// Makes the bytes written so far durable; nothing to do on object stores.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Ends the file at `len` bytes (at most its size, checked by the facade).
+    async fn set_len(&mut self, len: u64) -> Result<(), StoreError>;
+
+    /// Makes the file visible under its final name.
+    async fn publish(
+        self: Box<Self>,
+        mtime: Option<SystemTime>,
+        mode: Option<u32>,
+    ) -> Result<(), StoreError>;
+
+    /// Publishes alone, or hands a local upload over to be committed with its group.
+    async fn publish_in_group(self: Box<Self>) -> GroupPublish;
+
+    /// Gives up: nothing appears under the final name.
+    async fn abort(self: Box<Self>) -> Result<(), StoreError>;
+
+    /// A lost publish (fault injection): the staged copy is dropped and nothing is left
+    /// under the final name (an older file there is removed), yet success is reported.
+    async fn lose_publish(self: Box<Self>) -> Result<(), StoreError>;
+}

@@ -1,0 +1,486 @@
+//! Local uploads: the bytes go to `<root>/.strata/staging/<blake3(rel)[..32]>.part` with
+//! positional writes; publish fsyncs, sets mode and mtime, renames onto the final path and
+//! fsyncs the directory. The staging file survives a crash, and `begin_upload(resume)`
+//! reopens it. Many finished uploads publish together in a group commit
+//! ([`publish_local_group`]).
+
+use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::access::{GroupPublish, UploadAccess};
+use crate::error::StoreError;
+use crate::local::{blocking, create_parent, read_exact_at, sync_dir, LocalStore};
+
+/// Flushes in flight at once in a group commit: enough for the file system to gather
+/// many files into one journal commit.
+const GROUP_FLUSHES: usize = 8;
+
+/// Makes the data of every prepared file durable: write-out started for all of them
+/// first, then `fdatasync` on each, [`GROUP_FLUSHES`] at a time. A file whose flush fails
+/// becomes that file's error; the others stand.
+fn flush_each(prepared: &mut [Result<(LocalUpload, File), StoreError>]) {
+    for (_, file) in prepared.iter().flatten() {
+        writeback_hint(file, 0, 0);
+    }
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let files: Vec<(usize, &File)> = prepared
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.as_ref().ok().map(|(_, file)| (i, file)))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..GROUP_FLUSHES.min(files.len()) {
+            scope.spawn(|| {
+                while let Some(&(index, file)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if let Err(error) = file.sync_data() {
+                        failures
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((index, error));
+                    }
+                }
+            });
+        }
+    });
+    for (index, error) in failures.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        if let Ok((upload, _)) = &prepared[index] {
+            prepared[index] = Err(StoreError::from_io(&upload.shown, error));
+        }
+    }
+}
+
+/// The blocking half of a local group commit.
+pub(crate) fn publish_local_group(
+    items: Vec<(LocalUpload, Option<SystemTime>, Option<u32>)>,
+) -> Vec<Result<(), StoreError>> {
+    // 1. Metadata on every staged file; keep the open files for the flush.
+    let mut prepared: Vec<Result<(LocalUpload, File), StoreError>> = items
+        .into_iter()
+        .map(|(upload, mtime, mode)| {
+            let file = upload
+                .file
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .ok_or_else(|| finished(&upload.shown))?;
+            let io_err = |e| StoreError::from_io(&upload.shown, e);
+            let mode = mode.unwrap_or_else(default_file_mode);
+            file.set_permissions(Permissions::from_mode(mode & 0o7777))
+                .map_err(io_err)?;
+            if let Some(mtime) = mtime {
+                file.set_times(FileTimes::new().set_modified(mtime))
+                    .map_err(io_err)?;
+            }
+            Ok((upload, file))
+        })
+        .collect();
+    // 2. Every staged file's data made durable, the files flushed side by side.
+    flush_each(&mut prepared);
+    // 3. Rename each into place, then make the directory entries durable.
+    let mut parents = std::collections::BTreeSet::new();
+    let results: Vec<Result<(), StoreError>> = prepared
+        .iter_mut()
+        .map(|p| match p {
+            Ok((upload, _)) => {
+                let parent = create_parent(&upload.final_path)?.to_path_buf();
+                if fs::symlink_metadata(&upload.final_path).is_ok_and(|m| m.is_dir()) {
+                    return Err(StoreError::permanent(
+                        &upload.shown,
+                        "a directory is in the way of this file; remove or rename it",
+                    ));
+                }
+                fs::rename(&upload.staging, &upload.final_path)
+                    .map_err(|e| StoreError::from_io(&upload.shown, e))?;
+                parents.insert(parent);
+                Ok(())
+            }
+            Err(e) => Err(e.clone_for_group()),
+        })
+        .collect();
+    for parent in parents {
+        if let Err(error) = sync_dir(&parent) {
+            return results
+                .into_iter()
+                .map(|r| r.and_then(|()| Err(error.clone_for_group())))
+                .collect();
+        }
+    }
+    results
+}
+
+pub(crate) struct LocalUpload {
+    /// Final path, for messages.
+    shown: String,
+    final_path: PathBuf,
+    staging: PathBuf,
+    size: u64,
+    resumed: bool,
+    /// `None` once published or aborted: a late write cannot touch a published file.
+    file: Arc<RwLock<Option<File>>>,
+    /// The staging file opened for direct reads, once a read-back from the device asks.
+    direct: Arc<OnceLock<File>>,
+}
+
+/// Starts (or resumes) a local upload of `rel`.
+pub(crate) async fn begin_local(
+    store: &LocalStore,
+    rel: &str,
+    size: u64,
+    resume: bool,
+) -> Result<LocalUpload, StoreError> {
+    let final_path = store.path_of(rel)?;
+    let staging = store.staging_path(rel);
+    let shown = final_path.display().to_string();
+    let (file, resumed) = {
+        let staging = staging.clone();
+        let shown = shown.clone();
+        blocking("begin upload", move || {
+            open_staging(&staging, &shown, size, resume)
+        })
+        .await?
+    };
+    Ok(LocalUpload {
+        shown,
+        final_path,
+        staging,
+        size,
+        resumed,
+        file: Arc::new(RwLock::new(Some(file))),
+        direct: Arc::new(OnceLock::new()),
+    })
+}
+
+fn open_staging(
+    staging: &std::path::Path,
+    shown: &str,
+    size: u64,
+    resume: bool,
+) -> Result<(File, bool), StoreError> {
+    let staging_shown = staging.display().to_string();
+    create_parent(staging)?;
+    if resume {
+        match OpenOptions::new().read(true).write(true).open(staging) {
+            Ok(file) => {
+                let meta = file
+                    .metadata()
+                    .map_err(|e| StoreError::from_io(&staging_shown, e))?;
+                if meta.is_file() && meta.len() == size {
+                    return Ok((file, true));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::from_io(&staging_shown, e)),
+        }
+    }
+    // Owner-only until published: the source may be private.
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .create(true)
+        .truncate(true)
+        .open(staging)
+        .map_err(|e| StoreError::from_io(&staging_shown, e))?;
+    file.set_len(size)
+        .map_err(|e| StoreError::from_io(shown, e))?;
+    Ok((file, false))
+}
+
+/// The mode a new file gets without Strata (`0o666` less the process umask), for files
+/// published without a mode. Read from `/proc/self/status`: calling `umask(2)` to read it
+/// would change it for a moment under other threads.
+fn default_file_mode() -> u32 {
+    static MODE: OnceLock<u32> = OnceLock::new();
+    *MODE.get_or_init(|| {
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o022);
+        0o666 & !umask
+    })
+}
+
+/// Writes of at least this many bytes start their write-out at once.
+const WRITEBACK_MIN: usize = 256 << 10;
+
+/// Asks the kernel to start writing `len` bytes at `offset` to the disk now, without
+/// waiting: a large upload's pages then reach the disk while the next ones are copied, and
+/// the `fsync` before publishing finds little left to flush (a 10 GiB object otherwise
+/// waits for all of it at the end). Only a hint, for large writes on Linux: durability
+/// still comes from that `fsync`, so an error here is ignored.
+fn start_writeback(file: &File, offset: u64, len: usize) {
+    if len < WRITEBACK_MIN {
+        return;
+    }
+    if let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) {
+        writeback_hint(file, offset, len);
+    }
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)` over `len` bytes at `offset` (`len` 0: to the
+/// end of the file): write-out starts, nothing waits, errors are left to the `fsync`.
+fn writeback_hint(file: &File, offset: i64, len: i64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: sync_file_range(2) on an open descriptor we own; it reads no memory.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
+/// Opens the staging file for direct I/O (`O_DIRECT`: reads bypass the page cache).
+fn open_direct(staging: &std::path::Path, shown: &str) -> Result<File, StoreError> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    options.custom_flags(libc::O_DIRECT);
+    options.open(staging).map_err(|error| {
+        if error.raw_os_error() == Some(libc::EINVAL) {
+            StoreError::permanent(
+                shown,
+                "the destination's file system cannot read past the page cache (no O_DIRECT); \
+                 verify with `--verify cache` instead",
+            )
+        } else {
+            StoreError::from_io(shown, error)
+        }
+    })
+}
+
+pub(crate) fn finished(shown: &str) -> StoreError {
+    StoreError::permanent(shown, "the upload was already published or aborted")
+}
+
+impl LocalUpload {
+    async fn write_at_inner(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
+        let file = Arc::clone(&self.file);
+        let shown = self.shown.clone();
+        blocking("write", move || {
+            let guard = file.read().unwrap_or_else(|p| p.into_inner());
+            let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
+            file.write_all_at(&data, offset)
+                .map_err(|e| StoreError::from_io(&shown, e))?;
+            start_writeback(file, offset, data.len());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Bytes `[offset, offset + len)` of the staging file, through the page cache or,
+    /// `direct`, with direct I/O on a second descriptor opened on first use.
+    async fn read_back_inner(
+        &self,
+        offset: u64,
+        len: u64,
+        direct: bool,
+    ) -> Result<Bytes, StoreError> {
+        let len_usize = crate::local::checked_len(&self.shown, offset, len)?;
+        if offset.saturating_add(len) > self.size {
+            return Err(StoreError::permanent(
+                &self.shown,
+                format!(
+                    "read-back of {len} bytes at {offset} goes past the file size {}",
+                    self.size
+                ),
+            ));
+        }
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let (file, shown) = (Arc::clone(&self.file), self.shown.clone());
+        let (staging, opened) = (self.staging.clone(), Arc::clone(&self.direct));
+        blocking("read back", move || {
+            let guard = file.read().unwrap_or_else(|p| p.into_inner());
+            let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
+            if !direct {
+                return read_exact_at(file, &shown, offset, len_usize);
+            }
+            // Only while the upload is open (the guard above): never the published file.
+            let file = match opened.get() {
+                Some(file) => file,
+                None => {
+                    let direct_file = open_direct(&staging, &shown)?;
+                    opened.get_or_init(|| direct_file)
+                }
+            };
+            crate::local::read_direct_at(file, &shown, offset, len_usize)
+        })
+        .await
+    }
+
+    async fn sync_inner(&self) -> Result<(), StoreError> {
+        let file = Arc::clone(&self.file);
+        let shown = self.shown.clone();
+        let staging = self.staging.clone();
+        blocking("sync", move || {
+            {
+                let guard = file.read().unwrap_or_else(|p| p.into_inner());
+                let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
+                file.sync_all()
+                    .map_err(|e| StoreError::from_io(&shown, e))?;
+            }
+            match staging.parent() {
+                Some(dir) => sync_dir(dir),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn publish_inner(
+        self,
+        mtime: Option<SystemTime>,
+        mode: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let LocalUpload {
+            shown,
+            final_path,
+            staging,
+            file,
+            ..
+        } = self;
+        blocking("publish", move || {
+            let file = file
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .ok_or_else(|| finished(&shown))?;
+            let io_err = |e| StoreError::from_io(&shown, e);
+            let mode = mode.unwrap_or_else(default_file_mode);
+            file.set_permissions(Permissions::from_mode(mode & 0o7777))
+                .map_err(io_err)?;
+            if let Some(mtime) = mtime {
+                file.set_times(FileTimes::new().set_modified(mtime))
+                    .map_err(io_err)?;
+            }
+            file.sync_all().map_err(io_err)?;
+            drop(file);
+            let parent = create_parent(&final_path)?;
+            if fs::symlink_metadata(&final_path).is_ok_and(|m| m.is_dir()) {
+                return Err(StoreError::permanent(
+                    &shown,
+                    "a directory is in the way of this file; remove or rename it",
+                ));
+            }
+            fs::rename(&staging, &final_path).map_err(io_err)?;
+            sync_dir(parent)
+        })
+        .await
+    }
+
+    async fn abort_inner(self) -> Result<(), StoreError> {
+        let LocalUpload {
+            shown,
+            staging,
+            file,
+            ..
+        } = self;
+        blocking("abort", move || {
+            drop(file.write().unwrap_or_else(|p| p.into_inner()).take());
+            match fs::remove_file(&staging) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StoreError::from_io(&shown, e)),
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl UploadAccess for LocalUpload {
+    fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    fn supports_read_back(&self) -> bool {
+        true
+    }
+
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
+        self.write_at_inner(offset, data).await
+    }
+
+    async fn read_back(&self, offset: u64, len: u64, direct: bool) -> Result<Bytes, StoreError> {
+        self.read_back_inner(offset, len, direct).await
+    }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.sync_inner().await
+    }
+
+    async fn set_len(&mut self, len: u64) -> Result<(), StoreError> {
+        let file = Arc::clone(&self.file);
+        let shown = self.shown.clone();
+        blocking("truncate", move || {
+            let guard = file.read().unwrap_or_else(|p| p.into_inner());
+            let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
+            file.set_len(len)
+                .map_err(|e| StoreError::from_io(&shown, e))
+        })
+        .await?;
+        self.size = len;
+        Ok(())
+    }
+
+    async fn publish(
+        self: Box<Self>,
+        mtime: Option<SystemTime>,
+        mode: Option<u32>,
+    ) -> Result<(), StoreError> {
+        self.publish_inner(mtime, mode).await
+    }
+
+    async fn publish_in_group(self: Box<Self>) -> GroupPublish {
+        GroupPublish::Local(*self)
+    }
+
+    async fn abort(self: Box<Self>) -> Result<(), StoreError> {
+        self.abort_inner().await
+    }
+
+    async fn lose_publish(self: Box<Self>) -> Result<(), StoreError> {
+        let final_path = self.final_path.clone();
+        let shown = self.shown.clone();
+        self.abort_inner().await?;
+        blocking("lose publish", move || {
+            match fs::symlink_metadata(&final_path) {
+                Ok(meta) if !meta.is_dir() => {
+                    fs::remove_file(&final_path).map_err(|e| StoreError::from_io(&shown, e))
+                }
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+}
