@@ -2,7 +2,8 @@
 //! `Access` is: [`Access`] for a store, [`UploadAccess`] for one upload in flight.
 //!
 //! Backends ([`LocalStore`](crate::local::LocalStore), [`DalStore`](crate::dal::DalStore))
-//! implement the calls; layers (fault injection in [`crate::faults_layer`], the
+//! implement [`Backend`] (the data calls of [`Access`], plus their description and the
+//! housekeeping of their root); layers (fault injection in [`crate::faults_layer`], the
 //! throttle's gate, `GatedStore` in `throttled/gate.rs`) implement the same traits by wrapping
 //! another implementation, and [`crate::layers::stack`] composes them, in one place.
 //! [`Store`](crate::Store) and [`Upload`](crate::Upload) are the public facades over the
@@ -25,13 +26,50 @@ use crate::overlap::StoreLocation;
 use crate::uri::StoreUri;
 use crate::{Entry, ListWarning};
 
-/// One store backend, or a layer over one. See [`Store`](crate::Store) for what each call
-/// does; implementations keep those contracts.
+/// The data calls of a store backend, or of a layer over one. See [`Store`](crate::Store)
+/// for what each call does; implementations keep those contracts.
 #[async_trait]
 pub(crate) trait Access: Send + Sync + 'static {
     /// `rel` as shown to users (in errors).
     fn shown_path(&self, rel: &str) -> String;
 
+    /// Every regular file under the root, sorted (see [`Store::list`](crate::Store::list)).
+    async fn list(
+        &self,
+        warn: &mut (dyn FnMut(ListWarning) + Send),
+    ) -> Result<Vec<Entry>, StoreError>;
+
+    /// The file at `rel`, or `None`.
+    async fn stat(&self, rel: &str) -> Result<Option<Entry>, StoreError>;
+
+    /// Exactly `len` bytes of `rel` from `offset`.
+    async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError>;
+
+    /// The whole content of `rel`.
+    async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError>;
+
+    /// Replaces `rel` with `data` atomically.
+    async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError>;
+
+    /// Removes `rel` (a missing file is no error).
+    async fn delete(&self, rel: &str) -> Result<(), StoreError>;
+
+    /// Starts writing `rel` (`size` bytes) under a temporary name.
+    async fn begin_upload(
+        &self,
+        rel: &str,
+        size: u64,
+        resume: bool,
+    ) -> Result<Box<dyn UploadAccess>, StoreError>;
+}
+
+/// A store backend as opened ([`LocalStore`](crate::local::LocalStore),
+/// [`DalStore`](crate::dal::DalStore)): the data calls of [`Access`], which layers wrap,
+/// and what only the backend knows or does (its description and location, the
+/// housekeeping of its root), which the facade asks of the backend directly, past the
+/// layers: no layer has anything to add to them.
+#[async_trait]
+pub(crate) trait Backend: Access {
     /// A one-line description of the store opened from `uri`, free of credentials.
     fn display(&self, uri: &StoreUri) -> String {
         uri.to_string()
@@ -69,35 +107,6 @@ pub(crate) trait Access: Send + Sync + 'static {
     async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
         Ok(0)
     }
-
-    /// Every regular file under the root, sorted (see [`Store::list`](crate::Store::list)).
-    async fn list(
-        &self,
-        warn: &mut (dyn FnMut(ListWarning) + Send),
-    ) -> Result<Vec<Entry>, StoreError>;
-
-    /// The file at `rel`, or `None`.
-    async fn stat(&self, rel: &str) -> Result<Option<Entry>, StoreError>;
-
-    /// Exactly `len` bytes of `rel` from `offset`.
-    async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError>;
-
-    /// The whole content of `rel`.
-    async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError>;
-
-    /// Replaces `rel` with `data` atomically.
-    async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError>;
-
-    /// Removes `rel` (a missing file is no error).
-    async fn delete(&self, rel: &str) -> Result<(), StoreError>;
-
-    /// Starts writing `rel` (`size` bytes) under a temporary name.
-    async fn begin_upload(
-        &self,
-        rel: &str,
-        size: u64,
-        resume: bool,
-    ) -> Result<Box<dyn UploadAccess>, StoreError>;
 }
 
 /// What one upload does when it is published as part of a group

@@ -16,7 +16,7 @@ use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::Operator;
 use strata_throttle::{Priority, Throttle};
 
-use crate::access::{Access, UploadAccess};
+use crate::access::{Access, Backend, UploadAccess};
 use crate::error::{from_dal, is_timeout, DalContext, StoreError};
 use crate::options::S3Options;
 use crate::overlap::StoreLocation;
@@ -345,30 +345,6 @@ impl Access for DalStore {
         DalStore::shown_path(self, rel)
     }
 
-    fn display(&self, uri: &StoreUri) -> String {
-        if self.is_s3() && uri.endpoint().is_none() {
-            format!("{} (endpoint {})", self.shown, self.endpoint)
-        } else {
-            self.shown.clone()
-        }
-    }
-
-    fn location(&self, uri: &StoreUri) -> StoreLocation {
-        StoreLocation::of_uri(uri, &self.endpoint)
-    }
-
-    fn with_sensing(&self, throttle: &Throttle, class: Priority) -> Option<Arc<dyn Access>> {
-        if !self.is_s3() {
-            return None;
-        }
-        let layered = self.with_layer(ThrottleLayer::new(throttle.clone(), class));
-        Some(Arc::new(layered))
-    }
-
-    async fn check_reachable(&self) -> Result<(), StoreError> {
-        DalStore::check_reachable(self).await
-    }
-
     async fn list(
         &self,
         warn: &mut (dyn FnMut(ListWarning) + Send),
@@ -406,6 +382,33 @@ impl Access for DalStore {
         let store = Arc::new(self.clone());
         let upload = crate::upload_dal::begin_dal(&store, rel, size).await?;
         Ok(Box::new(upload))
+    }
+}
+
+#[async_trait]
+impl Backend for DalStore {
+    fn display(&self, uri: &StoreUri) -> String {
+        if self.is_s3() && uri.endpoint().is_none() {
+            format!("{} (endpoint {})", self.shown, self.endpoint)
+        } else {
+            self.shown.clone()
+        }
+    }
+
+    fn location(&self, uri: &StoreUri) -> StoreLocation {
+        StoreLocation::of_uri(uri, &self.endpoint)
+    }
+
+    fn with_sensing(&self, throttle: &Throttle, class: Priority) -> Option<Arc<dyn Access>> {
+        if !self.is_s3() {
+            return None;
+        }
+        let layered = self.with_layer(ThrottleLayer::new(throttle.clone(), class));
+        Some(Arc::new(layered))
+    }
+
+    async fn check_reachable(&self) -> Result<(), StoreError> {
+        DalStore::check_reachable(self).await
     }
 }
 

@@ -3,7 +3,6 @@
 //! or truncated data) around the layer below, whatever the backend. The rules themselves,
 //! their syntax and their counters live in [`crate::faults`].
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -13,8 +12,6 @@ use bytes::Bytes;
 use crate::access::{Access, GroupPublish, UploadAccess};
 use crate::error::StoreError;
 use crate::faults::{inject, lost, mangled, FaultOp, Faults, Injected};
-use crate::overlap::StoreLocation;
-use crate::uri::StoreUri;
 use crate::{Entry, ListWarning};
 
 /// A store that misbehaves as its [`Faults`] say.
@@ -47,34 +44,6 @@ impl FaultStore {
 impl Access for FaultStore {
     fn shown_path(&self, rel: &str) -> String {
         self.inner.shown_path(rel)
-    }
-
-    fn display(&self, uri: &StoreUri) -> String {
-        self.inner.display(uri)
-    }
-
-    fn location(&self, uri: &StoreUri) -> StoreLocation {
-        self.inner.location(uri)
-    }
-
-    fn local_root(&self) -> Option<&Path> {
-        self.inner.local_root()
-    }
-
-    async fn check_reachable(&self) -> Result<(), StoreError> {
-        self.inner.check_reachable().await
-    }
-
-    async fn ensure_root(&self) -> Result<(), StoreError> {
-        self.inner.ensure_root().await
-    }
-
-    async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
-        self.inner.remove_interrupted_writes().await
-    }
-
-    async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
-        self.inner.remove_abandoned_uploads().await
     }
 
     async fn list(

@@ -33,7 +33,7 @@ use std::sync::{Arc, OnceLock};
 
 use strata_throttle::{Priority, Throttle};
 
-use crate::access::Access;
+use crate::access::{Access, Backend};
 use crate::bandwidth::BandwidthControl;
 use crate::faults::{FaultPlan, FaultSide, Faults, FAULTS_ENV};
 use crate::faults_layer::FaultStore;
@@ -98,14 +98,14 @@ pub(crate) struct StoreLayers {
 /// throttle's gate, metrics, then the backend (with, where it speaks HTTP, the sensing
 /// layer on its transport). The one place layers are composed (see the module doc for the
 /// order and why).
-pub(crate) fn stack(base: &Arc<dyn Access>, layers: &StoreLayers) -> Arc<dyn Access> {
+pub(crate) fn stack(base: &Arc<dyn Backend>, layers: &StoreLayers) -> Arc<dyn Access> {
     let sensing = layers
         .throttle
         .as_ref()
         .and_then(|(t, c)| base.with_sensing(t, *c));
     // Without a sensing layer, the gate takes the slots and reports the samples.
     let gate_samples = sensing.is_none();
-    let mut access = sensing.unwrap_or_else(|| Arc::clone(base));
+    let mut access = sensing.unwrap_or_else(|| Arc::clone(base) as Arc<dyn Access>);
     if let Some(metrics) = &layers.metrics {
         access = Arc::new(MetricsStore::new(access, Arc::clone(metrics)));
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::access::{Access, UploadAccess};
+use crate::access::{Access, Backend, UploadAccess};
 use crate::error::StoreError;
 use crate::overlap::StoreLocation;
 use crate::uri::StoreUri;
@@ -226,30 +226,6 @@ impl Access for LocalStore {
         self.root.join(rel).display().to_string()
     }
 
-    fn location(&self, _uri: &StoreUri) -> StoreLocation {
-        StoreLocation::local(&self.root)
-    }
-
-    fn local_root(&self) -> Option<&Path> {
-        Some(&self.root)
-    }
-
-    async fn check_reachable(&self) -> Result<(), StoreError> {
-        LocalStore::check_reachable(self).await
-    }
-
-    async fn ensure_root(&self) -> Result<(), StoreError> {
-        LocalStore::ensure_root(self).await
-    }
-
-    async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
-        LocalStore::remove_interrupted_writes(self).await
-    }
-
-    async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
-        LocalStore::remove_abandoned_uploads(self).await
-    }
-
     async fn list(
         &self,
         warn: &mut (dyn FnMut(ListWarning) + Send),
@@ -285,6 +261,33 @@ impl Access for LocalStore {
     ) -> Result<Box<dyn UploadAccess>, StoreError> {
         let upload = crate::upload_local::begin_local(self, rel, size, resume).await?;
         Ok(Box::new(upload))
+    }
+}
+
+#[async_trait]
+impl Backend for LocalStore {
+    fn location(&self, _uri: &StoreUri) -> StoreLocation {
+        StoreLocation::local(&self.root)
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
+    async fn check_reachable(&self) -> Result<(), StoreError> {
+        LocalStore::check_reachable(self).await
+    }
+
+    async fn ensure_root(&self) -> Result<(), StoreError> {
+        LocalStore::ensure_root(self).await
+    }
+
+    async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
+        LocalStore::remove_interrupted_writes(self).await
+    }
+
+    async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
+        LocalStore::remove_abandoned_uploads(self).await
     }
 }
 

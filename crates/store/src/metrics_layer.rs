@@ -4,7 +4,6 @@
 //! (see [`crate::layers`]): it counts the backend's own traffic and failures, after the
 //! throttle's waits and without the calls fault injection lost or failed on purpose.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -14,8 +13,6 @@ use bytes::Bytes;
 
 use crate::access::{Access, GroupPublish, UploadAccess};
 use crate::error::StoreError;
-use crate::overlap::StoreLocation;
-use crate::uri::StoreUri;
 use crate::{Entry, ListWarning};
 
 /// A store operation, as [`StoreMetrics`] counts it.
@@ -143,34 +140,6 @@ impl MetricsStore {
 impl Access for MetricsStore {
     fn shown_path(&self, rel: &str) -> String {
         self.inner.shown_path(rel)
-    }
-
-    fn display(&self, uri: &StoreUri) -> String {
-        self.inner.display(uri)
-    }
-
-    fn location(&self, uri: &StoreUri) -> StoreLocation {
-        self.inner.location(uri)
-    }
-
-    fn local_root(&self) -> Option<&Path> {
-        self.inner.local_root()
-    }
-
-    async fn check_reachable(&self) -> Result<(), StoreError> {
-        self.inner.check_reachable().await
-    }
-
-    async fn ensure_root(&self) -> Result<(), StoreError> {
-        self.inner.ensure_root().await
-    }
-
-    async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
-        self.inner.remove_interrupted_writes().await
-    }
-
-    async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
-        self.inner.remove_abandoned_uploads().await
     }
 
     async fn list(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use strata_throttle::{Priority, Throttle};
 
-use crate::access::Access;
+use crate::access::{Access, Backend};
 use crate::dal::DalStore;
 use crate::error::StoreError;
 use crate::faults::{FaultPlan, Faults};
@@ -34,8 +34,8 @@ pub struct Store {
     access: Arc<dyn Access>,
     /// The backend as opened, without layers ([`Store::with_throttle`] and
     /// [`Store::with_faults`] compose again from it, so a second throttle or plan replaces
-    /// the first instead of stacking).
-    base: Arc<dyn Access>,
+    /// the first instead of stacking); the description and housekeeping calls go to it.
+    base: Arc<dyn Backend>,
     /// The layers `access` is composed of.
     layers: StoreLayers,
 }
@@ -53,7 +53,7 @@ impl Store {
     /// out early whether it works). S3 settings come from `s3`, overridden by the URI's
     /// query parameters; nothing else is read from the environment.
     pub async fn open(uri: &StoreUri, s3: &S3Options) -> Result<Store, StoreError> {
-        let base: Arc<dyn Access> = match uri.scheme() {
+        let base: Arc<dyn Backend> = match uri.scheme() {
             StoreScheme::File => {
                 let root = uri.local_path().ok_or_else(|| StoreError::InvalidUri {
                     uri: uri.to_string(),
@@ -65,7 +65,7 @@ impl Store {
         };
         let store = Store {
             uri: uri.clone(),
-            access: Arc::clone(&base),
+            access: Arc::clone(&base) as Arc<dyn Access>,
             base,
             layers: StoreLayers::default(),
         };
@@ -142,18 +142,18 @@ impl Store {
     /// A one-line description for users and logs: the URI, plus the endpoint actually used
     /// for S3. Never contains credentials.
     pub fn display(&self) -> String {
-        self.access.display(&self.uri)
+        self.base.display(&self.uri)
     }
 
     /// The root directory of a local store.
     pub fn local_root(&self) -> Option<&Path> {
-        self.access.local_root()
+        self.base.local_root()
     }
 
     /// Where this store's bytes live, normalised for [`StoreLocation::overlap`] (local
     /// roots canonicalised; object stores by the endpoint actually used).
     pub fn location(&self) -> StoreLocation {
-        self.access.location(&self.uri)
+        self.base.location(&self.uri)
     }
 
     /// A cheap call that proves the store answers: local, the root is a readable
@@ -161,13 +161,13 @@ impl Store {
     /// retry. Errors are [`StoreError::Unreachable`] (nothing answers), [`StoreError::Auth`]
     /// (credentials refused), [`StoreError::NotFound`] (no such bucket or directory).
     pub async fn check_reachable(&self) -> Result<(), StoreError> {
-        self.access.check_reachable().await
+        self.base.check_reachable().await
     }
 
     /// Creates the root directory of a local store if it is missing (for destinations);
     /// nothing to do on object stores, where prefixes need no creation.
     pub async fn ensure_root(&self) -> Result<(), StoreError> {
-        self.access.ensure_root().await
+        self.base.ensure_root().await
     }
 
     /// Removes what interrupted [`Store::write_atomic`] calls left behind: local stores
@@ -178,7 +178,7 @@ impl Store {
     /// writer's process id), so writes in flight are safe; upload staging files
     /// (resumable) are kept. Returns how many staged copies were removed.
     pub async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
-        self.access.remove_interrupted_writes().await
+        self.base.remove_interrupted_writes().await
     }
 
     /// Removes every upload staging file a local store holds (`<root>/.strata/staging/*.part`),
@@ -187,7 +187,7 @@ impl Store {
     /// keeps them (a re-run resumes). Object stores: nothing (an abandoned multipart upload
     /// is the bucket's lifecycle rules' to expire). Returns how many were removed.
     pub async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
-        self.access.remove_abandoned_uploads().await
+        self.base.remove_abandoned_uploads().await
     }
 
     /// Every regular file under the root, recursively, sorted by path, without the

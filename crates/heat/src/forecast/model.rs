@@ -199,15 +199,33 @@ pub fn best_threshold(predicted: &[f64], reads: &[f64]) -> (f64, f64) {
     best_threshold_at(predicted, reads, 0.5)
 }
 
-/// As [`best_threshold`], among thresholds whose precision is at least `min_precision`.
-pub fn best_threshold_at(predicted: &[f64], reads: &[f64], min_precision: f64) -> (f64, f64) {
-    let positives = reads.iter().filter(|&&y| y > 0.0).count();
-    if positives == 0 {
-        return (f64::INFINITY, 0.0);
+/// One cut of a list of predictions: "read" for every prediction at or above `threshold`.
+struct Cut {
+    threshold: f64,
+    /// Predictions at or above the threshold.
+    predicted_reads: usize,
+    /// Those of them whose object was read.
+    true_positives: usize,
+}
+
+impl Cut {
+    /// Predicted reads that were wrong.
+    fn false_positives(&self) -> usize {
+        self.predicted_reads - self.true_positives
     }
+
+    /// Its F1 against `positives` objects read in all.
+    fn f1(&self, positives: usize) -> f64 {
+        2.0 * self.true_positives as f64 / (self.predicted_reads + positives) as f64
+    }
+}
+
+/// Every cut between distinct predicted values, from the highest threshold down (each
+/// threshold rule below picks one of them).
+fn cuts(predicted: &[f64], reads: &[f64]) -> Vec<Cut> {
     let mut order: Vec<usize> = (0..predicted.len()).collect();
     order.sort_by(|&a, &b| predicted[b].total_cmp(&predicted[a]));
-    let (mut best, mut best_f1) = (f64::INFINITY, 0.0);
+    let mut cuts = Vec::new();
     let mut true_positives = 0usize;
     for (rank, &i) in order.iter().enumerate() {
         if reads[i] > 0.0 {
@@ -220,16 +238,32 @@ pub fn best_threshold_at(predicted: &[f64], reads: &[f64], min_precision: f64) -
         {
             continue;
         }
-        let predicted_reads = rank + 1;
-        if (true_positives as f64) < min_precision * predicted_reads as f64
-            || 2 * true_positives <= predicted_reads
+        cuts.push(Cut {
+            threshold: predicted[i],
+            predicted_reads: rank + 1,
+            true_positives,
+        });
+    }
+    cuts
+}
+
+/// As [`best_threshold`], among thresholds whose precision is at least `min_precision`.
+pub fn best_threshold_at(predicted: &[f64], reads: &[f64], min_precision: f64) -> (f64, f64) {
+    let positives = reads.iter().filter(|&&y| y > 0.0).count();
+    if positives == 0 {
+        return (f64::INFINITY, 0.0);
+    }
+    let (mut best, mut best_f1) = (f64::INFINITY, 0.0);
+    for cut in cuts(predicted, reads) {
+        if (cut.true_positives as f64) < min_precision * cut.predicted_reads as f64
+            || cut.true_positives <= cut.false_positives()
         {
             continue;
         }
-        let f1 = 2.0 * true_positives as f64 / (predicted_reads + positives) as f64;
+        let f1 = cut.f1(positives);
         if f1 > best_f1 {
             best_f1 = f1;
-            best = predicted[i];
+            best = cut.threshold;
         }
     }
     (best, best_f1)
@@ -240,22 +274,12 @@ pub fn best_threshold_at(predicted: &[f64], reads: &[f64], min_precision: f64) -
 /// right adds one correct prediction to always predicting "not read", each wrong one takes
 /// one away); `f64::INFINITY` when no cut has more true positives than false ones.
 pub fn accuracy_threshold(predicted: &[f64], reads: &[f64]) -> f64 {
-    let mut order: Vec<usize> = (0..predicted.len()).collect();
-    order.sort_by(|&a, &b| predicted[b].total_cmp(&predicted[a]));
     let (mut best, mut best_gain) = (f64::INFINITY, 0i64);
-    let mut gain = 0i64;
-    for (rank, &i) in order.iter().enumerate() {
-        gain += if reads[i] > 0.0 { 1 } else { -1 };
-        // Only cut between distinct predictions.
-        if order
-            .get(rank + 1)
-            .is_some_and(|&next| predicted[next] == predicted[i])
-        {
-            continue;
-        }
+    for cut in cuts(predicted, reads) {
+        let gain = cut.true_positives as i64 - cut.false_positives() as i64;
         if gain > best_gain {
             best_gain = gain;
-            best = predicted[i];
+            best = cut.threshold;
         }
     }
     best
@@ -274,32 +298,18 @@ pub fn floor_threshold(
 ) -> f64 {
     let positives = reads.iter().filter(|&&y| y > 0.0).count();
     let pairs = reads.len();
-    let mut order: Vec<usize> = (0..pairs).collect();
-    order.sort_by(|&a, &b| predicted[b].total_cmp(&predicted[a]));
     let (mut best, mut best_f1) = (None, 0.0);
-    let mut true_positives = 0usize;
-    for (rank, &i) in order.iter().enumerate() {
-        if reads[i] > 0.0 {
-            true_positives += 1;
-        }
-        if order
-            .get(rank + 1)
-            .is_some_and(|&next| predicted[next] == predicted[i])
-        {
-            continue;
-        }
-        let predicted_reads = rank + 1;
-        let false_positives = predicted_reads - true_positives;
-        let right = pairs - positives + true_positives - false_positives;
-        let precise = true_positives as f64 >= min_precision * predicted_reads as f64;
+    for cut in cuts(predicted, reads) {
+        let right = pairs - positives + cut.true_positives - cut.false_positives();
+        let precise = cut.true_positives as f64 >= min_precision * cut.predicted_reads as f64;
         let accurate = right as f64 >= min_accuracy * pairs as f64;
-        if !(precise && accurate && true_positives > false_positives) {
+        if !(precise && accurate && cut.true_positives > cut.false_positives()) {
             continue;
         }
-        let f1 = 2.0 * true_positives as f64 / (predicted_reads + positives) as f64;
+        let f1 = cut.f1(positives);
         if f1 > best_f1 {
             best_f1 = f1;
-            best = Some(predicted[i]);
+            best = Some(cut.threshold);
         }
     }
     best.unwrap_or_else(|| accuracy_threshold(predicted, reads))

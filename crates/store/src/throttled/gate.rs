@@ -3,7 +3,6 @@
 //! reaches the layer below, outside every OpenDAL timeout (see [`crate::throttled`]).
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -14,8 +13,6 @@ use strata_throttle::{Direction, Outcome, Permit, Priority, Throttle};
 use super::outcome_of_store_error;
 use crate::access::{Access, GroupPublish, UploadAccess};
 use crate::error::StoreError;
-use crate::overlap::StoreLocation;
-use crate::uri::StoreUri;
 use crate::{Entry, ListWarning};
 
 // ---------------------------------------------------------------------------------------
@@ -119,34 +116,6 @@ impl GatedStore {
 impl Access for GatedStore {
     fn shown_path(&self, rel: &str) -> String {
         self.inner.shown_path(rel)
-    }
-
-    fn display(&self, uri: &StoreUri) -> String {
-        self.inner.display(uri)
-    }
-
-    fn location(&self, uri: &StoreUri) -> StoreLocation {
-        self.inner.location(uri)
-    }
-
-    fn local_root(&self) -> Option<&Path> {
-        self.inner.local_root()
-    }
-
-    async fn check_reachable(&self) -> Result<(), StoreError> {
-        self.inner.check_reachable().await
-    }
-
-    async fn ensure_root(&self) -> Result<(), StoreError> {
-        self.inner.ensure_root().await
-    }
-
-    async fn remove_interrupted_writes(&self) -> Result<u64, StoreError> {
-        self.inner.remove_interrupted_writes().await
-    }
-
-    async fn remove_abandoned_uploads(&self) -> Result<u64, StoreError> {
-        self.inner.remove_abandoned_uploads().await
     }
 
     async fn list(
