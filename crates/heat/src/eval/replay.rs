@@ -798,4 +798,31 @@ mod tests {
         run.request(&read(2 * DAY_MS - 1));
         assert_eq!(tail_reads(&run, 1.0), 20);
     }
+
+    #[test]
+    fn asking_whether_the_residency_refuses_a_move_counts_no_refusal() {
+        let config = TieringConfig::parse(CONFIG).expect("example config");
+        let mut state = ReplayState::new(&config, vec![4096], DAY_MS);
+        state.keep_journal();
+        let mut run = Run::new(Box::new(Static), state);
+        // Placed on disk (the default tier, 7 days of residency) an hour in.
+        run.request(&read(HOUR_MS));
+        let (nvme, disk, archive) = (0, 1, 2);
+        assert_eq!(run.state.tier_of(0), Some(disk));
+        assert!(run.state.residency_refuses(0, archive));
+        assert!(!run.state.residency_refuses(0, nvme));
+        assert_eq!(run.state.refused_residency, 0);
+        assert!(matches!(
+            run.state.move_object(0, archive),
+            super::MoveOutcome::Refused(_)
+        ));
+        assert_eq!(run.state.refused_residency, 1);
+        run.advance_to(8 * DAY_MS);
+        assert!(!run.state.residency_refuses(0, archive));
+        assert!(matches!(
+            run.state.move_object(0, archive),
+            super::MoveOutcome::Moved
+        ));
+        assert_eq!(run.state.refused_residency, 1);
+    }
 }
