@@ -336,6 +336,24 @@ impl ReplayState {
         MoveOutcome::Moved
     }
 
+    /// Whether the minimum residency would refuse moving `object` to `to` now (not
+    /// counted as a refusal): a policy retrying a refused move asks this first, so that a
+    /// refusal counts once per move the policy wants, not once per retry.
+    pub(super) fn residency_refuses(&self, object: u32, to: TierIndex) -> bool {
+        let (Some(from), Some(slot)) = (self.tier_of(object), self.slots.get(object as usize))
+        else {
+            return false;
+        };
+        from != to
+            && residency_holds(
+                from,
+                to,
+                slot.placed_at_ms,
+                self.residency_ms[from],
+                self.now_ms,
+            )
+    }
+
     /// Keeps a journal of this replay's moves and of the objects accessed in each window,
     /// for a replay run inside a policy: [`ReplayState::take_moves`] and
     /// [`ReplayState::mark_to_market`] read it.
@@ -356,13 +374,15 @@ impl ReplayState {
         }
     }
 
-    /// The counts this replay would end with if the trace ended now: what it counted so
+    /// An estimate of the counts this replay would end with if the trace ended now: what it counted so
     /// far, the storage of every object up to now, and the censoring tail of
     /// [`ReplayState::finish`] (every object on its present tier for `tail_windows`
-    /// windows, with its reads and writes of the last window: the current one once a
-    /// request was served in it, else the one that just ended). Uses only the past; needs
-    /// the journal for the reads of the last window.
-    pub(super) fn mark_to_market(&self, tail_windows: u32) -> Tally {
+    /// windows, with the reads and writes of a window times `read_weight`). The window:
+    /// the one that just ended until a request is served in the next; then a blend of the
+    /// two, the window under way weighing by the share of it elapsed, so that a burst at a
+    /// window's start is not taken as the rate of the whole tail. Uses only the past; needs
+    /// the journal for the reads of the windows.
+    pub(super) fn mark_to_market(&self, tail_windows: u32, read_weight: f64) -> Tally {
         let mut tally = self.tally.clone();
         let now = i128::from(self.now_ms);
         let tail_ms = u128::from(tail_windows) * self.window_ms as u128;
@@ -374,17 +394,34 @@ impl ReplayState {
         let Some(journal) = &self.journal else {
             return tally;
         };
-        let window = if journal.active {
-            &journal.current
+        let elapsed = if journal.active {
+            self.window_elapsed()
         } else {
-            &journal.last
+            0.0
         };
-        for (counts, last) in tally.tiers.iter_mut().zip(window) {
-            counts.reads += last.reads * u64::from(tail_windows);
-            counts.read_bytes += last.read_bytes * u128::from(tail_windows);
-            counts.writes += last.writes * u64::from(tail_windows);
+        let tail = f64::from(tail_windows) * read_weight;
+        let blend =
+            |current: f64, last: f64| (tail * (elapsed * current + (1.0 - elapsed) * last)).round();
+        for ((counts, current), last) in tally
+            .tiers
+            .iter_mut()
+            .zip(&journal.current)
+            .zip(&journal.last)
+        {
+            counts.reads += blend(current.reads as f64, last.reads as f64) as u64;
+            counts.read_bytes += blend(current.read_bytes as f64, last.read_bytes as f64) as u128;
+            counts.writes += blend(current.writes as f64, last.writes as f64) as u64;
         }
         tally
+    }
+
+    /// The share of the current window elapsed, 0 to 1.
+    fn window_elapsed(&self) -> f64 {
+        if self.window_ms <= 0 {
+            return 1.0;
+        }
+        let elapsed = self.now_ms.saturating_sub(self.window_start_ms) as f64;
+        (elapsed / self.window_ms as f64).clamp(0.0, 1.0)
     }
 
     /// Puts an object on a tier, placed now.
@@ -710,5 +747,82 @@ impl Run {
         self.state.now_ms = end_ms;
         self.state.close_window();
         self.state.finish(end_ms, tail_windows);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ReplayState, Run};
+    use crate::config::TieringConfig;
+    use crate::eval::policies::static_::Static;
+    use crate::stats::Op;
+    use crate::trace::TraceRequest;
+    use crate::units::{DAY_MS, HOUR_MS};
+
+    const CONFIG: &str = include_str!("../../../server/strata.example.toml");
+
+    fn read(time_ms: i64) -> TraceRequest {
+        TraceRequest {
+            time_ms,
+            object: 0,
+            op: Op::Read,
+            size: None,
+        }
+    }
+
+    /// The reads of the mark's tail, all tiers.
+    fn tail_reads(run: &Run, read_weight: f64) -> u64 {
+        let before: u64 = run.state.tally.tiers.iter().map(|t| t.reads).sum();
+        let mark = run.state.mark_to_market(10, read_weight);
+        mark.tiers.iter().map(|t| t.reads).sum::<u64>() - before
+    }
+
+    #[test]
+    fn the_marks_tail_blends_the_window_under_way_by_its_elapsed_share() {
+        let config = TieringConfig::parse(CONFIG).expect("example config");
+        let mut state = ReplayState::new(&config, vec![4096], DAY_MS);
+        state.keep_journal();
+        let mut run = Run::new(Box::new(Static), state);
+        // Window 0: a burst of 100 reads.
+        for _ in 0..100 {
+            run.request(&read(HOUR_MS));
+        }
+        // At the boundary, before a request of window 1: the burst, ten times.
+        run.advance_to(DAY_MS);
+        assert_eq!(tail_reads(&run, 1.0), 1000);
+        assert_eq!(tail_reads(&run, 0.5), 500);
+        // One read a quarter into window 1: a quarter of it, three quarters of the burst.
+        run.request(&read(DAY_MS + 6 * HOUR_MS));
+        assert_eq!(tail_reads(&run, 1.0), 753); // 10 × (0.25 × 1 + 0.75 × 100), rounded
+                                                // At the end of window 1: nearly all of it.
+        run.request(&read(2 * DAY_MS - 1));
+        assert_eq!(tail_reads(&run, 1.0), 20);
+    }
+
+    #[test]
+    fn asking_whether_the_residency_refuses_a_move_counts_no_refusal() {
+        let config = TieringConfig::parse(CONFIG).expect("example config");
+        let mut state = ReplayState::new(&config, vec![4096], DAY_MS);
+        state.keep_journal();
+        let mut run = Run::new(Box::new(Static), state);
+        // Placed on disk (the default tier, 7 days of residency) an hour in.
+        run.request(&read(HOUR_MS));
+        let (nvme, disk, archive) = (0, 1, 2);
+        assert_eq!(run.state.tier_of(0), Some(disk));
+        assert!(run.state.residency_refuses(0, archive));
+        assert!(!run.state.residency_refuses(0, nvme));
+        assert_eq!(run.state.refused_residency, 0);
+        assert!(matches!(
+            run.state.move_object(0, archive),
+            super::MoveOutcome::Refused(_)
+        ));
+        assert_eq!(run.state.refused_residency, 1);
+        run.advance_to(8 * DAY_MS);
+        assert!(!run.state.residency_refuses(0, archive));
+        assert!(matches!(
+            run.state.move_object(0, archive),
+            super::MoveOutcome::Moved
+        ));
+        assert_eq!(run.state.refused_residency, 1);
     }
 }

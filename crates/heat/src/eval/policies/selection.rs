@@ -12,16 +12,23 @@
 //!   recently read objects on a slow tier is seen to cost what it will, before the trace
 //!   ends. Plus the risk of reads not seen yet ([`Selection::unseen_read_risk`]): without
 //!   it an expert that archives leads until a scan reads the archive.
+//!   Mid-window the tail's reads are a blend of the window under way and the one before,
+//!   the window under way weighing by the share of it elapsed: a burst at a window's start
+//!   is not taken as the rate of the next ten windows (tencent stretched to 180 days).
 //! - **Hysteresis**: the leader changes only when another expert's mark is lower by more
 //!   than the moves a switch costs (every object whose tier differs, moved to the new
 //!   leader's) plus [`SWITCH_MARGIN`] of the leader's mark plus what the switches so far
 //!   cost in moves, at two judgements in a row, so near-ties, a single window's burst and
-//!   marks that swing from window to window do not thrash. Judgements: at each boundary and
-//!   every [`JUDGE_EVERY`] requests between.
+//!   marks that swing from window to window do not thrash; and it must also lead by as
+//!   much with the tail's reads weighed [`READ_WEIGHT`]: a switch buys storage for certain
+//!   and saves on reads only if they go on (msr stretched to 180 days: `lru` took the lead
+//!   on one window's reads, then the trace ended). Judgements: at each boundary and every
+//!   [`JUDGE_EVERY`] requests between.
 //! - **Following**: after each request, boundary and wake-up, the objects the leader moved
 //!   (its replay's journal, so no scan of every object) are moved to the leader's tier in the
 //!   real replay; on a change of leader every object is brought to the new leader's tier.
-//!   A move the real replay refuses (minimum residency) is tried again at each boundary.
+//!   A move the real replay refuses (minimum residency) is tried again at the first
+//!   boundary after the residency ends (a refusal counts once per move the leader wants).
 //! - **Predictions** ("read in the next window") are the forecast expert's.
 //!
 //! Memory: one replay per expert, each proportional to the objects.
@@ -56,6 +63,11 @@ pub const SWITCH_MARGIN: f64 = 0.01;
 /// tail weighs the last window's reads, which a judgement at boundaries only would see
 /// too late (on the 10,000-request samples most reads are in the last window or two).
 pub const JUDGE_EVERY: u32 = 64;
+
+/// How much the reads of the marks' tail weigh in the second mark a challenger must also
+/// win by (its storage weighs in full): a switch pays for the new placement's storage
+/// whatever comes, its savings on reads only if the reads go on.
+pub const READ_WEIGHT: f64 = 0.5;
 
 /// An expert before the replay starts, or its replay once started.
 enum Expert {
@@ -159,7 +171,9 @@ impl Selection {
         self.moved = moved;
     }
 
-    /// Tries again the moves `outer` refused.
+    /// Tries again the moves `outer` refused, once the minimum residency that refused
+    /// them no longer holds: a refusal is counted once per move the leader wants, not at
+    /// every boundary it waits.
     fn retry_refused(&mut self, outer: &mut ReplayState) {
         let Some(run) = running(&self.experts, self.leader) else {
             return;
@@ -167,7 +181,13 @@ impl Selection {
         let refused = &mut self.refused;
         refused.sort_unstable();
         refused.dedup();
-        refused.retain(|&object| !sync_object(outer, &run.state, object));
+        refused.retain(|&object| {
+            let waiting = run
+                .state
+                .tier_of(object)
+                .is_some_and(|want| outer.residency_refuses(object, want));
+            waiting || !sync_object(outer, &run.state, object)
+        });
     }
 
     /// Brings every object of `outer` to the leader's tier.
@@ -208,11 +228,11 @@ impl Selection {
     }
 
     /// Each running expert's mark-to-market cost, in dollars.
-    fn marks(&self) -> Vec<f64> {
+    fn marks(&self, read_weight: f64) -> Vec<f64> {
         (0..self.experts.len())
             .map(|index| {
                 self.run(index).map_or(f64::INFINITY, |run| {
-                    let tally = run.state.mark_to_market(TAIL_WINDOWS);
+                    let tally = run.state.mark_to_market(TAIL_WINDOWS, read_weight);
                     self.prices.price(&tally).total() + self.unseen_read_risk(&run.state)
                 })
             })
@@ -262,7 +282,7 @@ impl Selection {
     /// The expert to lead from now on (hysteresis: see the module's doc); the cost of a
     /// switch is computed once a window per expert.
     fn choose_leader(&mut self, outer: &ReplayState) -> usize {
-        let marks = self.marks();
+        let marks = self.marks(1.0);
         let Some(best) = (0..marks.len()).min_by(|&a, &b| marks[a].total_cmp(&marks[b])) else {
             return self.leader;
         };
@@ -279,7 +299,12 @@ impl Selection {
                 cost
             }
         };
-        if marks[best] + margin + switch < current {
+        let damped = self.marks(READ_WEIGHT);
+        let damped_current = damped.get(self.leader).copied().unwrap_or(f64::INFINITY);
+        if marks[best] + margin + switch < current
+            && damped[best] + SWITCH_MARGIN * damped_current + self.switched_cost + switch
+                < damped_current
+        {
             best
         } else {
             self.leader
