@@ -194,9 +194,13 @@ fn resume_redoes_only_chunks_not_yet_verified() {
         "1",
         "--json",
     ];
+    // The first run is paced (about 8 s for the file), so that the kill lands mid-copy
+    // however fast the machine: unpaced, a quiet machine finished the copy between two
+    // polls of `strata status`. The re-run is not paced.
     let mut child = sb
         .strata()
         .args(args)
+        .args(["--bwlimit", "24M"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -102,8 +102,8 @@ impl StoreUri {
     /// Errors are [`StoreError::InvalidUri`], saying what is wrong and what is accepted.
     pub fn parse(input: &str) -> Result<StoreUri, StoreError> {
         let invalid = |reason: &str| StoreError::InvalidUri {
-            uri: redact(input),
-            reason: reason.to_string(),
+            uri: one_line(&redact(input)),
+            reason: one_line(reason),
         };
         let trimmed = input.trim();
         if trimmed.is_empty() {
@@ -128,8 +128,8 @@ impl StoreUri {
     /// A local store rooted at `path` (made absolute against the current directory).
     pub fn from_local_path(path: &Path) -> Result<StoreUri, StoreError> {
         let invalid = |reason: &str| StoreError::InvalidUri {
-            uri: path.display().to_string(),
-            reason: reason.to_string(),
+            uri: one_line(&path.display().to_string()),
+            reason: one_line(reason),
         };
         if path.as_os_str().is_empty() {
             return Err(invalid("it is empty"));
@@ -297,6 +297,21 @@ fn parse_file(whole: &str, rest: &str) -> Result<StoreUri, String> {
         .to_file_path()
         .map_err(|()| "the file URI names a remote host or an invalid path".to_string())?;
     StoreUri::from_local_path(&path).map_err(|e| e.to_string())
+}
+
+/// `text` on one line, for an error message: control characters (a `%0a` that the
+/// redaction of credentials decoded, say) are shown escaped (`\n`), so a message stays one
+/// line a log can hold and a terminal cannot be driven by it.
+fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 fn parse_s3(rest: &str) -> Result<StoreUri, String> {

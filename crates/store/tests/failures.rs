@@ -550,6 +550,15 @@ fn error_messages_are_one_line_and_say_what_to_do() {
     );
 }
 
+/// Found by `no_panics::uri_like_inputs_never_panic`: the URI as shown (percent-decoded by
+/// the redaction of credentials) put a newline in the message.
+#[test]
+fn a_uri_error_stays_on_one_line_with_control_characters_escaped() {
+    let err = StoreUri::parse("s3://?=@%0a").unwrap_err().to_string();
+    assert!(!err.contains('\n'), "{err}");
+    assert!(err.starts_with("invalid store URI `s3://?=@\\n`"), "{err}");
+}
+
 mod no_panics {
     use proptest::prelude::*;
     use strata_store::StoreUri;
