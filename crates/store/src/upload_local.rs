@@ -7,7 +7,7 @@
 use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
@@ -66,20 +66,7 @@ pub(crate) fn publish_local_group(
     let mut prepared: Vec<Result<(LocalUpload, File), StoreError>> = items
         .into_iter()
         .map(|(upload, mtime, mode)| {
-            let file = upload
-                .file
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .ok_or_else(|| finished(&upload.shown))?;
-            let io_err = |e| StoreError::from_io(&upload.shown, e);
-            let mode = mode.unwrap_or_else(default_file_mode);
-            file.set_permissions(Permissions::from_mode(mode & 0o7777))
-                .map_err(io_err)?;
-            if let Some(mtime) = mtime {
-                file.set_times(FileTimes::new().set_modified(mtime))
-                    .map_err(io_err)?;
-            }
+            let file = take_with_metadata(&upload.file, &upload.shown, mtime, mode)?;
             Ok((upload, file))
         })
         .collect();
@@ -91,16 +78,8 @@ pub(crate) fn publish_local_group(
         .iter_mut()
         .map(|p| match p {
             Ok((upload, _)) => {
-                let parent = create_parent(&upload.final_path)?.to_path_buf();
-                if fs::symlink_metadata(&upload.final_path).is_ok_and(|m| m.is_dir()) {
-                    return Err(StoreError::permanent(
-                        &upload.shown,
-                        "a directory is in the way of this file; remove or rename it",
-                    ));
-                }
-                fs::rename(&upload.staging, &upload.final_path)
-                    .map_err(|e| StoreError::from_io(&upload.shown, e))?;
-                parents.insert(parent);
+                let parent = rename_into_place(&upload.staging, &upload.final_path, &upload.shown)?;
+                parents.insert(parent.to_path_buf());
                 Ok(())
             }
             Err(e) => Err(e.clone_for_group()),
@@ -265,6 +244,48 @@ fn open_direct(staging: &std::path::Path, shown: &str) -> Result<File, StoreErro
     })
 }
 
+/// Takes the staged file out of its upload (finished from then on: a second publish or
+/// abort gets [`finished`]) and gives it its mode and modification time.
+fn take_with_metadata(
+    file: &RwLock<Option<File>>,
+    shown: &str,
+    mtime: Option<SystemTime>,
+    mode: Option<u32>,
+) -> Result<File, StoreError> {
+    let file = file
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .ok_or_else(|| finished(shown))?;
+    let io_err = |e| StoreError::from_io(shown, e);
+    let mode = mode.unwrap_or_else(default_file_mode);
+    file.set_permissions(Permissions::from_mode(mode & 0o7777))
+        .map_err(io_err)?;
+    if let Some(mtime) = mtime {
+        file.set_times(FileTimes::new().set_modified(mtime))
+            .map_err(io_err)?;
+    }
+    Ok(file)
+}
+
+/// Renames a staged file to its final name (creating the parent directory), refusing a
+/// directory in the way; returns the parent, whose entry the caller makes durable.
+fn rename_into_place<'a>(
+    staging: &Path,
+    final_path: &'a Path,
+    shown: &str,
+) -> Result<&'a Path, StoreError> {
+    let parent = create_parent(final_path)?;
+    if fs::symlink_metadata(final_path).is_ok_and(|m| m.is_dir()) {
+        return Err(StoreError::permanent(
+            shown,
+            "a directory is in the way of this file; remove or rename it",
+        ));
+    }
+    fs::rename(staging, final_path).map_err(|e| StoreError::from_io(shown, e))?;
+    Ok(parent)
+}
+
 pub(crate) fn finished(shown: &str) -> StoreError {
     StoreError::permanent(shown, "the upload was already published or aborted")
 }
@@ -358,29 +379,11 @@ impl LocalUpload {
             ..
         } = self;
         blocking("publish", move || {
-            let file = file
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .ok_or_else(|| finished(&shown))?;
-            let io_err = |e| StoreError::from_io(&shown, e);
-            let mode = mode.unwrap_or_else(default_file_mode);
-            file.set_permissions(Permissions::from_mode(mode & 0o7777))
-                .map_err(io_err)?;
-            if let Some(mtime) = mtime {
-                file.set_times(FileTimes::new().set_modified(mtime))
-                    .map_err(io_err)?;
-            }
-            file.sync_all().map_err(io_err)?;
+            let file = take_with_metadata(&file, &shown, mtime, mode)?;
+            file.sync_all()
+                .map_err(|e| StoreError::from_io(&shown, e))?;
             drop(file);
-            let parent = create_parent(&final_path)?;
-            if fs::symlink_metadata(&final_path).is_ok_and(|m| m.is_dir()) {
-                return Err(StoreError::permanent(
-                    &shown,
-                    "a directory is in the way of this file; remove or rename it",
-                ));
-            }
-            fs::rename(&staging, &final_path).map_err(io_err)?;
+            let parent = rename_into_place(&staging, &final_path, &shown)?;
             sync_dir(parent)
         })
         .await

@@ -4,6 +4,8 @@
 //! indexes that PostgreSQL also has), writes in `BEGIN IMMEDIATE` transactions, stored
 //! values checked on the way out.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use sqlx::error::ErrorKind;
@@ -24,9 +26,17 @@ mod object_writes;
 /// Rows per multi-row statement (at most 4 parameters each).
 const ROW_BATCH: usize = 1000;
 
-/// The unfinished states, as SQL text (kept in step with [`JobState::is_active`] and the
-/// partial index `move_jobs_one_active`).
-const ACTIVE_STATES: &str = "('planned', 'copying', 'verifying', 'switching', 'retiring')";
+/// The unfinished states as an SQL list, `('planned', ...)`, derived from
+/// [`JobState::is_active`] (the partial index `move_jobs_one_active` of migration 0002
+/// lists the same; a test keeps them in step).
+static ACTIVE_STATES: LazyLock<String> = LazyLock::new(|| {
+    let names: Vec<String> = JobState::ALL
+        .into_iter()
+        .filter(|state| state.is_active())
+        .map(|state| format!("'{state}'"))
+        .collect();
+    format!("({})", names.join(", "))
+});
 
 /// `SELECT` of a move job's columns, in the order [`SqliteCatalog::move_from_row`] reads them.
 macro_rules! select_moves {
@@ -242,8 +252,9 @@ impl SqliteCatalog {
         op: &'static str,
     ) -> Result<Option<MoveJob>, CatalogError> {
         let query = format!(
-            "{} WHERE key = ? AND state IN {ACTIVE_STATES}",
-            select_moves!("")
+            "{} WHERE key = ? AND state IN {}",
+            select_moves!(""),
+            *ACTIVE_STATES
         );
         let row = sqlx::query(&query)
             .bind(key)
@@ -387,7 +398,8 @@ impl TieringCatalog for SqliteCatalog {
         let query = format!(
             "UPDATE move_jobs SET state = 'cancelled', updated_ms = ?, finished_ms = ?,
                  last_error = 'object_deleted: the object was deleted during its move'
-             WHERE key = ? AND state IN {ACTIVE_STATES}"
+             WHERE key = ? AND state IN {}",
+            *ACTIVE_STATES
         );
         sqlx::query(&query)
             .bind(now_ms)
@@ -565,7 +577,7 @@ impl TieringCatalog for SqliteCatalog {
             query.push(" AND state = ").push_bind(state.as_str());
         }
         if filter.active_only {
-            query.push(" AND state IN ").push(ACTIVE_STATES);
+            query.push(" AND state IN ").push(&*ACTIVE_STATES);
         }
         if let Some(key) = &filter.key {
             query.push(" AND key = ").push_bind(key.clone());
@@ -895,5 +907,23 @@ impl TieringCatalog for SqliteCatalog {
         .rows_affected();
         tx.commit().await.map_err(self.error(op))?;
         Ok(gone + old)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ACTIVE_STATES;
+
+    #[test]
+    fn the_active_states_are_those_of_the_one_active_move_index() {
+        let migration = include_str!("../../migrations/0002_tiering.sql");
+        assert_eq!(
+            *ACTIVE_STATES,
+            "('planned', 'copying', 'verifying', 'switching', 'retiring')"
+        );
+        assert!(
+            migration.contains(&format!("WHERE state IN {}", *ACTIVE_STATES)),
+            "migration 0002's partial index must list the active states"
+        );
     }
 }
