@@ -75,7 +75,11 @@ fn content(len: usize) -> Vec<u8> {
 }
 
 fn put(service: &Service, data: &[u8]) {
-    let (status, _, body) = http(&service.url, "PUT", &format!("/v1/objects/{KEY}"), data).unwrap();
+    put_key(service, KEY, data);
+}
+
+fn put_key(service: &Service, key: &str, data: &[u8]) {
+    let (status, _, body) = http(&service.url, "PUT", &format!("/v1/objects/{key}"), data).unwrap();
     assert!(
         (200..300).contains(&status),
         "PUT {status}: {}",
@@ -84,8 +88,21 @@ fn put(service: &Service, data: &[u8]) {
 }
 
 fn get(service: &Service) -> (u16, Vec<u8>) {
-    let (status, _, body) = http(&service.url, "GET", &format!("/v1/objects/{KEY}"), b"").unwrap();
+    get_key(service, KEY)
+}
+
+fn get_key(service: &Service, key: &str) -> (u16, Vec<u8>) {
+    let (status, _, body) = http(&service.url, "GET", &format!("/v1/objects/{key}"), b"").unwrap();
     (status, body)
+}
+
+/// The state of the newest job of `key`, if it has one.
+fn job_state(service: &Service, key: &str) -> Option<String> {
+    let jobs = get_json(&service.url, &format!("/v1/jobs?key={key}"));
+    let state = jobs["jobs"].as_array()?.first()?["state"]
+        .as_str()?
+        .to_string();
+    Some(state)
 }
 
 /// Every regular file under `root` outside Strata's `.strata/` directory.
@@ -468,6 +485,82 @@ fn a_hundred_concurrent_readers_get_the_right_bytes_during_a_re_encode() {
     });
     assert_replicas(&domains, &data, 3);
     assert!(fragments(&domains).is_empty());
+}
+
+#[test]
+fn a_re_encode_whose_object_is_deleted_while_it_waits_its_turn_holds_up_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (domains, config, data_dir) = reencode_setup(dir.path());
+    // Each re-encode's publish is slow, so the later ones wait their turn.
+    let slow = [("STRATA_FAULTS", "dst:publish:latency=500ms")];
+    let service = Service::start_with_env(&config, &data_dir, &[], &slow);
+    let keys = ["turns/a.bin", "turns/b.bin", "turns/c.bin"];
+    let data = content((1 << 20) + 3);
+    for key in keys {
+        put_key(&service, key, &data);
+        let out = service.run(&["access", key, "--count", "5"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Each read answers, then plans the key's re-encode; one runs, the others wait.
+    for key in keys {
+        let (status, body) = get_key(&service, key);
+        assert!(status == 200 && body == data, "GET {key}: {status}");
+    }
+    eventually(WAIT, "three re-encodes planned", || {
+        keys.iter()
+            .all(|key| job_state(&service, key).is_some())
+            .then_some(())
+    });
+    let (status, _, body) = http(
+        &service.url,
+        "DELETE",
+        &format!("/v1/objects/{}", keys[1]),
+        b"",
+    )
+    .unwrap();
+    assert!(
+        (200..300).contains(&status),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    for key in [keys[0], keys[2]] {
+        eventually(WAIT, "the other re-encodes done", || {
+            (job_state(&service, key)? == "done").then_some(())
+        });
+    }
+    let deleted = job_state(&service, keys[1]).unwrap();
+    assert!(
+        deleted == "cancelled" || deleted == "done",
+        "the deleted object's re-encode is {deleted}"
+    );
+    for key in [keys[0], keys[2]] {
+        let copies = domains
+            .iter()
+            .filter_map(|d| std::fs::read(d.join("objects").join(key)).ok())
+            .filter(|copy| *copy == data)
+            .count();
+        assert_eq!(copies, 3, "{key} has {copies} good replicas");
+    }
+    // The deleted key can be written and re-encoded again: nothing of its old job is left
+    // holding a place in the re-encode queue, and its ended job (same key, same
+    // generation, same encodings) does not stand for the new one.
+    let again = content((1 << 20) + 9);
+    put_key(&service, keys[1], &again);
+    let out = service.run(&["access", keys[1], "--count", "5"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(WAIT, "the new object's re-encode done", || {
+        let (status, body) = get_key(&service, keys[1]);
+        assert!(status == 200 && body == again, "GET {}: {status}", keys[1]);
+        (job_state(&service, keys[1])? == "done").then_some(())
+    });
 }
 
 /// PUTs `data` to `key` as a chunked body (no `Content-Length`: the length is known only

@@ -248,8 +248,9 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         shutdown: shutdown_rx.clone(),
         bandwidth: bandwidth.clone(),
         reencodes: Mutex::new(Default::default()),
-        reencode_slot: tokio::sync::Semaphore::new(1),
+        reencode_turn: tokio::sync::Semaphore::new(1),
         background: background::Background::start(),
+        foreground: Default::default(),
     });
 
     let loaded = access::load_stats(&state)

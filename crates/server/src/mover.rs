@@ -230,35 +230,88 @@ pub async fn scheduler(
             enqueue_later(&state, id);
             continue;
         }
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            break;
-        };
         let Some(to_tier) = state.tier(&job.to_tier).map(|tier| tier.id) else {
             end_unknown_tier(&state, &job).await;
             continue;
         };
-        let Some(handle) = state.mover.register(&job, to_tier) else {
+        if job.from_tier == job.to_tier {
+            tokio::spawn(reencode_in_turn(
+                Arc::clone(&state),
+                job,
+                to_tier,
+                Arc::clone(&permits),
+            ));
             continue;
+        }
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            break;
         };
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let outcome = run(&state, &job, &handle).await;
-            state.mover.unregister(&job.key);
-            drop(permit);
-            match outcome {
-                Outcome::Later(why) => {
-                    tracing::warn!(job = job.id, key = %job.key, %why, "move paused; retrying later");
-                    enqueue_later(&state, job.id);
-                }
-                Outcome::Deferred => enqueue_later(&state, job.id),
-                Outcome::Ended(final_state) => {
-                    state.metrics.move_duration.observe(started.elapsed());
-                    state.metrics.move_ended(final_state.as_str());
-                }
-                Outcome::Nothing => {}
-            }
-        });
+        tokio::spawn(launch(Arc::clone(&state), job, to_tier, permit));
+    }
+}
+
+/// A re-encode waits for its turn: they run one at a time, in the order planned, each
+/// parked here until the one before it ends (no polling; unregistered meanwhile, so a
+/// write or a delete of its key is not held up by a job that has not started), then for a
+/// quiet moment (no object request in flight, [`crate::background::Foreground::quiet`]),
+/// then takes a permit like any job. Re-encodes are background work: readers on a small machine must
+/// not queue behind several of them, nor pay for jobs asking again and again whether it
+/// is their turn (the p99 of reads is the measure).
+async fn reencode_in_turn(
+    state: Arc<AppState>,
+    job: MoveJob,
+    to_tier: TierId,
+    permits: Arc<Semaphore>,
+) {
+    let Ok(_turn) = state.reencode_turn.acquire().await else {
+        return;
+    };
+    state
+        .foreground
+        .quiet(crate::background::QUIET, crate::background::MAX_DEFERRAL)
+        .await;
+    let Ok(permit) = permits.acquire_owned().await else {
+        return;
+    };
+    // The job as it is now: an operator or a delete may have ended it while it waited.
+    match state.catalog.move_job(job.id).await {
+        Ok(Some(job)) if job.state.is_active() && state.mover.running(&job.key).is_none() => {
+            launch(Arc::clone(&state), job, to_tier, permit).await;
+        }
+        Ok(_) => {
+            lock(&state.reencodes).remove(&job.key);
+        }
+        Err(err) => {
+            tracing::warn!(%err, job = job.id, "cannot read a queued re-encode; retrying later");
+            enqueue_later(&state, job.id);
+        }
+    }
+}
+
+/// Runs `job` to its end, holding `permit`, and deals with how it ended.
+async fn launch(
+    state: Arc<AppState>,
+    job: MoveJob,
+    to_tier: TierId,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let Some(handle) = state.mover.register(&job, to_tier) else {
+        return;
+    };
+    let started = Instant::now();
+    let outcome = run(&state, &job, &handle).await;
+    state.mover.unregister(&job.key);
+    drop(permit);
+    match outcome {
+        Outcome::Later(why) => {
+            tracing::warn!(job = job.id, key = %job.key, %why, "move paused; retrying later");
+            enqueue_later(&state, job.id);
+        }
+        Outcome::Ended(final_state) => {
+            state.metrics.move_duration.observe(started.elapsed());
+            state.metrics.move_ended(final_state.as_str());
+        }
+        Outcome::Nothing => {}
     }
 }
 
@@ -304,8 +357,6 @@ enum Outcome {
     Later(String),
     /// Nothing to do (not startable).
     Nothing,
-    /// Not started on purpose (a re-encode waits for the one running); queued again.
-    Deferred,
 }
 
 /// Where copy-and-switch got to.

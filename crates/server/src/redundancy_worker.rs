@@ -155,7 +155,7 @@ async fn consider_reencode(state: &AppState, notice: &ReadNotice) -> Result<(), 
     if entry.tier != tier.id || state.reencodes_queued() >= MAX_REENCODES_QUEUED {
         return Ok(());
     }
-    let spec = reencode_spec(
+    let mut spec = reencode_spec(
         tier.name(),
         key,
         entry.generation,
@@ -163,11 +163,16 @@ async fn consider_reencode(state: &AppState, notice: &ReadNotice) -> Result<(), 
         notice.encoding,
         wanted,
     );
-    let created = state
-        .catalog
-        .create_move(&spec, now_ms())
-        .await
-        .map_err(|err| err.to_string())?;
+    let mut created = create(state, &spec).await?;
+    if let CreatedMove::Existing(job) = &created {
+        if !job.state.is_active() {
+            // The same re-encode of this version ended before (done, then the class
+            // changed back; cancelled; or an object deleted and written again with its
+            // generation): this one is new.
+            spec.idempotency_key = format!("{}:again-at:{}", spec.idempotency_key, now_ms());
+            created = create(state, &spec).await?;
+        }
+    }
     match created {
         CreatedMove::Created(job) | CreatedMove::Existing(job) if job.state.is_active() => {
             tracing::info!(job = job.id, %key, from = %notice.encoding, to = %wanted,
@@ -178,6 +183,14 @@ async fn consider_reencode(state: &AppState, notice: &ReadNotice) -> Result<(), 
         _ => {}
     }
     Ok(())
+}
+
+async fn create(state: &AppState, spec: &MoveSpec) -> Result<CreatedMove, String> {
+    state
+        .catalog
+        .create_move(spec, now_ms())
+        .await
+        .map_err(|err| err.to_string())
 }
 
 /// The job of re-encoding `key` on `tier` from `from` to `to`.

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -12,6 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
+use crate::background::WhileSent;
 use crate::error::{json_errors, ApiError};
 use crate::state::AppState;
 use crate::{access, explain, forecast, jobs, objects, planning};
@@ -96,11 +98,18 @@ async fn count_answers(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
+    // Object requests are the foreground that background work waits for (crate::background).
+    let guard = route
+        .starts_with("/v1/objects")
+        .then(|| state.foreground.enter());
     let response = next.run(request).await;
     state
         .metrics
         .http_answer(&method, &route, response.status().as_u16());
-    response
+    match guard {
+        Some(guard) => response.map(|body| Body::new(WhileSent::new(body, guard))),
+        None => response,
+    }
 }
 
 async fn no_route(request: Request) -> ApiError {

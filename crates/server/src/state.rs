@@ -167,10 +167,13 @@ pub struct AppState {
     /// Keys with an unfinished `lazy_reencode` job planned by this process
     /// ([`crate::redundancy_worker`]): one job per key, at most a bounded number.
     pub reencodes: Mutex<std::collections::HashSet<String>>,
-    /// The one permit a `lazy_reencode` job holds while it runs.
-    pub reencode_slot: tokio::sync::Semaphore,
+    /// The turn of `lazy_reencode` jobs: one permit, held by the one running; the others
+    /// wait for it in order (tokio's semaphore is fair).
+    pub reencode_turn: tokio::sync::Semaphore,
     /// Where re-encodes and repairs run: at the lowest CPU priority.
     pub background: crate::background::Background,
+    /// Object requests in flight, which re-encodes wait to be over.
+    pub foreground: Arc<crate::background::Foreground>,
 }
 
 impl AppState {

@@ -31,11 +31,7 @@ pub(super) async fn run(
     tier: &Tier,
     handle: &RunningMove,
 ) -> Outcome {
-    // One re-encode at a time: they are background work, and readers on a small machine
-    // must not queue behind several of them (the p99 of reads is the measure).
-    let Ok(_slot) = state.reencode_slot.try_acquire() else {
-        return Outcome::Deferred;
-    };
+    // One re-encode at a time, in turn (the scheduler's `reencode_in_turn`).
     let result = reencode(state, job, tier, handle).await;
     lock(&state.reencodes).remove(&job.key);
     let (end_state, message) = match result {
