@@ -1,6 +1,7 @@
 //! The service's store layers through the real `strata serve`: its moves go through the
 //! `[bandwidth]` throttle (client requests do not), a malformed `[bandwidth]` is refused at
-//! start-up, and `STRATA_FAULTS` reaches its tier stores (a move's target is side `dst`).
+//! start-up, `STRATA_FAULTS` reaches its tier stores (a move's target is side `dst`), and
+//! each tier store's backend calls are counted in `/metrics`.
 
 mod serve_common;
 
@@ -194,6 +195,44 @@ fn service_refuses_a_malformed_bandwidth_limit() {
         assert!(err.contains(field) && err.contains(bad), "{section}: {err}");
         assert!(!data_dir.exists(), "{section}: something was written");
     }
+}
+
+/// `strata_store_<what>_total` of `tier`'s store (domain 0) for `op`.
+fn store_metric(service: &Service, what: &str, tier: &str, op: &str) -> f64 {
+    let name = format!("strata_store_{what}_total{{tier=\"{tier}\",domain=\"0\",op=\"{op}\"}}");
+    metric(service, &name)
+}
+
+#[test]
+fn the_tier_stores_backend_calls_are_counted_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data_dir) = write_config(dir.path(), "");
+    let service = Service::start(&config, &data_dir, &[]);
+    assert_eq!(store_metric(&service, "bytes", "warm", "write"), 0.0);
+    let data = content(1 << 20);
+    put(&service, &data);
+    let written = store_metric(&service, "bytes", "hot", "write")
+        + store_metric(&service, "bytes", "hot", "put");
+    assert!(
+        written >= data.len() as f64,
+        "{written} bytes written on hot"
+    );
+    let reads_before = store_metric(&service, "bytes", "hot", "read");
+    assert_eq!(read(&service), data);
+    assert!(store_metric(&service, "bytes", "hot", "read") >= reads_before + data.len() as f64);
+
+    // A move writes the copy on warm and retires the one on hot, through the same counters.
+    run_the_move(&service);
+    assert_eq!(ended_job(&service)["state"], "done");
+    // (streamed through an upload, or in one atomic write when it is small)
+    let written = store_metric(&service, "bytes", "warm", "write")
+        + store_metric(&service, "bytes", "warm", "put");
+    assert!(
+        written >= data.len() as f64,
+        "{written} bytes written on warm"
+    );
+    assert!(store_metric(&service, "calls", "hot", "delete") >= 1.0);
+    assert_eq!(store_metric(&service, "errors", "warm", "write"), 0.0);
 }
 
 #[test]

@@ -132,6 +132,9 @@ pub struct Gauges {
     /// Per tier with failure domains: reads served through missing, damaged or unreachable
     /// domains (degraded reads) so far.
     pub degraded_reads: Vec<(String, u64)>,
+    /// Per tier store (tier name, domain position): its backend's calls, bytes and errors
+    /// by operation so far.
+    pub store_ops: Vec<(String, usize, strata_store::StoreOp, strata_store::OpStats)>,
 }
 
 fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -461,7 +464,46 @@ impl Metrics {
             }
         }
         render_throttles(&mut out, &gauges.throttles);
+        render_store_ops(&mut out, &gauges.store_ops);
         out
+    }
+}
+
+/// The tier stores' backend calls (the store's metrics layer, `strata_store::StoreMetrics`).
+fn render_store_ops(
+    out: &mut String,
+    ops: &[(String, usize, strata_store::StoreOp, strata_store::OpStats)],
+) {
+    let families = [
+        (
+            "strata_store_calls_total",
+            "Calls that reached a tier store's backend, by tier, domain and operation.",
+        ),
+        (
+            "strata_store_bytes_total",
+            "Data bytes of a tier store's successful calls, by tier, domain and operation.",
+        ),
+        (
+            "strata_store_errors_total",
+            "Calls to a tier store's backend that failed, by tier, domain and operation.",
+        ),
+    ];
+    for (family, help) in families {
+        let _ = writeln!(out, "# HELP {family} {help}");
+        let _ = writeln!(out, "# TYPE {family} counter");
+        for (tier, domain, op, stats) in ops {
+            let value = match family {
+                "strata_store_calls_total" => stats.calls,
+                "strata_store_bytes_total" => stats.bytes,
+                _ => stats.errors,
+            };
+            let _ = writeln!(
+                out,
+                "{family}{{tier=\"{}\",domain=\"{domain}\",op=\"{}\"}} {value}",
+                label(tier),
+                op.name()
+            );
+        }
     }
 }
 

@@ -251,7 +251,21 @@ impl AppState {
             moves_running: self.mover.running_count() as u64,
             throttles: self.throttle_gauges(),
             degraded_reads: self.degraded_reads(),
+            store_ops: self.store_ops(),
         }
+    }
+
+    /// Per tier store: its backend's counts of each operation.
+    fn store_ops(&self) -> Vec<(String, usize, strata_store::StoreOp, strata_store::OpStats)> {
+        let mut ops = Vec::new();
+        for tier in self.tiers.iter() {
+            for (domain, metrics) in tier.store_metrics.iter().enumerate() {
+                for op in strata_store::StoreOp::ALL {
+                    ops.push((tier.name().to_string(), domain, op, metrics.get(op)));
+                }
+            }
+        }
+        ops
     }
 
     /// Per tier with failure domains: its degraded reads so far (client reads and moves).

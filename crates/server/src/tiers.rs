@@ -45,7 +45,7 @@ use strata_codec::format::tier_marker::{marker_layout, tier_marker, TIER_MARKER_
 use strata_heat::{Class, Layout, TierConfig, TierId, TieringConfig};
 use strata_redundancy::{Redundancy, RedundantStore};
 use strata_store::faults::FaultSide;
-use strata_store::{Layers, S3Options, Store, StoreUri};
+use strata_store::{Layers, S3Options, Store, StoreMetrics, StoreUri};
 use tokio::sync::mpsc;
 
 use crate::error::ServeError;
@@ -75,6 +75,9 @@ pub struct Tier {
     /// What redundancy its objects get, by class; `None` for a tier with one store and
     /// no redundancy (its objects are plain files of that store, as ever).
     pub redundancy: Option<TierRedundancy>,
+    /// The calls, bytes and errors of each of its stores' backends (one per domain, in
+    /// `stores` order), client requests and moves together: `strata_store_*` in `/metrics`.
+    pub store_metrics: Vec<Arc<StoreMetrics>>,
 }
 
 /// The service's tiers, hottest first, looked up by [`TierId`] (a slice of [`Tier`]
@@ -230,7 +233,7 @@ pub async fn open_tiers(
     check_fields(config)?;
     let mut tiers = Vec::with_capacity(config.tiers.len());
     for (index, tier) in config.tiers.iter().enumerate() {
-        let stores = open_domains(tier, index, s3).await?;
+        let (stores, store_metrics) = open_domains(tier, index, s3).await?;
         let format = TierFormat::of(tier).map_err(|reason| ServeError::Config {
             field: format!("tier[{index}].codec"),
             reason,
@@ -265,32 +268,39 @@ pub async fn open_tiers(
             format,
             moves,
             redundancy,
+            store_metrics,
         });
     }
     Ok(tiers)
 }
 
-/// Opens each of a tier's stores (creating local roots).
+/// Opens each of a tier's stores (creating local roots), each with the counters of its
+/// backend's calls.
 async fn open_domains(
     tier: &TierConfig,
     index: usize,
     s3: &S3Options,
-) -> Result<Vec<Store>, ServeError> {
+) -> Result<(Vec<Store>, Vec<Arc<StoreMetrics>>), ServeError> {
     let store_error = |source| ServeError::Store {
         tier: tier.name.clone(),
         source,
     };
-    let mut stores = Vec::new();
+    let (mut stores, mut metrics) = (Vec::new(), Vec::new());
     for (position, location) in tier.domains().into_iter().enumerate() {
         let uri = StoreUri::parse(location).map_err(|err| ServeError::Config {
             field: domain_field(tier, index, position),
             reason: err.to_string(),
         })?;
-        let store = Store::open(&uri, s3).await.map_err(store_error)?;
+        let counters = Arc::new(StoreMetrics::new());
+        let store = Store::open(&uri, s3)
+            .await
+            .map_err(store_error)?
+            .with_metrics(Arc::clone(&counters));
         store.ensure_root().await.map_err(store_error)?;
         stores.push(store);
+        metrics.push(counters);
     }
-    Ok(stores)
+    Ok((stores, metrics))
 }
 
 /// A tier's store handle: its one store, or its domains when it has a redundancy.
