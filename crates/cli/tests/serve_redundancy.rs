@@ -563,6 +563,144 @@ fn a_re_encode_whose_object_is_deleted_while_it_waits_its_turn_holds_up_no_other
     });
 }
 
+/// A tmpfs of `size` mounted at `at` until dropped (the tests run as root).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, size: &str) -> SmallDisk {
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "this test mounts a small tmpfs and needs root (CI and the dev machines run as root)"
+        );
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs on {}", at.display());
+        SmallDisk(at.to_path_buf())
+    }
+
+    /// Free bytes on it.
+    fn free(&self) -> u64 {
+        let path = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
+        let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut stats) }, 0);
+        stats.f_bavail as u64 * stats.f_frsize as u64
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_domain_that_fills_up_fails_re_encodes_cleanly_and_a_retry_finishes_once_room_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let (domains, config, data_dir) = reencode_setup(dir.path());
+    // Domain 5 is a small disk: room for its fragments, and then not for a whole replica.
+    let disk = SmallDisk::mount(&domains[5], "24m");
+    let service = Service::start(&config, &data_dir, &[]);
+    let keys: Vec<String> = (0..4).map(|i| format!("full/o{i}.bin")).collect();
+    let objects: Vec<Vec<u8>> = (0..4).map(|i| content((4 << 20) + i)).collect();
+    for (key, data) in keys.iter().zip(&objects) {
+        put_key(&service, key, data);
+        let out = service.run(&["access", key, "--count", "5"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Leave half a MiB: each re-encode that frees a 1 MiB fragment there cannot make room
+    // for a 4 MiB replica, however many ran before.
+    let filler = domains[5].join("filler");
+    std::fs::write(&filler, vec![0u8; (disk.free() - (512 << 10)) as usize]).unwrap();
+    for (key, data) in keys.iter().zip(&objects) {
+        let (status, body) = get_key(&service, key);
+        assert!(status == 200 && body == *data, "GET {key}: {status}");
+    }
+    let ended = |key: &str| {
+        let state = job_state(&service, key)?;
+        ["done", "failed"]
+            .contains(&state.as_str())
+            .then_some(state)
+    };
+    let states: Vec<String> = keys
+        .iter()
+        .map(|key| eventually(WAIT, "the re-encodes ended", || ended(key)))
+        .collect();
+    let failed: Vec<&String> = keys
+        .iter()
+        .zip(&states)
+        .filter(|(_, state)| *state == "failed")
+        .map(|(key, _)| key)
+        .collect();
+    assert!(
+        !failed.is_empty(),
+        "no replica was placed on the full domain: {states:?}"
+    );
+    for key in &failed {
+        let jobs = get_json(&service.url, &format!("/v1/jobs?key={key}"));
+        let error = jobs["jobs"][0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(error.contains(&domains[5].display().to_string()), "{error}");
+    }
+    // Every object reads back whole, the failed ones from their fragments, which are all
+    // still there; nothing staged is left on any domain.
+    for (key, data) in keys.iter().zip(&objects) {
+        let (status, body) = get_key(&service, key);
+        assert!(
+            status == 200 && body == *data,
+            "GET {key} after the re-encodes: {status}"
+        );
+    }
+    for key in &failed {
+        let pieces = fragments(&domains)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(key.as_str()))
+            .count();
+        assert_eq!(pieces, 6, "{key}: {pieces} fragments left");
+    }
+    assert!(
+        staged_pieces(&domains).is_empty(),
+        "{:?}",
+        staged_pieces(&domains)
+    );
+
+    // Room made: an operator's retry finishes each failed re-encode.
+    std::fs::remove_file(&filler).unwrap();
+    for key in &failed {
+        let jobs = get_json(&service.url, &format!("/v1/jobs?key={key}"));
+        let id = jobs["jobs"][0]["id"].as_u64().unwrap();
+        let (status, _, body) =
+            http(&service.url, "POST", &format!("/v1/jobs/{id}/retry"), b"").unwrap();
+        assert!(
+            (200..300).contains(&status),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+        eventually(WAIT, "the retried re-encode done", || {
+            (job_state(&service, key)? == "done").then_some(())
+        });
+    }
+    for (key, data) in keys.iter().zip(&objects) {
+        let copies = domains
+            .iter()
+            .filter_map(|d| std::fs::read(d.join("objects").join(key)).ok())
+            .filter(|copy| copy == data)
+            .count();
+        assert_eq!(copies, 3, "{key}: {copies} good replicas");
+    }
+    assert!(fragments(&domains).is_empty(), "{:?}", fragments(&domains));
+    service.stop();
+}
+
 /// PUTs `data` to `key` as a chunked body (no `Content-Length`: the length is known only
 /// at its end), 1 MiB a chunk; `break_after`: close the connection after that many bytes.
 /// The status line's code, or `None` when broken off.

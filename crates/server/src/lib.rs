@@ -248,6 +248,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         shutdown: shutdown_rx.clone(),
         bandwidth: bandwidth.clone(),
         reencodes: Mutex::new(Default::default()),
+        reencode_failures: Mutex::new(Default::default()),
         reencode_turn: tokio::sync::Semaphore::new(1),
         background: background::Background::start(),
         foreground: Default::default(),

@@ -38,6 +38,8 @@ pub const NOTICE_QUEUE: usize = 4096;
 pub const REPAIR_CONCURRENCY: usize = 2;
 /// Unfinished `lazy_reencode` jobs at most; reads beyond that plan none.
 pub const MAX_REENCODES_QUEUED: usize = 64;
+/// How long after a key's `lazy_reencode` failed reads plan none for it (ten minutes).
+pub const REPLAN_FAILED_AFTER_MS: i64 = 10 * 60 * 1000;
 /// The reason code of re-encode jobs.
 pub const LAZY_REENCODE: &str = "lazy_reencode";
 
@@ -146,6 +148,7 @@ async fn consider_reencode(state: &AppState, notice: &ReadNotice) -> Result<(), 
     if wanted == notice.encoding
         || state.mover.running(key).is_some()
         || lock(&state.reencodes).contains(key)
+        || failed_lately(state, key)
     {
         return Ok(());
     }
@@ -183,6 +186,26 @@ async fn consider_reencode(state: &AppState, notice: &ReadNotice) -> Result<(), 
         _ => {}
     }
     Ok(())
+}
+
+/// Whether `key`'s last re-encode failed less than [`REPLAN_FAILED_AFTER_MS`] ago.
+fn failed_lately(state: &AppState, key: &str) -> bool {
+    lock(&state.reencode_failures)
+        .get(key)
+        .is_some_and(|&at| now_ms() - at < REPLAN_FAILED_AFTER_MS)
+}
+
+/// Records how a re-encode of `key` ended: a failure holds off new plans for the key
+/// for a while ([`failed_lately`]); anything else clears it. Old failures are forgotten.
+pub fn reencode_ended(state: &AppState, key: &str, failed: bool) {
+    let mut failures = lock(&state.reencode_failures);
+    let now = now_ms();
+    failures.retain(|_, at| now - *at < REPLAN_FAILED_AFTER_MS);
+    if failed {
+        failures.insert(key.to_string(), now);
+    } else {
+        failures.remove(key);
+    }
 }
 
 async fn create(state: &AppState, spec: &MoveSpec) -> Result<CreatedMove, String> {

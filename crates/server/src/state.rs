@@ -167,6 +167,10 @@ pub struct AppState {
     /// Keys with an unfinished `lazy_reencode` job planned by this process
     /// ([`crate::redundancy_worker`]): one job per key, at most a bounded number.
     pub reencodes: Mutex<std::collections::HashSet<String>>,
+    /// Keys whose `lazy_reencode` failed, and when (ms): reads do not plan another for
+    /// [`crate::redundancy_worker::REPLAN_FAILED_AFTER_MS`] (a full or failing domain
+    /// would otherwise fail one job per read); an operator can retry the failed job.
+    pub reencode_failures: Mutex<std::collections::HashMap<String, i64>>,
     /// The turn of `lazy_reencode` jobs: one permit, held by the one running; the others
     /// wait for it in order (tokio's semaphore is fair).
     pub reencode_turn: tokio::sync::Semaphore,

@@ -53,6 +53,7 @@ pub(super) async fn run(
     if let Err(err) = recorded {
         return Outcome::Later(format!("recording the end of the re-encode: {err}"));
     }
+    crate::redundancy_worker::reencode_ended(state, &job.key, end_state == JobState::Failed);
     if let Some(message) = &message {
         tracing::info!(job = job.id, key = %job.key, state = %end_state, %message,
             "re-encode ended");
