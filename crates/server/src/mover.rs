@@ -254,9 +254,9 @@ pub async fn scheduler(
 /// parked here until the one before it ends (no polling; unregistered meanwhile, so a
 /// write or a delete of its key is not held up by a job that has not started), then for a
 /// quiet moment (no object request in flight, [`crate::background::Foreground::quiet`]),
-/// then takes a permit like any job. Re-encodes are background work: readers on a small machine must
-/// not queue behind several of them, nor pay for jobs asking again and again whether it
-/// is their turn (the p99 of reads is the measure).
+/// then takes a permit like any job. Re-encodes are background work: readers on a small
+/// machine must not queue behind several of them, nor pay for jobs asking again and again
+/// whether it is their turn (the p99 of reads is the measure).
 async fn reencode_in_turn(
     state: Arc<AppState>,
     job: MoveJob,
@@ -270,12 +270,22 @@ async fn reencode_in_turn(
         .foreground
         .quiet(crate::background::QUIET, crate::background::MAX_DEFERRAL)
         .await;
+    if state.mover.paused() {
+        // The scheduler holds it until the mover resumes.
+        state.mover.enqueue(job.id);
+        return;
+    }
     let Ok(permit) = permits.acquire_owned().await else {
         return;
     };
     // The job as it is now: an operator or a delete may have ended it while it waited.
     match state.catalog.move_job(job.id).await {
-        Ok(Some(job)) if job.state.is_active() && state.mover.running(&job.key).is_none() => {
+        Ok(Some(job)) if job.state.is_active() => {
+            if state.mover.running(&job.key).is_some() {
+                // Another job of the key (a move between tiers) runs: after it.
+                enqueue_later(&state, job.id);
+                return;
+            }
             launch(Arc::clone(&state), job, to_tier, permit).await;
         }
         Ok(_) => {
