@@ -51,6 +51,14 @@ pub fn make_policy(name: &str, config: &TieringConfig) -> Result<Box<dyn Policy>
         "lru" => Box::new(lru::Lru::new(config)),
         "rules" => Box::new(rules::RulesPolicy::new(config)?),
         "learned" => Box::new(selection::Selection::new(config)?),
+        "learned-global" => Box::new(selection::Selection::with_mode(
+            config,
+            selection::Mode::Global,
+        )?),
+        "learned-per-class" => Box::new(selection::Selection::with_mode(
+            config,
+            selection::Mode::PerClass,
+        )?),
         "oracle" => Box::new(oracle::Oracle::new()),
         other => return Err(unknown_policy(other)),
     })
