@@ -59,6 +59,10 @@ pub fn make_policy(name: &str, config: &TieringConfig) -> Result<Box<dyn Policy>
             config,
             selection::Mode::PerClass,
         )?),
+        "learned-meta" => Box::new(selection::Selection::with_mode(
+            config,
+            selection::Mode::Meta,
+        )?),
         "oracle" => Box::new(oracle::Oracle::new()),
         other => return Err(unknown_policy(other)),
     })

@@ -87,7 +87,19 @@ pub enum Mode {
     /// One leader per class of objects ([`crate::eval`]'s class books: reads so far in
     /// powers of two × two sizes), each judged on its class's costs in every expert's replay.
     PerClass,
+    /// One leader for every object, among two experts: the [`Mode::Global`] and the
+    /// [`Mode::PerClass`] selections, each a shadow replay of its own.
+    Meta,
 }
+
+/// The experts of [`Mode::Meta`].
+pub const META_EXPERTS: [&str; 2] = ["global", "per-class"];
+
+/// The share of a class's leader's mark by which another expert must be cheaper on the
+/// class to take its lead ([`Mode::PerClass`]): larger than [`SWITCH_MARGIN`], since with
+/// 16 classes × 6 experts a lead of 1% by chance is common (a 2% lead of `seed003` on one
+/// class of `cloudPhysicsIO.oracleGeneral` stretched to 180 days, then its archive read).
+pub const CLASS_SWITCH_MARGIN: f64 = 0.1;
 
 /// An expert before the replay starts, or its replay once started.
 enum Expert {
@@ -100,6 +112,8 @@ enum Expert {
 pub struct Selection {
     prices: CostModel,
     experts: Vec<Expert>,
+    /// The experts' names, in order.
+    names: &'static [&'static str],
     mode: Mode,
     /// Groups of objects judged apart: 1 ([`Mode::Global`]) or [`CLASSES`].
     groups: usize,
@@ -138,26 +152,32 @@ impl Selection {
 
     /// The selection on `config`'s tiers and prices, following in `mode`.
     pub fn with_mode(config: &TieringConfig, mode: Mode) -> Result<Self, String> {
-        let mut experts = Vec::with_capacity(EXPERTS.len());
-        for name in EXPERTS {
-            let policy: Box<dyn Policy> = if name == "forecast" {
-                Box::new(Learned::new(config))
-            } else {
-                make_policy(name, config)?
+        let names: &'static [&'static str] = match mode {
+            Mode::Meta => &META_EXPERTS,
+            Mode::Global | Mode::PerClass => &EXPERTS,
+        };
+        let mut experts = Vec::with_capacity(names.len());
+        for &name in names {
+            let policy: Box<dyn Policy> = match (mode, name) {
+                (Mode::Meta, "global") => Box::new(Self::with_mode(config, Mode::Global)?),
+                (Mode::Meta, _) => Box::new(Self::with_mode(config, Mode::PerClass)?),
+                (_, "forecast") => Box::new(Learned::new(config)),
+                _ => make_policy(name, config)?,
             };
             experts.push(Expert::Ready(policy));
         }
         let groups = match mode {
-            Mode::Global => 1,
+            Mode::Global | Mode::Meta => 1,
             Mode::PerClass => CLASSES,
         };
         Ok(Selection {
             prices: CostModel::new(config),
+            led: vec![0; experts.len()],
             experts,
+            names,
             mode,
             groups,
             leader: vec![0; groups],
-            led: vec![0; EXPERTS.len()],
             switches: 0,
             moved: Vec::new(),
             refused: Vec::new(),
@@ -315,8 +335,10 @@ impl Selection {
             };
             for group in 0..self.groups {
                 let tally = match self.mode {
-                    Mode::Global => run.state.mark_to_market(TAIL_WINDOWS, read_weight),
                     Mode::PerClass => run.state.class_mark(group, TAIL_WINDOWS, read_weight),
+                    Mode::Global | Mode::Meta => {
+                        run.state.mark_to_market(TAIL_WINDOWS, read_weight)
+                    }
                 };
                 marks[group * experts + expert] =
                     self.prices.price(&tally).total() + self.unseen_read_risk(&run.state, group);
@@ -341,8 +363,10 @@ impl Selection {
             .enumerate()
             .map(|(tier, p)| {
                 let (count, used) = match self.mode {
-                    Mode::Global => (state.resident_count(tier), state.used_bytes(tier)),
                     Mode::PerClass => state.class_residents(group, tier),
+                    Mode::Global | Mode::Meta => {
+                        (state.resident_count(tier), state.used_bytes(tier))
+                    }
                 };
                 count as f64 * read_cost(&self.prices, p, 0.0)
                     + used as f64 * (p.retrieval_per_byte + p.egress_per_byte)
@@ -385,6 +409,14 @@ impl Selection {
             .unwrap_or(f64::INFINITY)
     }
 
+    /// The share of a leader's mark by which a challenger must be cheaper.
+    fn margin_share(&self) -> f64 {
+        match self.mode {
+            Mode::PerClass => CLASS_SWITCH_MARGIN,
+            Mode::Global | Mode::Meta => SWITCH_MARGIN,
+        }
+    }
+
     /// The expert to lead `group` from now on (hysteresis: see the module's doc); `damped`
     /// are the marks with the tail's reads at [`READ_WEIGHT`], computed when first needed.
     fn choose_leader(
@@ -403,7 +435,8 @@ impl Selection {
             return leader;
         };
         let current = marks.get(leader).copied().unwrap_or(f64::INFINITY);
-        let margin = SWITCH_MARGIN * current + self.switched_cost[group];
+        let share = self.margin_share();
+        let margin = share * current + self.switched_cost[group];
         if best == leader || marks[best] + margin >= current {
             return leader;
         }
@@ -419,7 +452,7 @@ impl Selection {
                 .unwrap_or(f64::INFINITY)
         };
         let damped_current = weighed(leader);
-        if weighed(best) + SWITCH_MARGIN * damped_current + self.switched_cost[group] + switch
+        if weighed(best) + share * damped_current + self.switched_cost[group] + switch
             < damped_current
         {
             best
@@ -432,8 +465,8 @@ impl Selection {
 /// The group `object` is followed in: 0 in [`Mode::Global`], its class otherwise.
 fn group_of(mode: Mode, class_of: &[u8], object: u32) -> usize {
     match mode {
-        Mode::Global => 0,
         Mode::PerClass => class_of.get(object as usize).map_or(0, |&c| usize::from(c)),
+        Mode::Global | Mode::Meta => 0,
     }
 }
 
@@ -523,7 +556,7 @@ impl Policy for Selection {
         self.judge(state);
         self.retry_refused(state);
         for group in 0..self.groups {
-            let occupied = self.mode == Mode::Global
+            let occupied = self.mode != Mode::PerClass
                 || self.run(0).is_some_and(|run| {
                     (0..run.state.tier_count()).any(|t| run.state.class_residents(group, t).0 > 0)
                 });
@@ -556,13 +589,22 @@ impl Policy for Selection {
     }
 
     fn notes(&self) -> Option<String> {
-        let led: Vec<String> = EXPERTS
+        let led: Vec<String> = self
+            .names
             .iter()
             .zip(&self.led)
             .filter(|(_, &windows)| windows > 0)
             .map(|(name, windows)| format!("{name} {windows}"))
             .collect();
+        let inner = |index: usize| self.run(index).and_then(|run| run.policy.notes());
         Some(match self.mode {
+            Mode::Meta => format!(
+                "windows led: {}; switches {}; global: {}; per class: {}",
+                led.join(", "),
+                self.switches,
+                inner(0).unwrap_or_default(),
+                inner(1).unwrap_or_default()
+            ),
             Mode::Global => format!(
                 "windows led: {}; switches {}",
                 led.join(", "),
