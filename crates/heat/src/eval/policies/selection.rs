@@ -30,14 +30,19 @@
 //!   A move the real replay refuses (minimum residency) is tried again at the first
 //!   boundary after the residency ends (a refusal counts once per move the leader wants).
 //! - **Predictions** ("read in the next window") are the forecast expert's.
-//! - **Per class** ([`Mode::PerClass`], policy `learned-per-class`): the same judgement and
-//!   hysteresis for each class of objects apart (reads so far in powers of two × two sizes,
-//!   known walk-forward: `eval/class_books.rs`), on the class's costs in each expert's
+//! - **Per class** ([`Mode::PerClass`], policy `learned-per-class`): the
+//!   same judgement and hysteresis for each class of objects apart (reads so far in powers
+//!   of two × two sizes, known walk-forward: `eval/class_books.rs`), with a margin of
+//!   [`CLASS_SWITCH_MARGIN`], on the class's costs in each expert's
 //!   replay (storage, reads, latency and moves of its objects, charged to the class an
 //!   object is in at the time, plus the class's tail and risk). An object follows its
 //!   class's leader; when a read moves it to a class with another leader, it is moved to
 //!   that leader's tier at once (when its tier differs). A switch of a class moves only
-//!   that class's objects. [`Mode::Global`] (`learned-global`) is one class for all.
+//!   that class's objects. [`Mode::Global`] (`learned-global`) is one class for all;
+//!   [`Mode::Meta`] (`learned`, and `learned-meta`) selects between the two as experts,
+//!   one leader for all objects: alone, per class cost 20% more than `lru` on the hand-made
+//!   bursts of `tests/select.rs` (each class learns apart), where the global selection
+//!   costs what `lru` costs.
 //!
 //! Memory: one replay per expert, each proportional to the objects; per class, one byte per
 //! object in each replay's slot and in the selection, and a few arrays per class.
@@ -145,7 +150,8 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// The selection on `config`'s tiers and prices, one leader for every object.
+    /// The selection on `config`'s tiers and prices, one leader for every object
+    /// ([`Mode::Global`], `learned-global`; `learned` is [`Mode::Meta`]).
     pub fn new(config: &TieringConfig) -> Result<Self, String> {
         Self::with_mode(config, Mode::Global)
     }
