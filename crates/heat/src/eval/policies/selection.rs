@@ -112,8 +112,9 @@ enum Expert {
     Running(Box<Run>),
 }
 
-/// The `learned` policy: the real placement follows the expert that costs least so far,
-/// for every object ([`Mode::Global`]) or per class of objects ([`Mode::PerClass`]).
+/// A selection among experts: the real placement follows the expert that costs least so
+/// far, for every object ([`Mode::Global`]) or per class of objects ([`Mode::PerClass`]);
+/// `learned` is [`Mode::Meta`], whose two experts are selections of the other two modes.
 pub struct Selection {
     prices: CostModel,
     experts: Vec<Expert>,
