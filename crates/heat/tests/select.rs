@@ -1,12 +1,14 @@
 //! The `learned` policy as online selection among experts (`eval/policies/selection.rs`):
-//! on a trace where one expert is far cheaper it costs about what that expert costs, and
-//! its decisions use only the past.
+//! on a trace where one expert is far cheaper it costs about what that expert costs, its
+//! decisions use only the past, and per class of objects it beats every expert alone when
+//! two classes favour two experts.
 
 mod eval_common;
 
 use eval_common::{read, run, two_tiers, Observed, GB};
+use strata_heat::eval::policies::learned::Learned;
 use strata_heat::eval::policies::make_policy;
-use strata_heat::eval::{CostModel, PolicyRun};
+use strata_heat::eval::{CostModel, Policy, PolicyRun};
 use strata_heat::trace::TraceRequest;
 use strata_heat::units::{DAY_MS, HOUR_MS, MINUTE_MS};
 
@@ -115,4 +117,73 @@ fn learned_decides_the_same_up_to_a_window_whether_or_not_the_trace_goes_on() {
     for (a, b) in without.iter().zip(&with_future) {
         assert_eq!(a, b, "the decision at {} ms", a.0);
     }
+}
+
+/// Two kinds of objects: `SMALL` objects of 1 kB, each read `SMALL_READS` times a day
+/// (the fast tier pays: a read on the slow tier misses the objective), and `LARGE`
+/// objects of 1 GB, each read once every 30 days (the slow tier pays: its storage is a
+/// third of the fast tier's and a rare read costs less than the difference).
+const SMALL: u32 = 10;
+const LARGE: u32 = 10;
+const SMALL_READS: i64 = 20;
+const DAYS: i64 = 180;
+
+fn two_kinds() -> (Vec<TraceRequest>, Vec<u64>) {
+    let mut requests = Vec::new();
+    for day in 0..DAYS {
+        for r in 0..SMALL_READS {
+            for object in 0..SMALL {
+                let at = day * DAY_MS + r * HOUR_MS + i64::from(object) * MINUTE_MS;
+                requests.push(read(at, object));
+            }
+        }
+        for object in 0..LARGE {
+            if day % 30 == i64::from(object) {
+                requests.push(read(day * DAY_MS + 23 * HOUR_MS, SMALL + object));
+            }
+        }
+    }
+    requests.sort_by_key(|r| r.time_ms);
+    let sizes = (0..SMALL + LARGE)
+        .map(|object| if object < SMALL { 1000 } else { GB })
+        .collect();
+    (requests, sizes)
+}
+
+#[test]
+fn learned_per_class_beats_every_expert_alone_when_two_classes_favour_two_experts() {
+    let config = two_tiers("", "");
+    let model = CostModel::new(&config);
+    let (requests, sizes) = two_kinds();
+    let mut names: Vec<&str> = BASELINES.to_vec();
+    let mut policies: Vec<Box<dyn Policy>> = names
+        .iter()
+        .map(|name| make_policy(name, &config).expect("policy"))
+        .collect();
+    names.push("forecast");
+    policies.push(Box::new(Learned::new(&config)));
+    for name in ["learned-global", "learned-per-class"] {
+        names.push(name);
+        policies.push(make_policy(name, &config).expect("policy"));
+    }
+    let runs = run(&config, DAY_MS, &requests, sizes, policies);
+    let costs: Vec<f64> = runs.iter().map(|run| total(run, &model)).collect();
+    let experts = BASELINES.len() + 1;
+    let per_class = costs[experts + 1];
+    // Each kind is placed best by a different expert: the small objects belong on the
+    // fast tier (static, which keeps everything on the slow one, is the worst there), the
+    // large ones on the slow tier (where static keeps them).
+    for (name, &cost) in names[..experts].iter().zip(&costs[..experts]) {
+        assert!(
+            per_class < 0.9 * cost,
+            "per class {per_class} against {name} {cost} (costs {costs:?})"
+        );
+    }
+    let global = costs[experts];
+    assert!(
+        per_class < global,
+        "per class {per_class} against the global selection {global} (costs {costs:?})"
+    );
+    let notes = runs[experts + 1].notes.clone().unwrap_or_default();
+    assert!(notes.contains("static"), "notes: {notes}");
 }

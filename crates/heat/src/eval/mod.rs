@@ -38,6 +38,7 @@
 //! Policies ([`policies`]): `static`, `seed003`, `s3-intelligent`, `lru`, `rules`, `oracle`;
 //! the `learned` policy of issue 11 plugs into the same [`Policy`] trait. Prices: [`crate::cost`].
 
+mod class_books;
 pub mod metrics;
 pub mod policies;
 mod replay;

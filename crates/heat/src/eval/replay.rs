@@ -14,6 +14,7 @@ use crate::placement::residency_holds;
 use crate::stats::Op;
 use crate::trace::{TraceRequest, DEFAULT_OBJECT_SIZE};
 
+use super::class_books::{class_of, ClassBooks, Entry};
 use super::metrics::Confusion;
 use super::{Policy, Predictions, TierIndex};
 use crate::cost::{Tally, TierTally};
@@ -86,6 +87,25 @@ struct Slot {
     start_window: u32,
     start_tier: u8,
     tier: u8,
+    /// Its class ([`super::class_books`]).
+    class: u8,
+    /// Reads so far.
+    reads: u32,
+}
+
+impl Slot {
+    /// The object as the class books see it, in `window`.
+    fn entry(&self, window: u32) -> Entry {
+        let counted = self.counted_window == window;
+        Entry {
+            class: self.class,
+            size: self.size,
+            tier: usize::from(self.tier),
+            placed_at_ms: self.placed_at_ms,
+            window_reads: if counted { self.window_reads } else { 0 },
+            window_writes: if counted { self.window_writes } else { 0 },
+        }
+    }
 }
 
 /// The state of one policy's replay: placements, counts, refusals. Policies read it and
@@ -127,6 +147,9 @@ pub struct ReplayState {
     /// For a replay run inside a policy ([`ReplayState::keep_journal`]): what a
     /// selection among replays needs without a scan of every object.
     journal: Option<Journal>,
+    /// Per-class books, for a replay run inside a per-class selection
+    /// ([`ReplayState::keep_classes`]).
+    classes: Option<Box<ClassBooks>>,
 }
 
 /// The moves of a replay since they were last taken, and per tier the reads and writes of
@@ -203,6 +226,7 @@ impl ReplayState {
             existing_at_start: 0,
             placed_byte_ms: vec![0; tiers],
             journal: None,
+            classes: None,
         }
     }
 
@@ -330,6 +354,9 @@ impl ReplayState {
         out.moved_out_bytes += u128::from(slot.size);
         self.tally.tiers[to].moves_in += 1;
         self.enter_tier(object, to);
+        if let Some(books) = &mut self.classes {
+            books.moved(slot.class, from, to, slot.size);
+        }
         if let Some(journal) = &mut self.journal {
             journal.moved.push(object);
         }
@@ -415,6 +442,44 @@ impl ReplayState {
         tally
     }
 
+    /// Keeps per-class books ([`super::class_books`]) from now on, for a replay run inside
+    /// a per-class selection (with its journal): [`ReplayState::class_mark`] reads them.
+    /// Call before the first request.
+    pub(super) fn keep_classes(&mut self) {
+        let tiers = self.tier_count();
+        self.classes
+            .get_or_insert_with(|| Box::new(ClassBooks::new(tiers)));
+    }
+
+    /// An object's class now ([`super::class_books::class_of`]), `None` for an id not seen.
+    pub(super) fn class_of(&self, object: u32) -> Option<u8> {
+        self.slots.get(object as usize).map(|slot| slot.class)
+    }
+
+    /// A class's objects on a tier now: how many, and their bytes (zero without per-class
+    /// books).
+    pub(super) fn class_residents(&self, class: usize, tier: TierIndex) -> (u64, u64) {
+        self.classes
+            .as_ref()
+            .map_or((0, 0), |books| books.residents(class, tier))
+    }
+
+    /// [`ReplayState::mark_to_market`] of one class's objects (empty counts without
+    /// per-class books).
+    pub(super) fn class_mark(&self, class: usize, tail_windows: u32, read_weight: f64) -> Tally {
+        let Some(books) = &self.classes else {
+            return Tally::new(self.tier_count());
+        };
+        let elapsed = if self.journal.as_ref().is_some_and(|j| j.active) {
+            self.window_elapsed()
+        } else {
+            0.0
+        };
+        let tail_ms = u128::from(tail_windows) * self.window_ms as u128;
+        let reads_times = f64::from(tail_windows) * read_weight;
+        books.mark(class, self.now_ms, tail_ms, reads_times, elapsed)
+    }
+
     /// The share of the current window elapsed, 0 to 1.
     fn window_elapsed(&self) -> f64 {
         if self.window_ms <= 0 {
@@ -440,6 +505,9 @@ impl ReplayState {
         if let Some(journal) = &mut self.journal {
             journal.count(slot, self.window, tier, true);
         }
+        if let Some(books) = &mut self.classes {
+            books.enter(&slot.entry(self.window));
+        }
     }
 
     /// Takes an object off its tier, charging its storage there up to now.
@@ -459,6 +527,9 @@ impl ReplayState {
         if let Some(journal) = &mut self.journal {
             journal.count(&slot, window, tier, false);
         }
+        if let Some(books) = &mut self.classes {
+            books.leave(&slot.entry(window), self.now_ms);
+        }
         self.resident_count[tier] -= 1;
         if self.keep_residents {
             let list = &mut self.residents[tier];
@@ -476,8 +547,9 @@ impl ReplayState {
         let index = object as usize;
         while self.slots.len() <= index {
             let id = self.slots.len();
+            let size = self.sizes.get(id).copied().unwrap_or(DEFAULT_OBJECT_SIZE);
             self.slots.push(Slot {
-                size: self.sizes.get(id).copied().unwrap_or(DEFAULT_OBJECT_SIZE),
+                size,
                 placed_at_ms: 0,
                 born_ms: 0,
                 pos: 0,
@@ -489,6 +561,8 @@ impl ReplayState {
                 start_window: NEVER,
                 start_tier: ABSENT,
                 tier: ABSENT,
+                class: class_of(0, size),
+                reads: 0,
             });
         }
         index
@@ -519,6 +593,25 @@ impl ReplayState {
             slot.counted_window = window;
             slot.window_reads = 0;
             slot.window_writes = 0;
+        }
+        // The request is charged to the class the object was in when it came; a read can
+        // then move it to the next class, its reads of the window with it.
+        let charged = slot.class;
+        if request.op == Op::Read {
+            slot.reads = slot.reads.saturating_add(1);
+            let class = class_of(slot.reads, slot.size);
+            if class != slot.class {
+                if let Some(books) = &mut self.classes {
+                    books.reclass(&slot.entry(window), class, self.now_ms);
+                }
+                slot.class = class;
+            }
+        }
+        if let Some(books) = &mut self.classes {
+            let read = request.op == Op::Read;
+            let bytes = u128::from(request.size.unwrap_or(slot.size));
+            let tier = usize::from(slot.tier);
+            books.serve([charged, slot.class], tier, read, bytes, slot.size);
         }
         if let Some(journal) = &mut self.journal {
             let counts = &mut journal.current[usize::from(slot.tier)];
@@ -608,6 +701,9 @@ impl ReplayState {
             std::mem::swap(&mut journal.current, &mut journal.last);
             journal.current.fill(TierTally::default());
             journal.active = false;
+        }
+        if let Some(books) = &mut self.classes {
+            books.open_window();
         }
     }
 

@@ -7,7 +7,7 @@
 //! | `s3-intelligent` | frequent → infrequent → archive-instant by idle time, back on access ([`s3_intelligent`]) | on the frequent tier |
 //! | `lru` | the first tier is an LRU cache ([`lru`]) | on the cache's tier |
 //! | `rules` | Strata's planner: spikes at ingest, periodic passes ([`rules`]) | classified hot |
-//! | `learned` | follows the expert that costs least so far, marked to market with the censoring tail, among the forecast placement and the five baselines, each a shadow replay ([`selection`]) | the forecast's |
+//! | `learned` | follows, walk-forward, one of two selections run as shadow replays: `learned-global` (one leader for all objects) and `learned-per-class` (one per class of objects: reads so far × size); each follows the expert that costs least so far, marked to market with the censoring tail, among the forecast placement and the five baselines, each a shadow replay of its own ([`selection`]); the two by name only | the forecast's |
 //! | (`forecast`, an expert of `learned`, not selectable) | each window, each object to its cheapest tier for its forecast reads and chance of a read (life table), a demotion waiting while a read is due before it pays; up at once on an access when the burst pays and its class's promotions have ([`learned`]) | forecast reads ≥ threshold |
 //! | `oracle` | the offline optimum's schedule, at window boundaries ([`oracle`]) | exactly the objects read |
 
@@ -50,7 +50,22 @@ pub fn make_policy(name: &str, config: &TieringConfig) -> Result<Box<dyn Policy>
         "s3-intelligent" => Box::new(s3_intelligent::S3Intelligent::new(config)),
         "lru" => Box::new(lru::Lru::new(config)),
         "rules" => Box::new(rules::RulesPolicy::new(config)?),
-        "learned" => Box::new(selection::Selection::new(config)?),
+        "learned" => Box::new(selection::Selection::with_mode(
+            config,
+            selection::Mode::Meta,
+        )?),
+        "learned-global" => Box::new(selection::Selection::with_mode(
+            config,
+            selection::Mode::Global,
+        )?),
+        "learned-per-class" => Box::new(selection::Selection::with_mode(
+            config,
+            selection::Mode::PerClass,
+        )?),
+        "learned-meta" => Box::new(selection::Selection::with_mode(
+            config,
+            selection::Mode::Meta,
+        )?),
         "oracle" => Box::new(oracle::Oracle::new()),
         other => return Err(unknown_policy(other)),
     })

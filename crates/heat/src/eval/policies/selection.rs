@@ -30,12 +30,27 @@
 //!   A move the real replay refuses (minimum residency) is tried again at the first
 //!   boundary after the residency ends (a refusal counts once per move the leader wants).
 //! - **Predictions** ("read in the next window") are the forecast expert's.
+//! - **Per class** ([`Mode::PerClass`], policy `learned-per-class`): the
+//!   same judgement and hysteresis for each class of objects apart (reads so far in powers
+//!   of two × two sizes, known walk-forward: `eval/class_books.rs`), with a margin of
+//!   [`CLASS_SWITCH_MARGIN`], on the class's costs in each expert's
+//!   replay (storage, reads, latency and moves of its objects, charged to the class an
+//!   object is in at the time, plus the class's tail and risk). An object follows its
+//!   class's leader; when a read moves it to a class with another leader, it is moved to
+//!   that leader's tier at once (when its tier differs). A switch of a class moves only
+//!   that class's objects. [`Mode::Global`] (`learned-global`) is one class for all;
+//!   [`Mode::Meta`] (`learned`, and `learned-meta`) selects between the two as experts,
+//!   one leader for all objects: alone, per class cost 20% more than `lru` on the hand-made
+//!   bursts of `tests/select.rs` (each class learns apart), where the global selection
+//!   costs what `lru` costs.
 //!
-//! Memory: one replay per expert, each proportional to the objects.
+//! Memory: one replay per expert, each proportional to the objects; per class, one byte per
+//! object in each replay's slot and in the selection, and a few arrays per class.
 
 use super::learned::{Learned, SCAN_REACH};
 use super::make_policy;
 use crate::config::TieringConfig;
+use crate::eval::class_books::{class_of, CLASSES};
 use crate::eval::replay::Run;
 use crate::eval::{
     CostModel, EvalError, MoveOutcome, Policy, Predictions, PrepareContext, ReplayState,
@@ -69,64 +84,117 @@ pub const JUDGE_EVERY: u32 = 64;
 /// whatever comes, its savings on reads only if the reads go on.
 pub const READ_WEIGHT: f64 = 0.5;
 
+/// How `learned` follows its experts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One leader for every object.
+    Global,
+    /// One leader per class of objects ([`crate::eval`]'s class books: reads so far in
+    /// powers of two × two sizes), each judged on its class's costs in every expert's replay.
+    PerClass,
+    /// One leader for every object, among two experts: the [`Mode::Global`] and the
+    /// [`Mode::PerClass`] selections, each a shadow replay of its own.
+    Meta,
+}
+
+/// The experts of [`Mode::Meta`].
+pub const META_EXPERTS: [&str; 2] = ["global", "per-class"];
+
+/// The share of a class's leader's mark by which another expert must be cheaper on the
+/// class to take its lead ([`Mode::PerClass`]): larger than [`SWITCH_MARGIN`], since with
+/// 16 classes × 6 experts a lead of 1% by chance is common (a 2% lead of `seed003` on one
+/// class of `cloudPhysicsIO.oracleGeneral` stretched to 180 days, then its archive read).
+pub const CLASS_SWITCH_MARGIN: f64 = 0.1;
+
 /// An expert before the replay starts, or its replay once started.
 enum Expert {
     Ready(Box<dyn Policy>),
     Running(Box<Run>),
 }
 
-/// The `learned` policy: the real placement follows the expert that costs least so far.
+/// A selection among experts: the real placement follows the expert that costs least so
+/// far, for every object ([`Mode::Global`]) or per class of objects ([`Mode::PerClass`]);
+/// `learned` is [`Mode::Meta`], whose two experts are selections of the other two modes.
 pub struct Selection {
     prices: CostModel,
     experts: Vec<Expert>,
-    leader: usize,
-    /// Windows each expert led.
+    /// The experts' names, in order.
+    names: &'static [&'static str],
+    mode: Mode,
+    /// Groups of objects judged apart: 1 ([`Mode::Global`]) or [`CLASSES`].
+    groups: usize,
+    /// Per group, the expert it follows.
+    leader: Vec<usize>,
+    /// Windows (per group) each expert led.
     led: Vec<u32>,
     switches: u32,
-    /// Objects the leader moved, being followed.
+    /// Objects an expert moved, being followed (a buffer).
     moved: Vec<u32>,
-    /// Objects moved by the other experts (discarded).
-    discarded: Vec<u32>,
     /// Objects whose move to the leader's tier was refused, retried at boundaries.
     refused: Vec<u32>,
-    /// Per expert, what a switch to it costs, as computed in the current window.
-    switch_costs: Vec<Option<f64>>,
-    /// Requests since the leader was last judged.
+    /// Per group and expert (`group * experts + expert`), what a switch of the group to the
+    /// expert costs, as computed in the current window.
+    switch_costs: Option<Vec<f64>>,
+    /// Requests since the leaders were last judged.
     since_judged: u32,
-    /// The expert that beat the leader at the last judgement, if one did.
-    challenger: Option<usize>,
-    /// What the switches so far were expected to cost in moves: a lead must exceed it too.
-    switched_cost: f64,
+    /// Per group, the expert that beat its leader at the last judgement, if one did.
+    challenger: Vec<Option<usize>>,
+    /// Per group, what its switches so far were expected to cost in moves: a lead must
+    /// exceed it too.
+    switched_cost: Vec<f64>,
     /// Window boundaries seen.
     boundaries: u32,
+    /// Per object, the class it is followed in ([`Mode::PerClass`] only).
+    class_of: Vec<u8>,
+    /// Objects that changed class and were moved to the new class's leader's tier.
+    reclass_moves: u64,
 }
 
 impl Selection {
-    /// The selection on `config`'s tiers and prices.
+    /// The selection on `config`'s tiers and prices, one leader for every object
+    /// ([`Mode::Global`], `learned-global`; `learned` is [`Mode::Meta`]).
     pub fn new(config: &TieringConfig) -> Result<Self, String> {
-        let mut experts = Vec::with_capacity(EXPERTS.len());
-        for name in EXPERTS {
-            let policy: Box<dyn Policy> = if name == "forecast" {
-                Box::new(Learned::new(config))
-            } else {
-                make_policy(name, config)?
+        Self::with_mode(config, Mode::Global)
+    }
+
+    /// The selection on `config`'s tiers and prices, following in `mode`.
+    pub fn with_mode(config: &TieringConfig, mode: Mode) -> Result<Self, String> {
+        let names: &'static [&'static str] = match mode {
+            Mode::Meta => &META_EXPERTS,
+            Mode::Global | Mode::PerClass => &EXPERTS,
+        };
+        let mut experts = Vec::with_capacity(names.len());
+        for &name in names {
+            let policy: Box<dyn Policy> = match (mode, name) {
+                (Mode::Meta, "global") => Box::new(Self::with_mode(config, Mode::Global)?),
+                (Mode::Meta, _) => Box::new(Self::with_mode(config, Mode::PerClass)?),
+                (_, "forecast") => Box::new(Learned::new(config)),
+                _ => make_policy(name, config)?,
             };
             experts.push(Expert::Ready(policy));
         }
+        let groups = match mode {
+            Mode::Global | Mode::Meta => 1,
+            Mode::PerClass => CLASSES,
+        };
         Ok(Selection {
             prices: CostModel::new(config),
+            led: vec![0; experts.len()],
             experts,
-            leader: 0,
-            led: vec![0; EXPERTS.len()],
+            names,
+            mode,
+            groups,
+            leader: vec![0; groups],
             switches: 0,
             moved: Vec::new(),
-            discarded: Vec::new(),
             refused: Vec::new(),
-            switch_costs: vec![None; EXPERTS.len()],
+            switch_costs: None,
             since_judged: 0,
-            challenger: None,
-            switched_cost: 0.0,
+            challenger: vec![None; groups],
+            switched_cost: vec![0.0; groups],
             boundaries: 0,
+            class_of: Vec::new(),
+            reclass_moves: 0,
         })
     }
 
@@ -142,32 +210,29 @@ impl Selection {
         running(&self.experts, index)
     }
 
-    /// Moves the objects the leader moved since the last call to the leader's tier in
-    /// `outer`; forgets the other experts' moves.
+    /// The group an object is followed in.
+    fn group(&self, object: u32) -> usize {
+        group_of(self.mode, &self.class_of, object)
+    }
+
+    /// Moves the objects each expert moved since the last call, where the expert leads the
+    /// object's group, to the expert's tier in `outer`; forgets the other moves.
     fn follow(&mut self, outer: &mut ReplayState) {
-        let leader = self.leader;
-        let (mut moved, mut discarded) = (
-            std::mem::take(&mut self.moved),
-            std::mem::take(&mut self.discarded),
-        );
-        for (index, run) in self.runs().enumerate() {
-            let into = if index == leader {
-                &mut moved
-            } else {
-                &mut discarded
+        let mut moved = std::mem::take(&mut self.moved);
+        for (index, expert) in self.experts.iter_mut().enumerate() {
+            let Expert::Running(run) = expert else {
+                continue;
             };
-            run.state.take_moves(into);
-        }
-        discarded.clear();
-        self.discarded = discarded;
-        if let Some(run) = running(&self.experts, leader) {
+            run.state.take_moves(&mut moved);
             for &object in &moved {
-                if !sync_object(outer, &run.state, object) {
+                let group = group_of(self.mode, &self.class_of, object);
+                if self.leader.get(group) == Some(&index) && !sync_object(outer, &run.state, object)
+                {
                     self.refused.push(object);
                 }
             }
+            moved.clear();
         }
-        moved.clear();
         self.moved = moved;
     }
 
@@ -175,77 +240,128 @@ impl Selection {
     /// them no longer holds: a refusal is counted once per move the leader wants, not at
     /// every boundary it waits.
     fn retry_refused(&mut self, outer: &mut ReplayState) {
-        let Some(run) = running(&self.experts, self.leader) else {
-            return;
-        };
-        let refused = &mut self.refused;
+        let mut refused = std::mem::take(&mut self.refused);
         refused.sort_unstable();
         refused.dedup();
         refused.retain(|&object| {
+            let Some(run) = self
+                .leader
+                .get(self.group(object))
+                .and_then(|&l| self.run(l))
+            else {
+                return false;
+            };
             let waiting = run
                 .state
                 .tier_of(object)
                 .is_some_and(|want| outer.residency_refuses(object, want));
             waiting || !sync_object(outer, &run.state, object)
         });
+        self.refused = refused;
     }
 
-    /// Brings every object of `outer` to the leader's tier.
-    fn sync_all(&mut self, outer: &mut ReplayState) {
-        self.follow(outer);
-        self.refused.clear();
-        let Some(run) = self.run(self.leader) else {
-            return;
-        };
-        let mut refused = Vec::new();
-        for object in 0..outer.objects() {
-            if !sync_object(outer, &run.state, object) {
-                refused.push(object);
+    /// Brings every object of `group` in `outer` to its leader's tier.
+    fn sync_group(&mut self, outer: &mut ReplayState, group: usize) {
+        let mut refused = std::mem::take(&mut self.refused);
+        refused.retain(|&object| self.group(object) != group);
+        if let Some(run) = self.leader.get(group).and_then(|&l| self.run(l)) {
+            for object in 0..outer.objects() {
+                if self.group(object) == group && !sync_object(outer, &run.state, object) {
+                    refused.push(object);
+                }
             }
         }
         self.refused = refused;
     }
 
-    /// Judges the leader, then follows it: its moves since the last call, or every object
-    /// after a change of leader.
-    fn judge(&mut self, outer: &mut ReplayState) {
-        self.since_judged = 0;
-        let best = self.choose_leader(outer);
-        if best == self.leader {
-            self.challenger = None;
-            self.follow(outer);
-        } else if self.challenger != Some(best) {
-            self.challenger = Some(best);
-            self.follow(outer);
-        } else {
-            self.switched_cost += self.switch_costs[best].unwrap_or(0.0);
-            self.leader = best;
-            self.challenger = None;
-            self.switches += 1;
-            self.switch_costs.fill(None);
-            self.sync_all(outer);
+    /// After a request of `object`: if its class changed, it follows its new class's
+    /// leader from now on, moved to that leader's tier.
+    fn reclass(&mut self, outer: &mut ReplayState, object: u32) {
+        if self.mode != Mode::PerClass {
+            return;
+        }
+        let Some(class) = self.run(0).and_then(|run| run.state.class_of(object)) else {
+            return;
+        };
+        let index = object as usize;
+        if self.class_of.len() <= index {
+            self.class_of.resize(index + 1, class);
+        }
+        let old = usize::from(std::mem::replace(&mut self.class_of[index], class));
+        let new = usize::from(class);
+        let (Some(&was), Some(&now)) = (self.leader.get(old), self.leader.get(new)) else {
+            return;
+        };
+        if was == now {
+            return;
+        }
+        let Some(run) = running(&self.experts, now) else {
+            return;
+        };
+        if outer.tier_of(object) != run.state.tier_of(object) {
+            self.reclass_moves += 1;
+            if !sync_object(outer, &run.state, object) {
+                self.refused.push(object);
+            }
         }
     }
 
-    /// Each running expert's mark-to-market cost, in dollars.
-    fn marks(&self, read_weight: f64) -> Vec<f64> {
-        (0..self.experts.len())
-            .map(|index| {
-                self.run(index).map_or(f64::INFINITY, |run| {
-                    let tally = run.state.mark_to_market(TAIL_WINDOWS, read_weight);
-                    self.prices.price(&tally).total() + self.unseen_read_risk(&run.state)
-                })
-            })
-            .collect()
+    /// Judges each group's leader, then follows the leaders: their moves since the last
+    /// call, and every object of a group whose leader changed.
+    fn judge(&mut self, outer: &mut ReplayState) {
+        self.since_judged = 0;
+        let marks = self.marks(1.0);
+        let mut damped = None;
+        for group in 0..self.groups {
+            let best = self.choose_leader(outer, group, &marks, &mut damped);
+            if best == self.leader[group] {
+                self.challenger[group] = None;
+            } else if self.challenger[group] != Some(best) {
+                self.challenger[group] = Some(best);
+            } else {
+                let cost = self.switch_cost(outer, group, best);
+                self.switched_cost[group] += cost;
+                self.leader[group] = best;
+                self.challenger[group] = None;
+                self.switches += 1;
+                self.switch_costs = None;
+                self.sync_group(outer, group);
+            }
+        }
+        self.follow(outer);
     }
 
-    /// What the reads of an event not seen yet would cost over the tail on a placement:
-    /// each object read in each tail window with the chance the forecast expert never goes
-    /// below ([`SCAN_REACH`] / (n + 2) after `n` windows), on the tier it is on. Why: the
-    /// tail of a mark takes an object idle in the last window as idle for ever, so a placement
-    /// that archives looks cheapest right until a scan reads the archive (seen on
-    /// `cache2k_web07`, `lirs_multi1` and both `cloudPhysicsIO` files stretched to 180 days).
-    fn unseen_read_risk(&self, state: &ReplayState) -> f64 {
+    /// Each group's mark-to-market cost under each running expert, in dollars
+    /// (`group * experts + expert`).
+    fn marks(&self, read_weight: f64) -> Vec<f64> {
+        let experts = self.experts.len();
+        let mut marks = vec![f64::INFINITY; self.groups * experts];
+        for expert in 0..experts {
+            let Some(run) = self.run(expert) else {
+                continue;
+            };
+            for group in 0..self.groups {
+                let tally = match self.mode {
+                    Mode::PerClass => run.state.class_mark(group, TAIL_WINDOWS, read_weight),
+                    Mode::Global | Mode::Meta => {
+                        run.state.mark_to_market(TAIL_WINDOWS, read_weight)
+                    }
+                };
+                marks[group * experts + expert] =
+                    self.prices.price(&tally).total() + self.unseen_read_risk(&run.state, group);
+            }
+        }
+        marks
+    }
+
+    /// What the reads of an event not seen yet would cost over the tail on a placement of
+    /// a group: each object read in each tail window with the chance the forecast expert
+    /// never goes below ([`SCAN_REACH`] / (n + 2) after `n` windows), on the tier it is
+    /// on. Why: the tail of a mark takes an object idle in the last window as idle for
+    /// ever, so a placement that archives looks cheapest right until a scan reads the
+    /// archive (seen on `cache2k_web07`, `lirs_multi1` and both `cloudPhysicsIO` files
+    /// stretched to 180 days).
+    fn unseen_read_risk(&self, state: &ReplayState, group: usize) -> f64 {
         let chance = SCAN_REACH / (f64::from(self.boundaries) + 2.0);
         let per_tier: f64 = self
             .prices
@@ -253,62 +369,111 @@ impl Selection {
             .iter()
             .enumerate()
             .map(|(tier, p)| {
-                state.resident_count(tier) as f64 * read_cost(&self.prices, p, 0.0)
-                    + state.used_bytes(tier) as f64 * (p.retrieval_per_byte + p.egress_per_byte)
+                let (count, used) = match self.mode {
+                    Mode::PerClass => state.class_residents(group, tier),
+                    Mode::Global | Mode::Meta => {
+                        (state.resident_count(tier), state.used_bytes(tier))
+                    }
+                };
+                count as f64 * read_cost(&self.prices, p, 0.0)
+                    + used as f64 * (p.retrieval_per_byte + p.egress_per_byte)
             })
             .sum();
         chance * f64::from(TAIL_WINDOWS) * per_tier
     }
 
-    /// What moving every object of `outer` to `expert`'s tier would cost.
-    fn switch_cost(&self, outer: &ReplayState, expert: usize) -> f64 {
-        let Some(run) = self.run(expert) else {
-            return f64::INFINITY;
-        };
-        let tiers = &self.prices.tiers;
-        (0..outer.objects())
-            .filter_map(|object| {
-                let (from, to) = (outer.tier_of(object)?, run.state.tier_of(object)?);
-                (from != to).then(|| {
-                    let (source, target) = (&tiers[from], &tiers[to]);
-                    outer.size(object) as f64 * (source.retrieval_per_byte + source.egress_per_byte)
-                        + source.per_request
-                        + target.per_request
-                })
-            })
-            .sum()
+    /// What moving every object of `group` in `outer` to `expert`'s tier would cost; the
+    /// costs of every group and expert are computed in one scan, once a window.
+    fn switch_cost(&mut self, outer: &ReplayState, group: usize, expert: usize) -> f64 {
+        let experts = self.experts.len();
+        if self.switch_costs.is_none() {
+            let mut costs = vec![0.0; self.groups * experts];
+            let tiers = &self.prices.tiers;
+            for object in 0..outer.objects() {
+                let Some(from) = outer.tier_of(object) else {
+                    continue;
+                };
+                let base = self.group(object) * experts;
+                for (index, cost) in costs[base..base + experts].iter_mut().enumerate() {
+                    let Some(to) = self.run(index).and_then(|run| run.state.tier_of(object)) else {
+                        continue;
+                    };
+                    if from != to {
+                        let (source, target) = (&tiers[from], &tiers[to]);
+                        *cost += outer.size(object) as f64
+                            * (source.retrieval_per_byte + source.egress_per_byte)
+                            + source.per_request
+                            + target.per_request;
+                    }
+                }
+            }
+            self.switch_costs = Some(costs);
+        }
+        self.switch_costs
+            .as_ref()
+            .and_then(|costs| costs.get(group * experts + expert))
+            .copied()
+            .unwrap_or(f64::INFINITY)
     }
 
-    /// The expert to lead from now on (hysteresis: see the module's doc); the cost of a
-    /// switch is computed once a window per expert.
-    fn choose_leader(&mut self, outer: &ReplayState) -> usize {
-        let marks = self.marks(1.0);
-        let Some(best) = (0..marks.len()).min_by(|&a, &b| marks[a].total_cmp(&marks[b])) else {
-            return self.leader;
-        };
-        let current = marks.get(self.leader).copied().unwrap_or(f64::INFINITY);
-        let margin = SWITCH_MARGIN * current + self.switched_cost;
-        if best == self.leader || marks[best] + margin >= current {
-            return self.leader;
+    /// The share of a leader's mark by which a challenger must be cheaper.
+    fn margin_share(&self) -> f64 {
+        match self.mode {
+            Mode::PerClass => CLASS_SWITCH_MARGIN,
+            Mode::Global | Mode::Meta => SWITCH_MARGIN,
         }
-        let switch = match self.switch_costs[best] {
-            Some(cost) => cost,
-            None => {
-                let cost = self.switch_cost(outer, best);
-                self.switch_costs[best] = Some(cost);
-                cost
-            }
+    }
+
+    /// The expert to lead `group` from now on (hysteresis: see the module's doc); `damped`
+    /// are the marks with the tail's reads at [`READ_WEIGHT`], computed when first needed.
+    fn choose_leader(
+        &mut self,
+        outer: &ReplayState,
+        group: usize,
+        marks: &[f64],
+        damped: &mut Option<Vec<f64>>,
+    ) -> usize {
+        let experts = self.experts.len();
+        let leader = self.leader[group];
+        let Some(marks) = marks.get(group * experts..(group + 1) * experts) else {
+            return leader;
         };
-        let damped = self.marks(READ_WEIGHT);
-        let damped_current = damped.get(self.leader).copied().unwrap_or(f64::INFINITY);
-        if marks[best] + margin + switch < current
-            && damped[best] + SWITCH_MARGIN * damped_current + self.switched_cost + switch
-                < damped_current
+        let Some(best) = (0..marks.len()).min_by(|&a, &b| marks[a].total_cmp(&marks[b])) else {
+            return leader;
+        };
+        let current = marks.get(leader).copied().unwrap_or(f64::INFINITY);
+        let share = self.margin_share();
+        let margin = share * current + self.switched_cost[group];
+        if best == leader || marks[best] + margin >= current {
+            return leader;
+        }
+        let switch = self.switch_cost(outer, group, best);
+        if marks[best] + margin + switch >= current {
+            return leader;
+        }
+        let damped = damped.get_or_insert_with(|| self.marks(READ_WEIGHT));
+        let weighed = |expert: usize| {
+            damped
+                .get(group * experts + expert)
+                .copied()
+                .unwrap_or(f64::INFINITY)
+        };
+        let damped_current = weighed(leader);
+        if weighed(best) + share * damped_current + self.switched_cost[group] + switch
+            < damped_current
         {
             best
         } else {
-            self.leader
+            leader
         }
+    }
+}
+
+/// The group `object` is followed in: 0 in [`Mode::Global`], its class otherwise.
+fn group_of(mode: Mode, class_of: &[u8], object: u32) -> usize {
+    match mode {
+        Mode::PerClass => class_of.get(object as usize).map_or(0, |&c| usize::from(c)),
+        Mode::Global | Mode::Meta => 0,
     }
 }
 
@@ -348,11 +513,18 @@ impl Policy for Selection {
                 context.window_ms,
             );
             state.keep_journal();
+            if self.mode == Mode::PerClass {
+                state.keep_classes();
+            }
             let mut run = Run::new(policy, state);
             if index == 0 {
                 run.keep_predictions();
             }
             *expert = Expert::Running(Box::new(run));
+        }
+        if self.mode == Mode::PerClass {
+            let sizes = &context.summary.sizes;
+            self.class_of = sizes.iter().map(|&size| class_of(0, size)).collect();
         }
         Ok(())
     }
@@ -373,6 +545,7 @@ impl Policy for Selection {
         for run in self.runs() {
             run.request(request);
         }
+        self.reclass(state, request.object);
         self.since_judged += 1;
         if self.since_judged >= JUDGE_EVERY {
             self.judge(state);
@@ -385,12 +558,18 @@ impl Policy for Selection {
         for run in self.runs() {
             run.advance_to(now_ms);
         }
-        self.switch_costs.fill(None);
+        self.switch_costs = None;
         self.boundaries = self.boundaries.saturating_add(1);
         self.judge(state);
         self.retry_refused(state);
-        if let Some(led) = self.led.get_mut(self.leader) {
-            *led += 1;
+        for group in 0..self.groups {
+            let occupied = self.mode != Mode::PerClass
+                || self.run(0).is_some_and(|run| {
+                    (0..run.state.tier_count()).any(|t| run.state.class_residents(group, t).0 > 0)
+                });
+            if let Some(led) = self.led.get_mut(self.leader[group]).filter(|_| occupied) {
+                *led += 1;
+            }
         }
         if let Some(forecast) = self.run(0) {
             for &object in forecast.predicted() {
@@ -417,16 +596,33 @@ impl Policy for Selection {
     }
 
     fn notes(&self) -> Option<String> {
-        let led: Vec<String> = EXPERTS
+        let led: Vec<String> = self
+            .names
             .iter()
             .zip(&self.led)
             .filter(|(_, &windows)| windows > 0)
             .map(|(name, windows)| format!("{name} {windows}"))
             .collect();
-        Some(format!(
-            "windows led: {}; switches {}",
-            led.join(", "),
-            self.switches
-        ))
+        let inner = |index: usize| self.run(index).and_then(|run| run.policy.notes());
+        Some(match self.mode {
+            Mode::Meta => format!(
+                "windows led: {}; switches {}; global: {}; per class: {}",
+                led.join(", "),
+                self.switches,
+                inner(0).unwrap_or_default(),
+                inner(1).unwrap_or_default()
+            ),
+            Mode::Global => format!(
+                "windows led: {}; switches {}",
+                led.join(", "),
+                self.switches
+            ),
+            Mode::PerClass => format!(
+                "per class; class-windows led: {}; switches {}; moved on a change of class {}",
+                led.join(", "),
+                self.switches,
+                self.reclass_moves
+            ),
+        })
     }
 }
