@@ -40,7 +40,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// `all`, or policy names separated by commas: static, seed003, s3-intelligent, lru,
-    /// rules, learned, oracle.
+    /// rules, learned, oracle (and learned's two halves by name only: learned-global,
+    /// learned-per-class).
     #[arg(long, default_value = "all")]
     pub policy: String,
     /// Multiplies the trace's clock (a trace without a clock: seconds per request), so a
