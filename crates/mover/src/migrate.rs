@@ -11,6 +11,8 @@
 //! the chunk values and the staged copy is published under its final name, unless its
 //! source changed meanwhile ([`crate::settle`]: then it is copied again, in a later round
 //! of the same run). The dataset manifest is written last, once every file is in place.
+//! Small files between two local stores skip the chunk pipeline: they are staged in
+//! batches, one blocking call per batch ([`crate::small`]), and checked the same way.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
