@@ -180,3 +180,119 @@ fn stat_now(from: &Path, file: &SmallFile) -> Result<Option<Entry>, StoreError> 
         Err(e) => Err(StoreError::from_io(from.display().to_string(), e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::{FaultEffect, FaultOp, FaultPlan, FaultRule};
+    use crate::{PendingPublish, StoreUri};
+
+    async fn open(path: &Path) -> Store {
+        let uri = StoreUri::parse(path.to_str().unwrap()).unwrap();
+        let store = Store::open(&uri, &crate::S3Options::default())
+            .await
+            .unwrap();
+        store.ensure_root().await.unwrap();
+        store
+    }
+
+    fn small(path: &str, size: u64) -> SmallFile {
+        SmallFile {
+            path: path.into(),
+            size,
+        }
+    }
+
+    fn staging_files(root: &Path) -> usize {
+        fs::read_dir(root.join(".strata/staging"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_batch_stages_files_that_publish_in_a_group_and_reports_each_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        fs::create_dir_all(src.join("a/b")).unwrap();
+        fs::write(src.join("a/b/one"), b"first file").unwrap();
+        fs::write(src.join("two"), b"").unwrap();
+        let (from, to) = (open(&src).await, open(&dst).await);
+        assert!(to.stages_small_files_from(&from));
+        let files = vec![small("a/b/one", 10), small("missing", 3), small("two", 0)];
+        let staged = to
+            .stage_small_files(&from, files, ReadBack::Cache)
+            .await
+            .unwrap();
+        let error = staged[1].as_ref().unwrap_err().to_string();
+        assert!(error.contains("missing"), "{error}");
+        assert_eq!(
+            staging_files(&dst),
+            2,
+            "the failed file left nothing staged"
+        );
+        let mut pending = Vec::new();
+        let expected = [
+            ("a/b/one", &b"first file"[..]),
+            ("missing", b""),
+            ("two", b""),
+        ];
+        for (result, (path, content)) in staged.into_iter().zip(expected) {
+            let Ok(staged) = result else { continue };
+            assert_eq!(staged.sent, *blake3::hash(content).as_bytes());
+            assert_eq!(staged.read_back, Some(staged.sent));
+            assert_eq!(staged.source_now.unwrap().size, content.len() as u64);
+            assert!(
+                !dst.join(path).exists(),
+                "nothing visible before publishing"
+            );
+            pending.push(PendingPublish {
+                upload: staged.upload,
+                mtime: None,
+                mode: Some(0o640),
+            });
+        }
+        let published = Upload::publish_group(pending).await;
+        assert!(published.iter().all(Result::is_ok), "{published:?}");
+        assert_eq!(fs::read(dst.join("a/b/one")).unwrap(), b"first file");
+        assert_eq!(fs::read(dst.join("two")).unwrap(), b"");
+        assert_eq!(staging_files(&dst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_directory_in_the_way_fails_the_publish_and_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        fs::create_dir_all(&src).unwrap();
+        fs::write(src.join("x"), b"bytes").unwrap();
+        fs::create_dir_all(dst.join("x/inside")).unwrap();
+        let (from, to) = (open(&src).await, open(&dst).await);
+        let mut staged = to
+            .stage_small_files(&from, vec![small("x", 5)], ReadBack::Nothing)
+            .await
+            .unwrap();
+        let staged = staged.remove(0).unwrap();
+        assert_eq!(staged.read_back, None);
+        let error = staged.upload.publish(None, None).await.unwrap_err();
+        assert!(
+            error.to_string().contains("directory is in the way"),
+            "{error}"
+        );
+        assert!(dst.join("x/inside").is_dir(), "the directory is left alone");
+    }
+
+    #[tokio::test]
+    async fn layered_stores_are_not_batched() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (
+            open(&dir.path().join("src")).await,
+            open(&dir.path().join("dst")).await,
+        );
+        let rule = FaultRule::new(FaultOp::Put, FaultEffect::Error { retryable: false }).unwrap();
+        let faulty = to.clone().with_faults(FaultPlan::new().rule(rule));
+        assert!(!faulty.stages_small_files_from(&from));
+        let answer = faulty
+            .stage_small_files(&from, vec![small("x", 1)], ReadBack::Cache)
+            .await;
+        assert!(answer.is_none());
+    }
+}
