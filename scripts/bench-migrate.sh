@@ -84,8 +84,11 @@ time_one() {
         exit 1
     fi
     end=$(date +%s.%N)
-    echo "$(echo "$end - $start" | bc -l) $(cat "$WORK/rss")"
+    # Clean up before answering: the caller reads this function's output through a process
+    # substitution and starts the next tool as soon as the line arrives, so a removal after
+    # it would run during the next tool's timed run.
     rm -rf "$dst" "$dst.db"*
+    echo "$(echo "$end - $start" | bc -l) $(cat "$WORK/rss")"
 }
 
 # median / min / max of the numbers on stdin

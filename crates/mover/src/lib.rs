@@ -35,6 +35,7 @@ mod publisher;
 mod recorder;
 pub mod retry;
 pub mod settle;
+pub mod small;
 pub mod source;
 pub mod verify;
 pub mod write_check;

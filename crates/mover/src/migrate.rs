@@ -11,6 +11,8 @@
 //! the chunk values and the staged copy is published under its final name, unless its
 //! source changed meanwhile ([`crate::settle`]: then it is copied again, in a later round
 //! of the same run). The dataset manifest is written last, once every file is in place.
+//! Small files between two local stores skip the chunk pipeline: they are staged in
+//! batches, one blocking call per batch ([`crate::small`]), and checked the same way.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,6 +38,7 @@ use crate::retry::retry_store;
 use crate::settle::{
     look_again, modified_within, vanished_message, Now, SettleOptions, SourceFile, Waiting,
 };
+use crate::small::{copy_small_batch, fits_batch, SMALL_BATCH};
 use crate::source::{read_exact, DatasetSource, RangeRead};
 use crate::verify::hash_stored_file;
 use crate::write_check::WriteCheck;
@@ -119,8 +122,12 @@ pub async fn migrate(
     }
     let existing = Arc::new(existing);
     let recorder = Recorder::start(catalog.clone(), plan.job);
+    let small_batches = source
+        .plain()
+        .is_some_and(|from| destination.stages_small_files_from(from));
     let run = Run {
         existing,
+        small_batches,
         publisher: None,
         source: source.clone(),
         destination: destination.clone(),
@@ -201,18 +208,20 @@ pub async fn migrate(
 #[derive(Clone)]
 pub(crate) struct Run {
     /// Where finished small files go for group commit (`None` inside the publisher).
-    publisher: Option<mpsc::Sender<Publishing>>,
+    pub(crate) publisher: Option<mpsc::Sender<Publishing>>,
     /// Sizes of the files already at the destination, listed once at the start (one
     /// listing instead of a stat, or an S3 HEAD, per file).
     existing: Arc<HashMap<String, u64>>,
-    source: DatasetSource,
-    destination: Store,
-    options: MigrateOptions,
-    progress: Arc<Progress>,
+    /// Small files are staged in batches ([`crate::small`]): both stores are bare local.
+    small_batches: bool,
+    pub(crate) source: DatasetSource,
+    pub(crate) destination: Store,
+    pub(crate) options: MigrateOptions,
+    pub(crate) progress: Arc<Progress>,
     records: mpsc::Sender<Record>,
     stop: Arc<AtomicBool>,
     fatal: Arc<Mutex<Option<StoreError>>>,
-    chunks_resent: Arc<AtomicU64>,
+    pub(crate) chunks_resent: Arc<AtomicU64>,
 }
 
 /// What happened to one file.
@@ -252,8 +261,31 @@ enum Work {
     },
     /// The destination already has a file of the same size: compare before touching it.
     Compare(SourceFile),
+    /// A small file to stage with its neighbours ([`crate::small`]).
+    Small(SourceFile),
+    /// Small files staged together.
+    SmallBatch(Vec<SourceFile>),
     /// Nothing to do for this file.
     Done(Outcome),
+}
+
+/// Gathers the small files among `works` into one batch (the other work as it was).
+fn batch_small(works: Vec<Work>) -> Vec<Work> {
+    let mut batch = Vec::new();
+    let mut out: Vec<Work> = works
+        .into_iter()
+        .filter_map(|work| match work {
+            Work::Small(file) => {
+                batch.push(file);
+                None
+            }
+            other => Some(other),
+        })
+        .collect();
+    if !batch.is_empty() {
+        out.push(Work::SmallBatch(batch));
+    }
+    out
 }
 
 /// Run the plan, then, round after round, the files that waited for their source to stop
@@ -322,6 +354,8 @@ async fn execute(
                 async move { prepare_file(&run, file, chunk_size, &verified).await }
             })
             .flat_map(stream::iter)
+            .ready_chunks(SMALL_BATCH)
+            .flat_map(|works| stream::iter(batch_small(works)))
     };
     producer
         .map(|work| {
@@ -329,15 +363,19 @@ async fn execute(
             async move {
                 match work {
                     Work::Chunk { file, index, known } => {
-                        copy_chunk(&run, file, index, known).await
+                        Vec::from_iter(copy_chunk(&run, file, index, known).await)
                     }
-                    Work::Compare(file) => compare_or_replace(&run, file, chunk_size).await,
-                    Work::Done(outcome) => Some(outcome),
+                    Work::Compare(file) => {
+                        Vec::from_iter(compare_or_replace(&run, file, chunk_size).await)
+                    }
+                    Work::Small(file) => Vec::from_iter(copy_alone(&run, file, chunk_size).await),
+                    Work::SmallBatch(files) => copy_small_batch(&run, files, chunk_size).await,
+                    Work::Done(outcome) => vec![outcome],
                 }
             }
         })
         .buffer_unordered(run.options.jobs)
-        .filter_map(|outcome| async move { outcome })
+        .flat_map(stream::iter)
         .collect()
         .await
 }
@@ -362,18 +400,51 @@ async fn prepare_file(
     if !file.settled && modified_within(&record.planned, settle, SystemTime::now()) {
         return vec![Work::Done(Outcome::Deferred(file))];
     }
-    let layout = layout(chunk_size, record.planned.size);
     let known = verified.get(&record.planned.index);
-    let path = record.planned.path.clone();
+    let path = &record.planned.path;
     // A file already under its final name (another copy, or ours published just before a
     // crash) is compared, never blindly replaced.
-    match run.existing.get(&path) {
+    match run.existing.get(path) {
         Some(&size) if size == record.planned.size => return vec![Work::Compare(file)],
         Some(_) if !run.options.overwrite => {
-            return vec![fail(run, record, exists_message(&run.destination, &path))];
+            return vec![fail(run, record, exists_message(&run.destination, path))];
         }
         _ => {}
     }
+    if run.small_batches && known.is_none() && fits_batch(record, chunk_size) {
+        return vec![Work::Small(file)];
+    }
+    begin_file(run, file, chunk_size, known).await
+}
+
+/// Copies one file alone on the pipeline, its chunks one after another in this task (a
+/// small file its batch could not take); its outcome.
+pub(crate) async fn copy_alone(run: &Run, file: SourceFile, chunk_size: u64) -> Option<Outcome> {
+    if run.is_stopped() {
+        return Some(Outcome::NotAttempted);
+    }
+    let mut outcome = None;
+    for work in begin_file(run, file, chunk_size, None).await {
+        outcome = match work {
+            Work::Chunk { file, index, known } => copy_chunk(run, file, index, known).await,
+            Work::Done(done) => Some(done),
+            _ => None,
+        };
+    }
+    outcome
+}
+
+/// Starts the upload of `file` and turns it into chunk work (`known`: the chunks a crashed
+/// run verified, re-checked if their staged bytes survived).
+async fn begin_file(
+    run: &Run,
+    file: SourceFile,
+    chunk_size: u64,
+    known: Option<&HashMap<u64, ChunkValue>>,
+) -> Vec<Work> {
+    let record = &file.record;
+    let layout = layout(chunk_size, record.planned.size);
+    let path = record.planned.path.clone();
     let upload = match run
         .destination
         .begin_upload(&path, record.planned.size, known.is_some())
@@ -418,7 +489,7 @@ fn fail(run: &Run, record: &FileRecord, error: String) -> Work {
     Work::Done(record_failure(run, record, error))
 }
 
-fn record_failure(run: &Run, record: &FileRecord, error: String) -> Outcome {
+pub(crate) fn record_failure(run: &Run, record: &FileRecord, error: String) -> Outcome {
     Progress::add(&run.progress.files_failed, 1);
     run.progress
         .message(format!("error: {}: {error}", record.planned.path));
@@ -711,12 +782,7 @@ async fn finish_file(run: &Run, file: &FileCopy) -> Outcome {
             );
         }
     }
-    let mtime = file
-        .record
-        .planned
-        .mtime_ns
-        .and_then(|ns| u64::try_from(ns).ok())
-        .map(|ns| UNIX_EPOCH + Duration::from_nanos(ns));
+    let mtime = planned_mtime(&file.record);
     if let (true, Some(publisher)) = (file.layout.is_single_chunk(), &run.publisher) {
         let publishing = Publishing {
             upload,
@@ -739,6 +805,15 @@ async fn finish_file(run: &Run, file: &FileCopy) -> Outcome {
     record_done(run, &file.record, hash).await
 }
 
+/// The modification time the plan recorded for a file.
+pub(crate) fn planned_mtime(record: &FileRecord) -> Option<SystemTime> {
+    record
+        .planned
+        .mtime_ns
+        .and_then(|ns| u64::try_from(ns).ok())
+        .map(|ns| UNIX_EPOCH + Duration::from_nanos(ns))
+}
+
 /// Bytes of `file` counted done so far (its chunks with a value).
 fn counted_bytes(file: &FileCopy) -> u64 {
     let values = file.values.lock().map(|v| v.clone()).unwrap_or_default();
@@ -759,6 +834,11 @@ pub(crate) async fn record_done(run: &Run, record: &FileRecord, hash: ChunkValue
 }
 
 impl Run {
+    /// Whether the run was stopped (an error that hits every file).
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
     /// See [`store_outcome`].
     pub(crate) fn store_outcome(&self, record: &FileRecord, error: StoreError) -> Outcome {
         store_outcome(self, record, error)

@@ -83,6 +83,12 @@ pub(crate) trait Backend: Access {
         None
     }
 
+    /// The local backend itself, for calls that work on its files directly
+    /// ([`crate::small`]).
+    fn as_local(&self) -> Option<&crate::local::LocalStore> {
+        None
+    }
+
     /// This backend with an OpenDAL [`ThrottleLayer`](crate::ThrottleLayer) on its HTTP
     /// transport, when it has one (S3): the layer then takes request slots and reports
     /// samples, and the gate only paces bytes. `None` for backends without HTTP requests.

@@ -59,6 +59,7 @@ mod options;
 mod overlap;
 mod relpath;
 mod retry_after;
+pub mod small;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

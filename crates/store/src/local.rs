@@ -19,7 +19,7 @@ use crate::uri::StoreUri;
 use crate::{relpath, Entry, ListWarning, METADATA_DIR};
 
 /// A local directory tree.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct LocalStore {
     root: PathBuf,
 }
@@ -274,6 +274,10 @@ impl Backend for LocalStore {
         Some(&self.root)
     }
 
+    fn as_local(&self) -> Option<&LocalStore> {
+        Some(self)
+    }
+
     async fn check_reachable(&self) -> Result<(), StoreError> {
         LocalStore::check_reachable(self).await
     }
@@ -296,7 +300,7 @@ impl Backend for LocalStore {
 /// written since its last read is otherwise a metadata write, which waits behind other
 /// writers' journal commits (an `fsync` of another object on the same disk) and slows a
 /// read that needs no disk at all. Elsewhere (`EPERM`), a plain open.
-fn open_for_read(path: &Path) -> io::Result<File> {
+pub(crate) fn open_for_read(path: &Path) -> io::Result<File> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -145,6 +145,22 @@ impl Store {
         self.base.display(&self.uri)
     }
 
+    /// The local backend when nothing is layered over it (no fault injection, throttle or
+    /// metrics), for calls that work on its files directly.
+    pub(crate) fn bare_local(&self) -> Option<LocalStore> {
+        let layers = &self.layers;
+        if layers.faults.is_some() || layers.throttle.is_some() || layers.metrics.is_some() {
+            return None;
+        }
+        self.base.as_local().cloned()
+    }
+
+    /// Whether [`Store::stage_small_files`](crate::small) works from `source` to here:
+    /// both are local stores with no layer over them.
+    pub fn stages_small_files_from(&self, source: &Store) -> bool {
+        self.bare_local().is_some() && source.bare_local().is_some()
+    }
+
     /// The root directory of a local store.
     pub fn local_root(&self) -> Option<&Path> {
         self.base.local_root()

@@ -109,6 +109,28 @@ pub(crate) struct LocalUpload {
     direct: Arc<OnceLock<File>>,
 }
 
+impl LocalUpload {
+    /// An upload of `size` bytes already written to `staging` (a small-file batch,
+    /// [`crate::small`]), not resumed.
+    pub(crate) fn staged(
+        shown: String,
+        final_path: PathBuf,
+        staging: PathBuf,
+        size: u64,
+        file: File,
+    ) -> LocalUpload {
+        LocalUpload {
+            shown,
+            final_path,
+            staging,
+            size,
+            resumed: false,
+            file: Arc::new(RwLock::new(Some(file))),
+            direct: Arc::new(OnceLock::new()),
+        }
+    }
+}
+
 /// Starts (or resumes) a local upload of `rel`.
 pub(crate) async fn begin_local(
     store: &LocalStore,
@@ -145,7 +167,6 @@ fn open_staging(
     resume: bool,
 ) -> Result<(File, bool), StoreError> {
     let staging_shown = staging.display().to_string();
-    create_parent(staging)?;
     if resume {
         match OpenOptions::new().read(true).write(true).open(staging) {
             Ok(file) => {
@@ -161,14 +182,24 @@ fn open_staging(
         }
     }
     // Owner-only until published: the source may be private.
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .create(true)
-        .truncate(true)
-        .open(staging)
-        .map_err(|e| StoreError::from_io(&staging_shown, e))?;
+    let open = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .create(true)
+            .truncate(true)
+            .open(staging)
+    };
+    // The staging directory is created when it is missing, not tried again per file.
+    let file = match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_parent(staging)?;
+            open()
+        }
+        other => other,
+    }
+    .map_err(|e| StoreError::from_io(&staging_shown, e))?;
     file.set_len(size)
         .map_err(|e| StoreError::from_io(shown, e))?;
     Ok((file, false))
@@ -212,7 +243,7 @@ fn start_writeback(file: &File, offset: u64, len: usize) {
 
 /// `sync_file_range(SYNC_FILE_RANGE_WRITE)` over `len` bytes at `offset` (`len` 0: to the
 /// end of the file): write-out starts, nothing waits, errors are left to the `fsync`.
-fn writeback_hint(file: &File, offset: i64, len: i64) {
+pub(crate) fn writeback_hint(file: &File, offset: i64, len: i64) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
@@ -226,7 +257,7 @@ fn writeback_hint(file: &File, offset: i64, len: i64) {
 }
 
 /// Opens the staging file for direct I/O (`O_DIRECT`: reads bypass the page cache).
-fn open_direct(staging: &std::path::Path, shown: &str) -> Result<File, StoreError> {
+pub(crate) fn open_direct(staging: &std::path::Path, shown: &str) -> Result<File, StoreError> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(target_os = "linux")]
@@ -268,22 +299,35 @@ fn take_with_metadata(
     Ok(file)
 }
 
-/// Renames a staged file to its final name (creating the parent directory), refusing a
-/// directory in the way; returns the parent, whose entry the caller makes durable.
+/// Renames a staged file to its final name (creating the parent directory when it is
+/// missing: one `rename` per file, no `mkdir` or `stat` when the directory exists),
+/// refusing a directory in the way; returns the parent, whose entry the caller makes
+/// durable.
 fn rename_into_place<'a>(
     staging: &Path,
     final_path: &'a Path,
     shown: &str,
 ) -> Result<&'a Path, StoreError> {
-    let parent = create_parent(final_path)?;
-    if fs::symlink_metadata(final_path).is_ok_and(|m| m.is_dir()) {
-        return Err(StoreError::permanent(
+    let parent = final_path
+        .parent()
+        .ok_or_else(|| StoreError::permanent(shown, "path has no parent directory"))?;
+    let renamed = match fs::rename(staging, final_path) {
+        // The final directory is missing (the staging file is there: the caller holds it).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_parent(final_path)?;
+            fs::rename(staging, final_path)
+        }
+        other => other,
+    };
+    match renamed {
+        Ok(()) => Ok(parent),
+        // rename(2) of a file onto a directory.
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Err(StoreError::permanent(
             shown,
             "a directory is in the way of this file; remove or rename it",
-        ));
+        )),
+        Err(e) => Err(StoreError::from_io(shown, e)),
     }
-    fs::rename(staging, final_path).map_err(|e| StoreError::from_io(shown, e))?;
-    Ok(parent)
 }
 
 pub(crate) fn finished(shown: &str) -> StoreError {
