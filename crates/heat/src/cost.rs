@@ -44,6 +44,25 @@ pub struct TierTally {
     pub moves_in: u64,
 }
 
+impl TierTally {
+    /// Adds (or, with `add` false, takes away, stopping at zero) one object's reads and
+    /// writes of a window, its reads returning `size` bytes each.
+    pub fn count_window(&mut self, reads: u32, writes: u32, size: u64, add: bool) {
+        let reads = u64::from(reads);
+        let bytes = u128::from(reads) * u128::from(size);
+        let writes = u64::from(writes);
+        if add {
+            self.reads += reads;
+            self.read_bytes += bytes;
+            self.writes += writes;
+        } else {
+            self.reads = self.reads.saturating_sub(reads);
+            self.read_bytes = self.read_bytes.saturating_sub(bytes);
+            self.writes = self.writes.saturating_sub(writes);
+        }
+    }
+}
+
 /// Per-tier counts, in the order of the configuration's tiers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {

@@ -14,15 +14,15 @@
 //! layer, whose calls it would skip): [`Store::stage_small_files`] answers `None`
 //! otherwise, and the caller copies file by file through the layers.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::StoreError;
-use crate::local::{create_parent, entry_from_metadata, open_for_read, read_exact_at, LocalStore};
+use crate::local::{entry_from_metadata, open_for_read, read_exact_at, LocalStore};
 use crate::upload::Upload;
-use crate::upload_local::{open_direct, writeback_hint, LocalUpload};
+use crate::upload_local::{create_staging_file, open_direct, writeback_hint, LocalUpload};
 use crate::{Entry, Store};
 
 /// Largest file a batch takes: one read, one write, one read-back each.
@@ -104,7 +104,7 @@ fn stage_one(
     let final_path = dest.path_of(&file.path)?;
     let staging = dest.staging_path(&file.path);
     let shown = final_path.display().to_string();
-    let staged = create_staging(&staging)?;
+    let staged = create_staging_file(&staging)?;
     let checked = write_and_check(&staged, &staging, &shown, &data, read_back);
     let source_now = checked.and_then(|read_back| Ok((read_back, stat_now(&from, file)?)));
     match source_now {
@@ -122,27 +122,6 @@ fn stage_one(
             let _ = fs::remove_file(&staging);
             Err(error)
         }
-    }
-}
-
-/// A new, empty, owner-only staging file (the staging directory created on first need).
-fn create_staging(staging: &Path) -> Result<File, StoreError> {
-    let open = || {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .mode(0o600)
-            .create(true)
-            .truncate(true)
-            .open(staging)
-    };
-    let shown = || staging.display().to_string();
-    match open() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            create_parent(staging)?;
-            open().map_err(|e| StoreError::from_io(shown(), e))
-        }
-        other => other.map_err(|e| StoreError::from_io(shown(), e)),
     }
 }
 

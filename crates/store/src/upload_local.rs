@@ -131,6 +131,28 @@ impl LocalUpload {
     }
 }
 
+/// A new, empty staging file, owner-only until published (the source may be private); the
+/// staging directory is created when it is missing, not tried again per file.
+pub(crate) fn create_staging_file(staging: &Path) -> Result<File, StoreError> {
+    let open = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .create(true)
+            .truncate(true)
+            .open(staging)
+    };
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_parent(staging)?;
+            open()
+        }
+        other => other,
+    }
+    .map_err(|e| StoreError::from_io(staging.display().to_string(), e))
+}
+
 /// Starts (or resumes) a local upload of `rel`.
 pub(crate) async fn begin_local(
     store: &LocalStore,
@@ -181,25 +203,7 @@ fn open_staging(
             Err(e) => return Err(StoreError::from_io(&staging_shown, e)),
         }
     }
-    // Owner-only until published: the source may be private.
-    let open = || {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .mode(0o600)
-            .create(true)
-            .truncate(true)
-            .open(staging)
-    };
-    // The staging directory is created when it is missing, not tried again per file.
-    let file = match open() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            create_parent(staging)?;
-            open()
-        }
-        other => other,
-    }
-    .map_err(|e| StoreError::from_io(&staging_shown, e))?;
+    let file = create_staging_file(staging)?;
     file.set_len(size)
         .map_err(|e| StoreError::from_io(shown, e))?;
     Ok((file, false))

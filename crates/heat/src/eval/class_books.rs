@@ -137,18 +137,7 @@ impl ClassBooks {
         else {
             return;
         };
-        let reads = u64::from(entry.window_reads);
-        let bytes = u128::from(reads) * u128::from(entry.size);
-        let writes = u64::from(entry.window_writes);
-        if add {
-            counts.reads += reads;
-            counts.read_bytes += bytes;
-            counts.writes += writes;
-        } else {
-            counts.reads = counts.reads.saturating_sub(reads);
-            counts.read_bytes = counts.read_bytes.saturating_sub(bytes);
-            counts.writes = counts.writes.saturating_sub(writes);
-        }
+        counts.count_window(entry.window_reads, entry.window_writes, entry.size, add);
     }
 
     /// A request served on `tier`: its cost charged to class `charged` (the object's when

@@ -173,18 +173,7 @@ impl Journal {
         let Some(counts) = self.current.get_mut(tier) else {
             return;
         };
-        let reads = u64::from(slot.window_reads);
-        let bytes = u128::from(reads) * u128::from(slot.size);
-        let writes = u64::from(slot.window_writes);
-        if add {
-            counts.reads += reads;
-            counts.read_bytes += bytes;
-            counts.writes += writes;
-        } else {
-            counts.reads = counts.reads.saturating_sub(reads);
-            counts.read_bytes = counts.read_bytes.saturating_sub(bytes);
-            counts.writes = counts.writes.saturating_sub(writes);
-        }
+        counts.count_window(slot.window_reads, slot.window_writes, slot.size, add);
     }
 }
 
