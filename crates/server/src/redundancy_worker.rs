@@ -12,9 +12,12 @@
 //! - **lazy re-encode**: a read of an object whose encoding is not the one its class asks
 //!   for on that tier (`[redundancy]`, e.g. `hot = "replicate:3"`, `cold = "ec:4+2"`) plans
 //!   a move job from the tier to itself with reason `lazy_reencode`, which the mover runs
-//!   like any other job but one at a time (under the bandwidth policy, visible in
-//!   `strata jobs`, resumed after a crash); at most [`MAX_REENCODES_QUEUED`] such jobs are
-//!   unfinished at once, a read beyond that plans nothing (the next read asks again).
+//!   like any other job but one at a time, each once no object request has been in
+//!   flight for a moment (`crate::background::Foreground`; under the bandwidth policy,
+//!   visible in `strata jobs`, resumed after a crash); at most [`MAX_REENCODES_QUEUED`]
+//!   such jobs are unfinished at once, a read beyond that plans nothing (the next read
+//!   asks again), and a key whose re-encode failed is not planned again for
+//!   [`REPLAN_FAILED_AFTER_MS`].
 //!
 //! The class is the rules' classification of the object's access statistics (the same
 //! one the planner and `strata explain` use).
