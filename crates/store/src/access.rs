@@ -55,12 +55,7 @@ pub(crate) trait Access: Send + Sync + 'static {
     async fn delete(&self, rel: &str) -> Result<(), StoreError>;
 
     /// Starts writing `rel` (`size` bytes) under a temporary name.
-    async fn begin_upload(
-        &self,
-        rel: &str,
-        size: u64,
-        resume: bool,
-    ) -> Result<Box<dyn UploadAccess>, StoreError>;
+    async fn begin_upload(&self, rel: &str, size: u64, resume: bool) -> Result<Begun, StoreError>;
 }
 
 /// A store backend as opened ([`LocalStore`](crate::local::LocalStore),
@@ -124,40 +119,48 @@ pub(crate) enum GroupPublish {
     Local(crate::upload_local::LocalUpload),
 }
 
+/// What an upload is, fixed when it begins: the backend says it once, the facade keeps
+/// it, and no layer has to pass it on.
+#[derive(Debug, Clone)]
+pub(crate) struct UploadInfo {
+    /// The final path, as shown to users.
+    pub shown: String,
+    /// `local` or `object`, for `Debug`.
+    pub kind: &'static str,
+    /// The size the upload will have.
+    pub size: u64,
+    /// Whether an interrupted upload's staging file was reopened.
+    pub resumed: bool,
+    /// Whether [`UploadAccess::read_back`] works.
+    pub supports_read_back: bool,
+}
+
+/// An upload as begun: what it is, and the calls to it (the backend's, wrapped by each
+/// layer on the way up).
+pub(crate) struct Begun {
+    pub info: UploadInfo,
+    pub access: Box<dyn UploadAccess>,
+}
+
+impl Begun {
+    /// The same upload with its calls wrapped by a layer.
+    pub fn wrap(self, layer: impl FnOnce(Box<dyn UploadAccess>) -> Box<dyn UploadAccess>) -> Begun {
+        Begun {
+            info: self.info,
+            access: layer(self.access),
+        }
+    }
+}
+
 /// One upload in flight, of a backend or through a layer. See [`Upload`](crate::Upload)
 /// for the contracts; the facade checks sizes before calling.
 #[async_trait]
 pub(crate) trait UploadAccess: Send + Sync + 'static {
-    /// The final path, as shown to users.
-    fn shown(&self) -> &str;
-
-    /// `local` or `object`, for `Debug`.
-    fn kind(&self) -> &'static str;
-
-    /// The size the upload will have.
-    fn size(&self) -> u64;
-
-    /// Whether an interrupted upload's staging file was reopened.
-    fn resumed(&self) -> bool {
-        false
-    }
-
-    /// Whether [`UploadAccess::read_back`] works.
-    fn supports_read_back(&self) -> bool {
-        false
-    }
-
     /// Writes `data` at `offset` (within the size).
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError>;
 
     /// Reads staged bytes back, through the page cache or, `direct`, past it.
-    async fn read_back(&self, _offset: u64, _len: u64, _direct: bool) -> Result<Bytes, StoreError> {
-        Err(StoreError::permanent(
-            self.shown(),
-            "this store cannot read an upload back before it is published; verify with \
-             read_range after publish",
-        ))
-    }
+    async fn read_back(&self, offset: u64, len: u64, direct: bool) -> Result<Bytes, StoreError>;
 
     /// Makes the bytes written so far durable; nothing to do on object stores.
     async fn sync(&self) -> Result<(), StoreError> {

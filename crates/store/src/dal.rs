@@ -16,7 +16,7 @@ use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::Operator;
 use strata_throttle::{Priority, Throttle};
 
-use crate::access::{Access, Backend, UploadAccess};
+use crate::access::{Access, Backend, Begun};
 use crate::error::{from_dal, is_timeout, DalContext, StoreError};
 use crate::options::S3Options;
 use crate::overlap::StoreLocation;
@@ -372,16 +372,11 @@ impl Access for DalStore {
         DalStore::delete(self, rel).await
     }
 
-    async fn begin_upload(
-        &self,
-        rel: &str,
-        size: u64,
-        _resume: bool,
-    ) -> Result<Box<dyn UploadAccess>, StoreError> {
+    async fn begin_upload(&self, rel: &str, size: u64, _resume: bool) -> Result<Begun, StoreError> {
         // The upload holds its store (cheap: the operators are shared) to map errors.
         let store = Arc::new(self.clone());
         let upload = crate::upload_dal::begin_dal(&store, rel, size).await?;
-        Ok(Box::new(upload))
+        Ok(upload.begun())
     }
 }
 

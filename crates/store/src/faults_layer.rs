@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::access::{Access, GroupPublish, UploadAccess};
+use crate::access::{Access, Begun, GroupPublish, UploadAccess};
 use crate::error::StoreError;
 use crate::faults::{inject, lost, mangled, FaultOp, Faults, Injected};
 use crate::{Entry, ListWarning};
@@ -88,17 +88,17 @@ impl Access for FaultStore {
         self.inner.delete(rel).await
     }
 
-    async fn begin_upload(
-        &self,
-        rel: &str,
-        size: u64,
-        resume: bool,
-    ) -> Result<Box<dyn UploadAccess>, StoreError> {
-        let inner = self.inner.begin_upload(rel, size, resume).await?;
-        Ok(Box::new(FaultUpload {
-            inner,
-            faults: Arc::clone(&self.faults),
-            rel: rel.to_string(),
+    async fn begin_upload(&self, rel: &str, size: u64, resume: bool) -> Result<Begun, StoreError> {
+        let begun = self.inner.begin_upload(rel, size, resume).await?;
+        let (faults, rel) = (Arc::clone(&self.faults), rel.to_string());
+        let shown = begun.info.shown.clone();
+        Ok(begun.wrap(|inner| {
+            Box::new(FaultUpload {
+                inner,
+                faults,
+                rel,
+                shown,
+            })
         }))
     }
 }
@@ -109,13 +109,15 @@ struct FaultUpload {
     faults: Arc<Faults>,
     /// The upload's path, as rules match it.
     rel: String,
+    /// Its final path as shown, for the messages of injected errors.
+    shown: String,
 }
 
 impl FaultUpload {
     /// Applies the rules for an `op` call of this upload at `offset`.
     async fn inject(&self, op: FaultOp, offset: u64) -> Result<Option<Injected>, StoreError> {
         inject(Some(&self.faults), op, &self.rel, offset, || {
-            self.inner.shown().to_string()
+            self.shown.clone()
         })
         .await
     }
@@ -123,26 +125,6 @@ impl FaultUpload {
 
 #[async_trait]
 impl UploadAccess for FaultUpload {
-    fn shown(&self) -> &str {
-        self.inner.shown()
-    }
-
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-
-    fn resumed(&self) -> bool {
-        self.inner.resumed()
-    }
-
-    fn supports_read_back(&self) -> bool {
-        self.inner.supports_read_back()
-    }
-
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
         let injected = self.inject(FaultOp::Write, offset).await?;
         if lost(&injected) {

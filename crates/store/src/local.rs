@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::access::{Access, Backend, UploadAccess};
+use crate::access::{Access, Backend, Begun};
 use crate::error::StoreError;
 use crate::overlap::StoreLocation;
 use crate::uri::StoreUri;
@@ -253,14 +253,9 @@ impl Access for LocalStore {
         LocalStore::delete(self, rel).await
     }
 
-    async fn begin_upload(
-        &self,
-        rel: &str,
-        size: u64,
-        resume: bool,
-    ) -> Result<Box<dyn UploadAccess>, StoreError> {
+    async fn begin_upload(&self, rel: &str, size: u64, resume: bool) -> Result<Begun, StoreError> {
         let upload = crate::upload_local::begin_local(self, rel, size, resume).await?;
-        Ok(Box::new(upload))
+        Ok(upload.begun())
     }
 }
 

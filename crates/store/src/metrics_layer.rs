@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::access::{Access, GroupPublish, UploadAccess};
+use crate::access::{Access, Begun, GroupPublish, UploadAccess};
 use crate::error::StoreError;
 use crate::{Entry, ListWarning};
 
@@ -182,17 +182,10 @@ impl Access for MetricsStore {
         result
     }
 
-    async fn begin_upload(
-        &self,
-        rel: &str,
-        size: u64,
-        resume: bool,
-    ) -> Result<Box<dyn UploadAccess>, StoreError> {
-        let inner = self.inner.begin_upload(rel, size, resume).await?;
-        Ok(Box::new(MetricsUpload {
-            inner,
-            metrics: Arc::clone(&self.metrics),
-        }))
+    async fn begin_upload(&self, rel: &str, size: u64, resume: bool) -> Result<Begun, StoreError> {
+        let begun = self.inner.begin_upload(rel, size, resume).await?;
+        let metrics = Arc::clone(&self.metrics);
+        Ok(begun.wrap(|inner| Box::new(MetricsUpload { inner, metrics })))
     }
 }
 
@@ -204,26 +197,6 @@ struct MetricsUpload {
 
 #[async_trait]
 impl UploadAccess for MetricsUpload {
-    fn shown(&self) -> &str {
-        self.inner.shown()
-    }
-
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-
-    fn resumed(&self) -> bool {
-        self.inner.resumed()
-    }
-
-    fn supports_read_back(&self) -> bool {
-        self.inner.supports_read_back()
-    }
-
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
         let len = data.len() as u64;
         let result = self.inner.write_at(offset, data).await;

@@ -111,7 +111,7 @@ fn stage_one(
         Ok((read_back, source_now)) => {
             let upload = LocalUpload::staged(shown, final_path, staging, file.size, staged);
             Ok(StagedSmall {
-                upload: Upload::new(Box::new(upload)),
+                upload: Upload::new(upload.begun()),
                 sent: *blake3::hash(&data).as_bytes(),
                 read_back,
                 source_now,

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use crate::access::{GroupPublish, UploadAccess};
+use crate::access::{Begun, GroupPublish, UploadAccess, UploadInfo};
 use crate::error::StoreError;
 use crate::local::blocking;
 use crate::upload_local::publish_local_group;
@@ -23,22 +23,26 @@ use crate::upload_local::publish_local_group;
 /// staging file for a later resume; dropping an object-store upload abandons it.
 pub struct Upload {
     inner: Box<dyn UploadAccess>,
+    info: UploadInfo,
 }
 
 impl fmt::Debug for Upload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Upload")
-            .field("kind", &self.inner.kind())
-            .field("path", &self.inner.shown())
-            .field("size", &self.inner.size())
+            .field("kind", &self.info.kind)
+            .field("path", &self.info.shown)
+            .field("size", &self.info.size)
             .finish()
     }
 }
 
 impl Upload {
     /// The facade over an upload (of a backend, or through the store's layers).
-    pub(crate) fn new(inner: Box<dyn UploadAccess>) -> Upload {
-        Upload { inner }
+    pub(crate) fn new(begun: Begun) -> Upload {
+        Upload {
+            inner: begun.access,
+            info: begun.info,
+        }
     }
 
     /// Writes `data` at `offset` of the destination file. Callable concurrently; chunks may
@@ -47,10 +51,10 @@ impl Upload {
     /// `begin_upload` is an error.
     pub async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
         let len = data.len() as u64;
-        let size = self.inner.size();
+        let size = self.info.size;
         if offset.checked_add(len).is_none_or(|end| end > size) {
             return Err(StoreError::permanent(
-                self.inner.shown(),
+                &self.info.shown,
                 format!("write of {len} bytes at offset {offset} goes past the file size {size}"),
             ));
         }
@@ -59,7 +63,7 @@ impl Upload {
 
     /// Whether [`Upload::read_back`] works (local stores).
     pub fn supports_read_back(&self) -> bool {
-        self.inner.supports_read_back()
+        self.info.supports_read_back
     }
 
     /// Reads staged bytes back (local stores), to verify them before publishing.
@@ -81,7 +85,7 @@ impl Upload {
     /// present with the right length). Its earlier bytes are there, but only the ones made
     /// durable by [`Upload::sync`] (or verified with [`Upload::read_back`]) can be trusted.
     pub fn resumed(&self) -> bool {
-        self.inner.resumed()
+        self.info.resumed
     }
 
     /// Makes the bytes written so far durable (local: `fsync` of the staging file and its
@@ -145,10 +149,10 @@ impl Upload {
     /// begins with an upper bound. Local: the staging file is cut to `len`; object stores:
     /// publishing then expects exactly `len` bytes written.
     pub async fn set_len(&mut self, len: u64) -> Result<(), StoreError> {
-        let size = self.inner.size();
+        let size = self.info.size;
         if len > size {
             return Err(StoreError::permanent(
-                self.inner.shown(),
+                &self.info.shown,
                 format!("cannot grow an upload of {size} bytes to {len}"),
             ));
         }

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::access::{GroupPublish, UploadAccess};
+use crate::access::{Begun, GroupPublish, UploadAccess, UploadInfo};
 use crate::dal::{part_size_for, DalStore, S3_PART_CONCURRENCY};
 use crate::error::StoreError;
 use crate::upload_local::finished;
@@ -160,18 +160,27 @@ impl DalUpload {
     }
 }
 
+impl DalUpload {
+    /// This upload as begun, for the facade and the layers.
+    pub(crate) fn begun(self) -> Begun {
+        let info = UploadInfo {
+            shown: self.shown.clone(),
+            kind: "object",
+            size: self.size,
+            resumed: false,
+            supports_read_back: false,
+        };
+        Begun {
+            info,
+            access: Box::new(self),
+        }
+    }
+}
+
 #[async_trait]
 impl UploadAccess for DalUpload {
-    fn shown(&self) -> &str {
-        &self.shown
-    }
-
-    fn kind(&self) -> &'static str {
-        "object"
-    }
-
-    fn size(&self) -> u64 {
-        self.size
+    async fn read_back(&self, _: u64, _: u64, _: bool) -> Result<Bytes, StoreError> {
+        Err(cannot_read_back(&self.shown))
     }
 
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
@@ -204,4 +213,13 @@ impl UploadAccess for DalUpload {
         self.abort_inner().await?;
         store.delete(&rel).await
     }
+}
+
+/// The error of a read-back on a store that cannot read an upload back.
+fn cannot_read_back(shown: &str) -> StoreError {
+    StoreError::permanent(
+        shown,
+        "this store cannot read an upload back before it is published; verify with \
+         read_range after publish",
+    )
 }

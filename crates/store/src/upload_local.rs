@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::access::{GroupPublish, UploadAccess};
+use crate::access::{Begun, GroupPublish, UploadAccess, UploadInfo};
 use crate::error::StoreError;
 use crate::local::{blocking, create_parent, read_exact_at, sync_dir, LocalStore};
 
@@ -456,28 +456,25 @@ impl LocalUpload {
     }
 }
 
+impl LocalUpload {
+    /// This upload as begun, for the facade and the layers.
+    pub(crate) fn begun(self) -> Begun {
+        let info = UploadInfo {
+            shown: self.shown.clone(),
+            kind: "local",
+            size: self.size,
+            resumed: self.resumed,
+            supports_read_back: true,
+        };
+        Begun {
+            info,
+            access: Box::new(self),
+        }
+    }
+}
+
 #[async_trait]
 impl UploadAccess for LocalUpload {
-    fn shown(&self) -> &str {
-        &self.shown
-    }
-
-    fn kind(&self) -> &'static str {
-        "local"
-    }
-
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn resumed(&self) -> bool {
-        self.resumed
-    }
-
-    fn supports_read_back(&self) -> bool {
-        true
-    }
-
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
         self.write_at_inner(offset, data).await
     }

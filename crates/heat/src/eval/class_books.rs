@@ -74,14 +74,16 @@ impl ClassBooks {
         }
     }
 
+    /// The books of `entry`'s class on its tier.
+    fn resident_mut(&mut self, entry: &Entry) -> Option<&mut Residents> {
+        self.residents
+            .get_mut(usize::from(entry.class))
+            .and_then(|c| c.get_mut(entry.tier))
+    }
+
     /// An object enters a tier (placed at `entry.placed_at_ms`).
     pub fn enter(&mut self, entry: &Entry) {
-        let class = usize::from(entry.class);
-        let Some(r) = self
-            .residents
-            .get_mut(class)
-            .and_then(|c| c.get_mut(entry.tier))
-        else {
+        let Some(r) = self.resident_mut(entry) else {
             return;
         };
         r.used = r.used.saturating_add(entry.size);
@@ -92,12 +94,7 @@ impl ClassBooks {
 
     /// An object leaves its tier at `now_ms`: its storage there is charged to its class.
     pub fn leave(&mut self, entry: &Entry, now_ms: i64) {
-        let class = usize::from(entry.class);
-        let Some(r) = self
-            .residents
-            .get_mut(class)
-            .and_then(|c| c.get_mut(entry.tier))
-        else {
+        let Some(r) = self.resident_mut(entry) else {
             return;
         };
         let size = i128::from(entry.size);

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use strata_throttle::{Direction, Outcome, Permit, Priority, Throttle};
 
 use super::outcome_of_store_error;
-use crate::access::{Access, GroupPublish, UploadAccess};
+use crate::access::{Access, Begun, GroupPublish, UploadAccess};
 use crate::error::StoreError;
 use crate::{Entry, ListWarning};
 
@@ -148,17 +148,10 @@ impl Access for GatedStore {
         self.inner.delete(rel).await
     }
 
-    async fn begin_upload(
-        &self,
-        rel: &str,
-        size: u64,
-        resume: bool,
-    ) -> Result<Box<dyn UploadAccess>, StoreError> {
-        let inner = self.inner.begin_upload(rel, size, resume).await?;
-        Ok(Box::new(GatedUpload {
-            inner,
-            gate: self.gate.clone(),
-        }))
+    async fn begin_upload(&self, rel: &str, size: u64, resume: bool) -> Result<Begun, StoreError> {
+        let begun = self.inner.begin_upload(rel, size, resume).await?;
+        let gate = self.gate.clone();
+        Ok(begun.wrap(|inner| Box::new(GatedUpload { inner, gate })))
     }
 }
 
@@ -170,26 +163,6 @@ struct GatedUpload {
 
 #[async_trait]
 impl UploadAccess for GatedUpload {
-    fn shown(&self) -> &str {
-        self.inner.shown()
-    }
-
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-
-    fn resumed(&self) -> bool {
-        self.inner.resumed()
-    }
-
-    fn supports_read_back(&self) -> bool {
-        self.inner.supports_read_back()
-    }
-
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
         let len = data.len() as u64;
         // Admitted before the call, outside OpenDAL's timeouts (see `crate::throttled`).
