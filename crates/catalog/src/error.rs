@@ -29,6 +29,26 @@ pub enum CatalogError {
         source: std::io::Error,
     },
 
+    /// A PostgreSQL catalog's server did not answer.
+    #[error("cannot reach the PostgreSQL catalog at {endpoint} ({}): {detail}; check that the server runs and accepts connections there (for a local one: scripts/postgres.sh start), or pass another --catalog", path.display())]
+    Unreachable {
+        /// The catalog's URL, password redacted.
+        path: PathBuf,
+        /// `host:port`.
+        endpoint: String,
+        /// Why the connection failed.
+        detail: String,
+    },
+
+    /// A `postgres://` catalog URL that cannot be used.
+    #[error("invalid PostgreSQL catalog URL {shown}: {detail}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
+    InvalidCatalogUrl {
+        /// The URL, password redacted.
+        shown: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+
     /// The catalog file exists but cannot be opened or written (permissions, a directory
     /// at that path, a read-only file system).
     #[error("cannot open catalog {}: {detail}; check that it is a writable file or pass --catalog PATH", path.display())]
@@ -195,6 +215,9 @@ impl CatalogError {
     /// Whether retrying the same call later can succeed without anyone changing anything
     /// (a lock held by another process); every other error is permanent for that call.
     pub fn is_transient(&self) -> bool {
-        matches!(self, CatalogError::Busy { .. })
+        matches!(
+            self,
+            CatalogError::Busy { .. } | CatalogError::Unreachable { .. }
+        )
     }
 }

@@ -3,6 +3,7 @@
 
 use super::SqliteCatalog;
 use crate::error::CatalogError;
+use crate::rows::RowReader;
 use crate::tiering::ChunkHashes;
 
 impl SqliteCatalog {

@@ -4,8 +4,6 @@
 //! indexes that PostgreSQL also has), writes in `BEGIN IMMEDIATE` transactions, stored
 //! values checked on the way out.
 
-use std::sync::LazyLock;
-
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use sqlx::error::ErrorKind;
@@ -13,6 +11,8 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::SqliteCatalog;
+use crate::input::to_signed;
+use crate::rows::{select_moves, select_placed, RowReader, ACTIVE_STATES};
 use crate::error::CatalogError;
 use crate::lifecycle::{JobKind, JobState};
 use crate::tiering::{
@@ -25,47 +25,6 @@ mod object_writes;
 
 /// Rows per multi-row statement (at most 4 parameters each).
 const ROW_BATCH: usize = 1000;
-
-/// The unfinished states as an SQL list, `('planned', ...)`, derived from
-/// [`JobState::is_active`] (the partial index `move_jobs_one_active` of migration 0002
-/// lists the same; a test keeps them in step).
-static ACTIVE_STATES: LazyLock<String> = LazyLock::new(|| {
-    let names: Vec<String> = JobState::ALL
-        .into_iter()
-        .filter(|state| state.is_active())
-        .map(|state| format!("'{state}'"))
-        .collect();
-    format!("({})", names.join(", "))
-});
-
-/// `SELECT` of a move job's columns, in the order [`SqliteCatalog::move_from_row`] reads them.
-macro_rules! select_moves {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, idempotency_key, key, from_tier, to_tier, generation, size, state, ",
-            "reason, explanation, inputs_json, after_json, attempts, last_error, created_ms, ",
-            "updated_ms, finished_ms FROM move_jobs ",
-            $rest
-        )
-    };
-}
-
-/// `SELECT` of an object with its current placement.
-macro_rules! select_placed {
-    ($rest:literal) => {
-        concat!(
-            "SELECT o.key, o.size, o.hash, o.mtime_ms, o.generation, o.created_ms, p.tier, ",
-            "p.placed_ms, o.chunk_hashes FROM objects o JOIN placements p ",
-            "ON p.key = o.key AND p.state = 'current' ",
-            $rest
-        )
-    };
-}
-
-fn to_signed(value: u64, what: &str) -> Result<i64, CatalogError> {
-    i64::try_from(value)
-        .map_err(|_| CatalogError::InvalidInput(format!("{what} {value} is above {}", i64::MAX)))
-}
 
 impl SqliteCatalog {
     async fn begin_tiering_write(
@@ -907,23 +866,5 @@ impl TieringCatalog for SqliteCatalog {
         .rows_affected();
         tx.commit().await.map_err(self.error(op))?;
         Ok(gone + old)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ACTIVE_STATES;
-
-    #[test]
-    fn the_active_states_are_those_of_the_one_active_move_index() {
-        let migration = include_str!("../../migrations/0002_tiering.sql");
-        assert_eq!(
-            *ACTIVE_STATES,
-            "('planned', 'copying', 'verifying', 'switching', 'retiring')"
-        );
-        assert!(
-            migration.contains(&format!("WHERE state IN {}", *ACTIVE_STATES)),
-            "migration 0002's partial index must list the active states"
-        );
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! With no `--config` (nor `$STRATA_CONFIG`), it runs on an embedded SQLite catalog and
 //! three local tiers (hot, warm, cold) under `--data-dir` (default `./strata-data`). The
-//! catalog is always `<data dir>/catalog.db`: the service's state lives with its data, not
-//! in the migration catalog of `--catalog`.
+//! catalog is `<data dir>/catalog.db`: the service's state lives with its data, not in the
+//! migration catalog file of `--catalog`; only a PostgreSQL `--catalog postgres://...`
+//! (shared by the nodes) replaces it.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -165,6 +166,17 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<TieringConfig> {
     Ok(config)
 }
 
+/// The PostgreSQL catalog `--catalog` names, if it names one.
+fn shared_catalog(context: &Context) -> anyhow::Result<Option<strata_catalog::PostgresUrl>> {
+    let Some(path) = &context.catalog_path else {
+        return Ok(None);
+    };
+    Ok(match strata_catalog::CatalogSpec::parse(path.as_os_str())? {
+        strata_catalog::CatalogSpec::Postgres(url) => Some(url),
+        strata_catalog::CatalogSpec::Sqlite(_) => None,
+    })
+}
+
 /// Run the command.
 pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let limits = limits(&args)?;
@@ -179,6 +191,9 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         plan_interval,
         move_concurrency: args.move_concurrency,
         catalog_path: None,
+        // The service keeps its catalog in its data dir, unless --catalog (or
+        // STRATA_CATALOG) names a PostgreSQL catalog shared with other nodes.
+        shared_catalog: shared_catalog(context)?,
         // STRATA_FAULTS, read (and warned about on stderr) as every command reads it.
         faults: strata_store::layers::env_fault_plan()
             .map_err(anyhow::Error::msg)?

@@ -4,7 +4,8 @@
 
 use sqlx::SqliteConnection;
 
-use super::{to_signed, SqliteCatalog};
+use super::SqliteCatalog;
+use crate::input::to_signed;
 use crate::error::CatalogError;
 use crate::tiering::{ObjectRecord, ObjectWrite, PlacedObject};
 

@@ -1,0 +1,190 @@
+//! The `strata` binary on a PostgreSQL catalog (`--catalog postgres://...`, a real server
+//! from `strata-testsupport`, a fresh database per test): a migration recorded there and
+//! shown by `strata status`, `strata catalog check` finding a row altered behind the
+//! catalog's back, a stopped server reported clearly, and a password in the URL that no
+//! output shows.
+
+mod common;
+
+use common::{stderr, stdout, Sandbox};
+use strata_testsupport::postgres::{self, PostgresServer};
+
+/// The password put in every catalog URL here; it must never be printed.
+const PASSWORD: &str = "pw-Never-Printed-42";
+
+/// A fresh database's URL, with [`PASSWORD`] in it, and the database's name.
+fn fresh_url() -> (String, String) {
+    let server = postgres::shared();
+    let plain = server.fresh_database();
+    let name = plain.rsplit('/').next().unwrap().to_string();
+    (server.url_with_password(&name, PASSWORD), name)
+}
+
+/// A small source tree: three files, one of several chunks.
+fn source(sandbox: &Sandbox) -> std::path::PathBuf {
+    let src = sandbox.path("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), b"alpha").unwrap();
+    std::fs::write(src.join("sub/b.bin"), vec![7u8; 300_000]).unwrap();
+    std::fs::write(src.join("c.txt"), b"gamma").unwrap();
+    src
+}
+
+fn assert_no_password(out: &std::process::Output) {
+    for text in [stdout(out), stderr(out)] {
+        assert!(!text.contains(PASSWORD), "the password was printed:\n{text}");
+    }
+}
+
+#[test]
+fn a_migration_is_recorded_in_postgres_and_shown_by_status() {
+    let sandbox = Sandbox::new();
+    let (url, _) = fresh_url();
+    let src = source(&sandbox);
+    let dst = sandbox.path("dst");
+    let (src, dst) = (src.to_str().unwrap(), dst.to_str().unwrap());
+
+    let migrate = sandbox.run(&["--catalog", &url, "migrate", src, dst, "--chunk-size", "64K"]);
+    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    assert_no_password(&migrate);
+
+    // From the environment too, and in JSON.
+    let status = sandbox
+        .strata()
+        .env("STRATA_CATALOG", &url)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert_no_password(&status);
+    let jobs: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["state"], "done");
+    assert_eq!(jobs[0]["files_done"], 3);
+
+    let text = sandbox.run(&["--catalog", &url, "status"]);
+    assert!(stdout(&text).contains("done"), "{}", stdout(&text));
+
+    let check = sandbox.run(&["--catalog", &url, "catalog", "check", "--against", dst]);
+    assert!(check.status.success(), "{}{}", stdout(&check), stderr(&check));
+    assert!(stdout(&check).contains("OK: catalog postgres://"), "{}", stdout(&check));
+    assert!(stdout(&check).contains("[redacted]"), "{}", stdout(&check));
+    assert_no_password(&check);
+
+    // A second run finds every file done in the shared catalog and copies nothing.
+    let again = sandbox.run(&[
+        "--catalog", &url, "--json", "migrate", src, dst, "--chunk-size", "64K",
+    ]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["bytes_sent"], 0, "{report}");
+    assert_eq!(report["files_resumed"], 3, "{report}");
+}
+
+#[test]
+fn catalog_check_finds_a_row_altered_behind_its_back() {
+    let sandbox = Sandbox::new();
+    let (url, db) = fresh_url();
+    let src = source(&sandbox);
+    let dst = sandbox.path("dst");
+    let migrate = sandbox.run(&[
+        "--catalog",
+        &url,
+        "migrate",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ]);
+    assert!(migrate.status.success(), "{}", stderr(&migrate));
+
+    postgres::shared()
+        .sql_in(&db, "UPDATE files SET path = 'c-renamed.txt' WHERE path = 'c.txt'")
+        .unwrap();
+    let check = sandbox.run(&["--catalog", &url, "catalog", "check"]);
+    assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
+    let out = stdout(&check);
+    assert!(out.contains("CORRUPT files row"), "{out}");
+    assert!(out.contains("c-renamed.txt"), "{out}");
+    assert_no_password(&check);
+}
+
+#[test]
+fn a_stopped_server_is_a_clear_error_naming_host_and_port() {
+    let sandbox = Sandbox::new();
+    let server = PostgresServer::start().unwrap();
+    let url = server.url_with_password("postgres", PASSWORD);
+    let first = sandbox.run(&["--catalog", &url, "status"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    server.stop();
+
+    for args in [
+        vec!["status"],
+        vec!["catalog", "check"],
+        vec!["migrate", "/nonexistent-src", "/nonexistent-dst"],
+    ] {
+        let out = sandbox.run(&[&["--catalog", url.as_str()][..], &args[..]].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("127.0.0.1:{}", server.port())),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("scripts/postgres.sh start"), "{args:?}: {err}");
+        assert_no_password(&out);
+    }
+}
+
+#[test]
+fn a_password_in_the_url_is_never_shown_not_even_in_help_or_bad_urls() {
+    let sandbox = Sandbox::new();
+    let help = sandbox
+        .strata()
+        .env(
+            "STRATA_CATALOG",
+            format!("postgres://u:{PASSWORD}@127.0.0.1:1/db"),
+        )
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert_no_password(&help);
+
+    let bad = sandbox.run(&["--catalog", &format!("postgres://u:{PASSWORD}@/db"), "status"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("names no host"), "{}", stderr(&bad));
+    assert_no_password(&bad);
+}
+
+#[test]
+fn delete_job_works_on_postgres_and_names_a_missing_job() {
+    let sandbox = Sandbox::new();
+    let (url, _) = fresh_url();
+    let src = source(&sandbox);
+    let dst = sandbox.path("dst");
+    let migrate = sandbox.run(&[
+        "--catalog",
+        &url,
+        "--json",
+        "migrate",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ]);
+    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    let report: serde_json::Value = serde_json::from_slice(&migrate.stdout).unwrap();
+    let job = report["job"].to_string();
+
+    let deleted = sandbox.run(&["--catalog", &url, "catalog", "delete-job", &job]);
+    assert!(deleted.status.success(), "{}", stderr(&deleted));
+    assert_no_password(&deleted);
+    let status = sandbox.run(&["--catalog", &url, "status"]);
+    assert!(stdout(&status).contains("no jobs yet"), "{}", stdout(&status));
+
+    let missing = sandbox.run(&["--catalog", &url, "catalog", "delete-job", &job]);
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains(&format!("has no job {job}")),
+        "{}",
+        stderr(&missing)
+    );
+    assert_no_password(&missing);
+}
