@@ -96,11 +96,14 @@ impl PostgresUrl {
         };
         let mut url = url::Url::parse(text)
             .map_err(|err| invalid(unparsable_shown(text), &err.to_string()))?;
+        // A marker the URL encoder leaves alone, swapped for the redaction afterwards
+        // (`[` and `]` would be percent-encoded).
+        const MARKER: &str = "STRATAREDACTEDPASSWORD";
         if url.password().is_some() {
             // Cannot fail: a URL with a password has a host.
-            let _ = url.set_password(Some(REDACTED_PASSWORD));
+            let _ = url.set_password(Some(MARKER));
         }
-        let shown = url.to_string();
+        let shown = url.to_string().replace(MARKER, REDACTED_PASSWORD);
         let socket_dir = url
             .query_pairs()
             .find(|(name, _)| name == "host")
@@ -214,7 +217,8 @@ mod tests {
     #[test]
     fn unusable_postgres_urls_are_refused_without_their_password() {
         for (text, why) in [
-            ("postgres://u:pw-secret@/db", "no host"),
+            ("postgres://u:pw-secret@/db", "host"),
+            ("postgres:///db", "names no host"),
             ("postgres://u:pw-secret@host:5432", "no database"),
             ("postgres://u:pw-secret@host:99999/db", "invalid port"),
         ] {

@@ -165,8 +165,10 @@ async fn a_stopped_server_is_a_clear_error_that_names_it_without_the_password() 
     assert!(message.contains("[redacted]"), "{message}");
     assert!(err.is_transient());
 
-    // A catalog already open fails its calls, naming it, without the password.
+    // A catalog already open fails its calls the same way.
     let err = catalog.list_jobs().await.unwrap_err();
+    assert!(matches!(err, CatalogError::Unreachable { .. }), "{err:?}");
+    assert!(err.to_string().contains(&endpoint), "{err}");
     for shown in [err.to_string(), format!("{err:?}"), format!("{catalog:?}")] {
         assert!(!shown.contains("pw-never-shown"), "{shown}");
     }

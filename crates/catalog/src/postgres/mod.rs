@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::error::CatalogError;
 use crate::location::PostgresUrl;
@@ -67,6 +67,8 @@ pub struct PostgresCatalog {
     pool: PgPool,
     /// The URL with its password redacted, as errors name the catalog.
     shown: PathBuf,
+    /// `host:port`, as errors name an unreachable server.
+    endpoint: String,
 }
 
 impl PostgresCatalog {
@@ -81,6 +83,14 @@ impl PostgresCatalog {
             }
         })?;
         let options = options.options([("lock_timeout", LOCK_TIMEOUT)]);
+        // One connection first, for the server's own answer: the pool would retry a
+        // refused connection until its timeout and report only that it timed out.
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)
+            .and_then(|connected| connected)
+            .map_err(|err| connect_error(url, err))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .min_connections(0)
@@ -88,7 +98,11 @@ impl PostgresCatalog {
             .connect_with(options)
             .await
             .map_err(|err| connect_error(url, err))?;
-        let catalog = PostgresCatalog { pool, shown };
+        let catalog = PostgresCatalog {
+            pool,
+            shown,
+            endpoint: url.endpoint(),
+        };
         if let Err(err) = catalog.check_and_migrate().await {
             catalog.pool.close().await;
             return Err(err);
@@ -107,7 +121,15 @@ impl PostgresCatalog {
     }
 
     fn error(&self, op: &'static str) -> impl FnOnce(sqlx::Error) -> CatalogError + '_ {
-        move |err| db_error(&self.shown, op, err)
+        move |err| match err {
+            // The server went away after the catalog was opened.
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => CatalogError::Unreachable {
+                path: self.shown.clone(),
+                endpoint: self.endpoint.clone(),
+                detail: format!("{op} failed: {err}"),
+            },
+            err => db_error(&self.shown, op, err),
+        }
     }
 
     /// Refuses a database that holds someone else's tables or a newer schema, then
