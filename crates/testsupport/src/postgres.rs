@@ -12,9 +12,9 @@
 //!   (`initdb` refuses root: it and the server run through `runuser -u postgres`), with
 //!   trust authentication, listening on 127.0.0.1 only, on a free port, its unix socket
 //!   in that directory; `fsync` off (a test server holds nothing worth a sync);
-//! - under a watchdog shell that stops it (fast shutdown) and removes the directory when
-//!   the test process is gone: a static's `Drop` never runs at exit, and a server must
-//!   not outlive `cargo test`.
+//! - under a watchdog shell that stops it (fast shutdown) when the test process is gone,
+//!   and removes its directory once it has stopped: a static's `Drop` never runs at exit,
+//!   and a server must not outlive `cargo test`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -153,7 +153,8 @@ impl PostgresServer {
     fn launch(&self) -> Result<(), String> {
         let socket_dir = self.data_dir.parent().unwrap_or(Path::new("/tmp"));
         // The watchdog: the server in the background, then a poll of the test process;
-        // when it is gone, a fast shutdown and the directory removed.
+        // when it is gone, a fast shutdown; once the server is gone (stopped by the test
+        // or by the watchdog), its directory removed.
         let script = r#"
             "$0" -D "$1" -p "$2" -k "$3" -c listen_addresses=127.0.0.1 -c fsync=off \
                 -c full_page_writes=off -c synchronous_commit=off -c max_connections=200 \
@@ -162,7 +163,7 @@ impl PostgresServer {
             while [ -d "/proc/$4" ] && kill -0 "$server" 2>/dev/null; do sleep 0.5; done
             kill -INT "$server" 2>/dev/null
             wait "$server"
-            if [ ! -d "/proc/$4" ]; then rm -rf "$3"; fi
+            rm -rf "$3"
         "#;
         let mut watchdog = self.as_server_user(Path::new("sh"));
         watchdog
