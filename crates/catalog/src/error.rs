@@ -1,7 +1,7 @@
 //! The catalog's errors, written for the operator.
 //!
-//! Every variant that concerns a database file names it (`path`), says what is wrong and
-//! what to do about it. Engine errors that have a meaning an operator can act on
+//! Every variant that concerns a catalog names it (`path`: the SQLite file, or the
+//! PostgreSQL URL with its password redacted), says what is wrong and what to do about it. Engine errors that have a meaning an operator can act on
 //! (corruption, a lock held too long, a full disk, a file that cannot be opened) get their
 //! own variant; the rest are reported as [`CatalogError::Database`] with the operation that
 //! failed.

@@ -18,7 +18,6 @@ pub(crate) const CHUNK_BATCH: usize = 1000;
 /// the rows they change).
 pub(crate) const UPDATE_BATCH: usize = 1000;
 
-
 /// The chunk size of a new job as stored, after the checks [`Catalog::create_job`]
 /// promises (not 0, at most `i64::MAX`, options that parse as JSON).
 pub(crate) fn check_spec(spec: &JobSpec) -> Result<i64, CatalogError> {

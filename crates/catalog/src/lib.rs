@@ -4,8 +4,8 @@
 //!
 //! - the data model of migration jobs ([`model`]): a job per (source, destination) pair,
 //!   its plan of files, each file's progress, and the chunks whose copy has been verified;
-//! - the [`Catalog`] trait, the one interface the mover and the CLI use, written so that a
-//!   PostgreSQL engine can implement it for multi-node runs;
+//! - the [`Catalog`] trait, the one interface the mover and the CLI use, implemented by
+//!   both engines;
 //! - the embedded SQLite engine, [`SqliteCatalog`]: its file location
 //!   ([`default_catalog_path`]), its numbered schema migrations (`migrations/`, embedded in
 //!   the binary), and its durability settings;
@@ -19,9 +19,9 @@
 //!   a job rebuilt from a destination's manifest ([`SqliteCatalog::import_completed_job`]).
 //!
 //! The engines share everything but their SQL dialect and settings: the row checksums
-//! and the full check ([`integrity`]), the reading and verification of rows (`rows.rs`),
-//! the checks of what callers pass in (`input.rs`), the job state machine ([`lifecycle`]),
-//! and the SQL of the job summaries. The one behaviour suite (`tests/behaviour/`) runs on
+//! and the full check ([`integrity`]), the reading and verification of rows (`rows.rs`,
+//! `tiering_rows.rs`), the checks of what callers pass in (`input.rs`), the job state
+//! machine ([`lifecycle`]), and the SQL of the job summaries. The one behaviour suite (`tests/behaviour/`) runs on
 //! both (`tests/sqlite.rs`, `tests/postgres.rs`).
 //!
 //! # Adding a schema migration
@@ -50,6 +50,7 @@ mod postgres;
 mod rows;
 mod sqlite;
 pub mod tiering;
+mod tiering_rows;
 
 use async_trait::async_trait;
 

@@ -31,7 +31,9 @@ impl CatalogSpec {
     pub fn parse(text: impl Into<OsString>) -> Result<Self, CatalogError> {
         let text: OsString = text.into();
         match text.to_str() {
-            Some(url) if is_postgres_url(url) => Ok(CatalogSpec::Postgres(PostgresUrl::parse(url)?)),
+            Some(url) if is_postgres_url(url) => {
+                Ok(CatalogSpec::Postgres(PostgresUrl::parse(url)?))
+            }
             _ => Ok(CatalogSpec::Sqlite(PathBuf::from(text))),
         }
     }
@@ -209,7 +211,10 @@ mod tests {
             assert!(!shown.contains("s3cret"), "{shown}");
         }
         let path = CatalogSpec::parse("/var/lib/strata/catalog.db").unwrap();
-        assert_eq!(path, CatalogSpec::Sqlite("/var/lib/strata/catalog.db".into()));
+        assert_eq!(
+            path,
+            CatalogSpec::Sqlite("/var/lib/strata/catalog.db".into())
+        );
         let upper = CatalogSpec::parse("POSTGRESQL://u@h/d").unwrap();
         assert!(matches!(upper, CatalogSpec::Postgres(ref u) if u.endpoint() == "h:5432"));
     }

@@ -11,7 +11,6 @@
 //! cannot read is [`CatalogError::InvalidData`].
 
 use std::path::Path;
-use std::sync::LazyLock;
 
 use crate::error::CatalogError;
 use crate::integrity::{chunk_checksum, mismatch, CheckedRow, FileColumns, JobColumns};
@@ -75,46 +74,6 @@ pub(crate) const CHUNK_BYTES_SQL: &str = "SELECT CAST(COALESCE(SUM(CASE
  JOIN files f ON f.job_id = c.job_id AND f.file_index = c.file_index
  JOIN jobs j ON j.id = c.job_id
  WHERE c.job_id = ? AND f.state = 'pending'";
-
-// The tiering tables' shared SQL.
-
-/// The unfinished states as an SQL list, `('planned', ...)`, derived from
-/// [`JobState::is_active`] (the partial index `move_jobs_one_active` of migration 0002
-/// lists the same; a test keeps them in step).
-pub(crate) static ACTIVE_STATES: LazyLock<String> = LazyLock::new(|| {
-    let names: Vec<String> = JobState::ALL
-        .into_iter()
-        .filter(|state| state.is_active())
-        .map(|state| format!("'{state}'"))
-        .collect();
-    format!("({})", names.join(", "))
-});
-
-/// `SELECT` of a move job's columns, in the order each engine's `move_from_row` reads them.
-macro_rules! select_moves {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, idempotency_key, key, from_tier, to_tier, generation, size, state, ",
-            "reason, explanation, inputs_json, after_json, attempts, last_error, created_ms, ",
-            "updated_ms, finished_ms FROM move_jobs ",
-            $rest
-        )
-    };
-}
-pub(crate) use select_moves;
-
-/// `SELECT` of an object with its current placement.
-macro_rules! select_placed {
-    ($rest:literal) => {
-        concat!(
-            "SELECT o.key, o.size, o.hash, o.mtime_ms, o.generation, o.created_ms, p.tier, ",
-            "p.placed_ms, o.chunk_hashes FROM objects o JOIN placements p ",
-            "ON p.key = o.key AND p.state = 'current' ",
-            $rest
-        )
-    };
-}
-pub(crate) use select_placed;
 
 /// Which jobs a summary query returns.
 pub(crate) enum JobFilter<'a> {
@@ -299,8 +258,6 @@ pub(crate) struct JobRow {
 /// files.
 pub(crate) type ProgressSums = (i64, i64, i64, i64, i64, i64);
 
-
-
 /// Row verification and conversion, written once for every engine: an engine says where
 /// its catalog is (the file, or the server with its password redacted) and gets the rest.
 pub(crate) trait RowReader {
@@ -384,24 +341,17 @@ pub(crate) trait RowReader {
         })
     }
 
-
     fn unsigned(&self, value: i64, what: &str) -> Result<u64, CatalogError> {
         u64::try_from(value).map_err(|_| self.invalid_data(format!("{what} is {value}")))
     }
 
-
-    fn hash(
-        &self,
-        blob: Option<Vec<u8>>,
-        what: &str,
-    ) -> Result<Option<[u8; 32]>, CatalogError> {
+    fn hash(&self, blob: Option<Vec<u8>>, what: &str) -> Result<Option<[u8; 32]>, CatalogError> {
         blob.map(|bytes| {
             <[u8; 32]>::try_from(bytes.as_slice())
                 .map_err(|_| self.invalid_data(format!("{what} has {} bytes, not 32", bytes.len())))
         })
         .transpose()
     }
-
 
     /// The [`CatalogError::CorruptRow`] of a file row that fails its checksum (the
     /// destination hint is added by the engine's `with_destination`).
@@ -415,7 +365,6 @@ pub(crate) trait RowReader {
             detail,
         }
     }
-
 
     /// A file row, verified and converted.
     fn file_record(&self, raw: RawFile) -> Result<FileRecord, CatalogError> {
@@ -449,7 +398,6 @@ pub(crate) trait RowReader {
         })
     }
 
-
     /// A verified chunk row, verified and converted.
     fn chunk_record(&self, raw: RawChunk) -> Result<VerifiedChunk, CatalogError> {
         if let Some(detail) = raw.damage() {
@@ -473,27 +421,5 @@ pub(crate) trait RowReader {
             chunk_index: self.unsigned(raw.chunk_index, "chunk index")?,
             chaining_value,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ACTIVE_STATES;
-
-    #[test]
-    fn the_active_states_are_those_of_the_one_active_move_index() {
-        assert_eq!(
-            *ACTIVE_STATES,
-            "('planned', 'copying', 'verifying', 'switching', 'retiring')"
-        );
-        for migration in [
-            include_str!("../migrations/0002_tiering.sql"),
-            include_str!("../migrations/postgres/0002_tiering.sql"),
-        ] {
-            assert!(
-                migration.contains(&format!("WHERE state IN {}", *ACTIVE_STATES)),
-                "migration 0002's partial index must list the active states"
-            );
-        }
     }
 }

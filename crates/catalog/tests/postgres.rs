@@ -36,7 +36,10 @@ type TieringEngine = PostgresCatalog;
 
 async fn open_tiering() -> (TieringGuard, TieringEngine) {
     let text = postgres::shared().fresh_database();
-    (text.clone(), PostgresCatalog::open(&url(&text)).await.unwrap())
+    (
+        text.clone(),
+        PostgresCatalog::open(&url(&text)).await.unwrap(),
+    )
 }
 
 async fn reopen_tiering(text: &TieringGuard) -> TieringEngine {
@@ -70,7 +73,11 @@ async fn a_row_altered_behind_the_catalogs_back_is_refused_and_checked() {
     let clean = catalog.check().await.unwrap();
     assert!(clean.is_clean(), "{clean:?}");
     assert_eq!(
-        (clean.jobs_checked, clean.files_checked, clean.chunks_checked),
+        (
+            clean.jobs_checked,
+            clean.files_checked,
+            clean.chunks_checked
+        ),
         (1, 2, 1)
     );
 
@@ -101,10 +108,7 @@ async fn a_row_altered_behind_the_catalogs_back_is_refused_and_checked() {
     assert!(!report.is_clean());
     assert_eq!(report.corrupt_rows_total, 1);
     assert_eq!(report.corrupt_rows[0].table, "files");
-    assert!(
-        report.corrupt_rows[0].row.contains("file 0"),
-        "{report:?}"
-    );
+    assert!(report.corrupt_rows[0].row.contains("file 0"), "{report:?}");
 }
 
 #[tokio::test]
@@ -219,7 +223,10 @@ async fn a_database_of_another_application_is_left_alone() {
 async fn two_processes_opening_a_new_catalog_at_once_migrate_it_once() {
     let text = postgres::shared().fresh_database();
     let parsed = url(&text);
-    let (a, b) = tokio::join!(PostgresCatalog::open(&parsed), PostgresCatalog::open(&parsed));
+    let (a, b) = tokio::join!(
+        PostgresCatalog::open(&parsed),
+        PostgresCatalog::open(&parsed)
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     let id = a.create_job(&spec("x", "y")).await.unwrap();
     assert_eq!(b.job(id).await.unwrap().unwrap().source, "x");

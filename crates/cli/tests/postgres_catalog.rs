@@ -32,7 +32,10 @@ fn source(sandbox: &Sandbox) -> std::path::PathBuf {
 
 fn assert_no_password(out: &std::process::Output) {
     for text in [stdout(out), stderr(out)] {
-        assert!(!text.contains(PASSWORD), "the password was printed:\n{text}");
+        assert!(
+            !text.contains(PASSWORD),
+            "the password was printed:\n{text}"
+        );
     }
 }
 
@@ -44,7 +47,15 @@ fn a_migration_is_recorded_in_postgres_and_shown_by_status() {
     let dst = sandbox.path("dst");
     let (src, dst) = (src.to_str().unwrap(), dst.to_str().unwrap());
 
-    let migrate = sandbox.run(&["--catalog", &url, "migrate", src, dst, "--chunk-size", "64K"]);
+    let migrate = sandbox.run(&[
+        "--catalog",
+        &url,
+        "migrate",
+        src,
+        dst,
+        "--chunk-size",
+        "64K",
+    ]);
     assert!(migrate.status.success(), "{}", stderr(&migrate));
     assert_no_password(&migrate);
 
@@ -67,14 +78,30 @@ fn a_migration_is_recorded_in_postgres_and_shown_by_status() {
     assert!(stdout(&text).contains("done"), "{}", stdout(&text));
 
     let check = sandbox.run(&["--catalog", &url, "catalog", "check", "--against", dst]);
-    assert!(check.status.success(), "{}{}", stdout(&check), stderr(&check));
-    assert!(stdout(&check).contains("OK: catalog postgres://"), "{}", stdout(&check));
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+    assert!(
+        stdout(&check).contains("OK: catalog postgres://"),
+        "{}",
+        stdout(&check)
+    );
     assert!(stdout(&check).contains("[redacted]"), "{}", stdout(&check));
     assert_no_password(&check);
 
     // A second run finds every file done in the shared catalog and copies nothing.
     let again = sandbox.run(&[
-        "--catalog", &url, "--json", "migrate", src, dst, "--chunk-size", "64K",
+        "--catalog",
+        &url,
+        "--json",
+        "migrate",
+        src,
+        dst,
+        "--chunk-size",
+        "64K",
     ]);
     assert!(again.status.success(), "{}", stderr(&again));
     let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
@@ -98,7 +125,10 @@ fn catalog_check_finds_a_row_altered_behind_its_back() {
     assert!(migrate.status.success(), "{}", stderr(&migrate));
 
     postgres::shared()
-        .sql_in(&db, "UPDATE files SET path = 'c-renamed.txt' WHERE path = 'c.txt'")
+        .sql_in(
+            &db,
+            "UPDATE files SET path = 'c-renamed.txt' WHERE path = 'c.txt'",
+        )
         .unwrap();
     let check = sandbox.run(&["--catalog", &url, "catalog", "check"]);
     assert_eq!(check.status.code(), Some(1), "{}", stdout(&check));
@@ -149,7 +179,11 @@ fn a_password_in_the_url_is_never_shown_not_even_in_help_or_bad_urls() {
     assert!(help.status.success());
     assert_no_password(&help);
 
-    let bad = sandbox.run(&["--catalog", &format!("postgres://u:{PASSWORD}@/db"), "status"]);
+    let bad = sandbox.run(&[
+        "--catalog",
+        &format!("postgres://u:{PASSWORD}@/db"),
+        "status",
+    ]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("empty host"), "{}", stderr(&bad));
     assert_no_password(&bad);
@@ -177,7 +211,11 @@ fn delete_job_works_on_postgres_and_names_a_missing_job() {
     assert!(deleted.status.success(), "{}", stderr(&deleted));
     assert_no_password(&deleted);
     let status = sandbox.run(&["--catalog", &url, "status"]);
-    assert!(stdout(&status).contains("no jobs yet"), "{}", stdout(&status));
+    assert!(
+        stdout(&status).contains("no jobs yet"),
+        "{}",
+        stdout(&status)
+    );
 
     let missing = sandbox.run(&["--catalog", &url, "catalog", "delete-job", &job]);
     assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));

@@ -145,7 +145,12 @@ impl PostgresServer {
             .arg("-D")
             .arg(&self.data_dir)
             .args(["--auth=trust", "--username", SUPERUSER])
-            .args(["--encoding=UTF8", "--locale=C", "--no-sync", "--data-checksums"]);
+            .args([
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--data-checksums",
+            ]);
         run(&mut initdb).map(|_| ())
     }
 
@@ -188,8 +193,8 @@ impl PostgresServer {
                 return Ok(());
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let log = std::fs::read_to_string(socket_dir.join("server.log"))
-                    .unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(socket_dir.join("server.log")).unwrap_or_default();
                 return Err(format!(
                     "PostgreSQL on 127.0.0.1:{} exited ({status}) before answering:\n{log}",
                     self.port

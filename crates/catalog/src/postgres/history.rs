@@ -33,11 +33,7 @@ impl PostgresCatalog {
                 signed(b.bytes, "bytes")?,
             ));
         }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(self.error(op))?;
+        let mut tx = self.pool.begin().await.map_err(self.error(op))?;
         for batch in rows.chunks(ROW_BATCH) {
             let mut insert = QueryBuilder::<Postgres>::new(
                 "INSERT INTO access_history (key, hour_ms, reads, writes, bytes) ",

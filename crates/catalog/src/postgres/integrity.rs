@@ -4,15 +4,15 @@
 
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::input::{check_spec, dense_plan, to_signed, CHUNK_BATCH, FILE_BATCH};
-use crate::rows::{select_chunks, select_files, select_jobs, RawChunk, RawFile, RawJob};
 use super::PostgresCatalog;
 use crate::error::CatalogError;
+use crate::input::{check_spec, dense_plan, to_signed, CHUNK_BATCH, FILE_BATCH};
 use crate::integrity::{
     chunk_checksum, CheckReport, CompletedJob, FileColumns, Findings, ImportedJob, ReplacedJob,
 };
 use crate::lifecycle::JobState;
 use crate::model::{FileState, JobSpec, PlannedFile};
+use crate::rows::{select_chunks, select_files, select_jobs, RawChunk, RawFile, RawJob};
 
 impl PostgresCatalog {
     /// Checks the checksum of every row of the migration tables, in one read-only
@@ -93,12 +93,13 @@ impl PostgresCatalog {
         };
 
         let mut tx = self.begin_write(op).await?;
-        let replaced: Vec<(i64, String)> =
-            sqlx::query_as("SELECT id, source FROM jobs WHERE destination = $1 ORDER BY id FOR UPDATE")
-                .bind(&job.destination)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(self.error(op))?;
+        let replaced: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, source FROM jobs WHERE destination = $1 ORDER BY id FOR UPDATE",
+        )
+        .bind(&job.destination)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(self.error(op))?;
         for (id, _) in &replaced {
             for statement in [
                 "DELETE FROM verified_chunks WHERE job_id = $1",

@@ -76,12 +76,11 @@ impl PostgresCatalog {
     /// not newer than this binary, and applies pending migrations.
     pub async fn open(url: &PostgresUrl) -> Result<Self, CatalogError> {
         let shown = PathBuf::from(url.shown());
-        let options = PgConnectOptions::from_str(url.secret()).map_err(|err| {
-            CatalogError::CannotOpen {
+        let options =
+            PgConnectOptions::from_str(url.secret()).map_err(|err| CatalogError::CannotOpen {
                 path: shown.clone(),
                 detail: format!("the URL is not a PostgreSQL connection URL ({err})"),
-            }
-        })?;
+            })?;
         let options = options.options([("lock_timeout", LOCK_TIMEOUT)]);
         // One connection first, for the server's own answer: the pool would retry a
         // refused connection until its timeout and report only that it timed out.

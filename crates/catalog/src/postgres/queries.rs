@@ -18,18 +18,18 @@ use futures::TryStreamExt;
 use sqlx::error::ErrorKind;
 use sqlx::{Connection, PgConnection, Postgres, QueryBuilder, Transaction};
 
+use super::{db_error, PostgresCatalog};
+use crate::error::CatalogError;
 use crate::input::{
     check_spec, dense_plan, to_signed, unix_now, CHUNK_BATCH, FILE_BATCH, UPDATE_BATCH,
 };
-use crate::rows::{
-    select_chunks, select_files, select_jobs, JobFilter, RawChunk, RawFile, RawJob, RowReader,
-};
-use super::{db_error, PostgresCatalog};
-use crate::error::CatalogError;
 use crate::integrity::{chunk_checksum, FileColumns};
 use crate::lifecycle::{JobKind, JobState};
 use crate::model::{
     FileRecord, FileState, FileUpdate, JobId, JobSpec, JobSummary, PlannedFile, VerifiedChunk,
+};
+use crate::rows::{
+    select_chunks, select_files, select_jobs, JobFilter, RawChunk, RawFile, RawJob, RowReader,
 };
 use crate::Catalog;
 
@@ -298,10 +298,11 @@ impl Catalog for PostgresCatalog {
         let mut files = Vec::new();
         let mut damaged = None;
         {
-            let mut rows =
-                sqlx::query_as::<_, RawFile>(select_files!("WHERE job_id = $1 ORDER BY file_index"))
-                    .bind(id)
-                    .fetch(&mut *tx);
+            let mut rows = sqlx::query_as::<_, RawFile>(select_files!(
+                "WHERE job_id = $1 ORDER BY file_index"
+            ))
+            .bind(id)
+            .fetch(&mut *tx);
             while let Some(raw) = rows.try_next().await.map_err(self.error(op))? {
                 match self.file_record(raw) {
                     Ok(file) => files.push(file),
@@ -619,4 +620,3 @@ impl Catalog for PostgresCatalog {
         tx.commit().await.map_err(self.error(op))
     }
 }
-

@@ -26,7 +26,9 @@ impl PostgresCatalog {
             .await
             .map_err(self.error(op))?;
         let query = match filter {
-            JobFilter::Id(id) => sqlx::query_as::<_, RawJob>(select_jobs!("WHERE id = $1")).bind(id),
+            JobFilter::Id(id) => {
+                sqlx::query_as::<_, RawJob>(select_jobs!("WHERE id = $1")).bind(id)
+            }
             JobFilter::Uris(source, destination) => {
                 sqlx::query_as(select_jobs!("WHERE source = $1 AND destination = $2"))
                     .bind(source)

@@ -7,15 +7,15 @@ use std::path::Path;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::db_error;
-use crate::input::{check_spec, dense_plan, to_signed, CHUNK_BATCH, FILE_BATCH};
-use crate::rows::{select_chunks, select_files, select_jobs, RawChunk, RawFile, RawJob};
 use super::SqliteCatalog;
 use crate::error::CatalogError;
+use crate::input::{check_spec, dense_plan, to_signed, CHUNK_BATCH, FILE_BATCH};
 use crate::integrity::{
     chunk_checksum, CheckReport, CompletedJob, FileColumns, Findings, ImportedJob, ReplacedJob,
 };
 use crate::lifecycle::JobState;
 use crate::model::{FileState, JobSpec, PlannedFile};
+use crate::rows::{select_chunks, select_files, select_jobs, RawChunk, RawFile, RawJob};
 
 /// The migration that added the `checksum` columns.
 pub(super) const ROW_CHECKSUMS_VERSION: i64 = 3;

@@ -69,7 +69,7 @@ enum Journal {
 ///
 /// The catalog must be on a local file system: SQLite's WAL needs shared memory between
 /// the processes using it, which network file systems do not provide. Several nodes share
-/// a catalog through the PostgreSQL engine instead.
+/// a catalog through the PostgreSQL engine instead ([`crate::PostgresCatalog`]).
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
     pool: SqlitePool,

@@ -1,7 +1,9 @@
 //! [`Catalog`] for SQLite: the queries.
 //!
 //! The SQL here is kept portable (standard `INSERT ... ON CONFLICT`, `RETURNING`, `CASE`,
-//! no SQLite functions), so a PostgreSQL engine can mirror it with `$n` placeholders.
+//! no SQLite functions): the PostgreSQL engine (`crate::postgres::queries`) mirrors it
+//! with `$n` placeholders; a change here is made there too (the behaviour suite runs on
+//! both).
 //! Writes run in `BEGIN IMMEDIATE` transactions (see the parent module for why), and the
 //! first statement of each touches the job row, which both checks that the job exists
 //! and records the time of the change.
@@ -18,18 +20,18 @@ use futures::TryStreamExt;
 use sqlx::error::ErrorKind;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
 
+use super::{db_error, SqliteCatalog};
+use crate::error::CatalogError;
 use crate::input::{
     check_spec, dense_plan, to_signed, unix_now, CHUNK_BATCH, FILE_BATCH, UPDATE_BATCH,
 };
-use crate::rows::{
-    select_chunks, select_files, select_jobs, JobFilter, RawChunk, RawFile, RawJob, RowReader,
-};
-use super::{db_error, SqliteCatalog};
-use crate::error::CatalogError;
 use crate::integrity::{chunk_checksum, FileColumns};
 use crate::lifecycle::{JobKind, JobState};
 use crate::model::{
     FileRecord, FileState, FileUpdate, JobId, JobSpec, JobSummary, PlannedFile, VerifiedChunk,
+};
+use crate::rows::{
+    select_chunks, select_files, select_jobs, JobFilter, RawChunk, RawFile, RawJob, RowReader,
 };
 use crate::Catalog;
 
@@ -613,4 +615,3 @@ impl Catalog for SqliteCatalog {
         tx.commit().await.map_err(self.error(op))
     }
 }
-

@@ -6,8 +6,8 @@
 //! `reopen_tiering(&guard)` (the same catalog opened again).
 
 use strata_catalog::{
-    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, JobState, MoveFilter, MoveSpec, ObjectWrite,
-    PlacementState, RetriedMove, SwitchOutcome, TieringCatalog,
+    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, JobState, MoveFilter, MoveSpec,
+    ObjectWrite, PlacementState, RetriedMove, SwitchOutcome, TieringCatalog,
 };
 
 use super::{open_tiering, reopen_tiering, TieringEngine, TieringGuard};

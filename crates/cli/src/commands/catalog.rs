@@ -17,8 +17,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use strata_catalog::{
-    Catalog, CatalogError, CatalogSpec, CheckReport, CompletedFile, CompletedJob,
-    EngineCatalog, FileState, JobState, PlannedFile, SqliteCatalog,
+    Catalog, CatalogError, CatalogSpec, CheckReport, CompletedFile, CompletedJob, EngineCatalog,
+    FileState, JobState, PlannedFile, SqliteCatalog,
 };
 use strata_codec::hash::from_hex;
 use strata_codec::{DatasetManifest, MANIFEST_COPY_PATH, MANIFEST_PATH};

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use strata_catalog::{Catalog, CatalogSpec, EngineCatalog};
+use strata_catalog::{Catalog, CatalogSpec, EngineCatalog, PostgresUrl};
 use strata_store::faults::FaultSide;
 use strata_store::layers::env_fault_plan;
 use strata_store::{BandwidthControl, Layers, S3Options, Store, StoreUri};
@@ -51,6 +51,19 @@ impl Context {
                 "{what} works on an SQLite catalog file, and {url} is a PostgreSQL catalog; pass --catalog PATH to use a file"
             ),
         }
+    }
+
+    /// The PostgreSQL catalog `--catalog` (or `STRATA_CATALOG`) names, if it names one:
+    /// the service's catalog (`serve`, `train`) is otherwise the file in its data dir,
+    /// whatever file `--catalog` names for migrations.
+    pub fn shared_catalog(&self) -> anyhow::Result<Option<PostgresUrl>> {
+        let Some(path) = &self.catalog_path else {
+            return Ok(None);
+        };
+        Ok(match CatalogSpec::parse(path.as_os_str())? {
+            CatalogSpec::Postgres(url) => Some(url),
+            CatalogSpec::Sqlite(_) => None,
+        })
     }
 
     /// Open the catalog, whichever engine (creating it on first use).

@@ -166,17 +166,6 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<TieringConfig> {
     Ok(config)
 }
 
-/// The PostgreSQL catalog `--catalog` names, if it names one.
-fn shared_catalog(context: &Context) -> anyhow::Result<Option<strata_catalog::PostgresUrl>> {
-    let Some(path) = &context.catalog_path else {
-        return Ok(None);
-    };
-    Ok(match strata_catalog::CatalogSpec::parse(path.as_os_str())? {
-        strata_catalog::CatalogSpec::Postgres(url) => Some(url),
-        strata_catalog::CatalogSpec::Sqlite(_) => None,
-    })
-}
-
 /// Run the command.
 pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let limits = limits(&args)?;
@@ -193,7 +182,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         catalog_path: None,
         // The service keeps its catalog in its data dir, unless --catalog (or
         // STRATA_CATALOG) names a PostgreSQL catalog shared with other nodes.
-        shared_catalog: shared_catalog(context)?,
+        shared_catalog: context.shared_catalog()?,
         // STRATA_FAULTS, read (and warned about on stderr) as every command reads it.
         faults: strata_store::layers::env_fault_plan()
             .map_err(anyhow::Error::msg)?

@@ -5,8 +5,8 @@
 use sqlx::PgConnection;
 
 use super::PostgresCatalog;
-use crate::input::to_signed;
 use crate::error::CatalogError;
+use crate::input::to_signed;
 use crate::tiering::{ObjectRecord, ObjectWrite, PlacedObject};
 
 impl PostgresCatalog {

@@ -5,8 +5,8 @@
 use sqlx::SqliteConnection;
 
 use super::SqliteCatalog;
-use crate::input::to_signed;
 use crate::error::CatalogError;
+use crate::input::to_signed;
 use crate::tiering::{ObjectRecord, ObjectWrite, PlacedObject};
 
 impl SqliteCatalog {
