@@ -1,10 +1,11 @@
 //! The `strata` binary on a PostgreSQL catalog (`--catalog postgres://...`, a real server
 //! from `strata-testsupport`, a fresh database per test): a migration recorded there and
 //! shown by `strata status`, `strata catalog check` finding a row altered behind the
-//! catalog's back, a stopped server reported clearly, and a password in the URL that no
-//! output shows.
+//! catalog's back, a stopped server reported clearly, `strata serve` keeping its state
+//! there, and a password in the URL that no output shows.
 
 mod common;
+mod serve_common;
 
 use common::{stderr, stdout, Sandbox};
 use strata_testsupport::postgres::{self, PostgresServer};
@@ -225,4 +226,42 @@ fn delete_job_works_on_postgres_and_names_a_missing_job() {
         stderr(&missing)
     );
     assert_no_password(&missing);
+}
+
+#[test]
+fn serve_keeps_its_state_in_a_postgres_catalog_and_never_shows_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, db) = fresh_url();
+    let data_dir = dir.path().join("data");
+    let cold = data_dir.join("cold").display().to_string();
+    let config = dir.path().join("strata.toml");
+    std::fs::write(
+        &config,
+        serve_common::config(&data_dir, &cold, "1h", "2h", "1h"),
+    )
+    .unwrap();
+    let service =
+        serve_common::Service::start_with_env(&config, &data_dir, &["--catalog", &url], &[]);
+    let shown = service.started["catalog"].as_str().unwrap().to_string();
+    assert!(
+        shown.starts_with("postgres://") && shown.contains("[redacted]"),
+        "{shown}"
+    );
+    assert!(!shown.contains(PASSWORD), "{shown}");
+
+    let file = dir.path().join("upload.bin");
+    std::fs::write(&file, b"shared state").unwrap();
+    let put = service.run(&["put", file.to_str().unwrap(), "shared/key"]);
+    assert!(put.status.success(), "{}", stderr(&put));
+    let log = service.kill_and_stderr();
+    assert!(!log.contains(PASSWORD), "the password was logged:\n{log}");
+
+    let objects = postgres::shared()
+        .sql_in(&db, "SELECT key FROM objects")
+        .unwrap();
+    assert_eq!(objects, "shared/key");
+    assert!(
+        !data_dir.join("catalog.db").exists(),
+        "no SQLite catalog was created"
+    );
 }
