@@ -265,3 +265,44 @@ fn serve_keeps_its_state_in_a_postgres_catalog_and_never_shows_the_password() {
         "no SQLite catalog was created"
     );
 }
+
+#[test]
+fn catalog_rebuild_imports_a_destination_into_postgres() {
+    let sandbox = Sandbox::new();
+    let (url, db) = fresh_url();
+    let src = source(&sandbox);
+    let dst = sandbox.path("dst");
+    let (src, dst) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let migrate = sandbox.run(&["--catalog", &url, "migrate", src, dst]);
+    assert!(migrate.status.success(), "{}", stderr(&migrate));
+    // The record is lost (every job deleted behind strata's back) ...
+    postgres::shared()
+        .sql_in(
+            &db,
+            "DELETE FROM verified_chunks; DELETE FROM files; DELETE FROM jobs",
+        )
+        .unwrap();
+    // ... and rebuilt from the destination's manifest, into the same database.
+    let rebuild = sandbox.run(&[
+        "--catalog",
+        &url,
+        "catalog",
+        "rebuild",
+        "--from",
+        dst,
+        "--source",
+        src,
+    ]);
+    assert!(
+        rebuild.status.success(),
+        "{}{}",
+        stdout(&rebuild),
+        stderr(&rebuild)
+    );
+    assert_no_password(&rebuild);
+    let again = sandbox.run(&["--catalog", &url, "--json", "migrate", src, dst]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(report["bytes_sent"], 0, "{report}");
+    assert_eq!(report["files_resumed"], 3, "{report}");
+}
