@@ -256,11 +256,15 @@ pub struct CorruptRowReport {
     pub detail: String,
 }
 
-/// What `strata catalog check` found in the catalog file itself.
+/// What `strata catalog check` found in the catalog itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
-    /// The catalog file.
+    /// The catalog: its file, or its URL with the password redacted.
     pub catalog: PathBuf,
+    /// Whether the database's own structure (pages, indexes) was checked: SQLite's
+    /// `PRAGMA integrity_check` runs; PostgreSQL's pages are the server's to check (data
+    /// checksums, `amcheck`), so a PostgreSQL report checks rows only.
+    pub pages_checked: bool,
     /// Problems reported by SQLite's `PRAGMA integrity_check` (empty when it says `ok`),
     /// and tables that could not be read to the end.
     pub integrity: Vec<String>,
@@ -350,10 +354,11 @@ impl Findings {
     }
 
     /// The report of a check of `catalog` that read `counts` rows of jobs, files and
-    /// verified chunks.
-    pub fn report(self, catalog: PathBuf, counts: [u64; 3]) -> CheckReport {
+    /// verified chunks, and checked its pages or not.
+    pub fn report(self, catalog: PathBuf, pages_checked: bool, counts: [u64; 3]) -> CheckReport {
         CheckReport {
             catalog,
+            pages_checked,
             integrity: self.integrity,
             jobs_checked: counts[0],
             files_checked: counts[1],

@@ -91,6 +91,12 @@ fn a_migration_is_recorded_in_postgres_and_shown_by_status() {
         stdout(&check)
     );
     assert!(stdout(&check).contains("[redacted]"), "{}", stdout(&check));
+    // Honest about what it checked: the rows, not PostgreSQL's pages.
+    assert!(
+        stdout(&check).contains("integrity of the rows ok (pages: the server's own checks)"),
+        "{}",
+        stdout(&check)
+    );
     assert_no_password(&check);
 
     // A second run finds every file done in the shared catalog and copies nothing.

@@ -48,7 +48,7 @@ impl PostgresCatalog {
             .await;
         // A read-only snapshot: ending it cannot lose anything.
         let _ = tx.rollback().await;
-        Ok(findings.report(self.shown.clone(), [jobs, files, chunks]))
+        Ok(findings.report(self.shown.clone(), false, [jobs, files, chunks]))
     }
 
     /// Records `job`, rebuilt from a destination's manifest, in one transaction: every job

@@ -189,7 +189,7 @@ impl SqliteCatalog {
             .await;
         // A read-only snapshot: ending it cannot lose anything.
         let _ = tx.rollback().await;
-        Ok(findings.report(self.path.clone(), [jobs, files, chunks]))
+        Ok(findings.report(self.path.clone(), true, [jobs, files, chunks]))
     }
 
     /// Records `job`, rebuilt from a destination's manifest, in one transaction: every job
