@@ -312,3 +312,33 @@ fn catalog_rebuild_imports_a_destination_into_postgres() {
     assert_eq!(report["bytes_sent"], 0, "{report}");
     assert_eq!(report["files_resumed"], 3, "{report}");
 }
+
+#[test]
+fn processes_migrating_at_once_share_the_catalog() {
+    let sandbox = Sandbox::new();
+    let (url, _) = fresh_url();
+    let src = source(&sandbox);
+    let src = src.to_str().unwrap();
+    // Four `strata migrate` processes at once, as workers on several nodes would run.
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            let dst = sandbox.path(&format!("dst-{i}"));
+            sandbox
+                .strata()
+                .args(["--catalog", &url, "migrate", src, dst.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let status = sandbox.run(&["--catalog", &url, "--json", "status"]);
+    let jobs: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let jobs = jobs.as_array().unwrap();
+    assert_eq!(jobs.len(), 4, "{jobs:?}");
+    assert!(jobs.iter().all(|job| job["state"] == "done"), "{jobs:?}");
+}
