@@ -6,7 +6,10 @@
 #    would add minutes of compilation to every fresh CI machine, and it implements the
 #    multipart, listing and error behaviour of S3 that Strata relies on);
 #  - iperf3 (Debian package): the competing bulk flow of the network-namespace throttle
-#    test (crates/cli/tests/netns_throttle.rs, scripts/netns-bench.sh).
+#    test (crates/cli/tests/netns_throttle.rs, scripts/netns-bench.sh);
+#  - postgresql (Debian package): the PostgreSQL catalog's tests start a real server
+#    (crates/testsupport); Debian keeps initdb in /usr/lib/postgresql/<version>/bin, off
+#    the PATH, so that is where we look.
 set -euo pipefail
 
 need_apt=()
@@ -14,6 +17,7 @@ command -v b3sum >/dev/null 2>&1 || need_apt+=(b3sum)
 command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
 # ip and tc (network namespaces, veth, netem) for the same test.
 { command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
+{ ls /usr/lib/postgresql/*/bin/initdb || command -v initdb; } >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]} (apt)"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -1,7 +1,7 @@
 //! The catalog's errors, written for the operator.
 //!
-//! Every variant that concerns a database file names it (`path`), says what is wrong and
-//! what to do about it. Engine errors that have a meaning an operator can act on
+//! Every variant that concerns a catalog names it (`path`: the SQLite file, or the
+//! PostgreSQL URL with its password redacted), says what is wrong and what to do about it. Engine errors that have a meaning an operator can act on
 //! (corruption, a lock held too long, a full disk, a file that cannot be opened) get their
 //! own variant; the rest are reported as [`CatalogError::Database`] with the operation that
 //! failed.
@@ -27,6 +27,26 @@ pub enum CatalogError {
         dir: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+
+    /// A PostgreSQL catalog's server did not answer.
+    #[error("cannot reach the PostgreSQL catalog at {endpoint} ({}): {detail}; check that the server runs and accepts connections there (for a local one: scripts/postgres.sh start), or pass another --catalog", path.display())]
+    Unreachable {
+        /// The catalog's URL, password redacted.
+        path: PathBuf,
+        /// `host:port`.
+        endpoint: String,
+        /// Why the connection failed.
+        detail: String,
+    },
+
+    /// A `postgres://` catalog URL that cannot be used.
+    #[error("invalid PostgreSQL catalog URL {shown}: {detail}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE")]
+    InvalidCatalogUrl {
+        /// The URL, password redacted.
+        shown: String,
+        /// What is wrong with it.
+        detail: String,
     },
 
     /// The catalog file exists but cannot be opened or written (permissions, a directory
@@ -195,6 +215,9 @@ impl CatalogError {
     /// Whether retrying the same call later can succeed without anyone changing anything
     /// (a lock held by another process); every other error is permanent for that call.
     pub fn is_transient(&self) -> bool {
-        matches!(self, CatalogError::Busy { .. })
+        matches!(
+            self,
+            CatalogError::Busy { .. } | CatalogError::Unreachable { .. }
+        )
     }
 }

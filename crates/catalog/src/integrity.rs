@@ -256,11 +256,15 @@ pub struct CorruptRowReport {
     pub detail: String,
 }
 
-/// What `strata catalog check` found in the catalog file itself.
+/// What `strata catalog check` found in the catalog itself.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
-    /// The catalog file.
+    /// The catalog: its file, or its URL with the password redacted.
     pub catalog: PathBuf,
+    /// Whether the database's own structure (pages, indexes) was checked: SQLite's
+    /// `PRAGMA integrity_check` runs; PostgreSQL's pages are the server's to check (data
+    /// checksums, `amcheck`), so a PostgreSQL report checks rows only.
+    pub pages_checked: bool,
     /// Problems reported by SQLite's `PRAGMA integrity_check` (empty when it says `ok`),
     /// and tables that could not be read to the end.
     pub integrity: Vec<String>,
@@ -283,6 +287,85 @@ impl CheckReport {
     /// True when SQLite found no damage and every row verified.
     pub fn is_clean(&self) -> bool {
         self.integrity.is_empty() && self.corrupt_rows_total == 0
+    }
+}
+
+/// A row of a checksummed table, as the full check reads it.
+pub(crate) trait CheckedRow {
+    /// `jobs`, `files` or `verified_chunks`.
+    const TABLE: &'static str;
+    /// The job the row belongs to (as the row records it).
+    fn job(&self) -> JobId;
+    /// The row, for the operator.
+    fn describe(&self) -> String;
+    /// Why the row does not verify, if it does not.
+    fn damage(&self) -> Option<String>;
+}
+
+/// Collects the corrupt rows of a [`CheckReport`], the same for every engine.
+#[derive(Default)]
+pub(crate) struct Findings {
+    /// Rows that fail, at most [`CheckReport::LISTED_MAX`].
+    pub rows: Vec<CorruptRowReport>,
+    /// Rows that fail, in all.
+    pub total: u64,
+    /// Problems of the database itself, and tables that could not be read to the end.
+    pub integrity: Vec<String>,
+}
+
+impl Findings {
+    /// Checks every row of `rows` (one table, read to the end); returns how many were read.
+    /// A read that fails stops this table and is reported in [`Findings::integrity`].
+    pub async fn scan<T: CheckedRow>(
+        &mut self,
+        rows: impl futures::Stream<Item = Result<T, sqlx::Error>>,
+    ) -> u64 {
+        use futures::StreamExt;
+        let mut rows = std::pin::pin!(rows);
+        let mut count = 0;
+        while let Some(row) = rows.next().await {
+            match row {
+                Ok(raw) => {
+                    count += 1;
+                    if let Some(detail) = raw.damage() {
+                        self.add(T::TABLE, raw.job(), raw.describe(), detail);
+                    }
+                }
+                Err(err) => {
+                    self.integrity
+                        .push(format!("reading table {} stopped: {err}", T::TABLE));
+                    break;
+                }
+            }
+        }
+        count
+    }
+
+    fn add(&mut self, table: &str, job: JobId, row: String, detail: String) {
+        self.total += 1;
+        if self.rows.len() < CheckReport::LISTED_MAX {
+            self.rows.push(CorruptRowReport {
+                table: table.into(),
+                job,
+                row,
+                detail,
+            });
+        }
+    }
+
+    /// The report of a check of `catalog` that read `counts` rows of jobs, files and
+    /// verified chunks, and checked its pages or not.
+    pub fn report(self, catalog: PathBuf, pages_checked: bool, counts: [u64; 3]) -> CheckReport {
+        CheckReport {
+            catalog,
+            pages_checked,
+            integrity: self.integrity,
+            jobs_checked: counts[0],
+            files_checked: counts[1],
+            chunks_checked: counts[2],
+            corrupt_rows: self.rows,
+            corrupt_rows_total: self.total,
+        }
     }
 }
 

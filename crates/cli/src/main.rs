@@ -24,8 +24,11 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "strata", version, about, long_about = None)]
 struct Cli {
-    /// Catalog database (default: $STRATA_CATALOG, else ~/.local/share/strata/catalog.db).
-    #[arg(long, global = true, env = "STRATA_CATALOG")]
+    /// Catalog: an SQLite file, or a PostgreSQL URL postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+    /// shared by many nodes (default: $STRATA_CATALOG, else
+    /// ~/.local/share/strata/catalog.db).
+    // The value is never shown in --help: a URL may hold a password.
+    #[arg(long, global = true, env = "STRATA_CATALOG", hide_env_values = true)]
     catalog: Option<PathBuf>,
     /// Print a machine-readable JSON result instead of text and progress bars.
     #[arg(long, global = true)]

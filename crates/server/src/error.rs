@@ -99,7 +99,9 @@ impl ApiError {
 impl From<CatalogError> for ApiError {
     fn from(err: CatalogError) -> Self {
         tracing::warn!(%err, "catalog error answered to a client");
-        if err.is_transient() {
+        if matches!(err, CatalogError::Unreachable { .. }) {
+            ApiError::unavailable("catalog_unreachable", err.to_string())
+        } else if err.is_transient() {
             ApiError::unavailable("catalog_busy", err.to_string())
         } else {
             ApiError::new(

@@ -58,7 +58,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strata_catalog::{SqliteCatalog, TieringCatalog};
+use strata_catalog::{EngineCatalog, PostgresCatalog, PostgresUrl, SqliteCatalog, TieringCatalog};
 use strata_heat::{AccessTracker, TieringConfig};
 use strata_store::faults::FaultPlan;
 use strata_store::S3Options;
@@ -106,6 +106,9 @@ pub struct ServeOptions {
     pub move_concurrency: usize,
     /// Catalog file; `None`: `<data_dir>/catalog.db`.
     pub catalog_path: Option<PathBuf>,
+    /// A PostgreSQL catalog shared with other nodes (`--catalog postgres://...`); when
+    /// set, it is the service's catalog and `catalog_path` is not used.
+    pub shared_catalog: Option<PostgresUrl>,
     /// Faults to inject into the tier stores (`STRATA_FAULTS`, a testing aid; see
     /// [`layers`]).
     pub faults: Option<FaultPlan>,
@@ -122,6 +125,7 @@ impl ServeOptions {
             plan_interval: None,
             move_concurrency: 4,
             catalog_path: None,
+            shared_catalog: None,
             faults: None,
         }
     }
@@ -142,9 +146,9 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// The catalog file.
+    /// The catalog: its file, or its URL with the password redacted.
     pub fn catalog_path(&self) -> PathBuf {
-        self.state.sqlite.path().to_path_buf()
+        self.state.engine.path().to_path_buf()
     }
 
     /// Holds (or releases) queued move jobs; running jobs finish.
@@ -166,7 +170,7 @@ impl RunningServer {
         for task in self.tasks {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
         }
-        self.state.sqlite.close().await;
+        self.state.engine.close().await;
     }
 
     /// Runs until `signal` completes, then shuts down.
@@ -187,8 +191,11 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let (store_layers, bandwidth) = layers::store_layers(&config, options.faults)?;
     let (notices_tx, notices) = tokio::sync::mpsc::channel(redundancy_worker::NOTICE_QUEUE);
     let tiers = tiers::open_tiers(&config, &options.s3, &store_layers, &notices_tx).await?;
-    let sqlite = SqliteCatalog::open(&catalog_path).await?;
-    let catalog: Arc<dyn TieringCatalog> = Arc::new(sqlite.clone());
+    let engine = match &options.shared_catalog {
+        Some(url) => EngineCatalog::Postgres(PostgresCatalog::open(url).await?),
+        None => EngineCatalog::Sqlite(SqliteCatalog::open(&catalog_path).await?),
+    };
+    let catalog: Arc<dyn TieringCatalog> = engine.tiering();
 
     let placed = catalog.placed_objects().await?;
     let mut unknown: std::collections::BTreeMap<String, usize> = Default::default();
@@ -198,7 +205,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         }
     }
     if let Some((tier, count)) = unknown.into_iter().next() {
-        sqlite.close().await;
+        engine.close().await;
         return Err(ServeError::Config {
             field: "tier".to_string(),
             reason: format!(
@@ -211,7 +218,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let index = match opened {
         Ok(index) => index,
         Err(err) => {
-            sqlite.close().await;
+            engine.close().await;
             return Err(err);
         }
     };
@@ -229,7 +236,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         config,
         tiers: tiers::Tiers::new(tiers),
         catalog,
-        sqlite,
+        engine,
         index,
         locks: KeyLocks::default(),
         uploads: KeyGates::default(),

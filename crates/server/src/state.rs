@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use strata_catalog::{DecisionRecord, SqliteCatalog, TieringCatalog};
+use strata_catalog::{DecisionRecord, EngineCatalog, TieringCatalog};
 use strata_heat::{AccessTracker, TierId, TieringConfig};
 use tokio::sync::{broadcast, watch, Notify};
 
@@ -126,8 +126,9 @@ pub struct AppState {
     pub tiers: Tiers,
     /// The catalog, through the engine-neutral trait.
     pub catalog: Arc<dyn TieringCatalog>,
-    /// The SQLite engine, for closing it cleanly.
-    pub sqlite: SqliteCatalog,
+    /// The engine behind `catalog` (SQLite or PostgreSQL), for its name and closing it
+    /// cleanly.
+    pub engine: EngineCatalog,
     /// Objects and tier usage.
     pub index: ObjectIndex,
     /// Per-key read/write locks.

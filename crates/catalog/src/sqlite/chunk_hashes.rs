@@ -1,38 +1,13 @@
-//! The chunk values of objects ([`ChunkHashes`]) in the `objects` table: checked on the
-//! way out, recorded for objects written before they were kept.
+//! The chunk values of objects ([`ChunkHashes`]) in the `objects` table, recorded for
+//! objects written before they were kept (they are checked on the way out by
+//! `crate::tiering_rows`).
 
 use super::SqliteCatalog;
 use crate::error::CatalogError;
+use crate::rows::RowReader;
 use crate::tiering::ChunkHashes;
 
 impl SqliteCatalog {
-    /// The chunk values stored for the object `key` of `size` bytes with hash `hash`, if
-    /// they are its own. Values that do not merge into its hash are not trusted: they are
-    /// reported and treated as absent, so the object's next read checks it whole against
-    /// its hash and records them again (the hash is what the object was written with).
-    pub(super) fn chunk_hashes_from(
-        &self,
-        key: &str,
-        blob: Option<Vec<u8>>,
-        size: u64,
-        hash: &[u8; 32],
-    ) -> Option<ChunkHashes> {
-        let blob = blob?;
-        match ChunkHashes::from_blob(&blob, size, hash) {
-            Ok(chunks) => Some(chunks),
-            Err(why) => {
-                tracing::warn!(
-                    catalog = %self.path.display(),
-                    %key,
-                    %why,
-                    "the recorded chunk values of an object do not match its hash; its next \
-                     read checks it whole and records them again"
-                );
-                None
-            }
-        }
-    }
-
     /// [`crate::TieringCatalog::set_chunk_hashes`]: under the write lock, checks the
     /// values against the object's recorded size and hash, then stores them if the object
     /// is still at `generation`.

@@ -6,6 +6,7 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteCatalog;
 use crate::error::CatalogError;
+use crate::rows::RowReader;
 use crate::tiering::HistoryBucket;
 
 /// Rows per multi-row statement (5 parameters each, well under SQLite's limit).

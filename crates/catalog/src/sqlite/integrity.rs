@@ -4,20 +4,18 @@
 
 use std::path::Path;
 
-use futures::TryStreamExt;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::db_error;
-use super::queries::{check_spec, dense_plan, CHUNK_BATCH, FILE_BATCH};
-use super::rows::{select_chunks, select_files, select_jobs, RawChunk, RawFile, RawJob};
 use super::SqliteCatalog;
 use crate::error::CatalogError;
+use crate::input::{check_spec, dense_plan, to_signed, CHUNK_BATCH, FILE_BATCH};
 use crate::integrity::{
-    chunk_checksum, CheckReport, CompletedJob, CorruptRowReport, FileColumns, ImportedJob,
-    ReplacedJob,
+    chunk_checksum, CheckReport, CompletedJob, FileColumns, Findings, ImportedJob, ReplacedJob,
 };
 use crate::lifecycle::JobState;
 use crate::model::{FileState, JobSpec, PlannedFile};
+use crate::rows::{select_chunks, select_files, select_jobs, RawChunk, RawFile, RawJob};
 
 /// The migration that added the `checksum` columns.
 pub(super) const ROW_CHECKSUMS_VERSION: i64 = 3;
@@ -151,27 +149,6 @@ pub(super) async fn backfill(
     Ok(sealed)
 }
 
-/// Collects corrupt rows for a [`CheckReport`].
-struct Findings {
-    rows: Vec<CorruptRowReport>,
-    total: u64,
-}
-
-impl Findings {
-    fn add(&mut self, table: &str, job: i64, row: String, detail: Option<String>) {
-        let Some(detail) = detail else { return };
-        self.total += 1;
-        if self.rows.len() < CheckReport::LISTED_MAX {
-            self.rows.push(CorruptRowReport {
-                table: table.into(),
-                job,
-                row,
-                detail,
-            });
-        }
-    }
-}
-
 impl SqliteCatalog {
     /// Checks the whole catalog: SQLite's `PRAGMA integrity_check` (every page, every
     /// index), then the checksum of every row of the migration tables, in one read
@@ -190,74 +167,29 @@ impl SqliteCatalog {
             Err(err) => integrity.push(format!("the integrity check could not finish: {err}")),
         }
         let mut findings = Findings {
-            rows: Vec::new(),
-            total: 0,
+            integrity,
+            ..Findings::default()
         };
-        let mut counts = [0u64; 3];
-        {
-            let mut rows = sqlx::query_as::<_, RawJob>(select_jobs!("ORDER BY id")).fetch(&mut *tx);
-            loop {
-                match rows.try_next().await {
-                    Ok(Some(raw)) => {
-                        counts[0] += 1;
-                        findings.add("jobs", raw.id, raw.describe(), raw.damage());
-                    }
-                    Ok(None) => break,
-                    Err(err) => {
-                        integrity.push(format!("reading table jobs stopped: {err}"));
-                        break;
-                    }
-                }
-            }
-        }
-        {
-            let mut rows =
+        let jobs = findings
+            .scan(sqlx::query_as::<_, RawJob>(select_jobs!("ORDER BY id")).fetch(&mut *tx))
+            .await;
+        let files = findings
+            .scan(
                 sqlx::query_as::<_, RawFile>(select_files!("ORDER BY job_id, file_index"))
-                    .fetch(&mut *tx);
-            loop {
-                match rows.try_next().await {
-                    Ok(Some(raw)) => {
-                        counts[1] += 1;
-                        findings.add("files", raw.job_id, raw.describe(), raw.damage());
-                    }
-                    Ok(None) => break,
-                    Err(err) => {
-                        integrity.push(format!("reading table files stopped: {err}"));
-                        break;
-                    }
-                }
-            }
-        }
-        {
-            let mut rows = sqlx::query_as::<_, RawChunk>(select_chunks!(
-                "ORDER BY job_id, file_index, chunk_index"
-            ))
-            .fetch(&mut *tx);
-            loop {
-                match rows.try_next().await {
-                    Ok(Some(raw)) => {
-                        counts[2] += 1;
-                        findings.add("verified_chunks", raw.job_id, raw.describe(), raw.damage());
-                    }
-                    Ok(None) => break,
-                    Err(err) => {
-                        integrity.push(format!("reading table verified_chunks stopped: {err}"));
-                        break;
-                    }
-                }
-            }
-        }
+                    .fetch(&mut *tx),
+            )
+            .await;
+        let chunks = findings
+            .scan(
+                sqlx::query_as::<_, RawChunk>(select_chunks!(
+                    "ORDER BY job_id, file_index, chunk_index"
+                ))
+                .fetch(&mut *tx),
+            )
+            .await;
         // A read-only snapshot: ending it cannot lose anything.
         let _ = tx.rollback().await;
-        Ok(CheckReport {
-            catalog: self.path.clone(),
-            integrity,
-            jobs_checked: counts[0],
-            files_checked: counts[1],
-            chunks_checked: counts[2],
-            corrupt_rows: findings.rows,
-            corrupt_rows_total: findings.total,
-        })
+        Ok(findings.report(self.path.clone(), true, [jobs, files, chunks]))
     }
 
     /// Records `job`, rebuilt from a destination's manifest, in one transaction: every job
@@ -329,7 +261,7 @@ impl SqliteCatalog {
         for batch in files.chunks(FILE_BATCH) {
             let mut rows = Vec::with_capacity(batch.len());
             for file in batch {
-                let size = super::queries::to_signed(file.planned.size, "file size")?;
+                let size = to_signed(file.planned.size, "file size")?;
                 let state = match file.hash {
                     Some(_) => FileState::Done,
                     None => FileState::Pending,

@@ -19,7 +19,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePoolOptions, Sq
 use sqlx::{Connection, SqlitePool};
 
 use crate::error::CatalogError;
-use crate::model::JobId;
 
 /// The schema migrations, embedded in the binary (`crates/catalog/migrations/`).
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -70,7 +69,7 @@ enum Journal {
 ///
 /// The catalog must be on a local file system: SQLite's WAL needs shared memory between
 /// the processes using it, which network file systems do not provide. Several nodes share
-/// a catalog through the PostgreSQL engine instead.
+/// a catalog through the PostgreSQL engine instead ([`crate::PostgresCatalog`]).
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
     pool: SqlitePool,
@@ -173,20 +172,6 @@ impl SqliteCatalog {
         move |err| db_error(&self.path, op, err)
     }
 
-    fn not_found(&self, id: JobId) -> CatalogError {
-        CatalogError::JobNotFound {
-            path: self.path.clone(),
-            id,
-        }
-    }
-
-    fn invalid_data(&self, detail: String) -> CatalogError {
-        CatalogError::InvalidData {
-            path: self.path.clone(),
-            detail,
-        }
-    }
-
     /// Checks first, reading only, so that a damaged or foreign file is left exactly as it
     /// was; then switches to WAL (a persistent setting of the file) and migrates.
     async fn check_and_migrate(&self, journal: Journal) -> Result<(), CatalogError> {
@@ -230,6 +215,12 @@ impl SqliteCatalog {
             integrity::backfill(path, &mut tx).await?;
         }
         tx.commit().await.map_err(|err| db_error(path, op, err))
+    }
+}
+
+impl crate::rows::RowReader for SqliteCatalog {
+    fn catalog_path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -1,7 +1,9 @@
 //! [`Catalog`] for SQLite: the queries.
 //!
 //! The SQL here is kept portable (standard `INSERT ... ON CONFLICT`, `RETURNING`, `CASE`,
-//! no SQLite functions), so a PostgreSQL engine can mirror it with `$n` placeholders.
+//! no SQLite functions): the PostgreSQL engine (`crate::postgres::queries`) mirrors it
+//! with `$n` placeholders; a change here is made there too (the behaviour suite runs on
+//! both).
 //! Writes run in `BEGIN IMMEDIATE` transactions (see the parent module for why), and the
 //! first statement of each touches the job row, which both checks that the job exists
 //! and records the time of the change.
@@ -12,33 +14,26 @@
 //! verified (see [`super::rows`]).
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use sqlx::error::ErrorKind;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
 
-use super::rows::{select_chunks, select_files, select_jobs, JobFilter, RawChunk, RawFile, RawJob};
 use super::{db_error, SqliteCatalog};
 use crate::error::CatalogError;
+use crate::input::{
+    check_spec, dense_plan, to_signed, unix_now, CHUNK_BATCH, FILE_BATCH, UPDATE_BATCH,
+};
 use crate::integrity::{chunk_checksum, FileColumns};
 use crate::lifecycle::{JobKind, JobState};
 use crate::model::{
     FileRecord, FileState, FileUpdate, JobId, JobSpec, JobSummary, PlannedFile, VerifiedChunk,
 };
+use crate::rows::{
+    select_chunks, select_files, select_jobs, JobFilter, RawChunk, RawFile, RawJob, RowReader,
+};
 use crate::Catalog;
-
-/// Files per multi-row `INSERT` (7 parameters each: within SQLite's 32,766 and
-/// PostgreSQL's 65,535 parameters per statement).
-pub(super) const FILE_BATCH: usize = 1000;
-
-/// Chunks per multi-row upsert (5 parameters each).
-pub(super) const CHUNK_BATCH: usize = 1000;
-
-/// File updates per multi-row `UPDATE` (5 parameters each, and as many for the read of
-/// the rows they change).
-const UPDATE_BATCH: usize = 1000;
 
 impl SqliteCatalog {
     /// Starts a transaction that holds the write lock from its first statement.
@@ -619,59 +614,4 @@ impl Catalog for SqliteCatalog {
         }
         tx.commit().await.map_err(self.error(op))
     }
-}
-
-/// The chunk size of a new job as stored, after the checks [`Catalog::create_job`]
-/// promises (not 0, at most `i64::MAX`, options that parse as JSON).
-pub(super) fn check_spec(spec: &JobSpec) -> Result<i64, CatalogError> {
-    let chunk_size = to_signed(spec.chunk_size, "chunk size")?;
-    if chunk_size == 0 {
-        return Err(CatalogError::InvalidInput("chunk size is 0".into()));
-    }
-    if let Err(err) = serde_json::from_str::<serde_json::Value>(&spec.options_json) {
-        return Err(CatalogError::InvalidInput(format!(
-            "job options are not JSON ({err})"
-        )));
-    }
-    Ok(chunk_size)
-}
-
-/// The plan in index order with each size converted, or why it is not a dense plan.
-pub(super) fn dense_plan(files: &[PlannedFile]) -> Result<Vec<(&PlannedFile, i64)>, CatalogError> {
-    let count = files.len();
-    let mut slots: Vec<Option<(&PlannedFile, i64)>> = vec![None; count];
-    for file in files {
-        let size = to_signed(file.size, "file size")?;
-        let slot = usize::try_from(file.index)
-            .ok()
-            .and_then(|index| slots.get_mut(index))
-            .ok_or_else(|| {
-                CatalogError::InvalidInput(format!(
-                    "plan index {} of {:?} is outside 0..{count}",
-                    file.index, file.path
-                ))
-            })?;
-        if slot.replace((file, size)).is_some() {
-            return Err(CatalogError::InvalidInput(format!(
-                "plan index {} is given twice (second time for {:?})",
-                file.index, file.path
-            )));
-        }
-    }
-    // n files in n distinct slots below n: every slot is filled.
-    Ok(slots.into_iter().flatten().collect())
-}
-
-pub(super) fn to_signed(value: u64, what: &str) -> Result<i64, CatalogError> {
-    i64::try_from(value)
-        .map_err(|_| CatalogError::InvalidInput(format!("{what} {value} is above {}", i64::MAX)))
-}
-
-/// Now, in Unix seconds (0 for a clock set before 1970).
-pub(super) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
-        })
 }

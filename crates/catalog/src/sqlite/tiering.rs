@@ -4,68 +4,30 @@
 //! indexes that PostgreSQL also has), writes in `BEGIN IMMEDIATE` transactions, stored
 //! values checked on the way out.
 
-use std::sync::LazyLock;
-
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use sqlx::error::ErrorKind;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{FromRow, QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
 use super::SqliteCatalog;
 use crate::error::CatalogError;
+use crate::input::to_signed;
 use crate::lifecycle::{JobKind, JobState};
+use crate::rows::RowReader;
 use crate::tiering::{
     ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter, MoveId,
-    MoveJob, MoveSpec, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState,
-    RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent,
+    MoveJob, MoveSpec, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove,
+    SwitchOutcome, TieringCatalog, WriteIntent,
+};
+use crate::tiering_rows::{
+    select_moves, select_placed, RawMove, RawPlaced, RawPlacement, TieringRowReader, ACTIVE_STATES,
 };
 
 mod object_writes;
 
 /// Rows per multi-row statement (at most 4 parameters each).
 const ROW_BATCH: usize = 1000;
-
-/// The unfinished states as an SQL list, `('planned', ...)`, derived from
-/// [`JobState::is_active`] (the partial index `move_jobs_one_active` of migration 0002
-/// lists the same; a test keeps them in step).
-static ACTIVE_STATES: LazyLock<String> = LazyLock::new(|| {
-    let names: Vec<String> = JobState::ALL
-        .into_iter()
-        .filter(|state| state.is_active())
-        .map(|state| format!("'{state}'"))
-        .collect();
-    format!("({})", names.join(", "))
-});
-
-/// `SELECT` of a move job's columns, in the order [`SqliteCatalog::move_from_row`] reads them.
-macro_rules! select_moves {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, idempotency_key, key, from_tier, to_tier, generation, size, state, ",
-            "reason, explanation, inputs_json, after_json, attempts, last_error, created_ms, ",
-            "updated_ms, finished_ms FROM move_jobs ",
-            $rest
-        )
-    };
-}
-
-/// `SELECT` of an object with its current placement.
-macro_rules! select_placed {
-    ($rest:literal) => {
-        concat!(
-            "SELECT o.key, o.size, o.hash, o.mtime_ms, o.generation, o.created_ms, p.tier, ",
-            "p.placed_ms, o.chunk_hashes FROM objects o JOIN placements p ",
-            "ON p.key = o.key AND p.state = 'current' ",
-            $rest
-        )
-    };
-}
-
-fn to_signed(value: u64, what: &str) -> Result<i64, CatalogError> {
-    i64::try_from(value)
-        .map_err(|_| CatalogError::InvalidInput(format!("{what} {value} is above {}", i64::MAX)))
-}
 
 impl SqliteCatalog {
     async fn begin_tiering_write(
@@ -79,76 +41,15 @@ impl SqliteCatalog {
     }
 
     fn placed_from_row(&self, row: &SqliteRow) -> Result<PlacedObject, CatalogError> {
-        let op = "read objects";
-        let size: i64 = row.try_get(1).map_err(self.error(op))?;
-        let hash = self
-            .hash(row.try_get(2).map_err(self.error(op))?, "an object hash")?
-            .unwrap_or_default();
-        let key: String = row.try_get(0).map_err(self.error(op))?;
-        let size = self.unsigned(size, "object size")?;
-        let chunk_hashes =
-            self.chunk_hashes_from(&key, row.try_get(8).map_err(self.error(op))?, size, &hash);
-        Ok(PlacedObject {
-            object: ObjectRecord {
-                key,
-                size,
-                hash,
-                mtime_ms: row.try_get(3).map_err(self.error(op))?,
-                generation: row.try_get(4).map_err(self.error(op))?,
-                created_ms: row.try_get(5).map_err(self.error(op))?,
-                chunk_hashes,
-            },
-            tier: row.try_get(6).map_err(self.error(op))?,
-            placed_ms: row.try_get(7).map_err(self.error(op))?,
-        })
+        self.placed_record(RawPlaced::from_row(row).map_err(self.error("read objects"))?)
     }
 
     fn placement_from_row(&self, row: &SqliteRow) -> Result<Placement, CatalogError> {
-        let op = "read placements";
-        let state: String = row.try_get(2).map_err(self.error(op))?;
-        Ok(Placement {
-            key: row.try_get(0).map_err(self.error(op))?,
-            tier: row.try_get(1).map_err(self.error(op))?,
-            state: state
-                .parse()
-                .map_err(|err| self.invalid_data(format!("{err}")))?,
-            generation: row.try_get(3).map_err(self.error(op))?,
-            job_id: row.try_get(4).map_err(self.error(op))?,
-            placed_ms: row.try_get(5).map_err(self.error(op))?,
-        })
+        self.placement_record(RawPlacement::from_row(row).map_err(self.error("read placements"))?)
     }
 
     fn move_from_row(&self, row: &SqliteRow) -> Result<MoveJob, CatalogError> {
-        let op = "read move jobs";
-        let id: i64 = row.try_get(0).map_err(self.error(op))?;
-        let size: i64 = row.try_get(6).map_err(self.error(op))?;
-        let state: String = row.try_get(7).map_err(self.error(op))?;
-        let after_json: String = row.try_get(11).map_err(self.error(op))?;
-        let attempts: i64 = row.try_get(12).map_err(self.error(op))?;
-        let after: Vec<MoveId> = serde_json::from_str(&after_json)
-            .map_err(|err| self.invalid_data(format!("move job {id} after list: {err}")))?;
-        Ok(MoveJob {
-            id,
-            idempotency_key: row.try_get(1).map_err(self.error(op))?,
-            key: row.try_get(2).map_err(self.error(op))?,
-            from_tier: row.try_get(3).map_err(self.error(op))?,
-            to_tier: row.try_get(4).map_err(self.error(op))?,
-            generation: row.try_get(5).map_err(self.error(op))?,
-            size: self.unsigned(size, "move size")?,
-            state: JobKind::Move
-                .parse_state(&state)
-                .map_err(|err| self.invalid_data(format!("move job {id}: {err}")))?,
-            reason: row.try_get(8).map_err(self.error(op))?,
-            explanation: row.try_get(9).map_err(self.error(op))?,
-            inputs_json: row.try_get(10).map_err(self.error(op))?,
-            after,
-            attempts: u32::try_from(attempts)
-                .map_err(|_| self.invalid_data(format!("move job {id} attempts {attempts}")))?,
-            last_error: row.try_get(13).map_err(self.error(op))?,
-            created_ms: row.try_get(14).map_err(self.error(op))?,
-            updated_ms: row.try_get(15).map_err(self.error(op))?,
-            finished_ms: row.try_get(16).map_err(self.error(op))?,
-        })
+        self.move_record(RawMove::from_row(row).map_err(self.error("read move jobs"))?)
     }
 
     async fn move_in(
@@ -907,23 +808,5 @@ impl TieringCatalog for SqliteCatalog {
         .rows_affected();
         tx.commit().await.map_err(self.error(op))?;
         Ok(gone + old)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ACTIVE_STATES;
-
-    #[test]
-    fn the_active_states_are_those_of_the_one_active_move_index() {
-        let migration = include_str!("../../migrations/0002_tiering.sql");
-        assert_eq!(
-            *ACTIVE_STATES,
-            "('planned', 'copying', 'verifying', 'switching', 'retiring')"
-        );
-        assert!(
-            migration.contains(&format!("WHERE state IN {}", *ACTIVE_STATES)),
-            "migration 0002's partial index must list the active states"
-        );
     }
 }

@@ -17,8 +17,8 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use strata_catalog::{
-    Catalog, CatalogError, CheckReport, CompletedFile, CompletedJob, FileState, JobState,
-    PlannedFile, SqliteCatalog,
+    Catalog, CatalogError, CatalogSpec, CheckReport, CompletedFile, CompletedJob, EngineCatalog,
+    FileState, JobState, PlannedFile, SqliteCatalog,
 };
 use strata_codec::hash::from_hex;
 use strata_codec::{DatasetManifest, MANIFEST_COPY_PATH, MANIFEST_PATH};
@@ -103,25 +103,26 @@ pub async fn run(context: &Context, args: CatalogArgs) -> anyhow::Result<ExitCod
 }
 
 async fn delete_job(context: &Context, args: DeleteJobArgs) -> anyhow::Result<ExitCode> {
-    let path = context.catalog_file()?;
-    if !path.exists() {
-        anyhow::bail!(
-            "no catalog at {}: there is no job to delete; pass --catalog PATH to use another",
-            path.display()
-        );
+    let spec = context.catalog_spec()?;
+    if let CatalogSpec::Sqlite(path) = &spec {
+        if !path.exists() {
+            anyhow::bail!(
+                "no catalog at {}: there is no job to delete; pass --catalog PATH to use another",
+                path.display()
+            );
+        }
     }
-    let catalog = SqliteCatalog::open(&path).await?;
+    let catalog = EngineCatalog::open(&spec).await?;
     // Deleting reads no row, so it works on a job whose rows are damaged.
-    let deleted = catalog.delete_job(args.id).await;
+    let deleted = catalog.jobs().delete_job(args.id).await;
     catalog.close().await;
     deleted?;
     if context.json {
-        output::print_json(&serde_json::json!({ "catalog": path, "deleted": args.id }));
+        output::print_json(&serde_json::json!({ "catalog": spec.shown(), "deleted": args.id }));
     } else {
         outln!(
-            "deleted job {} from catalog {}; run its `strata migrate SRC DST` again to plan it afresh",
+            "deleted job {} from catalog {spec}; run its `strata migrate SRC DST` again to plan it afresh",
             args.id,
-            path.display()
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -157,14 +158,17 @@ struct CrossCheck {
 }
 
 async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let path = context.catalog_file()?;
-    if !path.exists() {
-        anyhow::bail!(
-            "no catalog at {}: there is nothing to check (the first `strata migrate` creates it); pass --catalog PATH to check another",
-            path.display()
-        );
+    let spec = context.catalog_spec()?;
+    if let CatalogSpec::Sqlite(path) = &spec {
+        if !path.exists() {
+            anyhow::bail!(
+                "no catalog at {}: there is nothing to check (the first `strata migrate` creates it); pass --catalog PATH to check another",
+                path.display()
+            );
+        }
     }
-    let catalog = match SqliteCatalog::open(&path).await {
+    let path = spec.shown();
+    let catalog = match EngineCatalog::open(&spec).await {
         Ok(catalog) => catalog,
         Err(err @ CatalogError::Corrupt { .. }) => {
             if context.json {
@@ -174,8 +178,8 @@ async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<ExitCode> {
                     "open_error": err.to_string(),
                 }));
             } else {
-                outln!("CORRUPT {}: {err}", path.display());
-                outln!("FAILED: catalog {} cannot be read", path.display());
+                outln!("CORRUPT {path}: {err}");
+                outln!("FAILED: catalog {path} cannot be read");
             }
             return Ok(ExitCode::from(1));
         }
@@ -183,7 +187,7 @@ async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     let report = catalog.check().await?;
     let against = match &args.against {
-        Some(text) => Some(cross_check(context, &catalog, text).await?),
+        Some(text) => Some(cross_check(context, &*catalog.jobs(), text).await?),
         None => None,
     };
     catalog.close().await;
@@ -208,10 +212,11 @@ fn print_check(report: &CheckReport, against: Option<&CrossCheck>, ok: bool, dst
     let path = report.catalog.display();
     outln!(
         "catalog {path}: integrity {}; {} job(s), {} file(s), {} chunk(s) checked, {} corrupt",
-        if report.integrity.is_empty() {
-            "ok"
-        } else {
-            "FAILED"
+        match (report.integrity.is_empty(), report.pages_checked) {
+            (false, _) => "FAILED",
+            (true, true) => "ok",
+            // PostgreSQL: the server checks its pages (data checksums), not strata.
+            (true, false) => "of the rows ok (pages: the server's own checks)",
         },
         report.jobs_checked,
         report.files_checked,
@@ -297,7 +302,7 @@ async fn manifest_of(store: &Store, what: &str) -> anyhow::Result<LoadedManifest
 
 async fn cross_check(
     context: &Context,
-    catalog: &SqliteCatalog,
+    catalog: &dyn Catalog,
     text: &str,
 ) -> anyhow::Result<CrossCheck> {
     let store = context.destination_store(text).await?;
@@ -467,7 +472,7 @@ struct RebuildReport {
 }
 
 async fn rebuild(context: &Context, args: RebuildArgs) -> anyhow::Result<ExitCode> {
-    let path = context.catalog_file()?;
+    let spec = context.catalog_spec()?;
     // The source is only named, never read: open it without I/O for its display URI.
     let source = match &args.source {
         Some(text) => Some(
@@ -500,7 +505,13 @@ async fn rebuild(context: &Context, args: RebuildArgs) -> anyhow::Result<ExitCod
             u32::MAX
         );
     }
-    let (catalog, moved_aside, moved_aside_because) = open_or_replace(&path).await?;
+    let (catalog, moved_aside, moved_aside_because) = match &spec {
+        CatalogSpec::Sqlite(path) => open_or_replace(path).await?,
+        // A database is never moved aside: a PostgreSQL catalog that cannot be opened is
+        // the operator's to repair or recreate; the import replaces this destination's
+        // jobs in it as in a file.
+        CatalogSpec::Postgres(_) => (EngineCatalog::open(&spec).await?, Vec::new(), None),
+    };
     let layout = manifest.layout.clone().unwrap_or_else(|| "plain".into());
     let job = completed_job(
         manifest,
@@ -512,13 +523,14 @@ async fn rebuild(context: &Context, args: RebuildArgs) -> anyhow::Result<ExitCod
     let imported = catalog.import_completed_job(&job).await?;
     let left = catalog.check().await?;
     let state = catalog
+        .jobs()
         .job(imported.job)
         .await?
         .map_or(JobState::Failed, |j| j.state);
     catalog.close().await;
 
     let report = RebuildReport {
-        catalog: path,
+        catalog: PathBuf::from(spec.shown()),
         moved_aside,
         moved_aside_because,
         destination,
@@ -691,10 +703,12 @@ fn completed_job(
 /// Returns the catalog, the paths moved to, and why.
 async fn open_or_replace(
     path: &Path,
-) -> anyhow::Result<(SqliteCatalog, Vec<PathBuf>, Option<String>)> {
+) -> anyhow::Result<(EngineCatalog, Vec<PathBuf>, Option<String>)> {
     let reason = match SqliteCatalog::open(path).await {
         Ok(catalog) => match catalog.check().await {
-            Ok(report) if report.integrity.is_empty() => return Ok((catalog, Vec::new(), None)),
+            Ok(report) if report.integrity.is_empty() => {
+                return Ok((EngineCatalog::Sqlite(catalog), Vec::new(), None))
+            }
             Ok(report) => {
                 catalog.close().await;
                 format!(
@@ -712,7 +726,7 @@ async fn open_or_replace(
     };
     let moved = move_aside(path)?;
     let catalog = SqliteCatalog::open(path).await?;
-    Ok((catalog, moved, Some(reason)))
+    Ok((EngineCatalog::Sqlite(catalog), moved, Some(reason)))
 }
 
 /// Renames `path` to `path.corrupt-<UTC time>` and its `-wal` and `-shm` files alongside

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use serde_json::Value;
-use strata_catalog::{SqliteCatalog, TieringCatalog};
+use strata_catalog::{EngineCatalog, PostgresCatalog, PostgresUrl, SqliteCatalog};
 use strata_heat::trace::TraceOptions;
 use strata_heat::units::{human_bytes, human_duration_ms};
 use strata_heat::TieringConfig;
@@ -69,7 +69,7 @@ pub async fn train(context: &Context, args: TrainArgs) -> anyhow::Result<ExitCod
             tokio::task::spawn_blocking(move || train::from_trace(&path, &options, window_ms))
                 .await?
         }
-        None => train_on_history(&config, window_ms).await?,
+        None => train_on_history(&config, context.shared_catalog()?, window_ms).await?,
     }
     .map_err(|reason| anyhow!(reason))?;
     let dir = store::models_dir(&config.server.data_dir);
@@ -88,9 +88,11 @@ pub async fn train(context: &Context, args: TrainArgs) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// Trains on the history in the catalog of the config's data dir.
+/// Trains on the history in the service's catalog: the PostgreSQL one `--catalog` names,
+/// else the file in the config's data dir.
 async fn train_on_history(
     config: &TieringConfig,
+    shared: Option<PostgresUrl>,
     window_ms: i64,
 ) -> anyhow::Result<Result<train::Trained, String>> {
     if window_ms < strata_heat::units::HOUR_MS {
@@ -100,17 +102,24 @@ async fn train_on_history(
             human_duration_ms(window_ms)
         );
     }
-    let path = config
-        .server
-        .data_dir
-        .join(strata_server::tiers::DEFAULT_CATALOG);
-    check_catalog(&path)?;
-    let catalog = SqliteCatalog::open(&path).await?;
+    let catalog = match shared {
+        Some(url) => EngineCatalog::Postgres(PostgresCatalog::open(&url).await?),
+        None => {
+            let path = config
+                .server
+                .data_dir
+                .join(strata_server::tiers::DEFAULT_CATALOG);
+            check_catalog(&path)?;
+            EngineCatalog::Sqlite(SqliteCatalog::open(&path).await?)
+        }
+    };
+    let path = catalog.path().to_path_buf();
+    let history = catalog.tiering();
     let now = now_ms();
     let since = now.saturating_sub(config.forecast.history_ms());
     let read = async {
-        let buckets = catalog.access_history(since, None).await?;
-        let sizes: HashMap<String, u64> = catalog
+        let buckets = history.access_history(since, None).await?;
+        let sizes: HashMap<String, u64> = history
             .placed_objects()
             .await?
             .into_iter()

@@ -291,7 +291,7 @@ impl LiveFile {
         control: Option<strata_store::BandwidthControl>,
     ) -> Option<LiveFile> {
         let control = control?;
-        let catalog = context.catalog_file().ok()?;
+        let catalog = context.catalog_file("live state").ok()?;
         let source = strata_store::StoreUri::parse(&args.source)
             .ok()?
             .to_string();

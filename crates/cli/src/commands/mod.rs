@@ -18,14 +18,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use strata_catalog::{default_catalog_path, Catalog, SqliteCatalog};
+use strata_catalog::{Catalog, CatalogSpec, EngineCatalog, PostgresUrl};
 use strata_store::faults::FaultSide;
 use strata_store::layers::env_fault_plan;
 use strata_store::{BandwidthControl, Layers, S3Options, Store, StoreUri};
 
 /// What every command gets from the global flags.
 pub struct Context {
-    /// `--catalog` or `$STRATA_CATALOG`.
+    /// `--catalog` or `$STRATA_CATALOG`: a file path or a `postgres://` URL.
     pub catalog_path: Option<PathBuf>,
     /// `--json`.
     pub json: bool,
@@ -34,19 +34,46 @@ pub struct Context {
 }
 
 impl Context {
-    /// Where the catalog is.
-    pub fn catalog_file(&self) -> anyhow::Result<PathBuf> {
+    /// Which catalog: `--catalog`, else `$STRATA_CATALOG`, else the default file.
+    pub fn catalog_spec(&self) -> anyhow::Result<CatalogSpec> {
         Ok(match &self.catalog_path {
-            Some(path) => path.clone(),
-            None => default_catalog_path()?,
+            Some(path) => CatalogSpec::parse(path.as_os_str())?,
+            None => CatalogSpec::from_env_or_default()?,
         })
     }
 
-    /// Open the catalog (creating it on first use).
+    /// The catalog file, for what only an SQLite file has (live state files beside it);
+    /// an error naming `what` for a PostgreSQL catalog.
+    pub fn catalog_file(&self, what: &str) -> anyhow::Result<PathBuf> {
+        match self.catalog_spec()? {
+            CatalogSpec::Sqlite(path) => Ok(path),
+            CatalogSpec::Postgres(url) => anyhow::bail!(
+                "{what} works on an SQLite catalog file, and {url} is a PostgreSQL catalog; pass --catalog PATH to use a file"
+            ),
+        }
+    }
+
+    /// The PostgreSQL catalog `--catalog` (or `STRATA_CATALOG`) names, if it names one:
+    /// the service's catalog (`serve`, `train`) is otherwise the file in its data dir,
+    /// whatever file `--catalog` names for migrations.
+    pub fn shared_catalog(&self) -> anyhow::Result<Option<PostgresUrl>> {
+        let Some(path) = &self.catalog_path else {
+            return Ok(None);
+        };
+        Ok(match CatalogSpec::parse(path.as_os_str())? {
+            CatalogSpec::Postgres(url) => Some(url),
+            CatalogSpec::Sqlite(_) => None,
+        })
+    }
+
+    /// Open the catalog, whichever engine (creating it on first use).
+    pub async fn open_catalog(&self) -> anyhow::Result<EngineCatalog> {
+        Ok(EngineCatalog::open(&self.catalog_spec()?).await?)
+    }
+
+    /// Open the catalog's migration jobs (creating it on first use).
     pub async fn catalog(&self) -> anyhow::Result<Arc<dyn Catalog>> {
-        let path = self.catalog_file()?;
-        let catalog = SqliteCatalog::open(&path).await?;
-        Ok(Arc::new(catalog))
+        Ok(self.open_catalog().await?.jobs())
     }
 
     /// Parse and open the store a command reads from (`strata migrate SRC`, `repair

@@ -2,8 +2,9 @@
 //!
 //! With no `--config` (nor `$STRATA_CONFIG`), it runs on an embedded SQLite catalog and
 //! three local tiers (hot, warm, cold) under `--data-dir` (default `./strata-data`). The
-//! catalog is always `<data dir>/catalog.db`: the service's state lives with its data, not
-//! in the migration catalog of `--catalog`.
+//! catalog is `<data dir>/catalog.db`: the service's state lives with its data, not in the
+//! migration catalog file of `--catalog`; only a PostgreSQL `--catalog postgres://...`
+//! (shared by the nodes) replaces it.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -179,6 +180,9 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         plan_interval,
         move_concurrency: args.move_concurrency,
         catalog_path: None,
+        // The service keeps its catalog in its data dir, unless --catalog (or
+        // STRATA_CATALOG) names a PostgreSQL catalog shared with other nodes.
+        shared_catalog: context.shared_catalog()?,
         // STRATA_FAULTS, read (and warned about on stderr) as every command reads it.
         faults: strata_store::layers::env_fault_plan()
             .map_err(anyhow::Error::msg)?

@@ -14,11 +14,13 @@ pub struct StatusArgs {}
 /// Run the command.
 pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<ExitCode> {
     let catalog = context.catalog().await?;
-    let catalog_file = context.catalog_file()?;
+    // Live state (a running migration's bandwidth) is kept beside an SQLite file; a
+    // PostgreSQL catalog has none yet.
+    let catalog_file = context.catalog_file("live state").ok();
     let jobs = catalog.list_jobs().await?;
     let live = |job: &strata_catalog::JobSummary| {
         crate::live_status::read(&crate::live_status::live_path(
-            &catalog_file,
+            catalog_file.as_deref()?,
             &job.source,
             &job.destination,
         ))

@@ -319,7 +319,7 @@ pub async fn train_now(
         .map(|(key, entry)| (key, entry.size))
         .collect();
     let window_ms = state.config.forecast.window_ms();
-    let source = format!("access history of {}", state.sqlite.path().display());
+    let source = format!("access history of {}", state.engine.path().display());
     let dir = state.forecast.dir().to_path_buf();
     let saved = tokio::task::spawn_blocking(move || {
         let mut trained = train::from_history(&buckets, &sizes, window_ms, now, source)?;

@@ -4,8 +4,9 @@
 
 use sqlx::SqliteConnection;
 
-use super::{to_signed, SqliteCatalog};
+use super::SqliteCatalog;
 use crate::error::CatalogError;
+use crate::input::to_signed;
 use crate::tiering::{ObjectRecord, ObjectWrite, PlacedObject};
 
 impl SqliteCatalog {

@@ -1,0 +1,119 @@
+//! Job summaries with their progress on PostgreSQL (the SQL is the SQLite engine's,
+//! shared in [`crate::rows`]). The rows themselves are read and verified
+//! by the shared [`crate::rows`].
+
+use sqlx::PgConnection;
+
+use super::{numbered, PostgresCatalog};
+use crate::error::CatalogError;
+use crate::model::{JobId, JobSummary};
+use crate::rows::{
+    select_jobs, JobFilter, JobRow, RawJob, RowReader, CHUNK_BYTES_SQL, PLAN_SUMS_SQL,
+};
+
+impl PostgresCatalog {
+    /// Jobs with their progress, read in one snapshot.
+    pub(super) async fn summaries(
+        &self,
+        filter: JobFilter<'_>,
+    ) -> Result<Vec<JobSummary>, CatalogError> {
+        let op = "read jobs";
+        // One snapshot for the jobs and every job's progress (PostgreSQL's default, read
+        // committed, takes one per statement).
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(self.error(op))?;
+        let query = match filter {
+            JobFilter::Id(id) => {
+                sqlx::query_as::<_, RawJob>(select_jobs!("WHERE id = $1")).bind(id)
+            }
+            JobFilter::Uris(source, destination) => {
+                sqlx::query_as(select_jobs!("WHERE source = $1 AND destination = $2"))
+                    .bind(source)
+                    .bind(destination)
+            }
+            JobFilter::All => sqlx::query_as(select_jobs!("ORDER BY created_at DESC, id DESC")),
+        };
+        let rows = query.fetch_all(&mut *tx).await.map_err(self.error(op))?;
+        let mut summaries = Vec::with_capacity(rows.len());
+        for raw in rows {
+            let job = self.job_row(raw)?;
+            summaries.push(self.with_progress(&mut tx, job).await?);
+        }
+        tx.commit().await.map_err(self.error(op))?;
+        Ok(summaries)
+    }
+
+    async fn with_progress(
+        &self,
+        conn: &mut PgConnection,
+        job: JobRow,
+    ) -> Result<JobSummary, CatalogError> {
+        let op = "read job progress";
+        let (files_total, files_done, files_failed, bytes_total, bytes_of_files): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(&numbered(PLAN_SUMS_SQL))
+            .bind(job.id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(self.error(op))?;
+        let bytes_of_chunks: i64 = sqlx::query_scalar(&numbered(CHUNK_BYTES_SQL))
+            .bind(job.id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(self.error(op))?;
+        let sums = (
+            files_total,
+            files_done,
+            files_failed,
+            bytes_total,
+            bytes_of_files,
+            bytes_of_chunks,
+        );
+        self.summary(job, sums)
+    }
+
+    /// Adds the recorded destination of job `id` to a [`CatalogError::CorruptRow`] that
+    /// lacks one, so its message can name the `rebuild --from` argument. The destination
+    /// is read without verification: it only completes a message.
+    pub(super) async fn with_destination(
+        &self,
+        conn: &mut PgConnection,
+        id: JobId,
+        err: CatalogError,
+    ) -> CatalogError {
+        match err {
+            CatalogError::CorruptRow {
+                path,
+                table,
+                job,
+                row,
+                destination: None,
+                detail,
+            } => {
+                let destination: Option<String> =
+                    sqlx::query_scalar("SELECT destination FROM jobs WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .ok()
+                        .flatten();
+                CatalogError::CorruptRow {
+                    path,
+                    table,
+                    job,
+                    row,
+                    destination,
+                    detail,
+                }
+            }
+            other => other,
+        }
+    }
+}
