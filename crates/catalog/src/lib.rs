@@ -10,6 +10,8 @@
 //!   ([`default_catalog_path`]), its numbered schema migrations (`migrations/`, embedded in
 //!   the binary), and its durability settings;
 //! - errors that name the database file and say what to do ([`CatalogError`]);
+//! - the workers of distributed runs and the claim deciding which task finishes a job
+//!   ([`workers`]);
 //! - the integrity of its rows ([`integrity`]): a checksum per row, written on every write
 //!   and checked on every read, a full check ([`SqliteCatalog::check`]), and the import of
 //!   a job rebuilt from a destination's manifest ([`SqliteCatalog::import_completed_job`]).
@@ -25,6 +27,7 @@ mod location;
 pub mod model;
 mod sqlite;
 pub mod tiering;
+pub mod workers;
 
 use async_trait::async_trait;
 
@@ -44,6 +47,7 @@ pub use tiering::{
     MoveId, MoveJob, MoveSpec, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState,
     RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
 };
+pub use workers::{FinishClaim, WorkerRecord};
 
 /// The catalog's operations, implemented once per database engine.
 ///
@@ -139,4 +143,28 @@ pub trait Catalog: Send + Sync {
 
     /// Deletes the job with its plan and chunks.
     async fn delete_job(&self, id: JobId) -> Result<(), CatalogError>;
+
+    /// Records a worker's announcement or heartbeat: inserts its row, or replaces every
+    /// field but `started_at` of the row with its id.
+    async fn record_worker(&self, worker: &WorkerRecord) -> Result<(), CatalogError>;
+
+    /// Removes a worker's row (a worker that stops cleanly); a missing row is no error.
+    async fn remove_worker(&self, id: &str) -> Result<(), CatalogError>;
+
+    /// Every worker that announced itself and has not removed its row, ordered by id.
+    async fn workers(&self) -> Result<Vec<WorkerRecord>, CatalogError>;
+
+    /// Decides, in one transaction, whether the task `task` of the distributed run `run`
+    /// finishes job `id` (writes its manifest): [`FinishClaim::Yours`] to the first task
+    /// that finds no file of the job pending, and again to a redelivery of that same task
+    /// (its first holder died before finishing); [`FinishClaim::Taken`] to any other task
+    /// of the run; a claim of an earlier run is replaced. [`FinishClaim::AlreadyDone`] once
+    /// the job is done. Fails with [`CatalogError::JobNotFound`] for an unknown job.
+    async fn claim_job_finish(
+        &self,
+        id: JobId,
+        run: &str,
+        task: &str,
+        worker: &str,
+    ) -> Result<FinishClaim, CatalogError>;
 }

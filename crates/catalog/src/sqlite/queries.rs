@@ -27,6 +27,7 @@ use crate::lifecycle::{JobKind, JobState};
 use crate::model::{
     FileRecord, FileState, FileUpdate, JobId, JobSpec, JobSummary, PlannedFile, VerifiedChunk,
 };
+use crate::workers::{FinishClaim, WorkerRecord};
 use crate::Catalog;
 
 /// Files per multi-row `INSERT` (7 parameters each: within SQLite's 32,766 and
@@ -618,6 +619,28 @@ impl Catalog for SqliteCatalog {
             return Err(self.not_found(id));
         }
         tx.commit().await.map_err(self.error(op))
+    }
+
+    async fn record_worker(&self, worker: &WorkerRecord) -> Result<(), CatalogError> {
+        self.upsert_worker(worker).await
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<(), CatalogError> {
+        self.delete_worker(id).await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerRecord>, CatalogError> {
+        self.select_workers().await
+    }
+
+    async fn claim_job_finish(
+        &self,
+        id: JobId,
+        run: &str,
+        task: &str,
+        worker: &str,
+    ) -> Result<FinishClaim, CatalogError> {
+        self.claim_finish(id, run, task, worker).await
     }
 }
 
