@@ -74,6 +74,8 @@ pub struct Worker {
     open_stores: OpenStores,
     options: WorkerOptions,
     record: Arc<Mutex<WorkerRecord>>,
+    /// Wakes the heartbeat at once when the task held changes.
+    changed: Arc<tokio::sync::Notify>,
     stores: HashMap<JobId, (DatasetSource, Store)>,
     busy: Duration,
 }
@@ -112,6 +114,7 @@ impl Worker {
             open_stores,
             options,
             record: Arc::new(Mutex::new(record)),
+            changed: Arc::new(tokio::sync::Notify::new()),
             stores: HashMap::new(),
             busy: Duration::ZERO,
         }
@@ -180,12 +183,16 @@ impl Worker {
     /// Fetches at most one task and runs it. `Err` asks for a pause before the next fetch
     /// (`None`: the backoff's), after a failure that was logged.
     async fn take_one(&mut self, consumer: &PullConsumer) -> Result<(), Option<Duration>> {
-        let batch = consumer
+        let fetch = consumer
             .fetch()
             .max_messages(1)
             .expires(FETCH_WAIT)
-            .messages()
-            .await;
+            .messages();
+        // Bounded here too: a request sent while the connection is down may never hear back.
+        let batch = tokio::time::timeout(FETCH_WAIT * 2, fetch)
+            .await
+            .map_err(|_| "no answer".to_string())
+            .and_then(|fetched| fetched.map_err(|e| e.to_string()));
         let mut batch = match batch {
             Ok(batch) => batch,
             Err(error) => {
@@ -196,7 +203,7 @@ impl Worker {
                 return Err(None);
             }
         };
-        while let Some(message) = batch.next().await {
+        while let Ok(Some(message)) = tokio::time::timeout(FETCH_WAIT * 2, batch.next()).await {
             match message {
                 Ok(message) => self.handle(message).await?,
                 Err(error) => {
@@ -232,10 +239,24 @@ impl Worker {
         );
         self.hold(Some(&task));
         let acker = Arc::new(acker);
-        let reporter = report_progress(acker.clone(), self.options.ack_wait);
+        let (reporter, lease_lost) = report_progress(acker.clone(), self.options.ack_wait);
         let started = Instant::now();
-        let outcome = self.run_task(&task).await;
+        let outcome = tokio::select! {
+            outcome = self.run_task(&task) => Some(outcome),
+            _ = lease_lost => None,
+        };
         reporter.abort();
+        let Some(outcome) = outcome else {
+            // Another worker may get the task now: stop touching its files (the staged
+            // copies and recorded chunks stay for whoever resumes them).
+            self.hold(None);
+            tracing::warn!(
+                "task {task}: stopped, the queue has not confirmed this worker's progress \
+                 for most of the ack wait ({:?}) and will give the task to another worker",
+                self.options.ack_wait
+            );
+            return Err(None);
+        };
         self.busy += started.elapsed();
         self.hold(None);
         match outcome {
@@ -396,12 +417,13 @@ impl Worker {
         })
     }
 
-    /// Sets (or clears) the task the worker holds, for the next heartbeat.
+    /// Sets (or clears) the task the worker holds, recorded by a heartbeat at once.
     fn hold(&self, task: Option<&ChunkTask>) {
         if let Ok(mut record) = self.record.lock() {
             record.job = task.map(|t| t.job);
             record.task = task.map(ChunkTask::files_label);
         }
+        self.changed.notify_one();
     }
 
     fn count_task(&self, bytes: u64) {
@@ -415,11 +437,13 @@ impl Worker {
         }
     }
 
-    /// Refreshes the worker's row every [`HEARTBEAT_EVERY`] (the first at once).
+    /// Refreshes the worker's row every [`HEARTBEAT_EVERY`] (the first at once), and at once
+    /// when the task held changes.
     fn start_heartbeat(&self) -> tokio::task::JoinHandle<()> {
         let catalog = self.catalog.clone();
         let record = self.record.clone();
         let cap = self.options.bandwidth_cap.clone();
+        let changed = self.changed.clone();
         tokio::spawn(async move {
             let mut failing = false;
             loop {
@@ -444,7 +468,10 @@ impl Worker {
                         }
                     }
                 }
-                tokio::time::sleep(HEARTBEAT_EVERY).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+                    _ = changed.notified() => {}
+                }
             }
         })
     }
@@ -460,17 +487,50 @@ async fn refuse(acker: &Acker, subject: &str, reason: &str) {
     }
 }
 
-/// Tells the queue every third of the ack wait that the task is still being worked on.
-fn report_progress(acker: Arc<Acker>, ack_wait: Duration) -> tokio::task::JoinHandle<()> {
+/// Tells the queue every third of the ack wait that the task is still being worked on,
+/// each time waiting for the server's confirmation. The returned future completes when no
+/// confirmation came for four fifths of the ack wait: the server may hand the task to
+/// another worker soon, so this one must stop (a partitioned worker must not keep writing
+/// files another worker now owns).
+fn report_progress(
+    acker: Arc<Acker>,
+    ack_wait: Duration,
+) -> (
+    tokio::task::JoinHandle<()>,
+    impl std::future::Future<Output = ()>,
+) {
     let every = (ack_wait / 3).max(Duration::from_millis(100));
-    tokio::spawn(async move {
+    let (confirmed, mut last) = watch::channel(Instant::now());
+    let reporter = tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            if let Err(error) = acker.ack_with(AckKind::Progress).await {
-                tracing::warn!("cannot report progress to the task queue ({error})");
+            let sent = Instant::now();
+            match tokio::time::timeout(every, acker.double_ack_with(AckKind::Progress)).await {
+                Ok(Ok(())) => {
+                    let _ = confirmed.send(sent);
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!("cannot report progress to the task queue ({error})")
+                }
+                Err(_) => tracing::warn!("the task queue did not confirm progress in {every:?}"),
             }
         }
-    })
+    });
+    let lease_lost = async move {
+        loop {
+            let deadline = *last.borrow_and_update() + ack_wait.mul_f64(0.8);
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => return,
+                changed = last.changed() => {
+                    if changed.is_err() {
+                        // The reporter stopped (the task ended): never fires.
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        }
+    };
+    (reporter, lease_lost)
 }
 
 /// The destination's files among the task's, with their sizes (one stat each).
