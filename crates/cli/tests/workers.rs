@@ -258,8 +258,8 @@ fn the_queue_stopped_and_restarted_during_a_job_delays_it_but_the_job_completes(
         &sandbox,
         &url,
         &name,
-        &["--ack-wait", "3s"],
-        &[("STRATA_FAULTS", "src:read:latency=30ms")],
+        &["--ack-wait", "3s", "--jobs", "2"],
+        &[("STRATA_FAULTS", "src:read:latency=100ms")],
     );
     submit(
         &sandbox,
@@ -275,6 +275,11 @@ fn the_queue_stopped_and_restarted_during_a_job_delays_it_but_the_job_completes(
         || worker.log(),
     );
     server.stop();
+    assert_ne!(
+        job_state(&sandbox),
+        "done",
+        "the queue was stopped during the job"
+    );
     wait_until(
         "the worker to notice the queue is gone",
         || worker.log().contains("disconnected"),
@@ -286,6 +291,12 @@ fn the_queue_stopped_and_restarted_during_a_job_delays_it_but_the_job_completes(
         "the job to be done",
         || job_state(&sandbox) == "done",
         || worker.log(),
+    );
+    let log = worker.log();
+    let lost = log.find("disconnected").unwrap();
+    assert!(
+        log[lost..].contains("connection: connected"),
+        "the worker reconnected:\n{log}"
     );
     assert_same_files(&src, &dst, &files);
     let verify = sandbox.run(&["verify", dst.to_str().unwrap()]);

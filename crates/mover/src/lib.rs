@@ -29,6 +29,7 @@
 pub mod distributed;
 pub mod error;
 pub mod job;
+mod job_manifest;
 pub mod migrate;
 pub mod packed;
 pub mod pipeline;

@@ -5,7 +5,7 @@
 use strata_catalog::{Catalog, FinishClaim, JobId, JobState};
 use strata_store::Store;
 
-use crate::migrate::write_job_manifest;
+use crate::job_manifest::write_job_manifest;
 use crate::MoverError;
 
 /// What the end of a task meant for its job.
