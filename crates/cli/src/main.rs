@@ -116,7 +116,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A worker's log is its output: what it took, finished and retried shows by default.
     let quiet = match cli.command {
-        Command::Worker(_) => "warn,strata_mover::distributed=info",
+        Command::Worker(_) => "warn,strata_mover::distributed=info,strata::commands::worker=info",
         _ => "warn",
     };
     init_logging(cli.verbose, quiet);

@@ -58,7 +58,12 @@ pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode
     let _live_updates = control.as_ref().map(|c| c.start_live_updates());
     let catalog = context.catalog().await?;
     let queue = TaskQueue::connect(&args.queue, &args.queue_name, true, |event| {
-        tracing::warn!("task queue connection: {event}");
+        // Losing the queue is worth a warning; (re)connecting and closing are news.
+        if event == "connected" || event == "closed" {
+            tracing::info!("task queue connection: {event}");
+        } else {
+            tracing::warn!("task queue connection: {event}");
+        }
     })
     .await?;
     let record = announcement();
