@@ -478,3 +478,85 @@ fn migrate_queue_wait_returns_when_the_workers_are_done() {
         stdout(&again)
     );
 }
+
+/// Takes the catalog's write lock from another connection, as a long write of another
+/// process would, until the returned connection is given to [`unlock`].
+fn lock_catalog(runtime: &tokio::runtime::Runtime, sandbox: &Sandbox) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", sandbox.catalog().display());
+    runtime.block_on(async {
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn
+    })
+}
+
+fn unlock(runtime: &tokio::runtime::Runtime, mut conn: sqlx::SqliteConnection) {
+    runtime.block_on(async {
+        sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+    });
+}
+
+#[test]
+fn a_worker_that_loses_the_catalog_says_so_retries_and_the_job_completes() {
+    let sandbox = Sandbox::new();
+    let (src, dst) = (sandbox.path("src"), sandbox.path("dst"));
+    let files = sample_tree(&src);
+    let url = nats::shared().url();
+    let name = queue_name();
+    submit(
+        &sandbox,
+        &url,
+        &name,
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+        &[],
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Locked past the busy timeout (10 s) when the worker starts: it waits, saying so.
+    let lock = lock_catalog(&runtime, &sandbox);
+    let worker = WorkerProcess::start(
+        &sandbox,
+        &url,
+        &name,
+        &["--ack-wait", "5s", "--jobs", "1"],
+        &[("STRATA_FAULTS", "src:read:latency=100ms")],
+    );
+    wait_until(
+        "the worker to say it cannot open the catalog",
+        || worker.log().contains("cannot open the catalog"),
+        || worker.log(),
+    );
+    unlock(&runtime, lock);
+    // Locked again in the middle of the job: the task's records cannot be written.
+    wait_until(
+        "a task to be taken",
+        || worker.log().contains("took task"),
+        || worker.log(),
+    );
+    let lock = lock_catalog(&runtime, &sandbox);
+    wait_until(
+        "the worker to return its task to the queue",
+        || worker.log().contains("returned to the queue, retrying in"),
+        || worker.log(),
+    );
+    unlock(&runtime, lock);
+    wait_until(
+        "the job to be done",
+        || job_state(&sandbox) == "done",
+        || worker.log(),
+    );
+    let log = worker.log();
+    assert!(log.contains("is busy"), "the log names the cause:\n{log}");
+    assert_same_files(&src, &dst, &files);
+    let verify = sandbox.run(&["verify", dst.to_str().unwrap()]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
+}

@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use futures::FutureExt;
-use strata_catalog::WorkerRecord;
+use strata_catalog::{CatalogError, WorkerRecord};
 use strata_mover::distributed::{OpenStores, TaskQueue, Worker, WorkerOptions};
+use strata_mover::retry::{Advice, Backoff};
 use strata_mover::{DatasetSource, MoverError};
 use strata_store::faults::FaultSide;
 use strata_store::BandwidthControl;
@@ -56,7 +57,7 @@ pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode
     }
     let control = args.throttle.build()?;
     let _live_updates = control.as_ref().map(|c| c.start_live_updates());
-    let catalog = context.catalog().await?;
+    let catalog = open_catalog(context).await?;
     let queue = TaskQueue::connect(&args.queue, &args.queue_name, true, |event| {
         // Losing the queue is worth a warning; (re)connecting and closing are news.
         if event == "connected" || event == "closed" {
@@ -86,6 +87,36 @@ pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode
     });
     worker.run(stopped).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The catalog, waited for while another process holds it locked (a worker started
+/// during a long write must not give up); other errors stop the worker at once.
+async fn open_catalog(context: &Context) -> anyhow::Result<Arc<dyn strata_catalog::Catalog>> {
+    let backoff = Backoff {
+        attempts: u32::MAX,
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(30),
+    };
+    let mut attempt = 0;
+    loop {
+        match context.catalog().await {
+            Ok(catalog) => return Ok(catalog),
+            Err(error)
+                if error
+                    .downcast_ref::<CatalogError>()
+                    .is_some_and(CatalogError::is_transient) =>
+            {
+                attempt += 1;
+                let wait = backoff.delay(attempt, Advice::Retry);
+                tracing::warn!(
+                    "cannot open the catalog ({error}); retrying in {:.1}s",
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// What the worker says of itself in the catalog.
