@@ -17,7 +17,7 @@
 
 use std::future::Future;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::stream::{self, Stream, StreamExt};
 
 /// Spans up to this many bytes are hashed on the pipeline's own task; larger ones on a
@@ -70,6 +70,38 @@ impl<E: Send> SpanSink for Discard<E> {
     type Error = E;
 
     fn write(&mut self, _span: Bytes) -> impl Future<Output = Result<(), E>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// A sink that gathers a chunk's spans into one buffer, for a transform that needs the
+/// whole chunk at once: the packed layout's codec selector compresses a chunk as one
+/// frame, so its spans are read and hashed on the pipeline and encoded once gathered.
+pub struct Gather<E> {
+    bytes: BytesMut,
+    error: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E> Gather<E> {
+    /// An empty buffer with room for `len` bytes (the chunk's length).
+    pub fn with_capacity(len: usize) -> Self {
+        Gather {
+            bytes: BytesMut::with_capacity(len),
+            error: std::marker::PhantomData,
+        }
+    }
+
+    /// The bytes gathered so far, in order.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes.freeze()
+    }
+}
+
+impl<E: Send> SpanSink for Gather<E> {
+    type Error = E;
+
+    fn write(&mut self, span: Bytes) -> impl Future<Output = Result<(), E>> + Send {
+        self.bytes.extend_from_slice(&span);
         std::future::ready(Ok(()))
     }
 }
@@ -213,6 +245,25 @@ mod tests {
         });
         let hashed = hash_stream(again, blake3::Hasher::new()).await.unwrap();
         assert_eq!(hashed.finalize(), blake3::hash(&bytes), "hashing alone");
+    }
+
+    #[tokio::test]
+    async fn gather_keeps_a_chunk_whole_while_the_pump_hashes_it() {
+        let bytes = Bytes::from(data(300_001));
+        let whole = bytes.clone();
+        let source = read_ahead(whole.len() as u64, 65_536, 2, |offset, len| {
+            let span = whole.slice(offset as usize..(offset + len) as usize);
+            async move { Ok::<_, String>(span) }
+        });
+        let mut sink = Gather::<String>::with_capacity(bytes.len());
+        let hasher = pump(source, blake3::Hasher::new(), &mut sink)
+            .await
+            .unwrap();
+        assert_eq!(hasher.finalize(), blake3::hash(&bytes));
+        assert!(
+            sink.into_bytes() == bytes,
+            "gathered in order, nothing lost"
+        );
     }
 
     #[tokio::test]

@@ -115,7 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = std::fs::remove_file(fragment(0));
         let _ = std::fs::remove_file(fragment(1));
         let started = Instant::now();
-        let outcome = rs.repair(REL).await.expect("repair");
+        let outcome = rs.repair(REL, None).await.expect("repair");
         assert_eq!(outcome.repaired.len(), 2);
         started.elapsed()
     })

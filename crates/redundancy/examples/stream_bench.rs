@@ -94,10 +94,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "replicate:2".parse()?
     };
     let started = Instant::now();
-    rs.reencode(REL, other).await?;
+    rs.reencode(REL, other, None).await?;
     report(&format!("re-encode to {other}"), len, started.elapsed());
     let started = Instant::now();
-    rs.reencode(REL, encoding).await?;
+    rs.reencode(REL, encoding, None).await?;
     report(
         &format!("re-encode back to {encoding}"),
         len,

@@ -189,6 +189,20 @@ pub enum RedundancyError {
         /// The bytes sent (when too many: the count the last piece would have reached).
         written: u64,
     },
+    /// The bytes read from the object's pieces (each verified against its own record) do
+    /// not hash to the object's BLAKE3 as the caller knows it: the pieces were written
+    /// from other bytes. Nothing was rewritten and the old pieces stay.
+    #[error("{rel} ({encoding}): its pieces read back as BLAKE3 {got}, not the {expected} recorded for the object; nothing was rewritten and its pieces were left as they are: restore the object from a copy (or write it again), then run `strata scrub`")]
+    NotTheObject {
+        /// The object.
+        rel: String,
+        /// The encoding read.
+        encoding: Redundancy,
+        /// The BLAKE3 recorded for the object (hex).
+        expected: String,
+        /// The BLAKE3 of the bytes read (hex).
+        got: String,
+    },
     /// A domain could not be listed or an internal step failed.
     #[error("{rel}: {detail}")]
     Other {

@@ -16,7 +16,10 @@
 //!   meets a fault;
 //! - [`replicas`]: plain-file replicas with an integrity record;
 //! - [`erasure`]: Reed-Solomon fragments (over `strata_codec::parity`), hedged reads;
-//! - [`repair`]: check, repair, re-encode, settle;
+//! - [`repair`]: check, repair, re-encode, settle; a repair or re-encode streams the object
+//!   through the mover's chunk pipeline (`strata_mover::pipeline::pump`, the one engine:
+//!   this crate uses it, the mover never uses this crate), hashed whole on the way and,
+//!   given the object's BLAKE3, refused before anything is published when the bytes differ;
 //! - `stream` and `upload`: streaming writes ([`RedundantStore::begin_write`],
 //!   [`RedundantUpload`]) and window-by-window reads, so writes, re-encodes and repairs
 //!   hold a few stripes or chunks in memory whatever the object's size.

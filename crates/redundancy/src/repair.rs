@@ -3,9 +3,11 @@
 //! (each published atomically) and verified before any piece of the old encoding is
 //! removed, and `settle` removes whatever a crash left that belongs to no complete encoding.
 
+use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use strata_codec::format::fragment::FragmentHeader;
 use strata_codec::format::replica_sums::ReplicaSums;
+use strata_mover::pipeline::{self, SpanSink};
 
 use crate::domains::{
     frag_path, sums_path, Found, Inventory, Layout, RedundancyCounters, RedundantStore, PARALLEL,
@@ -15,6 +17,31 @@ use crate::health::{Health, PieceHealth, PieceState, RepairOutcome, SettleOutcom
 use crate::spec::Redundancy;
 use crate::stream::{Code, PieceWriter, Summary};
 use crate::upload::LayoutReader;
+
+/// Why a repair's copy stopped early.
+enum RewriteStop {
+    /// The good pieces could not be read.
+    Read(RedundancyError),
+    /// A write failed in a way that ends the repair, or the bytes are not the object.
+    Write(RedundancyError),
+    /// Every piece being rewritten has failed: nothing is left to write to.
+    AllFailed,
+}
+
+/// A repair's sink: the writer of the pieces being rewritten, which goes on while any of
+/// them still takes bytes (a piece that fails is reported, the others are still written).
+struct Rewriting<'w>(&'w mut PieceWriter);
+
+impl SpanSink for Rewriting<'_> {
+    type Error = RewriteStop;
+
+    async fn write(&mut self, span: Bytes) -> Result<(), RewriteStop> {
+        if self.0.all_failed() {
+            return Err(RewriteStop::AllFailed);
+        }
+        self.0.write(span).await.map_err(RewriteStop::Write)
+    }
+}
 
 /// Which pieces of an object to keep when removing the others.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,7 +214,17 @@ impl RedundantStore {
     /// Rewrites missing and damaged replicas or fragments from the good ones (the bytes
     /// are verified before they are written, and each rewritten piece is read back and
     /// verified). `Err(Unrepairable)` when fewer pieces are good than a read needs.
-    pub async fn repair(&self, rel: &str) -> Result<RepairOutcome, RedundancyError> {
+    ///
+    /// The good pieces stream through the chunk pipeline into the new ones, hashed whole
+    /// on the way; with `expected` (the object's BLAKE3 as the caller records it), bytes
+    /// that hash otherwise are [`RedundancyError::NotTheObject`] and nothing is rewritten:
+    /// that is what catches a plain (legacy) replica that differs from the object, which
+    /// has no record of its own to be checked against.
+    pub async fn repair(
+        &self,
+        rel: &str,
+        expected: Option<&[u8; 32]>,
+    ) -> Result<RepairOutcome, RedundancyError> {
         self.check_rel(rel)?;
         let _guard = self.locks.lock(rel).await;
         let inventory = self.inventory(rel).await;
@@ -222,7 +259,7 @@ impl RedundantStore {
             return Err(unrepairable(faults));
         }
         let mut outcome = self
-            .rewrite_pieces(&inventory, layout, &health, faults)
+            .rewrite_pieces(&inventory, layout, &health, faults, expected)
             .await?;
         RedundancyCounters::add(
             &self.counters.fragments_repaired,
@@ -240,6 +277,7 @@ impl RedundantStore {
         layout: &Layout,
         health: &Health,
         faults: Vec<DomainFault>,
+        expected: Option<&[u8; 32]>,
     ) -> Result<RepairOutcome, RedundancyError> {
         let rel = &inventory.rel;
         let (path, code) = match layout {
@@ -263,23 +301,30 @@ impl RedundantStore {
             .collect();
         let mut writer =
             PieceWriter::begin(self, rel, &path, layout.len(), code, &pieces, true).await?;
-        let mut reader = LayoutReader::new(self, inventory, layout);
-        while !writer.all_failed() {
-            let step = match reader.next().await {
-                Ok(Some(bytes)) => writer.write(bytes).await,
-                Ok(None) => break,
-                Err(e) => Err(RedundancyError::Unrepairable {
-                    rel: rel.clone(),
-                    encoding: health.encoding,
-                    good: health.good(),
-                    needed: health.needed(),
-                    faults: e.faults().to_vec(),
-                }),
-            };
-            if let Err(e) = step {
-                writer.abort().await;
-                return Err(e);
-            }
+        let reader = LayoutReader::new(self, inventory, layout);
+        let spans = reader.spans().map(|span| span.map_err(RewriteStop::Read));
+        let copied =
+            pipeline::pump(spans, blake3::Hasher::new(), &mut Rewriting(&mut writer)).await;
+        let stop = match copied {
+            Ok(hasher) => expected
+                .and_then(|expected| not_the_object(rel, layout, &hasher, expected))
+                .map(RewriteStop::Write),
+            Err(stop) => Some(stop),
+        };
+        let error = match stop {
+            None | Some(RewriteStop::AllFailed) => None,
+            Some(RewriteStop::Write(e)) => Some(e),
+            Some(RewriteStop::Read(e)) => Some(RedundancyError::Unrepairable {
+                rel: rel.clone(),
+                encoding: health.encoding,
+                good: health.good(),
+                needed: health.needed(),
+                faults: e.faults().to_vec(),
+            }),
+        };
+        if let Some(error) = error {
+            writer.abort().await;
+            return Err(error);
         }
         let results = if writer.all_failed() {
             let failures = writer.targets.iter_mut().map(|t| t.failed.take());
@@ -360,7 +405,19 @@ impl RedundantStore {
     /// Re-encodes `rel` to `to`: the new encoding is written and verified in full BEFORE
     /// the old one is removed, so a domain lost midway never leaves fewer good pieces than
     /// the policy needs. A no-op when the object is already `to` (and nothing else).
-    pub async fn reencode(&self, rel: &str, to: Redundancy) -> Result<(), RedundancyError> {
+    ///
+    /// The object streams through the chunk pipeline ([`strata_mover::pipeline::pump`]):
+    /// read from the old encoding (every window verified against its pieces' records) and
+    /// hashed whole while the new encoding is written. With `expected` (the object's
+    /// BLAKE3 as the caller records it), bytes that hash otherwise are
+    /// [`RedundancyError::NotTheObject`] and the new encoding is dropped before it could
+    /// replace the old one.
+    pub async fn reencode(
+        &self,
+        rel: &str,
+        to: Redundancy,
+        expected: Option<&[u8; 32]>,
+    ) -> Result<(), RedundancyError> {
         self.check_rel(rel)?;
         self.check_domains(rel, to)?;
         let guard = self.locks.lock(rel).await;
@@ -384,16 +441,15 @@ impl RedundantStore {
         let mut upload = self
             .begin_encoding(before.clone(), to, layout.len(), guard)
             .await?;
-        let mut reader = LayoutReader::new(self, &before, layout);
-        loop {
-            match reader.next().await {
-                Ok(Some(bytes)) => upload.write(bytes).await?,
-                Ok(None) => break,
-                Err(e) => {
-                    upload.abort().await;
-                    return Err(e);
-                }
-            }
+        let reader = LayoutReader::new(self, &before, layout);
+        let copied = pipeline::pump(reader.spans(), blake3::Hasher::new(), &mut upload).await;
+        let mismatch = match (&copied, expected) {
+            (Ok(hasher), Some(expected)) => not_the_object(rel, layout, hasher, expected),
+            _ => None,
+        };
+        if let Some(error) = copied.err().or(mismatch) {
+            upload.abort().await;
+            return Err(error);
         }
         // `upload` keeps the object's lock until the new encoding is verified.
         let written = upload.publish().await?;
@@ -486,6 +542,22 @@ impl crate::error::DomainFault {
             .and_then(|p| p.index)
             .unwrap_or(0)
     }
+}
+
+/// [`RedundancyError::NotTheObject`] when the bytes `hasher` was fed are not `expected`.
+fn not_the_object(
+    rel: &str,
+    layout: &Layout,
+    hasher: &blake3::Hasher,
+    expected: &[u8; 32],
+) -> Option<RedundancyError> {
+    let got = hasher.finalize();
+    (got.as_bytes() != expected).then(|| RedundancyError::NotTheObject {
+        rel: rel.to_string(),
+        encoding: layout.encoding(),
+        expected: blake3::Hash::from_bytes(*expected).to_hex().to_string(),
+        got: got.to_hex().to_string(),
+    })
 }
 
 fn other(rel: &str, detail: String) -> RedundancyError {

@@ -4,6 +4,8 @@
 //! object's size.
 
 use bytes::Bytes;
+use futures::Stream;
+use strata_mover::pipeline::{read_ahead, SpanSink};
 
 use crate::domains::{frag_path, sums_path, Found, Inventory, Layout, RedundantStore};
 use crate::erasure::TableCache;
@@ -244,6 +246,18 @@ impl RedundantUpload {
     }
 }
 
+/// A new encoding is the chunk pipeline's sink when an object is re-encoded.
+impl SpanSink for RedundantUpload {
+    type Error = RedundancyError;
+
+    fn write(
+        &mut self,
+        span: Bytes,
+    ) -> impl std::future::Future<Output = Result<(), RedundancyError>> + Send {
+        RedundantUpload::write(self, span)
+    }
+}
+
 impl Drop for RedundantUpload {
     fn drop(&mut self) {
         let Some(mut writer) = self.writer.take() else {
@@ -279,7 +293,6 @@ pub(crate) struct LayoutReader<'a> {
     /// What the inventory found wrong with the layout's pieces (for error messages).
     known: Vec<DomainFault>,
     tables: TableCache,
-    offset: u64,
     window: u64,
 }
 
@@ -302,18 +315,22 @@ impl<'a> LayoutReader<'a> {
             layout,
             known: rs.probe_faults(inventory, layout).1,
             tables: TableCache::default(),
-            offset: 0,
             window,
         }
     }
 
-    /// The next window of bytes, `None` at the end.
-    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>, RedundancyError> {
-        let len = self.layout.len();
-        if self.offset >= len {
-            return Ok(None);
-        }
-        let n = self.window.min(len - self.offset);
+    /// The object's bytes window by window, in order, as the chunk pipeline's source
+    /// ([`strata_mover::pipeline::pump`]). One window is read ahead of the one being
+    /// written, so the read overlaps the write; no more, since re-encodes and repairs run
+    /// behind readers and should not add to their queue.
+    pub(crate) fn spans(&self) -> impl Stream<Item = Result<Bytes, RedundancyError>> + '_ {
+        read_ahead(self.layout.len(), self.window, 1, move |offset, len| {
+            self.read_window(offset, len)
+        })
+    }
+
+    /// Bytes `[offset, offset + len)` of the object, verified.
+    async fn read_window(&self, offset: u64, len: u64) -> Result<Bytes, RedundancyError> {
         let read = match self.layout {
             Layout::Erasure { .. } => {
                 self.rs
@@ -321,18 +338,17 @@ impl<'a> LayoutReader<'a> {
                         self.inventory,
                         self.layout,
                         &self.known,
-                        (self.offset, n),
+                        (offset, len),
                         &self.tables,
                     )
                     .await?
             }
             _ => {
                 self.rs
-                    .read_replicas(self.inventory, self.layout, &self.known, self.offset, n)
+                    .read_replicas(self.inventory, self.layout, &self.known, offset, len)
                     .await?
             }
         };
-        self.offset += n;
-        Ok(Some(read.bytes))
+        Ok(read.bytes)
     }
 }

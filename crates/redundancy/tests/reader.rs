@@ -158,7 +158,7 @@ async fn a_re_encode_between_two_spans_leaves_the_bytes_right_and_reports_nothin
         t.rs.write(REL, bytes.clone(), r(from)).await.unwrap();
         let reader = t.rs.open(REL).await.unwrap();
         let (first, _) = read_spans(&reader, 0, 2 * MIB as u64, SPAN).await;
-        t.rs.reencode(REL, r(to)).await.unwrap();
+        t.rs.reencode(REL, r(to), None).await.unwrap();
         assert_eq!(t.rs.stat(REL).await.unwrap().unwrap().encoding, r(to));
         let (rest, reads) = read_spans(&reader, 2 * MIB as u64, len - 2 * MIB as u64, SPAN).await;
         assert_eq!([first, rest].concat(), bytes, "{from} -> {to}");

@@ -130,7 +130,7 @@ async fn replicate_reads_skip_a_corrupt_replica_and_report_it() {
     // Outside the damaged chunk the first replica still serves.
     let clean = t.rs.read_range(REL, 0, 100).await.unwrap();
     assert!(clean.faults.is_empty());
-    let outcome = t.rs.repair(REL).await.unwrap();
+    let outcome = t.rs.repair(REL, None).await.unwrap();
     assert_eq!(outcome.repaired.len(), 2);
     assert_eq!(std::fs::read(t.replica(order[0], REL)).unwrap(), bytes);
     assert!(t.rs.check(REL).await.unwrap().is_healthy());
@@ -176,7 +176,7 @@ async fn ec_read_with_three_domains_missing_fails_naming_them() {
         assert!(text.contains(&t.rs.domains()[d].display()), "{text}");
     }
     assert!(text.contains(REL) && text.contains("4 needed"), "{text}");
-    let err = t.rs.repair(REL).await.unwrap_err();
+    let err = t.rs.repair(REL, None).await.unwrap_err();
     assert!(
         err.is_too_few_good() && err.to_string().contains("cannot be repaired"),
         "{err}"
@@ -231,7 +231,7 @@ async fn every_single_byte_corruption_of_a_fragment_is_detected_and_repaired() {
         let read = t.rs.read_all(REL).await.unwrap();
         assert_eq!(read.bytes, bytes, "flip at {at}");
         assert!(!read.faults.is_empty(), "flip at {at} not reported");
-        let outcome = t.rs.repair(REL).await.unwrap();
+        let outcome = t.rs.repair(REL, None).await.unwrap();
         assert_eq!(outcome.repaired.len(), 1, "flip at {at}: {outcome:?}");
         assert_eq!(std::fs::read(&target).unwrap(), original, "flip at {at}");
         assert!(t.rs.check(REL).await.unwrap().is_healthy());
@@ -308,13 +308,13 @@ async fn repair_rewrites_missing_fragments() {
         .map(|p| p.domain)
         .collect();
     assert_eq!(missing, vec![order[1], order[5]]);
-    let outcome = t.rs.repair(REL).await.unwrap();
+    let outcome = t.rs.repair(REL, None).await.unwrap();
     assert_eq!(outcome.repaired.len(), 2, "{outcome:?}");
     for (i, &d) in order.iter().enumerate() {
         assert_eq!(std::fs::read(t.fragment(d, REL)).unwrap(), before[i]);
     }
     assert!(t.rs.check(REL).await.unwrap().is_healthy());
-    assert_eq!(t.rs.repair(REL).await.unwrap().repaired.len(), 0);
+    assert_eq!(t.rs.repair(REL, None).await.unwrap().repaired.len(), 0);
 }
 
 #[tokio::test]
@@ -324,7 +324,7 @@ async fn reencode_replicate_to_ec_keeps_bytes_and_removes_the_replicas() {
     t.rs.write(REL, bytes.clone(), r("replicate:3"))
         .await
         .unwrap();
-    t.rs.reencode(REL, r("ec:4+2")).await.unwrap();
+    t.rs.reencode(REL, r("ec:4+2"), None).await.unwrap();
     for root in &t.roots {
         assert!(!root.join(REL).exists());
         assert!(!root.join(".strata/replicas").join(REL).exists());
@@ -334,10 +334,10 @@ async fn reencode_replicate_to_ec_keeps_bytes_and_removes_the_replicas() {
     assert_eq!(stat.encoding, r("ec:4+2"));
     assert_eq!(t.rs.read_all(REL).await.unwrap().bytes, bytes);
     // And on to another code, then back to replicas: each time one encoding is left.
-    t.rs.reencode(REL, r("ec:2+1")).await.unwrap();
+    t.rs.reencode(REL, r("ec:2+1"), None).await.unwrap();
     assert_eq!(t.files_named(REL).len(), 3);
     assert_eq!(t.rs.read_all(REL).await.unwrap().bytes, bytes);
-    t.rs.reencode(REL, r("replicate:2")).await.unwrap();
+    t.rs.reencode(REL, r("replicate:2"), None).await.unwrap();
     assert_eq!(
         t.files_named(REL).len(),
         4,
@@ -354,7 +354,7 @@ async fn reencode_replicate_to_ec_keeps_bytes_and_removes_the_replicas() {
         3
     );
     // Already there: nothing to do.
-    t.rs.reencode(REL, r("replicate:2")).await.unwrap();
+    t.rs.reencode(REL, r("replicate:2"), None).await.unwrap();
     assert_eq!(
         t.rs.counters()
             .reencodes_done
@@ -392,7 +392,7 @@ async fn reencode_with_a_domain_lost_midway_leaves_the_old_encoding_intact() {
     t.rs.write(REL, bytes.clone(), r("replicate:2"))
         .await
         .unwrap();
-    let err = t.rs.reencode(REL, r("ec:2+1")).await.unwrap_err();
+    let err = t.rs.reencode(REL, r("ec:2+1"), None).await.unwrap_err();
     assert!(
         err.to_string().contains(&t.rs.domains()[1].display()),
         "{err}"
@@ -482,7 +482,7 @@ async fn a_domain_replaced_by_a_file_is_read_around_and_reported_unreachable() {
             .state,
         PieceState::Unreachable(_)
     ));
-    let outcome = t.rs.repair(REL).await.unwrap();
+    let outcome = t.rs.repair(REL, None).await.unwrap();
     assert_eq!(outcome.not_repaired.len(), 1, "{outcome:?}");
 }
 
@@ -606,7 +606,7 @@ async fn hundred_concurrent_readers_during_reencodes_all_get_the_right_bytes() {
         }));
     }
     for to in ["ec:4+2", "ec:3+3", "replicate:2", "ec:4+2"] {
-        t.rs.reencode(REL, r(to)).await.unwrap();
+        t.rs.reencode(REL, r(to), None).await.unwrap();
     }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     for reader in readers {
@@ -678,8 +678,74 @@ async fn a_plain_file_without_a_record_is_read_as_legacy_and_adopted_by_a_reenco
         .removed
         .is_empty());
     assert!(path.exists(), "settle must not remove a legacy object");
-    t.rs.reencode(REL, r("replicate:2")).await.unwrap();
+    t.rs.reencode(REL, r("replicate:2"), None).await.unwrap();
     let stat = t.rs.stat(REL).await.unwrap().unwrap();
     assert!(!stat.legacy && stat.encoding == r("replicate:2"));
+    assert!(t.rs.check(REL).await.unwrap().is_healthy());
+}
+
+#[tokio::test]
+async fn a_reencode_of_bytes_that_are_not_the_object_changes_nothing() {
+    // A plain file without a record (legacy) has nothing of its own to be checked
+    // against: only the object's hash, as the caller records it, tells it is wrong.
+    let t = Tier::new(2).await;
+    let order = t.order(REL);
+    let on_disk = data(3000, 21);
+    let recorded = blake3::hash(&data(3000, 22));
+    let path = t.replica(order[0], REL);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &on_disk).unwrap();
+    let err =
+        t.rs.reencode(REL, r("replicate:2"), Some(recorded.as_bytes()))
+            .await
+            .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&recorded.to_hex().to_string())
+            && text.contains(&blake3::hash(&on_disk).to_hex().to_string())
+            && text.contains("nothing was rewritten"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), on_disk, "the old bytes stay");
+    assert_eq!(
+        t.files_named(REL),
+        vec![path.clone()],
+        "no new piece is left"
+    );
+    let stat = t.rs.stat(REL).await.unwrap().unwrap();
+    assert!(stat.legacy, "still the legacy object");
+    // The object's own hash lets it through.
+    let own = blake3::hash(&on_disk);
+    t.rs.reencode(REL, r("replicate:2"), Some(own.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.rs.stat(REL).await.unwrap().unwrap().encoding,
+        r("replicate:2")
+    );
+}
+
+#[tokio::test]
+async fn a_repair_copies_only_bytes_that_hash_to_the_object() {
+    let t = Tier::new(3).await;
+    let bytes = data(2 * MIB + 5, 23);
+    t.rs.write(REL, bytes.clone(), r("replicate:3"))
+        .await
+        .unwrap();
+    let lost = t.replica(t.order(REL)[2], REL);
+    std::fs::remove_file(&lost).unwrap();
+    let other = blake3::hash(b"another object");
+    let err = t.rs.repair(REL, Some(other.as_bytes())).await.unwrap_err();
+    assert!(err.to_string().contains("nothing was rewritten"), "{err}");
+    assert!(
+        !lost.exists(),
+        "no replica was written from the wrong bytes"
+    );
+    let outcome =
+        t.rs.repair(REL, Some(blake3::hash(&bytes).as_bytes()))
+            .await
+            .unwrap();
+    assert_eq!(outcome.repaired.len(), 1, "{outcome:?}");
+    assert_eq!(std::fs::read(&lost).unwrap(), bytes);
     assert!(t.rs.check(REL).await.unwrap().is_healthy());
 }

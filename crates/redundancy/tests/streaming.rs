@@ -370,7 +370,7 @@ async fn reencode_and_repair_stream_objects_larger_than_a_window() {
     t.rs.write(REL, bytes.clone(), r("replicate:2"))
         .await
         .unwrap();
-    t.rs.reencode(REL, r("ec:4+2")).await.unwrap();
+    t.rs.reencode(REL, r("ec:4+2"), None).await.unwrap();
     assert!(t.rs.read_all(REL).await.unwrap().bytes == bytes);
     let order = t.order(REL);
     let fragment = |i: usize| t.roots[order[i]].join("ec/1").join(REL);
@@ -389,7 +389,7 @@ async fn reencode_and_repair_stream_objects_larger_than_a_window() {
     let mut damaged = std::fs::read(fragment(4)).unwrap();
     damaged[9 * MIB / 4] ^= 1;
     std::fs::write(fragment(4), damaged).unwrap();
-    let outcome = t.rs.repair(REL).await.unwrap();
+    let outcome = t.rs.repair(REL, None).await.unwrap();
     assert_eq!(outcome.repaired.len(), 2, "{outcome:?}");
     for (i, saved) in saved.iter().enumerate() {
         assert!(
@@ -397,12 +397,12 @@ async fn reencode_and_repair_stream_objects_larger_than_a_window() {
             "fragment {i}"
         );
     }
-    t.rs.reencode(REL, r("replicate:3")).await.unwrap();
+    t.rs.reencode(REL, r("replicate:3"), None).await.unwrap();
     let replica = t.roots[order[1]].join(REL);
     let mut damaged = std::fs::read(&replica).unwrap();
     damaged[11 * MIB] ^= 1;
     std::fs::write(&replica, damaged).unwrap();
-    let outcome = t.rs.repair(REL).await.unwrap();
+    let outcome = t.rs.repair(REL, None).await.unwrap();
     assert_eq!(outcome.repaired.len(), 1, "{outcome:?}");
     assert!(std::fs::read(&replica).unwrap() == bytes);
     assert!(t.rs.check(REL).await.unwrap().is_healthy());

@@ -110,9 +110,15 @@ fn start_repair(
             let _gate = state.uploads.enter(&key).await;
             let _reading = state.locks.read(&key).await;
             let rel = id.1.clone();
+            // Only bytes that are the object the catalog knows are copied into new pieces.
+            let expected = state
+                .index
+                .get(&key)
+                .filter(|entry| entry.tier == id.0)
+                .map(|entry| entry.hash);
             let repaired = state
                 .background
-                .run(async move { store.repair(&rel).await })
+                .run(async move { store.repair(&rel, expected.as_ref()).await })
                 .await;
             match repaired {
                 // The service is stopping: the next read after the start asks again.

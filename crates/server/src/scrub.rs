@@ -112,7 +112,7 @@ async fn scrub_tier(state: &AppState, tier: &Tier) -> Result<TierScrub, ApiError
             continue;
         };
         found.objects += 1;
-        if let Some(problem) = scrub_pieces(state, tier, &key, &mut found).await {
+        if let Some(problem) = scrub_pieces(state, tier, &key, &entry.hash, &mut found).await {
             found.unrepairable.push(Unrepairable {
                 key,
                 detail: problem,
@@ -143,12 +143,14 @@ async fn scrub_tier(state: &AppState, tier: &Tier) -> Result<TierScrub, ApiError
     Ok(found)
 }
 
-/// Settles, checks and repairs the pieces of one object on a tier with domains; the
-/// problem when it cannot be made whole. Counts into `found`.
+/// Settles, checks and repairs the pieces of one object on a tier with domains (a repair
+/// copies only bytes that hash to `hash`, the catalog's); the problem when it cannot be
+/// made whole. Counts into `found`.
 async fn scrub_pieces(
     state: &AppState,
     tier: &Tier,
     key: &str,
+    hash: &[u8; 32],
     found: &mut TierScrub,
 ) -> Option<String> {
     let Some(domains) = tier.store.domains() else {
@@ -174,7 +176,7 @@ async fn scrub_pieces(
         found.healthy += 1;
         return None;
     }
-    match domains.store.repair(&rel).await {
+    match domains.store.repair(&rel, Some(hash)).await {
         Ok(outcome) if outcome.not_repaired.is_empty() => {
             found.repaired += 1;
             found.pieces_repaired += outcome.repaired.len() as u64;

@@ -2,9 +2,11 @@
 //!
 //! Work units run at most `jobs` at a time: one unit per chunk of a large file, one per
 //! pack of small files (assigned in plan order, so a re-run builds identical packs). Each
-//! unit reads from the source, hashes (chunk value for the file hash, raw hash for the
-//! object key), lets the codec selector pick codec and filter, frames the result, and
-//! writes the object unless the destination already has it. The index (sealed, primary
+//! chunk goes through the chunk pipeline ([`crate::pipeline::pump`]): read from the source
+//! span by span and hashed as it arrives (its chunk value, for the file hash), gathered
+//! whole ([`crate::pipeline::Gather`]) because the codec selector encodes a chunk as one
+//! frame; then its raw hash names the object, the selector picks codec and filter, and the
+//! frame is written unless the destination already has it. The index (sealed, primary
 //! then copy) and then the manifest are written last.
 
 use std::collections::{HashMap, HashSet};
@@ -28,11 +30,12 @@ use super::sealed::write_copies;
 use super::{PACK_TARGET, SMALL_FILE_MAX};
 use crate::migrate::MigrateOptions;
 use crate::migrate::{is_fatal, list_existing};
+use crate::pipeline::{self, read_ahead, Gather, READ_AHEAD};
 use crate::plan::{begin_copying, layout, open_job, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::retry::retry_store;
 use crate::settle::{look_again, modified_within, vanished_message, Now, SourceFile, Waiting};
-use crate::source::DatasetSource;
+use crate::source::{read_exact, DatasetSource, RangeRead as _};
 use crate::MoverError;
 
 /// One unit of work.
@@ -428,20 +431,46 @@ async fn large_file_units(source: &Store, file: FileRecord, chunk_size: u64) -> 
         .collect()
 }
 
-/// Encode one chunk: (chunk value, raw-hash hex, frame, codec label).
+/// Encode one chunk starting at byte `offset` of its file: (raw-hash hex, frame, codec
+/// label).
 fn encode(
     data: &[u8],
-    chunk_size: u64,
-    size: u64,
-    index: u64,
+    offset: u64,
     format: &FormatInfo,
     objective: &Objective,
-) -> (ChunkValue, String, Vec<u8>, String) {
-    let value = layout(chunk_size, size).chunk_value(index, data);
+) -> (String, Vec<u8>, String) {
     let raw = blake3::hash(data).to_hex().to_string();
-    let encoded = encode_chunk(data, index * chunk_size, format, objective);
+    let encoded = encode_chunk(data, offset, format, objective);
     let label = format!("{}+{}", encoded.choice.codec, encoded.choice.filter);
-    (value, raw, encoded.frame, label)
+    (raw, encoded.frame, label)
+}
+
+/// Chunk `index` of `file` through the chunk pipeline: read span by span (read ahead) and
+/// hashed as it arrives, gathered whole for the codec; returns its bytes and value.
+async fn read_chunk(
+    source: &Store,
+    file: &FileRecord,
+    chunk_size: u64,
+    index: u64,
+) -> Result<(Bytes, ChunkValue), StoreError> {
+    let layout = layout(chunk_size, file.planned.size);
+    let (offset, len) = layout.chunk_range(index);
+    let path = file.planned.path.as_str();
+    let spans = read_ahead(len, source.span_for(len), READ_AHEAD, |at, n| {
+        read_exact(source, path, offset + at, n)
+    });
+    let mut gathered = Gather::with_capacity(len as usize);
+    let hasher = pipeline::pump(spans, layout.chunk_hasher(index), &mut gathered).await?;
+    Ok((gathered.into_bytes(), hasher.finish()))
+}
+
+/// A panic of the encoding thread, as the file's error.
+fn encode_failed(path: &str, error: tokio::task::JoinError) -> StoreError {
+    StoreError::Backend {
+        path: path.to_string(),
+        detail: format!("encoding failed: {error}"),
+        retryable: false,
+    }
 }
 
 async fn put_object(
@@ -479,31 +508,21 @@ async fn run_unit(
             index,
             format,
         } => {
-            let (offset, len) = layout(chunk_size, file.planned.size).chunk_range(index);
-            let path = file.planned.path.clone();
-            let data = retry_store(|| source.read_range(&path, offset, len))
+            let fail = |e| (vec![file.clone()], e);
+            let (data, value) = read_chunk(source, &file, chunk_size, index)
                 .await
-                .map_err(|e| (vec![file.clone()], e))?;
-            let size = file.planned.size;
-            let (value, raw, frame, label) = tokio::task::spawn_blocking(move || {
-                encode(&data, chunk_size, size, index, &format, &objective)
-            })
-            .await
-            .map_err(|e| {
-                (
-                    vec![file.clone()],
-                    StoreError::Backend {
-                        path: path.clone(),
-                        detail: e.to_string(),
-                        retryable: false,
-                    },
-                )
-            })?;
+                .map_err(fail)?;
+            let len = data.len() as u64;
+            let offset = index * chunk_size;
+            let (raw, frame, label) =
+                tokio::task::spawn_blocking(move || encode(&data, offset, &format, &objective))
+                    .await
+                    .map_err(|e| fail(encode_failed(&file.planned.path, e)))?;
             let key = chunk_key(&raw);
             let frame_len = frame.len() as u64;
             put_object(destination, &key, Bytes::from(frame), existing, progress)
                 .await
-                .map_err(|e| (vec![file.clone()], e))?;
+                .map_err(fail)?;
             Progress::add(&progress.bytes_done, len);
             let locator = ChunkLocator {
                 object: key,
@@ -517,30 +536,16 @@ async fn run_unit(
             let mut pack = Vec::new();
             let mut entries = Vec::new();
             for file in &files {
-                let size = file.planned.size;
-                let data = if size == 0 {
-                    Bytes::new()
-                } else {
-                    retry_store(|| source.read_range(&file.planned.path, 0, size))
-                        .await
-                        .map_err(|e| (files.clone(), e))?
-                };
+                let (data, value) = read_chunk(source, file, chunk_size, 0)
+                    .await
+                    .map_err(|e| (files.clone(), e))?;
                 let hint = file.planned.path.clone();
-                let (value, _raw, frame, label) = tokio::task::spawn_blocking(move || {
+                let (_raw, frame, label) = tokio::task::spawn_blocking(move || {
                     let format = sniff_format(&data, Some(&hint));
-                    encode(&data, chunk_size, size, 0, &format, &objective)
+                    encode(&data, 0, &format, &objective)
                 })
                 .await
-                .map_err(|e| {
-                    (
-                        files.clone(),
-                        StoreError::Backend {
-                            path: file.planned.path.clone(),
-                            detail: e.to_string(),
-                            retryable: false,
-                        },
-                    )
-                })?;
+                .map_err(|e| (files.clone(), encode_failed(&file.planned.path, e)))?;
                 entries.push((
                     file.planned.index,
                     value,

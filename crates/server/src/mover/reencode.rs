@@ -113,9 +113,10 @@ async fn reencode(
     // At background priority: readers get the CPU first (crate::background).
     let store = domains.store.clone();
     let rel = path.clone();
+    let expected = entry.hash;
     state
         .background
-        .run(async move { store.reencode(&rel, wanted).await })
+        .run(async move { store.reencode(&rel, wanted, Some(&expected)).await })
         .await
         .ok_or_else(|| "the service is stopping; the re-encode resumes at start".to_string())?
         .map_err(|err| format!("re-encoding to {wanted} on {}: {err}", tier.name()))?;
