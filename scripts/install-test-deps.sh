@@ -5,6 +5,8 @@
 #    loopback (chosen over s3s-fs because it installs in seconds from a wheel, where s3s-fs
 #    would add minutes of compilation to every fresh CI machine, and it implements the
 #    multipart, listing and error behaviour of S3 that Strata relies on);
+#  - nats-server (Debian package, 2.9): the JetStream server of the distributed-migration
+#    tests (crates/cli/tests/workers.rs, started by crates/cli/tests/common/nats.rs);
 #  - iperf3 (Debian package): the competing bulk flow of the network-namespace throttle
 #    test (crates/cli/tests/netns_throttle.rs, scripts/netns-bench.sh);
 #  - postgresql (Debian package): the PostgreSQL catalog's tests start a real server
@@ -15,6 +17,7 @@ set -euo pipefail
 need_apt=()
 command -v b3sum >/dev/null 2>&1 || need_apt+=(b3sum)
 command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
+{ command -v nats-server || [ -x /usr/sbin/nats-server ]; } >/dev/null 2>&1 || need_apt+=(nats-server)
 # ip and tc (network namespaces, veth, netem) for the same test.
 { command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
 { ls /usr/lib/postgresql/*/bin/initdb || command -v initdb; } >/dev/null 2>&1 || need_apt+=(postgresql)

@@ -72,3 +72,13 @@ pub(crate) fn unix_now() -> i64 {
             i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
         })
 }
+
+/// A count or rate as both engines store it (signed 64-bit), saturating.
+pub(crate) fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A stored count back to its unsigned type (the schemas' CHECKs keep them non-negative).
+pub(crate) fn unsigned<T: TryFrom<i64> + Default>(value: i64) -> T {
+    T::try_from(value).unwrap_or_default()
+}

@@ -14,6 +14,8 @@
 //! - opening either by the operator's spec ([`CatalogSpec`]: a file path or a
 //!   `postgres://` URL whose password is never shown; [`EngineCatalog`]);
 //! - errors that name the database file and say what to do ([`CatalogError`]);
+//! - the workers of distributed runs and the claim deciding which task finishes a job
+//!   ([`workers`]);
 //! - the integrity of its rows ([`integrity`]): a checksum per row, written on every write
 //!   and checked on every read, a full check ([`SqliteCatalog::check`]), and the import of
 //!   a job rebuilt from a destination's manifest ([`SqliteCatalog::import_completed_job`]).
@@ -51,6 +53,7 @@ mod rows;
 mod sqlite;
 pub mod tiering;
 mod tiering_rows;
+pub mod workers;
 
 use async_trait::async_trait;
 
@@ -74,6 +77,7 @@ pub use tiering::{
     MoveId, MoveJob, MoveSpec, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState,
     RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
 };
+pub use workers::{FinishClaim, WorkerRecord};
 
 /// The catalog's operations, implemented once per database engine.
 ///
@@ -169,4 +173,28 @@ pub trait Catalog: Send + Sync {
 
     /// Deletes the job with its plan and chunks.
     async fn delete_job(&self, id: JobId) -> Result<(), CatalogError>;
+
+    /// Records a worker's announcement or heartbeat: inserts its row, or replaces every
+    /// field but `started_at` of the row with its id.
+    async fn record_worker(&self, worker: &WorkerRecord) -> Result<(), CatalogError>;
+
+    /// Removes a worker's row (a worker that stops cleanly); a missing row is no error.
+    async fn remove_worker(&self, id: &str) -> Result<(), CatalogError>;
+
+    /// Every worker that announced itself and has not removed its row, ordered by id.
+    async fn workers(&self) -> Result<Vec<WorkerRecord>, CatalogError>;
+
+    /// Decides, in one transaction, whether the task `task` of the distributed run `run`
+    /// finishes job `id` (writes its manifest): [`FinishClaim::Yours`] to the first task
+    /// that finds no file of the job pending, and again to a redelivery of that same task
+    /// (its first holder died before finishing); [`FinishClaim::Taken`] to any other task
+    /// of the run; a claim of an earlier run is replaced. [`FinishClaim::AlreadyDone`] once
+    /// the job is done. Fails with [`CatalogError::JobNotFound`] for an unknown job.
+    async fn claim_job_finish(
+        &self,
+        id: JobId,
+        run: &str,
+        task: &str,
+        worker: &str,
+    ) -> Result<FinishClaim, CatalogError>;
 }

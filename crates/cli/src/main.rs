@@ -66,8 +66,12 @@ enum Command {
     /// Rebuild damaged or missing data from parity or from a copy (--from); exit 1 when
     /// something could not be repaired.
     Repair(commands::repair::RepairArgs),
-    /// List migration jobs and their progress from the catalog.
+    /// List migration jobs and their progress from the catalog, and the workers of
+    /// distributed runs with the tasks they hold.
     Status(commands::status::StatusArgs),
+    /// Run the chunk tasks `strata migrate --queue` publishes (a worker of distributed
+    /// migrations; runs until stopped).
+    Worker(commands::worker::WorkerArgs),
     /// Check the catalog (integrity, row checksums, --against DST), or rebuild its record
     /// of a migration from the destination's manifest (rebuild --from DST).
     Catalog(commands::catalog::CatalogArgs),
@@ -113,7 +117,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // A worker's log is its output: what it took, finished and retried shows by default.
+    let quiet = match cli.command {
+        Command::Worker(_) => "warn,strata_mover::distributed=info,strata::commands::worker=info",
+        _ => "warn",
+    };
+    init_logging(cli.verbose, quiet);
     strata_store::allocator::tune_for_spans();
     // Blocking I/O threads are bounded: each is a file read or write in flight, and each
     // idle one keeps memory in its allocator arena.
@@ -139,6 +148,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => commands::verify::run(&context, args).await,
             Command::Repair(args) => commands::repair::run(&context, args).await,
             Command::Status(args) => commands::status::run(&context, args).await,
+            Command::Worker(args) => commands::worker::run(&context, args).await,
             Command::Catalog(args) => commands::catalog::run(&context, args).await,
             Command::Inspect(args) => commands::inspect::run(&context, args).await,
             Command::Serve(args) => commands::serve::run(&context, args).await,
@@ -174,12 +184,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to standard error: `warn` by default, `-v` info (debug for Strata), `-vv` debug,
+/// Logs to standard error: `quiet` by default (`warn`; a worker's task log at `info`), `-v` info (debug for Strata), `-vv` debug,
 /// `-vvv` trace, or `STRATA_LOG` (an `EnvFilter`). Secrets are kept out at every level
 /// (see [`redact`]).
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: &str) {
     let default = match verbose {
-        0 => "warn",
+        0 => quiet,
         1 => "info,strata=debug",
         2 => "debug",
         _ => "trace",

@@ -55,6 +55,14 @@ pub enum MoverError {
         /// What was wrong with it.
         reason: String,
     },
+    /// The task queue (NATS JetStream) could not be reached or refused a call.
+    #[error("task queue {url}: {detail}")]
+    Queue {
+        /// The queue's URL, without credentials.
+        url: String,
+        /// What went wrong and what to do.
+        detail: String,
+    },
     /// The job stopped on an error that affects every file (full disk, lost endpoint, ...).
     #[error("job {job} stopped: {source}; progress is saved, re-run the same command to resume")]
     Stopped {

@@ -17,6 +17,8 @@
 //! - [`pipeline`]: the chunk pipeline of a stream of bytes (read ahead, hash, transform,
 //!   write, overlapped) that the service's writes, moves, re-encodes and scrubs run on;
 //! - [`progress`]: counters the CLI renders as a progress bar, and the final report;
+//! - [`distributed`]: chunk tasks on NATS JetStream (`strata migrate --queue`) and the
+//!   `strata worker` that runs them through the same copy path;
 //! - [`settle`]: sources that change under a copy (never published; copied again once
 //!   they stop changing, or reported).
 //!
@@ -24,8 +26,10 @@
 //! finished file is recorded in the catalog, so a job killed at any moment is finished by
 //! running the same command again, redoing only what was not yet verified.
 
+pub mod distributed;
 pub mod error;
 pub mod job;
+mod job_manifest;
 pub mod migrate;
 pub mod packed;
 pub mod pipeline;

@@ -23,12 +23,11 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use strata_catalog::{Catalog, FileRecord, FileState, FileUpdate, JobState, VerifiedChunk};
 use strata_codec::hash::{to_hex, ChunkValue};
-use strata_codec::{
-    ChunkLayout, DatasetManifest, ManifestFile, B3SUMS_PATH, MANIFEST_COPY_PATH, MANIFEST_PATH,
-};
+use strata_codec::ChunkLayout;
 use strata_store::{Entry, Store, StoreError, Upload};
 use tokio::sync::mpsc;
 
+use crate::job_manifest::write_job_manifest;
 use crate::pipeline::{self, read_ahead, SpanSink, IO_SPAN, READ_AHEAD};
 use crate::plan::{begin_copying, layout, open_job, recheck_finished, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
@@ -48,7 +47,7 @@ use crate::MoverError;
 const WRITE_ATTEMPTS: u32 = 3;
 
 /// How a migration runs.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MigrateOptions {
     /// Chunk size in bytes (a power of two, at least 1 KiB).
     pub chunk_size: u64,
@@ -120,13 +119,103 @@ pub async fn migrate(
             file.path, file.reason
         ));
     }
-    let existing = Arc::new(existing);
-    let recorder = Recorder::start(catalog.clone(), plan.job);
+    let copied = copy_files(
+        catalog.clone(),
+        &plan,
+        source,
+        destination,
+        options,
+        &progress,
+        existing,
+    )
+    .await?;
+    if let Some(error) = copied.tally(&mut report, &progress) {
+        let message = error.to_string();
+        catalog
+            .set_job_state(plan.job, JobState::Failed, Some(&message), None)
+            .await?;
+        return Err(MoverError::Stopped {
+            job: plan.job,
+            source: error,
+        });
+    }
+    if report.failed.is_empty() && report.unreadable_entries.is_empty() {
+        let root_hash =
+            write_job_manifest(&*catalog, destination, plan.job, plan.chunk_size).await?;
+        catalog
+            .set_job_state(plan.job, JobState::Done, None, Some(&root_hash))
+            .await?;
+        report.root_hash = Some(root_hash);
+    } else {
+        let message = format!(
+            "{} file(s) failed, {} unreadable",
+            report.failed.len(),
+            report.unreadable_entries.len()
+        );
+        catalog
+            .set_job_state(plan.job, JobState::Failed, Some(&message), None)
+            .await?;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// What copying a set of planned files left: every file's outcome, the files that waited
+/// for their source to settle, and the error that stopped the copy, if one did.
+pub(crate) struct CopiedFiles {
+    outcomes: Vec<Outcome>,
+    waiting: Waiting,
+    chunks_resent: u64,
+    fatal: Option<StoreError>,
+}
+
+impl CopiedFiles {
+    /// Adds these outcomes to `report`; returns the error that stopped the copy, if any.
+    pub(crate) fn tally(
+        self,
+        report: &mut MigrationReport,
+        progress: &Progress,
+    ) -> Option<StoreError> {
+        report.bytes = self.waiting.resize(report.bytes);
+        report.deferred = self.waiting.deferrals;
+        for outcome in self.outcomes {
+            match outcome {
+                Outcome::Copied => report.files_copied += 1,
+                Outcome::Skipped => report.files_skipped += 1,
+                Outcome::AlreadyDone => report.files_resumed += 1,
+                Outcome::Failed(failure) => report.failed.push(failure),
+                Outcome::NotAttempted
+                | Outcome::Queued
+                | Outcome::Deferred(_)
+                | Outcome::Changed(..) => {}
+            }
+        }
+        report.bytes_sent = Progress::get(&progress.bytes_sent);
+        report.chunks_resent = self.chunks_resent;
+        report.bytes_resent = Progress::get(&progress.bytes_resent);
+        self.fatal
+    }
+}
+
+/// Copies the files of `plan` (all of a job's, or the share a distributed worker took),
+/// through the chunk path and the group commit, recording each verified chunk and finished
+/// file in the catalog (flushed before this returns). `existing`: the destination's files
+/// and sizes, as far as they concern these files.
+pub(crate) async fn copy_files(
+    catalog: Arc<dyn Catalog>,
+    plan: &Plan,
+    source: &DatasetSource,
+    destination: &Store,
+    options: &MigrateOptions,
+    progress: &Arc<Progress>,
+    existing: HashMap<String, u64>,
+) -> Result<CopiedFiles, MoverError> {
+    let recorder = Recorder::start(catalog, plan.job);
     let small_batches = source
         .plain()
         .is_some_and(|from| destination.stages_small_files_from(from));
     let run = Run {
-        existing,
+        existing: Arc::new(existing),
         small_batches,
         publisher: None,
         source: source.clone(),
@@ -141,9 +230,7 @@ pub async fn migrate(
     let publisher = Publisher::start(run.clone());
     let mut run = run;
     run.publisher = Some(publisher.sender());
-    let (mut outcomes, waiting) = execute_settled(&run, &plan).await;
-    report.bytes = waiting.resize(report.bytes);
-    report.deferred = waiting.deferrals;
+    let (mut outcomes, waiting) = execute_settled(&run, plan).await;
     // Every sender must be gone before the publisher can finish.
     run.publisher = None;
     outcomes.extend(publisher.finish().await);
@@ -155,53 +242,13 @@ pub async fn migrate(
     } = run;
     drop(records);
     recorder.finish().await?;
-
-    for outcome in outcomes {
-        match outcome {
-            Outcome::Copied => report.files_copied += 1,
-            Outcome::Skipped => report.files_skipped += 1,
-            Outcome::AlreadyDone => report.files_resumed += 1,
-            Outcome::Failed(failure) => report.failed.push(failure),
-            Outcome::NotAttempted
-            | Outcome::Queued
-            | Outcome::Deferred(_)
-            | Outcome::Changed(..) => {}
-        }
-    }
-    report.bytes_sent = Progress::get(&progress.bytes_sent);
-    report.chunks_resent = chunks_resent.load(Ordering::Relaxed);
-    report.bytes_resent = Progress::get(&progress.bytes_resent);
-
     let fatal = fatal.lock().ok().and_then(|mut f| f.take());
-    if let Some(error) = fatal {
-        let message = error.to_string();
-        catalog
-            .set_job_state(plan.job, JobState::Failed, Some(&message), None)
-            .await?;
-        return Err(MoverError::Stopped {
-            job: plan.job,
-            source: error,
-        });
-    }
-    if report.failed.is_empty() && report.unreadable_entries.is_empty() {
-        let manifest = build_manifest(&*catalog, plan.job, plan.chunk_size).await?;
-        write_manifest(destination, &manifest).await?;
-        catalog
-            .set_job_state(plan.job, JobState::Done, None, Some(&manifest.root_hash))
-            .await?;
-        report.root_hash = Some(manifest.root_hash);
-    } else {
-        let message = format!(
-            "{} file(s) failed, {} unreadable",
-            report.failed.len(),
-            report.unreadable_entries.len()
-        );
-        catalog
-            .set_job_state(plan.job, JobState::Failed, Some(&message), None)
-            .await?;
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(CopiedFiles {
+        outcomes,
+        waiting,
+        chunks_resent: chunks_resent.load(Ordering::Relaxed),
+        fatal,
+    })
 }
 
 /// Shared state of one run.
@@ -933,64 +980,4 @@ pub(crate) async fn list_existing(destination: &Store) -> Result<HashMap<String,
         Err(StoreError::NotFound { .. }) => Ok(HashMap::new()),
         Err(error) => Err(error.into()),
     }
-}
-
-/// Build the dataset manifest from what the catalog recorded.
-async fn build_manifest(
-    catalog: &dyn Catalog,
-    job: i64,
-    chunk_size: u64,
-) -> Result<DatasetManifest, MoverError> {
-    let files = catalog.load_files(job).await?;
-    let mut chunks: HashMap<u32, Vec<(u64, ChunkValue)>> = HashMap::new();
-    for chunk in catalog.verified_chunks(job).await? {
-        chunks
-            .entry(chunk.file_index)
-            .or_default()
-            .push((chunk.chunk_index, chunk.chaining_value));
-    }
-    let mut entries = Vec::with_capacity(files.len());
-    for file in files {
-        let Some(hash) = file.hash else { continue };
-        let layout = layout(chunk_size, file.planned.size);
-        let mut values = chunks.remove(&file.planned.index).unwrap_or_default();
-        values.sort_by_key(|(i, _)| *i);
-        let complete = !layout.is_single_chunk()
-            && values.len() as u64 == layout.chunk_count()
-            && values
-                .iter()
-                .enumerate()
-                .all(|(i, (ci, _))| *ci == i as u64);
-        let chunk_list = if complete {
-            let list: Vec<ChunkValue> = values.iter().map(|(_, v)| *v).collect();
-            // Only publish chunk values that merge to the file hash.
-            if layout.merge(&list).ok() == Some(hash) {
-                list.iter().map(to_hex).collect()
-            } else {
-                Vec::new()
-            }
-        } else {
-            Vec::new()
-        };
-        entries.push(ManifestFile {
-            path: file.planned.path,
-            size: file.planned.size,
-            blake3: to_hex(&hash),
-            mtime_ns: file.planned.mtime_ns,
-            mode: file.planned.mode,
-            chunks: chunk_list,
-        });
-    }
-    Ok(DatasetManifest::new(chunk_size, entries))
-}
-
-/// Write the manifest and the `b3sum --check` listing at the destination.
-async fn write_manifest(destination: &Store, manifest: &DatasetManifest) -> Result<(), MoverError> {
-    let json = Bytes::from(manifest.to_json());
-    retry_store(|| destination.write_atomic(MANIFEST_PATH, json.clone())).await?;
-    // The second copy: readers fall back to it when the primary is lost or damaged.
-    retry_store(|| destination.write_atomic(MANIFEST_COPY_PATH, json.clone())).await?;
-    let sums = Bytes::from(manifest.b3sums_text().into_bytes());
-    retry_store(|| destination.write_atomic(B3SUMS_PATH, sums.clone())).await?;
-    Ok(())
 }

@@ -37,7 +37,7 @@ pub const FILE_GROWING: &str = "file_growing";
 pub const CHANGED: &str = "changed";
 
 /// How long a source must stay unchanged before it is copied.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct SettleOptions {
     /// A file modified less than this long ago is deferred until it has not changed for
     /// this long (zero: never deferred).

@@ -18,7 +18,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// What a migration reads back before publishing (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WriteCheck {
     /// Nothing read back: the hash of the bytes sent.

@@ -11,6 +11,7 @@ mod integrity;
 mod queries;
 mod rows;
 mod tiering;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -33,6 +33,7 @@ use crate::model::{
 use crate::rows::{
     select_chunks, select_files, select_jobs, JobFilter, RawChunk, RawFile, RawJob, RowReader,
 };
+use crate::workers::{FinishClaim, WorkerRecord};
 use crate::Catalog;
 
 impl SqliteCatalog {
@@ -613,5 +614,27 @@ impl Catalog for SqliteCatalog {
             return Err(self.not_found(id));
         }
         tx.commit().await.map_err(self.error(op))
+    }
+
+    async fn record_worker(&self, worker: &WorkerRecord) -> Result<(), CatalogError> {
+        self.upsert_worker(worker).await
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<(), CatalogError> {
+        self.delete_worker(id).await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerRecord>, CatalogError> {
+        self.select_workers().await
+    }
+
+    async fn claim_job_finish(
+        &self,
+        id: JobId,
+        run: &str,
+        task: &str,
+        worker: &str,
+    ) -> Result<FinishClaim, CatalogError> {
+        self.claim_finish(id, run, task, worker).await
     }
 }

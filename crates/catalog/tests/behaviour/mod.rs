@@ -6,7 +6,8 @@
 //! async expression that opens a fresh catalog.
 
 use strata_catalog::{
-    Catalog, CatalogError, FileState, FileUpdate, JobSpec, JobState, PlannedFile, VerifiedChunk,
+    Catalog, CatalogError, FileState, FileUpdate, FinishClaim, JobSpec, JobState, PlannedFile,
+    VerifiedChunk, WorkerRecord,
 };
 
 /// One `#[tokio::test]` per check, each on a fresh catalog from `$open` (an async block
@@ -19,7 +20,8 @@ macro_rules! behaviour_suite {
             create_and_find, uniqueness_and_input_checks, plan_replace, file_updates,
             chunk_upserts_are_idempotent, listing_order_and_progress, state_round_trip, a_job_never_moves_backwards,
             missing_jobs_are_reported, delete_job_removes_everything, large_plan,
-            replanning_a_changed_file_resets_only_that_file);
+            replanning_a_changed_file_resets_only_that_file, workers_announce_refresh_and_leave,
+            one_task_finishes_a_job);
     };
     (@tests $open:expr; $($check:ident),*) => {
         $(
@@ -610,4 +612,105 @@ pub async fn replanning_a_changed_file_resets_only_that_file(catalog: &dyn Catal
         "{err:?}"
     );
     assert_eq!(catalog.load_files(id).await.unwrap()[0].planned, grown);
+}
+
+fn worker(id: &str, heartbeat_at: i64, task: Option<(i64, &str)>) -> WorkerRecord {
+    WorkerRecord {
+        id: id.into(),
+        host: "node-1".into(),
+        pid: 42,
+        cores: 8,
+        bandwidth_cap: Some(20 << 20),
+        throughput: 1 << 20,
+        bytes_done: 5 << 20,
+        tasks_done: 3,
+        started_at: 1_700_000_000,
+        heartbeat_at,
+        job: task.map(|(job, _)| job),
+        task: task.map(|(_, t)| t.to_string()),
+    }
+}
+
+pub async fn workers_announce_refresh_and_leave(catalog: &dyn Catalog) {
+    assert!(catalog.workers().await.unwrap().is_empty());
+    let b = worker("b", 1_700_000_001, None);
+    catalog.record_worker(&b).await.unwrap();
+    catalog
+        .record_worker(&worker("a", 1_700_000_001, None))
+        .await
+        .unwrap();
+    let beat = worker("b", 1_700_000_009, Some((7, "files 0-31")));
+    catalog.record_worker(&beat).await.unwrap();
+    let listed = catalog.workers().await.unwrap();
+    assert_eq!(listed.len(), 2, "a heartbeat replaces the worker's row");
+    assert_eq!(listed[0].id, "a", "ordered by id");
+    assert_eq!(listed[1], beat, "every field round-trips");
+    catalog.remove_worker("b").await.unwrap();
+    catalog.remove_worker("never-there").await.unwrap();
+    let ids: Vec<_> = catalog
+        .workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .collect();
+    assert_eq!(ids, vec!["a".to_string()]);
+}
+
+pub async fn one_task_finishes_a_job(catalog: &dyn Catalog) {
+    let id = catalog.create_job(&spec("s", "d")).await.unwrap();
+    catalog
+        .replace_plan(id, &[file(0, 8), file(1, 8)])
+        .await
+        .unwrap();
+    let claim =
+        |run: &'static str, task: &'static str| catalog.claim_job_finish(id, run, task, "w");
+    assert_eq!(
+        claim("r1", "t0").await.unwrap(),
+        FinishClaim::NotYet { pending: 2 }
+    );
+    catalog
+        .update_files(id, &[update(0, FileState::Done, Some(1), None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        claim("r1", "t0").await.unwrap(),
+        FinishClaim::NotYet { pending: 1 }
+    );
+    catalog
+        .update_files(id, &[update(1, FileState::Failed, None, Some("gone"))])
+        .await
+        .unwrap();
+    assert_eq!(
+        claim("r1", "t1").await.unwrap(),
+        FinishClaim::Yours { failed: 1 }
+    );
+    assert_eq!(
+        claim("r1", "t0").await.unwrap(),
+        FinishClaim::Taken,
+        "one finisher per run"
+    );
+    assert_eq!(
+        claim("r1", "t1").await.unwrap(),
+        FinishClaim::Yours { failed: 1 },
+        "a redelivery of the finisher's task takes the claim over"
+    );
+    assert_eq!(
+        claim("r2", "t9").await.unwrap(),
+        FinishClaim::Yours { failed: 1 },
+        "a later run of the job is finished again"
+    );
+    catalog
+        .set_job_state(id, JobState::Copying, None, None)
+        .await
+        .unwrap();
+    catalog
+        .set_job_state(id, JobState::Done, None, Some("root"))
+        .await
+        .unwrap();
+    assert_eq!(claim("r2", "t9").await.unwrap(), FinishClaim::AlreadyDone);
+    match catalog.claim_job_finish(id + 100, "r", "t", "w").await {
+        Err(CatalogError::JobNotFound { .. }) => {}
+        other => panic!("expected JobNotFound, got {other:?}"),
+    }
 }

@@ -74,6 +74,26 @@ pub struct MigrateArgs {
     /// Give up on a deferred file still changing after this long (reported, exit 1).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub settle_timeout: Duration,
+    /// Plan the job here, then publish its tasks on this NATS JetStream server
+    /// (nats://HOST:PORT) for `strata worker` processes to run, instead of copying here.
+    #[arg(long, value_name = "URL")]
+    pub queue: Option<String>,
+    /// With --queue: the queue's name (stream NAME_tasks, consumer NAME-workers), so that
+    /// deployments sharing a NATS server stay apart; workers must give the same.
+    #[arg(
+        long,
+        default_value = "strata",
+        env = "STRATA_QUEUE_NAME",
+        value_name = "NAME"
+    )]
+    pub queue_name: String,
+    /// With --queue: wait, showing progress, until the workers have finished the job.
+    #[arg(long, requires = "queue")]
+    pub wait: bool,
+    /// With --queue: bytes of files per task (binary units); the last tenth of the job is
+    /// cut into tasks eight times smaller, so the job's end spreads over every worker.
+    #[arg(long, default_value = "256M", requires = "queue", value_parser = crate::units::parse_size)]
+    pub task_size: u64,
 }
 
 /// Run the command.
@@ -115,6 +135,17 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
             timeout: args.settle_timeout,
         },
     };
+    if let Some(queue) = &args.queue {
+        let queued = super::queue::QueuedMigration {
+            url: queue,
+            name: &args.queue_name,
+            wait: args.wait,
+            task_size: args.task_size,
+        };
+        return queued
+            .run(context, source, destination, options, layout, parity)
+            .await;
+    }
     let job = MigrationJob::new(source, destination, options, layout, parity)?;
     let catalog = context.catalog().await?;
     let progress = Arc::new(Progress::default());
@@ -253,7 +284,7 @@ fn print_json_result(
     Ok(())
 }
 
-fn print_report(json: bool, report: &MigrationReport) {
+pub(super) fn print_report(json: bool, report: &MigrationReport) {
     if json {
         output::print_json(report);
         return;

@@ -7,12 +7,14 @@ pub mod forecast;
 pub mod inspect;
 pub mod migrate;
 pub mod objects;
+pub mod queue;
 pub mod repair;
 pub mod scrub;
 pub mod serve;
 pub mod status;
 pub mod throttle_args;
 pub mod verify;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! Helpers shared by the end-to-end tests: they run the real `strata` binary.
 #![allow(dead_code)]
 
+pub mod children;
+pub mod nats;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,112 @@
+//! A real NATS server with JetStream for the tests, on 127.0.0.1: Debian's `nats-server`
+//! (installed by `scripts/install-test-deps.sh`), started with its storage in a temporary
+//! directory on free ports, ready when `/healthz?js-enabled-only=true` answers, and killed
+//! when the test binary exits (see [`super::children`]). [`shared`] is the one server of a
+//! test binary; a test that stops and restarts its server starts its own ([`NatsServer::start`]).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use strata_store::testing::{free_port, http};
+
+use super::children;
+
+/// A running (or stopped) NATS server.
+pub struct NatsServer {
+    /// Client port.
+    pub port: u16,
+    monitor: u16,
+    store: PathBuf,
+    pid: Mutex<Option<u32>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The server shared by the tests of this binary.
+pub fn shared() -> &'static NatsServer {
+    static SERVER: OnceLock<NatsServer> = OnceLock::new();
+    SERVER.get_or_init(NatsServer::start)
+}
+
+fn binary() -> PathBuf {
+    ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|dir| dir.join("nats-server"))
+                    .find(|p| p.is_file())
+            })
+        })
+        .expect("nats-server is not installed: run scripts/install-test-deps.sh")
+}
+
+impl NatsServer {
+    /// Starts a server with JetStream on free ports, its storage in a new temporary
+    /// directory; returns once it is ready.
+    pub fn start() -> NatsServer {
+        let dir = tempfile::tempdir().expect("tempdir for nats");
+        let server = NatsServer {
+            port: free_port(),
+            monitor: free_port(),
+            store: dir.path().to_path_buf(),
+            pid: Mutex::new(None),
+            _dir: Some(dir),
+        };
+        server.launch();
+        server
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Its storage directory.
+    pub fn store(&self) -> &Path {
+        &self.store
+    }
+
+    fn launch(&self) {
+        let mut cmd = Command::new(binary());
+        cmd.args(["-js", "-a", "127.0.0.1"])
+            .args(["-p", &self.port.to_string()])
+            .args(["-m", &self.monitor.to_string()])
+            .arg("-sd")
+            .arg(&self.store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let pid = children::spawn(cmd);
+        *self.pid.lock().unwrap() = Some(pid);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if http(self.monitor, "GET", "/healthz?js-enabled-only=true") == Ok(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "nats-server did not become ready on 127.0.0.1:{} within 30 s",
+            self.port
+        );
+    }
+
+    /// Kills the server (SIGKILL) and waits until it has exited.
+    pub fn stop(&self) {
+        if let Some(pid) = self.pid.lock().unwrap().take() {
+            children::signal(pid, libc::SIGKILL);
+            children::wait(pid);
+        }
+    }
+
+    /// Starts it again on the same ports with the same storage (streams and consumers
+    /// survive, as on a real restart).
+    pub fn restart(&self) {
+        self.stop();
+        self.launch();
+    }
+}
