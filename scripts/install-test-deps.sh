@@ -9,6 +9,8 @@
 #    tests (crates/cli/tests/workers.rs, started by crates/cli/tests/common/nats.rs);
 #  - iperf3 (Debian package): the competing bulk flow of the network-namespace throttle
 #    test (crates/cli/tests/netns_throttle.rs, scripts/netns-bench.sh);
+#  - slurm-wlm and munge (Debian packages): a single-node SLURM cluster for the test of
+#    `strata slurm submit` (crates/cli/tests/slurm.rs);
 #  - postgresql (Debian package): the PostgreSQL catalog's tests start a real server
 #    (crates/testsupport); Debian keeps initdb in /usr/lib/postgresql/<version>/bin, off
 #    the PATH, so that is where we look.
@@ -21,11 +23,15 @@ command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
 # ip and tc (network namespaces, veth, netem) for the same test.
 { command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
 { ls /usr/lib/postgresql/*/bin/initdb || command -v initdb; } >/dev/null 2>&1 || need_apt+=(postgresql)
+# A single-node SLURM cluster (munged, slurmctld, slurmd) for `strata slurm submit`
+# (crates/cli/tests/slurm.rs, started by crates/cli/tests/common/slurm.rs).
+{ [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ]; } || need_apt+=(slurm-wlm)
+[ -x /usr/sbin/munged ] || need_apt+=(munge)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]} (apt)"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
 # moto_server on PATH, or installed into target/moto-venv (works where pip may not install

@@ -70,8 +70,14 @@ enum Command {
     /// distributed runs with the tasks they hold.
     Status(commands::status::StatusArgs),
     /// Run the chunk tasks `strata migrate --queue` publishes (a worker of distributed
-    /// migrations; runs until stopped).
+    /// migrations; runs until stopped, or --idle-exit).
     Worker(commands::worker::WorkerArgs),
+    /// Launch workers as a SLURM array job: `strata slurm submit --workers N -- <migrate
+    /// arguments>` plans the migration and submits the workers (--dry-run: the script).
+    Slurm(commands::batch::SlurmArgs),
+    /// Print a PBS Pro array job script of workers: `strata pbs script --workers N --
+    /// <migrate arguments>` (text only: not tested against a PBS server).
+    Pbs(commands::batch::PbsArgs),
     /// Check the catalog (integrity, row checksums, --against DST), or rebuild its record
     /// of a migration from the destination's manifest (rebuild --from DST).
     Catalog(commands::catalog::CatalogArgs),
@@ -149,6 +155,8 @@ fn main() -> ExitCode {
             Command::Repair(args) => commands::repair::run(&context, args).await,
             Command::Status(args) => commands::status::run(&context, args).await,
             Command::Worker(args) => commands::worker::run(&context, args).await,
+            Command::Slurm(args) => commands::batch::run_slurm(&context, args).await,
+            Command::Pbs(args) => commands::batch::run_pbs(args),
             Command::Catalog(args) => commands::catalog::run(&context, args).await,
             Command::Inspect(args) => commands::inspect::run(&context, args).await,
             Command::Serve(args) => commands::serve::run(&context, args).await,

@@ -1,5 +1,6 @@
 //! One module per subcommand, and what they share: the catalog, the stores, S3 settings.
 
+pub mod batch;
 pub mod catalog;
 pub mod codec_args;
 pub mod eval;

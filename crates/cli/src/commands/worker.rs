@@ -24,9 +24,19 @@ use crate::units::{parse_duration, parse_jobs};
 /// Arguments of `strata worker`.
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
-    /// The NATS JetStream server the tasks are published on (nats://HOST:PORT).
-    #[arg(long, value_name = "URL")]
+    /// The NATS JetStream server the tasks are published on (nats://HOST:PORT; a URL
+    /// with a password is better given as $STRATA_QUEUE, which no process listing shows).
+    #[arg(long, value_name = "URL", env = "STRATA_QUEUE", hide_env_values = true)]
     pub queue: String,
+    /// This worker's name in the catalog and in `strata status` (default: host, process
+    /// id and start time; `strata slurm submit` names each worker after its array task).
+    #[arg(long, value_name = "NAME")]
+    pub worker_id: Option<String>,
+    /// Stop after this long without a task to take (a worker launched by a batch system
+    /// then ends with the migration). At least --ack-wait: a task held by a worker that
+    /// died comes back only after the ack wait. Default: run until stopped.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_exit: Option<Duration>,
     /// The queue's name, as given to `strata migrate --queue-name`.
     #[arg(
         long,
@@ -55,6 +65,21 @@ pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode
             args.ack_wait
         );
     }
+    if let Some(idle) = args.idle_exit.filter(|idle| *idle < args.ack_wait) {
+        anyhow::bail!(
+            "--idle-exit {idle:?} is shorter than --ack-wait {:?}: a task held by a worker that \
+             died comes back only after the ack wait, and no worker would be left to take it; \
+             give --idle-exit at least the ack wait",
+            args.ack_wait
+        );
+    }
+    if args
+        .worker_id
+        .as_deref()
+        .is_some_and(|id| id.trim().is_empty())
+    {
+        anyhow::bail!("--worker-id is empty: give a name, or leave it out for the default");
+    }
     let control = args.throttle.build()?;
     let _live_updates = control.as_ref().map(|c| c.start_live_updates());
     let catalog = open_catalog(context).await?;
@@ -67,11 +92,15 @@ pub async fn run(context: &Context, args: WorkerArgs) -> anyhow::Result<ExitCode
         }
     })
     .await?;
-    let record = announcement();
+    let mut record = announcement();
+    if let Some(id) = &args.worker_id {
+        record.id = id.clone();
+    }
     let options = WorkerOptions {
         jobs: args.jobs,
         ack_wait: args.ack_wait,
         bandwidth_cap: cap_of(control.clone()),
+        idle_exit: args.idle_exit,
     };
     let worker = Worker::new(
         catalog,

@@ -65,6 +65,9 @@ pub struct WorkerOptions {
     pub ack_wait: Duration,
     /// The worker's bandwidth cap in bytes per second, read at each heartbeat.
     pub bandwidth_cap: Arc<dyn Fn() -> Option<u64> + Send + Sync>,
+    /// Stop after this long without a task to take (`--idle-exit`: a batch job's workers
+    /// end with the migration); `None`: run until stopped.
+    pub idle_exit: Option<Duration>,
 }
 
 /// A `strata worker` process.
@@ -135,13 +138,29 @@ impl Worker {
                 self.id()
             );
             let mut failures = 0;
+            let mut last_task = tokio::time::Instant::now();
             while !*stop.borrow() {
                 let fetched = tokio::select! {
                     fetched = self.take_one(&consumer) => fetched,
                     _ = stop.wait_for(|s| *s) => break,
                 };
+                // Idle means the queue answered and had nothing: a worker cut off from the
+                // queue, or whose tasks fail for a while, is not idle and stays.
+                if !matches!(fetched, Ok(false)) {
+                    last_task = tokio::time::Instant::now();
+                }
+                if let Some(idle) = self.options.idle_exit {
+                    if last_task.elapsed() >= idle {
+                        tracing::info!(
+                            "worker {}: no task for {:.0}s, stopping (--idle-exit)",
+                            self.id(),
+                            idle.as_secs_f64()
+                        );
+                        break;
+                    }
+                }
                 failures = match fetched {
-                    Ok(()) => 0,
+                    Ok(_) => 0,
                     Err(delay) => {
                         failures += 1;
                         let wait =
@@ -180,9 +199,10 @@ impl Worker {
         }
     }
 
-    /// Fetches at most one task and runs it. `Err` asks for a pause before the next fetch
-    /// (`None`: the backoff's), after a failure that was logged.
-    async fn take_one(&mut self, consumer: &PullConsumer) -> Result<(), Option<Duration>> {
+    /// Fetches at most one task and runs it; `Ok(true)` when there was one. `Err` asks
+    /// for a pause before the next fetch (`None`: the backoff's), after a failure that was
+    /// logged.
+    async fn take_one(&mut self, consumer: &PullConsumer) -> Result<bool, Option<Duration>> {
         let fetch = consumer
             .fetch()
             .max_messages(1)
@@ -203,9 +223,13 @@ impl Worker {
                 return Err(None);
             }
         };
+        let mut took = false;
         while let Ok(Some(message)) = tokio::time::timeout(FETCH_WAIT * 2, batch.next()).await {
             match message {
-                Ok(message) => self.handle(message).await?,
+                Ok(message) => {
+                    took = true;
+                    self.handle(message).await?
+                }
                 Err(error) => {
                     tracing::warn!(
                         "task queue {}: fetch failed ({error}); retrying with backoff",
@@ -215,7 +239,7 @@ impl Worker {
                 }
             }
         }
-        Ok(())
+        Ok(took)
     }
 
     /// Runs one delivered message to its acknowledgement.
