@@ -10,7 +10,9 @@
 //!   `--catalog-us` of it;
 //! - **N workers**, each working a task for `--task-ms` (log-normal with coefficient of
 //!   variation `--task-cv`; a fraction `--slow-fraction` of the nodes is `--slow-factor`
-//!   times slower).
+//!   times slower), each also writing a heartbeat to the catalog every
+//!   `--heartbeat-every-s` seconds that takes `--heartbeat-us` of it: the share of the
+//!   catalog the heartbeats of N workers take is taken from what the tasks get.
 //!
 //! A job of `--tasks` tasks runs at 1 worker and at each N of `--workers`; speed-up is
 //! T(1) / T(N), efficiency speed-up / N. The busy share of the queue and the catalog says
@@ -38,6 +40,8 @@ struct Model {
     tasks: u64,
     slow_fraction: f64,
     slow_factor: f64,
+    heartbeat_us: f64,
+    heartbeat_every_s: f64,
     seed: u64,
 }
 
@@ -82,7 +86,10 @@ fn simulate(model: &Model, workers: usize) -> Run {
         .map(|w| if w < slow { model.slow_factor } else { 1.0 })
         .collect();
     let half_queue = ns(model.queue_us / 2e3);
-    let catalog = ns(model.catalog_us / 1e3);
+    // The heartbeats' share of the catalog: what is left serves the tasks, slower.
+    let heartbeat_share =
+        (workers as f64 / model.heartbeat_every_s.max(1e-3) * model.heartbeat_us / 1e6).min(0.99);
+    let catalog = ns(model.catalog_us / 1e3 / (1.0 - heartbeat_share));
     let (mut queue_free, mut catalog_free) = (0u64, 0u64);
     let (mut queue_busy, mut catalog_busy) = (0u64, 0u64);
     let mut left = model.tasks;
@@ -146,6 +153,8 @@ fn parse_args() -> Result<(Model, Vec<usize>), String> {
         tasks: 200_000,
         slow_fraction: 0.0,
         slow_factor: 2.0,
+        heartbeat_us: 0.0,
+        heartbeat_every_s: 2.0,
         seed: 1,
     };
     let mut workers = vec![1, 2, 4, 8, 100, 1000];
@@ -165,6 +174,8 @@ fn parse_args() -> Result<(Model, Vec<usize>), String> {
             "--tasks" => model.tasks = number()? as u64,
             "--slow-fraction" => model.slow_fraction = number()?,
             "--slow-factor" => model.slow_factor = number()?,
+            "--heartbeat-us" => model.heartbeat_us = number()?,
+            "--heartbeat-every-s" => model.heartbeat_every_s = number()?,
             "--seed" => model.seed = number()? as u64,
             "--workers" => {
                 workers = value
@@ -225,6 +236,8 @@ mod tests {
             tasks: 1000,
             slow_fraction: 0.0,
             slow_factor: 1.0,
+            heartbeat_us: 0.0,
+            heartbeat_every_s: 2.0,
             seed: 7,
         }
     }
@@ -243,5 +256,19 @@ mod tests {
         assert!(run.catalog_busy > 0.9, "{run:?}");
         let few = simulate(&model(), 10);
         assert!((few.makespan_s - 100.0 * 0.101).abs() < 0.05, "{few:?}");
+    }
+
+    #[test]
+    fn heartbeats_take_their_share_of_the_catalog() {
+        // 1,000 workers beating every 2 s at 1 ms each take half the catalog: the tasks'
+        // 1 ms records then take 2 ms of it, so 1,000 tasks take at least 2 s.
+        let beating = Model {
+            heartbeat_us: 1000.0,
+            ..model()
+        };
+        let run = simulate(&beating, 1000);
+        assert!(run.makespan_s >= 2.0 - 1e-9, "{run:?}");
+        let alone = simulate(&model(), 1000);
+        assert!(run.makespan_s > alone.makespan_s * 1.5, "{run:?} {alone:?}");
     }
 }
