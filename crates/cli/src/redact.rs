@@ -44,8 +44,9 @@ const MIN_KNOWN_LEN: usize = 4;
 const MIN_OTHER_LEN: usize = 8;
 
 /// Log targets (prefixes) of the crates that hold credentials: the S3 request signer
-/// prints them, and the signatures made with them, at `debug`.
-const CREDENTIAL_TARGETS: &[&str] = &["reqsign"];
+/// prints them, and the signatures made with them, at `debug`; the NATS client holds the
+/// password of an `--events nats://user:password@...` stream.
+const CREDENTIAL_TARGETS: &[&str] = &["reqsign", "async_nats"];
 
 /// Caps the credential-handling crates at `warn` in `filter`, after the user's directives.
 pub fn quiet_credential_targets(

@@ -47,6 +47,7 @@ pub mod retry;
 pub mod routes;
 pub mod scrub;
 pub mod state;
+pub mod streams;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tier_codec;
@@ -179,6 +180,7 @@ impl RunningServer {
 /// Opens the tiers and the catalog, recovers from any crash, and starts serving.
 pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let config = options.config;
+    let event_sources = event_sources(&config)?;
     let catalog_path = options
         .catalog_path
         .unwrap_or_else(|| config.server.data_dir.join(tiers::DEFAULT_CATALOG));
@@ -235,6 +237,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         uploads: KeyGates::default(),
         commits: Default::default(),
         metrics: Metrics::default(),
+        streams: Default::default(),
         events: broadcast::channel(1024).0,
         limits: options.limits,
         http: options.http,
@@ -284,7 +287,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
             it through an SSH tunnel or an authenticating proxy");
     }
 
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(mover::scheduler(
             Arc::clone(&state),
             queue,
@@ -310,6 +313,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
             shutdown_rx.clone(),
         )),
     ];
+    tasks.extend(streams::start(&state, event_sources, &shutdown_rx));
     let app = routes::router(Arc::clone(&state));
     let server = tokio::spawn(http::serve(listener, app, options.http, shutdown_rx));
     Ok(RunningServer {
@@ -321,6 +325,23 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         tasks,
         _bandwidth_updates: bandwidth.map(|control| control.start_live_updates()),
     })
+}
+
+/// The access-event streams of `[server] events` (or `--events`), each checked before
+/// anything is opened; a bad one is refused with its position named.
+fn event_sources(config: &TieringConfig) -> Result<Vec<streams::EventSource>, ServeError> {
+    config
+        .server
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            streams::EventSource::parse(text).map_err(|reason| ServeError::Config {
+                field: format!("server.events[{i}]"),
+                reason,
+            })
+        })
+        .collect()
 }
 
 /// Checks the tiers' layouts against what the catalog holds on them, and indexes the placed

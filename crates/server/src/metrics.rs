@@ -155,7 +155,7 @@ fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
 }
 
 /// A label value with `\`, `"` and newlines escaped.
-fn label(value: &str) -> String {
+pub(crate) fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
