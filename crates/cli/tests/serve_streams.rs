@@ -146,7 +146,7 @@ fn produce(broker: &str, topic: &str, records: &[(i32, String)]) {
                 key: None,
                 value: Some(value.clone().into_bytes()),
                 headers: BTreeMap::new(),
-                timestamp: rskafka::chrono::Utc::now(),
+                timestamp: kafka_now(),
             });
         }
         for (partition, batch) in by_partition {
@@ -350,4 +350,13 @@ fn a_bad_stream_url_is_refused_at_start_naming_the_field_without_the_password() 
     assert!(stderr.contains("server.events[0]"), "{stderr}");
     assert!(stderr.contains("no subject"), "{stderr}");
     assert!(!stderr.contains("pw-4711"), "{stderr}");
+}
+
+/// Now, as a Kafka record's timestamp (rskafka's chrono is built without its clock).
+fn kafka_now() -> rskafka::chrono::DateTime<rskafka::chrono::Utc> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    rskafka::chrono::DateTime::from_timestamp_millis(ms).unwrap()
 }

@@ -208,7 +208,7 @@ async fn kafka_phase(client: &reqwest::Client, broker: &str, payloads: &[Bytes],
                 key: None,
                 value: Some(payload.to_vec()),
                 headers: BTreeMap::new(),
-                timestamp: rskafka::chrono::Utc::now(),
+                timestamp: kafka_now(),
             });
     }
     for (partition, records) in by_partition {
@@ -304,4 +304,13 @@ async fn main() {
     http_phase(&client, &lines, events).await;
     kafka_phase(&client, &args[2], &grouped, events).await;
     nats_phase(&client, &args[1], &grouped, events).await;
+}
+
+/// Now, as a Kafka record's timestamp (rskafka's chrono is built without its clock).
+fn kafka_now() -> rskafka::chrono::DateTime<rskafka::chrono::Utc> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    rskafka::chrono::DateTime::from_timestamp_millis(ms).unwrap()
 }

@@ -74,7 +74,7 @@ pub struct Metrics {
     pub write_bytes: AtomicU64,
     /// Objects deleted.
     pub deletes: AtomicU64,
-    /// Access events accepted by the batch endpoint.
+    /// Access events accepted (batch endpoint and streams).
     pub events_accepted: AtomicU64,
     /// Access event lines rejected.
     pub events_rejected: AtomicU64,
@@ -242,7 +242,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP strata_access_events_total Access events received by the batch endpoint."
+            "# HELP strata_access_events_total Access events received (batch endpoint and streams)."
         );
         let _ = writeln!(out, "# TYPE strata_access_events_total counter");
         let _ = writeln!(

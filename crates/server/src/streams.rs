@@ -256,11 +256,14 @@ async fn supervise(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut wait = RETRY_FIRST;
+    // Kafka: how far each partition has been ingested in this process, which a
+    // reconnection resumes from (the catalog's offsets lag by up to a flush).
+    let positions = kafka::Positions::default();
     loop {
         let attempt = async {
             match source.kind {
                 StreamKind::Nats => nats::consume(&state, &source, &counters).await,
-                StreamKind::Kafka => kafka::consume(&state, &source, &counters).await,
+                StreamKind::Kafka => kafka::consume(&state, &source, &counters, &positions).await,
             }
         };
         let ended = tokio::select! {

@@ -3,7 +3,9 @@
 //! value one or more NDJSON records.
 //!
 //! Exactly once at the application level: each partition starts at the offset stored in
-//! the catalog (`stream_offsets`), else at its earliest record. A fetched batch is
+//! the catalog (`stream_offsets`), else at its earliest record; after a reconnection in
+//! the same process, at the offset it had ingested up to ([`Positions`]: the catalog's
+//! lags by up to a flush, and resuming from it would count those records twice). A fetched batch is
 //! ingested together with the offset after its last record ([`BatchOrigin::reaches`]),
 //! and the statistics flush writes that offset in the transaction of the statistics that
 //! include the batch. After a crash or a restart the service therefore reads again
@@ -15,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
@@ -27,7 +29,12 @@ use tokio::task::JoinSet;
 
 use super::{append_record, EventSource, SourceCounters};
 use crate::access::{ingest_batch, BatchOrigin};
-use crate::state::AppState;
+use crate::state::{lock, AppState};
+
+/// Per partition, the offset of the next record this process has not ingested yet; kept
+/// across reconnections by the supervisor.
+#[derive(Clone, Debug, Default)]
+pub struct Positions(Arc<Mutex<BTreeMap<i32, i64>>>);
 
 /// Most bytes one fetch asks for.
 const FETCH_MAX_BYTES: i32 = 8 << 20;
@@ -42,6 +49,7 @@ pub async fn consume(
     state: &Arc<AppState>,
     source: &EventSource,
     counters: &Arc<SourceCounters>,
+    positions: &Positions,
 ) -> Result<(), String> {
     let label = source.to_string();
     let client = ClientBuilder::new(vec![source.server.clone()])
@@ -65,7 +73,7 @@ pub async fn consume(
             source.name, source.server
         ));
     };
-    let stored: BTreeMap<i32, i64> = state
+    let mut stored: BTreeMap<i32, i64> = state
         .catalog
         .stream_offsets(&label)
         .await
@@ -73,6 +81,8 @@ pub async fn consume(
         .into_iter()
         .map(|offset| (offset.partition, offset.next_offset))
         .collect();
+    // What this process ingested is at or past what the catalog has.
+    stored.extend(lock(&positions.0).iter().map(|(p, o)| (*p, *o)));
     let mut partitions = JoinSet::new();
     for partition in topic.partitions {
         let client = client
@@ -85,6 +95,7 @@ pub async fn consume(
             label: label.clone(),
             client,
             stored: stored.get(&partition).copied(),
+            positions: positions.clone(),
         };
         partitions.spawn(reader.run());
     }
@@ -104,8 +115,10 @@ struct PartitionReader {
     counters: Arc<SourceCounters>,
     label: String,
     client: PartitionClient,
-    /// The stored offset to resume from, if any.
+    /// The offset to resume from, if any.
     stored: Option<i64>,
+    /// Where the ingested position is kept for a reconnection.
+    positions: Positions,
 }
 
 impl PartitionReader {
@@ -157,6 +170,8 @@ impl PartitionReader {
                 }),
             };
             ingest_batch(&self.state, &batch, origin);
+            // No await since the ingest: a cancelled reader never leaves the two apart.
+            lock(&self.positions.0).insert(partition, next_offset);
             offset = next_offset;
         }
     }
