@@ -154,6 +154,9 @@ impl PendingOffsets {
     }
 }
 
+/// Reads one counter of a source.
+type CounterOf = fn(&SourceCounters) -> u64;
+
 /// The sources of access events and their counters.
 #[derive(Debug)]
 pub struct StreamRegistry {
@@ -185,7 +188,7 @@ impl StreamRegistry {
     pub fn render(&self, out: &mut String) {
         let mut all = vec![Arc::clone(&self.http)];
         all.extend(lock(&self.streams).iter().cloned());
-        let families: [(&str, &str, fn(&SourceCounters) -> u64); 2] = [
+        let families: [(&str, &str, CounterOf); 2] = [
             (
                 "strata_access_events_accepted_total",
                 "Access events accepted, by source (http or a stream URL).",
