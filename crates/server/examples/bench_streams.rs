@@ -8,7 +8,8 @@
 //! so the broker's produce rate is not in the figure; it is printed on its own) until the
 //! service's `strata_access_events_accepted_total{source}` counts all N events, i.e. the
 //! statistics the service reports include them; then until the next statistics flush
-//! has written them (and, for Kafka, their offsets) to the catalog.
+//! (every 5 s, the default `tracking.flush_interval`) has written them (and, for Kafka,
+//! their offsets) to the catalog.
 //!
 //! Usage: `bench_streams NATS_URL KAFKA_BROKER [EVENTS] [KEYS] [PER_MESSAGE]` (defaults
 //! 2,000,000 events, 100,000 keys, 100 per message). NATS_URL is `nats://127.0.0.1:4222`,
@@ -76,7 +77,6 @@ async fn service(events: Vec<String>) -> (RunningServer, tempfile::TempDir) {
     let mut config = TieringConfig::default_local(dir.path());
     config.server.listen = "127.0.0.1:0".to_string();
     config.server.events = events;
-    config.tracking.flush_interval = Duration::from_secs(1);
     let server = strata_server::start(ServeOptions::new(config))
         .await
         .unwrap();

@@ -105,13 +105,18 @@ pub fn ingest_batch(
     let now = now_ms();
     let (outcome, report) = {
         let mut tracker = lock(&state.tracker);
-        let ingested = tracker.ingest_ndjson(now, body);
+        // The history counts the batch in the tracker's parse of it (lock order: tracker,
+        // then history, as everywhere).
+        let mut history = lock(&state.forecast.history);
+        let ingested = tracker.ingest_ndjson_with(now, body, |event| {
+            crate::forecast::history::record_event(state, &mut history, now, event);
+        });
+        drop(history);
         if let Some(position) = origin.reaches {
             lock(&state.streams.pending).advance(position);
         }
         ingested
     };
-    crate::forecast::history::record_batch(state, now, body);
     let metrics = &state.metrics;
     metrics
         .events_accepted
