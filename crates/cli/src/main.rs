@@ -175,9 +175,11 @@ fn main() -> ExitCode {
 /// `-vvv` trace, or `STRATA_LOG` (an `EnvFilter`). Secrets are kept out at every level
 /// (see [`redact`]).
 fn init_logging(verbose: u8) {
+    // rskafka logs every failed connection attempt to a broker that is down (several a
+    // second); the event streams' supervisor says it once per retry, with its backoff.
     let default = match verbose {
-        0 => "warn",
-        1 => "info,strata=debug",
+        0 => "warn,rskafka=error",
+        1 => "info,strata=debug,rskafka=error",
         2 => "debug",
         _ => "trace",
     };

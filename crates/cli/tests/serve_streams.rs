@@ -323,10 +323,12 @@ fn streams_down_at_start_are_consumed_once_their_servers_start() {
     );
     wait_reads(&service, "late/a.bin", 7);
 
-    // The NATS server goes away: noticed, and the service goes on serving.
+    // Both servers go away: noticed, and the service goes on serving.
     drop(nats);
-    eventually(WAIT, "the NATS stream to be seen down", || {
-        (source_metric(&service, "strata_event_stream_up", &nats_source) == 0.0).then_some(())
+    drop(tansu);
+    eventually(WAIT, "both streams to be seen down", || {
+        let down = |source: &str| source_metric(&service, "strata_event_stream_up", source) == 0.0;
+        (down(&nats_source) && down(&kafka_source)).then_some(())
     });
     assert_eq!(reads(&service, "late/a.bin"), 7);
     let log = service.kill_and_stderr();

@@ -131,12 +131,26 @@ impl PartitionReader {
         };
         let mut batch = Vec::new();
         loop {
-            let fetched = self
+            // rskafka retries a broker that is down for several of its deadlines (its
+            // connection and request retries nest): give up sooner and let the supervisor
+            // say so and reconnect.
+            let fetch = self
                 .client
-                .fetch_records(offset, 1..FETCH_MAX_BYTES, FETCH_MAX_WAIT_MS)
-                .await;
+                .fetch_records(offset, 1..FETCH_MAX_BYTES, FETCH_MAX_WAIT_MS);
+            let Ok(fetched) = tokio::time::timeout(REQUEST_DEADLINE * 2, fetch).await else {
+                return Err(format!(
+                    "no answer to a fetch of partition {partition} within {:?}",
+                    REQUEST_DEADLINE * 2
+                ));
+            };
             let records = match fetched {
-                Ok((records, _high_watermark)) => records,
+                // A partition that ends before the position (Tansu answers so where Kafka
+                // answers `OffsetOutOfRange`) was reset too.
+                Ok((records, high_watermark)) if records.is_empty() && high_watermark < offset => {
+                    offset = self.restart_after_reset(offset).await?;
+                    continue;
+                }
+                Ok((records, _)) => records,
                 Err(KafkaError::ServerError {
                     protocol_error: ProtocolError::OffsetOutOfRange,
                     ..
