@@ -12,8 +12,10 @@
 //! - the object read and write paths over the tiers' stores, with per-key locks so a read
 //!   never sees bytes that do not match its metadata ([`objects`], [`index`]), in each
 //!   tier's layout: plain bytes, or compressed, checked frames ([`tiers`], [`tier_codec`]);
-//! - access tracking: the read and write paths and the batch endpoint feed strata-heat's
-//!   tracker; changed statistics are flushed to the catalog every few seconds ([`access`]);
+//! - access tracking: the read and write paths, the batch endpoint and the `--events`
+//!   streams of NATS subjects and Kafka topics ([`streams`]) feed strata-heat's tracker;
+//!   changed statistics are flushed to the catalog every few seconds, with the Kafka
+//!   offsets they include ([`access`]);
 //! - decisions: the reactive pass (spikes promoted at once) and the periodic pass
 //!   (promotions and demotions, minimum residency, capacities), each move recorded with its
 //!   reason and inputs ([`planning`], [`explain`]);
