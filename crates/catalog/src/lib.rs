@@ -75,7 +75,7 @@ pub use sqlite::SqliteCatalog;
 pub use tiering::{
     object_chunks, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter,
     MoveId, MoveJob, MoveSpec, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState,
-    RetriedMove, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
+    RetriedMove, StreamOffset, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
 };
 pub use workers::{FinishClaim, WorkerRecord};
 

@@ -13,6 +13,8 @@
 //! - **write intents** ([`WriteIntent`]): a write about to replace an object's bytes,
 //!   recorded before the bytes, so a crash between the bytes and the catalog is noticed;
 //! - **access statistics**: strata-heat's persisted form, as text, written in batches;
+//! - **stream offsets** ([`StreamOffset`]): per partition of an access-event stream, the
+//!   next record to read, written with the statistics that include the records before it;
 //! - **access history** ([`HistoryBucket`]): reads, writes and bytes per object per hour,
 //!   the forecast's training data and the input of its predictions, pruned past a
 //!   retention;
@@ -423,6 +425,18 @@ pub struct DecisionRecord {
     pub job_id: Option<MoveId>,
 }
 
+/// How far one partition of an access-event stream has been consumed into the access
+/// statistics: the offset of the next record to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamOffset {
+    /// The stream, as the service names it (`kafka://HOST:PORT/TOPIC`, no credentials).
+    pub source: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset of the first record not yet in the statistics.
+    pub next_offset: i64,
+}
+
 /// The accesses of one object in one hour.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryBucket {
@@ -546,6 +560,22 @@ pub trait TieringCatalog: Send + Sync {
         removed: &[&str],
         now_ms: i64,
     ) -> Result<(), CatalogError>;
+
+    /// [`TieringCatalog::save_access_stats`] and the stream positions those statistics
+    /// include, in one transaction: a position is stored exactly when the counts of the
+    /// records before it are, so a consumer that resumes from the stored positions counts
+    /// every record once (exactly once at the application level). An offset replaces the
+    /// stored one of its source and partition.
+    async fn save_access_stats_at(
+        &self,
+        upserts: &[(&str, &str)],
+        removed: &[&str],
+        offsets: &[StreamOffset],
+        now_ms: i64,
+    ) -> Result<(), CatalogError>;
+
+    /// The stored positions of one stream source, by partition.
+    async fn stream_offsets(&self, source: &str) -> Result<Vec<StreamOffset>, CatalogError>;
 
     /// Every access statistics row, as (key, stats JSON).
     async fn access_stats(&self) -> Result<Vec<(String, String)>, CatalogError>;

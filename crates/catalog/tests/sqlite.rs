@@ -120,7 +120,7 @@ async fn migrations_run_once() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![1, 2, 3, 4, 5, 7]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7]);
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await

@@ -196,11 +196,13 @@ fn main() -> ExitCode {
 /// `-vvv` trace, or `STRATA_LOG` (an `EnvFilter`). Secrets are kept out at every level
 /// (see [`redact`]).
 fn init_logging(verbose: u8, quiet: &str) {
+    // rskafka logs every failed connection attempt to a broker that is down (several a
+    // second); the event streams' supervisor says it once per retry, with its backoff.
     let default = match verbose {
-        0 => quiet,
-        1 => "info,strata=debug",
-        2 => "debug",
-        _ => "trace",
+        0 => format!("{quiet},rskafka=error"),
+        1 => "info,strata=debug,rskafka=error".to_string(),
+        2 => "debug".to_string(),
+        _ => "trace".to_string(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

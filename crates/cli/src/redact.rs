@@ -45,7 +45,8 @@ const MIN_OTHER_LEN: usize = 8;
 
 /// Log targets (prefixes) of the crates that hold credentials: the S3 request signer
 /// prints them, and the signatures made with them, at `debug`; the NATS client may log the
-/// server URL it connects to, which can carry `user:password@`.
+/// server URL it connects to, which can carry `user:password@` (a task queue's, or an
+/// `--events nats://user:password@...` stream's).
 const CREDENTIAL_TARGETS: &[&str] = &["reqsign", "async_nats"];
 
 /// Caps the credential-handling crates at `warn` in `filter`, after the user's directives.

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::classify::SpikeRule;
-use crate::event::{scan_ndjson, AccessEvent, NdjsonReport};
+use crate::event::{scan_ndjson, AccessEvent, EventRef, NdjsonReport};
 use crate::stats::{AccessStats, AccessSummary, Decay, Op};
 use crate::units::MINUTE_MS;
 
@@ -261,6 +261,18 @@ impl AccessTracker {
     /// Parses an NDJSON body (see [`crate::event`]) and records its valid events in one
     /// pass; keys already tracked are looked up without allocating.
     pub fn ingest_ndjson(&mut self, now_ms: i64, body: &[u8]) -> (BatchOutcome, NdjsonReport) {
+        self.ingest_ndjson_with(now_ms, body, |_| {})
+    }
+
+    /// [`AccessTracker::ingest_ndjson`], handing each valid event to `also` as well, so a
+    /// caller's own bookkeeping of the batch (the service's access history) costs no
+    /// second parse.
+    pub fn ingest_ndjson_with(
+        &mut self,
+        now_ms: i64,
+        body: &[u8],
+        mut also: impl FnMut(&EventRef<'_>),
+    ) -> (BatchOutcome, NdjsonReport) {
         let mut outcome = BatchOutcome::default();
         let report = scan_ndjson(body, now_ms, |event| {
             self.record_into(
@@ -271,6 +283,7 @@ impl AccessTracker {
                 event.bytes,
                 &mut outcome,
             );
+            also(&event);
         });
         (outcome, report)
     }

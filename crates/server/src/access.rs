@@ -1,5 +1,7 @@
-//! Access events: the NDJSON batch endpoint (`POST /v1/access-events`) and the flush that
-//! writes changed statistics (and queued decisions) to the catalog.
+//! Access events: the NDJSON batch endpoint (`POST /v1/access-events`), the one ingest it
+//! shares with the event streams ([`ingest_batch`], see [`crate::streams`]), and the flush
+//! that writes changed statistics (with the stream positions they include, and queued
+//! decisions) to the catalog.
 //!
 //! Ingest parses and records a batch under one lock of the tracker (strata-heat's
 //! `ingest_ndjson`: no allocation for keys already known), so a batch of tens of thousands
@@ -19,7 +21,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use strata_heat::AccessStats;
+use strata_catalog::StreamOffset;
+use strata_heat::{AccessStats, BatchOutcome, NdjsonReport};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -40,22 +43,7 @@ pub async fn ingest(
         "access-event batch",
     )
     .await?;
-    let now = now_ms();
-    let (outcome, report) = lock(&state.tracker).ingest_ndjson(now, &body);
-    crate::forecast::history::record_batch(&state, now, &body);
-    let metrics = &state.metrics;
-    metrics
-        .events_accepted
-        .fetch_add(report.accepted as u64, Ordering::Relaxed);
-    metrics
-        .events_rejected
-        .fetch_add(report.rejected as u64, Ordering::Relaxed);
-    if outcome.spikes > 0 {
-        metrics
-            .spikes
-            .fetch_add(outcome.spikes as u64, Ordering::Relaxed);
-        state.planner_wake.notify_one();
-    }
+    let (outcome, report) = ingest_batch(&state, &body, BatchOrigin::http(&state));
     let status = if report.accepted == 0 && report.rejected > 0 {
         StatusCode::BAD_REQUEST
     } else {
@@ -82,14 +70,82 @@ pub async fn ingest(
     Ok((status, Json(body)).into_response())
 }
 
-/// Writes changed statistics and queued decisions; returns the rows written.
-pub async fn flush(state: &AppState) -> Result<usize, String> {
-    let (batch, decay) = {
+/// Where a batch of access events came from.
+pub struct BatchOrigin<'a> {
+    /// The source's counters (`http`, or a stream's).
+    pub counters: &'a crate::streams::SourceCounters,
+    /// Log malformed records (streams: nobody else sees them; the batch endpoint answers
+    /// them to its client instead).
+    pub log_rejects: bool,
+    /// For a stream with offsets (Kafka): the position after the batch's last record,
+    /// written with the statistics that include the batch.
+    pub reaches: Option<StreamOffset>,
+}
+
+impl<'a> BatchOrigin<'a> {
+    /// The batch endpoint.
+    pub fn http(state: &'a AppState) -> Self {
+        BatchOrigin {
+            counters: &state.streams.http,
+            log_rejects: false,
+            reaches: None,
+        }
+    }
+}
+
+/// The one ingest of access events, for the batch endpoint and every stream alike:
+/// parses and records an NDJSON batch under one lock of the tracker (with the position
+/// the batch reaches, under the same lock, so the flush sees both or neither), adds it to
+/// the access history, counts it, and wakes the reactive planner on a spike.
+pub fn ingest_batch(
+    state: &AppState,
+    body: &[u8],
+    origin: BatchOrigin<'_>,
+) -> (BatchOutcome, NdjsonReport) {
+    let now = now_ms();
+    let (outcome, report) = {
         let mut tracker = lock(&state.tracker);
-        (tracker.take_dirty(), *tracker.decay())
+        // The history counts the batch in the tracker's parse of it (lock order: tracker,
+        // then history, as everywhere).
+        let mut history = lock(&state.forecast.history);
+        let ingested = tracker.ingest_ndjson_with(now, body, |event| {
+            crate::forecast::history::record_event(state, &mut history, now, event);
+        });
+        drop(history);
+        if let Some(position) = origin.reaches {
+            lock(&state.streams.pending).advance(position);
+        }
+        ingested
+    };
+    let metrics = &state.metrics;
+    metrics
+        .events_accepted
+        .fetch_add(report.accepted as u64, Ordering::Relaxed);
+    metrics
+        .events_rejected
+        .fetch_add(report.rejected as u64, Ordering::Relaxed);
+    origin.counters.count(&report, origin.log_rejects);
+    if outcome.spikes > 0 {
+        metrics
+            .spikes
+            .fetch_add(outcome.spikes as u64, Ordering::Relaxed);
+        state.planner_wake.notify_one();
+    }
+    (outcome, report)
+}
+
+/// Writes changed statistics (with the stream positions they include) and queued
+/// decisions; returns the rows written.
+pub async fn flush(state: &AppState) -> Result<usize, String> {
+    // Statistics and positions are taken under one lock of the tracker, which ingest
+    // holds while it records a batch and its position: they match.
+    let (batch, decay, offsets) = {
+        let mut tracker = lock(&state.tracker);
+        let offsets = lock(&state.streams.pending).take();
+        (tracker.take_dirty(), *tracker.decay(), offsets)
     };
     let mut written = 0;
-    if !batch.is_empty() {
+    if !batch.is_empty() || !offsets.is_empty() {
         let encoded: Vec<(Arc<str>, String)> = batch
             .upserts
             .iter()
@@ -104,7 +160,7 @@ pub async fn flush(state: &AppState) -> Result<usize, String> {
         let removed: Vec<&str> = batch.removed.iter().map(|key| &**key).collect();
         match state
             .catalog
-            .save_access_stats(&upserts, &removed, now_ms())
+            .save_access_stats_at(&upserts, &removed, &offsets, now_ms())
             .await
         {
             Ok(()) => {
@@ -116,7 +172,10 @@ pub async fn flush(state: &AppState) -> Result<usize, String> {
                     .fetch_add(written as u64, Ordering::Relaxed);
             }
             Err(err) => {
-                lock(&state.tracker).requeue(&batch);
+                let mut tracker = lock(&state.tracker);
+                tracker.requeue(&batch);
+                lock(&state.streams.pending).requeue(offsets);
+                drop(tracker);
                 state.metrics.flush_errors.fetch_add(1, Ordering::Relaxed);
                 return Err(err.to_string());
             }

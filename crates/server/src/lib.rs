@@ -12,8 +12,10 @@
 //! - the object read and write paths over the tiers' stores, with per-key locks so a read
 //!   never sees bytes that do not match its metadata ([`objects`], [`index`]), in each
 //!   tier's layout: plain bytes, or compressed, checked frames ([`tiers`], [`tier_codec`]);
-//! - access tracking: the read and write paths and the batch endpoint feed strata-heat's
-//!   tracker; changed statistics are flushed to the catalog every few seconds ([`access`]);
+//! - access tracking: the read and write paths, the batch endpoint and the `--events`
+//!   streams of NATS subjects and Kafka topics ([`streams`]) feed strata-heat's tracker;
+//!   changed statistics are flushed to the catalog every few seconds, with the Kafka
+//!   offsets they include ([`access`]);
 //! - decisions: the reactive pass (spikes promoted at once) and the periodic pass
 //!   (promotions and demotions, minimum residency, capacities), each move recorded with its
 //!   reason and inputs ([`planning`], [`explain`]);
@@ -47,6 +49,7 @@ pub mod retry;
 pub mod routes;
 pub mod scrub;
 pub mod state;
+pub mod streams;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tier_codec;
@@ -183,6 +186,7 @@ impl RunningServer {
 /// Opens the tiers and the catalog, recovers from any crash, and starts serving.
 pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let config = options.config;
+    let event_sources = event_sources(&config)?;
     let catalog_path = options
         .catalog_path
         .unwrap_or_else(|| config.server.data_dir.join(tiers::DEFAULT_CATALOG));
@@ -242,6 +246,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         uploads: KeyGates::default(),
         commits: Default::default(),
         metrics: Metrics::default(),
+        streams: Default::default(),
         events: broadcast::channel(1024).0,
         limits: options.limits,
         http: options.http,
@@ -291,7 +296,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
             it through an SSH tunnel or an authenticating proxy");
     }
 
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(mover::scheduler(
             Arc::clone(&state),
             queue,
@@ -317,6 +322,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
             shutdown_rx.clone(),
         )),
     ];
+    tasks.extend(streams::start(&state, event_sources, &shutdown_rx));
     let app = routes::router(Arc::clone(&state));
     let server = tokio::spawn(http::serve(listener, app, options.http, shutdown_rx));
     Ok(RunningServer {
@@ -328,6 +334,23 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         tasks,
         _bandwidth_updates: bandwidth.map(|control| control.start_live_updates()),
     })
+}
+
+/// The access-event streams of `[server] events` (or `--events`), each checked before
+/// anything is opened; a bad one is refused with its position named.
+fn event_sources(config: &TieringConfig) -> Result<Vec<streams::EventSource>, ServeError> {
+    config
+        .server
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            streams::EventSource::parse(text).map_err(|reason| ServeError::Config {
+                field: format!("server.events[{i}]"),
+                reason,
+            })
+        })
+        .collect()
 }
 
 /// Checks the tiers' layouts against what the catalog holds on them, and indexes the placed

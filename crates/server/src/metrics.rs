@@ -74,7 +74,7 @@ pub struct Metrics {
     pub write_bytes: AtomicU64,
     /// Objects deleted.
     pub deletes: AtomicU64,
-    /// Access events accepted by the batch endpoint.
+    /// Access events accepted (batch endpoint and streams).
     pub events_accepted: AtomicU64,
     /// Access event lines rejected.
     pub events_rejected: AtomicU64,
@@ -155,7 +155,7 @@ fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
 }
 
 /// A label value with `\`, `"` and newlines escaped.
-fn label(value: &str) -> String {
+pub(crate) fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -242,7 +242,7 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP strata_access_events_total Access events received by the batch endpoint."
+            "# HELP strata_access_events_total Access events received (batch endpoint and streams)."
         );
         let _ = writeln!(out, "# TYPE strata_access_events_total counter");
         let _ = writeln!(

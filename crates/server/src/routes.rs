@@ -159,7 +159,8 @@ async fn openapi() -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let text = state.metrics.render(&state.gauges());
+    let mut text = state.metrics.render(&state.gauges());
+    state.streams.render(&mut text);
     (
         [(
             header::CONTENT_TYPE,

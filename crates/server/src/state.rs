@@ -141,6 +141,9 @@ pub struct AppState {
     pub tracker: Mutex<AccessTracker>,
     /// Counters.
     pub metrics: Metrics,
+    /// The sources of access events (the batch endpoint, `--events` streams): counters
+    /// and the Kafka positions waiting for the next flush.
+    pub streams: crate::streams::StreamRegistry,
     /// Job transitions for `/v1/events`.
     pub events: broadcast::Sender<JobEvent>,
     /// Request bounds.

@@ -8,6 +8,7 @@ mod history;
 mod integrity;
 mod queries;
 mod rows;
+mod stream_offsets;
 mod tiering;
 mod workers;
 

@@ -18,7 +18,7 @@ use crate::rows::RowReader;
 use crate::tiering::{
     ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter, MoveId,
     MoveJob, MoveSpec, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove,
-    SwitchOutcome, TieringCatalog, WriteIntent,
+    StreamOffset, SwitchOutcome, TieringCatalog, WriteIntent,
 };
 use crate::tiering_rows::{
     select_moves, select_placed, RawMove, RawPlaced, RawPlacement, TieringRowReader, ACTIVE_STATES,
@@ -30,7 +30,7 @@ mod object_writes;
 const ROW_BATCH: usize = 1000;
 
 impl SqliteCatalog {
-    async fn begin_tiering_write(
+    pub(super) async fn begin_tiering_write(
         &self,
         op: &'static str,
     ) -> Result<Transaction<'static, Sqlite>, CatalogError> {
@@ -38,6 +38,48 @@ impl SqliteCatalog {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(self.error(op))
+    }
+
+    /// Upserts statistics rows and removes the rows of `removed` inside `tx`.
+    pub(super) async fn write_access_stats(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        upserts: &[(&str, &str)],
+        removed: &[&str],
+        now_ms: i64,
+        op: &'static str,
+    ) -> Result<(), CatalogError> {
+        for batch in upserts.chunks(ROW_BATCH) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO access_stats (key, stats_json, updated_ms) ",
+            );
+            insert.push_values(batch, |mut row, (key, json)| {
+                row.push_bind(*key).push_bind(*json).push_bind(now_ms);
+            });
+            insert.push(
+                " ON CONFLICT (key) DO UPDATE SET stats_json = excluded.stats_json, \
+                 updated_ms = excluded.updated_ms",
+            );
+            insert
+                .build()
+                .execute(&mut **tx)
+                .await
+                .map_err(self.error(op))?;
+        }
+        for batch in removed.chunks(ROW_BATCH) {
+            let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM access_stats WHERE key IN (");
+            let mut list = delete.separated(", ");
+            for key in batch {
+                list.push_bind(*key);
+            }
+            delete.push(")");
+            delete
+                .build()
+                .execute(&mut **tx)
+                .await
+                .map_err(self.error(op))?;
+        }
+        Ok(())
     }
 
     fn placed_from_row(&self, row: &SqliteRow) -> Result<PlacedObject, CatalogError> {
@@ -354,37 +396,24 @@ impl TieringCatalog for SqliteCatalog {
             return Ok(());
         }
         let mut tx = self.begin_tiering_write(op).await?;
-        for batch in upserts.chunks(ROW_BATCH) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO access_stats (key, stats_json, updated_ms) ",
-            );
-            insert.push_values(batch, |mut row, (key, json)| {
-                row.push_bind(*key).push_bind(*json).push_bind(now_ms);
-            });
-            insert.push(
-                " ON CONFLICT (key) DO UPDATE SET stats_json = excluded.stats_json, \
-                 updated_ms = excluded.updated_ms",
-            );
-            insert
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(self.error(op))?;
-        }
-        for batch in removed.chunks(ROW_BATCH) {
-            let mut delete = QueryBuilder::<Sqlite>::new("DELETE FROM access_stats WHERE key IN (");
-            let mut list = delete.separated(", ");
-            for key in batch {
-                list.push_bind(*key);
-            }
-            delete.push(")");
-            delete
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(self.error(op))?;
-        }
+        self.write_access_stats(&mut tx, upserts, removed, now_ms, op)
+            .await?;
         tx.commit().await.map_err(self.error(op))
+    }
+
+    async fn save_access_stats_at(
+        &self,
+        upserts: &[(&str, &str)],
+        removed: &[&str],
+        offsets: &[StreamOffset],
+        now_ms: i64,
+    ) -> Result<(), CatalogError> {
+        self.save_stats_with_offsets(upserts, removed, offsets, now_ms)
+            .await
+    }
+
+    async fn stream_offsets(&self, source: &str) -> Result<Vec<StreamOffset>, CatalogError> {
+        self.offsets_of(source).await
     }
 
     async fn access_stats(&self) -> Result<Vec<(String, String)>, CatalogError> {

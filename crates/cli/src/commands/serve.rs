@@ -61,6 +61,11 @@ pub struct ServeArgs {
     /// Connections served at once; more wait until one closes.
     #[arg(long, default_value_t = 512, value_name = "N")]
     max_connections: usize,
+    /// An access-event stream to consume, in the NDJSON form of POST /v1/access-events:
+    /// nats://HOST:PORT/SUBJECT or kafka://HOST:PORT/TOPIC (repeatable; replaces the
+    /// config's [server] events). A stream that is down is retried in the background.
+    #[arg(long = "events", value_name = "URL")]
+    events: Vec<String>,
 }
 
 /// A positive duration flag (`30s`, `2m`).
@@ -162,6 +167,14 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<TieringConfig> {
     if let Some(listen) = &args.listen {
         config.server.listen = listen.clone();
     }
+    if !args.events.is_empty() {
+        for url in &args.events {
+            // Refused here to name the flag; the service checks the config's list itself.
+            strata_server::streams::EventSource::parse(url)
+                .map_err(|reason| anyhow::anyhow!("--events: {reason}"))?;
+        }
+        config.server.events = args.events.clone();
+    }
     strata_server::check_servable(&config)?;
     Ok(config)
 }
@@ -196,6 +209,15 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         .map(|tier| serde_json::json!({ "name": tier.name, "store": tier.store }))
         .collect();
     let default_tier = options.config.default_tier.clone();
+    // Shown without credentials.
+    let events: Vec<String> = options
+        .config
+        .server
+        .events
+        .iter()
+        .filter_map(|url| strata_server::streams::EventSource::parse(url).ok())
+        .map(|source| source.to_string())
+        .collect();
     let server = strata_server::start(options)
         .await
         .context("cannot start the service")?;
@@ -210,6 +232,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
                 "catalog": server.catalog_path(),
                 "tiers": tiers,
                 "default_tier": default_tier,
+                "events": events,
                 "recovery": server.recovery,
             })
         );
@@ -228,6 +251,9 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
             );
         }
         outln!("  new objects land on {default_tier}; API described at {url}/openapi.json");
+        for source in &events {
+            outln!("  access events from {source}");
+        }
         let r = &server.recovery;
         if r.writes_adopted + r.writes_dropped + r.copies_removed + r.jobs_resumed > 0 {
             outln!(
@@ -277,6 +303,7 @@ mod tests {
             header_timeout: "30s".into(),
             body_timeout: "30s".into(),
             max_connections: 512,
+            events: Vec::new(),
         }
     }
 
@@ -317,6 +344,32 @@ mod tests {
         let limits = limits(&fine).unwrap();
         assert_eq!((limits.max_object_size, limits.max_batch_bytes), (1, 8192));
         assert_eq!(plan_interval(&fine).unwrap(), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn events_flags_replace_the_config_list_and_bad_ones_name_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.toml");
+        std::fs::write(&path, "[server]\nevents = [\"nats://127.0.0.1:4222/a\"]\n").unwrap();
+        let config = load_config(&args(Some(path.clone()), None)).unwrap();
+        assert_eq!(config.server.events, ["nats://127.0.0.1:4222/a"]);
+        let flags = ServeArgs {
+            events: vec!["kafka://127.0.0.1:9092/t".into()],
+            ..args(Some(path), None)
+        };
+        assert_eq!(
+            load_config(&flags).unwrap().server.events,
+            ["kafka://127.0.0.1:9092/t"]
+        );
+        let bad = ServeArgs {
+            events: vec!["kafka://u:pw1234@127.0.0.1:9092/t".into()],
+            ..args(None, None)
+        };
+        let err = format!("{:#}", load_config(&bad).unwrap_err());
+        assert!(
+            err.starts_with("--events") && !err.contains("pw1234"),
+            "{err}"
+        );
     }
 
     #[test]

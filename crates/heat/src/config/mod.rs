@@ -69,6 +69,10 @@ pub struct ServerConfig {
     /// Directory for the embedded catalog and the default local tiers (default
     /// `./strata-data`).
     pub data_dir: PathBuf,
+    /// Access-event streams the service consumes (`events = [...]`): URLs such as
+    /// `nats://HOST:PORT/SUBJECT` or `kafka://HOST:PORT/TOPIC`, as written; the service
+    /// parses and checks them at start-up. Empty by default.
+    pub events: Vec<String>,
 }
 
 /// How a tier stores objects.
@@ -281,6 +285,7 @@ impl TieringConfig {
             server: ServerConfig {
                 listen: DEFAULT_LISTEN.to_string(),
                 data_dir,
+                events: Vec::new(),
             },
             default_tier: "warm".to_string(),
             tiers,

@@ -48,6 +48,7 @@ struct RawConfig {
 struct RawServer {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    events: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -305,7 +306,11 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
     let bandwidth = build_bandwidth(raw.bandwidth, problems);
     let redundancy = build_redundancy(raw.redundancy);
     TieringConfig {
-        server: ServerConfig { listen, data_dir },
+        server: ServerConfig {
+            listen,
+            data_dir,
+            events: raw.server.events.unwrap_or_default(),
+        },
         default_tier,
         tiers,
         rules,

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use strata_catalog::HistoryBucket;
 use strata_heat::units::HOUR_MS;
-use strata_heat::{scan_ndjson, Op};
+use strata_heat::{EventRef, Op};
 
 use crate::state::{lock, AppState};
 
@@ -115,14 +115,16 @@ pub fn record(state: &AppState, key: &str, now_ms: i64, op: Op, bytes: u64) {
     lock(&state.forecast.history).record(key, now_ms, op, bytes);
 }
 
-/// Counts the valid events of an access-event batch (the tracker has already checked and
-/// recorded them; lines it rejected are skipped here too).
-pub fn record_batch(state: &AppState, now_ms: i64, body: &[u8]) {
-    let mut history = lock(&state.forecast.history);
-    scan_ndjson(body, now_ms, |event| {
-        let ts = counted_at(state, now_ms, event.ts_ms);
-        history.record(event.key, ts, event.op, event.bytes);
-    });
+/// Counts one valid event of an access-event batch, as the tracker's parse of the batch
+/// hands it over (one parse for both).
+pub fn record_event(
+    state: &AppState,
+    history: &mut HistoryBuffer,
+    now_ms: i64,
+    event: &EventRef<'_>,
+) {
+    let ts = counted_at(state, now_ms, event.ts_ms);
+    history.record(event.key, ts, event.op, event.bytes);
 }
 
 /// Writes the buffered counts (put back on failure) and, at most once an hour, prunes the

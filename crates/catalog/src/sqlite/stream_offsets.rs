@@ -1,0 +1,71 @@
+//! The stream offsets table (`0006_stream_offsets.sql`) for SQLite: per partition of an
+//! access-event stream, the next record to read, written in the transaction of the access
+//! statistics that include the records before it. The [`crate::TieringCatalog`] methods
+//! delegate here.
+
+use super::SqliteCatalog;
+use crate::error::CatalogError;
+use crate::tiering::StreamOffset;
+
+impl SqliteCatalog {
+    /// Statistics rows and stream positions, in one transaction.
+    pub(super) async fn save_stats_with_offsets(
+        &self,
+        upserts: &[(&str, &str)],
+        removed: &[&str],
+        offsets: &[StreamOffset],
+        now_ms: i64,
+    ) -> Result<(), CatalogError> {
+        let op = "save access statistics and stream offsets";
+        if upserts.is_empty() && removed.is_empty() && offsets.is_empty() {
+            return Ok(());
+        }
+        if let Some(bad) = offsets
+            .iter()
+            .find(|offset| offset.partition < 0 || offset.next_offset < 0)
+        {
+            return Err(CatalogError::InvalidInput(format!(
+                "stream offset {} of {} partition {} is negative",
+                bad.next_offset, bad.source, bad.partition
+            )));
+        }
+        let mut tx = self.begin_tiering_write(op).await?;
+        self.write_access_stats(&mut tx, upserts, removed, now_ms, op)
+            .await?;
+        for offset in offsets {
+            sqlx::query(
+                "INSERT INTO stream_offsets (source, partition, next_offset, updated_ms) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT (source, partition) DO UPDATE SET \
+                 next_offset = excluded.next_offset, updated_ms = excluded.updated_ms",
+            )
+            .bind(&offset.source)
+            .bind(offset.partition)
+            .bind(offset.next_offset)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(self.error(op))?;
+        }
+        tx.commit().await.map_err(self.error(op))
+    }
+
+    /// The stored positions of `source`, by partition.
+    pub(super) async fn offsets_of(&self, source: &str) -> Result<Vec<StreamOffset>, CatalogError> {
+        let rows: Vec<(i32, i64)> = sqlx::query_as(
+            "SELECT partition, next_offset FROM stream_offsets WHERE source = ? \
+             ORDER BY partition",
+        )
+        .bind(source)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(self.error("read stream offsets"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(partition, next_offset)| StreamOffset {
+                source: source.to_string(),
+                partition,
+                next_offset,
+            })
+            .collect())
+    }
+}

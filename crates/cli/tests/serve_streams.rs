@@ -1,0 +1,364 @@
+//! `strata serve --events`: access events from a NATS subject and a Kafka topic, against a
+//! real `nats-server` and a real Kafka-compatible broker (Tansu), both on 127.0.0.1.
+//!
+//! - events published to either stream change the heat the service reports (`explain`'s
+//!   `access.count_1h`), and malformed records are counted per source and skipped;
+//! - Kafka offsets are stored with the heat they produced: after a clean stop and after a
+//!   SIGKILL, the restarted service reads exactly the records whose counts were not
+//!   stored, and the counts are exact;
+//! - a stream whose server is down at start is retried in the background (the service
+//!   serves meanwhile, and says so in its log) and consumed once the server is up; a
+//!   server stopped later is noticed and the service goes on serving;
+//! - a bad stream URL in the configuration is refused at start, naming the field and
+//!   without the password.
+
+mod serve_common;
+#[path = "common/stream_servers.rs"]
+mod stream_servers;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::ClientBuilder;
+use rskafka::record::Record;
+use serve_common::*;
+use stream_servers::{free_port, shared_nats, shared_tansu, NatsServer, TansuBroker};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A service on local tiers consuming `events`.
+fn start_service(dir: &Path, events: &[String]) -> Service {
+    let data_dir = dir.join("data");
+    let cold = data_dir.join("cold").display().to_string();
+    let path = dir.join("strata.toml");
+    std::fs::write(&path, config(&data_dir, &cold, "1h", "2h", "1h")).unwrap();
+    let mut args = Vec::new();
+    for url in events {
+        args.push("--events");
+        args.push(url.as_str());
+    }
+    Service::start(&path, &data_dir, &args)
+}
+
+/// Stores a small object under each key, so `explain` reports its heat.
+fn put_objects(service: &Service, dir: &Path, keys: &[&str]) {
+    let file = dir.join("object.bin");
+    std::fs::write(&file, b"an object whose reads arrive on a stream").unwrap();
+    for key in keys {
+        let out = service.run(&["put", file.to_str().unwrap(), key]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `/metrics` as name-with-labels → value.
+fn metrics(service: &Service) -> HashMap<String, f64> {
+    let (status, _, body) = http(&service.url, "GET", "/metrics", b"").unwrap();
+    assert_eq!(status, 200);
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter_map(|(name, value)| Some((name.to_string(), value.parse().ok()?)))
+        .collect()
+}
+
+fn source_metric(service: &Service, family: &str, source: &str) -> f64 {
+    metrics(service)
+        .get(&format!("{family}{{source=\"{source}\"}}"))
+        .copied()
+        .unwrap_or(-1.0)
+}
+
+/// Reads counted in the last hour, as `explain` reports them.
+fn reads(service: &Service, key: &str) -> u64 {
+    get_json(&service.url, &format!("/v1/explain/{key}"))["access"]["count_1h"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn wait_reads(service: &Service, key: &str, expected: u64) {
+    eventually(WAIT, &format!("{expected} reads of {key}"), || {
+        (reads(service, key) == expected).then_some(())
+    });
+}
+
+fn wait_up(service: &Service, source: &str) {
+    eventually(WAIT, &format!("{source} to be connected"), || {
+        (source_metric(service, "strata_event_stream_up", source) == 1.0).then_some(())
+    });
+}
+
+fn read_events(key: &str, count: usize) -> String {
+    format!("{{\"key\":{key:?},\"op\":\"read\"}}\n").repeat(count)
+}
+
+fn publish_nats(server: &str, subject: &str, messages: &[String]) {
+    runtime().block_on(async {
+        let client = async_nats::connect(server).await.unwrap();
+        for message in messages {
+            client
+                .publish(subject.to_string(), message.clone().into())
+                .await
+                .unwrap();
+        }
+        client.flush().await.unwrap();
+    });
+}
+
+fn create_topic(broker: &str, topic: &str, partitions: i32) {
+    runtime().block_on(async {
+        let client = ClientBuilder::new(vec![broker.to_string()])
+            .build()
+            .await
+            .unwrap();
+        client
+            .controller_client()
+            .unwrap()
+            .create_topic(topic, partitions, 1, 5_000)
+            .await
+            .unwrap();
+    });
+}
+
+/// Produces each value as one record to its partition.
+fn produce(broker: &str, topic: &str, records: &[(i32, String)]) {
+    runtime().block_on(async {
+        let client = ClientBuilder::new(vec![broker.to_string()])
+            .build()
+            .await
+            .unwrap();
+        let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+        for (partition, value) in records {
+            by_partition.entry(*partition).or_default().push(Record {
+                key: None,
+                value: Some(value.clone().into_bytes()),
+                headers: BTreeMap::new(),
+                timestamp: kafka_now(),
+            });
+        }
+        for (partition, batch) in by_partition {
+            client
+                .partition_client(topic, partition, UnknownTopicHandling::Retry)
+                .await
+                .unwrap()
+                .produce(batch, Compression::NoCompression)
+                .await
+                .unwrap();
+        }
+    });
+}
+
+#[test]
+fn nats_events_change_the_heat_and_malformed_records_are_counted_and_skipped() {
+    let nats = shared_nats();
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("{}/strata.access.heat", nats.url());
+    let service = start_service(dir.path(), std::slice::from_ref(&source));
+    assert_eq!(service.started["events"][0], source.as_str());
+    put_objects(&service, dir.path(), &["nats/a.bin"]);
+    wait_up(&service, &source);
+
+    publish_nats(
+        &nats.url(),
+        "strata.access.heat",
+        &[
+            read_events("nats/a.bin", 5),
+            // A record that is not JSON, then a good one in the same message.
+            format!("not json\n{}", read_events("nats/a.bin", 1)),
+            // One record per message, without a trailing newline.
+            r#"{"key":"nats/a.bin","op":"read"}"#.to_string(),
+            r#"{"key":"nats/a.bin","op":"fly"}"#.to_string(),
+        ],
+    );
+    wait_reads(&service, "nats/a.bin", 7);
+    assert_eq!(
+        source_metric(&service, "strata_access_events_rejected_total", &source),
+        2.0
+    );
+    assert_eq!(
+        source_metric(&service, "strata_access_events_accepted_total", &source),
+        7.0
+    );
+    // The batch endpoint's counters are its own.
+    assert_eq!(
+        source_metric(&service, "strata_access_events_accepted_total", "http"),
+        0.0
+    );
+    let log = service.kill_and_stderr();
+    assert!(log.contains("malformed access events skipped"), "{log}");
+}
+
+/// Produces `count` reads of `key` split over the topic's two partitions, plus one read
+/// of `sentinel` on each: once both sentinel reads are counted, every record produced
+/// before them has been read (a partition is read in order).
+fn produce_round(broker: &str, topic: &str, key: &str, counts: [usize; 2], sentinel: &str) {
+    let mut records = Vec::new();
+    for (partition, count) in counts.into_iter().enumerate() {
+        let partition = partition as i32;
+        for _ in 0..count {
+            records.push((partition, read_events(key, 1)));
+        }
+        records.push((partition, read_events(sentinel, 1)));
+    }
+    produce(broker, topic, &records);
+}
+
+#[test]
+fn kafka_events_change_the_heat_and_resume_exactly_once_after_a_stop_and_a_kill() {
+    let broker = shared_tansu().address();
+    let topic = "access_events_resume";
+    create_topic(&broker, topic, 2);
+    let source = format!("kafka://{broker}/{topic}");
+    let dir = tempfile::tempdir().unwrap();
+    let (key, sentinel) = ("kafka/a.bin", "kafka/sentinel.bin");
+
+    let service = start_service(dir.path(), std::slice::from_ref(&source));
+    put_objects(&service, dir.path(), &[key, sentinel]);
+    // Ten reads on partition 0; five and a malformed record (in one value) on partition 1.
+    produce(
+        &broker,
+        topic,
+        &[
+            (0, read_events(key, 10)),
+            (
+                1,
+                format!("{}{{\"key\":\"\",\"op\":\"read\"}}\n", read_events(key, 5)),
+            ),
+        ],
+    );
+    wait_reads(&service, key, 15);
+    assert_eq!(
+        source_metric(&service, "strata_access_events_rejected_total", &source),
+        1.0
+    );
+    service.stop();
+
+    // While it is stopped: 4 + 3 more. The restarted service reads only those.
+    produce_round(&broker, topic, key, [4, 3], sentinel);
+    let service = Service::start(
+        &service_config(dir.path()),
+        &dir.path().join("data"),
+        &["--events", &source],
+    );
+    wait_reads(&service, sentinel, 2);
+    assert_eq!(
+        reads(&service, key),
+        22,
+        "every record counted exactly once"
+    );
+    assert_eq!(
+        source_metric(&service, "strata_access_events_accepted_total", &source),
+        9.0,
+        "only the records produced during the stop were read again"
+    );
+
+    // SIGKILL: no final flush. The statistics and the offsets of the last interval are
+    // lost together, so those records are read again and still counted once.
+    produce_round(&broker, topic, key, [2, 1], sentinel);
+    wait_reads(&service, sentinel, 4);
+    service.kill();
+    produce_round(&broker, topic, key, [1, 1], sentinel);
+    let service = Service::start(
+        &service_config(dir.path()),
+        &dir.path().join("data"),
+        &["--events", &source],
+    );
+    wait_reads(&service, sentinel, 6);
+    assert_eq!(
+        reads(&service, key),
+        27,
+        "every record counted exactly once"
+    );
+}
+
+fn service_config(dir: &Path) -> std::path::PathBuf {
+    dir.join("strata.toml")
+}
+
+#[test]
+fn streams_down_at_start_are_consumed_once_their_servers_start() {
+    let (nats_port, kafka_port) = (free_port(), free_port());
+    let nats_source = format!("nats://127.0.0.1:{nats_port}/strata.access.late");
+    let kafka_source = format!("kafka://127.0.0.1:{kafka_port}/late_events");
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path(), &[nats_source.clone(), kafka_source.clone()]);
+    // Nothing listens yet: the service serves anyway.
+    put_objects(&service, dir.path(), &["late/a.bin"]);
+    assert_eq!(
+        source_metric(&service, "strata_event_stream_up", &nats_source),
+        0.0
+    );
+    assert_eq!(
+        source_metric(&service, "strata_event_stream_up", &kafka_source),
+        0.0
+    );
+
+    let nats = NatsServer::start(Some(nats_port));
+    let tansu = TansuBroker::start(Some(kafka_port));
+    create_topic(&tansu.address(), "late_events", 1);
+    wait_up(&service, &nats_source);
+    wait_up(&service, &kafka_source);
+    publish_nats(
+        &nats.url(),
+        "strata.access.late",
+        &[read_events("late/a.bin", 3)],
+    );
+    produce(
+        &tansu.address(),
+        "late_events",
+        &[(0, read_events("late/a.bin", 4))],
+    );
+    wait_reads(&service, "late/a.bin", 7);
+
+    // Both servers go away: noticed, and the service goes on serving.
+    drop(nats);
+    drop(tansu);
+    eventually(WAIT, "both streams to be seen down", || {
+        let down = |source: &str| source_metric(&service, "strata_event_stream_up", source) == 0.0;
+        (down(&nats_source) && down(&kafka_source)).then_some(())
+    });
+    assert_eq!(reads(&service, "late/a.bin"), 7);
+    let log = service.kill_and_stderr();
+    assert!(log.contains("access-event stream unavailable"), "{log}");
+    assert!(log.contains("disconnected"), "{log}");
+}
+
+#[test]
+fn a_bad_stream_url_is_refused_at_start_naming_the_field_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let cold = data_dir.join("cold").display().to_string();
+    let text = config(&data_dir, &cold, "1h", "2h", "1h").replace(
+        "[server]\n",
+        "[server]\nevents = [\"nats://ops:pw-4711@127.0.0.1:4222/\"]\n",
+    );
+    let path = dir.path().join("strata.toml");
+    std::fs::write(&path, text).unwrap();
+    let (code, stderr) = refused_start(&path, WAIT);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("server.events[0]"), "{stderr}");
+    assert!(stderr.contains("no subject"), "{stderr}");
+    assert!(!stderr.contains("pw-4711"), "{stderr}");
+}
+
+/// Now, as a Kafka record's timestamp (rskafka's chrono is built without its clock).
+fn kafka_now() -> rskafka::chrono::DateTime<rskafka::chrono::Utc> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    rskafka::chrono::DateTime::from_timestamp_millis(ms).unwrap()
+}

@@ -1,0 +1,316 @@
+//! Access-event ingest rate from each source into the service's heat (see
+//! `scripts/bench-streams.sh`): the batch endpoint `POST /v1/access-events` (the peer), a
+//! Kafka topic and a NATS subject, each into a fresh in-process service on local tiers.
+//!
+//! The same N events (skewed over KEYS keys, as `bench_serve`) go through each source,
+//! PER_MESSAGE NDJSON lines per NATS message or Kafka record. A phase's time runs from
+//! its first byte sent (Kafka: from the service's start, the records produced beforehand,
+//! so the broker's produce rate is not in the figure; it is printed on its own) until the
+//! service's `strata_access_events_accepted_total{source}` counts all N events, i.e. the
+//! statistics the service reports include them; then until the next statistics flush
+//! (every 5 s, the default `tracking.flush_interval`) has written them (and, for Kafka,
+//! their offsets) to the catalog.
+//!
+//! Usage: `bench_streams NATS_URL KAFKA_BROKER [EVENTS] [KEYS] [PER_MESSAGE]` (defaults
+//! 2,000,000 events, 100,000 keys, 100 per message). NATS_URL is `nats://127.0.0.1:4222`,
+//! KAFKA_BROKER `127.0.0.1:9092`.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use common::Rng;
+use rskafka::client::partition::{Compression, UnknownTopicHandling};
+use rskafka::client::ClientBuilder;
+use rskafka::record::Record;
+use strata_heat::TieringConfig;
+use strata_server::{RunningServer, ServeOptions};
+
+/// Kafka partitions of the benchmark topic (each read by its own task).
+const PARTITIONS: i32 = 2;
+/// Lines per HTTP batch, as `bench_serve`.
+const HTTP_BATCH: usize = 20_000;
+/// A phase that makes no progress this long has lost events.
+const STALL: Duration = Duration::from_secs(10);
+
+/// The benchmark's events, `per_message` lines per payload.
+fn payloads(events: usize, keys: usize, per_message: usize) -> Vec<Bytes> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let names: Vec<String> = (0..keys)
+        .map(|i| format!("datasets/run-{:03}/part-{i:08}.nc", i % 997))
+        .collect();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut out = Vec::with_capacity(events / per_message + 1);
+    let mut made = 0;
+    while made < events {
+        let n = per_message.min(events - made);
+        let mut body = String::with_capacity(n * 96);
+        for _ in 0..n {
+            let r = rng.next();
+            // Half the events on 1% of the keys; two minutes of timestamps.
+            let key = if r.is_multiple_of(2) {
+                (r >> 8) as usize % (keys / 100).max(1)
+            } else {
+                (r >> 8) as usize % keys
+            };
+            let ts = now - 120_000 + (r >> 40) as i64 % 120_000;
+            body.push_str(&format!(
+                "{{\"ts\":{ts},\"key\":\"{}\",\"op\":\"read\",\"bytes\":{}}}\n",
+                names[key],
+                4096 + (r >> 48) % 65536
+            ));
+        }
+        out.push(Bytes::from(body));
+        made += n;
+    }
+    out
+}
+
+/// A fresh service on local tiers under a temporary directory, consuming `events`.
+async fn service(events: Vec<String>) -> (RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TieringConfig::default_local(dir.path());
+    config.server.listen = "127.0.0.1:0".to_string();
+    config.server.events = events;
+    let server = strata_server::start(ServeOptions::new(config))
+        .await
+        .unwrap();
+    (server, dir)
+}
+
+async fn metrics(client: &reqwest::Client, url: &str) -> HashMap<String, f64> {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter_map(|(name, value)| Some((name.to_string(), value.parse().ok()?)))
+        .collect()
+}
+
+/// Waits until `source` has `events` accepted (or stalls); then until a statistics flush
+/// after that. Returns (time to the heat, time to the catalog, accepted), from `start`.
+async fn wait_counted(
+    client: &reqwest::Client,
+    url: &str,
+    source: &str,
+    events: usize,
+    start: Instant,
+) -> (Duration, Duration, u64) {
+    let name = format!("strata_access_events_accepted_total{{source=\"{source}\"}}");
+    let (mut last, mut since) = (0.0, Instant::now());
+    let (in_heat, flushes) = loop {
+        let now = metrics(client, url).await;
+        let accepted = now.get(&name).copied().unwrap_or(0.0);
+        if accepted as usize >= events {
+            break (start.elapsed(), now["strata_access_flushes_total"]);
+        }
+        if accepted > last {
+            (last, since) = (accepted, Instant::now());
+        } else if since.elapsed() > STALL {
+            return (start.elapsed(), start.elapsed(), accepted as u64);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    loop {
+        let now = metrics(client, url).await;
+        if now["strata_access_flushes_total"] > flushes {
+            return (in_heat, start.elapsed(), events as u64);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn report(phase: &str, events: usize, (heat, catalog, accepted): (Duration, Duration, u64)) {
+    if accepted as usize == events {
+        println!(
+            "| {phase} | {events} | {:.2} s | {:.0} events/s | {:.2} s |",
+            heat.as_secs_f64(),
+            events as f64 / heat.as_secs_f64(),
+            catalog.as_secs_f64()
+        );
+    } else {
+        println!(
+            "| {phase} | {events} | stalled: {accepted} counted, {} lost | | |",
+            events as u64 - accepted
+        );
+    }
+}
+
+async fn http_phase(client: &reqwest::Client, lines: &[Bytes], events: usize) {
+    let batches: Vec<Bytes> = lines
+        .chunks(HTTP_BATCH)
+        .map(|chunk| Bytes::from(chunk.concat()))
+        .collect();
+    let (server, _dir) = service(Vec::new()).await;
+    let url = format!("http://{}", server.addr);
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(batches));
+    let start = Instant::now();
+    let mut senders = Vec::new();
+    for _ in 0..2 {
+        let (client, url, queue) = (client.clone(), url.clone(), queue.clone());
+        senders.push(tokio::spawn(async move {
+            while let Some(body) = {
+                let next = queue.lock().unwrap().pop();
+                next
+            } {
+                let reply = client
+                    .post(format!("{url}/v1/access-events"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(reply.status().is_success(), "{}", reply.status());
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    report(
+        "HTTP POST /v1/access-events",
+        events,
+        wait_counted(client, &url, "http", events, start).await,
+    );
+    server.shutdown().await;
+}
+
+async fn kafka_phase(client: &reqwest::Client, broker: &str, payloads: &[Bytes], events: usize) {
+    let topic = format!("bench_events_{}", std::process::id());
+    let kafka = ClientBuilder::new(vec![broker.to_string()])
+        .build()
+        .await
+        .unwrap();
+    kafka
+        .controller_client()
+        .unwrap()
+        .create_topic(&topic, PARTITIONS, 1, 5_000)
+        .await
+        .unwrap();
+    let produced = Instant::now();
+    let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        by_partition
+            .entry(i as i32 % PARTITIONS)
+            .or_default()
+            .push(Record {
+                key: None,
+                value: Some(payload.to_vec()),
+                headers: BTreeMap::new(),
+                timestamp: kafka_now(),
+            });
+    }
+    for (partition, records) in by_partition {
+        let producer = kafka
+            .partition_client(topic.clone(), partition, UnknownTopicHandling::Retry)
+            .await
+            .unwrap();
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for record in records {
+            bytes += record.approximate_size();
+            batch.push(record);
+            if bytes >= 512 << 10 {
+                producer
+                    .produce(std::mem::take(&mut batch), Compression::NoCompression)
+                    .await
+                    .unwrap();
+                bytes = 0;
+            }
+        }
+        producer
+            .produce(batch, Compression::NoCompression)
+            .await
+            .unwrap();
+    }
+    let produce_time = produced.elapsed();
+    println!(
+        "kafka: {events} events in {} records produced to {PARTITIONS} partitions in {:.2} s \
+         ({:.0} events/s, not part of the ingest figure)",
+        payloads.len(),
+        produce_time.as_secs_f64(),
+        events as f64 / produce_time.as_secs_f64()
+    );
+    let source = format!("kafka://{broker}/{topic}");
+    let start = Instant::now();
+    let (server, _dir) = service(vec![source.clone()]).await;
+    let url = format!("http://{}", server.addr);
+    report(
+        "Kafka topic (records produced beforehand)",
+        events,
+        wait_counted(client, &url, &source, events, start).await,
+    );
+    server.shutdown().await;
+}
+
+async fn nats_phase(client: &reqwest::Client, nats_url: &str, payloads: &[Bytes], events: usize) {
+    let subject = format!("bench.events.{}", std::process::id());
+    let address = nats_url.trim_start_matches("nats://");
+    let source = format!("nats://{address}/{subject}");
+    let (server, _dir) = service(vec![source.clone()]).await;
+    let url = format!("http://{}", server.addr);
+    let up = format!("strata_event_stream_up{{source=\"{source}\"}}");
+    while metrics(client, &url).await.get(&up) != Some(&1.0) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let nats = async_nats::connect(nats_url).await.unwrap();
+    let start = Instant::now();
+    for payload in payloads {
+        nats.publish(subject.clone(), payload.clone())
+            .await
+            .unwrap();
+    }
+    nats.flush().await.unwrap();
+    report(
+        "NATS subject (published meanwhile)",
+        events,
+        wait_counted(client, &url, &source, events, start).await,
+    );
+    server.shutdown().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 {
+        eprintln!("usage: bench_streams NATS_URL KAFKA_BROKER [EVENTS] [KEYS] [PER_MESSAGE]");
+        std::process::exit(2);
+    }
+    let arg = |i: usize, default: usize| args.get(i).map_or(default, |a| a.parse().unwrap());
+    let (events, keys, per_message) = (arg(3, 2_000_000), arg(4, 100_000), arg(5, 100));
+    let lines = payloads(events, keys, 1);
+    let grouped = payloads(events, keys, per_message);
+    let bytes: usize = grouped.iter().map(Bytes::len).sum();
+    println!(
+        "{events} events over {keys} keys ({:.1} MB of NDJSON), {per_message} per NATS message \
+         or Kafka record; {} CPUs",
+        bytes as f64 / 1e6,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("| source | events | to the heat | events/s | to the catalog |");
+    println!("|---|---:|---:|---:|---:|");
+    let client = reqwest::Client::new();
+    http_phase(&client, &lines, events).await;
+    kafka_phase(&client, &args[2], &grouped, events).await;
+    nats_phase(&client, &args[1], &grouped, events).await;
+}
+
+/// Now, as a Kafka record's timestamp (rskafka's chrono is built without its clock).
+fn kafka_now() -> rskafka::chrono::DateTime<rskafka::chrono::Utc> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    rskafka::chrono::DateTime::from_timestamp_millis(ms).unwrap()
+}
