@@ -190,7 +190,23 @@ fn two_workers_finish_a_job_with_one_manifest_and_status_shows_who_holds_what() 
 
 #[test]
 fn a_killed_workers_task_is_redelivered_after_the_ack_wait_and_the_job_completes() {
-    let sandbox = Sandbox::new();
+    a_killed_workers_task_is_redelivered(&Sandbox::new());
+}
+
+#[test]
+fn on_a_postgresql_catalog_a_killed_workers_task_is_redelivered_and_the_job_completes() {
+    let catalog = strata_testsupport::postgres::shared().fresh_database();
+    let sandbox = Sandbox::with_catalog(catalog);
+    a_killed_workers_task_is_redelivered(&sandbox);
+    // The job, its workers and the finish claim live in the shared database.
+    let status = sandbox.run(&["status", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(rows[0]["state"], "done", "{}", stdout(&status));
+}
+
+/// One throttled worker takes the job's only task and is SIGKILLed mid-task; a second
+/// worker gets the task after the ack wait and finishes the job.
+fn a_killed_workers_task_is_redelivered(sandbox: &Sandbox) {
     let (src, dst) = (sandbox.path("src"), sandbox.path("dst"));
     let files = vec![("big.bin".to_string(), 3 << 20)];
     common::random_file(&src.join("big.bin"), 3 << 20, 11);
@@ -198,14 +214,14 @@ fn a_killed_workers_task_is_redelivered_after_the_ack_wait_and_the_job_completes
     let name = queue_name();
     // 256 KiB/s: the 3 MiB file takes seconds, so the worker is killed mid-task.
     let slow = WorkerProcess::start(
-        &sandbox,
+        sandbox,
         &url,
         &name,
         &["--ack-wait", "2s", "--bwlimit", "256K"],
         &[],
     );
     submit(
-        &sandbox,
+        sandbox,
         &url,
         &name,
         src.to_str().unwrap(),
@@ -218,16 +234,12 @@ fn a_killed_workers_task_is_redelivered_after_the_ack_wait_and_the_job_completes
         || slow.log(),
     );
     slow.kill();
-    assert_ne!(
-        job_state(&sandbox),
-        "done",
-        "the worker was killed mid-task"
-    );
+    assert_ne!(job_state(sandbox), "done", "the worker was killed mid-task");
 
-    let rescuer = WorkerProcess::start(&sandbox, &url, &name, &["--ack-wait", "2s"], &[]);
+    let rescuer = WorkerProcess::start(sandbox, &url, &name, &["--ack-wait", "2s"], &[]);
     wait_until(
         "the job to be done",
-        || job_state(&sandbox) == "done",
+        || job_state(sandbox) == "done",
         || logs(&[&slow, &rescuer]),
     );
     let log = rescuer.log();
@@ -559,4 +571,55 @@ fn a_worker_that_loses_the_catalog_says_so_retries_and_the_job_completes() {
         stdout(&verify),
         stderr(&verify)
     );
+}
+
+#[test]
+fn postgresql_stopped_and_restarted_during_a_job_delays_it_but_the_job_completes() {
+    // A server of its own: stopping the shared one would stop the other tests' catalogs.
+    let server = strata_testsupport::postgres::PostgresServer::start().unwrap();
+    let sandbox = Sandbox::with_catalog(server.fresh_database());
+    let (src, dst) = (sandbox.path("src"), sandbox.path("dst"));
+    let files = sample_tree(&src);
+    let url = nats::shared().url();
+    let name = queue_name();
+    // Slow reads: the job is still running when the catalog goes away.
+    let slow = [("STRATA_FAULTS", "src:read:latency=200ms")];
+    let worker = WorkerProcess::start(
+        &sandbox,
+        &url,
+        &name,
+        &["--ack-wait", "10s", "--jobs", "1"],
+        &slow,
+    );
+    submit(
+        &sandbox,
+        &url,
+        &name,
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+        &[],
+    );
+    wait_until(
+        "the worker to take a task",
+        || worker.log().contains("took task job"),
+        || worker.log(),
+    );
+    server.shut_down();
+    // Longer than a catalog call waits for a connection (10 s): the worker's calls fail.
+    std::thread::sleep(Duration::from_secs(12));
+    let down = sandbox.run(&["status"]);
+    assert_eq!(down.status.code(), Some(2), "{}", stderr(&down));
+    server.restart().unwrap();
+    wait_until(
+        "the job to be done",
+        || job_state(&sandbox) == "done",
+        || worker.log(),
+    );
+    let log = worker.log();
+    assert!(log.contains("wrote the manifest"), "{log}");
+    assert!(
+        log.contains("retry") || log.contains("retrying"),
+        "the worker said it lost the catalog and retried:\n{log}"
+    );
+    assert_same_files(&src, &dst, &files);
 }

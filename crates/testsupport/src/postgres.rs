@@ -134,9 +134,25 @@ impl PostgresServer {
     }
 
     /// Stops the server now (immediate shutdown) and waits until it is gone. Calls after
-    /// the first do nothing.
+    /// the first do nothing. Its data stays until the test process exits.
     pub fn stop(&self) {
         let _ = self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
+    }
+
+    /// Shuts the server down cleanly (fast shutdown: clients disconnected, every commit
+    /// on disk) and waits until it is gone, as an operator stopping it would. [`stop`]
+    /// is a crash, and this test server runs with `synchronous_commit=off`, so the last
+    /// commits before it may be lost; this keeps them for [`PostgresServer::restart`].
+    ///
+    /// [`stop`]: PostgresServer::stop
+    pub fn shut_down(&self) {
+        let _ = self.pg_ctl(&["stop", "-m", "fast", "-w"]);
+    }
+
+    /// Starts a stopped server again, on the same port with the same data (a server
+    /// that comes back during a job).
+    pub fn restart(&self) -> Result<(), String> {
+        self.launch()
     }
 
     fn initdb(&self) -> Result<(), String> {
@@ -158,16 +174,17 @@ impl PostgresServer {
     fn launch(&self) -> Result<(), String> {
         let socket_dir = self.data_dir.parent().unwrap_or(Path::new("/tmp"));
         // The watchdog: the server in the background, then a poll of the test process;
-        // when it is gone, a fast shutdown; once the server is gone (stopped by the test
-        // or by the watchdog), its directory removed.
+        // when it is gone, a fast shutdown of whichever server runs on the data directory
+        // (this one, or one started again by `restart`), and the directory removed. A
+        // server the test stops keeps its data until then, so it can be started again.
         let script = r#"
             "$0" -D "$1" -p "$2" -k "$3" -c listen_addresses=127.0.0.1 -c fsync=off \
                 -c full_page_writes=off -c synchronous_commit=off -c max_connections=200 \
-                >"$3/server.log" 2>&1 &
+                >>"$3/server.log" 2>&1 &
             server=$!
-            while [ -d "/proc/$4" ] && kill -0 "$server" 2>/dev/null; do sleep 0.5; done
-            kill -INT "$server" 2>/dev/null
-            wait "$server"
+            while [ -d "/proc/$4" ]; do sleep 0.5; done
+            [ -f "$1/postmaster.pid" ] && kill -INT "$(head -n 1 "$1/postmaster.pid")" 2>/dev/null
+            for _ in $(seq 1 40); do [ -f "$1/postmaster.pid" ] || break; sleep 0.25; done
             rm -rf "$3"
         "#;
         let mut watchdog = self.as_server_user(Path::new("sh"));

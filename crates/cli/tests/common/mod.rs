@@ -14,12 +14,24 @@ use rand::{Rng, RngCore, SeedableRng};
 /// A scratch area with its own catalog, so tests never share state.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+    /// A catalog other than the sandbox's SQLite file (a `postgres://` URL).
+    catalog_spec: Option<String>,
 }
 
 impl Sandbox {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
+            catalog_spec: None,
+        }
+    }
+
+    /// A sandbox whose commands use the catalog `spec` (e.g. a PostgreSQL database of
+    /// `strata_testsupport::postgres`) instead of its own SQLite file.
+    pub fn with_catalog(spec: String) -> Self {
+        Self {
+            catalog_spec: Some(spec),
+            ..Self::new()
         }
     }
 
@@ -37,8 +49,11 @@ impl Sandbox {
     /// check that a source did not change during its copy stays on.
     pub fn strata(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-        cmd.env("STRATA_CATALOG", self.catalog())
-            .env("STRATA_SETTLE", "0")
+        match &self.catalog_spec {
+            Some(spec) => cmd.env("STRATA_CATALOG", spec),
+            None => cmd.env("STRATA_CATALOG", self.catalog()),
+        };
+        cmd.env("STRATA_SETTLE", "0")
             .env_remove("AWS_ENDPOINT_URL")
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
