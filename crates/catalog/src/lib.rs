@@ -130,6 +130,15 @@ pub trait Catalog: Send + Sync {
     /// The job's plan with each file's progress, ordered by index.
     async fn load_files(&self, id: JobId) -> Result<Vec<FileRecord>, CatalogError>;
 
+    /// The files of the plan with an index in `files`, with their progress, ordered by
+    /// index: a distributed task's share, read without the rest of the plan (what a
+    /// worker reads per task must not grow with the job).
+    async fn load_file_range(
+        &self,
+        id: JobId,
+        files: std::ops::Range<u32>,
+    ) -> Result<Vec<FileRecord>, CatalogError>;
+
     /// Applies `updates` in order, in one transaction (a later update of the same index
     /// wins). Fails with [`CatalogError::UnknownFile`], changing nothing, if an index is
     /// not in the plan.
@@ -146,6 +155,14 @@ pub trait Catalog: Send + Sync {
 
     /// Every verified chunk of the job, ordered by (file index, chunk index).
     async fn verified_chunks(&self, id: JobId) -> Result<Vec<VerifiedChunk>, CatalogError>;
+
+    /// The verified chunks of the files with an index in `files`, ordered by (file index,
+    /// chunk index): a distributed task's share.
+    async fn verified_chunks_of_files(
+        &self,
+        id: JobId,
+        files: std::ops::Range<u32>,
+    ) -> Result<Vec<VerifiedChunk>, CatalogError>;
 
     /// Forgets the verified chunks of one file, when its staged copy is discarded.
     /// Forgetting a file without chunks does nothing.

@@ -14,6 +14,7 @@
 //! verified (see [`super::rows`]).
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -194,10 +195,109 @@ impl SqliteCatalog {
         }
         Ok(None)
     }
+
+    async fn files_in(
+        &self,
+        id: JobId,
+        range: Range<u32>,
+    ) -> Result<Vec<FileRecord>, CatalogError> {
+        let op = "load files";
+        let mut tx = self.pool.begin().await.map_err(self.error(op))?;
+        let mut files = Vec::new();
+        let mut damaged = None;
+        {
+            let mut rows = sqlx::query_as::<_, RawFile>(select_files!(
+                "WHERE job_id = ? AND file_index >= ? AND file_index < ? ORDER BY file_index"
+            ))
+            .bind(id)
+            .bind(i64::from(range.start))
+            .bind(i64::from(range.end))
+            .fetch(&mut *tx);
+            while let Some(raw) = rows.try_next().await.map_err(self.error(op))? {
+                match self.file_record(raw) {
+                    Ok(file) => files.push(file),
+                    Err(err) => {
+                        damaged = Some(err);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(err) = damaged {
+            return Err(self.with_destination(&mut tx, id, err).await);
+        }
+        if files.is_empty() {
+            self.ensure_job(&mut tx, id, op).await?;
+        }
+        tx.commit().await.map_err(self.error(op))?;
+        Ok(files)
+    }
+
+    async fn chunks_in(
+        &self,
+        id: JobId,
+        range: Range<u32>,
+    ) -> Result<Vec<VerifiedChunk>, CatalogError> {
+        let op = "read verified chunks";
+        let mut tx = self.pool.begin().await.map_err(self.error(op))?;
+        let mut chunks = Vec::new();
+        let mut damaged = None;
+        {
+            let mut rows = sqlx::query_as::<_, RawChunk>(select_chunks!(
+                "WHERE job_id = ? AND file_index >= ? AND file_index < ? \
+                 ORDER BY file_index, chunk_index"
+            ))
+            .bind(id)
+            .bind(i64::from(range.start))
+            .bind(i64::from(range.end))
+            .fetch(&mut *tx);
+            while let Some(raw) = rows.try_next().await.map_err(self.error(op))? {
+                match self.chunk_record(raw) {
+                    Ok(chunk) => chunks.push(chunk),
+                    Err(err) => {
+                        damaged = Some(err);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(err) = damaged {
+            return Err(self.with_destination(&mut tx, id, err).await);
+        }
+        if chunks.is_empty() {
+            self.ensure_job(&mut tx, id, op).await?;
+        }
+        tx.commit().await.map_err(self.error(op))?;
+        Ok(chunks)
+    }
 }
 
 #[async_trait]
 impl Catalog for SqliteCatalog {
+    async fn load_files(&self, id: JobId) -> Result<Vec<FileRecord>, CatalogError> {
+        self.files_in(id, 0..u32::MAX).await
+    }
+
+    async fn load_file_range(
+        &self,
+        id: JobId,
+        files: Range<u32>,
+    ) -> Result<Vec<FileRecord>, CatalogError> {
+        self.files_in(id, files).await
+    }
+
+    async fn verified_chunks(&self, id: JobId) -> Result<Vec<VerifiedChunk>, CatalogError> {
+        self.chunks_in(id, 0..u32::MAX).await
+    }
+
+    async fn verified_chunks_of_files(
+        &self,
+        id: JobId,
+        files: Range<u32>,
+    ) -> Result<Vec<VerifiedChunk>, CatalogError> {
+        self.chunks_in(id, files).await
+    }
+
     async fn find_job(
         &self,
         source: &str,
@@ -295,36 +395,6 @@ impl Catalog for SqliteCatalog {
                 .map_err(self.error(op))?;
         }
         tx.commit().await.map_err(self.error(op))
-    }
-
-    async fn load_files(&self, id: JobId) -> Result<Vec<FileRecord>, CatalogError> {
-        let op = "load files";
-        let mut tx = self.pool.begin().await.map_err(self.error(op))?;
-        let mut files = Vec::new();
-        let mut damaged = None;
-        {
-            let mut rows =
-                sqlx::query_as::<_, RawFile>(select_files!("WHERE job_id = ? ORDER BY file_index"))
-                    .bind(id)
-                    .fetch(&mut *tx);
-            while let Some(raw) = rows.try_next().await.map_err(self.error(op))? {
-                match self.file_record(raw) {
-                    Ok(file) => files.push(file),
-                    Err(err) => {
-                        damaged = Some(err);
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some(err) = damaged {
-            return Err(self.with_destination(&mut tx, id, err).await);
-        }
-        if files.is_empty() {
-            self.ensure_job(&mut tx, id, op).await?;
-        }
-        tx.commit().await.map_err(self.error(op))?;
-        Ok(files)
     }
 
     async fn update_files(&self, id: JobId, updates: &[FileUpdate]) -> Result<(), CatalogError> {
@@ -435,37 +505,6 @@ impl Catalog for SqliteCatalog {
             result.map_err(self.error(op))?;
         }
         tx.commit().await.map_err(self.error(op))
-    }
-
-    async fn verified_chunks(&self, id: JobId) -> Result<Vec<VerifiedChunk>, CatalogError> {
-        let op = "read verified chunks";
-        let mut tx = self.pool.begin().await.map_err(self.error(op))?;
-        let mut chunks = Vec::new();
-        let mut damaged = None;
-        {
-            let mut rows = sqlx::query_as::<_, RawChunk>(select_chunks!(
-                "WHERE job_id = ? ORDER BY file_index, chunk_index"
-            ))
-            .bind(id)
-            .fetch(&mut *tx);
-            while let Some(raw) = rows.try_next().await.map_err(self.error(op))? {
-                match self.chunk_record(raw) {
-                    Ok(chunk) => chunks.push(chunk),
-                    Err(err) => {
-                        damaged = Some(err);
-                        break;
-                    }
-                }
-            }
-        }
-        if let Some(err) = damaged {
-            return Err(self.with_destination(&mut tx, id, err).await);
-        }
-        if chunks.is_empty() {
-            self.ensure_job(&mut tx, id, op).await?;
-        }
-        tx.commit().await.map_err(self.error(op))?;
-        Ok(chunks)
     }
 
     async fn forget_chunks(&self, id: JobId, file_index: u32) -> Result<(), CatalogError> {

@@ -20,6 +20,7 @@ macro_rules! behaviour_suite {
             create_and_find, uniqueness_and_input_checks, plan_replace, file_updates,
             chunk_upserts_are_idempotent, listing_order_and_progress, state_round_trip, a_job_never_moves_backwards,
             missing_jobs_are_reported, delete_job_removes_everything, large_plan,
+            ranges_of_files_and_their_chunks,
             replanning_a_changed_file_resets_only_that_file, workers_announce_refresh_and_leave,
             one_task_finishes_a_job);
     };
@@ -513,6 +514,13 @@ pub async fn missing_jobs_are_reported(catalog: &dyn Catalog) {
     not_found(catalog.update_files(missing, &[]).await);
     not_found(catalog.record_verified_chunks(missing, &[]).await);
     not_found(catalog.verified_chunks(missing).await.map(drop));
+    not_found(catalog.load_file_range(missing, 0..4).await.map(drop));
+    not_found(
+        catalog
+            .verified_chunks_of_files(missing, 0..4)
+            .await
+            .map(drop),
+    );
     not_found(catalog.forget_chunks(missing, 0).await);
     not_found(
         catalog
@@ -548,6 +556,41 @@ pub async fn delete_job_removes_everything(catalog: &dyn Catalog) {
     assert_eq!(catalog.list_jobs().await.unwrap().len(), 1);
     // The pair is free again.
     catalog.create_job(&spec("gone", "x")).await.unwrap();
+}
+
+/// A task's share of a plan: the files of an index range and their verified chunks, and
+/// nothing of the other files.
+pub async fn ranges_of_files_and_their_chunks(catalog: &dyn Catalog) {
+    let id = catalog.create_job(&spec("a", "b")).await.unwrap();
+    let plan: Vec<_> = (0..10).map(|i| file(i, 8)).collect();
+    catalog.replace_plan(id, &plan).await.unwrap();
+    let chunks = [
+        chunk(2, 0, 1),
+        chunk(5, 0, 2),
+        chunk(5, 1, 3),
+        chunk(8, 1, 4),
+    ];
+    catalog.record_verified_chunks(id, &chunks).await.unwrap();
+    let files = catalog.load_file_range(id, 3..7).await.unwrap();
+    let indexes: Vec<u32> = files.iter().map(|f| f.planned.index).collect();
+    assert_eq!(indexes, [3, 4, 5, 6]);
+    assert_eq!(files[2].planned, plan[5]);
+    assert_eq!(
+        catalog.verified_chunks_of_files(id, 4..9).await.unwrap(),
+        [chunk(5, 0, 2), chunk(5, 1, 3), chunk(8, 1, 4)]
+    );
+    // Past the plan: nothing, which a worker reads as a task of an older plan.
+    assert!(catalog
+        .load_file_range(id, 10..12)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(catalog.load_file_range(id, 8..12).await.unwrap().len(), 2);
+    assert!(catalog
+        .verified_chunks_of_files(id, 0..2)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn large_plan(catalog: &dyn Catalog) {

@@ -394,26 +394,27 @@ impl Worker {
 
     /// The task's share of the job's plan, with the chunks already verified.
     async fn plan_of(&self, task: &ChunkTask, job: &JobSummary) -> Result<Plan, TaskError> {
+        // The task's share only: what a task reads must not grow with the job's plan.
+        let range = task.first_file..task.end_file;
         let files = self
             .catalog
-            .load_files(job.id)
+            .load_file_range(job.id, range.clone())
             .await
             .map_err(MoverError::from)?;
-        let (first, end) = (task.first_file as usize, task.end_file as usize);
-        if end > files.len() {
+        if files.len() != range.len() {
             return Err(TaskError::Refused(format!(
-                "the task names files up to {} but job {} plans {} files (a task of an \
+                "the task names files {} to {} but job {} plans {} of them (a task of an \
                  older plan)",
-                end - 1,
+                range.start,
+                range.end.saturating_sub(1),
                 job.id,
                 files.len()
             )));
         }
-        let files = files[first..end].to_vec();
         let mut verified: HashMap<u32, HashMap<u64, ChunkValue>> = HashMap::new();
         let chunks = self
             .catalog
-            .verified_chunks(job.id)
+            .verified_chunks_of_files(job.id, range)
             .await
             .map_err(MoverError::from)?;
         for VerifiedChunk {
@@ -422,12 +423,10 @@ impl Worker {
             chaining_value,
         } in chunks
         {
-            if (task.first_file..task.end_file).contains(&file_index) {
-                verified
-                    .entry(file_index)
-                    .or_default()
-                    .insert(chunk_index, chaining_value);
-            }
+            verified
+                .entry(file_index)
+                .or_default()
+                .insert(chunk_index, chaining_value);
         }
         Ok(Plan {
             job: job.id,
