@@ -12,6 +12,7 @@
 //! - a bad stream URL in the configuration is refused at start, naming the field and
 //!   without the password.
 
+mod common;
 mod serve_common;
 #[path = "common/stream_servers.rs"]
 mod stream_servers;
@@ -20,11 +21,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
+use common::nats::{self as nats_server, NatsServer};
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
 use serve_common::*;
-use stream_servers::{free_port, shared_nats, shared_tansu, NatsServer, TansuBroker};
+use stream_servers::{free_port, shared_tansu, TansuBroker};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -163,7 +165,7 @@ fn produce(broker: &str, topic: &str, records: &[(i32, String)]) {
 
 #[test]
 fn nats_events_change_the_heat_and_malformed_records_are_counted_and_skipped() {
-    let nats = shared_nats();
+    let nats = nats_server::shared();
     let dir = tempfile::tempdir().unwrap();
     let source = format!("{}/strata.access.heat", nats.url());
     let service = start_service(dir.path(), std::slice::from_ref(&source));
@@ -306,7 +308,7 @@ fn streams_down_at_start_are_consumed_once_their_servers_start() {
         0.0
     );
 
-    let nats = NatsServer::start(Some(nats_port));
+    let nats = NatsServer::start_on(nats_port);
     let tansu = TansuBroker::start(Some(kafka_port));
     create_topic(&tansu.address(), "late_events", 1);
     wait_up(&service, &nats_source);

