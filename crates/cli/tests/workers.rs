@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -125,6 +125,29 @@ fn submit(sandbox: &Sandbox, url: &str, name: &str, src: &str, dst: &str, extra:
     assert!(stdout(&out).contains("published on"), "{}", stdout(&out));
 }
 
+/// [`submit`] with no extra flags, then waits until `worker` has taken one of the tasks.
+fn submit_and_wait_taken(
+    sandbox: &Sandbox,
+    url: &str,
+    name: &str,
+    (src, dst): (&Path, &Path),
+    worker: &WorkerProcess,
+) {
+    submit(
+        sandbox,
+        url,
+        name,
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+        &[],
+    );
+    wait_until(
+        "a worker to take a task",
+        || worker.log().contains("took task job"),
+        || worker.log(),
+    );
+}
+
 #[test]
 fn two_workers_finish_a_job_with_one_manifest_and_status_shows_who_holds_what() {
     let sandbox = Sandbox::new();
@@ -220,19 +243,7 @@ fn a_killed_workers_task_is_redelivered(sandbox: &Sandbox) {
         &["--ack-wait", "2s", "--bwlimit", "256K"],
         &[],
     );
-    submit(
-        sandbox,
-        &url,
-        &name,
-        src.to_str().unwrap(),
-        dst.to_str().unwrap(),
-        &[],
-    );
-    wait_until(
-        "the throttled worker to take the task",
-        || slow.log().contains("took task job"),
-        || slow.log(),
-    );
+    submit_and_wait_taken(sandbox, &url, &name, (&src, &dst), &slow);
     slow.kill();
     assert_ne!(job_state(sandbox), "done", "the worker was killed mid-task");
 
@@ -273,19 +284,7 @@ fn the_queue_stopped_and_restarted_during_a_job_delays_it_but_the_job_completes(
         &["--ack-wait", "3s", "--jobs", "2"],
         &[("STRATA_FAULTS", "src:read:latency=100ms")],
     );
-    submit(
-        &sandbox,
-        &url,
-        &name,
-        src.to_str().unwrap(),
-        dst.to_str().unwrap(),
-        &[],
-    );
-    wait_until(
-        "a task to be taken",
-        || worker.log().contains("took task"),
-        || worker.log(),
-    );
+    submit_and_wait_taken(&sandbox, &url, &name, (&src, &dst), &worker);
     server.stop();
     assert_ne!(
         job_state(&sandbox),
@@ -591,19 +590,7 @@ fn postgresql_stopped_and_restarted_during_a_job_delays_it_but_the_job_completes
         &["--ack-wait", "10s", "--jobs", "1"],
         &slow,
     );
-    submit(
-        &sandbox,
-        &url,
-        &name,
-        src.to_str().unwrap(),
-        dst.to_str().unwrap(),
-        &[],
-    );
-    wait_until(
-        "the worker to take a task",
-        || worker.log().contains("took task job"),
-        || worker.log(),
-    );
+    submit_and_wait_taken(&sandbox, &url, &name, (&src, &dst), &worker);
     server.shut_down();
     // Longer than a catalog call waits for a connection (10 s): the worker's calls fail.
     std::thread::sleep(Duration::from_secs(12));

@@ -192,3 +192,22 @@ pub fn list_files(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Where a system program the tests need is (`/usr/sbin`, `/usr/bin`, `/sbin`, `/bin`, then
+/// the `PATH`); fails the test naming the Debian `package` to install when it is missing.
+pub fn installed(program: &str, package: &str) -> PathBuf {
+    let system = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(program));
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join(program));
+    system
+        .chain(on_path)
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| {
+            panic!("{program} is not installed: run scripts/install-test-deps.sh ({package})")
+        })
+}

@@ -32,18 +32,7 @@ pub fn shared() -> &'static NatsServer {
 }
 
 fn binary() -> PathBuf {
-    ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .or_else(|| {
-            std::env::var_os("PATH").and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|dir| dir.join("nats-server"))
-                    .find(|p| p.is_file())
-            })
-        })
-        .expect("nats-server is not installed: run scripts/install-test-deps.sh")
+    super::installed("nats-server", "nats-server")
 }
 
 impl NatsServer {

@@ -4,22 +4,16 @@
 //! a temporary directory, and are stopped (jobs cancelled first) when the [`Cluster`] is
 //! dropped. Commands reach it through `SLURM_CONF` ([`Cluster::env`]).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use strata_store::testing::free_port;
 
 /// A running cluster; dropping it stops it.
 pub struct Cluster {
     dir: tempfile::TempDir,
     children: Vec<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 fn short_hostname() -> String {
@@ -31,13 +25,7 @@ fn short_hostname() -> String {
 }
 
 fn need(program: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
-        let path = Path::new(dir).join(program);
-        if path.is_file() {
-            return path;
-        }
-    }
-    panic!("{program} is not installed: run scripts/install-test-deps.sh (slurm-wlm, munge)");
+    super::installed(program, "slurm-wlm, munge")
 }
 
 impl Cluster {

@@ -12,7 +12,7 @@
 //! it once the test process is gone, checked every half second.
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -21,13 +21,7 @@ use std::time::{Duration, Instant};
 /// How long a server may take to become ready.
 const READY_WITHIN: Duration = Duration::from_secs(30);
 
-/// A port nothing listens on now (the OS's choice; the listener is closed at once).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port on 127.0.0.1")
-}
+pub use strata_store::testing::free_port;
 
 /// A server process under its watchdog; killed when dropped.
 struct Watched {
