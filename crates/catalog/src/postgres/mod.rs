@@ -11,6 +11,7 @@ mod integrity;
 mod queries;
 mod rows;
 mod stream_offsets;
+mod tokens;
 mod tiering;
 mod workers;
 
