@@ -118,8 +118,10 @@ async fn every_scope_against_every_route() {
             match expected {
                 Some((code, name)) => {
                     assert_eq!(status, code, "{method} {path} with {who}");
-                    let body = response.json_value().await;
-                    assert_eq!(body["error"]["code"], name, "{method} {path} with {who}");
+                    if *method != "head" {
+                        let body = response.json_value().await;
+                        assert_eq!(body["error"]["code"], name, "{method} {path} with {who}");
+                    }
                 }
                 None => assert!(
                     status != 401 && status != 403,
