@@ -8,7 +8,11 @@
 //!   plan, `explain`, Prometheus `/metrics`, `/healthz`, and server-sent events for job
 //!   transitions ([`routes`]); every error is JSON with a code and a message;
 //! - the connection layer under it: a bound on connections, header and body timeouts,
-//!   bodies refused from their declared length before they are read ([`http`]);
+//!   bodies refused from their declared length before they are read ([`http`]), over TLS
+//!   when configured ([`tls`]);
+//! - who may call the API: bearer tokens with scopes and key prefixes, the Host and Origin
+//!   checks, the refusal of an exposed address without tokens and TLS, and the audit log
+//!   ([`auth`]);
 //! - the object read and write paths over the tiers' stores, with per-key locks so a read
 //!   never sees bytes that do not match its metadata ([`objects`], [`index`]), in each
 //!   tier's layout: plain bytes, or compressed, checked frames ([`tiers`], [`tier_codec`]);
