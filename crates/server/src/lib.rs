@@ -408,7 +408,12 @@ async fn secure_transport(
             source,
         })?;
     for addr in addrs {
-        warning = warning.or(auth::check_exposure(addr, has_tokens, tls.is_some(), insecure)?);
+        warning = warning.or(auth::check_exposure(
+            addr,
+            has_tokens,
+            tls.is_some(),
+            insecure,
+        )?);
     }
     let audit_path = server
         .audit_log

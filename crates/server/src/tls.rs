@@ -45,7 +45,10 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServeError> {
             problem(
                 "server.tls_key",
                 key,
-                format!("cannot be used with the certificate in {}: {err}", cert.display()),
+                format!(
+                    "cannot be used with the certificate in {}: {err}",
+                    cert.display()
+                ),
             )
         })?;
     Ok(TlsAcceptor::from(Arc::new(config)))

@@ -35,7 +35,9 @@ async fn make_token(
 }
 
 async fn catalog_of(data_dir: &Path) -> SqliteCatalog {
-    SqliteCatalog::open(&data_dir.join("catalog.db")).await.unwrap()
+    SqliteCatalog::open(&data_dir.join("catalog.db"))
+        .await
+        .unwrap()
 }
 
 /// `method path` with `token` (if any) and an empty body.
@@ -166,7 +168,10 @@ async fn refusals_are_json_counted_and_name_the_token_never_show_it() {
     for token in [forged.as_str(), "strata_nonsense", "x"] {
         let response = call(&server, "get", "/v1/tiers", Some(token)).await;
         assert_eq!(response.status(), 401, "{token}");
-        assert_eq!(response.json_value().await["error"]["code"], "invalid_token");
+        assert_eq!(
+            response.json_value().await["error"]["code"],
+            "invalid_token"
+        );
     }
     let basic = server
         .client
@@ -183,7 +188,10 @@ async fn refusals_are_json_counted_and_name_the_token_never_show_it() {
     let body = response.json_value().await;
     assert_eq!(body["error"]["code"], "insufficient_scope");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains(id.as_str()) && !message.contains(&reader.text), "{message}");
+    assert!(
+        message.contains(id.as_str()) && !message.contains(&reader.text),
+        "{message}"
+    );
     let writer = make_token(&server, TokenScope::Write, Some("docs/"), None).await;
     let inside = call(&server, "put", "/v1/objects/docs/a", Some(&writer.text)).await;
     assert_eq!(inside.status(), 201);
@@ -196,9 +204,19 @@ async fn refusals_are_json_counted_and_name_the_token_never_show_it() {
     ] {
         let response = call(&server, "get", path, Some(&writer.text)).await;
         assert_eq!(response.status(), 403, "{path}");
-        assert_eq!(response.json_value().await["error"]["code"], "outside_prefix", "{path}");
+        assert_eq!(
+            response.json_value().await["error"]["code"],
+            "outside_prefix",
+            "{path}"
+        );
     }
-    let listed = call(&server, "get", "/v1/objects?prefix=docs/", Some(&reader.text)).await;
+    let listed = call(
+        &server,
+        "get",
+        "/v1/objects?prefix=docs/",
+        Some(&reader.text),
+    )
+    .await;
     assert_eq!(listed.status(), 200);
     let events = server
         .client
@@ -220,7 +238,9 @@ async fn refusals_are_json_counted_and_name_the_token_never_show_it() {
     ] {
         assert!(text.contains(line), "{line} not in\n{text}");
     }
-    assert!(text.contains("strata_http_requests_total{method=\"GET\",route=\"/v1/tiers\",status=\"401\"} 5"));
+    assert!(text.contains(
+        "strata_http_requests_total{method=\"GET\",route=\"/v1/tiers\",status=\"401\"} 5"
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,13 +254,21 @@ async fn expired_and_revoked_tokens_are_refused_at_once() {
     assert_eq!(body["error"]["code"], "expired_token");
 
     let live = make_token(&server, TokenScope::Read, None, Some(now + 3_600_000)).await;
-    assert_eq!(call(&server, "get", "/v1/tiers", Some(&live.text)).await.status(), 200);
+    assert_eq!(
+        call(&server, "get", "/v1/tiers", Some(&live.text))
+            .await
+            .status(),
+        200
+    );
     let catalog = catalog_of(server.dir.path()).await;
     catalog.revoke_token(&live.record.id, now).await.unwrap();
     catalog.close().await;
     let response = call(&server, "get", "/v1/tiers", Some(&live.text)).await;
     assert_eq!(response.status(), 401);
-    assert_eq!(response.json_value().await["error"]["code"], "revoked_token");
+    assert_eq!(
+        response.json_value().await["error"]["code"],
+        "revoked_token"
+    );
     // Every token revoked or expired: still closed.
     assert_eq!(call(&server, "get", "/v1/tiers", None).await.status(), 401);
 }
@@ -265,17 +293,32 @@ async fn host_and_origin_naming_another_site_are_refused() {
     };
     let response = with("evil.example:7070", None).await.unwrap();
     assert_eq!(response.status(), 403);
-    assert_eq!(response.json_value().await["error"]["code"], "host_not_allowed");
-    let response = with("localhost", Some("https://evil.example")).await.unwrap();
+    assert_eq!(
+        response.json_value().await["error"]["code"],
+        "host_not_allowed"
+    );
+    let response = with("localhost", Some("https://evil.example"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
-    assert_eq!(response.json_value().await["error"]["code"], "origin_not_allowed");
+    assert_eq!(
+        response.json_value().await["error"]["code"],
+        "origin_not_allowed"
+    );
     for (host, origin) in [
-        ("strata.example.org:7070", Some("https://strata.example.org")),
+        (
+            "strata.example.org:7070",
+            Some("https://strata.example.org"),
+        ),
         ("localhost:1", Some("http://localhost:3000")),
         ("[::1]", None),
     ] {
         let response = with(host, origin).await.unwrap();
-        assert!(response.status().is_success(), "{host} {origin:?}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "{host} {origin:?}: {}",
+            response.status()
+        );
     }
 }
 
@@ -284,12 +327,42 @@ async fn the_audit_log_has_a_line_per_write_and_admin_request() {
     let server = start(TEST_RULES).await;
     let writer = make_token(&server, TokenScope::Write, None, None).await;
     let admin = make_token(&server, TokenScope::Admin, None, None).await;
-    assert_eq!(call(&server, "put", "/v1/objects/a%20b", Some(&writer.text)).await.status(), 201);
-    assert_eq!(call(&server, "get", "/v1/objects/a%20b", Some(&writer.text)).await.status(), 200);
-    assert_eq!(call(&server, "post", "/v1/plan", Some(&writer.text)).await.status(), 403);
-    assert_eq!(call(&server, "post", "/v1/plan", Some(&admin.text)).await.status(), 200);
-    assert_eq!(call(&server, "delete", "/v1/objects/a%20b", None).await.status(), 401);
-    assert_eq!(call(&server, "delete", "/v1/objects/a%20b", Some(&admin.text)).await.status(), 204);
+    assert_eq!(
+        call(&server, "put", "/v1/objects/a%20b", Some(&writer.text))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        call(&server, "get", "/v1/objects/a%20b", Some(&writer.text))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        call(&server, "post", "/v1/plan", Some(&writer.text))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        call(&server, "post", "/v1/plan", Some(&admin.text))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        call(&server, "delete", "/v1/objects/a%20b", None)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        call(&server, "delete", "/v1/objects/a%20b", Some(&admin.text))
+            .await
+            .status(),
+        204
+    );
 
     let text = std::fs::read_to_string(server.dir.path().join("audit.log")).unwrap();
     assert!(!text.contains(&writer.text) && !text.contains(&admin.text));
@@ -318,7 +391,13 @@ async fn the_audit_log_has_a_line_per_write_and_admin_request() {
             (w.clone(), "PUT".into(), objects.clone(), key.clone(), 201),
             (w, "POST".into(), "/v1/plan".into(), None, 403),
             (a.clone(), "POST".into(), "/v1/plan".into(), None, 200),
-            ("-".into(), "DELETE".into(), objects.clone(), key.clone(), 401),
+            (
+                "-".into(),
+                "DELETE".into(),
+                objects.clone(),
+                key.clone(),
+                401
+            ),
             (a, "DELETE".into(), objects, key, 204),
         ],
         "the GET is not audited; every write and admin request is, refused or not"
@@ -331,8 +410,8 @@ async fn the_audit_log_has_a_line_per_write_and_admin_request() {
 
 /// A self-signed certificate for `localhost` and 127.0.0.1, written as PEM files.
 fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let pem = cert.cert.pem();
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert_path, &pem).unwrap();
@@ -343,7 +422,11 @@ fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
 fn with_tls(toml: &str, cert: &Path, key: &Path) -> String {
     toml.replace(
         "[server]\n",
-        &format!("[server]\ntls_cert = {:?}\ntls_key = {:?}\n", cert.display().to_string(), key.display().to_string()),
+        &format!(
+            "[server]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
     )
 }
 
@@ -372,7 +455,9 @@ async fn tls_serves_https_to_a_client_that_trusts_the_certificate() {
         .send()
         .await
         .is_err());
-    assert!(reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.is_err());
+    assert!(reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .is_err());
     server.shutdown().await;
 }
 
@@ -390,13 +475,21 @@ async fn bad_tls_files_stop_the_start_naming_the_file() {
         (missing.clone(), key.clone(), "missing.pem"),
         (key.clone(), key.clone(), "tls_cert"),
         (cert.clone(), cert.clone(), "tls_key"),
-        (cert.clone(), other_key.clone(), "cannot be used with the certificate"),
+        (
+            cert.clone(),
+            other_key.clone(),
+            "cannot be used with the certificate",
+        ),
     ];
     let _ = other_cert;
     for (cert, key, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
         let options = ServeOptions::new(config(dir.path(), &with_tls(TEST_RULES, &cert, &key)));
-        let err = strata_server::start(options).await.err().expect("refused").to_string();
+        let err = strata_server::start(options)
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(err.contains(expected), "{expected}: {err}");
     }
 }
@@ -411,11 +504,15 @@ async fn an_exposed_address_needs_tokens_and_tls_or_insecure() {
         .expect("refused")
         .to_string();
     assert!(
-        err.contains("not a loopback address") && err.contains("no API token and no TLS")
+        err.contains("not a loopback address")
+            && err.contains("no API token and no TLS")
             && err.contains("--insecure"),
         "{err}"
     );
-    assert!(!dir.path().join("audit.log").exists(), "refused before anything was set up");
+    assert!(
+        !dir.path().join("audit.log").exists(),
+        "refused before anything was set up"
+    );
 
     // A token but no TLS: still refused.
     let catalog = catalog_of(dir.path()).await;
@@ -448,6 +545,9 @@ async fn an_exposed_address_needs_tokens_and_tls_or_insecure() {
         .json_value()
         .await;
     let warning = health["insecure"].as_str().unwrap();
-    assert!(warning.starts_with("--insecure") && warning.contains("no API token"), "{warning}");
+    assert!(
+        warning.starts_with("--insecure") && warning.contains("no API token"),
+        "{warning}"
+    );
     server.shutdown().await;
 }

@@ -9,8 +9,8 @@ mod integrity;
 mod queries;
 mod rows;
 mod stream_offsets;
-mod tokens;
 mod tiering;
+mod tokens;
 mod workers;
 
 use std::path::{Path, PathBuf};

@@ -5,11 +5,11 @@
 //! provides `TieringGuard`, `TieringEngine`, `open_tiering()` (a fresh, empty catalog) and
 //! `reopen_tiering(&guard)` (the same catalog opened again).
 
+use strata_catalog::{ApiToken, Revoked, TokenCatalog};
 use strata_catalog::{
     ChunkHashes, CopyStart, CreatedMove, DecisionRecord, JobState, MoveFilter, MoveSpec,
     ObjectWrite, PlacementState, RetriedMove, SwitchOutcome, TieringCatalog,
 };
-use strata_catalog::{ApiToken, Revoked, TokenCatalog};
 
 use super::{open_tiering, reopen_tiering, TieringEngine, TieringGuard};
 
@@ -406,7 +406,10 @@ async fn tokens_are_kept_listed_revoked_and_survive_a_reopen() {
     assert!(!catalog.has_tokens().await.unwrap());
     let reader = token("r1", Read, Some("docs/"));
     catalog.create_token(&reader).await.unwrap();
-    catalog.create_token(&token("admin2", Admin, None)).await.unwrap();
+    catalog
+        .create_token(&token("admin2", Admin, None))
+        .await
+        .unwrap();
     assert!(catalog.has_tokens().await.unwrap());
     let err = catalog.create_token(&reader).await.unwrap_err();
     assert!(err.to_string().contains("r1 exists already"), "{err}");

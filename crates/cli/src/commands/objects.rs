@@ -118,11 +118,12 @@ impl Client {
             let mut value = token
                 .to_str()
                 .and_then(|token| {
-                    reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-                        .ok()
+                    reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim())).ok()
                 })
                 .ok_or_else(|| {
-                    anyhow!("{TOKEN_VAR} is not a token; set it to what `strata token create` printed")
+                    anyhow!(
+                        "{TOKEN_VAR} is not a token; set it to what `strata token create` printed"
+                    )
                 })?;
             value.set_sensitive(true);
             let mut headers = reqwest::header::HeaderMap::new();

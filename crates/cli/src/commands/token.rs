@@ -191,7 +191,9 @@ async fn list(context: &Context, tokens: Arc<dyn TokenCatalog>) -> anyhow::Resul
             token.scope.as_str(),
             state(token, now),
             timestamp(token.created_ms),
-            token.expires_ms.map_or_else(|| "never".to_string(), timestamp),
+            token
+                .expires_ms
+                .map_or_else(|| "never".to_string(), timestamp),
             token.prefix.as_deref().unwrap_or("(all keys)")
         );
     }
@@ -209,10 +211,16 @@ async fn revoke(
             bail!("no token with id {id:?}; `strata token list` shows the tokens and their ids")
         }
         Revoked::Now => (now_ms(), format!("token {id} revoked")),
-        Revoked::Already(at) => (at, format!("token {id} was revoked already, at {}", timestamp(at))),
+        Revoked::Already(at) => (
+            at,
+            format!("token {id} was revoked already, at {}", timestamp(at)),
+        ),
     };
     if context.json {
-        outln!("{}", serde_json::json!({ "id": id, "revoked_ms": revoked_ms }));
+        outln!(
+            "{}",
+            serde_json::json!({ "id": id, "revoked_ms": revoked_ms })
+        );
     } else {
         outln!("{text}");
     }

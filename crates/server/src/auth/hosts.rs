@@ -42,9 +42,8 @@ impl HostPolicy {
     /// Checks `headers` of a request that arrived on the local address `local`.
     pub fn check(&self, headers: &HeaderMap, local: Option<SocketAddr>) -> Result<(), HostRefusal> {
         let arrived_on = local.map(|addr| ip_name(addr.ip()));
-        let accepted = |host: &str| {
-            self.accepted.contains(host) || arrived_on.as_deref() == Some(host)
-        };
+        let accepted =
+            |host: &str| self.accepted.contains(host) || arrived_on.as_deref() == Some(host);
         // No Host header: not a browser (every browser sends one), so not a rebinding.
         if let Some(value) = headers.get(header::HOST) {
             let text = String::from_utf8_lossy(value.as_bytes());
@@ -113,7 +112,11 @@ mod tests {
             "strata.example.org",
             "10.1.2.3:7070",
         ] {
-            assert_eq!(policy.check(&headers(Some(host), None), Some(local)), Ok(()), "{host}");
+            assert_eq!(
+                policy.check(&headers(Some(host), None), Some(local)),
+                Ok(()),
+                "{host}"
+            );
         }
         assert_eq!(policy.check(&headers(None, None), Some(local)), Ok(()));
         assert_eq!(

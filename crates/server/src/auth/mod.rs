@@ -105,7 +105,11 @@ pub fn check_exposure(
     let exposure = format!(
         "{addr} is not a loopback address and the service has {missing}: anyone who can reach \
          it could read, overwrite and delete every object{}",
-        if has_tls { "" } else { ", and tokens would cross the network in clear" }
+        if has_tls {
+            ""
+        } else {
+            ", and tokens would cross the network in clear"
+        }
     );
     if insecure {
         return Ok(Some(format!("--insecure: {exposure}")));
@@ -295,7 +299,11 @@ enum Target {
 
 fn target_of(route: &str, request: &Request) -> Target {
     if let Some((_, literal)) = KEY_ROUTES.iter().find(|(path, _)| *path == route) {
-        let raw = request.uri().path().strip_prefix(literal).unwrap_or_default();
+        let raw = request
+            .uri()
+            .path()
+            .strip_prefix(literal)
+            .unwrap_or_default();
         let key = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
         return Target::Key(key.into_owned());
     }
@@ -492,7 +500,11 @@ impl AccessControl {
             "# HELP strata_audit_write_errors_total Audit log lines that could not be written."
         );
         let _ = writeln!(out, "# TYPE strata_audit_write_errors_total counter");
-        let _ = writeln!(out, "strata_audit_write_errors_total {}", self.audit.errors());
+        let _ = writeln!(
+            out,
+            "strata_audit_write_errors_total {}",
+            self.audit.errors()
+        );
     }
 
     /// The audit log's file.
