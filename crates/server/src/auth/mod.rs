@@ -27,7 +27,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use strata_catalog::{TokenCatalog, TokenScope};
+use strata_catalog::{ApiToken, TokenCatalog, TokenScope};
 
 use crate::error::{ApiError, ServeError};
 use crate::http::ConnectionInfo;
@@ -72,17 +72,37 @@ const KEY_ROUTES: &[(&str, &str)] = &[
     ("/v1/predictions/{*key}", "/v1/predictions/"),
 ];
 
-/// What `route` needs for `method` (lower case): `Err` when the table has no entry.
-pub fn scope_of(route: &str, method: &str) -> Result<Option<TokenScope>, ()> {
+/// What a (route, method) needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: anyone may call it.
+    Nothing,
+    /// A token of this scope or a larger one (once tokens exist).
+    Scope(TokenScope),
+    /// The table has no entry: refused to everyone.
+    Undeclared,
+}
+
+impl Need {
+    /// Whether the audit log records the request: writes and admin actions.
+    fn audited(self) -> bool {
+        !matches!(self, Need::Nothing | Need::Scope(TokenScope::Read))
+    }
+}
+
+/// What `route` needs for `method` (lower case).
+pub fn scope_of(route: &str, method: &str) -> Need {
     let find = |method: &str| {
         ROUTE_SCOPES
             .iter()
             .find(|(path, m, _)| *path == route && *m == method)
             .map(|(_, _, scope)| *scope)
     };
-    find(method)
-        .or_else(|| (method == "head").then(|| find("get")).flatten())
-        .ok_or(())
+    match find(method).or_else(|| (method == "head").then(|| find("get")).flatten()) {
+        None => Need::Undeclared,
+        Some(None) => Need::Nothing,
+        Some(Some(scope)) => Need::Scope(scope),
+    }
 }
 
 /// Refuses to serve an API open to the network: a non-loopback `addr` needs tokens and TLS,
@@ -244,35 +264,38 @@ impl AccessControl {
             ));
         };
         self.required.store(true, Ordering::Relaxed);
-        if let Some(at) = record.revoked_ms {
-            let mut refusal = Refusal::unauthorized(
-                "revoked_token",
-                format!(
-                    "token {} was revoked ({} ms since the epoch); ask for a new one",
-                    record.id, at
-                ),
-            );
-            refusal.token = Some(record.id);
-            return Err(refusal);
-        }
-        if !record.in_force(now_ms()) {
-            let mut refusal = Refusal::unauthorized(
-                "expired_token",
-                format!(
-                    "token {} expired ({} ms since the epoch); ask for a new one",
-                    record.id,
-                    record.expires_ms.unwrap_or_default()
-                ),
-            );
-            refusal.token = Some(record.id);
-            return Err(refusal);
-        }
-        Ok(Some(Caller {
-            id: record.id,
-            scope: record.scope,
-            prefix: record.prefix,
-        }))
+        caller_in_force(record, now_ms()).map(Some)
     }
+}
+
+/// The caller `record` describes, unless it is revoked or expired at `now_ms`.
+fn caller_in_force(record: ApiToken, now_ms: i64) -> Result<Caller, Refusal> {
+    let (code, why) = match (record.revoked_ms, record.expires_ms) {
+        (Some(at), _) => (
+            "revoked_token",
+            format!("was revoked at {at} ms since the epoch"),
+        ),
+        (None, Some(at)) if !record.in_force(now_ms) => (
+            "expired_token",
+            format!("expired at {at} ms since the epoch"),
+        ),
+        _ => {
+            return Ok(Caller {
+                id: record.id,
+                scope: record.scope,
+                prefix: record.prefix,
+            })
+        }
+    };
+    let mut refusal = Refusal::unauthorized(
+        code,
+        format!(
+            "token {} {why}; ask for a new one (`strata token create`)",
+            record.id
+        ),
+    );
+    refusal.token = Some(record.id);
+    Err(refusal)
 }
 
 /// 503 when the catalog cannot say whether a token is valid.
@@ -379,7 +402,7 @@ pub async fn guard(State(state): State<Arc<AppState>>, request: Request, next: N
         _ => None,
     };
     let need = scope_of(&route, &method.as_str().to_ascii_lowercase());
-    let audited = need.map_or(true, |need| need >= Some(TokenScope::Write));
+    let audited = need.audited();
     let decision = decide(access, request.headers(), connection, need, &target).await;
     let (token, response) = match decision {
         Ok(caller) => (caller, next.run(request).await),
@@ -411,7 +434,7 @@ async fn decide(
     access: &AccessControl,
     headers: &HeaderMap,
     connection: Option<ConnectionInfo>,
-    need: Result<Option<TokenScope>, ()>,
+    need: Need,
     target: &Target,
 ) -> Result<Option<String>, Refusal> {
     match access.hosts.check(headers, connection.map(|c| c.local)) {
@@ -437,18 +460,19 @@ async fn decide(
             ))
         }
     }
-    let Ok(need) = need else {
-        return Err(Refusal {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "route_without_scope",
-            message: "this route has no entry in the service's scope table, so nobody may \
+    let need = match need {
+        Need::Nothing => return Ok(None),
+        Need::Scope(scope) => scope,
+        Need::Undeclared => {
+            return Err(Refusal {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "route_without_scope",
+                message: "this route has no entry in the service's scope table, so nobody may \
                       call it; this is a bug in Strata, please report it"
-                .to_string(),
-            token: None,
-        });
-    };
-    let Some(need) = need else {
-        return Ok(None);
+                    .to_string(),
+                token: None,
+            })
+        }
     };
     let caller = access.authenticate(headers).await?;
     match caller {
