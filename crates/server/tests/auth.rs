@@ -484,8 +484,13 @@ async fn bad_tls_files_stop_the_start_naming_the_file() {
     let _ = other_cert;
     // One without the other is refused when the configuration is read.
     let half = TEST_RULES.replace("[server]\n", "[server]\ntls_cert = \"cert.pem\"\n");
-    let err = strata_heat::TieringConfig::parse(&half).unwrap_err().to_string();
-    assert!(err.contains("server.tls_cert") && err.contains("tls_key"), "{err}");
+    let err = strata_heat::TieringConfig::parse(&half)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("server.tls_cert") && err.contains("tls_key"),
+        "{err}"
+    );
     for (cert, key, expected) in cases {
         let dir = tempfile::tempdir().unwrap();
         let options = ServeOptions::new(config(dir.path(), &with_tls(TEST_RULES, &cert, &key)));
