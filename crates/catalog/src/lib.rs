@@ -16,6 +16,8 @@
 //! - errors that name the database file and say what to do ([`CatalogError`]);
 //! - the workers of distributed runs and the claim deciding which task finishes a job
 //!   ([`workers`]);
+//! - the API tokens of the tiering service, as hashes with their scope, prefix, expiry and
+//!   revocation ([`tokens`], [`TokenCatalog`]);
 //! - the integrity of its rows ([`integrity`]): a checksum per row, written on every write
 //!   and checked on every read, a full check ([`SqliteCatalog::check`]), and the import of
 //!   a job rebuilt from a destination's manifest ([`SqliteCatalog::import_completed_job`]).
@@ -53,6 +55,7 @@ mod rows;
 mod sqlite;
 pub mod tiering;
 mod tiering_rows;
+pub mod tokens;
 pub mod workers;
 
 use async_trait::async_trait;
@@ -77,6 +80,7 @@ pub use tiering::{
     MoveId, MoveJob, MoveSpec, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState,
     RetriedMove, StreamOffset, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
 };
+pub use tokens::{ApiToken, Revoked, TokenCatalog, TokenScope};
 pub use workers::{FinishClaim, WorkerRecord};
 
 /// The catalog's operations, implemented once per database engine.

@@ -11,6 +11,7 @@ use crate::location::CatalogSpec;
 use crate::postgres::PostgresCatalog;
 use crate::sqlite::SqliteCatalog;
 use crate::tiering::TieringCatalog;
+use crate::tokens::TokenCatalog;
 use crate::Catalog;
 
 /// A catalog opened by its spec: an SQLite file or a PostgreSQL database.
@@ -51,6 +52,14 @@ impl EngineCatalog {
 
     /// The tiering service's interface.
     pub fn tiering(&self) -> Arc<dyn TieringCatalog> {
+        match self {
+            EngineCatalog::Sqlite(catalog) => Arc::new(catalog.clone()),
+            EngineCatalog::Postgres(catalog) => Arc::new(catalog.clone()),
+        }
+    }
+
+    /// The API tokens' interface.
+    pub fn tokens(&self) -> Arc<dyn TokenCatalog> {
         match self {
             EngineCatalog::Sqlite(catalog) => Arc::new(catalog.clone()),
             EngineCatalog::Postgres(catalog) => Arc::new(catalog.clone()),

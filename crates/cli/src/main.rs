@@ -119,6 +119,9 @@ enum Command {
     Train(commands::forecast::TrainArgs),
     /// An object's forecast for the next window: reads, class, confidence (service).
     Predict(commands::forecast::PredictArgs),
+    /// The service's API tokens: create (printed once), list, revoke; works on the
+    /// service's catalog directly (--config, --data-dir or a PostgreSQL --catalog).
+    Token(commands::token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -175,6 +178,7 @@ fn main() -> ExitCode {
             Command::Eval(args) => commands::eval::run(&context, args).await,
             Command::Train(args) => commands::forecast::train(&context, args).await,
             Command::Predict(args) => commands::forecast::predict(&context, args).await,
+            Command::Token(args) => commands::token::run(&context, args).await,
         }
     });
     match result {

@@ -87,6 +87,8 @@ fn readme_examples_run_as_written_on_a_fresh_clone() {
             .env("XDG_DATA_HOME", clone.path().join(".local/share"))
             .env_remove("STRATA_CATALOG")
             .env_remove("STRATA_SERVER")
+            .env_remove("STRATA_TOKEN")
+            .env_remove("STRATA_CA_CERT")
             .env_remove("STRATA_LOG")
             .env_remove("AWS_ENDPOINT_URL")
             .output()

@@ -102,7 +102,7 @@ fn unusable_service_limits_are_refused() {
 }
 
 #[test]
-fn listening_beyond_loopback_warns_that_there_is_no_authentication() {
+fn listening_beyond_loopback_with_insecure_warns_that_there_is_no_authentication() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = dir.path().join("strata.toml");
@@ -112,14 +112,15 @@ fn listening_beyond_loopback_warns_that_there_is_no_authentication() {
         two_tiers(&data, &data.join("tiers/first"), &second),
     )
     .unwrap();
-    let mut service = Service::start(&config, &data, &["--listen", "0.0.0.0:0"]);
+    // Refused without --insecure (crates/cli/tests/serve_auth.rs).
+    let mut service = Service::start(&config, &data, &["--listen", "0.0.0.0:0", "--insecure"]);
     let mut stderr = service.child.stderr.take().unwrap();
     // The warning is logged before the start-up line that `start` waited for.
     service.kill();
     let mut logged = String::new();
     stderr.read_to_string(&mut logged).unwrap();
     assert!(
-        logged.contains("no authentication") && logged.contains("127.0.0.1"),
+        logged.contains("--insecure") && logged.contains("not a loopback address"),
         "{logged}"
     );
 }

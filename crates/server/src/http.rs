@@ -14,8 +14,14 @@
 //! - **bodies are bounded before they are read**: [`read_body`] refuses a declared
 //!   `Content-Length` above the route's limit with 413 at once, and a body without one as
 //!   soon as it passes the limit.
+//!
+//! It also terminates TLS when the service has a certificate ([`crate::tls`]: the handshake
+//! must finish within the header timeout too), and tells each request which connection it
+//! came on ([`ConnectionInfo`]: the client's address for logs, the local address for the
+//! Host check).
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +32,8 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -59,12 +66,23 @@ impl Default for HttpLimits {
 /// open files, for one), so that it does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serves `app` on `listener` within `limits` until `stop` turns true; then stops
-/// accepting, lets every connection finish its request in flight, and returns.
+/// The connection a request came on, in each request's extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The service's address the client connected to.
+    pub local: SocketAddr,
+}
+
+/// Serves `app` on `listener` within `limits` (over TLS with `tls`) until `stop` turns
+/// true; then stops accepting, lets every connection finish its request in flight, and
+/// returns.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
@@ -84,10 +102,35 @@ pub(crate) async fn serve(
             _ = stopped(&mut stop) => break,
         };
         match accepted {
-            Ok((stream, _)) => {
-                let connection = connection(stream, app.clone(), builder.clone(), stop.clone());
+            Ok((stream, peer)) => {
+                let info = ConnectionInfo {
+                    peer,
+                    local: stream.local_addr().unwrap_or(peer),
+                };
+                let app = app.clone();
+                let builder = builder.clone();
+                let stop = stop.clone();
+                let tls = tls.clone();
+                let handshake = limits.header_timeout;
                 tokio::spawn(async move {
-                    connection.await;
+                    match tls {
+                        None => connection(stream, info, app, builder, stop).await,
+                        Some(tls) => {
+                            let accepted =
+                                tokio::time::timeout(handshake, tls.accept(stream)).await;
+                            match accepted {
+                                Ok(Ok(stream)) => {
+                                    connection(stream, info, app, builder, stop).await;
+                                }
+                                Ok(Err(err)) => {
+                                    tracing::debug!(%err, client = %peer, "TLS handshake failed");
+                                }
+                                Err(_) => {
+                                    tracing::debug!(client = %peer, "TLS handshake timed out");
+                                }
+                            }
+                        }
+                    }
                     drop::<OwnedSemaphorePermit>(permit);
                 });
             }
@@ -107,12 +150,19 @@ pub(crate) async fn serve(
 
 /// One connection, to its end (or to the end of its request in flight once `stop` turns
 /// true). The socket is closed when this returns.
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
+    info: ConnectionInfo,
     app: Router,
     builder: hyper::server::conn::http1::Builder,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let app = tower::ServiceExt::map_request(app, move |mut request: axum::extract::Request<_>| {
+        request.extensions_mut().insert(info);
+        request
+    });
     let service = TowerToHyperService::new(app);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);

@@ -8,7 +8,11 @@
 //!   plan, `explain`, Prometheus `/metrics`, `/healthz`, and server-sent events for job
 //!   transitions ([`routes`]); every error is JSON with a code and a message;
 //! - the connection layer under it: a bound on connections, header and body timeouts,
-//!   bodies refused from their declared length before they are read ([`http`]);
+//!   bodies refused from their declared length before they are read ([`http`]), over TLS
+//!   when configured ([`tls`]);
+//! - who may call the API: bearer tokens with scopes and key prefixes, the Host and Origin
+//!   checks, the refusal of an exposed address without tokens and TLS, and the audit log
+//!   ([`auth`]);
 //! - the object read and write paths over the tiers' stores, with per-key locks so a read
 //!   never sees bytes that do not match its metadata ([`objects`], [`index`]), in each
 //!   tier's layout: plain bytes, or compressed, checked frames ([`tiers`], [`tier_codec`]);
@@ -29,6 +33,7 @@
 //! Start it with [`start`]; the CLI's `strata serve` does that and waits for a signal.
 
 pub mod access;
+pub mod auth;
 pub mod background;
 pub mod cost_plan;
 pub mod error;
@@ -55,6 +60,7 @@ pub mod testing;
 pub mod tier_codec;
 pub mod tier_store;
 pub mod tiers;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -115,6 +121,9 @@ pub struct ServeOptions {
     /// Faults to inject into the tier stores (`STRATA_FAULTS`, a testing aid; see
     /// [`layers`]).
     pub faults: Option<FaultPlan>,
+    /// Serve a non-loopback address without tokens or TLS anyway (`--insecure`), with a
+    /// warning in the log and in `/healthz` ([`auth::check_exposure`]).
+    pub insecure: bool,
 }
 
 impl ServeOptions {
@@ -130,6 +139,7 @@ impl ServeOptions {
             catalog_path: None,
             shared_catalog: None,
             faults: None,
+            insecure: false,
         }
     }
 }
@@ -140,6 +150,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// What start-up recovery did.
     pub recovery: RecoveryReport,
+    tls: bool,
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
@@ -152,6 +163,16 @@ impl RunningServer {
     /// The catalog: its file, or its URL with the password redacted.
     pub fn catalog_path(&self) -> PathBuf {
         self.state.engine.path().to_path_buf()
+    }
+
+    /// Whether the API is served over TLS (`[server] tls_cert`).
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The audit log's file.
+    pub fn audit_log(&self) -> PathBuf {
+        self.state.access.audit_path().to_path_buf()
     }
 
     /// Holds (or releases) queued move jobs; running jobs finish.
@@ -200,6 +221,13 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         None => EngineCatalog::Sqlite(SqliteCatalog::open(&catalog_path).await?),
     };
     let catalog: Arc<dyn TieringCatalog> = engine.tiering();
+    let security = match secure_transport(&config, &engine, options.insecure).await {
+        Ok(security) => security,
+        Err(err) => {
+            engine.close().await;
+            return Err(err);
+        }
+    };
 
     let placed = catalog.placed_objects().await?;
     let mut unknown: std::collections::BTreeMap<String, usize> = Default::default();
@@ -264,6 +292,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         reencode_turn: tokio::sync::Semaphore::new(1),
         background: background::Background::start(),
         foreground: Default::default(),
+        access: security.access,
     });
 
     let loaded = access::load_stats(&state)
@@ -290,10 +319,15 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         addr: listen,
         source,
     })?;
-    if !addr.ip().is_loopback() {
-        tracing::warn!(%addr, "the API has no authentication: anyone who can reach this \
-            address can read, overwrite and delete every object; listen on 127.0.0.1 and reach \
-            it through an SSH tunnel or an authenticating proxy");
+    // The address bound (a name may resolve otherwise than it did at the check).
+    auth::check_exposure(
+        addr,
+        security.has_tokens,
+        security.tls.is_some(),
+        options.insecure,
+    )?;
+    if let Some(warning) = &state.access.insecure_warning {
+        tracing::warn!(%addr, "{warning}");
     }
 
     let mut tasks = vec![
@@ -324,15 +358,79 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     ];
     tasks.extend(streams::start(&state, event_sources, &shutdown_rx));
     let app = routes::router(Arc::clone(&state));
-    let server = tokio::spawn(http::serve(listener, app, options.http, shutdown_rx));
+    let tls = security.tls.is_some();
+    let server = tokio::spawn(http::serve(
+        listener,
+        app,
+        options.http,
+        security.tls,
+        shutdown_rx,
+    ));
     Ok(RunningServer {
         addr,
         recovery,
+        tls,
         state,
         shutdown: shutdown_tx,
         server,
         tasks,
         _bandwidth_updates: bandwidth.map(|control| control.start_live_updates()),
+    })
+}
+
+/// What [`secure_transport`] sets up.
+struct Security {
+    access: auth::AccessControl,
+    has_tokens: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// The TLS acceptor (`[server] tls_cert`, `tls_key`), the guard over the catalog's tokens
+/// and the audit log; refused when the listen address is exposed without tokens and TLS
+/// (before anything is recovered or served).
+async fn secure_transport(
+    config: &TieringConfig,
+    engine: &EngineCatalog,
+    insecure: bool,
+) -> Result<Security, ServeError> {
+    let server = &config.server;
+    let tls = match (&server.tls_cert, &server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let tokens = engine.tokens();
+    let has_tokens = tokens.has_tokens().await?;
+    let mut warning = None;
+    let addrs = tokio::net::lookup_host(&server.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: server.listen.clone(),
+            source,
+        })?;
+    for addr in addrs {
+        warning = warning.or(auth::check_exposure(
+            addr,
+            has_tokens,
+            tls.is_some(),
+            insecure,
+        )?);
+    }
+    let audit_path = server
+        .audit_log
+        .clone()
+        .unwrap_or_else(|| server.data_dir.join(auth::audit::DEFAULT_AUDIT_LOG));
+    let audit = auth::audit::AuditLog::open(&audit_path).map_err(|err| ServeError::Config {
+        field: "server.audit_log".to_string(),
+        reason: format!(
+            "cannot open {} for appending: {err}; give a writable path",
+            audit_path.display()
+        ),
+    })?;
+    let hosts = auth::hosts::HostPolicy::new(&server.listen, &server.allowed_hosts);
+    Ok(Security {
+        access: auth::AccessControl::new(tokens, has_tokens, hosts, audit, warning),
+        has_tokens,
+        tls,
     })
 }
 

@@ -40,6 +40,7 @@ pub const ROUTES: &[(&str, &str, &[&str])] = &[
     ("/v1/jobs/{id}/cancel", "/v1/jobs/{id}/cancel", &["post"]),
     ("/v1/jobs/{id}/retry", "/v1/jobs/{id}/retry", &["post"]),
     ("/v1/plan", "/v1/plan", &["get", "post"]),
+    ("/v1/scrub", "/v1/scrub", &["post"]),
     ("/v1/explain/{*key}", "/v1/explain/{key}", &["get"]),
     ("/v1/predictions/{*key}", "/v1/predictions/{key}", &["get"]),
     ("/v1/model/train", "/v1/model/train", &["post"]),
@@ -78,6 +79,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/model/train", post(forecast::predict::train_now))
         .route("/v1/events", get(jobs::events))
+        // Inner first: the guard answers 401 and 403 inside the counting.
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::auth::guard,
+        ))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             count_answers,
@@ -144,6 +150,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         "tiers": state.tiers.len(),
         "forecast": state.forecast.health(),
         "bandwidth": crate::layers::health(state.bandwidth.as_ref()),
+        "insecure": state.access.insecure_warning,
     }))
 }
 
@@ -161,6 +168,7 @@ async fn openapi() -> Response {
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut text = state.metrics.render(&state.gauges());
     state.streams.render(&mut text);
+    state.access.render(&mut text);
     (
         [(
             header::CONTENT_TYPE,

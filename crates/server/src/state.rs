@@ -182,6 +182,8 @@ pub struct AppState {
     pub background: crate::background::Background,
     /// Object requests in flight, which re-encodes wait to be over.
     pub foreground: Arc<crate::background::Foreground>,
+    /// Tokens, Host and Origin checks, the audit log ([`crate::auth`]).
+    pub access: crate::auth::AccessControl,
 }
 
 impl AppState {

@@ -91,11 +91,11 @@ async fn declared_bodies_over_the_limit_are_refused_before_they_are_sent() {
         // for it can answer.
         let mut object = send(
             addr,
-            b"PUT /v1/objects/big HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n",
+            b"PUT /v1/objects/big HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1001\r\n\r\n",
         );
         let mut batch = send(
             addr,
-            b"POST /v1/access-events HTTP/1.1\r\nHost: x\r\nContent-Length: 501\r\n\r\n",
+            b"POST /v1/access-events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 501\r\n\r\n",
         );
         (answer(&mut object), answer(&mut batch))
     })
@@ -132,7 +132,7 @@ async fn half_sent_bodies_are_answered_408_after_the_body_timeout() {
     let (status, body) = tokio::task::spawn_blocking(move || {
         let mut stream = send(
             addr,
-            b"PUT /v1/objects/half HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+            b"PUT /v1/objects/half HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789",
         );
         answer(&mut stream)
     })
@@ -162,14 +162,14 @@ async fn connections_beyond_the_bound_wait_and_half_sent_heads_are_closed() {
     let addr = server.addr;
     tokio::task::spawn_blocking(move || {
         // Two connections that never finish their request head hold both places.
-        let half = b"GET /healthz HTTP/1.1\r\nHost: x\r\n";
+        let half = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n";
         let first = send(addr, half);
         let second = send(addr, half);
         // A third, complete request is served only once one of them is closed by the
         // header timeout: never while both are open.
         let mut third = send(
             addr,
-            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
         );
         let (status, body) = answer(&mut third);
         assert_eq!(status, 200, "{body}");

@@ -10,6 +10,7 @@ mod queries;
 mod rows;
 mod stream_offsets;
 mod tiering;
+mod tokens;
 mod workers;
 
 use std::path::{Path, PathBuf};

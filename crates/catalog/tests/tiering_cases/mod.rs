@@ -1,10 +1,11 @@
 //! The tiering tables through [`TieringCatalog`], the same on every engine: object writes
 //! and generations, one current placement, deletes that leave retiring copies, the move
-//! life cycle with its idempotency key, access statistics and decisions, and durability
-//! across a reopen. A test binary that declares `mod tiering_cases;`
+//! life cycle with its idempotency key, access statistics and decisions, API tokens, and
+//! durability across a reopen. A test binary that declares `mod tiering_cases;`
 //! provides `TieringGuard`, `TieringEngine`, `open_tiering()` (a fresh, empty catalog) and
 //! `reopen_tiering(&guard)` (the same catalog opened again).
 
+use strata_catalog::{ApiToken, Revoked, TokenCatalog};
 use strata_catalog::{
     ChunkHashes, CopyStart, CreatedMove, DecisionRecord, JobState, MoveFilter, MoveSpec,
     ObjectWrite, PlacementState, RetriedMove, SwitchOutcome, TieringCatalog,
@@ -384,4 +385,56 @@ async fn access_stats_and_decisions_survive_a_reopen() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].id, job.id);
     assert_eq!(jobs[0].inputs_json, r#"{"count_1h":30}"#);
+}
+
+fn token(id: &str, scope: strata_catalog::TokenScope, prefix: Option<&str>) -> ApiToken {
+    ApiToken {
+        id: id.into(),
+        hash: [id.len() as u8; 32],
+        scope,
+        prefix: prefix.map(str::to_string),
+        created_ms: 100,
+        expires_ms: Some(5_000),
+        revoked_ms: None,
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_kept_listed_revoked_and_survive_a_reopen() {
+    use strata_catalog::TokenScope::{Admin, Read};
+    let (guard, catalog) = open_tiering().await;
+    assert!(!catalog.has_tokens().await.unwrap());
+    let reader = token("r1", Read, Some("docs/"));
+    catalog.create_token(&reader).await.unwrap();
+    catalog
+        .create_token(&token("admin2", Admin, None))
+        .await
+        .unwrap();
+    assert!(catalog.has_tokens().await.unwrap());
+    let err = catalog.create_token(&reader).await.unwrap_err();
+    assert!(err.to_string().contains("r1 exists already"), "{err}");
+    assert_eq!(catalog.token("r1").await.unwrap(), Some(reader.clone()));
+    assert_eq!(catalog.token("none").await.unwrap(), None);
+
+    assert_eq!(catalog.revoke_token("r1", 700).await.unwrap(), Revoked::Now);
+    assert_eq!(
+        catalog.revoke_token("r1", 900).await.unwrap(),
+        Revoked::Already(700)
+    );
+    assert_eq!(
+        catalog.revoke_token("none", 900).await.unwrap(),
+        Revoked::Unknown
+    );
+    catalog.close().await;
+    let catalog = reopen_tiering(&guard).await;
+    let listed = catalog.tokens().await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["admin2", "r1"]);
+    let revoked = &listed[1];
+    assert_eq!((revoked.revoked_ms, revoked.hash), (Some(700), reader.hash));
+    assert!(!revoked.in_force(200));
+    assert!(listed[0].in_force(4_999) && !listed[0].in_force(5_000));
+    // Revoking every token does not reopen the service: tokens stay required.
+    catalog.revoke_token("admin2", 1_000).await.unwrap();
+    assert!(catalog.has_tokens().await.unwrap());
 }

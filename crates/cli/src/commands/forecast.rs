@@ -197,7 +197,7 @@ pub struct PredictArgs {
 
 /// `strata predict KEY`: the object's forecast for the next window (service).
 pub async fn predict(context: &Context, args: PredictArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     strata_server::objects::check_key(&args.key).map_err(|err| anyhow!("{}", err.message))?;
     let view = client
         .get_json(&format!("/v1/predictions/{}", encode(&args.key)))

@@ -14,6 +14,7 @@ pub mod scrub;
 pub mod serve;
 pub mod status;
 pub mod throttle_args;
+pub mod token;
 pub mod verify;
 pub mod worker;
 

@@ -19,10 +19,11 @@ use strata_server::cost_plan::dollars;
 use super::Context;
 use crate::output;
 
-/// Where the service is.
+/// Where the service is, and how to trust it. The API token comes from `$STRATA_TOKEN`
+/// only: a flag would show it in the process list.
 #[derive(Args, Debug, Clone)]
 pub struct ServerArgs {
-    /// The service's URL.
+    /// The service's URL (https:// when it has [server] tls_cert).
     #[arg(
         long,
         env = "STRATA_SERVER",
@@ -30,7 +31,14 @@ pub struct ServerArgs {
         value_name = "URL"
     )]
     pub server: String,
+    /// A CA certificate (PEM) to trust for an https:// service, besides the system's roots
+    /// (e.g. the service's own self-signed certificate).
+    #[arg(long, env = "STRATA_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
+
+/// The environment variable holding the API token the commands send.
+pub const TOKEN_VAR: &str = "STRATA_TOKEN";
 
 /// A client of the service.
 pub(crate) struct Client {
@@ -83,11 +91,52 @@ pub(crate) fn printed(printed: io::Result<()>) -> anyhow::Result<ExitCode> {
 }
 
 impl Client {
-    pub(crate) fn new(args: &ServerArgs) -> Self {
-        Client {
-            base: args.server.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
+    /// A client of the service `args` names, sending `$STRATA_TOKEN` when set and trusting
+    /// `--ca-cert` besides the system's roots.
+    pub(crate) fn new(args: &ServerArgs) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &args.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| {
+                anyhow!(
+                    "{} is not a PEM certificate ({err}); give the service's CA certificate \
+                     with --ca-cert or STRATA_CA_CERT",
+                    path.display()
+                )
+            })?;
+            if certs.is_empty() {
+                bail!(
+                    "{} holds no PEM certificate; give the service's CA certificate with \
+                     --ca-cert or STRATA_CA_CERT",
+                    path.display()
+                );
+            }
+            builder = builder.tls_certs_merge(certs);
         }
+        if let Some(token) = std::env::var_os(TOKEN_VAR) {
+            let mut value = token
+                .to_str()
+                .and_then(|token| {
+                    reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim())).ok()
+                })
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{TOKEN_VAR} is not a token; set it to what `strata token create` printed"
+                    )
+                })?;
+            value.set_sensitive(true);
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+            builder = builder.default_headers(headers);
+        }
+        let http = builder
+            .build()
+            .map_err(|err| anyhow!("cannot set up the HTTP client: {err}"))?;
+        Ok(Client {
+            base: args.server.trim_end_matches('/').to_string(),
+            http,
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -101,9 +150,18 @@ impl Client {
 
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
         request.send().await.map_err(|err| {
+            // reqwest's own text is one word deep ("error sending request"): the causes say
+            // what went wrong (refused, certificate not trusted, ...).
+            let mut reason = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                reason.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
             anyhow!(
-                "cannot reach the Strata service at {}: {err}; start it with `strata serve`, \
-                 or point --server / STRATA_SERVER at it",
+                "cannot reach the Strata service at {}: {reason}; start it with `strata \
+                 serve`, or point --server / STRATA_SERVER at it (for https, trust its \
+                 certificate with --ca-cert / STRATA_CA_CERT)",
                 self.base
             )
         })
@@ -113,9 +171,14 @@ impl Client {
     async fn failure(response: reqwest::Response) -> anyhow::Error {
         let status = response.status();
         let body = response.bytes().await.unwrap_or_default();
+        let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+            format!("; set {TOKEN_VAR} to a token of this service")
+        } else {
+            String::new()
+        };
         match serde_json::from_slice::<Value>(&body) {
             Ok(json) if json["error"]["message"].is_string() => anyhow!(
-                "{} ({})",
+                "{} ({}){hint}",
                 json["error"]["message"].as_str().unwrap_or_default(),
                 json["error"]["code"].as_str().unwrap_or_default()
             ),
@@ -173,7 +236,7 @@ pub struct PutArgs {
 
 /// `strata put FILE [KEY]`.
 pub async fn put(context: &Context, args: PutArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     let key = match args.key {
         Some(key) => key,
         None => args
@@ -225,7 +288,7 @@ pub async fn get(context: &Context, args: GetArgs) -> anyhow::Result<ExitCode> {
     if context.json && args.output.is_none() {
         bail!("--json describes the download, so it needs --output FILE (the bytes would go to standard output)");
     }
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     let mut response = client
         .send(client.http.get(client.object_url(&args.key)?))
         .await?;
@@ -346,7 +409,7 @@ async fn list_all(client: &Client, prefix: &str, heat: bool) -> anyhow::Result<V
 
 /// `strata ls [PREFIX]`.
 pub async fn ls(context: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     let objects = list_all(&client, args.prefix.as_deref().unwrap_or(""), false).await?;
     if context.json {
         output::print_json(&objects);
@@ -366,7 +429,7 @@ pub async fn ls(context: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
 
 /// `strata objects [PREFIX]`: objects with their tier, class and accesses.
 pub async fn objects(context: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     let objects = list_all(&client, args.prefix.as_deref().unwrap_or(""), true).await?;
     if context.json {
         output::print_json(&objects);
@@ -408,7 +471,7 @@ pub struct RmArgs {
 
 /// `strata rm KEY...`.
 pub async fn rm(context: &Context, args: RmArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     let mut removed = Vec::new();
     let mut failed = Vec::new();
     for key in &args.keys {
@@ -459,7 +522,7 @@ pub async fn access(context: &Context, args: AccessArgs) -> anyhow::Result<ExitC
     if !["read", "write", "delete"].contains(&args.op.as_str()) {
         bail!("--op must be read, write or delete, not {:?}", args.op);
     }
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     client.require_object(&args.key).await?;
     let line = serde_json::json!({ "key": args.key, "op": args.op, "ts": now_ms() }).to_string();
     let (mut accepted, mut spikes) = (0u64, 0u64);
@@ -541,7 +604,7 @@ fn job_line(job: &Value) -> String {
 
 /// `strata migrations`: the move jobs of the tiering service.
 pub async fn migrations(context: &Context, args: MigrationsArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     if let Some((id, action)) = args
         .cancel
         .map(|id| (id, "cancel"))
@@ -607,7 +670,7 @@ pub struct ServiceArgs {
 
 /// `strata tiers`: tiers with usage and cost.
 pub async fn tiers(context: &Context, args: ServiceArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     let tiers = client.get_json("/v1/tiers").await?;
     if context.json {
         output::print_json(&tiers);
@@ -646,7 +709,7 @@ pub async fn tiers(context: &Context, args: ServiceArgs) -> anyhow::Result<ExitC
 
 /// `strata metrics`: the service's Prometheus metrics (`--json`: name → value).
 pub async fn metrics(context: &Context, args: ServiceArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     let response = client.send(client.http.get(client.url("/metrics"))).await?;
     if !response.status().is_success() {
         return Err(Client::failure(response).await);
@@ -678,7 +741,7 @@ pub struct ExplainArgs {
 
 /// `strata explain KEY`: why an object is where it is.
 pub async fn explain(context: &Context, args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     strata_server::objects::check_key(&args.key).map_err(|err| anyhow!("{}", err.message))?;
     let explanation = client
         .get_json(&format!("/v1/explain/{}", encode(&args.key)))
@@ -726,7 +789,7 @@ pub struct PlanArgs {
 
 /// `strata plan [--run]`: what a planning pass would do (or does, with `--run`).
 pub async fn plan(context: &Context, args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     let url = client.url("/v1/plan");
     let request = if args.run {
         client.http.post(url)

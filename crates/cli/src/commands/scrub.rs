@@ -22,7 +22,7 @@ pub struct ScrubArgs {
 
 /// `strata scrub [TIER]`. Exits 1 when an object could not be made whole.
 pub async fn run(context: &Context, args: ScrubArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::new(&args.server);
+    let client = Client::new(&args.server)?;
     let path = match &args.tier {
         Some(tier) => format!("/v1/scrub?tier={}", encode(tier)),
         None => "/v1/scrub".to_string(),

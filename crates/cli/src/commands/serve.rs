@@ -66,6 +66,11 @@ pub struct ServeArgs {
     /// config's [server] events). A stream that is down is retried in the background.
     #[arg(long = "events", value_name = "URL")]
     events: Vec<String>,
+    /// Serve a non-loopback address without API tokens or TLS anyway (refused otherwise:
+    /// anyone who can reach it could read, overwrite and delete every object); warned
+    /// about in the log and in /healthz.
+    #[arg(long)]
+    insecure: bool,
 }
 
 /// A positive duration flag (`30s`, `2m`).
@@ -196,6 +201,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         // The service keeps its catalog in its data dir, unless --catalog (or
         // STRATA_CATALOG) names a PostgreSQL catalog shared with other nodes.
         shared_catalog: context.shared_catalog()?,
+        insecure: args.insecure,
         // STRATA_FAULTS, read (and warned about on stderr) as every command reads it.
         faults: strata_store::layers::env_fault_plan()
             .map_err(anyhow::Error::msg)?
@@ -221,7 +227,8 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     let server = strata_server::start(options)
         .await
         .context("cannot start the service")?;
-    let url = format!("http://{}", server.addr);
+    let scheme = if server.tls() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", server.addr);
     if context.json {
         // One line, so that a supervisor or a test can read the address from it.
         outln!(
@@ -304,6 +311,7 @@ mod tests {
             body_timeout: "30s".into(),
             max_connections: 512,
             events: Vec::new(),
+            insecure: false,
         }
     }
 

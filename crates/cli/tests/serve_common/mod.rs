@@ -91,6 +91,8 @@ pub fn strata() -> Command {
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("STRATA_CONFIG")
         .env_remove("STRATA_SERVER")
+        .env_remove("STRATA_TOKEN")
+        .env_remove("STRATA_CA_CERT")
         .env_remove("STRATA_LOG");
     cmd
 }

@@ -73,6 +73,19 @@ pub struct ServerConfig {
     /// `nats://HOST:PORT/SUBJECT` or `kafka://HOST:PORT/TOPIC`, as written; the service
     /// parses and checks them at start-up. Empty by default.
     pub events: Vec<String>,
+    /// The TLS certificate chain, PEM (`tls_cert`); with `tls_key`, the API is served over
+    /// HTTPS only. Both or neither.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key, PEM (`tls_key`).
+    pub tls_key: Option<PathBuf>,
+    /// Host names (besides the listen address, `localhost`, `127.0.0.1` and `[::1]`)
+    /// accepted in a request's `Host` and `Origin` headers (`allowed_hosts`): the names
+    /// clients reach the service by. Anything else is refused (DNS rebinding, cross-site
+    /// requests).
+    pub allowed_hosts: Vec<String>,
+    /// Where the audit log of write and admin requests goes, JSON lines (`audit_log`;
+    /// default `<data_dir>/audit.log`).
+    pub audit_log: Option<PathBuf>,
 }
 
 /// How a tier stores objects.
@@ -286,6 +299,10 @@ impl TieringConfig {
                 listen: DEFAULT_LISTEN.to_string(),
                 data_dir,
                 events: Vec::new(),
+                tls_cert: None,
+                tls_key: None,
+                allowed_hosts: Vec::new(),
+                audit_log: None,
             },
             default_tier: "warm".to_string(),
             tiers,

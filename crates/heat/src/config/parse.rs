@@ -49,6 +49,10 @@ struct RawServer {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     events: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    allowed_hosts: Option<Vec<String>>,
+    audit_log: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -255,6 +259,12 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
     if let Err(reason) = check_listen(&listen) {
         problems.add("server.listen", reason);
     }
+    if raw.server.tls_cert.is_some() != raw.server.tls_key.is_some() {
+        problems.add(
+            "server.tls_cert",
+            "tls_cert and tls_key go together: give both (PEM files) for HTTPS, or neither",
+        );
+    }
 
     let tiers = match raw.tier {
         None => TieringConfig::default_local(&data_dir).tiers,
@@ -310,6 +320,10 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
             listen,
             data_dir,
             events: raw.server.events.unwrap_or_default(),
+            tls_cert: raw.server.tls_cert,
+            tls_key: raw.server.tls_key,
+            allowed_hosts: raw.server.allowed_hosts.unwrap_or_default(),
+            audit_log: raw.server.audit_log,
         },
         default_tier,
         tiers,
