@@ -143,6 +143,8 @@ async fn method_not_allowed(request: Request) -> ApiError {
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    // Whether the API asks for a token (null: the catalog did not answer).
+    let tokens_required = state.access.tokens_required().await.ok();
     Json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
@@ -151,6 +153,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         "forecast": state.forecast.health(),
         "bandwidth": crate::layers::health(state.bandwidth.as_ref()),
         "insecure": state.access.insecure_warning,
+        "tokens_required": tokens_required,
     }))
 }
 

@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::*;
 use strata_catalog::{SqliteCatalog, TokenCatalog, TokenScope};
@@ -31,6 +32,12 @@ async fn make_token(
     );
     catalog.create_token(&issued.record).await.unwrap();
     catalog.close().await;
+    // A service that ran open enforces its first token within a second: wait for it.
+    eventually(Duration::from_secs(30), "tokens to be required", || async {
+        let health = server.json("/healthz").await;
+        (health["tokens_required"] == true).then_some(())
+    })
+    .await;
     issued
 }
 

@@ -122,9 +122,9 @@ fn malformed() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(any::<u8>(), 1..512),
         "[A-Z]{1,8} /[ -~]{0,40} HTTP/[0-9.]{1,4}\r\n([A-Za-z-]{0,10}:[ -~]{0,20}\r\n){0,4}\r\n"
             .prop_map(String::into_bytes),
-        "PUT /v1/objects/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n[0-9a-fA-F]{1,4}\r\n[a-z]{0,20}\r\n(0\r\n\r\n)?"
+        "PUT /v1/objects/a HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n[0-9a-fA-F]{1,4}\r\n[a-z]{0,20}\r\n(0\r\n\r\n)?"
             .prop_map(String::into_bytes),
-        "POST /v1/access-events HTTP/1.1\r\nHost: x\r\nContent-Length: [0-9]{1,12}\r\n\r\n[ -~]{0,30}"
+        "POST /v1/access-events HTTP/1.1\r\nHost: localhost\r\nContent-Length: [0-9]{1,12}\r\n\r\n[ -~]{0,30}"
             .prop_map(String::into_bytes),
     ]
 }

@@ -22,6 +22,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long an open service (no token made yet) trusts the catalog's "no token" answer:
+/// the first token made while it runs is enforced within this time, and the requests of
+/// an open service cost no catalog query each (on PostgreSQL, a round trip).
+const OPEN_RECHECK: Duration = Duration::from_secs(1);
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -185,6 +191,9 @@ pub struct AccessControl {
     tokens: Arc<dyn TokenCatalog>,
     /// Set once a token is known to exist; never cleared.
     required: AtomicBool,
+    /// When the catalog last said no token exists: an open service asks again at most
+    /// every [`OPEN_RECHECK`], not on every request.
+    open_checked: Mutex<Option<Instant>>,
     hosts: HostPolicy,
     audit: AuditLog,
     /// Refusals by (status, code).
@@ -205,6 +214,7 @@ impl AccessControl {
         AccessControl {
             tokens,
             required: AtomicBool::new(required),
+            open_checked: Mutex::new(None),
             hosts,
             audit,
             refused: Mutex::new(BTreeMap::new()),
@@ -212,14 +222,21 @@ impl AccessControl {
         }
     }
 
-    /// Whether requests need a token: once one is seen in the catalog, for good.
-    async fn tokens_required(&self) -> Result<bool, ApiError> {
+    /// Whether requests need a token: once one is seen in the catalog, for good (a token
+    /// made while the service runs open is enforced within [`OPEN_RECHECK`]).
+    pub async fn tokens_required(&self) -> Result<bool, ApiError> {
         if self.required.load(Ordering::Relaxed) {
             return Ok(true);
+        }
+        let recent = lock(&self.open_checked).is_some_and(|at| at.elapsed() < OPEN_RECHECK);
+        if recent {
+            return Ok(false);
         }
         let exists = self.tokens.has_tokens().await?;
         if exists {
             self.required.store(true, Ordering::Relaxed);
+        } else {
+            *lock(&self.open_checked) = Some(Instant::now());
         }
         Ok(exists)
     }
