@@ -187,3 +187,80 @@ fn learned_per_class_beats_every_expert_alone_when_two_classes_favour_two_expert
     let notes = runs[experts + 1].notes.clone().unwrap_or_default();
     assert!(notes.contains("static"), "notes: {notes}");
 }
+
+/// The example configuration's tiers (nvme, disk, archive), as `strata eval` uses them.
+fn example_tiers() -> strata_heat::config::TieringConfig {
+    strata_heat::config::TieringConfig::parse(include_str!("../../server/strata.example.toml"))
+        .expect("the example configuration")
+}
+
+/// Objects of 8 kB, two new ones a day over 180 days, each read three times on its
+/// first day, then never again.
+fn read_then_idle() -> (Vec<TraceRequest>, Vec<u64>) {
+    let objects = 360;
+    let requests = (0..objects)
+        .flat_map(|object| {
+            let start = i64::from(object / 2) * DAY_MS + i64::from(object % 2) * HOUR_MS;
+            (0..3).map(move |r| read(start + r * MINUTE_MS, object))
+        })
+        .collect();
+    (requests, vec![8_000; objects as usize])
+}
+
+/// The costs of the baselines, the forecast expert alone and `learned-global` on
+/// `requests`, windows of 1.8 days (the trace's span / 100), with the notes of the last.
+fn baselines_forecast_learned(requests: &[TraceRequest], sizes: Vec<u64>) -> (Vec<f64>, String) {
+    let config = example_tiers();
+    let model = CostModel::new(&config);
+    let mut policies: Vec<Box<dyn Policy>> = BASELINES
+        .iter()
+        .map(|name| make_policy(name, &config).expect("policy"))
+        .collect();
+    policies.push(Box::new(Learned::new(&config)));
+    policies.push(make_policy("learned-global", &config).expect("policy"));
+    let runs = run(&config, 18 * DAY_MS / 10, requests, sizes, policies);
+    let notes = runs.last().and_then(|run| run.notes.clone());
+    let costs = runs.iter().map(|run| total(run, &model)).collect();
+    (costs, notes.unwrap_or_default())
+}
+
+#[test]
+fn learned_follows_an_expert_that_archives_when_nothing_archived_is_ever_read() {
+    let (requests, sizes) = read_then_idle();
+    let (costs, notes) = baselines_forecast_learned(&requests, sizes);
+    let rules = costs[BASELINES.len() - 1];
+    let forecast = costs[BASELINES.len()];
+    let learned = costs[BASELINES.len() + 1];
+    // `rules` archives the idle objects; on 8 kB objects a read on the archive costs as
+    // much as years of their storage saved, so the forecast alone never does.
+    assert!(
+        rules < 0.8 * forecast,
+        "rules {rules} against the forecast {forecast} (costs {costs:?})"
+    );
+    assert!(notes.contains("rules"), "notes: {notes}");
+    assert!(
+        learned < forecast - 0.5 * (forecast - rules),
+        "learned {learned} against rules {rules} and the forecast {forecast} (costs {costs:?})"
+    );
+}
+
+#[test]
+fn one_read_of_an_archived_object_keeps_learned_out_of_the_archive_before_a_scan() {
+    let (mut requests, sizes) = read_then_idle();
+    // The first object, archived by `rules` within days, is read once on day 30; on day
+    // 170 a scan reads every object.
+    requests.push(read(30 * DAY_MS, 0));
+    requests.extend((0..sizes.len() as u32).map(|object| read(170 * DAY_MS, object)));
+    requests.sort_by_key(|r| r.time_ms);
+    let (costs, notes) = baselines_forecast_learned(&requests, sizes);
+    let best = costs[..BASELINES.len()]
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let learned = costs[BASELINES.len() + 1];
+    assert!(
+        learned <= 1.05 * best,
+        "learned {learned} against the best baseline {best} (costs {costs:?}; {notes})"
+    );
+    assert!(!notes.contains("rules"), "notes: {notes}");
+}

@@ -162,11 +162,25 @@ pub trait Policy {
         None
     }
 
+    /// For a policy that runs replays of its own (the `learned` selection among experts):
+    /// adds each of their records of every tier to `records` (reads served there, windows
+    /// it held objects), so a selection of selections judges on all the evidence.
+    fn add_tier_records(&self, _records: &mut [TierRecord]) {}
+
     /// What the policy has to say of its run for a benchmark (the `learned` selection: which
     /// expert led how many windows); not part of the report.
     fn notes(&self) -> Option<String> {
         None
     }
+}
+
+/// What replays saw of one tier: whether objects resting there were ever read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TierRecord {
+    /// Reads served on the tier, summed over the replays.
+    pub reads: u64,
+    /// Windows that started with objects on the tier, the most of any replay.
+    pub populated_windows: u32,
 }
 
 /// Why an evaluation could not run.

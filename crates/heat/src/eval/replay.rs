@@ -16,7 +16,7 @@ use crate::trace::{TraceRequest, DEFAULT_OBJECT_SIZE};
 
 use super::class_books::{class_of, ClassBooks, Entry};
 use super::metrics::Confusion;
-use super::{Policy, Predictions, TierIndex};
+use super::{Policy, Predictions, TierIndex, TierRecord};
 use crate::cost::{Tally, TierTally};
 
 /// `Slot::tier` of an object that does not exist (not yet seen, or deleted).
@@ -162,6 +162,8 @@ struct Journal {
     last: Vec<TierTally>,
     /// Whether a request was served in the current window.
     active: bool,
+    /// Per tier, the windows that started with objects on it.
+    populated_windows: Vec<u32>,
 }
 
 impl Journal {
@@ -378,6 +380,7 @@ impl ReplayState {
         self.journal.get_or_insert_with(|| Journal {
             current: vec![TierTally::default(); tiers],
             last: vec![TierTally::default(); tiers],
+            populated_windows: vec![0; tiers],
             ..Journal::default()
         });
     }
@@ -387,6 +390,23 @@ impl ReplayState {
     pub(super) fn take_moves(&mut self, into: &mut Vec<u32>) {
         if let Some(journal) = &mut self.journal {
             into.append(&mut journal.moved);
+        }
+    }
+
+    /// Adds this replay's record of each tier to `records`: the reads served there so far
+    /// (summed) and the windows that started with objects on it (the most of any replay);
+    /// nothing without a journal.
+    pub(super) fn add_tier_records(&self, records: &mut [TierRecord]) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        for ((record, &windows), counts) in records
+            .iter_mut()
+            .zip(&journal.populated_windows)
+            .zip(&self.tally.tiers)
+        {
+            record.reads += counts.reads;
+            record.populated_windows = record.populated_windows.max(windows);
         }
     }
 
@@ -687,6 +707,13 @@ impl ReplayState {
         self.window_start_ms = start_ms;
         self.existing_at_start = self.existing;
         if let Some(journal) = &mut self.journal {
+            for (windows, &count) in journal
+                .populated_windows
+                .iter_mut()
+                .zip(&self.resident_count)
+            {
+                *windows += u32::from(count > 0);
+            }
             std::mem::swap(&mut journal.current, &mut journal.last);
             journal.current.fill(TierTally::default());
             journal.active = false;

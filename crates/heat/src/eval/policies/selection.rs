@@ -54,7 +54,7 @@ use crate::eval::class_books::{class_of, CLASSES};
 use crate::eval::replay::Run;
 use crate::eval::{
     CostModel, EvalError, MoveOutcome, Policy, Predictions, PrepareContext, ReplayState,
-    TAIL_WINDOWS,
+    TierRecord, TAIL_WINDOWS,
 };
 use crate::optimise::object::read_cost;
 use crate::trace::TraceRequest;
@@ -335,6 +335,7 @@ impl Selection {
     /// (`group * experts + expert`).
     fn marks(&self, read_weight: f64) -> Vec<f64> {
         let experts = self.experts.len();
+        let chances = self.unseen_read_chances();
         let mut marks = vec![f64::INFINITY; self.groups * experts];
         for expert in 0..experts {
             let Some(run) = self.run(expert) else {
@@ -347,39 +348,70 @@ impl Selection {
                         run.state.mark_to_market(TAIL_WINDOWS, read_weight)
                     }
                 };
-                marks[group * experts + expert] =
-                    self.prices.price(&tally).total() + self.unseen_read_risk(&run.state, group);
+                marks[group * experts + expert] = self.prices.price(&tally).total()
+                    + self.unseen_read_risk(&run.state, group, &chances);
             }
         }
         marks
     }
 
+    /// Per tier, the chance taken of a read not seen yet of each object on it in each
+    /// window: the floor of the forecast expert ([`SCAN_REACH`] / (n + 2) after `n`
+    /// windows, Laplace's rule over windows: an event such as a scan of long-idle objects
+    /// may still come) times the chance that objects left on the tier are ever read again.
+    /// Two hypotheses, even odds: they are read by such events, or never. One read of an
+    /// object resting on the tier, in any replay this selection watches, rules out the
+    /// second (the full floor); with none in the `m` windows the tier held objects, the
+    /// first keeps 1 / (m + 2) (no event in `m` windows has chance 1 / (m + 1) under
+    /// Laplace's rule, 1 under "never"). Why: with the floor alone, an expert that
+    /// archives objects of a few kB (a read on the archive costs as much as years of
+    /// their storage saved) never led on `msr-cambridge1` stretched to 180 days, where no
+    /// archived object was ever read and `rules` cost half of `learned`; where
+    /// archived objects are read at all (`cache2k_web07`, `lirs_multi1`, `tencent`, the
+    /// trickle before the scan of `cloudPhysicsIO`), the chance stays at the floor.
+    fn unseen_read_chances(&self) -> Vec<f64> {
+        let floor = SCAN_REACH / (f64::from(self.boundaries) + 2.0);
+        let mut records = vec![TierRecord::default(); self.prices.tiers.len()];
+        self.add_tier_records(&mut records);
+        records
+            .iter()
+            .map(|record| {
+                if record.reads > 0 {
+                    floor
+                } else {
+                    floor / (f64::from(record.populated_windows) + 2.0)
+                }
+            })
+            .collect()
+    }
+
     /// What the reads of an event not seen yet would cost over the tail on a placement of
-    /// a group: each object read in each tail window with the chance the forecast expert
-    /// never goes below ([`SCAN_REACH`] / (n + 2) after `n` windows), on the tier it is
-    /// on. Why: the tail of a mark takes an object idle in the last window as idle for
-    /// ever, so a placement that archives looks cheapest right until a scan reads the
-    /// archive (seen on `cache2k_web07`, `lirs_multi1` and both `cloudPhysicsIO` files
-    /// stretched to 180 days).
-    fn unseen_read_risk(&self, state: &ReplayState, group: usize) -> f64 {
-        let chance = SCAN_REACH / (f64::from(self.boundaries) + 2.0);
+    /// a group: each object read in each tail window with the chance of its tier
+    /// ([`Selection::unseen_read_chances`]), on the tier it is on. Why: the tail of a mark
+    /// takes an object idle in the last window as idle for ever, so a placement that
+    /// archives looks cheapest right until a scan reads the archive (seen on
+    /// `cache2k_web07`, `lirs_multi1` and both `cloudPhysicsIO` files stretched to 180
+    /// days).
+    fn unseen_read_risk(&self, state: &ReplayState, group: usize, chances: &[f64]) -> f64 {
         let per_tier: f64 = self
             .prices
             .tiers
             .iter()
+            .zip(chances)
             .enumerate()
-            .map(|(tier, p)| {
+            .map(|(tier, (p, chance))| {
                 let (count, used) = match self.mode {
                     Mode::PerClass => state.class_residents(group, tier),
                     Mode::Global | Mode::Meta => {
                         (state.resident_count(tier), state.used_bytes(tier))
                     }
                 };
-                count as f64 * read_cost(&self.prices, p, 0.0)
-                    + used as f64 * (p.retrieval_per_byte + p.egress_per_byte)
+                chance
+                    * (count as f64 * read_cost(&self.prices, p, 0.0)
+                        + used as f64 * (p.retrieval_per_byte + p.egress_per_byte))
             })
             .sum();
-        chance * f64::from(TAIL_WINDOWS) * per_tier
+        f64::from(TAIL_WINDOWS) * per_tier
     }
 
     /// What moving every object of `group` in `outer` to `expert`'s tier would cost; the
@@ -531,6 +563,15 @@ impl Policy for Selection {
 
     fn depends_on_prices(&self) -> bool {
         true
+    }
+
+    fn add_tier_records(&self, records: &mut [TierRecord]) {
+        for expert in &self.experts {
+            if let Expert::Running(run) = expert {
+                run.state.add_tier_records(records);
+                run.policy.add_tier_records(records);
+            }
+        }
     }
 
     fn prefetch(&self, object: u32) {
