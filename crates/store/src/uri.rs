@@ -12,7 +12,9 @@
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+use percent_encoding::{
+    percent_decode_str, percent_encode, utf8_percent_encode, AsciiSet, CONTROLS,
+};
 
 use crate::error::StoreError;
 
@@ -214,8 +216,13 @@ impl fmt::Display for StoreUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
             Location::File { path } => {
-                let text = path.to_string_lossy();
-                write!(f, "file://{}", utf8_percent_encode(&text, PATH_ESCAPES))
+                // The path's bytes, not a lossy UTF-8 copy: two paths that differ only in
+                // bytes that are not UTF-8 must not print (and so name a job) alike.
+                write!(
+                    f,
+                    "file://{}",
+                    percent_encode(&path_bytes(path), PATH_ESCAPES)
+                )
             }
             Location::S3 {
                 bucket,
@@ -283,6 +290,22 @@ fn clean_path(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// A local path's bytes as the OS holds them (on other systems than Unix, its UTF-8 form).
+fn path_bytes(path: &Path) -> std::borrow::Cow<'_, [u8]> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        std::borrow::Cow::Borrowed(path.as_os_str().as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        match path.to_string_lossy() {
+            std::borrow::Cow::Borrowed(text) => std::borrow::Cow::Borrowed(text.as_bytes()),
+            std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.into_bytes()),
+        }
+    }
 }
 
 fn parse_file(whole: &str, rest: &str) -> Result<StoreUri, String> {

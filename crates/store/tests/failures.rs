@@ -559,6 +559,19 @@ fn a_uri_error_stays_on_one_line_with_control_characters_escaped() {
     assert!(err.starts_with("invalid store URI `s3://?=@\\n`"), "{err}");
 }
 
+/// Found by the fuzz target `uri` (crates/fuzz): a file URI whose path holds bytes that
+/// are not UTF-8 printed them as U+FFFD, so it named another path once printed (and two
+/// such datasets named one job).
+#[test]
+fn a_file_uri_with_bytes_that_are_not_utf8_prints_to_the_same_path() {
+    let uri = StoreUri::parse("file:///data/set-%A5/x%EF%BF%BD").unwrap();
+    let printed = uri.to_string();
+    assert_eq!(printed, "file:///data/set-%A5/x%EF%BF%BD");
+    assert_eq!(StoreUri::parse(&printed).unwrap(), uri);
+    let other = StoreUri::parse("file:///data/set-%A6/x%EF%BF%BD").unwrap();
+    assert_ne!(other.to_string(), printed);
+}
+
 mod no_panics {
     use proptest::prelude::*;
     use strata_store::StoreUri;
