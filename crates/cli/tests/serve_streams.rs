@@ -481,6 +481,21 @@ fn streams_down_at_start_are_consumed_once_their_servers_start() {
 }
 
 #[test]
+fn a_nats_server_without_jetstream_is_reported_and_the_service_serves_on() {
+    let nats = NatsServer::start_without_jetstream();
+    let source = format!("{}/strata.access.nojs", nats.url());
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path(), std::slice::from_ref(&source));
+    put_objects(&service, dir.path(), &["nojs/a.bin"]);
+    assert_eq!(
+        source_metric(&service, "strata_event_stream_up", &source),
+        0.0
+    );
+    let log = service.kill_after_logging("access-event stream unavailable", WAIT);
+    assert!(log.contains("nats-server -js"), "{log}");
+}
+
+#[test]
 fn a_bad_stream_url_is_refused_at_start_naming_the_field_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
