@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Access-event ingest rate into the service's heat from a Kafka topic and a NATS subject,
 # with the batch endpoint POST /v1/access-events measured in the same run as the peer
-# (docs/BENCHMARKS.md, session 13). Release build (the script builds the example). Starts
-# a nats-server and a Tansu broker (memory storage) on free loopback ports, runs
+# (docs/BENCHMARKS.md, sessions 13 and 14). Release build (the script builds the example).
+# Starts a nats-server with JetStream (its storage in a temporary directory) and a Tansu
+# broker (memory storage) on free loopback ports, runs
 # crates/server/examples/bench_streams.rs against them (it starts the service in process,
 # one fresh service per source), and stops both servers.
 #
@@ -27,7 +28,7 @@ cargo build --release -q -p strata-server --example bench_streams
 WORK="$(mktemp -d /tmp/strata-bench-streams.XXXXXX)"
 NATS_PORT="$(free_port)"
 KAFKA_PORT="$(free_port)"
-"$NATS_SERVER" -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
+"$NATS_SERVER" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" >"$WORK/nats.log" 2>&1 &
 NATS_PID=$!
 "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
     --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \

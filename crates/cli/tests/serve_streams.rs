@@ -3,9 +3,12 @@
 //!
 //! - events published to either stream change the heat the service reports (`explain`'s
 //!   `access.count_1h`), and malformed records are counted per source and skipped;
-//! - Kafka offsets are stored with the heat they produced: after a clean stop and after a
-//!   SIGKILL, the restarted service reads exactly the records whose counts were not
-//!   stored, and the counts are exact;
+//! - Kafka offsets and JetStream stream sequences are stored with the heat they produced:
+//!   events published while the service is stopped are counted when it starts, and after a
+//!   SIGKILL the restarted service reads exactly the records whose counts were not stored,
+//!   so the counts are exact;
+//! - a JetStream stream that already captures the subject is read, events published
+//!   before the service ever started included;
 //! - a stream whose server is down at start is retried in the background (the service
 //!   serves meanwhile, and says so in its log) and consumed once the server is up; a
 //!   server stopped later is noticed and the service goes on serving;
@@ -120,6 +123,29 @@ fn publish_nats(server: &str, subject: &str, messages: &[String]) {
     });
 }
 
+/// Publishes through JetStream, each message acknowledged once the stream stores it (a
+/// core publish is stored later, in no order with another connection's: a sentinel
+/// published after it could be read before it).
+fn publish_stored(server: &str, subject: &str, messages: &[String]) {
+    use futures::{StreamExt as _, TryStreamExt as _};
+    runtime().block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(server).await.unwrap());
+        futures::stream::iter(messages)
+            .map(|message| {
+                let js = js.clone();
+                async move {
+                    js.publish(subject.to_string(), message.clone().into())
+                        .await?
+                        .await
+                }
+            })
+            .buffer_unordered(256)
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap();
+    });
+}
+
 fn create_topic(broker: &str, topic: &str, partitions: i32) {
     runtime().block_on(async {
         let client = ClientBuilder::new(vec![broker.to_string()])
@@ -201,6 +227,122 @@ fn nats_events_change_the_heat_and_malformed_records_are_counted_and_skipped() {
     );
     let log = service.kill_and_stderr();
     assert!(log.contains("malformed access events skipped"), "{log}");
+}
+
+#[test]
+fn nats_events_published_while_the_service_is_stopped_or_killed_are_counted_exactly_once() {
+    let nats = nats_server::shared();
+    let subject = "strata.access.resume";
+    let source = format!("{}/{subject}", nats.url());
+    let dir = tempfile::tempdir().unwrap();
+    let (key, sentinel) = ("nats/r.bin", "nats/sentinel.bin");
+    let restart = || {
+        Service::start(
+            &service_config(dir.path()),
+            &dir.path().join("data"),
+            &["--events", &source],
+        )
+    };
+
+    let service = start_service(dir.path(), std::slice::from_ref(&source));
+    put_objects(&service, dir.path(), &[key, sentinel]);
+    wait_up(&service, &source);
+    publish_stored(
+        &nats.url(),
+        subject,
+        &[read_events(key, 10), "not json".to_string()],
+    );
+    wait_reads(&service, key, 10);
+    service.stop();
+
+    // While it is stopped: 4 more. The restarted service reads only those.
+    publish_stored(&nats.url(), subject, &vec![read_events(key, 1); 4]);
+    // Once the sentinel is counted, every event stored before it has been read.
+    publish_stored(&nats.url(), subject, &[read_events(sentinel, 1)]);
+    let service = restart();
+    wait_reads(&service, sentinel, 1);
+    assert_eq!(reads(&service, key), 14, "every event counted exactly once");
+    assert_eq!(
+        source_metric(&service, "strata_access_events_accepted_total", &source),
+        5.0,
+        "only the events published during the stop were read again"
+    );
+
+    // SIGKILL while events arrive, after a flush has stored part of them: the counts and
+    // the position of the last flush interval are lost together, so those events are read
+    // again and still counted once.
+    let url = nats.url();
+    let publisher = std::thread::spawn(move || {
+        publish_stored(&url, subject, &vec![read_events(key, 1); 20_000]);
+    });
+    let flushes = |service: &Service| metrics(service)["strata_access_flushes_total"];
+    let flushed_before = eventually(WAIT, "the service to ingest the burst", || {
+        let accepted = source_metric(&service, "strata_access_events_accepted_total", &source);
+        (accepted > 5.0).then(|| flushes(&service))
+    });
+    eventually(WAIT, "a flush during the burst", || {
+        (flushes(&service) > flushed_before).then_some(())
+    });
+    service.kill();
+    publisher.join().unwrap();
+    publish_stored(&nats.url(), subject, &[read_events(sentinel, 1)]);
+    let service = restart();
+    wait_reads(&service, sentinel, 2);
+    assert_eq!(
+        reads(&service, key),
+        20_014,
+        "every event counted exactly once"
+    );
+}
+
+#[test]
+fn nats_events_captured_by_an_existing_stream_before_the_service_starts_are_counted() {
+    let nats = nats_server::shared();
+    let (subject, key) = ("ops.access.eu", "ops/a.bin");
+    let source = format!("{}/{subject}", nats.url());
+    runtime().block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "OPS_ACCESS".to_string(),
+            subjects: vec!["ops.access.>".to_string()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // The objects exist; the service that will read the stream has never run.
+    let service = start_service(dir.path(), &[]);
+    put_objects(&service, dir.path(), &[key]);
+    service.stop();
+    publish_nats(
+        &nats.url(),
+        subject,
+        &[
+            read_events(key, 3),
+            r#"{"key":"ops/a.bin","op":"fly"}"#.to_string(),
+        ],
+    );
+
+    let service = Service::start(
+        &service_config(dir.path()),
+        &dir.path().join("data"),
+        &["--events", &source],
+    );
+    wait_reads(&service, key, 3);
+    assert_eq!(
+        source_metric(&service, "strata_access_events_rejected_total", &source),
+        1.0
+    );
+    let names: Vec<String> = runtime().block_on(async {
+        use futures::TryStreamExt as _;
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        js.stream_names().try_collect().await.unwrap()
+    });
+    assert!(
+        !names.iter().any(|name| name.contains("ops_access")),
+        "the operator's stream was read, none created beside it: {names:?}"
+    );
 }
 
 /// Produces `count` reads of `key` split over the topic's two partitions, plus one read
@@ -336,6 +478,21 @@ fn streams_down_at_start_are_consumed_once_their_servers_start() {
     let log = service.kill_and_stderr();
     assert!(log.contains("access-event stream unavailable"), "{log}");
     assert!(log.contains("disconnected"), "{log}");
+}
+
+#[test]
+fn a_nats_server_without_jetstream_is_reported_and_the_service_serves_on() {
+    let nats = NatsServer::start_without_jetstream();
+    let source = format!("{}/strata.access.nojs", nats.url());
+    let dir = tempfile::tempdir().unwrap();
+    let service = start_service(dir.path(), std::slice::from_ref(&source));
+    put_objects(&service, dir.path(), &["nojs/a.bin"]);
+    assert_eq!(
+        source_metric(&service, "strata_event_stream_up", &source),
+        0.0
+    );
+    let log = service.kill_after_logging("access-event stream unavailable", WAIT);
+    assert!(log.contains("nats-server -js"), "{log}");
 }
 
 #[test]

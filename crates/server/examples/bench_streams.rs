@@ -3,9 +3,12 @@
 //! Kafka topic and a NATS subject, each into a fresh in-process service on local tiers.
 //!
 //! The same N events (skewed over KEYS keys, as `bench_serve`) go through each source,
-//! PER_MESSAGE NDJSON lines per NATS message or Kafka record. A phase's time runs from
-//! its first byte sent (Kafka: from the service's start, the records produced beforehand,
-//! so the broker's produce rate is not in the figure; it is printed on its own) until the
+//! PER_MESSAGE NDJSON lines per NATS message or Kafka record. The service reads NATS through
+//! a JetStream stream capturing the subject (the server must run with `-js`): once with
+//! the events published while it reads, once with them published beforehand into a stream
+//! the benchmark creates (as an operator would). A phase's time runs from its first byte
+//! sent (Kafka and NATS published beforehand: from the service's start, so the broker's
+//! intake rate is not in the figure; it is printed on its own) until the
 //! service's `strata_access_events_accepted_total{source}` counts all N events, i.e. the
 //! statistics the service reports include them; then until the next statistics flush
 //! (every 5 s, the default `tracking.flush_interval`) has written them (and, for Kafka,
@@ -273,7 +276,68 @@ async fn nats_phase(client: &reqwest::Client, nats_url: &str, payloads: &[Bytes]
     }
     nats.flush().await.unwrap();
     report(
-        "NATS subject (published meanwhile)",
+        "NATS subject via JetStream (published meanwhile)",
+        events,
+        wait_counted(client, &url, &source, events, start).await,
+    );
+    server.shutdown().await;
+}
+
+/// NATS with the events published beforehand: the benchmark creates a stream capturing
+/// the subject, publishes them all, waits until the stream holds them, then starts the
+/// service.
+async fn nats_stored_phase(
+    client: &reqwest::Client,
+    nats_url: &str,
+    payloads: &[Bytes],
+    events: usize,
+) {
+    let subject = format!("bench.stored.{}", std::process::id());
+    let address = nats_url.trim_start_matches("nats://");
+    let source = format!("nats://{address}/{subject}");
+    let nats = async_nats::connect(nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(nats.clone());
+    let mut stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: format!("bench_stored_{}", std::process::id()),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let published = Instant::now();
+    for payload in payloads {
+        nats.publish(subject.clone(), payload.clone())
+            .await
+            .unwrap();
+    }
+    nats.flush().await.unwrap();
+    let mut last = 0;
+    let mut since = Instant::now();
+    loop {
+        let stored = stream.info().await.unwrap().state.messages;
+        if stored as usize >= payloads.len() || since.elapsed() > STALL {
+            break;
+        }
+        if stored > last {
+            (last, since) = (stored, Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stored = stream.info().await.unwrap().state.messages;
+    let intake = published.elapsed();
+    println!(
+        "nats: {stored} of {} messages stored by JetStream in {:.2} s ({:.0} events/s \
+         published, not part of the ingest figure)",
+        payloads.len(),
+        intake.as_secs_f64(),
+        events as f64 / intake.as_secs_f64()
+    );
+    let start = Instant::now();
+    let (server, _dir) = service(vec![source.clone()]).await;
+    let url = format!("http://{}", server.addr);
+    report(
+        "NATS subject via JetStream (published beforehand)",
         events,
         wait_counted(client, &url, &source, events, start).await,
     );
@@ -304,6 +368,7 @@ async fn main() {
     http_phase(&client, &lines, events).await;
     kafka_phase(&client, &args[2], &grouped, events).await;
     nats_phase(&client, &args[1], &grouped, events).await;
+    nats_stored_phase(&client, &args[1], &grouped, events).await;
 }
 
 /// Now, as a Kafka record's timestamp (rskafka's chrono is built without its clock).

@@ -77,7 +77,7 @@ pub struct BatchOrigin<'a> {
     /// Log malformed records (streams: nobody else sees them; the batch endpoint answers
     /// them to its client instead).
     pub log_rejects: bool,
-    /// For a stream with offsets (Kafka): the position after the batch's last record,
+    /// For a stream (Kafka, NATS JetStream): the position after the batch's last record,
     /// written with the statistics that include the batch.
     pub reaches: Option<StreamOffset>,
 }

@@ -4,20 +4,21 @@
 //! It owns the stream URLs ([`source`]), one consumer task per stream ([`nats`],
 //! [`kafka`]) kept alive by [`supervise`] (a stream that is down or drops is retried with
 //! backoff, and the log says so; the service keeps serving meanwhile), the per-source
-//! counters shown on `/metrics`, the rate-limited log of malformed records, and the Kafka
-//! positions waiting to be written with the statistics that include them
-//! ([`PendingOffsets`]).
+//! counters shown on `/metrics`, the rate-limited log of malformed records, and the
+//! stream positions waiting to be written with the statistics that include them
+//! ([`PendingOffsets`]) or ingested by this process ([`Positions`]).
 //!
 //! Every record, whatever its stream, goes through the ingest of `POST
 //! /v1/access-events` ([`crate::access::ingest_batch`]): the same NDJSON form, the same
 //! checks, the same tracker. A malformed record is counted and skipped, never fatal.
 //!
-//! Exactly once for Kafka: a batch's records and the offset after them enter the tracker
-//! and [`PendingOffsets`] under one lock, and the statistics flush takes both under it and
+//! Exactly once, for both streams: a batch's records and the position after them (a
+//! Kafka partition's offset, a JetStream stream's sequence) enter the tracker and
+//! [`PendingOffsets`] under one lock, and the statistics flush takes both under it and
 //! writes them in one catalog transaction (`TieringCatalog::save_access_stats_at`). The
-//! catalog's offsets therefore always match the catalog's statistics, and a restart
-//! resumes from there. NATS core subscriptions have no replay: events published while the
-//! service is down or disconnected are not seen.
+//! catalog's positions therefore always match the catalog's statistics, and a restart
+//! resumes from there: events published while the service is down are read when it
+//! starts, and those whose counts a SIGKILL lost are read again, once.
 
 pub mod kafka;
 pub mod nats;
@@ -117,8 +118,9 @@ impl SourceCounters {
     }
 }
 
-/// Kafka positions ingested but not yet written: per (source, partition), the offset of
-/// the next record. Taken by the flush together with the statistics.
+/// Stream positions ingested but not yet written: per (source, partition), the offset of
+/// the next record (NATS: partition 0, the next stream sequence). Taken by the flush
+/// together with the statistics.
 #[derive(Debug, Default)]
 pub struct PendingOffsets {
     next: BTreeMap<(String, i32), i64>,
@@ -154,6 +156,30 @@ impl PendingOffsets {
     }
 }
 
+/// Per partition (NATS: 0), the position of the next record this process has not
+/// ingested yet; kept across reconnections by the supervisor. A reconnection resumes from
+/// here, not from the catalog, whose positions lag by up to a flush (resuming from them
+/// would count those records twice).
+#[derive(Clone, Debug, Default)]
+pub struct Positions(Arc<Mutex<BTreeMap<i32, i64>>>);
+
+impl Positions {
+    /// Records that everything before `next` in `partition` has been ingested.
+    pub fn set(&self, partition: i32, next: i64) {
+        lock(&self.0).insert(partition, next);
+    }
+
+    /// The position of `partition`, if this process has ingested from it.
+    pub fn get(&self, partition: i32) -> Option<i64> {
+        lock(&self.0).get(&partition).copied()
+    }
+
+    /// Every partition's position.
+    pub fn all(&self) -> Vec<(i32, i64)> {
+        lock(&self.0).iter().map(|(p, o)| (*p, *o)).collect()
+    }
+}
+
 /// Reads one counter of a source.
 type CounterOf = fn(&SourceCounters) -> u64;
 
@@ -163,7 +189,7 @@ pub struct StreamRegistry {
     /// The batch endpoint's counters.
     pub http: Arc<SourceCounters>,
     streams: Mutex<Vec<Arc<SourceCounters>>>,
-    /// Kafka positions waiting for the next flush; locked only while the tracker is.
+    /// Stream positions waiting for the next flush; locked only while the tracker is.
     pub pending: Mutex<PendingOffsets>,
 }
 
@@ -259,13 +285,13 @@ async fn supervise(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut wait = RETRY_FIRST;
-    // Kafka: how far each partition has been ingested in this process, which a
-    // reconnection resumes from (the catalog's offsets lag by up to a flush).
-    let positions = kafka::Positions::default();
+    // How far the stream has been ingested in this process, which a reconnection resumes
+    // from (the catalog's positions lag by up to a flush).
+    let positions = Positions::default();
     loop {
         let attempt = async {
             match source.kind {
-                StreamKind::Nats => nats::consume(&state, &source, &counters).await,
+                StreamKind::Nats => nats::consume(&state, &source, &counters, &positions).await,
                 StreamKind::Kafka => kafka::consume(&state, &source, &counters, &positions).await,
             }
         };

@@ -21,6 +21,7 @@ pub struct NatsServer {
     pub port: u16,
     monitor: u16,
     store: PathBuf,
+    jetstream: bool,
     pid: Mutex<Option<u32>>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -45,11 +46,21 @@ impl NatsServer {
     /// [`NatsServer::start`] on `port`, chosen beforehand (a client told to use it before
     /// the server is there).
     pub fn start_on(port: u16) -> NatsServer {
+        NatsServer::launched(port, true)
+    }
+
+    /// A server without JetStream (core NATS only), for the refusals of what needs it.
+    pub fn start_without_jetstream() -> NatsServer {
+        NatsServer::launched(free_port(), false)
+    }
+
+    fn launched(port: u16, jetstream: bool) -> NatsServer {
         let dir = tempfile::tempdir().expect("tempdir for nats");
         let server = NatsServer {
             port,
             monitor: free_port(),
             store: dir.path().to_path_buf(),
+            jetstream,
             pid: Mutex::new(None),
             _dir: Some(dir),
         };
@@ -69,7 +80,10 @@ impl NatsServer {
 
     fn launch(&self) {
         let mut cmd = Command::new(binary());
-        cmd.args(["-js", "-a", "127.0.0.1"])
+        if self.jetstream {
+            cmd.arg("-js");
+        }
+        cmd.args(["-a", "127.0.0.1"])
             .args(["-p", &self.port.to_string()])
             .args(["-m", &self.monitor.to_string()])
             .arg("-sd")
@@ -81,7 +95,12 @@ impl NatsServer {
         *self.pid.lock().unwrap() = Some(pid);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if http(self.monitor, "GET", "/healthz?js-enabled-only=true") == Ok(200) {
+            let health = if self.jetstream {
+                "/healthz?js-enabled-only=true"
+            } else {
+                "/healthz"
+            };
+            if http(self.monitor, "GET", health) == Ok(200) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));

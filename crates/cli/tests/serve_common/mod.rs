@@ -186,6 +186,47 @@ impl Service {
         assert!(status.success(), "strata serve exited with {status}");
     }
 
+    /// What the service writes on standard error, up to the first line containing
+    /// `needle` (read on a thread: panics after `timeout` without such a line), then SIGKILL.
+    pub fn kill_after_logging(mut self, needle: &str, timeout: std::time::Duration) -> String {
+        use std::io::BufRead;
+        let stderr = self
+            .child
+            .stderr
+            .take()
+            .expect("the service's standard error");
+        let (lines, seen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + timeout;
+        let mut text = String::new();
+        let found = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match seen.recv_timeout(left) {
+                Ok(line) => {
+                    text.push_str(&line);
+                    text.push('\n');
+                    if line.contains(needle) {
+                        break true;
+                    }
+                }
+                Err(_) => break false,
+            }
+        };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        assert!(
+            found,
+            "no {needle:?} in the service's log within {timeout:?}: {text}"
+        );
+        text
+    }
+
     /// SIGKILL, then everything the service wrote on standard error.
     pub fn kill_and_stderr(mut self) -> String {
         use std::io::Read;

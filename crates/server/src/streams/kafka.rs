@@ -4,7 +4,7 @@
 //!
 //! Exactly once at the application level: each partition starts at the offset stored in
 //! the catalog (`stream_offsets`), else at its earliest record; after a reconnection in
-//! the same process, at the offset it had ingested up to ([`Positions`]: the catalog's
+//! the same process, at the offset it had ingested up to ([`super::Positions`]: the catalog's
 //! lags by up to a flush, and resuming from it would count those records twice). A fetched batch is
 //! ingested together with the offset after its last record ([`BatchOrigin::reaches`]),
 //! and the statistics flush writes that offset in the transaction of the statistics that
@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
@@ -27,14 +27,9 @@ use rskafka::BackoffConfig;
 use strata_catalog::StreamOffset;
 use tokio::task::JoinSet;
 
-use super::{append_record, EventSource, SourceCounters};
+use super::{append_record, EventSource, Positions, SourceCounters};
 use crate::access::{ingest_batch, BatchOrigin};
-use crate::state::{lock, AppState};
-
-/// Per partition, the offset of the next record this process has not ingested yet; kept
-/// across reconnections by the supervisor.
-#[derive(Clone, Debug, Default)]
-pub struct Positions(Arc<Mutex<BTreeMap<i32, i64>>>);
+use crate::state::AppState;
 
 /// Most bytes one fetch asks for.
 const FETCH_MAX_BYTES: i32 = 8 << 20;
@@ -82,7 +77,7 @@ pub async fn consume(
         .map(|offset| (offset.partition, offset.next_offset))
         .collect();
     // What this process ingested is at or past what the catalog has.
-    stored.extend(lock(&positions.0).iter().map(|(p, o)| (*p, *o)));
+    stored.extend(positions.all());
     let mut partitions = JoinSet::new();
     for partition in topic.partitions {
         let client = client
@@ -185,7 +180,7 @@ impl PartitionReader {
             };
             ingest_batch(&self.state, &batch, origin);
             // No await since the ingest: a cancelled reader never leaves the two apart.
-            lock(&self.positions.0).insert(partition, next_offset);
+            self.positions.set(partition, next_offset);
             offset = next_offset;
         }
     }

@@ -7,7 +7,7 @@ use std::fmt;
 /// Which broker a stream lives on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamKind {
-    /// A NATS subject (core subscription).
+    /// A NATS subject, read through a JetStream stream capturing it.
     Nats,
     /// A Kafka topic (every partition, assigned explicitly).
     Kafka,
