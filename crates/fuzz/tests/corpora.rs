@@ -29,20 +29,3 @@ fn every_corpus_file_replays_without_a_broken_promise() {
     }
     assert!(replayed >= TARGETS.len(), "only {replayed} corpus files");
 }
-
-#[test]
-fn every_seed_is_in_the_corpus() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    for target in TARGETS {
-        for (i, seed) in strata_fuzz::seeds::of(target.name).iter().enumerate() {
-            let path = root.join(target.name).join(format!("seed-{i}"));
-            let stored = std::fs::read(&path).unwrap_or_default();
-            assert!(
-                stored == *seed,
-                "{} differs from the seed: run `cargo run -p strata-fuzz --bin \
-                 strata-fuzz-seeds -- crates/fuzz/corpus`",
-                path.display()
-            );
-        }
-    }
-}
