@@ -29,6 +29,7 @@
 //! a file whose own flush fails fails alone.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use strata_catalog::{CatalogError, ObjectWrite, PlacedObject};
@@ -150,6 +151,11 @@ impl GroupCommit {
     /// the leader alone.
     async fn run_group(&self, state: &AppState, group: Vec<Queued>) {
         let now = crate::state::now_ms();
+        let metrics = &state.metrics;
+        metrics.write_groups.fetch_add(1, Ordering::Relaxed);
+        metrics
+            .grouped_writes
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
         let Some(group) = begin_unrecorded(state, group, now).await else {
             return;
         };
@@ -236,6 +242,10 @@ async fn begin_unrecorded(state: &AppState, group: Vec<Queued>, now: i64) -> Opt
     if intents.is_empty() {
         return Some(group);
     }
+    state
+        .metrics
+        .group_intent_commits
+        .fetch_add(1, Ordering::Relaxed);
     let Err(err) = state.catalog.begin_writes(&intents, now).await else {
         return Some(group);
     };
