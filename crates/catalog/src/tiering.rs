@@ -517,6 +517,19 @@ pub trait TieringCatalog: Send + Sync {
         Ok(results)
     }
 
+    /// Records finished writes and the write intents of the next writes in one transaction
+    /// (the service's group commit records the intents of the writes that queued while a
+    /// group was made durable with that group's rows: one commit where there were two).
+    /// The writes as [`TieringCatalog::commit_writes`], results in their order; the
+    /// intents as [`TieringCatalog::begin_writes`]. Any failure other than a write refused
+    /// by its checks is the whole call's, and nothing is recorded, the intents included.
+    async fn commit_writes_and_begin(
+        &self,
+        writes: &[ObjectWrite],
+        next_intents: &[(String, String)],
+        now_ms: i64,
+    ) -> Result<Vec<Result<PlacedObject, CatalogError>>, CatalogError>;
+
     /// Records the chunk values of an object written before they were recorded, once its
     /// bytes were checked against its hash. Returns whether they were recorded: not if the
     /// object is gone or no longer at `generation`. Fails with

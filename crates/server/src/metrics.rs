@@ -74,6 +74,13 @@ pub struct Metrics {
     pub write_bytes: AtomicU64,
     /// Objects deleted.
     pub deletes: AtomicU64,
+    /// Groups of object writes made durable together (`crate::group_commit`).
+    pub write_groups: AtomicU64,
+    /// Writes handed to those groups.
+    pub grouped_writes: AtomicU64,
+    /// Intent transactions the groups needed of their own (the others' intents were
+    /// recorded with the previous group's rows).
+    pub group_intent_commits: AtomicU64,
     /// Access events accepted (batch endpoint and streams).
     pub events_accepted: AtomicU64,
     /// Access event lines rejected.
@@ -239,6 +246,24 @@ impl Metrics {
             "strata_object_deletes_total",
             "Objects deleted.",
             load(&self.deletes),
+        );
+        counter(
+            &mut out,
+            "strata_write_groups_total",
+            "Groups of object writes made durable together.",
+            load(&self.write_groups),
+        );
+        counter(
+            &mut out,
+            "strata_grouped_writes_total",
+            "Object writes made durable in groups.",
+            load(&self.grouped_writes),
+        );
+        counter(
+            &mut out,
+            "strata_write_group_intent_commits_total",
+            "Intent transactions of their own the write groups needed.",
+            load(&self.group_intent_commits),
         );
         let _ = writeln!(
             out,

@@ -167,6 +167,14 @@ pub(crate) trait UploadAccess: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Makes the bytes written so far durable, not the directory entry (local: the
+    /// staging file's `fdatasync`), so that a group publish need not flush them again;
+    /// nothing to do on object stores. A layer that does not forward it only costs that
+    /// flush again at publish.
+    async fn flush_data(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Ends the file at `len` bytes (at most its size, checked by the facade).
     async fn set_len(&mut self, len: u64) -> Result<(), StoreError>;
 

@@ -144,6 +144,10 @@ impl UploadAccess for FaultUpload {
         self.inner.sync().await
     }
 
+    async fn flush_data(&self) -> Result<(), StoreError> {
+        self.inner.flush_data().await
+    }
+
     async fn set_len(&mut self, len: u64) -> Result<(), StoreError> {
         self.inner.set_len(len).await
     }

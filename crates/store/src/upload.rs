@@ -95,6 +95,15 @@ impl Upload {
         self.inner.sync().await
     }
 
+    /// Makes the bytes written so far durable, but not a directory entry (local:
+    /// `fdatasync` of the staging file; nothing on object stores), ahead of
+    /// [`Upload::publish_group`], which then skips this file's flush (unless a write came
+    /// after this one began, or the publish sets a modification time). Lets a writer
+    /// flush its own file while an earlier group is still being committed.
+    pub async fn flush_data(&self) -> Result<(), StoreError> {
+        self.inner.flush_data().await
+    }
+
     /// Makes the file visible under its final name, atomically. Local: fsync, set `mode`
     /// (permission bits; without one, `0o666` less the umask: the staging file itself is
     /// owner-only) and `mtime`, create parent directories, rename, fsync the directory.
@@ -114,7 +123,11 @@ impl Upload {
     /// rename each, fsync each parent directory once). Same guarantees as
     /// [`Upload::publish`] for every file; many small files go several times faster. Only
     /// these files are flushed: another program's dirty pages never hold the group up (a
-    /// `syncfs` would wait for them). Results are in the order of `items`.
+    /// `syncfs` would wait for them). A file made durable by [`Upload::flush_data`] since
+    /// its last write, and given no modification time here, is not flushed again (its
+    /// permission bits, set here, are metadata: the directory flush's journal commit
+    /// carries them on the journaling file systems this runs on). Results are in the order
+    /// of `items`.
     pub async fn publish_group(items: Vec<PendingPublish>) -> Vec<Result<(), StoreError>> {
         let mut local = Vec::new();
         let mut results: Vec<Option<Result<(), StoreError>>> = Vec::with_capacity(items.len());

@@ -8,7 +8,7 @@ use std::fs::{self, File, FileTimes, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
@@ -25,18 +25,21 @@ const GROUP_FLUSHES: usize = 8;
 
 /// Makes the data of every prepared file durable: write-out started for all of them
 /// first, then `fdatasync` on each, [`GROUP_FLUSHES`] at a time. A file whose flush fails
-/// becomes that file's error; the others stand.
-fn flush_each(prepared: &mut [Result<(LocalUpload, File), StoreError>]) {
-    for (_, file) in prepared.iter().flatten() {
+/// becomes that file's error; the others stand. Files flushed already
+/// ([`PreparedFile::flushed`]) are skipped.
+fn flush_each(prepared: &mut [Result<PreparedFile, StoreError>]) {
+    let files: Vec<(usize, &File)> = prepared
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.as_ref().ok().map(|p| (i, p)))
+        .filter(|(_, p)| !p.flushed)
+        .map(|(i, p)| (i, &p.file))
+        .collect();
+    for (_, file) in &files {
         writeback_hint(file, 0, 0);
     }
     let next = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
-    let files: Vec<(usize, &File)> = prepared
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| p.as_ref().ok().map(|(_, file)| (i, file)))
-        .collect();
     std::thread::scope(|scope| {
         for _ in 0..GROUP_FLUSHES.min(files.len()) {
             scope.spawn(|| {
@@ -52,10 +55,19 @@ fn flush_each(prepared: &mut [Result<(LocalUpload, File), StoreError>]) {
         }
     });
     for (index, error) in failures.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        if let Ok((upload, _)) = &prepared[index] {
-            prepared[index] = Err(StoreError::from_io(&upload.shown, error));
+        if let Ok(p) = &prepared[index] {
+            prepared[index] = Err(StoreError::from_io(&p.upload.shown, error));
         }
     }
+}
+
+/// A staged file of a group, its metadata set, ready to be flushed and renamed.
+struct PreparedFile {
+    upload: LocalUpload,
+    file: File,
+    /// Its data was made durable by [`LocalUpload::flush_data`] after its last write, and
+    /// no modification time is set now: the group's flush skips it.
+    flushed: bool,
 }
 
 /// The blocking half of a local group commit.
@@ -63,11 +75,16 @@ pub(crate) fn publish_local_group(
     items: Vec<(LocalUpload, Option<SystemTime>, Option<u32>)>,
 ) -> Vec<Result<(), StoreError>> {
     // 1. Metadata on every staged file; keep the open files for the flush.
-    let mut prepared: Vec<Result<(LocalUpload, File), StoreError>> = items
+    let mut prepared: Vec<Result<PreparedFile, StoreError>> = items
         .into_iter()
         .map(|(upload, mtime, mode)| {
+            let flushed = mtime.is_none() && upload.flushed_since_last_write();
             let file = take_with_metadata(&upload.file, &upload.shown, mtime, mode)?;
-            Ok((upload, file))
+            Ok(PreparedFile {
+                upload,
+                file,
+                flushed,
+            })
         })
         .collect();
     // 2. Every staged file's data made durable, the files flushed side by side.
@@ -77,7 +94,7 @@ pub(crate) fn publish_local_group(
     let results: Vec<Result<(), StoreError>> = prepared
         .iter_mut()
         .map(|p| match p {
-            Ok((upload, _)) => {
+            Ok(PreparedFile { upload, .. }) => {
                 let parent = rename_into_place(&upload.staging, &upload.final_path, &upload.shown)?;
                 parents.insert(parent.to_path_buf());
                 Ok(())
@@ -107,6 +124,11 @@ pub(crate) struct LocalUpload {
     file: Arc<RwLock<Option<File>>>,
     /// The staging file opened for direct reads, once a read-back from the device asks.
     direct: Arc<OnceLock<File>>,
+    /// Changes of the staging file's bytes (writes, truncations), counted once each is done.
+    changes: Arc<AtomicU64>,
+    /// `changes` + 1 as it was before the last [`LocalUpload::flush_data`] began; 0 before
+    /// any flush. Equal to `changes` + 1 while no change came after that flush.
+    flushed_at: Arc<AtomicU64>,
 }
 
 impl LocalUpload {
@@ -127,6 +149,8 @@ impl LocalUpload {
             resumed: false,
             file: Arc::new(RwLock::new(Some(file))),
             direct: Arc::new(OnceLock::new()),
+            changes: Arc::default(),
+            flushed_at: Arc::default(),
         }
     }
 }
@@ -179,6 +203,8 @@ pub(crate) async fn begin_local(
         resumed,
         file: Arc::new(RwLock::new(Some(file))),
         direct: Arc::new(OnceLock::new()),
+        changes: Arc::default(),
+        flushed_at: Arc::default(),
     })
 }
 
@@ -342,15 +368,44 @@ impl LocalUpload {
     async fn write_at_inner(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
         let file = Arc::clone(&self.file);
         let shown = self.shown.clone();
+        let changes = Arc::clone(&self.changes);
         blocking("write", move || {
             let guard = file.read().unwrap_or_else(|p| p.into_inner());
             let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
-            file.write_all_at(&data, offset)
-                .map_err(|e| StoreError::from_io(&shown, e))?;
+            let written = file
+                .write_all_at(&data, offset)
+                .map_err(|e| StoreError::from_io(&shown, e));
+            // Counted when done (even a failed write may have changed bytes), so a flush
+            // that began before it never passes for one after it.
+            changes.fetch_add(1, Ordering::SeqCst);
+            written?;
             start_writeback(file, offset, data.len());
             Ok(())
         })
         .await
+    }
+
+    /// `fdatasync` of the staging file; once done, a group publish skips this file's
+    /// flush unless a change came after the flush began.
+    async fn flush_data_inner(&self) -> Result<(), StoreError> {
+        let file = Arc::clone(&self.file);
+        let shown = self.shown.clone();
+        let (changes, flushed_at) = (Arc::clone(&self.changes), Arc::clone(&self.flushed_at));
+        blocking("flush", move || {
+            let guard = file.read().unwrap_or_else(|p| p.into_inner());
+            let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
+            let before = changes.load(Ordering::SeqCst);
+            file.sync_data()
+                .map_err(|e| StoreError::from_io(&shown, e))?;
+            flushed_at.store(before + 1, Ordering::SeqCst);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Whether [`LocalUpload::flush_data_inner`] made every change durable.
+    fn flushed_since_last_write(&self) -> bool {
+        self.flushed_at.load(Ordering::SeqCst) == self.changes.load(Ordering::SeqCst) + 1
     }
 
     /// Bytes `[offset, offset + len)` of the staging file, through the page cache or,
@@ -487,14 +542,22 @@ impl UploadAccess for LocalUpload {
         self.sync_inner().await
     }
 
+    async fn flush_data(&self) -> Result<(), StoreError> {
+        self.flush_data_inner().await
+    }
+
     async fn set_len(&mut self, len: u64) -> Result<(), StoreError> {
         let file = Arc::clone(&self.file);
         let shown = self.shown.clone();
+        let changes = Arc::clone(&self.changes);
         blocking("truncate", move || {
             let guard = file.read().unwrap_or_else(|p| p.into_inner());
             let file = guard.as_ref().ok_or_else(|| finished(&shown))?;
-            file.set_len(len)
-                .map_err(|e| StoreError::from_io(&shown, e))
+            let cut = file
+                .set_len(len)
+                .map_err(|e| StoreError::from_io(&shown, e));
+            changes.fetch_add(1, Ordering::SeqCst);
+            cut
         })
         .await?;
         self.size = len;
@@ -530,5 +593,48 @@ impl UploadAccess for LocalUpload {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flush_counts_only_until_the_next_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().to_path_buf());
+        let mut upload = begin_local(&store, "objects/a", 8, false).await.unwrap();
+        assert!(!upload.flushed_since_last_write(), "never flushed");
+        upload
+            .write_at_inner(0, Bytes::from_static(b"abcdefgh"))
+            .await
+            .unwrap();
+        upload.flush_data_inner().await.unwrap();
+        assert!(upload.flushed_since_last_write());
+        upload
+            .write_at_inner(0, Bytes::from_static(b"A"))
+            .await
+            .unwrap();
+        assert!(
+            !upload.flushed_since_last_write(),
+            "a write after the flush"
+        );
+        upload.flush_data_inner().await.unwrap();
+        assert!(upload.flushed_since_last_write());
+        UploadAccess::set_len(&mut upload, 4).await.unwrap();
+        assert!(!upload.flushed_since_last_write(), "a cut after the flush");
+
+        // A group publish of a flushed file and of one never flushed: both land whole.
+        upload.flush_data_inner().await.unwrap();
+        let other = begin_local(&store, "objects/b", 3, false).await.unwrap();
+        other
+            .write_at_inner(0, Bytes::from_static(b"xyz"))
+            .await
+            .unwrap();
+        let results = publish_local_group(vec![(upload, None, None), (other, None, None)]);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(fs::read(dir.path().join("objects/a")).unwrap(), b"Abcd");
+        assert_eq!(fs::read(dir.path().join("objects/b")).unwrap(), b"xyz");
     }
 }

@@ -287,7 +287,16 @@ impl TieringCatalog for PostgresCatalog {
         &self,
         writes: &[ObjectWrite],
     ) -> Result<Vec<Result<PlacedObject, CatalogError>>, CatalogError> {
-        self.record_writes(writes).await
+        self.record_writes(writes, &[], 0).await
+    }
+
+    async fn commit_writes_and_begin(
+        &self,
+        writes: &[ObjectWrite],
+        next_intents: &[(String, String)],
+        now_ms: i64,
+    ) -> Result<Vec<Result<PlacedObject, CatalogError>>, CatalogError> {
+        self.record_writes(writes, next_intents, now_ms).await
     }
 
     async fn set_chunk_hashes(

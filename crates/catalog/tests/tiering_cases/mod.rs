@@ -96,6 +96,65 @@ async fn writes_create_then_bump_the_generation() {
 }
 
 #[tokio::test]
+async fn a_group_commit_records_its_rows_with_the_next_groups_intents() {
+    let (_dir, catalog) = open_tiering().await;
+    catalog
+        .commit_write(&write("elsewhere", "hot", 9, 5))
+        .await
+        .unwrap();
+    let intents = |keys: &[&str], tier: &str| -> Vec<(String, String)> {
+        keys.iter().map(|k| (k.to_string(), tier.into())).collect()
+    };
+    catalog
+        .begin_writes(&intents(&["g/a", "g/b"], "warm"), 10)
+        .await
+        .unwrap();
+    // The group: two writes, and one refused by its checks (current on another tier).
+    let group = [
+        write("g/a", "warm", 1, 20),
+        write("elsewhere", "warm", 2, 20),
+        write("g/b", "warm", 3, 20),
+    ];
+    let results = catalog
+        .commit_writes_and_begin(&group, &intents(&["g/c", "g/d"], "warm"), 20)
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().unwrap().object.hash, [1; 32]);
+    let refused = results[1].as_ref().unwrap_err().to_string();
+    assert!(refused.contains("current on tier"), "{refused}");
+    assert_eq!(results[2].as_ref().unwrap().object.generation, 1);
+    // The group's intents are dropped, the next group's recorded, in the same commit.
+    let mut left: Vec<(String, i64)> = catalog
+        .write_intents()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|intent| (intent.key, intent.started_ms))
+        .collect();
+    left.sort();
+    assert_eq!(left, vec![("g/c".into(), 20), ("g/d".into(), 20)]);
+    let placed = catalog.placed_object("elsewhere").await.unwrap().unwrap();
+    assert_eq!(
+        (placed.tier.as_str(), placed.object.hash),
+        ("hot", [9; 32]),
+        "a refused write changes nothing"
+    );
+    // The next group's commit, with no group after it.
+    let results = catalog
+        .commit_writes_and_begin(
+            &[write("g/c", "warm", 4, 30), write("g/d", "warm", 5, 30)],
+            &[],
+            30,
+        )
+        .await
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(catalog.write_intents().await.unwrap().is_empty());
+    assert_eq!(catalog.placed_objects().await.unwrap().len(), 5);
+}
+
+#[tokio::test]
 async fn delete_leaves_retiring_copies_until_removed() {
     let (_dir, catalog) = open_tiering().await;
     catalog

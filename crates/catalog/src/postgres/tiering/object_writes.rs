@@ -1,6 +1,6 @@
 //! Object writes for PostgreSQL: one write recorded in a transaction of the caller's, and the
-//! group commit's batches (many write intents, or many finished writes, in one
-//! transaction: one WAL fsync for all of them).
+//! group commit's batches (many write intents, or many finished writes with the next
+//! group's intents, in one transaction: one WAL fsync for all of them).
 
 use sqlx::PgConnection;
 
@@ -19,6 +19,18 @@ impl PostgresCatalog {
     ) -> Result<(), CatalogError> {
         let op = "record write intents";
         let mut tx = self.begin_tiering_write(op).await?;
+        self.record_intents_in(&mut tx, intents, now_ms, op).await?;
+        tx.commit().await.map_err(self.error(op))
+    }
+
+    /// Records the write intents `(key, tier)` at `now_ms` in `conn`'s transaction.
+    async fn record_intents_in(
+        &self,
+        conn: &mut PgConnection,
+        intents: &[(String, String)],
+        now_ms: i64,
+        op: &'static str,
+    ) -> Result<(), CatalogError> {
         for (key, tier) in intents {
             sqlx::query(
                 "INSERT INTO write_intents (key, tier, started_ms) VALUES ($1, $2, $3)
@@ -27,20 +39,23 @@ impl PostgresCatalog {
             .bind(key)
             .bind(tier)
             .bind(now_ms)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(self.error(op))?;
         }
-        tx.commit().await.map_err(self.error(op))
+        Ok(())
     }
 
-    /// Records finished writes in one transaction. A write refused by its checks
-    /// ([`CatalogError::InvalidInput`], see `commit_write`) is that write's error and
-    /// changes nothing; the others are recorded. Any other failure fails them all: nothing
-    /// is recorded.
+    /// Records finished writes, then the write intents `next_intents` at `now_ms` (the
+    /// next group's, none for a lone batch), in one transaction. A write refused by its
+    /// checks ([`CatalogError::InvalidInput`], see `commit_write`) is that write's error
+    /// and changes nothing; the others are recorded. Any other failure fails them all:
+    /// nothing is recorded, the intents included.
     pub(super) async fn record_writes(
         &self,
         writes: &[ObjectWrite],
+        next_intents: &[(String, String)],
+        now_ms: i64,
     ) -> Result<Vec<Result<PlacedObject, CatalogError>>, CatalogError> {
         let op = "record object writes";
         let mut tx = self.begin_tiering_write(op).await?;
@@ -54,6 +69,8 @@ impl PostgresCatalog {
                 Ok(placed) => results.push(Ok(placed)),
             }
         }
+        self.record_intents_in(&mut tx, next_intents, now_ms, op)
+            .await?;
         tx.commit().await.map_err(self.error(op))?;
         Ok(results)
     }
