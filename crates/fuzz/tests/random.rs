@@ -21,13 +21,13 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     let at = any::<usize>();
     prop_oneof![
-        (at.clone(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
-        (at.clone(), any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
-        (at.clone(), prop::collection::vec(any::<u8>(), 1..16))
+        (at, 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
+        (at, any::<u8>()).prop_map(|(at, byte)| Mutation::Set { at, byte }),
+        (at, prop::collection::vec(any::<u8>(), 1..16))
             .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        (at.clone(), 1usize..64).prop_map(|(at, len)| Mutation::Remove { at, len }),
-        at.clone().prop_map(|at| Mutation::Truncate { at }),
-        (at.clone(), any::<usize>(), 1usize..32).prop_map(|(at, from, len)| Mutation::Splice {
+        (at, 1usize..64).prop_map(|(at, len)| Mutation::Remove { at, len }),
+        at.prop_map(|at| Mutation::Truncate { at }),
+        (at, any::<usize>(), 1usize..32).prop_map(|(at, from, len)| Mutation::Splice {
             at,
             from,
             len

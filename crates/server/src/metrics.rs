@@ -149,7 +149,8 @@ fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
     *map.entry(key.to_string()).or_default() += 1;
 }
 
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+/// One unlabelled counter in the text format, with its help and type lines.
+pub(crate) fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} counter");
     let _ = writeln!(out, "{name} {value}");

@@ -536,15 +536,11 @@ impl AccessControl {
                 "strata_http_refused_total{{status=\"{status}\",code=\"{code}\"}} {count}"
             );
         }
-        let _ = writeln!(
+        crate::metrics::counter(
             out,
-            "# HELP strata_audit_write_errors_total Audit log lines that could not be written."
-        );
-        let _ = writeln!(out, "# TYPE strata_audit_write_errors_total counter");
-        let _ = writeln!(
-            out,
-            "strata_audit_write_errors_total {}",
-            self.audit.errors()
+            "strata_audit_write_errors_total",
+            "Audit log lines that could not be written.",
+            self.audit.errors(),
         );
     }
 
