@@ -151,7 +151,7 @@ fn a_kill_mid_way_then_the_same_command_finishes_the_job() {
             .strata()
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(fs::File::create(sb.path("migrate.err")).unwrap())
             .spawn()
             .unwrap();
         // Kill once some files are recorded done (or, on a fast machine, at once).
@@ -168,7 +168,10 @@ fn a_kill_mid_way_then_the_same_command_finishes_the_job() {
             killed = true;
             break;
         }
-        // Finished before the kill: start over.
+        // Finished before the kill: it must have succeeded; start over.
+        let status = child.wait().unwrap();
+        let errors = fs::read_to_string(sb.path("migrate.err")).unwrap_or_default();
+        assert!(status.success(), "the migration failed: {errors}");
         fs::remove_dir_all(&dst).unwrap();
         for suffix in ["", "-wal", "-shm"] {
             let _ = fs::remove_file(format!("{}{suffix}", sb.catalog().display()));
