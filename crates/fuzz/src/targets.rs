@@ -146,7 +146,7 @@ pub fn uri(data: &[u8]) {
 pub fn key(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let accepted = strata_heat::event::check_key(&text).is_ok();
-    let line = serde_json_line(&text);
+    let line = event_line(&text);
     let mut tracker = AccessTracker::new(TrackerConfig::default());
     let (_, report) = tracker.ingest_ndjson(1_767_225_600_000, line.as_bytes());
     assert_eq!(
@@ -220,26 +220,8 @@ fn split_u64(data: &[u8]) -> (u64, &[u8]) {
     }
 }
 
-/// One access event for `key`, as JSON text.
-fn serde_json_line(key: &str) -> String {
-    let mut line = String::from("{\"key\":");
-    line.push_str(&json_string(key));
-    line.push_str(",\"op\":\"read\",\"ts\":1767225600000}\n");
-    line
-}
-
-/// `text` as a JSON string literal.
-fn json_string(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// One access event for `key`, as an NDJSON line.
+fn event_line(key: &str) -> String {
+    let event = serde_json::json!({"key": key, "op": "read", "ts": 1_767_225_600_000i64});
+    format!("{event}\n")
 }

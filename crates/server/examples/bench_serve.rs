@@ -22,7 +22,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{percentile, Rng};
@@ -32,42 +32,8 @@ fn micros(d: Duration) -> f64 {
 }
 
 async fn ingest(client: &reqwest::Client, url: &str, events: usize, keys: usize, batch: usize) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let names: Vec<String> = (0..keys)
-        .map(|i| format!("datasets/run-{:03}/part-{i:08}.nc", i % 997))
-        .collect();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    // Skewed: half the events go to 1% of the keys; two minutes of timestamps.
-    let mut bodies = Vec::new();
-    let mut made = 0;
-    while made < events {
-        let n = batch.min(events - made);
-        let mut body = String::with_capacity(n * 96);
-        for _ in 0..n {
-            let r = rng.next();
-            let key = if r.is_multiple_of(2) {
-                (r >> 8) as usize % (keys / 100).max(1)
-            } else {
-                (r >> 8) as usize % keys
-            };
-            let ts = now - 120_000 + (r >> 40) as i64 % 120_000;
-            let op = if r.is_multiple_of(10) {
-                "write"
-            } else {
-                "read"
-            };
-            body.push_str(&format!(
-                "{{\"ts\":{ts},\"key\":\"{}\",\"op\":\"{op}\",\"bytes\":{}}}\n",
-                names[key],
-                4096 + (r >> 48) % 65536
-            ));
-        }
-        bodies.push(Bytes::from(body));
-        made += n;
-    }
+    // Skewed: half the events go to 1% of the keys; one in ten a write.
+    let bodies = common::event_bodies(events, keys, batch, true);
     let total_bytes: usize = bodies.iter().map(Bytes::len).sum();
     println!(
         "ingest: {events} events over {keys} keys, {} batches of {batch}, {:.1} MB of NDJSON",

@@ -21,10 +21,9 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::Rng;
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::client::ClientBuilder;
 use rskafka::record::Record;
@@ -38,40 +37,9 @@ const HTTP_BATCH: usize = 20_000;
 /// A phase that makes no progress this long has lost events.
 const STALL: Duration = Duration::from_secs(10);
 
-/// The benchmark's events, `per_message` lines per payload.
+/// The benchmark's events (all reads), `per_message` lines per payload.
 fn payloads(events: usize, keys: usize, per_message: usize) -> Vec<Bytes> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let names: Vec<String> = (0..keys)
-        .map(|i| format!("datasets/run-{:03}/part-{i:08}.nc", i % 997))
-        .collect();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut out = Vec::with_capacity(events / per_message + 1);
-    let mut made = 0;
-    while made < events {
-        let n = per_message.min(events - made);
-        let mut body = String::with_capacity(n * 96);
-        for _ in 0..n {
-            let r = rng.next();
-            // Half the events on 1% of the keys; two minutes of timestamps.
-            let key = if r.is_multiple_of(2) {
-                (r >> 8) as usize % (keys / 100).max(1)
-            } else {
-                (r >> 8) as usize % keys
-            };
-            let ts = now - 120_000 + (r >> 40) as i64 % 120_000;
-            body.push_str(&format!(
-                "{{\"ts\":{ts},\"key\":\"{}\",\"op\":\"read\",\"bytes\":{}}}\n",
-                names[key],
-                4096 + (r >> 48) % 65536
-            ));
-        }
-        out.push(Bytes::from(body));
-        made += n;
-    }
-    out
+    common::event_bodies(events, keys, per_message, false)
 }
 
 /// A fresh service on local tiers under a temporary directory, consuming `events`.
