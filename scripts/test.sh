@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
 
+# A clean clone gains nothing from incremental compilation, and its cache is gigabytes of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+echo "== disk free before the build"
+df -h . "${CARGO_TARGET_DIR:-target}" 2>/dev/null || df -h .
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
