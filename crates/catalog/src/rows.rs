@@ -53,17 +53,17 @@ macro_rules! select_chunks {
 }
 pub(crate) use select_chunks;
 
-/// The sums of a job's plan, in the order of [`ProgressSums`] but the last (one `?`, the
-/// job id). Each engine runs the same text (PostgreSQL with `$n` placeholders); the casts
+/// The sums of a job's plan, in the order of [`ProgressSums`] but the last (`$1`, the job
+/// id). Both engines run the same text (sqlx binds `$n` by number on SQLite too); the casts
 /// keep every sum a 64-bit integer on both (PostgreSQL sums `BIGINT`s as `NUMERIC`).
 pub(crate) const PLAN_SUMS_SQL: &str = "SELECT COUNT(*),
         CAST(COALESCE(SUM(CASE WHEN state IN ('done', 'skipped') THEN 1 ELSE 0 END), 0) AS BIGINT),
         CAST(COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT),
         CAST(COALESCE(SUM(size), 0) AS BIGINT),
         CAST(COALESCE(SUM(CASE WHEN state IN ('done', 'skipped') THEN size ELSE 0 END), 0) AS BIGINT)
- FROM files WHERE job_id = ?";
+ FROM files WHERE job_id = $1";
 
-/// The bytes of the verified chunks of a job's pending files (one `?`, the job id): each
+/// The bytes of the verified chunks of a job's pending files (`$1`, the job id): each
 /// chunk counts its real length, the chunk size, or what is left of the file for its last
 /// chunk.
 pub(crate) const CHUNK_BYTES_SQL: &str = "SELECT CAST(COALESCE(SUM(CASE
@@ -73,7 +73,7 @@ pub(crate) const CHUNK_BYTES_SQL: &str = "SELECT CAST(COALESCE(SUM(CASE
  FROM verified_chunks c
  JOIN files f ON f.job_id = c.job_id AND f.file_index = c.file_index
  JOIN jobs j ON j.id = c.job_id
- WHERE c.job_id = ? AND f.state = 'pending'";
+ WHERE c.job_id = $1 AND f.state = 'pending'";
 
 /// Which jobs a summary query returns.
 pub(crate) enum JobFilter<'a> {

@@ -5,15 +5,36 @@
 //! ([`crate::Catalog`]); only the SQL dialect (`$n` placeholders) and the concurrency
 //! differ, documented on [`PostgresCatalog`].
 
-mod chunk_hashes;
-mod history;
+mod dialect;
 mod integrity;
 mod queries;
-mod rows;
-mod stream_offsets;
 mod tiering;
+
+// Queries written once for both engines, compiled here with this engine's types and
+// phrases (`dialect`); see `src/portable/README.md`.
+#[path = "../portable/chunk_hashes.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
+mod chunk_hashes;
+#[path = "../portable/history.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
+mod history;
+#[path = "../portable/object_writes.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
+mod object_writes;
+#[path = "../portable/rows.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
+mod rows;
+#[path = "../portable/stream_offsets.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
+mod stream_offsets;
+#[path = "../portable/tokens.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
 mod tokens;
+#[path = "../portable/workers.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
 mod workers;
+
+use dialect::{saturating_sum, Engine, EngineConn, EngineDb, EngineRow, ROW_LOCK};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -278,37 +299,5 @@ fn classify(path: &Path, err: &sqlx::Error) -> Option<CatalogError> {
             detail: format!("column {index}: {source}"),
         }),
         _ => None,
-    }
-}
-
-/// `sql` with its `?` placeholders numbered `$1`, `$2`, ... for PostgreSQL: the SQL the
-/// engines share ([`crate::rows`]) is written once, with SQLite's placeholders. The
-/// shared SQL has no `?` other than placeholders (no string literal holds one).
-pub(crate) fn numbered(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut next = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            next += 1;
-            out.push('$');
-            out.push_str(&next.to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::numbered;
-
-    #[test]
-    fn placeholders_are_numbered_in_order() {
-        assert_eq!(
-            numbered("SELECT a FROM t WHERE b = ? AND c IN (?, ?)"),
-            "SELECT a FROM t WHERE b = $1 AND c IN ($2, $3)"
-        );
-        assert_eq!(numbered("SELECT 1"), "SELECT 1");
     }
 }

@@ -24,8 +24,6 @@ use crate::tiering_rows::{
     select_moves, select_placed, RawMove, RawPlaced, RawPlacement, TieringRowReader, ACTIVE_STATES,
 };
 
-mod object_writes;
-
 /// Rows per multi-row statement (at most 4 parameters each).
 const ROW_BATCH: usize = 1000;
 
@@ -120,7 +118,7 @@ impl PostgresCatalog {
 
     /// The object `key` with its current placement, both locked until the transaction
     /// ends.
-    async fn placed_in(
+    pub(super) async fn placed_in(
         &self,
         conn: &mut PgConnection,
         key: &str,
@@ -135,7 +133,7 @@ impl PostgresCatalog {
     }
 
     /// The placement of `key` on `tier`, locked until the transaction ends.
-    async fn placement_in(
+    pub(super) async fn placement_in(
         &self,
         conn: &mut PgConnection,
         key: &str,

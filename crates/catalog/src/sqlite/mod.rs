@@ -1,17 +1,39 @@
 //! The embedded SQLite engine: opening, checking and migrating a catalog file.
 //!
-//! Every SQLite-specific setting lives here, documented on [`SqliteCatalog`]; the queries
-//! in [`queries`] and [`rows`] keep to SQL that a PostgreSQL engine can mirror.
+//! Every SQLite-specific setting lives here, documented on [`SqliteCatalog`], and the few
+//! phrases where its SQL differs from PostgreSQL's in [`dialect`]; the queries both
+//! engines share are compiled here from `src/portable/`.
 
-mod chunk_hashes;
-mod history;
+mod dialect;
 mod integrity;
 mod queries;
-mod rows;
-mod stream_offsets;
 mod tiering;
+
+// Queries written once for both engines, compiled here with this engine's types and
+// phrases (`dialect`); see `src/portable/README.md`.
+#[path = "../portable/chunk_hashes.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
+mod chunk_hashes;
+#[path = "../portable/history.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
+mod history;
+#[path = "../portable/object_writes.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
+mod object_writes;
+#[path = "../portable/rows.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
+mod rows;
+#[path = "../portable/stream_offsets.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
+mod stream_offsets;
+#[path = "../portable/tokens.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
 mod tokens;
+#[path = "../portable/workers.rs"]
+#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
 mod workers;
+
+use dialect::{saturating_sum, Engine, EngineConn, EngineDb, EngineRow, ROW_LOCK};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -24,8 +24,6 @@ use crate::tiering_rows::{
     select_moves, select_placed, RawMove, RawPlaced, RawPlacement, TieringRowReader, ACTIVE_STATES,
 };
 
-mod object_writes;
-
 /// Rows per multi-row statement (at most 4 parameters each).
 const ROW_BATCH: usize = 1000;
 
@@ -119,7 +117,7 @@ impl SqliteCatalog {
             .ok_or_else(|| CatalogError::InvalidInput(format!("there is no move job {id}")))
     }
 
-    async fn placed_in(
+    pub(super) async fn placed_in(
         &self,
         conn: &mut SqliteConnection,
         key: &str,
@@ -133,7 +131,7 @@ impl SqliteCatalog {
         row.map(|row| self.placed_from_row(&row)).transpose()
     }
 
-    async fn placement_in(
+    pub(super) async fn placement_in(
         &self,
         conn: &mut SqliteConnection,
         key: &str,

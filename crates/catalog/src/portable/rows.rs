@@ -1,30 +1,25 @@
-//! Job summaries with their progress on PostgreSQL (the SQL is the SQLite engine's,
-//! shared in [`crate::rows`]). The rows themselves are read and verified
-//! by the shared [`crate::rows`].
+//! Job summaries with their progress on either engine. The SQL and the reading and
+//! verifying of rows are [`crate::rows`]'s.
+//!
+//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
+//! `postgres/mod.rs`; see `portable/README.md`).
 
-use sqlx::PgConnection;
-
-use super::{numbered, PostgresCatalog};
+use super::{Engine, EngineConn};
 use crate::error::CatalogError;
 use crate::model::{JobId, JobSummary};
 use crate::rows::{
     select_jobs, JobFilter, JobRow, RawJob, RowReader, CHUNK_BYTES_SQL, PLAN_SUMS_SQL,
 };
 
-impl PostgresCatalog {
+impl Engine {
     /// Jobs with their progress, read in one snapshot.
     pub(super) async fn summaries(
         &self,
         filter: JobFilter<'_>,
     ) -> Result<Vec<JobSummary>, CatalogError> {
         let op = "read jobs";
-        // One snapshot for the jobs and every job's progress (PostgreSQL's default, read
-        // committed, takes one per statement).
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(self.error(op))?;
+        // One snapshot for the jobs and every job's progress.
+        let mut tx = self.begin_snapshot(op).await?;
         let query = match filter {
             JobFilter::Id(id) => {
                 sqlx::query_as::<_, RawJob>(select_jobs!("WHERE id = $1")).bind(id)
@@ -48,7 +43,7 @@ impl PostgresCatalog {
 
     async fn with_progress(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut EngineConn,
         job: JobRow,
     ) -> Result<JobSummary, CatalogError> {
         let op = "read job progress";
@@ -58,12 +53,12 @@ impl PostgresCatalog {
             i64,
             i64,
             i64,
-        ) = sqlx::query_as(&numbered(PLAN_SUMS_SQL))
+        ) = sqlx::query_as(PLAN_SUMS_SQL)
             .bind(job.id)
             .fetch_one(&mut *conn)
             .await
             .map_err(self.error(op))?;
-        let bytes_of_chunks: i64 = sqlx::query_scalar(&numbered(CHUNK_BYTES_SQL))
+        let bytes_of_chunks: i64 = sqlx::query_scalar(CHUNK_BYTES_SQL)
             .bind(job.id)
             .fetch_one(&mut *conn)
             .await
@@ -84,7 +79,7 @@ impl PostgresCatalog {
     /// is read without verification: it only completes a message.
     pub(super) async fn with_destination(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut EngineConn,
         id: JobId,
         err: CatalogError,
     ) -> CatalogError {

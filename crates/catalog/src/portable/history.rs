@@ -1,15 +1,18 @@
-//! The access history table (`0005_access_history.sql`) for PostgreSQL: per object and hour,
+//! The access history table (`0005_access_history.sql`) on either engine: per object and hour,
 //! counts added by each flush, read by time, pruned past a retention. The
 //! [`crate::TieringCatalog`] methods delegate here.
+//!
+//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
+//! `postgres/mod.rs`; see `portable/README.md`).
 
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::QueryBuilder;
 
-use super::PostgresCatalog;
+use super::{saturating_sum, Engine, EngineDb};
 use crate::error::CatalogError;
 use crate::rows::RowReader;
 use crate::tiering::HistoryBucket;
 
-/// Rows per multi-row statement (5 parameters each, well under the limit of 65,535).
+/// Rows per multi-row statement (5 parameters each, well under either engine's limit).
 const ROW_BATCH: usize = 1000;
 
 fn signed(value: u64, what: &str) -> Result<i64, CatalogError> {
@@ -17,7 +20,7 @@ fn signed(value: u64, what: &str) -> Result<i64, CatalogError> {
         .map_err(|_| CatalogError::InvalidInput(format!("{what} {value} is above {}", i64::MAX)))
 }
 
-impl PostgresCatalog {
+impl Engine {
     pub(super) async fn history_add(&self, buckets: &[HistoryBucket]) -> Result<(), CatalogError> {
         let op = "add access history";
         if buckets.is_empty() {
@@ -33,9 +36,9 @@ impl PostgresCatalog {
                 signed(b.bytes, "bytes")?,
             ));
         }
-        let mut tx = self.pool.begin().await.map_err(self.error(op))?;
+        let mut tx = self.begin_tiering_write(op).await?;
         for batch in rows.chunks(ROW_BATCH) {
-            let mut insert = QueryBuilder::<Postgres>::new(
+            let mut insert = QueryBuilder::<EngineDb>::new(
                 "INSERT INTO access_history (key, hour_ms, reads, writes, bytes) ",
             );
             insert.push_values(batch, |mut row, (key, hour, reads, writes, bytes)| {
@@ -47,12 +50,12 @@ impl PostgresCatalog {
             });
             // Counts add up; a sum past i64 stays at the largest value rather than failing
             // the flush.
-            insert.push(
-                " ON CONFLICT (key, hour_ms) DO UPDATE SET \
-                 reads = LEAST(access_history.reads::NUMERIC + excluded.reads, 9223372036854775807)::BIGINT, \
-                 writes = LEAST(access_history.writes::NUMERIC + excluded.writes, 9223372036854775807)::BIGINT, \
-                 bytes = LEAST(access_history.bytes::NUMERIC + excluded.bytes, 9223372036854775807)::BIGINT",
-            );
+            insert.push(format!(
+                " ON CONFLICT (key, hour_ms) DO UPDATE SET reads = {}, writes = {}, bytes = {}",
+                saturating_sum("access_history.reads", "excluded.reads"),
+                saturating_sum("access_history.writes", "excluded.writes"),
+                saturating_sum("access_history.bytes", "excluded.bytes"),
+            ));
             insert
                 .build()
                 .execute(&mut *tx)

@@ -1,13 +1,16 @@
 //! The chunk values of objects ([`ChunkHashes`]) in the `objects` table, recorded for
 //! objects written before they were kept (they are checked on the way out by
 //! `crate::tiering_rows`).
+//!
+//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
+//! `postgres/mod.rs`; see `portable/README.md`).
 
-use super::PostgresCatalog;
+use super::Engine;
 use crate::error::CatalogError;
 use crate::rows::RowReader;
 use crate::tiering::ChunkHashes;
 
-impl PostgresCatalog {
+impl Engine {
     /// [`crate::TieringCatalog::set_chunk_hashes`]: under the write lock, checks the
     /// values against the object's recorded size and hash, then stores them if the object
     /// is still at `generation`.
@@ -18,7 +21,7 @@ impl PostgresCatalog {
         chunk_hashes: &ChunkHashes,
     ) -> Result<bool, CatalogError> {
         let op = "record chunk values";
-        let mut tx = self.pool.begin().await.map_err(self.error(op))?;
+        let mut tx = self.begin_tiering_write(op).await?;
         let row: Option<(i64, Vec<u8>)> =
             sqlx::query_as("SELECT size, hash FROM objects WHERE key = $1 AND generation = $2")
                 .bind(key)

@@ -1,19 +1,22 @@
-//! [`TokenCatalog`] for SQLite (`migrations/0008_api_tokens.sql`).
+//! [`TokenCatalog`] on either engine (migration `0008_api_tokens.sql`).
+//!
+//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
+//! `postgres/mod.rs`; see `portable/README.md`).
 
 use async_trait::async_trait;
 
-use super::SqliteCatalog;
+use super::Engine;
 use crate::error::CatalogError;
 use crate::tokens::{
     id_taken, revoked_of, token_of, ApiToken, Revoked, TokenCatalog, TokenRow, TOKEN_COLUMNS,
 };
 
 #[async_trait]
-impl TokenCatalog for SqliteCatalog {
+impl TokenCatalog for Engine {
     async fn create_token(&self, token: &ApiToken) -> Result<(), CatalogError> {
         let done = sqlx::query(
             "INSERT INTO api_tokens (id, hash, scope, prefix, created_ms, expires_ms, revoked_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&token.id)
         .bind(&token.hash[..])
@@ -33,7 +36,7 @@ impl TokenCatalog for SqliteCatalog {
 
     async fn token(&self, id: &str) -> Result<Option<ApiToken>, CatalogError> {
         let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?"
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -64,12 +67,12 @@ impl TokenCatalog for SqliteCatalog {
         let op = "revoke token";
         let mut tx = self.begin_tiering_write(op).await?;
         let before: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT revoked_ms FROM api_tokens WHERE id = ?")
+            sqlx::query_as("SELECT revoked_ms FROM api_tokens WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(self.error(op))?;
-        sqlx::query("UPDATE api_tokens SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL")
+        sqlx::query("UPDATE api_tokens SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
             .bind(now_ms)
             .bind(id)
             .execute(&mut *tx)

@@ -1,15 +1,16 @@
-//! Object writes for SQLite: one write recorded in a transaction of the caller's, and the
+//! Object writes on either engine: one write recorded in a transaction of the caller's, and the
 //! group commit's batches (many write intents, or many finished writes with the next
 //! group's intents, in one transaction: one WAL fsync for all of them).
+//!
+//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
+//! `postgres/mod.rs`; see `portable/README.md`).
 
-use sqlx::SqliteConnection;
-
-use super::SqliteCatalog;
+use super::{Engine, EngineConn};
 use crate::error::CatalogError;
 use crate::input::to_signed;
 use crate::tiering::{ObjectRecord, ObjectWrite, PlacedObject};
 
-impl SqliteCatalog {
+impl Engine {
     /// Records the write intents `(key, tier)` at `now_ms` in one transaction (an intent
     /// that exists already gets the new time).
     pub(super) async fn record_intents(
@@ -26,14 +27,14 @@ impl SqliteCatalog {
     /// Records the write intents `(key, tier)` at `now_ms` in `conn`'s transaction.
     async fn record_intents_in(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut EngineConn,
         intents: &[(String, String)],
         now_ms: i64,
         op: &'static str,
     ) -> Result<(), CatalogError> {
         for (key, tier) in intents {
             sqlx::query(
-                "INSERT INTO write_intents (key, tier, started_ms) VALUES (?, ?, ?)
+                "INSERT INTO write_intents (key, tier, started_ms) VALUES ($1, $2, $3)
                  ON CONFLICT (key, tier) DO UPDATE SET started_ms = excluded.started_ms",
             )
             .bind(key)
@@ -79,7 +80,7 @@ impl SqliteCatalog {
     /// run before anything is written, so a refused write leaves the transaction as it was.
     pub(super) async fn record_write_in(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut EngineConn,
         write: &ObjectWrite,
         op: &'static str,
     ) -> Result<PlacedObject, CatalogError> {
@@ -112,7 +113,7 @@ impl SqliteCatalog {
             .map_or(write.now_ms, |placed| placed.object.created_ms);
         sqlx::query(
             "INSERT INTO objects (key, size, hash, mtime_ms, generation, created_ms, chunk_hashes)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (key) DO UPDATE SET size = excluded.size, hash = excluded.hash,
                  mtime_ms = excluded.mtime_ms, generation = excluded.generation,
                  chunk_hashes = excluded.chunk_hashes",
@@ -132,7 +133,7 @@ impl SqliteCatalog {
             .map_or(write.now_ms, |placed| placed.placed_ms);
         sqlx::query(
             "INSERT INTO placements (key, tier, state, generation, job_id, placed_ms)
-             VALUES (?, ?, 'current', ?, NULL, ?)
+             VALUES ($1, $2, 'current', $3, NULL, $4)
              ON CONFLICT (key, tier) DO UPDATE SET generation = excluded.generation",
         )
         .bind(&write.key)
@@ -142,7 +143,7 @@ impl SqliteCatalog {
         .execute(&mut *conn)
         .await
         .map_err(self.error(op))?;
-        sqlx::query("DELETE FROM write_intents WHERE key = ? AND tier = ?")
+        sqlx::query("DELETE FROM write_intents WHERE key = $1 AND tier = $2")
             .bind(&write.key)
             .bind(&write.tier)
             .execute(&mut *conn)

@@ -1,13 +1,16 @@
-//! The stream offsets table for PostgreSQL (`migrations/postgres/0006`): per partition of an
+//! The stream offsets table (migration `0006`) on either engine: per partition of an
 //! access-event stream, the next record to read, written in the transaction of the access
 //! statistics that include the records before it. The [`crate::TieringCatalog`] methods
 //! delegate here.
+//!
+//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
+//! `postgres/mod.rs`; see `portable/README.md`).
 
-use super::PostgresCatalog;
+use super::Engine;
 use crate::error::CatalogError;
 use crate::tiering::StreamOffset;
 
-impl PostgresCatalog {
+impl Engine {
     /// Statistics rows and stream positions, in one transaction.
     pub(super) async fn save_stats_with_offsets(
         &self,

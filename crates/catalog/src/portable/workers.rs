@@ -1,10 +1,12 @@
-//! [`crate::Catalog`]'s worker and job-finish calls for PostgreSQL
-//! (`migrations/postgres/0007`): the SQLite engine's (`crate::sqlite::workers`) with `$n`
-//! placeholders, and the job's row locked while a finish is claimed.
+//! [`crate::Catalog`]'s worker and job-finish calls (migration `0007`) on either engine; the
+//! job's row is locked while a finish is claimed (`ROW_LOCK`).
+//!
+//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
+//! `postgres/mod.rs`; see `portable/README.md`).
 
 use sqlx::Row;
 
-use super::PostgresCatalog;
+use super::{Engine, EngineRow, ROW_LOCK};
 use crate::error::CatalogError;
 use crate::input::{clamp, unix_now, unsigned};
 use crate::lifecycle::JobState;
@@ -12,7 +14,7 @@ use crate::model::JobId;
 use crate::rows::RowReader;
 use crate::workers::{FinishClaim, WorkerRecord};
 
-impl PostgresCatalog {
+impl Engine {
     pub(super) async fn upsert_worker(&self, worker: &WorkerRecord) -> Result<(), CatalogError> {
         let op = "record worker";
         sqlx::query(
@@ -62,7 +64,7 @@ impl PostgresCatalog {
         .fetch_all(&self.pool)
         .await
         .map_err(self.error("list workers"))?;
-        let record = |row: &sqlx::postgres::PgRow| -> Result<WorkerRecord, sqlx::Error> {
+        let record = |row: &EngineRow| -> Result<WorkerRecord, sqlx::Error> {
             Ok(WorkerRecord {
                 id: row.try_get("id")?,
                 host: row.try_get("host")?,
@@ -97,7 +99,7 @@ impl PostgresCatalog {
         // The job's row locked: two tasks claiming at once take turns, and the second
         // sees the first one's claim.
         let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+            sqlx::query_scalar(&format!("SELECT state FROM jobs WHERE id = $1{ROW_LOCK}"))
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await
