@@ -2,8 +2,7 @@
 //! objects written before they were kept (they are checked on the way out by
 //! `crate::tiering_rows`).
 //!
-//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
-//! `postgres/mod.rs`; see `portable/README.md`).
+//! Written once for both engines and compiled for each (see `README.md` here).
 
 use super::Engine;
 use crate::error::CatalogError;
@@ -14,7 +13,7 @@ impl Engine {
     /// [`crate::TieringCatalog::set_chunk_hashes`]: under the write lock, checks the
     /// values against the object's recorded size and hash, then stores them if the object
     /// is still at `generation`.
-    pub(super) async fn record_chunk_hashes(
+    pub(crate) async fn record_chunk_hashes(
         &self,
         key: &str,
         generation: i64,

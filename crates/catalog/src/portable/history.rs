@@ -2,8 +2,7 @@
 //! counts added by each flush, read by time, pruned past a retention. The
 //! [`crate::TieringCatalog`] methods delegate here.
 //!
-//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
-//! `postgres/mod.rs`; see `portable/README.md`).
+//! Written once for both engines and compiled for each (see `README.md` here).
 
 use sqlx::QueryBuilder;
 
@@ -21,7 +20,7 @@ fn signed(value: u64, what: &str) -> Result<i64, CatalogError> {
 }
 
 impl Engine {
-    pub(super) async fn history_add(&self, buckets: &[HistoryBucket]) -> Result<(), CatalogError> {
+    pub(crate) async fn history_add(&self, buckets: &[HistoryBucket]) -> Result<(), CatalogError> {
         let op = "add access history";
         if buckets.is_empty() {
             return Ok(());
@@ -65,7 +64,7 @@ impl Engine {
         tx.commit().await.map_err(self.error(op))
     }
 
-    pub(super) async fn history_since(
+    pub(crate) async fn history_since(
         &self,
         since_ms: i64,
         key: Option<&str>,
@@ -103,7 +102,7 @@ impl Engine {
             .collect()
     }
 
-    pub(super) async fn history_prune(&self, before_ms: i64) -> Result<u64, CatalogError> {
+    pub(crate) async fn history_prune(&self, before_ms: i64) -> Result<u64, CatalogError> {
         sqlx::query("DELETE FROM access_history WHERE hour_ms < $1")
             .bind(before_ms)
             .execute(&self.pool)

@@ -2,8 +2,7 @@
 //! group commit's batches (many write intents, or many finished writes with the next
 //! group's intents, in one transaction: one WAL fsync for all of them).
 //!
-//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
-//! `postgres/mod.rs`; see `portable/README.md`).
+//! Written once for both engines and compiled for each (see `README.md` here).
 
 use super::{Engine, EngineConn};
 use crate::error::CatalogError;
@@ -13,7 +12,7 @@ use crate::tiering::{ObjectRecord, ObjectWrite, PlacedObject};
 impl Engine {
     /// Records the write intents `(key, tier)` at `now_ms` in one transaction (an intent
     /// that exists already gets the new time).
-    pub(super) async fn record_intents(
+    pub(crate) async fn record_intents(
         &self,
         intents: &[(String, String)],
         now_ms: i64,
@@ -52,7 +51,7 @@ impl Engine {
     /// checks ([`CatalogError::InvalidInput`], see `commit_write`) is that write's error
     /// and changes nothing; the others are recorded. Any other failure fails them all:
     /// nothing is recorded, the intents included.
-    pub(super) async fn record_writes(
+    pub(crate) async fn record_writes(
         &self,
         writes: &[ObjectWrite],
         next_intents: &[(String, String)],
@@ -78,7 +77,7 @@ impl Engine {
 
     /// Records one finished write in `conn`'s transaction (see `commit_write`). Its checks
     /// run before anything is written, so a refused write leaves the transaction as it was.
-    pub(super) async fn record_write_in(
+    pub(crate) async fn record_write_in(
         &self,
         conn: &mut EngineConn,
         write: &ObjectWrite,

@@ -1,8 +1,7 @@
 //! Job summaries with their progress on either engine. The SQL and the reading and
 //! verifying of rows are [`crate::rows`]'s.
 //!
-//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
-//! `postgres/mod.rs`; see `portable/README.md`).
+//! Written once for both engines and compiled for each (see `README.md` here).
 
 use super::{Engine, EngineConn};
 use crate::error::CatalogError;
@@ -13,7 +12,7 @@ use crate::rows::{
 
 impl Engine {
     /// Jobs with their progress, read in one snapshot.
-    pub(super) async fn summaries(
+    pub(crate) async fn summaries(
         &self,
         filter: JobFilter<'_>,
     ) -> Result<Vec<JobSummary>, CatalogError> {
@@ -77,7 +76,7 @@ impl Engine {
     /// Adds the recorded destination of job `id` to a [`CatalogError::CorruptRow`] that
     /// lacks one, so its message can name the `rebuild --from` argument. The destination
     /// is read without verification: it only completes a message.
-    pub(super) async fn with_destination(
+    pub(crate) async fn with_destination(
         &self,
         conn: &mut EngineConn,
         id: JobId,

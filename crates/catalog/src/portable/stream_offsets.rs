@@ -3,8 +3,7 @@
 //! statistics that include the records before it. The [`crate::TieringCatalog`] methods
 //! delegate here.
 //!
-//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
-//! `postgres/mod.rs`; see `portable/README.md`).
+//! Written once for both engines and compiled for each (see `README.md` here).
 
 use super::Engine;
 use crate::error::CatalogError;
@@ -12,7 +11,7 @@ use crate::tiering::StreamOffset;
 
 impl Engine {
     /// Statistics rows and stream positions, in one transaction.
-    pub(super) async fn save_stats_with_offsets(
+    pub(crate) async fn save_stats_with_offsets(
         &self,
         upserts: &[(&str, &str)],
         removed: &[&str],
@@ -53,7 +52,7 @@ impl Engine {
     }
 
     /// The stored positions of `source`, by partition.
-    pub(super) async fn offsets_of(&self, source: &str) -> Result<Vec<StreamOffset>, CatalogError> {
+    pub(crate) async fn offsets_of(&self, source: &str) -> Result<Vec<StreamOffset>, CatalogError> {
         let rows: Vec<(i32, i64)> = sqlx::query_as(
             "SELECT partition, next_offset FROM stream_offsets WHERE source = $1 \
              ORDER BY partition",

@@ -1,7 +1,6 @@
 //! [`TokenCatalog`] on either engine (migration `0008_api_tokens.sql`).
 //!
-//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
-//! `postgres/mod.rs`; see `portable/README.md`).
+//! Written once for both engines and compiled for each (see `README.md` here).
 
 use async_trait::async_trait;
 

@@ -1,8 +1,7 @@
 //! [`crate::Catalog`]'s worker and job-finish calls (migration `0007`) on either engine; the
 //! job's row is locked while a finish is claimed (`ROW_LOCK`).
 //!
-//! Written once for both engines and compiled for each (`#[path]` in `sqlite/mod.rs` and
-//! `postgres/mod.rs`; see `portable/README.md`).
+//! Written once for both engines and compiled for each (see `README.md` here).
 
 use sqlx::Row;
 
@@ -15,7 +14,7 @@ use crate::rows::RowReader;
 use crate::workers::{FinishClaim, WorkerRecord};
 
 impl Engine {
-    pub(super) async fn upsert_worker(&self, worker: &WorkerRecord) -> Result<(), CatalogError> {
+    pub(crate) async fn upsert_worker(&self, worker: &WorkerRecord) -> Result<(), CatalogError> {
         let op = "record worker";
         sqlx::query(
             "INSERT INTO workers (id, host, pid, cores, bandwidth_cap, throughput, bytes_done,
@@ -46,7 +45,7 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) async fn delete_worker(&self, id: &str) -> Result<(), CatalogError> {
+    pub(crate) async fn delete_worker(&self, id: &str) -> Result<(), CatalogError> {
         sqlx::query("DELETE FROM workers WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -55,7 +54,7 @@ impl Engine {
         Ok(())
     }
 
-    pub(super) async fn select_workers(&self) -> Result<Vec<WorkerRecord>, CatalogError> {
+    pub(crate) async fn select_workers(&self) -> Result<Vec<WorkerRecord>, CatalogError> {
         let rows = sqlx::query(
             "SELECT id, host, pid, cores, bandwidth_cap, throughput, bytes_done, tasks_done,
                     started_at, heartbeat_at, job_id, task
@@ -87,7 +86,7 @@ impl Engine {
             .collect()
     }
 
-    pub(super) async fn claim_finish(
+    pub(crate) async fn claim_finish(
         &self,
         id: JobId,
         run: &str,

@@ -9,31 +9,10 @@ mod integrity;
 mod queries;
 mod tiering;
 
-// Queries written once for both engines, compiled here with this engine's types and
-// phrases (`dialect`); see `src/portable/README.md`.
-#[path = "../portable/chunk_hashes.rs"]
+// The queries both engines run alike (`src/portable/`), compiled with this engine's names.
+#[path = "../portable/mod.rs"]
 #[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
-mod chunk_hashes;
-#[path = "../portable/history.rs"]
-#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
-mod history;
-#[path = "../portable/object_writes.rs"]
-#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
-mod object_writes;
-#[path = "../portable/rows.rs"]
-#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
-mod rows;
-#[path = "../portable/stream_offsets.rs"]
-#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
-mod stream_offsets;
-#[path = "../portable/tokens.rs"]
-#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
-mod tokens;
-#[path = "../portable/workers.rs"]
-#[allow(clippy::duplicate_mod, reason = "compiled once per engine on purpose")]
-mod workers;
-
-use dialect::{saturating_sum, Engine, EngineConn, EngineDb, EngineRow, ROW_LOCK};
+mod portable;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

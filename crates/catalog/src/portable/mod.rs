@@ -1,0 +1,13 @@
+//! Queries both engines run alike, written once and compiled once per engine: each
+//! engine's `mod.rs` declares this module with `#[path = "../portable/mod.rs"]`, so `super`
+//! here is that engine and the names below come from its `dialect.rs` (see `README.md`).
+
+mod chunk_hashes;
+mod history;
+mod object_writes;
+mod rows;
+mod stream_offsets;
+mod tokens;
+mod workers;
+
+use super::dialect::{saturating_sum, Engine, EngineConn, EngineDb, EngineRow, ROW_LOCK};
