@@ -5,6 +5,7 @@
 mod chunk_hashes;
 mod history;
 mod object_writes;
+mod queries;
 mod rows;
 mod stream_offsets;
 mod tokens;

@@ -25,6 +25,15 @@ pub(super) fn saturating_sum(a: &str, b: &str) -> String {
 }
 
 impl PostgresCatalog {
+    /// Starts a writing transaction (read committed; its locks are taken by its statements:
+    /// the job row it touches first, and rows read with [`ROW_LOCK`]).
+    pub(super) async fn begin_write(
+        &self,
+        op: &'static str,
+    ) -> Result<Transaction<'static, Postgres>, CatalogError> {
+        self.pool.begin().await.map_err(self.error(op))
+    }
+
     /// A read-only transaction that sees one snapshot (PostgreSQL's default, read
     /// committed, takes one per statement).
     pub(super) async fn begin_snapshot(

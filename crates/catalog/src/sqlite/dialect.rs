@@ -26,6 +26,19 @@ pub(super) fn saturating_sum(a: &str, b: &str) -> String {
 }
 
 impl SqliteCatalog {
+    /// Starts a transaction that holds the file's write lock from its first statement, so
+    /// two writers queue on the busy timeout instead of one failing when it upgrades a read
+    /// snapshot to a write.
+    pub(super) async fn begin_write(
+        &self,
+        op: &'static str,
+    ) -> Result<Transaction<'static, Sqlite>, CatalogError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(self.error(op))
+    }
+
     /// A read-only transaction that sees one snapshot: in WAL mode a deferred transaction
     /// reads the snapshot taken at its first read.
     pub(super) async fn begin_snapshot(

@@ -6,7 +6,6 @@
 
 mod dialect;
 mod integrity;
-mod queries;
 mod tiering;
 
 // The queries both engines run alike (`src/portable/`), compiled with this engine's names.

@@ -1,12 +1,11 @@
-//! [`Catalog`] for SQLite: the queries.
+//! [`Catalog`] on either engine: the queries of jobs, files and verified chunks. Written
+//! once for both engines and compiled for each (see `README.md` here).
 //!
-//! The SQL here is kept portable (standard `INSERT ... ON CONFLICT`, `RETURNING`, `CASE`,
-//! no SQLite functions): the PostgreSQL engine (`crate::postgres::queries`) mirrors it
-//! with `$n` placeholders; a change here is made there too (the behaviour suite runs on
-//! both).
-//! Writes run in `BEGIN IMMEDIATE` transactions (see the parent module for why), and the
-//! first statement of each touches the job row, which both checks that the job exists
-//! and records the time of the change.
+//! Each call is one transaction ([`Engine::begin_write`]: SQLite's takes the file's write
+//! lock up front). The first statement of a write touches the job row, which checks that
+//! the job exists, records the time of the change, and on PostgreSQL locks the row until
+//! the commit: writes to one job are serialised across processes, while other jobs
+//! proceed. Rows read to decide a write are read with [`ROW_LOCK`].
 //!
 //! Every row written gets its checksum ([`crate::integrity`]), computed here from the
 //! values written; an update first reads and verifies the row it changes, so a damaged
@@ -19,9 +18,9 @@ use std::ops::Range;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use sqlx::error::ErrorKind;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Connection, QueryBuilder};
 
-use super::{db_error, SqliteCatalog};
+use super::{Engine, EngineConn, EngineDb, ROW_LOCK};
 use crate::error::CatalogError;
 use crate::input::{
     check_spec, dense_plan, to_signed, unix_now, CHUNK_BATCH, FILE_BATCH, UPDATE_BATCH,
@@ -37,26 +36,15 @@ use crate::rows::{
 use crate::workers::{FinishClaim, WorkerRecord};
 use crate::Catalog;
 
-impl SqliteCatalog {
-    /// Starts a transaction that holds the write lock from its first statement.
-    pub(super) async fn begin_write(
-        &self,
-        op: &'static str,
-    ) -> Result<Transaction<'static, Sqlite>, CatalogError> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(self.error(op))
-    }
-
+impl Engine {
     /// Sets the job's `updated_at`; fails with [`CatalogError::JobNotFound`] if it is gone.
     async fn touch_job(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut EngineConn,
         id: JobId,
         op: &'static str,
     ) -> Result<(), CatalogError> {
-        let touched = sqlx::query("UPDATE jobs SET updated_at = ? WHERE id = ?")
+        let touched = sqlx::query("UPDATE jobs SET updated_at = $1 WHERE id = $2")
             .bind(unix_now())
             .bind(id)
             .execute(&mut *conn)
@@ -70,11 +58,11 @@ impl SqliteCatalog {
 
     async fn ensure_job(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut EngineConn,
         id: JobId,
         op: &'static str,
     ) -> Result<(), CatalogError> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM jobs WHERE id = ?")
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM jobs WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *conn)
             .await
@@ -84,9 +72,9 @@ impl SqliteCatalog {
 
     /// Inserts a job row with its checksum (which covers the id, so it is written once
     /// the id is known, in the same transaction). The chunk size must already be checked.
-    pub(super) async fn insert_job(
+    pub(crate) async fn insert_job(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut EngineConn,
         spec: &JobSpec,
         chunk_size: i64,
         state: JobState,
@@ -97,7 +85,7 @@ impl SqliteCatalog {
         let id: JobId = sqlx::query_scalar(
             "INSERT INTO jobs (source, destination, state, chunk_size, options_json, created_at,
                                updated_at, root_hash, last_error)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
         .bind(&spec.source)
         .bind(&spec.destination)
@@ -122,7 +110,7 @@ impl SqliteCatalog {
             last_error,
         }
         .checksum();
-        sqlx::query("UPDATE jobs SET checksum = ? WHERE id = ?")
+        sqlx::query("UPDATE jobs SET checksum = $1 WHERE id = $2")
             .bind(checksum.as_slice())
             .bind(id)
             .execute(&mut *conn)
@@ -134,19 +122,20 @@ impl SqliteCatalog {
     /// [`CatalogError::UnknownFile`] for the first index the plan does not have.
     async fn rows_to_update(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut EngineConn,
         id: JobId,
         batch: &[&FileUpdate],
         op: &'static str,
     ) -> Result<Vec<RawFile>, CatalogError> {
-        let mut query = QueryBuilder::<Sqlite>::new(select_files!("WHERE job_id = "));
+        let mut query = QueryBuilder::<EngineDb>::new(select_files!("WHERE job_id = "));
         query.push_bind(id);
         query.push(" AND file_index IN (");
         let mut list = query.separated(", ");
         for update in batch {
             list.push_bind(i64::from(update.index));
         }
-        query.push(")");
+        // Locked until the commit: the new checksums are computed from these rows.
+        query.push(")").push(ROW_LOCK);
         let rows: Vec<RawFile> = query
             .build_query_as()
             .fetch_all(&mut *conn)
@@ -175,14 +164,14 @@ impl SqliteCatalog {
     /// the plan does not have.
     async fn first_unknown_file(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut EngineConn,
         id: JobId,
         file_indexes: impl Iterator<Item = u32>,
         op: &'static str,
     ) -> Result<Option<u32>, CatalogError> {
         for index in file_indexes {
             let known: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM files WHERE job_id = ? AND file_index = ?",
+                "SELECT COUNT(*) FROM files WHERE job_id = $1 AND file_index = $2",
             )
             .bind(id)
             .bind(i64::from(index))
@@ -207,7 +196,7 @@ impl SqliteCatalog {
         let mut damaged = None;
         {
             let mut rows = sqlx::query_as::<_, RawFile>(select_files!(
-                "WHERE job_id = ? AND file_index >= ? AND file_index < ? ORDER BY file_index"
+                "WHERE job_id = $1 AND file_index >= $2 AND file_index < $3 ORDER BY file_index"
             ))
             .bind(id)
             .bind(i64::from(range.start))
@@ -244,7 +233,7 @@ impl SqliteCatalog {
         let mut damaged = None;
         {
             let mut rows = sqlx::query_as::<_, RawChunk>(select_chunks!(
-                "WHERE job_id = ? AND file_index >= ? AND file_index < ? \
+                "WHERE job_id = $1 AND file_index >= $2 AND file_index < $3 \
                  ORDER BY file_index, chunk_index"
             ))
             .bind(id)
@@ -273,7 +262,7 @@ impl SqliteCatalog {
 }
 
 #[async_trait]
-impl Catalog for SqliteCatalog {
+impl Catalog for Engine {
     async fn load_files(&self, id: JobId) -> Result<Vec<FileRecord>, CatalogError> {
         self.files_in(id, 0..u32::MAX).await
     }
@@ -328,7 +317,7 @@ impl Catalog for SqliteCatalog {
                     destination_uri: spec.destination.clone(),
                 })
             }
-            Err(err) => Err(db_error(&self.path, op, err)),
+            Err(err) => Err(self.error(op)(err)),
         }
     }
 
@@ -338,7 +327,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn job_options(&self, id: JobId) -> Result<String, CatalogError> {
-        let raw: Option<RawJob> = sqlx::query_as(select_jobs!("WHERE id = ?"))
+        let raw: Option<RawJob> = sqlx::query_as(select_jobs!("WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -354,8 +343,8 @@ impl Catalog for SqliteCatalog {
         let mut tx = self.begin_write(op).await?;
         self.touch_job(&mut tx, id, op).await?;
         for table in [
-            "DELETE FROM verified_chunks WHERE job_id = ?",
-            "DELETE FROM files WHERE job_id = ?",
+            "DELETE FROM verified_chunks WHERE job_id = $1",
+            "DELETE FROM files WHERE job_id = $1",
         ] {
             sqlx::query(table)
                 .bind(id)
@@ -364,7 +353,7 @@ impl Catalog for SqliteCatalog {
                 .map_err(self.error(op))?;
         }
         for batch in ordered.chunks(FILE_BATCH) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
+            let mut insert = QueryBuilder::<EngineDb>::new(
                 "INSERT INTO files (job_id, file_index, path, size, mtime_ns, mode, state, checksum) ",
             );
             insert.push_values(batch, |mut row, (file, size)| {
@@ -431,7 +420,7 @@ impl Catalog for SqliteCatalog {
                 .collect();
             // Standard SQL (a CTE and UPDATE ... FROM), one statement per batch: a
             // statement per file costs ~20 µs of driver round trip.
-            let mut query = QueryBuilder::<Sqlite>::new(
+            let mut query = QueryBuilder::<EngineDb>::new(
                 "WITH v (file_index, state, hash, error, checksum) AS (",
             );
             query.push_values(
@@ -477,7 +466,7 @@ impl Catalog for SqliteCatalog {
         let mut tx = self.begin_write(op).await?;
         self.touch_job(&mut tx, id, op).await?;
         for batch in rows.chunks(CHUNK_BATCH) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(
+            let mut upsert = QueryBuilder::<EngineDb>::new(
                 "INSERT INTO verified_chunks (job_id, file_index, chunk_index, chaining_value, checksum) ",
             );
             upsert.push_values(batch, |mut row, ((file_index, chunk_index), value)| {
@@ -493,16 +482,23 @@ impl Catalog for SqliteCatalog {
                  DO UPDATE SET chaining_value = excluded.chaining_value, \
                  checksum = excluded.checksum",
             );
-            let result = upsert.build().execute(&mut *tx).await;
+            // In a savepoint: PostgreSQL refuses every statement of a transaction after an
+            // error, and the unknown file is looked up after a foreign key violation (on
+            // SQLite the savepoint costs nothing worth avoiding a second version for).
+            let mut savepoint = tx.begin().await.map_err(self.error(op))?;
+            let result = upsert.build().execute(&mut *savepoint).await;
             if let Err(sqlx::Error::Database(db)) = &result {
                 if db.kind() == ErrorKind::ForeignKeyViolation {
+                    savepoint.rollback().await.map_err(self.error(op))?;
                     let indexes = batch.iter().map(|((file_index, _), _)| *file_index);
                     if let Some(index) = self.first_unknown_file(&mut tx, id, indexes, op).await? {
                         return Err(CatalogError::UnknownFile { id, index });
                     }
+                    return Err(self.error(op)(result.unwrap_err()));
                 }
             }
             result.map_err(self.error(op))?;
+            savepoint.commit().await.map_err(self.error(op))?;
         }
         tx.commit().await.map_err(self.error(op))
     }
@@ -511,7 +507,7 @@ impl Catalog for SqliteCatalog {
         let op = "forget chunks";
         let mut tx = self.begin_write(op).await?;
         self.touch_job(&mut tx, id, op).await?;
-        sqlx::query("DELETE FROM verified_chunks WHERE job_id = ? AND file_index = ?")
+        sqlx::query("DELETE FROM verified_chunks WHERE job_id = $1 AND file_index = $2")
             .bind(id)
             .bind(i64::from(file_index))
             .execute(&mut *tx)
@@ -554,8 +550,8 @@ impl Catalog for SqliteCatalog {
         }
         .checksum();
         sqlx::query(
-            "UPDATE files SET size = ?, mtime_ns = ?, mode = ?, state = ?, hash = NULL, \
-             error = NULL, checksum = ? WHERE job_id = ? AND file_index = ?",
+            "UPDATE files SET size = $1, mtime_ns = $2, mode = $3, state = $4, hash = NULL, \
+             error = NULL, checksum = $5 WHERE job_id = $6 AND file_index = $7",
         )
         .bind(size)
         .bind(file.mtime_ns)
@@ -567,7 +563,7 @@ impl Catalog for SqliteCatalog {
         .execute(&mut *tx)
         .await
         .map_err(self.error(op))?;
-        sqlx::query("DELETE FROM verified_chunks WHERE job_id = ? AND file_index = ?")
+        sqlx::query("DELETE FROM verified_chunks WHERE job_id = $1 AND file_index = $2")
             .bind(id)
             .bind(i64::from(file.index))
             .execute(&mut *tx)
@@ -585,7 +581,10 @@ impl Catalog for SqliteCatalog {
     ) -> Result<(), CatalogError> {
         let op = "set job state";
         let mut tx = self.begin_write(op).await?;
-        let raw: Option<RawJob> = sqlx::query_as(select_jobs!("WHERE id = ?"))
+        // Locked until the commit, so that the transition is checked against the state
+        // this transaction replaces: a concurrent writer waits, then checks against ours.
+        let sql = format!("{}{ROW_LOCK}", select_jobs!("WHERE id = $1"));
+        let raw: Option<RawJob> = sqlx::query_as(&sql)
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
@@ -611,8 +610,8 @@ impl Catalog for SqliteCatalog {
         }
         .checksum();
         sqlx::query(
-            "UPDATE jobs SET state = ?, last_error = ?, root_hash = ?, updated_at = ?, checksum = ?
-             WHERE id = ?",
+            "UPDATE jobs SET state = $1, last_error = $2, root_hash = $3, updated_at = $4, checksum = $5
+             WHERE id = $6",
         )
         .bind(state.as_str())
         .bind(last_error)
@@ -635,8 +634,8 @@ impl Catalog for SqliteCatalog {
         let mut tx = self.begin_write(op).await?;
         // Children first, explicitly: faster than a cascade row by row.
         for statement in [
-            "DELETE FROM verified_chunks WHERE job_id = ?",
-            "DELETE FROM files WHERE job_id = ?",
+            "DELETE FROM verified_chunks WHERE job_id = $1",
+            "DELETE FROM files WHERE job_id = $1",
         ] {
             sqlx::query(statement)
                 .bind(id)
@@ -644,7 +643,7 @@ impl Catalog for SqliteCatalog {
                 .await
                 .map_err(self.error(op))?;
         }
-        let deleted = sqlx::query("DELETE FROM jobs WHERE id = ?")
+        let deleted = sqlx::query("DELETE FROM jobs WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
