@@ -25,8 +25,11 @@
 //! The engines share everything but their SQL dialect and settings: the row checksums
 //! and the full check ([`integrity`]), the reading and verification of rows (`rows.rs`,
 //! `tiering_rows.rs`), the checks of what callers pass in (`input.rs`), the job state
-//! machine ([`lifecycle`]), and the SQL of the job summaries. The one behaviour suite (`tests/behaviour/`) runs on
-//! both (`tests/sqlite.rs`, `tests/postgres.rs`).
+//! machine ([`lifecycle`]), and the queries themselves: written once in `src/portable/`
+//! with `$n` placeholders and compiled per engine against the few phrases its
+//! `dialect.rs` sets (row locks, transaction kinds). The behaviour suites
+//! (`tests/behaviour/`, `tests/tiering_cases/`) run on both (`tests/sqlite.rs`,
+//! `tests/tiering.rs`, `tests/postgres.rs`).
 //!
 //! # Adding a schema migration
 //!

@@ -20,7 +20,7 @@ impl Engine {
         chunk_hashes: &ChunkHashes,
     ) -> Result<bool, CatalogError> {
         let op = "record chunk values";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let row: Option<(i64, Vec<u8>)> =
             sqlx::query_as("SELECT size, hash FROM objects WHERE key = $1 AND generation = $2")
                 .bind(key)

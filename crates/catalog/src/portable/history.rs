@@ -35,7 +35,7 @@ impl Engine {
                 signed(b.bytes, "bytes")?,
             ));
         }
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         for batch in rows.chunks(ROW_BATCH) {
             let mut insert = QueryBuilder::<EngineDb>::new(
                 "INSERT INTO access_history (key, hour_ms, reads, writes, bytes) ",

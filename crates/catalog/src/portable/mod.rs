@@ -8,6 +8,7 @@ mod object_writes;
 mod queries;
 mod rows;
 mod stream_offsets;
+mod tiering;
 mod tokens;
 mod workers;
 

@@ -18,7 +18,7 @@ impl Engine {
         now_ms: i64,
     ) -> Result<(), CatalogError> {
         let op = "record write intents";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         self.record_intents_in(&mut tx, intents, now_ms, op).await?;
         tx.commit().await.map_err(self.error(op))
     }
@@ -58,7 +58,7 @@ impl Engine {
         now_ms: i64,
     ) -> Result<Vec<Result<PlacedObject, CatalogError>>, CatalogError> {
         let op = "record object writes";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let mut results = Vec::with_capacity(writes.len());
         for write in writes {
             match self.record_write_in(&mut tx, write, op).await {

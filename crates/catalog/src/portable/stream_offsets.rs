@@ -31,7 +31,7 @@ impl Engine {
                 bad.next_offset, bad.source, bad.partition
             )));
         }
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         self.write_access_stats(&mut tx, upserts, removed, now_ms, op)
             .await?;
         for offset in offsets {

@@ -64,7 +64,7 @@ impl TokenCatalog for Engine {
 
     async fn revoke_token(&self, id: &str, now_ms: i64) -> Result<Revoked, CatalogError> {
         let op = "revoke token";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let before: Option<(Option<i64>,)> =
             sqlx::query_as("SELECT revoked_ms FROM api_tokens WHERE id = $1")
                 .bind(id)

@@ -34,6 +34,23 @@ impl PostgresCatalog {
         self.pool.begin().await.map_err(self.error(op))
     }
 
+    /// Serialises the transactions about `key` until `conn`'s transaction ends, with a
+    /// transaction-scoped advisory lock on the key's hash (a row lock cannot hold a row
+    /// that does not exist yet, such as the move job about to be planned).
+    pub(super) async fn lock_key_until_commit(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        key: &str,
+        op: &'static str,
+    ) -> Result<(), CatalogError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(key)
+            .execute(&mut *conn)
+            .await
+            .map_err(self.error(op))?;
+        Ok(())
+    }
+
     /// A read-only transaction that sees one snapshot (PostgreSQL's default, read
     /// committed, takes one per statement).
     pub(super) async fn begin_snapshot(

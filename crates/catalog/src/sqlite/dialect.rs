@@ -39,6 +39,17 @@ impl SqliteCatalog {
             .map_err(self.error(op))
     }
 
+    /// Serialises the transactions about `key` until `conn`'s transaction ends: nothing to
+    /// do on SQLite, where `BEGIN IMMEDIATE` serialises every writer.
+    pub(super) async fn lock_key_until_commit(
+        &self,
+        _conn: &mut sqlx::SqliteConnection,
+        _key: &str,
+        _op: &'static str,
+    ) -> Result<(), CatalogError> {
+        Ok(())
+    }
+
     /// A read-only transaction that sees one snapshot: in WAL mode a deferred transaction
     /// reads the snapshot taken at its first read.
     pub(super) async fn begin_snapshot(

@@ -6,7 +6,6 @@
 
 mod dialect;
 mod integrity;
-mod tiering;
 
 // The queries both engines run alike (`src/portable/`), compiled with this engine's names.
 #[path = "../portable/mod.rs"]

@@ -1,16 +1,18 @@
-//! [`TieringCatalog`] for PostgreSQL: the SQLite engine's queries (`crate::sqlite::tiering`)
-//! with `$n` placeholders and row locks. Inside a writing transaction the rows a write
-//! depends on (the move job, the object and its placements) are read `FOR UPDATE`, so a
-//! concurrent writer of the same object waits and then sees the committed result; reads
-//! outside writes take no lock.
+//! [`TieringCatalog`] on either engine. Written once for both engines and compiled for each
+//! (see `README.md` here).
+//!
+//! Writes run in [`Engine::begin_write`] transactions. Inside one, the rows a write depends
+//! on (the move job, the object and its placements) are read with [`ROW_LOCK`], so on
+//! PostgreSQL a concurrent writer of the same object waits and then sees the committed
+//! result (SQLite's file lock serialises writers whole); reads outside writes take no
+//! lock. Stored values are checked on the way out ([`crate::tiering_rows`]).
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use sqlx::error::ErrorKind;
-use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgConnection, Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{FromRow, QueryBuilder, Row, Transaction};
 
-use super::PostgresCatalog;
+use super::{Engine, EngineConn, EngineDb, EngineRow, ROW_LOCK};
 use crate::error::CatalogError;
 use crate::input::to_signed;
 use crate::lifecycle::{JobKind, JobState};
@@ -27,25 +29,18 @@ use crate::tiering_rows::{
 /// Rows per multi-row statement (at most 4 parameters each).
 const ROW_BATCH: usize = 1000;
 
-impl PostgresCatalog {
-    pub(super) async fn begin_tiering_write(
-        &self,
-        op: &'static str,
-    ) -> Result<Transaction<'static, Postgres>, CatalogError> {
-        self.pool.begin().await.map_err(self.error(op))
-    }
-
+impl Engine {
     /// Upserts statistics rows and removes the rows of `removed` inside `tx`.
     pub(super) async fn write_access_stats(
         &self,
-        tx: &mut Transaction<'static, Postgres>,
+        tx: &mut Transaction<'static, EngineDb>,
         upserts: &[(&str, &str)],
         removed: &[&str],
         now_ms: i64,
         op: &'static str,
     ) -> Result<(), CatalogError> {
         for batch in upserts.chunks(ROW_BATCH) {
-            let mut insert = QueryBuilder::<Postgres>::new(
+            let mut insert = QueryBuilder::<EngineDb>::new(
                 "INSERT INTO access_stats (key, stats_json, updated_ms) ",
             );
             insert.push_values(batch, |mut row, (key, json)| {
@@ -63,7 +58,7 @@ impl PostgresCatalog {
         }
         for batch in removed.chunks(ROW_BATCH) {
             let mut delete =
-                QueryBuilder::<Postgres>::new("DELETE FROM access_stats WHERE key IN (");
+                QueryBuilder::<EngineDb>::new("DELETE FROM access_stats WHERE key IN (");
             let mut list = delete.separated(", ");
             for key in batch {
                 list.push_bind(*key);
@@ -78,26 +73,27 @@ impl PostgresCatalog {
         Ok(())
     }
 
-    fn placed_from_row(&self, row: &PgRow) -> Result<PlacedObject, CatalogError> {
+    fn placed_from_row(&self, row: &EngineRow) -> Result<PlacedObject, CatalogError> {
         self.placed_record(RawPlaced::from_row(row).map_err(self.error("read objects"))?)
     }
 
-    fn placement_from_row(&self, row: &PgRow) -> Result<Placement, CatalogError> {
+    fn placement_from_row(&self, row: &EngineRow) -> Result<Placement, CatalogError> {
         self.placement_record(RawPlacement::from_row(row).map_err(self.error("read placements"))?)
     }
 
-    fn move_from_row(&self, row: &PgRow) -> Result<MoveJob, CatalogError> {
+    fn move_from_row(&self, row: &EngineRow) -> Result<MoveJob, CatalogError> {
         self.move_record(RawMove::from_row(row).map_err(self.error("read move jobs"))?)
     }
 
     /// The move job `id`, locked until the transaction ends.
     async fn move_in(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut EngineConn,
         id: MoveId,
         op: &'static str,
     ) -> Result<Option<MoveJob>, CatalogError> {
-        let row = sqlx::query(select_moves!("WHERE id = $1 FOR UPDATE"))
+        let sql = format!("{}{ROW_LOCK}", select_moves!("WHERE id = $1"));
+        let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&mut *conn)
             .await
@@ -107,7 +103,7 @@ impl PostgresCatalog {
 
     async fn move_required(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut EngineConn,
         id: MoveId,
         op: &'static str,
     ) -> Result<MoveJob, CatalogError> {
@@ -120,11 +116,12 @@ impl PostgresCatalog {
     /// ends.
     pub(super) async fn placed_in(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut EngineConn,
         key: &str,
         op: &'static str,
     ) -> Result<Option<PlacedObject>, CatalogError> {
-        let row = sqlx::query(select_placed!("WHERE o.key = $1 FOR UPDATE"))
+        let sql = format!("{}{ROW_LOCK}", select_placed!("WHERE o.key = $1"));
+        let row = sqlx::query(&sql)
             .bind(key)
             .fetch_optional(&mut *conn)
             .await
@@ -135,15 +132,15 @@ impl PostgresCatalog {
     /// The placement of `key` on `tier`, locked until the transaction ends.
     pub(super) async fn placement_in(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut EngineConn,
         key: &str,
         tier: &str,
         op: &'static str,
     ) -> Result<Option<Placement>, CatalogError> {
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "SELECT key, tier, state, generation, job_id, placed_ms FROM placements
-             WHERE key = $1 AND tier = $2 FOR UPDATE",
-        )
+             WHERE key = $1 AND tier = $2{ROW_LOCK}"
+        ))
         .bind(key)
         .bind(tier)
         .fetch_optional(&mut *conn)
@@ -156,7 +153,7 @@ impl PostgresCatalog {
     /// allow from `job`'s state (read in the same transaction).
     async fn set_state_in(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut EngineConn,
         job: &MoveJob,
         state: JobState,
         last_error: Option<&str>,
@@ -190,12 +187,12 @@ impl PostgresCatalog {
 
     async fn active_move_of(
         &self,
-        conn: &mut PgConnection,
+        conn: &mut EngineConn,
         key: &str,
         op: &'static str,
     ) -> Result<Option<MoveJob>, CatalogError> {
         let query = format!(
-            "{} WHERE key = $1 AND state IN {} FOR UPDATE",
+            "{} WHERE key = $1 AND state IN {}{ROW_LOCK}",
             select_moves!(""),
             *ACTIVE_STATES
         );
@@ -209,7 +206,7 @@ impl PostgresCatalog {
 }
 
 #[async_trait]
-impl TieringCatalog for PostgresCatalog {
+impl TieringCatalog for Engine {
     async fn placed_objects(&self) -> Result<Vec<PlacedObject>, CatalogError> {
         let op = "read objects";
         let mut conn = self.pool.acquire().await.map_err(self.error(op))?;
@@ -267,7 +264,7 @@ impl TieringCatalog for PostgresCatalog {
 
     async fn commit_write(&self, write: &ObjectWrite) -> Result<PlacedObject, CatalogError> {
         let op = "record object write";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let placed = self.record_write_in(&mut tx, write, op).await?;
         tx.commit().await.map_err(self.error(op))?;
         Ok(placed)
@@ -339,12 +336,12 @@ impl TieringCatalog for PostgresCatalog {
         now_ms: i64,
     ) -> Result<Option<Vec<Placement>>, CatalogError> {
         let op = "delete object";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         // The object's unfinished moves are locked first, in the order the move steps
         // take their locks (move, then object), so a delete racing a move step waits
         // instead of deadlocking with it.
         let lock_moves = format!(
-            "SELECT id FROM move_jobs WHERE key = $1 AND state IN {} FOR UPDATE",
+            "SELECT id FROM move_jobs WHERE key = $1 AND state IN {}{ROW_LOCK}",
             *ACTIVE_STATES
         );
         sqlx::query(&lock_moves)
@@ -417,7 +414,7 @@ impl TieringCatalog for PostgresCatalog {
         if upserts.is_empty() && removed.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         self.write_access_stats(&mut tx, upserts, removed, now_ms, op)
             .await?;
         tx.commit().await.map_err(self.error(op))
@@ -470,14 +467,10 @@ impl TieringCatalog for PostgresCatalog {
             ));
         }
         let after = serde_json::to_string(&spec.after).unwrap_or_else(|_| "[]".to_string());
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         // Planners on several nodes may plan the same move at once: one at a time per
-        // object (until the commit), so the second finds the first's job, as on SQLite.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(&spec.key)
-            .execute(&mut *tx)
-            .await
-            .map_err(self.error(op))?;
+        // object (until the commit), so the second finds the first's job.
+        self.lock_key_until_commit(&mut tx, &spec.key, op).await?;
         let existing = sqlx::query(select_moves!("WHERE idempotency_key = $1"))
             .bind(&spec.idempotency_key)
             .fetch_optional(&mut *tx)
@@ -535,7 +528,7 @@ impl TieringCatalog for PostgresCatalog {
 
     async fn move_jobs(&self, filter: &MoveFilter) -> Result<Vec<MoveJob>, CatalogError> {
         let op = "read move jobs";
-        let mut query = QueryBuilder::<Postgres>::new(select_moves!("WHERE 1 = 1"));
+        let mut query = QueryBuilder::<EngineDb>::new(select_moves!("WHERE 1 = 1"));
         if let Some(state) = filter.state {
             query.push(" AND state = ").push_bind(state.as_str());
         }
@@ -576,7 +569,7 @@ impl TieringCatalog for PostgresCatalog {
 
     async fn start_copy(&self, id: MoveId, now_ms: i64) -> Result<CopyStart, CatalogError> {
         let op = "start move copy";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let job = self.move_required(&mut tx, id, op).await?;
         if !JobKind::Move.allows(job.state, JobState::Copying) {
             return Ok(CopyStart::NotStartable(job.state));
@@ -638,7 +631,7 @@ impl TieringCatalog for PostgresCatalog {
         now_ms: i64,
     ) -> Result<(), CatalogError> {
         let op = "set move state";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let job = self.move_required(&mut tx, id, op).await?;
         self.set_state_in(&mut tx, &job, state, last_error, now_ms, op)
             .await?;
@@ -651,7 +644,7 @@ impl TieringCatalog for PostgresCatalog {
         now_ms: i64,
     ) -> Result<SwitchOutcome, CatalogError> {
         let op = "switch placement";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let job = self.move_required(&mut tx, id, op).await?;
         let Some(placed) = self.placed_in(&mut tx, &job.key, op).await? else {
             return Ok(SwitchOutcome::ObjectGone);
@@ -706,7 +699,7 @@ impl TieringCatalog for PostgresCatalog {
 
     async fn finish_move(&self, id: MoveId, now_ms: i64) -> Result<(), CatalogError> {
         let op = "finish move";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let job = self.move_required(&mut tx, id, op).await?;
         sqlx::query(
             "DELETE FROM placements WHERE key = $1 AND tier = $2 AND state = 'retiring'
@@ -739,7 +732,7 @@ impl TieringCatalog for PostgresCatalog {
                 "a move that did not switch cannot end {state}"
             )));
         }
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let job = self.move_required(&mut tx, id, op).await?;
         sqlx::query(
             "DELETE FROM placements WHERE key = $1 AND tier = $2 AND state = 'copying'
@@ -758,7 +751,7 @@ impl TieringCatalog for PostgresCatalog {
 
     async fn retry_move(&self, id: MoveId, now_ms: i64) -> Result<RetriedMove, CatalogError> {
         let op = "retry move";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let job = self.move_required(&mut tx, id, op).await?;
         // Only a move that ended runs again, as a new attempt.
         if job.state.is_active() || !JobKind::Move.allows(job.state, JobState::Planned) {
@@ -786,9 +779,9 @@ impl TieringCatalog for PostgresCatalog {
         if decisions.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         for batch in decisions.chunks(ROW_BATCH / 2) {
-            let mut insert = QueryBuilder::<Postgres>::new(
+            let mut insert = QueryBuilder::<EngineDb>::new(
                 "INSERT INTO decisions (key, ts_ms, class, reason, action, explanation, \
                  inputs_json, job_id) ",
             );
@@ -851,7 +844,7 @@ impl TieringCatalog for PostgresCatalog {
 
     async fn prune_decisions(&self, keep: u32) -> Result<u64, CatalogError> {
         let op = "prune decisions";
-        let mut tx = self.begin_tiering_write(op).await?;
+        let mut tx = self.begin_write(op).await?;
         let gone = sqlx::query("DELETE FROM decisions WHERE key NOT IN (SELECT key FROM objects)")
             .execute(&mut *tx)
             .await
