@@ -4,6 +4,7 @@
 
 mod chunk_hashes;
 mod history;
+mod import;
 mod object_writes;
 mod queries;
 mod rows;
