@@ -564,6 +564,25 @@ fn a_re_encode_whose_object_is_deleted_while_it_waits_its_turn_holds_up_no_other
 }
 
 /// A tmpfs of `size` mounted at `at` until dropped (the tests run as root).
+/// The domains (indices into `domains`) that `replicate:N` puts `key`'s copies on, as the
+/// service places them (rendezvous order of the object's path in the tier).
+fn replica_domains(domains: &[PathBuf], key: &str, copies: usize) -> Vec<usize> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stores: Vec<strata_store::Store> = domains
+        .iter()
+        .map(|path| {
+            let uri = strata_store::StoreUri::parse(&path.display().to_string()).unwrap();
+            runtime
+                .block_on(strata_store::Store::open(&uri, &Default::default()))
+                .unwrap()
+        })
+        .collect();
+    let rel = strata_server::tiers::Tier::object_path(key);
+    let mut order = strata_redundancy::placement::placement(&stores, &rel);
+    order.truncate(copies);
+    order
+}
+
 struct SmallDisk(PathBuf);
 
 impl SmallDisk {
@@ -604,7 +623,19 @@ fn a_domain_that_fills_up_fails_re_encodes_cleanly_and_a_retry_finishes_once_roo
     // Domain 5 is a small disk: room for its fragments, and then not for a whole replica.
     let disk = SmallDisk::mount(&domains[5], "24m");
     let service = Service::start(&config, &data_dir, &[]);
-    let keys: Vec<String> = (0..4).map(|i| format!("full/o{i}.bin")).collect();
+    // Placement hashes the domains' paths, which are random: the first key is one whose
+    // replicas include the small domain, so that at least one re-encode must fail.
+    let on_small = (0..)
+        .map(|i| format!("full/o{i}.bin"))
+        .find(|key| replica_domains(&domains, key, 3).contains(&5))
+        .unwrap();
+    let mut keys = vec![on_small.clone()];
+    keys.extend(
+        (0..)
+            .map(|i| format!("full/o{i}.bin"))
+            .filter(|key| *key != on_small)
+            .take(3),
+    );
     let objects: Vec<Vec<u8>> = (0..4).map(|i| content((4 << 20) + i)).collect();
     for (key, data) in keys.iter().zip(&objects) {
         put_key(&service, key, data);
@@ -640,8 +671,9 @@ fn a_domain_that_fills_up_fails_re_encodes_cleanly_and_a_retry_finishes_once_roo
         .map(|(key, _)| key)
         .collect();
     assert!(
-        !failed.is_empty(),
-        "no replica was placed on the full domain: {states:?}"
+        failed.contains(&&keys[0]),
+        "{} has a replica on the full domain, yet its re-encode ended {states:?}",
+        keys[0]
     );
     for key in &failed {
         let jobs = get_json(&service.url, &format!("/v1/jobs?key={key}"));
