@@ -143,6 +143,8 @@ pub async fn explain(
     {
         lines.push(format!("damaged: {}", damage.explanation));
     }
+    let policy_line = crate::policies::explain_line(&state, &key);
+    lines.extend(policy_line.clone());
     let forecast = crate::forecast::predict::object_view(&state, &key, &entry).await?;
     lines.push(forecast_line(&forecast));
     if let Some(active) = jobs.iter().find(|job| job.state.is_active()) {
@@ -183,6 +185,10 @@ pub async fn explain(
         "decision_inputs": decision.inputs,
         "jobs": jobs_json,
         "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>(),
+        "policy": state
+            .policies
+            .policy_for(&key)
+            .map(|policy| crate::policies::policy_json(&state.policies, policy)),
         "forecast": match forecast {
             Ok(view) => view,
             Err(reason) => serde_json::json!({ "fallback": reason }),
