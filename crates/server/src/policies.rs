@@ -172,7 +172,10 @@ pub async fn request_move(
         after: Vec::new(),
     };
     let job = match state.catalog.create_move(&spec, now).await? {
-        CreatedMove::Created(job) => job,
+        CreatedMove::Created(job) => {
+            state.metrics.move_planned("manual");
+            job
+        }
         CreatedMove::Existing(job) if job.state.is_active() => job,
         CreatedMove::Existing(_) | CreatedMove::ObjectBusy(_) => {
             return Err(ApiError::conflict(
@@ -200,4 +203,38 @@ pub async fn request_move(
         Json(serde_json::json!({ "job": job.id, "key": key, "from": from, "to": to })),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_heat::config::failures_tolerated;
+    use strata_redundancy::Redundancy;
+
+    /// The heat crate reads a tier's redundancy for `min_redundancy` on its own (it may not
+    /// depend on the redundancy crate); both must count failures alike.
+    #[test]
+    fn policies_count_failures_as_the_redundancy_crate_does() {
+        for spec in [
+            "none",
+            "replicate:1",
+            "replicate:2",
+            "replicate:3",
+            "ec:4+2",
+            "ec:2+1",
+            "ec:10+4",
+            " Replicate:2 ",
+            "EC: 4 + 2",
+        ] {
+            let parsed: Redundancy = spec.parse().unwrap();
+            assert_eq!(
+                failures_tolerated(spec),
+                Some(parsed.losses_tolerated()),
+                "{spec}"
+            );
+        }
+        for spec in ["raid6", "replicate:x", "replicate:0", "ec:4", "ec:4+0"] {
+            assert!(spec.parse::<Redundancy>().is_err(), "{spec}");
+            assert_eq!(failures_tolerated(spec), None, "{spec}");
+        }
+    }
 }

@@ -84,35 +84,34 @@ enum RawMinRedundancy {
     Spec(String),
 }
 
-/// Failures a redundancy written `none`, `replicate:N` or `ec:K+M` tolerates; `None` when it
-/// is not written so. The same arithmetic as `strata_redundancy::Redundancy::losses_tolerated`
-/// (that crate does I/O, which this one may not depend on; the service's tests compare them).
-pub fn failures_tolerated(spec: &str) -> Option<usize> {
-    let spec = spec.trim();
+/// A redundancy written `none`, `replicate:N` or `ec:K+M` as (domains needed, failures
+/// tolerated); `None` when it is not written so. The same reading as
+/// `strata_redundancy::Redundancy` (case, spaces, N and M at least 1), whose crate does I/O
+/// and so may not be a dependency of this one; the service's tests compare the two.
+fn read_redundancy(spec: &str) -> Option<(usize, usize)> {
+    let spec = spec.trim().to_ascii_lowercase();
+    let number = |text: &str| text.trim().parse::<usize>().ok();
     if spec == "none" {
-        return Some(0);
+        return Some((1, 0));
     }
     if let Some(copies) = spec.strip_prefix("replicate:") {
-        let copies: usize = copies.parse().ok()?;
-        return copies.checked_sub(1);
+        let copies = number(copies).filter(|&copies| copies > 0)?;
+        return Some((copies, copies - 1));
     }
     let (data, parity) = spec.strip_prefix("ec:")?.split_once('+')?;
-    let data: usize = data.parse().ok()?;
-    let parity: usize = parity.parse().ok()?;
-    (data > 0).then_some(parity)
+    let (data, parity) = (number(data)?, number(parity)?);
+    (data > 0 && parity > 0).then_some((data + parity, parity))
 }
 
-/// Domains a redundancy needs (`replicate:N`: N, `ec:K+M`: K+M, `none`: 1).
+/// Failures a redundancy written `none`, `replicate:N` or `ec:K+M` tolerates (0, N - 1,
+/// M); `None` when it is not written so.
+pub fn failures_tolerated(spec: &str) -> Option<usize> {
+    read_redundancy(spec).map(|(_, failures)| failures)
+}
+
+/// Domains a redundancy needs (`none`: 1, `replicate:N`: N, `ec:K+M`: K + M).
 fn domains_needed(spec: &str) -> Option<usize> {
-    let spec = spec.trim();
-    if spec == "none" {
-        return Some(1);
-    }
-    if let Some(copies) = spec.strip_prefix("replicate:") {
-        return copies.parse().ok();
-    }
-    let (data, parity) = spec.strip_prefix("ec:")?.split_once('+')?;
-    Some(data.parse::<usize>().ok()? + parity.parse::<usize>().ok()?)
+    read_redundancy(spec).map(|(domains, _)| domains)
 }
 
 /// The failures a tier's objects tolerate at the least: its own `redundancy`, or a class's
