@@ -130,10 +130,21 @@ pub async fn explain(
             "on {tier} for {since}: moved from {} by job {} ({}): {}",
             job.from_tier, job.id, job.reason, job.explanation
         ),
-        None => format!(
-            "on {tier} for {since}: written there (new objects land on the default tier {})",
-            state.config.default_tier
-        ),
+        None => match state.policies.policy_for(&key) {
+            Some(policy) if state.new_object_tier(&key).id != state.default_tier().id => {
+                format!(
+                    "on {tier} for {since}: written there (new objects land on the default \
+                     tier {}, which {} forbids, so this one on {})",
+                    state.config.default_tier,
+                    policy.label(),
+                    state.new_object_tier(&key).name()
+                )
+            }
+            _ => format!(
+                "on {tier} for {since}: written there (new objects land on the default tier {})",
+                state.config.default_tier
+            ),
+        },
     };
     let mut lines = vec![why_here.clone(), format!("now: {}", decision.explain())];
     // Damage a read found in the current content (not in an earlier, rewritten one).

@@ -88,6 +88,13 @@ async fn a_put_lands_on_a_tier_its_policy_allows_and_explain_says_why() {
         lines.contains("excludes warm (regions (region \\\"us-east\\\""),
         "{lines}"
     );
+    assert!(
+        explain["why_here"]
+            .as_str()
+            .unwrap()
+            .contains("which policy \"eu-data\" (prefix \"eu/\") forbids, so this one on hot"),
+        "{explain}"
+    );
     let placed = &explain["decisions"][0];
     assert_eq!(placed["reason"], "policy", "{explain}");
     assert!(
