@@ -108,6 +108,11 @@ enum Command {
     Metrics(commands::objects::ServiceArgs),
     /// Why an object is on its tier (service).
     Explain(commands::objects::ExplainArgs),
+    /// Move an object to a tier by hand; refused when its [[policy]] forbids the tier
+    /// (service).
+    Move(commands::policy::MoveArgs),
+    /// The [[policy]] blocks in force, each with the tiers it allows (service).
+    Policies(commands::objects::ServiceArgs),
     /// Read every replica or fragment of a tier's objects (every tier without TIER), repair
     /// what can be repaired, report what cannot (service).
     Scrub(commands::scrub::ScrubArgs),
@@ -174,6 +179,8 @@ fn main() -> ExitCode {
             Command::Plan(args) => commands::objects::plan(&context, args).await,
             Command::Metrics(args) => commands::objects::metrics(&context, args).await,
             Command::Explain(args) => commands::objects::explain(&context, args).await,
+            Command::Move(args) => commands::policy::request_move(&context, args).await,
+            Command::Policies(args) => commands::policy::list(&context, args).await,
             Command::Scrub(args) => commands::scrub::run(&context, args).await,
             Command::Eval(args) => commands::eval::run(&context, args).await,
             Command::Train(args) => commands::forecast::train(&context, args).await,

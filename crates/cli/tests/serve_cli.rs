@@ -137,3 +137,54 @@ fn migrations_has_a_header_and_says_when_no_move_is_active() {
         "no moves match"
     );
 }
+
+#[test]
+fn move_refuses_a_tier_the_keys_policy_forbids_and_policies_lists_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let cold = data_dir.join("cold").display().to_string();
+    let path = dir.path().join("strata.toml");
+    let text = format!(
+        "{}\n[[policy]]\nname = \"keep-warm\"\nprefix = \"pinned/\"\npinned_tier = \"warm\"\n",
+        config(&data_dir, &cold, "1h", "2h", "1h")
+    );
+    std::fs::write(&path, text).unwrap();
+    let service = Service::start(&path, &data_dir, &[]);
+    put(&service, dir.path(), "pinned/a", b"stays on warm");
+    put(&service, dir.path(), "free/b", b"goes anywhere");
+
+    let refused = service.run(&["move", "pinned/a", "hot"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    for part in [
+        "cannot move \"pinned/a\" to hot",
+        "policy \"keep-warm\" (prefix \"pinned/\") forbids hot: pinned_tier (pinned to \"warm\")",
+        "(policy_forbids)",
+    ] {
+        assert!(stderr.contains(part), "{stderr}");
+    }
+    assert!(refused.stdout.is_empty());
+
+    let moved = service.run(&["move", "free/b", "cold"]);
+    let stdout = String::from_utf8_lossy(&moved.stdout);
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    assert!(stdout.contains("queued: free/b warm → cold"), "{stdout}");
+
+    let listed = service.json(&["policies"]);
+    assert_eq!(listed["policies"][0]["policy"]["name"], "keep-warm");
+    assert_eq!(
+        listed["policies"][0]["allowed_tiers"],
+        serde_json::json!(["warm"])
+    );
+    let text = service.run(&["policies"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("keep-warm (prefix \"pinned/\"): allows warm")
+            && text.contains("  hot excluded by pinned_tier (pinned to \"warm\")"),
+        "{text}"
+    );
+}

@@ -124,3 +124,28 @@ fn listening_beyond_loopback_with_insecure_warns_that_there_is_no_authentication
         "{logged}"
     );
 }
+
+#[test]
+fn a_policy_no_tier_satisfies_is_refused_at_start_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("strata.toml");
+    let text = format!(
+        "{}region = \"eu-west\"\n[[policy]]\nname = \"us-only\"\nprefix = \"us/\"\n\
+         regions = [\"us-east\"]\n",
+        two_tiers(&data, &dir.path().join("first"), "/nonexistent/second")
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = serve(&["--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for part in [
+        "policy[0]",
+        "policy \"us-only\" (prefix \"us/\") allows no tier",
+        "first excluded by regions (the tier declares no region; allowed [\"us-east\"])",
+        "second excluded by regions (region \"eu-west\" is not one of [\"us-east\"])",
+    ] {
+        assert!(err.contains(part), "{err}");
+    }
+    assert!(!data.exists(), "nothing was written");
+}

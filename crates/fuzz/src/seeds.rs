@@ -15,6 +15,46 @@ use strata_heat::trace::TraceFormat;
 /// The example configuration the service ships.
 const EXAMPLE_CONFIG: &str = include_str!("../../server/strata.example.toml");
 
+/// A configuration with regions, an encrypted tier and `[[policy]]` blocks using every
+/// field, so the `config` target's mutations reach the policy parser and its checks.
+const POLICY_CONFIG: &str = r#"default_tier = "warm"
+
+[[tier]]
+name = "hot"
+stores = ["/srv/hot-a", "/srv/hot-b"]
+redundancy = "replicate:2"
+cost_per_gb_month = 0.2
+read_latency_ms = 0.5
+region = "eu-west"
+encryption = "xchacha20poly1305"
+
+[[tier]]
+name = "warm"
+cost_per_gb_month = 0.05
+read_latency_ms = 5
+region = "eu-west"
+
+[[tier]]
+name = "cold"
+cost_per_gb_month = 0.01
+read_latency_ms = 200
+region = "us-east"
+
+[[policy]]
+name = "climate"
+prefix = "climate/"
+latency_objective_ms = 50
+max_cost_per_gb_month = 0.2
+min_redundancy = "replicate:2"
+encryption_required = true
+regions = ["eu-west"]
+
+[[policy]]
+prefix = "climate/scratch/"
+min_redundancy = 0
+pinned_tier = "warm"
+"#;
+
 /// The seeds of target `name` (none for an unknown name).
 pub fn of(name: &str) -> Vec<Vec<u8>> {
     match name {
@@ -25,7 +65,10 @@ pub fn of(name: &str) -> Vec<Vec<u8>> {
         "tier_object" => tier_objects(),
         "fragment" => fragments(),
         "replica_sums" => vec![replica_sums()],
-        "config" => vec![EXAMPLE_CONFIG.as_bytes().to_vec()],
+        "config" => vec![
+            EXAMPLE_CONFIG.as_bytes().to_vec(),
+            POLICY_CONFIG.as_bytes().to_vec(),
+        ],
         "uri" => uris(),
         "key" => ["a/b.nc", "deep/er/key-1", "ünï/cödé"]
             .iter()

@@ -126,10 +126,27 @@ pub fn replica_sums(data: &[u8]) {
     }
 }
 
-/// `strata.toml`: parsing never panics, whatever the text.
+/// `strata.toml`: parsing never panics, whatever the text; a configuration that parses has
+/// no `[[policy]]` that allows no tier, and a key equal to a policy's prefix is governed by
+/// that policy (the longest matching prefix).
 pub fn config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let _ = TieringConfig::parse(&text);
+    let Ok(config) = TieringConfig::parse(&text) else {
+        return;
+    };
+    let set = config.policy_set();
+    assert!(
+        set.refusals().is_empty(),
+        "a parsed configuration has a policy that allows no tier"
+    );
+    for policy in &config.policies {
+        let governing = set.policy_for(&policy.prefix).map(|p| &p.config().prefix);
+        assert_eq!(
+            governing,
+            Some(&policy.prefix),
+            "the longest prefix governs"
+        );
+    }
 }
 
 /// A store URI: one that parses prints to a URI that parses to the same.

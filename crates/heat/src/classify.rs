@@ -88,6 +88,9 @@ pub enum Reason {
     /// Moved by the cost optimiser: its placement under capacity saves money on the tiers
     /// the rules accept for its class.
     CostOptimisation,
+    /// Moved (or placed) because its `[[policy]]` forbids the tier it was on (or would land
+    /// on): a policy added or changed, or a tier's region or encryption changed.
+    Policy,
 }
 
 impl Reason {
@@ -108,6 +111,7 @@ impl Reason {
             Reason::DefaultTier => "default_tier",
             Reason::RecentWrite => "recent_write",
             Reason::CostOptimisation => "cost_optimisation",
+            Reason::Policy => "policy",
         }
     }
 }

@@ -72,6 +72,7 @@ pub mod event;
 pub mod forecast;
 pub mod optimise;
 pub mod placement;
+pub mod policy;
 pub mod stats;
 pub mod trace;
 pub mod tracker;
@@ -79,12 +80,14 @@ pub mod units;
 
 pub use classify::{Class, Decision, DecisionInputs, Reason, Rules, SpikeRule};
 pub use config::{
-    ConfigError, FieldError, Layout, ObjectivesConfig, TierConfig, TierId, TieringConfig,
+    ConfigError, FieldError, Layout, ObjectivesConfig, PolicyConfig, TierConfig, TierId,
+    TieringConfig,
 };
 pub use event::{parse_ndjson, scan_ndjson, AccessEvent, EventRef, LineError, NdjsonReport};
 pub use placement::{
     residency_holds, ClassTiers, Move, ObjectState, PlacementPlan, Planner, PlannerError,
     TierState, Wait,
 };
+pub use policy::{CompiledPolicy, PolicySet, TierVerdict};
 pub use stats::{AccessStats, AccessSummary, Decay, Op, PersistedStats, STATS_FORMAT_VERSION};
 pub use tracker::{AccessTracker, BatchOutcome, FlushBatch, TrackerConfig};

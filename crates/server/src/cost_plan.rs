@@ -176,11 +176,16 @@ fn build_problem(
         if planned.contains(state.key.as_str()) {
             continue;
         }
+        // The tiers the rules accept for its class under its policy, so that neither undoes
+        // the other's moves; the policy's own mask binds the solvers too (its current tier
+        // included).
+        let policy = planner.policies().matching(&state.key);
         let allowed = if state.decision.holds_in_place() {
             0
         } else {
-            classes
-                .tiers_for(state.decision.class)
+            planner
+                .policies()
+                .accepted_tiers(policy, classes.tiers_for(state.decision.class))
                 .iter()
                 .filter(|&&t| t < 64)
                 .fold(0u64, |mask, &t| mask | 1 << t)
@@ -188,6 +193,7 @@ fn build_problem(
         let reads = objects.reads.get(index).copied().unwrap_or(0.0);
         let mut spec = ObjectSpec::new(state.size, tier, state.placed_at_ms, reads);
         spec.allowed = allowed;
+        spec.policy_allowed = planner.policies().mask(policy);
         on_tier[tier] += state.size;
         members.push(index);
         specs.push(spec);
@@ -292,6 +298,7 @@ fn propose(
                     Vec::new(),
                     plan,
                 );
+                name_policy(planner, plan);
                 added += 1;
                 continue;
             };
@@ -325,11 +332,24 @@ fn propose(
                 after,
                 plan,
             );
+            name_policy(planner, plan);
             added += 1;
         }
         if round == 0 {
             deferred = next;
         }
+    }
+}
+
+/// Names the `[[policy]]` of the move just pushed, if its key has one: the optimiser chose
+/// within it.
+fn name_policy(planner: &Planner, plan: &mut PlacementPlan) {
+    let Some(last) = plan.moves.last_mut() else {
+        return;
+    };
+    if let Some(policy) = planner.policies().policy_for(&last.key) {
+        last.inputs.policy = Some(policy.config().name.clone());
+        last.explanation = format!("{}; within {}", last.explanation, policy.label());
     }
 }
 
@@ -368,6 +388,7 @@ fn push_move(
         target_used_bytes: target.map_or(0, |t| t.used_bytes),
         target_capacity: target.and_then(|t| t.capacity),
         made_room_for: None,
+        policy: None,
     };
     plan.moves.push(Move {
         key: state.key.clone(),

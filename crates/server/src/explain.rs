@@ -130,10 +130,21 @@ pub async fn explain(
             "on {tier} for {since}: moved from {} by job {} ({}): {}",
             job.from_tier, job.id, job.reason, job.explanation
         ),
-        None => format!(
-            "on {tier} for {since}: written there (new objects land on the default tier {})",
-            state.config.default_tier
-        ),
+        None => match state.policies.policy_for(&key) {
+            Some(policy) if state.new_object_tier(&key).id != state.default_tier().id => {
+                format!(
+                    "on {tier} for {since}: written there (new objects land on the default \
+                     tier {}, which {} forbids, so this one on {})",
+                    state.config.default_tier,
+                    policy.label(),
+                    state.new_object_tier(&key).name()
+                )
+            }
+            _ => format!(
+                "on {tier} for {since}: written there (new objects land on the default tier {})",
+                state.config.default_tier
+            ),
+        },
     };
     let mut lines = vec![why_here.clone(), format!("now: {}", decision.explain())];
     // Damage a read found in the current content (not in an earlier, rewritten one).
@@ -143,6 +154,8 @@ pub async fn explain(
     {
         lines.push(format!("damaged: {}", damage.explanation));
     }
+    let policy_line = crate::policies::explain_line(&state, &key);
+    lines.extend(policy_line.clone());
     let forecast = crate::forecast::predict::object_view(&state, &key, &entry).await?;
     lines.push(forecast_line(&forecast));
     if let Some(active) = jobs.iter().find(|job| job.state.is_active()) {
@@ -183,6 +196,10 @@ pub async fn explain(
         "decision_inputs": decision.inputs,
         "jobs": jobs_json,
         "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>(),
+        "policy": state
+            .policies
+            .policy_for(&key)
+            .map(|policy| crate::policies::policy_json(&state.policies, policy)),
         "forecast": match forecast {
             Ok(view) => view,
             Err(reason) => serde_json::json!({ "fallback": reason }),

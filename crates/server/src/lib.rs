@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod mover;
 pub mod objects;
 pub mod planning;
+pub mod policies;
 pub mod recovery;
 pub mod redundancy_worker;
 pub mod retry;
@@ -207,6 +208,15 @@ impl RunningServer {
 /// Opens the tiers and the catalog, recovers from any crash, and starts serving.
 pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let config = options.config;
+    // A configuration parsed from a file was checked already; one built in code is checked
+    // here, before anything is opened.
+    let policies = config.policy_set();
+    if let Some((index, reason)) = policies.refusals().into_iter().next() {
+        return Err(ServeError::Config {
+            field: format!("policy[{index}]"),
+            reason,
+        });
+    }
     let event_sources = event_sources(&config)?;
     let catalog_path = options
         .catalog_path
@@ -266,6 +276,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let state = Arc::new(AppState {
         tracker: Mutex::new(AccessTracker::new(config.tracker_config())),
         config,
+        policies,
         tiers: tiers::Tiers::new(tiers),
         catalog,
         engine,

@@ -236,24 +236,7 @@ pub async fn put_object(
     state.metrics.write_bytes.fetch_add(size, Ordering::Relaxed);
     record_access(&state, &key, Op::Write, size);
     if created {
-        lock(&state.decisions).push(
-            DecisionRecord {
-                key: key.clone(),
-                ts_ms: placed.object.mtime_ms,
-                class: "new".to_string(),
-                reason: Reason::DefaultTier.code().to_string(),
-                action: format!("place:{}", placed.tier),
-                explanation: format!(
-                    "new object: placed on the default tier {}; later passes move it by its \
-                     accesses",
-                    placed.tier
-                ),
-                inputs_json: serde_json::json!({ "default_tier": placed.tier, "size": size })
-                    .to_string(),
-                job_id: None,
-            },
-            false,
-        );
+        lock(&state.decisions).push(first_placement(&state, &key, &placed), false);
     }
     let tier = state
         .tier(&placed.tier)
@@ -265,6 +248,49 @@ pub async fn put_object(
         StatusCode::OK
     };
     Ok((status, Json(view)).into_response())
+}
+
+/// The decision recorded for a new object's first placement: the default tier, or the
+/// tier its `[[policy]]` sent it to instead.
+fn first_placement(state: &AppState, key: &str, placed: &PlacedObject) -> DecisionRecord {
+    let default = state.default_tier().name();
+    let policy = state.policies.policy_for(key);
+    let (reason, explanation) = match state.policies.forbids_text(
+        state.policies.matching(key),
+        state.default_tier().id.index(),
+    ) {
+        Some(forbids) if placed.tier != default => (
+            Reason::Policy,
+            format!(
+                "new object: placed on {} instead of the default tier, as {forbids}; later \
+                 passes move it by its accesses, within its policy",
+                placed.tier
+            ),
+        ),
+        _ => (
+            Reason::DefaultTier,
+            format!(
+                "new object: placed on the default tier {}; later passes move it by its \
+                 accesses",
+                placed.tier
+            ),
+        ),
+    };
+    DecisionRecord {
+        key: key.to_string(),
+        ts_ms: placed.object.mtime_ms,
+        class: "new".to_string(),
+        reason: reason.code().to_string(),
+        action: format!("place:{}", placed.tier),
+        explanation,
+        inputs_json: serde_json::json!({
+            "default_tier": default,
+            "size": placed.object.size,
+            "policy": policy.map(|policy| policy.config().name.as_str()),
+        })
+        .to_string(),
+        job_id: None,
+    }
 }
 
 /// A recorded write.
@@ -377,7 +403,7 @@ async fn still_writable(
 ) -> Result<(), ApiError> {
     let still = match existing {
         Some(entry) => entry.tier == tier.id,
-        None => state.default_tier().id == tier.id,
+        None => state.new_object_tier(key).id == tier.id,
     };
     if !still {
         return Err(ApiError::unavailable(
@@ -406,7 +432,7 @@ async fn target_tier<'s>(state: &'s AppState, key: &str) -> Result<&'s Tier, Api
         if let Some(entry) = state.index.get(key) {
             return Ok(&state.tiers[entry.tier]);
         }
-        let tier = state.default_tier();
+        let tier = state.new_object_tier(key);
         if state.mover.running(key).is_some() {
             drop(guard);
             continue;

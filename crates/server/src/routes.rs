@@ -45,6 +45,8 @@ pub const ROUTES: &[(&str, &str, &[&str])] = &[
     ("/v1/predictions/{*key}", "/v1/predictions/{key}", &["get"]),
     ("/v1/model/train", "/v1/model/train", &["post"]),
     ("/v1/events", "/v1/events", &["get"]),
+    ("/v1/policies", "/v1/policies", &["get"]),
+    ("/v1/moves", "/v1/moves", &["post"]),
 ];
 
 /// The router over `state`.
@@ -73,6 +75,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/plan", get(planning::dry_run).post(planning::run_now))
         .route("/v1/scrub", post(crate::scrub::scrub))
         .route("/v1/explain/{*key}", get(explain::explain))
+        .route("/v1/policies", get(crate::policies::list))
+        .route("/v1/moves", post(crate::policies::request_move))
         .route(
             "/v1/predictions/{*key}",
             get(forecast::predict::predictions),

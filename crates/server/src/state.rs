@@ -122,6 +122,9 @@ impl DecisionLog {
 pub struct AppState {
     /// The configuration in force.
     pub config: TieringConfig,
+    /// Its `[[policy]]` list, compiled against the tiers (`GET /v1/policies`, a PUT's first
+    /// placement, manual moves, explain).
+    pub policies: strata_heat::PolicySet,
     /// The tiers, hot → cold.
     pub tiers: Tiers,
     /// The catalog, through the engine-neutral trait.
@@ -196,6 +199,18 @@ impl AppState {
     pub fn default_tier(&self) -> &Tier {
         self.tier(&self.config.default_tier)
             .unwrap_or(&self.tiers[TierId::from_index(self.tiers.len() / 2)])
+    }
+
+    /// The tier a new object of `key` lands on: the default tier, or the allowed tier
+    /// nearest it when the key's `[[policy]]` forbids the default one.
+    pub fn new_object_tier(&self, key: &str) -> &Tier {
+        let default = self.default_tier();
+        let policy = self.policies.matching(key);
+        let index = self.policies.initial_tier(policy, default.id.index());
+        if index == default.id.index() {
+            return default;
+        }
+        &self.tiers[TierId::from_index(index)]
     }
 
     /// The bytes the planner books for an object: the most its copy can take on any tier

@@ -8,6 +8,7 @@ pub mod forecast;
 pub mod inspect;
 pub mod migrate;
 pub mod objects;
+pub mod policy;
 pub mod queue;
 pub mod repair;
 pub mod scrub;

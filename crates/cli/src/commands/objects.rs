@@ -207,6 +207,16 @@ impl Client {
         self.json(self.http.post(self.url(path))).await
     }
 
+    /// `POST path` with a JSON body, the answer as JSON.
+    pub(crate) async fn post_json_body(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let request = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(body)?);
+        self.json(request).await
+    }
+
     /// Fails unless the service stores an object `key` (one HEAD), with the service's
     /// `not_found` as `strata explain` reports it.
     async fn require_object(&self, key: &str) -> anyhow::Result<()> {
@@ -665,7 +675,7 @@ pub async fn migrations(context: &Context, args: MigrationsArgs) -> anyhow::Resu
 #[derive(Args, Debug)]
 pub struct ServiceArgs {
     #[command(flatten)]
-    server: ServerArgs,
+    pub(crate) server: ServerArgs,
 }
 
 /// `strata tiers`: tiers with usage and cost.

@@ -17,11 +17,13 @@ mod bandwidth;
 mod checks;
 mod forecast;
 mod parse;
+mod policy;
 mod redundancy;
 mod tier_id;
 
 pub use bandwidth::BandwidthConfig;
 pub use forecast::ForecastConfig;
+pub use policy::{failures_tolerated, tier_failures_tolerated, MinRedundancy, PolicyConfig};
 pub use redundancy::RedundancyByClass;
 pub use tier_id::TierId;
 
@@ -32,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::{Class, Rules, SpikeRule};
 use crate::placement::{ClassTiers, Planner, PlannerError, TierState};
+use crate::policy::PolicySet;
 use crate::stats::Decay;
 use crate::tracker::TrackerConfig;
 
@@ -59,6 +62,9 @@ pub struct TieringConfig {
     pub bandwidth: Option<BandwidthConfig>,
     /// `[redundancy]`: the redundancy each class's objects get on tiers with enough domains.
     pub redundancy: RedundancyByClass,
+    /// `[[policy]]`: constraints on placement by key prefix, in declaration order; each
+    /// allows at least one tier (checked at load).
+    pub policies: Vec<PolicyConfig>,
 }
 
 /// `[server]`.
@@ -132,6 +138,13 @@ pub struct TierConfig {
     pub capacity: Option<u64>,
     /// How long an object stays on this tier before it may be demoted (default 0).
     pub min_residency: Duration,
+    /// Where the tier's bytes are (`region = "eu-west"`), as written; matched by a policy's
+    /// `regions` (default none: a policy with `regions` excludes the tier).
+    pub region: Option<String>,
+    /// The cipher the tier's objects are encrypted with, as written (`encryption =
+    /// "xchacha20poly1305"`); a tier with it set counts as encrypted for a policy's
+    /// `encryption_required`. Default none.
+    pub encryption: Option<String>,
 }
 
 /// `[rules]`: classification thresholds, spike detection, and the planning pass.
@@ -273,6 +286,8 @@ impl TierConfig {
             cost_per_1k_requests: 0.0,
             capacity: None,
             min_residency: Duration::ZERO,
+            region: None,
+            encryption: None,
         }
     }
 
@@ -313,6 +328,7 @@ impl TieringConfig {
             forecast: ForecastConfig::default(),
             bandwidth: None,
             redundancy: RedundancyByClass::default(),
+            policies: Vec::new(),
         }
     }
 
@@ -404,6 +420,12 @@ impl TieringConfig {
             })
             .collect();
         Planner::new(tiers, self.class_tiers(), self.rules.max_moves_per_pass)
+            .map(|planner| planner.with_policies(self.policy_set()))
+    }
+
+    /// The `[[policy]]` list compiled against the tiers.
+    pub fn policy_set(&self) -> PolicySet {
+        PolicySet::new(self.policies.clone(), &self.tiers, &self.redundancy)
     }
 }
 

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::bandwidth::{build_bandwidth, RawBandwidth};
 use super::checks::{check_codec, check_listen, check_store, check_tier_name};
 use super::forecast::{build_forecast, RawForecast};
+use super::policy::{build_policies, RawPolicy};
 use super::redundancy::{build_domains, build_redundancy, RawRedundancy};
 use super::{
     millis, ClassesConfig, FieldError, Layout, ObjectivesConfig, RulesConfig, ServerConfig,
@@ -41,6 +42,7 @@ struct RawConfig {
     bandwidth: Option<RawBandwidth>,
     #[serde(default)]
     redundancy: RawRedundancy,
+    policy: Option<Vec<RawPolicy>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -71,6 +73,8 @@ struct RawTier {
     cost_per_1k_requests: Option<Number>,
     capacity: Option<Capacity>,
     min_residency: Option<Span>,
+    region: Option<String>,
+    encryption: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -112,7 +116,7 @@ struct RawObjectives {
 }
 
 /// A float that may be written as an integer (`cost_per_gb_month = 1`).
-struct Number(f64);
+pub(super) struct Number(pub(super) f64);
 
 /// A size: bytes as an integer, `"500G"`, or `"unlimited"`.
 struct Capacity(Option<u64>);
@@ -315,6 +319,12 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
     let forecast = build_forecast(raw.forecast, problems);
     let bandwidth = build_bandwidth(raw.bandwidth, problems);
     let redundancy = build_redundancy(raw.redundancy);
+    let policies = build_policies(
+        raw.policy.unwrap_or_default(),
+        &tiers,
+        &redundancy,
+        problems,
+    );
     TieringConfig {
         server: ServerConfig {
             listen,
@@ -334,6 +344,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
         forecast,
         bandwidth,
         redundancy,
+        policies,
     }
 }
 
@@ -469,6 +480,22 @@ fn build_tiers(
         if let Some(Span(residency)) = raw.min_residency {
             tier.min_residency = residency;
         }
+        let mut named = |key: &str, value: Option<String>, example: &str| {
+            let value = value?;
+            if value.trim().is_empty() {
+                problems.add(
+                    field(key),
+                    format!("is empty; write it like {example}, or leave it out"),
+                );
+            }
+            Some(value)
+        };
+        tier.region = named("region", raw.region, "region = \"eu-west\"");
+        tier.encryption = named(
+            "encryption",
+            raw.encryption,
+            "encryption = \"xchacha20poly1305\"",
+        );
         tiers.push(tier);
     }
     tiers

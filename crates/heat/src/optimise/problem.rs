@@ -5,8 +5,9 @@
 //! latency price and the miss penalty) plus, when `t` is not where it is, one
 //! [`move_cost`]. Constraints: a tier's capacity; minimum residency (a demotion it holds back
 //! is not allowed); a pinned object stays; a per-object latency objective forbids tiers
-//! slower than it; and an optional mask of tiers the caller allows (the service passes the
-//! tiers its rules accept for the object's class, so the rules never undo a cost move).
+//! slower than it; an optional mask of tiers the caller allows (the service passes the
+//! tiers its rules accept for the object's class, so the rules never undo a cost move); and
+//! the mask of tiers the object's `[[policy]]` allows, which binds its current tier too.
 //!
 //! The two solvers ([`crate::optimise::milp`], [`crate::optimise::lagrange`]) share this
 //! module's costs, checks and [`Solution`], so their answers are comparable to the cent.
@@ -39,8 +40,12 @@ pub struct ObjectSpec {
     /// allowed for it.
     pub latency_objective_ms: Option<f64>,
     /// Bit `t` set: tier `t` is allowed ([`ALL_TIERS`] for no restriction). Its current
-    /// tier is always allowed unless its latency objective forbids it.
+    /// tier is always allowed unless its latency objective or its policy forbids it.
     pub allowed: u64,
+    /// Bit `t` set: the object's `[[policy]]` allows tier `t` ([`ALL_TIERS`] without a
+    /// policy). Unlike `allowed` it binds the current tier too: no solution leaves an object
+    /// where its policy forbids, whatever the capacity or the price.
+    pub policy_allowed: u64,
 }
 
 impl ObjectSpec {
@@ -54,6 +59,7 @@ impl ObjectSpec {
             pinned: false,
             latency_objective_ms: None,
             allowed: ALL_TIERS,
+            policy_allowed: ALL_TIERS,
         }
     }
 }
@@ -222,6 +228,9 @@ impl Problem {
     #[inline]
     pub fn allowed(&self, i: usize, t: usize) -> bool {
         let object = &self.objects[i];
+        if t >= MAX_TIERS || object.policy_allowed & (1u64 << t) == 0 {
+            return false;
+        }
         let fast_enough = object
             .latency_objective_ms
             .is_none_or(|objective| self.model.tiers[t].read_latency_ms <= objective);
@@ -290,6 +299,10 @@ impl Problem {
             ),
             Some(objective) => {
                 format!("and no tier it may move to is as fast as its objective of {objective} ms")
+            }
+            None if object.policy_allowed & (1u64 << object.tier.min(MAX_TIERS - 1)) == 0 => {
+                "its policy forbids that tier, and no tier its policy allows may take it"
+                    .to_string()
             }
             None => "and no tier is allowed for it".to_string(),
         };

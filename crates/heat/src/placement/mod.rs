@@ -10,7 +10,10 @@
 //! 1. An object whose tier is in its class's list stays, and so does one its decision holds
 //!    in place (`recent_write`: written recently, not read enough to tell). Otherwise it
 //!    wants the first tier of that list. An object on an undeclared tier waits with
-//!    `unknown_tier`.
+//!    `unknown_tier`. Under a `[[policy]]` the class's list is narrowed to the tiers the
+//!    policy allows ([`crate::policy`]); an object on a tier its policy forbids moves with
+//!    reason `policy`, minimum residency notwithstanding, and evictions send an object only
+//!    to a tier its own policy allows.
 //! 2. Tiers already over capacity shed their coldest objects first (`capacity_full_demote`).
 //! 3. Spike promotions (hottest first), then other promotions (hottest first), then demotions
 //!    (coldest first), until the budget of `max_moves` is spent (`move_budget_exhausted`).
@@ -43,6 +46,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{Class, Decision, Reason};
+use crate::policy::PolicySet;
 use crate::units::{human_bytes, human_duration_ms};
 
 /// Victims examined at most per room search, so one pass's work stays bounded.
@@ -129,6 +133,10 @@ pub struct MoveInputs {
     pub target_capacity: Option<u64>,
     /// For an eviction: the key it makes room for (`None` when the tier was over capacity).
     pub made_room_for: Option<String>,
+    /// The name of the `[[policy]]` governing the object, when one does: it decided the move
+    /// (reason `policy`) or limited where it could go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// A move to make.
@@ -236,6 +244,7 @@ pub struct Planner {
     max_moves: usize,
     by_name: HashMap<String, usize>,
     explain: bool,
+    policies: PolicySet,
 }
 
 impl Planner {
@@ -273,7 +282,20 @@ impl Planner {
             max_moves,
             by_name,
             explain: true,
+            policies: PolicySet::default(),
         })
+    }
+
+    /// The same planner, placing every object only where its `[[policy]]` allows (see
+    /// [`crate::policy`] for the rules). `policies` must be compiled against the same tiers.
+    pub fn with_policies(mut self, policies: PolicySet) -> Self {
+        self.policies = policies;
+        self
+    }
+
+    /// The policies it places under.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
     }
 
     /// The same planner, leaving every [`Move::explanation`] and [`Wait::explanation`]

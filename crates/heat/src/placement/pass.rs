@@ -126,6 +126,8 @@ struct Candidate {
     object: usize,
     from: usize,
     to: usize,
+    /// Its policy forbids `from`: it moves with reason `policy`, residency notwithstanding.
+    forced: bool,
 }
 
 struct Pass<'a> {
@@ -133,6 +135,8 @@ struct Pass<'a> {
     now_ms: i64,
     objects: &'a [ObjectState],
     tier_of: Vec<Option<usize>>,
+    /// Per object, the index of the `[[policy]]` governing it.
+    policy_of: Vec<Option<usize>>,
     books: Vec<Book>,
     moving: Vec<bool>,
     /// Objects on each tier, coldest first.
@@ -179,6 +183,10 @@ pub(super) fn run(
             .iter()
             .map(|o| planner.tier_index(&o.tier))
             .collect(),
+        policy_of: objects
+            .iter()
+            .map(|o| planner.policies().matching(&o.key))
+            .collect(),
         books,
         moving: vec![false; objects.len()],
         by_tier: vec![Vec::new(); tiers.len()],
@@ -189,19 +197,24 @@ pub(super) fn run(
 
     let mut in_place = 0;
     let mut candidates = Vec::new();
+    let policies = planner.policies();
     for (index, object) in objects.iter().enumerate() {
-        let wanted = planner.classes().tiers_for(object.decision.class);
+        let policy = pass.policy_of[index];
+        let wanted =
+            policies.accepted_tiers(policy, planner.classes().tiers_for(object.decision.class));
         match pass.tier_of[index] {
             None if scope == Scope::SpikesOnly && !object.decision.is_spike() => {}
             None => pass.wait_unknown_tier(index, wanted.first().copied()),
             Some(from) => {
                 pass.by_tier[from].push(index);
+                let forced = !policies.allows(policy, from);
                 match wanted.first() {
-                    _ if object.decision.holds_in_place() => in_place += 1,
+                    _ if object.decision.holds_in_place() && !forced => in_place += 1,
                     Some(&to) if !wanted.contains(&from) => candidates.push(Candidate {
                         object: index,
                         from,
                         to,
+                        forced,
                     }),
                     _ => in_place += 1,
                 }
@@ -302,13 +315,15 @@ impl Pass<'_> {
         let objects = self.objects;
         let object = &objects[c.object];
         let min_residency = self.books[c.from].min_residency_ms;
-        if residency_holds(
-            c.from,
-            c.to,
-            object.placed_at_ms,
-            min_residency,
-            self.now_ms,
-        ) {
+        if !c.forced
+            && residency_holds(
+                c.from,
+                c.to,
+                object.placed_at_ms,
+                min_residency,
+                self.now_ms,
+            )
+        {
             let ago = self.placed_ago(c.object);
             let text = if self.planner.explains() {
                 format!(
@@ -354,6 +369,11 @@ impl Pass<'_> {
             );
             return;
         }
+        let reason = if c.forced {
+            Reason::Policy
+        } else {
+            object.decision.reason
+        };
         let Some(victims) =
             self.find_victims(c.to, object.size, Some(&object.decision), budget - 1, false)
         else {
@@ -395,7 +415,7 @@ impl Pass<'_> {
         let mut after = book.claim(short);
         after.sort_unstable();
         after.dedup();
-        self.emit(c.object, c.from, c.to, object.decision.reason, after, None);
+        self.emit(c.object, c.from, c.to, reason, after, None);
     }
 
     /// Finds objects to move off `tier` so that `bytes` more fit, counting free space and
@@ -463,19 +483,23 @@ impl Pass<'_> {
 
     /// Where an evicted object goes: its class's first tier below `tier`, or else the next
     /// tier down; whichever has free space for it (no cascading evictions).
+    /// Only tiers the object's policy allows.
     fn eviction_target(&self, object: usize, tier: usize, reserved: &[u64]) -> Option<usize> {
         let size = self.objects[object].size;
-        let own = self
+        let (policies, policy) = (self.planner.policies(), self.policy_of[object]);
+        let class_tiers = self
             .planner
             .classes()
-            .tiers_for(self.objects[object].decision.class)
+            .tiers_for(self.objects[object].decision.class);
+        let own = policies
+            .accepted_tiers(policy, class_tiers)
             .iter()
             .copied()
             .find(|&t| t > tier);
         [own, Some(tier + 1)]
             .into_iter()
             .flatten()
-            .filter(|&t| t < self.books.len())
+            .filter(|&t| t < self.books.len() && policies.allows(policy, t))
             .find(|&t| self.books[t].free().saturating_sub(reserved[t]) >= size)
     }
 
@@ -492,8 +516,18 @@ impl Pass<'_> {
         let (objects, tiers) = (self.objects, self.planner.tiers());
         let o = &objects[object];
         let (from_name, to_name) = (tiers[from].name.as_str(), tiers[to].name.as_str());
+        let policies = self.planner.policies();
+        let policy = self.policy_of[object].and_then(|index| policies.get(index));
         let explanation = if !self.planner.explains() {
             String::new()
+        } else if reason == Reason::Policy {
+            let forbids = policies
+                .forbids_text(self.policy_of[object], from)
+                .unwrap_or_default();
+            format!(
+                "move {from_name} → {to_name}: {forbids} ({})",
+                o.decision.explain()
+            )
         } else if reason == Reason::CapacityFullDemote {
             let book = &self.books[from];
             let why = match &made_room_for {
@@ -514,6 +548,12 @@ impl Pass<'_> {
             let verb = if to < from { "promote" } else { "demote" };
             format!("{verb} {from_name} → {to_name}: {}", o.decision.explain())
         };
+        let explanation = match policy {
+            Some(policy) if self.planner.explains() && reason != Reason::Policy => {
+                format!("{explanation}; within {}", policy.label())
+            }
+            _ => explanation,
+        };
         let target = &self.books[to];
         let inputs = MoveInputs {
             decision: o.decision,
@@ -521,6 +561,7 @@ impl Pass<'_> {
             target_used_bytes: target.committed(),
             target_capacity: target.capacity,
             made_room_for,
+            policy: policy.map(|policy| policy.config().name.clone()),
         };
         let size = o.size;
         let index = self.moves.len();

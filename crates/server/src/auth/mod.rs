@@ -68,6 +68,8 @@ pub const ROUTE_SCOPES: &[(&str, &str, Option<TokenScope>)] = {
         ("/v1/scrub", "post", Some(Admin)),
         ("/v1/model/train", "post", Some(Admin)),
         ("/v1/events", "get", Some(Admin)),
+        ("/v1/policies", "get", Some(Read)),
+        ("/v1/moves", "post", Some(Admin)),
     ]
 };
 

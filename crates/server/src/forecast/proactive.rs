@@ -120,7 +120,12 @@ pub async fn run_cycle(state: &AppState, now: i64) -> Result<(usize, usize, Stri
                 now,
                 true,
             );
-            (choice.tier_id() != entry.tier).then_some(Wanted {
+            // Never toward a tier the key's `[[policy]]` forbids: the forecast's cheapest
+            // tier is then no move at all (the rules pass keeps such objects on allowed tiers).
+            let allowed = state
+                .policies
+                .allows(state.policies.matching(&key), choice.tier_id().index());
+            (allowed && choice.tier_id() != entry.tier).then_some(Wanted {
                 key,
                 entry,
                 reads: f.predicted_reads,

@@ -152,7 +152,13 @@ impl RulesPolicy {
                 interval_ms,
             ),
             backlog: Backlog::new(&config.tracker_config().decay, config.tiers.len()),
-            config: config.clone(),
+            // A replay compares placement algorithms on a trace whose keys are ids, not the
+            // service's keys: `[[policy]]` prefixes mean nothing there, and every other
+            // policy of the replay ignores them too, so the rules do the same.
+            config: TieringConfig {
+                policies: Vec::new(),
+                ..config.clone()
+            },
             interval_ms,
             next_pass_ms: interval_ms,
             listed: Vec::new(),
