@@ -68,6 +68,9 @@ pub const ROUTE_SCOPES: &[(&str, &str, Option<TokenScope>)] = {
         ("/v1/scrub", "post", Some(Admin)),
         ("/v1/model/train", "post", Some(Admin)),
         ("/v1/events", "get", Some(Admin)),
+        ("/v1/chaos", "get", Some(Admin)),
+        ("/v1/chaos", "post", Some(Admin)),
+        ("/v1/chaos", "delete", Some(Admin)),
     ]
 };
 
