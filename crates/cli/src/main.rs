@@ -183,27 +183,15 @@ const STORE_AND_CATALOG_FLAGS: &[&str] = &["catalog", "s3_endpoint", "s3_region"
 fn cli_command() -> clap::Command {
     use clap::CommandFactory;
     let mut command = Cli::command();
-    // Propagates the global flags into every subcommand, where they can then be hidden.
-    command.build();
-    for name in SERVICE_ONLY {
-        command = command.mut_subcommand(*name, hide_store_and_catalog_flags);
-    }
-    command
-}
-
-/// `command` and its subcommands without the store and catalog flags in their help.
-fn hide_store_and_catalog_flags(mut command: clap::Command) -> clap::Command {
-    for id in STORE_AND_CATALOG_FLAGS {
-        if command.get_arguments().any(|arg| arg.get_id() == *id) {
-            command = command.mut_arg(*id, |arg| arg.hide(true));
-        }
-    }
-    let names: Vec<String> = command
-        .get_subcommands()
-        .map(|sub| sub.get_name().to_string())
+    // A subcommand that has its own (hidden) copy of a global flag does not get the global
+    // one: clap propagates a global flag only where its id is not defined yet.
+    let hidden: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| STORE_AND_CATALOG_FLAGS.contains(&arg.get_id().as_str()))
+        .map(|arg| arg.clone().hide(true))
         .collect();
-    for name in names {
-        command = command.mut_subcommand(name, hide_store_and_catalog_flags);
+    for name in SERVICE_ONLY {
+        command = command.mut_subcommand(*name, |sub| sub.args(hidden.clone()));
     }
     command
 }

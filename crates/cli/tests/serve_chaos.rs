@@ -1,7 +1,7 @@
 //! Chaos controls and request ids through the real `strata serve`: moves ride out injected
-//! 503s, 429s, timeouts and latency (retries with backoff); a client GET under an injected
-//! error answers a retryable 503 with the store's `Retry-After`, and corruption is caught
-//! and never served; rules end by count, by duration and by `strata chaos clear`; bad rules
+//! 503s, 429s, timeouts and latency (retries with backoff); a client GET rides out a few
+//! injected errors the same way and, under a store that keeps failing, answers a retryable
+//! 503 with the store's `Retry-After`; corruption is caught and never served; rules end by count, by duration and by `strata chaos clear`; bad rules
 //! are refused with bodies that say why. Every answer carries an `x-request-id` (the
 //! client's when it sends one), every error body and the request's JSON log lines too.
 
@@ -145,10 +145,16 @@ fn a_move_rides_out_injected_errors_and_latency_and_logs_json_with_job_and_key()
     assert!(!lines.is_empty(), "no JSON log lines: {log}");
     let ended = lines
         .iter()
-        .find(|l| l["message"] == "move ended")
-        .unwrap_or_else(|| panic!("no `move ended` line: {log}"));
-    assert_eq!(ended["key"], KEY, "{ended}");
-    assert_eq!(ended["job"], job["id"], "{ended}");
+        .find(|l| l["message"] == "move done")
+        .unwrap_or_else(|| panic!("no `move done` line: {log}"));
+    assert_eq!((&ended["job"], &ended["key"]), (&job["id"], &KEY.into()), "{ended}");
+    // The retries of its copy through the injected errors, inside the move's span.
+    let retry = lines
+        .iter()
+        .find(|l| l["message"] == "retrying a move's copy")
+        .unwrap_or_else(|| panic!("no retry line: {log}"));
+    assert_eq!(retry["span"]["job"], job["id"], "{retry}");
+    assert_eq!(retry["span"]["key"], KEY, "{retry}");
     assert!(
         lines.iter().any(|l| l["message"]
             .as_str()
@@ -158,41 +164,51 @@ fn a_move_rides_out_injected_errors_and_latency_and_logs_json_with_job_and_key()
 }
 
 #[test]
-fn a_client_get_under_an_injected_error_answers_a_retryable_503_then_recovers() {
+fn a_client_get_rides_out_a_few_injected_errors_and_answers_a_retryable_503_beyond() {
     let (_dir, service) = started(&[]);
     let data = content(64 << 10);
     put_and_access(&service.url, KEY, &data);
+    // A few faults: the read is retried with backoff and served.
+    for args in [
+        &["inject", "hot", "503", "--op", "read", "--retry-after", "1s", "--count", "1"][..],
+        &["inject", "hot", "429", "--op", "read", "--count", "1"],
+        &["inject", "hot", "timeout", "--op", "read", "--count", "1"],
+    ] {
+        chaos(&service, args);
+        let (status, _, body) = get(&service);
+        assert_eq!(status, 200, "{args:?}");
+        assert_eq!(body, data, "{args:?}");
+    }
+    for fault in ["503", "429", "timeout"] {
+        let sample = format!("strata_chaos_injected_total{{tier=\"hot\",fault=\"{fault}\"}}");
+        assert_eq!(metric(&service, &sample), 1.0, "{sample}");
+    }
+
+    // A store that keeps failing: once the retries are spent, a retryable 503 with the
+    // store's Retry-After.
     chaos(
         &service,
-        &["inject", "hot", "503", "--op", "read", "--retry-after", "3s", "--count", "1"],
+        &["inject", "hot", "503", "--op", "read", "--retry-after", "2s", "--for", "1h"],
     );
     let (status, headers, body) = get(&service);
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
-    assert_eq!(header(&headers, "retry-after"), Some("3"), "{headers:?}");
+    assert_eq!(header(&headers, "retry-after"), Some("2"), "{headers:?}");
     let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(error["error"]["code"], "store_unavailable", "{error}");
     let message = error["error"]["message"].as_str().unwrap();
     assert!(message.contains("503") && message.contains(KEY), "{message}");
-    // The count is used up: the next read is served.
-    let (status, _, body) = get(&service);
-    assert_eq!(status, 200);
-    assert_eq!(body, data);
-
-    // A 429 without Retry-After and a timeout: retryable too, with the default wait.
-    for fault in ["429", "timeout"] {
-        chaos(&service, &["inject", "hot", fault, "--op", "read", "--count", "1"]);
-        let (status, headers, _) = get(&service);
-        assert_eq!(status, 503, "{fault}");
-        assert_eq!(header(&headers, "retry-after"), Some("1"), "{fault}: {headers:?}");
-    }
     // `strata get` says what happened, with the request id to look for in the log.
-    chaos(&service, &["inject", "hot", "503", "--op", "read", "--count", "1"]);
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("copy");
     let (code, _, err) = run(&service, &["get", KEY, "--output", file.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("store_unavailable") && err.contains("request "), "{err}");
     assert!(!file.exists());
+    // Cleared, the object is served again.
+    assert_eq!(chaos(&service, &["clear"])["cleared"], 1);
+    let (status, _, body) = get(&service);
+    assert_eq!(status, 200);
+    assert_eq!(body, data);
 }
 
 #[test]
@@ -222,12 +238,13 @@ fn rules_end_by_duration_and_by_clear() {
     let (_dir, service) = started(&[]);
     let data = content(4 << 10);
     put_and_access(&service.url, KEY, &data);
-    chaos(&service, &["inject", "hot", "503", "--op", "read", "--for", "1s"]);
+    // On `stat`, which reads do not call: the rule is seen in force, then ended.
+    chaos(&service, &["inject", "hot", "503", "--op", "stat", "--for", "1s"]);
     let health = get_json(&service.url, "/healthz");
     let rule = &health["chaos"][0]["rules"][0];
     assert_eq!(rule["fault"], "503", "{health}");
+    assert_eq!(rule["op"], "stat", "{health}");
     assert!(rule["remaining"].is_null() && rule["expires_in_ms"].as_u64().unwrap() <= 1000);
-    assert_eq!(get(&service).0, 503);
     eventually(WAIT, "the rule to expire", || {
         chaos(&service, &["list"])["tiers"]
             .as_array()?
@@ -239,6 +256,9 @@ fn rules_end_by_duration_and_by_clear() {
 
     chaos(&service, &["inject", "hot", "503", "--op", "read", "--for", "1h"]);
     chaos(&service, &["inject", "warm", "latency", "--latency", "1ms", "--count", "100"]);
+    let (status, headers, _) = get(&service);
+    assert_eq!(status, 503);
+    assert_eq!(header(&headers, "retry-after"), Some("1"), "{headers:?}");
     assert_eq!(metric(&service, "strata_chaos_rules{tier=\"hot\"}"), 1.0);
     let (code, text, _) = run(&service, &["chaos", "list"]);
     assert_eq!(code, Some(0));

@@ -14,13 +14,12 @@
 //! injected (`strata_chaos_injected_total{tier,fault}`) and the rules in force
 //! (`strata_chaos_rules{tier}`).
 //!
-//! **What a client sees.** Moves retry store calls with backoff ([`crate::retry`]), so a
-//! few injected 429s, 503s or timeouts slow a move down and do not fail it. Client requests
-//! are not retried by the service (a GET held through seconds of backoff would tie up its
-//! connection, and the client knows best whether to wait): an injected error answers 503
-//! `store_unavailable`, retryable, with the store's `Retry-After` when it gave one, else 1.
-//! Corruption is caught by the read path's checks: the copy is reported damaged and none of
-//! it is served.
+//! **What a client sees.** Store calls are retried with backoff ([`crate::retry`]), moves'
+//! and client reads' alike, so a few injected 429s, 503s or timeouts slow a move or a GET
+//! down and do not fail it. A store that keeps failing makes a GET answer 503
+//! `store_unavailable`, retryable, with the store's `Retry-After` when it gave one (else 1),
+//! once the attempts are spent. Corruption is caught by the read path's checks: the copy
+//! is reported damaged and none of it is served.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
