@@ -20,7 +20,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-
 /// Strata keeps data in the right place and moves it there safely.
 #[derive(Parser, Debug)]
 #[command(name = "strata", version, about, long_about = None)]

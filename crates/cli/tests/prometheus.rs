@@ -110,12 +110,29 @@ fn traffic(url: &str) {
     assert_eq!(status, 404);
     // Five 503s (every attempt of a read), then corruption once: both on hot's reads.
     for (fault, count) in [("503", "5"), ("corrupt", "1")] {
-        cli_json(url, &["chaos", "inject", "hot", fault, "--op", "read", "--count", count]);
+        cli_json(
+            url,
+            &[
+                "chaos", "inject", "hot", fault, "--op", "read", "--count", count,
+            ],
+        );
         let (status, _, _) = http(url, "GET", "/v1/objects/obs/stays.bin", b"").unwrap();
         assert!(status >= 500, "{fault}: {status}");
     }
     // A rule left in force for the gauge.
-    cli_json(url, &["chaos", "inject", "cold", "latency", "--latency", "1ms", "--for", "1h"]);
+    cli_json(
+        url,
+        &[
+            "chaos",
+            "inject",
+            "cold",
+            "latency",
+            "--latency",
+            "1ms",
+            "--for",
+            "1h",
+        ],
+    );
 }
 
 fn alert_rules() -> PathBuf {
@@ -169,7 +186,8 @@ fn prometheus_scrapes_every_series_the_dashboard_and_alerts_need() {
 /// Every `expr` of every panel of the dashboard, nested rows included.
 fn panel_queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut stack: Vec<&serde_json::Value> = dashboard["panels"].as_array().unwrap().iter().collect();
+    let mut stack: Vec<&serde_json::Value> =
+        dashboard["panels"].as_array().unwrap().iter().collect();
     while let Some(panel) = stack.pop() {
         if let Some(inner) = panel["panels"].as_array() {
             stack.extend(inner);
@@ -192,9 +210,15 @@ fn every_grafana_panel_query_returns_data() {
     let queries = panel_queries(&dashboard);
     assert!(queries.len() >= 10, "{queries:?}");
     for (title, expr) in queries {
-        assert!(!expr.contains('$'), "panel {title:?}: a variable in `{expr}`");
+        assert!(
+            !expr.contains('$'),
+            "panel {title:?}: a variable in `{expr}`"
+        );
         let result = has_data(&f.prometheus, &expr);
-        assert!(!result.is_empty(), "panel {title:?}: `{expr}` returned nothing");
+        assert!(
+            !result.is_empty(),
+            "panel {title:?}: `{expr}` returned nothing"
+        );
     }
 }
 
@@ -253,5 +277,8 @@ fn promtool_finds_nothing_to_fix_in_the_metrics() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && said.trim().is_empty(), "promtool check metrics:\n{said}");
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics:\n{said}"
+    );
 }

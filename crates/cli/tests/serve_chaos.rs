@@ -102,15 +102,35 @@ fn a_move_rides_out_injected_errors_and_latency_and_logs_json_with_job_and_key()
     // source is slow.
     for args in [
         &["inject", "warm", "503", "--count", "2"][..],
-        &["inject", "warm", "429", "--retry-after", "1s", "--count", "1"],
+        &[
+            "inject",
+            "warm",
+            "429",
+            "--retry-after",
+            "1s",
+            "--count",
+            "1",
+        ],
         &["inject", "warm", "timeout", "--count", "1"],
-        &["inject", "hot", "latency", "--latency", "50ms", "--count", "5"],
+        &[
+            "inject",
+            "hot",
+            "latency",
+            "--latency",
+            "50ms",
+            "--count",
+            "5",
+        ],
     ] {
         let added = chaos(&service, args);
         assert!(added["id"].as_u64().is_some(), "{added}");
     }
     let health = get_json(&service.url, "/healthz");
-    assert_eq!(health["chaos"].as_array().map(Vec::len), Some(2), "{health}");
+    assert_eq!(
+        health["chaos"].as_array().map(Vec::len),
+        Some(2),
+        "{health}"
+    );
 
     run_planned_move(&service.url, KEY, WAIT);
     let job = ended_move(&service.url, KEY, WAIT);
@@ -123,7 +143,12 @@ fn a_move_rides_out_injected_errors_and_latency_and_logs_json_with_job_and_key()
         let sample = format!("strata_chaos_injected_total{{tier=\"warm\",fault=\"{fault}\"}}");
         assert_eq!(metric(&service, &sample), count, "{sample}");
     }
-    assert!(metric(&service, "strata_chaos_injected_total{tier=\"hot\",fault=\"latency\"}") >= 1.0);
+    assert!(
+        metric(
+            &service,
+            "strata_chaos_injected_total{tier=\"hot\",fault=\"latency\"}"
+        ) >= 1.0
+    );
     assert!(metric(&service, "strata_store_retries_total") >= 1.0);
     // The count rules that were used up are gone.
     let active = chaos(&service, &["list"]);
@@ -147,7 +172,11 @@ fn a_move_rides_out_injected_errors_and_latency_and_logs_json_with_job_and_key()
         .iter()
         .find(|l| l["message"] == "move done")
         .unwrap_or_else(|| panic!("no `move done` line: {log}"));
-    assert_eq!((&ended["job"], &ended["key"]), (&job["id"], &KEY.into()), "{ended}");
+    assert_eq!(
+        (&ended["job"], &ended["key"]),
+        (&job["id"], &KEY.into()),
+        "{ended}"
+    );
     // The retries of its copy through the injected errors, inside the move's span.
     let retry = lines
         .iter()
@@ -170,7 +199,17 @@ fn a_client_get_rides_out_a_few_injected_errors_and_answers_a_retryable_503_beyo
     put_and_access(&service.url, KEY, &data);
     // A few faults: the read is retried with backoff and served.
     for args in [
-        &["inject", "hot", "503", "--op", "read", "--retry-after", "1s", "--count", "1"][..],
+        &[
+            "inject",
+            "hot",
+            "503",
+            "--op",
+            "read",
+            "--retry-after",
+            "1s",
+            "--count",
+            "1",
+        ][..],
         &["inject", "hot", "429", "--op", "read", "--count", "1"],
         &["inject", "hot", "timeout", "--op", "read", "--count", "1"],
     ] {
@@ -188,7 +227,17 @@ fn a_client_get_rides_out_a_few_injected_errors_and_answers_a_retryable_503_beyo
     // store's Retry-After.
     chaos(
         &service,
-        &["inject", "hot", "503", "--op", "read", "--retry-after", "2s", "--for", "1h"],
+        &[
+            "inject",
+            "hot",
+            "503",
+            "--op",
+            "read",
+            "--retry-after",
+            "2s",
+            "--for",
+            "1h",
+        ],
     );
     let (status, headers, body) = get(&service);
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
@@ -196,13 +245,19 @@ fn a_client_get_rides_out_a_few_injected_errors_and_answers_a_retryable_503_beyo
     let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(error["error"]["code"], "store_unavailable", "{error}");
     let message = error["error"]["message"].as_str().unwrap();
-    assert!(message.contains("503") && message.contains(KEY), "{message}");
+    assert!(
+        message.contains("503") && message.contains(KEY),
+        "{message}"
+    );
     // `strata get` says what happened, with the request id to look for in the log.
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("copy");
     let (code, _, err) = run(&service, &["get", KEY, "--output", file.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("store_unavailable") && err.contains("request "), "{err}");
+    assert!(
+        err.contains("store_unavailable") && err.contains("request "),
+        "{err}"
+    );
     assert!(!file.exists());
     // Cleared, the object is served again.
     assert_eq!(chaos(&service, &["clear"])["cleared"], 1);
@@ -222,9 +277,15 @@ fn injected_corruption_is_detected_and_never_served() {
     let error: serde_json::Value = serde_json::from_slice(&body)
         .unwrap_or_else(|e| panic!("not an error body ({e}): {} bytes", body.len()));
     assert_eq!(error["error"]["code"], "object_damaged", "{error}");
-    assert_eq!(metric(&service, "strata_read_damage_total{tier=\"hot\"}"), 1.0);
     assert_eq!(
-        metric(&service, "strata_chaos_injected_total{tier=\"hot\",fault=\"corrupt\"}"),
+        metric(&service, "strata_read_damage_total{tier=\"hot\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &service,
+            "strata_chaos_injected_total{tier=\"hot\",fault=\"corrupt\"}"
+        ),
         1.0
     );
     // The copy itself is intact: the next read is served whole.
@@ -239,7 +300,10 @@ fn rules_end_by_duration_and_by_clear() {
     let data = content(4 << 10);
     put_and_access(&service.url, KEY, &data);
     // On `stat`, which reads do not call: the rule is seen in force, then ended.
-    chaos(&service, &["inject", "hot", "503", "--op", "stat", "--for", "1s"]);
+    chaos(
+        &service,
+        &["inject", "hot", "503", "--op", "stat", "--for", "1s"],
+    );
     let health = get_json(&service.url, "/healthz");
     let rule = &health["chaos"][0]["rules"][0];
     assert_eq!(rule["fault"], "503", "{health}");
@@ -254,15 +318,32 @@ fn rules_end_by_duration_and_by_clear() {
     assert_eq!(get(&service).0, 200);
     assert_eq!(metric(&service, "strata_chaos_rules{tier=\"hot\"}"), 0.0);
 
-    chaos(&service, &["inject", "hot", "503", "--op", "read", "--for", "1h"]);
-    chaos(&service, &["inject", "warm", "latency", "--latency", "1ms", "--count", "100"]);
+    chaos(
+        &service,
+        &["inject", "hot", "503", "--op", "read", "--for", "1h"],
+    );
+    chaos(
+        &service,
+        &[
+            "inject",
+            "warm",
+            "latency",
+            "--latency",
+            "1ms",
+            "--count",
+            "100",
+        ],
+    );
     let (status, headers, _) = get(&service);
     assert_eq!(status, 503);
     assert_eq!(header(&headers, "retry-after"), Some("1"), "{headers:?}");
     assert_eq!(metric(&service, "strata_chaos_rules{tier=\"hot\"}"), 1.0);
     let (code, text, _) = run(&service, &["chaos", "list"]);
     assert_eq!(code, Some(0));
-    assert!(text.contains("hot") && text.contains("warm") && text.contains("503"), "{text}");
+    assert!(
+        text.contains("hot") && text.contains("warm") && text.contains("503"),
+        "{text}"
+    );
     assert_eq!(chaos(&service, &["clear", "hot"])["cleared"], 1);
     assert_eq!(get(&service).0, 200);
     assert_eq!(chaos(&service, &["clear"])["cleared"], 1);
@@ -274,10 +355,26 @@ fn rules_end_by_duration_and_by_clear() {
 fn bad_chaos_requests_are_refused_with_bodies_that_say_why() {
     let (_dir, service) = started(&[]);
     for (body, code, says) in [
-        (r#"{"tier":"lukewarm","fault":"503","count":1}"#, "unknown_tier", "hot, warm, cold"),
-        (r#"{"tier":"hot","fault":"503"}"#, "bad_chaos_rule", "needs an end"),
-        (r#"{"tier":"hot","fault":"502","count":1}"#, "bad_chaos_rule", "unknown fault `502`"),
-        (r#"{"tier":"hot","fault":"latency","latency":"soon","count":1}"#, "bad_chaos_rule", "soon"),
+        (
+            r#"{"tier":"lukewarm","fault":"503","count":1}"#,
+            "unknown_tier",
+            "hot, warm, cold",
+        ),
+        (
+            r#"{"tier":"hot","fault":"503"}"#,
+            "bad_chaos_rule",
+            "needs an end",
+        ),
+        (
+            r#"{"tier":"hot","fault":"502","count":1}"#,
+            "bad_chaos_rule",
+            "unknown fault `502`",
+        ),
+        (
+            r#"{"tier":"hot","fault":"latency","latency":"soon","count":1}"#,
+            "bad_chaos_rule",
+            "soon",
+        ),
         ("{", "bad_chaos_rule", "not valid"),
     ] {
         let (status, headers, answer) =
@@ -325,7 +422,10 @@ fn every_answer_has_a_request_id_and_errors_and_log_lines_carry_it() {
         let (status, headers, body) = request(&service.url, "GET", "/v1/nothing", extra, b"");
         assert_eq!(status, 404);
         let id = header(&headers, "x-request-id").unwrap().to_string();
-        assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        assert!(
+            id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{id}"
+        );
         let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(error["error"]["request_id"], id.as_str());
     }

@@ -90,7 +90,11 @@ pub async fn add(
         ));
     };
     let id = tier.chaos.add(request.rule);
-    tracing::warn!(tier = tier.name(), rule = id, "chaos rule added: the tier's stores fail on purpose until it ends");
+    tracing::warn!(
+        tier = tier.name(),
+        rule = id,
+        "chaos rule added: the tier's stores fail on purpose until it ends"
+    );
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({

@@ -49,10 +49,10 @@ use strata_store::StoreError;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::retry::with_backoff;
-use tracing::Instrument;
 use crate::state::{lock, now_ms, AppState, JobEvent};
 use crate::tier_codec::{hash_stored, TierReadError};
 use crate::tiers::Tier;
+use tracing::Instrument;
 
 mod copy;
 mod reencode;

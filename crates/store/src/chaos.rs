@@ -140,8 +140,14 @@ impl ChaosRequest {
         let fault = match (body.fault.as_str(), latency, retry_after) {
             ("latency", Some(d), None) => ChaosFault::Latency(d),
             ("latency", None, _) => return Err(bad("a latency fault needs \"latency\"".into())),
-            ("429", None, after) => ChaosFault::Status { status: 429, retry_after: after },
-            ("503", None, after) => ChaosFault::Status { status: 503, retry_after: after },
+            ("429", None, after) => ChaosFault::Status {
+                status: 429,
+                retry_after: after,
+            },
+            ("503", None, after) => ChaosFault::Status {
+                status: 503,
+                retry_after: after,
+            },
             ("timeout", None, None) => ChaosFault::Timeout,
             ("corrupt", None, None) => ChaosFault::Corrupt,
             (name, _, _) if CHAOS_FAULTS.contains(&name) => {
@@ -475,16 +481,43 @@ mod tests {
     fn bad_requests_say_what_is_wrong() {
         for (body, says) in [
             (r#"{"tier":"warm","fault":"503"}"#, "needs an end"),
-            (r#"{"tier":"warm","fault":"500","count":1}"#, "unknown fault `500`"),
-            (r#"{"tier":"warm","fault":"latency","count":1}"#, "needs \"latency\""),
-            (r#"{"tier":"","fault":"503","count":1}"#, "\"tier\" is empty"),
+            (
+                r#"{"tier":"warm","fault":"500","count":1}"#,
+                "unknown fault `500`",
+            ),
+            (
+                r#"{"tier":"warm","fault":"latency","count":1}"#,
+                "needs \"latency\"",
+            ),
+            (
+                r#"{"tier":"","fault":"503","count":1}"#,
+                "\"tier\" is empty",
+            ),
             (r#"{"tier":"w","fault":"503","count":0}"#, "at least 1"),
-            (r#"{"tier":"w","fault":"503","op":"rename","count":1}"#, "unknown op"),
-            (r#"{"tier":"w","fault":"corrupt","op":"stat","count":1}"#, "carry data"),
-            (r#"{"tier":"w","fault":"503","duration":"2d"}"#, "not a whole number"),
-            (r#"{"tier":"w","fault":"503","duration":"48h"}"#, "longer than"),
-            (r#"{"tier":"w","fault":"timeout","retry_after":"1s","count":1}"#, "not with"),
-            (r#"{"tier":"w","fault":"503","count":1,"extra":1}"#, "unknown field"),
+            (
+                r#"{"tier":"w","fault":"503","op":"rename","count":1}"#,
+                "unknown op",
+            ),
+            (
+                r#"{"tier":"w","fault":"corrupt","op":"stat","count":1}"#,
+                "carry data",
+            ),
+            (
+                r#"{"tier":"w","fault":"503","duration":"2d"}"#,
+                "not a whole number",
+            ),
+            (
+                r#"{"tier":"w","fault":"503","duration":"48h"}"#,
+                "longer than",
+            ),
+            (
+                r#"{"tier":"w","fault":"timeout","retry_after":"1s","count":1}"#,
+                "not with",
+            ),
+            (
+                r#"{"tier":"w","fault":"503","count":1,"extra":1}"#,
+                "unknown field",
+            ),
             ("not json", "not valid"),
         ] {
             let err = rule(body).unwrap_err();
@@ -500,11 +533,15 @@ mod tests {
         let shown = || "objects/k".to_string();
         for _ in 0..2 {
             let err = chaos.inject(FaultOp::Read, shown).await.unwrap_err();
-            assert!(err.is_retryable() && err.to_string().contains("503"), "{err}");
+            assert!(
+                err.is_retryable() && err.to_string().contains("503"),
+                "{err}"
+            );
         }
         assert!(!chaos.inject(FaultOp::Read, shown).await.unwrap());
         assert!(chaos.active().is_empty());
-        chaos.add(rule(r#"{"tier":"w","fault":"429","retry_after":"3s","duration":"1h"}"#).unwrap());
+        chaos
+            .add(rule(r#"{"tier":"w","fault":"429","retry_after":"3s","duration":"1h"}"#).unwrap());
         let err = chaos.inject(FaultOp::Stat, shown).await.unwrap_err();
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
         assert_eq!(chaos.active().len(), 1);

@@ -36,8 +36,8 @@ use strata_throttle::{Priority, Throttle};
 
 use crate::access::{Access, Backend};
 use crate::bandwidth::BandwidthControl;
-use crate::faults::{FaultPlan, FaultSide, Faults, FAULTS_ENV};
 use crate::chaos::Chaos;
+use crate::faults::{FaultPlan, FaultSide, Faults, FAULTS_ENV};
 use crate::faults_layer::{FaultSources, FaultStore};
 use crate::metrics_layer::{MetricsStore, StoreMetrics};
 use crate::throttled::{Gate, GatedStore};

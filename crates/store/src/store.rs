@@ -9,9 +9,9 @@ use bytes::Bytes;
 use strata_throttle::{Priority, Throttle};
 
 use crate::access::{Access, Backend};
+use crate::chaos::Chaos;
 use crate::dal::DalStore;
 use crate::error::StoreError;
-use crate::chaos::Chaos;
 use crate::faults::{FaultPlan, Faults};
 use crate::layers::StoreLayers;
 use crate::local::LocalStore;

@@ -134,7 +134,9 @@ async fn list(context: &Context, args: ListArgs) -> anyhow::Result<ExitCode> {
                 rule["fault"].as_str().unwrap_or_default(),
                 rule["op"].as_str().unwrap_or("any"),
                 rule["injected"],
-                rule["remaining"].as_u64().map_or("-".into(), |n| n.to_string()),
+                rule["remaining"]
+                    .as_u64()
+                    .map_or("-".into(), |n| n.to_string()),
                 rule["expires_in_ms"]
                     .as_u64()
                     .map_or("-".into(), |ms| format!("{}s", ms.div_ceil(1000))),

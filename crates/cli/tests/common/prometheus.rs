@@ -33,7 +33,10 @@ impl Prometheus {
         let port = free_port();
         let mut cmd = Command::new(super::installed("prometheus", "prometheus"));
         cmd.arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -46,7 +49,10 @@ impl Prometheus {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if server.get("/-/ready").is_ok_and(|(status, _)| status == 200) {
+            if server
+                .get("/-/ready")
+                .is_ok_and(|(status, _)| status == 200)
+            {
                 return server;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -91,7 +97,9 @@ impl Prometheus {
 
     /// `/api/v1/<what>` (e.g. `rules`, `targets`) as JSON.
     pub fn api(&self, what: &str) -> serde_json::Value {
-        let (_, body) = self.get(&format!("/api/v1/{what}")).expect("prometheus API");
+        let (_, body) = self
+            .get(&format!("/api/v1/{what}"))
+            .expect("prometheus API");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
     }
 }
@@ -106,7 +114,10 @@ impl Drop for Prometheus {
 /// The configuration: one job, `strata`, over `targets`, scraped every second.
 fn config_text(targets: &[String], rules: &[PathBuf]) -> String {
     let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
-    let rules: Vec<String> = rules.iter().map(|r| format!("  - '{}'", r.display())).collect();
+    let rules: Vec<String> = rules
+        .iter()
+        .map(|r| format!("  - '{}'", r.display()))
+        .collect();
     format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
          rule_files:\n{}\n\
