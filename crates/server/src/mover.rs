@@ -310,8 +310,9 @@ async fn launch(
         return;
     };
     let started = Instant::now();
-    // Every line logged while the move runs (its retries too) carries its job and key.
-    let span = tracing::info_span!("move", job = job.id, key = %job.key);
+    // Every line logged while the move runs (its retries too) carries its job and key; at
+    // error level so that the span is enabled whatever the filter lets through.
+    let span = tracing::error_span!("move", job = job.id, key = %job.key);
     let outcome = run(&state, &job, &handle).instrument(span).await;
     state.mover.unregister(&job.key);
     drop(permit);

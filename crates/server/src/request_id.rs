@@ -35,7 +35,9 @@ pub struct RequestId(pub String);
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let id = client_id(&request).unwrap_or_else(fresh_id);
     request.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!(
+    // At error level, so the span is enabled whatever the filter lets through: a warning
+    // logged at the default level (`warn`) still carries the request's id.
+    let span = tracing::error_span!(
         "request",
         request_id = %id,
         method = %request.method(),
