@@ -130,59 +130,10 @@ impl ChaosRequest {
         if body.tier.trim().is_empty() {
             return Err(bad("\"tier\" is empty".into()));
         }
-        let delay = |field: &str, text: &Option<String>| -> Result<Option<Duration>, String> {
-            text.as_deref()
-                .map(|t| parse_delay(t, MAX_CHAOS_DELAY).map_err(|e| bad(format!("{field}: {e}"))))
-                .transpose()
-        };
-        let latency = delay("latency", &body.latency)?;
-        let retry_after = delay("retry_after", &body.retry_after)?;
-        let fault = match (body.fault.as_str(), latency, retry_after) {
-            ("latency", Some(d), None) => ChaosFault::Latency(d),
-            ("latency", None, _) => return Err(bad("a latency fault needs \"latency\"".into())),
-            ("429", None, after) => ChaosFault::Status {
-                status: 429,
-                retry_after: after,
-            },
-            ("503", None, after) => ChaosFault::Status {
-                status: 503,
-                retry_after: after,
-            },
-            ("timeout", None, None) => ChaosFault::Timeout,
-            ("corrupt", None, None) => ChaosFault::Corrupt,
-            (name, _, _) if CHAOS_FAULTS.contains(&name) => {
-                return Err(bad(format!(
-                    "\"latency\" goes with the latency fault and \"retry_after\" with 429 and \
-                     503 only, not with `{name}`"
-                )))
-            }
-            (name, _, _) => return Err(bad(format!("unknown fault `{name}`"))),
-        };
-        let op = match body.op.as_deref() {
-            None if fault == ChaosFault::Corrupt => Some(FaultOp::Read),
-            None => None,
-            Some(name) => Some(
-                FaultOp::ALL
-                    .into_iter()
-                    .find(|op| op.name() == name)
-                    .ok_or_else(|| bad(format!("unknown op `{name}`")))?,
-            ),
-        };
-        if fault == ChaosFault::Corrupt
-            && !matches!(
-                op,
-                Some(FaultOp::Read | FaultOp::ReadBack | FaultOp::Write | FaultOp::Put)
-            )
-        {
-            return Err(bad(
-                "corrupt applies to operations that carry data: read, readback, write, put".into(),
-            ));
-        }
-        let duration = body
-            .duration
-            .as_deref()
-            .map(|t| parse_delay(t, MAX_CHAOS_DURATION).map_err(|e| bad(format!("duration: {e}"))))
-            .transpose()?;
+        let fault = fault_of(&body).map_err(bad)?;
+        let op = op_of(body.op.as_deref(), fault).map_err(bad)?;
+        let duration =
+            delay("duration", body.duration.as_deref(), MAX_CHAOS_DURATION).map_err(bad)?;
         match (body.count, duration) {
             (None, None) => {
                 return Err(bad(
@@ -202,6 +153,64 @@ impl ChaosRequest {
             },
         })
     }
+}
+
+/// The fault a body names, with its latency or `Retry-After`.
+fn fault_of(body: &ChaosBody) -> Result<ChaosFault, String> {
+    let latency = delay("latency", body.latency.as_deref(), MAX_CHAOS_DELAY)?;
+    let retry_after = delay("retry_after", body.retry_after.as_deref(), MAX_CHAOS_DELAY)?;
+    Ok(match (body.fault.as_str(), latency, retry_after) {
+        ("latency", Some(d), None) => ChaosFault::Latency(d),
+        ("latency", None, _) => return Err("a latency fault needs \"latency\"".into()),
+        ("429", None, after) => ChaosFault::Status {
+            status: 429,
+            retry_after: after,
+        },
+        ("503", None, after) => ChaosFault::Status {
+            status: 503,
+            retry_after: after,
+        },
+        ("timeout", None, None) => ChaosFault::Timeout,
+        ("corrupt", None, None) => ChaosFault::Corrupt,
+        (name, _, _) if CHAOS_FAULTS.contains(&name) => {
+            return Err(format!(
+                "\"latency\" goes with the latency fault and \"retry_after\" with 429 and 503 \
+                 only, not with `{name}`"
+            ))
+        }
+        (name, _, _) => return Err(format!("unknown fault `{name}`")),
+    })
+}
+
+/// The operation a rule applies to (`None`: every one; corruption: reads by default, and
+/// only operations that carry data).
+fn op_of(name: Option<&str>, fault: ChaosFault) -> Result<Option<FaultOp>, String> {
+    let op = match name {
+        None if fault == ChaosFault::Corrupt => Some(FaultOp::Read),
+        None => None,
+        Some(name) => Some(
+            FaultOp::ALL
+                .into_iter()
+                .find(|op| op.name() == name)
+                .ok_or_else(|| format!("unknown op `{name}`"))?,
+        ),
+    };
+    let carries_data = matches!(
+        op,
+        Some(FaultOp::Read | FaultOp::ReadBack | FaultOp::Write | FaultOp::Put)
+    );
+    if fault == ChaosFault::Corrupt && !carries_data {
+        return Err(
+            "corrupt applies to operations that carry data: read, readback, write, put".into(),
+        );
+    }
+    Ok(op)
+}
+
+/// The optional duration `field` holds, at most `max`.
+fn delay(field: &str, text: Option<&str>, max: Duration) -> Result<Option<Duration>, String> {
+    text.map(|t| parse_delay(t, max).map_err(|e| format!("{field}: {e}")))
+        .transpose()
 }
 
 /// A duration such as `500ms`, `2s`, `1m` or `1h`, at most `max`.

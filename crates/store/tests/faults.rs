@@ -77,21 +77,41 @@ async fn chaos_rules_come_and_go_over_a_fixed_plan(fx: Fixture) {
 
     chaos.add(rule(r#"{"tier":"t","fault":"503","op":"read","count":1}"#));
     let err = clone.read_all("c/f.bin").await.expect_err("chaos 503");
-    assert!(err.is_retryable() && err.to_string().contains("503"), "{err}");
-    assert_eq!(fired(&store), vec![0], "a call chaos failed never reached the plan");
+    assert!(
+        err.is_retryable() && err.to_string().contains("503"),
+        "{err}"
+    );
+    assert_eq!(
+        fired(&store),
+        vec![0],
+        "a call chaos failed never reached the plan"
+    );
     assert_eq!(&store.read_all("c/f.bin").await.expect("read")[..], content);
 
     chaos.add(rule(r#"{"tier":"t","fault":"corrupt","count":1}"#));
     let got = store.read_all("c/f.bin").await.expect("read");
     assert_eq!(differing_bits(&got, &content).len(), 1);
 
-    chaos.add(rule(r#"{"tier":"t","fault":"timeout","op":"stat","duration":"1h"}"#));
-    assert!(store.stat("c/f.bin").await.expect_err("timeout").is_retryable());
+    chaos.add(rule(
+        r#"{"tier":"t","fault":"timeout","op":"stat","duration":"1h"}"#,
+    ));
+    assert!(store
+        .stat("c/f.bin")
+        .await
+        .expect_err("timeout")
+        .is_retryable());
     assert_eq!(chaos.clear(), 1);
     assert!(store.stat("c/f.bin").await.expect("stat").is_some());
     assert_eq!(&store.read_all("c/f.bin").await.expect("read")[..], content);
-    assert_eq!(fired(&store), vec![3], "the plan fired on every read chaos let through");
-    assert_eq!(store.faults().unwrap().plan().to_string(), "any:read:latency=1ms");
+    assert_eq!(
+        fired(&store),
+        vec![3],
+        "the plan fired on every read chaos let through"
+    );
+    assert_eq!(
+        store.faults().unwrap().plan().to_string(),
+        "any:read:latency=1ms"
+    );
 }
 
 async fn read_flip_changes_one_bit_on_the_way_out(fx: Fixture) {
