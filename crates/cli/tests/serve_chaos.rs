@@ -400,6 +400,17 @@ fn bad_chaos_requests_are_refused_with_bodies_that_say_why() {
         .as_array()
         .unwrap()
         .is_empty());
+    // A service that is not there: a clear error naming the URL, nothing else.
+    let out = strata()
+        .args(["chaos", "clear", "--server", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot reach the Strata service at http://127.0.0.1:9"),
+        "{err}"
+    );
 }
 
 #[test]
