@@ -16,7 +16,11 @@
 #    `strata slurm submit` (crates/cli/tests/slurm.rs);
 #  - postgresql (Debian package): the PostgreSQL catalog's tests start a real server
 #    (crates/testsupport); Debian keeps initdb in /usr/lib/postgresql/<version>/bin, off
-#    the PATH, so that is where we look.
+#    the PATH, so that is where we look;
+#  - prometheus (Debian package, with promtool): crates/cli/tests/prometheus.rs starts a real
+#    Prometheus on loopback scraping `strata serve`, runs every query of the Grafana
+#    dashboard (deploy/grafana/strata.json) against it, and lints /metrics with
+#    `promtool check metrics`.
 set -euo pipefail
 
 need_apt=()
@@ -30,6 +34,7 @@ command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
 # (crates/cli/tests/slurm.rs, started by crates/cli/tests/common/slurm.rs).
 { [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ]; } || need_apt+=(slurm-wlm)
 [ -x /usr/sbin/munged ] || need_apt+=(munge)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]} (apt)"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -36,6 +36,10 @@ struct Cli {
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log line format on standard error: `text` for people, `json` (one object a line,
+    /// with fields such as job, key and request_id) for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(flatten)]
     s3: S3Args,
     #[command(subcommand)]
@@ -55,6 +59,16 @@ struct S3Args {
     /// Use path-style S3 addressing (the default when an endpoint is given).
     #[arg(long, global = true)]
     s3_path_style: Option<bool>,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, the event's fields
+    /// (`message`, `job`, `key`, ...) and the current `span` (`request_id`, ...).
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -127,16 +141,74 @@ enum Command {
     /// The service's API tokens: create (printed once), list, revoke; works on the
     /// service's catalog directly (--config, --data-dir or a PostgreSQL --catalog).
     Token(commands::token::TokenArgs),
+    /// Inject faults into a tier's stores while the service runs (latency, 429, 503,
+    /// timeouts, corruption), list them, clear them (service, admin).
+    Chaos(commands::chaos::ChaosArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard
+    /// output, e.g. `strata completions bash > ~/.local/share/bash-completion/completions/strata`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to standard output, e.g. `strata man | man -l -`.
+    Man,
+}
+
+/// Arguments of `strata completions`.
+#[derive(Args, Debug)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    shell: clap_complete::Shell,
+}
+
+/// Commands that only talk to a running service (or print something): the catalog and S3
+/// flags, global for the commands that open stores or the catalog, do nothing here.
+const SERVICE_ONLY: &[&str] = &[
+    "put",
+    "get",
+    "ls",
+    "rm",
+    "access",
+    "objects",
+    "tiers",
+    "migrations",
+    "plan",
+    "metrics",
+    "explain",
+    "predict",
+    "scrub",
+    "chaos",
+    "completions",
+    "man",
+];
+
+/// Global flags that have no effect on [`SERVICE_ONLY`] commands.
+const STORE_AND_CATALOG_FLAGS: &[&str] = &["catalog", "s3_endpoint", "s3_region", "s3_path_style"];
+
+/// The CLI definition, with the flags a command ignores hidden from its help (they are
+/// still accepted, so scripts that pass them everywhere keep working).
+fn cli_command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    // A subcommand that has its own (hidden) copy of a global flag does not get the global
+    // one: clap propagates a global flag only where its id is not defined yet.
+    let hidden: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| STORE_AND_CATALOG_FLAGS.contains(&arg.get_id().as_str()))
+        .map(|arg| arg.clone().hide(true))
+        .collect();
+    for name in SERVICE_ONLY {
+        command = command.mut_subcommand(*name, |sub| sub.args(hidden.clone()));
+    }
+    command
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let cli = Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|e| e.exit());
     // A worker's log is its output: what it took, finished and retried shows by default.
     let quiet = match cli.command {
         Command::Worker(_) => "warn,strata_mover::distributed=info,strata::commands::worker=info",
         _ => "warn",
     };
-    init_logging(cli.verbose, quiet);
+    init_logging(cli.verbose, quiet, cli.log_format);
     strata_store::allocator::tune_for_spans();
     // Blocking I/O threads are bounded: each is a file read or write in flight, and each
     // idle one keeps memory in its allocator arena.
@@ -186,6 +258,9 @@ fn main() -> ExitCode {
             Command::Train(args) => commands::forecast::train(&context, args).await,
             Command::Predict(args) => commands::forecast::predict(&context, args).await,
             Command::Token(args) => commands::token::run(&context, args).await,
+            Command::Chaos(args) => commands::chaos::run(&context, args).await,
+            Command::Completions(args) => completions(args.shell),
+            Command::Man => man_page(),
         }
     });
     match result {
@@ -203,10 +278,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// `strata completions SHELL`: the completion script, from the same definition as the
+/// parser (so it never lags behind a new flag).
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    let mut command = cli_command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "strata", &mut script);
+    write_stdout(&script)
+}
+
+/// `strata man`: the manual page (roff), from the same definition as the parser.
+fn man_page() -> anyhow::Result<ExitCode> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cli_command())
+        .render(&mut page)
+        .map_err(|err| anyhow::anyhow!("cannot render the manual page: {err}"))?;
+    write_stdout(&page)
+}
+
+/// Writes `bytes` to standard output; a reader that went away is not a failure.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    commands::objects::printed(out.write_all(bytes).and_then(|()| out.flush()))
+}
+
 /// Logs to standard error: `quiet` by default (`warn`; a worker's task log at `info`), `-v` info (debug for Strata), `-vv` debug,
 /// `-vvv` trace, or `STRATA_LOG` (an `EnvFilter`). Secrets are kept out at every level
-/// (see [`redact`]).
-fn init_logging(verbose: u8, quiet: &str) {
+/// (see [`redact`]). `format` chooses text or JSON lines.
+fn init_logging(verbose: u8, quiet: &str, format: LogFormat) {
     // rskafka logs every failed connection attempt to a broker that is down (several a
     // second); the event streams' supervisor says it once per retry, with its backoff.
     let default = match verbose {
@@ -217,10 +317,21 @@ fn init_logging(verbose: u8, quiet: &str) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(redact::quiet_credential_targets(filter))
-        .with_writer(redact::ScrubbingStderr)
+        .with_writer(redact::ScrubbingStderr);
+    match format {
         // Colours only on a terminal: logs redirected to files stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // Event fields at the top level (`job`, `key`), the innermost span's fields (the
+        // request's `request_id`) under `span`.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
 }

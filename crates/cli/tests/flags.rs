@@ -112,3 +112,84 @@ fn a_missing_or_unreadable_bwlimit_file_is_refused_naming_the_path() {
         &dst,
     );
 }
+
+#[test]
+fn shell_completions_and_the_man_page_come_from_the_cli_definition() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["completions", "bash"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = stdout(&out);
+    for needle in ["_strata()", "chaos", "--log-format", "completions"] {
+        assert!(
+            script.contains(needle),
+            "no {needle:?} in the bash completions"
+        );
+    }
+    let out = sb.run(&["completions", "zsh"]);
+    assert!(out.status.success() && stdout(&out).starts_with("#compdef strata"));
+    let out = sb.run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("bash") && stderr(&out).contains("fish"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = sb.run(&["man"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH strata"),
+        "{page}"
+    );
+    for needle in [".SH NAME", ".SH SYNOPSIS", "chaos", "serve"] {
+        assert!(page.contains(needle), "no {needle:?} in the man page");
+    }
+}
+
+#[test]
+fn store_and_catalog_flags_are_hidden_where_they_do_nothing_and_still_accepted() {
+    let sb = Sandbox::new();
+    for command in [&["put"][..], &["access"], &["chaos", "inject"], &["tiers"]] {
+        let out = sb.run(&[command, &["--help"][..]].concat());
+        let help = stdout(&out);
+        assert!(out.status.success(), "{command:?}: {}", stderr(&out));
+        for hidden in [
+            "--catalog",
+            "--s3-endpoint",
+            "--s3-region",
+            "--s3-path-style",
+        ] {
+            assert!(
+                !help.contains(hidden),
+                "{command:?} --help shows {hidden}:\n{help}"
+            );
+        }
+        assert!(
+            help.contains("--server") && help.contains("--json"),
+            "{command:?}:\n{help}"
+        );
+    }
+    for command in ["migrate", "verify", "status"] {
+        let help = stdout(&sb.run(&[command, "--help"]));
+        assert!(
+            help.contains("--catalog") && help.contains("--s3-endpoint"),
+            "{command}:\n{help}"
+        );
+    }
+    // Hidden, not removed: a script that passes them everywhere still runs (here, refused
+    // only because no service listens there).
+    let out = sb.run(&[
+        "tiers",
+        "--s3-region",
+        "eu-west-1",
+        "--server",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot reach the Strata service"),
+        "{}",
+        stderr(&out)
+    );
+}

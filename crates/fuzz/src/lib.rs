@@ -93,6 +93,11 @@ pub const TARGETS: &[Target] = &[
         run: targets::access_events,
     },
     Target {
+        name: "chaos_request",
+        what: "POST /v1/chaos bodies (chaos rules)",
+        run: targets::chaos_request,
+    },
+    Target {
         name: "trace",
         what: "trace files, every format (the first byte picks it)",
         run: targets::trace,

@@ -75,6 +75,7 @@ pub fn of(name: &str) -> Vec<Vec<u8>> {
             .map(|k| k.as_bytes().to_vec())
             .collect(),
         "access_events" => vec![access_events()],
+        "chaos_request" => chaos_requests(),
         "trace" => traces(),
         _ => Vec::new(),
     }
@@ -232,6 +233,19 @@ fn uris() -> Vec<Vec<u8>> {
     ]
     .iter()
     .map(|u| u.as_bytes().to_vec())
+    .collect()
+}
+
+fn chaos_requests() -> Vec<Vec<u8>> {
+    [
+        r#"{"tier":"warm","fault":"503","retry_after":"2s","count":3}"#,
+        r#"{"tier":"hot","fault":"latency","latency":"200ms","op":"read","duration":"30s"}"#,
+        r#"{"tier":"cold","fault":"corrupt","op":"readback","count":1,"duration":"1h"}"#,
+        r#"{"tier":"hot","fault":"timeout","op":"put","count":5}"#,
+        r#"{"tier":"warm","fault":"429","duration":"500ms"}"#,
+    ]
+    .iter()
+    .map(|body| body.as_bytes().to_vec())
     .collect()
 }
 

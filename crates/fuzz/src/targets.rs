@@ -13,6 +13,7 @@ use strata_codec::format::tier_object::FrameTable;
 use strata_codec::DatasetManifest;
 use strata_heat::trace::{TraceFormat, TraceOptions, TraceReader};
 use strata_heat::{AccessTracker, TieringConfig, TrackerConfig};
+use strata_store::chaos::ChaosRequest;
 use strata_store::StoreUri;
 
 /// Requests a trace target reads at most: a record may stand for many requests (an ARC
@@ -156,6 +157,22 @@ pub fn uri(data: &[u8]) {
         let printed = uri.to_string();
         let again = StoreUri::parse(&printed).expect("a printed URI parses");
         assert_eq!(again, uri, "URI round trip through {printed:?}");
+    }
+}
+
+/// A `POST /v1/chaos` body: parsing never panics, and a rule it accepts has an end (a
+/// count of at least 1 or a duration) and an operation wherever it corrupts data.
+pub fn chaos_request(data: &[u8]) {
+    if let Ok(request) = ChaosRequest::parse_json(data) {
+        let rule = request.rule;
+        assert!(!request.tier.trim().is_empty(), "a rule for no tier");
+        assert!(
+            rule.count.is_some_and(|n| n >= 1) || rule.duration.is_some(),
+            "a rule without an end: {rule:?}"
+        );
+        if rule.fault == strata_store::chaos::ChaosFault::Corrupt {
+            assert!(rule.op.is_some(), "corruption of every operation: {rule:?}");
+        }
     }
 }
 

@@ -131,6 +131,7 @@ fuzz_tests!(
     uri,
     key,
     access_events,
+    chaos_request,
     trace,
 );
 
@@ -148,6 +149,7 @@ fn every_target_has_its_tests() {
         "uri",
         "key",
         "access_events",
+        "chaos_request",
         "trace",
     ];
     let names: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();

@@ -58,6 +58,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// One sentence for a person.
     pub message: String,
+    /// The `Retry-After` of a 503, in whole seconds (`None`: 1).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -67,6 +69,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -122,7 +125,11 @@ impl From<StoreError> for ApiError {
                 "tier_full",
                 err.to_string(),
             ),
-            _ if err.is_retryable() => ApiError::unavailable("store_unavailable", err.to_string()),
+            // The store's own Retry-After (a 429 or 503 that said when), rounded up.
+            _ if err.is_retryable() => ApiError {
+                retry_after_secs: err.retry_after().map(|d| d.as_secs_f64().ceil() as u64),
+                ..ApiError::unavailable("store_unavailable", err.to_string())
+            },
             _ => ApiError::new(StatusCode::BAD_GATEWAY, "store_error", err.to_string()),
         }
     }
@@ -155,10 +162,10 @@ impl IntoResponse for ApiError {
         });
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            );
+            let secs = self.retry_after_secs.unwrap_or(1).max(1);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }

@@ -6,7 +6,9 @@
 //!   objects (PUT, GET with ranges, HEAD, DELETE, LIST by prefix), access events as NDJSON
 //!   batches, tiers with usage and cost, move jobs (list, get, cancel, retry), a dry-run
 //!   plan, `explain`, Prometheus `/metrics`, `/healthz`, and server-sent events for job
-//!   transitions ([`routes`]); every error is JSON with a code and a message;
+//!   transitions ([`routes`]); every error is JSON with a code, a message and the
+//!   request's id, which every answer carries in `x-request-id` and every log line of the
+//!   request as a field ([`request_id`]);
 //! - the connection layer under it: a bound on connections, header and body timeouts,
 //!   bodies refused from their declared length before they are read ([`http`]), over TLS
 //!   when configured ([`tls`]);
@@ -23,6 +25,7 @@
 //! - decisions: the reactive pass (spikes promoted at once) and the periodic pass
 //!   (promotions and demotions, minimum residency, capacities), each move recorded with its
 //!   reason and inputs ([`planning`], [`explain`]);
+//! - chaos controls: faults switched on in a tier's stores at run time ([`chaos`]);
 //! - safe moves: copy, verify (BLAKE3), switch in one transaction, retire, every state in
 //!   the catalog, retried with backoff, resumed after a restart ([`mover`], [`recovery`],
 //!   [`retry`]), under the `[bandwidth]` throttle ([`layers`]).
@@ -35,6 +38,7 @@
 pub mod access;
 pub mod auth;
 pub mod background;
+pub mod chaos;
 pub mod cost_plan;
 pub mod error;
 pub mod explain;
@@ -51,6 +55,7 @@ pub mod planning;
 pub mod policies;
 pub mod recovery;
 pub mod redundancy_worker;
+pub mod request_id;
 pub mod retry;
 pub mod routes;
 pub mod scrub;

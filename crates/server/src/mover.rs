@@ -52,6 +52,7 @@ use crate::retry::with_backoff;
 use crate::state::{lock, now_ms, AppState, JobEvent};
 use crate::tier_codec::{hash_stored, TierReadError};
 use crate::tiers::Tier;
+use tracing::Instrument;
 
 mod copy;
 mod reencode;
@@ -309,7 +310,10 @@ async fn launch(
         return;
     };
     let started = Instant::now();
-    let outcome = run(&state, &job, &handle).await;
+    // Every line logged while the move runs (its retries too) carries its job and key; at
+    // error level so that the span is enabled whatever the filter lets through.
+    let span = tracing::error_span!("move", job = job.id, key = %job.key);
+    let outcome = run(&state, &job, &handle).instrument(span).await;
     state.mover.unregister(&job.key);
     drop(permit);
     match outcome {
@@ -619,6 +623,7 @@ async fn retire(state: &AppState, job: &MoveJob, from: &Tier) -> Outcome {
     if let Err(err) = state.catalog.finish_move(job.id, now_ms()).await {
         return Outcome::Later(format!("recording the retire: {err}"));
     }
+    tracing::info!(job = job.id, key = %job.key, from = %job.from_tier, to = %job.to_tier, "move done");
     emit(state, job, JobState::Done, None);
     Outcome::Ended(JobState::Done)
 }

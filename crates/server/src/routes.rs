@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::background::WhileSent;
 use crate::error::{json_errors, ApiError};
 use crate::state::AppState;
-use crate::{access, explain, forecast, jobs, objects, planning};
+use crate::{access, chaos, explain, forecast, jobs, objects, planning};
 
 /// The OpenAPI 3.1 document served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -47,6 +47,7 @@ pub const ROUTES: &[(&str, &str, &[&str])] = &[
     ("/v1/events", "/v1/events", &["get"]),
     ("/v1/policies", "/v1/policies", &["get"]),
     ("/v1/moves", "/v1/moves", &["post"]),
+    ("/v1/chaos", "/v1/chaos", &["get", "post", "delete"]),
 ];
 
 /// The router over `state`.
@@ -83,6 +84,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/model/train", post(forecast::predict::train_now))
         .route("/v1/events", get(jobs::events))
+        .route(
+            "/v1/chaos",
+            get(chaos::list).post(chaos::add).delete(chaos::clear),
+        )
         // Inner first: the guard answers 401 and 403 inside the counting.
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -95,6 +100,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(json_errors))
+        // Outermost: the id goes on every answer, errors rewrapped above included.
+        .layer(middleware::from_fn(crate::request_id::request_id))
         .with_state(state)
 }
 
@@ -158,6 +165,7 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
         "bandwidth": crate::layers::health(state.bandwidth.as_ref()),
         "insecure": state.access.insecure_warning,
         "tokens_required": tokens_required,
+        "chaos": chaos::active(&state),
     }))
 }
 
@@ -176,6 +184,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut text = state.metrics.render(&state.gauges());
     state.streams.render(&mut text);
     state.access.render(&mut text);
+    chaos::render(&state, &mut text);
     (
         [(
             header::CONTENT_TYPE,

@@ -27,7 +27,9 @@
 //! `STRATA_FAULTS` plan and, for moves only, the `[bandwidth]` throttle. A tier therefore
 //! holds three handles on one store: [`Tier::store`] for client requests, start-up and
 //! recovery (fault rules for side `any`, never throttled), and [`MoveStores`] for a move's
-//! source (`src`) and target (`dst`), which share the tier's one throttle.
+//! source (`src`) and target (`dst`), which share the tier's one throttle. All three share
+//! the tier's [`Chaos`] ([`Tier::chaos`]): faults switched on at run time through
+//! `POST /v1/chaos` reach client requests and moves alike ([`crate::chaos`]).
 //!
 //! Tier stores must be apart: no two on one location or one inside another, none that is
 //! or contains the data dir, the catalog inside none ([`overlap`]); such a configuration is
@@ -44,6 +46,7 @@ use bytes::Bytes;
 use strata_codec::format::tier_marker::{marker_layout, tier_marker, TIER_MARKER_PATH};
 use strata_heat::{Class, Layout, TierConfig, TierId, TieringConfig};
 use strata_redundancy::{Redundancy, RedundantStore};
+use strata_store::chaos::Chaos;
 use strata_store::faults::FaultSide;
 use strata_store::{Layers, S3Options, Store, StoreMetrics, StoreUri};
 use tokio::sync::mpsc;
@@ -78,6 +81,8 @@ pub struct Tier {
     /// The calls, bytes and errors of each of its stores' backends (one per domain, in
     /// `stores` order), client requests and moves together: `strata_store_*` in `/metrics`.
     pub store_metrics: Vec<Arc<StoreMetrics>>,
+    /// The run-time faults of all its stores (`POST /v1/chaos`).
+    pub chaos: Arc<Chaos>,
 }
 
 /// The service's tiers, hottest first, looked up by [`TierId`] (a slice of [`Tier`]
@@ -243,10 +248,11 @@ pub async fn open_tiers(
                 "a plain tier stores objects as they are; its codec policy is ignored");
         }
         let redundancy = TierRedundancy::of(config, index)?;
+        let chaos = Arc::new(Chaos::new());
         let handle = |side: FaultSide, layers: &Layers, notices: Option<_>| {
             let applied: Vec<Store> = stores
                 .iter()
-                .map(|s| layers.apply(s.clone(), side))
+                .map(|s| layers.apply(s.clone(), side).with_chaos(Arc::clone(&chaos)))
                 .collect();
             let spool = config.server.data_dir.join(SPOOL_DIR);
             tier_store(
@@ -269,6 +275,7 @@ pub async fn open_tiers(
             moves,
             redundancy,
             store_metrics,
+            chaos,
         });
     }
     Ok(tiers)

@@ -1,7 +1,8 @@
 //! Fault injection as a store layer: [`FaultStore`] and its uploads consult a store's
-//! [`Faults`] before every call and apply what fired (latency, errors, lost calls, flipped
-//! or truncated data) around the layer below, whatever the backend. The rules themselves,
-//! their syntax and their counters live in [`crate::faults`].
+//! run-time [`Chaos`] rules, then its fixed [`Faults`] plan, before every call and apply
+//! what fired (latency, errors, lost calls, flipped or truncated data) around the layer
+//! below, whatever the backend. The rules themselves, their syntax and their counters live
+//! in [`crate::chaos`] and [`crate::faults`].
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -10,33 +11,71 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::access::{Access, Begun, GroupPublish, UploadAccess};
+use crate::chaos::{corrupted, Chaos};
 use crate::error::StoreError;
 use crate::faults::{inject, lost, mangled, FaultOp, Faults, Injected};
 use crate::{Entry, ListWarning};
 
-/// A store that misbehaves as its [`Faults`] say.
-pub(crate) struct FaultStore {
-    inner: Arc<dyn Access>,
-    faults: Arc<Faults>,
+/// What a call is to suffer: the plan's effects, and whether chaos corrupts its data.
+pub(crate) struct Suffered {
+    plan: Option<Injected>,
+    corrupt: bool,
 }
 
-impl FaultStore {
-    /// `inner` under `faults`.
-    pub(crate) fn new(inner: Arc<dyn Access>, faults: Arc<Faults>) -> FaultStore {
-        FaultStore { inner, faults }
+impl Suffered {
+    /// `data` as the call is to see it.
+    fn mangle(&self, data: Bytes) -> Bytes {
+        corrupted(self.corrupt, mangled(&self.plan, data))
     }
 
-    /// Applies the rules for an `op` call of `rel` at `offset` (see [`inject`]).
+    /// Whether the call is lost.
+    fn lost(&self) -> bool {
+        lost(&self.plan)
+    }
+}
+
+/// The fault sources of a store: run-time chaos and a fixed plan (either may be absent).
+#[derive(Clone)]
+pub(crate) struct FaultSources {
+    pub(crate) chaos: Option<Arc<Chaos>>,
+    pub(crate) faults: Option<Arc<Faults>>,
+}
+
+impl FaultSources {
+    /// Applies chaos, then the plan, to an `op` call of `rel` at `offset` (see [`inject`]).
     async fn inject(
         &self,
         op: FaultOp,
         rel: &str,
         offset: u64,
-    ) -> Result<Option<Injected>, StoreError> {
-        inject(Some(&self.faults), op, rel, offset, || {
-            self.inner.shown_path(rel)
-        })
-        .await
+        shown: impl Fn() -> String,
+    ) -> Result<Suffered, StoreError> {
+        let corrupt = match &self.chaos {
+            Some(chaos) => chaos.inject(op, &shown).await?,
+            None => false,
+        };
+        let plan = inject(self.faults.as_deref(), op, rel, offset, shown).await?;
+        Ok(Suffered { plan, corrupt })
+    }
+}
+
+/// A store that misbehaves as its [`Chaos`] and [`Faults`] say.
+pub(crate) struct FaultStore {
+    inner: Arc<dyn Access>,
+    sources: FaultSources,
+}
+
+impl FaultStore {
+    /// `inner` under `sources`.
+    pub(crate) fn new(inner: Arc<dyn Access>, sources: FaultSources) -> FaultStore {
+        FaultStore { inner, sources }
+    }
+
+    /// Applies the rules for an `op` call of `rel` at `offset`.
+    async fn inject(&self, op: FaultOp, rel: &str, offset: u64) -> Result<Suffered, StoreError> {
+        self.sources
+            .inject(op, rel, offset, || self.inner.shown_path(rel))
+            .await
     }
 }
 
@@ -62,27 +101,27 @@ impl Access for FaultStore {
     async fn read_range(&self, rel: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
         let injected = self.inject(FaultOp::Read, rel, offset).await?;
         let data = self.inner.read_range(rel, offset, len).await?;
-        Ok(mangled(&injected, data))
+        Ok(injected.mangle(data))
     }
 
     async fn read_all(&self, rel: &str) -> Result<Bytes, StoreError> {
         let injected = self.inject(FaultOp::Read, rel, 0).await?;
         let data = self.inner.read_all(rel).await?;
-        Ok(mangled(&injected, data))
+        Ok(injected.mangle(data))
     }
 
     async fn write_atomic(&self, rel: &str, data: Bytes) -> Result<(), StoreError> {
         let injected = self.inject(FaultOp::Put, rel, 0).await?;
-        if lost(&injected) {
+        if injected.lost() {
             // A lost PUT: success reported, no object left under the name.
             return self.inner.delete(rel).await;
         }
-        self.inner.write_atomic(rel, mangled(&injected, data)).await
+        self.inner.write_atomic(rel, injected.mangle(data)).await
     }
 
     async fn delete(&self, rel: &str) -> Result<(), StoreError> {
         let injected = self.inject(FaultOp::Delete, rel, 0).await?;
-        if lost(&injected) {
+        if injected.lost() {
             return Ok(());
         }
         self.inner.delete(rel).await
@@ -90,12 +129,12 @@ impl Access for FaultStore {
 
     async fn begin_upload(&self, rel: &str, size: u64, resume: bool) -> Result<Begun, StoreError> {
         let begun = self.inner.begin_upload(rel, size, resume).await?;
-        let (faults, rel) = (Arc::clone(&self.faults), rel.to_string());
+        let (sources, rel) = (self.sources.clone(), rel.to_string());
         let shown = begun.info.shown.clone();
         Ok(begun.wrap(|inner| {
             Box::new(FaultUpload {
                 inner,
-                faults,
+                sources,
                 rel,
                 shown,
             })
@@ -103,10 +142,10 @@ impl Access for FaultStore {
     }
 }
 
-/// An upload that misbehaves as its store's [`Faults`] say.
+/// An upload that misbehaves as its store's [`Chaos`] and [`Faults`] say.
 struct FaultUpload {
     inner: Box<dyn UploadAccess>,
-    faults: Arc<Faults>,
+    sources: FaultSources,
     /// The upload's path, as rules match it.
     rel: String,
     /// Its final path as shown, for the messages of injected errors.
@@ -115,11 +154,10 @@ struct FaultUpload {
 
 impl FaultUpload {
     /// Applies the rules for an `op` call of this upload at `offset`.
-    async fn inject(&self, op: FaultOp, offset: u64) -> Result<Option<Injected>, StoreError> {
-        inject(Some(&self.faults), op, &self.rel, offset, || {
-            self.shown.clone()
-        })
-        .await
+    async fn inject(&self, op: FaultOp, offset: u64) -> Result<Suffered, StoreError> {
+        self.sources
+            .inject(op, &self.rel, offset, || self.shown.clone())
+            .await
     }
 }
 
@@ -127,17 +165,17 @@ impl FaultUpload {
 impl UploadAccess for FaultUpload {
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), StoreError> {
         let injected = self.inject(FaultOp::Write, offset).await?;
-        if lost(&injected) {
+        if injected.lost() {
             // A lost write: success reported, the bytes stay whatever was there.
             return Ok(());
         }
-        self.inner.write_at(offset, mangled(&injected, data)).await
+        self.inner.write_at(offset, injected.mangle(data)).await
     }
 
     async fn read_back(&self, offset: u64, len: u64, direct: bool) -> Result<Bytes, StoreError> {
         let injected = self.inject(FaultOp::ReadBack, offset).await?;
         let data = self.inner.read_back(offset, len, direct).await?;
-        Ok(mangled(&injected, data))
+        Ok(injected.mangle(data))
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
@@ -157,7 +195,7 @@ impl UploadAccess for FaultUpload {
         mtime: Option<SystemTime>,
         mode: Option<u32>,
     ) -> Result<(), StoreError> {
-        if lost(&self.inject(FaultOp::Publish, 0).await?) {
+        if self.inject(FaultOp::Publish, 0).await?.lost() {
             return self.inner.lose_publish().await;
         }
         self.inner.publish(mtime, mode).await
@@ -166,7 +204,7 @@ impl UploadAccess for FaultUpload {
     async fn publish_in_group(self: Box<Self>) -> GroupPublish {
         match self.inject(FaultOp::Publish, 0).await {
             Err(error) => GroupPublish::Done(Err(error)),
-            Ok(injected) if lost(&injected) => GroupPublish::Done(self.inner.lose_publish().await),
+            Ok(injected) if injected.lost() => GroupPublish::Done(self.inner.lose_publish().await),
             Ok(_) => self.inner.publish_in_group().await,
         }
     }

@@ -3,7 +3,8 @@
 //! and the bandwidth control ([`crate::bandwidth`]). [`Layers`] chooses which layers a
 //! store gets; `stack` builds them, in this order from the caller down:
 //!
-//! 1. **fault injection** (`FaultStore`, [`crate::faults`]), outermost: an injected error
+//! 1. **fault injection** (`FaultStore`: run-time [`crate::chaos`] rules, then the fixed
+//!    [`crate::faults`] plan), outermost: an injected error
 //!    or latency happens before the call is admitted, so it costs no bandwidth and is not
 //!    a sample of the path; a flip or truncation applies to exactly the bytes the caller
 //!    gets or gives, and a lost call never reaches the layers below;
@@ -35,8 +36,9 @@ use strata_throttle::{Priority, Throttle};
 
 use crate::access::{Access, Backend};
 use crate::bandwidth::BandwidthControl;
+use crate::chaos::Chaos;
 use crate::faults::{FaultPlan, FaultSide, Faults, FAULTS_ENV};
-use crate::faults_layer::FaultStore;
+use crate::faults_layer::{FaultSources, FaultStore};
 use crate::metrics_layer::{MetricsStore, StoreMetrics};
 use crate::throttled::{Gate, GatedStore};
 use crate::Store;
@@ -88,6 +90,8 @@ impl Layers {
 pub(crate) struct StoreLayers {
     /// Injected faults (a testing aid).
     pub(crate) faults: Option<Arc<Faults>>,
+    /// Faults switched on and off at run time ([`crate::chaos`]).
+    pub(crate) chaos: Option<Arc<Chaos>>,
     /// The throttle of data transfers and their class.
     pub(crate) throttle: Option<(Throttle, Priority)>,
     /// Counters of the backend's calls.
@@ -113,8 +117,12 @@ pub(crate) fn stack(base: &Arc<dyn Backend>, layers: &StoreLayers) -> Arc<dyn Ac
         let gate = Gate::new(throttle.clone(), *class, gate_samples);
         access = Arc::new(GatedStore::new(access, gate));
     }
-    if let Some(faults) = &layers.faults {
-        access = Arc::new(FaultStore::new(access, Arc::clone(faults)));
+    if layers.faults.is_some() || layers.chaos.is_some() {
+        let sources = FaultSources {
+            chaos: layers.chaos.clone(),
+            faults: layers.faults.clone(),
+        };
+        access = Arc::new(FaultStore::new(access, sources));
     }
     access
 }

@@ -47,6 +47,7 @@
 mod access;
 pub mod allocator;
 pub mod bandwidth;
+pub mod chaos;
 mod dal;
 mod error;
 pub mod faults;

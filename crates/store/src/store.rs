@@ -9,6 +9,7 @@ use bytes::Bytes;
 use strata_throttle::{Priority, Throttle};
 
 use crate::access::{Access, Backend};
+use crate::chaos::Chaos;
 use crate::dal::DalStore;
 use crate::error::StoreError;
 use crate::faults::{FaultPlan, Faults};
@@ -102,6 +103,19 @@ impl Store {
         self.relayered()
     }
 
+    /// Puts this store under `chaos`: rules added to it at run time make the store's calls
+    /// slow, failing or corrupt (see [`crate::chaos`]), on top of any fault plan. Share one
+    /// `Chaos` between stores to switch them together.
+    pub fn with_chaos(mut self, chaos: Arc<Chaos>) -> Store {
+        self.layers.chaos = Some(chaos);
+        self.relayered()
+    }
+
+    /// The run-time chaos rules this store is under, if any.
+    pub fn chaos(&self) -> Option<&Arc<Chaos>> {
+        self.layers.chaos.as_ref()
+    }
+
     /// The fault plan in force and how often each rule fired, if any.
     pub fn faults(&self) -> Option<&Faults> {
         self.layers.faults.as_deref()
@@ -149,7 +163,8 @@ impl Store {
     /// metrics), for calls that work on its files directly.
     pub(crate) fn bare_local(&self) -> Option<LocalStore> {
         let layers = &self.layers;
-        if layers.faults.is_some() || layers.throttle.is_some() || layers.metrics.is_some() {
+        let faulty = layers.faults.is_some() || layers.chaos.is_some();
+        if faulty || layers.throttle.is_some() || layers.metrics.is_some() {
             return None;
         }
         self.base.as_local().cloned()

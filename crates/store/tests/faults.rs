@@ -26,6 +26,7 @@ behaviours!(
     path_patterns_select_files,
     counting_triggers,
     no_plan_and_empty_plan_change_nothing,
+    chaos_rules_come_and_go_over_a_fixed_plan,
 );
 
 fn plan(spec: &str) -> FaultPlan {
@@ -55,6 +56,62 @@ fn differing_bits(a: &[u8], b: &[u8]) -> Vec<usize> {
 
 fn fired(store: &Store) -> Vec<u64> {
     store.faults().expect("a plan is set").fired_counts()
+}
+
+/// Run-time chaos (`Store::with_chaos`) over a `STRATA_FAULTS` plan: rules added and
+/// cleared while the store is in use, shared by its clones, the plan's rules and counters
+/// untouched (a call chaos fails never reaches the plan).
+async fn chaos_rules_come_and_go_over_a_fixed_plan(fx: Fixture) {
+    use std::sync::Arc;
+    use strata_store::chaos::{Chaos, ChaosRequest};
+    let content = data(4_000, 7);
+    put(&fx.store, "c/f.bin", &content).await;
+    let chaos = Arc::new(Chaos::new());
+    let store = fx
+        .store
+        .clone()
+        .with_faults(plan("any:read:latency=1ms"))
+        .with_chaos(Arc::clone(&chaos));
+    let clone = store.clone();
+    let rule = |body: &str| ChaosRequest::parse_json(body.as_bytes()).unwrap().rule;
+
+    chaos.add(rule(r#"{"tier":"t","fault":"503","op":"read","count":1}"#));
+    let err = clone.read_all("c/f.bin").await.expect_err("chaos 503");
+    assert!(
+        err.is_retryable() && err.to_string().contains("503"),
+        "{err}"
+    );
+    assert_eq!(
+        fired(&store),
+        vec![0],
+        "a call chaos failed never reached the plan"
+    );
+    assert_eq!(&store.read_all("c/f.bin").await.expect("read")[..], content);
+
+    chaos.add(rule(r#"{"tier":"t","fault":"corrupt","count":1}"#));
+    let got = store.read_all("c/f.bin").await.expect("read");
+    assert_eq!(differing_bits(&got, &content).len(), 1);
+
+    chaos.add(rule(
+        r#"{"tier":"t","fault":"timeout","op":"stat","duration":"1h"}"#,
+    ));
+    assert!(store
+        .stat("c/f.bin")
+        .await
+        .expect_err("timeout")
+        .is_retryable());
+    assert_eq!(chaos.clear(), 1);
+    assert!(store.stat("c/f.bin").await.expect("stat").is_some());
+    assert_eq!(&store.read_all("c/f.bin").await.expect("read")[..], content);
+    assert_eq!(
+        fired(&store),
+        vec![3],
+        "the plan fired on every read chaos let through"
+    );
+    assert_eq!(
+        store.faults().unwrap().plan().to_string(),
+        "any:read:latency=1ms"
+    );
 }
 
 async fn read_flip_changes_one_bit_on_the_way_out(fx: Fixture) {

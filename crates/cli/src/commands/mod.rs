@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod catalog;
+pub mod chaos;
 pub mod codec_args;
 pub mod eval;
 pub mod forecast;

@@ -177,10 +177,15 @@ impl Client {
             String::new()
         };
         match serde_json::from_slice::<Value>(&body) {
+            // The request id finds the request's lines in the service's log.
             Ok(json) if json["error"]["message"].is_string() => anyhow!(
-                "{} ({}){hint}",
+                "{} ({}{}){hint}",
                 json["error"]["message"].as_str().unwrap_or_default(),
-                json["error"]["code"].as_str().unwrap_or_default()
+                json["error"]["code"].as_str().unwrap_or_default(),
+                json["error"]["request_id"]
+                    .as_str()
+                    .map(|id| format!(", request {id}"))
+                    .unwrap_or_default()
             ),
             _ => anyhow!(
                 "the service answered {status}: {}",
@@ -207,14 +212,19 @@ impl Client {
         self.json(self.http.post(self.url(path))).await
     }
 
-    /// `POST path` with a JSON body, the answer as JSON.
+    /// `POST path` with a JSON `body`, the answer as JSON.
     pub(crate) async fn post_json_body(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         let request = self
             .http
             .post(self.url(path))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::to_vec(body)?);
+            .body(body.to_string());
         self.json(request).await
+    }
+
+    /// `DELETE path` (with its query), the answer as JSON.
+    pub(crate) async fn delete_json(&self, path: &str) -> anyhow::Result<Value> {
+        self.json(self.http.delete(self.url(path))).await
     }
 
     /// Fails unless the service stores an object `key` (one HEAD), with the service's

@@ -21,6 +21,22 @@ use strata_server::{HttpLimits, Limits, ServeOptions};
 
 use super::Context;
 
+/// Says on standard error that an SQLite `--catalog FILE` (or `$STRATA_CATALOG`) is not
+/// the service's catalog, instead of ignoring it silently: the service, `strata token` and
+/// `strata train` all find the service's state in its data dir, so a file elsewhere would
+/// split it.
+fn warn_unused_catalog_file(context: &Context, data_dir: &Path) -> anyhow::Result<()> {
+    if context.catalog_path.is_some() && context.shared_catalog()?.is_none() {
+        eprintln!(
+            "warning: --catalog (or STRATA_CATALOG) names an SQLite file, which is the \
+             migrations' catalog; the service keeps its own in {} (a PostgreSQL --catalog \
+             postgres://... replaces it, shared by the nodes)",
+            data_dir.join("catalog.db").display()
+        );
+    }
+    Ok(())
+}
+
 /// Arguments of `strata serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -191,6 +207,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
     let http = http_limits(&args)?;
     let config = load_config(&args)?;
     let data_dir = config.server.data_dir.clone();
+    warn_unused_catalog_file(context, &data_dir)?;
     let options = ServeOptions {
         s3: context.s3.clone(),
         limits,

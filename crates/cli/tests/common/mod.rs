@@ -3,6 +3,7 @@
 
 pub mod children;
 pub mod nats;
+pub mod prometheus;
 pub mod slurm;
 
 use std::fs;

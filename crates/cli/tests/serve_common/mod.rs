@@ -467,3 +467,74 @@ pub fn refused_start(config: &Path, timeout: Duration) -> (Option<i32>, String) 
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A `strata.toml` of three local tiers (hot, warm, cold, all under `dir/data`) where new
+/// objects land on hot, an object is hot for a second after a read and warm for an hour,
+/// and warm objects belong on warm: the rules move a new object hot → warm once it cooled.
+/// No periodic pass during a test. `extra` is appended. Returns (config, data dir).
+pub fn cooling_config(dir: &Path, extra: &str) -> (PathBuf, PathBuf) {
+    let data_dir = dir.join("data");
+    let cold = data_dir.join("cold").display().to_string();
+    let path = dir.join("strata.toml");
+    let text = config(&data_dir, &cold, "1s", "1h", "1h")
+        .replace("default_tier = \"warm\"", "default_tier = \"hot\"")
+        + "\n[classes]\nhot = [\"hot\"]\nwarm = [\"warm\"]\ncold = [\"cold\"]\n"
+        + extra;
+    std::fs::write(&path, text).unwrap();
+    (path, data_dir)
+}
+
+/// `strata --json ARGS --server URL`, which must succeed.
+pub fn cli_json(url: &str, args: &[&str]) -> serde_json::Value {
+    let out = strata()
+        .arg("--json")
+        .args(args)
+        .args(["--server", url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "strata {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// PUTs `data` as `key` on the service at `url`, then reports three reads of it (recorded
+/// accesses): under [`cooling_config`] it is hot for a second, then warm.
+pub fn put_and_access(url: &str, key: &str, data: &[u8]) {
+    let (status, _, body) = http(url, "PUT", &format!("/v1/objects/{key}"), data).unwrap();
+    assert!(
+        (200..300).contains(&status),
+        "PUT {key}: {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    cli_json(url, &["access", key, "--count", "3"]);
+}
+
+/// Waits (up to `timeout`) until the rules plan a move of `key`, then runs the plan.
+pub fn run_planned_move(url: &str, key: &str, timeout: Duration) {
+    eventually(timeout, "a planned move of the object", || {
+        let result = cli_json(url, &["plan"]);
+        let moves = result["plan"]["moves"].as_array()?;
+        moves.iter().any(|m| m["key"] == key).then_some(())
+    });
+    let ran = cli_json(url, &["plan", "--run"]);
+    assert!(
+        ran["jobs"].as_array().is_some_and(|jobs| !jobs.is_empty()),
+        "{ran}"
+    );
+}
+
+/// The latest move job of `key` once it has ended (done, failed, ...).
+pub fn ended_move(url: &str, key: &str, timeout: Duration) -> serde_json::Value {
+    eventually(timeout, "the move job to end", || {
+        let jobs = get_json(url, &format!("/v1/jobs?key={key}"));
+        let job = jobs["jobs"].as_array()?.first()?.clone();
+        ["done", "failed", "cancelled", "skipped"]
+            .contains(&job["state"].as_str()?)
+            .then_some(job)
+    })
+}

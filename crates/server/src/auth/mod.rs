@@ -70,6 +70,9 @@ pub const ROUTE_SCOPES: &[(&str, &str, Option<TokenScope>)] = {
         ("/v1/events", "get", Some(Admin)),
         ("/v1/policies", "get", Some(Read)),
         ("/v1/moves", "post", Some(Admin)),
+        ("/v1/chaos", "get", Some(Admin)),
+        ("/v1/chaos", "post", Some(Admin)),
+        ("/v1/chaos", "delete", Some(Admin)),
     ]
 };
 
