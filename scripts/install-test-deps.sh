@@ -16,7 +16,10 @@
 #    `strata slurm submit` (crates/cli/tests/slurm.rs);
 #  - postgresql (Debian package): the PostgreSQL catalog's tests start a real server
 #    (crates/testsupport); Debian keeps initdb in /usr/lib/postgresql/<version>/bin, off
-#    the PATH, so that is where we look.
+#    the PATH, so that is where we look;
+#  - chromium and chromium-driver (Debian packages): the dashboard's browser tests
+#    (crates/cli/tests/serve_ui.rs) drive a headless chromium through chromedriver on
+#    loopback.
 set -euo pipefail
 
 need_apt=()
@@ -30,6 +33,8 @@ command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
 # (crates/cli/tests/slurm.rs, started by crates/cli/tests/common/slurm.rs).
 { [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ]; } || need_apt+=(slurm-wlm)
 [ -x /usr/sbin/munged ] || need_apt+=(munge)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]} (apt)"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -144,6 +144,8 @@ pub async fn explain(
         lines.push(format!("damaged: {}", damage.explanation));
     }
     let forecast = crate::forecast::predict::object_view(&state, &key, &entry).await?;
+    // Hourly reads and writes, for the dashboard's access chart.
+    let history = crate::forecast::predict::key_history(&state, &key, now).await?;
     lines.push(forecast_line(&forecast));
     if let Some(active) = jobs.iter().find(|job| job.state.is_active()) {
         lines.push(format!(
@@ -183,6 +185,7 @@ pub async fn explain(
         "decision_inputs": decision.inputs,
         "jobs": jobs_json,
         "decisions": decisions.iter().map(decision_json).collect::<Vec<_>>(),
+        "history": history,
         "forecast": match forecast {
             Ok(view) => view,
             Err(reason) => serde_json::json!({ "fallback": reason }),
