@@ -14,7 +14,7 @@ mod browser;
 mod common;
 mod serve_common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use browser::Browser;
@@ -37,11 +37,17 @@ fn local_service(dir: &Path, env: &[(&str, &str)]) -> Service {
 
 /// [`local_service`] with its configuration's text changed by `edit`.
 fn service_with(dir: &Path, env: &[(&str, &str)], edit: fn(String) -> String) -> Service {
+    let (path, data_dir) = write_config(dir, edit);
+    Service::start_with_env(&path, &data_dir, &[], env)
+}
+
+/// Writes [`local_service`]'s configuration, changed by `edit`; its path and data dir.
+fn write_config(dir: &Path, edit: fn(String) -> String) -> (PathBuf, PathBuf) {
     let data_dir = dir.join("data");
     let cold = data_dir.join("cold").display().to_string();
     let path = dir.join("strata.toml");
     std::fs::write(&path, edit(config(&data_dir, &cold, "1h", "2h", "1h"))).unwrap();
-    Service::start_with_env(&path, &data_dir, &[], env)
+    (path, data_dir)
 }
 
 fn put(service: &Service, dir: &Path, key: &str, data: &[u8]) {
@@ -128,13 +134,20 @@ async fn a_spike_shows_its_move_on_the_jobs_pane_live_without_a_reload() {
     spike(&service, KEY);
     // The jobs pane loads the job list only when its stream (re)connects: a row can only
     // appear and change through the stream's events.
-    let done = job_row(&browser, "the promotion done", KEY, |row| row["state"] == "done").await;
+    let done = job_row(&browser, "the promotion done", KEY, |row| {
+        row["state"] == "done"
+    })
+    .await;
     assert_eq!(
         (done["from"].as_str(), done["to"].as_str()),
         (Some("warm"), Some("hot")),
         "{done}"
     );
-    assert_eq!(done["buttons"], serde_json::json!([]), "a done job has no action");
+    assert_eq!(
+        done["buttons"],
+        serde_json::json!([]),
+        "a done job has no action"
+    );
     assert_eq!(
         browser.eval("return window.strataMark === 1").await,
         true,
@@ -154,7 +167,9 @@ async fn a_spike_shows_its_move_on_the_jobs_pane_live_without_a_reload() {
     )
     .await;
     let chart = browser
-        .eval("return [...document.querySelectorAll('#class-chart rect')].map(r => r.dataset.label)")
+        .eval(
+            "return [...document.querySelectorAll('#class-chart rect')].map(r => r.dataset.label)",
+        )
         .await;
     assert_eq!(chart, serde_json::json!(["hot", "warm", "cold"]), "{chart}");
     browser.screenshot("tiers").await;
@@ -224,7 +239,9 @@ async fn an_objects_page_shows_its_explain_history_moves_and_access_chart() {
     assert_eq!(page["jobs"][0][3], "done", "{page}");
     let lines = page["lines"].as_array().unwrap();
     assert!(
-        lines.iter().any(|line| line.as_str().unwrap().contains("hot")),
+        lines
+            .iter()
+            .any(|line| line.as_str().unwrap().contains("hot")),
         "{page}"
     );
     // The 40 reads and the write, in this hour's bar.
@@ -242,11 +259,12 @@ async fn an_objects_page_shows_its_explain_history_moves_and_access_chart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_jobs_pane_retries_a_failed_move_and_cancels_a_slow_one() {
     let dir = tempfile::tempdir().unwrap();
-    // The first move's first source read fails for good; every move's writes are slow, so
-    // the second is still copying when Cancel is clicked.
+    // The first move's first source read fails for good; every move's source reads are
+    // slow, so the second is still copying when Cancel is clicked (a move checks for a
+    // cancel as each span is read).
     let faults = [(
         "STRATA_FAULTS",
-        "src:read:error=permanent:first=1;dst:write:latency=4s",
+        "src:read:error=permanent:first=1;src:read:latency=3s",
     )];
     let service = local_service(dir.path(), &faults);
     let browser = Browser::open().await;
@@ -272,7 +290,10 @@ async fn the_jobs_pane_retries_a_failed_move_and_cancels_a_slow_one() {
     })
     .await;
     browser
-        .click(&format!("tr[data-job-id='{}'] button.cancel", running["id"]))
+        .click(&format!(
+            "tr[data-job-id='{}'] button.cancel",
+            running["id"]
+        ))
         .await;
     job_row(&browser, "the slow move cancelled", "b/slow.bin", |row| {
         row["state"] == "cancelled"
@@ -305,14 +326,19 @@ async fn the_jobs_pane_retries_a_failed_move_and_cancels_a_slow_one() {
             "return document.getElementById('message').textContent",
             |text| {
                 let text = text.as_str()?;
-                text.contains("not_retryable").then(|| text.to_string()).or_else(|| {
-                    text.contains("only failed, cancelled or skipped")
-                        .then(|| text.to_string())
-                })
+                text.contains("not_retryable")
+                    .then(|| text.to_string())
+                    .or_else(|| {
+                        text.contains("only failed, cancelled or skipped")
+                            .then(|| text.to_string())
+                    })
             },
         )
         .await;
-    assert!(message.contains(&format!("job {}", failed["id"])), "{message}");
+    assert!(
+        message.contains(&format!("job {}", failed["id"])),
+        "{message}"
+    );
     browser.close().await;
 }
 
@@ -346,15 +372,23 @@ fn history() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_pane_runs_the_plan_and_the_model_pane_trains_a_model() {
     let dir = tempfile::tempdir().unwrap();
-    // No spikes: the history's reads must not promote anything before the plan runs.
+    // No spikes: the history's reads must not promote anything before the plan runs; an
+    // object unread for a second is cold, so the plan demotes both.
     let service = service_with(dir.path(), &[], |text| {
         text.replace("spike_min_events = 20", "spike_min_events = 1000000000")
+            .replace("hot_within = \"1h\"", "hot_within = \"1s\"")
+            .replace("warm_within = \"2h\"", "warm_within = \"1s\"")
     });
     for key in ["daily", "old"] {
         put(&service, dir.path(), key, &bytes(1 << 20, 3));
     }
-    let (status, _, body) = http(&service.url, "POST", "/v1/access-events", history().as_bytes())
-        .unwrap();
+    let (status, _, body) = http(
+        &service.url,
+        "POST",
+        "/v1/access-events",
+        history().as_bytes(),
+    )
+    .unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 
     let browser = Browser::open().await;
@@ -432,17 +466,21 @@ async fn the_plan_pane_runs_the_plan_and_the_model_pane_trains_a_model() {
             },
         )
         .await;
-    assert!(ran.starts_with(&format!("Ran: {moves} jobs queued")), "{ran}");
+    assert!(
+        ran.starts_with(&format!("Ran: {moves} jobs queued")),
+        "{ran}"
+    );
     let jobs = get_json(&service.url, "/v1/jobs");
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), moves, "{jobs}");
     browser.close().await;
 }
 
-/// `strata token create --scope admin` on the service's catalog; the token's text.
-fn admin_token(service: &Service) -> String {
+/// `strata token create --scope admin` on the catalog of the service configured by
+/// `config`; the token's text.
+fn admin_token(config: &Path) -> String {
     let out = strata()
         .args(["--json", "token", "create", "--scope", "admin", "--config"])
-        .arg(&service.config)
+        .arg(config)
         .output()
         .unwrap();
     assert!(
@@ -454,12 +492,31 @@ fn admin_token(service: &Service) -> String {
     made["token"].as_str().unwrap().to_string()
 }
 
+/// `strata ARGS --server URL` with `STRATA_TOKEN=token`; it must succeed.
+fn run_as(service: &Service, token: &str, args: &[&str]) {
+    let out = strata()
+        .env("STRATA_TOKEN", token)
+        .args(args)
+        .args(["--server", &service.url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one() {
     let dir = tempfile::tempdir().unwrap();
-    let service = local_service(dir.path(), &[]);
-    put(&service, dir.path(), KEY, b"hot data");
-    let token = admin_token(&service);
+    // The token exists before the service starts, so it is required from the first request.
+    let (config, data_dir) = write_config(dir.path(), |text| text);
+    let token = admin_token(&config);
+    let service = Service::start(&config, &data_dir, &[]);
+    let file = dir.path().join("upload.bin");
+    std::fs::write(&file, b"hot data").unwrap();
+    run_as(&service, &token, &["put", file.to_str().unwrap(), KEY]);
     // The same id with another secret: a token of the right shape the service never issued.
     let last = if token.ends_with('0') { '1' } else { '0' };
     let forged = format!("{}{last}", &token[..token.len() - 1]);
@@ -498,7 +555,11 @@ async fn with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one() {
     let stored = browser
         .eval("return sessionStorage.getItem('strata.token')")
         .await;
-    assert_eq!(stored, serde_json::Value::Null, "a refused token is not kept");
+    assert_eq!(
+        stored,
+        serde_json::Value::Null,
+        "a refused token is not kept"
+    );
 
     browser.type_into("#token-input", &token).await;
     browser.click("#token-submit").await;
@@ -518,11 +579,17 @@ async fn with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one() {
 
     // The stream carries the token in its header: a spike's move shows live.
     browser.click("#nav a[data-pane='jobs']").await;
-    spike(&service, KEY);
-    job_row(&browser, "the promotion done", KEY, |row| row["state"] == "done").await;
+    run_as(&service, &token, &["access", KEY, "--count", "40"]);
+    job_row(&browser, "the promotion done", KEY, |row| {
+        row["state"] == "done"
+    })
+    .await;
     browser.close().await;
 
     let log = service.kill_and_stderr();
     assert!(!log.contains(&token), "the token is in the service's log");
-    assert!(!log.contains(&forged), "the wrong token is in the service's log");
+    assert!(
+        !log.contains(&forged),
+        "the wrong token is in the service's log"
+    );
 }

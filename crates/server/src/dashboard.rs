@@ -149,7 +149,10 @@ mod tests {
         let page = asset("index.html").unwrap().body;
         for script in page.split("<script").skip(1) {
             let tag = script.split('>').next().unwrap();
-            assert!(tag.contains("src=\"/ui/"), "inline or foreign script: {tag}");
+            assert!(
+                tag.contains("src=\"/ui/"),
+                "inline or foreign script: {tag}"
+            );
         }
         for handler in ["onclick=", "onload=", "onsubmit=", "oninput=", "onchange="] {
             assert!(!page.contains(handler), "inline {handler} in index.html");

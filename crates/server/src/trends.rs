@@ -158,7 +158,14 @@ mod tests {
         for state in ["done", "failed", "cancelled", "skipped"] {
             assert!(is_final(state), "{state}");
         }
-        for state in ["planned", "copying", "verifying", "switching", "retiring", "bogus"] {
+        for state in [
+            "planned",
+            "copying",
+            "verifying",
+            "switching",
+            "retiring",
+            "bogus",
+        ] {
             assert!(!is_final(state), "{state}");
         }
     }

@@ -123,6 +123,7 @@ async function useToken(event) {
     return;
   }
   $("token-dialog").hidden = true;
+  $("token-error").textContent = "";
   $("forget-token").hidden = false;
   start();
 }
@@ -233,25 +234,45 @@ async function jobAction(id, action) {
   }
 }
 
+// Rows are kept by job id and rebuilt only when their job changed, so a row (and its
+// buttons) stays put while other jobs' events arrive.
 function renderJobs() {
   const body = $("jobs-table").tBodies[0];
   const jobs = [...state.jobs.values()].sort((a, b) => b.id - a.id).slice(0, 200);
-  body.replaceChildren();
+  const rows = new Map([...body.rows].map((row) => [Number(row.dataset.jobId), row]));
+  let previous = null;
   for (const job of jobs) {
-    const row = body.insertRow();
-    row.dataset.jobId = job.id;
-    row.dataset.state = job.state;
-    cell(row, job.id, "num");
-    cell(row, objectLink(job.key));
-    cell(row, job.from_tier);
-    cell(row, job.to_tier);
-    stateCell(row, job.state);
-    cell(row, job.reason);
-    cell(row, job.last_error || "", "error");
-    const actions = cell(row, "");
-    if (RETRYABLE.has(job.state)) actions.appendChild(actionButton("Retry", "retry", job.id));
-    if (!FINISHED.has(job.state)) actions.appendChild(actionButton("Cancel", "cancel", job.id));
+    let row = rows.get(job.id);
+    rows.delete(job.id);
+    const signature = JSON.stringify([job.state, job.last_error, job.from_tier, job.to_tier]);
+    if (!row || row.dataset.signature !== signature) {
+      const fresh = jobRow(job);
+      fresh.dataset.signature = signature;
+      if (row) row.replaceWith(fresh);
+      row = fresh;
+    }
+    const wanted = previous ? previous.nextSibling : body.firstChild;
+    if (row !== wanted) body.insertBefore(row, wanted);
+    previous = row;
   }
+  for (const stale of rows.values()) stale.remove();
+}
+
+function jobRow(job) {
+  const row = document.createElement("tr");
+  row.dataset.jobId = job.id;
+  row.dataset.state = job.state;
+  cell(row, job.id, "num");
+  cell(row, objectLink(job.key));
+  cell(row, job.from_tier);
+  cell(row, job.to_tier);
+  stateCell(row, job.state);
+  cell(row, job.reason);
+  cell(row, job.last_error || "", "error");
+  const actions = cell(row, "");
+  if (RETRYABLE.has(job.state)) actions.appendChild(actionButton("Retry", "retry", job.id));
+  if (!FINISHED.has(job.state)) actions.appendChild(actionButton("Cancel", "cancel", job.id));
+  return row;
 }
 
 function actionButton(label, action, id) {
@@ -289,6 +310,8 @@ async function loadTiers() {
   }
   const counts = { hot: 0, warm: 0, cold: 0 };
   for (const object of listing.objects) counts[object.class] = (counts[object.class] || 0) + 1;
+  $("class-note").textContent = listing.truncated
+    ? `Counted over the first ${listing.objects.length} objects (by key).` : "";
   const colours = { hot: "#d1495b", warm: "#edae49", cold: "#00798c" };
   Charts.bars($("class-chart"),
     Object.entries(counts).map(([label, value]) => ({ label, value, colour: colours[label] })),
@@ -552,7 +575,7 @@ async function show() {
   };
   await run();
   // Panes without a live stream of their own refresh while shown.
-  if (["tiers", "charts", "object"].includes(pane)) state.refresh = setInterval(run, REFRESH_MS);
+  if (["tiers", "charts", "object", "plan"].includes(pane)) state.refresh = setInterval(run, REFRESH_MS);
 }
 
 async function start() {

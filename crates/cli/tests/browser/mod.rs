@@ -19,7 +19,6 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use strata_store::testing::free_port;
 
 use crate::common::{children, installed};
-use crate::serve_common::http;
 
 /// How long a test waits for the page to show something before it fails (a bound for a
 /// failing test, never a measured time).
@@ -35,7 +34,7 @@ pub struct Driver {
 }
 
 /// Starts chromedriver on a free loopback port once per test binary; returns once it
-/// answers `/status` as ready.
+/// listens.
 pub fn driver() -> &'static Driver {
     static DRIVER: OnceLock<Driver> = OnceLock::new();
     DRIVER.get_or_init(|| {
@@ -50,13 +49,8 @@ pub fn driver() -> &'static Driver {
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let ready = http(&url, "GET", "/status", b"").is_ok_and(|(status, _, body)| {
-                status == 200
-                    && String::from_utf8_lossy(&body)
-                        .replace(' ', "")
-                        .contains("\"ready\":true")
-            });
-            if ready {
+            // It listens once it is ready for sessions.
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Driver { url };
             }
             assert!(
@@ -152,15 +146,18 @@ impl Browser {
         }
     }
 
-    /// Clicks the element `css` matches.
+    /// Clicks the element `css` matches (found again if the page replaced it meanwhile).
     pub async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|err| panic!("no element {css}: {err}"))
-            .click()
-            .await
-            .unwrap_or_else(|err| panic!("cannot click {css}: {err}"));
+        let mut attempts = 0;
+        loop {
+            let found = self.client.find(Locator::Css(css)).await;
+            let element = found.unwrap_or_else(|err| panic!("no element {css}: {err}"));
+            match element.click().await {
+                Ok(()) => return,
+                Err(err) if err.is_stale_element_reference() && attempts < 5 => attempts += 1,
+                Err(err) => panic!("cannot click {css}: {err}"),
+            }
+        }
     }
 
     /// Types `text` into the input `css` matches.
