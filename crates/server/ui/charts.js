@@ -5,7 +5,7 @@
 const Charts = (() => {
   const SVG = "http://www.w3.org/2000/svg";
   const WIDTH = 720;
-  const HEIGHT = 220;
+  const HEIGHT = 200;
   const PAD = { left: 64, right: 12, top: 12, bottom: 28 };
   const COLOURS = ["#0b6bcb", "#d1495b", "#00798c", "#edae49", "#6a4c93", "#1a7f37"];
 
@@ -57,7 +57,19 @@ const Charts = (() => {
     });
   }
 
-  // series: [{name, points: [[timeMs, value], ...]}]; format: value -> label.
+  // The top of the value axis: `max` rounded up so that four ticks fall on round values
+  // (whole numbers for counts: 1, 2, 2.5 or 5 times a power of ten, times 4).
+  function niceMax(max, integer) {
+    if (max <= 0) return 1;
+    const step = max / 4;
+    const power = 10 ** Math.floor(Math.log10(step));
+    const nice = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= step);
+    const tick = integer ? Math.max(1, Math.ceil(nice)) : nice;
+    return tick * 4;
+  }
+
+  // series: [{name, points: [[timeMs, value], ...]}]; format: value -> label. Values hold
+  // between samples, so lines are drawn as steps.
   function line(container, series, format) {
     const svg = canvas(container);
     const points = series.flatMap((s) => s.points);
@@ -65,13 +77,15 @@ const Charts = (() => {
     const xs = points.map((p) => p[0]);
     const xMin = Math.min(...xs);
     const xMax = Math.max(...xs, xMin + 1);
-    const yMax = Math.max(...points.map((p) => p[1]), 0) || 1;
+    const yMax = niceMax(Math.max(...points.map((p) => p[1]), 0), false);
     axes(svg, yMax, format);
     const plotBottom = HEIGHT - PAD.bottom;
     const x = (t) => PAD.left + ((t - xMin) / (xMax - xMin)) * (WIDTH - PAD.left - PAD.right);
     const y = (v) => plotBottom - (v / yMax) * (plotBottom - PAD.top);
     series.forEach((s, i) => {
-      const path = s.points.map((p, j) => `${j ? "L" : "M"}${x(p[0])},${y(p[1])}`).join(" ");
+      const path = s.points
+        .map((p, j) => (j ? `H${x(p[0])} V${y(p[1])}` : `M${x(p[0])},${y(p[1])}`))
+        .join(" ");
       node("path", { d: path, fill: "none", stroke: COLOURS[i % COLOURS.length],
         "stroke-width": 2, "data-series": s.name }, svg);
     });
@@ -80,11 +94,11 @@ const Charts = (() => {
     if (series.length > 1) legend(svg, series);
   }
 
-  // bars: [{label, value, colour?}]; format: value -> label.
+  // bars: [{label, value, colour?}] of counts; format: value -> label.
   function bars(container, items, format) {
     const svg = canvas(container);
     if (items.length === 0) return empty(svg, "nothing to show yet");
-    const yMax = Math.max(...items.map((b) => b.value), 0) || 1;
+    const yMax = niceMax(Math.max(...items.map((b) => b.value), 0), true);
     axes(svg, yMax, format);
     const plotBottom = HEIGHT - PAD.bottom;
     const slot = (WIDTH - PAD.left - PAD.right) / items.length;
