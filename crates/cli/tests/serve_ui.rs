@@ -203,7 +203,7 @@ async fn an_objects_page_shows_its_explain_history_moves_and_access_chart() {
     spike(&service, KEY);
     let job = ended_job(&service, KEY);
     assert_eq!(job["state"], "done", "{job}");
-    let job_id = job["id"].as_i64().unwrap();
+    let job_id = job["id"].as_i64().unwrap().to_string();
 
     let browser = Browser::open().await;
     // The key's "/" travels encoded in the fragment, as the objects pane links it.
@@ -232,10 +232,10 @@ async fn an_objects_page_shows_its_explain_history_moves_and_access_chart() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|row| row[5] == job_id.to_string())
+        .find(|row| row[5] == job_id.as_str())
         .unwrap_or_else(|| panic!("no decision names job {job_id}: {page}"));
     assert_eq!(decision[2], "move:warm->hot", "{page}");
-    assert_eq!(page["jobs"][0][0], job_id.to_string(), "{page}");
+    assert_eq!(page["jobs"][0][0], job_id.as_str(), "{page}");
     assert_eq!(page["jobs"][0][3], "done", "{page}");
     let lines = page["lines"].as_array().unwrap();
     assert!(
