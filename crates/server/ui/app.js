@@ -447,6 +447,11 @@ async function loadPlan() {
     item.textContent = `${wait.key}: ${wait.explanation || wait.reason}`;
     waits.appendChild(item);
   }
+  if (answer.plan.waits.length === 0) {
+    const item = document.createElement("li");
+    item.textContent = "No wanted move is waiting.";
+    waits.appendChild(item);
+  }
 }
 
 async function runPlan() {
