@@ -445,6 +445,12 @@ async fn the_dashboard_its_model_status_and_trends() {
     assert!((cost - 0.001 * 0.05).abs() < 1e-12, "{cost}");
     assert_eq!(now["moved_bytes"], 0);
 
+    // The tiers pane's redundancy column.
+    let tiers = server.json("/v1/tiers").await;
+    let warm = &tiers["tiers"][1];
+    assert_eq!(warm["redundancy"], "none", "{tiers}");
+    assert_eq!(warm["domains"], 1, "{tiers}");
+
     // explain carries the hourly history the object's access chart draws.
     server.get("/v1/objects/a").await.bytes().await.unwrap();
     let explained = server.json("/v1/explain/a").await;
