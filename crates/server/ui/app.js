@@ -158,6 +158,13 @@ async function streamEvents() {
       askForToken(body.error ? body.error.message : "the token was refused");
       return;
     }
+    if (response.status === 403) {
+      // A read token: no live job updates, and no point asking again every two seconds.
+      state.stream = null;
+      setLive(false);
+      $("live").textContent = "no live updates (needs an admin token)";
+      return;
+    }
     if (!response.ok || !response.body) throw new Error(`/v1/events answered ${response.status}`);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
