@@ -5,7 +5,8 @@
 //! is retried and a slow one cancelled with the jobs pane's buttons; the plan pane runs the
 //! plan and the model pane trains a model; with tokens, the page asks for one, refuses a
 //! wrong one with the service's reason, and with the right one shows the data and streams
-//! the events, the token never in a URL or the service's log.
+//! the events, the token never in a URL or the service's log; a read token shows the read
+//! panes, says live updates need an admin token and shows the jobs pane's refusal.
 //!
 //! `STRATA_UI_SCREENSHOTS=docs/ui cargo test -p strata-cli --test serve_ui` also saves a
 //! picture of each pane (the README's).
@@ -478,8 +479,13 @@ async fn the_plan_pane_runs_the_plan_and_the_model_pane_trains_a_model() {
 /// `strata token create --scope admin` on the catalog of the service configured by
 /// `config`; the token's text.
 fn admin_token(config: &Path) -> String {
+    token_of_scope(config, "admin")
+}
+
+/// `strata token create --scope SCOPE` on that catalog; the token's text.
+fn token_of_scope(config: &Path, scope: &str) -> String {
     let out = strata()
-        .args(["--json", "token", "create", "--scope", "admin", "--config"])
+        .args(["--json", "token", "create", "--scope", scope, "--config"])
         .arg(config)
         .output()
         .unwrap();
@@ -491,6 +497,12 @@ fn admin_token(config: &Path) -> String {
     let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     made["token"].as_str().unwrap().to_string()
 }
+
+/// The token prompt, the tiers shown and the live badge.
+const DIALOG: &str = "return { shown: !document.getElementById('token-dialog').hidden,
+    error: document.getElementById('token-error').textContent,
+    tiers: document.querySelectorAll('#tiers-table tbody tr').length,
+    live: document.getElementById('live').textContent }";
 
 /// `strata ARGS --server URL` with `STRATA_TOKEN=token`; it must succeed.
 fn run_as(service: &Service, token: &str, args: &[&str]) {
@@ -523,10 +535,7 @@ async fn with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one() {
 
     let browser = Browser::open().await;
     browser.goto(&format!("{}/ui", service.url)).await;
-    let dialog = "return { shown: !document.getElementById('token-dialog').hidden,
-        error: document.getElementById('token-error').textContent,
-        tiers: document.querySelectorAll('#tiers-table tbody tr').length,
-        live: document.getElementById('live').textContent }";
+    let dialog = DIALOG;
     browser
         .until("the token prompt", dialog, |page| {
             (page["shown"] == true).then_some(())
@@ -592,4 +601,44 @@ async fn with_tokens_the_page_asks_for_one_and_refuses_a_wrong_one() {
         !log.contains(&forged),
         "the wrong token is in the service's log"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_token_shows_the_read_panes_and_says_live_updates_need_an_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data_dir) = write_config(dir.path(), |text| text);
+    let token = token_of_scope(&config, "read");
+    let service = Service::start(&config, &data_dir, &[]);
+    let browser = Browser::open().await;
+    browser.goto(&format!("{}/ui", service.url)).await;
+    browser
+        .until("the token prompt", DIALOG, |page| {
+            (page["shown"] == true).then_some(())
+        })
+        .await;
+    browser.type_into("#token-input", &token).await;
+    browser.click("#token-submit").await;
+    browser
+        .until("the tiers without live updates", DIALOG, |page| {
+            let ready = page["shown"] == false
+                && page["tiers"] == 3
+                && page["live"] == "no live updates (needs an admin token)";
+            ready.then_some(())
+        })
+        .await;
+    // The jobs pane says why it is empty, with the service's reason.
+    browser.click("#nav a[data-pane='jobs']").await;
+    let message = browser
+        .until(
+            "the jobs pane's refusal",
+            "return document.getElementById('message').textContent",
+            |text| {
+                let text = text.as_str()?;
+                text.contains("needs admin").then(|| text.to_string())
+            },
+        )
+        .await;
+    assert!(message.starts_with("jobs: token "), "{message}");
+    assert!(!message.contains(&token), "{message}");
+    browser.close().await;
 }

@@ -221,11 +221,16 @@ function upsertJob(job) {
   renderJobs();
 }
 
+async function fetchJobs() {
+  const answer = await api("/v1/jobs?limit=200");
+  for (const job of answer.jobs) state.jobs.set(job.id, job);
+  renderJobs();
+}
+
+// The stream's (re)load of the job list: its errors are shown, not thrown.
 async function loadJobs() {
   try {
-    const answer = await api("/v1/jobs?limit=200");
-    for (const job of answer.jobs) state.jobs.set(job.id, job);
-    renderJobs();
+    await fetchJobs();
   } catch (error) {
     if (error.status !== 401) showMessage(`jobs: ${error.message}`);
   }
@@ -557,7 +562,7 @@ async function loadCharts() {
 const LOADERS = {
   tiers: loadTiers,
   objects: loadObjects,
-  jobs: loadJobs,
+  jobs: fetchJobs,
   plan: loadPlan,
   model: loadModel,
   charts: loadCharts,
@@ -582,7 +587,7 @@ async function show() {
       await load();
       showMessage("");
     } catch (error) {
-      if (error.status !== 401) showMessage(error.message);
+      if (error.status !== 401) showMessage(`${pane}: ${error.message}`);
     }
   };
   await run();
