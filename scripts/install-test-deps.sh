@@ -21,6 +21,9 @@
 #    Prometheus on loopback scraping `strata serve`, runs every query of the Grafana
 #    dashboard (deploy/grafana/strata.json) against it, and lints /metrics with
 #    `promtool check metrics`.
+#  - chromium and chromium-driver (Debian packages): the dashboard's browser tests
+#    (crates/cli/tests/serve_ui.rs) drive a headless chromium through chromedriver on
+#    loopback.
 set -euo pipefail
 
 need_apt=()
@@ -35,6 +38,8 @@ command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
 { [ -x /usr/sbin/slurmctld ] && [ -x /usr/sbin/slurmd ]; } || need_apt+=(slurm-wlm)
 [ -x /usr/sbin/munged ] || need_apt+=(munge)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]} (apt)"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

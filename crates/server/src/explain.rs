@@ -157,6 +157,8 @@ pub async fn explain(
     let policy_line = crate::policies::explain_line(&state, &key);
     lines.extend(policy_line.clone());
     let forecast = crate::forecast::predict::object_view(&state, &key, &entry).await?;
+    // Hourly reads and writes, for the dashboard's access chart.
+    let history = crate::forecast::predict::key_history(&state, &key, now).await?;
     lines.push(forecast_line(&forecast));
     if let Some(active) = jobs.iter().find(|job| job.state.is_active()) {
         lines.push(format!(
@@ -200,6 +202,7 @@ pub async fn explain(
             .policies
             .policy_for(&key)
             .map(|policy| crate::policies::policy_json(&state.policies, policy)),
+        "history": history,
         "forecast": match forecast {
             Ok(view) => view,
             Err(reason) => serde_json::json!({ "fallback": reason }),

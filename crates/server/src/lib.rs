@@ -28,7 +28,9 @@
 //! - chaos controls: faults switched on in a tier's stores at run time ([`chaos`]);
 //! - safe moves: copy, verify (BLAKE3), switch in one transaction, retire, every state in
 //!   the catalog, retried with backoff, resumed after a restart ([`mover`], [`recovery`],
-//!   [`retry`]), under the `[bandwidth]` throttle ([`layers`]).
+//!   [`retry`]), under the `[bandwidth]` throttle ([`layers`]);
+//! - the web dashboard at `/ui`, its assets embedded at build time ([`dashboard`]), and the
+//!   figures over time its charts draw ([`trends`]).
 //!
 //! It does not own the rules, the statistics or the placement arithmetic (strata-heat), the
 //! stores (strata-store) or the tables (strata-catalog's tiering module).
@@ -40,6 +42,7 @@ pub mod auth;
 pub mod background;
 pub mod chaos;
 pub mod cost_plan;
+pub mod dashboard;
 pub mod error;
 pub mod explain;
 pub mod forecast;
@@ -67,6 +70,7 @@ pub mod tier_codec;
 pub mod tier_store;
 pub mod tiers;
 pub mod tls;
+pub mod trends;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -301,6 +305,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         decisions: Mutex::new(DecisionLog::default()),
         retire_backlog: Mutex::new(Default::default()),
         forecast: forecast_state,
+        trends: trends::Trends::default(),
         shutdown: shutdown_rx.clone(),
         bandwidth: bandwidth.clone(),
         reencodes: Mutex::new(Default::default()),
@@ -371,6 +376,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
             Arc::clone(&state),
             shutdown_rx.clone(),
         )),
+        tokio::spawn(trends::sample_loop(Arc::clone(&state), shutdown_rx.clone())),
     ];
     tasks.extend(streams::start(&state, event_sources, &shutdown_rx));
     let app = routes::router(Arc::clone(&state));

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::background::WhileSent;
 use crate::error::{json_errors, ApiError};
 use crate::state::AppState;
-use crate::{access, chaos, explain, forecast, jobs, objects, planning};
+use crate::{access, chaos, dashboard, explain, forecast, jobs, objects, planning, trends};
 
 /// The OpenAPI 3.1 document served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -48,6 +48,10 @@ pub const ROUTES: &[(&str, &str, &[&str])] = &[
     ("/v1/policies", "/v1/policies", &["get"]),
     ("/v1/moves", "/v1/moves", &["post"]),
     ("/v1/chaos", "/v1/chaos", &["get", "post", "delete"]),
+    ("/v1/model", "/v1/model", &["get"]),
+    ("/v1/trends", "/v1/trends", &["get"]),
+    ("/ui", "/ui", &["get"]),
+    ("/ui/{*asset}", "/ui/{asset}", &["get"]),
 ];
 
 /// The router over `state`.
@@ -88,6 +92,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/chaos",
             get(chaos::list).post(chaos::add).delete(chaos::clear),
         )
+        .route("/v1/model", get(dashboard::model_status))
+        .route("/v1/trends", get(trends::trends))
+        .route("/ui", get(dashboard::index))
+        .route("/ui/{*asset}", get(dashboard::file))
         // Inner first: the guard answers 401 and 403 inside the counting.
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -223,6 +231,11 @@ pub struct TierView {
     min_residency_ms: u128,
     /// Classes whose objects live here.
     classes: Vec<&'static str>,
+    /// How objects are kept over the tier's failure domains (`none`, `replicate:N`,
+    /// `ec:K+M`), as configured.
+    redundancy: String,
+    /// Failure domains (stores) of the tier.
+    domains: usize,
     /// New objects land here.
     default: bool,
 }
@@ -267,6 +280,8 @@ async fn tiers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
                 egress_cost_per_gb: c.egress_cost_per_gb,
                 min_residency_ms: c.min_residency.as_millis(),
                 classes: tier_classes,
+                redundancy: c.redundancy.clone(),
+                domains: c.domains().len(),
                 default: c.name == state.config.default_tier,
             }
         })

@@ -169,6 +169,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The forecast: access history, the model in force, the proactive cycle.
     pub forecast: crate::forecast::ForecastState,
+    /// The figures over time the dashboard charts (`GET /v1/trends`).
+    pub trends: crate::trends::Trends,
     /// The throttle of moves (`[bandwidth]`), for `/healthz` and `/metrics`.
     pub bandwidth: Option<strata_store::BandwidthControl>,
     /// Keys with an unfinished `lazy_reencode` job planned by this process

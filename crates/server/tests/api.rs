@@ -386,3 +386,75 @@ fn the_shipped_example_config_is_servable() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_its_model_status_and_trends() {
+    let server = start(TEST_RULES).await;
+    // The page and its scripts, with a policy that allows this origin only.
+    let page = server.get("/ui").await;
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(page.text().await.unwrap().contains("/ui/app.js"));
+    let script = server.get("/ui/app.js").await;
+    assert_eq!(script.status(), 200);
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let missing = server.get("/ui/nope.js").await;
+    assert_eq!(missing.status(), 404);
+    let body = missing.json_value().await;
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nope.js"));
+
+    // No model yet: the status says why decisions use the rules.
+    let model = server.json("/v1/model").await;
+    assert_eq!(
+        model["model"]["version"],
+        serde_json::Value::Null,
+        "{model}"
+    );
+    assert!(
+        model["model"]["fallback"]
+            .as_str()
+            .unwrap()
+            .contains("strata train"),
+        "{model}"
+    );
+    assert_eq!(model["training"], false);
+
+    // Trends end with a sample taken at the request: the object's bytes and cost.
+    server.put("a", &bytes(1_000_000, 5)).await;
+    let trends = server.json("/v1/trends").await;
+    assert_eq!(
+        trends["tiers"],
+        serde_json::json!(["hot", "warm", "cold"]),
+        "{trends}"
+    );
+    let samples = trends["samples"].as_array().unwrap();
+    let now = samples.last().unwrap();
+    assert_eq!(now["tier_bytes"], serde_json::json!([0, 1_000_000, 0]));
+    let cost = now["monthly_cost"].as_f64().unwrap();
+    assert!((cost - 0.001 * 0.05).abs() < 1e-12, "{cost}");
+    assert_eq!(now["moved_bytes"], 0);
+
+    // The tiers pane's redundancy column.
+    let tiers = server.json("/v1/tiers").await;
+    let warm = &tiers["tiers"][1];
+    assert_eq!(warm["redundancy"], "none", "{tiers}");
+    assert_eq!(warm["domains"], 1, "{tiers}");
+
+    // explain carries the hourly history the object's access chart draws.
+    server.get("/v1/objects/a").await.bytes().await.unwrap();
+    let explained = server.json("/v1/explain/a").await;
+    let history = explained["history"].as_array().unwrap();
+    let reads: u64 = history.iter().map(|h| h["reads"].as_u64().unwrap()).sum();
+    assert_eq!(reads, 1, "{explained}");
+}

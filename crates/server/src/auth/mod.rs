@@ -10,8 +10,9 @@
 //! - the audit log of write and admin requests ([`audit`]).
 //!
 //! **When a token is needed.** Once any token has been made (`strata token create`), every
-//! route but `/healthz` and `/openapi.json` needs one. Before that the service runs open,
-//! which [`check_exposure`] allows on loopback addresses only. Revoking every token does not
+//! route but `/healthz`, `/openapi.json` and the dashboard's assets (`/ui`, no data) needs
+//! one. Before that the service runs open, which [`check_exposure`] allows on loopback
+//! addresses only. Revoking every token does not
 //! reopen it: the requirement follows from a token having existed.
 
 pub mod audit;
@@ -49,6 +50,10 @@ pub const ROUTE_SCOPES: &[(&str, &str, Option<TokenScope>)] = {
     &[
         ("/healthz", "get", None),
         ("/openapi.json", "get", None),
+        // The dashboard's page and scripts hold no data; what it shows comes from the
+        // routes below, with the token the page asks for (crate::dashboard).
+        ("/ui", "get", None),
+        ("/ui/{*asset}", "get", None),
         ("/metrics", "get", Some(Read)),
         ("/v1/objects", "get", Some(Read)),
         ("/v1/objects/{*key}", "get", Some(Read)),
@@ -73,6 +78,8 @@ pub const ROUTE_SCOPES: &[(&str, &str, Option<TokenScope>)] = {
         ("/v1/chaos", "get", Some(Admin)),
         ("/v1/chaos", "post", Some(Admin)),
         ("/v1/chaos", "delete", Some(Admin)),
+        ("/v1/model", "get", Some(Read)),
+        ("/v1/trends", "get", Some(Read)),
     ]
 };
 
