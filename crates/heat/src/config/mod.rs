@@ -15,12 +15,14 @@
 
 mod bandwidth;
 mod checks;
+mod encryption;
 mod forecast;
 mod parse;
 mod redundancy;
 mod tier_id;
 
 pub use bandwidth::BandwidthConfig;
+pub use encryption::ENCRYPTION_CIPHERS;
 pub use forecast::ForecastConfig;
 pub use redundancy::RedundancyByClass;
 pub use tier_id::TierId;
@@ -132,6 +134,14 @@ pub struct TierConfig {
     pub capacity: Option<u64>,
     /// How long an object stays on this tier before it may be demoted (default 0).
     pub min_residency: Duration,
+    /// Encryption at rest: the cipher name as written (`xchacha20poly1305` or
+    /// `aes-256-gcm`), validated at load; `None` (the default) stores objects unencrypted.
+    /// Needs `layout = "packed"` and one key source.
+    pub encryption: Option<String>,
+    /// A file holding the tier's 32-byte key, raw (never the key itself in `strata.toml`).
+    pub encryption_key_file: Option<PathBuf>,
+    /// An environment variable holding the tier's 32-byte key, raw.
+    pub encryption_key_env: Option<String>,
 }
 
 /// `[rules]`: classification thresholds, spike detection, and the planning pass.
@@ -273,6 +283,9 @@ impl TierConfig {
             cost_per_1k_requests: 0.0,
             capacity: None,
             min_residency: Duration::ZERO,
+            encryption: None,
+            encryption_key_file: None,
+            encryption_key_env: None,
         }
     }
 

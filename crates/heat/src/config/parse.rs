@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::bandwidth::{build_bandwidth, RawBandwidth};
+use super::encryption::check_tier_encryption;
 use super::checks::{check_codec, check_listen, check_store, check_tier_name};
 use super::forecast::{build_forecast, RawForecast};
 use super::redundancy::{build_domains, build_redundancy, RawRedundancy};
@@ -71,6 +72,9 @@ struct RawTier {
     cost_per_1k_requests: Option<Number>,
     capacity: Option<Capacity>,
     min_residency: Option<Span>,
+    encryption: Option<String>,
+    encryption_key_file: Option<PathBuf>,
+    encryption_key_env: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -468,6 +472,12 @@ fn build_tiers(
         }
         if let Some(Span(residency)) = raw.min_residency {
             tier.min_residency = residency;
+        }
+        tier.encryption = raw.encryption;
+        tier.encryption_key_file = raw.encryption_key_file;
+        tier.encryption_key_env = raw.encryption_key_env;
+        for (name, reason) in check_tier_encryption(&tier) {
+            problems.add(field(name), reason);
         }
         tiers.push(tier);
     }
