@@ -280,7 +280,10 @@ fn an_encrypted_frame_of_an_unknown_version_or_key_is_refused_as_such() {
     let Err(EncryptedError::Damaged(why)) = keys.open(&sealed) else {
         panic!("version 2 was accepted");
     };
-    assert!(why.contains("version 2") && why.contains("upgrade Strata"), "{why}");
+    assert!(
+        why.contains("version 2") && why.contains("upgrade Strata"),
+        "{why}"
+    );
     let other = KeyRing::new(
         Cipher::XChaCha20Poly1305,
         EncryptionKey::new([0xee; 32]),
@@ -310,10 +313,7 @@ fn a_damaged_encrypted_frame_is_refused() {
 fn encrypted_tier_object_example_matches_the_encoder() {
     let sealed = example_sealed_frame();
     let mut object = sealed.clone();
-    object.extend(encrypted_tail(
-        6,
-        encrypted_table_entry(&sealed).to_vec(),
-    ));
+    object.extend(encrypted_tail(6, encrypted_table_entry(&sealed).to_vec()));
     let mut expected = hex_example("encrypted-frame");
     expected.extend(hex_example("encrypted-tier-object-tail"));
     assert_eq!(hex::encode(&object), hex::encode(&expected));
@@ -329,7 +329,10 @@ fn encrypted_tier_object_example_matches_the_encoder() {
     // The table holds the encrypted frame's hash, never the raw chunk's.
     assert_ne!(entry.raw_hash, *blake3::hash(b"strata").as_bytes());
     let moved = check_encrypted_frame(frame, &[0; 32], 6, &keys).unwrap_err();
-    assert!(moved.contains("not the one the frame table names"), "{moved}");
+    assert!(
+        moved.contains("not the one the frame table names"),
+        "{moved}"
+    );
 }
 
 // ----- dataset manifest -----

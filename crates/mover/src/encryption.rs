@@ -110,13 +110,22 @@ mod tests {
         assert_eq!(key.id(), KeyId::of(&[9u8; 32]));
 
         let newline = dir.path().join("newline.key");
-        std::fs::write(&newline, [b'a'; 32].iter().chain(b"\n").copied().collect::<Vec<_>>())
-            .unwrap();
+        std::fs::write(
+            &newline,
+            [b'a'; 32].iter().chain(b"\n").copied().collect::<Vec<_>>(),
+        )
+        .unwrap();
         let err = load_key(&KeySource::File(newline.clone()), "tier \"hot\"").unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("tier \"hot\": the encryption key file"), "{text}");
+        assert!(
+            text.starts_with("tier \"hot\": the encryption key file"),
+            "{text}"
+        );
         assert!(text.contains(&newline.display().to_string()), "{text}");
-        assert!(text.contains("33 bytes") && text.contains("newline"), "{text}");
+        assert!(
+            text.contains("33 bytes") && text.contains("newline"),
+            "{text}"
+        );
         assert!(text.contains("exactly 32 raw bytes"), "{text}");
 
         let missing = dir.path().join("missing.key");
@@ -133,7 +142,9 @@ mod tests {
     #[test]
     fn an_unset_variable_and_an_unknown_cipher_are_refused() {
         let source = KeySource::Env("STRATA_TEST_KEY_NEVER_SET_7F3A".to_string());
-        let text = load_key(&source, "the destination").unwrap_err().to_string();
+        let text = load_key(&source, "the destination")
+            .unwrap_err()
+            .to_string();
         assert!(
             text.contains("environment variable STRATA_TEST_KEY_NEVER_SET_7F3A is not set"),
             "{text}"

@@ -178,9 +178,9 @@ impl TierFormat {
                     0
                 };
                 raw_len
-                    .saturating_add(frames.saturating_mul(
-                        FRAME_HEADER_LEN as u64 + sealing + TABLE_ENTRY_LEN,
-                    ))
+                    .saturating_add(
+                        frames.saturating_mul(FRAME_HEADER_LEN as u64 + sealing + TABLE_ENTRY_LEN),
+                    )
                     .saturating_add(TRAILER_LEN)
             }
         }
@@ -451,23 +451,23 @@ async fn decode(
         .map(|(index, frame, hash, raw_len, start)| {
             let keys = keys.clone();
             async move {
-            let check = move || match keys {
-                Some(keys) => check_encrypted_frame(&frame, &hash, raw_len, &keys),
-                None => check_frame(&frame, &hash, raw_len),
-            };
-            let result = if raw_len as usize <= INLINE_CODEC_LIMIT {
-                check()
-            } else {
-                tokio::task::spawn_blocking(check)
-                    .await
-                    .unwrap_or_else(|_| Err("its decoding failed".to_string()))
-            };
-            result.map_err(|why| {
-                format!(
-                    "frame {index} (raw bytes {start}..{}): {why}",
-                    start + raw_len
-                )
-            })
+                let check = move || match keys {
+                    Some(keys) => check_encrypted_frame(&frame, &hash, raw_len, &keys),
+                    None => check_frame(&frame, &hash, raw_len),
+                };
+                let result = if raw_len as usize <= INLINE_CODEC_LIMIT {
+                    check()
+                } else {
+                    tokio::task::spawn_blocking(check)
+                        .await
+                        .unwrap_or_else(|_| Err("its decoding failed".to_string()))
+                };
+                result.map_err(|why| {
+                    format!(
+                        "frame {index} (raw bytes {start}..{}): {why}",
+                        start + raw_len
+                    )
+                })
             }
         })
         .buffered(workers())
@@ -726,7 +726,7 @@ pub async fn read_all_from_tier(
             tier.format.keys(),
         )
         .await
-            .map_err(damaged)?
+        .map_err(damaged)?
     };
     Ok(TierBytes {
         raw: Bytes::from(raw),

@@ -199,8 +199,9 @@ impl KeyRing {
         let msg = &sealed[ENCRYPTED_HEADER_LEN..];
         let payload = Payload { msg, aad };
         let opened = match header.cipher {
-            Cipher::XChaCha20Poly1305 => XChaCha20Poly1305::new(&key.bytes.into())
-                .decrypt(&header.nonce.into(), payload),
+            Cipher::XChaCha20Poly1305 => {
+                XChaCha20Poly1305::new(&key.bytes.into()).decrypt(&header.nonce.into(), payload)
+            }
             Cipher::Aes256Gcm => {
                 let mut nonce = [0u8; 12];
                 nonce.copy_from_slice(&header.nonce[..12]);
@@ -298,10 +299,7 @@ pub fn read_encrypted_header(bytes: &[u8]) -> Result<EncryptedHeader, EncryptedE
         ));
     }
     if !is_encrypted(bytes) {
-        return damaged(format!(
-            "magic {:02x?}, expected \"STEF\"",
-            &bytes[..4]
-        ));
+        return damaged(format!("magic {:02x?}, expected \"STEF\"", &bytes[..4]));
     }
     if bytes[4] != ENCRYPTED_VERSION {
         return damaged(format!(
@@ -323,7 +321,9 @@ pub fn read_encrypted_header(bytes: &[u8]) -> Result<EncryptedHeader, EncryptedE
     len.copy_from_slice(&bytes[40..48]);
     let sealed_len = u64::from_le_bytes(len);
     if !(TAG_LEN as u64..=MAX_SEALED_LEN).contains(&sealed_len) {
-        return damaged(format!("declared sealed length {sealed_len} is out of bounds"));
+        return damaged(format!(
+            "declared sealed length {sealed_len} is out of bounds"
+        ));
     }
     let present = (bytes.len() - ENCRYPTED_HEADER_LEN) as u64;
     if present != sealed_len {

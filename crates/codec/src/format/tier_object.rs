@@ -293,8 +293,10 @@ pub fn check_encrypted_frame(
     keys: &KeyRing,
 ) -> Result<Vec<u8>, String> {
     if blake3::hash(sealed).as_bytes() != table_hash {
-        return Err("the encrypted frame is not the one the frame table names for this position"
-            .to_string());
+        return Err(
+            "the encrypted frame is not the one the frame table names for this position"
+                .to_string(),
+        );
     }
     let inner = keys.open(sealed).map_err(|err| err.to_string())?;
     let header = read_header(&inner).map_err(|err| err.to_string())?;

@@ -94,12 +94,18 @@ mod tests {
             encryption_key_env: Some("HOT_KEY".to_string()),
             ..packed()
         };
-        assert_eq!(check_tier_encryption(&two_sources)[0].0, "encryption_key_file");
+        assert_eq!(
+            check_tier_encryption(&two_sources)[0].0,
+            "encryption_key_file"
+        );
         let no_source = TierConfig {
             encryption_key_file: None,
             ..packed()
         };
-        assert_eq!(check_tier_encryption(&no_source)[0].0, "encryption_key_file");
+        assert_eq!(
+            check_tier_encryption(&no_source)[0].0,
+            "encryption_key_file"
+        );
 
         let plain = TierConfig {
             layout: Layout::Plain,
@@ -113,6 +119,9 @@ mod tests {
             encryption: None,
             ..packed()
         };
-        assert_eq!(check_tier_encryption(&key_without_cipher)[0].0, "encryption");
+        assert_eq!(
+            check_tier_encryption(&key_without_cipher)[0].0,
+            "encryption"
+        );
     }
 }

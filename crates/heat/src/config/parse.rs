@@ -12,8 +12,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::bandwidth::{build_bandwidth, RawBandwidth};
-use super::encryption::check_tier_encryption;
 use super::checks::{check_codec, check_listen, check_store, check_tier_name};
+use super::encryption::check_tier_encryption;
 use super::forecast::{build_forecast, RawForecast};
 use super::redundancy::{build_domains, build_redundancy, RawRedundancy};
 use super::{
