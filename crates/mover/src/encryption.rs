@@ -29,12 +29,12 @@ impl std::fmt::Display for KeySource {
 
 /// A key that could not be read: whose it is, from where, and why, with what to do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{owner}: the encryption {source} {problem}")]
+#[error("{owner}: the encryption {location} {problem}")]
 pub struct KeyError {
     /// Whose key: `tier "hot"`, `the destination`, ...
     pub owner: String,
     /// Where it was read from.
-    pub source: KeySource,
+    pub location: KeySource,
     /// What is wrong and what to do.
     pub problem: String,
 }
@@ -47,7 +47,7 @@ const HOW_TO_MAKE: &str = "a key is exactly 32 raw bytes; make one with \
 pub fn load_key(source: &KeySource, owner: &str) -> Result<EncryptionKey, KeyError> {
     let fail = |problem: String| KeyError {
         owner: owner.to_string(),
-        source: source.clone(),
+        location: source.clone(),
         problem,
     };
     let bytes = match source {
@@ -91,7 +91,7 @@ fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
 pub fn load_key_ring(cipher: &str, source: &KeySource, owner: &str) -> Result<KeyRing, KeyError> {
     let cipher = Cipher::parse(cipher).map_err(|problem| KeyError {
         owner: owner.to_string(),
-        source: source.clone(),
+        location: source.clone(),
         problem: format!("cannot be used: {problem}"),
     })?;
     Ok(KeyRing::new(cipher, load_key(source, owner)?, Vec::new()))

@@ -779,7 +779,7 @@ mod tests {
     }
 
     fn encode(raw: &[u8], codec: &str) -> Vec<u8> {
-        let TierFormat::Packed { objective } = packed(codec) else {
+        let TierFormat::Packed { objective, .. } = packed(codec) else {
             unreachable!()
         };
         let format = sniff_format(raw, None);
@@ -818,6 +818,7 @@ mod tests {
             0,
             table.frames.len() - 1,
             Bytes::copy_from_slice(stored),
+            None,
         )
         .await
     }
@@ -932,7 +933,8 @@ mod tests {
         assert!(matches!(
             packed("max"),
             TierFormat::Packed {
-                objective: Objective::MaxRatio
+                objective: Objective::MaxRatio,
+                keys: None,
             }
         ));
         let mut config = TierConfig::local("t", std::path::Path::new("/tmp"));
