@@ -5,6 +5,9 @@
 //! and must refuse it with an error that says what is wrong.
 
 use strata_codec::compress::{decode_frame, encode_frame, read_header, Codec, Filter, FrameError};
+use strata_codec::format::encrypted::{
+    read_encrypted_header, seal_with_nonce, Cipher, EncryptedError, EncryptionKey, KeyId, KeyRing,
+};
 use strata_codec::format::fragment::{
     decode_tail, encode_tail, FragmentError, FragmentHeader, StripeSums,
 };
@@ -15,7 +18,10 @@ use strata_codec::format::packed::{
 use strata_codec::format::parity_map::{group_id, parity_key, ParityGroup, ParityMap, ShardRef};
 use strata_codec::format::replica_sums::{ReplicaSums, ReplicaSumsError};
 use strata_codec::format::tier_marker::{marker_layout, tier_marker};
-use strata_codec::format::tier_object::{assemble, FrameTable, TailError, PACKED_CHUNK};
+use strata_codec::format::tier_object::{
+    assemble, check_encrypted_frame, encrypted_table_entry, encrypted_tail, FrameTable, TailError,
+    PACKED_CHUNK,
+};
 use strata_codec::hash::ChunkLayout;
 use strata_codec::manifest::{DatasetManifest, ManifestError, ManifestFile};
 use strata_codec::parity::ParitySpec;
@@ -192,11 +198,11 @@ fn empty_tier_object_example_matches_the_encoder() {
 #[test]
 fn a_tier_object_of_an_unknown_version_is_refused_as_such() {
     let mut object = assemble(0, Vec::new());
-    object[16] = 2;
+    object[16] = 3;
     let Err(TailError::Damaged(why)) = FrameTable::parse(&object, 32) else {
-        panic!("version 2 was accepted");
+        panic!("version 3 was accepted");
     };
-    assert!(why.contains("version 2 is not supported"), "{why}");
+    assert!(why.contains("version 3 is not supported"), "{why}");
     assert!(why.contains("upgrade Strata"), "{why}");
 }
 
@@ -215,6 +221,118 @@ fn a_truncated_or_damaged_tier_object_is_refused() {
         panic!("a damaged table was accepted");
     };
     assert!(why.contains("does not match its check"), "{why}");
+}
+
+// ----- encrypted frame -----
+
+/// The documented example's key (bytes 0x00..0x1f) and nonce (bytes 0x40..0x57).
+fn example_key() -> EncryptionKey {
+    EncryptionKey::new(std::array::from_fn(|i| i as u8))
+}
+
+fn example_nonce() -> [u8; 24] {
+    std::array::from_fn(|i| 0x40 + i as u8)
+}
+
+fn example_sealed_frame() -> Vec<u8> {
+    let frame = encode_frame(b"strata", Codec::None, Filter::None);
+    seal_with_nonce(
+        Cipher::XChaCha20Poly1305,
+        &example_key(),
+        example_nonce(),
+        &frame,
+    )
+}
+
+#[test]
+fn encrypted_frame_example_matches_the_encoder() {
+    let sealed = example_sealed_frame();
+    assert_bytes("encrypted-frame", &sealed);
+    let keys = KeyRing::new(Cipher::XChaCha20Poly1305, example_key(), Vec::new());
+    assert_eq!(
+        decode_frame(&keys.open(&sealed).unwrap()).unwrap(),
+        b"strata"
+    );
+    assert_eq!(example_key().id().to_string(), example("encrypted-key-id"));
+    assert_eq!(
+        KeyId::of(&std::array::from_fn(|i| i as u8)),
+        example_key().id()
+    );
+}
+
+#[test]
+fn an_aes_gcm_frame_uses_twelve_nonce_bytes_and_opens() {
+    let frame = encode_frame(b"strata", Codec::None, Filter::None);
+    let keys = KeyRing::new(Cipher::Aes256Gcm, example_key(), Vec::new());
+    let sealed = keys.seal(&frame);
+    let header = read_encrypted_header(&sealed).unwrap();
+    assert_eq!(header.cipher, Cipher::Aes256Gcm);
+    assert_eq!(header.nonce[12..], [0u8; 12]);
+    assert_eq!(sealed[5], 2, "cipher id 2 is AES-256-GCM");
+    assert_eq!(keys.open(&sealed).unwrap(), frame);
+}
+
+#[test]
+fn an_encrypted_frame_of_an_unknown_version_or_key_is_refused_as_such() {
+    let mut sealed = example_sealed_frame();
+    sealed[4] = 2;
+    let keys = KeyRing::new(Cipher::XChaCha20Poly1305, example_key(), Vec::new());
+    let Err(EncryptedError::Damaged(why)) = keys.open(&sealed) else {
+        panic!("version 2 was accepted");
+    };
+    assert!(
+        why.contains("version 2") && why.contains("upgrade Strata"),
+        "{why}"
+    );
+    let other = KeyRing::new(
+        Cipher::XChaCha20Poly1305,
+        EncryptionKey::new([0xee; 32]),
+        Vec::new(),
+    );
+    let err = other.open(&example_sealed_frame()).unwrap_err();
+    assert_eq!(err, EncryptedError::UnknownKey(example_key().id()));
+    assert!(err.to_string().contains(&example("encrypted-key-id")));
+}
+
+#[test]
+fn a_damaged_encrypted_frame_is_refused() {
+    let keys = KeyRing::new(Cipher::XChaCha20Poly1305, example_key(), Vec::new());
+    let sealed = example_sealed_frame();
+    for at in [5usize, 9, 20, 45, 50, sealed.len() - 1] {
+        let mut bad = sealed.clone();
+        bad[at] ^= 1;
+        assert!(keys.open(&bad).is_err(), "a flip at byte {at} was accepted");
+    }
+    assert!(matches!(
+        keys.open(&sealed[..40]),
+        Err(EncryptedError::Damaged(_))
+    ));
+}
+
+#[test]
+fn encrypted_tier_object_example_matches_the_encoder() {
+    let sealed = example_sealed_frame();
+    let mut object = sealed.clone();
+    object.extend(encrypted_tail(6, encrypted_table_entry(&sealed).to_vec()));
+    let mut expected = hex_example("encrypted-frame");
+    expected.extend(hex_example("encrypted-tier-object-tail"));
+    assert_eq!(hex::encode(&object), hex::encode(&expected));
+    let table = FrameTable::parse(&object, object.len() as u64).unwrap();
+    assert!(table.encrypted);
+    let keys = KeyRing::new(Cipher::XChaCha20Poly1305, example_key(), Vec::new());
+    let entry = &table.frames[0];
+    let frame = &object[..entry.len as usize];
+    assert_eq!(
+        check_encrypted_frame(frame, &entry.raw_hash, 6, &keys).unwrap(),
+        b"strata"
+    );
+    // The table holds the encrypted frame's hash, never the raw chunk's.
+    assert_ne!(entry.raw_hash, *blake3::hash(b"strata").as_bytes());
+    let moved = check_encrypted_frame(frame, &[0; 32], 6, &keys).unwrap_err();
+    assert!(
+        moved.contains("not the one the frame table names"),
+        "{moved}"
+    );
 }
 
 // ----- dataset manifest -----

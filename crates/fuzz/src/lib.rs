@@ -43,6 +43,11 @@ pub const TARGETS: &[Target] = &[
         run: targets::frame,
     },
     Target {
+        name: "encrypted_frame",
+        what: "encrypted frames (docs/FORMATS.md, encrypted frame)",
+        run: targets::encrypted_frame,
+    },
+    Target {
         name: "manifest",
         what: "dataset manifests",
         run: targets::manifest,

@@ -59,6 +59,7 @@ pinned_tier = "warm"
 pub fn of(name: &str) -> Vec<Vec<u8>> {
     match name {
         "frame" => frames(),
+        "encrypted_frame" => encrypted_frames(),
         "manifest" => vec![manifest().to_json()],
         "packed_index" => vec![packed_index()],
         "parity_map" => vec![parity_map()],
@@ -79,6 +80,26 @@ pub fn of(name: &str) -> Vec<Vec<u8>> {
         "trace" => traces(),
         _ => Vec::new(),
     }
+}
+
+/// Frames sealed with the fuzz target's keys, under each cipher and the previous key.
+fn encrypted_frames() -> Vec<Vec<u8>> {
+    use strata_codec::format::encrypted::{Cipher, EncryptionKey, KeyRing};
+    let raw = sample(500);
+    let frame = encode_frame(&raw, Codec::Lz4, Filter::None);
+    let current = crate::targets::fuzz_keys();
+    let aes = KeyRing::new(Cipher::Aes256Gcm, EncryptionKey::new([7; 32]), Vec::new());
+    let previous = KeyRing::new(
+        Cipher::XChaCha20Poly1305,
+        EncryptionKey::new([8; 32]),
+        Vec::new(),
+    );
+    vec![
+        current.seal(&frame),
+        aes.seal(&frame),
+        previous.seal(&frame),
+        current.seal(b"not a frame inside"),
+    ]
 }
 
 /// Bytes that compress, and some that do not.

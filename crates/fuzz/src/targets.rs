@@ -5,6 +5,9 @@
 use std::io::Write;
 
 use strata_codec::compress::{decode_frame, read_header};
+use strata_codec::format::encrypted::{
+    read_encrypted_header, Cipher, EncryptionKey, KeyRing, TAG_LEN,
+};
 use strata_codec::format::fragment::{decode_tail, FragmentHeader, FRAGMENT_HEADER_LEN};
 use strata_codec::format::packed::PackedIndex;
 use strata_codec::format::parity_map::ParityMap;
@@ -31,6 +34,27 @@ pub fn frame(data: &[u8]) {
             header.raw_hash,
             "decoded hash"
         );
+    }
+}
+
+/// The key the encrypted-frame seeds are sealed with ([`crate::seeds`]), so that mutations
+/// of a seed reach the decryption and the inner frame's checks.
+pub fn fuzz_keys() -> KeyRing {
+    KeyRing::new(
+        Cipher::XChaCha20Poly1305,
+        EncryptionKey::new([7; 32]),
+        vec![EncryptionKey::new([8; 32])],
+    )
+}
+
+/// An encrypted frame: opening either fails or gives exactly the sealed length less the
+/// tag, from a header that reads; what opens is then an ordinary frame's input.
+pub fn encrypted_frame(data: &[u8]) {
+    let header = read_encrypted_header(data);
+    if let Ok(inner) = fuzz_keys().open(data) {
+        let header = header.expect("a frame that opens has a header that reads");
+        assert_eq!(inner.len() as u64 + TAG_LEN as u64, header.sealed_len);
+        frame(&inner);
     }
 }
 

@@ -121,6 +121,7 @@ macro_rules! fuzz_tests {
 
 fuzz_tests!(
     frame,
+    encrypted_frame,
     manifest,
     packed_index,
     parity_map,
@@ -139,6 +140,7 @@ fuzz_tests!(
 fn every_target_has_its_tests() {
     let listed = [
         "frame",
+        "encrypted_frame",
         "manifest",
         "packed_index",
         "parity_map",

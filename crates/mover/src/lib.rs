@@ -10,6 +10,7 @@
 //! - [`migrate`]: executing a plan with bounded concurrency (chunk-parallel for large
 //!   files, file-parallel for small ones), hashing as bytes stream, verifying the staged
 //!   copy, publishing each file only once verified, and writing the dataset manifest last;
+//! - [`encryption`]: reading the keys of encryption at rest from a file or a variable;
 //! - [`write_check`]: what a migration reads back before publishing (`--verify`);
 //! - [`verify`]: re-reading a destination and checking every file and chunk against its
 //!   manifest (or, fast, presence and sizes);
@@ -27,6 +28,7 @@
 //! running the same command again, redoing only what was not yet verified.
 
 pub mod distributed;
+pub mod encryption;
 pub mod error;
 pub mod job;
 mod job_manifest;

@@ -511,7 +511,7 @@ async fn feed(
     let source = futures::stream::try_unfold(body, |mut body| async move {
         Ok::<_, ApiError>(body.next().await?.map(|piece| (piece, body)))
     });
-    let mut sink = EncodingSink::new(state, "an object write", tier.format, key, upload);
+    let mut sink = EncodingSink::new(state, "an object write", tier.format.clone(), key, upload);
     let hasher = pipeline::pump(source, ChunkHasher::new(), &mut sink).await?;
     let size = hasher.len();
     let (hash, chunk_hashes) = hasher.finish().map_err(ApiError::internal)?;

@@ -34,6 +34,13 @@
 //! bytes are read in one request. 1 MiB chunks keep the read amplification of a small
 //! range at most two chunks, at a cost in ratio (against 4 MiB) of a few percent.
 //!
+//! On a tier with `encryption` set, every frame is sealed as an encrypted frame
+//! (`strata_codec::format::encrypted`: key id, random nonce, the header authenticated) and the
+//! object is written as packed format version 2, whose table holds each encrypted frame's
+//! BLAKE3; a read opens each frame with the tier's keys and then runs the same checks,
+//! the raw BLAKE3 last. A frame under a key id the tier does not hold, or whose tag fails,
+//! is damage naming the tier and the key id: no bytes are returned.
+//!
 //! Every read decodes and checks each frame it serves (header check, codec, raw length,
 //! raw BLAKE3, and the table's hash for that position): damage is a
 //! [`TierReadError::Damaged`], never bytes. An object's identity hash (the catalog's
@@ -42,13 +49,16 @@
 //! every 1 MiB chunk, on any layout, against the chunk values the catalog records.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use strata_codec::analyze::{encode_chunk, sniff_format, FormatInfo, Objective};
 use strata_codec::compress::{encode_frame, Codec, CodecSpec, Filter, FRAME_HEADER_LEN};
+use strata_codec::format::encrypted::{KeyRing, ENCRYPTED_OVERHEAD};
 use strata_codec::format::tier_object::{
-    check_frame, table_entry, tail, tail_error_text, FrameTable, TailError,
+    check_encrypted_frame, check_frame, encrypted_table_entry, encrypted_tail, table_entry, tail,
+    tail_error_text, FrameTable, TailError,
 };
 use strata_heat::{Layout, TierConfig};
 use strata_mover::pipeline;
@@ -75,7 +85,7 @@ pub const WHOLE_READ_LIMIT: u64 = 2 << 20;
 const INLINE_CODEC_LIMIT: usize = 64 << 10;
 
 /// How a tier stores object bytes.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum TierFormat {
     /// The raw bytes, as they are.
     Plain,
@@ -83,7 +93,32 @@ pub enum TierFormat {
     Packed {
         /// What the codec selector optimises, from the tier's `codec` policy.
         objective: Objective,
+        /// The tier's encryption keys, when it has `encryption` set: every frame written is
+        /// sealed with the current one.
+        keys: Option<Arc<KeyRing>>,
     },
+}
+
+impl PartialEq for TierFormat {
+    /// Formats are equal when they write the same bytes' kind: layout, objective, and
+    /// whether (and under which key id) frames are sealed.
+    fn eq(&self, other: &TierFormat) -> bool {
+        match (self, other) {
+            (TierFormat::Plain, TierFormat::Plain) => true,
+            (
+                TierFormat::Packed { objective, keys },
+                TierFormat::Packed {
+                    objective: other_objective,
+                    keys: other_keys,
+                },
+            ) => {
+                objective == other_objective
+                    && keys.as_ref().map(|k| k.current_id())
+                        == other_keys.as_ref().map(|k| k.current_id())
+            }
+            _ => false,
+        }
+    }
 }
 
 impl TierFormat {
@@ -98,8 +133,21 @@ impl TierFormat {
                     .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
                 Ok(TierFormat::Packed {
                     objective: Objective::from_spec(spec, TIER_LINK_RATE, workers),
+                    keys: None,
                 })
             }
+        }
+    }
+
+    /// The same format, its frames sealed with `keys` (a packed format only: the service
+    /// refuses encryption on plain tiers at load).
+    pub fn encrypted_with(self, keys: Option<KeyRing>) -> TierFormat {
+        match self {
+            TierFormat::Packed { objective, .. } => TierFormat::Packed {
+                objective,
+                keys: keys.map(Arc::new),
+            },
+            plain => plain,
         }
     }
 
@@ -108,17 +156,30 @@ impl TierFormat {
         matches!(self, TierFormat::Packed { .. })
     }
 
+    /// The tier's encryption keys, if it encrypts.
+    pub fn keys(&self) -> Option<&Arc<KeyRing>> {
+        match self {
+            TierFormat::Packed { keys, .. } => keys.as_ref(),
+            TierFormat::Plain => None,
+        }
+    }
+
     /// The most bytes an object of `raw_len` raw bytes can take on a tier of this format:
     /// its raw length on a plain tier; on a packed tier, the raw length plus a frame header
     /// and a table entry per chunk and the trailer (incompressible chunks are stored raw).
     pub fn stored_bound(&self, raw_len: u64) -> u64 {
         match self {
             TierFormat::Plain => raw_len,
-            TierFormat::Packed { .. } => {
+            TierFormat::Packed { keys, .. } => {
                 let frames = raw_len.div_ceil(PACKED_CHUNK);
+                let sealing = if keys.is_some() {
+                    ENCRYPTED_OVERHEAD as u64
+                } else {
+                    0
+                };
                 raw_len
                     .saturating_add(
-                        frames.saturating_mul(FRAME_HEADER_LEN as u64 + TABLE_ENTRY_LEN),
+                        frames.saturating_mul(FRAME_HEADER_LEN as u64 + sealing + TABLE_ENTRY_LEN),
                     )
                     .saturating_add(TRAILER_LEN)
             }
@@ -175,7 +236,7 @@ pub async fn encode_for_tier(tier: &Tier, key: &str, raw: Bytes) -> Bytes {
     if !tier.format.is_packed() {
         return raw;
     }
-    let mut encoder = TierEncoder::new(tier.format, key);
+    let mut encoder = TierEncoder::new(tier.format.clone(), key);
     let mut out = encoder.push(raw).await;
     out.extend(encoder.finish().await);
     Bytes::from(out.concat())
@@ -190,6 +251,8 @@ pub async fn encode_for_tier(tier: &Tier, key: &str, raw: Bytes) -> Bytes {
 /// object's size.
 pub struct TierEncoder {
     objective: Option<Objective>,
+    /// The tier's keys: every frame sealed with the current one.
+    keys: Option<Arc<KeyRing>>,
     key: String,
     /// Sniffed from the first chunk (what `sniff_format` reads of a whole object).
     format: Option<FormatInfo>,
@@ -215,12 +278,13 @@ enum Encoding {
 impl TierEncoder {
     /// An encoder for an object of `key` on a tier of `format`.
     pub fn new(format: TierFormat, key: &str) -> TierEncoder {
-        let objective = match format {
-            TierFormat::Plain => None,
-            TierFormat::Packed { objective } => Some(objective),
+        let (objective, keys) = match format {
+            TierFormat::Plain => (None, None),
+            TierFormat::Packed { objective, keys } => (Some(objective), keys),
         };
         TierEncoder {
             objective,
+            keys,
             key: key.to_string(),
             format: None,
             pending: BytesMut::new(),
@@ -274,7 +338,12 @@ impl TierEncoder {
         while !self.in_flight.is_empty() {
             out.push(self.next_frame().await);
         }
-        let tail = Bytes::from(tail(self.raw_len, std::mem::take(&mut self.table)));
+        let table = std::mem::take(&mut self.table);
+        let tail = Bytes::from(if self.keys.is_some() {
+            encrypted_tail(self.raw_len, table)
+        } else {
+            tail(self.raw_len, table)
+        });
         self.stored += tail.len() as u64;
         out.push(tail);
         out
@@ -296,13 +365,16 @@ impl TierEncoder {
             .clone();
         let offset = self.raw_len;
         self.raw_len += piece.len() as u64;
+        let keys = self.keys.clone();
         let encoding = if piece.len() <= INLINE_CODEC_LIMIT {
-            Encoding::Ready(encode_chunk(&piece, offset, &format, &objective).frame)
+            let frame = encode_chunk(&piece, offset, &format, &objective).frame;
+            Encoding::Ready(seal(keys.as_deref(), frame))
         } else {
             let input = piece.clone();
             Encoding::Task(
                 tokio::task::spawn_blocking(move || {
-                    encode_chunk(&input, offset, &format, &objective).frame
+                    let frame = encode_chunk(&input, offset, &format, &objective).frame;
+                    seal(keys.as_deref(), frame)
                 }),
                 piece,
             )
@@ -314,14 +386,30 @@ impl TierEncoder {
     async fn next_frame(&mut self) -> Bytes {
         let frame = match self.in_flight.pop_front() {
             Some(Encoding::Ready(frame)) => frame,
-            Some(Encoding::Task(task, piece)) => task
-                .await
-                .unwrap_or_else(|_| encode_frame(&piece, Codec::None, Filter::None)),
+            Some(Encoding::Task(task, piece)) => task.await.unwrap_or_else(|_| {
+                seal(
+                    self.keys.as_deref(),
+                    encode_frame(&piece, Codec::None, Filter::None),
+                )
+            }),
             None => return Bytes::new(),
         };
-        self.table.extend_from_slice(&table_entry(&frame));
+        let entry = if self.keys.is_some() {
+            encrypted_table_entry(&frame)
+        } else {
+            table_entry(&frame)
+        };
+        self.table.extend_from_slice(&entry);
         self.stored += frame.len() as u64;
         Bytes::from(frame)
+    }
+}
+
+/// `frame` as a tier with `keys` stores it: sealed with the current key, or as it is.
+fn seal(keys: Option<&KeyRing>, frame: Vec<u8>) -> Vec<u8> {
+    match keys {
+        Some(keys) => keys.seal(&frame),
+        None => frame,
     }
 }
 
@@ -330,13 +418,23 @@ fn workers() -> usize {
 }
 
 /// Decodes frames `first..=last` of `table`, whose stored bytes are `span` (from the first one's
-/// offset on), and checks each against the table.
+/// offset on), and checks each against the table; encrypted frames are opened with `keys`.
 async fn decode(
     table: &FrameTable,
     first: usize,
     last: usize,
     span: Bytes,
+    keys: Option<&Arc<KeyRing>>,
 ) -> Result<Vec<u8>, String> {
+    if table.encrypted && keys.is_none() {
+        return Err(
+            "its frames are encrypted and this tier has no encryption key; set the tier's \
+             encryption and encryption_key_file (or encryption_key_env) to the key it was \
+             written with"
+                .to_string(),
+        );
+    }
+    let keys = keys.filter(|_| table.encrypted).cloned();
     let base = table.frames[first].offset;
     let mut jobs = Vec::with_capacity(last + 1 - first);
     for index in first..=last {
@@ -350,21 +448,27 @@ async fn decode(
         jobs.push((index, frame, entry.raw_hash, end - start, start));
     }
     let decoded: Vec<Result<Vec<u8>, String>> = futures::stream::iter(jobs)
-        .map(|(index, frame, hash, raw_len, start)| async move {
-            let check = move || check_frame(&frame, &hash, raw_len);
-            let result = if raw_len as usize <= INLINE_CODEC_LIMIT {
-                check()
-            } else {
-                tokio::task::spawn_blocking(check)
-                    .await
-                    .unwrap_or_else(|_| Err("its decoding failed".to_string()))
-            };
-            result.map_err(|why| {
-                format!(
-                    "frame {index} (raw bytes {start}..{}): {why}",
-                    start + raw_len
-                )
-            })
+        .map(|(index, frame, hash, raw_len, start)| {
+            let keys = keys.clone();
+            async move {
+                let check = move || match keys {
+                    Some(keys) => check_encrypted_frame(&frame, &hash, raw_len, &keys),
+                    None => check_frame(&frame, &hash, raw_len),
+                };
+                let result = if raw_len as usize <= INLINE_CODEC_LIMIT {
+                    check()
+                } else {
+                    tokio::task::spawn_blocking(check)
+                        .await
+                        .unwrap_or_else(|_| Err("its decoding failed".to_string()))
+                };
+                result.map_err(|why| {
+                    format!(
+                        "frame {index} (raw bytes {start}..{}): {why}",
+                        start + raw_len
+                    )
+                })
+            }
         })
         .buffered(workers())
         .collect()
@@ -536,7 +640,7 @@ impl TierReader {
                 .await?
             }
         };
-        let raw = decode(table, first, last, span)
+        let raw = decode(table, first, last, span, self.tier.format.keys())
             .await
             .map_err(|detail| self.damaged(detail))?;
         let skip = (offset - table.raw_range(first).0) as usize;
@@ -614,9 +718,15 @@ pub async fn read_all_from_tier(
     let raw = if table.frames.is_empty() {
         Vec::new()
     } else {
-        decode(&table, 0, table.frames.len() - 1, stored)
-            .await
-            .map_err(damaged)?
+        decode(
+            &table,
+            0,
+            table.frames.len() - 1,
+            stored,
+            tier.format.keys(),
+        )
+        .await
+        .map_err(damaged)?
     };
     Ok(TierBytes {
         raw: Bytes::from(raw),
@@ -669,7 +779,7 @@ mod tests {
     }
 
     fn encode(raw: &[u8], codec: &str) -> Vec<u8> {
-        let TierFormat::Packed { objective } = packed(codec) else {
+        let TierFormat::Packed { objective, .. } = packed(codec) else {
             unreachable!()
         };
         let format = sniff_format(raw, None);
@@ -708,6 +818,7 @@ mod tests {
             0,
             table.frames.len() - 1,
             Bytes::copy_from_slice(stored),
+            None,
         )
         .await
     }
@@ -822,7 +933,8 @@ mod tests {
         assert!(matches!(
             packed("max"),
             TierFormat::Packed {
-                objective: Objective::MaxRatio
+                objective: Objective::MaxRatio,
+                keys: None,
             }
         ));
         let mut config = TierConfig::local("t", std::path::Path::new("/tmp"));

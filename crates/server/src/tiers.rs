@@ -18,6 +18,10 @@
 //! count the same. The catalog records raw sizes, so at start each packed tier is listed
 //! once to learn its objects' stored sizes.
 //!
+//! A tier with `encryption` set (packed layout only; a plain tier is refused at load) seals
+//! every frame with its key ([`keys`] reads it at start-up, refusing a key that is missing or
+//! not 32 bytes); see [`crate::tier_codec`].
+//!
 //! Each tier's store carries a marker, `.strata/tier.json`, naming the layout its objects
 //! are written in; a tier whose configured layout differs from the marker while the catalog
 //! has objects on it is refused at start-up (its bytes would be misread), with the field
@@ -35,6 +39,7 @@
 //! or contains the data dir, the catalog inside none ([`overlap`]); such a configuration is
 //! refused before anything is written.
 
+mod keys;
 mod overlap;
 mod redundancy;
 
@@ -56,6 +61,7 @@ use crate::state::AppState;
 use crate::tier_codec::TierFormat;
 use crate::tier_store::{DomainTier, ReadNotice, TierStore};
 
+pub use keys::tier_keys;
 pub use overlap::check_stores_apart;
 pub use redundancy::TierRedundancy;
 
@@ -199,6 +205,7 @@ fn check_fields(config: &TieringConfig) -> Result<(), ServeError> {
                 reason: format!("tier {:?}: {reason}", tier.name),
             });
         }
+        tier_keys(tier, index)?;
         for (position, store) in tier.domains().into_iter().enumerate() {
             StoreUri::parse(store).map_err(|err| ServeError::Config {
                 field: domain_field(tier, index, position),
@@ -239,10 +246,16 @@ pub async fn open_tiers(
     let mut tiers = Vec::with_capacity(config.tiers.len());
     for (index, tier) in config.tiers.iter().enumerate() {
         let (stores, store_metrics) = open_domains(tier, index, s3).await?;
-        let format = TierFormat::of(tier).map_err(|reason| ServeError::Config {
-            field: format!("tier[{index}].codec"),
-            reason,
-        })?;
+        let format = TierFormat::of(tier)
+            .map_err(|reason| ServeError::Config {
+                field: format!("tier[{index}].codec"),
+                reason,
+            })?
+            .encrypted_with(tier_keys(tier, index)?);
+        if let Some(keys) = format.keys() {
+            tracing::info!(tier = %tier.name, cipher = keys.cipher().name(),
+                key_id = %keys.current_id(), "the tier encrypts at rest");
+        }
         if tier.layout == Layout::Plain && !matches!(tier.codec.as_str(), "auto" | "none") {
             tracing::warn!(tier = %tier.name, codec = %tier.codec,
                 "a plain tier stores objects as they are; its codec policy is ignored");

@@ -8,6 +8,7 @@
 //! | format | module | version | written by |
 //! |---|---|---|---|
 //! | chunk frame (`STF1`) | [`frame`] | [`frame::FRAME_VERSION`] | packed datasets, packed tiers |
+//! | encrypted frame (`STEF`) | [`encrypted`] | [`encrypted::ENCRYPTED_VERSION`] | encrypted packed tiers (inside version 2 packed tier objects) |
 //! | dataset manifest | [`manifest`] | [`manifest::MANIFEST_VERSION`] | `strata migrate` |
 //! | sealed JSON (self-hash) | [`sealed`] | (per document) | packed index, parity map |
 //! | packed layout marker, index, object names | [`packed`] | [`packed::LAYOUT_VERSION`], [`packed::INDEX_VERSION`] | `strata migrate --layout packed` |
@@ -22,6 +23,7 @@
 //! publishes, not what it holds) and the catalog's schema to its numbered migrations
 //! (`crates/catalog/migrations/`); `docs/FORMATS.md` specifies both.
 
+pub mod encrypted;
 pub mod fragment;
 pub mod frame;
 pub mod manifest;

@@ -14,11 +14,18 @@
 //!   the table and the trailer's first 20 bytes ([`table_check`]), and the magic `STPT`.
 //!   An empty object is the trailer alone.
 //!
+//! Version 2 ([`ENCRYPTED_PACKED_VERSION`]) is the same layout on an encrypted tier: each
+//! frame is an encrypted frame ([`super::encrypted`]) sealing the chunk frame, and its table
+//! entry holds the BLAKE3 of the encrypted frame instead of the raw chunk's (which would let
+//! anyone holding a guess confirm it). The raw BLAKE3 is still checked, inside, after
+//! decryption.
+//!
 //! This module is the byte-level half, pure and synchronous: [`assemble`] writes an
 //! object from its frames (or [`table_entry`] and [`tail`] for a writer that streams them), [`FrameTable::parse`] reads and checks the table from the
 //! object's tail, [`check_frame`] decodes one frame against its table entry. Choosing codecs,
 //! reading ranges from a store and decoding on worker threads is `strata_server::tier_codec`.
 
+use super::encrypted::KeyRing;
 use super::frame::{decode_frame, read_header, FRAME_HEADER_LEN, MAX_RAW_LEN};
 
 /// Raw bytes per frame on a packed tier (the last frame of an object holds the rest).
@@ -31,6 +38,8 @@ pub const TRAILER_LEN: u64 = 32;
 pub const TRAILER_MAGIC: [u8; 4] = *b"STPT";
 /// The packed object format version this build writes and reads.
 pub const PACKED_VERSION: u8 = 1;
+/// The version of a packed tier object whose frames are encrypted frames.
+pub const ENCRYPTED_PACKED_VERSION: u8 = 2;
 
 /// A packed tier object: `frames` (each a whole chunk frame, in order, from
 /// [`super::frame::encode_frame`] or the codec selector), then their table and the trailer,
@@ -60,15 +69,32 @@ pub fn table_entry(frame: &[u8]) -> [u8; TABLE_ENTRY_LEN as usize] {
     entry
 }
 
+/// The frame-table entry of an encrypted frame: its length and its own BLAKE3.
+pub fn encrypted_table_entry(sealed: &[u8]) -> [u8; TABLE_ENTRY_LEN as usize] {
+    let mut entry = [0u8; TABLE_ENTRY_LEN as usize];
+    entry[..8].copy_from_slice(&(sealed.len() as u64).to_le_bytes());
+    entry[8..].copy_from_slice(blake3::hash(sealed).as_bytes());
+    entry
+}
+
 /// What follows the frames of an object of `raw_len` raw bytes: `table` (the frames'
 /// [`table_entry`] values, concatenated in order) and the trailer.
 pub fn tail(raw_len: u64, table: Vec<u8>) -> Vec<u8> {
+    tail_of_version(raw_len, table, PACKED_VERSION)
+}
+
+/// [`tail`] for an object of encrypted frames (`table` of [`encrypted_table_entry`] values).
+pub fn encrypted_tail(raw_len: u64, table: Vec<u8>) -> Vec<u8> {
+    tail_of_version(raw_len, table, ENCRYPTED_PACKED_VERSION)
+}
+
+fn tail_of_version(raw_len: u64, table: Vec<u8>, version: u8) -> Vec<u8> {
     let count = table.len() / TABLE_ENTRY_LEN as usize;
     let mut trailer = [0u8; TRAILER_LEN as usize];
     trailer[0..8].copy_from_slice(&raw_len.to_le_bytes());
     trailer[8..12].copy_from_slice(&(PACKED_CHUNK as u32).to_le_bytes());
     trailer[12..16].copy_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
-    trailer[16] = PACKED_VERSION;
+    trailer[16] = version;
     let check = table_check(&table, &trailer[..20]);
     trailer[20..28].copy_from_slice(&check);
     trailer[28..32].copy_from_slice(&TRAILER_MAGIC);
@@ -108,6 +134,8 @@ pub struct FrameTable {
     pub chunk: u64,
     /// The frames, in order.
     pub frames: Vec<FrameEntry>,
+    /// Whether the frames are encrypted frames (format version 2).
+    pub encrypted: bool,
 }
 
 /// Why the tail of a packed object could not be read as a frame table.
@@ -139,13 +167,16 @@ impl FrameTable {
                     .to_string(),
             );
         }
-        if trailer[16] != PACKED_VERSION {
-            return damaged(format!(
-                "packed object format version {} is not supported (this build reads version \
-                 {PACKED_VERSION}); upgrade Strata",
-                trailer[16]
-            ));
-        }
+        let encrypted = match trailer[16] {
+            PACKED_VERSION => false,
+            ENCRYPTED_PACKED_VERSION => true,
+            other => {
+                return damaged(format!(
+                    "packed object format version {other} is not supported (this build reads \
+                     versions {PACKED_VERSION} and {ENCRYPTED_PACKED_VERSION}); upgrade Strata"
+                ))
+            }
+        };
         if trailer[17..20] != [0, 0, 0] {
             return damaged("the trailer's reserved bytes are not zero".to_string());
         }
@@ -217,6 +248,7 @@ impl FrameTable {
             raw_len,
             chunk,
             frames,
+            encrypted,
         })
     }
 
@@ -248,6 +280,27 @@ pub fn check_frame(frame: &[u8], table_hash: &[u8; 32], raw_len: u64) -> Result<
         ));
     }
     decode_frame(frame).map_err(|err| err.to_string())
+}
+
+/// Opens one encrypted frame with `keys` and checks it against its table entry (the
+/// encrypted frame's BLAKE3 first, so a frame from another position or object is refused
+/// before any decryption), then decodes the chunk frame inside: its raw length and raw
+/// BLAKE3 are checked as for a plain frame.
+pub fn check_encrypted_frame(
+    sealed: &[u8],
+    table_hash: &[u8; 32],
+    raw_len: u64,
+    keys: &KeyRing,
+) -> Result<Vec<u8>, String> {
+    if blake3::hash(sealed).as_bytes() != table_hash {
+        return Err(
+            "the encrypted frame is not the one the frame table names for this position"
+                .to_string(),
+        );
+    }
+    let inner = keys.open(sealed).map_err(|err| err.to_string())?;
+    let header = read_header(&inner).map_err(|err| err.to_string())?;
+    check_frame(&inner, &header.raw_hash, raw_len)
 }
 
 /// The message of a [`TailError`] (damage, or a table longer than the tail read).

@@ -15,6 +15,7 @@
 
 mod bandwidth;
 mod checks;
+mod encryption;
 mod forecast;
 mod parse;
 mod policy;
@@ -22,6 +23,7 @@ mod redundancy;
 mod tier_id;
 
 pub use bandwidth::BandwidthConfig;
+pub use encryption::ENCRYPTION_CIPHERS;
 pub use forecast::ForecastConfig;
 pub use policy::{failures_tolerated, tier_failures_tolerated, MinRedundancy, PolicyConfig};
 pub use redundancy::RedundancyByClass;
@@ -141,10 +143,15 @@ pub struct TierConfig {
     /// Where the tier's bytes are (`region = "eu-west"`), as written; matched by a policy's
     /// `regions` (default none: a policy with `regions` excludes the tier).
     pub region: Option<String>,
-    /// The cipher the tier's objects are encrypted with, as written (`encryption =
-    /// "xchacha20poly1305"`); a tier with it set counts as encrypted for a policy's
-    /// `encryption_required`. Default none.
+    /// Encryption at rest: the cipher name as written (`xchacha20poly1305` or
+    /// `aes-256-gcm`), validated at load; `None` (the default) stores objects unencrypted.
+    /// Needs `layout = "packed"` and one key source. A tier with it set counts as
+    /// encrypted for a policy's `encryption_required`.
     pub encryption: Option<String>,
+    /// A file holding the tier's 32-byte key, raw (never the key itself in `strata.toml`).
+    pub encryption_key_file: Option<PathBuf>,
+    /// An environment variable holding the tier's 32-byte key, raw.
+    pub encryption_key_env: Option<String>,
 }
 
 /// `[rules]`: classification thresholds, spike detection, and the planning pass.
@@ -288,6 +295,8 @@ impl TierConfig {
             min_residency: Duration::ZERO,
             region: None,
             encryption: None,
+            encryption_key_file: None,
+            encryption_key_env: None,
         }
     }
 

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::bandwidth::{build_bandwidth, RawBandwidth};
 use super::checks::{check_codec, check_listen, check_store, check_tier_name};
+use super::encryption::check_tier_encryption;
 use super::forecast::{build_forecast, RawForecast};
 use super::policy::{build_policies, RawPolicy};
 use super::redundancy::{build_domains, build_redundancy, RawRedundancy};
@@ -75,6 +76,8 @@ struct RawTier {
     min_residency: Option<Span>,
     region: Option<String>,
     encryption: Option<String>,
+    encryption_key_file: Option<PathBuf>,
+    encryption_key_env: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -480,22 +483,23 @@ fn build_tiers(
         if let Some(Span(residency)) = raw.min_residency {
             tier.min_residency = residency;
         }
-        let mut named = |key: &str, value: Option<String>, example: &str| {
-            let value = value?;
-            if value.trim().is_empty() {
-                problems.add(
-                    field(key),
-                    format!("is empty; write it like {example}, or leave it out"),
-                );
-            }
-            Some(value)
-        };
-        tier.region = named("region", raw.region, "region = \"eu-west\"");
-        tier.encryption = named(
-            "encryption",
-            raw.encryption,
-            "encryption = \"xchacha20poly1305\"",
-        );
+        if raw
+            .region
+            .as_ref()
+            .is_some_and(|region| region.trim().is_empty())
+        {
+            problems.add(
+                field("region"),
+                "is empty; write it like region = \"eu-west\", or leave it out".to_string(),
+            );
+        }
+        tier.region = raw.region;
+        tier.encryption = raw.encryption;
+        tier.encryption_key_file = raw.encryption_key_file;
+        tier.encryption_key_env = raw.encryption_key_env;
+        for (name, reason) in check_tier_encryption(&tier) {
+            problems.add(field(name), reason);
+        }
         tiers.push(tier);
     }
     tiers

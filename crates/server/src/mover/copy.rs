@@ -120,7 +120,7 @@ async fn pump(
         }
         span.map_err(Fail::Read)
     });
-    let mut sink = EncodingSink::new(state, "a move's copy", to.format, &job.key, upload);
+    let mut sink = EncodingSink::new(state, "a move's copy", to.format.clone(), &job.key, upload);
     let hasher = pipeline::pump(source, blake3::Hasher::new(), &mut sink).await?;
     if hasher.count() != entry.size || *hasher.finalize().as_bytes() != entry.hash {
         return Err(Fail::Mismatch);
