@@ -26,7 +26,9 @@ redundancy = "replicate:2"
 cost_per_gb_month = 0.2
 read_latency_ms = 0.5
 region = "eu-west"
+layout = "packed"
 encryption = "xchacha20poly1305"
+encryption_key_env = "STRATA_HOT_KEY"
 
 [[tier]]
 name = "warm"

@@ -27,7 +27,9 @@ redundancy = "replicate:2"
 cost_per_gb_month = 0.20
 read_latency_ms = 0.5
 region = "eu-west"
+layout = "packed"
 encryption = "xchacha20poly1305"
+encryption_key_env = "STRATA_POLICY_TEST_KEY"
 
 [[tier]]
 name = "warm"
