@@ -114,8 +114,10 @@ enum Command {
     Objects(commands::objects::ListArgs),
     /// Tiers with their usage and cost (service).
     Tiers(commands::objects::ServiceArgs),
-    /// Move jobs between tiers; cancel or retry one (service).
-    Migrations(commands::objects::MigrationsArgs),
+    /// Move jobs between tiers; cancel or retry one (service). Formerly `migrations`, a name
+    /// too close to `migrate` (datasets), still accepted.
+    #[command(alias = "migrations")]
+    Moves(commands::objects::MovesArgs),
     /// What a planning pass would do, or run one with --run (service).
     Plan(commands::objects::PlanArgs),
     /// The service's Prometheus metrics (service).
@@ -168,7 +170,9 @@ const SERVICE_ONLY: &[&str] = &[
     "access",
     "objects",
     "tiers",
-    "migrations",
+    "moves",
+    "move",
+    "policies",
     "plan",
     "metrics",
     "explain",
@@ -247,7 +251,7 @@ fn main() -> ExitCode {
             Command::Access(args) => commands::objects::access(&context, args).await,
             Command::Objects(args) => commands::objects::objects(&context, args).await,
             Command::Tiers(args) => commands::objects::tiers(&context, args).await,
-            Command::Migrations(args) => commands::objects::migrations(&context, args).await,
+            Command::Moves(args) => commands::objects::moves(&context, args).await,
             Command::Plan(args) => commands::objects::plan(&context, args).await,
             Command::Metrics(args) => commands::objects::metrics(&context, args).await,
             Command::Explain(args) => commands::objects::explain(&context, args).await,

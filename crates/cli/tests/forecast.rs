@@ -189,7 +189,7 @@ fn a_daily_burst_is_moved_up_before_it_comes_by_the_proactive_cycle() {
     );
 
     // Through the CLI: the job's reason, and explain's forecast.
-    let listed = service.json(&["migrations"]);
+    let listed = service.json(&["moves"]);
     assert!(
         listed
             .as_array()

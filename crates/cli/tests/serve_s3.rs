@@ -25,7 +25,7 @@ fn tier_of(service: &Service, key: &str) -> String {
 }
 
 fn done_job(service: &Service, key: &str, to: &str) -> Option<serde_json::Value> {
-    let jobs = service.json(&["migrations", "--key", key]);
+    let jobs = service.json(&["moves", "--key", key]);
     jobs.as_array()
         .unwrap()
         .iter()
@@ -159,7 +159,7 @@ fn promotion_and_demotion_with_an_s3_cold_tier() {
     );
     let objects = service.json(&["objects"]);
     assert_eq!(objects.as_array().unwrap().len(), files.len());
-    let listing = String::from_utf8_lossy(&service.run(&["migrations"]).stdout).into_owned();
+    let listing = String::from_utf8_lossy(&service.run(&["moves"]).stdout).into_owned();
     assert!(listing.contains("reactive_access_spike") && listing.contains("rule_cold"));
 
     // rm deletes every copy, on S3 too.

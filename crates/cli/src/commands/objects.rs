@@ -1,5 +1,5 @@
 //! Commands against a running `strata serve`: `put`, `get`, `ls`, `rm`, `access`,
-//! `objects`, `tiers`, `migrations`, `plan`, `metrics`, `explain`. The service is found by
+//! `objects`, `tiers`, `moves`, `plan`, `metrics`, `explain`. The service is found by
 //! `--server URL` or `$STRATA_SERVER` (default `http://127.0.0.1:7070`).
 //!
 //! Transfers are checked end to end: `put` sends the file's BLAKE3 (`X-Strata-Hash`) so the
@@ -577,9 +577,9 @@ pub async fn access(context: &Context, args: AccessArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// Arguments of `strata migrations`.
+/// Arguments of `strata moves`.
 #[derive(Args, Debug)]
-pub struct MigrationsArgs {
+pub struct MovesArgs {
     /// Only jobs in this state (planned, copying, verifying, switching, retiring, done,
     /// failed, cancelled, skipped).
     #[arg(long)]
@@ -622,8 +622,8 @@ fn job_line(job: &Value) -> String {
     line
 }
 
-/// `strata migrations`: the move jobs of the tiering service.
-pub async fn migrations(context: &Context, args: MigrationsArgs) -> anyhow::Result<ExitCode> {
+/// `strata moves` (alias `migrations`): the move jobs of the tiering service.
+pub async fn moves(context: &Context, args: MovesArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.server)?;
     if let Some((id, action)) = args
         .cancel
