@@ -61,6 +61,7 @@ pub mod redundancy_worker;
 pub mod request_id;
 pub mod retry;
 pub mod routes;
+pub mod key_rotation;
 pub mod scrub;
 pub mod state;
 pub mod streams;

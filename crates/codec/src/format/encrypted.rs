@@ -172,6 +172,16 @@ impl KeyRing {
         self.current.id
     }
 
+    /// This ring with `previous` as its earlier keys (opening only).
+    pub fn with_previous(self, previous: Vec<EncryptionKey>) -> KeyRing {
+        KeyRing { previous, ..self }
+    }
+
+    /// The ids of the earlier keys, in order.
+    pub fn previous_ids(&self) -> Vec<KeyId> {
+        self.previous.iter().map(|key| key.id).collect()
+    }
+
     fn key(&self, id: KeyId) -> Option<&EncryptionKey> {
         std::iter::once(&self.current)
             .chain(&self.previous)
