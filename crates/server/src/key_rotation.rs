@@ -19,7 +19,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use strata_catalog::{CreatedMove, MoveSpec};
 use strata_codec::format::encrypted::{
-    is_encrypted, read_encrypted_header, KeyId, ENCRYPTED_HEADER_LEN,
+    is_encrypted, read_header_alone, KeyId, ENCRYPTED_HEADER_LEN,
 };
 
 use crate::error::ApiError;
@@ -116,7 +116,7 @@ fn encrypted_tiers(state: &AppState, only: Option<&str>) -> Result<Vec<Tier>, Ap
         return Err(ApiError::bad_request(
             "not_encrypted",
             format!(
-            "tier {name:?} is not encrypted, so it has no key to rotate; the encrypted tiers \
+                "tier {name:?} is not encrypted, so it has no key to rotate; the encrypted tiers \
              are {}",
                 names(&encrypted)
             ),
@@ -138,11 +138,15 @@ fn names(tiers: &[Tier]) -> String {
 
 /// Looks at each object of `tier` and queues a rotation job for those under an old key.
 async fn plan_tier(state: &AppState, tier: &Tier) -> Result<TierRotation, ApiError> {
-    let keys = tier.format.keys().cloned().ok_or_else(|| {
-        ApiError::internal(format!("tier {:?} lost its keys", tier.name()))
-    })?;
+    let keys = tier
+        .format
+        .keys()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(format!("tier {:?} lost its keys", tier.name())))?;
     let current = keys.current_id();
-    let known: Vec<KeyId> = std::iter::once(current).chain(keys.previous_ids()).collect();
+    let known: Vec<KeyId> = std::iter::once(current)
+        .chain(keys.previous_ids())
+        .collect();
     let source = tier.as_move_source();
     let mut found = TierRotation {
         tier: tier.name().to_string(),
@@ -168,8 +172,15 @@ async fn plan_tier(state: &AppState, tier: &Tier) -> Result<TierRotation, ApiErr
                 });
             }
             SealedUnder::Key(_) | SealedUnder::Clear => {
-                queue_job(state, tier.name(), &key, entry.generation, entry.size, current)
-                    .await?;
+                queue_job(
+                    state,
+                    tier.name(),
+                    &key,
+                    entry.generation,
+                    entry.size,
+                    current,
+                )
+                .await?;
                 found.queued += 1;
             }
         }
@@ -211,7 +222,7 @@ pub async fn sealed_under(
     if !is_encrypted(&head) {
         return Ok(SealedUnder::Clear);
     }
-    read_encrypted_header(&head)
+    read_header_alone(&head[..ENCRYPTED_HEADER_LEN.min(head.len())])
         .map(|header| SealedUnder::Key(header.key_id))
         .map_err(|err| format!("its first frame on {:?} is damaged: {err}", tier.name()))
 }

@@ -14,7 +14,8 @@ pub(super) fn check_tier_encryption(tier: &TierConfig) -> Vec<(&'static str, Str
     let mut problems = Vec::new();
     let sources = usize::from(tier.encryption_key_file.is_some())
         + usize::from(tier.encryption_key_env.is_some());
-    let previous = tier.encryption_previous_key_files.len() + tier.encryption_previous_key_envs.len();
+    let previous =
+        tier.encryption_previous_key_files.len() + tier.encryption_previous_key_envs.len();
     let Some(cipher) = &tier.encryption else {
         if previous > 0 {
             problems.push((

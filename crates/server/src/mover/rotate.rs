@@ -7,9 +7,11 @@
 //! upload (nothing visible yet); **switch** publishes the staged copy in place of the old
 //! one under the key's write lock (an atomic rename on one store, the redundancy crate's
 //! publish of new fragments or replicas on a tier with domains): readers see the old copy
-//! or the new one, whole, never neither; **verify** reads the published copy back and
-//! compares its raw BLAKE3 with the catalog's. The old copy is retired by the publish
-//! itself. An object already under the current key (rotated by an earlier run, or written
+//! or the new one, whole, never neither; the published copy is then read back and its raw
+//! BLAKE3 compared with the catalog's before the job turns **retiring** and **done** (the
+//! old copy was retired by the publish itself). The job's states follow a move's
+//! (copying, verifying, switching, retiring, done), so `strata migrations` shows where
+//! each rotation is. An object already under the current key (rotated by an earlier run, or written
 //! since) is skipped.
 //!
 //! The job holds the key's upload gate throughout, so no PUT of the key stages meanwhile;
@@ -18,6 +20,7 @@
 //! one; the job, durable in the catalog, runs again at start and finds what is left.
 
 use strata_catalog::{JobState, MoveJob};
+use strata_codec::format::encrypted::KeyId;
 
 use super::reencode::{record_end, set_state};
 use super::{copy, stop_reason, store_call, Outcome, RunningMove, Step};
@@ -70,8 +73,10 @@ async fn rotate(
         ));
     }
     match sealed_under(state, tier, &job.key, entry.size).await? {
-        SealedUnder::Nothing => return Ok(already_current(tier, current)),
-        SealedUnder::Key(id) if id == current => return Ok(already_current(tier, current)),
+        SealedUnder::Nothing => return already_current(state, job, tier, current).await,
+        SealedUnder::Key(id) if id == current => {
+            return already_current(state, job, tier, current).await
+        }
         SealedUnder::Key(id) if !known.contains(&id) => return Err(removed_key(tier.name(), id)),
         SealedUnder::Key(_) | SealedUnder::Clear => {}
     }
@@ -81,6 +86,8 @@ async fn rotate(
         Ok(upload) => upload,
         Err(step) => return Ok(step),
     };
+    // The source was read whole and matched the object's BLAKE3 as it was staged.
+    set_state(state, job, JobState::Verifying).await?;
     set_state(state, job, JobState::Switching).await?;
     let guard = state.locks.write(&job.key).await;
     if let Some(stop) = stop_reason(state, job, handle) {
@@ -95,8 +102,9 @@ async fn rotate(
         .await
         .map_err(|err| format!("publishing the re-encrypted copy on {}: {err}", tier.name()))?;
     drop(guard);
-    set_state(state, job, JobState::Verifying).await?;
     verify(state, job, tier, &entry.hash, entry.size).await?;
+    // The publish replaced the old copy: nothing is left to retire.
+    set_state(state, job, JobState::Retiring).await?;
     Ok(Step::Switched)
 }
 
@@ -110,7 +118,9 @@ async fn verify(
 ) -> Result<(), String> {
     let (_, back_hash) = hash_stored(state, tier, &job.key, size)
         .await
-        .map_err(|err| format!("verify_mismatch: the re-encrypted object does not read back: {err}"))?;
+        .map_err(|err| {
+            format!("verify_mismatch: the re-encrypted object does not read back: {err}")
+        })?;
     if &back_hash != hash {
         return Err(format!(
             "verify_mismatch: the object re-encrypted on {} does not match its BLAKE3 {}",
@@ -121,13 +131,27 @@ async fn verify(
     Ok(())
 }
 
-fn already_current(tier: &Tier, current: strata_codec::format::encrypted::KeyId) -> Step {
-    Step::End(
-        JobState::Skipped,
-        format!(
-            "already_current: the object on {:?} is sealed under the current key id \
-             {current} already",
-            tier.name()
-        ),
-    )
+/// The object is under the current key already: skipped, or, when this job published it
+/// before a restart (it had reached switching or retiring), done.
+async fn already_current(
+    state: &AppState,
+    job: &MoveJob,
+    tier: &Tier,
+    current: KeyId,
+) -> Result<Step, String> {
+    match job.state {
+        JobState::Retiring => Ok(Step::Switched),
+        JobState::Switching => {
+            set_state(state, job, JobState::Retiring).await?;
+            Ok(Step::Switched)
+        }
+        _ => Ok(Step::End(
+            JobState::Skipped,
+            format!(
+                "already_current: the object on {:?} is sealed under the current key id \
+                 {current} already",
+                tier.name()
+            ),
+        )),
+    }
 }
