@@ -260,6 +260,14 @@ fn rotation_round(tier: impl Fn(&Path) -> String, single: bool) {
     let jobs = rotation_ended(&service);
     assert_eq!(jobs.len(), 3, "{jobs:?}");
     assert!(jobs.iter().all(|job| job["state"] == "done"), "{jobs:?}");
+    let (_, _, metrics) = http(&service.url, "GET", "/metrics", b"").unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    for line in [
+        "strata_key_rotation_objects_total{tier=\"sealed\",state=\"queued\"} 3",
+        "strata_key_rotation_objects_total{tier=\"sealed\",state=\"done\"} 3",
+    ] {
+        assert!(metrics.contains(line), "{line} missing: {metrics}");
+    }
     // Run again: everything is under the new key id, nothing is queued.
     let (ok, report, text) = rotate(&service);
     assert!(ok, "{text}");

@@ -246,6 +246,11 @@ async fn queue_job(
             created = create(state, &spec).await?;
         }
     }
+    if let CreatedMove::Created(job) = &created {
+        state.metrics.key_rotation(tier, "queued");
+        state.metrics.move_planned(KEY_ROTATION);
+        tracing::debug!(job = job.id, %key, "key rotation queued");
+    }
     if let CreatedMove::Created(job) | CreatedMove::Existing(job) = created {
         if job.state.is_active() {
             state.mover.enqueue(job.id);

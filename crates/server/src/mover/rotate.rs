@@ -40,7 +40,13 @@ pub(super) async fn run(
     if let Ok(Step::Switched) = &result {
         tracing::info!(job = job.id, key = %job.key, tier = %tier.name(), "key rotated");
     }
-    record_end(state, job, result).await
+    let outcome = record_end(state, job, result).await;
+    if let Outcome::Ended(end_state) = &outcome {
+        state
+            .metrics
+            .key_rotation(tier.name(), &end_state.to_string());
+    }
+    outcome
 }
 
 /// Re-encrypts, publishes and verifies; `Step::Switched` stands for "done".
