@@ -132,6 +132,9 @@ enum Command {
     /// Read every replica or fragment of a tier's objects (every tier without TIER), repair
     /// what can be repaired, report what cannot (service).
     Scrub(commands::scrub::ScrubArgs),
+    /// Encryption keys of the service's tiers: `strata key rotate [--tier T]` re-encrypts
+    /// objects under an earlier key with the current one, in the background (service, admin).
+    Key(commands::key::KeyArgs),
     /// Replay an access trace through tiering policies and compare their cost, latency
     /// misses and next-window predictions.
     Eval(commands::eval::EvalArgs),
@@ -178,6 +181,7 @@ const SERVICE_ONLY: &[&str] = &[
     "explain",
     "predict",
     "scrub",
+    "key",
     "chaos",
     "completions",
     "man",
@@ -258,6 +262,7 @@ fn main() -> ExitCode {
             Command::Move(args) => commands::policy::request_move(&context, args).await,
             Command::Policies(args) => commands::policy::list(&context, args).await,
             Command::Scrub(args) => commands::scrub::run(&context, args).await,
+            Command::Key(args) => commands::key::run(&context, args).await,
             Command::Eval(args) => commands::eval::run(&context, args).await,
             Command::Train(args) => commands::forecast::train(&context, args).await,
             Command::Predict(args) => commands::forecast::predict(&context, args).await,

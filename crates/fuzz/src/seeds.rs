@@ -15,7 +15,7 @@ use strata_heat::trace::TraceFormat;
 /// The example configuration the service ships.
 const EXAMPLE_CONFIG: &str = include_str!("../../server/strata.example.toml");
 
-/// A configuration with regions, an encrypted tier and `[[policy]]` blocks using every
+/// A configuration with regions, an encrypted tier (with earlier keys) and `[[policy]]` blocks using every
 /// field, so the `config` target's mutations reach the policy parser and its checks.
 const POLICY_CONFIG: &str = r#"default_tier = "warm"
 
@@ -29,6 +29,8 @@ region = "eu-west"
 layout = "packed"
 encryption = "xchacha20poly1305"
 encryption_key_env = "STRATA_HOT_KEY"
+encryption_previous_key_files = ["/etc/strata/hot-2025.key"]
+encryption_previous_key_envs = ["STRATA_HOT_KEY_2024"]
 
 [[tier]]
 name = "warm"

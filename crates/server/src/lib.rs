@@ -50,6 +50,7 @@ pub mod group_commit;
 pub mod http;
 pub mod index;
 pub mod jobs;
+pub mod key_rotation;
 pub mod layers;
 pub mod metrics;
 pub mod mover;

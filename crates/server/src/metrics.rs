@@ -101,6 +101,9 @@ pub struct Metrics {
     pub moves_planned: Mutex<BTreeMap<String, u64>>,
     /// Moves ended, by final state.
     pub moves_ended: Mutex<BTreeMap<String, u64>>,
+    /// Key rotation jobs, by tier and state (`queued` when planned, then the state each
+    /// ended in).
+    pub key_rotations: Mutex<BTreeMap<(String, String), u64>>,
     /// Bytes copied by moves.
     pub move_bytes: AtomicU64,
     /// Store calls retried.
@@ -194,6 +197,16 @@ impl Metrics {
     /// Counts a move that ended in `state`.
     pub fn move_ended(&self, state: &str) {
         bump(&self.moves_ended, state);
+    }
+
+    /// Counts a key rotation job of `tier` queued or ended in `state`.
+    pub fn key_rotation(&self, tier: &str, state: &str) {
+        let mut map = self
+            .key_rotations
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *map.entry((tier.to_string(), state.to_string()))
+            .or_default() += 1;
     }
 
     /// The Prometheus text.
@@ -351,6 +364,25 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "strata_moves_total{{state=\"{}\"}} {count}",
+                label(state)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP strata_key_rotation_objects_total Key rotation jobs, by tier and state \
+             (queued when planned, then the state each ended in)."
+        );
+        let _ = writeln!(out, "# TYPE strata_key_rotation_objects_total counter");
+        for ((tier, state), count) in self
+            .key_rotations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "strata_key_rotation_objects_total{{tier=\"{}\",state=\"{}\"}} {count}",
+                label(tier),
                 label(state)
             );
         }

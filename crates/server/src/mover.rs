@@ -56,6 +56,7 @@ use tracing::Instrument;
 
 mod copy;
 mod reencode;
+mod rotate;
 
 /// How long a job that must wait (for its `after` jobs, or to retry a retire) waits.
 const RETRY_LATER: Duration = Duration::from_secs(1);
@@ -447,6 +448,9 @@ async fn run(state: &AppState, job: &MoveJob, handle: &RunningMove) -> Outcome {
     // `[bandwidth]` throttle, with the `src`/`dst` fault rules (crate::tiers).
     let (from, to) = (&from.as_move_source(), &to.as_move_target());
     if from.id == to.id {
+        if job.reason == crate::key_rotation::KEY_ROTATION {
+            return rotate::run(state, job, to, handle).await;
+        }
         return reencode::run(state, job, to, handle).await;
     }
     if job.state == JobState::Retiring {

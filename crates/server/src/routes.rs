@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str, &[&str])] = &[
     ("/v1/jobs/{id}/retry", "/v1/jobs/{id}/retry", &["post"]),
     ("/v1/plan", "/v1/plan", &["get", "post"]),
     ("/v1/scrub", "/v1/scrub", &["post"]),
+    ("/v1/keys/rotate", "/v1/keys/rotate", &["post"]),
     ("/v1/explain/{*key}", "/v1/explain/{key}", &["get"]),
     ("/v1/predictions/{*key}", "/v1/predictions/{key}", &["get"]),
     ("/v1/model/train", "/v1/model/train", &["post"]),
@@ -79,6 +80,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/plan", get(planning::dry_run).post(planning::run_now))
         .route("/v1/scrub", post(crate::scrub::scrub))
+        .route("/v1/keys/rotate", post(crate::key_rotation::rotate))
         .route("/v1/explain/{*key}", get(explain::explain))
         .route("/v1/policies", get(crate::policies::list))
         .route("/v1/moves", post(crate::policies::request_move))

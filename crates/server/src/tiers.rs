@@ -253,8 +253,14 @@ pub async fn open_tiers(
             })?
             .encrypted_with(tier_keys(tier, index)?);
         if let Some(keys) = format.keys() {
+            let previous: Vec<String> = keys
+                .previous_ids()
+                .iter()
+                .map(|id| id.to_string())
+                .collect();
             tracing::info!(tier = %tier.name, cipher = keys.cipher().name(),
-                key_id = %keys.current_id(), "the tier encrypts at rest");
+                key_id = %keys.current_id(), previous_key_ids = ?previous,
+                "the tier encrypts at rest");
         }
         if tier.layout == Layout::Plain && !matches!(tier.codec.as_str(), "auto" | "none") {
             tracing::warn!(tier = %tier.name, codec = %tier.codec,

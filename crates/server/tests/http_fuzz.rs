@@ -34,6 +34,7 @@ const PATHS: &[&str] = &[
     "/v1/jobs/{k}/retry",
     "/v1/plan",
     "/v1/scrub",
+    "/v1/keys/rotate",
     "/v1/explain/{k}",
     "/v1/predictions/{k}",
     "/{k}",

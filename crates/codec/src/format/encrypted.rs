@@ -172,6 +172,16 @@ impl KeyRing {
         self.current.id
     }
 
+    /// This ring with `previous` as its earlier keys (opening only).
+    pub fn with_previous(self, previous: Vec<EncryptionKey>) -> KeyRing {
+        KeyRing { previous, ..self }
+    }
+
+    /// The ids of the earlier keys, in order.
+    pub fn previous_ids(&self) -> Vec<KeyId> {
+        self.previous.iter().map(|key| key.id).collect()
+    }
+
     fn key(&self, id: KeyId) -> Option<&EncryptionKey> {
         std::iter::once(&self.current)
             .chain(&self.previous)
@@ -291,6 +301,20 @@ pub fn is_encrypted(bytes: &[u8]) -> bool {
 
 /// Reads and checks the header of an encrypted frame (its length against the bytes given).
 pub fn read_encrypted_header(bytes: &[u8]) -> Result<EncryptedHeader, EncryptedError> {
+    let header = read_header_alone(bytes)?;
+    let present = (bytes.len() - ENCRYPTED_HEADER_LEN) as u64;
+    if present != header.sealed_len {
+        return Err(EncryptedError::Damaged(format!(
+            "{present} bytes follow the header, it declares {}",
+            header.sealed_len
+        )));
+    }
+    Ok(header)
+}
+
+/// Reads and checks the 48-byte header of an encrypted frame without the sealed bytes
+/// that follow it: which key a stored frame is under, from one short read (key rotation).
+pub fn read_header_alone(bytes: &[u8]) -> Result<EncryptedHeader, EncryptedError> {
     let damaged = |why: String| Err(EncryptedError::Damaged(why));
     if bytes.len() < ENCRYPTED_HEADER_LEN {
         return damaged(format!(
@@ -323,12 +347,6 @@ pub fn read_encrypted_header(bytes: &[u8]) -> Result<EncryptedHeader, EncryptedE
     if !(TAG_LEN as u64..=MAX_SEALED_LEN).contains(&sealed_len) {
         return damaged(format!(
             "declared sealed length {sealed_len} is out of bounds"
-        ));
-    }
-    let present = (bytes.len() - ENCRYPTED_HEADER_LEN) as u64;
-    if present != sealed_len {
-        return damaged(format!(
-            "{present} bytes follow the header, it declares {sealed_len}"
         ));
     }
     Ok(EncryptedHeader {

@@ -1,5 +1,6 @@
 //! Checks of a tier's encryption at rest in `strata.toml` (`encryption`,
-//! `encryption_key_file`, `encryption_key_env`): the cipher's name, one key source, and a
+//! `encryption_key_file`, `encryption_key_env`, and the earlier keys kept readable,
+//! `encryption_previous_key_files`, `encryption_previous_key_envs`): the cipher's name, one key source, and a
 //! layout that can hold encrypted bytes. Reading the key itself is the service's, at start-up
 //! (`strata_mover::encryption`), so that a config check never touches secrets.
 
@@ -13,7 +14,18 @@ pub(super) fn check_tier_encryption(tier: &TierConfig) -> Vec<(&'static str, Str
     let mut problems = Vec::new();
     let sources = usize::from(tier.encryption_key_file.is_some())
         + usize::from(tier.encryption_key_env.is_some());
+    let previous =
+        tier.encryption_previous_key_files.len() + tier.encryption_previous_key_envs.len();
     let Some(cipher) = &tier.encryption else {
+        if previous > 0 {
+            problems.push((
+                "encryption_previous_key_files",
+                "earlier keys are listed but the tier has no encryption; add encryption = \
+                 \"xchacha20poly1305\" (or \"aes-256-gcm\") and its current key, or remove \
+                 the earlier keys"
+                    .to_string(),
+            ));
+        }
         if sources > 0 {
             problems.push((
                 "encryption",
@@ -122,6 +134,17 @@ mod tests {
         assert_eq!(
             check_tier_encryption(&key_without_cipher)[0].0,
             "encryption"
+        );
+
+        let previous_without_cipher = TierConfig {
+            encryption: None,
+            encryption_key_file: None,
+            encryption_previous_key_files: vec!["/etc/strata/old.key".into()],
+            ..packed()
+        };
+        assert_eq!(
+            check_tier_encryption(&previous_without_cipher)[0].0,
+            "encryption_previous_key_files"
         );
     }
 }

@@ -152,6 +152,12 @@ pub struct TierConfig {
     pub encryption_key_file: Option<PathBuf>,
     /// An environment variable holding the tier's 32-byte key, raw.
     pub encryption_key_env: Option<String>,
+    /// Files of earlier keys of the tier (32 raw bytes each), kept so objects sealed under
+    /// them stay readable until `strata key rotate` has re-encrypted them.
+    pub encryption_previous_key_files: Vec<PathBuf>,
+    /// Environment variables holding earlier keys of the tier, as
+    /// [`TierConfig::encryption_previous_key_files`].
+    pub encryption_previous_key_envs: Vec<String>,
 }
 
 /// `[rules]`: classification thresholds, spike detection, and the planning pass.
@@ -297,6 +303,8 @@ impl TierConfig {
             encryption: None,
             encryption_key_file: None,
             encryption_key_env: None,
+            encryption_previous_key_files: Vec::new(),
+            encryption_previous_key_envs: Vec::new(),
         }
     }
 

@@ -78,6 +78,10 @@ struct RawTier {
     encryption: Option<String>,
     encryption_key_file: Option<PathBuf>,
     encryption_key_env: Option<String>,
+    #[serde(default)]
+    encryption_previous_key_files: Vec<PathBuf>,
+    #[serde(default)]
+    encryption_previous_key_envs: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -497,6 +501,8 @@ fn build_tiers(
         tier.encryption = raw.encryption;
         tier.encryption_key_file = raw.encryption_key_file;
         tier.encryption_key_env = raw.encryption_key_env;
+        tier.encryption_previous_key_files = raw.encryption_previous_key_files;
+        tier.encryption_previous_key_envs = raw.encryption_previous_key_envs;
         for (name, reason) in check_tier_encryption(&tier) {
             problems.add(field(name), reason);
         }

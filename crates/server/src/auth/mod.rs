@@ -71,6 +71,7 @@ pub const ROUTE_SCOPES: &[(&str, &str, Option<TokenScope>)] = {
         ("/v1/plan", "get", Some(Admin)),
         ("/v1/plan", "post", Some(Admin)),
         ("/v1/scrub", "post", Some(Admin)),
+        ("/v1/keys/rotate", "post", Some(Admin)),
         ("/v1/model/train", "post", Some(Admin)),
         ("/v1/events", "get", Some(Admin)),
         ("/v1/policies", "get", Some(Read)),

@@ -46,6 +46,29 @@ pub(super) async fn copy(
     reserved: u64,
     handle: &RunningMove,
 ) -> Result<Result<u64, Step>, String> {
+    let upload = match stage(state, job, from, to, entry, reserved, handle).await? {
+        Ok(upload) => upload,
+        Err(step) => return Ok(Err(step)),
+    };
+    let stored = store_call(state, "a move's copy", || upload.finish())
+        .await
+        .map_err(|err| format!("writing the copy on {}: {err}", to.name()))?;
+    Ok(Ok(stored))
+}
+
+/// [`copy`] up to the publish: the copy written and its source checked against the
+/// object's BLAKE3, staged (nothing visible under the object's path yet). The caller
+/// publishes it (`TierUpload::finish`) when it chooses: a key rotation, whose copy
+/// replaces the object at the same path, does so under the key's write lock.
+pub(super) async fn stage(
+    state: &AppState,
+    job: &MoveJob,
+    from: &Tier,
+    to: &Tier,
+    entry: &ObjectEntry,
+    reserved: u64,
+    handle: &RunningMove,
+) -> Result<Result<TierUpload, Step>, String> {
     let path = Tier::object_path(&job.key);
     let redundancy = to.wanted_redundancy(crate::redundancy_worker::class_of(state, &job.key));
     let writing = |err: StoreError| format!("writing the copy on {}: {err}", to.name());
@@ -56,12 +79,7 @@ pub(super) async fn copy(
     .await
     .map_err(writing)?;
     let fail = match pump(state, job, from, to, entry, &upload, reserved, handle).await {
-        Ok(()) => {
-            let stored = store_call(state, "a move's copy", || upload.finish())
-                .await
-                .map_err(writing)?;
-            return Ok(Ok(stored));
-        }
+        Ok(()) => return Ok(Ok(upload)),
         Err(fail) => fail,
     };
     if let Err(err) = upload.abort().await {

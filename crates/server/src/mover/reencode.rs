@@ -33,6 +33,16 @@ pub(super) async fn run(
 ) -> Outcome {
     // One re-encode at a time, in turn (the scheduler's `reencode_in_turn`).
     let result = reencode(state, job, tier, handle).await;
+    record_end(state, job, result).await
+}
+
+/// Records how a job from a tier to itself (a re-encode, a key rotation) ended:
+/// `Step::Switched` stands for "done".
+pub(super) async fn record_end(
+    state: &AppState,
+    job: &MoveJob,
+    result: Result<Step, String>,
+) -> Outcome {
     lock(&state.reencodes).remove(&job.key);
     let (end_state, message) = match result {
         Ok(Step::Switched) => (JobState::Done, None),
@@ -53,7 +63,9 @@ pub(super) async fn run(
     if let Err(err) = recorded {
         return Outcome::Later(format!("recording the end of the re-encode: {err}"));
     }
-    crate::redundancy_worker::reencode_ended(state, &job.key, end_state == JobState::Failed);
+    if job.reason == crate::redundancy_worker::LAZY_REENCODE {
+        crate::redundancy_worker::reencode_ended(state, &job.key, end_state == JobState::Failed);
+    }
     if let Some(message) = &message {
         tracing::info!(job = job.id, key = %job.key, state = %end_state, %message,
             "re-encode ended");
@@ -137,7 +149,7 @@ async fn reencode(
     Ok(Step::Switched)
 }
 
-async fn set_state(state: &AppState, job: &MoveJob, to: JobState) -> Result<(), String> {
+pub(super) async fn set_state(state: &AppState, job: &MoveJob, to: JobState) -> Result<(), String> {
     state
         .catalog
         .set_move_state(job.id, to, None, now_ms())
