@@ -7,6 +7,7 @@ pub mod codec_args;
 pub mod eval;
 pub mod forecast;
 pub mod inspect;
+pub mod key_args;
 pub mod migrate;
 pub mod objects;
 pub mod policy;
