@@ -326,18 +326,7 @@ impl Round<'_> {
             })
             .flat_map(stream::iter);
         let results: Vec<Result<Placed, (Vec<FileRecord>, StoreError)>> = units
-            .map(|unit| {
-                run_unit(
-                    self.source,
-                    self.destination,
-                    unit,
-                    chunk_size,
-                    self.objective,
-                    self.sealer.clone(),
-                    self.existing,
-                    self.progress,
-                )
-            })
+            .map(|unit| run_unit(self, unit))
             .buffer_unordered(units_in_flight(self.jobs, &self.objective))
             .collect()
             .await;
@@ -543,16 +532,11 @@ async fn put_object(
     Ok(())
 }
 
-async fn run_unit(
-    source: &Store,
-    destination: &Store,
-    unit: Unit,
-    chunk_size: u64,
-    objective: Objective,
-    sealer: Option<Arc<DatasetSealer>>,
-    existing: &std::sync::Mutex<HashSet<String>>,
-    progress: &Progress,
-) -> Result<Placed, (Vec<FileRecord>, StoreError)> {
+async fn run_unit(round: &Round<'_>, unit: Unit) -> Result<Placed, (Vec<FileRecord>, StoreError)> {
+    let (source, destination) = (round.source, round.destination);
+    let (chunk_size, objective) = (round.chunk_size, round.objective);
+    let (existing, progress) = (round.existing, round.progress);
+    let sealer = round.sealer.clone();
     match unit {
         Unit::Failed(file, error) => Err((vec![file], error)),
         Unit::Chunk {
