@@ -422,6 +422,15 @@ fn combinations_that_cannot_honour_encryption_are_refused_before_copying() {
         vec!["migrate", s(&src), s(&sealed), "--layout", "packed"],
         vec!["migrate", s(&src), s(&sealed)],
         vec!["repair", s(&sealed)],
+        vec![
+            "migrate",
+            s(&src),
+            s(&sealed),
+            "--layout",
+            "packed",
+            "--queue",
+            "nats://127.0.0.1:1",
+        ],
     ] {
         let out = sb.run(&args);
         assert!(!out.status.success(), "{args:?} was accepted");

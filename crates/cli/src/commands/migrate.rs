@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_codec::parity::ParityRequest;
-use strata_mover::encryption::{Cipher, KeyRing};
+use strata_mover::encryption::{dataset_encryption, Cipher, KeyRing};
 use strata_mover::{
     DatasetSource, MigrateOptions, MigrationJob, MigrationReport, ParityReport, Progress,
     SettleOptions, TargetLayout, WriteCheck,
@@ -205,6 +205,15 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         },
     };
     if let Some(queue) = &args.queue {
+        // Workers hold no key: they would add frames in clear to an encrypted dataset.
+        if let Some(sealed) = dataset_encryption(&destination).await? {
+            anyhow::bail!(
+                "{} is an encrypted dataset (key id {}): --queue workers hold no key and \
+                 would write to it in clear; migrate here with --encrypt and its key instead",
+                destination.display(),
+                sealed.key_id
+            );
+        }
         let queued = super::queue::QueuedMigration {
             url: queue,
             name: &args.queue_name,
