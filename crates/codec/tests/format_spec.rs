@@ -13,7 +13,8 @@ use strata_codec::format::fragment::{
 };
 use strata_codec::format::model::{model_file_name, model_version_of};
 use strata_codec::format::packed::{
-    chunk_key, pack_key, ChunkLocator, IndexedFile, LayoutMarker, PackedIndex,
+    chunk_key, keyed_object_name, pack_key, ChunkLocator, DatasetEncryption, IndexedFile,
+    LayoutMarker, PackedIndex, OBJECT_NAME_CONTEXT,
 };
 use strata_codec::format::parity_map::{group_id, parity_key, ParityGroup, ParityMap, ShardRef};
 use strata_codec::format::replica_sums::{ReplicaSums, ReplicaSumsError};
@@ -409,6 +410,22 @@ fn b3sums_example_matches_the_encoder() {
 #[test]
 fn layout_marker_example_matches_the_encoder() {
     assert_text("layout-marker", &LayoutMarker::packed(4 << 20).to_json());
+}
+
+#[test]
+fn encrypted_layout_marker_and_keyed_name_examples_match_the_encoder() {
+    let encryption = DatasetEncryption {
+        cipher: Cipher::XChaCha20Poly1305.name().into(),
+        key_id: example_key().id().to_string(),
+    };
+    let marker = LayoutMarker::packed_encrypted(4 << 20, encryption).to_json();
+    assert_text("layout-marker-encrypted", &marker);
+    assert_eq!(LayoutMarker::from_json(&marker).unwrap().version, 2);
+    let keys = KeyRing::new(Cipher::XChaCha20Poly1305, example_key(), Vec::new());
+    let name_key = keys.derive_subkey(OBJECT_NAME_CONTEXT);
+    let name = chunk_key(&keyed_object_name(&name_key, b"strata"));
+    assert_text("keyed-object-name", name.as_bytes());
+    assert_ne!(name, chunk_key(&hash_hex(b"strata")));
 }
 
 /// The index of the example dataset stored packed: `a.txt` in a pack at offset 0,

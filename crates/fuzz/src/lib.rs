@@ -58,6 +58,11 @@ pub const TARGETS: &[Target] = &[
         run: targets::packed_index,
     },
     Target {
+        name: "layout_marker",
+        what: "packed layout markers (plain and encrypted)",
+        run: targets::layout_marker,
+    },
+    Target {
         name: "parity_map",
         what: "parity maps (sealed JSON)",
         run: targets::parity_map,

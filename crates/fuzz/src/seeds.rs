@@ -5,7 +5,9 @@
 
 use strata_codec::compress::{encode_frame, Codec, Filter};
 use strata_codec::format::fragment::{encode_tail, FragmentHeader, StripeSums};
-use strata_codec::format::packed::{ChunkLocator, IndexedFile, PackedIndex};
+use strata_codec::format::packed::{
+    ChunkLocator, DatasetEncryption, IndexedFile, LayoutMarker, PackedIndex,
+};
 use strata_codec::format::parity_map::{group_id, ParityGroup, ParityMap, ShardRef};
 use strata_codec::format::replica_sums::ReplicaSums;
 use strata_codec::format::tier_object::assemble;
@@ -66,6 +68,7 @@ pub fn of(name: &str) -> Vec<Vec<u8>> {
         "encrypted_frame" => encrypted_frames(),
         "manifest" => vec![manifest().to_json()],
         "packed_index" => vec![packed_index()],
+        "layout_marker" => layout_markers(),
         "parity_map" => vec![parity_map()],
         "tier_object" => tier_objects(),
         "fragment" => fragments(),
@@ -174,6 +177,17 @@ fn packed_index() -> Vec<u8> {
         .collect();
     let index = PackedIndex::new(manifest.chunk_size, manifest.root_hash.clone(), files);
     index.to_json().unwrap_or_default()
+}
+
+fn layout_markers() -> Vec<Vec<u8>> {
+    let encryption = DatasetEncryption {
+        cipher: "aes-256-gcm".into(),
+        key_id: "5d444be4b23adceb".into(),
+    };
+    vec![
+        LayoutMarker::packed(4 << 20).to_json(),
+        LayoutMarker::packed_encrypted(1 << 20, encryption).to_json(),
+    ]
 }
 
 fn parity_map() -> Vec<u8> {

@@ -9,7 +9,7 @@ use strata_codec::format::encrypted::{
     read_encrypted_header, Cipher, EncryptionKey, KeyRing, TAG_LEN,
 };
 use strata_codec::format::fragment::{decode_tail, FragmentHeader, FRAGMENT_HEADER_LEN};
-use strata_codec::format::packed::PackedIndex;
+use strata_codec::format::packed::{LayoutMarker, PackedIndex};
 use strata_codec::format::parity_map::ParityMap;
 use strata_codec::format::replica_sums::ReplicaSums;
 use strata_codec::format::tier_object::FrameTable;
@@ -84,6 +84,16 @@ pub fn packed_index(data: &[u8]) {
     assert_eq!(again.files, index.files, "index round trip");
     assert_eq!(again.root_hash, index.root_hash);
     assert_eq!(again.chunk_size, index.chunk_size);
+}
+
+/// A packed layout marker (which says whether a dataset is encrypted): one that parses
+/// writes back to a marker that parses to the same.
+pub fn layout_marker(data: &[u8]) {
+    let Ok(marker) = LayoutMarker::from_json(data) else {
+        return;
+    };
+    let again = LayoutMarker::from_json(&marker.to_json()).expect("a written marker reads back");
+    assert_eq!(again, marker, "layout marker round trip");
 }
 
 /// A parity map: one that parses is sealed again and reads back to the same map.

@@ -6,8 +6,94 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 pub use strata_codec::format::encrypted::{Cipher, EncryptionKey, KeyId, KeyRing, KEY_LEN};
+use strata_codec::format::packed::{
+    keyed_object_name, DatasetEncryption, LayoutMarker, LAYOUT_PATH, OBJECT_NAME_CONTEXT,
+};
+use strata_store::{Store, StoreError};
+
+use crate::MoverError;
+
+/// The key this process was given for reading encrypted packed datasets (`--encryption-key-
+/// file` / `--encryption-key-env` of `strata migrate`, `verify`, `inspect`). One slot per
+/// process: every reader of a packed dataset opens it through [`dataset_keys`], which takes
+/// the key from here, so the key does not have to travel through each reader's signature.
+static READ_KEY: RwLock<Option<EncryptionKey>> = RwLock::new(None);
+
+/// Offer `key` to every encrypted packed dataset this process reads.
+pub fn offer_read_key(key: EncryptionKey) {
+    if let Ok(mut slot) = READ_KEY.write() {
+        *slot = Some(key);
+    }
+}
+
+fn offered_key() -> Option<EncryptionKey> {
+    READ_KEY.read().ok().and_then(|slot| slot.clone())
+}
+
+/// The layout marker of the packed store at `store`, parsed; `None` when it has none.
+pub async fn read_layout_marker(store: &Store) -> Result<Option<LayoutMarker>, MoverError> {
+    let bytes = match store.read_all(LAYOUT_PATH).await {
+        Ok(bytes) => bytes,
+        Err(StoreError::NotFound { .. }) | Err(StoreError::NotADirectory { .. }) => {
+            return Ok(None)
+        }
+        Err(error) => return Err(error.into()),
+    };
+    LayoutMarker::from_json(&bytes).map(Some).map_err(|reason| {
+        MoverError::InvalidOptions(format!(
+            "{}/{LAYOUT_PATH}: {reason}",
+            store.display().trim_end_matches('/')
+        ))
+    })
+}
+
+/// How `store` is encrypted, from its layout marker (`None`: not encrypted, or no marker).
+pub async fn dataset_encryption(store: &Store) -> Result<Option<DatasetEncryption>, MoverError> {
+    Ok(read_layout_marker(store).await?.and_then(|m| m.encryption))
+}
+
+/// The keys that open the encrypted packed dataset at `store`: `None` when it is not
+/// encrypted; an error naming the dataset and its key id when no key was offered
+/// ([`offer_read_key`]) or the key offered has another id.
+pub async fn dataset_keys(store: &Store) -> Result<Option<Arc<KeyRing>>, MoverError> {
+    let Some(sealed) = dataset_encryption(store).await? else {
+        return Ok(None);
+    };
+    let location = store.display();
+    let Some(key) = offered_key() else {
+        return Err(MoverError::InvalidOptions(format!(
+            "{location} is an encrypted dataset (cipher {}, key id {}): give its key with \
+             --encryption-key-file PATH or --encryption-key-env VAR",
+            sealed.cipher, sealed.key_id
+        )));
+    };
+    check_key_matches(&location, &sealed, &key)?;
+    let cipher = Cipher::parse(&sealed.cipher).map_err(|problem| {
+        MoverError::InvalidOptions(format!("{location}/{LAYOUT_PATH}: {problem}"))
+    })?;
+    Ok(Some(Arc::new(KeyRing::new(cipher, key, Vec::new()))))
+}
+
+/// Refuse `key` for a dataset sealed under another key id, naming both ids.
+pub fn check_key_matches(
+    location: &str,
+    sealed: &DatasetEncryption,
+    key: &EncryptionKey,
+) -> Result<(), MoverError> {
+    if key.id().to_string() == sealed.key_id {
+        return Ok(());
+    }
+    Err(MoverError::InvalidOptions(format!(
+        "{location} is encrypted under key id {}, but the key given has id {}: give the key \
+         with id {} (the wrong key opens nothing)",
+        sealed.key_id,
+        key.id(),
+        sealed.key_id
+    )))
+}
 
 /// Where a key is read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +181,64 @@ pub fn load_key_ring(cipher: &str, source: &KeySource, owner: &str) -> Result<Ke
         problem: format!("cannot be used: {problem}"),
     })?;
     Ok(KeyRing::new(cipher, load_key(source, owner)?, Vec::new()))
+}
+
+/// What `strata migrate --layout packed --encrypt` seals a dataset with: the key ring
+/// (sealing every frame) and the subkey naming its objects (keyed BLAKE3, see
+/// [`strata_codec::format::packed::keyed_object_name`]). No `Debug`: it holds key material.
+pub struct DatasetSealer {
+    keys: KeyRing,
+    name_key: [u8; KEY_LEN],
+}
+
+impl DatasetSealer {
+    /// The sealer of `keys`' current key and cipher.
+    pub fn new(keys: KeyRing) -> DatasetSealer {
+        let name_key = keys.derive_subkey(OBJECT_NAME_CONTEXT);
+        DatasetSealer { keys, name_key }
+    }
+
+    /// The object name of `bytes` (a raw chunk, or a pack's frames before sealing).
+    pub fn name(&self, bytes: &[u8]) -> String {
+        keyed_object_name(&self.name_key, bytes)
+    }
+
+    /// `frame` sealed as an encrypted frame under a fresh nonce.
+    pub fn seal(&self, frame: &[u8]) -> Vec<u8> {
+        self.keys.seal(frame)
+    }
+
+    /// What the layout marker records: the cipher and the key id.
+    pub fn marker_entry(&self) -> DatasetEncryption {
+        DatasetEncryption {
+            cipher: self.keys.cipher().name().to_string(),
+            key_id: self.keys.current_id().to_string(),
+        }
+    }
+
+    /// Refuse a destination whose layout marker says it is sealed otherwise (another key
+    /// id or cipher), naming both.
+    pub fn check_matches(
+        &self,
+        location: &str,
+        sealed: &DatasetEncryption,
+    ) -> Result<(), MoverError> {
+        let mine = self.marker_entry();
+        if mine.key_id != sealed.key_id {
+            return Err(MoverError::InvalidOptions(format!(
+                "{location} is encrypted under key id {}, but the key given has id {}: give \
+                 the key with id {} to add to it, or choose a new destination",
+                sealed.key_id, mine.key_id, sealed.key_id
+            )));
+        }
+        if mine.cipher != sealed.cipher {
+            return Err(MoverError::InvalidOptions(format!(
+                "{location} is encrypted with --cipher {}, not {}: give --cipher {} to add to it",
+                sealed.cipher, mine.cipher, sealed.cipher
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use strata_codec::analyze::Objective;
 use strata_codec::parity::ParityRequest;
 use strata_store::Store;
 
+use crate::encryption::{dataset_encryption, DatasetSealer, KeyRing};
 use crate::{
     migrate, migrate_packed, write_parity, DatasetSource, MigrateOptions, MigrationReport,
     MoverError, ParityReport, Progress,
@@ -32,6 +33,7 @@ pub struct MigrationJob {
     options: MigrateOptions,
     layout: TargetLayout,
     parity: Option<ParityRequest>,
+    sealer: Option<Arc<DatasetSealer>>,
 }
 
 impl MigrationJob {
@@ -62,9 +64,32 @@ impl MigrationJob {
             options,
             layout,
             parity,
+            sealer: None,
         })
     }
 
+    /// This job writing an encrypted dataset sealed with `keys` (`--encrypt`); refused,
+    /// naming the flag, for a plain layout (its files must stay readable without Strata)
+    /// and with parity (`strata repair` and parity do not seal yet: refused rather than
+    /// risk writing anything in clear).
+    pub fn encrypt(mut self, keys: KeyRing) -> Result<MigrationJob, MoverError> {
+        if matches!(self.layout, TargetLayout::Plain) {
+            return Err(MoverError::InvalidOptions(
+                "--encrypt needs --layout packed: a plain destination's files stay readable \
+                 without Strata, which encrypted ones cannot be"
+                    .to_string(),
+            ));
+        }
+        if self.parity.is_some() {
+            return Err(MoverError::InvalidOptions(
+                "--parity cannot be combined with --encrypt yet: parity over an encrypted \
+                 dataset and its repair are not built; migrate without --parity"
+                    .to_string(),
+            ));
+        }
+        self.sealer = Some(Arc::new(DatasetSealer::new(keys)));
+        Ok(self)
+    }
     /// The destination the job writes to.
     pub fn destination(&self) -> &Store {
         &self.destination
@@ -85,9 +110,28 @@ impl MigrationJob {
         match (&self.layout, &self.source) {
             (TargetLayout::Packed(objective), DatasetSource::Plain(store)) => {
                 let (options, destination) = (&self.options, &self.destination);
-                migrate_packed(catalog, store, destination, options, *objective, progress).await
+                let sealer = self.sealer.clone();
+                migrate_packed(
+                    catalog,
+                    store,
+                    destination,
+                    options,
+                    *objective,
+                    sealer,
+                    progress,
+                )
+                .await
             }
             _ => {
+                if let Some(sealed) = dataset_encryption(&self.destination).await? {
+                    return Err(MoverError::InvalidOptions(format!(
+                        "{} is an encrypted packed dataset (key id {}): a plain copy would \
+                         write files in clear into it; choose another destination, or add \
+                         --layout packed --encrypt with its key",
+                        self.destination.display(),
+                        sealed.key_id
+                    )));
+                }
                 let (source, destination) = (&self.source, &self.destination);
                 migrate(catalog, source, destination, &self.options, progress).await
             }

@@ -32,6 +32,8 @@ pub struct InspectArgs {
     pub chunk_size: u64,
     #[command(flatten)]
     pub codec: CodecArgs,
+    #[command(flatten)]
+    pub key: super::key_args::KeyArgs,
 }
 
 /// One chunk's analysis.
@@ -69,6 +71,7 @@ pub struct FileReport {
 /// Run the command.
 pub async fn run(context: &Context, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let objective = args.codec.objective()?;
+    args.key.load()?;
     let local = Path::new(&args.path);
     let (store, files) = if local.is_file() {
         let parent = local

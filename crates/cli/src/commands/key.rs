@@ -1,6 +1,6 @@
 //! `strata key rotate [--tier T]`: asks the service to re-encrypt, in the background, every
 //! object of its encrypted tiers still sealed under an earlier key (`POST
-//! /v1/keys/rotate`). The jobs show in `strata migrations` (reason `key_rotation`); running
+//! /v1/keys/rotate`). The jobs show in `strata moves` (reason `key_rotation`); running
 //! the command again reports what is still under an earlier key and queues nothing twice.
 
 use std::io::{self, Write};
@@ -85,7 +85,7 @@ fn print_report(tiers: &[Value]) -> anyhow::Result<ExitCode> {
             writeln!(
                 out,
                 "tier {} (key id {}): {} objects, {} under the current key, {} queued for \
-                 re-encryption (see `strata migrations`), {} cannot be rotated",
+                 re-encryption (see `strata moves`), {} cannot be rotated",
                 tier["tier"].as_str().unwrap_or_default(),
                 tier["current_key_id"].as_str().unwrap_or_default(),
                 count("objects"),

@@ -8,12 +8,14 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use strata_codec::parity::ParityRequest;
+use strata_mover::encryption::{dataset_encryption, Cipher, KeyRing};
 use strata_mover::{
     DatasetSource, MigrateOptions, MigrationJob, MigrationReport, ParityReport, Progress,
     SettleOptions, TargetLayout, WriteCheck,
 };
 
 use super::codec_args::CodecArgs;
+use super::key_args::KeyArgs;
 use super::throttle_args::{progress_message, ThrottleArgs};
 use super::Context;
 use crate::output;
@@ -94,11 +96,77 @@ pub struct MigrateArgs {
     /// cut into tasks eight times smaller, so the job's end spreads over every worker.
     #[arg(long, default_value = "256M", requires = "queue", value_parser = crate::units::parse_size)]
     pub task_size: u64,
+    /// Encrypt the packed destination: every frame sealed with the key of
+    /// --encryption-key-file or --encryption-key-env, objects named by keyed hashes (needs
+    /// --layout packed). Restoring, verifying or inspecting it needs the same key.
+    #[arg(long)]
+    pub encrypt: bool,
+    /// The cipher of --encrypt.
+    #[arg(
+        long,
+        default_value = "xchacha20poly1305",
+        value_parser = ["xchacha20poly1305", "aes-256-gcm"],
+        requires = "encrypt"
+    )]
+    pub cipher: String,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// Refuse, before any store is opened, encryption flags that cannot work together: the
+/// key of `--encrypt` missing, or `--encrypt` with a layout, parity or queue that cannot
+/// honour it (nothing may be written in clear).
+fn check_encryption_flags(args: &MigrateArgs) -> anyhow::Result<()> {
+    if !args.encrypt {
+        return Ok(());
+    }
+    if args.key.flag().is_none() {
+        anyhow::bail!(
+            "--encrypt needs the key: give --encryption-key-file PATH (a file of 32 raw \
+             bytes, e.g. `head -c 32 /dev/urandom > FILE`) or --encryption-key-env VAR"
+        );
+    }
+    if args.layout != "packed" {
+        anyhow::bail!(
+            "--encrypt needs --layout packed: a plain destination's files stay readable \
+             without Strata, which encrypted ones cannot be"
+        );
+    }
+    if args.queue.is_some() {
+        anyhow::bail!(
+            "--queue cannot be combined with --encrypt yet: the workers would need the key \
+             and do not take one; migrate here without --queue"
+        );
+    }
+    Ok(())
+}
+
+/// Refuse a key that nothing would use (no `--encrypt`, and a source that is not
+/// encrypted), and an encrypted source handed to queue workers (they hold no key).
+fn check_key_use(args: &MigrateArgs, source: &DatasetSource) -> anyhow::Result<()> {
+    let source_encrypted = matches!(source, DatasetSource::Packed(p) if p.is_encrypted());
+    if let (Some(flag), false, false) = (args.key.flag(), args.encrypt, source_encrypted) {
+        anyhow::bail!(
+            "{flag} is given without --encrypt and {} is not an encrypted dataset, so the \
+             key would be unused: add --encrypt (with --layout packed) to encrypt the \
+             destination",
+            args.source
+        );
+    }
+    if source_encrypted && args.queue.is_some() {
+        anyhow::bail!(
+            "{} is encrypted: --queue workers hold no key, so restore it here without --queue",
+            args.source
+        );
+    }
+    Ok(())
 }
 
 /// Run the command.
 pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCode> {
     check_chunk_memory(args.jobs, args.chunk_size).map_err(anyhow::Error::msg)?;
+    check_encryption_flags(&args)?;
+    let key = args.key.load()?;
     // Bandwidth control wraps both stores, so every read and write of the job is paced.
     let control = args.throttle.build()?;
     let _live_updates = control.as_ref().map(|c| c.start_live_updates());
@@ -106,6 +174,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         .open_store(&args.source, FaultSide::Src, control.as_ref())
         .await?;
     let source = DatasetSource::open(source).await?;
+    check_key_use(&args, &source)?;
     let destination = context
         .open_store(&args.destination, FaultSide::Dst, control.as_ref())
         .await?;
@@ -136,6 +205,15 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         },
     };
     if let Some(queue) = &args.queue {
+        // Workers hold no key: they would add frames in clear to an encrypted dataset.
+        if let Some(sealed) = dataset_encryption(&destination).await? {
+            anyhow::bail!(
+                "{} is an encrypted dataset (key id {}): --queue workers hold no key and \
+                 would write to it in clear; migrate here with --encrypt and its key instead",
+                destination.display(),
+                sealed.key_id
+            );
+        }
         let queued = super::queue::QueuedMigration {
             url: queue,
             name: &args.queue_name,
@@ -146,7 +224,11 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
             .run(context, source, destination, options, layout, parity)
             .await;
     }
-    let job = MigrationJob::new(source, destination, options, layout, parity)?;
+    let mut job = MigrationJob::new(source, destination, options, layout, parity)?;
+    if let (true, Some(key)) = (args.encrypt, key) {
+        let cipher = Cipher::parse(&args.cipher).map_err(anyhow::Error::msg)?;
+        job = job.encrypt(KeyRing::new(cipher, key, Vec::new()))?;
+    }
     let catalog = context.catalog().await?;
     let progress = Arc::new(Progress::default());
     let show_bar = !context.json && !args.dry_run && std::io::stderr().is_terminal();

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod forecast;
 pub mod inspect;
 pub mod key;
+pub mod key_args;
 pub mod migrate;
 pub mod objects;
 pub mod policy;

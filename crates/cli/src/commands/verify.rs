@@ -20,10 +20,13 @@ pub struct VerifyArgs {
     /// map); the default re-reads and hashes every byte.
     #[arg(long)]
     pub fast: bool,
+    #[command(flatten)]
+    pub key: super::key_args::KeyArgs,
 }
 
 /// Run the command.
 pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    args.key.load()?;
     let store = context.destination_store(&args.destination).await?;
     let mode = if args.fast {
         VerifyMode::Fast

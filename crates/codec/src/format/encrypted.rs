@@ -182,6 +182,13 @@ impl KeyRing {
         self.previous.iter().map(|key| key.id).collect()
     }
 
+    /// A 32-byte subkey of the current key for `context` (BLAKE3 `derive_key`): the key
+    /// of an encrypted packed dataset's object names, so that one key serves both purposes
+    /// without either revealing the other.
+    pub fn derive_subkey(&self, context: &str) -> [u8; KEY_LEN] {
+        blake3::derive_key(context, &self.current.bytes)
+    }
+
     fn key(&self, id: KeyId) -> Option<&EncryptionKey> {
         std::iter::once(&self.current)
             .chain(&self.previous)

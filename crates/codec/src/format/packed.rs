@@ -25,8 +25,13 @@ pub const INDEX_FORMAT: &str = "strata-packed-index";
 pub const INDEX_VERSION: u32 = 1;
 /// The `format` marker of the layout marker.
 pub const LAYOUT_FORMAT: &str = "strata-layout";
-/// The layout marker version this build writes.
+/// The layout marker version this build writes for an unencrypted dataset.
 pub const LAYOUT_VERSION: u32 = 1;
+/// The layout marker version of an encrypted dataset: builds that read only version 1 do
+/// not know its frames are sealed.
+pub const LAYOUT_VERSION_ENCRYPTED: u32 = 2;
+/// The BLAKE3 `derive_key` context of the key that names an encrypted dataset's objects.
+pub const OBJECT_NAME_CONTEXT: &str = "strata 2026-12 packed object names v1";
 
 /// Where the index of dataset version `root` lives.
 pub fn index_path(root: &str) -> String {
@@ -52,6 +57,18 @@ pub struct LayoutMarker {
     pub layout: String,
     /// Chunk size of the chunks stored.
     pub chunk_size: u64,
+    /// Present when every frame is sealed (an encrypted dataset): the cipher and key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<DatasetEncryption>,
+}
+
+/// How an encrypted packed dataset is sealed: what the layout marker says of its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetEncryption {
+    /// The cipher frames are sealed with (`xchacha20poly1305`, `aes-256-gcm`).
+    pub cipher: String,
+    /// The id of the key (16 hex digits), never the key.
+    pub key_id: String,
 }
 
 impl LayoutMarker {
@@ -62,7 +79,36 @@ impl LayoutMarker {
             version: LAYOUT_VERSION,
             layout: "packed".into(),
             chunk_size,
+            encryption: None,
         }
+    }
+
+    /// The marker of an encrypted packed store: version 2, with its cipher and key id.
+    pub fn packed_encrypted(chunk_size: u64, encryption: DatasetEncryption) -> Self {
+        Self {
+            version: LAYOUT_VERSION_ENCRYPTED,
+            encryption: Some(encryption),
+            ..Self::packed(chunk_size)
+        }
+    }
+
+    /// Parse a marker, refusing other formats and versions newer than this build reads.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let marker: LayoutMarker = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not a Strata layout marker: {e}"))?;
+        if marker.format != LAYOUT_FORMAT {
+            return Err(format!(
+                "format {:?} is not {LAYOUT_FORMAT:?}",
+                marker.format
+            ));
+        }
+        if marker.version > LAYOUT_VERSION_ENCRYPTED {
+            return Err(format!(
+                "layout version {} is newer than this Strata understands; upgrade strata",
+                marker.version
+            ));
+        }
+        Ok(marker)
     }
 
     /// The marker's bytes: pretty JSON, members in declaration order, no final newline.
@@ -225,6 +271,14 @@ pub fn chunk_key(hex: &str) -> String {
     format!("chunks/{}/{hex}", &hex[..2])
 }
 
+/// The name of an encrypted dataset's object holding `bytes` (a raw chunk, or a pack's
+/// frames before sealing): BLAKE3 keyed with `name_key` (the dataset key's subkey for
+/// [`OBJECT_NAME_CONTEXT`]), so equal content still gets one name under one key (dedup,
+/// resume) but a name confirms no guess without the key.
+pub fn keyed_object_name(name_key: &[u8; 32], bytes: &[u8]) -> String {
+    blake3::keyed_hash(name_key, bytes).to_hex().to_string()
+}
+
 /// The object key of a pack with hash `hex`.
 pub fn pack_key(hex: &str) -> String {
     format!("packs/{}/{hex}", &hex[..2])
@@ -299,6 +353,42 @@ mod tests {
         other = old;
         other.files.pop();
         assert!(other.check_against(&m).is_err());
+    }
+
+    #[test]
+    fn markers_say_whether_and_how_a_dataset_is_encrypted() {
+        let plain = LayoutMarker::packed(1024);
+        assert_eq!(LayoutMarker::from_json(&plain.to_json()).unwrap(), plain);
+        assert!(!String::from_utf8(plain.to_json())
+            .unwrap()
+            .contains("encryption"));
+        let sealed = LayoutMarker::packed_encrypted(
+            1024,
+            DatasetEncryption {
+                cipher: "xchacha20poly1305".into(),
+                key_id: "0123456789abcdef".into(),
+            },
+        );
+        let back = LayoutMarker::from_json(&sealed.to_json()).unwrap();
+        assert_eq!(back.version, LAYOUT_VERSION_ENCRYPTED);
+        assert_eq!(back, sealed);
+        let newer = String::from_utf8(sealed.to_json())
+            .unwrap()
+            .replace("\"version\": 2", "\"version\": 3");
+        assert!(LayoutMarker::from_json(newer.as_bytes())
+            .unwrap_err()
+            .contains("upgrade"));
+        assert!(LayoutMarker::from_json(b"{}").is_err());
+    }
+
+    #[test]
+    fn keyed_names_differ_by_key_and_repeat_under_one() {
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        let name = keyed_object_name(&a, b"chunk");
+        assert_eq!(name, keyed_object_name(&a, b"chunk"));
+        assert_ne!(name, keyed_object_name(&b, b"chunk"));
+        assert_ne!(name, blake3::hash(b"chunk").to_hex().to_string());
+        assert_eq!(name.len(), 64);
     }
 
     #[test]

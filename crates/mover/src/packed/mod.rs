@@ -31,6 +31,12 @@
 //!   manifest and object by object. Parity covers the data objects, not this metadata.
 //! - Parity (`--parity`, [`parity`]) covers the objects of a version in groups; `strata
 //!   repair` ([`repair`]) rebuilds damaged objects from it or from the source.
+//! - Encrypted datasets (`--encrypt`, marker version 2 with cipher and key id): every
+//!   frame is sealed (`strata_codec::format::encrypted`), and objects are named by BLAKE3
+//!   keyed with a subkey of the dataset key instead (raw chunk; a pack's frames before
+//!   sealing), so one key still dedups and resumes. Readers get the key from
+//!   [`crate::encryption::dataset_keys`]; `--parity`, `--queue` and `strata repair` refuse
+//!   encrypted datasets.
 //! - Resume: a re-run recomputes chunk keys from the source (a local read and compression,
 //!   no transfer) and sends only objects the destination does not have yet.
 

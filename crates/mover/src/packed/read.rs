@@ -4,10 +4,12 @@
 //! packed store's objects without either is refused ([`refuse_packed_internals`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use strata_codec::compress::decode_frame;
+use strata_codec::format::encrypted::{is_encrypted, KeyRing};
 use strata_codec::manifest::DatasetManifest;
 use strata_codec::MANIFEST_PATH;
 use strata_store::{Entry, Store, StoreError};
@@ -23,6 +25,8 @@ pub struct PackedSource {
     manifest: DatasetManifest,
     index: PackedIndex,
     by_path: HashMap<String, usize>,
+    /// The dataset's keys when it is encrypted: every frame is opened with them.
+    keys: Option<Arc<KeyRing>>,
 }
 
 /// The index of a packed dataset version as loaded from its two copies.
@@ -127,6 +131,8 @@ impl PackedSource {
                 None => return Ok(None),
             }
         };
+        // Before the index: a missing or wrong key is the first thing to say.
+        let keys = crate::encryption::dataset_keys(store).await?;
         let loaded = load_index(store, &manifest).await?;
         if loaded.doc.is_some() {
             // Without a usable copy the error below says it all.
@@ -134,7 +140,19 @@ impl PackedSource {
                 tracing::warn!(object = %issue.object, "{}", issue.detail);
             }
         }
-        PackedSource::from_loaded(store, manifest, loaded).map(Some)
+        PackedSource::from_loaded(store, manifest, loaded).map(|s| Some(s.with_keys(keys)))
+    }
+
+    /// This source, opening every frame with `keys` (an encrypted dataset's, from
+    /// [`crate::encryption::dataset_keys`]).
+    pub fn with_keys(mut self, keys: Option<Arc<KeyRing>>) -> PackedSource {
+        self.keys = keys;
+        self
+    }
+
+    /// Whether the dataset is encrypted (its frames are opened with its key).
+    pub fn is_encrypted(&self) -> bool {
+        self.keys.is_some()
     }
 
     /// A packed source from a manifest and its index as loaded; an error naming both
@@ -171,6 +189,7 @@ impl PackedSource {
             manifest,
             index,
             by_path,
+            keys: None,
         })
     }
 
@@ -254,10 +273,26 @@ impl PackedSource {
             },
             other => other,
         })?;
-        let raw = decode_frame(&frame).map_err(|e| StoreError::Damaged {
+        let damaged = |detail: String| StoreError::Damaged {
             path: path.to_string(),
-            detail: format!("chunk {index} (object {}): {e}", locator.object),
-        })?;
+            detail: format!("chunk {index} (object {}): {detail}", locator.object),
+        };
+        let opened;
+        let frame = match &self.keys {
+            Some(keys) if is_encrypted(&frame) => {
+                opened = keys.open(&frame).map_err(|e| damaged(e.to_string()))?;
+                &opened[..]
+            }
+            // Nothing of an encrypted dataset is in clear: a plain frame there is damage.
+            Some(_) => {
+                return Err(damaged(
+                    "not sealed, though the dataset is encrypted".to_string(),
+                ))
+            }
+            None => &frame[..],
+        };
+        // The inner frame's own checks end with the raw BLAKE3: integrity end to end.
+        let raw = decode_frame(frame).map_err(|e| damaged(e.to_string()))?;
         Ok(Bytes::from(raw))
     }
 

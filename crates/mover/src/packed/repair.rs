@@ -131,6 +131,24 @@ async fn write_checked(
     check(&back).map_err(|e| format!("written but does not read back intact ({e})"))
 }
 
+/// Refuse to repair an encrypted dataset: rebuilding frames re-encodes them from a source
+/// and writes the marker and index again, none of which seals yet, and a repair must
+/// never write plaintext into an encrypted dataset.
+async fn refuse_encrypted(store: &Store) -> Result<(), MoverError> {
+    match crate::encryption::dataset_encryption(store).await? {
+        None => Ok(()),
+        Some(sealed) => Err(MoverError::InvalidOptions(format!(
+            "{} is an encrypted dataset (key id {}): strata repair cannot rebuild encrypted \
+             frames yet and refuses rather than write anything in clear; check it with \
+             `strata verify {} --encryption-key-file PATH` and, if damaged, migrate it again \
+             from its source with --encrypt into a new destination",
+            store.display(),
+            sealed.key_id,
+            store.display()
+        ))),
+    }
+}
+
 /// Repair the dataset at `store`, from its parity and, for what parity cannot rebuild,
 /// from `from` (a plain copy of the dataset: the migration's source, or a restore).
 pub async fn repair(
@@ -141,6 +159,7 @@ pub async fn repair(
     let started = Instant::now();
     let jobs = jobs.max(1);
     store.check_reachable().await?;
+    refuse_encrypted(store).await?;
     let loaded = load_manifest_checked(store).await?;
     let manifest = loaded.manifest.clone();
     let mut report = RepairReport {

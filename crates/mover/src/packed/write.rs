@@ -28,6 +28,7 @@ use super::format::{
 };
 use super::sealed::write_copies;
 use super::{PACK_TARGET, SMALL_FILE_MAX};
+use crate::encryption::{read_layout_marker, DatasetSealer};
 use crate::migrate::MigrateOptions;
 use crate::migrate::{is_fatal, list_existing};
 use crate::pipeline::{self, read_ahead, Gather, READ_AHEAD};
@@ -52,16 +53,19 @@ enum Unit {
 /// What a unit produced: per file and chunk, its value and where its frame is.
 type Placed = Vec<(u32, u64, ChunkValue, ChunkLocator)>;
 
-/// Migrate `source` into the packed layout at `destination`.
+/// Migrate `source` into the packed layout at `destination`; with `sealer`, every frame
+/// is sealed and every object named by a keyed hash (an encrypted dataset).
 pub async fn migrate_packed(
     catalog: Arc<dyn Catalog>,
     source: &Store,
     destination: &Store,
     options: &MigrateOptions,
     objective: Objective,
+    sealer: Option<Arc<DatasetSealer>>,
     progress: Arc<Progress>,
 ) -> Result<MigrationReport, MoverError> {
     let started = Instant::now();
+    check_destination_sealing(destination, sealer.as_deref()).await?;
     let dataset = DatasetSource::Plain(source.clone());
     let (plan, mut report) = open_job(&*catalog, &dataset, destination, options, &progress).await?;
     if options.dry_run {
@@ -70,7 +74,11 @@ pub async fn migrate_packed(
     }
     begin_copying(&*catalog, destination, plan.job).await?;
     if destination.stat(LAYOUT_PATH).await?.is_none() {
-        let marker = LayoutMarker::packed(plan.chunk_size).to_json();
+        let marker = match &sealer {
+            Some(sealer) => LayoutMarker::packed_encrypted(plan.chunk_size, sealer.marker_entry()),
+            None => LayoutMarker::packed(plan.chunk_size),
+        }
+        .to_json();
         retry_store(|| destination.write_atomic(LAYOUT_PATH, Bytes::from(marker.clone()))).await?;
     }
     let existing: HashSet<String> = list_existing(destination).await?.into_keys().collect();
@@ -85,6 +93,7 @@ pub async fn migrate_packed(
         jobs: options.jobs.max(1),
         existing: &existing,
         progress: &progress,
+        sealer,
     };
     let mut placed = HashMap::new();
     let mut failed = HashMap::new();
@@ -194,6 +203,33 @@ pub async fn migrate_packed(
     Ok(report)
 }
 
+/// Refuse, before anything is planned or copied, a destination sealed otherwise than
+/// asked: an encrypted one written to without its key (that would add objects in clear),
+/// an unencrypted one written to with `--encrypt`, or another key id or cipher.
+async fn check_destination_sealing(
+    destination: &Store,
+    sealer: Option<&DatasetSealer>,
+) -> Result<(), MoverError> {
+    let Some(marker) = read_layout_marker(destination).await? else {
+        return Ok(());
+    };
+    let location = destination.display();
+    match (marker.encryption, sealer) {
+        (None, None) => Ok(()),
+        (Some(sealed), Some(sealer)) => sealer.check_matches(&location, &sealed),
+        (None, Some(_)) => Err(MoverError::InvalidOptions(format!(
+            "{location} already holds an unencrypted packed dataset: --encrypt would mix \
+             sealed and clear objects in it; choose a new destination for the encrypted copy"
+        ))),
+        (Some(sealed), None) => Err(MoverError::InvalidOptions(format!(
+            "{location} is an encrypted dataset (cipher {}, key id {}): add --encrypt with its \
+             key (--encryption-key-file PATH or --encryption-key-env VAR), so nothing is \
+             written to it in clear",
+            sealed.cipher, sealed.key_id
+        ))),
+    }
+}
+
 /// Stop the job on an error that would hit every file; its progress is kept.
 async fn stopped(catalog: &dyn Catalog, job: i64, error: StoreError) -> MoverError {
     let message = error.to_string();
@@ -215,6 +251,7 @@ struct Round<'a> {
     jobs: usize,
     existing: &'a std::sync::Mutex<HashSet<String>>,
     progress: &'a Progress,
+    sealer: Option<Arc<DatasetSealer>>,
 }
 
 impl Round<'_> {
@@ -289,17 +326,7 @@ impl Round<'_> {
             })
             .flat_map(stream::iter);
         let results: Vec<Result<Placed, (Vec<FileRecord>, StoreError)>> = units
-            .map(|unit| {
-                run_unit(
-                    self.source,
-                    self.destination,
-                    unit,
-                    chunk_size,
-                    self.objective,
-                    self.existing,
-                    self.progress,
-                )
-            })
+            .map(|unit| run_unit(self, unit))
             .buffer_unordered(units_in_flight(self.jobs, &self.objective))
             .collect()
             .await;
@@ -431,18 +458,31 @@ async fn large_file_units(source: &Store, file: FileRecord, chunk_size: u64) -> 
         .collect()
 }
 
-/// Encode one chunk starting at byte `offset` of its file: (raw-hash hex, frame, codec
-/// label).
+/// Encode one chunk starting at byte `offset` of its file: (object name, frame, codec
+/// label). The name is the raw BLAKE3, or with a sealer its keyed hash; the frame is
+/// sealed by the caller (a pack is named by its frames before sealing).
 fn encode(
     data: &[u8],
     offset: u64,
     format: &FormatInfo,
     objective: &Objective,
+    sealer: Option<&DatasetSealer>,
 ) -> (String, Vec<u8>, String) {
-    let raw = blake3::hash(data).to_hex().to_string();
+    let name = match sealer {
+        Some(sealer) => sealer.name(data),
+        None => blake3::hash(data).to_hex().to_string(),
+    };
     let encoded = encode_chunk(data, offset, format, objective);
     let label = format!("{}+{}", encoded.choice.codec, encoded.choice.filter);
-    (raw, encoded.frame, label)
+    (name, encoded.frame, label)
+}
+
+/// `frame` as stored: sealed when the dataset is encrypted, as it is otherwise.
+fn stored_frame(frame: Vec<u8>, sealer: Option<&DatasetSealer>) -> Vec<u8> {
+    match sealer {
+        Some(sealer) => sealer.seal(&frame),
+        None => frame,
+    }
 }
 
 /// Chunk `index` of `file` through the chunk pipeline: read span by span (read ahead) and
@@ -492,15 +532,11 @@ async fn put_object(
     Ok(())
 }
 
-async fn run_unit(
-    source: &Store,
-    destination: &Store,
-    unit: Unit,
-    chunk_size: u64,
-    objective: Objective,
-    existing: &std::sync::Mutex<HashSet<String>>,
-    progress: &Progress,
-) -> Result<Placed, (Vec<FileRecord>, StoreError)> {
+async fn run_unit(round: &Round<'_>, unit: Unit) -> Result<Placed, (Vec<FileRecord>, StoreError)> {
+    let (source, destination) = (round.source, round.destination);
+    let (chunk_size, objective) = (round.chunk_size, round.objective);
+    let (existing, progress) = (round.existing, round.progress);
+    let sealer = round.sealer.clone();
     match unit {
         Unit::Failed(file, error) => Err((vec![file], error)),
         Unit::Chunk {
@@ -514,10 +550,13 @@ async fn run_unit(
                 .map_err(fail)?;
             let len = data.len() as u64;
             let offset = index * chunk_size;
-            let (raw, frame, label) =
-                tokio::task::spawn_blocking(move || encode(&data, offset, &format, &objective))
-                    .await
-                    .map_err(|e| fail(encode_failed(&file.planned.path, e)))?;
+            let (raw, frame, label) = tokio::task::spawn_blocking(move || {
+                let sealer = sealer.as_deref();
+                let (name, frame, label) = encode(&data, offset, &format, &objective, sealer);
+                (name, stored_frame(frame, sealer), label)
+            })
+            .await
+            .map_err(|e| fail(encode_failed(&file.planned.path, e)))?;
             let key = chunk_key(&raw);
             let frame_len = frame.len() as u64;
             put_object(destination, &key, Bytes::from(frame), existing, progress)
@@ -534,18 +573,27 @@ async fn run_unit(
         }
         Unit::Pack(files) => {
             let mut pack = Vec::new();
+            // With a sealer: the frames before sealing, which name the pack (the sealed
+            // bytes differ on every run, their nonces being fresh).
+            let mut clear_frames = Vec::new();
             let mut entries = Vec::new();
             for file in &files {
                 let (data, value) = read_chunk(source, file, chunk_size, 0)
                     .await
                     .map_err(|e| (files.clone(), e))?;
                 let hint = file.planned.path.clone();
-                let (_raw, frame, label) = tokio::task::spawn_blocking(move || {
+                let sealer = sealer.clone();
+                let (clear, frame, label) = tokio::task::spawn_blocking(move || {
                     let format = sniff_format(&data, Some(&hint));
-                    encode(&data, 0, &format, &objective)
+                    let (_, frame, label) = encode(&data, 0, &format, &objective, None);
+                    match sealer.as_deref() {
+                        Some(sealer) => (Some(frame.clone()), sealer.seal(&frame), label),
+                        None => (None, frame, label),
+                    }
                 })
                 .await
                 .map_err(|e| (files.clone(), encode_failed(&file.planned.path, e)))?;
+                clear_frames.extend_from_slice(&clear.unwrap_or_default());
                 entries.push((
                     file.planned.index,
                     value,
@@ -555,7 +603,10 @@ async fn run_unit(
                 ));
                 pack.extend_from_slice(&frame);
             }
-            let key = pack_key(&blake3::hash(&pack).to_hex());
+            let key = match sealer.as_deref() {
+                Some(sealer) => pack_key(&sealer.name(&clear_frames)),
+                None => pack_key(&blake3::hash(&pack).to_hex()),
+            };
             put_object(destination, &key, Bytes::from(pack), existing, progress)
                 .await
                 .map_err(|e| (files.clone(), e))?;

@@ -10,7 +10,7 @@
 //! or the new one, whole, never neither; the published copy is then read back and its raw
 //! BLAKE3 compared with the catalog's before the job turns **retiring** and **done** (the
 //! old copy was retired by the publish itself). The job's states follow a move's
-//! (copying, verifying, switching, retiring, done), so `strata migrations` shows where
+//! (copying, verifying, switching, retiring, done), so `strata moves` shows where
 //! each rotation is. An object already under the current key (rotated by an earlier run, or written
 //! since) is skipped.
 //!
