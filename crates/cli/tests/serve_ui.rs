@@ -196,6 +196,54 @@ async fn a_spike_shows_its_move_on_the_jobs_pane_live_without_a_reload() {
     browser.close().await;
 }
 
+/// The warm tier's "Faults injected" cell on the tiers pane.
+const WARM_FAULTS: &str = "const row = document.querySelector('#tiers-table tr[data-tier=warm]'); \
+     return row ? row.cells[6].textContent : ''";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tiers_pane_shows_the_faults_chaos_injects_until_they_are_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = local_service(dir.path(), &[]);
+    let browser = Browser::open().await;
+    browser.goto(&format!("{}/ui#tiers", service.url)).await;
+    browser
+        .until("no faults on warm", WARM_FAULTS, |text| {
+            (text == "none").then_some(())
+        })
+        .await;
+
+    let out = service.run(&[
+        "chaos", "inject", "warm", "503", "--op", "read", "--count", "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The pane refreshes on its own: no reload, no click.
+    let shown = browser
+        .until("the 503 rule on warm", WARM_FAULTS, |text| {
+            let text = text.as_str()?.to_string();
+            text.starts_with("503").then_some(text)
+        })
+        .await;
+    assert_eq!(shown, "503 on read (5 calls left, 0 injected)");
+    browser.screenshot("chaos").await;
+
+    let out = service.run(&["chaos", "clear"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    browser
+        .until("the rule gone from warm", WARM_FAULTS, |text| {
+            (text == "none").then_some(())
+        })
+        .await;
+    browser.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_objects_page_shows_its_explain_history_moves_and_access_chart() {
     let dir = tempfile::tempdir().unwrap();

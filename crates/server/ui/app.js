@@ -302,10 +302,13 @@ function actionButton(label, action, id) {
 // ---------- tiers ----------
 
 async function loadTiers() {
-  const [answer, listing] = await Promise.all([
+  const [answer, listing, health] = await Promise.all([
     api("/v1/tiers"),
     api("/v1/objects?heat=true&limit=10000"),
+    fetch("/healthz", { cache: "no-store" }).then((response) => response.json()),
   ]);
+  // The chaos rules in force (`strata chaos`), which /healthz shows to anyone.
+  const chaos = new Map((health.chaos || []).map((entry) => [entry.tier, entry.rules]));
   $("total-cost").textContent = money(answer.total_monthly_cost);
   const body = $("tiers-table").tBodies[0];
   body.replaceChildren();
@@ -318,6 +321,8 @@ async function loadTiers() {
     cell(row, tier.objects, "num");
     cell(row, money(tier.monthly_cost), "num");
     cell(row, tier.domains > 1 ? `${tier.redundancy} over ${tier.domains} domains` : tier.redundancy);
+    const rules = chaos.get(tier.name) || [];
+    cell(row, chaosText(rules), rules.length ? "error" : "note");
     cell(row, tier.store);
   }
   const counts = { hot: 0, warm: 0, cold: 0 };
@@ -328,6 +333,20 @@ async function loadTiers() {
   Charts.bars($("class-chart"),
     Object.entries(counts).map(([label, value]) => ({ label, value, colour: colours[label] })),
     (v) => Math.round(v).toString());
+}
+
+// One line for a tier's chaos rules: what each injects, on which operation, and what is
+// left of it ("none" without rules).
+function chaosText(rules) {
+  if (rules.length === 0) return "none";
+  return rules.map((rule) => {
+    const what = rule.fault === "latency" ? `latency ${rule.latency_ms} ms` : rule.fault;
+    const on = rule.op ? ` on ${rule.op}` : "";
+    const left = [];
+    if (rule.remaining != null) left.push(`${rule.remaining} calls`);
+    if (rule.expires_in_ms != null) left.push(`${Math.ceil(rule.expires_in_ms / 1000)} s`);
+    return `${what}${on} (${left.join(" or ")} left, ${rule.injected} injected)`;
+  }).join("; ");
 }
 
 function usageBar(tier) {

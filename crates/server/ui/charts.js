@@ -60,7 +60,8 @@ const Charts = (() => {
   // The top of the value axis: `max` rounded up so that four ticks fall on round values
   // (whole numbers for counts: 1, 2, 2.5 or 5 times a power of ten, times 4).
   function niceMax(max, integer) {
-    if (max <= 0) return 1;
+    // Nothing to show: counts still get whole ticks (0 to 4), not 0.25 rounded to 0 or 1.
+    if (max <= 0) return integer ? 4 : 1;
     const step = max / 4;
     const power = 10 ** Math.floor(Math.log10(step));
     const nice = [1, 2, 2.5, 5, 10].map((m) => m * power).find((s) => s >= step);

@@ -9,9 +9,8 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-use super::objects::{encode, printed, Client, ServerArgs};
+use super::objects::{printed, Client, ServerArgs};
 use super::Context;
-use crate::output;
 
 /// Arguments of `strata key`.
 #[derive(Args, Debug)]
@@ -47,21 +46,15 @@ pub async fn run(context: &Context, args: KeyArgs) -> anyhow::Result<ExitCode> {
 
 async fn rotate(context: &Context, args: RotateArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.server)?;
-    let path = match &args.tier {
-        Some(tier) => format!("/v1/keys/rotate?tier={}", encode(tier)),
-        None => "/v1/keys/rotate".to_string(),
-    };
-    let report = client.post_json(&path).await?;
-    let tiers = report["tiers"].as_array().cloned().unwrap_or_default();
-    let problems: usize = tiers
-        .iter()
-        .map(|tier| tier["problems"].as_array().map_or(0, Vec::len))
-        .sum();
-    if context.json {
-        output::print_json(&report);
-    } else {
-        print_report(&tiers)?;
-    }
+    let problems = client
+        .post_tier_report(
+            context,
+            "/v1/keys/rotate",
+            args.tier.as_deref(),
+            "problems",
+            print_report,
+        )
+        .await?;
     if problems > 0 {
         if !context.json {
             eprintln!(

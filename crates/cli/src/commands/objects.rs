@@ -222,6 +222,34 @@ impl Client {
         self.json(request).await
     }
 
+    /// `POST path` for every tier, or `tier` alone (`?tier=NAME`), whose answer is a report
+    /// per tier (`{"tiers": [...]}`): printed as JSON with `--json`, else by `print`.
+    /// Returns how many entries the tiers list under `failed` (what could not be done).
+    pub(crate) async fn post_tier_report(
+        &self,
+        context: &Context,
+        path: &str,
+        tier: Option<&str>,
+        failed: &str,
+        print: fn(&[Value]) -> anyhow::Result<ExitCode>,
+    ) -> anyhow::Result<usize> {
+        let path = match tier {
+            Some(tier) => format!("{path}?tier={}", encode(tier)),
+            None => path.to_string(),
+        };
+        let report = self.post_json(&path).await?;
+        let tiers = report["tiers"].as_array().cloned().unwrap_or_default();
+        if context.json {
+            output::print_json(&report);
+        } else {
+            print(&tiers)?;
+        }
+        Ok(tiers
+            .iter()
+            .map(|tier| tier[failed].as_array().map_or(0, Vec::len))
+            .sum())
+    }
+
     /// `DELETE path` (with its query), the answer as JSON.
     pub(crate) async fn delete_json(&self, path: &str) -> anyhow::Result<Value> {
         self.json(self.http.delete(self.url(path))).await

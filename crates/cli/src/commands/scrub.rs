@@ -7,9 +7,8 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
-use super::objects::{encode, printed, Client, ServerArgs};
+use super::objects::{printed, Client, ServerArgs};
 use super::Context;
-use crate::output;
 
 /// Arguments of `strata scrub`.
 #[derive(Args, Debug)]
@@ -23,21 +22,15 @@ pub struct ScrubArgs {
 /// `strata scrub [TIER]`. Exits 1 when an object could not be made whole.
 pub async fn run(context: &Context, args: ScrubArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.server)?;
-    let path = match &args.tier {
-        Some(tier) => format!("/v1/scrub?tier={}", encode(tier)),
-        None => "/v1/scrub".to_string(),
-    };
-    let report = client.post_json(&path).await?;
-    let tiers = report["tiers"].as_array().cloned().unwrap_or_default();
-    let unrepairable: usize = tiers
-        .iter()
-        .map(|tier| tier["unrepairable"].as_array().map_or(0, Vec::len))
-        .sum();
-    if context.json {
-        output::print_json(&report);
-    } else {
-        print_report(&tiers)?;
-    }
+    let unrepairable = client
+        .post_tier_report(
+            context,
+            "/v1/scrub",
+            args.tier.as_deref(),
+            "unrepairable",
+            print_report,
+        )
+        .await?;
     if unrepairable > 0 {
         if !context.json {
             eprintln!(
