@@ -605,6 +605,20 @@ pub async fn access(context: &Context, args: AccessArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes each `{"key", "detail"}` entry of `listed` (a tier report's objects that could
+/// not be handled) as an indented line.
+pub(crate) fn write_listed(out: &mut impl io::Write, listed: &Value) -> io::Result<()> {
+    for object in listed.as_array().map(Vec::as_slice).unwrap_or_default() {
+        writeln!(
+            out,
+            "  {}: {}",
+            object["key"].as_str().unwrap_or_default(),
+            object["detail"].as_str().unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
 /// Arguments of `strata moves`.
 #[derive(Args, Debug)]
 pub struct MovesArgs {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
-use super::objects::{printed, Client, ServerArgs};
+use super::objects::{printed, write_listed, Client, ServerArgs};
 use super::Context;
 
 /// Arguments of `strata scrub`.
@@ -62,14 +62,7 @@ fn print_report(tiers: &[Value]) -> anyhow::Result<ExitCode> {
                 count("orphans_removed"),
                 tier["unrepairable"].as_array().map_or(0, Vec::len),
             )?;
-            for object in tier["unrepairable"].as_array().cloned().unwrap_or_default() {
-                writeln!(
-                    out,
-                    "  {}: {}",
-                    object["key"].as_str().unwrap_or_default(),
-                    object["detail"].as_str().unwrap_or_default()
-                )?;
-            }
+            write_listed(&mut out, &tier["unrepairable"])?;
         }
         Ok(())
     })())
