@@ -41,7 +41,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     let s3 = S3Options::default();
     let source = Store::open(&StoreUri::parse(src)?, &s3).await?;
-    let source = DatasetSource::open(source).await?;
+    let source = DatasetSource::open(source, None).await?;
     let destination = Store::open(&StoreUri::parse(dst)?, &s3).await?;
     let catalog = Arc::new(SqliteCatalog::open(Path::new(&format!("{dst}.db"))).await?);
     let job = MigrationJob::new(source, destination, options, TargetLayout::Plain, None)?;

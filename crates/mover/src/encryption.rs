@@ -6,7 +6,7 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 pub use strata_codec::format::encrypted::{Cipher, EncryptionKey, KeyId, KeyRing, KEY_LEN};
 use strata_codec::format::packed::{
@@ -15,23 +15,6 @@ use strata_codec::format::packed::{
 use strata_store::{Store, StoreError};
 
 use crate::MoverError;
-
-/// The key this process was given for reading encrypted packed datasets (`--encryption-key-
-/// file` / `--encryption-key-env` of `strata migrate`, `verify`, `inspect`). One slot per
-/// process: every reader of a packed dataset opens it through [`dataset_keys`], which takes
-/// the key from here, so the key does not have to travel through each reader's signature.
-static READ_KEY: RwLock<Option<EncryptionKey>> = RwLock::new(None);
-
-/// Offer `key` to every encrypted packed dataset this process reads.
-pub fn offer_read_key(key: EncryptionKey) {
-    if let Ok(mut slot) = READ_KEY.write() {
-        *slot = Some(key);
-    }
-}
-
-fn offered_key() -> Option<EncryptionKey> {
-    READ_KEY.read().ok().and_then(|slot| slot.clone())
-}
 
 /// The layout marker of the packed store at `store`, parsed; `None` when it has none.
 pub async fn read_layout_marker(store: &Store) -> Result<Option<LayoutMarker>, MoverError> {
@@ -55,26 +38,34 @@ pub async fn dataset_encryption(store: &Store) -> Result<Option<DatasetEncryptio
     Ok(read_layout_marker(store).await?.and_then(|m| m.encryption))
 }
 
-/// The keys that open the encrypted packed dataset at `store`: `None` when it is not
-/// encrypted; an error naming the dataset and its key id when no key was offered
-/// ([`offer_read_key`]) or the key offered has another id.
-pub async fn dataset_keys(store: &Store) -> Result<Option<Arc<KeyRing>>, MoverError> {
+/// The keys that open the encrypted packed dataset at `store` with `key` (the one its reader
+/// was given: `--encryption-key-file` / `--encryption-key-env` of `strata migrate`, `verify`,
+/// `inspect`): `None` when it is not encrypted; an error naming the dataset and its key id
+/// when no key was given or the key given has another id.
+pub async fn dataset_keys(
+    store: &Store,
+    key: Option<&EncryptionKey>,
+) -> Result<Option<Arc<KeyRing>>, MoverError> {
     let Some(sealed) = dataset_encryption(store).await? else {
         return Ok(None);
     };
     let location = store.display();
-    let Some(key) = offered_key() else {
+    let Some(key) = key else {
         return Err(MoverError::InvalidOptions(format!(
             "{location} is an encrypted dataset (cipher {}, key id {}): give its key with \
              --encryption-key-file PATH or --encryption-key-env VAR",
             sealed.cipher, sealed.key_id
         )));
     };
-    check_key_matches(&location, &sealed, &key)?;
+    check_key_matches(&location, &sealed, key)?;
     let cipher = Cipher::parse(&sealed.cipher).map_err(|problem| {
         MoverError::InvalidOptions(format!("{location}/{LAYOUT_PATH}: {problem}"))
     })?;
-    Ok(Some(Arc::new(KeyRing::new(cipher, key, Vec::new()))))
+    Ok(Some(Arc::new(KeyRing::new(
+        cipher,
+        key.clone(),
+        Vec::new(),
+    ))))
 }
 
 /// Refuse `key` for a dataset sealed under another key id, naming both ids.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use strata_store::{Entry, ListWarning, Store, StoreError, StoreLocation};
 
+use crate::encryption::EncryptionKey;
 use crate::packed::read::PackedSource;
 use crate::MoverError;
 
@@ -86,9 +87,13 @@ pub enum DatasetSource {
 }
 
 impl DatasetSource {
-    /// Open `store` as a source: packed if it carries Strata's packed layout marker.
-    pub async fn open(store: Store) -> Result<DatasetSource, MoverError> {
-        Ok(match PackedSource::open(&store).await? {
+    /// Open `store` as a source: packed if it carries Strata's packed layout marker (an
+    /// encrypted one opened with `key`).
+    pub async fn open(
+        store: Store,
+        key: Option<&EncryptionKey>,
+    ) -> Result<DatasetSource, MoverError> {
+        Ok(match PackedSource::open(&store, key).await? {
             Some(packed) => DatasetSource::Packed(Arc::new(packed)),
             None => DatasetSource::Plain(store),
         })

@@ -23,6 +23,7 @@ use strata_codec::hash::{from_hex, ChunkValue, Hash32};
 use strata_codec::{ChunkLayout, DatasetManifest, ManifestFile, MANIFEST_COPY_PATH, MANIFEST_PATH};
 use strata_store::{Store, StoreError};
 
+use crate::encryption::EncryptionKey;
 use crate::packed::format::LAYOUT_PATH;
 use crate::packed::read::{is_packed, load_index, PackedSource};
 use crate::pipeline::{self, hash_stream, read_ahead};
@@ -266,7 +267,7 @@ pub async fn load_manifest_checked(store: &Store) -> Result<LoadedManifest, Move
 /// Check every file of the dataset at `store` against its manifest, `jobs` files at a time,
 /// reading every byte.
 pub async fn verify_dataset(store: &Store, jobs: usize) -> Result<VerifyReport, MoverError> {
-    verify_dataset_mode(store, jobs, VerifyMode::Deep).await
+    verify_dataset_mode(store, jobs, VerifyMode::Deep, None).await
 }
 
 /// [`verify_dataset`] in the given mode.
@@ -274,6 +275,7 @@ pub async fn verify_dataset_mode(
     store: &Store,
     jobs: usize,
     mode: VerifyMode,
+    key: Option<&EncryptionKey>,
 ) -> Result<VerifyReport, MoverError> {
     let started = Instant::now();
     store.check_reachable().await?;
@@ -285,7 +287,7 @@ pub async fn verify_dataset_mode(
     let mut packed = None;
     let mut index_lost = false;
     if manifest.layout.as_deref() == Some("packed") {
-        let keys = crate::encryption::dataset_keys(store).await?;
+        let keys = crate::encryption::dataset_keys(store, key).await?;
         if !is_packed(store).await? {
             issues.push(StoreIssue {
                 object: LAYOUT_PATH.into(),

@@ -493,7 +493,7 @@ async fn rebuild(context: &Context, args: RebuildArgs) -> anyhow::Result<ExitCod
     let manifest = &loaded.manifest;
     // Presence and sizes at DST (no byte read): a file that is not there is recorded as
     // pending, so a re-run copies it instead of trusting the manifest blindly.
-    let fast = verify_dataset_mode(&store, args.jobs.max(1), VerifyMode::Fast)
+    let fast = verify_dataset_mode(&store, args.jobs.max(1), VerifyMode::Fast, None)
         .await
         .with_context(|| format!("cannot check the files at {destination}"))?;
     let absent: HashSet<&str> = fast.damaged.iter().map(|d| d.path.as_str()).collect();

@@ -71,7 +71,7 @@ pub struct FileReport {
 /// Run the command.
 pub async fn run(context: &Context, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let objective = args.codec.objective()?;
-    args.key.load()?;
+    let key = args.key.load()?;
     let local = Path::new(&args.path);
     let (store, files) = if local.is_file() {
         let parent = local
@@ -87,7 +87,7 @@ pub async fn run(context: &Context, args: InspectArgs) -> anyhow::Result<ExitCod
         (store, vec![(name, size)])
     } else {
         let store = context.source_store(&args.path).await?;
-        if let Some(packed) = PackedSource::open(&store).await? {
+        if let Some(packed) = PackedSource::open(&store, key.as_ref()).await? {
             return inspect_packed(context, &packed, args.chunks);
         }
         let mut warn =

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use strata_mover::encryption::{load_key, offer_read_key, EncryptionKey, KeySource};
+use strata_mover::encryption::{load_key, EncryptionKey, KeySource};
 
 /// Where the key of an encrypted packed dataset comes from.
 #[derive(Args, Debug, Clone, Default)]
@@ -38,15 +38,13 @@ impl KeyArgs {
         }
     }
 
-    /// The key, when a source was given, read and offered to every encrypted dataset this
-    /// process reads; an error naming the flag and the file or variable when it is not
+    /// The key, when a source was given (the command hands it to the readers and writers
+    /// of the dataset); an error naming the flag and the file or variable when it is not
     /// exactly 32 bytes.
     pub fn load(&self) -> anyhow::Result<Option<EncryptionKey>> {
         let (Some(source), Some(flag)) = (self.source(), self.flag()) else {
             return Ok(None);
         };
-        let key = load_key(&source, flag)?;
-        offer_read_key(key.clone());
-        Ok(Some(key))
+        Ok(Some(load_key(&source, flag)?))
     }
 }

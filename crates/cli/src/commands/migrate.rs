@@ -173,7 +173,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
     let source = context
         .open_store(&args.source, FaultSide::Src, control.as_ref())
         .await?;
-    let source = DatasetSource::open(source).await?;
+    let source = DatasetSource::open(source, key.as_ref()).await?;
     check_key_use(&args, &source)?;
     let destination = context
         .open_store(&args.destination, FaultSide::Dst, control.as_ref())

@@ -26,14 +26,14 @@ pub struct VerifyArgs {
 
 /// Run the command.
 pub async fn run(context: &Context, args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    args.key.load()?;
+    let key = args.key.load()?;
     let store = context.destination_store(&args.destination).await?;
     let mode = if args.fast {
         VerifyMode::Fast
     } else {
         VerifyMode::Deep
     };
-    let report = verify_dataset_mode(&store, args.jobs, mode).await?;
+    let report = verify_dataset_mode(&store, args.jobs, mode, key.as_ref()).await?;
     if context.json {
         output::print_json(&report);
     } else {

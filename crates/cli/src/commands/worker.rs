@@ -216,7 +216,7 @@ fn store_opener(context: &Context, control: Option<BandwidthControl>) -> OpenSto
             };
             let source = open(source, FaultSide::Src).await?;
             let destination = open(destination, FaultSide::Dst).await?;
-            Ok((DatasetSource::open(source).await?, destination))
+            Ok((DatasetSource::open(source, None).await?, destination))
         }
         .boxed()
     })

@@ -236,7 +236,7 @@ pub async fn write_parity(
     announce: impl FnOnce(&ParityReport),
 ) -> Result<ParityReport, MoverError> {
     request.spec.check().map_err(MoverError::InvalidOptions)?;
-    let packed = PackedSource::open(store)
+    let packed = PackedSource::open(store, None)
         .await?
         .ok_or_else(|| MoverError::InvalidOptions(format!(
             "{} is not a packed store: parity covers the packed layout (strata migrate --layout packed)",

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use strata_codec::compress::decode_frame;
-use strata_codec::format::encrypted::{is_encrypted, KeyRing};
+use strata_codec::format::encrypted::{is_encrypted, EncryptionKey, KeyRing};
 use strata_codec::manifest::DatasetManifest;
 use strata_codec::MANIFEST_PATH;
 use strata_store::{Entry, Store, StoreError};
@@ -121,8 +121,12 @@ impl PackedSource {
     /// and no manifest saying packed: a store that lost only its marker is read through its
     /// manifest, with a warning). The manifest and the index are each read from their primary or, when that is bad,
     /// from their copy, with a warning naming the bad one; an error when neither copy of
-    /// the index can be used.
-    pub async fn open(store: &Store) -> Result<Option<PackedSource>, MoverError> {
+    /// the index can be used. An encrypted dataset opens with `key` only (see
+    /// [`crate::encryption::dataset_keys`]).
+    pub async fn open(
+        store: &Store,
+        key: Option<&EncryptionKey>,
+    ) -> Result<Option<PackedSource>, MoverError> {
         let manifest = if is_packed(store).await? {
             crate::verify::load_manifest(store).await?
         } else {
@@ -132,7 +136,7 @@ impl PackedSource {
             }
         };
         // Before the index: a missing or wrong key is the first thing to say.
-        let keys = crate::encryption::dataset_keys(store).await?;
+        let keys = crate::encryption::dataset_keys(store, key).await?;
         let loaded = load_index(store, &manifest).await?;
         if loaded.doc.is_some() {
             // Without a usable copy the error below says it all.

@@ -22,7 +22,7 @@ pub(super) async fn repair_plain(
     manifest: &DatasetManifest,
     report: &mut RepairReport,
 ) -> Result<(), MoverError> {
-    let verified = verify_dataset_mode(store, jobs, VerifyMode::Deep).await?;
+    let verified = verify_dataset_mode(store, jobs, VerifyMode::Deep, None).await?;
     report.objects_checked += manifest.files.len();
     if verified
         .issues
