@@ -37,8 +37,9 @@
 //! `migrations/postgres/NNNN_name.sql` (PostgreSQL: `BIGINT` for `INTEGER`, `BYTEA` for
 //! `BLOB`, an identity column for `AUTOINCREMENT`, no `WITHOUT ROWID` or `PRAGMA`) with
 //! the same number and name, meaning the same schema. Each engine embeds its own
-//! directory (`sqlx::migrate!`); a number present in one and not the other is a bug the
-//! test `migrations_are_numbered_alike` (`tests/postgres.rs`) catches. Row data a
+//! directory (`build.rs` lists the files, `src/migrations.rs` hands them to sqlx); a
+//! number present in one and not the other is a bug the test
+//! `migrations_are_numbered_alike` (`tests/postgres.rs`) catches. Row data a
 //! migration needs the binary for (as 0003's checksums on SQLite) goes in the engine's
 //! `check_and_migrate`, in the transaction that applies it.
 //!
@@ -51,6 +52,7 @@ mod input;
 pub mod integrity;
 pub mod lifecycle;
 mod location;
+mod migrations;
 pub mod model;
 mod open;
 mod postgres;

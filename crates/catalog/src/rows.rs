@@ -82,20 +82,47 @@ pub(crate) enum JobFilter<'a> {
     All,
 }
 
-/// A `jobs` row as stored.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RawJob {
-    pub id: i64,
-    pub source: String,
-    pub destination: String,
-    pub state: String,
-    pub chunk_size: i64,
-    pub options_json: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub root_hash: Option<String>,
-    pub last_error: Option<String>,
-    pub checksum: Option<Vec<u8>>,
+/// A row struct read by column name (each field from the column of its name) from either
+/// engine's rows: what `#[derive(sqlx::FromRow)]` would write, without sqlx's procedural
+/// macro crate, which brings a second build of sqlx and of SQLite's C sources (for the
+/// host) into every build of the binary.
+macro_rules! row_struct {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident { $($field_vis:vis $field:ident : $ty:ty),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name { $($field_vis $field: $ty),* }
+
+        impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for $name
+        where
+            &'r str: sqlx::ColumnIndex<R>,
+            $($ty: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,)*
+        {
+            fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+                Ok($name { $($field: row.try_get(stringify!($field))?),* })
+            }
+        }
+    };
+}
+pub(crate) use row_struct;
+
+row_struct! {
+    /// A `jobs` row as stored.
+    #[derive(Debug)]
+    pub(crate) struct RawJob {
+        pub id: i64,
+        pub source: String,
+        pub destination: String,
+        pub state: String,
+        pub chunk_size: i64,
+        pub options_json: String,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub root_hash: Option<String>,
+        pub last_error: Option<String>,
+        pub checksum: Option<Vec<u8>>,
+    }
 }
 
 impl RawJob {
@@ -125,19 +152,21 @@ impl RawJob {
     }
 }
 
-/// A `files` row as stored.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RawFile {
-    pub job_id: i64,
-    pub file_index: i64,
-    pub path: String,
-    pub size: i64,
-    pub mtime_ns: Option<i64>,
-    pub mode: Option<i64>,
-    pub state: String,
-    pub hash: Option<Vec<u8>>,
-    pub error: Option<String>,
-    pub checksum: Option<Vec<u8>>,
+row_struct! {
+    /// A `files` row as stored.
+    #[derive(Debug)]
+    pub(crate) struct RawFile {
+        pub job_id: i64,
+        pub file_index: i64,
+        pub path: String,
+        pub size: i64,
+        pub mtime_ns: Option<i64>,
+        pub mode: Option<i64>,
+        pub state: String,
+        pub hash: Option<Vec<u8>>,
+        pub error: Option<String>,
+        pub checksum: Option<Vec<u8>>,
+    }
 }
 
 impl RawFile {
@@ -170,14 +199,16 @@ impl RawFile {
     }
 }
 
-/// A `verified_chunks` row as stored.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RawChunk {
-    pub job_id: i64,
-    pub file_index: i64,
-    pub chunk_index: i64,
-    pub chaining_value: Vec<u8>,
-    pub checksum: Option<Vec<u8>>,
+row_struct! {
+    /// A `verified_chunks` row as stored.
+    #[derive(Debug)]
+    pub(crate) struct RawChunk {
+        pub job_id: i64,
+        pub file_index: i64,
+        pub chunk_index: i64,
+        pub chaining_value: Vec<u8>,
+        pub checksum: Option<Vec<u8>>,
+    }
 }
 
 impl RawChunk {

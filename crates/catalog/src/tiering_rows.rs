@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use crate::error::CatalogError;
 use crate::lifecycle::{JobKind, JobState};
-use crate::rows::RowReader;
+use crate::rows::{row_struct, RowReader};
 use crate::tiering::{ChunkHashes, MoveId, MoveJob, ObjectRecord, PlacedObject, Placement};
 
 /// The unfinished states as an SQL list, `('planned', ...)`, derived from
@@ -49,51 +49,57 @@ macro_rules! select_placed {
 }
 pub(crate) use select_placed;
 
-/// An object with its current placement, as [`select_placed`] reads it.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RawPlaced {
-    pub key: String,
-    pub size: i64,
-    pub hash: Vec<u8>,
-    pub mtime_ms: i64,
-    pub generation: i64,
-    pub created_ms: i64,
-    pub tier: String,
-    pub placed_ms: i64,
-    pub chunk_hashes: Option<Vec<u8>>,
+row_struct! {
+    /// An object with its current placement, as [`select_placed`] reads it.
+    #[derive(Debug)]
+    pub(crate) struct RawPlaced {
+        pub key: String,
+        pub size: i64,
+        pub hash: Vec<u8>,
+        pub mtime_ms: i64,
+        pub generation: i64,
+        pub created_ms: i64,
+        pub tier: String,
+        pub placed_ms: i64,
+        pub chunk_hashes: Option<Vec<u8>>,
+    }
 }
 
-/// A `placements` row as stored.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RawPlacement {
-    pub key: String,
-    pub tier: String,
-    pub state: String,
-    pub generation: i64,
-    pub job_id: Option<i64>,
-    pub placed_ms: i64,
+row_struct! {
+    /// A `placements` row as stored.
+    #[derive(Debug)]
+    pub(crate) struct RawPlacement {
+        pub key: String,
+        pub tier: String,
+        pub state: String,
+        pub generation: i64,
+        pub job_id: Option<i64>,
+        pub placed_ms: i64,
+    }
 }
 
-/// A `move_jobs` row as [`select_moves`] reads it.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct RawMove {
-    pub id: i64,
-    pub idempotency_key: String,
-    pub key: String,
-    pub from_tier: String,
-    pub to_tier: String,
-    pub generation: i64,
-    pub size: i64,
-    pub state: String,
-    pub reason: String,
-    pub explanation: String,
-    pub inputs_json: String,
-    pub after_json: String,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-    pub finished_ms: Option<i64>,
+row_struct! {
+    /// A `move_jobs` row as [`select_moves`] reads it.
+    #[derive(Debug)]
+    pub(crate) struct RawMove {
+        pub id: i64,
+        pub idempotency_key: String,
+        pub key: String,
+        pub from_tier: String,
+        pub to_tier: String,
+        pub generation: i64,
+        pub size: i64,
+        pub state: String,
+        pub reason: String,
+        pub explanation: String,
+        pub inputs_json: String,
+        pub after_json: String,
+        pub attempts: i64,
+        pub last_error: Option<String>,
+        pub created_ms: i64,
+        pub updated_ms: i64,
+        pub finished_ms: Option<i64>,
+    }
 }
 
 /// The tiering rows checked and converted, written once for every engine.

@@ -17,16 +17,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::MigrateError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::error::CatalogError;
 use crate::location::PostgresUrl;
-
-/// The schema migrations for PostgreSQL, embedded in the binary
-/// (`crates/catalog/migrations/postgres/`).
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+use crate::migrations::Embedded;
 
 /// Connections per process: the mover's batched commits and a few readers. A server's
 /// `max_connections` (100 by default) bounds how many processes can share it.
@@ -169,7 +166,11 @@ impl PostgresCatalog {
                 });
             }
         }
-        MIGRATOR
+        let migrator = Embedded::POSTGRES
+            .migrator()
+            .await
+            .map_err(|err| migrate_error(&self.shown, err))?;
+        migrator
             .run(&self.pool)
             .await
             .map_err(|err| migrate_error(&self.shown, err))
@@ -184,7 +185,7 @@ impl crate::rows::RowReader for PostgresCatalog {
 
 /// The newest migration embedded in this binary.
 fn latest_schema_version() -> i64 {
-    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    Embedded::POSTGRES.latest_version()
 }
 
 /// The error of a failed connection: unreachable (naming host and port), or refused by

@@ -16,14 +16,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::MigrateError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, SqlitePool};
 
 use crate::error::CatalogError;
-
-/// The schema migrations, embedded in the binary (`crates/catalog/migrations/`).
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+use crate::migrations::Embedded;
 
 /// How long a writer waits for another process's write transaction to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -207,7 +205,11 @@ impl SqliteCatalog {
             .map_err(|err| db_error(path, op, err))?;
         let had_checksums =
             integrity::migration_applied(path, &mut tx, integrity::ROW_CHECKSUMS_VERSION).await?;
-        MIGRATOR
+        let migrator = Embedded::SQLITE
+            .migrator()
+            .await
+            .map_err(|err| migrate_error(path, err))?;
+        migrator
             .run(&mut *tx)
             .await
             .map_err(|err| migrate_error(path, err))?;
@@ -325,7 +327,7 @@ pub(super) async fn has_migration_history(
 
 /// The newest migration embedded in this binary.
 fn latest_schema_version() -> i64 {
-    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    Embedded::SQLITE.latest_version()
 }
 
 fn migrate_error(path: &Path, err: MigrateError) -> CatalogError {
