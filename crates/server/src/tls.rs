@@ -3,9 +3,9 @@
 //! certificate or key, or a key that does not match the certificate stops the service with
 //! the file named, instead of failing every handshake later.
 //!
-//! The crypto provider is named explicitly (aws-lc-rs, rustls' default): the build also
-//! has rustls' `ring` feature (through other crates), and with both rustls cannot pick one
-//! by itself.
+//! The crypto provider is named explicitly (aws-lc-rs, rustls' default, the only one the
+//! binary compiles): a test build also has `ring` (through rcgen), and a provider chosen by
+//! features alone would depend on what else is linked in.
 
 use std::path::Path;
 use std::sync::Arc;
