@@ -2,6 +2,7 @@
 //! document by a test), the small handlers (health, tiers, metrics, the document), and the
 //! JSON answers for unknown routes and methods.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -12,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
+use strata_heat::{AccessSummary, Class};
 
 use crate::background::WhileSent;
 use crate::error::{json_errors, ApiError};
-use crate::state::AppState;
+use crate::state::{lock, now_ms, AppState};
 use crate::{access, chaos, dashboard, explain, forecast, jobs, objects, planning, trends};
 
 /// The OpenAPI 3.1 document served at `/openapi.json`.
@@ -243,6 +245,11 @@ pub struct TierView {
 }
 
 async fn tiers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    // Every object is classified: off the async workers, a page of keys at a time.
+    let counting = state.clone();
+    let by_class = tokio::task::spawn_blocking(move || objects_by_class(&counting))
+        .await
+        .unwrap_or_default();
     let usage = state.index.usage();
     let classes = &state.config.classes;
     let views: Vec<TierView> = state
@@ -293,5 +300,36 @@ async fn tiers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "tiers": views,
         "default_tier": state.config.default_tier,
         "total_monthly_cost": total,
+        "objects_by_class": by_class,
     }))
+}
+
+/// How many objects each class holds now: the classification rules applied to every
+/// object's access statistics, as `GET /v1/objects?heat=true` applies them to one page.
+/// Keys are read a page at a time and the tracker is locked per page, so counting a large
+/// index never holds up the accesses being recorded.
+fn objects_by_class(state: &AppState) -> BTreeMap<Class, u64> {
+    const PAGE: usize = 4096;
+    let rules = state.config.classification_rules();
+    let now = now_ms();
+    let mut counts: BTreeMap<Class, u64> = [Class::Hot, Class::Warm, Class::Cold]
+        .into_iter()
+        .map(|class| (class, 0))
+        .collect();
+    let mut after: Option<String> = None;
+    loop {
+        let (page, more) = state.index.list("", after.as_deref(), PAGE);
+        let tracker = lock(&state.tracker);
+        for (key, _) in &page {
+            let summary = tracker
+                .summary(key, now)
+                .unwrap_or(AccessSummary::never_accessed(now));
+            *counts.entry(rules.classify(&summary).class).or_default() += 1;
+        }
+        drop(tracker);
+        match page.last() {
+            Some((key, _)) if more => after = Some(key.clone()),
+            _ => return counts,
+        }
+    }
 }

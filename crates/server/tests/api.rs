@@ -458,3 +458,25 @@ async fn the_dashboard_its_model_status_and_trends() {
     let reads: u64 = history.iter().map(|h| h["reads"].as_u64().unwrap()).sum();
     assert_eq!(reads, 1, "{explained}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiers_count_every_object_by_class_as_the_listing_classifies_it() {
+    let server = start(TEST_RULES).await;
+    for key in ["c1", "c2", "c3"] {
+        server.put(key, &bytes(1_000, 1)).await;
+    }
+    server.get("/v1/objects/c1").await.bytes().await.unwrap();
+    let listing = server.json("/v1/objects?heat=true").await;
+    let mut expected = serde_json::json!({ "hot": 0, "warm": 0, "cold": 0 });
+    for object in listing["objects"].as_array().unwrap() {
+        let class = object["class"].as_str().unwrap();
+        expected[class] = (expected[class].as_u64().unwrap() + 1).into();
+    }
+    let tiers = server.json("/v1/tiers").await;
+    assert_eq!(tiers["objects_by_class"], expected, "{listing}");
+    let counted: u64 = ["hot", "warm", "cold"]
+        .iter()
+        .map(|class| tiers["objects_by_class"][class].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 3, "{tiers}");
+}

@@ -302,9 +302,8 @@ function actionButton(label, action, id) {
 // ---------- tiers ----------
 
 async function loadTiers() {
-  const [answer, listing, health] = await Promise.all([
+  const [answer, health] = await Promise.all([
     api("/v1/tiers"),
-    api("/v1/objects?heat=true&limit=10000"),
     fetch("/healthz", { cache: "no-store" }).then((response) => response.json()),
   ]);
   // The chaos rules in force (`strata chaos`), which /healthz shows to anyone.
@@ -325,13 +324,11 @@ async function loadTiers() {
     cell(row, chaosText(rules), rules.length ? "error" : "note");
     cell(row, tier.store);
   }
-  const counts = { hot: 0, warm: 0, cold: 0 };
-  for (const object of listing.objects) counts[object.class] = (counts[object.class] || 0) + 1;
-  $("class-note").textContent = listing.truncated
-    ? `Counted over the first ${listing.objects.length} objects (by key).` : "";
+  // Counted by the service over every object (`objects_by_class` of /v1/tiers).
+  const counts = answer.objects_by_class || {};
   const colours = { hot: "#d1495b", warm: "#edae49", cold: "#00798c" };
   Charts.bars($("class-chart"),
-    Object.entries(counts).map(([label, value]) => ({ label, value, colour: colours[label] })),
+    ["hot", "warm", "cold"].map((label) => ({ label, value: counts[label] || 0, colour: colours[label] })),
     (v) => Math.round(v).toString());
 }
 
