@@ -94,11 +94,37 @@ pub(crate) fn gcs_builder(
     if let Some(token) = &options.token {
         builder = builder.token(token.clone());
     } else if let Some(path) = &options.credential_path {
+        check_key_file(uri, path)?;
         builder = builder.credential_path(path);
     } else {
         builder = builder.skip_signature();
     }
     Ok((builder, endpoint))
+}
+
+/// Checks that the key file `GOOGLE_APPLICATION_CREDENTIALS` names is a readable JSON key
+/// (an object with a `type`), so that a wrong path or a damaged file is named when the
+/// store opens instead of surfacing as a failed request signature. The file's content is
+/// never put in the error: it holds a private key.
+fn check_key_file(uri: &StoreUri, path: &str) -> Result<(), StoreError> {
+    let unusable = |why: String| StoreError::Auth {
+        uri: uri.to_string(),
+        detail: format!("GOOGLE_APPLICATION_CREDENTIALS names {path}, which {why}"),
+    };
+    let text = std::fs::read(path).map_err(|e| unusable(format!("cannot be read ({e})")))?;
+    let json: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+        unusable(format!(
+            "is not a JSON key file (invalid JSON at line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if json.get("type").and_then(|t| t.as_str()).is_none() {
+        return Err(unusable(
+            "is not a service account or authorized user key file (no \"type\")".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The error for a container or bucket that does not exist.

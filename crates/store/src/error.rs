@@ -351,6 +351,13 @@ pub(crate) fn from_dal(ctx: &DalContext<'_>, path: &str, err: opendal::Error) ->
     }
     let message = err.message();
     let code = s3_code(message);
+    if message.contains("signing http request") {
+        // The credentials could not be loaded or applied: nothing was sent.
+        return StoreError::Auth {
+            uri: ctx.uri.to_string(),
+            detail,
+        };
+    }
     match err.kind() {
         ErrorKind::NotFound => StoreError::NotFound {
             path: display_path(ctx, path),

@@ -105,6 +105,13 @@ impl Emulator {
     }
 }
 
+/// A dedicated emulator dies with its handle (a shared one, in a static, with the process).
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The shared Azurite of this test binary.
 pub fn azurite() -> &'static Emulator {
     static AZURITE: OnceLock<Result<Emulator, String>> = OnceLock::new();
