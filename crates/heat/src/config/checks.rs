@@ -108,6 +108,10 @@ mod tests {
         assert!(check_store("s3://").is_err());
         assert!(check_store("s3://AKIA:secret@bucket/x").is_err());
         assert!(check_store("s3://bucket/x?secret_access_key=abc").is_err());
+        assert!(check_store("azblob://data/cold?endpoint=http://127.0.0.1:10000/a").is_ok());
+        assert!(check_store("gs://bucket/cold").is_ok());
+        assert!(check_store("gs://").is_err());
+        assert!(check_store("azblob://data?sv=2022&sig=abc").is_err());
     }
 
     #[test]
