@@ -280,7 +280,11 @@ impl DalStore {
             }
             Err(err) if is_timeout(&err) => Err(StoreError::Unreachable {
                 endpoint: self.endpoint.clone(),
-                detail: format!("no answer within {} seconds", PROBE_TIMEOUT.as_secs()),
+                detail: format!(
+                    "no answer within {} seconds, for {}",
+                    PROBE_TIMEOUT.as_secs(),
+                    self.shown
+                ),
             }),
             Err(err) => Err(self.error("", err)),
         }

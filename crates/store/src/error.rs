@@ -344,9 +344,10 @@ pub(crate) fn from_dal(ctx: &DalContext<'_>, path: &str, err: opendal::Error) ->
     }
     let detail = dal_detail(&err);
     if is_connect_failure(&err) {
+        // The URI too: the endpoint alone does not say which store (or key) was wanted.
         return StoreError::Unreachable {
             endpoint: ctx.endpoint.to_string(),
-            detail,
+            detail: format!("{detail}, for {}", display_path(ctx, path)),
         };
     }
     let message = err.message();

@@ -114,7 +114,7 @@ async fn an_azure_store_without_account_or_endpoint_says_what_to_set() {
 }
 
 /// Writes a file, kills the emulator, and checks that reading it and probing the store
-/// both fail as unreachable, naming the endpoint of the URI, retryable.
+/// both fail as unreachable, retryable, naming the URI (and the file read).
 async fn killed_emulator_is_reported_unreachable(kind: EmulatorKind, scheme: &str) {
     let emulator = Emulator::dedicated(kind);
     let namespace = emulator.new_namespace();
@@ -128,10 +128,12 @@ async fn killed_emulator_is_reported_unreachable(kind: EmulatorKind, scheme: &st
     emulator.kill();
     let read = store.read_all("a.bin").await.unwrap_err();
     let probe = store.check_reachable().await.unwrap_err();
-    for err in [read, probe] {
+    let shown = StoreUri::parse(&uri).unwrap().to_string();
+    for (err, names) in [(read, format!("{shown}/a.bin")), (probe, shown)] {
         assert!(matches!(err, StoreError::Unreachable { .. }), "{err}");
         assert!(err.is_retryable(), "{err}");
-        assert!(err.to_string().contains(&endpoint), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&names), "{text}");
     }
 }
 
