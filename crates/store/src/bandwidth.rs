@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use strata_throttle::{BwLimit, Priority, Schedule, Throttle, WeekTime};
 
-use crate::{Store, StoreScheme, ThrottleStatus};
+use crate::{Store, ThrottleStatus};
 
 /// How often a limit file is checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(5);
@@ -205,7 +205,7 @@ impl BandwidthControl {
     /// ever apply.
     pub fn apply(&self, store: Store) -> Store {
         let policy = &self.shared.policy;
-        let network = store.uri().scheme() == StoreScheme::S3;
+        let network = store.uri().scheme().is_remote();
         let congestion_control = policy.congestion_control && network;
         let may_cap = policy.limit.is_some() || policy.limit_file.is_some();
         if !congestion_control && !may_cap {

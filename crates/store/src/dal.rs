@@ -1,8 +1,9 @@
-//! Object stores over Apache OpenDAL: S3-compatible servers and in-process memory.
+//! Object stores over Apache OpenDAL: S3-compatible servers, Azure Blob, Google Cloud
+//! Storage (their services built in `dal_cloud.rs`) and in-process memory.
 //!
 //! Each store has two operators over the same service: `op` (timeouts, bounded retries:
 //! data traffic) and `probe` (short timeouts, no retry: [`DalStore::check_reachable`], so a
-//! dead endpoint is reported in seconds). Both send their S3 requests through a
+//! dead endpoint is reported in seconds). Both send their HTTP requests through a
 //! [`PushbackTransport`], which turns a 429 or 5xx answer into an error that carries the
 //! server's `Retry-After` (see [`crate::retry_after`]).
 
@@ -154,39 +155,60 @@ impl DalStore {
             StoreScheme::S3 => {
                 let (builder, endpoint) = s3_builder(uri, s3)?;
                 let base = Operator::new(builder).map_err(config_error)?;
-                let op = with_http_client(base.clone(), CONNECT_TIMEOUT, &endpoint)?
-                    .layer(
-                        TimeoutLayer::new()
-                            .with_timeout(CONTROL_TIMEOUT)
-                            .with_io_timeout(IO_TIMEOUT),
-                    )
-                    .layer(
-                        // Its first wait is what honours a `Retry-After` of up to
-                        // OPENDAL_RETRY_MIN_DELAY; longer ones are left to the caller.
-                        RetryLayer::new()
-                            .with_min_delay(OPENDAL_RETRY_MIN_DELAY)
-                            .with_max_times(RETRY_TIMES)
-                            .with_jitter(),
-                    );
-                let probe = with_http_client(base, PROBE_TIMEOUT, &endpoint)?.layer(
-                    TimeoutLayer::new()
-                        .with_timeout(PROBE_TIMEOUT)
-                        .with_io_timeout(PROBE_TIMEOUT),
-                );
-                Ok(DalStore {
-                    op,
-                    probe,
-                    key_prefix: String::new(),
-                    scheme: StoreScheme::S3,
-                    endpoint,
-                    shown,
-                })
+                Self::remote(base, StoreScheme::S3, endpoint, shown)
+            }
+            StoreScheme::Azblob => {
+                let (builder, endpoint) = crate::dal_cloud::azblob_builder(uri, &s3.azblob)?;
+                let base = Operator::new(builder).map_err(config_error)?;
+                Self::remote(base, StoreScheme::Azblob, endpoint, shown)
+            }
+            StoreScheme::Gcs => {
+                let (builder, endpoint) = crate::dal_cloud::gcs_builder(uri, &s3.gcs)?;
+                let base = Operator::new(builder).map_err(config_error)?;
+                Self::remote(base, StoreScheme::Gcs, endpoint, shown)
             }
             StoreScheme::File => Err(StoreError::InvalidUri {
                 uri: shown.clone(),
                 reason: "local stores do not go through OpenDAL".into(),
             }),
         }
+    }
+
+    /// A store on an object store server: the data operator (own HTTP client, timeouts,
+    /// bounded retries) and the probe (short timeouts, no retry) over the same service.
+    fn remote(
+        base: Operator,
+        scheme: StoreScheme,
+        endpoint: String,
+        shown: String,
+    ) -> Result<DalStore, StoreError> {
+        let op = with_http_client(base.clone(), CONNECT_TIMEOUT, &endpoint)?
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(CONTROL_TIMEOUT)
+                    .with_io_timeout(IO_TIMEOUT),
+            )
+            .layer(
+                // Its first wait is what honours a `Retry-After` of up to
+                // OPENDAL_RETRY_MIN_DELAY; longer ones are left to the caller.
+                RetryLayer::new()
+                    .with_min_delay(OPENDAL_RETRY_MIN_DELAY)
+                    .with_max_times(RETRY_TIMES)
+                    .with_jitter(),
+            );
+        let probe = with_http_client(base, PROBE_TIMEOUT, &endpoint)?.layer(
+            TimeoutLayer::new()
+                .with_timeout(PROBE_TIMEOUT)
+                .with_io_timeout(PROBE_TIMEOUT),
+        );
+        Ok(DalStore {
+            op,
+            probe,
+            key_prefix: String::new(),
+            scheme,
+            endpoint,
+            shown,
+        })
     }
 
     pub(crate) fn operator(&self) -> &Operator {
@@ -205,8 +227,14 @@ impl DalStore {
         }
     }
 
-    pub(crate) fn is_s3(&self) -> bool {
-        self.scheme == StoreScheme::S3
+    /// Whether the store is on an object store server (S3, Azure Blob, GCS), not in memory.
+    pub(crate) fn is_remote(&self) -> bool {
+        self.scheme.is_remote()
+    }
+
+    /// The kind of store.
+    pub(crate) fn scheme(&self) -> StoreScheme {
+        self.scheme
     }
 
     /// The operator key of a validated relative path.
@@ -238,10 +266,25 @@ impl DalStore {
         .await;
         match result {
             Ok(()) => Ok(()),
-            Err(err) if err.kind() == opendal::ErrorKind::NotFound && !self.is_s3() => Ok(()),
+            Err(err) if err.kind() == opendal::ErrorKind::NotFound && !self.is_remote() => Ok(()),
+            // Listing a prefix that holds nothing is no error on any object store: a 404
+            // here means the container or bucket itself is missing.
+            Err(err)
+                if err.kind() == opendal::ErrorKind::NotFound
+                    && matches!(self.scheme, StoreScheme::Azblob | StoreScheme::Gcs) =>
+            {
+                Err(crate::dal_cloud::missing_namespace(
+                    &self.shown,
+                    self.scheme,
+                ))
+            }
             Err(err) if is_timeout(&err) => Err(StoreError::Unreachable {
                 endpoint: self.endpoint.clone(),
-                detail: format!("no answer within {} seconds", PROBE_TIMEOUT.as_secs()),
+                detail: format!(
+                    "no answer within {} seconds, for {}",
+                    PROBE_TIMEOUT.as_secs(),
+                    self.shown
+                ),
             }),
             Err(err) => Err(self.error("", err)),
         }
@@ -383,7 +426,7 @@ impl Access for DalStore {
 #[async_trait]
 impl Backend for DalStore {
     fn display(&self, uri: &StoreUri) -> String {
-        if self.is_s3() && uri.endpoint().is_none() {
+        if self.is_remote() && uri.endpoint().is_none() {
             format!("{} (endpoint {})", self.shown, self.endpoint)
         } else {
             self.shown.clone()
@@ -395,7 +438,7 @@ impl Backend for DalStore {
     }
 
     fn with_sensing(&self, throttle: &Throttle, class: Priority) -> Option<Arc<dyn Access>> {
-        if !self.is_s3() {
+        if !self.is_remote() {
             return None;
         }
         let layered = self.with_layer(ThrottleLayer::new(throttle.clone(), class));

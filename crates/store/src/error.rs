@@ -21,7 +21,10 @@ pub enum StoreError {
     #[error(
         "invalid store URI `{uri}`: {reason}; accepted: a local path, file:///abs/path, \
          s3://bucket[/prefix][?endpoint=URL&region=NAME&path_style=true|false] \
-         (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), memory://[name[/prefix]]"
+         (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), \
+         azblob://container[/prefix][?endpoint=URL&account=NAME] (AZURE_STORAGE_KEY), \
+         gs://bucket[/prefix][?endpoint=URL] (GOOGLE_APPLICATION_CREDENTIALS), \
+         memory://[name[/prefix]]"
     )]
     InvalidUri {
         /// The URI as given, with anything that looks like a credential replaced by `***`.
@@ -84,10 +87,7 @@ pub enum StoreError {
     },
 
     /// The store rejected the credentials (HTTP 403, unknown key, bad signature, expired token).
-    #[error(
-        "the store refused access to {uri}: {detail}; check AWS_ACCESS_KEY_ID, \
-         AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) and the bucket policy"
-    )]
+    #[error("the store refused access to {uri}: {detail}; {}", auth_advice(uri))]
     Auth {
         /// The store URI (no credentials in it).
         uri: String,
@@ -152,6 +152,20 @@ pub enum StoreError {
         /// Whether trying again later may succeed (server errors, throttling, timeouts).
         retryable: bool,
     },
+}
+
+/// Where the credentials of the store `uri` names come from.
+fn auth_advice(uri: &str) -> &'static str {
+    if uri.starts_with("azblob://") {
+        "check AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY (or AZURE_STORAGE_SAS_TOKEN, or \
+         AZURE_STORAGE_CONNECTION_STRING) and the container's access policy"
+    } else if uri.starts_with("gs://") {
+        "check GOOGLE_APPLICATION_CREDENTIALS (or GOOGLE_OAUTH_ACCESS_TOKEN) and the bucket's \
+         permissions"
+    } else {
+        "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) and the bucket \
+         policy"
+    }
 }
 
 fn backend_advice(retryable: bool) -> &'static str {
@@ -330,13 +344,21 @@ pub(crate) fn from_dal(ctx: &DalContext<'_>, path: &str, err: opendal::Error) ->
     }
     let detail = dal_detail(&err);
     if is_connect_failure(&err) {
+        // The URI too: the endpoint alone does not say which store (or key) was wanted.
         return StoreError::Unreachable {
             endpoint: ctx.endpoint.to_string(),
-            detail,
+            detail: format!("{detail}, for {}", display_path(ctx, path)),
         };
     }
     let message = err.message();
     let code = s3_code(message);
+    if message.contains("signing http request") {
+        // The credentials could not be loaded or applied: nothing was sent.
+        return StoreError::Auth {
+            uri: ctx.uri.to_string(),
+            detail,
+        };
+    }
     match err.kind() {
         ErrorKind::NotFound => StoreError::NotFound {
             path: display_path(ctx, path),

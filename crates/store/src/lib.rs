@@ -2,8 +2,9 @@
 //!
 //! This crate owns every byte Strata reads from or writes to a store:
 //!
-//! - **naming stores**: [`StoreUri`] parses local paths, `file://`, `s3://` and `memory://`
-//!   URIs; [`S3Options`] carries endpoint, region and credentials from the environment;
+//! - **naming stores**: [`StoreUri`] parses local paths, `file://`, `s3://`, `azblob://`,
+//!   `gs://` and `memory://` URIs; [`S3Options`] carries endpoint, region and credentials
+//!   from the environment (Azure's in [`AzblobOptions`], GCS's in [`GcsOptions`], inside it);
 //! - **reading**: recursive [`Store::list`] (sorted, Strata's own `.strata/` directory
 //!   excluded, odd files reported as [`ListWarning`]s instead of failing the run),
 //!   [`Store::stat`], ranged [`Store::read_range`];
@@ -28,7 +29,8 @@
 //! - **errors for operators**: [`StoreError`] says what failed, where, what to do, and
 //!   whether a retry can help.
 //!
-//! Object stores go through Apache OpenDAL (S3 and memory services). S3 data calls have
+//! Object stores go through Apache OpenDAL (S3, Azure Blob, GCS and memory services;
+//! `dal_cloud.rs` builds the Azure and GCS ones). Their data calls have
 //! OpenDAL's timeout layer and a short retry layer (3 tries, 1 s backoff doubling, jitter)
 //! so that one failed multipart part does not sink a whole file's upload; an error that
 //! still comes out has been retried already, except a 429/503 whose `Retry-After` is over
@@ -49,6 +51,7 @@ pub mod allocator;
 pub mod bandwidth;
 pub mod chaos;
 mod dal;
+mod dal_cloud;
 mod error;
 pub mod faults;
 mod faults_layer;
@@ -57,6 +60,7 @@ mod list;
 mod local;
 pub mod metrics_layer;
 mod options;
+mod options_cloud;
 mod overlap;
 mod relpath;
 mod retry_after;
@@ -69,12 +73,14 @@ mod upload;
 mod upload_dal;
 mod upload_local;
 mod uri;
+mod uri_cloud;
 
 pub use bandwidth::{BandwidthControl, BandwidthPolicy};
 pub use error::StoreError;
 pub use layers::Layers;
 pub use metrics_layer::{OpStats, StoreMetrics, StoreOp};
 pub use options::S3Options;
+pub use options_cloud::{AzblobOptions, GcsOptions};
 pub use overlap::{Overlap, StoreLocation};
 pub use store::Store;
 pub use throttled::{LaneStatus, ThrottleLayer, ThrottleStatus};

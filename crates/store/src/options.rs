@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use crate::options_cloud::{AzblobOptions, GcsOptions, Redacted};
 use crate::uri::parse_bool;
 
 /// S3 settings that do not belong in a URI. Query parameters of an `s3://` URI
@@ -28,13 +29,18 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
     /// Session token of temporary credentials (secret: redacted in `Debug`).
     pub session_token: Option<String>,
+    /// Settings of `azblob://` stores (carried here so that one value opens any store).
+    pub azblob: AzblobOptions,
+    /// Settings of `gs://` stores.
+    pub gcs: GcsOptions,
 }
 
 impl S3Options {
     /// Reads the standard variables: `AWS_ENDPOINT_URL_S3` (preferred) or `AWS_ENDPOINT_URL`,
     /// `AWS_REGION` or `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
     /// `AWS_SESSION_TOKEN`, and `STRATA_S3_PATH_STYLE` (true/false). Empty values count as
-    /// unset; an unparsable `STRATA_S3_PATH_STYLE` is ignored with a warning.
+    /// unset; an unparsable `STRATA_S3_PATH_STYLE` is ignored with a warning. Azure's and
+    /// GCS's variables too (see [`AzblobOptions::from_lookup`], [`GcsOptions::from_lookup`]).
     pub fn from_env() -> Self {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -60,24 +66,14 @@ impl S3Options {
             access_key_id: get("AWS_ACCESS_KEY_ID"),
             secret_access_key: get("AWS_SECRET_ACCESS_KEY"),
             session_token: get("AWS_SESSION_TOKEN"),
+            azblob: AzblobOptions::from_lookup(&lookup),
+            gcs: GcsOptions::from_lookup(&lookup),
         }
     }
 
     /// Whether an access key pair is present.
     pub fn has_credentials(&self) -> bool {
         self.access_key_id.is_some() && self.secret_access_key.is_some()
-    }
-}
-
-/// Prints `Some("<redacted>")` or `None`.
-struct Redacted<'a>(&'a Option<String>);
-
-impl fmt::Debug for Redacted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(_) => f.write_str("Some(<redacted>)"),
-            None => f.write_str("None"),
-        }
     }
 }
 
@@ -90,6 +86,8 @@ impl fmt::Debug for S3Options {
             .field("access_key_id", &Redacted(&self.access_key_id))
             .field("secret_access_key", &Redacted(&self.secret_access_key))
             .field("session_token", &Redacted(&self.session_token))
+            .field("azblob", &self.azblob)
+            .field("gcs", &self.gcs)
             .finish()
     }
 }

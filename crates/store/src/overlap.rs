@@ -49,8 +49,9 @@ impl StoreLocation {
     /// actually used, which the URI may not name; ignored for other stores).
     pub fn of_uri(uri: &StoreUri, endpoint: &str) -> StoreLocation {
         let namespace = match uri.scheme() {
-            StoreScheme::S3 => format!(
-                "s3 {} {}",
+            StoreScheme::S3 | StoreScheme::Azblob | StoreScheme::Gcs => format!(
+                "{} {} {}",
+                uri.scheme(),
                 normal_endpoint(endpoint),
                 uri.bucket().unwrap_or_default()
             ),

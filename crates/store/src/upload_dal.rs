@@ -1,6 +1,7 @@
-//! OpenDAL uploads: one sequential `opendal::Writer` (an S3 multipart upload, parts sent
-//! concurrently); chunks that arrive ahead of their turn wait in memory until the gap
-//! before them is filled. Publishing completes the upload; the object appears then.
+//! OpenDAL uploads: one sequential `opendal::Writer` (an S3 multipart upload or an Azure
+//! block blob's staged blocks, parts sent concurrently; a GCS resumable upload session);
+//! chunks that arrive ahead of their turn wait in memory until the gap before them is
+//! filled. Publishing completes the upload; the object appears then.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::access::{Begun, GroupPublish, UploadAccess, UploadInfo};
 use crate::dal::{part_size_for, DalStore, S3_PART_CONCURRENCY};
 use crate::error::StoreError;
 use crate::upload_local::finished;
+use crate::uri::StoreScheme;
 
 pub(crate) struct DalUpload {
     store: Arc<DalStore>,
@@ -41,13 +43,15 @@ pub(crate) async fn begin_dal(
 ) -> Result<DalUpload, StoreError> {
     let key = store.key(rel)?;
     let op = store.operator();
-    let writer = if store.is_s3() {
-        op.writer_with(&key)
-            .chunk(part_size_for(size))
-            .concurrent(S3_PART_CONCURRENCY)
-            .await
-    } else {
-        op.writer(&key).await
+    let writer = match store.scheme() {
+        StoreScheme::Gcs => gcs_resumable_writer(op, &key).await,
+        scheme if scheme.is_remote() => {
+            op.writer_with(&key)
+                .chunk(part_size_for(size))
+                .concurrent(S3_PART_CONCURRENCY)
+                .await
+        }
+        _ => op.writer(&key).await,
     }
     .map_err(|e| store.error(rel, e))?;
     Ok(DalUpload {
@@ -62,6 +66,27 @@ pub(crate) async fn begin_dal(
             failed: None,
         }),
     })
+}
+
+/// A GCS upload through a resumable session (JSON API), which real GCS and its emulators
+/// all implement, where OpenDAL's default GCS writer uses the XML API's multipart upload
+/// that fake-gcs-server lacks. OpenDAL takes the resumable path for conditional writes, so
+/// the write is made conditional on what is there now: no object yet
+/// (`ifGenerationMatch=0`), or the generation seen (a replacement). Should another writer
+/// change the object meanwhile, publishing fails instead of overwriting its bytes.
+async fn gcs_resumable_writer(
+    op: &opendal::Operator,
+    key: &str,
+) -> Result<opendal::Writer, opendal::Error> {
+    let current = match op.stat(key).await {
+        Ok(meta) => meta.version().map(str::to_string),
+        Err(err) if err.kind() == opendal::ErrorKind::NotFound => None,
+        Err(err) => return Err(err),
+    };
+    match current {
+        Some(generation) => op.writer_with(key).if_version_match(&generation).await,
+        None => op.writer_with(key).if_not_exists(true).await,
+    }
 }
 
 impl DalUpload {

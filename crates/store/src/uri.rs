@@ -4,10 +4,15 @@
 //! - a plain path, relative or absolute (made absolute against the current directory);
 //! - `file:///abs/path` (percent-encoded like any URL);
 //! - `s3://bucket[/prefix][?endpoint=URL&region=NAME&path_style=true|false]`;
-//! - `memory://[name[/prefix]]` (an in-process store, shared by name for the process's life).
+//! - `memory://[name[/prefix]]` (an in-process store, shared by name for the process's life);
+//! - `azblob://container[/prefix][?endpoint=URL&account=NAME]` (Azure Blob Storage; `az://`
+//!   is read as the same, as fsspec's adlfs writes it);
+//! - `gs://bucket[/prefix][?endpoint=URL]` (Google Cloud Storage, as gsutil and gcloud write
+//!   it; `gcs://` is read as the same).
 //!
 //! Credentials never go in a URI: they come from the environment through
-//! [`crate::S3Options`]. A URI that carries one is rejected, and the error shows it redacted.
+//! [`crate::S3Options`] (which also carries the Azure and GCS settings). A URI that carries
+//! one is rejected, and the error shows it redacted.
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -27,16 +32,31 @@ pub enum StoreScheme {
     S3,
     /// An in-process memory store (tests, dry runs).
     Memory,
+    /// An Azure Blob Storage container, optionally under a prefix.
+    Azblob,
+    /// A Google Cloud Storage bucket, optionally under a prefix.
+    Gcs,
 }
 
 impl StoreScheme {
-    /// The URI scheme name: `file`, `s3` or `memory`.
+    /// The URI scheme name: `file`, `s3`, `memory`, `azblob` or `gs`.
     pub fn as_str(self) -> &'static str {
         match self {
             StoreScheme::File => "file",
             StoreScheme::S3 => "s3",
             StoreScheme::Memory => "memory",
+            StoreScheme::Azblob => "azblob",
+            StoreScheme::Gcs => "gs",
         }
+    }
+
+    /// Whether the store is reached over the network (an object store server): its data
+    /// calls go through HTTP, so throttling senses them and bandwidth caps apply.
+    pub fn is_remote(self) -> bool {
+        matches!(
+            self,
+            StoreScheme::S3 | StoreScheme::Azblob | StoreScheme::Gcs
+        )
     }
 }
 
@@ -69,6 +89,17 @@ enum Location {
     Memory {
         name: String,
         prefix: String,
+    },
+    Azblob {
+        container: String,
+        prefix: String,
+        endpoint: Option<String>,
+        account: Option<String>,
+    },
+    Gcs {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
     },
 }
 
@@ -123,6 +154,8 @@ impl StoreUri {
             "file" => parse_file(trimmed, rest).map_err(|r| invalid(&r)),
             "s3" => parse_s3(rest).map_err(|r| invalid(&r)),
             "memory" => parse_memory(rest).map_err(|r| invalid(&r)),
+            "azblob" | "az" => crate::uri_cloud::parse_azblob(rest).map_err(|r| invalid(&r)),
+            "gs" | "gcs" => crate::uri_cloud::parse_gcs(rest).map_err(|r| invalid(&r)),
             other => Err(invalid(&format!("unsupported scheme `{other}`"))),
         }
     }
@@ -151,6 +184,8 @@ impl StoreUri {
             Location::File { .. } => StoreScheme::File,
             Location::S3 { .. } => StoreScheme::S3,
             Location::Memory { .. } => StoreScheme::Memory,
+            Location::Azblob { .. } => StoreScheme::Azblob,
+            Location::Gcs { .. } => StoreScheme::Gcs,
         }
     }
 
@@ -162,10 +197,19 @@ impl StoreUri {
         }
     }
 
-    /// The bucket of an S3 store.
+    /// The bucket of an S3 or GCS store, the container of an Azure Blob store.
     pub fn bucket(&self) -> Option<&str> {
         match &self.location {
-            Location::S3 { bucket, .. } => Some(bucket),
+            Location::S3 { bucket, .. } | Location::Gcs { bucket, .. } => Some(bucket),
+            Location::Azblob { container, .. } => Some(container),
+            _ => None,
+        }
+    }
+
+    /// The Azure storage account given in the URI (`?account=`), if any.
+    pub fn account(&self) -> Option<&str> {
+        match &self.location {
+            Location::Azblob { account, .. } => account.as_deref(),
             _ => None,
         }
     }
@@ -182,15 +226,20 @@ impl StoreUri {
     /// (empty for the whole bucket, and for local stores).
     pub fn prefix(&self) -> &str {
         match &self.location {
-            Location::S3 { prefix, .. } | Location::Memory { prefix, .. } => prefix,
+            Location::S3 { prefix, .. }
+            | Location::Memory { prefix, .. }
+            | Location::Azblob { prefix, .. }
+            | Location::Gcs { prefix, .. } => prefix,
             Location::File { .. } => "",
         }
     }
 
-    /// The S3 endpoint given in the URI (`?endpoint=`), if any.
+    /// The endpoint given in the URI (`?endpoint=`) of an S3, Azure Blob or GCS store.
     pub fn endpoint(&self) -> Option<&str> {
         match &self.location {
-            Location::S3 { endpoint, .. } => endpoint.as_deref(),
+            Location::S3 { endpoint, .. }
+            | Location::Azblob { endpoint, .. }
+            | Location::Gcs { endpoint, .. } => endpoint.as_deref(),
             _ => None,
         }
     }
@@ -260,6 +309,83 @@ impl fmt::Display for StoreUri {
                 }
                 Ok(())
             }
+            Location::Azblob {
+                container,
+                prefix,
+                endpoint,
+                account,
+            } => {
+                write!(f, "azblob://{container}")?;
+                write_prefix_and_query(
+                    f,
+                    prefix,
+                    &[
+                        ("endpoint", endpoint.as_deref()),
+                        ("account", account.as_deref()),
+                    ],
+                )
+            }
+            Location::Gcs {
+                bucket,
+                prefix,
+                endpoint,
+            } => {
+                write!(f, "gs://{bucket}")?;
+                write_prefix_and_query(f, prefix, &[("endpoint", endpoint.as_deref())])
+            }
+        }
+    }
+}
+
+/// Writes `/prefix` (when not empty) and the parameters that are set as `?k=v&k=v`.
+fn write_prefix_and_query(
+    f: &mut fmt::Formatter<'_>,
+    prefix: &str,
+    params: &[(&str, Option<&str>)],
+) -> fmt::Result {
+    if !prefix.is_empty() {
+        write!(f, "/{}", utf8_percent_encode(prefix, PATH_ESCAPES))?;
+    }
+    let mut sep = '?';
+    for (key, value) in params {
+        if let Some(value) = value {
+            write!(
+                f,
+                "{sep}{key}={}",
+                utf8_percent_encode(value, QUERY_ESCAPES)
+            )?;
+            sep = '&';
+        }
+    }
+    Ok(())
+}
+
+impl StoreUri {
+    /// An Azure Blob store location (parsed and validated by the caller).
+    pub(crate) fn azblob(
+        container: String,
+        prefix: String,
+        endpoint: Option<String>,
+        account: Option<String>,
+    ) -> StoreUri {
+        StoreUri {
+            location: Location::Azblob {
+                container,
+                prefix,
+                endpoint,
+                account,
+            },
+        }
+    }
+
+    /// A GCS store location (parsed and validated by the caller).
+    pub(crate) fn gcs(bucket: String, prefix: String, endpoint: Option<String>) -> StoreUri {
+        StoreUri {
+            location: Location::Gcs {
+                bucket,
+                prefix,
+                endpoint,
+            },
         }
     }
 }
@@ -417,15 +543,17 @@ fn parse_memory(rest: &str) -> Result<StoreUri, String> {
     })
 }
 
-fn credentials_reason() -> String {
+pub(crate) fn credentials_reason() -> String {
     "credentials are not accepted in URIs; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
      (and AWS_SESSION_TOKEN) in the environment instead"
         .into()
 }
 
-/// Query keys that would carry a credential.
-fn looks_secret(lower_key: &str) -> bool {
+/// Query keys that would carry a credential (`sig` and `sas`: an Azure SAS token's).
+pub(crate) fn looks_secret(lower_key: &str) -> bool {
     [
+        "sig",
+        "sas",
         "key",
         "secret",
         "token",
@@ -468,7 +596,7 @@ fn validate_bucket(bucket: &str) -> Result<(), String> {
 }
 
 /// Percent-decodes a prefix, trims `/` at both ends and checks its segments.
-fn decode_prefix(raw: &str) -> Result<String, String> {
+pub(crate) fn decode_prefix(raw: &str) -> Result<String, String> {
     let decoded = percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| "the prefix is not valid UTF-8 once percent-decoded".to_string())?;

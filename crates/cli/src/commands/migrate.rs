@@ -25,9 +25,11 @@ use strata_store::faults::FaultSide;
 /// Arguments of `strata migrate`.
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
-    /// Source: a directory, file:///path, s3://bucket/prefix or memory://.
+    /// Source: a directory, file:///path, s3://bucket/prefix, azblob://container/prefix,
+    /// gs://bucket/prefix or memory://.
     pub source: String,
-    /// Destination: a directory, file:///path, s3://bucket/prefix or memory://.
+    /// Destination: a directory, file:///path, s3://bucket/prefix,
+    /// azblob://container/prefix, gs://bucket/prefix or memory://.
     pub destination: String,
     /// Print the plan (files, bytes, chunks) and move nothing.
     #[arg(long)]

@@ -59,6 +59,18 @@ impl Sandbox {
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env_remove("STRATA_LOG");
+        for cloud in [
+            "AZURE_STORAGE_ACCOUNT",
+            "AZURE_STORAGE_KEY",
+            "AZURE_STORAGE_SAS_TOKEN",
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "STRATA_AZBLOB_ENDPOINT",
+            "STORAGE_EMULATOR_HOST",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "GOOGLE_OAUTH_ACCESS_TOKEN",
+        ] {
+            cmd.env_remove(cloud);
+        }
         cmd
     }
 

@@ -34,10 +34,11 @@ pub(super) fn check_store(store: &str) -> Result<(), String> {
         return Ok(()); // a plain path
     };
     match scheme {
-        "file" | "s3" | "memory" => {}
+        "file" | "s3" | "memory" | "azblob" | "az" | "gs" | "gcs" => {}
         other => {
             return Err(format!(
-                "{other}:// is not a supported store; use a path, file://, s3:// or memory://"
+                "{other}:// is not a supported store; use a path, file://, s3://, azblob://, \
+                 gs:// or memory://"
             ))
         }
     }
@@ -52,20 +53,24 @@ pub(super) fn check_store(store: &str) -> Result<(), String> {
             "token",
             "access_key",
             "key_id",
+            "account_key",
+            "sig",
+            "sas",
         ]
         .iter()
         .any(|word| key.contains(word))
     });
     if authority.contains('@') || secret_key {
         return Err(
-            "credentials are not accepted in store URIs; set AWS_ACCESS_KEY_ID and \
-                    AWS_SECRET_ACCESS_KEY in the environment"
+            "credentials are not accepted in store URIs; set them in the environment \
+             (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_KEY or \
+             AZURE_STORAGE_SAS_TOKEN, GOOGLE_APPLICATION_CREDENTIALS)"
                 .to_string(),
         );
     }
-    if scheme == "s3" && authority.is_empty() {
+    if scheme != "file" && scheme != "memory" && authority.is_empty() {
         return Err(format!(
-            "{store:?} names no bucket; write it like s3://bucket/prefix"
+            "{store:?} names no bucket or container; write it like {scheme}://bucket/prefix"
         ));
     }
     Ok(())
@@ -103,6 +108,10 @@ mod tests {
         assert!(check_store("s3://").is_err());
         assert!(check_store("s3://AKIA:secret@bucket/x").is_err());
         assert!(check_store("s3://bucket/x?secret_access_key=abc").is_err());
+        assert!(check_store("azblob://data/cold?endpoint=http://127.0.0.1:10000/a").is_ok());
+        assert!(check_store("gs://bucket/cold").is_ok());
+        assert!(check_store("gs://").is_err());
+        assert!(check_store("azblob://data?sv=2022&sig=abc").is_err());
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Test support shared by every crate's tests (feature `testing`): a real S3-compatible
-//! server (moto) on loopback, and a fault-injecting HTTP proxy to put in front of it
-//! ([`proxy`]).
+//! server (moto) on loopback, Azure Blob and GCS emulators ([`emulators`]), and a
+//! fault-injecting HTTP proxy to put in front of them ([`proxy`]).
 //!
 //! Moto is started once per test binary, on a free port, by a thread that lives as long as
 //! the process; the server gets SIGKILL when the process exits (PR_SET_PDEATHSIG), so no
 //! server outlives `cargo test`. If `moto_server` is missing, S3 tests fail and say how to
 //! install it (`scripts/s3-server.sh install`).
 
+pub mod emulators;
 pub mod proxy;
 
 use std::io::{Read, Write};

@@ -105,7 +105,7 @@ pub fn config_for(
     limit: strata_throttle::BwLimit,
     congestion_control: bool,
 ) -> strata_throttle::GovernorConfig {
-    let s3 = store.uri().scheme() == crate::StoreScheme::S3;
+    let s3 = store.uri().scheme().is_remote();
     let mut config = strata_throttle::GovernorConfig {
         limit,
         congestion_control: congestion_control && s3,

@@ -7,20 +7,28 @@
 
 #![allow(dead_code)]
 
+pub use strata_store::testing::emulators::{azurite, fake_gcs, AZURITE_ACCOUNT, AZURITE_KEY};
 pub use strata_store::testing::*;
-use strata_store::{S3Options, Store, StoreUri};
+use strata_store::{AzblobOptions, S3Options, Store, StoreUri};
 
+/// Moto's test keys, and Azurite's well-known account (fake-gcs-server needs none).
 pub fn test_s3_options() -> S3Options {
     S3Options {
         access_key_id: Some(TEST_KEY_ID.into()),
         secret_access_key: Some(TEST_SECRET.into()),
         region: Some("us-east-1".into()),
+        azblob: AzblobOptions {
+            account: Some(AZURITE_ACCOUNT.into()),
+            account_key: Some(AZURITE_KEY.into()),
+            ..AzblobOptions::default()
+        },
         ..S3Options::default()
     }
 }
 
 /// One `#[tokio::test]` per store kind for each behaviour: `behaviours!(a, b)` runs the
-/// test file's `async fn a(Fixture)` and `b` on memory, local and S3 stores. The file
+/// test file's `async fn a(Fixture)` and `b` on memory, local, S3 (moto), Azure Blob
+/// (Azurite) and GCS (fake-gcs-server) stores. The file
 /// must have `fixture` and `Kind` in scope (`use common::{fixture, Kind}`).
 #[allow(unused_macros)]
 macro_rules! behaviours {
@@ -37,6 +45,14 @@ macro_rules! behaviours {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name(super::fixture(super::Kind::S3).await).await }) *
         }
+        mod azblob {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::fixture(super::Kind::Azblob).await).await }) *
+        }
+        mod gcs {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::fixture(super::Kind::Gcs).await).await }) *
+        }
     };
 }
 
@@ -46,6 +62,8 @@ pub enum Kind {
     Memory,
     Local,
     S3,
+    Azblob,
+    Gcs,
 }
 
 /// A fresh, empty store of one kind (and what keeps it alive).
@@ -67,6 +85,24 @@ pub async fn fixture(kind: Kind) -> Fixture {
             let bucket = new_bucket();
             (
                 format!("s3://{bucket}/some/prefix?endpoint={}", moto().endpoint()),
+                None,
+            )
+        }
+        Kind::Azblob => {
+            let azurite = azurite();
+            let container = azurite.new_namespace();
+            let endpoint = azurite.endpoint();
+            (
+                format!("azblob://{container}/some/prefix?endpoint={endpoint}"),
+                None,
+            )
+        }
+        Kind::Gcs => {
+            let gcs = fake_gcs();
+            let bucket = gcs.new_namespace();
+            let endpoint = gcs.endpoint();
+            (
+                format!("gs://{bucket}/some/prefix?endpoint={endpoint}"),
                 None,
             )
         }
