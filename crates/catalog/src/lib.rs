@@ -79,7 +79,7 @@ pub use open::EngineCatalog;
 pub use postgres::PostgresCatalog;
 pub use sqlite::SqliteCatalog;
 pub use tiering::{
-    object_chunks, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter,
+    object_chunks, AccessFlush, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter,
     MoveId, MoveJob, MoveSpec, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState,
     RetriedMove, StreamOffset, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
 };
