@@ -138,6 +138,8 @@ pub fn ingest_batch(
 /// in one catalog transaction (all put back on failure), then queued decisions; returns the
 /// statistics rows written.
 pub async fn flush(state: &AppState) -> Result<usize, String> {
+    // One flush at a time: the flush loop, training and the proactive cycle all flush.
+    let _flushing = state.flushing.lock().await;
     // Statistics, positions and history are taken under one lock of the tracker, which
     // ingest holds while it records a batch in all three: they match (lock order: tracker,
     // then the others).
