@@ -2,7 +2,9 @@
 //! statistics in one transaction (both or neither), replaced per source and partition, kept
 //! apart per source, and still there after a reopen.
 
-use strata_catalog::{AccessFlush, PostgresCatalog, PostgresUrl, SqliteCatalog, StreamOffset, TieringCatalog};
+use strata_catalog::{
+    AccessFlush, PostgresCatalog, PostgresUrl, SqliteCatalog, StreamOffset, TieringCatalog,
+};
 use strata_testsupport::postgres;
 
 fn offset(source: &str, partition: i32, next_offset: i64) -> StreamOffset {

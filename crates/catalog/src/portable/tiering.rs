@@ -18,8 +18,8 @@ use crate::input::to_signed;
 use crate::lifecycle::{JobKind, JobState};
 use crate::rows::RowReader;
 use crate::tiering::{
-    AccessFlush, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter, MoveId,
-    MoveJob, MoveSpec, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove,
+    AccessFlush, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter,
+    MoveId, MoveJob, MoveSpec, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove,
     StreamOffset, SwitchOutcome, TieringCatalog, WriteIntent,
 };
 use crate::tiering_rows::{
