@@ -81,9 +81,10 @@ pub use open::EngineCatalog;
 pub use postgres::PostgresCatalog;
 pub use sqlite::SqliteCatalog;
 pub use tiering::{
-    object_chunks, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter,
-    MoveId, MoveJob, MoveSpec, ObjectRecord, ObjectWrite, PlacedObject, Placement, PlacementState,
-    RetriedMove, StreamOffset, SwitchOutcome, TieringCatalog, WriteIntent, OBJECT_CHUNK_SIZE,
+    object_chunks, AccessFlush, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket,
+    MoveFilter, MoveId, MoveJob, MoveSpec, ObjectRecord, ObjectWrite, PlacedObject, Placement,
+    PlacementState, RetriedMove, StreamOffset, SwitchOutcome, TieringCatalog, WriteIntent,
+    OBJECT_CHUNK_SIZE,
 };
 pub use tokens::{ApiToken, Revoked, TokenCatalog, TokenScope};
 pub use workers::{FinishClaim, WorkerRecord};

@@ -17,7 +17,8 @@
 //!   next record to read, written with the statistics that include the records before it;
 //! - **access history** ([`HistoryBucket`]): reads, writes and bytes per object per hour,
 //!   the forecast's training data and the input of its predictions, pruned past a
-//!   retention;
+//!   retention; a flush writes it with the statistics and offsets ([`AccessFlush`]), so a
+//!   crash never leaves the history ahead of or behind the heat;
 //! - **move jobs** ([`MoveJob`]): copy, verify, switch, retire, each state durable, with an
 //!   idempotency key;
 //! - **decisions** ([`DecisionRecord`]): each class decision or placement action with its
@@ -452,6 +453,32 @@ pub struct HistoryBucket {
     pub bytes: u64,
 }
 
+/// What one access statistics flush stores, all in one transaction: the statistics rows,
+/// the stream positions they include and the hourly history of the same accesses. A crash
+/// keeps all of it or none, so a stream consumer resuming from the stored positions counts
+/// each record once in the heat and once in the history.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessFlush<'a> {
+    /// Statistics rows to write, as (key, stats JSON).
+    pub upserts: &'a [(&'a str, &'a str)],
+    /// Keys whose statistics rows go.
+    pub removed: &'a [&'a str],
+    /// Stream positions; each replaces the stored one of its source and partition.
+    pub offsets: &'a [StreamOffset],
+    /// Hourly counts, added to the stored row of their key and hour.
+    pub history: &'a [HistoryBucket],
+}
+
+impl AccessFlush<'_> {
+    /// Whether there is nothing to store.
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty()
+            && self.removed.is_empty()
+            && self.offsets.is_empty()
+            && self.history.is_empty()
+    }
+}
+
 /// The tiering operations, implemented once per database engine.
 ///
 /// Every call is one transaction: a call that fails has changed nothing. Objects and keys
@@ -574,16 +601,13 @@ pub trait TieringCatalog: Send + Sync {
         now_ms: i64,
     ) -> Result<(), CatalogError>;
 
-    /// [`TieringCatalog::save_access_stats`] and the stream positions those statistics
-    /// include, in one transaction: a position is stored exactly when the counts of the
+    /// Everything one access statistics flush stores, in one transaction (see
+    /// [`AccessFlush`]): a position is stored exactly when the counts and history of the
     /// records before it are, so a consumer that resumes from the stored positions counts
-    /// every record once (exactly once at the application level). An offset replaces the
-    /// stored one of its source and partition.
-    async fn save_access_stats_at(
+    /// every record once (exactly once at the application level).
+    async fn save_access_flush(
         &self,
-        upserts: &[(&str, &str)],
-        removed: &[&str],
-        offsets: &[StreamOffset],
+        flush: &AccessFlush<'_>,
         now_ms: i64,
     ) -> Result<(), CatalogError>;
 

@@ -2,7 +2,9 @@
 //! statistics in one transaction (both or neither), replaced per source and partition, kept
 //! apart per source, and still there after a reopen.
 
-use strata_catalog::{PostgresCatalog, PostgresUrl, SqliteCatalog, StreamOffset, TieringCatalog};
+use strata_catalog::{
+    AccessFlush, PostgresCatalog, PostgresUrl, SqliteCatalog, StreamOffset, TieringCatalog,
+};
 use strata_testsupport::postgres;
 
 fn offset(source: &str, partition: i32, next_offset: i64) -> StreamOffset {
@@ -18,25 +20,18 @@ const TOPIC: &str = "kafka://127.0.0.1:9092/access_events";
 /// Stores offsets and statistics, then a later position and another source.
 async fn store_two_rounds(catalog: &dyn TieringCatalog) {
     assert!(catalog.stream_offsets(TOPIC).await.unwrap().is_empty());
-    catalog
-        .save_access_stats_at(
-            &[("a", "{}")],
-            &[],
-            &[offset(TOPIC, 0, 10), offset(TOPIC, 1, 4)],
-            1,
-        )
-        .await
-        .unwrap();
+    let first = AccessFlush {
+        upserts: &[("a", "{}")],
+        offsets: &[offset(TOPIC, 0, 10), offset(TOPIC, 1, 4)],
+        ..AccessFlush::default()
+    };
+    catalog.save_access_flush(&first, 1).await.unwrap();
     // A later position replaces the stored one; another source is kept apart.
-    catalog
-        .save_access_stats_at(
-            &[],
-            &[],
-            &[offset(TOPIC, 0, 25), offset("kafka://other:9092/t", 0, 7)],
-            2,
-        )
-        .await
-        .unwrap();
+    let second = AccessFlush {
+        offsets: &[offset(TOPIC, 0, 25), offset("kafka://other:9092/t", 0, 7)],
+        ..AccessFlush::default()
+    };
+    catalog.save_access_flush(&second, 2).await.unwrap();
 }
 
 /// What [`store_two_rounds`] left, as a reopened catalog reads it.
@@ -57,15 +52,12 @@ async fn check_two_rounds(catalog: &dyn TieringCatalog) {
 }
 
 async fn a_refused_offset_stores_nothing(catalog: &dyn TieringCatalog) {
-    let err = catalog
-        .save_access_stats_at(
-            &[("a", "{}")],
-            &[],
-            &[offset(TOPIC, 0, 3), offset(TOPIC, 1, -1)],
-            1,
-        )
-        .await
-        .unwrap_err();
+    let refused = AccessFlush {
+        upserts: &[("a", "{}")],
+        offsets: &[offset(TOPIC, 0, 3), offset(TOPIC, 1, -1)],
+        ..AccessFlush::default()
+    };
+    let err = catalog.save_access_flush(&refused, 1).await.unwrap_err();
     assert!(err.to_string().contains("negative"), "{err}");
     assert!(catalog.access_stats().await.unwrap().is_empty());
     assert!(catalog.stream_offsets(TOPIC).await.unwrap().is_empty());

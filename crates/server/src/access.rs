@@ -21,7 +21,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use strata_catalog::StreamOffset;
+use strata_catalog::{AccessFlush, StreamOffset};
 use strata_heat::{AccessStats, BatchOutcome, NdjsonReport};
 use tokio::sync::watch;
 
@@ -134,18 +134,23 @@ pub fn ingest_batch(
     (outcome, report)
 }
 
-/// Writes changed statistics (with the stream positions they include) and queued
-/// decisions; returns the rows written.
+/// Writes changed statistics, the stream positions they include and the access history,
+/// in one catalog transaction (all put back on failure), then queued decisions; returns the
+/// statistics rows written.
 pub async fn flush(state: &AppState) -> Result<usize, String> {
-    // Statistics and positions are taken under one lock of the tracker, which ingest
-    // holds while it records a batch and its position: they match.
-    let (batch, decay, offsets) = {
+    // One flush at a time: the flush loop, training and the proactive cycle all flush.
+    let _flushing = state.flushing.lock().await;
+    // Statistics, positions and history are taken under one lock of the tracker, which
+    // ingest holds while it records a batch in all three: they match (lock order: tracker,
+    // then the others).
+    let (batch, decay, offsets, history) = {
         let mut tracker = lock(&state.tracker);
         let offsets = lock(&state.streams.pending).take();
-        (tracker.take_dirty(), *tracker.decay(), offsets)
+        let history = lock(&state.forecast.history).take();
+        (tracker.take_dirty(), *tracker.decay(), offsets, history)
     };
     let mut written = 0;
-    if !batch.is_empty() || !offsets.is_empty() {
+    if !batch.is_empty() || !offsets.is_empty() || !history.is_empty() {
         let encoded: Vec<(Arc<str>, String)> = batch
             .upserts
             .iter()
@@ -158,11 +163,13 @@ pub async fn flush(state: &AppState) -> Result<usize, String> {
             .map(|(key, json)| (&**key, json.as_str()))
             .collect();
         let removed: Vec<&str> = batch.removed.iter().map(|key| &**key).collect();
-        match state
-            .catalog
-            .save_access_stats_at(&upserts, &removed, &offsets, now_ms())
-            .await
-        {
+        let stored = AccessFlush {
+            upserts: &upserts,
+            removed: &removed,
+            offsets: &offsets,
+            history: &history,
+        };
+        match state.catalog.save_access_flush(&stored, now_ms()).await {
             Ok(()) => {
                 written = upserts.len() + removed.len();
                 state.metrics.flushes.fetch_add(1, Ordering::Relaxed);
@@ -175,13 +182,14 @@ pub async fn flush(state: &AppState) -> Result<usize, String> {
                 let mut tracker = lock(&state.tracker);
                 tracker.requeue(&batch);
                 lock(&state.streams.pending).requeue(offsets);
+                lock(&state.forecast.history).requeue(history);
                 drop(tracker);
                 state.metrics.flush_errors.fetch_add(1, Ordering::Relaxed);
                 return Err(err.to_string());
             }
         }
     }
-    crate::forecast::history::flush(state, now_ms()).await?;
+    crate::forecast::history::prune_when_due(state, now_ms()).await;
     let decisions = lock(&state.decisions).take();
     if !decisions.is_empty() {
         if let Err(err) = state.catalog.record_decisions(&decisions).await {

@@ -285,6 +285,7 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
     let forecast_state = forecast::ForecastState::new(&config.server.data_dir);
     let state = Arc::new(AppState {
         tracker: Mutex::new(AccessTracker::new(config.tracker_config())),
+        flushing: tokio::sync::Mutex::new(()),
         config,
         policies,
         tiers: tiers::Tiers::new(tiers),

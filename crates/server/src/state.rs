@@ -142,6 +142,10 @@ pub struct AppState {
     pub commits: crate::group_commit::GroupCommit,
     /// Access statistics.
     pub tracker: Mutex<AccessTracker>,
+    /// Held for the whole of an access statistics flush ([`crate::access::flush`]): two
+    /// flushes committing out of order would store an older position or statistics row
+    /// over a newer one.
+    pub flushing: tokio::sync::Mutex<()>,
     /// Counters.
     pub metrics: Metrics,
     /// The sources of access events (the batch endpoint, `--events` streams): counters

@@ -12,13 +12,14 @@
 //! /v1/access-events` ([`crate::access::ingest_batch`]): the same NDJSON form, the same
 //! checks, the same tracker. A malformed record is counted and skipped, never fatal.
 //!
-//! Exactly once, for both streams: a batch's records and the position after them (a
-//! Kafka partition's offset, a JetStream stream's sequence) enter the tracker and
-//! [`PendingOffsets`] under one lock, and the statistics flush takes both under it and
-//! writes them in one catalog transaction (`TieringCatalog::save_access_stats_at`). The
-//! catalog's positions therefore always match the catalog's statistics, and a restart
-//! resumes from there: events published while the service is down are read when it
-//! starts, and those whose counts a SIGKILL lost are read again, once.
+//! Exactly once, for both streams: a batch's records (in the tracker and the access
+//! history) and the position after them (a Kafka partition's offset, a JetStream stream's
+//! sequence, in [`PendingOffsets`]) enter under one lock, and the statistics flush takes
+//! all three under it and writes them in one catalog transaction
+//! (`TieringCatalog::save_access_flush`). The catalog's positions therefore always match
+//! the catalog's statistics and history, and a restart resumes from there: events
+//! published while the service is down are read when it starts, and those whose counts a
+//! SIGKILL lost are read again, once.
 
 pub mod kafka;
 pub mod nats;

@@ -1,10 +1,11 @@
 //! The access history table (`0005_access_history.sql`) on either engine: per object and hour,
-//! counts added by each flush, read by time, pruned past a retention. The
+//! counts added by each flush (in the transaction of the statistics they go with:
+//! [`Engine::write_history`]), read by time, pruned past a retention. The
 //! [`crate::TieringCatalog`] methods delegate here.
 //!
 //! Written once for both engines and compiled for each (see `README.md` here).
 
-use sqlx::QueryBuilder;
+use sqlx::{QueryBuilder, Transaction};
 
 use super::{saturating_sum, Engine, EngineDb};
 use crate::error::CatalogError;
@@ -25,6 +26,19 @@ impl Engine {
         if buckets.is_empty() {
             return Ok(());
         }
+        let mut tx = self.begin_write(op).await?;
+        self.write_history(&mut tx, buckets, op).await?;
+        tx.commit().await.map_err(self.error(op))
+    }
+
+    /// Adds each bucket's counts to its stored row inside `tx` (the flush's transaction,
+    /// or one of its own).
+    pub(crate) async fn write_history(
+        &self,
+        tx: &mut Transaction<'static, EngineDb>,
+        buckets: &[HistoryBucket],
+        op: &'static str,
+    ) -> Result<(), CatalogError> {
         let mut rows = Vec::with_capacity(buckets.len());
         for b in buckets {
             rows.push((
@@ -35,7 +49,6 @@ impl Engine {
                 signed(b.bytes, "bytes")?,
             ));
         }
-        let mut tx = self.begin_write(op).await?;
         for batch in rows.chunks(ROW_BATCH) {
             let mut insert = QueryBuilder::<EngineDb>::new(
                 "INSERT INTO access_history (key, hour_ms, reads, writes, bytes) ",
@@ -57,11 +70,11 @@ impl Engine {
             ));
             insert
                 .build()
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(self.error(op))?;
         }
-        tx.commit().await.map_err(self.error(op))
+        Ok(())
     }
 
     pub(crate) async fn history_since(

@@ -1,27 +1,26 @@
 //! The stream offsets table (migration `0006`) on either engine: per partition of an
 //! access-event stream, the next record to read, written in the transaction of the access
-//! statistics that include the records before it. The [`crate::TieringCatalog`] methods
-//! delegate here.
+//! statistics and history that include the records before it (one flush,
+//! [`crate::AccessFlush`]). The [`crate::TieringCatalog`] methods delegate here.
 //!
 //! Written once for both engines and compiled for each (see `README.md` here).
 
 use super::Engine;
 use crate::error::CatalogError;
-use crate::tiering::StreamOffset;
+use crate::tiering::{AccessFlush, StreamOffset};
 
 impl Engine {
-    /// Statistics rows and stream positions, in one transaction.
-    pub(crate) async fn save_stats_with_offsets(
+    /// Statistics rows, stream positions and access history, in one transaction.
+    pub(crate) async fn save_flush(
         &self,
-        upserts: &[(&str, &str)],
-        removed: &[&str],
-        offsets: &[StreamOffset],
+        flush: &AccessFlush<'_>,
         now_ms: i64,
     ) -> Result<(), CatalogError> {
-        let op = "save access statistics and stream offsets";
-        if upserts.is_empty() && removed.is_empty() && offsets.is_empty() {
+        let op = "save access statistics, stream offsets and history";
+        if flush.is_empty() {
             return Ok(());
         }
+        let offsets = flush.offsets;
         if let Some(bad) = offsets
             .iter()
             .find(|offset| offset.partition < 0 || offset.next_offset < 0)
@@ -32,8 +31,9 @@ impl Engine {
             )));
         }
         let mut tx = self.begin_write(op).await?;
-        self.write_access_stats(&mut tx, upserts, removed, now_ms, op)
+        self.write_access_stats(&mut tx, flush.upserts, flush.removed, now_ms, op)
             .await?;
+        self.write_history(&mut tx, flush.history, op).await?;
         for offset in offsets {
             sqlx::query(
                 "INSERT INTO stream_offsets (source, partition, next_offset, updated_ms) \

@@ -18,8 +18,8 @@ use crate::input::to_signed;
 use crate::lifecycle::{JobKind, JobState};
 use crate::rows::RowReader;
 use crate::tiering::{
-    ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter, MoveId,
-    MoveJob, MoveSpec, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove,
+    AccessFlush, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket, MoveFilter,
+    MoveId, MoveJob, MoveSpec, ObjectWrite, PlacedObject, Placement, PlacementState, RetriedMove,
     StreamOffset, SwitchOutcome, TieringCatalog, WriteIntent,
 };
 use crate::tiering_rows::{
@@ -420,15 +420,12 @@ impl TieringCatalog for Engine {
         tx.commit().await.map_err(self.error(op))
     }
 
-    async fn save_access_stats_at(
+    async fn save_access_flush(
         &self,
-        upserts: &[(&str, &str)],
-        removed: &[&str],
-        offsets: &[StreamOffset],
+        flush: &AccessFlush<'_>,
         now_ms: i64,
     ) -> Result<(), CatalogError> {
-        self.save_stats_with_offsets(upserts, removed, offsets, now_ms)
-            .await
+        self.save_flush(flush, now_ms).await
     }
 
     async fn stream_offsets(&self, source: &str) -> Result<Vec<StreamOffset>, CatalogError> {

@@ -1,7 +1,8 @@
 //! The access history the forecast learns from: every read (GET) and write (PUT) of the
 //! API and every event of `POST /v1/access-events`, counted per object and per hour of the
 //! access's own time, buffered in memory and added to the catalog's `access_history` table
-//! by the access statistics flush (a failed write keeps the counts for the next one).
+//! by the access statistics flush, in the transaction of the statistics and stream
+//! positions of the same accesses (a failed write keeps all three for the next one).
 //! Hours older than `[forecast] history` are pruned, at most once an hour.
 //!
 //! HEAD is not counted: it reads no bytes from a tier (the access tracker does not count it
@@ -127,30 +128,24 @@ pub fn record_event(
     history.record(event.key, ts, event.op, event.bytes);
 }
 
-/// Writes the buffered counts (put back on failure) and, at most once an hour, prunes the
-/// hours past the retention. Called by the access statistics flush.
-pub async fn flush(state: &AppState, now_ms: i64) -> Result<(), String> {
-    let buckets = lock(&state.forecast.history).take();
-    if !buckets.is_empty() {
-        if let Err(err) = state.catalog.add_access_history(&buckets).await {
-            lock(&state.forecast.history).requeue(buckets);
-            return Err(format!("access history: {err}"));
-        }
-    }
+/// At most once an hour, prunes the hours past the retention (a failure is logged: the
+/// next hour tries again). Called by the access statistics flush, which writes the
+/// buffered counts with the statistics.
+pub async fn prune_when_due(state: &AppState, now_ms: i64) {
     let last = state.forecast.last_prune_ms.load(Ordering::Relaxed);
-    if now_ms - last >= HOUR_MS {
-        state
-            .forecast
-            .last_prune_ms
-            .store(now_ms, Ordering::Relaxed);
-        let before = now_ms.saturating_sub(state.config.forecast.history_ms());
-        match state.catalog.prune_access_history(before).await {
-            Ok(0) => {}
-            Ok(rows) => tracing::info!(rows, "access history past the retention pruned"),
-            Err(err) => tracing::warn!(%err, "pruning the access history failed"),
-        }
+    if now_ms - last < HOUR_MS {
+        return;
     }
-    Ok(())
+    state
+        .forecast
+        .last_prune_ms
+        .store(now_ms, Ordering::Relaxed);
+    let before = now_ms.saturating_sub(state.config.forecast.history_ms());
+    match state.catalog.prune_access_history(before).await {
+        Ok(0) => {}
+        Ok(rows) => tracing::info!(rows, "access history past the retention pruned"),
+        Err(err) => tracing::warn!(%err, "pruning the access history failed"),
+    }
 }
 
 #[cfg(test)]

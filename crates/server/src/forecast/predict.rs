@@ -306,8 +306,8 @@ pub async fn train_now(
             "a training is already running; wait for its answer and ask again",
         ));
     };
-    if let Err(err) = super::history::flush(&state, now_ms()).await {
-        tracing::warn!(%err, "history flush before training failed; training on what is stored");
+    if let Err(err) = crate::access::flush(&state).await {
+        tracing::warn!(%err, "access flush before training failed; training on what is stored");
     }
     let now = now_ms();
     let since = now.saturating_sub(state.config.forecast.history_ms());

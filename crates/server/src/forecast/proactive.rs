@@ -76,8 +76,8 @@ pub async fn run_cycle(state: &AppState, now: i64) -> Result<(usize, usize, Stri
         Ok(model) => model,
         Err(reason) => return Ok((0, 0, format!("idle: {reason}"))),
     };
-    if let Err(err) = super::history::flush(state, now).await {
-        tracing::warn!(%err, "history flush before the proactive cycle failed");
+    if let Err(err) = crate::access::flush(state).await {
+        tracing::warn!(%err, "access flush before the proactive cycle failed");
     }
     let since = now.saturating_sub(state.config.forecast.history_ms());
     let buckets = state
