@@ -229,9 +229,13 @@ fn burst(url: &str, prefix: &str, per_writer: usize) -> Burst {
                             outcome.acked.insert(key, data);
                         }
                         507 => {
+                            let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+                            let message = error["error"]["message"].as_str().unwrap_or_default();
                             assert!(
-                                body.contains(&format!("{key:?}")) && body.contains("tier_full"),
-                                "{key}: a refusal that does not say which key or why: {body}"
+                                error["error"]["code"] == "tier_full"
+                                    && message.contains(&format!("{key:?}"))
+                                    && message.contains("free space"),
+                                "{key}: a refusal that does not say which key, why or what to do: {body}"
                             );
                             outcome.refused.push(key);
                         }
