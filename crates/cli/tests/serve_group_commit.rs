@@ -12,8 +12,8 @@
 mod serve_common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -255,7 +255,10 @@ fn burst(url: &str, prefix: &str, per_writer: usize) -> Burst {
 fn check_burst(url: &str, burst: &Burst) {
     for (key, data) in &burst.acked {
         let (status, _, body) = http(url, "GET", &format!("/v1/objects/{key}"), b"").unwrap();
-        assert!(status == 200 && body == *data, "{key}: acknowledged, then {status}");
+        assert!(
+            status == 200 && body == *data,
+            "{key}: acknowledged, then {status}"
+        );
     }
     for key in &burst.refused {
         let (status, _, _) = http(url, "GET", &format!("/v1/objects/{key}"), b"").unwrap();
@@ -304,7 +307,8 @@ fn a_disk_that_fills_up_refuses_the_puts_that_do_not_fit_cleanly_and_later_ones_
     assert_eq!(objects, first.acked.len(), "object files on the tier");
     // Room made: every object of the first burst deleted; a second burst fits whole.
     for key in first.acked.keys() {
-        let (status, _, _) = http(&service.url, "DELETE", &format!("/v1/objects/{key}"), b"").unwrap();
+        let (status, _, _) =
+            http(&service.url, "DELETE", &format!("/v1/objects/{key}"), b"").unwrap();
         assert_eq!(status, 204, "DELETE {key}");
     }
     let second = burst(&service.url, "again", 2);
@@ -320,7 +324,10 @@ fn a_disk_that_fills_up_refuses_the_puts_that_do_not_fit_cleanly_and_later_ones_
     check_burst(&service.url, &second);
     for key in first.acked.keys().chain(&first.refused) {
         let (status, _, _) = http(&service.url, "GET", &format!("/v1/objects/{key}"), b"").unwrap();
-        assert_eq!(status, 404, "{key}: deleted or refused, yet present after a restart");
+        assert_eq!(
+            status, 404,
+            "{key}: deleted or refused, yet present after a restart"
+        );
     }
     service.stop();
     drop(disk);

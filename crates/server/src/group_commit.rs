@@ -231,13 +231,16 @@ impl GroupCommit {
             reply,
         };
         let run = |batch| run_publish(state, batch);
-        self.publish.pass(job, answer, run).await.unwrap_or_else(|| {
-            Err(StoreError::Backend {
-                path: write.key.clone(),
-                detail: "the group commit lost track of this write".to_string(),
-                retryable: false,
+        self.publish
+            .pass(job, answer, run)
+            .await
+            .unwrap_or_else(|| {
+                Err(StoreError::Backend {
+                    path: write.key.clone(),
+                    detail: "the group commit lost track of this write".to_string(),
+                    retryable: false,
+                })
             })
-        })
     }
 
     /// Step 3: the write recorded, with the catalog stage's batch.
@@ -267,7 +270,10 @@ async fn run_catalog(state: &AppState, batch: Vec<CatalogJob>) {
                 intent_replies.push(reply);
             }
             CatalogJob::Record { write, reply } => {
-                writes.push(ObjectWrite { now_ms: now, ..write });
+                writes.push(ObjectWrite {
+                    now_ms: now,
+                    ..write
+                });
                 write_replies.push(reply);
             }
         }
@@ -373,8 +379,9 @@ async fn publish_all(
         (*index, finished)
     }));
     let (groups, singles) = tokio::join!(groups, singles);
-    let mut results: Vec<Option<Result<u64, StoreError>>> =
-        std::iter::repeat_with(|| None).take(targets.len()).collect();
+    let mut results: Vec<Option<Result<u64, StoreError>>> = std::iter::repeat_with(|| None)
+        .take(targets.len())
+        .collect();
     for (index, result) in groups.into_iter().flatten().chain(singles) {
         results[index] = Some(result);
     }
@@ -392,4 +399,3 @@ async fn publish_all(
         })
         .collect()
 }
-
