@@ -1,38 +1,44 @@
 //! Group commit of object writes: concurrent PUTs made durable together, so small objects
 //! are not bound by one `fsync` (and two SQLite commits) each.
 //!
-//! A PUT whose bytes are staged and checked (on a local tier also flushed: each writer
-//! `fdatasync`s its own staging file before it queues, so those flushes run while an
-//! earlier group commits) hands a [`CommitItem`] to [`GroupCommit::commit`] with its key's
-//! write lock held. The first writer to find no group under way leads one at once (a lone
-//! PUT never waits for a timer); writers that arrive while a group is being made durable
-//! queue, and the next leader takes them all. A group is made durable in up to three
-//! steps, each one round for all its writes:
+//! A PUT whose bytes are staged and checked hands a [`CommitItem`] to
+//! [`GroupCommit::commit`] with its key's write lock held. Each write then goes through
+//! three steps, and each step is a **stage** that batches the writes ready for it:
 //!
-//! 1. the write intents not recorded yet, recorded in one catalog transaction (one WAL
-//!    `fsync`); under load there are none, see step 3;
-//! 2. their bytes published: on local tiers `Upload::publish_group`, one call per
-//!    directory, the calls side by side (each staging file renamed into place, flushed
-//!    first unless its writer did, each directory `fsync`ed once); on other tiers (S3,
-//!    domains) each write's own publish, side by side;
-//! 3. the writes recorded (new version, placement, intent dropped) in one transaction,
-//!    which also records the intents of the writes queued meanwhile: the next group then
-//!    skips step 1, so a group under steady load costs one catalog commit, not two.
+//! 1. its write intent recorded in a catalog transaction, and **at the same time** its
+//!    staging file flushed (`Upload::flush_data`, on a local tier; both must precede the
+//!    rename, neither depends on the other);
+//! 2. its bytes published: on local tiers `Upload::publish_group`, one call per directory,
+//!    the calls side by side (each staging file renamed into place, each directory
+//!    `fsync`ed once); on other tiers (S3, domains) each write's own publish, side by
+//!    side;
+//! 3. the write recorded (new version, placement, intent dropped) in a catalog transaction.
 //!
-//! Then every writer of the group gets its answer. The guarantees of a lone write hold for
-//! each: its intent is durable before its bytes can appear under the object's path, and its
-//! row only once its bytes and directory entry are durable; a crash at any point leaves
-//! the old version or the new one, and recovery ([`crate::recovery`]) settles each intent
-//! left (an intent recorded for a queued write whose bytes never moved is dropped, as its
-//! object's bytes are still the old ones or absent). A failure of a shared step (an intent
-//! transaction, a directory flush, the commit transaction) fails every write of the group;
-//! a file whose own flush fails fails alone.
+//! There are two stages: the **catalog** stage (steps 1 and 3: one transaction records
+//! every row and every intent queued at that moment, `commit_writes_and_begin`) and the
+//! **publish** stage (step 2). Each runs one batch at a time, led by the first writer to
+//! find it idle (a lone PUT never waits for a timer); writers that arrive meanwhile queue,
+//! and the next leader takes them all. The two stages run side by side, so under load one
+//! group's rows are committed while the next group is being published and a third's
+//! intents are recorded in that same transaction: a group's steps overlap the next
+//! groups' instead of following them.
+//!
+//! The guarantees of a lone write hold for each: its intent is durable before its bytes
+//! can appear under the object's path (step 2 begins only once step 1 succeeded, flush and
+//! intent both), and its row only once its bytes and directory entry are durable (step 3
+//! begins only once step 2 succeeded); it is answered only after step 3. A crash at any
+//! point leaves the old version or the new one, and recovery ([`crate::recovery`]) settles
+//! each intent left (an intent whose bytes never moved is dropped, as its object's bytes
+//! are still the old ones or absent). A failure of a shared step (a catalog transaction,
+//! a directory flush) fails every write of its batch; a file whose own flush fails fails
+//! alone.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
-use strata_catalog::{CatalogError, ObjectWrite, PlacedObject};
+use strata_catalog::{ObjectWrite, PlacedObject};
 use strata_store::{PendingPublish, StoreError, Upload};
 use tokio::sync::oneshot;
 
@@ -43,8 +49,8 @@ use crate::tier_store::TierUpload;
 
 /// How a write's bytes are published.
 pub enum Publish {
-    /// Staged on a local tier: published with the group's other files; the object's stored
-    /// length.
+    /// Staged on a local tier (not flushed yet): published with the group's other files;
+    /// the object's stored length.
     Group(Box<PendingPublish>, u64),
     /// Any other tier: published alone ([`TierUpload::finish`]).
     Alone(Box<TierUpload>),
@@ -61,13 +67,22 @@ impl Publish {
             tracing::warn!(%key, %err, "cannot remove the staged bytes of an abandoned write");
         }
     }
+
+    /// Makes a staged local file's bytes durable (not its name); nothing for the others,
+    /// whose publish makes them durable.
+    async fn flush(&self) -> Result<(), StoreError> {
+        match self {
+            Publish::Group(pending, _) => pending.upload.flush_data().await,
+            Publish::Alone(_) => Ok(()),
+        }
+    }
 }
 
 /// One write handed to the group commit.
 pub struct CommitItem {
     /// Its bytes, staged.
     pub publish: Publish,
-    /// What to record once they are durable (its `now_ms` is replaced by the group's time).
+    /// What to record once they are durable (its `now_ms` is replaced by the batch's time).
     pub write: ObjectWrite,
 }
 
@@ -78,66 +93,67 @@ pub enum Outcome {
     Committed(PlacedObject, u64),
     /// Its intent could not be recorded: nothing was published, the staged bytes are gone.
     NotBegun(ApiError),
-    /// Its intent was recorded, then publishing or recording failed: the bytes under its
-    /// path may be old or new; the caller reconciles them (`reconcile_intent`).
+    /// Its intent was recorded, then flushing, publishing or recording failed: the bytes
+    /// under its path may be old or new; the caller reconciles them (`reconcile_intent`).
     Failed(ApiError),
 }
 
-struct Queued {
-    /// Tells this write from the others queued (to mark its intent recorded).
-    id: u64,
-    /// Whether its intent was recorded (by the commit transaction of an earlier group).
-    intent_recorded: bool,
-    item: CommitItem,
-    reply: oneshot::Sender<Outcome>,
+/// A job of the catalog stage: an intent to record, or a published write to record.
+enum CatalogJob {
+    Intent {
+        key: String,
+        tier: String,
+        reply: oneshot::Sender<Result<(), ApiError>>,
+    },
+    Record {
+        write: ObjectWrite,
+        reply: oneshot::Sender<Result<PlacedObject, ApiError>>,
+    },
 }
 
-/// Writes waiting for the next group.
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<Queued>,
-    next_id: u64,
+/// A job of the publish stage: a write's staged bytes, its key and tier (for grouping and
+/// messages), and where its stored length (or why not) goes.
+struct PublishJob {
+    publish: Publish,
+    key: String,
+    tier: String,
+    reply: oneshot::Sender<Result<u64, StoreError>>,
 }
 
-/// The service's group commit of object writes (see the module documentation).
-#[derive(Default)]
-pub struct GroupCommit {
-    queue: Mutex<Queue>,
-    /// Held by the writer leading a group.
+/// One stage: the jobs waiting for its next batch, and the lock its leader holds while it
+/// runs one.
+struct Stage<J> {
+    waiting: Mutex<Vec<J>>,
     leader: tokio::sync::Mutex<()>,
 }
 
-impl GroupCommit {
-    /// Makes `item` durable and recorded, with whatever other writes are ready; call with
-    /// the key's write lock held.
-    pub async fn commit(&self, state: &AppState, item: CommitItem) -> Outcome {
-        let (reply, mut answer) = oneshot::channel();
-        {
-            let mut queue = lock(&self.queue);
-            let id = queue.next_id;
-            queue.next_id += 1;
-            queue.waiting.push(Queued {
-                id,
-                intent_recorded: false,
-                item,
-                reply,
-            });
+impl<J> Default for Stage<J> {
+    fn default() -> Self {
+        Stage {
+            waiting: Mutex::new(Vec::new()),
+            leader: tokio::sync::Mutex::new(()),
         }
+    }
+}
+
+impl<J> Stage<J> {
+    /// Queues `job` and waits for its answer on `answer`; while none has come, leads a
+    /// batch of everything queued (with `run`) whenever the stage is idle. `None` if the
+    /// job was dropped unanswered.
+    async fn pass<R, F, Fut>(&self, job: J, mut answer: oneshot::Receiver<R>, run: F) -> Option<R>
+    where
+        F: Fn(Vec<J>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        lock(&self.waiting).push(job);
         loop {
             tokio::select! {
                 biased;
-                outcome = &mut answer => {
-                    return outcome.unwrap_or_else(|_| {
-                        Outcome::Failed(ApiError::internal(
-                            "the group commit of this write ended without an answer; \
-                             send it again",
-                        ))
-                    });
-                }
+                outcome = &mut answer => return outcome.ok(),
                 guard = self.leader.lock() => {
-                    let group = std::mem::take(&mut lock(&self.queue).waiting);
-                    if !group.is_empty() {
-                        self.run_group(state, group).await;
+                    let batch = std::mem::take(&mut *lock(&self.waiting));
+                    if !batch.is_empty() {
+                        run(batch).await;
                     }
                     drop(guard);
                 }
@@ -146,117 +162,181 @@ impl GroupCommit {
     }
 }
 
+/// The service's group commit of object writes (see the module documentation).
+#[derive(Default)]
+pub struct GroupCommit {
+    catalog: Stage<CatalogJob>,
+    publish: Stage<PublishJob>,
+}
+
+/// The answer of a job dropped unanswered.
+fn lost(step: &str) -> ApiError {
+    ApiError::internal(format!(
+        "the group commit lost this write while {step}; send it again"
+    ))
+}
+
 impl GroupCommit {
-    /// Makes one group durable and recorded, and answers each of its writers; called by
-    /// the leader alone.
-    async fn run_group(&self, state: &AppState, group: Vec<Queued>) {
-        let now = crate::state::now_ms();
-        let metrics = &state.metrics;
-        metrics.write_groups.fetch_add(1, Ordering::Relaxed);
-        metrics
-            .grouped_writes
-            .fetch_add(group.len() as u64, Ordering::Relaxed);
-        let Some(group) = begin_unrecorded(state, group, now).await else {
-            return;
+    /// Makes `item` durable and recorded, with whatever other writes are ready; call with
+    /// the key's write lock held.
+    pub async fn commit(&self, state: &AppState, item: CommitItem) -> Outcome {
+        let CommitItem { publish, mut write } = item;
+        let (flushed, begun) = tokio::join!(
+            publish.flush(),
+            self.begin(state, write.key.clone(), write.tier.clone())
+        );
+        if let Err(err) = begun {
+            publish.abort(&write.key).await;
+            return Outcome::NotBegun(err);
+        }
+        if let Err(err) = flushed {
+            publish.abort(&write.key).await;
+            return Outcome::Failed(ApiError::from(err));
+        }
+        let stored = match self.publish(state, publish, &write).await {
+            Ok(stored) => stored,
+            Err(err) => return Outcome::Failed(ApiError::from(err)),
         };
-        let (items, replies): (Vec<CommitItem>, Vec<_>) =
-            group.into_iter().map(|q| (q.item, q.reply)).unzip();
-        let mut writes = Vec::with_capacity(items.len());
-        let mut publishes = Vec::with_capacity(items.len());
-        for item in items {
-            let mut write = item.write;
-            write.now_ms = now;
-            writes.push(write);
-            publishes.push(item.publish);
-        }
-        let published = publish_all(state, publishes, &writes).await;
-        let outcomes = self.record(state, writes, published, now).await;
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            let _ = reply.send(outcome);
+        write.now_ms = crate::state::now_ms();
+        match self.record(state, write).await {
+            Ok(placed) => Outcome::Committed(placed, stored),
+            Err(err) => Outcome::Failed(err),
         }
     }
 
-    /// The writes queued now whose intents are not recorded: their ids and intents.
-    fn unrecorded_queued(&self) -> (Vec<u64>, Vec<(String, String)>) {
-        lock(&self.queue)
-            .waiting
-            .iter()
-            .filter(|queued| !queued.intent_recorded)
-            .map(|queued| {
-                let write = &queued.item.write;
-                (queued.id, (write.key.clone(), write.tier.clone()))
-            })
-            .unzip()
+    /// Step 1's catalog part: the write's intent recorded, with the catalog stage's batch.
+    async fn begin(&self, state: &AppState, key: String, tier: String) -> Result<(), ApiError> {
+        let (reply, answer) = oneshot::channel();
+        let job = CatalogJob::Intent { key, tier, reply };
+        let run = |batch| run_catalog(state, batch);
+        self.catalog
+            .pass(job, answer, run)
+            .await
+            .unwrap_or_else(|| Err(lost("recording its intent")))
     }
 
-    /// Marks the queued writes `ids` as having their intents recorded.
-    fn mark_recorded(&self, ids: &[u64]) {
-        for queued in lock(&self.queue).waiting.iter_mut() {
-            if ids.contains(&queued.id) {
-                queued.intent_recorded = true;
-            }
-        }
-    }
-
-    /// Records the writes whose bytes were published, with the intents of the writes
-    /// queued meanwhile, in one transaction; the outcome of each write, in order.
-    async fn record(
+    /// Step 2: the write's bytes published, with the publish stage's batch; their stored
+    /// length.
+    async fn publish(
         &self,
         state: &AppState,
-        writes: Vec<ObjectWrite>,
-        published: Vec<Result<u64, StoreError>>,
-        now: i64,
-    ) -> Vec<Outcome> {
-        let durable: Vec<ObjectWrite> = writes
-            .iter()
-            .zip(&published)
-            .filter(|(_, result)| result.is_ok())
-            .map(|(write, _)| write.clone())
-            .collect();
-        let (next_ids, next_intents) = self.unrecorded_queued();
-        let recorded = if durable.is_empty() && next_intents.is_empty() {
-            Ok(Vec::new())
-        } else {
-            state
-                .catalog
-                .commit_writes_and_begin(&durable, &next_intents, now)
-                .await
+        publish: Publish,
+        write: &ObjectWrite,
+    ) -> Result<u64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = PublishJob {
+            publish,
+            key: write.key.clone(),
+            tier: write.tier.clone(),
+            reply,
         };
-        if recorded.is_ok() {
-            self.mark_recorded(&next_ids);
-        }
-        outcomes(published, recorded)
+        let run = |batch| run_publish(state, batch);
+        self.publish
+            .pass(job, answer, run)
+            .await
+            .unwrap_or_else(|| {
+                Err(StoreError::Backend {
+                    path: write.key.clone(),
+                    detail: "the group commit lost track of this write".to_string(),
+                    retryable: false,
+                })
+            })
+    }
+
+    /// Step 3: the write recorded, with the catalog stage's batch.
+    async fn record(&self, state: &AppState, write: ObjectWrite) -> Result<PlacedObject, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        let job = CatalogJob::Record { write, reply };
+        let run = |batch| run_catalog(state, batch);
+        self.catalog
+            .pass(job, answer, run)
+            .await
+            .unwrap_or_else(|| Err(lost("recording it")))
     }
 }
 
-/// Records, in one transaction, the intents of the writes of `group` that have none
-/// recorded yet, and returns the group to publish: every write if that worked, or only
-/// those whose intents were recorded before (the others are answered `NotBegun`, their
-/// staged bytes removed). `None` when nothing is left to publish.
-async fn begin_unrecorded(state: &AppState, group: Vec<Queued>, now: i64) -> Option<Vec<Queued>> {
-    let intents: Vec<(String, String)> = group
-        .iter()
-        .filter(|q| !q.intent_recorded)
-        .map(|q| (q.item.write.key.clone(), q.item.write.tier.clone()))
-        .collect();
-    if intents.is_empty() {
-        return Some(group);
+/// One catalog transaction for a batch: every row of the published writes and every
+/// intent queued, then each job answered (an error of the transaction is every job's).
+async fn run_catalog(state: &AppState, batch: Vec<CatalogJob>) {
+    let now = crate::state::now_ms();
+    let mut intents = Vec::new();
+    let mut intent_replies = Vec::new();
+    let mut writes = Vec::new();
+    let mut write_replies = Vec::new();
+    for job in batch {
+        match job {
+            CatalogJob::Intent { key, tier, reply } => {
+                intents.push((key, tier));
+                intent_replies.push(reply);
+            }
+            CatalogJob::Record { write, reply } => {
+                writes.push(ObjectWrite {
+                    now_ms: now,
+                    ..write
+                });
+                write_replies.push(reply);
+            }
+        }
     }
-    state
-        .metrics
-        .group_intent_commits
-        .fetch_add(1, Ordering::Relaxed);
-    let Err(err) = state.catalog.begin_writes(&intents, now).await else {
-        return Some(group);
-    };
-    let err = ApiError::from(err);
-    let (begun, not_begun): (Vec<Queued>, Vec<Queued>) =
-        group.into_iter().partition(|q| q.intent_recorded);
-    for queued in not_begun {
-        queued.item.publish.abort(&queued.item.write.key).await;
-        let _ = queued.reply.send(Outcome::NotBegun(err.clone()));
+    if writes.is_empty() {
+        state
+            .metrics
+            .group_intent_commits
+            .fetch_add(1, Ordering::Relaxed);
     }
-    (!begun.is_empty()).then_some(begun)
+    match state
+        .catalog
+        .commit_writes_and_begin(&writes, &intents, now)
+        .await
+    {
+        Err(err) => {
+            let err = ApiError::from(err);
+            for reply in intent_replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+            for reply in write_replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+        Ok(results) => {
+            for reply in intent_replies {
+                let _ = reply.send(Ok(()));
+            }
+            let mut results = results.into_iter();
+            for reply in write_replies {
+                let result = match results.next() {
+                    Some(result) => result.map_err(ApiError::from),
+                    None => Err(ApiError::internal(
+                        "the catalog answered fewer writes than the group commit recorded; \
+                         send it again",
+                    )),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+/// One publish round for a batch: every write's bytes published ([`publish_all`]), then
+/// each job answered.
+async fn run_publish(state: &AppState, batch: Vec<PublishJob>) {
+    let metrics = &state.metrics;
+    metrics.write_groups.fetch_add(1, Ordering::Relaxed);
+    metrics
+        .grouped_writes
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    let mut publishes = Vec::with_capacity(batch.len());
+    let mut targets = Vec::with_capacity(batch.len());
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        publishes.push(job.publish);
+        targets.push((job.key, job.tier));
+        replies.push(job.reply);
+    }
+    let results = publish_all(state, publishes, &targets).await;
+    for (reply, result) in replies.into_iter().zip(results) {
+        let _ = reply.send(result);
+    }
 }
 
 /// A staged local file of a group: the write's place in it, the upload, its stored length.
@@ -269,15 +349,15 @@ type Staged = (usize, PendingPublish, u64);
 async fn publish_all(
     state: &AppState,
     publishes: Vec<Publish>,
-    writes: &[ObjectWrite],
+    targets: &[(String, String)],
 ) -> Vec<Result<u64, StoreError>> {
     let mut by_dir: BTreeMap<(&str, &str), Vec<Staged>> = BTreeMap::new();
     let mut alone = Vec::new();
-    for ((index, publish), write) in publishes.into_iter().enumerate().zip(writes) {
+    for ((index, publish), (key, tier)) in publishes.into_iter().enumerate().zip(targets) {
         match publish {
             Publish::Group(pending, len) => {
-                let dir = write.key.rsplit_once('/').map_or("", |(dir, _)| dir);
-                let at = (write.tier.as_str(), dir);
+                let dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
+                let at = (tier.as_str(), dir);
                 by_dir.entry(at).or_default().push((index, *pending, len));
             }
             Publish::Alone(upload) => alone.push((index, upload)),
@@ -299,57 +379,23 @@ async fn publish_all(
         (*index, finished)
     }));
     let (groups, singles) = tokio::join!(groups, singles);
-    let mut results: Vec<Option<Result<u64, StoreError>>> =
-        std::iter::repeat_with(|| None).take(writes.len()).collect();
+    let mut results: Vec<Option<Result<u64, StoreError>>> = std::iter::repeat_with(|| None)
+        .take(targets.len())
+        .collect();
     for (index, result) in groups.into_iter().flatten().chain(singles) {
         results[index] = Some(result);
     }
     results
         .into_iter()
-        .zip(writes)
-        .map(|(result, write)| {
+        .zip(targets)
+        .map(|(result, (key, _))| {
             result.unwrap_or_else(|| {
                 Err(StoreError::Backend {
-                    path: write.key.clone(),
+                    path: key.clone(),
                     detail: "the group commit lost track of this write".to_string(),
                     retryable: false,
                 })
             })
-        })
-        .collect()
-}
-
-/// The outcome of each write, in order, from its publish and what the catalog answered for
-/// the published ones (in their order).
-fn outcomes(
-    published: Vec<Result<u64, StoreError>>,
-    recorded: Result<Vec<Result<PlacedObject, CatalogError>>, CatalogError>,
-) -> Vec<Outcome> {
-    let mut recorded = match recorded {
-        Ok(results) => results.into_iter().map(|r| r.map_err(ApiError::from)),
-        Err(err) => {
-            let err = ApiError::from(err);
-            return published
-                .into_iter()
-                .map(|result| match result {
-                    Ok(_) => Outcome::Failed(err.clone()),
-                    Err(store) => Outcome::Failed(ApiError::from(store)),
-                })
-                .collect();
-        }
-    };
-    published
-        .into_iter()
-        .map(|result| match result {
-            Err(store) => Outcome::Failed(ApiError::from(store)),
-            Ok(stored) => match recorded.next() {
-                Some(Ok(placed)) => Outcome::Committed(placed, stored),
-                Some(Err(err)) => Outcome::Failed(err),
-                None => Outcome::Failed(ApiError::internal(
-                    "the catalog answered fewer writes than the group commit recorded; \
-                     send it again",
-                )),
-            },
         })
         .collect()
 }

@@ -74,12 +74,13 @@ pub struct Metrics {
     pub write_bytes: AtomicU64,
     /// Objects deleted.
     pub deletes: AtomicU64,
-    /// Groups of object writes made durable together (`crate::group_commit`).
+    /// Groups of object writes published together (`crate::group_commit`'s publish
+    /// rounds).
     pub write_groups: AtomicU64,
-    /// Writes handed to those groups.
+    /// Writes published in those groups.
     pub grouped_writes: AtomicU64,
-    /// Intent transactions the groups needed of their own (the others' intents were
-    /// recorded with the previous group's rows).
+    /// Catalog transactions of the group commit that recorded intents only (the others
+    /// recorded intents with earlier writes' rows).
     pub group_intent_commits: AtomicU64,
     /// Access events accepted (batch endpoint and streams).
     pub events_accepted: AtomicU64,
@@ -264,19 +265,19 @@ impl Metrics {
         counter(
             &mut out,
             "strata_write_groups_total",
-            "Groups of object writes made durable together.",
+            "Groups of object writes published together.",
             load(&self.write_groups),
         );
         counter(
             &mut out,
             "strata_grouped_writes_total",
-            "Object writes made durable in groups.",
+            "Object writes published in groups.",
             load(&self.grouped_writes),
         );
         counter(
             &mut out,
             "strata_write_group_intent_commits_total",
-            "Intent transactions of their own the write groups needed.",
+            "Catalog transactions of the group commit that recorded intents only.",
             load(&self.group_intent_commits),
         );
         let _ = writeln!(

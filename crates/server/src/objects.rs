@@ -323,13 +323,15 @@ pub async fn write_object(
 ) -> Result<Written, ApiError> {
     let _gate = state.uploads.enter(key).await;
     let tier = target_tier(state, key).await?;
-    let staged = stage_body(state, key, tier, body, expected).await?;
+    let staged = stage_body(state, key, tier, body, expected)
+        .await
+        .map_err(|err| no_room(key, tier, err))?;
     let publish = match staged.upload.stage_for_group().await {
         Ok(Some((pending, stored))) => Publish::Group(Box::new(pending), stored),
         Ok(None) => Publish::Alone(Box::new(staged.upload)),
         Err(err) => {
             abort_upload(key, staged.upload).await;
-            return Err(ApiError::from(err));
+            return Err(no_room(key, tier, ApiError::from(err)));
         }
     };
     let guard = state.locks.write(key).await;
@@ -371,6 +373,23 @@ pub async fn write_object(
             drop(guard);
             Err(not_durable(key, err, true))
         }
+    }
+}
+
+/// A full tier met while a write's bytes were staged, as its answer: which key, which
+/// tier, that nothing was stored and what to do (the store's own text is a command's).
+/// Other errors are returned as they are.
+fn no_room(key: &str, tier: &Tier, err: ApiError) -> ApiError {
+    if err.code != "tier_full" {
+        return err;
+    }
+    ApiError {
+        message: format!(
+            "tier {} is full: nothing of {key:?} was stored; free space on it (delete \
+             objects, or grow its disk) and send the PUT again",
+            tier.name()
+        ),
+        ..err
     }
 }
 

@@ -262,10 +262,10 @@ impl TierUpload {
 
     /// For the group commit ([`crate::group_commit`]): on a tier with one local store,
     /// puts every byte written in a staged upload of the store (the bytes kept in memory
-    /// written to a staging file) and makes them durable there (`Upload::flush_data`, on
-    /// this writer's own time, while an earlier group may still be committing), then
-    /// hands it over with the object's stored length, to be published with other writes'
-    /// by `Upload::publish_group`: its rename and directory flush make it as durable as
+    /// written to a staging file, not flushed yet: the group commit flushes it with
+    /// `Upload::flush_data` while the write's intent is being recorded), then hands it
+    /// over with the object's stored length, to be published with other writes' by
+    /// `Upload::publish_group`: its rename and directory flush make it as durable as
     /// [`TierUpload::finish`] would. The write is then over here: publishing or aborting the upload is the
     /// caller's. `None` on other tiers (S3, domains), where nothing is staged:
     /// [`TierUpload::finish`] publishes those.
@@ -298,10 +298,6 @@ impl TierUpload {
             }
         };
         self.done.store(true, Ordering::SeqCst);
-        if let Err(err) = upload.flush_data().await {
-            let _ = upload.abort().await;
-            return Err(err);
-        }
         let pending = PendingPublish {
             upload,
             mtime: None,
