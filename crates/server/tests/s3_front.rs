@@ -540,6 +540,11 @@ async fn a_real_s3_client_round_trips() {
         .disable_config_load()
         .disable_ec2_metadata();
     let op = opendal::Operator::new(builder).unwrap();
+    let transport = opendal::HttpTransporter::new(
+        opendal_http_transport_reqwest::ReqwestTransport::new(reqwest::Client::new()),
+    );
+    let context = op.base_context().with_http_transport(transport);
+    let op = op.with_context(context);
     op.write("dal/one", b"through opendal".to_vec())
         .await
         .unwrap();
