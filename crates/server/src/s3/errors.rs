@@ -21,6 +21,9 @@ pub fn s3_error(err: ApiError) -> S3Error {
         (StatusCode::INSUFFICIENT_STORAGE, _) => S3ErrorCode::ServiceUnavailable,
         _ => S3ErrorCode::InternalError,
     };
+    if err.status.is_server_error() {
+        tracing::warn!(code = err.code, message = %err.message, "an S3 request failed");
+    }
     let mut error = S3Error::with_message(code, err.message);
     if let Ok(status) = StatusCode::from_u16(err.status.as_u16()) {
         if err.status.is_server_error() || err.status == StatusCode::TOO_MANY_REQUESTS {
