@@ -318,9 +318,11 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<ExitCode> {
 fn init_logging(verbose: u8, quiet: &str, format: LogFormat) {
     // rskafka logs every failed connection attempt to a broker that is down (several a
     // second); the event streams' supervisor says it once per retry, with its backoff.
+    // s3s logs every refused S3 request (a 404, a bad signature) at `error`; the front
+    // door logs the service's own failures itself (strata_server::s3::errors).
     let default = match verbose {
-        0 => format!("{quiet},rskafka=error"),
-        1 => "info,strata=debug,rskafka=error".to_string(),
+        0 => format!("{quiet},rskafka=error,s3s=off"),
+        1 => "info,strata=debug,rskafka=error,s3s=off".to_string(),
         2 => "debug".to_string(),
         _ => "trace".to_string(),
     };
