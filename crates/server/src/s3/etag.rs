@@ -4,9 +4,12 @@
 //! Where the MD5 is kept: in memory, per key and generation ([`EtagMemory`]), filled
 //! when an object is written through the front door. The catalog records each object's
 //! BLAKE3 only; an object written through `/v1/objects`, or before the service's last
-//! restart, shows the first 16 bytes of its BLAKE3 (32 hex digits, like an MD5) instead:
-//! stable for as long as the content is, so `If-Match` and caching work, but not
-//! comparable with a locally computed MD5.
+//! restart, shows the first 16 bytes of its BLAKE3 with a `-1` suffix instead: stable for
+//! as long as the content is, so `If-Match` and caching work. The suffix is the multipart
+//! form, which clients (rclone, s3cmd, the AWS SDKs' transfer managers) do not compare with
+//! an MD5 of the bytes: 32 bare hex digits that are not the MD5 would make them report a
+//! download as corrupted. Persisting the MD5 with the object (a catalog column) would
+//! give every object a plain MD5 ETag; it is not done yet.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -93,7 +96,7 @@ impl EtagMemory {
     pub fn etag(&self, key: &str, entry: &ObjectEntry) -> String {
         match lock(&self.0).get(key) {
             Some((generation, etag)) if *generation == entry.generation => etag.clone(),
-            _ => hex::encode(&entry.hash[..16]),
+            _ => format!("{}-1", hex::encode(&entry.hash[..16])),
         }
     }
 }
