@@ -35,10 +35,10 @@ impl SeaweedFs {
         format!("http://127.0.0.1:{}", self.s3_port)
     }
 
-    /// Creates `bucket` (idempotent).
+    /// Creates `bucket`; one that exists already is fine (409 when two tests race to it).
     pub fn create_bucket(&self, bucket: &str) -> Result<(), String> {
         match http(self.filer_port, "POST", &format!("/buckets/{bucket}/"))? {
-            200 | 201 => Ok(()),
+            200 | 201 | 409 => Ok(()),
             status => Err(format!(
                 "creating bucket {bucket} through the SeaweedFS filer failed with HTTP {status}"
             )),
