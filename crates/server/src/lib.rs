@@ -62,6 +62,7 @@ pub mod redundancy_worker;
 pub mod request_id;
 pub mod retry;
 pub mod routes;
+pub mod s3;
 pub mod scrub;
 pub mod state;
 pub mod streams;
@@ -135,6 +136,9 @@ pub struct ServeOptions {
     /// Serve a non-loopback address without tokens or TLS anyway (`--insecure`), with a
     /// warning in the log and in `/healthz` ([`auth::check_exposure`]).
     pub insecure: bool,
+    /// The S3 front door's key pair (access key id, secret); `None`: the service's
+    /// `STRATA_S3_ACCESS_KEY` and `STRATA_S3_SECRET_KEY` ([`s3::keys`]).
+    pub s3_front_keys: Option<(String, String)>,
 }
 
 impl ServeOptions {
@@ -151,6 +155,7 @@ impl ServeOptions {
             shared_catalog: None,
             faults: None,
             insecure: false,
+            s3_front_keys: None,
         }
     }
 }
@@ -165,6 +170,8 @@ pub struct RunningServer {
     state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    /// The S3 front door's address and serving task (`[server] s3_listen`).
+    s3: Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>,
     tasks: Vec<JoinHandle<()>>,
     /// Keeps the `[bandwidth]` timetable current while the service runs.
     _bandwidth_updates: Option<strata_store::bandwidth::LiveUpdates>,
@@ -186,6 +193,11 @@ impl RunningServer {
         self.state.access.audit_path().to_path_buf()
     }
 
+    /// The S3 front door's address, when `[server] s3_listen` is set.
+    pub fn s3_addr(&self) -> Option<SocketAddr> {
+        self.s3.as_ref().map(|(addr, _)| *addr)
+    }
+
     /// Holds (or releases) queued move jobs; running jobs finish.
     pub fn set_moves_paused(&self, paused: bool) {
         self.state.mover.set_paused(paused);
@@ -201,6 +213,11 @@ impl RunningServer {
             .is_err()
         {
             tracing::warn!("requests still running after the shutdown grace period");
+        }
+        if let Some((_, s3)) = self.s3 {
+            if tokio::time::timeout(SHUTDOWN_GRACE, s3).await.is_err() {
+                tracing::warn!("S3 requests still running after the shutdown grace period");
+            }
         }
         for task in self.tasks {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
@@ -380,6 +397,23 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         tokio::spawn(trends::sample_loop(Arc::clone(&state), shutdown_rx.clone())),
     ];
     tasks.extend(streams::start(&state, event_sources, &shutdown_rx));
+    let front_keys = options.s3_front_keys.clone();
+    let s3 = match start_front_door(
+        &state,
+        front_keys,
+        security.tls.clone(),
+        options.insecure,
+        &shutdown_rx,
+    )
+    .await
+    {
+        Ok(s3) => s3,
+        Err(err) => {
+            let _ = shutdown_tx.send(true);
+            state.engine.close().await;
+            return Err(err);
+        }
+    };
     let app = routes::router(Arc::clone(&state));
     let tls = security.tls.is_some();
     let server = tokio::spawn(http::serve(
@@ -396,9 +430,42 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
         state,
         shutdown: shutdown_tx,
         server,
+        s3,
         tasks,
         _bandwidth_updates: bandwidth.map(|control| control.start_live_updates()),
     })
+}
+
+/// Starts the S3 front door when `[server] s3_listen` is set: over TLS when the API is,
+/// refused on an exposed address without TLS (signatures do not hide the bytes) unless
+/// `insecure`.
+async fn start_front_door(
+    state: &Arc<AppState>,
+    keys: Option<(String, String)>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    insecure: bool,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<(SocketAddr, JoinHandle<std::io::Result<()>>)>, ServeError> {
+    let Some(listen) = state.config.server.s3_listen.clone() else {
+        return Ok(None);
+    };
+    let has_tls = tls.is_some();
+    let keys = match keys {
+        Some((access, secret)) => {
+            s3::keys::FrontKeys::new(Some(access), Some(secret), &state.config.s3)?
+        }
+        None => s3::keys::FrontKeys::from_env(&state.config.s3)?,
+    };
+    let (addr, server) = s3::start(state, &listen, keys, tls, shutdown.clone()).await?;
+    match auth::check_exposure(addr, true, has_tls, insecure) {
+        Ok(Some(warning)) => tracing::warn!(%addr, "S3 front door: {warning}"),
+        Ok(None) => {}
+        Err(err) => {
+            server.abort();
+            return Err(err);
+        }
+    }
+    Ok(Some((addr, server)))
 }
 
 /// What [`secure_transport`] sets up.

@@ -217,10 +217,29 @@ pub async fn put_object(
     let expected = headers
         .get("x-strata-hash")
         .map(|value| value.to_str().unwrap_or_default().to_ascii_lowercase());
+    let (view, created) = store_object(&state, &key, body, expected).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)).into_response())
+}
+
+/// The write behind `PUT /v1/objects/{key}` and the S3 front door's PutObject: the
+/// write ([`write_object`], on a task of its own), then the metrics, the access and, for
+/// a new object, its first placement decision. Returns the object as written and
+/// whether it is new.
+pub async fn store_object(
+    state: &Arc<AppState>,
+    key: &str,
+    body: BodyReader,
+    expected: Option<String>,
+) -> Result<(ObjectView, bool), ApiError> {
     // On a task of its own: a client that goes away drops this handler, not the write,
     // which then sees the body end short and aborts its staged upload.
     let write = {
-        let (state, key) = (Arc::clone(&state), key.clone());
+        let (state, key) = (Arc::clone(state), key.to_string());
         tokio::spawn(async move { write_object(&state, &key, body, expected).await })
     };
     let written = write
@@ -234,20 +253,15 @@ pub async fn put_object(
     let size = placed.object.size;
     state.metrics.writes.fetch_add(1, Ordering::Relaxed);
     state.metrics.write_bytes.fetch_add(size, Ordering::Relaxed);
-    record_access(&state, &key, Op::Write, size);
+    record_access(state, key, Op::Write, size);
     if created {
-        lock(&state.decisions).push(first_placement(&state, &key, &placed), false);
+        lock(&state.decisions).push(first_placement(state, key, &placed), false);
     }
     let tier = state
         .tier(&placed.tier)
         .map_or(TierId::HOTTEST, |tier| tier.id);
-    let view = ObjectView::new(&state, &key, &entry_of(&placed, tier, stored));
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(view)).into_response())
+    let view = ObjectView::new(state, key, &entry_of(&placed, tier, stored));
+    Ok((view, created))
 }
 
 /// The decision recorded for a new object's first placement: the default tier, or the

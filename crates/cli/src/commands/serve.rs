@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// 127.0.0.1:7070; port 0 picks a free port, printed at start).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// Also serve the S3-compatible front door on HOST:PORT (default: the config's
+    /// [server] s3_listen, else none), signed with STRATA_S3_ACCESS_KEY and
+    /// STRATA_S3_SECRET_KEY from the environment.
+    #[arg(long, value_name = "ADDR")]
+    s3_listen: Option<String>,
     /// Directory for the catalog and the default local tiers (default: the config's
     /// [server] data_dir, else ./strata-data).
     #[arg(long, value_name = "DIR")]
@@ -188,6 +193,9 @@ fn load_config(args: &ServeArgs) -> anyhow::Result<TieringConfig> {
     if let Some(listen) = &args.listen {
         config.server.listen = listen.clone();
     }
+    if let Some(listen) = &args.s3_listen {
+        config.server.s3_listen = Some(listen.clone());
+    }
     if !args.events.is_empty() {
         for url in &args.events {
             // Refused here to name the flag; the service checks the config's list itself.
@@ -219,6 +227,8 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         // STRATA_CATALOG) names a PostgreSQL catalog shared with other nodes.
         shared_catalog: context.shared_catalog()?,
         insecure: args.insecure,
+        // STRATA_S3_ACCESS_KEY and STRATA_S3_SECRET_KEY, read by the service.
+        s3_front_keys: None,
         // STRATA_FAULTS, read (and warned about on stderr) as every command reads it.
         faults: strata_store::layers::env_fault_plan()
             .map_err(anyhow::Error::msg)?
@@ -252,6 +262,7 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
             "{}",
             serde_json::json!({
                 "listening": url,
+                "s3_listening": server.s3_addr().map(|addr| format!("{scheme}://{addr}")),
                 "data_dir": data_dir,
                 "catalog": server.catalog_path(),
                 "tiers": tiers,
@@ -262,6 +273,9 @@ pub async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode>
         );
     } else {
         outln!("strata serve: listening on {url}");
+        if let Some(addr) = server.s3_addr() {
+            outln!("  S3 front door on {scheme}://{addr}");
+        }
         outln!(
             "  data dir {}, catalog {}",
             data_dir.display(),
@@ -318,6 +332,7 @@ mod tests {
     fn args(config: Option<PathBuf>, data_dir: Option<&str>) -> ServeArgs {
         ServeArgs {
             listen: None,
+            s3_listen: None,
             data_dir: data_dir.map(PathBuf::from),
             config,
             plan_interval: None,

@@ -20,6 +20,7 @@ mod forecast;
 mod parse;
 mod policy;
 mod redundancy;
+mod s3;
 mod tier_id;
 
 pub use bandwidth::BandwidthConfig;
@@ -27,6 +28,7 @@ pub use encryption::ENCRYPTION_CIPHERS;
 pub use forecast::ForecastConfig;
 pub use policy::{failures_tolerated, tier_failures_tolerated, MinRedundancy, PolicyConfig};
 pub use redundancy::RedundancyByClass;
+pub use s3::{check_bucket_name, S3FrontConfig, DEFAULT_BUCKET};
 pub use tier_id::TierId;
 
 use std::path::{Path, PathBuf};
@@ -67,6 +69,8 @@ pub struct TieringConfig {
     /// `[[policy]]`: constraints on placement by key prefix, in declaration order; each
     /// allows at least one tier (checked at load).
     pub policies: Vec<PolicyConfig>,
+    /// `[s3]`: the S3 front door's buckets and anonymous access.
+    pub s3: S3FrontConfig,
 }
 
 /// `[server]`.
@@ -94,6 +98,9 @@ pub struct ServerConfig {
     /// Where the audit log of write and admin requests goes, JSON lines (`audit_log`;
     /// default `<data_dir>/audit.log`).
     pub audit_log: Option<PathBuf>,
+    /// Address of the S3-compatible front door, `host:port` (`s3_listen`, or
+    /// `strata serve --s3-listen`); none by default.
+    pub s3_listen: Option<String>,
 }
 
 /// How a tier stores objects.
@@ -335,6 +342,7 @@ impl TieringConfig {
                 tls_key: None,
                 allowed_hosts: Vec::new(),
                 audit_log: None,
+                s3_listen: None,
             },
             default_tier: "warm".to_string(),
             tiers,
@@ -346,6 +354,7 @@ impl TieringConfig {
             bandwidth: None,
             redundancy: RedundancyByClass::default(),
             policies: Vec::new(),
+            s3: S3FrontConfig::default(),
         }
     }
 

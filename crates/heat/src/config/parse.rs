@@ -44,6 +44,8 @@ struct RawConfig {
     #[serde(default)]
     redundancy: RawRedundancy,
     policy: Option<Vec<RawPolicy>>,
+    #[serde(default)]
+    s3: super::s3::RawS3,
 }
 
 #[derive(Deserialize, Default)]
@@ -56,6 +58,7 @@ struct RawServer {
     tls_key: Option<PathBuf>,
     allowed_hosts: Option<Vec<String>>,
     audit_log: Option<PathBuf>,
+    s3_listen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -267,6 +270,10 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
         .server
         .listen
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let s3_listen = raw.server.s3_listen;
+    if let Some(Err(reason)) = s3_listen.as_deref().map(check_listen) {
+        problems.add("server.s3_listen", reason);
+    }
     if let Err(reason) = check_listen(&listen) {
         problems.add("server.listen", reason);
     }
@@ -341,6 +348,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
             tls_key: raw.server.tls_key,
             allowed_hosts: raw.server.allowed_hosts.unwrap_or_default(),
             audit_log: raw.server.audit_log,
+            s3_listen,
         },
         default_tier,
         tiers,
@@ -352,6 +360,7 @@ fn build(raw: RawConfig, problems: &mut Problems) -> TieringConfig {
         bandwidth,
         redundancy,
         policies,
+        s3: super::s3::build_s3(raw.s3, problems),
     }
 }
 

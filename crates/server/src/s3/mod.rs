@@ -1,0 +1,80 @@
+//! The S3-compatible front door (`[server] s3_listen`, `strata serve --s3-listen`): the
+//! S3 REST API over the same objects as `/v1/objects`.
+//!
+//! The protocol side (routing, XML in and out, AWS Signature V4 checks, the clock-skew
+//! bound, S3's error documents) is the `s3s` crate's; this module owns what the requests
+//! mean for Strata:
+//!
+//! - [`front`]: the operations, each through the service's own object path
+//!   ([`crate::objects`]): writes go through the group commit onto the object's tier with
+//!   its policy and encryption, reads are verified chunk by chunk, and every read and
+//!   write feeds access heat exactly like `/v1/objects`;
+//! - [`listing`]: ListObjects(V2) over the in-memory index, with delimiters and
+//!   continuation tokens;
+//! - [`multipart`]: multipart uploads staged part by part on the data directory's disk,
+//!   stitched into one object by streaming;
+//! - [`etag`]: the MD5 ETags S3 clients expect, computed as bodies stream;
+//! - [`keys`]: who may sign: the key pair in the service's environment and anonymous
+//!   access when `[s3] allow_anonymous` (read-only);
+//! - [`errors`]: the service's errors as S3 error codes.
+//!
+//! Buckets: `strata` holds every key; each `[s3] buckets` entry `NAME` is the key prefix
+//! `NAME/` (object `k` in bucket `logs` is the service's key `logs/k`).
+
+pub mod errors;
+pub mod etag;
+pub mod front;
+pub mod keys;
+pub mod listing;
+pub mod multipart;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::ServeError;
+use crate::state::AppState;
+
+/// Binds `addr` and serves the front door on it until `stop` turns true, with the API's
+/// connection bounds and TLS. Returns the bound address and the serving task.
+pub(crate) async fn start(
+    state: &Arc<AppState>,
+    addr: &str,
+    keys: keys::FrontKeys,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<std::io::Result<()>>), ServeError> {
+    let refused = |err: std::io::Error| ServeError::Config {
+        field: "server.s3_listen".to_string(),
+        reason: format!("cannot listen on {addr}: {err}; pick another address with --s3-listen"),
+    };
+    let listener = TcpListener::bind(addr).await.map_err(refused)?;
+    let bound = listener.local_addr().map_err(refused)?;
+    let service = front::service(Arc::clone(state), keys)?;
+    let app = Router::new().fallback_service(tower::service_fn(
+        move |request: axum::extract::Request| {
+            let service = service.clone();
+            async move {
+                let request = request.map(s3s::Body::http_body_unsync);
+                let response = match service.call(request).await {
+                    Ok(response) => response.map(axum::body::Body::new),
+                    Err(err) => {
+                        tracing::error!(?err, "the S3 front door failed a request");
+                        let mut response = axum::response::Response::new(axum::body::Body::empty());
+                        *response.status_mut() = axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                        response
+                    }
+                };
+                Ok::<_, Infallible>(response)
+            }
+        },
+    ));
+    let server = tokio::spawn(crate::http::serve(listener, app, state.http, tls, stop));
+    tracing::info!(addr = %bound, "S3 front door listening");
+    Ok((bound, server))
+}
