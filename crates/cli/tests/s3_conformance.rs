@@ -7,8 +7,13 @@
 //! done by `scripts/install-test-deps.sh`. Run with `-- --nocapture` to see the suite's
 //! per-case output and the allowances it used.
 
+mod serve_common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+
+use serve_common::{config, Service};
 
 use strata_store::testing::seaweedfs::{s3_tools_venv, seaweedfs};
 use strata_store::testing::{free_port, TEST_KEY_ID, TEST_SECRET};
@@ -111,6 +116,49 @@ fn pytest(target: &Target, extra: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), report)
+}
+
+/// The front door's key pair, given to `strata serve` through its environment.
+const DOOR_ACCESS_KEY: &str = "STRATACONFORMANCE";
+const DOOR_SECRET_KEY: &str = "conformance-secret/0123456789abcdefghij";
+
+/// `strata serve --s3-listen 127.0.0.1:0` with every tier on local disk under a temp dir
+/// (kept for the process's life: a static is never dropped), shared by this binary's tests.
+fn strata_front_door() -> &'static str {
+    static DOOR: OnceLock<(tempfile::TempDir, Service, String)> = OnceLock::new();
+    let (_, _, endpoint) = DOOR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let cold = dir.path().join("cold");
+        let config_path = dir.path().join("strata.toml");
+        let text = config(&data_dir, &cold.display().to_string(), "1h", "2h", "1h");
+        std::fs::write(&config_path, text).expect("write strata.toml");
+        let service = Service::start_with_env(
+            &config_path,
+            &data_dir,
+            &["--s3-listen", "127.0.0.1:0"],
+            &[
+                ("STRATA_S3_ACCESS_KEY", DOOR_ACCESS_KEY),
+                ("STRATA_S3_SECRET_KEY", DOOR_SECRET_KEY),
+            ],
+        );
+        let endpoint = service.started["s3_listening"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no s3_listening in the start line: {}", service.started))
+            .to_string();
+        (dir, service, endpoint)
+    });
+    endpoint
+}
+
+#[test]
+fn strata_front_door_passes_the_conformance_suite() {
+    run_suite(&Target {
+        name: "strata",
+        endpoint: strata_front_door().to_string(),
+        access_key: DOOR_ACCESS_KEY.into(),
+        secret_key: DOOR_SECRET_KEY.into(),
+    });
 }
 
 #[test]
