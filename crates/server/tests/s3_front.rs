@@ -540,6 +540,11 @@ async fn a_real_s3_client_round_trips() {
         .disable_config_load()
         .disable_ec2_metadata();
     let op = opendal::Operator::new(builder).unwrap();
+    let transport = opendal::HttpTransporter::new(
+        opendal_http_transport_reqwest::ReqwestTransport::new(reqwest::Client::new()),
+    );
+    let context = op.base_context().with_http_transport(transport);
+    let op = op.with_context(context);
     op.write("dal/one", b"through opendal".to_vec())
         .await
         .unwrap();
@@ -565,4 +570,88 @@ async fn a_real_s3_client_round_trips() {
     assert!(listed.contains(&"dal/one".to_string()), "{listed:?}");
     op.delete("dal/one").await.unwrap();
     assert!(!op.exists("dal/one").await.unwrap());
+}
+
+#[tokio::test]
+async fn token_key_pairs_carry_the_tokens_scope_and_prefix() {
+    use strata_catalog::{SqliteCatalog, TokenCatalog, TokenScope};
+    use strata_server::s3::token_keys;
+
+    let front = start_default().await;
+    front.put("/strata/team/a", b"team data").await;
+    front.put("/strata/other/b", b"other data").await;
+    let data_dir = front.server.dir.path();
+    let catalog = SqliteCatalog::open(&data_dir.join("catalog.db"))
+        .await
+        .unwrap();
+    let now = strata_server::state::now_ms();
+    let reader = strata_server::auth::token::issue(TokenScope::Read, None, now, None);
+    let writer =
+        strata_server::auth::token::issue(TokenScope::Write, Some("team/".into()), now, None);
+    catalog.create_token(&reader.record).await.unwrap();
+    catalog.create_token(&writer.record).await.unwrap();
+    let master = token_keys::master_key(data_dir).unwrap();
+    let signer = |id: &str| {
+        let access = token_keys::access_key_id(id);
+        Signer {
+            secret: token_keys::secret(&master, &access),
+            access,
+            ..Signer::default()
+        }
+    };
+    let reader_keys = signer(&reader.record.id);
+    let writer_keys = signer(&writer.record.id);
+    let as_reader = |method: &'static str, path: &'static str, body: &'static [u8]| {
+        front.request_as(
+            Some(&reader_keys),
+            method,
+            path,
+            &[],
+            &[],
+            body.to_vec().into(),
+        )
+    };
+
+    // A read token reads anything and writes nothing.
+    assert_eq!(
+        as_reader("GET", "/strata/other/b", b"").await.body,
+        b"other data"
+    );
+    let refused = as_reader("PUT", "/strata/team/a", b"overwritten").await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.code(), "AccessDenied");
+    assert_eq!(front.get("/strata/team/a").await.body, b"team data");
+
+    // A prefix token sees and writes only its prefix.
+    let as_writer = |method: &'static str,
+                     path: &'static str,
+                     query: &'static [(&'static str, &'static str)]| {
+        front.request_as(
+            Some(&writer_keys),
+            method,
+            path,
+            query,
+            &[],
+            b"new".to_vec().into(),
+        )
+    };
+    assert_eq!(as_writer("PUT", "/strata/team/c", &[]).await.status, 200);
+    assert_eq!(
+        as_writer("GET", "/strata/other/b", &[]).await.code(),
+        "AccessDenied"
+    );
+    assert_eq!(
+        as_writer("PUT", "/strata/other/b", &[]).await.code(),
+        "AccessDenied"
+    );
+    let listed = as_writer("GET", "/strata", &[("list-type", "2"), ("prefix", "team/")]).await;
+    assert_eq!(listed.tags("Key"), ["team/a", "team/c"]);
+    let above = as_writer("GET", "/strata", &[("list-type", "2")]).await;
+    assert_eq!(above.code(), "AccessDenied");
+
+    // Revoked: its key pair is unknown from then on.
+    catalog.revoke_token(&writer.record.id, now).await.unwrap();
+    let revoked = as_writer("GET", "/strata/team/a", &[]).await;
+    assert_eq!(revoked.code(), "InvalidAccessKeyId");
+    catalog.close().await;
 }

@@ -58,6 +58,10 @@ struct CreateArgs {
     /// Lifetime, e.g. 30d or 12h (default: until revoked).
     #[arg(long, value_name = "DURATION")]
     expires: Option<String>,
+    /// Also print an S3 key pair (access key id and secret) bound to the token, for the
+    /// S3 front door (`strata serve --s3-listen`): same scope, prefix and lifetime.
+    #[arg(long)]
+    s3: bool,
 }
 
 /// Run the command.
@@ -65,7 +69,18 @@ pub async fn run(context: &Context, args: TokenArgs) -> anyhow::Result<ExitCode>
     let engine = open_service_catalog(context, &args).await?;
     let tokens = engine.tokens();
     let result = match args.command {
-        TokenCommand::Create(create_args) => create(context, tokens, create_args).await,
+        TokenCommand::Create(create_args) => {
+            let data_dir = if create_args.s3 {
+                Some(
+                    service_config(args.config.as_deref(), args.data_dir.as_deref())?
+                        .server
+                        .data_dir,
+                )
+            } else {
+                None
+            };
+            create(context, tokens, create_args, data_dir).await
+        }
         TokenCommand::List => list(context, tokens).await,
         TokenCommand::Revoke { id } => revoke(context, tokens, &id).await,
     };
@@ -98,6 +113,7 @@ async fn create(
     context: &Context,
     tokens: Arc<dyn TokenCatalog>,
     args: CreateArgs,
+    s3_data_dir: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     if args.scope == TokenScope::Admin && args.prefix.is_some() {
         bail!(
@@ -123,18 +139,30 @@ async fn create(
         }
     };
     let issued = issue(args.scope, args.prefix, now, expires_ms);
+    // The master key first: no token is made whose key pair cannot be given.
+    let s3_pair = match &s3_data_dir {
+        Some(data_dir) => Some(s3_key_pair(data_dir, &issued.record.id)?),
+        None => None,
+    };
     tokens.create_token(&issued.record).await?;
     let record = &issued.record;
     if context.json {
-        outln!(
-            "{}",
-            serde_json::json!({
-                "token": issued.text,
-                "id": record.id,
-                "scope": record.scope,
-            })
-        );
+        let mut shown = serde_json::json!({
+            "token": issued.text,
+            "id": record.id,
+            "scope": record.scope,
+        });
+        if let Some((access, secret)) = &s3_pair {
+            shown["s3_access_key_id"] = serde_json::json!(access);
+            shown["s3_secret_access_key"] = serde_json::json!(secret);
+        }
+        outln!("{shown}");
     } else {
+        if let Some((access, secret)) = &s3_pair {
+            outln!("S3 key pair bound to it (shown only now; revoked with the token):");
+            outln!("  access key id     {access}");
+            outln!("  secret access key {secret}");
+        }
         outln!(
             "token {} made: scope {}{}, {}; it is shown only now (the catalog keeps its hash):",
             record.id,
@@ -149,6 +177,21 @@ async fn create(
         outln!("{}", issued.text);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The S3 key pair bound to token `id`: its access key id and the secret derived from the
+/// master key in `data_dir` (made if missing; `strata_server::s3::token_keys`).
+fn s3_key_pair(data_dir: &std::path::Path, id: &str) -> anyhow::Result<(String, String)> {
+    use strata_server::s3::token_keys;
+    let master = token_keys::master_key(data_dir).with_context(|| {
+        format!(
+            "cannot read or make the S3 master key {}",
+            token_keys::master_key_path(data_dir).display()
+        )
+    })?;
+    let access = token_keys::access_key_id(id);
+    let secret = token_keys::secret(&master, &access);
+    Ok((access, secret))
 }
 
 async fn list(context: &Context, tokens: Arc<dyn TokenCatalog>) -> anyhow::Result<ExitCode> {

@@ -63,3 +63,36 @@ pub fn check_bucket_name(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::TieringConfig;
+
+    #[test]
+    fn buckets_and_listen_address_are_checked() {
+        let config = TieringConfig::parse(
+            "[server]\ns3_listen = \"127.0.0.1:9000\"\n[s3]\nbuckets = [\"logs\", \"media-2\"]\n\
+             allow_anonymous = true\n",
+        )
+        .unwrap();
+        assert_eq!(config.server.s3_listen.as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(config.s3.buckets, ["logs", "media-2"]);
+        assert!(config.s3.allow_anonymous);
+        let defaults = TieringConfig::parse("").unwrap();
+        assert_eq!(defaults.server.s3_listen, None);
+        assert!(defaults.s3.buckets.is_empty() && !defaults.s3.allow_anonymous);
+
+        for (text, field) in [
+            ("[s3]\nbuckets = [\"Logs\"]\n", "s3.buckets[0]"),
+            ("[s3]\nbuckets = [\"strata\"]\n", "s3.buckets[0]"),
+            ("[s3]\nbuckets = [\"ab\"]\n", "s3.buckets[0]"),
+            ("[s3]\nbuckets = [\"logs\", \"logs\"]\n", "s3.buckets[1]"),
+            ("[server]\ns3_listen = \"nowhere\"\n", "server.s3_listen"),
+        ] {
+            let err = TieringConfig::parse(text).unwrap_err().to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+        let unknown = TieringConfig::parse("[s3]\nbucket = [\"x\"]\n").unwrap_err();
+        assert!(unknown.to_string().contains("bucket"), "{unknown}");
+    }
+}

@@ -22,7 +22,7 @@ use strata_heat::config::DEFAULT_BUCKET;
 
 use super::errors::s3_error;
 use super::etag::{EtagMemory, Md5Sink, Md5Stream};
-use super::keys::FrontKeys;
+use super::keys::{FrontKeys, TokenKeys};
 use super::multipart::Staging;
 use crate::error::ServeError;
 use crate::http::BodyReader;
@@ -32,13 +32,18 @@ use crate::state::AppState;
 
 /// The front door's `s3s` service over `state`, accepting `keys`.
 pub fn service(state: Arc<AppState>, keys: FrontKeys) -> Result<S3Service, ServeError> {
+    let keys = keys.with_tokens(TokenKeys::new(
+        state.engine.tokens(),
+        state.config.server.data_dir.clone(),
+    ));
     let staging =
         Staging::open(&state.config.server.data_dir).map_err(|err| ServeError::Config {
             field: "server.data_dir".to_string(),
             reason: format!("cannot prepare the S3 multipart staging directory: {err}"),
         })?;
+    let state_buckets = state.config.s3.buckets.clone();
     let front = StrataS3 {
-        buckets: Buckets::new(&state.config.s3.buckets),
+        buckets: Buckets::new(&state_buckets),
         state,
         etags: Arc::new(EtagMemory::default()),
         staging,
@@ -48,7 +53,7 @@ pub fn service(state: Arc<AppState>, keys: FrontKeys) -> Result<S3Service, Serve
     // Always set: without an auth provider s3s runs no access check at all, and an
     // anonymous write would pass.
     builder.set_auth(keys.auth());
-    builder.set_access(keys.access());
+    builder.set_access(keys.access(Buckets::new(&state_buckets)));
     Ok(builder.build())
 }
 

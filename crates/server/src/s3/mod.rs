@@ -14,8 +14,9 @@
 //! - [`multipart`]: multipart uploads staged part by part on the data directory's disk,
 //!   stitched into one object by streaming;
 //! - [`etag`]: the MD5 ETags S3 clients expect, computed as bodies stream;
-//! - [`keys`]: who may sign: the key pair in the service's environment and anonymous
-//!   access when `[s3] allow_anonymous` (read-only);
+//! - [`keys`]: who may sign: the key pair in the service's environment, key pairs bound
+//!   to API tokens ([`token_keys`], their scope and prefix enforced) and anonymous access
+//!   when `[s3] allow_anonymous` (read-only);
 //! - [`errors`]: the service's errors as S3 error codes.
 //!
 //! Buckets: `strata` holds every key; each `[s3] buckets` entry `NAME` is the key prefix
@@ -27,6 +28,7 @@ pub mod front;
 pub mod keys;
 pub mod listing;
 pub mod multipart;
+pub mod token_keys;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

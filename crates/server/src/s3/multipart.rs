@@ -243,11 +243,8 @@ pub async fn complete(
                 "CompleteMultipartUpload lists no parts; list each uploaded part's number and ETag"
             )
         })?;
-    let staged = staged_parts(&dir).await?;
-    let mut chosen = Vec::with_capacity(listed.len());
     let mut previous = 0;
-    for part in &listed {
-        let number = part.part_number.unwrap_or(0);
+    for number in listed.iter().map(|part| part.part_number.unwrap_or(0)) {
         if number <= previous {
             return Err(s3_error!(
                 InvalidPartOrder,
@@ -255,13 +252,17 @@ pub async fn complete(
             ));
         }
         previous = number;
-        let found = staged.iter().find(|staged| staged.0 == number);
+    }
+    let staged = staged_parts(&dir).await?;
+    let mut chosen = Vec::with_capacity(listed.len());
+    for part in &listed {
+        let number = part.part_number.unwrap_or(0);
         let etag_matches = |md5: &str| {
             part.e_tag
                 .as_ref()
                 .is_none_or(|etag| etag.value().trim_matches('"') == md5)
         };
-        match found {
+        match staged.iter().find(|staged| staged.0 == number) {
             Some(staged) if etag_matches(&staged.2) => chosen.push(staged.clone()),
             _ => {
                 return Err(s3_error!(
