@@ -42,9 +42,17 @@ impl Run {
         match phase {
             Phase::Put => self.op.write(&key, self.body.clone()).await.map(drop),
             Phase::Get => {
-                let got = self.op.read(&key).await.map_err(|e| format!("GET {key}: {e}"))?;
+                let got = self
+                    .op
+                    .read(&key)
+                    .await
+                    .map_err(|e| format!("GET {key}: {e}"))?;
                 if got.len() != self.body.len() {
-                    return Err(format!("GET {key}: {} bytes, expected {}", got.len(), self.body.len()));
+                    return Err(format!(
+                        "GET {key}: {} bytes, expected {}",
+                        got.len(),
+                        self.body.len()
+                    ));
                 }
                 Ok(())
             }
@@ -123,7 +131,9 @@ fn operator(endpoint: &str, bucket: &str) -> Result<Operator, String> {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(endpoint), Some(bucket)) = (args.first(), args.get(1)) else { usage() };
+    let (Some(endpoint), Some(bucket)) = (args.first(), args.get(1)) else {
+        usage()
+    };
     let size = number(args.get(2), "SIZE");
     let count = number(args.get(3), "COUNT");
     let clients = args.get(4).map_or(16, |_| number(args.get(4), "CLIENTS"));
@@ -142,7 +152,13 @@ async fn main() {
         })
         .collect();
     let prefix = format!("bench-{}-{}/", std::process::id(), size);
-    let run = Arc::new(Run { op, prefix, body, count, clients });
+    let run = Arc::new(Run {
+        op,
+        prefix,
+        body,
+        count,
+        clients,
+    });
     for (name, phase) in [("PUT", Phase::Put), ("GET", Phase::Get)] {
         match run.phase(phase).await {
             Ok(seconds) => report(name, &run, seconds),

@@ -14,7 +14,8 @@ The suite runs unchanged against any S3 server; crates/cli/tests/s3_conformance.
 
 Allowances: where the oracle itself deviates from AWS S3, a case calls `allowance(NAME, ...)`
 from this file, which accepts the deviation only for the server named in ALLOWANCES and says
-so in the output. Strata's front door gets no allowance: it must behave as AWS does.
+so in the output. Strata's front door gets no allowance: it must behave as AWS does; what it
+cannot do yet is a KNOWN_GAPS entry, a strict xfail (reported, and failing once fixed).
 """
 
 import os
@@ -33,7 +34,25 @@ ALLOWANCES = {
     "strata": {},
 }
 
+# Cases the front door is known to fail today, by server: case name -> the defect. They run
+# as strict xfails: reported as such, and the suite fails the day one passes, so the entry
+# must then be removed. Only for Strata's own defects, never to paper over the oracle.
+KNOWN_GAPS = {
+    "strata": {
+        "test_upload_abandoned_midway_is_listed_then_completed": "ListMultipartUploads answers "
+        "NotImplemented ('ListMultipartUploads is not implemented yet'), so a client that "
+        "lost its upload id cannot find the upload to resume or abort it",
+    },
+}
+
 USED_ALLOWANCES = []
+
+
+def pytest_collection_modifyitems(config, items):
+    gaps = KNOWN_GAPS.get(os.environ.get("S3_SERVER", ""), {})
+    for item in items:
+        if item.originalname in gaps:
+            item.add_marker(pytest.mark.xfail(reason="known gap: " + gaps[item.originalname], strict=True))
 
 
 def server():
