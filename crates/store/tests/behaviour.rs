@@ -1,5 +1,5 @@
-//! One behaviour suite, run against every kind of store: memory, local (temp dir) and a
-//! real S3 server (moto on loopback).
+//! One behaviour suite, run against every kind of store: memory, local (temp dir) and two
+//! real S3 servers on loopback, moto and SeaweedFS.
 
 #[macro_use]
 mod common;
@@ -10,7 +10,15 @@ use bytes::Bytes;
 use common::{data, fixture, Fixture, Kind};
 use strata_store::{Entry, ListWarning, StoreError};
 
-behaviours!(
+/// Every behaviour, on every store kind, SeaweedFS included.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        behaviours!($($name),*);
+        seaweedfs_behaviours!($($name),*);
+    };
+}
+
+suite!(
     list_is_recursive_sorted_and_skips_metadata,
     stat_finds_files_and_reports_missing_ones,
     read_range_at_odd_offsets,

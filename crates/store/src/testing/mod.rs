@@ -1,6 +1,7 @@
-//! Test support shared by every crate's tests (feature `testing`): a real S3-compatible
-//! server (moto) on loopback, Azure Blob and GCS emulators ([`emulators`]), and a
-//! fault-injecting HTTP proxy to put in front of them ([`proxy`]).
+//! Test support shared by every crate's tests (feature `testing`): two real S3-compatible
+//! servers on loopback, moto (accepts any credentials) and SeaweedFS ([`seaweedfs`], enforces
+//! SigV4), Azure Blob and GCS emulators ([`emulators`]), and a fault-injecting HTTP proxy to
+//! put in front of them ([`proxy`]).
 //!
 //! Moto is started once per test binary, on a free port, by a thread that lives as long as
 //! the process; the server gets SIGKILL when the process exits (PR_SET_PDEATHSIG), so no
@@ -9,6 +10,7 @@
 
 pub mod emulators;
 pub mod proxy;
+pub mod seaweedfs;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -85,36 +87,12 @@ fn start_moto(env: &[(&'static str, &'static str)]) -> Result<Moto, String> {
             .into());
     };
     let port = free_port();
-    let env: Vec<(&str, &str)> = env.to_vec();
-    let (tx, rx) = mpsc::channel();
-    // The spawning thread must outlive the tests: PR_SET_PDEATHSIG fires when the thread
-    // that forked the child exits.
-    std::thread::spawn(move || {
-        let mut cmd = Command::new(&bin);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn();
-        let _ = tx.send(child.map(|c| c.id()).map_err(|e| e.to_string()));
-        loop {
-            std::thread::park();
-        }
-    });
-    let spawned = rx
-        .recv()
-        .map_err(|e| format!("moto launcher thread died: {e}"))?;
-    spawned.map_err(|e| {
+    let mut cmd = Command::new(&bin);
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    spawn_for_process_lifetime(cmd).map_err(|e| {
         format!(
             "cannot start moto_server ({e}); run `scripts/s3-server.sh install` \
              (or `pip install 'moto[server]'`)"
@@ -132,18 +110,54 @@ fn start_moto(env: &[(&'static str, &'static str)]) -> Result<Moto, String> {
     ))
 }
 
+/// Starts `cmd` (output discarded) as a server that lives as long as this process: the
+/// child gets SIGKILL when the process exits (PR_SET_PDEATHSIG), so no server outlives
+/// `cargo test`, and SIGKILL also stops servers that ignore SIGTERM (SeaweedFS). Returns
+/// the child's pid.
+pub fn spawn_for_process_lifetime(mut cmd: Command) -> Result<u32, String> {
+    let (tx, rx) = mpsc::channel();
+    // The spawning thread must outlive the tests: PR_SET_PDEATHSIG fires when the thread
+    // that forked the child exits.
+    std::thread::spawn(move || {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn();
+        let _ = tx.send(child.map(|c| c.id()).map_err(|e| e.to_string()));
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv()
+        .map_err(|e| format!("server launcher thread died: {e}"))?
+}
+
 /// A bare HTTP/1.1 request without a body; returns the status code.
 pub fn http(port: u16, method: &str, path: &str) -> Result<u16, String> {
+    http_with_body(port, method, path, b"")
+}
+
+/// A bare HTTP/1.1 request with `body` (unsigned); returns the status code.
+pub fn http_with_body(port: u16, method: &str, path: &str, body: &[u8]) -> Result<u16, String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\
-         Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
     );
     stream
         .write_all(request.as_bytes())
+        .and_then(|()| stream.write_all(body))
         .map_err(|e| e.to_string())?;
     let mut response = Vec::new();
     stream

@@ -1,6 +1,7 @@
-//! Test harness: stores of every kind, and a real S3 server (moto) on loopback.
+//! Test harness: stores of every kind, and two real S3 servers on loopback: moto, and
+//! SeaweedFS (only for the suites that name it, `seaweedfs_behaviours!`).
 //!
-//! Moto is started once per test binary, on a free port, by a thread that lives as long as
+//! Each server is started once per test binary, on a free port, by a thread that lives as long as
 //! the process; the server gets SIGKILL when the process exits (PR_SET_PDEATHSIG), so no
 //! server outlives `cargo test`. If `moto_server` is missing, S3 tests fail and say how to
 //! install it.
@@ -56,14 +57,29 @@ macro_rules! behaviours {
     };
 }
 
+/// The same as `behaviours!`, on S3 stores of a real SeaweedFS (a second S3 implementation
+/// beside moto, one that enforces SigV4).
+#[allow(unused_macros)]
+macro_rules! seaweedfs_behaviours {
+    ($($name:ident),* $(,)?) => {
+        mod seaweedfs {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::fixture(super::Kind::SeaweedFs).await).await }) *
+        }
+    };
+}
+
 /// The kinds of store every behaviour test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Memory,
     Local,
+    /// S3 on moto.
     S3,
     Azblob,
     Gcs,
+    /// S3 on SeaweedFS.
+    SeaweedFs,
 }
 
 /// A fresh, empty store of one kind (and what keeps it alive).
@@ -103,6 +119,14 @@ pub async fn fixture(kind: Kind) -> Fixture {
             let endpoint = gcs.endpoint();
             (
                 format!("gs://{bucket}/some/prefix?endpoint={endpoint}"),
+                None,
+            )
+        }
+        Kind::SeaweedFs => {
+            let server = seaweedfs::seaweedfs();
+            let bucket = server.new_bucket();
+            (
+                format!("s3://{bucket}/some/prefix?endpoint={}", server.endpoint()),
                 None,
             )
         }
