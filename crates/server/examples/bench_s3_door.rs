@@ -72,7 +72,7 @@ impl Run {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= run.count {
-                        return Ok(());
+                        return Ok::<(), String>(());
                     }
                     run.one(phase, i).await?;
                 }
@@ -123,9 +123,7 @@ fn operator(endpoint: &str, bucket: &str) -> Result<Operator, String> {
         .secret_access_key(&key("BENCH_S3_SECRET_KEY")?)
         .disable_config_load()
         .disable_ec2_metadata();
-    Operator::new(builder)
-        .map(|op| op.finish())
-        .map_err(|e| format!("S3 client for {endpoint}: {e}"))
+    Operator::new(builder).map_err(|e| format!("S3 client for {endpoint}: {e}"))
 }
 
 #[tokio::main]
