@@ -11,10 +11,9 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
@@ -253,33 +252,13 @@ fn start(kind: EmulatorKind) -> Result<Emulator, String> {
     ))
 }
 
-/// Starts `bin` from a thread that outlives the tests (PR_SET_PDEATHSIG fires when the
-/// thread that forked the child exits), so the child dies with this process.
+/// Starts `bin` as a server that dies with this process (the shared
+/// [`super::spawn_for_process_lifetime`]), naming it when it cannot start.
 fn spawn_for_process_life(bin: PathBuf, args: Vec<String>) -> Result<u32, String> {
-    let (tx, rx) = mpsc::channel();
-    let shown = bin.display().to_string();
-    std::thread::spawn(move || {
-        let mut cmd = Command::new(&bin);
-        cmd.args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn();
-        let _ = tx.send(child.map(|c| c.id()).map_err(|e| e.to_string()));
-        loop {
-            std::thread::park();
-        }
-    });
-    rx.recv()
-        .map_err(|e| format!("launcher thread of {shown} died: {e}"))?
-        .map_err(|e| format!("cannot start {shown}: {e}"))
+    let mut cmd = Command::new(&bin);
+    cmd.args(&args);
+    super::spawn_for_process_lifetime(cmd)
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))
 }
 
 /// An HTTP/1.1 request; returns the status code and the body as text.
