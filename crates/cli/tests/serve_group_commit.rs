@@ -175,32 +175,6 @@ fn settle(url: &str, versions: &mut Versions) {
     }
 }
 
-/// A tmpfs of `size` mounted at `at` until dropped (the tests run as root).
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn mount(at: &Path, size: &str) -> SmallDisk {
-        assert!(
-            unsafe { libc::geteuid() } == 0,
-            "this test mounts a small tmpfs and needs root (CI and the dev machines run as root)"
-        );
-        std::fs::create_dir_all(at).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount tmpfs on {}", at.display());
-        SmallDisk(at.to_path_buf())
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// What a burst of PUTs on a filling disk came to: the keys acknowledged with their bytes,
 /// and the keys refused.
 #[derive(Default)]

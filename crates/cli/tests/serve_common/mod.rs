@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use strata_store::testing::{moto, TEST_KEY_ID, TEST_SECRET};
 
+mod small_disk;
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use small_disk::SmallDisk;
+
 /// A `strata.toml` for tests: hot and warm on local disk under the data dir, cold on S3
 /// (`cold_store`), no residency, recency-only classes with short windows, a periodic pass
 /// every `pass` and a flush every second.
