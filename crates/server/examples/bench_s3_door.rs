@@ -123,7 +123,18 @@ fn operator(endpoint: &str, bucket: &str) -> Result<Operator, String> {
         .secret_access_key(&key("BENCH_S3_SECRET_KEY")?)
         .disable_config_load()
         .disable_ec2_metadata();
-    Operator::new(builder).map_err(|e| format!("S3 client for {endpoint}: {e}"))
+    let op = Operator::new(builder).map_err(|e| format!("S3 client for {endpoint}: {e}"))?;
+    // OpenDAL 0.59 has no default HTTP transport: hand it a reqwest client, without the
+    // environment's proxies (both servers are on loopback).
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("HTTP client for {endpoint}: {e}"))?;
+    let transport = opendal::HttpTransporter::new(
+        opendal_http_transport_reqwest::ReqwestTransport::new(client),
+    );
+    let ctx = op.base_context().with_http_transport(transport);
+    Ok(op.with_context(ctx))
 }
 
 #[tokio::main]
