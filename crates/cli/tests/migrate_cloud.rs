@@ -118,7 +118,7 @@ fn swift_env() -> Vec<(&'static str, String)> {
     swift().env()
 }
 
-fn as_pairs(env: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
+fn as_pairs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter()
         .map(|(name, value)| (*name, value.as_str()))
         .collect()
