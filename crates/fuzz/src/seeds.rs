@@ -271,6 +271,7 @@ fn uris() -> Vec<Vec<u8>> {
         "relative/dir",
         "azblob://data/a%20b?endpoint=http://127.0.0.1:10000/devstoreaccount1&account=devstoreaccount1",
         "gs://my_bucket.example/x?endpoint=http://127.0.0.1:4443",
+        "swift://my_data/x%20y?endpoint=http://127.0.0.1:8080/v1/AUTH_test",
     ]
     .iter()
     .map(|u| u.as_bytes().to_vec())

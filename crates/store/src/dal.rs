@@ -1,11 +1,13 @@
 //! Object stores over Apache OpenDAL: S3-compatible servers, Azure Blob, Google Cloud
-//! Storage (their services built in `dal_cloud.rs`) and in-process memory.
+//! Storage (their services built in `dal_cloud.rs`), OpenStack Swift (`dal_swift.rs`) and
+//! in-process memory.
 //!
 //! Each store has two operators over the same service: `op` (timeouts, bounded retries:
 //! data traffic) and `probe` (short timeouts, no retry: [`DalStore::check_reachable`], so a
 //! dead endpoint is reported in seconds). Both send their HTTP requests through a
 //! [`PushbackTransport`], which turns a 429 or 5xx answer into an error that carries the
-//! server's `Retry-After` (see [`crate::retry_after`]).
+//! server's `Retry-After` (see [`crate::retry_after`]); a Swift store's go through a
+//! [`SwiftAuthTransport`] below that, which authenticates and renews the token.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,6 +20,7 @@ use opendal::Operator;
 use strata_throttle::{Priority, Throttle};
 
 use crate::access::{Access, Backend, Begun};
+use crate::dal_swift::{LargeDelete, SwiftAuthTransport, SwiftDeleter, SwiftSession};
 use crate::error::{from_dal, is_timeout, DalContext, StoreError};
 use crate::options::S3Options;
 use crate::overlap::StoreLocation;
@@ -50,16 +53,32 @@ const IO_TIMEOUT: Duration = Duration::from_secs(120);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_TIMES: usize = 3;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where OpenDAL's swift service puts the segments of large objects (top of the container).
+const SWIFT_SEGMENTS: &str = ".segments/";
 
 /// Gives the operator its own HTTP client (OpenDAL has no process-wide default here), with
 /// a bounded connect time so a black-holed endpoint fails instead of hanging, behind a
 /// [`PushbackTransport`] (429 and 5xx answers become errors with their `Retry-After`).
-/// Proxies from the environment (`HTTPS_PROXY`, ...) apply, except to a loopback endpoint.
+/// A Swift store's `session` authenticates its requests beneath the pushback transport.
 fn with_http_client(
     op: Operator,
     connect_timeout: Duration,
     endpoint: &str,
+    session: Option<&Arc<SwiftSession>>,
 ) -> Result<Operator, StoreError> {
+    let http = http_transport(connect_timeout, endpoint, session)?;
+    let transport = opendal::HttpTransporter::new(PushbackTransport::new(http));
+    let ctx = op.base_context().with_http_transport(transport);
+    Ok(op.with_context(ctx))
+}
+
+/// A store's own HTTP client as a transport, authenticated by `session` for Swift.
+/// Proxies from the environment (`HTTPS_PROXY`, ...) apply, except to a loopback endpoint.
+fn http_transport(
+    connect_timeout: Duration,
+    endpoint: &str,
+    session: Option<&Arc<SwiftSession>>,
+) -> Result<opendal::HttpTransporter, StoreError> {
     let mut builder = reqwest::Client::builder().connect_timeout(connect_timeout);
     if is_loopback(endpoint) {
         builder = builder.no_proxy();
@@ -69,12 +88,13 @@ fn with_http_client(
         detail: format!("cannot create the HTTP client: {e}"),
         retryable: false,
     })?;
-    let transport =
-        opendal::HttpTransporter::new(PushbackTransport::new(opendal::HttpTransporter::new(
-            opendal_http_transport_reqwest::ReqwestTransport::new(client),
-        )));
-    let ctx = op.base_context().with_http_transport(transport);
-    Ok(op.with_context(ctx))
+    let mut http = opendal::HttpTransporter::new(
+        opendal_http_transport_reqwest::ReqwestTransport::new(client),
+    );
+    if let Some(session) = session {
+        http = opendal::HttpTransporter::new(SwiftAuthTransport::new(http, Arc::clone(session)));
+    }
+    Ok(http)
 }
 
 fn is_loopback(endpoint: &str) -> bool {
@@ -102,6 +122,8 @@ pub(crate) struct DalStore {
     pub(crate) shown: String,
     /// The endpoint as shown in errors.
     pub(crate) endpoint: String,
+    /// Swift stores: deletes large objects with their segments.
+    swift_deleter: Option<Arc<SwiftDeleter>>,
 }
 
 /// Shows the URI only: the operators hold the signer, which is nobody's business.
@@ -150,22 +172,32 @@ impl DalStore {
                     scheme: StoreScheme::Memory,
                     endpoint: shown.clone(),
                     shown,
+                    swift_deleter: None,
                 })
             }
             StoreScheme::S3 => {
                 let (builder, endpoint) = s3_builder(uri, s3)?;
                 let base = Operator::new(builder).map_err(config_error)?;
-                Self::remote(base, StoreScheme::S3, endpoint, shown)
+                Self::remote(base, StoreScheme::S3, endpoint, shown, None)
             }
             StoreScheme::Azblob => {
                 let (builder, endpoint) = crate::dal_cloud::azblob_builder(uri, &s3.azblob)?;
                 let base = Operator::new(builder).map_err(config_error)?;
-                Self::remote(base, StoreScheme::Azblob, endpoint, shown)
+                Self::remote(base, StoreScheme::Azblob, endpoint, shown, None)
             }
             StoreScheme::Gcs => {
                 let (builder, endpoint) = crate::dal_cloud::gcs_builder(uri, &s3.gcs)?;
                 let base = Operator::new(builder).map_err(config_error)?;
-                Self::remote(base, StoreScheme::Gcs, endpoint, shown)
+                Self::remote(base, StoreScheme::Gcs, endpoint, shown, None)
+            }
+            StoreScheme::Swift => {
+                let (builder, endpoint, session) = crate::dal_swift::swift_builder(uri, &s3.swift)?;
+                let base = Operator::new(builder).map_err(config_error)?;
+                let http = http_transport(CONNECT_TIMEOUT, &endpoint, Some(&session))?;
+                let mut store =
+                    Self::remote(base, StoreScheme::Swift, endpoint, shown, Some(session))?;
+                store.swift_deleter = Some(Arc::new(SwiftDeleter::new(http, uri)));
+                Ok(store)
             }
             StoreScheme::File => Err(StoreError::InvalidUri {
                 uri: shown.clone(),
@@ -181,8 +213,10 @@ impl DalStore {
         scheme: StoreScheme,
         endpoint: String,
         shown: String,
+        session: Option<Arc<SwiftSession>>,
     ) -> Result<DalStore, StoreError> {
-        let op = with_http_client(base.clone(), CONNECT_TIMEOUT, &endpoint)?
+        let session = session.as_ref();
+        let op = with_http_client(base.clone(), CONNECT_TIMEOUT, &endpoint, session)?
             .layer(
                 TimeoutLayer::new()
                     .with_timeout(CONTROL_TIMEOUT)
@@ -196,7 +230,7 @@ impl DalStore {
                     .with_max_times(RETRY_TIMES)
                     .with_jitter(),
             );
-        let probe = with_http_client(base, PROBE_TIMEOUT, &endpoint)?.layer(
+        let probe = with_http_client(base, PROBE_TIMEOUT, &endpoint, session)?.layer(
             TimeoutLayer::new()
                 .with_timeout(PROBE_TIMEOUT)
                 .with_io_timeout(PROBE_TIMEOUT),
@@ -208,6 +242,7 @@ impl DalStore {
             scheme,
             endpoint,
             shown,
+            swift_deleter: None,
         })
     }
 
@@ -224,10 +259,12 @@ impl DalStore {
             scheme: self.scheme,
             shown: self.shown.clone(),
             endpoint: self.endpoint.clone(),
+            swift_deleter: self.swift_deleter.clone(),
         }
     }
 
-    /// Whether the store is on an object store server (S3, Azure Blob, GCS), not in memory.
+    /// Whether the store is on an object store server (S3, Azure Blob, GCS, Swift), not in
+    /// memory.
     pub(crate) fn is_remote(&self) -> bool {
         self.scheme.is_remote()
     }
@@ -271,7 +308,10 @@ impl DalStore {
             // here means the container or bucket itself is missing.
             Err(err)
                 if err.kind() == opendal::ErrorKind::NotFound
-                    && matches!(self.scheme, StoreScheme::Azblob | StoreScheme::Gcs) =>
+                    && matches!(
+                        self.scheme,
+                        StoreScheme::Azblob | StoreScheme::Gcs | StoreScheme::Swift
+                    ) =>
             {
                 Err(crate::dal_cloud::missing_namespace(
                     &self.shown,
@@ -294,7 +334,20 @@ impl DalStore {
         &self,
         warn: &mut (dyn FnMut(ListWarning) + Send),
     ) -> Result<Vec<Entry>, StoreError> {
-        crate::list::list_dal(&self.op, &self.key_prefix, |e| self.error("", e), warn).await
+        // OpenDAL keeps the segments of a Swift large object (SLO) under `.segments/` at the
+        // container's top; they are parts of other objects, not files of the store.
+        let hidden = match self.scheme {
+            StoreScheme::Swift if self.key_prefix.is_empty() => Some(SWIFT_SEGMENTS),
+            _ => None,
+        };
+        crate::list::list_dal(
+            &self.op,
+            &self.key_prefix,
+            hidden,
+            |e| self.error("", e),
+            warn,
+        )
+        .await
     }
 
     pub(crate) async fn stat(&self, rel: &str) -> Result<Option<Entry>, StoreError> {
@@ -370,6 +423,22 @@ impl DalStore {
 
     pub(crate) async fn delete(&self, rel: &str) -> Result<(), StoreError> {
         let key = self.key(rel)?;
+        if let Some(deleter) = &self.swift_deleter {
+            let outcome = tokio::time::timeout(CONTROL_TIMEOUT, deleter.delete_large(&key))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(opendal::Error::new(
+                        opendal::ErrorKind::Unexpected,
+                        "timeout reached: no answer to the delete",
+                    )
+                    .set_temporary())
+                });
+            match outcome {
+                Ok(LargeDelete::Deleted) => return Ok(()),
+                Ok(LargeDelete::NotLarge) => {}
+                Err(err) => return Err(self.error(rel, err)),
+            }
+        }
         match self.op.delete(&key).await {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == opendal::ErrorKind::NotFound => Ok(()),

@@ -14,7 +14,7 @@ use crate::uri::{validate_endpoint, StoreScheme, StoreUri};
 const GCS_ENDPOINT: &str = "https://storage.googleapis.com";
 
 /// The operator root of a URI's prefix: `/` or `/prefix/`.
-fn root_of(uri: &StoreUri) -> String {
+pub(crate) fn root_of(uri: &StoreUri) -> String {
     match uri.prefix() {
         "" => "/".to_string(),
         p => format!("/{p}/"),
@@ -130,7 +130,7 @@ fn check_key_file(uri: &StoreUri, path: &str) -> Result<(), StoreError> {
 /// The error for a container or bucket that does not exist.
 pub(crate) fn missing_namespace(shown: &str, scheme: StoreScheme) -> StoreError {
     let what = match scheme {
-        StoreScheme::Azblob => "container",
+        StoreScheme::Azblob | StoreScheme::Swift => "container",
         _ => "bucket",
     };
     StoreError::NotFound {

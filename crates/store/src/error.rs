@@ -24,6 +24,7 @@ pub enum StoreError {
          (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), \
          azblob://container[/prefix][?endpoint=URL&account=NAME] (AZURE_STORAGE_KEY), \
          gs://bucket[/prefix][?endpoint=URL] (GOOGLE_APPLICATION_CREDENTIALS), \
+         swift://container[/prefix][?endpoint=STORAGE_URL] (ST_AUTH, ST_USER, ST_KEY), \
          memory://[name[/prefix]]"
     )]
     InvalidUri {
@@ -159,6 +160,9 @@ fn auth_advice(uri: &str) -> &'static str {
     if uri.starts_with("azblob://") {
         "check AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY (or AZURE_STORAGE_SAS_TOKEN, or \
          AZURE_STORAGE_CONNECTION_STRING) and the container's access policy"
+    } else if uri.starts_with("swift://") {
+        "check ST_AUTH, ST_USER and ST_KEY (or OS_AUTH_TOKEN and OS_STORAGE_URL) and the \
+         container's access rights"
     } else if uri.starts_with("gs://") {
         "check GOOGLE_APPLICATION_CREDENTIALS (or GOOGLE_OAUTH_ACCESS_TOKEN) and the bucket's \
          permissions"

@@ -172,10 +172,12 @@ fn rel_lossy(root: &Path, path: &Path) -> String {
 }
 
 /// Lists an OpenDAL store recursively under `list_root` (`""` or `"prefix/"`, relative to
-/// the operator's root); returned paths are relative to `list_root`.
+/// the operator's root); returned paths are relative to `list_root`. Keys under `hidden`
+/// (a `"dir/"` prefix the service keeps for itself) are left out.
 pub(crate) async fn list_dal(
     op: &opendal::Operator,
     list_root: &str,
+    hidden: Option<&str>,
     map_err: impl Fn(opendal::Error) -> StoreError,
     warn: &mut (dyn FnMut(ListWarning) + Send),
 ) -> Result<Vec<Entry>, StoreError> {
@@ -191,7 +193,8 @@ pub(crate) async fn list_dal(
         let Some(rel) = path.strip_prefix(list_root) else {
             continue;
         };
-        if rel.is_empty() || rel.ends_with('/') || relpath::is_metadata(rel) {
+        let is_hidden = hidden.is_some_and(|h| rel.starts_with(h));
+        if rel.is_empty() || rel.ends_with('/') || relpath::is_metadata(rel) || is_hidden {
             continue;
         }
         if !relpath::is_valid(rel) {

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::options_cloud::{AzblobOptions, GcsOptions, Redacted};
+use crate::options_cloud::{AzblobOptions, GcsOptions, Redacted, SwiftOptions};
 use crate::uri::parse_bool;
 
 /// S3 settings that do not belong in a URI. Query parameters of an `s3://` URI
@@ -33,14 +33,17 @@ pub struct S3Options {
     pub azblob: AzblobOptions,
     /// Settings of `gs://` stores.
     pub gcs: GcsOptions,
+    /// Settings of `swift://` stores.
+    pub swift: SwiftOptions,
 }
 
 impl S3Options {
     /// Reads the standard variables: `AWS_ENDPOINT_URL_S3` (preferred) or `AWS_ENDPOINT_URL`,
     /// `AWS_REGION` or `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
     /// `AWS_SESSION_TOKEN`, and `STRATA_S3_PATH_STYLE` (true/false). Empty values count as
-    /// unset; an unparsable `STRATA_S3_PATH_STYLE` is ignored with a warning. Azure's and
-    /// GCS's variables too (see [`AzblobOptions::from_lookup`], [`GcsOptions::from_lookup`]).
+    /// unset; an unparsable `STRATA_S3_PATH_STYLE` is ignored with a warning. Azure's,
+    /// GCS's and Swift's variables too (see [`AzblobOptions::from_lookup`],
+    /// [`GcsOptions::from_lookup`], [`SwiftOptions::from_lookup`]).
     pub fn from_env() -> Self {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -68,6 +71,7 @@ impl S3Options {
             session_token: get("AWS_SESSION_TOKEN"),
             azblob: AzblobOptions::from_lookup(&lookup),
             gcs: GcsOptions::from_lookup(&lookup),
+            swift: SwiftOptions::from_lookup(&lookup),
         }
     }
 
@@ -88,6 +92,7 @@ impl fmt::Debug for S3Options {
             .field("session_token", &Redacted(&self.session_token))
             .field("azblob", &self.azblob)
             .field("gcs", &self.gcs)
+            .field("swift", &self.swift)
             .finish()
     }
 }

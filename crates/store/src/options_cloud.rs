@@ -1,5 +1,6 @@
-//! [`AzblobOptions`] and [`GcsOptions`]: Azure Blob and Google Cloud Storage settings and
-//! credentials, read from the environment variables those clouds' own tools use.
+//! [`AzblobOptions`], [`GcsOptions`] and [`SwiftOptions`]: Azure Blob, Google Cloud Storage
+//! and OpenStack Swift settings and credentials, read from the environment variables those
+//! services' own tools use.
 //!
 //! Like [`crate::S3Options`] (which carries both, so every caller that opens stores passes
 //! one value), these are the only place the store reads such settings: OpenDAL's own
@@ -120,6 +121,59 @@ impl GcsOptions {
     }
 }
 
+/// OpenStack Swift credentials, as the `swift` command line client reads them: v1
+/// authentication (`ST_AUTH`, `ST_USER`, `ST_KEY`: a GET of the auth URL with
+/// `X-Auth-User`/`X-Auth-Key` answers a token and the account's storage URL), or a token
+/// and storage URL obtained elsewhere (`OS_AUTH_TOKEN`, `OS_STORAGE_URL`, e.g. from
+/// Keystone). A `swift://` URI's `?endpoint=` overrides the storage URL.
+///
+/// `Debug` shows whether each credential is set, never its value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SwiftOptions {
+    /// The v1 auth URL, e.g. `http://127.0.0.1:8080/auth/v1.0`.
+    pub auth_url: Option<String>,
+    /// The v1 user, e.g. `test:tester` (not a secret, shown in errors).
+    pub user: Option<String>,
+    /// The v1 key (secret: redacted in `Debug`).
+    pub key: Option<String>,
+    /// A token to use as is (secret). With v1 credentials too, it is used until the
+    /// server refuses it, then renewed through v1 authentication.
+    pub token: Option<String>,
+    /// The account's storage URL, e.g. `http://127.0.0.1:8080/v1/AUTH_test`.
+    pub storage_url: Option<String>,
+}
+
+impl SwiftOptions {
+    /// Reads `ST_AUTH`, `ST_USER`, `ST_KEY`, `OS_AUTH_TOKEN` and `OS_STORAGE_URL`.
+    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        SwiftOptions {
+            auth_url: get("ST_AUTH"),
+            user: get("ST_USER"),
+            key: get("ST_KEY"),
+            token: get("OS_AUTH_TOKEN"),
+            storage_url: get("OS_STORAGE_URL"),
+        }
+    }
+
+    /// Whether a credential (a v1 key or a token) is present.
+    pub fn has_credentials(&self) -> bool {
+        self.key.is_some() || self.token.is_some()
+    }
+}
+
+impl fmt::Debug for SwiftOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwiftOptions")
+            .field("auth_url", &self.auth_url)
+            .field("user", &self.user)
+            .field("key", &Redacted(&self.key))
+            .field("token", &Redacted(&self.token))
+            .field("storage_url", &self.storage_url)
+            .finish()
+    }
+}
+
 /// Prints `Some(<redacted>)` or `None`.
 pub(crate) struct Redacted<'a>(pub(crate) &'a Option<String>);
 
@@ -199,6 +253,24 @@ mod tests {
         );
         assert_eq!(options.sas_token.as_deref(), Some("sv=1&sig=X"));
         assert!(!format!("{options:?}").contains("sig=X"));
+    }
+
+    #[test]
+    fn swift_variables_are_read_and_secrets_hidden() {
+        let vars = [
+            ("ST_AUTH", "http://127.0.0.1:8080/auth/v1.0"),
+            ("ST_USER", "test:tester"),
+            ("ST_KEY", "SECRETKEY"),
+            ("OS_AUTH_TOKEN", "AUTH_tkSECRET"),
+            ("OS_STORAGE_URL", " "),
+        ];
+        let options = SwiftOptions::from_lookup(&lookup(&vars));
+        assert_eq!(options.user.as_deref(), Some("test:tester"));
+        assert_eq!(options.storage_url, None);
+        assert!(options.has_credentials());
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("test:tester"), "{shown}");
     }
 
     #[test]

@@ -49,12 +49,14 @@ impl StoreLocation {
     /// actually used, which the URI may not name; ignored for other stores).
     pub fn of_uri(uri: &StoreUri, endpoint: &str) -> StoreLocation {
         let namespace = match uri.scheme() {
-            StoreScheme::S3 | StoreScheme::Azblob | StoreScheme::Gcs => format!(
-                "{} {} {}",
-                uri.scheme(),
-                normal_endpoint(endpoint),
-                uri.bucket().unwrap_or_default()
-            ),
+            StoreScheme::S3 | StoreScheme::Azblob | StoreScheme::Gcs | StoreScheme::Swift => {
+                format!(
+                    "{} {} {}",
+                    uri.scheme(),
+                    normal_endpoint(endpoint),
+                    uri.bucket().unwrap_or_default()
+                )
+            }
             StoreScheme::Memory => format!("memory {}", uri.memory_name().unwrap_or_default()),
             StoreScheme::File => {
                 return StoreLocation::local(uri.local_path().unwrap_or(Path::new("/")))

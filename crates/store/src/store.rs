@@ -62,9 +62,11 @@ impl Store {
                 })?;
                 Arc::new(LocalStore::new(root.to_path_buf()))
             }
-            StoreScheme::S3 | StoreScheme::Memory | StoreScheme::Azblob | StoreScheme::Gcs => {
-                Arc::new(DalStore::open(uri, s3)?)
-            }
+            StoreScheme::S3
+            | StoreScheme::Memory
+            | StoreScheme::Azblob
+            | StoreScheme::Gcs
+            | StoreScheme::Swift => Arc::new(DalStore::open(uri, s3)?),
         };
         let store = Store {
             uri: uri.clone(),

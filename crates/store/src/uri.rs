@@ -8,10 +8,12 @@
 //! - `azblob://container[/prefix][?endpoint=URL&account=NAME]` (Azure Blob Storage; `az://`
 //!   is read as the same, as fsspec's adlfs writes it);
 //! - `gs://bucket[/prefix][?endpoint=URL]` (Google Cloud Storage, as gsutil and gcloud write
-//!   it; `gcs://` is read as the same).
+//!   it; `gcs://` is read as the same);
+//! - `swift://container[/prefix][?endpoint=STORAGE_URL]` (OpenStack Swift; the endpoint is
+//!   the account's storage URL, which v1 authentication otherwise supplies).
 //!
 //! Credentials never go in a URI: they come from the environment through
-//! [`crate::S3Options`] (which also carries the Azure and GCS settings). A URI that carries
+//! [`crate::S3Options`] (which also carries the Azure, GCS and Swift settings). A URI that carries
 //! one is rejected, and the error shows it redacted.
 
 use std::fmt;
@@ -36,10 +38,12 @@ pub enum StoreScheme {
     Azblob,
     /// A Google Cloud Storage bucket, optionally under a prefix.
     Gcs,
+    /// An OpenStack Swift container, optionally under a prefix.
+    Swift,
 }
 
 impl StoreScheme {
-    /// The URI scheme name: `file`, `s3`, `memory`, `azblob` or `gs`.
+    /// The URI scheme name: `file`, `s3`, `memory`, `azblob`, `gs` or `swift`.
     pub fn as_str(self) -> &'static str {
         match self {
             StoreScheme::File => "file",
@@ -47,6 +51,7 @@ impl StoreScheme {
             StoreScheme::Memory => "memory",
             StoreScheme::Azblob => "azblob",
             StoreScheme::Gcs => "gs",
+            StoreScheme::Swift => "swift",
         }
     }
 
@@ -55,7 +60,7 @@ impl StoreScheme {
     pub fn is_remote(self) -> bool {
         matches!(
             self,
-            StoreScheme::S3 | StoreScheme::Azblob | StoreScheme::Gcs
+            StoreScheme::S3 | StoreScheme::Azblob | StoreScheme::Gcs | StoreScheme::Swift
         )
     }
 }
@@ -98,6 +103,11 @@ enum Location {
     },
     Gcs {
         bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+    },
+    Swift {
+        container: String,
         prefix: String,
         endpoint: Option<String>,
     },
@@ -156,6 +166,7 @@ impl StoreUri {
             "memory" => parse_memory(rest).map_err(|r| invalid(&r)),
             "azblob" | "az" => crate::uri_cloud::parse_azblob(rest).map_err(|r| invalid(&r)),
             "gs" | "gcs" => crate::uri_cloud::parse_gcs(rest).map_err(|r| invalid(&r)),
+            "swift" => crate::uri_cloud::parse_swift(rest).map_err(|r| invalid(&r)),
             other => Err(invalid(&format!("unsupported scheme `{other}`"))),
         }
     }
@@ -186,6 +197,7 @@ impl StoreUri {
             Location::Memory { .. } => StoreScheme::Memory,
             Location::Azblob { .. } => StoreScheme::Azblob,
             Location::Gcs { .. } => StoreScheme::Gcs,
+            Location::Swift { .. } => StoreScheme::Swift,
         }
     }
 
@@ -197,11 +209,13 @@ impl StoreUri {
         }
     }
 
-    /// The bucket of an S3 or GCS store, the container of an Azure Blob store.
+    /// The bucket of an S3 or GCS store, the container of an Azure Blob or Swift store.
     pub fn bucket(&self) -> Option<&str> {
         match &self.location {
             Location::S3 { bucket, .. } | Location::Gcs { bucket, .. } => Some(bucket),
-            Location::Azblob { container, .. } => Some(container),
+            Location::Azblob { container, .. } | Location::Swift { container, .. } => {
+                Some(container)
+            }
             _ => None,
         }
     }
@@ -229,17 +243,20 @@ impl StoreUri {
             Location::S3 { prefix, .. }
             | Location::Memory { prefix, .. }
             | Location::Azblob { prefix, .. }
-            | Location::Gcs { prefix, .. } => prefix,
+            | Location::Gcs { prefix, .. }
+            | Location::Swift { prefix, .. } => prefix,
             Location::File { .. } => "",
         }
     }
 
-    /// The endpoint given in the URI (`?endpoint=`) of an S3, Azure Blob or GCS store.
+    /// The endpoint given in the URI (`?endpoint=`) of an S3, Azure Blob, GCS or Swift
+    /// store (for Swift, the account's storage URL).
     pub fn endpoint(&self) -> Option<&str> {
         match &self.location {
             Location::S3 { endpoint, .. }
             | Location::Azblob { endpoint, .. }
-            | Location::Gcs { endpoint, .. } => endpoint.as_deref(),
+            | Location::Gcs { endpoint, .. }
+            | Location::Swift { endpoint, .. } => endpoint.as_deref(),
             _ => None,
         }
     }
@@ -333,6 +350,14 @@ impl fmt::Display for StoreUri {
                 write!(f, "gs://{bucket}")?;
                 write_prefix_and_query(f, prefix, &[("endpoint", endpoint.as_deref())])
             }
+            Location::Swift {
+                container,
+                prefix,
+                endpoint,
+            } => {
+                write!(f, "swift://{container}")?;
+                write_prefix_and_query(f, prefix, &[("endpoint", endpoint.as_deref())])
+            }
         }
     }
 }
@@ -374,6 +399,17 @@ impl StoreUri {
                 prefix,
                 endpoint,
                 account,
+            },
+        }
+    }
+
+    /// A Swift store location (parsed and validated by the caller).
+    pub(crate) fn swift(container: String, prefix: String, endpoint: Option<String>) -> StoreUri {
+        StoreUri {
+            location: Location::Swift {
+                container,
+                prefix,
+                endpoint,
             },
         }
     }

@@ -1,10 +1,11 @@
-//! Parsing of the Azure Blob (`azblob://`) and Google Cloud Storage (`gs://`) store URIs:
-//! container and bucket naming rules, prefixes, and the few query parameters each takes.
+//! Parsing of the Azure Blob (`azblob://`), Google Cloud Storage (`gs://`) and OpenStack
+//! Swift (`swift://`) store URIs: container and bucket naming rules, prefixes, and the few
+//! query parameters each takes.
 //!
 //! Kept apart from [`crate::uri`] (which owns the URI type, its printing and the other
 //! schemes) so that each cloud's naming rules sit together. Credentials are refused here
 //! as they are for S3: they come from the environment ([`crate::AzblobOptions`],
-//! [`crate::GcsOptions`]).
+//! [`crate::GcsOptions`], [`crate::SwiftOptions`]).
 
 use crate::uri::{decode_prefix, looks_secret, validate_endpoint, StoreUri};
 
@@ -19,6 +20,13 @@ fn azblob_credentials_reason() -> String {
 fn gcs_credentials_reason() -> String {
     "credentials are not accepted in URIs; set GOOGLE_APPLICATION_CREDENTIALS (a service \
      account JSON file) or GOOGLE_OAUTH_ACCESS_TOKEN in the environment instead"
+        .into()
+}
+
+/// Why a Swift URI with a credential is refused, and where the credential goes instead.
+fn swift_credentials_reason() -> String {
+    "credentials are not accepted in URIs; set ST_AUTH, ST_USER and ST_KEY (v1 \
+     authentication) or OS_AUTH_TOKEN and OS_STORAGE_URL in the environment instead"
         .into()
 }
 
@@ -117,6 +125,44 @@ pub(crate) fn parse_gcs(rest: &str) -> Result<StoreUri, String> {
         endpoint = Some(endpoint_param(&value, reason)?);
     }
     Ok(StoreUri::gcs(bucket.to_string(), prefix, endpoint))
+}
+
+/// `swift://container[/prefix][?endpoint=STORAGE_URL]`.
+pub(crate) fn parse_swift(rest: &str) -> Result<StoreUri, String> {
+    let reason = swift_credentials_reason;
+    let (container, prefix, query) = split_location(rest, "Swift", reason)?;
+    if container.is_empty() {
+        return Err("no container: write swift://container or swift://container/prefix".into());
+    }
+    validate_swift_container(container)?;
+    let mut endpoint = None;
+    for (_, value) in query_pairs(query, &["endpoint"], reason)? {
+        endpoint = Some(endpoint_param(&value, reason)?);
+    }
+    Ok(StoreUri::swift(container.to_string(), prefix, endpoint))
+}
+
+/// Container names Strata accepts: 1 to 256 ASCII letters, digits, '-', '_', '.' and '~'.
+/// Swift itself allows any UTF-8 but '/', but OpenDAL's swift service puts the name in
+/// request URLs unescaped, so only characters that need no escaping in a URL are safe.
+fn validate_swift_container(name: &str) -> Result<(), String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "container name `{}` is not usable: {why} (1 to 256 ASCII letters, digits, '-', \
+             '_', '.' and '~')",
+            name.escape_default()
+        ))
+    };
+    if name.len() > 256 {
+        return bad("it is longer than 256 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+    {
+        return bad("it has another character");
+    }
+    Ok(())
 }
 
 /// Azure's container naming rules: 3 to 63 characters, lowercase letters, digits and
@@ -249,6 +295,44 @@ mod tests {
             StoreUri::parse("gcs://abc").unwrap().to_string(),
             "gs://abc"
         );
+    }
+
+    #[test]
+    fn swift_uris_parse_and_print_back() {
+        let uri = StoreUri::parse(
+            "swift://My_Data.v2/x%20y/z?endpoint=http://127.0.0.1:8080/v1/AUTH_test",
+        )
+        .unwrap();
+        assert_eq!(uri.scheme(), StoreScheme::Swift);
+        assert!(uri.scheme().is_remote());
+        assert_eq!(uri.bucket(), Some("My_Data.v2"));
+        assert_eq!(uri.prefix(), "x y/z");
+        assert_eq!(uri.endpoint(), Some("http://127.0.0.1:8080/v1/AUTH_test"));
+        let printed = uri.to_string();
+        assert_eq!(
+            printed,
+            "swift://My_Data.v2/x%20y/z?endpoint=http://127.0.0.1:8080/v1/AUTH_test"
+        );
+        assert_eq!(StoreUri::parse(&printed).unwrap(), uri);
+        assert_eq!(
+            StoreUri::parse("SWIFT://c").unwrap().to_string(),
+            "swift://c"
+        );
+    }
+
+    #[test]
+    fn bad_swift_uris_say_what_is_wrong() {
+        assert!(err("swift://").contains("no container"));
+        assert!(err(&format!("swift://{}", "c".repeat(257))).contains("longer than 256"));
+        assert!(err("swift://a%0Ab").contains("another character"));
+        assert!(err("swift://a%2Fb").contains("another character"));
+        assert!(err("swift://abc?region=x").contains("unknown query parameter `region`"));
+        let token = err("swift://abc?token=SECRETTOKEN");
+        assert!(token.contains("OS_AUTH_TOKEN"), "{token}");
+        assert!(!token.contains("SECRETTOKEN"), "{token}");
+        let user = err("swift://tester:SECRETKEY@abc");
+        assert!(user.contains("ST_AUTH"), "{user}");
+        assert!(!user.contains("SECRETKEY"), "{user}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! One behaviour suite, run against every kind of store: memory, local (temp dir) and two
-//! real S3 servers on loopback, moto and SeaweedFS.
+//! One behaviour suite, run against every kind of store: memory, local (temp dir), two
+//! real S3 servers on loopback (moto and SeaweedFS), Azurite, fake-gcs-server and Swift.
 
 #[macro_use]
 mod common;
@@ -10,11 +10,12 @@ use bytes::Bytes;
 use common::{data, fixture, Fixture, Kind};
 use strata_store::{Entry, ListWarning, StoreError};
 
-/// Every behaviour, on every store kind, SeaweedFS included.
+/// Every behaviour, on every store kind, SeaweedFS and Swift included.
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         behaviours!($($name),*);
         seaweedfs_behaviours!($($name),*);
+        swift_behaviours!($($name),*);
     };
 }
 

@@ -211,7 +211,7 @@ async fn lost_writes_leave_what_was_there(fx: Fixture) {
             assert!(stored[10_000..20_000].iter().all(|&b| b == 0));
             assert_eq!(&stored[20_000..], &content[20_000..]);
         }
-        Kind::Memory | Kind::S3 | Kind::Azblob | Kind::Gcs | Kind::SeaweedFs => {
+        Kind::Memory | Kind::S3 | Kind::Azblob | Kind::Gcs | Kind::SeaweedFs | Kind::Swift => {
             // Object stores write in sequence: the gap is caught at publish.
             let error = result.expect_err("incomplete upload");
             assert!(error.to_string().contains("incomplete"), "{error}");
@@ -235,7 +235,7 @@ async fn truncated_writes_leave_a_gap(fx: Fixture) {
             assert!(stored[9_900..10_000].iter().all(|&b| b == 0));
             assert_eq!(&stored[10_000..], &content[10_000..]);
         }
-        Kind::Memory | Kind::S3 | Kind::Azblob | Kind::Gcs | Kind::SeaweedFs => {
+        Kind::Memory | Kind::S3 | Kind::Azblob | Kind::Gcs | Kind::SeaweedFs | Kind::Swift => {
             let error = result.expect_err("incomplete upload");
             assert!(error.to_string().contains("incomplete"), "{error}");
         }

@@ -16,6 +16,7 @@ use strata_mover::{
 
 use super::codec_args::CodecArgs;
 use super::key_args::KeyArgs;
+use super::migrate_stripe::{effective_chunk_size, parse_stripe_size};
 use super::throttle_args::{progress_message, ThrottleArgs};
 use super::Context;
 use crate::output;
@@ -26,10 +27,10 @@ use strata_store::faults::FaultSide;
 #[derive(Args, Debug)]
 pub struct MigrateArgs {
     /// Source: a directory, file:///path, s3://bucket/prefix, azblob://container/prefix,
-    /// gs://bucket/prefix or memory://.
+    /// gs://bucket/prefix, swift://container/prefix or memory://.
     pub source: String,
     /// Destination: a directory, file:///path, s3://bucket/prefix,
-    /// azblob://container/prefix, gs://bucket/prefix or memory://.
+    /// azblob://container/prefix, gs://bucket/prefix, swift://container/prefix or memory://.
     pub destination: String,
     /// Print the plan (files, bytes, chunks) and move nothing.
     #[arg(long)]
@@ -40,6 +41,12 @@ pub struct MigrateArgs {
     /// Chunk size: a power of two from 1K to 256M (binary units: 4M is 4 MiB).
     #[arg(long, default_value = "4M", value_parser = parse_chunk_size)]
     pub chunk_size: u64,
+    /// Align chunks to this stripe size of a striped file system (Lustre: `lfs getstripe
+    /// -S DIR`; GPFS: the block size): the chunk size becomes a whole number of stripes
+    /// (stripe × max(1, round(chunk / stripe))), so every chunk starts on a stripe
+    /// boundary. A power of two from 1K to 256M, e.g. 1MiB or 4M. See docs/LUSTRE.md.
+    #[arg(long, value_name = "SIZE", value_parser = parse_stripe_size)]
+    pub stripe_size: Option<u64>,
     /// Replace destination files whose content differs from the source.
     #[arg(long)]
     pub overwrite: bool,
@@ -166,7 +173,8 @@ fn check_key_use(args: &MigrateArgs, source: &DatasetSource) -> anyhow::Result<(
 
 /// Run the command.
 pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCode> {
-    check_chunk_memory(args.jobs, args.chunk_size).map_err(anyhow::Error::msg)?;
+    let chunk_size = effective_chunk_size(args.chunk_size, args.stripe_size);
+    check_chunk_memory(args.jobs, chunk_size).map_err(anyhow::Error::msg)?;
     check_encryption_flags(&args)?;
     let key = args.key.load()?;
     // Bandwidth control wraps both stores, so every read and write of the job is paced.
@@ -192,7 +200,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         .map(|text| ParityRequest::parse(text).map_err(|e| anyhow::anyhow!("--parity: {e}")))
         .transpose()?;
     let options = MigrateOptions {
-        chunk_size: args.chunk_size,
+        chunk_size,
         jobs: args.jobs,
         dry_run: args.dry_run,
         overwrite: args.overwrite,
@@ -263,8 +271,20 @@ pub async fn run(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         );
     }
     if context.json {
-        print_json_result(&report, parity.as_ref(), control.as_ref())?;
+        let chunking = Chunking {
+            chunk_size,
+            stripe_size: args.stripe_size,
+        };
+        print_json_result(&report, parity.as_ref(), control.as_ref(), &chunking)?;
     } else {
+        if let Some(stripe) = args.stripe_size {
+            outln!(
+                "chunks: {} ({} stripes of {})",
+                crate::units::human_bytes(chunk_size),
+                chunk_size / stripe,
+                crate::units::human_bytes(stripe)
+            );
+        }
         if let Some(p) = &parity {
             outln!(
                 "parity {} written: {} ({:.1}% of {}), {} of {} groups computed now, in {:.1}s",
@@ -346,17 +366,29 @@ fn bar_state(progress: &Progress) -> (String, Option<u64>) {
     (message, (bytes_total > 0).then_some(bytes_total))
 }
 
-/// The `--json` result: the report, with the parity written and the throttles' state.
+/// The chunk size a run used, and the stripe size it was aligned to (`--stripe-size`).
+struct Chunking {
+    chunk_size: u64,
+    stripe_size: Option<u64>,
+}
+
+/// The `--json` result: the report, with the parity written, the throttles' state, and,
+/// when chunks were aligned to stripes, the chunk size used and the stripe size.
 fn print_json_result(
     report: &MigrationReport,
     parity: Option<&ParityReport>,
     control: Option<&strata_store::BandwidthControl>,
+    chunking: &Chunking,
 ) -> anyhow::Result<()> {
-    if parity.is_none() && control.is_none() {
+    if parity.is_none() && control.is_none() && chunking.stripe_size.is_none() {
         print_report(true, report);
         return Ok(());
     }
     let mut value = serde_json::to_value(report)?;
+    if let Some(stripe) = chunking.stripe_size {
+        value["chunk_size"] = chunking.chunk_size.into();
+        value["stripe_size"] = stripe.into();
+    }
     if let Some(parity) = parity {
         value["parity"] = serde_json::to_value(parity)?;
         value["parity"]["note"] = output::parity_note(parity).into();

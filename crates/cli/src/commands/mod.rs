@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod key;
 pub mod key_args;
 pub mod migrate;
+pub mod migrate_stripe;
 pub mod objects;
 pub mod policy;
 pub mod queue;

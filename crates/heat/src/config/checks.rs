@@ -34,11 +34,11 @@ pub(super) fn check_store(store: &str) -> Result<(), String> {
         return Ok(()); // a plain path
     };
     match scheme {
-        "file" | "s3" | "memory" | "azblob" | "az" | "gs" | "gcs" => {}
+        "file" | "s3" | "memory" | "azblob" | "az" | "gs" | "gcs" | "swift" => {}
         other => {
             return Err(format!(
                 "{other}:// is not a supported store; use a path, file://, s3://, azblob://, \
-                 gs:// or memory://"
+                 gs://, swift:// or memory://"
             ))
         }
     }
@@ -64,7 +64,7 @@ pub(super) fn check_store(store: &str) -> Result<(), String> {
         return Err(
             "credentials are not accepted in store URIs; set them in the environment \
              (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_KEY or \
-             AZURE_STORAGE_SAS_TOKEN, GOOGLE_APPLICATION_CREDENTIALS)"
+             AZURE_STORAGE_SAS_TOKEN, GOOGLE_APPLICATION_CREDENTIALS, ST_KEY or OS_AUTH_TOKEN)"
                 .to_string(),
         );
     }
@@ -111,6 +111,9 @@ mod tests {
         assert!(check_store("azblob://data/cold?endpoint=http://127.0.0.1:10000/a").is_ok());
         assert!(check_store("gs://bucket/cold").is_ok());
         assert!(check_store("gs://").is_err());
+        assert!(check_store("swift://data/tiers/cold").is_ok());
+        assert!(check_store("swift://").is_err());
+        assert!(check_store("swift://tester:key@data").is_err());
         assert!(check_store("azblob://data?sv=2022&sig=abc").is_err());
     }
 

@@ -132,7 +132,7 @@ static REMOVE_AT_EXIT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Ve
 
 /// Removes `dir` when the process exits (the test harness ends with `exit`, which runs
 /// `atexit` handlers; a killed test binary leaves it for the system's temp cleaning).
-fn remove_at_exit(dir: PathBuf) {
+pub(super) fn remove_at_exit(dir: PathBuf) {
     extern "C" fn remove_all() {
         if let Ok(dirs) = REMOVE_AT_EXIT.lock() {
             for dir in dirs.iter() {

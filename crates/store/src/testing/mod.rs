@@ -1,7 +1,7 @@
 //! Test support shared by every crate's tests (feature `testing`): two real S3-compatible
 //! servers on loopback, moto (accepts any credentials) and SeaweedFS ([`seaweedfs`], enforces
-//! SigV4), Azure Blob and GCS emulators ([`emulators`]), and a fault-injecting HTTP proxy to
-//! put in front of them ([`proxy`]).
+//! SigV4), Azure Blob and GCS emulators ([`emulators`]), OpenStack Swift ([`swift`]), and a
+//! fault-injecting HTTP proxy to put in front of them ([`proxy`]).
 //!
 //! Moto is started once per test binary, on a free port, by a thread that lives as long as
 //! the process; the server gets SIGKILL when the process exits (PR_SET_PDEATHSIG), so no
@@ -11,6 +11,7 @@
 pub mod emulators;
 pub mod proxy;
 pub mod seaweedfs;
+pub mod swift;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,5 +1,6 @@
 //! Test harness: stores of every kind, and two real S3 servers on loopback: moto, and
-//! SeaweedFS (only for the suites that name it, `seaweedfs_behaviours!`).
+//! SeaweedFS (only for the suites that name it, `seaweedfs_behaviours!`); OpenStack Swift
+//! likewise (`swift_behaviours!`).
 //!
 //! Each server is started once per test binary, on a free port, by a thread that lives as long as
 //! the process; the server gets SIGKILL when the process exits (PR_SET_PDEATHSIG), so no
@@ -69,6 +70,18 @@ macro_rules! seaweedfs_behaviours {
     };
 }
 
+/// The same as `behaviours!`, on Swift stores of a real one-node Swift cluster (proxy,
+/// account, container and object servers from PyPI's `swift`).
+#[allow(unused_macros)]
+macro_rules! swift_behaviours {
+    ($($name:ident),* $(,)?) => {
+        mod swift {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::fixture(super::Kind::Swift).await).await }) *
+        }
+    };
+}
+
 /// The kinds of store every behaviour test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -80,6 +93,8 @@ pub enum Kind {
     Gcs,
     /// S3 on SeaweedFS.
     SeaweedFs,
+    /// OpenStack Swift, with v1 (tempauth) authentication.
+    Swift,
 }
 
 /// A fresh, empty store of one kind (and what keeps it alive).
@@ -90,6 +105,7 @@ pub struct Fixture {
 }
 
 pub async fn fixture(kind: Kind) -> Fixture {
+    let mut options = test_s3_options();
     let (uri, dir) = match kind {
         Kind::Memory => (format!("memory://{}/some/prefix", unique("mem")), None),
         Kind::Local => {
@@ -130,11 +146,15 @@ pub async fn fixture(kind: Kind) -> Fixture {
                 None,
             )
         }
+        Kind::Swift => {
+            let server = swift::swift();
+            options.swift = server.options();
+            let container = server.new_container();
+            (format!("swift://{container}/some/prefix"), None)
+        }
     };
     let uri = StoreUri::parse(&uri).expect("test URI parses");
-    let store = Store::open(&uri, &test_s3_options())
-        .await
-        .expect("open store");
+    let store = Store::open(&uri, &options).await.expect("open store");
     store.ensure_root().await.expect("create root");
     Fixture { kind, store, dir }
 }
