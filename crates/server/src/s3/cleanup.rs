@@ -110,18 +110,16 @@ pub async fn remove_stale_meta(state: &AppState) -> u64 {
 pub async fn sweep(state: &AppState) -> Swept {
     let root = state.config.server.data_dir.join(STAGING_DIR);
     let expiry = state.config.s3.multipart_expiry;
-    let swept = Swept {
-        uploads: expire_uploads(&root, expiry, SystemTime::now()).await,
-        rows: remove_stale_meta(state).await,
-    };
+    let uploads = expire_uploads(&root, expiry, SystemTime::now()).await;
     let metrics = &state.metrics;
     metrics
         .s3_uploads_expired
-        .fetch_add(swept.uploads, Ordering::Relaxed);
+        .fetch_add(uploads, Ordering::Relaxed);
+    let rows = remove_stale_meta(state).await;
     metrics
         .s3_meta_stale_removed
-        .fetch_add(swept.rows, Ordering::Relaxed);
-    swept
+        .fetch_add(rows, Ordering::Relaxed);
+    Swept { uploads, rows }
 }
 
 /// Sweeps every [`sweep_interval`] on the background runtime until `shutdown`.

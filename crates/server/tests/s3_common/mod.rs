@@ -320,3 +320,54 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 pub async fn start_default() -> Front {
     start_front("", Limits::default()).await
 }
+
+// Multipart requests.
+
+/// CreateMultipartUpload of `path`: the upload id.
+pub async fn create(front: &Front, path: &str) -> String {
+    let created = front
+        .request("POST", path, &[("uploads", "")], &[], Vec::new())
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text());
+    created.tag("UploadId")
+}
+
+pub async fn upload_part(
+    front: &Front,
+    path: &str,
+    id: &str,
+    number: u32,
+    body: reqwest::Body,
+) -> Answer {
+    let number = number.to_string();
+    front
+        .request_as(
+            Some(&Signer::default()),
+            "PUT",
+            path,
+            &[("partNumber", number.as_str()), ("uploadId", id)],
+            &[],
+            body,
+        )
+        .await
+}
+
+pub fn completion(parts: &[(u32, String)]) -> String {
+    let parts: String = parts
+        .iter()
+        .map(|(number, etag)| {
+            format!("<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>")
+        })
+        .collect();
+    format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>")
+}
+
+pub async fn complete(front: &Front, path: &str, id: &str, xml: String) -> Answer {
+    front
+        .request("POST", path, &[("uploadId", id)], &[], xml.into_bytes())
+        .await
+}
+
+pub fn staging(front: &Front) -> std::path::PathBuf {
+    front.server.dir.path().join("s3-uploads")
+}
