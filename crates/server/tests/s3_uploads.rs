@@ -157,3 +157,17 @@ fn a_zero_multipart_expiry_is_refused_naming_the_field() {
         .to_string();
     assert!(err.contains("s3.multipart_expiry"), "{err}");
 }
+
+#[tokio::test]
+async fn a_zero_multipart_expiry_built_in_code_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path(), &toml(""));
+    config.s3.multipart_expiry = Duration::ZERO;
+    let mut options = strata_server::ServeOptions::new(config);
+    options.s3_front_keys = Some((ACCESS.to_string(), SECRET.to_string()));
+    let err = match strata_server::start(options).await {
+        Ok(_) => panic!("a service with a zero multipart expiry started"),
+        Err(err) => err.to_string(),
+    };
+    assert!(err.contains("s3.multipart_expiry"), "{err}");
+}

@@ -66,6 +66,15 @@ pub(crate) async fn start(
         field: "server.s3_listen".to_string(),
         reason: format!("cannot listen on {addr}: {err}; pick another address with --s3-listen"),
     };
+    // A configuration built in code is not checked by the parser.
+    if state.config.s3.multipart_expiry < std::time::Duration::from_secs(1) {
+        return Err(ServeError::Config {
+            field: "s3.multipart_expiry".to_string(),
+            reason: "uploads would be removed while their parts arrive; give at least 1s (the \
+                     default is 7d)"
+                .to_string(),
+        });
+    }
     let listener = TcpListener::bind(addr).await.map_err(refused)?;
     let bound = listener.local_addr().map_err(refused)?;
     let service = front::service(Arc::clone(state), keys)?;
