@@ -18,6 +18,9 @@
 //!   ([`workers`]);
 //! - the API tokens of the tiering service, as hashes with their scope, prefix, expiry and
 //!   revocation ([`tokens`], [`TokenCatalog`]);
+//! - what the S3 front door keeps of an object written through it (ETag, `Content-Type`,
+//!   user metadata, with the hash of the content they describe: [`s3_meta`],
+//!   [`S3MetaCatalog`]);
 //! - the integrity of its rows ([`integrity`]): a checksum per row, written on every write
 //!   and checked on every read, a full check ([`SqliteCatalog::check`]), and the import of
 //!   a job rebuilt from a destination's manifest ([`SqliteCatalog::import_completed_job`]).
@@ -57,6 +60,7 @@ pub mod model;
 mod open;
 mod postgres;
 mod rows;
+pub mod s3_meta;
 mod sqlite;
 pub mod tiering;
 mod tiering_rows;
@@ -79,6 +83,7 @@ pub use model::{
 };
 pub use open::EngineCatalog;
 pub use postgres::PostgresCatalog;
+pub use s3_meta::{S3MetaCatalog, S3ObjectMeta};
 pub use sqlite::SqliteCatalog;
 pub use tiering::{
     object_chunks, AccessFlush, ChunkHashes, CopyStart, CreatedMove, DecisionRecord, HistoryBucket,

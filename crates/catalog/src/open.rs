@@ -9,6 +9,7 @@ use crate::error::CatalogError;
 use crate::integrity::{CheckReport, CompletedJob, ImportedJob};
 use crate::location::CatalogSpec;
 use crate::postgres::PostgresCatalog;
+use crate::s3_meta::S3MetaCatalog;
 use crate::sqlite::SqliteCatalog;
 use crate::tiering::TieringCatalog;
 use crate::tokens::TokenCatalog;
@@ -60,6 +61,14 @@ impl EngineCatalog {
 
     /// The API tokens' interface.
     pub fn tokens(&self) -> Arc<dyn TokenCatalog> {
+        match self {
+            EngineCatalog::Sqlite(catalog) => Arc::new(catalog.clone()),
+            EngineCatalog::Postgres(catalog) => Arc::new(catalog.clone()),
+        }
+    }
+
+    /// The S3 front door's object metadata interface.
+    pub fn s3_meta(&self) -> Arc<dyn S3MetaCatalog> {
         match self {
             EngineCatalog::Sqlite(catalog) => Arc::new(catalog.clone()),
             EngineCatalog::Postgres(catalog) => Arc::new(catalog.clone()),

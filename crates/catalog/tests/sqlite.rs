@@ -120,7 +120,7 @@ async fn migrations_run_once() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await
@@ -157,7 +157,7 @@ async fn a_newer_schema_is_refused() {
         Err(
             err @ CatalogError::SchemaTooNew {
                 found: 9999,
-                supported: 8,
+                supported: 9,
                 ..
             },
         ) => {

@@ -415,6 +415,12 @@ pub async fn start(options: ServeOptions) -> Result<RunningServer, ServeError> {
             return Err(err);
         }
     };
+    if s3.is_some() {
+        tasks.push(tokio::spawn(s3::cleanup::cleanup_loop(
+            Arc::clone(&state),
+            shutdown_rx.clone(),
+        )));
+    }
     let app = routes::router(Arc::clone(&state));
     let tls = security.tls.is_some();
     let server = tokio::spawn(http::serve(

@@ -118,6 +118,10 @@ pub struct Metrics {
     pub redundancy_repairs: AtomicU64,
     /// Background repairs that failed (more domains lost than the encoding tolerates).
     pub redundancy_repair_failures: AtomicU64,
+    /// Abandoned S3 multipart uploads removed (`[s3] multipart_expiry`).
+    pub s3_uploads_expired: AtomicU64,
+    /// S3 metadata rows removed because their object was deleted or changed.
+    pub s3_meta_stale_removed: AtomicU64,
     /// Time to answer an object GET (first byte ready).
     pub get_latency: Histogram,
     /// Time from a move's start to its end.
@@ -447,6 +451,18 @@ impl Metrics {
             "strata_redundancy_repair_failures_total",
             "Background repairs that failed: more domains lost than the encoding tolerates.",
             load(&self.redundancy_repair_failures),
+        );
+        counter(
+            &mut out,
+            "strata_s3_uploads_expired_total",
+            "Abandoned S3 multipart uploads removed after [s3] multipart_expiry.",
+            load(&self.s3_uploads_expired),
+        );
+        counter(
+            &mut out,
+            "strata_s3_meta_stale_removed_total",
+            "S3 ETag and metadata rows removed because their object was deleted or changed.",
+            load(&self.s3_meta_stale_removed),
         );
         self.get_latency.render(
             &mut out,

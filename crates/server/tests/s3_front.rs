@@ -659,6 +659,11 @@ async fn token_key_pairs_carry_the_tokens_scope_and_prefix() {
     assert_eq!(listed.tags("Key"), ["team/a", "team/c"]);
     let above = as_writer("GET", "/strata", &[("list-type", "2")]).await;
     assert_eq!(above.code(), "AccessDenied");
+    // Uploads in progress name keys too: listed under the prefix only.
+    let uploads = as_writer("GET", "/strata", &[("uploads", ""), ("prefix", "team/")]).await;
+    assert_eq!(uploads.status, 200, "{}", uploads.text());
+    let all_uploads = as_writer("GET", "/strata", &[("uploads", "")]).await;
+    assert_eq!(all_uploads.code(), "AccessDenied");
 
     // Revoked: its key pair is unknown from then on.
     catalog.revoke_token(&writer.record.id, now).await.unwrap();

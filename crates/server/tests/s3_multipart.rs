@@ -1,6 +1,8 @@
 //! Multipart uploads through the S3 front door: parts staged on disk and stitched by
 //! streaming, listed, resumed after a client died midway, aborted, refused when
 //! malformed, wrong or oversized; and a 64 MiB object that never sits in memory whole.
+//! (Listing and expiry of uploads: `s3_uploads.rs`, apart, so that this binary's memory
+//! measurement sees no other test's servers.)
 
 mod s3_common;
 
@@ -9,54 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use s3_common::*;
 use strata_server::Limits;
-
-async fn create(front: &Front, path: &str) -> String {
-    let created = front
-        .request("POST", path, &[("uploads", "")], &[], Vec::new())
-        .await;
-    assert_eq!(created.status, 200, "{}", created.text());
-    created.tag("UploadId")
-}
-
-async fn upload_part(
-    front: &Front,
-    path: &str,
-    id: &str,
-    number: u32,
-    body: reqwest::Body,
-) -> Answer {
-    let number = number.to_string();
-    front
-        .request_as(
-            Some(&Signer::default()),
-            "PUT",
-            path,
-            &[("partNumber", number.as_str()), ("uploadId", id)],
-            &[],
-            body,
-        )
-        .await
-}
-
-fn completion(parts: &[(u32, String)]) -> String {
-    let parts: String = parts
-        .iter()
-        .map(|(number, etag)| {
-            format!("<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>")
-        })
-        .collect();
-    format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>")
-}
-
-async fn complete(front: &Front, path: &str, id: &str, xml: String) -> Answer {
-    front
-        .request("POST", path, &[("uploadId", id)], &[], xml.into_bytes())
-        .await
-}
-
-fn staging(front: &Front) -> std::path::PathBuf {
-    front.server.dir.path().join("s3-uploads")
-}
 
 fn multipart_etag(parts: &[&[u8]]) -> String {
     use md5::Digest as _;

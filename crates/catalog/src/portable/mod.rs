@@ -8,6 +8,7 @@ mod import;
 mod object_writes;
 mod queries;
 mod rows;
+mod s3_meta;
 mod stream_offsets;
 mod tiering;
 mod tokens;

@@ -1,7 +1,8 @@
 //! The tiering tables through [`TieringCatalog`], the same on every engine: object writes
 //! and generations, one current placement, deletes that leave retiring copies, the move
 //! life cycle with its idempotency key, access statistics and decisions, access history
-//! (`history.rs`), API tokens, and durability across a reopen. A test binary that declares
+//! (`history.rs`), API tokens, the S3 front door's object metadata (`s3_meta.rs`), and
+//! durability across a reopen. A test binary that declares
 //! `mod tiering_cases;` provides `TieringGuard`, `TieringEngine`, `open_tiering()` (a fresh,
 //! empty catalog) and `reopen_tiering(&guard)` (the same catalog opened again).
 
@@ -14,6 +15,7 @@ use strata_catalog::{
 use super::{open_tiering, reopen_tiering, TieringEngine, TieringGuard};
 
 mod history;
+mod s3_meta;
 
 /// A write of a one-chunk object (whose one chunk value is its hash).
 pub fn write(key: &str, tier: &str, fill: u8, now_ms: i64) -> ObjectWrite {

@@ -38,11 +38,7 @@ ALLOWANCES = {
 # as strict xfails: reported as such, and the suite fails the day one passes, so the entry
 # must then be removed. Only for Strata's own defects, never to paper over the oracle.
 KNOWN_GAPS = {
-    "strata": {
-        "test_upload_abandoned_midway_is_listed_then_completed": "ListMultipartUploads answers "
-        "NotImplemented ('ListMultipartUploads is not implemented yet'), so a client that "
-        "lost its upload id cannot find the upload to resume or abort it",
-    },
+    "strata": {},
 }
 
 USED_ALLOWANCES = []

@@ -54,6 +54,46 @@ def signed_request(method, path, query="", body=b"", when=None, access_key=None,
         conn.close()
 
 
+def presigned_get(path, when=None, expires=300):
+    """Sends a GET of `path` as a presigned URL (query-string SigV4) signed at `when` (default
+    now, UTC) and valid for `expires` seconds from then; returns (status, body bytes)."""
+    endpoint = urllib.parse.urlparse(os.environ["S3_ENDPOINT"])
+    access_key = os.environ["S3_ACCESS_KEY"]
+    secret_key = os.environ["S3_SECRET_KEY"]
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+    day = when.strftime("%Y%m%d")
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    params = {
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{access_key}/{scope}",
+        "X-Amz-Date": amz_date,
+        "X-Amz-Expires": str(expires),
+        "X-Amz-SignedHeaders": "host",
+    }
+    canonical_query = "&".join(
+        f"{urllib.parse.quote(k, safe='-_.~')}={urllib.parse.quote(v, safe='-_.~')}"
+        for k, v in sorted(params.items())
+    )
+    canonical = "\n".join(
+        ["GET", urllib.parse.quote(path, safe="/-_.~"), canonical_query, f"host:{endpoint.netloc}\n", "host",
+         "UNSIGNED-PAYLOAD"]
+    )
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key = _hmac(("AWS4" + secret_key).encode(), day)
+    for part in ("us-east-1", "s3", "aws4_request"):
+        key = _hmac(key, part)
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    query = f"{canonical_query}&X-Amz-Signature={signature}"
+    conn = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=30)
+    try:
+        conn.request("GET", urllib.parse.quote(path, safe="/-_.~") + "?" + query)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
 def error_code(body):
     """The <Code> of an S3 XML error body ('' when there is none)."""
     text = body.decode(errors="replace")

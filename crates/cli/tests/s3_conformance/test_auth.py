@@ -1,5 +1,6 @@
 """Authentication and malformed requests: a wrong secret (SignatureDoesNotMatch), an unknown
-key (InvalidAccessKeyId), a date 20 minutes off (RequestTimeTooSkewed, S3 allows 15), and a
+key (InvalidAccessKeyId), a date 20 minutes off (RequestTimeTooSkewed, S3 allows 15), a
+presigned URL past its expiry (AccessDenied, "Request has expired"), and a
 CompleteMultipartUpload body that is not XML (MalformedXML)."""
 
 import datetime
@@ -9,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import make_client
-from sigv4 import error_code, signed_request
+from sigv4 import error_code, presigned_get, signed_request
 from test_objects import code_of, status_of
 
 
@@ -56,3 +57,17 @@ def test_malformed_complete_xml_is_malformed_xml(s3, bucket, prefix):
         assert error_code(body) == "MalformedXML", body
     finally:
         s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
+
+def test_presigned_url_past_its_expiry_is_access_denied(s3, bucket, prefix):
+    key = prefix + "presigned.txt"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"shared")
+    # The same signer, in date: the URL works (so the refusal below is the expiry's).
+    status, body = presigned_get(f"/{bucket}/{key}")
+    assert (status, body) == (200, b"shared")
+    # Signed two hours ago, valid for a minute.
+    when = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=2)
+    status, body = presigned_get(f"/{bucket}/{key}", when=when, expires=60)
+    assert status == 403, body
+    assert error_code(body) == "AccessDenied", body
+    assert b"expired" in body, body

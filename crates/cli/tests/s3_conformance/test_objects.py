@@ -197,3 +197,44 @@ def test_copy_object(s3, bucket, prefix):
             Bucket=bucket, Key=prefix + "copy2", CopySource={"Bucket": bucket, "Key": prefix + "missing"}
         )
     assert code_of(missing) == "NoSuchKey"
+
+
+def test_content_type_and_user_metadata_round_trip(s3, bucket, prefix):
+    key = prefix + "described.csv"
+    s3.put_object(
+        Bucket=bucket, Key=key, Body=b"a,b\n1,2\n",
+        ContentType="text/csv", Metadata={"owner": "ada", "project": "strata"},
+    )
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert head["ContentType"] == "text/csv"
+    assert head["Metadata"] == {"owner": "ada", "project": "strata"}
+    got = s3.get_object(Bucket=bucket, Key=key)
+    assert got["ContentType"] == "text/csv"
+    assert got["Metadata"] == {"owner": "ada", "project": "strata"}
+    assert got["Body"].read() == b"a,b\n1,2\n"
+
+    # A copy keeps them (MetadataDirective COPY, the default) or takes the request's (REPLACE).
+    source = {"Bucket": bucket, "Key": key}
+    s3.copy_object(Bucket=bucket, Key=prefix + "kept.csv", CopySource=source)
+    kept = s3.head_object(Bucket=bucket, Key=prefix + "kept.csv")
+    assert (kept["ContentType"], kept["Metadata"]) == ("text/csv", {"owner": "ada", "project": "strata"})
+    s3.copy_object(
+        Bucket=bucket, Key=prefix + "replaced.txt", CopySource=source,
+        MetadataDirective="REPLACE", ContentType="text/plain", Metadata={"owner": "grace"},
+    )
+    replaced = s3.head_object(Bucket=bucket, Key=prefix + "replaced.txt")
+    assert (replaced["ContentType"], replaced["Metadata"]) == ("text/plain", {"owner": "grace"})
+
+
+def test_multipart_upload_keeps_the_metadata_given_at_creation(s3, bucket, prefix):
+    key = prefix + "multi-described.bin"
+    upload_id = s3.create_multipart_upload(
+        Bucket=bucket, Key=key, ContentType="application/x-parquet", Metadata={"owner": "ada"}
+    )["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"parquet")
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert (head["ContentType"], head["Metadata"]) == ("application/x-parquet", {"owner": "ada"})

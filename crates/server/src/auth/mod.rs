@@ -557,6 +557,11 @@ impl AccessControl {
         );
     }
 
+    /// The audit log, which the S3 front door also writes ([`crate::s3::audit`]).
+    pub(crate) fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
     /// The audit log's file.
     pub fn audit_path(&self) -> &std::path::Path {
         self.audit.path()

@@ -1,17 +1,7 @@
 //! ETags as S3 clients expect them: the MD5 (hex) of the body for a single PUT, and
-//! `MD5(MD5(part 1) ‖ … ‖ MD5(part N))-N` for a multipart upload.
-//!
-//! Where the MD5 is kept: in memory, per key and generation ([`EtagMemory`]), filled
-//! when an object is written through the front door. The catalog records each object's
-//! BLAKE3 only; an object written through `/v1/objects`, or before the service's last
-//! restart, shows the first 16 bytes of its BLAKE3 with a `-1` suffix instead: stable for
-//! as long as the content is, so `If-Match` and caching work. The suffix is the multipart
-//! form, which clients (rclone, s3cmd, the AWS SDKs' transfer managers) do not compare with
-//! an MD5 of the bytes: 32 bare hex digits that are not the MD5 would make them report a
-//! download as corrupted. Persisting the MD5 with the object (a catalog column) would
-//! give every object a plain MD5 ETag; it is not done yet.
+//! `MD5(MD5(part 1) ‖ … ‖ MD5(part N))-N` for a multipart upload, computed as the bytes
+//! stream. They are kept in the catalog with the content they describe ([`super::meta`]).
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -20,7 +10,6 @@ use bytes::Bytes;
 use futures::Stream;
 use md5::{Digest, Md5};
 
-use crate::index::ObjectEntry;
 use crate::state::lock;
 
 /// A stream that passes its bytes on unchanged and folds them into an MD5, readable
@@ -74,31 +63,6 @@ pub fn multipart_etag(part_md5s: &[String]) -> Result<String, hex::FromHexError>
         hex::encode(md5.finalize()),
         part_md5s.len()
     ))
-}
-
-/// The ETags of objects written through the front door, by key, each with the generation
-/// it belongs to.
-#[derive(Default)]
-pub struct EtagMemory(Mutex<HashMap<String, (i64, String)>>);
-
-impl EtagMemory {
-    /// Remembers `etag` for `key` at `generation`.
-    pub fn remember(&self, key: &str, generation: i64, etag: String) {
-        lock(&self.0).insert(key.to_string(), (generation, etag));
-    }
-
-    /// Forgets `key` (deleted).
-    pub fn forget(&self, key: &str) {
-        lock(&self.0).remove(key);
-    }
-
-    /// The ETag (unquoted) of `key` as the index has it now.
-    pub fn etag(&self, key: &str, entry: &ObjectEntry) -> String {
-        match lock(&self.0).get(key) {
-            Some((generation, etag)) if *generation == entry.generation => etag.clone(),
-            _ => format!("{}-1", hex::encode(&entry.hash[..16])),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -18,11 +18,13 @@ use s3s::dto::{
 };
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, S3};
+use strata_catalog::S3MetaCatalog;
 use strata_heat::config::DEFAULT_BUCKET;
 
 use super::errors::s3_error;
-use super::etag::{EtagMemory, Md5Sink, Md5Stream};
+use super::etag::{Md5Sink, Md5Stream};
 use super::keys::{FrontKeys, TokenKeys};
+use super::meta::ClientMeta;
 use super::multipart::Staging;
 use crate::error::ServeError;
 use crate::http::BodyReader;
@@ -44,8 +46,8 @@ pub fn service(state: Arc<AppState>, keys: FrontKeys) -> Result<S3Service, Serve
     let state_buckets = state.config.s3.buckets.clone();
     let front = StrataS3 {
         buckets: Buckets::new(&state_buckets),
+        meta: state.engine.s3_meta(),
         state,
-        etags: Arc::new(EtagMemory::default()),
         staging,
         started: SystemTime::now(),
     };
@@ -99,10 +101,8 @@ impl Buckets {
 
 /// An object written through the front door.
 pub(crate) struct Stored {
-    /// The MD5 of its bytes, hex.
-    pub md5: String,
-    /// Its generation.
-    pub generation: i64,
+    /// Its ETag (unquoted), as recorded.
+    pub etag: String,
     /// Its write time.
     pub mtime_ms: i64,
 }
@@ -111,7 +111,8 @@ pub(crate) struct Stored {
 pub struct StrataS3 {
     pub(crate) state: Arc<AppState>,
     pub(crate) buckets: Buckets,
-    pub(crate) etags: Arc<EtagMemory>,
+    /// ETags, `Content-Type` and user metadata ([`super::meta`]).
+    pub(crate) meta: Arc<dyn S3MetaCatalog>,
     pub(crate) staging: Staging,
     started: SystemTime,
 }
@@ -154,13 +155,15 @@ impl StrataS3 {
             .ok_or_else(|| s3_error!(NoSuchKey, "no object {key:?}"))
     }
 
-    /// Writes `stream` as `key` through the service's write path, remembering its MD5
-    /// as its ETag.
+    /// Writes `stream` as `key` through the service's write path, then records its ETag
+    /// (`etag`, or else the MD5 of the bytes) and `meta` for the content written.
     pub(crate) async fn store(
         &self,
         key: &str,
         stream: StreamingBlob,
         length: Option<i64>,
+        etag: Option<String>,
+        meta: &ClientMeta,
     ) -> S3Result<Stored> {
         check_new_key(key).map_err(s3_error)?;
         let sink = Md5Sink::default();
@@ -169,11 +172,10 @@ impl StrataS3 {
         let (view, _) = objects::store_object(&self.state, key, reader, None)
             .await
             .map_err(s3_error)?;
-        let md5 = sink.hex();
-        self.etags.remember(key, view.generation, md5.clone());
+        let etag = etag.unwrap_or_else(|| sink.hex());
+        self.record_meta(key, &view.hash, &etag, meta).await?;
         Ok(Stored {
-            md5,
-            generation: view.generation,
+            etag,
             mtime_ms: view.mtime_ms,
         })
     }
@@ -249,6 +251,24 @@ pub(crate) fn check_conditions(
     Ok(())
 }
 
+/// The metadata of a copy: the source's (`MetadataDirective: COPY`, the default), or the
+/// request's (`REPLACE`); any other directive is `InvalidArgument`.
+fn copied_meta(
+    directive: Option<&s3s::dto::MetadataDirective>,
+    source: ClientMeta,
+    content_type: Option<String>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> S3Result<ClientMeta> {
+    match directive.map(s3s::dto::MetadataDirective::as_str) {
+        None | Some(s3s::dto::MetadataDirective::COPY) => Ok(source),
+        Some(s3s::dto::MetadataDirective::REPLACE) => ClientMeta::new(content_type, metadata),
+        Some(other) => Err(s3_error!(
+            InvalidArgument,
+            "x-amz-metadata-directive is {other:?}; give COPY or REPLACE"
+        )),
+    }
+}
+
 fn header_i64(headers: &HeaderMap, name: header::HeaderName) -> Option<i64> {
     headers.get(name)?.to_str().ok()?.parse().ok()
 }
@@ -303,9 +323,12 @@ impl S3 for StrataS3 {
         let body = input.body.unwrap_or_else(|| {
             StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
         });
-        let stored = self.store(&key, body, input.content_length).await?;
+        let meta = ClientMeta::new(input.content_type, input.metadata)?;
+        let stored = self
+            .store(&key, body, input.content_length, None, &meta)
+            .await?;
         Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(ETag::Strong(stored.md5)),
+            e_tag: Some(ETag::Strong(stored.etag)),
             ..PutObjectOutput::default()
         }))
     }
@@ -317,9 +340,9 @@ impl S3 for StrataS3 {
         let input = req.input;
         let key = self.buckets.key(&input.bucket, &input.key)?;
         let entry = self.entry(&key)?;
-        let etag = self.etags.etag(&key, &entry);
+        let described = self.describe(&key, &entry).await?;
         check_conditions(
-            &etag,
+            &described.etag,
             entry.mtime_ms,
             input.if_match.as_ref(),
             input.if_none_match.as_ref(),
@@ -333,8 +356,9 @@ impl S3 for StrataS3 {
             accept_ranges: Some("bytes".to_string()),
             content_length: header_i64(&headers, header::CONTENT_LENGTH),
             content_range: header_string(&headers, header::CONTENT_RANGE),
-            content_type: Some("application/octet-stream".to_string()),
-            e_tag: Some(ETag::Strong(etag)),
+            content_type: Some(described.content_type()),
+            metadata: described.user_metadata(),
+            e_tag: Some(ETag::Strong(described.etag)),
             last_modified: Some(timestamp(entry.mtime_ms)),
             ..GetObjectOutput::default()
         }))
@@ -347,9 +371,9 @@ impl S3 for StrataS3 {
         let input = req.input;
         let key = self.buckets.key(&input.bucket, &input.key)?;
         let entry = self.entry(&key)?;
-        let etag = self.etags.etag(&key, &entry);
+        let described = self.describe(&key, &entry).await?;
         check_conditions(
-            &etag,
+            &described.etag,
             entry.mtime_ms,
             input.if_match.as_ref(),
             input.if_none_match.as_ref(),
@@ -359,8 +383,9 @@ impl S3 for StrataS3 {
         Ok(S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".to_string()),
             content_length: i64::try_from(entry.size).ok(),
-            content_type: Some("application/octet-stream".to_string()),
-            e_tag: Some(ETag::Strong(etag)),
+            content_type: Some(described.content_type()),
+            metadata: described.user_metadata(),
+            e_tag: Some(ETag::Strong(described.etag)),
             last_modified: Some(timestamp(entry.mtime_ms)),
             ..HeadObjectOutput::default()
         }))
@@ -421,9 +446,9 @@ impl S3 for StrataS3 {
         let source = self.buckets.key(bucket, key)?;
         let target = self.buckets.key(&input.bucket, &input.key)?;
         let entry = self.entry(&source)?;
-        let etag = self.etags.etag(&source, &entry);
+        let described = self.describe(&source, &entry).await?;
         check_conditions(
-            &etag,
+            &described.etag,
             entry.mtime_ms,
             input.copy_source_if_match.as_ref(),
             input.copy_source_if_none_match.as_ref(),
@@ -437,12 +462,18 @@ impl S3 for StrataS3 {
             ),
             _ => err,
         })?;
+        let meta = copied_meta(
+            input.metadata_directive.as_ref(),
+            described.meta,
+            input.content_type,
+            input.metadata,
+        )?;
         let (headers, body) = self.read(&source, None).await?;
         let length = header_i64(&headers, header::CONTENT_LENGTH);
-        let stored = self.store(&target, body, length).await?;
+        let stored = self.store(&target, body, length, None, &meta).await?;
         Ok(S3Response::new(CopyObjectOutput {
             copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(ETag::Strong(stored.md5)),
+                e_tag: Some(ETag::Strong(stored.etag)),
                 last_modified: Some(timestamp(stored.mtime_ms)),
                 ..CopyObjectResult::default()
             }),
@@ -454,14 +485,18 @@ impl S3 for StrataS3 {
         &self,
         req: S3Request<s3s::dto::ListObjectsV2Input>,
     ) -> S3Result<S3Response<s3s::dto::ListObjectsV2Output>> {
-        super::listing::list_v2(self, req.input).map(S3Response::new)
+        super::listing::list_v2(self, req.input)
+            .await
+            .map(S3Response::new)
     }
 
     async fn list_objects(
         &self,
         req: S3Request<s3s::dto::ListObjectsInput>,
     ) -> S3Result<S3Response<s3s::dto::ListObjectsOutput>> {
-        super::listing::list_v1(self, req.input).map(S3Response::new)
+        super::listing::list_v1(self, req.input)
+            .await
+            .map(S3Response::new)
     }
 
     async fn create_multipart_upload(
@@ -500,6 +535,15 @@ impl S3 for StrataS3 {
             .map(S3Response::new)
     }
 
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<s3s::dto::ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<s3s::dto::ListMultipartUploadsOutput>> {
+        super::uploads::list_uploads(self, req.input)
+            .await
+            .map(S3Response::new)
+    }
+
     async fn list_parts(
         &self,
         req: S3Request<s3s::dto::ListPartsInput>,
@@ -519,7 +563,7 @@ impl StrataS3 {
                 .await;
         match deleted {
             Ok(_) => {
-                self.etags.forget(key);
+                self.forget_meta(key).await;
                 Ok(())
             }
             Err(err) if err.status == StatusCode::NOT_FOUND => Ok(()),

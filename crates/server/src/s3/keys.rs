@@ -265,7 +265,10 @@ impl FrontAccess {
             S3Path::Object { bucket, key } => {
                 Self::under_prefix(token, &self.buckets.key(bucket, key)?)
             }
-            S3Path::Bucket { bucket } if operation.starts_with("ListObjects") => {
+            // A listing of keys (objects, or uploads in progress) shows only the prefix's.
+            S3Path::Bucket { bucket }
+                if operation.starts_with("ListObjects") || operation == "ListMultipartUploads" =>
+            {
                 let listed = cx
                     .uri()
                     .query()
@@ -280,7 +283,8 @@ impl FrontAccess {
                     // A listing above the prefix would show other keys.
                     Some(prefix) if !listed.starts_with(prefix.as_str()) => Err(s3_error!(
                         AccessDenied,
-                        "this access key's token is limited to keys under {prefix:?}; list                          with a prefix under it"
+                        "this access key's token is limited to keys under {prefix:?}; list \
+                         with a prefix under it"
                     )),
                     _ => Ok(()),
                 }

@@ -14,6 +14,7 @@ use s3s::dto::{
 use s3s::{s3_error, S3Result};
 
 use super::front::{timestamp, StrataS3};
+use super::meta::derived_etag;
 
 /// Largest page, as S3's.
 const MAX_KEYS: usize = 1000;
@@ -41,18 +42,19 @@ pub struct Page {
 }
 
 /// The page after `after` (bucket-relative) of keys starting `prefix` in the bucket whose
-/// key prefix is `bucket_prefix`.
-pub fn page(
+/// key prefix is `bucket_prefix`, with each object's ETag ([`with_etags`]).
+pub async fn page(
     front: &StrataS3,
     bucket_prefix: &str,
     prefix: &str,
     delimiter: Option<&str>,
     after: Option<&str>,
     max_keys: usize,
-) -> Page {
+) -> S3Result<Page> {
     let full_prefix = format!("{bucket_prefix}{prefix}");
     let mut cursor = after.map(|after| format!("{bucket_prefix}{after}"));
     let mut page = Page::default();
+    let mut hashes = Vec::new();
     let delimiter = delimiter.filter(|delimiter| !delimiter.is_empty());
     'scan: loop {
         let (batch, _) = front
@@ -80,13 +82,45 @@ pub fn page(
                 page.prefixes.push(common);
                 continue 'scan;
             }
-            let etag = front.etags.etag(&key, &entry);
-            page.objects
-                .push((relative.to_string(), entry.size, etag, entry.mtime_ms));
+            page.objects.push((
+                relative.to_string(),
+                entry.size,
+                derived_etag(&entry),
+                entry.mtime_ms,
+            ));
+            hashes.push(entry.hash);
             cursor = Some(key);
         }
     }
-    page
+    with_etags(front, bucket_prefix, page, &hashes).await
+}
+
+/// `page` with the recorded ETag of each object whose row describes its content (`hashes`,
+/// in the order of `page.objects`), read in one query for the page's range of keys; the
+/// others keep their derived ETag.
+async fn with_etags(
+    front: &StrataS3,
+    bucket_prefix: &str,
+    mut page: Page,
+    hashes: &[[u8; 32]],
+) -> S3Result<Page> {
+    let (Some(first), Some(last)) = (page.objects.first(), page.objects.last()) else {
+        return Ok(page);
+    };
+    let rows = front
+        .rows_between(
+            &format!("{bucket_prefix}{}", first.0),
+            &format!("{bucket_prefix}{}", last.0),
+        )
+        .await?;
+    for (object, hash) in page.objects.iter_mut().zip(hashes) {
+        if let Some(row) = rows.get(&format!("{bucket_prefix}{}", object.0)) {
+            if row.hash == *hash {
+                object.2.clone_from(&row.etag);
+            }
+        }
+    }
+    Ok(page)
 }
 
 /// The last key or common prefix of `page`, as the place the next page starts after.
@@ -135,7 +169,7 @@ fn page_size(max_keys: Option<i32>) -> S3Result<usize> {
 }
 
 /// Text as the listing shows it: percent-encoded with `encoding-type=url`.
-fn shown(text: String, url: bool) -> String {
+pub(crate) fn shown(text: String, url: bool) -> String {
     if url {
         utf8_percent_encode(&text, URL_KEEP).to_string()
     } else {
@@ -168,12 +202,12 @@ fn contents(page: &Page, url: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
     (objects, prefixes)
 }
 
-fn wants_url(encoding: Option<&EncodingType>) -> bool {
+pub(crate) fn wants_url(encoding: Option<&EncodingType>) -> bool {
     encoding.is_some_and(|encoding| encoding.as_str() == EncodingType::URL)
 }
 
 /// ListObjectsV2.
-pub fn list_v2(front: &StrataS3, input: ListObjectsV2Input) -> S3Result<ListObjectsV2Output> {
+pub async fn list_v2(front: &StrataS3, input: ListObjectsV2Input) -> S3Result<ListObjectsV2Output> {
     let bucket_prefix = front.buckets.prefix(&input.bucket)?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let max_keys = page_size(input.max_keys)?;
@@ -188,7 +222,8 @@ pub fn list_v2(front: &StrataS3, input: ListObjectsV2Input) -> S3Result<ListObje
         input.delimiter.as_deref(),
         after.as_deref(),
         max_keys,
-    );
+    )
+    .await?;
     let url = wants_url(input.encoding_type.as_ref());
     let (objects, prefixes) = contents(&page, url);
     Ok(ListObjectsV2Output {
@@ -209,7 +244,7 @@ pub fn list_v2(front: &StrataS3, input: ListObjectsV2Input) -> S3Result<ListObje
 }
 
 /// ListObjects (version 1): the same pages, `marker` for the place to start after.
-pub fn list_v1(front: &StrataS3, input: ListObjectsInput) -> S3Result<ListObjectsOutput> {
+pub async fn list_v1(front: &StrataS3, input: ListObjectsInput) -> S3Result<ListObjectsOutput> {
     let bucket_prefix = front.buckets.prefix(&input.bucket)?;
     let prefix = input.prefix.clone().unwrap_or_default();
     let max_keys = page_size(input.max_keys)?;
@@ -220,7 +255,8 @@ pub fn list_v1(front: &StrataS3, input: ListObjectsInput) -> S3Result<ListObject
         input.delimiter.as_deref(),
         input.marker.as_deref(),
         max_keys,
-    );
+    )
+    .await?;
     let url = wants_url(input.encoding_type.as_ref());
     let (objects, prefixes) = contents(&page, url);
     Ok(ListObjectsOutput {

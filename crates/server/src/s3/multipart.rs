@@ -4,9 +4,12 @@
 //! and CompleteMultipartUpload streams the listed parts, in order, through the service's
 //! write path as one object. Nothing is visible before the completion commits; an
 //! aborted upload's directory is removed; one left by a client that went away stays
-//! (ListParts shows what arrived, so the client can resume) until aborted.
+//! (ListMultipartUploads finds it, ListParts shows what arrived, so the client can resume)
+//! until aborted, or until it has been untouched for `[s3] multipart_expiry`
+//! ([`super::cleanup`]).
 //!
-//! In the directory: `target` (the service key the upload will write), and for each part
+//! In the directory: `target` (the service key the upload will write), `meta.json` (the
+//! `Content-Type` and user metadata given at creation, [`ClientMeta`]), and for each part
 //! `N` (zero-padded to 5 digits) `part-N` (its bytes) and `part-N.md5` (its MD5, hex),
 //! the bytes renamed into place only once the MD5 is written.
 
@@ -25,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::errors::s3_error;
 use super::etag::{multipart_etag, Md5Sink, Md5Stream};
 use super::front::{body_reader, timestamp, StrataS3};
+use super::meta::ClientMeta;
 use crate::objects::check_new_key;
 
 /// The staging directory's name in the data directory.
@@ -39,9 +43,15 @@ const PART_NUMBERS: std::ops::RangeInclusive<i32> = 1..=10_000;
 /// Bytes read from a staged part per step of a completion.
 const STITCH_READ: usize = 1 << 20;
 
+/// The file of an upload's metadata in its directory.
+const META_FILE: &str = "meta.json";
+
+/// The file naming an upload's key in its directory.
+pub(crate) const TARGET_FILE: &str = "target";
+
 /// Where multipart uploads are staged.
 pub struct Staging {
-    root: PathBuf,
+    pub(crate) root: PathBuf,
 }
 
 impl Staging {
@@ -66,7 +76,7 @@ impl Staging {
             return Err(unknown());
         }
         let dir = self.root.join(id);
-        match tokio::fs::read_to_string(dir.join("target")).await {
+        match tokio::fs::read_to_string(dir.join(TARGET_FILE)).await {
             Ok(target) if target == key => Ok(dir),
             _ => Err(unknown()),
         }
@@ -88,12 +98,19 @@ pub async fn create(
 ) -> S3Result<CreateMultipartUploadOutput> {
     let key = front.buckets.key(&input.bucket, &input.key)?;
     check_new_key(&key).map_err(s3_error)?;
+    let meta = ClientMeta::new(input.content_type, input.metadata)?;
+    let meta = serde_json::to_vec(&meta)
+        .map_err(|err| s3_error!(InternalError, "cannot encode the upload's metadata: {err}"))?;
     let id = format!("{:032x}", rand::random::<u128>());
     let dir = front.staging.root.join(&id);
     tokio::fs::create_dir(&dir)
         .await
         .map_err(|err| io_error("cannot create the upload's staging directory", err))?;
-    tokio::fs::write(dir.join("target"), &key)
+    tokio::fs::write(dir.join(META_FILE), meta)
+        .await
+        .map_err(|err| io_error("cannot record the upload's metadata", err))?;
+    // Written last: an upload is listed (and found) once its metadata is in place.
+    tokio::fs::write(dir.join(TARGET_FILE), &key)
         .await
         .map_err(|err| io_error("cannot record the upload's key", err))?;
     Ok(CreateMultipartUploadOutput {
@@ -282,14 +299,16 @@ pub async fn complete(
     })?;
     let size: u64 = chosen.iter().map(|part| part.1).sum();
     let paths: Vec<PathBuf> = chosen.iter().map(|part| part_path(&dir, part.0)).collect();
-    let stored = front
+    let meta = upload_meta(&dir).await?;
+    front
         .store(
             &key,
             StreamingBlob::wrap(stitch(paths)),
             i64::try_from(size).ok(),
+            Some(etag.clone()),
+            &meta,
         )
         .await?;
-    front.etags.remember(&key, stored.generation, etag.clone());
     if let Err(err) = tokio::fs::remove_dir_all(&dir).await {
         tracing::warn!(%key, %err, "a completed upload's staging directory was left behind");
     }
@@ -299,6 +318,21 @@ pub async fn complete(
         e_tag: Some(ETag::Strong(etag)),
         ..CompleteMultipartUploadOutput::default()
     })
+}
+
+/// The metadata given when the upload in `dir` was created (none for an upload staged
+/// before it was recorded).
+async fn upload_meta(dir: &Path) -> S3Result<ClientMeta> {
+    match tokio::fs::read(dir.join(META_FILE)).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
+            s3_error!(
+                InternalError,
+                "the upload's recorded metadata is damaged ({err}); abort it and upload again"
+            )
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(ClientMeta::default()),
+        Err(err) => Err(io_error("cannot read the upload's metadata", err)),
+    }
 }
 
 /// The files at `paths`, one after another, read a megabyte at a time.

@@ -26,7 +26,11 @@ pub fn toml(extra: &str) -> String {
 
 /// A service with the front door, the test key pair, `extra` TOML and `limits`.
 pub async fn start_front(extra: &str, limits: Limits) -> Front {
-    let dir = tempfile::tempdir().unwrap();
+    start_front_in(tempfile::tempdir().unwrap(), extra, limits).await
+}
+
+/// Like [`start_front`], on the data directory `dir` (a restart when it held a service).
+pub async fn start_front_in(dir: tempfile::TempDir, extra: &str, limits: Limits) -> Front {
     let mut options = ServeOptions::new(common::config(dir.path(), &toml(extra)));
     options.limits = limits;
     options.s3_front_keys = Some((ACCESS.to_string(), SECRET.to_string()));
@@ -216,6 +220,17 @@ impl Answer {
 }
 
 impl Front {
+    /// Stops the service and starts it again on the same data directory with `extra`.
+    pub async fn restart(mut self, extra: &str) -> Front {
+        let dir = self.server.stop().await;
+        start_front_in(dir, extra, Limits::default()).await
+    }
+
+    /// The service's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.server.get("/metrics").await.text().await.unwrap()
+    }
+
     fn host(&self) -> String {
         self.endpoint.trim_start_matches("http://").to_string()
     }
@@ -304,4 +319,55 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 
 pub async fn start_default() -> Front {
     start_front("", Limits::default()).await
+}
+
+// Multipart requests.
+
+/// CreateMultipartUpload of `path`: the upload id.
+pub async fn create(front: &Front, path: &str) -> String {
+    let created = front
+        .request("POST", path, &[("uploads", "")], &[], Vec::new())
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text());
+    created.tag("UploadId")
+}
+
+pub async fn upload_part(
+    front: &Front,
+    path: &str,
+    id: &str,
+    number: u32,
+    body: reqwest::Body,
+) -> Answer {
+    let number = number.to_string();
+    front
+        .request_as(
+            Some(&Signer::default()),
+            "PUT",
+            path,
+            &[("partNumber", number.as_str()), ("uploadId", id)],
+            &[],
+            body,
+        )
+        .await
+}
+
+pub fn completion(parts: &[(u32, String)]) -> String {
+    let parts: String = parts
+        .iter()
+        .map(|(number, etag)| {
+            format!("<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>")
+        })
+        .collect();
+    format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>")
+}
+
+pub async fn complete(front: &Front, path: &str, id: &str, xml: String) -> Answer {
+    front
+        .request("POST", path, &[("uploadId", id)], &[], xml.into_bytes())
+        .await
+}
+
+pub fn staging(front: &Front) -> std::path::PathBuf {
+    front.server.dir.path().join("s3-uploads")
 }
