@@ -323,3 +323,47 @@ async fn s3_writes_and_deletes_are_audited_with_the_access_key_id() {
     assert!(!text.contains(SECRET) && !text.contains("not-the-secret"));
     assert!(!text.contains("Signature="), "{text}");
 }
+
+#[tokio::test]
+async fn a_damaged_metadata_row_never_keeps_the_object_from_being_read() {
+    let front = start_default().await;
+    let body = b"bytes that must stay readable";
+    assert_eq!(put_with_meta(&front, "/strata/d/obj", body).await.status, 200);
+    let mut server = front.server;
+    let dir = server.stop().await;
+    // Damage the row behind the service's back: metadata that is not JSON.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("catalog.db").display()
+    ))
+    .await
+    .unwrap();
+    let damaged = sqlx::query("UPDATE s3_object_meta SET metadata = '{not json' WHERE key = ?")
+        .bind("d/obj")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(damaged.rows_affected(), 1);
+    pool.close().await;
+
+    let front = start_front_in(dir, "", strata_server::Limits::default()).await;
+    // HEAD, GET and the listing answer, with the derived ETag and no metadata.
+    let head = head(&front, "/strata/d/obj").await;
+    assert_eq!(head.status, 200, "{}", head.text());
+    let (etag, content_type, owner) = described(&head);
+    assert!(etag.ends_with("-1\"") && etag.len() == 36, "{etag}");
+    assert_eq!(
+        (content_type.as_str(), owner.as_str()),
+        ("application/octet-stream", "")
+    );
+    let get = front
+        .request("GET", "/strata/d/obj", &[], &[], Vec::new())
+        .await;
+    assert_eq!(get.status, 200);
+    assert_eq!(get.body, body.to_vec());
+    let list = front
+        .request("GET", "/strata", &[("list-type", "2")], &[], Vec::new())
+        .await;
+    assert_eq!(list.status, 200, "{}", list.text());
+    assert!(list.text().contains("<Key>d/obj</Key>"), "{}", list.text());
+}

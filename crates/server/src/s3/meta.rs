@@ -15,9 +15,7 @@ use s3s::{s3_error, S3Result};
 use serde::{Deserialize, Serialize};
 use strata_catalog::S3ObjectMeta;
 
-use super::errors::s3_error;
 use super::front::StrataS3;
-use crate::error::ApiError;
 use crate::index::ObjectEntry;
 use crate::state::now_ms;
 
@@ -106,14 +104,20 @@ pub fn describe_with(entry: &ObjectEntry, row: Option<&S3ObjectMeta>) -> Describ
     }
 }
 
-fn catalog_error(err: strata_catalog::CatalogError) -> s3s::S3Error {
-    s3_error(ApiError::from(err))
-}
-
 impl StrataS3 {
     /// The object `key` (whose index entry is `entry`) as S3 clients see it.
+    ///
+    /// A row the catalog cannot give (damaged, or the catalog failing) never keeps the
+    /// object from being read: it is described as an object without a row (the derived
+    /// ETag), and the log says which key and how to repair it.
     pub(crate) async fn describe(&self, key: &str, entry: &ObjectEntry) -> S3Result<Described> {
-        let row = self.meta.s3_meta(key).await.map_err(catalog_error)?;
+        let row = match self.meta.s3_meta(key).await {
+            Ok(row) => row,
+            Err(err) => {
+                tracing::warn!(%key, %err, "the S3 metadata of this object cannot be read;                     it is served with its derived ETag and no Content-Type or user metadata                     (writing the object again through the front door repairs the row)");
+                None
+            }
+        };
         Ok(describe_with(entry, row.as_ref()))
     }
 
@@ -123,11 +127,14 @@ impl StrataS3 {
         first: &str,
         last: &str,
     ) -> S3Result<HashMap<String, S3ObjectMeta>> {
-        let rows = self
-            .meta
-            .s3_meta_between(first, last)
-            .await
-            .map_err(catalog_error)?;
+        let rows = match self.meta.s3_meta_between(first, last).await {
+            Ok(rows) => rows,
+            Err(err) => {
+                // As in `describe`: the listing goes on, with derived ETags for this page.
+                tracing::warn!(first, last, %err, "the S3 metadata of a listing page cannot                     be read; its objects are listed with their derived ETags");
+                Vec::new()
+            }
+        };
         Ok(rows.into_iter().map(|row| (row.key.clone(), row)).collect())
     }
 
