@@ -208,31 +208,86 @@ pub(crate) async fn begin_local(
     })
 }
 
+/// Opens the staging file of an upload of `size` bytes; `true` when it was resumed (it
+/// existed with that size: the chunks a crashed run verified may still be in it).
+///
+/// Without `resume` the copy starts over in a new, empty staging file. With `resume` the
+/// staging file is never truncated, because other processes may be writing their chunk
+/// ranges into it at the same time (the range tasks of one large file on several
+/// `strata worker`s of a POSIX or shared file system): the first to come creates it
+/// exclusively (`O_CREAT | O_EXCL`) and sets its length (sparse), the others open it as
+/// it is. A staging file of another size (left by an older plan) is set to `size`
+/// without being emptied: no chunk in it is trusted before its recorded value is
+/// checked against the bytes.
 fn open_staging(
     staging: &std::path::Path,
     shown: &str,
     size: u64,
     resume: bool,
 ) -> Result<(File, bool), StoreError> {
-    let staging_shown = staging.display().to_string();
-    if resume {
-        match OpenOptions::new().read(true).write(true).open(staging) {
-            Ok(file) => {
-                let meta = file
-                    .metadata()
-                    .map_err(|e| StoreError::from_io(&staging_shown, e))?;
-                if meta.is_file() && meta.len() == size {
-                    return Ok((file, true));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::from_io(&staging_shown, e)),
-        }
+    if !resume {
+        let file = create_staging_file(staging)?;
+        file.set_len(size)
+            .map_err(|e| StoreError::from_io(shown, e))?;
+        return Ok((file, false));
     }
-    let file = create_staging_file(staging)?;
-    file.set_len(size)
-        .map_err(|e| StoreError::from_io(shown, e))?;
-    Ok((file, false))
+    let staging_shown = staging.display().to_string();
+    let open_existing = || OpenOptions::new().read(true).write(true).open(staging);
+    let (file, created) = match open_existing() {
+        Ok(file) => (file, false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match create_staging_exclusively(staging)? {
+            Some(file) => (file, true),
+            // Another process created it between our open and our create: use theirs.
+            None => (
+                open_existing().map_err(|e| StoreError::from_io(&staging_shown, e))?,
+                false,
+            ),
+        },
+        Err(e) => return Err(StoreError::from_io(&staging_shown, e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| StoreError::from_io(&staging_shown, e))?;
+    if !meta.is_file() {
+        return Err(StoreError::permanent(
+            &staging_shown,
+            "the staging path is not a regular file; remove it and re-run",
+        ));
+    }
+    let resumed = !created && meta.len() == size;
+    if meta.len() != size {
+        // Zero-length: just created (here, or by another process that has not set its
+        // length yet; setting it twice to the same size is harmless).
+        file.set_len(size)
+            .map_err(|e| StoreError::from_io(shown, e))?;
+    }
+    Ok((file, resumed))
+}
+
+/// A new staging file created exclusively (`O_CREAT | O_EXCL`), owner-only until
+/// published; `None` when the file exists already. The staging directory is created when
+/// it is missing.
+fn create_staging_exclusively(staging: &Path) -> Result<Option<File>, StoreError> {
+    let create = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .create_new(true)
+            .open(staging)
+    };
+    let created = match create() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_parent(staging)?;
+            create()
+        }
+        other => other,
+    };
+    match created {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(StoreError::from_io(staging.display().to_string(), e)),
+    }
 }
 
 /// The mode a new file gets without Strata (`0o666` less the process umask), for files
