@@ -667,7 +667,14 @@ fn on_a_postgresql_catalog_one_huge_file_is_split_across_two_workers_and_survive
         &sandbox,
         &url,
         &name,
-        &["--worker-id", "doomed", "--ack-wait", "2s", "--bwlimit", "512K"],
+        &[
+            "--worker-id",
+            "doomed",
+            "--ack-wait",
+            "2s",
+            "--bwlimit",
+            "512K",
+        ],
         &[],
     );
     submit_split_file(&sandbox, &url, &name, &src, &dst);
@@ -707,7 +714,10 @@ fn on_a_postgresql_catalog_one_huge_file_is_split_across_two_workers_and_survive
         "{all}"
     );
     assert_same_files(&src, &dst, &files);
-    let taken: Vec<String> = [&doomed, &rescuer].iter().flat_map(|w| tasks_taken(w)).collect();
+    let taken: Vec<String> = [&doomed, &rescuer]
+        .iter()
+        .flat_map(|w| tasks_taken(w))
+        .collect();
     assert!(
         taken.iter().all(|t| t.contains("file 0 chunks ")),
         "every task is a chunk range of the one file: {taken:?}"

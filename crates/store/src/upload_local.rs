@@ -235,7 +235,8 @@ fn open_staging(
     let open_existing = || OpenOptions::new().read(true).write(true).open(staging);
     let (file, created) = match open_existing() {
         Ok(file) => (file, false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => match create_staging_exclusively(staging)? {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match create_staging_exclusively(staging)?
+        {
             Some(file) => (file, true),
             // Another process created it between our open and our create: use theirs.
             None => (
@@ -691,5 +692,48 @@ mod tests {
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         assert_eq!(fs::read(dir.path().join("objects/a")).unwrap(), b"Abcd");
         assert_eq!(fs::read(dir.path().join("objects/b")).unwrap(), b"xyz");
+    }
+
+    #[tokio::test]
+    async fn resumed_uploads_of_one_file_share_its_staging_file_and_never_empty_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().to_path_buf());
+        let first = begin_local(&store, "big", 8, true).await.unwrap();
+        assert!(!first.resumed, "the first one created the staging file");
+        first
+            .write_at_inner(0, Bytes::from_static(b"abcd"))
+            .await
+            .unwrap();
+        let second = begin_local(&store, "big", 8, true).await.unwrap();
+        assert!(second.resumed, "the second one opened it as it was");
+        second
+            .write_at_inner(4, Bytes::from_static(b"efgh"))
+            .await
+            .unwrap();
+        assert_eq!(
+            first.read_back_inner(0, 8, false).await.unwrap(),
+            Bytes::from_static(b"abcdefgh"),
+            "each wrote its range; neither truncated the other's"
+        );
+
+        // A staging file of another size (an older plan): resized, not emptied, and not
+        // reported resumed, so none of its chunks is trusted unchecked.
+        let staging = store.staging_path("big");
+        drop((first, second));
+        fs::write(&staging, b"0123456789").unwrap();
+        let third = begin_local(&store, "big", 8, true).await.unwrap();
+        assert!(!third.resumed);
+        assert_eq!(fs::read(&staging).unwrap(), b"01234567");
+
+        // Without resume the copy starts over.
+        let fresh = begin_local(&store, "big", 8, false).await.unwrap();
+        assert!(!fresh.resumed);
+        assert_eq!(fs::read(&staging).unwrap(), vec![0u8; 8]);
+
+        // Something else at the staging path is a clear error, not a truncation.
+        fs::remove_file(&staging).unwrap();
+        fs::create_dir(&staging).unwrap();
+        let error = begin_local(&store, "big", 8, true).await.err().unwrap();
+        assert!(error.to_string().contains(".part"), "{error}");
     }
 }

@@ -11,6 +11,7 @@ use super::{Engine, ROW_LOCK};
 use crate::error::CatalogError;
 use crate::input::{unix_now, unsigned};
 use crate::model::JobId;
+use crate::rows::RowReader;
 use crate::workers::FileFinishClaim;
 
 impl Engine {
@@ -24,12 +25,13 @@ impl Engine {
     ) -> Result<FileFinishClaim, CatalogError> {
         let op = "claim file finish";
         let mut tx = self.begin_write(op).await?;
-        let chunk_size: Option<i64> = sqlx::query_scalar("SELECT chunk_size FROM jobs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(self.error(op))?;
-        let chunk_size = unsigned(chunk_size.ok_or_else(|| self.not_found(id))?).max(1);
+        let chunk_size: Option<i64> =
+            sqlx::query_scalar("SELECT chunk_size FROM jobs WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(self.error(op))?;
+        let chunk_size = unsigned::<u64>(chunk_size.ok_or_else(|| self.not_found(id))?).max(1);
         let file = sqlx::query(&format!(
             "SELECT state, size FROM files WHERE job_id = $1 AND file_index = $2{ROW_LOCK}"
         ))

@@ -6,8 +6,8 @@
 //! async expression that opens a fresh catalog.
 
 use strata_catalog::{
-    Catalog, CatalogError, FileFinishClaim, FileState, FileUpdate, FinishClaim, JobSpec, JobState, PlannedFile,
-    VerifiedChunk, WorkerRecord,
+    Catalog, CatalogError, FileFinishClaim, FileState, FileUpdate, FinishClaim, JobSpec, JobState,
+    PlannedFile, VerifiedChunk, WorkerRecord,
 };
 
 /// One `#[tokio::test]` per check, each on a fresh catalog from `$open` (an async block
@@ -767,9 +767,8 @@ pub async fn one_range_task_finishes_a_split_file(catalog: &dyn Catalog) {
         .replace_plan(id, &[file(0, 8), file(1, 10)])
         .await
         .unwrap();
-    let claim = |run: &'static str, task: &'static str| {
-        catalog.claim_file_finish(id, 1, run, task, "w")
-    };
+    let claim =
+        |run: &'static str, task: &'static str| catalog.claim_file_finish(id, 1, run, task, "w");
     assert_eq!(
         claim("r1", "t0").await.unwrap(),
         FileFinishClaim::NotYet { missing: 3 }

@@ -36,14 +36,20 @@ pub(crate) async fn finish_range(run: &Run, file: &FileCopy) -> Outcome {
         return record_failure(run, &file.record, error);
     }
     let Some(upload) = upload else {
-        return record_failure(run, &file.record, "internal error: upload lost; re-run".into());
+        return record_failure(
+            run,
+            &file.record,
+            "internal error: upload lost; re-run".into(),
+        );
     };
     if let Err(error) = upload.sync().await {
         return run.store_outcome(&file.record, error);
     }
     let values = file.values.lock().map(|v| v.clone()).unwrap_or_default();
     for (chunk_index, value) in values.into_iter().enumerate() {
-        let Some(chaining_value) = value else { continue };
+        let Some(chaining_value) = value else {
+            continue;
+        };
         let chunk = VerifiedChunk {
             file_index: file.record.planned.index,
             chunk_index: chunk_index as u64,

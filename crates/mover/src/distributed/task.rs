@@ -373,7 +373,14 @@ mod tests {
         let mut sizes = vec![100u64; 10];
         sizes.push(10 << 20);
         sizes.extend([100u64; 30]);
-        let tasks = split_tasks(&plan(&sizes), 1 << 20, "r", &MigrateOptions::default(), 0, false);
+        let tasks = split_tasks(
+            &plan(&sizes),
+            1 << 20,
+            "r",
+            &MigrateOptions::default(),
+            0,
+            false,
+        );
         assert_eq!(tasks[0].first_file, 0);
         assert_eq!(tasks[0].end_file, 10, "the ten small files share a task");
         assert_eq!((tasks[1].first_file, tasks[1].end_file), (10, 11));
@@ -385,7 +392,14 @@ mod tests {
     #[test]
     fn the_tail_is_cut_into_smaller_tasks() {
         let sizes = vec![1u64 << 20; 100];
-        let tasks = split_tasks(&plan(&sizes), 8 << 20, "r", &MigrateOptions::default(), 0, false);
+        let tasks = split_tasks(
+            &plan(&sizes),
+            8 << 20,
+            "r",
+            &MigrateOptions::default(),
+            0,
+            false,
+        );
         let first = tasks.first().unwrap().bytes;
         let last = tasks.last().unwrap().bytes;
         assert_eq!(first, 8 << 20);
@@ -403,9 +417,16 @@ mod tests {
 
     #[test]
     fn a_task_round_trips_and_garbage_is_refused_with_a_reason() {
-        let task = split_tasks(&plan(&[5]), 1 << 20, "r", &MigrateOptions::default(), 0, false)
-            .pop()
-            .unwrap();
+        let task = split_tasks(
+            &plan(&[5]),
+            1 << 20,
+            "r",
+            &MigrateOptions::default(),
+            0,
+            false,
+        )
+        .pop()
+        .unwrap();
         assert_eq!(ChunkTask::parse(&task.to_json()).unwrap(), task);
         let garbage = ChunkTask::parse(b"hello").unwrap_err();
         assert!(garbage.contains("not a JSON chunk task"), "{garbage}");
@@ -441,11 +462,19 @@ mod tests {
         assert_eq!(tasks[0].bytes, 4 << 20);
         assert_eq!(tasks[0].chunks, 4);
         assert_eq!(tasks[0].files_label(), "file 0 chunks 0-3");
-        assert_ne!(tasks[0].key(), tasks[1].key(), "each range has its own name");
+        assert_ne!(
+            tasks[0].key(),
+            tasks[1].key(),
+            "each range has its own name"
+        );
         let last = tasks.last().unwrap();
         assert_eq!((last.first_file, last.chunk_range()), (1, None));
         let whole = split_tasks(&plan, 4 << 20, "r", &MigrateOptions::default(), 0, false);
-        assert_eq!(whole[0].chunk_range(), None, "not split for an object store");
+        assert_eq!(
+            whole[0].chunk_range(),
+            None,
+            "not split for an object store"
+        );
         assert_eq!(whole[0].chunks, 40);
     }
 
@@ -477,9 +506,16 @@ mod tests {
 
     #[test]
     fn a_version_1_task_still_runs() {
-        let mut task = split_tasks(&plan(&[5]), 1 << 20, "r", &MigrateOptions::default(), 0, true)
-            .pop()
-            .unwrap();
+        let mut task = split_tasks(
+            &plan(&[5]),
+            1 << 20,
+            "r",
+            &MigrateOptions::default(),
+            0,
+            true,
+        )
+        .pop()
+        .unwrap();
         task.version = 1;
         let parsed = ChunkTask::parse(&task.to_json()).unwrap();
         assert_eq!(parsed.version, 1);

@@ -397,8 +397,15 @@ impl Worker {
             settled: true,
         };
         let path = &record.planned.path;
-        match finish_split_file(&*self.catalog, stores, job.id, job.chunk_size, file, &claimant)
-            .await?
+        match finish_split_file(
+            &*self.catalog,
+            stores,
+            job.id,
+            job.chunk_size,
+            file,
+            &claimant,
+        )
+        .await?
         {
             FileEnd::Published => tracing::info!(
                 "job {} file {path}: every chunk range verified; worker {id} published it",
