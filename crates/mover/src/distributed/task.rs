@@ -440,8 +440,9 @@ mod tests {
 
     #[test]
     fn a_large_file_is_cut_into_chunk_ranges_for_a_posix_destination() {
-        // 40 chunks of 1 MiB, then a small file; 4 MiB tasks (the tail's: 512 KiB).
-        let plan = plan(&[40 << 20, 100]);
+        // 40 chunks of 1 MiB, then an empty file; 4 MiB tasks (the tail's, from 36 MiB
+        // on: 512 KiB, so one chunk).
+        let plan = plan(&[40 << 20, 0]);
         let tasks = split_tasks(&plan, 4 << 20, "r", &MigrateOptions::default(), 0, true);
         let ranges: Vec<_> = tasks.iter().filter_map(ChunkTask::chunk_range).collect();
         assert_eq!(ranges.first(), Some(&(0..4)));
