@@ -206,3 +206,152 @@ async fn fail_file(
     catalog.update_files(job, &[update]).await?;
     Ok(FileEnd::Failed(message))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use strata_catalog::SqliteCatalog;
+
+    use super::*;
+    use crate::migrate::copy_files;
+    use crate::plan::{begin_copying, open_job, Plan};
+    use crate::testing::store;
+    use crate::{MigrateOptions, Progress};
+
+    /// One range task of the job's one file through the copy path, as a worker runs it;
+    /// returns the bytes it sent.
+    async fn run_range(
+        catalog: &Arc<dyn Catalog>,
+        plan: &Plan,
+        stores: (&DatasetSource, &Store),
+        chunks: std::ops::Range<u64>,
+    ) -> u64 {
+        let mut verified: HashMap<u32, HashMap<u64, ChunkValue>> = HashMap::new();
+        for chunk in catalog.verified_chunks(plan.job).await.unwrap() {
+            verified
+                .entry(chunk.file_index)
+                .or_default()
+                .insert(chunk.chunk_index, chunk.chaining_value);
+        }
+        let share = Plan {
+            job: plan.job,
+            chunk_size: plan.chunk_size,
+            files: catalog.load_files(plan.job).await.unwrap(),
+            verified,
+            skipped_entries: Vec::new(),
+            unreadable_entries: Vec::new(),
+            resumed: true,
+            etags: HashMap::new(),
+            chunk_range: Some(chunks),
+        };
+        let progress = Arc::new(Progress::default());
+        let options = MigrateOptions {
+            chunk_size: plan.chunk_size,
+            jobs: 2,
+            ..MigrateOptions::default()
+        };
+        let copied = copy_files(
+            catalog.clone(),
+            &share,
+            stores.0,
+            stores.1,
+            &options,
+            &progress,
+            HashMap::new(),
+        )
+        .await
+        .unwrap();
+        let mut report = crate::MigrationReport::empty(&share, stores.0, stores.1, false);
+        assert!(copied.tally(&mut report, &progress).is_none());
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        Progress::get(&progress.bytes_sent)
+    }
+
+    /// The one staging file under `dst`.
+    fn staged(dst: &Path) -> std::path::PathBuf {
+        let mut files: Vec<_> = std::fs::read_dir(dst.join(".strata/staging"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files.remove(0)
+    }
+
+    #[tokio::test]
+    async fn ranges_copied_apart_are_published_once_and_a_redelivered_range_rechecks_its_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        std::fs::create_dir_all(&src).unwrap();
+        let data: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(src.join("big"), &data).unwrap();
+        let source = DatasetSource::Plain(store(src.to_str().unwrap()).await);
+        let destination = store(dst.to_str().unwrap()).await;
+        let stores = (&source, &destination);
+        let catalog: Arc<dyn Catalog> = Arc::new(SqliteCatalog::open_in_memory().await.unwrap());
+        let options = MigrateOptions {
+            chunk_size: 1024,
+            ..MigrateOptions::default()
+        };
+        let (plan, _) = open_job(
+            &*catalog,
+            &source,
+            &destination,
+            &options,
+            &Progress::default(),
+        )
+        .await
+        .unwrap();
+        begin_copying(&*catalog, &destination, plan.job)
+            .await
+            .unwrap();
+        let record = plan.files[0].clone();
+        let finish = |task: &'static str| {
+            let file = SourceFile {
+                record: record.clone(),
+                etag: None,
+                settled: true,
+            };
+            let catalog = catalog.clone();
+            async move {
+                let claimant = Claimant {
+                    run: "r",
+                    task,
+                    worker: "w",
+                };
+                finish_split_file(&*catalog, stores, plan.job, 1024, file, &claimant)
+                    .await
+                    .unwrap()
+            }
+        };
+
+        assert_eq!(run_range(&catalog, &plan, stores, 0..4).await, 4096);
+        assert_eq!(finish("t0").await, FileEnd::NotYet { missing: 4 });
+        assert!(
+            !dst.join("big").exists(),
+            "not published before every range"
+        );
+
+        // Chunk 1's staged bytes go bad; the range comes back (its worker died before
+        // the ack): its recorded chunks are re-checked, only chunk 1 is sent again.
+        let staging = staged(&dst);
+        let mut bytes = std::fs::read(&staging).unwrap();
+        bytes[1024 + 5] ^= 0xff;
+        std::fs::write(&staging, &bytes).unwrap();
+        assert_eq!(run_range(&catalog, &plan, stores, 0..4).await, 1024);
+
+        assert_eq!(run_range(&catalog, &plan, stores, 4..8).await, 4096);
+        assert_eq!(finish("t1").await, FileEnd::Published);
+        assert!(
+            std::fs::read(dst.join("big")).unwrap() == data,
+            "the published file is the source's bytes"
+        );
+        assert_eq!(finish("t0").await, FileEnd::Elsewhere, "finished once");
+        let files = catalog.load_files(plan.job).await.unwrap();
+        assert_eq!(files[0].state, FileState::Done);
+        assert_eq!(files[0].hash, Some(*blake3::hash(&data).as_bytes()));
+    }
+}
