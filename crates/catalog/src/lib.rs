@@ -14,8 +14,8 @@
 //! - opening either by the operator's spec ([`CatalogSpec`]: a file path or a
 //!   `postgres://` URL whose password is never shown; [`EngineCatalog`]);
 //! - errors that name the database file and say what to do ([`CatalogError`]);
-//! - the workers of distributed runs and the claim deciding which task finishes a job
-//!   ([`workers`]);
+//! - the workers of distributed runs and the claims deciding which task finishes a job,
+//!   and which finishes a file split across tasks ([`workers`]);
 //! - the API tokens of the tiering service, as hashes with their scope, prefix, expiry and
 //!   revocation ([`tokens`], [`TokenCatalog`]);
 //! - what the S3 front door keeps of an object written through it (ETag, `Content-Type`,
@@ -92,7 +92,7 @@ pub use tiering::{
     OBJECT_CHUNK_SIZE,
 };
 pub use tokens::{ApiToken, Revoked, TokenCatalog, TokenScope};
-pub use workers::{FinishClaim, WorkerRecord};
+pub use workers::{FileFinishClaim, FinishClaim, WorkerRecord};
 
 /// The catalog's operations, implemented once per database engine.
 ///
@@ -229,4 +229,22 @@ pub trait Catalog: Send + Sync {
         task: &str,
         worker: &str,
     ) -> Result<FinishClaim, CatalogError>;
+
+    /// Decides, in one transaction, whether the task `task` of the distributed run `run`
+    /// finishes file `file_index` of job `id`, a file whose chunks several range tasks
+    /// copied: [`FileFinishClaim::NotYet`] while some of its chunks are not recorded as
+    /// verified; [`FileFinishClaim::Yours`] to the first task that finds them all, and
+    /// again to a redelivery of that same task (its first holder died before publishing);
+    /// [`FileFinishClaim::Taken`] to any other task of the run; a claim of an earlier run
+    /// is replaced. [`FileFinishClaim::AlreadyFinished`] once the file is no longer
+    /// pending. Fails with [`CatalogError::JobNotFound`] for an unknown job and
+    /// [`CatalogError::UnknownFile`] for a file not in its plan.
+    async fn claim_file_finish(
+        &self,
+        id: JobId,
+        file_index: u32,
+        run: &str,
+        task: &str,
+        worker: &str,
+    ) -> Result<FileFinishClaim, CatalogError>;
 }

@@ -55,3 +55,22 @@ pub enum FinishClaim {
     /// The job is already done.
     AlreadyDone,
 }
+
+/// The answer to [`crate::Catalog::claim_file_finish`]: which range task of a file split
+/// across workers merges its hash and publishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFinishClaim {
+    /// Chunks of the file are not verified yet: the task that verifies the last one
+    /// finishes the file.
+    NotYet {
+        /// Chunks of the file not yet recorded as verified.
+        missing: u64,
+    },
+    /// This task finishes the file: merge its hash from the recorded chunk values,
+    /// publish the staged copy and record the file done.
+    Yours,
+    /// Another task of this run claimed the file's finish.
+    Taken,
+    /// The file is no longer pending (done, skipped or failed): nothing to finish.
+    AlreadyFinished,
+}

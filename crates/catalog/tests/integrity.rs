@@ -369,7 +369,7 @@ async fn rows_of_an_older_catalog_get_their_checksums_with_the_migration() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(applied, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     conn.close().await.unwrap();
 
     // From now on, damage to those rows is detected like any other.

@@ -1,7 +1,8 @@
 //! Distributed migrations end to end: `strata migrate --queue` on a real NATS JetStream
 //! server (started by the tests, see `common/nats.rs`) and `strata worker` processes sharing
 //! one SQLite catalog: two workers finishing a job, a worker killed mid-task, the queue
-//! restarted during a job, and messages that are not tasks.
+//! restarted during a job, messages that are not tasks, and one large file split into
+//! chunk-range tasks across workers (one of them killed mid-range).
 
 mod common;
 
@@ -609,4 +610,191 @@ fn postgresql_stopped_and_restarted_during_a_job_delays_it_but_the_job_completes
         "the worker said it lost the catalog and retried:\n{log}"
     );
     assert_same_files(&src, &dst, &files);
+}
+
+/// `strata migrate SRC DST --queue URL` of a tree holding one 24 MiB file, with 1 MiB
+/// chunks and 4 MiB tasks: the file is cut into range tasks (the destination is local).
+fn submit_split_file(sandbox: &Sandbox, url: &str, name: &str, src: &Path, dst: &Path) {
+    let out = sandbox.run(&[
+        "migrate",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+        "--queue",
+        url,
+        "--queue-name",
+        name,
+        "--chunk-size",
+        "1M",
+        "--task-size",
+        "4M",
+    ]);
+    assert!(
+        out.status.success(),
+        "submit failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("published on"), "{}", stdout(&out));
+}
+
+/// The 24 MiB file of the split-file tests, in `src`.
+fn huge_file(src: &Path) -> Vec<(String, usize)> {
+    common::random_file(&src.join("huge.bin"), 24 << 20, 17);
+    vec![("huge.bin".to_string(), 24 << 20)]
+}
+
+/// The tasks each worker's log says it took (`file 0 chunks 4-7 (delivery 1)`), for the
+/// test's output: how the one file spread over the workers.
+fn tasks_taken(worker: &WorkerProcess) -> Vec<String> {
+    worker
+        .log()
+        .lines()
+        .filter_map(|line| line.split(" took task job ").nth(1))
+        .map(|rest| rest.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn on_a_postgresql_catalog_one_huge_file_is_split_across_two_workers_and_survives_a_kill() {
+    let catalog = strata_testsupport::postgres::shared().fresh_database();
+    let sandbox = Sandbox::with_catalog(catalog);
+    let (src, dst) = (sandbox.path("src"), sandbox.path("dst"));
+    let files = huge_file(&src);
+    let url = nats::shared().url();
+    let name = queue_name();
+    // 512 KiB/s: a 4 MiB range takes seconds, so this worker is killed in the middle of one.
+    let doomed = WorkerProcess::start(
+        &sandbox,
+        &url,
+        &name,
+        &[
+            "--worker-id",
+            "doomed",
+            "--ack-wait",
+            "2s",
+            "--bwlimit",
+            "512K",
+        ],
+        &[],
+    );
+    submit_split_file(&sandbox, &url, &name, &src, &dst);
+    wait_until(
+        "the first worker to take a range task",
+        || doomed.log().contains("took task job"),
+        || doomed.log(),
+    );
+    let rescuer = WorkerProcess::start(
+        &sandbox,
+        &url,
+        &name,
+        &["--worker-id", "rescuer", "--ack-wait", "2s", "--jobs", "2"],
+        &[],
+    );
+    wait_until(
+        "the second worker to take a range task",
+        || rescuer.log().contains("took task job"),
+        || logs(&[&doomed, &rescuer]),
+    );
+    doomed.kill();
+    assert_ne!(
+        job_state(&sandbox),
+        "done",
+        "the worker was killed mid-range"
+    );
+    wait_until(
+        "the job to be done",
+        || job_state(&sandbox) == "done",
+        || logs(&[&doomed, &rescuer]),
+    );
+
+    let all = logs(&[&doomed, &rescuer]);
+    assert_eq!(
+        common::b3sum(&dst.join("huge.bin")),
+        common::b3sum(&src.join("huge.bin")),
+        "{all}"
+    );
+    assert_same_files(&src, &dst, &files);
+    let taken: Vec<String> = [&doomed, &rescuer]
+        .iter()
+        .flat_map(|w| tasks_taken(w))
+        .collect();
+    assert!(
+        taken.iter().all(|t| t.contains("file 0 chunks ")),
+        "every task is a chunk range of the one file: {taken:?}"
+    );
+    assert!(
+        taken.iter().any(|t| t.contains("(delivery 2)")),
+        "the killed worker's range came back after the ack wait:\n{all}"
+    );
+    assert_eq!(
+        all.matches("published it").count(),
+        1,
+        "the file is published once, by its finisher:\n{all}"
+    );
+    assert_eq!(
+        all.matches("wrote the manifest").count(),
+        1,
+        "the manifest is written once:\n{all}"
+    );
+    let status = stdout(&sandbox.run(&["status"]));
+    for worker in ["doomed", "rescuer"] {
+        assert!(status.contains(worker), "status shows {worker}:\n{status}");
+    }
+    eprintln!(
+        "tasks taken: doomed {:?}; rescuer {:?}",
+        tasks_taken(&doomed),
+        tasks_taken(&rescuer)
+    );
+    let verify = sandbox.run(&["verify", dst.to_str().unwrap()]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
+}
+
+#[test]
+fn one_worker_alone_runs_every_range_of_a_split_file_and_publishes_it() {
+    let sandbox = Sandbox::new();
+    let (src, dst) = (sandbox.path("src"), sandbox.path("dst"));
+    let files = huge_file(&src);
+    let url = nats::shared().url();
+    let name = queue_name();
+    let worker = WorkerProcess::start(&sandbox, &url, &name, &["--ack-wait", "5s"], &[]);
+    submit_split_file(&sandbox, &url, &name, &src, &dst);
+    wait_until(
+        "the job to be done",
+        || job_state(&sandbox) == "done",
+        || worker.log(),
+    );
+    let log = worker.log();
+    let taken = tasks_taken(&worker);
+    assert!(
+        taken.len() >= 6 && taken.iter().all(|t| t.contains("file 0 chunks ")),
+        "24 MiB in ranges of at most 4 MiB: {taken:?}"
+    );
+    assert!(
+        log.contains("chunks still to verify by other tasks"),
+        "the ranges before the last left the file to its finisher:\n{log}"
+    );
+    assert_eq!(log.matches("published it").count(), 1, "{log}");
+    assert_eq!(log.matches("wrote the manifest").count(), 1, "{log}");
+    assert_eq!(
+        common::b3sum(&dst.join("huge.bin")),
+        common::b3sum(&src.join("huge.bin"))
+    );
+    assert_same_files(&src, &dst, &files);
+    let staging = dst.join(".strata/staging");
+    let left: Vec<_> = std::fs::read_dir(&staging)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "no staged copy left behind: {left:?}");
+    let verify = sandbox.run(&["verify", dst.to_str().unwrap()]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        stdout(&verify),
+        stderr(&verify)
+    );
 }

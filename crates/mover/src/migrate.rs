@@ -185,6 +185,7 @@ impl CopiedFiles {
                 Outcome::AlreadyDone => report.files_resumed += 1,
                 Outcome::Failed(failure) => report.failed.push(failure),
                 Outcome::NotAttempted
+                | Outcome::RangeVerified
                 | Outcome::Queued
                 | Outcome::Deferred(_)
                 | Outcome::Changed(..) => {}
@@ -215,6 +216,7 @@ pub(crate) async fn copy_files(
         .plain()
         .is_some_and(|from| destination.stages_small_files_from(from));
     let run = Run {
+        chunk_range: plan.chunk_range.clone(),
         existing: Arc::new(existing),
         small_batches,
         publisher: None,
@@ -261,11 +263,14 @@ pub(crate) struct Run {
     existing: Arc<HashMap<String, u64>>,
     /// Small files are staged in batches ([`crate::small`]): both stores are bare local.
     small_batches: bool,
+    /// A range task's chunks of its one file ([`Plan::chunk_range`]): only these are
+    /// copied, and the file is left staged for its finisher.
+    pub(crate) chunk_range: Option<std::ops::Range<u64>>,
     pub(crate) source: DatasetSource,
     pub(crate) destination: Store,
     pub(crate) options: MigrateOptions,
     pub(crate) progress: Arc<Progress>,
-    records: mpsc::Sender<Record>,
+    pub(crate) records: mpsc::Sender<Record>,
     stop: Arc<AtomicBool>,
     fatal: Arc<Mutex<Option<StoreError>>>,
     pub(crate) chunks_resent: Arc<AtomicU64>,
@@ -284,18 +289,21 @@ pub(crate) enum Outcome {
     Deferred(SourceFile),
     /// Its source changed during the copy (now this): nothing was published.
     Changed(SourceFile, Entry),
+    /// A range task's chunks of the file are verified, durable and recorded; the file's
+    /// finisher publishes it.
+    RangeVerified,
 }
 
 /// A file being copied: its staged upload and the values of its chunks so far.
-struct FileCopy {
-    record: FileRecord,
+pub(crate) struct FileCopy {
+    pub(crate) record: FileRecord,
     /// The listed ETag of the version being copied (object stores).
     etag: Option<String>,
-    layout: ChunkLayout,
-    upload: Mutex<Option<Arc<Upload>>>,
-    values: Mutex<Vec<Option<ChunkValue>>>,
+    pub(crate) layout: ChunkLayout,
+    pub(crate) upload: Mutex<Option<Arc<Upload>>>,
+    pub(crate) values: Mutex<Vec<Option<ChunkValue>>>,
     remaining: AtomicU64,
-    error: Mutex<Option<String>>,
+    pub(crate) error: Mutex<Option<String>>,
 }
 
 /// One unit of work in the stream.
@@ -451,8 +459,13 @@ async fn prepare_file(
     let path = &record.planned.path;
     // A file already under its final name (another copy, or ours published just before a
     // crash) is compared, never blindly replaced.
+    // A range task replacing a file (`--overwrite`) copies its range: the file's finisher
+    // renames the staged copy over the old one (comparing would copy the file whole).
+    let replace_by_range = run.chunk_range.is_some() && run.options.overwrite;
     match run.existing.get(path) {
-        Some(&size) if size == record.planned.size => return vec![Work::Compare(file)],
+        Some(&size) if size == record.planned.size && !replace_by_range => {
+            return vec![Work::Compare(file)]
+        }
         Some(_) if !run.options.overwrite => {
             return vec![fail(run, record, exists_message(&run.destination, path))];
         }
@@ -492,9 +505,12 @@ async fn begin_file(
     let record = &file.record;
     let layout = layout(chunk_size, record.planned.size);
     let path = record.planned.path.clone();
+    // A range task shares the staged copy with the other tasks of its file: it never
+    // starts it over ([`Store::begin_upload`] with `resume` creates it exclusively).
+    let resume = known.is_some() || run.chunk_range.is_some();
     let upload = match run
         .destination
-        .begin_upload(&path, record.planned.size, known.is_some())
+        .begin_upload(&path, record.planned.size, resume)
         .await
     {
         Ok(upload) => upload,
@@ -503,16 +519,20 @@ async fn begin_file(
     // Recorded chunks count only if their staged bytes survived; they are re-checked below.
     let trust_known = upload.resumed() && upload.supports_read_back();
     let count = layout.chunk_count();
+    let chunks = match &run.chunk_range {
+        Some(range) => range.start.min(count)..range.end.min(count),
+        None => 0..count,
+    };
     let file = Arc::new(FileCopy {
         record: file.record,
         etag: file.etag,
         layout,
         upload: Mutex::new(Some(Arc::new(upload))),
         values: Mutex::new(vec![None; count as usize]),
-        remaining: AtomicU64::new(count),
+        remaining: AtomicU64::new(chunks.end - chunks.start),
         error: Mutex::new(None),
     });
-    (0..count)
+    chunks
         .map(|index| Work::Chunk {
             file: file.clone(),
             index,
@@ -669,6 +689,9 @@ async fn copy_chunk(
     if file.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
         return None;
     }
+    if run.chunk_range.is_some() {
+        return Some(crate::distributed::file_finish::finish_range(run, &file).await);
+    }
     Some(finish_file(run, &file).await)
 }
 
@@ -740,7 +763,9 @@ async fn transfer_chunk(
         }
         attempt += 1;
     }
-    if !file.layout.is_single_chunk() {
+    // A range task records its chunks once its whole range is durable (`finish_range`):
+    // another process may finish the file from the records alone.
+    if !file.layout.is_single_chunk() && run.chunk_range.is_none() {
         let record = VerifiedChunk {
             file_index: file.record.planned.index,
             chunk_index: index,

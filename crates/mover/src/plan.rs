@@ -55,6 +55,11 @@ pub struct Plan {
     pub resumed: bool,
     /// ETags the listing gave, by file index (object stores): what each copy starts from.
     pub etags: HashMap<u32, String>,
+    /// A distributed range task's share of its one file: only these chunks are copied,
+    /// their values recorded once the range is durable, and the file is published by
+    /// whichever task finishes it ([`crate::distributed::file_finish`]). `None`: whole
+    /// files.
+    pub chunk_range: Option<std::ops::Range<u64>>,
 }
 
 impl Plan {
@@ -181,6 +186,7 @@ pub async fn make_plan(
         unreadable_entries,
         resumed,
         etags,
+        chunk_range: None,
     })
 }
 

@@ -270,8 +270,11 @@ impl Store {
     /// Starts writing `rel` (`size` bytes) under a temporary name; see [`Upload`].
     ///
     /// With `resume`, a local staging file left by an interrupted run with the same size is
-    /// reopened without truncation ([`Upload::resumed`] is then true). Object stores always
-    /// start over. Only one upload per path may be in flight at a time.
+    /// reopened without truncation ([`Upload::resumed`] is then true), and a missing one is
+    /// created exclusively: processes writing disjoint chunk ranges of one file (the range
+    /// tasks of distributed workers) may all begin the same upload with `resume`, and none
+    /// empties what another wrote. Object stores always start over. Without `resume`, only
+    /// one upload per path may be in flight at a time.
     pub async fn begin_upload(
         &self,
         rel: &str,

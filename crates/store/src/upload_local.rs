@@ -208,31 +208,87 @@ pub(crate) async fn begin_local(
     })
 }
 
+/// Opens the staging file of an upload of `size` bytes; `true` when it was resumed (it
+/// existed with that size: the chunks a crashed run verified may still be in it).
+///
+/// Without `resume` the copy starts over in a new, empty staging file. With `resume` the
+/// staging file is never truncated, because other processes may be writing their chunk
+/// ranges into it at the same time (the range tasks of one large file on several
+/// `strata worker`s of a POSIX or shared file system): the first to come creates it
+/// exclusively (`O_CREAT | O_EXCL`) and sets its length (sparse), the others open it as
+/// it is. A staging file of another size (left by an older plan) is set to `size`
+/// without being emptied: no chunk in it is trusted before its recorded value is
+/// checked against the bytes.
 fn open_staging(
     staging: &std::path::Path,
     shown: &str,
     size: u64,
     resume: bool,
 ) -> Result<(File, bool), StoreError> {
-    let staging_shown = staging.display().to_string();
-    if resume {
-        match OpenOptions::new().read(true).write(true).open(staging) {
-            Ok(file) => {
-                let meta = file
-                    .metadata()
-                    .map_err(|e| StoreError::from_io(&staging_shown, e))?;
-                if meta.is_file() && meta.len() == size {
-                    return Ok((file, true));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::from_io(&staging_shown, e)),
-        }
+    if !resume {
+        let file = create_staging_file(staging)?;
+        file.set_len(size)
+            .map_err(|e| StoreError::from_io(shown, e))?;
+        return Ok((file, false));
     }
-    let file = create_staging_file(staging)?;
-    file.set_len(size)
-        .map_err(|e| StoreError::from_io(shown, e))?;
-    Ok((file, false))
+    let staging_shown = staging.display().to_string();
+    let open_existing = || OpenOptions::new().read(true).write(true).open(staging);
+    let (file, created) = match open_existing() {
+        Ok(file) => (file, false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match create_staging_exclusively(staging)?
+        {
+            Some(file) => (file, true),
+            // Another process created it between our open and our create: use theirs.
+            None => (
+                open_existing().map_err(|e| StoreError::from_io(&staging_shown, e))?,
+                false,
+            ),
+        },
+        Err(e) => return Err(StoreError::from_io(&staging_shown, e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| StoreError::from_io(&staging_shown, e))?;
+    if !meta.is_file() {
+        return Err(StoreError::permanent(
+            &staging_shown,
+            "the staging path is not a regular file; remove it and re-run",
+        ));
+    }
+    let resumed = !created && meta.len() == size;
+    if meta.len() != size {
+        // Zero-length: just created (here, or by another process that has not set its
+        // length yet; setting it twice to the same size is harmless).
+        file.set_len(size)
+            .map_err(|e| StoreError::from_io(shown, e))?;
+    }
+    Ok((file, resumed))
+}
+
+/// A new staging file created exclusively (`O_CREAT | O_EXCL`), owner-only until
+/// published; `None` when the file exists already. The staging directory is created when
+/// it is missing.
+fn create_staging_exclusively(staging: &Path) -> Result<Option<File>, StoreError> {
+    let create = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .create_new(true)
+            .open(staging)
+    };
+    let created = match create() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_parent(staging)?;
+            create()
+        }
+        other => other,
+    };
+    match created {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+        Err(e) => Err(StoreError::from_io(staging.display().to_string(), e)),
+    }
 }
 
 /// The mode a new file gets without Strata (`0o666` less the process umask), for files
@@ -636,5 +692,48 @@ mod tests {
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         assert_eq!(fs::read(dir.path().join("objects/a")).unwrap(), b"Abcd");
         assert_eq!(fs::read(dir.path().join("objects/b")).unwrap(), b"xyz");
+    }
+
+    #[tokio::test]
+    async fn resumed_uploads_of_one_file_share_its_staging_file_and_never_empty_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().to_path_buf());
+        let first = begin_local(&store, "big", 8, true).await.unwrap();
+        assert!(!first.resumed, "the first one created the staging file");
+        first
+            .write_at_inner(0, Bytes::from_static(b"abcd"))
+            .await
+            .unwrap();
+        let second = begin_local(&store, "big", 8, true).await.unwrap();
+        assert!(second.resumed, "the second one opened it as it was");
+        second
+            .write_at_inner(4, Bytes::from_static(b"efgh"))
+            .await
+            .unwrap();
+        assert_eq!(
+            first.read_back_inner(0, 8, false).await.unwrap(),
+            Bytes::from_static(b"abcdefgh"),
+            "each wrote its range; neither truncated the other's"
+        );
+
+        // A staging file of another size (an older plan): resized, not emptied, and not
+        // reported resumed, so none of its chunks is trusted unchecked.
+        let staging = store.staging_path("big");
+        drop((first, second));
+        fs::write(&staging, b"0123456789").unwrap();
+        let third = begin_local(&store, "big", 8, true).await.unwrap();
+        assert!(!third.resumed);
+        assert_eq!(fs::read(&staging).unwrap(), b"01234567");
+
+        // Without resume the copy starts over.
+        let fresh = begin_local(&store, "big", 8, false).await.unwrap();
+        assert!(!fresh.resumed);
+        assert_eq!(fs::read(&staging).unwrap(), vec![0u8; 8]);
+
+        // Something else at the staging path is a clear error, not a truncation.
+        fs::remove_file(&staging).unwrap();
+        fs::create_dir(&staging).unwrap();
+        let error = begin_local(&store, "big", 8, true).await.err().unwrap();
+        assert!(error.to_string().contains(".part"), "{error}");
     }
 }

@@ -3,6 +3,7 @@
 //! here is that engine and the names below come from its `dialect.rs` (see `README.md`).
 
 mod chunk_hashes;
+mod file_finish;
 mod history;
 mod import;
 mod object_writes;

@@ -33,7 +33,7 @@ use crate::model::{
 use crate::rows::{
     select_chunks, select_files, select_jobs, JobFilter, RawChunk, RawFile, RawJob, RowReader,
 };
-use crate::workers::{FinishClaim, WorkerRecord};
+use crate::workers::{FileFinishClaim, FinishClaim, WorkerRecord};
 use crate::Catalog;
 
 impl Engine {
@@ -674,5 +674,16 @@ impl Catalog for Engine {
         worker: &str,
     ) -> Result<FinishClaim, CatalogError> {
         self.claim_finish(id, run, task, worker).await
+    }
+
+    async fn claim_file_finish(
+        &self,
+        id: JobId,
+        file_index: u32,
+        run: &str,
+        task: &str,
+        worker: &str,
+    ) -> Result<FileFinishClaim, CatalogError> {
+        self.claim_file(id, file_index, run, task, worker).await
     }
 }

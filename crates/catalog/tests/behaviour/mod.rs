@@ -6,8 +6,8 @@
 //! async expression that opens a fresh catalog.
 
 use strata_catalog::{
-    Catalog, CatalogError, FileState, FileUpdate, FinishClaim, JobSpec, JobState, PlannedFile,
-    VerifiedChunk, WorkerRecord,
+    Catalog, CatalogError, FileFinishClaim, FileState, FileUpdate, FinishClaim, JobSpec, JobState,
+    PlannedFile, VerifiedChunk, WorkerRecord,
 };
 
 /// One `#[tokio::test]` per check, each on a fresh catalog from `$open` (an async block
@@ -22,7 +22,7 @@ macro_rules! behaviour_suite {
             missing_jobs_are_reported, delete_job_removes_everything, large_plan,
             ranges_of_files_and_their_chunks,
             replanning_a_changed_file_resets_only_that_file, workers_announce_refresh_and_leave,
-            one_task_finishes_a_job);
+            one_task_finishes_a_job, one_range_task_finishes_a_split_file);
     };
     (@tests $open:expr; $($check:ident),*) => {
         $(
@@ -756,4 +756,72 @@ pub async fn one_task_finishes_a_job(catalog: &dyn Catalog) {
         Err(CatalogError::JobNotFound { .. }) => {}
         other => panic!("expected JobNotFound, got {other:?}"),
     }
+}
+
+/// A file of three chunks (the suite's chunk size is 4 bytes) copied by range tasks:
+/// finished by the first task that finds every chunk verified, by that task's
+/// redelivery, never by another task of the run.
+pub async fn one_range_task_finishes_a_split_file(catalog: &dyn Catalog) {
+    let id = catalog.create_job(&spec("s", "d")).await.unwrap();
+    catalog
+        .replace_plan(id, &[file(0, 8), file(1, 10)])
+        .await
+        .unwrap();
+    let claim =
+        |run: &'static str, task: &'static str| catalog.claim_file_finish(id, 1, run, task, "w");
+    assert_eq!(
+        claim("r1", "t0").await.unwrap(),
+        FileFinishClaim::NotYet { missing: 3 }
+    );
+    catalog
+        .record_verified_chunks(id, &[chunk(1, 0, 1), chunk(1, 2, 3), chunk(0, 1, 9)])
+        .await
+        .unwrap();
+    assert_eq!(
+        claim("r1", "t2").await.unwrap(),
+        FileFinishClaim::NotYet { missing: 1 },
+        "another file's chunks do not count"
+    );
+    catalog
+        .record_verified_chunks(id, &[chunk(1, 1, 2)])
+        .await
+        .unwrap();
+    assert_eq!(claim("r1", "t1").await.unwrap(), FileFinishClaim::Yours);
+    assert_eq!(
+        claim("r1", "t2").await.unwrap(),
+        FileFinishClaim::Taken,
+        "one finisher per file and run"
+    );
+    assert_eq!(
+        claim("r1", "t1").await.unwrap(),
+        FileFinishClaim::Yours,
+        "a redelivery of the finisher's task takes the claim over"
+    );
+    assert_eq!(
+        claim("r2", "t5").await.unwrap(),
+        FileFinishClaim::Yours,
+        "a later run of the job finishes it again"
+    );
+    assert_eq!(
+        catalog.claim_job_finish(id, "r2", "t5", "w").await.unwrap(),
+        FinishClaim::NotYet { pending: 2 },
+        "a claimed file is still pending for the job until it is recorded done"
+    );
+    catalog
+        .update_files(id, &[update(1, FileState::Done, Some(7), None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        claim("r2", "t5").await.unwrap(),
+        FileFinishClaim::AlreadyFinished
+    );
+    match catalog.claim_file_finish(id, 9, "r", "t", "w").await {
+        Err(CatalogError::UnknownFile { index: 9, .. }) => {}
+        other => panic!("expected UnknownFile, got {other:?}"),
+    }
+    match catalog.claim_file_finish(id + 100, 0, "r", "t", "w").await {
+        Err(CatalogError::JobNotFound { .. }) => {}
+        other => panic!("expected JobNotFound, got {other:?}"),
+    }
+    catalog.delete_job(id).await.unwrap();
 }

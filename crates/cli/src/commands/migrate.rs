@@ -102,7 +102,8 @@ pub struct MigrateArgs {
     #[arg(long, requires = "queue")]
     pub wait: bool,
     /// With --queue: bytes of files per task (binary units); the last tenth of the job is
-    /// cut into tasks eight times smaller, so the job's end spreads over every worker.
+    /// cut into tasks eight times smaller, so the job's end spreads over every worker. A
+    /// larger file is cut into chunk ranges of this size for a file-system destination.
     #[arg(long, default_value = "256M", requires = "queue", value_parser = crate::units::parse_size)]
     pub task_size: u64,
     /// Encrypt the packed destination: every frame sealed with the key of

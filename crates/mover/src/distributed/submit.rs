@@ -63,7 +63,9 @@ pub async fn submit(
     let mut existing = list_existing(destination).await?;
     report.recopied = recheck_finished(&*catalog, &mut plan, &mut existing).await?;
     let unreadable = plan.unreadable_entries.len() as u64;
-    let tasks = split_tasks(&plan, task_bytes, &run, &options, unreadable);
+    // A large file is split across workers only where they can share its staged copy.
+    let split_files = destination.local_root().is_some();
+    let tasks = split_tasks(&plan, task_bytes, &run, &options, unreadable, split_files);
     queue.publish(plan.job, &tasks).await?;
     let ended = if tasks.is_empty() {
         let end = end_of_task(

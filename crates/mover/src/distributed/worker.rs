@@ -26,12 +26,14 @@ use strata_codec::hash::ChunkValue;
 use strata_store::Store;
 use tokio::sync::watch;
 
+use super::file_finish::{finish_split_file, Claimant, FileEnd};
 use super::finish::{end_of_task, JobEnd};
 use super::queue::TaskQueue;
 use super::task::ChunkTask;
 use crate::migrate::copy_files;
-use crate::plan::Plan;
+use crate::plan::{layout, Plan};
 use crate::retry::{Advice, Backoff};
+use crate::settle::SourceFile;
 use crate::{DatasetSource, MigrateOptions, MigrationReport, MoverError, Progress};
 
 /// How often a worker refreshes its row in the catalog.
@@ -353,6 +355,10 @@ impl Worker {
             report.files_resumed,
             report.failed.len()
         );
+        if task.chunk_range().is_some() {
+            self.finish_file_of(task, &job, &plan, (&source, &destination))
+                .await?;
+        }
         let end = end_of_task(
             &*self.catalog,
             &destination,
@@ -366,6 +372,55 @@ impl Worker {
         .await?;
         self.say_end(job.id, &end);
         Ok(report.bytes_sent)
+    }
+
+    /// After a range task: the file's finish, when this task is the one to do it.
+    async fn finish_file_of(
+        &self,
+        task: &ChunkTask,
+        job: &JobSummary,
+        plan: &Plan,
+        stores: (&DatasetSource, &Store),
+    ) -> Result<(), TaskError> {
+        let Some(record) = plan.files.first() else {
+            return Ok(());
+        };
+        let (key, id) = (task.key(), self.id());
+        let claimant = Claimant {
+            run: &task.run,
+            task: &key,
+            worker: &id,
+        };
+        let file = SourceFile {
+            record: record.clone(),
+            etag: plan.etags.get(&record.planned.index).cloned(),
+            settled: true,
+        };
+        let path = &record.planned.path;
+        match finish_split_file(
+            &*self.catalog,
+            stores,
+            job.id,
+            job.chunk_size,
+            file,
+            &claimant,
+        )
+        .await?
+        {
+            FileEnd::Published => tracing::info!(
+                "job {} file {path}: every chunk range verified; worker {id} published it",
+                job.id
+            ),
+            FileEnd::Failed(message) => {
+                tracing::error!("job {} file {path} failed: {message}", job.id)
+            }
+            FileEnd::NotYet { missing } => tracing::info!(
+                "job {} file {path}: {missing} chunks still to verify by other tasks",
+                job.id
+            ),
+            FileEnd::Elsewhere => {}
+        }
+        Ok(())
     }
 
     fn say_end(&self, job: JobId, end: &JobEnd) {
@@ -428,6 +483,20 @@ impl Worker {
                 .or_default()
                 .insert(chunk_index, chaining_value);
         }
+        let chunk_range = task.chunk_range();
+        if let (Some(chunks), Some(file)) = (&chunk_range, files.first()) {
+            let count = layout(job.chunk_size, file.planned.size).chunk_count();
+            if chunks.end > count {
+                return Err(TaskError::Refused(format!(
+                    "the task names chunks {} to {} of {} but job {} plans {count} chunks \
+                     for it (a task of an older plan)",
+                    chunks.start,
+                    chunks.end - 1,
+                    file.planned.path,
+                    job.id
+                )));
+            }
+        }
         Ok(Plan {
             job: job.id,
             chunk_size: job.chunk_size,
@@ -437,6 +506,7 @@ impl Worker {
             unreadable_entries: Vec::new(),
             resumed: true,
             etags: task.etags.clone().into_iter().collect(),
+            chunk_range,
         })
     }
 
