@@ -328,7 +328,10 @@ async fn s3_writes_and_deletes_are_audited_with_the_access_key_id() {
 async fn a_damaged_metadata_row_never_keeps_the_object_from_being_read() {
     let front = start_default().await;
     let body = b"bytes that must stay readable";
-    assert_eq!(put_with_meta(&front, "/strata/d/obj", body).await.status, 200);
+    assert_eq!(
+        put_with_meta(&front, "/strata/d/obj", body).await.status,
+        200
+    );
     let mut server = front.server;
     let dir = server.stop().await;
     // Damage the row behind the service's back: metadata that is not JSON.
