@@ -187,3 +187,45 @@ pub fn new_bucket() -> String {
     assert_eq!(status, 200, "creating bucket {bucket} failed");
     bucket
 }
+
+/// One HTTP request on a fresh connection to `127.0.0.1:port` (`Connection: close`, so the
+/// answer ends with the connection), for fixtures that talk to a server before any client
+/// of the store exists. `version` is `HTTP/1.0` where a chunked answer must be avoided.
+/// Returns the status code and the whole response, head and body, as text.
+pub(crate) fn http_exchange(
+    port: u16,
+    version: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut head = format!(
+        "{method} {path} {version}\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {text}"))?;
+    Ok((status, text))
+}
