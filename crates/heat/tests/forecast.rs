@@ -429,49 +429,90 @@ fn the_read_threshold_takes_the_best_f1_that_keeps_the_accuracy_floor_else_the_m
 #[test]
 fn the_read_rule_takes_the_score_whose_cut_does_best_on_past_pairs_with_its_threshold() {
     use strata_heat::forecast::read_score::{Forecasts, ReadScore, ScoredPairs};
-    // 1,000 past pairs: the objects read (one in five) have a life-table chance of 0.8, the
+    // 1,000 past pairs: the objects read (one in five) have a read-table chance of 0.8, the
     // others 0.1; the trees' forecast is 2 reads for every object whose id is even, read or
-    // not (no cut of it beats predicting "not read"); the read table says 0.5 for all.
+    // not (no cut of it beats predicting "not read").
     let mut pairs = ScoredPairs::new(10_000);
     for object in 0..1_000 {
         let read = object % 5 == 0;
         let forecasts = Forecasts {
             trees: if object % 2 == 0 { 2.0 } else { 0.0 },
-            life: if read { 0.8 } else { 0.1 },
-            table: 0.5,
+            table: if read { 0.8 } else { 0.1 },
         };
         pairs.push(forecasts, read);
     }
     let rule = pairs.choose(&ReadScore::ALL, 0.6, 0.95).expect("a rule");
-    // The life table separates them: every read right, none wrong, at its chance of 0.8.
-    assert_eq!(rule.score, ReadScore::LifeTable);
+    // The read table separates them: every read right, none wrong, at its chance of 0.8.
+    assert_eq!(rule.score, ReadScore::Table);
     assert_eq!(rule.cut.threshold, 0.8);
     assert!(rule.cut.meets_floor);
     assert_eq!(rule.cut.f1, 1.0);
     assert_eq!(rule.cut.gain, 200);
-    // Among the trees and the read table alone, no cut has more reads right than wrong:
-    // nothing is predicted (an infinite threshold).
+    // The trees alone: no cut has more reads right than wrong, nothing is predicted.
     let rule = pairs
-        .choose(&[ReadScore::Trees, ReadScore::Table], 0.6, 0.95)
+        .choose(&[ReadScore::Trees], 0.6, 0.95)
         .expect("a rule");
     assert_eq!(rule.cut.threshold, f64::INFINITY);
     assert!(!rule.cut.meets_floor);
-    // Capacity: the oldest pairs go first.
-    let mut few = ScoredPairs::new(3);
-    for i in 0..5 {
-        few.push(
-            Forecasts {
-                trees: f64::from(i),
-                ..Forecasts::default()
-            },
-            i >= 3,
-        );
-    }
-    few.trim();
-    assert_eq!(few.len(), 3);
-    let rule = few.choose(&[ReadScore::Trees], 0.6, 0.5).expect("a rule");
-    assert_eq!(rule.cut.threshold, 3.0);
     assert!(pairs.choose(&[], 0.6, 0.95).is_none());
+}
+
+#[test]
+fn the_read_rule_judges_each_score_on_the_last_two_windows_with_a_cut_chosen_before_them() {
+    use strata_heat::forecast::read_score::{Forecasts, ReadScore, ScoredPairs};
+    // Eight windows of 1,000 pairs, one in five read. In the first six the read table
+    // separates the objects read (0.9 against 0.1); the trees put 100 objects not read with
+    // the 200 read (accuracy 90%, below the floor's 95%). In the last two the table's
+    // objects at 0.9 are others, not read (its cut fails there), while the trees do as
+    // before. On all pairs at once the table's cut meets the floor (precision 0.75, accuracy
+    // 95%) and the trees' does not; judged out of sample on the last two windows, only the
+    // trees' cut is right more often than wrong.
+    let mut pairs = ScoredPairs::new(100_000);
+    for window in 0..8 {
+        for object in 0..1_000 {
+            let read = object % 5 == 0;
+            let drifted = window >= 6;
+            let table = match (read, drifted) {
+                (true, false) => 0.9,
+                (false, false) => 0.1,
+                (true, true) => 0.1,
+                (false, true) => {
+                    if object % 5 == 1 {
+                        0.9
+                    } else {
+                        0.1
+                    }
+                }
+            };
+            let trees = if read || object % 10 == 1 { 3.0 } else { 0.0 };
+            pairs.push(Forecasts { trees, table }, read);
+        }
+        pairs.trim();
+    }
+    let rule = pairs.choose(&ReadScore::ALL, 0.6, 0.95).expect("a rule");
+    assert_eq!(rule.score, ReadScore::Trees);
+    assert_eq!(rule.cut.threshold, 3.0);
+    assert!(!rule.cut.meets_floor);
+    // The capacity keeps the newest pairs: with room for the last two windows only, the
+    // trees still win (there is no pair before the last two windows to judge on, so each
+    // score is judged on every pair kept).
+    let mut recent = ScoredPairs::new(2_000);
+    for window in 0..8 {
+        for object in 0..1_000 {
+            let read = object % 5 == 0;
+            let table = if window >= 6 && object % 5 == 1 {
+                0.9
+            } else {
+                0.1
+            };
+            let trees = if read { 3.0 } else { 0.0 };
+            recent.push(Forecasts { trees, table }, read);
+        }
+        recent.trim();
+    }
+    assert_eq!(recent.len(), 2_000);
+    let rule = recent.choose(&ReadScore::ALL, 0.6, 0.95).expect("a rule");
+    assert_eq!(rule.score, ReadScore::Trees);
 }
 
 /// Objects `0..steady` are read once in every hour; objects `steady..steady + bursty` are

@@ -3,11 +3,12 @@
 //!
 //! The trees forecast a count of reads (squared loss); "read at all" is another question: a
 //! count ranks an object with a small chance of many reads above one with a large chance of
-//! one read. The life table ([`super::IdleModel`]) estimates that chance itself, from the
-//! object's reads so far and idle age; the read table ([`super::read_table`]) from the
-//! trees' count, its recent reads and its neighbours' heat. None ranks best on every trace,
-//! so each boundary takes the score whose best cut did best on the past pairs (none of them
-//! from the window it predicts).
+//! one read. The read table ([`super::read_table`]) estimates that chance itself, from the
+//! trees' count, the object's recent reads and its neighbours' heat. Neither ranks best on
+//! every trace, so each boundary takes the score whose cut did best on past pairs (none of
+//! them from the window it predicts). The life table's chance ([`super::IdleModel`]) was
+//! tried as a third and dropped: chosen on past windows, its cuts did not hold on the next
+//! (docs/BENCHMARKS.md, "Session 17").
 
 use super::model::{floor_cut, FloorCut};
 
@@ -16,8 +17,6 @@ use super::model::{floor_cut, FloorCut};
 pub struct Forecasts {
     /// The trees' forecast of next-window reads.
     pub trees: f64,
-    /// The life table's chance of a read in the next window.
-    pub life: f64,
     /// The read table's chance of a read in the next window.
     pub table: f64,
 }
@@ -27,30 +26,18 @@ pub struct Forecasts {
 pub enum ReadScore {
     /// The trees' forecast of next-window reads.
     Trees,
-    /// The life table's chance of a read in the next window.
-    LifeTable,
-    /// The larger of the life table's chance and the chance of at least one read if the
-    /// trees' count were the mean of a Poisson count (`1 − e^(−reads)`).
-    Either,
     /// The read table's chance of a read in the next window.
     Table,
 }
 
 impl ReadScore {
     /// Every score, in the order ties are broken (the first wins).
-    pub const ALL: [ReadScore; 4] = [
-        ReadScore::Trees,
-        ReadScore::LifeTable,
-        ReadScore::Either,
-        ReadScore::Table,
-    ];
+    pub const ALL: [ReadScore; 2] = [ReadScore::Trees, ReadScore::Table];
 
     /// The score's name, as notes and docs say it.
     pub fn name(self) -> &'static str {
         match self {
             ReadScore::Trees => "trees",
-            ReadScore::LifeTable => "life-table",
-            ReadScore::Either => "either",
             ReadScore::Table => "read-table",
         }
     }
@@ -59,8 +46,6 @@ impl ReadScore {
     pub fn of(self, forecasts: &Forecasts) -> f64 {
         match self {
             ReadScore::Trees => forecasts.trees,
-            ReadScore::LifeTable => forecasts.life,
-            ReadScore::Either => forecasts.life.max(1.0 - (-forecasts.trees.max(0.0)).exp()),
             ReadScore::Table => forecasts.table,
         }
     }

@@ -21,18 +21,16 @@
 //!   (at least the target's minimum residency) and the moves up and back, and such
 //!   promotions of its class have paid so far (`PromotionLedger`, `ledger.rs`).
 //! - No chance of a read is taken below [`SCAN_REACH`] / (n + 2) after `n` windows.
-//! - **Predicted "read"**: among four scores of an active object ([`ReadScore`]: the trees'
-//!   forecast, the life table's chance of a read in the next window, the larger of that
-//!   chance and the trees' count as a Poisson mean, and the read table's chance
-//!   ([`ReadTable`])), the score whose cut, chosen on an evenly spaced sample of the
-//!   policy's past forecasts and what followed them, did best on the last two windows of
-//!   that sample, at its cut chosen on the whole sample: the best F1 among the cuts with
-//!   precision of at least 0.6 and accuracy of at least 95%, else the most accurate cut
-//!   ([`ScoredPairs::choose`]; out of sample; the trees with the model's own threshold until
-//!   a thousand are scored; no prediction before the first model). Precision above one half
-//!   is what puts accuracy above the base rate; the margin is for drift between the windows
-//!   scored and the next. The scores change no placement: the tier choice reads the trees'
-//!   forecast only.
+//! - **Predicted "read"**: of two scores of an active object ([`ReadScore`]: the trees'
+//!   forecast, and the read table's chance of a read in the next window ([`ReadTable`])),
+//!   the one whose cut, chosen on an evenly spaced sample of the policy's past forecasts and
+//!   what followed them, did best on the last two windows of that sample, at its cut chosen
+//!   on the whole sample: the best F1 among the cuts with precision of at least 0.6 and
+//!   accuracy of at least 95%, else the most accurate cut ([`ScoredPairs::choose`]; out of
+//!   sample; the trees with the model's own threshold until a thousand are scored; no
+//!   prediction before the first model). Precision above one half is what puts accuracy
+//!   above the base rate; the margin is for drift between the windows scored and the next.
+//!   The scores change no placement: the tier choice reads the trees' forecast only.
 
 use crate::config::TieringConfig;
 use crate::cost::TierPrices;
@@ -67,18 +65,14 @@ pub struct Learned {
     settings: ForecastSettings,
     /// Per object: the trees' forecast for the current window (NaN: none).
     forecast: Vec<f32>,
-    /// Per object: the life table's chance of a read in the current window, for the objects
+    /// Per object: the read table's chance of a read in the current window, for the objects
     /// the trees forecast (NaN for the others).
-    life: Vec<f32>,
-    /// Per object: the read table's chance of a read in the current window (NaN as `life`).
     table_chance: Vec<f32>,
     /// The read table, counted walk-forward.
     read_table: ReadTable,
     /// Forecasts of past windows and whether their object was then read, the most recent
     /// [`SCORED_PAIRS`]: out of sample, unlike the training rows.
     scored: ScoredPairs,
-    /// The scores the "read" prediction chooses among.
-    read_scores: Vec<ReadScore>,
     /// Windows predicted with each score of [`ReadScore::ALL`], for the notes.
     windows_by_score: [u32; ReadScore::ALL.len()],
 }
@@ -110,11 +104,9 @@ impl Learned {
             forecaster: None,
             settings: ForecastSettings::default(),
             forecast: Vec::new(),
-            life: Vec::new(),
             table_chance: Vec::new(),
             read_table: ReadTable::default(),
             scored: ScoredPairs::new(SCORED_PAIRS),
-            read_scores: read_scores_from_env(),
             windows_by_score: [0; ReadScore::ALL.len()],
         }
     }
@@ -318,7 +310,6 @@ impl Learned {
             let read = store.reads_in_last_window(object as u32, now_ms) > 0;
             let forecasts = Forecasts {
                 trees: f64::from(forecast),
-                life: f64::from(self.life[object]),
                 table: f64::from(self.table_chance[object]),
             };
             self.scored.push(forecasts, read);
@@ -336,7 +327,7 @@ impl Learned {
             return (ReadScore::Trees, model_threshold);
         }
         self.scored
-            .choose(&self.read_scores, MIN_PRECISION, MIN_ACCURACY)
+            .choose(&ReadScore::ALL, MIN_PRECISION, MIN_ACCURACY)
             .map_or((ReadScore::Trees, model_threshold), |rule| {
                 (rule.score, rule.cut.threshold)
             })
@@ -351,17 +342,6 @@ impl Learned {
         window_cost(&self.prices, target, size, ms, 0.0)
             - window_cost(&self.prices, source, size, ms, 0.0)
     }
-}
-
-/// TEMPORARY (experiments): `STRATA_READ_SCORES=trees,life-table` restricts the scores.
-fn read_scores_from_env() -> Vec<ReadScore> {
-    let Ok(list) = std::env::var("STRATA_READ_SCORES") else {
-        return ReadScore::ALL.to_vec();
-    };
-    ReadScore::ALL
-        .into_iter()
-        .filter(|score| list.split(',').any(|name| name == score.name()))
-        .collect()
 }
 
 /// The look-ahead of demotions is computed at every boundary up to this many, then at
@@ -439,8 +419,6 @@ impl Policy for Learned {
         self.score_last_window(&forecaster, now_ms);
         self.forecast.clear();
         self.forecast.resize(objects as usize, f32::NAN);
-        self.life.clear();
-        self.life.resize(objects as usize, f32::NAN);
         self.table_chance.clear();
         self.table_chance.resize(objects as usize, f32::NAN);
         self.read_table.label(forecaster.store(), now_ms);
@@ -452,7 +430,6 @@ impl Policy for Learned {
             if let Some(slot) = ReadScore::ALL.iter().position(|&s| s == score) {
                 self.windows_by_score[slot] += 1;
             }
-            let store = forecaster.store();
             let (_, rows) = forecaster.rows();
             let predicted = &forecaster.forecast().predicted;
             for (&(object, trees), row) in predicted.iter().zip(rows.chunks_exact(FEATURES)) {
@@ -460,16 +437,12 @@ impl Policy for Learned {
                 let signals = ReadSignals::from_row(trees, row, neighbours);
                 let forecasts = Forecasts {
                     trees,
-                    life: forecaster
-                        .idle()
-                        .read_probability(store, object, now_ms, 1.0),
                     table: self.read_table.take(object, &signals),
                 };
                 if score.of(&forecasts) >= threshold {
                     predictions.will_read(object);
                 }
                 self.forecast[object as usize] = trees as f32;
-                self.life[object as usize] = forecasts.life as f32;
                 self.table_chance[object as usize] = forecasts.table as f32;
             }
         }
