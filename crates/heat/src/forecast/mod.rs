@@ -4,12 +4,16 @@
 //!
 //! - [`features`]: per-object history and the feature row at a boundary;
 //! - [`model`]: gradient-boosted trees over the rows, saved as versioned JSON;
-//! - [`idle`]: the time to an object's next read, a walk-forward life table of idle time.
+//! - [`idle`]: the time to an object's next read, a walk-forward life table of idle time;
+//! - [`read_score`]: which forecast says "read in the next window", chosen walk-forward;
+//! - [`read_table`]: the chance of a read in the next window, counted walk-forward per cell.
 
 pub mod features;
 pub mod idle;
 pub mod model;
 pub mod offline;
+pub mod read_score;
+pub mod read_table;
 pub mod rows;
 
 use crate::trace::TraceRequest;
@@ -125,6 +129,12 @@ impl Forecaster {
                 .predicted
                 .extend(objects.iter().copied().zip(reads));
         }
+    }
+
+    /// The objects the last boundary forecast and their feature rows (row-major,
+    /// [`FEATURES`] columns each), in the order of [`Forecast::predicted`].
+    pub fn rows(&self) -> (&[u32], &[f64]) {
+        self.rows.pending()
     }
 
     /// The per-object histories.

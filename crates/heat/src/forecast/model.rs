@@ -274,43 +274,107 @@ pub fn best_threshold_at(predicted: &[f64], reads: &[f64], min_precision: f64) -
 /// right adds one correct prediction to always predicting "not read", each wrong one takes
 /// one away); `f64::INFINITY` when no cut has more true positives than false ones.
 pub fn accuracy_threshold(predicted: &[f64], reads: &[f64]) -> f64 {
-    let (mut best, mut best_gain) = (f64::INFINITY, 0i64);
-    for cut in cuts(predicted, reads) {
+    most_accurate_cut(&cuts(predicted, reads), positives(reads)).threshold
+}
+
+/// Pairs whose object was read.
+fn positives(reads: &[f64]) -> usize {
+    reads.iter().filter(|&&y| y > 0.0).count()
+}
+
+/// The cut of [`accuracy_threshold`] among `cuts`, scored ("no read" for every pair when no
+/// cut has more true positives than false ones).
+fn most_accurate_cut(cuts: &[Cut], positives: usize) -> FloorCut {
+    let mut best = FloorCut {
+        threshold: f64::INFINITY,
+        meets_floor: false,
+        f1: 0.0,
+        gain: 0,
+    };
+    for cut in cuts {
         let gain = cut.true_positives as i64 - cut.false_positives() as i64;
-        if gain > best_gain {
-            best_gain = gain;
-            best = cut.threshold;
+        if gain > best.gain {
+            best = FloorCut {
+                threshold: cut.threshold,
+                meets_floor: false,
+                f1: cut.f1(positives),
+                gain,
+            };
         }
     }
     best
 }
 
+/// The cut [`floor_cut`] takes on a list of scored pairs, and how it scored on them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FloorCut {
+    /// "Read" for every prediction at or above it (`f64::INFINITY`: none).
+    pub threshold: f64,
+    /// Whether it has the precision and the accuracy asked for.
+    pub meets_floor: bool,
+    /// Its F1 on the pairs.
+    pub f1: f64,
+    /// Its true positives less its false ones: how many pairs above the base rate its
+    /// accuracy is (each right "read" adds one, each wrong one takes one away).
+    pub gain: i64,
+}
+
+impl FloorCut {
+    /// Whether this cut is better for the floor of issue 11 than `other` (both on the same
+    /// pairs): one that meets the floor beats one that does not; between two that do, the
+    /// higher F1; between two that do not, the more accurate, then the higher F1.
+    pub fn better_than(&self, other: &FloorCut) -> bool {
+        match (self.meets_floor, other.meets_floor) {
+            (true, false) => true,
+            (false, true) => false,
+            (true, true) => self.f1 > other.f1,
+            (false, false) => (self.gain, self.f1) > (other.gain, other.f1),
+        }
+    }
+}
+
 /// The threshold for next-window prediction of `strata eval`'s floor (accuracy at least
-/// `min_accuracy` and above the base rate, F1 as high as it goes): the cut with the best F1
-/// among those with precision at least `min_precision` (above one half: accuracy above the
-/// base rate, with a margin for drift) and accuracy at least `min_accuracy` on these pairs;
-/// when no cut is both, the one of [`accuracy_threshold`].
+/// `min_accuracy` and above the base rate, F1 as high as it goes): the threshold of
+/// [`floor_cut`].
 pub fn floor_threshold(
     predicted: &[f64],
     reads: &[f64],
     min_precision: f64,
     min_accuracy: f64,
 ) -> f64 {
-    let positives = reads.iter().filter(|&&y| y > 0.0).count();
+    floor_cut(predicted, reads, min_precision, min_accuracy).threshold
+}
+
+/// The cut with the best F1 among those with precision at least `min_precision` (above one
+/// half: accuracy above the base rate, with a margin for drift) and accuracy at least
+/// `min_accuracy` on these pairs; when no cut is both, the one of [`accuracy_threshold`].
+pub fn floor_cut(
+    predicted: &[f64],
+    reads: &[f64],
+    min_precision: f64,
+    min_accuracy: f64,
+) -> FloorCut {
+    let positives = positives(reads);
     let pairs = reads.len();
-    let (mut best, mut best_f1) = (None, 0.0);
-    for cut in cuts(predicted, reads) {
+    let cuts = cuts(predicted, reads);
+    let mut best: Option<FloorCut> = None;
+    for cut in &cuts {
+        let gain = cut.true_positives as i64 - cut.false_positives() as i64;
         let right = pairs - positives + cut.true_positives - cut.false_positives();
         let precise = cut.true_positives as f64 >= min_precision * cut.predicted_reads as f64;
         let accurate = right as f64 >= min_accuracy * pairs as f64;
-        if !(precise && accurate && cut.true_positives > cut.false_positives()) {
+        if !(precise && accurate && gain > 0) {
             continue;
         }
         let f1 = cut.f1(positives);
-        if f1 > best_f1 {
-            best_f1 = f1;
-            best = Some(cut.threshold);
+        if best.is_none_or(|best| f1 > best.f1) {
+            best = Some(FloorCut {
+                threshold: cut.threshold,
+                meets_floor: true,
+                f1,
+                gain,
+            });
         }
     }
-    best.unwrap_or_else(|| accuracy_threshold(predicted, reads))
+    best.unwrap_or_else(|| most_accurate_cut(&cuts, positives))
 }

@@ -21,18 +21,24 @@
 //!   (at least the target's minimum residency) and the moves up and back, and such
 //!   promotions of its class have paid so far (`PromotionLedger`, `ledger.rs`).
 //! - No chance of a read is taken below [`SCAN_REACH`] / (n + 2) after `n` windows.
-//! - **Predicted "read"**: a forecast at or above the threshold that maximises F1 among those
-//!   with precision of at least 0.6 and accuracy of at least 95% on an evenly spaced sample
-//!   of the policy's past forecasts and what followed them, else the most accurate one
-//!   (out of sample; the model's own threshold until a thousand are scored; no prediction
-//!   before the first model). Precision above one half is what puts accuracy above the
-//!   base rate; the margin is for drift between the windows scored and the next.
+//! - **Predicted "read"**: of two scores of an active object ([`ReadScore`]: the trees'
+//!   forecast, and the read table's chance of a read in the next window ([`ReadTable`])),
+//!   the one whose cut, chosen on an evenly spaced sample of the policy's past forecasts and
+//!   what followed them, did best on the last two windows of that sample, at its cut chosen
+//!   on the whole sample: the best F1 among the cuts with precision of at least 0.6 and
+//!   accuracy of at least 95%, else the most accurate cut ([`ScoredPairs::choose`]; out of
+//!   sample; the trees with the model's own threshold until a thousand are scored; no
+//!   prediction before the first model). Precision above one half is what puts accuracy
+//!   above the base rate; the margin is for drift between the windows scored and the next.
+//!   The scores change no placement: the tier choice reads the trees' forecast only.
 
 use crate::config::TieringConfig;
 use crate::cost::TierPrices;
 use crate::eval::{CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState};
 use crate::forecast::idle::DemotionTable;
-use crate::forecast::model::floor_threshold;
+use crate::forecast::read_score::{Forecasts, ReadScore, ScoredPairs};
+use crate::forecast::read_table::{ReadSignals, ReadTable};
+use crate::forecast::FEATURES;
 use crate::forecast::{ForecastSettings, Forecaster, IdleModel};
 
 use super::ledger::{PromotionLedger, Stay};
@@ -59,10 +65,16 @@ pub struct Learned {
     settings: ForecastSettings,
     /// Per object: the trees' forecast for the current window (NaN: none).
     forecast: Vec<f32>,
-    /// Forecasts of past windows and whether their object was then read (1) or not (0),
-    /// the most recent [`SCORED_PAIRS`]: out of sample, unlike the training rows.
-    scored_forecasts: Vec<f64>,
-    scored_reads: Vec<f64>,
+    /// Per object: the read table's chance of a read in the current window, for the objects
+    /// the trees forecast (NaN for the others).
+    table_chance: Vec<f32>,
+    /// The read table, counted walk-forward.
+    read_table: ReadTable,
+    /// Forecasts of past windows and whether their object was then read, the most recent
+    /// [`SCORED_PAIRS`]: out of sample, unlike the training rows.
+    scored: ScoredPairs,
+    /// Windows predicted with each score of [`ReadScore::ALL`], for the notes.
+    windows_by_score: [u32; ReadScore::ALL.len()],
 }
 
 /// The least precision of "read" on past forecasts: above one half, with a margin for the
@@ -92,8 +104,10 @@ impl Learned {
             forecaster: None,
             settings: ForecastSettings::default(),
             forecast: Vec::new(),
-            scored_forecasts: Vec::new(),
-            scored_reads: Vec::new(),
+            table_chance: Vec::new(),
+            read_table: ReadTable::default(),
+            scored: ScoredPairs::new(SCORED_PAIRS),
+            windows_by_score: [0; ReadScore::ALL.len()],
         }
     }
 
@@ -294,30 +308,29 @@ impl Learned {
             .step_by(stride);
         for (object, &forecast) in scored {
             let read = store.reads_in_last_window(object as u32, now_ms) > 0;
-            self.scored_forecasts.push(f64::from(forecast));
-            self.scored_reads.push(if read { 1.0 } else { 0.0 });
+            let forecasts = Forecasts {
+                trees: f64::from(forecast),
+                table: f64::from(self.table_chance[object]),
+            };
+            self.scored.push(forecasts, read);
         }
-        let excess = self.scored_reads.len().saturating_sub(SCORED_PAIRS);
-        self.scored_forecasts.drain(..excess);
-        self.scored_reads.drain(..excess);
+        self.scored.trim();
     }
 
-    /// The "read" threshold, chosen on past forecasts and what followed them (the model's
-    /// own, fitted on its training rows, is optimistic out of sample: its precision there
-    /// fell below one half, and with it the accuracy below the base rate): the best F1 among
-    /// the cuts with precision of at least [`MIN_PRECISION`] and accuracy of at least
-    /// [`MIN_ACCURACY`], else the most accurate cut ([`floor_threshold`]); the model's until
-    /// a thousand pairs are scored.
-    fn read_threshold(&self, model_threshold: f64) -> f64 {
-        if self.scored_reads.len() < 1_000 {
-            return model_threshold;
+    /// The rule "read" is predicted with, chosen on past forecasts and what followed them
+    /// (the model's own threshold, fitted on its training rows, is optimistic out of sample:
+    /// its precision there fell below one half, and with it the accuracy below the base
+    /// rate): the score and cut of [`ScoredPairs::choose`] with [`MIN_PRECISION`] and
+    /// [`MIN_ACCURACY`]; the trees at the model's threshold until a thousand pairs are scored.
+    fn read_rule(&self, model_threshold: f64) -> (ReadScore, f64) {
+        if self.scored.len() < 1_000 {
+            return (ReadScore::Trees, model_threshold);
         }
-        floor_threshold(
-            &self.scored_forecasts,
-            &self.scored_reads,
-            MIN_PRECISION,
-            MIN_ACCURACY,
-        )
+        self.scored
+            .choose(&ReadScore::ALL, MIN_PRECISION, MIN_ACCURACY)
+            .map_or((ReadScore::Trees, model_threshold), |rule| {
+                (rule.score, rule.cut.threshold)
+            })
     }
 
     fn read(&self, p: &TierPrices, size: u64) -> f64 {
@@ -364,6 +377,16 @@ impl Policy for Learned {
         true
     }
 
+    fn notes(&self) -> Option<String> {
+        let windows: Vec<String> = ReadScore::ALL
+            .iter()
+            .zip(&self.windows_by_score)
+            .filter(|(_, &windows)| windows > 0)
+            .map(|(score, windows)| format!("{} {windows}", score.name()))
+            .collect();
+        Some(format!("read predicted by: {}", windows.join(", ")))
+    }
+
     fn on_request(&mut self, state: &mut ReplayState, request: &TraceRequest) {
         let forecaster = self
             .forecaster
@@ -396,15 +419,31 @@ impl Policy for Learned {
         self.score_last_window(&forecaster, now_ms);
         self.forecast.clear();
         self.forecast.resize(objects as usize, f32::NAN);
-        let threshold = forecaster
+        self.table_chance.clear();
+        self.table_chance.resize(objects as usize, f32::NAN);
+        self.read_table.label(forecaster.store(), now_ms);
+        let rule = forecaster
             .model()
-            .map(|model| self.read_threshold(model.threshold));
-        if let Some(threshold) = threshold {
-            for &(object, reads) in &forecaster.forecast().predicted {
-                if reads >= threshold {
+            .map(|model| self.read_rule(model.threshold));
+        let threshold = rule.map(|(_, threshold)| threshold);
+        if let Some((score, threshold)) = rule {
+            if let Some(slot) = ReadScore::ALL.iter().position(|&s| s == score) {
+                self.windows_by_score[slot] += 1;
+            }
+            let (_, rows) = forecaster.rows();
+            let predicted = &forecaster.forecast().predicted;
+            for (&(object, trees), row) in predicted.iter().zip(rows.chunks_exact(FEATURES)) {
+                let neighbours = self.read_table.neighbours_read(object);
+                let signals = ReadSignals::from_row(trees, row, neighbours);
+                let forecasts = Forecasts {
+                    trees,
+                    table: self.read_table.take(object, &signals),
+                };
+                if score.of(&forecasts) >= threshold {
                     predictions.will_read(object);
                 }
-                self.forecast[object as usize] = reads as f32;
+                self.forecast[object as usize] = trees as f32;
+                self.table_chance[object as usize] = forecasts.table as f32;
             }
         }
         self.calibrate(&forecaster, state, now_ms);

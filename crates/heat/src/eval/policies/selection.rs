@@ -654,9 +654,10 @@ impl Policy for Selection {
                 inner(1).unwrap_or_default()
             ),
             Mode::Global => format!(
-                "windows led: {}; switches {}",
+                "windows led: {}; switches {}; forecast: {}",
                 led.join(", "),
-                self.switches
+                self.switches,
+                inner(0).unwrap_or_default()
             ),
             Mode::PerClass => format!(
                 "per class; class-windows led: {}; switches {}; moved on a change of class {}",
