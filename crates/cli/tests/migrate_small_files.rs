@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
@@ -150,7 +149,7 @@ fn a_kill_mid_way_then_the_same_command_finishes_the_job() {
         let mut child = sb
             .strata()
             .args(args)
-            .stdout(Stdio::null())
+            .stdout(fs::File::create(sb.path("migrate.out")).unwrap())
             .stderr(fs::File::create(sb.path("migrate.err")).unwrap())
             .spawn()
             .unwrap();
@@ -170,8 +169,13 @@ fn a_kill_mid_way_then_the_same_command_finishes_the_job() {
         }
         // Finished before the kill: it must have succeeded; start over.
         let status = child.wait().unwrap();
+        // With --json a failure is reported on stdout, so both are shown.
         let errors = fs::read_to_string(sb.path("migrate.err")).unwrap_or_default();
-        assert!(status.success(), "the migration failed: {errors}");
+        let report = fs::read_to_string(sb.path("migrate.out")).unwrap_or_default();
+        assert!(
+            status.success(),
+            "the migration failed ({status}): {errors}\n{report}"
+        );
         fs::remove_dir_all(&dst).unwrap();
         for suffix in ["", "-wal", "-shm"] {
             let _ = fs::remove_file(format!("{}{suffix}", sb.catalog().display()));
