@@ -9,7 +9,6 @@
 //! static, never dropped), by an `atexit` handler when the test binary exits.
 //! [`Emulator::dedicated`] starts a private one a test may kill.
 
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -65,14 +64,7 @@ impl Emulator {
 
     /// Kills the emulator (SIGKILL) and waits until its port refuses connections.
     pub fn kill(&self) {
-        // SAFETY: kill(2) on a pid this process started; no memory is touched.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::kill_server(self.pid, self.port);
     }
 
     /// Creates a fresh, empty container (Azurite) or bucket (fake-gcs-server) and returns

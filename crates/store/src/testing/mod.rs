@@ -147,28 +147,7 @@ pub fn http(port: u16, method: &str, path: &str) -> Result<u16, String> {
 
 /// A bare HTTP/1.1 request with `body` (unsigned); returns the status code.
 pub fn http_with_body(port: u16, method: &str, path: &str, body: &[u8]) -> Result<u16, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .and_then(|()| stream.write_all(body))
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&response);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("not an HTTP response: {text}"))
+    http_exchange(port, "HTTP/1.1", method, path, &[], body).map(|(status, _)| status)
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -228,4 +207,17 @@ pub(crate) fn http_exchange(
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| format!("not an HTTP response: {text}"))?;
     Ok((status, text))
+}
+
+/// Kills `pid`, a server this process started (SIGKILL, which servers ignoring SIGTERM
+/// obey too), and waits up to 10 s until its `port` refuses connections.
+pub(crate) fn kill_server(pid: u32, port: u16) {
+    // SAFETY: kill(2) on a pid this process started; no memory is touched.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
