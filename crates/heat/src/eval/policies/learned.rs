@@ -15,6 +15,9 @@
 //!   life table says a read is unlikely for long enough.
 //!   A demotion that choice makes waits when the life table's look-ahead
 //!   ([`DemotionTable`]) says a read comes before the storage it saves pays for it.
+//!   An idle object the choice leaves where it is is judged again over a long stay (the
+//!   windows seen, at most 256), with a scan not seen yet counted once for the stay
+//!   ([`UnseenEvent`]) rather than in each window (`Learned::idle_demotion`).
 //! - **On a read** of an object not on the fastest tier, it moves up at once if the reads
 //!   it is expected to get before the next boundary (its class's reads per read window,
 //!   less those it already had in this one) pay for the storage there until the boundary
@@ -184,12 +187,12 @@ impl Learned {
     /// every window: an object a scan reads is moved back up at that read, so later events
     /// cost it no more reads there. Why: the oracle's saving on the traces stretched to 180
     /// days is archiving objects right after their last read; with the floor in every
-    /// window of a 4-window stay no object of 1 MB was archived before window 48 of 100.
+    /// window of a 4-window stay, an object of 1 MiB on the example configuration's prices
+    /// (windows of 1.8 days) is not archived before about window 67 of 100.
     /// Priced at the configuration's prices, as the look-ahead ([`DemotionTable`]) that then
-    /// holds the demotion back, as it holds the tier choice's, prices it (with the reads of
-    /// slow tiers weighed by how far they exceeded the life table, as the tier choice
-    /// prices them, `lirs_multi1` stretched to 180 days cost 0.4% more; see
-    /// docs/BENCHMARKS.md, session 18).
+    /// holds it back prices it. (Weighing the slow tiers' reads as the tier choice does,
+    /// by how far they exceeded the life table, cost 0.4% more on `lirs_multi1` stretched
+    /// to 180 days: docs/BENCHMARKS.md, session 18.)
     fn idle_demotion(
         &self,
         forecaster: &Forecaster,
