@@ -290,26 +290,7 @@ fn learned_archives_objects_not_read_again_but_not_a_loop_read_again_after_a_lon
     // objects 100..200 are read in a loop, each every 16 days. Archiving pays for the
     // first; for the loop the next four windows look idle, but a read (a miss, a
     // retrieval and the move back) comes before the storage saved pays for it.
-    let config = TieringConfig::parse(
-        r#"
-default_tier = "disk"
-[[tier]]
-name = "disk"
-cost_per_gb_month = 0.04
-read_latency_ms = 8
-[[tier]]
-name = "archive"
-cost_per_gb_month = 0.004
-read_latency_ms = 150
-retrieval_cost_per_gb = 0.01
-egress_cost_per_gb = 0.09
-[objectives]
-read_latency_ms = 10
-miss_penalty = 0.0001
-latency_price_per_ms = 1e-8
-"#,
-    )
-    .unwrap_or_else(|err| panic!("test config: {err}"));
+    let config = disk_and_archive();
     let days = 160;
     let mut requests: Vec<TraceRequest> = (0..100).map(|o| read(i64::from(o), o)).collect();
     for day in 0..days {
@@ -329,6 +310,109 @@ latency_price_per_ms = 1e-8
     };
     assert_eq!(archived(0..100), 100, "objects never read again");
     assert_eq!(archived(100..200), 0, "objects read every 16 days");
+}
+
+/// A disk (the default) and an archive with the example configuration's prices.
+fn disk_and_archive() -> TieringConfig {
+    TieringConfig::parse(
+        r#"
+default_tier = "disk"
+[[tier]]
+name = "disk"
+cost_per_gb_month = 0.04
+read_latency_ms = 8
+[[tier]]
+name = "archive"
+cost_per_gb_month = 0.004
+read_latency_ms = 150
+retrieval_cost_per_gb = 0.01
+egress_cost_per_gb = 0.09
+[objectives]
+read_latency_ms = 10
+miss_penalty = 0.0001
+latency_price_per_ms = 1e-8
+"#,
+    )
+    .unwrap_or_else(|err| panic!("test config: {err}"))
+}
+
+/// Objects on tier 1 (the archive) at the boundary `at_ms`, among `objects`.
+fn archived_at(log: &Snapshots, at_ms: i64, objects: std::ops::Range<usize>) -> usize {
+    at_window(log, at_ms).tiers[objects]
+        .iter()
+        .filter(|&&tier| tier == Some(1))
+        .count()
+}
+
+#[test]
+fn the_forecast_archives_idle_objects_once_one_unseen_scan_per_stay_would_not_cost_more() {
+    // Windows of a day, 1 GB objects. Objects 0..100 are read once on day 0 and never
+    // again; object 100 every day. A read on the archive and the move back cost 0.2 $, a day
+    // of disk against the archive 0.0012 $. An unseen scan reaching half of the idle objects
+    // taken once in every window (0.5 / (n + 2)) outweighs the 4 windows the tier choice
+    // judges until day 81; taken once per stay of the n windows seen (a chance of about a
+    // quarter), the storage saved outweighs it from about day 50 (`idle_demotion`).
+    let config = disk_and_archive();
+    let days = 100;
+    // All at the same instant: they reach each idle age together (the life table's cell
+    // of an age first reached by one object alone takes a hazard of 1/3, and would bring
+    // the objects back up from the archive: see docs/BENCHMARKS.md, session 18).
+    let mut requests: Vec<TraceRequest> = (0..100).map(|o| read(0, o)).collect();
+    requests.extend((0..days).map(|day| read(day * DAY_MS + 500, 100)));
+    requests.sort_by_key(|r| r.time_ms);
+    let forecast = make_policy("learned-forecast", &config).expect("learned-forecast");
+    let (observed, log) = Observed::wrap(forecast);
+    let policies = vec![observed, make_policy("static", &config).expect("static")];
+    let runs = run(&config, DAY_MS, &requests, vec![GB; 101], policies);
+    assert_eq!(
+        archived_at(&log, 40 * DAY_MS, 0..100),
+        0,
+        "day 40: too early"
+    );
+    assert_eq!(archived_at(&log, 65 * DAY_MS, 0..100), 100, "day 65");
+    assert_eq!(
+        archived_at(&log, 65 * DAY_MS, 100..101),
+        0,
+        "read every day"
+    );
+    let model = CostModel::new(&config);
+    let (learned, static_) = (runs[0].report(&model), runs[1].report(&model));
+    assert_eq!(learned.misses, 0);
+    // Static keeps 101 GB on disk for 100 days and the tail; archiving 100 of them for the
+    // last 35 days or more saves at least 100 × 35 × 0.0012 $ = 4.2 $.
+    assert!(
+        learned.total_cost < static_.total_cost - 4.0,
+        "learned-forecast {} vs static {}",
+        learned.total_cost,
+        static_.total_cost
+    );
+}
+
+#[test]
+fn the_forecast_does_not_archive_objects_read_every_25_days_nor_small_ones_never_read_again() {
+    // Objects 0..100 (1 GB) are read every 25 days, each on its own day of the cycle; objects
+    // 100..200 (4 kB) once on day 0 and never again: a read on the archive (a miss of
+    // 0.0001 $) costs more than a hundred years of their storage saved. Neither must go to
+    // the archive at any boundary.
+    let config = disk_and_archive();
+    let days = 100;
+    let mut requests: Vec<TraceRequest> = (100..200).map(|o| read(i64::from(o), o)).collect();
+    for day in 0..days {
+        for object in (0..100u32).filter(|o| i64::from(o % 25) == day % 25) {
+            requests.push(read(day * DAY_MS + 1_000 + i64::from(object), object));
+        }
+    }
+    requests.sort_by_key(|r| r.time_ms);
+    let mut sizes = vec![GB; 100];
+    sizes.extend([4_000; 100]);
+    let forecast = make_policy("learned-forecast", &config).expect("learned-forecast");
+    let (observed, log) = Observed::wrap(forecast);
+    let runs = run(&config, DAY_MS, &requests, sizes, vec![observed]);
+    for day in 1..days {
+        assert_eq!(archived_at(&log, day * DAY_MS, 0..200), 0, "day {day}");
+    }
+    let report = runs[0].report(&CostModel::new(&config));
+    assert_eq!(report.misses, 0);
 }
 
 fn small_model() -> (ForecastModel, Vec<f64>) {

@@ -63,6 +63,46 @@ impl DemotionTable {
     }
 }
 
+/// What an event not seen in the windows so far (a scan of idle objects) is taken to do to
+/// one idle object over a stay of some windows: Laplace's rule for the first such event.
+/// With a uniform prior on its chance `p` per window and none in `seen` windows, the chance
+/// that none comes in the next `j` is `(seen + 1) / (seen + j + 1)`; the event reads a share
+/// `reach` of idle objects. Why not a chance per window: an object read by a scan is moved
+/// back up at its first read, so only the first event within a stay costs its read on the
+/// slow tier; charging `reach / (seen + 2)` in every window of the stay counts later events
+/// again, and over a long stay charges several reads where one is at stake.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct UnseenEvent {
+    /// Windows in the stay.
+    pub windows: f64,
+    /// The chance that the object is read by such an event within the stay.
+    pub chance: f64,
+    /// Windows of the stay expected to end with the object not yet read by one (a window
+    /// counts only if no event came by its end).
+    pub unread: f64,
+}
+
+impl UnseenEvent {
+    /// Over a stay of `windows` (whole windows, at least 1) after `seen` windows without the
+    /// event, reaching `reach` of idle objects.
+    pub fn over(seen: u32, windows: u32, reach: f64) -> Self {
+        let seen = f64::from(seen);
+        let reach = reach.clamp(0.0, 1.0);
+        let windows = windows.max(1);
+        let mut unread = 0.0;
+        for j in 1..=windows {
+            let j = f64::from(j);
+            unread += 1.0 - reach * j / (seen + j + 1.0);
+        }
+        let stay = f64::from(windows);
+        UnseenEvent {
+            windows: stay,
+            chance: reach * stay / (seen + stay + 1.0),
+            unread,
+        }
+    }
+}
+
 /// The cell of an object idle for `age` windows with `reads` reads so far.
 fn cell(reads: u32, age: u64) -> usize {
     let class = ((32 - reads.leading_zeros()) as usize).min(CLASSES - 1);
@@ -368,6 +408,25 @@ mod tests {
         // The window object 0 appeared in (one read) counts for objects never read before.
         assert_eq!(model.reads_when_read(0), 1.0);
         assert_eq!(model.more_reads(0, 1), 0.0);
+    }
+
+    #[test]
+    fn an_unseen_event_is_counted_once_per_stay_by_laplaces_rule() {
+        // After 8 windows without the event, over 2 more: none with chance 9/11.
+        let event = UnseenEvent::over(8, 2, 1.0);
+        assert!((event.chance - 2.0 / 11.0).abs() < 1e-12);
+        // Window 1 ends unread with chance 9/10, window 2 with 9/11.
+        assert!((event.unread - (0.9 + 9.0 / 11.0)).abs() < 1e-12);
+        // Reaching half of the idle objects halves the chance for one of them.
+        let half = UnseenEvent::over(8, 2, 0.5);
+        assert!((half.chance - 1.0 / 11.0).abs() < 1e-12);
+        // Over a stay as long as the windows seen the chance stays near a half of the
+        // reach, where a chance per window would add up to more than the reach.
+        let long = UnseenEvent::over(100, 100, 0.5);
+        assert!((long.chance - 50.0 / 201.0).abs() < 1e-12);
+        assert!(long.chance < 100.0 * 0.5 / 102.0);
+        assert!(long.unread > 80.0 && long.unread < 100.0, "{}", long.unread);
+        assert_eq!(UnseenEvent::over(5, 0, 0.5).windows, 1.0);
     }
 
     #[test]

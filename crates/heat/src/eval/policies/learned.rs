@@ -15,6 +15,9 @@
 //!   life table says a read is unlikely for long enough.
 //!   A demotion that choice makes waits when the life table's look-ahead
 //!   ([`DemotionTable`]) says a read comes before the storage it saves pays for it.
+//!   An idle object the choice leaves where it is is judged again over a long stay (the
+//!   windows seen, at most 256), with a scan not seen yet counted once for the stay
+//!   ([`UnseenEvent`]) rather than in each window (`Learned::idle_demotion`).
 //! - **On a read** of an object not on the fastest tier, it moves up at once if the reads
 //!   it is expected to get before the next boundary (its class's reads per read window,
 //!   less those it already had in this one) pay for the storage there until the boundary
@@ -35,7 +38,7 @@
 use crate::config::TieringConfig;
 use crate::cost::TierPrices;
 use crate::eval::{CostModel, EvalError, Policy, Predictions, PrepareContext, ReplayState};
-use crate::forecast::idle::DemotionTable;
+use crate::forecast::idle::{DemotionTable, UnseenEvent, DEMOTION_AGES};
 use crate::forecast::read_score::{Forecasts, ReadScore, ScoredPairs};
 use crate::forecast::read_table::{ReadSignals, ReadTable};
 use crate::forecast::FEATURES;
@@ -44,6 +47,7 @@ use crate::forecast::{ForecastSettings, Forecaster, IdleModel};
 use super::ledger::{PromotionLedger, Stay};
 use crate::optimise::object::{move_cost, read_cost, window_cost};
 use crate::optimise::{cheapest_tier_for, Demand, Horizon, Outlook};
+use crate::placement::residency_holds;
 use crate::stats::Op;
 use crate::trace::TraceRequest;
 
@@ -116,6 +120,7 @@ impl Learned {
         &self,
         forecaster: &Forecaster,
         table: &DemotionTable,
+        long: &UnseenEvent,
         state: &mut ReplayState,
         object: u32,
         next: f64,
@@ -161,10 +166,104 @@ impl Learned {
         // A demotion the look-ahead says would come before a read it does not pay for waits.
         let early = choice.tier > from
             && self.read_again_first(forecaster, table, state, object, choice.tier);
-        if choice.tier != from && !early {
+        let to = if choice.tier != from && !early {
+            Some(choice.tier)
+        } else {
+            self.idle_demotion(forecaster, table, long, state, object, next)
+        };
+        if let Some(to) = to {
             // A refusal (capacity) leaves the object; it is reconsidered next window.
-            let _ = state.move_object(object, choice.tier);
+            let _ = state.move_object(object, to);
         }
+    }
+
+    /// A demotion of an idle `object` judged over the long stay `long` (the windows the
+    /// life table has evidence for), where the tier choice judges 4 windows: the colder
+    /// tier whose storage saved in the windows the object is expected to stay unread most
+    /// exceeds the chance of a read within the stay times what that read costs there (with
+    /// the move back to the fastest tier), and the move down. The chance of a read is the
+    /// life table's and the trees' forecast, and an event not seen yet, such as a scan,
+    /// counted once for the stay ([`UnseenEvent`]) rather than [`unseen_event_floor`] in
+    /// every window: an object a scan reads is moved back up at that read, so later events
+    /// cost it no more reads there. Why: the oracle's saving on the traces stretched to 180
+    /// days is archiving objects right after their last read; with the floor in every
+    /// window of a 4-window stay, an object of 1 MiB on the example configuration's prices
+    /// (windows of 1.8 days) is not archived before about window 67 of 100.
+    /// Priced at the configuration's prices, as the look-ahead ([`DemotionTable`]) that then
+    /// holds it back prices it. (Weighing the slow tiers' reads as the tier choice does,
+    /// by how far they exceeded the life table, cost 0.4% more on `lirs_multi1` stretched
+    /// to 180 days: docs/BENCHMARKS.md, session 18.)
+    fn idle_demotion(
+        &self,
+        forecaster: &Forecaster,
+        table: &DemotionTable,
+        long: &UnseenEvent,
+        state: &ReplayState,
+        object: u32,
+        next: f64,
+    ) -> Option<usize> {
+        let from = state.tier_of(object)?;
+        let now = state.now_ms();
+        let placed = state.placed_at_ms(object).unwrap_or(i64::MIN);
+        let tiers = &self.prices.tiers;
+        let mut best = None;
+        let mut best_net = 0.0;
+        for to in from + 1..tiers.len() {
+            if residency_holds(from, to, placed, state.min_residency_ms(from), now) {
+                continue;
+            }
+            let net = self.long_stay_net(forecaster, long, state, object, next, from, to)
+                - move_cost(&tiers[from], &tiers[to], state.size(object));
+            if net > best_net {
+                best_net = net;
+                best = Some(to);
+            }
+        }
+        best.filter(|&to| !self.read_again_first(forecaster, table, state, object, to))
+    }
+
+    /// What keeping an idle `object` on the colder tier `lower` rather than on `upper` is
+    /// expected to save over the long stay `long`, moves aside: the storage saved in the
+    /// windows it stays unread, less the chance of a read within the stay times that read
+    /// on `lower` and the move back to the fastest tier (0 for an object read in the window
+    /// that ended: not idle).
+    #[allow(clippy::too_many_arguments)]
+    fn long_stay_net(
+        &self,
+        forecaster: &Forecaster,
+        long: &UnseenEvent,
+        state: &ReplayState,
+        object: u32,
+        next: f64,
+        upper: usize,
+        lower: usize,
+    ) -> f64 {
+        let store = forecaster.store();
+        let now = state.now_ms();
+        let window_ms = state.window_ms();
+        let idle = store
+            .last_read_ms(object)
+            .is_some_and(|last| now - last >= window_ms);
+        let tiers = &self.prices.tiers;
+        let (Some(up), Some(down)) = (tiers.get(upper), tiers.get(lower)) else {
+            return 0.0;
+        };
+        if !idle {
+            return 0.0;
+        }
+        let life = forecaster
+            .idle()
+            .read_probability(store, object, now, long.windows)
+            .max(next.clamp(0.0, 1.0));
+        let any = 1.0 - (1.0 - life) * (1.0 - long.chance);
+        let unread = long.unread * (1.0 - life);
+        let size = state.size(object);
+        let prices = &self.prices;
+        let saving = window_cost(prices, up, size, window_ms, 0.0)
+            - window_cost(prices, down, size, window_ms, 0.0);
+        let read = read_cost(prices, down, size as f64) - read_cost(prices, &tiers[0], size as f64)
+            + move_cost(down, &tiers[0], size);
+        unread * saving - any * read
     }
 
     /// Whether a demotion of `object` to `to` would be better made later: for some
@@ -458,6 +557,7 @@ impl Policy for Learned {
             _ => forecaster.idle().demotion_table(boundaries),
         };
         let store = forecaster.store();
+        let long = UnseenEvent::over(boundaries, boundaries.min(DEMOTION_AGES as u32), SCAN_REACH);
         for object in 0..objects {
             let known = self.forecast[object as usize];
             let next = if known.is_nan() {
@@ -473,7 +573,7 @@ impl Policy for Learned {
             } else {
                 f64::from(known)
             };
-            self.place(&forecaster, &table, state, object, next);
+            self.place(&forecaster, &table, &long, state, object, next);
         }
         self.demotions = Some(table);
         self.forecaster = Some(forecaster);

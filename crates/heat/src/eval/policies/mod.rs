@@ -8,7 +8,7 @@
 //! | `lru` | the first tier is an LRU cache ([`lru`]) | on the cache's tier |
 //! | `rules` | Strata's planner: spikes at ingest, periodic passes ([`rules`]) | classified hot |
 //! | `learned` | follows, walk-forward, one of two selections run as shadow replays: `learned-global` (one leader for all objects) and `learned-per-class` (one per class of objects: reads so far × size); each follows the expert that costs least so far, marked to market with the censoring tail, among the forecast placement and the five baselines, each a shadow replay of its own ([`selection`]); the two by name only | the forecast's |
-//! | (`forecast`, an expert of `learned`; by name only, as `learned-forecast`) | each window, each object to its cheapest tier for its forecast reads and chance of a read (life table), a demotion waiting while a read is due before it pays; up at once on an access when the burst pays and its class's promotions have ([`learned`]) | forecast reads ≥ threshold |
+//! | (`forecast`, an expert of `learned`; by name only, as `learned-forecast`) | each window, each object to its cheapest tier for its forecast reads and chance of a read (life table), a demotion waiting while a read is due before it pays, an idle object judged again over a long stay with an unseen scan counted once; up at once on an access when the burst pays and its class's promotions have ([`learned`]) | forecast reads ≥ threshold |
 //! | `oracle` | the offline optimum's schedule, at window boundaries ([`oracle`]) | exactly the objects read |
 
 mod backlog;
