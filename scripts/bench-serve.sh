@@ -12,7 +12,8 @@
 # RUNS times each (default 5), each run on a fresh data directory on the same file system
 # ($STRATA_BENCH_DIR, default /tmp/strata-bench-tp) with a fresh service; prints every
 # run and each binary's median and spread (min-max) of PUT and GET objects/s, with the
-# load average before and after. It does not build: pass release binaries.
+# load average before and after. It does not build: pass release binaries, and build the
+# load generator first (or name one built elsewhere in $STRATA_BENCH_SERVE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/serve.sh
