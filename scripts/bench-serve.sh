@@ -12,7 +12,10 @@
 # RUNS times each (default 5), each run on a fresh data directory on the same file system
 # ($STRATA_BENCH_DIR, default /tmp/strata-bench-tp) with a fresh service; prints every
 # run and each binary's median and spread (min-max) of PUT and GET objects/s, with the
-# load average before and after. It does not build: pass release binaries.
+# load average before and after. It does not build: pass release binaries, and build the
+# load generator first (or name one built elsewhere in $STRATA_BENCH_SERVE).
+# STRATA_BENCH_PAUSE=SECONDS removes each run's data and waits that long before the next
+# (61 on a file system without a journal: see scripts/lib/bench-serve-throughput.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/serve.sh

@@ -1,5 +1,7 @@
 # Sourced by scripts/bench-serve.sh: its throughput mode (see there). Needs PORT and
-# wait_for_serve (scripts/lib/serve.sh).
+# wait_for_serve (scripts/lib/serve.sh). The load generator is $STRATA_BENCH_SERVE, by default
+# target/release/examples/bench_serve.
+BENCH_SERVE="${STRATA_BENCH_SERVE:-target/release/examples/bench_serve}"
 
 # tp_run BIN WORK SECONDS SIZE CLIENTS: one fresh service from BIN, one bench run; prints
 # the bench's two `throughput` lines.
@@ -13,8 +15,14 @@ tp_run() {
         kill "$server" 2>/dev/null || true
         return 1
     fi
-    target/release/examples/bench_serve throughput "http://127.0.0.1:$PORT" "$5" "$3" "$4"
+    "$BENCH_SERVE" throughput "http://127.0.0.1:$PORT" "$5" "$3" "$4"
     kill -TERM "$server" && wait "$server" || true
+    # ext4 without a journal (this machine's /dev/vda) skips inodes freed in the last 60 s
+    # when it creates a file, scanning past each: a run just after another's thousands of
+    # deletes creates its files slower (session 18). A pause lets them age.
+    if [ "${STRATA_BENCH_PAUSE:-0}" -gt 0 ]; then
+        rm -rf "$work" && sync && sleep "$STRATA_BENCH_PAUSE"
+    fi
 }
 
 # tp_stats LABEL OP FILE: median and spread of the objects/s of OP in FILE's lines
@@ -34,8 +42,9 @@ throughput_main() {
     local work="${STRATA_BENCH_DIR:-/tmp/strata-bench-tp}"
     local out
     out="$(mktemp)"
-    [ -x target/release/examples/bench_serve ] || {
-        echo "build the load generator first: cargo build --release -p strata-server --example bench_serve" >&2
+    [ -x "$BENCH_SERVE" ] || {
+        echo "build the load generator first: cargo build --release -p strata-server --example bench_serve" \
+            "(or name a built one in STRATA_BENCH_SERVE)" >&2
         return 1
     }
     echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $(nproc) CPUs; $(uname -r)"

@@ -336,7 +336,7 @@ pub async fn write_object(
     expected: Option<String>,
 ) -> Result<Written, ApiError> {
     let _gate = state.uploads.enter(key).await;
-    let tier = target_tier(state, key).await?;
+    let (tier, cleared) = target_tier(state, key).await?;
     let staged = stage_body(state, key, tier, body, expected)
         .await
         .map_err(|err| no_room(key, tier, err))?;
@@ -350,7 +350,7 @@ pub async fn write_object(
     };
     let guard = state.locks.write(key).await;
     let existing = state.index.get(key);
-    if let Err(err) = still_writable(state, key, tier, existing.as_ref()).await {
+    if let Err(err) = still_writable(state, key, tier, existing.as_ref(), cleared).await {
         drop(guard);
         publish.abort(key).await;
         return Err(err);
@@ -427,12 +427,14 @@ fn not_durable(key: &str, err: ApiError, begun: bool) -> ApiError {
 
 /// Under the key's write lock, once the bytes arrived: the key (`existing`, as the index
 /// has it now) must still be on `tier` (readers and moves went on meanwhile; it may have
-/// moved or gone), and a new key must pass [`new_key_checks`].
+/// moved or gone), and a new key must pass [`new_key_checks`]; only its in-memory part
+/// when `cleared` (see [`target_tier`]).
 async fn still_writable(
     state: &AppState,
     key: &str,
     tier: &Tier,
     existing: Option<&ObjectEntry>,
+    cleared: bool,
 ) -> Result<(), ApiError> {
     let still = match existing {
         Some(entry) => entry.tier == tier.id,
@@ -447,23 +449,28 @@ async fn still_writable(
             ),
         ));
     }
-    if existing.is_none() {
-        new_key_checks(state, key, tier).await?;
+    match existing {
+        Some(_) => Ok(()),
+        None if cleared => no_conflict(state, key),
+        None => new_key_checks(state, key, tier).await,
     }
-    Ok(())
 }
 
 /// The tier a write of `key` goes to: its object's, or the default tier for a new object
 /// (once a move of an earlier object of the key has cleaned up, and its leftover copy is
-/// gone).
-async fn target_tier<'s>(state: &'s AppState, key: &str) -> Result<&'s Tier, ApiError> {
+/// gone). With it, whether the key was new and its leftover copies were cleared: if the
+/// key is still new once the bytes arrived, nothing can have left a copy meanwhile (new
+/// objects are created only under the key's upload gate, which this write holds; a copy
+/// is left only by a delete or a move of an existing object), so the catalog need not be
+/// asked again.
+async fn target_tier<'s>(state: &'s AppState, key: &str) -> Result<(&'s Tier, bool), ApiError> {
     for _ in 0..3 {
         if !state.index.contains(key) && !state.mover.wait_idle(key, CLEANUP_WAIT).await {
             break;
         }
         let guard = state.locks.write(key).await;
         if let Some(entry) = state.index.get(key) {
-            return Ok(&state.tiers[entry.tier]);
+            return Ok((&state.tiers[entry.tier], false));
         }
         let tier = state.new_object_tier(key);
         if state.mover.running(key).is_some() {
@@ -471,7 +478,7 @@ async fn target_tier<'s>(state: &'s AppState, key: &str) -> Result<&'s Tier, Api
             continue;
         }
         new_key_checks(state, key, tier).await?;
-        return Ok(tier);
+        return Ok((tier, true));
     }
     Err(ApiError::unavailable(
         "object_busy",
@@ -482,16 +489,22 @@ async fn target_tier<'s>(state: &'s AppState, key: &str) -> Result<&'s Tier, Api
 /// Before a new object of `key` is written to `tier`, under the key's write lock: the key
 /// must not clash with another's folder, and a copy an earlier object left is removed.
 async fn new_key_checks(state: &AppState, key: &str, tier: &Tier) -> Result<(), ApiError> {
-    if let Some(other) = state.index.conflicting_key(key) {
-        return Err(ApiError::conflict(
+    no_conflict(state, key)?;
+    clear_leftover(state, key, tier).await
+}
+
+/// A new key must not clash with another's folder (checked in memory).
+fn no_conflict(state: &AppState, key: &str) -> Result<(), ApiError> {
+    match state.index.conflicting_key(key) {
+        Some(other) => Err(ApiError::conflict(
             "key_conflict",
             format!(
                 "{key:?} cannot be stored beside {other:?}: a key cannot be both an object \
                  and a folder of other objects (tiers keep objects as files)"
             ),
-        ));
+        )),
+        None => Ok(()),
     }
-    clear_leftover(state, key, tier).await
 }
 
 /// Streams `body` into a staged upload on `tier`, encoded for its layout; the object's

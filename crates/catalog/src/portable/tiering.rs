@@ -73,11 +73,11 @@ impl Engine {
         Ok(())
     }
 
-    fn placed_from_row(&self, row: &EngineRow) -> Result<PlacedObject, CatalogError> {
+    pub(super) fn placed_from_row(&self, row: &EngineRow) -> Result<PlacedObject, CatalogError> {
         self.placed_record(RawPlaced::from_row(row).map_err(self.error("read objects"))?)
     }
 
-    fn placement_from_row(&self, row: &EngineRow) -> Result<Placement, CatalogError> {
+    pub(super) fn placement_from_row(&self, row: &EngineRow) -> Result<Placement, CatalogError> {
         self.placement_record(RawPlacement::from_row(row).map_err(self.error("read placements"))?)
     }
 

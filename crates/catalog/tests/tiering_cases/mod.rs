@@ -159,6 +159,88 @@ async fn a_group_commit_records_its_rows_with_the_next_groups_intents() {
 }
 
 #[tokio::test]
+async fn a_batch_records_each_write_as_one_commit_would() {
+    let (_dir, catalog) = open_tiering().await;
+    catalog
+        .commit_write(&write("old", "warm", 1, 10))
+        .await
+        .unwrap();
+    catalog
+        .commit_write(&write("gone", "warm", 1, 10))
+        .await
+        .unwrap();
+    catalog.delete_object("gone", 11).await.unwrap();
+    let intents: Vec<(String, String)> = ["old", "new", "gone", "bad", "new"]
+        .iter()
+        .map(|k| (k.to_string(), "warm".to_string()))
+        .collect();
+    catalog.begin_writes(&intents, 12).await.unwrap();
+    let mut bad = write("bad", "warm", 4, 20);
+    bad.hash = [5; 32];
+    let batch = [
+        write("old", "warm", 2, 20),
+        write("new", "warm", 3, 20),
+        write("gone", "warm", 6, 20),
+        bad,
+    ];
+    let results = catalog
+        .commit_writes_and_begin(&batch, &[], 20)
+        .await
+        .unwrap();
+    let replaced = results[0].as_ref().unwrap();
+    assert_eq!(
+        (
+            replaced.object.generation,
+            replaced.object.created_ms,
+            replaced.placed_ms
+        ),
+        (2, 10, 10),
+        "a replacement bumps the generation and keeps its creation and placement times"
+    );
+    let new = results[1].as_ref().unwrap();
+    assert_eq!((new.object.generation, new.object.created_ms), (1, 20));
+    let in_the_way = results[2].as_ref().unwrap_err().to_string();
+    assert!(in_the_way.contains("retiring copy"), "{in_the_way}");
+    let refused = results[3].as_ref().unwrap_err().to_string();
+    assert!(refused.contains("chunk values"), "{refused}");
+    for key in ["old", "new"] {
+        let stored = catalog.placed_object(key).await.unwrap().unwrap();
+        let answered = results.iter().flatten().find(|p| p.object.key == key);
+        assert_eq!(
+            Some(&stored),
+            answered,
+            "{key}: the row is what was answered"
+        );
+    }
+    assert!(catalog.placed_object("gone").await.unwrap().is_none());
+    assert!(catalog.placed_object("bad").await.unwrap().is_none());
+    let mut left: Vec<String> = catalog
+        .write_intents()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|intent| intent.key)
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["bad", "gone"],
+        "only the recorded writes drop their intents"
+    );
+
+    // A key written twice in one batch: the second write sees the first.
+    let twice = [write("new", "warm", 7, 30), write("new", "warm", 8, 31)];
+    let results = catalog.commit_writes(&twice).await.unwrap();
+    let generations: Vec<i64> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap().object.generation)
+        .collect();
+    assert_eq!(generations, [2, 3]);
+    let stored = catalog.placed_object("new").await.unwrap().unwrap();
+    assert_eq!((stored.object.hash, stored.object.generation), ([8; 32], 3));
+}
+
+#[tokio::test]
 async fn delete_leaves_retiring_copies_until_removed() {
     let (_dir, catalog) = open_tiering().await;
     catalog
