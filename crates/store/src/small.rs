@@ -14,16 +14,13 @@
 //! layer, whose calls it would skip): [`Store::stage_small_files`] answers `None`
 //! otherwise, and the caller copies file by file through the layers.
 
-use std::ffi::CString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use crate::error::StoreError;
-use crate::local::{create_parent, entry_from_metadata, open_for_read, read_exact_at, LocalStore};
+use crate::local::{entry_from_metadata, open_for_read, read_exact_at, LocalStore};
 use crate::upload::Upload;
 use crate::upload_local::{create_staging_file, open_direct, writeback_hint, LocalUpload};
 use crate::{Entry, Store};
@@ -107,23 +104,12 @@ fn stage_one(
     let final_path = dest.path_of(&file.path)?;
     let staging = dest.staging_path(&file.path);
     let shown = final_path.display().to_string();
-    let (staged, unnamed) = match create_unnamed(&final_path)? {
-        Some(staged) => (staged, true),
-        None => (create_staging_file(&staging)?, false),
-    };
-    // A direct read-back reopens the staged file: an unnamed one through its descriptor.
-    let reopen = match unnamed {
-        true => PathBuf::from(format!("/proc/self/fd/{}", staged.as_raw_fd())),
-        false => staging.clone(),
-    };
-    let checked = write_and_check(&staged, &reopen, &shown, &data, read_back);
+    let staged = create_staging_file(&staging)?;
+    let checked = write_and_check(&staged, &staging, &shown, &data, read_back);
     let source_now = checked.and_then(|read_back| Ok((read_back, stat_now(&from, file)?)));
     match source_now {
         Ok((read_back, source_now)) => {
-            let upload = match unnamed {
-                true => LocalUpload::staged_unnamed(shown, final_path, staging, file.size, staged),
-                false => LocalUpload::staged(shown, final_path, staging, file.size, staged),
-            };
+            let upload = LocalUpload::staged(shown, final_path, staging, file.size, staged);
             Ok(StagedSmall {
                 upload: Upload::new(upload.begun()),
                 sent: *blake3::hash(&data).as_bytes(),
@@ -132,123 +118,10 @@ fn stage_one(
             })
         }
         Err(error) => {
-            // An unnamed file vanishes with its descriptor; a named one is removed.
             drop(staged);
-            if !unnamed {
-                let _ = fs::remove_file(&staging);
-            }
+            let _ = fs::remove_file(&staging);
             Err(error)
         }
-    }
-}
-
-/// A new unnamed file (`O_TMPFILE`, owner-only) in the directory of `final_path`, created
-/// when missing: its inode is allocated near its directory's (as a file created there
-/// would be; one staging directory for every file makes the file system search a single
-/// block group of recently freed inodes), and a crash leaves nothing of it. `None` where
-/// the file system has no unnamed files: stage in the staging area instead.
-fn create_unnamed(final_path: &Path) -> Result<Option<File>, StoreError> {
-    let dir = final_path.parent().ok_or_else(|| {
-        StoreError::permanent(
-            final_path.display().to_string(),
-            "path has no parent directory",
-        )
-    })?;
-    let open = || {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_TMPFILE)
-            .open(dir)
-    };
-    let opened = match open() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            create_parent(final_path)?;
-            open()
-        }
-        other => other,
-    };
-    match opened {
-        Ok(file) => Ok(Some(file)),
-        // No O_TMPFILE here (or a file in the way of the directory, EISDIR/ENOTDIR): the
-        // staging area's path reports it at publish, as before.
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::ENOTDIR | libc::EINVAL)
-            ) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(StoreError::from_io(dir.display().to_string(), e)),
-    }
-}
-
-/// Links the unnamed `file` (its data durable) under `final_path`; the parent, whose entry
-/// the caller makes durable. `linkat` never replaces a name: when `final_path` exists, the
-/// file is linked at `staging` (in the staging area, which resume clears) and renamed over
-/// it, so the old content or the new one is seen, never neither.
-pub(crate) fn link_into_place<'a>(
-    file: &File,
-    staging: &Path,
-    final_path: &'a Path,
-    shown: &str,
-) -> Result<&'a Path, StoreError> {
-    let parent = final_path
-        .parent()
-        .ok_or_else(|| StoreError::permanent(shown, "path has no parent directory"))?;
-    match link_fd(file, final_path) {
-        Ok(()) => return Ok(parent),
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-        Err(e) => return Err(StoreError::from_io(shown, e)),
-    }
-    let linked = match link_fd(file, staging) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-            // A staging file of an earlier run of the same path: replaced.
-            fs::remove_file(staging).and_then(|()| link_fd(file, staging))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            create_parent(staging)?;
-            link_fd(file, staging)
-        }
-        other => other,
-    };
-    linked.map_err(|e| StoreError::from_io(staging.display().to_string(), e))?;
-    let renamed = fs::rename(staging, final_path);
-    if renamed.is_err() {
-        let _ = fs::remove_file(staging);
-    }
-    match renamed {
-        Ok(()) => Ok(parent),
-        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Err(StoreError::permanent(
-            shown,
-            "a directory is in the way of this file; remove or rename it",
-        )),
-        Err(e) => Err(StoreError::from_io(shown, e)),
-    }
-}
-
-/// `linkat` of an open file to `to`, through `/proc/self/fd` (`AT_EMPTY_PATH` would need
-/// a privilege).
-fn link_fd(file: &File, to: &Path) -> io::Result<()> {
-    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let to = CString::new(to.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: both are valid NUL-terminated strings that outlive the call.
-    let done = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    match done {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
     }
 }
 
@@ -333,13 +206,8 @@ mod tests {
         assert!(error.contains("missing"), "{error}");
         assert_eq!(
             staging_files(&dst),
-            0,
-            "staged unnamed in their own directories: nothing named in the staging area"
-        );
-        assert_eq!(
-            fs::read_dir(dst.join("a/b")).unwrap().count(),
-            0,
-            "nothing visible in the final directory before publishing"
+            2,
+            "the failed file left nothing staged"
         );
         let mut pending = Vec::new();
         let expected = [
@@ -389,55 +257,6 @@ mod tests {
             "{error}"
         );
         assert!(dst.join("x/inside").is_dir(), "the directory is left alone");
-    }
-
-    #[tokio::test]
-    async fn an_existing_file_is_replaced_whole_and_the_staging_area_left_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
-        fs::create_dir_all(&src).unwrap();
-        fs::create_dir_all(&dst).unwrap();
-        fs::write(src.join("x"), b"new bytes").unwrap();
-        fs::write(dst.join("x"), b"old").unwrap();
-        let (from, to) = (open(&src).await, open(&dst).await);
-        let mut staged = to
-            .stage_small_files(&from, vec![small("x", 9)], ReadBack::Device)
-            .await
-            .unwrap();
-        let staged = staged.remove(0).unwrap();
-        assert_eq!(
-            staged.read_back,
-            Some(staged.sent),
-            "direct read-back of the unnamed file"
-        );
-        assert_eq!(
-            fs::read(dst.join("x")).unwrap(),
-            b"old",
-            "untouched before publishing"
-        );
-        staged.upload.publish(None, Some(0o600)).await.unwrap();
-        assert_eq!(fs::read(dst.join("x")).unwrap(), b"new bytes");
-        assert_eq!(staging_files(&dst), 0);
-    }
-
-    #[tokio::test]
-    async fn an_aborted_or_dropped_staged_file_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
-        fs::create_dir_all(src.join("d")).unwrap();
-        fs::write(src.join("d/x"), b"bytes").unwrap();
-        fs::write(src.join("d/y"), b"other").unwrap();
-        let (from, to) = (open(&src).await, open(&dst).await);
-        let files = vec![small("d/x", 5), small("d/y", 5)];
-        let mut staged = to
-            .stage_small_files(&from, files, ReadBack::Cache)
-            .await
-            .unwrap();
-        let dropped = staged.pop().unwrap().unwrap();
-        staged.pop().unwrap().unwrap().upload.abort().await.unwrap();
-        drop(dropped); // As a killed process's descriptors are closed.
-        assert_eq!(fs::read_dir(dst.join("d")).unwrap().count(), 0);
-        assert_eq!(staging_files(&dst), 0);
     }
 
     #[tokio::test]

@@ -94,8 +94,8 @@ pub(crate) fn publish_local_group(
     let results: Vec<Result<(), StoreError>> = prepared
         .iter_mut()
         .map(|p| match p {
-            Ok(PreparedFile { upload, file, .. }) => {
-                let parent = upload.place(file)?;
+            Ok(PreparedFile { upload, .. }) => {
+                let parent = rename_into_place(&upload.staging, &upload.final_path, &upload.shown)?;
                 parents.insert(parent.to_path_buf());
                 Ok(())
             }
@@ -129,10 +129,6 @@ pub(crate) struct LocalUpload {
     /// `changes` + 1 as it was before the last [`LocalUpload::flush_data`] began; 0 before
     /// any flush. Equal to `changes` + 1 while no change came after that flush.
     flushed_at: Arc<AtomicU64>,
-    /// The bytes are in an unnamed file (`O_TMPFILE`) in the final directory, linked at
-    /// publish ([`crate::small::link_into_place`]); `staging` is then only the name it
-    /// takes when the final name exists already (to be renamed over it).
-    unnamed: bool,
 }
 
 impl LocalUpload {
@@ -155,31 +151,6 @@ impl LocalUpload {
             direct: Arc::new(OnceLock::new()),
             changes: Arc::default(),
             flushed_at: Arc::default(),
-            unnamed: false,
-        }
-    }
-
-    /// As [`LocalUpload::staged`], the bytes in an unnamed file in the final directory.
-    pub(crate) fn staged_unnamed(
-        shown: String,
-        final_path: PathBuf,
-        staging: PathBuf,
-        size: u64,
-        file: File,
-    ) -> LocalUpload {
-        LocalUpload {
-            unnamed: true,
-            ..LocalUpload::staged(shown, final_path, staging, size, file)
-        }
-    }
-
-    /// Gives the staged bytes their final name (`file`: the staging file, still open);
-    /// the parent, whose entry the caller makes durable.
-    fn place<'a>(&'a self, file: &File) -> Result<&'a Path, StoreError> {
-        if self.unnamed {
-            crate::small::link_into_place(file, &self.staging, &self.final_path, &self.shown)
-        } else {
-            rename_into_place(&self.staging, &self.final_path, &self.shown)
         }
     }
 }
@@ -234,7 +205,6 @@ pub(crate) async fn begin_local(
         direct: Arc::new(OnceLock::new()),
         changes: Arc::default(),
         flushed_at: Arc::default(),
-        unnamed: false,
     })
 }
 
@@ -560,13 +530,19 @@ impl LocalUpload {
         mtime: Option<SystemTime>,
         mode: Option<u32>,
     ) -> Result<(), StoreError> {
+        let LocalUpload {
+            shown,
+            final_path,
+            staging,
+            file,
+            ..
+        } = self;
         blocking("publish", move || {
-            let file = take_with_metadata(&self.file, &self.shown, mtime, mode)?;
+            let file = take_with_metadata(&file, &shown, mtime, mode)?;
             file.sync_all()
-                .map_err(|e| StoreError::from_io(&self.shown, e))?;
-            // An unnamed staging file is linked through its open descriptor.
-            let parent = self.place(&file)?;
+                .map_err(|e| StoreError::from_io(&shown, e))?;
             drop(file);
+            let parent = rename_into_place(&staging, &final_path, &shown)?;
             sync_dir(parent)
         })
         .await
