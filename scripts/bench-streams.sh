@@ -9,7 +9,8 @@
 #
 # Usage: scripts/bench-streams.sh [EVENTS] [KEYS] [PER_MESSAGE] [SOURCES]
 #   (defaults 2000000 events over 100000 keys, 100 NDJSON lines per NATS message or
-#   Kafka record, SOURCES http,kafka,nats: the phases to run). Needs nats-server and
+#   Kafka record, SOURCES http,kafka,nats: the phases to run, `raw` to add
+#   the NATS server+client read alone). Needs nats-server and
 #   tansu: scripts/install-test-deps.sh. Honours CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."

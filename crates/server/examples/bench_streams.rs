@@ -16,7 +16,9 @@
 //!
 //! Usage: `bench_streams NATS_URL KAFKA_BROKER [EVENTS] [KEYS] [PER_MESSAGE] [SOURCES]`
 //! (defaults 2,000,000 events, 100,000 keys, 100 per message, SOURCES `http,kafka,nats`:
-//! the phases to run, comma-separated). NATS_URL is `nats://127.0.0.1:4222`, KAFKA_BROKER
+//! the phases to run, comma-separated; `raw` adds, after the NATS phases, a read of the
+//! stored stream by consumers that only count, no ingest: the server's and the client's
+//! share alone). NATS_URL is `nats://127.0.0.1:4222`, KAFKA_BROKER
 //! `127.0.0.1:9092`.
 
 mod common;
