@@ -482,7 +482,8 @@ fn resume(next: u64, first: u64, last: u64) -> Resume {
 }
 
 /// The client's connection events: losses and returns logged (the stream's gauge
-/// follows), slow-consumer drops logged at most once per [`SLOW_LOG_EVERY`].
+/// follows; each return counted in `connections`, which makes the reader recreate its
+/// consumer), slow-consumer drops logged at most once per [`SLOW_LOG_EVERY`].
 fn connection_events(
     source: String,
     counters: Arc<SourceCounters>,
