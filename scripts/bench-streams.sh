@@ -7,14 +7,17 @@
 # crates/server/examples/bench_streams.rs against them (it starts the service in process,
 # one fresh service per source), and stops both servers.
 #
-# Usage: scripts/bench-streams.sh [EVENTS] [KEYS] [PER_MESSAGE]
+# Usage: scripts/bench-streams.sh [EVENTS] [KEYS] [PER_MESSAGE] [SOURCES]
 #   (defaults 2000000 events over 100000 keys, 100 NDJSON lines per NATS message or
-#   Kafka record). Needs nats-server and tansu: scripts/install-test-deps.sh.
+#   Kafka record, SOURCES http,kafka,nats: the phases to run, `raw` to add
+#   the NATS server+client read alone). Needs nats-server and
+#   tansu: scripts/install-test-deps.sh. Honours CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS="${1:-2000000}"
 KEYS="${2:-100000}"
 PER_MESSAGE="${3:-100}"
+SOURCES="${4:-http,kafka,nats}"
 
 NATS_SERVER="$(command -v nats-server || echo /usr/sbin/nats-server)"
 [ -x "$NATS_SERVER" ] || { echo "nats-server is missing: run scripts/install-test-deps.sh" >&2; exit 1; }
@@ -42,6 +45,6 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 echo "nats-server $("$NATS_SERVER" --version | awk '{print $NF}') on 127.0.0.1:$NATS_PORT, tansu on 127.0.0.1:$KAFKA_PORT; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
-target/release/examples/bench_streams "nats://127.0.0.1:$NATS_PORT" "127.0.0.1:$KAFKA_PORT" \
-    "$EVENTS" "$KEYS" "$PER_MESSAGE"
+"${CARGO_TARGET_DIR:-target}/release/examples/bench_streams" "nats://127.0.0.1:$NATS_PORT" "127.0.0.1:$KAFKA_PORT" \
+    "$EVENTS" "$KEYS" "$PER_MESSAGE" "$SOURCES"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -9,6 +9,9 @@
 //!   so the counts are exact;
 //! - a JetStream stream that already captures the subject is read, events published
 //!   before the service ever started included;
+//! - a `nats-server` killed and restarted while the service reads a burst, and a consumer
+//!   deleted before it delivered anything, neither lose nor repeat an event (the service
+//!   recreates its consumer from the last event it ingested, or the stored position);
 //! - a stream whose server is down at start is retried in the background (the service
 //!   serves meanwhile, and says so in its log) and consumed once the server is up; a
 //!   server stopped later is noticed and the service goes on serving;
@@ -361,6 +364,93 @@ fn nats_events_captured_by_an_existing_stream_before_the_service_starts_are_coun
     assert!(
         !names.iter().any(|name| name.contains("ops_access")),
         "the operator's stream was read, none created beside it: {names:?}"
+    );
+}
+
+/// The consumers on the JetStream stream the service created for `subject`, deleted; returns
+/// how many there were.
+fn delete_consumers(server: &str, subject: &str) -> usize {
+    use futures::TryStreamExt as _;
+    let name = format!("strata_access_{}", subject.replace('.', "_"));
+    runtime().block_on(async {
+        let js = async_nats::jetstream::new(async_nats::connect(server).await.unwrap());
+        let stream = js.get_stream(&name).await.unwrap();
+        let names: Vec<String> = stream.consumer_names().try_collect().await.unwrap();
+        for consumer in &names {
+            stream.delete_consumer(consumer).await.unwrap();
+        }
+        names.len()
+    })
+}
+
+#[test]
+fn a_nats_server_restarted_mid_stream_loses_and_repeats_no_event() {
+    // A server of its own: the test kills it while the service reads.
+    let nats = NatsServer::start();
+    let subject = "strata.access.restart";
+    let source = format!("{}/{subject}", nats.url());
+    let dir = tempfile::tempdir().unwrap();
+    let (key, sentinel) = ("restart/a.bin", "restart/sentinel.bin");
+    let service = start_service(dir.path(), std::slice::from_ref(&source));
+    put_objects(&service, dir.path(), &[key, sentinel]);
+    wait_up(&service, &source);
+    // The stream now exists (on disk, it survives the restart); one event per message, as
+    // producers send them, so that reading them takes a while.
+    let burst = 30_000;
+    publish_stored(&nats.url(), subject, &vec![read_events(key, 1); burst]);
+    eventually(WAIT, "the service to read part of the burst", || {
+        let accepted = source_metric(&service, "strata_access_events_accepted_total", &source);
+        (accepted > 0.0).then_some(())
+    });
+    // SIGKILL and start again: deliveries in flight are lost and the consumer (held in
+    // the server's memory) is gone; the service must go on from the last event it ingested.
+    nats.restart();
+    publish_stored(&nats.url(), subject, &vec![read_events(key, 1); 5]);
+    publish_stored(&nats.url(), subject, &[read_events(sentinel, 1)]);
+    wait_reads(&service, sentinel, 1);
+    assert_eq!(
+        reads(&service, key),
+        burst as u64 + 5,
+        "every event counted exactly once"
+    );
+    assert_eq!(
+        source_metric(&service, "strata_access_events_accepted_total", &source),
+        burst as f64 + 6.0,
+        "no event read twice"
+    );
+}
+
+#[test]
+fn a_nats_consumer_deleted_before_it_delivers_resumes_from_the_stored_position() {
+    let nats = nats_server::shared();
+    let subject = "strata.access.deleted";
+    let source = format!("{}/{subject}", nats.url());
+    let dir = tempfile::tempdir().unwrap();
+    let (key, sentinel) = ("deleted/a.bin", "deleted/sentinel.bin");
+    let service = start_service(dir.path(), std::slice::from_ref(&source));
+    put_objects(&service, dir.path(), &[key, sentinel]);
+    wait_up(&service, &source);
+    publish_stored(&nats.url(), subject, &[read_events(key, 4)]);
+    wait_reads(&service, key, 4);
+    service.stop();
+
+    // The restarted service starts its consumer at the stored position, past the four
+    // reads; that consumer is deleted (an operator, the server's limits) before it
+    // delivers anything. Its replacement must start there too, not at the stream's start.
+    let service = Service::start(
+        &service_config(dir.path()),
+        &dir.path().join("data"),
+        &["--events", &source],
+    );
+    wait_up(&service, &source);
+    assert!(delete_consumers(&nats.url(), subject) >= 1);
+    publish_stored(&nats.url(), subject, &[read_events(sentinel, 1)]);
+    wait_reads(&service, sentinel, 1);
+    assert_eq!(reads(&service, key), 4, "no event counted twice");
+    assert_eq!(
+        source_metric(&service, "strata_access_events_accepted_total", &source),
+        1.0,
+        "only the sentinel was read after the restart"
     );
 }
 

@@ -14,9 +14,12 @@
 //! (every 5 s, the default `tracking.flush_interval`) has written them (and, for Kafka,
 //! their offsets) to the catalog.
 //!
-//! Usage: `bench_streams NATS_URL KAFKA_BROKER [EVENTS] [KEYS] [PER_MESSAGE]` (defaults
-//! 2,000,000 events, 100,000 keys, 100 per message). NATS_URL is `nats://127.0.0.1:4222`,
-//! KAFKA_BROKER `127.0.0.1:9092`.
+//! Usage: `bench_streams NATS_URL KAFKA_BROKER [EVENTS] [KEYS] [PER_MESSAGE] [SOURCES]`
+//! (defaults 2,000,000 events, 100,000 keys, 100 per message, SOURCES `http,kafka,nats`:
+//! the phases to run, comma-separated; `raw` adds, after the NATS phases, a read of the
+//! stored stream by consumers that only count, no ingest: the server's and the client's
+//! share alone). NATS_URL is `nats://127.0.0.1:4222`, KAFKA_BROKER
+//! `127.0.0.1:9092`.
 
 mod common;
 
@@ -259,6 +262,7 @@ async fn nats_stored_phase(
     nats_url: &str,
     payloads: &[Bytes],
     events: usize,
+    raw: bool,
 ) {
     let subject = format!("bench.stored.{}", std::process::id());
     let address = nats_url.trim_start_matches("nats://");
@@ -310,17 +314,83 @@ async fn nats_stored_phase(
         wait_counted(client, &url, &source, events, start).await,
     );
     server.shutdown().await;
+    if raw {
+        raw_reads(&nats, &stream, &subject, payloads.len()).await;
+    }
+}
+
+/// The server's and the client's part alone: the stored stream read to its end by a
+/// consumer that only counts (no ingest), as a push consumer with flow control and as
+/// async-nats's ordered pull consumer. The ceiling of any reader of ours.
+async fn raw_reads(
+    client: &async_nats::Client,
+    stream: &async_nats::jetstream::stream::Stream,
+    subject: &str,
+    total: usize,
+) {
+    use async_nats::jetstream::consumer::{pull, push, AckPolicy};
+    use futures::StreamExt as _;
+    let inbox = client.new_inbox();
+    let mut subscriber = client.subscribe(inbox.clone()).await.unwrap();
+    stream
+        .create_consumer(push::Config {
+            deliver_subject: inbox,
+            filter_subject: subject.to_string(),
+            ack_policy: AckPolicy::None,
+            flow_control: true,
+            idle_heartbeat: Duration::from_secs(5),
+            memory_storage: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut seen = 0;
+    while seen < total {
+        let message = subscriber.next().await.unwrap();
+        if message.status == Some(async_nats::StatusCode::IDLE_HEARTBEAT) {
+            if let Some(reply) = message.reply {
+                client.publish(reply, Bytes::new()).await.unwrap();
+            }
+            continue;
+        }
+        seen += 1;
+    }
+    let push_time = start.elapsed();
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: subject.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let start = Instant::now();
+    for _ in 0..total {
+        messages.next().await.unwrap().unwrap();
+    }
+    let pull_time = start.elapsed();
+    println!(
+        "nats raw reads of {total} stored messages, counted only: push consumer {:.0}/s, \
+         ordered pull consumer {:.0}/s",
+        total as f64 / push_time.as_secs_f64(),
+        total as f64 / pull_time.as_secs_f64()
+    );
 }
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: bench_streams NATS_URL KAFKA_BROKER [EVENTS] [KEYS] [PER_MESSAGE]");
+        eprintln!(
+            "usage: bench_streams NATS_URL KAFKA_BROKER [EVENTS] [KEYS] [PER_MESSAGE] [SOURCES]"
+        );
         std::process::exit(2);
     }
     let arg = |i: usize, default: usize| args.get(i).map_or(default, |a| a.parse().unwrap());
     let (events, keys, per_message) = (arg(3, 2_000_000), arg(4, 100_000), arg(5, 100));
+    let sources = args.get(6).map_or("http,kafka,nats", String::as_str);
+    let runs = |source: &str| sources.split(',').any(|s| s == source);
     let lines = payloads(events, keys, 1);
     let grouped = payloads(events, keys, per_message);
     let bytes: usize = grouped.iter().map(Bytes::len).sum();
@@ -333,10 +403,16 @@ async fn main() {
     println!("| source | events | to the heat | events/s | to the catalog |");
     println!("|---|---:|---:|---:|---:|");
     let client = reqwest::Client::new();
-    http_phase(&client, &lines, events).await;
-    kafka_phase(&client, &args[2], &grouped, events).await;
-    nats_phase(&client, &args[1], &grouped, events).await;
-    nats_stored_phase(&client, &args[1], &grouped, events).await;
+    if runs("http") {
+        http_phase(&client, &lines, events).await;
+    }
+    if runs("kafka") {
+        kafka_phase(&client, &args[2], &grouped, events).await;
+    }
+    if runs("nats") {
+        nats_phase(&client, &args[1], &grouped, events).await;
+        nats_stored_phase(&client, &args[1], &grouped, events, runs("raw")).await;
+    }
 }
 
 /// Now, as a Kafka record's timestamp (rskafka's chrono is built without its clock).
