@@ -27,6 +27,7 @@
 //! finished file is recorded in the catalog, so a job killed at any moment is finished by
 //! running the same command again, redoing only what was not yet verified.
 
+mod chunk;
 pub mod distributed;
 pub mod encryption;
 pub mod error;

@@ -12,14 +12,14 @@
 //! source changed meanwhile ([`crate::settle`]: then it is copied again, in a later round
 //! of the same run). The dataset manifest is written last, once every file is in place.
 //! Small files between two local stores skip the chunk pipeline: they are staged in
-//! batches, one blocking call per batch ([`crate::small`]), and checked the same way.
+//! batches, one blocking call per batch ([`crate::small`]), and checked the same way; a
+//! large file's chunks there are each copied in one blocking call ([`crate::chunk`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use strata_catalog::{Catalog, FileRecord, FileState, FileUpdate, JobState, VerifiedChunk};
 use strata_codec::hash::{to_hex, ChunkValue};
@@ -27,24 +27,20 @@ use strata_codec::ChunkLayout;
 use strata_store::{Entry, Store, StoreError, Upload};
 use tokio::sync::mpsc;
 
+use crate::chunk::{transfer_chunk, ChunkError, WRITE_ATTEMPTS};
 use crate::job_manifest::write_job_manifest;
-use crate::pipeline::{self, read_ahead, SpanSink, IO_SPAN, READ_AHEAD};
 use crate::plan::{begin_copying, layout, open_job, recheck_finished, Plan};
 use crate::progress::{FileFailure, MigrationReport, Progress};
 use crate::publisher::{done_update, Publisher, Publishing};
 use crate::recorder::{Record, Recorder};
-use crate::retry::retry_store;
 use crate::settle::{
     look_again, modified_within, vanished_message, Now, SettleOptions, SourceFile, Waiting,
 };
 use crate::small::{copy_small_batch, fits_batch, SMALL_BATCH};
-use crate::source::{read_exact, DatasetSource, RangeRead};
+use crate::source::DatasetSource;
 use crate::verify::hash_stored_file;
 use crate::write_check::WriteCheck;
 use crate::MoverError;
-
-/// Rewrites of a chunk whose staged copy does not verify, before the file is failed.
-const WRITE_ATTEMPTS: u32 = 3;
 
 /// How a migration runs.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -212,13 +208,13 @@ pub(crate) async fn copy_files(
     existing: HashMap<String, u64>,
 ) -> Result<CopiedFiles, MoverError> {
     let recorder = Recorder::start(catalog, plan.job);
-    let small_batches = source
+    let local_to_local = source
         .plain()
         .is_some_and(|from| destination.stages_small_files_from(from));
     let run = Run {
         chunk_range: plan.chunk_range.clone(),
         existing: Arc::new(existing),
-        small_batches,
+        local_to_local,
         publisher: None,
         source: source.clone(),
         destination: destination.clone(),
@@ -261,8 +257,9 @@ pub(crate) struct Run {
     /// Sizes of the files already at the destination, listed once at the start (one
     /// listing instead of a stat, or an S3 HEAD, per file).
     existing: Arc<HashMap<String, u64>>,
-    /// Small files are staged in batches ([`crate::small`]): both stores are bare local.
-    small_batches: bool,
+    /// Both stores are bare local: small files are staged in batches ([`crate::small`]),
+    /// a large file's chunks copied in one blocking call each ([`crate::chunk`]).
+    pub(crate) local_to_local: bool,
     /// A range task's chunks of its one file ([`Plan::chunk_range`]): only these are
     /// copied, and the file is left staged for its finisher.
     pub(crate) chunk_range: Option<std::ops::Range<u64>>,
@@ -471,7 +468,7 @@ async fn prepare_file(
         }
         _ => {}
     }
-    if run.small_batches && known.is_none() && fits_batch(record, chunk_size) {
+    if run.local_to_local && known.is_none() && fits_batch(record, chunk_size) {
         return vec![Work::Small(file)];
     }
     begin_file(run, file, chunk_size, known).await
@@ -599,61 +596,6 @@ pub(crate) fn is_fatal(error: &StoreError) -> bool {
     )
 }
 
-/// Writes each span it is given into a staged upload, at the offsets that follow `at`.
-struct UploadSink<'a> {
-    upload: &'a Upload,
-    at: u64,
-}
-
-impl SpanSink for UploadSink<'_> {
-    type Error = StoreError;
-
-    async fn write(&mut self, span: Bytes) -> Result<(), StoreError> {
-        let at = self.at;
-        self.at += span.len() as u64;
-        retry_store(|| self.upload.write_at(at, span.clone())).await
-    }
-}
-
-/// Chunk `index` of `file` through the pipeline: read from the source span by span,
-/// hashed and written into the staged upload at the same time; returns its value.
-async fn send_chunk(
-    run: &Run,
-    file: &FileCopy,
-    upload: &Upload,
-    index: u64,
-) -> Result<ChunkValue, StoreError> {
-    let (offset, len) = file.layout.chunk_range(index);
-    let path = file.record.planned.path.as_str();
-    let source = read_ahead(len, run.destination.span_for(len), READ_AHEAD, |at, n| {
-        read_exact(&run.source, path, offset + at, n)
-    });
-    let mut sink = UploadSink { upload, at: offset };
-    let hasher = pipeline::pump(source, file.layout.chunk_hasher(index), &mut sink).await?;
-    Ok(hasher.finish())
-}
-
-/// The value of chunk `index` as the staged upload holds it, read back span by span
-/// (in [`WriteCheck::Device`] mode from the device, past the page cache).
-async fn staged_value(
-    file: &FileCopy,
-    upload: &Upload,
-    index: u64,
-    check: WriteCheck,
-) -> Result<ChunkValue, StoreError> {
-    let (offset, len) = file.layout.chunk_range(index);
-    let staged = read_ahead(len, IO_SPAN, READ_AHEAD, |at, n| {
-        retry_store(move || async move {
-            match check {
-                WriteCheck::Device => upload.read_back_from_device(offset + at, n).await,
-                _ => upload.read_back(offset + at, n).await,
-            }
-        })
-    });
-    let hasher = pipeline::hash_stream(staged, file.layout.chunk_hasher(index)).await?;
-    Ok(hasher.finish())
-}
-
 /// Copy or re-check one chunk; returns the file's outcome when this was its last chunk.
 async fn copy_chunk(
     run: &Run,
@@ -699,82 +641,6 @@ fn set_file_error(file: &FileCopy, error: String) {
     if let Ok(mut slot) = file.error.lock() {
         slot.get_or_insert(error);
     }
-}
-
-enum ChunkError {
-    Store(StoreError),
-    Mismatch,
-    Stopped,
-    FileFailed,
-}
-
-impl From<StoreError> for ChunkError {
-    fn from(error: StoreError) -> Self {
-        ChunkError::Store(error)
-    }
-}
-
-async fn transfer_chunk(
-    run: &Run,
-    file: &FileCopy,
-    index: u64,
-    known: Option<ChunkValue>,
-) -> Result<ChunkValue, ChunkError> {
-    let upload = file
-        .upload
-        .lock()
-        .ok()
-        .and_then(|u| u.clone())
-        .ok_or(ChunkError::FileFailed)?;
-    let (_, len) = file.layout.chunk_range(index);
-    if let Some(expected) = known {
-        // Resumed: the staged bytes were verified before the crash; check they survived.
-        let check = run.options.verify;
-        if matches!(staged_value(file, &upload, index, check).await, Ok(v) if v == expected) {
-            Progress::add(&run.progress.bytes_done, len);
-            return Ok(expected);
-        }
-    }
-    let value = send_chunk(run, file, &upload, index).await?;
-    let mut attempt = 1;
-    loop {
-        Progress::add(&run.progress.bytes_sent, len);
-        if !run.options.verify.reads_back() || !upload.supports_read_back() {
-            break;
-        }
-        if staged_value(file, &upload, index, run.options.verify).await? == value {
-            break;
-        }
-        // The staged copy is wrong: send this chunk again from the source (not from
-        // memory, which may be what went bad), after a pause.
-        run.chunks_resent.fetch_add(1, Ordering::Relaxed);
-        Progress::add(&run.progress.bytes_resent, len);
-        if attempt >= WRITE_ATTEMPTS {
-            return Err(ChunkError::Mismatch);
-        }
-        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-        if send_chunk(run, file, &upload, index).await? != value {
-            return Err(StoreError::Backend {
-                path: file.record.planned.path.clone(),
-                detail: format!("chunk {index} changed at the source during the copy; re-run"),
-                retryable: false,
-            }
-            .into());
-        }
-        attempt += 1;
-    }
-    // A range task records its chunks once its whole range is durable (`finish_range`):
-    // another process may finish the file from the records alone.
-    if !file.layout.is_single_chunk() && run.chunk_range.is_none() {
-        let record = VerifiedChunk {
-            file_index: file.record.planned.index,
-            chunk_index: index,
-            chaining_value: value,
-        };
-        let _ = run.records.send(Record::Chunk(record)).await;
-    }
-    Progress::add(&run.progress.bytes_done, len);
-    Ok(value)
 }
 
 /// After the last chunk of a file: merge its hash and publish, or clean up.

@@ -162,6 +162,13 @@ pub(crate) trait UploadAccess: Send + Sync + 'static {
     /// Reads staged bytes back, through the page cache or, `direct`, past it.
     async fn read_back(&self, offset: u64, len: u64, direct: bool) -> Result<Bytes, StoreError>;
 
+    /// The staged file of a bare local upload, for a range copied in one blocking call
+    /// ([`crate::copy_local`]); `None` for object stores and through every layer (whose
+    /// calls that copy would skip).
+    fn staged_file(&self) -> Option<crate::upload_local::StagedFile> {
+        None
+    }
+
     /// Makes the bytes written so far durable; nothing to do on object stores.
     async fn sync(&self) -> Result<(), StoreError> {
         Ok(())

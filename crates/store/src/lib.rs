@@ -50,6 +50,7 @@ mod access;
 pub mod allocator;
 pub mod bandwidth;
 pub mod chaos;
+pub mod copy_local;
 mod dal;
 mod dal_cloud;
 mod dal_swift;

@@ -61,6 +61,11 @@ impl Upload {
         self.inner.write_at(offset, data).await
     }
 
+    /// The staged file of a bare local upload ([`crate::copy_local`]).
+    pub(crate) fn staged_file(&self) -> Option<crate::upload_local::StagedFile> {
+        self.inner.staged_file()
+    }
+
     /// Whether [`Upload::read_back`] works (local stores).
     pub fn supports_read_back(&self) -> bool {
         self.info.supports_read_back

@@ -318,7 +318,7 @@ const WRITEBACK_MIN: usize = 256 << 10;
 /// the `fsync` before publishing finds little left to flush (a 10 GiB object otherwise
 /// waits for all of it at the end). Only a hint, for large writes on Linux: durability
 /// still comes from that `fsync`, so an error here is ignored.
-fn start_writeback(file: &File, offset: u64, len: usize) {
+pub(crate) fn start_writeback(file: &File, offset: u64, len: usize) {
     if len < WRITEBACK_MIN {
         return;
     }
@@ -567,6 +567,28 @@ impl LocalUpload {
     }
 }
 
+/// An upload's staged file as a range copied in one blocking call writes it
+/// ([`crate::copy_local`]): the same file, lock and change count as [`LocalUpload`]'s.
+pub(crate) struct StagedFile {
+    /// Final path, for messages.
+    pub(crate) shown: String,
+    /// `None` once published or aborted.
+    pub(crate) file: Arc<RwLock<Option<File>>>,
+    /// Changes of the staged bytes, counted once each is done.
+    pub(crate) changes: Arc<AtomicU64>,
+}
+
+impl LocalUpload {
+    /// The staged file, shared (see [`StagedFile`]).
+    pub(crate) fn staged_file(&self) -> StagedFile {
+        StagedFile {
+            shown: self.shown.clone(),
+            file: Arc::clone(&self.file),
+            changes: Arc::clone(&self.changes),
+        }
+    }
+}
+
 impl LocalUpload {
     /// This upload as begun, for the facade and the layers.
     pub(crate) fn begun(self) -> Begun {
@@ -592,6 +614,10 @@ impl UploadAccess for LocalUpload {
 
     async fn read_back(&self, offset: u64, len: u64, direct: bool) -> Result<Bytes, StoreError> {
         self.read_back_inner(offset, len, direct).await
+    }
+
+    fn staged_file(&self) -> Option<StagedFile> {
+        Some(LocalUpload::staged_file(self))
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
