@@ -7,8 +7,8 @@
 # and, when STRATA_BIN_B is set, a second strata build (an A/B comparison of two builds).
 #
 # Conditions, stated and checked: every run is one round of all tools, interleaved
-# (A B C ... A B C ...), ROUNDS rounds; the page cache is warm (the source is read once
-# before the first round, and each tool's destination is removed and synced before it
+# (A B C, then B C A, then C A B: each round starts one tool later), ROUNDS rounds; the
+# page cache is warm (the source is read once before the first round, and each tool's destination is removed and synced before it
 # runs) or cold with CACHE=cold (dropped before every command; root only); each command is
 # timed with its `sync` (`bash -c 'CMD && sync'`), so writes still in the page cache count.
 # The load average before and after, the CPU and the kernel are printed with the results.
@@ -91,6 +91,13 @@ time_one() {
     echo "$(echo "$end - $start" | bc -l) $(cat "$WORK/rss")"
 }
 
+# The tools ($2...) rotated left by $1 - 1 places.
+rotate() {
+    local by=$(( ($1 - 1) % ($# - 1) )); shift
+    local all=("$@")
+    echo "${all[@]:by}" "${all[@]:0:by}"
+}
+
 # median / min / max of the numbers on stdin
 stats() { sort -g | awk '{v[NR]=$1} END {m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; printf "%.2f %.2f %.2f\n", m, v[1], v[NR]}'; }
 
@@ -112,8 +119,10 @@ for set in $SETS; do
     bytes=$(du -sbl "$WORK/src-$set" | cut -f1)
     tools=$(active_tools)
     for tool in $tools; do : > "$WORK/times-$tool"; : > "$WORK/rss-$tool"; done
-    for _ in $(seq "$ROUNDS"); do
-        for tool in $tools; do
+    for round in $(seq "$ROUNDS"); do
+        # Each round starts one tool later, so that no tool always runs in the same slot
+        # (session 18: a build run right after rclone took 2-5x its time one slot later).
+        for tool in $(rotate "$round" $tools); do
             read -r secs rss < <(time_one "$tool" "$set")
             echo "$secs" >> "$WORK/times-$tool"
             echo "$rss" >> "$WORK/rss-$tool"
