@@ -9,9 +9,10 @@
 # Conditions, stated and checked: every run is one round of all tools, interleaved
 # (A B C, then B C A, then C A B: each round starts one tool later), ROUNDS rounds; the
 # page cache is warm (the source is read once before the first round, and each tool's
-# destination is removed and synced before it runs) or cold with CACHE=cold (dropped before every command; root only); each command is
-# timed with its `sync` (`bash -c 'CMD && sync'`), so writes still in the page cache count.
-# The load average before and after, the CPU and the kernel are printed with the results.
+# destination is removed and synced before it runs) or cold with CACHE=cold (dropped
+# before every command; root only); each command is timed with its `sync` (`bash -c 'CMD
+# && sync'`), so writes still in the page cache count. The load average before and after,
+# the CPU and the kernel are printed with the results.
 # Per tool: median, min and max of the rounds, MB/s at the median, and peak RSS (max).
 #
 # Usage: scripts/bench-migrate.sh [WORKDIR]
