@@ -18,12 +18,11 @@
 //! injection, bandwidth gate or metrics layer, whose calls it would skip):
 //! [`Upload::copy_range_from`] answers `None` otherwise, and the caller uses the pipeline.
 
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering;
 
 use crate::error::StoreError;
-use crate::local::{open_for_read, LocalStore};
+use crate::local::{open_for_read, read_exact_into, LocalStore};
 use crate::small::ReadBack;
 use crate::upload::Upload;
 use crate::upload_local::{finished, start_writeback, StagedFile};
@@ -116,7 +115,7 @@ fn copy_range<H: FeedHash>(
     while done < range.len {
         let at = range.offset + done;
         let n = span.min((range.len - done) as usize);
-        read_into(&from, &from_shown, at, n, &mut data)?;
+        read_exact_into(&from, &from_shown, at, n, &mut data)?;
         sent.feed(&data);
         let written = file
             .write_all_at(&data, at)
@@ -127,42 +126,12 @@ fn copy_range<H: FeedHash>(
         written?;
         start_writeback(file, at, n);
         if let Some(staged) = staged.as_mut() {
-            read_into(file, &to.shown, at, n, &mut back)?;
+            read_exact_into(file, &to.shown, at, n, &mut back)?;
             staged.feed(&back);
         }
         done += n as u64;
     }
     Ok(RangeHashes { sent, staged })
-}
-
-/// Reads exactly `len` bytes at `offset` of `file` into `buf` (its old contents replaced,
-/// its capacity reused: no zeroing of bytes about to be overwritten).
-fn read_into(
-    file: &File,
-    shown: &str,
-    offset: u64,
-    len: usize,
-    buf: &mut Vec<u8>,
-) -> Result<(), StoreError> {
-    buf.clear();
-    buf.reserve(len);
-    while buf.len() < len {
-        let at = offset + buf.len() as u64;
-        let missing = len - buf.len();
-        let room = &mut buf.spare_capacity_mut()[..missing];
-        match rustix::io::pread(file, room, at) {
-            Ok(([], _)) => return Err(crate::local::short_read(shown, offset, len)),
-            Ok((read, _)) => {
-                let read = read.len();
-                // SAFETY: pread initialised `read` bytes of the spare capacity, right after
-                // the vector's current length.
-                unsafe { buf.set_len(buf.len() + read) };
-            }
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(StoreError::from_io(shown, e.into())),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

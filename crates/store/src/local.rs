@@ -401,11 +401,26 @@ pub(crate) fn read_exact_at(
     offset: u64,
     len: usize,
 ) -> Result<Bytes, StoreError> {
-    // Read into the buffer's spare capacity: no zeroing of bytes about to be overwritten.
     let mut buf = Vec::with_capacity(len);
+    read_exact_into(file, shown, offset, len, &mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
+/// Reads exactly `len` bytes at `offset` into `buf`, its old contents replaced and its
+/// capacity reused; a short file is reported as changed.
+pub(crate) fn read_exact_into(
+    file: &File,
+    shown: &str,
+    offset: u64,
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    buf.clear();
+    buf.reserve(len);
+    // Read into the buffer's spare capacity: no zeroing of bytes about to be overwritten.
     while buf.len() < len {
         let at = offset + buf.len() as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut *buf), at) {
             Ok(0) => return Err(short_read(shown, offset, len)),
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => {}
@@ -413,7 +428,7 @@ pub(crate) fn read_exact_at(
         }
     }
     buf.truncate(len);
-    Ok(Bytes::from(buf))
+    Ok(())
 }
 
 /// Alignment of direct I/O: offsets, lengths and buffer addresses (the largest logical
